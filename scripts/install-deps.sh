@@ -1,0 +1,46 @@
+#!/bin/sh
+# Install what godwit needs to build, run and test, from Debian 12 packages.
+# Idempotent and quick when everything is present: apt-get runs only when a
+# package is missing. Also creates the unprivileged `godwit` system user that
+# the daemon drops to when started as root.
+set -eu
+
+PKGS="build-essential pkg-config clang libclang-rt-14-dev
+libevent-dev libssl-dev libunbound-dev libsqlite3-dev libcrypt-dev libyaml-dev
+libcmocka-dev python3 python3-pytest swaks curl openssl sqlite3 postfix
+iproute2 procps"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing packages:$missing" >&2
+		echo "install-deps: run as root, or: sudo apt-get install$missing" >&2
+		exit 1
+	fi
+	echo "install-deps: installing:$missing"
+	# Installing postfix must not start a Postfix on port 25: we only want
+	# its smtp-source/smtp-sink tools and a peer we configure ourselves.
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	# A package's postinst may have started postfix: we never want it running.
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now postfix >/dev/null 2>&1 || true
+	fi
+	/usr/sbin/postfix stop >/dev/null 2>&1 || true
+fi
+
+if [ "$(id -u)" -eq 0 ] && ! getent passwd godwit >/dev/null; then
+	useradd --system --home-dir /var/lib/godwit --no-create-home \
+		--shell /usr/sbin/nologin godwit
+	echo "install-deps: created system user godwit"
+fi
+exit 0

@@ -1,0 +1,105 @@
+/*
+ * The configuration: one YAML file (libyaml), loaded into a struct config
+ * that every process treats as read-only. Unknown keys are errors; every
+ * error names file:line. Defaults are the secure production ones, so a
+ * minimal file names only hostname, data_dir and listeners.
+ */
+#ifndef GODWIT_CONFIG_H
+#define GODWIT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lib/cidr.h"
+
+enum listener_proto {
+	PROTO_SMTP,		/* MX, port 25: STARTTLS optional, AUTH optional */
+	PROTO_SUBMISSION,	/* 587: STARTTLS, AUTH required (issue 4) */
+	PROTO_SUBMISSIONS,	/* 465: implicit TLS, AUTH required (issue 4) */
+	PROTO_POP3,		/* 110 (issue 5) */
+	PROTO_POP3S,		/* 995 (issue 5) */
+};
+
+enum log_format { LOG_FORMAT_KV, LOG_FORMAT_JSON };
+
+struct listen_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char *text;		/* as written: "0.0.0.0:25", "[::1]:2525" */
+};
+
+struct config_listener {
+	char *name;		/* unique, used in logs: listener=mx */
+	enum listener_proto proto;
+	struct listen_addr *addrs;
+	size_t naddrs;
+	struct cidr_list allow;	/* empty: everybody (minus deny) */
+	struct cidr_list deny;
+	uint64_t greet_pause_ms; /* early-talker test; 0 = off */
+	int line;		/* where it was defined, for messages */
+};
+
+struct config {
+	char *path;
+
+	char *hostname;		/* greeting, Received, Message-ID */
+	char *data_dir;		/* db/, queue/, mail/, log/ live below */
+	char *user;		/* drop to this user when root; NULL = don't */
+	unsigned workers;	/* 0 = one per core */
+
+	/* log: */
+	enum log_format log_format;
+	char *log_file;		/* NULL = stderr */
+	int log_level;		/* LOG_DEBUG .. LOG_ERR (syslog.h values) */
+
+	/* userdb: */
+	char *userdb_driver;	/* "sqlite" */
+	char *userdb_path;	/* default <data_dir>/db/godwit.sqlite */
+
+	/* smtp: */
+	uint64_t max_message_size;	/* bytes; SIZE and DATA enforce it */
+	unsigned max_recipients;	/* per message; 452 4.5.3 past it */
+	unsigned max_errors;		/* per session; then 421 + close */
+	unsigned max_command_line;	/* octets incl. CRLF (RFC: 512) */
+	unsigned max_text_line;		/* octets incl. CRLF (RFC: 1000) */
+	bool vrfy;			/* false: VRFY answers 252 */
+	char recipient_delimiter;	/* '+'; '\0' = no sub-addressing */
+	struct cidr_list trusted_networks; /* may relay; empty by default */
+	uint64_t timeout_command;	/* seconds, RFC 5321 4.5.3.2 */
+	uint64_t timeout_data_block;
+	uint64_t timeout_data_end;
+
+	/* limits: */
+	unsigned max_connections;	/* all listeners, all workers */
+	unsigned max_connections_per_ip;
+	unsigned conn_rate_count;	/* connections per IP ... */
+	uint64_t conn_rate_window;	/* ... per this many seconds; 0 = off */
+	uint64_t greet_pass_ttl;	/* seconds an IP that passed is trusted */
+	uint64_t shutdown_timeout;	/* seconds transactions get at SIGTERM */
+
+	struct config_listener *listeners;
+	size_t nlisteners;
+};
+
+/*
+ * Loads and validates path. On failure returns -1 and sets *errors_r to
+ * one or more lines "path:line: message" (caller frees).
+ */
+int config_load(const char *path, struct config **config_r, char **errors_r);
+/* Same from a buffer; name is used in messages (for tests and fuzzing). */
+int config_load_buffer(const char *name, const void *data, size_t len,
+		       struct config **config_r, char **errors_r);
+void config_free(struct config **config);
+
+const char *listener_proto_name(enum listener_proto proto);
+
+/*
+ * "0.0.0.0:25", "[::]:25", "[::1]:2525", "127.0.0.1:2525". Returns -1 with
+ * *error_r set for anything else.
+ */
+int parse_listen_addr(const char *s, struct listen_addr *r,
+		      const char **error_r);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * Small string and number helpers that know nothing of mail.
+ */
+#ifndef GODWIT_UTIL_H
+#define GODWIT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ASCII-only lower-casing in place (domains, command verbs). */
+void ascii_lower(char *s);
+int ascii_strcasecmp_prefix(const char *s, const char *prefix);
+
+/*
+ * "30s", "5m", "2h", "7d", or a plain number of seconds. Returns 0, or -1
+ * with *error_r set to a static message.
+ */
+int parse_duration(const char *s, uint64_t *seconds_r, const char **error_r);
+/* "512", "64K", "25M", "1G" (binary multiples). */
+int parse_size(const char *s, uint64_t *bytes_r, const char **error_r);
+/* A decimal unsigned integer with no sign, no spaces, no overflow. */
+int parse_uint64(const char *s, uint64_t *v_r);
+
+/* Copies with truncation check: returns -1 if src does not fit. */
+int strlcpy_checked(char *dst, const char *src, size_t size);
+
+/* Wall-clock time in milliseconds and a monotonic clock in milliseconds. */
+uint64_t now_ms(void);
+uint64_t mono_ms(void);
+
+/* RFC 5322 date-time for headers: "Mon, 23 Nov 2026 06:29:00 +0000". */
+void rfc5322_date(char *buf, size_t size, int64_t t);
+
+/* Writes all of buf, retrying on EINTR and short writes. */
+int write_full(int fd, const void *buf, size_t len);
+/* fsync() the directory at path. */
+int fsync_dir(const char *path);
+/* mkdir -p with mode; existing directories are fine. */
+int mkdir_p(const char *path, unsigned mode);
+
+#endif
