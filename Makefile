@@ -17,7 +17,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN     := -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
-            -Wstrict-prototypes -Wpointer-arith -Wvla -Werror
+            -Wstrict-prototypes -Wpointer-arith -Wvla -Werror \
+            -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS   := $(PKG_LIBS) -lpthread
