@@ -1,0 +1,637 @@
+"""
+Black-box integration tests for godwit: fixtures that start the real daemon
+(the ASan+UBSan build named by $GODWIT_BIN) on free loopback ports, in a
+fresh data directory populated through the real admin commands, and tear it
+down again, failing the test if a sanitizer reported anything.
+
+Only Python's standard library and pytest are used here; the SMTP clients
+live in smtpclient.py. Every wait is bounded in time and every socket has a
+timeout, so a hung daemon makes a test fail, never hang.
+"""
+
+import copy
+import faulthandler
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import smtpclient  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+GODWIT_BIN = os.environ.get("GODWIT_BIN", str(REPO / "build" / "asan" / "godwit"))
+
+DOMAIN = "example.test"
+HOSTNAME = "mx.example.test"
+USERS = ("alice", "bob")
+PASSWORD = "correct horse battery staple"
+# aliases created in every test data directory: source -> targets
+ALIASES = {
+    "postmaster@example.test": ["alice@example.test"],
+    "team@example.test": ["alice@example.test", "bob@example.test"],
+}
+
+# Markers of a sanitizer report in the daemon's stderr.
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+    "SUMMARY: AddressSanitizer",
+)
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0
+# A test that runs longer than this dumps every thread's stack and ends
+# pytest: a last resort, the per-operation timeouts should fire first.
+TEST_WATCHDOG = 90
+
+DELETE = object()  # in an override dict: remove this key
+
+
+# ---------------------------------------------------------------- YAML ---
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./@+-]*$")
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+
+
+def _yaml_scalar(v):
+    if v is None:
+        return '""'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    s = str(v)
+    if _PLAIN.match(s) and s.lower() not in _YAML_WORDS and not s[0].isdigit():
+        return s
+    if re.match(r"^[0-9]+[KMGsmhd]?$", s):  # sizes and durations: 1M, 2s
+        return s
+    # a double-quoted YAML scalar: JSON escaping is a subset of it
+    out = '"'
+    for ch in s:
+        if ch in '"\\':
+            out += "\\" + ch
+        elif ord(ch) < 0x20:
+            out += "\\x%02x" % ord(ch)
+        else:
+            out += ch
+    return out + '"'
+
+
+def to_yaml(obj, indent=0):
+    """Block-style YAML for dicts, lists and scalars (enough for configs)."""
+    pad = "  " * indent
+    lines = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, dict) and v:
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(v, indent + 1))
+            elif isinstance(v, list) and v:
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(v, indent + 1))
+            elif isinstance(v, list):
+                lines.append(f"{pad}{k}: []")
+            elif isinstance(v, dict):
+                lines.append(f"{pad}{k}: {{}}")
+            else:
+                lines.append(f"{pad}{k}: {_yaml_scalar(v)}")
+    elif isinstance(obj, list):
+        for v in obj:
+            if isinstance(v, dict):
+                sub = to_yaml(v, indent + 1).split("\n")
+                first = sub[0].lstrip()
+                lines.append(f"{pad}- {first}")
+                lines.extend(sub[1:])
+            elif isinstance(v, list):
+                raise ValueError("nested lists are not needed")
+            else:
+                lines.append(f"{pad}- {_yaml_scalar(v)}")
+    else:
+        lines.append(pad + _yaml_scalar(obj))
+    return "\n".join(lines)
+
+
+def deep_merge(base, over):
+    """Returns base updated by over, recursively; DELETE removes a key.
+    A list in `over` replaces the list in base."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if v is DELETE:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# --------------------------------------------------------------- ports ---
+
+_used_ports = set()
+
+
+def free_port():
+    """A TCP port free on both 127.0.0.1 and ::1 (and not handed out
+    before in this run), found by binding port 0."""
+    for _ in range(200):
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s6.bind(("::1", 0))
+            port = s6.getsockname()[1]
+            if port in _used_ports:
+                continue
+            try:
+                s4.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _used_ports.add(port)
+            return port
+        finally:
+            s6.close()
+            s4.close()
+    raise RuntimeError("no free port on both 127.0.0.1 and ::1")
+
+
+def listening_ports():
+    """Local ports in LISTEN state, from /proc/net/tcp{,6}. Looking there
+    instead of connecting keeps readiness checks from using up connection
+    limits and rates, or tripping the early-talker test."""
+    ports = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if len(parts) > 3 and parts[3] == "0A":
+                        ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
+def wait_for(pred, timeout, interval=0.05, what="condition"):
+    """Polls pred() until it returns a true value (returned) or timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+# -------------------------------------------------------------- daemon ---
+
+
+def default_config(data_dir, port):
+    return {
+        "hostname": HOSTNAME,
+        "data_dir": str(data_dir),
+        "user": "",
+        "workers": 2,
+        "log": {"format": "kv", "level": "info"},
+        "smtp": {
+            "max_message_size": "1M",
+            "max_recipients": 100,
+            "trusted_networks": [],
+        },
+        "limits": {
+            "max_connections": 1000,
+            "max_connections_per_ip": 200,
+            "connection_rate": "off",
+        },
+        "listeners": [
+            {
+                "name": "mx",
+                "protocol": "smtp",
+                "listen": [f"127.0.0.1:{port}", f"[::1]:{port}"],
+                "greet_pause": 0,
+            }
+        ],
+    }
+
+
+class Godwit:
+    """One godwit instance: its config, data directory and process."""
+
+    def __init__(self, base, overrides=None, users=USERS, aliases=ALIASES):
+        self.base = Path(base)
+        # The data directory sits under a 0755 directory so a daemon that
+        # drops privileges can still reach it.
+        self.base.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.base, 0o755)
+        self.data_dir = self.base / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self.cfg_path = self.base / "godwit.yaml"
+        self.stderr_path = self.base / "godwit.stderr"
+        self.stdout_path = self.base / "godwit.stdout"
+        self.host4 = "127.0.0.1"
+        self.host6 = "::1"
+        self.port = free_port()
+        self.proc = None
+        self.pgid = None
+        self.exit_codes = []
+        self.expect_crash = False
+        self.config = default_config(self.data_dir, self.port)
+        if overrides:
+            self.config = deep_merge(self.config, overrides)
+        self.write_config()
+        self._admin_sanitizer_reports = []
+        self._setup_userdb(users, aliases)
+
+    # -- configuration ---------------------------------------------------
+
+    def write_config(self, config=None, raw=None):
+        """Writes self.config (or config, or raw text) atomically."""
+        if config is not None:
+            self.config = config
+        text = raw if raw is not None else to_yaml(self.config) + "\n"
+        tmp = self.cfg_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.cfg_path)
+
+    def update_config(self, overrides):
+        self.write_config(deep_merge(self.config, overrides))
+
+    def listener(self, name="mx"):
+        for l in self.config["listeners"]:
+            if l["name"] == name:
+                return l
+        raise KeyError(name)
+
+    # -- admin commands --------------------------------------------------
+
+    def run(self, *args, input=None, timeout=30, check=False, global_cfg=True):
+        """Runs `godwit -c CFG args...`; returns the CompletedProcess
+        (stdout/stderr as text)."""
+        cmd = [GODWIT_BIN]
+        if global_cfg:
+            cmd += ["-c", str(self.cfg_path)]
+        cmd += [str(a) for a in args]
+        p = subprocess.run(
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=daemon_env(),
+        )
+        for marker in SANITIZER_MARKERS:
+            if marker in p.stderr:
+                self._admin_sanitizer_reports.append(
+                    f"$ {' '.join(cmd)}\n{p.stderr}"
+                )
+                break
+        if check and p.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {p.returncode}\n"
+                f"stdout: {p.stdout}\nstderr: {p.stderr}"
+            )
+        return p
+
+    def admin(self, *args, input=None, check=True):
+        return self.run(*args, input=input, check=check)
+
+    def _setup_userdb(self, users, aliases):
+        self.admin("domain", "add", DOMAIN)
+        for u in users:
+            self.admin("user", "add", f"{u}@{DOMAIN}", "--password-stdin",
+                       input=PASSWORD + "\n")
+        for src, targets in (aliases or {}).items():
+            for t in targets:
+                self.admin("alias", "add", src, t)
+
+    # -- process ---------------------------------------------------------
+
+    def start(self, wait=True):
+        assert self.proc is None or self.proc.poll() is not None
+        self._stderr_f = open(self.stderr_path, "ab")
+        self._stdout_f = open(self.stdout_path, "ab")
+        self.proc = subprocess.Popen(
+            [GODWIT_BIN, "-c", str(self.cfg_path), "serve"],
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout_f,
+            stderr=self._stderr_f,
+            env=daemon_env(),
+            start_new_session=True,  # own process group, for kill -9 of all
+        )
+        self.pgid = self.proc.pid
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        ports = self.all_ports()
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"godwit exited with {self.proc.returncode} at start:\n"
+                    + self.log_text()[-4000:]
+                )
+            return ports <= listening_ports()
+
+        wait_for(ready, timeout, what="godwit to listen")
+        # Workers are forked after the sockets are bound; connections
+        # wait in the backlog until a worker accepts, so nothing more to
+        # wait for here.
+
+    def all_ports(self):
+        ports = set()
+        for l in self.config["listeners"]:
+            for a in l["listen"]:
+                ports.add(int(a.rsplit(":", 1)[1]))
+        return ports
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def reload(self):
+        os.kill(self.proc.pid, signal.SIGHUP)
+
+    def stop(self, timeout=STOP_TIMEOUT, expect_code=0):
+        """SIGTERM, wait for exit, assert the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            raise AssertionError(f"godwit did not exit within {timeout}s of SIGTERM")
+        self._reap_group()
+        self.exit_codes.append(code)
+        if expect_code is not None:
+            assert code == expect_code, (
+                f"godwit exited with {code} after SIGTERM, wanted {expect_code}\n"
+                + self.log_text()[-4000:]
+            )
+        return code
+
+    def kill9(self):
+        """kill -9 the whole process group (parent and workers)."""
+        if self.pgid is not None:
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._reap_group()
+
+    def _reap_group(self):
+        """After the parent exits, make sure no worker of ours lingers
+        (a leftover would hold the ports and the data directory)."""
+        if self.pgid is None:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.leftover_workers = True
+
+    def children(self):
+        """Pids of the parent's direct children (the workers)."""
+        pid = self.proc.pid
+        kids = set()
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/children") as f:
+                        kids.update(int(x) for x in f.read().split())
+                except OSError:
+                    pass
+        except OSError:
+            pass
+        return sorted(kids)
+
+    # -- logs ------------------------------------------------------------
+
+    def log_text(self):
+        try:
+            return self.stderr_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self):
+        try:
+            return self.stderr_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset):
+        with open(self.stderr_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+
+    def sanitizer_reports(self):
+        text = self.log_text()
+        reports = [m for m in SANITIZER_MARKERS if m in text]
+        return reports, text
+
+    # -- clients ---------------------------------------------------------
+
+    def host(self, family=4):
+        return self.host4 if family == 4 else self.host6
+
+    def raw(self, family=4, port=None, timeout=10, greet=True):
+        """A raw SMTP client; with greet it has read the 220 banner."""
+        c = smtpclient.RawSMTP(self.host(family), port or self.port, timeout=timeout)
+        if greet:
+            r = c.reply()
+            assert r.code == 220, f"greeting: {r}"
+            c.greeting = r
+        return c
+
+    def smtp(self, family=4, port=None, timeout=10):
+        import smtplib
+
+        s = smtplib.SMTP(self.host(family), port or self.port,
+                         local_hostname="client.test", timeout=timeout)
+        return s
+
+    # -- storage ---------------------------------------------------------
+
+    def maildir(self, address):
+        local, domain = address.rsplit("@", 1)
+        return self.data_dir / "mail" / domain.lower() / local.lower() / "Maildir"
+
+    def maildir_files(self, address):
+        md = self.maildir(address)
+        files = []
+        for sub in ("new", "cur"):
+            d = md / sub
+            if d.is_dir():
+                files.extend(sorted(p for p in d.iterdir() if p.is_file()))
+        return files
+
+    def maildir_messages(self, address):
+        """Contents (bytes) of every message in new/ and cur/."""
+        return [p.read_bytes() for p in self.maildir_files(address)]
+
+    def all_maildir_files(self):
+        root = self.data_dir / "mail"
+        if not root.is_dir():
+            return []
+        return sorted(
+            p for p in root.glob("*/*/Maildir/*/*")
+            if p.is_file() and p.parent.name in ("new", "cur")
+        )
+
+    def find_messages(self, needle):
+        """Every stored message (any Maildir) containing needle (bytes)."""
+        if isinstance(needle, str):
+            needle = needle.encode()
+        return [p for p in self.all_maildir_files() if needle in p.read_bytes()]
+
+    def queue_files(self, sub="incoming"):
+        d = self.data_dir / "queue" / sub
+        if not d.is_dir():
+            return []
+        return sorted(p for p in d.iterdir() if p.is_file())
+
+    def tmp_files(self):
+        """Files left in queue/tmp and every Maildir's tmp/."""
+        out = self.queue_files("tmp")
+        root = self.data_dir / "mail"
+        if root.is_dir():
+            out += sorted(p for p in root.glob("*/*/Maildir/tmp/*") if p.is_file())
+        return out
+
+    def wait_messages(self, address, n, timeout=10):
+        return wait_for(lambda: len(self.maildir_files(address)) >= n and
+                        self.maildir_messages(address), timeout,
+                        what=f"{n} message(s) for {address}")
+
+
+def daemon_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    return env
+
+
+# ------------------------------------------------------------ fixtures ---
+
+
+def pytest_configure(config):
+    if not os.path.exists(GODWIT_BIN):
+        # Collection still works (so the suite can be checked before the
+        # daemon builds), every test is skipped with the reason.
+        config._godwit_missing = True
+
+
+def pytest_collection_modifyitems(config, items):
+    if getattr(config, "_godwit_missing", False):
+        skip = pytest.mark.skip(reason=f"{GODWIT_BIN} not built")
+        for it in items:
+            it.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _watchdog():
+    faulthandler.dump_traceback_later(TEST_WATCHDOG, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def _finish(g):
+    """Stops g and returns a list of problems (empty if all is well)."""
+    problems = []
+    if g.proc is not None and g.proc.poll() is None:
+        try:
+            g.stop(expect_code=None)
+        except AssertionError as e:
+            problems.append(str(e))
+        if g.exit_codes and g.exit_codes[-1] != 0:
+            problems.append(f"godwit exited with {g.exit_codes[-1]} on SIGTERM at teardown")
+    else:
+        g._reap_group()
+    for f in ("_stderr_f", "_stdout_f"):
+        if hasattr(g, f):
+            getattr(g, f).close()
+    reports, text = g.sanitizer_reports()
+    if reports:
+        problems.append("sanitizer report in godwit's stderr:\n" + text[-12000:])
+    problems.extend("sanitizer report in an admin command:\n" + r
+                    for r in g._admin_sanitizer_reports)
+    if g.stdout_path.exists() and g.stdout_path.stat().st_size:
+        problems.append("godwit wrote to stdout: "
+                        + g.stdout_path.read_text(errors="replace")[:2000])
+    if getattr(g, "leftover_workers", False):
+        problems.append("processes of godwit's group outlived the parent")
+    return problems
+
+
+@pytest.fixture
+def make_godwit(tmp_path):
+    """Factory: make_godwit(overrides=None, start=True) -> Godwit.
+    overrides is merged into the default config (DELETE removes a key)."""
+    made = []
+
+    def factory(overrides=None, start=True, **kw):
+        g = Godwit(tmp_path / f"g{len(made)}", overrides, **kw)
+        made.append(g)
+        if start:
+            g.start()
+        return g
+
+    yield factory
+    problems = []
+    for g in made:
+        problems.extend(_finish(g))
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def godwit(make_godwit):
+    """A running godwit with the default config, fresh for each test."""
+    return make_godwit()
+
+
+@pytest.fixture(scope="module")
+def shared_godwit(tmp_path_factory):
+    """One running godwit with the default config for a whole module, for
+    tests that only look at replies or at messages they can tell apart."""
+    g = Godwit(tmp_path_factory.mktemp("shared"))
+    g.start()
+    yield g
+    problems = _finish(g)
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def uniq(request):
+    """A marker unique to this test, to find its messages."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-40:]
+    return f"{name}-{time.monotonic_ns()}"

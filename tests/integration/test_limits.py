@@ -1,0 +1,436 @@
+"""
+Limits with proper replies (R2.3, R2.4, R2.9): message size (SIZE and the
+data itself), command and text line length, recipients per message, errors
+per session, idle timeouts, connections (total, per IP, per-IP rate),
+per-listener allow/deny lists and the early-talker test.
+"""
+
+import time
+
+from conftest import DELETE, free_port, wait_for
+from smtpclient import RawSMTP, dot_stuff, make_message, transaction
+
+USERS5 = ("alice", "bob", "carol", "dave", "erin")
+
+
+def _refused_at_connect(g, family=4, port=None, code=421, enh="4.7.0"):
+    """Connects and asserts the server refuses: the given reply, then close."""
+    c = RawSMTP(g.host(family), port or g.port, timeout=10)
+    try:
+        rs, closed = c.read_all(timeout=5, max_replies=3)
+        assert rs, "connection closed without a reply"
+        assert (rs[0].code, rs[0].enh) == (code, enh), rs
+        assert closed or c.wait_closed(5), "server must close after refusing"
+    finally:
+        c.close()
+
+
+# ------------------------------------------------------------- size ---
+
+
+def test_size_declared_too_big(shared_godwit):
+    with shared_godwit.raw() as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<sender@example.org> SIZE=%d" % (1024 * 1024 + 1))
+        assert (r.code, r.enh) == (552, "5.3.4"), r
+        r = c.cmd("MAIL FROM:<sender@example.org> SIZE=99999999999999999999999")
+        assert r.code in (501, 552, 555), r
+        r = c.cmd("MAIL FROM:<sender@example.org> SIZE=%d" % (1024 * 1024))
+        assert (r.code, r.enh) == (250, "2.1.0"), r
+
+
+def test_data_too_big_nothing_stored(make_godwit, uniq):
+    g = make_godwit({"smtp": {"max_message_size": 10000}})
+    body = f"{uniq}\n" + ("0123456789" * 7 + "\n") * 300  # ~21 KB
+    msg = make_message(uniq, body=body)
+    with g.raw() as c:
+        c.ehlo()
+        r = transaction(c, "sender@example.org", ["alice@example.test"], msg)
+        assert (r.code, r.enh) == (552, "5.3.4"), r
+        # the transaction is over, the session goes on
+        assert c.cmd("NOOP").code == 250
+        small = make_message(uniq + "-small")
+        r = transaction(c, "sender@example.org", ["alice@example.test"], small)
+        assert r.code == 250, r
+    msgs = g.maildir_messages("alice@example.test")
+    assert len(msgs) == 1 and (uniq + "-small").encode() in msgs[0]
+    assert g.queue_files() == []
+    assert g.tmp_files() == [], "a refused message left its temporary file"
+
+
+def test_data_exactly_at_limit_accepted(make_godwit, uniq):
+    limit = 20000
+    g = make_godwit({"smtp": {"max_message_size": limit}})
+    head = make_message(uniq, body="")
+    # the message as the client sends it, CRLF line endings, no final dot
+    filler_line = b"y" * 98 + b"\r\n"
+    n = (limit - len(head) - 100) // len(filler_line)
+    msg = head + filler_line * n
+    msg += b"z" * (limit - len(msg) - 2) + b"\r\n"
+    assert len(msg) == limit
+    with g.raw() as c:
+        c.ehlo()
+        r = transaction(c, "sender@example.org", ["alice@example.test"], msg,
+                        mail_params=f"SIZE={limit}")
+        assert r.code == 250, f"a message of exactly max_message_size: {r}"
+
+
+# ------------------------------------------------------------- lines ---
+
+
+def test_command_line_too_long(shared_godwit):
+    with shared_godwit.raw() as c:
+        c.ehlo()
+        r = c.cmd("NOOP " + "x" * 600)
+        assert (r.code, r.enh) == (500, "5.5.2"), r
+        r = c.cmd("MAIL FROM:<" + "a" * 600 + "@example.org>")
+        assert r.code in (500, 501), r
+        # the session survives a long line and resynchronises at its CRLF
+        r = c.cmd("NOOP")
+        assert r.code == 250, r
+
+
+def test_command_line_512_accepted(shared_godwit):
+    with shared_godwit.raw() as c:
+        c.ehlo()
+        line = "NOOP " + "x" * (512 - 2 - 5)  # 512 octets with CRLF
+        assert len(line) + 2 == 512
+        r = c.cmd(line)
+        assert r.code == 250, r
+
+
+def test_huge_line_does_not_hurt(shared_godwit):
+    """A megabyte without a line end: refused or disconnected, never
+    buffered without limit; the server keeps serving others."""
+    g = shared_godwit
+    c = g.raw()
+    try:
+        c.ehlo()
+        ok = True
+        for _ in range(16):
+            if not c.try_send(b"A" * 65536):
+                ok = False
+                break
+        if ok:
+            c.try_send(b"\r\n")
+        rs, closed = c.read_all(timeout=3, max_replies=5)
+        assert closed or rs, "no reaction to a 1 MiB line"
+        assert all(r.code >= 500 for r in rs), rs
+    finally:
+        c.close()
+    with g.raw() as c2:
+        assert c2.cmd("NOOP").code == 250
+
+
+def test_text_line_too_long_nothing_stored(make_godwit, uniq):
+    g = make_godwit()
+    body = f"{uniq}\n" + "L" * 1200 + "\nend\n"
+    msg = make_message(uniq, body=body)
+    with g.raw() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<sender@example.org>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.try_send(msg + b".\r\n")
+        rs, _ = c.read_all(timeout=5, max_replies=3)
+        assert rs, "no reply to an over-long text line"
+        assert 500 <= rs[0].code <= 599, rs
+        assert rs[0].enh is not None and rs[0].enh.startswith("5."), rs
+    assert g.all_maildir_files() == []
+    assert g.queue_files() == []
+
+
+def test_text_line_1000_accepted(shared_godwit, uniq):
+    g = shared_godwit
+    line = "T" * 998  # 1000 octets with CRLF (RFC 5321 4.5.3.1.6)
+    msg = make_message(uniq, body=f"{uniq}\n{line}\n")
+    with g.raw() as c:
+        c.ehlo()
+        r = transaction(c, "sender@example.org", ["alice@example.test"], msg)
+        assert r.code == 250, r
+    got = g.find_messages(uniq)
+    assert len(got) == 1 and (line + "\n").encode() in got[0].read_bytes()
+
+
+# -------------------------------------------------------- recipients ---
+
+
+def test_too_many_recipients(make_godwit, uniq):
+    g = make_godwit({"smtp": {"max_recipients": 3}}, users=USERS5)
+    msg = make_message(uniq)
+    with g.raw() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<sender@example.org>").code == 250
+        for u in ("alice", "bob", "carol"):
+            r = c.cmd(f"RCPT TO:<{u}@example.test>")
+            assert r.code == 250, r
+        for u in ("dave", "erin"):
+            r = c.cmd(f"RCPT TO:<{u}@example.test>")
+            assert (r.code, r.enh) == (452, "4.5.3"), r
+        assert c.cmd("DATA").code == 354
+        c.send(msg + b".\r\n")
+        assert c.reply().code == 250
+    for u in ("alice", "bob", "carol"):
+        assert len(g.maildir_messages(f"{u}@example.test")) == 1, u
+    for u in ("dave", "erin"):
+        assert g.maildir_messages(f"{u}@example.test") == [], u
+
+
+def test_default_max_recipients_is_100(make_godwit):
+    g = make_godwit({"smtp": {"max_recipients": DELETE}})
+    with g.raw() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<sender@example.org>").code == 250
+        burst = b"".join(b"RCPT TO:<alice+%d@example.test>\r\n" % i for i in range(101))
+        c.send(burst)
+        rs = c.replies(101)
+        assert all(r.code == 250 for r in rs[:100]), [r.code for r in rs]
+        assert (rs[100].code, rs[100].enh) == (452, "4.5.3"), rs[100]
+
+
+# ------------------------------------------------------------ errors ---
+
+
+def test_max_errors_then_421(make_godwit):
+    g = make_godwit({"smtp": {"max_errors": 3}})
+    with g.raw() as c:
+        c.ehlo()
+        c.send(b"BOGUS1\r\nBOGUS2\r\nBOGUS3\r\nBOGUS4\r\nBOGUS5\r\nBOGUS6\r\n")
+        rs, closed = c.read_all(timeout=5, max_replies=10)
+        codes = [r.code for r in rs]
+        assert 421 in codes, f"no 421 after too many errors: {rs}"
+        i = codes.index(421)
+        assert codes[:i] == [500] * i and i in (2, 3), codes
+        assert i == len(codes) - 1, f"replies after the 421: {rs}"
+        assert closed or c.wait_closed(5), "server must close after 421"
+
+
+# ---------------------------------------------------------- timeouts ---
+
+
+def test_idle_timeout(make_godwit):
+    g = make_godwit({"smtp": {"timeouts": {"command": "2s"}}})
+    with g.raw() as c:
+        c.ehlo()
+        t0 = time.monotonic()
+        r = c.reply(timeout=8)
+        elapsed = time.monotonic() - t0
+        assert (r.code, r.enh) == (421, "4.4.2"), r
+        assert 1.5 <= elapsed <= 6, f"timed out after {elapsed:.1f}s, configured 2s"
+        assert c.wait_closed(5)
+
+
+def test_data_timeout_nothing_stored(make_godwit, uniq):
+    g = make_godwit({"smtp": {"timeouts": {"command": "2s", "data_block": "2s"}}})
+    with g.raw() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<sender@example.org>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(make_message(uniq))  # no final dot: the client stalls
+        r = c.reply(timeout=8)
+        assert (r.code, r.enh) == (421, "4.4.2"), r
+        assert c.wait_closed(5)
+    assert g.all_maildir_files() == []
+
+
+def test_active_client_not_timed_out(make_godwit):
+    g = make_godwit({"smtp": {"timeouts": {"command": "2s"}}})
+    with g.raw() as c:
+        c.ehlo()
+        for _ in range(4):
+            time.sleep(0.8)
+            assert c.cmd("NOOP").code == 250
+
+
+# -------------------------------------------------------- connections ---
+
+
+def test_connections_per_ip(make_godwit):
+    g = make_godwit({"limits": {"max_connections_per_ip": 3}})
+    held = [g.raw() for _ in range(3)]
+    try:
+        _refused_at_connect(g)
+        # another address is not affected
+        with g.raw(6) as c6:
+            assert c6.cmd("NOOP").code == 250
+        # the three held connections still work
+        for c in held:
+            assert c.cmd("NOOP").code == 250
+        held.pop().close()
+
+        # once one closed, a new connection gets in (the count is released
+        # asynchronously; allow a moment)
+        def can_connect():
+            c = RawSMTP(g.host4, g.port, timeout=5)
+            try:
+                r = c.reply()
+                return r.code == 220
+            finally:
+                c.close()
+
+        wait_for(can_connect, 5, interval=0.2, what="a slot to free up")
+    finally:
+        for c in held:
+            c.close()
+    log = g.log_text()
+    assert "4.7.0" in log or "limit" in log.lower(), "connection limit refusal not logged"
+
+
+def test_connection_rate(make_godwit):
+    g = make_godwit({"limits": {"connection_rate": "3/60s"}})
+    for i in range(3):
+        with g.raw() as c:
+            assert c.cmd("QUIT").code == 221
+    _refused_at_connect(g)
+    # ::1 is a different client
+    with g.raw(6) as c:
+        assert c.cmd("NOOP").code == 250
+
+
+def test_total_connections(make_godwit):
+    g = make_godwit({"limits": {"max_connections": 3}})
+    held = [g.raw(4), g.raw(4), g.raw(6)]
+    try:
+        _refused_at_connect(g, family=6)
+        _refused_at_connect(g, family=4)
+        for c in held:
+            assert c.cmd("NOOP").code == 250
+    finally:
+        for c in held:
+            c.close()
+
+    def can_connect():
+        c = RawSMTP(g.host6, g.port, timeout=5)
+        try:
+            return c.reply().code == 220
+        finally:
+            c.close()
+
+    wait_for(can_connect, 5, interval=0.2, what="connections to be released")
+
+
+# ------------------------------------------------------ allow / deny ---
+
+
+def _assert_refused(g, family, port):
+    """Refused: a 554 5.7.1 banner and close, or closed without a banner.
+    Never a 220, and no command is ever accepted."""
+    c = RawSMTP(g.host(family), port, timeout=10)
+    try:
+        c.try_send(b"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\n"
+                   b"RCPT TO:<alice@example.test>\r\n")
+        rs, closed = c.read_all(timeout=5, max_replies=5)
+        assert closed or c.wait_closed(3), f"connection not closed: {rs}"
+        assert not any(200 <= r.code < 400 for r in rs), f"refused client was served: {rs}"
+        if rs:
+            assert (rs[0].code, rs[0].enh) == (554, "5.7.1"), rs
+    finally:
+        c.close()
+
+
+def test_deny_ipv4_allows_ipv6(make_godwit):
+    g = make_godwit(start=False)
+    other = free_port()
+    g.listener()["deny"] = ["127.0.0.0/8"]
+    # a second listener without the deny list: the lists are per listener
+    g.config["listeners"].append({
+        "name": "mx2", "protocol": "smtp",
+        "listen": [f"127.0.0.1:{other}", f"[::1]:{other}"],
+        "greet_pause": 0,
+    })
+    g.write_config()
+    g.start()
+    _assert_refused(g, 4, g.port)
+    with g.raw(6) as c:
+        assert c.cmd("NOOP").code == 250
+    with g.raw(4, port=other) as c:
+        assert c.cmd("NOOP").code == 250
+    assert g.all_maildir_files() == []
+
+
+def test_deny_ipv6(make_godwit):
+    g = make_godwit(start=False)
+    g.listener()["deny"] = ["::1/128"]
+    g.write_config()
+    g.start()
+    _assert_refused(g, 6, g.port)
+    with g.raw(4) as c:
+        assert c.cmd("NOOP").code == 250
+
+
+def test_allow_list(make_godwit):
+    g = make_godwit(start=False)
+    g.listener()["allow"] = ["::1/128", "192.0.2.0/24"]
+    g.write_config()
+    g.start()
+    _assert_refused(g, 4, g.port)
+    with g.raw(6) as c:
+        assert c.cmd("NOOP").code == 250
+
+
+def test_deny_beats_allow(make_godwit):
+    g = make_godwit(start=False)
+    g.listener()["allow"] = ["127.0.0.0/8", "::1/128"]
+    g.listener()["deny"] = ["127.0.0.1/32"]
+    g.write_config()
+    g.start()
+    _assert_refused(g, 4, g.port)
+    with g.raw(6) as c:
+        assert c.cmd("NOOP").code == 250
+
+
+# ------------------------------------------------------ early talker ---
+
+
+def _greet_pause_godwit(make_godwit):
+    g = make_godwit(start=False)
+    g.listener()["greet_pause"] = "1s"
+    g.write_config()
+    g.start()
+    return g
+
+
+def test_early_talker_rejected(make_godwit, uniq):
+    g = _greet_pause_godwit(make_godwit)
+    msg = make_message(uniq)
+    c = RawSMTP(g.host4, g.port, timeout=10)
+    try:
+        # the whole transaction before the banner, as spam bots do
+        c.send(b"EHLO bot.test\r\nMAIL FROM:<bot@example.org>\r\n"
+               b"RCPT TO:<alice@example.test>\r\nDATA\r\n" + dot_stuff(msg) + b".\r\nQUIT\r\n")
+        rs, closed = c.read_all(timeout=6, max_replies=10)
+        assert closed or c.wait_closed(3), f"early talker not disconnected: {rs}"
+        assert not any(200 <= r.code < 400 and r.code != 220 for r in rs), \
+            f"early talker was served: {rs}"
+        non220 = [r for r in rs if r.code != 220]
+        assert non220, f"early talker got no rejection: {rs}"
+        assert non220[0].code in (421, 554), rs
+    finally:
+        c.close()
+    assert g.all_maildir_files() == []
+
+
+def test_patient_client_passes(make_godwit, uniq):
+    g = _greet_pause_godwit(make_godwit)
+    c = RawSMTP(g.host6, g.port, timeout=10)
+    try:
+        t0 = time.monotonic()
+        r = c.reply(timeout=5)
+        waited = time.monotonic() - t0
+        assert r.code == 220, r
+        assert waited >= 0.8, f"banner came after {waited:.2f}s, greet_pause is 1s"
+        c.ehlo()
+        r = transaction(c, "sender@example.org", ["alice@example.test"], make_message(uniq))
+        assert r.code == 250, r
+    finally:
+        c.close()
+    assert len(g.maildir_messages("alice@example.test")) == 1
+
+
+def test_greet_pause_off_banner_is_immediate(shared_godwit):
+    t0 = time.monotonic()
+    with shared_godwit.raw():
+        pass
+    assert time.monotonic() - t0 < 0.8
+
