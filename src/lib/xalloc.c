@@ -37,7 +37,7 @@ xreallocarray(void *p, size_t n, size_t size)
 {
 	if (size != 0 && n > SIZE_MAX / size)
 		oom(SIZE_MAX);
-	p = realloc(p, n * size ? n * size : 1);
+	p = realloc(p, (n != 0 && size != 0) ? n * size : 1);
 	if (p == NULL)
 		oom(n * size);
 	return p;

@@ -1,0 +1,618 @@
+/*
+ * Spool and committer: see deliver.h.
+ *
+ * The order of a commit (per message):
+ *   1. the spool file (queue/tmp/<id>) gets the rest of the content and is
+ *      fdatasync'd;
+ *   2. it is hard-linked into each local mailbox's Maildir/new/ (a copy
+ *      where the link is impossible, e.g. another filesystem);
+ *   3. for remote recipients a queue file is written to queue/tmp/<id>.q,
+ *      fdatasync'd and renamed into queue/incoming/<id>;
+ *   4. the spool file is unlinked;
+ *   5. every directory touched is fsync'd — once per batch.
+ * Only then is the job done (and the session says 250). If any step fails,
+ * the links already made are removed so that the client's retry cannot
+ * deliver twice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "deliver.h"
+#include "lib/util.h"
+#include "lib/xalloc.h"
+#include "log.h"
+
+/* ---- spool ---------------------------------------------------------- */
+
+struct spool {
+	char *path;
+	int fd;			/* -1 until spilled */
+	unsigned char *mem;
+	size_t mem_len, mem_cap;
+	uint64_t size;
+};
+
+struct spool *
+spool_new(const char *tmp_path)
+{
+	struct spool *sp = xcalloc(1, sizeof(*sp));
+
+	sp->path = xstrdup(tmp_path);
+	sp->fd = -1;
+	return sp;
+}
+
+static int
+spool_open(struct spool *sp)
+{
+	sp->fd = open(sp->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	return sp->fd < 0 ? -1 : 0;
+}
+
+int
+spool_write(struct spool *sp, const void *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (sp->fd < 0 && sp->mem_len + len <= SPOOL_MEM_MAX) {
+		if (sp->mem_len + len > sp->mem_cap) {
+			size_t cap = sp->mem_cap ? sp->mem_cap : 4096;
+			while (cap < sp->mem_len + len)
+				cap *= 2;
+			sp->mem = xreallocarray(sp->mem, cap, 1);
+			sp->mem_cap = cap;
+		}
+		memcpy(sp->mem + sp->mem_len, data, len);
+		sp->mem_len += len;
+		sp->size += len;
+		return 0;
+	}
+	if (sp->fd < 0) {
+		/* spill: the file takes everything from here on */
+		if (spool_open(sp) < 0 ||
+		    write_full(sp->fd, sp->mem, sp->mem_len) < 0)
+			return -1;
+		free(sp->mem);
+		sp->mem = NULL;
+		sp->mem_len = sp->mem_cap = 0;
+	}
+	if (write_full(sp->fd, data, len) < 0)
+		return -1;
+	sp->size += len;
+	return 0;
+}
+
+uint64_t
+spool_size(const struct spool *sp)
+{
+	return sp->size;
+}
+
+void
+spool_free(struct spool **spp)
+{
+	struct spool *sp = *spp;
+
+	if (sp == NULL)
+		return;
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		unlink(sp->path);
+	}
+	free(sp->mem);
+	free(sp->path);
+	free(sp);
+	*spp = NULL;
+}
+
+/* Writes what is still in memory and makes the file durable. */
+static int
+spool_sync(struct spool *sp)
+{
+	if (sp->fd < 0) {
+		if (spool_open(sp) < 0)
+			return -1;
+		if (write_full(sp->fd, sp->mem, sp->mem_len) < 0)
+			return -1;
+	}
+	return fdatasync(sp->fd);
+}
+
+/* Copies the spool from offset `from` into fd. */
+static int
+spool_copy(struct spool *sp, uint64_t from, int fd)
+{
+	unsigned char buf[65536];
+	off_t off = (off_t)from;
+
+	if (sp->fd < 0)
+		return write_full(fd, sp->mem + from, sp->mem_len - from);
+	for (;;) {
+		ssize_t n = pread(sp->fd, buf, sizeof(buf), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (write_full(fd, buf, (size_t)n) < 0)
+			return -1;
+		off += n;
+	}
+}
+
+/* ---- jobs ----------------------------------------------------------- */
+
+void
+delivery_job_free(struct delivery_job **jobp)
+{
+	struct delivery_job *job = *jobp;
+
+	if (job == NULL)
+		return;
+	spool_free(&job->spool);
+	for (size_t i = 0; i < job->nmailboxes; i++)
+		free(job->mailboxes[i]);
+	free(job->mailboxes);
+	if (job->env != NULL) {
+		queue_envelope_free(job->env);
+		free(job->env);
+	}
+	free(job);
+	*jobp = NULL;
+}
+
+/* ---- paths ---------------------------------------------------------- */
+
+static void
+path_component(FILE *f, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '/' || c == '%' || c < 0x20 || c == 0x7f ||
+		    (i == 0 && c == '.'))
+			fprintf(f, "%%%02X", c);
+		else
+			fputc(c, f);
+	}
+}
+
+char *
+maildir_path(const char *data_dir, const char *mailbox)
+{
+	const char *at = strrchr(mailbox, '@');
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (at == NULL || at == mailbox || at[1] == '\0')
+		return NULL;
+	if ((f = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	fprintf(f, "%s/mail/", data_dir);
+	path_component(f, at + 1, strlen(at + 1));
+	fputc('/', f);
+	path_component(f, mailbox, (size_t)(at - mailbox));
+	fputs("/Maildir", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ---- committer ------------------------------------------------------ */
+
+#define DIRSET_MAX 512
+
+struct committer {
+	struct event_base *base;
+	struct event *ev;
+	int efd;
+	char *data_dir;
+	char host[64];		/* for Maildir file names */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct delivery_job *pending, **pending_tail;
+	struct delivery_job *done, **done_tail;
+	unsigned npending;	/* loop thread only */
+	unsigned seq;		/* committer thread only */
+	bool stop;
+};
+
+/* Directories touched by a batch, to fsync each once. */
+struct dirset {
+	char *path[DIRSET_MAX];
+	size_t n;
+};
+
+static void
+dirset_add(struct dirset *ds, const char *path)
+{
+	for (size_t i = 0; i < ds->n; i++)
+		if (strcmp(ds->path[i], path) == 0)
+			return;
+	if (ds->n == DIRSET_MAX) {
+		/* too many distinct directories in one batch: sync now */
+		if (fsync_dir(path) < 0)
+			log_warn("fsync %s", path);
+		return;
+	}
+	ds->path[ds->n++] = xstrdup(path);
+}
+
+static int
+mkdir_durable(const char *path)
+{
+	char *parent, *slash;
+	int r;
+
+	if (mkdir(path, 0750) == 0) {
+		parent = xstrdup(path);
+		if ((slash = strrchr(parent, '/')) != NULL)
+			*slash = '\0';
+		r = fsync_dir(parent);
+		free(parent);
+		return r;
+	}
+	return errno == EEXIST ? 0 : -1;
+}
+
+/* Creates <maildir>/{tmp,new,cur} and the parents, durably. */
+static int
+maildir_create(const char *maildir)
+{
+	char *p = xstrdup(maildir), *s;
+	int r = 0;
+	static const char *const subs[] = {"tmp", "new", "cur"};
+
+	/* parents from the top: data_dir/mail/<domain>/<local>/Maildir */
+	for (s = strchr(p + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		if (access(p, F_OK) != 0 && mkdir_durable(p) < 0)
+			r = -1;
+		*s = '/';
+	}
+	if (r == 0 && mkdir_durable(p) < 0)
+		r = -1;
+	for (size_t i = 0; r == 0 && i < 3; i++) {
+		char *sub = xasprintf("%s/%s", p, subs[i]);
+		if (mkdir_durable(sub) < 0)
+			r = -1;
+		free(sub);
+	}
+	free(p);
+	return r;
+}
+
+/* Copies the spool into maildir/tmp, fsyncs, renames into new/. */
+static int
+maildir_copy(struct committer *c, struct delivery_job *job,
+	     const char *maildir, const char *name)
+{
+	char *tmp = xasprintf("%s/tmp/%s", maildir, name);
+	char *dst = xasprintf("%s/new/%s", maildir, name);
+	int fd, r = -1;
+
+	(void)c;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		if (spool_copy(job->spool, 0, fd) == 0 && fdatasync(fd) == 0 &&
+		    rename(tmp, dst) == 0)
+			r = 0;
+		close(fd);
+		if (r < 0)
+			unlink(tmp);
+	}
+	free(tmp);
+	free(dst);
+	return r;
+}
+
+static void
+job_fail(struct delivery_job *job, const char *what, const char *path)
+{
+	job->result = -1;
+	snprintf(job->error, sizeof(job->error), "%s %s: %s", what, path,
+		 strerror(errno));
+}
+
+/*
+ * Steps 1-4 for one job. Appends the directories to fsync to ds and the
+ * files it created to *made (for rollback).
+ */
+static void
+commit_one(struct committer *c, struct delivery_job *job, struct dirset *ds,
+	   char ***made_r, size_t *nmade_r)
+{
+	struct spool *sp = job->spool;
+	char name[256], *qdir = NULL;
+	struct timeval tv;
+	size_t nmade = 0;
+	char **made = NULL;
+
+	job->result = 0;
+	if (spool_sync(sp) < 0) {
+		job_fail(job, "spool", sp->path);
+		return;
+	}
+	gettimeofday(&tv, NULL);
+	snprintf(name, sizeof(name), "%lld.M%06ldP%dQ%s_%u.%s,S=%llu,W=%llu",
+		 (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+		 job->id, c->seq++, c->host,
+		 (unsigned long long)sp->size, (unsigned long long)job->vsize);
+
+	made = xcalloc(job->nmailboxes + 1, sizeof(*made));
+	for (size_t i = 0; i < job->nmailboxes; i++) {
+		char *maildir = maildir_path(c->data_dir, job->mailboxes[i]);
+		char *newdir, *dst;
+		int r;
+
+		if (maildir == NULL) {
+			errno = EINVAL;
+			job_fail(job, "mailbox", job->mailboxes[i]);
+			break;
+		}
+		newdir = xasprintf("%s/new", maildir);
+		dst = xasprintf("%s/%s", newdir, name);
+		r = link(sp->path, dst);
+		if (r < 0 && errno == ENOENT) {
+			if (maildir_create(maildir) == 0)
+				r = link(sp->path, dst);
+		}
+		if (r < 0 && (errno == EXDEV || errno == EMLINK ||
+			      errno == EPERM))
+			r = maildir_copy(c, job, maildir, name);
+		if (r < 0) {
+			job_fail(job, "deliver to", dst);
+			free(dst);
+		} else {
+			made[nmade++] = dst;
+			dirset_add(ds, newdir);
+		}
+		free(newdir);
+		free(maildir);
+		if (job->result < 0)
+			break;
+	}
+
+	if (job->result == 0 && job->env != NULL) {
+		char *tmp = xasprintf("%s.q", sp->path);
+		char *dst = xasprintf("%s/queue/incoming/%s", c->data_dir,
+				      job->id);
+		size_t hlen;
+		char *hdr;
+		int fd;
+
+		job->env->size = sp->size - job->local_hdr_len;
+		hdr = queue_envelope_format(job->env, &hlen);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (hdr == NULL || fd < 0 ||
+		    write_full(fd, hdr, hlen) < 0 ||
+		    spool_copy(sp, job->local_hdr_len, fd) < 0 ||
+		    write_full(fd, QUEUE_END, sizeof(QUEUE_END) - 1) < 0 ||
+		    fdatasync(fd) < 0 || rename(tmp, dst) < 0) {
+			job_fail(job, "queue", dst);
+			unlink(tmp);
+			free(dst);
+		} else {
+			made[nmade++] = dst;
+			qdir = xasprintf("%s/queue/incoming", c->data_dir);
+			dirset_add(ds, qdir);
+			free(qdir);
+		}
+		if (fd >= 0)
+			close(fd);
+		free(hdr);
+		free(tmp);
+	}
+
+	if (job->result < 0) {
+		for (size_t i = 0; i < nmade; i++) {
+			unlink(made[i]);
+			free(made[i]);
+		}
+		free(made);
+		made = NULL;
+		nmade = 0;
+	}
+	/* the spool file's name is no longer needed either way */
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		sp->fd = -1;
+		unlink(sp->path);
+	}
+	*made_r = made;
+	*nmade_r = nmade;
+}
+
+static void
+commit_batch(struct committer *c, struct delivery_job *batch)
+{
+	struct dirset ds = {.n = 0};
+	struct delivery_job *job;
+	size_t njobs = 0;
+
+	for (job = batch; job != NULL; job = job->next)
+		njobs++;
+	char ***made = xcalloc(njobs, sizeof(*made));
+	size_t *nmade = xcalloc(njobs, sizeof(*nmade));
+
+	size_t j = 0;
+	for (job = batch; job != NULL; job = job->next, j++)
+		commit_one(c, job, &ds, &made[j], &nmade[j]);
+
+	/* step 5: each directory once; a failure fails the jobs in it */
+	for (size_t i = 0; i < ds.n; i++) {
+		if (fsync_dir(ds.path[i]) == 0)
+			continue;
+		int saved = errno;
+		size_t dlen = strlen(ds.path[i]);
+		log_warn("fsync %s", ds.path[i]);
+		j = 0;
+		for (job = batch; job != NULL; job = job->next, j++) {
+			for (size_t k = 0; k < nmade[j]; k++) {
+				if (strncmp(made[j][k], ds.path[i], dlen) == 0 &&
+				    made[j][k][dlen] == '/') {
+					errno = saved;
+					job_fail(job, "fsync", ds.path[i]);
+					break;
+				}
+			}
+		}
+	}
+	j = 0;
+	for (job = batch; job != NULL; job = job->next, j++) {
+		for (size_t k = 0; k < nmade[j]; k++) {
+			if (job->result < 0)
+				unlink(made[j][k]);
+			free(made[j][k]);
+		}
+		free(made[j]);
+	}
+	free(made);
+	free(nmade);
+	for (size_t i = 0; i < ds.n; i++)
+		free(ds.path[i]);
+}
+
+static void *
+committer_thread(void *arg)
+{
+	struct committer *c = arg;
+	struct delivery_job *batch, *last;
+	uint64_t one = 1;
+
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		while (c->pending == NULL && !c->stop)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (c->pending == NULL && c->stop) {
+			pthread_mutex_unlock(&c->lock);
+			return NULL;
+		}
+		batch = c->pending;
+		c->pending = NULL;
+		c->pending_tail = &c->pending;
+		pthread_mutex_unlock(&c->lock);
+
+		commit_batch(c, batch);
+
+		for (last = batch; last->next != NULL; last = last->next)
+			;
+		pthread_mutex_lock(&c->lock);
+		*c->done_tail = batch;
+		c->done_tail = &last->next;
+		pthread_mutex_unlock(&c->lock);
+		if (write(c->efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice */
+		}
+	}
+}
+
+/* Loop thread: run the completions. */
+static void
+committer_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct committer *c = arg;
+	struct delivery_job *list, *job;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("committer eventfd");
+	pthread_mutex_lock(&c->lock);
+	list = c->done;
+	c->done = NULL;
+	c->done_tail = &c->done;
+	pthread_mutex_unlock(&c->lock);
+	while ((job = list) != NULL) {
+		list = job->next;
+		job->next = NULL;
+		c->npending--;
+		if (job->done != NULL)
+			job->done(job, job->arg);
+		delivery_job_free(&job);
+	}
+}
+
+struct committer *
+committer_new(struct event_base *base, const char *data_dir,
+	      const char *hostname)
+{
+	struct committer *c = xcalloc(1, sizeof(*c));
+	size_t i;
+
+	c->base = base;
+	c->data_dir = xstrdup(data_dir);
+	/* Maildir names must not contain '/' or ':' */
+	for (i = 0; hostname[i] != '\0' && i < sizeof(c->host) - 1; i++)
+		c->host[i] = (hostname[i] == '/' || hostname[i] == ':')
+				     ? '_'
+				     : hostname[i];
+	c->host[i] = '\0';
+	c->pending_tail = &c->pending;
+	c->done_tail = &c->done;
+	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		fatal("eventfd");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->ev = event_new(base, c->efd, EV_READ | EV_PERSIST,
+			  committer_done_cb, c);
+	event_add(c->ev, NULL);
+	if (pthread_create(&c->thread, NULL, committer_thread, c) != 0)
+		fatalx("cannot start the committer thread");
+	return c;
+}
+
+void
+committer_submit(struct committer *c, struct delivery_job *job)
+{
+	job->next = NULL;
+	c->npending++;
+	pthread_mutex_lock(&c->lock);
+	*c->pending_tail = job;
+	c->pending_tail = &job->next;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+unsigned
+committer_pending(const struct committer *c)
+{
+	return c->npending;
+}
+
+void
+committer_free(struct committer **cp)
+{
+	struct committer *c = *cp;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	committer_done_cb(c->efd, EV_READ, c);
+	event_free(c->ev);
+	close(c->efd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c->data_dir);
+	free(c);
+	*cp = NULL;
+}

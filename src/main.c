@@ -1,0 +1,158 @@
+/*
+ * godwit: one binary, subcommands.
+ *
+ *	godwit [-c FILE] serve
+ *	godwit [-c FILE] config check
+ *	godwit [-c FILE] domain|user|alias ...
+ *	godwit [-c FILE] queue list|show ID
+ *	godwit version
+ *
+ * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
+ * default is $GODWIT_CONFIG, else /etc/godwit/godwit.yaml.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "config.h"
+#include "log.h"
+#include "queue.h"
+#include "server.h"
+#include "version.h"
+
+#define DEFAULT_CONFIG "/etc/godwit/godwit.yaml"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: godwit [-c FILE] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  serve                          run the mail server "
+		"(foreground)\n"
+		"  config check                   validate the configuration\n"
+		"  domain add|del|list [DOMAIN]   local domains\n"
+		"  user add|del|list|passwd ...   mail users\n"
+		"  alias add|del|list ...         aliases and catch-alls\n"
+		"  queue list | queue show ID     the mail queue\n"
+		"  version                        print the version\n"
+		"\n"
+		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
+		DEFAULT_CONFIG);
+}
+
+/* Removes "-c FILE" / "--config FILE" / "--config=FILE" from argv. */
+static int
+take_config_opt(int *argc, char **argv, const char **path)
+{
+	int i = 0;
+
+	while (i < *argc) {
+		int drop = 0;
+		if ((strcmp(argv[i], "-c") == 0 ||
+		     strcmp(argv[i], "--config") == 0)) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "godwit: %s needs a file\n",
+					argv[i]);
+				return -1;
+			}
+			*path = argv[i + 1];
+			drop = 2;
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			*path = argv[i] + 9;
+			drop = 1;
+		}
+		if (drop == 0) {
+			i++;
+			continue;
+		}
+		memmove(&argv[i], &argv[i + drop],
+			(size_t)(*argc - i - drop + 1) * sizeof(*argv));
+		*argc -= drop;
+	}
+	return 0;
+}
+
+static int
+load(const char *path, struct config **config_r)
+{
+	char *errors = NULL;
+
+	if (config_load(path, config_r, &errors) < 0) {
+		fprintf(stderr, "%s\n", errors);
+		free(errors);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = getenv("GODWIT_CONFIG");
+	struct config *config = NULL;
+	const char *cmd;
+	int r;
+
+	if (path == NULL || *path == '\0')
+		path = DEFAULT_CONFIG;
+	argc--;
+	argv++;
+	if (take_config_opt(&argc, argv, &path) < 0)
+		return 2;
+	if (argc < 1) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[0];
+	log_init("godwit", LOG_FORMAT_KV, LOG_INFO);
+
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("godwit %s\n", GODWIT_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "serve") == 0) {
+		if (argc != 1) {
+			usage(stderr);
+			return 2;
+		}
+		return serve_main(path);
+	}
+	if (strcmp(cmd, "config") == 0) {
+		if (argc != 2 || strcmp(argv[1], "check") != 0) {
+			fprintf(stderr, "usage: godwit config check "
+					"[-c FILE]\n");
+			return 2;
+		}
+		if (load(path, &config) < 0)
+			return 1;
+		printf("%s: ok\n", path);
+		config_free(&config);
+		return 0;
+	}
+	if (strcmp(cmd, "domain") != 0 && strcmp(cmd, "user") != 0 &&
+	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "queue") != 0) {
+		fprintf(stderr, "godwit: unknown command '%s'\n\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	if (load(path, &config) < 0)
+		return 1;
+	if (strcmp(cmd, "domain") == 0)
+		r = admin_domain(config, argc, argv);
+	else if (strcmp(cmd, "user") == 0)
+		r = admin_user(config, argc, argv);
+	else if (strcmp(cmd, "alias") == 0)
+		r = admin_alias(config, argc, argv);
+	else
+		r = queue_admin(config, argc, argv);
+	config_free(&config);
+	return r;
+}

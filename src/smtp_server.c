@@ -1,0 +1,1313 @@
+/*
+ * The SMTP server session: RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+ * ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING.
+ *
+ * A session is a bufferevent plus an explicit state (enum smtp_state).
+ * Input is processed in order, one complete line (or DATA/BDAT chunk) at a
+ * time; replies are appended to the output buffer and libevent flushes
+ * them, which gives PIPELINING for free. While a message is being made
+ * durable (SMTP_S_COMMIT) the session reads nothing further: pipelined
+ * commands wait in the input buffer until the 250 has been written.
+ *
+ * Every input is bounded: command lines by max_command_line, text lines by
+ * max_text_line, messages by max_message_size, recipients by
+ * max_recipients, errors by max_errors, and idle time by the timeouts.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "lib/cidr.h"
+#include "lib/util.h"
+#include "lib/xalloc.h"
+#include "log.h"
+#include "recipient.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "smtp_server.h"
+#include "worker.h"
+
+#define HOP_LIMIT 50		/* Received: headers before we call it a loop */
+#define OUTPUT_HIGH (64 * 1024)	/* stop reading while replies pile up */
+#define INPUT_HIGH (256 * 1024)	/* libevent stops reading past this */
+#define REPLY_MAX 1024
+
+struct smtp_rcpt {
+	char *addr;		/* as given, domain normalised */
+	unsigned notify;
+	char *orcpt;
+};
+
+struct smtp_txn {
+	char sender[SMTP_PATH_MAX * 4 + 8];	/* "" for <> */
+	struct smtp_mail_args mail;
+	struct smtp_rcpt *rcpts;		/* accepted RCPTs */
+	size_t nrcpts;
+	unsigned rcpt_attempts;
+	char **mailboxes;			/* local final mailboxes */
+	size_t nmailboxes;
+	struct smtp_rcpt *remotes;		/* to queue */
+	size_t nremotes;
+
+	/* content */
+	char id[QUEUE_ID_LEN + 1];
+	struct spool *spool;
+	struct smtp_data data;
+	size_t local_hdr_len;
+	uint64_t hdr_lines;
+	bool too_big;
+	bool io_error;
+	bool bdat_started;
+	bool bdat_last;
+	bool bdat_bad;		/* chunk is read and thrown away */
+	uint64_t bdat_remaining;
+	int bdat_code;		/* reply for a discarded chunk */
+	const char *bdat_enh, *bdat_text;
+};
+
+struct smtp_session {
+	TAILQ_ENTRY(smtp_session) entry;
+	struct worker *w;
+	const struct config *config;
+	const struct config_listener *listener;
+	struct bufferevent *bev;
+	struct event *greet_timer;
+	struct sockaddr_storage ss;
+	char ip[INET6_ADDRSTRLEN];
+	char id[17];
+	enum smtp_state state;
+	bool esmtp;
+	char *helo;
+	bool trusted;
+	bool counted;		/* holds a slot in the limits table */
+	bool skip_line;		/* discarding the rest of an over-long line */
+	bool paused;		/* not reading while output drains */
+	unsigned errors;
+	unsigned messages;
+	uint64_t started_ms;
+	struct smtp_txn *txn;
+	struct delivery_job *job;	/* while SMTP_S_COMMIT */
+};
+
+static void session_process(struct smtp_session *s);
+static void session_close(struct smtp_session *s, const char *reason);
+
+const char *
+smtp_state_name(enum smtp_state state)
+{
+	static const char *const names[] = {
+		"GREETING", "HELO", "READY", "MAIL", "RCPT",
+		"DATA", "BDAT", "COMMIT", "CLOSING",
+	};
+	if ((size_t)state < sizeof(names) / sizeof(names[0]))
+		return names[state];
+	return "UNKNOWN";
+}
+
+/* ---- replies -------------------------------------------------------- */
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[REPLY_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
+}
+
+/* A 4xx/5xx reply to a command counts as an error; too many and we hang up. */
+static void
+reply_error(struct smtp_session *s, int code, const char *enh,
+	    const char *text)
+{
+	reply(s, "%d %s %s", code, enh, text);
+	if (++s->errors >= s->config->max_errors) {
+		reply(s, "421 4.7.0 %s Error: too many errors",
+		      s->config->hostname);
+		log_event(LOG_INFO, "smtp", "reject",
+			  "session=%s ip=%s reason=too-many-errors errors=%u",
+			  s->id, s->ip, s->errors);
+		session_close(s, "too-many-errors");
+	}
+}
+
+static void
+reply_parse_error(struct smtp_session *s, const struct smtp_error *e)
+{
+	reply_error(s, e->code, e->enh, e->text);
+}
+
+/* ---- transactions --------------------------------------------------- */
+
+static void
+rcpt_list_free(struct smtp_rcpt *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].addr);
+		free(v[i].orcpt);
+	}
+	free(v);
+}
+
+static void
+txn_free(struct smtp_txn **tp)
+{
+	struct smtp_txn *t = *tp;
+
+	if (t == NULL)
+		return;
+	rcpt_list_free(t->rcpts, t->nrcpts);
+	rcpt_list_free(t->remotes, t->nremotes);
+	for (size_t i = 0; i < t->nmailboxes; i++)
+		free(t->mailboxes[i]);
+	free(t->mailboxes);
+	spool_free(&t->spool);
+	free(t);
+	*tp = NULL;
+}
+
+static void
+txn_reset(struct smtp_session *s)
+{
+	txn_free(&s->txn);
+	if (s->state != SMTP_S_HELO && s->state != SMTP_S_GREETING)
+		s->state = SMTP_S_READY;
+}
+
+static bool
+strv_contains(char **v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* ---- session lifetime ----------------------------------------------- */
+
+static void
+session_free(struct smtp_session *s, const char *reason)
+{
+	struct worker *w = s->w;
+
+	log_event(LOG_INFO, "smtp", "disconnect",
+		  "session=%s ip=%s reason=%s state=%s messages=%u errors=%u "
+		  "duration_ms=%llu",
+		  s->id, s->ip, reason, smtp_state_name(s->state), s->messages,
+		  s->errors,
+		  (unsigned long long)(mono_ms() - s->started_ms));
+	if (s->job != NULL) {
+		/* the committer finishes the job; nobody is left to answer */
+		s->job->done = NULL;
+		s->job->arg = NULL;
+		s->job = NULL;
+	}
+	txn_free(&s->txn);
+	if (s->greet_timer != NULL)
+		event_free(s->greet_timer);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->counted)
+		limits_disconnect(w->limits, w->slot,
+				  (struct sockaddr *)&s->ss);
+	free(s->helo);
+	TAILQ_REMOVE(&w->sessions, s, entry);
+	w->nsessions--;
+	free(s);
+	worker_session_gone(w);
+}
+
+/* Stops reading; the session ends once the output is flushed. */
+static void
+session_close(struct smtp_session *s, const char *reason)
+{
+	struct timeval tv = {10, 0};
+
+	(void)reason;
+	s->state = SMTP_S_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		bufferevent_enable(s->bev, EV_WRITE);
+	/* the write callback (low watermark 0) frees it after the flush;
+	 * trigger it even when nothing is pending */
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
+						  BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void
+set_read_timeout(struct smtp_session *s, uint64_t seconds)
+{
+	struct timeval r = {(time_t)seconds, 0};
+	struct timeval wr = {(time_t)s->config->timeout_command, 0};
+
+	bufferevent_set_timeouts(s->bev, &r, &wr);
+}
+
+/* After a command completes: honour a pending shutdown. */
+static void
+maybe_shutdown(struct smtp_session *s)
+{
+	if (!s->w->stopping || s->state == SMTP_S_CLOSING)
+		return;
+	if (s->state == SMTP_S_HELO || s->state == SMTP_S_READY ||
+	    s->state == SMTP_S_GREETING) {
+		reply(s, "421 4.3.2 %s Service shutting down",
+		      s->config->hostname);
+		session_close(s, "shutdown");
+	}
+}
+
+void
+smtp_sessions_shutdown(struct worker *w)
+{
+	struct smtp_session *s, *next;
+
+	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		maybe_shutdown(s);
+	}
+}
+
+void
+smtp_sessions_free(struct worker *w)
+{
+	struct smtp_session *s;
+
+	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
+		session_free(s, "exit");
+}
+
+/* ---- the greeting --------------------------------------------------- */
+
+static void
+greet_final(struct smtp_session *s)
+{
+	reply(s, "220 %s ESMTP godwit", s->config->hostname);
+	s->state = SMTP_S_HELO;
+	set_read_timeout(s, s->config->timeout_command);
+}
+
+static void
+greet_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state != SMTP_S_GREETING)
+		return;
+	limits_greet_pass(s->w->limits, &s->w->policy,
+			  (struct sockaddr *)&s->ss, now_ms());
+	greet_final(s);
+	/* anything that arrived in the same instant is handled now */
+	session_process(s);
+}
+
+/* ---- commands ------------------------------------------------------- */
+
+static void
+cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
+{
+	const struct config *cf = s->config;
+	char q[300];
+
+	if (*c->arg == '\0') {
+		reply_error(s, 501, "5.5.4",
+			    esmtp ? "Syntax: EHLO hostname"
+				  : "Syntax: HELO hostname");
+		return;
+	}
+	/* Many real clients send names that are not valid hostnames; we
+	 * take what they say and record it (Postfix does the same). */
+	free(s->helo);
+	s->helo = xstrndup(c->arg, 255);
+	s->esmtp = esmtp;
+	txn_free(&s->txn);
+	s->state = SMTP_S_READY;
+	log_event(LOG_DEBUG, "smtp", "helo", "session=%s ip=%s helo=%s",
+		  s->id, s->ip, log_quote(q, sizeof(q), s->helo));
+	if (!esmtp) {
+		reply(s, "250 %s", cf->hostname);
+		return;
+	}
+	reply(s, "250-%s", cf->hostname);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %llu", (unsigned long long)cf->max_message_size);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250-SMTPUTF8");
+	reply(s, "250-CHUNKING");
+	reply(s, "250 HELP");
+}
+
+static void
+cmd_mail(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_mail_args args;
+	struct smtp_error err;
+	struct smtp_txn *t;
+
+	if (s->state == SMTP_S_HELO) {
+		reply_error(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state != SMTP_S_READY) {
+		reply_error(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (smtp_parse_mail(c->arg, &args, &err) < 0) {
+		reply_parse_error(s, &err);
+		return;
+	}
+	if (!s->esmtp && (args.has_size || args.body != SMTP_BODY_7BIT ||
+			  args.smtputf8 || args.envid[0] != '\0' ||
+			  args.ret != SMTP_RET_UNSET)) {
+		reply_error(s, 555, "5.5.4",
+			    "Error: MAIL parameters need EHLO");
+		return;
+	}
+	/* DSN (RFC 3461) is not offered yet, so its parameters are not
+	 * accepted: we could not keep their promise. */
+	if (args.envid[0] != '\0' || args.ret != SMTP_RET_UNSET) {
+		reply_error(s, 555, "5.5.4",
+			    "Error: DSN parameters are not supported");
+		return;
+	}
+	if (args.has_size && args.size > s->config->max_message_size) {
+		reply_error(s, 552, "5.3.4",
+			    "Error: message size exceeds fixed limit");
+		return;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->mail = args;
+	if (!args.path.null &&
+	    smtp_mailbox_format(&args.path.mbox, t->sender,
+				sizeof(t->sender)) < 0) {
+		free(t);
+		reply_error(s, 501, "5.1.7", "Error: bad sender address");
+		return;
+	}
+	s->txn = t;
+	s->state = SMTP_S_MAIL;
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void
+add_remote(struct smtp_txn *t, const char *addr, unsigned notify,
+	   const char *orcpt)
+{
+	for (size_t i = 0; i < t->nremotes; i++)
+		if (strcmp(t->remotes[i].addr, addr) == 0)
+			return;
+	t->remotes = xreallocarray(t->remotes, t->nremotes + 1,
+				   sizeof(*t->remotes));
+	t->remotes[t->nremotes].addr = xstrdup(addr);
+	t->remotes[t->nremotes].notify = notify;
+	t->remotes[t->nremotes].orcpt = xstrdup(orcpt);
+	t->nremotes++;
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_txn *t = s->txn;
+	struct recipient_result res;
+	struct recipient_ctx rctx;
+	struct smtp_rcpt_args args;
+	struct smtp_error err;
+	char addr[SMTP_PATH_MAX * 4 + 8], q[600];
+
+	if (s->state != SMTP_S_MAIL && s->state != SMTP_S_RCPT) {
+		reply_error(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (t->bdat_started) {
+		reply_error(s, 503, "5.5.1", "Error: BDAT in progress");
+		return;
+	}
+	s->state = SMTP_S_RCPT;
+	t->rcpt_attempts++;
+	if (smtp_parse_rcpt(c->arg, t->mail.smtputf8, &args, &err) < 0) {
+		reply_parse_error(s, &err);
+		return;
+	}
+	if (args.notify != 0 || args.orcpt[0] != '\0') {
+		reply_error(s, 555, "5.5.4",
+			    "Error: DSN parameters are not supported");
+		return;
+	}
+	if (t->nrcpts >= s->config->max_recipients) {
+		/* RFC 5321 4.5.3.1.10: not an error; the client sends the
+		 * rest in another transaction */
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (smtp_mailbox_format(&args.path.mbox, addr, sizeof(addr)) < 0) {
+		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
+		return;
+	}
+	rctx.db = s->w->db;
+	rctx.hostname = s->config->hostname;
+	rctx.delimiter = s->config->recipient_delimiter;
+	rctx.trusted = s->trusted;
+	rctx.authenticated = false;
+	memset(&res, 0, sizeof(res));
+	if (recipient_resolve(&rctx, &args.path.mbox, &res) < 0 ||
+	    res.verdict == RCPT_TEMPFAIL) {
+		reply_error(s, 451, "4.3.0",
+			    "Error: temporary failure looking up recipient");
+		log_event(LOG_WARNING, "smtp", "reject",
+			  "session=%s ip=%s to=<%s> code=451 reason=lookup",
+			  s->id, s->ip, log_quote(q, sizeof(q), addr));
+		recipient_result_free(&res);
+		return;
+	}
+	if (res.verdict == RCPT_REJECT) {
+		log_event(LOG_INFO, "smtp", "reject",
+			  "session=%s ip=%s from=<%s> to=<%s> code=%d "
+			  "enh=%s reason=%s",
+			  s->id, s->ip, t->sender,
+			  log_quote(q, sizeof(q), addr), res.code, res.enh,
+			  res.code == 554 ? "relay-denied" : "unknown-user");
+		reply_error(s, res.code, res.enh, res.text);
+		recipient_result_free(&res);
+		return;
+	}
+	for (size_t i = 0; i < res.nmailboxes; i++) {
+		if (strv_contains(t->mailboxes, t->nmailboxes,
+				  res.mailboxes[i]))
+			continue;
+		t->mailboxes = xreallocarray(t->mailboxes, t->nmailboxes + 1,
+					     sizeof(*t->mailboxes));
+		t->mailboxes[t->nmailboxes++] = xstrdup(res.mailboxes[i]);
+	}
+	for (size_t i = 0; i < res.nremotes; i++)
+		add_remote(t, res.remotes[i], args.notify, args.orcpt);
+	recipient_result_free(&res);
+
+	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+	t->rcpts[t->nrcpts].addr = xstrdup(addr);
+	t->rcpts[t->nrcpts].notify = args.notify;
+	t->rcpts[t->nrcpts].orcpt = xstrdup(args.orcpt);
+	t->nrcpts++;
+	reply(s, "250 2.1.5 Ok");
+}
+
+/* Printable ASCII only, for the Received: header. */
+static void
+sanitize(char *dst, size_t size, const char *src)
+{
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 1 < size; src++)
+		dst[o++] = (*src > ' ' && *src < 0x7f && *src != '(' &&
+			    *src != ')')
+				   ? *src
+				   : '_';
+	dst[o] = '\0';
+}
+
+/* Creates the spool and writes the trace header fields. */
+static int
+content_start(struct smtp_session *s, enum smtp_data_mode mode)
+{
+	struct smtp_txn *t = s->txn;
+	char *tmp_path, date[64], helo[256], *hdr = NULL;
+	size_t len = 0;
+	FILE *f;
+	const char *proto;
+
+	queue_id_new(t->id);
+	tmp_path = xasprintf("%s/queue/tmp/%s", s->config->data_dir, t->id);
+	t->spool = spool_new(tmp_path);
+	free(tmp_path);
+	smtp_data_init(&t->data, mode, s->config->max_text_line);
+
+	if ((f = open_memstream(&hdr, &len)) == NULL)
+		return -1;
+	if (t->nmailboxes > 0) {
+		fprintf(f, "Return-Path: <%s>\n", t->sender);
+		if (t->nmailboxes == 1)
+			fprintf(f, "Delivered-To: %s\n", t->mailboxes[0]);
+	}
+	fflush(f);
+	t->local_hdr_len = len;
+	rfc5322_date(date, sizeof(date), time(NULL));
+	sanitize(helo, sizeof(helo), s->helo != NULL ? s->helo : "unknown");
+	if (t->mail.smtputf8)
+		proto = "UTF8SMTP";
+	else
+		proto = s->esmtp ? "ESMTP" : "SMTP";
+	fprintf(f, "Received: from %s ([%s])\n\tby %s (godwit) with %s id %s",
+		helo, s->ip, s->config->hostname, proto, t->id);
+	if (t->nrcpts == 1)
+		fprintf(f, "\n\tfor <%s>", t->rcpts[0].addr);
+	fprintf(f, ";\n\t%s\n", date);
+	if (fclose(f) != 0) {
+		free(hdr);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (hdr[i] == '\n')
+			t->hdr_lines++;
+	int r = spool_write(t->spool, hdr, len);
+	free(hdr);
+	return r;
+}
+
+static bool
+txn_has_recipients(struct smtp_session *s, bool *no_valid_r)
+{
+	struct smtp_txn *t = s->txn;
+
+	*no_valid_r = false;
+	if (s->state != SMTP_S_RCPT && s->state != SMTP_S_MAIL)
+		return false;
+	if (t->nrcpts == 0) {
+		*no_valid_r = t->rcpt_attempts > 0;
+		return false;
+	}
+	return true;
+}
+
+static void
+cmd_data(struct smtp_session *s)
+{
+	bool no_valid;
+
+	if (s->state == SMTP_S_HELO || s->state == SMTP_S_READY) {
+		reply_error(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (s->txn->bdat_started) {
+		reply_error(s, 503, "5.5.1", "Error: BDAT in progress");
+		return;
+	}
+	if (!txn_has_recipients(s, &no_valid)) {
+		if (no_valid)
+			reply_error(s, 554, "5.5.1",
+				    "Error: no valid recipients");
+		else
+			reply_error(s, 503, "5.5.1",
+				    "Error: need RCPT command");
+		return;
+	}
+	if (s->txn->mail.body == SMTP_BODY_BINARYMIME) {
+		reply_error(s, 503, "5.5.1",
+			    "Error: BINARYMIME requires BDAT");
+		return;
+	}
+	if (content_start(s, SMTP_DATA_DOT) < 0) {
+		reply_error(s, 451, "4.3.0", "Error: local error");
+		txn_reset(s);
+		return;
+	}
+	s->state = SMTP_S_DATA;
+	set_read_timeout(s, s->config->timeout_data_block);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_error err;
+	uint64_t size;
+	bool last, no_valid;
+	struct smtp_txn *t;
+
+	if (smtp_parse_bdat(c->arg, &size, &last, &err) < 0) {
+		/* without a valid size we cannot find the next command */
+		reply(s, "%d %s %s", err.code, err.enh, err.text);
+		log_event(LOG_INFO, "smtp", "reject",
+			  "session=%s ip=%s reason=bad-bdat", s->id, s->ip);
+		session_close(s, "bad-bdat");
+		return;
+	}
+	if (s->txn == NULL || !txn_has_recipients(s, &no_valid)) {
+		/* RFC 3030: the chunk is still read, then refused */
+		if (s->txn == NULL)
+			s->txn = xcalloc(1, sizeof(*s->txn));
+		t = s->txn;
+		t->bdat_bad = true;
+		t->bdat_code = 503;
+		t->bdat_enh = "5.5.1";
+		t->bdat_text = "Error: need MAIL and RCPT before BDAT";
+		t->bdat_remaining = size;
+		t->bdat_last = last;
+		s->state = SMTP_S_BDAT;
+		set_read_timeout(s, s->config->timeout_data_block);
+		return;
+	}
+	t = s->txn;
+	if (!t->bdat_started) {
+		if (content_start(s, SMTP_DATA_BDAT) < 0)
+			t->io_error = true;
+		t->bdat_started = true;
+	}
+	if (size > s->config->max_message_size ||
+	    spool_size(t->spool) + size > s->config->max_message_size + 4096)
+		t->too_big = true;
+	t->bdat_remaining = size;
+	t->bdat_last = last;
+	s->state = SMTP_S_BDAT;
+	set_read_timeout(s, s->config->timeout_data_block);
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_path path;
+	struct smtp_error err;
+	struct recipient_ctx rctx;
+	struct recipient_result res;
+	char buf[SMTP_PATH_MAX + 8];
+	const char *end;
+
+	if (!s->config->vrfy) {
+		reply(s, "252 2.5.0 Cannot VRFY user, but will accept "
+			 "message and attempt delivery");
+		return;
+	}
+	/* accept both "user@domain" and "<user@domain>" */
+	if (c->arg[0] == '<')
+		snprintf(buf, sizeof(buf), "%s", c->arg);
+	else
+		snprintf(buf, sizeof(buf), "<%s>", c->arg);
+	if (smtp_parse_path(buf, false, true, false, &path, &end, &err) < 0 ||
+	    *end != '\0') {
+		reply_error(s, 501, "5.1.3", "Error: bad address syntax");
+		return;
+	}
+	rctx.db = s->w->db;
+	rctx.hostname = s->config->hostname;
+	rctx.delimiter = s->config->recipient_delimiter;
+	rctx.trusted = false;
+	rctx.authenticated = false;
+	memset(&res, 0, sizeof(res));
+	if (recipient_resolve(&rctx, &path.mbox, &res) < 0 ||
+	    res.verdict == RCPT_TEMPFAIL)
+		reply_error(s, 451, "4.3.0", "Error: temporary failure");
+	else if (res.verdict == RCPT_REJECT)
+		reply_error(s, res.code, res.enh, res.text);
+	else
+		reply(s, "250 2.1.5 <%s@%s>", path.mbox.local,
+		      path.mbox.domain);
+	recipient_result_free(&res);
+}
+
+static void
+handle_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command c;
+	struct smtp_error err;
+
+	if (smtp_parse_command(line, len, &c, &err) < 0) {
+		reply_parse_error(s, &err);
+		return;
+	}
+	switch (c.cmd) {
+	case SMTP_CMD_EHLO:
+		cmd_ehlo(s, &c, true);
+		break;
+	case SMTP_CMD_HELO:
+		cmd_ehlo(s, &c, false);
+		break;
+	case SMTP_CMD_MAIL:
+		cmd_mail(s, &c);
+		break;
+	case SMTP_CMD_RCPT:
+		cmd_rcpt(s, &c);
+		break;
+	case SMTP_CMD_DATA:
+		cmd_data(s);
+		break;
+	case SMTP_CMD_BDAT:
+		if (!s->esmtp) {
+			reply_error(s, 503, "5.5.1", "Error: BDAT needs EHLO");
+			break;
+		}
+		cmd_bdat(s, &c);
+		break;
+	case SMTP_CMD_RSET:
+		txn_reset(s);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_CMD_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_CMD_QUIT:
+		reply(s, "221 2.0.0 Bye");
+		session_close(s, "quit");
+		break;
+	case SMTP_CMD_HELP:
+		reply(s, "214 2.0.0 See RFC 5321 (godwit)");
+		break;
+	case SMTP_CMD_VRFY:
+		cmd_vrfy(s, &c);
+		break;
+	case SMTP_CMD_EXPN:
+		reply_error(s, 502, "5.5.1", "Error: EXPN is not available");
+		break;
+	case SMTP_CMD_STARTTLS:
+	case SMTP_CMD_AUTH:
+		reply_error(s, 502, "5.5.1", "Error: command not implemented");
+		break;
+	case SMTP_CMD_UNKNOWN:
+	default:
+		reply_error(s, 500, "5.5.1", "Error: command not recognized");
+		break;
+	}
+}
+
+/* ---- finishing a message -------------------------------------------- */
+
+static void
+log_accept(struct smtp_session *s, const char *result)
+{
+	struct smtp_txn *t = s->txn;
+	char to[1024], q[1100], h[300], f[700];
+	size_t o = 0;
+
+	to[0] = '\0';
+	for (size_t i = 0; i < t->nrcpts && o + 2 < sizeof(to); i++) {
+		int n = snprintf(to + o, sizeof(to) - o, "%s%s",
+				 i > 0 ? "," : "", t->rcpts[i].addr);
+		if (n < 0 || (size_t)n >= sizeof(to) - o)
+			break;
+		o += (size_t)n;
+	}
+	log_event(LOG_INFO, "smtp", "accept",
+		  "session=%s queue=%s ip=%s helo=%s from=%s to=%s rcpts=%zu "
+		  "local=%zu remote=%zu size=%llu result=%s",
+		  s->id, t->id, s->ip,
+		  log_quote(h, sizeof(h), s->helo ? s->helo : ""),
+		  log_quote(f, sizeof(f), t->sender), log_quote(q, sizeof(q), to),
+		  t->nrcpts, t->nmailboxes, t->nremotes,
+		  (unsigned long long)spool_size(t->spool), result);
+}
+
+static void
+commit_done(struct delivery_job *job, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->job = NULL;
+	if (job->result == 0) {
+		reply(s, "250 2.0.0 Ok: queued as %s", job->id);
+		log_accept(s, s->txn->nremotes > 0 ? "queued" : "delivered");
+		s->messages++;
+	} else {
+		reply(s, "451 4.3.0 Error: local error, try again later");
+		log_event(LOG_ERR, "smtp", "error",
+			  "session=%s queue=%s ip=%s reason=commit msg=%s",
+			  s->id, job->id, s->ip, job->error);
+	}
+	txn_reset(s);
+	s->state = SMTP_S_READY;
+	set_read_timeout(s, s->config->timeout_command);
+	maybe_shutdown(s);
+	if (s->state != SMTP_S_CLOSING) {
+		if (!s->paused)
+			bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static void
+content_end(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct delivery_job *job;
+	const char *why = NULL;
+	char text[160];
+
+	if (t->io_error) {
+		reply_error(s, 451, "4.3.0", "Error: local error");
+		why = "io-error";
+	} else if (t->too_big) {
+		reply_error(s, 552, "5.3.4",
+			    "Error: message size exceeds fixed limit");
+		why = "too-big";
+	} else if (t->data.long_line) {
+		snprintf(text, sizeof(text),
+			 "Error: message has a line longer than %u octets "
+			 "(RFC 5321 4.5.3.1.6)",
+			 s->config->max_text_line);
+		reply_error(s, 550, "5.6.0", text);
+		why = "line-too-long";
+	} else if (t->data.received > HOP_LIMIT) {
+		reply_error(s, 554, "5.4.6",
+			    "Error: too many hops (mail loop?)");
+		why = "too-many-hops";
+	}
+	if (why != NULL) {
+		log_event(LOG_INFO, "smtp", "reject",
+			  "session=%s ip=%s from=<%s> reason=%s", s->id, s->ip,
+			  t->sender, why);
+		if (s->state != SMTP_S_CLOSING) {
+			txn_reset(s);
+			set_read_timeout(s, s->config->timeout_command);
+		}
+		return;
+	}
+
+	job = xcalloc(1, sizeof(*job));
+	memcpy(job->id, t->id, sizeof(job->id));
+	job->spool = t->spool;
+	t->spool = NULL;
+	job->local_hdr_len = t->local_hdr_len;
+	job->vsize = spool_size(job->spool) + t->data.lines + t->hdr_lines;
+	job->mailboxes = t->mailboxes;
+	job->nmailboxes = t->nmailboxes;
+	t->mailboxes = NULL;
+	/* keep the count for the log line */
+	if (t->nremotes > 0) {
+		struct queue_envelope *e = xcalloc(1, sizeof(*e));
+		static const char *const bodies[] = {"7BIT", "8BITMIME",
+						     "BINARYMIME"};
+		memcpy(e->id, t->id, sizeof(e->id));
+		e->arrival = (int64_t)time(NULL);
+		e->client_ip = xstrdup(s->ip);
+		e->helo = xstrdup(s->helo != NULL ? s->helo : "");
+		e->sender = xstrdup(t->sender);
+		e->body = xstrdup(bodies[t->mail.body]);
+		e->smtputf8 = t->mail.smtputf8;
+		e->ret = xstrdup("");
+		e->envid = xstrdup(t->mail.envid);
+		for (size_t i = 0; i < t->nremotes; i++)
+			queue_rcpt_add(e, t->remotes[i].addr,
+				       t->remotes[i].notify,
+				       t->remotes[i].orcpt);
+		job->env = e;
+	}
+	job->done = commit_done;
+	job->arg = s;
+	s->job = job;
+	s->state = SMTP_S_COMMIT;
+	bufferevent_disable(s->bev, EV_READ);
+	committer_submit(s->w->committer, job);
+}
+
+/* ---- input ---------------------------------------------------------- */
+
+static void
+bare_eol(struct smtp_session *s, const char *where)
+{
+	reply(s, "521 5.5.2 %s Error: bare <CR> or <LF> received; lines "
+		 "must end with <CR><LF> (RFC 5321 2.3.8)",
+	      s->config->hostname);
+	log_event(LOG_INFO, "smtp", "reject",
+		  "session=%s ip=%s reason=bare-eol where=%s", s->id, s->ip,
+		  where);
+	session_close(s, "bare-eol");
+}
+
+/* Feeds the parser with what is buffered. */
+static void
+content_feed(struct smtp_session *s, struct evbuffer *in, size_t max,
+	     enum smtp_data_status *st_r, size_t *used_r)
+{
+	struct smtp_txn *t = s->txn;
+	struct evbuffer_iovec v[8];
+	unsigned char out[16384];
+	size_t used = 0;
+	enum smtp_data_status st = SMTP_DATA_MORE;
+	int n = evbuffer_peek(in, (ev_ssize_t)max, NULL, v, 8);
+
+	/* at most 8 vectors at a time; the caller comes back for the rest */
+	if (n > 8)
+		n = 8;
+	for (int i = 0; i < n && st == SMTP_DATA_MORE; i++) {
+		const unsigned char *p = v[i].iov_base;
+		size_t left = v[i].iov_len;
+		if (used + left > max)
+			left = max - used;
+		while (left > 0 && st == SMTP_DATA_MORE) {
+			size_t chunk = left < sizeof(out) ? left : sizeof(out);
+			size_t olen, c;
+			st = smtp_data_feed(&t->data, p, chunk, out, &olen, &c);
+			if (!t->too_big && !t->io_error && olen > 0) {
+				if (spool_size(t->spool) + olen >
+				    s->config->max_message_size + 4096 +
+					    t->local_hdr_len)
+					t->too_big = true;
+				else if (spool_write(t->spool, out, olen) < 0)
+					t->io_error = true;
+			}
+			p += c;
+			left -= c;
+			used += c;
+		}
+	}
+	*st_r = st;
+	*used_r = used;
+}
+
+/* DATA: returns true if the state changed (more work may be possible). */
+static bool
+data_process(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in), used;
+	enum smtp_data_status st;
+
+	if (avail == 0)
+		return false;
+	content_feed(s, in, avail, &st, &used);
+	evbuffer_drain(in, used);
+	if (st == SMTP_DATA_BARE_EOL) {
+		bare_eol(s, "data");
+		return false;
+	}
+	if (st == SMTP_DATA_END) {
+		content_end(s);
+		return true;
+	}
+	return used > 0 && evbuffer_get_length(in) > 0;
+}
+
+static bool
+bdat_process(struct smtp_session *s, struct evbuffer *in)
+{
+	struct smtp_txn *t = s->txn;
+	size_t avail = evbuffer_get_length(in), take, used;
+	enum smtp_data_status st = SMTP_DATA_MORE;
+
+	take = avail < t->bdat_remaining ? avail : (size_t)t->bdat_remaining;
+	if (take > 0) {
+		if (t->bdat_bad || t->too_big || t->io_error ||
+		    t->spool == NULL) {
+			used = take;
+		} else {
+			content_feed(s, in, take, &st, &used);
+			if (st == SMTP_DATA_BARE_EOL) {
+				/* length-framed: refuse the message, keep
+				 * the session */
+				t->bdat_bad = true;
+				t->bdat_code = 550;
+				t->bdat_enh = "5.6.0";
+				t->bdat_text = "Error: bare <CR> or <LF> in "
+					       "message";
+				used = take;
+			}
+		}
+		evbuffer_drain(in, used);
+		t->bdat_remaining -= used;
+	}
+	if (t->bdat_remaining > 0)
+		return take > 0 && evbuffer_get_length(in) > 0;
+
+	/* the chunk is complete */
+	if (t->bdat_bad) {
+		int code = t->bdat_code;
+		const char *enh = t->bdat_enh, *text = t->bdat_text;
+		s->state = t->nrcpts > 0 ? SMTP_S_RCPT : SMTP_S_READY;
+		txn_reset(s);
+		reply_error(s, code, enh, text);
+		if (s->state != SMTP_S_CLOSING)
+			set_read_timeout(s, s->config->timeout_command);
+		return true;
+	}
+	if (!t->bdat_last) {
+		s->state = SMTP_S_RCPT;
+		set_read_timeout(s, s->config->timeout_command);
+		reply(s, "250 2.0.0 Ok: %llu octets",
+		      (unsigned long long)spool_size(t->spool));
+		return true;
+	}
+	if (!t->too_big && !t->io_error) {
+		unsigned char out[2];
+		size_t olen;
+		if (smtp_data_finish(&t->data, out, &olen) ==
+		    SMTP_DATA_BARE_EOL) {
+			s->state = SMTP_S_RCPT;
+			txn_reset(s);
+			reply_error(s, 550, "5.6.0",
+				    "Error: bare <CR> at the end of message");
+			return true;
+		}
+		if (olen > 0 && spool_write(t->spool, out, olen) < 0)
+			t->io_error = true;
+	}
+	s->state = SMTP_S_RCPT;
+	content_end(s);
+	return true;
+}
+
+/*
+ * Takes the next command line. Returns 1 with the line (CRLF removed,
+ * NUL-terminated) in buf, 0 if more input is needed, -1 if the session is
+ * closing.
+ */
+static int
+next_line(struct smtp_session *s, struct evbuffer *in, char *buf,
+	  size_t size, size_t *len_r)
+{
+	size_t max = s->config->max_command_line;
+
+	for (;;) {
+		struct evbuffer_ptr p;
+		size_t avail = evbuffer_get_length(in), n;
+
+		if (avail == 0)
+			return 0;
+		p = evbuffer_search(in, "\n", 1, NULL);
+		if (p.pos < 0) {
+			if (avail < max && !s->skip_line)
+				return 0;
+			evbuffer_drain(in, avail);
+			if (!s->skip_line) {
+				s->skip_line = true;
+				reply_error(s, 500, "5.5.2",
+					    "Error: line too long");
+				if (s->state == SMTP_S_CLOSING)
+					return -1;
+			}
+			return 0;
+		}
+		n = (size_t)p.pos + 1;
+		if (s->skip_line) {
+			evbuffer_drain(in, n);
+			s->skip_line = false;
+			continue;
+		}
+		if (n > max || n > size) {
+			evbuffer_drain(in, n);
+			reply_error(s, 500, "5.5.2", "Error: line too long");
+			if (s->state == SMTP_S_CLOSING)
+				return -1;
+			continue;
+		}
+		evbuffer_remove(in, buf, n);
+		if (n < 2 || buf[n - 2] != '\r' ||
+		    memchr(buf, '\r', n - 2) != NULL) {
+			bare_eol(s, "command");
+			return -1;
+		}
+		n -= 2;
+		buf[n] = '\0';
+		if (memchr(buf, '\0', n) != NULL) {
+			reply_error(s, 500, "5.5.2",
+				    "Error: NUL in command line");
+			if (s->state == SMTP_S_CLOSING)
+				return -1;
+			continue;
+		}
+		*len_r = n;
+		return 1;
+	}
+}
+
+static void
+session_process(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	char line[4096 + 2];
+	size_t len;
+
+	for (;;) {
+		switch (s->state) {
+		case SMTP_S_GREETING:
+			if (evbuffer_get_length(in) > 0) {
+				reply(s, "554 5.5.1 %s Error: you talked "
+					 "before the greeting",
+				      s->config->hostname);
+				log_event(LOG_INFO, "smtp", "reject",
+					  "session=%s ip=%s "
+					  "reason=early-talker",
+					  s->id, s->ip);
+				session_close(s, "early-talker");
+			}
+			return;
+		case SMTP_S_COMMIT:
+		case SMTP_S_CLOSING:
+			return;
+		case SMTP_S_DATA:
+			if (!data_process(s, in))
+				return;
+			continue;
+		case SMTP_S_BDAT:
+			if (!bdat_process(s, in))
+				return;
+			continue;
+		default:
+			break;
+		}
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    OUTPUT_HIGH) {
+			/* the client pipelines but does not read: wait */
+			s->paused = true;
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		int r = next_line(s, in, line, sizeof(line), &len);
+		if (r <= 0)
+			return;
+		handle_command(s, line, len);
+		maybe_shutdown(s);
+	}
+}
+
+/* ---- callbacks ------------------------------------------------------ */
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SMTP_S_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			session_free(s, "closed");
+		return;
+	}
+	if (s->paused) {
+		s->paused = false;
+		if (s->state != SMTP_S_COMMIT)
+			bufferevent_enable(bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_S_CLOSING &&
+	    (what & BEV_EVENT_READING)) {
+		reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		      s->config->hostname);
+		log_event(LOG_INFO, "smtp", "timeout",
+			  "session=%s ip=%s state=%s", s->id, s->ip,
+			  smtp_state_name(s->state));
+		session_close(s, "timeout");
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		session_free(s, s->state == SMTP_S_CLOSING ? "closed" : "eof");
+	else if (what & BEV_EVENT_TIMEOUT)
+		session_free(s, "write-timeout");
+	else
+		session_free(s, "error");
+}
+
+/* ---- start ---------------------------------------------------------- */
+
+static void
+refuse(int fd, const char *text)
+{
+	/* best effort: the socket is fresh, the reply fits its buffer */
+	if (write(fd, text, strlen(text)) < 0) {
+		/* the client is gone already */
+	}
+	close(fd);
+}
+
+void
+smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
+		   const struct sockaddr *sa, socklen_t salen)
+{
+	const struct config *cf = w->config;
+	struct smtp_session *s;
+	enum limits_verdict v;
+	char ip[INET6_ADDRSTRLEN], buf[512];
+	int one = 1;
+
+	sockaddr_ntop(sa, ip, sizeof(ip));
+	if (cidr_list_match(&l->deny, sa) ||
+	    (l->allow.n > 0 && !cidr_list_match(&l->allow, sa))) {
+		snprintf(buf, sizeof(buf),
+			 "554 5.7.1 %s Error: access denied\r\n",
+			 cf->hostname);
+		log_event(LOG_INFO, "smtp", "reject",
+			  "ip=%s listener=%s reason=access-list", ip, l->name);
+		refuse(fd, buf);
+		return;
+	}
+	v = limits_connect(w->limits, &w->policy, w->slot, sa, now_ms());
+	if (v != LIMITS_OK) {
+		snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: %s\r\n",
+			 cf->hostname, limits_verdict_text(v));
+		log_event(LOG_INFO, "smtp", "reject",
+			  "ip=%s listener=%s reason=limit limit=\"%s\"", ip,
+			  l->name, limits_verdict_text(v));
+		refuse(fd, buf);
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+
+	s = xcalloc(1, sizeof(*s));
+	s->w = w;
+	s->config = cf;
+	s->listener = l;
+	s->counted = true;
+	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
+	memcpy(s->ip, ip, sizeof(s->ip));
+	snprintf(s->id, sizeof(s->id), "%02x%014llx", w->slot & 0xff,
+		 (unsigned long long)(++w->session_seq) ^
+			 ((unsigned long long)getpid() << 32));
+	s->started_ms = mono_ms();
+	s->trusted = cidr_list_match(&cf->trusted_networks, sa);
+	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
+	w->nsessions++;
+
+	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		close(fd);
+		session_free(s, "no-memory");
+		return;
+	}
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_event(LOG_INFO, "smtp", "connect",
+		  "session=%s ip=%s listener=%s trusted=%s", s->id, s->ip,
+		  l->name, s->trusted ? "yes" : "no");
+
+	if (l->greet_pause_ms > 0 &&
+	    !limits_greet_passed(w->limits, sa, now_ms())) {
+		struct timeval tv = {(time_t)(l->greet_pause_ms / 1000),
+				     (suseconds_t)(l->greet_pause_ms % 1000) *
+					     1000};
+		s->state = SMTP_S_GREETING;
+		reply(s, "220-%s ESMTP godwit", cf->hostname);
+		s->greet_timer = evtimer_new(w->base, greet_timer_cb, s);
+		evtimer_add(s->greet_timer, &tv);
+		set_read_timeout(s, cf->timeout_command);
+		return;
+	}
+	greet_final(s);
+}

@@ -1,0 +1,186 @@
+/*
+ * Worker process: accepts on the inherited listening sockets and runs the
+ * sessions in one event loop. SIGTERM: stop accepting, let transactions
+ * finish (bounded by shutdown_timeout), exit. SIGUSR2 (sent by the parent
+ * on reload): stop accepting, let every session end by itself, exit.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "lib/xalloc.h"
+#include "log.h"
+#include "smtp_server.h"
+#include "userdb.h"
+#include "worker.h"
+
+struct accept_ctx {
+	struct worker *w;
+	const struct bound_socket *sock;
+};
+
+static void
+on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+	  int salen, void *arg)
+{
+	struct accept_ctx *a = arg;
+
+	(void)lev;
+	switch (a->sock->listener->proto) {
+	case PROTO_SMTP:
+		smtp_session_start(a->w, a->sock->listener, fd, sa,
+				   (socklen_t)salen);
+		break;
+	default:
+		/* refused at start-up by serve; never reached */
+		close(fd);
+		break;
+	}
+}
+
+static void
+on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	(void)lev;
+	(void)arg;
+	/* EMFILE and friends: libevent retries on the next readiness */
+	log_warn("accept");
+}
+
+static void
+stop_listening(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlev; i++)
+		evconnlistener_free(w->lev[i]);
+	w->nlev = 0;
+}
+
+static void
+maybe_exit(struct worker *w)
+{
+	if ((w->stopping || w->draining) && w->nsessions == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+void
+worker_session_gone(struct worker *w)
+{
+	maybe_exit(w);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("exiting with %u session%s still open", w->nsessions,
+		 w->nsessions == 1 ? "" : "s");
+	event_base_loopexit(w->base, NULL);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv = {0, 0};
+
+	(void)what;
+	if (sig == SIGTERM && !w->stopping) {
+		w->stopping = true;
+		tv.tv_sec = (time_t)w->config->shutdown_timeout;
+		stop_listening(w);
+		smtp_sessions_shutdown(w);
+	} else if (sig == SIGUSR2 && !w->draining && !w->stopping) {
+		w->draining = true;
+		/* sessions end by themselves; the command timeout bounds
+		 * an idle one, this bounds a slow one */
+		tv.tv_sec = (time_t)w->config->timeout_command * 2;
+		stop_listening(w);
+	} else {
+		return;
+	}
+	if (w->deadline == NULL)
+		w->deadline = evtimer_new(w->base, deadline_cb, w);
+	evtimer_add(w->deadline, &tv);
+	maybe_exit(w);
+}
+
+int
+worker_main(const struct config *config, const struct bound_socket *socks,
+	    size_t nsocks, struct limits *limits, unsigned slot)
+{
+	struct worker w;
+	struct event *sigs[3];
+	struct accept_ctx *actx;
+	char name[32], *error = NULL;
+	int sigv[3] = {SIGTERM, SIGUSR2, SIGHUP};
+
+	memset(&w, 0, sizeof(w));
+	snprintf(name, sizeof(name), "worker/%u", slot);
+	log_set_process(name);
+	TAILQ_INIT(&w.sessions);
+	w.config = config;
+	w.limits = limits;
+	w.slot = slot;
+	w.policy.max_connections = config->max_connections;
+	w.policy.max_connections_per_ip = config->max_connections_per_ip;
+	w.policy.rate_count = config->conn_rate_count;
+	w.policy.rate_window_ms = config->conn_rate_window * 1000;
+	w.policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
+	signal(SIGINT, SIG_IGN);	/* the parent decides */
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((w.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if (userdb_open(config, true, &w.db, &error) < 0)
+		fatalx("user database: %s", error);
+	w.committer = committer_new(w.base, config->data_dir,
+				    config->hostname);
+
+	actx = xcalloc(nsocks, sizeof(*actx));
+	w.lev = xcalloc(nsocks, sizeof(*w.lev));
+	for (size_t i = 0; i < nsocks; i++) {
+		actx[i].w = &w;
+		actx[i].sock = &socks[i];
+		w.lev[i] = evconnlistener_new(w.base, on_accept, &actx[i],
+					      LEV_OPT_CLOSE_ON_FREE, -1,
+					      socks[i].fd);
+		if (w.lev[i] == NULL)
+			fatalx("cannot listen on %s", socks[i].addr_text);
+		evconnlistener_set_error_cb(w.lev[i], on_accept_error);
+	}
+	w.nlev = nsocks;
+	for (size_t i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(w.base, sigv[i], signal_cb, &w);
+		evsignal_add(sigs[i], NULL);
+	}
+
+	log_event(LOG_DEBUG, "daemon", "worker-start", "slot=%u pid=%d", slot,
+		  (int)getpid());
+	event_base_dispatch(w.base);
+
+	stop_listening(&w);
+	smtp_sessions_free(&w);
+	/* what was accepted must be made durable (or fail) before exit */
+	committer_free(&w.committer);
+	for (size_t i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	if (w.deadline != NULL)
+		event_free(w.deadline);
+	event_base_free(w.base);
+	userdb_close(&w.db);
+	free(w.lev);
+	free(actx);
+	log_event(LOG_DEBUG, "daemon", "worker-exit", "slot=%u", slot);
+	return 0;
+}
