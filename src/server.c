@@ -314,7 +314,14 @@ spawn(struct server *sv, unsigned slot)
 	}
 	if (pid == 0) {
 		int code;
-		/* the parent's event base is not ours to use */
+		/* the parent's event base (and its signal handling) is not
+		 * ours to use: the worker makes its own. event_reinit first
+		 * gives this copy its own epoll instance; freeing it without
+		 * that would unregister the parent's fds from the epoll set
+		 * we share with it after fork(). */
+		event_reinit(sv->base);
+		event_base_free(sv->base);
+		sv->base = NULL;
 		signal(SIGCHLD, SIG_DFL);
 		drop_privileges(sv);
 		code = worker_main(sv->config, sv->socks, sv->nsocks,

@@ -66,6 +66,7 @@ struct smtp_txn {
 	struct smtp_data data;
 	size_t local_hdr_len;
 	uint64_t hdr_lines;
+	uint64_t size;		/* stored size, once committed */
 	bool too_big;
 	bool io_error;
 	bool bdat_started;
@@ -182,7 +183,8 @@ txn_free(struct smtp_txn **tp)
 		return;
 	rcpt_list_free(t->rcpts, t->nrcpts);
 	rcpt_list_free(t->remotes, t->nremotes);
-	for (size_t i = 0; i < t->nmailboxes; i++)
+	/* mailboxes is NULL once handed to the delivery job */
+	for (size_t i = 0; t->mailboxes != NULL && i < t->nmailboxes; i++)
 		free(t->mailboxes[i]);
 	free(t->mailboxes);
 	spool_free(&t->spool);
@@ -791,25 +793,26 @@ static void
 log_accept(struct smtp_session *s, const char *result)
 {
 	struct smtp_txn *t = s->txn;
-	char to[1024], q[1100], h[300], f[700];
+	char to[1024], q[1100], h[300], f[700], from[SMTP_PATH_MAX * 4 + 8];
 	size_t o = 0;
 
 	to[0] = '\0';
 	for (size_t i = 0; i < t->nrcpts && o + 2 < sizeof(to); i++) {
-		int n = snprintf(to + o, sizeof(to) - o, "%s%s",
+		int n = snprintf(to + o, sizeof(to) - o, "%s<%s>",
 				 i > 0 ? "," : "", t->rcpts[i].addr);
 		if (n < 0 || (size_t)n >= sizeof(to) - o)
 			break;
 		o += (size_t)n;
 	}
+	snprintf(from, sizeof(from), "<%s>", t->sender);
 	log_event(LOG_INFO, "smtp", "accept",
 		  "session=%s queue=%s ip=%s helo=%s from=%s to=%s rcpts=%zu "
 		  "local=%zu remote=%zu size=%llu result=%s",
 		  s->id, t->id, s->ip,
 		  log_quote(h, sizeof(h), s->helo ? s->helo : ""),
-		  log_quote(f, sizeof(f), t->sender), log_quote(q, sizeof(q), to),
+		  log_quote(f, sizeof(f), from), log_quote(q, sizeof(q), to),
 		  t->nrcpts, t->nmailboxes, t->nremotes,
-		  (unsigned long long)spool_size(t->spool), result);
+		  (unsigned long long)t->size, result);
 }
 
 static void
@@ -879,6 +882,7 @@ content_end(struct smtp_session *s)
 
 	job = xcalloc(1, sizeof(*job));
 	memcpy(job->id, t->id, sizeof(job->id));
+	t->size = spool_size(t->spool);
 	job->spool = t->spool;
 	t->spool = NULL;
 	job->local_hdr_len = t->local_hdr_len;
