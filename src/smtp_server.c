@@ -793,7 +793,7 @@ static void
 log_accept(struct smtp_session *s, const char *result)
 {
 	struct smtp_txn *t = s->txn;
-	char to[1024], q[1100], h[300], f[700], from[SMTP_PATH_MAX * 4 + 8];
+	char to[1024], q[1100], h[300], f[1100], from[sizeof(((struct smtp_txn *)0)->sender) + 3];
 	size_t o = 0;
 
 	to[0] = '\0';
