@@ -179,6 +179,12 @@ kv_to_json(char *out, size_t size, const char *kv)
 	return o;
 }
 
+static void vlog_event(int level, const char *facility, const char *event,
+		       const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static void vlog_msg(int level, const char *suffix, const char *fmt,
+		     va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 vlog_event(int level, const char *facility, const char *event,
 	   const char *fmt, va_list ap)

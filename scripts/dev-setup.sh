@@ -1,0 +1,90 @@
+#!/bin/sh
+# Prepares the development server that `make run` starts: everything lives
+# under ./run/ (gitignored). Idempotent: an existing run/godwit.yaml, database
+# and certificate are kept. Prints what it set up and how to try it.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+run="$top/run"
+godwit="$top/build/godwit"
+cfg="$run/godwit.yaml"
+
+mkdir -p "$run"
+
+# Workers drop to the `godwit` user when started as root, but only if that
+# user can reach ./run (a checkout under /root cannot be entered by others).
+user='""'
+if [ "$(id -u)" -eq 0 ] && getent passwd godwit >/dev/null; then
+	if runuser -u godwit -- test -x "$run" 2>/dev/null; then
+		user=godwit
+	fi
+fi
+
+if [ ! -f "$cfg" ]; then
+	cat >"$cfg" <<YAML
+# godwit development configuration, written by scripts/dev-setup.sh.
+# Every key is described in docs/configuration.md.
+hostname: mail.example.test
+data_dir: $run
+user: $user
+log:
+  format: kv
+  level: info
+limits:
+  max_connections_per_ip: 50
+  connection_rate: 600/60s
+listeners:
+  - name: mx
+    protocol: smtp
+    listen: ["127.0.0.1:2525", "[::1]:2525"]
+    greet_pause: 0s
+YAML
+fi
+
+# A self-signed certificate for the TLS listeners.
+if [ ! -f "$run/tls/cert.pem" ]; then
+	mkdir -p "$run/tls"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 825 \
+		-subj "/CN=mail.example.test" \
+		-addext "subjectAltName=DNS:mail.example.test,DNS:localhost,IP:127.0.0.1,IP:::1" \
+		-keyout "$run/tls/key.pem" -out "$run/tls/cert.pem" >/dev/null 2>&1
+	chmod 600 "$run/tls/key.pem"
+fi
+
+"$godwit" -c "$cfg" config check >/dev/null
+
+if ! "$godwit" -c "$cfg" domain list 2>/dev/null | grep -qx example.test; then
+	"$godwit" -c "$cfg" domain add example.test >/dev/null
+fi
+if [ ! -f "$run/demo-password" ]; then
+	(umask 077; head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$run/demo-password")
+fi
+if ! "$godwit" -c "$cfg" user list example.test 2>/dev/null | grep -qx demo@example.test; then
+	"$godwit" -c "$cfg" user add demo@example.test --password-stdin \
+		<"$run/demo-password" >/dev/null
+	"$godwit" -c "$cfg" alias add postmaster@example.test demo@example.test >/dev/null
+fi
+if [ "$user" = godwit ]; then
+	chown -R godwit:godwit "$run"
+	chmod 600 "$run/tls/key.pem"
+fi
+
+cat <<EOT
+
+  godwit development server
+  -------------------------
+  config     $cfg
+  data       $run  (mail in $run/mail/example.test/demo/Maildir/new/)
+  MX (SMTP)  127.0.0.1:2525 and [::1]:2525
+  domain     example.test
+  user       demo@example.test   password: $(cat "$run/demo-password")
+
+  Send a test message (in another terminal):
+    swaks --server 127.0.0.1:2525 --to demo@example.test
+    swaks -6 --server ::1 --port 2525 --to demo@example.test
+  Try to relay (refused, 554 5.7.1):
+    swaks --server 127.0.0.1:2525 --to someone@example.org
+
+  Stop with Ctrl-C. Logs follow, one event per line.
+
+EOT
