@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1272,6 +1273,9 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 		return;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	/* replies are written whole, once per batch of commands: Nagle would
+	 * only hold them back behind the client's delayed ACK */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	s = xcalloc(1, sizeof(*s));
 	s->w = w;
