@@ -8,9 +8,10 @@
  *  - its domain is local (userdb) and, after sub-address stripping
  *    ("user+tag@"), the user exists or an alias (or the domain's catch-all)
  *    matches; aliases expand recursively (bounded depth) to local mailboxes
- *    and/or remote addresses; or it is postmaster (always accepted, to the
- *    postmaster alias or, failing that, refused 550 like any unknown user
- *    only if the domain has neither: see recipient.c);
+ *    and/or remote addresses; or it is postmaster at a local domain or
+ *    the bare "<postmaster>" (always accepted, RFC 5321 4.5.1: to the user
+ *    or alias of that name, else the catch-all, else the mailbox
+ *    "postmaster@domain"; bare: the domain is ctx->hostname);
  *  - or the client is trusted (trusted_networks) or authenticated, in which
  *    case a non-local domain is queued for remote delivery.
  * Anything else: 554 5.7.1 relay access denied. Unknown local users: 550
@@ -53,6 +54,8 @@ struct recipient_result {
 	size_t nremotes;
 };
 
+/* Always returns 0: the outcome, reply included, is in *r (free it with
+ * recipient_result_free() whatever the verdict). */
 int recipient_resolve(const struct recipient_ctx *ctx,
 		      const struct smtp_mailbox *rcpt,
 		      struct recipient_result *r);
