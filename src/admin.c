@@ -218,8 +218,9 @@ parse_address(const char *arg, bool catchall, bool ours, bool lower_local)
 
 /*
  * The database file and its directory, when this command created them,
- * go to the account the daemon drops to (file 0640, directory 0750), as
- * `godwit serve` does with the rest of data_dir: the workers must read it.
+ * stay root's but go to the group of the account the daemon drops to
+ * (file 0640, directory 0750), as `godwit serve` also does: the workers
+ * must read it, and must not be able to change it.
  */
 static void
 give_to_daemon(const struct config *config, const char *path,
@@ -237,7 +238,7 @@ give_to_daemon(const struct config *config, const char *path,
 			config->user, path);
 		return;
 	}
-	if (file_created && chown(path, pw->pw_uid, pw->pw_gid) < 0)
+	if (file_created && chown(path, 0, pw->pw_gid) < 0)
 		fprintf(stderr, "godwit: warning: chown %s: %s\n", path,
 			strerror(errno));
 	if (!dir_created)
@@ -245,7 +246,7 @@ give_to_daemon(const struct config *config, const char *path,
 	dir = xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
-		if (chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+		if (chown(dir, 0, pw->pw_gid) < 0)
 			fprintf(stderr, "godwit: warning: chown %s: %s\n", dir,
 				strerror(errno));
 	}

@@ -56,7 +56,7 @@ spool_new(const char *tmp_path)
 static int
 spool_open(struct spool *sp)
 {
-	sp->fd = open(sp->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	sp->fd = open(sp->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	return sp->fd < 0 ? -1 : 0;
 }
 

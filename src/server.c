@@ -212,7 +212,7 @@ prepare_data_dir(struct server *sv, const struct config *config,
 {
 	static const char *const subs[] = {
 		"", "/queue", "/queue/tmp", "/queue/incoming", "/queue/active",
-		"/queue/deferred", "/queue/hold", "/mail", "/db", "/log", NULL};
+		"/queue/deferred", "/queue/hold", "/mail", "/log", NULL};
 	struct userdb *db = NULL;
 	char *err = NULL;
 
@@ -232,10 +232,22 @@ prepare_data_dir(struct server *sv, const struct config *config,
 		return -1;
 	}
 	userdb_close(&db);
-	if (own(sv, config->userdb_path) < 0) {
+	/* workers read the database but must not be able to change it: it
+	 * stays root's, readable by the worker user's group */
+	if (sv->drop && (chown(config->userdb_path, 0, sv->gid) < 0 ||
+			 chmod(config->userdb_path, 0640) < 0)) {
 		*error_r = xasprintf("%s: %s", config->userdb_path,
 				     strerror(errno));
 		return -1;
+	}
+	if (sv->drop) {
+		char *dir = xstrdup(config->userdb_path), *slash;
+		if ((slash = strrchr(dir, '/')) != NULL) {
+			*slash = '\0';
+			if (chown(dir, 0, sv->gid) < 0 || chmod(dir, 0750) < 0)
+				log_warn("%s", dir);
+		}
+		free(dir);
 	}
 	return 0;
 }

@@ -788,12 +788,12 @@ test_ownership(void **state)
 	r = run_cmd(f, admin_domain, NULL, args);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(stat(f->path, &sb), 0);
-	assert_int_equal(sb.st_uid, pw->pw_uid);
+	assert_int_equal(sb.st_uid, (uid_t)0);
 	assert_int_equal(sb.st_gid, pw->pw_gid);
 	assert_int_equal(sb.st_mode & 07777, 0640);
 	snprintf(dir, sizeof(dir), "%s/db", f->dir);
 	assert_int_equal(stat(dir, &sb), 0);
-	assert_int_equal(sb.st_uid, pw->pw_uid);
+	assert_int_equal(sb.st_uid, (uid_t)0);
 	assert_int_equal(sb.st_gid, pw->pw_gid);
 	assert_int_equal(sb.st_mode & 07777, 0750);
 
