@@ -64,10 +64,6 @@ if ! "$godwit" -c "$cfg" user list example.test 2>/dev/null | grep -qx demo@exam
 		<"$run/demo-password" >/dev/null
 	"$godwit" -c "$cfg" alias add postmaster@example.test demo@example.test >/dev/null
 fi
-if [ "$user" = godwit ]; then
-	chown -R godwit:godwit "$run"
-	chmod 600 "$run/tls/key.pem"
-fi
 
 cat <<EOT
 
