@@ -11,6 +11,7 @@
  *                   workers drain: no connection is dropped
  *   SIGCHLD         a worker that died unexpectedly is replaced
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -250,6 +251,34 @@ prepare_data_dir(struct server *sv, const struct config *config,
 		free(dir);
 	}
 	return 0;
+}
+
+/*
+ * Files left in queue/tmp/ by a crash were never acknowledged (the 250
+ * comes after they are linked or renamed elsewhere): remove them. Only at
+ * start, before any worker runs.
+ */
+static void
+clean_queue_tmp(const struct config *config)
+{
+	char *dir = xasprintf("%s/queue/tmp", config->data_dir);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+				n++;
+		}
+		closedir(d);
+	}
+	if (n > 0)
+		log_info("removed %u unacknowledged file%s from %s", n,
+			 n == 1 ? "" : "s", dir);
+	free(dir);
 }
 
 static int
@@ -602,6 +631,7 @@ serve_main(const char *config_path)
 		config_free(&sv.config);
 		return 1;
 	}
+	clean_queue_tmp(sv.config);
 	signal(SIGPIPE, SIG_IGN);
 	if ((sv.limits = limits_create(LIMITS_ENTRIES)) == NULL)
 		fatalx("cannot create the shared limits table");
