@@ -2,7 +2,8 @@
  * Spool and committer: see deliver.h.
  *
  * The order of a commit (per message):
- *   1. the spool file (queue/tmp/<id>) gets the rest of the content and is
+ *   1. the spool file (queue/tmp/<id>) gets the rest of the content and
+ *      its writeback is started (for the whole batch first), then it is
  *      fdatasync'd;
  *   2. it is hard-linked into each local mailbox's Maildir/new/ (a copy
  *      where the link is impossible, e.g. another filesystem);
@@ -116,9 +117,14 @@ spool_free(struct spool **spp)
 	*spp = NULL;
 }
 
-/* Writes what is still in memory and makes the file durable. */
+/*
+ * Writes what is still in memory and starts writeback without waiting.
+ * Done for every job of a batch before the first fdatasync, so that the
+ * block allocations of the whole batch land in one journal transaction and
+ * one commit makes them all durable.
+ */
 static int
-spool_sync(struct spool *sp)
+spool_flush(struct spool *sp)
 {
 	if (sp->fd < 0) {
 		if (spool_open(sp) < 0)
@@ -126,7 +132,10 @@ spool_sync(struct spool *sp)
 		if (write_full(sp->fd, sp->mem, sp->mem_len) < 0)
 			return -1;
 	}
-	return fdatasync(sp->fd);
+	if (sync_file_range(sp->fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0 &&
+	    errno != ENOSYS)
+		return -1;
+	return 0;
 }
 
 /* Copies the spool from offset `from` into fd. */
@@ -343,8 +352,9 @@ commit_one(struct committer *c, struct delivery_job *job, struct dirset *ds,
 	size_t nmade = 0;
 	char **made = NULL;
 
-	job->result = 0;
-	if (spool_sync(sp) < 0) {
+	if (job->result < 0)
+		return;		/* spool_flush failed */
+	if (fdatasync(sp->fd) < 0) {
 		job_fail(job, "spool", sp->path);
 		return;
 	}
@@ -450,6 +460,11 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 	char ***made = xcalloc(njobs, sizeof(*made));
 	size_t *nmade = xcalloc(njobs, sizeof(*nmade));
 
+	for (job = batch; job != NULL; job = job->next) {
+		job->result = 0;
+		if (spool_flush(job->spool) < 0)
+			job_fail(job, "spool", job->spool->path);
+	}
 	size_t j = 0;
 	for (job = batch; job != NULL; job = job->next, j++)
 		commit_one(c, job, &ds, &made[j], &nmade[j]);
