@@ -1,0 +1,176 @@
+/* Queue file format: round trip, xtext, and refusal of torn files. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "lib/util.h"
+#include "queue.h"
+
+static void
+fill(struct queue_envelope *e)
+{
+	memset(e, 0, sizeof(*e));
+	queue_id_new(e->id);
+	e->arrival = 1795416528;
+	e->client_ip = strdup("2001:db8::1");
+	e->helo = strdup("odd helo with spaces+plus=eq\n");
+	e->sender = strdup("");		/* the null sender */
+	e->body = strdup("8BITMIME");
+	e->smtputf8 = true;
+	e->ret = strdup("");
+	e->envid = strdup("");
+	queue_rcpt_add(e, "b\xc3\xbc@example.net", 6, "rfc822;b@example.net");
+	queue_rcpt_add(e, "c@example.org", 0, "");
+	e->size = 5;
+}
+
+static void
+test_roundtrip(void **state)
+{
+	struct queue_envelope e, r;
+	size_t len, hlen;
+	char *text, *err = NULL;
+
+	(void)state;
+	fill(&e);
+	text = queue_envelope_format(&e, &len);
+	assert_non_null(text);
+	/* no raw space or newline inside a value */
+	assert_null(strstr(text, "with spaces"));
+	assert_int_equal(queue_envelope_parse(text, len, &r, &hlen, &err), 0);
+	assert_int_equal(hlen, len);
+	assert_string_equal(r.id, e.id);
+	assert_int_equal(r.arrival, e.arrival);
+	assert_string_equal(r.client_ip, e.client_ip);
+	assert_string_equal(r.helo, e.helo);
+	assert_string_equal(r.sender, "");
+	assert_string_equal(r.body, "8BITMIME");
+	assert_true(r.smtputf8);
+	assert_int_equal(r.nrcpts, 2);
+	assert_string_equal(r.rcpts[0].addr, "b\xc3\xbc@example.net");
+	assert_int_equal(r.rcpts[0].notify, 6);
+	assert_string_equal(r.rcpts[0].orcpt, "rfc822;b@example.net");
+	assert_string_equal(r.rcpts[1].orcpt, "");
+	assert_int_equal(r.size, 5);
+	queue_envelope_free(&r);
+	queue_envelope_free(&e);
+	free(text);
+}
+
+struct bad_case {
+	const char *name;
+	const char *text;
+};
+
+static const struct bad_case bad[] = {
+	{"wrong magic", "godwit-queue 2\nid 0123456789abcdef\n"},
+	{"no blank line", "godwit-queue 1\nid 0123456789abcdef\nsender +\n"},
+	{"bad id", "godwit-queue 1\nid 0123\nsender +\nrcpt a@b 0 +\n"
+		   "size 0\n\n"},
+	{"no recipients", "godwit-queue 1\nid 0123456789abcdef\nsender +\n"
+			  "size 0\n\n"},
+	{"no size", "godwit-queue 1\nid 0123456789abcdef\nsender +\n"
+		    "rcpt a@b 0 +\n\n"},
+	{"bad xtext", "godwit-queue 1\nid 0123456789abcdef\nsender a+4\n"
+		      "rcpt a@b 0 +\nsize 0\n\n"},
+	{"repeated key", "godwit-queue 1\nid 0123456789abcdef\nsender +\n"
+			 "sender +\nrcpt a@b 0 +\nsize 0\n\n"},
+	{"unknown key", "godwit-queue 1\nid 0123456789abcdef\nsender +\n"
+			"bogus 1\nrcpt a@b 0 +\nsize 0\n\n"},
+	{"notify range", "godwit-queue 1\nid 0123456789abcdef\nsender +\n"
+			 "rcpt a@b 99 +\nsize 0\n\n"},
+};
+
+static void
+test_bad(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct queue_envelope e;
+		size_t hlen;
+		char *err = NULL;
+		if (queue_envelope_parse(bad[i].text, strlen(bad[i].text), &e,
+					 &hlen, &err) == 0)
+			fail_msg("%s: accepted", bad[i].name);
+		assert_non_null(err);
+		free(err);
+	}
+}
+
+/* A file cut short, or without its end marker, is refused. */
+static void
+test_torn(void **state)
+{
+	struct queue_envelope e, r;
+	char dir[] = "/tmp/godwit-test-queue-XXXXXX", path[128], *text, *err;
+	size_t len;
+	uint64_t off;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/q", dir);
+	fill(&e);
+	text = queue_envelope_format(&e, &len);
+	for (int variant = 0; variant < 3; variant++) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write_full(fd, text, len), 0);
+		assert_int_equal(write_full(fd, "hello", 5), 0);
+		if (variant == 0)
+			assert_int_equal(write_full(fd, QUEUE_END,
+						    strlen(QUEUE_END)), 0);
+		else if (variant == 1)	/* torn: end marker missing */
+			;
+		else	/* right length, wrong marker */
+			assert_int_equal(write_full(fd, "\n.end godwit-queuX\n",
+						    strlen(QUEUE_END)), 0);
+		close(fd);
+		err = NULL;
+		int rc = queue_envelope_read(path, &r, &off, &err);
+		if (variant == 0) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(off, len);
+			queue_envelope_free(&r);
+		} else {
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(err, "torn"));
+			free(err);
+		}
+	}
+	unlink(path);
+	rmdir(dir);
+	free(text);
+	queue_envelope_free(&e);
+}
+
+static void
+test_ids(void **state)
+{
+	char a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1];
+
+	(void)state;
+	queue_id_new(a);
+	usleep(2000);
+	queue_id_new(b);
+	assert_true(queue_id_valid(a));
+	assert_true(strcmp(a, b) < 0);	/* sortable by time */
+	assert_false(queue_id_valid("0123456789ABCDEF"));
+	assert_false(queue_id_valid("../../etc/passwd"));
+	assert_false(queue_id_valid("0123456789abcde"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_torn),
+		cmocka_unit_test(test_ids),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
