@@ -16,8 +16,8 @@
  * Connections are counted per worker slot, so when a worker dies the
  * parent forgets exactly that worker's connections (limits_worker_reset).
  */
-#ifndef GODWIT_LIMITS_H
-#define GODWIT_LIMITS_H
+#ifndef GODWIT_CLIENT_LIMITS_H
+#define GODWIT_CLIENT_LIMITS_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,0 +1,545 @@
+/*
+ * Per-client-IP connection limits shared by every worker process: one
+ * anonymous shared mapping (created by the parent before it forks) holding
+ * a header with a robust process-shared mutex and per-worker totals, then a
+ * set-associative table of per-address entries. See client_limits.h for the
+ * model.
+ *
+ * Everything that can be done without the table (the address key, its hash,
+ * range checks) is done before the mutex is taken; under the mutex there is
+ * only arithmetic on the mapping, no system call and no allocation, so the
+ * critical section is a few hundred nanoseconds even with many workers.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+
+#include "lib/cidr.h"
+#include "client_limits.h"
+#include "log.h"
+
+#define LIMITS_WAYS 8
+
+struct limits_entry {
+	uint8_t key[16];       /* sockaddr_key(): IPv4 as ::ffff:a.b.c.d */
+	uint64_t last_used_ms; /* for least-recently-used replacement */
+	uint64_t window_start_ms;
+	uint64_t greet_until_ms; /* early-talker pass valid while now < this */
+	uint32_t window_count;   /* attempts counted in the current window */
+	bool in_use;
+	uint16_t conns[LIMITS_MAX_WORKERS]; /* open connections per worker */
+};
+
+/*
+ * The mapping itself. seed, nsets and map_size are written once by
+ * limits_create() before any fork and only read afterwards, so they are
+ * read without the mutex; everything else is guarded by mu.
+ */
+struct limits {
+	pthread_mutex_t mu;
+	uint64_t seed[2];
+	size_t map_size;
+	size_t nsets;
+	uint32_t totals[LIMITS_MAX_WORKERS];
+	struct limits_entry entries[];
+};
+
+/*
+ * SipHash-2-4 of exactly 16 bytes. The set index comes from a keyed hash
+ * with a key drawn at start-up, so a client choosing its source addresses
+ * cannot aim them all at one set and push other addresses out of the table.
+ * Written out here rather than through OpenSSL's EVP_MAC because that costs
+ * a context allocation per call, and the fixed 16-byte input makes the
+ * function short.
+ */
+static uint64_t
+rotl64(uint64_t x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+static uint64_t
+load_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+#define SIPROUND()                                                             \
+	do {                                                                   \
+		v0 += v1;                                                      \
+		v1 = rotl64(v1, 13);                                           \
+		v1 ^= v0;                                                      \
+		v0 = rotl64(v0, 32);                                           \
+		v2 += v3;                                                      \
+		v3 = rotl64(v3, 16);                                           \
+		v3 ^= v2;                                                      \
+		v0 += v3;                                                      \
+		v3 = rotl64(v3, 21);                                           \
+		v3 ^= v0;                                                      \
+		v2 += v1;                                                      \
+		v1 = rotl64(v1, 17);                                           \
+		v1 ^= v2;                                                      \
+		v2 = rotl64(v2, 32);                                           \
+	} while (0)
+
+static uint64_t
+siphash24_16(const uint64_t k[2], const uint8_t in[16])
+{
+	uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL;
+	uint64_t v1 = k[1] ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL;
+	uint64_t v3 = k[1] ^ 0x7465646279746573ULL;
+	uint64_t m, b = (uint64_t)16 << 56;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		m = load_le64(in + 8 * i);
+		v3 ^= m;
+		SIPROUND();
+		SIPROUND();
+		v0 ^= m;
+	}
+	v3 ^= b;
+	SIPROUND();
+	SIPROUND();
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND();
+	SIPROUND();
+	SIPROUND();
+	SIPROUND();
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+struct limits *
+limits_create(unsigned nentries)
+{
+	pthread_mutexattr_t attr;
+	struct limits *l;
+	size_t n, size;
+	void *p;
+	ssize_t got;
+	size_t off;
+	uint8_t seed[16];
+
+	/* Zero entries would track nothing at all; one set is the minimum. */
+	n = ((size_t)nentries + LIMITS_WAYS - 1) / LIMITS_WAYS * LIMITS_WAYS;
+	if (n == 0)
+		n = LIMITS_WAYS;
+	if (n >
+	    (SIZE_MAX - sizeof(struct limits)) / sizeof(struct limits_entry)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size = sizeof(struct limits) + n * sizeof(struct limits_entry);
+
+	for (off = 0; off < sizeof(seed); off += (size_t)got) {
+		got = getrandom(seed + off, sizeof(seed) - off, 0);
+		if (got < 0) {
+			if (errno == EINTR) {
+				got = 0;
+				continue;
+			}
+			return NULL;
+		}
+	}
+
+	/* Anonymous mappings are zero-filled: every entry starts unused. */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	         -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	l = p;
+	l->map_size = size;
+	l->nsets = n / LIMITS_WAYS;
+	memcpy(l->seed, seed, sizeof(l->seed));
+	explicit_bzero(seed, sizeof(seed));
+
+	/*
+	 * Robust: if a worker is killed while holding the mutex, the next
+	 * locker gets EOWNERDEAD instead of waiting forever.
+	 */
+	if (pthread_mutexattr_init(&attr) != 0)
+		goto fail;
+	if (pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) != 0 ||
+	    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) != 0 ||
+	    pthread_mutex_init(&l->mu, &attr) != 0) {
+		pthread_mutexattr_destroy(&attr);
+		goto fail;
+	}
+	pthread_mutexattr_destroy(&attr);
+	return l;
+fail:
+	munmap(p, size);
+	errno = ENOMEM;
+	return NULL;
+}
+
+/*
+ * Unmaps this process's view only. The mutex is not destroyed: other
+ * processes may still be using the mapping, and it disappears with the last
+ * of them.
+ */
+void
+limits_destroy(struct limits **lp)
+{
+	struct limits *l = *lp;
+
+	if (l == NULL)
+		return;
+	*lp = NULL;
+	munmap(l, l->map_size);
+}
+
+/*
+ * A holder that died left at most one half-done update behind, and every
+ * field tolerates that: the dead worker's counts are cleared by
+ * limits_worker_reset(), a torn key or timestamp only makes one entry
+ * useless until it is replaced, and a torn rate count only shifts one
+ * address's limit for one window. So the mutex is simply marked consistent
+ * again.
+ */
+static void
+limits_lock(struct limits *l)
+{
+	int rc;
+
+	rc = pthread_mutex_lock(&l->mu);
+	if (rc == EOWNERDEAD)
+		rc = pthread_mutex_consistent(&l->mu);
+	if (rc != 0)
+		fatalx("limits: cannot lock the shared table: %s",
+		       strerror(rc));
+}
+
+static void
+limits_unlock(struct limits *l)
+{
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void
+check_worker(unsigned worker)
+{
+	if (worker >= LIMITS_MAX_WORKERS)
+		fatalx("limits: worker slot %u out of range", worker);
+}
+
+/*
+ * Only IPv4 and IPv6 clients are tracked per address; anything else (a
+ * NULL or AF_UNIX address in tests or tools) would otherwise all share the
+ * all-zero key. Returns false for an address that is not tracked.
+ */
+static bool
+address_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	if (sa == NULL ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return false;
+	sockaddr_key(sa, key);
+	return true;
+}
+
+static struct limits_entry *
+set_of(struct limits *l, const uint8_t key[16])
+{
+	size_t set = (size_t)(siphash24_16(l->seed, key) % l->nsets);
+
+	return &l->entries[set * LIMITS_WAYS];
+}
+
+static struct limits_entry *
+lookup(struct limits_entry *set, const uint8_t key[16])
+{
+	int i;
+
+	for (i = 0; i < LIMITS_WAYS; i++)
+		if (set[i].in_use && memcmp(set[i].key, key, 16) == 0)
+			return &set[i];
+	return NULL;
+}
+
+static unsigned
+entry_connections(const struct limits_entry *e)
+{
+	unsigned n = 0;
+	int w;
+
+	for (w = 0; w < LIMITS_MAX_WORKERS; w++)
+		n += e->conns[w];
+	return n;
+}
+
+static bool
+window_expired(const struct limits_entry *e, const struct limits_policy *p,
+               uint64_t now)
+{
+	/* A clock that went backwards also starts a new window. */
+	return now < e->window_start_ms ||
+	       now - e->window_start_ms >= p->rate_window_ms;
+}
+
+/*
+ * An entry for key, claiming a slot in its set if it has none. Replacement
+ * takes, in order: an unused slot; the least recently used entry with no
+ * connections whose greet pass and rate window (when rates are limited)
+ * have both run out, since it remembers nothing that matters; the least
+ * recently used entry with no connections. Entries with open connections are
+ * never replaced, since their counts must survive until the matching
+ * disconnects; if all eight have some, NULL: the address goes untracked.
+ */
+static struct limits_entry *
+find_or_claim(struct limits_entry *set, const struct limits_policy *p,
+              const uint8_t key[16], uint64_t now)
+{
+	struct limits_entry *e, *idle = NULL, *stale = NULL;
+	int i;
+
+	if ((e = lookup(set, key)) != NULL)
+		return e;
+	for (i = 0; i < LIMITS_WAYS && e == NULL; i++) {
+		struct limits_entry *c = &set[i];
+
+		if (!c->in_use) {
+			e = c;
+		} else if (entry_connections(c) == 0) {
+			if (idle == NULL ||
+			    c->last_used_ms < idle->last_used_ms)
+				idle = c;
+			if (now >= c->greet_until_ms &&
+			    (p->rate_count == 0 || window_expired(c, p, now)) &&
+			    (stale == NULL ||
+			     c->last_used_ms < stale->last_used_ms))
+				stale = c;
+		}
+	}
+	if (e == NULL)
+		e = stale != NULL ? stale : idle;
+	if (e == NULL)
+		return NULL;
+	memset(e, 0, sizeof(*e));
+	memcpy(e->key, key, 16);
+	e->window_start_ms = now;
+	e->last_used_ms = now;
+	e->in_use = true;
+	return e;
+}
+
+static unsigned
+total_connections(const struct limits *l)
+{
+	unsigned n = 0;
+	int w;
+
+	for (w = 0; w < LIMITS_MAX_WORKERS; w++)
+		n += l->totals[w];
+	return n;
+}
+
+/*
+ * Order of the checks: the total first (it protects the whole server), then
+ * the per-address count, then the rate. The rate window is fixed: it starts
+ * with the first attempt and a new one starts with the first attempt after
+ * rate_window_ms. Every attempt that gets past the first two checks is
+ * counted in it, including one the rate limit itself refuses, so the count
+ * is the number of attempts the client really made (what metrics and a
+ * later sliding or penalty window would want); with a fixed window that
+ * changes no verdict, since everything past the limit is refused until the
+ * window ends anyway. Attempts refused by the total or the per-address
+ * count are not charged to the rate: a client turned away because the
+ * server, or its own share of it, is full should not find its rate budget
+ * spent when room appears.
+ */
+enum limits_verdict
+limits_connect(struct limits *l, const struct limits_policy *p, unsigned worker,
+               const struct sockaddr *sa, uint64_t now_ms)
+{
+	struct limits_policy pol = *p;
+	struct limits_entry *set = NULL, *e;
+	enum limits_verdict v = LIMITS_OK;
+	uint8_t key[16];
+
+	check_worker(worker);
+	if (address_key(sa, key))
+		set = set_of(l, key);
+
+	limits_lock(l);
+	if (pol.max_connections != 0 &&
+	    total_connections(l) >= pol.max_connections) {
+		v = LIMITS_TOO_MANY_TOTAL;
+		goto out;
+	}
+	if (set != NULL &&
+	    (e = find_or_claim(set, &pol, key, now_ms)) != NULL) {
+		e->last_used_ms = now_ms;
+		if (pol.max_connections_per_ip != 0 &&
+		    entry_connections(e) >= pol.max_connections_per_ip) {
+			v = LIMITS_TOO_MANY_FROM_IP;
+			goto out;
+		}
+		if (pol.rate_count != 0) {
+			if (window_expired(e, &pol, now_ms)) {
+				e->window_start_ms = now_ms;
+				e->window_count = 0;
+			}
+			if (e->window_count < UINT32_MAX)
+				e->window_count++;
+			if (e->window_count > pol.rate_count) {
+				v = LIMITS_RATE;
+				goto out;
+			}
+		}
+		/*
+		 * 65535 connections from one address on one worker: count
+		 * this one in the total only, as if untracked; the later
+		 * disconnect cannot take the entry below zero.
+		 */
+		if (e->conns[worker] < UINT16_MAX)
+			e->conns[worker]++;
+	}
+	if (l->totals[worker] < UINT32_MAX)
+		l->totals[worker]++;
+out:
+	limits_unlock(l);
+	return v;
+}
+
+/*
+ * An address that was untracked at connect time has no entry (or, rarely,
+ * has since got one holding other connections): either way the per-address
+ * count is only lowered while it is above zero, so it can undercount for a
+ * moment but never wraps.
+ */
+void
+limits_disconnect(struct limits *l, unsigned worker, const struct sockaddr *sa)
+{
+	struct limits_entry *set = NULL, *e;
+	uint8_t key[16];
+
+	check_worker(worker);
+	if (address_key(sa, key))
+		set = set_of(l, key);
+
+	limits_lock(l);
+	if (set != NULL && (e = lookup(set, key)) != NULL &&
+	    e->conns[worker] > 0)
+		e->conns[worker]--;
+	if (l->totals[worker] > 0)
+		l->totals[worker]--;
+	limits_unlock(l);
+}
+
+bool
+limits_greet_passed(struct limits *l, const struct sockaddr *sa,
+                    uint64_t now_ms)
+{
+	struct limits_entry *set, *e;
+	uint8_t key[16];
+	bool passed = false;
+
+	if (!address_key(sa, key))
+		return false;
+	set = set_of(l, key);
+	limits_lock(l);
+	if ((e = lookup(set, key)) != NULL && now_ms < e->greet_until_ms) {
+		passed = true;
+		e->last_used_ms = now_ms;
+	}
+	limits_unlock(l);
+	return passed;
+}
+
+/* A pass that finds no free slot is dropped: the client is tested again. */
+void
+limits_greet_pass(struct limits *l, const struct limits_policy *p,
+                  const struct sockaddr *sa, uint64_t now_ms)
+{
+	struct limits_policy pol = *p;
+	struct limits_entry *set, *e;
+	uint8_t key[16];
+	uint64_t until;
+
+	if (!address_key(sa, key))
+		return;
+	set = set_of(l, key);
+	until = now_ms + pol.greet_pass_ttl_ms;
+	if (until < now_ms)
+		until = UINT64_MAX;
+	limits_lock(l);
+	if ((e = find_or_claim(set, &pol, key, now_ms)) != NULL) {
+		e->greet_until_ms = until;
+		e->last_used_ms = now_ms;
+	}
+	limits_unlock(l);
+}
+
+/*
+ * Walks the whole table under the mutex; it runs once per worker death, so
+ * the pause (microseconds per thousand entries) is not worth avoiding.
+ */
+void
+limits_worker_reset(struct limits *l, unsigned worker)
+{
+	size_t i, n;
+
+	check_worker(worker);
+	n = l->nsets * LIMITS_WAYS;
+	limits_lock(l);
+	for (i = 0; i < n; i++)
+		l->entries[i].conns[worker] = 0;
+	l->totals[worker] = 0;
+	limits_unlock(l);
+}
+
+unsigned
+limits_ip_connections(struct limits *l, const struct sockaddr *sa)
+{
+	struct limits_entry *set, *e;
+	uint8_t key[16];
+	unsigned n = 0;
+
+	if (!address_key(sa, key))
+		return 0;
+	set = set_of(l, key);
+	limits_lock(l);
+	if ((e = lookup(set, key)) != NULL)
+		n = entry_connections(e);
+	limits_unlock(l);
+	return n;
+}
+
+unsigned
+limits_total_connections(struct limits *l)
+{
+	unsigned n;
+
+	limits_lock(l);
+	n = total_connections(l);
+	limits_unlock(l);
+	return n;
+}
+
+const char *
+limits_verdict_text(enum limits_verdict v)
+{
+	switch (v) {
+	case LIMITS_OK:
+		return "ok";
+	case LIMITS_TOO_MANY_TOTAL:
+		return "too many connections";
+	case LIMITS_TOO_MANY_FROM_IP:
+		return "too many connections from your address";
+	case LIMITS_RATE:
+		return "connection rate limit exceeded";
+	}
+	return "connection refused";
+}

@@ -1,0 +1,744 @@
+/*
+ * Tests for the shared connection-limit table (src/client_limits.c):
+ * table-driven scenarios of connect/disconnect/time steps with the expected
+ * verdicts and counts, then real multi-process tests: exact counts under
+ * concurrent workers, limits that hold under contention, and a worker killed
+ * while it holds the table's mutex.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "client_limits.h"
+
+/* ---- scenarios -------------------------------------------------------- */
+
+enum op {
+	END = 0,
+	CONNECT,    /* worker, addr: expect a verdict; `repeat` times */
+	DISCONNECT, /* worker, addr; `repeat` times */
+	ADVANCE,    /* arg ms */
+	PASS,       /* addr: limits_greet_pass */
+	PASSED,     /* addr: expect limits_greet_passed (0/1) */
+	RESET,      /* worker: limits_worker_reset */
+	IP_CONNS,   /* addr: expect limits_ip_connections */
+	TOTAL,      /* expect limits_total_connections */
+};
+
+struct step {
+	enum op op;
+	unsigned worker;
+	const char *addr;
+	uint64_t arg;
+	long expect;
+	unsigned repeat;
+};
+
+/* clang-format off */
+#define CONN(w, a, v) { CONNECT, w, a, 0, v, 1 }
+#define CONN_N(w, a, v, n) { CONNECT, w, a, 0, v, n }
+#define DISC(w, a) { DISCONNECT, w, a, 0, 0, 1 }
+#define DISC_N(w, a, n) { DISCONNECT, w, a, 0, 0, n }
+#define ADV(ms) { ADVANCE, 0, NULL, ms, 0, 1 }
+#define GPASS(a) { PASS, 0, a, 0, 0, 1 }
+#define GPASSED(a, yes) { PASSED, 0, a, 0, yes, 1 }
+#define RST(w) { RESET, w, NULL, 0, 0, 1 }
+#define IPN(a, n) { IP_CONNS, 0, a, 0, n, 1 }
+#define TOT(n) { TOTAL, 0, NULL, 0, n, 1 }
+/* clang-format on */
+
+#define OK LIMITS_OK
+#define TOO_MANY LIMITS_TOO_MANY_TOTAL
+#define FROM_IP LIMITS_TOO_MANY_FROM_IP
+#define RATE LIMITS_RATE
+
+/* Policy fields in order: total, per IP, rate count, window ms, pass ttl. */
+struct scenario {
+	const char *name;
+	unsigned nentries;
+	struct limits_policy pol;
+	struct step steps[48];
+};
+
+#define A "192.0.2.1"
+#define B "192.0.2.2"
+#define C "192.0.2.3"
+#define D "192.0.2.4"
+
+/* clang-format off */
+static const struct scenario scenarios[] = {
+{"per-IP limit across worker slots", 64, {0, 2, 0, 0, 0}, {
+	CONN(0, A, OK), CONN(1, A, OK), CONN(0, A, FROM_IP), CONN(1, A, FROM_IP),
+	CONN(0, B, OK), IPN(A, 2), IPN(B, 1), TOT(3),
+	DISC(1, A), IPN(A, 1), CONN(2, A, OK), CONN(2, A, FROM_IP), IPN(A, 2),
+	TOT(3)}},
+{"total limit", 64, {3, 0, 0, 0, 0}, {
+	CONN(0, A, OK), CONN(1, B, OK), CONN(2, C, OK), CONN(0, D, TOO_MANY),
+	CONN(1, A, TOO_MANY), TOT(3), IPN(D, 0), IPN(A, 1),
+	DISC(1, B), TOT(2), CONN(3, D, OK), IPN(D, 1), CONN(3, D, TOO_MANY),
+	TOT(3)}},
+{"total checked before per-IP", 64, {2, 1, 0, 0, 0}, {
+	CONN(0, A, OK), CONN(0, B, OK), CONN(0, A, TOO_MANY),
+	DISC(0, B), CONN(0, A, FROM_IP), TOT(1)}},
+{"rate window rollover", 64, {0, 0, 3, 1000, 0}, {
+	CONN(0, A, OK), DISC(0, A), CONN(0, A, OK), DISC(0, A),
+	CONN(0, A, OK), DISC(0, A), CONN(0, A, RATE), IPN(A, 0), TOT(0),
+	ADV(999), CONN(0, A, RATE), CONN(0, B, OK),
+	ADV(1), CONN(0, A, OK), CONN(1, A, OK), CONN(2, A, OK),
+	CONN(3, A, RATE), IPN(A, 3),
+	ADV(1000), CONN(0, A, OK), IPN(A, 4), TOT(5)}},
+{"rate window starts at the first attempt, not on a clock grid", 64,
+    {0, 0, 1, 1000, 0}, {
+	ADV(700), CONN(0, A, OK), ADV(500), CONN(0, A, RATE),
+	ADV(499), CONN(0, A, RATE), ADV(1), CONN(0, A, OK)}},
+{"per-IP refusals are not charged to the rate", 64, {0, 1, 2, 1000, 0}, {
+	CONN(0, A, OK), CONN(0, A, FROM_IP), CONN(1, A, FROM_IP), DISC(0, A),
+	CONN(0, A, OK), DISC(0, A), CONN(0, A, RATE)}},
+{"total refusals are not charged to the rate", 64, {1, 0, 2, 1000, 0}, {
+	CONN(0, B, OK), CONN(0, A, TOO_MANY), CONN(0, A, TOO_MANY), DISC(0, B),
+	CONN(0, A, OK), DISC(0, A), CONN(0, A, OK), DISC(0, A),
+	CONN(0, A, RATE)}},
+{"IPv4, IPv6 and v4-mapped IPv6", 64, {0, 2, 0, 0, 0}, {
+	CONN(0, "192.0.2.1", OK), CONN(1, "::ffff:192.0.2.1", OK),
+	CONN(0, "192.0.2.1", FROM_IP), CONN(2, "::ffff:192.0.2.1", FROM_IP),
+	IPN("192.0.2.1", 2), IPN("::ffff:192.0.2.1", 2),
+	/* v4-compatible ::a.b.c.d is a different address */
+	CONN(0, "::192.0.2.1", OK), IPN("::192.0.2.1", 1),
+	CONN(0, "2001:db8::1", OK), CONN(1, "2001:db8::1", OK),
+	CONN(2, "2001:db8::1", FROM_IP), IPN("2001:db8::2", 0),
+	CONN(0, "2001:db8::2", OK), CONN(0, "192.0.2.2", OK),
+	/* connected as v4-mapped, released as plain IPv4 */
+	DISC(1, "192.0.2.1"), IPN("::ffff:192.0.2.1", 1), TOT(6)}},
+{"worker reset forgets exactly that slot", 64, {0, 3, 0, 0, 0}, {
+	CONN(0, A, OK), CONN(0, A, OK), CONN(1, A, OK), CONN(1, B, OK),
+	CONN(2, B, OK), CONN(63, C, OK), CONN(3, A, FROM_IP), TOT(6),
+	RST(0), IPN(A, 1), IPN(B, 2), IPN(C, 1), TOT(4),
+	CONN(3, A, OK), IPN(A, 2),
+	/* a late disconnect for the reset slot changes nothing */
+	DISC(0, A), DISC(0, A), IPN(A, 2), TOT(5),
+	RST(1), IPN(A, 1), IPN(B, 1), TOT(3),
+	DISC(1, B), IPN(B, 1), TOT(3),
+	RST(63), IPN(C, 0), TOT(2)}},
+{"disconnect never underflows", 64, {0, 0, 0, 0, 0}, {
+	DISC(0, A), TOT(0), IPN(A, 0),
+	CONN(0, A, OK), DISC_N(0, A, 3), TOT(0), IPN(A, 0),
+	CONN(1, A, OK), DISC(0, A), IPN(A, 1), TOT(1)}},
+{"greet pass expiry", 64, {0, 0, 0, 0, 5000}, {
+	GPASSED(A, 0), GPASS(A), GPASSED(A, 1),
+	GPASSED("::ffff:192.0.2.1", 1), GPASSED(B, 0),
+	ADV(4999), GPASSED(A, 1), ADV(1), GPASSED(A, 0),
+	GPASS(A), GPASSED(A, 1), CONN(0, A, OK),
+	ADV(5000), GPASSED(A, 0), IPN(A, 1), TOT(1)}},
+{"greet pass with zero ttl never passes", 64, {0, 0, 0, 0, 0}, {
+	GPASS(A), GPASSED(A, 0)}},
+{"set overflow: the 9th address is untracked but counted", 5,
+    {0, 1, 0, 0, 0}, {
+	CONN(0, "10.0.0.1", OK), CONN(0, "10.0.0.2", OK),
+	CONN(0, "10.0.0.3", OK), CONN(0, "10.0.0.4", OK),
+	CONN(0, "10.0.0.5", OK), CONN(0, "10.0.0.6", OK),
+	CONN(0, "10.0.0.7", OK), CONN(0, "10.0.0.8", OK),
+	CONN(0, "10.0.0.9", OK), IPN("10.0.0.9", 0), TOT(9),
+	/* untracked: per-IP not enforced for it */
+	CONN(1, "10.0.0.9", OK), TOT(10), CONN(0, "10.0.0.1", FROM_IP),
+	/* an untracked disconnect lowers only the total */
+	DISC(1, "10.0.0.9"), TOT(9), IPN("10.0.0.1", 1), IPN("10.0.0.8", 1),
+	DISC(0, "10.0.0.1"), IPN("10.0.0.1", 0), TOT(8),
+	/* the one idle entry is replaced */
+	CONN(0, "10.0.0.10", OK), IPN("10.0.0.10", 1),
+	CONN(0, "10.0.0.10", FROM_IP), DISC(0, "10.0.0.9"), TOT(8),
+	IPN("10.0.0.10", 1), IPN("10.0.0.2", 1)}},
+{"replacement prefers an expired entry over the LRU one", 8,
+    {0, 0, 1, 1000, 0}, {
+	CONN(0, "10.0.0.2", OK), DISC(0, "10.0.0.2"), ADV(500),
+	CONN(0, "10.0.0.1", OK), DISC(0, "10.0.0.1"), ADV(100),
+	/* touches .2 (used at 600) but its window began at 0 */
+	CONN(0, "10.0.0.2", RATE), ADV(100),
+	CONN(0, "10.0.0.3", OK), CONN(0, "10.0.0.4", OK),
+	CONN(0, "10.0.0.5", OK), CONN(0, "10.0.0.6", OK),
+	CONN(0, "10.0.0.7", OK), CONN(0, "10.0.0.8", OK),
+	DISC(0, "10.0.0.3"), DISC(0, "10.0.0.4"), DISC(0, "10.0.0.5"),
+	DISC(0, "10.0.0.6"), DISC(0, "10.0.0.7"), DISC(0, "10.0.0.8"),
+	ADV(500),
+	/* t=1200: .1 is least recently used but its window is live */
+	CONN(0, "10.0.0.9", OK), IPN("10.0.0.9", 1),
+	/* every other entry kept its window, so .2 was the one replaced */
+	CONN(0, "10.0.0.1", RATE), CONN(0, "10.0.0.3", RATE),
+	CONN(0, "10.0.0.4", RATE), CONN(0, "10.0.0.5", RATE),
+	CONN(0, "10.0.0.6", RATE), CONN(0, "10.0.0.7", RATE),
+	CONN(0, "10.0.0.8", RATE)}},
+{"replacement falls back to the LRU idle entry", 8, {0, 0, 1, 1000, 0}, {
+	CONN(0, "10.0.0.1", OK), DISC(0, "10.0.0.1"), ADV(1),
+	CONN(0, "10.0.0.2", OK), ADV(1), CONN(0, "10.0.0.3", OK), ADV(1),
+	CONN(0, "10.0.0.4", OK), ADV(1), CONN(0, "10.0.0.5", OK), ADV(1),
+	CONN(0, "10.0.0.6", OK), ADV(1), CONN(0, "10.0.0.7", OK), ADV(1),
+	CONN(0, "10.0.0.8", OK), ADV(1),
+	/* only .1 is idle: it goes, window and all */
+	CONN(0, "10.0.0.9", OK), CONN(0, "10.0.0.1", OK),
+	IPN("10.0.0.1", 0), TOT(9)}},
+{"unlimited when every limit is zero", 0, {0, 0, 0, 1000, 0}, {
+	CONN_N(0, A, OK, 1000), CONN_N(1, A, OK, 1000), IPN(A, 2000),
+	TOT(2000), DISC_N(0, A, 1000), IPN(A, 1000), TOT(1000)}},
+{"a worker's count for one address saturates, the total does not", 64,
+    {0, 0, 0, 0, 0}, {
+	CONN_N(0, A, OK, 70000), IPN(A, 65535), TOT(70000),
+	CONN(1, A, OK), IPN(A, 65536),
+	DISC_N(0, A, 70000), IPN(A, 1), TOT(1)}},
+{"non-IP addresses count in the total only", 64, {0, 1, 1, 1000, 0}, {
+	CONN(0, "unix", OK), CONN(0, "unix", OK), CONN(1, NULL, OK), TOT(3),
+	IPN("unix", 0), IPN(NULL, 0),
+	DISC(0, "unix"), DISC(1, NULL), TOT(1),
+	GPASS("unix"), GPASSED("unix", 0)}},
+};
+/* clang-format on */
+
+/* "unix" builds an AF_UNIX address; NULL passes a NULL sockaddr. */
+static const struct sockaddr *
+make_addr(const char *s, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (s == NULL)
+		return NULL;
+	if (strcmp(s, "unix") == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+
+		sun->sun_family = AF_UNIX;
+		return (struct sockaddr *)ss;
+	}
+	if (strchr(s, ':') != NULL) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		if (inet_pton(AF_INET6, s, &sin6->sin6_addr) != 1)
+			fail_msg("bad test address %s", s);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		if (inet_pton(AF_INET, s, &sin->sin_addr) != 1)
+			fail_msg("bad test address %s", s);
+	}
+	return (struct sockaddr *)ss;
+}
+
+static void
+run_scenario(const struct scenario *sc)
+{
+	struct limits *l = limits_create(sc->nentries);
+	struct sockaddr_storage ss;
+	const struct sockaddr *sa;
+	uint64_t now = 1000000;
+	long got;
+	size_t i;
+	unsigned r;
+
+	assert_non_null(l);
+	for (i = 0; i < sizeof(sc->steps) / sizeof(sc->steps[0]); i++) {
+		const struct step *st = &sc->steps[i];
+
+		if (st->op == END)
+			break;
+		sa = make_addr(st->addr, &ss);
+		for (r = 0; r < st->repeat; r++) {
+			switch (st->op) {
+			case CONNECT:
+				got = limits_connect(l, &sc->pol, st->worker,
+				                     sa, now);
+				break;
+			case DISCONNECT:
+				limits_disconnect(l, st->worker, sa);
+				continue;
+			case ADVANCE:
+				now += st->arg;
+				continue;
+			case PASS:
+				limits_greet_pass(l, &sc->pol, sa, now);
+				continue;
+			case PASSED:
+				got = limits_greet_passed(l, sa, now);
+				break;
+			case RESET:
+				limits_worker_reset(l, st->worker);
+				continue;
+			case IP_CONNS:
+				got = limits_ip_connections(l, sa);
+				break;
+			case TOTAL:
+				got = limits_total_connections(l);
+				break;
+			default:
+				fail_msg("%s: bad op", sc->name);
+			}
+			if (got != st->expect)
+				fail_msg(
+				    "scenario \"%s\", step %zu (op %d, %s, "
+				    "repeat %u): got %ld, expected %ld",
+				    sc->name, i, st->op,
+				    st->addr ? st->addr : "-", r, got,
+				    st->expect);
+		}
+	}
+	assert_true(i > 0);
+	limits_destroy(&l);
+	assert_null(l);
+}
+
+static void
+test_scenarios(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		run_scenario(&scenarios[i]);
+}
+
+static void
+test_verdict_text(void **state)
+{
+	static const struct {
+		enum limits_verdict v;
+		const char *text;
+	} cases[] = {
+	    {LIMITS_TOO_MANY_TOTAL, "too many connections"},
+	    {LIMITS_TOO_MANY_FROM_IP, "too many connections from your address"},
+	    {LIMITS_RATE, "connection rate limit exceeded"},
+	    {LIMITS_OK, "ok"},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(limits_verdict_text(cases[i].v),
+		                    cases[i].text);
+	assert_non_null(limits_verdict_text((enum limits_verdict)99));
+}
+
+static const struct sockaddr *
+v4(struct sockaddr_storage *ss, unsigned a, unsigned b, unsigned c)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "10.%u.%u.%u", a & 255, b & 255, c & 255);
+	return make_addr(buf, ss);
+}
+
+/*
+ * Exactly 8 addresses per set can hold connections. With many more
+ * addresses than entries every set gets at least 8 of them (the odds
+ * against are astronomically small), so the tracked addresses fill the
+ * table exactly, and the total still counts them all.
+ */
+static void
+test_table_capacity(void **state)
+{
+	static const struct {
+		unsigned nentries, naddrs, tracked;
+	} cases[] = {
+	    {8, 9, 8},      {16, 200, 16},
+	    {24, 400, 24},  {17, 600, 24}, /* rounded up to 24 */
+	    {1024, 10, 10},
+	};
+	const struct limits_policy pol = {0, 1, 0, 0, 0};
+	struct sockaddr_storage ss;
+	size_t i;
+	unsigned j, sum, untracked;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct limits *l = limits_create(cases[i].nentries);
+
+		assert_non_null(l);
+		for (j = 0; j < cases[i].naddrs; j++)
+			assert_int_equal(limits_connect(l, &pol, 0,
+			                                v4(&ss, 9, j >> 8, j),
+			                                0),
+			                 LIMITS_OK);
+		assert_int_equal(limits_total_connections(l), cases[i].naddrs);
+		for (sum = 0, untracked = 0, j = 0; j < cases[i].naddrs; j++) {
+			unsigned n =
+			    limits_ip_connections(l, v4(&ss, 9, j >> 8, j));
+
+			assert_true(n <= 1);
+			sum += n;
+			untracked += n == 0;
+		}
+		assert_int_equal(sum, cases[i].tracked);
+		assert_int_equal(untracked, cases[i].naddrs - cases[i].tracked);
+		for (j = 0; j < cases[i].naddrs; j++)
+			limits_disconnect(l, 0, v4(&ss, 9, j >> 8, j));
+		assert_int_equal(limits_total_connections(l), 0);
+		for (j = 0; j < cases[i].naddrs; j++)
+			assert_int_equal(
+			    limits_ip_connections(l, v4(&ss, 9, j >> 8, j)), 0);
+		limits_destroy(&l);
+	}
+}
+
+/* ---- several processes ------------------------------------------------ */
+
+#define NCHILD 6
+#define ITER 20000
+#define HOLD 4   /* connections each child keeps open at any time */
+#define NADDR 16 /* addresses shared by all children */
+
+static pid_t
+spawn(void (*fn)(struct limits *, unsigned, int), struct limits *l, unsigned i,
+      int fd)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		fn(l, i, fd); /* never returns */
+	return pid;
+}
+
+/* Waits for the parent to close the pipe, so the children start together. */
+static void
+wait_start(int fd)
+{
+	char c;
+
+	while (read(fd, &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+static void
+churn_child(struct limits *l, unsigned i, int fd)
+{
+	const struct limits_policy pol = {0, 0, 0, 0, 0};
+	struct sockaddr_storage ss;
+	unsigned j, worker = i % 2;
+
+	wait_start(fd);
+	for (j = 0; j < ITER; j++) {
+		if (limits_connect(l, &pol, worker, v4(&ss, 1, 0, j % NADDR),
+		                   j) != LIMITS_OK)
+			_exit(1);
+		if (j >= HOLD)
+			limits_disconnect(l, worker,
+			                  v4(&ss, 1, 0, (j - HOLD) % NADDR));
+	}
+	_exit(0);
+}
+
+/*
+ * Forks NCHILD children running fn; they wait on a pipe until all exist, so
+ * they really run at the same time.
+ */
+static void
+start_children(void (*fn)(struct limits *, unsigned, int), struct limits *l,
+               pid_t pids[NCHILD])
+{
+	int p[2];
+	unsigned i;
+
+	assert_int_equal(pipe(p), 0);
+	for (i = 0; i < NCHILD; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			close(p[1]);
+			fn(l, i, p[0]); /* never returns */
+		}
+	}
+	close(p[0]);
+	close(p[1]); /* go */
+}
+
+static int
+child_status(pid_t pid)
+{
+	int st;
+
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static void
+test_concurrent_exact_counts(void **state)
+{
+	struct limits *l = limits_create(1024);
+	struct sockaddr_storage ss;
+	unsigned expect[NADDR] = {0}, i, j, sum = 0;
+	pid_t pids[NCHILD];
+
+	(void)state;
+	assert_non_null(l);
+	start_children(churn_child, l, pids);
+	for (i = 0; i < NCHILD; i++)
+		assert_int_equal(child_status(pids[i]), 0);
+
+	/* Each child left its last HOLD connections open. */
+	for (i = 0; i < NCHILD; i++)
+		for (j = ITER - HOLD; j < ITER; j++)
+			expect[j % NADDR]++;
+	for (j = 0; j < NADDR; j++) {
+		assert_int_equal(limits_ip_connections(l, v4(&ss, 1, 0, j)),
+		                 expect[j]);
+		sum += expect[j];
+	}
+	assert_int_equal(sum, NCHILD * HOLD);
+	assert_int_equal(limits_total_connections(l), NCHILD * HOLD);
+
+	/* Odd children used worker slot 1: resetting it drops exactly those. */
+	limits_worker_reset(l, 1);
+	assert_int_equal(limits_total_connections(l), (NCHILD + 1) / 2 * HOLD);
+	limits_worker_reset(l, 0);
+	assert_int_equal(limits_total_connections(l), 0);
+	for (j = 0; j < NADDR; j++)
+		assert_int_equal(limits_ip_connections(l, v4(&ss, 1, 0, j)), 0);
+	limits_destroy(&l);
+}
+
+#define GRAB_TRIES 200
+#define PER_IP_LIMIT 5
+#define TOTAL_LIMIT 7
+
+/* Grabs as many connections from one address as the per-IP limit allows. */
+static void
+grab_one_ip_child(struct limits *l, unsigned i, int fd)
+{
+	const struct limits_policy pol = {0, PER_IP_LIMIT, 0, 0, 0};
+	struct sockaddr_storage ss;
+	int got = 0, j;
+
+	wait_start(fd);
+	for (j = 0; j < GRAB_TRIES; j++) {
+		enum limits_verdict v =
+		    limits_connect(l, &pol, i % 2, v4(&ss, 2, 0, 1), 0);
+
+		if (v == LIMITS_OK)
+			got++;
+		else if (v != LIMITS_TOO_MANY_FROM_IP)
+			_exit(255);
+	}
+	_exit(got);
+}
+
+/* Grabs connections from many addresses until the total limit stops it. */
+static void
+grab_total_child(struct limits *l, unsigned i, int fd)
+{
+	const struct limits_policy pol = {TOTAL_LIMIT, 0, 0, 0, 0};
+	struct sockaddr_storage ss;
+	int got = 0, j;
+
+	wait_start(fd);
+	for (j = 0; j < GRAB_TRIES; j++) {
+		enum limits_verdict v =
+		    limits_connect(l, &pol, i % 2, v4(&ss, 3, i, j), 0);
+
+		if (v == LIMITS_OK)
+			got++;
+		else if (v != LIMITS_TOO_MANY_TOTAL)
+			_exit(255);
+	}
+	_exit(got);
+}
+
+static void
+test_concurrent_limits_hold(void **state)
+{
+	static const struct {
+		void (*fn)(struct limits *, unsigned, int);
+		unsigned limit;
+	} cases[] = {
+	    {grab_one_ip_child, PER_IP_LIMIT},
+	    {grab_total_child, TOTAL_LIMIT},
+	};
+	struct sockaddr_storage ss;
+	pid_t pids[NCHILD];
+	size_t c;
+	unsigned i, got;
+
+	(void)state;
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct limits *l = limits_create(256);
+
+		assert_non_null(l);
+		start_children(cases[c].fn, l, pids);
+		for (got = 0, i = 0; i < NCHILD; i++) {
+			int n = child_status(pids[i]);
+
+			assert_true(n != 255);
+			got += (unsigned)n;
+		}
+		assert_int_equal(got, cases[c].limit);
+		assert_int_equal(limits_total_connections(l), cases[c].limit);
+		if (cases[c].fn == grab_one_ip_child)
+			assert_int_equal(
+			    limits_ip_connections(l, v4(&ss, 2, 0, 1)),
+			    PER_IP_LIMIT);
+		limits_destroy(&l);
+	}
+}
+
+/* Loops on the table forever, until killed. */
+static void
+loop_child(struct limits *l, unsigned i, int fd)
+{
+	const struct limits_policy pol = {0, 0, 0, 0, 0};
+	struct sockaddr_storage ss;
+	unsigned j;
+
+	(void)i;
+	(void)fd;
+	for (j = 0;; j++) {
+		limits_connect(l, &pol, 1, v4(&ss, 4, 0, j % 64), j);
+		limits_disconnect(l, 1, v4(&ss, 4, 0, j % 64));
+	}
+}
+
+/* A process that takes the table's mutex once, then reports on fd. */
+static void
+probe_child(struct limits *l, unsigned i, int fd)
+{
+	(void)i;
+	(void)limits_total_connections(l);
+	if (write(fd, "x", 1) != 1)
+		_exit(1);
+	_exit(0);
+}
+
+static bool
+readable(int fd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	return poll(&pfd, 1, timeout_ms) == 1;
+}
+
+/* Fails the test if the probe is stuck, without leaving processes behind. */
+static void
+probe_must_finish(int fd, pid_t probe, pid_t child)
+{
+	if (readable(fd, 10000))
+		return;
+	kill(probe, SIGKILL);
+	waitpid(probe, NULL, 0);
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	fail_msg("a process is stuck on the mutex of a dead holder");
+}
+
+/* 'S' when the process sleeps (a probe blocked on the mutex futex). */
+static char
+proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return '?';
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL || p[1] == '\0' || p[2] == '\0')
+		return '?';
+	return p[2];
+}
+
+/*
+ * A worker killed while it holds the mutex must not wedge the others.
+ * A child loops on the table; we stop it and let a probe process try to
+ * take the mutex. If the probe gets stuck, the stopped child holds the
+ * mutex: we kill it with SIGKILL and the probe must then finish (the robust
+ * mutex hands over with EOWNERDEAD). Repeated until that has happened a few
+ * times, so the test cannot pass without exercising the recovery.
+ */
+static void
+test_worker_killed_holding_mutex(void **state)
+{
+	const struct limits_policy pol = {0, 2, 0, 0, 0};
+	struct limits *l = limits_create(256);
+	struct sockaddr_storage ss;
+	const struct sockaddr *a;
+	unsigned caught = 0, attempt;
+	pid_t child, probe;
+	int p[2], st;
+	char c;
+
+	(void)state;
+	assert_non_null(l);
+	alarm(120); /* a wedged mutex fails the test instead of hanging it */
+	a = make_addr("198.51.100.7", &ss);
+	assert_int_equal(limits_connect(l, &pol, 0, a, 0), LIMITS_OK);
+	assert_int_equal(limits_connect(l, &pol, 0, a, 0), LIMITS_OK);
+
+	child = spawn(loop_child, l, 0, -1);
+	for (attempt = 0; attempt < 2000 && caught < 3; attempt++) {
+		usleep(200 + (unsigned)rand() % 2000);
+		assert_int_equal(kill(child, SIGSTOP), 0);
+		assert_int_equal(waitpid(child, &st, WUNTRACED), child);
+		assert_true(WIFSTOPPED(st));
+
+		assert_int_equal(pipe(p), 0);
+		probe = spawn(probe_child, l, 0, p[1]);
+		close(p[1]);
+		if (readable(p[0], 200) || proc_state(probe) != 'S') {
+			/* Not holding it (or inconclusive): let it run on. */
+			assert_int_equal(kill(child, SIGCONT), 0);
+			probe_must_finish(p[0], probe, child);
+		} else {
+			caught++;
+			assert_int_equal(kill(child, SIGKILL), 0);
+			assert_int_equal(waitpid(child, &st, 0), child);
+			assert_true(WIFSIGNALED(st));
+			/* The probe must now get the mutex. */
+			probe_must_finish(p[0], probe, -1);
+			child = spawn(loop_child, l, 0, -1);
+		}
+		assert_int_equal(read(p[0], &c, 1), 1);
+		close(p[0]);
+		assert_int_equal(child_status(probe), 0);
+	}
+	assert_int_equal(kill(child, SIGKILL), 0);
+	assert_int_equal(waitpid(child, &st, 0), child);
+	print_message("caught the child holding the mutex %u times in %u "
+	              "attempts\n",
+	              caught, attempt);
+	assert_true(caught >= 1);
+
+	/* The table still works, and the dead workers' slot can be cleared. */
+	limits_worker_reset(l, 1);
+	assert_int_equal(limits_total_connections(l), 2);
+	assert_int_equal(limits_ip_connections(l, a), 2);
+	assert_int_equal(limits_connect(l, &pol, 0, a, 0),
+	                 LIMITS_TOO_MANY_FROM_IP);
+	limits_disconnect(l, 0, a);
+	assert_int_equal(limits_connect(l, &pol, 2, a, 0), LIMITS_OK);
+	assert_int_equal(limits_total_connections(l), 2);
+	alarm(0);
+	limits_destroy(&l);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_scenarios),
+	    cmocka_unit_test(test_verdict_text),
+	    cmocka_unit_test(test_table_capacity),
+	    cmocka_unit_test(test_concurrent_exact_counts),
+	    cmocka_unit_test(test_concurrent_limits_hold),
+	    cmocka_unit_test(test_worker_killed_holding_mutex),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
