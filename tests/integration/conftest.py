@@ -13,10 +13,12 @@ import copy
 import faulthandler
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,6 +57,9 @@ STOP_TIMEOUT = 15.0
 TEST_WATCHDOG = 90
 
 DELETE = object()  # in an override dict: remove this key
+
+# (users, aliases) -> a data directory holding just that user database
+_userdb_templates = {}
 
 
 # ---------------------------------------------------------------- YAML ---
@@ -213,6 +218,10 @@ def default_config(data_dir, port):
             "max_connections": 1000,
             "max_connections_per_ip": 200,
             "connection_rate": "off",
+            # bounds the damage of a SIGTERM a worker misses (the kill
+            # timer fires after shutdown_timeout + 5s);
+            # test_sigterm_right_after_start checks that none is missed
+            "shutdown_timeout": "2s",
         },
         "listeners": [
             {
@@ -307,6 +316,20 @@ class Godwit:
         return self.run(*args, input=input, check=check)
 
     def _setup_userdb(self, users, aliases):
+        """Creates the domain, users and aliases with the real admin
+        commands, once per distinct set: later instances copy the data
+        directory made then (hashing passwords under ASan is slow)."""
+        key = (tuple(users), tuple(sorted((k, tuple(v)) for k, v in (aliases or {}).items())))
+        tmpl = _userdb_templates.get(key)
+        if tmpl is not None:
+            shutil.copytree(tmpl, self.data_dir, dirs_exist_ok=True)
+            return
+        self._make_userdb(users, aliases)
+        tmpl = Path(tempfile.mkdtemp(prefix="godwit-userdb-"))
+        shutil.copytree(self.data_dir, tmpl, dirs_exist_ok=True)
+        _userdb_templates[key] = tmpl
+
+    def _make_userdb(self, users, aliases):
         self.admin("domain", "add", DOMAIN)
         for u in users:
             self.admin("user", "add", f"{u}@{DOMAIN}", "--password-stdin",
@@ -375,8 +398,11 @@ class Godwit:
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            diag = self.diagnose()
             self.kill9()
-            raise AssertionError(f"godwit did not exit within {timeout}s of SIGTERM")
+            raise AssertionError(
+                f"godwit did not exit within {timeout}s of SIGTERM\n{diag}\n"
+                + self.log_text()[-3000:])
         self._reap_group()
         self.exit_codes.append(code)
         if expect_code is not None:
@@ -417,6 +443,26 @@ class Godwit:
         except ProcessLookupError:
             pass
         self.leftover_workers = True
+
+    def diagnose(self):
+        """What the processes of the group are doing (for hang reports)."""
+        out = []
+        pids = [self.proc.pid] + self.children()
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    st = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+                with open(f"/proc/{pid}/wchan") as f:
+                    wchan = f.read()
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                out.append(f"pid {pid} ({cmd.strip()}): state {st.get('State', '?').strip()} "
+                           f"wchan {wchan} SigBlk {st.get('SigBlk', '?').strip()} "
+                           f"SigCgt {st.get('SigCgt', '?').strip()} "
+                           f"SigPnd {st.get('SigPnd', '?').strip()} ShdPnd {st.get('ShdPnd', '?').strip()}")
+            except OSError as e:
+                out.append(f"pid {pid}: {e}")
+        return "\n".join(out)
 
     def children(self):
         """Pids of the parent's direct children (the workers)."""
@@ -554,6 +600,11 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason=f"{GODWIT_BIN} not built")
         for it in items:
             it.add_marker(skip)
+
+
+def pytest_unconfigure(config):
+    for d in _userdb_templates.values():
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -124,6 +124,22 @@ class RawSMTP:
                 return out, False
         return out, self.closed
 
+    def read_raw_lines(self, timeout=5.0):
+        """Everything the server sends until it closes or goes quiet for
+        timeout, as text lines, without reply parsing (for servers that
+        break a reply off on purpose, e.g. an early-talker rejection after
+        a "220-" line). Returns (lines, closed)."""
+        for _ in range(10000):
+            try:
+                self._fill(time.monotonic() + timeout)
+            except Closed:
+                break
+            except socket.timeout:
+                break
+        lines = [l.decode("utf-8", "replace") for l in self.buf.split(b"\r\n")]
+        self.buf = b""
+        return [l for l in lines if l], self.closed
+
     def wait_closed(self, timeout=5.0):
         """True if the server closes the connection within timeout (any
         data that arrives first is kept in self.buf)."""

@@ -115,8 +115,24 @@ def test_sigterm_idle_session(make_godwit):
         c.close()
 
 
+def test_sigterm_right_after_start(make_godwit):
+    """SIGTERM as soon as the daemon listens (its workers may still be
+    starting): every process must see it and the daemon exit promptly, not
+    after the kill timer."""
+    g = make_godwit(start=False)
+    for i in range(6):
+        g.start()
+        time.sleep(0.01 * i)
+        t0 = time.monotonic()
+        code = g.stop(timeout=15)
+        elapsed = time.monotonic() - t0
+        assert code == 0
+        assert elapsed < 1.5, \
+            f"try {i + 1}: SIGTERM right after start took {elapsed:.1f}s to stop"
+
+
 def test_sigterm_lets_transaction_finish(make_godwit, uniq):
-    g = make_godwit()
+    g = make_godwit({"limits": {"shutdown_timeout": "20s"}})
     msg = make_message(uniq)
     c = g.raw()
     try:

@@ -132,10 +132,9 @@ def test_text_line_too_long_nothing_stored(make_godwit, uniq):
         assert c.cmd("RCPT TO:<alice@example.test>").code == 250
         assert c.cmd("DATA").code == 354
         c.try_send(msg + b".\r\n")
-        rs, _ = c.read_all(timeout=5, max_replies=3)
-        assert rs, "no reply to an over-long text line"
-        assert 500 <= rs[0].code <= 599, rs
-        assert rs[0].enh is not None and rs[0].enh.startswith("5."), rs
+        r = c.reply()
+        assert 500 <= r.code <= 599, r
+        assert r.enh is not None and r.enh.startswith("5."), r
     assert g.all_maildir_files() == []
     assert g.queue_files() == []
 
@@ -399,13 +398,16 @@ def test_early_talker_rejected(make_godwit, uniq):
         # the whole transaction before the banner, as spam bots do
         c.send(b"EHLO bot.test\r\nMAIL FROM:<bot@example.org>\r\n"
                b"RCPT TO:<alice@example.test>\r\nDATA\r\n" + dot_stuff(msg) + b".\r\nQUIT\r\n")
-        rs, closed = c.read_all(timeout=6, max_replies=10)
-        assert closed or c.wait_closed(3), f"early talker not disconnected: {rs}"
-        assert not any(200 <= r.code < 400 and r.code != 220 for r in rs), \
-            f"early talker was served: {rs}"
-        non220 = [r for r in rs if r.code != 220]
-        assert non220, f"early talker got no rejection: {rs}"
-        assert non220[0].code in (421, 554), rs
+        # A server may send "220-" and break it off with the rejection
+        # (as Postfix's postscreen does): read lines, not replies.
+        lines, closed = c.read_raw_lines(timeout=6)
+        assert closed, f"early talker not disconnected: {lines}"
+        codes = [l[:3] for l in lines]
+        assert not any(x in ("250", "354") for x in codes), \
+            f"early talker was served: {lines}"
+        rejections = [l for l in lines if not l.startswith("220")]
+        assert rejections, f"early talker got no rejection: {lines}"
+        assert rejections[0][:3] in ("421", "521", "554"), lines
     finally:
         c.close()
     assert g.all_maildir_files() == []

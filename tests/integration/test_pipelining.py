@@ -80,10 +80,12 @@ def test_many_pipelined_commands(shared_godwit):
         c.ehlo()
         burst = b""
         expect = []
+        # (only commands that succeed: rejections count towards
+        # max_errors and would end the session)
         for i in range(40):
             burst += b"MAIL FROM:<s%d@example.org>\r\nRCPT TO:<alice@example.test>\r\n" \
-                     b"RCPT TO:<nobody%d@example.test>\r\nRSET\r\n" % (i, i)
-            expect += [250, 250, 550, 250]
+                     b"RCPT TO:<bob@example.test>\r\nRSET\r\n" % i
+            expect += [250, 250, 250, 250]
         c.send(burst + b"NOOP\r\n")
         rs = c.replies(len(expect) + 1)
         _expect(rs, expect + [250])
