@@ -368,7 +368,7 @@ class Godwit:
                 )
             return ports <= listening_ports()
 
-        wait_for(ready, timeout, what="godwit to listen")
+        wait_for(ready, timeout, interval=0.005, what="godwit to listen")
         # Workers are forked after the sockets are bound; connections
         # wait in the backlog until a worker accepts, so nothing more to
         # wait for here.

@@ -89,12 +89,27 @@ def test_sighup_bad_config_refused(make_godwit):
 
 def test_sighup_many_times(make_godwit, uniq):
     g = make_godwit()
+    time.sleep(0.5)  # see test_sighup_right_after_start for the early case
     for _ in range(5):
         g.reload()
         time.sleep(0.1)
-    assert g.running()
+    assert g.running(), f"godwit died on SIGHUP: exit {g.proc.returncode}"
     with g.smtp() as s:
         assert s.sendmail("sender@example.org", ["alice@example.test"], make_message(uniq)) == {}
+
+
+def test_sighup_right_after_start(make_godwit):
+    """A reload as soon as the daemon listens (say, a config-management
+    run right after a start) must not kill it."""
+    g = make_godwit(start=False)
+    for i in range(10):
+        g.start()
+        time.sleep(0.002 * i)
+        g.reload()
+        time.sleep(0.3)
+        assert g.running(), \
+            f"try {i + 1}: godwit died on SIGHUP right after start: exit {g.proc.returncode}"
+        g.stop(timeout=15)
 
 
 def test_sigterm_idle_session(make_godwit):
@@ -120,9 +135,9 @@ def test_sigterm_right_after_start(make_godwit):
     starting): every process must see it and the daemon exit promptly, not
     after the kill timer."""
     g = make_godwit(start=False)
-    for i in range(6):
+    for i in range(10):
         g.start()
-        time.sleep(0.01 * i)
+        time.sleep(0.005 * i)
         t0 = time.monotonic()
         code = g.stop(timeout=15)
         elapsed = time.monotonic() - t0

@@ -307,3 +307,18 @@ def test_catch_all(make_godwit, uniq):
         assert r.code in (250, 550), r  # to bob via the catch-all, or refused
     assert len([m for m in g.maildir_messages("bob@example.test") if uniq.encode() in m]) == 1
     assert g.queue_files() == []
+
+
+@pytest.mark.parametrize("addr,code,enh", [
+    ("user@bücher.example", 554, "5.7.1"),
+    ("ü@example.test", 550, "5.1.1"),
+    ("alice@EXAMPLE.test", 250, "2.1.5"),
+    ("user%bücher.example@example.test", 550, "5.1.1"),
+])
+def test_relay_rule_with_smtputf8(shared_godwit, addr, code, enh):
+    with shared_godwit.raw() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<jörg@bücher.example> SMTPUTF8").code == 250
+        r = c.cmd(f"RCPT TO:<{addr}>")
+        assert (r.code, r.enh) == (code, enh), f"RCPT TO:<{addr}>: {r}"
+    _assert_nothing_relayed(shared_godwit)
