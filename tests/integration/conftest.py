@@ -169,22 +169,40 @@ def free_port():
     raise RuntimeError("no free port on both 127.0.0.1 and ::1")
 
 
-def listening_ports():
-    """Local ports in LISTEN state, from /proc/net/tcp{,6}. Looking there
-    instead of connecting keeps readiness checks from using up connection
-    limits and rates, or tripping the early-talker test."""
-    ports = set()
+def listening_sockets():
+    """{port: {socket inode}} for TCP sockets in LISTEN state, from
+    /proc/net/tcp{,6}. Looking there instead of connecting keeps readiness
+    checks from using up connection limits and rates, or tripping the
+    early-talker test."""
+    socks = {}
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(name) as f:
                 next(f)
                 for line in f:
                     parts = line.split()
-                    if len(parts) > 3 and parts[3] == "0A":
-                        ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+                    if len(parts) > 9 and parts[3] == "0A":
+                        port = int(parts[1].rsplit(":", 1)[1], 16)
+                        socks.setdefault(port, set()).add(parts[9])
         except OSError:
             pass
-    return ports
+    return socks
+
+
+def socket_inodes(pid):
+    """Inodes of the sockets process pid has open."""
+    out = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                out.add(link[8:-1])
+    except OSError:
+        pass
+    return out
 
 
 def wait_for(pred, timeout, interval=0.05, what="condition"):
@@ -366,7 +384,13 @@ class Godwit:
                     f"godwit exited with {self.proc.returncode} at start:\n"
                     + self.log_text()[-4000:]
                 )
-            return ports <= listening_ports()
+            listening = listening_sockets()
+            if not all(p in listening for p in ports):
+                return False
+            # ... and the listening sockets are ours, not a stranger's
+            # that took the port first
+            mine = socket_inodes(self.proc.pid)
+            return all(listening[p] & mine for p in ports)
 
         wait_for(ready, timeout, interval=0.005, what="godwit to listen")
         # Workers are forked after the sockets are bound; connections

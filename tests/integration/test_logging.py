@@ -128,7 +128,7 @@ def test_hostile_values_stay_on_one_line(make_godwit, uniq):
     g = make_godwit()
     with g.raw() as c:
         c.ehlo(f"evil.test event=accept ip=6.6.6.6 {uniq}")
-        c.cmd(f'MAIL FROM:<"x\\"y event=forged"@example.org>')
+        c.cmd('MAIL FROM:<"x\\"y event=forged"@example.org>')
         c.cmd(f"RCPT TO:<{uniq}@other.example>")
         c.cmd("QUIT")
     g.stop()
