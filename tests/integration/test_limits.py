@@ -430,6 +430,22 @@ def test_patient_client_passes(make_godwit, uniq):
     assert len(g.maildir_messages("alice@example.test")) == 1
 
 
+def test_greet_pass_remembered(make_godwit):
+    """An address that passed the early-talker test is not made to wait
+    again (greet_pass_ttl); another address still is."""
+    g = _greet_pause_godwit(make_godwit)
+    with g.raw(4) as c:  # waits out the pause
+        assert c.cmd("QUIT").code == 221
+    t0 = time.monotonic()
+    with g.raw(4):
+        pass
+    assert time.monotonic() - t0 < 0.8, "second banner for a passed address was delayed"
+    t0 = time.monotonic()
+    with g.raw(6):
+        pass
+    assert time.monotonic() - t0 >= 0.8, "::1 never passed, but got no pause"
+
+
 def test_greet_pause_off_banner_is_immediate(shared_godwit):
     t0 = time.monotonic()
     with shared_godwit.raw():
