@@ -238,6 +238,7 @@ struct committer {
 	struct delivery_job *done, **done_tail;
 	unsigned npending;	/* loop thread only */
 	unsigned seq;		/* committer thread only */
+	int pid;
 	bool stop;
 };
 
@@ -360,7 +361,7 @@ commit_one(struct committer *c, struct delivery_job *job, struct dirset *ds,
 	}
 	gettimeofday(&tv, NULL);
 	snprintf(name, sizeof(name), "%lld.M%06ldP%dQ%s_%u.%s,S=%llu,W=%llu",
-		 (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+		 (long long)tv.tv_sec, (long)tv.tv_usec, c->pid,
 		 job->id, c->seq++, c->host,
 		 (unsigned long long)sp->size, (unsigned long long)job->vsize);
 
@@ -580,6 +581,7 @@ committer_new(struct event_base *base, const char *data_dir,
 	c->host[i] = '\0';
 	c->pending_tail = &c->pending;
 	c->done_tail = &c->done;
+	c->pid = (int)getpid();
 	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		fatal("eventfd");
 	pthread_mutex_init(&c->lock, NULL);

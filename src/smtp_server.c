@@ -836,11 +836,8 @@ commit_done(struct delivery_job *job, void *arg)
 	s->state = SMTP_S_READY;
 	set_read_timeout(s, s->config->timeout_command);
 	maybe_shutdown(s);
-	if (s->state != SMTP_S_CLOSING) {
-		if (!s->paused)
-			bufferevent_enable(s->bev, EV_READ);
+	if (s->state != SMTP_S_CLOSING)
 		session_process(s);
-	}
 }
 
 static void
@@ -914,8 +911,9 @@ content_end(struct smtp_session *s)
 	job->done = commit_done;
 	job->arg = s;
 	s->job = job;
+	/* input that arrives meanwhile waits in the buffer (bounded by the
+	 * read high-watermark) until the reply is out */
 	s->state = SMTP_S_COMMIT;
-	bufferevent_disable(s->bev, EV_READ);
 	committer_submit(s->w->committer, job);
 }
 
@@ -1199,8 +1197,7 @@ write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (s->paused) {
 		s->paused = false;
-		if (s->state != SMTP_S_COMMIT)
-			bufferevent_enable(bev, EV_READ);
+		bufferevent_enable(bev, EV_READ);
 		session_process(s);
 	}
 }

@@ -140,7 +140,13 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	signal(SIGINT, SIG_IGN);	/* the parent decides */
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((w.base = event_base_new()) == NULL)
+	/* the changelist folds the add/del pairs a bufferevent makes within
+	 * one loop iteration into one epoll_ctl (or none) */
+	struct event_config *ecfg = event_config_new();
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w.base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (w.base == NULL)
 		fatalx("event_base_new failed");
 	if (userdb_open(config, true, &w.db, &error) < 0)
 		fatalx("user database: %s", error);
