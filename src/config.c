@@ -26,14 +26,14 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 
-#define CONFIG_MAX_FILE		(1024 * 1024)
+#define CONFIG_MAX_FILE (1024 * 1024)
 /* Past this many, further errors are counted but not listed. */
-#define CONFIG_MAX_ERRORS	50
+#define CONFIG_MAX_ERRORS 50
 /* Bounds that keep the duplicate-address check quadratic in small numbers. */
-#define CONFIG_MAX_LISTENERS	64
-#define CONFIG_MAX_ADDRS	64
-#define CONFIG_MAX_NAME		32
-#define CONFIG_MAX_PATH		4095
+#define CONFIG_MAX_LISTENERS 64
+#define CONFIG_MAX_ADDRS 64
+#define CONFIG_MAX_NAME 32
+#define CONFIG_MAX_PATH 4095
 
 struct config_error {
 	int line;
@@ -46,12 +46,12 @@ struct loader {
 	struct config *config;
 	struct config_error *errs;
 	size_t nerrs;
-	size_t dropped;		/* errors past CONFIG_MAX_ERRORS */
-	int dropped_line;	/* line of the first one dropped */
+	size_t dropped;   /* errors past CONFIG_MAX_ERRORS */
+	int dropped_line; /* line of the first one dropped */
 };
 
 static void error_at(struct loader *l, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void
 error_at(struct loader *l, int line, const char *fmt, ...)
@@ -151,7 +151,7 @@ is_null(const yaml_node_t *n)
  */
 static const char *
 get_scalar(struct loader *l, const yaml_node_t *n, const char *key,
-	   const char *expected)
+           const char *expected)
 {
 	if (n->type != YAML_SCALAR_NODE) {
 		error_at(l, node_line(n), "%s: expected %s", key, expected);
@@ -172,7 +172,7 @@ get_scalar(struct loader *l, const yaml_node_t *n, const char *key,
  */
 static bool
 get_mapping(struct loader *l, const yaml_node_t *map, const char *where,
-	    const char *const *keys, size_t nkeys, yaml_node_t **values_r)
+            const char *const *keys, size_t nkeys, yaml_node_t **values_r)
 {
 	int first_line[16];
 	char in[96], buf[SAFE_BUF];
@@ -190,10 +190,10 @@ get_mapping(struct loader *l, const yaml_node_t *map, const char *where,
 	if (map->type != YAML_MAPPING_NODE) {
 		if (*where == '\0')
 			error_at(l, node_line(map),
-				 "expected a mapping of keys at top level");
+			         "expected a mapping of keys at top level");
 		else
 			error_at(l, node_line(map), "%s: expected a mapping",
-				 where);
+			         where);
 		return false;
 	}
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
@@ -206,7 +206,7 @@ get_mapping(struct loader *l, const yaml_node_t *map, const char *where,
 			continue;
 		if (k->type != YAML_SCALAR_NODE) {
 			error_at(l, node_line(k), "keys must be strings %s",
-				 in);
+			         in);
 			continue;
 		}
 		for (i = 0; i < nkeys; i++)
@@ -215,15 +215,15 @@ get_mapping(struct loader *l, const yaml_node_t *map, const char *where,
 				break;
 		if (i == nkeys) {
 			error_at(l, node_line(k), "unknown key '%s' %s",
-				 safe_text(buf, sizeof(buf), scalar(k),
-					   k->data.scalar.length),
-				 in);
+			         safe_text(buf, sizeof(buf), scalar(k),
+			                   k->data.scalar.length),
+			         in);
 			continue;
 		}
 		if (values_r[i] != NULL) {
 			error_at(l, node_line(k),
-				 "duplicate key '%s' %s (first on line %d)",
-				 keys[i], in, first_line[i]);
+			         "duplicate key '%s' %s (first on line %d)",
+			         keys[i], in, first_line[i]);
 			continue;
 		}
 		values_r[i] = v;
@@ -233,8 +233,8 @@ get_mapping(struct loader *l, const yaml_node_t *map, const char *where,
 }
 
 static void
-get_uint(struct loader *l, const yaml_node_t *n, const char *key,
-	 unsigned min, unsigned max, unsigned *r)
+get_uint(struct loader *l, const yaml_node_t *n, const char *key, unsigned min,
+         unsigned max, unsigned *r)
 {
 	const char *s;
 	uint64_t v;
@@ -249,9 +249,9 @@ get_uint(struct loader *l, const yaml_node_t *n, const char *key,
 		return;
 	}
 	if (v < min || v > max) {
-		error_at(l, node_line(n),
-			 "%s: '%s' is out of range (%u..%u)", key,
-			 safe_text(buf, sizeof(buf), s, strlen(s)), min, max);
+		error_at(l, node_line(n), "%s: '%s' is out of range (%u..%u)",
+		         key, safe_text(buf, sizeof(buf), s, strlen(s)), min,
+		         max);
 		return;
 	}
 	*r = (unsigned)v;
@@ -260,7 +260,7 @@ get_uint(struct loader *l, const yaml_node_t *n, const char *key,
 /* Durations in seconds; "range" is how min..max reads in a message. */
 static void
 get_duration(struct loader *l, const yaml_node_t *n, const char *key,
-	     uint64_t min, uint64_t max, const char *range, uint64_t *r)
+             uint64_t min, uint64_t max, const char *range, uint64_t *r)
 {
 	const char *s, *error;
 	uint64_t v;
@@ -276,15 +276,15 @@ get_duration(struct loader *l, const yaml_node_t *n, const char *key,
 	}
 	if (v < min || v > max) {
 		error_at(l, node_line(n), "%s: '%s' is out of range (%s)", key,
-			 safe_text(buf, sizeof(buf), s, strlen(s)), range);
+		         safe_text(buf, sizeof(buf), s, strlen(s)), range);
 		return;
 	}
 	*r = v;
 }
 
 static void
-get_size(struct loader *l, const yaml_node_t *n, const char *key,
-	 uint64_t min, uint64_t max, const char *range, uint64_t *r)
+get_size(struct loader *l, const yaml_node_t *n, const char *key, uint64_t min,
+         uint64_t max, const char *range, uint64_t *r)
 {
 	const char *s, *error;
 	uint64_t v;
@@ -300,7 +300,7 @@ get_size(struct loader *l, const yaml_node_t *n, const char *key,
 	}
 	if (v < min || v > max) {
 		error_at(l, node_line(n), "%s: '%s' is out of range (%s)", key,
-			 safe_text(buf, sizeof(buf), s, strlen(s)), range);
+		         safe_text(buf, sizeof(buf), s, strlen(s)), range);
 		return;
 	}
 	*r = v;
@@ -309,10 +309,10 @@ get_size(struct loader *l, const yaml_node_t *n, const char *key,
 static void
 get_bool(struct loader *l, const yaml_node_t *n, const char *key, bool *r)
 {
-	static const char *const yes[] = {"true", "True", "TRUE", "yes",
-					  "Yes", "YES", "on", "On", "ON"};
-	static const char *const no[] = {"false", "False", "FALSE", "no",
-					 "No", "NO", "off", "Off", "OFF"};
+	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
+	                                  "YES",  "on",   "On",   "ON"};
+	static const char *const no[] = {"false", "False", "FALSE", "no", "No",
+	                                 "NO",    "off",   "Off",   "OFF"};
 	const char *s;
 
 	if (is_null(n))
@@ -338,7 +338,7 @@ get_bool(struct loader *l, const yaml_node_t *n, const char *key, bool *r)
  */
 static int
 get_enum(struct loader *l, const yaml_node_t *n, const char *key,
-	 const char *const *names, size_t count, const char *allowed)
+         const char *const *names, size_t count, const char *allowed)
 {
 	const char *s;
 	char buf[SAFE_BUF];
@@ -349,7 +349,7 @@ get_enum(struct loader *l, const yaml_node_t *n, const char *key,
 		if (strcmp(s, names[i]) == 0)
 			return (int)i;
 	error_at(l, node_line(n), "%s: '%s' is not one of %s", key,
-		 safe_text(buf, sizeof(buf), s, strlen(s)), allowed);
+	         safe_text(buf, sizeof(buf), s, strlen(s)), allowed);
 	return -1;
 }
 
@@ -372,13 +372,13 @@ get_path(struct loader *l, const yaml_node_t *n, const char *key, char **r)
 	}
 	if (strlen(s) > CONFIG_MAX_PATH) {
 		error_at(l, node_line(n), "%s: longer than %d characters", key,
-			 CONFIG_MAX_PATH);
+		         CONFIG_MAX_PATH);
 		return;
 	}
 	for (const char *p = s; *p != '\0'; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
 			error_at(l, node_line(n),
-				 "%s: contains a control character", key);
+			         "%s: contains a control character", key);
 			return;
 		}
 	}
@@ -393,7 +393,7 @@ get_path(struct loader *l, const yaml_node_t *n, const char *key, char **r)
  */
 static void
 get_cidr_list(struct loader *l, const yaml_node_t *n, const char *key,
-	      struct cidr_list *list)
+              struct cidr_list *list)
 {
 	size_t count;
 	char buf[SAFE_BUF];
@@ -402,13 +402,13 @@ get_cidr_list(struct loader *l, const yaml_node_t *n, const char *key,
 		return;
 	if (n->type != YAML_SEQUENCE_NODE) {
 		error_at(l, node_line(n),
-			 "%s: expected a list of networks such as "
-			 "[\"192.0.2.0/24\", \"2001:db8::/32\"]",
-			 key);
+		         "%s: expected a list of networks such as "
+		         "[\"192.0.2.0/24\", \"2001:db8::/32\"]",
+		         key);
 		return;
 	}
-	count = (size_t)(n->data.sequence.items.top -
-			 n->data.sequence.items.start);
+	count =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count == 0)
 		return;
 	list->v = xreallocarray(list->v, list->n + count, sizeof(*list->v));
@@ -424,8 +424,8 @@ get_cidr_list(struct loader *l, const yaml_node_t *n, const char *key,
 			continue;
 		if (cidr_parse(s, &c, &error) < 0) {
 			error_at(l, node_line(item), "%s: '%s': %s", key,
-				 safe_text(buf, sizeof(buf), s, strlen(s)),
-				 error);
+			         safe_text(buf, sizeof(buf), s, strlen(s)),
+			         error);
 			continue;
 		}
 		list->v[list->n++] = c;
@@ -538,13 +538,13 @@ parse_listen_addr(const char *s, struct listen_addr *r, const char **error_r)
 		}
 		if (strchr(colon + 1, ':') != NULL) {
 			*error_r = "an IPv6 address must be written in "
-				   "brackets, as in [::1]:25";
+			           "brackets, as in [::1]:25";
 			return -1;
 		}
 		hlen = (size_t)(colon - s);
 		if (hlen == 0) {
 			*error_r = "missing address (use 0.0.0.0 or [::] for "
-				   "all addresses)";
+			           "all addresses)";
 			return -1;
 		}
 		if (hlen >= sizeof(host)) {
@@ -557,7 +557,7 @@ parse_listen_addr(const char *s, struct listen_addr *r, const char **error_r)
 		struct sockaddr_in *sin = (struct sockaddr_in *)&r->ss;
 		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
 			*error_r = "not an IPv4 address (host names are not "
-				   "allowed)";
+			           "allowed)";
 			return -1;
 		}
 		sin->sin_family = AF_INET;
@@ -570,10 +570,10 @@ parse_listen_addr(const char *s, struct listen_addr *r, const char **error_r)
 	}
 	if (r->ss.ss_family == AF_INET6)
 		((struct sockaddr_in6 *)&r->ss)->sin6_port =
-			htons((uint16_t)port);
+		    htons((uint16_t)port);
 	else
 		((struct sockaddr_in *)&r->ss)->sin_port =
-			htons((uint16_t)port);
+		    htons((uint16_t)port);
 	r->text = xstrdup(s);
 	return 0;
 }
@@ -596,8 +596,8 @@ listener_proto_name(enum listener_proto proto)
 	return "unknown";
 }
 
-static const char *const proto_names[] = {"smtp", "submission",
-					  "submissions", "pop3", "pop3s"};
+static const char *const proto_names[] = {"smtp", "submission", "submissions",
+                                          "pop3", "pop3s"};
 static const unsigned proto_ports[] = {25, 587, 465, 110, 995};
 
 static bool
@@ -622,8 +622,8 @@ add_addr(struct config_listener *li, const char *text)
 {
 	const char *error;
 
-	li->addrs = xreallocarray(li->addrs, li->naddrs + 1,
-				  sizeof(*li->addrs));
+	li->addrs =
+	    xreallocarray(li->addrs, li->naddrs + 1, sizeof(*li->addrs));
 	if (parse_listen_addr(text, &li->addrs[li->naddrs], &error) < 0)
 		abort(); /* only called with our own defaults */
 	li->naddrs++;
@@ -649,7 +649,7 @@ default_addrs(struct config_listener *li)
  */
 static void
 check_addr_unique(struct loader *l, const struct config_listener *li,
-		  const struct listen_addr *a, int line, const char *key)
+                  const struct listen_addr *a, int line, const char *key)
 {
 	const struct config *c = l->config;
 
@@ -659,9 +659,9 @@ check_addr_unique(struct loader *l, const struct config_listener *li,
 				return;
 			if (same_addr(&o->addrs[i], a)) {
 				error_at(l, line,
-					 "%s: address '%s' is already used by "
-					 "listener '%s'",
-					 key, a->text, o->name);
+				         "%s: address '%s' is already used by "
+				         "listener '%s'",
+				         key, a->text, o->name);
 				return;
 			}
 		}
@@ -670,7 +670,7 @@ check_addr_unique(struct loader *l, const struct config_listener *li,
 
 static void
 load_listen_item(struct loader *l, const yaml_node_t *item, const char *key,
-		 struct config_listener *li)
+                 struct config_listener *li)
 {
 	const char *s, *error;
 	char buf[SAFE_BUF];
@@ -680,18 +680,18 @@ load_listen_item(struct loader *l, const yaml_node_t *item, const char *key,
 		return;
 	if (parse_listen_addr(s, &li->addrs[li->naddrs], &error) < 0) {
 		error_at(l, node_line(item), "%s: '%s': %s", key,
-			 safe_text(buf, sizeof(buf), s, strlen(s)), error);
+		         safe_text(buf, sizeof(buf), s, strlen(s)), error);
 		return;
 	}
 	li->naddrs++;
 	check_addr_unique(l, li, &li->addrs[li->naddrs - 1], node_line(item),
-			  key);
+	                  key);
 }
 
 /* A list of addresses, or a single one as a string. */
 static void
 load_listen(struct loader *l, const yaml_node_t *n, const char *key,
-	    struct config_listener *li)
+            struct config_listener *li)
 {
 	size_t count;
 
@@ -702,28 +702,27 @@ load_listen(struct loader *l, const yaml_node_t *n, const char *key,
 	}
 	if (n->type != YAML_SEQUENCE_NODE) {
 		error_at(l, node_line(n),
-			 "%s: expected an address or a list of addresses",
-			 key);
+		         "%s: expected an address or a list of addresses", key);
 		return;
 	}
-	count = (size_t)(n->data.sequence.items.top -
-			 n->data.sequence.items.start);
+	count =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count == 0) {
 		error_at(l, node_line(n),
-			 "%s: must name at least one address "
-			 "(leave it out for the protocol's default)",
-			 key);
+		         "%s: must name at least one address "
+		         "(leave it out for the protocol's default)",
+		         key);
 		return;
 	}
 	if (count > CONFIG_MAX_ADDRS) {
 		error_at(l, node_line(n), "%s: more than %d addresses", key,
-			 CONFIG_MAX_ADDRS);
+		         CONFIG_MAX_ADDRS);
 		return;
 	}
 	li->addrs = xcalloc(count, sizeof(*li->addrs));
 	for (size_t i = 0; i < count; i++) {
 		yaml_node_t *item =
-			get_node(l, n->data.sequence.items.start[i]);
+		    get_node(l, n->data.sequence.items.start[i]);
 		if (item != NULL)
 			load_listen_item(l, item, key, li);
 	}
@@ -735,7 +734,7 @@ load_listen(struct loader *l, const yaml_node_t *n, const char *key,
  */
 static void
 load_greet_pause(struct loader *l, const yaml_node_t *n, const char *key,
-		 uint64_t *ms_r)
+                 uint64_t *ms_r)
 {
 	const char *s, *error;
 	uint64_t v;
@@ -757,8 +756,8 @@ load_greet_pause(struct loader *l, const yaml_node_t *n, const char *key,
 		num[len - 2] = '\0';
 		if (parse_uint64(num, &v) < 0) {
 			error_at(l, node_line(n),
-				 "%s: invalid duration (use e.g. 500ms, 1s)",
-				 key);
+			         "%s: invalid duration (use e.g. 500ms, 1s)",
+			         key);
 			return;
 		}
 	} else {
@@ -770,7 +769,7 @@ load_greet_pause(struct loader *l, const yaml_node_t *n, const char *key,
 	}
 	if (v > 60000) {
 		error_at(l, node_line(n), "%s: '%s' is out of range (0..60s)",
-			 key, safe_text(buf, sizeof(buf), s, strlen(s)));
+		         key, safe_text(buf, sizeof(buf), s, strlen(s)));
 		return;
 	}
 	*ms_r = v;
@@ -786,9 +785,9 @@ enum {
 	LI_COUNT
 };
 static const char *const listener_keys[] = {
-	[LI_NAME] = "name",	    [LI_PROTOCOL] = "protocol",
-	[LI_LISTEN] = "listen",	    [LI_ALLOW] = "allow",
-	[LI_DENY] = "deny",	    [LI_GREET_PAUSE] = "greet_pause",
+    [LI_NAME] = "name",     [LI_PROTOCOL] = "protocol",
+    [LI_LISTEN] = "listen", [LI_ALLOW] = "allow",
+    [LI_DENY] = "deny",     [LI_GREET_PAUSE] = "greet_pause",
 };
 
 /*
@@ -797,7 +796,7 @@ static const char *const listener_keys[] = {
  */
 static void
 load_listener(struct loader *l, const yaml_node_t *n, size_t idx,
-	      struct config_listener *li)
+              struct config_listener *li)
 {
 	const struct config *c = l->config;
 	yaml_node_t *v[LI_COUNT];
@@ -816,13 +815,13 @@ load_listener(struct loader *l, const yaml_node_t *n, size_t idx,
 	snprintf(key, sizeof(key), "%s.protocol", where);
 	if (is_null(v[LI_PROTOCOL]))
 		error_at(l, node_line(n),
-			 "%s: missing required key 'protocol' (smtp, "
-			 "submission, submissions, pop3 or pop3s)",
-			 where);
+		         "%s: missing required key 'protocol' (smtp, "
+		         "submission, submissions, pop3 or pop3s)",
+		         where);
 	else
 		proto = get_enum(l, v[LI_PROTOCOL], key, proto_names,
-				 sizeof(proto_names) / sizeof(proto_names[0]),
-				 "smtp, submission, submissions, pop3, pop3s");
+		                 sizeof(proto_names) / sizeof(proto_names[0]),
+		                 "smtp, submission, submissions, pop3, pop3s");
 	if (proto >= 0)
 		li->proto = (enum listener_proto)proto;
 
@@ -831,10 +830,10 @@ load_listener(struct loader *l, const yaml_node_t *n, size_t idx,
 		const char *s = get_scalar(l, v[LI_NAME], key, "a string");
 		if (s != NULL && !check_token(s, CONFIG_MAX_NAME))
 			error_at(l, node_line(v[LI_NAME]),
-				 "%s: '%s' must be 1 to %d letters, digits, "
-				 "'-', '_' or '.'",
-				 key, safe_text(buf, sizeof(buf), s, strlen(s)),
-				 CONFIG_MAX_NAME);
+			         "%s: '%s' must be 1 to %d letters, digits, "
+			         "'-', '_' or '.'",
+			         key, safe_text(buf, sizeof(buf), s, strlen(s)),
+			         CONFIG_MAX_NAME);
 		else if (s != NULL)
 			li->name = xstrdup(s);
 	} else if (proto >= 0) {
@@ -846,17 +845,16 @@ load_listener(struct loader *l, const yaml_node_t *n, size_t idx,
 		     o++) {
 			if (strcmp(o->name, li->name) != 0)
 				continue;
-			error_at(l,
-				 node_line(is_null(v[LI_NAME]) ? n
-							       : v[LI_NAME]),
-				 "%s: name '%s' is already used by the "
-				 "listener on line %d%s",
-				 is_null(v[LI_NAME]) ? where : key, li->name,
-				 o->line,
-				 is_null(v[LI_NAME])
-					 ? " (without a name, a listener is "
-					   "named after its protocol)"
-					 : "");
+			error_at(
+			    l, node_line(is_null(v[LI_NAME]) ? n : v[LI_NAME]),
+			    "%s: name '%s' is already used by the "
+			    "listener on line %d%s",
+			    is_null(v[LI_NAME]) ? where : key, li->name,
+			    o->line,
+			    is_null(v[LI_NAME])
+			        ? " (without a name, a listener is "
+			          "named after its protocol)"
+			        : "");
 			break;
 		}
 	} else {
@@ -870,7 +868,7 @@ load_listener(struct loader *l, const yaml_node_t *n, size_t idx,
 		default_addrs(li);
 		for (size_t i = 0; i < li->naddrs; i++)
 			check_addr_unique(l, li, &li->addrs[i], li->line,
-					  where);
+			                  where);
 	}
 
 	snprintf(key, sizeof(key), "%s.allow", where);
@@ -889,9 +887,9 @@ load_listener(struct loader *l, const yaml_node_t *n, size_t idx,
 	if (li->greet_pause_ms > 0 &&
 	    (proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S))
 		error_at(l, node_line(v[LI_GREET_PAUSE]),
-			 "%s: must be 0 for protocol %s (with implicit TLS "
-			 "the client speaks first)",
-			 key, proto_names[proto]);
+		         "%s: must be 0 for protocol %s (with implicit TLS "
+		         "the client speaks first)",
+		         key, proto_names[proto]);
 }
 
 static void
@@ -902,32 +900,32 @@ load_listeners(struct loader *l, const yaml_node_t *n)
 
 	if (is_null(n)) {
 		error_at(l, node_line(n),
-			 "listeners: must name at least one listener "
-			 "(leave the key out for the default)");
+		         "listeners: must name at least one listener "
+		         "(leave the key out for the default)");
 		return;
 	}
 	if (n->type != YAML_SEQUENCE_NODE) {
 		error_at(l, node_line(n),
-			 "listeners: expected a list of listeners");
+		         "listeners: expected a list of listeners");
 		return;
 	}
-	count = (size_t)(n->data.sequence.items.top -
-			 n->data.sequence.items.start);
+	count =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count == 0) {
 		error_at(l, node_line(n),
-			 "listeners: must name at least one listener "
-			 "(leave the key out for the default)");
+		         "listeners: must name at least one listener "
+		         "(leave the key out for the default)");
 		return;
 	}
 	if (count > CONFIG_MAX_LISTENERS) {
 		error_at(l, node_line(n), "listeners: more than %d listeners",
-			 CONFIG_MAX_LISTENERS);
+		         CONFIG_MAX_LISTENERS);
 		return;
 	}
 	c->listeners = xcalloc(count, sizeof(*c->listeners));
 	for (size_t i = 0; i < count; i++) {
 		yaml_node_t *item =
-			get_node(l, n->data.sequence.items.start[i]);
+		    get_node(l, n->data.sequence.items.start[i]);
 
 		if (item == NULL)
 			continue;
@@ -938,9 +936,9 @@ load_listeners(struct loader *l, const yaml_node_t *n)
 
 enum { LOG_K_FORMAT, LOG_K_FILE, LOG_K_LEVEL, LOG_K_COUNT };
 static const char *const log_keys[] = {
-	[LOG_K_FORMAT] = "format",
-	[LOG_K_FILE] = "file",
-	[LOG_K_LEVEL] = "level",
+    [LOG_K_FORMAT] = "format",
+    [LOG_K_FILE] = "file",
+    [LOG_K_LEVEL] = "level",
 };
 
 static void
@@ -948,9 +946,9 @@ load_log(struct loader *l, const yaml_node_t *n)
 {
 	static const char *const formats[] = {"kv", "json"};
 	static const char *const levels[] = {"debug", "info", "warning",
-					     "error"};
+	                                     "error"};
 	static const int level_values[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING,
-					   LOG_ERR};
+	                                   LOG_ERR};
 	struct config *c = l->config;
 	yaml_node_t *v[LOG_K_COUNT];
 	int i;
@@ -959,19 +957,19 @@ load_log(struct loader *l, const yaml_node_t *n)
 		return;
 	if (!is_null(v[LOG_K_FORMAT]) &&
 	    (i = get_enum(l, v[LOG_K_FORMAT], "log.format", formats, 2,
-			  "kv, json")) >= 0)
+	                  "kv, json")) >= 0)
 		c->log_format = i == 0 ? LOG_FORMAT_KV : LOG_FORMAT_JSON;
 	get_path(l, v[LOG_K_FILE], "log.file", &c->log_file);
 	if (!is_null(v[LOG_K_LEVEL]) &&
 	    (i = get_enum(l, v[LOG_K_LEVEL], "log.level", levels, 4,
-			  "debug, info, warning, error")) >= 0)
+	                  "debug, info, warning, error")) >= 0)
 		c->log_level = level_values[i];
 }
 
 enum { UDB_DRIVER, UDB_PATH, UDB_COUNT };
 static const char *const userdb_keys[] = {
-	[UDB_DRIVER] = "driver",
-	[UDB_PATH] = "path",
+    [UDB_DRIVER] = "driver",
+    [UDB_PATH] = "path",
 };
 
 static void
@@ -985,15 +983,15 @@ load_userdb(struct loader *l, const yaml_node_t *n)
 		return;
 	if (!is_null(v[UDB_DRIVER]))
 		(void)get_enum(l, v[UDB_DRIVER], "userdb.driver", drivers, 1,
-			       "sqlite");
+		               "sqlite");
 	get_path(l, v[UDB_PATH], "userdb.path", &c->userdb_path);
 }
 
 enum { TO_COMMAND, TO_DATA_BLOCK, TO_DATA_END, TO_COUNT };
 static const char *const timeout_keys[] = {
-	[TO_COMMAND] = "command",
-	[TO_DATA_BLOCK] = "data_block",
-	[TO_DATA_END] = "data_end",
+    [TO_COMMAND] = "command",
+    [TO_DATA_BLOCK] = "data_block",
+    [TO_DATA_END] = "data_end",
 };
 
 enum {
@@ -1009,15 +1007,15 @@ enum {
 	SMTP_COUNT
 };
 static const char *const smtp_keys[] = {
-	[SMTP_MAX_MESSAGE_SIZE] = "max_message_size",
-	[SMTP_MAX_RECIPIENTS] = "max_recipients",
-	[SMTP_MAX_ERRORS] = "max_errors",
-	[SMTP_MAX_COMMAND_LINE] = "max_command_line",
-	[SMTP_MAX_TEXT_LINE] = "max_text_line",
-	[SMTP_VRFY] = "vrfy",
-	[SMTP_RECIPIENT_DELIMITER] = "recipient_delimiter",
-	[SMTP_TRUSTED_NETWORKS] = "trusted_networks",
-	[SMTP_TIMEOUTS] = "timeouts",
+    [SMTP_MAX_MESSAGE_SIZE] = "max_message_size",
+    [SMTP_MAX_RECIPIENTS] = "max_recipients",
+    [SMTP_MAX_ERRORS] = "max_errors",
+    [SMTP_MAX_COMMAND_LINE] = "max_command_line",
+    [SMTP_MAX_TEXT_LINE] = "max_text_line",
+    [SMTP_VRFY] = "vrfy",
+    [SMTP_RECIPIENT_DELIMITER] = "recipient_delimiter",
+    [SMTP_TRUSTED_NETWORKS] = "trusted_networks",
+    [SMTP_TIMEOUTS] = "timeouts",
 };
 
 static void
@@ -1031,15 +1029,15 @@ load_smtp(struct loader *l, const yaml_node_t *n)
 	if (!get_mapping(l, n, "smtp", smtp_keys, SMTP_COUNT, v))
 		return;
 	get_size(l, v[SMTP_MAX_MESSAGE_SIZE], "smtp.max_message_size", 1024,
-		 (uint64_t)4 << 30, "1K..4G", &c->max_message_size);
+	         (uint64_t)4 << 30, "1K..4G", &c->max_message_size);
 	get_uint(l, v[SMTP_MAX_RECIPIENTS], "smtp.max_recipients", 1, 100000,
-		 &c->max_recipients);
+	         &c->max_recipients);
 	get_uint(l, v[SMTP_MAX_ERRORS], "smtp.max_errors", 1, 1000,
-		 &c->max_errors);
+	         &c->max_errors);
 	get_uint(l, v[SMTP_MAX_COMMAND_LINE], "smtp.max_command_line", 512,
-		 4096, &c->max_command_line);
+	         4096, &c->max_command_line);
 	get_uint(l, v[SMTP_MAX_TEXT_LINE], "smtp.max_text_line", 1000, 65536,
-		 &c->max_text_line);
+	         &c->max_text_line);
 	get_bool(l, v[SMTP_VRFY], "smtp.vrfy", &c->vrfy);
 
 	/* Null here disables, like "": "~" reads as "no delimiter". */
@@ -1047,8 +1045,8 @@ load_smtp(struct loader *l, const yaml_node_t *n)
 	if (d != NULL && is_null(d)) {
 		c->recipient_delimiter = '\0';
 	} else if (d != NULL) {
-		const char *s = get_scalar(l, d, "smtp.recipient_delimiter",
-					   "a string");
+		const char *s =
+		    get_scalar(l, d, "smtp.recipient_delimiter", "a string");
 		if (s == NULL)
 			;
 		else if (*s == '\0')
@@ -1057,22 +1055,22 @@ load_smtp(struct loader *l, const yaml_node_t *n)
 			c->recipient_delimiter = s[0];
 		else
 			error_at(l, node_line(d),
-				 "smtp.recipient_delimiter: '%s' is not one "
-				 "of \"+\", \"-\", \"_\", \".\" or \"\"",
-				 safe_text(buf, sizeof(buf), s, strlen(s)));
+			         "smtp.recipient_delimiter: '%s' is not one "
+			         "of \"+\", \"-\", \"_\", \".\" or \"\"",
+			         safe_text(buf, sizeof(buf), s, strlen(s)));
 	}
 	get_cidr_list(l, v[SMTP_TRUSTED_NETWORKS], "smtp.trusted_networks",
-		      &c->trusted_networks);
+	              &c->trusted_networks);
 
 	if (!get_mapping(l, v[SMTP_TIMEOUTS], "smtp.timeouts", timeout_keys,
-			 TO_COUNT, t))
+	                 TO_COUNT, t))
 		return;
 	get_duration(l, t[TO_COMMAND], "smtp.timeouts.command", 1, 86400,
-		     "1s..1d", &c->timeout_command);
-	get_duration(l, t[TO_DATA_BLOCK], "smtp.timeouts.data_block", 1,
-		     86400, "1s..1d", &c->timeout_data_block);
+	             "1s..1d", &c->timeout_command);
+	get_duration(l, t[TO_DATA_BLOCK], "smtp.timeouts.data_block", 1, 86400,
+	             "1s..1d", &c->timeout_data_block);
 	get_duration(l, t[TO_DATA_END], "smtp.timeouts.data_end", 1, 86400,
-		     "1s..1d", &c->timeout_data_end);
+	             "1s..1d", &c->timeout_data_end);
 }
 
 /* "N/DURATION" (60/60s), or "0" / "off" to disable the rate limit. */
@@ -1097,16 +1095,16 @@ load_connection_rate(struct loader *l, const yaml_node_t *n)
 	if ((slash = strchr(s, '/')) == NULL ||
 	    (size_t)(slash - s) >= sizeof(num)) {
 		error_at(l, node_line(n),
-			 "%s: '%s' is not N/DURATION (such as 60/60s) or off",
-			 key, safe_text(buf, sizeof(buf), s, strlen(s)));
+		         "%s: '%s' is not N/DURATION (such as 60/60s) or off",
+		         key, safe_text(buf, sizeof(buf), s, strlen(s)));
 		return;
 	}
 	memcpy(num, s, (size_t)(slash - s));
 	num[slash - s] = '\0';
 	if (parse_uint64(num, &count) < 0) {
 		error_at(l, node_line(n),
-			 "%s: '%s' is not N/DURATION (such as 60/60s) or off",
-			 key, safe_text(buf, sizeof(buf), s, strlen(s)));
+		         "%s: '%s' is not N/DURATION (such as 60/60s) or off",
+		         key, safe_text(buf, sizeof(buf), s, strlen(s)));
 		return;
 	}
 	if (parse_duration(slash + 1, &window, &error) < 0) {
@@ -1115,14 +1113,14 @@ load_connection_rate(struct loader *l, const yaml_node_t *n)
 	}
 	if (count < 1 || count > 1000000) {
 		error_at(l, node_line(n),
-			 "%s: the count in '%s' is out of range (1..1000000)",
-			 key, safe_text(buf, sizeof(buf), s, strlen(s)));
+		         "%s: the count in '%s' is out of range (1..1000000)",
+		         key, safe_text(buf, sizeof(buf), s, strlen(s)));
 		return;
 	}
 	if (window < 1 || window > 86400) {
 		error_at(l, node_line(n),
-			 "%s: the window in '%s' is out of range (1s..1d)",
-			 key, safe_text(buf, sizeof(buf), s, strlen(s)));
+		         "%s: the window in '%s' is out of range (1s..1d)", key,
+		         safe_text(buf, sizeof(buf), s, strlen(s)));
 		return;
 	}
 	c->conn_rate_count = (unsigned)count;
@@ -1138,11 +1136,11 @@ enum {
 	LIM_COUNT
 };
 static const char *const limits_keys[] = {
-	[LIM_MAX_CONNECTIONS] = "max_connections",
-	[LIM_MAX_CONNECTIONS_PER_IP] = "max_connections_per_ip",
-	[LIM_CONNECTION_RATE] = "connection_rate",
-	[LIM_GREET_PASS_TTL] = "greet_pass_ttl",
-	[LIM_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
+    [LIM_MAX_CONNECTIONS] = "max_connections",
+    [LIM_MAX_CONNECTIONS_PER_IP] = "max_connections_per_ip",
+    [LIM_CONNECTION_RATE] = "connection_rate",
+    [LIM_GREET_PASS_TTL] = "greet_pass_ttl",
+    [LIM_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
 };
 
 static void
@@ -1154,15 +1152,15 @@ load_limits(struct loader *l, const yaml_node_t *n)
 	if (!get_mapping(l, n, "limits", limits_keys, LIM_COUNT, v))
 		return;
 	get_uint(l, v[LIM_MAX_CONNECTIONS], "limits.max_connections", 1,
-		 1000000, &c->max_connections);
+	         1000000, &c->max_connections);
 	get_uint(l, v[LIM_MAX_CONNECTIONS_PER_IP],
-		 "limits.max_connections_per_ip", 1, 1000000,
-		 &c->max_connections_per_ip);
+	         "limits.max_connections_per_ip", 1, 1000000,
+	         &c->max_connections_per_ip);
 	load_connection_rate(l, v[LIM_CONNECTION_RATE]);
 	get_duration(l, v[LIM_GREET_PASS_TTL], "limits.greet_pass_ttl", 0,
-		     90 * 86400, "0..90d", &c->greet_pass_ttl);
+	             90 * 86400, "0..90d", &c->greet_pass_ttl);
 	get_duration(l, v[LIM_SHUTDOWN_TIMEOUT], "limits.shutdown_timeout", 0,
-		     3600, "0..1h", &c->shutdown_timeout);
+	             3600, "0..1h", &c->shutdown_timeout);
 }
 
 enum {
@@ -1178,11 +1176,15 @@ enum {
 	TOP_COUNT
 };
 static const char *const top_keys[] = {
-	[TOP_HOSTNAME] = "hostname", [TOP_DATA_DIR] = "data_dir",
-	[TOP_USER] = "user",	     [TOP_WORKERS] = "workers",
-	[TOP_LOG] = "log",	     [TOP_USERDB] = "userdb",
-	[TOP_SMTP] = "smtp",	     [TOP_LIMITS] = "limits",
-	[TOP_LISTENERS] = "listeners",
+    [TOP_HOSTNAME] = "hostname",
+    [TOP_DATA_DIR] = "data_dir",
+    [TOP_USER] = "user",
+    [TOP_WORKERS] = "workers",
+    [TOP_LOG] = "log",
+    [TOP_USERDB] = "userdb",
+    [TOP_SMTP] = "smtp",
+    [TOP_LIMITS] = "limits",
+    [TOP_LISTENERS] = "listeners",
 };
 
 static void
@@ -1195,8 +1197,8 @@ load_hostname(struct loader *l, const yaml_node_t *root, const yaml_node_t *n)
 
 	if (is_null(n)) {
 		error_at(l, node_line(n != NULL ? n : root),
-			 "missing required key 'hostname' (this server's "
-			 "fully qualified domain name)");
+		         "missing required key 'hostname' (this server's "
+		         "fully qualified domain name)");
 		return;
 	}
 	if ((s = get_scalar(l, n, "hostname", "a domain name")) == NULL)
@@ -1208,8 +1210,8 @@ load_hostname(struct loader *l, const yaml_node_t *root, const yaml_node_t *n)
 		h[len - 1] = '\0';
 	if ((error = check_hostname(h)) != NULL) {
 		error_at(l, node_line(n),
-			 "hostname: '%s' is not a valid domain name (%s)",
-			 safe_text(buf, sizeof(buf), s, strlen(s)), error);
+		         "hostname: '%s' is not a valid domain name (%s)",
+		         safe_text(buf, sizeof(buf), s, strlen(s)), error);
 		free(h);
 		return;
 	}
@@ -1239,9 +1241,9 @@ load_user(struct loader *l, const yaml_node_t *n)
 	}
 	if (!check_token(s, 32)) {
 		error_at(l, node_line(n),
-			 "user: '%s' is not a valid user name (1 to 32 "
-			 "letters, digits, '-', '_' or '.')",
-			 safe_text(buf, sizeof(buf), s, strlen(s)));
+		         "user: '%s' is not a valid user name (1 to 32 "
+		         "letters, digits, '-', '_' or '.')",
+		         safe_text(buf, sizeof(buf), s, strlen(s)));
 		return;
 	}
 	free(c->user);
@@ -1323,7 +1325,7 @@ config_new(const char *path)
  */
 static void
 yaml_error(struct loader *l, const yaml_parser_t *p, const char *data,
-	   size_t len)
+           size_t len)
 {
 	const char *problem = p->problem != NULL ? p->problem : "parse error";
 	int line = (int)p->problem_mark.line + 1;
@@ -1340,8 +1342,8 @@ yaml_error(struct loader *l, const yaml_parser_t *p, const char *data,
 	}
 	if (p->context != NULL)
 		error_at(l, line,
-			 "YAML syntax error: %s (%s that starts on line %d)",
-			 problem, p->context, (int)p->context_mark.line + 1);
+		         "YAML syntax error: %s (%s that starts on line %d)",
+		         problem, p->context, (int)p->context_mark.line + 1);
 	else
 		error_at(l, line, "YAML syntax error: %s", problem);
 }
@@ -1370,11 +1372,11 @@ join_errors(struct loader *l)
 		total += strlen(l->name) + strlen(l->errs[i].msg) + 16;
 	if (l->dropped > 0) {
 		/* Past the cap error_at would refuse it: add it by hand. */
-		l->errs = xreallocarray(l->errs, l->nerrs + 1,
-					sizeof(*l->errs));
+		l->errs =
+		    xreallocarray(l->errs, l->nerrs + 1, sizeof(*l->errs));
 		l->errs[l->nerrs].line = l->dropped_line;
 		l->errs[l->nerrs].msg =
-			xasprintf("%zu more errors not shown", l->dropped);
+		    xasprintf("%zu more errors not shown", l->dropped);
 		total += strlen(l->name) + strlen(l->errs[l->nerrs].msg) + 16;
 		l->nerrs++;
 	}
@@ -1382,8 +1384,8 @@ join_errors(struct loader *l)
 	*p = '\0';
 	for (size_t i = 0; i < l->nerrs; i++) {
 		int n = snprintf(p, total - (size_t)(p - out), "%s%s:%d: %s",
-				 i > 0 ? "\n" : "", l->name, l->errs[i].line,
-				 l->errs[i].msg);
+		                 i > 0 ? "\n" : "", l->name, l->errs[i].line,
+		                 l->errs[i].msg);
 		p += n;
 		free(l->errs[i].msg);
 	}
@@ -1394,7 +1396,7 @@ join_errors(struct loader *l)
 
 int
 config_load_buffer(const char *name, const void *data, size_t len,
-		   struct config **config_r, char **errors_r)
+                   struct config **config_r, char **errors_r)
 {
 	struct loader l = {.name = name};
 	yaml_parser_t parser;
@@ -1406,8 +1408,8 @@ config_load_buffer(const char *name, const void *data, size_t len,
 	c = config_new(name);
 	l.config = c;
 	if (len > CONFIG_MAX_FILE) {
-		*errors_r = xasprintf("%s: larger than the limit of 1 MiB",
-				      name);
+		*errors_r =
+		    xasprintf("%s: larger than the limit of 1 MiB", name);
 		config_free(&c);
 		return -1;
 	}
@@ -1425,10 +1427,9 @@ config_load_buffer(const char *name, const void *data, size_t len,
 			yaml_error(&l, &parser, data, len);
 		} else {
 			if (yaml_document_get_root_node(&extra) != NULL)
-				error_at(&l,
-					 (int)extra.start_mark.line + 1,
-					 "only one YAML document is allowed "
-					 "(remove the '---' separator)");
+				error_at(&l, (int)extra.start_mark.line + 1,
+				         "only one YAML document is allowed "
+				         "(remove the '---' separator)");
 			yaml_document_delete(&extra);
 		}
 		load_root(&l, yaml_document_get_root_node(&doc));
@@ -1454,8 +1455,8 @@ config_load(const char *path, struct config **config_r, char **errors_r)
 	*config_r = NULL;
 	*errors_r = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-		*errors_r = xasprintf("%s: cannot open: %s", path,
-				      strerror(errno));
+		*errors_r =
+		    xasprintf("%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
 	/* One byte over the limit tells "too large" from "exactly 1 MiB". */
@@ -1466,7 +1467,7 @@ config_load(const char *path, struct config **config_r, char **errors_r)
 			continue;
 		if (n < 0) {
 			*errors_r = xasprintf("%s: cannot read: %s", path,
-					      strerror(errno));
+			                      strerror(errno));
 			close(fd);
 			free(buf);
 			return -1;
@@ -1479,8 +1480,8 @@ config_load(const char *path, struct config **config_r, char **errors_r)
 	}
 	close(fd);
 	if (len > CONFIG_MAX_FILE) {
-		*errors_r = xasprintf("%s: larger than the limit of 1 MiB",
-				      path);
+		*errors_r =
+		    xasprintf("%s: larger than the limit of 1 MiB", path);
 		free(buf);
 		return -1;
 	}

@@ -1,0 +1,1273 @@
+/*
+ * Tests for the configuration loader: valid files checked field by field
+ * against the defaults, invalid files against the exact error lines, and
+ * the listen-address parser.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "config.h"
+#include "lib/xalloc.h"
+
+/* ---- a config as text: one "key=value" line per field ---------------- */
+
+struct strbuf {
+	char *s;
+	size_t len, size;
+};
+
+static void sb_printf(struct strbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+sb_printf(struct strbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0);
+	if (b->len + (size_t)n + 1 > b->size) {
+		b->size = (b->len + (size_t)n + 1) * 2;
+		b->s = xreallocarray(b->s, b->size, 1);
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, b->size - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static void
+dump_cidrs(struct strbuf *b, const struct cidr_list *l)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < l->n; i++) {
+		assert_non_null(inet_ntop(l->v[i].family, l->v[i].addr, addr,
+					  sizeof(addr)));
+		sb_printf(b, "%s%s/%u", i > 0 ? "," : "", addr,
+			  l->v[i].prefix);
+	}
+}
+
+/* The address as the socket will see it, to check ss against text. */
+static void
+render_addr(const struct listen_addr *a, char *buf, size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&a->ss;
+		assert_int_equal(a->len, sizeof(*sin));
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, size, "%s:%u", host, ntohs(sin->sin_port));
+	} else {
+		const struct sockaddr_in6 *sin6 = (const void *)&a->ss;
+		assert_int_equal(a->ss.ss_family, AF_INET6);
+		assert_int_equal(a->len, sizeof(*sin6));
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	}
+}
+
+static const char *
+level_name(int level)
+{
+	switch (level) {
+	case LOG_DEBUG:
+		return "debug";
+	case LOG_INFO:
+		return "info";
+	case LOG_WARNING:
+		return "warning";
+	case LOG_ERR:
+		return "error";
+	}
+	return "?";
+}
+
+static char *
+dump(const struct config *c)
+{
+	struct strbuf b = {0};
+
+	sb_printf(&b, "path=%s\n", c->path);
+	sb_printf(&b, "hostname=%s\n", c->hostname);
+	sb_printf(&b, "data_dir=%s\n", c->data_dir);
+	sb_printf(&b, "user=%s\n", c->user != NULL ? c->user : "(none)");
+	sb_printf(&b, "workers=%u\n", c->workers);
+	sb_printf(&b, "log.format=%s\n",
+		  c->log_format == LOG_FORMAT_KV	 ? "kv"
+		  : c->log_format == LOG_FORMAT_JSON ? "json"
+						     : "?");
+	sb_printf(&b, "log.file=%s\n",
+		  c->log_file != NULL ? c->log_file : "(stderr)");
+	sb_printf(&b, "log.level=%s\n", level_name(c->log_level));
+	sb_printf(&b, "userdb.driver=%s\n", c->userdb_driver);
+	sb_printf(&b, "userdb.path=%s\n", c->userdb_path);
+	sb_printf(&b, "max_message_size=%llu\n",
+		  (unsigned long long)c->max_message_size);
+	sb_printf(&b, "max_recipients=%u\n", c->max_recipients);
+	sb_printf(&b, "max_errors=%u\n", c->max_errors);
+	sb_printf(&b, "max_command_line=%u\n", c->max_command_line);
+	sb_printf(&b, "max_text_line=%u\n", c->max_text_line);
+	sb_printf(&b, "vrfy=%s\n", c->vrfy ? "true" : "false");
+	if (c->recipient_delimiter == '\0')
+		sb_printf(&b, "recipient_delimiter=(none)\n");
+	else
+		sb_printf(&b, "recipient_delimiter=%c\n",
+			  c->recipient_delimiter);
+	sb_printf(&b, "trusted_networks=");
+	dump_cidrs(&b, &c->trusted_networks);
+	sb_printf(&b, "\n");
+	sb_printf(&b, "timeouts=%llu/%llu/%llu\n",
+		  (unsigned long long)c->timeout_command,
+		  (unsigned long long)c->timeout_data_block,
+		  (unsigned long long)c->timeout_data_end);
+	sb_printf(&b, "max_connections=%u\n", c->max_connections);
+	sb_printf(&b, "max_connections_per_ip=%u\n",
+		  c->max_connections_per_ip);
+	sb_printf(&b, "connection_rate=%u/%llu\n", c->conn_rate_count,
+		  (unsigned long long)c->conn_rate_window);
+	sb_printf(&b, "greet_pass_ttl=%llu\n",
+		  (unsigned long long)c->greet_pass_ttl);
+	sb_printf(&b, "shutdown_timeout=%llu\n",
+		  (unsigned long long)c->shutdown_timeout);
+	sb_printf(&b, "nlisteners=%zu\n", c->nlisteners);
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct config_listener *li = &c->listeners[i];
+		sb_printf(&b, "listener[%zu]=%s %s line=%d pause=%llu listen=",
+			  i, li->name, listener_proto_name(li->proto),
+			  li->line, (unsigned long long)li->greet_pause_ms);
+		for (size_t j = 0; j < li->naddrs; j++) {
+			char r[80];
+			render_addr(&li->addrs[j], r, sizeof(r));
+			assert_non_null(li->addrs[j].text);
+			sb_printf(&b, "%s%s", j > 0 ? "," : "",
+				  li->addrs[j].text);
+			if (strcmp(r, li->addrs[j].text) != 0)
+				sb_printf(&b, "(%s)", r);
+		}
+		sb_printf(&b, " allow=");
+		dump_cidrs(&b, &li->allow);
+		sb_printf(&b, " deny=");
+		dump_cidrs(&b, &li->deny);
+		sb_printf(&b, "\n");
+	}
+	return b.s;
+}
+
+/* What a file naming only hostname must load as. */
+static const char *const defaults[] = {
+	"path=t.yaml",
+	"hostname=mail.example.com",
+	"data_dir=/var/lib/godwit",
+	"user=godwit",
+	"workers=0",
+	"log.format=kv",
+	"log.file=(stderr)",
+	"log.level=info",
+	"userdb.driver=sqlite",
+	"userdb.path=/var/lib/godwit/db/godwit.sqlite",
+	"max_message_size=26214400",
+	"max_recipients=100",
+	"max_errors=10",
+	"max_command_line=512",
+	"max_text_line=1000",
+	"vrfy=false",
+	"recipient_delimiter=+",
+	"trusted_networks=",
+	"timeouts=300/180/600",
+	"max_connections=1000",
+	"max_connections_per_ip=20",
+	"connection_rate=60/60",
+	"greet_pass_ttl=86400",
+	"shutdown_timeout=30",
+	"nlisteners=1",
+	("listener[0]=mx smtp line=0 pause=1000 listen=0.0.0.0:25,[::]:25 "
+	"allow= deny="),
+};
+
+#define MAX_OVERRIDES 32
+
+/*
+ * The expected dump: the defaults with each "key=value" override put in
+ * place of the line with the same key, and overrides of keys that the
+ * defaults lack (more listeners) appended in order.
+ */
+static char *
+expected_dump(const char *const *overrides)
+{
+	struct strbuf b = {0};
+	bool used[MAX_OVERRIDES] = {false};
+	size_t n = 0;
+
+	while (n < MAX_OVERRIDES && overrides[n] != NULL)
+		n++;
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		const char *line = defaults[i];
+		size_t klen = strcspn(line, "=");
+		for (size_t j = 0; j < n; j++) {
+			if (strncmp(overrides[j], line, klen + 1) == 0) {
+				line = overrides[j];
+				used[j] = true;
+				break;
+			}
+		}
+		sb_printf(&b, "%s\n", line);
+	}
+	for (size_t j = 0; j < n; j++)
+		if (!used[j])
+			sb_printf(&b, "%s\n", overrides[j]);
+	return b.s;
+}
+
+/* ---- valid files ----------------------------------------------------- */
+
+struct valid_case {
+	const char *name;
+	const char *yaml;
+	const char *expect[MAX_OVERRIDES]; /* NULL-terminated overrides */
+};
+
+static const char full_example[] =
+	"hostname: mail.example.com\n"
+	"data_dir: /var/lib/godwit\n"
+	"user: godwit\n"
+	"workers: 0\n"
+	"log:\n"
+	"  format: kv\n"
+	"  file: /var/log/godwit/mail.log\n"
+	"  level: info\n"
+	"userdb:\n"
+	"  driver: sqlite\n"
+	"  path: /var/lib/godwit/db/godwit.sqlite\n"
+	"smtp:\n"
+	"  max_message_size: 25M\n"
+	"  max_recipients: 100\n"
+	"  max_errors: 10\n"
+	"  max_command_line: 512\n"
+	"  max_text_line: 1000\n"
+	"  vrfy: false\n"
+	"  recipient_delimiter: \"+\"\n"
+	"  trusted_networks: []\n"
+	"  timeouts:\n"
+	"    command: 5m\n"
+	"    data_block: 3m\n"
+	"    data_end: 10m\n"
+	"limits:\n"
+	"  max_connections: 1000\n"
+	"  max_connections_per_ip: 20\n"
+	"  connection_rate: 60/60s\n"
+	"  greet_pass_ttl: 1d\n"
+	"  shutdown_timeout: 30s\n"
+	"listeners:\n"
+	"  - name: mx\n"
+	"    protocol: smtp\n"
+	"    listen: [\"0.0.0.0:25\", \"[::]:25\"]\n"
+	"    allow: []\n"
+	"    deny: [\"192.0.2.0/24\"]\n"
+	"    greet_pause: 1s\n";
+
+static const struct valid_case valid_cases[] = {
+	{"only hostname", "hostname: mail.example.com\n", {NULL}},
+	{"the full example (every default written out)",
+	 full_example,
+	 {"log.file=/var/log/godwit/mail.log",
+	  ("listener[0]=mx smtp line=32 pause=1000 listen=0.0.0.0:25,[::]:25 "
+	  "allow= deny=192.0.2.0/24"),
+	  NULL}},
+	{"every value changed",
+	 "hostname: mx1.example.org\n"
+	 "data_dir: /srv/godwit\n"
+	 "user: mail\n"
+	 "workers: 4\n"
+	 "log: {format: json, file: /tmp/m.log, level: debug}\n"
+	 "userdb: {driver: sqlite, path: /etc/godwit/users.db}\n"
+	 "smtp:\n"
+	 "  max_message_size: 10M\n"
+	 "  max_recipients: 50\n"
+	 "  max_errors: 3\n"
+	 "  max_command_line: 1024\n"
+	 "  max_text_line: 2000\n"
+	 "  vrfy: true\n"
+	 "  recipient_delimiter: \"-\"\n"
+	 "  trusted_networks: [\"10.0.0.0/8\", \"2001:db8::/32\", "
+	 "\"192.0.2.7\"]\n"
+	 "  timeouts: {command: 2m, data_block: 1m, data_end: 1h}\n"
+	 "limits:\n"
+	 "  max_connections: 50\n"
+	 "  max_connections_per_ip: 5\n"
+	 "  connection_rate: 5/10m\n"
+	 "  greet_pass_ttl: 7d\n"
+	 "  shutdown_timeout: 0\n",
+	 {"hostname=mx1.example.org", "data_dir=/srv/godwit", "user=mail",
+	  "workers=4", "log.format=json", "log.file=/tmp/m.log",
+	  "log.level=debug", "userdb.path=/etc/godwit/users.db",
+	  "max_message_size=10485760", "max_recipients=50", "max_errors=3",
+	  "max_command_line=1024", "max_text_line=2000", "vrfy=true",
+	  "recipient_delimiter=-",
+	  "trusted_networks=10.0.0.0/8,2001:db8::/32,192.0.2.7/32",
+	  "timeouts=120/60/3600", "max_connections=50",
+	  "max_connections_per_ip=5", "connection_rate=5/600",
+	  "greet_pass_ttl=604800", "shutdown_timeout=0", NULL}},
+	{"user: \"\" does not drop privileges",
+	 "hostname: mail.example.com\nuser: \"\"\n",
+	 {"user=(none)", NULL}},
+	{"user: ~ does not drop privileges",
+	 "hostname: mail.example.com\nuser: ~\n",
+	 {"user=(none)", NULL}},
+	{"user: with no value does not drop privileges",
+	 "hostname: mail.example.com\nuser:\n",
+	 {"user=(none)", NULL}},
+	{"userdb path follows data_dir; trailing slashes dropped",
+	 "hostname: mail.example.com\ndata_dir: ./run//\n",
+	 {"data_dir=./run", "userdb.path=./run/db/godwit.sqlite", NULL}},
+	{"hostname is lower-cased and loses a final dot",
+	 "hostname: Mail.Example.COM.\n",
+	 {NULL}},
+	{"single-label hostname and digits inside labels",
+	 "hostname: localhost\n",
+	 {"hostname=localhost", NULL}},
+	{"hostname with hyphens and a numeric label",
+	 "hostname: mx-1.123.example.com\n",
+	 {"hostname=mx-1.123.example.com", NULL}},
+	{"recipient_delimiter empty disables",
+	 "hostname: mail.example.com\nsmtp: {recipient_delimiter: \"\"}\n",
+	 {"recipient_delimiter=(none)", NULL}},
+	{"recipient_delimiter ~ disables",
+	 "hostname: mail.example.com\nsmtp: {recipient_delimiter: ~}\n",
+	 {"recipient_delimiter=(none)", NULL}},
+	{"recipient_delimiter dot and underscore",
+	 "hostname: mail.example.com\nsmtp:\n  recipient_delimiter: _\n",
+	 {"recipient_delimiter=_", NULL}},
+	{"connection_rate off",
+	 "hostname: mail.example.com\nlimits: {connection_rate: off}\n",
+	 {"connection_rate=0/0", NULL}},
+	{"connection_rate 0",
+	 "hostname: mail.example.com\nlimits: {connection_rate: 0}\n",
+	 {"connection_rate=0/0", NULL}},
+	{"connection_rate with plain seconds",
+	 "hostname: mail.example.com\nlimits: {connection_rate: 1/1}\n",
+	 {"connection_rate=1/1", NULL}},
+	{"range boundaries, high",
+	 "hostname: mail.example.com\n"
+	 "workers: 1024\n"
+	 "smtp:\n"
+	 "  max_message_size: 4G\n"
+	 "  max_recipients: 100000\n"
+	 "  max_errors: 1000\n"
+	 "  max_command_line: 4096\n"
+	 "  max_text_line: 65536\n"
+	 "  timeouts: {command: 1d, data_block: 86400, data_end: 24h}\n"
+	 "limits:\n"
+	 "  max_connections: 1000000\n"
+	 "  max_connections_per_ip: 1000000\n"
+	 "  connection_rate: 1000000/1d\n"
+	 "  greet_pass_ttl: 90d\n"
+	 "  shutdown_timeout: 1h\n",
+	 {"workers=1024", "max_message_size=4294967296",
+	  "max_recipients=100000", "max_errors=1000",
+	  "max_command_line=4096", "max_text_line=65536",
+	  "timeouts=86400/86400/86400", "max_connections=1000000",
+	  "max_connections_per_ip=1000000", "connection_rate=1000000/86400",
+	  "greet_pass_ttl=7776000", "shutdown_timeout=3600", NULL}},
+	{"range boundaries, low",
+	 "hostname: mail.example.com\n"
+	 "smtp:\n"
+	 "  max_message_size: 1024\n"
+	 "  max_recipients: 1\n"
+	 "  max_errors: 1\n"
+	 "  timeouts: {command: 1s, data_block: 1, data_end: 1s}\n"
+	 "limits:\n"
+	 "  max_connections: 1\n"
+	 "  max_connections_per_ip: 1\n"
+	 "  greet_pass_ttl: 0\n",
+	 {"max_message_size=1024", "max_recipients=1", "max_errors=1",
+	  "timeouts=1/1/1", "max_connections=1", "max_connections_per_ip=1",
+	  "greet_pass_ttl=0", NULL}},
+	{"booleans in their YAML spellings",
+	 "hostname: mail.example.com\nsmtp: {vrfy: yes}\n",
+	 {"vrfy=true", NULL}},
+	{"booleans: True",
+	 "hostname: mail.example.com\nsmtp: {vrfy: True}\n",
+	 {"vrfy=true", NULL}},
+	{"booleans: off",
+	 "hostname: mail.example.com\nsmtp: {vrfy: off}\n",
+	 {NULL}},
+	{"quoted numbers are numbers",
+	 "hostname: \"mail.example.com\"\nworkers: \"8\"\n"
+	 "smtp: {max_recipients: '200'}\n",
+	 {"workers=8", "max_recipients=200", NULL}},
+	{"empty sections and null values mean the defaults",
+	 "hostname: mail.example.com\nlog:\nsmtp:\n  timeouts:\n"
+	 "  max_errors: ~\nlimits: {}\nworkers: null\ndata_dir:\n",
+	 {NULL}},
+	{"log levels: warning", "hostname: mail.example.com\nlog:\n"
+				"  level: warning\n",
+	 {"log.level=warning", NULL}},
+	{"log levels: error",
+	 "hostname: mail.example.com\nlog:\n  level: error\n",
+	 {"log.level=error", NULL}},
+	{"listeners: each protocol's default ports and greet_pause",
+	 "hostname: mail.example.com\n"
+	 "listeners:\n"
+	 "  - protocol: smtp\n"
+	 "  - protocol: submission\n"
+	 "  - protocol: submissions\n"
+	 "  - protocol: pop3\n"
+	 "  - protocol: pop3s\n",
+	 {"nlisteners=5",
+	  ("listener[0]=smtp smtp line=3 pause=1000 listen=0.0.0.0:25,[::]:25 "
+	  "allow= deny="),
+	  ("listener[1]=submission submission line=4 pause=0 "
+	  "listen=0.0.0.0:587,[::]:587 allow= deny="),
+	  ("listener[2]=submissions submissions line=5 pause=0 "
+	  "listen=0.0.0.0:465,[::]:465 allow= deny="),
+	  ("listener[3]=pop3 pop3 line=6 pause=0 listen=0.0.0.0:110,[::]:110 "
+	  "allow= deny="),
+	  ("listener[4]=pop3s pop3s line=7 pause=0 listen=0.0.0.0:995,[::]:995 "
+	  "allow= deny="),
+	  NULL}},
+	{"listeners: single string, loopback, allow and deny, pauses",
+	 "hostname: mail.example.com\n"
+	 "listeners:\n"
+	 "  - name: test-mx\n"
+	 "    protocol: smtp\n"
+	 "    listen: 127.0.0.1:2525\n"
+	 "    greet_pause: 500ms\n"
+	 "  - name: sub.local\n"
+	 "    protocol: submission\n"
+	 "    listen: [\"[::1]:2587\", \"127.0.0.1:2587\"]\n"
+	 "    allow: [\"127.0.0.0/8\", \"::1\"]\n"
+	 "    deny: [\"127.0.0.2\"]\n"
+	 "    greet_pause: 2s\n"
+	 "  - name: quiet\n"
+	 "    protocol: smtp\n"
+	 "    listen: \"[::ffff:192.0.2.1]:25\"\n"
+	 "    greet_pause: 0\n",
+	 {"nlisteners=3",
+	  ("listener[0]=test-mx smtp line=3 pause=500 listen=127.0.0.1:2525 "
+	  "allow= deny="),
+	  ("listener[1]=sub.local submission line=7 pause=2000 "
+	  "listen=[::1]:2587,127.0.0.1:2587 allow=127.0.0.0/8,::1/128 "
+	  "deny=127.0.0.2/32"),
+	  ("listener[2]=quiet smtp line=13 pause=0 "
+	  "listen=[::ffff:192.0.2.1]:25 allow= deny="),
+	  NULL}},
+	{"listeners in flow style; same port on different addresses",
+	 "{hostname: mail.example.com, listeners: [{protocol: pop3, listen: "
+	 "[\"192.0.2.1:110\"]}, {name: pop3b, protocol: pop3, listen: "
+	 "\"192.0.2.2:110\", greet_pause: 60s}]}\n",
+	 {"nlisteners=2",
+	  ("listener[0]=pop3 pop3 line=1 pause=0 listen=192.0.2.1:110 allow= "
+	  "deny="),
+	  ("listener[1]=pop3b pop3 line=1 pause=60000 listen=192.0.2.2:110 "
+	  "allow= deny="),
+	  NULL}},
+	{"anchors and aliases",
+	 "hostname: mail.example.com\n"
+	 "smtp:\n"
+	 "  trusted_networks: &office [\"198.51.100.0/24\"]\n"
+	 "listeners:\n"
+	 "  - protocol: submission\n"
+	 "    allow: *office\n",
+	 {"trusted_networks=198.51.100.0/24",
+	  ("listener[0]=submission submission line=5 pause=0 "
+	  "listen=0.0.0.0:587,[::]:587 allow=198.51.100.0/24 deny="),
+	  NULL}},
+	{"--- and ... markers, comments, CRLF line ends",
+	 "# godwit\r\n---\r\nhostname: mail.example.com # the name\r\n"
+	 "workers: 2\r\n...\r\n",
+	 {"workers=2", NULL}},
+	{"unspecified addresses written out in full",
+	 "hostname: mail.example.com\nlisteners:\n  - protocol: smtp\n"
+	 "    listen: [\"[0:0::0]:25\"]\n",
+	 {("listener[0]=smtp smtp line=3 pause=1000 listen=[0:0::0]:25([::]:25) "
+	  "allow= deny="),
+	  NULL}},
+};
+
+static void
+test_valid(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(valid_cases) / sizeof(valid_cases[0]);
+	     i++) {
+		const struct valid_case *tc = &valid_cases[i];
+		struct config *c = (void *)1;
+		char *errors = (void *)1, *got, *want;
+
+		print_message("valid: %s\n", tc->name);
+		int r = config_load_buffer("t.yaml", tc->yaml,
+					   strlen(tc->yaml), &c, &errors);
+		if (r != 0)
+			print_error("unexpected errors:\n%s\n", errors);
+		assert_int_equal(r, 0);
+		assert_null(errors);
+		assert_non_null(c);
+		got = dump(c);
+		want = expected_dump(tc->expect);
+		assert_string_equal(got, want);
+		free(got);
+		free(want);
+		config_free(&c);
+		assert_null(c);
+	}
+}
+
+/* ---- invalid files --------------------------------------------------- */
+
+struct invalid_case {
+	const char *yaml;
+	const char *errors; /* exact, lines joined with "\n" */
+};
+
+#define H "hostname: mail.example.com\n"
+
+static const struct invalid_case invalid_cases[] = {
+	/* Missing or bad hostname. */
+	{"workers: 1\n",
+	 "t.yaml:1: missing required key 'hostname' (this server's fully "
+	 "qualified domain name)"},
+	{"", "t.yaml:1: missing required key 'hostname' (this server's fully "
+	     "qualified domain name)"},
+	{"# nothing\n\nhostname:\n",
+	 "t.yaml:3: missing required key 'hostname' (this server's fully "
+	 "qualified domain name)"},
+	{"hostname: \"\"\n",
+	 "t.yaml:1: hostname: '' is not a valid domain name (must not be "
+	 "empty)"},
+	{"hostname: mail..example.com\n",
+	 "t.yaml:1: hostname: 'mail..example.com' is not a valid domain name "
+	 "(empty label (two dots, or a leading dot))"},
+	{"hostname: -mail.example.com\n",
+	 "t.yaml:1: hostname: '-mail.example.com' is not a valid domain name "
+	 "(a label starts with '-')"},
+	{"hostname: mail_1.example.com\n",
+	 "t.yaml:1: hostname: 'mail_1.example.com' is not a valid domain name "
+	 "(only letters, digits, '-' and '.' are allowed)"},
+	{"hostname: mail-.example.com\n",
+	 "t.yaml:1: hostname: 'mail-.example.com' is not a valid domain name "
+	 "(a label ends with '-')"},
+	{"hostname: 192.0.2.1\n",
+	 "t.yaml:1: hostname: '192.0.2.1' is not a valid domain name (an IP "
+	 "address is not a name)"},
+	{"hostname: "
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com"
+	 "\n",
+	 "t.yaml:1: hostname: "
+	 "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+	 "com' is not a valid domain name (a label is longer than 63 "
+	 "characters)"},
+	/* Long values are cut short in messages. */
+	{H "user: "
+	   "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu"
+	   "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\n",
+	 "t.yaml:2: user: "
+	 "'uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu"
+	 "uu...' is not a valid user name (1 to 32 letters, digits, '-', '_' "
+	 "or '.')"},
+	{"hostname: [a, b]\n",
+	 "t.yaml:1: hostname: expected a domain name"},
+	{"hostname: \"mail\\0.example.com\"\n",
+	 "t.yaml:1: hostname: contains a NUL character"},
+	{"hostname: \"mail\\e[31m.example.com\"\n",
+	 "t.yaml:1: hostname: 'mail\\x1b[31m.example.com' is not a valid "
+	 "domain name (only letters, digits, '-' and '.' are allowed)"},
+
+	/* Unknown, duplicate and non-string keys. */
+	{H "bogus: 1\n", "t.yaml:2: unknown key 'bogus' at top level"},
+	{H "smtp:\n  max_errors: 3\n  bogus: x\n",
+	 "t.yaml:4: unknown key 'bogus' in smtp"},
+	{H "smtp:\n  timeouts:\n    idle: 5m\n",
+	 "t.yaml:4: unknown key 'idle' in smtp.timeouts"},
+	{H "log: {colour: red}\n", "t.yaml:2: unknown key 'colour' in log"},
+	{H "userdb: {dsn: x}\n", "t.yaml:2: unknown key 'dsn' in userdb"},
+	{H "limits: {max_conn: 5}\n",
+	 "t.yaml:2: unknown key 'max_conn' in limits"},
+	{H "listeners:\n  - protocol: smtp\n    port: 25\n",
+	 "t.yaml:4: unknown key 'port' in listeners[0]"},
+	{H "workers: 1\nworkers: 2\n",
+	 "t.yaml:3: duplicate key 'workers' at top level (first on line 2)"},
+	{H "smtp:\n  vrfy: true\n  vrfy: false\n",
+	 "t.yaml:4: duplicate key 'vrfy' in smtp (first on line 3)"},
+	{H "hostname: other.example.com\n",
+	 "t.yaml:2: duplicate key 'hostname' at top level (first on line 1)"},
+	{H "? [a]\n: 1\n", "t.yaml:2: keys must be strings at top level"},
+
+	/* Wrong types. */
+	{H "smtp:\n  max_recipients: many\n",
+	 "t.yaml:3: smtp.max_recipients: expected a number"},
+	{H "smtp:\n  max_recipients: [1]\n",
+	 "t.yaml:3: smtp.max_recipients: expected a number"},
+	{H "smtp:\n  max_recipients: -5\n",
+	 "t.yaml:3: smtp.max_recipients: expected a number"},
+	{H "workers: 1.5\n", "t.yaml:2: workers: expected a number"},
+	{H "smtp: 5\n", "t.yaml:2: smtp: expected a mapping"},
+	{H "smtp: {timeouts: [1]}\n",
+	 "t.yaml:2: smtp.timeouts: expected a mapping"},
+	{"- hostname: mail.example.com\n",
+	 "t.yaml:1: expected a mapping of keys at top level"},
+	{H "smtp: {vrfy: maybe}\n",
+	 "t.yaml:2: smtp.vrfy: expected true or false"},
+	{H "smtp: {vrfy: {a: 1}}\n",
+	 "t.yaml:2: smtp.vrfy: expected true or false"},
+	{H "log: {file: [a]}\n", "t.yaml:2: log.file: expected a path"},
+	{H "smtp: {trusted_networks: 10.0.0.0/8}\n",
+	 "t.yaml:2: smtp.trusted_networks: expected a list of networks such "
+	 "as [\"192.0.2.0/24\", \"2001:db8::/32\"]"},
+	{H "listeners: {protocol: smtp}\n",
+	 "t.yaml:2: listeners: expected a list of listeners"},
+	{H "listeners:\n  - smtp\n",
+	 "t.yaml:3: listeners[0]: expected a mapping"},
+	{H "listeners:\n  - protocol: smtp\n    listen: {a: 1}\n",
+	 "t.yaml:4: listeners[0].listen: expected an address or a list of "
+	 "addresses"},
+	{H "smtp: {max_message_size: 10X}\n",
+	 "t.yaml:2: smtp.max_message_size: invalid size (use e.g. 512, 64K, "
+	 "25M, 1G)"},
+	{H "limits: {shutdown_timeout: soon}\n",
+	 "t.yaml:2: limits.shutdown_timeout: invalid duration (use e.g. 30s, "
+	 "5m, 2h, 7d)"},
+
+	/* Out of range. */
+	{H "smtp:\n  max_command_line: 511\n",
+	 "t.yaml:3: smtp.max_command_line: '511' is out of range (512..4096)"},
+	{H "smtp:\n  max_command_line: 4097\n",
+	 "t.yaml:3: smtp.max_command_line: '4097' is out of range "
+	 "(512..4096)"},
+	{H "smtp:\n  max_text_line: 999\n",
+	 "t.yaml:3: smtp.max_text_line: '999' is out of range (1000..65536)"},
+	{H "smtp:\n  max_text_line: 65537\n",
+	 "t.yaml:3: smtp.max_text_line: '65537' is out of range "
+	 "(1000..65536)"},
+	{H "smtp:\n  max_message_size: 1023\n",
+	 "t.yaml:3: smtp.max_message_size: '1023' is out of range (1K..4G)"},
+	{H "smtp:\n  max_message_size: 5G\n",
+	 "t.yaml:3: smtp.max_message_size: '5G' is out of range (1K..4G)"},
+	{H "smtp:\n  max_recipients: 0\n",
+	 "t.yaml:3: smtp.max_recipients: '0' is out of range (1..100000)"},
+	{H "smtp:\n  max_errors: 1001\n",
+	 "t.yaml:3: smtp.max_errors: '1001' is out of range (1..1000)"},
+	{H "workers: 1025\n",
+	 "t.yaml:2: workers: '1025' is out of range (0..1024)"},
+	{H "workers: 99999999999999999999999\n",
+	 "t.yaml:2: workers: expected a number"},
+	{H "smtp:\n  timeouts:\n    data_end: 0\n",
+	 "t.yaml:4: smtp.timeouts.data_end: '0' is out of range (1s..1d)"},
+	{H "smtp:\n  timeouts:\n    command: 2d\n",
+	 "t.yaml:4: smtp.timeouts.command: '2d' is out of range (1s..1d)"},
+	{H "limits:\n  max_connections: 0\n",
+	 "t.yaml:3: limits.max_connections: '0' is out of range (1..1000000)"},
+	{H "limits:\n  max_connections_per_ip: 0\n",
+	 "t.yaml:3: limits.max_connections_per_ip: '0' is out of range "
+	 "(1..1000000)"},
+	{H "limits:\n  greet_pass_ttl: 91d\n",
+	 "t.yaml:3: limits.greet_pass_ttl: '91d' is out of range (0..90d)"},
+	{H "limits:\n  shutdown_timeout: 2h\n",
+	 "t.yaml:3: limits.shutdown_timeout: '2h' is out of range (0..1h)"},
+	{H "limits:\n  connection_rate: 60\n",
+	 "t.yaml:3: limits.connection_rate: '60' is not N/DURATION (such as "
+	 "60/60s) or off"},
+	{H "limits:\n  connection_rate: 0/60s\n",
+	 "t.yaml:3: limits.connection_rate: the count in '0/60s' is out of "
+	 "range (1..1000000)"},
+	{H "limits:\n  connection_rate: 10/0\n",
+	 "t.yaml:3: limits.connection_rate: the window in '10/0' is out of "
+	 "range (1s..1d)"},
+	{H "limits:\n  connection_rate: 10/2d\n",
+	 "t.yaml:3: limits.connection_rate: the window in '10/2d' is out of "
+	 "range (1s..1d)"},
+	{H "limits:\n  connection_rate: ten/1m\n",
+	 "t.yaml:3: limits.connection_rate: 'ten/1m' is not N/DURATION (such "
+	 "as 60/60s) or off"},
+	{H "limits:\n  connection_rate: 10/fortnight\n",
+	 "t.yaml:3: limits.connection_rate: invalid duration (use e.g. 30s, "
+	 "5m, 2h, 7d)"},
+
+	/* Enumerations and strings. */
+	{H "log: {format: xml}\n",
+	 "t.yaml:2: log.format: 'xml' is not one of kv, json"},
+	{H "log: {level: notice}\n",
+	 "t.yaml:2: log.level: 'notice' is not one of debug, info, warning, "
+	 "error"},
+	{H "userdb: {driver: postgresql}\n",
+	 "t.yaml:2: userdb.driver: 'postgresql' is not one of sqlite"},
+	{H "smtp: {recipient_delimiter: \"++\"}\n",
+	 "t.yaml:2: smtp.recipient_delimiter: '++' is not one of \"+\", "
+	 "\"-\", \"_\", \".\" or \"\""},
+	{H "smtp: {recipient_delimiter: \"=\"}\n",
+	 "t.yaml:2: smtp.recipient_delimiter: '=' is not one of \"+\", "
+	 "\"-\", \"_\", \".\" or \"\""},
+	{H "user: \"root:0\"\n",
+	 "t.yaml:2: user: 'root:0' is not a valid user name (1 to 32 "
+	 "letters, digits, '-', '_' or '.')"},
+	{H "data_dir: \"\"\n", "t.yaml:2: data_dir: must not be empty"},
+	{H "log:\n  file: \"/var/log/a\\nb\"\n",
+	 "t.yaml:3: log.file: contains a control character"},
+	{H "smtp:\n  trusted_networks: [\"10.0.0.1/8\", bogus, [x]]\n",
+	 "t.yaml:3: smtp.trusted_networks: '10.0.0.1/8': host bits set after "
+	 "the prefix length\n"
+	 "t.yaml:3: smtp.trusted_networks: 'bogus': not an IPv4 or IPv6 "
+	 "address\n"
+	 "t.yaml:3: smtp.trusted_networks: expected a network"},
+
+	/* Listeners. */
+	{H "listeners: []\n",
+	 "t.yaml:2: listeners: must name at least one listener (leave the key "
+	 "out for the default)"},
+	{H "listeners:\n",
+	 "t.yaml:2: listeners: must name at least one listener (leave the key "
+	 "out for the default)"},
+	{H "listeners:\n  - name: mx\n",
+	 "t.yaml:3: listeners[0]: missing required key 'protocol' (smtp, "
+	 "submission, submissions, pop3 or pop3s)"},
+	{H "listeners:\n  - protocol: imap\n",
+	 "t.yaml:3: listeners[0].protocol: 'imap' is not one of smtp, "
+	 "submission, submissions, pop3, pop3s"},
+	{H "listeners:\n  - protocol: smtp\n    name: \"m x\"\n",
+	 "t.yaml:4: listeners[0].name: 'm x' must be 1 to 32 letters, digits, "
+	 "'-', '_' or '.'"},
+	{H "listeners:\n  - {protocol: smtp, name: mx, listen: "
+	   "\"127.0.0.1:25\"}\n"
+	   "  - {protocol: submission, name: mx}\n",
+	 "t.yaml:4: listeners[1].name: name 'mx' is already used by the "
+	 "listener on line 3"},
+	{H "listeners:\n  - protocol: pop3\n  - protocol: pop3\n",
+	 "t.yaml:4: listeners[1]: name 'pop3' is already used by the "
+	 "listener on line 3 (without a name, a listener is named after its "
+	 "protocol)\n"
+	 "t.yaml:4: listeners[1]: address '0.0.0.0:110' is already used by "
+	 "listener 'pop3'\n"
+	 "t.yaml:4: listeners[1]: address '[::]:110' is already used by "
+	 "listener 'pop3'"},
+	{H "listeners:\n  - protocol: smtp\n"
+	   "  - name: local\n    protocol: submission\n"
+	   "    listen: [\"127.0.0.1:587\", \"0.0.0.0:25\"]\n",
+	 "t.yaml:6: listeners[1].listen: address '0.0.0.0:25' is already "
+	 "used by listener 'smtp'"},
+	{H "listeners:\n  - protocol: smtp\n"
+	   "    listen: [\"[::1]:25\", \"[0::1]:25\"]\n",
+	 "t.yaml:4: listeners[0].listen: address '[0::1]:25' is already used "
+	 "by listener 'smtp'"},
+	{H "listeners:\n  - protocol: smtp\n    listen: []\n",
+	 "t.yaml:4: listeners[0].listen: must name at least one address "
+	 "(leave it out for the protocol's default)"},
+	{H "listeners:\n  - protocol: smtp\n"
+	   "    listen:\n"
+	   "      - ::1:25\n"
+	   "      - 127.0.0.1\n"
+	   "      - \"[::1]:0\"\n"
+	   "      - localhost:25\n"
+	   "      - 127.0.0.1:65536\n",
+	 "t.yaml:5: listeners[0].listen: '::1:25': an IPv6 address must be "
+	 "written in brackets, as in [::1]:25\n"
+	 "t.yaml:6: listeners[0].listen: '127.0.0.1': missing ':PORT' after "
+	 "the address\n"
+	 "t.yaml:7: listeners[0].listen: '[::1]:0': the port must be a number "
+	 "from 1 to 65535\n"
+	 "t.yaml:8: listeners[0].listen: 'localhost:25': not an IPv4 address "
+	 "(host names are not allowed)\n"
+	 "t.yaml:9: listeners[0].listen: '127.0.0.1:65536': the port must be "
+	 "a number from 1 to 65535"},
+	{H "listeners:\n  - protocol: submissions\n    greet_pause: 1s\n",
+	 "t.yaml:4: listeners[0].greet_pause: must be 0 for protocol "
+	 "submissions (with implicit TLS the client speaks first)"},
+	{H "listeners:\n  - protocol: pop3s\n    greet_pause: 10ms\n",
+	 "t.yaml:4: listeners[0].greet_pause: must be 0 for protocol pop3s "
+	 "(with implicit TLS the client speaks first)"},
+	{H "listeners:\n  - protocol: smtp\n    greet_pause: 61s\n",
+	 "t.yaml:4: listeners[0].greet_pause: '61s' is out of range (0..60s)"},
+	{H "listeners:\n  - protocol: smtp\n    greet_pause: 1.5s\n",
+	 "t.yaml:4: listeners[0].greet_pause: invalid duration (use e.g. 30s, "
+	 "5m, 2h, 7d)"},
+	{H "listeners:\n  - protocol: smtp\n"
+	   "    greet_pause: 123456789012345678901234567890ms\n",
+	 "t.yaml:4: listeners[0].greet_pause: invalid duration"},
+	{H "listeners:\n  - protocol: smtp\n    greet_pause: xms\n",
+	 "t.yaml:4: listeners[0].greet_pause: invalid duration (use e.g. "
+	 "500ms, 1s)"},
+	{H "listeners:\n  - protocol: smtp\n    deny: [\"2001:db8::1/32\"]\n",
+	 "t.yaml:4: listeners[0].deny: '2001:db8::1/32': host bits set after "
+	 "the prefix length"},
+
+	/* YAML itself. */
+	{H "smtp: [1\nworkers: 2\n",
+	 "t.yaml:3: YAML syntax error: did not find expected ',' or ']' "
+	 "(while parsing a flow sequence that starts on line 2)"},
+	{H "  workers: 2\n",
+	 "t.yaml:2: YAML syntax error: mapping values are not allowed in "
+	 "this context"},
+	{H "workers: *nothing\n",
+	 "t.yaml:2: YAML syntax error: found undefined alias"},
+	{H "workers: \"2\n",
+	 "t.yaml:3: YAML syntax error: found unexpected end of stream (while "
+	 "scanning a quoted scalar that starts on line 2)"},
+	{H "workers: 2\n---\nworkers: 3\n",
+	 "t.yaml:3: only one YAML document is allowed (remove the '---' "
+	 "separator)"},
+	{H "workers: 2\n---\nworkers: [3\n",
+	 "t.yaml:5: YAML syntax error: did not find expected ',' or ']' "
+	 "(while parsing a flow sequence that starts on line 4)"},
+	{"hostname: a\x01.example.com\n",
+	 "t.yaml:1: YAML syntax error: control characters are not allowed"},
+	{H "workers: 1\nuser: a\x01b\n",
+	 "t.yaml:3: YAML syntax error: control characters are not allowed"},
+	{H "user: \xff\n",
+	 "t.yaml:2: YAML syntax error: invalid leading UTF-8 octet"},
+
+	/* Everything at once, reported in file order. */
+	{"workers: lots\n"
+	 "smtp:\n"
+	 "  max_recipients: many\n"
+	 "  bogus: 1\n"
+	 "  max_command_line: 100\n"
+	 "listeners:\n"
+	 "  - protocol: ftp\n"
+	 "    listen: 0.0.0.0\n",
+	 "t.yaml:1: missing required key 'hostname' (this server's fully "
+	 "qualified domain name)\n"
+	 "t.yaml:1: workers: expected a number\n"
+	 "t.yaml:3: smtp.max_recipients: expected a number\n"
+	 "t.yaml:4: unknown key 'bogus' in smtp\n"
+	 "t.yaml:5: smtp.max_command_line: '100' is out of range (512..4096)\n"
+	 "t.yaml:7: listeners[0].protocol: 'ftp' is not one of smtp, "
+	 "submission, submissions, pop3, pop3s\n"
+	 "t.yaml:8: listeners[0].listen: '0.0.0.0': missing ':PORT' after "
+	 "the address"},
+};
+
+static void
+test_invalid(void **state)
+{
+	size_t failed = 0;
+
+	(void)state;
+	for (size_t i = 0;
+	     i < sizeof(invalid_cases) / sizeof(invalid_cases[0]); i++) {
+		const struct invalid_case *tc = &invalid_cases[i];
+		struct config *c = (void *)1;
+		char *errors = NULL;
+
+		int r = config_load_buffer("t.yaml", tc->yaml,
+					   strlen(tc->yaml), &c, &errors);
+		assert_int_equal(r, -1);
+		assert_null(c);
+		assert_non_null(errors);
+		/* Every mismatching row is shown, not just the first. */
+		if (strcmp(errors, tc->errors) != 0) {
+			print_error("invalid case %zu:\n--- want\n%s\n"
+				    "--- got\n%s\n",
+				    i, tc->errors, errors);
+			failed++;
+		}
+		free(errors);
+	}
+	assert_int_equal(failed, 0);
+}
+
+/* More errors than are listed: the rest are counted on one last line. */
+static void
+test_error_cap(void **state)
+{
+	struct strbuf b = {0};
+	struct config *c;
+	char *errors;
+	size_t lines = 1;
+
+	(void)state;
+	sb_printf(&b, H);
+	for (int i = 0; i < 70; i++)
+		sb_printf(&b, "k%d: 1\n", i);
+	assert_int_equal(config_load_buffer("t.yaml", b.s, b.len, &c, &errors),
+			 -1);
+	assert_null(c);
+	for (const char *p = errors; *p != '\0'; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, 51);
+	assert_non_null(strstr(errors, "t.yaml:2: unknown key 'k0' at top "
+				       "level\n"));
+	assert_non_null(strstr(errors, "t.yaml:51: unknown key 'k49' at top "
+				       "level\n"));
+	assert_null(strstr(errors, "'k50'"));
+	assert_non_null(strstr(errors, "\nt.yaml:52: 20 more errors not "
+				       "shown"));
+	free(errors);
+	free(b.s);
+}
+
+/* Deep nesting must neither crash nor recurse; the walk stops early. */
+static void
+test_deep_nesting(void **state)
+{
+	size_t depth = 200000;
+	char *y = xmalloc(sizeof(H) + 8 + 2 * depth);
+	struct config *c;
+	char *errors;
+	size_t len;
+
+	(void)state;
+	len = (size_t)sprintf(y, H "x: ");
+	memset(y + len, '[', depth);
+	memset(y + len + depth, ']', depth);
+	len += 2 * depth;
+	assert_int_equal(config_load_buffer("t.yaml", y, len, &c, &errors),
+			 -1);
+	assert_string_equal(errors, "t.yaml:2: unknown key 'x' at top level");
+	free(errors);
+
+	/* The same, unclosed: a syntax error, not a crash. */
+	assert_int_equal(
+		config_load_buffer("t.yaml", y, len - depth, &c, &errors), -1);
+	assert_non_null(strstr(errors, "YAML syntax error"));
+	free(errors);
+	free(y);
+}
+
+/* An alias may point back at its own mapping: the walk must still end. */
+static void
+test_recursive_alias(void **state)
+{
+	static const char y[] = H "smtp: &s\n  timeouts: *s\n";
+	struct config *c;
+	char *errors;
+
+	(void)state;
+	assert_int_equal(
+		config_load_buffer("t.yaml", y, strlen(y), &c, &errors), -1);
+	assert_string_equal(errors,
+			    "t.yaml:3: unknown key 'timeouts' in smtp.timeouts");
+	free(errors);
+}
+
+/* The size bounds: the largest allowed loads, one more is an error. */
+static void
+test_bounds(void **state)
+{
+	struct strbuf b;
+	struct config *c;
+	char *errors, *want;
+	char name[300];
+
+	(void)state;
+	for (int n = 64; n <= 65; n++) {
+		b = (struct strbuf){0};
+		sb_printf(&b, H "listeners:\n");
+		for (int i = 0; i < n; i++)
+			sb_printf(&b, "  - {name: l%d, protocol: smtp, listen: "
+				  "\"127.0.0.1:%d\"}\n", i, 1000 + i);
+		int r = config_load_buffer("t.yaml", b.s, b.len, &c, &errors);
+		if (n == 64) {
+			assert_int_equal(r, 0);
+			assert_int_equal(c->nlisteners, 64);
+			assert_string_equal(c->listeners[63].name, "l63");
+			assert_string_equal(c->listeners[63].addrs[0].text,
+					    "127.0.0.1:1063");
+			config_free(&c);
+		} else {
+			assert_int_equal(r, -1);
+			assert_string_equal(errors, "t.yaml:3: listeners: more "
+						    "than 64 listeners");
+			free(errors);
+		}
+		free(b.s);
+	}
+
+	for (int n = 64; n <= 65; n++) {
+		b = (struct strbuf){0};
+		sb_printf(&b, H "listeners:\n  - protocol: smtp\n    listen:\n");
+		for (int i = 0; i < n; i++)
+			sb_printf(&b, "      - \"[::1]:%d\"\n", 2000 + i);
+		int r = config_load_buffer("t.yaml", b.s, b.len, &c, &errors);
+		if (n == 64) {
+			assert_int_equal(r, 0);
+			assert_int_equal(c->listeners[0].naddrs, 64);
+			config_free(&c);
+		} else {
+			assert_int_equal(r, -1);
+			assert_string_equal(errors, "t.yaml:5: listeners[0].listen: "
+						    "more than 64 addresses");
+			free(errors);
+		}
+		free(b.s);
+	}
+
+	for (size_t n = 4095; n <= 4096; n++) {
+		b = (struct strbuf){0};
+		sb_printf(&b, H "data_dir: /");
+		for (size_t i = 1; i < n; i++)
+			sb_printf(&b, "d");
+		sb_printf(&b, "\n");
+		int r = config_load_buffer("t.yaml", b.s, b.len, &c, &errors);
+		if (n == 4095) {
+			assert_int_equal(r, 0);
+			assert_int_equal(strlen(c->data_dir), 4095);
+			config_free(&c);
+		} else {
+			assert_int_equal(r, -1);
+			assert_string_equal(errors, "t.yaml:2: data_dir: longer "
+						    "than 4095 characters");
+			free(errors);
+		}
+		free(b.s);
+	}
+
+	/* 253 characters: labels of 63 with dots, then a short last one. */
+	for (size_t n = 253; n <= 254; n++) {
+		memset(name, 'a', n);
+		name[n] = '\0';
+		for (size_t i = 63; i < n; i += 64)
+			name[i] = '.';
+		want = xasprintf("hostname: %s\n", name);
+		int r = config_load_buffer("t.yaml", want, strlen(want), &c,
+					   &errors);
+		free(want);
+		if (n == 253) {
+			assert_int_equal(r, 0);
+			assert_string_equal(c->hostname, name);
+			config_free(&c);
+		} else {
+			assert_int_equal(r, -1);
+			assert_non_null(strstr(errors, "is not a valid domain name "
+						       "(longer than 253 "
+						       "characters)"));
+			free(errors);
+		}
+	}
+}
+
+/* ---- files ----------------------------------------------------------- */
+
+static char *
+write_temp(const void *data, size_t len)
+{
+	char *path = xstrdup("/tmp/godwit-test-config-XXXXXX");
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+static void
+test_files(void **state)
+{
+	struct config *c;
+	char *errors, *path, *want;
+	size_t size = 1024 * 1024;
+	char *big = xmalloc(size + 1);
+
+	(void)state;
+	/* config_load: path recorded, messages name the file. */
+	path = write_temp(H "workers: 3\n", strlen(H "workers: 3\n"));
+	assert_int_equal(config_load(path, &c, &errors), 0);
+	assert_null(errors);
+	assert_string_equal(c->path, path);
+	assert_int_equal(c->workers, 3);
+	config_free(&c);
+	unlink(path);
+	free(path);
+
+	path = write_temp(H "vrfy: 1\n", strlen(H "vrfy: 1\n"));
+	assert_int_equal(config_load(path, &c, &errors), -1);
+	assert_null(c);
+	want = xasprintf("%s:2: unknown key 'vrfy' at top level", path);
+	assert_string_equal(errors, want);
+	free(want);
+	free(errors);
+	unlink(path);
+	free(path);
+
+	/* Exactly 1 MiB is allowed: hostname then comment lines. */
+	memset(big, '#', size);
+	memcpy(big, H, strlen(H));
+	for (size_t i = 100; i < size; i += 100)
+		big[i] = '\n';
+	big[size - 1] = '\n';
+	path = write_temp(big, size);
+	assert_int_equal(config_load(path, &c, &errors), 0);
+	assert_string_equal(c->hostname, "mail.example.com");
+	config_free(&c);
+	unlink(path);
+	free(path);
+
+	/* One byte more is refused, from a file and from a buffer. */
+	big[size] = '\n';
+	path = write_temp(big, size + 1);
+	assert_int_equal(config_load(path, &c, &errors), -1);
+	assert_null(c);
+	want = xasprintf("%s: larger than the limit of 1 MiB", path);
+	assert_string_equal(errors, want);
+	free(want);
+	free(errors);
+	unlink(path);
+	free(path);
+	assert_int_equal(config_load_buffer("b.yaml", big, size + 1, &c,
+					    &errors),
+			 -1);
+	assert_string_equal(errors, "b.yaml: larger than the limit of 1 MiB");
+	free(errors);
+	free(big);
+
+	assert_int_equal(config_load("/nonexistent/godwit.yaml", &c, &errors),
+			 -1);
+	assert_null(c);
+	assert_string_equal(errors, "/nonexistent/godwit.yaml: cannot open: "
+				    "No such file or directory");
+	free(errors);
+
+	assert_int_equal(config_load("/", &c, &errors), -1);
+	assert_string_equal(errors, "/: cannot read: Is a directory");
+	free(errors);
+
+	/* config_free on NULL is a no-op. */
+	c = NULL;
+	config_free(&c);
+	assert_null(c);
+}
+
+/* ---- parse_listen_addr and listener_proto_name ------------------------ */
+
+struct addr_case {
+	const char *in;
+	int family;		/* 0: must fail */
+	const char *addr;	/* inet_ntop form */
+	unsigned port;
+	const char *error;
+};
+
+static const struct addr_case addr_cases[] = {
+	{"0.0.0.0:25", AF_INET, "0.0.0.0", 25, NULL},
+	{"127.0.0.1:2525", AF_INET, "127.0.0.1", 2525, NULL},
+	{"192.0.2.1:65535", AF_INET, "192.0.2.1", 65535, NULL},
+	{"192.0.2.1:1", AF_INET, "192.0.2.1", 1, NULL},
+	{"[::]:25", AF_INET6, "::", 25, NULL},
+	{"[::1]:2525", AF_INET6, "::1", 2525, NULL},
+	{"[2001:db8::25]:587", AF_INET6, "2001:db8::25", 587, NULL},
+	{"[::ffff:192.0.2.1]:25", AF_INET6, "::ffff:192.0.2.1", 25, NULL},
+	{"::1:25", 0, NULL, 0,
+	 "an IPv6 address must be written in brackets, as in [::1]:25"},
+	{"::", 0, NULL, 0,
+	 "an IPv6 address must be written in brackets, as in [::1]:25"},
+	{"[::1]", 0, NULL, 0, "missing ':PORT' after the address"},
+	{"[::1]25", 0, NULL, 0, "missing ':PORT' after the address"},
+	{"[::1:25", 0, NULL, 0, "missing ']' after the IPv6 address"},
+	{"[127.0.0.1]:25", 0, NULL, 0, "not an IPv6 address"},
+	{"[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000]:25", 0, NULL, 0,
+	 "not an IPv6 address"},
+	{"0000000000000000000000000000000000000000000000000000.0.0.0:25", 0,
+	 NULL, 0, "not an IPv4 address"},
+	{"[fe80::1%eth0]:25", 0, NULL, 0, "not an IPv6 address"},
+	{"[" "1111:2222:3333:4444:5555:6666:7777:8888:9999" "]:25", 0, NULL,
+	 0, "not an IPv6 address"},
+	{"127.0.0.1", 0, NULL, 0, "missing ':PORT' after the address"},
+	{":25", 0, NULL, 0,
+	 "missing address (use 0.0.0.0 or [::] for all addresses)"},
+	{"", 0, NULL, 0, "missing ':PORT' after the address"},
+	{"*:25", 0, NULL, 0,
+	 "not an IPv4 address (host names are not allowed)"},
+	{"localhost:25", 0, NULL, 0,
+	 "not an IPv4 address (host names are not allowed)"},
+	{"127.1:25", 0, NULL, 0,
+	 "not an IPv4 address (host names are not allowed)"},
+	{"127.0.0.1:0", 0, NULL, 0,
+	 "the port must be a number from 1 to 65535"},
+	{"127.0.0.1:65536", 0, NULL, 0,
+	 "the port must be a number from 1 to 65535"},
+	{"127.0.0.1:", 0, NULL, 0, "the port must be a number from 1 to 65535"},
+	{"127.0.0.1:+25", 0, NULL, 0,
+	 "the port must be a number from 1 to 65535"},
+	{"127.0.0.1:25 ", 0, NULL, 0,
+	 "the port must be a number from 1 to 65535"},
+	{"127.0.0.1:smtp", 0, NULL, 0,
+	 "the port must be a number from 1 to 65535"},
+	{"[::]:99999999999999999999999", 0, NULL, 0,
+	 "the port must be a number from 1 to 65535"},
+};
+
+static void
+test_parse_listen_addr(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(addr_cases) / sizeof(addr_cases[0]);
+	     i++) {
+		const struct addr_case *tc = &addr_cases[i];
+		struct listen_addr a;
+		const char *error = NULL;
+		char host[INET6_ADDRSTRLEN];
+
+		print_message("listen addr: '%s'\n", tc->in);
+		int r = parse_listen_addr(tc->in, &a, &error);
+		if (tc->family == 0) {
+			assert_int_equal(r, -1);
+			assert_string_equal(error, tc->error);
+			assert_null(a.text);
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(a.ss.ss_family, tc->family);
+		assert_string_equal(a.text, tc->in);
+		if (tc->family == AF_INET) {
+			const struct sockaddr_in *sin = (const void *)&a.ss;
+			assert_int_equal(a.len, sizeof(*sin));
+			assert_int_equal(ntohs(sin->sin_port), tc->port);
+			inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		} else {
+			const struct sockaddr_in6 *sin6 = (const void *)&a.ss;
+			assert_int_equal(a.len, sizeof(*sin6));
+			assert_int_equal(ntohs(sin6->sin6_port), tc->port);
+			inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+				  sizeof(host));
+		}
+		assert_string_equal(host, tc->addr);
+		free(a.text);
+	}
+}
+
+static void
+test_proto_names(void **state)
+{
+	static const struct {
+		enum listener_proto proto;
+		const char *name;
+	} cases[] = {
+		{PROTO_SMTP, "smtp"},		{PROTO_SUBMISSION, "submission"},
+		{PROTO_SUBMISSIONS, "submissions"}, {PROTO_POP3, "pop3"},
+		{PROTO_POP3S, "pop3s"},		{(enum listener_proto)99, "unknown"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(listener_proto_name(cases[i].proto),
+				    cases[i].name);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_error_cap),
+		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_recursive_alias),
+		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_parse_listen_addr),
+		cmocka_unit_test(test_proto_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
