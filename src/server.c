@@ -343,12 +343,33 @@ drop_privileges(struct server *sv)
 		fatalx("privileges were not dropped");
 }
 
+/* The signals godwit handles; blocked until a handler is installed. */
+static void
+signals_block(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
 static int
 spawn(struct server *sv, unsigned slot)
 {
+	sigset_t old;
 	pid_t pid;
 
+	/* the child starts with them blocked; worker_main unblocks them
+	 * once its own handlers are in place */
+	signals_block(&old);
 	pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
 		log_warn("fork");
 		return -1;
@@ -612,6 +633,8 @@ serve_main(const char *config_path)
 	char *errors = NULL;
 
 	memset(&sv, 0, sizeof(sv));
+	/* a SIGTERM or SIGHUP during start-up waits for the handlers */
+	signals_block(NULL);
 	log_init("parent", LOG_FORMAT_KV, LOG_INFO);
 	if (config_load(config_path, &sv.config, &errors) < 0) {
 		fprintf(stderr, "%s\n", errors);
@@ -643,6 +666,11 @@ serve_main(const char *config_path)
 	}
 	sv.kill_timer = evtimer_new(sv.base, kill_cb, &sv);
 	sv.respawn_timer = evtimer_new(sv.base, respawn_cb, &sv);
+	{
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
 
 	{
 		char addrs[1024];

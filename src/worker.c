@@ -170,6 +170,12 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 		sigs[i] = evsignal_new(w.base, sigv[i], signal_cb, &w);
 		evsignal_add(sigs[i], NULL);
 	}
+	{
+		/* blocked by the parent across fork(); ours to take now */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
 
 	log_event(LOG_DEBUG, "daemon", "worker-start", "slot=%u pid=%d", slot,
 		  (int)getpid());
