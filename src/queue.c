@@ -23,16 +23,29 @@
 const char *const queue_states[] = {"incoming", "active", "deferred", "hold",
 				    NULL};
 
+static unsigned id_slot;
+static unsigned id_counter;
+
+void
+queue_id_init(unsigned slot)
+{
+	uint32_t r = 0;
+
+	id_slot = slot & 0x3f;
+	/* a random start keeps ids of a restarted worker apart from the
+	 * previous one's within the same millisecond */
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)getpid();
+	id_counter = r;
+}
+
 void
 queue_id_new(char id[QUEUE_ID_LEN + 1])
 {
-	uint32_t r;
+	unsigned low = (id_slot << 14) | (id_counter++ & 0x3fff);
 
-	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-		r = (uint32_t)rand();
 	snprintf(id, QUEUE_ID_LEN + 1, "%011llx%05x",
-		 (unsigned long long)(now_ms() & 0xfffffffffffULL),
-		 (unsigned)(r & 0xfffff));
+		 (unsigned long long)(now_ms() & 0xfffffffffffULL), low);
 }
 
 bool

@@ -42,7 +42,14 @@ struct queue_envelope {
 
 extern const char *const queue_states[];	/* NULL-terminated dir names */
 
-/* A new id: 11 hex digits of milliseconds, 5 random: sortable by time. */
+/*
+ * A new id: 11 hex digits of milliseconds, then 5 that hold the worker
+ * slot (6 bits) and a per-process counter (14 bits). Sortable by time and
+ * unique by construction: two workers never share a slot, and one worker
+ * cannot make 16384 ids in a millisecond. queue_id_init() once per
+ * process (the default slot is 0).
+ */
+void queue_id_init(unsigned slot);
 void queue_id_new(char id[QUEUE_ID_LEN + 1]);
 bool queue_id_valid(const char *id);
 

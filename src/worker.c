@@ -18,6 +18,7 @@
 #include "deliver.h"
 #include "lib/xalloc.h"
 #include "log.h"
+#include "queue.h"
 #include "smtp_server.h"
 #include "userdb.h"
 #include "worker.h"
@@ -132,6 +133,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	w.config = config;
 	w.limits = limits;
 	w.slot = slot;
+	queue_id_init(slot);
 	w.policy.max_connections = config->max_connections;
 	w.policy.max_connections_per_ip = config->max_connections_per_ip;
 	w.policy.rate_count = config->conn_rate_count;

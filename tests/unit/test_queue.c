@@ -153,9 +153,18 @@ test_ids(void **state)
 	char a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1];
 
 	(void)state;
+	queue_id_init(5);
 	queue_id_new(a);
 	usleep(2000);
 	queue_id_new(b);
+	assert_int_equal(strtoul(b + 11, NULL, 16) >> 14, 5);	/* the slot */
+	/* many in the same millisecond never collide */
+	char ids[1000][QUEUE_ID_LEN + 1];
+	for (int i = 0; i < 1000; i++)
+		queue_id_new(ids[i]);
+	for (int i = 0; i < 1000; i++)
+		for (int j = i + 1; j < 1000; j++)
+			assert_string_not_equal(ids[i], ids[j]);
 	assert_true(queue_id_valid(a));
 	assert_true(strcmp(a, b) < 0);	/* sortable by time */
 	assert_false(queue_id_valid("0123456789ABCDEF"));
