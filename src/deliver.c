@@ -1,18 +1,18 @@
 /*
  * Spool and committer: see deliver.h.
  *
- * The order of a commit (per message):
- *   1. the spool file (queue/tmp/<id>) gets the rest of the content and
- *      its writeback is started (for the whole batch first), then it is
- *      fdatasync'd;
- *   2. it is hard-linked into each local mailbox's Maildir/new/ (a copy
- *      where the link is impossible, e.g. another filesystem);
- *   3. for remote recipients a queue file is written to queue/tmp/<id>.q,
- *      fdatasync'd and renamed into queue/incoming/<id>;
- *   4. the spool file is unlinked;
- *   5. every directory touched is fsync'd — once per batch.
+ * What a commit does (per message; commit_batch() runs the phases for a
+ * whole batch at once):
+ *   1. the spool file (queue/tmp/<id>) gets the rest of the content, and a
+ *      queue file (queue/tmp/<id>.q) is written for remote recipients;
+ *   2. both are made durable;
+ *   3. the spool file is hard-linked into each local mailbox's
+ *      Maildir/new/ (a durable copy where a link is impossible, e.g. another
+ *      file system), the queue file renamed into queue/incoming/, and the
+ *      spool file unlinked;
+ *   4. the directories that got entries are made durable.
  * Only then is the job done (and the session says 250). If any step fails,
- * the links already made are removed so that the client's retry cannot
+ * the entries already made are removed so that the client's retry cannot
  * deliver twice.
  */
 #include <errno.h>
@@ -117,12 +117,7 @@ spool_free(struct spool **spp)
 	*spp = NULL;
 }
 
-/*
- * Writes what is still in memory and starts writeback without waiting.
- * Done for every job of a batch before the first fdatasync, so that the
- * block allocations of the whole batch land in one journal transaction and
- * one commit makes them all durable.
- */
+/* Writes what is still in memory to the spool file (no sync yet). */
 static int
 spool_flush(struct spool *sp)
 {
@@ -132,9 +127,6 @@ spool_flush(struct spool *sp)
 		if (write_full(sp->fd, sp->mem, sp->mem_len) < 0)
 			return -1;
 	}
-	if (sync_file_range(sp->fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0 &&
-	    errno != ENOSYS)
-		return -1;
 	return 0;
 }
 
@@ -224,12 +216,16 @@ maildir_path(const char *data_dir, const char *mailbox)
 /* ---- committer ------------------------------------------------------ */
 
 #define DIRSET_MAX 512
+/* A batch of at least this many jobs is synced with syncfs(): see
+ * commit_batch(). */
+#define SYNCFS_MIN_BATCH 2
 
 struct committer {
 	struct event_base *base;
 	struct event *ev;
 	int efd;
 	char *data_dir;
+	int data_fd;		/* for syncfs() */
 	char host[64];		/* for Maildir file names */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -334,39 +330,101 @@ maildir_copy(struct committer *c, struct delivery_job *job,
 static void
 job_fail(struct delivery_job *job, const char *what, const char *path)
 {
+	if (job->result < 0)
+		return;		/* keep the first reason */
 	job->result = -1;
 	snprintf(job->error, sizeof(job->error), "%s %s: %s", what, path,
 		 strerror(errno));
 }
 
+/* What the committer knows about one job while it works on a batch. */
+struct job_state {
+	struct delivery_job *job;
+	char *qtmp;		/* queue/tmp/<id>.q, or NULL */
+	int qfd;
+	char **made;		/* entries created: removed again on failure */
+	size_t nmade;
+};
+
 /*
- * Steps 1-4 for one job. Appends the directories to fsync to ds and the
- * files it created to *made (for rollback).
+ * Phase 1: everything that must be durable before any directory entry
+ * points at it is written: the spool file and, for remote recipients, the
+ * queue file.
  */
 static void
-commit_one(struct committer *c, struct delivery_job *job, struct dirset *ds,
-	   char ***made_r, size_t *nmade_r)
+phase_write(struct committer *c, struct job_state *st)
 {
+	struct delivery_job *job = st->job;
 	struct spool *sp = job->spool;
-	char name[256], *qdir = NULL;
-	struct timeval tv;
-	size_t nmade = 0;
-	char **made = NULL;
 
-	if (job->result < 0)
-		return;		/* spool_flush failed */
-	if (fdatasync(sp->fd) < 0) {
+	(void)c;
+	st->qfd = -1;
+	if (spool_flush(sp) < 0) {
 		job_fail(job, "spool", sp->path);
 		return;
 	}
+	if (job->env == NULL)
+		return;
+	size_t hlen;
+	char *hdr;
+
+	st->qtmp = xasprintf("%s.q", sp->path);
+	job->env->size = sp->size - job->local_hdr_len;
+	hdr = queue_envelope_format(job->env, &hlen);
+	st->qfd = open(st->qtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		       0640);
+	if (hdr == NULL || st->qfd < 0 || write_full(st->qfd, hdr, hlen) < 0 ||
+	    spool_copy(sp, job->local_hdr_len, st->qfd) < 0 ||
+	    write_full(st->qfd, QUEUE_END, sizeof(QUEUE_END) - 1) < 0)
+		job_fail(job, "queue", st->qtmp);
+	free(hdr);
+}
+
+/* Phase 2, one file at a time (a batch of one). */
+static void
+phase_sync_files(struct job_state *st)
+{
+	struct delivery_job *job = st->job;
+
+	if (job->result < 0)
+		return;
+	if (fdatasync(job->spool->fd) < 0)
+		job_fail(job, "fdatasync", job->spool->path);
+	else if (st->qfd >= 0 && fdatasync(st->qfd) < 0)
+		job_fail(job, "fdatasync", st->qtmp);
+}
+
+static void
+made_add(struct job_state *st, char *path)
+{
+	st->made = xreallocarray(st->made, st->nmade + 1, sizeof(*st->made));
+	st->made[st->nmade++] = path;
+}
+
+/*
+ * Phase 3: the entries: a hard link into each Maildir/new/ (a durable copy
+ * where a link is impossible), the queue file renamed into incoming/. The
+ * directories go into ds (to be synced in phase 4); those of copies on
+ * another file system into other (syncfs on ours does not cover them).
+ */
+static void
+phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
+	    struct dirset *other)
+{
+	struct delivery_job *job = st->job;
+	struct spool *sp = job->spool;
+	char name[256];
+	struct timeval tv;
+
+	if (job->result < 0)
+		goto out;
 	gettimeofday(&tv, NULL);
 	snprintf(name, sizeof(name), "%lld.M%06ldP%dQ%s_%u.%s,S=%llu,W=%llu",
-		 (long long)tv.tv_sec, (long)tv.tv_usec, c->pid,
-		 job->id, c->seq++, c->host,
-		 (unsigned long long)sp->size, (unsigned long long)job->vsize);
+		 (long long)tv.tv_sec, (long)tv.tv_usec, c->pid, job->id,
+		 c->seq++, c->host, (unsigned long long)sp->size,
+		 (unsigned long long)job->vsize);
 
-	made = xcalloc(job->nmailboxes + 1, sizeof(*made));
-	for (size_t i = 0; i < job->nmailboxes; i++) {
+	for (size_t i = 0; i < job->nmailboxes && job->result == 0; i++) {
 		char *maildir = maildir_path(c->data_dir, job->mailboxes[i]);
 		char *newdir, *dst;
 		int r;
@@ -379,129 +437,150 @@ commit_one(struct committer *c, struct delivery_job *job, struct dirset *ds,
 		newdir = xasprintf("%s/new", maildir);
 		dst = xasprintf("%s/%s", newdir, name);
 		r = link(sp->path, dst);
-		if (r < 0 && errno == ENOENT) {
-			if (maildir_create(maildir) == 0)
-				r = link(sp->path, dst);
-		}
-		if (r < 0 && (errno == EXDEV || errno == EMLINK ||
-			      errno == EPERM))
-			r = maildir_copy(c, job, maildir, name);
-		if (r < 0) {
+		if (r < 0 && errno == ENOENT && maildir_create(maildir) == 0)
+			r = link(sp->path, dst);
+		if (r == 0) {
+			made_add(st, dst);
+			dirset_add(ds, newdir);
+		} else if (errno == EXDEV || errno == EMLINK ||
+			   errno == EPERM) {
+			if (maildir_copy(c, job, maildir, name) == 0) {
+				made_add(st, dst);
+				dirset_add(other, newdir);
+			} else {
+				job_fail(job, "deliver to", dst);
+				free(dst);
+			}
+		} else {
 			job_fail(job, "deliver to", dst);
 			free(dst);
-		} else {
-			made[nmade++] = dst;
-			dirset_add(ds, newdir);
 		}
 		free(newdir);
 		free(maildir);
-		if (job->result < 0)
-			break;
 	}
-
-	if (job->result == 0 && job->env != NULL) {
-		char *tmp = xasprintf("%s.q", sp->path);
+	if (job->result == 0 && st->qtmp != NULL) {
 		char *dst = xasprintf("%s/queue/incoming/%s", c->data_dir,
 				      job->id);
-		size_t hlen;
-		char *hdr;
-		int fd;
-
-		job->env->size = sp->size - job->local_hdr_len;
-		hdr = queue_envelope_format(job->env, &hlen);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-		if (hdr == NULL || fd < 0 ||
-		    write_full(fd, hdr, hlen) < 0 ||
-		    spool_copy(sp, job->local_hdr_len, fd) < 0 ||
-		    write_full(fd, QUEUE_END, sizeof(QUEUE_END) - 1) < 0 ||
-		    fdatasync(fd) < 0 || rename(tmp, dst) < 0) {
-			job_fail(job, "queue", dst);
-			unlink(tmp);
-			free(dst);
-		} else {
-			made[nmade++] = dst;
-			qdir = xasprintf("%s/queue/incoming", c->data_dir);
+		if (rename(st->qtmp, dst) == 0) {
+			char *qdir = xasprintf("%s/queue/incoming",
+					       c->data_dir);
+			made_add(st, dst);
 			dirset_add(ds, qdir);
 			free(qdir);
+		} else {
+			job_fail(job, "queue", dst);
+			free(dst);
 		}
-		if (fd >= 0)
-			close(fd);
-		free(hdr);
-		free(tmp);
 	}
-
-	if (job->result < 0) {
-		for (size_t i = 0; i < nmade; i++) {
-			unlink(made[i]);
-			free(made[i]);
-		}
-		free(made);
-		made = NULL;
-		nmade = 0;
-	}
-	/* the spool file's name is no longer needed either way */
+out:
+	/* the spool and queue tmp names are not needed either way */
+	if (st->qfd >= 0)
+		close(st->qfd);
+	st->qfd = -1;
+	if (st->qtmp != NULL && job->result < 0)
+		unlink(st->qtmp);
 	if (sp->fd >= 0) {
 		close(sp->fd);
 		sp->fd = -1;
 		unlink(sp->path);
 	}
-	*made_r = made;
-	*nmade_r = nmade;
 }
 
+/* Fails the jobs that created an entry in dir. */
 static void
-commit_batch(struct committer *c, struct delivery_job *batch)
+fail_jobs_in(struct job_state *st, size_t n, const char *dir, int err)
 {
-	struct dirset ds = {.n = 0};
-	struct delivery_job *job;
-	size_t njobs = 0;
+	size_t dlen = strlen(dir);
 
-	for (job = batch; job != NULL; job = job->next)
-		njobs++;
-	char ***made = xcalloc(njobs, sizeof(*made));
-	size_t *nmade = xcalloc(njobs, sizeof(*nmade));
-
-	for (job = batch; job != NULL; job = job->next) {
-		job->result = 0;
-		if (spool_flush(job->spool) < 0)
-			job_fail(job, "spool", job->spool->path);
-	}
-	size_t j = 0;
-	for (job = batch; job != NULL; job = job->next, j++)
-		commit_one(c, job, &ds, &made[j], &nmade[j]);
-
-	/* step 5: each directory once; a failure fails the jobs in it */
-	for (size_t i = 0; i < ds.n; i++) {
-		if (fsync_dir(ds.path[i]) == 0)
-			continue;
-		int saved = errno;
-		size_t dlen = strlen(ds.path[i]);
-		log_warn("fsync %s", ds.path[i]);
-		j = 0;
-		for (job = batch; job != NULL; job = job->next, j++) {
-			for (size_t k = 0; k < nmade[j]; k++) {
-				if (strncmp(made[j][k], ds.path[i], dlen) == 0 &&
-				    made[j][k][dlen] == '/') {
-					errno = saved;
-					job_fail(job, "fsync", ds.path[i]);
-					break;
-				}
+	for (size_t j = 0; j < n; j++) {
+		for (size_t k = 0; k < st[j].nmade; k++) {
+			if (strncmp(st[j].made[k], dir, dlen) == 0 &&
+			    st[j].made[k][dlen] == '/') {
+				errno = err;
+				job_fail(st[j].job, "fsync", dir);
+				break;
 			}
 		}
 	}
+}
+
+static void
+sync_dirset(struct dirset *ds, struct job_state *st, size_t n)
+{
+	for (size_t i = 0; i < ds->n; i++) {
+		if (fsync_dir(ds->path[i]) < 0) {
+			int saved = errno;
+			log_warn("fsync %s", ds->path[i]);
+			fail_jobs_in(st, n, ds->path[i], saved);
+		}
+	}
+}
+
+/*
+ * A batch is committed in four phases: write (1), make the files durable
+ * (2), create the entries (3), make the entries durable (4). The order is
+ * what makes a crash at any point safe: no entry can become durable before
+ * the data it names. For a batch of several jobs, phases 2 and 4 are one
+ * syncfs() each — one device cache flush for the whole batch instead of
+ * one per file and per directory, which is what group commit buys.
+ */
+static void
+commit_batch(struct committer *c, struct delivery_job *batch)
+{
+	struct dirset ds = {.n = 0}, other = {.n = 0};
+	struct delivery_job *job;
+	struct job_state *st;
+	size_t n = 0, j;
+	bool grouped;
+
+	for (job = batch; job != NULL; job = job->next)
+		n++;
+	st = xcalloc(n, sizeof(*st));
 	j = 0;
 	for (job = batch; job != NULL; job = job->next, j++) {
-		for (size_t k = 0; k < nmade[j]; k++) {
-			if (job->result < 0)
-				unlink(made[j][k]);
-			free(made[j][k]);
-		}
-		free(made[j]);
+		job->result = 0;
+		st[j].job = job;
+		phase_write(c, &st[j]);
 	}
-	free(made);
-	free(nmade);
+	grouped = n >= SYNCFS_MIN_BATCH && c->data_fd >= 0;
+	if (grouped) {
+		if (syncfs(c->data_fd) < 0) {
+			log_warn("syncfs %s", c->data_dir);
+			for (j = 0; j < n; j++)
+				job_fail(st[j].job, "syncfs", c->data_dir);
+		}
+	} else {
+		for (j = 0; j < n; j++)
+			phase_sync_files(&st[j]);
+	}
+	for (j = 0; j < n; j++)
+		phase_place(c, &st[j], &ds, &other);
+	if (grouped) {
+		if (ds.n > 0 && syncfs(c->data_fd) < 0) {
+			int saved = errno;
+			log_warn("syncfs %s", c->data_dir);
+			for (size_t i = 0; i < ds.n; i++)
+				fail_jobs_in(st, n, ds.path[i], saved);
+		}
+	} else {
+		sync_dirset(&ds, st, n);
+	}
+	sync_dirset(&other, st, n);
+
+	for (j = 0; j < n; j++) {
+		for (size_t k = 0; k < st[j].nmade; k++) {
+			if (st[j].job->result < 0)
+				unlink(st[j].made[k]);
+			free(st[j].made[k]);
+		}
+		free(st[j].made);
+		free(st[j].qtmp);
+	}
+	free(st);
 	for (size_t i = 0; i < ds.n; i++)
 		free(ds.path[i]);
+	for (size_t i = 0; i < other.n; i++)
+		free(other.path[i]);
 }
 
 static void *
@@ -582,6 +661,7 @@ committer_new(struct event_base *base, const char *data_dir,
 	c->pending_tail = &c->pending;
 	c->done_tail = &c->done;
 	c->pid = (int)getpid();
+	c->data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		fatal("eventfd");
 	pthread_mutex_init(&c->lock, NULL);
@@ -629,6 +709,8 @@ committer_free(struct committer **cp)
 	close(c->efd);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
+	if (c->data_fd >= 0)
+		close(c->data_fd);
 	free(c->data_dir);
 	free(c);
 	*cp = NULL;
