@@ -487,6 +487,35 @@ print_list(char ***list, size_t n)
 	userdb_string_list_free(list, n);
 }
 
+/* "user list [DOMAIN]" and "alias list [DOMAIN]". */
+static int
+list_command(const struct config *config, int argc, char **argv,
+	     const char *usage_text, bool aliases)
+{
+	struct userdb *db;
+	char *domain = NULL, *err = NULL, **v = NULL;
+	size_t n = 0;
+	int r = 1, lr;
+
+	if (argc > 3)
+		return usage(usage_text);
+	if (argc == 3 && (domain = parse_domain(argv[2])) == NULL)
+		return 1;
+	if ((db = open_db(config, true)) != NULL) {
+		lr = aliases ? db->ops->alias_list(db, domain, &v, &n, &err)
+			     : db->ops->user_list(db, domain, &v, &n, &err);
+		if (lr < 0)
+			fail_free(&err);
+		else {
+			print_list(&v, n);
+			r = 0;
+		}
+	}
+	userdb_close(&db);
+	free(domain);
+	return r;
+}
+
 int
 admin_domain(const struct config *config, int argc, char **argv)
 {
@@ -598,30 +627,14 @@ admin_user(const struct config *config, int argc, char **argv)
 {
 	struct userdb *db = NULL;
 	const char *arg;
-	char *address = NULL, *domain = NULL, *err = NULL, **v = NULL;
-	size_t n = 0;
+	char *address = NULL, *err = NULL;
 	bool from_stdin, add;
 	int r = 1;
 
 	if (argc < 2)
 		return usage(usage_user_text);
-	if (strcmp(argv[1], "list") == 0) {
-		if (argc > 3)
-			return usage(usage_user_text);
-		if (argc == 3 && (domain = parse_domain(argv[2])) == NULL)
-			return 1;
-		if ((db = open_db(config, true)) != NULL) {
-			if (db->ops->user_list(db, domain, &v, &n, &err) < 0)
-				fail_free(&err);
-			else {
-				print_list(&v, n);
-				r = 0;
-			}
-		}
-		userdb_close(&db);
-		free(domain);
-		return r;
-	}
+	if (strcmp(argv[1], "list") == 0)
+		return list_command(config, argc, argv, usage_user_text, false);
 	if (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "passwd") == 0) {
 		add = strcmp(argv[1], "add") == 0;
 		if (address_and_flag(argc, argv, &arg, &from_stdin) < 0)
@@ -708,30 +721,13 @@ int
 admin_alias(const struct config *config, int argc, char **argv)
 {
 	struct userdb *db = NULL;
-	char *source = NULL, *target = NULL, *domain = NULL, *err = NULL;
-	char **v = NULL;
-	size_t n = 0;
+	char *source = NULL, *target = NULL, *err = NULL;
 	int r = 1;
 
 	if (argc < 2)
 		return usage(usage_alias_text);
-	if (strcmp(argv[1], "list") == 0) {
-		if (argc > 3)
-			return usage(usage_alias_text);
-		if (argc == 3 && (domain = parse_domain(argv[2])) == NULL)
-			return 1;
-		if ((db = open_db(config, true)) != NULL) {
-			if (db->ops->alias_list(db, domain, &v, &n, &err) < 0)
-				fail_free(&err);
-			else {
-				print_list(&v, n);
-				r = 0;
-			}
-		}
-		userdb_close(&db);
-		free(domain);
-		return r;
-	}
+	if (strcmp(argv[1], "list") == 0)
+		return list_command(config, argc, argv, usage_alias_text, true);
 	if (strcmp(argv[1], "add") == 0) {
 		if (argc != 4)
 			return usage(usage_alias_text);

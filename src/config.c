@@ -257,10 +257,15 @@ get_uint(struct loader *l, const yaml_node_t *n, const char *key, unsigned min,
 	*r = (unsigned)v;
 }
 
-/* Durations in seconds; "range" is how min..max reads in a message. */
+/*
+ * A duration (seconds) or a size (bytes), parsed by parse; "range" is how
+ * min..max reads in a message.
+ */
 static void
-get_duration(struct loader *l, const yaml_node_t *n, const char *key,
-             uint64_t min, uint64_t max, const char *range, uint64_t *r)
+get_scaled(struct loader *l, const yaml_node_t *n, const char *key,
+	   const char *what,
+	   int (*parse)(const char *, uint64_t *, const char **),
+	   uint64_t min, uint64_t max, const char *range, uint64_t *r)
 {
 	const char *s, *error;
 	uint64_t v;
@@ -268,9 +273,9 @@ get_duration(struct loader *l, const yaml_node_t *n, const char *key,
 
 	if (is_null(n))
 		return;
-	if ((s = get_scalar(l, n, key, "a duration")) == NULL)
+	if ((s = get_scalar(l, n, key, what)) == NULL)
 		return;
-	if (parse_duration(s, &v, &error) < 0) {
+	if (parse(s, &v, &error) < 0) {
 		error_at(l, node_line(n), "%s: %s", key, error);
 		return;
 	}
@@ -283,27 +288,18 @@ get_duration(struct loader *l, const yaml_node_t *n, const char *key,
 }
 
 static void
+get_duration(struct loader *l, const yaml_node_t *n, const char *key,
+             uint64_t min, uint64_t max, const char *range, uint64_t *r)
+{
+	get_scaled(l, n, key, "a duration", parse_duration, min, max, range,
+		   r);
+}
+
+static void
 get_size(struct loader *l, const yaml_node_t *n, const char *key, uint64_t min,
          uint64_t max, const char *range, uint64_t *r)
 {
-	const char *s, *error;
-	uint64_t v;
-	char buf[SAFE_BUF];
-
-	if (is_null(n))
-		return;
-	if ((s = get_scalar(l, n, key, "a size")) == NULL)
-		return;
-	if (parse_size(s, &v, &error) < 0) {
-		error_at(l, node_line(n), "%s: %s", key, error);
-		return;
-	}
-	if (v < min || v > max) {
-		error_at(l, node_line(n), "%s: '%s' is out of range (%s)", key,
-		         safe_text(buf, sizeof(buf), s, strlen(s)), range);
-		return;
-	}
-	*r = v;
+	get_scaled(l, n, key, "a size", parse_size, min, max, range, r);
 }
 
 static void

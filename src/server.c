@@ -666,11 +666,7 @@ serve_main(const char *config_path)
 	}
 	sv.kill_timer = evtimer_new(sv.base, kill_cb, &sv);
 	sv.respawn_timer = evtimer_new(sv.base, respawn_cb, &sv);
-	{
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-	}
+	signals_unblock_all();
 
 	{
 		char addrs[1024];

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "deliver.h"
+#include "lib/util.h"
 #include "lib/xalloc.h"
 #include "log.h"
 #include "queue.h"
@@ -172,12 +173,8 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 		sigs[i] = evsignal_new(w.base, sigv[i], signal_cb, &w);
 		evsignal_add(sigs[i], NULL);
 	}
-	{
-		/* blocked by the parent across fork(); ours to take now */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-	}
+	/* blocked by the parent across fork(); ours to take now */
+	signals_unblock_all();
 
 	log_event(LOG_DEBUG, "daemon", "worker-start", "slot=%u pid=%d", slot,
 		  (int)getpid());

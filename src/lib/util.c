@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -192,4 +193,13 @@ mkdir_p(const char *path, unsigned mode)
 	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
 		return -1;
 	return 0;
+}
+
+void
+signals_unblock_all(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }

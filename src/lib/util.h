@@ -36,6 +36,8 @@ void rfc5322_date(char *buf, size_t size, int64_t t);
 int write_full(int fd, const void *buf, size_t len);
 /* fsync() the directory at path. */
 int fsync_dir(const char *path);
+/* Unblocks every signal (after the handlers are installed). */
+void signals_unblock_all(void);
 /* mkdir -p with mode; existing directories are fine. */
 int mkdir_p(const char *path, unsigned mode);
 
