@@ -38,7 +38,19 @@ struct config_listener {
 	struct cidr_list allow;	/* empty: everybody (minus deny) */
 	struct cidr_list deny;
 	uint64_t greet_pause_ms; /* early-talker test; 0 = off */
+	bool auth;		/* offer AUTH (default: submission(s), pop3(s)) */
+	bool plaintext_auth;	/* allow AUTH/USER without TLS (e.g. loopback);
+				 * default false */
 	int line;		/* where it was defined, for messages */
+};
+
+/* tls.certificates[]: the first is the default, the others are chosen by
+ * SNI against their subjectAltName/CN. */
+struct config_certificate {
+	char *cert;		/* PEM chain: leaf first */
+	char *key;		/* PEM private key; must not be group/world
+				 * readable */
+	int line;
 };
 
 struct config {
@@ -81,6 +93,27 @@ struct config {
 
 	struct config_listener *listeners;
 	size_t nlisteners;
+
+	/* tls: (issue 4) */
+	struct config_certificate *tls_certs;
+	size_t ntls_certs;
+	char *tls_min_version;		/* "TLSv1.2" (default) or "TLSv1.3" */
+	char *tls_ciphers;		/* TLS 1.2 list, OpenSSL syntax */
+	char *tls_ciphersuites;		/* TLS 1.3 list, OpenSSL syntax */
+
+	/* auth: (issue 4) */
+	bool auth_cram_md5;		/* store and offer CRAM-MD5; false */
+	unsigned auth_max_failures_ip;	/* failures per IP in the window
+					 * before a ban; default 10 */
+	unsigned auth_max_failures_account; /* per account: delays grow,
+					 * default 10 */
+	uint64_t auth_failure_window;	/* seconds failures are counted; 1h */
+	uint64_t auth_ban_time;		/* seconds an IP is banned; 1h */
+	uint64_t auth_delay_base_ms;	/* first failure's delay; 1000 */
+	uint64_t auth_delay_max_ms;	/* cap of the growing delay; 15000 */
+
+	/* submission: (issue 4) */
+	bool submission_check_from;	/* header From: must be the user's */
 };
 
 /*
