@@ -24,13 +24,27 @@
 
 #define LIMITS_WAYS 8
 
+/*
+ * What an entry's key names. The kind is part of an entry's identity
+ * (lookup() compares it with the key), so an account can never share an
+ * entry with an address, whatever bytes the two keys hold.
+ */
+enum entry_kind {
+	KIND_IP = 1,	  /* key: sockaddr_key(), IPv4 as ::ffff:a.b.c.d */
+	KIND_ACCOUNT = 2, /* key: account_key() */
+};
+
 struct limits_entry {
-	uint8_t key[16];       /* sockaddr_key(): IPv4 as ::ffff:a.b.c.d */
+	uint8_t key[16];
 	uint64_t last_used_ms; /* for least-recently-used replacement */
 	uint64_t window_start_ms;
 	uint64_t greet_until_ms; /* early-talker pass valid while now < this */
+	uint64_t auth_window_end_ms; /* failures count until then */
+	uint64_t ban_until_ms;	 /* KIND_IP: refused while now < this */
 	uint32_t window_count;   /* attempts counted in the current window */
+	uint32_t auth_failures;  /* failures in the current auth window */
 	bool in_use;
+	uint8_t kind; /* enum entry_kind */
 	uint16_t conns[LIMITS_MAX_WORKERS]; /* open connections per worker */
 };
 
@@ -41,7 +55,8 @@ struct limits_entry {
  */
 struct limits {
 	pthread_mutex_t mu;
-	uint64_t seed[2];
+	uint64_t seed[2];	     /* set index */
+	uint64_t account_seed[2][2]; /* account keys: two halves */
 	size_t map_size;
 	size_t nsets;
 	uint32_t totals[LIMITS_MAX_WORKERS];
@@ -49,12 +64,15 @@ struct limits {
 };
 
 /*
- * SipHash-2-4 of exactly 16 bytes. The set index comes from a keyed hash
- * with a key drawn at start-up, so a client choosing its source addresses
- * cannot aim them all at one set and push other addresses out of the table.
- * Written out here rather than through OpenSSL's EVP_MAC because that costs
- * a context allocation per call, and the fixed 16-byte input makes the
- * function short.
+ * SipHash-2-4. The set index comes from a keyed hash with a key drawn at
+ * start-up, so a client choosing its source addresses (or account names)
+ * cannot aim them all at one set and push other entries out of the table;
+ * account names are hashed the same way into their keys. Written out here
+ * rather than through OpenSSL's EVP_MAC because that costs a context
+ * allocation per call, and the inputs are short.
+ *
+ * With fold, ASCII capitals are hashed as lower case, so an account name
+ * is folded without a copy (and so without a length limit).
  */
 static uint64_t
 rotl64(uint64_t x, int b)
@@ -63,13 +81,18 @@ rotl64(uint64_t x, int b)
 }
 
 static uint64_t
-load_le64(const uint8_t *p)
+load_le(const uint8_t *p, size_t n, bool fold)
 {
 	uint64_t v = 0;
-	int i;
+	size_t i;
 
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
+	for (i = n; i-- > 0;) {
+		uint8_t c = p[i];
+
+		if (fold && c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		v = (v << 8) | c;
+	}
 	return v;
 }
 
@@ -92,26 +115,27 @@ load_le64(const uint8_t *p)
 	} while (0)
 
 static uint64_t
-siphash24_16(const uint64_t k[2], const uint8_t in[16])
+siphash24(const uint64_t k[2], const uint8_t *in, size_t len, bool fold)
 {
 	uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL;
 	uint64_t v1 = k[1] ^ 0x646f72616e646f6dULL;
 	uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL;
 	uint64_t v3 = k[1] ^ 0x7465646279746573ULL;
-	uint64_t m, b = (uint64_t)16 << 56;
-	int i;
+	uint64_t m;
+	size_t i;
 
-	for (i = 0; i < 2; i++) {
-		m = load_le64(in + 8 * i);
+	for (i = 0; len - i >= 8; i += 8) {
+		m = load_le(in + i, 8, fold);
 		v3 ^= m;
 		SIPROUND();
 		SIPROUND();
 		v0 ^= m;
 	}
-	v3 ^= b;
+	m = ((uint64_t)len << 56) | load_le(in + i, len - i, fold);
+	v3 ^= m;
 	SIPROUND();
 	SIPROUND();
-	v0 ^= b;
+	v0 ^= m;
 	v2 ^= 0xff;
 	SIPROUND();
 	SIPROUND();
@@ -129,7 +153,7 @@ limits_create(unsigned nentries)
 	void *p;
 	ssize_t got;
 	size_t off;
-	uint8_t seed[16];
+	uint8_t seed[sizeof(l->seed) + sizeof(l->account_seed)];
 
 	/* Zero entries would track nothing at all; one set is the minimum. */
 	n = ((size_t)nentries + LIMITS_WAYS - 1) / LIMITS_WAYS * LIMITS_WAYS;
@@ -162,6 +186,8 @@ limits_create(unsigned nentries)
 	l->map_size = size;
 	l->nsets = n / LIMITS_WAYS;
 	memcpy(l->seed, seed, sizeof(l->seed));
+	memcpy(l->account_seed, seed + sizeof(l->seed),
+	       sizeof(l->account_seed));
 	explicit_bzero(seed, sizeof(seed));
 
 	/*
@@ -204,9 +230,9 @@ limits_destroy(struct limits **lp)
  * A holder that died left at most one half-done update behind, and every
  * field tolerates that: the dead worker's counts are cleared by
  * limits_worker_reset(), a torn key or timestamp only makes one entry
- * useless until it is replaced, and a torn rate count only shifts one
- * address's limit for one window. So the mutex is simply marked consistent
- * again.
+ * useless until it is replaced, and a torn rate or failure count, window
+ * end or ban time only shifts one key's limit, delay or ban once. So the
+ * mutex is simply marked consistent again.
  */
 static void
 limits_lock(struct limits *l)
@@ -252,18 +278,19 @@ address_key(const struct sockaddr *sa, uint8_t key[16])
 static struct limits_entry *
 set_of(struct limits *l, const uint8_t key[16])
 {
-	size_t set = (size_t)(siphash24_16(l->seed, key) % l->nsets);
+	size_t set = (size_t)(siphash24(l->seed, key, 16, false) % l->nsets);
 
 	return &l->entries[set * LIMITS_WAYS];
 }
 
 static struct limits_entry *
-lookup(struct limits_entry *set, const uint8_t key[16])
+lookup(struct limits_entry *set, enum entry_kind kind, const uint8_t key[16])
 {
 	int i;
 
 	for (i = 0; i < LIMITS_WAYS; i++)
-		if (set[i].in_use && memcmp(set[i].key, key, 16) == 0)
+		if (set[i].in_use && set[i].kind == kind &&
+		    memcmp(set[i].key, key, 16) == 0)
 			return &set[i];
 	return NULL;
 }
@@ -288,35 +315,70 @@ window_expired(const struct limits_entry *e, const struct limits_policy *p,
 	       now - e->window_start_ms >= p->rate_window_ms;
 }
 
+static bool
+ban_active(const struct limits_entry *e, uint64_t now)
+{
+	return now < e->ban_until_ms;
+}
+
 /*
- * An entry for key, claiming a slot in its set if it has none. Replacement
- * takes, in order: an unused slot; the least recently used entry with no
- * connections whose greet pass and rate window (when rates are limited)
- * have both run out, since it remembers nothing that matters; the least
- * recently used entry with no connections. Entries with open connections are
- * never replaced, since their counts must survive until the matching
- * disconnects; if all eight have some, NULL: the address goes untracked.
+ * An entry that must not be replaced: open connections (their counts must
+ * survive until the matching disconnects) and an active ban (forgetting
+ * it would hand a guessing client a fresh start) weigh the same.
+ */
+static bool
+entry_pinned(const struct limits_entry *e, uint64_t now)
+{
+	return entry_connections(e) != 0 || ban_active(e, now);
+}
+
+/*
+ * Nothing in the entry matters any more. Authentication calls carry no
+ * connection policy, so for them a rate window that has ever counted is
+ * taken to be live: such an entry then only goes through the LRU fallback.
+ */
+static bool
+entry_stale(const struct limits_entry *e, const struct limits_policy *p,
+            uint64_t now)
+{
+	bool rate_done = p != NULL
+	                     ? p->rate_count == 0 || window_expired(e, p, now)
+	                     : e->window_count == 0;
+
+	return now >= e->greet_until_ms && rate_done &&
+	       (e->auth_failures == 0 || now >= e->auth_window_end_ms);
+}
+
+/*
+ * An entry for (kind, key), claiming a slot in its set if it has none.
+ * Replacement takes, in order: an unused slot; the least recently used
+ * unpinned entry that remembers nothing that matters (entry_stale()); the
+ * least recently used unpinned entry. Pinned entries (open connections or
+ * an active ban) are never replaced; if all eight are, NULL: the key goes
+ * untracked. keep, when not NULL, is an entry the caller holds and must not
+ * lose to this claim (the same set can hold an address and an account).
+ * p may be NULL (authentication calls).
  */
 static struct limits_entry *
 find_or_claim(struct limits_entry *set, const struct limits_policy *p,
-              const uint8_t key[16], uint64_t now)
+              enum entry_kind kind, const uint8_t key[16], uint64_t now,
+              const struct limits_entry *keep)
 {
 	struct limits_entry *e, *idle = NULL, *stale = NULL;
 	int i;
 
-	if ((e = lookup(set, key)) != NULL)
+	if ((e = lookup(set, kind, key)) != NULL)
 		return e;
 	for (i = 0; i < LIMITS_WAYS && e == NULL; i++) {
 		struct limits_entry *c = &set[i];
 
 		if (!c->in_use) {
 			e = c;
-		} else if (entry_connections(c) == 0) {
+		} else if (c != keep && !entry_pinned(c, now)) {
 			if (idle == NULL ||
 			    c->last_used_ms < idle->last_used_ms)
 				idle = c;
-			if (now >= c->greet_until_ms &&
-			    (p->rate_count == 0 || window_expired(c, p, now)) &&
+			if (entry_stale(c, p, now) &&
 			    (stale == NULL ||
 			     c->last_used_ms < stale->last_used_ms))
 				stale = c;
@@ -328,6 +390,7 @@ find_or_claim(struct limits_entry *set, const struct limits_policy *p,
 		return NULL;
 	memset(e, 0, sizeof(*e));
 	memcpy(e->key, key, 16);
+	e->kind = (uint8_t)kind;
 	e->window_start_ms = now;
 	e->last_used_ms = now;
 	e->in_use = true;
@@ -379,7 +442,7 @@ limits_connect(struct limits *l, const struct limits_policy *p, unsigned worker,
 		goto out;
 	}
 	if (set != NULL &&
-	    (e = find_or_claim(set, &pol, key, now_ms)) != NULL) {
+	    (e = find_or_claim(set, &pol, KIND_IP, key, now_ms, NULL)) != NULL) {
 		e->last_used_ms = now_ms;
 		if (pol.max_connections_per_ip != 0 &&
 		    entry_connections(e) >= pol.max_connections_per_ip) {
@@ -430,7 +493,7 @@ limits_disconnect(struct limits *l, unsigned worker, const struct sockaddr *sa)
 		set = set_of(l, key);
 
 	limits_lock(l);
-	if (set != NULL && (e = lookup(set, key)) != NULL &&
+	if (set != NULL && (e = lookup(set, KIND_IP, key)) != NULL &&
 	    e->conns[worker] > 0)
 		e->conns[worker]--;
 	if (l->totals[worker] > 0)
@@ -450,7 +513,8 @@ limits_greet_passed(struct limits *l, const struct sockaddr *sa,
 		return false;
 	set = set_of(l, key);
 	limits_lock(l);
-	if ((e = lookup(set, key)) != NULL && now_ms < e->greet_until_ms) {
+	if ((e = lookup(set, KIND_IP, key)) != NULL &&
+	    now_ms < e->greet_until_ms) {
 		passed = true;
 		e->last_used_ms = now_ms;
 	}
@@ -475,7 +539,7 @@ limits_greet_pass(struct limits *l, const struct limits_policy *p,
 	if (until < now_ms)
 		until = UINT64_MAX;
 	limits_lock(l);
-	if ((e = find_or_claim(set, &pol, key, now_ms)) != NULL) {
+	if ((e = find_or_claim(set, &pol, KIND_IP, key, now_ms, NULL)) != NULL) {
 		e->greet_until_ms = until;
 		e->last_used_ms = now_ms;
 	}
@@ -511,7 +575,7 @@ limits_ip_connections(struct limits *l, const struct sockaddr *sa)
 		return 0;
 	set = set_of(l, key);
 	limits_lock(l);
-	if ((e = lookup(set, key)) != NULL)
+	if ((e = lookup(set, KIND_IP, key)) != NULL)
 		n = entry_connections(e);
 	limits_unlock(l);
 	return n;
@@ -526,6 +590,198 @@ limits_total_connections(struct limits *l)
 	n = total_connections(l);
 	limits_unlock(l);
 	return n;
+}
+
+/* ---- authentication failures ------------------------------------------ */
+
+static uint64_t
+add_sat(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+/*
+ * An account's key: 0xff 0x61 ('a'), then 112 bits of two SipHashes of the
+ * ASCII-lower-cased name under keys of their own. Accounts are hashed
+ * rather than stored so an entry stays 16 bytes whatever the name's
+ * length, and with a secret key so nobody can pick names that share a key
+ * or a set. The leading bytes make the key a multicast address (ff00::/8),
+ * which is never the source of a TCP connection; the entry's kind is what
+ * really keeps accounts and addresses apart.
+ */
+static bool
+account_key(const struct limits *l, const char *account, uint8_t key[16])
+{
+	uint64_t h0, h1;
+	size_t len;
+	int i;
+
+	if (account == NULL || account[0] == '\0')
+		return false;
+	len = strlen(account);
+	h0 = siphash24(l->account_seed[0], (const uint8_t *)account, len, true);
+	h1 = siphash24(l->account_seed[1], (const uint8_t *)account, len, true);
+	key[0] = 0xff;
+	key[1] = 'a';
+	for (i = 0; i < 8; i++)
+		key[2 + i] = (uint8_t)(h0 >> (8 * i));
+	for (i = 0; i < 6; i++)
+		key[10 + i] = (uint8_t)(h1 >> (8 * i));
+	return true;
+}
+
+bool
+limits_account_key(struct limits *l, const char *account, uint8_t key_r[16])
+{
+	return account_key(l, account, key_r);
+}
+
+/* min(base * 2^(n-1), max) without overflow; 0 for no failure. */
+static uint64_t
+growing_delay(const struct limits_auth_policy *p, uint32_t n)
+{
+	uint64_t d;
+
+	if (n == 0)
+		return 0;
+	if (n - 1 >= 64 || p->delay_base_ms > (UINT64_MAX >> (n - 1)))
+		d = UINT64_MAX;
+	else
+		d = p->delay_base_ms << (n - 1);
+	return d < p->delay_max_ms ? d : p->delay_max_ms;
+}
+
+/*
+ * Counts one failure in e's fixed window (it starts with the first failure
+ * and lasts window_ms; a clock that went backwards starts a new one) and
+ * returns the count in the window.
+ */
+static uint32_t
+count_failure(struct limits_entry *e, const struct limits_auth_policy *p,
+              uint64_t now)
+{
+	if (e->auth_failures == 0 || now >= e->auth_window_end_ms ||
+	    e->auth_window_end_ms - now > p->window_ms) {
+		e->auth_failures = 0;
+		e->auth_window_end_ms = add_sat(now, p->window_ms);
+	}
+	if (e->auth_failures < UINT32_MAX)
+		e->auth_failures++;
+	return e->auth_failures;
+}
+
+/*
+ * A key the table has no room for (its set is full of connections and
+ * bans) is not let off: its failure gets the longest delay. Only a table
+ * under heavy pressure does this, and then a slow answer to a mistyped
+ * password is the lesser harm.
+ */
+uint64_t
+limits_auth_failure(struct limits *l, const struct limits_auth_policy *p,
+                    const struct sockaddr *ip, const char *account,
+                    uint64_t now_ms, bool *banned_r)
+{
+	const struct limits_auth_policy pol = *p;
+	struct limits_entry *ipset = NULL, *accset = NULL, *ie = NULL, *ae;
+	uint8_t ikey[16], akey[16];
+	uint64_t delay = 0, d, until;
+	uint32_t n;
+	bool banned = false;
+
+	if (address_key(ip, ikey))
+		ipset = set_of(l, ikey);
+	if (pol.max_failures_account != 0 && account_key(l, account, akey))
+		accset = set_of(l, akey);
+	until = add_sat(now_ms, pol.ban_ms);
+
+	limits_lock(l);
+	if (ipset != NULL) {
+		ie = find_or_claim(ipset, NULL, KIND_IP, ikey, now_ms, NULL);
+		if (ie == NULL) {
+			delay = pol.delay_max_ms;
+		} else if (ban_active(ie, now_ms)) {
+			/* A session that was mid-AUTH when the ban began. */
+			ie->last_used_ms = now_ms;
+			banned = true;
+			delay = pol.delay_max_ms;
+		} else {
+			ie->last_used_ms = now_ms;
+			n = count_failure(ie, &pol, now_ms);
+			delay = growing_delay(&pol, n);
+			if (pol.max_failures_ip != 0 &&
+			    n >= pol.max_failures_ip) {
+				/*
+				 * The ban uses up the count: when it ends,
+				 * the address starts again from zero.
+				 */
+				ie->ban_until_ms = until;
+				ie->auth_failures = 0;
+				banned = true;
+			}
+		}
+	}
+	if (accset != NULL) {
+		ae = find_or_claim(accset, NULL, KIND_ACCOUNT, akey, now_ms, ie);
+		if (ae == NULL) {
+			d = pol.delay_max_ms;
+		} else {
+			ae->last_used_ms = now_ms;
+			n = count_failure(ae, &pol, now_ms);
+			d = n >= pol.max_failures_account
+			        ? pol.delay_max_ms
+			        : growing_delay(&pol, n);
+		}
+		if (d > delay)
+			delay = d;
+	}
+	limits_unlock(l);
+	if (banned_r != NULL)
+		*banned_r = banned;
+	return delay;
+}
+
+bool
+limits_banned(struct limits *l, const struct sockaddr *ip, uint64_t now_ms,
+              uint64_t *until_ms_r)
+{
+	struct limits_entry *set, *e;
+	uint8_t key[16];
+	uint64_t until = 0;
+
+	if (!address_key(ip, key))
+		return false;
+	set = set_of(l, key);
+	limits_lock(l);
+	if ((e = lookup(set, KIND_IP, key)) != NULL && ban_active(e, now_ms))
+		until = e->ban_until_ms;
+	limits_unlock(l);
+	if (until == 0)
+		return false;
+	if (until_ms_r != NULL)
+		*until_ms_r = until;
+	return true;
+}
+
+/*
+ * An account entry holds nothing but its failures, so clearing them frees
+ * the slot.
+ */
+void
+limits_auth_success(struct limits *l, const struct sockaddr *ip,
+                    const char *account, uint64_t now_ms)
+{
+	struct limits_entry *set, *e;
+	uint8_t key[16];
+
+	(void)ip;
+	(void)now_ms;
+	if (!account_key(l, account, key))
+		return;
+	set = set_of(l, key);
+	limits_lock(l);
+	if ((e = lookup(set, KIND_ACCOUNT, key)) != NULL)
+		memset(e, 0, sizeof(*e));
+	limits_unlock(l);
 }
 
 const char *
