@@ -388,7 +388,8 @@ spawn(struct server *sv, unsigned slot)
 		drop_privileges(sv);
 		code = worker_main(sv->config, sv->socks, sv->nsocks,
 				   sv->limits, slot);
-		_exit(code);
+		/* exit(), not _exit(): so LeakSanitizer checks workers too */
+		exit(code);
 	}
 	sv->children[slot].pid = pid;
 	sv->children[slot].slot = slot;
