@@ -1,9 +1,11 @@
 /*
  * Tests for the shared connection-limit table (src/client_limits.c):
  * table-driven scenarios of connect/disconnect/time steps with the expected
- * verdicts and counts, then real multi-process tests: exact counts under
- * concurrent workers, limits that hold under contention, and a worker killed
- * while it holds the table's mutex.
+ * verdicts and counts, authentication failures with the expected delays and
+ * bans, then real multi-process tests: exact counts under concurrent
+ * workers, limits that hold under contention, a ban that happens exactly at
+ * the threshold when several workers fail at once, and a worker killed while
+ * it holds the table's mutex.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +35,10 @@ enum op {
 	RESET,      /* worker: limits_worker_reset */
 	IP_CONNS,   /* addr: expect limits_ip_connections */
 	TOTAL,      /* expect limits_total_connections */
+	AUTH_FAIL,  /* addr, account: expect the delay and `banned` */
+	IS_BANNED,  /* addr: expect limits_banned (0/1); arg: until - start */
+	AUTH_OK,    /* addr, account: limits_auth_success */
+	REWIND,     /* arg ms: the clock goes backwards */
 };
 
 struct step {
@@ -42,6 +48,8 @@ struct step {
 	uint64_t arg;
 	long expect;
 	unsigned repeat;
+	const char *account;
+	int banned;
 };
 
 /* clang-format off */
@@ -55,6 +63,13 @@ struct step {
 #define RST(w) { RESET, w, NULL, 0, 0, 1 }
 #define IPN(a, n) { IP_CONNS, 0, a, 0, n, 1 }
 #define TOT(n) { TOTAL, 0, NULL, 0, n, 1 }
+#define FAIL(a, acct, delay, ban) { AUTH_FAIL, 0, a, 0, delay, 1, acct, ban }
+#define FAIL_N(a, acct, delay, ban, n) \
+	{ AUTH_FAIL, 0, a, 0, delay, n, acct, ban }
+#define BANNED(a) { IS_BANNED, 0, a, 0, 0, 1 }
+#define BANNED_UNTIL(a, t) { IS_BANNED, 0, a, t, 1, 1 }
+#define BACK(ms) { REWIND, 0, NULL, ms, 0, 1 }
+#define SUCCESS(a, acct) { AUTH_OK, 0, a, 0, 0, 1, acct }
 /* clang-format on */
 
 #define OK LIMITS_OK
@@ -62,12 +77,17 @@ struct step {
 #define FROM_IP LIMITS_TOO_MANY_FROM_IP
 #define RATE LIMITS_RATE
 
-/* Policy fields in order: total, per IP, rate count, window ms, pass ttl. */
+/*
+ * Policy fields in order: total, per IP, rate count, window ms, pass ttl.
+ * Authentication policy: max failures per IP, per account, window ms, ban
+ * ms, delay base ms, delay max ms.
+ */
 struct scenario {
 	const char *name;
 	unsigned nentries;
 	struct limits_policy pol;
 	struct step steps[48];
+	struct limits_auth_policy auth;
 };
 
 #define A "192.0.2.1"
@@ -198,6 +218,133 @@ static const struct scenario scenarios[] = {
 	IPN("unix", 0), IPN(NULL, 0),
 	DISC(0, "unix"), DISC(1, NULL), TOT(1),
 	GPASS("unix"), GPASSED("unix", 0)}},
+
+/* ---- authentication failures ---- */
+{"auth: delays grow and cap, ban at the threshold", 64, {0}, {
+	FAIL(A, NULL, 1000, 0), FAIL(A, NULL, 2000, 0), FAIL(A, NULL, 4000, 0),
+	BANNED(A), FAIL(A, NULL, 8000, 0), FAIL(A, NULL, 8000, 0), BANNED(A),
+	ADV(10), FAIL(A, NULL, 8000, 1), BANNED_UNTIL(A, 10 + 300000),
+	BANNED_UNTIL("::ffff:192.0.2.1", 300010),
+	BANNED(B), FAIL(B, NULL, 1000, 0),
+	/* a session still mid-AUTH fails during the ban: no extension */
+	ADV(1000), FAIL(A, NULL, 8000, 1), BANNED_UNTIL(A, 300010)},
+	{6, 0, 60000, 300000, 1000, 8000}},
+{"auth: ban expiry, and the ban used up the count", 64, {0}, {
+	FAIL_N(A, NULL, 0, 0, 2), FAIL(A, NULL, 0, 1), BANNED_UNTIL(A, 10000),
+	ADV(9999), BANNED_UNTIL(A, 10000), FAIL(A, NULL, 0, 1),
+	ADV(1), BANNED(A), FAIL(A, NULL, 0, 0), FAIL(A, NULL, 0, 0),
+	BANNED(A), FAIL(A, NULL, 0, 1), BANNED_UNTIL(A, 20000)},
+	{3, 0, 60000, 10000, 0, 0}},
+{"auth: window expiry resets counts", 64, {0}, {
+	FAIL(A, NULL, 1000, 0), ADV(999), FAIL(A, NULL, 2000, 0),
+	/* the window began with the first failure: it ends now */
+	ADV(1), FAIL(A, NULL, 1000, 0), ADV(500), FAIL(A, NULL, 2000, 0),
+	ADV(499), FAIL(A, NULL, 4000, 1), BANNED_UNTIL(A, 1999 + 5000)},
+	{3, 0, 1000, 5000, 1000, 60000}},
+{"auth: a clock that goes backwards starts a new window", 64, {0}, {
+	ADV(5000), FAIL(A, NULL, 1000, 0), FAIL(A, NULL, 2000, 0),
+	BACK(1), FAIL(A, NULL, 1000, 0), FAIL(A, NULL, 2000, 0),
+	/* far back: the window would otherwise last 5001 ms */
+	BACK(4000), FAIL(A, NULL, 1000, 0), ADV(999), FAIL(A, NULL, 2000, 0)},
+	{10, 0, 1000, 5000, 1000, 60000}},
+{"auth: account delays across addresses, never a ban", 64, {0}, {
+	FAIL("10.0.0.1", "alice", 1000, 0),
+	FAIL("10.0.0.2", "alice", 2000, 0),
+	FAIL("10.0.0.3", "ALICE", 4000, 0),
+	/* the 4th failure reaches max_failures_account: full brake */
+	FAIL("10.0.0.4", "Alice", 16000, 0),
+	FAIL("10.0.0.5", "alice", 16000, 0),
+	FAIL("2001:db8::5", "aLiCe", 16000, 0),
+	FAIL("10.0.0.6", "bob", 1000, 0),
+	/* the address's own count wins when it is larger */
+	FAIL("10.0.0.6", "carol", 2000, 0), FAIL("10.0.0.6", "dave", 4000, 0),
+	FAIL("10.0.0.1", "alice", 16000, 0),
+	BANNED("10.0.0.1"), BANNED("10.0.0.4"), BANNED("10.0.0.6"),
+	/* the account window ends like the address's */
+	ADV(60000), FAIL("10.0.0.7", "alice", 1000, 0),
+	/* a NUL-only name and no name are not accounts */
+	FAIL("10.0.0.8", "", 1000, 0), FAIL("10.0.0.9", "", 1000, 0),
+	FAIL("10.0.0.10", NULL, 1000, 0), FAIL("10.0.0.11", NULL, 1000, 0)},
+	{0, 4, 60000, 300000, 1000, 16000}},
+{"auth: account counting off", 64, {0}, {
+	FAIL("10.0.0.1", "alice", 1000, 0), FAIL("10.0.0.2", "alice", 1000, 0),
+	FAIL("10.0.0.3", "alice", 1000, 0)},
+	{0, 0, 60000, 300000, 1000, 16000}},
+{"auth: success clears the account, not the address", 64, {0}, {
+	FAIL(A, "alice", 1000, 0), FAIL(A, "alice", 2000, 0),
+	SUCCESS(A, "Alice"),
+	/* alice starts again, from another address */
+	FAIL(B, "alice", 1000, 0),
+	/* but A keeps its count: 3rd, then 4th = the threshold */
+	FAIL(A, "alice", 4000, 0), FAIL(A, "dave", 8000, 1),
+	BANNED_UNTIL(A, 300000),
+	/* a success for another account leaves erin's count alone */
+	FAIL(C, "erin", 1000, 0), FAIL(D, "erin", 2000, 0),
+	SUCCESS(C, "alice"), SUCCESS(C, NULL), SUCCESS(C, ""),
+	FAIL("192.0.2.5", "erin", 4000, 0),
+	/* and a success does not lift a ban */
+	SUCCESS(A, "dave"), BANNED_UNTIL(A, 300000)},
+	{4, 10, 60000, 300000, 1000, 64000}},
+{"auth: IPv4 and v4-mapped IPv6 are one address", 64, {0}, {
+	FAIL("192.0.2.9", NULL, 1000, 0),
+	FAIL("::ffff:192.0.2.9", NULL, 2000, 0),
+	BANNED("192.0.2.9"), FAIL("192.0.2.9", NULL, 4000, 1),
+	BANNED_UNTIL("::ffff:192.0.2.9", 7000),
+	BANNED_UNTIL("192.0.2.9", 7000),
+	/* v4-compatible and neighbours are other addresses */
+	BANNED("::192.0.2.9"), BANNED("192.0.2.10"),
+	FAIL("::192.0.2.9", NULL, 1000, 0)},
+	{3, 0, 60000, 7000, 1000, 64000}},
+{"auth: no bans when max_failures_ip is 0; non-IP clients", 64, {0}, {
+	FAIL(A, NULL, 1000, 0), FAIL(A, NULL, 2000, 0),
+	FAIL_N(A, NULL, 4000, 0, 200), BANNED(A),
+	FAIL("unix", NULL, 0, 0), FAIL(NULL, NULL, 0, 0),
+	FAIL("unix", "zed", 1000, 0), FAIL(NULL, "zed", 2000, 0),
+	BANNED("unix"), BANNED(NULL), SUCCESS(NULL, "zed"),
+	FAIL("unix", "zed", 1000, 0)},
+	{0, 5, 60000, 7000, 1000, 4000}},
+{"auth: a ban is never evicted by connection churn", 8, {0}, {
+	FAIL("10.0.0.1", NULL, 1000, 1), ADV(1),
+	CONN(0, "10.0.0.2", OK), DISC(0, "10.0.0.2"), ADV(1),
+	CONN(0, "10.0.0.3", OK), DISC(0, "10.0.0.3"), ADV(1),
+	CONN(0, "10.0.0.4", OK), DISC(0, "10.0.0.4"), ADV(1),
+	CONN(0, "10.0.0.5", OK), DISC(0, "10.0.0.5"), ADV(1),
+	CONN(0, "10.0.0.6", OK), DISC(0, "10.0.0.6"), ADV(1),
+	CONN(0, "10.0.0.7", OK), DISC(0, "10.0.0.7"), ADV(1),
+	CONN(0, "10.0.0.8", OK), DISC(0, "10.0.0.8"), ADV(1),
+	CONN(0, "10.0.0.9", OK), DISC(0, "10.0.0.9"), ADV(1),
+	CONN(0, "10.0.0.10", OK), DISC(0, "10.0.0.10"), ADV(1),
+	GPASS("10.0.0.11"), GPASS("10.0.0.12"), GPASS("10.0.0.13"),
+	BANNED_UNTIL("10.0.0.1", 1000),
+	/* once the ban is over, it is an ordinary idle entry */
+	ADV(1000), BANNED("10.0.0.1")},
+	{1, 0, 60000, 1000, 1000, 8000}},
+{"auth: a set full of bans leaves the next address untracked", 8, {0}, {
+	FAIL("10.0.0.1", NULL, 1000, 1), FAIL("10.0.0.2", NULL, 1000, 1),
+	FAIL("10.0.0.3", NULL, 1000, 1), FAIL("10.0.0.4", NULL, 1000, 1),
+	FAIL("10.0.0.5", NULL, 1000, 1), FAIL("10.0.0.6", NULL, 1000, 1),
+	FAIL("10.0.0.7", NULL, 1000, 1), FAIL("10.0.0.8", NULL, 1000, 1),
+	/* untracked: not let off, the longest delay, but no ban */
+	FAIL("10.0.0.9", NULL, 8000, 0), BANNED("10.0.0.9"),
+	FAIL("10.0.0.9", "alice", 8000, 0),
+	CONN(0, "10.0.0.9", OK), IPN("10.0.0.9", 0), DISC(0, "10.0.0.9"),
+	BANNED_UNTIL("10.0.0.1", 5000), BANNED_UNTIL("10.0.0.8", 5000),
+	ADV(5000), BANNED("10.0.0.1"),
+	FAIL("10.0.0.9", NULL, 1000, 1), BANNED_UNTIL("10.0.0.9", 10000)},
+	{1, 10, 60000, 5000, 1000, 8000}},
+{"auth: failures make an entry outlive idle ones", 8, {0, 0, 0, 0, 0}, {
+	FAIL("10.0.0.1", NULL, 1000, 0), ADV(1),
+	CONN(0, "10.0.0.2", OK), DISC(0, "10.0.0.2"), ADV(1),
+	CONN(0, "10.0.0.3", OK), DISC(0, "10.0.0.3"), ADV(1),
+	CONN(0, "10.0.0.4", OK), DISC(0, "10.0.0.4"), ADV(1),
+	CONN(0, "10.0.0.5", OK), DISC(0, "10.0.0.5"), ADV(1),
+	CONN(0, "10.0.0.6", OK), DISC(0, "10.0.0.6"), ADV(1),
+	CONN(0, "10.0.0.7", OK), DISC(0, "10.0.0.7"), ADV(1),
+	CONN(0, "10.0.0.8", OK), DISC(0, "10.0.0.8"), ADV(1),
+	/* .1 is the least recently used, but its failures are live */
+	CONN(0, "10.0.0.9", OK), DISC(0, "10.0.0.9"),
+	FAIL("10.0.0.1", NULL, 2000, 0)},
+	{10, 0, 60000, 5000, 1000, 8000}},
 };
 /* clang-format on */
 
@@ -236,7 +383,9 @@ run_scenario(const struct scenario *sc)
 	struct limits *l = limits_create(sc->nentries);
 	struct sockaddr_storage ss;
 	const struct sockaddr *sa;
-	uint64_t now = 1000000;
+	const uint64_t start = 1000000;
+	uint64_t now = start, until;
+	bool banned;
 	long got;
 	size_t i;
 	unsigned r;
@@ -275,6 +424,37 @@ run_scenario(const struct scenario *sc)
 			case TOTAL:
 				got = limits_total_connections(l);
 				break;
+			case AUTH_FAIL:
+				banned = !st->banned;
+				got = (long)limits_auth_failure(
+				    l, &sc->auth, sa, st->account, now,
+				    &banned);
+				if (banned != (st->banned != 0))
+					fail_msg("scenario \"%s\", step %zu "
+					         "(%s, repeat %u): banned %d",
+					         sc->name, i,
+					         st->addr ? st->addr : "-", r,
+					         banned);
+				break;
+			case IS_BANNED:
+				until = 0;
+				got = limits_banned(l, sa, now, &until);
+				if (got && st->expect &&
+				    until != start + st->arg)
+					fail_msg("scenario \"%s\", step %zu: "
+					         "banned until +%llu, expected "
+					         "+%llu",
+					         sc->name, i,
+					         (unsigned long long)(until -
+					                              start),
+					         (unsigned long long)st->arg);
+				break;
+			case REWIND:
+				now -= st->arg;
+				continue;
+			case AUTH_OK:
+				limits_auth_success(l, sa, st->account, now);
+				continue;
 			default:
 				fail_msg("%s: bad op", sc->name);
 			}
@@ -321,6 +501,56 @@ test_verdict_text(void **state)
 		assert_string_equal(limits_verdict_text(cases[i].v),
 		                    cases[i].text);
 	assert_non_null(limits_verdict_text((enum limits_verdict)99));
+}
+
+/* The n-th failure's delay, min(base * 2^(n-1), max), never wraps. */
+static void
+test_auth_delay_saturates(void **state)
+{
+	static const struct {
+		uint64_t base, max;
+		unsigned n;
+		uint64_t delay;
+	} cases[] = {
+	    {1000, 8000, 1, 1000},
+	    {1000, 8000, 4, 8000},
+	    {1000, 8000, 5, 8000},
+	    {1000, 6000, 3, 4000},
+	    {1000, 6000, 4, 6000},
+	    {1, UINT64_MAX, 64, UINT64_C(1) << 63},
+	    {1, UINT64_MAX, 65, UINT64_MAX},
+	    {1, UINT64_MAX, 1000, UINT64_MAX},
+	    {3, UINT64_MAX, 63, UINT64_C(3) << 62},
+	    {3, UINT64_MAX, 64, UINT64_MAX}, /* 3 * 2^63 overflows */
+	    {3, UINT64_MAX - 1, 64, UINT64_MAX - 1},
+	    {UINT64_MAX, UINT64_MAX, 1, UINT64_MAX},
+	    {UINT64_MAX, UINT64_MAX, 2, UINT64_MAX},
+	    {0, 5000, 10, 0},
+	    {1000, 0, 3, 0},
+	};
+	struct sockaddr_storage ss;
+	const struct sockaddr *sa = make_addr("203.0.113.1", &ss);
+	size_t i;
+	unsigned j;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct limits_auth_policy p = {
+		    0, 0, UINT64_MAX, 0, cases[i].base, cases[i].max};
+		struct limits *l = limits_create(64);
+		uint64_t d = 0;
+		bool banned = true;
+
+		assert_non_null(l);
+		for (j = 0; j < cases[i].n; j++)
+			d = limits_auth_failure(l, &p, sa, "x", 1, &banned);
+		if (d != cases[i].delay || banned)
+			fail_msg("case %zu: delay %llu banned %d, expected "
+			         "%llu",
+			         i, (unsigned long long)d, banned,
+			         (unsigned long long)cases[i].delay);
+		limits_destroy(&l);
+	}
 }
 
 static const struct sockaddr *
@@ -734,6 +964,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_scenarios),
 	    cmocka_unit_test(test_verdict_text),
+	    cmocka_unit_test(test_auth_delay_saturates),
 	    cmocka_unit_test(test_table_capacity),
 	    cmocka_unit_test(test_concurrent_exact_counts),
 	    cmocka_unit_test(test_concurrent_limits_hold),
