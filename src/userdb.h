@@ -9,6 +9,11 @@
  *
  * Lookups return 1 found, 0 not found, -1 on a database error (the
  * session answers 451 4.3.0 and the client retries).
+ *
+ * A user's password is kept in every form a SASL mechanism needs: the
+ * libcrypt hash (PLAIN, LOGIN), the SCRAM-SHA-256 secret in the text form
+ * of sasl_scram_format() (salted keys, never the password), and, only
+ * when auth.cram_md5 is on, the plaintext-equivalent CRAM-MD5 secret.
  */
 #ifndef GODWIT_USERDB_H
 #define GODWIT_USERDB_H
@@ -37,6 +42,16 @@ struct userdb_ops {
 			    struct userdb_alias_list *r);
 	int (*password_hash)(struct userdb *db, const char *address,
 			     char **hash_r);
+	/*
+	 * The SCRAM-SHA-256 secret text and the CRAM-MD5 secret: 1 with a
+	 * malloc'd *secret_r, 0 if the user is unknown or has no such
+	 * secret (e.g. imported hashes have no SCRAM secret until the next
+	 * password change), -1 on error. The caller wipes and frees.
+	 */
+	int (*scram_secret)(struct userdb *db, const char *address,
+			    char **secret_r);
+	int (*cram_secret)(struct userdb *db, const char *address,
+			   char **secret_r);
 
 	/* administration */
 	int (*domain_add)(struct userdb *db, const char *domain, char **error_r);
@@ -46,8 +61,14 @@ struct userdb_ops {
 	int (*user_add)(struct userdb *db, const char *address,
 			const char *hash, char **error_r);
 	int (*user_del)(struct userdb *db, const char *address, char **error_r);
-	int (*user_set_password)(struct userdb *db, const char *address,
-				 const char *hash, char **error_r);
+	/*
+	 * Replaces every stored form of the user's password at once: hash
+	 * (required), scram and cram (NULL: none, which also drops a secret
+	 * derived from an older password).
+	 */
+	int (*user_set_secrets)(struct userdb *db, const char *address,
+				const char *hash, const char *scram,
+				const char *cram, char **error_r);
 	int (*user_list)(struct userdb *db, const char *domain, char ***users_r,
 			 size_t *n_r, char **error_r);
 	int (*alias_add)(struct userdb *db, const char *source,

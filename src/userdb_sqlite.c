@@ -2,9 +2,10 @@
  * The SQLite user database backend: domains, users with password hashes,
  * and aliases in one file (default <data_dir>/db/godwit.sqlite).
  *
- * Workers open it read-only and keep the four lookup statements prepared;
- * the admin commands open it read-write, which creates the file, its
- * directory and the schema when they are missing. The file stays in
+ * Workers open it read-only and keep the lookup statements prepared; the
+ * admin commands open it read-write, which creates the file, its
+ * directory and the schema when they are missing, and upgrades the schema
+ * of an older file in place. The file stays in
  * rollback-journal mode: WAL would need the readers to write the -shm
  * file, and workers run unprivileged with read access only.
  *
@@ -23,7 +24,7 @@
 #include "lib/xalloc.h"
 #include "userdb.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 /* A lookup during an admin write waits this long rather than fail. */
 #define BUSY_TIMEOUT_MS 2000
 
@@ -32,6 +33,8 @@ enum lookup {
 	LK_USER_EXISTS,
 	LK_ALIAS_LOOKUP,
 	LK_PASSWORD_HASH,
+	LK_SCRAM_SECRET,
+	LK_CRAM_SECRET,
 	LK_COUNT,
 };
 
@@ -42,10 +45,30 @@ static const char *const lookup_sql[LK_COUNT] = {
 		"SELECT target FROM aliases WHERE source = ?1 ORDER BY target",
 	[LK_PASSWORD_HASH] =
 		"SELECT password_hash FROM users WHERE address = ?1",
+	[LK_SCRAM_SECRET] =
+		"SELECT scram_sha256 FROM users WHERE address = ?1",
+	[LK_CRAM_SECRET] = "SELECT cram_secret FROM users WHERE address = ?1",
 };
 
 /*
- * Version 1. aliases carries the source's domain as a column (beside the
+ * A version 1 file opened read-only (a daemon started before any admin
+ * command upgraded it) has no secret columns: its users simply have no
+ * SCRAM or CRAM secret until the upgrade, and PLAIN and LOGIN still work.
+ */
+static const char *const lookup_sql_v1[LK_COUNT] = {
+	[LK_DOMAIN_EXISTS] = "SELECT 1 FROM domains WHERE name = ?1",
+	[LK_USER_EXISTS] = "SELECT 1 FROM users WHERE address = ?1",
+	[LK_ALIAS_LOOKUP] =
+		"SELECT target FROM aliases WHERE source = ?1 ORDER BY target",
+	[LK_PASSWORD_HASH] =
+		"SELECT password_hash FROM users WHERE address = ?1",
+	[LK_SCRAM_SECRET] = "SELECT NULL FROM users WHERE address = ?1",
+	[LK_CRAM_SECRET] = "SELECT NULL FROM users WHERE address = ?1",
+};
+
+/*
+ * Version 2 (version 1 lacked users.scram_sha256 and users.cram_secret).
+ * aliases carries the source's domain as a column (beside the
  * source, target pair) so that the foreign key keeps a domain from being
  * deleted under its aliases and "alias list DOMAIN" needs no string
  * matching. The CHECKs are a second line behind the admin commands'
@@ -53,13 +76,15 @@ static const char *const lookup_sql[LK_COUNT] = {
  */
 static const char schema_sql[] =
 	"CREATE TABLE schema_version (version INTEGER NOT NULL);"
-	"INSERT INTO schema_version (version) VALUES (1);"
+	"INSERT INTO schema_version (version) VALUES (2);"
 	"CREATE TABLE domains ("
 	" name TEXT PRIMARY KEY NOT NULL CHECK (name = lower(name)));"
 	"CREATE TABLE users ("
 	" address TEXT PRIMARY KEY NOT NULL CHECK (address = lower(address)),"
 	" domain TEXT NOT NULL REFERENCES domains (name),"
 	" password_hash TEXT NOT NULL,"
+	" scram_sha256 TEXT,"
+	" cram_secret TEXT,"
 	" created INTEGER NOT NULL DEFAULT (strftime('%s', 'now')));"
 	"CREATE INDEX users_domain ON users (domain);"
 	"CREATE TABLE aliases ("
@@ -69,11 +94,18 @@ static const char schema_sql[] =
 	" PRIMARY KEY (source, target));"
 	"CREATE INDEX aliases_domain ON aliases (domain);";
 
+/* From version 1 to 2, run inside init_schema()'s transaction. */
+static const char upgrade_v1_sql[] =
+	"ALTER TABLE users ADD COLUMN scram_sha256 TEXT;"
+	"ALTER TABLE users ADD COLUMN cram_secret TEXT;"
+	"UPDATE schema_version SET version = 2;";
+
 struct userdb_sqlite {
 	struct userdb db;	/* first, so a struct userdb * converts back */
 	sqlite3 *h;
 	char *path;
 	bool readonly;
+	int version;		/* of the file: 1 only when read-only */
 	sqlite3_stmt *lookup[LK_COUNT];
 };
 
@@ -235,6 +267,7 @@ read_version(struct userdb_sqlite *s, int *version_r, char **error_r)
 	return 0;
 }
 
+/* Sets s->version; a version this code cannot read is an error. */
 static int
 check_version(struct userdb_sqlite *s, char **error_r)
 {
@@ -242,17 +275,22 @@ check_version(struct userdb_sqlite *s, char **error_r)
 
 	if (read_version(s, &v, error_r) < 0)
 		return -1;
-	if (v != SCHEMA_VERSION) {
+	if (v < 1 || v > SCHEMA_VERSION) {
 		*error_r = xasprintf("%s: schema version %d, this godwit "
-				     "understands version %d",
+				     "understands versions 1 to %d",
 				     s->path, v, SCHEMA_VERSION);
 		return -1;
 	}
+	s->version = v;
 	return 0;
 }
 
-/* Creates the schema in a fresh file, or checks the version of an old
- * one. A foreign SQLite file (tables, but not ours) is left alone. */
+/*
+ * Creates the schema in a fresh file, or checks the version of an old one
+ * and upgrades it, all in one transaction: a failed upgrade leaves the
+ * file as it was. A foreign SQLite file (tables, but not ours) is left
+ * alone.
+ */
 static int
 init_schema(struct userdb_sqlite *s, char **error_r)
 {
@@ -281,8 +319,14 @@ init_schema(struct userdb_sqlite *s, char **error_r)
 		}
 		if (exec_sql(s, schema_sql, error_r) < 0)
 			goto fail;
+		s->version = SCHEMA_VERSION;
 	} else if (check_version(s, error_r) < 0)
 		goto fail;
+	if (s->version == 1) {
+		if (exec_sql(s, upgrade_v1_sql, error_r) < 0)
+			goto fail;
+		s->version = 2;
+	}
 	if (exec_sql(s, "COMMIT", error_r) < 0)
 		goto fail;
 	return 0;
@@ -399,14 +443,20 @@ sqlite_open(const char *path, bool readonly, struct userdb **db_r,
 		if (check_version(s, error_r) < 0)
 			goto fail;
 	} else {
+		/* secure_delete: a replaced CRAM secret is overwritten in
+		 * the file, not left in a free page. */
 		if (exec_sql(s, "PRAGMA foreign_keys = ON", error_r) < 0 ||
 		    exec_sql(s, "PRAGMA journal_mode = DELETE", error_r) < 0 ||
+		    exec_sql(s, "PRAGMA secure_delete = ON", error_r) < 0 ||
 		    init_schema(s, error_r) < 0)
 			goto fail;
 	}
 
 	for (i = 0; i < LK_COUNT; i++) {
-		if (sqlite3_prepare_v3(s->h, lookup_sql[i], -1,
+		if (sqlite3_prepare_v3(s->h,
+				       s->version == 1 ? lookup_sql_v1[i]
+						       : lookup_sql[i],
+				       -1,
 				       SQLITE_PREPARE_PERSISTENT,
 				       &s->lookup[i], NULL) != SQLITE_OK) {
 			*error_r = db_error(s, "prepare");
@@ -499,23 +549,43 @@ sqlite_alias_lookup(struct userdb *db, const char *source,
 	return r->n > 0 ? 1 : 0;
 }
 
+/* A text column of one user's row: 1 with a copy, 0 no user or NULL. */
 static int
-sqlite_password_hash(struct userdb *db, const char *address, char **hash_r)
+user_column(struct userdb *db, enum lookup id, const char *address,
+	    char **value_r)
 {
 	struct userdb_sqlite *s = to_sqlite(db);
-	sqlite3_stmt *st = s->lookup[LK_PASSWORD_HASH];
-	const char *h;
+	sqlite3_stmt *st = s->lookup[id];
+	const char *v;
 	int r;
 
-	*hash_r = NULL;
-	if ((r = lookup_step(s, LK_PASSWORD_HASH, address)) == 1) {
-		if ((h = (const char *)sqlite3_column_text(st, 0)) != NULL)
-			*hash_r = xstrdup(h);
+	*value_r = NULL;
+	if ((r = lookup_step(s, id, address)) == 1) {
+		if ((v = (const char *)sqlite3_column_text(st, 0)) != NULL)
+			*value_r = xstrdup(v);
 		else
 			r = 0;
 	}
-	lookup_done(s, LK_PASSWORD_HASH);
+	lookup_done(s, id);
 	return r;
+}
+
+static int
+sqlite_password_hash(struct userdb *db, const char *address, char **hash_r)
+{
+	return user_column(db, LK_PASSWORD_HASH, address, hash_r);
+}
+
+static int
+sqlite_scram_secret(struct userdb *db, const char *address, char **secret_r)
+{
+	return user_column(db, LK_SCRAM_SECRET, address, secret_r);
+}
+
+static int
+sqlite_cram_secret(struct userdb *db, const char *address, char **secret_r)
+{
+	return user_column(db, LK_CRAM_SECRET, address, secret_r);
 }
 
 /* The domain part of "local@domain" or "@domain"; NULL if there is none. */
@@ -669,14 +739,46 @@ sqlite_user_del(struct userdb *db, const char *address, char **error_r)
 }
 
 static int
-sqlite_user_set_password(struct userdb *db, const char *address,
-			 const char *hash, char **error_r)
+sqlite_user_set_secrets(struct userdb *db, const char *address,
+			const char *hash, const char *scram, const char *cram,
+			char **error_r)
 {
-	int changes = 0;
+	struct userdb_sqlite *s = to_sqlite(db);
+	sqlite3_stmt *st;
+	int changes = 0, rc;
 
-	if (run(to_sqlite(db),
-		"UPDATE users SET password_hash = ?2 WHERE address = ?1",
-		address, hash, NULL, &changes, error_r) != SQLITE_DONE)
+	if (hash == NULL) {
+		*error_r = xstrdup("no password hash");
+		return -1;
+	}
+	/* Not run(): a NULL argument here must bind SQL NULL. */
+	if (sqlite3_prepare_v2(s->h,
+			       "UPDATE users SET password_hash = ?2,"
+			       " scram_sha256 = ?3, cram_secret = ?4"
+			       " WHERE address = ?1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = db_error(s, "prepare");
+		return -1;
+	}
+	if (sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC) !=
+		    SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    (scram != NULL &&
+	     sqlite3_bind_text(st, 3, scram, -1, SQLITE_STATIC) !=
+		     SQLITE_OK) ||
+	    (cram != NULL &&
+	     sqlite3_bind_text(st, 4, cram, -1, SQLITE_STATIC) != SQLITE_OK)) {
+		*error_r = db_error(s, "bind");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		changes = sqlite3_changes(s->h);
+	else
+		*error_r = db_error(s, "write");
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
 		return -1;
 	if (changes == 0) {
 		*error_r = xasprintf("user %s does not exist", address);
@@ -773,12 +875,14 @@ const struct userdb_ops userdb_sqlite_ops = {
 	.user_exists = sqlite_user_exists,
 	.alias_lookup = sqlite_alias_lookup,
 	.password_hash = sqlite_password_hash,
+	.scram_secret = sqlite_scram_secret,
+	.cram_secret = sqlite_cram_secret,
 	.domain_add = sqlite_domain_add,
 	.domain_del = sqlite_domain_del,
 	.domain_list = sqlite_domain_list,
 	.user_add = sqlite_user_add,
 	.user_del = sqlite_user_del,
-	.user_set_password = sqlite_user_set_password,
+	.user_set_secrets = sqlite_user_set_secrets,
 	.user_list = sqlite_user_list,
 	.alias_add = sqlite_alias_add,
 	.alias_del = sqlite_alias_del,

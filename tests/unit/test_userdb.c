@@ -1,6 +1,8 @@
 /*
- * The SQLite user database backend, the admin commands that drive it, and
- * password hashing. Each test works in its own temporary directory.
+ * The SQLite user database backend (schema, upgrade from version 1, the
+ * stored secrets), the admin commands that drive it (including the
+ * Dovecot passwd-file import), and password hashing. Each test works in
+ * its own temporary directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include "admin.h"
 #include "config.h"
 #include "lib/util.h"
+#include "sasl.h"
 #include "userdb.h"
 
 struct fixture {
@@ -127,8 +130,14 @@ test_create(void **state)
 					    -1, &st, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(h,
+					    "SELECT scram_sha256, cram_secret"
+					    " FROM users",
+					    -1, &st, NULL),
+			 SQLITE_OK);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st,
 					    NULL),
@@ -185,13 +194,13 @@ test_open_errors(void **state)
 	/* a newer schema than we know */
 	db = open_rw(f);
 	userdb_close(&db);
-	raw_sql(f->path, "UPDATE schema_version SET version = 2");
+	raw_sql(f->path, "UPDATE schema_version SET version = 3");
 	assert_int_equal(userdb_open(&f->config, true, &db, &err), -1);
-	assert_non_null(strstr(err, "schema version 2"));
+	assert_non_null(strstr(err, "schema version 3"));
 	free(err);
 	err = NULL;
 	assert_int_equal(userdb_open(&f->config, false, &db, &err), -1);
-	assert_non_null(strstr(err, "schema version 2"));
+	assert_non_null(strstr(err, "schema version 3"));
 	free(err);
 }
 
@@ -269,7 +278,8 @@ run_ops(struct userdb *db, const struct op_case *script, size_t n)
 			r = db->ops->user_del(db, c->a, &err);
 			break;
 		case USER_PASSWD:
-			r = db->ops->user_set_password(db, c->a, c->b, &err);
+			r = db->ops->user_set_secrets(db, c->a, c->b, NULL,
+						      NULL, &err);
 			break;
 		case ALIAS_ADD:
 			r = db->ops->alias_add(db, c->a, c->b, &err);
@@ -488,9 +498,31 @@ test_password_hash_verify(void **state)
 		 "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"
 		 "O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1",
 		 0},
-		/* OpenBSD bcrypt test vector */
+		/* Drepper's SHA-crypt specification, SHA-256 vector 1 (and
+		 * what `openssl passwd -5` makes of it) */
+		{"Hello world!",
+		 "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5", 1},
+		{"Hello world.",
+		 "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5", 0},
+		/* OpenBSD bcrypt test vector, and the same under the other
+		 * prefixes bcrypt hashes carry (Dovecot's BLF-CRYPT: $2y$) */
 		{"U*U", "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
 		 1},
+		{"U*U", "$2y$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+		 1},
+		{"U*U", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+		 1},
+		{"U*V", "$2y$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+		 0},
+		/* yescrypt, fixed salt (regression row: made by libxcrypt) */
+		{"Hello world!",
+		 "$y$j9T$saltstringsaltstring$"
+		 "8wjgOY3Go3vdenGDG1O4O1uBTlbh6MhFfUFlkZMUNB2",
+		 1},
+		{"Hello world?",
+		 "$y$j9T$saltstringsaltstring$"
+		 "8wjgOY3Go3vdenGDG1O4O1uBTlbh6MhFfUFlkZMUNB2",
+		 0},
 		{"U*V", "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
 		 0},
 		/* locked accounts never match */
@@ -805,6 +837,387 @@ test_ownership(void **state)
 	assert_non_null(strstr(r.err, "warning: user no-such-user-godwit"));
 }
 
+/* ---- schema upgrade and stored secrets ------------------------------------ */
+
+/* The version 1 schema, as the first release wrote it. */
+static const char schema_v1_sql[] =
+	"CREATE TABLE schema_version (version INTEGER NOT NULL);"
+	"INSERT INTO schema_version (version) VALUES (1);"
+	"CREATE TABLE domains ("
+	" name TEXT PRIMARY KEY NOT NULL CHECK (name = lower(name)));"
+	"CREATE TABLE users ("
+	" address TEXT PRIMARY KEY NOT NULL CHECK (address = lower(address)),"
+	" domain TEXT NOT NULL REFERENCES domains (name),"
+	" password_hash TEXT NOT NULL,"
+	" created INTEGER NOT NULL DEFAULT (strftime('%s', 'now')));"
+	"CREATE INDEX users_domain ON users (domain);"
+	"CREATE TABLE aliases ("
+	" source TEXT NOT NULL CHECK (source = lower(source)),"
+	" domain TEXT NOT NULL REFERENCES domains (name),"
+	" target TEXT NOT NULL,"
+	" PRIMARY KEY (source, target));"
+	"CREATE INDEX aliases_domain ON aliases (domain);"
+	"INSERT INTO domains VALUES ('example.test');"
+	"INSERT INTO users (address, domain, password_hash)"
+	" VALUES ('alice@example.test', 'example.test', '$y$old');";
+
+static int
+file_version(const char *path)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	int v;
+
+	assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h,
+					    "SELECT max(version) FROM"
+					    " schema_version",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+/* Asserts the three stored forms of address (NULL: none). */
+static void
+assert_secrets(struct userdb *db, const char *address, const char *hash,
+	       const char *scram, const char *cram)
+{
+	char *v;
+
+	assert_int_equal(db->ops->password_hash(db, address, &v),
+			 hash != NULL);
+	if (hash != NULL)
+		assert_string_equal(v, hash);
+	free(v);
+	assert_int_equal(db->ops->scram_secret(db, address, &v),
+			 scram != NULL);
+	if (scram != NULL)
+		assert_string_equal(v, scram);
+	else
+		assert_null(v);
+	free(v);
+	assert_int_equal(db->ops->cram_secret(db, address, &v), cram != NULL);
+	if (cram != NULL)
+		assert_string_equal(v, cram);
+	else
+		assert_null(v);
+	free(v);
+}
+
+static void
+test_upgrade_v1(void **state)
+{
+	static const char scram[] =
+		"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"
+		"WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+		"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+	struct fixture *f = *state;
+	struct userdb *db;
+	char dir[160], *err = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/db", f->dir);
+	assert_int_equal(mkdir(dir, 0750), 0);
+	raw_sql(f->path, schema_v1_sql);
+
+	/* A daemon reading an old file: lookups work, no secrets yet, and
+	 * the file is not changed. */
+	db = open_ro(f);
+	assert_int_equal(userdb_user_exists(db, "alice@example.test"), 1);
+	assert_secrets(db, "alice@example.test", "$y$old", NULL, NULL);
+	assert_secrets(db, "nobody@example.test", NULL, NULL, NULL);
+	userdb_close(&db);
+	assert_int_equal(file_version(f->path), 1);
+
+	/* Any writable open upgrades it, keeping the users. */
+	db = open_rw(f);
+	userdb_close(&db);
+	assert_int_equal(file_version(f->path), 2);
+	db = open_ro(f);
+	assert_secrets(db, "alice@example.test", "$y$old", NULL, NULL);
+	userdb_close(&db);
+
+	/* Secrets round trip, and NULL clears them again. */
+	db = open_rw(f);
+	assert_int_equal(db->ops->user_set_secrets(db, "alice@example.test",
+						   "$y$new", scram, "pencil",
+						   &err),
+			 0);
+	assert_int_equal(db->ops->user_set_secrets(db, "bob@example.test",
+						   "$y$new", NULL, NULL, &err),
+			 -1);
+	assert_string_equal(err, "user bob@example.test does not exist");
+	free(err);
+	err = NULL;
+	userdb_close(&db);
+	db = open_ro(f);
+	assert_secrets(db, "alice@example.test", "$y$new", scram, "pencil");
+	userdb_close(&db);
+	db = open_rw(f);
+	assert_int_equal(db->ops->user_set_secrets(db, "alice@example.test",
+						   "$y$newer", NULL, NULL,
+						   &err),
+			 0);
+	assert_secrets(db, "alice@example.test", "$y$newer", NULL, NULL);
+	userdb_close(&db);
+}
+
+/* The SCRAM secret stored for user is the one password derives. */
+static void
+assert_scram_of(struct userdb *db, const char *user, const char *password)
+{
+	struct sasl_scram_secret stored, want;
+	char *text;
+
+	assert_int_equal(db->ops->scram_secret(db, user, &text), 1);
+	assert_int_equal(sasl_scram_parse(text, &stored), 0);
+	free(text);
+	assert_int_equal(stored.iterations, SASL_SCRAM_ITER_DEFAULT);
+	assert_int_equal(stored.saltlen, SASL_SCRAM_SALT_DEFAULT);
+	assert_int_equal(sasl_scram_derive(password, stored.salt,
+					   stored.saltlen, stored.iterations,
+					   &want),
+			 0);
+	assert_memory_equal(stored.stored_key, want.stored_key,
+			    SASL_SCRAM_KEY_LEN);
+	assert_memory_equal(stored.server_key, want.server_key,
+			    SASL_SCRAM_KEY_LEN);
+}
+
+/* user add and passwd store every form; CRAM only when configured. */
+static void
+test_secrets_commands(void **state)
+{
+	static const char *const add_domain[] = {"domain", "add", "e.test",
+						 NULL};
+	static const char *const add_user[] = {"user", "add", "u@e.test",
+					       NULL};
+	static const char *const passwd[] = {"user", "passwd", "u@e.test",
+					     NULL};
+	struct fixture *f = *state;
+	struct userdb *db;
+	struct run r;
+	char *v, *first;
+
+	assert_int_equal(run_cmd(f, admin_domain, NULL, add_domain).rc, 0);
+	f->config.auth_cram_md5 = true;
+	r = run_cmd(f, admin_user, "pencil\n", add_user);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.err, "");
+	db = open_ro(f);
+	assert_int_equal(db->ops->password_hash(db, "u@e.test", &v), 1);
+	assert_int_equal(password_verify("pencil", v), 1);
+	free(v);
+	assert_scram_of(db, "u@e.test", "pencil");
+	assert_int_equal(db->ops->cram_secret(db, "u@e.test", &v), 1);
+	assert_string_equal(v, "pencil");
+	free(v);
+	assert_int_equal(db->ops->scram_secret(db, "u@e.test", &first), 1);
+	userdb_close(&db);
+
+	/* CRAM-MD5 turned off: the next password change drops the secret. */
+	f->config.auth_cram_md5 = false;
+	r = run_cmd(f, admin_user, "pencil\n", passwd);
+	assert_int_equal(r.rc, 0);
+	db = open_ro(f);
+	assert_scram_of(db, "u@e.test", "pencil");
+	assert_int_equal(db->ops->scram_secret(db, "u@e.test", &v), 1);
+	assert_string_not_equal(v, first);	/* a fresh salt */
+	free(v);
+	free(first);
+	assert_int_equal(db->ops->cram_secret(db, "u@e.test", &v), 0);
+	assert_null(v);
+	userdb_close(&db);
+
+	/* Not printable ASCII: no SCRAM secret, and a note why. */
+	r = run_cmd(f, admin_user, "p\xc3\xa4ss\n", passwd);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.err, "godwit: note: the password of u@e.test is "
+				   "not printable ASCII, so it cannot be used "
+				   "with SCRAM-SHA-256 (PLAIN and LOGIN "
+				   "work)\n");
+	db = open_ro(f);
+	assert_int_equal(db->ops->password_hash(db, "u@e.test", &v), 1);
+	assert_int_equal(password_verify("p\xc3\xa4ss", v), 1);
+	free(v);
+	assert_int_equal(db->ops->scram_secret(db, "u@e.test", &v), 0);
+	userdb_close(&db);
+}
+
+/* ---- user import ---------------------------------------------------------- */
+
+#define SHA512_HELLO                                                           \
+	"$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"                   \
+	"O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+#define SHA256_HELLO "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"
+#define BCRYPT_UU "05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+
+struct import_case {
+	const char *args[6];	/* "@FILE@" stands for the file below */
+	const char *file;	/* written to a file first; NULL: none */
+	const char *input;	/* stdin */
+	int rc;
+	const char *out;	/* exact */
+	const char *err;	/* exact, "@FILE@" replaced */
+};
+
+static const struct import_case import_script[] = {
+	{{"user", "import"}, NULL, NULL, 2, "", "usage: godwit user"},
+	{{"user", "import", "a", "b"}, NULL, NULL, 2, "", "usage: godwit user"},
+	{{"user", "import", "-", "--bogus"}, NULL, NULL, 2, "", "usage: godwit user"},
+	{{"user", "import", "/nonexistent/passwd"}, NULL, NULL, 1, "",
+	 "godwit: /nonexistent/passwd: No such file or directory\n"},
+	{{"user", "import", "-"}, NULL,
+	 "# Dovecot users\n"
+	 "\n"
+	 "alice@example.test:{SHA512-CRYPT}" SHA512_HELLO ":1000:1000::/home/alice::\n"
+	 "Bob@Example.Test:{blf-crypt}$2y$" BCRYPT_UU ":::\n"
+	 "carol@example.test:{PLAIN}pencil\n"
+	 "dave@example.test:" SHA256_HELLO "\n"
+	 "erin@example.test:{CRYPT}$2b$" BCRYPT_UU "\n"
+	 "frank@example.test:{MD5}$1$abc$xyz\n"
+	 "gina@example.test:{SHA512-CRYPT}" SHA256_HELLO "\n"
+	 "hal@example.test:{SHA512-CRYPT}$6$saltstring$svn8UoSVap\n"
+	 "ivan@example.test:secret\n"
+	 "judy@nowhere.test:{PLAIN}x\n"
+	 "noatsign:{PLAIN}x\n"
+	 "kim@example.test\n"
+	 "lee@example.test:{PLAIN}\n"
+	 "mo@example.test:{PLAIN\n"
+	 "alice@example.test:{PLAIN}again\n",
+	 1, "imported 5 users, skipped 10\n",
+	 /* libxcrypt counts sha256crypt as legacy */
+	 "(stdin):6: note: dave@example.test has a weak legacy hash; have the password changed\n"
+	 "(stdin):8: unsupported password scheme {MD5} (use SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, CRYPT or PLAIN)\n"
+	 "(stdin):9: {SHA512-CRYPT} hash must start with $6$\n"
+	 "(stdin):10: truncated or malformed crypt hash\n"
+	 "(stdin):11: not a crypt hash libcrypt knows\n"
+	 "(stdin):12: domain nowhere.test is not local: godwit domain add nowhere.test (or import with --create-domains)\n"
+	 "(stdin):13: noatsign: not an address (expected local@domain)\n"
+	 "(stdin):14: expected user@domain:{SCHEME}password\n"
+	 "(stdin):15: empty password\n"
+	 "(stdin):16: unterminated {SCHEME}\n"
+	 "(stdin):17: user alice@example.test already exists, skipped (--update replaces its password)\n"},
+	{{"user", "import", "--update", "-", "--create-domains"}, NULL,
+	 "alice@example.test:{CLEARTEXT}newpw\n"
+	 "judy@nowhere.test:{PLAIN}x\n"
+	 "ned@example.test:{CRYPT}abJnggxhB/yWI\n",
+	 0, "added domain nowhere.test\nimported 3 users, skipped 0\n",
+	 "(stdin):3: note: ned@example.test has a weak legacy hash; have the password changed\n"},
+	/* a file with CRLF line ends and no final newline */
+	{{"user", "import", "@FILE@"},
+	 "# from a Windows editor\r\nzed@example.test:{PLAIN}zzz\r\nx@example.test:{SSHA}abc",
+	 NULL, 1, "imported 1 users, skipped 1\n",
+	 "@FILE@:3: unsupported password scheme {SSHA} (use SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, CRYPT or PLAIN)\n"},
+	{{"user", "import", "-"}, NULL, "@LONG@", 1,
+	 "imported 1 users, skipped 1\n", "(stdin):1: line too long\n"},
+};
+
+/* s with every "@FILE@" replaced by file, in buf. */
+static const char *
+subst(const char *s, const char *file, char *buf, size_t size)
+{
+	const char *p;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	while ((p = strstr(s, "@FILE@")) != NULL) {
+		n += (size_t)snprintf(buf + n, size - n, "%.*s%s", (int)(p - s),
+				      s, file);
+		assert_true(n < size);
+		s = p + 6;
+	}
+	n += (size_t)snprintf(buf + n, size - n, "%s", s);
+	assert_true(n < size);
+	return buf;
+}
+
+static void
+test_import(void **state)
+{
+	static const char *const add_domain[] = {"domain", "add",
+						 "example.test", NULL};
+	struct fixture *f = *state;
+	struct userdb *db;
+	struct run r;
+	char file[160], argbuf[6][200], errbuf[1024], *v, *longin = NULL;
+	const char *args[7];
+	size_t i, j;
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/passwd", f->dir);
+	longin = malloc(6000);
+	assert_non_null(longin);
+	memset(longin, 'a', 5000);
+	strcpy(longin + 5000, "\nzed2@example.test:{PLAIN}z\n");
+	assert_int_equal(run_cmd(f, admin_domain, NULL, add_domain).rc, 0);
+
+	for (i = 0; i < sizeof(import_script) / sizeof(import_script[0]); i++) {
+		const struct import_case *c = &import_script[i];
+
+		for (j = 0; j < 6 && c->args[j] != NULL; j++)
+			args[j] = subst(c->args[j], file, argbuf[j],
+					sizeof(argbuf[j]));
+		args[j] = NULL;
+		if (c->file != NULL) {
+			fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			assert_true(fd >= 0);
+			assert_int_equal(write_full(fd, c->file,
+						    strlen(c->file)),
+					 0);
+			close(fd);
+		}
+		r = run_cmd(f, admin_user,
+			    c->input != NULL && strcmp(c->input, "@LONG@") == 0
+				    ? longin
+				    : c->input,
+			    args);
+		subst(c->err, file, errbuf, sizeof(errbuf));
+		if (r.rc != c->rc || strcmp(r.out, c->out) != 0 ||
+		    (c->rc == 2 ? strstr(r.err, errbuf) == NULL
+				: strcmp(r.err, errbuf) != 0)) {
+			free(longin);
+			fail_msg("row %zu: rc %d (want %d)\nstdout: %s\n"
+				 "stderr: %s\nwant stderr: %s",
+				 i, r.rc, c->rc, r.out, r.err, errbuf);
+		}
+	}
+	free(longin);
+
+	db = open_ro(f);
+	/* crypt hashes are kept as they are, with no SCRAM secret */
+	assert_secrets(db, "bob@example.test", "$2y$" BCRYPT_UU, NULL, NULL);
+	assert_secrets(db, "dave@example.test", SHA256_HELLO, NULL, NULL);
+	assert_secrets(db, "erin@example.test", "$2b$" BCRYPT_UU, NULL, NULL);
+	assert_int_equal(db->ops->password_hash(db, "dave@example.test", &v),
+			 1);
+	assert_int_equal(password_verify("Hello world!", v), 1);
+	free(v);
+	/* PLAIN is hashed like "user add", with SCRAM, no CRAM (off) */
+	assert_int_equal(db->ops->password_hash(db, "carol@example.test", &v),
+			 1);
+	assert_memory_equal(v, "$y$", 3);
+	assert_int_equal(password_verify("pencil", v), 1);
+	free(v);
+	assert_scram_of(db, "carol@example.test", "pencil");
+	assert_int_equal(db->ops->cram_secret(db, "carol@example.test", &v), 0);
+	/* --update replaced alice's password */
+	assert_int_equal(db->ops->password_hash(db, "alice@example.test", &v),
+			 1);
+	assert_int_equal(password_verify("newpw", v), 1);
+	free(v);
+	assert_scram_of(db, "alice@example.test", "newpw");
+	assert_int_equal(userdb_user_exists(db, "judy@nowhere.test"), 1);
+	assert_int_equal(userdb_user_exists(db, "zed@example.test"), 1);
+	assert_int_equal(userdb_user_exists(db, "zed2@example.test"), 1);
+	assert_int_equal(userdb_user_exists(db, "frank@example.test"), 0);
+	userdb_close(&db);
+}
+
 int
 main(void)
 {
@@ -825,6 +1238,11 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ownership, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_v1, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_commands, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
