@@ -614,6 +614,82 @@ test_table_capacity(void **state)
 	}
 }
 
+/*
+ * An address whose 16 bytes are exactly an account's key must still be a
+ * different entry. The table has one set, so both keys land in it and only
+ * the entry's kind keeps them apart.
+ */
+static void
+test_account_key_never_collides(void **state)
+{
+	const struct limits_auth_policy p = {5, 100, 60000, 300000, 1000,
+	                                     UINT64_MAX};
+	struct limits *l = limits_create(8);
+	struct sockaddr_storage ss, xs, ys;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	const struct sockaddr *coll = (const struct sockaddr *)&ss;
+	const struct sockaddr *x = make_addr("198.51.100.1", &xs);
+	const struct sockaddr *y = make_addr("198.51.100.2", &ys);
+	uint8_t key[16], key2[16];
+	bool banned;
+	unsigned i;
+
+	(void)state;
+	assert_non_null(l);
+	assert_false(limits_account_key(l, NULL, key));
+	assert_false(limits_account_key(l, "", key));
+	assert_true(limits_account_key(l, "Victim@Example.ORG", key2));
+	assert_true(limits_account_key(l, "victim@example.org", key));
+	assert_memory_equal(key, key2, 16);
+	assert_true(limits_account_key(l, "victim@example.orh", key2));
+	assert_memory_not_equal(key, key2, 16);
+
+	memset(&ss, 0, sizeof(ss));
+	sin6->sin6_family = AF_INET6;
+	memcpy(&sin6->sin6_addr, key, 16);
+
+	/* Four failures on the account from x: its count is 4. */
+	for (i = 1; i <= 4; i++)
+		assert_int_equal(limits_auth_failure(l, &p, x,
+		                                     "victim@example.org", 0,
+		                                     &banned),
+		                 1000u << (i - 1));
+	/* The look-alike address has no count and no ban of its own. */
+	assert_false(limits_banned(l, coll, 0, NULL));
+	assert_int_equal(limits_auth_failure(l, &p, coll, NULL, 0, &banned),
+	                 1000);
+	assert_false(banned);
+	for (i = 2; i <= 4; i++)
+		assert_int_equal(
+		    limits_auth_failure(l, &p, coll, NULL, 0, &banned),
+		    1000u << (i - 1));
+	/* Its 5th failure bans it; the ban reset its count, not the account's */
+	assert_int_equal(limits_auth_failure(l, &p, coll, NULL, 0, &banned),
+	                 16000);
+	assert_true(banned);
+	assert_true(limits_banned(l, coll, 0, NULL));
+	assert_int_equal(limits_auth_failure(l, &p, y, "victim@example.org", 0,
+	                                     &banned),
+	                 16000); /* account's 5th; y's first */
+	assert_false(banned);
+	assert_false(limits_banned(l, y, 0, NULL));
+	assert_false(limits_banned(l, x, 0, NULL));
+
+	/* Clearing the account leaves the address's ban alone, and back. */
+	limits_auth_success(l, y, "victim@example.org", 0);
+	assert_true(limits_banned(l, coll, 0, NULL));
+	assert_int_equal(limits_auth_failure(l, &p, NULL, "victim@example.org",
+	                                     0, &banned),
+	                 1000);
+	/* connections from the look-alike address are its own, too */
+	assert_int_equal(limits_connect(l, &(struct limits_policy){0, 1, 0, 0,
+	                                                          0},
+	                                0, coll, 0),
+	                 LIMITS_OK);
+	assert_int_equal(limits_ip_connections(l, coll), 1);
+	limits_destroy(&l);
+}
+
 /* ---- several processes ------------------------------------------------ */
 
 #define NCHILD 6
@@ -965,6 +1041,7 @@ main(void)
 	    cmocka_unit_test(test_scenarios),
 	    cmocka_unit_test(test_verdict_text),
 	    cmocka_unit_test(test_auth_delay_saturates),
+	    cmocka_unit_test(test_account_key_never_collides),
 	    cmocka_unit_test(test_table_capacity),
 	    cmocka_unit_test(test_concurrent_exact_counts),
 	    cmocka_unit_test(test_concurrent_limits_hold),
