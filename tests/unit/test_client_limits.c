@@ -891,6 +891,104 @@ test_concurrent_limits_hold(void **state)
 	}
 }
 
+/*
+ * Several workers fail authentications from one address at the same time.
+ * Failure n (counted over all of them) earns 2^(n-1) ms, so the delays say
+ * exactly which numbers each child got: every number below the threshold
+ * must have been handed out once, the threshold itself once (with the ban),
+ * and every later failure must have met the ban.
+ */
+#define AUTH_MAX_IP 60 /* below 64, so 2^(n-1) is exact for every n */
+#define AUTH_PER_CHILD 20
+
+struct auth_result {
+	uint64_t ok_bits;      /* OR of the delays of unbanned failures */
+	uint64_t trigger_bits; /* OR of the delays of failures that banned */
+	unsigned ok, ok_popcount, triggers, during, bad;
+};
+
+static int auth_result_fd = -1;
+
+static void
+auth_fail_child(struct limits *l, unsigned i, int fd)
+{
+	const struct limits_auth_policy p = {AUTH_MAX_IP, 0, 3600000, 3600000,
+	                                     1, UINT64_MAX};
+	struct sockaddr_storage ss;
+	struct auth_result r = {0};
+	unsigned j;
+
+	(void)i;
+	wait_start(fd);
+	for (j = 0; j < AUTH_PER_CHILD; j++) {
+		bool banned;
+		uint64_t d = limits_auth_failure(l, &p, v4(&ss, 5, 0, 1),
+		                                 "someone", 1000 + j, &banned);
+
+		if (!banned) {
+			r.ok++;
+			r.ok_bits |= d;
+			r.ok_popcount += (unsigned)__builtin_popcountll(d);
+		} else if (d != UINT64_MAX) {
+			r.triggers++;
+			r.trigger_bits |= d;
+		} else {
+			r.during++;
+		}
+		if (d == 0)
+			r.bad++;
+	}
+	if (write(auth_result_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+		_exit(1);
+	_exit(0);
+}
+
+static void
+test_concurrent_auth_ban_at_threshold(void **state)
+{
+	struct limits *l = limits_create(256);
+	struct auth_result sum = {0}, r;
+	struct sockaddr_storage ss;
+	pid_t pids[NCHILD];
+	uint64_t until = 0;
+	int p[2];
+	unsigned i;
+
+	(void)state;
+	assert_non_null(l);
+	assert_true(NCHILD * AUTH_PER_CHILD > AUTH_MAX_IP);
+	assert_int_equal(pipe(p), 0);
+	auth_result_fd = p[1];
+	start_children(auth_fail_child, l, pids);
+	close(p[1]);
+	auth_result_fd = -1;
+	for (i = 0; i < NCHILD; i++)
+		assert_int_equal(child_status(pids[i]), 0);
+	for (i = 0; i < NCHILD; i++) {
+		assert_int_equal(read(p[0], &r, sizeof(r)), sizeof(r));
+		assert_true((sum.ok_bits & r.ok_bits) == 0);
+		sum.ok_bits |= r.ok_bits;
+		sum.trigger_bits |= r.trigger_bits;
+		sum.ok += r.ok;
+		sum.ok_popcount += r.ok_popcount;
+		sum.triggers += r.triggers;
+		sum.during += r.during;
+		sum.bad += r.bad;
+	}
+	close(p[0]);
+	assert_int_equal(sum.bad, 0);
+	assert_int_equal(sum.ok, AUTH_MAX_IP - 1);
+	assert_int_equal(sum.ok_popcount, AUTH_MAX_IP - 1);
+	assert_true(sum.ok_bits == (UINT64_C(1) << (AUTH_MAX_IP - 1)) - 1);
+	assert_int_equal(sum.triggers, 1);
+	assert_true(sum.trigger_bits == UINT64_C(1) << (AUTH_MAX_IP - 1));
+	assert_int_equal(sum.during, NCHILD * AUTH_PER_CHILD - AUTH_MAX_IP);
+	assert_true(limits_banned(l, v4(&ss, 5, 0, 1), 1000, &until));
+	assert_true(until >= 1000 + 3600000 &&
+	            until < 1000 + AUTH_PER_CHILD + 3600000);
+	limits_destroy(&l);
+}
+
 /* Loops on the table forever, until killed. */
 static void
 loop_child(struct limits *l, unsigned i, int fd)
@@ -1045,6 +1143,7 @@ main(void)
 	    cmocka_unit_test(test_table_capacity),
 	    cmocka_unit_test(test_concurrent_exact_counts),
 	    cmocka_unit_test(test_concurrent_limits_hold),
+	    cmocka_unit_test(test_concurrent_auth_ban_at_threshold),
 	    cmocka_unit_test(test_worker_killed_holding_mutex),
 	};
 
