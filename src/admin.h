@@ -3,6 +3,7 @@
  *
  *	godwit domain add|del|list [DOMAIN]
  *	godwit user add|del|list|passwd ADDRESS|[DOMAIN]
+ *	godwit user import FILE|- [--create-domains] [--update]
  *	godwit alias add|del|list SOURCE [TARGET]
  *
  * argv[0] is the subcommand name ("domain"); returns the process exit code
