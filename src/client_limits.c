@@ -441,8 +441,8 @@ limits_connect(struct limits *l, const struct limits_policy *p, unsigned worker,
 		v = LIMITS_TOO_MANY_TOTAL;
 		goto out;
 	}
-	if (set != NULL &&
-	    (e = find_or_claim(set, &pol, KIND_IP, key, now_ms, NULL)) != NULL) {
+	if (set != NULL && (e = find_or_claim(set, &pol, KIND_IP, key, now_ms,
+	                                      NULL)) != NULL) {
 		e->last_used_ms = now_ms;
 		if (pol.max_connections_per_ip != 0 &&
 		    entry_connections(e) >= pol.max_connections_per_ip) {
@@ -539,7 +539,8 @@ limits_greet_pass(struct limits *l, const struct limits_policy *p,
 	if (until < now_ms)
 		until = UINT64_MAX;
 	limits_lock(l);
-	if ((e = find_or_claim(set, &pol, KIND_IP, key, now_ms, NULL)) != NULL) {
+	if ((e = find_or_claim(set, &pol, KIND_IP, key, now_ms, NULL)) !=
+	    NULL) {
 		e->greet_until_ms = until;
 		e->last_used_ms = now_ms;
 	}
@@ -721,7 +722,8 @@ limits_auth_failure(struct limits *l, const struct limits_auth_policy *p,
 		}
 	}
 	if (accset != NULL) {
-		ae = find_or_claim(accset, NULL, KIND_ACCOUNT, akey, now_ms, ie);
+		ae =
+		    find_or_claim(accset, NULL, KIND_ACCOUNT, akey, now_ms, ie);
 		if (ae == NULL) {
 			d = pol.delay_max_ms;
 		} else {

@@ -1,8 +1,8 @@
 /*
  * Per-client-IP state shared by all worker processes: concurrent
  * connections, the connection rate, early-talker passes, authentication
- * failures and bans (and failures per account). It lives in one anonymous shared
- * mapping created by the parent before it forks, guarded by a robust
+ * failures and bans (and failures per account). It lives in one anonymous
+ * shared mapping created by the parent before it forks, guarded by a robust
  * process-shared mutex, so a worker that dies holding it cannot wedge the
  * others.
  *
