@@ -663,7 +663,7 @@ test_account_key_never_collides(void **state)
 		assert_int_equal(
 		    limits_auth_failure(l, &p, coll, NULL, 0, &banned),
 		    1000u << (i - 1));
-	/* Its 5th failure bans it; the ban reset its count, not the account's */
+	/* The 5th bans it; the ban resets its count, not the account's. */
 	assert_int_equal(limits_auth_failure(l, &p, coll, NULL, 0, &banned),
 	                 16000);
 	assert_true(banned);
