@@ -34,6 +34,18 @@
 #define CONFIG_MAX_ADDRS 64
 #define CONFIG_MAX_NAME 32
 #define CONFIG_MAX_PATH 4095
+#define CONFIG_MAX_CERTS 64
+#define CONFIG_MAX_CIPHERS 1024
+
+/*
+ * The TLS 1.2 default: forward secrecy (ECDHE) and AEAD ciphers only, in
+ * the order Mozilla's "intermediate" profile gives them (without its DHE
+ * suites: finite-field DH needs parameters and is slow).
+ */
+#define TLS_DEFAULT_CIPHERS                                                    \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"           \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"           \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 struct config_error {
 	int line;
@@ -48,6 +60,9 @@ struct loader {
 	size_t nerrs;
 	size_t dropped;   /* errors past CONFIG_MAX_ERRORS */
 	int dropped_line; /* line of the first one dropped */
+	/* tls.certificates was written (even if wrong): a listener that
+	 * needs a certificate is then not reported a second time. */
+	bool tls_certs_given;
 };
 
 static void error_at(struct loader *l, int line, const char *fmt, ...)
@@ -725,12 +740,13 @@ load_listen(struct loader *l, const yaml_node_t *n, const char *key,
 }
 
 /*
- * greet_pause takes a duration ("1s", "0") or milliseconds ("500ms"),
- * from 0 to 60 s: a longer pause outlasts the patience of real senders.
+ * A duration kept in milliseconds: "1s", "2m", a plain number of seconds,
+ * or milliseconds written as "500ms". range is how 0..max_ms reads in a
+ * message.
  */
 static void
-load_greet_pause(struct loader *l, const yaml_node_t *n, const char *key,
-                 uint64_t *ms_r)
+get_duration_ms(struct loader *l, const yaml_node_t *n, const char *key,
+		uint64_t max_ms, const char *range, uint64_t *ms_r)
 {
 	const char *s, *error;
 	uint64_t v;
@@ -763,9 +779,9 @@ load_greet_pause(struct loader *l, const yaml_node_t *n, const char *key,
 		}
 		v = v > UINT64_MAX / 1000 ? UINT64_MAX : v * 1000;
 	}
-	if (v > 60000) {
-		error_at(l, node_line(n), "%s: '%s' is out of range (0..60s)",
-		         key, safe_text(buf, sizeof(buf), s, strlen(s)));
+	if (v > max_ms) {
+		error_at(l, node_line(n), "%s: '%s' is out of range (%s)", key,
+		         safe_text(buf, sizeof(buf), s, strlen(s)), range);
 		return;
 	}
 	*ms_r = v;
@@ -778,12 +794,15 @@ enum {
 	LI_ALLOW,
 	LI_DENY,
 	LI_GREET_PAUSE,
+	LI_AUTH,
+	LI_PLAINTEXT_AUTH,
 	LI_COUNT
 };
 static const char *const listener_keys[] = {
     [LI_NAME] = "name",     [LI_PROTOCOL] = "protocol",
     [LI_LISTEN] = "listen", [LI_ALLOW] = "allow",
     [LI_DENY] = "deny",     [LI_GREET_PAUSE] = "greet_pause",
+    [LI_AUTH] = "auth",     [LI_PLAINTEXT_AUTH] = "plaintext_auth",
 };
 
 /*
@@ -879,13 +898,35 @@ load_listener(struct loader *l, const yaml_node_t *n, size_t idx,
 	 */
 	li->greet_pause_ms = proto == PROTO_SMTP ? 1000 : 0;
 	snprintf(key, sizeof(key), "%s.greet_pause", where);
-	load_greet_pause(l, v[LI_GREET_PAUSE], key, &li->greet_pause_ms);
+	/* 0 to 60 s: a longer pause outlasts the patience of real senders. */
+	get_duration_ms(l, v[LI_GREET_PAUSE], key, 60000, "0..60s",
+			&li->greet_pause_ms);
 	if (li->greet_pause_ms > 0 &&
 	    (proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S))
 		error_at(l, node_line(v[LI_GREET_PAUSE]),
 		         "%s: must be 0 for protocol %s (with implicit TLS "
 		         "the client speaks first)",
 		         key, proto_names[proto]);
+
+	/* Users log in on submission and POP3; servers on 25 do not. */
+	li->auth = proto >= 0 && proto != PROTO_SMTP;
+	snprintf(key, sizeof(key), "%s.auth", where);
+	get_bool(l, v[LI_AUTH], key, &li->auth);
+	li->plaintext_auth = false;
+	snprintf(key, sizeof(key), "%s.plaintext_auth", where);
+	get_bool(l, v[LI_PLAINTEXT_AUTH], key, &li->plaintext_auth);
+
+	/*
+	 * Implicit TLS cannot start without a certificate, and submission
+	 * must not take a password before STARTTLS (RFC 8314 3.3).
+	 */
+	if ((proto == PROTO_SUBMISSION || proto == PROTO_SUBMISSIONS ||
+	     proto == PROTO_POP3S) &&
+	    c->ntls_certs == 0 && !l->tls_certs_given)
+		error_at(l, li->line,
+		         "%s: protocol %s requires a TLS certificate "
+		         "(tls.certificates)",
+		         where, proto_names[proto]);
 }
 
 static void
@@ -1159,6 +1200,207 @@ load_limits(struct loader *l, const yaml_node_t *n)
 	             3600, "0..1h", &c->shutdown_timeout);
 }
 
+enum { CERT_CERT, CERT_KEY, CERT_COUNT };
+static const char *const cert_keys[] = {
+    [CERT_CERT] = "cert",
+    [CERT_KEY] = "key",
+};
+
+static void
+load_certificates(struct loader *l, const yaml_node_t *n)
+{
+	struct config *c = l->config;
+	size_t count;
+
+	if (is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		l->tls_certs_given = true;
+		error_at(l, node_line(n),
+		         "tls.certificates: expected a list of {cert, key}");
+		return;
+	}
+	count =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	/* An empty list is no certificate: listeners that need one say so. */
+	l->tls_certs_given = count > 0;
+	if (count > CONFIG_MAX_CERTS) {
+		error_at(l, node_line(n),
+		         "tls.certificates: more than %d certificates",
+		         CONFIG_MAX_CERTS);
+		return;
+	}
+	if (count == 0)
+		return;
+	c->tls_certs = xcalloc(count, sizeof(*c->tls_certs));
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *item =
+		    get_node(l, n->data.sequence.items.start[i]);
+		yaml_node_t *v[CERT_COUNT];
+		struct config_certificate *cc;
+		char where[48], key[64];
+
+		if (item == NULL)
+			continue;
+		snprintf(where, sizeof(where), "tls.certificates[%zu]", i);
+		if (item->type != YAML_MAPPING_NODE) {
+			error_at(l, node_line(item), "%s: expected a mapping",
+			         where);
+			continue;
+		}
+		/* Counted first: config_free must see a partial entry. */
+		cc = &c->tls_certs[c->ntls_certs++];
+		cc->line = node_line(item);
+		get_mapping(l, item, where, cert_keys, CERT_COUNT, v);
+		snprintf(key, sizeof(key), "%s.cert", where);
+		if (is_null(v[CERT_CERT]))
+			error_at(l, cc->line, "%s: missing required key 'cert'",
+			         where);
+		else
+			get_path(l, v[CERT_CERT], key, &cc->cert);
+		snprintf(key, sizeof(key), "%s.key", where);
+		if (is_null(v[CERT_KEY]))
+			error_at(l, cc->line, "%s: missing required key 'key'",
+			         where);
+		else
+			get_path(l, v[CERT_KEY], key, &cc->key);
+	}
+}
+
+/*
+ * An OpenSSL cipher list. Only its shape is checked here (printable
+ * ASCII, no spaces-only value); whether OpenSSL knows the names is checked
+ * when the TLS context is built (tls_ctx_new), which config check runs too.
+ */
+static void
+get_cipher_list(struct loader *l, const yaml_node_t *n, const char *key,
+                char **r)
+{
+	const char *s;
+
+	if (is_null(n))
+		return;
+	if ((s = get_scalar(l, n, key, "a cipher list")) == NULL)
+		return;
+	if (*s == '\0') {
+		error_at(l, node_line(n), "%s: must not be empty", key);
+		return;
+	}
+	if (strlen(s) > CONFIG_MAX_CIPHERS) {
+		error_at(l, node_line(n), "%s: longer than %d characters", key,
+		         CONFIG_MAX_CIPHERS);
+		return;
+	}
+	for (const char *p = s; *p != '\0'; p++) {
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+			error_at(l, node_line(n),
+			         "%s: only printable ASCII without spaces is "
+			         "allowed (separate names with ':')",
+			         key);
+			return;
+		}
+	}
+	free(*r);
+	*r = xstrdup(s);
+}
+
+enum { TLS_CERTIFICATES, TLS_MIN_VERSION, TLS_CIPHERS, TLS_CIPHERSUITES,
+       TLS_COUNT };
+static const char *const tls_keys[] = {
+    [TLS_CERTIFICATES] = "certificates",
+    [TLS_MIN_VERSION] = "min_version",
+    [TLS_CIPHERS] = "ciphers",
+    [TLS_CIPHERSUITES] = "ciphersuites",
+};
+
+static void
+load_tls(struct loader *l, const yaml_node_t *n)
+{
+	static const char *const versions[] = {"TLSv1.2", "TLSv1.3"};
+	struct config *c = l->config;
+	yaml_node_t *v[TLS_COUNT];
+	int i;
+
+	if (!get_mapping(l, n, "tls", tls_keys, TLS_COUNT, v))
+		return;
+	load_certificates(l, v[TLS_CERTIFICATES]);
+	if (!is_null(v[TLS_MIN_VERSION]) &&
+	    (i = get_enum(l, v[TLS_MIN_VERSION], "tls.min_version", versions,
+	                  2, "TLSv1.2, TLSv1.3")) >= 0) {
+		free(c->tls_min_version);
+		c->tls_min_version = xstrdup(versions[i]);
+	}
+	get_cipher_list(l, v[TLS_CIPHERS], "tls.ciphers", &c->tls_ciphers);
+	get_cipher_list(l, v[TLS_CIPHERSUITES], "tls.ciphersuites",
+	                &c->tls_ciphersuites);
+}
+
+enum {
+	AUTH_CRAM_MD5,
+	AUTH_MAX_FAILURES_IP,
+	AUTH_MAX_FAILURES_ACCOUNT,
+	AUTH_FAILURE_WINDOW,
+	AUTH_BAN_TIME,
+	AUTH_DELAY_BASE,
+	AUTH_DELAY_MAX,
+	AUTH_COUNT
+};
+static const char *const auth_keys[] = {
+    [AUTH_CRAM_MD5] = "cram_md5",
+    [AUTH_MAX_FAILURES_IP] = "max_failures_ip",
+    [AUTH_MAX_FAILURES_ACCOUNT] = "max_failures_account",
+    [AUTH_FAILURE_WINDOW] = "failure_window",
+    [AUTH_BAN_TIME] = "ban_time",
+    [AUTH_DELAY_BASE] = "delay_base",
+    [AUTH_DELAY_MAX] = "delay_max",
+};
+
+static void
+load_auth(struct loader *l, const yaml_node_t *n)
+{
+	struct config *c = l->config;
+	yaml_node_t *v[AUTH_COUNT];
+
+	if (!get_mapping(l, n, "auth", auth_keys, AUTH_COUNT, v))
+		return;
+	get_bool(l, v[AUTH_CRAM_MD5], "auth.cram_md5", &c->auth_cram_md5);
+	get_uint(l, v[AUTH_MAX_FAILURES_IP], "auth.max_failures_ip", 1,
+	         1000000, &c->auth_max_failures_ip);
+	get_uint(l, v[AUTH_MAX_FAILURES_ACCOUNT], "auth.max_failures_account",
+	         1, 1000000, &c->auth_max_failures_account);
+	get_duration(l, v[AUTH_FAILURE_WINDOW], "auth.failure_window", 1,
+	             30 * 86400, "1s..30d", &c->auth_failure_window);
+	get_duration(l, v[AUTH_BAN_TIME], "auth.ban_time", 1, 30 * 86400,
+	             "1s..30d", &c->auth_ban_time);
+	get_duration_ms(l, v[AUTH_DELAY_BASE], "auth.delay_base", 60000,
+	                "0..60s", &c->auth_delay_base_ms);
+	get_duration_ms(l, v[AUTH_DELAY_MAX], "auth.delay_max", 300000,
+	                "0..5m", &c->auth_delay_max_ms);
+	if (c->auth_delay_max_ms < c->auth_delay_base_ms)
+		error_at(l,
+		         node_line(v[AUTH_DELAY_MAX] != NULL
+		                       ? v[AUTH_DELAY_MAX]
+		                       : v[AUTH_DELAY_BASE]),
+		         "auth.delay_max: must not be less than "
+		         "auth.delay_base");
+}
+
+enum { SUB_CHECK_FROM, SUB_COUNT };
+static const char *const submission_keys[] = {
+    [SUB_CHECK_FROM] = "check_from",
+};
+
+static void
+load_submission(struct loader *l, const yaml_node_t *n)
+{
+	yaml_node_t *v[SUB_COUNT];
+
+	if (!get_mapping(l, n, "submission", submission_keys, SUB_COUNT, v))
+		return;
+	get_bool(l, v[SUB_CHECK_FROM], "submission.check_from",
+	         &l->config->submission_check_from);
+}
+
 enum {
 	TOP_HOSTNAME,
 	TOP_DATA_DIR,
@@ -1168,6 +1410,9 @@ enum {
 	TOP_USERDB,
 	TOP_SMTP,
 	TOP_LIMITS,
+	TOP_TLS,
+	TOP_AUTH,
+	TOP_SUBMISSION,
 	TOP_LISTENERS,
 	TOP_COUNT
 };
@@ -1180,6 +1425,9 @@ static const char *const top_keys[] = {
     [TOP_USERDB] = "userdb",
     [TOP_SMTP] = "smtp",
     [TOP_LIMITS] = "limits",
+    [TOP_TLS] = "tls",
+    [TOP_AUTH] = "auth",
+    [TOP_SUBMISSION] = "submission",
     [TOP_LISTENERS] = "listeners",
 };
 
@@ -1267,6 +1515,10 @@ load_root(struct loader *l, const yaml_node_t *root)
 	load_userdb(l, v[TOP_USERDB]);
 	load_smtp(l, v[TOP_SMTP]);
 	load_limits(l, v[TOP_LIMITS]);
+	/* Before the listeners: they check that certificates exist. */
+	load_tls(l, v[TOP_TLS]);
+	load_auth(l, v[TOP_AUTH]);
+	load_submission(l, v[TOP_SUBMISSION]);
 	if (v[TOP_LISTENERS] == NULL) {
 		struct config_listener *li;
 		c->listeners = li = xcalloc(1, sizeof(*li));
@@ -1311,6 +1563,17 @@ config_new(const char *path)
 	c->conn_rate_window = 60;
 	c->greet_pass_ttl = 86400;
 	c->shutdown_timeout = 30;
+	c->tls_min_version = xstrdup("TLSv1.2");
+	c->tls_ciphers = xstrdup(TLS_DEFAULT_CIPHERS);
+	c->tls_ciphersuites = NULL; /* OpenSSL's default */
+	c->auth_cram_md5 = false;
+	c->auth_max_failures_ip = 10;
+	c->auth_max_failures_account = 10;
+	c->auth_failure_window = 3600;
+	c->auth_ban_time = 3600;
+	c->auth_delay_base_ms = 1000;
+	c->auth_delay_max_ms = 15000;
+	c->submission_check_from = true;
 	return c;
 }
 
@@ -1511,6 +1774,14 @@ config_free(struct config **configp)
 		cidr_list_free(&li->deny);
 	}
 	free(c->listeners);
+	for (size_t i = 0; i < c->ntls_certs; i++) {
+		free(c->tls_certs[i].cert);
+		free(c->tls_certs[i].key);
+	}
+	free(c->tls_certs);
+	free(c->tls_min_version);
+	free(c->tls_ciphers);
+	free(c->tls_ciphersuites);
 	free(c);
 	*configp = NULL;
 }

@@ -143,6 +143,35 @@ dump(const struct config *c)
 		  (unsigned long long)c->greet_pass_ttl);
 	sb_printf(&b, "shutdown_timeout=%llu\n",
 		  (unsigned long long)c->shutdown_timeout);
+	sb_printf(&b, "tls.certificates=");
+	for (size_t i = 0; i < c->ntls_certs; i++)
+		sb_printf(&b, "%s%s+%s@%d", i > 0 ? "," : "",
+			  c->tls_certs[i].cert, c->tls_certs[i].key,
+			  c->tls_certs[i].line);
+	sb_printf(&b, "\n");
+	sb_printf(&b, "tls.min_version=%s\n", c->tls_min_version);
+	sb_printf(&b, "tls.ciphers=%s\n", c->tls_ciphers);
+	sb_printf(&b, "tls.ciphersuites=%s\n",
+		  c->tls_ciphersuites != NULL ? c->tls_ciphersuites
+					      : "(openssl)");
+	sb_printf(&b, "auth.cram_md5=%s\n", c->auth_cram_md5 ? "true" : "false");
+	sb_printf(&b, "auth.failures=%u/%u window=%llu ban=%llu\n",
+		  c->auth_max_failures_ip, c->auth_max_failures_account,
+		  (unsigned long long)c->auth_failure_window,
+		  (unsigned long long)c->auth_ban_time);
+	sb_printf(&b, "auth.delay=%llu..%llu\n",
+		  (unsigned long long)c->auth_delay_base_ms,
+		  (unsigned long long)c->auth_delay_max_ms);
+	sb_printf(&b, "submission.check_from=%s\n",
+		  c->submission_check_from ? "true" : "false");
+	/* Before the listener lines, so one override covers every listener. */
+	sb_printf(&b, "listener_auth=");
+	for (size_t i = 0; i < c->nlisteners; i++)
+		sb_printf(&b, "%s%s:%s%s", i > 0 ? "," : "",
+			  c->listeners[i].name,
+			  c->listeners[i].auth ? "auth" : "noauth",
+			  c->listeners[i].plaintext_auth ? "+plain" : "");
+	sb_printf(&b, "\n");
 	sb_printf(&b, "nlisteners=%zu\n", c->nlisteners);
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		const struct config_listener *li = &c->listeners[i];
@@ -193,6 +222,17 @@ static const char *const defaults[] = {
 	"connection_rate=60/60",
 	"greet_pass_ttl=86400",
 	"shutdown_timeout=30",
+	"tls.certificates=",
+	"tls.min_version=TLSv1.2",
+	("tls.ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"),
+	"tls.ciphersuites=(openssl)",
+	"auth.cram_md5=false",
+	"auth.failures=10/10 window=3600 ban=3600",
+	"auth.delay=1000..15000",
+	"submission.check_from=true",
+	"listener_auth=mx:noauth",
 	"nlisteners=1",
 	("listener[0]=mx smtp line=0 pause=1000 listen=0.0.0.0:25,[::]:25 "
 	"allow= deny="),
@@ -278,6 +318,10 @@ static const char full_example[] =
 	"    allow: []\n"
 	"    deny: [\"192.0.2.0/24\"]\n"
 	"    greet_pause: 1s\n";
+
+/* A certificate, written last: the listeners that need one have it. */
+#define CERT "tls: {certificates: [{cert: /c.pem, key: /k.pem}]}\n"
+#define CERT_DUMP "tls.certificates=/c.pem+/k.pem@"
 
 static const struct valid_case valid_cases[] = {
 	{"only hostname", "hostname: mail.example.com\n", {NULL}},
@@ -426,8 +470,10 @@ static const struct valid_case valid_cases[] = {
 	 "  - protocol: submission\n"
 	 "  - protocol: submissions\n"
 	 "  - protocol: pop3\n"
-	 "  - protocol: pop3s\n",
-	 {"nlisteners=5",
+	 "  - protocol: pop3s\n" CERT,
+	 {"nlisteners=5", CERT_DUMP "8",
+	  "listener_auth=smtp:noauth,submission:auth,submissions:auth,"
+	  "pop3:auth,pop3s:auth",
 	  ("listener[0]=smtp smtp line=3 pause=1000 listen=0.0.0.0:25,[::]:25 "
 	  "allow= deny="),
 	  ("listener[1]=submission submission line=4 pause=0 "
@@ -455,8 +501,9 @@ static const struct valid_case valid_cases[] = {
 	 "  - name: quiet\n"
 	 "    protocol: smtp\n"
 	 "    listen: \"[::ffff:192.0.2.1]:25\"\n"
-	 "    greet_pause: 0\n",
-	 {"nlisteners=3",
+	 "    greet_pause: 0\n" CERT,
+	 {"nlisteners=3", CERT_DUMP "17",
+	  "listener_auth=test-mx:noauth,sub.local:auth,quiet:noauth",
 	  ("listener[0]=test-mx smtp line=3 pause=500 listen=127.0.0.1:2525 "
 	  "allow= deny="),
 	  ("listener[1]=sub.local submission line=7 pause=2000 "
@@ -469,7 +516,7 @@ static const struct valid_case valid_cases[] = {
 	 "{hostname: mail.example.com, listeners: [{protocol: pop3, listen: "
 	 "[\"192.0.2.1:110\"]}, {name: pop3b, protocol: pop3, listen: "
 	 "\"192.0.2.2:110\", greet_pause: 60s}]}\n",
-	 {"nlisteners=2",
+	 {"nlisteners=2", "listener_auth=pop3:auth,pop3b:auth",
 	  ("listener[0]=pop3 pop3 line=1 pause=0 listen=192.0.2.1:110 allow= "
 	  "deny="),
 	  ("listener[1]=pop3b pop3 line=1 pause=60000 listen=192.0.2.2:110 "
@@ -481,11 +528,63 @@ static const struct valid_case valid_cases[] = {
 	 "  trusted_networks: &office [\"198.51.100.0/24\"]\n"
 	 "listeners:\n"
 	 "  - protocol: submission\n"
-	 "    allow: *office\n",
-	 {"trusted_networks=198.51.100.0/24",
+	 "    allow: *office\n" CERT,
+	 {"trusted_networks=198.51.100.0/24", CERT_DUMP "7",
+	  "listener_auth=submission:auth",
 	  ("listener[0]=submission submission line=5 pause=0 "
 	  "listen=0.0.0.0:587,[::]:587 allow=198.51.100.0/24 deny="),
 	  NULL}},
+	{"tls, auth and submission: every value changed",
+	 "hostname: mail.example.com\n"
+	 "tls:\n"
+	 "  certificates:\n"
+	 "    - cert: /etc/godwit/tls/a.crt\n"
+	 "      key: /etc/godwit/tls/a.key\n"
+	 "    - {cert: b.crt, key: b.key}\n"
+	 "  min_version: TLSv1.3\n"
+	 "  ciphers: ECDHE-RSA-AES256-GCM-SHA384\n"
+	 "  ciphersuites: \"TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256\"\n"
+	 "auth:\n"
+	 "  cram_md5: true\n"
+	 "  max_failures_ip: 5\n"
+	 "  max_failures_account: 3\n"
+	 "  failure_window: 10m\n"
+	 "  ban_time: 2h\n"
+	 "  delay_base: 500ms\n"
+	 "  delay_max: 5m\n"
+	 "submission: {check_from: false}\n"
+	 "listeners:\n"
+	 "  - {protocol: smtp, auth: yes}\n"
+	 "  - {protocol: submission, listen: \"127.0.0.1:587\", "
+	 "plaintext_auth: true}\n"
+	 "  - {protocol: pop3, auth: false}\n",
+	 {"tls.certificates=/etc/godwit/tls/a.crt+/etc/godwit/tls/a.key@4,"
+	  "b.crt+b.key@6",
+	  "tls.min_version=TLSv1.3", "tls.ciphers=ECDHE-RSA-AES256-GCM-SHA384",
+	  "tls.ciphersuites=TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+	  "auth.cram_md5=true", "auth.failures=5/3 window=600 ban=7200",
+	  "auth.delay=500..300000", "submission.check_from=false",
+	  "listener_auth=smtp:auth,submission:auth+plain,pop3:noauth",
+	  "nlisteners=3",
+	  ("listener[0]=smtp smtp line=20 pause=1000 listen=0.0.0.0:25,[::]:25 "
+	  "allow= deny="),
+	  ("listener[1]=submission submission line=21 pause=0 "
+	  "listen=127.0.0.1:587 allow= deny="),
+	  ("listener[2]=pop3 pop3 line=22 pause=0 listen=0.0.0.0:110,[::]:110 "
+	  "allow= deny="),
+	  NULL}},
+	{"auth delays: boundaries, zero, and seconds without a suffix",
+	 "hostname: mail.example.com\n"
+	 "auth: {delay_base: 0, delay_max: 0ms, failure_window: 1, "
+	 "ban_time: 30d, max_failures_ip: 1000000, max_failures_account: 1}\n",
+	 {"auth.delay=0..0", "auth.failures=1000000/1 window=1 ban=2592000",
+	  NULL}},
+	{"auth delay_max 300, plain seconds",
+	 "hostname: mail.example.com\nauth: {delay_base: 60, delay_max: 300}\n",
+	 {"auth.delay=60000..300000", NULL}},
+	{"empty tls, auth and submission sections mean the defaults",
+	 "hostname: mail.example.com\ntls:\nauth: {}\nsubmission:\n",
+	 {NULL}},
 	{"--- and ... markers, comments, CRLF line ends",
 	 "# godwit\r\n---\r\nhostname: mail.example.com # the name\r\n"
 	 "workers: 2\r\n...\r\n",
@@ -493,7 +592,7 @@ static const struct valid_case valid_cases[] = {
 	{"unspecified addresses written out in full",
 	 "hostname: mail.example.com\nlisteners:\n  - protocol: smtp\n"
 	 "    listen: [\"[0:0::0]:25\"]\n",
-	 {("listener[0]=smtp smtp line=3 pause=1000 listen=[0:0::0]:25([::]:25) "
+	 {"listener_auth=smtp:noauth",("listener[0]=smtp smtp line=3 pause=1000 listen=[0:0::0]:25([::]:25) "
 	  "allow= deny="),
 	  NULL}},
 };
@@ -741,7 +840,7 @@ static const struct invalid_case invalid_cases[] = {
 	 "'-', '_' or '.'"},
 	{H "listeners:\n  - {protocol: smtp, name: mx, listen: "
 	   "\"127.0.0.1:25\"}\n"
-	   "  - {protocol: submission, name: mx}\n",
+	   "  - {protocol: submission, name: mx}\n" CERT,
 	 "t.yaml:4: listeners[1].name: name 'mx' is already used by the "
 	 "listener on line 3"},
 	{H "listeners:\n  - protocol: pop3\n  - protocol: pop3\n",
@@ -754,7 +853,7 @@ static const struct invalid_case invalid_cases[] = {
 	 "listener 'pop3'"},
 	{H "listeners:\n  - protocol: smtp\n"
 	   "  - name: local\n    protocol: submission\n"
-	   "    listen: [\"127.0.0.1:587\", \"0.0.0.0:25\"]\n",
+	   "    listen: [\"127.0.0.1:587\", \"0.0.0.0:25\"]\n" CERT,
 	 "t.yaml:6: listeners[1].listen: address '0.0.0.0:25' is already "
 	 "used by listener 'smtp'"},
 	{H "listeners:\n  - protocol: smtp\n"
@@ -781,12 +880,72 @@ static const struct invalid_case invalid_cases[] = {
 	 "(host names are not allowed)\n"
 	 "t.yaml:9: listeners[0].listen: '127.0.0.1:65536': the port must be "
 	 "a number from 1 to 65535"},
-	{H "listeners:\n  - protocol: submissions\n    greet_pause: 1s\n",
+	{H "listeners:\n  - protocol: submissions\n    greet_pause: 1s\n" CERT,
 	 "t.yaml:4: listeners[0].greet_pause: must be 0 for protocol "
 	 "submissions (with implicit TLS the client speaks first)"},
-	{H "listeners:\n  - protocol: pop3s\n    greet_pause: 10ms\n",
+	{H "listeners:\n  - protocol: pop3s\n    greet_pause: 10ms\n" CERT,
 	 "t.yaml:4: listeners[0].greet_pause: must be 0 for protocol pop3s "
 	 "(with implicit TLS the client speaks first)"},
+	/* tls, auth, submission, and what listeners need of them. */
+	{H "listeners:\n  - protocol: smtp\n  - protocol: submission\n"
+	   "  - protocol: submissions\n  - protocol: pop3\n"
+	   "  - protocol: pop3s\n",
+	 "t.yaml:4: listeners[1]: protocol submission requires a TLS "
+	 "certificate (tls.certificates)\n"
+	 "t.yaml:5: listeners[2]: protocol submissions requires a TLS "
+	 "certificate (tls.certificates)\n"
+	 "t.yaml:7: listeners[4]: protocol pop3s requires a TLS certificate "
+	 "(tls.certificates)"},
+	{H "tls: {certificates: []}\nlisteners:\n  - protocol: submissions\n",
+	 "t.yaml:4: listeners[0]: protocol submissions requires a TLS "
+	 "certificate (tls.certificates)"},
+	{H "tls:\n  certificates:\n    - {cert: /c.pem}\n    - key: /k.pem\n"
+	   "    - /c.pem\n    - {cert: \"\", key: /k, chain: /x}\n"
+	   "listeners:\n  - protocol: submission\n",
+	 "t.yaml:4: tls.certificates[0]: missing required key 'key'\n"
+	 "t.yaml:5: tls.certificates[1]: missing required key 'cert'\n"
+	 "t.yaml:6: tls.certificates[2]: expected a mapping\n"
+	 "t.yaml:7: unknown key 'chain' in tls.certificates[3]\n"
+	 "t.yaml:7: tls.certificates[3].cert: must not be empty"},
+	{H "tls: {certificates: /c.pem}\nlisteners: [{protocol: pop3s}]\n",
+	 "t.yaml:2: tls.certificates: expected a list of {cert, key}"},
+	{H "tls:\n  min_version: TLSv1.1\n  ciphers: \"\"\n"
+	   "  ciphersuites: \"TLS_AES_256_GCM_SHA384 TLS_AES_128_GCM_SHA256\"\n"
+	   "  protocols: [TLSv1.2]\n",
+	 "t.yaml:3: tls.min_version: 'TLSv1.1' is not one of TLSv1.2, TLSv1.3\n"
+	 "t.yaml:4: tls.ciphers: must not be empty\n"
+	 "t.yaml:5: tls.ciphersuites: only printable ASCII without spaces is "
+	 "allowed (separate names with ':')\n"
+	 "t.yaml:6: unknown key 'protocols' in tls"},
+	{H "tls: [a]\n", "t.yaml:2: tls: expected a mapping"},
+	{H "auth:\n  cram_md5: maybe\n  max_failures_ip: 0\n"
+	   "  max_failures_account: 1000001\n  failure_window: 0\n"
+	   "  ban_time: 31d\n  delay_base: 61s\n  delay_max: 5x\n"
+	   "  lockout: 1h\n",
+	 "t.yaml:3: auth.cram_md5: expected true or false\n"
+	 "t.yaml:4: auth.max_failures_ip: '0' is out of range (1..1000000)\n"
+	 "t.yaml:5: auth.max_failures_account: '1000001' is out of range "
+	 "(1..1000000)\n"
+	 "t.yaml:6: auth.failure_window: '0' is out of range (1s..30d)\n"
+	 "t.yaml:7: auth.ban_time: '31d' is out of range (1s..30d)\n"
+	 "t.yaml:8: auth.delay_base: '61s' is out of range (0..60s)\n"
+	 "t.yaml:9: auth.delay_max: invalid duration (use e.g. 30s, 5m, 2h, "
+	 "7d)\n"
+	 "t.yaml:10: unknown key 'lockout' in auth"},
+	{H "auth:\n  delay_base: 10s\n  delay_max: 2000ms\n",
+	 "t.yaml:4: auth.delay_max: must not be less than auth.delay_base"},
+	{H "auth:\n  delay_base: 20s\n",
+	 "t.yaml:3: auth.delay_max: must not be less than auth.delay_base"},
+	{H "auth: {delay_max: 301s, delay_base: xms}\n",
+	 "t.yaml:2: auth.delay_base: invalid duration (use e.g. 500ms, 1s)\n"
+	 "t.yaml:2: auth.delay_max: '301s' is out of range (0..5m)"},
+	{H "submission: {check_from: 1, sign: yes}\n",
+	 "t.yaml:2: unknown key 'sign' in submission\n"
+	 "t.yaml:2: submission.check_from: expected true or false"},
+	{H "listeners:\n  - protocol: smtp\n    auth: sometimes\n"
+	   "    plaintext_auth: [yes]\n",
+	 "t.yaml:4: listeners[0].auth: expected true or false\n"
+	 "t.yaml:5: listeners[0].plaintext_auth: expected true or false"},
 	{H "listeners:\n  - protocol: smtp\n    greet_pause: 61s\n",
 	 "t.yaml:4: listeners[0].greet_pause: '61s' is out of range (0..60s)"},
 	{H "listeners:\n  - protocol: smtp\n    greet_pause: 1.5s\n",
