@@ -36,6 +36,7 @@
 #include "log.h"
 #include "queue.h"
 #include "server.h"
+#include "tls.h"
 #include "userdb.h"
 #include "version.h"
 #include "worker.h"
@@ -57,6 +58,7 @@ struct server {
 	struct bound_socket *socks;
 	size_t nsocks;
 	struct limits *limits;
+	SSL_CTX *tls_ctx;		/* loaded here, as root; NULL: no TLS */
 	struct child children[LIMITS_MAX_WORKERS];
 	bool slot_used[LIMITS_MAX_WORKERS];
 	bool stopping;
@@ -286,7 +288,7 @@ check_protocols(const struct config *config, char **error_r)
 {
 	for (size_t i = 0; i < config->nlisteners; i++) {
 		const struct config_listener *l = &config->listeners[i];
-		if (l->proto != PROTO_SMTP) {
+		if (l->proto == PROTO_POP3 || l->proto == PROTO_POP3S) {
 			*error_r = xasprintf(
 				"%s:%d: listener '%s': protocol %s is not "
 				"available in this version of godwit",
@@ -315,6 +317,16 @@ open_log(const struct config *config, char **error_r)
 	}
 	log_set_fd(&fd);
 	return 0;
+}
+
+/* Certificates and keys are read here, by root, before any fork. */
+static int
+load_tls(const struct config *config, SSL_CTX **ctx_r, char **error_r)
+{
+	*ctx_r = NULL;
+	if (config->ntls_certs == 0)
+		return 0;
+	return tls_ctx_new(config, ctx_r, error_r);
 }
 
 /* ---- workers -------------------------------------------------------- */
@@ -387,7 +399,7 @@ spawn(struct server *sv, unsigned slot)
 		signal(SIGCHLD, SIG_DFL);
 		drop_privileges(sv);
 		code = worker_main(sv->config, sv->socks, sv->nsocks,
-				   sv->limits, slot);
+				   sv->limits, sv->tls_ctx, slot);
 		/* exit(), not _exit(): so LeakSanitizer checks workers too */
 		exit(code);
 	}
@@ -570,8 +582,18 @@ reload(struct server *sv)
 	    (nc->user == NULL) != (sv->config->user == NULL) ||
 	    (nc->user != NULL && strcmp(nc->user, sv->config->user) != 0))
 		log_warnx("data_dir and user changes take effect at restart");
+	SSL_CTX *tls_ctx = NULL;
+	if (load_tls(nc, &tls_ctx, &errors) < 0) {
+		char q[1024];
+		log_event(LOG_ERR, "daemon", "reload-refused", "errors=%s",
+			  log_quote(q, sizeof(q), errors));
+		free(errors);
+		config_free(&nc);
+		return;
+	}
 	if (bind_all(nc, sv->socks, sv->nsocks, &socks, &nsocks, &errors) <
 	    0) {
+		tls_ctx_free(&tls_ctx);
 		char q[1024];
 		log_event(LOG_ERR, "daemon", "reload-refused", "errors=%s",
 			  log_quote(q, sizeof(q), errors));
@@ -593,6 +615,9 @@ reload(struct server *sv)
 	sv->nsocks = nsocks;
 	config_free(&sv->config);
 	sv->config = nc;
+	/* running workers keep their own copy; new ones get the new one */
+	tls_ctx_free(&sv->tls_ctx);
+	sv->tls_ctx = tls_ctx;
 	sv->gen++;
 	spawn_generation(sv);
 	for (unsigned i = 0; i < LIMITS_MAX_WORKERS; i++)
@@ -648,6 +673,7 @@ serve_main(const char *config_path)
 	    open_log(sv.config, &errors) < 0 ||
 	    prepare_data_dir(&sv, sv.config, &errors) < 0 ||
 	    queue_dirs_create(sv.config->data_dir, &errors) < 0 ||
+	    load_tls(sv.config, &sv.tls_ctx, &errors) < 0 ||
 	    bind_all(sv.config, NULL, 0, &sv.socks, &sv.nsocks, &errors) < 0) {
 		fprintf(stderr, "godwit: %s\n", errors);
 		log_event(LOG_ERR, "daemon", "start-failed", "msg=\"see stderr\"");
@@ -698,6 +724,7 @@ serve_main(const char *config_path)
 	event_base_free(sv.base);
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);
+	tls_ctx_free(&sv.tls_ctx);
 	config_free(&sv.config);
 	return 0;
 }

@@ -26,6 +26,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "deliver.h"
@@ -37,6 +40,9 @@
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_server.h"
+#include "auth.h"
+#include "sasl.h"
+#include "tls.h"
 #include "worker.h"
 
 #define HOP_LIMIT 50		/* Received: headers before we call it a loop */
@@ -92,6 +98,18 @@ struct smtp_session {
 	bool esmtp;
 	char *helo;
 	bool trusted;
+	bool tls;		/* the TLS handshake is done */
+	bool implicit_tls;	/* submissions: TLS from the first octet */
+	bool authenticated;
+	char account[320];	/* normalised, once authenticated */
+	struct sasl_session *sasl;	/* AUTH in progress */
+	const char *auth_mech;
+	struct event *auth_timer;	/* delays a failed AUTH's reply */
+	struct event *close_timer;	/* waits for TLS output to drain */
+	uint64_t closing_ms;
+	bool auth_ban;		/* that failure started or met a ban */
+	bool tls_pending;	/* STARTTLS given, handshake running */
+	char tls_info[128];	/* for the Received header and the log */
 	bool counted;		/* holds a slot in the limits table */
 	bool skip_line;		/* discarding the rest of an over-long line */
 	bool paused;		/* not reading while output drains */
@@ -110,7 +128,7 @@ smtp_state_name(enum smtp_state state)
 {
 	static const char *const names[] = {
 		"GREETING", "HELO", "READY", "MAIL", "RCPT",
-		"DATA", "BDAT", "COMMIT", "CLOSING",
+		"DATA", "BDAT", "COMMIT", "CLOSING", "AUTH", "AUTH_WAIT", "TLS",
 	};
 	if ((size_t)state < sizeof(names) / sizeof(names[0]))
 		return names[state];
@@ -230,6 +248,11 @@ session_free(struct smtp_session *s, const char *reason)
 		s->job = NULL;
 	}
 	txn_free(&s->txn);
+	sasl_free(&s->sasl);
+	if (s->auth_timer != NULL)
+		event_free(s->auth_timer);
+	if (s->close_timer != NULL)
+		event_free(s->close_timer);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
 	if (s->bev != NULL)
@@ -334,6 +357,22 @@ greet_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- commands ------------------------------------------------------- */
 
+static bool
+is_submission(const struct smtp_session *s)
+{
+	return s->listener->proto == PROTO_SUBMISSION ||
+	       s->listener->proto == PROTO_SUBMISSIONS;
+}
+
+/* AUTH is offered on listeners that allow it, once encrypted (RFC 4954
+ * section 4: never a password in the clear unless the listener says so). */
+static bool
+auth_offered(const struct smtp_session *s)
+{
+	return s->listener->auth && !s->authenticated &&
+	       (s->tls || s->listener->plaintext_auth);
+}
+
 static void
 cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 {
@@ -366,6 +405,11 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250-CHUNKING");
+	if (s->w->tls_ctx != NULL && !s->tls)
+		reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
+		      cf->auth_cram_md5 ? " CRAM-MD5" : "");
 	reply(s, "250 HELP");
 }
 
@@ -407,6 +451,10 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			    "Error: message size exceeds fixed limit");
 		return;
 	}
+	if (is_submission(s) && !s->authenticated) {
+		reply_error(s, 530, "5.7.0", "Authentication required");
+		return;
+	}
 	t = xcalloc(1, sizeof(*t));
 	t->mail = args;
 	if (!args.path.null &&
@@ -415,6 +463,34 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		free(t);
 		reply_error(s, 501, "5.1.7", "Error: bad sender address");
 		return;
+	}
+	if (s->authenticated) {
+		/* RFC 6409 6.1: users send as themselves only */
+		int r = args.path.null ? 0
+				       : auth_sender_allowed(
+						 s->w->db, s->account, t->sender,
+						 s->config->recipient_delimiter);
+		if (r != 1) {
+			char q[700];
+			if (r < 0) {
+				free(t);
+				reply_error(s, 451, "4.3.0",
+					    "Error: temporary failure");
+				return;
+			}
+			log_event(LOG_INFO, "smtp", "reject",
+				  "session=%s ip=%s user=%s from=%s "
+				  "code=553 reason=sender-not-owned",
+				  s->id, s->ip, s->account,
+				  log_quote(q, sizeof(q), args.path.null
+							    ? "<>"
+							    : t->sender));
+			free(t);
+			reply_error(s, 553, "5.7.1",
+				    "Error: sender address not owned by the "
+				    "authenticated user");
+			return;
+		}
 	}
 	s->txn = t;
 	s->state = SMTP_S_MAIL;
@@ -479,7 +555,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	rctx.hostname = s->config->hostname;
 	rctx.delimiter = s->config->recipient_delimiter;
 	rctx.trusted = s->trusted;
-	rctx.authenticated = false;
+	rctx.authenticated = s->authenticated;
 	memset(&res, 0, sizeof(res));
 	if (recipient_resolve(&rctx, &args.path.mbox, &res) < 0 ||
 	    res.verdict == RCPT_TEMPFAIL) {
@@ -563,12 +639,19 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	t->local_hdr_len = len;
 	rfc5322_date(date, sizeof(date), time(NULL));
 	sanitize(helo, sizeof(helo), s->helo != NULL ? s->helo : "unknown");
+	/* RFC 3848 / RFC 6531 protocol names */
 	if (t->mail.smtputf8)
-		proto = "UTF8SMTP";
+		proto = s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (s->esmtp && s->authenticated)
+		proto = s->tls ? "ESMTPSA" : "ESMTPA";
+	else if (s->esmtp)
+		proto = s->tls ? "ESMTPS" : "ESMTP";
 	else
-		proto = s->esmtp ? "ESMTP" : "SMTP";
+		proto = "SMTP";
 	fprintf(f, "Received: from %s ([%s])\n\tby %s (godwit) with %s id %s",
 		helo, s->ip, s->config->hostname, proto, t->id);
+	if (s->tls)
+		fprintf(f, "\n\t(%s)", s->tls_info);
 	if (t->nrcpts == 1)
 		fprintf(f, "\n\tfor <%s>", t->rcpts[0].addr);
 	fprintf(f, ";\n\t%s\n", date);
@@ -724,6 +807,265 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 	recipient_result_free(&res);
 }
 
+static void session_setup_bev(struct smtp_session *s);
+
+/*
+ * RFC 3207. The 220 goes out in plaintext; anything the client sent after
+ * STARTTLS in the same packet is thrown away, never executed (the
+ * CVE-2011-0411 command injection); the TLS layer is put on top of the
+ * socket's bufferevent; once the handshake is done the session starts
+ * over (tls_done).
+ */
+static void
+cmd_starttls(struct smtp_session *s)
+{
+	struct bufferevent *tls_bev;
+	SSL *ssl;
+
+	if (s->w->tls_ctx == NULL) {
+		reply_error(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (s->tls) {
+		reply_error(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (s->state != SMTP_S_HELO && s->state != SMTP_S_READY) {
+		reply_error(s, 503, "5.5.1",
+			    "Error: STARTTLS not allowed in a transaction");
+		return;
+	}
+	if ((ssl = SSL_new(s->w->tls_ctx)) == NULL) {
+		reply_error(s, 454, "4.7.0", "TLS not available");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	evbuffer_drain(bufferevent_get_input(s->bev),
+		       evbuffer_get_length(bufferevent_get_input(s->bev)));
+	tls_bev = bufferevent_openssl_filter_new(
+		s->w->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		BEV_OPT_CLOSE_ON_FREE);
+	if (tls_bev == NULL) {
+		SSL_free(ssl);
+		reply(s, "421 4.7.0 %s TLS not available", s->config->hostname);
+		session_close(s, "tls-error");
+		return;
+	}
+	s->bev = tls_bev;
+	s->tls_pending = true;
+	txn_free(&s->txn);
+	session_setup_bev(s);
+}
+
+static void
+log_tls(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+
+	log_event(LOG_INFO, "smtp", "tls",
+		  "session=%s ip=%s version=%s cipher=%s", s->id, s->ip,
+		  SSL_get_version(ssl), c != NULL ? SSL_CIPHER_get_name(c) : "-");
+}
+
+/* The handshake is done: the session forgets everything from before. */
+static void
+tls_done(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->tls_pending = false;
+	s->tls = true;
+	tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+	if (s->state == SMTP_S_TLS) {
+		/* implicit TLS: now the greeting */
+		log_tls(s);
+		greet_final(s);
+		return;
+	}
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	txn_free(&s->txn);
+	if (s->state != SMTP_S_CLOSING)
+		s->state = SMTP_S_HELO;
+	log_tls(s);
+}
+
+/* ---- AUTH (RFC 4954) ------------------------------------------------- */
+
+static void auth_result(struct smtp_session *s, enum sasl_status st,
+			char *challenge);
+
+static void
+auth_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	reply_error(s, 535, "5.7.8",
+		    "Error: authentication credentials invalid");
+	if (s->state == SMTP_S_CLOSING)
+		return;
+	if (s->auth_ban) {
+		reply(s, "421 4.7.0 %s Error: too many failed logins",
+		      s->config->hostname);
+		session_close(s, "banned");
+		return;
+	}
+	s->state = SMTP_S_READY;
+	session_process(s);
+}
+
+static void
+cmd_auth(struct smtp_session *s, const struct smtp_command *c)
+{
+	char mechname[32], *chal = NULL;
+	const char *sp, *initial = NULL;
+	enum sasl_mech mech;
+	size_t n;
+
+	if (!s->listener->auth) {
+		reply_error(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (s->authenticated) {
+		reply_error(s, 503, "5.5.1", "Error: already authenticated");
+		return;
+	}
+	if (s->state != SMTP_S_READY) {
+		reply_error(s, 503, "5.5.1",
+			    s->state == SMTP_S_HELO
+				    ? "Error: send EHLO first"
+				    : "Error: AUTH not allowed in a transaction");
+		return;
+	}
+	if (!s->tls && !s->listener->plaintext_auth) {
+		reply_error(s, 538, "5.7.11",
+			    "Error: encryption required for authentication "
+			    "(STARTTLS first)");
+		return;
+	}
+	if (limits_banned(s->w->limits, (struct sockaddr *)&s->ss, now_ms(),
+			  NULL)) {
+		reply(s, "421 4.7.0 %s Error: too many failed logins",
+		      s->config->hostname);
+		session_close(s, "banned");
+		return;
+	}
+	sp = strchr(c->arg, ' ');
+	n = sp != NULL ? (size_t)(sp - c->arg) : strlen(c->arg);
+	if (n == 0 || n >= sizeof(mechname)) {
+		reply_error(s, 501, "5.5.4", "Syntax: AUTH mechanism");
+		return;
+	}
+	memcpy(mechname, c->arg, n);
+	mechname[n] = '\0';
+	if (sp != NULL)
+		initial = sp + 1;
+	if (sasl_mech_from_name(mechname, &mech) < 0 ||
+	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
+	    (s->sasl = sasl_start(mech, &auth_userdb_creds, s->w->db,
+				  s->config->hostname)) == NULL) {
+		reply_error(s, 504, "5.5.4",
+			    "Error: unrecognized authentication type");
+		return;
+	}
+	s->auth_mech = sasl_mech_name(mech);
+	/* two statements: chal must be read after sasl_step() sets it */
+	enum sasl_status st = sasl_step(s->sasl, initial, &chal);
+	auth_result(s, st, chal);
+}
+
+/* A continuation line (SMTP_S_AUTH). */
+static void
+auth_continue(struct smtp_session *s, const char *line)
+{
+	char *chal = NULL;
+	enum sasl_status st = sasl_step(s->sasl, line, &chal);
+
+	auth_result(s, st, chal);
+}
+
+static void
+auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
+{
+	const char *authcid = sasl_authcid(s->sasl);
+	char q[300], account[320], user[SASL_NAME_MAX + 1];
+	uint64_t delay;
+
+	/* the session's copy goes with sasl_free() below */
+	snprintf(user, sizeof(user), "%s", authcid != NULL ? authcid : "");
+	log_quote(q, sizeof(q), user);
+	switch (st) {
+	case SASL_CONTINUE:
+		reply(s, "334 %s", chal != NULL ? chal : "");
+		free(chal);
+		s->state = SMTP_S_AUTH;
+		return;
+	case SASL_OK:
+		if (auth_normalize(user, account, sizeof(account)) < 0) {
+			/* the callbacks accepted no such name */
+			st = SASL_FAIL_CREDENTIALS;
+			break;
+		}
+		memcpy(s->account, account, sizeof(s->account));
+		s->authenticated = true;
+		limits_auth_success(s->w->limits, (struct sockaddr *)&s->ss,
+				    account, now_ms());
+		log_event(LOG_INFO, "smtp", "auth",
+			  "session=%s ip=%s user=%s mech=%s result=ok", s->id,
+			  s->ip, q, s->auth_mech);
+		sasl_free(&s->sasl);
+		s->state = SMTP_S_READY;
+		reply(s, "235 2.7.0 Authentication successful");
+		return;
+	default:
+		break;
+	}
+	free(chal);
+	sasl_free(&s->sasl);
+	s->state = SMTP_S_READY;
+	switch (st) {
+	case SASL_FAIL_CREDENTIALS:
+		delay = limits_auth_failure(s->w->limits, &s->w->auth_policy,
+					    (struct sockaddr *)&s->ss, user,
+					    now_ms(), &s->auth_ban);
+		log_event(LOG_WARNING, "smtp", "auth",
+			  "session=%s ip=%s user=%s mech=%s result=fail "
+			  "delay_ms=%llu%s",
+			  s->id, s->ip, q, s->auth_mech,
+			  (unsigned long long)delay,
+			  s->auth_ban ? " banned=yes" : "");
+		if (s->auth_ban)
+			log_event(LOG_WARNING, "smtp", "ban",
+				  "ip=%s reason=auth-failures", s->ip);
+		{
+			struct timeval tv = {(time_t)(delay / 1000),
+					     (suseconds_t)(delay % 1000) *
+						     1000};
+			if (s->auth_timer == NULL)
+				s->auth_timer = evtimer_new(
+					s->w->base, auth_timer_cb, s);
+			s->state = SMTP_S_AUTH_WAIT;
+			evtimer_add(s->auth_timer, &tv);
+		}
+		return;
+	case SASL_CANCELLED:
+		reply_error(s, 501, "5.0.0", "Authentication cancelled");
+		return;
+	case SASL_FAIL_TEMP:
+		reply_error(s, 454, "4.7.0",
+			    "Temporary authentication failure");
+		return;
+	default:
+		reply_error(s, 501, "5.5.2",
+			    "Error: cannot decode the response");
+		return;
+	}
+}
+
 static void
 handle_command(struct smtp_session *s, const char *line, size_t len)
 {
@@ -778,8 +1120,10 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 		reply_error(s, 502, "5.5.1", "Error: EXPN is not available");
 		break;
 	case SMTP_CMD_STARTTLS:
+		cmd_starttls(s);
+		break;
 	case SMTP_CMD_AUTH:
-		reply_error(s, 502, "5.5.1", "Error: command not implemented");
+		cmd_auth(s, &c);
 		break;
 	case SMTP_CMD_UNKNOWN:
 	default:
@@ -1071,7 +1415,9 @@ static int
 next_line(struct smtp_session *s, struct evbuffer *in, char *buf,
 	  size_t size, size_t *len_r)
 {
-	size_t max = s->config->max_command_line;
+	/* SASL responses may be longer than commands (RFC 4954 4.) */
+	size_t max = s->state == SMTP_S_AUTH ? size
+					     : s->config->max_command_line;
 
 	for (;;) {
 		struct evbuffer_ptr p;
@@ -1133,6 +1479,9 @@ session_process(struct smtp_session *s)
 	char line[4096 + 2];
 	size_t len;
 
+	/* nothing counts until the TLS handshake is done (tls_done) */
+	if (s->tls_pending)
+		return;
 	for (;;) {
 		switch (s->state) {
 		case SMTP_S_GREETING:
@@ -1149,6 +1498,8 @@ session_process(struct smtp_session *s)
 			return;
 		case SMTP_S_COMMIT:
 		case SMTP_S_CLOSING:
+		case SMTP_S_AUTH_WAIT:
+		case SMTP_S_TLS:
 			return;
 		case SMTP_S_DATA:
 			if (!data_process(s, in))
@@ -1171,7 +1522,10 @@ session_process(struct smtp_session *s)
 		int r = next_line(s, in, line, sizeof(line), &len);
 		if (r <= 0)
 			return;
-		handle_command(s, line, len);
+		if (s->state == SMTP_S_AUTH)
+			auth_continue(s, line);
+		else
+			handle_command(s, line, len);
 		maybe_shutdown(s);
 	}
 }
@@ -1185,14 +1539,51 @@ read_cb(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
+/* Under TLS the last reply may still sit in the socket's own buffer. */
+static bool
+output_pending(struct smtp_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) > 0 ||
+	       (under != NULL &&
+		evbuffer_get_length(bufferevent_get_output(under)) > 0);
+}
+
+static void
+close_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (output_pending(s) && mono_ms() - s->closing_ms < 10000) {
+		struct timeval tv = {0, 20000};
+		evtimer_add(s->close_timer, &tv);
+		return;
+	}
+	session_free(s, "closed");
+}
+
 static void
 write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
 	if (s->state == SMTP_S_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			session_free(s, "closed");
+		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+			return;
+		if (bufferevent_get_underlying(bev) != NULL &&
+		    output_pending(s)) {
+			struct timeval tv = {0, 20000};
+			if (s->close_timer == NULL)
+				s->close_timer = evtimer_new(
+					s->w->base, close_timer_cb, s);
+			s->closing_ms = mono_ms();
+			evtimer_add(s->close_timer, &tv);
+			return;
+		}
+		session_free(s, "closed");
 		return;
 	}
 	if (s->paused) {
@@ -1208,6 +1599,23 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_done(s);
+		session_process(s);
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && (s->tls_pending || s->tls)) {
+		unsigned long e = bufferevent_get_openssl_error(s->bev);
+		char buf[256] = "connection closed";
+		if (e != 0)
+			ERR_error_string_n(e, buf, sizeof(buf));
+		char q[300];
+		log_event(LOG_INFO, "smtp", "tls-error",
+			  "session=%s ip=%s error=%s", s->id, s->ip,
+			  log_quote(q, sizeof(q), buf));
+		session_free(s, "tls-error");
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_S_CLOSING &&
 	    (what & BEV_EVENT_READING)) {
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
@@ -1227,6 +1635,15 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /* ---- start ---------------------------------------------------------- */
+
+static void
+session_setup_bev(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	set_read_timeout(s, s->config->timeout_command);
+}
 
 static void
 refuse(int fd, const char *text)
@@ -1269,6 +1686,17 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 		refuse(fd, buf);
 		return;
 	}
+	if (limits_banned(w->limits, sa, now_ms(), NULL)) {
+		limits_disconnect(w->limits, w->slot, sa);
+		snprintf(buf, sizeof(buf),
+			 "421 4.7.0 %s Error: too many failed logins from "
+			 "your address\r\n",
+			 cf->hostname);
+		log_event(LOG_INFO, "smtp", "reject",
+			  "ip=%s listener=%s reason=banned", ip, l->name);
+		refuse(fd, buf);
+		return;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	/* replies are written whole, once per batch of commands: Nagle would
 	 * only hold them back behind the client's delayed ACK */
@@ -1289,18 +1717,34 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
 	w->nsessions++;
 
-	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (l->proto == PROTO_SUBMISSIONS && w->tls_ctx != NULL) {
+		/* RFC 8314: TLS from the first octet, then the greeting */
+		SSL *ssl = SSL_new(w->tls_ctx);
+		s->bev = ssl == NULL ? NULL
+				     : bufferevent_openssl_socket_new(
+					       w->base, fd, ssl,
+					       BUFFEREVENT_SSL_ACCEPTING,
+					       BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev == NULL && ssl != NULL)
+			SSL_free(ssl);
+		s->implicit_tls = true;
+		s->tls_pending = true;
+		s->state = SMTP_S_TLS;
+	} else {
+		s->bev = bufferevent_socket_new(w->base, fd,
+						BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (s->bev == NULL) {
 		close(fd);
 		session_free(s, "no-memory");
 		return;
 	}
-	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_setup_bev(s);
 	log_event(LOG_INFO, "smtp", "connect",
 		  "session=%s ip=%s listener=%s trusted=%s", s->id, s->ip,
 		  l->name, s->trusted ? "yes" : "no");
+	if (s->state == SMTP_S_TLS)
+		return;		/* tls_done() greets */
 
 	if (l->greet_pause_ms > 0 &&
 	    !limits_greet_passed(w->limits, sa, now_ms())) {

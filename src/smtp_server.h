@@ -29,6 +29,9 @@ enum smtp_state {
 	SMTP_S_BDAT,		/* receiving a BDAT chunk */
 	SMTP_S_COMMIT,		/* waiting for the durable write */
 	SMTP_S_CLOSING,		/* flushing the last reply */
+	SMTP_S_AUTH,		/* AUTH: waiting for a continuation line */
+	SMTP_S_AUTH_WAIT,	/* AUTH failed: the reply waits (brute force) */
+	SMTP_S_TLS,		/* implicit TLS: handshake before the greeting */
 };
 
 const char *smtp_state_name(enum smtp_state state);

@@ -38,6 +38,8 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 	(void)lev;
 	switch (a->sock->listener->proto) {
 	case PROTO_SMTP:
+	case PROTO_SUBMISSION:
+	case PROTO_SUBMISSIONS:
 		smtp_session_start(a->w, a->sock->listener, fd, sa,
 				   (socklen_t)salen);
 		break;
@@ -119,7 +121,8 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 
 int
 worker_main(const struct config *config, const struct bound_socket *socks,
-	    size_t nsocks, struct limits *limits, unsigned slot)
+	    size_t nsocks, struct limits *limits, struct ssl_ctx_st *tls_ctx,
+	    unsigned slot)
 {
 	struct worker w;
 	struct event *sigs[3];
@@ -134,12 +137,19 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	w.config = config;
 	w.limits = limits;
 	w.slot = slot;
+	w.tls_ctx = tls_ctx;
 	queue_id_init(slot);
 	w.policy.max_connections = config->max_connections;
 	w.policy.max_connections_per_ip = config->max_connections_per_ip;
 	w.policy.rate_count = config->conn_rate_count;
 	w.policy.rate_window_ms = config->conn_rate_window * 1000;
 	w.policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
+	w.auth_policy.max_failures_ip = config->auth_max_failures_ip;
+	w.auth_policy.max_failures_account = config->auth_max_failures_account;
+	w.auth_policy.window_ms = config->auth_failure_window * 1000;
+	w.auth_policy.ban_ms = config->auth_ban_time * 1000;
+	w.auth_policy.delay_base_ms = config->auth_delay_base_ms;
+	w.auth_policy.delay_max_ms = config->auth_delay_max_ms;
 	signal(SIGINT, SIG_IGN);	/* the parent decides */
 	signal(SIGPIPE, SIG_IGN);
 

@@ -33,7 +33,9 @@ struct worker {
 	struct userdb *db;
 	struct limits *limits;
 	struct limits_policy policy;
+	struct limits_auth_policy auth_policy;
 	struct committer *committer;
+	struct ssl_ctx_st *tls_ctx;	/* SSL_CTX, or NULL: no certificate */
 	unsigned slot;
 	bool stopping;		/* SIGTERM: finish transactions, then exit */
 	bool draining;		/* reload: finish sessions, then exit */
@@ -47,7 +49,8 @@ struct worker {
 
 /* Runs the worker; returns the process exit code. */
 int worker_main(const struct config *config, const struct bound_socket *socks,
-		size_t nsocks, struct limits *limits, unsigned slot);
+		size_t nsocks, struct limits *limits, struct ssl_ctx_st *tls_ctx,
+		unsigned slot);
 
 /* A session ended: the worker may now be able to exit. */
 void worker_session_gone(struct worker *w);

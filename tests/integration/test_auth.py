@@ -1,0 +1,298 @@
+"""
+Authenticated submission (RFC 6409, RFC 8314, RFC 4954) with real clients:
+smtplib (starttls, login, SMTP_SSL), swaks --auth and curl --ssl-reqd.
+Brute-force brakes: growing delays, then a ban.
+"""
+
+import base64
+import os
+import smtplib
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import PASSWORD, free_port
+from smtpclient import RawSMTP, crlf
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    d = tmp_path_factory.mktemp("authtls")
+    os.chmod(d, 0o755)
+    key, crt = d / "k.pem", d / "c.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+         "2", "-subj", "/CN=mx.example.test", "-addext",
+         "subjectAltName=DNS:mx.example.test,DNS:localhost",
+         "-keyout", str(key), "-out", str(crt)],
+        check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o600)
+    return crt, key
+
+
+def ctx():
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+@pytest.fixture
+def sub(make_godwit, cert):
+    """A godwit with mx, submission (587-style) and submissions
+    (465-style) listeners on free ports."""
+    crt, key = cert
+    ports = {"submission": free_port(), "submissions": free_port()}
+
+    def overrides(extra=None):
+        o = {
+            "tls": {"certificates": [{"cert": str(crt), "key": str(key)}]},
+            "auth": {"delay_base": "100ms", "delay_max": "400ms",
+                     "max_failures_ip": 4, "ban_time": "3s"},
+        }
+        if extra:
+            o.update(extra)
+        return o
+
+    def make(extra=None, start=True):
+        g = make_godwit(overrides(extra), start=False)
+        g.config["listeners"] += [
+            {"name": "submission", "protocol": "submission",
+             "listen": [f"127.0.0.1:{ports['submission']}",
+                        f"[::1]:{ports['submission']}"]},
+            {"name": "submissions", "protocol": "submissions",
+             "listen": [f"127.0.0.1:{ports['submissions']}",
+                        f"[::1]:{ports['submissions']}"]},
+        ]
+        g.write_config()
+        g.sub_port = ports["submission"]
+        g.subs_port = ports["submissions"]
+        if start:
+            g.start()
+        return g
+
+    return make
+
+
+def submit(g, family=4, user="alice@example.test", password=PASSWORD,
+           sender="alice@example.test", rcpts=("bob@example.test",),
+           body="Subject: hi\n\nsubmitted\n"):
+    host = "127.0.0.1" if family == 4 else "::1"
+    s = smtplib.SMTP(host, g.sub_port, local_hostname="client.test",
+                     timeout=20)
+    s.starttls(context=ctx())
+    s.login(user, password)
+    s.sendmail(sender, list(rcpts), crlf(body))
+    s.quit()
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_submission_starttls_login(sub, family):
+    g = sub()
+    submit(g, family)
+    msgs = g.wait_messages("bob@example.test", 1)
+    assert b"submitted" in msgs[0]
+    assert b"with ESMTPSA" in msgs[0]
+    assert "event=auth" in g.log_text() and "result=ok" in g.log_text()
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_submissions_implicit_tls(sub, family):
+    g = sub()
+    host = "127.0.0.1" if family == 4 else "::1"
+    s = smtplib.SMTP_SSL(host, g.subs_port, local_hostname="client.test",
+                         context=ctx(), timeout=20)
+    s.login("bob@example.test", PASSWORD)
+    s.sendmail("bob@example.test", ["alice@example.test"],
+               crlf("Subject: 465\n\nimplicit tls\n"))
+    s.quit()
+    assert any(b"implicit tls" in m
+               for m in g.wait_messages("alice@example.test", 1))
+
+
+def test_submission_relays_to_remote_domain(sub):
+    g = sub()
+    submit(g, rcpts=("someone@remote.example",))
+    deadline = time.monotonic() + 10
+    while not g.queue_files() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(g.queue_files()) == 1
+    out = g.run("queue", "list", check=True).stdout
+    assert "someone@remote.example" in out
+
+
+def test_mail_without_auth_on_submission(sub):
+    g = sub()
+    c = RawSMTP("127.0.0.1", g.sub_port)
+    assert c.reply().code == 220
+    c.ehlo()
+    r = c.cmd("MAIL FROM:<alice@example.test>")
+    assert (r.code, r.enh) == (530, "5.7.0"), r
+    c.close()
+
+
+def test_auth_refused_without_tls(sub):
+    g = sub()
+    c = RawSMTP("127.0.0.1", g.sub_port)
+    c.reply()
+    r = c.ehlo()
+    assert "AUTH" not in r.text
+    plain = base64.b64encode(b"\0alice@example.test\0" +
+                             PASSWORD.encode()).decode()
+    r = c.cmd(f"AUTH PLAIN {plain}")
+    assert (r.code, r.enh) == (538, "5.7.11"), r
+    c.close()
+
+
+def test_plaintext_client_on_implicit_tls_port(sub):
+    g = sub()
+    c = RawSMTP("127.0.0.1", g.subs_port, timeout=5)
+    c.send("EHLO client.test\r\n")
+    # the server wants a TLS ClientHello: no SMTP reply, the connection ends
+    assert c.wait_closed(timeout=10)
+
+
+def test_wrong_password_unknown_user_and_bad_base64(sub):
+    g = sub()
+    s = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=20)
+    s.starttls(context=ctx())
+    s.ehlo("client.test")
+    code, _ = s.docmd("AUTH", "PLAIN " + base64.b64encode(
+        b"\0alice@example.test\0wrong").decode())
+    assert code == 535
+    code, _ = s.docmd("AUTH", "PLAIN " + base64.b64encode(
+        b"\0nobody@example.test\0" + PASSWORD.encode()).decode())
+    assert code == 535
+    code, _ = s.docmd("AUTH", "PLAIN !!!notbase64")
+    assert code == 501
+    code, _ = s.docmd("AUTH", "PLAIN")       # empty challenge follows
+    assert code == 334
+    code, _ = s.docmd("*")
+    assert code == 501                       # cancelled
+    code, _ = s.docmd("AUTH", "BOGUS")
+    assert code == 504
+    s.close()
+
+
+def test_sending_as_someone_else_is_refused(sub):
+    g = sub()
+    s = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=20)
+    s.starttls(context=ctx())
+    s.login("alice@example.test", PASSWORD)
+    code, msg = s.mail("bob@example.test")
+    assert code == 553 and msg.startswith(b"5.7.1"), msg
+    s.rset()
+    code, _ = s.mail("alice+lists@example.test")    # sub-address: hers
+    assert code == 250
+    s.rset()
+    code, _ = s.mail("postmaster@example.test")     # an alias to her
+    assert code == 250
+    s.rset()
+    code, _ = s.mail("team@example.test")           # alias incl. her
+    assert code == 250
+    s.quit()
+
+
+def test_swaks_and_curl(sub):
+    g = sub()
+    for mech in ("PLAIN", "LOGIN"):
+        r = subprocess.run(
+            ["swaks", "--server", f"127.0.0.1:{g.sub_port}", "--tls",
+             "--auth", mech, "--auth-user", "alice@example.test",
+             "--auth-password", PASSWORD, "--from", "alice@example.test",
+             "--to", "bob@example.test", "--body", f"swaks {mech}"],
+            capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    msg = crlf("From: alice@example.test\nSubject: curl\n\ncurl body\n")
+    if isinstance(msg, bytes):
+        msg = msg.decode()
+    for url, port in (("smtp", g.sub_port), ("smtps", g.subs_port)):
+        r = subprocess.run(
+            ["curl", "-sS", "--ssl-reqd", "-k", f"{url}://127.0.0.1:{port}",
+             "--user", f"alice@example.test:{PASSWORD}",
+             "--mail-from", "alice@example.test",
+             "--mail-rcpt", "bob@example.test", "-T", "-"],
+            input=msg, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    bodies = g.wait_messages("bob@example.test", 4)
+    assert sum(b"curl body" in m for m in bodies) == 2
+
+
+def test_scram_sha256_with_a_real_client(sub):
+    """SCRAM-SHA-256 (RFC 7677) with a client written from the RFC here,
+    against the stored secret created by `godwit user add`."""
+    import hashlib
+    import hmac
+    g = sub()
+    c = RawSMTP("127.0.0.1", g.sub_port)
+    c.reply()
+    c.ehlo()
+    r = c.cmd("STARTTLS")
+    assert r.code == 220
+    c.sock = ctx().wrap_socket(c.sock, server_hostname="localhost")
+    r = c.ehlo()
+    assert "SCRAM-SHA-256" in r.text
+    cnonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = f"n=alice@example.test,r={cnonce}"
+    r = c.cmd("AUTH SCRAM-SHA-256 " +
+              base64.b64encode(("n,," + first_bare).encode()).decode())
+    assert r.code == 334, r
+    server_first = base64.b64decode(r.lines[0][4:]).decode()
+    attrs = dict(a.split("=", 1) for a in server_first.split(","))
+    assert attrs["r"].startswith(cnonce)
+    salted = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(),
+                                 base64.b64decode(attrs["s"]), int(attrs["i"]))
+    ckey = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored = hashlib.sha256(ckey).digest()
+    final_nop = f"c=biws,r={attrs['r']}"
+    auth_msg = f"{first_bare},{server_first},{final_nop}".encode()
+    sig = hmac.new(stored, auth_msg, "sha256").digest()
+    proof = bytes(a ^ b for a, b in zip(ckey, sig))
+    r = c.cmd(base64.b64encode(
+        f"{final_nop},p={base64.b64encode(proof).decode()}".encode()).decode())
+    assert r.code == 334, r
+    skey = hmac.new(salted, b"Server Key", "sha256").digest()
+    want = base64.b64encode(hmac.new(skey, auth_msg, "sha256").digest())
+    assert base64.b64decode(r.lines[0][4:]) == b"v=" + want
+    r = c.cmd("")
+    assert r.code == 235, r
+    c.close()
+
+
+def test_brute_force_delay_ban_and_unban(sub):
+    g = sub()
+    bad = "PLAIN " + base64.b64encode(b"\0alice@example.test\0nope").decode()
+    times = []
+    s = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=20)
+    s.starttls(context=ctx())
+    s.ehlo("client.test")
+    for i in range(3):
+        t0 = time.monotonic()
+        code, _ = s.docmd("AUTH", bad)
+        times.append(time.monotonic() - t0)
+        assert code == 535
+    # the delay grows (100 ms, 200 ms, 400 ms)
+    assert times[0] >= 0.08 and times[2] >= 0.35, times
+    t0 = time.monotonic()
+    code, _ = s.docmd("AUTH", bad)       # the 4th failure: banned
+    assert code == 535
+    try:
+        code, msg = s.getreply()
+        assert code == 421, (code, msg)
+    except smtplib.SMTPServerDisconnected:
+        pass
+    s.close()
+    # while banned: refused at connect, even with the right password
+    c = RawSMTP("127.0.0.1", g.sub_port)
+    r = c.reply()
+    assert (r.code, r.enh) == (421, "4.7.0"), r
+    c.close()
+    log = g.log_text()
+    assert "event=ban" in log and "result=fail" in log
+    assert "user=alice@example.test" in log
+    # after ban_time (3 s) the right password works again
+    time.sleep(3.5)
+    submit(g)
+    assert g.wait_messages("bob@example.test", 1)
