@@ -33,11 +33,21 @@ log:
 limits:
   max_connections_per_ip: 50
   connection_rate: 600/60s
+tls:
+  certificates:
+    - cert: $run/tls/cert.pem
+      key: $run/tls/key.pem
 listeners:
   - name: mx
     protocol: smtp
     listen: ["127.0.0.1:2525", "[::1]:2525"]
     greet_pause: 0s
+  - name: submission
+    protocol: submission
+    listen: ["127.0.0.1:2587", "[::1]:2587"]
+  - name: submissions
+    protocol: submissions
+    listen: ["127.0.0.1:2465", "[::1]:2465"]
 YAML
 fi
 
@@ -71,7 +81,9 @@ cat <<EOT
   -------------------------
   config     $cfg
   data       $run  (mail in $run/mail/example.test/demo/Maildir/new/)
-  MX (SMTP)  127.0.0.1:2525 and [::1]:2525
+  MX (SMTP)  127.0.0.1:2525 and [::1]:2525  (STARTTLS offered)
+  submission 127.0.0.1:2587 (STARTTLS, then AUTH) and 2465 (implicit TLS)
+  TLS        self-signed certificate in $run/tls/
   domain     example.test
   user       demo@example.test   password: $(cat "$run/demo-password")
 
@@ -80,6 +92,10 @@ cat <<EOT
     swaks -6 --server ::1 --port 2525 --to demo@example.test
   Try to relay (refused, 554 5.7.1):
     swaks --server 127.0.0.1:2525 --to someone@example.org
+  Submit as the demo user (587-style, STARTTLS + AUTH):
+    swaks --server 127.0.0.1:2587 --tls --auth PLAIN \\
+      --auth-user demo@example.test --auth-password "$(cat "$run/demo-password")" \\
+      --from demo@example.test --to demo@example.test
 
   Stop with Ctrl-C. Logs follow, one event per line.
 
