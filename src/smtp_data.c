@@ -35,8 +35,10 @@ static void
 end_of_line(struct smtp_data *d)
 {
 	if (d->in_header) {
-		if (d->line_len == 0)
+		if (d->line_len == 0) {
 			d->in_header = false;
+			d->header_end = d->size;
+		}
 		else if (prefix_is(d, "received:"))
 			d->received++;
 		else if (prefix_is(d, "message-id:"))

@@ -41,6 +41,8 @@ struct smtp_data {
 	uint64_t lines;		/* LFs output */
 	bool long_line;		/* some line exceeded max_line */
 	bool in_header;
+	uint64_t header_end;	/* output offset of the blank line ending the
+				 * header (valid once in_header is false) */
 	unsigned received;	/* Received: header fields */
 	bool has_message_id;
 	bool has_date;

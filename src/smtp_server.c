@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,12 @@ struct smtp_txn {
 	size_t local_hdr_len;
 	uint64_t hdr_lines;
 	uint64_t size;		/* stored size, once committed */
+	/* authenticated senders: the header is held until its end so that
+	 * Date:/Message-ID: can be added and From: checked */
+	bool holding;
+	unsigned char *hold;
+	size_t hold_len;
+	bool from_bad;
 	bool too_big;
 	bool io_error;
 	bool bdat_started;
@@ -122,6 +129,7 @@ struct smtp_session {
 
 static void session_process(struct smtp_session *s);
 static void session_close(struct smtp_session *s, const char *reason);
+static void header_done(struct smtp_session *s, bool complete);
 
 const char *
 smtp_state_name(enum smtp_state state)
@@ -207,6 +215,7 @@ txn_free(struct smtp_txn **tp)
 		free(t->mailboxes[i]);
 	free(t->mailboxes);
 	spool_free(&t->spool);
+	free(t->hold);
 	free(t);
 	*tp = NULL;
 }
@@ -623,6 +632,7 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	const char *proto;
 
 	queue_id_new(t->id);
+	t->holding = s->authenticated;
 	tmp_path = xasprintf("%s/queue/tmp/%s", s->config->data_dir, t->id);
 	t->spool = spool_new(tmp_path);
 	free(tmp_path);
@@ -1192,6 +1202,8 @@ content_end(struct smtp_session *s)
 	const char *why = NULL;
 	char text[160];
 
+	if (t->holding && !t->too_big && !t->io_error)
+		header_done(s, true);	/* a message that is all header */
 	if (t->io_error) {
 		reply_error(s, 451, "4.3.0", "Error: local error");
 		why = "io-error";
@@ -1206,6 +1218,11 @@ content_end(struct smtp_session *s)
 			 s->config->max_text_line);
 		reply_error(s, 550, "5.6.0", text);
 		why = "line-too-long";
+	} else if (t->from_bad) {
+		reply_error(s, 553, "5.7.1",
+			    "Error: header From: not owned by the "
+			    "authenticated user");
+		why = "from-not-owned";
 	} else if (t->data.received > HOP_LIMIT) {
 		reply_error(s, 554, "5.4.6",
 			    "Error: too many hops (mail loop?)");
@@ -1275,6 +1292,151 @@ bare_eol(struct smtp_session *s, const char *where)
 	session_close(s, "bare-eol");
 }
 
+#define HOLD_MAX (64 * 1024)
+
+/* Adds the addresses of a From: field value that the user may not use. */
+static bool
+from_allowed(struct smtp_session *s, const char *value)
+{
+	char addr[320];
+	const char *p = value, *lt;
+	bool any = false;
+
+	/* "Name <a@b>, <c@d>": the angle addresses */
+	while ((lt = strchr(p, '<')) != NULL) {
+		const char *gt = strchr(lt, '>');
+		if (gt == NULL || (size_t)(gt - lt - 1) >= sizeof(addr))
+			return false;
+		memcpy(addr, lt + 1, (size_t)(gt - lt - 1));
+		addr[gt - lt - 1] = '\0';
+		if (auth_sender_allowed(s->w->db, s->account, addr,
+					s->config->recipient_delimiter) != 1)
+			return false;
+		any = true;
+		p = gt + 1;
+	}
+	if (any)
+		return true;
+	/* "a@b, c@d (comment)": bare addresses */
+	for (p = value; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		size_t b = 0, o = 0;
+		while (b < n && (p[b] == ' ' || p[b] == '\t'))
+			b++;
+		while (b < n && p[b] != ' ' && p[b] != '\t' && p[b] != '(' &&
+		       o + 1 < sizeof(addr))
+			addr[o++] = p[b++];
+		addr[o] = '\0';
+		if (o > 0 && auth_sender_allowed(
+				     s->w->db, s->account, addr,
+				     s->config->recipient_delimiter) != 1)
+			return false;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return true;
+}
+
+/* The From: field of a held header (LF line ends), unfolded, or NULL. */
+static char *
+header_from(const unsigned char *h, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		const unsigned char *nl = memchr(h + i, '\n', len - i);
+		size_t end = nl != NULL ? (size_t)(nl - h) : len;
+		if (end - i >= 5 && strncasecmp((const char *)h + i, "from:", 5) == 0) {
+			char *v = xmalloc(len - i + 1);
+			size_t o = 0;
+			for (size_t k = i + 5; k < len; k++) {
+				if (h[k] == '\n') {
+					if (k + 1 < len && (h[k + 1] == ' ' ||
+							    h[k + 1] == '\t'))
+						continue;	/* folded */
+					break;
+				}
+				v[o++] = (char)h[k];
+			}
+			v[o] = '\0';
+			return v;
+		}
+		i = end + 1;
+	}
+	return NULL;
+}
+
+/*
+ * The held header is complete (or too large to hold): add what RFC 6409
+ * section 8 lets a submission server add, check From:, write it all out.
+ */
+static void
+header_done(struct smtp_session *s, bool complete)
+{
+	struct smtp_txn *t = s->txn;
+	size_t split = t->hold_len;
+	char add[512], date[64];
+	size_t alen = 0;
+
+	t->holding = false;
+	if (complete) {
+		if (!t->data.in_header && t->data.header_end < t->hold_len)
+			split = (size_t)t->data.header_end;
+		if (!t->data.has_date) {
+			rfc5322_date(date, sizeof(date), time(NULL));
+			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
+						 "Date: %s\n", date);
+			t->hdr_lines++;
+		}
+		if (!t->data.has_message_id) {
+			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
+						 "Message-ID: <%s@%s>\n", t->id,
+						 s->config->hostname);
+			t->hdr_lines++;
+		}
+		if (s->config->submission_check_from) {
+			char *from = header_from(t->hold, split);
+			if (from != NULL && !from_allowed(s, from))
+				t->from_bad = true;
+			free(from);
+		}
+	}
+	if (spool_write(t->spool, t->hold, split) < 0 ||
+	    spool_write(t->spool, add, alen) < 0 ||
+	    spool_write(t->spool, t->hold + split, t->hold_len - split) < 0)
+		t->io_error = true;
+	free(t->hold);
+	t->hold = NULL;
+	t->hold_len = 0;
+}
+
+/* Stored-form content on its way to the spool. */
+static void
+content_out(struct smtp_session *s, const unsigned char *p, size_t n)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t->too_big || t->io_error || n == 0)
+		return;
+	if (t->data.size > s->config->max_message_size) {
+		t->too_big = true;
+		return;
+	}
+	if (t->holding) {
+		if (t->hold_len + n > HOLD_MAX) {
+			header_done(s, false);
+		} else {
+			t->hold = xreallocarray(t->hold, t->hold_len + n, 1);
+			memcpy(t->hold + t->hold_len, p, n);
+			t->hold_len += n;
+			if (!t->data.in_header)
+				header_done(s, true);
+			return;
+		}
+	}
+	if (spool_write(t->spool, p, n) < 0)
+		t->io_error = true;
+}
+
 /* Feeds the parser with what is buffered. */
 static void
 content_feed(struct smtp_session *s, struct evbuffer *in, size_t max,
@@ -1299,14 +1461,7 @@ content_feed(struct smtp_session *s, struct evbuffer *in, size_t max,
 			size_t chunk = left < sizeof(out) ? left : sizeof(out);
 			size_t olen, c;
 			st = smtp_data_feed(&t->data, p, chunk, out, &olen, &c);
-			if (!t->too_big && !t->io_error && olen > 0) {
-				if (spool_size(t->spool) + olen >
-				    s->config->max_message_size + 4096 +
-					    t->local_hdr_len)
-					t->too_big = true;
-				else if (spool_write(t->spool, out, olen) < 0)
-					t->io_error = true;
-			}
+			content_out(s, out, olen);
 			p += c;
 			left -= c;
 			used += c;
@@ -1398,8 +1553,7 @@ bdat_process(struct smtp_session *s, struct evbuffer *in)
 				    "Error: bare <CR> at the end of message");
 			return true;
 		}
-		if (olen > 0 && spool_write(t->spool, out, olen) < 0)
-			t->io_error = true;
+		content_out(s, out, olen);
 	}
 	s->state = SMTP_S_RCPT;
 	content_end(s);

@@ -296,3 +296,55 @@ def test_brute_force_delay_ban_and_unban(sub):
     time.sleep(3.5)
     submit(g)
     assert g.wait_messages("bob@example.test", 1)
+
+
+def _submit_raw(g, body, sender="alice@example.test"):
+    s = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=20)
+    s.starttls(context=ctx())
+    s.login("alice@example.test", PASSWORD)
+    try:
+        s.sendmail(sender, ["bob@example.test"], crlf(body))
+        return 250, b""
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error
+    finally:
+        s.close()
+
+
+def test_submission_adds_date_and_message_id(sub):
+    g = sub()
+    code, _ = _submit_raw(g, "From: alice@example.test\nSubject: bare\n\nno date\n")
+    assert code == 250
+    code, _ = _submit_raw(g, "From: alice@example.test\nDate: Mon, 1 Jan 2024 "
+                             "00:00:00 +0000\nMessage-ID: <own@client>\n"
+                             "Subject: full\n\nhas both\n")
+    assert code == 250
+    msgs = g.wait_messages("bob@example.test", 2)
+    bare = next(m for m in msgs if b"no date" in m)
+    full = next(m for m in msgs if b"has both" in m)
+    head = bare.split(b"\n\n", 1)[0]
+    assert head.count(b"\nDate: ") == 1 and head.count(b"\nMessage-ID: <") == 1
+    # added in the header, before the body
+    assert bare.index(b"Message-ID:") < bare.index(b"no date")
+    head = full.split(b"\n\n", 1)[0]
+    assert head.count(b"Date:") == 1 and b"Message-ID: <own@client>" in head
+    assert head.count(b"Message-ID:") == 1
+
+
+@pytest.mark.parametrize("from_field,ok", [
+    ("alice@example.test", True),
+    ("Alice Example <alice@example.test>", True),
+    ("\"Team\" <team@example.test>", True),        # alias delivering to her
+    ("Alice <ALICE+news@Example.Test>", True),      # sub-address, any case
+    ("bob@example.test", False),
+    ("Bob <bob@example.test>", False),
+    ("Alice <alice@example.test>, Bob <bob@example.test>", False),
+    ("Alice <alice@example.test>\n  (folded)", True),
+])
+def test_header_from_must_be_the_users(sub, from_field, ok):
+    g = sub()
+    code, err = _submit_raw(g, f"From: {from_field}\nSubject: from check\n\nbody\n")
+    if ok:
+        assert code == 250, err
+    else:
+        assert code == 553 and err.startswith(b"5.7.1"), (code, err)

@@ -99,6 +99,9 @@ run_case(const struct data_case *c, size_t step)
 		assert_int_equal(d.long_line, c->long_line);
 		assert_int_equal(d.has_message_id, c->has_message_id);
 		assert_int_equal(d.has_date, c->has_date);
+		/* the blank line ending the header is at header_end */
+		if (!d.in_header)
+			assert_int_equal(out[d.header_end], '\n');
 	}
 }
 
