@@ -19,6 +19,7 @@
 #include "log.h"
 #include "queue.h"
 #include "server.h"
+#include "tls.h"
 #include "version.h"
 
 #define DEFAULT_CONFIG "/etc/godwit/godwit.yaml"
@@ -133,6 +134,16 @@ main(int argc, char **argv)
 		}
 		if (load(path, &config) < 0)
 			return 1;
+		/* certificates, keys and cipher lists too, as serve loads them */
+		SSL_CTX *ctx = NULL;
+		char *err = NULL;
+		if (tls_ctx_new(config, &ctx, &err) < 0) {
+			fprintf(stderr, "%s\n", err);
+			free(err);
+			config_free(&config);
+			return 1;
+		}
+		tls_ctx_free(&ctx);
 		printf("%s: ok\n", path);
 		config_free(&config);
 		return 0;

@@ -231,3 +231,16 @@ def test_certificate_reload_on_sighup(make_godwit, certs):
     old.send(crlf("Subject: across reload\n\nstill here\n.\n"))
     assert old.reply().code == 250
     old.close()
+
+
+def test_config_check_reports_bad_key_file(make_godwit, certs, tmp_path):
+    crt, key = certs["one"]
+    bad = tmp_path / "open.key"
+    bad.write_bytes(key.read_bytes())
+    os.chmod(bad, 0o644)
+    g = make_godwit({"tls": {"certificates": [{"cert": str(crt),
+                                               "key": str(bad)}]}},
+                    start=False)
+    r = g.run("config", "check")
+    assert r.returncode == 1
+    assert "readable by group or others" in r.stderr and ".yaml:" in r.stderr
