@@ -348,3 +348,55 @@ def test_header_from_must_be_the_users(sub, from_field, ok):
         assert code == 250, err
     else:
         assert code == 553 and err.startswith(b"5.7.1"), (code, err)
+
+
+def test_cram_md5_when_enabled(sub):
+    """CRAM-MD5 is off by default (it needs a plaintext-equivalent secret);
+    with auth.cram_md5 the secret is stored at the next password change."""
+    g = sub({"auth": {"cram_md5": True, "delay_base": "100ms",
+                      "delay_max": "400ms", "max_failures_ip": 4,
+                      "ban_time": "3s"}})
+    g.run("user", "passwd", "alice@example.test", "--password-stdin",
+          input=PASSWORD + "\n", check=True)
+    r = subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{g.sub_port}", "--tls",
+         "--auth", "CRAM-MD5", "--auth-user", "alice@example.test",
+         "--auth-password", PASSWORD, "--from", "alice@example.test",
+         "--to", "bob@example.test", "--body", "swaks cram"],
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "mech=CRAM-MD5 result=ok" in g.log_text()
+
+
+def test_cram_md5_not_offered_by_default(sub):
+    g = sub()
+    s = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=20)
+    s.starttls(context=ctx())
+    s.ehlo("client.test")
+    assert "CRAM-MD5" not in s.esmtp_features.get("auth", "").upper()
+    code, _ = s.docmd("AUTH", "CRAM-MD5")
+    assert code == 504
+    s.close()
+
+
+def test_authenticated_relay_on_port_25(sub):
+    """On the MX listener AUTH is off by default; a listener that allows it
+    lets authenticated users relay, and nobody else."""
+    g = sub(start=False)
+    g.listener("mx")["auth"] = True
+    g.write_config()
+    g.start()
+    c = RawSMTP("127.0.0.1", g.port)
+    c.reply()
+    c.ehlo()
+    c.cmd("MAIL FROM:<alice@example.test>")
+    r = c.cmd("RCPT TO:<far@remote.example>")
+    assert (r.code, r.enh) == (554, "5.7.1"), r
+    c.close()
+    s = smtplib.SMTP("127.0.0.1", g.port, timeout=20)
+    s.starttls(context=ctx())
+    s.login("alice@example.test", PASSWORD)
+    s.sendmail("alice@example.test", ["far@remote.example"],
+               crlf("Subject: relay\n\nvia 25\n"))
+    s.quit()
+    assert len(g.queue_files()) == 1
