@@ -559,6 +559,18 @@ shutdown_start(struct server *sv)
 		event_base_loopexit(sv->base, NULL);
 }
 
+/* A new configuration that cannot be used: say why, keep the old one. */
+static void
+reload_refused(struct config **nc, char *errors)
+{
+	char q[2048];
+
+	log_event(LOG_ERR, "daemon", "reload-refused", "errors=%s",
+		  log_quote(q, sizeof(q), errors));
+	free(errors);
+	config_free(nc);
+}
+
 static void
 reload(struct server *sv)
 {
@@ -571,11 +583,7 @@ reload(struct server *sv)
 		return;
 	if (config_load(sv->config->path, &nc, &errors) < 0 ||
 	    check_protocols(nc, &errors) < 0) {
-		char q[2048];
-		log_event(LOG_ERR, "daemon", "reload-refused", "errors=%s",
-			  log_quote(q, sizeof(q), errors));
-		free(errors);
-		config_free(&nc);
+		reload_refused(&nc, errors);
 		return;
 	}
 	if (strcmp(nc->data_dir, sv->config->data_dir) != 0 ||
@@ -584,21 +592,13 @@ reload(struct server *sv)
 		log_warnx("data_dir and user changes take effect at restart");
 	SSL_CTX *tls_ctx = NULL;
 	if (load_tls(nc, &tls_ctx, &errors) < 0) {
-		char q[1024];
-		log_event(LOG_ERR, "daemon", "reload-refused", "errors=%s",
-			  log_quote(q, sizeof(q), errors));
-		free(errors);
-		config_free(&nc);
+		reload_refused(&nc, errors);
 		return;
 	}
 	if (bind_all(nc, sv->socks, sv->nsocks, &socks, &nsocks, &errors) <
 	    0) {
 		tls_ctx_free(&tls_ctx);
-		char q[1024];
-		log_event(LOG_ERR, "daemon", "reload-refused", "errors=%s",
-			  log_quote(q, sizeof(q), errors));
-		free(errors);
-		config_free(&nc);
+		reload_refused(&nc, errors);
 		return;
 	}
 	/* keep the running data_dir and user: see the warning above */
@@ -678,6 +678,7 @@ serve_main(const char *config_path)
 		fprintf(stderr, "godwit: %s\n", errors);
 		log_event(LOG_ERR, "daemon", "start-failed", "msg=\"see stderr\"");
 		free(errors);
+		tls_ctx_free(&sv.tls_ctx);
 		config_free(&sv.config);
 		return 1;
 	}
