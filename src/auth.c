@@ -1,13 +1,22 @@
 /* SASL credentials from the user database, and the sender policy. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <event2/event.h>
 #include <openssl/crypto.h>
 
 #include "admin.h"
 #include "auth.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
+#include "log.h"
 #include "userdb.h"
 
 int
@@ -133,4 +142,152 @@ auth_sender_allowed(struct userdb *db, const char *account,
 	}
 	userdb_alias_list_free(&l);
 	return r;
+}
+
+/* ---- the auth thread -------------------------------------------------- */
+
+struct authq {
+	struct event *ev;
+	int efd;
+	struct userdb *db;	/* used by the thread only */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct auth_job *pending, **pending_tail;
+	struct auth_job *done, **done_tail;
+	bool stop;
+};
+
+static void *
+authq_thread(void *arg)
+{
+	struct authq *q = arg;
+	uint64_t one = 1;
+
+	for (;;) {
+		struct auth_job *job;
+
+		pthread_mutex_lock(&q->lock);
+		while (q->pending == NULL && !q->stop)
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (q->pending == NULL) {
+			pthread_mutex_unlock(&q->lock);
+			return NULL;
+		}
+		job = q->pending;
+		q->pending = job->next;
+		if (q->pending == NULL)
+			q->pending_tail = &q->pending;
+		pthread_mutex_unlock(&q->lock);
+
+		job->challenge = NULL;
+		job->status = sasl_step(job->sasl, job->line, &job->challenge);
+
+		pthread_mutex_lock(&q->lock);
+		job->next = NULL;
+		*q->done_tail = job;
+		q->done_tail = &job->next;
+		pthread_mutex_unlock(&q->lock);
+		if (write(q->efd, &one, sizeof(one)) < 0) {
+			/* cannot overflow in practice */
+		}
+	}
+}
+
+static void
+job_free(struct auth_job *job)
+{
+	sasl_free(&job->sasl);
+	free(job->challenge);
+	if (job->line != NULL) {
+		OPENSSL_cleanse(job->line, strlen(job->line));
+		free(job->line);
+	}
+	free(job);
+}
+
+static void
+authq_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct authq *q = arg;
+	struct auth_job *list, *job;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("auth eventfd");
+	pthread_mutex_lock(&q->lock);
+	list = q->done;
+	q->done = NULL;
+	q->done_tail = &q->done;
+	pthread_mutex_unlock(&q->lock);
+	while ((job = list) != NULL) {
+		list = job->next;
+		if (job->done != NULL)
+			job->done(job, job->arg);	/* takes sasl, challenge */
+		job_free(job);
+	}
+}
+
+struct authq *
+authq_new(struct event_base *base, const struct config *config,
+	  char **error_r)
+{
+	struct authq *q = xcalloc(1, sizeof(*q));
+
+	if (userdb_open(config, true, &q->db, error_r) < 0) {
+		free(q);
+		return NULL;
+	}
+	q->pending_tail = &q->pending;
+	q->done_tail = &q->done;
+	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		fatal("eventfd");
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, authq_done_cb,
+			  q);
+	event_add(q->ev, NULL);
+	if (pthread_create(&q->thread, NULL, authq_thread, q) != 0)
+		fatalx("cannot start the auth thread");
+	return q;
+}
+
+void *
+authq_creds_ctx(struct authq *q)
+{
+	return q->db;
+}
+
+void
+authq_submit(struct authq *q, struct auth_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&q->lock);
+	*q->pending_tail = job;
+	q->pending_tail = &job->next;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void
+authq_free(struct authq **qp)
+{
+	struct authq *q = *qp;
+
+	if (q == NULL)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	authq_done_cb(q->efd, EV_READ, q);
+	event_free(q->ev);
+	close(q->efd);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
+	userdb_close(&q->db);
+	free(q);
+	*qp = NULL;
 }

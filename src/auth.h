@@ -29,3 +29,35 @@ int auth_sender_allowed(struct userdb *db, const char *account,
 			const char *sender, char delimiter);
 
 #endif
+
+/*
+ * SASL steps off the event loop. Checking a password costs a deliberate
+ * ~50-100 ms of CPU (yescrypt); run in the loop it would stall every
+ * other session of the worker. Each worker has one auth thread with its
+ * own read-only database handle; a job carries a SASL session and the
+ * client's line there and back, and its done callback runs on the loop
+ * thread. While a job is out, the SASL session belongs to the job: a
+ * session that goes away clears done (loop thread only) and the queue
+ * frees what is left.
+ */
+struct authq;
+struct event_base;
+struct config;
+
+struct auth_job {
+	struct sasl_session *sasl;	/* owned by the job while out */
+	char *line;			/* client's base64, or NULL */
+	enum sasl_status status;	/* out */
+	char *challenge;		/* out, or NULL */
+	void (*done)(struct auth_job *job, void *arg);
+	void *arg;
+	struct auth_job *next;
+};
+
+/* NULL with *error_r if the database cannot be opened. */
+struct authq *authq_new(struct event_base *base, const struct config *config,
+			char **error_r);
+/* The credentials context for sasl_start() (the thread's database). */
+void *authq_creds_ctx(struct authq *q);
+void authq_submit(struct authq *q, struct auth_job *job);
+void authq_free(struct authq **q);

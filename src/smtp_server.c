@@ -110,6 +110,7 @@ struct smtp_session {
 	bool authenticated;
 	char account[320];	/* normalised, once authenticated */
 	struct sasl_session *sasl;	/* AUTH in progress */
+	struct auth_job *auth_job;	/* a step out on the auth thread */
 	const char *auth_mech;
 	struct event *auth_timer;	/* delays a failed AUTH's reply */
 	struct event *close_timer;	/* waits for TLS output to drain */
@@ -136,7 +137,7 @@ smtp_state_name(enum smtp_state state)
 {
 	static const char *const names[] = {
 		"GREETING", "HELO", "READY", "MAIL", "RCPT",
-		"DATA", "BDAT", "COMMIT", "CLOSING", "AUTH", "AUTH_WAIT", "TLS",
+		"DATA", "BDAT", "COMMIT", "CLOSING", "AUTH", "AUTH_WAIT", "AUTH_BUSY", "TLS",
 	};
 	if ((size_t)state < sizeof(names) / sizeof(names[0]))
 		return names[state];
@@ -257,6 +258,12 @@ session_free(struct smtp_session *s, const char *reason)
 		s->job = NULL;
 	}
 	txn_free(&s->txn);
+	if (s->auth_job != NULL) {
+		/* the auth queue frees the job and its SASL session */
+		s->auth_job->done = NULL;
+		s->auth_job->arg = NULL;
+		s->auth_job = NULL;
+	}
 	sasl_free(&s->sasl);
 	if (s->auth_timer != NULL)
 		event_free(s->auth_timer);
@@ -908,6 +915,43 @@ static void auth_result(struct smtp_session *s, enum sasl_status st,
 			char *challenge);
 
 static void
+auth_job_done(struct auth_job *job, void *arg)
+{
+	struct smtp_session *s = arg;
+	char *chal = job->challenge;
+
+	s->auth_job = NULL;
+	s->sasl = job->sasl;
+	job->sasl = NULL;
+	job->challenge = NULL;
+	if (s->state == SMTP_S_CLOSING) {
+		/* timed out or shut down meanwhile: nothing more to say */
+		free(chal);
+		return;
+	}
+	s->state = SMTP_S_READY;
+	auth_result(s, job->status, chal);
+	if (s->state != SMTP_S_AUTH_WAIT)
+		session_process(s);
+}
+
+/* The step (password hashing!) runs on the worker's auth thread. */
+static void
+auth_submit(struct smtp_session *s, const char *line)
+{
+	struct auth_job *job = xcalloc(1, sizeof(*job));
+
+	job->sasl = s->sasl;
+	s->sasl = NULL;
+	job->line = line != NULL ? xstrdup(line) : NULL;
+	job->done = auth_job_done;
+	job->arg = s;
+	s->auth_job = job;
+	s->state = SMTP_S_AUTH_BUSY;
+	authq_submit(s->w->authq, job);
+}
+
+static void
 auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
@@ -931,7 +975,7 @@ auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 {
-	char mechname[32], *chal = NULL;
+	char mechname[32];
 	const char *sp, *initial = NULL;
 	enum sasl_mech mech;
 	size_t n;
@@ -976,26 +1020,22 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 		initial = sp + 1;
 	if (sasl_mech_from_name(mechname, &mech) < 0 ||
 	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
-	    (s->sasl = sasl_start(mech, &auth_userdb_creds, s->w->db,
+	    (s->sasl = sasl_start(mech, &auth_userdb_creds,
+				  authq_creds_ctx(s->w->authq),
 				  s->config->hostname)) == NULL) {
 		reply_error(s, 504, "5.5.4",
 			    "Error: unrecognized authentication type");
 		return;
 	}
 	s->auth_mech = sasl_mech_name(mech);
-	/* two statements: chal must be read after sasl_step() sets it */
-	enum sasl_status st = sasl_step(s->sasl, initial, &chal);
-	auth_result(s, st, chal);
+	auth_submit(s, initial);
 }
 
 /* A continuation line (SMTP_S_AUTH). */
 static void
 auth_continue(struct smtp_session *s, const char *line)
 {
-	char *chal = NULL;
-	enum sasl_status st = sasl_step(s->sasl, line, &chal);
-
-	auth_result(s, st, chal);
+	auth_submit(s, line);
 }
 
 static void
@@ -1653,6 +1693,7 @@ session_process(struct smtp_session *s)
 		case SMTP_S_COMMIT:
 		case SMTP_S_CLOSING:
 		case SMTP_S_AUTH_WAIT:
+		case SMTP_S_AUTH_BUSY:
 		case SMTP_S_TLS:
 			return;
 		case SMTP_S_DATA:

@@ -31,6 +31,7 @@ enum smtp_state {
 	SMTP_S_CLOSING,		/* flushing the last reply */
 	SMTP_S_AUTH,		/* AUTH: waiting for a continuation line */
 	SMTP_S_AUTH_WAIT,	/* AUTH failed: the reply waits (brute force) */
+	SMTP_S_AUTH_BUSY,	/* a SASL step runs on the auth thread */
 	SMTP_S_TLS,		/* implicit TLS: handshake before the greeting */
 };
 

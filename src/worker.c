@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "auth.h"
 #include "config.h"
 #include "deliver.h"
 #include "lib/util.h"
@@ -165,6 +166,8 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 		fatalx("user database: %s", error);
 	w.committer = committer_new(w.base, config->data_dir,
 				    config->hostname);
+	if ((w.authq = authq_new(w.base, config, &error)) == NULL)
+		fatalx("user database: %s", error);
 
 	actx = xcalloc(nsocks, sizeof(*actx));
 	w.lev = xcalloc(nsocks, sizeof(*w.lev));
@@ -194,6 +197,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	smtp_sessions_free(&w);
 	/* what was accepted must be made durable (or fail) before exit */
 	committer_free(&w.committer);
+	authq_free(&w.authq);
 	for (size_t i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	if (w.deadline != NULL)

@@ -15,6 +15,7 @@ struct config;
 struct config_listener;
 struct listen_addr;
 struct committer;
+struct authq;
 struct userdb;
 struct event_base;
 struct smtp_session;
@@ -35,6 +36,7 @@ struct worker {
 	struct limits_policy policy;
 	struct limits_auth_policy auth_policy;
 	struct committer *committer;
+	struct authq *authq;		/* SASL steps off the loop */
 	struct ssl_ctx_st *tls_ctx;	/* SSL_CTX, or NULL: no certificate */
 	unsigned slot;
 	bool stopping;		/* SIGTERM: finish transactions, then exit */
