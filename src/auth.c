@@ -11,6 +11,11 @@
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <time.h>
 
 #include "admin.h"
 #include "auth.h"
@@ -46,6 +51,81 @@ dummy_hash(void)
 	return hash;
 }
 
+/*
+ * Successful password checks are remembered for a while (Dovecot's
+ * auth_cache does the same), so that a client that logs in every few
+ * minutes costs one yescrypt computation an hour instead of one per login.
+ * An entry holds HMAC-SHA-256 of the password under a random per-process
+ * key and SHA-256 of the stored hash (a password change makes it stale).
+ * Failures are never cached: every wrong password pays the full hash.
+ * Only the auth thread touches the cache.
+ */
+#define CACHE_SIZE 1024
+#define CACHE_TTL_S 3600
+
+struct cache_entry {
+	char account[320];
+	unsigned char hash_digest[32];
+	unsigned char pw_mac[32];
+	time_t expires;
+};
+
+static struct cache_entry *cache;
+static unsigned char cache_key[32];
+
+static unsigned
+cache_slot(const char *account)
+{
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a: placement only */
+
+	for (const char *p = account; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (unsigned)(h % CACHE_SIZE);
+}
+
+static void
+cache_macs(const char *hash, const char *password, unsigned char digest[32],
+	   unsigned char mac[32])
+{
+	unsigned int len = 32;
+
+	SHA256((const unsigned char *)hash, strlen(hash), digest);
+	HMAC(EVP_sha256(), cache_key, sizeof(cache_key),
+	     (const unsigned char *)password, strlen(password), mac, &len);
+}
+
+static bool
+cache_hit(const char *account, const char *hash, const char *password)
+{
+	struct cache_entry *e;
+	unsigned char digest[32], mac[32];
+
+	if (cache == NULL)
+		return false;
+	e = &cache[cache_slot(account)];
+	if (e->expires < time(NULL) || strcmp(e->account, account) != 0)
+		return false;
+	cache_macs(hash, password, digest, mac);
+	return CRYPTO_memcmp(digest, e->hash_digest, 32) == 0 &&
+	       CRYPTO_memcmp(mac, e->pw_mac, 32) == 0;
+}
+
+static void
+cache_store(const char *account, const char *hash, const char *password)
+{
+	struct cache_entry *e;
+
+	if (cache == NULL) {
+		if (RAND_bytes(cache_key, sizeof(cache_key)) != 1)
+			return;
+		cache = xcalloc(CACHE_SIZE, sizeof(*cache));
+	}
+	e = &cache[cache_slot(account)];
+	snprintf(e->account, sizeof(e->account), "%s", account);
+	cache_macs(hash, password, e->hash_digest, e->pw_mac);
+	e->expires = time(NULL) + CACHE_TTL_S;
+}
+
 static int
 verify_password(void *ctx, const char *user, const char *password)
 {
@@ -67,7 +147,13 @@ verify_password(void *ctx, const char *user, const char *password)
 		free(hash);
 		return 0;
 	}
+	if (cache_hit(account, hash, password)) {
+		free(hash);
+		return 1;
+	}
 	r = password_verify(password, hash);
+	if (r == 1)
+		cache_store(account, hash, password);
 	free(hash);
 	return r < 0 ? -1 : r;
 }
@@ -288,6 +374,11 @@ authq_free(struct authq **qp)
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->cond);
 	userdb_close(&q->db);
+	if (cache != NULL) {
+		OPENSSL_cleanse(cache, CACHE_SIZE * sizeof(*cache));
+		free(cache);
+		cache = NULL;
+	}
 	free(q);
 	*qp = NULL;
 }

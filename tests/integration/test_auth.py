@@ -400,3 +400,32 @@ def test_authenticated_relay_on_port_25(sub):
                crlf("Subject: relay\n\nvia 25\n"))
     s.quit()
     assert len(g.queue_files()) == 1
+
+
+def test_auth_cache_never_admits_a_wrong_or_old_password(sub):
+    """Successful logins are cached (one yescrypt per hour per user); the
+    cache must still refuse a wrong password, and forget the old password
+    when it is changed."""
+    # smtplib's login() tries every mechanism: each wrong password counts
+    # twice, so this test needs room below the ban threshold
+    g = sub({"auth": {"delay_base": "50ms", "delay_max": "100ms",
+                      "max_failures_ip": 20}})
+
+    def login(pw):
+        s = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=20)
+        s.starttls(context=ctx())
+        try:
+            s.login("alice@example.test", pw)
+            return True
+        except smtplib.SMTPAuthenticationError:
+            return False
+        finally:
+            s.close()
+
+    assert login(PASSWORD)
+    assert login(PASSWORD)                  # from the cache
+    assert not login(PASSWORD + "x")        # never from the cache
+    g.run("user", "passwd", "alice@example.test", "--password-stdin",
+          input="a brand new password\n", check=True)
+    assert not login(PASSWORD)              # the old one is gone
+    assert login("a brand new password")
