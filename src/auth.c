@@ -133,15 +133,13 @@ verify_password(void *ctx, const char *user, const char *password)
 	char account[320], *hash = NULL;
 	int r;
 
-	if (auth_normalize(user, account, sizeof(account)) < 0) {
-		if (dummy_hash() != NULL)
-			password_verify(password, dummy_hash());
-		return 0;
-	}
-	r = db->ops->password_hash(db, account, &hash);
+	r = auth_normalize(user, account, sizeof(account)) < 0
+		    ? 0
+		    : db->ops->password_hash(db, account, &hash);
 	if (r < 0)
 		return -1;
 	if (r == 0 || hash == NULL) {
+		/* unknown: the same cost as a known user */
 		if (dummy_hash() != NULL)
 			password_verify(password, dummy_hash());
 		free(hash);

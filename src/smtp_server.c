@@ -529,6 +529,17 @@ add_remote(struct smtp_txn *t, const char *addr, unsigned notify,
 }
 
 static void
+recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
+		   bool trusted, bool authenticated)
+{
+	r->db = s->w->db;
+	r->hostname = s->config->hostname;
+	r->delimiter = s->config->recipient_delimiter;
+	r->trusted = trusted;
+	r->authenticated = authenticated;
+}
+
+static void
 cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct smtp_txn *t = s->txn;
@@ -567,11 +578,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
 		return;
 	}
-	rctx.db = s->w->db;
-	rctx.hostname = s->config->hostname;
-	rctx.delimiter = s->config->recipient_delimiter;
-	rctx.trusted = s->trusted;
-	rctx.authenticated = s->authenticated;
+	recipient_ctx_init(s, &rctx, s->trusted, s->authenticated);
 	memset(&res, 0, sizeof(res));
 	if (recipient_resolve(&rctx, &args.path.mbox, &res) < 0 ||
 	    res.verdict == RCPT_TEMPFAIL) {
@@ -807,11 +814,7 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.3", "Error: bad address syntax");
 		return;
 	}
-	rctx.db = s->w->db;
-	rctx.hostname = s->config->hostname;
-	rctx.delimiter = s->config->recipient_delimiter;
-	rctx.trusted = false;
-	rctx.authenticated = false;
+	recipient_ctx_init(s, &rctx, false, false);
 	memset(&res, 0, sizeof(res));
 	if (recipient_resolve(&rctx, &path.mbox, &res) < 0 ||
 	    res.verdict == RCPT_TEMPFAIL)
@@ -952,6 +955,14 @@ auth_submit(struct smtp_session *s, const char *line)
 }
 
 static void
+close_banned(struct smtp_session *s)
+{
+	reply(s, "421 4.7.0 %s Error: too many failed logins",
+	      s->config->hostname);
+	session_close(s, "banned");
+}
+
+static void
 auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
@@ -963,9 +974,7 @@ auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->state == SMTP_S_CLOSING)
 		return;
 	if (s->auth_ban) {
-		reply(s, "421 4.7.0 %s Error: too many failed logins",
-		      s->config->hostname);
-		session_close(s, "banned");
+		close_banned(s);
 		return;
 	}
 	s->state = SMTP_S_READY;
@@ -1003,9 +1012,7 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 	}
 	if (limits_banned(s->w->limits, (struct sockaddr *)&s->ss, now_ms(),
 			  NULL)) {
-		reply(s, "421 4.7.0 %s Error: too many failed logins",
-		      s->config->hostname);
-		session_close(s, "banned");
+		close_banned(s);
 		return;
 	}
 	sp = strchr(c->arg, ' ');
