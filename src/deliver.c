@@ -276,8 +276,7 @@ mkdir_durable(const char *path)
 	return errno == EEXIST ? 0 : -1;
 }
 
-/* Creates <maildir>/{tmp,new,cur} and the parents, durably. */
-static int
+int
 maildir_create(const char *maildir)
 {
 	char *p = xstrdup(maildir), *s;

@@ -73,4 +73,8 @@ void delivery_job_free(struct delivery_job **job);
  */
 char *maildir_path(const char *data_dir, const char *mailbox);
 
+/* Creates <maildir>/{tmp,new,cur} and the parents, durably (mode 0750).
+ * 0, or -1 with errno. */
+int maildir_create(const char *maildir);
+
 #endif
