@@ -5,7 +5,9 @@
  * Layout: <maildir>/{tmp,new,cur}/ as deliver.c writes it
  * (maildir_path()). Only regular files in new/ and cur/ whose names do
  * not start with '.' are messages; tmp/ and Maildir++ folders (".Foo/")
- * are ignored.
+ * are ignored. Symlinks are never followed below the Maildir: a symlink
+ * in new/ or cur/ is not a message, and a new/ or cur/ that is a symlink
+ * cannot be read (ELOOP).
  *
  * Lock: one POP3 session per mailbox (RFC 1939 section 8: "[IN-USE]").
  * mailbox_lock() takes flock(LOCK_EX | LOCK_NB) on <maildir>/godwit-pop3.lock
@@ -14,24 +16,31 @@
  * process exclude each other as two processes do, and the kernel drops
  * the lock when the process dies: a crashed worker leaves nothing stale.
  * The lock file's mtime is the time of the last successful login
- * (mailbox_touch_login()), which [LOGIN-DELAY] uses.
+ * (mailbox_touch_login()), which [LOGIN-DELAY] uses; a lock file is
+ * created with mtime 0 ("never"), so that one made by retention, or by a
+ * session that never logged in, does not read as a login.
  *
- * Snapshot order: by file name (godwit's names start with the delivery
- * time in seconds, so this is arrival order), new/ and cur/ merged; ties
- * cannot happen (a base name is unique in a Maildir).
+ * Snapshot order: by base name (see UIDL; godwit's names start with the
+ * delivery time in seconds, so this is arrival order, and it does not
+ * change when flags do), new/ and cur/ merged. A base name is unique in a
+ * Maildir, but one message can be seen twice when it moves from new/ to
+ * cur/ during the scan (new/ is read first, so a move never hides one):
+ * a base name is listed once, the cur/ file.
  *
  * Size (LIST, STAT): from ",W=<n>" in the name when present (godwit and
- * Dovecot write it: the size with CRLF line ends); otherwise computed
- * once at snapshot time by reading the file through pop3_size_*() (see
- * pop3_stream.h), so it is always exactly what RETR will send, unstuffed.
+ * Dovecot write it: the size with CRLF line ends; see mailbox_name_size());
+ * otherwise computed once at snapshot time by reading the file through
+ * pop3_size_*() (see pop3_stream.h), so it is always exactly what RETR
+ * will send, unstuffed.
  *
  * UIDL (RFC 1939 section 7: 1..70 characters 0x21..0x7E, unique and
  * stable): the Maildir base name — the name up to the first ':' or ',' —
  * which never changes, also not when a file moves from new/ to cur/ or
- * gains flags. If that is longer than 70 octets or holds a character
- * outside 0x21..0x7E, it is "X" followed by 32 lower-case hex digits of
- * SHA-256 of the base name instead (no base name can look like that:
- * ours start with a digit). Identical for the same base name, forever.
+ * gains flags. If that is empty, longer than 70 octets or holds a
+ * character outside 0x21..0x7E, it is "X" followed by 32 lower-case hex
+ * digits (the first 16 octets) of SHA-256 of the base name instead (ours
+ * start with a digit, so none of godwit's names looks like that).
+ * Identical for the same base name, forever.
  *
  * A message that was moved between new/ and cur/ (or renamed with other
  * flags) after the snapshot is found again by its base name.
@@ -65,8 +74,10 @@ struct mailbox {
  * Locks path (creating the Maildir and the lock file if needed) and fills
  * *mb with an empty snapshot. Returns 0, 1 if another session holds the
  * lock (nothing changed), or -1 with errno (the caller answers
- * "-ERR [SYS/TEMP]"). If last_login_r is not NULL it receives the lock
- * file's mtime (0 if the file was just created).
+ * "-ERR [SYS/TEMP]"). On 1 and -1 *mb is left empty and unlocked
+ * (mailbox_close() on it is harmless). If last_login_r is not NULL it
+ * receives the lock file's mtime (0 if the file was just created, or
+ * never touched since).
  */
 int mailbox_lock(struct mailbox *mb, const char *path, time_t *last_login_r);
 
@@ -74,26 +85,32 @@ int mailbox_lock(struct mailbox *mb, const char *path, time_t *last_login_r);
 void mailbox_touch_login(struct mailbox *mb);
 
 /*
- * Takes the snapshot (new/ and cur/; a missing one is empty). Returns 0,
- * or -1 with errno if a directory cannot be read. max_msgs bounds the
- * count (0: no bound); a mailbox with more gets only the first max_msgs
- * in order. Sizes of foreign files are computed here (one read each).
+ * Takes the snapshot (new/ and cur/; a missing one is empty), replacing
+ * any earlier one. Returns 0, or -1 with errno if a directory cannot be
+ * read (EINVAL if mb is not locked). max_msgs bounds the count (0: no
+ * bound); a mailbox with more gets only the first max_msgs in order.
+ * Sizes of foreign files are computed here (one read each); a file that
+ * is gone by then, or cannot be read (logged), is left out.
  */
 int mailbox_scan(struct mailbox *mb, size_t max_msgs);
 
 /*
  * Opens message i (0-based) read-only and returns the fd, or -1 with
  * errno: ENOENT if it is gone (removed by retention or by hand) even
- * under another name with the same base name in new/ or cur/.
+ * under another name with the same base name in new/ or cur/, or is no
+ * longer a regular file; EINVAL if i is out of range. If it moved,
+ * msgs[i].name is updated. The fd may have O_NONBLOCK set (it keeps a
+ * FIFO from blocking the open; on a regular file it does nothing).
  */
 int mailbox_open(struct mailbox *mb, size_t i);
 
 /*
  * UPDATE state (RFC 1939 section 6): unlinks every deleted message (found
  * by base name if it moved), then fsyncs new/ and cur/. Returns how many
- * were removed; *failed_r is the count that could not be (other than
- * already gone). Messages retrieved but not deleted are left where they
- * are.
+ * were removed; *failed_r (if not NULL) is the count that could not be
+ * (other than already gone, which counts as neither). Only directories
+ * something was removed from are fsync'd; an fsync failure is logged.
+ * Messages retrieved but not deleted are left where they are.
  */
 size_t mailbox_commit(struct mailbox *mb, size_t *failed_r);
 
@@ -108,7 +125,12 @@ void mailbox_uidl(const char *name, char *out);
 
 /*
  * The size from a name's ",W=<n>" field: 1 and *size_r if present and
- * valid (digits only, no overflow), else 0.
+ * valid (digits only, at least one, no overflow), else 0 (*size_r
+ * untouched). The fields are the ','-separated part after the base name
+ * and before the info part (":2,<flags>"); a "W=" in the info part does
+ * not count. If several fields start with "W=", the last one decides:
+ * godwit and Dovecot write W= last, so a ",W=" that an odd host name part
+ * might contain cannot override the real one.
  */
 int mailbox_name_size(const char *name, uint64_t *size_r);
 
@@ -116,17 +138,19 @@ int mailbox_name_size(const char *name, uint64_t *size_r);
  * Retention (R3.6): removes from every Maildir under <data_dir>/mail/
  * (mail/<domain>/<local>/Maildir/{new,cur}) the messages whose mtime is
  * before cutoff. A mailbox whose POP3 lock is held is skipped this round
- * (the lock is taken with LOCK_NB for the duration). Touches nothing else:
- * not tmp/, not other files, never follows symlinks out of the tree.
+ * (the lock is taken with LOCK_NB for the duration; a missing lock file
+ * is created, with mtime 0, so that no login slips in meanwhile). Touches
+ * nothing else: not tmp/, not other files, not names starting with '.'.
+ * <data_dir>/mail itself may be a symlink; nothing below it is followed.
  * Fills *st; returns 0, or -1 if <data_dir>/mail cannot be opened (a
  * missing one is not an error: nothing to do).
  */
 struct mailbox_expire_stats {
-	size_t mailboxes;	/* looked at */
+	size_t mailboxes;	/* looked at, skipped ones included */
 	size_t skipped;		/* locked: in use */
 	size_t removed;		/* messages */
 	uint64_t bytes;		/* their file sizes */
-	size_t errors;		/* unlink/readdir failures */
+	size_t errors;		/* open/lock/unlink/readdir/fsync failures */
 };
 int mailbox_expire(const char *data_dir, time_t cutoff,
 		   struct mailbox_expire_stats *st);
