@@ -34,6 +34,14 @@
  * more than 10 digits are an error. lines (TOP) is 0..POP3_LINES_MAX,
  * digits only, the same way.
  *
+ * The keyword is what precedes the first space: a line that starts with
+ * a space, or has a TAB after the keyword, is an unknown command, and an
+ * empty line is refused ("empty command"). A line longer than
+ * POP3_LINE_MAX is refused ("line too long") with cmd set. The AUTH
+ * mechanism is returned as the client wrote it (compare it without case);
+ * the initial response is checked for the base64 alphabet with '=' only
+ * as trailing padding, the SASL decoder judges the rest.
+ *
  * Whether msg names a message of the mailbox, and whether the command is
  * allowed in the session's state, is the session's business.
  */

@@ -11,8 +11,9 @@
  *	'.' first on a line	-> ".." (byte-stuffing)
  *	anything else		-> itself
  * A line is what ends with LF; a bare CR does not end one. At the end,
- * pop3_stream_end() adds CR LF if the file did not end with a line end,
- * then the terminating ".\r\n".
+ * pop3_stream_end() adds CR LF if the file did not end with a line end
+ * (also after a final bare CR: "a\r" is sent as "a\r\r\n"), then the
+ * terminating ".\r\n". An empty file is sent as ".\r\n" alone.
  *
  * Message size (RFC 1939 LIST/STAT, and what poplib and fetchmail count
  * after removing the stuffing): the octets of the transformed message
@@ -24,7 +25,9 @@
  * TOP msg n (RFC 1939 section 7): the header, the empty line that ends
  * it, and the first n lines of the body. The header ends at the first
  * empty line (LF alone, or CR LF, at the start of a line). A message with
- * no empty line is all header and is sent whole.
+ * no empty line is all header and is sent whole. pop3_stream_run() stops
+ * right after the LF that ends the n-th body line (the empty line itself
+ * for n = 0); that LF may be the last octet of the chunk.
  */
 #ifndef GODWIT_POP3_STREAM_H
 #define GODWIT_POP3_STREAM_H
@@ -37,6 +40,8 @@ struct pop3_stream {
 	/* private */
 	bool bol;		/* at the start of a line */
 	bool cr;		/* the last octet consumed was CR */
+	bool cr_only;		/* the line so far is one CR (TOP: "\r\n" is
+				 * the empty line, "\rx\n" is not) */
 	bool in_body;		/* past the empty line */
 	bool limited;		/* TOP */
 	bool done;		/* TOP: enough lines sent */
