@@ -51,6 +51,20 @@ listeners:
 YAML
 fi
 
+# Files written before POP3 existed get its listeners (listeners is the
+# last section of the file this script writes).
+if head -1 "$cfg" | grep -q 'written by scripts/dev-setup.sh' &&
+	! grep -q 'protocol: pop3' "$cfg"; then
+	cat >>"$cfg" <<YAML
+  - name: pop3
+    protocol: pop3
+    listen: ["127.0.0.1:2110", "[::1]:2110"]
+  - name: pop3s
+    protocol: pop3s
+    listen: ["127.0.0.1:2995", "[::1]:2995"]
+YAML
+fi
+
 # A self-signed certificate for the TLS listeners.
 if [ ! -f "$run/tls/cert.pem" ]; then
 	mkdir -p "$run/tls"
@@ -83,6 +97,7 @@ cat <<EOT
   data       $run  (mail in $run/mail/example.test/demo/Maildir/new/)
   MX (SMTP)  127.0.0.1:2525 and [::1]:2525  (STARTTLS offered)
   submission 127.0.0.1:2587 (STARTTLS, then AUTH) and 2465 (implicit TLS)
+  POP3       127.0.0.1:2110 (STLS, then login) and 2995 (implicit TLS)
   TLS        self-signed certificate in $run/tls/
   domain     example.test
   user       demo@example.test   password: $(cat "$run/demo-password")
@@ -96,6 +111,10 @@ cat <<EOT
     swaks --server 127.0.0.1:2587 --tls --auth PLAIN \\
       --auth-user demo@example.test --auth-password "$(cat "$run/demo-password")" \\
       --from demo@example.test --to demo@example.test
+
+  Collect the mail over POP3 (implicit TLS, self-signed certificate):
+    curl -k --user demo@example.test:"$(cat "$run/demo-password")" pop3s://127.0.0.1:2995/
+    curl -k --user demo@example.test:"$(cat "$run/demo-password")" pop3s://127.0.0.1:2995/1
 
   Stop with Ctrl-C. Logs follow, one event per line.
 

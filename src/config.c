@@ -1401,6 +1401,50 @@ load_submission(struct loader *l, const yaml_node_t *n)
 	         &l->config->submission_check_from);
 }
 
+enum { POP3_TIMEOUT, POP3_LOGIN_DELAY, POP3_COUNT };
+static const char *const pop3_keys[] = {
+    [POP3_TIMEOUT] = "timeout",
+    [POP3_LOGIN_DELAY] = "login_delay",
+};
+
+static void
+load_pop3(struct loader *l, const yaml_node_t *n)
+{
+	yaml_node_t *v[POP3_COUNT];
+
+	if (!get_mapping(l, n, "pop3", pop3_keys, POP3_COUNT, v))
+		return;
+	/* RFC 1939 section 3: an autologout timer of at least 10 minutes */
+	get_duration(l, v[POP3_TIMEOUT], "pop3.timeout", 600, 86400,
+		     "10m..1d", &l->config->pop3_timeout);
+	get_duration(l, v[POP3_LOGIN_DELAY], "pop3.login_delay", 0, 86400,
+		     "0..1d", &l->config->pop3_login_delay);
+}
+
+enum { RET_MAIL, RET_INTERVAL, RET_COUNT };
+static const char *const retention_keys[] = {
+    [RET_MAIL] = "mail",
+    [RET_INTERVAL] = "interval",
+};
+
+static void
+load_retention(struct loader *l, const yaml_node_t *n)
+{
+	yaml_node_t *v[RET_COUNT];
+
+	if (!get_mapping(l, n, "retention", retention_keys, RET_COUNT, v))
+		return;
+	/* 0 keeps mail forever; anything shorter than a day is a typo */
+	get_duration(l, v[RET_MAIL], "retention.mail", 0, 100ULL * 366 * 86400,
+		     "0, or 1d..100 years", &l->config->retention_mail);
+	if (l->config->retention_mail > 0 && l->config->retention_mail < 86400)
+		error_at(l, node_line(v[RET_MAIL]),
+		         "retention.mail: must be 0 (keep forever) or at "
+		         "least 1d");
+	get_duration(l, v[RET_INTERVAL], "retention.interval", 60, 7 * 86400,
+		     "1m..1w", &l->config->retention_interval);
+}
+
 enum {
 	TOP_HOSTNAME,
 	TOP_DATA_DIR,
@@ -1413,6 +1457,8 @@ enum {
 	TOP_TLS,
 	TOP_AUTH,
 	TOP_SUBMISSION,
+	TOP_POP3,
+	TOP_RETENTION,
 	TOP_LISTENERS,
 	TOP_COUNT
 };
@@ -1428,6 +1474,8 @@ static const char *const top_keys[] = {
     [TOP_TLS] = "tls",
     [TOP_AUTH] = "auth",
     [TOP_SUBMISSION] = "submission",
+    [TOP_POP3] = "pop3",
+    [TOP_RETENTION] = "retention",
     [TOP_LISTENERS] = "listeners",
 };
 
@@ -1519,6 +1567,8 @@ load_root(struct loader *l, const yaml_node_t *root)
 	load_tls(l, v[TOP_TLS]);
 	load_auth(l, v[TOP_AUTH]);
 	load_submission(l, v[TOP_SUBMISSION]);
+	load_pop3(l, v[TOP_POP3]);
+	load_retention(l, v[TOP_RETENTION]);
 	if (v[TOP_LISTENERS] == NULL) {
 		struct config_listener *li;
 		c->listeners = li = xcalloc(1, sizeof(*li));
@@ -1574,6 +1624,10 @@ config_new(const char *path)
 	c->auth_delay_base_ms = 1000;
 	c->auth_delay_max_ms = 15000;
 	c->submission_check_from = true;
+	c->pop3_timeout = 600;
+	c->pop3_login_delay = 0;
+	c->retention_mail = 0;
+	c->retention_interval = 3600;
 	return c;
 }
 

@@ -114,6 +114,15 @@ struct config {
 
 	/* submission: (issue 4) */
 	bool submission_check_from;	/* header From: must be the user's */
+
+	/* pop3: (issue 5) */
+	uint64_t pop3_timeout;		/* seconds idle before autologout */
+	uint64_t pop3_login_delay;	/* seconds between logins per
+					 * mailbox; 0 = none */
+
+	/* retention: (issue 5) */
+	uint64_t retention_mail;	/* seconds mail is kept; 0 = forever */
+	uint64_t retention_interval;	/* seconds between sweeps */
 };
 
 /*

@@ -284,23 +284,6 @@ clean_queue_tmp(const struct config *config)
 }
 
 static int
-check_protocols(const struct config *config, char **error_r)
-{
-	for (size_t i = 0; i < config->nlisteners; i++) {
-		const struct config_listener *l = &config->listeners[i];
-		if (l->proto == PROTO_POP3 || l->proto == PROTO_POP3S) {
-			*error_r = xasprintf(
-				"%s:%d: listener '%s': protocol %s is not "
-				"available in this version of godwit",
-				config->path, l->line, l->name,
-				listener_proto_name(l->proto));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int
 open_log(const struct config *config, char **error_r)
 {
 	int fd;
@@ -581,8 +564,7 @@ reload(struct server *sv)
 
 	if (sv->stopping)
 		return;
-	if (config_load(sv->config->path, &nc, &errors) < 0 ||
-	    check_protocols(nc, &errors) < 0) {
+	if (config_load(sv->config->path, &nc, &errors) < 0) {
 		reload_refused(&nc, errors);
 		return;
 	}
@@ -668,8 +650,7 @@ serve_main(const char *config_path)
 		free(errors);
 		return 1;
 	}
-	if (check_protocols(sv.config, &errors) < 0 ||
-	    resolve_user(&sv, sv.config, &errors) < 0 ||
+	if (resolve_user(&sv, sv.config, &errors) < 0 ||
 	    open_log(sv.config, &errors) < 0 ||
 	    prepare_data_dir(&sv, sv.config, &errors) < 0 ||
 	    queue_dirs_create(sv.config->data_dir, &errors) < 0 ||

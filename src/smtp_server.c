@@ -1847,62 +1847,16 @@ session_setup_bev(struct smtp_session *s)
 	set_read_timeout(s, s->config->timeout_command);
 }
 
-static void
-refuse(int fd, const char *text)
-{
-	/* best effort: the socket is fresh, the reply fits its buffer */
-	if (write(fd, text, strlen(text)) < 0) {
-		/* the client is gone already */
-	}
-	close(fd);
-}
-
 void
 smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 		   const struct sockaddr *sa, socklen_t salen)
 {
 	const struct config *cf = w->config;
 	struct smtp_session *s;
-	enum limits_verdict v;
-	char ip[INET6_ADDRSTRLEN], buf[512];
-	int one = 1;
+	char ip[INET6_ADDRSTRLEN];
 
-	sockaddr_ntop(sa, ip, sizeof(ip));
-	if (cidr_list_match(&l->deny, sa) ||
-	    (l->allow.n > 0 && !cidr_list_match(&l->allow, sa))) {
-		snprintf(buf, sizeof(buf),
-			 "554 5.7.1 %s Error: access denied\r\n",
-			 cf->hostname);
-		log_event(LOG_INFO, "smtp", "reject",
-			  "ip=%s listener=%s reason=access-list", ip, l->name);
-		refuse(fd, buf);
+	if (!worker_admit(w, l, fd, sa, ip))
 		return;
-	}
-	v = limits_connect(w->limits, &w->policy, w->slot, sa, now_ms());
-	if (v != LIMITS_OK) {
-		snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: %s\r\n",
-			 cf->hostname, limits_verdict_text(v));
-		log_event(LOG_INFO, "smtp", "reject",
-			  "ip=%s listener=%s reason=limit limit=\"%s\"", ip,
-			  l->name, limits_verdict_text(v));
-		refuse(fd, buf);
-		return;
-	}
-	if (limits_banned(w->limits, sa, now_ms(), NULL)) {
-		limits_disconnect(w->limits, w->slot, sa);
-		snprintf(buf, sizeof(buf),
-			 "421 4.7.0 %s Error: too many failed logins from "
-			 "your address\r\n",
-			 cf->hostname);
-		log_event(LOG_INFO, "smtp", "reject",
-			  "ip=%s listener=%s reason=banned", ip, l->name);
-		refuse(fd, buf);
-		return;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	/* replies are written whole, once per batch of commands: Nagle would
-	 * only hold them back behind the client's delayed ACK */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	s = xcalloc(1, sizeof(*s));
 	s->w = w;
@@ -1911,9 +1865,7 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 	s->counted = true;
 	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
 	memcpy(s->ip, ip, sizeof(s->ip));
-	snprintf(s->id, sizeof(s->id), "%02x%014llx", w->slot & 0xff,
-		 (unsigned long long)(++w->session_seq) ^
-			 ((unsigned long long)getpid() << 32));
+	worker_session_id(w, s->id);
 	s->started_ms = mono_ms();
 	s->trusted = cidr_list_match(&cf->trusted_networks, sa);
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);

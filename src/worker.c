@@ -5,6 +5,8 @@
  * on reload): stop accepting, let every session end by itself, exit.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +23,113 @@
 #include "lib/xalloc.h"
 #include "log.h"
 #include "queue.h"
+#include "retention.h"
+#include "lib/cidr.h"
+#include "pop3_server.h"
 #include "smtp_server.h"
 #include "userdb.h"
 #include "worker.h"
+
+static bool
+is_pop3(const struct config_listener *l)
+{
+	return l->proto == PROTO_POP3 || l->proto == PROTO_POP3S;
+}
+
+/*
+ * On an implicit-TLS port the client's first octets are a ClientHello: a
+ * plaintext reply would only be a TLS error there, so we just close.
+ */
+static void
+refuse(const struct config_listener *l, int fd, const char *text)
+{
+	if (l->proto == PROTO_SUBMISSIONS || l->proto == PROTO_POP3S) {
+		close(fd);
+		return;
+	}
+	/* best effort: the socket is fresh, the reply fits its buffer */
+	if (write(fd, text, strlen(text)) < 0) {
+		/* the client is gone already */
+	}
+	close(fd);
+}
+
+/*
+ * The same three doors for every protocol, each refusal in the
+ * protocol's own words: SMTP (RFC 5321 3.1: 554 or 421) or POP3 (RFC 2449
+ * response codes).
+ */
+bool
+worker_admit(struct worker *w, const struct config_listener *l, int fd,
+	     const struct sockaddr *sa, char ip[INET6_ADDRSTRLEN])
+{
+	const struct config *cf = w->config;
+	const char *cat = is_pop3(l) ? "pop3" : "smtp";
+	enum limits_verdict v;
+	char buf[512];
+	int one = 1;
+
+	sockaddr_ntop(sa, ip, INET6_ADDRSTRLEN);
+	if (cidr_list_match(&l->deny, sa) ||
+	    (l->allow.n > 0 && !cidr_list_match(&l->allow, sa))) {
+		if (is_pop3(l))
+			snprintf(buf, sizeof(buf),
+				 "-ERR [SYS/PERM] access denied\r\n");
+		else
+			snprintf(buf, sizeof(buf),
+				 "554 5.7.1 %s Error: access denied\r\n",
+				 cf->hostname);
+		log_event(LOG_INFO, cat, "reject",
+			  "ip=%s listener=%s reason=access-list", ip, l->name);
+		refuse(l, fd, buf);
+		return false;
+	}
+	v = limits_connect(w->limits, &w->policy, w->slot, sa, now_ms());
+	if (v != LIMITS_OK) {
+		if (is_pop3(l))
+			snprintf(buf, sizeof(buf), "-ERR [SYS/TEMP] %s\r\n",
+				 limits_verdict_text(v));
+		else
+			snprintf(buf, sizeof(buf),
+				 "421 4.7.0 %s Error: %s\r\n", cf->hostname,
+				 limits_verdict_text(v));
+		log_event(LOG_INFO, cat, "reject",
+			  "ip=%s listener=%s reason=limit limit=\"%s\"", ip,
+			  l->name, limits_verdict_text(v));
+		refuse(l, fd, buf);
+		return false;
+	}
+	if (limits_banned(w->limits, sa, now_ms(), NULL)) {
+		limits_disconnect(w->limits, w->slot, sa);
+		if (is_pop3(l))
+			snprintf(buf, sizeof(buf),
+				 "-ERR [SYS/TEMP] too many failed logins "
+				 "from your address\r\n");
+		else
+			snprintf(buf, sizeof(buf),
+				 "421 4.7.0 %s Error: too many failed logins "
+				 "from your address\r\n",
+				 cf->hostname);
+		log_event(LOG_INFO, cat, "reject",
+			  "ip=%s listener=%s reason=banned", ip, l->name);
+		refuse(l, fd, buf);
+		return false;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	/* replies are written whole, once per batch of commands: Nagle would
+	 * only hold them back behind the client's delayed ACK */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return true;
+}
+
+void
+worker_session_id(struct worker *w, char id[17])
+{
+	snprintf(id, 17, "%02x%014llx", w->slot & 0xff,
+		 ((unsigned long long)(++w->session_seq) ^
+		  ((unsigned long long)getpid() << 32)) &
+			 0xffffffffffffffULL);
+}
 
 struct accept_ctx {
 	struct worker *w;
@@ -42,6 +148,11 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 	case PROTO_SUBMISSION:
 	case PROTO_SUBMISSIONS:
 		smtp_session_start(a->w, a->sock->listener, fd, sa,
+				   (socklen_t)salen);
+		break;
+	case PROTO_POP3:
+	case PROTO_POP3S:
+		pop3_session_start(a->w, a->sock->listener, fd, sa,
 				   (socklen_t)salen);
 		break;
 	default:
@@ -105,6 +216,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		tv.tv_sec = (time_t)w->config->shutdown_timeout;
 		stop_listening(w);
 		smtp_sessions_shutdown(w);
+		pop3_sessions_shutdown(w);
 	} else if (sig == SIGUSR2 && !w->draining && !w->stopping) {
 		w->draining = true;
 		/* sessions end by themselves; the command timeout bounds
@@ -126,6 +238,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	    unsigned slot)
 {
 	struct worker w;
+	struct retention *retention = NULL;
 	struct event *sigs[3];
 	struct accept_ctx *actx;
 	char name[32], *error = NULL;
@@ -135,6 +248,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	snprintf(name, sizeof(name), "worker/%u", slot);
 	log_set_process(name);
 	TAILQ_INIT(&w.sessions);
+	TAILQ_INIT(&w.pop3_sessions);
 	w.config = config;
 	w.limits = limits;
 	w.slot = slot;
@@ -186,15 +300,22 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 		sigs[i] = evsignal_new(w.base, sigv[i], signal_cb, &w);
 		evsignal_add(sigs[i], NULL);
 	}
+	/* one sweeper is enough; across a reload two may overlap briefly,
+	 * which the per-mailbox lock makes harmless. Started while signals
+	 * are blocked, like the other threads, so they reach the loop. */
+	if (slot == 0)
+		retention = retention_start(config);
 	/* blocked by the parent across fork(); ours to take now */
 	signals_unblock_all();
 
 	log_event(LOG_DEBUG, "daemon", "worker-start", "slot=%u pid=%d", slot,
 		  (int)getpid());
 	event_base_dispatch(w.base);
+	retention_stop(&retention);
 
 	stop_listening(&w);
 	smtp_sessions_free(&w);
+	pop3_sessions_free(&w);
 	/* what was accepted must be made durable (or fail) before exit */
 	committer_free(&w.committer);
 	authq_free(&w.authq);

@@ -6,8 +6,10 @@
 #ifndef GODWIT_WORKER_H
 #define GODWIT_WORKER_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include "client_limits.h"
 
@@ -19,6 +21,7 @@ struct authq;
 struct userdb;
 struct event_base;
 struct smtp_session;
+struct pop3_session;
 
 /* A bound listening socket and the listener it belongs to. */
 struct bound_socket {
@@ -44,7 +47,8 @@ struct worker {
 	struct evconnlistener **lev;
 	size_t nlev;
 	TAILQ_HEAD(, smtp_session) sessions;
-	unsigned nsessions;
+	TAILQ_HEAD(, pop3_session) pop3_sessions;
+	unsigned nsessions;	/* of both kinds */
 	unsigned long long session_seq;
 	struct event *deadline;	/* bounds a stop or a drain */
 };
@@ -53,6 +57,18 @@ struct worker {
 int worker_main(const struct config *config, const struct bound_socket *socks,
 		size_t nsocks, struct limits *limits, struct ssl_ctx_st *tls_ctx,
 		unsigned slot);
+
+/*
+ * A new connection on listener l: access lists, connection limits and
+ * auth bans. Returns true with the peer's address in ip and the socket
+ * tuned, or false after answering the refusal in l's protocol and closing
+ * fd (logged).
+ */
+bool worker_admit(struct worker *w, const struct config_listener *l, int fd,
+		  const struct sockaddr *sa, char ip[INET6_ADDRSTRLEN]);
+
+/* A fresh session id for logs: 16 hex digits, unique per host and boot. */
+void worker_session_id(struct worker *w, char id[17]);
 
 /* A session ended: the worker may now be able to exit. */
 void worker_session_gone(struct worker *w);

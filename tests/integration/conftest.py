@@ -273,6 +273,8 @@ class Godwit:
         self.pgid = None
         self.exit_codes = []
         self.expect_crash = False
+        # more ASAN_OPTIONS for the daemon, e.g. "quarantine_size_mb=1"
+        self.asan_extra = ""
         self.config = default_config(self.data_dir, self.port)
         if overrides:
             self.config = deep_merge(self.config, overrides)
@@ -367,7 +369,7 @@ class Godwit:
             stdin=subprocess.DEVNULL,
             stdout=self._stdout_f,
             stderr=self._stderr_f,
-            env=daemon_env(),
+            env=daemon_env(self.asan_extra),
             start_new_session=True,  # own process group, for kill -9 of all
         )
         self.pgid = self.proc.pid
@@ -602,9 +604,11 @@ class Godwit:
                         what=f"{n} message(s) for {address}")
 
 
-def daemon_env():
+def daemon_env(asan_extra=""):
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    if asan_extra:
+        env["ASAN_OPTIONS"] += ":" + asan_extra
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     return env
 
@@ -703,6 +707,32 @@ def shared_godwit(tmp_path_factory):
     problems = _finish(g)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory):
+    """A self-signed certificate for mx.example.test: (cert, key) paths."""
+    d = tmp_path_factory.mktemp("cert")
+    os.chmod(d, 0o755)
+    key, crt = d / "k.pem", d / "c.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+         "2", "-subj", "/CN=mx.example.test", "-addext",
+         "subjectAltName=DNS:mx.example.test,DNS:localhost",
+         "-keyout", str(key), "-out", str(crt)],
+        check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o600)
+    return crt, key
+
+
+def client_tls_context():
+    """A client context that accepts the test's self-signed certificate."""
+    import ssl
+
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
 
 
 @pytest.fixture

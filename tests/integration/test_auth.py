@@ -13,30 +13,8 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, free_port
+from conftest import PASSWORD, client_tls_context as ctx, free_port
 from smtpclient import RawSMTP, crlf
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("authtls")
-    os.chmod(d, 0o755)
-    key, crt = d / "k.pem", d / "c.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-         "2", "-subj", "/CN=mx.example.test", "-addext",
-         "subjectAltName=DNS:mx.example.test,DNS:localhost",
-         "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True, timeout=60)
-    os.chmod(key, 0o600)
-    return crt, key
-
-
-def ctx():
-    c = ssl.create_default_context()
-    c.check_hostname = False
-    c.verify_mode = ssl.CERT_NONE
-    return c
 
 
 @pytest.fixture

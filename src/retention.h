@@ -1,0 +1,19 @@
+/*
+ * Retention (R3.6): a background thread that removes mail older than
+ * retention.mail from every mailbox, at start and then every
+ * retention.interval, and logs what it did. One worker (slot 0) runs it;
+ * the sweep itself is mailbox_expire(), which skips mailboxes a POP3
+ * session holds, so it never pulls a message from under a client.
+ */
+#ifndef GODWIT_RETENTION_H
+#define GODWIT_RETENTION_H
+
+struct config;
+struct retention;
+
+/* NULL if retention is off (retention.mail is 0). */
+struct retention *retention_start(const struct config *config);
+/* Stops the thread (waits for a sweep in progress) and frees. */
+void retention_stop(struct retention **r);
+
+#endif
