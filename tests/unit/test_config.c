@@ -164,6 +164,12 @@ dump(const struct config *c)
 		  (unsigned long long)c->auth_delay_max_ms);
 	sb_printf(&b, "submission.check_from=%s\n",
 		  c->submission_check_from ? "true" : "false");
+	sb_printf(&b, "pop3=timeout:%llu login_delay:%llu\n",
+		  (unsigned long long)c->pop3_timeout,
+		  (unsigned long long)c->pop3_login_delay);
+	sb_printf(&b, "retention=mail:%llu interval:%llu\n",
+		  (unsigned long long)c->retention_mail,
+		  (unsigned long long)c->retention_interval);
 	/* Before the listener lines, so one override covers every listener. */
 	sb_printf(&b, "listener_auth=");
 	for (size_t i = 0; i < c->nlisteners; i++)
@@ -232,6 +238,8 @@ static const char *const defaults[] = {
 	"auth.failures=10/10 window=3600 ban=3600",
 	"auth.delay=1000..15000",
 	"submission.check_from=true",
+	"pop3=timeout:600 login_delay:0",
+	"retention=mail:0 interval:3600",
 	"listener_auth=mx:noauth",
 	"nlisteners=1",
 	("listener[0]=mx smtp line=0 pause=1000 listen=0.0.0.0:25,[::]:25 "
@@ -365,6 +373,16 @@ static const struct valid_case valid_cases[] = {
 	  "timeouts=120/60/3600", "max_connections=50",
 	  "max_connections_per_ip=5", "connection_rate=5/600",
 	  "greet_pass_ttl=604800", "shutdown_timeout=0", NULL}},
+	{"pop3 and retention",
+	 "hostname: mail.example.com\npop3: {timeout: 1h, login_delay: 5m}\n"
+	 "retention:\n  mail: 180d\n  interval: 30m\n",
+	 {"pop3=timeout:3600 login_delay:300",
+	  "retention=mail:15552000 interval:1800", NULL}},
+	{"pop3 and retention at their bounds",
+	 "hostname: mail.example.com\npop3: {timeout: 10m, login_delay: 1d}\n"
+	 "retention: {mail: 1d, interval: 1m}\n",
+	 {"pop3=timeout:600 login_delay:86400",
+	  "retention=mail:86400 interval:60", NULL}},
 	{"user: \"\" does not drop privileges",
 	 "hostname: mail.example.com\nuser: \"\"\n",
 	 {"user=(none)", NULL}},
@@ -939,6 +957,15 @@ static const struct invalid_case invalid_cases[] = {
 	{H "auth: {delay_max: 301s, delay_base: xms}\n",
 	 "t.yaml:2: auth.delay_base: invalid duration (use e.g. 500ms, 1s)\n"
 	 "t.yaml:2: auth.delay_max: '301s' is out of range (0..5m)"},
+	{H "pop3: {timeout: 9m, login_delay: 2d, idle: 1}\n",
+	 "t.yaml:2: unknown key 'idle' in pop3\n"
+	 "t.yaml:2: pop3.timeout: '9m' is out of range (10m..1d)\n"
+	 "t.yaml:2: pop3.login_delay: '2d' is out of range (0..1d)"},
+	{H "retention:\n  mail: 12h\n  interval: 30s\n",
+	 "t.yaml:3: retention.mail: must be 0 (keep forever) or at least 1d\n"
+	 "t.yaml:4: retention.interval: '30s' is out of range (1m..1w)"},
+	{H "retention: {mail: forever}\n",
+	 "t.yaml:2: retention.mail: invalid duration (use e.g. 30s, 5m, 2h, 7d)"},
 	{H "submission: {check_from: 1, sign: yes}\n",
 	 "t.yaml:2: unknown key 'sign' in submission\n"
 	 "t.yaml:2: submission.check_from: expected true or false"},
