@@ -1231,6 +1231,13 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		session_free(s, "tls-error");
 		return;
 	}
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    s->state == POP3_S_SENDING) {
+		/* a client downloading a big message has nothing to say;
+		 * the write timeout still catches one that stops reading */
+		bufferevent_enable(s->bev, EV_READ);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != POP3_S_CLOSING &&
 	    (what & BEV_EVENT_READING)) {
 		/* RFC 1939 section 3: the autologout timer; no UPDATE */

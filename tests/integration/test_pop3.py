@@ -874,3 +874,32 @@ def test_retention_removes_old_mail(pop):
     p = pop3s(g)
     assert p.capa()["EXPIRE"] == ["180"]
     p.quit()
+
+
+def test_list_and_uidl_of_100000_messages(pop):
+    """A big mailbox: every size comes from the ,W= in the name (the files
+    are empty, so a server that read them would get every size wrong), and
+    LIST/UIDL stream 100,000 lines without holding them all."""
+    g = pop(start=False)
+    new = g.maildir(ALICE) / "new"
+    for s in ("tmp", "new", "cur"):
+        (g.maildir(ALICE) / s).mkdir(parents=True, exist_ok=True)
+    n = 100_000
+    for i in range(n):
+        (new / f"{1600000000 + i}.M{i}P1Q{i:016x}_0.host,S={i},W={i + 7}"
+         ).touch()
+    g.start()
+    c = raw(g)
+    c.login()
+    total = sum(i + 7 for i in range(n))
+    assert c.cmd("STAT") == f"+OK {n} {total}"
+    assert c.cmd("LIST").startswith(f"+OK {n} messages")
+    lines = c.multi().split(b"\r\n")[:-1]
+    assert len(lines) == n
+    assert lines[0] == b"1 7" and lines[-1] == f"{n} {n + 6}".encode()
+    assert c.cmd("UIDL").startswith("+OK")
+    uidls = c.multi().split(b"\r\n")[:-1]
+    assert len(uidls) == n and len(set(u.split()[1] for u in uidls)) == n
+    assert uidls[1] == b"2 1600000001.M1P1Q0000000000000001_0.host"
+    assert c.cmd(f"LIST {n}") == f"+OK {n} {n + 6}"
+    assert c.cmd("QUIT").startswith("+OK")
