@@ -140,7 +140,7 @@ entry_is_reg(int dfd, const struct dirent *de)
  * anything but a regular file is refused as if it were gone.
  */
 static int
-open_msg(int dfd, const char *file)
+open_msg(int dfd, const char *file, uint64_t *fsize_r)
 {
 	struct stat st;
 	int fd;
@@ -157,6 +157,8 @@ open_msg(int dfd, const char *file)
 		errno = ENOENT;
 		return -1;
 	}
+	if (fsize_r != NULL)
+		*fsize_r = (uint64_t)st.st_size;
 	return fd;
 }
 
@@ -168,7 +170,7 @@ compute_size(int dfd, const char *file, unsigned char *buf, uint64_t *size_r)
 	ssize_t r;
 	int fd, saved;
 
-	if ((fd = open_msg(dfd, file)) < 0)
+	if ((fd = open_msg(dfd, file, NULL)) < 0)
 		return -1;
 	pop3_size_init(&sz);
 	for (;;) {
@@ -311,6 +313,7 @@ mailbox_reset(struct mailbox *mb)
 {
 	mb->path = NULL;
 	mb->lock_fd = -1;
+	mb->dfd[0] = mb->dfd[1] = -1;
 	mb->msgs = NULL;
 	mb->n = 0;
 }
@@ -376,6 +379,9 @@ mailbox_close(struct mailbox *mb)
 	msgs_free(mb);
 	if (mb->lock_fd >= 0)
 		close(mb->lock_fd);	/* drops the flock */
+	for (unsigned s = 0; s < 2; s++)
+		if (mb->dfd[s] >= 0)
+			close(mb->dfd[s]);
 	free(mb->path);
 	mailbox_reset(mb);
 }
@@ -561,28 +567,35 @@ relocate(struct mailbox *mb, size_t i)
 
 /*
  * Opens message i where the snapshot saw it, through its directory's fd
- * (so neither new/ nor cur/ is followed if it became a symlink).
+ * (so neither new/ nor cur/ is followed if it became a symlink). With
+ * cached, the directory fds are kept open in mb for the next RETR: a
+ * long path walked once per session instead of once per message.
  */
 static int
-open_at_name(struct mailbox *mb, size_t i)
+open_at_name(struct mailbox *mb, size_t i, bool cached, uint64_t *fsize_r)
 {
 	const char *name = mb->msgs[i].name;
+	unsigned sub = name_sub(name);
 	int dfd, fd, saved;
 
-	if ((dfd = open_sub(mb->path, subdirs[name_sub(name)])) < 0) {
+	dfd = cached ? mb->dfd[sub] : -1;
+	if (dfd < 0 && (dfd = open_sub(mb->path, subdirs[sub])) < 0) {
 		if (errno == ELOOP || errno == ENOTDIR)
 			errno = ENOENT;
 		return -1;
 	}
-	fd = open_msg(dfd, name + SUB_LEN);
+	fd = open_msg(dfd, name + SUB_LEN, fsize_r);
 	saved = errno;
-	close(dfd);
+	if (cached && mb->dfd[sub] < 0)
+		mb->dfd[sub] = dfd;
+	else if (dfd != mb->dfd[sub])
+		close(dfd);
 	errno = saved;
 	return fd;
 }
 
 int
-mailbox_open(struct mailbox *mb, size_t i)
+mailbox_open(struct mailbox *mb, size_t i, uint64_t *fsize_r)
 {
 	int fd;
 
@@ -590,11 +603,12 @@ mailbox_open(struct mailbox *mb, size_t i)
 		errno = EINVAL;
 		return -1;
 	}
-	if ((fd = open_at_name(mb, i)) >= 0 || errno != ENOENT)
+	if ((fd = open_at_name(mb, i, true, fsize_r)) >= 0 || errno != ENOENT)
 		return fd;
+	/* moved, or the directory itself was replaced: look afresh */
 	if (relocate(mb, i) < 0)
 		return -1;
-	return open_at_name(mb, i);
+	return open_at_name(mb, i, false, fsize_r);
 }
 
 /* 1 removed, 0 already gone, -1 failed; *sub_r: where it was. */

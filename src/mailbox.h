@@ -66,6 +66,7 @@ struct mailbox_msg {
 struct mailbox {
 	char *path;		/* the Maildir */
 	int lock_fd;		/* holds the flock; -1 when unlocked */
+	int dfd[2];		/* new/ and cur/, opened by mailbox_open */
 	struct mailbox_msg *msgs;
 	size_t n;
 };
@@ -101,8 +102,10 @@ int mailbox_scan(struct mailbox *mb, size_t max_msgs);
  * longer a regular file; EINVAL if i is out of range. If it moved,
  * msgs[i].name is updated. The fd may have O_NONBLOCK set (it keeps a
  * FIFO from blocking the open; on a regular file it does nothing).
+ * *fsize_r (if not NULL) receives the file's size in octets. The
+ * directories new/ and cur/ stay open in mb (dfd) until mailbox_close().
  */
-int mailbox_open(struct mailbox *mb, size_t i);
+int mailbox_open(struct mailbox *mb, size_t i, uint64_t *fsize_r);
 
 /*
  * UPDATE state (RFC 1939 section 6): unlinks every deleted message (found

@@ -97,6 +97,7 @@ struct pop3_session {
 	/* the multi-line response being streamed (POP3_S_SENDING) */
 	enum send_kind send_kind;
 	int send_fd;
+	uint64_t send_left;	/* octets of the file not read yet */
 	size_t send_idx;
 	struct pop3_stream stream;
 };
@@ -777,11 +778,12 @@ static void
 cmd_retr(struct pop3_session *s, const struct pop3_command *c, bool top)
 {
 	struct mailbox_msg *m;
+	uint64_t fsize;
 	int fd;
 
 	if ((m = message(s, c->msg)) == NULL)
 		return;
-	if ((fd = mailbox_open(&s->mb, c->msg - 1)) < 0) {
+	if ((fd = mailbox_open(&s->mb, c->msg - 1, &fsize)) < 0) {
 		if (errno == ENOENT)
 			reply_err(s, "SYS/PERM", "Message was removed");
 		else
@@ -791,8 +793,10 @@ cmd_retr(struct pop3_session *s, const struct pop3_command *c, bool top)
 			  s->account, m->uidl, errno);
 		return;
 	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (fsize > MSG_CHUNK)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	s->send_fd = fd;
+	s->send_left = fsize;
 	if (top) {
 		pop3_stream_init_top(&s->stream, c->lines);
 		reply(s, "+OK");
@@ -858,7 +862,9 @@ send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
 	size_t used, n;
 	ssize_t r;
 
-	r = pop3_stream_done(&s->stream)
+	/* a Maildir file does not change: what fstat saw at the open is
+	 * the message, and the read that would only say EOF is saved */
+	r = pop3_stream_done(&s->stream) || s->send_left == 0
 		    ? 0
 		    : read(s->send_fd, in, sizeof(in));
 	if (r < 0) {
@@ -883,6 +889,9 @@ send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
 		session_close(s, "no-memory");
 		return false;
 	}
+	if ((uint64_t)r > s->send_left)
+		r = (ssize_t)s->send_left;
+	s->send_left -= (uint64_t)r;
 	n = pop3_stream_run(&s->stream, in, (size_t)r, v.iov_base, &used);
 	v.iov_len = n;
 	evbuffer_commit_space(out, &v, 1);

@@ -621,20 +621,24 @@ test_open(void **state)
 	lock_scan(&mb, f->md, 0);
 	assert_int_equal(mb.n, 3);
 
-	read_all(mailbox_open(&mb, 0), "A\n");
+	{
+		uint64_t fsize = 0;
+		read_all(mailbox_open(&mb, 0, &fsize), "A\n");
+		assert_int_equal(fsize, 2);
+	}
 
 	/* moved new/ -> cur/ by another client: found by base name */
 	move(f->md, "new/2.b,S=2,W=3", "cur/2.b,S=2,W=3:2,S");
-	read_all(mailbox_open(&mb, 1), "B\n");
+	read_all(mailbox_open(&mb, 1, NULL), "B\n");
 	assert_string_equal(mb.msgs[1].name, "cur/2.b,S=2,W=3:2,S");
 	assert_string_equal(mb.msgs[1].uidl, "2.b");
 
 	/* other flags, same directory; and back to new/ */
 	move(f->md, "cur/3.c:2,S", "cur/3.c:2,RS");
-	read_all(mailbox_open(&mb, 2), "C\n");
+	read_all(mailbox_open(&mb, 2, NULL), "C\n");
 	assert_string_equal(mb.msgs[2].name, "cur/3.c:2,RS");
 	move(f->md, "cur/3.c:2,RS", "new/3.c");
-	read_all(mailbox_open(&mb, 2), "C\n");
+	read_all(mailbox_open(&mb, 2, NULL), "C\n");
 	assert_string_equal(mb.msgs[2].name, "new/3.c");
 
 	/* gone */
@@ -643,13 +647,13 @@ test_open(void **state)
 		snprintf(path, sizeof(path), "%s/new/1.a,S=2,W=3", f->md);
 		assert_int_equal(unlink(path), 0);
 	}
-	assert_int_equal(mailbox_open(&mb, 0), -1);
+	assert_int_equal(mailbox_open(&mb, 0, NULL), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_string_equal(mb.msgs[0].name, "new/1.a,S=2,W=3");
 
 	/* a same-prefix name is not the same base name */
 	puts_file(f->md, "cur/1.ab:2,S", "X\n");
-	assert_int_equal(mailbox_open(&mb, 0), -1);
+	assert_int_equal(mailbox_open(&mb, 0, NULL), -1);
 	assert_int_equal(errno, ENOENT);
 
 	/* replaced by a symlink, or a FIFO: not a message */
@@ -660,15 +664,15 @@ test_open(void **state)
 		snprintf(path, sizeof(path), "%s/cur/2.b,S=2,W=3:2,S", f->md);
 		assert_int_equal(unlink(path), 0);
 		assert_int_equal(symlink(target, path), 0);
-		assert_int_equal(mailbox_open(&mb, 1), -1);
+		assert_int_equal(mailbox_open(&mb, 1, NULL), -1);
 		assert_int_equal(errno, ENOENT);
 		assert_int_equal(unlink(path), 0);
 		assert_int_equal(mkfifo(path, 0600), 0);
-		assert_int_equal(mailbox_open(&mb, 1), -1);	/* no hang */
+		assert_int_equal(mailbox_open(&mb, 1, NULL), -1);	/* no hang */
 		assert_int_equal(errno, ENOENT);
 	}
 
-	assert_int_equal(mailbox_open(&mb, 3), -1);
+	assert_int_equal(mailbox_open(&mb, 3, NULL), -1);
 	assert_int_equal(errno, EINVAL);
 	mailbox_close(&mb);
 }
