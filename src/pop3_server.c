@@ -250,6 +250,62 @@ set_timeouts(struct pop3_session *s)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
+/*
+ * Writes what the session has to say now, from the callback that made
+ * it, instead of waiting for libevent's next round: on a plain socket the
+ * reply usually fits the kernel's buffer, and then no write interest is
+ * ever registered. A POP3 client does one round trip per RETR, and the
+ * epoll_ctl pair (add write, delete write) and the extra epoll_wait per
+ * response were a third of the syscalls of a small RETR. EV_WRITE stays
+ * enabled only while output is left over, which libevent then finishes
+ * (and calls write_cb, which ends with settle() again). Every callback
+ * that can add output ends with settle(); TLS sessions keep libevent's
+ * usual way. (libevent freezes the start of a bufferevent's output
+ * buffer outside its own write callback; we unfreeze it for our write.)
+ */
+static void send_more(struct pop3_session *s, bool from_cb);
+
+static void
+settle(struct pop3_session *s)
+{
+	struct evbuffer *out;
+	int rounds;
+
+	if (s->state == POP3_S_CLOSING || s->tls || s->tls_pending ||
+	    bufferevent_get_underlying(s->bev) != NULL)
+		return;
+	out = bufferevent_get_output(s->bev);
+	/* a stream the socket swallows whole is refilled here, a bounded
+	 * number of times so that other sessions get their turn */
+	for (rounds = 0; rounds < 16; rounds++) {
+		if (evbuffer_get_length(out) > 0) {
+			evbuffer_unfreeze(out, 1);
+			if (evbuffer_write(out, bufferevent_getfd(s->bev)) <
+			    0) {
+				/* EAGAIN, or an error libevent will report */
+			}
+			evbuffer_freeze(out, 1);
+		}
+		if (evbuffer_get_length(out) > 0 ||
+		    s->state != POP3_S_SENDING)
+			break;
+		send_more(s, true);
+	}
+	if (s->state == POP3_S_CLOSING)
+		return;		/* session_close() has set up the flush */
+	if (evbuffer_get_length(out) > 0) {
+		bufferevent_enable(s->bev, EV_WRITE);
+	} else if (s->state == POP3_S_SENDING) {
+		/* out of rounds: come back through write_cb */
+		bufferevent_enable(s->bev, EV_WRITE);
+		bufferevent_trigger(s->bev, EV_WRITE,
+				    BEV_TRIG_IGNORE_WATERMARKS |
+					    BEV_TRIG_DEFER_CALLBACKS);
+	} else {
+		bufferevent_disable(s->bev, EV_WRITE);
+	}
+}
+
 static bool
 idle(const struct pop3_session *s)
 {
@@ -377,6 +433,8 @@ cmd_stls(struct pop3_session *s)
 		return;
 	}
 	reply(s, "+OK Begin TLS negotiation");
+	/* settle() may have turned writing off; the filter needs it */
+	bufferevent_enable(s->bev, EV_WRITE);
 	evbuffer_drain(bufferevent_get_input(s->bev),
 		       evbuffer_get_length(bufferevent_get_input(s->bev)));
 	tls_bev = bufferevent_openssl_filter_new(
@@ -516,6 +574,7 @@ auth_job_done(struct auth_job *job, void *arg)
 	auth_result(s, job->status, chal);
 	if (s->state != POP3_S_AUTH_WAIT)
 		session_process(s);	/* commands pipelined behind it */
+	settle(s);
 }
 
 /* The step (password hashing!) runs on the worker's auth thread. */
@@ -548,6 +607,7 @@ auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	session_process(s);
+	settle(s);
 }
 
 static void
@@ -1158,6 +1218,7 @@ read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	session_process(arg);
+	settle(arg);
 }
 
 /* Under TLS the last response may still sit in the socket's buffer. */
@@ -1207,15 +1268,14 @@ write_cb(struct bufferevent *bev, void *arg)
 		session_free(s, "closed");
 		return;
 	}
-	if (s->state == POP3_S_SENDING) {
+	if (s->state == POP3_S_SENDING)
 		send_more(s, true);
-		return;
-	}
-	if (s->paused) {
+	else if (s->paused) {
 		s->paused = false;
 		bufferevent_enable(bev, EV_READ);
 		session_process(s);
 	}
+	settle(s);
 }
 
 static void
