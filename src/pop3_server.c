@@ -49,6 +49,7 @@
 #include "pop3_server.h"
 #include "pop3_stream.h"
 #include "sasl.h"
+#include "session_close.h"
 #include "worker.h"
 
 #define OUTPUT_HIGH (256 * 1024)   /* refill a stream below this */
@@ -82,8 +83,7 @@ struct pop3_session {
 	struct sasl_session *sasl;
 	struct auth_job *auth_job;	/* a step out on the auth thread */
 	struct event *auth_timer;	/* delays a failed login's reply */
-	struct event *close_timer;	/* waits for TLS output to drain */
-	uint64_t closing_ms;
+	struct close_wait close_wait;	/* TLS output draining at the end */
 	char account[320];	/* normalised, once logged in */
 	bool logged_in;
 	struct mailbox mb;	/* locked and scanned while logged in */
@@ -209,8 +209,7 @@ session_free(struct pop3_session *s, const char *reason)
 	}
 	if (s->auth_timer != NULL)
 		event_free(s->auth_timer);
-	if (s->close_timer != NULL)
-		event_free(s->close_timer);
+	close_wait_free(&s->close_wait);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->counted)
@@ -226,20 +225,11 @@ session_free(struct pop3_session *s, const char *reason)
 static void
 session_close(struct pop3_session *s, const char *reason)
 {
-	struct timeval tv = {10, 0};
-
 	if (s->logged_in && s->end_reason == NULL)
 		s->end_reason = reason;
 	send_stop(s);
 	s->state = POP3_S_CLOSING;
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_set_timeouts(s->bev, NULL, &tv);
-	bufferevent_enable(s->bev, EV_WRITE);
-	/* the write callback (low watermark 0) frees it after the flush;
-	 * trigger it even when nothing is pending */
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-	bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
-						  BEV_TRIG_DEFER_CALLBACKS);
+	close_wait_begin(s->bev);
 }
 
 static void
@@ -1221,30 +1211,11 @@ read_cb(struct bufferevent *bev, void *arg)
 	settle(arg);
 }
 
-/* Under TLS the last response may still sit in the socket's buffer. */
-static bool
-output_pending(struct pop3_session *s)
-{
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-
-	return evbuffer_get_length(bufferevent_get_output(s->bev)) > 0 ||
-	       (under != NULL &&
-		evbuffer_get_length(bufferevent_get_output(under)) > 0);
-}
-
+/* The TLS output has drained (or never will): the end. */
 static void
-close_timer_cb(evutil_socket_t fd, short what, void *arg)
+free_closed(void *arg)
 {
-	struct pop3_session *s = arg;
-
-	(void)fd;
-	(void)what;
-	if (output_pending(s) && mono_ms() - s->closing_ms < 10000) {
-		struct timeval tv = {0, 20000};
-		evtimer_add(s->close_timer, &tv);
-		return;
-	}
-	session_free(s, "closed");
+	session_free(arg, "closed");
 }
 
 static void
@@ -1253,19 +1224,9 @@ write_cb(struct bufferevent *bev, void *arg)
 	struct pop3_session *s = arg;
 
 	if (s->state == POP3_S_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
-			return;
-		if (bufferevent_get_underlying(bev) != NULL &&
-		    output_pending(s)) {
-			struct timeval tv = {0, 20000};
-			if (s->close_timer == NULL)
-				s->close_timer = evtimer_new(
-					s->w->base, close_timer_cb, s);
-			s->closing_ms = mono_ms();
-			evtimer_add(s->close_timer, &tv);
-			return;
-		}
-		session_free(s, "closed");
+		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
+				       free_closed, s))
+			session_free(s, "closed");
 		return;
 	}
 	if (s->state == POP3_S_SENDING)

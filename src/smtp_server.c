@@ -43,6 +43,7 @@
 #include "smtp_server.h"
 #include "auth.h"
 #include "sasl.h"
+#include "session_close.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -113,8 +114,7 @@ struct smtp_session {
 	struct auth_job *auth_job;	/* a step out on the auth thread */
 	const char *auth_mech;
 	struct event *auth_timer;	/* delays a failed AUTH's reply */
-	struct event *close_timer;	/* waits for TLS output to drain */
-	uint64_t closing_ms;
+	struct close_wait close_wait;	/* TLS output draining at the end */
 	bool auth_ban;		/* that failure started or met a ban */
 	bool tls_pending;	/* STARTTLS given, handshake running */
 	char tls_info[128];	/* for the Received header and the log */
@@ -267,8 +267,7 @@ session_free(struct smtp_session *s, const char *reason)
 	sasl_free(&s->sasl);
 	if (s->auth_timer != NULL)
 		event_free(s->auth_timer);
-	if (s->close_timer != NULL)
-		event_free(s->close_timer);
+	close_wait_free(&s->close_wait);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
 	if (s->bev != NULL)
@@ -287,19 +286,9 @@ session_free(struct smtp_session *s, const char *reason)
 static void
 session_close(struct smtp_session *s, const char *reason)
 {
-	struct timeval tv = {10, 0};
-
 	(void)reason;
 	s->state = SMTP_S_CLOSING;
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_set_timeouts(s->bev, NULL, &tv);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		bufferevent_enable(s->bev, EV_WRITE);
-	/* the write callback (low watermark 0) frees it after the flush;
-	 * trigger it even when nothing is pending */
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-	bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
-						  BEV_TRIG_DEFER_CALLBACKS);
+	close_wait_begin(s->bev);
 }
 
 static void
@@ -1741,30 +1730,11 @@ read_cb(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
-/* Under TLS the last reply may still sit in the socket's own buffer. */
-static bool
-output_pending(struct smtp_session *s)
-{
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-
-	return evbuffer_get_length(bufferevent_get_output(s->bev)) > 0 ||
-	       (under != NULL &&
-		evbuffer_get_length(bufferevent_get_output(under)) > 0);
-}
-
+/* The TLS output has drained (or never will): the end. */
 static void
-close_timer_cb(evutil_socket_t fd, short what, void *arg)
+free_closed(void *arg)
 {
-	struct smtp_session *s = arg;
-
-	(void)fd;
-	(void)what;
-	if (output_pending(s) && mono_ms() - s->closing_ms < 10000) {
-		struct timeval tv = {0, 20000};
-		evtimer_add(s->close_timer, &tv);
-		return;
-	}
-	session_free(s, "closed");
+	session_free(arg, "closed");
 }
 
 static void
@@ -1773,19 +1743,9 @@ write_cb(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (s->state == SMTP_S_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
-			return;
-		if (bufferevent_get_underlying(bev) != NULL &&
-		    output_pending(s)) {
-			struct timeval tv = {0, 20000};
-			if (s->close_timer == NULL)
-				s->close_timer = evtimer_new(
-					s->w->base, close_timer_cb, s);
-			s->closing_ms = mono_ms();
-			evtimer_add(s->close_timer, &tv);
-			return;
-		}
-		session_free(s, "closed");
+		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
+				       free_closed, s))
+			session_free(s, "closed");
 		return;
 	}
 	if (s->paused) {

@@ -1,0 +1,79 @@
+/* See session_close.h. */
+#include <sys/time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "lib/util.h"
+#include "session_close.h"
+
+void
+close_wait_begin(struct bufferevent *bev)
+{
+	struct timeval tv = {CLOSE_WAIT_MAX_MS / 1000, 0};
+
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_set_timeouts(bev, NULL, &tv);
+	bufferevent_enable(bev, EV_WRITE);
+	/* the write callback (low watermark 0) frees the session after the
+	 * flush; trigger it even when nothing is pending */
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
+					       BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* Under TLS the last reply may still sit in the socket's own buffer. */
+static bool
+output_pending(struct bufferevent *bev)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+
+	return evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+	       (under != NULL &&
+		evbuffer_get_length(bufferevent_get_output(under)) > 0);
+}
+
+static void
+poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct close_wait *cw = arg;
+	struct timeval tv = {0, 20000};
+
+	(void)fd;
+	(void)what;
+	if (output_pending(cw->bev) &&
+	    mono_ms() - cw->since_ms < CLOSE_WAIT_MAX_MS) {
+		evtimer_add(cw->timer, &tv);
+		return;
+	}
+	cw->done(cw->arg);
+}
+
+bool
+close_wait_flushed(struct close_wait *cw, struct event_base *base,
+		   struct bufferevent *bev, void (*done)(void *), void *arg)
+{
+	struct timeval tv = {0, 20000};
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return false;
+	if (bufferevent_get_underlying(bev) == NULL || !output_pending(bev))
+		return true;
+	cw->bev = bev;
+	cw->done = done;
+	cw->arg = arg;
+	if (cw->timer == NULL)
+		cw->timer = evtimer_new(base, poll_cb, cw);
+	cw->since_ms = mono_ms();
+	evtimer_add(cw->timer, &tv);
+	return false;
+}
+
+void
+close_wait_free(struct close_wait *cw)
+{
+	if (cw->timer != NULL)
+		event_free(cw->timer);
+	cw->timer = NULL;
+}

@@ -1,0 +1,49 @@
+/*
+ * The end of a connection, shared by the SMTP and POP3 sessions: stop
+ * reading, let the last reply go out, then free the session. Under TLS
+ * "out" means out of the underlying socket's buffer too, which the TLS
+ * bufferevent's own write callback does not wait for; a short timer polls
+ * for it, bounded by CLOSE_WAIT_MAX_MS.
+ */
+#ifndef GODWIT_SESSION_CLOSE_H
+#define GODWIT_SESSION_CLOSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct event;
+struct event_base;
+
+#define CLOSE_WAIT_MAX_MS 10000
+
+struct close_wait {
+	struct event *timer;	/* polls the underlying socket's buffer */
+	uint64_t since_ms;
+	struct bufferevent *bev;
+	void (*done)(void *arg);	/* frees the session */
+	void *arg;
+};
+
+/*
+ * Stops reading and bounds the flush by a 10 s write timeout; the write
+ * callback (low watermark 0) runs once the output is empty, at once if it
+ * already is.
+ */
+void close_wait_begin(struct bufferevent *bev);
+
+/*
+ * From the write callback of a closing session. Returns true when the
+ * session may be freed now. Otherwise returns false: either output is
+ * still queued (the write callback comes again), or TLS output sits in the
+ * underlying socket's buffer and done(arg) will be called once it is gone
+ * or after CLOSE_WAIT_MAX_MS.
+ */
+bool close_wait_flushed(struct close_wait *cw, struct event_base *base,
+			struct bufferevent *bev, void (*done)(void *),
+			void *arg);
+
+/* Frees the timer, if any. */
+void close_wait_free(struct close_wait *cw);
+
+#endif
