@@ -59,12 +59,13 @@ build/fuzz/obj/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
+# rebuilt from scratch: `ar r` would keep objects of deleted sources
 build/libgodwit.a: $(OBJS)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 build/asan/libgodwit.a: $(ASAN_OBJS)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 build/fuzz/libgodwit.a: $(FUZZ_OBJS)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 build/godwit: src/main.c build/libgodwit.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< build/libgodwit.a $(LDLIBS)

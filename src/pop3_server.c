@@ -49,7 +49,7 @@
 #include "pop3_server.h"
 #include "pop3_stream.h"
 #include "sasl.h"
-#include "session_close.h"
+#include "session_io.h"
 #include "worker.h"
 
 #define OUTPUT_HIGH (256 * 1024)   /* refill a stream below this */
@@ -125,20 +125,11 @@ static void reply(struct pop3_session *s, const char *fmt, ...)
 static void
 reply(struct pop3_session *s, const char *fmt, ...)
 {
-	char buf[REPLY_MAX];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	session_vreply(s->bev, REPLY_MAX, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(buf) - 3)
-		n = (int)sizeof(buf) - 3;
-	buf[n++] = '\r';
-	buf[n++] = '\n';
-	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
 }
 
 /*

@@ -43,7 +43,7 @@
 #include "smtp_server.h"
 #include "auth.h"
 #include "sasl.h"
-#include "session_close.h"
+#include "session_io.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -152,20 +152,11 @@ static void reply(struct smtp_session *s, const char *fmt, ...)
 static void
 reply(struct smtp_session *s, const char *fmt, ...)
 {
-	char buf[REPLY_MAX];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	session_vreply(s->bev, REPLY_MAX, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(buf) - 3)
-		n = (int)sizeof(buf) - 3;
-	buf[n++] = '\r';
-	buf[n++] = '\n';
-	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
 }
 
 /* A 4xx/5xx reply to a command counts as an error; too many and we hang up. */

@@ -1,4 +1,4 @@
-/* See session_close.h. */
+/* See session_io.h. */
 #include <sys/time.h>
 
 #include <event2/buffer.h>
@@ -6,7 +6,26 @@
 #include <event2/event.h>
 
 #include "lib/util.h"
-#include "session_close.h"
+#include "session_io.h"
+
+void
+session_vreply(struct bufferevent *bev, size_t size, const char *fmt,
+	       va_list ap)
+{
+	char buf[1024];
+	int n;
+
+	if (size > sizeof(buf))
+		size = sizeof(buf);
+	n = vsnprintf(buf, size - 2, fmt, ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > size - 3)
+		n = (int)size - 3;
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	evbuffer_add(bufferevent_get_output(bev), buf, (size_t)n);
+}
 
 void
 close_wait_begin(struct bufferevent *bev)

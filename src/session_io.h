@@ -1,19 +1,29 @@
 /*
- * The end of a connection, shared by the SMTP and POP3 sessions: stop
+ * Connection plumbing shared by the SMTP and POP3 sessions.
+ *
+ * Replies: session_vreply() formats one line, cuts it to fit size - 2
+ * octets and appends CRLF to the bufferevent's output.
+ *
+ * The end of a connection: stop
  * reading, let the last reply go out, then free the session. Under TLS
  * "out" means out of the underlying socket's buffer too, which the TLS
  * bufferevent's own write callback does not wait for; a short timer polls
  * for it, bounded by CLOSE_WAIT_MAX_MS.
  */
-#ifndef GODWIT_SESSION_CLOSE_H
-#define GODWIT_SESSION_CLOSE_H
+#ifndef GODWIT_SESSION_IO_H
+#define GODWIT_SESSION_IO_H
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct bufferevent;
 struct event;
 struct event_base;
+
+void session_vreply(struct bufferevent *bev, size_t size, const char *fmt,
+		    va_list ap) __attribute__((format(printf, 3, 0)));
 
 #define CLOSE_WAIT_MAX_MS 10000
 
