@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -189,7 +191,7 @@ static bool
 get_mapping(struct loader *l, const yaml_node_t *map, const char *where,
             const char *const *keys, size_t nkeys, yaml_node_t **values_r)
 {
-	int first_line[16];
+	int first_line[32];
 	char in[96], buf[SAFE_BUF];
 
 	if (nkeys > sizeof(first_line) / sizeof(first_line[0]))
@@ -1445,6 +1447,517 @@ load_retention(struct loader *l, const yaml_node_t *n)
 		     "1m..1w", &l->config->retention_interval);
 }
 
+/* ---- outbound (issue 6) ---------------------------------------------- */
+
+/* A list of strings; each checked by check (NULL = any non-empty). */
+static void
+get_string_list(struct loader *l, const yaml_node_t *n, const char *key,
+		const char *expected, const char *(*check)(const char *),
+		bool lower, char ***v_r, size_t *n_r)
+{
+	char buf[SAFE_BUF];
+	size_t count;
+
+	if (is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		error_at(l, node_line(n), "%s: expected a list of %s", key,
+			 expected);
+		return;
+	}
+	count =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	for (size_t i = 0; i < *n_r; i++)
+		free((*v_r)[i]);
+	free(*v_r);
+	*v_r = NULL;
+	*n_r = 0;
+	if (count == 0)
+		return;
+	*v_r = xcalloc(count, sizeof(**v_r));
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top; it++) {
+		yaml_node_t *item = get_node(l, *it);
+		const char *s, *error = NULL;
+		char *d;
+
+		if (item == NULL)
+			continue;
+		if ((s = get_scalar(l, item, key, expected)) == NULL)
+			continue;
+		d = xstrdup(s);
+		if (lower) {
+			size_t len = strlen(d);
+			if (len > 1 && d[len - 1] == '.')
+				d[len - 1] = '\0';
+			ascii_lower(d);
+		}
+		if (*d == '\0')
+			error = "must not be empty";
+		else if (check != NULL)
+			error = check(d);
+		if (error != NULL) {
+			error_at(l, node_line(item), "%s: '%s': %s", key,
+				 safe_text(buf, sizeof(buf), s, strlen(s)),
+				 error);
+			free(d);
+			continue;
+		}
+		(*v_r)[(*n_r)++] = d;
+	}
+}
+
+/* "192.0.2.53", "192.0.2.53@5353", "2001:db8::53@53" */
+static const char *
+check_forwarder(const char *s)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *at = strchr(s, '@');
+	size_t len = at != NULL ? (size_t)(at - s) : strlen(s);
+	unsigned char tmp[sizeof(struct in6_addr)];
+
+	if (len == 0 || len >= sizeof(host))
+		return "not an IP address";
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (inet_pton(AF_INET, host, tmp) != 1 &&
+	    inet_pton(AF_INET6, host, tmp) != 1)
+		return "not an IP address (IP or IP@port)";
+	if (at != NULL) {
+		char *end;
+		unsigned long port;
+		errno = 0;
+		port = strtoul(at + 1, &end, 10);
+		if (at[1] == '\0' || *end != '\0' || errno != 0 || port == 0 ||
+		    port > 65535)
+			return "bad port (IP@port, 1..65535)";
+	}
+	return NULL;
+}
+
+static const char *
+check_domain(const char *s)
+{
+	return check_hostname(s);
+}
+
+enum { DNS_RESOLVER, DNS_TRUST_ANCHOR, DNS_COUNT };
+static const char *const dns_keys[] = {
+    [DNS_RESOLVER] = "resolver",
+    [DNS_TRUST_ANCHOR] = "trust_anchor",
+};
+
+static void
+load_dns(struct loader *l, const yaml_node_t *n)
+{
+	static const char *const modes[] = {"system", "recursive"};
+	struct config *c = l->config;
+	yaml_node_t *v[DNS_COUNT];
+	const yaml_node_t *r;
+
+	if (!get_mapping(l, n, "dns", dns_keys, DNS_COUNT, v))
+		return;
+	r = v[DNS_RESOLVER];
+	if (r != NULL && r->type == YAML_SEQUENCE_NODE) {
+		get_string_list(l, r, "dns.resolver",
+				"forwarder addresses such as "
+				"[\"192.0.2.53\", \"2001:db8::53@5353\"]",
+				check_forwarder, false, &c->dns_forwarders,
+				&c->ndns_forwarders);
+		if (c->ndns_forwarders == 0 &&
+		    r->data.sequence.items.top == r->data.sequence.items.start)
+			error_at(l, node_line(r),
+				 "dns.resolver: the list of forwarders is "
+				 "empty");
+	} else if (!is_null(r)) {
+		int i = get_enum(l, r, "dns.resolver", modes, 2,
+				 "system, recursive, or a list of "
+				 "forwarder addresses");
+		if (i >= 0) {
+			free(c->dns_mode);
+			c->dns_mode = xstrdup(modes[i]);
+		}
+	}
+	if (v[DNS_TRUST_ANCHOR] != NULL && !is_null(v[DNS_TRUST_ANCHOR])) {
+		const char *s = get_scalar(l, v[DNS_TRUST_ANCHOR],
+					   "dns.trust_anchor", "a path");
+		if (s != NULL && *s != '\0')
+			get_path(l, v[DNS_TRUST_ANCHOR], "dns.trust_anchor",
+				 &c->dns_trust_anchor);
+		if (c->dns_trust_anchor != NULL &&
+		    access(c->dns_trust_anchor, R_OK) != 0)
+			error_at(l, node_line(v[DNS_TRUST_ANCHOR]),
+				 "dns.trust_anchor: %s: %s",
+				 c->dns_trust_anchor, strerror(errno));
+	}
+}
+
+static const char *const tls_policy_names[] = {"none", "may", "encrypt",
+					       "verify"};
+#define TLS_POLICY_ALLOWED "none, may, encrypt or verify"
+
+static void
+load_tls_policies(struct loader *l, const yaml_node_t *n)
+{
+	struct config *c = l->config;
+	char buf[SAFE_BUF];
+	size_t count;
+
+	if (is_null(n))
+		return;
+	if (n->type != YAML_MAPPING_NODE) {
+		error_at(l, node_line(n),
+			 "outbound.tls_policy: expected a mapping of "
+			 "domain: policy");
+		return;
+	}
+	count = (size_t)(n->data.mapping.pairs.top -
+			 n->data.mapping.pairs.start);
+	c->tls_policies = xcalloc(count + 1, sizeof(*c->tls_policies));
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+	     p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = get_node(l, p->key);
+		yaml_node_t *val = get_node(l, p->value);
+		const char *s, *error;
+		char *d;
+		size_t len;
+		int i;
+
+		if (k == NULL || val == NULL)
+			continue;
+		if ((s = get_scalar(l, k, "outbound.tls_policy",
+				    "a domain")) == NULL)
+			continue;
+		d = xstrdup(s);
+		len = strlen(d);
+		if (len > 1 && d[len - 1] == '.')
+			d[len - 1] = '\0';
+		ascii_lower(d);
+		if ((error = check_hostname(d)) != NULL) {
+			error_at(l, node_line(k),
+				 "outbound.tls_policy: '%s' is not a domain "
+				 "(%s)",
+				 safe_text(buf, sizeof(buf), s, strlen(s)),
+				 error);
+			free(d);
+			continue;
+		}
+		for (size_t j = 0; j < c->ntls_policies; j++)
+			if (strcmp(c->tls_policies[j].domain, d) == 0) {
+				error_at(l, node_line(k),
+					 "outbound.tls_policy: duplicate "
+					 "domain '%s'",
+					 d);
+				xfree(&d);
+				break;
+			}
+		if (d == NULL)
+			continue;
+		i = get_enum(l, val, "outbound.tls_policy", tls_policy_names,
+			     4, TLS_POLICY_ALLOWED);
+		if (i < 0) {
+			free(d);
+			continue;
+		}
+		c->tls_policies[c->ntls_policies].domain = d;
+		c->tls_policies[c->ntls_policies].policy = (enum tls_policy)i;
+		c->ntls_policies++;
+	}
+}
+
+static void
+get_source_addr(struct loader *l, const yaml_node_t *n, const char *key,
+		int family, struct sockaddr_storage *ss, socklen_t *len)
+{
+	const char *s;
+	char buf[SAFE_BUF];
+
+	if (is_null(n))
+		return;
+	if ((s = get_scalar(l, n, key, "an IP address")) == NULL)
+		return;
+	if (*s == '\0') {
+		*len = 0;
+		return;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
+			sin->sin_family = AF_INET;
+			*len = sizeof(*sin);
+			return;
+		}
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
+			sin6->sin6_family = AF_INET6;
+			*len = sizeof(*sin6);
+			return;
+		}
+	}
+	error_at(l, node_line(n), "%s: '%s' is not an IPv%d address", key,
+		 safe_text(buf, sizeof(buf), s, strlen(s)),
+		 family == AF_INET ? 4 : 6);
+}
+
+enum {
+	OT_CONNECT,
+	OT_GREETING,
+	OT_COMMAND,
+	OT_DATA_INIT,
+	OT_DATA_BLOCK,
+	OT_DATA_END,
+	OT_COUNT
+};
+static const char *const out_timeout_keys[] = {
+    [OT_CONNECT] = "connect",	  [OT_GREETING] = "greeting",
+    [OT_COMMAND] = "command",	  [OT_DATA_INIT] = "data_init",
+    [OT_DATA_BLOCK] = "data_block", [OT_DATA_END] = "data_end",
+};
+
+enum {
+	OUT_IP_VERSION,
+	OUT_PREFER,
+	OUT_SOURCE4,
+	OUT_SOURCE6,
+	OUT_PORT,
+	OUT_TLS,
+	OUT_TLS_POLICY,
+	OUT_CA_FILE,
+	OUT_MAX_CONNECTIONS,
+	OUT_MAX_PER_DOMAIN,
+	OUT_TIMEOUTS,
+	OUT_COUNT
+};
+static const char *const outbound_keys[] = {
+    [OUT_IP_VERSION] = "ip_version",
+    [OUT_PREFER] = "prefer",
+    [OUT_SOURCE4] = "source_ipv4",
+    [OUT_SOURCE6] = "source_ipv6",
+    [OUT_PORT] = "port",
+    [OUT_TLS] = "tls",
+    [OUT_TLS_POLICY] = "tls_policy",
+    [OUT_CA_FILE] = "ca_file",
+    [OUT_MAX_CONNECTIONS] = "max_connections",
+    [OUT_MAX_PER_DOMAIN] = "max_per_domain",
+    [OUT_TIMEOUTS] = "timeouts",
+};
+
+/* An optional readable file: "" leaves it unset. */
+static void
+get_opt_file(struct loader *l, const yaml_node_t *n, const char *key,
+	     char **r)
+{
+	const char *s;
+
+	if (is_null(n))
+		return;
+	if ((s = get_scalar(l, n, key, "a path")) == NULL)
+		return;
+	if (*s == '\0') {
+		xfree(r);
+		return;
+	}
+	get_path(l, n, key, r);
+	if (*r != NULL && access(*r, R_OK) != 0)
+		error_at(l, node_line(n), "%s: %s: %s", key, *r,
+			 strerror(errno));
+}
+
+static void
+load_outbound(struct loader *l, const yaml_node_t *n)
+{
+	static const char *const versions[] = {"both", "ipv4", "ipv6"};
+	static const char *const prefers[] = {"ipv6", "ipv4"};
+	struct config *c = l->config;
+	yaml_node_t *v[OUT_COUNT], *t[OT_COUNT];
+	uint64_t *to[OT_COUNT] = {
+	    &c->outbound_timeout_connect,    &c->outbound_timeout_greeting,
+	    &c->outbound_timeout_command,    &c->outbound_timeout_data_init,
+	    &c->outbound_timeout_data_block, &c->outbound_timeout_data_end,
+	};
+	int i;
+
+	if (!get_mapping(l, n, "outbound", outbound_keys, OUT_COUNT, v))
+		return;
+	if (!is_null(v[OUT_IP_VERSION]) &&
+	    (i = get_enum(l, v[OUT_IP_VERSION], "outbound.ip_version",
+			  versions, 3, "both, ipv4 or ipv6")) >= 0) {
+		c->outbound_ipv4 = i != 2;
+		c->outbound_ipv6 = i != 1;
+	}
+	if (!is_null(v[OUT_PREFER]) &&
+	    (i = get_enum(l, v[OUT_PREFER], "outbound.prefer", prefers, 2,
+			  "ipv6 or ipv4")) >= 0)
+		c->outbound_prefer_ipv4 = i == 1;
+	get_source_addr(l, v[OUT_SOURCE4], "outbound.source_ipv4", AF_INET,
+			&c->outbound_source4, &c->outbound_source4_len);
+	get_source_addr(l, v[OUT_SOURCE6], "outbound.source_ipv6", AF_INET6,
+			&c->outbound_source6, &c->outbound_source6_len);
+	get_uint(l, v[OUT_PORT], "outbound.port", 1, 65535,
+		 &c->outbound_port);
+	if (!is_null(v[OUT_TLS]) &&
+	    (i = get_enum(l, v[OUT_TLS], "outbound.tls", tls_policy_names, 4,
+			  TLS_POLICY_ALLOWED)) >= 0)
+		c->outbound_tls = (enum tls_policy)i;
+	load_tls_policies(l, v[OUT_TLS_POLICY]);
+	get_opt_file(l, v[OUT_CA_FILE], "outbound.ca_file",
+		     &c->outbound_ca_file);
+	get_uint(l, v[OUT_MAX_CONNECTIONS], "outbound.max_connections", 1,
+		 10000, &c->outbound_max_connections);
+	get_uint(l, v[OUT_MAX_PER_DOMAIN], "outbound.max_per_domain", 1,
+		 10000, &c->outbound_max_per_domain);
+	if (!get_mapping(l, v[OUT_TIMEOUTS], "outbound.timeouts",
+			 out_timeout_keys, OT_COUNT, t))
+		return;
+	for (int k = 0; k < OT_COUNT; k++) {
+		char key[64];
+		snprintf(key, sizeof(key), "outbound.timeouts.%s",
+			 out_timeout_keys[k]);
+		get_duration(l, t[k], key, 1, 86400, "1s..1d", to[k]);
+	}
+}
+
+enum { Q_LIFETIME, Q_RETRY_MIN, Q_RETRY_MAX, Q_DELAY_WARNING, Q_COUNT };
+static const char *const queue_keys[] = {
+    [Q_LIFETIME] = "lifetime",
+    [Q_RETRY_MIN] = "retry_min",
+    [Q_RETRY_MAX] = "retry_max",
+    [Q_DELAY_WARNING] = "delay_warning",
+};
+
+static void
+load_queue(struct loader *l, const yaml_node_t *n)
+{
+	struct config *c = l->config;
+	yaml_node_t *v[Q_COUNT];
+
+	if (!get_mapping(l, n, "queue", queue_keys, Q_COUNT, v))
+		return;
+	get_duration(l, v[Q_LIFETIME], "queue.lifetime", 1, 100ULL * 86400,
+		     "1s..100d", &c->queue_lifetime);
+	get_duration(l, v[Q_RETRY_MIN], "queue.retry_min", 1, 86400,
+		     "1s..1d", &c->queue_retry_min);
+	get_duration(l, v[Q_RETRY_MAX], "queue.retry_max", 1, 7 * 86400,
+		     "1s..1w", &c->queue_retry_max);
+	get_duration(l, v[Q_DELAY_WARNING], "queue.delay_warning", 0,
+		     100ULL * 86400, "0..100d", &c->queue_delay_warning);
+	if (c->queue_retry_max < c->queue_retry_min)
+		error_at(l,
+			 node_line(v[Q_RETRY_MAX] != NULL ? v[Q_RETRY_MAX]
+							  : v[Q_RETRY_MIN]),
+			 "queue.retry_max: must not be less than "
+			 "queue.retry_min");
+}
+
+enum {
+	SH_HOST,
+	SH_PORT,
+	SH_TLS,
+	SH_VERIFY,
+	SH_CA_FILE,
+	SH_CREDENTIALS,
+	SH_DOMAINS,
+	SH_COUNT
+};
+static const char *const smarthost_keys[] = {
+    [SH_HOST] = "host",		  [SH_PORT] = "port",
+    [SH_TLS] = "tls",		  [SH_VERIFY] = "verify",
+    [SH_CA_FILE] = "ca_file",	  [SH_CREDENTIALS] = "credentials",
+    [SH_DOMAINS] = "domains",
+};
+
+/* "name" or "[IPv4]" / "[IPv6:addr]" / "[addr]" */
+static const char *
+check_relay_host(const char *s)
+{
+	size_t len = strlen(s);
+	unsigned char tmp[sizeof(struct in6_addr)];
+	char ip[INET6_ADDRSTRLEN + 8];
+
+	if (s[0] != '[')
+		return check_hostname(s);
+	if (len < 3 || s[len - 1] != ']' || len - 2 >= sizeof(ip))
+		return "expected a host name or [IP address]";
+	memcpy(ip, s + 1, len - 2);
+	ip[len - 2] = '\0';
+	if (inet_pton(AF_INET, ip, tmp) == 1)
+		return NULL;
+	if (strncasecmp(ip, "IPv6:", 5) == 0 &&
+	    inet_pton(AF_INET6, ip + 5, tmp) == 1)
+		return NULL;
+	if (inet_pton(AF_INET6, ip, tmp) == 1)
+		return NULL;
+	return "expected a host name or [IP address]";
+}
+
+static void
+load_smarthost(struct loader *l, const yaml_node_t *n)
+{
+	static const char *const modes[] = {"starttls", "implicit", "none"};
+	struct config *c = l->config;
+	yaml_node_t *v[SH_COUNT];
+	const char *s, *error;
+	char buf[SAFE_BUF];
+	int i;
+
+	if (!get_mapping(l, n, "smarthost", smarthost_keys, SH_COUNT, v))
+		return;
+	if (!is_null(v[SH_HOST]) &&
+	    (s = get_scalar(l, v[SH_HOST], "smarthost.host", "a host")) !=
+		NULL &&
+	    *s != '\0') {
+		char *h = xstrdup(s);
+		if (h[0] != '[')
+			ascii_lower(h);
+		if ((error = check_relay_host(h)) != NULL) {
+			error_at(l, node_line(v[SH_HOST]),
+				 "smarthost.host: '%s': %s",
+				 safe_text(buf, sizeof(buf), s, strlen(s)),
+				 error);
+			free(h);
+		} else {
+			free(c->smarthost_host);
+			c->smarthost_host = h;
+		}
+	}
+	if (!is_null(v[SH_TLS]) &&
+	    (i = get_enum(l, v[SH_TLS], "smarthost.tls", modes, 3,
+			  "starttls, implicit or none")) >= 0)
+		c->smarthost_tls = (enum smarthost_tls)i;
+	c->smarthost_port = c->smarthost_tls == SMARTHOST_IMPLICIT ? 465 : 587;
+	get_uint(l, v[SH_PORT], "smarthost.port", 1, 65535,
+		 &c->smarthost_port);
+	get_bool(l, v[SH_VERIFY], "smarthost.verify", &c->smarthost_verify);
+	get_opt_file(l, v[SH_CA_FILE], "smarthost.ca_file",
+		     &c->smarthost_ca_file);
+	get_opt_file(l, v[SH_CREDENTIALS], "smarthost.credentials",
+		     &c->smarthost_credentials);
+	if (c->smarthost_credentials != NULL) {
+		struct stat st;
+		if (stat(c->smarthost_credentials, &st) == 0 &&
+		    (st.st_mode & 077) != 0)
+			error_at(l, node_line(v[SH_CREDENTIALS]),
+				 "smarthost.credentials: %s is readable by "
+				 "group or others (chmod 600 it)",
+				 c->smarthost_credentials);
+		if (c->smarthost_tls == SMARTHOST_NONE)
+			error_at(l, node_line(v[SH_CREDENTIALS]),
+				 "smarthost.credentials: refusing to send a "
+				 "password without TLS (smarthost.tls: none)");
+	}
+	get_string_list(l, v[SH_DOMAINS], "smarthost.domains", "domains",
+			check_domain, true, &c->smarthost_domains,
+			&c->nsmarthost_domains);
+	if (c->smarthost_host == NULL && v[SH_HOST] == NULL &&
+	    (v[SH_PORT] != NULL || v[SH_CREDENTIALS] != NULL ||
+	     v[SH_DOMAINS] != NULL))
+		error_at(l, node_line(n),
+			 "smarthost: host is required when other smarthost "
+			 "keys are set");
+}
+
 enum {
 	TOP_HOSTNAME,
 	TOP_DATA_DIR,
@@ -1459,6 +1972,10 @@ enum {
 	TOP_SUBMISSION,
 	TOP_POP3,
 	TOP_RETENTION,
+	TOP_DNS,
+	TOP_OUTBOUND,
+	TOP_QUEUE,
+	TOP_SMARTHOST,
 	TOP_LISTENERS,
 	TOP_COUNT
 };
@@ -1476,6 +1993,10 @@ static const char *const top_keys[] = {
     [TOP_SUBMISSION] = "submission",
     [TOP_POP3] = "pop3",
     [TOP_RETENTION] = "retention",
+    [TOP_DNS] = "dns",
+    [TOP_OUTBOUND] = "outbound",
+    [TOP_QUEUE] = "queue",
+    [TOP_SMARTHOST] = "smarthost",
     [TOP_LISTENERS] = "listeners",
 };
 
@@ -1569,6 +2090,10 @@ load_root(struct loader *l, const yaml_node_t *root)
 	load_submission(l, v[TOP_SUBMISSION]);
 	load_pop3(l, v[TOP_POP3]);
 	load_retention(l, v[TOP_RETENTION]);
+	load_dns(l, v[TOP_DNS]);
+	load_outbound(l, v[TOP_OUTBOUND]);
+	load_queue(l, v[TOP_QUEUE]);
+	load_smarthost(l, v[TOP_SMARTHOST]);
 	if (v[TOP_LISTENERS] == NULL) {
 		struct config_listener *li;
 		c->listeners = li = xcalloc(1, sizeof(*li));
@@ -1628,6 +2153,27 @@ config_new(const char *path)
 	c->pop3_login_delay = 0;
 	c->retention_mail = 0;
 	c->retention_interval = 3600;
+	c->dns_mode = xstrdup("system");
+	c->outbound_ipv4 = true;
+	c->outbound_ipv6 = true;
+	c->outbound_port = 25;
+	c->outbound_tls = TLS_POLICY_MAY;
+	c->outbound_max_connections = 100;
+	c->outbound_max_per_domain = 20;
+	/* RFC 5321 4.5.3.2; connect as Postfix's smtp_connect_timeout */
+	c->outbound_timeout_connect = 30;
+	c->outbound_timeout_greeting = 300;
+	c->outbound_timeout_command = 300;
+	c->outbound_timeout_data_init = 120;
+	c->outbound_timeout_data_block = 180;
+	c->outbound_timeout_data_end = 600;
+	c->queue_lifetime = 5 * 86400;
+	c->queue_retry_min = 300;
+	c->queue_retry_max = 4 * 3600;
+	c->queue_delay_warning = 0;
+	c->smarthost_port = 587;
+	c->smarthost_tls = SMARTHOST_STARTTLS;
+	c->smarthost_verify = true;
 	return c;
 }
 
@@ -1836,6 +2382,21 @@ config_free(struct config **configp)
 	free(c->tls_min_version);
 	free(c->tls_ciphers);
 	free(c->tls_ciphersuites);
+	free(c->dns_mode);
+	for (size_t i = 0; i < c->ndns_forwarders; i++)
+		free(c->dns_forwarders[i]);
+	free(c->dns_forwarders);
+	free(c->dns_trust_anchor);
+	for (size_t i = 0; i < c->ntls_policies; i++)
+		free(c->tls_policies[i].domain);
+	free(c->tls_policies);
+	free(c->outbound_ca_file);
+	free(c->smarthost_host);
+	free(c->smarthost_ca_file);
+	free(c->smarthost_credentials);
+	for (size_t i = 0; i < c->nsmarthost_domains; i++)
+		free(c->smarthost_domains[i]);
+	free(c->smarthost_domains);
 	free(c);
 	*configp = NULL;
 }

@@ -24,6 +24,21 @@ enum listener_proto {
 
 enum log_format { LOG_FORMAT_KV, LOG_FORMAT_JSON };
 
+/* Outbound TLS (issue 6): none = never STARTTLS; may = when offered
+ * (opportunistic, RFC 3207, unauthenticated); encrypt = TLS required, the
+ * certificate is not checked; verify = TLS required and the certificate
+ * must chain to a trusted CA and name the host connected to. */
+enum tls_policy { TLS_POLICY_NONE, TLS_POLICY_MAY, TLS_POLICY_ENCRYPT,
+		  TLS_POLICY_VERIFY };
+
+struct config_tls_policy {
+	char *domain;		/* lower case, no final dot */
+	enum tls_policy policy;
+};
+
+enum smarthost_tls { SMARTHOST_STARTTLS, SMARTHOST_IMPLICIT,
+		     SMARTHOST_NONE };
+
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -123,6 +138,50 @@ struct config {
 	/* retention: (issue 5) */
 	uint64_t retention_mail;	/* seconds mail is kept; 0 = forever */
 	uint64_t retention_interval;	/* seconds between sweeps */
+
+	/* dns: (issue 6) */
+	char *dns_mode;			/* "system" (default) or "recursive" */
+	char **dns_forwarders;		/* "IP" or "IP@port"; replace mode */
+	size_t ndns_forwarders;
+	char *dns_trust_anchor;		/* NULL: no DNSSEC validation */
+
+	/* outbound: (issue 6) */
+	bool outbound_ipv4;		/* ip_version both|ipv4|ipv6 */
+	bool outbound_ipv6;
+	bool outbound_prefer_ipv4;	/* prefer: ipv6 (default) | ipv4 */
+	struct sockaddr_storage outbound_source4; /* source addresses, port */
+	socklen_t outbound_source4_len;		  /* 0; len 0 = kernel's */
+	struct sockaddr_storage outbound_source6; /* choice */
+	socklen_t outbound_source6_len;
+	unsigned outbound_port;		/* MX delivery port; 25 */
+	enum tls_policy outbound_tls;	/* default policy: may */
+	struct config_tls_policy *tls_policies;	/* per destination domain */
+	size_t ntls_policies;
+	char *outbound_ca_file;		/* verify: CA file; NULL = system */
+	unsigned outbound_max_connections;	/* global; 100 */
+	unsigned outbound_max_per_domain;	/* per destination; 20 */
+	uint64_t outbound_timeout_connect;	/* seconds; 30 */
+	uint64_t outbound_timeout_greeting;	/* 300 (RFC 5321 4.5.3.2.1) */
+	uint64_t outbound_timeout_command;	/* 300: EHLO MAIL RCPT ... */
+	uint64_t outbound_timeout_data_init;	/* 120 */
+	uint64_t outbound_timeout_data_block;	/* 180 */
+	uint64_t outbound_timeout_data_end;	/* 600 */
+
+	/* queue: (issue 6) */
+	uint64_t queue_lifetime;	/* seconds until a bounce; 5d */
+	uint64_t queue_retry_min;	/* first retry after; 5m */
+	uint64_t queue_retry_max;	/* backoff cap; 4h */
+	uint64_t queue_delay_warning;	/* seconds; 0 = no warnings */
+
+	/* smarthost: (issue 6) */
+	char *smarthost_host;		/* "name" or "[ip]"; NULL = off */
+	unsigned smarthost_port;	/* 587 (465 with tls: implicit) */
+	enum smarthost_tls smarthost_tls;
+	bool smarthost_verify;		/* check the certificate; true */
+	char *smarthost_ca_file;	/* NULL = system store */
+	char *smarthost_credentials;	/* file "user:password"; NULL = none */
+	char **smarthost_domains;	/* empty: all outbound mail */
+	size_t nsmarthost_domains;
 };
 
 /*

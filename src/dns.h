@@ -1,0 +1,158 @@
+/*
+ * Routing by DNS (RFC 5321 section 5) over libunbound, asynchronously in
+ * a libevent loop: the resolver's one fd is watched by an event, and
+ * ub_process() runs the callbacks. Used by the queue runner; `godwit
+ * route DOMAIN` prints what it finds.
+ *
+ * A route for a mail domain is the list of hosts to try, in order:
+ *  - the MX records sorted by preference, equal preferences shuffled
+ *    (RFC 5321 5.1), each host's A and AAAA looked up;
+ *  - no MX record at all (NOERROR/NODATA): the domain itself as the one
+ *    host (implicit MX), its A and AAAA;
+ *  - a null MX (RFC 7505: one MX, preference 0, exchange "."): status
+ *    DNS_NULLMX, the mail is bounced at once (5.1.10);
+ *  - NXDOMAIN, or no MX and no address: DNS_PERMFAIL (5.1.2 / 5.4.4);
+ *  - SERVFAIL, timeouts, bogus DNSSEC: DNS_TEMPFAIL (try later).
+ * An MX host whose addresses cannot be found is left out of the route
+ * (its error remembered); if no host has an address the status is
+ * DNS_TEMPFAIL when any lookup failed temporarily, else DNS_PERMFAIL.
+ * MX hosts that are IP literals or "localhost" are not special-cased
+ * here: the runner decides what it refuses to connect to.
+ *
+ * An address literal domain "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC
+ * 5321 4.1.3), and, with DNS_ROUTE_NO_MX, a plain host name (for a
+ * smarthost) skip the MX lookup: the route is that one host.
+ *
+ * Address order within a host: the preferred family first, then the
+ * other, each in the order DNS gave; a family that is not wanted is not
+ * looked up at all.
+ */
+#ifndef GODWIT_DNS_H
+#define GODWIT_DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+
+#define DNS_MAX_HOSTS 10	/* MX hosts kept per route (lowest pref.) */
+#define DNS_MAX_ADDRS 8		/* addresses kept per host and family */
+
+struct dns_resolver_config {
+	/* "system": the name servers of /etc/resolv.conf (ub_ctx_resolvconf);
+	 * "recursive": libunbound resolves from the root itself; anything
+	 * else is not allowed here: forwarders go in forwarders[]. */
+	const char *mode;
+	/* forwarders: "192.0.2.53", "192.0.2.53@5353", "2001:db8::53",
+	 * "2001:db8::53@5353" (ub_ctx_set_fwd syntax); when non-empty they
+	 * are used instead of mode. */
+	const char *const *forwarders;
+	size_t nforwarders;
+	/* file with a DNSSEC trust anchor (ub_ctx_add_ta_file / autr); NULL or
+	 * "": no validation. With one, answers must validate: bogus ones are
+	 * DNS_TEMPFAIL, and dns_route.secure says whether the MX answer was
+	 * validated secure (for DANE later). */
+	const char *trust_anchor;
+};
+
+enum dns_family_pref {
+	DNS_PREFER_IPV6,
+	DNS_PREFER_IPV4,
+};
+
+struct dns_lookup_opts {
+	bool want_ipv4;
+	bool want_ipv6;
+	enum dns_family_pref prefer;
+	bool no_mx;		/* DNS_ROUTE_NO_MX: name is a host, not a domain */
+};
+
+enum dns_status {
+	DNS_OK,
+	DNS_TEMPFAIL,
+	DNS_PERMFAIL,
+	DNS_NULLMX,
+};
+
+struct dns_host {
+	char *name;		/* MX exchange, no trailing dot, lower case */
+	unsigned pref;		/* MX preference; 0 for implicit MX/literals */
+	struct sockaddr_storage *addrs;	/* port 0; the caller sets it */
+	socklen_t *addrlens;
+	size_t naddrs;
+};
+
+struct dns_route {
+	enum dns_status status;
+	char error[256];	/* why, when status != DNS_OK: readable,
+				 * e.g. "no MX or address records for
+				 * example.org" or "SERVFAIL looking up MX
+				 * for example.org" */
+	bool secure;		/* DNSSEC-validated MX (or A/AAAA) answer */
+	struct dns_host *hosts;
+	size_t nhosts;
+};
+
+struct dns_resolver;
+struct dns_query;
+
+/*
+ * Returns NULL with *error_r set (caller frees) if libunbound refuses the
+ * configuration (bad forwarder address, unreadable trust anchor). The
+ * resolver never reads /etc/hosts.
+ */
+struct dns_resolver *dns_resolver_new(struct event_base *base,
+				      const struct dns_resolver_config *cfg,
+				      char **error_r);
+/* Cancels every outstanding query (their callbacks are not called). */
+void dns_resolver_free(struct dns_resolver **r);
+
+/*
+ * cb is called exactly once, later, from the event loop (never from
+ * inside dns_route_lookup), unless the query is cancelled first. The
+ * route belongs to the callee: free it with dns_route_free(). The domain
+ * is copied; it may be upper or lower case, with or without a final dot.
+ */
+typedef void dns_route_cb(struct dns_route *route, void *arg);
+struct dns_query *dns_route_lookup(struct dns_resolver *r, const char *domain,
+				   const struct dns_lookup_opts *opts,
+				   dns_route_cb *cb, void *arg);
+void dns_query_cancel(struct dns_query *q);
+void dns_route_free(struct dns_route **route);
+
+/* ---- pure parts, exposed for tests ------------------------------------ */
+
+struct dns_mx {
+	char *name;		/* "" for the null MX's "." */
+	unsigned pref;
+};
+
+/*
+ * Sorts mx by preference and shuffles runs of equal preference with rnd
+ * (a function returning a uniform value in [0, n), so tests can pass a
+ * deterministic one). Returns true if the set is a null MX (RFC 7505:
+ * exactly one record, exchange "." — any preference).
+ */
+bool dns_mx_order(struct dns_mx *mx, size_t n,
+		  unsigned (*rnd)(unsigned n, void *arg), void *rnd_arg);
+
+/*
+ * Parses a domain as written in an address: "example.org", "Example.ORG.",
+ * "[192.0.2.1]", "[IPv6:2001:db8::1]". For literals fills *ss/*len (port
+ * 0) and returns 1; for names returns 0 with the lower-cased name without
+ * a final dot in name (size bytes); -1 if invalid or too long.
+ */
+int dns_domain_parse(const char *domain, char *name, size_t size,
+		     struct sockaddr_storage *ss, socklen_t *len);
+
+/*
+ * `godwit route [-4|-6] DOMAIN`: looks the route up with the
+ * configuration's dns: section and prints it, one host per line with its
+ * preference and addresses, or the error. Returns the exit code (0 found,
+ * 1 DNS_PERMFAIL/NULLMX, 2 TEMPFAIL or usage).
+ */
+struct config;
+int dns_route_cli(const struct config *config, int argc, char **argv);
+
+#endif
