@@ -9,31 +9,55 @@
  *	To: <sender>
  *	Subject: Undelivered Mail Returned to Sender
  *	         | Delayed Mail (still being retried)
- *	         | Successful Mail Delivery Report
- *	Date:, Message-ID: <queueid.dsn@hostname>, Auto-Submitted:
- *	auto-replied (RFC 3834), MIME-Version: 1.0,
+ *	         | Successful Mail Delivery Report	(delivered, relayed)
+ *	Date: (now), Message-ID: <queueid.dsn-ACTION.now@hostname> (ACTION
+ *	of the first recipient: a bounce and a delay warning differ),
+ *	Auto-Submitted: auto-replied (RFC 3834), MIME-Version: 1.0,
  *	Content-Type: multipart/report; report-type=delivery-status;
- *	  boundary="..."
- *   part 1  text/plain; charset=us-ascii (or utf-8 when an address or
- *	     diagnostic has 8-bit octets): a readable explanation naming each
- *	     recipient and the remote server's reply, Postfix-like;
- *   part 2  message/delivery-status (RFC 3464 section 2.2/2.3):
- *	     Reporting-MTA: dns; hostname / Original-Envelope-Id (if ENVID)
- *	     / Arrival-Date, then per recipient a blank line and
- *	     Original-Recipient (if ORCPT) / Final-Recipient: rfc822; addr /
- *	     Action / Status / Remote-MTA: dns; host (if any) /
- *	     Diagnostic-Code: smtp; reply (if any) / Last-Attempt-Date (if
- *	     any) / Will-Retry-Until (delayed only);
- *	     with utf-8 addresses: message/global-delivery-status (RFC 6533)
- *	     and "utf-8;" address types;
- *   part 3  text/rfc822-headers (RET=HDRS, or RET unset for failures and
- *	     delays, as Postfix does, or a message over DSN_FULL_MAX), or
- *	     message/rfc822 (RET=FULL, whole message up to DSN_FULL_MAX);
- *	     message/global(-headers) (RFC 6532) when the original needs
- *	     SMTPUTF8.
- * Header field values are folded to stay under 998 octets; a
- * Diagnostic-Code longer than that is cut. The boundary is made from the
- * queue id and cannot appear in the parts (checked; changed if it does).
+ *	  boundary="...", and Content-Transfer-Encoding: 8bit when any part
+ *	  holds 8-bit octets (then the report needs 8BITMIME to be relayed,
+ *	  and SMTPUTF8 if the sender is not ASCII)
+ *   part 1  text/plain; charset=us-ascii (or utf-8 when an address,
+ *	     ORCPT or diagnostic has 8-bit octets): a readable explanation,
+ *	     Postfix-like, one paragraph per action present (failed,
+ *	     delayed — with the latest Will-Retry-Until —, delivered,
+ *	     relayed), each naming its recipients and the remote server's
+ *	     reply ("<bob@b.test>: host mx.b.test said: 550 ..."), wrapped
+ *	     at 78 columns;
+ *   part 2  message/delivery-status (RFC 3464 section 2.2/2.3), fields
+ *	     in the RFC's order: Original-Envelope-Id (if ENVID) /
+ *	     Reporting-MTA: dns; hostname / Arrival-Date (if arrival > 0),
+ *	     then per recipient a blank line and Original-Recipient (if
+ *	     ORCPT; "rfc822; " put in front if it has no type) /
+ *	     Final-Recipient: rfc822; addr / Action / Status (a status that
+ *	     is not an RFC 3463 code becomes 5.0.0, 4.0.0 or 2.0.0 by the
+ *	     action) / Remote-MTA: dns; host (if any) / Diagnostic-Code:
+ *	     "smtp; reply" when it starts with a reply code ("550 ",
+ *	     "421-", "250"), else "X-godwit; text" (if any) /
+ *	     Last-Attempt-Date (if any) / Will-Retry-Until (delayed, if
+ *	     set); when an address or ORCPT has 8-bit octets:
+ *	     message/global-delivery-status (RFC 6533) and "utf-8;" types
+ *	     for such addresses;
+ *   part 3  only if msglen > 0: text/rfc822-headers (the header section,
+ *	     dsn_header_len), or message/rfc822 (the whole message) when
+ *	     RET=FULL (any case), some recipient failed (RFC 3461 4.3: the
+ *	     content goes with failures only), msgsize <= DSN_FULL_MAX and
+ *	     msglen == msgsize; if RET=FULL was asked but not possible,
+ *	     part 1 says the message was too large to return whole.
+ *	     message/global(-headers) (RFC 6532) when the original needed
+ *	     SMTPUTF8. CRLF becomes LF; a bare CR is kept.
+ * Untrusted values (addresses, ORCPT, ENVID, diagnostics, remote host)
+ * are made one line: control characters (CR, LF among them) become
+ * spaces, runs of spaces one; 8-bit octets stay only as valid UTF-8 and
+ * only in utf-8 / global parts, else become '?'. Addresses are cut at
+ * 512 octets, ENVID at 256, a diagnostic at 900; fields are folded at
+ * spaces to 78 columns where possible, so every line of the top header,
+ * part 1 and part 2 stays under 998 octets and no value can start a
+ * field of its own. hostname and queue_id are reduced to [A-Za-z0-9._-].
+ * The boundary is "queueid.now/hostname" (at most 70 octets); if it
+ * occurs in any part, a random one replaces it. An out-of-range action
+ * counts as failed. nrcpts may be 0 (a failure report without
+ * recipient groups).
  */
 #ifndef GODWIT_DSN_H
 #define GODWIT_DSN_H
@@ -96,8 +120,9 @@ size_t dsn_header_len(const unsigned char *msg, size_t len);
 /*
  * Whether the sender wants a report for this action, from the
  * recipient's NOTIFY bits (SMTP_NOTIFY_*; 0 = not given, which means
- * FAILURE and, at the MTA's discretion, DELAY: yes). Never for the null
- * sender — the caller checks that.
+ * FAILURE and, at the MTA's discretion, DELAY: yes). NEVER wins over any
+ * other bit; delivered and relayed (RFC 3461 5.2.2) need SUCCESS. Never
+ * for the null sender — the caller checks that.
  */
 bool dsn_wanted(unsigned notify, enum dsn_action action);
 
