@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libevent-dev libssl-dev libunbound-dev libsqlite3-dev libcrypt-dev libyaml-dev
 libcmocka-dev python3 python3-pytest swaks libio-socket-inet6-perl
 libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl curl openssl sqlite3 postfix
-iproute2 procps fetchmail"
+iproute2 procps fetchmail unbound python3-aiosmtpd"
 
 missing=""
 for p in $PKGS; do
@@ -37,6 +37,16 @@ if [ -n "$missing" ]; then
 		systemctl disable --now postfix >/dev/null 2>&1 || true
 	fi
 	/usr/sbin/postfix stop >/dev/null 2>&1 || true
+	# The same for unbound: the outbound tests (tests/integration/netlab.py)
+	# run their own in a network namespace; a system unbound on port 53
+	# (and unbound-resolvconf pointing /etc/resolv.conf at it) we never want.
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now unbound unbound-resolvconf >/dev/null 2>&1 || true
+	fi
+	if [ -x /etc/init.d/unbound ]; then
+		/etc/init.d/unbound stop >/dev/null 2>&1 || true
+		update-rc.d unbound disable >/dev/null 2>&1 || true
+	fi
 fi
 
 if [ "$(id -u)" -eq 0 ] && ! getent passwd godwit >/dev/null; then

@@ -169,13 +169,15 @@ def free_port():
     raise RuntimeError("no free port on both 127.0.0.1 and ::1")
 
 
-def listening_sockets():
+def listening_sockets(pid=None):
     """{port: {socket inode}} for TCP sockets in LISTEN state, from
-    /proc/net/tcp{,6}. Looking there instead of connecting keeps readiness
-    checks from using up connection limits and rates, or tripping the
-    early-talker test."""
+    /proc/net/tcp{,6} (or, given pid, /proc/PID/net/tcp{,6}: the view of
+    that process's network namespace). Looking there instead of connecting
+    keeps readiness checks from using up connection limits and rates, or
+    tripping the early-talker test."""
     socks = {}
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+    base = "/proc/net" if pid is None else f"/proc/{pid}/net"
+    for name in (f"{base}/tcp", f"{base}/tcp6"):
         try:
             with open(name) as f:
                 next(f)
@@ -255,7 +257,20 @@ def default_config(data_dir, port):
 class Godwit:
     """One godwit instance: its config, data directory and process."""
 
-    def __init__(self, base, overrides=None, users=USERS, aliases=ALIASES):
+    def __init__(self, base, overrides=None, users=USERS, aliases=ALIASES,
+                 netns=None, domain=DOMAIN):
+        """netns: a netlab.Host or a namespace name: the daemon and the
+        admin commands run in it (`ip netns exec`), it listens on port 25
+        of every address there unless overrides say otherwise, and host4/
+        host6 are the Host's addresses. domain: the local domain made with
+        the users (and replacing example.test in the aliases)."""
+        self.netns = getattr(netns, "ns", netns)
+        self.nethost = netns if hasattr(netns, "ns") else None
+        self.domain = domain
+        if domain != DOMAIN and aliases:
+            aliases = {k.replace("@" + DOMAIN, "@" + domain):
+                       [t.replace("@" + DOMAIN, "@" + domain) for t in v]
+                       for k, v in aliases.items()}
         self.base = Path(base)
         # The data directory sits under a 0755 directory so a daemon that
         # drops privileges can still reach it.
@@ -268,7 +283,9 @@ class Godwit:
         self.stdout_path = self.base / "godwit.stdout"
         self.host4 = "127.0.0.1"
         self.host6 = "::1"
-        self.port = free_port()
+        self.port = free_port() if self.netns is None else 25
+        if self.nethost is not None:
+            self.host4, self.host6 = self.nethost.ip4, self.nethost.ip6
         self.proc = None
         self.pgid = None
         self.exit_codes = []
@@ -276,6 +293,8 @@ class Godwit:
         # more ASAN_OPTIONS for the daemon, e.g. "quarantine_size_mb=1"
         self.asan_extra = ""
         self.config = default_config(self.data_dir, self.port)
+        if self.netns is not None:
+            self.config["listeners"][0]["listen"] = ["0.0.0.0:25", "[::]:25"]
         if overrides:
             self.config = deep_merge(self.config, overrides)
         self.write_config()
@@ -307,7 +326,7 @@ class Godwit:
     def run(self, *args, input=None, timeout=30, check=False, global_cfg=True):
         """Runs `godwit -c CFG args...`; returns the CompletedProcess
         (stdout/stderr as text)."""
-        cmd = [GODWIT_BIN]
+        cmd = self._ns_prefix() + [GODWIT_BIN]
         if global_cfg:
             cmd += ["-c", str(self.cfg_path)]
         cmd += [str(a) for a in args]
@@ -339,7 +358,8 @@ class Godwit:
         """Creates the domain, users and aliases with the real admin
         commands, once per distinct set: later instances copy the data
         directory made then (hashing passwords under ASan is slow)."""
-        key = (tuple(users), tuple(sorted((k, tuple(v)) for k, v in (aliases or {}).items())))
+        key = (self.domain, tuple(users),
+               tuple(sorted((k, tuple(v)) for k, v in (aliases or {}).items())))
         tmpl = _userdb_templates.get(key)
         if tmpl is not None:
             shutil.copytree(tmpl, self.data_dir, dirs_exist_ok=True)
@@ -350,13 +370,20 @@ class Godwit:
         _userdb_templates[key] = tmpl
 
     def _make_userdb(self, users, aliases):
-        self.admin("domain", "add", DOMAIN)
+        self.admin("domain", "add", self.domain)
         for u in users:
-            self.admin("user", "add", f"{u}@{DOMAIN}", "--password-stdin",
+            self.admin("user", "add", f"{u}@{self.domain}", "--password-stdin",
                        input=PASSWORD + "\n")
         for src, targets in (aliases or {}).items():
             for t in targets:
                 self.admin("alias", "add", src, t)
+
+    def _ns_prefix(self):
+        """`ip netns exec NS`, which execs the command: the pid of the
+        Popen is the command's own."""
+        if self.netns is None:
+            return []
+        return [shutil.which("ip") or "/usr/sbin/ip", "netns", "exec", self.netns]
 
     # -- process ---------------------------------------------------------
 
@@ -365,7 +392,7 @@ class Godwit:
         self._stderr_f = open(self.stderr_path, "ab")
         self._stdout_f = open(self.stdout_path, "ab")
         self.proc = subprocess.Popen(
-            [GODWIT_BIN, "-c", str(self.cfg_path), "serve"],
+            self._ns_prefix() + [GODWIT_BIN, "-c", str(self.cfg_path), "serve"],
             stdin=subprocess.DEVNULL,
             stdout=self._stdout_f,
             stderr=self._stderr_f,
@@ -386,7 +413,8 @@ class Godwit:
                     f"godwit exited with {self.proc.returncode} at start:\n"
                     + self.log_text()[-4000:]
                 )
-            listening = listening_sockets()
+            listening = listening_sockets(
+                None if self.netns is None else self.proc.pid)
             if not all(p in listening for p in ports):
                 return False
             # ... and the listening sockets are ours, not a stranger's
