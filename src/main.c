@@ -4,7 +4,8 @@
  *	godwit [-c FILE] serve
  *	godwit [-c FILE] config check
  *	godwit [-c FILE] domain|user|alias ...
- *	godwit [-c FILE] queue list|show ID
+ *	godwit [-c FILE] queue list|show|hold|release|delete|flush ...
+ *	godwit [-c FILE] route [-4|-6] DOMAIN
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -16,6 +17,8 @@
 
 #include "admin.h"
 #include "config.h"
+#include "dns.h"
+#include "lib/util.h"
 #include "log.h"
 #include "queue.h"
 #include "server.h"
@@ -37,7 +40,14 @@ usage(FILE *f)
 		"  domain add|del|list [DOMAIN]   local domains\n"
 		"  user add|del|list|passwd ...   mail users\n"
 		"  alias add|del|list ...         aliases and catch-alls\n"
-		"  queue list | queue show ID     the mail queue\n"
+		"  queue list [--json] | show ID  the outbound queue\n"
+		"  queue hold|release ID|all      keep mail from delivery, "
+		"or let it go\n"
+		"  queue delete ID|all [--bounce] remove mail (and tell "
+		"the sender)\n"
+		"  queue flush                    retry deferred mail now\n"
+		"  route [-4|-6] DOMAIN           where mail for DOMAIN "
+		"goes (MX, addresses)\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
@@ -99,6 +109,7 @@ main(int argc, char **argv)
 
 	if (path == NULL || *path == '\0')
 		path = DEFAULT_CONFIG;
+	proc_title_init(argc, argv);
 	argc--;
 	argv++;
 	if (take_config_opt(&argc, argv, &path) < 0)
@@ -149,7 +160,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "domain") != 0 && strcmp(cmd, "user") != 0 &&
-	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "queue") != 0) {
+	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "queue") != 0 &&
+	    strcmp(cmd, "route") != 0) {
 		fprintf(stderr, "godwit: unknown command '%s'\n\n", cmd);
 		usage(stderr);
 		return 2;
@@ -162,6 +174,8 @@ main(int argc, char **argv)
 		r = admin_user(config, argc, argv);
 	else if (strcmp(cmd, "alias") == 0)
 		r = admin_alias(config, argc, argv);
+	else if (strcmp(cmd, "route") == 0)
+		r = dns_route_cli(config, argc, argv);
 	else
 		r = queue_admin(config, argc, argv);
 	config_free(&config);

@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -383,10 +386,321 @@ fail:
 	return -1;
 }
 
+/* ---- delivery state ------------------------------------------------- */
+
+#define STATE_MAGIC "godwit-state 1"
+#define STATE_MAX (1024 * 1024)
+
+void
+queue_state_init(struct queue_state *st, size_t nrcpts)
+{
+	memset(st, 0, sizeof(*st));
+	st->last_error = xstrdup("");
+	st->nrcpts = nrcpts;
+	st->status = xcalloc(nrcpts + 1, sizeof(*st->status));
+	st->errors = xcalloc(nrcpts + 1, sizeof(*st->errors));
+	for (size_t i = 0; i < nrcpts; i++)
+		st->errors[i] = xstrdup("");
+}
+
+void
+queue_state_free(struct queue_state *st)
+{
+	if (st->errors != NULL)
+		for (size_t i = 0; i < st->nrcpts; i++)
+			free(st->errors[i]);
+	free(st->errors);
+	free(st->status);
+	free(st->last_error);
+	memset(st, 0, sizeof(*st));
+}
+
+static char *
+state_path(const char *data_dir, const char *id)
+{
+	return xasprintf("%s/queue/state/%s", data_dir, id);
+}
+
+static int
+state_parse(char *buf, struct queue_state *st, const char **why)
+{
+	char *line, *save = NULL;
+	bool first = true;
+
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' '), *v, *e2;
+		unsigned long long n;
+
+		if (first) {
+			if (strcmp(line, STATE_MAGIC) != 0) {
+				*why = "not a godwit state file (version?)";
+				return -1;
+			}
+			first = false;
+			continue;
+		}
+		if (sp == NULL) {
+			*why = "a line without a value";
+			return -1;
+		}
+		*sp = '\0';
+		v = sp + 1;
+		if (strcmp(line, "attempts") == 0 ||
+		    strcmp(line, "next") == 0 || strcmp(line, "warned") == 0) {
+			if (parse_uint64(v, (uint64_t *)&n) < 0) {
+				*why = "a bad number";
+				return -1;
+			}
+			if (line[0] == 'a')
+				st->attempts = n > 1000000 ? 1000000
+							   : (unsigned)n;
+			else if (line[0] == 'n')
+				st->next_attempt = (int64_t)(n > INT64_MAX
+							 ? INT64_MAX : n);
+			else
+				st->warned = n != 0;
+		} else if (strcmp(line, "error") == 0) {
+			if ((e2 = xtext_decode(v, strlen(v))) == NULL) {
+				*why = "bad xtext";
+				return -1;
+			}
+			free(st->last_error);
+			st->last_error = e2;
+		} else if (strcmp(line, "rcpt") == 0) {
+			char *f2 = strchr(v, ' '), *f3;
+			uint64_t idx;
+			if (f2 == NULL || (f3 = strchr(f2 + 1, ' ')) == NULL) {
+				*why = "a short rcpt line";
+				return -1;
+			}
+			*f2++ = '\0';
+			*f3++ = '\0';
+			if (parse_uint64(v, &idx) < 0 || idx >= st->nrcpts) {
+				*why = "a recipient index out of range";
+				return -1;
+			}
+			if (strcmp(f2, "pending") == 0)
+				st->status[idx] = QRS_PENDING;
+			else if (strcmp(f2, "done") == 0)
+				st->status[idx] = QRS_DONE;
+			else if (strcmp(f2, "failed") == 0)
+				st->status[idx] = QRS_FAILED;
+			else {
+				*why = "an unknown recipient status";
+				return -1;
+			}
+			if ((e2 = xtext_decode(f3, strlen(f3))) == NULL) {
+				*why = "bad xtext";
+				return -1;
+			}
+			free(st->errors[idx]);
+			st->errors[idx] = e2;
+		} else {
+			*why = "an unknown key";
+			return -1;
+		}
+	}
+	if (first) {
+		*why = "empty";
+		return -1;
+	}
+	return 0;
+}
+
+int
+queue_state_read(const char *data_dir, const char *id, size_t nrcpts,
+		 struct queue_state *st, char **error_r)
+{
+	char *path = state_path(data_dir, id), *buf = NULL;
+	const char *why = NULL;
+	struct stat sb;
+	int fd, ret = 0;
+
+	queue_state_init(st, nrcpts);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		if (errno == ENOENT) {
+			free(path);
+			return 0;
+		}
+		why = strerror(errno);
+		goto bad;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size > STATE_MAX) {
+		why = "not a regular file, or too large";
+		goto bad;
+	}
+	buf = xmalloc((size_t)sb.st_size + 1);
+	if (read(fd, buf, (size_t)sb.st_size) != sb.st_size) {
+		why = "short read";
+		goto bad;
+	}
+	buf[sb.st_size] = '\0';
+	if (strlen(buf) != (size_t)sb.st_size) {
+		why = "a NUL octet";
+		goto bad;
+	}
+	if (state_parse(buf, st, &why) == 0)
+		goto out;
+bad:
+	*error_r = xasprintf("%s: %s", path, why);
+	queue_state_free(st);
+	queue_state_init(st, nrcpts);
+	ret = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(path);
+	return ret;
+}
+
+int
+queue_state_write(const char *data_dir, const char *id,
+		  const struct queue_state *st, char **error_r)
+{
+	static const char *const names[] = {"pending", "done", "failed"};
+	char *path = state_path(data_dir, id), *tmp, *dir, *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int fd, ret = -1;
+
+	if ((f = open_memstream(&text, &len)) == NULL)
+		abort();
+	fprintf(f, STATE_MAGIC "\nattempts %u\nnext %lld\nwarned %d\nerror ",
+		st->attempts,
+		(long long)(st->next_attempt < 0 ? 0 : st->next_attempt),
+		st->warned ? 1 : 0);
+	xtext_put(f, st->last_error);
+	fputc('\n', f);
+	for (size_t i = 0; i < st->nrcpts; i++) {
+		fprintf(f, "rcpt %zu %s ", i, names[st->status[i]]);
+		xtext_put(f, st->errors[i]);
+		fputc('\n', f);
+	}
+	fclose(f);
+	tmp = xasprintf("%s.tmp", path);
+	dir = xasprintf("%s/queue/state", data_dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0640);
+	if (fd < 0 || write_full(fd, text, len) < 0 || fdatasync(fd) < 0 ||
+	    rename(tmp, path) < 0 || fsync_dir(dir) < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	} else {
+		ret = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	free(tmp);
+	free(dir);
+	free(path);
+	return ret;
+}
+
+void
+queue_state_remove(const char *data_dir, const char *id)
+{
+	char *path = state_path(data_dir, id);
+
+	unlink(path);
+	free(path);
+}
+
+int
+queue_locate(const char *data_dir, const char *id)
+{
+	for (int i = 0; queue_states[i] != NULL; i++) {
+		char *path = xasprintf("%s/queue/%s/%s", data_dir,
+				       queue_states[i], id);
+		int ok = access(path, F_OK) == 0;
+		free(path);
+		if (ok)
+			return i;
+	}
+	return -1;
+}
+
+int
+queue_move(const char *data_dir, const char *id, const char *from,
+	   const char *to)
+{
+	char *a = xasprintf("%s/queue/%s/%s", data_dir, from, id);
+	char *b = xasprintf("%s/queue/%s/%s", data_dir, to, id);
+	int r = rename(a, b), saved = errno;
+
+	free(a);
+	free(b);
+	errno = saved;
+	return r;
+}
+
+int
+queue_file_op(const char *data_dir, const char *op, const char *id)
+{
+	int where = queue_locate(data_dir, id);
+	const char *w;
+
+	if (where < 0)
+		return 0;
+	w = queue_states[where];
+	if (strcmp(op, "hold") == 0) {
+		if (strcmp(w, "incoming") != 0 && strcmp(w, "deferred") != 0)
+			return 0;
+		return queue_move(data_dir, id, w, "hold") < 0 ? -1 : 1;
+	}
+	if (strcmp(op, "release") == 0) {
+		struct queue_state st;
+		struct queue_envelope e;
+		uint64_t off;
+		char *path, *err = NULL;
+
+		if (strcmp(w, "hold") != 0)
+			return 0;
+		/* due now: the next attempt recorded is cleared */
+		path = xasprintf("%s/queue/hold/%s", data_dir, id);
+		if (queue_envelope_read(path, &e, &off, &err) == 0) {
+			if (queue_state_read(data_dir, id, e.nrcpts, &st,
+					     &err) == 0 &&
+			    st.attempts > 0) {
+				st.next_attempt = 0;
+				free(err);
+				err = NULL;
+				queue_state_write(data_dir, id, &st, &err);
+			}
+			queue_state_free(&st);
+			queue_envelope_free(&e);
+		}
+		free(err);
+		free(path);
+		return queue_move(data_dir, id, "hold", "deferred") < 0 ? -1
+									: 1;
+	}
+	if (strcmp(op, "delete") == 0) {
+		char *path = xasprintf("%s/queue/%s/%s", data_dir, w, id);
+		int r = unlink(path);
+		free(path);
+		if (r < 0)
+			return errno == ENOENT ? 0 : -1;
+		queue_state_remove(data_dir, id);
+		return 1;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+char *
+queue_control_path(const char *data_dir)
+{
+	return xasprintf("%s/control.sock", data_dir);
+}
+
 int
 queue_dirs_create(const char *data_dir, char **error_r)
 {
-	static const char *const extra[] = {"tmp", NULL};
+	static const char *const extra[] = {"tmp", "state", NULL};
 	const char *const *lists[] = {extra, queue_states};
 
 	for (size_t l = 0; l < 2; l++) {
@@ -406,13 +720,113 @@ queue_dirs_create(const char *data_dir, char **error_r)
 
 /* ---- admin ---------------------------------------------------------- */
 
+/* "3d4h", "12m", "40s": a short age for the listing. */
+static const char *
+fmt_age(int64_t s)
+{
+	static char buf[32];
+
+	if (s < 0)
+		s = 0;
+	if (s >= 86400)
+		snprintf(buf, sizeof(buf), "%lldd%lldh", (long long)(s / 86400),
+			 (long long)(s % 86400 / 3600));
+	else if (s >= 3600)
+		snprintf(buf, sizeof(buf), "%lldh%lldm", (long long)(s / 3600),
+			 (long long)(s % 3600 / 60));
+	else if (s >= 60)
+		snprintf(buf, sizeof(buf), "%lldm", (long long)(s / 60));
+	else
+		snprintf(buf, sizeof(buf), "%llds", (long long)s);
+	return buf;
+}
+
+static void
+json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void
+list_one(const struct config *config, const char *state,
+	 const struct queue_envelope *e, bool json)
+{
+	static const char *const names[] = {"pending", "done", "failed"};
+	struct queue_state st;
+	char *err = NULL;
+	int64_t now = (int64_t)time(NULL);
+
+	if (queue_state_read(config->data_dir, e->id, e->nrcpts, &st, &err) <
+	    0) {
+		fprintf(stderr, "godwit: %s\n", err);
+		free(err);
+	}
+	if (json) {
+		printf("{\"id\":\"%s\",\"state\":\"%s\",\"arrival\":%lld,"
+		       "\"sender\":",
+		       e->id, state, (long long)e->arrival);
+		json_str(stdout, e->sender);
+		printf(",\"size\":%llu,\"attempts\":%u,\"next_attempt\":",
+		       (unsigned long long)e->size, st.attempts);
+		if (st.attempts > 0 && strcmp(state, "deferred") == 0)
+			printf("%lld", (long long)st.next_attempt);
+		else
+			printf("null");
+		printf(",\"last_error\":");
+		if (st.last_error[0] != '\0')
+			json_str(stdout, st.last_error);
+		else
+			printf("null");
+		printf(",\"recipients\":[");
+		for (size_t i = 0; i < e->nrcpts; i++) {
+			printf("%s{\"addr\":", i ? "," : "");
+			json_str(stdout, e->rcpts[i].addr);
+			printf(",\"status\":\"%s\",\"error\":",
+			       names[st.status[i]]);
+			if (st.errors[i][0] != '\0')
+				json_str(stdout, st.errors[i]);
+			else
+				printf("null");
+			putchar('}');
+		}
+		printf("]}\n");
+	} else {
+		printf("%-16s %-8s %-8s %-8llu <%s>\n", e->id, state,
+		       fmt_age(now - e->arrival), (unsigned long long)e->size,
+		       e->sender);
+		for (size_t i = 0; i < e->nrcpts; i++) {
+			if (st.status[i] == QRS_DONE)
+				continue;
+			printf("    <%s>%s\n", e->rcpts[i].addr,
+			       st.status[i] == QRS_FAILED ? " (failed)" : "");
+			if (st.errors[i][0] != '\0')
+				printf("        %s\n", st.errors[i]);
+		}
+		if (st.attempts > 0 && strcmp(state, "deferred") == 0)
+			printf("    attempts %u, next in %s\n", st.attempts,
+			       fmt_age(st.next_attempt - now));
+	}
+	queue_state_free(&st);
+}
+
 static int
-queue_list(const struct config *config)
+queue_list(const struct config *config, bool json)
 {
 	int count = 0;
 
-	printf("%-16s %-8s %-10s %-8s %s\n", "ID", "STATE", "AGE", "SIZE",
-	       "SENDER -> RECIPIENTS");
+	if (!json)
+		printf("%-16s %-8s %-8s %-8s %s\n", "ID", "STATE", "AGE",
+		       "SIZE", "SENDER / RECIPIENTS");
 	for (const char *const *s = queue_states; *s != NULL; s++) {
 		char *dir = xasprintf("%s/queue/%s", config->data_dir, *s);
 		DIR *d = opendir(dir);
@@ -426,7 +840,6 @@ queue_list(const struct config *config)
 			struct queue_envelope e;
 			uint64_t off;
 			char *path, *err = NULL;
-			long long age;
 
 			if (de->d_name[0] == '.')
 				continue;
@@ -437,12 +850,7 @@ queue_list(const struct config *config)
 				free(path);
 				continue;
 			}
-			age = (long long)time(NULL) - e.arrival;
-			printf("%-16s %-8s %-10lld %-8llu <%s> ->", e.id, *s,
-			       age, (unsigned long long)e.size, e.sender);
-			for (size_t i = 0; i < e.nrcpts; i++)
-				printf(" <%s>", e.rcpts[i].addr);
-			putchar('\n');
+			list_one(config, *s, &e, json);
 			count++;
 			queue_envelope_free(&e);
 			free(path);
@@ -450,7 +858,9 @@ queue_list(const struct config *config)
 		closedir(d);
 		free(dir);
 	}
-	printf("%d message%s in the queue\n", count, count == 1 ? "" : "s");
+	if (!json)
+		printf("%d message%s in the queue\n", count,
+		       count == 1 ? "" : "s");
 	return 0;
 }
 
@@ -503,14 +913,172 @@ queue_show(const struct config *config, const char *id)
 	return 1;
 }
 
+/*
+ * Sends one command to the running daemon's queue runner. Returns its
+ * answer (caller frees), or NULL with errno when nobody listens.
+ */
+static char *
+control_send(const struct config *config, const char *cmd)
+{
+	char *path = queue_control_path(config->data_dir), buf[512];
+	struct sockaddr_un sun;
+	size_t o = 0;
+	ssize_t n;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		free(path);
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	free(path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return NULL;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	{
+		struct timeval tv = {30, 0};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	if (write_full(fd, cmd, strlen(cmd)) < 0 ||
+	    write_full(fd, "\n", 1) < 0) {
+		close(fd);
+		return xstrdup("error cannot talk to the daemon");
+	}
+	while (o + 1 < sizeof(buf) &&
+	       (n = read(fd, buf + o, sizeof(buf) - 1 - o)) > 0)
+		o += (size_t)n;
+	close(fd);
+	buf[o] = '\0';
+	if (o > 0 && buf[o - 1] == '\n')
+		buf[o - 1] = '\0';
+	return xstrdup(o > 0 ? buf : "error no answer from the daemon");
+}
+
+static int
+queue_control(const struct config *config, const char *op, const char *target,
+	      bool bounce)
+{
+	char cmd[128], *answer;
+	int count = 0;
+
+	if (strcmp(target, "all") != 0 && !queue_id_valid(target)) {
+		fprintf(stderr, "godwit: %s: not a queue id\n", target);
+		return 1;
+	}
+	snprintf(cmd, sizeof(cmd), "%s %s%s", op, target,
+		 bounce ? " bounce" : "");
+	if ((answer = control_send(config, cmd)) != NULL) {
+		int r = strncmp(answer, "ok ", 3) == 0 ? 0 : 1;
+		if (r == 0)
+			printf("%s: %s message%s\n", op, answer + 3,
+			       strcmp(answer + 3, "1") == 0 ? "" : "s");
+		else
+			fprintf(stderr, "godwit: %s\n",
+				strncmp(answer, "error ", 6) == 0 ? answer + 6
+								  : answer);
+		free(answer);
+		return r;
+	}
+	if (bounce) {
+		fprintf(stderr,
+			"godwit: delete --bounce needs the running daemon "
+			"(%s)\n",
+			strerror(errno));
+		return 1;
+	}
+	/* no daemon: the files are ours to move */
+	if (strcmp(target, "all") == 0) {
+		for (const char *const *s = queue_states; *s != NULL; s++) {
+			char *dir = xasprintf("%s/queue/%s", config->data_dir,
+					      *s);
+			DIR *d = opendir(dir);
+			struct dirent *de;
+			free(dir);
+			if (d == NULL)
+				continue;
+			while ((de = readdir(d)) != NULL)
+				if (queue_id_valid(de->d_name) &&
+				    queue_file_op(config->data_dir, op,
+						  de->d_name) > 0)
+					count++;
+			closedir(d);
+		}
+	} else {
+		int r = queue_file_op(config->data_dir, op, target);
+		if (r < 0) {
+			fprintf(stderr, "godwit: %s: %s\n", target,
+				strerror(errno));
+			return 1;
+		}
+		if (r == 0) {
+			fprintf(stderr,
+				"godwit: %s: no such message (or not one "
+				"%s applies to)\n",
+				target, op);
+			return 1;
+		}
+		count = 1;
+	}
+	printf("%s: %d message%s (daemon not running)\n", op, count,
+	       count == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+queue_flush(const struct config *config)
+{
+	char *answer = control_send(config, "flush");
+
+	if (answer == NULL) {
+		fprintf(stderr,
+			"godwit: queue flush: the daemon is not running "
+			"(%s)\n",
+			strerror(errno));
+		return 1;
+	}
+	if (strncmp(answer, "ok ", 3) != 0) {
+		fprintf(stderr, "godwit: %s\n", answer);
+		free(answer);
+		return 1;
+	}
+	printf("flush: %s deferred message%s scheduled now\n", answer + 3,
+	       strcmp(answer + 3, "1") == 0 ? "" : "s");
+	free(answer);
+	return 0;
+}
+
 int
 queue_admin(const struct config *config, int argc, char **argv)
 {
-	if (argc >= 2 && strcmp(argv[1], "list") == 0 && argc == 2)
-		return queue_list(config);
+	if (argc == 2 && strcmp(argv[1], "list") == 0)
+		return queue_list(config, false);
+	if (argc == 3 && strcmp(argv[1], "list") == 0 &&
+	    strcmp(argv[2], "--json") == 0)
+		return queue_list(config, true);
 	if (argc == 3 && strcmp(argv[1], "show") == 0)
 		return queue_show(config, argv[2]);
-	fprintf(stderr, "usage: godwit queue list\n"
-			"       godwit queue show ID\n");
+	if (argc == 2 && strcmp(argv[1], "flush") == 0)
+		return queue_flush(config);
+	if (argc == 3 && (strcmp(argv[1], "hold") == 0 ||
+			  strcmp(argv[1], "release") == 0 ||
+			  strcmp(argv[1], "delete") == 0))
+		return queue_control(config, argv[1], argv[2], false);
+	if (argc == 4 && strcmp(argv[1], "delete") == 0 &&
+	    strcmp(argv[3], "--bounce") == 0)
+		return queue_control(config, argv[1], argv[2], true);
+	fprintf(stderr, "usage: godwit queue list [--json]\n"
+			"       godwit queue show ID\n"
+			"       godwit queue hold ID|all\n"
+			"       godwit queue release ID|all\n"
+			"       godwit queue delete ID|all [--bounce]\n"
+			"       godwit queue flush\n");
 	return 2;
 }

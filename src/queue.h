@@ -69,7 +69,67 @@ void queue_envelope_free(struct queue_envelope *e);
 void queue_rcpt_add(struct queue_envelope *e, const char *addr,
 		    unsigned notify, const char *orcpt);
 
-/* Creates data_dir/queue/{tmp,incoming,...}. */
+
+/*
+ * Delivery state of a message (queue/state/<id>, written only when a
+ * message is deferred): attempts, the next attempt, the last error, and
+ * per recipient whether it is still pending, done, or failed (bounced).
+ * The message file itself is never rewritten. Absent file: nothing tried
+ * yet. Format, one "key value" per line, values xtext:
+ *	godwit-state 1
+ *	attempts 3
+ *	next 1795416528
+ *	warned 0
+ *	error 451+204.7.1+20greylisted
+ *	rcpt 0 done +
+ *	rcpt 1 pending 451+204.7.1+20greylisted
+ */
+enum queue_rcpt_status { QRS_PENDING, QRS_DONE, QRS_FAILED };
+
+struct queue_state {
+	unsigned attempts;
+	int64_t next_attempt;		/* unix seconds; 0 = now */
+	bool warned;			/* a delay DSN was sent */
+	char *last_error;		/* "" = none */
+	size_t nrcpts;
+	enum queue_rcpt_status *status;
+	char **errors;			/* per recipient, "" = none */
+};
+
+/* Sets *st to "nothing tried" for nrcpts recipients. */
+void queue_state_init(struct queue_state *st, size_t nrcpts);
+/*
+ * Reads queue/state/<id> for a message of nrcpts recipients. 0 if read
+ * (or absent: then the defaults); -1 if it exists but is not valid (then
+ * the defaults too, and *error_r says why: the caller logs it — delivering
+ * again is better than losing mail).
+ */
+int queue_state_read(const char *data_dir, const char *id, size_t nrcpts,
+		     struct queue_state *st, char **error_r);
+/* Durably (tmp file, fsync, rename, directory fsync). 0, or -1 + error. */
+int queue_state_write(const char *data_dir, const char *id,
+		      const struct queue_state *st, char **error_r);
+void queue_state_remove(const char *data_dir, const char *id);
+void queue_state_free(struct queue_state *st);
+
+/* queue_states[] index of the directory that holds id, or -1. */
+int queue_locate(const char *data_dir, const char *id);
+/* rename(queue/<from>/<id>, queue/<to>/<id>); 0 or -1 with errno. */
+int queue_move(const char *data_dir, const char *id, const char *from,
+	       const char *to);
+
+/*
+ * hold (incoming|deferred -> hold), release (hold -> deferred, due now)
+ * or delete (file and state) one message that is not being delivered.
+ * 1 done, 0 nothing to do (not there, or not in a state op applies to),
+ * -1 with errno.
+ */
+int queue_file_op(const char *data_dir, const char *op, const char *id);
+
+/* The daemon's control socket: <data_dir>/control.sock */
+char *queue_control_path(const char *data_dir);
+
+/* Creates data_dir/queue/{tmp,incoming,...,state}. */
 int queue_dirs_create(const char *data_dir, char **error_r);
 
 /* godwit queue list|show: argv[0] is "queue". Returns the exit code. */

@@ -35,6 +35,7 @@
 #include "client_limits.h"
 #include "log.h"
 #include "queue.h"
+#include "runner.h"
 #include "server.h"
 #include "tls.h"
 #include "userdb.h"
@@ -67,6 +68,11 @@ struct server {
 	uid_t uid;
 	gid_t gid;
 	bool drop;
+	/* the queue runner: one, replaced when it dies and at reload */
+	pid_t runner_pid;
+	uint64_t runner_started_ms;
+	bool runner_restart;		/* reload: start anew when it exits */
+	struct runner_secrets secrets;	/* read as root, before the fork */
 };
 
 /* ---- sockets -------------------------------------------------------- */
@@ -395,6 +401,40 @@ spawn(struct server *sv, unsigned slot)
 	return 0;
 }
 
+static void
+spawn_runner(struct server *sv)
+{
+	sigset_t old;
+	pid_t pid;
+
+	signals_block(&old);
+	pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0) {
+		log_warn("fork");
+		return;
+	}
+	if (pid == 0) {
+		int code;
+		event_reinit(sv->base);
+		event_base_free(sv->base);
+		sv->base = NULL;
+		signal(SIGCHLD, SIG_DFL);
+		/* it listens on nothing */
+		close_socks(sv->socks, sv->nsocks);
+		sv->socks = NULL;
+		sv->nsocks = 0;
+		drop_privileges(sv);
+		proc_title("godwit: queue runner");
+		code = runner_main(sv->config, &sv->secrets);
+		runner_secrets_free(&sv->secrets);
+		exit(code);
+	}
+	sv->runner_pid = pid;
+	sv->runner_started_ms = mono_ms();
+}
+
 static int
 free_slot(struct server *sv)
 {
@@ -422,7 +462,7 @@ spawn_generation(struct server *sv)
 static unsigned
 live_children(struct server *sv)
 {
-	unsigned n = 0;
+	unsigned n = sv->runner_pid > 0 ? 1 : 0;
 
 	for (unsigned i = 0; i < LIMITS_MAX_WORKERS; i++)
 		if (sv->slot_used[i])
@@ -440,6 +480,8 @@ signal_children(struct server *sv, int sig, bool only_old)
 			continue;
 		kill(sv->children[i].pid, sig);
 	}
+	if (!only_old && sv->runner_pid > 0)
+		kill(sv->runner_pid, sig);
 }
 
 static void
@@ -455,6 +497,8 @@ respawn_cb(evutil_socket_t fd, short what, void *arg)
 	for (unsigned i = 0; i < LIMITS_MAX_WORKERS; i++)
 		if (sv->slot_used[i] && sv->children[i].gen == sv->gen)
 			have++;
+	if (sv->runner_pid == 0)
+		spawn_runner(sv);
 	while (have < want) {
 		int slot = free_slot(sv);
 		if (slot < 0 || spawn(sv, (unsigned)slot) < 0)
@@ -472,6 +516,28 @@ reap(struct server *sv)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct child *c = NULL;
+		if (pid == sv->runner_pid) {
+			sv->runner_pid = 0;
+			if (sv->stopping)
+				continue;
+			if (!sv->runner_restart)
+				log_event(LOG_ERR, "daemon", "runner-died",
+					  "pid=%d status=%d signal=%d",
+					  (int)pid,
+					  WIFEXITED(status)
+						  ? WEXITSTATUS(status)
+						  : -1,
+					  WIFSIGNALED(status)
+						  ? WTERMSIG(status)
+						  : 0);
+			if (!sv->runner_restart &&
+			    mono_ms() - sv->runner_started_ms < 1000)
+				respawn_later = true;
+			else
+				spawn_runner(sv);
+			sv->runner_restart = false;
+			continue;
+		}
 		for (unsigned i = 0; i < LIMITS_MAX_WORKERS; i++)
 			if (sv->slot_used[i] && sv->children[i].pid == pid)
 				c = &sv->children[i];
@@ -602,6 +668,23 @@ reload(struct server *sv)
 	sv->tls_ctx = tls_ctx;
 	sv->gen++;
 	spawn_generation(sv);
+	{
+		struct runner_secrets ns;
+		if (runner_secrets_load(sv->config, &ns, &errors) < 0) {
+			log_warnx("smarthost credentials: %s (keeping the "
+				  "old ones)",
+				  errors);
+			free(errors);
+		} else {
+			runner_secrets_free(&sv->secrets);
+			sv->secrets = ns;
+		}
+	}
+	/* one runner at a time: the new one starts when the old is gone */
+	if (sv->runner_pid > 0) {
+		sv->runner_restart = true;
+		kill(sv->runner_pid, SIGTERM);
+	}
 	for (unsigned i = 0; i < LIMITS_MAX_WORKERS; i++)
 		if (sv->slot_used[i] && sv->children[i].gen != sv->gen)
 			sv->children[i].draining = true;
@@ -655,6 +738,7 @@ serve_main(const char *config_path)
 	    prepare_data_dir(&sv, sv.config, &errors) < 0 ||
 	    queue_dirs_create(sv.config->data_dir, &errors) < 0 ||
 	    load_tls(sv.config, &sv.tls_ctx, &errors) < 0 ||
+	    runner_secrets_load(sv.config, &sv.secrets, &errors) < 0 ||
 	    bind_all(sv.config, NULL, 0, &sv.socks, &sv.nsocks, &errors) < 0) {
 		fprintf(stderr, "godwit: %s\n", errors);
 		log_event(LOG_ERR, "daemon", "start-failed", "msg=\"see stderr\"");
@@ -696,6 +780,7 @@ serve_main(const char *config_path)
 			  nworkers(sv.config), addrs);
 	}
 	spawn_generation(&sv);
+	spawn_runner(&sv);
 	event_base_dispatch(sv.base);
 
 	log_event(LOG_INFO, "daemon", "stopped", "pid=%d", (int)getpid());
@@ -707,6 +792,7 @@ serve_main(const char *config_path)
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);
 	tls_ctx_free(&sv.tls_ctx);
+	runner_secrets_free(&sv.secrets);
 	config_free(&sv.config);
 	return 0;
 }

@@ -399,6 +399,7 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	reply(s, "250-SIZE %llu", (unsigned long long)cf->max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250-DSN");
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250-CHUNKING");
 	if (s->w->tls_ctx != NULL && !s->tls)
@@ -433,13 +434,6 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			  args.ret != SMTP_RET_UNSET)) {
 		reply_error(s, 555, "5.5.4",
 			    "Error: MAIL parameters need EHLO");
-		return;
-	}
-	/* DSN (RFC 3461) is not offered yet, so its parameters are not
-	 * accepted: we could not keep their promise. */
-	if (args.envid[0] != '\0' || args.ret != SMTP_RET_UNSET) {
-		reply_error(s, 555, "5.5.4",
-			    "Error: DSN parameters are not supported");
 		return;
 	}
 	if (args.has_size && args.size > s->config->max_message_size) {
@@ -543,9 +537,9 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_parse_error(s, &err);
 		return;
 	}
-	if (args.notify != 0 || args.orcpt[0] != '\0') {
+	if (!s->esmtp && (args.notify != 0 || args.orcpt[0] != '\0')) {
 		reply_error(s, 555, "5.5.4",
-			    "Error: DSN parameters are not supported");
+			    "Error: RCPT parameters need EHLO");
 		return;
 	}
 	if (t->nrcpts >= s->config->max_recipients) {
@@ -1288,7 +1282,9 @@ content_end(struct smtp_session *s)
 		e->sender = xstrdup(t->sender);
 		e->body = xstrdup(bodies[t->mail.body]);
 		e->smtputf8 = t->mail.smtputf8;
-		e->ret = xstrdup("");
+		e->ret = xstrdup(t->mail.ret == SMTP_RET_FULL   ? "FULL"
+				 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
+								: "");
 		e->envid = xstrdup(t->mail.envid);
 		for (size_t i = 0; i < t->nremotes; i++)
 			queue_rcpt_add(e, t->remotes[i].addr,

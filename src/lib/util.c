@@ -203,3 +203,35 @@ signals_unblock_all(void)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
+
+static char *title_area;
+static size_t title_len;
+
+void
+proc_title_init(int argc, char **argv)
+{
+	char *end;
+
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	/* the arguments are contiguous: up to the end of the last one */
+	end = argv[0] + strlen(argv[0]);
+	for (int i = 1; i < argc && argv[i] == end + 1; i++)
+		end = argv[i] + strlen(argv[i]);
+	title_area = argv[0];
+	title_len = (size_t)(end - argv[0]);
+}
+
+void
+proc_title(const char *title)
+{
+	size_t n;
+
+	if (title_area == NULL || title_len == 0)
+		return;
+	n = strlen(title);
+	if (n > title_len)
+		n = title_len;
+	memset(title_area, '\0', title_len);
+	memcpy(title_area, title, n);
+}

@@ -41,4 +41,12 @@ void signals_unblock_all(void);
 /* mkdir -p with mode; existing directories are fine. */
 int mkdir_p(const char *path, unsigned mode);
 
+/*
+ * What ps shows for this process: proc_title_init() from main() with the
+ * original argv, then proc_title() in a child ("godwit: queue runner").
+ * The title is cut to the space the arguments had.
+ */
+void proc_title_init(int argc, char **argv);
+void proc_title(const char *title);
+
 #endif
