@@ -242,6 +242,19 @@ class World:
                 out.append(json.loads(line))
         return out
 
+    def queue_dump(self):
+        """The queue of godwit a as text, for failure messages (never
+        raises)."""
+        try:
+            p = self.ga.run("queue", "list", "--json")
+            return f"queue list --json (exit {p.returncode}): {p.stdout[-2000:]}{p.stderr[-500:]}"
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            return f"queue list failed: {e}"
+
+    def diag(self):
+        return (f"{self.queue_dump()}\nlog of a:\n{self.ga.log_text()[-3000:]}"
+                f"\npeer log:\n{self.peer_log_text()[-1500:]}")
+
     def runner_pid(self, g=None):
         g = g or self.ga
         for pid in g.children():
@@ -276,6 +289,15 @@ def wait_queue_empty(w, timeout=30):
     except AssertionError as e:
         raise AssertionError(f"{e}; queue: {json.dumps(last)[:3000]}\n"
                              + w.ga.log_text()[-3000:]) from None
+
+
+def wait(w, pred, timeout, what):
+    """wait_for with the queue, a's log and the peer's log in the failure
+    message."""
+    try:
+        return wait_for(pred, timeout, interval=0.2, what=what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{w.diag()}") from None
 
 
 def parse(raw):
@@ -331,8 +353,7 @@ def wait_bounce(w, n=1, timeout=30):
         return wait_for(lambda: len(bounces(w.ga)) >= n and bounces(w.ga),
                         timeout, interval=0.2, what=f"{n} bounce(s) for alice")
     except AssertionError as e:
-        raise AssertionError(f"{e}; queue: {json.dumps(w.queue())[:2000]}\n"
-                             + w.ga.log_text()[-3000:]) from None
+        raise AssertionError(f"{e}\n{w.diag()}") from None
 
 
 def check_bounce(raw, rcpt, status_re, subject):
@@ -365,8 +386,7 @@ def wait_bob(w, mid, timeout=30):
         return wait_for(find, timeout, interval=0.1,
                         what=f"{mid} in bob's Maildir")
     except AssertionError as e:
-        raise AssertionError(f"{e}; queue of a: {json.dumps(w.queue())[:2000]}\n"
-                             f"log of a:\n{w.ga.log_text()[-3000:]}") from None
+        raise AssertionError(f"{e}\n{w.diag()}") from None
 
 
 def peer_ids(w):
@@ -546,8 +566,7 @@ def test_greylisted_then_delivered(world):
     w.start_peer("greylist:2")
     w.godwit_a()
     mid = w.submit("user@peer.test", "greylisted")
-    wait_for(lambda: mid in peer_ids(w), 40, interval=0.2,
-             what="the greylisted message at the peer")
+    wait(w, lambda: mid in peer_ids(w), 30, "the greylisted message at the peer")
     wait_queue_empty(w)
     ids = peer_ids(w)
     assert ids.count(mid) == 1, ids
@@ -588,12 +607,12 @@ def test_unreachable_deferred_then_expired(world):
             if e.get("state") == "deferred" and e.get("last_error"):
                 return e
         return None
-    e = wait_for(deferred, 15, interval=0.2, what="a deferred entry with last_error")
+    e = wait(w, deferred, 15, "a deferred entry with last_error")
     assert e["sender"] in ("alice@a.test", "<alice@a.test>"), e
     assert e["attempts"] >= 1, e
     assert [r["addr"] for r in e["recipients"]] == ["user@dead.test"], e
     assert e["recipients"][0]["status"] == "pending", e
-    assert isinstance(e["next_attempt"], int), e
+    assert isinstance(e["next_attempt"], (int, float)), e
     assert bounces(w.ga) == [], "bounced before the lifetime ran out"
     raw = wait_bounce(w, timeout=40)[0]
     took = time.monotonic() - t0
@@ -615,7 +634,7 @@ def test_unreachable_address_times_out(world):
             if e.get("state") == "deferred" and e.get("last_error"):
                 return e
         return None
-    e = wait_for(deferred, 30, interval=0.3, what="a deferred entry")
+    e = wait(w, deferred, 30, "a deferred entry")
     assert e["recipients"][0]["status"] == "pending", e
     assert bounces(w.ga) == []
 
@@ -655,14 +674,15 @@ def test_backup_mx(world):
 
 
 def test_runner_killed_no_loss(world):
-    """50 messages to a slow peer; the queue runner is killed with
-    SIGKILL mid-delivery; the parent starts a new one, and every message
-    arrives (duplicates allowed only for deliveries the kill cut off
-    between the peer's 250 and the runner's record of it)."""
+    """50 messages to a slow peer (0.4 s per message, at most 5
+    connections); the queue runner is killed with SIGKILL mid-delivery;
+    the parent starts a new one, and every message arrives. Duplicates are
+    allowed only for deliveries the kill cut off between the peer's 250
+    and the runner's record of it: at most one per connection."""
     w = world
-    w.start_peer("accept", delay=0.3)
-    g = w.godwit_a()
-    runner = wait_for(w.runner_pid, 10, what="the queue runner process")
+    w.start_peer("accept", delay=0.4)
+    g = w.godwit_a(outbound={"max_per_domain": 5})
+    runner = wait(w, w.runner_pid, 10, "the queue runner process")
     mids = []
     s = w.smtp_a()
     try:
@@ -673,22 +693,20 @@ def test_runner_killed_no_loss(world):
             mids.append(mid)
     finally:
         s.quit()
-    wait_for(lambda: len(w.peer_messages()) >= 3, 30, interval=0.05,
-             what="the first deliveries")
+    wait(w, lambda: len(w.peer_messages()) >= 3, 30, "the first deliveries")
     os.kill(runner, signal.SIGKILL)
     before = len(w.peer_messages())
-    new = wait_for(lambda: (p := w.runner_pid()) and p != runner and p, 15,
-                   what="a new queue runner")
-    assert new != runner
+    assert before < 50, "all delivered before the kill: the test proves nothing"
+    wait(w, lambda: (p := w.runner_pid()) and p != runner, 15,
+         "a new queue runner")
     assert g.running(), "the parent died with its runner"
-    wait_for(lambda: set(mids) <= set(peer_ids(w)), 60, interval=0.2,
-             what="all 50 messages at the peer")
+    wait(w, lambda: set(mids) <= set(peer_ids(w)), 60,
+         "all 50 messages at the peer")
     ids = peer_ids(w)
     dups = len(ids) - len(set(ids))
     missing = set(mids) - set(ids)
-    assert not missing, f"lost {len(missing)}"
-    # at most what was in flight when the kill came (per_domain bound)
-    assert dups <= 20, f"{dups} duplicates (peer had {before} at the kill)"
+    assert not missing, f"lost {len(missing)} of 50"
+    assert dups <= 5, f"{dups} duplicate(s) (peer had {before} at the kill)"
     wait_queue_empty(w)
     print(f"runner kill: {before} delivered before, {dups} duplicate(s)")
 
@@ -701,42 +719,43 @@ def test_queue_hold_release_flush_delete(world):
     w.godwit_a()
     mid = w.submit("held@peer.test", "to be held")
 
-    def deferred(rcpt):
+    def entry(rcpt, state):
         for e in w.queue():
-            if e.get("state") == "deferred" and \
+            if e.get("state") == state and \
                     any(r["addr"] == rcpt for r in e["recipients"]):
                 return e
         return None
-    e = wait_for(lambda: deferred("held@peer.test"), 15, interval=0.2,
-                 what="the message deferred")
+    e = wait(w, lambda: entry("held@peer.test", "deferred"), 15,
+             "the message deferred")
     qid = e["id"]
     w.ga.admin("queue", "hold", qid)
-    q = {x["id"]: x for x in w.queue()}
-    assert q[qid]["state"] == "hold", q
+    # an attempt under way when hold came ends in hold too
+    wait(w, lambda: entry("held@peer.test", "hold"), 10, "the message held")
 
     w.start_peer("accept")
     w.ga.admin("queue", "flush")
     time.sleep(4)  # two retry_max periods: it would have gone by now
     assert mid not in peer_ids(w), "a held message was delivered"
-    q = {x["id"]: x for x in w.queue()}
-    assert q.get(qid, {}).get("state") == "hold", q
+    assert entry("held@peer.test", "hold"), w.queue_dump()
 
     w.ga.admin("queue", "release", qid)
     w.ga.admin("queue", "flush")
-    wait_for(lambda: mid in peer_ids(w), 15, interval=0.2,
-             what="the released message at the peer")
+    wait(w, lambda: mid in peer_ids(w), 15, "the released message at the peer")
     wait_queue_empty(w)
+    assert peer_ids(w).count(mid) == 1
 
     # delete --bounce
     w.start_peer("tempfail")
     subject = "deleted by the admin"
     w.submit("deleted@peer.test", subject)
-    e = wait_for(lambda: deferred("deleted@peer.test"), 15, interval=0.2,
-                 what="the second message deferred")
+    e = wait(w, lambda: entry("deleted@peer.test", "deferred"), 15,
+             "the second message deferred")
     w.ga.admin("queue", "delete", e["id"], "--bounce")
     raw = wait_bounce(w, timeout=15)[0]
     m, per_msg, per_rcpt, orig = bounce_parts(raw)
+    assert raw.startswith(b"Return-Path: <>"), raw[:200]
     assert any("deleted@peer.test" in (b.get("Final-Recipient") or "")
                for b in per_rcpt), [dict(b.items()) for b in per_rcpt]
     assert subject in orig
     wait_queue_empty(w)
+    assert len(bounces(w.ga)) == 1
