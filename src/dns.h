@@ -21,7 +21,17 @@
  *
  * An address literal domain "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC
  * 5321 4.1.3), and, with DNS_ROUTE_NO_MX, a plain host name (for a
- * smarthost) skip the MX lookup: the route is that one host.
+ * smarthost) skip the MX lookup: the route is that one host. A literal's
+ * host is named by its bare address ("192.0.2.1", "2001:db8::1"); a
+ * literal of a family that is not wanted is DNS_PERMFAIL.
+ *
+ * Other MX details: records whose rdata does not parse are skipped (all
+ * of them bad: DNS_TEMPFAIL); a "." among real MX hosts is skipped, not a
+ * null MX; a host named twice is kept at its lowest preference. A whole
+ * route lookup is bounded to 60 s: lookups still pending then count as
+ * temporary failures (hosts already found are still returned).
+ * Domains are ASCII only: U-labels (SMTPUTF8) are not converted to
+ * A-labels and are invalid here (DNS_PERMFAIL "invalid domain").
  *
  * Address order within a host: the preferred family first, then the
  * other, each in the order DNS gave; a family that is not wanted is not
@@ -38,6 +48,7 @@ struct event_base;
 
 #define DNS_MAX_HOSTS 10	/* MX hosts kept per route (lowest pref.) */
 #define DNS_MAX_ADDRS 8		/* addresses kept per host and family */
+#define DNS_NAME_MAX 253	/* a domain name in text, no final dot */
 
 struct dns_resolver_config {
 	/* "system": the name servers of /etc/resolv.conf (ub_ctx_resolvconf);
@@ -62,7 +73,7 @@ enum dns_family_pref {
 };
 
 struct dns_lookup_opts {
-	bool want_ipv4;
+	bool want_ipv4;		/* both false: both are wanted */
 	bool want_ipv6;
 	enum dns_family_pref prefer;
 	bool no_mx;		/* DNS_ROUTE_NO_MX: name is a host, not a domain */
@@ -113,6 +124,15 @@ void dns_resolver_free(struct dns_resolver **r);
  * inside dns_route_lookup), unless the query is cancelled first. The
  * route belongs to the callee: free it with dns_route_free(). The domain
  * is copied; it may be upper or lower case, with or without a final dot.
+ * Once cb runs the query handle is gone (do not cancel it then); cb may
+ * free the resolver or cancel other queries. dns_query_cancel(NULL) is a
+ * no-op.
+ *
+ * libunbound's background worker is a forked child process of the
+ * caller (ub_ctx_async dothread=0), started at the first lookup and
+ * ended by dns_resolver_free(). If it dies, pending lookups fail with
+ * DNS_TEMPFAIL and a fresh one is started for later lookups. The
+ * process must ignore SIGPIPE (writing to a dead worker's pipe).
  */
 typedef void dns_route_cb(struct dns_route *route, void *arg);
 struct dns_query *dns_route_lookup(struct dns_resolver *r, const char *domain,
@@ -131,26 +151,51 @@ struct dns_mx {
 /*
  * Sorts mx by preference and shuffles runs of equal preference with rnd
  * (a function returning a uniform value in [0, n), so tests can pass a
- * deterministic one). Returns true if the set is a null MX (RFC 7505:
- * exactly one record, exchange "." — any preference).
+ * deterministic one; NULL: arc4random_uniform). Sorting is stable, so the
+ * order rnd shuffles is the order given. A value >= n from rnd is taken
+ * modulo n. Returns true if the set is a null MX (RFC 7505: exactly one
+ * record, exchange "." — any preference).
  */
 bool dns_mx_order(struct dns_mx *mx, size_t n,
 		  unsigned (*rnd)(unsigned n, void *arg), void *rnd_arg);
 
 /*
+ * Parses one MX record's rdata as libunbound hands it out (RFC 1035
+ * 3.3.9: a 16-bit preference, then the exchange as an uncompressed wire
+ * name that must end exactly at len). Labels must be host-name labels
+ * (letters, digits, '-' not first or last, '_'). Fills *pref_r and name
+ * (size bytes; DNS_NAME_MAX + 1 always fits) with the lower-cased
+ * exchange without a final dot, "" for the root. Returns 0, or -1 if
+ * malformed or name is too small.
+ */
+int dns_mx_rdata_parse(const unsigned char *rdata, size_t len,
+		       unsigned *pref_r, char *name, size_t size);
+
+/*
  * Parses a domain as written in an address: "example.org", "Example.ORG.",
- * "[192.0.2.1]", "[IPv6:2001:db8::1]". For literals fills *ss/*len (port
+ * "[192.0.2.1]", "[IPv6:2001:db8::1]". For literals fills *ss and *len (port
  * 0) and returns 1; for names returns 0 with the lower-cased name without
- * a final dot in name (size bytes); -1 if invalid or too long.
+ * a final dot in name (size bytes); -1 if invalid or too long. Names are
+ * ASCII host names: labels of 1-63 letters, digits, '-' (not first or
+ * last) and '_', at most DNS_NAME_MAX in all. The "IPv6:" tag is
+ * case-insensitive; an IPv4 literal must be a strict dotted quad.
  */
 int dns_domain_parse(const char *domain, char *name, size_t size,
 		     struct sockaddr_storage *ss, socklen_t *len);
 
 /*
- * `godwit route [-4|-6] DOMAIN`: looks the route up with the
- * configuration's dns: section and prints it, one host per line with its
- * preference and addresses, or the error. Returns the exit code (0 found,
- * 1 DNS_PERMFAIL/NULLMX, 2 TEMPFAIL or usage).
+ * `godwit route [-4|-6] [-n] DOMAIN` (argv[0] is "route"): looks the
+ * route up with the configuration's dns: and outbound: sections (-4/-6
+ * override ip_version; -n: DOMAIN is a host, no MX lookup, as for a
+ * smarthost) and prints to stdout
+ *	b.test: MX
+ *	  10 mx1.b.test 198.18.0.12 fd00::12
+ * ("no MX, implicit MX ...", "host ...", "address literal" instead of MX;
+ * " (DNSSEC secure)" appended when validated), or one line
+ * "b.test: null MX (RFC 7505): domain accepts no mail",
+ * "b.test: permanent failure: ...", "b.test: temporary failure: ...".
+ * Returns the exit code (0 found, 1 DNS_PERMFAIL/NULLMX, 2 TEMPFAIL or
+ * usage).
  */
 struct config;
 int dns_route_cli(const struct config *config, int argc, char **argv);
