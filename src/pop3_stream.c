@@ -26,6 +26,13 @@ pop3_stream_init_top(struct pop3_stream *st, unsigned long lines)
 	st->lines_left = lines;
 }
 
+void
+pop3_stream_init_raw(struct pop3_stream *st)
+{
+	pop3_stream_init(st);
+	st->raw = true;
+}
+
 bool
 pop3_stream_done(const struct pop3_stream *st)
 {
@@ -70,7 +77,7 @@ pop3_stream_run(struct pop3_stream *st, const unsigned char *in, size_t len,
 			continue;
 		}
 		/* Up to the next LF everything is copied as it is. */
-		if (st->bol && in[i] == '.')
+		if (st->bol && in[i] == '.' && !st->raw)
 			out[o++] = '.';
 		lf = memchr(in + i, '\n', len - i);
 		n = lf != NULL ? (size_t)(lf - (in + i)) : len - i;
@@ -96,6 +103,8 @@ pop3_stream_end(struct pop3_stream *st, unsigned char *out)
 		st->bol = true;
 		st->cr = st->cr_only = false;
 	}
+	if (st->raw)
+		return o;
 	memcpy(out + o, ".\r\n", 3);
 	return o + 3;
 }

@@ -44,6 +44,7 @@ struct pop3_stream {
 				 * the empty line, "\rx\n" is not) */
 	bool in_body;		/* past the empty line */
 	bool limited;		/* TOP */
+	bool raw;		/* no stuffing, no final "." (BDAT) */
 	bool done;		/* TOP: enough lines sent */
 	unsigned long lines_left;
 };
@@ -52,6 +53,13 @@ struct pop3_stream {
 void pop3_stream_init(struct pop3_stream *st);
 /* TOP: header plus the first lines body lines. */
 void pop3_stream_init_top(struct pop3_stream *st, unsigned long lines);
+/*
+ * Line ends only, for SMTP BDAT (RFC 3030: no stuffing, no terminator):
+ * the same CR LF transform, but a '.' first on a line stays single and
+ * pop3_stream_end() writes only the CR LF of an unterminated last line
+ * (at most 2 octets; nothing for an empty message).
+ */
+void pop3_stream_init_raw(struct pop3_stream *st);
 
 /*
  * Transforms up to len octets of in into out, which must have room for
@@ -67,7 +75,7 @@ bool pop3_stream_done(const struct pop3_stream *st);
 
 /*
  * The end of the response: CR LF if the last line was unterminated, then
- * ".\r\n". out must have room for POP3_STREAM_END_MAX octets. Returns the
+ * ".\r\n" (not in raw mode). out must have room for POP3_STREAM_END_MAX octets. Returns the
  * number written.
  */
 #define POP3_STREAM_END_MAX 5

@@ -170,6 +170,56 @@ dump(const struct config *c)
 	sb_printf(&b, "retention=mail:%llu interval:%llu\n",
 		  (unsigned long long)c->retention_mail,
 		  (unsigned long long)c->retention_interval);
+	sb_printf(&b, "dns=%s", c->dns_mode);
+	for (size_t i = 0; i < c->ndns_forwarders; i++)
+		sb_printf(&b, "%s%s", i ? "," : " fwd:", c->dns_forwarders[i]);
+	sb_printf(&b, " ta:%s\n",
+		  c->dns_trust_anchor ? c->dns_trust_anchor : "-");
+	{
+		char a4[INET6_ADDRSTRLEN] = "-", a6[INET6_ADDRSTRLEN] = "-";
+		if (c->outbound_source4_len > 0)
+			inet_ntop(AF_INET,
+				  &((const struct sockaddr_in *)&c
+					->outbound_source4)->sin_addr,
+				  a4, sizeof(a4));
+		if (c->outbound_source6_len > 0)
+			inet_ntop(AF_INET6,
+				  &((const struct sockaddr_in6 *)&c
+					->outbound_source6)->sin6_addr,
+				  a6, sizeof(a6));
+		sb_printf(&b,
+			  "outbound=v4:%d v6:%d prefer4:%d src:%s,%s port:%u "
+			  "tls:%d conns:%u/%u\n",
+			  c->outbound_ipv4, c->outbound_ipv6,
+			  c->outbound_prefer_ipv4, a4, a6, c->outbound_port,
+			  (int)c->outbound_tls, c->outbound_max_connections,
+			  c->outbound_max_per_domain);
+	}
+	sb_printf(&b, "outbound.tls_policy=");
+	for (size_t i = 0; i < c->ntls_policies; i++)
+		sb_printf(&b, "%s%s:%d", i ? "," : "", c->tls_policies[i].domain,
+			  (int)c->tls_policies[i].policy);
+	sb_printf(&b, "\n");
+	sb_printf(&b, "outbound.timeouts=%llu,%llu,%llu,%llu,%llu,%llu\n",
+		  (unsigned long long)c->outbound_timeout_connect,
+		  (unsigned long long)c->outbound_timeout_greeting,
+		  (unsigned long long)c->outbound_timeout_command,
+		  (unsigned long long)c->outbound_timeout_data_init,
+		  (unsigned long long)c->outbound_timeout_data_block,
+		  (unsigned long long)c->outbound_timeout_data_end);
+	sb_printf(&b, "queue=lifetime:%llu retry:%llu..%llu warn:%llu\n",
+		  (unsigned long long)c->queue_lifetime,
+		  (unsigned long long)c->queue_retry_min,
+		  (unsigned long long)c->queue_retry_max,
+		  (unsigned long long)c->queue_delay_warning);
+	sb_printf(&b, "smarthost=%s port:%u tls:%d verify:%d creds:%s domains:",
+		  c->smarthost_host ? c->smarthost_host : "-",
+		  c->smarthost_port, (int)c->smarthost_tls,
+		  c->smarthost_verify,
+		  c->smarthost_credentials ? c->smarthost_credentials : "-");
+	for (size_t i = 0; i < c->nsmarthost_domains; i++)
+		sb_printf(&b, "%s%s", i ? "," : "", c->smarthost_domains[i]);
+	sb_printf(&b, "\n");
 	/* Before the listener lines, so one override covers every listener. */
 	sb_printf(&b, "listener_auth=");
 	for (size_t i = 0; i < c->nlisteners; i++)
@@ -240,6 +290,12 @@ static const char *const defaults[] = {
 	"submission.check_from=true",
 	"pop3=timeout:600 login_delay:0",
 	"retention=mail:0 interval:3600",
+	"dns=system ta:-",
+	"outbound=v4:1 v6:1 prefer4:0 src:-,- port:25 tls:1 conns:100/20",
+	"outbound.tls_policy=",
+	"outbound.timeouts=30,300,300,120,180,600",
+	"queue=lifetime:432000 retry:300..14400 warn:0",
+	"smarthost=- port:587 tls:0 verify:1 creds:- domains:",
 	"listener_auth=mx:noauth",
 	"nlisteners=1",
 	("listener[0]=mx smtp line=0 pause=1000 listen=0.0.0.0:25,[::]:25 "
@@ -378,6 +434,40 @@ static const struct valid_case valid_cases[] = {
 	 "retention:\n  mail: 180d\n  interval: 30m\n",
 	 {"pop3=timeout:3600 login_delay:300",
 	  "retention=mail:15552000 interval:1800", NULL}},
+	{"outbound delivery",
+	 "hostname: mail.example.com\n"
+	 "dns: {resolver: [\"198.18.0.53\", \"fd00::53@5353\"]}\n"
+	 "outbound:\n"
+	 "  ip_version: ipv6\n"
+	 "  prefer: ipv4\n"
+	 "  source_ipv4: 192.0.2.7\n"
+	 "  source_ipv6: \"2001:db8::7\"\n"
+	 "  port: 2525\n"
+	 "  tls: verify\n"
+	 "  tls_policy: {Example.ORG.: encrypt, b.test: none}\n"
+	 "  max_connections: 5\n"
+	 "  max_per_domain: 2\n"
+	 "  timeouts: {connect: 5s, data_end: 1m}\n"
+	 "queue: {lifetime: 15s, retry_min: 1s, retry_max: 2s, "
+	 "delay_warning: 4h}\n"
+	 "smarthost: {host: \"[198.18.0.9]\", tls: implicit, verify: false, "
+	 "domains: [A.test, b.test.]}\n",
+	 {"dns=system fwd:198.18.0.53,fd00::53@5353 ta:-",
+	  "outbound=v4:0 v6:1 prefer4:1 src:192.0.2.7,2001:db8::7 port:2525 "
+	  "tls:3 conns:5/2",
+	  "outbound.tls_policy=example.org:2,b.test:0",
+	  "outbound.timeouts=5,300,300,120,180,60",
+	  "queue=lifetime:15 retry:1..2 warn:14400",
+	  "smarthost=[198.18.0.9] port:465 tls:1 verify:0 creds:- "
+	  "domains:a.test,b.test",
+	  NULL}},
+	{"dns recursive, smarthost by name with its port",
+	 "hostname: mail.example.com\ndns: {resolver: recursive}\n"
+	 "smarthost: {host: SMTP.Provider.NET, port: 2587, tls: none}\n",
+	 {"dns=recursive ta:-",
+	  "smarthost=smtp.provider.net port:2587 tls:2 verify:1 creds:- "
+	  "domains:",
+	  NULL}},
 	{"pop3 and retention at their bounds",
 	 "hostname: mail.example.com\npop3: {timeout: 10m, login_delay: 1d}\n"
 	 "retention: {mail: 1d, interval: 1m}\n",
@@ -966,6 +1056,49 @@ static const struct invalid_case invalid_cases[] = {
 	 "t.yaml:4: retention.interval: '30s' is out of range (1m..1w)"},
 	{H "retention: {mail: forever}\n",
 	 "t.yaml:2: retention.mail: invalid duration (use e.g. 30s, 5m, 2h, 7d)"},
+	{H "dns: {resolver: [\"198.18.0.300\", \"::1@0\"], trust_anchor: "
+	   "/nonexistent/root.key}\n",
+	 "t.yaml:2: dns.resolver: '198.18.0.300': not an IP address (IP or "
+	 "IP@port)\n"
+	 "t.yaml:2: dns.resolver: '::1@0': bad port (IP@port, 1..65535)\n"
+	 "t.yaml:2: dns.trust_anchor: /nonexistent/root.key: No such file or "
+	 "directory"},
+	{H "dns: {resolver: []}\n",
+	 "t.yaml:2: dns.resolver: the list of forwarders is empty"},
+	{H "dns: {resolver: google}\n",
+	 "t.yaml:2: dns.resolver: 'google' is not one of system, recursive, "
+	 "or a list of forwarder addresses"},
+	{H "outbound:\n  ip_version: 4\n  prefer: v6\n  source_ipv4: \"::1\"\n"
+	   "  port: 0\n  tls: maybe\n  tls_policy: {\"-bad-\": may, "
+	   "ok.test: always}\n  max_connections: 0\n"
+	   "  timeouts: {connect: 0s, idle: 1s}\n",
+	 "t.yaml:3: outbound.ip_version: '4' is not one of both, ipv4 or ipv6\n"
+	 "t.yaml:4: outbound.prefer: 'v6' is not one of ipv6 or ipv4\n"
+	 "t.yaml:5: outbound.source_ipv4: '::1' is not an IPv4 address\n"
+	 "t.yaml:6: outbound.port: '0' is out of range (1..65535)\n"
+	 "t.yaml:7: outbound.tls: 'maybe' is not one of none, may, encrypt or "
+	 "verify\n"
+	 "t.yaml:8: outbound.tls_policy: '-bad-' is not a domain (labels must "
+	 "not start or end with '-')\n"
+	 "t.yaml:8: outbound.tls_policy: 'always' is not one of none, may, "
+	 "encrypt or verify\n"
+	 "t.yaml:9: outbound.max_connections: '0' is out of range (1..10000)\n"
+	 "t.yaml:10: unknown key 'idle' in outbound.timeouts\n"
+	 "t.yaml:10: outbound.timeouts.connect: '0s' is out of range (1s..1d)"},
+	{H "queue: {lifetime: 0, retry_min: 1h, retry_max: 1m}\n",
+	 "t.yaml:2: queue.lifetime: '0' is out of range (1s..100d)\n"
+	 "t.yaml:2: queue.retry_max: must not be less than queue.retry_min"},
+	{H "smarthost: {host: \"[not-an-ip]\", tls: ssl, credentials: "
+	   "/nonexistent/secret}\n",
+	 "t.yaml:2: smarthost.host: '[not-an-ip]': expected a host name or [IP "
+	 "address]\n"
+	 "t.yaml:2: smarthost.tls: 'ssl' is not one of starttls, implicit or "
+	 "none\n"
+	 "t.yaml:2: smarthost.credentials: /nonexistent/secret: No such file or "
+	 "directory"},
+	{H "smarthost: {port: 587}\n",
+	 "t.yaml:2: smarthost: host is required when other smarthost keys are "
+	 "set"},
 	{H "submission: {check_from: 1, sign: yes}\n",
 	 "t.yaml:2: unknown key 'sign' in submission\n"
 	 "t.yaml:2: submission.check_from: expected true or false"},
