@@ -67,6 +67,7 @@ struct outcome {
 	char *text;		/* "550 5.1.1 user unknown" */
 	char *relay;		/* "mx.b.test[198.18.0.12]:25", or NULL */
 	bool relayed;		/* the peer does not do DSN */
+	char *tls;		/* "TLSv1.3 with cipher ...", or NULL */
 };
 
 struct msg {
@@ -270,6 +271,7 @@ outcome_set(struct outcome *o, int code, const char *enh, const char *text,
 	o->text = xstrdup(buf);
 	free(o->relay);
 	o->relay = relay != NULL ? xstrdup(relay) : NULL;
+	xfree(&o->tls);
 }
 
 static void
@@ -277,6 +279,7 @@ outcome_clear(struct outcome *o)
 {
 	free(o->text);
 	free(o->relay);
+	free(o->tls);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -554,12 +557,13 @@ static void
 log_outcome(struct msg *m, size_t i, const char *event)
 {
 	struct outcome *o = &m->out[i];
-	char q1[600], q2[800];
+	char q1[600], q2[800], q3[200];
 
 	log_event(LOG_INFO, "delivery", event,
-		  "id=%s to=<%s> relay=%s dsn=%s status=%s", m->id,
+		  "id=%s to=<%s> relay=%s dsn=%s tls=%s status=%s", m->id,
 		  log_quote(q1, sizeof(q1), m->env.rcpts[i].addr),
 		  o->relay != NULL ? o->relay : "none", o->enh,
+		  log_quote(q3, sizeof(q3), o->tls != NULL ? o->tls : "no"),
 		  log_quote(q2, sizeof(q2), o->text != NULL ? o->text : ""));
 }
 
@@ -893,6 +897,8 @@ conn_done_cb(struct smtp_client *sc, bool ok, void *arg)
 	struct job *j = c->job;
 	const char *relay = smtp_client_peer(sc);
 	bool relayed = (smtp_client_ehlo(sc)->ext & SMTP_EXT_DSN) == 0;
+	char tlsbuf[160];
+	const char *tls = smtp_client_tls(sc, tlsbuf, sizeof(tlsbuf));
 
 	c->job = NULL;
 	for (size_t i = 0; i < j->n; i++) {
@@ -900,6 +906,7 @@ conn_done_cb(struct smtp_client *sc, bool ok, void *arg)
 		const struct smtp_reply *rp = &c->rcpts[i].reply;
 		outcome_set(o, rp->code, rp->enh, rp->text, relay);
 		o->relayed = relayed;
+		o->tls = tls != NULL ? xstrdup(tls) : NULL;
 	}
 	job_finish(j);
 	if (ok) {
