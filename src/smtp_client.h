@@ -28,14 +28,50 @@
  * Connection-level failures (refused, timeout, lost, TLS failure, TLS
  * required but not offered, 4xx/5xx greeting or EHLO, AUTH failure) are
  * reported through the ready callback, or, mid-transaction, as a result
- * for every recipient not yet answered: 4xx 4.4.2 "lost connection ..."
- * or the timeout's 4.4.2, the way Postfix words them:
- * "conversation with HOST[ADDR] timed out while sending RCPT TO".
+ * for every recipient not yet answered (and for those whose RCPT was
+ * accepted but whose end of data was not answered), the way Postfix
+ * words them. The synthetic ones all have code 421 (never 5xx: a
+ * connection problem is not a reason to bounce):
+ *  4.4.1 "connect to HOST[ADDR]:PORT: Connection refused" (any errno)
+ *  4.4.2 "lost connection with HOST[ADDR] while sending RCPT TO",
+ *        "conversation with HOST[ADDR] timed out while sending MAIL FROM"
+ *        (the phase is the oldest command whose reply is due, Postfix's
+ *        words: "receiving the initial server greeting", "performing the
+ *        EHLO handshake", "sending message body", "sending end of data --
+ *        message may be sent more than once", ...)
+ *  4.5.0 "malformed reply|unexpected reply|reply line too long from
+ *        HOST[ADDR] while ...", and "RSET refused by HOST[ADDR]: ..."
+ *  4.7.5 "TLS handshake with HOST[ADDR] failed: <openssl error>",
+ *        "Server certificate not verified for HOST[ADDR]: <reason>"
+ *  4.7.4 "TLS is required, but was not offered by host HOST[ADDR]" (also
+ *        when STARTTLS is refused under encrypt/verify; under may a
+ *        refused STARTTLS means going on in plaintext)
+ *  4.7.0 "godwit: refusing to send credentials to HOST[ADDR] without
+ *        TLS", no supported AUTH mechanism, unexpected AUTH challenge
+ * A greeting, EHLO+HELO or AUTH refusal is the server's own reply, code
+ * kept (e.g. 535 5.7.8). An error reading the queue file mid-content
+ * hangs up (DATA cannot be aborted otherwise): 451 4.3.0 "godwit: error
+ * reading the queue file: ...", done(ok = false).
  *
- * Timeouts (RFC 5321 4.5.3.2) are the params' values; every read is
- * bounded by one of them; reply lines are bounded (SMTP_CLIENT_LINE_MAX)
- * and a reply by SMTP_CLIENT_REPLY_LINES lines: a longer one is a
- * protocol error (the connection fails with 4.5.0... texts as above).
+ * Timeouts (RFC 5321 4.5.3.2) are the params' values (0 = none): a read
+ * waits at most the timeout of the oldest reply due (greeting: greeting;
+ * EHLO/HELO/STARTTLS/AUTH/MAIL/RCPT/RSET/QUIT and the TLS handshake:
+ * command; DATA: data_init; end of data and BDAT LAST: data_end; other
+ * BDAT chunks: data_block); writes get data_block while content is
+ * sent, else command; connect gets connect. An idle connection (ready,
+ * no transaction) has no read timeout: the runner decides how long to
+ * keep it. Reply lines are bounded (SMTP_CLIENT_LINE_MAX) and a reply by
+ * SMTP_CLIENT_REPLY_LINES lines: a longer one is a protocol error (4.5.0
+ * above). Peer input is never buffered beyond one line plus a 64 KiB
+ * read watermark; message content is read from the file only while
+ * less than 128 KiB of output is pending.
+ *
+ * SIZE= (RFC 1870) and the SIZE refusal use msg->size, the size as
+ * stored (LF line ends), as Postfix does with its queue file size.
+ * BDAT chunks carry at most 64 KiB (CR LF converted), "BDAT 0 LAST" for
+ * an empty message; with PIPELINING up to 4 chunks go before their
+ * replies. With PIPELINING and DATA: if no RCPT was accepted but DATA
+ * got 354 anyway, an empty content (".") ends it (RFC 2920 3.1).
  */
 #ifndef GODWIT_SMTP_CLIENT_H
 #define GODWIT_SMTP_CLIENT_H
@@ -62,8 +98,10 @@ struct smtp_reply {
 	char enh[16];		/* "5.1.1", "" if the reply had none */
 	char text[SMTP_CLIENT_TEXT_MAX];	/* the text of all lines, without
 				 * code and enhanced code, joined with
-				 * " "; control characters replaced by
-				 * '?'; cut at the size */
+				 * " " (empty lines add nothing); octets
+				 * outside printable ASCII (controls,
+				 * DEL, NUL, 8-bit) replaced by '?'; cut
+				 * at the size; always NUL-terminated */
 };
 
 /*
@@ -73,7 +111,11 @@ struct smtp_reply {
  * between lines, separator other than '-' or ' ' / end of line, too many
  * lines). RFC 5321 4.2: "250-a" continues, "250 b" or "250" ends;
  * RFC 2034: an enhanced code is taken from the first line if it has the
- * form class.subject.detail with class matching the reply's first digit.
+ * form class.subject.detail (1-3 digits each) with class matching the
+ * reply's first digit, followed by a space or the end of the line; it
+ * is removed from the text of later lines that repeat it. After
+ * returning 1 or -1 the parser is reset: the next line starts a new
+ * reply.
  */
 struct smtp_reply_parser {
 	/* private */
@@ -104,11 +146,15 @@ struct smtp_ehlo {
 };
 /* One line of the EHLO reply without the code and separator ("SIZE
  * 1000"), case-insensitive keywords; the first line (the greeting
- * domain) must not be fed. */
+ * domain) must not be fed. Bits accumulate: zero *e before the first
+ * line. "SIZE" with no value, a value that is not all digits or does
+ * not fit in 64 bits: size 0 (no known limit). AUTH takes PLAIN and
+ * LOGIN from its list, also in the old "AUTH=LOGIN PLAIN" form. */
 void smtp_ehlo_line(struct smtp_ehlo *e, const char *line, size_t len);
 
 /* ---- the connection --------------------------------------------------- */
 
+/* The strings are copied; ssl_ctx must outlive the client. */
 struct smtp_client_params {
 	const char *helo_name;		/* our hostname */
 	const char *server_name;	/* host connected to (MX name): for the
@@ -116,7 +162,8 @@ struct smtp_client_params {
 	enum tls_policy tls;
 	bool implicit_tls;		/* port 465: TLS before the greeting */
 	SSL_CTX *ssl_ctx;		/* from smtp_client_ssl_ctx_new(); may be
-					 * NULL only with TLS_POLICY_NONE */
+					 * NULL only with TLS_POLICY_NONE (with
+					 * MAY it then acts as NONE) */
 	const char *auth_user;		/* NULL: no AUTH */
 	const char *auth_pass;
 	/* seconds */
@@ -150,11 +197,16 @@ struct smtp_client;
 
 /*
  * Ready: the session reached the point where it can take a transaction
- * (ok = true), or failed before that (ok = false, *reply says why: the
- * server's reply, or a synthetic 4.4.1 "connect to HOST[ADDR]:PORT:
- * Connection refused" / 4.4.2 timeout / 4.7.5 TLS / 4.7.4 TLS not
- * offered / 5.7.8 or 4.7.0 AUTH text, Postfix-like). After ok = false
- * the client is dead: the caller frees it.
+ * (ok = true; *reply is the last server reply, EHLO's or AUTH's), or
+ * failed before that (ok = false, *reply says why: the server's reply,
+ * or a synthetic one as listed at the top). After ok = false the client
+ * is dead: the caller frees it.
+ *
+ * Both callbacks may call smtp_client_free() or smtp_client_quit() on
+ * the client (the memory goes when the callback has returned), and done
+ * may call smtp_client_send() for the next transaction. They are always
+ * called from the event loop, never from inside smtp_client_new() or
+ * smtp_client_send().
  */
 typedef void smtp_client_ready_cb(struct smtp_client *c, bool ok,
 				  const struct smtp_reply *reply, void *arg);
@@ -177,7 +229,10 @@ struct smtp_client *smtp_client_new(struct event_base *base,
 
 /*
  * Runs one transaction; msg (and what it points to, fd included) must
- * stay valid until done is called. Only when ready/done said ok.
+ * stay valid until done is called. Only when ready/done said ok. If the
+ * connection died while idle, or a refusal listed at the top applies,
+ * or nrcpts is 0 (554 5.5.1), done comes from the loop without anything
+ * sent (ok = true for the refusals, false for a dead connection).
  */
 void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *msg,
 		      smtp_client_done_cb *done, void *arg);
@@ -187,8 +242,10 @@ void smtp_client_quit(struct smtp_client *c);
 /* Closes at once; no more callbacks. NULL-safe. */
 void smtp_client_free(struct smtp_client **c);
 
-/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" or NULL,
- * and whether the peer's certificate was verified (policy verify). */
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" (that is
+ * tls_describe() without its "using ") or NULL, and whether the peer's
+ * certificate was verified (policy verify). Both stay valid after the
+ * connection failed. */
 const char *smtp_client_tls(const struct smtp_client *c, char *buf,
 			    size_t size);
 bool smtp_client_verified(const struct smtp_client *c);

@@ -497,6 +497,49 @@ test_large(void **state)
 	free(out);
 }
 
+/* Raw mode (BDAT): line ends only, no stuffing, no terminator; every
+ * split of the input gives the same output. */
+static void
+test_raw(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} rows[] = {
+		{"", ""},
+		{"a\n", "a\r\n"},
+		{".a\n.\n", ".a\r\n.\r\n"},
+		{"a\r\nb", "a\r\nb\r\n"},
+		{"a\r", "a\r\r\n"},
+		{"..\n\n", "..\r\n\r\n"},
+	};
+	unsigned char out[64], end[POP3_STREAM_END_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		size_t len = strlen(rows[i].in);
+
+		for (size_t cut = 0; cut <= len; cut++) {
+			struct pop3_stream st;
+			size_t o, used, n;
+
+			pop3_stream_init_raw(&st);
+			o = pop3_stream_run(&st, (const unsigned char *)rows[i].in,
+					    cut, out, &used);
+			assert_int_equal(used, cut);
+			o += pop3_stream_run(&st,
+					     (const unsigned char *)rows[i].in +
+						     cut,
+					     len - cut, out + o, &used);
+			n = pop3_stream_end(&st, end);
+			assert_true(n <= 2);
+			memcpy(out + o, end, n);
+			o += n;
+			assert_int_equal(o, strlen(rows[i].out));
+			assert_memory_equal(out, rows[i].out, o);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -505,6 +548,7 @@ main(void)
 		cmocka_unit_test(test_size_values),
 		cmocka_unit_test(test_random_messages),
 		cmocka_unit_test(test_large),
+		cmocka_unit_test(test_raw),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
