@@ -741,6 +741,101 @@ job_fail(struct job *j, int code, const char *enh, const char *text,
 	job_finish(j);
 }
 
+/* ---- local recipients ------------------------------------------------ */
+
+/*
+ * Recipients in local domains reach the queue only when the client asked
+ * for a success report (NOTIFY=SUCCESS, RFC 3461): they are delivered to
+ * their Maildirs here, by the committer, and reported as "delivered".
+ */
+struct local_job {
+	struct msg *m;
+	size_t *idx;
+	size_t n;
+};
+
+static void
+local_done(struct delivery_job *job, void *arg)
+{
+	struct local_job *lj = arg;
+	struct msg *m = lj->m;
+
+	for (size_t i = 0; i < lj->n; i++) {
+		if (job->result == 0)
+			outcome_set(&m->out[lj->idx[i]], 250, "2.0.0",
+				    "delivered to mailbox", NULL);
+		else
+			outcome_set(&m->out[lj->idx[i]], 451, "4.3.0",
+				    job->error, NULL);
+	}
+	free(lj->idx);
+	free(lj);
+	if (--m->jobs == 0)
+		msg_round_done(m);
+}
+
+static void
+local_deliver(struct msg *m, size_t *idx, size_t n)
+{
+	struct runner *r = m->r;
+	const struct config *cf = r->config;
+	struct delivery_job *job = xcalloc(1, sizeof(*job));
+	struct local_job *lj = xcalloc(1, sizeof(*lj));
+	char *tmp, buf[64 * 1024], *hdr = NULL;
+	size_t hlen = 0;
+	uint64_t left = m->env.size, off = m->off, lines = 0;
+	FILE *f;
+	bool ok = true;
+
+	memcpy(job->id, m->id, sizeof(job->id));
+	/* a distinct spool name: the message file keeps its own id */
+	tmp = xasprintf("%s/queue/tmp/%s.local", cf->data_dir, m->id);
+	job->spool = spool_new(tmp);
+	free(tmp);
+	if ((f = open_memstream(&hdr, &hlen)) == NULL)
+		abort();
+	fprintf(f, "Return-Path: <%s>\n", m->env.sender);
+	if (n == 1)
+		fprintf(f, "Delivered-To: %s\n", m->env.rcpts[idx[0]].addr);
+	fclose(f);
+	ok = spool_write(job->spool, hdr, hlen) == 0;
+	job->local_hdr_len = hlen;
+	lines += count_lf(hdr, hlen);
+	free(hdr);
+	while (ok && left > 0) {
+		size_t want = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+		ssize_t got = pread(m->fd, buf, want, (off_t)off);
+		if (got <= 0) {
+			ok = false;
+			break;
+		}
+		ok = spool_write(job->spool, buf, (size_t)got) == 0;
+		lines += count_lf(buf, (size_t)got);
+		left -= (uint64_t)got;
+		off += (uint64_t)got;
+	}
+	job->vsize = spool_size(job->spool) + lines;
+	job->mailboxes = xcalloc(n, sizeof(*job->mailboxes));
+	for (size_t i = 0; i < n; i++)
+		job->mailboxes[i] = xstrdup(m->env.rcpts[idx[i]].addr);
+	job->nmailboxes = n;
+	lj->m = m;
+	lj->idx = idx;
+	lj->n = n;
+	m->jobs++;
+	if (!ok) {
+		job->result = -1;
+		snprintf(job->error, sizeof(job->error),
+			 "cannot read the queue file");
+		local_done(job, lj);
+		delivery_job_free(&job);
+		return;
+	}
+	job->done = local_done;
+	job->arg = lj;
+	committer_submit(r->committer, job);
+}
+
 /* Loads a message moved to active/ and queues its jobs. */
 static void
 msg_activate(struct runner *r, const char *id, const char *from,
@@ -749,6 +844,7 @@ msg_activate(struct runner *r, const char *id, const char *from,
 	const struct config *cf = r->config;
 	struct msg *m;
 	char *path, *err = NULL;
+	size_t *local = NULL, nlocal = 0;
 
 	if (!queue_id_valid(id))
 		return;
@@ -799,6 +895,14 @@ msg_activate(struct runner *r, const char *id, const char *from,
 		if (m->st.status[i] != QRS_PENDING)
 			continue;
 		dom = rcpt_domain(m->env.rcpts[i].addr);
+		if (m->env.sender[0] != '\0' &&
+		    (m->env.rcpts[i].notify & SMTP_NOTIFY_SUCCESS) != 0 &&
+		    userdb_domain_exists(r->db, dom) == 1) {
+			if (local == NULL)
+				local = xcalloc(m->env.nrcpts, sizeof(*local));
+			local[nlocal++] = i;
+			continue;
+		}
 		sh = uses_smarthost(cf, dom);
 		/* one job per destination: find this message's job there */
 		d = dest_get(r, sh ? "" : dom, sh);
@@ -816,6 +920,8 @@ msg_activate(struct runner *r, const char *id, const char *from,
 		}
 		j->idx[j->n++] = i;
 	}
+	if (nlocal > 0)
+		local_deliver(m, local, nlocal);
 	/* then start them (a kick may fail jobs at once, even free d) */
 	{
 		struct dest *d, *dn;
@@ -983,14 +1089,13 @@ conn_try(struct conn *c)
 	if (rt == NULL || c->host >= rt->nhosts || r->stopping) {
 		char text[SMTP_CLIENT_TEXT_MAX + 16], enh[16];
 		int code = c->fail.code != 0 ? c->fail.code : 451;
-		bool perm = d->smarthost && strncmp(c->fail.enh, "5.7.", 4) == 0;
 
 		snprintf(enh, sizeof(enh), "%s",
 			 c->fail.enh[0] != '\0' ? c->fail.enh : "4.4.1");
-		/* a refusal at the door of every host is not the mail's
-		 * fault: try again later (as Postfix does) — except when
-		 * the smarthost refused our credentials for good */
-		if (code >= 500 && !perm) {
+		/* a refusal at the door of every host (greeting, EHLO, even
+		 * a smarthost refusing our password) is not the mail's
+		 * fault: try again later, as Postfix does */
+		if (code >= 500) {
 			code = 450 + (code % 10);
 			enh[0] = '4';
 		}

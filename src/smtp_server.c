@@ -576,6 +576,14 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	for (size_t i = 0; i < res.nmailboxes; i++) {
+		/* a success report was asked for (RFC 3461): the queue
+		 * runner delivers these and reports the delivery */
+		if ((args.notify & SMTP_NOTIFY_SUCCESS) != 0 &&
+		    !t->mail.path.null) {
+			add_remote(t, res.mailboxes[i], args.notify,
+				   args.orcpt);
+			continue;
+		}
 		if (strv_contains(t->mailboxes, t->nmailboxes,
 				  res.mailboxes[i]))
 			continue;
