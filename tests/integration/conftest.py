@@ -501,7 +501,7 @@ class Godwit:
     def diagnose(self):
         """What the processes of the group are doing (for hang reports)."""
         out = []
-        pids = [self.proc.pid] + self.children()
+        pids = [self.proc.pid] + self.all_children()
         for pid in pids:
             try:
                 with open(f"/proc/{pid}/status") as f:
@@ -519,7 +519,26 @@ class Godwit:
         return "\n".join(out)
 
     def children(self):
-        """Pids of the parent's direct children (the workers)."""
+        """Pids of the workers (the parent's children but the runner)."""
+        return [p for p in self.all_children() if not self._is_runner(p)]
+
+    def runner_pid(self):
+        """Pid of the queue runner, or None."""
+        for p in self.all_children():
+            if self._is_runner(p):
+                return p
+        return None
+
+    @staticmethod
+    def _is_runner(pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return f.read().startswith(b"godwit: queue runner")
+        except OSError:
+            return False
+
+    def all_children(self):
+        """Pids of the parent's direct children: workers and runner."""
         pid = self.proc.pid
         kids = set()
         try:

@@ -257,7 +257,7 @@ class World:
 
     def runner_pid(self, g=None):
         g = g or self.ga
-        for pid in g.children():
+        for pid in g.all_children():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     cmd = f.read().replace(b"\0", b" ")
@@ -539,6 +539,33 @@ def test_outbound_ip_version(world, ipv):
     rec = received_headers(raw)
     assert any(want in h for h in rec), rec
     assert not any(other in h for h in rec), rec
+    wait_queue_empty(w)
+
+
+@pytest.mark.parametrize("prefer", ["ipv6", "ipv4"])
+def test_outbound_prefer(world, prefer):
+    """mx.b.test has A and AAAA: outbound.prefer picks the family tried
+    first (and, b being up, used)."""
+    w = world
+    w.godwit_a(outbound={"prefer": prefer})
+    w.godwit_b()
+    mid = w.submit("bob@b.test", f"prefer {prefer}")
+    raw = wait_bob(w, mid)
+    want = w.a.ip6 if prefer == "ipv6" else w.a.ip4
+    rec = received_headers(raw)
+    assert any(want in h for h in rec), rec
+    wait_queue_empty(w)
+
+
+def test_nxdomain_bounces_at_once(world):
+    """A recipient domain that does not exist (NXDOMAIN from the lab's
+    DNS) is bounced at once, not retried for the lifetime."""
+    w = world
+    w.godwit_a()
+    subject = "to a domain that is not"
+    w.submit("user@nothing.test", subject)
+    raw = wait_bounce(w, timeout=15)[0]
+    check_bounce(raw, "user@nothing.test", r"5\.(1\.2|4\.4)", subject)
     wait_queue_empty(w)
 
 
