@@ -1067,6 +1067,31 @@ conn_next_job(struct conn *c)
 	smtp_client_send(c->c, &c->cm, conn_done_cb, c);
 }
 
+/*
+ * The client TLS context, made when first needed (loading the system's
+ * CA store takes a while, and a server that only relays in clear never
+ * needs it). One context when both ask for the same CA file.
+ */
+static SSL_CTX *
+ssl_ctx_for(struct runner *r, bool smarthost)
+{
+	const struct config *cf = r->config;
+	const char *mx_ca = cf->outbound_ca_file, *sh_ca = cf->smarthost_ca_file;
+	bool same = (mx_ca == NULL && sh_ca == NULL) ||
+		    (mx_ca != NULL && sh_ca != NULL && strcmp(mx_ca, sh_ca) == 0);
+	SSL_CTX **slot = smarthost && !same ? &r->ssl_relay : &r->ssl_mx;
+	char *error = NULL;
+
+	if (*slot == NULL &&
+	    (*slot = smtp_client_ssl_ctx_new(smarthost ? sh_ca : mx_ca,
+					     &error)) == NULL) {
+		log_event(LOG_ERR, "delivery", "tls-setup-failed",
+			  "error=\"%s\"", error);
+		free(error);
+	}
+	return *slot;
+}
+
 /* Connects to the next address of the route; at the end, gives up. */
 static void
 conn_try(struct conn *c)
@@ -1140,7 +1165,6 @@ conn_try(struct conn *c)
 	p.t_data_block = cf->outbound_timeout_data_block;
 	p.t_data_end = cf->outbound_timeout_data_end;
 	if (d->smarthost) {
-		p.ssl_ctx = r->ssl_relay;
 		p.implicit_tls = cf->smarthost_tls == SMARTHOST_IMPLICIT;
 		p.tls = cf->smarthost_tls == SMARTHOST_NONE ? TLS_POLICY_NONE
 			: cf->smarthost_verify		    ? TLS_POLICY_VERIFY
@@ -1148,9 +1172,12 @@ conn_try(struct conn *c)
 		p.auth_user = r->secrets->user;
 		p.auth_pass = r->secrets->pass;
 	} else {
-		p.ssl_ctx = r->ssl_mx;
 		p.tls = mx_policy(cf, d->key);
 	}
+	/* without a context the client cannot do TLS: "may" goes on in
+	 * clear, the stricter policies fail (deferred), as they must */
+	if (p.tls != TLS_POLICY_NONE || p.implicit_tls)
+		p.ssl_ctx = ssl_ctx_for(r, d->smarthost);
 	c->c = smtp_client_new(r->base, &p, (struct sockaddr *)&ss, salen, src,
 			       srclen, conn_ready_cb, c);
 }
@@ -1710,11 +1737,6 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 	dc.trust_anchor = config->dns_trust_anchor;
 	if ((r.dns = dns_resolver_new(r.base, &dc, &error)) == NULL)
 		fatalx("dns: %s", error);
-	if ((r.ssl_mx = smtp_client_ssl_ctx_new(config->outbound_ca_file,
-						&error)) == NULL ||
-	    (r.ssl_relay = smtp_client_ssl_ctx_new(config->smarthost_ca_file,
-						   &error)) == NULL)
-		fatalx("tls: %s", error);
 	r.committer = committer_new(r.base, config->data_dir,
 				    config->hostname);
 	r.timer = evtimer_new(r.base, timer_cb, &r);
