@@ -1697,6 +1697,7 @@ runner_shutdown(struct runner *r)
 		free(d->key);
 		free(d);
 	}
+	smtp_client_abort_quits();
 	/* reports in flight are made durable (their callbacks may finish
 	 * messages) before the messages are let go */
 	committer_free(&r->committer);

@@ -345,7 +345,11 @@ struct smtp_client {
 
 	int busy;			/* libevent callbacks on the stack */
 	bool zombie;			/* freed while busy */
+	/* on the list of clients saying QUIT (smtp_client_abort_quits) */
+	struct smtp_client *qnext, **qprev;
 };
+
+static struct smtp_client *quitting;
 
 static void client_setup_bev(struct smtp_client *c);
 static void txn_step(struct smtp_client *c);
@@ -429,6 +433,11 @@ reply_set(struct smtp_reply *r, int code, const char *enh, const char *fmt,
 static void
 client_destroy(struct smtp_client *c)
 {
+	if (c->qprev != NULL) {
+		*c->qprev = c->qnext;
+		if (c->qnext != NULL)
+			c->qnext->qprev = c->qprev;
+	}
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	if (c->defer_ev != NULL)
@@ -1659,7 +1668,19 @@ smtp_client_quit(struct smtp_client *c)
 		return;
 	}
 	c->state = ST_QUIT;
+	c->qnext = quitting;
+	if (quitting != NULL)
+		quitting->qprev = &c->qnext;
+	c->qprev = &quitting;
+	quitting = c;
 	send_cmd(c, CMD_QUIT, "QUIT");
+}
+
+void
+smtp_client_abort_quits(void)
+{
+	while (quitting != NULL)
+		client_release(quitting);
 }
 
 void

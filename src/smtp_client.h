@@ -238,6 +238,8 @@ void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *msg,
 		      smtp_client_done_cb *done, void *arg);
 
 /* QUIT, then frees itself (bounded by t_command); no more callbacks. */
+/* Closes every client still saying QUIT (before the event base goes). */
+void smtp_client_abort_quits(void);
 void smtp_client_quit(struct smtp_client *c);
 /* Closes at once; no more callbacks. NULL-safe. */
 void smtp_client_free(struct smtp_client **c);
