@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
 POSTQUEUE = shutil.which("postqueue") or "/usr/sbin/postqueue"
 SASLPASSWD2 = shutil.which("saslpasswd2") or "/usr/sbin/saslpasswd2"
 
@@ -191,8 +192,8 @@ class PostfixPeer:
         (self.etc / "main.cf").write_text(self._main_cf())
         (self.etc / "master.cf").write_text(self._master_cf())
         # postconf parses both files: a typo fails here, not at start
-        _run(["postconf", "-c", str(self.etc), "-n"])
-        _run(["postconf", "-c", str(self.etc), "-M"])
+        _run([POSTCONF, "-c", str(self.etc), "-n"])
+        _run([POSTCONF, "-c", str(self.etc), "-M"])
 
     def _make_cert(self):
         san = [f"DNS:{self.hostname}", f"IP:{self.ip4}"]
@@ -439,10 +440,3 @@ smtpd_sasl_authenticated_header = yes
                 raise PostfixError(f"no {pattern!r} in Postfix's log after "
                                    f"{timeout}s:\n{self.log_text()[-4000:]}")
             time.sleep(0.1)
-
-    def queue_id_of(self, needle_header_value):
-        """The queue id of the message whose Message-ID (as logged by
-        cleanup) contains needle, or None."""
-        m = re.search(r"postfix/cleanup\[\d+\]: ([0-9A-F]+): message-id=<[^>]*"
-                      + re.escape(needle_header_value), self.log_text())
-        return m.group(1) if m else None

@@ -41,7 +41,6 @@ import shutil
 import smtplib
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
