@@ -102,6 +102,7 @@ struct conn {
 	struct smtp_client *c;
 	size_t host, addr;	/* next address to try */
 	struct smtp_reply fail;	/* last connection failure */
+	char fail_relay[300];	/* where: "host[addr]:port" */
 	struct job *job;
 	struct smtp_client_msg cm;
 	struct smtp_client_rcpt *rcpts;
@@ -731,13 +732,24 @@ job_finish(struct job *j)
 		msg_round_done(m);
 }
 
-/* Fails (or defers) a job's recipients with one reply. */
+/*
+ * Fails (or defers) a job's recipients with one reply. soft: whatever
+ * its code, the reply only defers (connection-level trouble: the reply
+ * is kept as the server gave it, for the operator, with a 4 as its
+ * class).
+ */
 static void
 job_fail(struct job *j, int code, const char *enh, const char *text,
-	 const char *relay)
+	 const char *relay, bool soft)
 {
-	for (size_t i = 0; i < j->n; i++)
-		outcome_set(&j->m->out[j->idx[i]], code, enh, text, relay);
+	for (size_t i = 0; i < j->n; i++) {
+		struct outcome *o = &j->m->out[j->idx[i]];
+		outcome_set(o, code, enh, text, relay);
+		if (soft && o->code >= 500) {
+			o->code = 400 + o->code % 100;
+			o->enh[0] = '4';
+		}
+	}
 	job_finish(j);
 }
 
@@ -967,14 +979,15 @@ conn_free(struct conn *c, bool quit)
  * this failure, unless another connection is still at work on them.
  */
 static void
-dest_fail_all(struct dest *d, int code, const char *enh, const char *text)
+dest_fail_all(struct dest *d, int code, const char *enh, const char *text,
+	      const char *relay, bool soft)
 {
 	struct job *j;
 
 	while ((j = TAILQ_FIRST(&d->jobs)) != NULL) {
 		TAILQ_REMOVE(&d->jobs, j, entry);
 		d->njobs--;
-		job_fail(j, code, enh, text, NULL);
+		job_fail(j, code, enh, text, relay, soft);
 	}
 }
 
@@ -992,6 +1005,8 @@ conn_ready_cb(struct smtp_client *sc, bool ok, const struct smtp_reply *reply,
 		return;
 	}
 	c->fail = *reply;
+	snprintf(c->fail_relay, sizeof(c->fail_relay), "%s",
+		 smtp_client_peer(sc));
 	smtp_client_free(&c->c);
 	conn_try(c);
 }
@@ -1112,27 +1127,25 @@ conn_try(struct conn *c)
 		c->addr = 0;
 	}
 	if (rt == NULL || c->host >= rt->nhosts || r->stopping) {
-		char text[SMTP_CLIENT_TEXT_MAX + 16], enh[16];
+		char text[SMTP_CLIENT_TEXT_MAX + 16], enh[16], relay[300];
 		int code = c->fail.code != 0 ? c->fail.code : 451;
 
 		snprintf(enh, sizeof(enh), "%s",
 			 c->fail.enh[0] != '\0' ? c->fail.enh : "4.4.1");
-		/* a refusal at the door of every host (greeting, EHLO, even
-		 * a smarthost refusing our password) is not the mail's
-		 * fault: try again later, as Postfix does */
-		if (code >= 500) {
-			code = 450 + (code % 10);
-			enh[0] = '4';
-		}
 		snprintf(text, sizeof(text), "%s",
 			 c->fail.code != 0 ? c->fail.text
 					   : "no address to connect to");
+		snprintf(relay, sizeof(relay), "%s", c->fail_relay);
 		d->nconnecting--;
 		conn_free(c, false);
 		/* the last connection out takes the waiting jobs with it;
-		 * while others live, they take them */
+		 * while others live, they take them. A refusal at the door
+		 * of every host (greeting, EHLO, even a smarthost refusing
+		 * our password) is not the mail's fault: it only defers
+		 * (soft), as in Postfix, with the server's reply kept */
 		if (d->nconns == 0)
-			dest_fail_all(d, code, enh, text);
+			dest_fail_all(d, code, enh, text,
+				      relay[0] != '\0' ? relay : NULL, true);
 		dest_maybe_free(d);
 		return;
 	}
@@ -1218,7 +1231,7 @@ route_cb(struct dns_route *route, void *arg)
 		if (route->status == DNS_NULLMX)
 			code = 556;
 		dns_route_free(&route);
-		dest_fail_all(d, code, enh, text);
+		dest_fail_all(d, code, enh, text, NULL, false);
 		dest_maybe_free(d);
 		return;
 	}
