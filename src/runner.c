@@ -52,7 +52,8 @@
 #endif
 
 #define RUNNER_SLOT 63		/* queue id slot: workers use 0..31 */
-#define ACTIVE_MAX 10000	/* messages in memory at once */
+#define ACTIVE_MAX 10000	/* messages in memory at once; when full, */
+#define ACTIVE_LOW 7500		/* more are taken once down to this */
 #define CTL_LINE_MAX 256
 #define CTL_CLIENTS_MAX 16
 
@@ -156,6 +157,7 @@ struct runner {
 	bool backlog;		/* incoming/ has more than we took */
 	struct due *due;
 	size_t ndue, due_cap;
+	int64_t due_min;	/* the earliest due[].when */
 	bool stopping;
 };
 
@@ -522,7 +524,10 @@ due_add(struct runner *r, const char *id, int64_t when)
 	memcpy(r->due[r->ndue].id, id, sizeof(r->due[0].id));
 	r->due[r->ndue].when = when;
 	r->ndue++;
-	timer_arm(r);
+	if (r->ndue == 1 || when < r->due_min) {
+		r->due_min = when;
+		timer_arm(r);
+	}
 }
 
 static void
@@ -540,7 +545,8 @@ msg_free(struct msg *m)
 	queue_state_free(&m->st);
 	queue_envelope_free(&m->env);
 	free(m);
-	if (r->backlog)
+	/* room again after a full house: take the next batch */
+	if (r->nmsgs == ACTIVE_LOW && (r->backlog || r->ndue > 0))
 		timer_arm(r);
 }
 
@@ -1329,10 +1335,13 @@ timer_arm(struct runner *r)
 
 	if (r->stopping)
 		return;
-	for (size_t i = 0; i < r->ndue; i++)
-		if (r->due[i].when < next)
-			next = r->due[i].when;
-	if (r->backlog && r->nmsgs < ACTIVE_MAX)
+	if (r->nmsgs >= ACTIVE_MAX) {
+		evtimer_del(r->timer);	/* msg_free() calls again */
+		return;
+	}
+	if (r->ndue > 0)
+		next = r->due_min;
+	if (r->backlog)
 		next = now;
 	if (next == INT64_MAX) {
 		evtimer_del(r->timer);
@@ -1353,16 +1362,27 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (r->backlog && r->nmsgs < ACTIVE_MAX)
 		pickup_incoming(r);
+	/* the due ones are taken out first: activating one may add to
+	 * due[] (a message deferred again at once) */
+	struct due *todo = NULL;
+	size_t ntodo = 0, room = r->nmsgs < ACTIVE_MAX ? ACTIVE_MAX - r->nmsgs
+						       : 0;
+	r->due_min = INT64_MAX;
 	for (size_t i = 0; i < r->ndue; i++) {
-		if (r->due[i].when <= now && r->nmsgs < ACTIVE_MAX) {
-			char id[QUEUE_ID_LEN + 1];
-			memcpy(id, r->due[i].id, sizeof(id));
-			msg_activate(r, id, "deferred", false);
+		if (r->due[i].when <= now && ntodo < room) {
+			if (todo == NULL)
+				todo = xcalloc(room, sizeof(*todo));
+			todo[ntodo++] = r->due[i];
 		} else {
+			if (r->due[i].when < r->due_min)
+				r->due_min = r->due[i].when;
 			r->due[o++] = r->due[i];
 		}
 	}
 	r->ndue = o;
+	for (size_t i = 0; i < ntodo; i++)
+		msg_activate(r, todo[i].id, "deferred", false);
+	free(todo);
 	timer_arm(r);
 }
 
@@ -1533,6 +1553,7 @@ ctl_execute(struct ctl_client *cc, char *line)
 	if (argc == 1 && strcmp(argv[0], "flush") == 0) {
 		for (size_t i = 0; i < r->ndue; i++, count++)
 			r->due[i].when = 0;
+		r->due_min = 0;
 		timer_arm(r);
 		log_event(LOG_INFO, "queue", "flush", "messages=%d", count);
 		ctl_reply(cc, "ok %d\n", count);
