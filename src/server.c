@@ -359,14 +359,18 @@ signals_block(sigset_t *old)
 	sigprocmask(SIG_BLOCK, &set, old);
 }
 
-static int
-spawn(struct server *sv, unsigned slot)
+/*
+ * fork() for a child process: returns its pid in the parent (-1 on
+ * failure), 0 in the child, which then has the signals blocked (its main
+ * unblocks them once its own handlers are in place) and none of the
+ * parent's event base.
+ */
+static pid_t
+fork_child(struct server *sv)
 {
 	sigset_t old;
 	pid_t pid;
 
-	/* the child starts with them blocked; worker_main unblocks them
-	 * once its own handlers are in place */
 	signals_block(&old);
 	pid = fork();
 	if (pid != 0)
@@ -376,9 +380,8 @@ spawn(struct server *sv, unsigned slot)
 		return -1;
 	}
 	if (pid == 0) {
-		int code;
 		/* the parent's event base (and its signal handling) is not
-		 * ours to use: the worker makes its own. event_reinit first
+		 * ours to use: the child makes its own. event_reinit first
 		 * gives this copy its own epoll instance; freeing it without
 		 * that would unregister the parent's fds from the epoll set
 		 * we share with it after fork(). */
@@ -386,11 +389,22 @@ spawn(struct server *sv, unsigned slot)
 		event_base_free(sv->base);
 		sv->base = NULL;
 		signal(SIGCHLD, SIG_DFL);
+	}
+	return pid;
+}
+
+static int
+spawn(struct server *sv, unsigned slot)
+{
+	pid_t pid = fork_child(sv);
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
 		drop_privileges(sv);
-		code = worker_main(sv->config, sv->socks, sv->nsocks,
-				   sv->limits, sv->tls_ctx, slot);
 		/* exit(), not _exit(): so LeakSanitizer checks workers too */
-		exit(code);
+		exit(worker_main(sv->config, sv->socks, sv->nsocks,
+				 sv->limits, sv->tls_ctx, slot));
 	}
 	sv->children[slot].pid = pid;
 	sv->children[slot].slot = slot;
@@ -404,23 +418,12 @@ spawn(struct server *sv, unsigned slot)
 static void
 spawn_runner(struct server *sv)
 {
-	sigset_t old;
-	pid_t pid;
+	pid_t pid = fork_child(sv);
 
-	signals_block(&old);
-	pid = fork();
-	if (pid != 0)
-		sigprocmask(SIG_SETMASK, &old, NULL);
-	if (pid < 0) {
-		log_warn("fork");
+	if (pid < 0)
 		return;
-	}
 	if (pid == 0) {
 		int code;
-		event_reinit(sv->base);
-		event_base_free(sv->base);
-		sv->base = NULL;
-		signal(SIGCHLD, SIG_DFL);
 		/* it listens on nothing */
 		close_socks(sv->socks, sv->nsocks);
 		sv->socks = NULL;
