@@ -371,9 +371,8 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 			 : action == DSN_FAILED ? "5.0.0"
 			 : action == DSN_DELAYED ? "4.0.0"
 						 : "2.0.0");
-		/* a temporary error that ran out of time fails the mail */
-		if (action == DSN_FAILED && status[i][0] == '4')
-			status[i][0] = '5';
+		/* a temporary error that ran out of time keeps its 4.x.x
+		 * status with Action: failed, as Postfix and Sendmail do */
 		dr[i].addr = qr->addr;
 		dr[i].orcpt = qr->orcpt;
 		dr[i].action = action == DSN_DELIVERED && o->relayed
