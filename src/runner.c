@@ -114,7 +114,7 @@ struct dest {
 	struct runner *r;
 	char *key;		/* recipient domain, or "" for the smarthost */
 	bool smarthost;
-	TAILQ_HEAD(, job) jobs;
+	TAILQ_HEAD(jobq, job) jobs;
 	unsigned njobs;
 	TAILQ_HEAD(, conn) conns;
 	unsigned nconns;
@@ -921,12 +921,11 @@ msg_activate(struct runner *r, const char *id, const char *from,
 			continue;
 		}
 		sh = uses_smarthost(cf, dom);
-		/* one job per destination: find this message's job there */
+		/* one job per destination: this message's job there, if
+		 * any, is the last one queued (made just now) */
 		d = dest_get(r, sh ? "" : dom, sh);
-		TAILQ_FOREACH(j, &d->jobs, entry)
-			if (j->m == m)
-				break;
-		if (j == NULL) {
+		j = TAILQ_LAST(&d->jobs, jobq);
+		if (j == NULL || j->m != m) {
 			j = xcalloc(1, sizeof(*j));
 			j->m = m;
 			j->d = d;
