@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,6 +142,7 @@ struct runner {
 	const struct runner_secrets *secrets;
 	struct userdb *db;
 	struct committer *committer;
+	struct reaper *reaper;
 	struct dns_resolver *dns;
 	SSL_CTX *ssl_mx;
 	SSL_CTX *ssl_relay;
@@ -511,6 +513,110 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	return true;
 }
 
+/* ---- removing delivered mail ---------------------------------------- */
+
+/*
+ * Removing a file can block for a long time: on a file system mounted
+ * with "discard", freeing the blocks waits for the device. So delivered
+ * messages are unlinked (and their last descriptor closed) by a thread
+ * of their own, never on the event loop. A crash before it gets to one
+ * delivers that message again (the at-least-once window, runner.h).
+ */
+struct reap_item {
+	char id[QUEUE_ID_LEN + 1];
+	int fd;
+	struct reap_item *next;
+};
+
+struct reaper {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct reap_item *head, **tail;
+	bool stop;
+	char *data_dir;
+};
+
+static void *
+reaper_main(void *arg)
+{
+	struct reaper *rp = arg;
+
+	pthread_mutex_lock(&rp->lock);
+	for (;;) {
+		struct reap_item *it = rp->head;
+		if (it == NULL) {
+			if (rp->stop)
+				break;
+			pthread_cond_wait(&rp->cond, &rp->lock);
+			continue;
+		}
+		rp->head = it->next;
+		if (rp->head == NULL)
+			rp->tail = &rp->head;
+		pthread_mutex_unlock(&rp->lock);
+		char *path = xasprintf("%s/queue/active/%s", rp->data_dir,
+				       it->id);
+		unlink(path);
+		free(path);
+		queue_state_remove(rp->data_dir, it->id);
+		if (it->fd >= 0)
+			close(it->fd);
+		free(it);
+		pthread_mutex_lock(&rp->lock);
+	}
+	pthread_mutex_unlock(&rp->lock);
+	return NULL;
+}
+
+static struct reaper *
+reaper_new(const char *data_dir)
+{
+	struct reaper *rp = xcalloc(1, sizeof(*rp));
+
+	rp->data_dir = xstrdup(data_dir);
+	rp->tail = &rp->head;
+	pthread_mutex_init(&rp->lock, NULL);
+	pthread_cond_init(&rp->cond, NULL);
+	if (pthread_create(&rp->thread, NULL, reaper_main, rp) != 0)
+		fatalx("cannot start the reaper thread");
+	return rp;
+}
+
+static void
+reaper_add(struct reaper *rp, const char *id, int fd)
+{
+	struct reap_item *it = xcalloc(1, sizeof(*it));
+
+	memcpy(it->id, id, sizeof(it->id));
+	it->fd = fd;
+	pthread_mutex_lock(&rp->lock);
+	*rp->tail = it;
+	rp->tail = &it->next;
+	pthread_cond_signal(&rp->cond);
+	pthread_mutex_unlock(&rp->lock);
+}
+
+/* Finishes what it has, then goes. */
+static void
+reaper_free(struct reaper **rpp)
+{
+	struct reaper *rp = *rpp;
+
+	if (rp == NULL)
+		return;
+	pthread_mutex_lock(&rp->lock);
+	rp->stop = true;
+	pthread_cond_signal(&rp->cond);
+	pthread_mutex_unlock(&rp->lock);
+	pthread_join(rp->thread, NULL);
+	pthread_mutex_destroy(&rp->lock);
+	pthread_cond_destroy(&rp->cond);
+	free(rp->data_dir);
+	free(rp);
+	*rpp = NULL;
+}
+
 /* ---- messages ------------------------------------------------------- */
 
 static void
@@ -669,11 +775,8 @@ finish:
 		}
 	}
 	if (pending == 0 || m->delete_req) {
-		char *path = xasprintf("%s/queue/active/%s", cf->data_dir,
-				       m->id);
-		unlink(path);
-		free(path);
-		queue_state_remove(cf->data_dir, m->id);
+		reaper_add(r->reaper, m->id, m->fd);
+		m->fd = -1;
 		log_event(LOG_INFO, "delivery", "removed", "id=%s%s", m->id,
 			  m->delete_req ? " reason=deleted" : "");
 		msg_free(m);
@@ -1739,6 +1842,7 @@ runner_shutdown(struct runner *r)
 	}
 	while ((m = TAILQ_FIRST(&r->msgs)) != NULL)
 		msg_free(m);
+	reaper_free(&r->reaper);
 }
 
 int
@@ -1772,6 +1876,7 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 		fatalx("dns: %s", error);
 	r.committer = committer_new(r.base, config->data_dir,
 				    config->hostname);
+	r.reaper = reaper_new(config->data_dir);
 	r.timer = evtimer_new(r.base, timer_cb, &r);
 
 	dir = xasprintf("%s/queue/incoming", config->data_dir);
