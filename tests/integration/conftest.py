@@ -234,6 +234,10 @@ def default_config(data_dir, port):
             "max_recipients": 100,
             "trusted_networks": [],
         },
+        # the queue runner must never ask a resolver outside the test: a
+        # forwarder on loopback where nothing listens makes every lookup
+        # fail (temporarily), so remote mail stays deferred in the queue
+        "dns": {"resolver": ["127.0.0.1@9"]},
         "limits": {
             "max_connections": 1000,
             "max_connections_per_ip": 200,
@@ -631,11 +635,18 @@ class Godwit:
             needle = needle.encode()
         return [p for p in self.all_maildir_files() if needle in p.read_bytes()]
 
-    def queue_files(self, sub="incoming"):
-        d = self.data_dir / "queue" / sub
-        if not d.is_dir():
-            return []
-        return sorted(p for p in d.iterdir() if p.is_file())
+    def queue_files(self, sub=None):
+        """Message files in queue/<sub>; without sub, in every state a
+        queued message can be in (the queue runner moves them on at once:
+        incoming -> active -> deferred; listed in that order, so a file
+        that moves while we look is still seen)."""
+        subs = [sub] if sub else ["incoming", "active", "deferred", "hold"]
+        out = []
+        for s in subs:
+            d = self.data_dir / "queue" / s
+            if d.is_dir():
+                out.extend(p for p in d.iterdir() if p.is_file())
+        return sorted(out, key=lambda p: p.name)
 
     def tmp_files(self):
         """Files left in queue/tmp and every Maildir's tmp/."""
