@@ -603,7 +603,7 @@ shutdown_start(struct server *sv)
 	if (sv->stopping)
 		return;
 	sv->stopping = true;
-	log_event(LOG_INFO, "daemon", "stopping", "workers=%u",
+	log_event(LOG_INFO, "daemon", "stopping", "children=%u",
 		  live_children(sv));
 	signal_children(sv, SIGTERM, false);
 	evtimer_add(sv->kill_timer, &tv);
