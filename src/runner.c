@@ -1342,6 +1342,39 @@ route_cb(struct dns_route *route, void *arg)
 		dest_maybe_free(d);
 		return;
 	}
+	/* RFC 5321 5.1: when we are one of the MX hosts, only the ones
+	 * preferred to us may be used; none left is a loop */
+	if (!d->smarthost) {
+		const char *me = d->r->config->hostname;
+		for (size_t i = 0; i < route->nhosts; i++) {
+			size_t cut = 0;
+			if (strcasecmp(route->hosts[i].name, me) != 0)
+				continue;
+			/* hosts sorted by preference: keep the ones below ours */
+			while (cut < route->nhosts &&
+			       route->hosts[cut].pref < route->hosts[i].pref)
+				cut++;
+			i = cut;
+			if (i == 0) {
+				char text[300];
+				snprintf(text, sizeof(text),
+					 "mail for %s loops back to myself",
+					 d->key);
+				dns_route_free(&route);
+				dest_fail_all(d, 554, "5.4.6", text, NULL,
+					      false);
+				dest_maybe_free(d);
+				return;
+			}
+			for (size_t k = i; k < route->nhosts; k++) {
+				free(route->hosts[k].name);
+				free(route->hosts[k].addrs);
+				free(route->hosts[k].addrlens);
+			}
+			route->nhosts = i;
+			break;
+		}
+	}
 	d->route = route;
 	dest_kick(d);
 }

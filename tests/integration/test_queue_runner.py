@@ -238,3 +238,46 @@ def test_route_command_literal(godwit):
     r = godwit.run("route", "[192.0.2.1]")
     assert r.returncode == 0, r
     assert "192.0.2.1" in r.stdout
+
+
+def test_mx_loop_and_mx_preferred_to_us(make_godwit, sink, tmp_path, uniq):
+    """RFC 5321 5.1: when godwit (mx.example.test) is an MX host of the
+    domain, only hosts preferred to it are used; if it is the best one,
+    the mail loops and bounces at once (5.4.6)."""
+    from test_dns import start_unbound, stop_unbound
+
+    port, d = sink
+    dns_port = free_port()
+    records = [
+        "loop.test. MX 10 mx.example.test.",
+        "mx.example.test. A 127.0.0.1",
+        "backup.test. MX 20 mx.example.test.",
+        "backup.test. MX 10 relay.backup.test.",
+        "relay.backup.test. A 127.0.0.1",
+    ]
+    unbound = start_unbound(tmp_path / "unbound", dns_port, records)
+    try:
+        g = make_godwit({
+            "smtp": {"trusted_networks": ["127.0.0.0/8", "::1/128"]},
+            "dns": {"resolver": [f"127.0.0.1@{dns_port}"]},
+            "outbound": {"port": port, "ip_version": "ipv4"},
+        })
+        with g.smtp() as s:
+            s.sendmail("alice@example.test", ["x@loop.test"],
+                       f"Subject: {uniq} loop\r\n\r\nx\r\n".encode())
+            s.sendmail("alice@example.test", ["y@backup.test"],
+                       f"Subject: {uniq} backup\r\n\r\nx\r\n".encode())
+        wait_for(lambda: len(os.listdir(d)) == 1, 20,
+                 what="delivery through the MX preferred to us")
+        body = open(d / os.listdir(d)[0], "rb").read()
+        assert b"<y@backup.test>" in body
+        wait_for(lambda: reports(g, "alice@example.test"), 20,
+                 what="the loop bounce")
+        [rep] = reports(g, "alice@example.test")
+        rcpts, _ = status_fields(rep)
+        assert rcpts[0]["Action"] == "failed"
+        assert rcpts[0]["Status"] == "5.4.6"
+        assert "loops back to myself" in rcpts[0]["Diagnostic-Code"]
+        wait_for(lambda: queue_json(g) == [], 10, what="an empty queue")
+    finally:
+        stop_unbound(unbound)
