@@ -990,14 +990,19 @@ send_rcpt(struct smtp_client *c)
 	pq_push(c, CMD_RCPT);
 }
 
+/* Reads the next piece of the message (up to CHUNK_IN) into inbuf. */
 static bool
-read_chunk(struct smtp_client *c, size_t n)
+read_chunk(struct smtp_client *c, size_t *n_r)
 {
 	const struct smtp_client_msg *m = c->msg;
-	size_t got = 0;
+	size_t got = 0, n;
 	ssize_t r;
 	struct smtp_reply rep;
 
+	n = m->size - c->done_octets < CHUNK_IN
+		    ? (size_t)(m->size - c->done_octets)
+		    : CHUNK_IN;
+	*n_r = n;
 	while (got < n) {
 		r = pread(m->fd, c->inbuf + got, n - got,
 			  (off_t)(m->offset + c->done_octets + got));
@@ -1035,10 +1040,7 @@ data_fill(struct smtp_client *c)
 			set_timeouts(c);
 			return;
 		}
-		n = m->size - c->done_octets < CHUNK_IN
-			    ? (size_t)(m->size - c->done_octets)
-			    : CHUNK_IN;
-		if (!read_chunk(c, n))
+		if (!read_chunk(c, &n))
 			return;
 		olen = pop3_stream_run(&c->st, c->inbuf, n, c->outbuf, &used);
 		evbuffer_add(out, c->outbuf, olen);
@@ -1058,10 +1060,7 @@ bdat_fill(struct smtp_client *c)
 
 	while (c->content == CT_STREAMING && c->bdat_inflight < max &&
 	       evbuffer_get_length(out) < OUT_HIGH) {
-		n = m->size - c->done_octets < CHUNK_IN
-			    ? (size_t)(m->size - c->done_octets)
-			    : CHUNK_IN;
-		if (!read_chunk(c, n))
+		if (!read_chunk(c, &n))
 			return;
 		olen = pop3_stream_run(&c->st, c->inbuf, n, c->outbuf, &used);
 		last = c->done_octets == m->size;
