@@ -94,6 +94,27 @@ spool_write(struct spool *sp, const void *data, size_t len)
 	return 0;
 }
 
+int
+spool_local_header(struct spool *sp, const char *sender, const char *mailbox,
+		   size_t *len_r, uint64_t *lines_r)
+{
+	char *hdr;
+	int n;
+
+	if (mailbox != NULL)
+		n = asprintf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n",
+			     sender, mailbox);
+	else
+		n = asprintf(&hdr, "Return-Path: <%s>\n", sender);
+	if (n < 0)
+		abort();
+	*len_r = (size_t)n;
+	*lines_r = mailbox != NULL ? 2 : 1;
+	n = spool_write(sp, hdr, *len_r);
+	free(hdr);
+	return n;
+}
+
 uint64_t
 spool_size(const struct spool *sp)
 {

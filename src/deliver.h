@@ -31,6 +31,15 @@ struct spool *spool_new(const char *tmp_path);
 /* Appends; -1 with errno on an I/O error (then the message must fail). */
 int spool_write(struct spool *sp, const void *data, size_t len);
 uint64_t spool_size(const struct spool *sp);
+/*
+ * The header lines only the local copies of a message get, written to the
+ * spool: Return-Path (RFC 5321 4.4) and, when the copy is for one mailbox
+ * (mailbox not NULL), Delivered-To. *len_r is their length (the
+ * delivery_job's local_hdr_len), *lines_r their line count (for vsize).
+ * 0, or -1 with errno.
+ */
+int spool_local_header(struct spool *sp, const char *sender,
+		       const char *mailbox, size_t *len_r, uint64_t *lines_r);
 void spool_free(struct spool **sp);
 
 struct delivery_job {

@@ -609,6 +609,41 @@ queue_state_remove(const char *data_dir, const char *id)
 	free(path);
 }
 
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **
+queue_ids(const char *data_dir, const char *dir, size_t *n_r)
+{
+	char *path = xasprintf("%s/queue/%s", data_dir, dir);
+	DIR *dp = opendir(path);
+	struct dirent *de;
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+
+	free(path);
+	*n_r = 0;
+	if (dp == NULL)
+		return NULL;
+	while ((de = readdir(dp)) != NULL) {
+		if (!queue_id_valid(de->d_name))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		v[n++] = xstrdup(de->d_name);
+	}
+	closedir(dp);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), cmp_names);
+	*n_r = n;
+	return v;
+}
+
 int
 queue_locate(const char *data_dir, const char *id)
 {
@@ -997,19 +1032,15 @@ queue_control(const struct config *config, const char *op, const char *target,
 	/* no daemon: the files are ours to move */
 	if (strcmp(target, "all") == 0) {
 		for (const char *const *s = queue_states; *s != NULL; s++) {
-			char *dir = xasprintf("%s/queue/%s", config->data_dir,
-					      *s);
-			DIR *d = opendir(dir);
-			struct dirent *de;
-			free(dir);
-			if (d == NULL)
-				continue;
-			while ((de = readdir(d)) != NULL)
-				if (queue_id_valid(de->d_name) &&
-				    queue_file_op(config->data_dir, op,
-						  de->d_name) > 0)
+			size_t n;
+			char **v = queue_ids(config->data_dir, *s, &n);
+			for (size_t i = 0; i < n; i++) {
+				if (queue_file_op(config->data_dir, op, v[i]) >
+				    0)
 					count++;
-			closedir(d);
+				free(v[i]);
+			}
+			free(v);
 		}
 	} else {
 		int r = queue_file_op(config->data_dir, op, target);

@@ -112,6 +112,11 @@ int queue_state_write(const char *data_dir, const char *id,
 void queue_state_remove(const char *data_dir, const char *id);
 void queue_state_free(struct queue_state *st);
 
+/* The message ids in queue/<dir>, sorted (that is, by arrival); other
+ * names are left out. NULL when there are none (*n_r = 0). Caller frees
+ * each and the array. */
+char **queue_ids(const char *data_dir, const char *dir, size_t *n_r);
+
 /* queue_states[] index of the directory that holds id, or -1. */
 int queue_locate(const char *data_dir, const char *id);
 /* rename(queue/<from>/<id>, queue/<to>/<id>); 0 or -1 with errno. */

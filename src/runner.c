@@ -352,13 +352,14 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	struct delivery_job *job;
 	struct dsn_ctx *ctx;
 	const char *end;
-	char *text, *ptext, *tmp, *hdr = NULL, (*status)[16];
+	char *text, *ptext, *tmp, (*status)[16];
 	unsigned char *orig;
-	size_t len, olen, hlen = 0;
+	size_t len, olen;
 	uint64_t want;
 	ssize_t got;
 	int64_t now = now_s();
-	FILE *f;
+	uint64_t lines = 0;
+	bool hdr_ok = true;
 
 	status = xcalloc(n + 1, sizeof(*status));
 	want = m->env.size < DSN_FULL_MAX ? m->env.size : DSN_FULL_MAX;
@@ -455,22 +456,17 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	job->spool = spool_new(tmp);
 	free(tmp);
 	if (res.nmailboxes > 0) {
-		f = open_memstream(&hdr, &hlen);
-		if (f == NULL)
-			abort();
-		fprintf(f, "Return-Path: <>\n");
-		if (res.nmailboxes == 1)
-			fprintf(f, "Delivered-To: %s\n", res.mailboxes[0]);
-		fclose(f);
-		spool_write(job->spool, hdr, hlen);
-		job->local_hdr_len = hlen;
-		free(hdr);
+		hdr_ok = spool_local_header(job->spool, "",
+					    res.nmailboxes == 1
+						    ? res.mailboxes[0]
+						    : NULL,
+					    &job->local_hdr_len, &lines) == 0;
 		job->mailboxes = res.mailboxes;
 		job->nmailboxes = res.nmailboxes;
 		res.mailboxes = NULL;
 		res.nmailboxes = 0;
 	}
-	if (spool_write(job->spool, text, len) < 0) {
+	if (!hdr_ok || spool_write(job->spool, text, len) < 0) {
 		delivery_job_free(&job);
 		recipient_result_free(&res);
 		free(text);
@@ -478,8 +474,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 			m->dsn_failed = true;
 		return false;
 	}
-	job->vsize = spool_size(job->spool) + count_lf(text, len) +
-		     job->local_hdr_len / 16;
+	job->vsize = spool_size(job->spool) + lines + count_lf(text, len);
 	if (res.nremotes > 0) {
 		struct queue_envelope *e = xcalloc(1, sizeof(*e));
 		memcpy(e->id, job->id, sizeof(e->id));
@@ -901,10 +896,8 @@ local_deliver(struct msg *m, size_t *idx, size_t n)
 	const struct config *cf = r->config;
 	struct delivery_job *job = xcalloc(1, sizeof(*job));
 	struct local_job *lj = xcalloc(1, sizeof(*lj));
-	char *tmp, buf[64 * 1024], *hdr = NULL;
-	size_t hlen = 0;
+	char *tmp, buf[64 * 1024];
 	uint64_t left = m->env.size, off = m->off, lines = 0;
-	FILE *f;
 	bool ok = true;
 
 	memcpy(job->id, m->id, sizeof(job->id));
@@ -912,16 +905,9 @@ local_deliver(struct msg *m, size_t *idx, size_t n)
 	tmp = xasprintf("%s/queue/tmp/%s.local", cf->data_dir, m->id);
 	job->spool = spool_new(tmp);
 	free(tmp);
-	if ((f = open_memstream(&hdr, &hlen)) == NULL)
-		abort();
-	fprintf(f, "Return-Path: <%s>\n", m->env.sender);
-	if (n == 1)
-		fprintf(f, "Delivered-To: %s\n", m->env.rcpts[idx[0]].addr);
-	fclose(f);
-	ok = spool_write(job->spool, hdr, hlen) == 0;
-	job->local_hdr_len = hlen;
-	lines += count_lf(hdr, hlen);
-	free(hdr);
+	ok = spool_local_header(job->spool, m->env.sender,
+				n == 1 ? m->env.rcpts[idx[0]].addr : NULL,
+				&job->local_hdr_len, &lines) == 0;
 	while (ok && left > 0) {
 		size_t want = left < sizeof(buf) ? (size_t)left : sizeof(buf);
 		ssize_t got = pread(m->fd, buf, want, (off_t)off);
@@ -1072,8 +1058,10 @@ conn_free(struct conn *c, bool quit)
 	r->nconns--;
 	free(c->rcpts);
 	free(c);
-	/* a slot is free: whoever waits for one may go */
-	if (!r->stopping) {
+	/* the global limit was reached and a slot is free: whoever waits
+	 * for one may go (below the limit, nobody waits) */
+	if (!r->stopping &&
+	    r->nconns + 1 == r->config->outbound_max_connections) {
 		struct dest *x, *xn;
 		TAILQ_FOREACH_SAFE(x, &r->dests, entry, xn)
 			if (x != d && x->njobs > x->nconnecting)
@@ -1407,47 +1395,11 @@ dest_kick(struct dest *d)
 
 /* ---- picking up ----------------------------------------------------- */
 
-static int
-cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Names in queue/<dir>, sorted (ids sort by arrival). */
-static char **
-scan_dir(const struct config *cf, const char *dir, size_t *n_r)
-{
-	char *path = xasprintf("%s/queue/%s", cf->data_dir, dir);
-	DIR *dp = opendir(path);
-	struct dirent *de;
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-
-	free(path);
-	*n_r = 0;
-	if (dp == NULL)
-		return NULL;
-	while ((de = readdir(dp)) != NULL) {
-		if (!queue_id_valid(de->d_name))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 256;
-			v = xreallocarray(v, cap, sizeof(*v));
-		}
-		v[n++] = xstrdup(de->d_name);
-	}
-	closedir(dp);
-	if (n > 0)
-		qsort(v, n, sizeof(*v), cmp_names);
-	*n_r = n;
-	return v;
-}
-
 static void
 pickup_incoming(struct runner *r)
 {
 	size_t n;
-	char **v = scan_dir(r->config, "incoming", &n);
+	char **v = queue_ids(r->config->data_dir, "incoming", &n);
 
 	r->backlog = false;
 	for (size_t i = 0; i < n; i++) {
@@ -1556,14 +1508,14 @@ recover(struct runner *r)
 {
 	const struct config *cf = r->config;
 	size_t n;
-	char **v = scan_dir(cf, "active", &n);
+	char **v = queue_ids(cf->data_dir, "active", &n);
 
 	for (size_t i = 0; i < n; i++) {
 		queue_move(cf->data_dir, v[i], "active", "incoming");
 		free(v[i]);
 	}
 	free(v);
-	v = scan_dir(cf, "deferred", &n);
+	v = queue_ids(cf->data_dir, "deferred", &n);
 	for (size_t i = 0; i < n; i++) {
 		struct queue_envelope e;
 		struct queue_state st;
@@ -1705,7 +1657,8 @@ ctl_execute(struct ctl_client *cc, char *line)
 		/* every message in every directory, active ones included */
 		for (int s = 0; queue_states[s] != NULL; s++) {
 			size_t n;
-			char **v = scan_dir(r->config, queue_states[s], &n);
+			char **v = queue_ids(r->config->data_dir,
+					     queue_states[s], &n);
 			for (size_t i = 0; i < n; i++) {
 				count += ctl_one(r, argv[0], v[i], bounce);
 				free(v[i]);

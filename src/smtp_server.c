@@ -634,15 +634,14 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	free(tmp_path);
 	smtp_data_init(&t->data, mode, s->config->max_text_line);
 
+	t->local_hdr_len = 0;
+	if (t->nmailboxes > 0 &&
+	    spool_local_header(t->spool, t->sender,
+			       t->nmailboxes == 1 ? t->mailboxes[0] : NULL,
+			       &t->local_hdr_len, &t->hdr_lines) < 0)
+		return -1;
 	if ((f = open_memstream(&hdr, &len)) == NULL)
 		return -1;
-	if (t->nmailboxes > 0) {
-		fprintf(f, "Return-Path: <%s>\n", t->sender);
-		if (t->nmailboxes == 1)
-			fprintf(f, "Delivered-To: %s\n", t->mailboxes[0]);
-	}
-	fflush(f);
-	t->local_hdr_len = len;
 	rfc5322_date(date, sizeof(date), time(NULL));
 	sanitize(helo, sizeof(helo), s->helo != NULL ? s->helo : "unknown");
 	/* RFC 3848 / RFC 6531 protocol names */

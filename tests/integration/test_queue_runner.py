@@ -122,6 +122,10 @@ def test_success_report_for_local_recipient(godwit, uniq):
     assert rcpts[0]["Original-Recipient"] == "rfc822;alice@example.test"
     raw = godwit.maildir_messages("bob@example.test")[0]
     assert raw.startswith(b"Return-Path: <>\n"), raw[:80]
+    # the ,W= size POP3 announces is the report's size with CRLF ends
+    [path] = godwit.maildir_files("bob@example.test")
+    w = int(path.name.split(",W=")[1].split(":")[0].split(",")[0])
+    assert w == len(raw) + raw.count(b"\n"), (path.name, len(raw))
     # RET=HDRS: the original header is returned, not the body
     assert uniq.encode() in raw and b"hello" not in raw.split(b"\n\n", 1)[1]
     assert queue_json(godwit) == []
