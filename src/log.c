@@ -15,6 +15,8 @@
 #include "log.h"
 
 #define LOG_LINE_MAX 4096
+/* A log_emit() line: room for a few values of LOGFMT_VALUE_MAX. */
+#define LOG_EMIT_MAX 8192
 
 static struct {
 	int fd;
@@ -54,6 +56,17 @@ void
 log_set_process(const char *name)
 {
 	snprintf(lg.process, sizeof(lg.process), "%s", name);
+}
+
+static void
+out_append(struct logfmt_out *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (o->len + n < o->cap) {
+		memcpy(o->buf + o->len, s, n + 1);
+		o->len += n;
+	}
 }
 
 static const char *
@@ -232,8 +245,8 @@ vlog_event(int level, const char *facility, const char *event,
 }
 
 void
-log_event(int level, const char *facility, const char *event, const char *fmt,
-	  ...)
+log_eventf(int level, const char *facility, const char *event, const char *fmt,
+	   ...)
 {
 	va_list ap;
 
@@ -242,18 +255,71 @@ log_event(int level, const char *facility, const char *event, const char *fmt,
 	va_end(ap);
 }
 
+/* Room kept at the end of a line for " truncated=yes" and "}\n". */
+#define LINE_RESERVE 32
+
+void
+log_emit(int level, const char *facility, const char *event,
+	 const struct log_field *fields)
+{
+	char line[LOG_EMIT_MAX], ts[48];
+	struct logfmt_out o = {line, 0, sizeof(line) - LINE_RESERVE, false};
+	enum logfmt_format fmt =
+		lg.format == LOG_FORMAT_JSON ? LOGFMT_JSON : LOGFMT_KV;
+	struct timeval tv;
+	struct tm tm;
+	bool whole;
+
+	if (level > lg.level)
+		return;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000) % 1000);
+	const struct log_field head[] = {
+		LF_STR("level", level_name(level)),
+		LF_STR("proc", lg.process),
+		LF_STR("fac", facility),
+		LF_STR("event", event),
+		{.key = NULL},
+	};
+	line[0] = '\0';
+	if (fmt == LOGFMT_JSON) {
+		const struct log_field t[] = {LF_STR("ts", ts), {.key = NULL}};
+		logfmt_fields(&o, fmt, t);
+		line[0] = '{'; /* replaces the leading ',' */
+	} else {
+		o.len = (size_t)snprintf(line, sizeof(line), "%s", ts);
+	}
+	logfmt_fields(&o, fmt, head);
+	whole = logfmt_fields(&o, fmt, fields);
+	o.cap = sizeof(line);
+	o.full = false;
+	if (!whole) {
+		const struct log_field t[] = {LF_STR("truncated", "yes"),
+					      {.key = NULL}};
+		logfmt_fields(&o, fmt, t);
+	}
+	if (fmt == LOGFMT_JSON)
+		out_append(&o, "}");
+	out_append(&o, "\n");
+	if (write(lg.fd, line, o.len) < 0) {
+		/* nowhere left to complain */
+	}
+}
+
 static void
 vlog_msg(int level, const char *suffix, const char *fmt, va_list ap)
 {
-	char msg[1024], q[1200];
+	char msg[1024];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (suffix != NULL) {
 		size_t l = strlen(msg);
 		snprintf(msg + l, sizeof(msg) - l, ": %s", suffix);
 	}
-	log_event(level, "daemon", "message", "msg=%s",
-		  log_quote(q, sizeof(q), msg));
+	log_event(level, "daemon", "message", LF_STR("msg", msg));
 }
 
 void

@@ -3,11 +3,12 @@
  * stderr or a file opened O_APPEND (each event is one write(), so lines
  * from several workers never interleave).
  *
- *	log_event(LOG_INFO, "smtp", "connect", "session=%s ip=%s", id, ip);
+ *	log_event(LOG_INFO, "smtp", "connect",
+ *		  LF_STR("session", id), LF_STR("ip", ip), LF_UINT("n", n));
  *
- * The fields argument is key=value pairs separated by single spaces;
- * values containing spaces, quotes or control characters must be quoted
- * with log_quote(). In JSON mode the pairs are converted to JSON members.
+ * Every value goes through the one encoder (lib/logfmt.h): no value can
+ * become a key, a second field or a second line. Keys must be string
+ * literals; the macros refuse anything else at compile time.
  */
 #ifndef GODWIT_LOG_H
 #define GODWIT_LOG_H
@@ -17,6 +18,7 @@
 #include <syslog.h>
 
 #include "config.h"
+#include "lib/logfmt.h"
 
 void log_init(const char *progname, enum log_format format, int level);
 /* Takes over fd (sets *fd to -1); -1 keeps stderr. */
@@ -24,8 +26,30 @@ void log_set_fd(int *fd);
 void log_set_format(enum log_format format, int level);
 void log_set_process(const char *name);	/* "parent", "worker/3" */
 
-void log_event(int level, const char *facility, const char *event,
-	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* One field each; keys are literals of [a-z0-9_]. */
+#define LF_STR(k, val)                                                         \
+	{.key = "" k "", .type = LOG_FIELD_STR, .v.s = (val)}
+#define LF_BYTES(k, p, n)                                                      \
+	{.key = "" k "", .type = LOG_FIELD_BYTES, .v.s = (const char *)(p),   \
+	 .len = (n)}
+#define LF_INT(k, val)                                                         \
+	{.key = "" k "", .type = LOG_FIELD_INT, .v.i = (long long)(val)}
+#define LF_UINT(k, val)                                                        \
+	{.key = "" k "", .type = LOG_FIELD_UINT,                               \
+	 .v.u = (unsigned long long)(val)}
+#define LF_BOOL(k, b) LF_STR(k, (b) ? "yes" : "no")
+
+#define log_event(level, facility, event, ...)                                 \
+	log_emit((level), (facility), (event),                                 \
+		 (const struct log_field[]){__VA_ARGS__, {.key = NULL}})
+
+/* A list of fields built at run time (a variable number of them). */
+void log_emit(int level, const char *facility, const char *event,
+	      const struct log_field *fields);
+
+/* Old printf-style form, being replaced by log_event(); do not add uses. */
+void log_eventf(int level, const char *facility, const char *event,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Plain messages for errors and operator notices (msg="..."). */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

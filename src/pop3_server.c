@@ -144,7 +144,7 @@ reply_err(struct pop3_session *s, const char *code, const char *text)
 	else
 		reply(s, "-ERR %s", text);
 	if (++s->errors >= MAX_ERRORS) {
-		log_event(LOG_INFO, "pop3", "reject",
+		log_eventf(LOG_INFO, "pop3", "reject",
 			  "session=%s ip=%s reason=too-many-errors errors=%u",
 			  s->id, s->ip, s->errors);
 		session_close(s, "too-many-errors");
@@ -165,7 +165,7 @@ static void
 log_logout(struct pop3_session *s, const char *reason, size_t deleted,
 	   size_t failed)
 {
-	log_event(LOG_INFO, "pop3", "logout",
+	log_eventf(LOG_INFO, "pop3", "logout",
 		  "session=%s ip=%s user=%s reason=%s retrieved=%u "
 		  "deleted=%zu delete_failed=%zu octets=%llu",
 		  s->id, s->ip, s->account, reason, s->retrieved, deleted,
@@ -180,7 +180,7 @@ session_free(struct pop3_session *s, const char *reason)
 	if (s->logged_in)	/* ended without QUIT: nothing deleted */
 		log_logout(s, s->end_reason != NULL ? s->end_reason : reason,
 			   0, 0);
-	log_event(LOG_INFO, "pop3", "disconnect",
+	log_eventf(LOG_INFO, "pop3", "disconnect",
 		  "session=%s ip=%s reason=%s state=%s errors=%u "
 		  "duration_ms=%llu",
 		  s->id, s->ip, reason, pop3_state_name(s->state), s->errors,
@@ -447,7 +447,7 @@ tls_done(struct pop3_session *s)
 
 	s->tls_pending = false;
 	s->tls = true;
-	log_event(LOG_INFO, "pop3", "tls",
+	log_eventf(LOG_INFO, "pop3", "tls",
 		  "session=%s ip=%s version=%s cipher=%s", s->id, s->ip,
 		  SSL_get_version(ssl), c != NULL ? SSL_CIPHER_get_name(c) : "-");
 	if (s->state == POP3_S_TLS)
@@ -487,14 +487,14 @@ login(struct pop3_session *s, const char *account)
 	r = mailbox_lock(&s->mb, path, &last);
 	free(path);
 	if (r == 1) {
-		log_event(LOG_INFO, "pop3", "login-refused",
+		log_eventf(LOG_INFO, "pop3", "login-refused",
 			  "session=%s ip=%s user=%s reason=in-use", s->id,
 			  s->ip, account);
 		reply_err(s, "IN-USE", "Mailbox is locked by another session");
 		return;
 	}
 	if (r < 0) {
-		log_event(LOG_ERR, "pop3", "login-refused",
+		log_eventf(LOG_ERR, "pop3", "login-refused",
 			  "session=%s ip=%s user=%s reason=lock-failed "
 			  "errno=%d",
 			  s->id, s->ip, account, errno);
@@ -504,14 +504,14 @@ login(struct pop3_session *s, const char *account)
 	if (s->config->pop3_login_delay > 0 && last > 0 && now >= last &&
 	    (uint64_t)(now - last) < s->config->pop3_login_delay) {
 		mailbox_close(&s->mb);
-		log_event(LOG_INFO, "pop3", "login-refused",
+		log_eventf(LOG_INFO, "pop3", "login-refused",
 			  "session=%s ip=%s user=%s reason=login-delay",
 			  s->id, s->ip, account);
 		reply_err(s, "LOGIN-DELAY", "Logged in too recently");
 		return;
 	}
 	if (mailbox_scan(&s->mb, 0) < 0) {
-		log_event(LOG_ERR, "pop3", "login-refused",
+		log_eventf(LOG_ERR, "pop3", "login-refused",
 			  "session=%s ip=%s user=%s reason=scan-failed "
 			  "errno=%d",
 			  s->id, s->ip, account, errno);
@@ -524,7 +524,7 @@ login(struct pop3_session *s, const char *account)
 	s->logged_in = true;
 	s->state = POP3_S_TRANSACTION;
 	recount(s);
-	log_event(LOG_INFO, "pop3", "login",
+	log_eventf(LOG_INFO, "pop3", "login",
 		  "session=%s ip=%s user=%s mech=%s tls=%s messages=%zu "
 		  "octets=%llu",
 		  s->id, s->ip, account, s->auth_mech, s->tls ? "yes" : "no",
@@ -617,7 +617,7 @@ auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 	case SASL_OK:
 		limits_auth_success(s->w->limits, (struct sockaddr *)&s->ss,
 				    account, now_ms());
-		log_event(LOG_INFO, "pop3", "auth",
+		log_eventf(LOG_INFO, "pop3", "auth",
 			  "session=%s ip=%s user=%s mech=%s result=ok", s->id,
 			  s->ip, q, s->auth_mech);
 		login(s, account);
@@ -626,14 +626,14 @@ auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 		delay = limits_auth_failure(s->w->limits, &s->w->auth_policy,
 					    (struct sockaddr *)&s->ss, user,
 					    now_ms(), &s->auth_ban);
-		log_event(LOG_WARNING, "pop3", "auth",
+		log_eventf(LOG_WARNING, "pop3", "auth",
 			  "session=%s ip=%s user=%s mech=%s result=fail "
 			  "delay_ms=%llu%s",
 			  s->id, s->ip, q, s->auth_mech,
 			  (unsigned long long)delay,
 			  s->auth_ban ? " banned=yes" : "");
 		if (s->auth_ban)
-			log_event(LOG_WARNING, "pop3", "ban",
+			log_eventf(LOG_WARNING, "pop3", "ban",
 				  "ip=%s reason=auth-failures", s->ip);
 		tv.tv_sec = (time_t)(delay / 1000);
 		tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
@@ -829,7 +829,7 @@ cmd_retr(struct pop3_session *s, const struct pop3_command *c, bool top)
 			reply_err(s, "SYS/PERM", "Message was removed");
 		else
 			reply_err(s, "SYS/TEMP", "Cannot read the message");
-		log_event(LOG_WARNING, "pop3", "read-error",
+		log_eventf(LOG_WARNING, "pop3", "read-error",
 			  "session=%s user=%s message=%s errno=%d", s->id,
 			  s->account, m->uidl, errno);
 		return;
@@ -913,7 +913,7 @@ send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
 			return true;
 		/* the +OK is out: all we can do is hang up (RFC 1939 has
 		 * no way to take a response back) */
-		log_event(LOG_ERR, "pop3", "read-error",
+		log_eventf(LOG_ERR, "pop3", "read-error",
 			  "session=%s user=%s errno=%d", s->id, s->account,
 			  errno);
 		session_close(s, "read-error");
@@ -1077,7 +1077,7 @@ handle_command(struct pop3_session *s, char *line, size_t len)
 	char q[80];
 
 	if (pop3_parse(line, len, &c, &error) < 0) {
-		log_event(LOG_DEBUG, "pop3", "bad-command",
+		log_eventf(LOG_DEBUG, "pop3", "bad-command",
 			  "session=%s ip=%s cmd=%s", s->id, s->ip,
 			  log_quote(q, sizeof(q), pop3_cmd_name(c.cmd)));
 		reply_err(s, NULL, error);
@@ -1246,7 +1246,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		char buf[256] = "connection closed", q[300];
 		if (e != 0)
 			ERR_error_string_n(e, buf, sizeof(buf));
-		log_event(LOG_INFO, "pop3", "tls-error",
+		log_eventf(LOG_INFO, "pop3", "tls-error",
 			  "session=%s ip=%s error=%s", s->id, s->ip,
 			  log_quote(q, sizeof(q), buf));
 		session_free(s, "tls-error");
@@ -1263,7 +1263,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	    (what & BEV_EVENT_READING)) {
 		/* RFC 1939 section 3: the autologout timer; no UPDATE */
 		reply(s, "-ERR Disconnected for inactivity");
-		log_event(LOG_INFO, "pop3", "timeout",
+		log_eventf(LOG_INFO, "pop3", "timeout",
 			  "session=%s ip=%s state=%s", s->id, s->ip,
 			  pop3_state_name(s->state));
 		session_close(s, "timeout");
@@ -1335,7 +1335,7 @@ pop3_session_start(struct worker *w, const struct config_listener *l, int fd,
 		return;
 	}
 	session_setup_bev(s);
-	log_event(LOG_INFO, "pop3", "connect",
+	log_eventf(LOG_INFO, "pop3", "connect",
 		  "session=%s ip=%s listener=%s tls=%s", s->id, s->ip,
 		  l->name, implicit ? "implicit" : "no");
 	if (!implicit)

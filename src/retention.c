@@ -36,7 +36,7 @@ sweep(struct retention *r)
 	int rc;
 
 	rc = mailbox_expire(r->data_dir, cutoff, &st);
-	log_event(rc < 0 || st.errors > 0 ? LOG_WARNING : LOG_INFO,
+	log_eventf(rc < 0 || st.errors > 0 ? LOG_WARNING : LOG_INFO,
 		  "retention", "sweep",
 		  "max_age_days=%llu mailboxes=%zu skipped_in_use=%zu "
 		  "removed=%zu bytes=%llu errors=%zu%s duration_ms=%llu",

@@ -302,7 +302,7 @@ dsn_done(struct delivery_job *job, void *arg)
 	struct msg *m = ctx->m;
 
 	if (job->result != 0) {
-		log_event(LOG_ERR, "delivery", "dsn-failed",
+		log_eventf(LOG_ERR, "delivery", "dsn-failed",
 			  "id=%s dsn_id=%s error=\"%s\"", m->id, job->id,
 			  job->error);
 		if (ctx->failure)
@@ -422,7 +422,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	if (smtp_parse_path(ptext, false, false, true, &path, &end, &perr) <
 		0 ||
 	    *end != '\0') {
-		log_event(LOG_WARNING, "delivery", "dsn-dropped",
+		log_eventf(LOG_WARNING, "delivery", "dsn-dropped",
 			  "id=%s reason=bad-sender", m->id);
 		free(ptext);
 		free(text);
@@ -438,7 +438,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	recipient_resolve(&rctx, &path.mbox, &res);
 	if (res.verdict != RCPT_ACCEPT) {
 		char q[600];
-		log_event(LOG_WARNING, "delivery", "dsn-dropped",
+		log_eventf(LOG_WARNING, "delivery", "dsn-dropped",
 			  "id=%s to=<%s> reason=%s", m->id,
 			  log_quote(q, sizeof(q), m->env.sender),
 			  res.verdict == RCPT_REJECT ? "sender-unknown"
@@ -493,7 +493,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	}
 	recipient_result_free(&res);
 	free(text);
-	log_event(LOG_INFO, "delivery", "dsn", "id=%s dsn_id=%s action=%s",
+	log_eventf(LOG_INFO, "delivery", "dsn", "id=%s dsn_id=%s action=%s",
 		  m->id, job->id,
 		  action == DSN_FAILED	   ? "failed"
 		  : action == DSN_DELAYED ? "delayed"
@@ -666,7 +666,7 @@ log_outcome(struct msg *m, size_t i, const char *event)
 	struct outcome *o = &m->out[i];
 	char q1[600], q2[800], q3[200];
 
-	log_event(LOG_INFO, "delivery", event,
+	log_eventf(LOG_INFO, "delivery", event,
 		  "id=%s to=<%s> relay=%s dsn=%s tls=%s status=%s", m->id,
 		  log_quote(q1, sizeof(q1), m->env.rcpts[i].addr),
 		  o->relay != NULL ? o->relay : "none", o->enh,
@@ -772,7 +772,7 @@ finish:
 	if (pending == 0 || m->delete_req) {
 		reaper_add(r->reaper, m->id, m->fd);
 		m->fd = -1;
-		log_event(LOG_INFO, "delivery", "removed", "id=%s%s", m->id,
+		log_eventf(LOG_INFO, "delivery", "removed", "id=%s%s", m->id,
 			  m->delete_req ? " reason=deleted" : "");
 		msg_free(m);
 		return;
@@ -780,12 +780,12 @@ finish:
 	m->st.next_attempt = now + (int64_t)backoff(cf, m->st.attempts);
 	where = m->hold_req ? "hold" : "deferred";
 	if (queue_state_write(cf->data_dir, m->id, &m->st, &err) < 0) {
-		log_event(LOG_ERR, "delivery", "state-failed",
+		log_eventf(LOG_ERR, "delivery", "state-failed",
 			  "id=%s error=\"%s\"", m->id, err);
 		free(err);
 	}
 	if (queue_move(cf->data_dir, m->id, "active", where) < 0)
-		log_event(LOG_ERR, "delivery", "move-failed",
+		log_eventf(LOG_ERR, "delivery", "move-failed",
 			  "id=%s to=%s error=\"%s\"", m->id, where,
 			  strerror(errno));
 	else if (!m->hold_req)
@@ -965,7 +965,7 @@ msg_activate(struct runner *r, const char *id, const char *from,
 	path = xasprintf("%s/queue/active/%s", cf->data_dir, id);
 	if (queue_envelope_read(path, &m->env, &m->off, &err) < 0 ||
 	    (m->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_event(LOG_ERR, "delivery", "corrupt",
+		log_eventf(LOG_ERR, "delivery", "corrupt",
 			  "id=%s error=\"%s\" action=hold", id,
 			  err != NULL ? err : strerror(errno));
 		free(err);
@@ -978,14 +978,14 @@ msg_activate(struct runner *r, const char *id, const char *from,
 	free(path);
 	if (queue_state_read(cf->data_dir, id, m->env.nrcpts, &m->st, &err) <
 	    0) {
-		log_event(LOG_WARNING, "delivery", "state-invalid",
+		log_eventf(LOG_WARNING, "delivery", "state-invalid",
 			  "id=%s error=\"%s\"", id, err);
 		free(err);
 	}
 	m->out = xcalloc(m->env.nrcpts + 1, sizeof(*m->out));
 	if (strcmp(from, "incoming") == 0) {
 		char q[600];
-		log_event(LOG_INFO, "delivery", "queued",
+		log_eventf(LOG_INFO, "delivery", "queued",
 			  "id=%s from=<%s> nrcpt=%zu size=%llu", id,
 			  log_quote(q, sizeof(q), m->env.sender),
 			  m->env.nrcpts, (unsigned long long)m->env.size);
@@ -1195,7 +1195,7 @@ ssl_ctx_for(struct runner *r, bool smarthost)
 	if (*slot == NULL &&
 	    (*slot = smtp_client_ssl_ctx_new(smarthost ? sh_ca : mx_ca,
 					     &error)) == NULL) {
-		log_event(LOG_ERR, "delivery", "tls-setup-failed",
+		log_eventf(LOG_ERR, "delivery", "tls-setup-failed",
 			  "error=\"%s\"", error);
 		free(error);
 	}
@@ -1641,7 +1641,7 @@ ctl_execute(struct ctl_client *cc, char *line)
 			r->due[i].when = 0;
 		r->due_min = 0;
 		timer_arm(r);
-		log_event(LOG_INFO, "queue", "flush", "messages=%d", count);
+		log_eventf(LOG_INFO, "queue", "flush", "messages=%d", count);
 		ctl_reply(cc, "ok %d\n", count);
 		return;
 	}
@@ -1675,7 +1675,7 @@ ctl_execute(struct ctl_client *cc, char *line)
 			return;
 		}
 	}
-	log_event(LOG_INFO, "queue", argv[0], "target=%s messages=%d%s",
+	log_eventf(LOG_INFO, "queue", argv[0], "target=%s messages=%d%s",
 		  argv[1], count, bounce ? " bounce=yes" : "");
 	ctl_reply(cc, "ok %d\n", count);
 }
@@ -1880,7 +1880,7 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 		evsignal_add(sigs[i], NULL);
 	}
 	signals_unblock_all();
-	log_event(LOG_INFO, "daemon", "runner-start", "pid=%d", (int)getpid());
+	log_eventf(LOG_INFO, "daemon", "runner-start", "pid=%d", (int)getpid());
 
 	/* the watch is in place before the scan: nothing slips between */
 	recover(&r);
@@ -1908,6 +1908,6 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 	userdb_close(&r.db);
 	free(r.due);
 	event_base_free(r.base);
-	log_event(LOG_DEBUG, "daemon", "runner-exit", "pid=%d", (int)getpid());
+	log_eventf(LOG_DEBUG, "daemon", "runner-exit", "pid=%d", (int)getpid());
 	return 0;
 }

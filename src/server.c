@@ -524,7 +524,7 @@ reap(struct server *sv)
 			if (sv->stopping)
 				continue;
 			if (!sv->runner_restart)
-				log_event(LOG_ERR, "daemon", "runner-died",
+				log_eventf(LOG_ERR, "daemon", "runner-died",
 					  "pid=%d status=%d signal=%d",
 					  (int)pid,
 					  WIFEXITED(status)
@@ -550,16 +550,16 @@ reap(struct server *sv)
 		limits_worker_reset(sv->limits, c->slot);
 		bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 		if (sv->stopping || c->gen != sv->gen) {
-			log_event(LOG_DEBUG, "daemon", "worker-exit",
+			log_eventf(LOG_DEBUG, "daemon", "worker-exit",
 				  "slot=%u pid=%d", c->slot, (int)pid);
 			continue;
 		}
 		if (WIFSIGNALED(status))
-			log_event(LOG_ERR, "daemon", "worker-died",
+			log_eventf(LOG_ERR, "daemon", "worker-died",
 				  "slot=%u pid=%d signal=%d", c->slot,
 				  (int)pid, WTERMSIG(status));
 		else
-			log_event(LOG_ERR, "daemon", "worker-died",
+			log_eventf(LOG_ERR, "daemon", "worker-died",
 				  "slot=%u pid=%d status=%d", c->slot,
 				  (int)pid, WEXITSTATUS(status));
 		(void)clean;
@@ -603,7 +603,7 @@ shutdown_start(struct server *sv)
 	if (sv->stopping)
 		return;
 	sv->stopping = true;
-	log_event(LOG_INFO, "daemon", "stopping", "children=%u",
+	log_eventf(LOG_INFO, "daemon", "stopping", "children=%u",
 		  live_children(sv));
 	signal_children(sv, SIGTERM, false);
 	evtimer_add(sv->kill_timer, &tv);
@@ -617,7 +617,7 @@ reload_refused(struct config **nc, char *errors)
 {
 	char q[2048];
 
-	log_event(LOG_ERR, "daemon", "reload-refused", "errors=%s",
+	log_eventf(LOG_ERR, "daemon", "reload-refused", "errors=%s",
 		  log_quote(q, sizeof(q), errors));
 	free(errors);
 	config_free(nc);
@@ -692,7 +692,7 @@ reload(struct server *sv)
 		if (sv->slot_used[i] && sv->children[i].gen != sv->gen)
 			sv->children[i].draining = true;
 	signal_children(sv, SIGUSR2, true);
-	log_event(LOG_INFO, "daemon", "reloaded", "config=%s workers=%u",
+	log_eventf(LOG_INFO, "daemon", "reloaded", "config=%s workers=%u",
 		  sv->config->path, nworkers(sv->config));
 }
 
@@ -744,7 +744,7 @@ serve_main(const char *config_path)
 	    runner_secrets_load(sv.config, &sv.secrets, &errors) < 0 ||
 	    bind_all(sv.config, NULL, 0, &sv.socks, &sv.nsocks, &errors) < 0) {
 		fprintf(stderr, "godwit: %s\n", errors);
-		log_event(LOG_ERR, "daemon", "start-failed", "msg=\"see stderr\"");
+		log_eventf(LOG_ERR, "daemon", "start-failed", "msg=\"see stderr\"");
 		free(errors);
 		tls_ctx_free(&sv.tls_ctx);
 		config_free(&sv.config);
@@ -777,7 +777,7 @@ serve_main(const char *config_path)
 				break;
 			o += (size_t)n;
 		}
-		log_event(LOG_INFO, "daemon", "start",
+		log_eventf(LOG_INFO, "daemon", "start",
 			  "version=%s pid=%d hostname=%s workers=%u listen=%s",
 			  GODWIT_VERSION, (int)getpid(), sv.config->hostname,
 			  nworkers(sv.config), addrs);
@@ -786,7 +786,7 @@ serve_main(const char *config_path)
 	spawn_runner(&sv);
 	event_base_dispatch(sv.base);
 
-	log_event(LOG_INFO, "daemon", "stopped", "pid=%d", (int)getpid());
+	log_eventf(LOG_INFO, "daemon", "stopped", "pid=%d", (int)getpid());
 	for (size_t i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_free(sv.kill_timer);

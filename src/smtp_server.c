@@ -168,7 +168,7 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 	if (++s->errors >= s->config->max_errors) {
 		reply(s, "421 4.7.0 %s Error: too many errors",
 		      s->config->hostname);
-		log_event(LOG_INFO, "smtp", "reject",
+		log_eventf(LOG_INFO, "smtp", "reject",
 			  "session=%s ip=%s reason=too-many-errors errors=%u",
 			  s->id, s->ip, s->errors);
 		session_close(s, "too-many-errors");
@@ -236,7 +236,7 @@ session_free(struct smtp_session *s, const char *reason)
 {
 	struct worker *w = s->w;
 
-	log_event(LOG_INFO, "smtp", "disconnect",
+	log_eventf(LOG_INFO, "smtp", "disconnect",
 		  "session=%s ip=%s reason=%s state=%s messages=%u errors=%u "
 		  "duration_ms=%llu",
 		  s->id, s->ip, reason, smtp_state_name(s->state), s->messages,
@@ -388,7 +388,7 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	s->esmtp = esmtp;
 	txn_free(&s->txn);
 	s->state = SMTP_S_READY;
-	log_event(LOG_DEBUG, "smtp", "helo", "session=%s ip=%s helo=%s",
+	log_eventf(LOG_DEBUG, "smtp", "helo", "session=%s ip=%s helo=%s",
 		  s->id, s->ip, log_quote(q, sizeof(q), s->helo));
 	if (!esmtp) {
 		reply(s, "250 %s", cf->hostname);
@@ -468,7 +468,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 					    "Error: temporary failure");
 				return;
 			}
-			log_event(LOG_INFO, "smtp", "reject",
+			log_eventf(LOG_INFO, "smtp", "reject",
 				  "session=%s ip=%s user=%s from=%s "
 				  "code=553 reason=sender-not-owned",
 				  s->id, s->ip, s->account,
@@ -558,14 +558,14 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	    res.verdict == RCPT_TEMPFAIL) {
 		reply_error(s, 451, "4.3.0",
 			    "Error: temporary failure looking up recipient");
-		log_event(LOG_WARNING, "smtp", "reject",
+		log_eventf(LOG_WARNING, "smtp", "reject",
 			  "session=%s ip=%s to=<%s> code=451 reason=lookup",
 			  s->id, s->ip, log_quote(q, sizeof(q), addr));
 		recipient_result_free(&res);
 		return;
 	}
 	if (res.verdict == RCPT_REJECT) {
-		log_event(LOG_INFO, "smtp", "reject",
+		log_eventf(LOG_INFO, "smtp", "reject",
 			  "session=%s ip=%s from=<%s> to=<%s> code=%d "
 			  "enh=%s reason=%s",
 			  s->id, s->ip, t->sender,
@@ -735,7 +735,7 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 	if (smtp_parse_bdat(c->arg, &size, &last, &err) < 0) {
 		/* without a valid size we cannot find the next command */
 		reply(s, "%d %s %s", err.code, err.enh, err.text);
-		log_event(LOG_INFO, "smtp", "reject",
+		log_eventf(LOG_INFO, "smtp", "reject",
 			  "session=%s ip=%s reason=bad-bdat", s->id, s->ip);
 		session_close(s, "bad-bdat");
 		return;
@@ -864,7 +864,7 @@ log_tls(struct smtp_session *s)
 	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
 
-	log_event(LOG_INFO, "smtp", "tls",
+	log_eventf(LOG_INFO, "smtp", "tls",
 		  "session=%s ip=%s version=%s cipher=%s", s->id, s->ip,
 		  SSL_get_version(ssl), c != NULL ? SSL_CIPHER_get_name(c) : "-");
 }
@@ -1052,7 +1052,7 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 		s->authenticated = true;
 		limits_auth_success(s->w->limits, (struct sockaddr *)&s->ss,
 				    account, now_ms());
-		log_event(LOG_INFO, "smtp", "auth",
+		log_eventf(LOG_INFO, "smtp", "auth",
 			  "session=%s ip=%s user=%s mech=%s result=ok", s->id,
 			  s->ip, q, s->auth_mech);
 		sasl_free(&s->sasl);
@@ -1070,14 +1070,14 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 		delay = limits_auth_failure(s->w->limits, &s->w->auth_policy,
 					    (struct sockaddr *)&s->ss, user,
 					    now_ms(), &s->auth_ban);
-		log_event(LOG_WARNING, "smtp", "auth",
+		log_eventf(LOG_WARNING, "smtp", "auth",
 			  "session=%s ip=%s user=%s mech=%s result=fail "
 			  "delay_ms=%llu%s",
 			  s->id, s->ip, q, s->auth_mech,
 			  (unsigned long long)delay,
 			  s->auth_ban ? " banned=yes" : "");
 		if (s->auth_ban)
-			log_event(LOG_WARNING, "smtp", "ban",
+			log_eventf(LOG_WARNING, "smtp", "ban",
 				  "ip=%s reason=auth-failures", s->ip);
 		{
 			struct timeval tv = {(time_t)(delay / 1000),
@@ -1188,7 +1188,7 @@ log_accept(struct smtp_session *s, const char *result)
 		o += (size_t)n;
 	}
 	snprintf(from, sizeof(from), "<%s>", t->sender);
-	log_event(LOG_INFO, "smtp", "accept",
+	log_eventf(LOG_INFO, "smtp", "accept",
 		  "session=%s queue=%s ip=%s helo=%s from=%s to=%s rcpts=%zu "
 		  "local=%zu remote=%zu size=%llu result=%s",
 		  s->id, t->id, s->ip,
@@ -1210,7 +1210,7 @@ commit_done(struct delivery_job *job, void *arg)
 		s->messages++;
 	} else {
 		reply(s, "451 4.3.0 Error: local error, try again later");
-		log_event(LOG_ERR, "smtp", "error",
+		log_eventf(LOG_ERR, "smtp", "error",
 			  "session=%s queue=%s ip=%s reason=commit msg=%s",
 			  s->id, job->id, s->ip, job->error);
 	}
@@ -1257,7 +1257,7 @@ content_end(struct smtp_session *s)
 		why = "too-many-hops";
 	}
 	if (why != NULL) {
-		log_event(LOG_INFO, "smtp", "reject",
+		log_eventf(LOG_INFO, "smtp", "reject",
 			  "session=%s ip=%s from=<%s> reason=%s", s->id, s->ip,
 			  t->sender, why);
 		if (s->state != SMTP_S_CLOSING) {
@@ -1316,7 +1316,7 @@ bare_eol(struct smtp_session *s, const char *where)
 	reply(s, "521 5.5.2 %s Error: bare <CR> or <LF> received; lines "
 		 "must end with <CR><LF> (RFC 5321 2.3.8)",
 	      s->config->hostname);
-	log_event(LOG_INFO, "smtp", "reject",
+	log_eventf(LOG_INFO, "smtp", "reject",
 		  "session=%s ip=%s reason=bare-eol where=%s", s->id, s->ip,
 		  where);
 	session_close(s, "bare-eol");
@@ -1673,7 +1673,7 @@ session_process(struct smtp_session *s)
 				reply(s, "554 5.5.1 %s Error: you talked "
 					 "before the greeting",
 				      s->config->hostname);
-				log_event(LOG_INFO, "smtp", "reject",
+				log_eventf(LOG_INFO, "smtp", "reject",
 					  "session=%s ip=%s "
 					  "reason=early-talker",
 					  s->id, s->ip);
@@ -1766,7 +1766,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		if (e != 0)
 			ERR_error_string_n(e, buf, sizeof(buf));
 		char q[300];
-		log_event(LOG_INFO, "smtp", "tls-error",
+		log_eventf(LOG_INFO, "smtp", "tls-error",
 			  "session=%s ip=%s error=%s", s->id, s->ip,
 			  log_quote(q, sizeof(q), buf));
 		session_free(s, "tls-error");
@@ -1776,7 +1776,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	    (what & BEV_EVENT_READING)) {
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		      s->config->hostname);
-		log_event(LOG_INFO, "smtp", "timeout",
+		log_eventf(LOG_INFO, "smtp", "timeout",
 			  "session=%s ip=%s state=%s", s->id, s->ip,
 			  smtp_state_name(s->state));
 		session_close(s, "timeout");
@@ -1848,7 +1848,7 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 		return;
 	}
 	session_setup_bev(s);
-	log_event(LOG_INFO, "smtp", "connect",
+	log_eventf(LOG_INFO, "smtp", "connect",
 		  "session=%s ip=%s listener=%s trusted=%s", s->id, s->ip,
 		  l->name, s->trusted ? "yes" : "no");
 	if (s->state == SMTP_S_TLS)
