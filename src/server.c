@@ -77,6 +77,8 @@ struct server {
 
 /* ---- sockets -------------------------------------------------------- */
 
+#define LISTEN_BACKLOG 1024
+
 static bool
 same_addr(const struct listen_addr *a, const struct listen_addr *b)
 {
@@ -99,7 +101,11 @@ bind_one(const struct listen_addr *a, char **error_r)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
 		goto fail;
-	if (listen(fd, 1024) < 0)
+	/* the queue every worker accepts from: a burst of connections
+	 * waits here, and what does not fit is dropped and only retried by
+	 * the client's TCP 1, 3, 7... s later (the kernel caps it at
+	 * net.core.somaxconn; the workers must not listen() again) */
+	if (listen(fd, LISTEN_BACKLOG) < 0)
 		goto fail;
 	return fd;
 fail:

@@ -288,8 +288,11 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	for (size_t i = 0; i < nsocks; i++) {
 		actx[i].w = &w;
 		actx[i].sock = &socks[i];
+		/* backlog 0: the parent's listen() stands; any other value
+		 * makes libevent call listen() again (-1 means 128), which
+		 * shrinks the queue every worker shares */
 		w.lev[i] = evconnlistener_new(w.base, on_accept, &actx[i],
-					      LEV_OPT_CLOSE_ON_FREE, -1,
+					      LEV_OPT_CLOSE_ON_FREE, 0,
 					      socks[i].fd);
 		if (w.lev[i] == NULL)
 			fatalx("cannot listen on %s", socks[i].addr_text);
