@@ -60,6 +60,7 @@ struct limits {
 	size_t map_size;
 	size_t nsets;
 	uint32_t totals[LIMITS_MAX_WORKERS];
+	uint32_t stress;	     /* written under mu, read atomically */
 	struct limits_entry entries[];
 };
 
@@ -784,6 +785,36 @@ limits_auth_success(struct limits *l, const struct sockaddr *ip,
 	if ((e = lookup(set, KIND_ACCOUNT, key)) != NULL)
 		memset(e, 0, sizeof(*e));
 	limits_unlock(l);
+}
+
+int
+limits_stress_update(struct limits *l, const struct limits_policy *p,
+                     unsigned *total_r)
+{
+	unsigned total;
+	int change = 0;
+	bool on;
+
+	limits_lock(l);
+	total = total_connections(l);
+	on = l->stress != 0;
+	if (!on && p->stress_on != 0 && total >= p->stress_on) {
+		__atomic_store_n(&l->stress, 1, __ATOMIC_RELAXED);
+		change = 1;
+	} else if (on && (p->stress_on == 0 || total < p->stress_off)) {
+		__atomic_store_n(&l->stress, 0, __ATOMIC_RELAXED);
+		change = -1;
+	}
+	limits_unlock(l);
+	if (total_r != NULL)
+		*total_r = total;
+	return change;
+}
+
+bool
+limits_stress(struct limits *l)
+{
+	return __atomic_load_n(&l->stress, __ATOMIC_RELAXED) != 0;
 }
 
 const char *

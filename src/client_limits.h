@@ -34,6 +34,8 @@ struct limits_policy {
 	unsigned rate_count;		 /* per IP per window; 0 = off */
 	uint64_t rate_window_ms;
 	uint64_t greet_pass_ttl_ms;
+	unsigned stress_on;		 /* total that starts stress; 0 = never */
+	unsigned stress_off;		 /* stress ends below this total */
 };
 
 enum limits_verdict {
@@ -73,6 +75,23 @@ unsigned limits_ip_connections(struct limits *l, const struct sockaddr *sa);
 unsigned limits_total_connections(struct limits *l);
 
 const char *limits_verdict_text(enum limits_verdict v);
+
+/*
+ * Stress (Postfix's word for it): most connection slots are taken, so
+ * the sessions that have not logged in get short timeouts, and clients
+ * that only hold a connection open lose it quickly. Stress begins when
+ * the total reaches p->stress_on and ends when it falls below
+ * p->stress_off (a lower mark, so a total moving around one number does
+ * not switch it on and off with every connection).
+ *
+ * limits_stress_update() looks at the total and switches the shared
+ * state; it returns 1 if this call began stress, -1 if it ended it, 0 if
+ * nothing changed, with the total in *total_r: the one caller that sees
+ * the change logs it. limits_stress() reads the state without the mutex.
+ */
+int limits_stress_update(struct limits *l, const struct limits_policy *p,
+			 unsigned *total_r);
+bool limits_stress(struct limits *l);
 
 /*
  * Authentication failures (brute-force brakes).

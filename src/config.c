@@ -1043,6 +1043,7 @@ enum {
 	SMTP_RECIPIENT_DELIMITER,
 	SMTP_TRUSTED_NETWORKS,
 	SMTP_TIMEOUTS,
+	SMTP_MIN_DATA_RATE,
 	SMTP_COUNT
 };
 static const char *const smtp_keys[] = {
@@ -1055,6 +1056,7 @@ static const char *const smtp_keys[] = {
     [SMTP_RECIPIENT_DELIMITER] = "recipient_delimiter",
     [SMTP_TRUSTED_NETWORKS] = "trusted_networks",
     [SMTP_TIMEOUTS] = "timeouts",
+    [SMTP_MIN_DATA_RATE] = "min_data_rate",
 };
 
 static void
@@ -1100,6 +1102,8 @@ load_smtp(struct loader *l, const yaml_node_t *n)
 	}
 	get_cidr_list(l, v[SMTP_TRUSTED_NETWORKS], "smtp.trusted_networks",
 	              &c->trusted_networks);
+	get_size(l, v[SMTP_MIN_DATA_RATE], "smtp.min_data_rate", 0,
+	         (uint64_t)1 << 30, "0..1G", &c->min_data_rate);
 
 	if (!get_mapping(l, v[SMTP_TIMEOUTS], "smtp.timeouts", timeout_keys,
 	                 TO_COUNT, t))
@@ -1172,6 +1176,8 @@ enum {
 	LIM_CONNECTION_RATE,
 	LIM_GREET_PASS_TTL,
 	LIM_SHUTDOWN_TIMEOUT,
+	LIM_STRESS_THRESHOLD,
+	LIM_STRESS_TIMEOUT,
 	LIM_COUNT
 };
 static const char *const limits_keys[] = {
@@ -1180,6 +1186,8 @@ static const char *const limits_keys[] = {
     [LIM_CONNECTION_RATE] = "connection_rate",
     [LIM_GREET_PASS_TTL] = "greet_pass_ttl",
     [LIM_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
+    [LIM_STRESS_THRESHOLD] = "stress_threshold",
+    [LIM_STRESS_TIMEOUT] = "stress_timeout",
 };
 
 static void
@@ -1200,6 +1208,10 @@ load_limits(struct loader *l, const yaml_node_t *n)
 	             90 * 86400, "0..90d", &c->greet_pass_ttl);
 	get_duration(l, v[LIM_SHUTDOWN_TIMEOUT], "limits.shutdown_timeout", 0,
 	             3600, "0..1h", &c->shutdown_timeout);
+	get_uint(l, v[LIM_STRESS_THRESHOLD], "limits.stress_threshold", 0, 100,
+	         &c->stress_threshold);
+	get_duration(l, v[LIM_STRESS_TIMEOUT], "limits.stress_timeout", 1,
+	             3600, "1s..1h", &c->stress_timeout);
 }
 
 enum { CERT_CERT, CERT_KEY, CERT_COUNT };
@@ -1307,12 +1319,13 @@ get_cipher_list(struct loader *l, const yaml_node_t *n, const char *key,
 }
 
 enum { TLS_CERTIFICATES, TLS_MIN_VERSION, TLS_CIPHERS, TLS_CIPHERSUITES,
-       TLS_COUNT };
+       TLS_HANDSHAKE_TIMEOUT, TLS_COUNT };
 static const char *const tls_keys[] = {
     [TLS_CERTIFICATES] = "certificates",
     [TLS_MIN_VERSION] = "min_version",
     [TLS_CIPHERS] = "ciphers",
     [TLS_CIPHERSUITES] = "ciphersuites",
+    [TLS_HANDSHAKE_TIMEOUT] = "handshake_timeout",
 };
 
 static void
@@ -1335,6 +1348,8 @@ load_tls(struct loader *l, const yaml_node_t *n)
 	get_cipher_list(l, v[TLS_CIPHERS], "tls.ciphers", &c->tls_ciphers);
 	get_cipher_list(l, v[TLS_CIPHERSUITES], "tls.ciphersuites",
 	                &c->tls_ciphersuites);
+	get_duration(l, v[TLS_HANDSHAKE_TIMEOUT], "tls.handshake_timeout", 1,
+	             3600, "1s..1h", &c->tls_handshake_timeout);
 }
 
 enum {
@@ -1403,10 +1418,11 @@ load_submission(struct loader *l, const yaml_node_t *n)
 	         &l->config->submission_check_from);
 }
 
-enum { POP3_TIMEOUT, POP3_LOGIN_DELAY, POP3_COUNT };
+enum { POP3_TIMEOUT, POP3_LOGIN_DELAY, POP3_LOGIN_TIMEOUT, POP3_COUNT };
 static const char *const pop3_keys[] = {
     [POP3_TIMEOUT] = "timeout",
     [POP3_LOGIN_DELAY] = "login_delay",
+    [POP3_LOGIN_TIMEOUT] = "login_timeout",
 };
 
 static void
@@ -1421,6 +1437,10 @@ load_pop3(struct loader *l, const yaml_node_t *n)
 		     "10m..1d", &l->config->pop3_timeout);
 	get_duration(l, v[POP3_LOGIN_DELAY], "pop3.login_delay", 0, 86400,
 		     "0..1d", &l->config->pop3_login_delay);
+	/* before login the client has no session to lose: shorter is
+	 * allowed, as a defence against hoarded connections */
+	get_duration(l, v[POP3_LOGIN_TIMEOUT], "pop3.login_timeout", 1, 86400,
+		     "1s..1d", &l->config->pop3_login_timeout);
 }
 
 enum { RET_MAIL, RET_INTERVAL, RET_COUNT };
@@ -2132,15 +2152,19 @@ config_new(const char *path)
 	c->timeout_command = 300;
 	c->timeout_data_block = 180;
 	c->timeout_data_end = 600;
+	c->min_data_rate = 500;	/* Postfix's smtpd_min_data_rate */
 	c->max_connections = 1000;
 	c->max_connections_per_ip = 20;
 	c->conn_rate_count = 60;
 	c->conn_rate_window = 60;
 	c->greet_pass_ttl = 86400;
 	c->shutdown_timeout = 30;
+	c->stress_threshold = 75;
+	c->stress_timeout = 10;	/* Postfix's smtpd_timeout under stress */
 	c->tls_min_version = xstrdup("TLSv1.2");
 	c->tls_ciphers = xstrdup(TLS_DEFAULT_CIPHERS);
 	c->tls_ciphersuites = NULL; /* OpenSSL's default */
+	c->tls_handshake_timeout = 30;
 	c->auth_cram_md5 = false;
 	c->auth_max_failures_ip = 10;
 	c->auth_max_failures_account = 10;
@@ -2150,6 +2174,7 @@ config_new(const char *path)
 	c->auth_delay_max_ms = 15000;
 	c->submission_check_from = true;
 	c->pop3_timeout = 600;
+	c->pop3_login_timeout = 600;
 	c->pop3_login_delay = 0;
 	c->retention_mail = 0;
 	c->retention_interval = 3600;

@@ -94,9 +94,13 @@ struct config {
 	bool vrfy;			/* false: VRFY answers 252 */
 	char recipient_delimiter;	/* '+'; '\0' = no sub-addressing */
 	struct cidr_list trusted_networks; /* may relay; empty by default */
-	uint64_t timeout_command;	/* seconds, RFC 5321 4.5.3.2 */
-	uint64_t timeout_data_block;
+	uint64_t timeout_command;	/* seconds for a whole command line,
+					 * RFC 5321 4.5.3.2 */
+	uint64_t timeout_data_block;	/* seconds without a byte in DATA/
+					 * BDAT; also the allowance below */
 	uint64_t timeout_data_end;
+	uint64_t min_data_rate;		/* octets/s DATA/BDAT must keep up
+					 * after timeout_data_block; 0 = off */
 
 	/* limits: */
 	unsigned max_connections;	/* all listeners, all workers */
@@ -105,6 +109,10 @@ struct config {
 	uint64_t conn_rate_window;	/* ... per this many seconds; 0 = off */
 	uint64_t greet_pass_ttl;	/* seconds an IP that passed is trusted */
 	uint64_t shutdown_timeout;	/* seconds transactions get at SIGTERM */
+	unsigned stress_threshold;	/* % of max_connections open at which
+					 * stress begins; 0 = never */
+	uint64_t stress_timeout;	/* seconds: pre-login line and TLS
+					 * handshake deadline under stress */
 
 	struct config_listener *listeners;
 	size_t nlisteners;
@@ -115,6 +123,7 @@ struct config {
 	char *tls_min_version;		/* "TLSv1.2" (default) or "TLSv1.3" */
 	char *tls_ciphers;		/* TLS 1.2 list, OpenSSL syntax */
 	char *tls_ciphersuites;		/* TLS 1.3 list, OpenSSL syntax */
+	uint64_t tls_handshake_timeout;	/* seconds for a whole handshake */
 
 	/* auth: (issue 4) */
 	bool auth_cram_md5;		/* store and offer CRAM-MD5; false */
@@ -131,7 +140,9 @@ struct config {
 	bool submission_check_from;	/* header From: must be the user's */
 
 	/* pop3: (issue 5) */
-	uint64_t pop3_timeout;		/* seconds idle before autologout */
+	uint64_t pop3_timeout;		/* seconds for a command line once
+					 * logged in (autologout) */
+	uint64_t pop3_login_timeout;	/* the same before login */
 	uint64_t pop3_login_delay;	/* seconds between logins per
 					 * mailbox; 0 = none */
 

@@ -84,6 +84,7 @@ struct pop3_session {
 	struct auth_job *auth_job;	/* a step out on the auth thread */
 	struct event *auth_timer;	/* delays a failed login's reply */
 	struct close_wait close_wait;	/* TLS output draining at the end */
+	struct deadline deadline;	/* for the line or the handshake */
 	char account[320];	/* normalised, once logged in */
 	bool logged_in;
 	struct mailbox mb;	/* locked and scanned while logged in */
@@ -201,11 +202,11 @@ session_free(struct pop3_session *s, const char *reason)
 	if (s->auth_timer != NULL)
 		event_free(s->auth_timer);
 	close_wait_free(&s->close_wait);
+	deadline_free(&s->deadline);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->counted)
-		limits_disconnect(w->limits, w->slot,
-				  (struct sockaddr *)&s->ss);
+		worker_release(w, (struct sockaddr *)&s->ss);
 	TAILQ_REMOVE(&w->pop3_sessions, s, entry);
 	w->nsessions--;
 	free(s);
@@ -220,15 +221,82 @@ session_close(struct pop3_session *s, const char *reason)
 		s->end_reason = reason;
 	send_stop(s);
 	s->state = POP3_S_CLOSING;
+	deadline_stop(&s->deadline);
 	close_wait_begin(s->bev);
 }
 
+/*
+ * The write timeout catches a client that stops reading a response.
+ * What the client sends is bounded by s->deadline, not by a read timeout
+ * (which would start again with every byte).
+ */
 static void
 set_timeouts(struct pop3_session *s)
 {
 	struct timeval tv = {(time_t)s->config->pop3_timeout, 0};
 
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+}
+
+/*
+ * The session waits for a command line: the whole line must arrive
+ * within the autologout time (RFC 1939 section 3), before login within
+ * login_timeout, shorter still while the server is under stress. The
+ * deadline runs from now and is not restarted by the bytes of the line.
+ */
+static void
+wait_line(struct pop3_session *s)
+{
+	uint64_t t = s->logged_in ? s->config->pop3_timeout
+				  : s->config->pop3_login_timeout;
+
+	if (s->tls_pending || s->deadline.kind == DEADLINE_LINE)
+		return;
+	if (!s->logged_in && s->w->stress && s->config->stress_timeout < t)
+		t = s->config->stress_timeout;
+	deadline_start(&s->deadline, DEADLINE_LINE, t * 1000, 0);
+}
+
+static void
+wait_tls(struct pop3_session *s)
+{
+	uint64_t t = s->config->tls_handshake_timeout;
+
+	if (s->w->stress && s->config->stress_timeout < t)
+		t = s->config->stress_timeout;
+	deadline_start(&s->deadline, DEADLINE_TLS, t * 1000, 0);
+}
+
+static void
+deadline_expired(void *arg, enum deadline_kind kind)
+{
+	struct pop3_session *s = arg;
+
+	if (s->state == POP3_S_CLOSING)
+		return;
+	log_event(LOG_INFO, "pop3", "timeout", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("state", pop3_state_name(s->state)),
+		  LF_STR("wait", deadline_kind_name(kind)),
+		  LF_UINT("limit_ms", s->deadline.allow_ms));
+	if (kind == DEADLINE_TLS) {
+		/* nothing can be said in the middle of a handshake */
+		session_free(s, "timeout");
+		return;
+	}
+	/* RFC 1939 section 3: the autologout timer; no UPDATE */
+	reply(s, "-ERR Disconnected: timeout exceeded");
+	session_close(s, "timeout");
+}
+
+void
+pop3_sessions_stress(struct worker *w)
+{
+	struct pop3_session *s;
+	uint64_t ms = w->config->stress_timeout * 1000;
+
+	TAILQ_FOREACH(s, &w->pop3_sessions, entry)
+		if (!s->logged_in)
+			deadline_shorten(&s->deadline, ms);
 }
 
 /*
@@ -430,6 +498,7 @@ cmd_stls(struct pop3_session *s)
 	s->bev = tls_bev;
 	s->tls_pending = true;
 	session_setup_bev(s);
+	wait_tls(s);
 }
 
 static void
@@ -437,6 +506,7 @@ greet(struct pop3_session *s)
 {
 	s->state = POP3_S_AUTHORIZATION;
 	reply(s, "+OK %s POP3 server ready", s->config->hostname);
+	wait_line(s);
 }
 
 static void
@@ -447,6 +517,7 @@ tls_done(struct pop3_session *s)
 
 	s->tls_pending = false;
 	s->tls = true;
+	deadline_stop(&s->deadline);
 	log_eventf(LOG_INFO, "pop3", "tls",
 		  "session=%s ip=%s version=%s cipher=%s", s->id, s->ip,
 		  SSL_get_version(ssl), c != NULL ? SSL_CIPHER_get_name(c) : "-");
@@ -1165,6 +1236,8 @@ session_process(struct pop3_session *s)
 	if (s->tls_pending)
 		return;		/* nothing counts before the handshake */
 	for (;;) {
+		if (s->tls_pending)
+			return;	/* STLS was the last command */
 		switch (s->state) {
 		case POP3_S_AUTHORIZATION:
 		case POP3_S_TRANSACTION:
@@ -1178,11 +1251,15 @@ session_process(struct pop3_session *s)
 			/* the client pipelines but does not read: wait */
 			s->paused = true;
 			bufferevent_disable(s->bev, EV_READ);
+			deadline_stop(&s->deadline);
 			return;
 		}
 		int r = next_line(s, in, line, sizeof(line), &len);
+		if (r == 0)
+			wait_line(s);
 		if (r <= 0)
 			return;
+		deadline_stop(&s->deadline);
 		if (s->state == POP3_S_SASL)
 			auth_submit(s, line);
 		else
@@ -1252,23 +1329,6 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		session_free(s, "tls-error");
 		return;
 	}
-	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
-	    s->state == POP3_S_SENDING) {
-		/* a client downloading a big message has nothing to say;
-		 * the write timeout still catches one that stops reading */
-		bufferevent_enable(s->bev, EV_READ);
-		return;
-	}
-	if ((what & BEV_EVENT_TIMEOUT) && s->state != POP3_S_CLOSING &&
-	    (what & BEV_EVENT_READING)) {
-		/* RFC 1939 section 3: the autologout timer; no UPDATE */
-		reply(s, "-ERR Disconnected for inactivity");
-		log_eventf(LOG_INFO, "pop3", "timeout",
-			  "session=%s ip=%s state=%s", s->id, s->ip,
-			  pop3_state_name(s->state));
-		session_close(s, "timeout");
-		return;
-	}
 	if (what & BEV_EVENT_EOF)
 		session_free(s,
 			     s->state == POP3_S_CLOSING ? "closed" : "eof");
@@ -1310,6 +1370,7 @@ pop3_session_start(struct worker *w, const struct config_listener *l, int fd,
 	memcpy(s->ip, ip, sizeof(s->ip));
 	worker_session_id(w, s->id);
 	s->started_ms = mono_ms();
+	deadline_init(&s->deadline, w->base, deadline_expired, s);
 	TAILQ_INSERT_TAIL(&w->pop3_sessions, s, entry);
 	w->nsessions++;
 
@@ -1338,6 +1399,8 @@ pop3_session_start(struct worker *w, const struct config_listener *l, int fd,
 	log_eventf(LOG_INFO, "pop3", "connect",
 		  "session=%s ip=%s listener=%s tls=%s", s->id, s->ip,
 		  l->name, implicit ? "implicit" : "no");
-	if (!implicit)
+	if (implicit)
+		wait_tls(s);
+	else
 		greet(s);
 }

@@ -19,6 +19,8 @@ void pop3_session_start(struct worker *w, const struct config_listener *l,
 /* SIGTERM: idle sessions end now (nothing deleted), the others once the
  * response they are sending is complete. */
 void pop3_sessions_shutdown(struct worker *w);
+/* Stress began: sessions not logged in get the short timeouts now. */
+void pop3_sessions_stress(struct worker *w);
 /* At exit: frees whatever sessions are left (nothing deleted). */
 void pop3_sessions_free(struct worker *w);
 

@@ -1,4 +1,6 @@
 /* See session_io.h. */
+#include <stdint.h>
+#include <string.h>
 #include <sys/time.h>
 
 #include <event2/buffer.h>
@@ -95,4 +97,130 @@ close_wait_free(struct close_wait *cw)
 	if (cw->timer != NULL)
 		event_free(cw->timer);
 	cw->timer = NULL;
+}
+
+/* ---- deadlines -------------------------------------------------------- */
+
+/* When the deadline ends, in mono_ms() time. */
+static uint64_t
+deadline_end(const struct deadline *d)
+{
+	uint64_t end = d->start_ms + d->allow_ms;
+
+	if (d->kind == DEADLINE_DATA && d->rate > 0) {
+		uint64_t credit = d->octets / d->rate * 1000 +
+				  d->octets % d->rate * 1000 / d->rate;
+		end = credit > UINT64_MAX - end ? UINT64_MAX : end + credit;
+	}
+	return end;
+}
+
+static void
+deadline_arm(struct deadline *d, uint64_t now)
+{
+	uint64_t end = deadline_end(d), left = end > now ? end - now : 0;
+	struct timeval tv;
+
+	/* a day at most per sleep; the callback works out the rest */
+	if (left > 86400000)
+		left = 86400000;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	evtimer_add(d->timer, &tv);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct deadline *d = arg;
+	enum deadline_kind kind = d->kind;
+	uint64_t now = mono_ms();
+
+	(void)fd;
+	(void)what;
+	if (kind == DEADLINE_NONE)
+		return;
+	if (now < deadline_end(d)) {
+		deadline_arm(d, now);	/* data arrived meanwhile */
+		return;
+	}
+	d->kind = DEADLINE_NONE;
+	d->expired(d->arg, kind);
+}
+
+void
+deadline_init(struct deadline *d, struct event_base *base,
+	      void (*expired)(void *, enum deadline_kind), void *arg)
+{
+	memset(d, 0, sizeof(*d));
+	d->timer = evtimer_new(base, deadline_cb, d);
+	d->expired = expired;
+	d->arg = arg;
+}
+
+void
+deadline_start(struct deadline *d, enum deadline_kind kind,
+	       uint64_t allow_ms, uint64_t rate)
+{
+	if (d->timer == NULL)
+		return;
+	d->kind = kind;
+	d->start_ms = mono_ms();
+	d->allow_ms = allow_ms;
+	d->rate = rate;
+	d->octets = 0;
+	deadline_arm(d, d->start_ms);
+}
+
+void
+deadline_stop(struct deadline *d)
+{
+	d->kind = DEADLINE_NONE;
+	if (d->timer != NULL)
+		evtimer_del(d->timer);
+}
+
+void
+deadline_add_octets(struct deadline *d, uint64_t n)
+{
+	d->octets = n > UINT64_MAX - d->octets ? UINT64_MAX : d->octets + n;
+}
+
+void
+deadline_shorten(struct deadline *d, uint64_t allow_ms)
+{
+	uint64_t now = mono_ms();
+
+	if (d->kind != DEADLINE_LINE && d->kind != DEADLINE_TLS)
+		return;
+	if (deadline_end(d) <= now + allow_ms)
+		return;
+	d->start_ms = now;
+	d->allow_ms = allow_ms;
+	deadline_arm(d, now);
+}
+
+void
+deadline_free(struct deadline *d)
+{
+	if (d->timer != NULL)
+		event_free(d->timer);
+	d->timer = NULL;
+	d->kind = DEADLINE_NONE;
+}
+
+const char *
+deadline_kind_name(enum deadline_kind kind)
+{
+	switch (kind) {
+	case DEADLINE_LINE:
+		return "line";
+	case DEADLINE_TLS:
+		return "tls-handshake";
+	case DEADLINE_DATA:
+		return "data";
+	case DEADLINE_NONE:
+		break;
+	}
+	return "none";
 }

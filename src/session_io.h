@@ -56,4 +56,58 @@ bool close_wait_flushed(struct close_wait *cw, struct event_base *base,
 /* Frees the timer, if any. */
 void close_wait_free(struct close_wait *cw);
 
+/*
+ * Deadlines against slow clients (slowloris). libevent's read timeout
+ * starts again with every read, so a client sending one byte every few
+ * seconds would hold its connection forever. A deadline instead bounds
+ * one whole unit of input from when the session starts waiting for it:
+ *
+ *	DEADLINE_LINE	a command line (or a SASL response): allow_ms
+ *	DEADLINE_TLS	a TLS handshake: allow_ms
+ *	DEADLINE_DATA	a message's text (DATA, a BDAT chunk): allow_ms plus
+ *			1 s for every `rate` octets received, so a client
+ *			that keeps up at least that rate is never cut, and
+ *			one that drips is cut once it falls behind
+ *
+ * One timer per session; starting a deadline replaces the one before.
+ * The octet count is only added up as input arrives; the timer works out
+ * the real end when it fires and sleeps again if there is time left, so
+ * a busy transfer costs no timer updates. When the time is up,
+ * expired(arg, kind) is called (once; the deadline is then stopped).
+ */
+enum deadline_kind {
+	DEADLINE_NONE = 0,
+	DEADLINE_LINE,
+	DEADLINE_TLS,
+	DEADLINE_DATA,
+};
+
+struct deadline {
+	struct event *timer;
+	enum deadline_kind kind;
+	uint64_t start_ms;	/* mono_ms() when the wait began */
+	uint64_t allow_ms;
+	uint64_t rate;		/* octets per second; 0: no credit */
+	uint64_t octets;	/* received since start */
+	void (*expired)(void *arg, enum deadline_kind kind);
+	void *arg;
+};
+
+void deadline_init(struct deadline *d, struct event_base *base,
+		   void (*expired)(void *, enum deadline_kind), void *arg);
+void deadline_start(struct deadline *d, enum deadline_kind kind,
+		    uint64_t allow_ms, uint64_t rate);
+void deadline_stop(struct deadline *d);
+/* Credit for n octets received (DEADLINE_DATA). */
+void deadline_add_octets(struct deadline *d, uint64_t n);
+/*
+ * Brings the end of a running LINE or TLS deadline forward to at most
+ * allow_ms from now (server under stress); DATA deadlines are left alone.
+ */
+void deadline_shorten(struct deadline *d, uint64_t allow_ms);
+void deadline_free(struct deadline *d);
+
+/* "line", "tls-handshake", "data": for the log. */
+const char *deadline_kind_name(enum deadline_kind kind);
+
 #endif

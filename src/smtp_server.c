@@ -11,7 +11,11 @@
  *
  * Every input is bounded: command lines by max_command_line, text lines by
  * max_text_line, messages by max_message_size, recipients by
- * max_recipients, errors by max_errors, and idle time by the timeouts.
+ * max_recipients, errors by max_errors, and time by deadlines
+ * (session_io.h): a whole command line within timeouts.command, a TLS
+ * handshake within tls.handshake_timeout, a message's text at
+ * min_data_rate after an allowance of timeouts.data_block; shorter for
+ * clients not logged in while the server is under stress.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -121,6 +125,8 @@ struct smtp_session {
 	bool counted;		/* holds a slot in the limits table */
 	bool skip_line;		/* discarding the rest of an over-long line */
 	bool paused;		/* not reading while output drains */
+	const char *close_reason;	/* why session_close() was called */
+	struct deadline deadline;	/* for the line, handshake or text */
 	unsigned errors;
 	unsigned messages;
 	uint64_t started_ms;
@@ -261,11 +267,11 @@ session_free(struct smtp_session *s, const char *reason)
 	close_wait_free(&s->close_wait);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
+	deadline_free(&s->deadline);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->counted)
-		limits_disconnect(w->limits, w->slot,
-				  (struct sockaddr *)&s->ss);
+		worker_release(w, (struct sockaddr *)&s->ss);
 	free(s->helo);
 	TAILQ_REMOVE(&w->sessions, s, entry);
 	w->nsessions--;
@@ -273,22 +279,106 @@ session_free(struct smtp_session *s, const char *reason)
 	worker_session_gone(w);
 }
 
-/* Stops reading; the session ends once the output is flushed. */
+/*
+ * Stops reading; the session ends once the output is flushed, and its
+ * disconnect line gives the first reason it was closed for (one of the
+ * words listed in docs/operations.md, "Disconnect reasons").
+ */
 static void
 session_close(struct smtp_session *s, const char *reason)
 {
-	(void)reason;
+	if (s->close_reason == NULL)
+		s->close_reason = reason;
 	s->state = SMTP_S_CLOSING;
+	deadline_stop(&s->deadline);
 	close_wait_begin(s->bev);
 }
 
-static void
-set_read_timeout(struct smtp_session *s, uint64_t seconds)
+/* Not logged in, and the server under stress: the short timeout. */
+static uint64_t
+pre_auth_ms(const struct smtp_session *s, uint64_t seconds)
 {
-	struct timeval r = {(time_t)seconds, 0};
+	if (!s->authenticated && s->w->stress &&
+	    s->config->stress_timeout < seconds)
+		seconds = s->config->stress_timeout;
+	return seconds * 1000;
+}
+
+/*
+ * The session waits for a command line: its deadline runs from now
+ * until the line is complete, however the bytes trickle in (it is not
+ * restarted while it runs).
+ */
+static void
+wait_line(struct smtp_session *s)
+{
+	if (s->tls_pending || s->deadline.kind == DEADLINE_LINE)
+		return;
+	deadline_start(&s->deadline, DEADLINE_LINE,
+		       pre_auth_ms(s, s->config->timeout_command), 0);
+}
+
+/* DATA or a BDAT chunk: the allowance, then min_data_rate. */
+static void
+wait_data(struct smtp_session *s)
+{
+	deadline_start(&s->deadline, DEADLINE_DATA,
+		       s->config->timeout_data_block * 1000,
+		       s->config->min_data_rate);
+}
+
+static void
+wait_tls(struct smtp_session *s)
+{
+	deadline_start(&s->deadline, DEADLINE_TLS,
+		       pre_auth_ms(s, s->config->tls_handshake_timeout), 0);
+}
+
+static void
+deadline_expired(void *arg, enum deadline_kind kind)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SMTP_S_CLOSING)
+		return;
+	log_event(LOG_INFO, "smtp", "timeout", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("state", smtp_state_name(s->state)),
+		  LF_STR("wait", deadline_kind_name(kind)),
+		  LF_UINT("limit_ms", s->deadline.allow_ms));
+	if (kind == DEADLINE_TLS) {
+		/* nothing can be said in the middle of a handshake */
+		session_free(s, "timeout");
+		return;
+	}
+	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->config->hostname);
+	session_close(s, "timeout");
+}
+
+/* The server came under stress: shorten what the not logged in wait for. */
+void
+smtp_sessions_stress(struct worker *w)
+{
+	struct smtp_session *s;
+	uint64_t ms = w->config->stress_timeout * 1000;
+
+	TAILQ_FOREACH(s, &w->sessions, entry)
+		if (!s->authenticated)
+			deadline_shorten(&s->deadline, ms);
+}
+
+/*
+ * libevent's timeouts: the write timeout catches a client that stops
+ * reading our replies. A read timeout, which restarts with every read,
+ * is only the idle limit between blocks of message text; everything
+ * else the client must send is bounded by s->deadline instead.
+ */
+static void
+set_read_timeout(struct smtp_session *s, uint64_t idle_seconds)
+{
+	struct timeval r = {(time_t)idle_seconds, 0};
 	struct timeval wr = {(time_t)s->config->timeout_command, 0};
 
-	bufferevent_set_timeouts(s->bev, &r, &wr);
+	bufferevent_set_timeouts(s->bev, idle_seconds > 0 ? &r : NULL, &wr);
 }
 
 /* After a command completes: honour a pending shutdown. */
@@ -332,7 +422,8 @@ greet_final(struct smtp_session *s)
 {
 	reply(s, "220 %s ESMTP godwit", s->config->hostname);
 	s->state = SMTP_S_HELO;
-	set_read_timeout(s, s->config->timeout_command);
+	set_read_timeout(s, 0);
+	wait_line(s);
 }
 
 static void
@@ -721,6 +812,7 @@ cmd_data(struct smtp_session *s)
 	}
 	s->state = SMTP_S_DATA;
 	set_read_timeout(s, s->config->timeout_data_block);
+	wait_data(s);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -753,6 +845,7 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 		t->bdat_last = last;
 		s->state = SMTP_S_BDAT;
 		set_read_timeout(s, s->config->timeout_data_block);
+		wait_data(s);
 		return;
 	}
 	t = s->txn;
@@ -768,6 +861,7 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 	t->bdat_last = last;
 	s->state = SMTP_S_BDAT;
 	set_read_timeout(s, s->config->timeout_data_block);
+	wait_data(s);
 }
 
 static void
@@ -856,6 +950,7 @@ cmd_starttls(struct smtp_session *s)
 	s->tls_pending = true;
 	txn_free(&s->txn);
 	session_setup_bev(s);
+	wait_tls(s);
 }
 
 static void
@@ -877,6 +972,7 @@ tls_done(struct smtp_session *s)
 
 	s->tls_pending = false;
 	s->tls = true;
+	deadline_stop(&s->deadline);
 	tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
 	if (s->state == SMTP_S_TLS) {
 		/* implicit TLS: now the greeting */
@@ -1216,7 +1312,7 @@ commit_done(struct delivery_job *job, void *arg)
 	}
 	txn_reset(s);
 	s->state = SMTP_S_READY;
-	set_read_timeout(s, s->config->timeout_command);
+	set_read_timeout(s, 0);
 	maybe_shutdown(s);
 	if (s->state != SMTP_S_CLOSING)
 		session_process(s);
@@ -1262,7 +1358,7 @@ content_end(struct smtp_session *s)
 			  t->sender, why);
 		if (s->state != SMTP_S_CLOSING) {
 			txn_reset(s);
-			set_read_timeout(s, s->config->timeout_command);
+			set_read_timeout(s, 0);
 		}
 		return;
 	}
@@ -1512,11 +1608,13 @@ data_process(struct smtp_session *s, struct evbuffer *in)
 		return false;
 	content_feed(s, in, avail, &st, &used);
 	evbuffer_drain(in, used);
+	deadline_add_octets(&s->deadline, used);
 	if (st == SMTP_DATA_BARE_EOL) {
 		bare_eol(s, "data");
 		return false;
 	}
 	if (st == SMTP_DATA_END) {
+		deadline_stop(&s->deadline);
 		content_end(s);
 		return true;
 	}
@@ -1550,9 +1648,11 @@ bdat_process(struct smtp_session *s, struct evbuffer *in)
 		}
 		evbuffer_drain(in, used);
 		t->bdat_remaining -= used;
+		deadline_add_octets(&s->deadline, used);
 	}
 	if (t->bdat_remaining > 0)
 		return take > 0 && evbuffer_get_length(in) > 0;
+	deadline_stop(&s->deadline);
 
 	/* the chunk is complete */
 	if (t->bdat_bad) {
@@ -1562,12 +1662,12 @@ bdat_process(struct smtp_session *s, struct evbuffer *in)
 		txn_reset(s);
 		reply_error(s, code, enh, text);
 		if (s->state != SMTP_S_CLOSING)
-			set_read_timeout(s, s->config->timeout_command);
+			set_read_timeout(s, 0);
 		return true;
 	}
 	if (!t->bdat_last) {
 		s->state = SMTP_S_RCPT;
-		set_read_timeout(s, s->config->timeout_command);
+		set_read_timeout(s, 0);
 		reply(s, "250 2.0.0 Ok: %llu octets",
 		      (unsigned long long)spool_size(t->spool));
 		return true;
@@ -1667,6 +1767,8 @@ session_process(struct smtp_session *s)
 	if (s->tls_pending)
 		return;
 	for (;;) {
+		if (s->tls_pending)
+			return;	/* STARTTLS was the last command */
 		switch (s->state) {
 		case SMTP_S_GREETING:
 			if (evbuffer_get_length(in) > 0) {
@@ -1702,11 +1804,15 @@ session_process(struct smtp_session *s)
 			/* the client pipelines but does not read: wait */
 			s->paused = true;
 			bufferevent_disable(s->bev, EV_READ);
+			deadline_stop(&s->deadline);
 			return;
 		}
 		int r = next_line(s, in, line, sizeof(line), &len);
+		if (r == 0)
+			wait_line(s);
 		if (r <= 0)
 			return;
+		deadline_stop(&s->deadline);
 		if (s->state == SMTP_S_AUTH)
 			auth_continue(s, line);
 		else
@@ -1728,7 +1834,9 @@ read_cb(struct bufferevent *bev, void *arg)
 static void
 free_closed(void *arg)
 {
-	session_free(arg, "closed");
+	struct smtp_session *s = arg;
+
+	session_free(s, s->close_reason);
 }
 
 static void
@@ -1739,7 +1847,7 @@ write_cb(struct bufferevent *bev, void *arg)
 	if (s->state == SMTP_S_CLOSING) {
 		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
 				       free_closed, s))
-			session_free(s, "closed");
+			session_free(s, s->close_reason);
 		return;
 	}
 	if (s->paused) {
@@ -1776,9 +1884,10 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	    (what & BEV_EVENT_READING)) {
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		      s->config->hostname);
-		log_eventf(LOG_INFO, "smtp", "timeout",
-			  "session=%s ip=%s state=%s", s->id, s->ip,
-			  smtp_state_name(s->state));
+		log_event(LOG_INFO, "smtp", "timeout", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip),
+			  LF_STR("state", smtp_state_name(s->state)),
+			  LF_STR("wait", "idle"));
 		session_close(s, "timeout");
 		return;
 	}
@@ -1798,7 +1907,7 @@ session_setup_bev(struct smtp_session *s)
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	set_read_timeout(s, s->config->timeout_command);
+	set_read_timeout(s, 0);
 }
 
 void
@@ -1821,6 +1930,7 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 	memcpy(s->ip, ip, sizeof(s->ip));
 	worker_session_id(w, s->id);
 	s->started_ms = mono_ms();
+	deadline_init(&s->deadline, w->base, deadline_expired, s);
 	s->trusted = cidr_list_match(&cf->trusted_networks, sa);
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
 	w->nsessions++;
@@ -1851,8 +1961,10 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 	log_eventf(LOG_INFO, "smtp", "connect",
 		  "session=%s ip=%s listener=%s trusted=%s", s->id, s->ip,
 		  l->name, s->trusted ? "yes" : "no");
-	if (s->state == SMTP_S_TLS)
+	if (s->state == SMTP_S_TLS) {
+		wait_tls(s);
 		return;		/* tls_done() greets */
+	}
 
 	if (l->greet_pause_ms > 0 &&
 	    !limits_greet_passed(w->limits, sa, now_ms())) {
@@ -1863,7 +1975,7 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 		reply(s, "220-%s ESMTP godwit", cf->hostname);
 		s->greet_timer = evtimer_new(w->base, greet_timer_cb, s);
 		evtimer_add(s->greet_timer, &tv);
-		set_read_timeout(s, cf->timeout_command);
+		set_read_timeout(s, 0);
 		return;
 	}
 	greet_final(s);

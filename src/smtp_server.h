@@ -16,6 +16,8 @@ void smtp_session_start(struct worker *w, const struct config_listener *l,
 
 /* SIGTERM: idle sessions get 421 now; the others after their transaction. */
 void smtp_sessions_shutdown(struct worker *w);
+/* Stress began: sessions not logged in get the short timeouts now. */
+void smtp_sessions_stress(struct worker *w);
 /* At exit: frees whatever sessions are left. */
 void smtp_sessions_free(struct worker *w);
 

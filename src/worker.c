@@ -85,6 +85,7 @@ worker_admit(struct worker *w, const struct config_listener *l, int fd,
 		return false;
 	}
 	v = limits_connect(w->limits, &w->policy, w->slot, sa, now_ms());
+	worker_stress_check(w);
 	if (v != LIMITS_OK) {
 		if (is_pop3(l))
 			snprintf(buf, sizeof(buf), "-ERR [SYS/TEMP] %s\r\n",
@@ -100,7 +101,7 @@ worker_admit(struct worker *w, const struct config_listener *l, int fd,
 		return false;
 	}
 	if (limits_banned(w->limits, sa, now_ms(), NULL)) {
-		limits_disconnect(w->limits, w->slot, sa);
+		worker_release(w, sa);
 		if (is_pop3(l))
 			snprintf(buf, sizeof(buf),
 				 "-ERR [SYS/TEMP] too many failed logins "
@@ -120,6 +121,49 @@ worker_admit(struct worker *w, const struct config_listener *l, int fd,
 	 * only hold them back behind the client's delayed ACK */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return true;
+}
+
+void
+worker_release(struct worker *w, const struct sockaddr *sa)
+{
+	limits_disconnect(w->limits, w->slot, sa);
+	worker_stress_check(w);
+}
+
+void
+worker_stress_check(struct worker *w)
+{
+	unsigned total;
+	int change;
+
+	change = limits_stress_update(w->limits, &w->policy, &total);
+	if (change > 0)
+		log_event(LOG_WARNING, "daemon", "stress-on",
+			  LF_UINT("connections", total),
+			  LF_UINT("max_connections", w->policy.max_connections),
+			  LF_UINT("threshold", w->policy.stress_on),
+			  LF_UINT("stress_timeout_s",
+				  w->config->stress_timeout));
+	else if (change < 0)
+		log_event(LOG_INFO, "daemon", "stress-off",
+			  LF_UINT("connections", total),
+			  LF_UINT("max_connections", w->policy.max_connections),
+			  LF_UINT("below", w->policy.stress_off));
+	if (limits_stress(w->limits) == w->stress)
+		return;
+	w->stress = !w->stress;
+	if (w->stress) {
+		smtp_sessions_stress(w);
+		pop3_sessions_stress(w);
+	}
+}
+
+static void
+stress_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker_stress_check(arg);
 }
 
 void
@@ -259,6 +303,17 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	w.policy.rate_count = config->conn_rate_count;
 	w.policy.rate_window_ms = config->conn_rate_window * 1000;
 	w.policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
+	if (config->stress_threshold > 0) {
+		/* at least one connection; stress ends below two thirds */
+		w.policy.stress_on = (unsigned)(((uint64_t)config->max_connections *
+						     config->stress_threshold +
+						 99) / 100);
+		if (w.policy.stress_on == 0)
+			w.policy.stress_on = 1;
+		w.policy.stress_off = w.policy.stress_on * 2 / 3;
+		if (w.policy.stress_off == 0)
+			w.policy.stress_off = 1;
+	}
 	w.auth_policy.max_failures_ip = config->auth_max_failures_ip;
 	w.auth_policy.max_failures_account = config->auth_max_failures_account;
 	w.auth_policy.window_ms = config->auth_failure_window * 1000;
@@ -303,6 +358,15 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 		sigs[i] = evsignal_new(w.base, sigv[i], signal_cb, &w);
 		evsignal_add(sigs[i], NULL);
 	}
+	/* another worker's admissions can begin stress: this one learns of
+	 * it within a second */
+	{
+		struct timeval one = {1, 0};
+
+		w.stress_timer = event_new(w.base, -1, EV_PERSIST,
+					   stress_timer_cb, &w);
+		evtimer_add(w.stress_timer, &one);
+	}
 	/* one sweeper is enough; across a reload two may overlap briefly,
 	 * which the per-mailbox lock makes harmless. Started while signals
 	 * are blocked, like the other threads, so they reach the loop. */
@@ -317,6 +381,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	retention_stop(&retention);
 
 	stop_listening(&w);
+	event_free(w.stress_timer);
 	smtp_sessions_free(&w);
 	pop3_sessions_free(&w);
 	/* what was accepted must be made durable (or fail) before exit */

@@ -51,6 +51,8 @@ struct worker {
 	unsigned nsessions;	/* of both kinds */
 	unsigned long long session_seq;
 	struct event *deadline;	/* bounds a stop or a drain */
+	bool stress;		/* sessions given the stress timeouts */
+	struct event *stress_timer;	/* looks at the shared state */
 };
 
 /* Runs the worker; returns the process exit code. */
@@ -66,6 +68,20 @@ int worker_main(const struct config *config, const struct bound_socket *socks,
  */
 bool worker_admit(struct worker *w, const struct config_listener *l, int fd,
 		  const struct sockaddr *sa, char ip[INET6_ADDRSTRLEN]);
+
+/*
+ * A session that worker_admit() let in has ended: gives its connection
+ * back to the limits (sa is the peer's address).
+ */
+void worker_release(struct worker *w, const struct sockaddr *sa);
+
+/*
+ * Stress (client_limits.h): brings the shared state up to date, logs a
+ * change, and when stress has begun shortens the waits of this worker's
+ * sessions that are not logged in. Called at every admission and release
+ * and once a second.
+ */
+void worker_stress_check(struct worker *w);
 
 /* A fresh session id for logs: 16 hex digits, unique per host and boot. */
 void worker_session_id(struct worker *w, char id[17]);

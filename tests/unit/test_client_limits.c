@@ -39,6 +39,8 @@ enum op {
 	IS_BANNED,  /* addr: expect limits_banned (0/1); arg: until - start */
 	AUTH_OK,    /* addr, account: limits_auth_success */
 	REWIND,     /* arg ms: the clock goes backwards */
+	STRESS,     /* expect limits_stress_update's change, then
+	             * limits_stress() == arg */
 };
 
 struct step {
@@ -70,6 +72,7 @@ struct step {
 #define BANNED_UNTIL(a, t) { IS_BANNED, 0, a, t, 1, 1 }
 #define BACK(ms) { REWIND, 0, NULL, ms, 0, 1 }
 #define SUCCESS(a, acct) { AUTH_OK, 0, a, 0, 0, 1, acct }
+#define STRESSED(change, on) { STRESS, 0, NULL, on, change, 1 }
 /* clang-format on */
 
 #define OK LIMITS_OK
@@ -78,7 +81,8 @@ struct step {
 #define RATE LIMITS_RATE
 
 /*
- * Policy fields in order: total, per IP, rate count, window ms, pass ttl.
+ * Policy fields in order: total, per IP, rate count, window ms, pass ttl,
+ * stress on, stress off.
  * Authentication policy: max failures per IP, per account, window ms, ban
  * ms, delay base ms, delay max ms.
  */
@@ -124,6 +128,16 @@ static const struct scenario scenarios[] = {
 {"per-IP refusals are not charged to the rate", 64, {0, 1, 2, 1000, 0}, {
 	CONN(0, A, OK), CONN(0, A, FROM_IP), CONN(1, A, FROM_IP), DISC(0, A),
 	CONN(0, A, OK), DISC(0, A), CONN(0, A, RATE)}},
+{"stress begins at stress_on, ends below stress_off", 64,
+    {8, 0, 0, 0, 0, 6, 4}, {
+	CONN_N(0, A, OK, 5), STRESSED(0, 0), CONN(1, B, OK), STRESSED(1, 1),
+	STRESSED(0, 1), CONN_N(0, C, OK, 2), CONN(0, D, TOO_MANY),
+	STRESSED(0, 1), DISC_N(0, A, 4), TOT(4), STRESSED(0, 1), DISC(1, B),
+	TOT(3), STRESSED(-1, 0), STRESSED(0, 0), CONN(1, B, OK),
+	STRESSED(0, 0), CONN_N(0, A, OK, 2), STRESSED(1, 1),
+	RST(0), STRESSED(-1, 0)}},
+{"stress_on 0: never stressed", 64, {3, 0, 0, 0, 0, 0, 0}, {
+	CONN_N(0, A, OK, 3), CONN(0, A, TOO_MANY), STRESSED(0, 0)}},
 {"total refusals are not charged to the rate", 64, {1, 0, 2, 1000, 0}, {
 	CONN(0, B, OK), CONN(0, A, TOO_MANY), CONN(0, A, TOO_MANY), DISC(0, B),
 	CONN(0, A, OK), DISC(0, A), CONN(0, A, OK), DISC(0, A),
@@ -455,6 +469,13 @@ run_scenario(const struct scenario *sc)
 			case AUTH_OK:
 				limits_auth_success(l, sa, st->account, now);
 				continue;
+			case STRESS:
+				got = limits_stress_update(l, &sc->pol, NULL);
+				if (limits_stress(l) != (st->arg != 0))
+					fail_msg("scenario \"%s\", step %zu: "
+					         "stress %d",
+					         sc->name, i, limits_stress(l));
+				break;
 			default:
 				fail_msg("%s: bad op", sc->name);
 			}

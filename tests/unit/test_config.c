@@ -134,6 +134,8 @@ dump(const struct config *c)
 		  (unsigned long long)c->timeout_command,
 		  (unsigned long long)c->timeout_data_block,
 		  (unsigned long long)c->timeout_data_end);
+	sb_printf(&b, "min_data_rate=%llu\n",
+		  (unsigned long long)c->min_data_rate);
 	sb_printf(&b, "max_connections=%u\n", c->max_connections);
 	sb_printf(&b, "max_connections_per_ip=%u\n",
 		  c->max_connections_per_ip);
@@ -143,6 +145,8 @@ dump(const struct config *c)
 		  (unsigned long long)c->greet_pass_ttl);
 	sb_printf(&b, "shutdown_timeout=%llu\n",
 		  (unsigned long long)c->shutdown_timeout);
+	sb_printf(&b, "stress=threshold:%u timeout:%llu\n",
+		  c->stress_threshold, (unsigned long long)c->stress_timeout);
 	sb_printf(&b, "tls.certificates=");
 	for (size_t i = 0; i < c->ntls_certs; i++)
 		sb_printf(&b, "%s%s+%s@%d", i > 0 ? "," : "",
@@ -154,6 +158,8 @@ dump(const struct config *c)
 	sb_printf(&b, "tls.ciphersuites=%s\n",
 		  c->tls_ciphersuites != NULL ? c->tls_ciphersuites
 					      : "(openssl)");
+	sb_printf(&b, "tls.handshake_timeout=%llu\n",
+		  (unsigned long long)c->tls_handshake_timeout);
 	sb_printf(&b, "auth.cram_md5=%s\n", c->auth_cram_md5 ? "true" : "false");
 	sb_printf(&b, "auth.failures=%u/%u window=%llu ban=%llu\n",
 		  c->auth_max_failures_ip, c->auth_max_failures_account,
@@ -167,6 +173,8 @@ dump(const struct config *c)
 	sb_printf(&b, "pop3=timeout:%llu login_delay:%llu\n",
 		  (unsigned long long)c->pop3_timeout,
 		  (unsigned long long)c->pop3_login_delay);
+	sb_printf(&b, "pop3.login_timeout=%llu\n",
+		  (unsigned long long)c->pop3_login_timeout);
 	sb_printf(&b, "retention=mail:%llu interval:%llu\n",
 		  (unsigned long long)c->retention_mail,
 		  (unsigned long long)c->retention_interval);
@@ -273,22 +281,26 @@ static const char *const defaults[] = {
 	"recipient_delimiter=+",
 	"trusted_networks=",
 	"timeouts=300/180/600",
+	"min_data_rate=500",
 	"max_connections=1000",
 	"max_connections_per_ip=20",
 	"connection_rate=60/60",
 	"greet_pass_ttl=86400",
 	"shutdown_timeout=30",
+	"stress=threshold:75 timeout:10",
 	"tls.certificates=",
 	"tls.min_version=TLSv1.2",
 	("tls.ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"),
 	"tls.ciphersuites=(openssl)",
+	"tls.handshake_timeout=30",
 	"auth.cram_md5=false",
 	"auth.failures=10/10 window=3600 ban=3600",
 	"auth.delay=1000..15000",
 	"submission.check_from=true",
 	"pop3=timeout:600 login_delay:0",
+	"pop3.login_timeout=600",
 	"retention=mail:0 interval:3600",
 	"dns=system ta:-",
 	"outbound=v4:1 v6:1 prefer4:0 src:-,- port:25 tls:1 conns:100/20",
@@ -468,6 +480,30 @@ static const struct valid_case valid_cases[] = {
 	  "smarthost=smtp.provider.net port:2587 tls:2 verify:1 creds:- "
 	  "domains:",
 	  NULL}},
+	{"slow clients: deadlines, data rate, stress",
+	 "hostname: mail.example.com\n"
+	 "smtp: {min_data_rate: 2K}\n"
+	 "limits: {stress_threshold: 50, stress_timeout: 5s}\n"
+	 "tls: {handshake_timeout: 1m}\n"
+	 "pop3: {login_timeout: 2m}\n",
+	 {"min_data_rate=2048", "stress=threshold:50 timeout:5",
+	  "tls.handshake_timeout=60", "pop3.login_timeout=120", NULL}},
+	{"slow clients: lower bounds (0 turns the rate and stress off)",
+	 "hostname: mail.example.com\n"
+	 "smtp: {min_data_rate: 0}\n"
+	 "limits: {stress_threshold: 0, stress_timeout: 1s}\n"
+	 "tls: {handshake_timeout: 1s}\n"
+	 "pop3: {login_timeout: 1s}\n",
+	 {"min_data_rate=0", "stress=threshold:0 timeout:1",
+	  "tls.handshake_timeout=1", "pop3.login_timeout=1", NULL}},
+	{"slow clients: upper bounds",
+	 "hostname: mail.example.com\n"
+	 "smtp: {min_data_rate: 1G}\n"
+	 "limits: {stress_threshold: 100, stress_timeout: 1h}\n"
+	 "tls: {handshake_timeout: 1h}\n"
+	 "pop3: {login_timeout: 1d}\n",
+	 {"min_data_rate=1073741824", "stress=threshold:100 timeout:3600",
+	  "tls.handshake_timeout=3600", "pop3.login_timeout=86400", NULL}},
 	{"pop3 and retention at their bounds",
 	 "hostname: mail.example.com\npop3: {timeout: 10m, login_delay: 1d}\n"
 	 "retention: {mail: 1d, interval: 1m}\n",
@@ -871,6 +907,25 @@ static const struct invalid_case invalid_cases[] = {
 	 "t.yaml:2: workers: '1025' is out of range (0..1024)"},
 	{H "workers: 99999999999999999999999\n",
 	 "t.yaml:2: workers: expected a number"},
+	{H "smtp:\n  min_data_rate: 2G\n",
+	 "t.yaml:3: smtp.min_data_rate: '2G' is out of range (0..1G)"},
+	{H "smtp:\n  min_data_rate: fast\n",
+	 "t.yaml:3: smtp.min_data_rate: invalid size (use e.g. 512, 64K, "
+	 "25M, 1G)"},
+	{H "limits:\n  stress_threshold: 101\n",
+	 "t.yaml:3: limits.stress_threshold: '101' is out of range (0..100)"},
+	{H "limits:\n  stress_timeout: 0\n",
+	 "t.yaml:3: limits.stress_timeout: '0' is out of range (1s..1h)"},
+	{H "limits:\n  stress_timeout: 2h\n",
+	 "t.yaml:3: limits.stress_timeout: '2h' is out of range (1s..1h)"},
+	{H "tls:\n  handshake_timeout: 0\n",
+	 "t.yaml:3: tls.handshake_timeout: '0' is out of range (1s..1h)"},
+	{H "tls:\n  handshake_timeout: 61m\n",
+	 "t.yaml:3: tls.handshake_timeout: '61m' is out of range (1s..1h)"},
+	{H "pop3:\n  login_timeout: 0\n",
+	 "t.yaml:3: pop3.login_timeout: '0' is out of range (1s..1d)"},
+	{H "pop3:\n  login_timeout: 2d\n",
+	 "t.yaml:3: pop3.login_timeout: '2d' is out of range (1s..1d)"},
 	{H "smtp:\n  timeouts:\n    data_end: 0\n",
 	 "t.yaml:4: smtp.timeouts.data_end: '0' is out of range (1s..1d)"},
 	{H "smtp:\n  timeouts:\n    command: 2d\n",
