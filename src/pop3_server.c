@@ -94,7 +94,7 @@ struct pop3_session {
 	unsigned retrieved;
 	uint64_t sent;		/* message octets sent */
 	uint64_t started_ms;
-	const char *end_reason;	/* for the logout event */
+	const char *end_reason;	/* why session_close() was called */
 	/* the multi-line response being streamed (POP3_S_SENDING) */
 	enum send_kind send_kind;
 	int send_fd;
@@ -217,7 +217,7 @@ session_free(struct pop3_session *s, const char *reason)
 static void
 session_close(struct pop3_session *s, const char *reason)
 {
-	if (s->logged_in && s->end_reason == NULL)
+	if (s->end_reason == NULL)
 		s->end_reason = reason;
 	send_stop(s);
 	s->state = POP3_S_CLOSING;
@@ -1283,7 +1283,9 @@ read_cb(struct bufferevent *bev, void *arg)
 static void
 free_closed(void *arg)
 {
-	session_free(arg, "closed");
+	struct pop3_session *s = arg;
+
+	session_free(s, s->end_reason != NULL ? s->end_reason : "closed");
 }
 
 static void
@@ -1294,7 +1296,7 @@ write_cb(struct bufferevent *bev, void *arg)
 	if (s->state == POP3_S_CLOSING) {
 		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
 				       free_closed, s))
-			session_free(s, "closed");
+			free_closed(s);
 		return;
 	}
 	if (s->state == POP3_S_SENDING)
