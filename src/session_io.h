@@ -1,5 +1,6 @@
 /*
- * Connection plumbing shared by the SMTP and POP3 sessions.
+ * Connection plumbing shared by the SMTP and POP3 sessions: replies, the
+ * end of a connection, and deadlines against slow clients (below).
  *
  * Replies: session_vreply() formats one line, cuts it to fit size - 2
  * octets and appends CRLF to the bufferevent's output.
