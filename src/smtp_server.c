@@ -1401,6 +1401,8 @@ content_end(struct smtp_session *s)
 	/* input that arrives meanwhile waits in the buffer (bounded by the
 	 * read high-watermark) until the reply is out */
 	s->state = SMTP_S_COMMIT;
+	/* the client waits for our reply now: no pause limit */
+	set_read_timeout(s, 0);
 	committer_submit(s->w->committer, job);
 }
 
