@@ -236,7 +236,6 @@ maildir_path(const char *data_dir, const char *mailbox)
 
 /* ---- committer ------------------------------------------------------ */
 
-#define DIRSET_MAX 512
 /* A batch of at least this many jobs is synced with syncfs(): see
  * commit_batch(). */
 #define SYNCFS_MIN_BATCH 2
@@ -259,25 +258,60 @@ struct committer {
 	bool stop;
 };
 
-/* Directories touched by a batch, to fsync each once. */
+/*
+ * Directories that got entries in a batch, each made durable once in
+ * phase 4. There is no bound on how many: a directory synced on the spot
+ * (as when a fixed-size set was full) would need its failure carried to
+ * every job with an entry in it all the same, so every directory goes
+ * through the one place that does that, sync_dirset().
+ */
 struct dirset {
-	char *path[DIRSET_MAX];
-	size_t n;
+	char **path;
+	size_t n, cap;
 };
 
 static void
 dirset_add(struct dirset *ds, const char *path)
 {
-	for (size_t i = 0; i < ds->n; i++)
-		if (strcmp(ds->path[i], path) == 0)
-			return;
-	if (ds->n == DIRSET_MAX) {
-		/* too many distinct directories in one batch: sync now */
-		if (fsync_dir(path) < 0)
-			log_warn("fsync %s", path);
-		return;
+	if (ds->n == ds->cap) {
+		ds->cap = ds->cap ? ds->cap * 2 : 16;
+		ds->path = xreallocarray(ds->path, ds->cap, sizeof(*ds->path));
 	}
 	ds->path[ds->n++] = xstrdup(path);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the set and drops repeats: one fsync per directory. */
+static void
+dirset_unique(struct dirset *ds)
+{
+	size_t k = 0;
+
+	if (ds->n == 0)
+		return;
+	qsort(ds->path, ds->n, sizeof(*ds->path), cmp_str);
+	for (size_t i = 0; i < ds->n; i++) {
+		if (k > 0 && strcmp(ds->path[k - 1], ds->path[i]) == 0)
+			free(ds->path[i]);
+		else
+			ds->path[k++] = ds->path[i];
+	}
+	ds->n = k;
+}
+
+static void
+dirset_free(struct dirset *ds)
+{
+	for (size_t i = 0; i < ds->n; i++)
+		free(ds->path[i]);
+	free(ds->path);
+	ds->path = NULL;
+	ds->n = ds->cap = 0;
 }
 
 static int
@@ -524,13 +558,17 @@ fail_jobs_in(struct job_state *st, size_t n, const char *dir, int err)
 	}
 }
 
+/* fsyncs each directory of ds; a failure fails every job with an entry
+ * in that directory (after a failed fsync the entry may be lost). */
 static void
 sync_dirset(struct dirset *ds, struct job_state *st, size_t n)
 {
 	for (size_t i = 0; i < ds->n; i++) {
 		if (fsync_dir(ds->path[i]) < 0) {
 			int saved = errno;
-			log_warn("fsync %s", ds->path[i]);
+			log_event(LOG_ERR, "store", "fsync-failed",
+				  LF_STR("path", ds->path[i]),
+				  LF_STR("error", strerror(saved)));
 			fail_jobs_in(st, n, ds->path[i], saved);
 		}
 	}
@@ -547,7 +585,7 @@ sync_dirset(struct dirset *ds, struct job_state *st, size_t n)
 static void
 commit_batch(struct committer *c, struct delivery_job *batch)
 {
-	struct dirset ds = {.n = 0}, other = {.n = 0};
+	struct dirset ds = {.path = NULL}, other = {.path = NULL};
 	struct delivery_job *job;
 	struct job_state *st;
 	size_t n = 0, j;
@@ -565,9 +603,14 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 	grouped = n >= SYNCFS_MIN_BATCH && c->data_fd >= 0;
 	if (grouped) {
 		if (syncfs(c->data_fd) < 0) {
-			log_warn("syncfs %s", c->data_dir);
-			for (j = 0; j < n; j++)
+			int saved = errno;
+			log_event(LOG_ERR, "store", "syncfs-failed",
+				  LF_STR("path", c->data_dir),
+				  LF_STR("error", strerror(saved)));
+			for (j = 0; j < n; j++) {
+				errno = saved;
 				job_fail(st[j].job, "syncfs", c->data_dir);
+			}
 		}
 	} else {
 		for (j = 0; j < n; j++)
@@ -575,10 +618,14 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 	}
 	for (j = 0; j < n; j++)
 		phase_place(c, &st[j], &ds, &other);
+	dirset_unique(&ds);
+	dirset_unique(&other);
 	if (grouped) {
 		if (ds.n > 0 && syncfs(c->data_fd) < 0) {
 			int saved = errno;
-			log_warn("syncfs %s", c->data_dir);
+			log_event(LOG_ERR, "store", "syncfs-failed",
+				  LF_STR("path", c->data_dir),
+				  LF_STR("error", strerror(saved)));
 			for (size_t i = 0; i < ds.n; i++)
 				fail_jobs_in(st, n, ds.path[i], saved);
 		}
@@ -597,10 +644,8 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		free(st[j].qtmp);
 	}
 	free(st);
-	for (size_t i = 0; i < ds.n; i++)
-		free(ds.path[i]);
-	for (size_t i = 0; i < other.n; i++)
-		free(other.path[i]);
+	dirset_free(&ds);
+	dirset_free(&other);
 }
 
 static void *
