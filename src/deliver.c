@@ -13,7 +13,10 @@
  *   4. the directories that got entries are made durable.
  * Only then is the job done (and the session says 250). If any step fails,
  * the entries already made are removed so that the client's retry cannot
- * deliver twice.
+ * deliver twice. (Known gap: the queue runner takes a queue file as soon
+ * as it appears in incoming/, before step 4; a job that fails in step 4
+ * can then no longer take it back, and its remote recipients may get the
+ * message once more when the client retries.)
  */
 #include <errno.h>
 #include <fcntl.h>
