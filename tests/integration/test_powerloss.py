@@ -341,6 +341,10 @@ def test_power_cut_delivery_queue_runner_pop3(make_godwit, tmp_path):
     # the runner defers c twice (no DNS in the tests): a new state file,
     # then one replacing it
     wait_deferrals(g, trace, c, 2)
+    # c now waits in deferred/: the next pickup into active/ syncs the
+    # directory c left, so c must be durable in deferred/ by then
+    e = send(g, ["gina@remote.test"], "pl-after-deferral")
+    wait_deferrals(g, trace, e, 1)
     assert pop3_delete(g, ALICE, [1, 2]).startswith(b"+OK")
     g.stop()
 
@@ -353,6 +357,7 @@ def test_power_cut_delivery_queue_runner_pop3(make_godwit, tmp_path):
     assert homes(r, b) == {bob_md}
     assert homes(r, c) == {queue}
     assert homes(r, d) == {alice_md, bob_md, queue}
+    assert homes(r, e) == {queue}
     assert all(homes(r, i) for i in grouped)
     # the paths were all taken (else the test proves nothing)
     assert r.counts["syncfs"] >= 2, r.summary()           # group commit
