@@ -8,15 +8,17 @@
  *   2. both are made durable;
  *   3. the spool file is hard-linked into each local mailbox's
  *      Maildir/new/ (a durable copy where a link is impossible, e.g. another
- *      file system), the queue file renamed into queue/incoming/, and the
- *      spool file unlinked;
- *   4. the directories that got entries are made durable.
+ *      file system), and the spool file unlinked;
+ *   4. the directories that got entries are made durable;
+ *   5. the queue file is renamed into queue/incoming/ and that directory
+ *      made durable. Last, because the queue runner takes a file from
+ *      incoming/ the moment it appears: a job that failed in step 4 could
+ *      no longer take it back.
  * Only then is the job done (and the session says 250). If any step fails,
  * the entries already made are removed so that the client's retry cannot
- * deliver twice. (Known gap: the queue runner takes a queue file as soon
- * as it appears in incoming/, before step 4; a job that fails in step 4
- * can then no longer take it back, and its remote recipients may get the
- * message once more when the client retries.)
+ * deliver twice. (Only a failed fsync of incoming/ itself, in step 5, can
+ * still find the queue file taken: the client's retry may then reach the
+ * remote recipients twice, never none.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -460,9 +462,9 @@ made_add(struct job_state *st, char *path)
 
 /*
  * Phase 3: the entries: a hard link into each Maildir/new/ (a durable copy
- * where a link is impossible), the queue file renamed into incoming/. The
- * directories go into ds (to be synced in phase 4); those of copies on
- * another file system into other (syncfs on ours does not cover them).
+ * where a link is impossible). The directories go into ds (to be synced in
+ * phase 4); those of copies on another file system into other (syncfs on
+ * ours does not cover them). The queue file waits for phase 5.
  */
 static void
 phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
@@ -515,32 +517,44 @@ phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
 		free(newdir);
 		free(maildir);
 	}
-	if (job->result == 0 && st->qtmp != NULL) {
-		char *dst = xasprintf("%s/queue/incoming/%s", c->data_dir,
-				      job->id);
+out:
+	/* the spool's tmp name is not needed either way */
+	if (st->qfd >= 0)
+		close(st->qfd);
+	st->qfd = -1;
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		sp->fd = -1;
+		unlink(sp->path);
+	}
+}
+
+/*
+ * Phase 5, once everything else of the job is durable: its queue file
+ * into incoming/ (into qs: to be synced), or removed if the job failed.
+ */
+static void
+phase_queue(struct committer *c, struct job_state *st, struct dirset *qs)
+{
+	struct delivery_job *job = st->job;
+	char *dst, *qdir;
+
+	if (st->qtmp == NULL)
+		return;
+	if (job->result == 0) {
+		dst = xasprintf("%s/queue/incoming/%s", c->data_dir, job->id);
 		if (rename(st->qtmp, dst) == 0) {
-			char *qdir = xasprintf("%s/queue/incoming",
-					       c->data_dir);
+			qdir = xasprintf("%s/queue/incoming", c->data_dir);
 			made_add(st, dst);
-			dirset_add(ds, qdir);
+			dirset_add(qs, qdir);
 			free(qdir);
 		} else {
 			job_fail(job, "queue", dst);
 			free(dst);
 		}
 	}
-out:
-	/* the spool and queue tmp names are not needed either way */
-	if (st->qfd >= 0)
-		close(st->qfd);
-	st->qfd = -1;
-	if (st->qtmp != NULL && job->result < 0)
+	if (job->result < 0)
 		unlink(st->qtmp);
-	if (sp->fd >= 0) {
-		close(sp->fd);
-		sp->fd = -1;
-		unlink(sp->path);
-	}
 }
 
 /* Fails the jobs that created an entry in dir. */
@@ -578,17 +592,20 @@ sync_dirset(struct dirset *ds, struct job_state *st, size_t n)
 }
 
 /*
- * A batch is committed in four phases: write (1), make the files durable
- * (2), create the entries (3), make the entries durable (4). The order is
- * what makes a crash at any point safe: no entry can become durable before
- * the data it names. For a batch of several jobs, phases 2 and 4 are one
- * syncfs() each — one device cache flush for the whole batch instead of
- * one per file and per directory, which is what group commit buys.
+ * A batch is committed in five phases: write (1), make the files durable
+ * (2), create the Maildir entries (3), make them durable (4), then the
+ * queue files into incoming/, made durable (5). The order is what makes a
+ * crash at any point safe: no entry can become durable before the data it
+ * names. For a batch of several jobs, phases 2 and 4 are one syncfs() each
+ * — one device cache flush for the whole batch instead of one per file
+ * and per directory, which is what group commit buys; phase 5 is one
+ * fsync of incoming/.
  */
 static void
 commit_batch(struct committer *c, struct delivery_job *batch)
 {
 	struct dirset ds = {.path = NULL}, other = {.path = NULL};
+	struct dirset qs = {.path = NULL};
 	struct delivery_job *job;
 	struct job_state *st;
 	size_t n = 0, j;
@@ -636,6 +653,10 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		sync_dirset(&ds, st, n);
 	}
 	sync_dirset(&other, st, n);
+	for (j = 0; j < n; j++)
+		phase_queue(c, &st[j], &qs);
+	dirset_unique(&qs);
+	sync_dirset(&qs, st, n);
 
 	for (j = 0; j < n; j++) {
 		for (size_t k = 0; k < st[j].nmade; k++) {
@@ -649,6 +670,7 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 	free(st);
 	dirset_free(&ds);
 	dirset_free(&other);
+	dirset_free(&qs);
 }
 
 static void *

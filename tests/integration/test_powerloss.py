@@ -432,11 +432,12 @@ def test_failed_directory_fsync_fails_the_message(make_godwit):
     g = make_godwit(config(), start=False)
     warm_up(g)
     start_preloaded(g, fail=f"/{DOMAIN}/bob/Maildir/new")
-    # (local recipients only: a queue file is taken by the runner as soon
-    # as it is in incoming/, before the commit is complete, so a failed
-    # commit cannot take it back yet; see the note in deliver.c)
-    send_expect(g, [ALICE, BOB], "pl-fail-one", 451)
+    send_expect(g, [ALICE, BOB, "zoe@remote.test"], "pl-fail-one", 451)
     assert not stored(g, "pl-fail-one")
+    # nor did its queue file reach incoming/, where the runner would have
+    # taken it at once (it goes there only once the rest is durable)
+    assert not [p for p in g.queue_files() if b"pl-fail-one" in p.read_bytes()]
+    assert "fac=delivery event=queued" not in g.log_text()
     send_expect(g, [ALICE], "pl-fail-other", 250)
     assert stored(g, "pl-fail-other")
 
