@@ -3,21 +3,22 @@
  *
  * libunbound answers asynchronously through one pipe fd: a persistent
  * libevent read event on ub_fd() calls ub_process(), which runs our
- * per-lookup callbacks in the caller's thread.
+ * per-lookup callbacks in the caller's thread. Those callbacks never call
+ * the caller back directly: a finished route is handed over from a
+ * separate "done" event, so the caller may free the resolver or cancel
+ * other queries from its callback without pulling the rug from under
+ * ub_process().
  *
- * Its background worker is a thread (ub_ctx_async(ctx, 1)), never the
- * default forked process. The queue runner has threads of its own (the
- * committer, the reaper), and a child forked from a threaded process
- * inherits every lock another thread held at that moment, locked for
- * good: such a worker hung at its first allocation, so every lookup of
- * that runner timed out at once, and a worker of a killed runner hung
- * in the leak check at its exit and outlived the daemon. A forked
+ * libunbound's background worker is a thread (ub_ctx_async(ctx, 1)),
+ * never its default forked process. The queue runner has threads of its
+ * own (the committer, the reaper), and a child forked from a threaded
+ * process inherits every lock another thread held at that moment, locked
+ * for good: such a worker hung at its first allocation, so every lookup
+ * of that runner timed out at once, and the worker of a killed runner
+ * hung in the leak check at its exit and outlived the daemon. A forked
  * worker also kept a copy of every descriptor open at the fork (queue
- * files long since delivered and deleted). A thread dies with its
- * process and shares its descriptors. Those callbacks never call the caller back directly: a
- * finished route is handed over from a separate "done" event, so the
- * caller may free the resolver or cancel other queries from its callback
- * without pulling the rug from under ub_process().
+ * files long since delivered and deleted). A thread dies with its process
+ * and shares its descriptors.
  *
  * A libunbound callback finds its lookup through a handle (slot number
  * and generation) in the resolver's table, never through a raw pointer:
