@@ -49,10 +49,12 @@ struct worker {
 	TAILQ_HEAD(, smtp_session) sessions;
 	TAILQ_HEAD(, pop3_session) pop3_sessions;
 	unsigned nsessions;	/* of both kinds */
+	unsigned peak;		/* most sessions open since the last trim */
 	unsigned long long session_seq;
 	struct event *deadline;	/* bounds a stop or a drain */
 	bool stress;		/* sessions given the stress timeouts */
 	struct event *stress_timer;	/* looks at the shared state */
+	struct event *trim;	/* gives memory back after a burst */
 };
 
 /* Runs the worker; returns the process exit code. */
@@ -86,7 +88,10 @@ void worker_stress_check(struct worker *w);
 /* A fresh session id for logs: 16 hex digits, unique per host and boot. */
 void worker_session_id(struct worker *w, char id[17]);
 
-/* A session ended: the worker may now be able to exit. */
+/*
+ * A session ended (w->nsessions already counts it out): the worker may now
+ * be able to exit, or give memory back.
+ */
 void worker_session_gone(struct worker *w);
 
 #endif
