@@ -11,6 +11,8 @@ import signal
 import socket
 import time
 
+import pytest
+
 from conftest import DELETE, free_port, wait_for
 from smtpclient import RawSMTP, dot_stuff, make_message, transaction
 
@@ -350,6 +352,9 @@ def test_connection_burst_waits_in_the_backlog(make_godwit):
     arrive, so the queue alone must hold them all: with the listen()
     backlog libevent used to reset to 128, it held 129."""
     n, addrs = 600, ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+    with open("/proc/sys/net/core/somaxconn") as f:
+        if int(f.read()) <= n:
+            pytest.skip("net.core.somaxconn caps every backlog below 600")
     g = make_godwit({"limits": {"max_connections": 2000,
                                 "max_connections_per_ip": 1000}})
     # the parent listens before it forks: wait for both workers to exist
