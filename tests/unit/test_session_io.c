@@ -1,0 +1,181 @@
+/*
+ * Tests for the session deadlines (src/session_io.c) on a real libevent
+ * loop: a deadline fires once, at its end and not before; octets received
+ * during a DATA deadline move its end by 1 s per `rate` octets; stopping
+ * and restarting replace it; shortening brings a LINE or TLS deadline
+ * forward and leaves a DATA deadline alone. Every loop has a safety
+ * timer, and the bounds checked are lower bounds ("not before"), or
+ * generous upper ones, never a measure of speed.
+ */
+#include <stdbool.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+
+#include "unit.h"
+
+#include "lib/util.h"
+#include "session_io.h"
+
+struct fired {
+	int n;
+	enum deadline_kind kind;
+	uint64_t at_ms;
+	struct event_base *base;
+};
+
+static void
+expired(void *arg, enum deadline_kind kind)
+{
+	struct fired *f = arg;
+
+	f->n++;
+	f->kind = kind;
+	f->at_ms = mono_ms();
+	event_base_loopexit(f->base, NULL);
+}
+
+/* Runs the loop until the deadline fires or `safety_ms` pass. */
+static void
+run(struct fired *f, uint64_t safety_ms)
+{
+	struct timeval tv = {(time_t)(safety_ms / 1000),
+			     (suseconds_t)(safety_ms % 1000) * 1000};
+
+	event_base_loopexit(f->base, &tv);
+	event_base_dispatch(f->base);
+}
+
+static void
+test_line_fires_once_at_its_end(void **state)
+{
+	struct fired f = {0};
+	struct deadline d;
+	uint64_t t0;
+
+	(void)state;
+	f.base = event_base_new();
+	deadline_init(&d, f.base, expired, &f);
+	t0 = mono_ms();
+	deadline_start(&d, DEADLINE_LINE, 100, 0);
+	/* octets do not move a LINE deadline */
+	deadline_add_octets(&d, 1000000);
+	run(&f, 10000);
+	assert_int_equal(f.n, 1);
+	assert_int_equal(f.kind, DEADLINE_LINE);
+	assert_true(f.at_ms - t0 >= 100);
+	assert_int_equal(d.kind, DEADLINE_NONE);
+	/* nothing more: a second run only sees the safety timer */
+	run(&f, 200);
+	assert_int_equal(f.n, 1);
+	deadline_free(&d);
+	event_base_free(f.base);
+}
+
+static void
+test_data_credit_moves_the_end(void **state)
+{
+	struct fired f = {0};
+	struct deadline d;
+	uint64_t t0;
+
+	(void)state;
+	f.base = event_base_new();
+	deadline_init(&d, f.base, expired, &f);
+	t0 = mono_ms();
+	/* 50 ms, then 1 s per 1000 octets: 300 octets earn 300 ms */
+	deadline_start(&d, DEADLINE_DATA, 50, 1000);
+	deadline_add_octets(&d, 300);
+	run(&f, 10000);
+	assert_int_equal(f.n, 1);
+	assert_int_equal(f.kind, DEADLINE_DATA);
+	assert_true(f.at_ms - t0 >= 350);
+	deadline_free(&d);
+	event_base_free(f.base);
+}
+
+static void
+test_stop_and_restart(void **state)
+{
+	struct fired f = {0};
+	struct deadline d;
+
+	(void)state;
+	f.base = event_base_new();
+	deadline_init(&d, f.base, expired, &f);
+	deadline_start(&d, DEADLINE_LINE, 50, 0);
+	deadline_stop(&d);
+	run(&f, 300);
+	assert_int_equal(f.n, 0);
+	deadline_start(&d, DEADLINE_TLS, 50, 0);
+	run(&f, 10000);
+	assert_int_equal(f.n, 1);
+	assert_int_equal(f.kind, DEADLINE_TLS);
+	deadline_free(&d);
+	event_base_free(f.base);
+}
+
+static void
+test_shorten(void **state)
+{
+	struct fired f = {0};
+	struct deadline d;
+	uint64_t t0;
+
+	(void)state;
+	f.base = event_base_new();
+	deadline_init(&d, f.base, expired, &f);
+	/* a DATA deadline is left alone */
+	deadline_start(&d, DEADLINE_DATA, 60000, 0);
+	deadline_shorten(&d, 50);
+	run(&f, 300);
+	assert_int_equal(f.n, 0);
+	/* a LINE deadline of a minute comes forward to 50 ms */
+	t0 = mono_ms();
+	deadline_start(&d, DEADLINE_LINE, 60000, 0);
+	deadline_shorten(&d, 50);
+	run(&f, 10000);
+	assert_int_equal(f.n, 1);
+	assert_true(f.at_ms - t0 >= 50);
+	assert_true(f.at_ms - t0 < 10000);
+	/* never later: shortening to more than is left changes nothing */
+	f.n = 0;
+	t0 = mono_ms();
+	deadline_start(&d, DEADLINE_TLS, 50, 0);
+	deadline_shorten(&d, 60000);
+	run(&f, 10000);
+	assert_int_equal(f.n, 1);
+	assert_true(f.at_ms - t0 < 10000);
+	/* a stopped deadline stays stopped */
+	f.n = 0;
+	deadline_stop(&d);
+	deadline_shorten(&d, 10);
+	run(&f, 200);
+	assert_int_equal(f.n, 0);
+	deadline_free(&d);
+	event_base_free(f.base);
+}
+
+static void
+test_kind_names(void **state)
+{
+	(void)state;
+	assert_string_equal(deadline_kind_name(DEADLINE_LINE), "line");
+	assert_string_equal(deadline_kind_name(DEADLINE_TLS), "tls-handshake");
+	assert_string_equal(deadline_kind_name(DEADLINE_DATA), "data");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_line_fires_once_at_its_end),
+	    cmocka_unit_test(test_data_credit_moves_the_end),
+	    cmocka_unit_test(test_stop_and_restart),
+	    cmocka_unit_test(test_shorten),
+	    cmocka_unit_test(test_kind_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
