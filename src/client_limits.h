@@ -34,7 +34,7 @@ struct limits_policy {
 	unsigned rate_count;		 /* per IP per window; 0 = off */
 	uint64_t rate_window_ms;
 	uint64_t greet_pass_ttl_ms;
-	unsigned stress_on;		 /* total that starts stress; 0 = never */
+	unsigned stress_on;		 /* total starting stress; 0 = never */
 	unsigned stress_off;		 /* stress ends below this total */
 };
 

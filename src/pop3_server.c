@@ -275,7 +275,8 @@ deadline_expired(void *arg, enum deadline_kind kind)
 	if (s->state == POP3_S_CLOSING)
 		return;
 	log_event(LOG_INFO, "pop3", "timeout", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("state", pop3_state_name(s->state)),
+		  LF_STR("ip", s->ip),
+		  LF_STR("state", pop3_state_name(s->state)),
 		  LF_STR("wait", deadline_kind_name(kind)),
 		  LF_UINT("limit_ms", s->deadline.allow_ms));
 	if (kind == DEADLINE_TLS) {

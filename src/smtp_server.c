@@ -342,7 +342,8 @@ deadline_expired(void *arg, enum deadline_kind kind)
 	if (s->state == SMTP_S_CLOSING)
 		return;
 	log_event(LOG_INFO, "smtp", "timeout", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("state", smtp_state_name(s->state)),
+		  LF_STR("ip", s->ip),
+		  LF_STR("state", smtp_state_name(s->state)),
 		  LF_STR("wait", deadline_kind_name(kind)),
 		  LF_UINT("limit_ms", s->deadline.allow_ms));
 	if (kind == DEADLINE_TLS) {

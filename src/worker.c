@@ -342,9 +342,10 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	w.policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
 	if (config->stress_threshold > 0) {
 		/* at least one connection; stress ends below two thirds */
-		w.policy.stress_on = (unsigned)(((uint64_t)config->max_connections *
-						     config->stress_threshold +
-						 99) / 100);
+		uint64_t on = ((uint64_t)config->max_connections *
+				   config->stress_threshold + 99) / 100;
+
+		w.policy.stress_on = (unsigned)on;
 		if (w.policy.stress_on == 0)
 			w.policy.stress_on = 1;
 		w.policy.stress_off = w.policy.stress_on * 2 / 3;
