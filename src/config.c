@@ -1178,6 +1178,9 @@ enum {
 	LIM_SHUTDOWN_TIMEOUT,
 	LIM_STRESS_THRESHOLD,
 	LIM_STRESS_TIMEOUT,
+	LIM_IPV6_PREFIX,
+	LIM_IPV6_WIDE_PREFIX,
+	LIM_IPV6_WIDE_FACTOR,
 	LIM_COUNT
 };
 static const char *const limits_keys[] = {
@@ -1188,6 +1191,9 @@ static const char *const limits_keys[] = {
     [LIM_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
     [LIM_STRESS_THRESHOLD] = "stress_threshold",
     [LIM_STRESS_TIMEOUT] = "stress_timeout",
+    [LIM_IPV6_PREFIX] = "ipv6_prefix",
+    [LIM_IPV6_WIDE_PREFIX] = "ipv6_wide_prefix",
+    [LIM_IPV6_WIDE_FACTOR] = "ipv6_wide_factor",
 };
 
 static void
@@ -1212,6 +1218,20 @@ load_limits(struct loader *l, const yaml_node_t *n)
 	         &c->stress_threshold);
 	get_duration(l, v[LIM_STRESS_TIMEOUT], "limits.stress_timeout", 1,
 	             3600, "1s..1h", &c->stress_timeout);
+	get_uint(l, v[LIM_IPV6_PREFIX], "limits.ipv6_prefix", 16, 128,
+	         &c->ipv6_prefix);
+	get_uint(l, v[LIM_IPV6_WIDE_PREFIX], "limits.ipv6_wide_prefix", 0, 127,
+	         &c->ipv6_wide_prefix);
+	get_uint(l, v[LIM_IPV6_WIDE_FACTOR], "limits.ipv6_wide_factor", 1,
+	         1000, &c->ipv6_wide_factor);
+	if (c->ipv6_wide_prefix != 0 &&
+	    c->ipv6_wide_prefix >= c->ipv6_prefix)
+		error_at(l,
+		         node_line(v[LIM_IPV6_WIDE_PREFIX] != NULL
+		                       ? v[LIM_IPV6_WIDE_PREFIX]
+		                       : v[LIM_IPV6_PREFIX]),
+		         "limits.ipv6_wide_prefix: must be 0 (none) or shorter "
+		         "than limits.ipv6_prefix");
 }
 
 enum { CERT_CERT, CERT_KEY, CERT_COUNT };
@@ -2158,6 +2178,9 @@ config_new(const char *path)
 	c->conn_rate_count = 60;
 	c->conn_rate_window = 60;
 	c->greet_pass_ttl = 86400;
+	c->ipv6_prefix = 64;
+	c->ipv6_wide_prefix = 48;
+	c->ipv6_wide_factor = 4;
 	c->shutdown_timeout = 30;
 	c->stress_threshold = 75;
 	c->stress_timeout = 10;	/* Postfix's smtpd_timeout under stress */

@@ -113,6 +113,9 @@ struct config {
 					 * stress begins; 0 = never */
 	uint64_t stress_timeout;	/* seconds: pre-login line and TLS
 					 * handshake deadline under stress */
+	unsigned ipv6_prefix;		/* an IPv6 client is this network */
+	unsigned ipv6_wide_prefix;	/* wider budget per this; 0: none */
+	unsigned ipv6_wide_factor;	/* wide budget = per-client * this */
 
 	struct config_listener *listeners;
 	size_t nlisteners;
