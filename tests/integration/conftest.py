@@ -12,6 +12,7 @@ timeout, so a hung daemon makes a test fail, never hang.
 import copy
 import faulthandler
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -222,11 +223,39 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
 # -------------------------------------------------------------- daemon ---
 
 
+def daemon_user():
+    """The user the daemon drops to, as in production: started as root,
+    the workers and the queue runner run as `godwit`. Without root (or
+    without that user) there is nothing to drop to: "". A test that needs
+    the daemon without the drop says so with {"user": ""}."""
+    if os.geteuid() != 0:
+        return ""
+    try:
+        pwd.getpwnam("godwit")
+    except KeyError:
+        return ""
+    return "godwit"
+
+
+def make_reachable(path):
+    """Gives every directory from / down to path search permission for
+    others (o+x, not read): pytest's temporary directories are 0700, and
+    the daemon user must reach the data directory below them."""
+    p = Path(path).resolve()
+    for d in [p] + list(p.parents):
+        try:
+            mode = d.stat().st_mode
+        except OSError:
+            continue
+        if not mode & 0o001:
+            os.chmod(d, (mode & 0o7777) | 0o001)
+
+
 def default_config(data_dir, port):
     return {
         "hostname": HOSTNAME,
         "data_dir": str(data_dir),
-        "user": "",
+        "user": daemon_user(),
         "workers": 2,
         "log": {"format": "kv", "level": "info"},
         "smtp": {
@@ -276,10 +305,12 @@ class Godwit:
                        [t.replace("@" + DOMAIN, "@" + domain) for t in v]
                        for k, v in aliases.items()}
         self.base = Path(base)
-        # The data directory sits under a 0755 directory so a daemon that
-        # drops privileges can still reach it.
+        # The data directory sits under a 0755 directory, and every
+        # directory above lets others through, so a daemon that drops
+        # privileges can still reach it.
         self.base.mkdir(parents=True, exist_ok=True)
         os.chmod(self.base, 0o755)
+        make_reachable(self.base)
         self.data_dir = self.base / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.cfg_path = self.base / "godwit.yaml"
