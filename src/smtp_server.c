@@ -508,6 +508,7 @@ recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
 {
 	r->db = s->w->db;
 	r->hostname = s->config->hostname;
+	r->postmaster = s->config->postmaster;
 	r->delimiter = s->config->recipient_delimiter;
 	r->trusted = trusted;
 	r->authenticated = authenticated;

@@ -160,7 +160,8 @@ def test_deferral_state_written_under_privilege_drop(make_godwit, uniq):
     def listed():
         r = g.run("queue", "list", "--json", check=True)
         q = [json.loads(l) for l in r.stdout.splitlines() if l]
-        return q if q and q[0]["attempts"] >= 2 else None
+        return q if q and q[0]["attempts"] >= 2 and \
+            q[0]["state"] == "deferred" else None
 
     [m] = wait_for(listed, 20, what="two attempts recorded")
     assert m["state"] == "deferred"
@@ -218,14 +219,14 @@ def test_link_in_data_dir_refused(make_godwit, tmp_path):
     assert pw.pw_uid != 0
 
 
-def test_unreachable_data_dir_refused(make_godwit, tmp_path):
+def test_unreachable_data_dir_refused(make_godwit):
     """A data_dir below a directory the daemon user cannot enter is
     refused at start with the directory named, not left to fail later."""
     _need_drop()
-    locked = tmp_path / "locked"
+    g = make_godwit(start=False)
+    locked = g.base / "locked"
     locked.mkdir()
     os.chmod(locked, 0o700)
-    g = make_godwit(start=False)
     g.update_config({"data_dir": str(locked / "data")})
     g.start(wait=False)
     assert g.proc.wait(timeout=30) == 1
