@@ -582,6 +582,29 @@ class Godwit:
         except OSError:
             return False
 
+    def group_strays(self):
+        """Processes of godwit's process group other than the parent and
+        its direct children, as (pid, ppid, cmdline): a grandchild (e.g.
+        a helper process a child forked) or an orphan left by a child
+        that was killed. Godwit's design has none."""
+        known = {self.proc.pid, *self.all_children()}
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or int(d) in known:
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    # after the last ')' of the command: state ppid pgrp
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) != self.pgid:
+                    continue
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")[0].decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+            out.append((int(d), int(fields[1]), cmd))
+        return out
+
     def all_children(self):
         """Pids of the parent's direct children: workers and runner."""
         pid = self.proc.pid
@@ -693,14 +716,18 @@ class Godwit:
         """Message files in queue/<sub>; without sub, in every state a
         queued message can be in (the queue runner moves them on at once:
         incoming -> active -> deferred; listed in that order, so a file
-        that moves while we look is still seen)."""
+        that moves while we look is still seen). One file per message: a
+        move out of incoming/ links the new name before it unlinks the old
+        one, so for a moment a message can have both."""
         subs = [sub] if sub else ["incoming", "active", "deferred", "hold"]
-        out = []
+        out = {}
         for s in subs:
             d = self.data_dir / "queue" / s
             if d.is_dir():
-                out.extend(p for p in d.iterdir() if p.is_file())
-        return sorted(out, key=lambda p: p.name)
+                for p in d.iterdir():
+                    if p.is_file():
+                        out.setdefault(p.name, p)
+        return sorted(out.values(), key=lambda p: p.name)
 
     def tmp_files(self):
         """Files left in queue/tmp and every Maildir's tmp/."""
