@@ -831,11 +831,18 @@ def godwit_root(request, tmp_path_factory):
         print(f"\ngodwit directories kept in {root}")
 
 
+_bases = [0]
+
+
 def godwit_base(root, name):
-    """A fresh directory for one daemon below root."""
-    # short: the control socket's path must fit in 108 bytes
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)[-20:]
-    d = Path(tempfile.mkdtemp(prefix=name + "-", dir=root))
+    """A fresh directory for one daemon below root: a counter and the
+    test function's name (without parameters, which tests look for in
+    config text), short because the control socket's path must fit in
+    108 bytes."""
+    _bases[0] += 1
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", name)[:24]
+    d = Path(root) / f"{_bases[0]:04d}.{name}"
+    d.mkdir(parents=True)
     os.chmod(d, 0o755)
     return d
 
@@ -845,7 +852,7 @@ def make_godwit(request, godwit_root):
     """Factory: make_godwit(overrides=None, start=True) -> Godwit.
     overrides is merged into the default config (DELETE removes a key)."""
     made = []
-    base = godwit_base(godwit_root, request.node.name)
+    base = godwit_base(godwit_root, request.node.originalname)
 
     def factory(overrides=None, start=True, **kw):
         g = Godwit(base / f"g{len(made)}", overrides, **kw)
@@ -872,7 +879,7 @@ def godwit(make_godwit):
 def shared_godwit(request, godwit_root):
     """One running godwit with the default config for a whole module, for
     tests that only look at replies or at messages they can tell apart."""
-    g = Godwit(godwit_base(godwit_root, request.module.__name__ + "-shared"))
+    g = Godwit(godwit_base(godwit_root, request.module.__name__ + "_shared"))
     g.start()
     yield g
     problems = _finish(g)
