@@ -658,34 +658,106 @@ queue_locate(const char *data_dir, const char *id)
 	return -1;
 }
 
-int
-queue_move(const char *data_dir, const char *id, const char *from,
-	   const char *to)
+/* Makes queue/<to>/<id> name the message in queue/<from>/ (see
+ * queue_move_batch). 0, or -1 with errno. */
+static int
+move_entry(const char *data_dir, const char *id, const char *from,
+	   const char *to, bool linking)
 {
 	char *a = xasprintf("%s/queue/%s/%s", data_dir, from, id);
 	char *b = xasprintf("%s/queue/%s/%s", data_dir, to, id);
-	char *dir = xasprintf("%s/queue/%s", data_dir, to);
 	struct stat sa, sb;
 	int r, saved;
 
-	if (strcmp(from, "incoming") == 0) {
+	if (linking) {
 		r = link(a, b);
 		/* left in both by a power cut during an earlier move */
 		if (r < 0 && errno == EEXIST && stat(a, &sa) == 0 &&
 		    stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
 		    sa.st_ino == sb.st_ino)
 			r = 0;
-		if (r == 0 && (r = fsync_dir(dir)) == 0)
-			r = unlink(a);
-	} else if ((r = rename(a, b)) == 0) {
-		r = fsync_dir(dir);
+	} else {
+		r = rename(a, b);
 	}
 	saved = errno;
 	free(a);
 	free(b);
-	free(dir);
 	errno = saved;
 	return r;
+}
+
+static int
+cmp_idp(const void *a, const void *b)
+{
+	return strcmp(**(const char *const *const *)a,
+		      **(const char *const *const *)b);
+}
+
+ssize_t
+queue_move_batch(const char *data_dir, const char *from, const char *to,
+		 const char *const *ids, size_t n, bool *moved_r)
+{
+	bool linking = strcmp(from, "incoming") == 0;
+	const char *const **order = xcalloc(n + 1, sizeof(*order));
+	char *dir;
+	ssize_t moved = 0;
+	int err = 0;
+
+	memset(moved_r, 0, n * sizeof(*moved_r));
+	/* in id order, each id once: a second link() of the same name would
+	 * find the first and take it for one left by a power cut */
+	for (size_t i = 0; i < n; i++)
+		order[i] = &ids[i];
+	qsort(order, n, sizeof(*order), cmp_idp);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (size_t)(order[k] - ids);
+		if (!queue_id_valid(ids[i]) ||
+		    (k > 0 && strcmp(*order[k - 1], ids[i]) == 0)) {
+			err = EINVAL;
+			continue;
+		}
+		if (move_entry(data_dir, ids[i], from, to, linking) < 0) {
+			err = errno;
+			continue;
+		}
+		moved_r[i] = true;
+		moved++;
+	}
+	free(order);
+	/* one fsync of <to> for them all, before any old name goes */
+	dir = xasprintf("%s/queue/%s", data_dir, to);
+	if (moved > 0 && fsync_dir(dir) < 0) {
+		err = errno;
+		memset(moved_r, 0, n * sizeof(*moved_r));
+		moved = -1;
+	}
+	free(dir);
+	for (size_t i = 0; linking && moved > 0 && i < n; i++) {
+		char *a;
+		if (!moved_r[i])
+			continue;
+		a = xasprintf("%s/queue/%s/%s", data_dir, from, ids[i]);
+		if (unlink(a) < 0) {
+			/* left in both: taken again, as one, later */
+			err = errno;
+			moved_r[i] = false;
+			moved--;
+		}
+		free(a);
+	}
+	errno = err;
+	return moved;
+}
+
+int
+queue_move(const char *data_dir, const char *id, const char *from,
+	   const char *to)
+{
+	bool moved;
+
+	return queue_move_batch(data_dir, from, to, &id, 1, &moved) == 1
+		   ? 0
+		   : -1;
 }
 
 int

@@ -942,20 +942,16 @@ local_deliver(struct msg *m, size_t *idx, size_t n)
 	committer_submit(r->committer, job);
 }
 
-/* Loads a message moved to active/ and queues its jobs. */
+/* Loads a message just moved to active/ and queues its jobs. */
 static void
-msg_activate(struct runner *r, const char *id, const char *from,
-	     bool delete_bounce)
+msg_load(struct runner *r, const char *id, const char *from,
+	 bool delete_bounce)
 {
 	const struct config *cf = r->config;
 	struct msg *m;
 	char *path, *err = NULL;
 	size_t *local = NULL, nlocal = 0;
 
-	if (!queue_id_valid(id))
-		return;
-	if (queue_move(cf->data_dir, id, from, "active") < 0)
-		return;	/* gone, held or taken already */
 	m = xcalloc(1, sizeof(*m));
 	m->r = r;
 	m->fd = -1;
@@ -1036,6 +1032,31 @@ msg_activate(struct runner *r, const char *id, const char *from,
 	}
 	if (--m->jobs == 0)
 		msg_round_done(m);
+}
+
+/*
+ * Moves messages of one queue directory to active/ (one directory fsync
+ * for the lot: queue_move_batch) and loads each. Those gone, held or
+ * taken already are skipped.
+ */
+static void
+msgs_activate(struct runner *r, const char *const *ids, size_t n,
+	      const char *from, bool delete_bounce)
+{
+	const struct config *cf = r->config;
+	bool *moved;
+
+	if (n == 0)
+		return;
+	moved = xcalloc(n, sizeof(*moved));
+	if (queue_move_batch(cf->data_dir, from, "active", ids, n, moved) < 0)
+		log_event(LOG_ERR, "delivery", "move-failed",
+			  LF_STR("from", from), LF_STR("to", "active"),
+			  LF_UINT("n", n), LF_STR("error", strerror(errno)));
+	for (size_t i = 0; i < n; i++)
+		if (moved[i])
+			msg_load(r, ids[i], from, delete_bounce);
+	free(moved);
 }
 
 /* ---- connections ---------------------------------------------------- */
@@ -1400,16 +1421,13 @@ pickup_incoming(struct runner *r)
 {
 	size_t n;
 	char **v = queue_ids(r->config->data_dir, "incoming", &n);
+	size_t room = r->nmsgs < ACTIVE_MAX ? ACTIVE_MAX - r->nmsgs : 0;
 
-	r->backlog = false;
-	for (size_t i = 0; i < n; i++) {
-		if (r->nmsgs >= ACTIVE_MAX) {
-			r->backlog = true;
-		} else {
-			msg_activate(r, v[i], "incoming", false);
-		}
+	r->backlog = n > room;
+	msgs_activate(r, (const char *const *)v, n < room ? n : room,
+		      "incoming", false);
+	for (size_t i = 0; i < n; i++)
 		free(v[i]);
-	}
 	free(v);
 }
 
@@ -1451,14 +1469,19 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	/* the due ones are taken out first: activating one may add to
 	 * due[] (a message deferred again at once) */
 	struct due *todo = NULL;
+	const char **ids = NULL;
 	size_t ntodo = 0, room = r->nmsgs < ACTIVE_MAX ? ACTIVE_MAX - r->nmsgs
 						       : 0;
 	r->due_min = INT64_MAX;
 	for (size_t i = 0; i < r->ndue; i++) {
 		if (r->due[i].when <= now && ntodo < room) {
-			if (todo == NULL)
+			if (todo == NULL) {
 				todo = xcalloc(room, sizeof(*todo));
-			todo[ntodo++] = r->due[i];
+				ids = xcalloc(room, sizeof(*ids));
+			}
+			todo[ntodo] = r->due[i];
+			ids[ntodo] = todo[ntodo].id;
+			ntodo++;
 		} else {
 			if (r->due[i].when < r->due_min)
 				r->due_min = r->due[i].when;
@@ -1466,8 +1489,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	r->ndue = o;
-	for (size_t i = 0; i < ntodo; i++)
-		msg_activate(r, todo[i].id, "deferred", false);
+	msgs_activate(r, ids, ntodo, "deferred", false);
+	free(ids);
 	free(todo);
 	timer_arm(r);
 }
@@ -1478,9 +1501,13 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 	struct runner *r = arg;
 	char buf[64 * 1024]
 	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	size_t room = r->nmsgs < ACTIVE_MAX ? ACTIVE_MAX - r->nmsgs : 0;
+	char **ids = NULL;
+	size_t nids = 0, cap = 0;
 	ssize_t n;
 
 	(void)what;
+	/* everything that arrived, then one move for the lot */
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
@@ -1489,14 +1516,24 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 				r->backlog = true;
 				continue;
 			}
-			if (ev->len == 0 || r->stopping)
+			if (ev->len == 0 || r->stopping ||
+			    !queue_id_valid(ev->name))
 				continue;
-			if (r->nmsgs >= ACTIVE_MAX)
+			if (nids == room) {
 				r->backlog = true;
-			else
-				msg_activate(r, ev->name, "incoming", false);
+				continue;
+			}
+			if (nids == cap) {
+				cap = cap ? cap * 2 : 64;
+				ids = xreallocarray(ids, cap, sizeof(*ids));
+			}
+			ids[nids++] = xstrdup(ev->name);
 		}
 	}
+	msgs_activate(r, (const char *const *)ids, nids, "incoming", false);
+	for (size_t i = 0; i < nids; i++)
+		free(ids[i]);
+	free(ids);
 	if (r->backlog)
 		timer_arm(r);
 }
@@ -1577,7 +1614,7 @@ ctl_one(struct runner *r, const char *op, const char *id, bool bounce)
 	if (strcmp(op, "delete") == 0 && bounce) {
 		/* through the active queue, so the report is made like any
 		 * other; the message is then removed */
-		msg_activate(r, id, queue_states[where], true);
+		msgs_activate(r, &id, 1, queue_states[where], true);
 		return 1;
 	}
 	if (queue_file_op(cf->data_dir, op, id) <= 0)
