@@ -556,17 +556,14 @@ out:
 	return ret;
 }
 
-int
-queue_state_write(const char *data_dir, const char *id,
-		  const struct queue_state *st, char **error_r)
+static char *
+state_format(const struct queue_state *st, size_t *len_r)
 {
 	static const char *const names[] = {"pending", "done", "failed"};
-	char *path = state_path(data_dir, id), *tmp, *dir, *text = NULL;
-	size_t len = 0;
+	char *text = NULL;
 	FILE *f;
-	int fd, ret = -1;
 
-	if ((f = open_memstream(&text, &len)) == NULL)
+	if ((f = open_memstream(&text, len_r)) == NULL)
 		abort();
 	fprintf(f, STATE_MAGIC "\nattempts %u\nnext %lld\nwarned %d\nerror ",
 		st->attempts,
@@ -580,24 +577,66 @@ queue_state_write(const char *data_dir, const char *id,
 		fputc('\n', f);
 	}
 	fclose(f);
-	tmp = xasprintf("%s.tmp", path);
-	dir = xasprintf("%s/queue/state", data_dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0640);
-	if (fd < 0 || write_full(fd, text, len) < 0 || fdatasync(fd) < 0 ||
-	    rename(tmp, path) < 0 || fsync_dir(dir) < 0) {
-		*error_r = xasprintf("%s: %s", path, strerror(errno));
-		unlink(tmp);
-	} else {
-		ret = 0;
+	return text;
+}
+
+int
+queue_state_write_batch(const char *data_dir, const char *const *ids,
+			const struct queue_state *const *sts, size_t n,
+			char **errors_r)
+{
+	char *dir = xasprintf("%s/queue/state", data_dir);
+	size_t renamed = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char *path = state_path(data_dir, ids[i]), *tmp, *text;
+		size_t len;
+		int fd;
+
+		errors_r[i] = NULL;
+		text = state_format(sts[i], &len);
+		tmp = xasprintf("%s.tmp", path);
+		fd = open(tmp,
+			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+			  0640);
+		if (fd < 0 || write_full(fd, text, len) < 0 ||
+		    fdatasync(fd) < 0 || rename(tmp, path) < 0) {
+			errors_r[i] = xasprintf("%s: %s", path, strerror(errno));
+			unlink(tmp);
+			ret = -1;
+		} else {
+			renamed++;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(text);
+		free(tmp);
+		free(path);
 	}
-	if (fd >= 0)
-		close(fd);
-	free(text);
-	free(tmp);
+	/* the new names, one fsync for them all */
+	if (renamed > 0 && fsync_dir(dir) < 0) {
+		int e = errno;
+		for (size_t i = 0; i < n; i++)
+			if (errors_r[i] == NULL)
+				errors_r[i] = xasprintf("%s: %s", dir,
+							strerror(e));
+		ret = -1;
+	}
 	free(dir);
-	free(path);
 	return ret;
+}
+
+int
+queue_state_write(const char *data_dir, const char *id,
+		  const struct queue_state *st, char **error_r)
+{
+	char *err = NULL;
+
+	if (queue_state_write_batch(data_dir, &id, &st, 1, &err) == 0)
+		return 0;
+	*error_r = err;
+	return -1;
 }
 
 void

@@ -107,9 +107,18 @@ void queue_state_init(struct queue_state *st, size_t nrcpts);
  */
 int queue_state_read(const char *data_dir, const char *id, size_t nrcpts,
 		     struct queue_state *st, char **error_r);
-/* Durably (tmp file, fsync, rename, directory fsync). 0, or -1 + error. */
+/* Durably (tmp file, fdatasync, rename, directory fsync). 0, or -1 +
+ * error (caller frees). */
 int queue_state_write(const char *data_dir, const char *id,
 		      const struct queue_state *st, char **error_r);
+/*
+ * queue_state_write() for n messages with one fsync of queue/state/ (each
+ * file's data still its own fdatasync). errors_r[i]: NULL if sts[i] was
+ * written durably, else why not (caller frees). 0 if all were, else -1.
+ */
+int queue_state_write_batch(const char *data_dir, const char *const *ids,
+			    const struct queue_state *const *sts, size_t n,
+			    char **errors_r);
 void queue_state_remove(const char *data_dir, const char *id);
 void queue_state_free(struct queue_state *st);
 

@@ -159,6 +159,9 @@ struct runner {
 	bool backlog;		/* incoming/ has more than we took */
 	struct due *due;
 	size_t ndue, due_cap;
+	struct msg **defer;	/* deferred, to leave active/ together */
+	size_t ndefer, defer_cap;
+	struct event *defer_ev;
 	int64_t due_min;	/* the earliest due[].when */
 	bool stopping;
 };
@@ -166,6 +169,7 @@ struct runner {
 static void dest_kick(struct dest *d);
 static void msg_round_done(struct msg *m);
 static void timer_arm(struct runner *r);
+static void defer_flush(struct runner *r);
 
 /* ---- secrets -------------------------------------------------------- */
 
@@ -689,8 +693,6 @@ msg_round_done(struct msg *m)
 	bool null_sender = m->env.sender[0] == '\0';
 	size_t n = m->env.nrcpts, nf = 0, ns = 0, nd = 0, pending = 0;
 	size_t *fail, *succ, *dly;
-	char *err = NULL;
-	const char *where;
 
 	if (m->jobs > 0 || m->dsns > 0)
 		return;
@@ -778,19 +780,96 @@ finish:
 		return;
 	}
 	m->st.next_attempt = now + (int64_t)backoff(cf, m->st.attempts);
-	where = m->hold_req ? "hold" : "deferred";
-	if (queue_state_write(cf->data_dir, m->id, &m->st, &err) < 0) {
-		log_eventf(LOG_ERR, "delivery", "state-failed",
-			  "id=%s error=\"%s\"", m->id, err);
-		free(err);
+	/* kept, with the others deferred in this turn of the event loop, for
+	 * defer_flush() */
+	if (r->ndefer == r->defer_cap) {
+		r->defer_cap = r->defer_cap ? r->defer_cap * 2 : 64;
+		r->defer = xreallocarray(r->defer, r->defer_cap,
+					 sizeof(*r->defer));
 	}
-	if (queue_move(cf->data_dir, m->id, "active", where) < 0)
-		log_eventf(LOG_ERR, "delivery", "move-failed",
-			  "id=%s to=%s error=\"%s\"", m->id, where,
-			  strerror(errno));
-	else if (!m->hold_req)
-		due_add(r, m->id, m->st.next_attempt);
-	msg_free(m);
+	r->defer[r->ndefer++] = m;
+	if (r->ndefer == 1)
+		event_active(r->defer_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * The messages deferred (or held) since the last call leave active/, at
+ * the cost of one fsync of queue/state/ and one of each directory they
+ * go to for them all: every state file is durable first (the retry
+ * count, errors and expiry must not be lost), then they move.
+ */
+static void
+defer_flush(struct runner *r)
+{
+	const struct config *cf = r->config;
+	struct msg **v = r->defer;
+	size_t n = r->ndefer;
+	const char **ids;
+	const struct queue_state **sts;
+	char **errs;
+
+	if (n == 0)
+		return;
+	r->defer = NULL;
+	r->ndefer = r->defer_cap = 0;
+	ids = xcalloc(n, sizeof(*ids));
+	sts = xcalloc(n, sizeof(*sts));
+	errs = xcalloc(n, sizeof(*errs));
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = v[i]->id;
+		sts[i] = &v[i]->st;
+	}
+	queue_state_write_batch(cf->data_dir, ids, sts, n, errs);
+	for (size_t i = 0; i < n; i++) {
+		if (errs[i] == NULL)
+			continue;
+		log_event(LOG_ERR, "delivery", "state-failed",
+			  LF_STR("id", ids[i]), LF_STR("error", errs[i]));
+		free(errs[i]);
+	}
+	/* then the moves: to deferred/, and to hold/ what was held */
+	for (int hold = 0; hold < 2; hold++) {
+		const char *to = hold ? "hold" : "deferred";
+		const char **sub = xcalloc(n, sizeof(*sub));
+		struct msg **subm = xcalloc(n, sizeof(*subm));
+		bool *submoved = xcalloc(n, sizeof(*submoved));
+		size_t k = 0;
+		int e = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (v[i]->hold_req == (hold == 1)) {
+				subm[k] = v[i];
+				sub[k++] = ids[i];
+			}
+		if (k > 0 && queue_move_batch(cf->data_dir, "active", to, sub,
+					      k, submoved) < (ssize_t)k)
+			e = errno;
+		for (size_t j = 0; j < k; j++) {
+			if (!submoved[j])
+				log_event(LOG_ERR, "delivery", "move-failed",
+					  LF_STR("id", sub[j]), LF_STR("to", to),
+					  LF_STR("error", strerror(e)));
+			else if (!hold)
+				due_add(r, sub[j], subm[j]->st.next_attempt);
+		}
+		free(sub);
+		free(subm);
+		free(submoved);
+	}
+	for (size_t i = 0; i < n; i++)
+		msg_free(v[i]);
+	free(errs);
+	free(sts);
+	free(ids);
+	free(v);
+}
+
+static void
+defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	defer_flush(arg);
 }
 
 static struct dest *
@@ -1595,8 +1674,11 @@ static int
 ctl_one(struct runner *r, const char *op, const char *id, bool bounce)
 {
 	const struct config *cf = r->config;
-	struct msg *m = active_msg(r, id);
+	struct msg *m;
 	int where;
+
+	defer_flush(r);	/* none half-way between active/ and deferred/ */
+	m = active_msg(r, id);
 
 	if (m != NULL) {
 		if (strcmp(op, "hold") == 0)
@@ -1859,6 +1941,7 @@ runner_shutdown(struct runner *r)
 	/* reports in flight are made durable (their callbacks may finish
 	 * messages) before the messages are let go */
 	committer_free(&r->committer);
+	defer_flush(r);
 	while ((m = TAILQ_FIRST(&r->msgs)) != NULL) {
 		r->backlog = false;
 		msg_free(m);
@@ -1901,6 +1984,7 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 				    config->hostname);
 	r.reaper = reaper_new(config->data_dir);
 	r.timer = evtimer_new(r.base, timer_cb, &r);
+	r.defer_ev = event_new(r.base, -1, 0, defer_cb, &r);
 
 	dir = xasprintf("%s/queue/incoming", config->data_dir);
 	r.ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -1939,6 +2023,7 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 	event_free(r.ino_ev);
 	close(r.ino_fd);
 	event_free(r.timer);
+	event_free(r.defer_ev);
 	dns_resolver_free(&r.dns);
 	SSL_CTX_free(r.ssl_mx);
 	SSL_CTX_free(r.ssl_relay);
