@@ -1625,12 +1625,14 @@ recover(struct runner *r)
 	const struct config *cf = r->config;
 	size_t n;
 	char **v = queue_ids(cf->data_dir, "active", &n);
+	bool *moved = xcalloc(n + 1, sizeof(*moved));
 
-	for (size_t i = 0; i < n; i++) {
-		queue_move(cf->data_dir, v[i], "active", "incoming");
+	queue_move_batch(cf->data_dir, "active", "incoming",
+			 (const char *const *)v, n, moved);
+	for (size_t i = 0; i < n; i++)
 		free(v[i]);
-	}
 	free(v);
+	free(moved);
 	v = queue_ids(cf->data_dir, "deferred", &n);
 	for (size_t i = 0; i < n; i++) {
 		struct queue_envelope e;
