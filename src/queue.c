@@ -737,12 +737,15 @@ queue_move_batch(const char *data_dir, const char *from, const char *to,
 		 const char *const *ids, size_t n, bool *moved_r)
 {
 	bool linking = strcmp(from, "incoming") == 0;
-	const char *const **order = xcalloc(n + 1, sizeof(*order));
+	const char *const **order;
 	char *dir;
 	ssize_t moved = 0;
 	int err = 0;
 
+	if (n == 0)
+		return 0;
 	memset(moved_r, 0, n * sizeof(*moved_r));
+	order = xcalloc(n, sizeof(*order));
 	/* in id order, each id once: a second link() of the same name would
 	 * find the first and take it for one left by a power cut */
 	for (size_t i = 0; i < n; i++)

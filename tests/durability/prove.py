@@ -61,6 +61,13 @@ SITES = [
     ("queue.c queue_move_batch: fsync(to) of a batch (links out of incoming/, "
      "renames otherwise)", "src/queue.c",
      "if (moved > 0 && fsync_dir(dir) < 0) {", "if (0) {", DURABILITY),
+    ("queue.c queue_move_batch: fsync(to) after links only (out of incoming/)",
+     "src/queue.c", "if (moved > 0 && fsync_dir(dir) < 0) {",
+     "if (moved > 0 && !linking && fsync_dir(dir) < 0) {", DURABILITY),
+    ("queue.c queue_move_batch: fsync(to) after renames only (out of "
+     "deferred/, hold/, active/)", "src/queue.c",
+     "if (moved > 0 && fsync_dir(dir) < 0) {",
+     "if (moved > 0 && linking && fsync_dir(dir) < 0) {", DURABILITY),
     ("mailbox.c mailbox_commit: fsync(new/, cur/) in POP3 UPDATE", "src/mailbox.c",
      "open_sub(mb->path, subdirs[s])) < 0 ||\n\t\t    fsync(dfd) < 0) {",
      "open_sub(mb->path, subdirs[s])) < 0) {", DURABILITY),
