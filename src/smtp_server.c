@@ -1262,13 +1262,16 @@ content_end(struct smtp_session *s)
 		why = "too-many-hops";
 	}
 	if (why != NULL) {
-		if (t->hdr_detail != NULL && t->hdr_code != 0 &&
-		    strcmp(why, t->hdr_why) == 0)
+		if (t->hdr_code != 0 && strcmp(why, t->hdr_why) == 0)
 			log_event(LOG_INFO, "smtp", "reject",
 				  LF_STR("session", s->id), LF_STR("ip", s->ip),
 				  LF_STR("from", t->sender),
 				  LF_STR("reason", why),
-				  LF_STR("header_addr", t->hdr_detail));
+				  LF_UINT("code", t->hdr_code),
+				  LF_STR("enh", t->hdr_enh),
+				  LF_STR("header_addr", t->hdr_detail != NULL
+							    ? t->hdr_detail
+							    : ""));
 		else
 			log_event(LOG_INFO, "smtp", "reject",
 				  LF_STR("session", s->id), LF_STR("ip", s->ip),
@@ -1424,8 +1427,8 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 			 "Error: header %s: is not a valid address: %s", field,
 			 err);
 		free(v);
-		return header_refuse(t, 550, "5.6.0", "bad-from-header", NULL,
-				     text);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
 	}
 	free(v);
 	if (l.ngroups > 0 || l.n == 0 || (sender && l.n != 1)) {
@@ -1436,8 +1439,8 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 				: "Error: header From: must hold one or more "
 				  "addresses and no group (RFC 5322 3.6.2)");
 		mail_address_list_free(&l);
-		return header_refuse(t, 550, "5.6.0", "bad-from-header", NULL,
-				     text);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
 	}
 	for (size_t i = 0; i < l.n && ret == 0; i++) {
 		int r = sender_ok(s, l.v[i].addr);
@@ -1449,7 +1452,7 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 				 "Error: header %s: not owned by the "
 				 "authenticated user", field);
 			ret = header_refuse(t, 553, "5.7.1",
-					    sender ? "sender-not-owned"
+					    sender ? "header-sender-not-owned"
 						   : "from-not-owned",
 					    l.v[i].addr, text);
 		} else if (s->config->submission_refuse_address_display_name) {
