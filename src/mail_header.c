@@ -707,23 +707,33 @@ hexval(char c)
 }
 
 /*
+ * RFC 2047 2 limits an encoded word to 75 octets; mail readers decode
+ * longer ones, so the bound here is looser, but still a bound: each try
+ * at a "=?" looks at most this far, so decoding stays linear.
+ */
+#define EW_MAX 1024
+
+/*
  * An encoded word at s (RFC 2047 2: "=?" charset "?" B|Q "?" text "?="),
- * decoded into out; its length in *len_r. -1 if it is not one.
+ * decoded into out; its length in *len_r. -1 if it is not one. lim is
+ * the end of the string.
  */
 static int
-encoded_word(const char *s, struct sb *out, size_t *len_r)
+encoded_word(const char *s, const char *lim, struct sb *out, size_t *len_r)
 {
 	const char *cs, *enc, *text, *end;
 	struct sb d = {0};
+	size_t room = (size_t)(lim - s) < EW_MAX ? (size_t)(lim - s) : EW_MAX;
 
-	if (s[0] != '=' || s[1] != '?')
+	if (room < 8 || s[0] != '=' || s[1] != '?')
 		return -1;
 	cs = s + 2;
-	enc = strchr(cs, '?');
-	if (enc == NULL || enc == cs || enc[1] == '\0' || enc[2] != '?')
+	enc = memchr(cs, '?', room - 2);
+	if (enc == NULL || enc == cs || enc + 3 > s + room || enc[2] != '?' ||
+	    strchr("BbQq", enc[1]) == NULL || enc[1] == '\0')
 		return -1;
 	text = enc + 3;
-	end = strstr(text, "?=");
+	end = memmem(text, (size_t)(s + room - text), "?=", 2);
 	if (end == NULL)
 		return -1;
 	for (const char *c = cs; c < end; c++)
@@ -770,13 +780,14 @@ encoded_word(const char *s, struct sb *out, size_t *len_r)
 char *
 mail_display_decode(const char *s)
 {
+	const char *lim = s + strlen(s);
 	struct sb out = {0};
 	size_t after_word = (size_t)-1;	/* out.n after the last one */
 
 	while (*s != '\0') {
 		size_t n, before = out.n;
 		if (s[0] == '=' && s[1] == '?' &&
-		    encoded_word(s, &out, &n) == 0) {
+		    encoded_word(s, lim, &out, &n) == 0) {
 			/* RFC 2047 6.2: white space between two encoded
 			 * words is not shown */
 			if (after_word != (size_t)-1 && before > after_word) {

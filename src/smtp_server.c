@@ -1357,6 +1357,8 @@ header_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
 	return -1;
 }
 
+#define HEADER_MAILBOXES_MAX 100
+
 /* 1: the user may send as addr; 0: not; -1: the user database failed. */
 static int
 sender_ok(struct smtp_session *s, const char *addr)
@@ -1438,6 +1440,15 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 				  "address (RFC 5322 3.6.2)"
 				: "Error: header From: must hold one or more "
 				  "addresses and no group (RFC 5322 3.6.2)");
+		mail_address_list_free(&l);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	if (l.n > HEADER_MAILBOXES_MAX) {
+		/* each may cost a user-database lookup */
+		snprintf(text, sizeof(text),
+			 "Error: header %s: has more than %d addresses", field,
+			 HEADER_MAILBOXES_MAX);
 		mail_address_list_free(&l);
 		return header_refuse(t, 550, "5.6.0", "bad-address-header",
 				     NULL, text);

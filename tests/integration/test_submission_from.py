@@ -116,6 +116,7 @@ def test_malformed_header_section_is_refused(sub, uniq):
     f"<{BOB}",                                # unterminated
     "undisclosed-recipients:;",               # a group: not in From:
     "",                                       # no mailbox
+    ",\n ".join([ALICE] * 101),               # too many to look up
 ])
 def test_unparsable_from_is_refused(sub, uniq, value):
     refused(sub, f"From: {value}\nSubject: bad\n", uniq, 550, "5.6.0",
