@@ -457,7 +457,8 @@ local_part(struct parser *p, size_t a, size_t b, struct sb *s)
 	for (size_t k = a; k < b; k++) {
 		const struct tok *t = &p->t.v[k];
 		bool want_word = (k - a) % 2 == 0;
-		if (want_word != is_word(t->type) || (!want_word && t->type != '.')) {
+		if (want_word != is_word(t->type) ||
+		    (!want_word && t->type != '.')) {
 			free(raw.s);
 			return fail(p, "invalid local part");
 		}
@@ -742,7 +743,8 @@ encoded_word(const char *s, const char *lim, struct sb *out, size_t *len_r)
 	if (enc[1] == 'B' || enc[1] == 'b') {
 		size_t n = (size_t)(end - text);
 		char *buf = xmalloc(base64_decoded_max(n) + 1);
-		ssize_t r = base64_decode(text, n, buf, base64_decoded_max(n) + 1);
+		ssize_t r = base64_decode(text, n, buf,
+					  base64_decoded_max(n) + 1);
 		if (r < 0) {
 			free(buf);
 			return -1;
@@ -826,9 +828,9 @@ mail_display_addresses(const char *text, char ***addrs_r)
 
 	/* the full-width and small commercial ats read as '@' */
 	for (char *r = d; *r != '\0';) {
-		if ((unsigned char)r[0] == 0xef &&
-		    (((unsigned char)r[1] == 0xbc && (unsigned char)r[2] == 0xa0) ||
-		     ((unsigned char)r[1] == 0xb9 && (unsigned char)r[2] == 0xab))) {
+		const unsigned char *u = (const unsigned char *)r;
+		if (u[0] == 0xef && ((u[1] == 0xbc && u[2] == 0xa0) ||
+				     (u[1] == 0xb9 && u[2] == 0xab))) {
 			*w++ = '@';
 			r += 3;
 		} else {
@@ -843,11 +845,12 @@ mail_display_addresses(const char *text, char ***addrs_r)
 			p++;
 			continue;
 		}
-		for (e = p; *e != '\0' && !is_display_sep((unsigned char)*e); e++)
+		for (e = p; *e != '\0' &&
+			    !is_display_sep((unsigned char)*e); e++)
 			;
 		len = (size_t)(e - p);
 		at = memchr(p, '@', len);
-		/* text on both sides of the '@'; a trailing dot is punctuation */
+		/* text on both sides of the '@'; a final dot is punctuation */
 		while (len > 0 && p[len - 1] == '.')
 			len--;
 		if (at != NULL && at > p && at + 1 < p + len) {

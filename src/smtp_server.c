@@ -1510,7 +1510,7 @@ header_check(struct smtp_session *s, const unsigned char *h, size_t len)
 		return 0;
 	if (r < 0) {
 		snprintf(text, sizeof(text),
-			 "Error: malformed header section: line %zu is %s",
+			 "Error: malformed header section at line %zu: %s",
 			 it.line, err);
 		return header_refuse(t, 550, "5.6.0", "bad-header", NULL, text);
 	}
