@@ -167,6 +167,11 @@ def test_display_name_showing_another_address(sub, uniq, value):
             "display-name-address")
 
 
+def test_display_name_in_sender(sub, uniq):
+    refused(sub, f"From: {ALICE}\nSender: \"{BOB}\" <{ALICE}>\n", uniq,
+            550, "5.7.1", "display-name-address")
+
+
 def test_display_name_policy_off(tmp_path_factory, cert, uniq):
     g = _make(tmp_path_factory, cert, "subfrom-off",
               {"submission": {"refuse_address_display_name": False}})
@@ -206,6 +211,13 @@ def test_display_name_policy_off(tmp_path_factory, cert, uniq):
 ])
 def test_legitimate_headers_are_accepted(sub, uniq, header):
     code, err = submit(sub, header + "Subject: ok\n", uniq)
+    assert code == 250, err
+    wait_stored(sub, uniq)
+
+
+def test_from_in_the_body_is_not_a_header(sub, uniq):
+    """After the empty line that ends the header, 'From:' is body text."""
+    code, err = submit(sub, f"From: {ALICE}\n", f"From: {BOB}\n{uniq}")
     assert code == 250, err
     wait_stored(sub, uniq)
 
