@@ -196,7 +196,12 @@ test_move_batch(void **state)
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(queue_dirs_create(dir, &err), 0);
+	for (int i = 0; i < 5; i++) {
+		static const char *const sub[] = {"incoming", "active",
+						  "deferred", "hold", "state"};
+		snprintf(path, sizeof(path), "%s/queue/%s", dir, sub[i]);
+		assert_int_equal(mkdir_p(path, 0700), 0);
+	}
 	queue_id_init(1);
 	for (int i = 0; i < 4; i++) {
 		queue_id_new(ids[i]);
