@@ -125,7 +125,10 @@ session_end_reason(struct bufferevent *bev, short what, char *err,
 			if (ERR_GET_LIB(e) != 0)
 				last = e;
 	}
-	if (what & BEV_EVENT_EOF)
+	/* a reset is a client gone too (one that closes with our reply
+	 * unread resets the connection instead of closing it) */
+	if ((what & BEV_EVENT_EOF) ||
+	    (last == 0 && (saved == ECONNRESET || saved == EPIPE)))
 		return "eof";
 	if (what & BEV_EVENT_TIMEOUT)
 		return (what & BEV_EVENT_WRITING) ? "write-timeout" : "timeout";

@@ -67,7 +67,7 @@ void session_tls_bev_setup(struct bufferevent *bev);
  * Why a connection ended, from a bufferevent event other than
  * BEV_EVENT_CONNECTED, in the disconnect vocabulary shared by SMTP and
  * POP3 (docs/operations.md, "Disconnect reasons"): "eof" (the client
- * closed it, with or without TLS close_notify), "timeout",
+ * closed or reset it, with or without TLS close_notify), "timeout",
  * "write-timeout", "tls-error" (err gets OpenSSL's reason, e.g. "wrong
  * version number") or "io-error" (err gets strerror). Drains the
  * bufferevent's OpenSSL error queue.
