@@ -211,6 +211,7 @@ HELOS = [
     f"ls\u2028ip={PLANT} event=accept",
     f"ps\u2029ip={PLANT}",
     f"nel\u0085ip={PLANT}",
+    f"c0\x0bvt\x0cff\x1cfs\x1dgs\x1ers\x1b[2K\x7f ip={PLANT}",
     "bad\xff\xfeutf8 ip=" + PLANT,   # sent as latin-1: invalid UTF-8
     f"\u00e9\u20ac ok ip={PLANT}",
     f'{{"event":"accept","ip":"{PLANT}"}}',
