@@ -78,6 +78,13 @@ build/asan/tests/%: tests/unit/%.c build/asan/libgodwit.a tests/unit/unit.h
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< build/asan/libgodwit.a \
 		$(LDLIBS) $$(pkg-config --libs cmocka)
 
+# The power-loss tests' recorder (tests/durability/syncrec.c), loaded into
+# the daemon with LD_PRELOAD by tests/integration/test_powerloss.py; never
+# linked into godwit.
+build/tests/syncrec.so: tests/durability/syncrec.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
 build/fuzz/%: fuzz/%.c build/fuzz/libgodwit.a
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) -fsanitize=fuzzer -o $@ $< \
@@ -92,7 +99,7 @@ run: deps build/godwit
 	exec ./build/godwit serve -c run/godwit.yaml
 
 test: deps
-	@$(MAKE) --no-print-directory build/godwit build/asan/godwit $(UNIT_BINS) $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory build/godwit build/asan/godwit $(UNIT_BINS) $(FUZZ_BINS) build/tests/syncrec.so
 	@$(MAKE) --no-print-directory unit fuzz-smoke integration
 
 unit: $(UNIT_BINS)
@@ -110,7 +117,7 @@ fuzz-smoke: $(FUZZ_BINS)
 fuzz: $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory fuzz-smoke FUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS)
 
-integration: build/asan/godwit
+integration: build/asan/godwit build/tests/syncrec.so
 	GODWIT_BIN=$(CURDIR)/build/asan/godwit $(PYTEST) -q tests/integration $(PYTEST_ARGS)
 
 format:

@@ -8,12 +8,17 @@
  *   2. both are made durable;
  *   3. the spool file is hard-linked into each local mailbox's
  *      Maildir/new/ (a durable copy where a link is impossible, e.g. another
- *      file system), the queue file renamed into queue/incoming/, and the
- *      spool file unlinked;
- *   4. the directories that got entries are made durable.
+ *      file system), and the spool file unlinked;
+ *   4. the directories that got entries are made durable;
+ *   5. the queue file is renamed into queue/incoming/ and that directory
+ *      made durable. Last, because the queue runner takes a file from
+ *      incoming/ the moment it appears: a job that failed in step 4 could
+ *      no longer take it back.
  * Only then is the job done (and the session says 250). If any step fails,
  * the entries already made are removed so that the client's retry cannot
- * deliver twice.
+ * deliver twice. (Only a failed fsync of incoming/ itself, in step 5, can
+ * still find the queue file taken: the client's retry may then reach the
+ * remote recipients twice, never none.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -236,7 +241,6 @@ maildir_path(const char *data_dir, const char *mailbox)
 
 /* ---- committer ------------------------------------------------------ */
 
-#define DIRSET_MAX 512
 /* A batch of at least this many jobs is synced with syncfs(): see
  * commit_batch(). */
 #define SYNCFS_MIN_BATCH 2
@@ -259,25 +263,60 @@ struct committer {
 	bool stop;
 };
 
-/* Directories touched by a batch, to fsync each once. */
+/*
+ * Directories that got entries in a batch, each made durable once in
+ * phase 4. There is no bound on how many: a directory synced on the spot
+ * (as when a fixed-size set was full) would need its failure carried to
+ * every job with an entry in it all the same, so every directory goes
+ * through the one place that does that, sync_dirset().
+ */
 struct dirset {
-	char *path[DIRSET_MAX];
-	size_t n;
+	char **path;
+	size_t n, cap;
 };
 
 static void
 dirset_add(struct dirset *ds, const char *path)
 {
-	for (size_t i = 0; i < ds->n; i++)
-		if (strcmp(ds->path[i], path) == 0)
-			return;
-	if (ds->n == DIRSET_MAX) {
-		/* too many distinct directories in one batch: sync now */
-		if (fsync_dir(path) < 0)
-			log_warn("fsync %s", path);
-		return;
+	if (ds->n == ds->cap) {
+		ds->cap = ds->cap ? ds->cap * 2 : 16;
+		ds->path = xreallocarray(ds->path, ds->cap, sizeof(*ds->path));
 	}
 	ds->path[ds->n++] = xstrdup(path);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the set and drops repeats: one fsync per directory. */
+static void
+dirset_unique(struct dirset *ds)
+{
+	size_t k = 0;
+
+	if (ds->n == 0)
+		return;
+	qsort(ds->path, ds->n, sizeof(*ds->path), cmp_str);
+	for (size_t i = 0; i < ds->n; i++) {
+		if (k > 0 && strcmp(ds->path[k - 1], ds->path[i]) == 0)
+			free(ds->path[i]);
+		else
+			ds->path[k++] = ds->path[i];
+	}
+	ds->n = k;
+}
+
+static void
+dirset_free(struct dirset *ds)
+{
+	for (size_t i = 0; i < ds->n; i++)
+		free(ds->path[i]);
+	free(ds->path);
+	ds->path = NULL;
+	ds->n = ds->cap = 0;
 }
 
 static int
@@ -423,9 +462,9 @@ made_add(struct job_state *st, char *path)
 
 /*
  * Phase 3: the entries: a hard link into each Maildir/new/ (a durable copy
- * where a link is impossible), the queue file renamed into incoming/. The
- * directories go into ds (to be synced in phase 4); those of copies on
- * another file system into other (syncfs on ours does not cover them).
+ * where a link is impossible). The directories go into ds (to be synced in
+ * phase 4); those of copies on another file system into other (syncfs on
+ * ours does not cover them). The queue file waits for phase 5.
  */
 static void
 phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
@@ -478,32 +517,44 @@ phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
 		free(newdir);
 		free(maildir);
 	}
-	if (job->result == 0 && st->qtmp != NULL) {
-		char *dst = xasprintf("%s/queue/incoming/%s", c->data_dir,
-				      job->id);
+out:
+	/* the spool's tmp name is not needed either way */
+	if (st->qfd >= 0)
+		close(st->qfd);
+	st->qfd = -1;
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		sp->fd = -1;
+		unlink(sp->path);
+	}
+}
+
+/*
+ * Phase 5, once everything else of the job is durable: its queue file
+ * into incoming/ (into qs: to be synced), or removed if the job failed.
+ */
+static void
+phase_queue(struct committer *c, struct job_state *st, struct dirset *qs)
+{
+	struct delivery_job *job = st->job;
+	char *dst, *qdir;
+
+	if (st->qtmp == NULL)
+		return;
+	if (job->result == 0) {
+		dst = xasprintf("%s/queue/incoming/%s", c->data_dir, job->id);
 		if (rename(st->qtmp, dst) == 0) {
-			char *qdir = xasprintf("%s/queue/incoming",
-					       c->data_dir);
+			qdir = xasprintf("%s/queue/incoming", c->data_dir);
 			made_add(st, dst);
-			dirset_add(ds, qdir);
+			dirset_add(qs, qdir);
 			free(qdir);
 		} else {
 			job_fail(job, "queue", dst);
 			free(dst);
 		}
 	}
-out:
-	/* the spool and queue tmp names are not needed either way */
-	if (st->qfd >= 0)
-		close(st->qfd);
-	st->qfd = -1;
-	if (st->qtmp != NULL && job->result < 0)
+	if (job->result < 0)
 		unlink(st->qtmp);
-	if (sp->fd >= 0) {
-		close(sp->fd);
-		sp->fd = -1;
-		unlink(sp->path);
-	}
 }
 
 /* Fails the jobs that created an entry in dir. */
@@ -524,30 +575,37 @@ fail_jobs_in(struct job_state *st, size_t n, const char *dir, int err)
 	}
 }
 
+/* fsyncs each directory of ds; a failure fails every job with an entry
+ * in that directory (after a failed fsync the entry may be lost). */
 static void
 sync_dirset(struct dirset *ds, struct job_state *st, size_t n)
 {
 	for (size_t i = 0; i < ds->n; i++) {
 		if (fsync_dir(ds->path[i]) < 0) {
 			int saved = errno;
-			log_warn("fsync %s", ds->path[i]);
+			log_event(LOG_ERR, "store", "fsync-failed",
+				  LF_STR("path", ds->path[i]),
+				  LF_STR("error", strerror(saved)));
 			fail_jobs_in(st, n, ds->path[i], saved);
 		}
 	}
 }
 
 /*
- * A batch is committed in four phases: write (1), make the files durable
- * (2), create the entries (3), make the entries durable (4). The order is
- * what makes a crash at any point safe: no entry can become durable before
- * the data it names. For a batch of several jobs, phases 2 and 4 are one
- * syncfs() each — one device cache flush for the whole batch instead of
- * one per file and per directory, which is what group commit buys.
+ * A batch is committed in five phases: write (1), make the files durable
+ * (2), create the Maildir entries (3), make them durable (4), then the
+ * queue files into incoming/, made durable (5). The order is what makes a
+ * crash at any point safe: no entry can become durable before the data it
+ * names. For a batch of several jobs, phases 2 and 4 are one syncfs() each
+ * — one device cache flush for the whole batch instead of one per file
+ * and per directory, which is what group commit buys; phase 5 is one
+ * fsync of incoming/.
  */
 static void
 commit_batch(struct committer *c, struct delivery_job *batch)
 {
-	struct dirset ds = {.n = 0}, other = {.n = 0};
+	struct dirset ds = {.path = NULL}, other = {.path = NULL};
+	struct dirset qs = {.path = NULL};
 	struct delivery_job *job;
 	struct job_state *st;
 	size_t n = 0, j;
@@ -565,9 +623,14 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 	grouped = n >= SYNCFS_MIN_BATCH && c->data_fd >= 0;
 	if (grouped) {
 		if (syncfs(c->data_fd) < 0) {
-			log_warn("syncfs %s", c->data_dir);
-			for (j = 0; j < n; j++)
+			int saved = errno;
+			log_event(LOG_ERR, "store", "syncfs-failed",
+				  LF_STR("path", c->data_dir),
+				  LF_STR("error", strerror(saved)));
+			for (j = 0; j < n; j++) {
+				errno = saved;
 				job_fail(st[j].job, "syncfs", c->data_dir);
+			}
 		}
 	} else {
 		for (j = 0; j < n; j++)
@@ -575,10 +638,14 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 	}
 	for (j = 0; j < n; j++)
 		phase_place(c, &st[j], &ds, &other);
+	dirset_unique(&ds);
+	dirset_unique(&other);
 	if (grouped) {
 		if (ds.n > 0 && syncfs(c->data_fd) < 0) {
 			int saved = errno;
-			log_warn("syncfs %s", c->data_dir);
+			log_event(LOG_ERR, "store", "syncfs-failed",
+				  LF_STR("path", c->data_dir),
+				  LF_STR("error", strerror(saved)));
 			for (size_t i = 0; i < ds.n; i++)
 				fail_jobs_in(st, n, ds.path[i], saved);
 		}
@@ -586,6 +653,10 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		sync_dirset(&ds, st, n);
 	}
 	sync_dirset(&other, st, n);
+	for (j = 0; j < n; j++)
+		phase_queue(c, &st[j], &qs);
+	dirset_unique(&qs);
+	sync_dirset(&qs, st, n);
 
 	for (j = 0; j < n; j++) {
 		for (size_t k = 0; k < st[j].nmade; k++) {
@@ -597,10 +668,9 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		free(st[j].qtmp);
 	}
 	free(st);
-	for (size_t i = 0; i < ds.n; i++)
-		free(ds.path[i]);
-	for (size_t i = 0; i < other.n; i++)
-		free(other.path[i]);
+	dirset_free(&ds);
+	dirset_free(&other);
+	dirset_free(&qs);
 }
 
 static void *

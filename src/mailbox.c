@@ -645,8 +645,7 @@ remove_msg(struct mailbox *mb, size_t i, unsigned *sub_r)
 size_t
 mailbox_commit(struct mailbox *mb, size_t *failed_r)
 {
-	size_t removed = 0, failed = 0;
-	bool touched[2] = {false, false};
+	size_t removed[2] = {0, 0}, failed = 0;
 	unsigned sub = 0;
 
 	for (size_t i = 0; mb->path != NULL && i < mb->n; i++) {
@@ -654,8 +653,7 @@ mailbox_commit(struct mailbox *mb, size_t *failed_r)
 			continue;
 		switch (remove_msg(mb, i, &sub)) {
 		case 1:
-			removed++;
-			touched[sub] = true;
+			removed[sub]++;
 			break;
 		case -1:
 			log_warn("mailbox %s: unlink %s", mb->path,
@@ -669,17 +667,23 @@ mailbox_commit(struct mailbox *mb, size_t *failed_r)
 	for (unsigned s = 0; s < 2; s++) {
 		int dfd;
 
-		if (!touched[s])
+		if (removed[s] == 0)
 			continue;
 		if ((dfd = open_sub(mb->path, subdirs[s])) < 0 ||
-		    fsync(dfd) < 0)
-			log_warn("mailbox %s: fsync %s", mb->path, subdirs[s]);
+		    fsync(dfd) < 0) {
+			log_event(LOG_ERR, "store", "fsync-failed",
+				  LF_STR("path", mb->path),
+				  LF_STR("dir", subdirs[s]),
+				  LF_STR("error", strerror(errno)));
+			failed += removed[s];
+			removed[s] = 0;
+		}
 		if (dfd >= 0)
 			close(dfd);
 	}
 	if (failed_r != NULL)
 		*failed_r = failed;
-	return removed;
+	return removed[0] + removed[1];
 }
 
 /* ---- retention ------------------------------------------------------ */

@@ -112,7 +112,9 @@ int mailbox_open(struct mailbox *mb, size_t i, uint64_t *fsize_r);
  * by base name if it moved), then fsyncs new/ and cur/. Returns how many
  * were removed; *failed_r (if not NULL) is the count that could not be
  * (other than already gone, which counts as neither). Only directories
- * something was removed from are fsync'd; an fsync failure is logged.
+ * something was removed from are fsync'd. When that fsync fails, the
+ * removals from that directory may not survive a power cut, so they count
+ * as failed, not removed (the session must not say +OK for them).
  * Messages retrieved but not deleted are left where they are.
  */
 size_t mailbox_commit(struct mailbox *mb, size_t *failed_r);

@@ -664,10 +664,26 @@ queue_move(const char *data_dir, const char *id, const char *from,
 {
 	char *a = xasprintf("%s/queue/%s/%s", data_dir, from, id);
 	char *b = xasprintf("%s/queue/%s/%s", data_dir, to, id);
-	int r = rename(a, b), saved = errno;
+	char *dir = xasprintf("%s/queue/%s", data_dir, to);
+	struct stat sa, sb;
+	int r, saved;
 
+	if (strcmp(from, "incoming") == 0) {
+		r = link(a, b);
+		/* left in both by a power cut during an earlier move */
+		if (r < 0 && errno == EEXIST && stat(a, &sa) == 0 &&
+		    stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+		    sa.st_ino == sb.st_ino)
+			r = 0;
+		if (r == 0 && (r = fsync_dir(dir)) == 0)
+			r = unlink(a);
+	} else if ((r = rename(a, b)) == 0) {
+		r = fsync_dir(dir);
+	}
+	saved = errno;
 	free(a);
 	free(b);
+	free(dir);
 	errno = saved;
 	return r;
 }

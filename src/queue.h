@@ -119,7 +119,17 @@ char **queue_ids(const char *data_dir, const char *dir, size_t *n_r);
 
 /* queue_states[] index of the directory that holds id, or -1. */
 int queue_locate(const char *data_dir, const char *id);
-/* rename(queue/<from>/<id>, queue/<to>/<id>); 0 or -1 with errno. */
+/*
+ * Moves queue/<from>/<id> to queue/<to>/<id> durably: when it returns 0,
+ * a power cut leaves the message in <to> (or, out of incoming/, possibly
+ * in both; the runner's recovery takes the copy in active/ back). The
+ * new entry is fsync'd before the old one can go: out of incoming/ a
+ * link, fsync of <to>, then unlink, because a worker's committer may fsync
+ * incoming/ at any moment (a rename followed by that fsync would leave no
+ * durable name at all until <to> is synced); otherwise rename then fsync
+ * of <to> (only the queue runner syncs the other directories, on the same
+ * thread). 0, or -1 with errno.
+ */
 int queue_move(const char *data_dir, const char *id, const char *from,
 	       const char *to);
 

@@ -639,14 +639,18 @@ class Godwit:
         """Message files in queue/<sub>; without sub, in every state a
         queued message can be in (the queue runner moves them on at once:
         incoming -> active -> deferred; listed in that order, so a file
-        that moves while we look is still seen)."""
+        that moves while we look is still seen). One file per message: a
+        move out of incoming/ links the new name before it unlinks the old
+        one, so for a moment a message can have both."""
         subs = [sub] if sub else ["incoming", "active", "deferred", "hold"]
-        out = []
+        out = {}
         for s in subs:
             d = self.data_dir / "queue" / s
             if d.is_dir():
-                out.extend(p for p in d.iterdir() if p.is_file())
-        return sorted(out, key=lambda p: p.name)
+                for p in d.iterdir():
+                    if p.is_file():
+                        out.setdefault(p.name, p)
+        return sorted(out.values(), key=lambda p: p.name)
 
     def tmp_files(self):
         """Files left in queue/tmp and every Maildir's tmp/."""
