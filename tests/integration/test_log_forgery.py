@@ -398,6 +398,8 @@ KNOWN_EVENTS = {
     "helo", "reject", "accept", "auth", "ban", "tls", "tls-error",
     "timeout", "disconnect", "queued", "removed", "login", "logout",
     "login-refused", "bad-command", "sweep", "sent", "deferred",
+    "bounced", "dsn", "error", "read-error", "fsync-failed",
+    "syncfs-failed",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",
@@ -406,4 +408,6 @@ KNOWN_KEYS = {
     "delay_ms", "banned", "state", "messages", "errors", "duration_ms",
     "version", "pid", "hostname", "workers", "listen", "slot", "children",
     "msg", "id", "nrcpt", "cmd", "where", "relay", "dsn", "status",
+    "error", "path", "dir", "errno", "limit", "retrieved", "deleted",
+    "delete_failed", "octets", "dsn_id", "action", "signal", "config",
 }
