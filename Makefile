@@ -117,8 +117,11 @@ fuzz-smoke: $(FUZZ_BINS)
 fuzz: $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory fuzz-smoke FUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS)
 
-integration: build/asan/godwit build/tests/syncrec.so
-	GODWIT_BIN=$(CURDIR)/build/asan/godwit $(PYTEST) -q tests/integration $(PYTEST_ARGS)
+# test_soak.py measures memory on the normal build (GODWIT_PLAIN_BIN)
+integration: build/asan/godwit build/godwit build/tests/syncrec.so
+	GODWIT_BIN=$(CURDIR)/build/asan/godwit \
+	GODWIT_PLAIN_BIN=$(CURDIR)/build/godwit \
+		$(PYTEST) -q tests/integration $(PYTEST_ARGS)
 
 format:
 	clang-format -i $(SRCS) src/main.c $(HDRS) $(UNIT_SRCS) $(FUZZ_SRCS)

@@ -1,13 +1,24 @@
 /*
  * Routing by DNS over libunbound (see dns.h for the contract).
  *
- * libunbound answers asynchronously through one pipe fd (its background
- * worker is a forked process, not a thread): a persistent libevent read
- * event on ub_fd() calls ub_process(), which runs our per-lookup
- * callbacks. Those callbacks never call the caller back directly: a
- * finished route is handed over from a separate "done" event, so the
- * caller may free the resolver or cancel other queries from its callback
- * without pulling the rug from under ub_process().
+ * libunbound answers asynchronously through one pipe fd: a persistent
+ * libevent read event on ub_fd() calls ub_process(), which runs our
+ * per-lookup callbacks in the caller's thread. Those callbacks never call
+ * the caller back directly: a finished route is handed over from a
+ * separate "done" event, so the caller may free the resolver or cancel
+ * other queries from its callback without pulling the rug from under
+ * ub_process().
+ *
+ * libunbound's background worker is a thread (ub_ctx_async(ctx, 1)),
+ * never its default forked process. The queue runner has threads of its
+ * own (the committer, the reaper), and a child forked from a threaded
+ * process inherits every lock another thread held at that moment, locked
+ * for good: such a worker hung at its first allocation, so every lookup
+ * of that runner timed out at once, and the worker of a killed runner
+ * hung in the leak check at its exit and outlived the daemon. A forked
+ * worker also kept a copy of every descriptor open at the fork (queue
+ * files long since delivered and deleted). A thread dies with its process
+ * and shares its descriptors.
  *
  * A libunbound callback finds its lookup through a handle (slot number
  * and generation) in the resolver's table, never through a raw pointer:
@@ -117,6 +128,7 @@ struct slot {
 struct dns_resolver {
 	struct event_base *base;
 	struct ub_ctx *ctx;	/* NULL after a failed rebuild */
+	bool started;		/* ctx's worker thread runs */
 	struct event *ev;
 	struct dns_query *queries;
 
@@ -134,9 +146,9 @@ struct dns_resolver {
 
 /*
  * The resolver whose ub_process() is running. libunbound calls a lookup's
- * callback only from inside ub_process() (the worker is a process, never
- * a thread of ours), so this tells sub_done() whose handle table its
- * handle belongs to.
+ * callback only from inside ub_process(), in the thread that called it
+ * (its worker thread only passes answers through the pipe), so this tells
+ * sub_done() whose handle table its handle belongs to.
  */
 static struct dns_resolver *processing;
 
@@ -407,6 +419,10 @@ ctx_create(const struct dns_resolver *r, char **error_r)
 		*error_r = xstrdup("dns: cannot create the libunbound context");
 		return NULL;
 	}
+	/* a thread, not a forked process: see the top of this file */
+	what = "option async";
+	arg = "thread";
+	e = ub_ctx_async(ctx, 1);
 	for (i = 0; i < r->nforwarders && e == 0; i++) {
 		what = "forwarder";
 		arg = r->forwarders[i];
@@ -449,6 +465,7 @@ resolver_start(struct dns_resolver *r, char **error_r)
 {
 	int fd;
 
+	r->started = false;
 	if ((r->ctx = ctx_create(r, error_r)) == NULL)
 		return -1;
 	if ((fd = ub_fd(r->ctx)) < 0 ||
@@ -579,8 +596,8 @@ dns_resolver_free(struct dns_resolver **rp)
 }
 
 /*
- * The background worker is gone (ub_process fails: it died, or the pipe
- * broke): every pending lookup fails temporarily, and a fresh context
+ * ub_process() failed (the pipe from the worker thread broke, or memory
+ * ran out): every pending lookup fails temporarily, and a fresh context
  * takes over so later queries work again.
  */
 static void
@@ -695,6 +712,38 @@ note_temp(struct dns_query *q, const char *why)
 		bfmt(q->temperr, sizeof(q->temperr), "%s", why);
 }
 
+/*
+ * ub_resolve_async(). The first call starts libunbound's worker thread,
+ * which inherits the caller's signal mask: it is started with the
+ * asynchronous signals blocked, so they reach the thread that handles
+ * them (the event loop's), never the worker.
+ */
+static int
+resolve_async(struct dns_resolver *r, const char *name, int type, void *h,
+	      int *async_id_r)
+{
+	sigset_t set, old;
+	int e;
+
+	if (r->started)
+		return ub_resolve_async(r->ctx, name, type, RR_CLASS_IN, h,
+					sub_done, async_id_r);
+	sigfillset(&set);
+	/* faults stay deliverable to the thread that makes them */
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	sigdelset(&set, SIGFPE);
+	sigdelset(&set, SIGILL);
+	sigdelset(&set, SIGTRAP);
+	sigdelset(&set, SIGABRT);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	e = ub_resolve_async(r->ctx, name, type, RR_CLASS_IN, h, sub_done,
+			     async_id_r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r->started = e == 0;
+	return e;
+}
+
 static void
 sub_start(struct dns_query *q, enum sub_kind kind, size_t host,
 	  const char *name)
@@ -724,8 +773,7 @@ sub_start(struct dns_query *q, enum sub_kind kind, size_t host,
 		}
 	}
 	h = slot_take(r, sub);
-	e = ub_resolve_async(r->ctx, name, type, RR_CLASS_IN, (void *)h,
-			     sub_done, &sub->async_id);
+	e = resolve_async(r, name, type, (void *)h, &sub->async_id);
 	if (e != 0) {
 		char why[sizeof(q->temperr)];
 
@@ -1285,8 +1333,6 @@ dns_route_cli(const struct config *config, int argc, char **argv)
 		fputs(usage_route_text, stderr);
 		return 2;
 	}
-	/* a dead resolver worker must be an error, not the end of us */
-	signal(SIGPIPE, SIG_IGN);
 	if ((res.base = event_base_new()) == NULL) {
 		fprintf(stderr, "godwit: event_base_new failed\n");
 		return 2;

@@ -128,11 +128,12 @@ void dns_resolver_free(struct dns_resolver **r);
  * free the resolver or cancel other queries. dns_query_cancel(NULL) is a
  * no-op.
  *
- * libunbound's background worker is a forked child process of the
- * caller (ub_ctx_async dothread=0), started at the first lookup and
- * ended by dns_resolver_free(). If it dies, pending lookups fail with
- * DNS_TEMPFAIL and a fresh one is started for later lookups. The
- * process must ignore SIGPIPE (writing to a dead worker's pipe).
+ * libunbound's background worker is a thread of the caller
+ * (ub_ctx_async dothread=1: never a forked process, which would inherit
+ * the locks and descriptors of the caller's other threads), started at
+ * the first lookup with the asynchronous signals blocked, and ended by
+ * dns_resolver_free(). If its pipe fails, pending lookups fail with
+ * DNS_TEMPFAIL and a fresh context is made for later lookups.
  */
 typedef void dns_route_cb(struct dns_route *route, void *arg);
 struct dns_query *dns_route_lookup(struct dns_resolver *r, const char *domain,

@@ -49,8 +49,10 @@ struct worker {
 	TAILQ_HEAD(, smtp_session) sessions;
 	TAILQ_HEAD(, pop3_session) pop3_sessions;
 	unsigned nsessions;	/* of both kinds */
+	unsigned peak;		/* most sessions open since the last trim */
 	unsigned long long session_seq;
 	struct event *deadline;	/* bounds a stop or a drain */
+	struct event *trim;	/* gives memory back after a burst */
 };
 
 /* Runs the worker; returns the process exit code. */
@@ -70,7 +72,10 @@ bool worker_admit(struct worker *w, const struct config_listener *l, int fd,
 /* A fresh session id for logs: 16 hex digits, unique per host and boot. */
 void worker_session_id(struct worker *w, char id[17]);
 
-/* A session ended: the worker may now be able to exit. */
+/*
+ * A session ended (w->nsessions already counts it out): the worker may now
+ * be able to exit, or give memory back.
+ */
 void worker_session_gone(struct worker *w);
 
 #endif

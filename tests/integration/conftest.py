@@ -541,6 +541,29 @@ class Godwit:
         except OSError:
             return False
 
+    def group_strays(self):
+        """Processes of godwit's process group other than the parent and
+        its direct children, as (pid, ppid, cmdline): a grandchild (e.g.
+        a helper process a child forked) or an orphan left by a child
+        that was killed. Godwit's design has none."""
+        known = {self.proc.pid, *self.all_children()}
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or int(d) in known:
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    # after the last ')' of the command: state ppid pgrp
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) != self.pgid:
+                    continue
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")[0].decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+            out.append((int(d), int(fields[1]), cmd))
+        return out
+
     def all_children(self):
         """Pids of the parent's direct children: workers and runner."""
         pid = self.proc.pid

@@ -12,6 +12,7 @@ user bob) or greylist_server.py (aiosmtpd) in host "p".
     b4.test     MX 10 mx4.b.test (A only)         -> bob@b.test (alias)
     backup.test MX 10 mx.dead.test, MX 20 mx.b.test -> bob@b.test (alias)
     peer.test   MX 10 mx.peer.test (host p: greylist_server.py)
+    s0.test ... s9.test   MX 10 mx.peer.test (ten domains, one MX host)
     dead.test   MX 10 mx.dead.test (host z: up, nothing listens: refused)
     gone.test   MX 10 mx.gone.test (an address no host has: unreachable)
     null.test   MX 0 .  (RFC 7505)
@@ -48,6 +49,8 @@ PYTHON = "/usr/bin/python3"  # Debian's, which has python3-aiosmtpd
 # Queue timing for the tests: quick retries, a lifetime long enough for
 # every delivering test and overridden by the expiry tests.
 RETRY = {"retry_min": "1s", "retry_max": "2s", "lifetime": "2m"}
+
+SHARED_MX = 10  # s0.test ... s9.test, all with MX mx.peer.test
 
 
 # ------------------------------------------------------------ fixtures ---
@@ -105,7 +108,7 @@ class World:
             f"mx.gone.test. A {self.gone4}",
             f"mx.gone.test. AAAA {self.gone6}",
             "null.test. MX 0 .",
-        ])
+        ] + [f"s{i}.test. MX 10 mx.peer.test." for i in range(SHARED_MX)])
         self.ga = None
         self.gb = None
         self.peer_proc = None
@@ -737,6 +740,59 @@ def test_runner_killed_no_loss(world):
     assert dups <= 5, f"{dups} duplicate(s) (peer had {before} at the kill)"
     wait_queue_empty(w)
     print(f"runner kill: {before} delivered before, {dups} duplicate(s)")
+
+
+def test_runner_restarts_resolve_and_leave_nothing(world):
+    """The queue runner killed with SIGKILL eight times, each time with
+    mail to ten domains that share one MX host waiting for it, so the
+    new runner starts ten route lookups (twenty address lookups of one
+    host) the moment it starts, while its own threads start too. Every
+    new runner must resolve at once (libunbound's timeout is 60 s; each
+    round here waits 25 s at most), the runner must have no child process
+    (libunbound's worker is a thread: a worker forked from the threaded
+    runner inherited locks held by other threads and hung, at its first
+    lookup or at its exit), and nothing of the killed runners may be
+    left in godwit's process group."""
+    w = world
+    w.start_peer("accept", delay=0.1)
+    g = w.godwit_a(outbound={"max_per_domain": 2})
+    mids = []
+    runner = wait(w, w.runner_pid, 10, "the queue runner process")
+    for rnd in range(8):
+        if rnd > 0:
+            # it delivered the last round, so it has looked up routes
+            kids = [c for t in os.listdir(f"/proc/{runner}/task")
+                    for c in open(f"/proc/{runner}/task/{t}/children").read().split()]
+            assert not kids, f"the queue runner has child processes: {kids}"
+        s = w.smtp_a()
+        try:
+            for i in range(SHARED_MX):
+                to = f"r{rnd}-{i}@s{i}.test"
+                mid, data = w.message(to, f"restart {rnd} {i}")
+                assert not s.sendmail("alice@a.test", [to], data)
+                mids.append(mid)
+        finally:
+            s.quit()
+        # killed with this round's mail queued: the next runner starts
+        # with it (the parent replaces a runner that lived 1 s at once)
+        os.kill(runner, signal.SIGKILL)
+        runner = wait(w, lambda: (p := w.runner_pid()) and p != runner and p,
+                      15, "a new queue runner")
+        wait(w, lambda: set(mids) <= set(peer_ids(w)), 25,
+             f"round {rnd}: every message at the peer")
+        time.sleep(1.1)
+    assert g.running(), "the parent died"
+    log = g.log_text()
+    assert "timed out looking up" not in log, \
+        [l for l in log.splitlines() if "timed out looking up" in l][:3]
+    # a killed runner's helpers die with it (SIGKILL leaves them no time
+    # to linger, but give the kernel a moment to reap)
+    try:
+        wait_for(lambda: not g.group_strays(), 5, interval=0.2,
+                 what="no stray process in godwit's group")
+    except AssertionError:
+        raise AssertionError(f"stray processes: {g.group_strays()}") from None
+    wait_queue_empty(w)
 
 
 def test_queue_hold_release_flush_delete(world):
