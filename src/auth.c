@@ -1,5 +1,6 @@
 /* SASL credentials from the user database, and the sender policy. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -7,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -225,6 +228,127 @@ auth_sender_allowed(struct userdb *db, const char *account,
 			r = 1;
 	}
 	userdb_alias_list_free(&l);
+	return r;
+}
+
+/* ---- the server secret ------------------------------------------------ */
+
+/* Reads exactly SERVER_SECRET_LEN octets from an open secret file. */
+static int
+secret_read(int fd, const char *path, unsigned char *key, char **error_r)
+{
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st) < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		*error_r = xasprintf("%s: readable by group or others (mode "
+				     "%03o); chmod 600 it",
+				     path, (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	n = st.st_size == SERVER_SECRET_LEN ? read(fd, key, SERVER_SECRET_LEN)
+					     : 0;
+	if (n != SERVER_SECRET_LEN) {
+		*error_r = xasprintf("%s: %s", path,
+				     n < 0 ? strerror(errno)
+					   : "not a server secret (wrong size); "
+					     "remove it to make a new one");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A new secret is written whole to a temporary file, made durable, and
+ * then linked to its name, so a crash never leaves a short secret behind
+ * and two starts at once agree on one (link() fails for the second).
+ */
+static int
+secret_create(const char *data_dir, const char *path, char **error_r)
+{
+	unsigned char key[SERVER_SECRET_LEN];
+	char *tmp = xasprintf("%s/.server-secret.%d", data_dir, (int)getpid());
+	size_t off = 0;
+	ssize_t n;
+	int fd, r = -1;
+
+	while (off < sizeof(key)) {
+		n = getrandom(key + off, sizeof(key) - off, 0);
+		if (n < 0 && errno != EINTR)
+			goto out_key;
+		off += n > 0 ? (size_t)n : 0;
+	}
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0)
+		goto out_key;
+	if (write(fd, key, sizeof(key)) != (ssize_t)sizeof(key) ||
+	    fsync(fd) < 0) {
+		close(fd);
+		goto out_unlink;
+	}
+	if (close(fd) < 0)
+		goto out_unlink;
+	if (link(tmp, path) < 0 && errno != EEXIST)
+		goto out_unlink;
+	if (fsync_dir(data_dir) < 0)
+		goto out_unlink;
+	r = 0;
+out_unlink:
+	if (r < 0)
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+	unlink(tmp);
+	free(tmp);
+	OPENSSL_cleanse(key, sizeof(key));
+	return r;
+out_key:
+	*error_r = xasprintf("%s: %s", path, strerror(errno));
+	free(tmp);
+	OPENSSL_cleanse(key, sizeof(key));
+	return -1;
+}
+
+int
+auth_secret_load(const char *data_dir, char **error_r)
+{
+	static const char label[] = "godwit scram decoy salt v1";
+	unsigned char secret[SERVER_SECRET_LEN], key[32];
+	unsigned int len = sizeof(key);
+	char *path = xasprintf("%s/server-secret", data_dir);
+	int fd, r = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT) {
+		if (secret_create(data_dir, path, error_r) < 0)
+			goto out;
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	r = secret_read(fd, path, secret, error_r);
+	close(fd);
+	if (r < 0)
+		goto out;
+	/* a key of its own per use, so no two uses ever share one */
+	if (HMAC(EVP_sha256(), secret, sizeof(secret),
+		 (const unsigned char *)label, sizeof(label) - 1, key,
+		 &len) == NULL) {
+		*error_r = xasprintf("%s: cannot derive a key", path);
+		r = -1;
+		goto out;
+	}
+	sasl_set_decoy_key(key);
+out:
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(key, sizeof(key));
+	free(path);
 	return r;
 }
 

@@ -31,6 +31,19 @@ int auth_sender_allowed(struct userdb *db, const char *account,
 #endif
 
 /*
+ * The server's persistent secret: SERVER_SECRET_LEN random octets in
+ * DATA_DIR/server-secret, drawn from the kernel's CSPRNG the first time
+ * and kept (mode 0600, owned by whoever starts the daemon: root in
+ * production). The parent loads it before it forks; workers inherit what
+ * is derived from it in memory and never read the file, so it needs no
+ * access by the worker user. A file of another size, or readable by group
+ * or others, is refused. What it keys today: the decoy salts of unknown
+ * SCRAM users (sasl_set_decoy_key()). Returns 0, or -1 with *error_r.
+ */
+#define SERVER_SECRET_LEN 32
+int auth_secret_load(const char *data_dir, char **error_r);
+
+/*
  * SASL steps off the event loop. Checking a password costs a deliberate
  * ~50-100 ms of CPU (yescrypt); run in the loop it would stall every
  * other session of the worker. Each worker has one auth thread with its

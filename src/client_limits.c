@@ -30,8 +30,9 @@
  * entry with an address, whatever bytes the two keys hold.
  */
 enum entry_kind {
-	KIND_IP = 1,	  /* key: sockaddr_key(), IPv4 as ::ffff:a.b.c.d */
+	KIND_IP = 1,	  /* key: client_key(), IPv4 as ::ffff:a.b.c.d */
 	KIND_ACCOUNT = 2, /* key: account_key() */
+	KIND_WIDE = 3,	  /* key: wide_key(), an IPv6 client's wide network */
 };
 
 struct limits_entry {
@@ -40,7 +41,7 @@ struct limits_entry {
 	uint64_t window_start_ms;
 	uint64_t greet_until_ms; /* early-talker pass valid while now < this */
 	uint64_t auth_window_end_ms; /* failures count until then */
-	uint64_t ban_until_ms;	 /* KIND_IP: refused while now < this */
+	uint64_t ban_until_ms;	 /* KIND_IP, KIND_WIDE: refused until */
 	uint32_t window_count;   /* attempts counted in the current window */
 	uint32_t auth_failures;  /* failures in the current auth window */
 	bool in_use;
@@ -59,6 +60,8 @@ struct limits {
 	uint64_t account_seed[2][2]; /* account keys: two halves */
 	size_t map_size;
 	size_t nsets;
+	unsigned v6_prefix;	 /* client_key() */
+	unsigned v6_wide_prefix; /* wide_key(); 0: none */
 	uint32_t totals[LIMITS_MAX_WORKERS];
 	struct limits_entry entries[];
 };
@@ -145,7 +148,7 @@ siphash24(const uint64_t k[2], const uint8_t *in, size_t len, bool fold)
 }
 
 struct limits *
-limits_create(unsigned nentries)
+limits_create(unsigned nentries, const struct limits_grouping *g)
 {
 	pthread_mutexattr_t attr;
 	struct limits *l;
@@ -155,6 +158,12 @@ limits_create(unsigned nentries)
 	size_t off;
 	uint8_t seed[sizeof(l->seed) + sizeof(l->account_seed)];
 
+	if (g != NULL &&
+	    (g->ipv6_prefix < 1 || g->ipv6_prefix > 128 ||
+	     g->ipv6_wide_prefix >= g->ipv6_prefix)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	/* Zero entries would track nothing at all; one set is the minimum. */
 	n = ((size_t)nentries + LIMITS_WAYS - 1) / LIMITS_WAYS * LIMITS_WAYS;
 	if (n == 0)
@@ -185,6 +194,8 @@ limits_create(unsigned nentries)
 	l = p;
 	l->map_size = size;
 	l->nsets = n / LIMITS_WAYS;
+	l->v6_prefix = g != NULL ? g->ipv6_prefix : 128;
+	l->v6_wide_prefix = g != NULL ? g->ipv6_wide_prefix : 0;
 	memcpy(l->seed, seed, sizeof(l->seed));
 	memcpy(l->account_seed, seed + sizeof(l->seed),
 	       sizeof(l->account_seed));
@@ -261,18 +272,62 @@ check_worker(unsigned worker)
 }
 
 /*
- * Only IPv4 and IPv6 clients are tracked per address; anything else (a
- * NULL or AF_UNIX address in tests or tools) would otherwise all share the
- * all-zero key. Returns false for an address that is not tracked.
+ * Only IPv4 and IPv6 clients are tracked; anything else (a NULL or AF_UNIX
+ * address in tests or tools) would otherwise all share the all-zero key.
+ * An IPv6 address is cut to its client network; an IPv4 one, also when it
+ * comes IPv4-mapped over an IPv6 socket, is a client of its own. Returns
+ * false for an address that is not tracked.
  */
 static bool
-address_key(const struct sockaddr *sa, uint8_t key[16])
+client_key(const struct limits *l, const struct sockaddr *sa, uint8_t key[16])
 {
 	if (sa == NULL ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
 		return false;
 	sockaddr_key(sa, key);
+	if (!key_is_v4(key))
+		key_mask(key, l->v6_prefix);
 	return true;
+}
+
+/* An IPv6 client's wide network; false for IPv4 or when there is none. */
+static bool
+wide_key(const struct limits *l, const struct sockaddr *sa, uint8_t key[16])
+{
+	if (l->v6_wide_prefix == 0 || !client_key(l, sa, key) ||
+	    key_is_v4(key))
+		return false;
+	key_mask(key, l->v6_wide_prefix);
+	return true;
+}
+
+void
+limits_net_text(const struct limits *l, const struct sockaddr *sa, bool wide,
+                char *buf, size_t size)
+{
+	uint8_t key[16];
+
+	if (size > 0)
+		buf[0] = '\0';
+	if (wide ? !wide_key(l, sa, key) : !client_key(l, sa, key))
+		return;
+	key_net_text(key, key_is_v4(key) ? 128 : wide ? l->v6_wide_prefix
+	                                              : l->v6_prefix,
+	             buf, size);
+}
+
+bool
+limits_verdict_wide(enum limits_verdict v)
+{
+	return v == LIMITS_TOO_MANY_FROM_NET || v == LIMITS_RATE_NET;
+}
+
+/* x * factor, saturating; the wide network's share of a budget. */
+static uint64_t
+scaled(uint64_t x, unsigned factor)
+{
+	return factor != 0 && x > UINT64_MAX / factor ? UINT64_MAX
+	                                              : x * factor;
 }
 
 static struct limits_entry *
@@ -422,18 +477,50 @@ total_connections(const struct limits *l)
  * server, or its own share of it, is full should not find its rate budget
  * spent when room appears.
  */
+/*
+ * Counts one attempt in e's fixed rate window and says whether it is over
+ * limit.
+ */
+static bool
+rate_exceeded(struct limits_entry *e, const struct limits_policy *p,
+              uint64_t limit, uint64_t now)
+{
+	if (window_expired(e, p, now)) {
+		e->window_start_ms = now;
+		e->window_count = 0;
+	}
+	if (e->window_count < UINT32_MAX)
+		e->window_count++;
+	return e->window_count > limit;
+}
+
+/*
+ * 65535 connections from one client on one worker: count this one in the
+ * total only, as if untracked; the later disconnect cannot take the entry
+ * below zero.
+ */
+static void
+count_connection(struct limits_entry *e, unsigned worker)
+{
+	if (e != NULL && e->conns[worker] < UINT16_MAX)
+		e->conns[worker]++;
+}
+
 enum limits_verdict
 limits_connect(struct limits *l, const struct limits_policy *p, unsigned worker,
                const struct sockaddr *sa, uint64_t now_ms)
 {
 	struct limits_policy pol = *p;
-	struct limits_entry *set = NULL, *e;
+	struct limits_entry *set = NULL, *wset = NULL, *e = NULL, *we = NULL;
 	enum limits_verdict v = LIMITS_OK;
-	uint8_t key[16];
+	uint8_t key[16], wkey[16];
+	bool e_over, we_over;
 
 	check_worker(worker);
-	if (address_key(sa, key))
+	if (client_key(l, sa, key))
 		set = set_of(l, key);
+	if (pol.wide_factor != 0 && wide_key(l, sa, wkey))
+		wset = set_of(l, wkey);
 
 	limits_lock(l);
 	if (pol.max_connections != 0 &&
@@ -441,34 +528,42 @@ limits_connect(struct limits *l, const struct limits_policy *p, unsigned worker,
 		v = LIMITS_TOO_MANY_TOTAL;
 		goto out;
 	}
-	if (set != NULL && (e = find_or_claim(set, &pol, KIND_IP, key, now_ms,
-	                                      NULL)) != NULL) {
+	if (set != NULL)
+		e = find_or_claim(set, &pol, KIND_IP, key, now_ms, NULL);
+	if (wset != NULL)
+		we = find_or_claim(wset, &pol, KIND_WIDE, wkey, now_ms, e);
+	if (e != NULL)
 		e->last_used_ms = now_ms;
-		if (pol.max_connections_per_ip != 0 &&
+	if (we != NULL)
+		we->last_used_ms = now_ms;
+	if (pol.max_connections_per_ip != 0) {
+		if (e != NULL &&
 		    entry_connections(e) >= pol.max_connections_per_ip) {
 			v = LIMITS_TOO_MANY_FROM_IP;
 			goto out;
 		}
-		if (pol.rate_count != 0) {
-			if (window_expired(e, &pol, now_ms)) {
-				e->window_start_ms = now_ms;
-				e->window_count = 0;
-			}
-			if (e->window_count < UINT32_MAX)
-				e->window_count++;
-			if (e->window_count > pol.rate_count) {
-				v = LIMITS_RATE;
-				goto out;
-			}
+		if (we != NULL &&
+		    entry_connections(we) >=
+		        scaled(pol.max_connections_per_ip, pol.wide_factor)) {
+			v = LIMITS_TOO_MANY_FROM_NET;
+			goto out;
 		}
-		/*
-		 * 65535 connections from one address on one worker: count
-		 * this one in the total only, as if untracked; the later
-		 * disconnect cannot take the entry below zero.
-		 */
-		if (e->conns[worker] < UINT16_MAX)
-			e->conns[worker]++;
 	}
+	if (pol.rate_count != 0) {
+		/* both windows count the attempt, whichever refuses it */
+		e_over = e != NULL && rate_exceeded(e, &pol, pol.rate_count,
+		                                    now_ms);
+		we_over = we != NULL &&
+		          rate_exceeded(we, &pol,
+		                        scaled(pol.rate_count, pol.wide_factor),
+		                        now_ms);
+		if (e_over || we_over) {
+			v = e_over ? LIMITS_RATE : LIMITS_RATE_NET;
+			goto out;
+		}
+	}
+	count_connection(e, worker);
+	count_connection(we, worker);
 	if (l->totals[worker] < UINT32_MAX)
 		l->totals[worker]++;
 out:
@@ -485,15 +580,20 @@ out:
 void
 limits_disconnect(struct limits *l, unsigned worker, const struct sockaddr *sa)
 {
-	struct limits_entry *set = NULL, *e;
-	uint8_t key[16];
+	struct limits_entry *set = NULL, *wset = NULL, *e;
+	uint8_t key[16], wkey[16];
 
 	check_worker(worker);
-	if (address_key(sa, key))
+	if (client_key(l, sa, key))
 		set = set_of(l, key);
+	if (wide_key(l, sa, wkey))
+		wset = set_of(l, wkey);
 
 	limits_lock(l);
 	if (set != NULL && (e = lookup(set, KIND_IP, key)) != NULL &&
+	    e->conns[worker] > 0)
+		e->conns[worker]--;
+	if (wset != NULL && (e = lookup(wset, KIND_WIDE, wkey)) != NULL &&
 	    e->conns[worker] > 0)
 		e->conns[worker]--;
 	if (l->totals[worker] > 0)
@@ -509,7 +609,7 @@ limits_greet_passed(struct limits *l, const struct sockaddr *sa,
 	uint8_t key[16];
 	bool passed = false;
 
-	if (!address_key(sa, key))
+	if (!client_key(l, sa, key))
 		return false;
 	set = set_of(l, key);
 	limits_lock(l);
@@ -532,7 +632,7 @@ limits_greet_pass(struct limits *l, const struct limits_policy *p,
 	uint8_t key[16];
 	uint64_t until;
 
-	if (!address_key(sa, key))
+	if (!client_key(l, sa, key))
 		return;
 	set = set_of(l, key);
 	until = now_ms + pol.greet_pass_ttl_ms;
@@ -572,7 +672,7 @@ limits_ip_connections(struct limits *l, const struct sockaddr *sa)
 	uint8_t key[16];
 	unsigned n = 0;
 
-	if (!address_key(sa, key))
+	if (!client_key(l, sa, key))
 		return 0;
 	set = set_of(l, key);
 	limits_lock(l);
@@ -672,58 +772,86 @@ count_failure(struct limits_entry *e, const struct limits_auth_policy *p,
 }
 
 /*
+ * Counts a failure on a client (limit max_failures_ip) or wide network
+ * entry (limit max) and bans it at the limit; returns the count.
+ */
+static uint32_t
+count_and_ban(struct limits_entry *e, const struct limits_auth_policy *p,
+              uint64_t max, uint64_t now, bool *started_r)
+{
+	uint32_t n = count_failure(e, p, now);
+
+	e->last_used_ms = now;
+	if (max != 0 && n >= max) {
+		/*
+		 * The ban uses up the count: when it ends, the client starts
+		 * again from zero.
+		 */
+		e->ban_until_ms = add_sat(now, p->ban_ms);
+		e->auth_failures = 0;
+		*started_r = true;
+	}
+	return n;
+}
+
+/*
  * A key the table has no room for (its set is full of connections and
  * bans) is not let off: its failure gets the longest delay. Only a table
  * under heavy pressure does this, and then a slow answer to a mistyped
  * password is the lesser harm.
  */
-uint64_t
+void
 limits_auth_failure(struct limits *l, const struct limits_auth_policy *p,
                     const struct sockaddr *ip, const char *account,
-                    uint64_t now_ms, bool *banned_r)
+                    uint64_t now_ms, struct limits_auth_verdict *v_r)
 {
 	const struct limits_auth_policy pol = *p;
-	struct limits_entry *ipset = NULL, *accset = NULL, *ie = NULL, *ae;
-	uint8_t ikey[16], akey[16];
-	uint64_t delay = 0, d, until;
+	struct limits_entry *ipset = NULL, *wset = NULL, *accset = NULL;
+	struct limits_entry *ie = NULL, *we = NULL, *ae;
+	struct limits_auth_verdict v = {0};
+	uint8_t ikey[16], wkey[16], akey[16];
+	uint64_t d;
 	uint32_t n;
-	bool banned = false;
+	bool wide_started = false;
 
-	if (address_key(ip, ikey))
+	if (client_key(l, ip, ikey))
 		ipset = set_of(l, ikey);
+	if (pol.wide_factor != 0 && wide_key(l, ip, wkey))
+		wset = set_of(l, wkey);
 	if (pol.max_failures_account != 0 && account_key(l, account, akey))
 		accset = set_of(l, akey);
-	until = add_sat(now_ms, pol.ban_ms);
 
 	limits_lock(l);
-	if (ipset != NULL) {
+	if (ipset != NULL)
 		ie = find_or_claim(ipset, NULL, KIND_IP, ikey, now_ms, NULL);
-		if (ie == NULL) {
-			delay = pol.delay_max_ms;
-		} else if (ban_active(ie, now_ms)) {
-			/* A session that was mid-AUTH when the ban began. */
-			ie->last_used_ms = now_ms;
-			banned = true;
-			delay = pol.delay_max_ms;
-		} else {
-			ie->last_used_ms = now_ms;
-			n = count_failure(ie, &pol, now_ms);
-			delay = growing_delay(&pol, n);
-			if (pol.max_failures_ip != 0 &&
-			    n >= pol.max_failures_ip) {
-				/*
-				 * The ban uses up the count: when it ends,
-				 * the address starts again from zero.
-				 */
-				ie->ban_until_ms = until;
-				ie->auth_failures = 0;
-				banned = true;
-			}
-		}
+	if (wset != NULL)
+		we = find_or_claim(wset, NULL, KIND_WIDE, wkey, now_ms, ie);
+	if ((ie != NULL && ban_active(ie, now_ms)) ||
+	    (we != NULL && ban_active(we, now_ms))) {
+		/* A session that was mid-exchange when the ban began. */
+		v.banned_before = true;
+		v.wide = ie == NULL || !ban_active(ie, now_ms);
+		v.delay_ms = pol.delay_max_ms;
+		goto out;
+	}
+	if (ipset != NULL && ie == NULL)
+		v.delay_ms = pol.delay_max_ms;
+	if (ie != NULL) {
+		n = count_and_ban(ie, &pol, pol.max_failures_ip, now_ms,
+		                  &v.ban_started);
+		v.delay_ms = growing_delay(&pol, n);
+	}
+	if (we != NULL) {
+		count_and_ban(we, &pol,
+		              scaled(pol.max_failures_ip, pol.wide_factor),
+		              now_ms, &wide_started);
+		if (wide_started && !v.ban_started)
+			v.wide = true;
+		v.ban_started = v.ban_started || wide_started;
 	}
 	if (accset != NULL) {
-		ae =
-		    find_or_claim(accset, NULL, KIND_ACCOUNT, akey, now_ms, ie);
+		ae = find_or_claim(accset, NULL, KIND_ACCOUNT, akey, now_ms,
+		                   ie != NULL ? ie : we);
 		if (ae == NULL) {
 			d = pol.delay_max_ms;
 		} else {
@@ -733,34 +861,43 @@ limits_auth_failure(struct limits *l, const struct limits_auth_policy *p,
 			        ? pol.delay_max_ms
 			        : growing_delay(&pol, n);
 		}
-		if (d > delay)
-			delay = d;
+		if (d > v.delay_ms)
+			v.delay_ms = d;
 	}
+out:
 	limits_unlock(l);
-	if (banned_r != NULL)
-		*banned_r = banned;
-	return delay;
+	*v_r = v;
 }
 
 bool
 limits_banned(struct limits *l, const struct sockaddr *ip, uint64_t now_ms,
-              uint64_t *until_ms_r)
+              uint64_t *until_ms_r, bool *wide_r)
 {
-	struct limits_entry *set, *e;
-	uint8_t key[16];
+	struct limits_entry *set, *wset = NULL, *e;
+	uint8_t key[16], wkey[16];
 	uint64_t until = 0;
+	bool wide = false;
 
-	if (!address_key(ip, key))
+	if (!client_key(l, ip, key))
 		return false;
 	set = set_of(l, key);
+	if (wide_key(l, ip, wkey))
+		wset = set_of(l, wkey);
 	limits_lock(l);
 	if ((e = lookup(set, KIND_IP, key)) != NULL && ban_active(e, now_ms))
 		until = e->ban_until_ms;
+	if (wset != NULL && (e = lookup(wset, KIND_WIDE, wkey)) != NULL &&
+	    ban_active(e, now_ms) && e->ban_until_ms > until) {
+		until = e->ban_until_ms;
+		wide = true;
+	}
 	limits_unlock(l);
 	if (until == 0)
 		return false;
 	if (until_ms_r != NULL)
 		*until_ms_r = until;
+	if (wide_r != NULL)
+		*wide_r = wide;
 	return true;
 }
 
@@ -798,6 +935,10 @@ limits_verdict_text(enum limits_verdict v)
 		return "too many connections from your address";
 	case LIMITS_RATE:
 		return "connection rate limit exceeded";
+	case LIMITS_TOO_MANY_FROM_NET:
+		return "too many connections from your network";
+	case LIMITS_RATE_NET:
+		return "connection rate limit exceeded for your network";
 	}
 	return "connection refused";
 }

@@ -16,11 +16,23 @@
  *
  * Connections are counted per worker slot, so when a worker dies the
  * parent forgets exactly that worker's connections (limits_worker_reset).
+ *
+ * A "client" is an IPv4 address, or an IPv6 network of ipv6_prefix bits
+ * (/64 by default): every IPv6 customer holds at least a /64, and counting
+ * per /128 would let one rotate addresses past every limit. Every table
+ * keyed by client (connections, rate, early-talker passes, failures,
+ * bans) uses that key. IPv6 clients also share a second, wider budget per
+ * ipv6_wide_prefix (/48 by default, a site's usual allocation, 65536 /64s):
+ * wide_factor times the per-client connection limit, rate and failures
+ * before a ban, so rotating /64s inside a /48 does not start afresh either.
+ * The grouping is fixed when the table is created; the budgets are policy
+ * and may change at reload.
  */
 #ifndef GODWIT_CLIENT_LIMITS_H
 #define GODWIT_CLIENT_LIMITS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -30,10 +42,17 @@ struct limits;
 
 struct limits_policy {
 	unsigned max_connections;	 /* total; 0 = unlimited */
-	unsigned max_connections_per_ip; /* 0 = unlimited */
-	unsigned rate_count;		 /* per IP per window; 0 = off */
+	unsigned max_connections_per_ip; /* per client; 0 = unlimited */
+	unsigned rate_count;		 /* per client per window; 0 = off */
 	uint64_t rate_window_ms;
 	uint64_t greet_pass_ttl_ms;
+	unsigned wide_factor; /* wide network's budget; 0 = none */
+};
+
+/* How IPv6 clients are grouped (see the top of this file). */
+struct limits_grouping {
+	unsigned ipv6_prefix;	   /* 1..128 */
+	unsigned ipv6_wide_prefix; /* 0 (none) or 1..ipv6_prefix-1 */
 };
 
 enum limits_verdict {
@@ -41,10 +60,17 @@ enum limits_verdict {
 	LIMITS_TOO_MANY_TOTAL,	/* 421 4.7.0 too many connections */
 	LIMITS_TOO_MANY_FROM_IP,/* 421 4.7.0 too many connections from you */
 	LIMITS_RATE,		/* 421 4.7.0 connection rate limit */
+	LIMITS_TOO_MANY_FROM_NET, /* the same for the wide network */
+	LIMITS_RATE_NET,
 };
 
-/* nentries is rounded up to a multiple of 8. Called once in the parent. */
-struct limits *limits_create(unsigned nentries);
+/*
+ * nentries is rounded up to a multiple of 8. Called once in the parent.
+ * g NULL: every address is a client of its own, no wide budget (tests).
+ * Returns NULL with errno set (EINVAL for a grouping out of range).
+ */
+struct limits *limits_create(unsigned nentries,
+			     const struct limits_grouping *g);
 void limits_destroy(struct limits **l);
 
 /*
@@ -68,7 +94,18 @@ void limits_greet_pass(struct limits *l, const struct limits_policy *p,
 /* Parent: a worker slot died or exited; forget its connections. */
 void limits_worker_reset(struct limits *l, unsigned worker);
 
-/* Open connections from sa (all workers), and in total; for tests/metrics. */
+/*
+ * The client network of sa, or with wide its wide network, as text for
+ * the logs ("2001:db8:1:2::/64", "2001:db8:1::/48", "192.0.2.7/32"); ""
+ * for an address that is not tracked or has no wide network.
+ */
+void limits_net_text(const struct limits *l, const struct sockaddr *sa,
+		     bool wide, char *buf, size_t size);
+
+/* Whether a verdict concerns the wide network (for limits_net_text). */
+bool limits_verdict_wide(enum limits_verdict v);
+
+/* Open connections from sa's client (all workers), and in total. */
 unsigned limits_ip_connections(struct limits *l, const struct sockaddr *sa);
 unsigned limits_total_connections(struct limits *l);
 
@@ -88,7 +125,9 @@ const char *limits_verdict_text(enum limits_verdict v);
  * At max_failures_ip failures in the window the address is banned for
  * ban_ms: the session answers 421 4.7.0 to its connections and AUTH
  * attempts meanwhile. The ban uses up the count, so after it the address
- * starts from zero.
+ * starts from zero. "Address" is the client (an IPv6 /64 by default); an
+ * IPv6 client's wide network counts the same failures and is banned as a
+ * whole at max_failures_ip * wide_factor.
  *
  * An account is never banned: a ban on an account would let anyone who
  * knows a user's name lock that user out. Failures on one account from
@@ -111,23 +150,38 @@ struct limits_auth_policy {
 	uint64_t ban_ms;
 	uint64_t delay_base_ms;
 	uint64_t delay_max_ms;
+	unsigned wide_factor; /* wide network bans at max_failures_ip * this */
+};
+
+struct limits_auth_verdict {
+	uint64_t delay_ms;  /* to wait before the reply */
+	bool banned_before; /* a ban was already active: not counted */
+	bool ban_started;   /* this failure started a ban */
+	bool wide;	    /* the ban (either kind) is on the wide network */
 };
 
 /*
  * Counts a failed authentication from ip for account (NULL or "" when the
- * client never named one) and returns the delay in ms to wait before the
- * reply. *banned_r (may be NULL) is set when this failure started a ban or
- * came while one was active: the session should then answer 421 and close.
- * A key the full table cannot track gets delay_max_ms.
+ * client never named one), the moment the failure is decided, and says
+ * what to do. A failure that arrives while a ban is active (from a session
+ * whose attempt was under way when another session's failure began the
+ * ban) is not counted and gets banned_before: the session must answer 421
+ * and close WITHOUT telling the client the verdict, or parallel sessions
+ * would each learn one more than max_failures_ip verdicts. A failure that
+ * starts a ban is the last one answered. A key the full table cannot
+ * track gets delay_max_ms.
  */
-uint64_t limits_auth_failure(struct limits *l,
-			     const struct limits_auth_policy *p,
-			     const struct sockaddr *ip, const char *account,
-			     uint64_t now_ms, bool *banned_r);
+void limits_auth_failure(struct limits *l, const struct limits_auth_policy *p,
+			 const struct sockaddr *ip, const char *account,
+			 uint64_t now_ms, struct limits_auth_verdict *v_r);
 
-/* Whether ip is banned at now_ms; if so *until_ms_r (may be NULL) is set. */
+/*
+ * Whether ip's client or wide network is banned at now_ms; if so
+ * *until_ms_r and *wide_r (each may be NULL) are set. Checked at every
+ * authentication step and before a success is let in.
+ */
 bool limits_banned(struct limits *l, const struct sockaddr *ip,
-		   uint64_t now_ms, uint64_t *until_ms_r);
+		   uint64_t now_ms, uint64_t *until_ms_r, bool *wide_r);
 
 /*
  * A successful authentication: forgets the account's failures. ip's count

@@ -1172,6 +1172,9 @@ enum {
 	LIM_CONNECTION_RATE,
 	LIM_GREET_PASS_TTL,
 	LIM_SHUTDOWN_TIMEOUT,
+	LIM_IPV6_PREFIX,
+	LIM_IPV6_WIDE_PREFIX,
+	LIM_IPV6_WIDE_FACTOR,
 	LIM_COUNT
 };
 static const char *const limits_keys[] = {
@@ -1180,6 +1183,9 @@ static const char *const limits_keys[] = {
     [LIM_CONNECTION_RATE] = "connection_rate",
     [LIM_GREET_PASS_TTL] = "greet_pass_ttl",
     [LIM_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
+    [LIM_IPV6_PREFIX] = "ipv6_prefix",
+    [LIM_IPV6_WIDE_PREFIX] = "ipv6_wide_prefix",
+    [LIM_IPV6_WIDE_FACTOR] = "ipv6_wide_factor",
 };
 
 static void
@@ -1200,6 +1206,20 @@ load_limits(struct loader *l, const yaml_node_t *n)
 	             90 * 86400, "0..90d", &c->greet_pass_ttl);
 	get_duration(l, v[LIM_SHUTDOWN_TIMEOUT], "limits.shutdown_timeout", 0,
 	             3600, "0..1h", &c->shutdown_timeout);
+	get_uint(l, v[LIM_IPV6_PREFIX], "limits.ipv6_prefix", 16, 128,
+	         &c->ipv6_prefix);
+	get_uint(l, v[LIM_IPV6_WIDE_PREFIX], "limits.ipv6_wide_prefix", 0, 127,
+	         &c->ipv6_wide_prefix);
+	get_uint(l, v[LIM_IPV6_WIDE_FACTOR], "limits.ipv6_wide_factor", 1,
+	         1000, &c->ipv6_wide_factor);
+	if (c->ipv6_wide_prefix != 0 &&
+	    c->ipv6_wide_prefix >= c->ipv6_prefix)
+		error_at(l,
+		         node_line(v[LIM_IPV6_WIDE_PREFIX] != NULL
+		                       ? v[LIM_IPV6_WIDE_PREFIX]
+		                       : v[LIM_IPV6_PREFIX]),
+		         "limits.ipv6_wide_prefix: must be 0 (none) or shorter "
+		         "than limits.ipv6_prefix");
 }
 
 enum { CERT_CERT, CERT_KEY, CERT_COUNT };
@@ -2137,6 +2157,9 @@ config_new(const char *path)
 	c->conn_rate_count = 60;
 	c->conn_rate_window = 60;
 	c->greet_pass_ttl = 86400;
+	c->ipv6_prefix = 64;
+	c->ipv6_wide_prefix = 48;
+	c->ipv6_wide_factor = 4;
 	c->shutdown_timeout = 30;
 	c->tls_min_version = xstrdup("TLSv1.2");
 	c->tls_ciphers = xstrdup(TLS_DEFAULT_CIPHERS);

@@ -105,6 +105,9 @@ struct config {
 	uint64_t conn_rate_window;	/* ... per this many seconds; 0 = off */
 	uint64_t greet_pass_ttl;	/* seconds an IP that passed is trusted */
 	uint64_t shutdown_timeout;	/* seconds transactions get at SIGTERM */
+	unsigned ipv6_prefix;		/* an IPv6 client is this network */
+	unsigned ipv6_wide_prefix;	/* wider budget per this; 0: none */
+	unsigned ipv6_wide_factor;	/* wide budget = per-client * this */
 
 	struct config_listener *listeners;
 	size_t nlisteners;

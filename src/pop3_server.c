@@ -77,7 +77,9 @@ struct pop3_session {
 	bool counted;		/* holds a slot in the limits table */
 	bool skip_line;		/* discarding the rest of an over-long line */
 	bool paused;		/* not reading while output drains */
-	bool auth_ban;		/* the last failure started or met a ban */
+	bool auth_ban;		/* the last failure started a ban */
+	bool auth_challenged;	/* this AUTH exchange got a "+ " */
+	enum sasl_status auth_fail;	/* what the delayed reply says */
 	char *user;		/* USER given, PASS awaited */
 	const char *auth_mech;	/* "PLAIN", ..., or "USER" for USER/PASS */
 	struct sasl_session *sasl;
@@ -564,11 +566,37 @@ auth_job_done(struct auth_job *job, void *arg)
 	settle(s);
 }
 
-/* The step (password hashing!) runs on the worker's auth thread. */
+static void
+close_banned(struct pop3_session *s)
+{
+	reply(s, "-ERR [SYS/TEMP] too many failed logins from your address");
+	session_close(s, "banned");
+}
+
+static bool
+auth_banned(struct pop3_session *s, const char *user)
+{
+	return worker_auth_banned(s->w, "pop3", s->id,
+				  (struct sockaddr *)&s->ss, s->ip, user,
+				  s->auth_mech);
+}
+
+/*
+ * The step (password hashing!) runs on the worker's auth thread. Every
+ * PASS, AUTH and SASL line comes here: a ban that began since the session
+ * opened ends it before the step runs.
+ */
 static void
 auth_submit(struct pop3_session *s, const char *line)
 {
-	struct auth_job *job = xcalloc(1, sizeof(*job));
+	struct auth_job *job;
+
+	if (auth_banned(s, sasl_authcid(s->sasl))) {
+		sasl_free(&s->sasl);
+		close_banned(s);
+		return;
+	}
+	job = xcalloc(1, sizeof(*job));
 
 	job->sasl = s->sasl;
 	s->sasl = NULL;
@@ -588,7 +616,12 @@ auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->state = POP3_S_AUTHORIZATION;
-	reply_err(s, "AUTH", "Authentication failed");
+	if (s->auth_fail == SASL_CANCELLED)
+		reply_err(s, NULL, "Authentication cancelled");
+	else if (s->auth_fail == SASL_FAIL_SYNTAX)
+		reply_err(s, NULL, "Cannot decode the response");
+	else
+		reply_err(s, "AUTH", "Authentication failed");
 	if (s->auth_ban && s->state != POP3_S_CLOSING) {
 		session_close(s, "banned");
 		return;
@@ -597,18 +630,26 @@ auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 	settle(s);
 }
 
+/* As in SMTP (smtp_server.c, auth_result): the same brakes. */
 static void
 auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 {
 	const char *authcid = sasl_authcid(s->sasl);
 	char account[320], user[SASL_NAME_MAX + 1];
-	uint64_t delay;
+	struct limits_auth_verdict v;
 	struct timeval tv;
 
 	snprintf(user, sizeof(user), "%s", authcid != NULL ? authcid : "");
+	if (auth_banned(s, user)) {
+		free(chal);
+		sasl_free(&s->sasl);
+		close_banned(s);
+		return;
+	}
 	if (st == SASL_CONTINUE) {
 		reply(s, "+ %s", chal != NULL ? chal : "");
 		free(chal);
+		s->auth_challenged = true;
 		s->state = POP3_S_SASL;
 		return;
 	}
@@ -627,29 +668,37 @@ auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 			  LF_STR("mech", s->auth_mech), LF_STR("result", "ok"));
 		login(s, account);
 		return;
+	case SASL_CANCELLED:
+	case SASL_FAIL_SYNTAX:
+		if (!s->auth_challenged) {
+			reply_err(s, NULL,
+				  st == SASL_CANCELLED
+					  ? "Authentication cancelled"
+					  : "Cannot decode the response");
+			return;
+		}
+		/* FALLTHROUGH */
 	case SASL_FAIL_CREDENTIALS:
-		delay = limits_auth_failure(s->w->limits, &s->w->auth_policy,
-					    (struct sockaddr *)&s->ss, user,
-					    now_ms(), &s->auth_ban);
-		log_event(LOG_WARNING, "pop3", "auth",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
-			  LF_STR("user", user), LF_STR("mech", s->auth_mech),
-			  LF_STR("result", "fail"), LF_UINT("delay_ms", delay),
-			  LF_STR_IF(s->auth_ban, "banned", "yes"));
-		if (s->auth_ban)
-			log_event(LOG_WARNING, "pop3", "ban",
-				  LF_STR("ip", s->ip),
-				  LF_STR("reason", "auth-failures"));
-		tv.tv_sec = (time_t)(delay / 1000);
-		tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+		worker_auth_failure(s->w, "pop3", s->id,
+				    (struct sockaddr *)&s->ss, s->ip, user,
+				    s->auth_mech,
+				    st == SASL_CANCELLED     ? "cancelled"
+				    : st == SASL_FAIL_SYNTAX ? "syntax"
+							     : "credentials",
+				    &v);
+		if (v.banned_before) {
+			close_banned(s);
+			return;
+		}
+		s->auth_ban = v.ban_started;
+		s->auth_fail = st;
+		tv.tv_sec = (time_t)(v.delay_ms / 1000);
+		tv.tv_usec = (suseconds_t)(v.delay_ms % 1000) * 1000;
 		if (s->auth_timer == NULL)
 			s->auth_timer = evtimer_new(s->w->base, auth_timer_cb,
 						    s);
 		s->state = POP3_S_AUTH_WAIT;
 		evtimer_add(s->auth_timer, &tv);
-		return;
-	case SASL_CANCELLED:
-		reply_err(s, NULL, "Authentication cancelled");
 		return;
 	case SASL_FAIL_TEMP:
 		reply_err(s, "SYS/TEMP", "Temporary authentication failure");
@@ -682,6 +731,10 @@ cmd_user(struct pop3_session *s, const struct pop3_command *c)
 {
 	if (!check_login_allowed(s))
 		return;
+	if (auth_banned(s, c->arg)) {
+		close_banned(s);
+		return;
+	}
 	free(s->user);
 	s->user = xstrdup(c->arg);
 	reply(s, "+OK");
@@ -725,6 +778,7 @@ cmd_pass(struct pop3_session *s, const struct pop3_command *c)
 		return;
 	}
 	s->auth_mech = "USER";
+	s->auth_challenged = false;
 	auth_submit(s, b64);
 	OPENSSL_cleanse(b64, strlen(b64));
 	free(b64);
@@ -763,6 +817,7 @@ cmd_auth(struct pop3_session *s, const struct pop3_command *c)
 	}
 	xfree(&s->user);
 	s->auth_mech = sasl_mech_name(mech);
+	s->auth_challenged = false;
 	auth_submit(s, c->arg2);
 }
 

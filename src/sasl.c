@@ -72,20 +72,31 @@ static char test_nonce[TEST_NONCE_MAX + 1];
 static char test_challenge[TEST_CHALLENGE_MAX + 1];
 
 /*
- * A per-process key for the decoy salts of unknown SCRAM users: the same
- * unknown name gets the same salt every time, so the server-first-message
- * does not tell who exists (RFC 5802 section 9). Another worker process
- * has another key; an attacker comparing across processes learns only
- * that two salts differ, which also happens when a password is changed.
+ * The key for the decoy salts of unknown SCRAM users (RFC 5802 section 9):
+ * the same unknown name gets the same salt every time, so the
+ * server-first-message does not tell who exists. The daemon sets it from
+ * its persistent secret (sasl_set_decoy_key()), so every worker, and the
+ * next start, give the same salt; without that (tools, tests) a key drawn
+ * once per process is used.
  */
 static unsigned char decoy_key[32];
 static bool decoy_key_ok;
+static bool decoy_key_given;
 static pthread_once_t decoy_once = PTHREAD_ONCE_INIT;
 
 static void
 decoy_init(void)
 {
-	decoy_key_ok = RAND_bytes(decoy_key, sizeof(decoy_key)) == 1;
+	if (!decoy_key_given)
+		decoy_key_ok = RAND_bytes(decoy_key, sizeof(decoy_key)) == 1;
+}
+
+void
+sasl_set_decoy_key(const unsigned char key[32])
+{
+	memcpy(decoy_key, key, sizeof(decoy_key));
+	decoy_key_given = true;
+	decoy_key_ok = true;
 }
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -451,17 +462,30 @@ scram_skip_extensions(const char *p, const char *stop)
 	return 0;
 }
 
-/* A decoy secret for a user the database does not know. */
+/*
+ * A decoy secret for a user the database does not know: the salt is
+ * HMAC-SHA-256(key, name) cut to the length and the iteration count is the
+ * one sasl_scram_generate() gives every real user, so the two look alike.
+ * The name is ASCII-lower-cased first, as the database lookup does
+ * (auth_normalize()): "Bob@x" and "bob@x" get one salt, as a real user's
+ * two spellings do.
+ */
 static int
 scram_decoy(const char *user, struct sasl_scram_secret *r)
 {
 	unsigned char mac[32];
+	char folded[SASL_NAME_MAX + 1];
+	size_t i, n = strlen(user);
 
 	pthread_once(&decoy_once, decoy_init);
-	if (!decoy_key_ok)
+	if (!decoy_key_ok || n >= sizeof(folded))
 		return -1;
-	if (hmac("SHA256", decoy_key, sizeof(decoy_key), user, strlen(user),
-		 mac, sizeof(mac)) < 0)
+	for (i = 0; i <= n; i++)
+		folded[i] = user[i] >= 'A' && user[i] <= 'Z'
+				    ? (char)(user[i] - 'A' + 'a')
+				    : user[i];
+	if (hmac("SHA256", decoy_key, sizeof(decoy_key), folded, n, mac,
+		 sizeof(mac)) < 0)
 		return -1;
 	memset(r, 0, sizeof(*r));
 	r->iterations = SASL_SCRAM_ITER_DEFAULT;

@@ -214,6 +214,15 @@ enum sasl_mech sasl_session_mech(const struct sasl_session *s);
 /* Wipes and frees the session; *s becomes NULL. NULL is fine. */
 void sasl_free(struct sasl_session **s);
 
+/*
+ * The key (32 octets) from which the salts of unknown SCRAM users are
+ * derived (see scram_decoy() in sasl.c). The daemon's parent sets it from
+ * its persistent secret before it forks the workers, so all of them, and
+ * the next start, answer an unknown name with the same salt. Call it
+ * before any session starts.
+ */
+void sasl_set_decoy_key(const unsigned char key[32]);
+
 /* True if line is the client's "*" that cancels an exchange. */
 bool sasl_is_cancel(const char *line);
 

@@ -29,6 +29,7 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "config.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
@@ -639,6 +640,10 @@ reload(struct server *sv)
 	    (nc->user == NULL) != (sv->config->user == NULL) ||
 	    (nc->user != NULL && strcmp(nc->user, sv->config->user) != 0))
 		log_warnx("data_dir and user changes take effect at restart");
+	if (nc->ipv6_prefix != sv->config->ipv6_prefix ||
+	    nc->ipv6_wide_prefix != sv->config->ipv6_wide_prefix)
+		log_warnx("limits.ipv6_prefix and limits.ipv6_wide_prefix "
+			  "changes take effect at restart");
 	SSL_CTX *tls_ctx = NULL;
 	if (load_tls(nc, &tls_ctx, &errors) < 0) {
 		reload_refused(&nc, errors);
@@ -739,6 +744,7 @@ serve_main(const char *config_path)
 	    open_log(sv.config, &errors) < 0 ||
 	    prepare_data_dir(&sv, sv.config, &errors) < 0 ||
 	    queue_dirs_create(sv.config->data_dir, &errors) < 0 ||
+	    auth_secret_load(sv.config->data_dir, &errors) < 0 ||
 	    load_tls(sv.config, &sv.tls_ctx, &errors) < 0 ||
 	    runner_secrets_load(sv.config, &sv.secrets, &errors) < 0 ||
 	    bind_all(sv.config, NULL, 0, &sv.socks, &sv.nsocks, &errors) < 0) {
@@ -752,7 +758,11 @@ serve_main(const char *config_path)
 	}
 	clean_queue_tmp(sv.config);
 	signal(SIGPIPE, SIG_IGN);
-	if ((sv.limits = limits_create(LIMITS_ENTRIES)) == NULL)
+	if ((sv.limits = limits_create(
+		 LIMITS_ENTRIES,
+		 &(struct limits_grouping){sv.config->ipv6_prefix,
+					   sv.config->ipv6_wide_prefix})) ==
+	    NULL)
 		fatalx("cannot create the shared limits table");
 	if ((sv.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");

@@ -114,7 +114,9 @@ struct smtp_session {
 	const char *auth_mech;
 	struct event *auth_timer;	/* delays a failed AUTH's reply */
 	struct close_wait close_wait;	/* TLS output draining at the end */
-	bool auth_ban;		/* that failure started or met a ban */
+	bool auth_ban;		/* that failure started a ban */
+	bool auth_challenged;	/* this AUTH exchange got a 334 */
+	enum sasl_status auth_fail;	/* what the delayed reply says */
 	bool tls_pending;	/* STARTTLS given, handshake running */
 	char tls_info[128];	/* for the Received header and the log */
 	bool counted;		/* holds a slot in the limits table */
@@ -954,8 +956,19 @@ auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	reply_error(s, 535, "5.7.8",
-		    "Error: authentication credentials invalid");
+	switch (s->auth_fail) {
+	case SASL_CANCELLED:
+		reply_error(s, 501, "5.0.0", "Authentication cancelled");
+		break;
+	case SASL_FAIL_SYNTAX:
+		reply_error(s, 501, "5.5.2",
+			    "Error: cannot decode the response");
+		break;
+	default:
+		reply_error(s, 535, "5.7.8",
+			    "Error: authentication credentials invalid");
+		break;
+	}
 	if (s->state == SMTP_S_CLOSING)
 		return;
 	if (s->auth_ban) {
@@ -995,8 +1008,8 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 			    "(STARTTLS first)");
 		return;
 	}
-	if (limits_banned(s->w->limits, (struct sockaddr *)&s->ss, now_ms(),
-			  NULL)) {
+	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
+			       s->ip, NULL, NULL)) {
 		close_banned(s);
 		return;
 	}
@@ -1020,29 +1033,56 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	s->auth_mech = sasl_mech_name(mech);
+	s->auth_challenged = false;
 	auth_submit(s, initial);
 }
 
-/* A continuation line (SMTP_S_AUTH). */
+/*
+ * A continuation line (SMTP_S_AUTH). A ban that began since the exchange
+ * started (from another session) ends it here, before the step runs.
+ */
 static void
 auth_continue(struct smtp_session *s, const char *line)
 {
+	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
+			       s->ip, sasl_authcid(s->sasl), s->auth_mech)) {
+		sasl_free(&s->sasl);
+		close_banned(s);
+		return;
+	}
 	auth_submit(s, line);
 }
 
+/*
+ * A verdict from the auth thread. The ban is checked again here: another
+ * session's failure may have begun one while this step ran, and then
+ * neither a success nor the verdict of a failure may reach the client.
+ * Failures are counted now, when they are decided; only the reply waits.
+ * A credentials failure counts, and so does an exchange that ends after
+ * our challenge in a cancel ("*") or an undecodable answer: otherwise a
+ * client could ask for SCRAM salts or CRAM-MD5 challenges for free.
+ */
 static void
 auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 {
 	const char *authcid = sasl_authcid(s->sasl);
 	char account[320], user[SASL_NAME_MAX + 1];
-	uint64_t delay;
+	struct limits_auth_verdict v;
 
 	/* the session's copy goes with sasl_free() below */
 	snprintf(user, sizeof(user), "%s", authcid != NULL ? authcid : "");
+	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
+			       s->ip, user, s->auth_mech)) {
+		free(chal);
+		sasl_free(&s->sasl);
+		close_banned(s);
+		return;
+	}
 	switch (st) {
 	case SASL_CONTINUE:
 		reply(s, "334 %s", chal != NULL ? chal : "");
 		free(chal);
+		s->auth_challenged = true;
 		s->state = SMTP_S_AUTH;
 		return;
 	case SASL_OK:
@@ -1069,22 +1109,35 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 	sasl_free(&s->sasl);
 	s->state = SMTP_S_READY;
 	switch (st) {
+	case SASL_CANCELLED:
+	case SASL_FAIL_SYNTAX:
+		if (!s->auth_challenged) {
+			if (st == SASL_CANCELLED)
+				reply_error(s, 501, "5.0.0",
+					    "Authentication cancelled");
+			else
+				reply_error(s, 501, "5.5.2",
+					    "Error: cannot decode the response");
+			return;
+		}
+		/* FALLTHROUGH */
 	case SASL_FAIL_CREDENTIALS:
-		delay = limits_auth_failure(s->w->limits, &s->w->auth_policy,
-					    (struct sockaddr *)&s->ss, user,
-					    now_ms(), &s->auth_ban);
-		log_event(LOG_WARNING, "smtp", "auth",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
-			  LF_STR("user", user), LF_STR("mech", s->auth_mech),
-			  LF_STR("result", "fail"), LF_UINT("delay_ms", delay),
-			  LF_STR_IF(s->auth_ban, "banned", "yes"));
-		if (s->auth_ban)
-			log_event(LOG_WARNING, "smtp", "ban",
-				  LF_STR("ip", s->ip),
-				  LF_STR("reason", "auth-failures"));
+		worker_auth_failure(s->w, "smtp", s->id,
+				    (struct sockaddr *)&s->ss, s->ip, user,
+				    s->auth_mech,
+				    st == SASL_CANCELLED     ? "cancelled"
+				    : st == SASL_FAIL_SYNTAX ? "syntax"
+							     : "credentials",
+				    &v);
+		if (v.banned_before) {
+			close_banned(s);
+			return;
+		}
+		s->auth_ban = v.ban_started;
+		s->auth_fail = st;
 		{
-			struct timeval tv = {(time_t)(delay / 1000),
-					     (suseconds_t)(delay % 1000) *
+			struct timeval tv = {(time_t)(v.delay_ms / 1000),
+					     (suseconds_t)(v.delay_ms % 1000) *
 						     1000};
 			if (s->auth_timer == NULL)
 				s->auth_timer = evtimer_new(
@@ -1092,9 +1145,6 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 			s->state = SMTP_S_AUTH_WAIT;
 			evtimer_add(s->auth_timer, &tv);
 		}
-		return;
-	case SASL_CANCELLED:
-		reply_error(s, 501, "5.0.0", "Authentication cancelled");
 		return;
 	case SASL_FAIL_TEMP:
 		reply_error(s, 454, "4.7.0",

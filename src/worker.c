@@ -67,7 +67,8 @@ worker_admit(struct worker *w, const struct config_listener *l, int fd,
 	const struct config *cf = w->config;
 	const char *cat = is_pop3(l) ? "pop3" : "smtp";
 	enum limits_verdict v;
-	char buf[512];
+	char buf[512], net[INET6_ADDRSTRLEN + 8];
+	bool wide = false;
 	int one = 1;
 
 	sockaddr_ntop(sa, ip, INET6_ADDRSTRLEN);
@@ -95,13 +96,16 @@ worker_admit(struct worker *w, const struct config_listener *l, int fd,
 			snprintf(buf, sizeof(buf),
 				 "421 4.7.0 %s Error: %s\r\n", cf->hostname,
 				 limits_verdict_text(v));
+		limits_net_text(w->limits, sa, limits_verdict_wide(v), net,
+				sizeof(net));
 		log_event(LOG_INFO, cat, "reject", LF_STR("ip", ip),
-			  LF_STR("listener", l->name), LF_STR("reason", "limit"),
+			  LF_STR("net", net), LF_STR("listener", l->name),
+			  LF_STR("reason", "limit"),
 			  LF_STR("limit", limits_verdict_text(v)));
 		refuse(l, fd, buf);
 		return false;
 	}
-	if (limits_banned(w->limits, sa, now_ms(), NULL)) {
+	if (limits_banned(w->limits, sa, now_ms(), NULL, &wide)) {
 		limits_disconnect(w->limits, w->slot, sa);
 		if (is_pop3(l))
 			snprintf(buf, sizeof(buf),
@@ -112,8 +116,10 @@ worker_admit(struct worker *w, const struct config_listener *l, int fd,
 				 "421 4.7.0 %s Error: too many failed logins "
 				 "from your address\r\n",
 				 cf->hostname);
+		limits_net_text(w->limits, sa, wide, net, sizeof(net));
 		log_event(LOG_INFO, cat, "reject", LF_STR("ip", ip),
-			  LF_STR("listener", l->name), LF_STR("reason", "banned"));
+			  LF_STR("net", net), LF_STR("listener", l->name),
+			  LF_STR("reason", "banned"));
 		refuse(l, fd, buf);
 		return false;
 	}
@@ -122,6 +128,56 @@ worker_admit(struct worker *w, const struct config_listener *l, int fd,
 	 * only hold them back behind the client's delayed ACK */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return true;
+}
+
+bool
+worker_auth_banned(struct worker *w, const char *cat, const char *session,
+		   const struct sockaddr *sa, const char *ip, const char *user,
+		   const char *mech)
+{
+	char net[INET6_ADDRSTRLEN + 8];
+	bool wide = false;
+
+	if (!limits_banned(w->limits, sa, now_ms(), NULL, &wide))
+		return false;
+	limits_net_text(w->limits, sa, wide, net, sizeof(net));
+	log_event(LOG_WARNING, cat, "auth", LF_STR("session", session),
+		  LF_STR("ip", ip), LF_STR("net", net),
+		  LF_STR("user", user != NULL ? user : ""),
+		  LF_STR("mech", mech != NULL ? mech : ""),
+		  LF_STR("result", "banned"));
+	return true;
+}
+
+void
+worker_auth_failure(struct worker *w, const char *cat, const char *session,
+		    const struct sockaddr *sa, const char *ip, const char *user,
+		    const char *mech, const char *why,
+		    struct limits_auth_verdict *v_r)
+{
+	char net[INET6_ADDRSTRLEN + 8];
+
+	limits_auth_failure(w->limits, &w->auth_policy, sa, user, now_ms(),
+			    v_r);
+	limits_net_text(w->limits, sa, v_r->wide, net, sizeof(net));
+	if (v_r->banned_before) {
+		/* decided after the ban began: not counted, not told */
+		log_event(LOG_WARNING, cat, "auth", LF_STR("session", session),
+			  LF_STR("ip", ip), LF_STR("net", net),
+			  LF_STR("user", user), LF_STR("mech", mech),
+			  LF_STR("result", "banned"));
+		return;
+	}
+	log_event(LOG_WARNING, cat, "auth", LF_STR("session", session),
+		  LF_STR("ip", ip), LF_STR("user", user), LF_STR("mech", mech),
+		  LF_STR("result", "fail"), LF_STR("failure", why),
+		  LF_UINT("delay_ms", v_r->delay_ms),
+		  LF_BOOL("banned", v_r->ban_started));
+	if (v_r->ban_started)
+		log_event(LOG_WARNING, cat, "ban", LF_STR("ip", ip),
+			  LF_STR("net", net),
+			  LF_STR("reason", "auth-failures"),
+			  LF_UINT("ban_s", w->auth_policy.ban_ms / 1000));
 }
 
 void
@@ -297,12 +353,14 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	w.policy.rate_count = config->conn_rate_count;
 	w.policy.rate_window_ms = config->conn_rate_window * 1000;
 	w.policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
+	w.policy.wide_factor = config->ipv6_wide_factor;
 	w.auth_policy.max_failures_ip = config->auth_max_failures_ip;
 	w.auth_policy.max_failures_account = config->auth_max_failures_account;
 	w.auth_policy.window_ms = config->auth_failure_window * 1000;
 	w.auth_policy.ban_ms = config->auth_ban_time * 1000;
 	w.auth_policy.delay_base_ms = config->auth_delay_base_ms;
 	w.auth_policy.delay_max_ms = config->auth_delay_max_ms;
+	w.auth_policy.wide_factor = config->ipv6_wide_factor;
 	signal(SIGINT, SIG_IGN);	/* the parent decides */
 	signal(SIGPIPE, SIG_IGN);
 

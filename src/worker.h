@@ -69,6 +69,28 @@ int worker_main(const struct config *config, const struct bound_socket *socks,
 bool worker_admit(struct worker *w, const struct config_listener *l, int fd,
 		  const struct sockaddr *sa, char ip[INET6_ADDRSTRLEN]);
 
+/*
+ * The brute-force brakes, shared by SMTP and POP3 (cat "smtp" or "pop3").
+ *
+ * worker_auth_banned: whether sa's client or network is banned now; if so
+ * an auth event with result=banned is logged (user may be NULL) and the
+ * session must answer 421 / -ERR [SYS/TEMP] and close, saying nothing of
+ * any verdict. Sessions call it at every AUTH, USER, PASS and SASL line,
+ * and again when a verdict comes back from the auth thread, before a
+ * success is let in.
+ *
+ * worker_auth_failure: counts a failure the moment it is decided (why:
+ * "credentials", "cancelled", "syntax") and logs it, and the ban it
+ * started; see limits_auth_failure() for *v_r.
+ */
+bool worker_auth_banned(struct worker *w, const char *cat, const char *session,
+			const struct sockaddr *sa, const char *ip,
+			const char *user, const char *mech);
+void worker_auth_failure(struct worker *w, const char *cat,
+			 const char *session, const struct sockaddr *sa,
+			 const char *ip, const char *user, const char *mech,
+			 const char *why, struct limits_auth_verdict *v_r);
+
 /* A fresh session id for logs: 16 hex digits, unique per host and boot. */
 void worker_session_id(struct worker *w, char id[17]);
 

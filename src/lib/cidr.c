@@ -1,6 +1,7 @@
 /* CIDR parsing and matching. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,4 +143,40 @@ sockaddr_ntop(const struct sockaddr *sa, char *buf, size_t size)
 	}
 	if (inet_ntop(sa->sa_family, a, buf, (socklen_t)size) == NULL)
 		strlcpy_checked(buf, "unknown", size);
+}
+
+bool
+key_is_v4(const uint8_t key[16])
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0,
+					     0, 0, 0, 0, 0xff, 0xff};
+
+	return memcmp(key, v4mapped, 12) == 0;
+}
+
+void
+key_mask(uint8_t key[16], unsigned prefix)
+{
+	unsigned i;
+
+	for (i = 0; i < 16; i++) {
+		unsigned bits = prefix > i * 8 ? prefix - i * 8 : 0;
+
+		if (bits < 8)
+			key[i] &= (uint8_t)(0xff00 >> bits);
+	}
+}
+
+void
+key_net_text(const uint8_t key[16], unsigned prefix, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+	bool v4 = key_is_v4(key) && prefix >= 96;
+
+	if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? key + 12 : key, a,
+		      sizeof(a)) == NULL) {
+		strlcpy_checked(buf, "unknown", size);
+		return;
+	}
+	snprintf(buf, size, "%s/%u", a, v4 ? prefix - 96 : prefix);
 }

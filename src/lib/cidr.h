@@ -36,4 +36,18 @@ void cidr_list_free(struct cidr_list *l);
 void sockaddr_key(const struct sockaddr *sa, uint8_t key[16]);
 void sockaddr_ntop(const struct sockaddr *sa, char *buf, size_t size);
 
+/* Whether a key from sockaddr_key() is an IPv4 address (::ffff:a.b.c.d). */
+bool key_is_v4(const uint8_t key[16]);
+
+/* Clears every bit of key after the first prefix bits (0..128). */
+void key_mask(uint8_t key[16], unsigned prefix);
+
+/*
+ * A key and a prefix length as a network in text: "2001:db8:1::/64", or
+ * for an IPv4 key with a prefix of 96 or more, the IPv4 form with its
+ * prefix less 96 ("192.0.2.7/32").
+ */
+void key_net_text(const uint8_t key[16], unsigned prefix, char *buf,
+		  size_t size);
+
 #endif

@@ -36,9 +36,13 @@ class Reply:
 
 
 class RawSMTP:
-    def __init__(self, host, port, timeout=10.0):
+    def __init__(self, host, port, timeout=10.0, source=None):
+        """source: the local address to connect from (e.g. one of several
+        added to lo)."""
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.buf = b""
         self.closed = False
         self.greeting = None

@@ -410,4 +410,5 @@ KNOWN_KEYS = {
     "msg", "id", "nrcpt", "cmd", "where", "relay", "dsn", "status",
     "error", "path", "dir", "errno", "limit", "retrieved", "deleted",
     "delete_failed", "octets", "dsn_id", "action", "signal", "config",
+    "net", "failure", "ban_s",
 }

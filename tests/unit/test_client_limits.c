@@ -76,11 +76,16 @@ struct step {
 #define TOO_MANY LIMITS_TOO_MANY_TOTAL
 #define FROM_IP LIMITS_TOO_MANY_FROM_IP
 #define RATE LIMITS_RATE
+#define FROM_NET LIMITS_TOO_MANY_FROM_NET
+#define RATE_NET LIMITS_RATE_NET
+/* FAIL's `banned`: 1 this failure started a ban, 2 one was active before */
+#define BEFORE 2
 
 /*
- * Policy fields in order: total, per IP, rate count, window ms, pass ttl.
- * Authentication policy: max failures per IP, per account, window ms, ban
- * ms, delay base ms, delay max ms.
+ * Policy fields in order: total, per IP, rate count, window ms, pass ttl,
+ * wide factor. Authentication policy: max failures per IP, per account,
+ * window ms, ban ms, delay base ms, delay max ms, wide factor. Grouping:
+ * IPv6 client prefix, wide prefix.
  */
 struct scenario {
 	const char *name;
@@ -88,6 +93,7 @@ struct scenario {
 	struct limits_policy pol;
 	struct step steps[48];
 	struct limits_auth_policy auth;
+	struct limits_grouping grp; /* zero: each address a client (NULL) */
 };
 
 #define A "192.0.2.1"
@@ -226,12 +232,13 @@ static const struct scenario scenarios[] = {
 	ADV(10), FAIL(A, NULL, 8000, 1), BANNED_UNTIL(A, 10 + 300000),
 	BANNED_UNTIL("::ffff:192.0.2.1", 300010),
 	BANNED(B), FAIL(B, NULL, 1000, 0),
-	/* a session still mid-AUTH fails during the ban: no extension */
-	ADV(1000), FAIL(A, NULL, 8000, 1), BANNED_UNTIL(A, 300010)},
+	/* a session still mid-AUTH fails during the ban: no extension,
+	 * and not counted (the session is told nothing) */
+	ADV(1000), FAIL(A, NULL, 8000, BEFORE), BANNED_UNTIL(A, 300010)},
 	{6, 0, 60000, 300000, 1000, 8000}},
 {"auth: ban expiry, and the ban used up the count", 64, {0}, {
 	FAIL_N(A, NULL, 0, 0, 2), FAIL(A, NULL, 0, 1), BANNED_UNTIL(A, 10000),
-	ADV(9999), BANNED_UNTIL(A, 10000), FAIL(A, NULL, 0, 1),
+	ADV(9999), BANNED_UNTIL(A, 10000), FAIL(A, NULL, 0, BEFORE),
 	ADV(1), BANNED(A), FAIL(A, NULL, 0, 0), FAIL(A, NULL, 0, 0),
 	BANNED(A), FAIL(A, NULL, 0, 1), BANNED_UNTIL(A, 20000)},
 	{3, 0, 60000, 10000, 0, 0}},
@@ -345,6 +352,88 @@ static const struct scenario scenarios[] = {
 	CONN(0, "10.0.0.9", OK), DISC(0, "10.0.0.9"),
 	FAIL("10.0.0.1", NULL, 2000, 0)},
 	{10, 0, 60000, 5000, 1000, 8000}},
+
+/* ---- IPv6 clients grouped by prefix (issue 11 item 2) ---- */
+{"v6: every address of a /64 is one client", 64, {0, 2, 0, 0, 0, 0}, {
+	CONN(0, "2001:db8:1:2::1", OK), CONN(1, "2001:db8:1:2::ffff", OK),
+	CONN(2, "2001:db8:1:2:abcd:ef01:2345:6789", FROM_IP),
+	CONN(0, "2001:db8:1:2::2", FROM_IP), IPN("2001:db8:1:2::77", 2),
+	/* the next /64 is another client */
+	CONN(0, "2001:db8:1:3::1", OK), IPN("2001:db8:1:3::2", 1),
+	/* a disconnect from any address of the /64 frees its slot */
+	DISC(1, "2001:db8:1:2::ffff"), IPN("2001:db8:1:2::1", 1),
+	CONN(1, "2001:db8:1:2::99", OK), TOT(3)},
+	{0}, {64, 48}},
+{"v6: /56 grouping; IPv4 and v4-mapped never grouped", 64,
+    {0, 1, 0, 0, 0, 0}, {
+	CONN(0, "2001:db8:0:ff::1", OK), CONN(0, "2001:db8:0:1::1", FROM_IP),
+	CONN(0, "2001:db8:0:100::1", OK),
+	CONN(0, "192.0.2.1", OK), CONN(0, "192.0.2.2", OK),
+	CONN(0, "::ffff:192.0.2.3", OK), CONN(0, "::ffff:192.0.2.1", FROM_IP),
+	IPN("::ffff:192.0.2.2", 1), TOT(5)},
+	{0}, {56, 0}},
+{"v6: the connection rate is per /64", 64, {0, 0, 2, 1000, 0, 0}, {
+	CONN(0, "2001:db8:1:2::1", OK), CONN(0, "2001:db8:1:2::2", OK),
+	CONN(0, "2001:db8:1:2::3", RATE), CONN(0, "2001:db8:1:4::1", OK),
+	ADV(1000), CONN(0, "2001:db8:1:2::3", OK)},
+	{0}, {64, 48}},
+{"v6: early-talker passes are per /64", 64, {0, 0, 0, 0, 5000, 0}, {
+	GPASS("2001:db8:1:2::1"), GPASSED("2001:db8:1:2::2", 1),
+	GPASSED("2001:db8:1:2:ffff::", 1), GPASSED("2001:db8:1:3::1", 0),
+	ADV(5000), GPASSED("2001:db8:1:2::2", 0)},
+	{0}, {64, 48}},
+{"v6: the /48's wider budget for connections", 256, {0, 1, 0, 0, 0, 3}, {
+	CONN(0, "2001:db8:1:1::1", OK), CONN(0, "2001:db8:1:2::1", OK),
+	CONN(0, "2001:db8:1:3::1", OK),
+	/* a fourth /64 of the same /48: the /48's budget (1 * 3) is spent */
+	CONN(0, "2001:db8:1:4::1", FROM_NET),
+	/* the /64's own limit still comes first */
+	CONN(0, "2001:db8:1:1::2", FROM_IP),
+	/* another /48 is untouched */
+	CONN(0, "2001:db8:2:4::1", OK),
+	DISC(0, "2001:db8:1:2::1"), CONN(0, "2001:db8:1:4::1", OK), TOT(4),
+	/* IPv4 has no wide network */
+	CONN(0, "192.0.2.1", OK), CONN(0, "192.0.2.2", OK),
+	CONN(0, "192.0.2.3", OK), CONN(0, "192.0.2.4", OK)},
+	{0}, {64, 48}},
+{"v6: wide factor 0 turns the wider budget off", 64, {0, 1, 0, 0, 0, 0}, {
+	CONN(0, "2001:db8:1:1::1", OK), CONN(0, "2001:db8:1:2::1", OK),
+	CONN(0, "2001:db8:1:3::1", OK), CONN(0, "2001:db8:1:4::1", OK),
+	CONN(0, "2001:db8:1:5::1", OK)},
+	{0}, {64, 48}},
+{"v6: the /48's wider budget for the rate", 256, {0, 0, 1, 1000, 0, 2}, {
+	CONN(0, "2001:db8:1:1::1", OK), CONN(0, "2001:db8:1:1::2", RATE),
+	CONN(0, "2001:db8:1:2::1", RATE_NET),
+	CONN(0, "2001:db8:2:1::1", OK), ADV(1000),
+	CONN(0, "2001:db8:1:2::1", OK)},
+	{0}, {64, 48}},
+{"v6: failures from a /64 ban the whole /64", 64, {0}, {
+	FAIL("2001:db8:1:2::1", NULL, 1000, 0),
+	FAIL("2001:db8:1:2::2", NULL, 2000, 0),
+	FAIL("2001:db8:1:2:dead:beef::1", NULL, 4000, 1),
+	BANNED_UNTIL("2001:db8:1:2::99", 5000), BANNED("2001:db8:1:3::1"),
+	/* a session of the /64 mid-exchange: not counted, not told */
+	FAIL("2001:db8:1:2::7", NULL, 8000, BEFORE),
+	FAIL("2001:db8:1:3::1", NULL, 1000, 0),
+	ADV(5000), BANNED("2001:db8:1:2::99"),
+	FAIL("2001:db8:1:2::1", NULL, 1000, 0)},
+	{3, 0, 60000, 5000, 1000, 8000, 0}, {64, 48}},
+{"v6: rotating /64s inside a /48 bans the /48", 256, {0}, {
+	FAIL("2001:db8:1:1::1", NULL, 1000, 0),
+	FAIL("2001:db8:1:2::1", NULL, 1000, 0),
+	FAIL("2001:db8:1:3::1", NULL, 1000, 0),
+	FAIL("2001:db8:1:4::1", NULL, 1000, 0),
+	FAIL("2001:db8:1:5::1", NULL, 1000, 0),
+	/* the 6th failure of the /48 (2 * 3): the /48 is banned */
+	FAIL("2001:db8:1:6::1", NULL, 1000, 1),
+	BANNED_UNTIL("2001:db8:1:ffff::1", 5000),
+	BANNED_UNTIL("2001:db8:1:1::1", 5000),
+	FAIL("2001:db8:1:7::1", NULL, 8000, BEFORE),
+	BANNED("2001:db8:2:1::1"), FAIL("2001:db8:2:1::1", NULL, 1000, 0),
+	/* the /48's count was used up; the /64's own (1) was not */
+	ADV(5000), BANNED("2001:db8:1:1::1"),
+	FAIL("2001:db8:1:1::1", NULL, 2000, 1)},
+	{2, 0, 60000, 5000, 1000, 8000, 3}, {64, 48}},
 };
 /* clang-format on */
 
@@ -377,15 +466,30 @@ make_addr(const char *s, struct sockaddr_storage *ss)
 	return (struct sockaddr *)ss;
 }
 
+/* The old shape: the delay, and whether a ban started or was active. */
+static uint64_t
+auth_fail(struct limits *l, const struct limits_auth_policy *p,
+          const struct sockaddr *sa, const char *account, uint64_t now,
+          bool *banned_r)
+{
+	struct limits_auth_verdict v;
+
+	limits_auth_failure(l, p, sa, account, now, &v);
+	*banned_r = v.ban_started || v.banned_before;
+	return v.delay_ms;
+}
+
 static void
 run_scenario(const struct scenario *sc)
 {
-	struct limits *l = limits_create(sc->nentries);
+	struct limits *l = limits_create(
+	    sc->nentries, sc->grp.ipv6_prefix != 0 ? &sc->grp : NULL);
 	struct sockaddr_storage ss;
 	const struct sockaddr *sa;
 	const uint64_t start = 1000000;
 	uint64_t now = start, until;
-	bool banned;
+	struct limits_auth_verdict v;
+	int banned;
 	long got;
 	size_t i;
 	unsigned r;
@@ -425,11 +529,16 @@ run_scenario(const struct scenario *sc)
 				got = limits_total_connections(l);
 				break;
 			case AUTH_FAIL:
-				banned = !st->banned;
-				got = (long)limits_auth_failure(
-				    l, &sc->auth, sa, st->account, now,
-				    &banned);
-				if (banned != (st->banned != 0))
+				limits_auth_failure(l, &sc->auth, sa,
+				                    st->account, now, &v);
+				got = (long)v.delay_ms;
+				banned = v.ban_started     ? 1
+				         : v.banned_before ? BEFORE
+				                           : 0;
+				if (v.ban_started && v.banned_before)
+					fail_msg("%s: started and before",
+					         sc->name);
+				if (banned != st->banned)
 					fail_msg("scenario \"%s\", step %zu "
 					         "(%s, repeat %u): banned %d",
 					         sc->name, i,
@@ -438,7 +547,7 @@ run_scenario(const struct scenario *sc)
 				break;
 			case IS_BANNED:
 				until = 0;
-				got = limits_banned(l, sa, now, &until);
+				got = limits_banned(l, sa, now, &until, NULL);
 				if (got && st->expect &&
 				    until != start + st->arg)
 					fail_msg("scenario \"%s\", step %zu: "
@@ -537,18 +646,104 @@ test_auth_delay_saturates(void **state)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct limits_auth_policy p = {
 		    0, 0, UINT64_MAX, 0, cases[i].base, cases[i].max};
-		struct limits *l = limits_create(64);
+		struct limits *l = limits_create(64, NULL);
 		uint64_t d = 0;
 		bool banned = true;
 
 		assert_non_null(l);
 		for (j = 0; j < cases[i].n; j++)
-			d = limits_auth_failure(l, &p, sa, "x", 1, &banned);
+			d = auth_fail(l, &p, sa, "x", 1, &banned);
 		if (d != cases[i].delay || banned)
 			fail_msg("case %zu: delay %llu banned %d, expected "
 			         "%llu",
 			         i, (unsigned long long)d, banned,
 			         (unsigned long long)cases[i].delay);
+		limits_destroy(&l);
+	}
+}
+
+/* What the logs say (net=), which ban applies, and groupings refused. */
+static void
+test_net_text_and_grouping(void **state)
+{
+	static const struct {
+		const char *addr;
+		unsigned prefix, wide;
+		const char *net, *wide_net;
+	} cases[] = {
+	    {"2001:db8:1:2:3:4:5:6", 64, 48, "2001:db8:1:2::/64",
+	     "2001:db8:1::/48"},
+	    {"2001:db8:1:2:3:4:5:6", 128, 0, "2001:db8:1:2:3:4:5:6/128", ""},
+	    {"2001:db8:1:2ff::1", 56, 40, "2001:db8:1:200::/56",
+	     "2001:db8::/40"},
+	    {"2001:db8:1:2ff::1", 61, 17, "2001:db8:1:2f8::/61",
+	     "2001::/17"},
+	    {"192.0.2.7", 64, 48, "192.0.2.7/32", ""},
+	    {"::ffff:192.0.2.7", 64, 48, "192.0.2.7/32", ""},
+	    {"unix", 64, 48, "", ""},
+	};
+	struct sockaddr_storage ss;
+	const struct sockaddr *sa;
+	char buf[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct limits_grouping g = {cases[i].prefix, cases[i].wide};
+		struct limits *l = limits_create(8, &g);
+
+		assert_non_null(l);
+		sa = make_addr(cases[i].addr, &ss);
+		limits_net_text(l, sa, false, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].net);
+		limits_net_text(l, sa, true, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].wide_net);
+		limits_destroy(&l);
+	}
+	errno = 0;
+	assert_null(limits_create(8, &(struct limits_grouping){0, 0}));
+	assert_int_equal(errno, EINVAL);
+	assert_null(limits_create(8, &(struct limits_grouping){129, 0}));
+	assert_null(limits_create(8, &(struct limits_grouping){64, 64}));
+	assert_null(limits_create(8, &(struct limits_grouping){64, 80}));
+	assert_true(limits_verdict_wide(LIMITS_TOO_MANY_FROM_NET));
+	assert_true(limits_verdict_wide(LIMITS_RATE_NET));
+	assert_false(limits_verdict_wide(LIMITS_TOO_MANY_FROM_IP));
+	assert_false(limits_verdict_wide(LIMITS_RATE));
+
+	/* limits_banned says which network is banned, and until when */
+	{
+		const struct limits_auth_policy p = {2, 0, 60000, 5000, 0, 0,
+		                                     2};
+		struct limits *l =
+		    limits_create(256, &(struct limits_grouping){64, 48});
+		struct limits_auth_verdict v;
+		uint64_t until = 0;
+		bool wide = true;
+
+		assert_non_null(l);
+		sa = make_addr("2001:db8:1:1::1", &ss);
+		limits_auth_failure(l, &p, sa, NULL, 10, &v);
+		assert_false(v.ban_started);
+		limits_auth_failure(l, &p, sa, NULL, 20, &v);
+		assert_true(v.ban_started);
+		assert_false(v.wide);
+		assert_true(limits_banned(l, sa, 30, &until, &wide));
+		assert_false(wide);
+		assert_int_equal(until, 5020);
+		sa = make_addr("2001:db8:1:2::1", &ss);
+		limits_auth_failure(l, &p, sa, NULL, 40, &v);
+		assert_false(v.ban_started); /* the /48 has 3 of 4 */
+		limits_auth_failure(l, &p, sa, NULL, 50, &v);
+		assert_true(v.ban_started); /* both at once: the /64 named */
+		assert_false(v.wide);
+		sa = make_addr("2001:db8:1:3::1", &ss);
+		assert_true(limits_banned(l, sa, 60, &until, &wide));
+		assert_true(wide);
+		assert_int_equal(until, 5050);
+		limits_auth_failure(l, &p, sa, NULL, 70, &v);
+		assert_true(v.banned_before);
+		assert_true(v.wide);
 		limits_destroy(&l);
 	}
 }
@@ -585,7 +780,7 @@ test_table_capacity(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct limits *l = limits_create(cases[i].nentries);
+		struct limits *l = limits_create(cases[i].nentries, NULL);
 
 		assert_non_null(l);
 		for (j = 0; j < cases[i].naddrs; j++)
@@ -624,7 +819,7 @@ test_account_key_never_collides(void **state)
 {
 	const struct limits_auth_policy p = {5, 100, 60000, 300000, 1000,
 	                                     UINT64_MAX};
-	struct limits *l = limits_create(8);
+	struct limits *l = limits_create(8, NULL);
 	struct sockaddr_storage ss, xs, ys;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	const struct sockaddr *coll = (const struct sockaddr *)&ss;
@@ -650,35 +845,35 @@ test_account_key_never_collides(void **state)
 
 	/* Four failures on the account from x: its count is 4. */
 	for (i = 1; i <= 4; i++)
-		assert_int_equal(limits_auth_failure(l, &p, x,
+		assert_int_equal(auth_fail(l, &p, x,
 		                                     "victim@example.org", 0,
 		                                     &banned),
 		                 1000u << (i - 1));
 	/* The look-alike address has no count and no ban of its own. */
-	assert_false(limits_banned(l, coll, 0, NULL));
-	assert_int_equal(limits_auth_failure(l, &p, coll, NULL, 0, &banned),
+	assert_false(limits_banned(l, coll, 0, NULL, NULL));
+	assert_int_equal(auth_fail(l, &p, coll, NULL, 0, &banned),
 	                 1000);
 	assert_false(banned);
 	for (i = 2; i <= 4; i++)
 		assert_int_equal(
-		    limits_auth_failure(l, &p, coll, NULL, 0, &banned),
+		    auth_fail(l, &p, coll, NULL, 0, &banned),
 		    1000u << (i - 1));
 	/* The 5th bans it; the ban resets its count, not the account's. */
-	assert_int_equal(limits_auth_failure(l, &p, coll, NULL, 0, &banned),
+	assert_int_equal(auth_fail(l, &p, coll, NULL, 0, &banned),
 	                 16000);
 	assert_true(banned);
-	assert_true(limits_banned(l, coll, 0, NULL));
-	assert_int_equal(limits_auth_failure(l, &p, y, "victim@example.org", 0,
+	assert_true(limits_banned(l, coll, 0, NULL, NULL));
+	assert_int_equal(auth_fail(l, &p, y, "victim@example.org", 0,
 	                                     &banned),
 	                 16000); /* account's 5th; y's first */
 	assert_false(banned);
-	assert_false(limits_banned(l, y, 0, NULL));
-	assert_false(limits_banned(l, x, 0, NULL));
+	assert_false(limits_banned(l, y, 0, NULL, NULL));
+	assert_false(limits_banned(l, x, 0, NULL, NULL));
 
 	/* Clearing the account leaves the address's ban alone, and back. */
 	limits_auth_success(l, y, "victim@example.org", 0);
-	assert_true(limits_banned(l, coll, 0, NULL));
-	assert_int_equal(limits_auth_failure(l, &p, NULL, "victim@example.org",
+	assert_true(limits_banned(l, coll, 0, NULL, NULL));
+	assert_int_equal(auth_fail(l, &p, NULL, "victim@example.org",
 	                                     0, &banned),
 	                 1000);
 	/* connections from the look-alike address are its own, too */
@@ -775,7 +970,7 @@ child_status(pid_t pid)
 static void
 test_concurrent_exact_counts(void **state)
 {
-	struct limits *l = limits_create(1024);
+	struct limits *l = limits_create(1024, NULL);
 	struct sockaddr_storage ss;
 	unsigned expect[NADDR] = {0}, i, j, sum = 0;
 	pid_t pids[NCHILD];
@@ -871,7 +1066,7 @@ test_concurrent_limits_hold(void **state)
 
 	(void)state;
 	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct limits *l = limits_create(256);
+		struct limits *l = limits_create(256, NULL);
 
 		assert_non_null(l);
 		start_children(cases[c].fn, l, pids);
@@ -922,7 +1117,7 @@ auth_fail_child(struct limits *l, unsigned i, int fd)
 	wait_start(fd);
 	for (j = 0; j < AUTH_PER_CHILD; j++) {
 		bool banned;
-		uint64_t d = limits_auth_failure(l, &p, v4(&ss, 5, 0, 1),
+		uint64_t d = auth_fail(l, &p, v4(&ss, 5, 0, 1),
 		                                 "someone", 1000 + j, &banned);
 
 		if (!banned) {
@@ -946,7 +1141,7 @@ auth_fail_child(struct limits *l, unsigned i, int fd)
 static void
 test_concurrent_auth_ban_at_threshold(void **state)
 {
-	struct limits *l = limits_create(256);
+	struct limits *l = limits_create(256, NULL);
 	struct auth_result sum = {0}, r;
 	struct sockaddr_storage ss;
 	pid_t pids[NCHILD];
@@ -983,7 +1178,7 @@ test_concurrent_auth_ban_at_threshold(void **state)
 	assert_int_equal(sum.triggers, 1);
 	assert_true(sum.trigger_bits == UINT64_C(1) << (AUTH_MAX_IP - 1));
 	assert_int_equal(sum.during, NCHILD * AUTH_PER_CHILD - AUTH_MAX_IP);
-	assert_true(limits_banned(l, v4(&ss, 5, 0, 1), 1000, &until));
+	assert_true(limits_banned(l, v4(&ss, 5, 0, 1), 1000, &until, NULL));
 	assert_true(until >= 1000 + 3600000 &&
 	            until < 1000 + AUTH_PER_CHILD + 3600000);
 	limits_destroy(&l);
@@ -1070,7 +1265,7 @@ static void
 test_worker_killed_holding_mutex(void **state)
 {
 	const struct limits_policy pol = {0, 2, 0, 0, 0};
-	struct limits *l = limits_create(256);
+	struct limits *l = limits_create(256, NULL);
 	struct sockaddr_storage ss;
 	const struct sockaddr *a;
 	unsigned caught = 0, attempt;
@@ -1139,6 +1334,7 @@ main(void)
 	    cmocka_unit_test(test_scenarios),
 	    cmocka_unit_test(test_verdict_text),
 	    cmocka_unit_test(test_auth_delay_saturates),
+	    cmocka_unit_test(test_net_text_and_grouping),
 	    cmocka_unit_test(test_account_key_never_collides),
 	    cmocka_unit_test(test_table_capacity),
 	    cmocka_unit_test(test_concurrent_exact_counts),

@@ -143,6 +143,8 @@ dump(const struct config *c)
 		  (unsigned long long)c->greet_pass_ttl);
 	sb_printf(&b, "shutdown_timeout=%llu\n",
 		  (unsigned long long)c->shutdown_timeout);
+	sb_printf(&b, "ipv6=/%u wide=/%u x%u\n", c->ipv6_prefix,
+		  c->ipv6_wide_prefix, c->ipv6_wide_factor);
 	sb_printf(&b, "tls.certificates=");
 	for (size_t i = 0; i < c->ntls_certs; i++)
 		sb_printf(&b, "%s%s+%s@%d", i > 0 ? "," : "",
@@ -278,6 +280,7 @@ static const char *const defaults[] = {
 	"connection_rate=60/60",
 	"greet_pass_ttl=86400",
 	"shutdown_timeout=30",
+	"ipv6=/64 wide=/48 x4",
 	"tls.certificates=",
 	"tls.min_version=TLSv1.2",
 	("tls.ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -375,6 +378,9 @@ static const char full_example[] =
 	"  connection_rate: 60/60s\n"
 	"  greet_pass_ttl: 1d\n"
 	"  shutdown_timeout: 30s\n"
+	"  ipv6_prefix: 64\n"
+	"  ipv6_wide_prefix: 48\n"
+	"  ipv6_wide_factor: 4\n"
 	"listeners:\n"
 	"  - name: mx\n"
 	"    protocol: smtp\n"
@@ -392,7 +398,7 @@ static const struct valid_case valid_cases[] = {
 	{"the full example (every default written out)",
 	 full_example,
 	 {"log.file=/var/log/godwit/mail.log",
-	  ("listener[0]=mx smtp line=32 pause=1000 listen=0.0.0.0:25,[::]:25 "
+	  ("listener[0]=mx smtp line=35 pause=1000 listen=0.0.0.0:25,[::]:25 "
 	  "allow= deny=192.0.2.0/24"),
 	  NULL}},
 	{"every value changed",
@@ -418,7 +424,10 @@ static const struct valid_case valid_cases[] = {
 	 "  max_connections_per_ip: 5\n"
 	 "  connection_rate: 5/10m\n"
 	 "  greet_pass_ttl: 7d\n"
-	 "  shutdown_timeout: 0\n",
+	 "  shutdown_timeout: 0\n"
+	 "  ipv6_prefix: 56\n"
+	 "  ipv6_wide_prefix: 40\n"
+	 "  ipv6_wide_factor: 10\n",
 	 {"hostname=mx1.example.org", "data_dir=/srv/godwit", "user=mail",
 	  "workers=4", "log.format=json", "log.file=/tmp/m.log",
 	  "log.level=debug", "userdb.path=/etc/godwit/users.db",
@@ -428,7 +437,8 @@ static const struct valid_case valid_cases[] = {
 	  "trusted_networks=10.0.0.0/8,2001:db8::/32,192.0.2.7/32",
 	  "timeouts=120/60/3600", "max_connections=50",
 	  "max_connections_per_ip=5", "connection_rate=5/600",
-	  "greet_pass_ttl=604800", "shutdown_timeout=0", NULL}},
+	  "greet_pass_ttl=604800", "shutdown_timeout=0",
+	  "ipv6=/56 wide=/40 x10", NULL}},
 	{"pop3 and retention",
 	 "hostname: mail.example.com\npop3: {timeout: 1h, login_delay: 5m}\n"
 	 "retention:\n  mail: 180d\n  interval: 30m\n",
@@ -527,13 +537,17 @@ static const struct valid_case valid_cases[] = {
 	 "  max_connections_per_ip: 1000000\n"
 	 "  connection_rate: 1000000/1d\n"
 	 "  greet_pass_ttl: 90d\n"
-	 "  shutdown_timeout: 1h\n",
+	 "  shutdown_timeout: 1h\n"
+	 "  ipv6_prefix: 128\n"
+	 "  ipv6_wide_prefix: 127\n"
+	 "  ipv6_wide_factor: 1000\n",
 	 {"workers=1024", "max_message_size=4294967296",
 	  "max_recipients=100000", "max_errors=1000",
 	  "max_command_line=4096", "max_text_line=65536",
 	  "timeouts=86400/86400/86400", "max_connections=1000000",
 	  "max_connections_per_ip=1000000", "connection_rate=1000000/86400",
-	  "greet_pass_ttl=7776000", "shutdown_timeout=3600", NULL}},
+	  "greet_pass_ttl=7776000", "shutdown_timeout=3600",
+	  "ipv6=/128 wide=/127 x1000", NULL}},
 	{"range boundaries, low",
 	 "hostname: mail.example.com\n"
 	 "smtp:\n"
@@ -544,10 +558,13 @@ static const struct valid_case valid_cases[] = {
 	 "limits:\n"
 	 "  max_connections: 1\n"
 	 "  max_connections_per_ip: 1\n"
-	 "  greet_pass_ttl: 0\n",
+	 "  greet_pass_ttl: 0\n"
+	 "  ipv6_prefix: 16\n"
+	 "  ipv6_wide_prefix: 0\n"
+	 "  ipv6_wide_factor: 1\n",
 	 {"max_message_size=1024", "max_recipients=1", "max_errors=1",
 	  "timeouts=1/1/1", "max_connections=1", "max_connections_per_ip=1",
-	  "greet_pass_ttl=0", NULL}},
+	  "greet_pass_ttl=0", "ipv6=/16 wide=/0 x1", NULL}},
 	{"booleans in their YAML spellings",
 	 "hostname: mail.example.com\nsmtp: {vrfy: yes}\n",
 	 {"vrfy=true", NULL}},
@@ -880,6 +897,23 @@ static const struct invalid_case invalid_cases[] = {
 	{H "limits:\n  max_connections_per_ip: 0\n",
 	 "t.yaml:3: limits.max_connections_per_ip: '0' is out of range "
 	 "(1..1000000)"},
+	{H "limits:\n  ipv6_prefix: 15\n",
+	 "t.yaml:3: limits.ipv6_prefix: '15' is out of range (16..128)"},
+	{H "limits:\n  ipv6_prefix: 129\n",
+	 "t.yaml:3: limits.ipv6_prefix: '129' is out of range (16..128)"},
+	{H "limits:\n  ipv6_wide_prefix: 128\n",
+	 "t.yaml:3: limits.ipv6_wide_prefix: '128' is out of range (0..127)"},
+	{H "limits:\n  ipv6_wide_prefix: 64\n",
+	 "t.yaml:3: limits.ipv6_wide_prefix: must be 0 (none) or shorter than "
+	 "limits.ipv6_prefix"},
+	{H "limits:\n  ipv6_prefix: 48\n",
+	 "t.yaml:3: limits.ipv6_wide_prefix: must be 0 (none) or shorter than "
+	 "limits.ipv6_prefix"},
+	{H "limits:\n  ipv6_prefix: 56\n  ipv6_wide_prefix: 60\n",
+	 "t.yaml:4: limits.ipv6_wide_prefix: must be 0 (none) or shorter than "
+	 "limits.ipv6_prefix"},
+	{H "limits:\n  ipv6_wide_factor: 0\n",
+	 "t.yaml:3: limits.ipv6_wide_factor: '0' is out of range (1..1000)"},
 	{H "limits:\n  greet_pass_ttl: 91d\n",
 	 "t.yaml:3: limits.greet_pass_ttl: '91d' is out of range (0..90d)"},
 	{H "limits:\n  shutdown_timeout: 2h\n",

@@ -1114,6 +1114,58 @@ test_scram_decoy(void **state)
 	free(c);
 }
 
+/*
+ * With the daemon's key (sasl_set_decoy_key(), from its persistent
+ * secret) the decoy salt is exactly HMAC-SHA-256(key, folded name) cut to
+ * SASL_SCRAM_SALT_DEFAULT octets: the same in every process that holds
+ * the key, whatever the name's ASCII case; another key gives another one.
+ */
+static void
+test_scram_decoy_key(void **state)
+{
+	static const char *const spellings[] = {"nobody@example.test",
+						"NoBody@Example.TEST"};
+	unsigned char key[32], mac[32], raw[64];
+	unsigned int maclen = sizeof(mac);
+	struct sasl_session *s;
+	char first[128], *chal, *salt, *prev = NULL;
+	size_t i;
+
+	(void)state;
+	memset(key, 0x5a, sizeof(key));
+	HMAC(EVP_sha256(), key, sizeof(key),
+	     (const unsigned char *)"nobody@example.test", 19, mac, &maclen);
+	for (int round = 0; round < 2; round++) {
+		sasl_set_decoy_key(key);
+		for (i = 0; i < 2; i++) {
+			snprintf(first, sizeof(first), "n,,n=%s,r=abc",
+				 spellings[i]);
+			s = sasl_start(SASL_SCRAM_SHA_256, &creds, &db, NULL);
+			assert_int_equal(step_str(s, first, &chal),
+					 SASL_CONTINUE);
+			sasl_free(&s);
+			salt = attr(chal, 's');
+			assert_int_equal(base64_decode(salt, strlen(salt), raw,
+						       sizeof(raw)),
+					 SASL_SCRAM_SALT_DEFAULT);
+			if (round == 0)
+				assert_memory_equal(raw, mac,
+						    SASL_SCRAM_SALT_DEFAULT);
+			else
+				assert_memory_not_equal(
+				    raw, mac, SASL_SCRAM_SALT_DEFAULT);
+			assert_non_null(strstr(chal, ",i=4096"));
+			if (i == 1)
+				assert_string_equal(salt, prev);
+			free(prev);
+			prev = salt;
+			free(chal);
+		}
+		key[0] ^= 1;
+	}
+	free(prev);
+}
+
 /* Without the test hook every CRAM-MD5 challenge is fresh, and works. */
 static void
 test_cram_fresh(void **state)
@@ -1433,6 +1485,7 @@ main(void)
 		cmocka_unit_test(test_scram_client),
 		cmocka_unit_test(test_scram_replay),
 		cmocka_unit_test(test_scram_decoy),
+		cmocka_unit_test(test_scram_decoy_key),
 		cmocka_unit_test(test_cram_fresh),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_start),
