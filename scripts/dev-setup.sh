@@ -20,6 +20,12 @@ if [ "$(id -u)" -eq 0 ] && getent passwd godwit >/dev/null; then
 	fi
 fi
 
+# ./run is the data directory: root's, the daemon user's group may enter
+# (the layout godwit itself gives it; see docs/operations.md)
+if [ "$user" = godwit ]; then
+	chgrp godwit "$run" && chmod 0750 "$run"
+fi
+
 if [ ! -f "$cfg" ]; then
 	cat >"$cfg" <<YAML
 # godwit development configuration, written by scripts/dev-setup.sh.
@@ -75,7 +81,12 @@ if [ ! -f "$run/tls/cert.pem" ]; then
 	chmod 600 "$run/tls/key.pem"
 fi
 
-"$godwit" -c "$cfg" config check >/dev/null
+# errors (file:line) now; warnings once the user database is set up
+if ! "$godwit" -c "$cfg" config check >/dev/null 2>"$run/.config-check"; then
+	cat "$run/.config-check" >&2
+	exit 1
+fi
+rm -f "$run/.config-check"
 
 if ! "$godwit" -c "$cfg" domain list 2>/dev/null | grep -qx example.test; then
 	"$godwit" -c "$cfg" domain add example.test >/dev/null
@@ -88,6 +99,19 @@ if ! "$godwit" -c "$cfg" user list example.test 2>/dev/null | grep -qx demo@exam
 		<"$run/demo-password" >/dev/null
 	"$godwit" -c "$cfg" alias add postmaster@example.test demo@example.test >/dev/null
 fi
+# after the domain and its postmaster alias exist, or it would warn that
+# nobody receives postmaster mail
+"$godwit" -c "$cfg" config check >/dev/null
+
+# One line per protocol the configuration listens for, and only those: a
+# service appears here once godwit has it and the file configures it.
+has() { grep -q "protocol: $1\$" "$cfg"; }
+services=$(
+	has smtp && echo "  MX (SMTP)  127.0.0.1:2525 and [::1]:2525  (STARTTLS offered)"
+	has submission && echo "  submission 127.0.0.1:2587 (STARTTLS, then AUTH) and 2465 (implicit TLS)"
+	has pop3 && echo "  POP3       127.0.0.1:2110 (STLS, then login) and 2995 (implicit TLS)"
+	true
+)
 
 cat <<EOT
 
@@ -95,9 +119,7 @@ cat <<EOT
   -------------------------
   config     $cfg
   data       $run  (mail in $run/mail/example.test/demo/Maildir/new/)
-  MX (SMTP)  127.0.0.1:2525 and [::1]:2525  (STARTTLS offered)
-  submission 127.0.0.1:2587 (STARTTLS, then AUTH) and 2465 (implicit TLS)
-  POP3       127.0.0.1:2110 (STLS, then login) and 2995 (implicit TLS)
+$services
   TLS        self-signed certificate in $run/tls/
   domain     example.test
   user       demo@example.test   password: $(cat "$run/demo-password")

@@ -21,6 +21,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "datadir.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "sasl.h"
@@ -235,80 +236,43 @@ parse_address(const char *arg, bool catchall, bool ours, bool lower_local)
 /* ---- opening the database ---------------------------------------------- */
 
 /*
- * The database file and its directory, when this command created them,
- * stay root's but go to the group of the account the daemon drops to
- * (file 0640, directory 0750), as `godwit serve` also does: the workers
- * must read it, and must not be able to change it.
+ * Before a command writes to the data directory: the whole layout, as
+ * `godwit serve` makes it (datadir.c), so that the database this command
+ * may create (and its directory) are root's, readable by the daemon
+ * user's group, whichever of the two runs first.
  */
-static void
-give_to_daemon(const struct config *config, const char *path,
-	       bool file_created, bool dir_created)
+static int
+prepare_layout(const struct config *config)
 {
-	struct passwd *pw;
-	char *dir, *slash;
+	struct datadir_ids ids;
+	char *err = NULL;
 
-	if (geteuid() != 0 || config->user == NULL || config->user[0] == '\0' ||
-	    (!file_created && !dir_created))
-		return;
-	if ((pw = getpwnam(config->user)) == NULL) {
-		fprintf(stderr, "godwit: warning: user %s does not exist; %s "
-				"stays readable by root only\n",
-			config->user, path);
-		return;
+	if (datadir_ids(config, &ids, &err) < 0) {
+		fprintf(stderr, "godwit: warning: %s; what this command makes "
+				"stays root's\n",
+			err);
+		xfree(&err);
+		ids.drop = false;
+		ids.uid = geteuid();
+		ids.gid = getegid();
 	}
-	if (file_created && chown(path, 0, pw->pw_gid) < 0)
-		fprintf(stderr, "godwit: warning: chown %s: %s\n", path,
-			strerror(errno));
-	if (!dir_created)
-		return;
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-		*slash = '\0';
-		if (chown(dir, 0, pw->pw_gid) < 0)
-			fprintf(stderr, "godwit: warning: chown %s: %s\n", dir,
-				strerror(errno));
-	}
-	free(dir);
-}
-
-static char *
-sqlite_path(const struct config *config)
-{
-	if (config->userdb_driver != NULL && config->userdb_driver[0] != '\0' &&
-	    strcmp(config->userdb_driver, "sqlite") != 0)
-		return NULL;
-	if (config->userdb_path != NULL && config->userdb_path[0] != '\0')
-		return xstrdup(config->userdb_path);
-	if (config->data_dir != NULL && config->data_dir[0] != '\0')
-		return xasprintf("%s/db/godwit.sqlite", config->data_dir);
-	return NULL;
+	if (datadir_prepare(config, &ids, &err) < 0)
+		return fail_free(&err);
+	return 0;
 }
 
 static struct userdb *
 open_db(const struct config *config, bool readonly)
 {
 	struct userdb *db;
-	struct stat sb;
-	char *err = NULL, *path, *slash;
-	bool file_created = false, dir_created = false;
+	char *err = NULL;
 
-	path = readonly ? NULL : sqlite_path(config);
-	if (path != NULL) {
-		file_created = stat(path, &sb) < 0 && errno == ENOENT;
-		if ((slash = strrchr(path, '/')) != NULL && slash != path) {
-			*slash = '\0';
-			dir_created = stat(path, &sb) < 0 && errno == ENOENT;
-			*slash = '/';
-		}
-	}
+	if (!readonly && prepare_layout(config) != 0)
+		return NULL;
 	if (userdb_open(config, readonly, &db, &err) < 0) {
 		fail_free(&err);
-		free(path);
 		return NULL;
 	}
-	if (path != NULL)
-		give_to_daemon(config, path, file_created, dir_created);
-	free(path);
 	return db;
 }
 

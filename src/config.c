@@ -25,6 +25,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "smtp_parse.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 
@@ -1980,6 +1981,7 @@ load_smarthost(struct loader *l, const yaml_node_t *n)
 
 enum {
 	TOP_HOSTNAME,
+	TOP_POSTMASTER,
 	TOP_DATA_DIR,
 	TOP_USER,
 	TOP_WORKERS,
@@ -2001,6 +2003,7 @@ enum {
 };
 static const char *const top_keys[] = {
     [TOP_HOSTNAME] = "hostname",
+    [TOP_POSTMASTER] = "postmaster",
     [TOP_DATA_DIR] = "data_dir",
     [TOP_USER] = "user",
     [TOP_WORKERS] = "workers",
@@ -2052,6 +2055,41 @@ load_hostname(struct loader *l, const yaml_node_t *root, const yaml_node_t *n)
 	c->hostname = h;
 }
 
+/*
+ * postmaster: the address that mail for the postmaster of this host
+ * ("<postmaster>", postmaster@hostname) goes to: a mailbox, as RCPT
+ * takes it (no "<>", no address literal); the domain is lower-cased.
+ */
+static void
+load_postmaster(struct loader *l, const yaml_node_t *n)
+{
+	struct config *c = l->config;
+	struct smtp_path path;
+	struct smtp_error err;
+	const char *s, *end;
+	char buf[SAFE_BUF], *text, out[SMTP_PATH_MAX * 4 + 8];
+
+	if (n == NULL || is_null(n))
+		return;
+	if ((s = get_scalar(l, n, "postmaster", "an address")) == NULL)
+		return;
+	text = xasprintf("<%s>", s);
+	if (*s == '\0' || strlen(s) > SMTP_PATH_MAX ||
+	    smtp_parse_path(text, false, false, true, &path, &end, &err) < 0 ||
+	    *end != '\0' || path.mbox.domain[0] == '\0' ||
+	    path.mbox.is_literal ||
+	    smtp_mailbox_format(&path.mbox, out, sizeof(out)) < 0) {
+		error_at(l, node_line(n),
+		         "postmaster: '%s' is not an address (local@domain)",
+		         safe_text(buf, sizeof(buf), s, strlen(s)));
+		free(text);
+		return;
+	}
+	free(text);
+	free(c->postmaster);
+	c->postmaster = xstrdup(out);
+}
+
 static void
 load_user(struct loader *l, const yaml_node_t *n)
 {
@@ -2093,6 +2131,7 @@ load_root(struct loader *l, const yaml_node_t *root)
 	if (!get_mapping(l, root, "", top_keys, TOP_COUNT, v))
 		return;
 	load_hostname(l, root, v[TOP_HOSTNAME]);
+	load_postmaster(l, v[TOP_POSTMASTER]);
 	get_path(l, v[TOP_DATA_DIR], "data_dir", &c->data_dir);
 	/* "/var/lib/godwit/" and "/var/lib/godwit" are one directory. */
 	len = strlen(c->data_dir);
@@ -2381,6 +2420,7 @@ config_free(struct config **configp)
 		return;
 	free(c->path);
 	free(c->hostname);
+	free(c->postmaster);
 	free(c->data_dir);
 	free(c->user);
 	free(c->log_file);

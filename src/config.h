@@ -72,6 +72,7 @@ struct config {
 	char *path;
 
 	char *hostname;		/* greeting, Received, Message-ID */
+	char *postmaster;	/* postmaster of hostname; NULL = default */
 	char *data_dir;		/* db/, queue/, mail/, log/ live below */
 	char *user;		/* drop to this user when root; NULL = don't */
 	unsigned workers;	/* 0 = one per core */

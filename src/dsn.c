@@ -747,3 +747,20 @@ dsn_wanted(unsigned notify, enum dsn_action action)
 	}
 	return false;
 }
+
+unsigned
+dsn_notify_allowed(unsigned notify, bool verified)
+{
+	if (verified || (notify & SMTP_NOTIFY_NEVER) != 0)
+		return notify;
+	if (notify == 0)
+		return SMTP_NOTIFY_FAILURE;
+	notify &= SMTP_NOTIFY_FAILURE;
+	return notify != 0 ? notify : SMTP_NOTIFY_NEVER;
+}
+
+bool
+dsn_ret_full_allowed(bool verified)
+{
+	return verified;
+}

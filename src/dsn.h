@@ -126,4 +126,19 @@ size_t dsn_header_len(const unsigned char *msg, size_t len);
  */
 bool dsn_wanted(unsigned notify, enum dsn_action action);
 
+/*
+ * What a sender nobody verified may ask for (issue 11: godwit must not
+ * reflect mail at a forged MAIL FROM). A verified sender is one whose
+ * client authenticated or is in trusted_networks; for anyone else:
+ *  - no success and no delay report, now or from the next hop: NOTIFY
+ *    keeps only FAILURE (unset becomes FAILURE; nothing left: NEVER);
+ *  - never the full content: RET=FULL becomes RET=HDRS, so even a
+ *    failure bounce carries the header section only.
+ * Failure bounces themselves stay: RFC 5321 6.1 requires them. When SPF
+ * exists, an spf=pass sender counts as verified here (that is the one
+ * place to add it). Returns the NOTIFY bits to keep.
+ */
+unsigned dsn_notify_allowed(unsigned notify, bool verified);
+bool dsn_ret_full_allowed(bool verified);
+
 #endif

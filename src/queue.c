@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "datadir.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "queue.h"
@@ -745,28 +746,7 @@ queue_file_op(const char *data_dir, const char *op, const char *id)
 char *
 queue_control_path(const char *data_dir)
 {
-	return xasprintf("%s/control.sock", data_dir);
-}
-
-int
-queue_dirs_create(const char *data_dir, char **error_r)
-{
-	static const char *const extra[] = {"tmp", "state", NULL};
-	const char *const *lists[] = {extra, queue_states};
-
-	for (size_t l = 0; l < 2; l++) {
-		for (const char *const *s = lists[l]; *s != NULL; s++) {
-			char *path = xasprintf("%s/queue/%s", data_dir, *s);
-			if (mkdir_p(path, 0750) < 0) {
-				*error_r = xasprintf("%s: %s", path,
-						     strerror(errno));
-				free(path);
-				return -1;
-			}
-			free(path);
-		}
-	}
-	return 0;
+	return xasprintf("%s/control/control.sock", data_dir);
 }
 
 /* ---- admin ---------------------------------------------------------- */
@@ -1045,7 +1025,16 @@ queue_control(const struct config *config, const char *op, const char *target,
 			strerror(errno));
 		return 1;
 	}
-	/* no daemon: the files are ours to move */
+	/* no daemon: the files are ours to move, as the daemon's user, so
+	 * that the state files written here stay the runner's to rewrite */
+	{
+		char *err = NULL;
+		if (datadir_become_daemon(config, &err) < 0) {
+			fprintf(stderr, "godwit: %s\n", err);
+			free(err);
+			return 1;
+		}
+	}
 	if (strcmp(target, "all") == 0) {
 		for (const char *const *s = queue_states; *s != NULL; s++) {
 			size_t n;

@@ -141,11 +141,9 @@ int queue_move(const char *data_dir, const char *id, const char *from,
  */
 int queue_file_op(const char *data_dir, const char *op, const char *id);
 
-/* The daemon's control socket: <data_dir>/control.sock */
+/* The daemon's control socket: <data_dir>/control/control.sock (the
+ * directory is the queue runner's, datadir.c) */
 char *queue_control_path(const char *data_dir);
-
-/* Creates data_dir/queue/{tmp,incoming,...,state}. */
-int queue_dirs_create(const char *data_dir, char **error_r);
 
 /* godwit queue list|show: argv[0] is "queue". Returns the exit code. */
 struct config;

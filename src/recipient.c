@@ -275,6 +275,70 @@ tempfail(struct recipient_result *r)
 		  "Temporary lookup failure, try again later");
 }
 
+static void
+take(struct recipient_result *to, struct recipient_result *from)
+{
+	recipient_result_free(to);
+	*to = *from;
+	memset(from, 0, sizeof(*from));
+}
+
+int
+recipient_postmaster(const struct recipient_ctx *ctx,
+		     struct recipient_result *r)
+{
+	/* an address the administrator chose may be remote; without
+	 * c.postmaster, postmaster@hostname as that address comes back
+	 * here once, for the default */
+	struct recipient_ctx c = *ctx;
+	struct recipient_result tmp;
+	struct smtp_path path;
+	struct smtp_error err;
+	const char *end;
+	char **domains = NULL, *text, *dberr = NULL;
+	size_t n = 0;
+
+	memset(r, 0, sizeof(*r));
+	memset(&tmp, 0, sizeof(tmp));
+	c.trusted = true;
+	c.postmaster = NULL;
+	if (ctx->postmaster != NULL && ctx->postmaster[0] != '\0') {
+		text = xasprintf("<%s>", ctx->postmaster);
+		if (smtp_parse_path(text, false, false, true, &path, &end,
+				    &err) == 0 &&
+		    *end == '\0' && path.mbox.domain[0] != '\0') {
+			recipient_resolve(&c, &path.mbox, &tmp);
+			if (tmp.verdict == RCPT_TEMPFAIL ||
+			    (tmp.verdict == RCPT_ACCEPT && !tmp.unowned)) {
+				free(text);
+				take(r, &tmp);
+				return 0;
+			}
+			recipient_result_free(&tmp);
+		}
+		free(text);
+	}
+	/* postmaster@ the first domain, as `godwit domain list` shows them */
+	if (ctx->db->ops->domain_list(ctx->db, &domains, &n, &dberr) < 0) {
+		free(dberr);
+		tempfail(r);
+		return 0;
+	}
+	if (n == 0) {
+		set_reply(r, RCPT_TEMPFAIL, 451, "4.3.0",
+			  "No postmaster address configured here yet");
+	} else {
+		memset(&path, 0, sizeof(path));
+		strcpy(path.mbox.local, "postmaster");
+		if (strlen(domains[0]) < sizeof(path.mbox.domain))
+			strcpy(path.mbox.domain, domains[0]);
+		recipient_resolve(&c, &path.mbox, &tmp);
+		take(r, &tmp);
+	}
+	userdb_string_list_free(&domains, n);
+	return 0;
+}
+
 int
 recipient_resolve(const struct recipient_ctx *ctx,
 		  const struct smtp_mailbox *rcpt, struct recipient_result *r)
@@ -325,17 +389,26 @@ recipient_resolve(const struct recipient_ctx *ctx,
 		/* RFC 5321 4.5.1: postmaster is always accepted. */
 		if (rs.mailboxes.n == 0 && rs.remotes.n == 0 &&
 		    strcmp(local, "postmaster") == 0 &&
-		    make_key(key, sizeof(key), local, domain))
+		    make_key(key, sizeof(key), local, domain)) {
 			strvec_add_unique(&rs.mailboxes, key);
+			r->unowned = true;
+		}
 		if (rs.mailboxes.n == 0 && rs.remotes.n == 0) {
 			set_reply(r, RCPT_REJECT, 550, "5.1.1",
 				  "Recipient address rejected: "
 				  "user unknown in local recipient table");
 			goto out;
 		}
-	} else if (bare_postmaster) {
-		if (make_key(key, sizeof(key), local, domain))
-			strvec_add_unique(&rs.mailboxes, key);
+	} else if (strcmp(local, "postmaster") == 0 &&
+		   (bare_postmaster ||
+		    (ctx->hostname != NULL &&
+		     normalise_domain(key, sizeof(key), ctx->hostname) &&
+		     strcmp(key, domain) == 0))) {
+		/* RFC 5321 4.5.1: postmaster of this host, which is not one
+		 * of our mail domains */
+		strvec_free(&rs.seen);
+		recipient_postmaster(ctx, r);
+		return 0;
 	} else if (ctx->trusted || ctx->authenticated) {
 		rs.remotes.v = xmalloc(sizeof(*rs.remotes.v));
 		rs.remotes.v[0] = format_remote(rcpt->local, domain);

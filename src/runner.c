@@ -431,6 +431,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	memset(&rctx, 0, sizeof(rctx));
 	rctx.db = r->db;
 	rctx.hostname = cf->hostname;
+	rctx.postmaster = cf->postmaster;
 	rctx.delimiter = cf->recipient_delimiter;
 	rctx.trusted = true;
 	memset(&res, 0, sizeof(res));

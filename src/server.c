@@ -31,6 +31,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "datadir.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "client_limits.h"
@@ -183,82 +184,37 @@ close_socks(struct bound_socket *v, size_t n)
 static int
 resolve_user(struct server *sv, const struct config *config, char **error_r)
 {
-	struct passwd *pw;
+	struct datadir_ids ids;
 
-	sv->drop = false;
-	if (getuid() != 0 || config->user == NULL || config->user[0] == '\0')
-		return 0;
-	if ((pw = getpwnam(config->user)) == NULL) {
-		*error_r = xasprintf("user '%s' does not exist (create it: "
-				     "useradd --system --no-create-home "
-				     "--shell /usr/sbin/nologin %s)",
-				     config->user, config->user);
+	if (datadir_ids(config, &ids, error_r) < 0)
 		return -1;
-	}
-	if (pw->pw_uid == 0) {
-		*error_r = xasprintf("user '%s' is root: workers must not "
-				     "run as root",
-				     config->user);
-		return -1;
-	}
-	sv->uid = pw->pw_uid;
-	sv->gid = pw->pw_gid;
-	sv->drop = true;
+	sv->drop = ids.drop;
+	sv->uid = ids.uid;
+	sv->gid = ids.gid;
 	return 0;
 }
 
-static int
-own(struct server *sv, const char *path)
-{
-	if (!sv->drop)
-		return 0;
-	return chown(path, sv->uid, sv->gid);
-}
-
-/* data_dir and what is below it exist, owned by the worker user. */
+/*
+ * The layout of data_dir (datadir.c), then the user database's schema,
+ * which the workers, opening it read-only, cannot create themselves.
+ */
 static int
 prepare_data_dir(struct server *sv, const struct config *config,
 		 char **error_r)
 {
-	static const char *const subs[] = {
-		"", "/queue", "/queue/tmp", "/queue/incoming", "/queue/active",
-		"/queue/deferred", "/queue/hold", "/mail", "/log", NULL};
+	struct datadir_ids ids = {.drop = sv->drop, .uid = sv->uid,
+				  .gid = sv->gid};
 	struct userdb *db = NULL;
 	char *err = NULL;
 
-	for (const char *const *s = subs; *s != NULL; s++) {
-		char *p = xasprintf("%s%s", config->data_dir, *s);
-		if (mkdir_p(p, 0750) < 0 || own(sv, p) < 0) {
-			*error_r = xasprintf("%s: %s", p, strerror(errno));
-			free(p);
-			return -1;
-		}
-		free(p);
-	}
-	/* creates the database (and its schema) if it is not there yet */
+	if (datadir_prepare(config, &ids, error_r) < 0)
+		return -1;
 	if (userdb_open(config, false, &db, &err) < 0) {
 		*error_r = xasprintf("user database: %s", err);
 		free(err);
 		return -1;
 	}
 	userdb_close(&db);
-	/* workers read the database but must not be able to change it: it
-	 * stays root's, readable by the worker user's group */
-	if (sv->drop && (chown(config->userdb_path, 0, sv->gid) < 0 ||
-			 chmod(config->userdb_path, 0640) < 0)) {
-		*error_r = xasprintf("%s: %s", config->userdb_path,
-				     strerror(errno));
-		return -1;
-	}
-	if (sv->drop) {
-		char *dir = xstrdup(config->userdb_path), *slash;
-		if ((slash = strrchr(dir, '/')) != NULL) {
-			*slash = '\0';
-			if (chown(dir, 0, sv->gid) < 0 || chmod(dir, 0750) < 0)
-				log_warn("%s", dir);
-		}
-		free(dir);
-	}
 	return 0;
 }
 
@@ -743,7 +699,6 @@ serve_main(const char *config_path)
 	if (resolve_user(&sv, sv.config, &errors) < 0 ||
 	    open_log(sv.config, &errors) < 0 ||
 	    prepare_data_dir(&sv, sv.config, &errors) < 0 ||
-	    queue_dirs_create(sv.config->data_dir, &errors) < 0 ||
 	    auth_secret_load(sv.config->data_dir, &errors) < 0 ||
 	    load_tls(sv.config, &sv.tls_ctx, &errors) < 0 ||
 	    runner_secrets_load(sv.config, &sv.secrets, &errors) < 0 ||

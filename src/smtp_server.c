@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "deliver.h"
+#include "dsn.h"
 #include "lib/cidr.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
@@ -416,6 +417,18 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	reply(s, "250 HELP");
 }
 
+/*
+ * Whether the MAIL FROM of this session's mail is someone's own: the
+ * client authenticated, or is in trusted_networks. Success and delay
+ * reports, and returning the full message, are only for such senders
+ * (dsn_notify_allowed()); an SPF pass will count here once SPF exists.
+ */
+static bool
+sender_verified(const struct smtp_session *s)
+{
+	return s->authenticated || s->trusted;
+}
+
 static void
 cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 {
@@ -485,6 +498,14 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			return;
 		}
 	}
+	if (t->mail.ret == SMTP_RET_FULL &&
+	    !dsn_ret_full_allowed(sender_verified(s))) {
+		/* never the whole message to an address nobody verified */
+		t->mail.ret = SMTP_RET_HDRS;
+		log_event(LOG_INFO, "smtp", "dsn-limited",
+			  LF_STR("session", s->id), LF_STR("ret", "HDRS"),
+			  LF_STR("reason", "unverified-sender"));
+	}
 	s->txn = t;
 	s->state = SMTP_S_MAIL;
 	reply(s, "250 2.1.0 Ok");
@@ -511,6 +532,7 @@ recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
 {
 	r->db = s->w->db;
 	r->hostname = s->config->hostname;
+	r->postmaster = s->config->postmaster;
 	r->delimiter = s->config->recipient_delimiter;
 	r->trusted = trusted;
 	r->authenticated = authenticated;
@@ -554,6 +576,20 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	if (smtp_mailbox_format(&args.path.mbox, addr, sizeof(addr)) < 0) {
 		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
 		return;
+	}
+	{
+		unsigned allowed = dsn_notify_allowed(args.notify,
+						      sender_verified(s));
+		if (allowed != args.notify && args.notify != 0) {
+			log_event(LOG_INFO, "smtp", "dsn-limited",
+				  LF_STR("session", s->id),
+				  LF_STR("notify",
+					 allowed & SMTP_NOTIFY_NEVER
+					     ? "NEVER"
+					     : "FAILURE"),
+				  LF_STR("reason", "unverified-sender"));
+		}
+		args.notify = allowed;
 	}
 	recipient_ctx_init(s, &rctx, s->trusted, s->authenticated);
 	memset(&res, 0, sizeof(res));

@@ -12,6 +12,7 @@ timeout, so a hung daemon makes a test fail, never hang.
 import copy
 import faulthandler
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -222,11 +223,49 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
 # -------------------------------------------------------------- daemon ---
 
 
+def daemon_user():
+    """The user the daemon drops to, as in production: started as root,
+    the workers and the queue runner run as `godwit`. Without root (or
+    without that user) there is nothing to drop to: "". A test that needs
+    the daemon without the drop says so with {"user": ""}."""
+    if os.geteuid() != 0:
+        return ""
+    try:
+        pwd.getpwnam("godwit")
+    except KeyError:
+        return ""
+    return "godwit"
+
+
+def make_reachable(path):
+    """Gives every directory from / down to path search permission for
+    others (o+x, not read): pytest's temporary directories are 0700, and
+    the daemon user must reach the data directory below them."""
+    p = Path(path).resolve()
+    for d in [p] + list(p.parents):
+        try:
+            mode = d.stat().st_mode
+        except OSError:
+            continue
+        if not mode & 0o001:
+            os.chmod(d, (mode & 0o7777) | 0o001)
+
+
+def copy_tree_owned(src, dst):
+    """copytree that also keeps owners (as a restore with tar -p or
+    cp -a would): the admin commands that made src gave the layout its
+    owners, and a copy without them is a different set-up."""
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    for s in [Path(src)] + sorted(Path(src).rglob("*")):
+        st = os.lstat(s)
+        os.lchown(Path(dst) / s.relative_to(src), st.st_uid, st.st_gid)
+
+
 def default_config(data_dir, port):
     return {
         "hostname": HOSTNAME,
         "data_dir": str(data_dir),
-        "user": "",
+        "user": daemon_user(),
         "workers": 2,
         "log": {"format": "kv", "level": "info"},
         "smtp": {
@@ -276,10 +315,12 @@ class Godwit:
                        [t.replace("@" + DOMAIN, "@" + domain) for t in v]
                        for k, v in aliases.items()}
         self.base = Path(base)
-        # The data directory sits under a 0755 directory so a daemon that
-        # drops privileges can still reach it.
+        # The data directory sits under a 0755 directory, and every
+        # directory above lets others through, so a daemon that drops
+        # privileges can still reach it.
         self.base.mkdir(parents=True, exist_ok=True)
         os.chmod(self.base, 0o755)
+        make_reachable(self.base)
         self.data_dir = self.base / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.cfg_path = self.base / "godwit.yaml"
@@ -366,11 +407,11 @@ class Godwit:
                tuple(sorted((k, tuple(v)) for k, v in (aliases or {}).items())))
         tmpl = _userdb_templates.get(key)
         if tmpl is not None:
-            shutil.copytree(tmpl, self.data_dir, dirs_exist_ok=True)
+            copy_tree_owned(tmpl, self.data_dir)
             return
         self._make_userdb(users, aliases)
         tmpl = Path(tempfile.mkdtemp(prefix="godwit-userdb-"))
-        shutil.copytree(self.data_dir, tmpl, dirs_exist_ok=True)
+        copy_tree_owned(self.data_dir, tmpl)
         _userdb_templates[key] = tmpl
 
     def _make_userdb(self, users, aliases):
@@ -630,6 +671,19 @@ class Godwit:
         local, domain = address.rsplit("@", 1)
         return self.data_dir / "mail" / domain.lower() / local.lower() / "Maildir"
 
+    def hand_over_mail(self):
+        """Gives everything under mail/ to the daemon user: mail a test
+        places there by hand stands for what another delivery agent or
+        an import running as that user would have written (files root
+        made are not the daemon's to lock, rename or delete)."""
+        user = self.config.get("user") or ""
+        root = self.data_dir / "mail"
+        if not user or not root.is_dir():
+            return
+        pw = pwd.getpwnam(user)
+        for p in [root] + list(root.rglob("*")):
+            os.lchown(p, pw.pw_uid, pw.pw_gid)
+
     def maildir_files(self, address):
         md = self.maildir(address)
         files = []
@@ -755,14 +809,53 @@ def _finish(g):
     return problems
 
 
+@pytest.fixture(scope="session")
+def godwit_root(request, tmp_path_factory):
+    """Where the daemons' directories go: below a directory the daemon
+    user can enter. pytest's own /tmp/pytest-of-root is 0700, and every
+    pytest session that starts (other runs on the same machine) sets it
+    back to 0700, so an o+x given to it does not last: without an
+    explicit --basetemp (which pytest leaves alone) the daemons live in a
+    0755 directory of our own, removed at the end unless a test failed."""
+    if request.config.option.basetemp:
+        root = tmp_path_factory.getbasetemp()
+        make_reachable(root)
+        yield root
+        return
+    root = Path(tempfile.mkdtemp(prefix="godwit-it-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    yield root
+    if request.session.testsfailed == 0:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        print(f"\ngodwit directories kept in {root}")
+
+
+_bases = [0]
+
+
+def godwit_base(root, name):
+    """A fresh directory for one daemon below root: a counter and the
+    test function's name (without parameters, which tests look for in
+    config text), short because the control socket's path must fit in
+    108 bytes."""
+    _bases[0] += 1
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", name)[:24]
+    d = Path(root) / f"{_bases[0]:04d}.{name}"
+    d.mkdir(parents=True)
+    os.chmod(d, 0o755)
+    return d
+
+
 @pytest.fixture
-def make_godwit(tmp_path):
+def make_godwit(request, godwit_root):
     """Factory: make_godwit(overrides=None, start=True) -> Godwit.
     overrides is merged into the default config (DELETE removes a key)."""
     made = []
+    base = godwit_base(godwit_root, request.node.originalname)
 
     def factory(overrides=None, start=True, **kw):
-        g = Godwit(tmp_path / f"g{len(made)}", overrides, **kw)
+        g = Godwit(base / f"g{len(made)}", overrides, **kw)
         made.append(g)
         if start:
             g.start()
@@ -783,10 +876,10 @@ def godwit(make_godwit):
 
 
 @pytest.fixture(scope="module")
-def shared_godwit(tmp_path_factory):
+def shared_godwit(request, godwit_root):
     """One running godwit with the default config for a whole module, for
     tests that only look at replies or at messages they can tell apart."""
-    g = Godwit(tmp_path_factory.mktemp("shared"))
+    g = Godwit(godwit_base(godwit_root, request.module.__name__ + "_shared"))
     g.start()
     yield g
     problems = _finish(g)

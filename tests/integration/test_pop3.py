@@ -203,6 +203,7 @@ def put_file(g, address, name, data, sub="new"):
     for s in ("tmp", "new", "cur"):
         (g.maildir(address) / s).mkdir(parents=True, exist_ok=True)
     (d / name).write_bytes(data)
+    g.hand_over_mail()
     return d / name
 
 
@@ -881,6 +882,7 @@ def test_retention_removes_old_mail(pop):
     tmp = g.maildir(ALICE) / "tmp" / "inflight"
     tmp.write_bytes(b"x")
     os.utime(tmp, (old, old))
+    g.hand_over_mail()
     g.update_config({"retention": {"mail": "180d", "interval": "1h"}})
     g.start()
     wait_for(lambda: "fac=retention event=sweep" in g.log_text(), 15,
@@ -908,6 +910,7 @@ def test_list_and_uidl_of_100000_messages(pop):
     for i in range(n):
         (new / f"{1600000000 + i}.M{i}P1Q{i:016x}_0.host,S={i},W={i + 7}"
          ).touch()
+    g.hand_over_mail()
     g.start()
     c = raw(g)
     c.login()

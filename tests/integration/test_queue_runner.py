@@ -100,7 +100,10 @@ def test_dsn_advertised_and_parameters_accepted(godwit):
         assert code == 501 or code == 555, (code, msg)
 
 
-def test_success_report_for_local_recipient(godwit, uniq):
+def test_success_report_for_local_recipient(make_godwit, uniq):
+    # a trusted client: reports go only to senders someone verified
+    # (test_dsn_policy.py)
+    godwit = make_godwit({"smtp": {"trusted_networks": ["127.0.0.0/8"]}})
     with godwit.smtp() as s:
         s.sendmail("bob@example.test", ["alice@example.test"],
                    f"Subject: {uniq}\r\n\r\nhello\r\n".encode(),

@@ -105,6 +105,8 @@ dump(const struct config *c)
 	sb_printf(&b, "hostname=%s\n", c->hostname);
 	sb_printf(&b, "data_dir=%s\n", c->data_dir);
 	sb_printf(&b, "user=%s\n", c->user != NULL ? c->user : "(none)");
+	sb_printf(&b, "postmaster=%s\n",
+		  c->postmaster != NULL ? c->postmaster : "(default)");
 	sb_printf(&b, "workers=%u\n", c->workers);
 	sb_printf(&b, "log.format=%s\n",
 		  c->log_format == LOG_FORMAT_KV	 ? "kv"
@@ -260,6 +262,7 @@ static const char *const defaults[] = {
 	"hostname=mail.example.com",
 	"data_dir=/var/lib/godwit",
 	"user=godwit",
+	"postmaster=(default)",
 	"workers=0",
 	"log.format=kv",
 	"log.file=(stderr)",
@@ -349,6 +352,7 @@ struct valid_case {
 
 static const char full_example[] =
 	"hostname: mail.example.com\n"
+	"postmaster: ~\n"
 	"data_dir: /var/lib/godwit\n"
 	"user: godwit\n"
 	"workers: 0\n"
@@ -398,7 +402,7 @@ static const struct valid_case valid_cases[] = {
 	{"the full example (every default written out)",
 	 full_example,
 	 {"log.file=/var/log/godwit/mail.log",
-	  ("listener[0]=mx smtp line=35 pause=1000 listen=0.0.0.0:25,[::]:25 "
+	  ("listener[0]=mx smtp line=36 pause=1000 listen=0.0.0.0:25,[::]:25 "
 	  "allow= deny=192.0.2.0/24"),
 	  NULL}},
 	{"every value changed",
@@ -483,6 +487,15 @@ static const struct valid_case valid_cases[] = {
 	 "retention: {mail: 1d, interval: 1m}\n",
 	 {"pop3=timeout:600 login_delay:86400",
 	  "retention=mail:86400 interval:60", NULL}},
+	{"postmaster: an address; its domain lower-cased",
+	 "hostname: mail.example.com\npostmaster: Hostmaster@Example.COM\n",
+	 {"postmaster=Hostmaster@example.com", NULL}},
+	{"postmaster: a remote address, quoted local part",
+	 "hostname: mail.example.com\npostmaster: '\"a b\"@other.example'\n",
+	 {"postmaster=\"a b\"@other.example", NULL}},
+	{"postmaster: ~ is the default",
+	 "hostname: mail.example.com\npostmaster: ~\n",
+	 {"postmaster=(default)", NULL}},
 	{"user: \"\" does not drop privileges",
 	 "hostname: mail.example.com\nuser: \"\"\n",
 	 {"user=(none)", NULL}},
@@ -955,6 +968,16 @@ static const struct invalid_case invalid_cases[] = {
 	 "t.yaml:2: user: 'root:0' is not a valid user name (1 to 32 "
 	 "letters, digits, '-', '_' or '.')"},
 	{H "data_dir: \"\"\n", "t.yaml:2: data_dir: must not be empty"},
+	{H "postmaster: alice\n",
+	 "t.yaml:2: postmaster: 'alice' is not an address (local@domain)"},
+	{H "postmaster: \"alice@[192.0.2.1]\"\n",
+	 "t.yaml:2: postmaster: 'alice@[192.0.2.1]' is not an address "
+	 "(local@domain)"},
+	{H "postmaster: \"<alice@example.com>\"\n",
+	 "t.yaml:2: postmaster: '<alice@example.com>' is not an address "
+	 "(local@domain)"},
+	{H "postmaster: \"\"\n",
+	 "t.yaml:2: postmaster: '' is not an address (local@domain)"},
 	{H "log:\n  file: \"/var/log/a\\nb\"\n",
 	 "t.yaml:3: log.file: contains a control character"},
 	{H "smtp:\n  trusted_networks: [\"10.0.0.1/8\", bogus, [x]]\n",

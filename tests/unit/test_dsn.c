@@ -803,10 +803,53 @@ test_wanted(void **state)
 					 t[i].notify, a, t[i].want[a]);
 }
 
+/* What an unverified sender may ask for (issue 11 item 14). */
+static void
+test_notify_allowed(void **state)
+{
+	static const struct {
+		unsigned notify;
+		bool verified;
+		unsigned want;
+	} nrows[] = {
+		{0, true, 0},
+		{SMTP_NOTIFY_SUCCESS, true, SMTP_NOTIFY_SUCCESS},
+		{SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, true,
+		 SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY},
+		/* unverified: FAILURE only; unset is FAILURE (no DELAY) */
+		{0, false, SMTP_NOTIFY_FAILURE},
+		{SMTP_NOTIFY_SUCCESS, false, SMTP_NOTIFY_NEVER},
+		{SMTP_NOTIFY_DELAY, false, SMTP_NOTIFY_NEVER},
+		{SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE, false,
+		 SMTP_NOTIFY_FAILURE},
+		{SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY | SMTP_NOTIFY_FAILURE,
+		 false, SMTP_NOTIFY_FAILURE},
+		{SMTP_NOTIFY_FAILURE, false, SMTP_NOTIFY_FAILURE},
+		{SMTP_NOTIFY_NEVER, false, SMTP_NOTIFY_NEVER},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(nrows) / sizeof(nrows[0]); i++) {
+		unsigned got = dsn_notify_allowed(nrows[i].notify,
+						  nrows[i].verified);
+		if (got != nrows[i].want)
+			fail_msg("row %zu: %#x -> %#x, want %#x", i,
+				 nrows[i].notify, got, nrows[i].want);
+		if (!nrows[i].verified) {
+			assert_false(dsn_wanted(got, DSN_DELIVERED));
+			assert_false(dsn_wanted(got, DSN_RELAYED));
+			assert_false(dsn_wanted(got, DSN_DELAYED));
+		}
+	}
+	assert_true(dsn_ret_full_allowed(true));
+	assert_false(dsn_ret_full_allowed(false));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_notify_allowed),
 		cmocka_unit_test(test_rows),
 		cmocka_unit_test(test_mixed_and_subject),
 		cmocka_unit_test(test_message_ids_differ),

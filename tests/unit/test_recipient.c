@@ -289,10 +289,18 @@ static const struct rcpt_case cases[] = {
 	 OK("alice@example.test", "")},
 	{"postmaster", "catchall.test", false, false, ANON,
 	 OK("admin@catchall.test", "")},
+	/* postmaster of the host name (not a local domain), bare or not:
+	 * postmaster@ the first domain (catchall.test: its catch-all) */
 	{"postmaster", "", false, false, ANON,
-	 OK("postmaster@mx.example.test", "")},
+	 OK("admin@catchall.test", "")},
 	{"POSTMASTER", "", false, false, ANON,
-	 OK("postmaster@mx.example.test", "")},
+	 OK("admin@catchall.test", "")},
+	{"postmaster", "mx.example.test", false, false, ANON,
+	 OK("admin@catchall.test", "")},
+	{"PostMaster", "mx.example.test.", false, false, ANON,
+	 OK("admin@catchall.test", "")},
+	{"alice", "mx.example.test", false, false, ANON, RELAY},
+	{"postmaster", "[127.0.0.1]", true, false, ANON, RELAY},
 	{"alice", "", false, false, ANON, SYNTAX},
 	{"", "example.test", false, false, ANON, SYNTAX},
 
@@ -403,7 +411,135 @@ test_bare_postmaster_local_hostname(void **state)
 	ctx.hostname = NULL;
 	recipient_resolve(&ctx, &m, &r);
 	assert_int_equal(r.verdict, RCPT_ACCEPT);
-	assert_string_equal(r.mailboxes[0], "postmaster@localhost");
+	assert_string_equal(r.mailboxes[0], "admin@catchall.test");
+	recipient_result_free(&r);
+}
+
+/* The configured postmaster address: used when it resolves to someone,
+ * local or remote; otherwise the default; never the host name's own. */
+static void
+test_configured_postmaster(void **state)
+{
+	static const struct {
+		const char *postmaster;
+		const char *mailbox;	/* "" none */
+		const char *remote;	/* "" none */
+	} rows[] = {
+		{"bob@example.test", "bob@example.test", ""},
+		{"list@example.test", "bob@example.test", ""},
+		{"Ops@Remote.Example", "", "Ops@remote.example"},
+		/* nobody there: the default, postmaster@catchall.test */
+		{"nobody@example.test", "admin@catchall.test", ""},
+		{"postmaster@pm.test", "alice@example.test", ""},
+		/* itself: no loop, the default */
+		{"postmaster@mx.example.test", "admin@catchall.test", ""},
+		{"not an address", "admin@catchall.test", ""},
+	};
+	struct recipient_ctx ctx = {.db = rodb, .hostname = "mx.example.test"};
+	struct smtp_mailbox m = {.local = "postmaster",
+				 .domain = "mx.example.test"};
+	struct recipient_result r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ctx.postmaster = rows[i].postmaster;
+		recipient_resolve(&ctx, &m, &r);
+		if (r.verdict != RCPT_ACCEPT ||
+		    r.nmailboxes != (rows[i].mailbox[0] != '\0') ||
+		    r.nremotes != (rows[i].remote[0] != '\0') ||
+		    (r.nmailboxes > 0 &&
+		     strcmp(r.mailboxes[0], rows[i].mailbox) != 0) ||
+		    (r.nremotes > 0 &&
+		     strcmp(r.remotes[0], rows[i].remote) != 0))
+			fail_msg("row %zu (%s): verdict %d, %zu mailboxes "
+				 "%s, %zu remotes %s",
+				 i, rows[i].postmaster, r.verdict,
+				 r.nmailboxes,
+				 r.nmailboxes ? r.mailboxes[0] : "",
+				 r.nremotes, r.nremotes ? r.remotes[0] : "");
+		assert_false(r.unowned);
+		recipient_result_free(&r);
+	}
+}
+
+/* No postmaster@ anywhere: accepted into the mailbox nobody reads
+ * (marked unowned, for config check); no domain at all: 451. */
+static int
+one_domain_list(struct userdb *db, char ***domains_r, size_t *n_r,
+		char **error_r)
+{
+	(void)db;
+	(void)error_r;
+	*domains_r = xmalloc(sizeof(**domains_r));
+	(*domains_r)[0] = xstrdup("lonely.test");
+	*n_r = 1;
+	return 0;
+}
+
+static int
+no_domain_list(struct userdb *db, char ***domains_r, size_t *n_r,
+	       char **error_r)
+{
+	(void)db;
+	(void)error_r;
+	*domains_r = NULL;
+	*n_r = 0;
+	return 0;
+}
+
+static int
+lonely_domain_exists(struct userdb *db, const char *domain)
+{
+	(void)db;
+	return strcmp(domain, "lonely.test") == 0;
+}
+
+static int
+nobody_exists(struct userdb *db, const char *address)
+{
+	(void)db;
+	(void)address;
+	return 0;
+}
+
+static int
+no_alias(struct userdb *db, const char *source, struct userdb_alias_list *r)
+{
+	(void)db;
+	(void)source;
+	r->targets = NULL;
+	r->n = 0;
+	return 0;
+}
+
+static void
+test_postmaster_nobody(void **state)
+{
+	struct userdb_ops ops = {
+		.name = "lonely",
+		.domain_exists = lonely_domain_exists,
+		.user_exists = nobody_exists,
+		.alias_lookup = no_alias,
+		.domain_list = one_domain_list,
+	};
+	struct userdb db = {.ops = &ops};
+	struct recipient_ctx ctx = {.db = &db, .hostname = "mx.example.test"};
+	struct smtp_mailbox m = {.local = "postmaster"};
+	struct recipient_result r;
+
+	(void)state;
+	recipient_resolve(&ctx, &m, &r);
+	assert_int_equal(r.verdict, RCPT_ACCEPT);
+	assert_true(r.unowned);
+	assert_int_equal(r.nmailboxes, 1);
+	assert_string_equal(r.mailboxes[0], "postmaster@lonely.test");
+	recipient_result_free(&r);
+
+	ops.domain_list = no_domain_list;
+	recipient_resolve(&ctx, &m, &r);
+	assert_int_equal(r.verdict, RCPT_TEMPFAIL);
+	assert_int_equal(r.code, 451);
+	assert_null(r.mailboxes);
 	recipient_result_free(&r);
 }
 
@@ -535,6 +671,8 @@ main(void)
 		cmocka_unit_test(test_resolve_table),
 		cmocka_unit_test(test_no_delimiter),
 		cmocka_unit_test(test_bare_postmaster_local_hostname),
+		cmocka_unit_test(test_configured_postmaster),
+		cmocka_unit_test(test_postmaster_nobody),
 		cmocka_unit_test(test_domain_is_local),
 		cmocka_unit_test(test_db_errors_tempfail),
 	};

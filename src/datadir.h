@@ -1,0 +1,54 @@
+/*
+ * The layout of data_dir: every directory godwit keeps there (and the
+ * user database file), each with its owner and mode stated once, in one
+ * table (datadir.c). datadir_prepare() makes what is missing and puts
+ * right what is wrong, the way `postfix set-permissions` does for
+ * Postfix's queue; `godwit serve` calls it as root before the workers and
+ * the queue runner drop to the daemon user, and the admin commands call
+ * it before they create anything there, so whichever runs first, the
+ * daemon finds what it must write owned by it.
+ */
+#ifndef GODWIT_DATADIR_H
+#define GODWIT_DATADIR_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct config;
+
+/* Who the daemon's processes run as. */
+struct datadir_ids {
+	bool drop;	/* we are root and drop to config->user */
+	uid_t uid;	/* that user, or our own ids when !drop */
+	gid_t gid;
+};
+
+/*
+ * Resolves config->user when running as root (drop = true); otherwise
+ * the processes keep our own ids. -1 with *error_r when the user does not
+ * exist or is root.
+ */
+int datadir_ids(const struct config *config, struct datadir_ids *ids_r,
+		char **error_r);
+
+/*
+ * Creates every directory of the layout that is missing (fsyncing its
+ * parent), and gives each existing one the owner and mode the table
+ * says, logging each change (fac=datadir event=fixed). Refuses, with the
+ * path and what to do in *error_r: a symbolic link or a non-directory
+ * where a directory belongs (nothing below data_dir is followed: the
+ * daemon user can write there), an owner we cannot change (not root),
+ * and, when dropping, a directory above data_dir that the daemon user
+ * cannot enter.
+ */
+int datadir_prepare(const struct config *config, const struct datadir_ids *ids,
+		    char **error_r);
+
+/*
+ * As root with a daemon user configured: become that user (for admin
+ * commands that write files the daemon must own, e.g. queue state).
+ * 0 (also when there is nothing to do) or -1 with *error_r.
+ */
+int datadir_become_daemon(const struct config *config, char **error_r);
+
+#endif
