@@ -399,7 +399,7 @@ KNOWN_EVENTS = {
     "timeout", "disconnect", "queued", "removed", "login", "logout",
     "login-refused", "bad-command", "sweep", "sent", "deferred",
     "bounced", "dsn", "error", "read-error", "fsync-failed",
-    "syncfs-failed",
+    "syncfs-failed", "dsn-limited", "fixed",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",
@@ -410,5 +410,6 @@ KNOWN_KEYS = {
     "msg", "id", "nrcpt", "cmd", "where", "relay", "dsn", "status",
     "error", "path", "dir", "errno", "limit", "retrieved", "deleted",
     "delete_failed", "octets", "dsn_id", "action", "signal", "config",
-    "net", "failure", "ban_s",
+    "net", "failure", "ban_s", "notify", "ret", "owner_was", "mode_was",
+    "owner", "mode",
 }
