@@ -1408,9 +1408,10 @@ load_auth(struct loader *l, const yaml_node_t *n)
 		         "auth.delay_base");
 }
 
-enum { SUB_CHECK_FROM, SUB_COUNT };
+enum { SUB_CHECK_FROM, SUB_REFUSE_ADDRESS_DISPLAY_NAME, SUB_COUNT };
 static const char *const submission_keys[] = {
     [SUB_CHECK_FROM] = "check_from",
+    [SUB_REFUSE_ADDRESS_DISPLAY_NAME] = "refuse_address_display_name",
 };
 
 static void
@@ -1422,6 +1423,9 @@ load_submission(struct loader *l, const yaml_node_t *n)
 		return;
 	get_bool(l, v[SUB_CHECK_FROM], "submission.check_from",
 	         &l->config->submission_check_from);
+	get_bool(l, v[SUB_REFUSE_ADDRESS_DISPLAY_NAME],
+	         "submission.refuse_address_display_name",
+	         &l->config->submission_refuse_address_display_name);
 }
 
 enum { POP3_TIMEOUT, POP3_LOGIN_DELAY, POP3_COUNT };
@@ -2211,6 +2215,7 @@ config_new(const char *path)
 	c->auth_delay_base_ms = 1000;
 	c->auth_delay_max_ms = 15000;
 	c->submission_check_from = true;
+	c->submission_refuse_address_display_name = true;
 	c->pop3_timeout = 600;
 	c->pop3_login_delay = 0;
 	c->retention_mail = 0;

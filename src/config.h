@@ -133,6 +133,8 @@ struct config {
 
 	/* submission: (issue 4) */
 	bool submission_check_from;	/* header From: must be the user's */
+	/* with check_from: no display name showing another address */
+	bool submission_refuse_address_display_name;
 
 	/* pop3: (issue 5) */
 	uint64_t pop3_timeout;		/* seconds idle before autologout */

@@ -557,17 +557,14 @@ out:
 	return ret;
 }
 
-int
-queue_state_write(const char *data_dir, const char *id,
-		  const struct queue_state *st, char **error_r)
+static char *
+state_format(const struct queue_state *st, size_t *len_r)
 {
 	static const char *const names[] = {"pending", "done", "failed"};
-	char *path = state_path(data_dir, id), *tmp, *dir, *text = NULL;
-	size_t len = 0;
+	char *text = NULL;
 	FILE *f;
-	int fd, ret = -1;
 
-	if ((f = open_memstream(&text, &len)) == NULL)
+	if ((f = open_memstream(&text, len_r)) == NULL)
 		abort();
 	fprintf(f, STATE_MAGIC "\nattempts %u\nnext %lld\nwarned %d\nerror ",
 		st->attempts,
@@ -581,24 +578,66 @@ queue_state_write(const char *data_dir, const char *id,
 		fputc('\n', f);
 	}
 	fclose(f);
-	tmp = xasprintf("%s.tmp", path);
-	dir = xasprintf("%s/queue/state", data_dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0640);
-	if (fd < 0 || write_full(fd, text, len) < 0 || fdatasync(fd) < 0 ||
-	    rename(tmp, path) < 0 || fsync_dir(dir) < 0) {
-		*error_r = xasprintf("%s: %s", path, strerror(errno));
-		unlink(tmp);
-	} else {
-		ret = 0;
+	return text;
+}
+
+int
+queue_state_write_batch(const char *data_dir, const char *const *ids,
+			const struct queue_state *const *sts, size_t n,
+			char **errors_r)
+{
+	char *dir = xasprintf("%s/queue/state", data_dir);
+	size_t renamed = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char *path = state_path(data_dir, ids[i]), *tmp, *text;
+		size_t len;
+		int fd;
+
+		errors_r[i] = NULL;
+		text = state_format(sts[i], &len);
+		tmp = xasprintf("%s.tmp", path);
+		fd = open(tmp,
+			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+			  0640);
+		if (fd < 0 || write_full(fd, text, len) < 0 ||
+		    fdatasync(fd) < 0 || rename(tmp, path) < 0) {
+			errors_r[i] = xasprintf("%s: %s", path, strerror(errno));
+			unlink(tmp);
+			ret = -1;
+		} else {
+			renamed++;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(text);
+		free(tmp);
+		free(path);
 	}
-	if (fd >= 0)
-		close(fd);
-	free(text);
-	free(tmp);
+	/* the new names, one fsync for them all */
+	if (renamed > 0 && fsync_dir(dir) < 0) {
+		int e = errno;
+		for (size_t i = 0; i < n; i++)
+			if (errors_r[i] == NULL)
+				errors_r[i] = xasprintf("%s: %s", dir,
+							strerror(e));
+		ret = -1;
+	}
 	free(dir);
-	free(path);
 	return ret;
+}
+
+int
+queue_state_write(const char *data_dir, const char *id,
+		  const struct queue_state *st, char **error_r)
+{
+	char *err = NULL;
+
+	if (queue_state_write_batch(data_dir, &id, &st, 1, &err) == 0)
+		return 0;
+	*error_r = err;
+	return -1;
 }
 
 void
@@ -659,34 +698,109 @@ queue_locate(const char *data_dir, const char *id)
 	return -1;
 }
 
-int
-queue_move(const char *data_dir, const char *id, const char *from,
-	   const char *to)
+/* Makes queue/<to>/<id> name the message in queue/<from>/ (see
+ * queue_move_batch). 0, or -1 with errno. */
+static int
+move_entry(const char *data_dir, const char *id, const char *from,
+	   const char *to, bool linking)
 {
 	char *a = xasprintf("%s/queue/%s/%s", data_dir, from, id);
 	char *b = xasprintf("%s/queue/%s/%s", data_dir, to, id);
-	char *dir = xasprintf("%s/queue/%s", data_dir, to);
 	struct stat sa, sb;
 	int r, saved;
 
-	if (strcmp(from, "incoming") == 0) {
+	if (linking) {
 		r = link(a, b);
 		/* left in both by a power cut during an earlier move */
 		if (r < 0 && errno == EEXIST && stat(a, &sa) == 0 &&
 		    stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
 		    sa.st_ino == sb.st_ino)
 			r = 0;
-		if (r == 0 && (r = fsync_dir(dir)) == 0)
-			r = unlink(a);
-	} else if ((r = rename(a, b)) == 0) {
-		r = fsync_dir(dir);
+	} else {
+		r = rename(a, b);
 	}
 	saved = errno;
 	free(a);
 	free(b);
-	free(dir);
 	errno = saved;
 	return r;
+}
+
+static int
+cmp_idp(const void *a, const void *b)
+{
+	return strcmp(**(const char *const *const *)a,
+		      **(const char *const *const *)b);
+}
+
+ssize_t
+queue_move_batch(const char *data_dir, const char *from, const char *to,
+		 const char *const *ids, size_t n, bool *moved_r)
+{
+	bool linking = strcmp(from, "incoming") == 0;
+	const char *const **order;
+	char *dir;
+	ssize_t moved = 0;
+	int err = 0;
+
+	if (n == 0)
+		return 0;
+	memset(moved_r, 0, n * sizeof(*moved_r));
+	order = xcalloc(n, sizeof(*order));
+	/* in id order, each id once: a second link() of the same name would
+	 * find the first and take it for one left by a power cut */
+	for (size_t i = 0; i < n; i++)
+		order[i] = &ids[i];
+	qsort(order, n, sizeof(*order), cmp_idp);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (size_t)(order[k] - ids);
+		if (!queue_id_valid(ids[i]) ||
+		    (k > 0 && strcmp(*order[k - 1], ids[i]) == 0)) {
+			err = EINVAL;
+			continue;
+		}
+		if (move_entry(data_dir, ids[i], from, to, linking) < 0) {
+			err = errno;
+			continue;
+		}
+		moved_r[i] = true;
+		moved++;
+	}
+	free(order);
+	/* one fsync of <to> for them all, before any old name goes */
+	dir = xasprintf("%s/queue/%s", data_dir, to);
+	if (moved > 0 && fsync_dir(dir) < 0) {
+		err = errno;
+		memset(moved_r, 0, n * sizeof(*moved_r));
+		moved = -1;
+	}
+	free(dir);
+	for (size_t i = 0; linking && moved > 0 && i < n; i++) {
+		char *a;
+		if (!moved_r[i])
+			continue;
+		a = xasprintf("%s/queue/%s/%s", data_dir, from, ids[i]);
+		if (unlink(a) < 0) {
+			/* left in both: taken again, as one, later */
+			err = errno;
+			moved_r[i] = false;
+			moved--;
+		}
+		free(a);
+	}
+	errno = err;
+	return moved;
+}
+
+int
+queue_move(const char *data_dir, const char *id, const char *from,
+	   const char *to)
+{
+	bool moved;
+
+	return queue_move_batch(data_dir, from, to, &id, 1, &moved) == 1
+		   ? 0
+		   : -1;
 }
 
 int

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define QUEUE_ID_LEN 16
 #define QUEUE_VERSION 1
@@ -106,9 +107,18 @@ void queue_state_init(struct queue_state *st, size_t nrcpts);
  */
 int queue_state_read(const char *data_dir, const char *id, size_t nrcpts,
 		     struct queue_state *st, char **error_r);
-/* Durably (tmp file, fsync, rename, directory fsync). 0, or -1 + error. */
+/* Durably (tmp file, fdatasync, rename, directory fsync). 0, or -1 +
+ * error (caller frees). */
 int queue_state_write(const char *data_dir, const char *id,
 		      const struct queue_state *st, char **error_r);
+/*
+ * queue_state_write() for n messages with one fsync of queue/state/ (each
+ * file's data still its own fdatasync). errors_r[i]: NULL if sts[i] was
+ * written durably, else why not (caller frees). 0 if all were, else -1.
+ */
+int queue_state_write_batch(const char *data_dir, const char *const *ids,
+			    const struct queue_state *const *sts, size_t n,
+			    char **errors_r);
 void queue_state_remove(const char *data_dir, const char *id);
 void queue_state_free(struct queue_state *st);
 
@@ -122,9 +132,10 @@ int queue_locate(const char *data_dir, const char *id);
 /*
  * Moves queue/<from>/<id> to queue/<to>/<id> durably: when it returns 0,
  * a power cut leaves the message in <to> (or, out of incoming/, possibly
- * in both; the runner's recovery takes the copy in active/ back). The
- * new entry is fsync'd before the old one can go: out of incoming/ a
- * link, fsync of <to>, then unlink, because a worker's committer may fsync
+ * in both; the runner's recovery takes the copy in active/ back, and a
+ * pickup finds the two names of one file and takes it once). The new
+ * entry is fsync'd before the old one can go: out of incoming/ a link,
+ * fsync of <to>, then unlink, because a worker's committer may fsync
  * incoming/ at any moment (a rename followed by that fsync would leave no
  * durable name at all until <to> is synced); otherwise rename then fsync
  * of <to> (only the queue runner syncs the other directories, on the same
@@ -132,6 +143,18 @@ int queue_locate(const char *data_dir, const char *id);
  */
 int queue_move(const char *data_dir, const char *id, const char *from,
 	       const char *to);
+/*
+ * queue_move() for many messages of one directory at the cost of one:
+ * every new entry is made, then <to> is fsync'd once, then (out of
+ * incoming/) every old name is unlinked. moved_r[i] says whether ids[i]
+ * was moved (not if it is gone, taken already, not an id, or named
+ * earlier in ids). Returns how many were; -1 with errno if <to> could
+ * not be fsync'd (then none was: out of incoming/ each is left in both,
+ * out of another directory each is in <to> until recovery).
+ */
+ssize_t queue_move_batch(const char *data_dir, const char *from,
+			 const char *to, const char *const *ids, size_t n,
+			 bool *moved_r);
 
 /*
  * hold (incoming|deferred -> hold), release (hold -> deferred, due now)

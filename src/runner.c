@@ -159,6 +159,9 @@ struct runner {
 	bool backlog;		/* incoming/ has more than we took */
 	struct due *due;
 	size_t ndue, due_cap;
+	struct msg **defer;	/* deferred, to leave active/ together */
+	size_t ndefer, defer_cap;
+	struct event *defer_ev;
 	int64_t due_min;	/* the earliest due[].when */
 	bool stopping;
 };
@@ -166,6 +169,7 @@ struct runner {
 static void dest_kick(struct dest *d);
 static void msg_round_done(struct msg *m);
 static void timer_arm(struct runner *r);
+static void defer_flush(struct runner *r);
 
 /* ---- secrets -------------------------------------------------------- */
 
@@ -686,8 +690,6 @@ msg_round_done(struct msg *m)
 	bool null_sender = m->env.sender[0] == '\0';
 	size_t n = m->env.nrcpts, nf = 0, ns = 0, nd = 0, pending = 0;
 	size_t *fail, *succ, *dly;
-	char *err = NULL;
-	const char *where;
 
 	if (m->jobs > 0 || m->dsns > 0)
 		return;
@@ -775,19 +777,96 @@ finish:
 		return;
 	}
 	m->st.next_attempt = now + (int64_t)backoff(cf, m->st.attempts);
-	where = m->hold_req ? "hold" : "deferred";
-	if (queue_state_write(cf->data_dir, m->id, &m->st, &err) < 0) {
-		log_event(LOG_ERR, "delivery", "state-failed",
-			  LF_STR("id", m->id), LF_STR("error", err));
-		free(err);
+	/* kept, with the others deferred in this turn of the event loop, for
+	 * defer_flush() */
+	if (r->ndefer == r->defer_cap) {
+		r->defer_cap = r->defer_cap ? r->defer_cap * 2 : 64;
+		r->defer = xreallocarray(r->defer, r->defer_cap,
+					 sizeof(*r->defer));
 	}
-	if (queue_move(cf->data_dir, m->id, "active", where) < 0)
-		log_event(LOG_ERR, "delivery", "move-failed",
-			  LF_STR("id", m->id), LF_STR("to", where),
-			  LF_STR("error", strerror(errno)));
-	else if (!m->hold_req)
-		due_add(r, m->id, m->st.next_attempt);
-	msg_free(m);
+	r->defer[r->ndefer++] = m;
+	if (r->ndefer == 1)
+		event_active(r->defer_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * The messages deferred (or held) since the last call leave active/, at
+ * the cost of one fsync of queue/state/ and one of each directory they
+ * go to for them all: every state file is durable first (the retry
+ * count, errors and expiry must not be lost), then they move.
+ */
+static void
+defer_flush(struct runner *r)
+{
+	const struct config *cf = r->config;
+	struct msg **v = r->defer;
+	size_t n = r->ndefer;
+	const char **ids;
+	const struct queue_state **sts;
+	char **errs;
+
+	if (n == 0)
+		return;
+	r->defer = NULL;
+	r->ndefer = r->defer_cap = 0;
+	ids = xcalloc(n, sizeof(*ids));
+	sts = xcalloc(n, sizeof(*sts));
+	errs = xcalloc(n, sizeof(*errs));
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = v[i]->id;
+		sts[i] = &v[i]->st;
+	}
+	queue_state_write_batch(cf->data_dir, ids, sts, n, errs);
+	for (size_t i = 0; i < n; i++) {
+		if (errs[i] == NULL)
+			continue;
+		log_event(LOG_ERR, "delivery", "state-failed",
+			  LF_STR("id", ids[i]), LF_STR("error", errs[i]));
+		free(errs[i]);
+	}
+	/* then the moves: to deferred/, and to hold/ what was held */
+	for (int hold = 0; hold < 2; hold++) {
+		const char *to = hold ? "hold" : "deferred";
+		const char **sub = xcalloc(n, sizeof(*sub));
+		struct msg **subm = xcalloc(n, sizeof(*subm));
+		bool *submoved = xcalloc(n, sizeof(*submoved));
+		size_t k = 0;
+		int e = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (v[i]->hold_req == (hold == 1)) {
+				subm[k] = v[i];
+				sub[k++] = ids[i];
+			}
+		if (k > 0 && queue_move_batch(cf->data_dir, "active", to, sub,
+					      k, submoved) < (ssize_t)k)
+			e = errno;
+		for (size_t j = 0; j < k; j++) {
+			if (!submoved[j])
+				log_event(LOG_ERR, "delivery", "move-failed",
+					  LF_STR("id", sub[j]), LF_STR("to", to),
+					  LF_STR("error", strerror(e)));
+			else if (!hold)
+				due_add(r, sub[j], subm[j]->st.next_attempt);
+		}
+		free(sub);
+		free(subm);
+		free(submoved);
+	}
+	for (size_t i = 0; i < n; i++)
+		msg_free(v[i]);
+	free(errs);
+	free(sts);
+	free(ids);
+	free(v);
+}
+
+static void
+defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	defer_flush(arg);
 }
 
 static struct dest *
@@ -939,20 +1018,16 @@ local_deliver(struct msg *m, size_t *idx, size_t n)
 	committer_submit(r->committer, job);
 }
 
-/* Loads a message moved to active/ and queues its jobs. */
+/* Loads a message just moved to active/ and queues its jobs. */
 static void
-msg_activate(struct runner *r, const char *id, const char *from,
-	     bool delete_bounce)
+msg_load(struct runner *r, const char *id, const char *from,
+	 bool delete_bounce)
 {
 	const struct config *cf = r->config;
 	struct msg *m;
 	char *path, *err = NULL;
 	size_t *local = NULL, nlocal = 0;
 
-	if (!queue_id_valid(id))
-		return;
-	if (queue_move(cf->data_dir, id, from, "active") < 0)
-		return;	/* gone, held or taken already */
 	m = xcalloc(1, sizeof(*m));
 	m->r = r;
 	m->fd = -1;
@@ -1032,6 +1107,31 @@ msg_activate(struct runner *r, const char *id, const char *from,
 	}
 	if (--m->jobs == 0)
 		msg_round_done(m);
+}
+
+/*
+ * Moves messages of one queue directory to active/ (one directory fsync
+ * for the lot: queue_move_batch) and loads each. Those gone, held or
+ * taken already are skipped.
+ */
+static void
+msgs_activate(struct runner *r, const char *const *ids, size_t n,
+	      const char *from, bool delete_bounce)
+{
+	const struct config *cf = r->config;
+	bool *moved;
+
+	if (n == 0)
+		return;
+	moved = xcalloc(n, sizeof(*moved));
+	if (queue_move_batch(cf->data_dir, from, "active", ids, n, moved) < 0)
+		log_event(LOG_ERR, "delivery", "move-failed",
+			  LF_STR("from", from), LF_STR("to", "active"),
+			  LF_UINT("n", n), LF_STR("error", strerror(errno)));
+	for (size_t i = 0; i < n; i++)
+		if (moved[i])
+			msg_load(r, ids[i], from, delete_bounce);
+	free(moved);
 }
 
 /* ---- connections ---------------------------------------------------- */
@@ -1396,16 +1496,13 @@ pickup_incoming(struct runner *r)
 {
 	size_t n;
 	char **v = queue_ids(r->config->data_dir, "incoming", &n);
+	size_t room = r->nmsgs < ACTIVE_MAX ? ACTIVE_MAX - r->nmsgs : 0;
 
-	r->backlog = false;
-	for (size_t i = 0; i < n; i++) {
-		if (r->nmsgs >= ACTIVE_MAX) {
-			r->backlog = true;
-		} else {
-			msg_activate(r, v[i], "incoming", false);
-		}
+	r->backlog = n > room;
+	msgs_activate(r, (const char *const *)v, n < room ? n : room,
+		      "incoming", false);
+	for (size_t i = 0; i < n; i++)
 		free(v[i]);
-	}
 	free(v);
 }
 
@@ -1447,14 +1544,19 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	/* the due ones are taken out first: activating one may add to
 	 * due[] (a message deferred again at once) */
 	struct due *todo = NULL;
+	const char **ids = NULL;
 	size_t ntodo = 0, room = r->nmsgs < ACTIVE_MAX ? ACTIVE_MAX - r->nmsgs
 						       : 0;
 	r->due_min = INT64_MAX;
 	for (size_t i = 0; i < r->ndue; i++) {
 		if (r->due[i].when <= now && ntodo < room) {
-			if (todo == NULL)
+			if (todo == NULL) {
 				todo = xcalloc(room, sizeof(*todo));
-			todo[ntodo++] = r->due[i];
+				ids = xcalloc(room, sizeof(*ids));
+			}
+			todo[ntodo] = r->due[i];
+			ids[ntodo] = todo[ntodo].id;
+			ntodo++;
 		} else {
 			if (r->due[i].when < r->due_min)
 				r->due_min = r->due[i].when;
@@ -1462,8 +1564,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	r->ndue = o;
-	for (size_t i = 0; i < ntodo; i++)
-		msg_activate(r, todo[i].id, "deferred", false);
+	msgs_activate(r, ids, ntodo, "deferred", false);
+	free(ids);
 	free(todo);
 	timer_arm(r);
 }
@@ -1474,9 +1576,13 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 	struct runner *r = arg;
 	char buf[64 * 1024]
 	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	size_t room = r->nmsgs < ACTIVE_MAX ? ACTIVE_MAX - r->nmsgs : 0;
+	char **ids = NULL;
+	size_t nids = 0, cap = 0;
 	ssize_t n;
 
 	(void)what;
+	/* everything that arrived, then one move for the lot */
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
@@ -1485,14 +1591,24 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 				r->backlog = true;
 				continue;
 			}
-			if (ev->len == 0 || r->stopping)
+			if (ev->len == 0 || r->stopping ||
+			    !queue_id_valid(ev->name))
 				continue;
-			if (r->nmsgs >= ACTIVE_MAX)
+			if (nids == room) {
 				r->backlog = true;
-			else
-				msg_activate(r, ev->name, "incoming", false);
+				continue;
+			}
+			if (nids == cap) {
+				cap = cap ? cap * 2 : 64;
+				ids = xreallocarray(ids, cap, sizeof(*ids));
+			}
+			ids[nids++] = xstrdup(ev->name);
 		}
 	}
+	msgs_activate(r, (const char *const *)ids, nids, "incoming", false);
+	for (size_t i = 0; i < nids; i++)
+		free(ids[i]);
+	free(ids);
 	if (r->backlog)
 		timer_arm(r);
 }
@@ -1505,12 +1621,14 @@ recover(struct runner *r)
 	const struct config *cf = r->config;
 	size_t n;
 	char **v = queue_ids(cf->data_dir, "active", &n);
+	bool *moved = xcalloc(n + 1, sizeof(*moved));
 
-	for (size_t i = 0; i < n; i++) {
-		queue_move(cf->data_dir, v[i], "active", "incoming");
+	queue_move_batch(cf->data_dir, "active", "incoming",
+			 (const char *const *)v, n, moved);
+	for (size_t i = 0; i < n; i++)
 		free(v[i]);
-	}
 	free(v);
+	free(moved);
 	v = queue_ids(cf->data_dir, "deferred", &n);
 	for (size_t i = 0; i < n; i++) {
 		struct queue_envelope e;
@@ -1554,8 +1672,11 @@ static int
 ctl_one(struct runner *r, const char *op, const char *id, bool bounce)
 {
 	const struct config *cf = r->config;
-	struct msg *m = active_msg(r, id);
+	struct msg *m;
 	int where;
+
+	defer_flush(r);	/* none half-way between active/ and deferred/ */
+	m = active_msg(r, id);
 
 	if (m != NULL) {
 		if (strcmp(op, "hold") == 0)
@@ -1573,7 +1694,7 @@ ctl_one(struct runner *r, const char *op, const char *id, bool bounce)
 	if (strcmp(op, "delete") == 0 && bounce) {
 		/* through the active queue, so the report is made like any
 		 * other; the message is then removed */
-		msg_activate(r, id, queue_states[where], true);
+		msgs_activate(r, &id, 1, queue_states[where], true);
 		return 1;
 	}
 	if (queue_file_op(cf->data_dir, op, id) <= 0)
@@ -1818,6 +1939,7 @@ runner_shutdown(struct runner *r)
 	/* reports in flight are made durable (their callbacks may finish
 	 * messages) before the messages are let go */
 	committer_free(&r->committer);
+	defer_flush(r);
 	while ((m = TAILQ_FIRST(&r->msgs)) != NULL) {
 		r->backlog = false;
 		msg_free(m);
@@ -1860,6 +1982,7 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 				    config->hostname);
 	r.reaper = reaper_new(config->data_dir);
 	r.timer = evtimer_new(r.base, timer_cb, &r);
+	r.defer_ev = event_new(r.base, -1, 0, defer_cb, &r);
 
 	dir = xasprintf("%s/queue/incoming", config->data_dir);
 	r.ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -1898,6 +2021,7 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 	event_free(r.ino_ev);
 	close(r.ino_fd);
 	event_free(r.timer);
+	event_free(r.defer_ev);
 	dns_resolver_free(&r.dns);
 	SSL_CTX_free(r.ssl_mx);
 	SSL_CTX_free(r.ssl_relay);

@@ -37,6 +37,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "log.h"
+#include "mail_header.h"
 #include "recipient.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
@@ -81,7 +82,12 @@ struct smtp_txn {
 	bool holding;
 	unsigned char *hold;
 	size_t hold_len;
-	bool from_bad;
+	/* a refused header section: its reply and reason (static strings
+	 * but text), and what was wrong for the log (client text) */
+	int hdr_code;
+	const char *hdr_enh, *hdr_why;
+	char hdr_text[200];
+	char *hdr_detail;
 	bool too_big;
 	bool io_error;
 	bool bdat_started;
@@ -212,6 +218,7 @@ txn_free(struct smtp_txn **tp)
 	free(t->mailboxes);
 	spool_free(&t->spool);
 	free(t->hold);
+	free(t->hdr_detail);
 	free(t);
 	*tp = NULL;
 }
@@ -1340,20 +1347,30 @@ content_end(struct smtp_session *s)
 			 s->config->max_text_line);
 		reply_error(s, 550, "5.6.0", text);
 		why = "line-too-long";
-	} else if (t->from_bad) {
-		reply_error(s, 553, "5.7.1",
-			    "Error: header From: not owned by the "
-			    "authenticated user");
-		why = "from-not-owned";
+	} else if (t->hdr_code != 0) {
+		reply_error(s, t->hdr_code, t->hdr_enh, t->hdr_text);
+		why = t->hdr_why;
 	} else if (t->data.received > HOP_LIMIT) {
 		reply_error(s, 554, "5.4.6",
 			    "Error: too many hops (mail loop?)");
 		why = "too-many-hops";
 	}
 	if (why != NULL) {
-		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
-			  LF_STR("ip", s->ip), LF_STR("from", t->sender),
-			  LF_STR("reason", why));
+		if (t->hdr_code != 0 && strcmp(why, t->hdr_why) == 0)
+			log_event(LOG_INFO, "smtp", "reject",
+				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("from", t->sender),
+				  LF_STR("reason", why),
+				  LF_UINT("code", t->hdr_code),
+				  LF_STR("enh", t->hdr_enh),
+				  LF_STR("header_addr", t->hdr_detail != NULL
+							    ? t->hdr_detail
+							    : ""));
+		else
+			log_event(LOG_INFO, "smtp", "reject",
+				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("from", t->sender),
+				  LF_STR("reason", why));
 		if (s->state != SMTP_S_CLOSING) {
 			txn_reset(s);
 			set_read_timeout(s, s->config->timeout_command);
@@ -1419,75 +1436,192 @@ bare_eol(struct smtp_session *s, const char *where)
 
 #define HOLD_MAX (64 * 1024)
 
-/* Adds the addresses of a From: field value that the user may not use. */
-static bool
-from_allowed(struct smtp_session *s, const char *value)
-{
-	char addr[320];
-	const char *p = value, *lt;
-	bool any = false;
+/* ---- the header of authenticated mail -------------------------------- */
 
-	/* "Name <a@b>, <c@d>": the angle addresses */
-	while ((lt = strchr(p, '<')) != NULL) {
-		const char *gt = strchr(lt, '>');
-		if (gt == NULL || (size_t)(gt - lt - 1) >= sizeof(addr))
-			return false;
-		memcpy(addr, lt + 1, (size_t)(gt - lt - 1));
-		addr[gt - lt - 1] = '\0';
-		if (auth_sender_allowed(s->w->db, s->account, addr,
-					s->config->recipient_delimiter) != 1)
-			return false;
-		any = true;
-		p = gt + 1;
-	}
-	if (any)
-		return true;
-	/* "a@b, c@d (comment)": bare addresses */
-	for (p = value; *p != '\0';) {
-		size_t n = strcspn(p, ",");
-		size_t b = 0, o = 0;
-		while (b < n && (p[b] == ' ' || p[b] == '\t'))
-			b++;
-		while (b < n && p[b] != ' ' && p[b] != '\t' && p[b] != '(' &&
-		       o + 1 < sizeof(addr))
-			addr[o++] = p[b++];
-		addr[o] = '\0';
-		if (o > 0 && auth_sender_allowed(
-				     s->w->db, s->account, addr,
-				     s->config->recipient_delimiter) != 1)
-			return false;
-		p += n;
-		if (*p == ',')
-			p++;
-	}
-	return true;
+/* Records why the header section is refused; returns -1. */
+static int
+header_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
+	      const char *detail, const char *text)
+{
+	t->hdr_code = code;
+	t->hdr_enh = enh;
+	t->hdr_why = why;
+	snprintf(t->hdr_text, sizeof(t->hdr_text), "%s", text);
+	free(t->hdr_detail);
+	t->hdr_detail = detail != NULL ? xstrdup(detail) : NULL;
+	return -1;
 }
 
-/* The From: field of a held header (LF line ends), unfolded, or NULL. */
-static char *
-header_from(const unsigned char *h, size_t len)
+#define HEADER_MAILBOXES_MAX 100
+
+/* 1: the user may send as addr; 0: not; -1: the user database failed. */
+static int
+sender_ok(struct smtp_session *s, const char *addr)
 {
-	for (size_t i = 0; i < len;) {
-		const unsigned char *nl = memchr(h + i, '\n', len - i);
-		size_t end = nl != NULL ? (size_t)(nl - h) : len;
-		if (end - i >= 5 && strncasecmp((const char *)h + i, "from:", 5) == 0) {
-			char *v = xmalloc(len - i + 1);
-			size_t o = 0;
-			for (size_t k = i + 5; k < len; k++) {
-				if (h[k] == '\n') {
-					if (k + 1 < len && (h[k + 1] == ' ' ||
-							    h[k + 1] == '\t'))
-						continue;	/* folded */
-					break;
-				}
-				v[o++] = (char)h[k];
-			}
-			v[o] = '\0';
-			return v;
+	return auth_sender_allowed(s->w->db, s->account, addr,
+				   s->config->recipient_delimiter);
+}
+
+/*
+ * The addresses a display name or comment shows must be the mailbox's own
+ * or others the user may send as: "bob@example.test" <alice@example.test>
+ * reads as bob's mail in most mail readers.
+ */
+static int
+display_check(struct smtp_session *s, const struct mail_mailbox *m,
+	      const char *field)
+{
+	struct smtp_txn *t = s->txn;
+	const char *texts[] = {m->display, m->comment};
+	int ret = 0;
+
+	for (size_t k = 0; k < 2 && ret == 0; k++) {
+		char **v;
+		size_t n;
+		if (texts[k] == NULL)
+			continue;
+		n = mail_display_addresses(texts[k], &v);
+		for (size_t i = 0; i < n && ret == 0; i++) {
+			int r;
+			if (strcasecmp(v[i], m->addr) == 0)
+				continue;
+			if ((r = sender_ok(s, v[i])) < 0)
+				ret = header_refuse(t, 451, "4.3.0",
+						    "userdb-error", NULL,
+						    "Error: local error");
+			else if (r == 0)
+				ret = header_refuse(
+				    t, 550, "5.7.1", "display-name-address",
+				    v[i],
+				    strcmp(field, "From") == 0
+					? "Error: a display name in header "
+					  "From: shows another address"
+					: "Error: the display name in header "
+					  "Sender: shows another address");
 		}
-		i = end + 1;
+		mail_strings_free(&v, n);
 	}
-	return NULL;
+	return ret;
+}
+
+/*
+ * From: (a mailbox-list) or Sender: (one mailbox): every mailbox must be
+ * an address the user may send as, the rule MAIL FROM follows.
+ */
+static int
+mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
+		    bool sender)
+{
+	struct smtp_txn *t = s->txn;
+	struct mail_address_list l;
+	const char *err, *field = sender ? "Sender" : "From";
+	char *v = mail_header_unfold(f);
+	char text[200];
+	int ret = 0;
+
+	if (mail_address_list_parse(v, strlen(v), &l, &err) < 0) {
+		snprintf(text, sizeof(text),
+			 "Error: header %s: is not a valid address: %s", field,
+			 err);
+		free(v);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	free(v);
+	if (l.ngroups > 0 || l.n == 0 || (sender && l.n != 1)) {
+		/* RFC 5322 3.6.2: from = mailbox-list, sender = mailbox */
+		snprintf(text, sizeof(text),
+			 sender ? "Error: header Sender: must hold exactly one "
+				  "address (RFC 5322 3.6.2)"
+				: "Error: header From: must hold one or more "
+				  "addresses and no group (RFC 5322 3.6.2)");
+		mail_address_list_free(&l);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	if (l.n > HEADER_MAILBOXES_MAX) {
+		/* each may cost a user-database lookup */
+		snprintf(text, sizeof(text),
+			 "Error: header %s: has more than %d addresses", field,
+			 HEADER_MAILBOXES_MAX);
+		mail_address_list_free(&l);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	for (size_t i = 0; i < l.n && ret == 0; i++) {
+		int r = sender_ok(s, l.v[i].addr);
+		if (r < 0) {
+			ret = header_refuse(t, 451, "4.3.0", "userdb-error",
+					    NULL, "Error: local error");
+		} else if (r == 0) {
+			snprintf(text, sizeof(text),
+				 "Error: header %s: not owned by the "
+				 "authenticated user", field);
+			ret = header_refuse(t, 553, "5.7.1",
+					    sender ? "header-sender-not-owned"
+						   : "from-not-owned",
+					    l.v[i].addr, text);
+		} else if (s->config->submission_refuse_address_display_name) {
+			ret = display_check(s, &l.v[i], field);
+		}
+	}
+	mail_address_list_free(&l);
+	return ret;
+}
+
+/*
+ * The held header section (LF line ends) of authenticated mail: notes
+ * Date: and Message-ID: in any spelling of the name, and with
+ * submission.check_from applies RFC 5322 3.6 (one From:, at most one
+ * Sender:, a well-formed header section) and the ownership rules.
+ * Returns 0 or -1 (the refusal in t->hdr_*).
+ */
+static int
+header_check(struct smtp_session *s, const unsigned char *h, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+	struct mail_header_iter it;
+	struct mail_header_field f, from = {0}, sender = {0};
+	unsigned nfrom = 0, nsender = 0;
+	const char *err;
+	char text[200];
+	int r;
+
+	mail_header_iter_init(&it, h, len);
+	while ((r = mail_header_next(&it, &f, &err)) == 1) {
+		if (mail_header_name_is(&f, "From")) {
+			if (nfrom++ == 0)
+				from = f;
+		} else if (mail_header_name_is(&f, "Sender")) {
+			if (nsender++ == 0)
+				sender = f;
+		} else if (mail_header_name_is(&f, "Date")) {
+			t->data.has_date = true;
+		} else if (mail_header_name_is(&f, "Message-ID")) {
+			t->data.has_message_id = true;
+		}
+	}
+	if (!s->config->submission_check_from)
+		return 0;
+	if (r < 0) {
+		snprintf(text, sizeof(text),
+			 "Error: malformed header section at line %zu: %s",
+			 it.line, err);
+		return header_refuse(t, 550, "5.6.0", "bad-header", NULL, text);
+	}
+	if (nfrom > 1)
+		return header_refuse(t, 550, "5.6.0", "multiple-from", NULL,
+				     "Error: more than one From: header field "
+				     "(RFC 5322 3.6)");
+	if (nsender > 1)
+		return header_refuse(t, 550, "5.6.0", "multiple-sender", NULL,
+				     "Error: more than one Sender: header field "
+				     "(RFC 5322 3.6)");
+	if (nfrom == 1 && mailbox_field_check(s, &from, false) < 0)
+		return -1;
+	if (nsender == 1 && mailbox_field_check(s, &sender, true) < 0)
+		return -1;
+	return 0;
 }
 
 /*
@@ -1506,6 +1640,7 @@ header_done(struct smtp_session *s, bool complete)
 	if (complete) {
 		if (!t->data.in_header && t->data.header_end < t->hold_len)
 			split = (size_t)t->data.header_end;
+		header_check(s, t->hold, split);
 		if (!t->data.has_date) {
 			rfc5322_date(date, sizeof(date), time(NULL));
 			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
@@ -1518,12 +1653,10 @@ header_done(struct smtp_session *s, bool complete)
 						 s->config->hostname);
 			t->hdr_lines++;
 		}
-		if (s->config->submission_check_from) {
-			char *from = header_from(t->hold, split);
-			if (from != NULL && !from_allowed(s, from))
-				t->from_bad = true;
-			free(from);
-		}
+	} else if (s->config->submission_check_from) {
+		/* From: may come after what is held: no way to check it */
+		header_refuse(t, 552, "5.3.4", "header-too-big", NULL,
+			      "Error: header section exceeds 65536 octets");
 	}
 	if (spool_write(t->spool, t->hold, split) < 0 ||
 	    spool_write(t->spool, add, alen) < 0 ||
@@ -1547,7 +1680,22 @@ content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 		return;
 	}
 	if (t->holding) {
-		if (t->hold_len + n > HOLD_MAX) {
+		if (t->hold_len + n > HOLD_MAX && !t->data.in_header &&
+		    t->data.header_end >= t->hold_len &&
+		    t->data.header_end <= HOLD_MAX) {
+			/* the header ends in this piece, within the limit:
+			 * hold it to its end, write the rest */
+			size_t k = (size_t)t->data.header_end - t->hold_len;
+			if (k > 0) {
+				t->hold = xreallocarray(t->hold,
+							t->hold_len + k, 1);
+				memcpy(t->hold + t->hold_len, p, k);
+				t->hold_len += k;
+			}
+			header_done(s, true);
+			p += k;
+			n -= k;
+		} else if (t->hold_len + n > HOLD_MAX) {
 			header_done(s, false);
 		} else {
 			t->hold = xreallocarray(t->hold, t->hold_len + n, 1);

@@ -29,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DURABILITY = "test_powerloss.py::test_power_cut_delivery_queue_runner_pop3 " \
+             "test_powerloss.py::test_power_cut_batched_queue_moves " \
              "test_powerloss.py::test_power_cut_copy_across_mounts"
 
 # (site, file, exact text, replacement, tests to run)
@@ -52,23 +53,30 @@ SITES = [
      "spool_copy(job->spool, 0, fd) == 0 &&", DURABILITY),
     ("deliver.c mkdir_durable: fsync(parent) of a new Maildir directory", "src/deliver.c",
      "r = fsync_dir(parent);", "r = 0;", DURABILITY),
-    ("queue.c queue_state_write: fdatasync(state file)", "src/queue.c",
-     "write_full(fd, text, len) < 0 || fdatasync(fd) < 0 ||",
-     "write_full(fd, text, len) < 0 ||", DURABILITY),
-    ("queue.c queue_state_write: fsync(queue/state)", "src/queue.c",
-     "rename(tmp, path) < 0 || fsync_dir(dir) < 0) {", "rename(tmp, path) < 0) {",
-     DURABILITY),
-    ("queue.c queue_move: fsync(to) out of incoming/ (link)", "src/queue.c",
-     "if (r == 0 && (r = fsync_dir(dir)) == 0)", "if (r == 0)", DURABILITY),
-    ("queue.c queue_move: fsync(to) after a rename", "src/queue.c",
-     "} else if ((r = rename(a, b)) == 0) {\n\t\tr = fsync_dir(dir);\n\t}",
-     "} else {\n\t\tr = rename(a, b);\n\t}", DURABILITY),
+    ("queue.c queue_state_write_batch: fdatasync(each state file)", "src/queue.c",
+     "fdatasync(fd) < 0 || rename(tmp, path) < 0) {",
+     "rename(tmp, path) < 0) {", DURABILITY),
+    ("queue.c queue_state_write_batch: fsync(queue/state) of a batch", "src/queue.c",
+     "if (renamed > 0 && fsync_dir(dir) < 0) {", "if (0) {", DURABILITY),
+    ("queue.c queue_move_batch: fsync(to) of a batch (links out of incoming/, "
+     "renames otherwise)", "src/queue.c",
+     "if (moved > 0 && fsync_dir(dir) < 0) {", "if (0) {", DURABILITY),
+    ("queue.c queue_move_batch: fsync(to) after links only (out of incoming/)",
+     "src/queue.c", "if (moved > 0 && fsync_dir(dir) < 0) {",
+     "if (moved > 0 && !linking && fsync_dir(dir) < 0) {", DURABILITY),
+    ("queue.c queue_move_batch: fsync(to) after renames only (out of "
+     "deferred/, hold/, active/)", "src/queue.c",
+     "if (moved > 0 && fsync_dir(dir) < 0) {",
+     "if (moved > 0 && linking && fsync_dir(dir) < 0) {", DURABILITY),
     ("mailbox.c mailbox_commit: fsync(new/, cur/) in POP3 UPDATE", "src/mailbox.c",
      "open_sub(mb->path, subdirs[s])) < 0 ||\n\t\t    fsync(dfd) < 0) {",
      "open_sub(mb->path, subdirs[s])) < 0) {", DURABILITY),
     # the code before this work, where a test targets its defect
     ("OLD queue_move (plain rename, no fsync)", "src/queue.c",
      None, "old_queue_move", DURABILITY),
+    ("OLD runner (a queue move and a state file, each with its fsync, per "
+     "message)", "src/runner.c", None, "git:57b4a1d",
+     "test_powerloss.py::test_power_cut_batched_queue_moves"),
     ("OLD deliver.c (DIRSET_MAX: an fsync failure beyond it only logged)",
      "src/deliver.c", None, "git:cc78af3",
      "test_powerloss.py::test_failed_fsync_beyond_the_old_dirset_limit"),
@@ -80,20 +88,11 @@ SITES = [
      "test_powerloss.py::test_failed_fsync_in_pop3_update"),
 ]
 
-OLD_QUEUE_MOVE = '''int
-queue_move(const char *data_dir, const char *id, const char *from,
-	   const char *to)
-{
-	char *a = xasprintf("%s/queue/%s/%s", data_dir, from, id);
-	char *b = xasprintf("%s/queue/%s/%s", data_dir, to, id);
-	int r = rename(a, b), saved = errno;
-
-	free(a);
-	free(b);
-	errno = saved;
-	return r;
-}
-'''
+# the moves before this work: a plain rename, no fsync
+OLD_QUEUE_MOVE = [
+    ('bool linking = strcmp(from, "incoming") == 0;', "bool linking = false;"),
+    ("if (moved > 0 && fsync_dir(dir) < 0) {", "if (0) {"),
+]
 
 
 def patch(tree, path, old, new):
@@ -103,9 +102,9 @@ def patch(tree, path, old, new):
         text = subprocess.run(["git", "-C", str(REPO), "show", f"{new[4:]}:{path}"],
                               check=True, capture_output=True, text=True).stdout
     elif new == "old_queue_move":
-        start = text.index("int\nqueue_move(")
-        end = text.index("\n}\n", start) + 3
-        text = text[:start] + OLD_QUEUE_MOVE + text[end:]
+        for o, n in OLD_QUEUE_MOVE:
+            assert text.count(o) == 1, o
+            text = text.replace(o, n)
     else:
         n = text.count(old)
         if n != 1:

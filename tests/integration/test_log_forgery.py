@@ -411,5 +411,5 @@ KNOWN_KEYS = {
     "error", "path", "dir", "errno", "limit", "retrieved", "deleted",
     "delete_failed", "octets", "dsn_id", "action", "signal", "config",
     "net", "failure", "ban_s", "notify", "ret", "owner_was", "mode_was",
-    "owner", "mode",
+    "owner", "mode", "header_addr",
 }

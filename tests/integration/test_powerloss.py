@@ -366,6 +366,55 @@ def test_power_cut_delivery_queue_runner_pop3(make_godwit, tmp_path):
     assert r.counts["pop3-deletion"] >= 2, r.summary()
 
 
+def batches_into(trace, sub):
+    """Sizes of the runner's batches of moves into queue/<sub>/: the
+    renames and links into it between two fsyncs of it."""
+    sizes, n = [], 0
+    for line in Path(trace).read_text(errors="replace").splitlines():
+        f = line.split(" ")
+        if len(f) < 4:
+            continue
+        if f[2] in ("rename", "link") and f"/queue/{sub}/" in f[-1]:
+            n += 1
+        elif f[2] == "fsync" and f[-1].endswith(f"/queue/{sub}"):
+            if n:
+                sizes.append(n)
+            n = 0
+    return sizes
+
+
+def test_power_cut_batched_queue_moves(make_godwit, tmp_path):
+    """The runner moves what is due together into active/ with one fsync
+    of it (queue_move_batch): three deferred messages, held, then released
+    at once, are taken in one batch; their next deferral syncs deferred/,
+    which they left, so a batch without its fsync of active/ leaves them
+    no durable name (the kept check). Deferred together (one destination
+    fails them all), their state files get one fsync of queue/state/ and
+    their moves one of deferred/ (the state check)."""
+    g = make_godwit(config(), start=False)
+    warm_up(g)
+    trace = tmp_path / "trace"
+    start_preloaded(g, trace)
+    ids = [send(g, [f"batch{i}@remote.test"], f"pl-batch-{i}") for i in range(3)]
+    for qid in ids:
+        wait_deferrals(g, trace, qid, 1)
+    g.admin("queue", "hold", "all")
+    wait_for(lambda: len(g.queue_files("hold")) == 3, 30, interval=0.2,
+             what="the three messages in hold/")
+    g.admin("queue", "release", "all")
+    for qid in ids:
+        wait_deferrals(g, trace, qid, 2)
+    g.stop()
+
+    r = check(trace)
+    queue = os.path.join(os.path.normpath(g.data_dir), "queue")
+    assert all(homes(r, i) == {queue} for i in ids)
+    assert max(batches_into(trace, "active")) >= 3, batches_into(trace, "active")
+    assert max(batches_into(trace, "deferred")) >= 3, batches_into(trace, "deferred")
+    assert max(batches_into(trace, "state")) >= 3, batches_into(trace, "state")
+    assert r.counts["kept"] >= 3 and r.counts["state"] >= 6, r.summary()
+
+
 def test_power_cut_copy_across_mounts(make_godwit, tmp_path):
     """Where the Maildirs are another mount (a hard link fails with EXDEV)
     the committer copies: the copy and its directory must be durable

@@ -288,3 +288,35 @@ def test_mx_loop_and_mx_preferred_to_us(make_godwit, sink, tmp_path, uniq):
         wait_for(lambda: queue_json(g) == [], 10, what="an empty queue")
     finally:
         stop_unbound(unbound)
+
+
+def test_message_in_incoming_and_active_taken_once(make_godwit, sink, uniq):
+    """A power cut during a move out of incoming/ (link into active/,
+    fsync, unlink) can leave a message under both names, one file. At the
+    next start the runner's recovery and its batched pickup take it as
+    one message: delivered once, nothing left behind."""
+    port, d = sink
+    g = make_godwit(relay_config(free_port()))  # nothing listens: deferred
+    with g.smtp() as s:
+        for i in range(3):
+            s.sendmail("alice@example.test", [f"r{i}@remote.example"],
+                       f"Subject: {uniq} {i}\r\n\r\nx\r\n".encode())
+    wait_for(lambda: sorted(m["state"] for m in queue_json(g)) ==
+             ["deferred"] * 3, 15, what="3 deferred")
+    g.stop()
+    q = g.data_dir / "queue"
+    ids = sorted(p.name for p in (q / "deferred").iterdir())
+    for qid in ids[:2]:
+        os.rename(q / "deferred" / qid, q / "incoming" / qid)
+        os.link(q / "incoming" / qid, q / "active" / qid)
+    g.config["smarthost"]["port"] = port
+    g.write_config()
+    g.start()
+    g.run("queue", "flush", check=True)
+    wait_for(lambda: len(os.listdir(d)) >= 3, 30, what="3 messages at the sink")
+    wait_for(lambda: queue_json(g) == [], 15, what="an empty queue")
+    time.sleep(1)
+    assert len(os.listdir(d)) == 3
+    assert g.log_text().count("fac=delivery event=sent") == 3
+    for sub in ("incoming", "active", "deferred", "hold"):
+        assert not list((q / sub).iterdir()), sub

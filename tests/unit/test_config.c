@@ -168,6 +168,9 @@ dump(const struct config *c)
 		  (unsigned long long)c->auth_delay_max_ms);
 	sb_printf(&b, "submission.check_from=%s\n",
 		  c->submission_check_from ? "true" : "false");
+	sb_printf(&b, "submission.refuse_address_display_name=%s\n",
+		  c->submission_refuse_address_display_name ? "true"
+							    : "false");
 	sb_printf(&b, "pop3=timeout:%llu login_delay:%llu\n",
 		  (unsigned long long)c->pop3_timeout,
 		  (unsigned long long)c->pop3_login_delay);
@@ -294,6 +297,7 @@ static const char *const defaults[] = {
 	"auth.failures=10/10 window=3600 ban=3600",
 	"auth.delay=1000..15000",
 	"submission.check_from=true",
+	"submission.refuse_address_display_name=true",
 	"pop3=timeout:600 login_delay:0",
 	"retention=mail:0 interval:3600",
 	"dns=system ta:-",
@@ -690,7 +694,7 @@ static const struct valid_case valid_cases[] = {
 	 "  ban_time: 2h\n"
 	 "  delay_base: 500ms\n"
 	 "  delay_max: 5m\n"
-	 "submission: {check_from: false}\n"
+	 "submission: {check_from: false, refuse_address_display_name: no}\n"
 	 "listeners:\n"
 	 "  - {protocol: smtp, auth: yes}\n"
 	 "  - {protocol: submission, listen: \"127.0.0.1:587\", "
@@ -702,6 +706,7 @@ static const struct valid_case valid_cases[] = {
 	  "tls.ciphersuites=TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
 	  "auth.cram_md5=true", "auth.failures=5/3 window=600 ban=7200",
 	  "auth.delay=500..300000", "submission.check_from=false",
+	  "submission.refuse_address_display_name=false",
 	  "listener_auth=smtp:auth,submission:auth+plain,pop3:noauth",
 	  "nlisteners=3",
 	  ("listener[0]=smtp smtp line=20 pause=1000 listen=0.0.0.0:25,[::]:25 "
@@ -1159,6 +1164,9 @@ static const struct invalid_case invalid_cases[] = {
 	{H "submission: {check_from: 1, sign: yes}\n",
 	 "t.yaml:2: unknown key 'sign' in submission\n"
 	 "t.yaml:2: submission.check_from: expected true or false"},
+	{H "submission:\n  refuse_address_display_name: sometimes\n",
+	 "t.yaml:3: submission.refuse_address_display_name: expected true or "
+	 "false"},
 	{H "listeners:\n  - protocol: smtp\n    auth: sometimes\n"
 	   "    plaintext_auth: [yes]\n",
 	 "t.yaml:4: listeners[0].auth: expected true or false\n"

@@ -172,6 +172,84 @@ test_ids(void **state)
 	assert_false(queue_id_valid("0123456789abcde"));
 }
 
+static bool
+exists(const char *dir, const char *sub, const char *id)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/queue/%s/%s", dir, sub, id);
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * queue_move_batch: out of incoming/ by link and unlink, elsewhere by
+ * rename; an id named twice, not an id, or gone is not moved; a message
+ * already under both names (a power cut mid-move) is moved once.
+ */
+static void
+test_move_batch(void **state)
+{
+	char dir[] = "/tmp/godwit-test-queue-XXXXXX", path[256], *err = NULL;
+	char ids[4][QUEUE_ID_LEN + 1];
+	const char *v[7];
+	bool moved[7];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (int i = 0; i < 5; i++) {
+		static const char *const sub[] = {"incoming", "active",
+						  "deferred", "hold", "state"};
+		snprintf(path, sizeof(path), "%s/queue/%s", dir, sub[i]);
+		assert_int_equal(mkdir_p(path, 0700), 0);
+	}
+	queue_id_init(1);
+	for (int i = 0; i < 4; i++) {
+		queue_id_new(ids[i]);
+		snprintf(path, sizeof(path), "%s/queue/incoming/%s", dir,
+			 ids[i]);
+		close(open(path, O_WRONLY | O_CREAT | O_EXCL, 0600));
+	}
+	/* ids[1] left in both by an earlier move */
+	{
+		char to[256];
+		snprintf(path, sizeof(path), "%s/queue/incoming/%s", dir,
+			 ids[1]);
+		snprintf(to, sizeof(to), "%s/queue/active/%s", dir, ids[1]);
+		assert_int_equal(link(path, to), 0);
+	}
+	v[0] = ids[2];
+	v[1] = ids[0];
+	v[2] = "../../etc/passwd";
+	v[3] = ids[1];
+	v[4] = ids[0];		/* twice */
+	v[5] = "0123456789abcdef";	/* not there */
+	v[6] = ids[3];
+	assert_int_equal(queue_move_batch(dir, "incoming", "active", v, 7,
+					  moved), 4);
+	assert_true(moved[0] && moved[1] && moved[3] && moved[6]);
+	assert_false(moved[2] || moved[4] || moved[5]);
+	for (int i = 0; i < 4; i++) {
+		assert_true(exists(dir, "active", ids[i]));
+		assert_false(exists(dir, "incoming", ids[i]));
+	}
+	/* and on by rename; what is gone is not moved */
+	v[0] = ids[0];
+	v[1] = ids[1];
+	v[2] = ids[0];
+	assert_int_equal(queue_move_batch(dir, "active", "deferred", v, 3,
+					  moved), 2);
+	assert_true(moved[0] && moved[1] && !moved[2]);
+	assert_true(exists(dir, "deferred", ids[0]));
+	assert_false(exists(dir, "active", ids[0]));
+	assert_int_equal(queue_move_batch(dir, "active", "deferred", v, 0,
+					  moved), 0);
+	assert_int_equal(queue_move(dir, ids[0], "deferred", "hold"), 0);
+	assert_int_equal(queue_move(dir, ids[0], "deferred", "hold"), -1);
+	free(err);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int
 main(void)
 {
@@ -180,6 +258,7 @@ main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_torn),
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_move_batch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
