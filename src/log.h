@@ -8,7 +8,9 @@
  *
  * Every value goes through the one encoder (lib/logfmt.h): no value can
  * become a key, a second field or a second line. Keys must be string
- * literals; the macros refuse anything else at compile time.
+ * literals; the macros refuse anything else at compile time. There is no
+ * printf form: log_info() and friends below format a message, but it is
+ * one value (msg=) like any other.
  */
 #ifndef GODWIT_LOG_H
 #define GODWIT_LOG_H
@@ -26,7 +28,8 @@ void log_set_fd(int *fd);
 void log_set_format(enum log_format format, int level);
 void log_set_process(const char *name);	/* "parent", "worker/3" */
 
-/* One field each; keys are literals of [a-z0-9_]. */
+/* One field each; keys are literals of [a-z0-9_]. An event has at least
+ * one field. */
 #define LF_STR(k, val)                                                         \
 	{.key = "" k "", .type = LOG_FIELD_STR, .v.s = (val)}
 #define LF_BYTES(k, p, n)                                                      \
@@ -38,6 +41,10 @@ void log_set_process(const char *name);	/* "parent", "worker/3" */
 	{.key = "" k "", .type = LOG_FIELD_UINT,                               \
 	 .v.u = (unsigned long long)(val)}
 #define LF_BOOL(k, b) LF_STR(k, (b) ? "yes" : "no")
+/* A field written only when cond holds (e.g. banned=yes). */
+#define LF_STR_IF(cond, k, val)                                                \
+	{.key = "" k "",                                                       \
+	 .type = (cond) ? LOG_FIELD_STR : LOG_FIELD_SKIP, .v.s = (val)}
 
 #define log_event(level, facility, event, ...)                                 \
 	log_emit((level), (facility), (event),                                 \
@@ -46,10 +53,6 @@ void log_set_process(const char *name);	/* "parent", "worker/3" */
 /* A list of fields built at run time (a variable number of them). */
 void log_emit(int level, const char *facility, const char *event,
 	      const struct log_field *fields);
-
-/* Old printf-style form, being replaced by log_event(); do not add uses. */
-void log_eventf(int level, const char *facility, const char *event,
-		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Plain messages for errors and operator notices (msg="..."). */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -62,12 +65,5 @@ void fatal(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
-
-/*
- * Quotes s for a log value into buf: returned as-is when it has no
- * spaces, quotes, '=', backslashes or control characters, else
- * "..." with \" \\ and \xNN escapes. Truncates long values with "...".
- */
-const char *log_quote(char *buf, size_t size, const char *s);
 
 #endif

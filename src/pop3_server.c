@@ -94,9 +94,10 @@ struct pop3_session {
 	uint64_t live_size;	/* their octets */
 	unsigned errors;
 	unsigned retrieved;
-	uint64_t sent;		/* message octets sent */
+	uint64_t retr_octets;	/* octets of RETR responses (not TOP) */
+	bool sending_retr;	/* the stream is a RETR, not a TOP */
 	uint64_t started_ms;
-	const char *end_reason;	/* why session_close() was called */
+	const char *close_reason;	/* why session_close() was called */
 	/* the multi-line response being streamed (POP3_S_SENDING) */
 	enum send_kind send_kind;
 	int send_fd;
@@ -147,9 +148,10 @@ reply_err(struct pop3_session *s, const char *code, const char *text)
 	else
 		reply(s, "-ERR %s", text);
 	if (++s->errors >= MAX_ERRORS) {
-		log_eventf(LOG_INFO, "pop3", "reject",
-			  "session=%s ip=%s reason=too-many-errors errors=%u",
-			  s->id, s->ip, s->errors);
+		log_event(LOG_INFO, "pop3", "reject", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip),
+			  LF_STR("reason", "too-many-errors"),
+			  LF_UINT("errors", s->errors));
 		session_close(s, "too-many-errors");
 	}
 }
@@ -168,11 +170,11 @@ static void
 log_logout(struct pop3_session *s, const char *reason, size_t deleted,
 	   size_t failed)
 {
-	log_eventf(LOG_INFO, "pop3", "logout",
-		  "session=%s ip=%s user=%s reason=%s retrieved=%u "
-		  "deleted=%zu delete_failed=%zu octets=%llu",
-		  s->id, s->ip, s->account, reason, s->retrieved, deleted,
-		  failed, (unsigned long long)s->sent);
+	log_event(LOG_INFO, "pop3", "logout", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("user", s->account),
+		  LF_STR("reason", reason), LF_UINT("retrieved", s->retrieved),
+		  LF_UINT("deleted", deleted), LF_UINT("delete_failed", failed),
+		  LF_UINT("octets", s->retr_octets));
 }
 
 static void
@@ -181,13 +183,12 @@ session_free(struct pop3_session *s, const char *reason)
 	struct worker *w = s->w;
 
 	if (s->logged_in)	/* ended without QUIT: nothing deleted */
-		log_logout(s, s->end_reason != NULL ? s->end_reason : reason,
-			   0, 0);
-	log_eventf(LOG_INFO, "pop3", "disconnect",
-		  "session=%s ip=%s reason=%s state=%s errors=%u "
-		  "duration_ms=%llu",
-		  s->id, s->ip, reason, pop3_state_name(s->state), s->errors,
-		  (unsigned long long)(mono_ms() - s->started_ms));
+		log_logout(s, reason, 0, 0);
+	log_event(LOG_INFO, "pop3", "disconnect", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("reason", reason),
+		  LF_STR("state", pop3_state_name(s->state)),
+		  LF_UINT("errors", s->errors),
+		  LF_UINT("duration_ms", mono_ms() - s->started_ms));
 	send_stop(s);
 	mailbox_close(&s->mb);
 	if (s->auth_job != NULL) {
@@ -215,12 +216,16 @@ session_free(struct pop3_session *s, const char *reason)
 	worker_session_gone(w);
 }
 
-/* Stops reading; the session ends once the output is flushed. */
+/*
+ * Stops reading; the session ends once the output is flushed, and its
+ * logout and disconnect lines give the first reason it was closed for
+ * (docs/operations.md, "Disconnect reasons").
+ */
 static void
 session_close(struct pop3_session *s, const char *reason)
 {
-	if (s->end_reason == NULL)
-		s->end_reason = reason;
+	if (s->close_reason == NULL)
+		s->close_reason = reason;
 	send_stop(s);
 	s->state = POP3_S_CLOSING;
 	deadline_stop(&s->deadline);
@@ -498,6 +503,7 @@ cmd_stls(struct pop3_session *s)
 		session_close(s, "tls-error");
 		return;
 	}
+	session_tls_bev_setup(tls_bev);
 	s->bev = tls_bev;
 	s->tls_pending = true;
 	session_setup_bev(s);
@@ -521,9 +527,9 @@ tls_done(struct pop3_session *s)
 	s->tls_pending = false;
 	s->tls = true;
 	deadline_stop(&s->deadline);
-	log_eventf(LOG_INFO, "pop3", "tls",
-		  "session=%s ip=%s version=%s cipher=%s", s->id, s->ip,
-		  SSL_get_version(ssl), c != NULL ? SSL_CIPHER_get_name(c) : "-");
+	log_event(LOG_INFO, "pop3", "tls", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("version", SSL_get_version(ssl)),
+		  LF_STR("cipher", c != NULL ? SSL_CIPHER_get_name(c) : "-"));
 	if (s->state == POP3_S_TLS)
 		greet(s);	/* implicit TLS: now the greeting */
 }
@@ -561,34 +567,35 @@ login(struct pop3_session *s, const char *account)
 	r = mailbox_lock(&s->mb, path, &last);
 	free(path);
 	if (r == 1) {
-		log_eventf(LOG_INFO, "pop3", "login-refused",
-			  "session=%s ip=%s user=%s reason=in-use", s->id,
-			  s->ip, account);
+		log_event(LOG_INFO, "pop3", "login-refused",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("user", account), LF_STR("reason", "in-use"));
 		reply_err(s, "IN-USE", "Mailbox is locked by another session");
 		return;
 	}
 	if (r < 0) {
-		log_eventf(LOG_ERR, "pop3", "login-refused",
-			  "session=%s ip=%s user=%s reason=lock-failed "
-			  "errno=%d",
-			  s->id, s->ip, account, errno);
+		log_event(LOG_ERR, "pop3", "login-refused",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("user", account),
+			  LF_STR("reason", "lock-failed"), LF_INT("errno", errno));
 		reply_err(s, "SYS/TEMP", "Cannot open the mailbox");
 		return;
 	}
 	if (s->config->pop3_login_delay > 0 && last > 0 && now >= last &&
 	    (uint64_t)(now - last) < s->config->pop3_login_delay) {
 		mailbox_close(&s->mb);
-		log_eventf(LOG_INFO, "pop3", "login-refused",
-			  "session=%s ip=%s user=%s reason=login-delay",
-			  s->id, s->ip, account);
+		log_event(LOG_INFO, "pop3", "login-refused",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("user", account),
+			  LF_STR("reason", "login-delay"));
 		reply_err(s, "LOGIN-DELAY", "Logged in too recently");
 		return;
 	}
 	if (mailbox_scan(&s->mb, 0) < 0) {
-		log_eventf(LOG_ERR, "pop3", "login-refused",
-			  "session=%s ip=%s user=%s reason=scan-failed "
-			  "errno=%d",
-			  s->id, s->ip, account, errno);
+		log_event(LOG_ERR, "pop3", "login-refused",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("user", account),
+			  LF_STR("reason", "scan-failed"), LF_INT("errno", errno));
 		mailbox_close(&s->mb);
 		reply_err(s, "SYS/TEMP", "Cannot read the mailbox");
 		return;
@@ -598,11 +605,10 @@ login(struct pop3_session *s, const char *account)
 	s->logged_in = true;
 	s->state = POP3_S_TRANSACTION;
 	recount(s);
-	log_eventf(LOG_INFO, "pop3", "login",
-		  "session=%s ip=%s user=%s mech=%s tls=%s messages=%zu "
-		  "octets=%llu",
-		  s->id, s->ip, account, s->auth_mech, s->tls ? "yes" : "no",
-		  s->live, (unsigned long long)s->live_size);
+	log_event(LOG_INFO, "pop3", "login", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("user", account),
+		  LF_STR("mech", s->auth_mech), LF_BOOL("tls", s->tls),
+		  LF_UINT("messages", s->live), LF_UINT("octets", s->live_size));
 	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->live,
 	      (unsigned long long)s->live_size);
 }
@@ -955,15 +961,16 @@ cmd_retr(struct pop3_session *s, const struct pop3_command *c, bool top)
 			reply_err(s, "SYS/PERM", "Message was removed");
 		else
 			reply_err(s, "SYS/TEMP", "Cannot read the message");
-		log_eventf(LOG_WARNING, "pop3", "read-error",
-			  "session=%s user=%s message=%s errno=%d", s->id,
-			  s->account, m->uidl, errno);
+		log_event(LOG_WARNING, "pop3", "read-error",
+			  LF_STR("session", s->id), LF_STR("user", s->account),
+			  LF_STR("message", m->uidl), LF_INT("errno", errno));
 		return;
 	}
 	if (fsize > MSG_CHUNK)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	s->send_fd = fd;
 	s->send_left = fsize;
+	s->sending_retr = !top;
 	if (top) {
 		pop3_stream_init_top(&s->stream, c->lines);
 		reply(s, "+OK");
@@ -1039,9 +1046,9 @@ send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
 			return true;
 		/* the +OK is out: all we can do is hang up (RFC 1939 has
 		 * no way to take a response back) */
-		log_eventf(LOG_ERR, "pop3", "read-error",
-			  "session=%s user=%s errno=%d", s->id, s->account,
-			  errno);
+		log_event(LOG_ERR, "pop3", "read-error",
+			  LF_STR("session", s->id), LF_STR("user", s->account),
+			  LF_INT("errno", errno));
 		session_close(s, "read-error");
 		return false;
 	}
@@ -1062,7 +1069,8 @@ send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
 	n = pop3_stream_run(&s->stream, in, (size_t)r, v.iov_base, &used);
 	v.iov_len = n;
 	evbuffer_commit_space(out, &v, 1);
-	s->sent += n;
+	if (s->sending_retr)
+		s->retr_octets += n;
 	return true;
 }
 
@@ -1200,12 +1208,11 @@ handle_command(struct pop3_session *s, char *line, size_t len)
 {
 	struct pop3_command c;
 	const char *error;
-	char q[80];
 
 	if (pop3_parse(line, len, &c, &error) < 0) {
-		log_eventf(LOG_DEBUG, "pop3", "bad-command",
-			  "session=%s ip=%s cmd=%s", s->id, s->ip,
-			  log_quote(q, sizeof(q), pop3_cmd_name(c.cmd)));
+		log_event(LOG_DEBUG, "pop3", "bad-command",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("cmd", pop3_cmd_name(c.cmd)));
 		reply_err(s, NULL, error);
 		return;
 	}
@@ -1340,7 +1347,7 @@ free_closed(void *arg)
 {
 	struct pop3_session *s = arg;
 
-	session_free(s, s->end_reason != NULL ? s->end_reason : "closed");
+	session_free(s, s->close_reason);
 }
 
 static void
@@ -1351,7 +1358,7 @@ write_cb(struct bufferevent *bev, void *arg)
 	if (s->state == POP3_S_CLOSING) {
 		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
 				       free_closed, s))
-			free_closed(s);
+			session_free(s, s->close_reason);
 		return;
 	}
 	if (s->state == POP3_S_SENDING)
@@ -1368,6 +1375,8 @@ static void
 event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct pop3_session *s = arg;
+	const char *reason;
+	char err[128];
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
@@ -1375,24 +1384,17 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		session_process(s);
 		return;
 	}
-	if ((what & BEV_EVENT_ERROR) && (s->tls_pending || s->tls)) {
-		unsigned long e = bufferevent_get_openssl_error(s->bev);
-		char buf[256] = "connection closed", q[300];
-		if (e != 0)
-			ERR_error_string_n(e, buf, sizeof(buf));
-		log_eventf(LOG_INFO, "pop3", "tls-error",
-			  "session=%s ip=%s error=%s", s->id, s->ip,
-			  log_quote(q, sizeof(q), buf));
-		session_free(s, "tls-error");
+	reason = session_end_reason(s->bev, what, err, sizeof(err));
+	if (s->close_reason != NULL) {
+		/* we were closing anyway: that is the reason */
+		session_free(s, s->close_reason);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
-		session_free(s,
-			     s->state == POP3_S_CLOSING ? "closed" : "eof");
-	else if (what & BEV_EVENT_TIMEOUT)
-		session_free(s, "write-timeout");
-	else
-		session_free(s, "error");
+	if (strcmp(reason, "tls-error") == 0)
+		log_event(LOG_INFO, "pop3", "tls-error",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("error", err));
+	session_free(s, reason);
 }
 
 /* ---- start ---------------------------------------------------------- */
@@ -1441,6 +1443,8 @@ pop3_session_start(struct worker *w, const struct config_listener *l, int fd,
 					       BEV_OPT_CLOSE_ON_FREE);
 		if (s->bev == NULL && ssl != NULL)
 			SSL_free(ssl);
+		if (s->bev != NULL)
+			session_tls_bev_setup(s->bev);
 		s->tls_pending = true;
 		s->state = POP3_S_TLS;
 	} else {
@@ -1453,9 +1457,9 @@ pop3_session_start(struct worker *w, const struct config_listener *l, int fd,
 		return;
 	}
 	session_setup_bev(s);
-	log_eventf(LOG_INFO, "pop3", "connect",
-		  "session=%s ip=%s listener=%s tls=%s", s->id, s->ip,
-		  l->name, implicit ? "implicit" : "no");
+	log_event(LOG_INFO, "pop3", "connect", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("listener", l->name),
+		  LF_STR("tls", implicit ? "implicit" : "no"));
 	if (implicit)
 		wait_tls(s);
 	else

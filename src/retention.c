@@ -36,14 +36,14 @@ sweep(struct retention *r)
 	int rc;
 
 	rc = mailbox_expire(r->data_dir, cutoff, &st);
-	log_eventf(rc < 0 || st.errors > 0 ? LOG_WARNING : LOG_INFO,
-		  "retention", "sweep",
-		  "max_age_days=%llu mailboxes=%zu skipped_in_use=%zu "
-		  "removed=%zu bytes=%llu errors=%zu%s duration_ms=%llu",
-		  (unsigned long long)(r->max_age / 86400), st.mailboxes,
-		  st.skipped, st.removed, (unsigned long long)st.bytes,
-		  st.errors, rc < 0 ? " result=cannot-open-mail-dir" : "",
-		  (unsigned long long)(mono_ms() - t0));
+	log_event(rc < 0 || st.errors > 0 ? LOG_WARNING : LOG_INFO,
+		  "retention", "sweep", LF_UINT("max_age_days", r->max_age / 86400),
+		  LF_UINT("mailboxes", st.mailboxes),
+		  LF_UINT("skipped_in_use", st.skipped),
+		  LF_UINT("removed", st.removed), LF_UINT("bytes", st.bytes),
+		  LF_UINT("errors", st.errors),
+		  LF_STR_IF(rc < 0, "result", "cannot-open-mail-dir"),
+		  LF_UINT("duration_ms", mono_ms() - t0));
 }
 
 static void *

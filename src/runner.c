@@ -306,9 +306,8 @@ dsn_done(struct delivery_job *job, void *arg)
 	struct msg *m = ctx->m;
 
 	if (job->result != 0) {
-		log_eventf(LOG_ERR, "delivery", "dsn-failed",
-			  "id=%s dsn_id=%s error=\"%s\"", m->id, job->id,
-			  job->error);
+		log_event(LOG_ERR, "delivery", "dsn-failed", LF_STR("id", m->id),
+			  LF_STR("dsn_id", job->id), LF_STR("error", job->error));
 		if (ctx->failure)
 			m->dsn_failed = true;
 	}
@@ -426,8 +425,8 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	if (smtp_parse_path(ptext, false, false, true, &path, &end, &perr) <
 		0 ||
 	    *end != '\0') {
-		log_eventf(LOG_WARNING, "delivery", "dsn-dropped",
-			  "id=%s reason=bad-sender", m->id);
+		log_event(LOG_WARNING, "delivery", "dsn-dropped",
+			  LF_STR("id", m->id), LF_STR("reason", "bad-sender"));
 		free(ptext);
 		free(text);
 		return false;
@@ -442,12 +441,11 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	memset(&res, 0, sizeof(res));
 	recipient_resolve(&rctx, &path.mbox, &res);
 	if (res.verdict != RCPT_ACCEPT) {
-		char q[600];
-		log_eventf(LOG_WARNING, "delivery", "dsn-dropped",
-			  "id=%s to=<%s> reason=%s", m->id,
-			  log_quote(q, sizeof(q), m->env.sender),
-			  res.verdict == RCPT_REJECT ? "sender-unknown"
-						     : "lookup-failed");
+		log_event(LOG_WARNING, "delivery", "dsn-dropped",
+			  LF_STR("id", m->id), LF_STR("to", m->env.sender),
+			  LF_STR("reason", res.verdict == RCPT_REJECT
+						   ? "sender-unknown"
+						   : "lookup-failed"));
 		recipient_result_free(&res);
 		free(text);
 		if (res.verdict == RCPT_TEMPFAIL && failure)
@@ -498,11 +496,11 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	}
 	recipient_result_free(&res);
 	free(text);
-	log_eventf(LOG_INFO, "delivery", "dsn", "id=%s dsn_id=%s action=%s",
-		  m->id, job->id,
-		  action == DSN_FAILED	   ? "failed"
-		  : action == DSN_DELAYED ? "delayed"
-					  : "delivered");
+	log_event(LOG_INFO, "delivery", "dsn", LF_STR("id", m->id),
+		  LF_STR("dsn_id", job->id),
+		  LF_STR("action", action == DSN_FAILED	   ? "failed"
+				   : action == DSN_DELAYED ? "delayed"
+							   : "delivered"));
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->m = m;
 	ctx->failure = failure;
@@ -669,14 +667,12 @@ static void
 log_outcome(struct msg *m, size_t i, const char *event)
 {
 	struct outcome *o = &m->out[i];
-	char q1[600], q2[800], q3[200];
-
-	log_eventf(LOG_INFO, "delivery", event,
-		  "id=%s to=<%s> relay=%s dsn=%s tls=%s status=%s", m->id,
-		  log_quote(q1, sizeof(q1), m->env.rcpts[i].addr),
-		  o->relay != NULL ? o->relay : "none", o->enh,
-		  log_quote(q3, sizeof(q3), o->tls != NULL ? o->tls : "no"),
-		  log_quote(q2, sizeof(q2), o->text != NULL ? o->text : ""));
+	log_event(LOG_INFO, "delivery", event, LF_STR("id", m->id),
+		  LF_STR("to", m->env.rcpts[i].addr),
+		  LF_STR("relay", o->relay != NULL ? o->relay : "none"),
+		  LF_STR("dsn", o->enh),
+		  LF_STR("tls", o->tls != NULL ? o->tls : "no"),
+		  LF_STR("status", o->text));
 }
 
 /*
@@ -775,8 +771,8 @@ finish:
 	if (pending == 0 || m->delete_req) {
 		reaper_add(r->reaper, m->id, m->fd);
 		m->fd = -1;
-		log_eventf(LOG_INFO, "delivery", "removed", "id=%s%s", m->id,
-			  m->delete_req ? " reason=deleted" : "");
+		log_event(LOG_INFO, "delivery", "removed", LF_STR("id", m->id),
+			  LF_STR_IF(m->delete_req, "reason", "deleted"));
 		msg_free(m);
 		return;
 	}
@@ -1041,9 +1037,9 @@ msg_load(struct runner *r, const char *id, const char *from,
 	path = xasprintf("%s/queue/active/%s", cf->data_dir, id);
 	if (queue_envelope_read(path, &m->env, &m->off, &err) < 0 ||
 	    (m->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_eventf(LOG_ERR, "delivery", "corrupt",
-			  "id=%s error=\"%s\" action=hold", id,
-			  err != NULL ? err : strerror(errno));
+		log_event(LOG_ERR, "delivery", "corrupt", LF_STR("id", id),
+			  LF_STR("error", err != NULL ? err : strerror(errno)),
+			  LF_STR("action", "hold"));
 		free(err);
 		free(path);
 		queue_move(cf->data_dir, id, "active", "hold");
@@ -1054,17 +1050,16 @@ msg_load(struct runner *r, const char *id, const char *from,
 	free(path);
 	if (queue_state_read(cf->data_dir, id, m->env.nrcpts, &m->st, &err) <
 	    0) {
-		log_eventf(LOG_WARNING, "delivery", "state-invalid",
-			  "id=%s error=\"%s\"", id, err);
+		log_event(LOG_WARNING, "delivery", "state-invalid",
+			  LF_STR("id", id), LF_STR("error", err));
 		free(err);
 	}
 	m->out = xcalloc(m->env.nrcpts + 1, sizeof(*m->out));
 	if (strcmp(from, "incoming") == 0) {
-		char q[600];
-		log_eventf(LOG_INFO, "delivery", "queued",
-			  "id=%s from=<%s> nrcpt=%zu size=%llu", id,
-			  log_quote(q, sizeof(q), m->env.sender),
-			  m->env.nrcpts, (unsigned long long)m->env.size);
+		log_event(LOG_INFO, "delivery", "queued", LF_STR("id", id),
+			  LF_STR("from", m->env.sender),
+			  LF_UINT("nrcpt", m->env.nrcpts),
+			  LF_UINT("size", m->env.size));
 	}
 	m->jobs = 1;	/* held while the jobs are made */
 	m->delete_req = m->delete_bounce = delete_bounce;
@@ -1296,8 +1291,8 @@ ssl_ctx_for(struct runner *r, bool smarthost)
 	if (*slot == NULL &&
 	    (*slot = smtp_client_ssl_ctx_new(smarthost ? sh_ca : mx_ca,
 					     &error)) == NULL) {
-		log_eventf(LOG_ERR, "delivery", "tls-setup-failed",
-			  "error=\"%s\"", error);
+		log_event(LOG_ERR, "delivery", "tls-setup-failed",
+			  LF_STR("error", error));
 		free(error);
 	}
 	return *slot;
@@ -1763,7 +1758,7 @@ ctl_execute(struct ctl_client *cc, char *line)
 			r->due[i].when = 0;
 		r->due_min = 0;
 		timer_arm(r);
-		log_eventf(LOG_INFO, "queue", "flush", "messages=%d", count);
+		log_event(LOG_INFO, "queue", "flush", LF_INT("messages", count));
 		ctl_reply(cc, "ok %d\n", count);
 		return;
 	}
@@ -1797,8 +1792,8 @@ ctl_execute(struct ctl_client *cc, char *line)
 			return;
 		}
 	}
-	log_eventf(LOG_INFO, "queue", argv[0], "target=%s messages=%d%s",
-		  argv[1], count, bounce ? " bounce=yes" : "");
+	log_event(LOG_INFO, "queue", argv[0], LF_STR("target", argv[1]),
+		  LF_INT("messages", count), LF_STR_IF(bounce, "bounce", "yes"));
 	ctl_reply(cc, "ok %d\n", count);
 }
 
@@ -2004,7 +1999,7 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 		evsignal_add(sigs[i], NULL);
 	}
 	signals_unblock_all();
-	log_eventf(LOG_INFO, "daemon", "runner-start", "pid=%d", (int)getpid());
+	log_event(LOG_INFO, "daemon", "runner-start", LF_INT("pid", getpid()));
 
 	/* the watch is in place before the scan: nothing slips between */
 	recover(&r);
@@ -2033,6 +2028,6 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 	userdb_close(&r.db);
 	free(r.due);
 	event_base_free(r.base);
-	log_eventf(LOG_DEBUG, "daemon", "runner-exit", "pid=%d", (int)getpid());
+	log_event(LOG_DEBUG, "daemon", "runner-exit", LF_INT("pid", getpid()));
 	return 0;
 }

@@ -279,9 +279,13 @@ plain_response(struct sasl_session *s, const unsigned char *msg, size_t n)
 		return SASL_FAIL_SYNTAX;
 	if (!name_ok(authcid, clen) || (zlen != 0 && !name_ok(msg, zlen)))
 		return SASL_FAIL_SYNTAX;
-	if (plen == 0 || plen > SASL_PASSWORD_MAX)
+	if (plen > SASL_PASSWORD_MAX)
 		return SASL_FAIL_SYNTAX;
 	set_authcid(s, (const char *)authcid, clen);
+	/* well formed, and wrong: a failed login like any other (535,
+	 * logged and counted), not an undecodable response */
+	if (plen == 0)
+		return SASL_FAIL_CREDENTIALS;
 	if (zlen != 0 && (zlen != clen || memcmp(msg, authcid, clen) != 0))
 		return SASL_FAIL_CREDENTIALS;
 	return lookup_status(s->ops->verify_password(s->ctx, s->authcid,
@@ -304,8 +308,10 @@ login_user(struct sasl_session *s, const unsigned char *msg, size_t n,
 static enum sasl_status
 login_pass(struct sasl_session *s, const unsigned char *msg, size_t n)
 {
-	if (n == 0 || n > SASL_PASSWORD_MAX || memchr(msg, '\0', n) != NULL)
+	if (n > SASL_PASSWORD_MAX || memchr(msg, '\0', n) != NULL)
 		return SASL_FAIL_SYNTAX;
+	if (n == 0)		/* as in PLAIN: a wrong password */
+		return SASL_FAIL_CREDENTIALS;
 	return lookup_status(s->ops->verify_password(s->ctx, s->authcid,
 						     (const char *)msg));
 }

@@ -487,15 +487,16 @@ reap(struct server *sv)
 			if (sv->stopping)
 				continue;
 			if (!sv->runner_restart)
-				log_eventf(LOG_ERR, "daemon", "runner-died",
-					  "pid=%d status=%d signal=%d",
-					  (int)pid,
-					  WIFEXITED(status)
-						  ? WEXITSTATUS(status)
-						  : -1,
-					  WIFSIGNALED(status)
-						  ? WTERMSIG(status)
-						  : 0);
+				log_event(LOG_ERR, "daemon", "runner-died",
+					  LF_INT("pid", pid),
+					  LF_INT("status",
+						 WIFEXITED(status)
+							 ? WEXITSTATUS(status)
+							 : -1),
+					  LF_INT("signal",
+						 WIFSIGNALED(status)
+							 ? WTERMSIG(status)
+							 : 0));
 			if (!sv->runner_restart &&
 			    mono_ms() - sv->runner_started_ms < 1000)
 				respawn_later = true;
@@ -513,18 +514,18 @@ reap(struct server *sv)
 		limits_worker_reset(sv->limits, c->slot);
 		bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 		if (sv->stopping || c->gen != sv->gen) {
-			log_eventf(LOG_DEBUG, "daemon", "worker-exit",
-				  "slot=%u pid=%d", c->slot, (int)pid);
+			log_event(LOG_DEBUG, "daemon", "worker-exit",
+				  LF_UINT("slot", c->slot), LF_INT("pid", pid));
 			continue;
 		}
 		if (WIFSIGNALED(status))
-			log_eventf(LOG_ERR, "daemon", "worker-died",
-				  "slot=%u pid=%d signal=%d", c->slot,
-				  (int)pid, WTERMSIG(status));
+			log_event(LOG_ERR, "daemon", "worker-died",
+				  LF_UINT("slot", c->slot), LF_INT("pid", pid),
+				  LF_INT("signal", WTERMSIG(status)));
 		else
-			log_eventf(LOG_ERR, "daemon", "worker-died",
-				  "slot=%u pid=%d status=%d", c->slot,
-				  (int)pid, WEXITSTATUS(status));
+			log_event(LOG_ERR, "daemon", "worker-died",
+				  LF_UINT("slot", c->slot), LF_INT("pid", pid),
+				  LF_INT("status", WEXITSTATUS(status)));
 		(void)clean;
 		/* a worker that dies right after it started would make us
 		 * spin: wait a second before replacing it */
@@ -566,8 +567,8 @@ shutdown_start(struct server *sv)
 	if (sv->stopping)
 		return;
 	sv->stopping = true;
-	log_eventf(LOG_INFO, "daemon", "stopping", "children=%u",
-		  live_children(sv));
+	log_event(LOG_INFO, "daemon", "stopping",
+		  LF_UINT("children", live_children(sv)));
 	signal_children(sv, SIGTERM, false);
 	evtimer_add(sv->kill_timer, &tv);
 	if (live_children(sv) == 0)
@@ -578,10 +579,7 @@ shutdown_start(struct server *sv)
 static void
 reload_refused(struct config **nc, char *errors)
 {
-	char q[2048];
-
-	log_eventf(LOG_ERR, "daemon", "reload-refused", "errors=%s",
-		  log_quote(q, sizeof(q), errors));
+	log_event(LOG_ERR, "daemon", "reload-refused", LF_STR("errors", errors));
 	free(errors);
 	config_free(nc);
 }
@@ -659,8 +657,9 @@ reload(struct server *sv)
 		if (sv->slot_used[i] && sv->children[i].gen != sv->gen)
 			sv->children[i].draining = true;
 	signal_children(sv, SIGUSR2, true);
-	log_eventf(LOG_INFO, "daemon", "reloaded", "config=%s workers=%u",
-		  sv->config->path, nworkers(sv->config));
+	log_event(LOG_INFO, "daemon", "reloaded",
+		  LF_STR("config", sv->config->path),
+		  LF_UINT("workers", nworkers(sv->config)));
 }
 
 static void
@@ -711,7 +710,8 @@ serve_main(const char *config_path)
 	    runner_secrets_load(sv.config, &sv.secrets, &errors) < 0 ||
 	    bind_all(sv.config, NULL, 0, &sv.socks, &sv.nsocks, &errors) < 0) {
 		fprintf(stderr, "godwit: %s\n", errors);
-		log_eventf(LOG_ERR, "daemon", "start-failed", "msg=\"see stderr\"");
+		log_event(LOG_ERR, "daemon", "start-failed",
+			  LF_STR("msg", "see stderr"));
 		free(errors);
 		tls_ctx_free(&sv.tls_ctx);
 		config_free(&sv.config);
@@ -744,20 +744,22 @@ serve_main(const char *config_path)
 					 i ? "," : "",
 					 sv.socks[i].listener->name,
 					 sv.socks[i].addr_text);
-			if (n < 0)
+			if (n < 0 || (size_t)n >= sizeof(addrs) - o)
 				break;
 			o += (size_t)n;
 		}
-		log_eventf(LOG_INFO, "daemon", "start",
-			  "version=%s pid=%d hostname=%s workers=%u listen=%s",
-			  GODWIT_VERSION, (int)getpid(), sv.config->hostname,
-			  nworkers(sv.config), addrs);
+		log_event(LOG_INFO, "daemon", "start",
+			  LF_STR("version", GODWIT_VERSION),
+			  LF_INT("pid", getpid()),
+			  LF_STR("hostname", sv.config->hostname),
+			  LF_UINT("workers", nworkers(sv.config)),
+			  LF_STR("listen", addrs));
 	}
 	spawn_generation(&sv);
 	spawn_runner(&sv);
 	event_base_dispatch(sv.base);
 
-	log_eventf(LOG_INFO, "daemon", "stopped", "pid=%d", (int)getpid());
+	log_event(LOG_INFO, "daemon", "stopped", LF_INT("pid", getpid()));
 	for (size_t i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_free(sv.kill_timer);

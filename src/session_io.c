@@ -1,11 +1,15 @@
 /* See session_io.h. */
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include "lib/util.h"
 #include "session_io.h"
@@ -223,4 +227,43 @@ deadline_kind_name(enum deadline_kind kind)
 		break;
 	}
 	return "none";
+}
+
+void
+session_tls_bev_setup(struct bufferevent *bev)
+{
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+}
+
+const char *
+session_end_reason(struct bufferevent *bev, short what, char *err,
+		   size_t size)
+{
+	int saved = errno;
+	unsigned long e, last = 0;
+	const char *r;
+
+	if (size > 0)
+		err[0] = '\0';
+	if (bufferevent_openssl_get_ssl(bev) != NULL) {
+		/* libevent queues SSL_get_error()'s small codes as well as
+		 * OpenSSL's own errors: only the latter say anything */
+		while ((e = bufferevent_get_openssl_error(bev)) != 0)
+			if (ERR_GET_LIB(e) != 0)
+				last = e;
+	}
+	/* a reset is a client gone too (one that closes with our reply
+	 * unread resets the connection instead of closing it) */
+	if ((what & BEV_EVENT_EOF) ||
+	    (last == 0 && (saved == ECONNRESET || saved == EPIPE)))
+		return "eof";
+	if (what & BEV_EVENT_TIMEOUT)
+		return (what & BEV_EVENT_WRITING) ? "write-timeout" : "timeout";
+	if (last != 0) {
+		r = ERR_reason_error_string(last);
+		snprintf(err, size, "%s", r != NULL ? r : "unknown");
+		return "tls-error";
+	}
+	snprintf(err, size, "%s", strerror(saved));
+	return "io-error";
 }

@@ -111,4 +111,23 @@ void deadline_free(struct deadline *d);
 /* "line", "tls-handshake", "data": for the log. */
 const char *deadline_kind_name(enum deadline_kind kind);
 
+/*
+ * A TLS bufferevent (libevent's OpenSSL one) set up for a session: a
+ * close without close_notify is an end of file, as it is in tls.c's
+ * context (SSL_OP_IGNORE_UNEXPECTED_EOF).
+ */
+void session_tls_bev_setup(struct bufferevent *bev);
+
+/*
+ * Why a connection ended, from a bufferevent event other than
+ * BEV_EVENT_CONNECTED, in the disconnect vocabulary shared by SMTP and
+ * POP3 (docs/operations.md, "Disconnect reasons"): "eof" (the client
+ * closed or reset it, with or without TLS close_notify), "timeout",
+ * "write-timeout", "tls-error" (err gets OpenSSL's reason, e.g. "wrong
+ * version number") or "io-error" (err gets strerror). Drains the
+ * bufferevent's OpenSSL error queue.
+ */
+const char *session_end_reason(struct bufferevent *bev, short what,
+			       char *err, size_t size);
+
 #endif

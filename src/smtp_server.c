@@ -32,7 +32,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "config.h"
@@ -183,9 +182,10 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 	if (++s->errors >= s->config->max_errors) {
 		reply(s, "421 4.7.0 %s Error: too many errors",
 		      s->config->hostname);
-		log_eventf(LOG_INFO, "smtp", "reject",
-			  "session=%s ip=%s reason=too-many-errors errors=%u",
-			  s->id, s->ip, s->errors);
+		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip),
+			  LF_STR("reason", "too-many-errors"),
+			  LF_UINT("errors", s->errors));
 		session_close(s, "too-many-errors");
 	}
 }
@@ -252,12 +252,11 @@ session_free(struct smtp_session *s, const char *reason)
 {
 	struct worker *w = s->w;
 
-	log_eventf(LOG_INFO, "smtp", "disconnect",
-		  "session=%s ip=%s reason=%s state=%s messages=%u errors=%u "
-		  "duration_ms=%llu",
-		  s->id, s->ip, reason, smtp_state_name(s->state), s->messages,
-		  s->errors,
-		  (unsigned long long)(mono_ms() - s->started_ms));
+	log_event(LOG_INFO, "smtp", "disconnect", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("reason", reason),
+		  LF_STR("state", smtp_state_name(s->state)),
+		  LF_UINT("messages", s->messages), LF_UINT("errors", s->errors),
+		  LF_UINT("duration_ms", mono_ms() - s->started_ms));
 	if (s->job != NULL) {
 		/* the committer finishes the job; nobody is left to answer */
 		s->job->done = NULL;
@@ -475,7 +474,6 @@ static void
 cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 {
 	const struct config *cf = s->config;
-	char q[300];
 
 	if (*c->arg == '\0') {
 		reply_error(s, 501, "5.5.4",
@@ -490,8 +488,8 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	s->esmtp = esmtp;
 	txn_free(&s->txn);
 	s->state = SMTP_S_READY;
-	log_eventf(LOG_DEBUG, "smtp", "helo", "session=%s ip=%s helo=%s",
-		  s->id, s->ip, log_quote(q, sizeof(q), s->helo));
+	log_event(LOG_DEBUG, "smtp", "helo", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("helo", s->helo));
 	if (!esmtp) {
 		reply(s, "250 %s", cf->hostname);
 		return;
@@ -575,20 +573,17 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 						 s->w->db, s->account, t->sender,
 						 s->config->recipient_delimiter);
 		if (r != 1) {
-			char q[700];
 			if (r < 0) {
 				free(t);
 				reply_error(s, 451, "4.3.0",
 					    "Error: temporary failure");
 				return;
 			}
-			log_eventf(LOG_INFO, "smtp", "reject",
-				  "session=%s ip=%s user=%s from=%s "
-				  "code=553 reason=sender-not-owned",
-				  s->id, s->ip, s->account,
-				  log_quote(q, sizeof(q), args.path.null
-							    ? "<>"
-							    : t->sender));
+			log_event(LOG_INFO, "smtp", "reject",
+				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("user", s->account),
+				  LF_STR("from", t->sender), LF_UINT("code", 553),
+				  LF_STR("reason", "sender-not-owned"));
 			free(t);
 			reply_error(s, 553, "5.7.1",
 				    "Error: sender address not owned by the "
@@ -644,7 +639,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	struct recipient_ctx rctx;
 	struct smtp_rcpt_args args;
 	struct smtp_error err;
-	char addr[SMTP_PATH_MAX * 4 + 8], q[600];
+	char addr[SMTP_PATH_MAX * 4 + 8];
 
 	if (s->state != SMTP_S_MAIL && s->state != SMTP_S_RCPT) {
 		reply_error(s, 503, "5.5.1", "Error: need MAIL command");
@@ -695,19 +690,20 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	    res.verdict == RCPT_TEMPFAIL) {
 		reply_error(s, 451, "4.3.0",
 			    "Error: temporary failure looking up recipient");
-		log_eventf(LOG_WARNING, "smtp", "reject",
-			  "session=%s ip=%s to=<%s> code=451 reason=lookup",
-			  s->id, s->ip, log_quote(q, sizeof(q), addr));
+		log_event(LOG_WARNING, "smtp", "reject",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("to", addr), LF_UINT("code", 451),
+			  LF_STR("reason", "lookup"));
 		recipient_result_free(&res);
 		return;
 	}
 	if (res.verdict == RCPT_REJECT) {
-		log_eventf(LOG_INFO, "smtp", "reject",
-			  "session=%s ip=%s from=<%s> to=<%s> code=%d "
-			  "enh=%s reason=%s",
-			  s->id, s->ip, t->sender,
-			  log_quote(q, sizeof(q), addr), res.code, res.enh,
-			  res.code == 554 ? "relay-denied" : "unknown-user");
+		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip), LF_STR("from", t->sender),
+			  LF_STR("to", addr), LF_INT("code", res.code),
+			  LF_STR("enh", res.enh),
+			  LF_STR("reason", res.code == 554 ? "relay-denied"
+							   : "unknown-user"));
 		reply_error(s, res.code, res.enh, res.text);
 		recipient_result_free(&res);
 		return;
@@ -873,8 +869,9 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 	if (smtp_parse_bdat(c->arg, &size, &last, &err) < 0) {
 		/* without a valid size we cannot find the next command */
 		reply(s, "%d %s %s", err.code, err.enh, err.text);
-		log_eventf(LOG_INFO, "smtp", "reject",
-			  "session=%s ip=%s reason=bad-bdat", s->id, s->ip);
+		s->errors++;
+		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip), LF_STR("reason", "bad-bdat"));
 		session_close(s, "bad-bdat");
 		return;
 	}
@@ -992,6 +989,7 @@ cmd_starttls(struct smtp_session *s)
 		session_close(s, "tls-error");
 		return;
 	}
+	session_tls_bev_setup(tls_bev);
 	s->bev = tls_bev;
 	s->tls_pending = true;
 	txn_free(&s->txn);
@@ -1005,9 +1003,9 @@ log_tls(struct smtp_session *s)
 	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
 
-	log_eventf(LOG_INFO, "smtp", "tls",
-		  "session=%s ip=%s version=%s cipher=%s", s->id, s->ip,
-		  SSL_get_version(ssl), c != NULL ? SSL_CIPHER_get_name(c) : "-");
+	log_event(LOG_INFO, "smtp", "tls", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("version", SSL_get_version(ssl)),
+		  LF_STR("cipher", c != NULL ? SSL_CIPHER_get_name(c) : "-"));
 }
 
 /* The handshake is done: the session forgets everything from before. */
@@ -1365,26 +1363,31 @@ static void
 log_accept(struct smtp_session *s, const char *result)
 {
 	struct smtp_txn *t = s->txn;
-	char to[1024], q[1100], h[300], f[1100], from[sizeof(((struct smtp_txn *)0)->sender) + 3];
-	size_t o = 0;
+	size_t len = 0, n;
+	char *to;
 
-	to[0] = '\0';
-	for (size_t i = 0; i < t->nrcpts && o + 2 < sizeof(to); i++) {
-		int n = snprintf(to + o, sizeof(to) - o, "%s<%s>",
-				 i > 0 ? "," : "", t->rcpts[i].addr);
-		if (n < 0 || (size_t)n >= sizeof(to) - o)
-			break;
-		o += (size_t)n;
+	/* the recipients, comma-separated (a quoted local part keeps its
+	 * quotes, so a comma inside one is no separator) */
+	for (size_t i = 0; i < t->nrcpts; i++)
+		len += strlen(t->rcpts[i].addr) + 1;
+	to = xmalloc(len + 1);
+	len = 0;
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		if (i > 0)
+			to[len++] = ',';
+		n = strlen(t->rcpts[i].addr);
+		memcpy(to + len, t->rcpts[i].addr, n);
+		len += n;
 	}
-	snprintf(from, sizeof(from), "<%s>", t->sender);
-	log_eventf(LOG_INFO, "smtp", "accept",
-		  "session=%s queue=%s ip=%s helo=%s from=%s to=%s rcpts=%zu "
-		  "local=%zu remote=%zu size=%llu result=%s",
-		  s->id, t->id, s->ip,
-		  log_quote(h, sizeof(h), s->helo ? s->helo : ""),
-		  log_quote(f, sizeof(f), from), log_quote(q, sizeof(q), to),
-		  t->nrcpts, t->nmailboxes, t->nremotes,
-		  (unsigned long long)t->size, result);
+	to[len] = '\0';
+	log_event(LOG_INFO, "smtp", "accept", LF_STR("session", s->id),
+		  LF_STR("queue", t->id), LF_STR("ip", s->ip),
+		  LF_STR("helo", s->helo), LF_STR("from", t->sender),
+		  LF_STR("to", to), LF_UINT("rcpts", t->nrcpts),
+		  LF_UINT("local", t->nmailboxes),
+		  LF_UINT("remote", t->nremotes), LF_UINT("size", t->size),
+		  LF_STR("result", result));
+	free(to);
 }
 
 static void
@@ -1399,9 +1402,9 @@ commit_done(struct delivery_job *job, void *arg)
 		s->messages++;
 	} else {
 		reply(s, "451 4.3.0 Error: local error, try again later");
-		log_eventf(LOG_ERR, "smtp", "error",
-			  "session=%s queue=%s ip=%s reason=commit msg=%s",
-			  s->id, job->id, s->ip, job->error);
+		log_event(LOG_ERR, "smtp", "error", LF_STR("session", s->id),
+			  LF_STR("queue", job->id), LF_STR("ip", s->ip),
+			  LF_STR("reason", "commit"), LF_STR("msg", job->error));
 	}
 	txn_reset(s);
 	s->state = SMTP_S_READY;
@@ -1517,9 +1520,10 @@ bare_eol(struct smtp_session *s, const char *where)
 	reply(s, "521 5.5.2 %s Error: bare <CR> or <LF> received; lines "
 		 "must end with <CR><LF> (RFC 5321 2.3.8)",
 	      s->config->hostname);
-	log_eventf(LOG_INFO, "smtp", "reject",
-		  "session=%s ip=%s reason=bare-eol where=%s", s->id, s->ip,
-		  where);
+	s->errors++;	/* a 5xx like any other: counted */
+	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("reason", "bare-eol"),
+		  LF_STR("where", where));
 	session_close(s, "bare-eol");
 }
 
@@ -2011,10 +2015,11 @@ session_process(struct smtp_session *s)
 				reply(s, "554 5.5.1 %s Error: you talked "
 					 "before the greeting",
 				      s->config->hostname);
-				log_eventf(LOG_INFO, "smtp", "reject",
-					  "session=%s ip=%s "
-					  "reason=early-talker",
-					  s->id, s->ip);
+				s->errors++;
+				log_event(LOG_INFO, "smtp", "reject",
+					  LF_STR("session", s->id),
+					  LF_STR("ip", s->ip),
+					  LF_STR("reason", "early-talker"));
 				session_close(s, "early-talker");
 			}
 			return;
@@ -2097,23 +2102,13 @@ static void
 event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
+	const char *reason;
+	char err[128];
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		tls_done(s);
 		session_process(s);
-		return;
-	}
-	if ((what & BEV_EVENT_ERROR) && (s->tls_pending || s->tls)) {
-		unsigned long e = bufferevent_get_openssl_error(s->bev);
-		char buf[256] = "connection closed";
-		if (e != 0)
-			ERR_error_string_n(e, buf, sizeof(buf));
-		char q[300];
-		log_eventf(LOG_INFO, "smtp", "tls-error",
-			  "session=%s ip=%s error=%s", s->id, s->ip,
-			  log_quote(q, sizeof(q), buf));
-		session_free(s, "tls-error");
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_S_CLOSING &&
@@ -2127,12 +2122,17 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close(s, "timeout");
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
-		session_free(s, s->state == SMTP_S_CLOSING ? "closed" : "eof");
-	else if (what & BEV_EVENT_TIMEOUT)
-		session_free(s, "write-timeout");
-	else
-		session_free(s, "error");
+	reason = session_end_reason(s->bev, what, err, sizeof(err));
+	if (s->close_reason != NULL) {
+		/* we were closing anyway: that is the reason */
+		session_free(s, s->close_reason);
+		return;
+	}
+	if (strcmp(reason, "tls-error") == 0)
+		log_event(LOG_INFO, "smtp", "tls-error",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("error", err));
+	session_free(s, reason);
 }
 
 /* ---- start ---------------------------------------------------------- */
@@ -2181,6 +2181,8 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 					       BEV_OPT_CLOSE_ON_FREE);
 		if (s->bev == NULL && ssl != NULL)
 			SSL_free(ssl);
+		if (s->bev != NULL)
+			session_tls_bev_setup(s->bev);
 		s->implicit_tls = true;
 		s->tls_pending = true;
 		s->state = SMTP_S_TLS;
@@ -2194,9 +2196,9 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 		return;
 	}
 	session_setup_bev(s);
-	log_eventf(LOG_INFO, "smtp", "connect",
-		  "session=%s ip=%s listener=%s trusted=%s", s->id, s->ip,
-		  l->name, s->trusted ? "yes" : "no");
+	log_event(LOG_INFO, "smtp", "connect", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("listener", l->name),
+		  LF_BOOL("trusted", s->trusted));
 	if (s->state == SMTP_S_TLS) {
 		wait_tls(s);
 		return;		/* tls_done() greets */

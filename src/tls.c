@@ -202,11 +202,16 @@ setup_protocol(const struct config *config, SSL_CTX *ctx, char **error_r)
 	/*
 	 * No compression (CRIME), no renegotiation (a client could make us
 	 * do handshakes forever, and it is gone from TLS 1.3 anyway), and
-	 * our cipher order, not the client's.
+	 * our cipher order, not the client's. A client that closes the
+	 * connection without close_notify has simply closed it: SMTP and
+	 * POP3 frame their own data (QUIT, CRLF.CRLF, BDAT sizes), so no
+	 * truncation goes unnoticed, and the session logs reason=eof once
+	 * instead of a TLS error.
 	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 					 SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_CIPHER_SERVER_PREFERENCE);
+					 SSL_OP_CIPHER_SERVER_PREFERENCE |
+					 SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* What libevent's OpenSSL bufferevents expect of non-blocking I/O;
 	 * idle sessions give their buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |

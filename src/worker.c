@@ -81,8 +81,9 @@ worker_admit(struct worker *w, const struct config_listener *l, int fd,
 			snprintf(buf, sizeof(buf),
 				 "554 5.7.1 %s Error: access denied\r\n",
 				 cf->hostname);
-		log_eventf(LOG_INFO, cat, "reject",
-			  "ip=%s listener=%s reason=access-list", ip, l->name);
+		log_event(LOG_INFO, cat, "reject", LF_STR("ip", ip),
+			  LF_STR("listener", l->name),
+			  LF_STR("reason", "access-list"));
 		refuse(l, fd, buf);
 		return false;
 	}
@@ -473,8 +474,8 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	/* blocked by the parent across fork(); ours to take now */
 	signals_unblock_all();
 
-	log_eventf(LOG_DEBUG, "daemon", "worker-start", "slot=%u pid=%d", slot,
-		  (int)getpid());
+	log_event(LOG_DEBUG, "daemon", "worker-start", LF_UINT("slot", slot),
+		  LF_INT("pid", getpid()));
 	event_base_dispatch(w.base);
 	retention_stop(&retention);
 
@@ -494,6 +495,6 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	userdb_close(&w.db);
 	free(w.lev);
 	free(actx);
-	log_eventf(LOG_DEBUG, "daemon", "worker-exit", "slot=%u", slot);
+	log_event(LOG_DEBUG, "daemon", "worker-exit", LF_UINT("slot", slot));
 	return 0;
 }

@@ -25,19 +25,6 @@ out_putc(struct logfmt_out *o, char c)
 	out_putn(o, &c, 1);
 }
 
-static void
-out_hex(struct logfmt_out *o, const char *prefix, unsigned char c)
-{
-	static const char hex[] = "0123456789abcdef";
-	char b[8];
-	size_t n = strlen(prefix);
-
-	memcpy(b, prefix, n);
-	b[n++] = hex[c >> 4];
-	b[n++] = hex[c & 15];
-	out_putn(o, b, n);
-}
-
 /*
  * Length of the valid UTF-8 sequence at p (1..4), or 0 when the bytes
  * there are not one (overlong forms, surrogates, > U+10FFFF, cut short).
@@ -79,7 +66,12 @@ utf8_seq(const unsigned char *p, size_t n, unsigned *cp_r)
 	return len;
 }
 
-/* Unicode characters that some line-based readers treat as a line end. */
+/*
+ * Characters written as escapes although they are valid UTF-8: the C1
+ * controls (U+0080..U+009F, among them U+0085 NEXT LINE) and U+2028 LINE
+ * SEPARATOR and U+2029 PARAGRAPH SEPARATOR, which line-based readers
+ * (and JavaScript) may take as the end of a line.
+ */
 static bool
 is_unicode_break(unsigned cp)
 {
@@ -107,103 +99,98 @@ key_ok(const char *k)
 	return true;
 }
 
-/* The value cut to LOGFMT_VALUE_MAX at a character boundary. */
-static size_t
-cut_len(const unsigned char *p, size_t n, bool *cut_r)
-{
-	size_t i = 0, l;
-	unsigned cp;
+/* The longest encoding of one character: two bytes as \u00HH each. */
+#define ENC_CHAR_MAX 12
 
-	*cut_r = false;
-	if (n <= LOGFMT_VALUE_MAX)
-		return n;
-	*cut_r = true;
-	while (i < LOGFMT_VALUE_MAX) {
-		l = utf8_seq(p + i, n - i, &cp);
-		if (l == 0)
-			l = 1;
-		if (i + l > LOGFMT_VALUE_MAX)
-			break;
-		i += l;
-	}
-	return i;
+static size_t
+put_hex(char *e, const char *prefix, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(prefix);
+
+	memcpy(e, prefix, n);
+	e[n++] = hex[c >> 4];
+	e[n++] = hex[c & 15];
+	return n;
 }
 
-static void
-kv_string(struct logfmt_out *o, const unsigned char *p, size_t n)
+/*
+ * The encoding, inside double quotes, of the character at p (n bytes
+ * left) into e; *in_r gets how many input bytes it stands for (a byte
+ * that does not start valid UTF-8 is a character of its own).
+ */
+static size_t
+enc_char(enum logfmt_format fmt, const unsigned char *p, size_t n,
+	 size_t *in_r, char e[ENC_CHAR_MAX])
 {
-	size_t i, l, j;
-	bool bare = n > 0, cut;
+	const char *esc = fmt == LOGFMT_JSON ? "\\u00" : "\\x";
+	size_t l, i, k = 0;
 	unsigned cp;
 
-	n = cut_len(p, n, &cut);
-	for (i = 0; i < n && bare; i++)
-		bare = bare_byte(p[i]);
+	if ((l = utf8_seq(p, n, &cp)) == 0) {
+		*in_r = 1;
+		return put_hex(e, esc, p[0]);
+	}
+	*in_r = l;
+	if (l == 1) {
+		if (cp == '"' || cp == '\\') {
+			e[0] = '\\';
+			e[1] = (char)cp;
+			return 2;
+		}
+		if (cp < 0x20 || cp == 0x7f)
+			return put_hex(e, esc, p[0]);
+		e[0] = (char)cp;
+		return 1;
+	}
+	if (fmt == LOGFMT_JSON && (cp == 0x2028 || cp == 0x2029)) {
+		memcpy(e, cp == 0x2028 ? "\\u2028" : "\\u2029", 6);
+		return 6;
+	}
+	if (is_unicode_break(cp)) {
+		/* each byte: in JSON an escape below U+0100 is a byte */
+		for (i = 0; i < l; i++)
+			k += put_hex(e + k, esc, p[i]);
+		return k;
+	}
+	memcpy(e, p, l);
+	return l;
+}
+
+/*
+ * A string value. Its encoded form (between the quotes) is at most
+ * LOGFMT_VALUE_MAX bytes: a longer one is cut at a character boundary
+ * so that "..." still fits. A cut value is always quoted.
+ */
+static void
+enc_string(struct logfmt_out *o, enum logfmt_format fmt,
+	   const unsigned char *p, size_t n)
+{
+	char e[ENC_CHAR_MAX];
+	size_t i, l, el, total = 0, keep = 0, end;
+	bool bare = fmt == LOGFMT_KV && n > 0, cut = false;
+
+	for (i = 0; i < n; i += l) {
+		el = enc_char(fmt, p + i, n - i, &l, e);
+		if (l != 1 || el != 1 || !bare_byte(p[i]))
+			bare = false;
+		if (total + el <= LOGFMT_VALUE_MAX - 3)
+			keep = i + l;
+		total += el;
+		if (total > LOGFMT_VALUE_MAX) {
+			cut = true;
+			break;
+		}
+	}
+	end = cut ? keep : n;
 	if (bare && !cut) {
 		out_putn(o, p, n);
 		return;
 	}
 	out_putc(o, '"');
-	for (i = 0; i < n; i += l) {
-		unsigned char c = p[i];
-		l = utf8_seq(p + i, n - i, &cp);
-		if (l == 0) {
-			out_hex(o, "\\x", c);
-			l = 1;
-		} else if (l == 1) {
-			if (c == '"' || c == '\\') {
-				out_putc(o, '\\');
-				out_putc(o, (char)c);
-			} else if (c < 0x20 || c == 0x7f) {
-				out_hex(o, "\\x", c);
-			} else {
-				out_putc(o, (char)c);
-			}
-		} else if (is_unicode_break(cp)) {
-			for (j = 0; j < l; j++)
-				out_hex(o, "\\x", p[i + j]);
-		} else {
-			out_putn(o, p + i, l);
-		}
-	}
-	if (cut)
-		out_putn(o, "...", 3);
-	out_putc(o, '"');
-}
-
-static void
-json_string(struct logfmt_out *o, const unsigned char *p, size_t n)
-{
-	size_t i, l, j;
-	bool cut;
-	unsigned cp;
-
-	n = cut_len(p, n, &cut);
-	out_putc(o, '"');
-	for (i = 0; i < n; i += l) {
-		unsigned char c = p[i];
-		l = utf8_seq(p + i, n - i, &cp);
-		if (l == 0) {
-			out_hex(o, "\\u00", c);
-			l = 1;
-		} else if (l == 1) {
-			if (c == '"' || c == '\\') {
-				out_putc(o, '\\');
-				out_putc(o, (char)c);
-			} else if (c < 0x20 || c == 0x7f) {
-				out_hex(o, "\\u00", c);
-			} else {
-				out_putc(o, (char)c);
-			}
-		} else if (cp == 0x2028 || cp == 0x2029) {
-			out_putn(o, cp == 0x2028 ? "\\u2028" : "\\u2029", 6);
-		} else if (is_unicode_break(cp)) {
-			/* below U+0100 an escape stands for a byte: escape both */
-			for (j = 0; j < l; j++)
-				out_hex(o, "\\u00", p[i + j]);
-		} else {
-			out_putn(o, p + i, l);
-		}
+	for (i = 0; i < end; i += l) {
+		el = enc_char(fmt, p + i, end - i, &l, e);
+		out_putn(o, e, el);
 	}
 	if (cut)
 		out_putn(o, "...", 3);
@@ -236,10 +223,7 @@ logfmt_value(struct logfmt_out *o, enum logfmt_format fmt,
 		n = strlen((const char *)p);
 		break;
 	}
-	if (fmt == LOGFMT_JSON)
-		json_string(o, p, n);
-	else
-		kv_string(o, p, n);
+	enc_string(o, fmt, p, n);
 }
 
 bool
@@ -250,6 +234,10 @@ logfmt_fields(struct logfmt_out *o, enum logfmt_format fmt,
 
 	for (f = fields; f->type != LOG_FIELD_END; f++) {
 		size_t mark = o->len;
+
+		if (f->type == LOG_FIELD_SKIP)
+			continue;
+
 		const char *key = key_ok(f->key) ? f->key : "badkey";
 
 		if (fmt == LOGFMT_JSON) {

@@ -2,21 +2,29 @@
  * The log field encoder: the one place where a value becomes text in a
  * log line. Knows nothing of mail or of where lines go (log.c does that).
  *
- * The contract (docs/operations.md, "Log format"):
+ * The contract (docs/operations.md, "Log format"); a value is bytes:
  *
- *   key=value (logfmt): a value is written bare only when every byte is in
- *   [A-Za-z0-9] or one of - . _ : / @ + , [ ] and it is not empty;
- *   otherwise it is double-quoted, with \" and \\ for quote and backslash
- *   and \xHH for every other byte that is a control character (C0, DEL),
- *   not part of valid UTF-8, or part of U+0085, U+2028 or U+2029 (the
+ *   key=value (logfmt): a value is written bare only when it is not empty
+ *   and every byte is in [A-Za-z0-9] or one of - . _ : / @ + , [ ];
+ *   otherwise it is double-quoted, with \" and \\ for quote and
+ *   backslash and \xHH (lower-case hex) for every other byte that is a
+ *   control character (C0, DEL), not part of valid UTF-8 (overlong forms,
+ *   surrogates, above U+10FFFF, cut short), or part of a C1 control
+ *   (U+0080..U+009F, with U+0085 NEXT LINE) or of U+2028 or U+2029 (the
  *   Unicode line breaks, which line-based readers split on). Other UTF-8
- *   passes through inside the quotes.
+ *   passes through inside the quotes. So no value holds a raw space, '=',
+ *   quote or line break outside its quotes, and none holds a raw line
+ *   break at all.
  *
  *   JSON: always valid UTF-8. \" and \\; \u00HH for a control byte or a
  *   byte that is not valid UTF-8 (one escape per byte, so the bytes can be
- *   recovered); C1 controls U+0080..U+009F as the \u00HH of each of their
- *   two UTF-8 bytes; U+2028 and U+2029 as \u2028 and \u2029. Integers are
- *   JSON numbers.
+ *   recovered: an escape below U+0100 stands for one byte); the C1
+ *   controls as the \u00HH of each of their two UTF-8 bytes; U+2028 and
+ *   U+2029 as \u2028 and \u2029. Integers are JSON numbers.
+ *
+ *   Length: a value's encoded form (between its quotes) is at most
+ *   LOGFMT_VALUE_MAX bytes; a longer one is cut at a character boundary
+ *   and ends in "..." inside its quotes.
  *
  * Keys are string literals of [a-z0-9_] (log.h enforces the literal);
  * the encoder checks the character set and replaces a bad key by "badkey".
@@ -34,6 +42,7 @@ enum log_field_type {
 	LOG_FIELD_BYTES, /* bytes with a length: may hold NUL */
 	LOG_FIELD_INT,
 	LOG_FIELD_UINT,
+	LOG_FIELD_SKIP,	 /* left out (a field written only sometimes) */
 };
 
 struct log_field {
@@ -56,12 +65,13 @@ struct logfmt_out {
 
 enum logfmt_format { LOGFMT_KV, LOGFMT_JSON };
 
-/* Longest value (in input bytes) written; longer ones end in "...". */
+/* Longest encoded value (between the quotes); longer ones end in "...". */
 #define LOGFMT_VALUE_MAX 1024
 
 /*
  * Appends each field of the LOG_FIELD_END-terminated array: for KV
- * " key=value" each, for JSON ",\"key\":value" each. A value longer than
+ * " key=value" each, for JSON ",\"key\":value" each (LOG_FIELD_SKIP
+ * fields are left out). A value whose encoding is longer than
  * LOGFMT_VALUE_MAX is cut at a character boundary and gets "..." appended
  * inside the value. Never writes half a field: when a field does not fit
  * in what is left of the output, it and all after it are left out and the

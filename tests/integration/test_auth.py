@@ -407,3 +407,35 @@ def test_auth_cache_never_admits_a_wrong_or_old_password(sub):
           input="a brand new password\n", check=True)
     assert not login(PASSWORD)              # the old one is gone
     assert login("a brand new password")
+
+
+def test_plain_empty_password_is_a_failed_login(sub):
+    """AUTH PLAIN with an empty password decodes fine: it is a wrong
+    password (535 5.7.8, was 501 "cannot decode"), logged as an auth
+    failure and counted towards the ban like any other; AUTH LOGIN
+    likewise."""
+    g = sub()
+    c = RawSMTP("127.0.0.1", g.sub_port)
+    c.reply()
+    c.ehlo()
+    assert c.cmd("STARTTLS").code == 220
+    c.sock = ctx().wrap_socket(c.sock, server_hostname="localhost")
+    c.ehlo()
+    empty = base64.b64encode(b"\0alice@example.test\0").decode()
+    r = c.cmd("AUTH PLAIN " + empty)
+    assert (r.code, r.enh) == (535, "5.7.8"), r
+    r = c.cmd("AUTH LOGIN " + base64.b64encode(b"alice@example.test").decode())
+    assert r.code == 334, r
+    r = c.cmd("")
+    assert (r.code, r.enh) == (535, "5.7.8"), r
+    # two more: the 4th failure (max_failures_ip 4) bans the address
+    for _ in range(2):
+        r = c.cmd("AUTH PLAIN " + empty)
+        assert r.code == 535, r
+    c.close()
+    log = g.log_text()
+    fails = [l for l in log.splitlines()
+             if "event=auth" in l and "result=fail" in l]
+    assert len(fails) == 4, log
+    assert all("user=alice@example.test" in l for l in fails), fails
+    assert "fac=smtp event=ban" in log, log

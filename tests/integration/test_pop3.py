@@ -415,6 +415,26 @@ def test_top(pop):
     assert "retrieved=0" in g.log_text()
 
 
+def test_logout_counts_retr_not_top(pop):
+    """The logout line's retrieved= and octets= are what RETR sent; TOP
+    output is not retrieved mail (it was counted in octets)."""
+    g = pop()
+    for i in range(2):
+        send(g, ALICE, message(f"t{i}", "line\n" * 200))
+    g.wait_messages(ALICE, 2)
+    p = pop3s(g)
+    p.top(1, 100)
+    p.top(2, 5)
+    sizes = {int(a): int(b) for a, b in (l.split() for l in p.list()[1])}
+    data = retr_bytes(p, 2)
+    assert len(data) == sizes[2]
+    p.quit()
+    m = re.search(r"event=logout .*reason=quit retrieved=(\d+) deleted=0 "
+                  r"delete_failed=0 octets=(\d+)", g.log_text())
+    assert m, g.log_text()
+    assert (int(m.group(1)), int(m.group(2))) == (1, sizes[2])
+
+
 def test_uidl_stable_across_sessions_moves_and_restarts(pop):
     g = pop()
     for i in range(3):
