@@ -399,7 +399,7 @@ KNOWN_EVENTS = {
     "timeout", "disconnect", "queued", "removed", "login", "logout",
     "login-refused", "bad-command", "sweep", "sent", "deferred",
     "bounced", "dsn", "error", "read-error", "fsync-failed",
-    "syncfs-failed", "dsn-limited", "fixed",
+    "syncfs-failed", "dsn-limited", "fixed", "stress-on", "stress-off",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",
@@ -411,5 +411,6 @@ KNOWN_KEYS = {
     "error", "path", "dir", "errno", "limit", "retrieved", "deleted",
     "delete_failed", "octets", "dsn_id", "action", "signal", "config",
     "net", "failure", "ban_s", "notify", "ret", "owner_was", "mode_was",
-    "owner", "mode", "header_addr",
+    "owner", "mode", "header_addr", "wait", "limit_ms", "connections",
+    "max_connections", "threshold", "stress_timeout_s", "below",
 }
