@@ -1684,8 +1684,10 @@ ctl_one(struct runner *r, const char *op, const char *id, bool bounce)
 		else if (strcmp(op, "release") == 0)
 			m->hold_req = false;
 		else if (strcmp(op, "delete") == 0) {
+			/* a later plain delete (e.g. "delete all") must not
+			 * take back a report an earlier --bounce asked for */
 			m->delete_req = true;
-			m->delete_bounce = bounce;
+			m->delete_bounce = m->delete_bounce || bounce;
 		}
 		return 1;
 	}
