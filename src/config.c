@@ -2345,6 +2345,55 @@ join_errors(struct loader *l)
 	return out;
 }
 
+/*
+ * libyaml's scanner costs O(depth) per token inside flow collections, so
+ * a file of nested "[[[[..." takes minutes to parse (1 MiB of them, the
+ * largest file we read, would stall `config check` and every reload).
+ * No configuration nests deeper than a few levels: refuse more than
+ * CONFIG_MAX_FLOW_DEPTH before libyaml sees the text. Brackets inside
+ * quoted scalars and comments do not count. Returns the line where the
+ * limit is passed, or 0.
+ */
+#define CONFIG_MAX_FLOW_DEPTH 64
+
+static int
+flow_too_deep(const char *p, size_t len)
+{
+	int depth = 0, line = 1;
+	char quote = 0;
+	bool comment = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (c == '\n') {
+			line++;
+			comment = false;
+			continue;
+		}
+		if (comment)
+			continue;
+		if (quote != 0) {
+			if (quote == '"' && c == '\\' && i + 1 < len &&
+			    p[i + 1] != '\n')
+				i++;
+			else if (c == quote)
+				quote = 0;
+			continue;
+		}
+		if (c == '#' && (i == 0 || p[i - 1] == ' ' || p[i - 1] == '\t' ||
+				 p[i - 1] == '\n'))
+			comment = true;
+		else if (c == '"' || c == '\'')
+			quote = c;
+		else if ((c == '[' || c == '{') && ++depth > CONFIG_MAX_FLOW_DEPTH)
+			return line;
+		else if ((c == ']' || c == '}') && depth > 0)
+			depth--;
+	}
+	return 0;
+}
+
 int
 config_load_buffer(const char *name, const void *data, size_t len,
                    struct config **config_r, char **errors_r)
@@ -2353,6 +2402,7 @@ config_load_buffer(const char *name, const void *data, size_t len,
 	yaml_parser_t parser;
 	yaml_document_t doc, extra;
 	struct config *c;
+	int deep;
 
 	*config_r = NULL;
 	*errors_r = NULL;
@@ -2361,6 +2411,12 @@ config_load_buffer(const char *name, const void *data, size_t len,
 	if (len > CONFIG_MAX_FILE) {
 		*errors_r =
 		    xasprintf("%s: larger than the limit of 1 MiB", name);
+		config_free(&c);
+		return -1;
+	}
+	if ((deep = flow_too_deep(data, len)) > 0) {
+		*errors_r = xasprintf("%s:%d: nested deeper than %d levels",
+		                      name, deep, CONFIG_MAX_FLOW_DEPTH);
 		config_free(&c);
 		return -1;
 	}

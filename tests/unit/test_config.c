@@ -1363,13 +1363,30 @@ test_deep_nesting(void **state)
 	len += 2 * depth;
 	assert_int_equal(config_load_buffer("t.yaml", y, len, &c, &errors),
 			 -1);
-	assert_string_equal(errors, "t.yaml:2: unknown key 'x' at top level");
+	assert_string_equal(errors, "t.yaml:2: nested deeper than 64 levels");
 	free(errors);
 
-	/* The same, unclosed: a syntax error, not a crash. */
+	/* The same, unclosed: refused the same way, not a crash. */
 	assert_int_equal(
 		config_load_buffer("t.yaml", y, len - depth, &c, &errors), -1);
-	assert_non_null(strstr(errors, "YAML syntax error"));
+	assert_string_equal(errors, "t.yaml:2: nested deeper than 64 levels");
+	free(errors);
+
+	/* 64 levels are parsed (and x is not a key); brackets in quoted
+	 * scalars and comments do not count. */
+	len = (size_t)sprintf(y, H "x: ");
+	memset(y + len, '[', 64);
+	memset(y + len + 64, ']', 64);
+	len += 128;
+	len += (size_t)sprintf(y + len,
+			       " # [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+			       "[[[[[[[[[[[[[[[[[[[[[[[[\n"
+			       "hostname: \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+			       "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"\n");
+	assert_int_equal(config_load_buffer("t.yaml", y, len, &c, &errors),
+			 -1);
+	assert_non_null(strstr(errors, "t.yaml:2: unknown key 'x'"));
+	assert_null(strstr(errors, "nested deeper"));
 	free(errors);
 	free(y);
 }
