@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/util.h"
 #include "lib/base64.h"
 #include "lib/xalloc.h"
 #include "mail_header.h"
@@ -695,17 +696,6 @@ mail_address_list_free(struct mail_address_list *l)
 
 /* ---- display names ---------------------------------------------------- */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /*
  * RFC 2047 2 limits an encoded word to 75 octets; mail readers decode
@@ -757,8 +747,8 @@ encoded_word(const char *s, const char *lim, struct sb *out, size_t *len_r)
 			if (*c == '_') {
 				sb_addc(&d, ' ');
 			} else if (*c == '=' && c + 2 < end &&
-				   (h = hexval(c[1])) >= 0 &&
-				   (l = hexval(c[2])) >= 0) {
+				   (h = hex_digit(c[1])) >= 0 &&
+				   (l = hex_digit(c[2])) >= 0) {
 				sb_addc(&d, (char)(h * 16 + l));
 				c += 2;
 			} else {

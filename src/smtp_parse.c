@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "lib/util.h"
 #include "smtp_parse.h"
 
 /*
@@ -622,17 +623,6 @@ val_is(const char *v, size_t len, const char *name)
 	return strlen(name) == len && ascii_ieq(v, name, len);
 }
 
-static int
-hex_value(unsigned char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 /*
  * xtext (RFC 3461 4): xchar is "!".."~" except "+" and "=", and "+XX"
@@ -652,8 +642,8 @@ xtext_decode(const char *s, size_t len, char *out, size_t size)
 
 	while (i < len) {
 		if (p[i] == '+') {
-			if (len - i < 3 || (hi = hex_value(p[i + 1])) < 0 ||
-			    (lo = hex_value(p[i + 2])) < 0)
+			if (len - i < 3 || (hi = hex_digit(p[i + 1])) < 0 ||
+			    (lo = hex_digit(p[i + 2])) < 0)
 				return -1;
 			c = (unsigned char)(hi << 4 | lo);
 			i += 3;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/util.h"
 #include "lib/logfmt.h"
 
 static void
@@ -261,17 +262,6 @@ logfmt_fields(struct logfmt_out *o, enum logfmt_format fmt,
 
 /* ---- decoders (tests and fuzzing) ---------------------------------- */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 #define DEC_MAX (LOGFMT_VALUE_MAX * 4 + 16)
 
@@ -314,12 +304,12 @@ logfmt_parse_kv(const char *text, size_t len, logfmt_field_cb *cb, void *ctx)
 						i += 2;
 					} else if (text[i + 1] == 'x' &&
 						   i + 3 < len &&
-						   hexval(text[i + 2]) >= 0 &&
-						   hexval(text[i + 3]) >= 0) {
+						   hex_digit(text[i + 2]) >= 0 &&
+						   hex_digit(text[i + 3]) >= 0) {
 						val[vl++] = (unsigned char)(
-							hexval(text[i + 2]) *
+							hex_digit(text[i + 2]) *
 								16 +
-							hexval(text[i + 3]));
+							hex_digit(text[i + 3]));
 						i += 4;
 					} else {
 						return -1;
@@ -404,7 +394,7 @@ json_str(const char *text, size_t len, size_t *i, unsigned char *val,
 			} else if (e == 'u' && p + 5 < len) {
 				unsigned u = 0;
 				for (int k = 2; k < 6; k++) {
-					int h = hexval(text[p + k]);
+					int h = hex_digit(text[p + k]);
 					if (h < 0)
 						return -1;
 					u = u * 16 + (unsigned)h;

@@ -235,3 +235,15 @@ proc_title(const char *title)
 	memset(title_area, '\0', title_len);
 	memcpy(title_area, title, n);
 }
+
+int
+hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -22,6 +22,9 @@ int parse_size(const char *s, uint64_t *bytes_r, const char **error_r);
 /* A decimal unsigned integer with no sign, no spaces, no overflow. */
 int parse_uint64(const char *s, uint64_t *v_r);
 
+/* The value of a hexadecimal digit of either case, or -1. */
+int hex_digit(int c);
+
 /* Copies with truncation check: returns -1 if src does not fit. */
 int strlcpy_checked(char *dst, const char *src, size_t size);
 
