@@ -478,7 +478,10 @@ local_part(struct parser *p, size_t a, size_t b, struct sb *s)
 	} else {
 		sb_addc(s, '"');
 		for (const char *c = r; *c != '\0'; c++) {
-			if (*c == '"' || *c == '\\')
+			/* a CR or LF came from a quoted-pair (obs-qp):
+			 * bare, it would read as folding and vanish */
+			if (*c == '"' || *c == '\\' || *c == '\r' ||
+			    *c == '\n')
 				sb_addc(s, '\\');
 			sb_addc(s, *c);
 		}

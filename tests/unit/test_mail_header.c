@@ -137,6 +137,10 @@ static const struct addr_case {
 	 "alice@example.test{bob@example.test}", 0},
 	{"\"a \\\"quoted\\\" \\\\ name\" <a@x>", "a@x{a \"quoted\" \\ name}", 0},
 	{"\"<bob@x>\" <a@x>", "a@x{<bob@x>}", 0},
+	/* an LF from a quoted-pair (obs-qp) stays quoted in the normal
+	 * form, so that form parses again to itself (a fuzz finding) */
+	{"\"a\\\nb\"@x", "\"a\\\nb\"@x", 0},
+	{"\"a\\\nb\"@x, b@y", "\"a\\\nb\"@x b@y", 0},
 	{"\"\" <a@x>", "a@x{}", 0},
 	/* comments */
 	{"alice@example.test (Alice)", "alice@example.test(Alice)", 0},
