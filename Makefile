@@ -6,8 +6,10 @@
 #   make fuzz       longer fuzz runs (FUZZ_SECONDS per target)
 #   make clean
 #
-# Every source under src/ and src/lib/ except main.c goes into a static
-# library that the daemon, the unit tests and the fuzz targets link against.
+# src/ is in layers (docs/architecture.md), one directory each, lowest first
+# in LAYERS. Each layer is a static library; the daemon, the unit tests and
+# the fuzz targets link them top layer first, so a call that goes up a layer
+# does not link. scripts/check-layers checks the includes.
 
 CC       ?= cc
 FUZZ_CC  ?= clang
@@ -26,8 +28,16 @@ LDLIBS   := $(PKG_LIBS) -lpthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined
 
-SRCS     := $(sort $(filter-out src/main.c,$(wildcard src/*.c src/lib/*.c)))
-HDRS     := $(wildcard src/*.h src/lib/*.h)
+LAYERS   := lib mail store net smtpd pop3d mta daemon cli
+MAIN     := src/cli/main.c
+SRCS     := $(sort $(filter-out $(MAIN),$(wildcard $(LAYERS:%=src/%/*.c))))
+HDRS     := $(wildcard $(LAYERS:%=src/%/*.h))
+# link order: the top layer first
+LINK_LAYERS := $(shell echo $(LAYERS) | tr ' ' '\n' | tac)
+layer_libs = $(foreach l,$(LINK_LAYERS),$(if $(wildcard src/$(l)/*.c),$(1)/libgodwit-$(l).a))
+LIBS      := $(call layer_libs,build)
+ASAN_LIBS := $(call layer_libs,build/asan)
+FUZZ_LIBS := $(call layer_libs,build/fuzz)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 
@@ -40,7 +50,7 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 20
 PYTEST   := /usr/bin/python3 -m pytest
 
-.PHONY: all deps run test unit fuzz-smoke fuzz integration asan clean format bench
+.PHONY: all deps run test layers unit fuzz-smoke fuzz integration asan clean format bench
 
 all: build/godwit
 
@@ -59,23 +69,28 @@ build/fuzz/obj/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-# rebuilt from scratch: `ar r` would keep objects of deleted sources
-build/libgodwit.a: $(OBJS)
+# One archive per layer, rebuilt from scratch: `ar r` would keep objects of
+# deleted sources. main.c is not in one.
+layer_objs = $(filter-out $(1)/obj/cli/main.o,$(patsubst src/%.c,$(1)/obj/%.o,$(wildcard src/$(2)/*.c)))
+.SECONDEXPANSION:
+# the archives and objects are made by chained pattern rules; keep them
+.SECONDARY: $(LIBS) $(ASAN_LIBS) $(FUZZ_LIBS) $(OBJS) $(ASAN_OBJS) $(FUZZ_OBJS)
+build/libgodwit-%.a: $$(call layer_objs,build,%)
 	rm -f $@ && ar rcs $@ $^
-build/asan/libgodwit.a: $(ASAN_OBJS)
+build/asan/libgodwit-%.a: $$(call layer_objs,build/asan,%)
 	rm -f $@ && ar rcs $@ $^
-build/fuzz/libgodwit.a: $(FUZZ_OBJS)
+build/fuzz/libgodwit-%.a: $$(call layer_objs,build/fuzz,%)
 	rm -f $@ && ar rcs $@ $^
 
-build/godwit: src/main.c build/libgodwit.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< build/libgodwit.a $(LDLIBS)
+build/godwit: $(MAIN) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
-build/asan/godwit: src/main.c build/asan/libgodwit.a
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< build/asan/libgodwit.a $(LDLIBS)
+build/asan/godwit: $(MAIN) $(ASAN_LIBS)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_LIBS) $(LDLIBS)
 
-build/asan/tests/%: tests/unit/%.c build/asan/libgodwit.a tests/unit/unit.h
+build/asan/tests/%: tests/unit/%.c $(ASAN_LIBS) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< build/asan/libgodwit.a \
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(ASAN_LIBS) \
 		$(LDLIBS) $$(pkg-config --libs cmocka)
 
 # The power-loss tests' recorder (tests/durability/syncrec.c), loaded into
@@ -85,10 +100,10 @@ build/tests/syncrec.so: tests/durability/syncrec.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
-build/fuzz/%: fuzz/%.c build/fuzz/libgodwit.a
+build/fuzz/%: fuzz/%.c $(FUZZ_LIBS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) -fsanitize=fuzzer -o $@ $< \
-		build/fuzz/libgodwit.a $(LDLIBS)
+		$(FUZZ_LIBS) $(LDLIBS)
 
 asan: build/asan/godwit
 
@@ -101,6 +116,10 @@ run: deps build/godwit
 test: deps
 	@$(MAKE) --no-print-directory build/godwit build/asan/godwit $(UNIT_BINS) $(FUZZ_BINS) build/tests/syncrec.so
 	@$(MAKE) --no-print-directory unit fuzz-smoke integration
+
+# the include rule between the layers of src/ (docs/architecture.md)
+layers:
+	@./scripts/check-layers
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -124,7 +143,7 @@ integration: build/asan/godwit build/godwit build/tests/syncrec.so
 		$(PYTEST) -q tests/integration $(PYTEST_ARGS)
 
 format:
-	clang-format -i $(SRCS) src/main.c $(HDRS) $(UNIT_SRCS) $(FUZZ_SRCS)
+	clang-format -i $(SRCS) $(MAIN) $(HDRS) $(UNIT_SRCS) $(FUZZ_SRCS)
 
 clean:
 	rm -rf build

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns.h"
+#include "net/dns.h"
 
 #define INPUT_MAX 1024
 

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dsn.h"
+#include "mail/dsn.h"
 
 #define IN_MAX 65536
 #define NFIELDS 14

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mail_header.h"
+#include "mail/mail_header.h"
 
 static void
 check_list(const char *v, size_t len)

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "pop3_parse.h"
+#include "mail/pop3_parse.h"
 
 static void
 check(bool ok)

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pop3_stream.h"
+#include "mail/pop3_stream.h"
 
 #define HUGE_TOP 4000000000UL
 

@@ -31,7 +31,7 @@
 #include <openssl/sha.h>
 
 #include "lib/base64.h"
-#include "sasl.h"
+#include "net/sasl.h"
 
 #define MSG_MAX 8192
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_data.h"
+#include "mail/smtp_data.h"
 
 static size_t
 run(const uint8_t *in, size_t len, enum smtp_data_mode mode, size_t step,

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_parse.h"
+#include "mail/smtp_parse.h"
 
 #define LINE_MAX_FUZZ 4096
 

@@ -21,7 +21,7 @@
 
 #include "unit.h"
 
-#include "client_limits.h"
+#include "net/client_limits.h"
 
 /* ---- scenarios -------------------------------------------------------- */
 

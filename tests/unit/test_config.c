@@ -14,7 +14,7 @@
 
 #include "unit.h"
 
-#include "config.h"
+#include "daemon/config.h"
 #include "lib/xalloc.h"
 
 /* ---- a config as text: one "key=value" line per field ---------------- */

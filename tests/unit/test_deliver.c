@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "deliver.h"
+#include "store/deliver.h"
 
 static const struct {
 	const char *mailbox;

@@ -17,7 +17,7 @@
 
 #include "unit.h"
 
-#include "dns.h"
+#include "net/dns.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

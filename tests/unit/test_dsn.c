@@ -15,8 +15,8 @@
 
 #include "unit.h"
 
-#include "dsn.h"
-#include "smtp_parse.h"
+#include "mail/dsn.h"
+#include "mail/smtp_parse.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXPARTS 4

@@ -14,7 +14,7 @@
 #include "unit.h"
 
 #include "lib/logfmt.h"
-#include "log.h"
+#include "lib/log.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

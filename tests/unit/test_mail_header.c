@@ -11,7 +11,7 @@
 
 #include "unit.h"
 
-#include "mail_header.h"
+#include "mail/mail_header.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "unit.h"
-#include "mailbox.h"
+#include "store/mailbox.h"
 
 #define X10 "xxxxxxxxxx"
 #define X70 X10 X10 X10 X10 X10 X10 X10

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "pop3_parse.h"
+#include "mail/pop3_parse.h"
 
 #define U POP3_CMD_UNKNOWN
 

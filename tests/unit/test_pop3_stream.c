@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "pop3_stream.h"
+#include "mail/pop3_stream.h"
 
 #define NO_TOP ((unsigned long)-1)	/* RETR */
 #define BIG_OUT 8192

@@ -7,7 +7,7 @@
 
 #include "unit.h"
 #include "lib/util.h"
-#include "queue.h"
+#include "store/queue.h"
 
 static void
 fill(struct queue_envelope *e)

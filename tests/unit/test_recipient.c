@@ -12,10 +12,10 @@
 
 #include "unit.h"
 
-#include "config.h"
+#include "daemon/config.h"
 #include "lib/xalloc.h"
-#include "recipient.h"
-#include "userdb.h"
+#include "store/recipient.h"
+#include "store/userdb.h"
 
 static char tmpdir[] = "/tmp/godwit-rcpt-XXXXXX";
 static struct userdb *rodb;

@@ -18,7 +18,7 @@
 #include "unit.h"
 
 #include "lib/base64.h"
-#include "sasl.h"
+#include "net/sasl.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

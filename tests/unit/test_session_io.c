@@ -16,7 +16,7 @@
 #include "unit.h"
 
 #include "lib/util.h"
-#include "session_io.h"
+#include "net/session_io.h"
 
 struct fired {
 	int n;

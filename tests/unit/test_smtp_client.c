@@ -20,8 +20,8 @@
 #include <event2/event.h>
 
 #include "unit.h"
-#include "smtp_client.h"
-#include "smtp_parse.h"
+#include "mta/smtp_client.h"
+#include "mail/smtp_parse.h"
 
 /* ---- reply parser ------------------------------------------------------ */
 

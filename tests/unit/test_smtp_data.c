@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "smtp_data.h"
+#include "mail/smtp_data.h"
 
 struct data_case {
 	const char *name;

@@ -8,7 +8,7 @@
 
 #include "unit.h"
 
-#include "smtp_parse.h"
+#include "mail/smtp_parse.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -19,9 +19,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "config.h"
+#include "daemon/config.h"
 #include "lib/xalloc.h"
-#include "tls.h"
+#include "net/tls.h"
 
 static char tmpdir[64];
 

@@ -19,11 +19,11 @@
 
 #include "unit.h"
 
-#include "admin.h"
-#include "config.h"
+#include "cli/admin.h"
+#include "daemon/config.h"
 #include "lib/util.h"
-#include "sasl.h"
-#include "userdb.h"
+#include "net/sasl.h"
+#include "store/userdb.h"
 
 struct fixture {
 	char dir[64];

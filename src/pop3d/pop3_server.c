@@ -1,0 +1,1467 @@
+/*
+ * The POP3 server session: RFC 1939 with CAPA, RESP-CODES and
+ * AUTH-RESP-CODE (RFC 2449, RFC 3206), PIPELINING, STLS (RFC 2595),
+ * implicit TLS on pop3s (RFC 8314) and SASL AUTH (RFC 5034).
+ *
+ * A session is a bufferevent plus an explicit state (enum pop3_state).
+ * Commands are handled in order, one line at a time; while a multi-line
+ * response is streamed (POP3_S_SENDING) or a password is being checked
+ * (POP3_S_AUTH_BUSY) nothing further is read, so pipelined commands wait
+ * in the input buffer (bounded by INPUT_HIGH).
+ *
+ * Passwords are checked on the worker's auth thread (auth.h): USER/PASS
+ * runs there as a SASL PLAIN exchange, so both ways in share one
+ * implementation, one cache and the same brute-force brakes as SMTP AUTH.
+ *
+ * The mailbox (mailbox.h) is locked and snapshot at login; DELE only
+ * marks; the files are removed in the UPDATE state, after QUIT, and never
+ * when the session ends any other way (RFC 1939 section 6). Messages are
+ * streamed from the file through pop3_stream.h in MSG_CHUNK pieces while
+ * the output buffer is below OUTPUT_HIGH: memory per session is bounded
+ * whatever the message size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "net/auth.h"
+#include "daemon/config.h"
+#include "store/deliver.h"
+#include "lib/base64.h"
+#include "lib/util.h"
+#include "lib/xalloc.h"
+#include "lib/log.h"
+#include "store/mailbox.h"
+#include "mail/pop3_parse.h"
+#include "pop3d/pop3_server.h"
+#include "mail/pop3_stream.h"
+#include "net/sasl.h"
+#include "net/session_io.h"
+#include "daemon/worker.h"
+
+#define OUTPUT_HIGH (256 * 1024)   /* refill a stream below this */
+#define OUTPUT_LOW (64 * 1024)	   /* write callback threshold */
+#define INPUT_HIGH (64 * 1024)	   /* libevent stops reading past this */
+#define MSG_CHUNK (64 * 1024)	   /* file read size while streaming */
+#define SASL_LINE_MAX 4096	   /* an AUTH continuation line */
+#define REPLY_MAX 512		   /* RFC 2449 section 4 */
+#define MAX_ERRORS 10		   /* bad commands before we hang up */
+
+enum send_kind { SEND_MSG, SEND_LIST, SEND_UIDL };
+
+struct pop3_session {
+	TAILQ_ENTRY(pop3_session) entry;
+	struct worker *w;
+	const struct config *config;
+	const struct config_listener *listener;
+	struct bufferevent *bev;
+	struct sockaddr_storage ss;
+	char ip[INET6_ADDRSTRLEN];
+	char id[17];
+	enum pop3_state state;
+	bool tls;		/* the TLS handshake is done */
+	bool tls_pending;	/* handshake running */
+	bool counted;		/* holds a slot in the limits table */
+	bool skip_line;		/* discarding the rest of an over-long line */
+	bool paused;		/* not reading while output drains */
+	bool auth_ban;		/* the last failure started a ban */
+	bool auth_challenged;	/* this AUTH exchange got a "+ " */
+	enum sasl_status auth_fail;	/* what the delayed reply says */
+	char *user;		/* USER given, PASS awaited */
+	const char *auth_mech;	/* "PLAIN", ..., or "USER" for USER/PASS */
+	struct sasl_session *sasl;
+	struct auth_job *auth_job;	/* a step out on the auth thread */
+	struct event *auth_timer;	/* delays a failed login's reply */
+	struct close_wait close_wait;	/* TLS output draining at the end */
+	struct deadline deadline;	/* for the line or the handshake */
+	char account[320];	/* normalised, once logged in */
+	bool logged_in;
+	struct mailbox mb;	/* locked and scanned while logged in */
+	size_t live;		/* messages not marked deleted */
+	uint64_t live_size;	/* their octets */
+	unsigned errors;
+	unsigned retrieved;
+	uint64_t retr_octets;	/* octets of RETR responses (not TOP) */
+	bool sending_retr;	/* the stream is a RETR, not a TOP */
+	uint64_t started_ms;
+	const char *close_reason;	/* why session_close() was called */
+	/* the multi-line response being streamed (POP3_S_SENDING) */
+	enum send_kind send_kind;
+	int send_fd;
+	uint64_t send_left;	/* octets of the file not read yet */
+	size_t send_idx;
+	struct pop3_stream stream;
+};
+
+static void session_process(struct pop3_session *s);
+static void session_close(struct pop3_session *s, const char *reason);
+
+const char *
+pop3_state_name(enum pop3_state state)
+{
+	static const char *const names[] = {
+		"TLS",		"AUTHORIZATION", "SASL",    "AUTH_BUSY",
+		"AUTH_WAIT",	"TRANSACTION",	 "SENDING", "CLOSING",
+	};
+	if ((size_t)state < sizeof(names) / sizeof(names[0]))
+		return names[state];
+	return "UNKNOWN";
+}
+
+/* ---- replies -------------------------------------------------------- */
+
+static void reply(struct pop3_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+reply(struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s->bev, REPLY_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A "-ERR" to a command; code is an RFC 2449/3206 response code without
+ * brackets, or NULL. Too many and we hang up.
+ */
+static void
+reply_err(struct pop3_session *s, const char *code, const char *text)
+{
+	if (code != NULL)
+		reply(s, "-ERR [%s] %s", code, text);
+	else
+		reply(s, "-ERR %s", text);
+	if (++s->errors >= MAX_ERRORS) {
+		log_event(LOG_INFO, "pop3", "reject", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip),
+			  LF_STR("reason", "too-many-errors"),
+			  LF_UINT("errors", s->errors));
+		session_close(s, "too-many-errors");
+	}
+}
+
+/* ---- session lifetime ----------------------------------------------- */
+
+static void
+send_stop(struct pop3_session *s)
+{
+	if (s->send_fd >= 0)
+		close(s->send_fd);
+	s->send_fd = -1;
+}
+
+static void
+log_logout(struct pop3_session *s, const char *reason, size_t deleted,
+	   size_t failed)
+{
+	log_event(LOG_INFO, "pop3", "logout", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("user", s->account),
+		  LF_STR("reason", reason), LF_UINT("retrieved", s->retrieved),
+		  LF_UINT("deleted", deleted), LF_UINT("delete_failed", failed),
+		  LF_UINT("octets", s->retr_octets));
+}
+
+static void
+session_free(struct pop3_session *s, const char *reason)
+{
+	struct worker *w = s->w;
+
+	if (s->logged_in)	/* ended without QUIT: nothing deleted */
+		log_logout(s, reason, 0, 0);
+	log_event(LOG_INFO, "pop3", "disconnect", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("reason", reason),
+		  LF_STR("state", pop3_state_name(s->state)),
+		  LF_UINT("errors", s->errors),
+		  LF_UINT("duration_ms", mono_ms() - s->started_ms));
+	send_stop(s);
+	mailbox_close(&s->mb);
+	if (s->auth_job != NULL) {
+		/* the auth queue frees the job and its SASL session */
+		s->auth_job->done = NULL;
+		s->auth_job->arg = NULL;
+		s->auth_job = NULL;
+	}
+	sasl_free(&s->sasl);
+	if (s->user != NULL) {
+		OPENSSL_cleanse(s->user, strlen(s->user));
+		free(s->user);
+	}
+	if (s->auth_timer != NULL)
+		event_free(s->auth_timer);
+	close_wait_free(&s->close_wait);
+	deadline_free(&s->deadline);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->counted)
+		worker_release(w, (struct sockaddr *)&s->ss);
+	TAILQ_REMOVE(&w->pop3_sessions, s, entry);
+	w->nsessions--;
+	free(s);
+	worker_session_gone(w);
+}
+
+/*
+ * Stops reading; the session ends once the output is flushed, and its
+ * logout and disconnect lines give the first reason it was closed for
+ * (docs/operations.md, "Disconnect reasons").
+ */
+static void
+session_close(struct pop3_session *s, const char *reason)
+{
+	if (s->close_reason == NULL)
+		s->close_reason = reason;
+	send_stop(s);
+	s->state = POP3_S_CLOSING;
+	deadline_stop(&s->deadline);
+	close_wait_begin(s->bev);
+}
+
+/*
+ * The write timeout catches a client that stops reading a response.
+ * What the client sends is bounded by s->deadline, not by a read timeout
+ * (which would start again with every byte).
+ */
+static void
+set_timeouts(struct pop3_session *s)
+{
+	struct timeval tv = {(time_t)s->config->pop3_timeout, 0};
+
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+}
+
+/*
+ * The session waits for a command line: the whole line must arrive
+ * within the autologout time (RFC 1939 section 3), before login within
+ * login_timeout, shorter still while the server is under stress. The
+ * deadline runs from now and is not restarted by the bytes of the line.
+ */
+static void
+wait_line(struct pop3_session *s)
+{
+	uint64_t t = s->logged_in ? s->config->pop3_timeout
+				  : s->config->pop3_login_timeout;
+
+	if (s->tls_pending || s->deadline.kind == DEADLINE_LINE)
+		return;
+	if (!s->logged_in && s->w->stress && s->config->stress_timeout < t)
+		t = s->config->stress_timeout;
+	deadline_start(&s->deadline, DEADLINE_LINE, t * 1000, 0);
+}
+
+static void
+wait_tls(struct pop3_session *s)
+{
+	uint64_t t = s->config->tls_handshake_timeout;
+
+	if (s->w->stress && s->config->stress_timeout < t)
+		t = s->config->stress_timeout;
+	deadline_start(&s->deadline, DEADLINE_TLS, t * 1000, 0);
+}
+
+static void
+deadline_expired(void *arg, enum deadline_kind kind)
+{
+	struct pop3_session *s = arg;
+
+	if (s->state == POP3_S_CLOSING)
+		return;
+	log_event(LOG_INFO, "pop3", "timeout", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip),
+		  LF_STR("state", pop3_state_name(s->state)),
+		  LF_STR("wait", deadline_kind_name(kind)),
+		  LF_UINT("limit_ms", s->deadline.allow_ms));
+	if (kind == DEADLINE_TLS) {
+		/* nothing can be said in the middle of a handshake */
+		session_free(s, "timeout");
+		return;
+	}
+	/* RFC 1939 section 3: the autologout timer; no UPDATE */
+	reply(s, "-ERR Disconnected: timeout exceeded");
+	session_close(s, "timeout");
+}
+
+void
+pop3_sessions_stress(struct worker *w)
+{
+	struct pop3_session *s;
+	uint64_t ms = w->config->stress_timeout * 1000;
+
+	TAILQ_FOREACH(s, &w->pop3_sessions, entry)
+		if (!s->logged_in)
+			deadline_shorten(&s->deadline, ms);
+}
+
+/*
+ * Writes what the session has to say now, from the callback that made
+ * it, instead of waiting for libevent's next round: on a plain socket the
+ * reply usually fits the kernel's buffer, and then no write interest is
+ * ever registered. A POP3 client does one round trip per RETR, and the
+ * epoll_ctl pair (add write, delete write) and the extra epoll_wait per
+ * response were a third of the syscalls of a small RETR. EV_WRITE stays
+ * enabled only while output is left over, which libevent then finishes
+ * (and calls write_cb, which ends with settle() again). Every callback
+ * that can add output ends with settle(); TLS sessions keep libevent's
+ * usual way. (libevent freezes the start of a bufferevent's output
+ * buffer outside its own write callback; we unfreeze it for our write.)
+ */
+static void send_more(struct pop3_session *s, bool from_cb);
+
+static void
+settle(struct pop3_session *s)
+{
+	struct evbuffer *out;
+	int rounds;
+
+	if (s->state == POP3_S_CLOSING || s->tls || s->tls_pending ||
+	    bufferevent_get_underlying(s->bev) != NULL)
+		return;
+	out = bufferevent_get_output(s->bev);
+	/* a stream the socket swallows whole is refilled here, a bounded
+	 * number of times so that other sessions get their turn */
+	for (rounds = 0; rounds < 16; rounds++) {
+		if (evbuffer_get_length(out) > 0) {
+			evbuffer_unfreeze(out, 1);
+			if (evbuffer_write(out, bufferevent_getfd(s->bev)) <
+			    0) {
+				/* EAGAIN, or an error libevent will report */
+			}
+			evbuffer_freeze(out, 1);
+		}
+		if (evbuffer_get_length(out) > 0 ||
+		    s->state != POP3_S_SENDING)
+			break;
+		send_more(s, true);
+	}
+	if (s->state == POP3_S_CLOSING)
+		return;		/* session_close() has set up the flush */
+	if (evbuffer_get_length(out) > 0) {
+		bufferevent_enable(s->bev, EV_WRITE);
+	} else if (s->state == POP3_S_SENDING) {
+		/* out of rounds: come back through write_cb */
+		bufferevent_enable(s->bev, EV_WRITE);
+		bufferevent_trigger(s->bev, EV_WRITE,
+				    BEV_TRIG_IGNORE_WATERMARKS |
+					    BEV_TRIG_DEFER_CALLBACKS);
+	} else {
+		bufferevent_disable(s->bev, EV_WRITE);
+	}
+}
+
+static bool
+idle(const struct pop3_session *s)
+{
+	return s->state == POP3_S_AUTHORIZATION ||
+	       s->state == POP3_S_TRANSACTION || s->state == POP3_S_SASL;
+}
+
+/* After a command completes: honour a pending shutdown. */
+static void
+maybe_shutdown(struct pop3_session *s)
+{
+	if (!s->w->stopping || !idle(s))
+		return;
+	reply(s, "-ERR [SYS/TEMP] Server shutting down");
+	session_close(s, "shutdown");
+}
+
+void
+pop3_sessions_shutdown(struct worker *w)
+{
+	struct pop3_session *s, *next;
+
+	for (s = TAILQ_FIRST(&w->pop3_sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		maybe_shutdown(s);
+	}
+}
+
+void
+pop3_sessions_free(struct worker *w)
+{
+	struct pop3_session *s;
+
+	while ((s = TAILQ_FIRST(&w->pop3_sessions)) != NULL)
+		session_free(s, "exit");
+}
+
+/* ---- capabilities --------------------------------------------------- */
+
+/* USER/PASS and AUTH only under TLS unless the listener allows plaintext
+ * (RFC 2595 section 2, RFC 8314). */
+static bool
+login_allowed(const struct pop3_session *s)
+{
+	return s->listener->auth && (s->tls || s->listener->plaintext_auth);
+}
+
+static bool
+stls_offered(const struct pop3_session *s)
+{
+	return s->listener->proto == PROTO_POP3 && s->w->tls_ctx != NULL &&
+	       !s->tls;
+}
+
+static void
+mechanisms(const struct pop3_session *s, char *buf, size_t size)
+{
+	snprintf(buf, size, "PLAIN LOGIN SCRAM-SHA-256%s",
+		 s->config->auth_cram_md5 ? " CRAM-MD5" : "");
+}
+
+/* RFC 2449: what is said depends on the state. */
+static void
+cmd_capa(struct pop3_session *s)
+{
+	char mechs[64];
+
+	reply(s, "+OK Capability list follows");
+	reply(s, "TOP");
+	reply(s, "UIDL");
+	reply(s, "RESP-CODES");
+	reply(s, "AUTH-RESP-CODE");
+	reply(s, "PIPELINING");
+	if (!s->logged_in) {
+		if (login_allowed(s)) {
+			mechanisms(s, mechs, sizeof(mechs));
+			reply(s, "USER");
+			reply(s, "SASL %s", mechs);
+		}
+		if (stls_offered(s))
+			reply(s, "STLS");
+	}
+	if (s->config->pop3_login_delay > 0)
+		reply(s, "LOGIN-DELAY %llu",
+		      (unsigned long long)s->config->pop3_login_delay);
+	if (s->config->retention_mail > 0)
+		reply(s, "EXPIRE %llu",
+		      (unsigned long long)(s->config->retention_mail / 86400));
+	else
+		reply(s, "EXPIRE NEVER");
+	reply(s, "IMPLEMENTATION godwit");
+	reply(s, ".");
+}
+
+/* ---- STLS (RFC 2595 section 4) -------------------------------------- */
+
+static void
+session_setup_bev(struct pop3_session *s);
+
+/*
+ * As with SMTP STARTTLS: whatever the client pipelined after STLS is
+ * thrown away, never executed after the handshake (CVE-2011-0411).
+ */
+static void
+cmd_stls(struct pop3_session *s)
+{
+	struct bufferevent *tls_bev;
+	SSL *ssl;
+
+	if (s->tls) {
+		reply_err(s, NULL, "TLS already active");
+		return;
+	}
+	if (!stls_offered(s)) {
+		reply_err(s, NULL, "STLS not available");
+		return;
+	}
+	if (s->user != NULL) {
+		/* RFC 2595 4: not after USER; start over under TLS */
+		reply_err(s, NULL, "STLS not allowed after USER");
+		return;
+	}
+	if ((ssl = SSL_new(s->w->tls_ctx)) == NULL) {
+		reply_err(s, "SYS/TEMP", "TLS not available");
+		return;
+	}
+	reply(s, "+OK Begin TLS negotiation");
+	/* settle() may have turned writing off; the filter needs it */
+	bufferevent_enable(s->bev, EV_WRITE);
+	evbuffer_drain(bufferevent_get_input(s->bev),
+		       evbuffer_get_length(bufferevent_get_input(s->bev)));
+	tls_bev = bufferevent_openssl_filter_new(
+		s->w->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		BEV_OPT_CLOSE_ON_FREE);
+	if (tls_bev == NULL) {
+		SSL_free(ssl);
+		reply(s, "-ERR [SYS/TEMP] TLS not available");
+		session_close(s, "tls-error");
+		return;
+	}
+	session_tls_bev_setup(tls_bev);
+	s->bev = tls_bev;
+	s->tls_pending = true;
+	session_setup_bev(s);
+	wait_tls(s);
+}
+
+static void
+greet(struct pop3_session *s)
+{
+	s->state = POP3_S_AUTHORIZATION;
+	reply(s, "+OK %s POP3 server ready", s->config->hostname);
+	wait_line(s);
+}
+
+static void
+tls_done(struct pop3_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+
+	s->tls_pending = false;
+	s->tls = true;
+	deadline_stop(&s->deadline);
+	log_event(LOG_INFO, "pop3", "tls", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("version", SSL_get_version(ssl)),
+		  LF_STR("cipher", c != NULL ? SSL_CIPHER_get_name(c) : "-"));
+	if (s->state == POP3_S_TLS)
+		greet(s);	/* implicit TLS: now the greeting */
+}
+
+/* ---- login ---------------------------------------------------------- */
+
+static void
+recount(struct pop3_session *s)
+{
+	s->live = 0;
+	s->live_size = 0;
+	for (size_t i = 0; i < s->mb.n; i++) {
+		if (!s->mb.msgs[i].deleted) {
+			s->live++;
+			s->live_size += s->mb.msgs[i].size;
+		}
+	}
+}
+
+/*
+ * The password was right: lock and snapshot the mailbox. A failure here
+ * leaves the session in the AUTHORIZATION state; the client may retry.
+ */
+static void
+login(struct pop3_session *s, const char *account)
+{
+	char *path = maildir_path(s->config->data_dir, account);
+	time_t last = 0, now = time(NULL);
+	int r;
+
+	if (path == NULL) {
+		reply_err(s, "SYS/PERM", "No mailbox for this account");
+		return;
+	}
+	r = mailbox_lock(&s->mb, path, &last);
+	free(path);
+	if (r == 1) {
+		log_event(LOG_INFO, "pop3", "login-refused",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("user", account), LF_STR("reason", "in-use"));
+		reply_err(s, "IN-USE", "Mailbox is locked by another session");
+		return;
+	}
+	if (r < 0) {
+		log_event(LOG_ERR, "pop3", "login-refused",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("user", account),
+			  LF_STR("reason", "lock-failed"), LF_INT("errno", errno));
+		reply_err(s, "SYS/TEMP", "Cannot open the mailbox");
+		return;
+	}
+	if (s->config->pop3_login_delay > 0 && last > 0 && now >= last &&
+	    (uint64_t)(now - last) < s->config->pop3_login_delay) {
+		mailbox_close(&s->mb);
+		log_event(LOG_INFO, "pop3", "login-refused",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("user", account),
+			  LF_STR("reason", "login-delay"));
+		reply_err(s, "LOGIN-DELAY", "Logged in too recently");
+		return;
+	}
+	if (mailbox_scan(&s->mb, 0) < 0) {
+		log_event(LOG_ERR, "pop3", "login-refused",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("user", account),
+			  LF_STR("reason", "scan-failed"), LF_INT("errno", errno));
+		mailbox_close(&s->mb);
+		reply_err(s, "SYS/TEMP", "Cannot read the mailbox");
+		return;
+	}
+	mailbox_touch_login(&s->mb);
+	snprintf(s->account, sizeof(s->account), "%s", account);
+	s->logged_in = true;
+	s->state = POP3_S_TRANSACTION;
+	recount(s);
+	log_event(LOG_INFO, "pop3", "login", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("user", account),
+		  LF_STR("mech", s->auth_mech), LF_BOOL("tls", s->tls),
+		  LF_UINT("messages", s->live), LF_UINT("octets", s->live_size));
+	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->live,
+	      (unsigned long long)s->live_size);
+}
+
+/* ---- authentication (USER/PASS and AUTH) ---------------------------- */
+
+static void auth_result(struct pop3_session *s, enum sasl_status st,
+			char *challenge);
+
+static void
+auth_job_done(struct auth_job *job, void *arg)
+{
+	struct pop3_session *s = arg;
+	char *chal = job->challenge;
+
+	s->auth_job = NULL;
+	s->sasl = job->sasl;
+	job->sasl = NULL;
+	job->challenge = NULL;
+	if (s->state == POP3_S_CLOSING) {
+		free(chal);
+		return;
+	}
+	auth_result(s, job->status, chal);
+	if (s->state != POP3_S_AUTH_WAIT)
+		session_process(s);	/* commands pipelined behind it */
+	settle(s);
+}
+
+static void
+close_banned(struct pop3_session *s)
+{
+	reply(s, "-ERR [SYS/TEMP] too many failed logins from your address");
+	session_close(s, "banned");
+}
+
+static bool
+auth_banned(struct pop3_session *s, const char *user)
+{
+	return worker_auth_banned(s->w, "pop3", s->id,
+				  (struct sockaddr *)&s->ss, s->ip, user,
+				  s->auth_mech);
+}
+
+/*
+ * The step (password hashing!) runs on the worker's auth thread. Every
+ * PASS, AUTH and SASL line comes here: a ban that began since the session
+ * opened ends it before the step runs.
+ */
+static void
+auth_submit(struct pop3_session *s, const char *line)
+{
+	struct auth_job *job;
+
+	if (auth_banned(s, sasl_authcid(s->sasl))) {
+		sasl_free(&s->sasl);
+		close_banned(s);
+		return;
+	}
+	job = xcalloc(1, sizeof(*job));
+
+	job->sasl = s->sasl;
+	s->sasl = NULL;
+	job->line = line != NULL ? xstrdup(line) : NULL;
+	job->done = auth_job_done;
+	job->arg = s;
+	s->auth_job = job;
+	s->state = POP3_S_AUTH_BUSY;
+	authq_submit(s->w->authq, job);
+}
+
+static void
+auth_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->state = POP3_S_AUTHORIZATION;
+	if (s->auth_fail == SASL_CANCELLED)
+		reply_err(s, NULL, "Authentication cancelled");
+	else if (s->auth_fail == SASL_FAIL_SYNTAX)
+		reply_err(s, NULL, "Cannot decode the response");
+	else
+		reply_err(s, "AUTH", "Authentication failed");
+	if (s->auth_ban && s->state != POP3_S_CLOSING) {
+		session_close(s, "banned");
+		return;
+	}
+	session_process(s);
+	settle(s);
+}
+
+/* As in SMTP (smtp_server.c, auth_result): the same brakes. */
+static void
+auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
+{
+	const char *authcid = sasl_authcid(s->sasl);
+	char account[320], user[SASL_NAME_MAX + 1];
+	struct limits_auth_verdict v;
+	struct timeval tv;
+
+	snprintf(user, sizeof(user), "%s", authcid != NULL ? authcid : "");
+	if (auth_banned(s, user)) {
+		free(chal);
+		sasl_free(&s->sasl);
+		close_banned(s);
+		return;
+	}
+	if (st == SASL_CONTINUE) {
+		reply(s, "+ %s", chal != NULL ? chal : "");
+		free(chal);
+		s->auth_challenged = true;
+		s->state = POP3_S_SASL;
+		return;
+	}
+	free(chal);
+	sasl_free(&s->sasl);
+	s->state = POP3_S_AUTHORIZATION;
+	if (st == SASL_OK &&
+	    auth_normalize(user, account, sizeof(account)) < 0)
+		st = SASL_FAIL_CREDENTIALS;	/* no such name can exist */
+	switch (st) {
+	case SASL_OK:
+		limits_auth_success(s->w->limits, (struct sockaddr *)&s->ss,
+				    account, now_ms());
+		log_event(LOG_INFO, "pop3", "auth", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip), LF_STR("user", user),
+			  LF_STR("mech", s->auth_mech), LF_STR("result", "ok"));
+		login(s, account);
+		return;
+	case SASL_CANCELLED:
+	case SASL_FAIL_SYNTAX:
+		if (!s->auth_challenged) {
+			reply_err(s, NULL,
+				  st == SASL_CANCELLED
+					  ? "Authentication cancelled"
+					  : "Cannot decode the response");
+			return;
+		}
+		/* FALLTHROUGH */
+	case SASL_FAIL_CREDENTIALS:
+		worker_auth_failure(s->w, "pop3", s->id,
+				    (struct sockaddr *)&s->ss, s->ip, user,
+				    s->auth_mech,
+				    st == SASL_CANCELLED     ? "cancelled"
+				    : st == SASL_FAIL_SYNTAX ? "syntax"
+							     : "credentials",
+				    &v);
+		if (v.banned_before) {
+			close_banned(s);
+			return;
+		}
+		s->auth_ban = v.ban_started;
+		s->auth_fail = st;
+		tv.tv_sec = (time_t)(v.delay_ms / 1000);
+		tv.tv_usec = (suseconds_t)(v.delay_ms % 1000) * 1000;
+		if (s->auth_timer == NULL)
+			s->auth_timer = evtimer_new(s->w->base, auth_timer_cb,
+						    s);
+		s->state = POP3_S_AUTH_WAIT;
+		evtimer_add(s->auth_timer, &tv);
+		return;
+	case SASL_FAIL_TEMP:
+		reply_err(s, "SYS/TEMP", "Temporary authentication failure");
+		return;
+	default:
+		reply_err(s, NULL, "Cannot decode the response");
+		return;
+	}
+}
+
+static bool
+check_login_allowed(struct pop3_session *s)
+{
+	if (!s->listener->auth) {
+		reply_err(s, "SYS/PERM", "Logins are disabled here");
+		return false;
+	}
+	if (!login_allowed(s)) {
+		/* RFC 2595 section 4 and Dovecot's words */
+		reply_err(s, "AUTH",
+			  "Plaintext authentication disallowed on non-secure "
+			  "(SSL/TLS) connections");
+		return false;
+	}
+	return true;
+}
+
+static void
+cmd_user(struct pop3_session *s, const struct pop3_command *c)
+{
+	if (!check_login_allowed(s))
+		return;
+	if (auth_banned(s, c->arg)) {
+		close_banned(s);
+		return;
+	}
+	free(s->user);
+	s->user = xstrdup(c->arg);
+	reply(s, "+OK");
+}
+
+/* USER/PASS is a PLAIN exchange with the initial response built here. */
+static void
+cmd_pass(struct pop3_session *s, const struct pop3_command *c)
+{
+	size_t ulen, plen;
+	unsigned char *msg;
+	char *b64;
+
+	if (!check_login_allowed(s))
+		return;
+	if (s->user == NULL) {
+		reply_err(s, NULL, "No username given (USER first)");
+		return;
+	}
+	ulen = strlen(s->user);
+	plen = strlen(c->arg);
+	msg = xmalloc(ulen + plen + 2);
+	msg[0] = '\0';
+	memcpy(msg + 1, s->user, ulen);
+	msg[ulen + 1] = '\0';
+	memcpy(msg + ulen + 2, c->arg, plen);
+	b64 = base64_encode_alloc(msg, ulen + plen + 2);
+	OPENSSL_cleanse(msg, ulen + plen + 2);
+	free(msg);
+	OPENSSL_cleanse(s->user, ulen);
+	xfree(&s->user);
+	s->sasl = sasl_start(SASL_PLAIN, &auth_userdb_creds,
+			     authq_creds_ctx(s->w->authq),
+			     s->config->hostname);
+	if (s->sasl == NULL || b64 == NULL) {
+		if (b64 != NULL) {
+			OPENSSL_cleanse(b64, strlen(b64));
+			free(b64);
+		}
+		reply_err(s, "SYS/TEMP", "Temporary authentication failure");
+		return;
+	}
+	s->auth_mech = "USER";
+	s->auth_challenged = false;
+	auth_submit(s, b64);
+	OPENSSL_cleanse(b64, strlen(b64));
+	free(b64);
+}
+
+static void
+cmd_auth(struct pop3_session *s, const struct pop3_command *c)
+{
+	enum sasl_mech mech;
+	char mechs[64];
+
+	if (c->arg == NULL) {
+		/* the pre-RFC 5034 listing some clients still ask for */
+		if (!login_allowed(s)) {
+			reply(s, "+OK");
+			reply(s, ".");
+			return;
+		}
+		mechanisms(s, mechs, sizeof(mechs));
+		reply(s, "+OK");
+		for (char *p = strtok(mechs, " "); p != NULL;
+		     p = strtok(NULL, " "))
+			reply(s, "%s", p);
+		reply(s, ".");
+		return;
+	}
+	if (!check_login_allowed(s))
+		return;
+	if (sasl_mech_from_name(c->arg, &mech) < 0 ||
+	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
+	    (s->sasl = sasl_start(mech, &auth_userdb_creds,
+				  authq_creds_ctx(s->w->authq),
+				  s->config->hostname)) == NULL) {
+		reply_err(s, NULL, "Unsupported authentication mechanism");
+		return;
+	}
+	xfree(&s->user);
+	s->auth_mech = sasl_mech_name(mech);
+	s->auth_challenged = false;
+	auth_submit(s, c->arg2);
+}
+
+/* ---- the TRANSACTION state ------------------------------------------ */
+
+/* Message n of the snapshot, or NULL after a "-ERR". */
+static struct mailbox_msg *
+message(struct pop3_session *s, unsigned long n)
+{
+	struct mailbox_msg *m;
+
+	if (n == 0 || n > s->mb.n) {
+		reply_err(s, NULL, "No such message");
+		return NULL;
+	}
+	m = &s->mb.msgs[n - 1];
+	if (m->deleted) {
+		reply_err(s, NULL, "Message is deleted");
+		return NULL;
+	}
+	return m;
+}
+
+static void
+start_send(struct pop3_session *s, enum send_kind kind)
+{
+	s->send_kind = kind;
+	s->send_idx = 0;
+	s->state = POP3_S_SENDING;
+	/* refill when the output falls below OUTPUT_LOW */
+	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW, 0);
+}
+
+static void
+cmd_list(struct pop3_session *s, const struct pop3_command *c,
+	 enum send_kind kind)
+{
+	struct mailbox_msg *m;
+
+	if (c->has_msg) {
+		if ((m = message(s, c->msg)) == NULL)
+			return;
+		if (kind == SEND_LIST)
+			reply(s, "+OK %lu %llu", c->msg,
+			      (unsigned long long)m->size);
+		else
+			reply(s, "+OK %lu %s", c->msg, m->uidl);
+		return;
+	}
+	if (kind == SEND_LIST)
+		reply(s, "+OK %zu messages (%llu octets)", s->live,
+		      (unsigned long long)s->live_size);
+	else
+		reply(s, "+OK");
+	start_send(s, kind);
+}
+
+static void
+cmd_retr(struct pop3_session *s, const struct pop3_command *c, bool top)
+{
+	struct mailbox_msg *m;
+	uint64_t fsize;
+	int fd;
+
+	if ((m = message(s, c->msg)) == NULL)
+		return;
+	if ((fd = mailbox_open(&s->mb, c->msg - 1, &fsize)) < 0) {
+		if (errno == ENOENT)
+			reply_err(s, "SYS/PERM", "Message was removed");
+		else
+			reply_err(s, "SYS/TEMP", "Cannot read the message");
+		log_event(LOG_WARNING, "pop3", "read-error",
+			  LF_STR("session", s->id), LF_STR("user", s->account),
+			  LF_STR("message", m->uidl), LF_INT("errno", errno));
+		return;
+	}
+	if (fsize > MSG_CHUNK)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	s->send_fd = fd;
+	s->send_left = fsize;
+	s->sending_retr = !top;
+	if (top) {
+		pop3_stream_init_top(&s->stream, c->lines);
+		reply(s, "+OK");
+	} else {
+		pop3_stream_init(&s->stream);
+		m->retrieved = true;
+		s->retrieved++;
+		reply(s, "+OK %llu octets", (unsigned long long)m->size);
+	}
+	start_send(s, SEND_MSG);
+}
+
+static void
+cmd_dele(struct pop3_session *s, const struct pop3_command *c)
+{
+	struct mailbox_msg *m;
+
+	if ((m = message(s, c->msg)) == NULL)
+		return;
+	m->deleted = true;
+	s->live--;
+	s->live_size -= m->size;
+	reply(s, "+OK Marked to be deleted");
+}
+
+static void
+cmd_rset(struct pop3_session *s)
+{
+	for (size_t i = 0; i < s->mb.n; i++)
+		s->mb.msgs[i].deleted = false;
+	recount(s);
+	reply(s, "+OK %zu messages (%llu octets)", s->live,
+	      (unsigned long long)s->live_size);
+}
+
+/* QUIT in TRANSACTION: the UPDATE state (RFC 1939 section 6). */
+static void
+cmd_quit_update(struct pop3_session *s)
+{
+	size_t failed = 0, removed = mailbox_commit(&s->mb, &failed);
+
+	/* unlocked before the reply, so that the client's next login,
+	 * however quick, finds the mailbox free */
+	mailbox_close(&s->mb);
+	log_logout(s, "quit", removed, failed);
+	s->logged_in = false;
+	if (failed > 0)
+		reply(s, "-ERR [SYS/TEMP] %zu messages could not be deleted",
+		      failed);
+	else
+		reply(s, "+OK Logging out, %zu messages deleted", removed);
+	session_close(s, "quit");
+}
+
+/* ---- streaming ------------------------------------------------------ */
+
+/* One piece of the message; false when it is complete (or failed). */
+static bool
+send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
+{
+	unsigned char in[MSG_CHUNK], end[POP3_STREAM_END_MAX];
+	struct evbuffer_iovec v;
+	size_t used, n;
+	ssize_t r;
+
+	/* a Maildir file does not change: what fstat saw at the open is
+	 * the message, and the read that would only say EOF is saved */
+	r = pop3_stream_done(&s->stream) || s->send_left == 0
+		    ? 0
+		    : read(s->send_fd, in, sizeof(in));
+	if (r < 0) {
+		if (errno == EINTR)
+			return true;
+		/* the +OK is out: all we can do is hang up (RFC 1939 has
+		 * no way to take a response back) */
+		log_event(LOG_ERR, "pop3", "read-error",
+			  LF_STR("session", s->id), LF_STR("user", s->account),
+			  LF_INT("errno", errno));
+		session_close(s, "read-error");
+		return false;
+	}
+	if (r == 0) {
+		n = pop3_stream_end(&s->stream, end);
+		evbuffer_add(out, end, n);
+		send_stop(s);
+		return false;
+	}
+	if (evbuffer_reserve_space(out, (ev_ssize_t)(2 * (size_t)r), &v,
+				   1) < 1) {
+		session_close(s, "no-memory");
+		return false;
+	}
+	if ((uint64_t)r > s->send_left)
+		r = (ssize_t)s->send_left;
+	s->send_left -= (uint64_t)r;
+	n = pop3_stream_run(&s->stream, in, (size_t)r, v.iov_base, &used);
+	v.iov_len = n;
+	evbuffer_commit_space(out, &v, 1);
+	if (s->sending_retr)
+		s->retr_octets += n;
+	return true;
+}
+
+/* Up to 1000 lines of a LIST or UIDL listing; false when it is complete. */
+static bool
+send_list_chunk(struct pop3_session *s, struct evbuffer *out)
+{
+	for (unsigned k = 0; k < 1000; k++) {
+		struct mailbox_msg *m;
+		if (s->send_idx >= s->mb.n) {
+			evbuffer_add(out, ".\r\n", 3);
+			return false;
+		}
+		m = &s->mb.msgs[s->send_idx++];
+		if (m->deleted)
+			continue;
+		if (s->send_kind == SEND_LIST)
+			evbuffer_add_printf(out, "%zu %llu\r\n", s->send_idx,
+					    (unsigned long long)m->size);
+		else
+			evbuffer_add_printf(out, "%zu %s\r\n", s->send_idx,
+					    m->uidl);
+	}
+	return true;
+}
+
+/*
+ * Fills the output up to OUTPUT_HIGH; the write callback calls again.
+ * from_cb: called by the write callback, so pipelined commands behind the
+ * response are ours to start (otherwise the command loop that started
+ * the response goes on by itself: no recursion per pipelined command).
+ */
+static void
+send_more(struct pop3_session *s, bool from_cb)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	bool more = true;
+
+	while (more && s->state == POP3_S_SENDING &&
+	       evbuffer_get_length(out) < OUTPUT_HIGH) {
+		if (s->send_kind == SEND_MSG)
+			more = send_msg_chunk(s, out);
+		else
+			more = send_list_chunk(s, out);
+	}
+	if (!more && s->state == POP3_S_SENDING) {
+		s->state = POP3_S_TRANSACTION;
+		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		maybe_shutdown(s);
+		if (from_cb)
+			session_process(s);
+	}
+}
+
+/* ---- commands ------------------------------------------------------- */
+
+static void
+handle_authorization(struct pop3_session *s, const struct pop3_command *c)
+{
+	switch (c->cmd) {
+	case POP3_CMD_CAPA:
+		cmd_capa(s);
+		break;
+	case POP3_CMD_STLS:
+		cmd_stls(s);
+		break;
+	case POP3_CMD_USER:
+		cmd_user(s, c);
+		break;
+	case POP3_CMD_PASS:
+		cmd_pass(s, c);
+		break;
+	case POP3_CMD_AUTH:
+		cmd_auth(s, c);
+		break;
+	case POP3_CMD_QUIT:
+		reply(s, "+OK Bye");
+		session_close(s, "quit");
+		break;
+	default:
+		reply_err(s, NULL, "Not logged in (USER/PASS or AUTH first)");
+		break;
+	}
+}
+
+static void
+handle_transaction(struct pop3_session *s, const struct pop3_command *c)
+{
+	switch (c->cmd) {
+	case POP3_CMD_CAPA:
+		cmd_capa(s);
+		break;
+	case POP3_CMD_STAT:
+		reply(s, "+OK %zu %llu", s->live,
+		      (unsigned long long)s->live_size);
+		break;
+	case POP3_CMD_LIST:
+		cmd_list(s, c, SEND_LIST);
+		break;
+	case POP3_CMD_UIDL:
+		cmd_list(s, c, SEND_UIDL);
+		break;
+	case POP3_CMD_RETR:
+		cmd_retr(s, c, false);
+		break;
+	case POP3_CMD_TOP:
+		cmd_retr(s, c, true);
+		break;
+	case POP3_CMD_DELE:
+		cmd_dele(s, c);
+		break;
+	case POP3_CMD_NOOP:
+		reply(s, "+OK");
+		break;
+	case POP3_CMD_RSET:
+		cmd_rset(s);
+		break;
+	case POP3_CMD_QUIT:
+		cmd_quit_update(s);
+		break;
+	case POP3_CMD_USER:
+	case POP3_CMD_PASS:
+	case POP3_CMD_AUTH:
+	case POP3_CMD_STLS:
+		reply_err(s, NULL, "Already logged in");
+		break;
+	default:
+		reply_err(s, NULL, "Unknown command");
+		break;
+	}
+}
+
+static void
+handle_command(struct pop3_session *s, char *line, size_t len)
+{
+	struct pop3_command c;
+	const char *error;
+
+	if (pop3_parse(line, len, &c, &error) < 0) {
+		log_event(LOG_DEBUG, "pop3", "bad-command",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("cmd", pop3_cmd_name(c.cmd)));
+		reply_err(s, NULL, error);
+		return;
+	}
+	if (s->state == POP3_S_AUTHORIZATION)
+		handle_authorization(s, &c);
+	else
+		handle_transaction(s, &c);
+	if (s->state == POP3_S_SENDING)
+		send_more(s, false);
+}
+
+/*
+ * Takes the next line (LF or CRLF ended: RFC 1939 says CRLF, but some
+ * clients end lines with LF alone, and nothing in POP3 makes the
+ * difference dangerous). Returns 1 with the line NUL-terminated in buf, 0
+ * if more input is needed, -1 if the session is closing.
+ */
+static int
+next_line(struct pop3_session *s, struct evbuffer *in, char *buf,
+	  size_t size, size_t *len_r)
+{
+	size_t max = s->state == POP3_S_SASL ? SASL_LINE_MAX + 2
+					     : POP3_LINE_MAX + 2;
+
+	if (max > size)
+		max = size;
+	for (;;) {
+		struct evbuffer_ptr p;
+		size_t avail = evbuffer_get_length(in), n;
+
+		if (avail == 0)
+			return 0;
+		p = evbuffer_search(in, "\n", 1, NULL);
+		if (p.pos < 0) {
+			if (avail < max && !s->skip_line)
+				return 0;
+			evbuffer_drain(in, avail);
+			if (!s->skip_line) {
+				s->skip_line = true;
+				reply_err(s, NULL, "Line too long");
+				if (s->state == POP3_S_CLOSING)
+					return -1;
+			}
+			return 0;
+		}
+		n = (size_t)p.pos + 1;
+		if (s->skip_line) {
+			evbuffer_drain(in, n);
+			s->skip_line = false;
+			continue;
+		}
+		if (n > max) {
+			evbuffer_drain(in, n);
+			reply_err(s, NULL, "Line too long");
+			if (s->state == POP3_S_CLOSING)
+				return -1;
+			continue;
+		}
+		evbuffer_remove(in, buf, n);
+		n--;
+		if (n > 0 && buf[n - 1] == '\r')
+			n--;
+		buf[n] = '\0';
+		if (memchr(buf, '\0', n) != NULL ||
+		    memchr(buf, '\r', n) != NULL) {
+			reply_err(s, NULL, "Invalid characters in line");
+			if (s->state == POP3_S_CLOSING)
+				return -1;
+			continue;
+		}
+		*len_r = n;
+		return 1;
+	}
+}
+
+static void
+session_process(struct pop3_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	char line[SASL_LINE_MAX + 2];
+	size_t len;
+
+	if (s->tls_pending)
+		return;		/* nothing counts before the handshake */
+	for (;;) {
+		if (s->tls_pending)
+			return;	/* STLS was the last command */
+		switch (s->state) {
+		case POP3_S_AUTHORIZATION:
+		case POP3_S_TRANSACTION:
+		case POP3_S_SASL:
+			break;
+		default:
+			return;
+		}
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    OUTPUT_HIGH) {
+			/* the client pipelines but does not read: wait */
+			s->paused = true;
+			bufferevent_disable(s->bev, EV_READ);
+			deadline_stop(&s->deadline);
+			return;
+		}
+		int r = next_line(s, in, line, sizeof(line), &len);
+		if (r == 0)
+			wait_line(s);
+		if (r <= 0)
+			return;
+		deadline_stop(&s->deadline);
+		if (s->state == POP3_S_SASL)
+			auth_submit(s, line);
+		else
+			handle_command(s, line, len);
+		OPENSSL_cleanse(line, len);	/* PASS, AUTH */
+		maybe_shutdown(s);
+	}
+}
+
+/* ---- callbacks ------------------------------------------------------ */
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+	settle(arg);
+}
+
+/* The TLS output has drained (or never will): the end. */
+static void
+free_closed(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	session_free(s, s->close_reason);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	if (s->state == POP3_S_CLOSING) {
+		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
+				       free_closed, s))
+			session_free(s, s->close_reason);
+		return;
+	}
+	if (s->state == POP3_S_SENDING)
+		send_more(s, true);
+	else if (s->paused) {
+		s->paused = false;
+		bufferevent_enable(bev, EV_READ);
+		session_process(s);
+	}
+	settle(s);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+	const char *reason;
+	char err[128];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_done(s);
+		session_process(s);
+		return;
+	}
+	reason = session_end_reason(s->bev, what, err, sizeof(err));
+	if (s->close_reason != NULL) {
+		/* we were closing anyway: that is the reason */
+		session_free(s, s->close_reason);
+		return;
+	}
+	if (strcmp(reason, "tls-error") == 0)
+		log_event(LOG_INFO, "pop3", "tls-error",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("error", err));
+	session_free(s, reason);
+}
+
+/* ---- start ---------------------------------------------------------- */
+
+static void
+session_setup_bev(struct pop3_session *s)
+{
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	set_timeouts(s);
+}
+
+void
+pop3_session_start(struct worker *w, const struct config_listener *l, int fd,
+		   const struct sockaddr *sa, socklen_t salen)
+{
+	struct pop3_session *s;
+	char ip[INET6_ADDRSTRLEN];
+	bool implicit = l->proto == PROTO_POP3S && w->tls_ctx != NULL;
+
+	if (!worker_admit(w, l, fd, sa, ip))
+		return;
+	s = xcalloc(1, sizeof(*s));
+	s->w = w;
+	s->config = w->config;
+	s->listener = l;
+	s->counted = true;
+	s->send_fd = -1;
+	s->mb.lock_fd = -1;
+	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
+	memcpy(s->ip, ip, sizeof(s->ip));
+	worker_session_id(w, s->id);
+	s->started_ms = mono_ms();
+	deadline_init(&s->deadline, w->base, deadline_expired, s);
+	TAILQ_INSERT_TAIL(&w->pop3_sessions, s, entry);
+	w->nsessions++;
+
+	if (implicit) {
+		/* RFC 8314: TLS from the first octet, then the greeting */
+		SSL *ssl = SSL_new(w->tls_ctx);
+		s->bev = ssl == NULL ? NULL
+				     : bufferevent_openssl_socket_new(
+					       w->base, fd, ssl,
+					       BUFFEREVENT_SSL_ACCEPTING,
+					       BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev == NULL && ssl != NULL)
+			SSL_free(ssl);
+		if (s->bev != NULL)
+			session_tls_bev_setup(s->bev);
+		s->tls_pending = true;
+		s->state = POP3_S_TLS;
+	} else {
+		s->bev = bufferevent_socket_new(w->base, fd,
+						BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (s->bev == NULL) {
+		close(fd);
+		session_free(s, "no-memory");
+		return;
+	}
+	session_setup_bev(s);
+	log_event(LOG_INFO, "pop3", "connect", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("listener", l->name),
+		  LF_STR("tls", implicit ? "implicit" : "no"));
+	if (implicit)
+		wait_tls(s);
+	else
+		greet(s);
+}

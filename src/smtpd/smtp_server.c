@@ -1,0 +1,2220 @@
+/*
+ * The SMTP server session: RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+ * ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING.
+ *
+ * A session is a bufferevent plus an explicit state (enum smtp_state).
+ * Input is processed in order, one complete line (or DATA/BDAT chunk) at a
+ * time; replies are appended to the output buffer and libevent flushes
+ * them, which gives PIPELINING for free. While a message is being made
+ * durable (SMTP_S_COMMIT) the session reads nothing further: pipelined
+ * commands wait in the input buffer until the 250 has been written.
+ *
+ * Every input is bounded: command lines by max_command_line, text lines by
+ * max_text_line, messages by max_message_size, recipients by
+ * max_recipients, errors by max_errors, and time by deadlines
+ * (session_io.h): a whole command line within timeouts.command, a TLS
+ * handshake within tls.handshake_timeout, a message's text at
+ * min_data_rate after an allowance of timeouts.data_block; shorter for
+ * clients not logged in while the server is under stress.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+
+#include "daemon/config.h"
+#include "store/deliver.h"
+#include "mail/dsn.h"
+#include "lib/cidr.h"
+#include "lib/util.h"
+#include "lib/xalloc.h"
+#include "lib/log.h"
+#include "mail/mail_header.h"
+#include "store/recipient.h"
+#include "mail/smtp_data.h"
+#include "mail/smtp_parse.h"
+#include "smtpd/smtp_server.h"
+#include "net/auth.h"
+#include "net/sasl.h"
+#include "net/session_io.h"
+#include "net/tls.h"
+#include "daemon/worker.h"
+
+#define HOP_LIMIT 50		/* Received: headers before we call it a loop */
+#define OUTPUT_HIGH (64 * 1024)	/* stop reading while replies pile up */
+#define INPUT_HIGH (256 * 1024)	/* libevent stops reading past this */
+#define REPLY_MAX 1024
+
+struct smtp_rcpt {
+	char *addr;		/* as given, domain normalised */
+	unsigned notify;
+	char *orcpt;
+};
+
+struct smtp_txn {
+	char sender[SMTP_PATH_MAX * 4 + 8];	/* "" for <> */
+	struct smtp_mail_args mail;
+	struct smtp_rcpt *rcpts;		/* accepted RCPTs */
+	size_t nrcpts;
+	unsigned rcpt_attempts;
+	char **mailboxes;			/* local final mailboxes */
+	size_t nmailboxes;
+	struct smtp_rcpt *remotes;		/* to queue */
+	size_t nremotes;
+
+	/* content */
+	char id[QUEUE_ID_LEN + 1];
+	struct spool *spool;
+	struct smtp_data data;
+	size_t local_hdr_len;
+	uint64_t hdr_lines;
+	uint64_t size;		/* stored size, once committed */
+	/* authenticated senders: the header is held until its end so that
+	 * Date:/Message-ID: can be added and From: checked */
+	bool holding;
+	unsigned char *hold;
+	size_t hold_len;
+	/* a refused header section: its reply and reason (static strings
+	 * but text), and what was wrong for the log (client text) */
+	int hdr_code;
+	const char *hdr_enh, *hdr_why;
+	char hdr_text[200];
+	char *hdr_detail;
+	bool too_big;
+	bool io_error;
+	bool bdat_started;
+	bool bdat_last;
+	bool bdat_bad;		/* chunk is read and thrown away */
+	uint64_t bdat_remaining;
+	int bdat_code;		/* reply for a discarded chunk */
+	const char *bdat_enh, *bdat_text;
+};
+
+struct smtp_session {
+	TAILQ_ENTRY(smtp_session) entry;
+	struct worker *w;
+	const struct config *config;
+	const struct config_listener *listener;
+	struct bufferevent *bev;
+	struct event *greet_timer;
+	struct sockaddr_storage ss;
+	char ip[INET6_ADDRSTRLEN];
+	char id[17];
+	enum smtp_state state;
+	bool esmtp;
+	char *helo;
+	bool trusted;
+	bool tls;		/* the TLS handshake is done */
+	bool implicit_tls;	/* submissions: TLS from the first octet */
+	bool authenticated;
+	char account[320];	/* normalised, once authenticated */
+	struct sasl_session *sasl;	/* AUTH in progress */
+	struct auth_job *auth_job;	/* a step out on the auth thread */
+	const char *auth_mech;
+	struct event *auth_timer;	/* delays a failed AUTH's reply */
+	struct close_wait close_wait;	/* TLS output draining at the end */
+	bool auth_ban;		/* that failure started a ban */
+	bool auth_challenged;	/* this AUTH exchange got a 334 */
+	enum sasl_status auth_fail;	/* what the delayed reply says */
+	bool tls_pending;	/* STARTTLS given, handshake running */
+	char tls_info[128];	/* for the Received header and the log */
+	bool counted;		/* holds a slot in the limits table */
+	bool skip_line;		/* discarding the rest of an over-long line */
+	bool paused;		/* not reading while output drains */
+	const char *close_reason;	/* why session_close() was called */
+	struct deadline deadline;	/* for the line, handshake or text */
+	unsigned errors;
+	unsigned messages;
+	uint64_t started_ms;
+	struct smtp_txn *txn;
+	struct delivery_job *job;	/* while SMTP_S_COMMIT */
+};
+
+static void session_process(struct smtp_session *s);
+static void session_close(struct smtp_session *s, const char *reason);
+static void header_done(struct smtp_session *s, bool complete);
+
+const char *
+smtp_state_name(enum smtp_state state)
+{
+	static const char *const names[] = {
+		"GREETING", "HELO", "READY", "MAIL", "RCPT",
+		"DATA", "BDAT", "COMMIT", "CLOSING", "AUTH", "AUTH_WAIT", "AUTH_BUSY", "TLS",
+	};
+	if ((size_t)state < sizeof(names) / sizeof(names[0]))
+		return names[state];
+	return "UNKNOWN";
+}
+
+/* ---- replies -------------------------------------------------------- */
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+reply(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s->bev, REPLY_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/* A 4xx/5xx reply to a command counts as an error; too many and we hang up. */
+static void
+reply_error(struct smtp_session *s, int code, const char *enh,
+	    const char *text)
+{
+	reply(s, "%d %s %s", code, enh, text);
+	if (++s->errors >= s->config->max_errors) {
+		reply(s, "421 4.7.0 %s Error: too many errors",
+		      s->config->hostname);
+		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip),
+			  LF_STR("reason", "too-many-errors"),
+			  LF_UINT("errors", s->errors));
+		session_close(s, "too-many-errors");
+	}
+}
+
+static void
+reply_parse_error(struct smtp_session *s, const struct smtp_error *e)
+{
+	reply_error(s, e->code, e->enh, e->text);
+}
+
+/* ---- transactions --------------------------------------------------- */
+
+static void
+rcpt_list_free(struct smtp_rcpt *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].addr);
+		free(v[i].orcpt);
+	}
+	free(v);
+}
+
+static void
+txn_free(struct smtp_txn **tp)
+{
+	struct smtp_txn *t = *tp;
+
+	if (t == NULL)
+		return;
+	rcpt_list_free(t->rcpts, t->nrcpts);
+	rcpt_list_free(t->remotes, t->nremotes);
+	/* mailboxes is NULL once handed to the delivery job */
+	for (size_t i = 0; t->mailboxes != NULL && i < t->nmailboxes; i++)
+		free(t->mailboxes[i]);
+	free(t->mailboxes);
+	spool_free(&t->spool);
+	free(t->hold);
+	free(t->hdr_detail);
+	free(t);
+	*tp = NULL;
+}
+
+static void
+txn_reset(struct smtp_session *s)
+{
+	txn_free(&s->txn);
+	if (s->state != SMTP_S_HELO && s->state != SMTP_S_GREETING)
+		s->state = SMTP_S_READY;
+}
+
+static bool
+strv_contains(char **v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* ---- session lifetime ----------------------------------------------- */
+
+static void
+session_free(struct smtp_session *s, const char *reason)
+{
+	struct worker *w = s->w;
+
+	log_event(LOG_INFO, "smtp", "disconnect", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("reason", reason),
+		  LF_STR("state", smtp_state_name(s->state)),
+		  LF_UINT("messages", s->messages), LF_UINT("errors", s->errors),
+		  LF_UINT("duration_ms", mono_ms() - s->started_ms));
+	if (s->job != NULL) {
+		/* the committer finishes the job; nobody is left to answer */
+		s->job->done = NULL;
+		s->job->arg = NULL;
+		s->job = NULL;
+	}
+	txn_free(&s->txn);
+	if (s->auth_job != NULL) {
+		/* the auth queue frees the job and its SASL session */
+		s->auth_job->done = NULL;
+		s->auth_job->arg = NULL;
+		s->auth_job = NULL;
+	}
+	sasl_free(&s->sasl);
+	if (s->auth_timer != NULL)
+		event_free(s->auth_timer);
+	close_wait_free(&s->close_wait);
+	if (s->greet_timer != NULL)
+		event_free(s->greet_timer);
+	deadline_free(&s->deadline);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->counted)
+		worker_release(w, (struct sockaddr *)&s->ss);
+	free(s->helo);
+	TAILQ_REMOVE(&w->sessions, s, entry);
+	w->nsessions--;
+	free(s);
+	worker_session_gone(w);
+}
+
+/*
+ * Stops reading; the session ends once the output is flushed, and its
+ * disconnect line gives the first reason it was closed for (one of the
+ * words listed in docs/operations.md, "Disconnect reasons").
+ */
+static void
+session_close(struct smtp_session *s, const char *reason)
+{
+	if (s->close_reason == NULL)
+		s->close_reason = reason;
+	s->state = SMTP_S_CLOSING;
+	deadline_stop(&s->deadline);
+	close_wait_begin(s->bev);
+}
+
+/* Not logged in, and the server under stress: the short timeout. */
+static uint64_t
+pre_auth_ms(const struct smtp_session *s, uint64_t seconds)
+{
+	if (!s->authenticated && s->w->stress &&
+	    s->config->stress_timeout < seconds)
+		seconds = s->config->stress_timeout;
+	return seconds * 1000;
+}
+
+/*
+ * The session waits for a command line: its deadline runs from now
+ * until the line is complete, however the bytes trickle in (it is not
+ * restarted while it runs).
+ */
+static void
+wait_line(struct smtp_session *s)
+{
+	if (s->tls_pending || s->deadline.kind == DEADLINE_LINE)
+		return;
+	deadline_start(&s->deadline, DEADLINE_LINE,
+		       pre_auth_ms(s, s->config->timeout_command), 0);
+}
+
+/* DATA or a BDAT chunk: the allowance, then min_data_rate. */
+static void
+wait_data(struct smtp_session *s)
+{
+	deadline_start(&s->deadline, DEADLINE_DATA,
+		       s->config->timeout_data_block * 1000,
+		       s->config->min_data_rate);
+}
+
+static void
+wait_tls(struct smtp_session *s)
+{
+	deadline_start(&s->deadline, DEADLINE_TLS,
+		       pre_auth_ms(s, s->config->tls_handshake_timeout), 0);
+}
+
+static void
+deadline_expired(void *arg, enum deadline_kind kind)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SMTP_S_CLOSING)
+		return;
+	log_event(LOG_INFO, "smtp", "timeout", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip),
+		  LF_STR("state", smtp_state_name(s->state)),
+		  LF_STR("wait", deadline_kind_name(kind)),
+		  LF_UINT("limit_ms", s->deadline.allow_ms));
+	if (kind == DEADLINE_TLS) {
+		/* nothing can be said in the middle of a handshake */
+		session_free(s, "timeout");
+		return;
+	}
+	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->config->hostname);
+	session_close(s, "timeout");
+}
+
+/* The server came under stress: shorten what the not logged in wait for. */
+void
+smtp_sessions_stress(struct worker *w)
+{
+	struct smtp_session *s;
+	uint64_t ms = w->config->stress_timeout * 1000;
+
+	TAILQ_FOREACH(s, &w->sessions, entry)
+		if (!s->authenticated)
+			deadline_shorten(&s->deadline, ms);
+}
+
+/*
+ * libevent's timeouts: the write timeout catches a client that stops
+ * reading our replies. A read timeout, which restarts with every read,
+ * is only the idle limit between blocks of message text; everything
+ * else the client must send is bounded by s->deadline instead.
+ */
+static void
+set_read_timeout(struct smtp_session *s, uint64_t idle_seconds)
+{
+	struct timeval r = {(time_t)idle_seconds, 0};
+	struct timeval wr = {(time_t)s->config->timeout_command, 0};
+
+	bufferevent_set_timeouts(s->bev, idle_seconds > 0 ? &r : NULL, &wr);
+}
+
+/* After a command completes: honour a pending shutdown. */
+static void
+maybe_shutdown(struct smtp_session *s)
+{
+	if (!s->w->stopping || s->state == SMTP_S_CLOSING)
+		return;
+	if (s->state == SMTP_S_HELO || s->state == SMTP_S_READY ||
+	    s->state == SMTP_S_GREETING) {
+		reply(s, "421 4.3.2 %s Service shutting down",
+		      s->config->hostname);
+		session_close(s, "shutdown");
+	}
+}
+
+void
+smtp_sessions_shutdown(struct worker *w)
+{
+	struct smtp_session *s, *next;
+
+	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		maybe_shutdown(s);
+	}
+}
+
+void
+smtp_sessions_free(struct worker *w)
+{
+	struct smtp_session *s;
+
+	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
+		session_free(s, "exit");
+}
+
+/* ---- the greeting --------------------------------------------------- */
+
+static void
+greet_final(struct smtp_session *s)
+{
+	reply(s, "220 %s ESMTP godwit", s->config->hostname);
+	s->state = SMTP_S_HELO;
+	set_read_timeout(s, 0);
+	wait_line(s);
+}
+
+static void
+greet_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state != SMTP_S_GREETING)
+		return;
+	limits_greet_pass(s->w->limits, &s->w->policy,
+			  (struct sockaddr *)&s->ss, now_ms());
+	greet_final(s);
+	/* anything that arrived in the same instant is handled now */
+	session_process(s);
+}
+
+/* ---- commands ------------------------------------------------------- */
+
+static bool
+is_submission(const struct smtp_session *s)
+{
+	return s->listener->proto == PROTO_SUBMISSION ||
+	       s->listener->proto == PROTO_SUBMISSIONS;
+}
+
+/* AUTH is offered on listeners that allow it, once encrypted (RFC 4954
+ * section 4: never a password in the clear unless the listener says so). */
+static bool
+auth_offered(const struct smtp_session *s)
+{
+	return s->listener->auth && !s->authenticated &&
+	       (s->tls || s->listener->plaintext_auth);
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
+{
+	const struct config *cf = s->config;
+
+	if (*c->arg == '\0') {
+		reply_error(s, 501, "5.5.4",
+			    esmtp ? "Syntax: EHLO hostname"
+				  : "Syntax: HELO hostname");
+		return;
+	}
+	/* Many real clients send names that are not valid hostnames; we
+	 * take what they say and record it (Postfix does the same). */
+	free(s->helo);
+	s->helo = xstrndup(c->arg, 255);
+	s->esmtp = esmtp;
+	txn_free(&s->txn);
+	s->state = SMTP_S_READY;
+	log_event(LOG_DEBUG, "smtp", "helo", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("helo", s->helo));
+	if (!esmtp) {
+		reply(s, "250 %s", cf->hostname);
+		return;
+	}
+	reply(s, "250-%s", cf->hostname);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %llu", (unsigned long long)cf->max_message_size);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250-DSN");
+	reply(s, "250-SMTPUTF8");
+	reply(s, "250-CHUNKING");
+	if (s->w->tls_ctx != NULL && !s->tls)
+		reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
+		      cf->auth_cram_md5 ? " CRAM-MD5" : "");
+	reply(s, "250 HELP");
+}
+
+/*
+ * Whether the MAIL FROM of this session's mail is someone's own: the
+ * client authenticated, or is in trusted_networks. Success and delay
+ * reports, and returning the full message, are only for such senders
+ * (dsn_notify_allowed()); an SPF pass will count here once SPF exists.
+ */
+static bool
+sender_verified(const struct smtp_session *s)
+{
+	return s->authenticated || s->trusted;
+}
+
+static void
+cmd_mail(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_mail_args args;
+	struct smtp_error err;
+	struct smtp_txn *t;
+
+	if (s->state == SMTP_S_HELO) {
+		reply_error(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state != SMTP_S_READY) {
+		reply_error(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (smtp_parse_mail(c->arg, &args, &err) < 0) {
+		reply_parse_error(s, &err);
+		return;
+	}
+	if (!s->esmtp && (args.has_size || args.body != SMTP_BODY_7BIT ||
+			  args.smtputf8 || args.envid[0] != '\0' ||
+			  args.ret != SMTP_RET_UNSET)) {
+		reply_error(s, 555, "5.5.4",
+			    "Error: MAIL parameters need EHLO");
+		return;
+	}
+	if (args.has_size && args.size > s->config->max_message_size) {
+		reply_error(s, 552, "5.3.4",
+			    "Error: message size exceeds fixed limit");
+		return;
+	}
+	if (is_submission(s) && !s->authenticated) {
+		reply_error(s, 530, "5.7.0", "Authentication required");
+		return;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->mail = args;
+	if (!args.path.null &&
+	    smtp_mailbox_format(&args.path.mbox, t->sender,
+				sizeof(t->sender)) < 0) {
+		free(t);
+		reply_error(s, 501, "5.1.7", "Error: bad sender address");
+		return;
+	}
+	if (s->authenticated) {
+		/* RFC 6409 6.1: users send as themselves only */
+		int r = args.path.null ? 0
+				       : auth_sender_allowed(
+						 s->w->db, s->account, t->sender,
+						 s->config->recipient_delimiter);
+		if (r != 1) {
+			if (r < 0) {
+				free(t);
+				reply_error(s, 451, "4.3.0",
+					    "Error: temporary failure");
+				return;
+			}
+			log_event(LOG_INFO, "smtp", "reject",
+				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("user", s->account),
+				  LF_STR("from", t->sender), LF_UINT("code", 553),
+				  LF_STR("reason", "sender-not-owned"));
+			free(t);
+			reply_error(s, 553, "5.7.1",
+				    "Error: sender address not owned by the "
+				    "authenticated user");
+			return;
+		}
+	}
+	if (t->mail.ret == SMTP_RET_FULL &&
+	    !dsn_ret_full_allowed(sender_verified(s))) {
+		/* never the whole message to an address nobody verified */
+		t->mail.ret = SMTP_RET_HDRS;
+		log_event(LOG_INFO, "smtp", "dsn-limited",
+			  LF_STR("session", s->id), LF_STR("ret", "HDRS"),
+			  LF_STR("reason", "unverified-sender"));
+	}
+	s->txn = t;
+	s->state = SMTP_S_MAIL;
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void
+add_remote(struct smtp_txn *t, const char *addr, unsigned notify,
+	   const char *orcpt)
+{
+	for (size_t i = 0; i < t->nremotes; i++)
+		if (strcmp(t->remotes[i].addr, addr) == 0)
+			return;
+	t->remotes = xreallocarray(t->remotes, t->nremotes + 1,
+				   sizeof(*t->remotes));
+	t->remotes[t->nremotes].addr = xstrdup(addr);
+	t->remotes[t->nremotes].notify = notify;
+	t->remotes[t->nremotes].orcpt = xstrdup(orcpt);
+	t->nremotes++;
+}
+
+static void
+recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
+		   bool trusted, bool authenticated)
+{
+	r->db = s->w->db;
+	r->hostname = s->config->hostname;
+	r->postmaster = s->config->postmaster;
+	r->delimiter = s->config->recipient_delimiter;
+	r->trusted = trusted;
+	r->authenticated = authenticated;
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_txn *t = s->txn;
+	struct recipient_result res;
+	struct recipient_ctx rctx;
+	struct smtp_rcpt_args args;
+	struct smtp_error err;
+	char addr[SMTP_PATH_MAX * 4 + 8];
+
+	if (s->state != SMTP_S_MAIL && s->state != SMTP_S_RCPT) {
+		reply_error(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (t->bdat_started) {
+		reply_error(s, 503, "5.5.1", "Error: BDAT in progress");
+		return;
+	}
+	s->state = SMTP_S_RCPT;
+	t->rcpt_attempts++;
+	if (smtp_parse_rcpt(c->arg, t->mail.smtputf8, &args, &err) < 0) {
+		reply_parse_error(s, &err);
+		return;
+	}
+	if (!s->esmtp && (args.notify != 0 || args.orcpt[0] != '\0')) {
+		reply_error(s, 555, "5.5.4",
+			    "Error: RCPT parameters need EHLO");
+		return;
+	}
+	if (t->nrcpts >= s->config->max_recipients) {
+		/* RFC 5321 4.5.3.1.10: not an error; the client sends the
+		 * rest in another transaction */
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (smtp_mailbox_format(&args.path.mbox, addr, sizeof(addr)) < 0) {
+		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
+		return;
+	}
+	{
+		unsigned allowed = dsn_notify_allowed(args.notify,
+						      sender_verified(s));
+		if (allowed != args.notify && args.notify != 0) {
+			log_event(LOG_INFO, "smtp", "dsn-limited",
+				  LF_STR("session", s->id),
+				  LF_STR("notify",
+					 allowed & SMTP_NOTIFY_NEVER
+					     ? "NEVER"
+					     : "FAILURE"),
+				  LF_STR("reason", "unverified-sender"));
+		}
+		args.notify = allowed;
+	}
+	recipient_ctx_init(s, &rctx, s->trusted, s->authenticated);
+	memset(&res, 0, sizeof(res));
+	if (recipient_resolve(&rctx, &args.path.mbox, &res) < 0 ||
+	    res.verdict == RCPT_TEMPFAIL) {
+		reply_error(s, 451, "4.3.0",
+			    "Error: temporary failure looking up recipient");
+		log_event(LOG_WARNING, "smtp", "reject",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("to", addr), LF_UINT("code", 451),
+			  LF_STR("reason", "lookup"));
+		recipient_result_free(&res);
+		return;
+	}
+	if (res.verdict == RCPT_REJECT) {
+		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip), LF_STR("from", t->sender),
+			  LF_STR("to", addr), LF_INT("code", res.code),
+			  LF_STR("enh", res.enh),
+			  LF_STR("reason", res.code == 554 ? "relay-denied"
+							   : "unknown-user"));
+		reply_error(s, res.code, res.enh, res.text);
+		recipient_result_free(&res);
+		return;
+	}
+	for (size_t i = 0; i < res.nmailboxes; i++) {
+		/* a success report was asked for (RFC 3461): the queue
+		 * runner delivers these and reports the delivery */
+		if ((args.notify & SMTP_NOTIFY_SUCCESS) != 0 &&
+		    !t->mail.path.null) {
+			add_remote(t, res.mailboxes[i], args.notify,
+				   args.orcpt);
+			continue;
+		}
+		if (strv_contains(t->mailboxes, t->nmailboxes,
+				  res.mailboxes[i]))
+			continue;
+		t->mailboxes = xreallocarray(t->mailboxes, t->nmailboxes + 1,
+					     sizeof(*t->mailboxes));
+		t->mailboxes[t->nmailboxes++] = xstrdup(res.mailboxes[i]);
+	}
+	for (size_t i = 0; i < res.nremotes; i++)
+		add_remote(t, res.remotes[i], args.notify, args.orcpt);
+	recipient_result_free(&res);
+
+	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+	t->rcpts[t->nrcpts].addr = xstrdup(addr);
+	t->rcpts[t->nrcpts].notify = args.notify;
+	t->rcpts[t->nrcpts].orcpt = xstrdup(args.orcpt);
+	t->nrcpts++;
+	reply(s, "250 2.1.5 Ok");
+}
+
+/* Printable ASCII only, for the Received: header. */
+static void
+sanitize(char *dst, size_t size, const char *src)
+{
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 1 < size; src++)
+		dst[o++] = (*src > ' ' && *src < 0x7f && *src != '(' &&
+			    *src != ')')
+				   ? *src
+				   : '_';
+	dst[o] = '\0';
+}
+
+/* Creates the spool and writes the trace header fields. */
+static int
+content_start(struct smtp_session *s, enum smtp_data_mode mode)
+{
+	struct smtp_txn *t = s->txn;
+	char *tmp_path, date[64], helo[256], *hdr = NULL;
+	size_t len = 0;
+	FILE *f;
+	const char *proto;
+
+	queue_id_new(t->id);
+	t->holding = s->authenticated;
+	tmp_path = xasprintf("%s/queue/tmp/%s", s->config->data_dir, t->id);
+	t->spool = spool_new(tmp_path);
+	free(tmp_path);
+	smtp_data_init(&t->data, mode, s->config->max_text_line);
+
+	t->local_hdr_len = 0;
+	if (t->nmailboxes > 0 &&
+	    spool_local_header(t->spool, t->sender,
+			       t->nmailboxes == 1 ? t->mailboxes[0] : NULL,
+			       &t->local_hdr_len, &t->hdr_lines) < 0)
+		return -1;
+	if ((f = open_memstream(&hdr, &len)) == NULL)
+		return -1;
+	rfc5322_date(date, sizeof(date), time(NULL));
+	sanitize(helo, sizeof(helo), s->helo != NULL ? s->helo : "unknown");
+	/* RFC 3848 / RFC 6531 protocol names */
+	if (t->mail.smtputf8)
+		proto = s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (s->esmtp && s->authenticated)
+		proto = s->tls ? "ESMTPSA" : "ESMTPA";
+	else if (s->esmtp)
+		proto = s->tls ? "ESMTPS" : "ESMTP";
+	else
+		proto = "SMTP";
+	fprintf(f, "Received: from %s ([%s])\n\tby %s (godwit) with %s id %s",
+		helo, s->ip, s->config->hostname, proto, t->id);
+	if (s->tls)
+		fprintf(f, "\n\t(%s)", s->tls_info);
+	if (t->nrcpts == 1)
+		fprintf(f, "\n\tfor <%s>", t->rcpts[0].addr);
+	fprintf(f, ";\n\t%s\n", date);
+	if (fclose(f) != 0) {
+		free(hdr);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (hdr[i] == '\n')
+			t->hdr_lines++;
+	int r = spool_write(t->spool, hdr, len);
+	free(hdr);
+	return r;
+}
+
+static bool
+txn_has_recipients(struct smtp_session *s, bool *no_valid_r)
+{
+	struct smtp_txn *t = s->txn;
+
+	*no_valid_r = false;
+	if (s->state != SMTP_S_RCPT && s->state != SMTP_S_MAIL)
+		return false;
+	if (t->nrcpts == 0) {
+		*no_valid_r = t->rcpt_attempts > 0;
+		return false;
+	}
+	return true;
+}
+
+static void
+cmd_data(struct smtp_session *s)
+{
+	bool no_valid;
+
+	if (s->state == SMTP_S_HELO || s->state == SMTP_S_READY) {
+		reply_error(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (s->txn->bdat_started) {
+		reply_error(s, 503, "5.5.1", "Error: BDAT in progress");
+		return;
+	}
+	if (!txn_has_recipients(s, &no_valid)) {
+		if (no_valid)
+			reply_error(s, 554, "5.5.1",
+				    "Error: no valid recipients");
+		else
+			reply_error(s, 503, "5.5.1",
+				    "Error: need RCPT command");
+		return;
+	}
+	if (s->txn->mail.body == SMTP_BODY_BINARYMIME) {
+		reply_error(s, 503, "5.5.1",
+			    "Error: BINARYMIME requires BDAT");
+		return;
+	}
+	if (content_start(s, SMTP_DATA_DOT) < 0) {
+		reply_error(s, 451, "4.3.0", "Error: local error");
+		txn_reset(s);
+		return;
+	}
+	s->state = SMTP_S_DATA;
+	set_read_timeout(s, s->config->timeout_data_block);
+	wait_data(s);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_error err;
+	uint64_t size;
+	bool last, no_valid;
+	struct smtp_txn *t;
+
+	if (smtp_parse_bdat(c->arg, &size, &last, &err) < 0) {
+		/* without a valid size we cannot find the next command */
+		reply(s, "%d %s %s", err.code, err.enh, err.text);
+		s->errors++;
+		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip), LF_STR("reason", "bad-bdat"));
+		session_close(s, "bad-bdat");
+		return;
+	}
+	if (s->txn == NULL || !txn_has_recipients(s, &no_valid)) {
+		/* RFC 3030: the chunk is still read, then refused */
+		if (s->txn == NULL)
+			s->txn = xcalloc(1, sizeof(*s->txn));
+		t = s->txn;
+		t->bdat_bad = true;
+		t->bdat_code = 503;
+		t->bdat_enh = "5.5.1";
+		t->bdat_text = "Error: need MAIL and RCPT before BDAT";
+		t->bdat_remaining = size;
+		t->bdat_last = last;
+		s->state = SMTP_S_BDAT;
+		set_read_timeout(s, s->config->timeout_data_block);
+		wait_data(s);
+		return;
+	}
+	t = s->txn;
+	if (!t->bdat_started) {
+		if (content_start(s, SMTP_DATA_BDAT) < 0)
+			t->io_error = true;
+		t->bdat_started = true;
+	}
+	if (size > s->config->max_message_size ||
+	    spool_size(t->spool) + size > s->config->max_message_size + 4096)
+		t->too_big = true;
+	t->bdat_remaining = size;
+	t->bdat_last = last;
+	s->state = SMTP_S_BDAT;
+	set_read_timeout(s, s->config->timeout_data_block);
+	wait_data(s);
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_path path;
+	struct smtp_error err;
+	struct recipient_ctx rctx;
+	struct recipient_result res;
+	char buf[SMTP_PATH_MAX + 8];
+	const char *end;
+
+	if (!s->config->vrfy) {
+		reply(s, "252 2.5.0 Cannot VRFY user, but will accept "
+			 "message and attempt delivery");
+		return;
+	}
+	/* accept both "user@domain" and "<user@domain>" */
+	if (c->arg[0] == '<')
+		snprintf(buf, sizeof(buf), "%s", c->arg);
+	else
+		snprintf(buf, sizeof(buf), "<%s>", c->arg);
+	if (smtp_parse_path(buf, false, true, false, &path, &end, &err) < 0 ||
+	    *end != '\0') {
+		reply_error(s, 501, "5.1.3", "Error: bad address syntax");
+		return;
+	}
+	recipient_ctx_init(s, &rctx, false, false);
+	memset(&res, 0, sizeof(res));
+	if (recipient_resolve(&rctx, &path.mbox, &res) < 0 ||
+	    res.verdict == RCPT_TEMPFAIL)
+		reply_error(s, 451, "4.3.0", "Error: temporary failure");
+	else if (res.verdict == RCPT_REJECT)
+		reply_error(s, res.code, res.enh, res.text);
+	else
+		reply(s, "250 2.1.5 <%s@%s>", path.mbox.local,
+		      path.mbox.domain);
+	recipient_result_free(&res);
+}
+
+static void session_setup_bev(struct smtp_session *s);
+
+/*
+ * RFC 3207. The 220 goes out in plaintext; anything the client sent after
+ * STARTTLS in the same packet is thrown away, never executed (the
+ * CVE-2011-0411 command injection); the TLS layer is put on top of the
+ * socket's bufferevent; once the handshake is done the session starts
+ * over (tls_done).
+ */
+static void
+cmd_starttls(struct smtp_session *s)
+{
+	struct bufferevent *tls_bev;
+	SSL *ssl;
+
+	if (s->w->tls_ctx == NULL) {
+		reply_error(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (s->tls) {
+		reply_error(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (s->state != SMTP_S_HELO && s->state != SMTP_S_READY) {
+		reply_error(s, 503, "5.5.1",
+			    "Error: STARTTLS not allowed in a transaction");
+		return;
+	}
+	if ((ssl = SSL_new(s->w->tls_ctx)) == NULL) {
+		reply_error(s, 454, "4.7.0", "TLS not available");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	evbuffer_drain(bufferevent_get_input(s->bev),
+		       evbuffer_get_length(bufferevent_get_input(s->bev)));
+	tls_bev = bufferevent_openssl_filter_new(
+		s->w->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		BEV_OPT_CLOSE_ON_FREE);
+	if (tls_bev == NULL) {
+		SSL_free(ssl);
+		reply(s, "421 4.7.0 %s TLS not available", s->config->hostname);
+		session_close(s, "tls-error");
+		return;
+	}
+	session_tls_bev_setup(tls_bev);
+	s->bev = tls_bev;
+	s->tls_pending = true;
+	txn_free(&s->txn);
+	session_setup_bev(s);
+	wait_tls(s);
+}
+
+static void
+log_tls(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+
+	log_event(LOG_INFO, "smtp", "tls", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("version", SSL_get_version(ssl)),
+		  LF_STR("cipher", c != NULL ? SSL_CIPHER_get_name(c) : "-"));
+}
+
+/* The handshake is done: the session forgets everything from before. */
+static void
+tls_done(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->tls_pending = false;
+	s->tls = true;
+	deadline_stop(&s->deadline);
+	tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+	if (s->state == SMTP_S_TLS) {
+		/* implicit TLS: now the greeting */
+		log_tls(s);
+		greet_final(s);
+		return;
+	}
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	txn_free(&s->txn);
+	if (s->state != SMTP_S_CLOSING)
+		s->state = SMTP_S_HELO;
+	log_tls(s);
+}
+
+/* ---- AUTH (RFC 4954) ------------------------------------------------- */
+
+static void auth_result(struct smtp_session *s, enum sasl_status st,
+			char *challenge);
+
+static void
+auth_job_done(struct auth_job *job, void *arg)
+{
+	struct smtp_session *s = arg;
+	char *chal = job->challenge;
+
+	s->auth_job = NULL;
+	s->sasl = job->sasl;
+	job->sasl = NULL;
+	job->challenge = NULL;
+	if (s->state == SMTP_S_CLOSING) {
+		/* timed out or shut down meanwhile: nothing more to say */
+		free(chal);
+		return;
+	}
+	s->state = SMTP_S_READY;
+	auth_result(s, job->status, chal);
+	if (s->state != SMTP_S_AUTH_WAIT)
+		session_process(s);
+}
+
+/* The step (password hashing!) runs on the worker's auth thread. */
+static void
+auth_submit(struct smtp_session *s, const char *line)
+{
+	struct auth_job *job = xcalloc(1, sizeof(*job));
+
+	job->sasl = s->sasl;
+	s->sasl = NULL;
+	job->line = line != NULL ? xstrdup(line) : NULL;
+	job->done = auth_job_done;
+	job->arg = s;
+	s->auth_job = job;
+	s->state = SMTP_S_AUTH_BUSY;
+	authq_submit(s->w->authq, job);
+}
+
+static void
+close_banned(struct smtp_session *s)
+{
+	reply(s, "421 4.7.0 %s Error: too many failed logins",
+	      s->config->hostname);
+	session_close(s, "banned");
+}
+
+static void
+auth_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	switch (s->auth_fail) {
+	case SASL_CANCELLED:
+		reply_error(s, 501, "5.0.0", "Authentication cancelled");
+		break;
+	case SASL_FAIL_SYNTAX:
+		reply_error(s, 501, "5.5.2",
+			    "Error: cannot decode the response");
+		break;
+	default:
+		reply_error(s, 535, "5.7.8",
+			    "Error: authentication credentials invalid");
+		break;
+	}
+	if (s->state == SMTP_S_CLOSING)
+		return;
+	if (s->auth_ban) {
+		close_banned(s);
+		return;
+	}
+	s->state = SMTP_S_READY;
+	session_process(s);
+}
+
+static void
+cmd_auth(struct smtp_session *s, const struct smtp_command *c)
+{
+	char mechname[32];
+	const char *sp, *initial = NULL;
+	enum sasl_mech mech;
+	size_t n;
+
+	if (!s->listener->auth) {
+		reply_error(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (s->authenticated) {
+		reply_error(s, 503, "5.5.1", "Error: already authenticated");
+		return;
+	}
+	if (s->state != SMTP_S_READY) {
+		reply_error(s, 503, "5.5.1",
+			    s->state == SMTP_S_HELO
+				    ? "Error: send EHLO first"
+				    : "Error: AUTH not allowed in a transaction");
+		return;
+	}
+	if (!s->tls && !s->listener->plaintext_auth) {
+		reply_error(s, 538, "5.7.11",
+			    "Error: encryption required for authentication "
+			    "(STARTTLS first)");
+		return;
+	}
+	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
+			       s->ip, NULL, NULL)) {
+		close_banned(s);
+		return;
+	}
+	sp = strchr(c->arg, ' ');
+	n = sp != NULL ? (size_t)(sp - c->arg) : strlen(c->arg);
+	if (n == 0 || n >= sizeof(mechname)) {
+		reply_error(s, 501, "5.5.4", "Syntax: AUTH mechanism");
+		return;
+	}
+	memcpy(mechname, c->arg, n);
+	mechname[n] = '\0';
+	if (sp != NULL)
+		initial = sp + 1;
+	if (sasl_mech_from_name(mechname, &mech) < 0 ||
+	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
+	    (s->sasl = sasl_start(mech, &auth_userdb_creds,
+				  authq_creds_ctx(s->w->authq),
+				  s->config->hostname)) == NULL) {
+		reply_error(s, 504, "5.5.4",
+			    "Error: unrecognized authentication type");
+		return;
+	}
+	s->auth_mech = sasl_mech_name(mech);
+	s->auth_challenged = false;
+	auth_submit(s, initial);
+}
+
+/*
+ * A continuation line (SMTP_S_AUTH). A ban that began since the exchange
+ * started (from another session) ends it here, before the step runs.
+ */
+static void
+auth_continue(struct smtp_session *s, const char *line)
+{
+	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
+			       s->ip, sasl_authcid(s->sasl), s->auth_mech)) {
+		sasl_free(&s->sasl);
+		close_banned(s);
+		return;
+	}
+	auth_submit(s, line);
+}
+
+/*
+ * A verdict from the auth thread. The ban is checked again here: another
+ * session's failure may have begun one while this step ran, and then
+ * neither a success nor the verdict of a failure may reach the client.
+ * Failures are counted now, when they are decided; only the reply waits.
+ * A credentials failure counts, and so does an exchange that ends after
+ * our challenge in a cancel ("*") or an undecodable answer: otherwise a
+ * client could ask for SCRAM salts or CRAM-MD5 challenges for free.
+ */
+static void
+auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
+{
+	const char *authcid = sasl_authcid(s->sasl);
+	char account[320], user[SASL_NAME_MAX + 1];
+	struct limits_auth_verdict v;
+
+	/* the session's copy goes with sasl_free() below */
+	snprintf(user, sizeof(user), "%s", authcid != NULL ? authcid : "");
+	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
+			       s->ip, user, s->auth_mech)) {
+		free(chal);
+		sasl_free(&s->sasl);
+		close_banned(s);
+		return;
+	}
+	switch (st) {
+	case SASL_CONTINUE:
+		reply(s, "334 %s", chal != NULL ? chal : "");
+		free(chal);
+		s->auth_challenged = true;
+		s->state = SMTP_S_AUTH;
+		return;
+	case SASL_OK:
+		if (auth_normalize(user, account, sizeof(account)) < 0) {
+			/* the callbacks accepted no such name */
+			st = SASL_FAIL_CREDENTIALS;
+			break;
+		}
+		memcpy(s->account, account, sizeof(s->account));
+		s->authenticated = true;
+		limits_auth_success(s->w->limits, (struct sockaddr *)&s->ss,
+				    account, now_ms());
+		log_event(LOG_INFO, "smtp", "auth", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip), LF_STR("user", user),
+			  LF_STR("mech", s->auth_mech), LF_STR("result", "ok"));
+		sasl_free(&s->sasl);
+		s->state = SMTP_S_READY;
+		reply(s, "235 2.7.0 Authentication successful");
+		return;
+	default:
+		break;
+	}
+	free(chal);
+	sasl_free(&s->sasl);
+	s->state = SMTP_S_READY;
+	switch (st) {
+	case SASL_CANCELLED:
+	case SASL_FAIL_SYNTAX:
+		if (!s->auth_challenged) {
+			if (st == SASL_CANCELLED)
+				reply_error(s, 501, "5.0.0",
+					    "Authentication cancelled");
+			else
+				reply_error(s, 501, "5.5.2",
+					    "Error: cannot decode the response");
+			return;
+		}
+		/* FALLTHROUGH */
+	case SASL_FAIL_CREDENTIALS:
+		worker_auth_failure(s->w, "smtp", s->id,
+				    (struct sockaddr *)&s->ss, s->ip, user,
+				    s->auth_mech,
+				    st == SASL_CANCELLED     ? "cancelled"
+				    : st == SASL_FAIL_SYNTAX ? "syntax"
+							     : "credentials",
+				    &v);
+		if (v.banned_before) {
+			close_banned(s);
+			return;
+		}
+		s->auth_ban = v.ban_started;
+		s->auth_fail = st;
+		{
+			struct timeval tv = {(time_t)(v.delay_ms / 1000),
+					     (suseconds_t)(v.delay_ms % 1000) *
+						     1000};
+			if (s->auth_timer == NULL)
+				s->auth_timer = evtimer_new(
+					s->w->base, auth_timer_cb, s);
+			s->state = SMTP_S_AUTH_WAIT;
+			evtimer_add(s->auth_timer, &tv);
+		}
+		return;
+	case SASL_FAIL_TEMP:
+		reply_error(s, 454, "4.7.0",
+			    "Temporary authentication failure");
+		return;
+	default:
+		reply_error(s, 501, "5.5.2",
+			    "Error: cannot decode the response");
+		return;
+	}
+}
+
+static void
+handle_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command c;
+	struct smtp_error err;
+
+	if (smtp_parse_command(line, len, &c, &err) < 0) {
+		reply_parse_error(s, &err);
+		return;
+	}
+	switch (c.cmd) {
+	case SMTP_CMD_EHLO:
+		cmd_ehlo(s, &c, true);
+		break;
+	case SMTP_CMD_HELO:
+		cmd_ehlo(s, &c, false);
+		break;
+	case SMTP_CMD_MAIL:
+		cmd_mail(s, &c);
+		break;
+	case SMTP_CMD_RCPT:
+		cmd_rcpt(s, &c);
+		break;
+	case SMTP_CMD_DATA:
+		cmd_data(s);
+		break;
+	case SMTP_CMD_BDAT:
+		if (!s->esmtp) {
+			reply_error(s, 503, "5.5.1", "Error: BDAT needs EHLO");
+			break;
+		}
+		cmd_bdat(s, &c);
+		break;
+	case SMTP_CMD_RSET:
+		txn_reset(s);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_CMD_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_CMD_QUIT:
+		reply(s, "221 2.0.0 Bye");
+		session_close(s, "quit");
+		break;
+	case SMTP_CMD_HELP:
+		reply(s, "214 2.0.0 See RFC 5321 (godwit)");
+		break;
+	case SMTP_CMD_VRFY:
+		cmd_vrfy(s, &c);
+		break;
+	case SMTP_CMD_EXPN:
+		reply_error(s, 502, "5.5.1", "Error: EXPN is not available");
+		break;
+	case SMTP_CMD_STARTTLS:
+		cmd_starttls(s);
+		break;
+	case SMTP_CMD_AUTH:
+		cmd_auth(s, &c);
+		break;
+	case SMTP_CMD_UNKNOWN:
+	default:
+		reply_error(s, 500, "5.5.1", "Error: command not recognized");
+		break;
+	}
+}
+
+/* ---- finishing a message -------------------------------------------- */
+
+static void
+log_accept(struct smtp_session *s, const char *result)
+{
+	struct smtp_txn *t = s->txn;
+	size_t len = 0, n;
+	char *to;
+
+	/* the recipients, comma-separated (a quoted local part keeps its
+	 * quotes, so a comma inside one is no separator) */
+	for (size_t i = 0; i < t->nrcpts; i++)
+		len += strlen(t->rcpts[i].addr) + 1;
+	to = xmalloc(len + 1);
+	len = 0;
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		if (i > 0)
+			to[len++] = ',';
+		n = strlen(t->rcpts[i].addr);
+		memcpy(to + len, t->rcpts[i].addr, n);
+		len += n;
+	}
+	to[len] = '\0';
+	log_event(LOG_INFO, "smtp", "accept", LF_STR("session", s->id),
+		  LF_STR("queue", t->id), LF_STR("ip", s->ip),
+		  LF_STR("helo", s->helo), LF_STR("from", t->sender),
+		  LF_STR("to", to), LF_UINT("rcpts", t->nrcpts),
+		  LF_UINT("local", t->nmailboxes),
+		  LF_UINT("remote", t->nremotes), LF_UINT("size", t->size),
+		  LF_STR("result", result));
+	free(to);
+}
+
+static void
+commit_done(struct delivery_job *job, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->job = NULL;
+	if (job->result == 0) {
+		reply(s, "250 2.0.0 Ok: queued as %s", job->id);
+		log_accept(s, s->txn->nremotes > 0 ? "queued" : "delivered");
+		s->messages++;
+	} else {
+		reply(s, "451 4.3.0 Error: local error, try again later");
+		log_event(LOG_ERR, "smtp", "error", LF_STR("session", s->id),
+			  LF_STR("queue", job->id), LF_STR("ip", s->ip),
+			  LF_STR("reason", "commit"), LF_STR("msg", job->error));
+	}
+	txn_reset(s);
+	s->state = SMTP_S_READY;
+	set_read_timeout(s, 0);
+	maybe_shutdown(s);
+	if (s->state != SMTP_S_CLOSING)
+		session_process(s);
+}
+
+static void
+content_end(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct delivery_job *job;
+	const char *why = NULL;
+	char text[160];
+
+	if (t->holding && !t->too_big && !t->io_error)
+		header_done(s, true);	/* a message that is all header */
+	if (t->io_error) {
+		reply_error(s, 451, "4.3.0", "Error: local error");
+		why = "io-error";
+	} else if (t->too_big) {
+		reply_error(s, 552, "5.3.4",
+			    "Error: message size exceeds fixed limit");
+		why = "too-big";
+	} else if (t->data.long_line) {
+		snprintf(text, sizeof(text),
+			 "Error: message has a line longer than %u octets "
+			 "(RFC 5321 4.5.3.1.6)",
+			 s->config->max_text_line);
+		reply_error(s, 550, "5.6.0", text);
+		why = "line-too-long";
+	} else if (t->hdr_code != 0) {
+		reply_error(s, t->hdr_code, t->hdr_enh, t->hdr_text);
+		why = t->hdr_why;
+	} else if (t->data.received > HOP_LIMIT) {
+		reply_error(s, 554, "5.4.6",
+			    "Error: too many hops (mail loop?)");
+		why = "too-many-hops";
+	}
+	if (why != NULL) {
+		if (t->hdr_code != 0 && strcmp(why, t->hdr_why) == 0)
+			log_event(LOG_INFO, "smtp", "reject",
+				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("from", t->sender),
+				  LF_STR("reason", why),
+				  LF_UINT("code", t->hdr_code),
+				  LF_STR("enh", t->hdr_enh),
+				  LF_STR("header_addr", t->hdr_detail != NULL
+							    ? t->hdr_detail
+							    : ""));
+		else
+			log_event(LOG_INFO, "smtp", "reject",
+				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("from", t->sender),
+				  LF_STR("reason", why));
+		if (s->state != SMTP_S_CLOSING) {
+			txn_reset(s);
+			set_read_timeout(s, 0);
+		}
+		return;
+	}
+
+	job = xcalloc(1, sizeof(*job));
+	memcpy(job->id, t->id, sizeof(job->id));
+	t->size = spool_size(t->spool);
+	job->spool = t->spool;
+	t->spool = NULL;
+	job->local_hdr_len = t->local_hdr_len;
+	job->vsize = spool_size(job->spool) + t->data.lines + t->hdr_lines;
+	job->mailboxes = t->mailboxes;
+	job->nmailboxes = t->nmailboxes;
+	t->mailboxes = NULL;
+	/* keep the count for the log line */
+	if (t->nremotes > 0) {
+		struct queue_envelope *e = xcalloc(1, sizeof(*e));
+		static const char *const bodies[] = {"7BIT", "8BITMIME",
+						     "BINARYMIME"};
+		memcpy(e->id, t->id, sizeof(e->id));
+		e->arrival = (int64_t)time(NULL);
+		e->client_ip = xstrdup(s->ip);
+		e->helo = xstrdup(s->helo != NULL ? s->helo : "");
+		e->sender = xstrdup(t->sender);
+		e->body = xstrdup(bodies[t->mail.body]);
+		e->smtputf8 = t->mail.smtputf8;
+		e->ret = xstrdup(t->mail.ret == SMTP_RET_FULL   ? "FULL"
+				 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
+								: "");
+		e->envid = xstrdup(t->mail.envid);
+		for (size_t i = 0; i < t->nremotes; i++)
+			queue_rcpt_add(e, t->remotes[i].addr,
+				       t->remotes[i].notify,
+				       t->remotes[i].orcpt);
+		job->env = e;
+	}
+	job->done = commit_done;
+	job->arg = s;
+	s->job = job;
+	/* input that arrives meanwhile waits in the buffer (bounded by the
+	 * read high-watermark) until the reply is out */
+	s->state = SMTP_S_COMMIT;
+	/* the client waits for our reply now: no pause limit */
+	set_read_timeout(s, 0);
+	committer_submit(s->w->committer, job);
+}
+
+/* ---- input ---------------------------------------------------------- */
+
+static void
+bare_eol(struct smtp_session *s, const char *where)
+{
+	reply(s, "521 5.5.2 %s Error: bare <CR> or <LF> received; lines "
+		 "must end with <CR><LF> (RFC 5321 2.3.8)",
+	      s->config->hostname);
+	s->errors++;	/* a 5xx like any other: counted */
+	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("reason", "bare-eol"),
+		  LF_STR("where", where));
+	session_close(s, "bare-eol");
+}
+
+#define HOLD_MAX (64 * 1024)
+
+/* ---- the header of authenticated mail -------------------------------- */
+
+/* Records why the header section is refused; returns -1. */
+static int
+header_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
+	      const char *detail, const char *text)
+{
+	t->hdr_code = code;
+	t->hdr_enh = enh;
+	t->hdr_why = why;
+	snprintf(t->hdr_text, sizeof(t->hdr_text), "%s", text);
+	free(t->hdr_detail);
+	t->hdr_detail = detail != NULL ? xstrdup(detail) : NULL;
+	return -1;
+}
+
+#define HEADER_MAILBOXES_MAX 100
+
+/* 1: the user may send as addr; 0: not; -1: the user database failed. */
+static int
+sender_ok(struct smtp_session *s, const char *addr)
+{
+	return auth_sender_allowed(s->w->db, s->account, addr,
+				   s->config->recipient_delimiter);
+}
+
+/*
+ * The addresses a display name or comment shows must be the mailbox's own
+ * or others the user may send as: "bob@example.test" <alice@example.test>
+ * reads as bob's mail in most mail readers.
+ */
+static int
+display_check(struct smtp_session *s, const struct mail_mailbox *m,
+	      const char *field)
+{
+	struct smtp_txn *t = s->txn;
+	const char *texts[] = {m->display, m->comment};
+	int ret = 0;
+
+	for (size_t k = 0; k < 2 && ret == 0; k++) {
+		char **v;
+		size_t n;
+		if (texts[k] == NULL)
+			continue;
+		n = mail_display_addresses(texts[k], &v);
+		for (size_t i = 0; i < n && ret == 0; i++) {
+			int r;
+			if (strcasecmp(v[i], m->addr) == 0)
+				continue;
+			if ((r = sender_ok(s, v[i])) < 0)
+				ret = header_refuse(t, 451, "4.3.0",
+						    "userdb-error", NULL,
+						    "Error: local error");
+			else if (r == 0)
+				ret = header_refuse(
+				    t, 550, "5.7.1", "display-name-address",
+				    v[i],
+				    strcmp(field, "From") == 0
+					? "Error: a display name in header "
+					  "From: shows another address"
+					: "Error: the display name in header "
+					  "Sender: shows another address");
+		}
+		mail_strings_free(&v, n);
+	}
+	return ret;
+}
+
+/*
+ * From: (a mailbox-list) or Sender: (one mailbox): every mailbox must be
+ * an address the user may send as, the rule MAIL FROM follows.
+ */
+static int
+mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
+		    bool sender)
+{
+	struct smtp_txn *t = s->txn;
+	struct mail_address_list l;
+	const char *err, *field = sender ? "Sender" : "From";
+	char *v = mail_header_unfold(f);
+	char text[200];
+	int ret = 0;
+
+	if (mail_address_list_parse(v, strlen(v), &l, &err) < 0) {
+		snprintf(text, sizeof(text),
+			 "Error: header %s: is not a valid address: %s", field,
+			 err);
+		free(v);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	free(v);
+	if (l.ngroups > 0 || l.n == 0 || (sender && l.n != 1)) {
+		/* RFC 5322 3.6.2: from = mailbox-list, sender = mailbox */
+		snprintf(text, sizeof(text),
+			 sender ? "Error: header Sender: must hold exactly one "
+				  "address (RFC 5322 3.6.2)"
+				: "Error: header From: must hold one or more "
+				  "addresses and no group (RFC 5322 3.6.2)");
+		mail_address_list_free(&l);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	if (l.n > HEADER_MAILBOXES_MAX) {
+		/* each may cost a user-database lookup */
+		snprintf(text, sizeof(text),
+			 "Error: header %s: has more than %d addresses", field,
+			 HEADER_MAILBOXES_MAX);
+		mail_address_list_free(&l);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	for (size_t i = 0; i < l.n && ret == 0; i++) {
+		int r = sender_ok(s, l.v[i].addr);
+		if (r < 0) {
+			ret = header_refuse(t, 451, "4.3.0", "userdb-error",
+					    NULL, "Error: local error");
+		} else if (r == 0) {
+			snprintf(text, sizeof(text),
+				 "Error: header %s: not owned by the "
+				 "authenticated user", field);
+			ret = header_refuse(t, 553, "5.7.1",
+					    sender ? "header-sender-not-owned"
+						   : "from-not-owned",
+					    l.v[i].addr, text);
+		} else if (s->config->submission_refuse_address_display_name) {
+			ret = display_check(s, &l.v[i], field);
+		}
+	}
+	mail_address_list_free(&l);
+	return ret;
+}
+
+/*
+ * The held header section (LF line ends) of authenticated mail: notes
+ * Date: and Message-ID: in any spelling of the name, and with
+ * submission.check_from applies RFC 5322 3.6 (one From:, at most one
+ * Sender:, a well-formed header section) and the ownership rules.
+ * Returns 0 or -1 (the refusal in t->hdr_*).
+ */
+static int
+header_check(struct smtp_session *s, const unsigned char *h, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+	struct mail_header_iter it;
+	struct mail_header_field f, from = {0}, sender = {0};
+	unsigned nfrom = 0, nsender = 0;
+	const char *err;
+	char text[200];
+	int r;
+
+	mail_header_iter_init(&it, h, len);
+	while ((r = mail_header_next(&it, &f, &err)) == 1) {
+		if (mail_header_name_is(&f, "From")) {
+			if (nfrom++ == 0)
+				from = f;
+		} else if (mail_header_name_is(&f, "Sender")) {
+			if (nsender++ == 0)
+				sender = f;
+		} else if (mail_header_name_is(&f, "Date")) {
+			t->data.has_date = true;
+		} else if (mail_header_name_is(&f, "Message-ID")) {
+			t->data.has_message_id = true;
+		}
+	}
+	if (!s->config->submission_check_from)
+		return 0;
+	if (r < 0) {
+		snprintf(text, sizeof(text),
+			 "Error: malformed header section at line %zu: %s",
+			 it.line, err);
+		return header_refuse(t, 550, "5.6.0", "bad-header", NULL, text);
+	}
+	if (nfrom > 1)
+		return header_refuse(t, 550, "5.6.0", "multiple-from", NULL,
+				     "Error: more than one From: header field "
+				     "(RFC 5322 3.6)");
+	if (nsender > 1)
+		return header_refuse(t, 550, "5.6.0", "multiple-sender", NULL,
+				     "Error: more than one Sender: header field "
+				     "(RFC 5322 3.6)");
+	if (nfrom == 1 && mailbox_field_check(s, &from, false) < 0)
+		return -1;
+	if (nsender == 1 && mailbox_field_check(s, &sender, true) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The held header is complete (or too large to hold): add what RFC 6409
+ * section 8 lets a submission server add, check From:, write it all out.
+ */
+static void
+header_done(struct smtp_session *s, bool complete)
+{
+	struct smtp_txn *t = s->txn;
+	size_t split = t->hold_len;
+	char add[512], date[64];
+	size_t alen = 0;
+
+	t->holding = false;
+	if (complete) {
+		if (!t->data.in_header && t->data.header_end < t->hold_len)
+			split = (size_t)t->data.header_end;
+		header_check(s, t->hold, split);
+		if (!t->data.has_date) {
+			rfc5322_date(date, sizeof(date), time(NULL));
+			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
+						 "Date: %s\n", date);
+			t->hdr_lines++;
+		}
+		if (!t->data.has_message_id) {
+			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
+						 "Message-ID: <%s@%s>\n", t->id,
+						 s->config->hostname);
+			t->hdr_lines++;
+		}
+	} else if (s->config->submission_check_from) {
+		/* From: may come after what is held: no way to check it */
+		header_refuse(t, 552, "5.3.4", "header-too-big", NULL,
+			      "Error: header section exceeds 65536 octets");
+	}
+	if (spool_write(t->spool, t->hold, split) < 0 ||
+	    spool_write(t->spool, add, alen) < 0 ||
+	    spool_write(t->spool, t->hold + split, t->hold_len - split) < 0)
+		t->io_error = true;
+	free(t->hold);
+	t->hold = NULL;
+	t->hold_len = 0;
+}
+
+/* Stored-form content on its way to the spool. */
+static void
+content_out(struct smtp_session *s, const unsigned char *p, size_t n)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t->too_big || t->io_error || n == 0)
+		return;
+	if (t->data.size > s->config->max_message_size) {
+		t->too_big = true;
+		return;
+	}
+	if (t->holding) {
+		if (t->hold_len + n > HOLD_MAX && !t->data.in_header &&
+		    t->data.header_end >= t->hold_len &&
+		    t->data.header_end <= HOLD_MAX) {
+			/* the header ends in this piece, within the limit:
+			 * hold it to its end, write the rest */
+			size_t k = (size_t)t->data.header_end - t->hold_len;
+			if (k > 0) {
+				t->hold = xreallocarray(t->hold,
+							t->hold_len + k, 1);
+				memcpy(t->hold + t->hold_len, p, k);
+				t->hold_len += k;
+			}
+			header_done(s, true);
+			p += k;
+			n -= k;
+		} else if (t->hold_len + n > HOLD_MAX) {
+			header_done(s, false);
+		} else {
+			t->hold = xreallocarray(t->hold, t->hold_len + n, 1);
+			memcpy(t->hold + t->hold_len, p, n);
+			t->hold_len += n;
+			if (!t->data.in_header)
+				header_done(s, true);
+			return;
+		}
+	}
+	if (spool_write(t->spool, p, n) < 0)
+		t->io_error = true;
+}
+
+/* Feeds the parser with what is buffered. */
+static void
+content_feed(struct smtp_session *s, struct evbuffer *in, size_t max,
+	     enum smtp_data_status *st_r, size_t *used_r)
+{
+	struct smtp_txn *t = s->txn;
+	struct evbuffer_iovec v[8];
+	unsigned char out[16384];
+	size_t used = 0;
+	enum smtp_data_status st = SMTP_DATA_MORE;
+	int n = evbuffer_peek(in, (ev_ssize_t)max, NULL, v, 8);
+
+	/* at most 8 vectors at a time; the caller comes back for the rest */
+	if (n > 8)
+		n = 8;
+	for (int i = 0; i < n && st == SMTP_DATA_MORE; i++) {
+		const unsigned char *p = v[i].iov_base;
+		size_t left = v[i].iov_len;
+		if (used + left > max)
+			left = max - used;
+		while (left > 0 && st == SMTP_DATA_MORE) {
+			size_t chunk = left < sizeof(out) ? left : sizeof(out);
+			size_t olen, c;
+			st = smtp_data_feed(&t->data, p, chunk, out, &olen, &c);
+			content_out(s, out, olen);
+			p += c;
+			left -= c;
+			used += c;
+		}
+	}
+	*st_r = st;
+	*used_r = used;
+}
+
+/* DATA: returns true if the state changed (more work may be possible). */
+static bool
+data_process(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in), used;
+	enum smtp_data_status st;
+
+	if (avail == 0)
+		return false;
+	content_feed(s, in, avail, &st, &used);
+	evbuffer_drain(in, used);
+	deadline_add_octets(&s->deadline, used);
+	if (st == SMTP_DATA_BARE_EOL) {
+		bare_eol(s, "data");
+		return false;
+	}
+	if (st == SMTP_DATA_END) {
+		deadline_stop(&s->deadline);
+		content_end(s);
+		return true;
+	}
+	return used > 0 && evbuffer_get_length(in) > 0;
+}
+
+static bool
+bdat_process(struct smtp_session *s, struct evbuffer *in)
+{
+	struct smtp_txn *t = s->txn;
+	size_t avail = evbuffer_get_length(in), take, used;
+	enum smtp_data_status st = SMTP_DATA_MORE;
+
+	take = avail < t->bdat_remaining ? avail : (size_t)t->bdat_remaining;
+	if (take > 0) {
+		if (t->bdat_bad || t->too_big || t->io_error ||
+		    t->spool == NULL) {
+			used = take;
+		} else {
+			content_feed(s, in, take, &st, &used);
+			if (st == SMTP_DATA_BARE_EOL) {
+				/* length-framed: refuse the message, keep
+				 * the session */
+				t->bdat_bad = true;
+				t->bdat_code = 550;
+				t->bdat_enh = "5.6.0";
+				t->bdat_text = "Error: bare <CR> or <LF> in "
+					       "message";
+				used = take;
+			}
+		}
+		evbuffer_drain(in, used);
+		t->bdat_remaining -= used;
+		deadline_add_octets(&s->deadline, used);
+	}
+	if (t->bdat_remaining > 0)
+		return take > 0 && evbuffer_get_length(in) > 0;
+	deadline_stop(&s->deadline);
+
+	/* the chunk is complete */
+	if (t->bdat_bad) {
+		int code = t->bdat_code;
+		const char *enh = t->bdat_enh, *text = t->bdat_text;
+		s->state = t->nrcpts > 0 ? SMTP_S_RCPT : SMTP_S_READY;
+		txn_reset(s);
+		reply_error(s, code, enh, text);
+		if (s->state != SMTP_S_CLOSING)
+			set_read_timeout(s, 0);
+		return true;
+	}
+	if (!t->bdat_last) {
+		s->state = SMTP_S_RCPT;
+		set_read_timeout(s, 0);
+		reply(s, "250 2.0.0 Ok: %llu octets",
+		      (unsigned long long)spool_size(t->spool));
+		return true;
+	}
+	if (!t->too_big && !t->io_error) {
+		unsigned char out[2];
+		size_t olen;
+		if (smtp_data_finish(&t->data, out, &olen) ==
+		    SMTP_DATA_BARE_EOL) {
+			s->state = SMTP_S_RCPT;
+			txn_reset(s);
+			reply_error(s, 550, "5.6.0",
+				    "Error: bare <CR> at the end of message");
+			return true;
+		}
+		content_out(s, out, olen);
+	}
+	s->state = SMTP_S_RCPT;
+	content_end(s);
+	return true;
+}
+
+/*
+ * Takes the next command line. Returns 1 with the line (CRLF removed,
+ * NUL-terminated) in buf, 0 if more input is needed, -1 if the session is
+ * closing.
+ */
+static int
+next_line(struct smtp_session *s, struct evbuffer *in, char *buf,
+	  size_t size, size_t *len_r)
+{
+	/* SASL responses may be longer than commands (RFC 4954 4.) */
+	size_t max = s->state == SMTP_S_AUTH ? size
+					     : s->config->max_command_line;
+
+	for (;;) {
+		struct evbuffer_ptr p;
+		size_t avail = evbuffer_get_length(in), n;
+
+		if (avail == 0)
+			return 0;
+		p = evbuffer_search(in, "\n", 1, NULL);
+		if (p.pos < 0) {
+			if (avail < max && !s->skip_line)
+				return 0;
+			evbuffer_drain(in, avail);
+			if (!s->skip_line) {
+				s->skip_line = true;
+				reply_error(s, 500, "5.5.2",
+					    "Error: line too long");
+				if (s->state == SMTP_S_CLOSING)
+					return -1;
+			}
+			return 0;
+		}
+		n = (size_t)p.pos + 1;
+		if (s->skip_line) {
+			evbuffer_drain(in, n);
+			s->skip_line = false;
+			continue;
+		}
+		if (n > max || n > size) {
+			evbuffer_drain(in, n);
+			reply_error(s, 500, "5.5.2", "Error: line too long");
+			if (s->state == SMTP_S_CLOSING)
+				return -1;
+			continue;
+		}
+		evbuffer_remove(in, buf, n);
+		if (n < 2 || buf[n - 2] != '\r' ||
+		    memchr(buf, '\r', n - 2) != NULL) {
+			bare_eol(s, "command");
+			return -1;
+		}
+		n -= 2;
+		buf[n] = '\0';
+		if (memchr(buf, '\0', n) != NULL) {
+			reply_error(s, 500, "5.5.2",
+				    "Error: NUL in command line");
+			if (s->state == SMTP_S_CLOSING)
+				return -1;
+			continue;
+		}
+		*len_r = n;
+		return 1;
+	}
+}
+
+static void
+session_process(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	char line[4096 + 2];
+	size_t len;
+
+	/* nothing counts until the TLS handshake is done (tls_done) */
+	if (s->tls_pending)
+		return;
+	for (;;) {
+		if (s->tls_pending)
+			return;	/* STARTTLS was the last command */
+		switch (s->state) {
+		case SMTP_S_GREETING:
+			if (evbuffer_get_length(in) > 0) {
+				reply(s, "554 5.5.1 %s Error: you talked "
+					 "before the greeting",
+				      s->config->hostname);
+				s->errors++;
+				log_event(LOG_INFO, "smtp", "reject",
+					  LF_STR("session", s->id),
+					  LF_STR("ip", s->ip),
+					  LF_STR("reason", "early-talker"));
+				session_close(s, "early-talker");
+			}
+			return;
+		case SMTP_S_COMMIT:
+		case SMTP_S_CLOSING:
+		case SMTP_S_AUTH_WAIT:
+		case SMTP_S_AUTH_BUSY:
+		case SMTP_S_TLS:
+			return;
+		case SMTP_S_DATA:
+			if (!data_process(s, in))
+				return;
+			continue;
+		case SMTP_S_BDAT:
+			if (!bdat_process(s, in))
+				return;
+			continue;
+		default:
+			break;
+		}
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    OUTPUT_HIGH) {
+			/* the client pipelines but does not read: wait */
+			s->paused = true;
+			bufferevent_disable(s->bev, EV_READ);
+			deadline_stop(&s->deadline);
+			return;
+		}
+		int r = next_line(s, in, line, sizeof(line), &len);
+		if (r == 0)
+			wait_line(s);
+		if (r <= 0)
+			return;
+		deadline_stop(&s->deadline);
+		if (s->state == SMTP_S_AUTH)
+			auth_continue(s, line);
+		else
+			handle_command(s, line, len);
+		maybe_shutdown(s);
+	}
+}
+
+/* ---- callbacks ------------------------------------------------------ */
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+}
+
+/* The TLS output has drained (or never will): the end. */
+static void
+free_closed(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	session_free(s, s->close_reason);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SMTP_S_CLOSING) {
+		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
+				       free_closed, s))
+			session_free(s, s->close_reason);
+		return;
+	}
+	if (s->paused) {
+		s->paused = false;
+		bufferevent_enable(bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	const char *reason;
+	char err[128];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_done(s);
+		session_process(s);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_S_CLOSING &&
+	    (what & BEV_EVENT_READING)) {
+		reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		      s->config->hostname);
+		log_event(LOG_INFO, "smtp", "timeout", LF_STR("session", s->id),
+			  LF_STR("ip", s->ip),
+			  LF_STR("state", smtp_state_name(s->state)),
+			  LF_STR("wait", "idle"));
+		session_close(s, "timeout");
+		return;
+	}
+	reason = session_end_reason(s->bev, what, err, sizeof(err));
+	if (s->close_reason != NULL) {
+		/* we were closing anyway: that is the reason */
+		session_free(s, s->close_reason);
+		return;
+	}
+	if (strcmp(reason, "tls-error") == 0)
+		log_event(LOG_INFO, "smtp", "tls-error",
+			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("error", err));
+	session_free(s, reason);
+}
+
+/* ---- start ---------------------------------------------------------- */
+
+static void
+session_setup_bev(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	set_read_timeout(s, 0);
+}
+
+void
+smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
+		   const struct sockaddr *sa, socklen_t salen)
+{
+	const struct config *cf = w->config;
+	struct smtp_session *s;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!worker_admit(w, l, fd, sa, ip))
+		return;
+
+	s = xcalloc(1, sizeof(*s));
+	s->w = w;
+	s->config = cf;
+	s->listener = l;
+	s->counted = true;
+	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
+	memcpy(s->ip, ip, sizeof(s->ip));
+	worker_session_id(w, s->id);
+	s->started_ms = mono_ms();
+	deadline_init(&s->deadline, w->base, deadline_expired, s);
+	s->trusted = cidr_list_match(&cf->trusted_networks, sa);
+	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
+	w->nsessions++;
+
+	if (l->proto == PROTO_SUBMISSIONS && w->tls_ctx != NULL) {
+		/* RFC 8314: TLS from the first octet, then the greeting */
+		SSL *ssl = SSL_new(w->tls_ctx);
+		s->bev = ssl == NULL ? NULL
+				     : bufferevent_openssl_socket_new(
+					       w->base, fd, ssl,
+					       BUFFEREVENT_SSL_ACCEPTING,
+					       BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev == NULL && ssl != NULL)
+			SSL_free(ssl);
+		if (s->bev != NULL)
+			session_tls_bev_setup(s->bev);
+		s->implicit_tls = true;
+		s->tls_pending = true;
+		s->state = SMTP_S_TLS;
+	} else {
+		s->bev = bufferevent_socket_new(w->base, fd,
+						BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (s->bev == NULL) {
+		close(fd);
+		session_free(s, "no-memory");
+		return;
+	}
+	session_setup_bev(s);
+	log_event(LOG_INFO, "smtp", "connect", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("listener", l->name),
+		  LF_BOOL("trusted", s->trusted));
+	if (s->state == SMTP_S_TLS) {
+		wait_tls(s);
+		return;		/* tls_done() greets */
+	}
+
+	if (l->greet_pause_ms > 0 &&
+	    !limits_greet_passed(w->limits, sa, now_ms())) {
+		struct timeval tv = {(time_t)(l->greet_pause_ms / 1000),
+				     (suseconds_t)(l->greet_pause_ms % 1000) *
+					     1000};
+		s->state = SMTP_S_GREETING;
+		reply(s, "220-%s ESMTP godwit", cf->hostname);
+		s->greet_timer = evtimer_new(w->base, greet_timer_cb, s);
+		evtimer_add(s->greet_timer, &tv);
+		set_read_timeout(s, 0);
+		return;
+	}
+	greet_final(s);
+}

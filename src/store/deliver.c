@@ -1,0 +1,807 @@
+/*
+ * Spool and committer: see deliver.h.
+ *
+ * What a commit does (per message; commit_batch() runs the phases for a
+ * whole batch at once):
+ *   1. the spool file (queue/tmp/<id>) gets the rest of the content, and a
+ *      queue file (queue/tmp/<id>.q) is written for remote recipients;
+ *   2. both are made durable;
+ *   3. the spool file is hard-linked into each local mailbox's
+ *      Maildir/new/ (a durable copy where a link is impossible, e.g. another
+ *      file system), and the spool file unlinked;
+ *   4. the directories that got entries are made durable;
+ *   5. the queue file is renamed into queue/incoming/ and that directory
+ *      made durable. Last, because the queue runner takes a file from
+ *      incoming/ the moment it appears: a job that failed in step 4 could
+ *      no longer take it back.
+ * Only then is the job done (and the session says 250). If any step fails,
+ * the entries already made are removed so that the client's retry cannot
+ * deliver twice. (Only a failed fsync of incoming/ itself, in step 5, can
+ * still find the queue file taken: the client's retry may then reach the
+ * remote recipients twice, never none.)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "store/deliver.h"
+#include "lib/util.h"
+#include "lib/xalloc.h"
+#include "lib/log.h"
+
+/* ---- spool ---------------------------------------------------------- */
+
+struct spool {
+	char *path;
+	int fd;			/* -1 until spilled */
+	unsigned char *mem;
+	size_t mem_len, mem_cap;
+	uint64_t size;
+};
+
+struct spool *
+spool_new(const char *tmp_path)
+{
+	struct spool *sp = xcalloc(1, sizeof(*sp));
+
+	sp->path = xstrdup(tmp_path);
+	sp->fd = -1;
+	return sp;
+}
+
+static int
+spool_open(struct spool *sp)
+{
+	sp->fd = open(sp->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	return sp->fd < 0 ? -1 : 0;
+}
+
+int
+spool_write(struct spool *sp, const void *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (sp->fd < 0 && sp->mem_len + len <= SPOOL_MEM_MAX) {
+		if (sp->mem_len + len > sp->mem_cap) {
+			size_t cap = sp->mem_cap ? sp->mem_cap : 4096;
+			while (cap < sp->mem_len + len)
+				cap *= 2;
+			sp->mem = xreallocarray(sp->mem, cap, 1);
+			sp->mem_cap = cap;
+		}
+		memcpy(sp->mem + sp->mem_len, data, len);
+		sp->mem_len += len;
+		sp->size += len;
+		return 0;
+	}
+	if (sp->fd < 0) {
+		/* spill: the file takes everything from here on */
+		if (spool_open(sp) < 0 ||
+		    write_full(sp->fd, sp->mem, sp->mem_len) < 0)
+			return -1;
+		free(sp->mem);
+		sp->mem = NULL;
+		sp->mem_len = sp->mem_cap = 0;
+	}
+	if (write_full(sp->fd, data, len) < 0)
+		return -1;
+	sp->size += len;
+	return 0;
+}
+
+int
+spool_local_header(struct spool *sp, const char *sender, const char *mailbox,
+		   size_t *len_r, uint64_t *lines_r)
+{
+	char *hdr;
+	int n;
+
+	if (mailbox != NULL)
+		n = asprintf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n",
+			     sender, mailbox);
+	else
+		n = asprintf(&hdr, "Return-Path: <%s>\n", sender);
+	if (n < 0)
+		abort();
+	*len_r = (size_t)n;
+	*lines_r = mailbox != NULL ? 2 : 1;
+	n = spool_write(sp, hdr, *len_r);
+	free(hdr);
+	return n;
+}
+
+uint64_t
+spool_size(const struct spool *sp)
+{
+	return sp->size;
+}
+
+void
+spool_free(struct spool **spp)
+{
+	struct spool *sp = *spp;
+
+	if (sp == NULL)
+		return;
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		unlink(sp->path);
+	}
+	free(sp->mem);
+	free(sp->path);
+	free(sp);
+	*spp = NULL;
+}
+
+/* Writes what is still in memory to the spool file (no sync yet). */
+static int
+spool_flush(struct spool *sp)
+{
+	if (sp->fd < 0) {
+		if (spool_open(sp) < 0)
+			return -1;
+		if (write_full(sp->fd, sp->mem, sp->mem_len) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Copies the spool from offset `from` into fd. */
+static int
+spool_copy(struct spool *sp, uint64_t from, int fd)
+{
+	unsigned char buf[65536];
+	off_t off = (off_t)from;
+
+	if (sp->fd < 0)
+		return write_full(fd, sp->mem + from, sp->mem_len - from);
+	for (;;) {
+		ssize_t n = pread(sp->fd, buf, sizeof(buf), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (write_full(fd, buf, (size_t)n) < 0)
+			return -1;
+		off += n;
+	}
+}
+
+/* ---- jobs ----------------------------------------------------------- */
+
+void
+delivery_job_free(struct delivery_job **jobp)
+{
+	struct delivery_job *job = *jobp;
+
+	if (job == NULL)
+		return;
+	spool_free(&job->spool);
+	for (size_t i = 0; i < job->nmailboxes; i++)
+		free(job->mailboxes[i]);
+	free(job->mailboxes);
+	if (job->env != NULL) {
+		queue_envelope_free(job->env);
+		free(job->env);
+	}
+	free(job);
+	*jobp = NULL;
+}
+
+/* ---- paths ---------------------------------------------------------- */
+
+static void
+path_component(FILE *f, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '/' || c == '%' || c < 0x20 || c == 0x7f ||
+		    (i == 0 && c == '.'))
+			fprintf(f, "%%%02X", c);
+		else
+			fputc(c, f);
+	}
+}
+
+char *
+maildir_path(const char *data_dir, const char *mailbox)
+{
+	const char *at = strrchr(mailbox, '@');
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (at == NULL || at == mailbox || at[1] == '\0')
+		return NULL;
+	if ((f = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	fprintf(f, "%s/mail/", data_dir);
+	path_component(f, at + 1, strlen(at + 1));
+	fputc('/', f);
+	path_component(f, mailbox, (size_t)(at - mailbox));
+	fputs("/Maildir", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ---- committer ------------------------------------------------------ */
+
+/* A batch of at least this many jobs is synced with syncfs(): see
+ * commit_batch(). */
+#define SYNCFS_MIN_BATCH 2
+
+struct committer {
+	struct event_base *base;
+	struct event *ev;
+	int efd;
+	char *data_dir;
+	int data_fd;		/* for syncfs() */
+	char host[64];		/* for Maildir file names */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct delivery_job *pending, **pending_tail;
+	struct delivery_job *done, **done_tail;
+	unsigned npending;	/* loop thread only */
+	unsigned seq;		/* committer thread only */
+	int pid;
+	bool stop;
+};
+
+/*
+ * Directories that got entries in a batch, each made durable once in
+ * phase 4. There is no bound on how many: a directory synced on the spot
+ * (as when a fixed-size set was full) would need its failure carried to
+ * every job with an entry in it all the same, so every directory goes
+ * through the one place that does that, sync_dirset().
+ */
+struct dirset {
+	char **path;
+	size_t n, cap;
+};
+
+static void
+dirset_add(struct dirset *ds, const char *path)
+{
+	if (ds->n == ds->cap) {
+		ds->cap = ds->cap ? ds->cap * 2 : 16;
+		ds->path = xreallocarray(ds->path, ds->cap, sizeof(*ds->path));
+	}
+	ds->path[ds->n++] = xstrdup(path);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the set and drops repeats: one fsync per directory. */
+static void
+dirset_unique(struct dirset *ds)
+{
+	size_t k = 0;
+
+	if (ds->n == 0)
+		return;
+	qsort(ds->path, ds->n, sizeof(*ds->path), cmp_str);
+	for (size_t i = 0; i < ds->n; i++) {
+		if (k > 0 && strcmp(ds->path[k - 1], ds->path[i]) == 0)
+			free(ds->path[i]);
+		else
+			ds->path[k++] = ds->path[i];
+	}
+	ds->n = k;
+}
+
+static void
+dirset_free(struct dirset *ds)
+{
+	for (size_t i = 0; i < ds->n; i++)
+		free(ds->path[i]);
+	free(ds->path);
+	ds->path = NULL;
+	ds->n = ds->cap = 0;
+}
+
+static int
+mkdir_durable(const char *path)
+{
+	char *parent, *slash;
+	int r;
+
+	if (mkdir(path, 0750) == 0) {
+		parent = xstrdup(path);
+		if ((slash = strrchr(parent, '/')) != NULL)
+			*slash = '\0';
+		r = fsync_dir(parent);
+		free(parent);
+		return r;
+	}
+	return errno == EEXIST ? 0 : -1;
+}
+
+int
+maildir_create(const char *maildir)
+{
+	char *p = xstrdup(maildir), *s;
+	int r = 0;
+	static const char *const subs[] = {"tmp", "new", "cur"};
+
+	/* parents from the top: data_dir/mail/<domain>/<local>/Maildir */
+	for (s = strchr(p + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		if (access(p, F_OK) != 0 && mkdir_durable(p) < 0)
+			r = -1;
+		*s = '/';
+	}
+	if (r == 0 && mkdir_durable(p) < 0)
+		r = -1;
+	for (size_t i = 0; r == 0 && i < 3; i++) {
+		char *sub = xasprintf("%s/%s", p, subs[i]);
+		if (mkdir_durable(sub) < 0)
+			r = -1;
+		free(sub);
+	}
+	free(p);
+	return r;
+}
+
+/* Copies the spool into maildir/tmp, fsyncs, renames into new/. */
+static int
+maildir_copy(struct committer *c, struct delivery_job *job,
+	     const char *maildir, const char *name)
+{
+	char *tmp = xasprintf("%s/tmp/%s", maildir, name);
+	char *dst = xasprintf("%s/new/%s", maildir, name);
+	int fd, r = -1;
+
+	(void)c;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		if (spool_copy(job->spool, 0, fd) == 0 && fdatasync(fd) == 0 &&
+		    rename(tmp, dst) == 0)
+			r = 0;
+		close(fd);
+		if (r < 0)
+			unlink(tmp);
+	}
+	free(tmp);
+	free(dst);
+	return r;
+}
+
+static void
+job_fail(struct delivery_job *job, const char *what, const char *path)
+{
+	if (job->result < 0)
+		return;		/* keep the first reason */
+	job->result = -1;
+	snprintf(job->error, sizeof(job->error), "%s %s: %s", what, path,
+		 strerror(errno));
+}
+
+/* What the committer knows about one job while it works on a batch. */
+struct job_state {
+	struct delivery_job *job;
+	char *qtmp;		/* queue/tmp/<id>.q, or NULL */
+	int qfd;
+	char **made;		/* entries created: removed again on failure */
+	size_t nmade;
+};
+
+/*
+ * Phase 1: everything that must be durable before any directory entry
+ * points at it is written: the spool file and, for remote recipients, the
+ * queue file.
+ */
+static void
+phase_write(struct committer *c, struct job_state *st)
+{
+	struct delivery_job *job = st->job;
+	struct spool *sp = job->spool;
+
+	(void)c;
+	st->qfd = -1;
+	if (spool_flush(sp) < 0) {
+		job_fail(job, "spool", sp->path);
+		return;
+	}
+	if (job->env == NULL)
+		return;
+	size_t hlen;
+	char *hdr;
+
+	st->qtmp = xasprintf("%s.q", sp->path);
+	job->env->size = sp->size - job->local_hdr_len;
+	hdr = queue_envelope_format(job->env, &hlen);
+	st->qfd = open(st->qtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		       0640);
+	if (hdr == NULL || st->qfd < 0 || write_full(st->qfd, hdr, hlen) < 0 ||
+	    spool_copy(sp, job->local_hdr_len, st->qfd) < 0 ||
+	    write_full(st->qfd, QUEUE_END, sizeof(QUEUE_END) - 1) < 0)
+		job_fail(job, "queue", st->qtmp);
+	free(hdr);
+}
+
+/* Phase 2, one file at a time (a batch of one). */
+static void
+phase_sync_files(struct job_state *st)
+{
+	struct delivery_job *job = st->job;
+
+	if (job->result < 0)
+		return;
+	if (fdatasync(job->spool->fd) < 0)
+		job_fail(job, "fdatasync", job->spool->path);
+	else if (st->qfd >= 0 && fdatasync(st->qfd) < 0)
+		job_fail(job, "fdatasync", st->qtmp);
+}
+
+static void
+made_add(struct job_state *st, char *path)
+{
+	st->made = xreallocarray(st->made, st->nmade + 1, sizeof(*st->made));
+	st->made[st->nmade++] = path;
+}
+
+/*
+ * Phase 3: the entries: a hard link into each Maildir/new/ (a durable copy
+ * where a link is impossible). The directories go into ds (to be synced in
+ * phase 4); those of copies on another file system into other (syncfs on
+ * ours does not cover them). The queue file waits for phase 5.
+ */
+static void
+phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
+	    struct dirset *other)
+{
+	struct delivery_job *job = st->job;
+	struct spool *sp = job->spool;
+	char name[256];
+	struct timeval tv;
+
+	if (job->result < 0)
+		goto out;
+	gettimeofday(&tv, NULL);
+	snprintf(name, sizeof(name), "%lld.M%06ldP%dQ%s_%u.%s,S=%llu,W=%llu",
+		 (long long)tv.tv_sec, (long)tv.tv_usec, c->pid, job->id,
+		 c->seq++, c->host, (unsigned long long)sp->size,
+		 (unsigned long long)job->vsize);
+
+	for (size_t i = 0; i < job->nmailboxes && job->result == 0; i++) {
+		char *maildir = maildir_path(c->data_dir, job->mailboxes[i]);
+		char *newdir, *dst;
+		int r;
+
+		if (maildir == NULL) {
+			errno = EINVAL;
+			job_fail(job, "mailbox", job->mailboxes[i]);
+			break;
+		}
+		newdir = xasprintf("%s/new", maildir);
+		dst = xasprintf("%s/%s", newdir, name);
+		r = link(sp->path, dst);
+		if (r < 0 && errno == ENOENT && maildir_create(maildir) == 0)
+			r = link(sp->path, dst);
+		if (r == 0) {
+			made_add(st, dst);
+			dirset_add(ds, newdir);
+		} else if (errno == EXDEV || errno == EMLINK ||
+			   errno == EPERM) {
+			if (maildir_copy(c, job, maildir, name) == 0) {
+				made_add(st, dst);
+				dirset_add(other, newdir);
+			} else {
+				job_fail(job, "deliver to", dst);
+				free(dst);
+			}
+		} else {
+			job_fail(job, "deliver to", dst);
+			free(dst);
+		}
+		free(newdir);
+		free(maildir);
+	}
+out:
+	/* the spool's tmp name is not needed either way */
+	if (st->qfd >= 0)
+		close(st->qfd);
+	st->qfd = -1;
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		sp->fd = -1;
+		unlink(sp->path);
+	}
+}
+
+/*
+ * Phase 5, once everything else of the job is durable: its queue file
+ * into incoming/ (into qs: to be synced), or removed if the job failed.
+ */
+static void
+phase_queue(struct committer *c, struct job_state *st, struct dirset *qs)
+{
+	struct delivery_job *job = st->job;
+	char *dst, *qdir;
+
+	if (st->qtmp == NULL)
+		return;
+	if (job->result == 0) {
+		dst = xasprintf("%s/queue/incoming/%s", c->data_dir, job->id);
+		if (rename(st->qtmp, dst) == 0) {
+			qdir = xasprintf("%s/queue/incoming", c->data_dir);
+			made_add(st, dst);
+			dirset_add(qs, qdir);
+			free(qdir);
+		} else {
+			job_fail(job, "queue", dst);
+			free(dst);
+		}
+	}
+	if (job->result < 0)
+		unlink(st->qtmp);
+}
+
+/* Fails the jobs that created an entry in dir. */
+static void
+fail_jobs_in(struct job_state *st, size_t n, const char *dir, int err)
+{
+	size_t dlen = strlen(dir);
+
+	for (size_t j = 0; j < n; j++) {
+		for (size_t k = 0; k < st[j].nmade; k++) {
+			if (strncmp(st[j].made[k], dir, dlen) == 0 &&
+			    st[j].made[k][dlen] == '/') {
+				errno = err;
+				job_fail(st[j].job, "fsync", dir);
+				break;
+			}
+		}
+	}
+}
+
+/* fsyncs each directory of ds; a failure fails every job with an entry
+ * in that directory (after a failed fsync the entry may be lost). */
+static void
+sync_dirset(struct dirset *ds, struct job_state *st, size_t n)
+{
+	for (size_t i = 0; i < ds->n; i++) {
+		if (fsync_dir(ds->path[i]) < 0) {
+			int saved = errno;
+			log_event(LOG_ERR, "store", "fsync-failed",
+				  LF_STR("path", ds->path[i]),
+				  LF_STR("error", strerror(saved)));
+			fail_jobs_in(st, n, ds->path[i], saved);
+		}
+	}
+}
+
+/*
+ * A batch is committed in five phases: write (1), make the files durable
+ * (2), create the Maildir entries (3), make them durable (4), then the
+ * queue files into incoming/, made durable (5). The order is what makes a
+ * crash at any point safe: no entry can become durable before the data it
+ * names. For a batch of several jobs, phases 2 and 4 are one syncfs() each
+ * — one device cache flush for the whole batch instead of one per file
+ * and per directory, which is what group commit buys; phase 5 is one
+ * fsync of incoming/.
+ */
+static void
+commit_batch(struct committer *c, struct delivery_job *batch)
+{
+	struct dirset ds = {.path = NULL}, other = {.path = NULL};
+	struct dirset qs = {.path = NULL};
+	struct delivery_job *job;
+	struct job_state *st;
+	size_t n = 0, j;
+	bool grouped;
+
+	for (job = batch; job != NULL; job = job->next)
+		n++;
+	st = xcalloc(n, sizeof(*st));
+	j = 0;
+	for (job = batch; job != NULL; job = job->next, j++) {
+		job->result = 0;
+		st[j].job = job;
+		phase_write(c, &st[j]);
+	}
+	grouped = n >= SYNCFS_MIN_BATCH && c->data_fd >= 0;
+	if (grouped) {
+		if (syncfs(c->data_fd) < 0) {
+			int saved = errno;
+			log_event(LOG_ERR, "store", "syncfs-failed",
+				  LF_STR("path", c->data_dir),
+				  LF_STR("error", strerror(saved)));
+			for (j = 0; j < n; j++) {
+				errno = saved;
+				job_fail(st[j].job, "syncfs", c->data_dir);
+			}
+		}
+	} else {
+		for (j = 0; j < n; j++)
+			phase_sync_files(&st[j]);
+	}
+	for (j = 0; j < n; j++)
+		phase_place(c, &st[j], &ds, &other);
+	dirset_unique(&ds);
+	dirset_unique(&other);
+	if (grouped) {
+		if (ds.n > 0 && syncfs(c->data_fd) < 0) {
+			int saved = errno;
+			log_event(LOG_ERR, "store", "syncfs-failed",
+				  LF_STR("path", c->data_dir),
+				  LF_STR("error", strerror(saved)));
+			for (size_t i = 0; i < ds.n; i++)
+				fail_jobs_in(st, n, ds.path[i], saved);
+		}
+	} else {
+		sync_dirset(&ds, st, n);
+	}
+	sync_dirset(&other, st, n);
+	for (j = 0; j < n; j++)
+		phase_queue(c, &st[j], &qs);
+	dirset_unique(&qs);
+	sync_dirset(&qs, st, n);
+
+	for (j = 0; j < n; j++) {
+		for (size_t k = 0; k < st[j].nmade; k++) {
+			if (st[j].job->result < 0)
+				unlink(st[j].made[k]);
+			free(st[j].made[k]);
+		}
+		free(st[j].made);
+		free(st[j].qtmp);
+	}
+	free(st);
+	dirset_free(&ds);
+	dirset_free(&other);
+	dirset_free(&qs);
+}
+
+static void *
+committer_thread(void *arg)
+{
+	struct committer *c = arg;
+	struct delivery_job *batch, *last;
+	uint64_t one = 1;
+
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		while (c->pending == NULL && !c->stop)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (c->pending == NULL && c->stop) {
+			pthread_mutex_unlock(&c->lock);
+			return NULL;
+		}
+		batch = c->pending;
+		c->pending = NULL;
+		c->pending_tail = &c->pending;
+		pthread_mutex_unlock(&c->lock);
+
+		commit_batch(c, batch);
+
+		for (last = batch; last->next != NULL; last = last->next)
+			;
+		pthread_mutex_lock(&c->lock);
+		*c->done_tail = batch;
+		c->done_tail = &last->next;
+		pthread_mutex_unlock(&c->lock);
+		if (write(c->efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice */
+		}
+	}
+}
+
+/* Loop thread: run the completions. */
+static void
+committer_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct committer *c = arg;
+	struct delivery_job *list, *job;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("committer eventfd");
+	pthread_mutex_lock(&c->lock);
+	list = c->done;
+	c->done = NULL;
+	c->done_tail = &c->done;
+	pthread_mutex_unlock(&c->lock);
+	while ((job = list) != NULL) {
+		list = job->next;
+		job->next = NULL;
+		c->npending--;
+		if (job->done != NULL)
+			job->done(job, job->arg);
+		delivery_job_free(&job);
+	}
+}
+
+struct committer *
+committer_new(struct event_base *base, const char *data_dir,
+	      const char *hostname)
+{
+	struct committer *c = xcalloc(1, sizeof(*c));
+	size_t i;
+
+	c->base = base;
+	c->data_dir = xstrdup(data_dir);
+	/* Maildir names must not contain '/' or ':' */
+	for (i = 0; hostname[i] != '\0' && i < sizeof(c->host) - 1; i++)
+		c->host[i] = (hostname[i] == '/' || hostname[i] == ':')
+				     ? '_'
+				     : hostname[i];
+	c->host[i] = '\0';
+	c->pending_tail = &c->pending;
+	c->done_tail = &c->done;
+	c->pid = (int)getpid();
+	c->data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		fatal("eventfd");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->ev = event_new(base, c->efd, EV_READ | EV_PERSIST,
+			  committer_done_cb, c);
+	event_add(c->ev, NULL);
+	if (pthread_create(&c->thread, NULL, committer_thread, c) != 0)
+		fatalx("cannot start the committer thread");
+	return c;
+}
+
+void
+committer_submit(struct committer *c, struct delivery_job *job)
+{
+	job->next = NULL;
+	c->npending++;
+	pthread_mutex_lock(&c->lock);
+	*c->pending_tail = job;
+	c->pending_tail = &job->next;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+unsigned
+committer_pending(const struct committer *c)
+{
+	return c->npending;
+}
+
+void
+committer_free(struct committer **cp)
+{
+	struct committer *c = *cp;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	committer_done_cb(c->efd, EV_READ, c);
+	event_free(c->ev);
+	close(c->efd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	if (c->data_fd >= 0)
+		close(c->data_fd);
+	free(c->data_dir);
+	free(c);
+	*cp = NULL;
+}

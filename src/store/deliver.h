@@ -1,0 +1,89 @@
+/*
+ * Durable delivery of an accepted message: into the Maildirs of its local
+ * recipients (one file, hard-linked into each new/) and, for remote
+ * recipients, into the queue — all fsync'd, file and directory, before the
+ * session may answer 250.
+ *
+ * The content arrives through a spool (memory first, a file in queue/tmp/
+ * once it outgrows SPOOL_MEM_MAX). The commit runs on a committer thread
+ * that each worker owns, so the event loop never blocks on the disk. The
+ * thread takes every job queued while it was busy as one batch and fsyncs
+ * each directory once per batch (group commit): under load many messages
+ * share one directory fsync.
+ */
+#ifndef GODWIT_DELIVER_H
+#define GODWIT_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/queue.h"
+
+struct event_base;
+
+#define SPOOL_MEM_MAX (256 * 1024)
+
+struct spool;
+
+/* tmp_path: where the spool file goes if it spills (queue/tmp/<id>). */
+struct spool *spool_new(const char *tmp_path);
+/* Appends; -1 with errno on an I/O error (then the message must fail). */
+int spool_write(struct spool *sp, const void *data, size_t len);
+uint64_t spool_size(const struct spool *sp);
+/*
+ * The header lines only the local copies of a message get, written to the
+ * spool: Return-Path (RFC 5321 4.4) and, when the copy is for one mailbox
+ * (mailbox not NULL), Delivered-To. *len_r is their length (the
+ * delivery_job's local_hdr_len), *lines_r their line count (for vsize).
+ * 0, or -1 with errno.
+ */
+int spool_local_header(struct spool *sp, const char *sender,
+		       const char *mailbox, size_t *len_r, uint64_t *lines_r);
+void spool_free(struct spool **sp);
+
+struct delivery_job {
+	/* in */
+	struct spool *spool;		/* owned by the job */
+	char id[QUEUE_ID_LEN + 1];
+	size_t local_hdr_len;		/* leading octets only local copies get */
+	uint64_t vsize;			/* size with CRLF line ends (W=) */
+	char **mailboxes;		/* "local@domain", owned */
+	size_t nmailboxes;
+	struct queue_envelope *env;	/* remote recipients, or NULL; owned */
+	/* out */
+	int result;			/* 0 or -1 */
+	char error[160];
+	/* completion, called on the loop thread; the session may clear these
+	 * (and only the loop thread touches them) if it goes away first */
+	void (*done)(struct delivery_job *job, void *arg);
+	void *arg;
+	struct delivery_job *next;
+};
+
+struct committer;
+
+struct committer *committer_new(struct event_base *base, const char *data_dir,
+				const char *hostname);
+/* Takes over job; job->done runs later on the loop thread, then the job is
+ * freed. */
+void committer_submit(struct committer *c, struct delivery_job *job);
+/* Jobs submitted but not yet completed. */
+unsigned committer_pending(const struct committer *c);
+/* Waits for the thread to finish what it has, then frees. */
+void committer_free(struct committer **c);
+
+void delivery_job_free(struct delivery_job **job);
+
+/*
+ * <data_dir>/mail/<domain>/<local>/Maildir for a mailbox "local@domain";
+ * characters that could escape the directory ('/', a leading '.', control
+ * characters, '%') are %XX-encoded. NULL if the mailbox has no '@'.
+ */
+char *maildir_path(const char *data_dir, const char *mailbox);
+
+/* Creates <maildir>/{tmp,new,cur} and the parents, durably (mode 0750).
+ * 0, or -1 with errno. */
+int maildir_create(const char *maildir);
+
+#endif
