@@ -44,7 +44,7 @@ def test_size_declared_too_big(shared_godwit):
         r = c.cmd("MAIL FROM:<sender@example.org> SIZE=%d" % (1024 * 1024 + 1))
         assert (r.code, r.enh) == (552, "5.3.4"), r
         r = c.cmd("MAIL FROM:<sender@example.org> SIZE=99999999999999999999999")
-        assert r.code in (501, 552, 555), r
+        assert (r.code, r.enh) == (501, "5.5.4"), r  # not a number: bad SIZE
         r = c.cmd("MAIL FROM:<sender@example.org> SIZE=%d" % (1024 * 1024))
         assert (r.code, r.enh) == (250, "2.1.0"), r
 
@@ -94,7 +94,7 @@ def test_command_line_too_long(shared_godwit):
         r = c.cmd("NOOP " + "x" * 600)
         assert (r.code, r.enh) == (500, "5.5.2"), r
         r = c.cmd("MAIL FROM:<" + "a" * 600 + "@example.org>")
-        assert r.code in (500, 501), r
+        assert (r.code, r.enh) == (500, "5.5.2"), r  # over 512 octets
         # the session survives a long line and resynchronises at its CRLF
         r = c.cmd("NOOP")
         assert r.code == 250, r
@@ -110,22 +110,20 @@ def test_command_line_512_accepted(shared_godwit):
 
 
 def test_huge_line_does_not_hurt(shared_godwit):
-    """A megabyte without a line end: refused or disconnected, never
-    buffered without limit; the server keeps serving others."""
+    """A megabyte without a line end: refused with one 500 and skipped up
+    to its line end, never buffered without limit; the session goes on
+    and the server keeps serving others."""
     g = shared_godwit
     c = g.raw()
     try:
         c.ehlo()
-        ok = True
         for _ in range(16):
-            if not c.try_send(b"A" * 65536):
-                ok = False
-                break
-        if ok:
-            c.try_send(b"\r\n")
-        rs, closed = c.read_all(timeout=3, max_replies=5)
-        assert closed or rs, "no reaction to a 1 MiB line"
-        assert all(r.code >= 500 for r in rs), rs
+            assert c.try_send(b"A" * 65536), "disconnected during the line"
+        # the NOOP's reply proves the server has read the whole line
+        c.send(b"\r\nNOOP\r\n")
+        rs = c.replies(2)
+        assert [(r.code, r.enh) for r in rs] == [(500, "5.5.2"),
+                                                (250, "2.0.0")], rs
     finally:
         c.close()
     with g.raw() as c2:
@@ -513,7 +511,7 @@ def test_early_talker_rejected(make_godwit, uniq):
             f"early talker was served: {lines}"
         rejections = [l for l in lines if not l.startswith("220")]
         assert rejections, f"early talker got no rejection: {lines}"
-        assert rejections[0][:3] in ("421", "521", "554"), lines
+        assert rejections[0].startswith("554 5.5.1 "), lines
     finally:
         c.close()
     assert g.all_maildir_files() == []

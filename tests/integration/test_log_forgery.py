@@ -249,6 +249,18 @@ SASL_RAW = [
 ]
 
 
+def _sasl_name_ok(name):
+    """What the SASL decoder takes as a name (net/sasl.c name_ok): valid
+    UTF-8 with no control character (C0, DEL, C1) and no NUL; anything
+    else is an undecodable response (501 5.5.2), not a failed login."""
+    try:
+        s = name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return s != "" and not any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f
+                               for ch in s)
+
+
 def wire(text):
     """EHLO text as bytes: latin-1 where a name carries raw bytes."""
     try:
@@ -314,14 +326,19 @@ def run_hostile_clients(g):
         c.ehlo("client.test")
         sent["ehlo_client"] += 1
         r = c.cmd("AUTH PLAIN " + b64(b"\0" + name + b"\0wrong"))
-        assert r.code in (535, 501), r
-        if r.code == 535:
+        if _sasl_name_ok(name):
+            assert (r.code, r.enh) == (535, "5.7.8"), (name, r)
             sent["auth_names"].append(name)
+        else:
+            assert (r.code, r.enh) == (501, "5.5.2"), (name, r)
         r = c.cmd("AUTH LOGIN " + b64(name))
-        if r.code == 334:
+        if _sasl_name_ok(name):
+            assert r.code == 334, (name, r)
             r = c.cmd(b64(b"wrong"))
-            if r.code == 535:
-                sent["auth_names"].append(name)
+            assert (r.code, r.enh) == (535, "5.7.8"), (name, r)
+            sent["auth_names"].append(name)
+        else:
+            assert (r.code, r.enh) == (501, "5.5.2"), (name, r)
         c.cmd("QUIT")
         c.close()
     # POP3 USER names (one argument: no spaces)

@@ -90,7 +90,8 @@ def _rcpt(g, addr, family=4, helo="client.test", sender="sender@example.org"):
         r = c.cmd(f"RCPT TO:<{addr}>")
         if r.code >= 500:
             d = c.cmd("DATA")
-            assert d.code in (503, 554), f"DATA with no valid recipient: {d}"
+            # a RCPT was tried and refused: 554 (503 is for no RCPT at all)
+            assert (d.code, d.enh) == (554, "5.5.1"), f"DATA with no valid recipient: {d}"
         c.cmd("QUIT")
     return r
 
@@ -126,27 +127,25 @@ def test_bad_address_syntax(shared_godwit, addr):
 @pytest.mark.parametrize("addr", REFUSED_ANY)
 def test_refused_anyway(shared_godwit, addr):
     r = _rcpt(shared_godwit, addr)
-    assert r.code in (501, 553, 554), f"RCPT TO:<{addr}>: {r}"
-    assert r.enh is not None and r.enh.startswith("5."), r
+    assert (r.code, r.enh) == (501, "5.1.3"), f"RCPT TO:<{addr}>: {r}"
     _assert_nothing_relayed(shared_godwit)
 
 
-@pytest.mark.parametrize("line", [
-    "RCPT TO:user@other.example",
-    "RCPT TO:<user@other.example",
-    "RCPT TO:user@other.example>",
-    "RCPT TO:<user@other.example> <alice@example.test>",
-    "RCPT TO:<alice@example.test> <user@other.example>",
-    "RCPT TO:<alice@example.test>,<user@other.example>",
-    "RCPT TO:<alice@example.test>\tNOTIFY=NEVER",
+@pytest.mark.parametrize("line,enh", [
+    ("RCPT TO:user@other.example", "5.5.4"),
+    ("RCPT TO:<user@other.example", "5.1.3"),
+    ("RCPT TO:user@other.example>", "5.5.4"),
+    ("RCPT TO:<user@other.example> <alice@example.test>", "5.5.4"),
+    ("RCPT TO:<alice@example.test> <user@other.example>", "5.5.4"),
+    ("RCPT TO:<alice@example.test>,<user@other.example>", "5.5.4"),
+    ("RCPT TO:<alice@example.test>\tNOTIFY=NEVER", "5.5.4"),
 ])
-def test_malformed_rcpt_lines(shared_godwit, line):
+def test_malformed_rcpt_lines(shared_godwit, line, enh):
     with shared_godwit.raw() as c:
         c.ehlo()
         assert c.cmd("MAIL FROM:<sender@example.org>").code == 250
         r = c.cmd(line)
-        assert r.code in (501, 555), f"{line}: {r}"
-        assert r.enh is not None and r.enh.startswith("5."), r
+        assert (r.code, r.enh) == (501, enh), f"{line}: {r}"
     _assert_nothing_relayed(shared_godwit)
 
 
@@ -304,7 +303,8 @@ def test_catch_all(make_godwit, uniq):
         r = c.cmd("RCPT TO:<whoever@other.example>")
         assert (r.code, r.enh) == (554, "5.7.1"), r
         r = c.cmd("RCPT TO:<whoever%other.example@example.test>")
-        assert r.code in (250, 550), r  # to bob via the catch-all, or refused
+        # no routing in '%': a local part like any other, to bob via the catch-all
+        assert (r.code, r.enh) == (250, "2.1.5"), r
     assert len([m for m in g.maildir_messages("bob@example.test") if uniq.encode() in m]) == 1
     assert g.queue_files() == []
 
