@@ -1,0 +1,626 @@
+/*
+ * The committer (store/deliver.c) through its API, on a temporary data
+ * directory: jobs submitted from the loop thread, committed by the
+ * thread in batches, completed on the loop. What it must do: place each
+ * message in every Maildir it names (one file, hard-linked) and, for
+ * remote recipients, a queue file in queue/incoming/; fail a job whose
+ * phase fails and take back every entry it made, without touching the
+ * other jobs of the batch; and on shutdown finish what it was given.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "unit.h"
+#include "lib/xalloc.h"
+#include "store/deliver.h"
+#include "store/queue.h"
+
+#define NJOBS_MAX 64
+
+struct fixture {
+	char dir[64];
+	struct event_base *base;
+	struct committer *c;
+	unsigned seq;
+	/* completions, in the order they ran */
+	unsigned ndone;
+	int result[NJOBS_MAX];
+	char error[NJOBS_MAX][160];
+	unsigned order[NJOBS_MAX];
+};
+
+struct done_arg {
+	struct fixture *f;
+	unsigned n;		/* the job's number */
+};
+
+static struct done_arg args[NJOBS_MAX];
+
+static void
+rm_rf(const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+
+	if (lstat(path, &st) < 0)
+		return;
+	if (S_ISDIR(st.st_mode) && (d = opendir(path)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			char *sub = xasprintf("%s/%s", path, de->d_name);
+			rm_rf(sub);
+			free(sub);
+		}
+		closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+static char *
+path_of(const struct fixture *f, const char *rel)
+{
+	return xasprintf("%s/%s", f->dir, rel);
+}
+
+static void
+mkdir_rel(const struct fixture *f, const char *rel)
+{
+	char *p = path_of(f, rel);
+
+	assert_int_equal(mkdir(p, 0750), 0);
+	free(p);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/godwit-committer-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	mkdir_rel(f, "queue");
+	mkdir_rel(f, "queue/tmp");
+	mkdir_rel(f, "queue/incoming");
+	mkdir_rel(f, "mail");
+	f->base = event_base_new();
+	assert_non_null(f->base);
+	f->c = committer_new(f->base, f->dir, "mx.example.test");
+	assert_non_null(f->c);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	committer_free(&f->c);
+	event_base_free(f->base);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+job_done(struct delivery_job *job, void *arg)
+{
+	struct done_arg *a = arg;
+	struct fixture *f = a->f;
+
+	assert_true(a->n < NJOBS_MAX);
+	assert_int_equal(f->result[a->n], 1);	/* once only */
+	f->result[a->n] = job->result;
+	snprintf(f->error[a->n], sizeof(f->error[a->n]), "%s", job->error);
+	f->order[f->ndone++] = a->n;
+}
+
+/*
+ * A job numbered n with content `text` for the NULL-terminated mailboxes
+ * and, if remote is not NULL, a queue envelope with that one recipient.
+ * local_hdr is the part of the content only local copies get.
+ */
+static struct delivery_job *
+make_job(struct fixture *f, unsigned n, const char *local_hdr,
+	 const char *text, const char *const *mailboxes, const char *remote)
+{
+	struct delivery_job *job = xcalloc(1, sizeof(*job));
+	char *tmp;
+
+	assert_true(n < NJOBS_MAX);
+	snprintf(job->id, sizeof(job->id), "%016x", 0xc0ffee00u + f->seq++);
+	tmp = xasprintf("%s/queue/tmp/%s", f->dir, job->id);
+	job->spool = spool_new(tmp);
+	free(tmp);
+	assert_int_equal(spool_write(job->spool, local_hdr, strlen(local_hdr)),
+			 0);
+	assert_int_equal(spool_write(job->spool, text, strlen(text)), 0);
+	job->local_hdr_len = strlen(local_hdr);
+	job->vsize = spool_size(job->spool);
+	for (const char *const *m = mailboxes; m != NULL && *m != NULL; m++) {
+		job->mailboxes = xreallocarray(job->mailboxes,
+					       job->nmailboxes + 1,
+					       sizeof(*job->mailboxes));
+		job->mailboxes[job->nmailboxes++] = xstrdup(*m);
+	}
+	if (remote != NULL) {
+		struct queue_envelope *e = xcalloc(1, sizeof(*e));
+
+		memcpy(e->id, job->id, sizeof(e->id));
+		e->arrival = 1700000000;
+		e->client_ip = xstrdup("192.0.2.1");
+		e->helo = xstrdup("client.test");
+		e->sender = xstrdup("sender@example.org");
+		e->body = xstrdup("7BIT");
+		e->ret = xstrdup("");
+		e->envid = xstrdup("");
+		queue_rcpt_add(e, remote, 0, "");
+		job->env = e;
+	}
+	args[n] = (struct done_arg){f, n};
+	job->done = job_done;
+	job->arg = &args[n];
+	f->result[n] = 1;	/* not completed yet */
+	return job;
+}
+
+/* Runs the loop until n completions have run (bounded: 20 s). */
+static void
+run_until(struct fixture *f, unsigned n)
+{
+	time_t end = time(NULL) + 20;
+
+	while (f->ndone < n) {
+		struct timeval tick = {0, 100000};
+
+		assert_true(time(NULL) < end);
+		event_base_loopexit(f->base, &tick);
+		event_base_dispatch(f->base);
+	}
+	assert_int_equal(f->ndone, n);
+	assert_int_equal(committer_pending(f->c), 0);
+}
+
+/* Names of the files in dir (sorted), their count in *n. */
+static char **
+list_dir(const char *dir, size_t *n)
+{
+	struct dirent **de;
+	int k = scandir(dir, &de, NULL, alphasort);
+	char **out = NULL;
+
+	*n = 0;
+	if (k < 0)
+		return NULL;
+	for (int i = 0; i < k; i++) {
+		if (de[i]->d_name[0] != '.') {
+			out = xreallocarray(out, *n + 1, sizeof(*out));
+			out[(*n)++] = xstrdup(de[i]->d_name);
+		}
+		free(de[i]);
+	}
+	free(de);
+	return out;
+}
+
+static void
+free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static size_t
+count_rel(const struct fixture *f, const char *rel)
+{
+	char *p = path_of(f, rel);
+	size_t n;
+	char **v = list_dir(p, &n);
+
+	free_list(v, n);
+	free(p);
+	return n;
+}
+
+static char *
+slurp(const char *path, size_t *len_r)
+{
+	FILE *fp = fopen(path, "rb");
+	struct stat st;
+	char *buf;
+
+	assert_non_null(fp);
+	assert_int_equal(fstat(fileno(fp), &st), 0);
+	buf = xcalloc(1, (size_t)st.st_size + 1);
+	assert_int_equal(fread(buf, 1, (size_t)st.st_size, fp),
+			 (size_t)st.st_size);
+	fclose(fp);
+	*len_r = (size_t)st.st_size;
+	return buf;
+}
+
+/*
+ * The messages in <mailbox's Maildir>/new holding `text`: how many, and
+ * (when one) its path in *path_r (caller frees).
+ */
+static size_t
+find_in(const struct fixture *f, const char *mailbox, const char *text,
+	char **path_r)
+{
+	char *md = maildir_path(f->dir, mailbox), *newdir;
+	char **v;
+	size_t n, found = 0;
+
+	newdir = xasprintf("%s/new", md);
+	v = list_dir(newdir, &n);
+	if (path_r != NULL)
+		*path_r = NULL;
+	for (size_t i = 0; i < n; i++) {
+		char *p = xasprintf("%s/%s", newdir, v[i]);
+		size_t len;
+		char *body = slurp(p, &len);
+
+		if (strstr(body, text) != NULL) {
+			found++;
+			if (path_r != NULL) {
+				free(*path_r);
+				*path_r = xstrdup(p);
+			}
+		}
+		free(body);
+		free(p);
+	}
+	free_list(v, n);
+	free(newdir);
+	free(md);
+	return found;
+}
+
+/* ---- the tests ---------------------------------------------------------- */
+
+static void
+test_one_local_message(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"alice@example.test", NULL};
+	const char *hdr = "Return-Path: <sender@example.org>\n";
+	const char *text = "Subject: one\n\nhello\n";
+	char *path, *want, *md, *sub;
+	size_t len;
+	struct stat st;
+
+	committer_submit(f->c, make_job(f, 0, hdr, text, to, NULL));
+	assert_int_equal(committer_pending(f->c), 1);
+	run_until(f, 1);
+	assert_int_equal(f->result[0], 0);
+	assert_string_equal(f->error[0], "");
+
+	/* the Maildir was made, with its three directories */
+	md = maildir_path(f->dir, "alice@example.test");
+	for (int i = 0; i < 3; i++) {
+		sub = xasprintf("%s/%s", md, (const char *[]){"tmp", "new",
+							       "cur"}[i]);
+		assert_int_equal(stat(sub, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+		free(sub);
+	}
+	free(md);
+	/* one file: the whole spool, named with its sizes */
+	assert_int_equal(find_in(f, "alice@example.test", "hello", &path), 1);
+	char *body = slurp(path, &len);
+	want = xasprintf("%s%s", hdr, text);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(body, want, len);
+	char *tag = xasprintf(",S=%zu,W=%zu", len, len);
+	assert_non_null(strstr(path, tag));
+	assert_non_null(strstr(path, ".mx.example.test,"));
+	free(tag);
+	free(want);
+	free(body);
+	free(path);
+	/* nothing left behind, nothing queued */
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+	assert_int_equal(count_rel(f, "queue/incoming"), 0);
+}
+
+static void
+test_batch_of_jobs(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const one[] = {"alice@example.test", NULL};
+	static const char *const two[] = {"alice@example.test",
+					  "bob@example.test", NULL};
+	static const char *const other[] = {"carol@other.test", NULL};
+	const unsigned n = 24;
+	char text[64], *pa, *pb;
+	struct stat sa, sb;
+
+	/* submitted together: the thread takes what has queued up while it
+	 * was busy as one batch (how many batches does not change what
+	 * each job must come to) */
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "Subject: m%u\n\nbody-%u-end\n", i,
+			 i);
+		committer_submit(f->c,
+				 make_job(f, i, "", text,
+					  i % 3 == 0 ? two
+					  : i % 3 == 1 ? one
+						       : other,
+					  NULL));
+	}
+	assert_int_equal(committer_pending(f->c), n);
+	run_until(f, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(f->result[i], 0);
+		/* completions in the order of submission */
+		assert_int_equal(f->order[i], i);
+		snprintf(text, sizeof(text), "body-%u-end", i);
+		if (i % 3 == 2) {
+			assert_int_equal(
+			    find_in(f, "carol@other.test", text, NULL), 1);
+			continue;
+		}
+		assert_int_equal(find_in(f, "alice@example.test", text, &pa),
+				 1);
+		if (i % 3 == 0) {
+			/* two mailboxes: one file, two links */
+			assert_int_equal(
+			    find_in(f, "bob@example.test", text, &pb), 1);
+			assert_int_equal(stat(pa, &sa), 0);
+			assert_int_equal(stat(pb, &sb), 0);
+			assert_int_equal(sa.st_ino, sb.st_ino);
+			assert_int_equal(sa.st_nlink, 2);
+			free(pb);
+		} else {
+			assert_int_equal(find_in(f, "bob@example.test", text,
+						 NULL),
+					 0);
+		}
+		free(pa);
+	}
+	/* every message under its own name */
+	char *md = maildir_path(f->dir, "alice@example.test");
+	char *newdir = xasprintf("%s/new", md);
+	size_t k;
+	char **v = list_dir(newdir, &k);
+	assert_int_equal(k, 16);
+	free_list(v, k);
+	free(newdir);
+	free(md);
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+}
+
+static void
+test_remote_recipient_queued(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"alice@example.test", NULL};
+	const char *hdr = "Return-Path: <sender@example.org>\n";
+	const char *text = "Subject: mixed\n\nfor both\n";
+	struct queue_envelope e;
+	uint64_t off;
+	char *err = NULL, *qf, *body, *id;
+	size_t len;
+
+	struct delivery_job *job =
+	    make_job(f, 0, hdr, text, to, "far@remote.example");
+	id = xstrdup(job->id);
+	committer_submit(f->c, job);
+	run_until(f, 1);
+	assert_int_equal(f->result[0], 0);
+	/* the local copy has the local header */
+	assert_int_equal(find_in(f, "alice@example.test", "for both", &qf), 1);
+	body = slurp(qf, &len);
+	assert_int_equal(strncmp(body, hdr, strlen(hdr)), 0);
+	free(body);
+	free(qf);
+	/* the queue file: the envelope, then the message without it */
+	qf = xasprintf("%s/queue/incoming/%s", f->dir, id);
+	memset(&e, 0, sizeof(e));
+	if (queue_envelope_read(qf, &e, &off, &err) < 0)
+		fail_msg("%s: %s", qf, err);
+	assert_string_equal(e.id, id);
+	assert_string_equal(e.sender, "sender@example.org");
+	assert_int_equal(e.nrcpts, 1);
+	assert_string_equal(e.rcpts[0].addr, "far@remote.example");
+	assert_int_equal(e.size, strlen(text));
+	body = slurp(qf, &len);
+	assert_true(off + strlen(text) <= len);
+	assert_memory_equal(body + off, text, strlen(text));
+	free(body);
+	queue_envelope_free(&e);
+	free(qf);
+	free(id);
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+	assert_int_equal(count_rel(f, "queue/incoming"), 1);
+}
+
+/*
+ * Phase 3 fails for one job of a batch (its second Maildir cannot be
+ * made: a file stands where its domain's directory should be): that job
+ * fails, its entry in the first Maildir is taken back (a retry must not
+ * deliver twice), and the jobs around it are delivered.
+ */
+static void
+test_failing_placement_fails_only_its_job(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const good[] = {"alice@example.test", NULL};
+	static const char *const bad[] = {"alice@example.test",
+					  "x@blocked.test", NULL};
+	char *blocker = path_of(f, "mail/blocked.test");
+	int fd = open(blocker, O_WRONLY | O_CREAT | O_EXCL, 0640);
+
+	assert_true(fd >= 0);
+	close(fd);
+	committer_submit(f->c, make_job(f, 0, "", "m-before\n", good, NULL));
+	committer_submit(f->c, make_job(f, 1, "", "m-bad\n", bad, NULL));
+	committer_submit(f->c, make_job(f, 2, "", "m-after\n", good, NULL));
+	run_until(f, 3);
+	assert_int_equal(f->result[0], 0);
+	assert_int_equal(f->result[1], -1);
+	assert_int_equal(f->result[2], 0);
+	assert_non_null(strstr(f->error[1], "deliver to "));
+	assert_non_null(strstr(f->error[1], "/mail/blocked.test/x/Maildir/new/"));
+	assert_int_equal(find_in(f, "alice@example.test", "m-before", NULL), 1);
+	assert_int_equal(find_in(f, "alice@example.test", "m-bad", NULL), 0);
+	assert_int_equal(find_in(f, "alice@example.test", "m-after", NULL), 1);
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+	free(blocker);
+}
+
+/*
+ * Phase 5 fails (queue/incoming/ is gone): the job with a remote
+ * recipient fails, its Maildir entry and its queue file are removed;
+ * a local-only job of the same batch is delivered.
+ */
+static void
+test_failing_queue_phase(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"alice@example.test", NULL};
+	char *incoming = path_of(f, "queue/incoming");
+
+	assert_int_equal(rmdir(incoming), 0);
+	committer_submit(f->c, make_job(f, 0, "", "q-remote\n", to,
+					"far@remote.example"));
+	committer_submit(f->c, make_job(f, 1, "", "q-local\n", to, NULL));
+	run_until(f, 2);
+	assert_int_equal(f->result[0], -1);
+	assert_non_null(strstr(f->error[0], "queue "));
+	assert_non_null(strstr(f->error[0], "/queue/incoming/"));
+	assert_int_equal(f->result[1], 0);
+	assert_int_equal(find_in(f, "alice@example.test", "q-remote", NULL), 0);
+	assert_int_equal(find_in(f, "alice@example.test", "q-local", NULL), 1);
+	/* neither the spool nor the queue file is left in queue/tmp */
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+	free(incoming);
+}
+
+/* Phase 1 fails (the spool's directory does not exist): nothing placed. */
+static void
+test_failing_write_phase(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"alice@example.test", NULL};
+	struct delivery_job *job = make_job(f, 0, "", "w-lost\n", to, NULL);
+	char *tmp = xasprintf("%s/no-such-dir/%s", f->dir, job->id);
+
+	spool_free(&job->spool);
+	job->spool = spool_new(tmp);
+	assert_int_equal(spool_write(job->spool, "w-lost\n", 7), 0);
+	committer_submit(f->c, job);
+	committer_submit(f->c, make_job(f, 1, "", "w-kept\n", to, NULL));
+	run_until(f, 2);
+	assert_int_equal(f->result[0], -1);
+	assert_non_null(strstr(f->error[0], "spool "));
+	assert_non_null(strstr(f->error[0], strerror(ENOENT)));
+	assert_int_equal(f->result[1], 0);
+	assert_int_equal(find_in(f, "alice@example.test", "w-lost", NULL), 0);
+	assert_int_equal(find_in(f, "alice@example.test", "w-kept", NULL), 1);
+	free(tmp);
+}
+
+/* A mailbox without '@' has no Maildir: the job fails with EINVAL. */
+static void
+test_mailbox_without_domain(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"noat", NULL};
+
+	committer_submit(f->c, make_job(f, 0, "", "x\n", to, NULL));
+	run_until(f, 1);
+	assert_int_equal(f->result[0], -1);
+	assert_non_null(strstr(f->error[0], "mailbox noat: "));
+	assert_non_null(strstr(f->error[0], strerror(EINVAL)));
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+}
+
+/*
+ * Shutdown with jobs pending, the loop never run: committer_free lets the
+ * thread finish every job, then runs their completions; a job whose
+ * session went away (done cleared) is committed all the same.
+ */
+static void
+test_shutdown_finishes_pending_jobs(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"bob@example.test", NULL};
+	const unsigned n = 12;
+	char text[32];
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "s-%u-end\n", i);
+		struct delivery_job *job = make_job(f, i, "", text, to, NULL);
+		if (i == 5) {
+			job->done = NULL;
+			job->arg = NULL;
+		}
+		committer_submit(f->c, job);
+	}
+	assert_int_equal(committer_pending(f->c), n);
+	committer_free(&f->c);
+	assert_null(f->c);
+	assert_int_equal(f->ndone, n - 1);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "s-%u-end", i);
+		assert_int_equal(find_in(f, "bob@example.test", text, NULL), 1);
+		if (i != 5)
+			assert_int_equal(f->result[i], 0);
+	}
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+}
+
+/* Shutdown with nothing to do returns at once, twice is harmless. */
+static void
+test_shutdown_idle(void **state)
+{
+	struct fixture *f = *state;
+
+	committer_free(&f->c);
+	assert_null(f->c);
+	committer_free(&f->c);
+	assert_int_equal(f->ndone, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_one_local_message, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_batch_of_jobs, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_remote_recipient_queued,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_failing_placement_fails_only_its_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failing_queue_phase, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_failing_write_phase, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_without_domain,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_shutdown_finishes_pending_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_idle, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
