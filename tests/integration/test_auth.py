@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, client_tls_context as ctx, free_port
+from conftest import PASSWORD, client_tls_context as ctx, free_port, wait_for
 from smtpclient import RawSMTP, crlf
 
 
@@ -93,9 +93,7 @@ def test_submissions_implicit_tls(sub, family):
 def test_submission_relays_to_remote_domain(sub):
     g = sub()
     submit(g, rcpts=("someone@remote.example",))
-    deadline = time.monotonic() + 10
-    while not g.queue_files() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(g.queue_files, 10, interval=0.1, what="the message queued")
     assert len(g.queue_files()) == 1
     out = g.run("queue", "list", check=True).stdout
     assert "someone@remote.example" in out
@@ -270,8 +268,21 @@ def test_brute_force_delay_ban_and_unban(sub):
     log = g.log_text()
     assert "event=ban" in log and "result=fail" in log
     assert "user=alice@example.test" in log
-    # after ban_time (3 s) the right password works again
-    time.sleep(3.5)
+    # after ban_time (3 s from the 4th failure, which came after t0) the
+    # door opens again: not before, and soon after
+    def unbanned():
+        c = RawSMTP("127.0.0.1", g.sub_port)
+        try:
+            r = c.reply()
+        finally:
+            c.close()
+        if r.code == 220:
+            return time.monotonic() - t0
+        assert (r.code, r.enh) == (421, "4.7.0"), r
+        return False
+    elapsed = wait_for(unbanned, t0 + 5 - time.monotonic(), interval=0.1,
+                       what="the ban to end")
+    assert elapsed >= 2.9, f"the 3 s ban ended after {elapsed:.2f}s"
     submit(g)
     assert g.wait_messages("bob@example.test", 1)
 

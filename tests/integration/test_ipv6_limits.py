@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_for
 from smtpclient import RawSMTP
 
 
@@ -94,14 +94,12 @@ def test_per_client_limit_holds_across_a_64(make_godwit, v6net):
         # any address of the /64
         assert held[0].cmd("NOOP").code == 250
         held.pop(0).close()
-        deadline = time.monotonic() + 10
-        while True:
+        def slot():
             c, r = _banner(g, a[3])
             if c is not None:
                 held.append(c)
-                break
-            assert time.monotonic() < deadline, "the slot never freed"
-            time.sleep(0.2)
+            return c is not None
+        wait_for(slot, 10, interval=0.2, what="the slot to be freed")
     finally:
         for c in held:
             c.close()

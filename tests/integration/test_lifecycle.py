@@ -87,12 +87,19 @@ def test_sighup_bad_config_refused(make_godwit):
              what="the valid reloaded config to apply")
 
 
+def _reloads(g):
+    return g.log_text().count(" fac=daemon event=reloaded ")
+
+
 def test_sighup_many_times(make_godwit, uniq):
     g = make_godwit()
-    time.sleep(0.5)  # see test_signals_during_slow_start for the early case
-    for _ in range(5):
+    # its signal handlers are in place (see test_signals_during_slow_start
+    # for the early case)
+    wait_for(lambda: " fac=daemon event=start " in g.log_text(), 10,
+             what="the start line")
+    for i in range(5):
         g.reload()
-        time.sleep(0.1)
+        wait_for(lambda: _reloads(g) == i + 1, 10, what=f"reload {i + 1}")
     assert g.running(), f"godwit died on SIGHUP: exit {g.proc.returncode}"
     with g.smtp() as s:
         assert s.sendmail("sender@example.org", ["alice@example.test"], make_message(uniq)) == {}
@@ -115,7 +122,10 @@ def test_signals_during_slow_start(make_godwit):
     _leftovers(g)
     g.start()
     g.reload()
-    time.sleep(0.3)
+    # the SIGHUP is served once start-up work is done: the reload line
+    # proves the daemon got past it
+    wait_for(lambda: _reloads(g) == 1 or not g.running(), 20,
+             what="the reload during start-up")
     assert g.running(), f"godwit died on SIGHUP during start-up: exit {g.proc.returncode}"
     wait_for(lambda: g.queue_files("tmp") == [], 20, what="queue/tmp to be cleaned")
     g.stop()
@@ -151,6 +161,7 @@ def test_sigterm_right_after_start(make_godwit):
     g = make_godwit(start=False)
     for i in range(10):
         g.start()
+        # the subject: SIGTERM at ten moments of the workers' start-up
         time.sleep(0.005 * i)
         t0 = time.monotonic()
         code = g.stop(timeout=15)
@@ -207,6 +218,15 @@ def test_restart_same_data_dir(make_godwit, uniq):
     with g.smtp(6) as s:
         s.sendmail("sender@example.org", ["alice@example.test"], make_message(uniq + "-2"))
     assert len(g.maildir_messages("alice@example.test")) == 2
+
+
+def _dead(pid):
+    """True once pid is a zombie or gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
 
 
 def _wait_children(g, n, timeout=15):
@@ -277,7 +297,8 @@ def test_session_survives_other_worker_death(make_godwit, uniq):
         for c in sessions:
             c.ehlo()
         os.kill(kids[0], signal.SIGKILL)
-        time.sleep(0.3)
+        # gone (its sockets closed), so no NOOP below is answered by it
+        wait_for(lambda: _dead(kids[0]), 10, what="the killed worker to die")
         survivors = 0
         for i, c in enumerate(sessions):
             try:

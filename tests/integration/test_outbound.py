@@ -742,6 +742,15 @@ def test_runner_killed_no_loss(world):
     print(f"runner kill: {before} delivered before, {dups} duplicate(s)")
 
 
+def _age(pid):
+    """Seconds since process pid started (from /proc, in clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        start = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        up = float(f.read().split()[0])
+    return up - start / os.sysconf("SC_CLK_TCK")
+
+
 def test_runner_restarts_resolve_and_leave_nothing(world):
     """The queue runner killed with SIGKILL eight times, each time with
     mail to ten domains that share one MX host waiting for it, so the
@@ -780,7 +789,10 @@ def test_runner_restarts_resolve_and_leave_nothing(world):
                       15, "a new queue runner")
         wait(w, lambda: set(mids) <= set(peer_ids(w)), 25,
              f"round {rnd}: every message at the peer")
-        time.sleep(1.1)
+        # the parent replaces at once only a runner that lived 1 s: the
+        # next kill must find one that did
+        wait(w, lambda: _age(runner) >= 1.05, 5,
+             "the runner to have lived 1 s")
     assert g.running(), "the parent died"
     log = g.log_text()
     assert "timed out looking up" not in log, \
@@ -818,7 +830,16 @@ def test_queue_hold_release_flush_delete(world):
 
     w.start_peer("accept")
     w.ga.admin("queue", "flush")
-    time.sleep(4)  # two retry_max periods: it would have gone by now
+    # The flush made everything due at once: a held message taken for
+    # due would be on its way before a message submitted after the flush
+    # (the runner activates due mail on its next turn, new mail when it
+    # sees it in incoming/). That one arriving proves the runner got past
+    # the point where the held one would have gone.
+    probe = w.submit("probe@peer.test", "after the flush")
+    wait(w, lambda: probe in peer_ids(w), 15, "the probe at the peer")
+    wait(w, lambda: not any(any(r["addr"] == "probe@peer.test"
+                                for r in e["recipients"]) for e in w.queue()),
+         10, "the probe out of the queue")
     assert mid not in peer_ids(w), "a held message was delivered"
     assert entry("held@peer.test", "hold"), w.queue_dump()
 

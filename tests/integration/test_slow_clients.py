@@ -87,7 +87,7 @@ def _drip(sock, data, interval, until_closed=True):
             try:
                 chunk = sock.recv(4096)
             except BlockingIOError:
-                time.sleep(0.02)
+                time.sleep(0.02)  # nothing yet: poll again until `end`
                 continue
             except ConnectionResetError:
                 return said, time.monotonic() - t0
@@ -146,7 +146,7 @@ def test_dripped_lines_each_complete_in_time_are_served(make_godwit):
         for _ in range(3):
             for b in b"NOOP":
                 c.send(bytes([b]))
-                time.sleep(0.2)
+                time.sleep(0.2)  # the subject: a byte every 0.2 s
             assert c.cmd("").code == 250  # the CRLF ends "NOOP"
 
 
@@ -187,7 +187,7 @@ def test_data_at_the_minimum_rate_is_accepted(make_godwit, uniq):
         assert c.cmd("DATA").code == 354
         for i in range(0, len(body), 1000):
             c.send(body[i:i + 1000])
-            time.sleep(0.5)
+            time.sleep(0.5)  # the subject: 1000 bytes every 0.5 s
         r = c.cmd(".")
         assert r.code == 250, r
     assert len(g.find_messages(uniq)) == 1
@@ -351,7 +351,18 @@ def test_pop3_logged_in_session_keeps_the_autologout_time(pop_godwit):
     assert f.readline().startswith(b"+OK")
     s.sendall(f"PASS {PASSWORD}\r\n".encode())
     assert f.readline().startswith(b"+OK")
-    time.sleep(3.5)
+    # idle for longer than login_timeout: a session opened after the login
+    # is cut by it first
+    w = socket.create_connection(("127.0.0.1", g.pop3_port), timeout=10)
+    try:
+        assert _pop3_banner(w).startswith(b"+OK")
+        w.settimeout(10)
+        said = b""
+        while (chunk := w.recv(4096)):
+            said += chunk
+        assert said == b"-ERR Disconnected: timeout exceeded\r\n", said
+    finally:
+        w.close()
     s.sendall(b"NOOP\r\n")
     assert f.readline().startswith(b"+OK")
     s.sendall(b"QUIT\r\n")

@@ -40,7 +40,6 @@ import subprocess
 import smtplib
 import socket
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -119,7 +118,7 @@ class Round:
             if i % 4 == 3:
                 s.sendall(b"MAIL FROM:<a@soak.test>\r\nRCPT TO:"
                           b"<alice@example.test>\r\nDATA\r\n")
-                time.sleep(0.05)
+                recv_until(s, b"354 ")  # in DATA: cut there
                 s.sendall(b"Subject: cut\r\n\r\n" + b"y" * 200000)
             s.close()
         except OSError as e:
@@ -152,8 +151,7 @@ class Round:
                 s.settimeout(10)
                 s.recv(512)
                 s.sendall(b"EHLO soak.test\r\nSTARTTLS\r\n")
-                time.sleep(0.05)
-                s.recv(4096)
+                recv_until(s, b"220 2.0.0 ")  # ready for a handshake: none
             s.close()
         except OSError as e:
             self.err("tls abort", e)
@@ -218,6 +216,7 @@ class Round:
                     s.recv(512)
                     s.sendall(b"EHLO soak.test\r\nMAIL FROM:<a@soak.test>\r\n"
                               b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
+                    recv_until(s, b"354 ")
                     s.sendall(b"Subject: crowd\r\n\r\n" + b"z" * 250000)
                 elif k == 1:
                     r = socket.create_connection(("127.0.0.1", self.g.subs_port), 10)
@@ -225,14 +224,17 @@ class Round:
                     s.settimeout(10)
                     s.recv(512)
                     s.sendall(b"EHLO soak.test\r\n")
+                    recv_until(s, b"250 ")
                 else:
                     r = socket.create_connection(("127.0.0.1", self.g.pop3s_port), 10)
                     s = ctx.wrap_socket(r)
                     s.settimeout(10)
                     s.recv(512)
                     s.sendall(b"USER alice@example.test\r\n")
+                    recv_until(s, b"+OK")
                 socks.append(s)
-            time.sleep(0.5)
+            # every one of them answered (the DATA ones are taking their
+            # body): all open at once in the daemon; now dropped together
         except OSError as e:
             self.err("crowd", e)
         finally:
@@ -265,6 +267,18 @@ class Round:
         # reading (and deleting) what the round delivered, bounces too
         for user in ("alice@example.test", "bob@example.test"):
             self.pop_all(user)
+
+
+def recv_until(s, marker):
+    """Reads from s until marker has come (at a line start); the socket's
+    timeout bounds each read."""
+    buf = b""
+    while not (buf.startswith(marker) or b"\n" + marker in buf):
+        chunk = s.recv(4096)
+        if not chunk:
+            raise OSError(f"closed before {marker!r}: {buf[-200:]!r}")
+        buf += chunk
+    return buf
 
 
 def queue_list(g):
@@ -304,6 +318,39 @@ def fd_targets(pid):
             continue
         out[t.split(":[", 1)[0] + ":" if t.startswith(("socket:[", "pipe:["))
             else t] += 1
+    return out
+
+
+def signals_unblocked(pid):
+    """True when pid's main thread blocks no signal."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16) == 0
+    return False
+
+
+def tcp_connections_held(pids):
+    """(pid, state) of each TCP socket of pids that is not listening: a
+    connection a process still holds open."""
+    state = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                state[parts[9]] = parts[3]
+    out = []
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                t = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if t.startswith("socket:["):
+                st = state.get(t[8:-1])
+                if st is not None and st != "0A":
+                    out.append((pid, st))
     return out
 
 
@@ -447,7 +494,12 @@ def soak_rounds(g, rounds, crowd, big, memory):
     """The warm-up and `rounds` measured rounds, with the checks of the
     module docstring; memory: the RSS checks too."""
     wait_for(g.runner_pid, 10, what="the queue runner")
-    time.sleep(1)  # the workers open their databases and TLS contexts
+    # the workers have opened their databases and TLS contexts: each
+    # unblocks its signals last, as it enters its event loop
+    nworkers = g.config["workers"]
+    wait_for(lambda: len(g.children()) == nworkers and
+             all(signals_unblocked(p) for p in g.children()), 10,
+             what="the workers in their event loops")
     procs = processes(g)
     start_rss = {n: vmrss(p) for n, p in procs.items() if n.startswith("worker")}
     last_rss = {}
@@ -459,7 +511,8 @@ def soak_rounds(g, rounds, crowd, big, memory):
             f"round {n}: a process was replaced ({procs} -> {processes(g)})"
         if n == 0:
             # the baseline, once the warm-up's connections are gone
-            time.sleep(1)
+            wait_for(lambda: not tcp_connections_held(procs.values()), 10,
+                     interval=0.2, what="the warm-up's connections closed")
             base = {name: fd_targets(pid) for name, pid in procs.items()}
         for name, pid in procs.items():
             want = base[name]
