@@ -364,7 +364,9 @@ smtpd_sasl_authenticated_header = yes
             # our own master (pid from our queue directory), nobody else's
             _run(self._ns(POSTFIX, "-c", self.etc, "abort"), check=False,
                  timeout=10)
-            time.sleep(0.5)
+            deadline = time.monotonic() + 5
+            while self.running() and time.monotonic() < deadline:
+                time.sleep(0.1)
             if self.running():
                 os.kill(pid, signal.SIGKILL)
 
