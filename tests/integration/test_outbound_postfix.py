@@ -364,6 +364,7 @@ def test_smarthost_wrong_password_defers(world, uniq):
                              + ga.log_text()[-3000:]) from None
     q = got[0]
     assert q["sender"] == "alice@a.test", q
+    # racy by nature: the runner may be on its next attempt already
     assert q["state"] in ("deferred", "active", "incoming"), q
     assert [r["addr"] for r in q["recipients"]] == ["dave@far.test"], q
     assert all(r["status"] == "pending" for r in q["recipients"]), q
