@@ -485,7 +485,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 		e->client_ip = xstrdup("127.0.0.1");
 		e->helo = xstrdup(cf->hostname);
 		e->sender = xstrdup("");
-		e->body = xstrdup(has_8bit(text, len) ? "8BITMIME" : "7BIT");
+		e->body = has_8bit(text, len) ? SMTP_BODY_8BITMIME : SMTP_BODY_7BIT;
 		e->smtputf8 = m->env.smtputf8;
 		e->ret = xstrdup("");
 		e->envid = xstrdup("");
@@ -1261,9 +1261,7 @@ conn_next_job(struct conn *c)
 	c->cm.sender = m->env.sender;
 	c->cm.envid = m->env.envid;
 	c->cm.ret = m->env.ret;
-	c->cm.body = strcmp(m->env.body, "BINARYMIME") == 0 ? 2
-		     : strcmp(m->env.body, "8BITMIME") == 0 ? 1
-							      : 0;
+	c->cm.body = m->env.body;
 	c->cm.smtputf8 = m->env.smtputf8;
 	c->cm.fd = m->fd;
 	c->cm.offset = m->off;
