@@ -23,7 +23,7 @@ schedule_backoff(const struct schedule_params *p, unsigned attempts)
 	uint64_t d = p->retry_min;
 
 	for (unsigned i = 1; i < attempts && d < p->retry_max; i++)
-		d *= 2;
+		d = d > p->retry_max / 2 ? p->retry_max : d * 2;
 	return d < p->retry_max ? d : p->retry_max;
 }
 
