@@ -5,7 +5,7 @@
  *
  *	queue/tmp/        being written (O_EXCL), fsync'd, then renamed to
  *	queue/incoming/   accepted, waiting for the queue runner
- *	queue/active/ deferred/ hold/   (outbound delivery, later issues)
+ *	queue/active/ deferred/ hold/   the queue runner's (mta/runner.h)
  */
 #ifndef GODWIT_QUEUE_H
 #define GODWIT_QUEUE_H
