@@ -5,21 +5,13 @@
 #ifndef GODWIT_SMTP_SERVER_H
 #define GODWIT_SMTP_SERVER_H
 
-#include <sys/socket.h>
+struct session_ops;
 
-struct worker;
-struct config_listener;
-
-/* Takes over fd. Applies access lists and connection limits first. */
-void smtp_session_start(struct worker *w, const struct config_listener *l,
-			int fd, const struct sockaddr *sa, socklen_t salen);
-
-/* SIGTERM: idle sessions get 421 now; the others after their transaction. */
-void smtp_sessions_shutdown(struct worker *w);
-/* Stress began: sessions not logged in get the short timeouts now. */
-void smtp_sessions_stress(struct worker *w);
-/* At exit: frees whatever sessions are left. */
-void smtp_sessions_free(struct worker *w);
+/*
+ * The SMTP protocol over the session core (net/session.h): MX,
+ * submission and submissions listeners.
+ */
+extern const struct session_ops smtp_session_ops;
 
 enum smtp_state {
 	SMTP_S_GREETING,	/* early-talker pause before the final 220 */
