@@ -41,6 +41,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "lib/strset.h"
 #include "mail/mail_header.h"
 #include "store/recipient.h"
 #include "mail/smtp_data.h"
@@ -66,12 +67,15 @@ struct smtp_txn {
 	char sender[SMTP_PATH_MAX * 4 + 8];	/* "" for <> */
 	struct smtp_mail_args mail;
 	struct smtp_rcpt *rcpts;		/* accepted RCPTs */
-	size_t nrcpts;
+	size_t nrcpts, rcpts_cap;
 	unsigned rcpt_attempts;
 	char **mailboxes;			/* local final mailboxes */
-	size_t nmailboxes;
+	size_t nmailboxes, mailboxes_cap;
 	struct smtp_rcpt *remotes;		/* to queue */
-	size_t nremotes;
+	size_t nremotes, remotes_cap;
+	/* each once: the strings of mailboxes and remotes, O(1) a look */
+	struct strset mailbox_set;
+	struct strset remote_set;
 
 	/* content */
 	char id[QUEUE_ID_LEN + 1];
@@ -201,6 +205,8 @@ txn_free(struct smtp_txn **tp)
 	for (size_t i = 0; t->mailboxes != NULL && i < t->nmailboxes; i++)
 		free(t->mailboxes[i]);
 	free(t->mailboxes);
+	strset_clear(&t->mailbox_set);
+	strset_clear(&t->remote_set);
 	spool_free(&t->spool);
 	free(t->hold);
 	free(t->hdr_detail);
@@ -214,15 +220,6 @@ txn_reset(struct smtp_session *s)
 	txn_free(&s->txn);
 	if (s->state != SMTP_S_HELO && s->state != SMTP_S_GREETING)
 		s->state = SMTP_S_READY;
-}
-
-static bool
-strv_contains(char **v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
 }
 
 /* ---- session lifetime ----------------------------------------------- */
@@ -488,16 +485,26 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	reply(s, "250 2.1.0 Ok");
 }
 
+/* Room for element n of v (n of them used), doubling: O(1) per element. */
+static void *
+grow(void *v, size_t n, size_t *cap_r, size_t size)
+{
+	if (n < *cap_r)
+		return v;
+	*cap_r = *cap_r == 0 ? 4 : *cap_r * 2;
+	return xreallocarray(v, *cap_r, size);
+}
+
 static void
 add_remote(struct smtp_txn *t, const char *addr, unsigned notify,
 	   const char *orcpt)
 {
-	for (size_t i = 0; i < t->nremotes; i++)
-		if (strcmp(t->remotes[i].addr, addr) == 0)
-			return;
-	t->remotes = xreallocarray(t->remotes, t->nremotes + 1,
-				   sizeof(*t->remotes));
+	if (strset_contains(&t->remote_set, addr))
+		return;
+	t->remotes = grow(t->remotes, t->nremotes, &t->remotes_cap,
+			  sizeof(*t->remotes));
 	t->remotes[t->nremotes].addr = xstrdup(addr);
+	strset_add(&t->remote_set, t->remotes[t->nremotes].addr);
 	t->remotes[t->nremotes].notify = notify;
 	t->remotes[t->nremotes].orcpt = xstrdup(orcpt);
 	t->nremotes++;
@@ -601,18 +608,18 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 				   args.orcpt);
 			continue;
 		}
-		if (strv_contains(t->mailboxes, t->nmailboxes,
-				  res.mailboxes[i]))
+		if (strset_contains(&t->mailbox_set, res.mailboxes[i]))
 			continue;
-		t->mailboxes = xreallocarray(t->mailboxes, t->nmailboxes + 1,
-					     sizeof(*t->mailboxes));
-		t->mailboxes[t->nmailboxes++] = xstrdup(res.mailboxes[i]);
+		t->mailboxes = grow(t->mailboxes, t->nmailboxes,
+				    &t->mailboxes_cap, sizeof(*t->mailboxes));
+		t->mailboxes[t->nmailboxes] = xstrdup(res.mailboxes[i]);
+		strset_add(&t->mailbox_set, t->mailboxes[t->nmailboxes++]);
 	}
 	for (size_t i = 0; i < res.nremotes; i++)
 		add_remote(t, res.remotes[i], args.notify, args.orcpt);
 	recipient_result_free(&res);
 
-	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+	t->rcpts = grow(t->rcpts, t->nrcpts, &t->rcpts_cap, sizeof(*t->rcpts));
 	t->rcpts[t->nrcpts].addr = xstrdup(addr);
 	t->rcpts[t->nrcpts].notify = args.notify;
 	t->rcpts[t->nrcpts].orcpt = xstrdup(args.orcpt);
