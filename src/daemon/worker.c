@@ -25,7 +25,6 @@
 #include "lib/log.h"
 #include "store/queue.h"
 #include "store/retention.h"
-#include "lib/cidr.h"
 #include "net/session.h"
 #include "pop3d/pop3_server.h"
 #include "smtpd/smtp_server.h"
