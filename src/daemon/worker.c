@@ -195,6 +195,69 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	maybe_exit(w);
 }
 
+/* The connection limits and the brute-force brakes, from the config. */
+static void
+policies_init(struct session_server *srv, const struct config *config)
+{
+	srv->policy.max_connections = config->max_connections;
+	srv->policy.max_connections_per_ip = config->max_connections_per_ip;
+	srv->policy.rate_count = config->conn_rate_count;
+	srv->policy.rate_window_ms = config->conn_rate_window * 1000;
+	srv->policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
+	if (config->stress_threshold > 0) {
+		/* at least one connection; stress ends below two thirds */
+		uint64_t on = ((uint64_t)config->max_connections *
+				   config->stress_threshold + 99) / 100;
+
+		srv->policy.stress_on = (unsigned)on;
+		if (srv->policy.stress_on == 0)
+			srv->policy.stress_on = 1;
+		srv->policy.stress_off = srv->policy.stress_on * 2 / 3;
+		if (srv->policy.stress_off == 0)
+			srv->policy.stress_off = 1;
+	}
+	srv->policy.wide_factor = config->ipv6_wide_factor;
+	srv->auth_policy.max_failures_ip = config->auth_max_failures_ip;
+	srv->auth_policy.max_failures_account =
+		config->auth_max_failures_account;
+	srv->auth_policy.window_ms = config->auth_failure_window * 1000;
+	srv->auth_policy.ban_ms = config->auth_ban_time * 1000;
+	srv->auth_policy.delay_base_ms = config->auth_delay_base_ms;
+	srv->auth_policy.delay_max_ms = config->auth_delay_max_ms;
+	srv->auth_policy.wide_factor = config->ipv6_wide_factor;
+}
+
+/* A listener on every inherited socket, each with its protocol's ops. */
+static struct accept_ctx *
+listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
+{
+	struct accept_ctx *actx;
+
+	actx = xcalloc(nsocks, sizeof(*actx));
+	w->lev = xcalloc(nsocks, sizeof(*w->lev));
+	for (size_t i = 0; i < nsocks; i++) {
+		const struct config_listener *l = socks[i].listener;
+
+		actx[i].w = w;
+		actx[i].l.ops = listener_ops(l->proto, &actx[i].l.tls_port);
+		actx[i].l.name = l->name;
+		actx[i].l.allow = &l->allow;
+		actx[i].l.deny = &l->deny;
+		actx[i].l.conf = l;
+		/* backlog 0: the parent's listen() stands; any other value
+		 * makes libevent call listen() again (-1 means 128), which
+		 * shrinks the queue every worker shares */
+		w->lev[i] = evconnlistener_new(w->srv.base, on_accept,
+					       &actx[i], LEV_OPT_CLOSE_ON_FREE,
+					       0, socks[i].fd);
+		if (w->lev[i] == NULL)
+			fatalx("cannot listen on %s", socks[i].addr_text);
+		evconnlistener_set_error_cb(w->lev[i], on_accept_error);
+	}
+	w->nlev = nsocks;
+	return actx;
+}
+
 int
 worker_main(const struct config *config, const struct bound_socket *socks,
 	    size_t nsocks, struct limits *limits, struct ssl_ctx_st *tls_ctx,
@@ -221,31 +284,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	w.srv.gone = session_gone;
 	w.srv.gone_arg = &w;
 	queue_id_init(slot);
-	w.srv.policy.max_connections = config->max_connections;
-	w.srv.policy.max_connections_per_ip = config->max_connections_per_ip;
-	w.srv.policy.rate_count = config->conn_rate_count;
-	w.srv.policy.rate_window_ms = config->conn_rate_window * 1000;
-	w.srv.policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
-	if (config->stress_threshold > 0) {
-		/* at least one connection; stress ends below two thirds */
-		uint64_t on = ((uint64_t)config->max_connections *
-				   config->stress_threshold + 99) / 100;
-
-		w.srv.policy.stress_on = (unsigned)on;
-		if (w.srv.policy.stress_on == 0)
-			w.srv.policy.stress_on = 1;
-		w.srv.policy.stress_off = w.srv.policy.stress_on * 2 / 3;
-		if (w.srv.policy.stress_off == 0)
-			w.srv.policy.stress_off = 1;
-	}
-	w.srv.policy.wide_factor = config->ipv6_wide_factor;
-	w.srv.auth_policy.max_failures_ip = config->auth_max_failures_ip;
-	w.srv.auth_policy.max_failures_account = config->auth_max_failures_account;
-	w.srv.auth_policy.window_ms = config->auth_failure_window * 1000;
-	w.srv.auth_policy.ban_ms = config->auth_ban_time * 1000;
-	w.srv.auth_policy.delay_base_ms = config->auth_delay_base_ms;
-	w.srv.auth_policy.delay_max_ms = config->auth_delay_max_ms;
-	w.srv.auth_policy.wide_factor = config->ipv6_wide_factor;
+	policies_init(&w.srv, config);
 	signal(SIGINT, SIG_IGN);	/* the parent decides */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -260,34 +299,13 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	if (userdb_open(config, true, &w.srv.db, &error) < 0)
 		fatalx("user database: %s", error);
 	w.srv.committer = committer_new(w.srv.base, config->data_dir,
-				    config->hostname);
+					config->hostname);
 	if ((w.srv.authq = authq_new(w.srv.base, config, &error)) == NULL)
 		fatalx("user database: %s", error);
 	if ((w.trim = evtimer_new(w.srv.base, trim_cb, &w)) == NULL)
 		fatalx("event_new failed");
 
-	actx = xcalloc(nsocks, sizeof(*actx));
-	w.lev = xcalloc(nsocks, sizeof(*w.lev));
-	for (size_t i = 0; i < nsocks; i++) {
-		const struct config_listener *l = socks[i].listener;
-
-		actx[i].w = &w;
-		actx[i].l.ops = listener_ops(l->proto, &actx[i].l.tls_port);
-		actx[i].l.name = l->name;
-		actx[i].l.allow = &l->allow;
-		actx[i].l.deny = &l->deny;
-		actx[i].l.conf = l;
-		/* backlog 0: the parent's listen() stands; any other value
-		 * makes libevent call listen() again (-1 means 128), which
-		 * shrinks the queue every worker shares */
-		w.lev[i] = evconnlistener_new(w.srv.base, on_accept, &actx[i],
-					      LEV_OPT_CLOSE_ON_FREE, 0,
-					      socks[i].fd);
-		if (w.lev[i] == NULL)
-			fatalx("cannot listen on %s", socks[i].addr_text);
-		evconnlistener_set_error_cb(w.lev[i], on_accept_error);
-	}
-	w.nlev = nsocks;
+	actx = listen_all(&w, socks, nsocks);
 	for (size_t i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(w.srv.base, sigv[i], signal_cb, &w);
 		evsignal_add(sigs[i], NULL);

@@ -129,7 +129,8 @@ reply_err(struct pop3_session *s, const char *code, const char *text)
 	else
 		reply(s, "-ERR %s", text);
 	if (++s->errors >= MAX_ERRORS) {
-		log_event(LOG_INFO, "pop3", "reject", LF_STR("session", s->ses.id),
+		log_event(LOG_INFO, "pop3", "reject",
+			  LF_STR("session", s->ses.id),
 			  LF_STR("ip", s->ses.ip),
 			  LF_STR("reason", "too-many-errors"),
 			  LF_UINT("errors", s->errors));
@@ -306,8 +307,8 @@ login_allowed(const struct pop3_session *s)
 static bool
 stls_offered(const struct pop3_session *s)
 {
-	return s->listener->proto == PROTO_POP3 && s->ses.srv->tls_ctx != NULL &&
-	       !s->ses.tls;
+	return s->listener->proto == PROTO_POP3 &&
+	       s->ses.srv->tls_ctx != NULL && !s->ses.tls;
 }
 
 static void
@@ -447,7 +448,8 @@ login(struct pop3_session *s, const char *account)
 		log_event(LOG_ERR, "pop3", "login-refused",
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account),
-			  LF_STR("reason", "lock-failed"), LF_INT("errno", errno));
+			  LF_STR("reason", "lock-failed"),
+			  LF_INT("errno", errno));
 		reply_err(s, "SYS/TEMP", "Cannot open the mailbox");
 		return;
 	}
@@ -465,7 +467,8 @@ login(struct pop3_session *s, const char *account)
 		log_event(LOG_ERR, "pop3", "login-refused",
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account),
-			  LF_STR("reason", "scan-failed"), LF_INT("errno", errno));
+			  LF_STR("reason", "scan-failed"),
+			  LF_INT("errno", errno));
 		mailbox_close(&s->mb);
 		reply_err(s, "SYS/TEMP", "Cannot read the mailbox");
 		return;
@@ -478,7 +481,8 @@ login(struct pop3_session *s, const char *account)
 	log_event(LOG_INFO, "pop3", "login", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip), LF_STR("user", account),
 		  LF_STR("mech", s->ses.auth_mech), LF_BOOL("tls", s->ses.tls),
-		  LF_UINT("messages", s->live), LF_UINT("octets", s->live_size));
+		  LF_UINT("messages", s->live),
+		  LF_UINT("octets", s->live_size));
 	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->live,
 	      (unsigned long long)s->live_size);
 }
@@ -495,7 +499,7 @@ pop3_auth_done(struct session *ses, enum sasl_status st, char *chal)
 
 	auth_result(s, st, chal);
 	if (s->state != POP3_S_AUTH_WAIT)
-		session_process(&s->ses);	/* commands pipelined behind it */
+		session_process(&s->ses); /* commands pipelined behind */
 }
 
 static void
@@ -577,11 +581,14 @@ auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 		st = SASL_FAIL_CREDENTIALS;	/* no such name can exist */
 	switch (st) {
 	case SASL_OK:
-		limits_auth_success(s->ses.srv->limits, (struct sockaddr *)&s->ses.ss,
-				    account, now_ms());
-		log_event(LOG_INFO, "pop3", "auth", LF_STR("session", s->ses.id),
+		limits_auth_success(s->ses.srv->limits,
+				    (struct sockaddr *)&s->ses.ss, account,
+				    now_ms());
+		log_event(LOG_INFO, "pop3", "auth",
+			  LF_STR("session", s->ses.id),
 			  LF_STR("ip", s->ses.ip), LF_STR("user", user),
-			  LF_STR("mech", s->ses.auth_mech), LF_STR("result", "ok"));
+			  LF_STR("mech", s->ses.auth_mech),
+			  LF_STR("result", "ok"));
 		login(s, account);
 		return;
 	case SASL_CANCELLED:
@@ -791,7 +798,8 @@ cmd_retr(struct pop3_session *s, const struct pop3_command *c, bool top)
 		else
 			reply_err(s, "SYS/TEMP", "Cannot read the message");
 		log_event(LOG_WARNING, "pop3", "read-error",
-			  LF_STR("session", s->ses.id), LF_STR("user", s->account),
+			  LF_STR("session", s->ses.id),
+			  LF_STR("user", s->account),
 			  LF_STR("message", m->uidl), LF_INT("errno", errno));
 		return;
 	}
@@ -876,7 +884,8 @@ send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
 		/* the +OK is out: all we can do is hang up (RFC 1939 has
 		 * no way to take a response back) */
 		log_event(LOG_ERR, "pop3", "read-error",
-			  LF_STR("session", s->ses.id), LF_STR("user", s->account),
+			  LF_STR("session", s->ses.id),
+			  LF_STR("user", s->account),
 			  LF_INT("errno", errno));
 		session_close(&s->ses, "read-error");
 		return false;
@@ -1179,7 +1188,8 @@ pop3_start(struct session *ses)
 	struct pop3_session *s = pop3(ses);
 
 	log_event(LOG_INFO, "pop3", "connect", LF_STR("session", s->ses.id),
-		  LF_STR("ip", s->ses.ip), LF_STR("listener", s->listener->name),
+		  LF_STR("ip", s->ses.ip),
+		  LF_STR("listener", s->listener->name),
 		  LF_STR("tls", s->ses.tls_pending ? "implicit" : "no"));
 	if (!s->ses.tls_pending)
 		greet(s);

@@ -101,7 +101,8 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 	if (++s->errors >= s->config->max_errors) {
 		reply(s, "421 4.7.0 %s Error: too many errors",
 		      s->config->hostname);
-		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
+		log_event(LOG_INFO, "smtp", "reject",
+			  LF_STR("session", s->ses.id),
 			  LF_STR("ip", s->ses.ip),
 			  LF_STR("reason", "too-many-errors"),
 			  LF_UINT("errors", s->errors));
@@ -168,7 +169,8 @@ smtp_free(struct session *ses, const char *reason)
 	log_event(LOG_INFO, "smtp", "disconnect", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip), LF_STR("reason", reason),
 		  LF_STR("state", smtp_state_name(s->state)),
-		  LF_UINT("messages", s->messages), LF_UINT("errors", s->errors),
+		  LF_UINT("messages", s->messages),
+		  LF_UINT("errors", s->errors),
 		  LF_UINT("duration_ms", mono_ms() - s->ses.started_ms));
 	if (s->job != NULL) {
 		/* the committer finishes the job; nobody is left to answer */
@@ -386,7 +388,8 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		/* RFC 6409 6.1: users send as themselves only */
 		int r = args.path.null ? 0
 				       : auth_sender_allowed(
-						 s->ses.srv->db, s->account, t->sender,
+						 s->ses.srv->db, s->account,
+						 t->sender,
 						 s->config->recipient_delimiter);
 		if (r != 1) {
 			if (r < 0) {
@@ -396,9 +399,11 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 				return;
 			}
 			log_event(LOG_INFO, "smtp", "reject",
-				  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
+				  LF_STR("session", s->ses.id),
+				  LF_STR("ip", s->ses.ip),
 				  LF_STR("user", s->account),
-				  LF_STR("from", t->sender), LF_UINT("code", 553),
+				  LF_STR("from", t->sender),
+				  LF_UINT("code", 553),
 				  LF_STR("reason", "sender-not-owned"));
 			free(t);
 			reply_error(s, 553, "5.7.1",
@@ -457,6 +462,56 @@ recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
 	r->authenticated = authenticated;
 }
 
+/* DSN NOTIFY as the sender may have it (dsn_notify_allowed()), logged. */
+static unsigned
+notify_allowed(const struct smtp_session *s, unsigned notify)
+{
+	unsigned allowed = dsn_notify_allowed(notify, sender_verified(s));
+
+	if (allowed != notify && notify != 0)
+		log_event(LOG_INFO, "smtp", "dsn-limited",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("notify", allowed & SMTP_NOTIFY_NEVER
+						   ? "NEVER"
+						   : "FAILURE"),
+			  LF_STR("reason", "unverified-sender"));
+	return allowed;
+}
+
+/*
+ * An accepted RCPT: what it resolved to joins the transaction, each
+ * local mailbox and remote address once (O(1) a look, strset.h).
+ */
+static void
+txn_add_rcpt(struct smtp_txn *t, const char *addr,
+	     const struct smtp_rcpt_args *args,
+	     const struct recipient_result *res)
+{
+	for (size_t i = 0; i < res->nmailboxes; i++) {
+		/* a success report was asked for (RFC 3461): the queue
+		 * runner delivers these and reports the delivery */
+		if ((args->notify & SMTP_NOTIFY_SUCCESS) != 0 &&
+		    !t->mail.path.null) {
+			add_remote(t, res->mailboxes[i], args->notify,
+				   args->orcpt);
+			continue;
+		}
+		if (strset_contains(&t->mailbox_set, res->mailboxes[i]))
+			continue;
+		t->mailboxes = grow(t->mailboxes, t->nmailboxes,
+				    &t->mailboxes_cap, sizeof(*t->mailboxes));
+		t->mailboxes[t->nmailboxes] = xstrdup(res->mailboxes[i]);
+		strset_add(&t->mailbox_set, t->mailboxes[t->nmailboxes++]);
+	}
+	for (size_t i = 0; i < res->nremotes; i++)
+		add_remote(t, res->remotes[i], args->notify, args->orcpt);
+	t->rcpts = grow(t->rcpts, t->nrcpts, &t->rcpts_cap, sizeof(*t->rcpts));
+	t->rcpts[t->nrcpts].addr = xstrdup(addr);
+	t->rcpts[t->nrcpts].notify = args->notify;
+	t->rcpts[t->nrcpts].orcpt = xstrdup(args->orcpt);
+	t->nrcpts++;
+}
+
 static void
 cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
@@ -496,20 +551,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
 		return;
 	}
-	{
-		unsigned allowed = dsn_notify_allowed(args.notify,
-						      sender_verified(s));
-		if (allowed != args.notify && args.notify != 0) {
-			log_event(LOG_INFO, "smtp", "dsn-limited",
-				  LF_STR("session", s->ses.id),
-				  LF_STR("notify",
-					 allowed & SMTP_NOTIFY_NEVER
-					     ? "NEVER"
-					     : "FAILURE"),
-				  LF_STR("reason", "unverified-sender"));
-		}
-		args.notify = allowed;
-	}
+	args.notify = notify_allowed(s, args.notify);
 	recipient_ctx_init(s, &rctx, s->trusted, s->ses.logged_in);
 	memset(&res, 0, sizeof(res));
 	if (recipient_resolve(&rctx, &args.path.mbox, &res) < 0 ||
@@ -524,7 +566,8 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	if (res.verdict == RCPT_REJECT) {
-		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
+		log_event(LOG_INFO, "smtp", "reject",
+			  LF_STR("session", s->ses.id),
 			  LF_STR("ip", s->ses.ip), LF_STR("from", t->sender),
 			  LF_STR("to", addr), LF_INT("code", res.code),
 			  LF_STR("enh", res.enh),
@@ -534,31 +577,8 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		recipient_result_free(&res);
 		return;
 	}
-	for (size_t i = 0; i < res.nmailboxes; i++) {
-		/* a success report was asked for (RFC 3461): the queue
-		 * runner delivers these and reports the delivery */
-		if ((args.notify & SMTP_NOTIFY_SUCCESS) != 0 &&
-		    !t->mail.path.null) {
-			add_remote(t, res.mailboxes[i], args.notify,
-				   args.orcpt);
-			continue;
-		}
-		if (strset_contains(&t->mailbox_set, res.mailboxes[i]))
-			continue;
-		t->mailboxes = grow(t->mailboxes, t->nmailboxes,
-				    &t->mailboxes_cap, sizeof(*t->mailboxes));
-		t->mailboxes[t->nmailboxes] = xstrdup(res.mailboxes[i]);
-		strset_add(&t->mailbox_set, t->mailboxes[t->nmailboxes++]);
-	}
-	for (size_t i = 0; i < res.nremotes; i++)
-		add_remote(t, res.remotes[i], args.notify, args.orcpt);
+	txn_add_rcpt(t, addr, &args, &res);
 	recipient_result_free(&res);
-
-	t->rcpts = grow(t->rcpts, t->nrcpts, &t->rcpts_cap, sizeof(*t->rcpts));
-	t->rcpts[t->nrcpts].addr = xstrdup(addr);
-	t->rcpts[t->nrcpts].notify = args.notify;
-	t->rcpts[t->nrcpts].orcpt = xstrdup(args.orcpt);
-	t->nrcpts++;
 	reply(s, "250 2.1.5 Ok");
 }
 
@@ -696,8 +716,10 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 		/* without a valid size we cannot find the next command */
 		reply(s, "%d %s %s", err.code, err.enh, err.text);
 		s->errors++;
-		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
-			  LF_STR("ip", s->ses.ip), LF_STR("reason", "bad-bdat"));
+		log_event(LOG_INFO, "smtp", "reject",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("ip", s->ses.ip),
+			  LF_STR("reason", "bad-bdat"));
 		session_close(&s->ses, "bad-bdat");
 		return;
 	}
@@ -955,7 +977,8 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 static void
 auth_continue(struct smtp_session *s, const char *line)
 {
-	if (session_auth_banned(&s->ses, sasl_authcid(s->ses.sasl), s->ses.auth_mech)) {
+	if (session_auth_banned(&s->ses, sasl_authcid(s->ses.sasl),
+				s->ses.auth_mech)) {
 		sasl_free(&s->ses.sasl);
 		close_banned(s);
 		return;
@@ -1001,11 +1024,14 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 		}
 		memcpy(s->account, account, sizeof(s->account));
 		s->ses.logged_in = true;
-		limits_auth_success(s->ses.srv->limits, (struct sockaddr *)&s->ses.ss,
-				    account, now_ms());
-		log_event(LOG_INFO, "smtp", "auth", LF_STR("session", s->ses.id),
+		limits_auth_success(s->ses.srv->limits,
+				    (struct sockaddr *)&s->ses.ss, account,
+				    now_ms());
+		log_event(LOG_INFO, "smtp", "auth",
+			  LF_STR("session", s->ses.id),
 			  LF_STR("ip", s->ses.ip), LF_STR("user", user),
-			  LF_STR("mech", s->ses.auth_mech), LF_STR("result", "ok"));
+			  LF_STR("mech", s->ses.auth_mech),
+			  LF_STR("result", "ok"));
 		sasl_free(&s->ses.sasl);
 		s->state = SMTP_S_READY;
 		reply(s, "235 2.7.0 Authentication successful");
@@ -1158,9 +1184,11 @@ commit_done(struct delivery_job *job, void *arg)
 		s->messages++;
 	} else {
 		reply(s, "451 4.3.0 Error: local error, try again later");
-		log_event(LOG_ERR, "smtp", "error", LF_STR("session", s->ses.id),
+		log_event(LOG_ERR, "smtp", "error",
+			  LF_STR("session", s->ses.id),
 			  LF_STR("queue", job->id), LF_STR("ip", s->ses.ip),
-			  LF_STR("reason", "commit"), LF_STR("msg", job->error));
+			  LF_STR("reason", "commit"),
+			  LF_STR("msg", job->error));
 	}
 	txn_reset(s);
 	s->state = SMTP_S_READY;
@@ -1179,7 +1207,7 @@ content_end(struct smtp_session *s)
 	char text[160];
 
 	if (t->holding && !t->too_big && !t->io_error)
-		smtp_header_done(s, true);	/* a message that is all header */
+		smtp_header_done(s, true); /* a message that is all header */
 	if (t->io_error) {
 		reply_error(s, 451, "4.3.0", "Error: local error");
 		why = "io-error";
@@ -1205,7 +1233,8 @@ content_end(struct smtp_session *s)
 	if (why != NULL) {
 		if (t->hdr_code != 0 && strcmp(why, t->hdr_why) == 0)
 			log_event(LOG_INFO, "smtp", "reject",
-				  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
+				  LF_STR("session", s->ses.id),
+				  LF_STR("ip", s->ses.ip),
 				  LF_STR("from", t->sender),
 				  LF_STR("reason", why),
 				  LF_UINT("code", t->hdr_code),
@@ -1215,7 +1244,8 @@ content_end(struct smtp_session *s)
 							    : ""));
 		else
 			log_event(LOG_INFO, "smtp", "reject",
-				  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
+				  LF_STR("session", s->ses.id),
+				  LF_STR("ip", s->ses.ip),
 				  LF_STR("from", t->sender),
 				  LF_STR("reason", why));
 		if (s->state != SMTP_S_CLOSING) {
