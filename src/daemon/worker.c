@@ -244,6 +244,7 @@ listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
 		actx[i].l.allow = &l->allow;
 		actx[i].l.deny = &l->deny;
 		actx[i].l.conf = l;
+		actx[i].l.settings = w->config;
 		/* backlog 0: the parent's listen() stands; any other value
 		 * makes libevent call listen() again (-1 means 128), which
 		 * shrinks the queue every worker shares */
@@ -275,7 +276,6 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	log_set_process(name);
 	TAILQ_INIT(&w.srv.sessions);
 	w.config = config;
-	w.srv.config = config;
 	w.srv.limits = limits;
 	w.srv.slot = slot;
 	w.srv.tls_ctx = tls_ctx;

@@ -61,7 +61,7 @@ refused_by_limits(struct session_server *srv, const struct session_listener *l,
 	v = limits_connect(srv->limits, &srv->policy, srv->slot, sa, now_ms());
 	session_server_stress_check(srv);
 	if (v != LIMITS_OK) {
-		l->ops->refusal(srv, SESSION_REFUSE_LIMIT,
+		l->ops->refusal(l, SESSION_REFUSE_LIMIT,
 				limits_verdict_text(v), buf, sizeof(buf));
 		limits_net_text(srv->limits, sa, limits_verdict_wide(v), net,
 				sizeof(net));
@@ -74,7 +74,7 @@ refused_by_limits(struct session_server *srv, const struct session_listener *l,
 	}
 	if (limits_banned(srv->limits, sa, now_ms(), NULL, &wide)) {
 		release(srv, sa);
-		l->ops->refusal(srv, SESSION_REFUSE_BANNED, NULL, buf,
+		l->ops->refusal(l, SESSION_REFUSE_BANNED, NULL, buf,
 				sizeof(buf));
 		limits_net_text(srv->limits, sa, wide, net, sizeof(net));
 		log_event(LOG_INFO, cat, "reject", LF_STR("ip", ip),
@@ -101,7 +101,7 @@ admit(struct session_server *srv, const struct session_listener *l, int fd,
 	sockaddr_ntop(sa, ip, INET6_ADDRSTRLEN);
 	if (cidr_list_match(l->deny, sa) ||
 	    (l->allow->n > 0 && !cidr_list_match(l->allow, sa))) {
-		l->ops->refusal(srv, SESSION_REFUSE_ACCESS, NULL, buf,
+		l->ops->refusal(l, SESSION_REFUSE_ACCESS, NULL, buf,
 				sizeof(buf));
 		log_event(LOG_INFO, l->ops->name, "reject", LF_STR("ip", ip),
 			  LF_STR("listener", l->name),

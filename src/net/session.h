@@ -42,17 +42,14 @@ struct event;
 struct event_base;
 struct evbuffer;
 struct session;
+struct session_listener;
 struct ssl_ctx_st;
 struct ssl_st;
 struct userdb;
 
-/*
- * What a worker shares with its sessions. The worker owns and fills it;
- * config is the protocols' (the core never looks inside it).
- */
+/* What a worker shares with its sessions. The worker owns and fills it. */
 struct session_server {
 	struct event_base *base;
-	const struct config *config;
 	struct userdb *db;
 	struct limits *limits;
 	struct limits_policy policy;
@@ -86,7 +83,7 @@ struct session_ops {
 	size_t input_high;	/* libevent stops reading past this */
 	size_t output_high;	/* no next command while more is unsent */
 	/* the refusal line with its CRLF, into buf */
-	void (*refusal)(const struct session_server *srv,
+	void (*refusal)(const struct session_listener *l,
 			enum session_refusal why, const char *detail,
 			char *buf, size_t size);
 	/* right after allocation (the protocol's fields; may be NULL) */
@@ -137,7 +134,10 @@ struct session_listener {
 	const struct cidr_list *allow;	/* empty: everyone */
 	const struct cidr_list *deny;
 	bool tls_port;		/* TLS from the first octet (RFC 8314) */
-	const struct config_listener *conf;	/* the protocol's settings */
+	/* the protocol's own: the listener's and what it reads of the
+	 * configuration (the core never looks inside them) */
+	const struct config_listener *conf;
+	const void *settings;
 };
 
 struct session {

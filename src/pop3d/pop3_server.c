@@ -1148,10 +1148,10 @@ pop3_drained(struct session *ses)
 
 /* Admission's refusals, with RFC 2449 response codes. */
 static void
-pop3_refusal(const struct session_server *srv, enum session_refusal why,
+pop3_refusal(const struct session_listener *l, enum session_refusal why,
 	     const char *detail, char *buf, size_t size)
 {
-	(void)srv;
+	(void)l;
 	switch (why) {
 	case SESSION_REFUSE_ACCESS:
 		snprintf(buf, size, "-ERR [SYS/PERM] access denied\r\n");
@@ -1171,7 +1171,7 @@ pop3_init(struct session *ses)
 {
 	struct pop3_session *s = pop3(ses);
 
-	s->config = ses->srv->config;
+	s->config = ses->listener->settings;
 	s->listener = ses->listener->conf;
 	/* the write timeout catches a client that stops reading a
 	 * response; what the client sends is bounded by deadlines */

@@ -1582,10 +1582,11 @@ smtp_on_line(struct session *ses, char *line, size_t len)
 
 /* Admission's refusals (RFC 5321 3.1: 554 or 421). */
 static void
-smtp_refusal(const struct session_server *srv, enum session_refusal why,
+smtp_refusal(const struct session_listener *l, enum session_refusal why,
 	     const char *detail, char *buf, size_t size)
 {
-	const char *host = srv->config->hostname;
+	const struct config *cf = l->settings;
+	const char *host = cf->hostname;
 
 	switch (why) {
 	case SESSION_REFUSE_ACCESS:
@@ -1609,7 +1610,7 @@ smtp_init(struct session *ses)
 {
 	struct smtp_session *s = smtp(ses);
 
-	s->config = ses->srv->config;
+	s->config = ses->listener->settings;
 	s->listener = ses->listener->conf;
 	s->ses.write_timeout_s = s->config->timeout_command;
 	s->trusted = cidr_list_match(&s->config->trusted_networks,
