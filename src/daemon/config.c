@@ -510,126 +510,8 @@ check_token(const char *s, size_t max)
 
 /* ---- listen addresses ------------------------------------------------ */
 
-int
-parse_listen_addr(const char *s, struct listen_addr *r, const char **error_r)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *port_s;
-	uint64_t port;
-	size_t hlen;
-
-	memset(r, 0, sizeof(*r));
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-		if (end == NULL) {
-			*error_r = "missing ']' after the IPv6 address";
-			return -1;
-		}
-		hlen = (size_t)(end - s - 1);
-		if (hlen >= sizeof(host)) {
-			*error_r = "not an IPv6 address";
-			return -1;
-		}
-		memcpy(host, s + 1, hlen);
-		host[hlen] = '\0';
-		if (end[1] != ':') {
-			*error_r = "missing ':PORT' after the address";
-			return -1;
-		}
-		port_s = end + 2;
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r->ss;
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-			*error_r = "not an IPv6 address";
-			return -1;
-		}
-		sin6->sin6_family = AF_INET6;
-		r->len = sizeof(*sin6);
-	} else {
-		const char *colon = strchr(s, ':');
-		if (colon == NULL) {
-			*error_r = "missing ':PORT' after the address";
-			return -1;
-		}
-		if (strchr(colon + 1, ':') != NULL) {
-			*error_r = "an IPv6 address must be written in "
-			           "brackets, as in [::1]:25";
-			return -1;
-		}
-		hlen = (size_t)(colon - s);
-		if (hlen == 0) {
-			*error_r = "missing address (use 0.0.0.0 or [::] for "
-			           "all addresses)";
-			return -1;
-		}
-		if (hlen >= sizeof(host)) {
-			*error_r = "not an IPv4 address";
-			return -1;
-		}
-		memcpy(host, s, hlen);
-		host[hlen] = '\0';
-		port_s = colon + 1;
-		struct sockaddr_in *sin = (struct sockaddr_in *)&r->ss;
-		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-			*error_r = "not an IPv4 address (host names are not "
-			           "allowed)";
-			return -1;
-		}
-		sin->sin_family = AF_INET;
-		r->len = sizeof(*sin);
-	}
-	if (parse_uint64(port_s, &port) < 0 || port < 1 || port > 65535) {
-		*error_r = "the port must be a number from 1 to 65535";
-		memset(r, 0, sizeof(*r));
-		return -1;
-	}
-	if (r->ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&r->ss)->sin6_port =
-		    htons((uint16_t)port);
-	else
-		((struct sockaddr_in *)&r->ss)->sin_port =
-		    htons((uint16_t)port);
-	r->text = xstrdup(s);
-	return 0;
-}
-
-const char *
-listener_proto_name(enum listener_proto proto)
-{
-	switch (proto) {
-	case PROTO_SMTP:
-		return "smtp";
-	case PROTO_SUBMISSION:
-		return "submission";
-	case PROTO_SUBMISSIONS:
-		return "submissions";
-	case PROTO_POP3:
-		return "pop3";
-	case PROTO_POP3S:
-		return "pop3s";
-	}
-	return "unknown";
-}
-
 static const char *const proto_names[] = {"smtp", "submission", "submissions",
                                           "pop3", "pop3s"};
-static const unsigned proto_ports[] = {25, 587, 465, 110, 995};
-
-static bool
-same_addr(const struct listen_addr *a, const struct listen_addr *b)
-{
-	if (a->ss.ss_family != b->ss.ss_family)
-		return false;
-	if (a->ss.ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)&a->ss;
-		const struct sockaddr_in *y = (const void *)&b->ss;
-		return x->sin_port == y->sin_port &&
-		       x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)&a->ss;
-	const struct sockaddr_in6 *y = (const void *)&b->ss;
-	return x->sin6_port == y->sin6_port &&
-	       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-}
 
 static void
 add_addr(struct config_listener *li, const char *text)
@@ -647,7 +529,7 @@ static void
 default_addrs(struct config_listener *li)
 {
 	char buf[32];
-	unsigned port = proto_ports[li->proto];
+	unsigned port = listener_proto_port(li->proto);
 
 	snprintf(buf, sizeof(buf), "0.0.0.0:%u", port);
 	add_addr(li, buf);
@@ -671,7 +553,7 @@ check_addr_unique(struct loader *l, const struct config_listener *li,
 		for (size_t i = 0; i < o->naddrs; i++) {
 			if (&o->addrs[i] == a)
 				return;
-			if (same_addr(&o->addrs[i], a)) {
+			if (listen_addr_equal(&o->addrs[i], a)) {
 				error_at(l, line,
 				         "%s: address '%s' is already used by "
 				         "listener '%s'",
@@ -925,7 +807,7 @@ load_listener(struct loader *l, const yaml_node_t *n, size_t idx,
 	 */
 	if ((proto == PROTO_SUBMISSION || proto == PROTO_SUBMISSIONS ||
 	     proto == PROTO_POP3S) &&
-	    c->ntls_certs == 0 && !l->tls_certs_given)
+	    c->tls.ncerts == 0 && !l->tls_certs_given)
 		error_at(l, li->line,
 		         "%s: protocol %s requires a TLS certificate "
 		         "(tls.certificates)",
@@ -998,12 +880,12 @@ load_log(struct loader *l, const yaml_node_t *n)
 	if (!is_null(v[LOG_K_FORMAT]) &&
 	    (i = get_enum(l, v[LOG_K_FORMAT], "log.format", formats, 2,
 	                  "kv, json")) >= 0)
-		c->log_format = i == 0 ? LOG_FORMAT_KV : LOG_FORMAT_JSON;
-	get_path(l, v[LOG_K_FILE], "log.file", &c->log_file);
+		c->log.format = i == 0 ? LOG_FORMAT_KV : LOG_FORMAT_JSON;
+	get_path(l, v[LOG_K_FILE], "log.file", &c->log.file);
 	if (!is_null(v[LOG_K_LEVEL]) &&
 	    (i = get_enum(l, v[LOG_K_LEVEL], "log.level", levels, 4,
 	                  "debug, info, warning, error")) >= 0)
-		c->log_level = level_values[i];
+		c->log.level = level_values[i];
 }
 
 enum { UDB_DRIVER, UDB_PATH, UDB_COUNT };
@@ -1024,7 +906,7 @@ load_userdb(struct loader *l, const yaml_node_t *n)
 	if (!is_null(v[UDB_DRIVER]))
 		(void)get_enum(l, v[UDB_DRIVER], "userdb.driver", drivers, 1,
 		               "sqlite");
-	get_path(l, v[UDB_PATH], "userdb.path", &c->userdb_path);
+	get_path(l, v[UDB_PATH], "userdb.path", &c->userdb.path);
 }
 
 enum { TO_COMMAND, TO_DATA_BLOCK, TO_DATA_END, TO_COUNT };
@@ -1071,30 +953,30 @@ load_smtp(struct loader *l, const yaml_node_t *n)
 	if (!get_mapping(l, n, "smtp", smtp_keys, SMTP_COUNT, v))
 		return;
 	get_size(l, v[SMTP_MAX_MESSAGE_SIZE], "smtp.max_message_size", 1024,
-	         (uint64_t)4 << 30, "1K..4G", &c->max_message_size);
+	         (uint64_t)4 << 30, "1K..4G", &c->smtp.max_message_size);
 	get_uint(l, v[SMTP_MAX_RECIPIENTS], "smtp.max_recipients", 1, 100000,
-	         &c->max_recipients);
+	         &c->smtp.max_recipients);
 	get_uint(l, v[SMTP_MAX_ERRORS], "smtp.max_errors", 1, 1000,
-	         &c->max_errors);
+	         &c->smtp.max_errors);
 	get_uint(l, v[SMTP_MAX_COMMAND_LINE], "smtp.max_command_line", 512,
-	         4096, &c->max_command_line);
+	         4096, &c->smtp.max_command_line);
 	get_uint(l, v[SMTP_MAX_TEXT_LINE], "smtp.max_text_line", 1000, 65536,
-	         &c->max_text_line);
-	get_bool(l, v[SMTP_VRFY], "smtp.vrfy", &c->vrfy);
+	         &c->smtp.max_text_line);
+	get_bool(l, v[SMTP_VRFY], "smtp.vrfy", &c->smtp.vrfy);
 
 	/* Null here disables, like "": "~" reads as "no delimiter". */
 	d = v[SMTP_RECIPIENT_DELIMITER];
 	if (d != NULL && is_null(d)) {
-		c->recipient_delimiter = '\0';
+		c->smtp.recipient_delimiter = '\0';
 	} else if (d != NULL) {
 		const char *s =
 		    get_scalar(l, d, "smtp.recipient_delimiter", "a string");
 		if (s == NULL)
 			;
 		else if (*s == '\0')
-			c->recipient_delimiter = '\0';
+			c->smtp.recipient_delimiter = '\0';
 		else if (s[1] == '\0' && strchr("+-_.", s[0]) != NULL)
-			c->recipient_delimiter = s[0];
+			c->smtp.recipient_delimiter = s[0];
 		else
 			error_at(l, node_line(d),
 			         "smtp.recipient_delimiter: '%s' is not one "
@@ -1102,19 +984,19 @@ load_smtp(struct loader *l, const yaml_node_t *n)
 			         safe_text(buf, sizeof(buf), s, strlen(s)));
 	}
 	get_cidr_list(l, v[SMTP_TRUSTED_NETWORKS], "smtp.trusted_networks",
-	              &c->trusted_networks);
+	              &c->smtp.trusted_networks);
 	get_size(l, v[SMTP_MIN_DATA_RATE], "smtp.min_data_rate", 0,
-	         (uint64_t)1 << 30, "0..1G", &c->min_data_rate);
+	         (uint64_t)1 << 30, "0..1G", &c->smtp.min_data_rate);
 
 	if (!get_mapping(l, v[SMTP_TIMEOUTS], "smtp.timeouts", timeout_keys,
 	                 TO_COUNT, t))
 		return;
 	get_duration(l, t[TO_COMMAND], "smtp.timeouts.command", 1, 86400,
-	             "1s..1d", &c->timeout_command);
+	             "1s..1d", &c->smtp.timeout_command);
 	get_duration(l, t[TO_DATA_BLOCK], "smtp.timeouts.data_block", 1, 86400,
-	             "1s..1d", &c->timeout_data_block);
+	             "1s..1d", &c->smtp.timeout_data_block);
 	get_duration(l, t[TO_DATA_END], "smtp.timeouts.data_end", 1, 86400,
-	             "1s..1d", &c->timeout_data_end);
+	             "1s..1d", &c->smtp.timeout_data_end);
 }
 
 /* "N/DURATION" (60/60s), or "0" / "off" to disable the rate limit. */
@@ -1132,8 +1014,8 @@ load_connection_rate(struct loader *l, const yaml_node_t *n)
 	if ((s = get_scalar(l, n, key, "N/DURATION")) == NULL)
 		return;
 	if (strcmp(s, "0") == 0 || strcmp(s, "off") == 0) {
-		c->conn_rate_count = 0;
-		c->conn_rate_window = 0;
+		c->limits.conn_rate_count = 0;
+		c->limits.conn_rate_window = 0;
 		return;
 	}
 	if ((slash = strchr(s, '/')) == NULL ||
@@ -1167,8 +1049,8 @@ load_connection_rate(struct loader *l, const yaml_node_t *n)
 		         safe_text(buf, sizeof(buf), s, strlen(s)));
 		return;
 	}
-	c->conn_rate_count = (unsigned)count;
-	c->conn_rate_window = window;
+	c->limits.conn_rate_count = (unsigned)count;
+	c->limits.conn_rate_window = window;
 }
 
 enum {
@@ -1206,27 +1088,27 @@ load_limits(struct loader *l, const yaml_node_t *n)
 	if (!get_mapping(l, n, "limits", limits_keys, LIM_COUNT, v))
 		return;
 	get_uint(l, v[LIM_MAX_CONNECTIONS], "limits.max_connections", 1,
-	         1000000, &c->max_connections);
+	         1000000, &c->limits.max_connections);
 	get_uint(l, v[LIM_MAX_CONNECTIONS_PER_IP],
 	         "limits.max_connections_per_ip", 1, 1000000,
-	         &c->max_connections_per_ip);
+	         &c->limits.max_connections_per_ip);
 	load_connection_rate(l, v[LIM_CONNECTION_RATE]);
 	get_duration(l, v[LIM_GREET_PASS_TTL], "limits.greet_pass_ttl", 0,
-	             90 * 86400, "0..90d", &c->greet_pass_ttl);
+	             90 * 86400, "0..90d", &c->limits.greet_pass_ttl);
 	get_duration(l, v[LIM_SHUTDOWN_TIMEOUT], "limits.shutdown_timeout", 0,
-	             3600, "0..1h", &c->shutdown_timeout);
+	             3600, "0..1h", &c->limits.shutdown_timeout);
 	get_uint(l, v[LIM_STRESS_THRESHOLD], "limits.stress_threshold", 0, 100,
-	         &c->stress_threshold);
+	         &c->limits.stress_threshold);
 	get_duration(l, v[LIM_STRESS_TIMEOUT], "limits.stress_timeout", 1,
-	             3600, "1s..1h", &c->stress_timeout);
+	             3600, "1s..1h", &c->limits.stress_timeout);
 	get_uint(l, v[LIM_IPV6_PREFIX], "limits.ipv6_prefix", 16, 128,
-	         &c->ipv6_prefix);
+	         &c->limits.ipv6_prefix);
 	get_uint(l, v[LIM_IPV6_WIDE_PREFIX], "limits.ipv6_wide_prefix", 0, 127,
-	         &c->ipv6_wide_prefix);
+	         &c->limits.ipv6_wide_prefix);
 	get_uint(l, v[LIM_IPV6_WIDE_FACTOR], "limits.ipv6_wide_factor", 1,
-	         1000, &c->ipv6_wide_factor);
-	if (c->ipv6_wide_prefix != 0 &&
-	    c->ipv6_wide_prefix >= c->ipv6_prefix)
+	         1000, &c->limits.ipv6_wide_factor);
+	if (c->limits.ipv6_wide_prefix != 0 &&
+	    c->limits.ipv6_wide_prefix >= c->limits.ipv6_prefix)
 		error_at(l,
 		         node_line(v[LIM_IPV6_WIDE_PREFIX] != NULL
 		                       ? v[LIM_IPV6_WIDE_PREFIX]
@@ -1267,12 +1149,12 @@ load_certificates(struct loader *l, const yaml_node_t *n)
 	}
 	if (count == 0)
 		return;
-	c->tls_certs = xcalloc(count, sizeof(*c->tls_certs));
+	c->tls.certs = xcalloc(count, sizeof(*c->tls.certs));
 	for (size_t i = 0; i < count; i++) {
 		yaml_node_t *item =
 		    get_node(l, n->data.sequence.items.start[i]);
 		yaml_node_t *v[CERT_COUNT];
-		struct config_certificate *cc;
+		struct tls_certificate *cc;
 		char where[48], key[64];
 
 		if (item == NULL)
@@ -1284,7 +1166,7 @@ load_certificates(struct loader *l, const yaml_node_t *n)
 			continue;
 		}
 		/* Counted first: config_free must see a partial entry. */
-		cc = &c->tls_certs[c->ntls_certs++];
+		cc = &c->tls.certs[c->tls.ncerts++];
 		cc->line = node_line(item);
 		get_mapping(l, item, where, cert_keys, CERT_COUNT, v);
 		snprintf(key, sizeof(key), "%s.cert", where);
@@ -1363,14 +1245,14 @@ load_tls(struct loader *l, const yaml_node_t *n)
 	if (!is_null(v[TLS_MIN_VERSION]) &&
 	    (i = get_enum(l, v[TLS_MIN_VERSION], "tls.min_version", versions,
 	                  2, "TLSv1.2, TLSv1.3")) >= 0) {
-		free(c->tls_min_version);
-		c->tls_min_version = xstrdup(versions[i]);
+		free(c->tls.min_version);
+		c->tls.min_version = xstrdup(versions[i]);
 	}
-	get_cipher_list(l, v[TLS_CIPHERS], "tls.ciphers", &c->tls_ciphers);
+	get_cipher_list(l, v[TLS_CIPHERS], "tls.ciphers", &c->tls.ciphers);
 	get_cipher_list(l, v[TLS_CIPHERSUITES], "tls.ciphersuites",
-	                &c->tls_ciphersuites);
+	                &c->tls.ciphersuites);
 	get_duration(l, v[TLS_HANDSHAKE_TIMEOUT], "tls.handshake_timeout", 1,
-	             3600, "1s..1h", &c->tls_handshake_timeout);
+	             3600, "1s..1h", &c->tls.handshake_timeout);
 }
 
 enum {
@@ -1401,20 +1283,20 @@ load_auth(struct loader *l, const yaml_node_t *n)
 
 	if (!get_mapping(l, n, "auth", auth_keys, AUTH_COUNT, v))
 		return;
-	get_bool(l, v[AUTH_CRAM_MD5], "auth.cram_md5", &c->auth_cram_md5);
+	get_bool(l, v[AUTH_CRAM_MD5], "auth.cram_md5", &c->auth.cram_md5);
 	get_uint(l, v[AUTH_MAX_FAILURES_IP], "auth.max_failures_ip", 1,
-	         1000000, &c->auth_max_failures_ip);
+	         1000000, &c->auth.max_failures_ip);
 	get_uint(l, v[AUTH_MAX_FAILURES_ACCOUNT], "auth.max_failures_account",
-	         1, 1000000, &c->auth_max_failures_account);
+	         1, 1000000, &c->auth.max_failures_account);
 	get_duration(l, v[AUTH_FAILURE_WINDOW], "auth.failure_window", 1,
-	             30 * 86400, "1s..30d", &c->auth_failure_window);
+	             30 * 86400, "1s..30d", &c->auth.failure_window);
 	get_duration(l, v[AUTH_BAN_TIME], "auth.ban_time", 1, 30 * 86400,
-	             "1s..30d", &c->auth_ban_time);
+	             "1s..30d", &c->auth.ban_time);
 	get_duration_ms(l, v[AUTH_DELAY_BASE], "auth.delay_base", 60000,
-	                "0..60s", &c->auth_delay_base_ms);
+	                "0..60s", &c->auth.delay_base_ms);
 	get_duration_ms(l, v[AUTH_DELAY_MAX], "auth.delay_max", 300000,
-	                "0..5m", &c->auth_delay_max_ms);
-	if (c->auth_delay_max_ms < c->auth_delay_base_ms)
+	                "0..5m", &c->auth.delay_max_ms);
+	if (c->auth.delay_max_ms < c->auth.delay_base_ms)
 		error_at(l,
 		         node_line(v[AUTH_DELAY_MAX] != NULL
 		                       ? v[AUTH_DELAY_MAX]
@@ -1437,10 +1319,10 @@ load_submission(struct loader *l, const yaml_node_t *n)
 	if (!get_mapping(l, n, "submission", submission_keys, SUB_COUNT, v))
 		return;
 	get_bool(l, v[SUB_CHECK_FROM], "submission.check_from",
-	         &l->config->submission_check_from);
+	         &l->config->submission.check_from);
 	get_bool(l, v[SUB_REFUSE_ADDRESS_DISPLAY_NAME],
 	         "submission.refuse_address_display_name",
-	         &l->config->submission_refuse_address_display_name);
+	         &l->config->submission.refuse_address_display_name);
 }
 
 enum { POP3_TIMEOUT, POP3_LOGIN_DELAY, POP3_LOGIN_TIMEOUT, POP3_COUNT };
@@ -1459,13 +1341,13 @@ load_pop3(struct loader *l, const yaml_node_t *n)
 		return;
 	/* RFC 1939 section 3: an autologout timer of at least 10 minutes */
 	get_duration(l, v[POP3_TIMEOUT], "pop3.timeout", 600, 86400,
-		     "10m..1d", &l->config->pop3_timeout);
+		     "10m..1d", &l->config->pop3.timeout);
 	get_duration(l, v[POP3_LOGIN_DELAY], "pop3.login_delay", 0, 86400,
-		     "0..1d", &l->config->pop3_login_delay);
+		     "0..1d", &l->config->pop3.login_delay);
 	/* before login the client has no session to lose: shorter is
 	 * allowed, as a defence against hoarded connections */
 	get_duration(l, v[POP3_LOGIN_TIMEOUT], "pop3.login_timeout", 1, 86400,
-		     "1s..1d", &l->config->pop3_login_timeout);
+		     "1s..1d", &l->config->pop3.login_timeout);
 }
 
 enum { RET_MAIL, RET_INTERVAL, RET_COUNT };
@@ -1483,13 +1365,13 @@ load_retention(struct loader *l, const yaml_node_t *n)
 		return;
 	/* 0 keeps mail forever; anything shorter than a day is a typo */
 	get_duration(l, v[RET_MAIL], "retention.mail", 0, 100ULL * 366 * 86400,
-		     "0, or 1d..100 years", &l->config->retention_mail);
-	if (l->config->retention_mail > 0 && l->config->retention_mail < 86400)
+		     "0, or 1d..100 years", &l->config->retention.mail);
+	if (l->config->retention.mail > 0 && l->config->retention.mail < 86400)
 		error_at(l, node_line(v[RET_MAIL]),
 		         "retention.mail: must be 0 (keep forever) or at "
 		         "least 1d");
 	get_duration(l, v[RET_INTERVAL], "retention.interval", 60, 7 * 86400,
-		     "1m..1w", &l->config->retention_interval);
+		     "1m..1w", &l->config->retention.interval);
 }
 
 /* ---- outbound (issue 6) ---------------------------------------------- */
@@ -1607,9 +1489,9 @@ load_dns(struct loader *l, const yaml_node_t *n)
 		get_string_list(l, r, "dns.resolver",
 				"forwarder addresses such as "
 				"[\"192.0.2.53\", \"2001:db8::53@5353\"]",
-				check_forwarder, false, &c->dns_forwarders,
-				&c->ndns_forwarders);
-		if (c->ndns_forwarders == 0 &&
+				check_forwarder, false, &c->dns.forwarders,
+				&c->dns.nforwarders);
+		if (c->dns.nforwarders == 0 &&
 		    r->data.sequence.items.top == r->data.sequence.items.start)
 			error_at(l, node_line(r),
 				 "dns.resolver: the list of forwarders is "
@@ -1619,8 +1501,8 @@ load_dns(struct loader *l, const yaml_node_t *n)
 				 "system, recursive, or a list of "
 				 "forwarder addresses");
 		if (i >= 0) {
-			free(c->dns_mode);
-			c->dns_mode = xstrdup(modes[i]);
+			free(c->dns.mode);
+			c->dns.mode = xstrdup(modes[i]);
 		}
 	}
 	if (v[DNS_TRUST_ANCHOR] != NULL && !is_null(v[DNS_TRUST_ANCHOR])) {
@@ -1628,12 +1510,12 @@ load_dns(struct loader *l, const yaml_node_t *n)
 					   "dns.trust_anchor", "a path");
 		if (s != NULL && *s != '\0')
 			get_path(l, v[DNS_TRUST_ANCHOR], "dns.trust_anchor",
-				 &c->dns_trust_anchor);
-		if (c->dns_trust_anchor != NULL &&
-		    access(c->dns_trust_anchor, R_OK) != 0)
+				 &c->dns.trust_anchor);
+		if (c->dns.trust_anchor != NULL &&
+		    access(c->dns.trust_anchor, R_OK) != 0)
 			error_at(l, node_line(v[DNS_TRUST_ANCHOR]),
 				 "dns.trust_anchor: %s: %s",
-				 c->dns_trust_anchor, strerror(errno));
+				 c->dns.trust_anchor, strerror(errno));
 	}
 }
 
@@ -1658,7 +1540,7 @@ load_tls_policies(struct loader *l, const yaml_node_t *n)
 	}
 	count = (size_t)(n->data.mapping.pairs.top -
 			 n->data.mapping.pairs.start);
-	c->tls_policies = xcalloc(count + 1, sizeof(*c->tls_policies));
+	c->outbound.tls_policies = xcalloc(count + 1, sizeof(*c->outbound.tls_policies));
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
 	     p < n->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = get_node(l, p->key);
@@ -1687,8 +1569,8 @@ load_tls_policies(struct loader *l, const yaml_node_t *n)
 			free(d);
 			continue;
 		}
-		for (size_t j = 0; j < c->ntls_policies; j++)
-			if (strcmp(c->tls_policies[j].domain, d) == 0) {
+		for (size_t j = 0; j < c->outbound.ntls_policies; j++)
+			if (strcmp(c->outbound.tls_policies[j].domain, d) == 0) {
 				error_at(l, node_line(k),
 					 "outbound.tls_policy: duplicate "
 					 "domain '%s'",
@@ -1704,9 +1586,9 @@ load_tls_policies(struct loader *l, const yaml_node_t *n)
 			free(d);
 			continue;
 		}
-		c->tls_policies[c->ntls_policies].domain = d;
-		c->tls_policies[c->ntls_policies].policy = (enum tls_policy)i;
-		c->ntls_policies++;
+		c->outbound.tls_policies[c->outbound.ntls_policies].domain = d;
+		c->outbound.tls_policies[c->outbound.ntls_policies].policy = (enum tls_policy)i;
+		c->outbound.ntls_policies++;
 	}
 }
 
@@ -1818,9 +1700,9 @@ load_outbound(struct loader *l, const yaml_node_t *n)
 	struct config *c = l->config;
 	yaml_node_t *v[OUT_COUNT], *t[OT_COUNT];
 	uint64_t *to[OT_COUNT] = {
-	    &c->outbound_timeout_connect,    &c->outbound_timeout_greeting,
-	    &c->outbound_timeout_command,    &c->outbound_timeout_data_init,
-	    &c->outbound_timeout_data_block, &c->outbound_timeout_data_end,
+	    &c->outbound.timeout_connect,    &c->outbound.timeout_greeting,
+	    &c->outbound.timeout_command,    &c->outbound.timeout_data_init,
+	    &c->outbound.timeout_data_block, &c->outbound.timeout_data_end,
 	};
 	int i;
 
@@ -1829,30 +1711,30 @@ load_outbound(struct loader *l, const yaml_node_t *n)
 	if (!is_null(v[OUT_IP_VERSION]) &&
 	    (i = get_enum(l, v[OUT_IP_VERSION], "outbound.ip_version",
 			  versions, 3, "both, ipv4 or ipv6")) >= 0) {
-		c->outbound_ipv4 = i != 2;
-		c->outbound_ipv6 = i != 1;
+		c->outbound.ipv4 = i != 2;
+		c->outbound.ipv6 = i != 1;
 	}
 	if (!is_null(v[OUT_PREFER]) &&
 	    (i = get_enum(l, v[OUT_PREFER], "outbound.prefer", prefers, 2,
 			  "ipv6 or ipv4")) >= 0)
-		c->outbound_prefer_ipv4 = i == 1;
+		c->outbound.prefer_ipv4 = i == 1;
 	get_source_addr(l, v[OUT_SOURCE4], "outbound.source_ipv4", AF_INET,
-			&c->outbound_source4, &c->outbound_source4_len);
+			&c->outbound.source4, &c->outbound.source4_len);
 	get_source_addr(l, v[OUT_SOURCE6], "outbound.source_ipv6", AF_INET6,
-			&c->outbound_source6, &c->outbound_source6_len);
+			&c->outbound.source6, &c->outbound.source6_len);
 	get_uint(l, v[OUT_PORT], "outbound.port", 1, 65535,
-		 &c->outbound_port);
+		 &c->outbound.port);
 	if (!is_null(v[OUT_TLS]) &&
 	    (i = get_enum(l, v[OUT_TLS], "outbound.tls", tls_policy_names, 4,
 			  TLS_POLICY_ALLOWED)) >= 0)
-		c->outbound_tls = (enum tls_policy)i;
+		c->outbound.tls = (enum tls_policy)i;
 	load_tls_policies(l, v[OUT_TLS_POLICY]);
 	get_opt_file(l, v[OUT_CA_FILE], "outbound.ca_file",
-		     &c->outbound_ca_file);
+		     &c->outbound.ca_file);
 	get_uint(l, v[OUT_MAX_CONNECTIONS], "outbound.max_connections", 1,
-		 10000, &c->outbound_max_connections);
+		 10000, &c->outbound.max_connections);
 	get_uint(l, v[OUT_MAX_PER_DOMAIN], "outbound.max_per_domain", 1,
-		 10000, &c->outbound_max_per_domain);
+		 10000, &c->outbound.max_per_domain);
 	if (!get_mapping(l, v[OUT_TIMEOUTS], "outbound.timeouts",
 			 out_timeout_keys, OT_COUNT, t))
 		return;
@@ -1881,14 +1763,14 @@ load_queue(struct loader *l, const yaml_node_t *n)
 	if (!get_mapping(l, n, "queue", queue_keys, Q_COUNT, v))
 		return;
 	get_duration(l, v[Q_LIFETIME], "queue.lifetime", 1, 100ULL * 86400,
-		     "1s..100d", &c->queue_lifetime);
+		     "1s..100d", &c->queue.lifetime);
 	get_duration(l, v[Q_RETRY_MIN], "queue.retry_min", 1, 86400,
-		     "1s..1d", &c->queue_retry_min);
+		     "1s..1d", &c->queue.retry_min);
 	get_duration(l, v[Q_RETRY_MAX], "queue.retry_max", 1, 7 * 86400,
-		     "1s..1w", &c->queue_retry_max);
+		     "1s..1w", &c->queue.retry_max);
 	get_duration(l, v[Q_DELAY_WARNING], "queue.delay_warning", 0,
-		     100ULL * 86400, "0..100d", &c->queue_delay_warning);
-	if (c->queue_retry_max < c->queue_retry_min)
+		     100ULL * 86400, "0..100d", &c->queue.delay_warning);
+	if (c->queue.retry_max < c->queue.retry_min)
 		error_at(l,
 			 node_line(v[Q_RETRY_MAX] != NULL ? v[Q_RETRY_MAX]
 							  : v[Q_RETRY_MIN]),
@@ -1963,39 +1845,39 @@ load_smarthost(struct loader *l, const yaml_node_t *n)
 				 error);
 			free(h);
 		} else {
-			free(c->smarthost_host);
-			c->smarthost_host = h;
+			free(c->smarthost.host);
+			c->smarthost.host = h;
 		}
 	}
 	if (!is_null(v[SH_TLS]) &&
 	    (i = get_enum(l, v[SH_TLS], "smarthost.tls", modes, 3,
 			  "starttls, implicit or none")) >= 0)
-		c->smarthost_tls = (enum smarthost_tls)i;
-	c->smarthost_port = c->smarthost_tls == SMARTHOST_IMPLICIT ? 465 : 587;
+		c->smarthost.tls = (enum smarthost_tls)i;
+	c->smarthost.port = c->smarthost.tls == SMARTHOST_IMPLICIT ? 465 : 587;
 	get_uint(l, v[SH_PORT], "smarthost.port", 1, 65535,
-		 &c->smarthost_port);
-	get_bool(l, v[SH_VERIFY], "smarthost.verify", &c->smarthost_verify);
+		 &c->smarthost.port);
+	get_bool(l, v[SH_VERIFY], "smarthost.verify", &c->smarthost.verify);
 	get_opt_file(l, v[SH_CA_FILE], "smarthost.ca_file",
-		     &c->smarthost_ca_file);
+		     &c->smarthost.ca_file);
 	get_opt_file(l, v[SH_CREDENTIALS], "smarthost.credentials",
-		     &c->smarthost_credentials);
-	if (c->smarthost_credentials != NULL) {
+		     &c->smarthost.credentials);
+	if (c->smarthost.credentials != NULL) {
 		struct stat st;
-		if (stat(c->smarthost_credentials, &st) == 0 &&
+		if (stat(c->smarthost.credentials, &st) == 0 &&
 		    (st.st_mode & 077) != 0)
 			error_at(l, node_line(v[SH_CREDENTIALS]),
 				 "smarthost.credentials: %s is readable by "
 				 "group or others (chmod 600 it)",
-				 c->smarthost_credentials);
-		if (c->smarthost_tls == SMARTHOST_NONE)
+				 c->smarthost.credentials);
+		if (c->smarthost.tls == SMARTHOST_NONE)
 			error_at(l, node_line(v[SH_CREDENTIALS]),
 				 "smarthost.credentials: refusing to send a "
 				 "password without TLS (smarthost.tls: none)");
 	}
 	get_string_list(l, v[SH_DOMAINS], "smarthost.domains", "domains",
-			check_domain, true, &c->smarthost_domains,
-			&c->nsmarthost_domains);
-	if (c->smarthost_host == NULL && v[SH_HOST] == NULL &&
+			check_domain, true, &c->smarthost.domains,
+			&c->smarthost.ndomains);
+	if (c->smarthost.host == NULL && v[SH_HOST] == NULL &&
 	    (v[SH_PORT] != NULL || v[SH_CREDENTIALS] != NULL ||
 	     v[SH_DOMAINS] != NULL))
 		error_at(l, node_line(n),
@@ -2189,8 +2071,8 @@ load_root(struct loader *l, const yaml_node_t *root)
 	} else {
 		load_listeners(l, v[TOP_LISTENERS]);
 	}
-	if (c->userdb_path == NULL)
-		c->userdb_path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
+	if (c->userdb.path == NULL)
+		c->userdb.path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
 }
 
 static struct config *
@@ -2202,70 +2084,70 @@ config_new(const char *path)
 	c->data_dir = xstrdup("/var/lib/godwit");
 	c->user = xstrdup("godwit");
 	c->workers = 0;
-	c->log_format = LOG_FORMAT_KV;
-	c->log_level = LOG_INFO;
-	c->userdb_driver = xstrdup("sqlite");
-	c->max_message_size = 25 * 1024 * 1024;
-	c->max_recipients = 100;
-	c->max_errors = 10;
-	c->max_command_line = 512;
-	c->max_text_line = 1000;
-	c->vrfy = false;
-	c->recipient_delimiter = '+';
-	c->timeout_command = 300;
-	c->timeout_data_block = 180;
-	c->timeout_data_end = 600;
-	c->min_data_rate = 500;	/* Postfix's smtpd_min_data_rate */
-	c->max_connections = 1000;
-	c->max_connections_per_ip = 20;
-	c->conn_rate_count = 60;
-	c->conn_rate_window = 60;
-	c->greet_pass_ttl = 86400;
-	c->ipv6_prefix = 64;
-	c->ipv6_wide_prefix = 48;
-	c->ipv6_wide_factor = 4;
-	c->shutdown_timeout = 30;
-	c->stress_threshold = 75;
-	c->stress_timeout = 10;	/* Postfix's smtpd_timeout under stress */
-	c->tls_min_version = xstrdup("TLSv1.2");
-	c->tls_ciphers = xstrdup(TLS_DEFAULT_CIPHERS);
-	c->tls_ciphersuites = NULL; /* OpenSSL's default */
-	c->tls_handshake_timeout = 30;
-	c->auth_cram_md5 = false;
-	c->auth_max_failures_ip = 10;
-	c->auth_max_failures_account = 10;
-	c->auth_failure_window = 3600;
-	c->auth_ban_time = 3600;
-	c->auth_delay_base_ms = 1000;
-	c->auth_delay_max_ms = 15000;
-	c->submission_check_from = true;
-	c->submission_refuse_address_display_name = true;
-	c->pop3_timeout = 600;
-	c->pop3_login_timeout = 600;
-	c->pop3_login_delay = 0;
-	c->retention_mail = 0;
-	c->retention_interval = 3600;
-	c->dns_mode = xstrdup("system");
-	c->outbound_ipv4 = true;
-	c->outbound_ipv6 = true;
-	c->outbound_port = 25;
-	c->outbound_tls = TLS_POLICY_MAY;
-	c->outbound_max_connections = 100;
-	c->outbound_max_per_domain = 20;
+	c->log.format = LOG_FORMAT_KV;
+	c->log.level = LOG_INFO;
+	c->userdb.driver = xstrdup("sqlite");
+	c->smtp.max_message_size = 25 * 1024 * 1024;
+	c->smtp.max_recipients = 100;
+	c->smtp.max_errors = 10;
+	c->smtp.max_command_line = 512;
+	c->smtp.max_text_line = 1000;
+	c->smtp.vrfy = false;
+	c->smtp.recipient_delimiter = '+';
+	c->smtp.timeout_command = 300;
+	c->smtp.timeout_data_block = 180;
+	c->smtp.timeout_data_end = 600;
+	c->smtp.min_data_rate = 500;	/* Postfix's smtpd_min_data_rate */
+	c->limits.max_connections = 1000;
+	c->limits.max_connections_per_ip = 20;
+	c->limits.conn_rate_count = 60;
+	c->limits.conn_rate_window = 60;
+	c->limits.greet_pass_ttl = 86400;
+	c->limits.ipv6_prefix = 64;
+	c->limits.ipv6_wide_prefix = 48;
+	c->limits.ipv6_wide_factor = 4;
+	c->limits.shutdown_timeout = 30;
+	c->limits.stress_threshold = 75;
+	c->limits.stress_timeout = 10;	/* Postfix's smtpd_timeout under stress */
+	c->tls.min_version = xstrdup("TLSv1.2");
+	c->tls.ciphers = xstrdup(TLS_DEFAULT_CIPHERS);
+	c->tls.ciphersuites = NULL; /* OpenSSL's default */
+	c->tls.handshake_timeout = 30;
+	c->auth.cram_md5 = false;
+	c->auth.max_failures_ip = 10;
+	c->auth.max_failures_account = 10;
+	c->auth.failure_window = 3600;
+	c->auth.ban_time = 3600;
+	c->auth.delay_base_ms = 1000;
+	c->auth.delay_max_ms = 15000;
+	c->submission.check_from = true;
+	c->submission.refuse_address_display_name = true;
+	c->pop3.timeout = 600;
+	c->pop3.login_timeout = 600;
+	c->pop3.login_delay = 0;
+	c->retention.mail = 0;
+	c->retention.interval = 3600;
+	c->dns.mode = xstrdup("system");
+	c->outbound.ipv4 = true;
+	c->outbound.ipv6 = true;
+	c->outbound.port = 25;
+	c->outbound.tls = TLS_POLICY_MAY;
+	c->outbound.max_connections = 100;
+	c->outbound.max_per_domain = 20;
 	/* RFC 5321 4.5.3.2; connect as Postfix's smtp_connect_timeout */
-	c->outbound_timeout_connect = 30;
-	c->outbound_timeout_greeting = 300;
-	c->outbound_timeout_command = 300;
-	c->outbound_timeout_data_init = 120;
-	c->outbound_timeout_data_block = 180;
-	c->outbound_timeout_data_end = 600;
-	c->queue_lifetime = 5 * 86400;
-	c->queue_retry_min = 300;
-	c->queue_retry_max = 4 * 3600;
-	c->queue_delay_warning = 0;
-	c->smarthost_port = 587;
-	c->smarthost_tls = SMARTHOST_STARTTLS;
-	c->smarthost_verify = true;
+	c->outbound.timeout_connect = 30;
+	c->outbound.timeout_greeting = 300;
+	c->outbound.timeout_command = 300;
+	c->outbound.timeout_data_init = 120;
+	c->outbound.timeout_data_block = 180;
+	c->outbound.timeout_data_end = 600;
+	c->queue.lifetime = 5 * 86400;
+	c->queue.retry_min = 300;
+	c->queue.retry_max = 4 * 3600;
+	c->queue.delay_warning = 0;
+	c->smarthost.port = 587;
+	c->smarthost.tls = SMARTHOST_STARTTLS;
+	c->smarthost.verify = true;
 	return c;
 }
 
@@ -2509,10 +2391,10 @@ config_free(struct config **configp)
 	free(c->postmaster);
 	free(c->data_dir);
 	free(c->user);
-	free(c->log_file);
-	free(c->userdb_driver);
-	free(c->userdb_path);
-	cidr_list_free(&c->trusted_networks);
+	free(c->log.file);
+	free(c->userdb.driver);
+	free(c->userdb.path);
+	cidr_list_free(&c->smtp.trusted_networks);
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		struct config_listener *li = &c->listeners[i];
 		free(li->name);
@@ -2523,29 +2405,76 @@ config_free(struct config **configp)
 		cidr_list_free(&li->deny);
 	}
 	free(c->listeners);
-	for (size_t i = 0; i < c->ntls_certs; i++) {
-		free(c->tls_certs[i].cert);
-		free(c->tls_certs[i].key);
+	for (size_t i = 0; i < c->tls.ncerts; i++) {
+		free(c->tls.certs[i].cert);
+		free(c->tls.certs[i].key);
 	}
-	free(c->tls_certs);
-	free(c->tls_min_version);
-	free(c->tls_ciphers);
-	free(c->tls_ciphersuites);
-	free(c->dns_mode);
-	for (size_t i = 0; i < c->ndns_forwarders; i++)
-		free(c->dns_forwarders[i]);
-	free(c->dns_forwarders);
-	free(c->dns_trust_anchor);
-	for (size_t i = 0; i < c->ntls_policies; i++)
-		free(c->tls_policies[i].domain);
-	free(c->tls_policies);
-	free(c->outbound_ca_file);
-	free(c->smarthost_host);
-	free(c->smarthost_ca_file);
-	free(c->smarthost_credentials);
-	for (size_t i = 0; i < c->nsmarthost_domains; i++)
-		free(c->smarthost_domains[i]);
-	free(c->smarthost_domains);
+	free(c->tls.certs);
+	free(c->tls.min_version);
+	free(c->tls.ciphers);
+	free(c->tls.ciphersuites);
+	free(c->dns.mode);
+	for (size_t i = 0; i < c->dns.nforwarders; i++)
+		free(c->dns.forwarders[i]);
+	free(c->dns.forwarders);
+	free(c->dns.trust_anchor);
+	for (size_t i = 0; i < c->outbound.ntls_policies; i++)
+		free(c->outbound.tls_policies[i].domain);
+	free(c->outbound.tls_policies);
+	free(c->outbound.ca_file);
+	free(c->smarthost.host);
+	free(c->smarthost.ca_file);
+	free(c->smarthost.credentials);
+	for (size_t i = 0; i < c->smarthost.ndomains; i++)
+		free(c->smarthost.domains[i]);
+	free(c->smarthost.domains);
 	free(c);
 	*configp = NULL;
+}
+
+void
+config_datadir(const struct config *c, struct datadir_config *r)
+{
+	r->data_dir = c->data_dir;
+	r->user = c->user;
+	r->userdb = &c->userdb;
+}
+
+void
+config_smtpd_settings(const struct config *c, struct smtpd_settings *r)
+{
+	r->hostname = c->hostname;
+	r->postmaster = c->postmaster;
+	r->data_dir = c->data_dir;
+	r->smtp = c->smtp;
+	r->submission = c->submission;
+	r->auth = c->auth;
+	r->limits = c->limits;
+	r->tls = c->tls;
+}
+
+void
+config_pop3d_settings(const struct config *c, struct pop3d_settings *r)
+{
+	r->hostname = c->hostname;
+	r->data_dir = c->data_dir;
+	r->pop3 = c->pop3;
+	r->auth = c->auth;
+	r->limits = c->limits;
+	r->tls = c->tls;
+	r->retention = c->retention;
+}
+
+void
+config_runner_settings(const struct config *c, struct runner_settings *r)
+{
+	r->hostname = c->hostname;
+	r->postmaster = c->postmaster;
+	r->data_dir = c->data_dir;
+	r->recipient_delimiter = c->smtp.recipient_delimiter;
+	r->userdb = c->userdb;
+	r->dns = c->dns;
+	r->outbound = c->outbound;
+	r->queue = c->queue;
+	r->smarthost = c->smarthost;
 }

@@ -201,7 +201,7 @@ worker_stress_check(struct worker *w)
 			  LF_UINT("max_connections", w->policy.max_connections),
 			  LF_UINT("threshold", w->policy.stress_on),
 			  LF_UINT("stress_timeout_s",
-				  w->config->stress_timeout));
+				  w->config->limits.stress_timeout));
 	else if (change < 0)
 		log_event(LOG_INFO, "daemon", "stress-off",
 			  LF_UINT("connections", total),
@@ -351,7 +351,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sig == SIGTERM && !w->stopping) {
 		w->stopping = true;
-		tv.tv_sec = (time_t)w->config->shutdown_timeout;
+		tv.tv_sec = (time_t)w->config->limits.shutdown_timeout;
 		stop_listening(w);
 		smtp_sessions_shutdown(w);
 		pop3_sessions_shutdown(w);
@@ -359,7 +359,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		w->draining = true;
 		/* sessions end by themselves; the command timeout bounds
 		 * an idle one, this bounds a slow one */
-		tv.tv_sec = (time_t)w->config->timeout_command * 2;
+		tv.tv_sec = (time_t)w->config->smtp.timeout_command * 2;
 		stop_listening(w);
 	} else {
 		return;
@@ -388,19 +388,21 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	TAILQ_INIT(&w.sessions);
 	TAILQ_INIT(&w.pop3_sessions);
 	w.config = config;
+	config_smtpd_settings(config, &w.smtpd);
+	config_pop3d_settings(config, &w.pop3d);
 	w.limits = limits;
 	w.slot = slot;
 	w.tls_ctx = tls_ctx;
 	queue_id_init(slot);
-	w.policy.max_connections = config->max_connections;
-	w.policy.max_connections_per_ip = config->max_connections_per_ip;
-	w.policy.rate_count = config->conn_rate_count;
-	w.policy.rate_window_ms = config->conn_rate_window * 1000;
-	w.policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
-	if (config->stress_threshold > 0) {
+	w.policy.max_connections = config->limits.max_connections;
+	w.policy.max_connections_per_ip = config->limits.max_connections_per_ip;
+	w.policy.rate_count = config->limits.conn_rate_count;
+	w.policy.rate_window_ms = config->limits.conn_rate_window * 1000;
+	w.policy.greet_pass_ttl_ms = config->limits.greet_pass_ttl * 1000;
+	if (config->limits.stress_threshold > 0) {
 		/* at least one connection; stress ends below two thirds */
-		uint64_t on = ((uint64_t)config->max_connections *
-				   config->stress_threshold + 99) / 100;
+		uint64_t on = ((uint64_t)config->limits.max_connections *
+				   config->limits.stress_threshold + 99) / 100;
 
 		w.policy.stress_on = (unsigned)on;
 		if (w.policy.stress_on == 0)
@@ -409,14 +411,14 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 		if (w.policy.stress_off == 0)
 			w.policy.stress_off = 1;
 	}
-	w.policy.wide_factor = config->ipv6_wide_factor;
-	w.auth_policy.max_failures_ip = config->auth_max_failures_ip;
-	w.auth_policy.max_failures_account = config->auth_max_failures_account;
-	w.auth_policy.window_ms = config->auth_failure_window * 1000;
-	w.auth_policy.ban_ms = config->auth_ban_time * 1000;
-	w.auth_policy.delay_base_ms = config->auth_delay_base_ms;
-	w.auth_policy.delay_max_ms = config->auth_delay_max_ms;
-	w.auth_policy.wide_factor = config->ipv6_wide_factor;
+	w.policy.wide_factor = config->limits.ipv6_wide_factor;
+	w.auth_policy.max_failures_ip = config->auth.max_failures_ip;
+	w.auth_policy.max_failures_account = config->auth.max_failures_account;
+	w.auth_policy.window_ms = config->auth.failure_window * 1000;
+	w.auth_policy.ban_ms = config->auth.ban_time * 1000;
+	w.auth_policy.delay_base_ms = config->auth.delay_base_ms;
+	w.auth_policy.delay_max_ms = config->auth.delay_max_ms;
+	w.auth_policy.wide_factor = config->limits.ipv6_wide_factor;
 	signal(SIGINT, SIG_IGN);	/* the parent decides */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -428,11 +430,11 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	event_config_free(ecfg);
 	if (w.base == NULL)
 		fatalx("event_base_new failed");
-	if (userdb_open(config, true, &w.db, &error) < 0)
+	if (userdb_open(&config->userdb, true, &w.db, &error) < 0)
 		fatalx("user database: %s", error);
 	w.committer = committer_new(w.base, config->data_dir,
 				    config->hostname);
-	if ((w.authq = authq_new(w.base, config, &error)) == NULL)
+	if ((w.authq = authq_new(w.base, &config->userdb, &error)) == NULL)
 		fatalx("user database: %s", error);
 	if ((w.trim = evtimer_new(w.base, trim_cb, &w)) == NULL)
 		fatalx("event_new failed");
@@ -470,7 +472,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	 * which the per-mailbox lock makes harmless. Started while signals
 	 * are blocked, like the other threads, so they reach the loop. */
 	if (slot == 0)
-		retention = retention_start(config);
+		retention = retention_start(&config->retention, config->data_dir);
 	/* blocked by the parent across fork(); ours to take now */
 	signals_unblock_all();
 

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 
 #include "net/client_limits.h"
+#include "pop3d/pop3_server.h"
+#include "smtpd/smtp_server.h"
 
 struct config;
 struct config_listener;
@@ -34,6 +36,8 @@ struct bound_socket {
 struct worker {
 	struct event_base *base;
 	const struct config *config;
+	struct smtpd_settings smtpd;	/* what the sessions read of it */
+	struct pop3d_settings pop3d;
 	struct userdb *db;
 	struct limits *limits;
 	struct limits_policy policy;

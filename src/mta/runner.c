@@ -31,7 +31,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "daemon/config.h"
 #include "store/deliver.h"
 #include "net/dns.h"
 #include "mail/dsn.h"
@@ -138,7 +137,7 @@ struct ctl_client {
 
 struct runner {
 	struct event_base *base;
-	const struct config *config;
+	const struct runner_settings *config;
 	const struct runner_secrets *secrets;
 	struct userdb *db;
 	struct committer *committer;
@@ -174,23 +173,23 @@ static void defer_flush(struct runner *r);
 /* ---- secrets -------------------------------------------------------- */
 
 int
-runner_secrets_load(const struct config *config, struct runner_secrets *s,
+runner_secrets_load(const struct smarthost_config *sh, struct runner_secrets *s,
 		    char **error_r)
 {
 	char line[1024], *colon, *nl;
 	FILE *f;
 
 	memset(s, 0, sizeof(*s));
-	if (config->smarthost_credentials == NULL)
+	if (sh->credentials == NULL)
 		return 0;
-	if ((f = fopen(config->smarthost_credentials, "re")) == NULL) {
-		*error_r = xasprintf("%s: %s", config->smarthost_credentials,
+	if ((f = fopen(sh->credentials, "re")) == NULL) {
+		*error_r = xasprintf("%s: %s", sh->credentials,
 				     strerror(errno));
 		return -1;
 	}
 	if (fgets(line, sizeof(line), f) == NULL) {
 		fclose(f);
-		*error_r = xasprintf("%s: empty", config->smarthost_credentials);
+		*error_r = xasprintf("%s: empty", sh->credentials);
 		return -1;
 	}
 	fclose(f);
@@ -200,7 +199,7 @@ runner_secrets_load(const struct config *config, struct runner_secrets *s,
 	    colon[1] == '\0') {
 		explicit_bzero(line, sizeof(line));
 		*error_r = xasprintf("%s: expected one line user:password",
-				     config->smarthost_credentials);
+				     sh->credentials);
 		return -1;
 	}
 	*colon = '\0';
@@ -238,25 +237,25 @@ rcpt_domain(const char *addr)
 }
 
 static bool
-uses_smarthost(const struct config *c, const char *domain)
+uses_smarthost(const struct runner_settings *c, const char *domain)
 {
-	if (c->smarthost_host == NULL)
+	if (c->smarthost.host == NULL)
 		return false;
-	if (c->nsmarthost_domains == 0)
+	if (c->smarthost.ndomains == 0)
 		return true;
-	for (size_t i = 0; i < c->nsmarthost_domains; i++)
-		if (strcasecmp(c->smarthost_domains[i], domain) == 0)
+	for (size_t i = 0; i < c->smarthost.ndomains; i++)
+		if (strcasecmp(c->smarthost.domains[i], domain) == 0)
 			return true;
 	return false;
 }
 
 static enum tls_policy
-mx_policy(const struct config *c, const char *domain)
+mx_policy(const struct runner_settings *c, const char *domain)
 {
-	for (size_t i = 0; i < c->ntls_policies; i++)
-		if (strcasecmp(c->tls_policies[i].domain, domain) == 0)
-			return c->tls_policies[i].policy;
-	return c->outbound_tls;
+	for (size_t i = 0; i < c->outbound.ntls_policies; i++)
+		if (strcasecmp(c->outbound.tls_policies[i].domain, domain) == 0)
+			return c->outbound.tls_policies[i].policy;
+	return c->outbound.tls;
 }
 
 static void
@@ -345,7 +344,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	 bool failure)
 {
 	struct runner *r = m->r;
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	struct dsn_rcpt *dr = xcalloc(n, sizeof(*dr));
 	struct dsn_report rep;
 	struct recipient_ctx rctx;
@@ -397,7 +396,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 				*b = '[';
 		}
 		dr[i].last_attempt = o->tried ? now : 0;
-		dr[i].retry_until = m->env.arrival + (int64_t)cf->queue_lifetime;
+		dr[i].retry_until = m->env.arrival + (int64_t)cf->queue.lifetime;
 	}
 	memset(&rep, 0, sizeof(rep));
 	rep.hostname = cf->hostname;
@@ -654,13 +653,13 @@ msg_free(struct msg *m)
 }
 
 static uint64_t
-backoff(const struct config *c, unsigned attempts)
+backoff(const struct runner_settings *c, unsigned attempts)
 {
-	uint64_t d = c->queue_retry_min;
+	uint64_t d = c->queue.retry_min;
 
-	for (unsigned i = 1; i < attempts && d < c->queue_retry_max; i++)
+	for (unsigned i = 1; i < attempts && d < c->queue.retry_max; i++)
 		d *= 2;
-	return d < c->queue_retry_max ? d : c->queue_retry_max;
+	return d < c->queue.retry_max ? d : c->queue.retry_max;
 }
 
 static void
@@ -684,9 +683,9 @@ static void
 msg_round_done(struct msg *m)
 {
 	struct runner *r = m->r;
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	int64_t now = now_s();
-	bool expired = now - m->env.arrival >= (int64_t)cf->queue_lifetime;
+	bool expired = now - m->env.arrival >= (int64_t)cf->queue.lifetime;
 	bool null_sender = m->env.sender[0] == '\0';
 	size_t n = m->env.nrcpts, nf = 0, ns = 0, nd = 0, pending = 0;
 	size_t *fail, *succ, *dly;
@@ -722,10 +721,10 @@ msg_round_done(struct msg *m)
 				fail[nf++] = i;
 		} else {
 			log_outcome(m, i, "deferred");
-			if (!null_sender && cf->queue_delay_warning > 0 &&
+			if (!null_sender && cf->queue.delay_warning > 0 &&
 			    !m->st.warned &&
 			    now - m->env.arrival >=
-				(int64_t)cf->queue_delay_warning &&
+				(int64_t)cf->queue.delay_warning &&
 			    dsn_wanted(notify, DSN_DELAYED))
 				dly[nd++] = i;
 		}
@@ -798,7 +797,7 @@ finish:
 static void
 defer_flush(struct runner *r)
 {
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	struct msg **v = r->defer;
 	size_t n = r->ndefer;
 	const char **ids;
@@ -969,7 +968,7 @@ static void
 local_deliver(struct msg *m, size_t *idx, size_t n)
 {
 	struct runner *r = m->r;
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	struct delivery_job *job = xcalloc(1, sizeof(*job));
 	struct local_job *lj = xcalloc(1, sizeof(*lj));
 	char *tmp, buf[64 * 1024];
@@ -1023,7 +1022,7 @@ static void
 msg_load(struct runner *r, const char *id, const char *from,
 	 bool delete_bounce)
 {
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	struct msg *m;
 	char *path, *err = NULL;
 	size_t *local = NULL, nlocal = 0;
@@ -1118,7 +1117,7 @@ static void
 msgs_activate(struct runner *r, const char *const *ids, size_t n,
 	      const char *from, bool delete_bounce)
 {
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	bool *moved;
 
 	if (n == 0)
@@ -1157,7 +1156,7 @@ conn_free(struct conn *c, bool quit)
 	/* the global limit was reached and a slot is free: whoever waits
 	 * for one may go (below the limit, nobody waits) */
 	if (!r->stopping &&
-	    r->nconns + 1 == r->config->outbound_max_connections) {
+	    r->nconns + 1 == r->config->outbound.max_connections) {
 		struct dest *x, *xn;
 		TAILQ_FOREACH_SAFE(x, &r->dests, entry, xn)
 			if (x != d && x->njobs > x->nconnecting)
@@ -1281,8 +1280,8 @@ conn_next_job(struct conn *c)
 static SSL_CTX *
 ssl_ctx_for(struct runner *r, bool smarthost)
 {
-	const struct config *cf = r->config;
-	const char *mx_ca = cf->outbound_ca_file, *sh_ca = cf->smarthost_ca_file;
+	const struct runner_settings *cf = r->config;
+	const char *mx_ca = cf->outbound.ca_file, *sh_ca = cf->smarthost.ca_file;
 	bool same = (mx_ca == NULL && sh_ca == NULL) ||
 		    (mx_ca != NULL && sh_ca != NULL && strcmp(mx_ca, sh_ca) == 0);
 	SSL_CTX **slot = smarthost && !same ? &r->ssl_relay : &r->ssl_mx;
@@ -1303,7 +1302,7 @@ static void
 conn_try(struct conn *c)
 {
 	struct runner *r = c->r;
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	struct dest *d = c->d;
 	struct dns_route *rt = d->route;
 	struct smtp_client_params p;
@@ -1345,33 +1344,33 @@ conn_try(struct conn *c)
 	salen = h->addrlens[c->addr];
 	c->addr++;
 	{
-		unsigned port = d->smarthost ? cf->smarthost_port
-					     : cf->outbound_port;
+		unsigned port = d->smarthost ? cf->smarthost.port
+					     : cf->outbound.port;
 		if (ss.ss_family == AF_INET)
 			((struct sockaddr_in *)&ss)->sin_port = htons(port);
 		else
 			((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
 	}
-	if (ss.ss_family == AF_INET && cf->outbound_source4_len > 0) {
-		src = (const struct sockaddr *)&cf->outbound_source4;
-		srclen = cf->outbound_source4_len;
-	} else if (ss.ss_family == AF_INET6 && cf->outbound_source6_len > 0) {
-		src = (const struct sockaddr *)&cf->outbound_source6;
-		srclen = cf->outbound_source6_len;
+	if (ss.ss_family == AF_INET && cf->outbound.source4_len > 0) {
+		src = (const struct sockaddr *)&cf->outbound.source4;
+		srclen = cf->outbound.source4_len;
+	} else if (ss.ss_family == AF_INET6 && cf->outbound.source6_len > 0) {
+		src = (const struct sockaddr *)&cf->outbound.source6;
+		srclen = cf->outbound.source6_len;
 	}
 	memset(&p, 0, sizeof(p));
 	p.helo_name = cf->hostname;
 	p.server_name = h->name;
-	p.t_connect = cf->outbound_timeout_connect;
-	p.t_greeting = cf->outbound_timeout_greeting;
-	p.t_command = cf->outbound_timeout_command;
-	p.t_data_init = cf->outbound_timeout_data_init;
-	p.t_data_block = cf->outbound_timeout_data_block;
-	p.t_data_end = cf->outbound_timeout_data_end;
+	p.t_connect = cf->outbound.timeout_connect;
+	p.t_greeting = cf->outbound.timeout_greeting;
+	p.t_command = cf->outbound.timeout_command;
+	p.t_data_init = cf->outbound.timeout_data_init;
+	p.t_data_block = cf->outbound.timeout_data_block;
+	p.t_data_end = cf->outbound.timeout_data_end;
 	if (d->smarthost) {
-		p.implicit_tls = cf->smarthost_tls == SMARTHOST_IMPLICIT;
-		p.tls = cf->smarthost_tls == SMARTHOST_NONE ? TLS_POLICY_NONE
-			: cf->smarthost_verify		    ? TLS_POLICY_VERIFY
+		p.implicit_tls = cf->smarthost.tls == SMARTHOST_IMPLICIT;
+		p.tls = cf->smarthost.tls == SMARTHOST_NONE ? TLS_POLICY_NONE
+			: cf->smarthost.verify		    ? TLS_POLICY_VERIFY
 							    : TLS_POLICY_ENCRYPT;
 		p.auth_user = r->secrets->user;
 		p.auth_pass = r->secrets->pass;
@@ -1468,24 +1467,24 @@ static void
 dest_kick(struct dest *d)
 {
 	struct runner *r = d->r;
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 
 	if (r->stopping || d->q != NULL)
 		return;
 	if (d->route == NULL) {
 		struct dns_lookup_opts o;
-		const char *name = d->smarthost ? cf->smarthost_host : d->key;
-		o.want_ipv4 = cf->outbound_ipv4;
-		o.want_ipv6 = cf->outbound_ipv6;
-		o.prefer = cf->outbound_prefer_ipv4 ? DNS_PREFER_IPV4
+		const char *name = d->smarthost ? cf->smarthost.host : d->key;
+		o.want_ipv4 = cf->outbound.ipv4;
+		o.want_ipv6 = cf->outbound.ipv6;
+		o.prefer = cf->outbound.prefer_ipv4 ? DNS_PREFER_IPV4
 						    : DNS_PREFER_IPV6;
 		o.no_mx = d->smarthost;
 		d->q = dns_route_lookup(r->dns, name, &o, route_cb, d);
 		return;
 	}
 	while (d->njobs > d->nconnecting &&
-	       d->nconns < cf->outbound_max_per_domain &&
-	       r->nconns < cf->outbound_max_connections)
+	       d->nconns < cf->outbound.max_per_domain &&
+	       r->nconns < cf->outbound.max_connections)
 		conn_start(d);
 }
 
@@ -1618,7 +1617,7 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 static void
 recover(struct runner *r)
 {
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	size_t n;
 	char **v = queue_ids(cf->data_dir, "active", &n);
 	bool *moved = xcalloc(n + 1, sizeof(*moved));
@@ -1671,7 +1670,7 @@ active_msg(struct runner *r, const char *id)
 static int
 ctl_one(struct runner *r, const char *op, const char *id, bool bounce)
 {
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	struct msg *m;
 	int where;
 
@@ -1952,7 +1951,7 @@ runner_shutdown(struct runner *r)
 }
 
 int
-runner_main(const struct config *config, const struct runner_secrets *secrets)
+runner_main(const struct runner_settings *config, const struct runner_secrets *secrets)
 {
 	struct runner r;
 	struct event *sigs[3];
@@ -1971,13 +1970,13 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 	signal(SIGPIPE, SIG_IGN);
 	if ((r.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	if (userdb_open(config, true, &r.db, &error) < 0)
+	if (userdb_open(&config->userdb, true, &r.db, &error) < 0)
 		fatalx("user database: %s", error);
 	memset(&dc, 0, sizeof(dc));
-	dc.mode = config->dns_mode;
-	dc.forwarders = (const char *const *)config->dns_forwarders;
-	dc.nforwarders = config->ndns_forwarders;
-	dc.trust_anchor = config->dns_trust_anchor;
+	dc.mode = config->dns.mode;
+	dc.forwarders = (const char *const *)config->dns.forwarders;
+	dc.nforwarders = config->dns.nforwarders;
+	dc.trust_anchor = config->dns.trust_anchor;
 	if ((r.dns = dns_resolver_new(r.base, &dc, &error)) == NULL)
 		fatalx("dns: %s", error);
 	r.committer = committer_new(r.base, config->data_dir,

@@ -38,7 +38,7 @@
 #include <openssl/ssl.h>
 
 #include "net/auth.h"
-#include "daemon/config.h"
+#include "net/listener.h"
 #include "store/deliver.h"
 #include "lib/base64.h"
 #include "lib/util.h"
@@ -65,7 +65,7 @@ enum send_kind { SEND_MSG, SEND_LIST, SEND_UIDL };
 struct pop3_session {
 	TAILQ_ENTRY(pop3_session) entry;
 	struct worker *w;
-	const struct config *config;
+	const struct pop3d_settings *config;
 	const struct config_listener *listener;
 	struct bufferevent *bev;
 	struct sockaddr_storage ss;
@@ -240,7 +240,7 @@ session_close(struct pop3_session *s, const char *reason)
 static void
 set_timeouts(struct pop3_session *s)
 {
-	struct timeval tv = {(time_t)s->config->pop3_timeout, 0};
+	struct timeval tv = {(time_t)s->config->pop3.timeout, 0};
 
 	bufferevent_set_timeouts(s->bev, NULL, &tv);
 }
@@ -254,23 +254,23 @@ set_timeouts(struct pop3_session *s)
 static void
 wait_line(struct pop3_session *s)
 {
-	uint64_t t = s->logged_in ? s->config->pop3_timeout
-				  : s->config->pop3_login_timeout;
+	uint64_t t = s->logged_in ? s->config->pop3.timeout
+				  : s->config->pop3.login_timeout;
 
 	if (s->tls_pending || s->deadline.kind == DEADLINE_LINE)
 		return;
-	if (!s->logged_in && s->w->stress && s->config->stress_timeout < t)
-		t = s->config->stress_timeout;
+	if (!s->logged_in && s->w->stress && s->config->limits.stress_timeout < t)
+		t = s->config->limits.stress_timeout;
 	deadline_start(&s->deadline, DEADLINE_LINE, t * 1000, 0);
 }
 
 static void
 wait_tls(struct pop3_session *s)
 {
-	uint64_t t = s->config->tls_handshake_timeout;
+	uint64_t t = s->config->tls.handshake_timeout;
 
-	if (s->w->stress && s->config->stress_timeout < t)
-		t = s->config->stress_timeout;
+	if (s->w->stress && s->config->limits.stress_timeout < t)
+		t = s->config->limits.stress_timeout;
 	deadline_start(&s->deadline, DEADLINE_TLS, t * 1000, 0);
 }
 
@@ -300,7 +300,7 @@ void
 pop3_sessions_stress(struct worker *w)
 {
 	struct pop3_session *s;
-	uint64_t ms = w->config->stress_timeout * 1000;
+	uint64_t ms = w->pop3d.limits.stress_timeout * 1000;
 
 	TAILQ_FOREACH(s, &w->pop3_sessions, entry)
 		if (!s->logged_in)
@@ -421,7 +421,7 @@ static void
 mechanisms(const struct pop3_session *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "PLAIN LOGIN SCRAM-SHA-256%s",
-		 s->config->auth_cram_md5 ? " CRAM-MD5" : "");
+		 s->config->auth.cram_md5 ? " CRAM-MD5" : "");
 }
 
 /* RFC 2449: what is said depends on the state. */
@@ -445,12 +445,12 @@ cmd_capa(struct pop3_session *s)
 		if (stls_offered(s))
 			reply(s, "STLS");
 	}
-	if (s->config->pop3_login_delay > 0)
+	if (s->config->pop3.login_delay > 0)
 		reply(s, "LOGIN-DELAY %llu",
-		      (unsigned long long)s->config->pop3_login_delay);
-	if (s->config->retention_mail > 0)
+		      (unsigned long long)s->config->pop3.login_delay);
+	if (s->config->retention.mail > 0)
 		reply(s, "EXPIRE %llu",
-		      (unsigned long long)(s->config->retention_mail / 86400));
+		      (unsigned long long)(s->config->retention.mail / 86400));
 	else
 		reply(s, "EXPIRE NEVER");
 	reply(s, "IMPLEMENTATION godwit");
@@ -581,8 +581,8 @@ login(struct pop3_session *s, const char *account)
 		reply_err(s, "SYS/TEMP", "Cannot open the mailbox");
 		return;
 	}
-	if (s->config->pop3_login_delay > 0 && last > 0 && now >= last &&
-	    (uint64_t)(now - last) < s->config->pop3_login_delay) {
+	if (s->config->pop3.login_delay > 0 && last > 0 && now >= last &&
+	    (uint64_t)(now - last) < s->config->pop3.login_delay) {
 		mailbox_close(&s->mb);
 		log_event(LOG_INFO, "pop3", "login-refused",
 			  LF_STR("session", s->id), LF_STR("ip", s->ip),
@@ -880,7 +880,7 @@ cmd_auth(struct pop3_session *s, const struct pop3_command *c)
 	if (!check_login_allowed(s))
 		return;
 	if (sasl_mech_from_name(c->arg, &mech) < 0 ||
-	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
+	    (mech == SASL_CRAM_MD5 && !s->config->auth.cram_md5) ||
 	    (s->sasl = sasl_start(mech, &auth_userdb_creds,
 				  authq_creds_ctx(s->w->authq),
 				  s->config->hostname)) == NULL) {
@@ -1420,7 +1420,7 @@ pop3_session_start(struct worker *w, const struct config_listener *l, int fd,
 		return;
 	s = xcalloc(1, sizeof(*s));
 	s->w = w;
-	s->config = w->config;
+	s->config = &w->pop3d;
 	s->listener = l;
 	s->counted = true;
 	s->send_fd = -1;

@@ -7,10 +7,40 @@
 #ifndef GODWIT_POP3_SERVER_H
 #define GODWIT_POP3_SERVER_H
 
+#include <stdint.h>
 #include <sys/socket.h>
+
+#include "net/auth.h"
+#include "net/client_limits.h"
+#include "net/tls.h"
+#include "store/retention.h"
 
 struct worker;
 struct config_listener;
+
+/* pop3: in the configuration */
+struct pop3d_config {
+	uint64_t timeout;	/* seconds for a command line once logged in
+				 * (autologout) */
+	uint64_t login_timeout;	/* the same before login */
+	uint64_t login_delay;	/* seconds between logins per mailbox;
+				 * 0 = none */
+};
+
+/*
+ * What a POP3 session reads of the configuration: the top-level names and
+ * copies of the sections it uses. Filled in by the worker from its
+ * configuration, which outlives it (the strings are borrowed).
+ */
+struct pop3d_settings {
+	const char *hostname;
+	const char *data_dir;
+	struct pop3d_config pop3;
+	struct auth_config auth;
+	struct limits_config limits;
+	struct tls_config tls;
+	struct retention_config retention;
+};
 
 /* Takes over fd. Applies access lists, connection limits and bans first. */
 void pop3_session_start(struct worker *w, const struct config_listener *l,

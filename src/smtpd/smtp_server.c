@@ -34,7 +34,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
-#include "daemon/config.h"
+#include "net/listener.h"
 #include "store/deliver.h"
 #include "mail/dsn.h"
 #include "lib/cidr.h"
@@ -105,7 +105,7 @@ struct smtp_txn {
 struct smtp_session {
 	TAILQ_ENTRY(smtp_session) entry;
 	struct worker *w;
-	const struct config *config;
+	const struct smtpd_settings *config;
 	const struct config_listener *listener;
 	struct bufferevent *bev;
 	struct event *greet_timer;
@@ -179,7 +179,7 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 	    const char *text)
 {
 	reply(s, "%d %s %s", code, enh, text);
-	if (++s->errors >= s->config->max_errors) {
+	if (++s->errors >= s->config->smtp.max_errors) {
 		reply(s, "421 4.7.0 %s Error: too many errors",
 		      s->config->hostname);
 		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
@@ -308,8 +308,8 @@ static uint64_t
 pre_auth_ms(const struct smtp_session *s, uint64_t seconds)
 {
 	if (!s->authenticated && s->w->stress &&
-	    s->config->stress_timeout < seconds)
-		seconds = s->config->stress_timeout;
+	    s->config->limits.stress_timeout < seconds)
+		seconds = s->config->limits.stress_timeout;
 	return seconds * 1000;
 }
 
@@ -324,7 +324,7 @@ wait_line(struct smtp_session *s)
 	if (s->tls_pending || s->deadline.kind == DEADLINE_LINE)
 		return;
 	deadline_start(&s->deadline, DEADLINE_LINE,
-		       pre_auth_ms(s, s->config->timeout_command), 0);
+		       pre_auth_ms(s, s->config->smtp.timeout_command), 0);
 }
 
 /* DATA or a BDAT chunk: the allowance, then min_data_rate. */
@@ -332,15 +332,15 @@ static void
 wait_data(struct smtp_session *s)
 {
 	deadline_start(&s->deadline, DEADLINE_DATA,
-		       s->config->timeout_data_block * 1000,
-		       s->config->min_data_rate);
+		       s->config->smtp.timeout_data_block * 1000,
+		       s->config->smtp.min_data_rate);
 }
 
 static void
 wait_tls(struct smtp_session *s)
 {
 	deadline_start(&s->deadline, DEADLINE_TLS,
-		       pre_auth_ms(s, s->config->tls_handshake_timeout), 0);
+		       pre_auth_ms(s, s->config->tls.handshake_timeout), 0);
 }
 
 static void
@@ -369,7 +369,7 @@ void
 smtp_sessions_stress(struct worker *w)
 {
 	struct smtp_session *s;
-	uint64_t ms = w->config->stress_timeout * 1000;
+	uint64_t ms = w->smtpd.limits.stress_timeout * 1000;
 
 	TAILQ_FOREACH(s, &w->sessions, entry)
 		if (!s->authenticated)
@@ -386,7 +386,7 @@ static void
 set_read_timeout(struct smtp_session *s, uint64_t idle_seconds)
 {
 	struct timeval r = {(time_t)idle_seconds, 0};
-	struct timeval wr = {(time_t)s->config->timeout_command, 0};
+	struct timeval wr = {(time_t)s->config->smtp.timeout_command, 0};
 
 	bufferevent_set_timeouts(s->bev, idle_seconds > 0 ? &r : NULL, &wr);
 }
@@ -473,7 +473,7 @@ auth_offered(const struct smtp_session *s)
 static void
 cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 {
-	const struct config *cf = s->config;
+	const struct smtpd_settings *cf = s->config;
 
 	if (*c->arg == '\0') {
 		reply_error(s, 501, "5.5.4",
@@ -496,7 +496,7 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	}
 	reply(s, "250-%s", cf->hostname);
 	reply(s, "250-PIPELINING");
-	reply(s, "250-SIZE %llu", (unsigned long long)cf->max_message_size);
+	reply(s, "250-SIZE %llu", (unsigned long long)cf->smtp.max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	reply(s, "250-DSN");
@@ -506,7 +506,7 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 		reply(s, "250-STARTTLS");
 	if (auth_offered(s))
 		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
-		      cf->auth_cram_md5 ? " CRAM-MD5" : "");
+		      cf->auth.cram_md5 ? " CRAM-MD5" : "");
 	reply(s, "250 HELP");
 }
 
@@ -548,7 +548,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			    "Error: MAIL parameters need EHLO");
 		return;
 	}
-	if (args.has_size && args.size > s->config->max_message_size) {
+	if (args.has_size && args.size > s->config->smtp.max_message_size) {
 		reply_error(s, 552, "5.3.4",
 			    "Error: message size exceeds fixed limit");
 		return;
@@ -571,7 +571,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		int r = args.path.null ? 0
 				       : auth_sender_allowed(
 						 s->w->db, s->account, t->sender,
-						 s->config->recipient_delimiter);
+						 s->config->smtp.recipient_delimiter);
 		if (r != 1) {
 			if (r < 0) {
 				free(t);
@@ -626,7 +626,7 @@ recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
 	r->db = s->w->db;
 	r->hostname = s->config->hostname;
 	r->postmaster = s->config->postmaster;
-	r->delimiter = s->config->recipient_delimiter;
+	r->delimiter = s->config->smtp.recipient_delimiter;
 	r->trusted = trusted;
 	r->authenticated = authenticated;
 }
@@ -660,7 +660,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 			    "Error: RCPT parameters need EHLO");
 		return;
 	}
-	if (t->nrcpts >= s->config->max_recipients) {
+	if (t->nrcpts >= s->config->smtp.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: not an error; the client sends the
 		 * rest in another transaction */
 		reply(s, "452 4.5.3 Error: too many recipients");
@@ -765,7 +765,7 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	tmp_path = xasprintf("%s/queue/tmp/%s", s->config->data_dir, t->id);
 	t->spool = spool_new(tmp_path);
 	free(tmp_path);
-	smtp_data_init(&t->data, mode, s->config->max_text_line);
+	smtp_data_init(&t->data, mode, s->config->smtp.max_text_line);
 
 	t->local_hdr_len = 0;
 	if (t->nmailboxes > 0 &&
@@ -853,7 +853,7 @@ cmd_data(struct smtp_session *s)
 		return;
 	}
 	s->state = SMTP_S_DATA;
-	set_read_timeout(s, s->config->timeout_data_block);
+	set_read_timeout(s, s->config->smtp.timeout_data_block);
 	wait_data(s);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -887,7 +887,7 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 		t->bdat_remaining = size;
 		t->bdat_last = last;
 		s->state = SMTP_S_BDAT;
-		set_read_timeout(s, s->config->timeout_data_block);
+		set_read_timeout(s, s->config->smtp.timeout_data_block);
 		wait_data(s);
 		return;
 	}
@@ -897,13 +897,13 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 			t->io_error = true;
 		t->bdat_started = true;
 	}
-	if (size > s->config->max_message_size ||
-	    spool_size(t->spool) + size > s->config->max_message_size + 4096)
+	if (size > s->config->smtp.max_message_size ||
+	    spool_size(t->spool) + size > s->config->smtp.max_message_size + 4096)
 		t->too_big = true;
 	t->bdat_remaining = size;
 	t->bdat_last = last;
 	s->state = SMTP_S_BDAT;
-	set_read_timeout(s, s->config->timeout_data_block);
+	set_read_timeout(s, s->config->smtp.timeout_data_block);
 	wait_data(s);
 }
 
@@ -917,7 +917,7 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 	char buf[SMTP_PATH_MAX + 8];
 	const char *end;
 
-	if (!s->config->vrfy) {
+	if (!s->config->smtp.vrfy) {
 		reply(s, "252 2.5.0 Cannot VRFY user, but will accept "
 			 "message and attempt delivery");
 		return;
@@ -1158,7 +1158,7 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 	if (sp != NULL)
 		initial = sp + 1;
 	if (sasl_mech_from_name(mechname, &mech) < 0 ||
-	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
+	    (mech == SASL_CRAM_MD5 && !s->config->auth.cram_md5) ||
 	    (s->sasl = sasl_start(mech, &auth_userdb_creds,
 				  authq_creds_ctx(s->w->authq),
 				  s->config->hostname)) == NULL) {
@@ -1435,7 +1435,7 @@ content_end(struct smtp_session *s)
 		snprintf(text, sizeof(text),
 			 "Error: message has a line longer than %u octets "
 			 "(RFC 5321 4.5.3.1.6)",
-			 s->config->max_text_line);
+			 s->config->smtp.max_text_line);
 		reply_error(s, 550, "5.6.0", text);
 		why = "line-too-long";
 	} else if (t->hdr_code != 0) {
@@ -1552,7 +1552,7 @@ static int
 sender_ok(struct smtp_session *s, const char *addr)
 {
 	return auth_sender_allowed(s->w->db, s->account, addr,
-				   s->config->recipient_delimiter);
+				   s->config->smtp.recipient_delimiter);
 }
 
 /*
@@ -1654,7 +1654,7 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 					    sender ? "header-sender-not-owned"
 						   : "from-not-owned",
 					    l.v[i].addr, text);
-		} else if (s->config->submission_refuse_address_display_name) {
+		} else if (s->config->submission.refuse_address_display_name) {
 			ret = display_check(s, &l.v[i], field);
 		}
 	}
@@ -1694,7 +1694,7 @@ header_check(struct smtp_session *s, const unsigned char *h, size_t len)
 			t->data.has_message_id = true;
 		}
 	}
-	if (!s->config->submission_check_from)
+	if (!s->config->submission.check_from)
 		return 0;
 	if (r < 0) {
 		snprintf(text, sizeof(text),
@@ -1746,7 +1746,7 @@ header_done(struct smtp_session *s, bool complete)
 						 s->config->hostname);
 			t->hdr_lines++;
 		}
-	} else if (s->config->submission_check_from) {
+	} else if (s->config->submission.check_from) {
 		/* From: may come after what is held: no way to check it */
 		header_refuse(t, 552, "5.3.4", "header-too-big", NULL,
 			      "Error: header section exceeds 65536 octets");
@@ -1768,7 +1768,7 @@ content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 
 	if (t->too_big || t->io_error || n == 0)
 		return;
-	if (t->data.size > s->config->max_message_size) {
+	if (t->data.size > s->config->smtp.max_message_size) {
 		t->too_big = true;
 		return;
 	}
@@ -1941,7 +1941,7 @@ next_line(struct smtp_session *s, struct evbuffer *in, char *buf,
 {
 	/* SASL responses may be longer than commands (RFC 4954 4.) */
 	size_t max = s->state == SMTP_S_AUTH ? size
-					     : s->config->max_command_line;
+					     : s->config->smtp.max_command_line;
 
 	for (;;) {
 		struct evbuffer_ptr p;
@@ -2150,7 +2150,7 @@ void
 smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 		   const struct sockaddr *sa, socklen_t salen)
 {
-	const struct config *cf = w->config;
+	const struct smtpd_settings *cf = &w->smtpd;
 	struct smtp_session *s;
 	char ip[INET6_ADDRSTRLEN];
 
@@ -2167,7 +2167,7 @@ smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
 	worker_session_id(w, s->id);
 	s->started_ms = mono_ms();
 	deadline_init(&s->deadline, w->base, deadline_expired, s);
-	s->trusted = cidr_list_match(&cf->trusted_networks, sa);
+	s->trusted = cidr_list_match(&cf->smtp.trusted_networks, sa);
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
 	w->nsessions++;
 
