@@ -48,7 +48,7 @@ _Static_assert(sizeof(enum listener_proto) == sizeof(int), "enum size");
 /* Null here disables, like "": "~" reads as "no delimiter". */
 static void
 load_delimiter(struct conf_loader *l, const yaml_node_t *n, const char *key,
-	       void *base)
+               void *base)
 {
 	struct smtpd_config *smtp = base;
 	const char *s;
@@ -68,14 +68,15 @@ load_delimiter(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		smtp->recipient_delimiter = s[0];
 	else
 		conf_error(l, conf_line(n),
-			   "%s: '%s' is not one of \"+\", \"-\", \"_\", \".\" "
-			   "or \"\"", key, conf_safe(buf, s));
+		           "%s: '%s' is not one of \"+\", \"-\", \"_\", \".\" "
+		           "or \"\"",
+		           key, conf_safe(buf, s));
 }
 
 /* "N/DURATION" (60/60s), or "0" / "off" to disable the rate limit. */
 static void
 load_connection_rate(struct conf_loader *l, const yaml_node_t *n,
-		     const char *key, void *base)
+                     const char *key, void *base)
 {
 	struct limits_config *lim = base;
 	const char *s, *slash, *error;
@@ -94,16 +95,16 @@ load_connection_rate(struct conf_loader *l, const yaml_node_t *n,
 	if ((slash = strchr(s, '/')) == NULL ||
 	    (size_t)(slash - s) >= sizeof(num)) {
 		conf_error(l, conf_line(n),
-		         "%s: '%s' is not N/DURATION (such as 60/60s) or off",
-		         key, conf_safe(buf, s));
+		           "%s: '%s' is not N/DURATION (such as 60/60s) or off",
+		           key, conf_safe(buf, s));
 		return;
 	}
 	memcpy(num, s, (size_t)(slash - s));
 	num[slash - s] = '\0';
 	if (parse_uint64(num, &count) < 0) {
 		conf_error(l, conf_line(n),
-		         "%s: '%s' is not N/DURATION (such as 60/60s) or off",
-		         key, conf_safe(buf, s));
+		           "%s: '%s' is not N/DURATION (such as 60/60s) or off",
+		           key, conf_safe(buf, s));
 		return;
 	}
 	if (parse_duration(slash + 1, &window, &error) < 0) {
@@ -112,38 +113,37 @@ load_connection_rate(struct conf_loader *l, const yaml_node_t *n,
 	}
 	if (count < 1 || count > 1000000) {
 		conf_error(l, conf_line(n),
-		         "%s: the count in '%s' is out of range (1..1000000)",
-		         key, conf_safe(buf, s));
+		           "%s: the count in '%s' is out of range (1..1000000)",
+		           key, conf_safe(buf, s));
 		return;
 	}
 	if (window < 1 || window > 86400) {
 		conf_error(l, conf_line(n),
-		         "%s: the window in '%s' is out of range (1s..1d)", key,
-		         conf_safe(buf, s));
+		           "%s: the window in '%s' is out of range (1s..1d)",
+		           key, conf_safe(buf, s));
 		return;
 	}
 	lim->conn_rate_count = (unsigned)count;
 	lim->conn_rate_window = window;
 }
 
-
 /* 0 keeps mail forever; anything shorter than a day is a typo */
 static void
 load_retention_mail(struct conf_loader *l, const yaml_node_t *n,
-		    const char *key, void *base)
+                    const char *key, void *base)
 {
 	struct retention_config *rc = base;
 
 	conf_get_duration(l, n, key, 0, 100ULL * 366 * DAY,
-			  "0, or 1d..100 years", &rc->mail);
+	                  "0, or 1d..100 years", &rc->mail);
 	if (rc->mail > 0 && rc->mail < DAY)
 		conf_error(l, conf_line(n),
-			   "%s: must be 0 (keep forever) or at least 1d", key);
+		           "%s: must be 0 (keep forever) or at least 1d", key);
 }
 
 static void
 load_hostname(struct conf_loader *l, const yaml_node_t *n, const char *key,
-	      void *base)
+              void *base)
 {
 	const struct config_loading *st = l->ctx;
 	struct config *c = base;
@@ -153,8 +153,8 @@ load_hostname(struct conf_loader *l, const yaml_node_t *n, const char *key,
 
 	if (conf_is_null(n)) {
 		conf_error(l, conf_line(n != NULL ? n : st->root),
-		         "missing required key 'hostname' (this server's "
-		         "fully qualified domain name)");
+		           "missing required key 'hostname' (this server's "
+		           "fully qualified domain name)");
 		return;
 	}
 	if ((s = conf_scalar(l, n, key, "a domain name")) == NULL)
@@ -166,8 +166,8 @@ load_hostname(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		h[len - 1] = '\0';
 	if ((error = config_check_hostname(h)) != NULL) {
 		conf_error(l, conf_line(n),
-		         "hostname: '%s' is not a valid domain name (%s)",
-		         conf_safe(buf, s), error);
+		           "hostname: '%s' is not a valid domain name (%s)",
+		           conf_safe(buf, s), error);
 		free(h);
 		return;
 	}
@@ -182,7 +182,7 @@ load_hostname(struct conf_loader *l, const yaml_node_t *n, const char *key,
  */
 static void
 load_postmaster(struct conf_loader *l, const yaml_node_t *n, const char *key,
-		void *base)
+                void *base)
 {
 	struct config *c = base;
 	struct smtp_path path;
@@ -201,8 +201,8 @@ load_postmaster(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	    path.mbox.is_literal ||
 	    smtp_mailbox_format(&path.mbox, out, sizeof(out)) < 0) {
 		conf_error(l, conf_line(n),
-		         "postmaster: '%s' is not an address (local@domain)",
-		         conf_safe(buf, s));
+		           "postmaster: '%s' is not an address (local@domain)",
+		           conf_safe(buf, s));
 		free(text);
 		return;
 	}
@@ -213,7 +213,7 @@ load_postmaster(struct conf_loader *l, const yaml_node_t *n, const char *key,
 
 static void
 load_user(struct conf_loader *l, const yaml_node_t *n, const char *key,
-	  void *base)
+          void *base)
 {
 	struct config *c = base;
 	const char *s;
@@ -234,15 +234,14 @@ load_user(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	}
 	if (!config_check_token(s, 32)) {
 		conf_error(l, conf_line(n),
-		         "user: '%s' is not a valid user name (1 to 32 "
-		         "letters, digits, '-', '_' or '.')",
-		         conf_safe(buf, s));
+		           "user: '%s' is not a valid user name (1 to 32 "
+		           "letters, digits, '-', '_' or '.')",
+		           conf_safe(buf, s));
 		return;
 	}
 	free(c->user);
 	c->user = xstrdup(s);
 }
-
 
 /* ---- tables ------------------------------------------------------------ */
 
@@ -250,77 +249,75 @@ load_user(struct conf_loader *l, const yaml_node_t *n, const char *key,
 #define UINT(lo, hi, d) .min = (lo), .max = (hi), .def = (d)
 #define SPAN(lo, hi, r, d) .min = (lo), .max = (hi), .range = (r), .def = (d)
 #define WORDS(a, text) .names = (a), .nnames = CONF_NKEYS(a), .allowed = (text)
-#define SECTION(n, keys, chk) \
-	{(n), (keys), CONF_NKEYS(keys), (chk)}
+#define SECTION(n, keys, chk)                                                  \
+	{                                                                      \
+		(n), (keys), CONF_NKEYS(keys), (chk)                           \
+	}
 
 static const char *const log_formats[] = {"kv", "json"};
-static const char *const log_levels[] = {"debug", "info", "warning",
-					 "error"};
+static const char *const log_levels[] = {"debug", "info", "warning", "error"};
 static const int log_level_values[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING,
-				       LOG_ERR};
+                                       LOG_ERR};
 static const struct conf_key log_keys[] = {
-	{"format", CONF_ENUM, F(log_config, format), .def = LOG_FORMAT_KV,
-	 WORDS(log_formats, "kv, json"),
-	 .doc = "kv (key=value lines) or json (one object per line)"},
-	{"file", CONF_PATH, F(log_config, file),
-	 .doc = "append to this file; default: stderr"},
-	{"level", CONF_ENUM, F(log_config, level), .def = LOG_INFO,
-	 WORDS(log_levels, "debug, info, warning, error"),
-	 .values = log_level_values, .doc = "the least severe logged"},
+    {"format", CONF_ENUM, F(log_config, format), .def = LOG_FORMAT_KV,
+     WORDS(log_formats, "kv, json"),
+     .doc = "kv (key=value lines) or json (one object per line)"},
+    {"file", CONF_PATH, F(log_config, file),
+     .doc = "append to this file; default: stderr"},
+    {"level", CONF_ENUM, F(log_config, level), .def = LOG_INFO,
+     WORDS(log_levels, "debug, info, warning, error"),
+     .values = log_level_values, .doc = "the least severe logged"},
 };
 
 static const char *const userdb_drivers[] = {"sqlite"};
 static const struct conf_key userdb_keys[] = {
-	{"driver", CONF_ENUM_STR, F(userdb_config, driver),
-	 .def_str = "sqlite", WORDS(userdb_drivers, "sqlite"),
-	 .doc = "the user database's backend"},
-	{"path", CONF_PATH, F(userdb_config, path),
-	 .doc = "default: <data_dir>/db/godwit.sqlite"},
+    {"driver", CONF_ENUM_STR, F(userdb_config, driver), .def_str = "sqlite",
+     WORDS(userdb_drivers, "sqlite"), .doc = "the user database's backend"},
+    {"path", CONF_PATH, F(userdb_config, path),
+     .doc = "default: <data_dir>/db/godwit.sqlite"},
 };
 
 static const struct conf_key smtp_timeout_keys[] = {
-	{"command", CONF_DURATION, F(smtpd_config, timeout_command),
-	 SPAN(1, DAY, "1s..1d", 300), .doc = "for a whole command line"},
-	{"data_block", CONF_DURATION, F(smtpd_config, timeout_data_block),
-	 SPAN(1, DAY, "1s..1d", 180),
-	 .doc = "without a byte of DATA or BDAT"},
-	{"data_end", CONF_DURATION, F(smtpd_config, timeout_data_end),
-	 SPAN(1, DAY, "1s..1d", 600),
-	 .doc = "for the reply after the end of the data"},
+    {"command", CONF_DURATION, F(smtpd_config, timeout_command),
+     SPAN(1, DAY, "1s..1d", 300), .doc = "for a whole command line"},
+    {"data_block", CONF_DURATION, F(smtpd_config, timeout_data_block),
+     SPAN(1, DAY, "1s..1d", 180), .doc = "without a byte of DATA or BDAT"},
+    {"data_end", CONF_DURATION, F(smtpd_config, timeout_data_end),
+     SPAN(1, DAY, "1s..1d", 600),
+     .doc = "for the reply after the end of the data"},
 };
 static const struct conf_section smtp_timeouts =
     SECTION("smtp.timeouts", smtp_timeout_keys, NULL);
 
 static const struct conf_key smtp_keys[] = {
-	{"max_message_size", CONF_SIZE, F(smtpd_config, max_message_size),
-	 SPAN(1024, (uint64_t)4 << 30, "1K..4G", 25 * 1024 * 1024),
-	 .doc = "bytes; SIZE and DATA enforce it"},
-	{"max_recipients", CONF_UINT, F(smtpd_config, max_recipients),
-	 UINT(1, 100000, 100), .doc = "per message; 452 4.5.3 past it"},
-	{"max_errors", CONF_UINT, F(smtpd_config, max_errors),
-	 UINT(1, 1000, 10), .doc = "per session; then 421 and close"},
-	{"max_command_line", CONF_UINT, F(smtpd_config, max_command_line),
-	 UINT(512, 4096, 512), .doc = "octets with CRLF (RFC 5321: 512)"},
-	{"max_text_line", CONF_UINT, F(smtpd_config, max_text_line),
-	 UINT(1000, 65536, 1000), .doc = "octets with CRLF (RFC 5321: 1000)"},
-	{"vrfy", CONF_BOOL, F(smtpd_config, vrfy),
-	 .doc = "answer VRFY; false: 252"},
-	{"recipient_delimiter", CONF_CHAR,
-	 F(smtpd_config, recipient_delimiter), .def = '+',
-	 .load = load_delimiter,
-	 .doc = "\"+\", \"-\", \"_\", \".\" or \"\" (no sub-addressing)"},
-	{"trusted_networks", CONF_CIDRS, F(smtpd_config, trusted_networks),
-	 .doc = "networks that may relay"},
-	/* Postfix's smtpd_min_data_rate */
-	{"min_data_rate", CONF_SIZE, F(smtpd_config, min_data_rate),
-	 SPAN(0, 1 << 30, "0..1G", 500),
-	 .doc = "octets/s DATA must keep up after data_block; 0: off"},
-	{"timeouts", CONF_SECTION, .sub = &smtp_timeouts},
+    {"max_message_size", CONF_SIZE, F(smtpd_config, max_message_size),
+     SPAN(1024, (uint64_t)4 << 30, "1K..4G", 25 * 1024 * 1024),
+     .doc = "bytes; SIZE and DATA enforce it"},
+    {"max_recipients", CONF_UINT, F(smtpd_config, max_recipients),
+     UINT(1, 100000, 100), .doc = "per message; 452 4.5.3 past it"},
+    {"max_errors", CONF_UINT, F(smtpd_config, max_errors), UINT(1, 1000, 10),
+     .doc = "per session; then 421 and close"},
+    {"max_command_line", CONF_UINT, F(smtpd_config, max_command_line),
+     UINT(512, 4096, 512), .doc = "octets with CRLF (RFC 5321: 512)"},
+    {"max_text_line", CONF_UINT, F(smtpd_config, max_text_line),
+     UINT(1000, 65536, 1000), .doc = "octets with CRLF (RFC 5321: 1000)"},
+    {"vrfy", CONF_BOOL, F(smtpd_config, vrfy),
+     .doc = "answer VRFY; false: 252"},
+    {"recipient_delimiter", CONF_CHAR, F(smtpd_config, recipient_delimiter),
+     .def = '+', .load = load_delimiter,
+     .doc = "\"+\", \"-\", \"_\", \".\" or \"\" (no sub-addressing)"},
+    {"trusted_networks", CONF_CIDRS, F(smtpd_config, trusted_networks),
+     .doc = "networks that may relay"},
+    /* Postfix's smtpd_min_data_rate */
+    {"min_data_rate", CONF_SIZE, F(smtpd_config, min_data_rate),
+     SPAN(0, 1 << 30, "0..1G", 500),
+     .doc = "octets/s DATA must keep up after data_block; 0: off"},
+    {"timeouts", CONF_SECTION, .sub = &smtp_timeouts},
 };
 
 static void
 check_limits(struct conf_loader *l, const yaml_node_t *map,
-	     yaml_node_t *const *v, void *base)
+             yaml_node_t *const *v, void *base)
 {
 	const struct limits_config *lim = base;
 
@@ -328,201 +325,201 @@ check_limits(struct conf_loader *l, const yaml_node_t *map,
 	if (lim->ipv6_wide_prefix != 0 &&
 	    lim->ipv6_wide_prefix >= lim->ipv6_prefix)
 		conf_error(l, conf_line(v[9] != NULL ? v[9] : v[8]),
-			   "limits.ipv6_wide_prefix: must be 0 (none) or "
-			   "shorter than limits.ipv6_prefix");
+		           "limits.ipv6_wide_prefix: must be 0 (none) or "
+		           "shorter than limits.ipv6_prefix");
 }
 
 static const struct conf_key limits_keys[] = {
-	{"max_connections", CONF_UINT, F(limits_config, max_connections),
-	 UINT(1, 1000000, 1000), .doc = "all listeners, all workers"},
-	{"max_connections_per_ip", CONF_UINT,
-	 F(limits_config, max_connections_per_ip), UINT(1, 1000000, 20),
-	 .doc = "per client (an IPv4 address or an IPv6 ipv6_prefix)"},
-	{"connection_rate", CONF_UINT, F(limits_config, conn_rate_count),
-	 .def = 60, .load = load_connection_rate,
-	 .doc = "N/DURATION (60/60s) per client, or off"},
-	{NULL, CONF_DURATION, F(limits_config, conn_rate_window), .def = 60},
-	{"greet_pass_ttl", CONF_DURATION, F(limits_config, greet_pass_ttl),
-	 SPAN(0, 90 * DAY, "0..90d", DAY),
-	 .doc = "how long a client that waited for the greeting is trusted"},
-	{"shutdown_timeout", CONF_DURATION,
-	 F(limits_config, shutdown_timeout), SPAN(0, 3600, "0..1h", 30),
-	 .doc = "what transactions get at SIGTERM"},
-	{"stress_threshold", CONF_UINT, F(limits_config, stress_threshold),
-	 UINT(0, 100, 75), .doc = "% of max_connections; 0: never stress"},
-	/* Postfix's smtpd_timeout under stress */
-	{"stress_timeout", CONF_DURATION, F(limits_config, stress_timeout),
-	 SPAN(1, 3600, "1s..1h", 10),
-	 .doc = "line and handshake deadline before login under stress"},
-	{"ipv6_prefix", CONF_UINT, F(limits_config, ipv6_prefix),
-	 UINT(16, 128, 64), .doc = "an IPv6 client is this network"},
-	{"ipv6_wide_prefix", CONF_UINT, F(limits_config, ipv6_wide_prefix),
-	 UINT(0, 127, 48), .doc = "a second, wider budget; 0: none"},
-	{"ipv6_wide_factor", CONF_UINT, F(limits_config, ipv6_wide_factor),
-	 UINT(1, 1000, 4), .doc = "the wide budget, times the client's"},
+    {"max_connections", CONF_UINT, F(limits_config, max_connections),
+     UINT(1, 1000000, 1000), .doc = "all listeners, all workers"},
+    {"max_connections_per_ip", CONF_UINT,
+     F(limits_config, max_connections_per_ip), UINT(1, 1000000, 20),
+     .doc = "per client (an IPv4 address or an IPv6 ipv6_prefix)"},
+    {"connection_rate", CONF_UINT, F(limits_config, conn_rate_count), .def = 60,
+     .load = load_connection_rate,
+     .doc = "N/DURATION (60/60s) per client, or off"},
+    {NULL, CONF_DURATION, F(limits_config, conn_rate_window), .def = 60},
+    {"greet_pass_ttl", CONF_DURATION, F(limits_config, greet_pass_ttl),
+     SPAN(0, 90 * DAY, "0..90d", DAY),
+     .doc = "how long a client that waited for the greeting is trusted"},
+    {"shutdown_timeout", CONF_DURATION, F(limits_config, shutdown_timeout),
+     SPAN(0, 3600, "0..1h", 30), .doc = "what transactions get at SIGTERM"},
+    {"stress_threshold", CONF_UINT, F(limits_config, stress_threshold),
+     UINT(0, 100, 75), .doc = "% of max_connections; 0: never stress"},
+    /* Postfix's smtpd_timeout under stress */
+    {"stress_timeout", CONF_DURATION, F(limits_config, stress_timeout),
+     SPAN(1, 3600, "1s..1h", 10),
+     .doc = "line and handshake deadline before login under stress"},
+    {"ipv6_prefix", CONF_UINT, F(limits_config, ipv6_prefix), UINT(16, 128, 64),
+     .doc = "an IPv6 client is this network"},
+    {"ipv6_wide_prefix", CONF_UINT, F(limits_config, ipv6_wide_prefix),
+     UINT(0, 127, 48), .doc = "a second, wider budget; 0: none"},
+    {"ipv6_wide_factor", CONF_UINT, F(limits_config, ipv6_wide_factor),
+     UINT(1, 1000, 4), .doc = "the wide budget, times the client's"},
 };
 
 static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3"};
 static const struct conf_key tls_keys[] = {
-	{"certificates", CONF_NONE, .load = config_load_certificates,
-	 .doc = "[{cert, key}, ...]: the first is the default, others by "
-		"SNI"},
-	{"min_version", CONF_ENUM_STR, F(tls_config, min_version),
-	 .def_str = "TLSv1.2", WORDS(tls_versions, "TLSv1.2, TLSv1.3"),
-	 .doc = "TLSv1.2 or TLSv1.3"},
-	{"ciphers", CONF_CIPHERS, F(tls_config, ciphers),
-	 .def_str = TLS_DEFAULT_CIPHERS,
-	 .doc = "TLS 1.2 cipher list, OpenSSL syntax"},
-	{"ciphersuites", CONF_CIPHERS, F(tls_config, ciphersuites),
-	 .doc = "TLS 1.3 suites, OpenSSL syntax; default: OpenSSL's"},
-	{"handshake_timeout", CONF_DURATION,
-	 F(tls_config, handshake_timeout), SPAN(1, 3600, "1s..1h", 30),
-	 .doc = "for a whole handshake"},
+    {"certificates", CONF_NONE, .load = config_load_certificates,
+     .doc = "[{cert, key}, ...]: the first is the default, others by "
+            "SNI"},
+    {"min_version", CONF_ENUM_STR, F(tls_config, min_version),
+     .def_str = "TLSv1.2", WORDS(tls_versions, "TLSv1.2, TLSv1.3"),
+     .doc = "TLSv1.2 or TLSv1.3"},
+    {"ciphers", CONF_CIPHERS, F(tls_config, ciphers),
+     .def_str = TLS_DEFAULT_CIPHERS,
+     .doc = "TLS 1.2 cipher list, OpenSSL syntax"},
+    {"ciphersuites", CONF_CIPHERS, F(tls_config, ciphersuites),
+     .doc = "TLS 1.3 suites, OpenSSL syntax; default: OpenSSL's"},
+    {"handshake_timeout", CONF_DURATION, F(tls_config, handshake_timeout),
+     SPAN(1, 3600, "1s..1h", 30), .doc = "for a whole handshake"},
 };
 
 static void
-check_auth(struct conf_loader *l, const yaml_node_t *map,
-	   yaml_node_t *const *v, void *base)
+check_auth(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
+           void *base)
 {
 	const struct auth_config *a = base;
 
 	(void)map;
 	if (a->delay_max_ms < a->delay_base_ms)
 		conf_error(l, conf_line(v[6] != NULL ? v[6] : v[5]),
-			   "auth.delay_max: must not be less than "
-			   "auth.delay_base");
+		           "auth.delay_max: must not be less than "
+		           "auth.delay_base");
 }
 
 static const struct conf_key auth_keys[] = {
-	{"cram_md5", CONF_BOOL, F(auth_config, cram_md5),
-	 .doc = "store and offer CRAM-MD5 (a plaintext-equivalent secret)"},
-	{"max_failures_ip", CONF_UINT, F(auth_config, max_failures_ip),
-	 UINT(1, 1000000, 10), .doc = "per client in the window; then a ban"},
-	{"max_failures_account", CONF_UINT,
-	 F(auth_config, max_failures_account), UINT(1, 1000000, 10),
-	 .doc = "per account in the window; then delays grow"},
-	{"failure_window", CONF_DURATION, F(auth_config, failure_window),
-	 SPAN(1, 30 * DAY, "1s..30d", 3600),
-	 .doc = "how long failures are counted"},
-	{"ban_time", CONF_DURATION, F(auth_config, ban_time),
-	 SPAN(1, 30 * DAY, "1s..30d", 3600), .doc = "how long a ban lasts"},
-	{"delay_base", CONF_DURATION_MS, F(auth_config, delay_base_ms),
-	 SPAN(0, 60000, "0..60s", 1000), .doc = "the first failure's delay"},
-	{"delay_max", CONF_DURATION_MS, F(auth_config, delay_max_ms),
-	 SPAN(0, 300000, "0..5m", 15000), .doc = "the growing delay's cap"},
+    {"cram_md5", CONF_BOOL, F(auth_config, cram_md5),
+     .doc = "store and offer CRAM-MD5 (a plaintext-equivalent secret)"},
+    {"max_failures_ip", CONF_UINT, F(auth_config, max_failures_ip),
+     UINT(1, 1000000, 10), .doc = "per client in the window; then a ban"},
+    {"max_failures_account", CONF_UINT, F(auth_config, max_failures_account),
+     UINT(1, 1000000, 10),
+     .doc = "per account in the window; then delays grow"},
+    {"failure_window", CONF_DURATION, F(auth_config, failure_window),
+     SPAN(1, 30 * DAY, "1s..30d", 3600),
+     .doc = "how long failures are counted"},
+    {"ban_time", CONF_DURATION, F(auth_config, ban_time),
+     SPAN(1, 30 * DAY, "1s..30d", 3600), .doc = "how long a ban lasts"},
+    {"delay_base", CONF_DURATION_MS, F(auth_config, delay_base_ms),
+     SPAN(0, 60000, "0..60s", 1000), .doc = "the first failure's delay"},
+    {"delay_max", CONF_DURATION_MS, F(auth_config, delay_max_ms),
+     SPAN(0, 300000, "0..5m", 15000), .doc = "the growing delay's cap"},
 };
 
 static const struct conf_key submission_keys[] = {
-	{"check_from", CONF_BOOL, F(submission_config, check_from), .def = 1,
-	 .doc = "header From: must be an address of the user"},
-	{"refuse_address_display_name", CONF_BOOL,
-	 F(submission_config, refuse_address_display_name), .def = 1,
-	 .doc = "with check_from: no display name showing another address"},
+    {"check_from", CONF_BOOL, F(submission_config, check_from), .def = 1,
+     .doc = "header From: must be an address of the user"},
+    {"refuse_address_display_name", CONF_BOOL,
+     F(submission_config, refuse_address_display_name), .def = 1,
+     .doc = "with check_from: no display name showing another address"},
 };
 
 static const struct conf_key pop3_keys[] = {
-	/* RFC 1939 section 3: an autologout timer of at least 10 minutes */
-	{"timeout", CONF_DURATION, F(pop3d_config, timeout),
-	 SPAN(600, DAY, "10m..1d", 600),
-	 .doc = "for a command once logged in (autologout)"},
-	{"login_delay", CONF_DURATION, F(pop3d_config, login_delay),
-	 SPAN(0, DAY, "0..1d", 0), .doc = "between logins per mailbox"},
-	/* shorter before login: a defence against hoarded connections */
-	{"login_timeout", CONF_DURATION, F(pop3d_config, login_timeout),
-	 SPAN(1, DAY, "1s..1d", 600), .doc = "for a command before login"},
+    /* RFC 1939 section 3: an autologout timer of at least 10 minutes */
+    {"timeout", CONF_DURATION, F(pop3d_config, timeout),
+     SPAN(600, DAY, "10m..1d", 600),
+     .doc = "for a command once logged in (autologout)"},
+    {"login_delay", CONF_DURATION, F(pop3d_config, login_delay),
+     SPAN(0, DAY, "0..1d", 0), .doc = "between logins per mailbox"},
+    /* shorter before login: a defence against hoarded connections */
+    {"login_timeout", CONF_DURATION, F(pop3d_config, login_timeout),
+     SPAN(1, DAY, "1s..1d", 600), .doc = "for a command before login"},
 };
 
 static const struct conf_key retention_keys[] = {
-	{"mail", CONF_DURATION, F(retention_config, mail),
-	 .load = load_retention_mail,
-	 .doc = "how long mail is kept in mailboxes; 0: forever"},
-	{"interval", CONF_DURATION, F(retention_config, interval),
-	 SPAN(60, 7 * DAY, "1m..1w", 3600), .doc = "between sweeps"},
+    {"mail", CONF_DURATION, F(retention_config, mail),
+     .load = load_retention_mail,
+     .doc = "how long mail is kept in mailboxes; 0: forever"},
+    {"interval", CONF_DURATION, F(retention_config, interval),
+     SPAN(60, 7 * DAY, "1m..1w", 3600), .doc = "between sweeps"},
 };
 
 static const struct conf_key dns_keys[] = {
-	{"resolver", CONF_STRING, F(dns_config, mode), .def_str = "system",
-	 .load = config_load_resolver,
-	 .doc = "system, recursive, or a list of forwarders (IP[@port])"},
-	{NULL, CONF_STRINGS, F(dns_config, forwarders),
-	 .offset_n = offsetof(struct dns_config, nforwarders)},
-	{"trust_anchor", CONF_STRING, F(dns_config, trust_anchor),
-	 .load = config_load_trust_anchor,
-	 .doc = "DNSSEC trust anchor file; default: no validation"},
+    {"resolver", CONF_STRING, F(dns_config, mode), .def_str = "system",
+     .load = config_load_resolver,
+     .doc = "system, recursive, or a list of forwarders (IP[@port])"},
+    {NULL, CONF_STRINGS, F(dns_config, forwarders),
+     .offset_n = offsetof(struct dns_config, nforwarders)},
+    {"trust_anchor", CONF_STRING, F(dns_config, trust_anchor),
+     .load = config_load_trust_anchor,
+     .doc = "DNSSEC trust anchor file; default: no validation"},
 };
 
 #define OUT_TIMEOUT(n, f, d, text)                                             \
-	{(n), CONF_DURATION, F(outbound_config, f),                           \
-	 SPAN(1, DAY, "1s..1d", (d)), .doc = (text)}
+	{                                                                      \
+		(n), CONF_DURATION, F(outbound_config, f),                     \
+		    SPAN(1, DAY, "1s..1d", (d)), .doc = (text)                 \
+	}
 /* RFC 5321 4.5.3.2; connect as Postfix's smtp_connect_timeout */
 static const struct conf_key outbound_timeout_keys[] = {
-	OUT_TIMEOUT("connect", timeout_connect, 30, "TCP connect"),
-	OUT_TIMEOUT("greeting", timeout_greeting, 300, "the 220"),
-	OUT_TIMEOUT("command", timeout_command, 300, "EHLO, MAIL, RCPT ..."),
-	OUT_TIMEOUT("data_init", timeout_data_init, 120, "the 354"),
-	OUT_TIMEOUT("data_block", timeout_data_block, 180, "each write"),
-	OUT_TIMEOUT("data_end", timeout_data_end, 600, "the final reply"),
+    OUT_TIMEOUT("connect", timeout_connect, 30, "TCP connect"),
+    OUT_TIMEOUT("greeting", timeout_greeting, 300, "the 220"),
+    OUT_TIMEOUT("command", timeout_command, 300, "EHLO, MAIL, RCPT ..."),
+    OUT_TIMEOUT("data_init", timeout_data_init, 120, "the 354"),
+    OUT_TIMEOUT("data_block", timeout_data_block, 180, "each write"),
+    OUT_TIMEOUT("data_end", timeout_data_end, 600, "the final reply"),
 };
 static const struct conf_section outbound_timeouts =
     SECTION("outbound.timeouts", outbound_timeout_keys, NULL);
 
 static const char *const tls_policy_words[] = {"none", "may", "encrypt",
-					       "verify"};
+                                               "verify"};
 static const struct conf_key outbound_keys[] = {
-	{"ip_version", CONF_BOOL, F(outbound_config, ipv4), .def = 1,
-	 .load = config_load_ip_version, .doc = "both, ipv4 or ipv6"},
-	{NULL, CONF_BOOL, F(outbound_config, ipv6), .def = 1},
-	{"prefer", CONF_BOOL, F(outbound_config, prefer_ipv4),
-	 .load = config_load_prefer, .doc = "ipv6 or ipv4, when both"},
-	{"source_ipv4", CONF_NONE, .load = config_load_source4,
-	 .doc = "source address; default: the kernel's choice"},
-	{"source_ipv6", CONF_NONE, .load = config_load_source6,
-	 .doc = "source address; default: the kernel's choice"},
-	{"port", CONF_UINT, F(outbound_config, port), UINT(1, 65535, 25),
-	 .doc = "of MX hosts"},
-	{"tls", CONF_ENUM, F(outbound_config, tls), .def = TLS_POLICY_MAY,
-	 WORDS(tls_policy_words, "none, may, encrypt or verify"),
-	 .doc = "the default policy"},
-	{"tls_policy", CONF_NONE, .load = config_load_tls_policies,
-	 .doc = "per destination domain: {domain: policy}"},
-	{"ca_file", CONF_FILE, F(outbound_config, ca_file),
-	 .doc = "CAs for verify; default: the system's"},
-	{"max_connections", CONF_UINT, F(outbound_config, max_connections),
-	 UINT(1, 10000, 100), .doc = "in all"},
-	{"max_per_domain", CONF_UINT, F(outbound_config, max_per_domain),
-	 UINT(1, 10000, 20), .doc = "per destination"},
-	{"timeouts", CONF_SECTION, .sub = &outbound_timeouts},
+    {"ip_version", CONF_BOOL, F(outbound_config, ipv4), .def = 1,
+     .load = config_load_ip_version, .doc = "both, ipv4 or ipv6"},
+    {NULL, CONF_BOOL, F(outbound_config, ipv6), .def = 1},
+    {"prefer", CONF_BOOL, F(outbound_config, prefer_ipv4),
+     .load = config_load_prefer, .doc = "ipv6 or ipv4, when both"},
+    {"source_ipv4", CONF_NONE, .load = config_load_source4,
+     .doc = "source address; default: the kernel's choice"},
+    {"source_ipv6", CONF_NONE, .load = config_load_source6,
+     .doc = "source address; default: the kernel's choice"},
+    {"port", CONF_UINT, F(outbound_config, port), UINT(1, 65535, 25),
+     .doc = "of MX hosts"},
+    {"tls", CONF_ENUM, F(outbound_config, tls), .def = TLS_POLICY_MAY,
+     WORDS(tls_policy_words, "none, may, encrypt or verify"),
+     .doc = "the default policy"},
+    {"tls_policy", CONF_NONE, .load = config_load_tls_policies,
+     .doc = "per destination domain: {domain: policy}"},
+    {"ca_file", CONF_FILE, F(outbound_config, ca_file),
+     .doc = "CAs for verify; default: the system's"},
+    {"max_connections", CONF_UINT, F(outbound_config, max_connections),
+     UINT(1, 10000, 100), .doc = "in all"},
+    {"max_per_domain", CONF_UINT, F(outbound_config, max_per_domain),
+     UINT(1, 10000, 20), .doc = "per destination"},
+    {"timeouts", CONF_SECTION, .sub = &outbound_timeouts},
 };
 
 static void
 check_queue(struct conf_loader *l, const yaml_node_t *map,
-	    yaml_node_t *const *v, void *base)
+            yaml_node_t *const *v, void *base)
 {
 	const struct queue_config *q = base;
 
 	(void)map;
 	if (q->retry_max < q->retry_min)
 		conf_error(l, conf_line(v[2] != NULL ? v[2] : v[1]),
-			   "queue.retry_max: must not be less than "
-			   "queue.retry_min");
+		           "queue.retry_max: must not be less than "
+		           "queue.retry_min");
 }
 
 static const struct conf_key queue_keys[] = {
-	{"lifetime", CONF_DURATION, F(queue_config, lifetime),
-	 SPAN(1, 100 * DAY, "1s..100d", 5 * DAY),
-	 .doc = "until an undeliverable message bounces"},
-	{"retry_min", CONF_DURATION, F(queue_config, retry_min),
-	 SPAN(1, DAY, "1s..1d", 300), .doc = "the first retry"},
-	{"retry_max", CONF_DURATION, F(queue_config, retry_max),
-	 SPAN(1, 7 * DAY, "1s..1w", 4 * 3600), .doc = "the backoff's cap"},
-	{"delay_warning", CONF_DURATION, F(queue_config, delay_warning),
-	 SPAN(0, 100 * DAY, "0..100d", 0),
-	 .doc = "warn the sender after; 0: never"},
+    {"lifetime", CONF_DURATION, F(queue_config, lifetime),
+     SPAN(1, 100 * DAY, "1s..100d", 5 * DAY),
+     .doc = "until an undeliverable message bounces"},
+    {"retry_min", CONF_DURATION, F(queue_config, retry_min),
+     SPAN(1, DAY, "1s..1d", 300), .doc = "the first retry"},
+    {"retry_max", CONF_DURATION, F(queue_config, retry_max),
+     SPAN(1, 7 * DAY, "1s..1w", 4 * 3600), .doc = "the backoff's cap"},
+    {"delay_warning", CONF_DURATION, F(queue_config, delay_warning),
+     SPAN(0, 100 * DAY, "0..100d", 0),
+     .doc = "warn the sender after; 0: never"},
 };
 
 static void
 check_smarthost(struct conf_loader *l, const yaml_node_t *map,
-		yaml_node_t *const *v, void *base)
+                yaml_node_t *const *v, void *base)
 {
 	const struct smarthost_config *sh = base;
 
@@ -530,46 +527,41 @@ check_smarthost(struct conf_loader *l, const yaml_node_t *map,
 	if (sh->host == NULL && v[0] == NULL &&
 	    (v[2] != NULL || v[5] != NULL || v[6] != NULL))
 		conf_error(l, conf_line(map),
-			   "smarthost: host is required when other smarthost "
-			   "keys are set");
+		           "smarthost: host is required when other smarthost "
+		           "keys are set");
 }
 
-static const char *const smarthost_modes[] = {"starttls", "implicit",
-					      "none"};
+static const char *const smarthost_modes[] = {"starttls", "implicit", "none"};
 static const struct conf_key smarthost_keys[] = {
-	{"host", CONF_STRING, F(smarthost_config, host),
-	 .load = config_load_relay_host,
-	 .doc = "name or [IP]; default: none, deliver by MX"},
-	{"tls", CONF_ENUM, F(smarthost_config, tls),
-	 .def = SMARTHOST_STARTTLS,
-	 WORDS(smarthost_modes, "starttls, implicit or none"),
-	 .doc = "starttls, implicit (port 465) or none"},
-	{"port", CONF_UINT, F(smarthost_config, port), .def = 587,
-	 .load = config_load_relay_port, .doc = "587; 465 with tls: implicit"},
-	{"verify", CONF_BOOL, F(smarthost_config, verify), .def = 1,
-	 .doc = "check the certificate"},
-	{"ca_file", CONF_FILE, F(smarthost_config, ca_file),
-	 .doc = "CAs for verify; default: the system's"},
-	{"credentials", CONF_FILE, F(smarthost_config, credentials),
-	 .load = config_load_credentials,
-	 .doc = "file with user:password, mode 600"},
-	{"domains", CONF_STRINGS, F(smarthost_config, domains),
-	 .offset_n = offsetof(struct smarthost_config, ndomains),
-	 .allowed = "domains", .lower = true,
-	 .check = config_check_hostname,
-	 .doc = "only mail to these; default: all outbound mail"},
+    {"host", CONF_STRING, F(smarthost_config, host),
+     .load = config_load_relay_host,
+     .doc = "name or [IP]; default: none, deliver by MX"},
+    {"tls", CONF_ENUM, F(smarthost_config, tls), .def = SMARTHOST_STARTTLS,
+     WORDS(smarthost_modes, "starttls, implicit or none"),
+     .doc = "starttls, implicit (port 465) or none"},
+    {"port", CONF_UINT, F(smarthost_config, port), .def = 587,
+     .load = config_load_relay_port, .doc = "587; 465 with tls: implicit"},
+    {"verify", CONF_BOOL, F(smarthost_config, verify), .def = 1,
+     .doc = "check the certificate"},
+    {"ca_file", CONF_FILE, F(smarthost_config, ca_file),
+     .doc = "CAs for verify; default: the system's"},
+    {"credentials", CONF_FILE, F(smarthost_config, credentials),
+     .load = config_load_credentials,
+     .doc = "file with user:password, mode 600"},
+    {"domains", CONF_STRINGS, F(smarthost_config, domains),
+     .offset_n = offsetof(struct smarthost_config, ndomains),
+     .allowed = "domains", .lower = true, .check = config_check_hostname,
+     .doc = "only mail to these; default: all outbound mail"},
 };
 
-static const struct conf_section log_section =
-    SECTION("log", log_keys, NULL);
+static const struct conf_section log_section = SECTION("log", log_keys, NULL);
 static const struct conf_section userdb_section =
     SECTION("userdb", userdb_keys, NULL);
 static const struct conf_section smtp_section =
     SECTION("smtp", smtp_keys, NULL);
 static const struct conf_section limits_section =
     SECTION("limits", limits_keys, check_limits);
-static const struct conf_section tls_section =
-    SECTION("tls", tls_keys, NULL);
+static const struct conf_section tls_section = SECTION("tls", tls_keys, NULL);
 static const struct conf_section auth_section =
     SECTION("auth", auth_keys, check_auth);
 static const struct conf_section submission_section =
@@ -578,8 +570,7 @@ static const struct conf_section pop3_section =
     SECTION("pop3", pop3_keys, NULL);
 static const struct conf_section retention_section =
     SECTION("retention", retention_keys, NULL);
-static const struct conf_section dns_section =
-    SECTION("dns", dns_keys, NULL);
+static const struct conf_section dns_section = SECTION("dns", dns_keys, NULL);
 static const struct conf_section outbound_section =
     SECTION("outbound", outbound_keys, NULL);
 static const struct conf_section queue_section =
@@ -589,8 +580,8 @@ static const struct conf_section smarthost_section =
 
 /* After every key: the defaults that follow from others. */
 static void
-check_root(struct conf_loader *l, const yaml_node_t *map,
-	   yaml_node_t *const *v, void *base)
+check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
+           void *base)
 {
 	struct config *c = base;
 	size_t len;
@@ -606,37 +597,39 @@ check_root(struct conf_loader *l, const yaml_node_t *map,
 		c->userdb.path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
 }
 
-#define SUB(n, s, f) {(n), CONF_SECTION, F(config, f), .sub = &(s)}
+#define SUB(n, s, f)                                                           \
+	{                                                                      \
+		(n), CONF_SECTION, F(config, f), .sub = &(s)                   \
+	}
 /* In the order they are loaded: tls before the listeners, which check
  * that certificates exist. */
 static const struct conf_key root_keys[] = {
-	{"hostname", CONF_STRING, F(config, hostname), .load = load_hostname,
-	 .doc = "this server's fully qualified domain name; required"},
-	{"postmaster", CONF_STRING, F(config, postmaster),
-	 .load = load_postmaster,
-	 .doc = "where mail for postmaster goes; default: postmaster@"
-		"hostname"},
-	{"data_dir", CONF_PATH, F(config, data_dir),
-	 .def_str = "/var/lib/godwit", .doc = "db/, queue/, mail/, log/"},
-	{"user", CONF_STRING, F(config, user), .def_str = "godwit",
-	 .load = load_user, .doc = "drop to this user when started as root"},
-	{"workers", CONF_UINT, F(config, workers), UINT(0, 1024, 0),
-	 .doc = "processes serving sessions; 0: one per core"},
-	SUB("log", log_section, log),
-	SUB("userdb", userdb_section, userdb),
-	SUB("smtp", smtp_section, smtp),
-	SUB("limits", limits_section, limits),
-	SUB("tls", tls_section, tls),
-	SUB("auth", auth_section, auth),
-	SUB("submission", submission_section, submission),
-	SUB("pop3", pop3_section, pop3),
-	SUB("retention", retention_section, retention),
-	SUB("dns", dns_section, dns),
-	SUB("outbound", outbound_section, outbound),
-	SUB("queue", queue_section, queue),
-	SUB("smarthost", smarthost_section, smarthost),
-	{"listeners", CONF_NONE, .load = config_load_listeners,
-	 .doc = "[{name, protocol, listen, ...}]; default: an MX on port 25"},
+    {"hostname", CONF_STRING, F(config, hostname), .load = load_hostname,
+     .doc = "this server's fully qualified domain name; required"},
+    {"postmaster", CONF_STRING, F(config, postmaster), .load = load_postmaster,
+     .doc = "where mail for postmaster goes; default: postmaster@"
+            "hostname"},
+    {"data_dir", CONF_PATH, F(config, data_dir), .def_str = "/var/lib/godwit",
+     .doc = "db/, queue/, mail/, log/"},
+    {"user", CONF_STRING, F(config, user), .def_str = "godwit",
+     .load = load_user, .doc = "drop to this user when started as root"},
+    {"workers", CONF_UINT, F(config, workers), UINT(0, 1024, 0),
+     .doc = "processes serving sessions; 0: one per core"},
+    SUB("log", log_section, log),
+    SUB("userdb", userdb_section, userdb),
+    SUB("smtp", smtp_section, smtp),
+    SUB("limits", limits_section, limits),
+    SUB("tls", tls_section, tls),
+    SUB("auth", auth_section, auth),
+    SUB("submission", submission_section, submission),
+    SUB("pop3", pop3_section, pop3),
+    SUB("retention", retention_section, retention),
+    SUB("dns", dns_section, dns),
+    SUB("outbound", outbound_section, outbound),
+    SUB("queue", queue_section, queue),
+    SUB("smarthost", smarthost_section, smarthost),
+    {"listeners", CONF_NONE, .load = config_load_listeners,
+     .doc = "[{name, protocol, listen, ...}]; default: an MX on port 25"},
 };
 static const struct conf_section root_section =
     SECTION("", root_keys, check_root);
@@ -654,7 +647,7 @@ load_root(struct conf_loader *l, const yaml_node_t *root)
 
 int
 config_load_buffer(const char *name, const void *data, size_t len,
-		   struct config **config_r, char **errors_r)
+                   struct config **config_r, char **errors_r)
 {
 	struct config *c = xcalloc(1, sizeof(*c));
 	struct config_loading st = {.config = c};

@@ -25,46 +25,56 @@
 #define PROTO_COUNT 5
 
 static const char *const proto_names[PROTO_COUNT] = {
-	"smtp", "submission", "submissions", "pop3", "pop3s"};
+    "smtp", "submission", "submissions", "pop3", "pop3s"};
 
 #define LI_FIELD(f) .offset = offsetof(struct config_listener, f)
 
-enum { LI_NAME, LI_PROTOCOL, LI_LISTEN, LI_ALLOW, LI_DENY, LI_GREET_PAUSE,
-       LI_AUTH, LI_PLAINTEXT_AUTH, LI_COUNT };
+enum {
+	LI_NAME,
+	LI_PROTOCOL,
+	LI_LISTEN,
+	LI_ALLOW,
+	LI_DENY,
+	LI_GREET_PAUSE,
+	LI_AUTH,
+	LI_PLAINTEXT_AUTH,
+	LI_COUNT
+};
 
 /* listeners[]: the defaults of the last four depend on the protocol */
 const struct conf_key config_listener_keys[] = {
-	[LI_NAME] = {"name", CONF_STRING, LI_FIELD(name),
-		.doc = "unique, in logs as listener=NAME; default: the "
-		       "protocol"},
-	[LI_PROTOCOL] = {"protocol", CONF_ENUM, LI_FIELD(proto),
-		.names = proto_names, .nnames = PROTO_COUNT,
-		.allowed = "smtp, submission, submissions, pop3, pop3s",
-		.doc = "required"},
-	[LI_LISTEN] = {"listen", CONF_NONE,
-		.doc = "an address or a list: \"[::]:25\", \"0.0.0.0:25\"; "
-		       "default: the protocol's port on all addresses"},
-	[LI_ALLOW] = {"allow", CONF_CIDRS, LI_FIELD(allow),
-		.doc = "networks that may connect; empty: all"},
-	[LI_DENY] = {"deny", CONF_CIDRS, LI_FIELD(deny),
-		.doc = "networks refused, even when allowed"},
-	[LI_GREET_PAUSE] = {"greet_pause", CONF_DURATION_MS,
-		LI_FIELD(greet_pause_ms), .max = 60000, .range = "0..60s",
-		.doc = "early-talker pause before the greeting; 1s for "
-		       "smtp, else 0"},
-	[LI_AUTH] = {"auth", CONF_BOOL, LI_FIELD(auth),
-		.doc = "offer AUTH; default: all but smtp"},
-	[LI_PLAINTEXT_AUTH] = {"plaintext_auth", CONF_BOOL,
-		LI_FIELD(plaintext_auth),
-		.doc = "allow passwords without TLS (e.g. on loopback)"},
+    [LI_NAME] = {"name", CONF_STRING, LI_FIELD(name),
+                 .doc = "unique, in logs as listener=NAME; default: the "
+                        "protocol"},
+    [LI_PROTOCOL] = {"protocol", CONF_ENUM, LI_FIELD(proto),
+                     .names = proto_names, .nnames = PROTO_COUNT,
+                     .allowed = "smtp, submission, submissions, pop3, pop3s",
+                     .doc = "required"},
+    [LI_LISTEN] = {"listen", CONF_NONE,
+                   .doc = "an address or a list: \"[::]:25\", \"0.0.0.0:25\"; "
+                          "default: the protocol's port on all addresses"},
+    [LI_ALLOW] = {"allow", CONF_CIDRS, LI_FIELD(allow),
+                  .doc = "networks that may connect; empty: all"},
+    [LI_DENY] = {"deny", CONF_CIDRS, LI_FIELD(deny),
+                 .doc = "networks refused, even when allowed"},
+    [LI_GREET_PAUSE] = {"greet_pause", CONF_DURATION_MS,
+                        LI_FIELD(greet_pause_ms), .max = 60000,
+                        .range = "0..60s",
+                        .doc = "early-talker pause before the greeting; 1s for "
+                               "smtp, else 0"},
+    [LI_AUTH] = {"auth", CONF_BOOL, LI_FIELD(auth),
+                 .doc = "offer AUTH; default: all but smtp"},
+    [LI_PLAINTEXT_AUTH] =
+        {"plaintext_auth", CONF_BOOL, LI_FIELD(plaintext_auth),
+         .doc = "allow passwords without TLS (e.g. on loopback)"},
 };
 const size_t config_nlistener_keys = LI_COUNT;
 
 const struct conf_key config_certificate_keys[] = {
-	{"cert", CONF_PATH, offsetof(struct tls_certificate, cert),
-	 .doc = "PEM chain, leaf first; required"},
-	{"key", CONF_PATH, offsetof(struct tls_certificate, key),
-	 .doc = "PEM private key, readable by its owner only; required"},
+    {"cert", CONF_PATH, offsetof(struct tls_certificate, cert),
+     .doc = "PEM chain, leaf first; required"},
+    {"key", CONF_PATH, offsetof(struct tls_certificate, key),
+     .doc = "PEM private key, readable by its owner only; required"},
 };
 const size_t config_ncertificate_keys = 2;
 
@@ -122,10 +132,11 @@ check_addr_unique(struct conf_loader *l, const struct config_listener *li,
 			if (&o->addrs[i] == a)
 				return;
 			if (listen_addr_equal(&o->addrs[i], a)) {
-				conf_error(l, line,
-				         "%s: address '%s' is already used by "
-				         "listener '%s'",
-				         key, a->text, o->name);
+				conf_error(
+				    l, line,
+				    "%s: address '%s' is already used by "
+				    "listener '%s'",
+				    key, a->text, o->name);
 				return;
 			}
 		}
@@ -133,8 +144,8 @@ check_addr_unique(struct conf_loader *l, const struct config_listener *li,
 }
 
 static void
-load_listen_item(struct conf_loader *l, const yaml_node_t *item, const char *key,
-                 struct config_listener *li)
+load_listen_item(struct conf_loader *l, const yaml_node_t *item,
+                 const char *key, struct config_listener *li)
 {
 	const char *s, *error;
 	char buf[CONF_SAFE_BUF];
@@ -144,7 +155,7 @@ load_listen_item(struct conf_loader *l, const yaml_node_t *item, const char *key
 		return;
 	if (parse_listen_addr(s, &li->addrs[li->naddrs], &error) < 0) {
 		conf_error(l, conf_line(item), "%s: '%s': %s", key,
-		         conf_safe(buf, s), error);
+		           conf_safe(buf, s), error);
 		return;
 	}
 	li->naddrs++;
@@ -166,20 +177,21 @@ load_listen(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	}
 	if (n->type != YAML_SEQUENCE_NODE) {
 		conf_error(l, conf_line(n),
-		         "%s: expected an address or a list of addresses", key);
+		           "%s: expected an address or a list of addresses",
+		           key);
 		return;
 	}
 	count = conf_seq_len(n);
 	if (count == 0) {
 		conf_error(l, conf_line(n),
-		         "%s: must name at least one address "
-		         "(leave it out for the protocol's default)",
-		         key);
+		           "%s: must name at least one address "
+		           "(leave it out for the protocol's default)",
+		           key);
 		return;
 	}
 	if (count > CONFIG_MAX_ADDRS) {
 		conf_error(l, conf_line(n), "%s: more than %d addresses", key,
-		         CONFIG_MAX_ADDRS);
+		           CONFIG_MAX_ADDRS);
 		return;
 	}
 	li->addrs = xcalloc(count, sizeof(*li->addrs));
@@ -217,12 +229,12 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	snprintf(key, sizeof(key), "%s.protocol", where);
 	if (conf_is_null(v[LI_PROTOCOL]))
 		conf_error(l, conf_line(n),
-		         "%s: missing required key 'protocol' (smtp, "
-		         "submission, submissions, pop3 or pop3s)",
-		         where);
+		           "%s: missing required key 'protocol' (smtp, "
+		           "submission, submissions, pop3 or pop3s)",
+		           where);
 	else
 		proto = conf_get_enum(l, v[LI_PROTOCOL], key, proto_names,
-				      PROTO_COUNT, keys[LI_PROTOCOL].allowed);
+		                      PROTO_COUNT, keys[LI_PROTOCOL].allowed);
 	if (proto >= 0)
 		li->proto = (enum listener_proto)proto;
 
@@ -231,10 +243,9 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 		const char *s = conf_scalar(l, v[LI_NAME], key, "a string");
 		if (s != NULL && !config_check_token(s, CONFIG_MAX_NAME))
 			conf_error(l, conf_line(v[LI_NAME]),
-			         "%s: '%s' must be 1 to %d letters, digits, "
-			         "'-', '_' or '.'",
-			         key, conf_safe(buf, s),
-			         CONFIG_MAX_NAME);
+			           "%s: '%s' must be 1 to %d letters, digits, "
+			           "'-', '_' or '.'",
+			           key, conf_safe(buf, s), CONFIG_MAX_NAME);
 		else if (s != NULL)
 			li->name = xstrdup(s);
 	} else if (proto >= 0) {
@@ -246,16 +257,18 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 		     o++) {
 			if (strcmp(o->name, li->name) != 0)
 				continue;
-			conf_error(
-			    l, conf_line(conf_is_null(v[LI_NAME]) ? n : v[LI_NAME]),
-			    "%s: name '%s' is already used by the "
-			    "listener on line %d%s",
-			    conf_is_null(v[LI_NAME]) ? where : key, li->name,
-			    o->line,
-			    conf_is_null(v[LI_NAME])
-			        ? " (without a name, a listener is "
-			          "named after its protocol)"
-			        : "");
+			conf_error(l,
+			           conf_line(conf_is_null(v[LI_NAME])
+			                         ? n
+			                         : v[LI_NAME]),
+			           "%s: name '%s' is already used by the "
+			           "listener on line %d%s",
+			           conf_is_null(v[LI_NAME]) ? where : key,
+			           li->name, o->line,
+			           conf_is_null(v[LI_NAME])
+			               ? " (without a name, a listener is "
+			                 "named after its protocol)"
+			               : "");
 			break;
 		}
 	} else {
@@ -289,9 +302,9 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	if (li->greet_pause_ms > 0 &&
 	    (proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S))
 		conf_error(l, conf_line(v[LI_GREET_PAUSE]),
-		         "%s: must be 0 for protocol %s (with implicit TLS "
-		         "the client speaks first)",
-		         key, listener_proto_name(li->proto));
+		           "%s: must be 0 for protocol %s (with implicit TLS "
+		           "the client speaks first)",
+		           key, listener_proto_name(li->proto));
 
 	/* Users log in on submission and POP3; servers on 25 do not. */
 	li->auth = proto >= 0 && proto != PROTO_SMTP;
@@ -300,7 +313,7 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	li->plaintext_auth = false;
 	snprintf(key, sizeof(key), "%s.plaintext_auth", where);
 	conf_load_key(l, v[LI_PLAINTEXT_AUTH], key, &keys[LI_PLAINTEXT_AUTH],
-		      li);
+	              li);
 
 	/*
 	 * Implicit TLS cannot start without a certificate, and submission
@@ -310,14 +323,14 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	     proto == PROTO_POP3S) &&
 	    c->tls.ncerts == 0 && !st->tls_certs_given)
 		conf_error(l, li->line,
-		         "%s: protocol %s requires a TLS certificate "
-		         "(tls.certificates)",
-		         where, listener_proto_name(li->proto));
+		           "%s: protocol %s requires a TLS certificate "
+		           "(tls.certificates)",
+		           where, listener_proto_name(li->proto));
 }
 
 void
 config_load_listeners(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                      const char *key, void *base)
 {
 	struct config *c = base;
 	size_t count = 0;
@@ -337,25 +350,25 @@ config_load_listeners(struct conf_loader *l, const yaml_node_t *n,
 	}
 	if (conf_is_null(n)) {
 		conf_error(l, conf_line(n),
-		         "listeners: must name at least one listener "
-		         "(leave the key out for the default)");
+		           "listeners: must name at least one listener "
+		           "(leave the key out for the default)");
 		return;
 	}
 	if (n->type != YAML_SEQUENCE_NODE) {
 		conf_error(l, conf_line(n),
-		         "listeners: expected a list of listeners");
+		           "listeners: expected a list of listeners");
 		return;
 	}
 	count = conf_seq_len(n);
 	if (count == 0) {
 		conf_error(l, conf_line(n),
-		         "listeners: must name at least one listener "
-		         "(leave the key out for the default)");
+		           "listeners: must name at least one listener "
+		           "(leave the key out for the default)");
 		return;
 	}
 	if (count > CONFIG_MAX_LISTENERS) {
 		conf_error(l, conf_line(n), "listeners: more than %d listeners",
-		         CONFIG_MAX_LISTENERS);
+		           CONFIG_MAX_LISTENERS);
 		return;
 	}
 	c->listeners = xcalloc(count, sizeof(*c->listeners));
@@ -371,7 +384,7 @@ config_load_listeners(struct conf_loader *l, const yaml_node_t *n,
 
 void
 config_load_certificates(struct conf_loader *l, const yaml_node_t *n,
-			 const char *key_, void *base)
+                         const char *key_, void *base)
 {
 	struct config_loading *st = l->ctx;
 	struct tls_config *tls = base;
@@ -383,7 +396,7 @@ config_load_certificates(struct conf_loader *l, const yaml_node_t *n,
 	if (n->type != YAML_SEQUENCE_NODE) {
 		st->tls_certs_given = true;
 		conf_error(l, conf_line(n),
-		         "tls.certificates: expected a list of {cert, key}");
+		           "tls.certificates: expected a list of {cert, key}");
 		return;
 	}
 	count = conf_seq_len(n);
@@ -391,8 +404,8 @@ config_load_certificates(struct conf_loader *l, const yaml_node_t *n,
 	st->tls_certs_given = count > 0;
 	if (count > CONFIG_MAX_CERTS) {
 		conf_error(l, conf_line(n),
-		         "tls.certificates: more than %d certificates",
-		         CONFIG_MAX_CERTS);
+		           "tls.certificates: more than %d certificates",
+		           CONFIG_MAX_CERTS);
 		return;
 	}
 	if (count == 0)
@@ -409,7 +422,7 @@ config_load_certificates(struct conf_loader *l, const yaml_node_t *n,
 		snprintf(where, sizeof(where), "tls.certificates[%zu]", i);
 		if (item->type != YAML_MAPPING_NODE) {
 			conf_error(l, conf_line(item), "%s: expected a mapping",
-			         where);
+			           where);
 			continue;
 		}
 		/* Counted first: config_free must see a partial entry. */
@@ -418,14 +431,14 @@ config_load_certificates(struct conf_loader *l, const yaml_node_t *n,
 		conf_mapping(l, item, where, config_certificate_keys, 2, v);
 		snprintf(key, sizeof(key), "%s.cert", where);
 		if (conf_is_null(v[0]))
-			conf_error(l, cc->line, "%s: missing required key 'cert'",
-			         where);
+			conf_error(l, cc->line,
+			           "%s: missing required key 'cert'", where);
 		else
 			conf_get_path(l, v[0], key, &cc->cert);
 		snprintf(key, sizeof(key), "%s.key", where);
 		if (conf_is_null(v[1]))
-			conf_error(l, cc->line, "%s: missing required key 'key'",
-			         where);
+			conf_error(l, cc->line,
+			           "%s: missing required key 'key'", where);
 		else
 			conf_get_path(l, v[1], key, &cc->key);
 	}
@@ -507,25 +520,25 @@ check_forwarder(const char *s)
 
 void
 config_load_resolver(struct conf_loader *l, const yaml_node_t *r,
-		const char *key, void *base)
+                     const char *key, void *base)
 {
 	static const char *const modes[] = {"system", "recursive"};
 	struct dns_config *dns = base;
 
 	if (r != NULL && r->type == YAML_SEQUENCE_NODE) {
 		conf_get_strings(l, r, key,
-				 "forwarder addresses such as "
-				 "[\"192.0.2.53\", \"2001:db8::53@5353\"]",
-				 check_forwarder, false, &dns->forwarders,
-				 &dns->nforwarders);
+		                 "forwarder addresses such as "
+		                 "[\"192.0.2.53\", \"2001:db8::53@5353\"]",
+		                 check_forwarder, false, &dns->forwarders,
+		                 &dns->nforwarders);
 		if (dns->nforwarders == 0 && conf_seq_len(r) == 0)
 			conf_error(l, conf_line(r),
-				   "dns.resolver: the list of forwarders is "
-				   "empty");
+			           "dns.resolver: the list of forwarders is "
+			           "empty");
 	} else if (!conf_is_null(r)) {
 		int i = conf_get_enum(l, r, key, modes, 2,
-				      "system, recursive, or a list of "
-				      "forwarder addresses");
+		                      "system, recursive, or a list of "
+		                      "forwarder addresses");
 		if (i >= 0) {
 			free(dns->mode);
 			dns->mode = xstrdup(modes[i]);
@@ -535,7 +548,7 @@ config_load_resolver(struct conf_loader *l, const yaml_node_t *r,
 
 void
 config_load_trust_anchor(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                         const char *key, void *base)
 {
 	struct dns_config *dns = base;
 	const char *s;
@@ -547,16 +560,16 @@ config_load_trust_anchor(struct conf_loader *l, const yaml_node_t *n,
 		conf_get_path(l, n, key, &dns->trust_anchor);
 	if (dns->trust_anchor != NULL && access(dns->trust_anchor, R_OK) != 0)
 		conf_error(l, conf_line(n), "%s: %s: %s", key,
-			   dns->trust_anchor, strerror(errno));
+		           dns->trust_anchor, strerror(errno));
 }
 
 static const char *const tls_policy_names[] = {"none", "may", "encrypt",
-					       "verify"};
+                                               "verify"};
 #define TLS_POLICY_ALLOWED "none, may, encrypt or verify"
 
 void
 config_load_tls_policies(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                         const char *key, void *base)
 {
 	struct outbound_config *o = base;
 	char buf[CONF_SAFE_BUF];
@@ -566,11 +579,11 @@ config_load_tls_policies(struct conf_loader *l, const yaml_node_t *n,
 		return;
 	if (n->type != YAML_MAPPING_NODE) {
 		conf_error(l, conf_line(n),
-			 "%s: expected a mapping of domain: policy", key);
+		           "%s: expected a mapping of domain: policy", key);
 		return;
 	}
-	count = (size_t)(n->data.mapping.pairs.top -
-			 n->data.mapping.pairs.start);
+	count =
+	    (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 	o->tls_policies = xcalloc(count + 1, sizeof(*o->tls_policies));
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
 	     p < n->data.mapping.pairs.top; p++) {
@@ -592,40 +605,38 @@ config_load_tls_policies(struct conf_loader *l, const yaml_node_t *n,
 		ascii_lower(d);
 		if ((error = config_check_hostname(d)) != NULL) {
 			conf_error(l, conf_line(k),
-				 "outbound.tls_policy: '%s' is not a domain "
-				 "(%s)",
-				 conf_safe(buf, s),
-				 error);
+			           "outbound.tls_policy: '%s' is not a domain "
+			           "(%s)",
+			           conf_safe(buf, s), error);
 			free(d);
 			continue;
 		}
 		for (size_t j = 0; j < o->ntls_policies; j++)
 			if (strcmp(o->tls_policies[j].domain, d) == 0) {
 				conf_error(l, conf_line(k),
-					 "outbound.tls_policy: duplicate "
-					 "domain '%s'",
-					 d);
+				           "outbound.tls_policy: duplicate "
+				           "domain '%s'",
+				           d);
 				xfree(&d);
 				break;
 			}
 		if (d == NULL)
 			continue;
 		i = conf_get_enum(l, val, key, tls_policy_names, 4,
-				  TLS_POLICY_ALLOWED);
+		                  TLS_POLICY_ALLOWED);
 		if (i < 0) {
 			free(d);
 			continue;
 		}
 		o->tls_policies[o->ntls_policies].domain = d;
-		o->tls_policies[o->ntls_policies].policy =
-		    (enum tls_policy)i;
+		o->tls_policies[o->ntls_policies].policy = (enum tls_policy)i;
 		o->ntls_policies++;
 	}
 }
 
 static void
 get_source_addr(struct conf_loader *l, const yaml_node_t *n, const char *key,
-		int family, struct sockaddr_storage *ss, socklen_t *len)
+                int family, struct sockaddr_storage *ss, socklen_t *len)
 {
 	const char *s;
 	char buf[CONF_SAFE_BUF];
@@ -655,13 +666,12 @@ get_source_addr(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		}
 	}
 	conf_error(l, conf_line(n), "%s: '%s' is not an IPv%d address", key,
-		 conf_safe(buf, s),
-		 family == AF_INET ? 4 : 6);
+	           conf_safe(buf, s), family == AF_INET ? 4 : 6);
 }
 
 void
 config_load_source4(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                    const char *key, void *base)
 {
 	struct outbound_config *o = base;
 
@@ -670,7 +680,7 @@ config_load_source4(struct conf_loader *l, const yaml_node_t *n,
 
 void
 config_load_source6(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                    const char *key, void *base)
 {
 	struct outbound_config *o = base;
 
@@ -680,23 +690,23 @@ config_load_source6(struct conf_loader *l, const yaml_node_t *n,
 /* ip_version: both, ipv4 or ipv6 */
 void
 config_load_ip_version(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                       const char *key, void *base)
 {
 	static const char *const versions[] = {"both", "ipv4", "ipv6"};
 	struct outbound_config *o = base;
 	int i;
 
 	if (!conf_is_null(n) &&
-	    (i = conf_get_enum(l, n, key, versions, 3,
-			       "both, ipv4 or ipv6")) >= 0) {
+	    (i = conf_get_enum(l, n, key, versions, 3, "both, ipv4 or ipv6")) >=
+	        0) {
 		o->ipv4 = i != 2;
 		o->ipv6 = i != 1;
 	}
 }
 
 void
-config_load_prefer(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+config_load_prefer(struct conf_loader *l, const yaml_node_t *n, const char *key,
+                   void *base)
 {
 	static const char *const prefers[] = {"ipv6", "ipv4"};
 	struct outbound_config *o = base;
@@ -733,7 +743,7 @@ check_relay_host(const char *s)
 
 void
 config_load_relay_host(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                       const char *key, void *base)
 {
 	struct smarthost_config *sh = base;
 	const char *s, *error;
@@ -747,7 +757,7 @@ config_load_relay_host(struct conf_loader *l, const yaml_node_t *n,
 		ascii_lower(h);
 	if ((error = check_relay_host(h)) != NULL) {
 		conf_error(l, conf_line(n), "%s: '%s': %s", key,
-			   conf_safe(buf, s), error);
+		           conf_safe(buf, s), error);
 		free(h);
 		return;
 	}
@@ -758,7 +768,7 @@ config_load_relay_host(struct conf_loader *l, const yaml_node_t *n,
 /* The default follows smarthost.tls, loaded before. */
 void
 config_load_relay_port(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                       const char *key, void *base)
 {
 	struct smarthost_config *sh = base;
 
@@ -768,7 +778,7 @@ config_load_relay_port(struct conf_loader *l, const yaml_node_t *n,
 
 void
 config_load_credentials(struct conf_loader *l, const yaml_node_t *n,
-		const char *key, void *base)
+                        const char *key, void *base)
 {
 	struct smarthost_config *sh = base;
 	struct stat st;
@@ -778,10 +788,12 @@ config_load_credentials(struct conf_loader *l, const yaml_node_t *n,
 		return;
 	if (stat(sh->credentials, &st) == 0 && (st.st_mode & 077) != 0)
 		conf_error(l, conf_line(n),
-			   "%s: %s is readable by group or others (chmod 600 "
-			   "it)", key, sh->credentials);
+		           "%s: %s is readable by group or others (chmod 600 "
+		           "it)",
+		           key, sh->credentials);
 	if (sh->tls == SMARTHOST_NONE)
 		conf_error(l, conf_line(n),
-			   "%s: refusing to send a password without TLS "
-			   "(smarthost.tls: none)", key);
+		           "%s: refusing to send a password without TLS "
+		           "(smarthost.tls: none)",
+		           key);
 }

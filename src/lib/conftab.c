@@ -64,7 +64,7 @@ size_t
 conf_seq_len(const yaml_node_t *n)
 {
 	return (size_t)(n->data.sequence.items.top -
-			n->data.sequence.items.start);
+	                n->data.sequence.items.start);
 }
 
 yaml_node_t *
@@ -117,7 +117,6 @@ conf_safe(char buf[CONF_SAFE_BUF], const char *s)
 	return safe_text(buf, CONF_SAFE_BUF, s, strlen(s));
 }
 
-
 /* An unquoted empty value, ~ or null: the same as leaving the key out. */
 bool
 conf_is_null(const yaml_node_t *n)
@@ -134,26 +133,25 @@ conf_is_null(const yaml_node_t *n)
 	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
 }
 
-
 /*
  * A scalar as a C string. libyaml allows "\0" in double-quoted scalars,
  * which would silently cut the value short; refuse those.
  */
 const char *
 conf_scalar(struct conf_loader *l, const yaml_node_t *n, const char *key,
-           const char *expected)
+            const char *expected)
 {
 	if (n->type != YAML_SCALAR_NODE) {
 		conf_error(l, conf_line(n), "%s: expected %s", key, expected);
 		return NULL;
 	}
 	if (strlen(scalar(n)) != n->data.scalar.length) {
-		conf_error(l, conf_line(n), "%s: contains a NUL character", key);
+		conf_error(l, conf_line(n), "%s: contains a NUL character",
+		           key);
 		return NULL;
 	}
 	return scalar(n);
 }
-
 
 /*
  * Finds the values of the known keys in a mapping: values_r[i] is the
@@ -163,7 +161,7 @@ conf_scalar(struct conf_loader *l, const yaml_node_t *n, const char *key,
  */
 bool
 conf_mapping(struct conf_loader *l, const yaml_node_t *map, const char *where,
-	     const struct conf_key *keys, size_t nkeys, yaml_node_t **values_r)
+             const struct conf_key *keys, size_t nkeys, yaml_node_t **values_r)
 {
 	int first_line[48];
 	char in[96], buf[CONF_SAFE_BUF];
@@ -181,10 +179,10 @@ conf_mapping(struct conf_loader *l, const yaml_node_t *map, const char *where,
 	if (map->type != YAML_MAPPING_NODE) {
 		if (*where == '\0')
 			conf_error(l, conf_line(map),
-			         "expected a mapping of keys at top level");
+			           "expected a mapping of keys at top level");
 		else
 			conf_error(l, conf_line(map), "%s: expected a mapping",
-			         where);
+			           where);
 		return false;
 	}
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
@@ -197,7 +195,7 @@ conf_mapping(struct conf_loader *l, const yaml_node_t *map, const char *where,
 			continue;
 		if (k->type != YAML_SCALAR_NODE) {
 			conf_error(l, conf_line(k), "keys must be strings %s",
-			         in);
+			           in);
 			continue;
 		}
 		for (i = 0; i < nkeys; i++)
@@ -207,15 +205,15 @@ conf_mapping(struct conf_loader *l, const yaml_node_t *map, const char *where,
 				break;
 		if (i == nkeys) {
 			conf_error(l, conf_line(k), "unknown key '%s' %s",
-			         safe_text(buf, sizeof(buf), scalar(k),
-			                   k->data.scalar.length),
-			         in);
+			           safe_text(buf, sizeof(buf), scalar(k),
+			                     k->data.scalar.length),
+			           in);
 			continue;
 		}
 		if (values_r[i] != NULL) {
 			conf_error(l, conf_line(k),
-			         "duplicate key '%s' %s (first on line %d)",
-			         keys[i].name, in, first_line[i]);
+			           "duplicate key '%s' %s (first on line %d)",
+			           keys[i].name, in, first_line[i]);
 			continue;
 		}
 		values_r[i] = v;
@@ -224,10 +222,9 @@ conf_mapping(struct conf_loader *l, const yaml_node_t *map, const char *where,
 	return true;
 }
 
-
 void
-conf_get_uint(struct conf_loader *l, const yaml_node_t *n, const char *key, unsigned min,
-         unsigned max, unsigned *r)
+conf_get_uint(struct conf_loader *l, const yaml_node_t *n, const char *key,
+              unsigned min, unsigned max, unsigned *r)
 {
 	const char *s;
 	uint64_t v;
@@ -243,13 +240,11 @@ conf_get_uint(struct conf_loader *l, const yaml_node_t *n, const char *key, unsi
 	}
 	if (v < min || v > max) {
 		conf_error(l, conf_line(n), "%s: '%s' is out of range (%u..%u)",
-		         key, conf_safe(buf, s), min,
-		         max);
+		           key, conf_safe(buf, s), min, max);
 		return;
 	}
 	*r = (unsigned)v;
 }
-
 
 /*
  * A duration (seconds) or a size (bytes), parsed by parse; "range" is how
@@ -257,9 +252,9 @@ conf_get_uint(struct conf_loader *l, const yaml_node_t *n, const char *key, unsi
  */
 static void
 get_scaled(struct conf_loader *l, const yaml_node_t *n, const char *key,
-	   const char *what,
-	   int (*parse)(const char *, uint64_t *, const char **),
-	   uint64_t min, uint64_t max, const char *range, uint64_t *r)
+           const char *what,
+           int (*parse)(const char *, uint64_t *, const char **), uint64_t min,
+           uint64_t max, const char *range, uint64_t *r)
 {
 	const char *s, *error;
 	uint64_t v;
@@ -274,8 +269,8 @@ get_scaled(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		return;
 	}
 	if (v < min || v > max) {
-		conf_error(l, conf_line(n), "%s: '%s' is out of range (%s)", key,
-		         conf_safe(buf, s), range);
+		conf_error(l, conf_line(n), "%s: '%s' is out of range (%s)",
+		           key, conf_safe(buf, s), range);
 		return;
 	}
 	*r = v;
@@ -283,22 +278,21 @@ get_scaled(struct conf_loader *l, const yaml_node_t *n, const char *key,
 
 void
 conf_get_duration(struct conf_loader *l, const yaml_node_t *n, const char *key,
-             uint64_t min, uint64_t max, const char *range, uint64_t *r)
+                  uint64_t min, uint64_t max, const char *range, uint64_t *r)
 {
-	get_scaled(l, n, key, "a duration", parse_duration, min, max, range,
-		   r);
+	get_scaled(l, n, key, "a duration", parse_duration, min, max, range, r);
 }
 
 static void
-get_size(struct conf_loader *l, const yaml_node_t *n, const char *key, uint64_t min,
-         uint64_t max, const char *range, uint64_t *r)
+get_size(struct conf_loader *l, const yaml_node_t *n, const char *key,
+         uint64_t min, uint64_t max, const char *range, uint64_t *r)
 {
 	get_scaled(l, n, key, "a size", parse_size, min, max, range, r);
 }
 
-
 void
-conf_get_bool(struct conf_loader *l, const yaml_node_t *n, const char *key, bool *r)
+conf_get_bool(struct conf_loader *l, const yaml_node_t *n, const char *key,
+              bool *r)
 {
 	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
 	                                  "YES",  "on",   "On",   "ON"};
@@ -323,14 +317,13 @@ conf_get_bool(struct conf_loader *l, const yaml_node_t *n, const char *key, bool
 	conf_error(l, conf_line(n), "%s: expected true or false", key);
 }
 
-
 /*
  * One of a fixed set of words. Returns the index into names, or -1 (with
  * an error reported) when n is something else or null.
  */
 int
 conf_get_enum(struct conf_loader *l, const yaml_node_t *n, const char *key,
-         const char *const *names, size_t count, const char *allowed)
+              const char *const *names, size_t count, const char *allowed)
 {
 	const char *s;
 	char buf[CONF_SAFE_BUF];
@@ -341,17 +334,17 @@ conf_get_enum(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		if (strcmp(s, names[i]) == 0)
 			return (int)i;
 	conf_error(l, conf_line(n), "%s: '%s' is not one of %s", key,
-	         conf_safe(buf, s), allowed);
+	           conf_safe(buf, s), allowed);
 	return -1;
 }
-
 
 /*
  * A file-system path: not empty, no control characters (a newline in a
  * path is never intended and would break log lines). Replaces *r.
  */
 void
-conf_get_path(struct conf_loader *l, const yaml_node_t *n, const char *key, char **r)
+conf_get_path(struct conf_loader *l, const yaml_node_t *n, const char *key,
+              char **r)
 {
 	const char *s;
 
@@ -364,21 +357,20 @@ conf_get_path(struct conf_loader *l, const yaml_node_t *n, const char *key, char
 		return;
 	}
 	if (strlen(s) > CONF_MAX_PATH) {
-		conf_error(l, conf_line(n), "%s: longer than %d characters", key,
-		         CONF_MAX_PATH);
+		conf_error(l, conf_line(n), "%s: longer than %d characters",
+		           key, CONF_MAX_PATH);
 		return;
 	}
 	for (const char *p = s; *p != '\0'; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
 			conf_error(l, conf_line(n),
-			         "%s: contains a control character", key);
+			           "%s: contains a control character", key);
 			return;
 		}
 	}
 	free(*r);
 	*r = xstrdup(s);
 }
-
 
 /*
  * A list of CIDR networks. The array is sized once from the node count
@@ -396,9 +388,9 @@ get_cidr_list(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		return;
 	if (n->type != YAML_SEQUENCE_NODE) {
 		conf_error(l, conf_line(n),
-		         "%s: expected a list of networks such as "
-		         "[\"192.0.2.0/24\", \"2001:db8::/32\"]",
-		         key);
+		           "%s: expected a list of networks such as "
+		           "[\"192.0.2.0/24\", \"2001:db8::/32\"]",
+		           key);
 		return;
 	}
 	count =
@@ -418,14 +410,12 @@ get_cidr_list(struct conf_loader *l, const yaml_node_t *n, const char *key,
 			continue;
 		if (cidr_parse(s, &c, &error) < 0) {
 			conf_error(l, conf_line(item), "%s: '%s': %s", key,
-			         conf_safe(buf, s),
-			         error);
+			           conf_safe(buf, s), error);
 			continue;
 		}
 		list->v[list->n++] = c;
 	}
 }
-
 
 /*
  * A duration kept in milliseconds: "1s", "2m", a plain number of seconds,
@@ -434,7 +424,7 @@ get_cidr_list(struct conf_loader *l, const yaml_node_t *n, const char *key,
  */
 static void
 get_duration_ms(struct conf_loader *l, const yaml_node_t *n, const char *key,
-		uint64_t max_ms, const char *range, uint64_t *ms_r)
+                uint64_t max_ms, const char *range, uint64_t *ms_r)
 {
 	const char *s, *error;
 	uint64_t v;
@@ -449,15 +439,16 @@ get_duration_ms(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	if (len > 2 && strcmp(s + len - 2, "ms") == 0) {
 		char num[24];
 		if (len - 2 >= sizeof(num)) {
-			conf_error(l, conf_line(n), "%s: invalid duration", key);
+			conf_error(l, conf_line(n), "%s: invalid duration",
+			           key);
 			return;
 		}
 		memcpy(num, s, len - 2);
 		num[len - 2] = '\0';
 		if (parse_uint64(num, &v) < 0) {
 			conf_error(l, conf_line(n),
-			         "%s: invalid duration (use e.g. 500ms, 1s)",
-			         key);
+			           "%s: invalid duration (use e.g. 500ms, 1s)",
+			           key);
 			return;
 		}
 	} else {
@@ -468,13 +459,12 @@ get_duration_ms(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		v = v > UINT64_MAX / 1000 ? UINT64_MAX : v * 1000;
 	}
 	if (v > max_ms) {
-		conf_error(l, conf_line(n), "%s: '%s' is out of range (%s)", key,
-		         conf_safe(buf, s), range);
+		conf_error(l, conf_line(n), "%s: '%s' is out of range (%s)",
+		           key, conf_safe(buf, s), range);
 		return;
 	}
 	*ms_r = v;
 }
-
 
 /*
  * An OpenSSL cipher list. Only its shape is checked here (printable
@@ -496,16 +486,16 @@ get_cipher_list(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		return;
 	}
 	if (strlen(s) > CONF_MAX_CIPHERS) {
-		conf_error(l, conf_line(n), "%s: longer than %d characters", key,
-		         CONF_MAX_CIPHERS);
+		conf_error(l, conf_line(n), "%s: longer than %d characters",
+		           key, CONF_MAX_CIPHERS);
 		return;
 	}
 	for (const char *p = s; *p != '\0'; p++) {
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
 			conf_error(l, conf_line(n),
-			         "%s: only printable ASCII without spaces is "
-			         "allowed (separate names with ':')",
-			         key);
+			           "%s: only printable ASCII without spaces is "
+			           "allowed (separate names with ':')",
+			           key);
 			return;
 		}
 	}
@@ -513,12 +503,11 @@ get_cipher_list(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	*r = xstrdup(s);
 }
 
-
 /* A list of strings; each checked by check (NULL = any non-empty). */
 void
 conf_get_strings(struct conf_loader *l, const yaml_node_t *n, const char *key,
-		const char *expected, const char *(*check)(const char *),
-		bool lower, char ***v_r, size_t *n_r)
+                 const char *expected, const char *(*check)(const char *),
+                 bool lower, char ***v_r, size_t *n_r)
 {
 	char buf[CONF_SAFE_BUF];
 	size_t count;
@@ -527,7 +516,7 @@ conf_get_strings(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		return;
 	if (n->type != YAML_SEQUENCE_NODE) {
 		conf_error(l, conf_line(n), "%s: expected a list of %s", key,
-			 expected);
+		           expected);
 		return;
 	}
 	count =
@@ -563,8 +552,7 @@ conf_get_strings(struct conf_loader *l, const yaml_node_t *n, const char *key,
 			error = check(d);
 		if (error != NULL) {
 			conf_error(l, conf_line(item), "%s: '%s': %s", key,
-				 conf_safe(buf, s),
-				 error);
+			           conf_safe(buf, s), error);
 			free(d);
 			continue;
 		}
@@ -572,11 +560,10 @@ conf_get_strings(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	}
 }
 
-
 /* An optional readable file: "" leaves it unset. */
 void
 conf_get_file(struct conf_loader *l, const yaml_node_t *n, const char *key,
-	     char **r)
+              char **r)
 {
 	const char *s;
 
@@ -591,9 +578,8 @@ conf_get_file(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	conf_get_path(l, n, key, r);
 	if (*r != NULL && access(*r, R_OK) != 0)
 		conf_error(l, conf_line(n), "%s: %s: %s", key, *r,
-			 strerror(errno));
+		           strerror(errno));
 }
-
 
 /*
  * libyaml's own message, with where it was and what it was inside. The
@@ -619,8 +605,8 @@ yaml_error(struct conf_loader *l, const yaml_parser_t *p, const char *data,
 	}
 	if (p->context != NULL)
 		conf_error(l, line,
-		         "YAML syntax error: %s (%s that starts on line %d)",
-		         problem, p->context, (int)p->context_mark.line + 1);
+		           "YAML syntax error: %s (%s that starts on line %d)",
+		           problem, p->context, (int)p->context_mark.line + 1);
 	else
 		conf_error(l, line, "YAML syntax error: %s", problem);
 }
@@ -707,12 +693,13 @@ flow_too_deep(const char *p, size_t len)
 				quote = 0;
 			continue;
 		}
-		if (c == '#' && (i == 0 || p[i - 1] == ' ' || p[i - 1] == '\t' ||
-				 p[i - 1] == '\n'))
+		if (c == '#' && (i == 0 || p[i - 1] == ' ' ||
+		                 p[i - 1] == '\t' || p[i - 1] == '\n'))
 			comment = true;
 		else if (c == '"' || c == '\'')
 			quote = c;
-		else if ((c == '[' || c == '{') && ++depth > CONF_MAX_FLOW_DEPTH)
+		else if ((c == '[' || c == '{') &&
+		         ++depth > CONF_MAX_FLOW_DEPTH)
 			return line;
 		else if ((c == ']' || c == '}') && depth > 0)
 			depth--;
@@ -720,11 +707,10 @@ flow_too_deep(const char *p, size_t len)
 	return 0;
 }
 
-
 int
 conf_parse(const char *name, const void *data, size_t len,
-	   void (*root)(struct conf_loader *l, const yaml_node_t *n),
-	   void *ctx, char **errors_r)
+           void (*root)(struct conf_loader *l, const yaml_node_t *n), void *ctx,
+           char **errors_r)
 {
 	struct conf_loader l = {.name = name, .ctx = ctx};
 	yaml_parser_t parser;
@@ -757,8 +743,8 @@ conf_parse(const char *name, const void *data, size_t len,
 		} else {
 			if (yaml_document_get_root_node(&extra) != NULL)
 				conf_error(&l, (int)extra.start_mark.line + 1,
-				         "only one YAML document is allowed "
-				         "(remove the '---' separator)");
+				           "only one YAML document is allowed "
+				           "(remove the '---' separator)");
 			yaml_document_delete(&extra);
 		}
 		root(&l, yaml_document_get_root_node(&doc));
@@ -773,8 +759,7 @@ conf_parse(const char *name, const void *data, size_t len,
 }
 
 int
-conf_read_file(const char *path, char **data_r, size_t *len_r,
-	       char **errors_r)
+conf_read_file(const char *path, char **data_r, size_t *len_r, char **errors_r)
 {
 	char *buf;
 	size_t len = 0;
@@ -884,8 +869,8 @@ conf_free(const struct conf_section *sec, void *base)
 			break;
 		case CONF_STRINGS: {
 			char ***v = FIELD(base, k, char **);
-			size_t *n = (size_t *)(void *)((char *)base +
-						       k->offset_n);
+			size_t *n =
+			    (size_t *)(void *)((char *)base + k->offset_n);
 			for (size_t j = 0; j < *n; j++)
 				free((*v)[j]);
 			xfree(v);
@@ -903,7 +888,7 @@ conf_free(const struct conf_section *sec, void *base)
 
 void
 conf_load_key(struct conf_loader *l, const yaml_node_t *n, const char *key,
-	 const struct conf_key *k, void *base)
+              const struct conf_key *k, void *base)
 {
 	int i;
 
@@ -913,19 +898,19 @@ conf_load_key(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		break;
 	case CONF_UINT:
 		conf_get_uint(l, n, key, (unsigned)k->min, (unsigned)k->max,
-			      FIELD(base, k, unsigned));
+		              FIELD(base, k, unsigned));
 		break;
 	case CONF_SIZE:
 		get_size(l, n, key, k->min, k->max, k->range,
-			 FIELD(base, k, uint64_t));
+		         FIELD(base, k, uint64_t));
 		break;
 	case CONF_DURATION:
 		conf_get_duration(l, n, key, k->min, k->max, k->range,
-				  FIELD(base, k, uint64_t));
+		                  FIELD(base, k, uint64_t));
 		break;
 	case CONF_DURATION_MS:
 		get_duration_ms(l, n, key, k->max, k->range,
-				FIELD(base, k, uint64_t));
+		                FIELD(base, k, uint64_t));
 		break;
 	case CONF_PATH:
 		conf_get_path(l, n, key, FIELD(base, k, char *));
@@ -940,7 +925,7 @@ conf_load_key(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	case CONF_ENUM_STR:
 		if (conf_is_null(n) ||
 		    (i = conf_get_enum(l, n, key, k->names, k->nnames,
-				       k->allowed)) < 0)
+		                       k->allowed)) < 0)
 			break;
 		if (k->type == CONF_ENUM_STR) {
 			free(*FIELD(base, k, char *));
@@ -954,9 +939,10 @@ conf_load_key(struct conf_loader *l, const yaml_node_t *n, const char *key,
 		get_cidr_list(l, n, key, FIELD(base, k, struct cidr_list));
 		break;
 	case CONF_STRINGS:
-		conf_get_strings(l, n, key, k->allowed, k->check, k->lower,
-				 FIELD(base, k, char **),
-				 (size_t *)(void *)((char *)base + k->offset_n));
+		conf_get_strings(
+		    l, n, key, k->allowed, k->check, k->lower,
+		    FIELD(base, k, char **),
+		    (size_t *)(void *)((char *)base + k->offset_n));
 		break;
 	case CONF_SECTION:
 		conf_load_section(l, n, k->sub, FIELD(base, k, char));
@@ -964,13 +950,13 @@ conf_load_key(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	case CONF_NONE:
 	case CONF_CHAR:
 	case CONF_STRING:
-		break;	/* only by a load function */
+		break; /* only by a load function */
 	}
 }
 
 bool
 conf_load_section(struct conf_loader *l, const yaml_node_t *n,
-		  const struct conf_section *sec, void *base)
+                  const struct conf_section *sec, void *base)
 {
 	yaml_node_t *v[48];
 	char key[128];
@@ -985,7 +971,7 @@ conf_load_section(struct conf_loader *l, const yaml_node_t *n,
 		if (k->name == NULL)
 			continue;
 		snprintf(key, sizeof(key), "%s%s%s", sec->name,
-			 *sec->name != '\0' ? "." : "", k->name);
+		         *sec->name != '\0' ? "." : "", k->name);
 		if (k->load != NULL)
 			k->load(l, v[i], key, base);
 		else if (v[i] != NULL || k->type == CONF_SECTION)

@@ -116,8 +116,8 @@ listener_proto_port(enum listener_proto proto)
 {
 	static const unsigned ports[] = {25, 587, 465, 110, 995};
 
-	return (unsigned)proto < sizeof(ports) / sizeof(ports[0])
-		   ? ports[proto] : 0;
+	return (unsigned)proto < sizeof(ports) / sizeof(ports[0]) ? ports[proto]
+	                                                          : 0;
 }
 
 bool
