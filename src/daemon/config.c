@@ -634,6 +634,39 @@ static const struct conf_key root_keys[] = {
 static const struct conf_section root_section =
     SECTION("", root_keys, check_root);
 
+/* ---- the keys, for documentation ---------------------------------------- */
+
+static void
+each_key(const struct conf_key *keys, size_t n, const char *prefix,
+         void (*fn)(const char *key, const char *doc, void *arg), void *arg)
+{
+	char key[128];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_key *k = &keys[i];
+
+		if (k->name == NULL)
+			continue;
+		snprintf(key, sizeof(key), "%s%s%s", prefix,
+		         *prefix != '\0' ? "." : "", k->name);
+		if (k->type == CONF_SECTION)
+			each_key(k->sub->keys, k->sub->nkeys, k->sub->name, fn,
+			         arg);
+		else
+			fn(key, k->doc, arg);
+	}
+}
+
+void
+config_keys(void (*fn)(const char *key, const char *doc, void *arg),
+            void *arg)
+{
+	each_key(root_section.keys, root_section.nkeys, "", fn, arg);
+	each_key(config_listener_keys, config_nlistener_keys, "", fn, arg);
+	each_key(config_certificate_keys, config_ncertificate_keys, "", fn,
+	         arg);
+}
+
 /* ---- loading ----------------------------------------------------------- */
 
 static void

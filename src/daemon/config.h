@@ -67,6 +67,14 @@ int config_load_buffer(const char *name, const void *data, size_t len,
 		       struct config **config_r, char **errors_r);
 void config_free(struct config **config);
 
+/*
+ * Calls fn for every key the tables describe, with its full name
+ * ("smtp.timeouts.command"; a listener's and a certificate's keys by
+ * their own name) and its line of documentation.
+ */
+void config_keys(void (*fn)(const char *key, const char *doc, void *arg),
+		 void *arg);
+
 /* What the protocol sessions, the queue runner and the data directory
  * read of c (borrowed: c outlives them). */
 void config_datadir(const struct config *c, struct datadir_config *r);
