@@ -7,16 +7,10 @@
  * function here; the lists of mappings (listeners, tls.certificates) are
  * in config_sections.c.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "daemon/config.h"
 #include "daemon/config_sections.h"
