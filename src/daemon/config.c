@@ -13,7 +13,7 @@
 #include <syslog.h>
 
 #include "daemon/config.h"
-#include "daemon/config_sections.h"
+#include "daemon/config_load.h"
 #include "lib/conftab.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"

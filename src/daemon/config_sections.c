@@ -1,7 +1,10 @@
 /*
- * The configuration's lists of mappings: listeners and tls.certificates
- * (config_sections.h). Each entry is checked key by key against its
- * table, so that one run reports everything wrong with it.
+ * The load functions of the configuration keys no generic type covers
+ * (config_load.h): the lists of mappings, listeners and tls.certificates,
+ * each entry checked key by key against its table so that one run reports
+ * everything wrong with it; and dns.resolver, dns.trust_anchor, the
+ * outbound source addresses, IP version and TLS policies, and the
+ * smarthost's host, port and credentials.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,7 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/config_sections.h"
+#include "daemon/config.h"
+#include "daemon/config_load.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 

@@ -1,16 +1,18 @@
 /*
- * Inside the configuration loader (config.c): the sections that are
- * lists of mappings, listeners and tls.certificates, loaded by hand in
- * config_sections.c with the tables of their keys.
+ * Inside the configuration loader: what config.c (the tables) and
+ * config_sections.c (the load functions of the keys no generic type
+ * covers: the listeners, tls.certificates, dns, outbound, smarthost)
+ * share. Not for other modules.
  */
-#ifndef GODWIT_CONFIG_SECTIONS_H
-#define GODWIT_CONFIG_SECTIONS_H
+#ifndef GODWIT_CONFIG_LOAD_H
+#define GODWIT_CONFIG_LOAD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "daemon/config.h"
 #include "lib/conftab.h"
+
+struct config;
 
 /* conf_loader.ctx while a file is loaded */
 struct config_loading {
