@@ -83,6 +83,8 @@
 
 #include <openssl/ssl.h>
 
+#include "mail/smtp_parse.h"	/* enum smtp_body */
+
 /* Outbound TLS: none = never STARTTLS; may = when offered
  * (opportunistic, RFC 3207, unauthenticated); encrypt = TLS required, the
  * certificate is not checked; verify = TLS required and the certificate
@@ -189,7 +191,7 @@ struct smtp_client_msg {
 	const char *sender;		/* "" for <> */
 	const char *envid;		/* "" = none */
 	const char *ret;		/* "", "FULL", "HDRS" */
-	int body;			/* 0 7BIT, 1 8BITMIME, 2 BINARYMIME */
+	enum smtp_body body;
 	bool smtputf8;
 	int fd;				/* the queue file, read with pread */
 	uint64_t offset;		/* where the message starts in fd */
