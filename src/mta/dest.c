@@ -279,7 +279,8 @@ static SSL_CTX *
 ssl_ctx_for(struct runner *r, bool smarthost)
 {
 	const struct runner_settings *cf = r->config;
-	const char *mx_ca = cf->outbound.ca_file, *sh_ca = cf->smarthost.ca_file;
+	const char *mx_ca = cf->outbound.ca_file;
+	const char *sh_ca = cf->smarthost.ca_file;
 	bool same = (mx_ca == NULL && sh_ca == NULL) ||
 		    (mx_ca != NULL && sh_ca != NULL && strcmp(mx_ca, sh_ca) == 0);
 	SSL_CTX **slot = smarthost && !same ? &r->ssl_relay : &r->ssl_mx;
@@ -341,8 +342,8 @@ conn_params(struct runner *r, struct dest *d, const struct dns_host *h,
 	if (d->smarthost) {
 		p->implicit_tls = cf->smarthost.tls == SMARTHOST_IMPLICIT;
 		p->tls = cf->smarthost.tls == SMARTHOST_NONE ? TLS_POLICY_NONE
-			 : cf->smarthost.verify		     ? TLS_POLICY_VERIFY
-							     : TLS_POLICY_ENCRYPT;
+			 : cf->smarthost.verify ? TLS_POLICY_VERIFY
+						: TLS_POLICY_ENCRYPT;
 		p->auth_user = r->secrets->user;
 		p->auth_pass = r->secrets->pass;
 	} else {

@@ -522,7 +522,8 @@ runner_close(struct runner *r)
 }
 
 int
-runner_main(const struct runner_settings *config, const struct runner_secrets *secrets)
+runner_main(const struct runner_settings *config,
+	    const struct runner_secrets *secrets)
 {
 	struct runner r;
 	struct event *sigs[3];

@@ -58,7 +58,7 @@ struct outbound_config {
 	enum tls_policy tls;		/* default policy: may */
 	struct outbound_tls_policy *tls_policies; /* per destination domain */
 	size_t ntls_policies;
-	char *ca_file;			/* verify: CA file; NULL = system */
+	char *ca_file;			/* verify: CA file; NULL: system */
 	unsigned max_connections;	/* global; 100 */
 	unsigned max_per_domain;	/* per destination; 20 */
 	uint64_t timeout_connect;	/* seconds; 30 */
