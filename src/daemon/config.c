@@ -771,7 +771,7 @@ config_runner_settings(const struct config *c, struct runner_settings *r)
 	r->hostname = c->hostname;
 	r->postmaster = c->postmaster;
 	r->data_dir = c->data_dir;
-	r->recipient_delimiter = c->smtp.recipient_delimiter;
+	r->smtp.recipient_delimiter = c->smtp.recipient_delimiter;
 	r->userdb = c->userdb;
 	r->dns = c->dns;
 	r->outbound = c->outbound;

@@ -159,7 +159,7 @@ dsn_route(struct msg *m, bool failure, struct recipient_result *res)
 	rctx.db = m->r->db;
 	rctx.hostname = cf->hostname;
 	rctx.postmaster = cf->postmaster;
-	rctx.delimiter = cf->recipient_delimiter;
+	rctx.delimiter = cf->smtp.recipient_delimiter;
 	rctx.trusted = true;
 	memset(res, 0, sizeof(*res));
 	recipient_resolve(&rctx, &path.mbox, res);

@@ -93,7 +93,9 @@ struct runner_settings {
 	const char *hostname;
 	const char *postmaster;		/* NULL = postmaster@hostname */
 	const char *data_dir;
-	char recipient_delimiter;	/* smtp.recipient_delimiter */
+	struct {
+		char recipient_delimiter;	/* the one key of smtp: */
+	} smtp;
 	struct userdb_config userdb;
 	struct dns_config dns;
 	struct outbound_config outbound;
