@@ -8,15 +8,11 @@
 #define GODWIT_POP3_SERVER_H
 
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "net/auth.h"
 #include "net/client_limits.h"
 #include "net/tls.h"
 #include "store/retention.h"
-
-struct worker;
-struct config_listener;
 
 /* pop3: in the configuration */
 struct pop3d_config {
@@ -42,17 +38,10 @@ struct pop3d_settings {
 	struct retention_config retention;
 };
 
-/* Takes over fd. Applies access lists, connection limits and bans first. */
-void pop3_session_start(struct worker *w, const struct config_listener *l,
-			int fd, const struct sockaddr *sa, socklen_t salen);
+struct session_ops;
 
-/* SIGTERM: idle sessions end now (nothing deleted), the others once the
- * response they are sending is complete. */
-void pop3_sessions_shutdown(struct worker *w);
-/* Stress began: sessions not logged in get the short timeouts now. */
-void pop3_sessions_stress(struct worker *w);
-/* At exit: frees whatever sessions are left (nothing deleted). */
-void pop3_sessions_free(struct worker *w);
+/* The POP3 protocol over the session core (net/session.h). */
+extern const struct session_ops pop3_session_ops;
 
 enum pop3_state {
 	POP3_S_TLS,		/* implicit TLS: handshake before the greeting */
