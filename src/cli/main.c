@@ -43,7 +43,7 @@ check_postmaster(const struct config *config)
 	struct recipient_result r;
 	char *err = NULL;
 
-	if (userdb_open(config, true, &ctx.db, &err) < 0) {
+	if (userdb_open(&config->userdb, true, &ctx.db, &err) < 0) {
 		fprintf(stderr,
 			"godwit: warning: postmaster: no user database yet "
 			"(%s): mail to postmaster@%s and <postmaster> gets "
@@ -223,7 +223,7 @@ main(int argc, char **argv)
 		/* certificates, keys and cipher lists too, as serve loads them */
 		SSL_CTX *ctx = NULL;
 		char *err = NULL;
-		if (tls_ctx_new(config, &ctx, &err) < 0) {
+		if (tls_ctx_new(&config->tls, config->path, &ctx, &err) < 0) {
 			fprintf(stderr, "%s\n", err);
 			free(err);
 			config_free(&config);
@@ -251,9 +251,11 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "alias") == 0)
 		r = admin_alias(config, argc, argv);
 	else if (strcmp(cmd, "route") == 0)
-		r = dns_route_cli(config, argc, argv);
+		r = dns_route_cli(&config->dns, config->outbound.ipv4,
+				  config->outbound.ipv6,
+				  config->outbound.prefer_ipv4, argc, argv);
 	else
-		r = queue_admin(config, argc, argv);
+		r = queue_admin(config->data_dir, config->user, argc, argv);
 	config_free(&config);
 	return r;
 }

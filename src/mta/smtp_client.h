@@ -83,8 +83,14 @@
 
 #include <openssl/ssl.h>
 
-#include "daemon/config.h"	/* enum tls_policy */
 #include "mail/smtp_parse.h"	/* enum smtp_body */
+
+/* Outbound TLS: none = never STARTTLS; may = when offered
+ * (opportunistic, RFC 3207, unauthenticated); encrypt = TLS required, the
+ * certificate is not checked; verify = TLS required and the certificate
+ * must chain to a trusted CA and name the host connected to. */
+enum tls_policy { TLS_POLICY_NONE, TLS_POLICY_MAY, TLS_POLICY_ENCRYPT,
+		  TLS_POLICY_VERIFY };
 
 struct event_base;
 

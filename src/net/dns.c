@@ -39,7 +39,6 @@
 #include <event2/event.h>
 #include <unbound.h>
 
-#include "daemon/config.h"
 #include "net/dns.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
@@ -1298,19 +1297,19 @@ cli_print(const char *domain, const struct dns_route *rt)
 }
 
 int
-dns_route_cli(const struct config *config, int argc, char **argv)
+dns_route_cli(const struct dns_config *dns, bool want_ipv4, bool want_ipv6,
+	      bool prefer_ipv4, int argc, char **argv)
 {
 	struct dns_resolver_config rc = {
-		.mode = config->dns_mode,
-		.forwarders = (const char *const *)config->dns_forwarders,
-		.nforwarders = config->ndns_forwarders,
-		.trust_anchor = config->dns_trust_anchor,
+		.mode = dns->mode,
+		.forwarders = (const char *const *)dns->forwarders,
+		.nforwarders = dns->nforwarders,
+		.trust_anchor = dns->trust_anchor,
 	};
 	struct dns_lookup_opts opts = {
-		.want_ipv4 = config->outbound_ipv4,
-		.want_ipv6 = config->outbound_ipv6,
-		.prefer = config->outbound_prefer_ipv4 ? DNS_PREFER_IPV4
-						       : DNS_PREFER_IPV6,
+		.want_ipv4 = want_ipv4,
+		.want_ipv6 = want_ipv6,
+		.prefer = prefer_ipv4 ? DNS_PREFER_IPV4 : DNS_PREFER_IPV6,
 	};
 	struct cli_result res = { NULL, NULL };
 	struct dns_resolver *r = NULL;

@@ -46,6 +46,14 @@
 
 struct event_base;
 
+/* dns: in the configuration */
+struct dns_config {
+	char *mode;		/* "system" (default) or "recursive" */
+	char **forwarders;	/* "IP" or "IP@port"; replace mode */
+	size_t nforwarders;
+	char *trust_anchor;	/* NULL: no DNSSEC validation */
+};
+
 #define DNS_MAX_HOSTS 10	/* MX hosts kept per route (lowest pref.) */
 #define DNS_MAX_ADDRS 8		/* addresses kept per host and family */
 #define DNS_NAME_MAX 253	/* a domain name in text, no final dot */
@@ -198,7 +206,7 @@ int dns_domain_parse(const char *domain, char *name, size_t size,
  * Returns the exit code (0 found, 1 DNS_PERMFAIL/NULLMX, 2 TEMPFAIL or
  * usage).
  */
-struct config;
-int dns_route_cli(const struct config *config, int argc, char **argv);
+int dns_route_cli(const struct dns_config *dns, bool want_ipv4, bool want_ipv6,
+		  bool prefer_ipv4, int argc, char **argv);
 
 #endif

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
 #include "store/datadir.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
@@ -490,7 +489,7 @@ json_str(FILE *f, const char *s)
 }
 
 static void
-list_one(const struct config *config, const char *state,
+list_one(const char *data_dir, const char *state,
 	 const struct queue_envelope *e, bool json)
 {
 	static const char *const names[] = {"pending", "done", "failed"};
@@ -498,7 +497,7 @@ list_one(const struct config *config, const char *state,
 	char *err = NULL;
 	int64_t now = (int64_t)time(NULL);
 
-	if (queue_state_read(config->data_dir, e->id, e->nrcpts, &st, &err) <
+	if (queue_state_read(data_dir, e->id, e->nrcpts, &st, &err) <
 	    0) {
 		fprintf(stderr, "godwit: %s\n", err);
 		free(err);
@@ -552,7 +551,7 @@ list_one(const struct config *config, const char *state,
 }
 
 static int
-queue_list(const struct config *config, bool json)
+queue_list(const char *data_dir, bool json)
 {
 	int count = 0;
 
@@ -560,7 +559,7 @@ queue_list(const struct config *config, bool json)
 		printf("%-16s %-8s %-8s %-8s %s\n", "ID", "STATE", "AGE",
 		       "SIZE", "SENDER / RECIPIENTS");
 	for (const char *const *s = queue_states; *s != NULL; s++) {
-		char *dir = xasprintf("%s/queue/%s", config->data_dir, *s);
+		char *dir = xasprintf("%s/queue/%s", data_dir, *s);
 		DIR *d = opendir(dir);
 		struct dirent *de;
 
@@ -582,7 +581,7 @@ queue_list(const struct config *config, bool json)
 				free(path);
 				continue;
 			}
-			list_one(config, *s, &e, json);
+			list_one(data_dir, *s, &e, json);
 			count++;
 			queue_envelope_free(&e);
 			free(path);
@@ -597,14 +596,14 @@ queue_list(const struct config *config, bool json)
 }
 
 static int
-queue_show(const struct config *config, const char *id)
+queue_show(const char *data_dir, const char *id)
 {
 	if (!queue_id_valid(id)) {
 		fprintf(stderr, "godwit: %s: not a queue id\n", id);
 		return 1;
 	}
 	for (const char *const *s = queue_states; *s != NULL; s++) {
-		char *path = xasprintf("%s/queue/%s/%s", config->data_dir, *s,
+		char *path = xasprintf("%s/queue/%s/%s", data_dir, *s,
 				       id);
 		struct queue_envelope e;
 		uint64_t off;
@@ -650,9 +649,9 @@ queue_show(const struct config *config, const char *id)
  * answer (caller frees), or NULL with errno when nobody listens.
  */
 static char *
-control_send(const struct config *config, const char *cmd)
+control_send(const char *data_dir, const char *cmd)
 {
-	char *path = queue_control_path(config->data_dir), buf[512];
+	char *path = queue_control_path(data_dir), buf[512];
 	struct sockaddr_un sun;
 	size_t o = 0;
 	ssize_t n;
@@ -695,8 +694,8 @@ control_send(const struct config *config, const char *cmd)
 }
 
 static int
-queue_control(const struct config *config, const char *op, const char *target,
-	      bool bounce)
+queue_control(const char *data_dir, const char *user, const char *op,
+	      const char *target, bool bounce)
 {
 	char cmd[128], *answer;
 	int count = 0;
@@ -707,7 +706,7 @@ queue_control(const struct config *config, const char *op, const char *target,
 	}
 	snprintf(cmd, sizeof(cmd), "%s %s%s", op, target,
 		 bounce ? " bounce" : "");
-	if ((answer = control_send(config, cmd)) != NULL) {
+	if ((answer = control_send(data_dir, cmd)) != NULL) {
 		int r = strncmp(answer, "ok ", 3) == 0 ? 0 : 1;
 		if (r == 0)
 			printf("%s: %s message%s\n", op, answer + 3,
@@ -730,7 +729,7 @@ queue_control(const struct config *config, const char *op, const char *target,
 	 * that the state files written here stay the runner's to rewrite */
 	{
 		char *err = NULL;
-		if (datadir_become_daemon(config, &err) < 0) {
+		if (datadir_become_daemon(user, &err) < 0) {
 			fprintf(stderr, "godwit: %s\n", err);
 			free(err);
 			return 1;
@@ -739,9 +738,9 @@ queue_control(const struct config *config, const char *op, const char *target,
 	if (strcmp(target, "all") == 0) {
 		for (const char *const *s = queue_states; *s != NULL; s++) {
 			size_t n;
-			char **v = queue_ids(config->data_dir, *s, &n);
+			char **v = queue_ids(data_dir, *s, &n);
 			for (size_t i = 0; i < n; i++) {
-				if (queue_file_op(config->data_dir, op, v[i]) >
+				if (queue_file_op(data_dir, op, v[i]) >
 				    0)
 					count++;
 				free(v[i]);
@@ -749,7 +748,7 @@ queue_control(const struct config *config, const char *op, const char *target,
 			free(v);
 		}
 	} else {
-		int r = queue_file_op(config->data_dir, op, target);
+		int r = queue_file_op(data_dir, op, target);
 		if (r < 0) {
 			fprintf(stderr, "godwit: %s: %s\n", target,
 				strerror(errno));
@@ -770,9 +769,9 @@ queue_control(const struct config *config, const char *op, const char *target,
 }
 
 static int
-queue_flush(const struct config *config)
+queue_flush(const char *data_dir)
 {
-	char *answer = control_send(config, "flush");
+	char *answer = control_send(data_dir, "flush");
 
 	if (answer == NULL) {
 		fprintf(stderr,
@@ -793,24 +792,24 @@ queue_flush(const struct config *config)
 }
 
 int
-queue_admin(const struct config *config, int argc, char **argv)
+queue_admin(const char *data_dir, const char *user, int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "list") == 0)
-		return queue_list(config, false);
+		return queue_list(data_dir, false);
 	if (argc == 3 && strcmp(argv[1], "list") == 0 &&
 	    strcmp(argv[2], "--json") == 0)
-		return queue_list(config, true);
+		return queue_list(data_dir, true);
 	if (argc == 3 && strcmp(argv[1], "show") == 0)
-		return queue_show(config, argv[2]);
+		return queue_show(data_dir, argv[2]);
 	if (argc == 2 && strcmp(argv[1], "flush") == 0)
-		return queue_flush(config);
+		return queue_flush(data_dir);
 	if (argc == 3 && (strcmp(argv[1], "hold") == 0 ||
 			  strcmp(argv[1], "release") == 0 ||
 			  strcmp(argv[1], "delete") == 0))
-		return queue_control(config, argv[1], argv[2], false);
+		return queue_control(data_dir, user, argv[1], argv[2], false);
 	if (argc == 4 && strcmp(argv[1], "delete") == 0 &&
 	    strcmp(argv[3], "--bounce") == 0)
-		return queue_control(config, argv[1], argv[2], true);
+		return queue_control(data_dir, user, argv[1], argv[2], true);
 	fprintf(stderr, "usage: godwit queue list [--json]\n"
 			"       godwit queue show ID\n"
 			"       godwit queue hold ID|all\n"

@@ -17,6 +17,14 @@
 
 #include "mail/envelope.h"
 
+/* queue: in the configuration (the runner's retry schedule) */
+struct queue_config {
+	uint64_t lifetime;	/* seconds until a bounce; 5d */
+	uint64_t retry_min;	/* first retry after; 5m */
+	uint64_t retry_max;	/* backoff cap; 4h */
+	uint64_t delay_warning;	/* seconds; 0 = no warnings */
+};
+
 extern const char *const queue_states[];	/* NULL-terminated dir names */
 
 /*
@@ -104,8 +112,9 @@ int queue_file_op(const char *data_dir, const char *op, const char *id);
  * directory is the queue runner's, datadir.c) */
 char *queue_control_path(const char *data_dir);
 
-/* godwit queue list|show: argv[0] is "queue". Returns the exit code. */
-struct config;
-int queue_admin(const struct config *config, int argc, char **argv);
+/* godwit queue list|show: argv[0] is "queue"; user is the configured
+ * one the daemon runs as. Returns the exit code. */
+int queue_admin(const char *data_dir, const char *user, int argc,
+		char **argv);
 
 #endif

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "daemon/config.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
@@ -69,17 +68,17 @@ run(void *arg)
 }
 
 struct retention *
-retention_start(const struct config *config)
+retention_start(const struct retention_config *rc, const char *data_dir)
 {
 	struct retention *r;
 	pthread_condattr_t ca;
 
-	if (config->retention_mail == 0)
+	if (rc->mail == 0)
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
-	r->data_dir = xstrdup(config->data_dir);
-	r->max_age = config->retention_mail;
-	r->interval = config->retention_interval;
+	r->data_dir = xstrdup(data_dir);
+	r->max_age = rc->mail;
+	r->interval = rc->interval;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
