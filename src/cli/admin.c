@@ -1,7 +1,6 @@
 /*
  * The user database administration commands (godwit domain|user|alias),
- * run by the operator on the server against the database directly, and
- * the password hashing they and the login code share.
+ * run by the operator on the server against the database directly.
  *
  * Input is checked strictly here, before it reaches the database: a user
  * or alias with a malformed or mixed-case address could never be found by
@@ -25,6 +24,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "net/sasl.h"
+#include "store/password.h"
 #include "store/userdb.h"
 
 #define PASSWORD_MAX 1024	/* bytes, without the newline */
@@ -277,59 +277,6 @@ open_db(const struct config *config, bool readonly)
 }
 
 /* ---- passwords ----------------------------------------------------------- */
-
-char *
-password_hash(const char *password, const char **error_r)
-{
-	struct crypt_data *cd;
-	char *salt, *h, *r = NULL;
-
-	if ((salt = crypt_gensalt_ra("$y$", 0, NULL, 0)) == NULL) {
-		*error_r = "cannot make a password salt (libcrypt without "
-			   "yescrypt?)";
-		return NULL;
-	}
-	cd = xcalloc(1, sizeof(*cd));
-	h = crypt_rn(password, salt, cd, sizeof(*cd));
-	/* Failure is NULL, or a string starting with '*' from some builds. */
-	if (h == NULL || h[0] == '*')
-		*error_r = "password hashing failed";
-	else
-		r = xstrdup(h);
-	explicit_bzero(cd, sizeof(*cd));
-	free(cd);
-	free(salt);
-	return r;
-}
-
-int
-password_verify(const char *password, const char *hash)
-{
-	struct crypt_data *cd;
-	const char *h;
-	size_t len;
-	unsigned char diff = 0;
-	int r;
-
-	/* Locked or disabled accounts, as in /etc/shadow. */
-	if (hash == NULL || hash[0] == '\0' || hash[0] == '*' || hash[0] == '!')
-		return 0;
-	cd = xcalloc(1, sizeof(*cd));
-	h = crypt_rn(password, hash, cd, sizeof(*cd));
-	if (h == NULL || h[0] == '*') {
-		r = -1;
-	} else if ((len = strlen(h)) != strlen(hash)) {
-		r = 0;
-	} else {
-		/* Every byte compared, whatever the first difference. */
-		for (size_t i = 0; i < len; i++)
-			diff |= (unsigned char)(h[i] ^ hash[i]);
-		r = diff == 0;
-	}
-	explicit_bzero(cd, sizeof(*cd));
-	free(cd);
-	return r;
-}
 
 /*
  * One line from fd, byte by byte so that nothing past the newline is

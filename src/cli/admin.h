@@ -18,12 +18,4 @@ int admin_domain(const struct config *config, int argc, char **argv);
 int admin_user(const struct config *config, int argc, char **argv);
 int admin_alias(const struct config *config, int argc, char **argv);
 
-/*
- * Hashes a password with libcrypt (yescrypt, "$y$"). Returns a malloc'd
- * hash or NULL with *error_r set.
- */
-char *password_hash(const char *password, const char **error_r);
-/* 1 if password matches hash (any libcrypt scheme), 0 if not, -1 error. */
-int password_verify(const char *password, const char *hash);
-
 #endif

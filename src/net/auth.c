@@ -20,11 +20,11 @@
 #include <openssl/sha.h>
 #include <time.h>
 
-#include "cli/admin.h"
 #include "net/auth.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "store/password.h"
 #include "store/userdb.h"
 
 int

@@ -20,6 +20,7 @@
 #include "unit.h"
 
 #include "cli/admin.h"
+#include "store/password.h"
 #include "daemon/config.h"
 #include "lib/util.h"
 #include "net/sasl.h"
