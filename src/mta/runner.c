@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +37,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "lib/workq.h"
 #include "store/queue.h"
 #include "store/recipient.h"
 #include "mta/runner.h"
@@ -523,48 +523,28 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 struct reap_item {
 	char id[QUEUE_ID_LEN + 1];
 	int fd;
-	struct reap_item *next;
 };
 
 struct reaper {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct reap_item *head, **tail;
-	bool stop;
+	struct workq *wq;	/* the reaper thread: one item at a time */
 	char *data_dir;
 };
 
-static void *
-reaper_main(void *arg)
+static void
+reaper_run(void *arg, void **items, size_t n)
 {
 	struct reaper *rp = arg;
+	struct reap_item *it = items[0];
+	char *path;
 
-	pthread_mutex_lock(&rp->lock);
-	for (;;) {
-		struct reap_item *it = rp->head;
-		if (it == NULL) {
-			if (rp->stop)
-				break;
-			pthread_cond_wait(&rp->cond, &rp->lock);
-			continue;
-		}
-		rp->head = it->next;
-		if (rp->head == NULL)
-			rp->tail = &rp->head;
-		pthread_mutex_unlock(&rp->lock);
-		char *path = xasprintf("%s/queue/active/%s", rp->data_dir,
-				       it->id);
-		unlink(path);
-		free(path);
-		queue_state_remove(rp->data_dir, it->id);
-		if (it->fd >= 0)
-			close(it->fd);
-		free(it);
-		pthread_mutex_lock(&rp->lock);
-	}
-	pthread_mutex_unlock(&rp->lock);
-	return NULL;
+	(void)n;
+	path = xasprintf("%s/queue/active/%s", rp->data_dir, it->id);
+	unlink(path);
+	free(path);
+	queue_state_remove(rp->data_dir, it->id);
+	if (it->fd >= 0)
+		close(it->fd);
+	free(it);
 }
 
 static struct reaper *
@@ -573,11 +553,7 @@ reaper_new(const char *data_dir)
 	struct reaper *rp = xcalloc(1, sizeof(*rp));
 
 	rp->data_dir = xstrdup(data_dir);
-	rp->tail = &rp->head;
-	pthread_mutex_init(&rp->lock, NULL);
-	pthread_cond_init(&rp->cond, NULL);
-	if (pthread_create(&rp->thread, NULL, reaper_main, rp) != 0)
-		fatalx("cannot start the reaper thread");
+	rp->wq = workq_start("reaper", 1, reaper_run, rp);
 	return rp;
 }
 
@@ -588,11 +564,7 @@ reaper_add(struct reaper *rp, const char *id, int fd)
 
 	memcpy(it->id, id, sizeof(it->id));
 	it->fd = fd;
-	pthread_mutex_lock(&rp->lock);
-	*rp->tail = it;
-	rp->tail = &it->next;
-	pthread_cond_signal(&rp->cond);
-	pthread_mutex_unlock(&rp->lock);
+	workq_submit(rp->wq, it);
 }
 
 /* Finishes what it has, then goes. */
@@ -603,13 +575,7 @@ reaper_free(struct reaper **rpp)
 
 	if (rp == NULL)
 		return;
-	pthread_mutex_lock(&rp->lock);
-	rp->stop = true;
-	pthread_cond_signal(&rp->cond);
-	pthread_mutex_unlock(&rp->lock);
-	pthread_join(rp->thread, NULL);
-	pthread_mutex_destroy(&rp->lock);
-	pthread_cond_destroy(&rp->cond);
+	workq_stop(&rp->wq);
 	free(rp->data_dir);
 	free(rp);
 	*rpp = NULL;
