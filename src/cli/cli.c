@@ -143,8 +143,8 @@ cli_parse_domain(const char *arg)
 }
 
 char *
-cli_normalise_address(const char *arg, bool catchall, bool ours, bool lower_local,
-		  char **why_r)
+cli_normalise_address(const char *arg, bool catchall, bool ours,
+		      bool lower_local, char **why_r)
 {
 	const char *at = strrchr(arg, '@'), *why;
 	char *local, *domain, *r;
@@ -190,8 +190,8 @@ cli_parse_address(const char *arg, bool catchall, bool ours, bool lower_local)
 {
 	char *why = NULL, *r;
 
-	if ((r = cli_normalise_address(arg, catchall, ours, lower_local, &why)) ==
-	    NULL)
+	if ((r = cli_normalise_address(arg, catchall, ours, lower_local,
+				       &why)) == NULL)
 		cli_fail_free(&why);
 	return r;
 }
@@ -239,7 +239,7 @@ cli_open_db(const struct config *config, bool readonly)
 	return db;
 }
 
-/* ---- the commands --------------------------------------------------------- */
+/* ---- lists ------------------------------------------------------------- */
 
 void
 cli_print_list(char ***list, size_t n)
@@ -254,7 +254,7 @@ cli_print_list(char ***list, size_t n)
 
 int
 cli_list_command(const struct config *config, int argc, char **argv,
-	     const char *usage_text, bool aliases)
+		 const char *usage_text, bool aliases)
 {
 	struct userdb *db;
 	char *domain = NULL, *err = NULL, **v = NULL;

@@ -71,7 +71,8 @@ cmd_alias(const struct config *config, int argc, char **argv)
 	if (argc < 2)
 		return cli_usage(usage_alias_text);
 	if (strcmp(argv[1], "list") == 0)
-		return cli_list_command(config, argc, argv, usage_alias_text, true);
+		return cli_list_command(config, argc, argv, usage_alias_text,
+					true);
 	if (strcmp(argv[1], "add") == 0) {
 		if (argc != 4)
 			return cli_usage(usage_alias_text);

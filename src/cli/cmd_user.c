@@ -21,7 +21,6 @@ const char cli_usage_user[] =
 	"       godwit user passwd ADDRESS [--password-stdin]\n"
 	"       godwit user import FILE|- [--create-domains] [--update]\n";
 
-
 /* "user add|passwd ADDRESS [--password-stdin]": the option anywhere. */
 static int
 address_and_flag(int argc, char **argv, const char **address_r,
@@ -92,14 +91,16 @@ cmd_user(const struct config *config, int argc, char **argv)
 	if (argc < 2)
 		return cli_usage(cli_usage_user);
 	if (strcmp(argv[1], "list") == 0)
-		return cli_list_command(config, argc, argv, cli_usage_user, false);
+		return cli_list_command(config, argc, argv, cli_usage_user,
+					false);
 	if (strcmp(argv[1], "import") == 0)
 		return cmd_user_import(config, argc, argv);
 	if (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "passwd") == 0) {
 		add = strcmp(argv[1], "add") == 0;
 		if (address_and_flag(argc, argv, &arg, &from_stdin) < 0)
 			return cli_usage(cli_usage_user);
-		if ((address = cli_parse_address(arg, false, true, true)) == NULL)
+		if ((address = cli_parse_address(arg, false, true, true)) ==
+		    NULL)
 			return 1;
 		if ((db = cli_open_db(config, false)) == NULL)
 			goto out;
@@ -112,7 +113,8 @@ cmd_user(const struct config *config, int argc, char **argv)
 	} else if (strcmp(argv[1], "del") == 0) {
 		if (argc != 3)
 			return cli_usage(cli_usage_user);
-		if ((address = cli_parse_address(argv[2], false, true, true)) == NULL)
+		if ((address = cli_parse_address(argv[2], false, true,
+						 true)) == NULL)
 			return 1;
 		if ((db = cli_open_db(config, false)) == NULL)
 			goto out;
