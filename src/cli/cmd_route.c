@@ -23,8 +23,8 @@ print_route(const char *domain, const struct dns_route *rt)
 {
 	static const char *const kinds[] = {
 		[DNS_ROUTE_MX] = "MX",
-		[DNS_ROUTE_IMPLICIT] = "no MX, implicit MX (the domain's "
-				       "address)",
+		[DNS_ROUTE_IMPLICIT] =
+			"no MX, implicit MX (the domain's address)",
 		[DNS_ROUTE_HOST] = "host (no MX lookup)",
 		[DNS_ROUTE_LITERAL] = "address literal",
 	};
