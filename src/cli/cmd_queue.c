@@ -1,9 +1,9 @@
 /*
  * godwit queue list [--json] | show ID | hold|release|delete ID|all
  * [--bounce] | flush: list and show read the queue directories (store/
- * queue.h); the others ask the running daemon over its control socket,
- * and hold, release and delete move the files themselves when no daemon
- * runs.
+ * queue.h); the others ask the running daemon over its control socket
+ * (mta/control.h), and hold, release and delete move the files
+ * themselves when no daemon runs.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -11,9 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +18,7 @@
 #include "daemon/config.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
+#include "mta/control.h"
 #include "store/datadir.h"
 #include "store/queue.h"
 
@@ -201,68 +199,37 @@ queue_show(const struct config *config, const char *id)
 }
 
 /*
- * Sends one command to the running daemon's queue runner. Returns its
- * answer (caller frees), or NULL with errno when nobody listens.
+ * Sends cmd to the running daemon's queue runner (mta/control.h).
+ * Returns its answer (caller frees), or NULL with errno when nobody
+ * listens.
  */
 static char *
-control_send(const struct config *config, const char *cmd)
+ask_daemon(const struct config *config, const struct control_cmd *cmd)
 {
-	char *path = queue_control_path(config->data_dir), buf[512];
-	struct sockaddr_un sun;
-	size_t o = 0;
-	ssize_t n;
-	int fd;
+	char *path = control_path(config->data_dir), *answer;
+	int saved;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		free(path);
-		errno = ENAMETOOLONG;
-		return NULL;
-	}
-	memcpy(sun.sun_path, path, strlen(path));
+	answer = control_request(path, cmd);
+	saved = errno;
 	free(path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return NULL;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return NULL;
-	}
-	{
-		struct timeval tv = {30, 0};
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	}
-	if (write_full(fd, cmd, strlen(cmd)) < 0 ||
-	    write_full(fd, "\n", 1) < 0) {
-		close(fd);
-		return xstrdup("error cannot talk to the daemon");
-	}
-	while (o + 1 < sizeof(buf) &&
-	       (n = read(fd, buf + o, sizeof(buf) - 1 - o)) > 0)
-		o += (size_t)n;
-	close(fd);
-	buf[o] = '\0';
-	if (o > 0 && buf[o - 1] == '\n')
-		buf[o - 1] = '\0';
-	return xstrdup(o > 0 ? buf : "error no answer from the daemon");
+	errno = saved;
+	return answer;
 }
 
 static int
-queue_control(const struct config *config, const char *op, const char *target,
-	      bool bounce)
+queue_control(const struct config *config, enum control_op cop,
+	      const char *target, bool bounce)
 {
-	char cmd[128], *answer;
+	struct control_cmd cmd = {cop, target, bounce};
+	const char *op = control_op_name(cop);
+	char *answer;
 	int count = 0;
 
 	if (strcmp(target, "all") != 0 && !queue_id_valid(target)) {
 		fprintf(stderr, "godwit: %s: not a queue id\n", target);
 		return 1;
 	}
-	snprintf(cmd, sizeof(cmd), "%s %s%s", op, target,
-		 bounce ? " bounce" : "");
-	if ((answer = control_send(config, cmd)) != NULL) {
+	if ((answer = ask_daemon(config, &cmd)) != NULL) {
 		int r = strncmp(answer, "ok ", 3) == 0 ? 0 : 1;
 		if (r == 0)
 			printf("%s: %s message%s\n", op, answer + 3,
@@ -327,7 +294,8 @@ queue_control(const struct config *config, const char *op, const char *target,
 static int
 queue_flush(const struct config *config)
 {
-	char *answer = control_send(config, "flush");
+	struct control_cmd cmd = {CONTROL_FLUSH, NULL, false};
+	char *answer = ask_daemon(config, &cmd);
 
 	if (answer == NULL) {
 		fprintf(stderr,
@@ -359,13 +327,15 @@ cmd_queue(const struct config *config, int argc, char **argv)
 		return queue_show(config, argv[2]);
 	if (argc == 2 && strcmp(argv[1], "flush") == 0)
 		return queue_flush(config);
-	if (argc == 3 && (strcmp(argv[1], "hold") == 0 ||
-			  strcmp(argv[1], "release") == 0 ||
-			  strcmp(argv[1], "delete") == 0))
-		return queue_control(config, argv[1], argv[2], false);
+	if (argc == 3 && strcmp(argv[1], "hold") == 0)
+		return queue_control(config, CONTROL_HOLD, argv[2], false);
+	if (argc == 3 && strcmp(argv[1], "release") == 0)
+		return queue_control(config, CONTROL_RELEASE, argv[2], false);
+	if (argc == 3 && strcmp(argv[1], "delete") == 0)
+		return queue_control(config, CONTROL_DELETE, argv[2], false);
 	if (argc == 4 && strcmp(argv[1], "delete") == 0 &&
 	    strcmp(argv[3], "--bounce") == 0)
-		return queue_control(config, argv[1], argv[2], true);
+		return queue_control(config, CONTROL_DELETE, argv[2], true);
 	fprintf(stderr, "usage: godwit queue list [--json]\n"
 			"       godwit queue show ID\n"
 			"       godwit queue hold ID|all\n"
