@@ -52,7 +52,7 @@ warn_dangling(struct userdb *db, const char *target)
 	    db->ops->user_exists(db, target) != 0)
 		return;
 	if (db->ops->alias_lookup(db, target, &l) != 0) {
-		userdb_alias_list_free(&l);
+		userdb_alias_list_clear(&l);
 		return;
 	}
 	fflush(stdout);

@@ -61,7 +61,7 @@ check_postmaster(const struct config *config)
 					    ? "could not be looked up"
 					    : "is no user, alias or "
 					      "catch-all here");
-			recipient_result_free(&r);
+			recipient_result_clear(&r);
 		}
 		free(text);
 	}
@@ -83,7 +83,7 @@ check_postmaster(const struct config *config)
 			"goes to the mailbox %s, which nobody reads: `godwit "
 			"alias add %s you@...`, or set `postmaster:`\n",
 			config->hostname, r.mailboxes[0], r.mailboxes[0]);
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 	userdb_close(&ctx.db);
 }
 

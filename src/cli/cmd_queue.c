@@ -118,7 +118,7 @@ list_one(const struct config *config, const char *state,
 			printf("    attempts %u, next in %s\n", st.attempts,
 			       fmt_age(st.next_attempt - now));
 	}
-	queue_state_free(&st);
+	queue_state_clear(&st);
 }
 
 static int
@@ -145,7 +145,7 @@ queue_list(const struct config *config, bool json)
 			} else {
 				list_one(config, *s, &e, json);
 				count++;
-				queue_envelope_free(&e);
+				queue_envelope_clear(&e);
 			}
 			free(path);
 			free(names[i]);
@@ -193,7 +193,7 @@ queue_show(const struct config *config, const char *id)
 		fputs(header, stdout);
 		free(header);
 	}
-	queue_envelope_free(&e);
+	queue_envelope_clear(&e);
 	free(path);
 	return 0;
 }

@@ -2512,15 +2512,15 @@ config_free(struct config **configp)
 	free(c->log_file);
 	free(c->userdb_driver);
 	free(c->userdb_path);
-	cidr_list_free(&c->trusted_networks);
+	cidr_list_clear(&c->trusted_networks);
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		struct config_listener *li = &c->listeners[i];
 		free(li->name);
 		for (size_t j = 0; j < li->naddrs; j++)
 			free(li->addrs[j].text);
 		free(li->addrs);
-		cidr_list_free(&li->allow);
-		cidr_list_free(&li->deny);
+		cidr_list_clear(&li->allow);
+		cidr_list_clear(&li->deny);
 	}
 	free(c->listeners);
 	for (size_t i = 0; i < c->ntls_certs; i++) {

@@ -394,7 +394,7 @@ spawn_runner(struct server *sv)
 		drop_privileges(sv);
 		proc_title("godwit: queue runner");
 		code = runner_main(sv->config, &sv->secrets);
-		runner_secrets_free(&sv->secrets);
+		runner_secrets_clear(&sv->secrets);
 		exit(code);
 	}
 	sv->runner_pid = pid;
@@ -644,7 +644,7 @@ reload(struct server *sv)
 				  errors);
 			free(errors);
 		} else {
-			runner_secrets_free(&sv->secrets);
+			runner_secrets_clear(&sv->secrets);
 			sv->secrets = ns;
 		}
 	}
@@ -768,7 +768,7 @@ serve_main(const char *config_path)
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);
 	tls_ctx_free(&sv.tls_ctx);
-	runner_secrets_free(&sv.secrets);
+	runner_secrets_clear(&sv.secrets);
 	config_free(&sv.config);
 	return 0;
 }

@@ -74,7 +74,7 @@ runner_secrets_load(const struct config *config, struct runner_secrets *s,
 }
 
 void
-runner_secrets_free(struct runner_secrets *s)
+runner_secrets_clear(struct runner_secrets *s)
 {
 	free(s->user);
 	if (s->pass != NULL) {
@@ -310,8 +310,8 @@ recover(struct runner *r)
 			if (queue_state_read(cf->data_dir, v[i], e.nrcpts,
 					     &st, &err) == 0)
 				when = st.next_attempt;
-			queue_state_free(&st);
-			queue_envelope_free(&e);
+			queue_state_clear(&st);
+			queue_envelope_clear(&e);
 		}
 		free(err);
 		free(path);

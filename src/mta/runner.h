@@ -41,7 +41,7 @@ struct runner_secrets {
  * line). 0, or -1 with *error_r (caller frees). */
 int runner_secrets_load(const struct config *config,
 			struct runner_secrets *s, char **error_r);
-void runner_secrets_free(struct runner_secrets *s);
+void runner_secrets_clear(struct runner_secrets *s);
 
 /* The process's main loop; returns the exit code. */
 int runner_main(const struct config *config,

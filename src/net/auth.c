@@ -228,7 +228,7 @@ auth_sender_allowed(struct userdb *db, const char *account,
 		    strcmp(t, account) == 0)
 			r = 1;
 	}
-	userdb_alias_list_free(&l);
+	userdb_alias_list_clear(&l);
 	return r;
 }
 

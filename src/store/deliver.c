@@ -194,7 +194,7 @@ delivery_job_free(struct delivery_job **jobp)
 		free(job->mailboxes[i]);
 	free(job->mailboxes);
 	if (job->env != NULL) {
-		queue_envelope_free(job->env);
+		queue_envelope_clear(job->env);
 		free(job->env);
 	}
 	free(job);
@@ -308,7 +308,7 @@ dirset_unique(struct dirset *ds)
 }
 
 static void
-dirset_free(struct dirset *ds)
+dirset_clear(struct dirset *ds)
 {
 	for (size_t i = 0; i < ds->n; i++)
 		free(ds->path[i]);
@@ -666,9 +666,9 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		free(st[j].qtmp);
 	}
 	free(st);
-	dirset_free(&ds);
-	dirset_free(&other);
-	dirset_free(&qs);
+	dirset_clear(&ds);
+	dirset_clear(&other);
+	dirset_clear(&qs);
 }
 
 /*

@@ -82,7 +82,7 @@ queue_envelope_read(const char *path, struct queue_envelope *e,
 	 * ENVELOPE_MAX: the sum cannot wrap */
 	if ((uint64_t)st.st_size !=
 	    hdr_len + e->size + (sizeof(QUEUE_END) - 1)) {
-		queue_envelope_free(e);
+		queue_envelope_clear(e);
 		*error_r = xasprintf("%s: size does not match (torn file?)",
 				     path);
 		goto fail;
@@ -90,7 +90,7 @@ queue_envelope_read(const char *path, struct queue_envelope *e,
 	if (pread(fd, endbuf, sizeof(QUEUE_END) - 1,
 		  (off_t)(hdr_len + e->size)) != sizeof(QUEUE_END) - 1 ||
 	    memcmp(endbuf, QUEUE_END, sizeof(QUEUE_END) - 1) != 0) {
-		queue_envelope_free(e);
+		queue_envelope_clear(e);
 		*error_r = xasprintf("%s: end marker missing (torn file?)",
 				     path);
 		goto fail;
@@ -152,7 +152,7 @@ queue_state_read(const char *data_dir, const char *id, size_t nrcpts,
 		goto out;
 bad:
 	*error_r = xasprintf("%s: %s", path, why);
-	queue_state_free(st);
+	queue_state_clear(st);
 	queue_state_init(st, nrcpts);
 	ret = -1;
 out:
@@ -418,8 +418,8 @@ queue_file_op(const char *data_dir, const char *op, const char *id)
 				err = NULL;
 				queue_state_write(data_dir, id, &st, &err);
 			}
-			queue_state_free(&st);
-			queue_envelope_free(&e);
+			queue_state_clear(&st);
+			queue_envelope_clear(&e);
 		}
 		free(err);
 		free(path);

@@ -406,7 +406,7 @@ test_lookups_read_only(void **state)
 					strcat(buf, ",");
 				strcat(buf, l.targets[k]);
 			}
-			userdb_alias_list_free(&l);
+			userdb_alias_list_clear(&l);
 			assert_null(l.targets);
 			assert_string_equal(buf, rows[i].value);
 			break;
