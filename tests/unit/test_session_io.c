@@ -1,5 +1,5 @@
 /*
- * Tests for the session deadlines (src/session_io.c) on a real libevent
+ * Tests for the session deadlines (src/net/session_io.c) on a real libevent
  * loop: a deadline fires once, at its end and not before; octets received
  * during a DATA deadline move its end by 1 s per `rate` octets; stopping
  * and restarting replace it; shortening brings a LINE or TLS deadline
