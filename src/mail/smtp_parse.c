@@ -705,6 +705,20 @@ enum {
 	MP_AUTH = 1 << 5,
 };
 
+const char *
+smtp_body_name(enum smtp_body body)
+{
+	switch (body) {
+	case SMTP_BODY_8BITMIME:
+		return "8BITMIME";
+	case SMTP_BODY_BINARYMIME:
+		return "BINARYMIME";
+	case SMTP_BODY_7BIT:
+		break;
+	}
+	return "7BIT";
+}
+
 int
 smtp_parse_mail(const char *arg, struct smtp_mail_args *r,
 		struct smtp_error *err_r)

@@ -96,7 +96,11 @@ int smtp_parse_path(const char *s, bool null_ok, bool postmaster_ok,
 		    bool utf8_ok, struct smtp_path *r, const char **end_r,
 		    struct smtp_error *err_r);
 
+/* BODY= of MAIL (RFC 6152, RFC 3030): the one representation, from the
+ * MAIL command through the queue file to the SMTP client. */
 enum smtp_body { SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
+/* "7BIT", "8BITMIME", "BINARYMIME" */
+const char *smtp_body_name(enum smtp_body body);
 enum smtp_ret { SMTP_RET_UNSET, SMTP_RET_FULL, SMTP_RET_HDRS };
 
 /*

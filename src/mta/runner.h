@@ -1,9 +1,11 @@
 /*
  * The queue runner (R3.3): one unprivileged child of the parent that
  * delivers what the workers put in queue/incoming to the rest of the
- * internet — by MX (src/dns.c) or through a smarthost — with the SMTP
- * client (src/smtp_client.c), retries with backoff, and reports failures,
- * delays and (when asked) successes to the sender (src/dsn.c).
+ * internet — by MX (net/dns.c) or through a smarthost — with the SMTP
+ * client (mta/smtp_client.c), retries with backoff (mta/schedule.c), and
+ * reports failures, delays and (when asked) successes to the sender
+ * (mta/bounce.c, mail/dsn.c). How its files divide the work:
+ * mta/runner_private.h.
  *
  * Queue directories (docs/queue-format.md):
  *	incoming/  new mail; picked up at once (inotify), oldest first
@@ -21,9 +23,8 @@
  * the message is deferred, but a crash between the peer's 250 and that
  * record delivers to it again.
  *
- * The control socket <data_dir>/control.sock takes one command per
- * connection ("flush", "hold ID|all", "release ID|all", "delete ID|all
- * [bounce]") and answers "ok N" or "error TEXT" (N: messages affected).
+ * The control socket (mta/control.h) takes the `godwit queue` commands:
+ * flush, hold, release, delete.
  */
 #ifndef GODWIT_RUNNER_H
 #define GODWIT_RUNNER_H

@@ -933,9 +933,9 @@ send_mail(struct smtp_client *c)
 	if (c->ehlo.ext & SMTP_EXT_SIZE)
 		evbuffer_add_printf(out, " SIZE=%llu",
 				    (unsigned long long)m->size);
-	if (m->body == 1)
+	if (m->body == SMTP_BODY_8BITMIME)
 		evbuffer_add_printf(out, " BODY=8BITMIME");
-	else if (m->body == 2)
+	else if (m->body == SMTP_BODY_BINARYMIME)
 		evbuffer_add_printf(out, " BODY=BINARYMIME");
 	if (m->smtputf8)
 		evbuffer_add_printf(out, " SMTPUTF8");
@@ -1171,10 +1171,10 @@ txn_refuse(struct smtp_client *c, struct smtp_reply *r)
 	else if (m->smtputf8 && !(ext & SMTP_EXT_SMTPUTF8))
 		reply_set(r, 553, "5.6.7", "godwit: SMTPUTF8 is required, but "
 			  "was not offered by host %s", c->hostaddr);
-	else if (m->body == 1 && !(ext & SMTP_EXT_8BITMIME))
+	else if (m->body == SMTP_BODY_8BITMIME && !(ext & SMTP_EXT_8BITMIME))
 		reply_set(r, 554, "5.6.3", "godwit: 8BITMIME is required, "
 			  "but was not offered by host %s", c->hostaddr);
-	else if (m->body == 2 && (!(ext & SMTP_EXT_BINARYMIME) ||
+	else if (m->body == SMTP_BODY_BINARYMIME && (!(ext & SMTP_EXT_BINARYMIME) ||
 				  !(ext & SMTP_EXT_CHUNKING)))
 		reply_set(r, 554, "5.6.3", "godwit: BINARYMIME and CHUNKING "
 			  "are required, but were not offered by host %s",

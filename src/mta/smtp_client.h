@@ -84,6 +84,7 @@
 #include <openssl/ssl.h>
 
 #include "daemon/config.h"	/* enum tls_policy */
+#include "mail/smtp_parse.h"	/* enum smtp_body */
 
 struct event_base;
 
@@ -184,7 +185,7 @@ struct smtp_client_msg {
 	const char *sender;		/* "" for <> */
 	const char *envid;		/* "" = none */
 	const char *ret;		/* "", "FULL", "HDRS" */
-	int body;			/* 0 7BIT, 1 8BITMIME, 2 BINARYMIME */
+	enum smtp_body body;
 	bool smtputf8;
 	int fd;				/* the queue file, read with pread */
 	uint64_t offset;		/* where the message starts in fd */

@@ -1482,14 +1482,12 @@ content_end(struct smtp_session *s)
 	/* keep the count for the log line */
 	if (t->nremotes > 0) {
 		struct queue_envelope *e = xcalloc(1, sizeof(*e));
-		static const char *const bodies[] = {"7BIT", "8BITMIME",
-						     "BINARYMIME"};
 		memcpy(e->id, t->id, sizeof(e->id));
 		e->arrival = (int64_t)time(NULL);
 		e->client_ip = xstrdup(s->ip);
 		e->helo = xstrdup(s->helo != NULL ? s->helo : "");
 		e->sender = xstrdup(t->sender);
-		e->body = xstrdup(bodies[t->mail.body]);
+		e->body = t->mail.body;
 		e->smtputf8 = t->mail.smtputf8;
 		e->ret = xstrdup(t->mail.ret == SMTP_RET_FULL   ? "FULL"
 				 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"

@@ -1,8 +1,8 @@
 /*
- * Queue file format: writing and reading envelopes (see queue.h and
- * docs/queue-format.md), and the read-only queue admin commands.
- * String values are xtext-encoded (RFC 3461 4.) so that a value can never
- * contain a space, a newline or anything else that would break the format.
+ * The queue on disk (see queue.h and docs/queue-format.md): ids, reading
+ * queue files and state files, moving messages between the directories,
+ * and the read-only queue admin commands. The records' text is
+ * mail/envelope.c's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -52,286 +52,7 @@ queue_id_new(char id[QUEUE_ID_LEN + 1])
 		 (unsigned long long)(now_ms() & 0xfffffffffffULL), low);
 }
 
-bool
-queue_id_valid(const char *id)
-{
-	size_t i;
-
-	for (i = 0; id[i] != '\0'; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') ||
-		      (id[i] >= 'a' && id[i] <= 'f')))
-			return false;
-	return i == QUEUE_ID_LEN;
-}
-
-/* ---- xtext ---------------------------------------------------------- */
-
-static void
-xtext_put(FILE *f, const char *s)
-{
-	if (*s == '\0') {
-		fputc('+', f);	/* "+" alone: the empty string */
-		return;
-	}
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c < 33 || c > 126 || c == '+' || c == '=')
-			fprintf(f, "+%02X", c);
-		else
-			fputc(c, f);
-	}
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static char *
-xtext_decode(const char *s, size_t len)
-{
-	char *out = xmalloc(len + 1);
-	size_t o = 0;
-
-	if (len == 1 && s[0] == '+') {
-		out[0] = '\0';
-		return out;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '+') {
-			int h, l;
-			if (i + 2 >= len)
-				goto bad;
-			h = hexval(s[i + 1]);
-			l = hexval(s[i + 2]);
-			if (h < 0 || l < 0 || (h == 0 && l == 0))
-				goto bad;
-			out[o++] = (char)(h * 16 + l);
-			i += 2;
-		} else if ((unsigned char)s[i] < 33 ||
-			   (unsigned char)s[i] > 126 || s[i] == '=') {
-			goto bad;
-		} else {
-			out[o++] = s[i];
-		}
-	}
-	out[o] = '\0';
-	return out;
-bad:
-	free(out);
-	return NULL;
-}
-
-/* ---- writing -------------------------------------------------------- */
-
-char *
-queue_envelope_format(const struct queue_envelope *e, size_t *len_r)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (f == NULL)
-		return NULL;
-	fprintf(f, "%s %d\n", QUEUE_MAGIC, QUEUE_VERSION);
-	fprintf(f, "id %s\n", e->id);
-	fprintf(f, "arrival %lld\n", (long long)e->arrival);
-	fputs("client ", f);
-	xtext_put(f, e->client_ip);
-	fputs("\nhelo ", f);
-	xtext_put(f, e->helo);
-	fputs("\nsender ", f);
-	xtext_put(f, e->sender);
-	fputs("\nbody ", f);
-	xtext_put(f, e->body);
-	fprintf(f, "\nsmtputf8 %d\nret ", e->smtputf8 ? 1 : 0);
-	xtext_put(f, e->ret);
-	fputs("\nenvid ", f);
-	xtext_put(f, e->envid);
-	fputc('\n', f);
-	for (size_t i = 0; i < e->nrcpts; i++) {
-		fputs("rcpt ", f);
-		xtext_put(f, e->rcpts[i].addr);
-		fprintf(f, " %u ", e->rcpts[i].notify);
-		xtext_put(f, e->rcpts[i].orcpt);
-		fputc('\n', f);
-	}
-	fprintf(f, "size %llu\n\n", (unsigned long long)e->size);
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	*len_r = len;
-	return buf;
-}
-
-void
-queue_rcpt_add(struct queue_envelope *e, const char *addr, unsigned notify,
-	       const char *orcpt)
-{
-	e->rcpts = xreallocarray(e->rcpts, e->nrcpts + 1, sizeof(*e->rcpts));
-	e->rcpts[e->nrcpts].addr = xstrdup(addr);
-	e->rcpts[e->nrcpts].notify = notify;
-	e->rcpts[e->nrcpts].orcpt = xstrdup(orcpt != NULL ? orcpt : "");
-	e->nrcpts++;
-}
-
-void
-queue_envelope_free(struct queue_envelope *e)
-{
-	free(e->client_ip);
-	free(e->helo);
-	free(e->sender);
-	free(e->body);
-	free(e->ret);
-	free(e->envid);
-	for (size_t i = 0; i < e->nrcpts; i++) {
-		free(e->rcpts[i].addr);
-		free(e->rcpts[i].orcpt);
-	}
-	free(e->rcpts);
-	memset(e, 0, sizeof(*e));
-}
-
 /* ---- reading -------------------------------------------------------- */
-
-static int
-field(char **dst, const char *v, size_t vlen)
-{
-	if (*dst != NULL)
-		return -1;	/* repeated */
-	*dst = xtext_decode(v, vlen);
-	return *dst == NULL ? -1 : 0;
-}
-
-int
-queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *e,
-		     size_t *hdr_len_r, char **error_r)
-{
-	const char *p = buf, *end = buf + len;
-	bool have_size = false, have_magic = false;
-	int lineno = 0;
-
-	memset(e, 0, sizeof(*e));
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *sp, *v;
-		size_t klen, vlen;
-
-		lineno++;
-		if (nl == NULL)
-			break;
-		if (nl == p) {	/* blank line: end of envelope */
-			if (!have_magic || !have_size || e->id[0] == '\0' ||
-			    e->sender == NULL || e->nrcpts == 0) {
-				*error_r = xstrdup("incomplete envelope");
-				goto fail;
-			}
-			*hdr_len_r = (size_t)(nl + 1 - buf);
-			return 0;
-		}
-		sp = memchr(p, ' ', (size_t)(nl - p));
-		if (sp == NULL)
-			goto bad;
-		klen = (size_t)(sp - p);
-		v = sp + 1;
-		vlen = (size_t)(nl - v);
-#define KEY(k) (klen == strlen(k) && memcmp(p, k, klen) == 0)
-		if (!have_magic) {
-			if (!KEY(QUEUE_MAGIC) || vlen != 1 ||
-			    v[0] != '0' + QUEUE_VERSION)
-				goto bad;
-			have_magic = true;
-		} else if (KEY("id")) {
-			if (vlen != QUEUE_ID_LEN)
-				goto bad;
-			memcpy(e->id, v, vlen);
-			e->id[vlen] = '\0';
-			if (!queue_id_valid(e->id))
-				goto bad;
-		} else if (KEY("arrival")) {
-			char tmp[24];
-			uint64_t t;
-			if (vlen >= sizeof(tmp))
-				goto bad;
-			memcpy(tmp, v, vlen);
-			tmp[vlen] = '\0';
-			if (parse_uint64(tmp, &t) < 0 || t > INT64_MAX)
-				goto bad;
-			e->arrival = (int64_t)t;
-		} else if (KEY("client")) {
-			if (field(&e->client_ip, v, vlen) < 0)
-				goto bad;
-		} else if (KEY("helo")) {
-			if (field(&e->helo, v, vlen) < 0)
-				goto bad;
-		} else if (KEY("sender")) {
-			if (field(&e->sender, v, vlen) < 0)
-				goto bad;
-		} else if (KEY("body")) {
-			if (field(&e->body, v, vlen) < 0)
-				goto bad;
-		} else if (KEY("smtputf8")) {
-			if (vlen != 1 || (v[0] != '0' && v[0] != '1'))
-				goto bad;
-			e->smtputf8 = v[0] == '1';
-		} else if (KEY("ret")) {
-			if (field(&e->ret, v, vlen) < 0)
-				goto bad;
-		} else if (KEY("envid")) {
-			if (field(&e->envid, v, vlen) < 0)
-				goto bad;
-		} else if (KEY("rcpt")) {
-			const char *s1 = memchr(v, ' ', vlen), *s2;
-			char *addr, *orcpt, num[8];
-			uint64_t notify;
-			if (s1 == NULL)
-				goto bad;
-			s2 = memchr(s1 + 1, ' ', (size_t)(nl - s1 - 1));
-			if (s2 == NULL || (size_t)(s2 - s1 - 1) >= sizeof(num))
-				goto bad;
-			memcpy(num, s1 + 1, (size_t)(s2 - s1 - 1));
-			num[s2 - s1 - 1] = '\0';
-			if (parse_uint64(num, &notify) < 0 || notify > 15)
-				goto bad;
-			addr = xtext_decode(v, (size_t)(s1 - v));
-			orcpt = xtext_decode(s2 + 1, (size_t)(nl - s2 - 1));
-			if (addr == NULL || orcpt == NULL || *addr == '\0') {
-				free(addr);
-				free(orcpt);
-				goto bad;
-			}
-			queue_rcpt_add(e, addr, (unsigned)notify, orcpt);
-			free(addr);
-			free(orcpt);
-		} else if (KEY("size")) {
-			char tmp[24];
-			if (vlen >= sizeof(tmp))
-				goto bad;
-			memcpy(tmp, v, vlen);
-			tmp[vlen] = '\0';
-			if (parse_uint64(tmp, &e->size) < 0)
-				goto bad;
-			have_size = true;
-		} else {
-			goto bad;
-		}
-#undef KEY
-		p = nl + 1;
-	}
-	*error_r = xstrdup("truncated envelope");
-	goto fail;
-bad:
-	*error_r = xasprintf("malformed envelope line %d", lineno);
-fail:
-	queue_envelope_free(e);
-	return -1;
-}
 
 #define ENVELOPE_MAX (1024 * 1024)
 
@@ -362,6 +83,8 @@ queue_envelope_read(const char *path, struct queue_envelope *e,
 	}
 	if (queue_envelope_parse(buf, want, e, &hdr_len, error_r) < 0)
 		goto fail;
+	/* e->size is at most QUEUE_SIZE_MAX and hdr_len at most
+	 * ENVELOPE_MAX: the sum cannot wrap */
 	if ((uint64_t)st.st_size !=
 	    hdr_len + e->size + (sizeof(QUEUE_END) - 1)) {
 		queue_envelope_free(e);
@@ -389,124 +112,12 @@ fail:
 
 /* ---- delivery state ------------------------------------------------- */
 
-#define STATE_MAGIC "godwit-state 1"
 #define STATE_MAX (1024 * 1024)
-
-void
-queue_state_init(struct queue_state *st, size_t nrcpts)
-{
-	memset(st, 0, sizeof(*st));
-	st->last_error = xstrdup("");
-	st->nrcpts = nrcpts;
-	st->status = xcalloc(nrcpts + 1, sizeof(*st->status));
-	st->errors = xcalloc(nrcpts + 1, sizeof(*st->errors));
-	for (size_t i = 0; i < nrcpts; i++)
-		st->errors[i] = xstrdup("");
-}
-
-void
-queue_state_free(struct queue_state *st)
-{
-	if (st->errors != NULL)
-		for (size_t i = 0; i < st->nrcpts; i++)
-			free(st->errors[i]);
-	free(st->errors);
-	free(st->status);
-	free(st->last_error);
-	memset(st, 0, sizeof(*st));
-}
 
 static char *
 state_path(const char *data_dir, const char *id)
 {
 	return xasprintf("%s/queue/state/%s", data_dir, id);
-}
-
-static int
-state_parse(char *buf, struct queue_state *st, const char **why)
-{
-	char *line, *save = NULL;
-	bool first = true;
-
-	for (line = strtok_r(buf, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *sp = strchr(line, ' '), *v, *e2;
-		unsigned long long n;
-
-		if (first) {
-			if (strcmp(line, STATE_MAGIC) != 0) {
-				*why = "not a godwit state file (version?)";
-				return -1;
-			}
-			first = false;
-			continue;
-		}
-		if (sp == NULL) {
-			*why = "a line without a value";
-			return -1;
-		}
-		*sp = '\0';
-		v = sp + 1;
-		if (strcmp(line, "attempts") == 0 ||
-		    strcmp(line, "next") == 0 || strcmp(line, "warned") == 0) {
-			if (parse_uint64(v, (uint64_t *)&n) < 0) {
-				*why = "a bad number";
-				return -1;
-			}
-			if (line[0] == 'a')
-				st->attempts = n > 1000000 ? 1000000
-							   : (unsigned)n;
-			else if (line[0] == 'n')
-				st->next_attempt = (int64_t)(n > INT64_MAX
-							 ? INT64_MAX : n);
-			else
-				st->warned = n != 0;
-		} else if (strcmp(line, "error") == 0) {
-			if ((e2 = xtext_decode(v, strlen(v))) == NULL) {
-				*why = "bad xtext";
-				return -1;
-			}
-			free(st->last_error);
-			st->last_error = e2;
-		} else if (strcmp(line, "rcpt") == 0) {
-			char *f2 = strchr(v, ' '), *f3;
-			uint64_t idx;
-			if (f2 == NULL || (f3 = strchr(f2 + 1, ' ')) == NULL) {
-				*why = "a short rcpt line";
-				return -1;
-			}
-			*f2++ = '\0';
-			*f3++ = '\0';
-			if (parse_uint64(v, &idx) < 0 || idx >= st->nrcpts) {
-				*why = "a recipient index out of range";
-				return -1;
-			}
-			if (strcmp(f2, "pending") == 0)
-				st->status[idx] = QRS_PENDING;
-			else if (strcmp(f2, "done") == 0)
-				st->status[idx] = QRS_DONE;
-			else if (strcmp(f2, "failed") == 0)
-				st->status[idx] = QRS_FAILED;
-			else {
-				*why = "an unknown recipient status";
-				return -1;
-			}
-			if ((e2 = xtext_decode(f3, strlen(f3))) == NULL) {
-				*why = "bad xtext";
-				return -1;
-			}
-			free(st->errors[idx]);
-			st->errors[idx] = e2;
-		} else {
-			*why = "an unknown key";
-			return -1;
-		}
-	}
-	if (first) {
-		*why = "empty";
-		return -1;
-	}
-	return 0;
 }
 
 int
@@ -542,7 +153,7 @@ queue_state_read(const char *data_dir, const char *id, size_t nrcpts,
 		why = "a NUL octet";
 		goto bad;
 	}
-	if (state_parse(buf, st, &why) == 0)
+	if (queue_state_parse(buf, st, &why) == 0)
 		goto out;
 bad:
 	*error_r = xasprintf("%s: %s", path, why);
@@ -555,30 +166,6 @@ out:
 	free(buf);
 	free(path);
 	return ret;
-}
-
-static char *
-state_format(const struct queue_state *st, size_t *len_r)
-{
-	static const char *const names[] = {"pending", "done", "failed"};
-	char *text = NULL;
-	FILE *f;
-
-	if ((f = open_memstream(&text, len_r)) == NULL)
-		abort();
-	fprintf(f, STATE_MAGIC "\nattempts %u\nnext %lld\nwarned %d\nerror ",
-		st->attempts,
-		(long long)(st->next_attempt < 0 ? 0 : st->next_attempt),
-		st->warned ? 1 : 0);
-	xtext_put(f, st->last_error);
-	fputc('\n', f);
-	for (size_t i = 0; i < st->nrcpts; i++) {
-		fprintf(f, "rcpt %zu %s ", i, names[st->status[i]]);
-		xtext_put(f, st->errors[i]);
-		fputc('\n', f);
-	}
-	fclose(f);
-	return text;
 }
 
 int
@@ -596,7 +183,7 @@ queue_state_write_batch(const char *data_dir, const char *const *ids,
 		int fd;
 
 		errors_r[i] = NULL;
-		text = state_format(sts[i], &len);
+		text = queue_state_format(sts[i], &len);
 		tmp = xasprintf("%s.tmp", path);
 		fd = open(tmp,
 			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,

@@ -5,7 +5,7 @@
  *
  *	queue/tmp/        being written (O_EXCL), fsync'd, then renamed to
  *	queue/incoming/   accepted, waiting for the queue runner
- *	queue/active/ deferred/ hold/   (outbound delivery, later issues)
+ *	queue/active/ deferred/ hold/   the queue runner's (mta/runner.h)
  */
 #ifndef GODWIT_QUEUE_H
 #define GODWIT_QUEUE_H
@@ -15,31 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define QUEUE_ID_LEN 16
-#define QUEUE_VERSION 1
-#define QUEUE_MAGIC "godwit-queue"
-#define QUEUE_END "\n.end godwit-queue\n"
-
-struct queue_rcpt {
-	char *addr;		/* user@domain */
-	unsigned notify;	/* SMTP_NOTIFY_* or 0 */
-	char *orcpt;		/* "" if none */
-};
-
-struct queue_envelope {
-	char id[QUEUE_ID_LEN + 1];
-	int64_t arrival;	/* unix seconds */
-	char *client_ip;
-	char *helo;
-	char *sender;		/* "" for the null sender <> */
-	char *body;		/* "7BIT", "8BITMIME", "BINARYMIME" */
-	bool smtputf8;
-	char *ret;		/* "", "FULL", "HDRS" */
-	char *envid;
-	struct queue_rcpt *rcpts;
-	size_t nrcpts;
-	uint64_t size;		/* octets of message following the envelope */
-};
+#include "mail/envelope.h"
 
 extern const char *const queue_states[];	/* NULL-terminated dir names */
 
@@ -52,55 +28,16 @@ extern const char *const queue_states[];	/* NULL-terminated dir names */
  */
 void queue_id_init(unsigned slot);
 void queue_id_new(char id[QUEUE_ID_LEN + 1]);
-bool queue_id_valid(const char *id);
 
-/* The envelope's text, up to and including the blank line (caller frees). */
-char *queue_envelope_format(const struct queue_envelope *e, size_t *len_r);
 /*
- * Parses and checks a queue file: magic and version, every field, that
+ * Reads and checks a queue file: magic and version, every field, that
  * size matches the file and the end marker is there. On success *data_off_r
  * is where the message starts. Returns -1 with *error_r (caller frees).
  */
 int queue_envelope_read(const char *path, struct queue_envelope *e,
 			uint64_t *data_off_r, char **error_r);
-int queue_envelope_parse(const char *buf, size_t len,
-			 struct queue_envelope *e, size_t *hdr_len_r,
-			 char **error_r);
-void queue_envelope_free(struct queue_envelope *e);
-void queue_rcpt_add(struct queue_envelope *e, const char *addr,
-		    unsigned notify, const char *orcpt);
-
-
 /*
- * Delivery state of a message (queue/state/<id>, written only when a
- * message is deferred): attempts, the next attempt, the last error, and
- * per recipient whether it is still pending, done, or failed (bounced).
- * The message file itself is never rewritten. Absent file: nothing tried
- * yet. Format, one "key value" per line, values xtext:
- *	godwit-state 1
- *	attempts 3
- *	next 1795416528
- *	warned 0
- *	error 451+204.7.1+20greylisted
- *	rcpt 0 done +
- *	rcpt 1 pending 451+204.7.1+20greylisted
- */
-enum queue_rcpt_status { QRS_PENDING, QRS_DONE, QRS_FAILED };
-
-struct queue_state {
-	unsigned attempts;
-	int64_t next_attempt;		/* unix seconds; 0 = now */
-	bool warned;			/* a delay DSN was sent */
-	char *last_error;		/* "" = none */
-	size_t nrcpts;
-	enum queue_rcpt_status *status;
-	char **errors;			/* per recipient, "" = none */
-};
-
-/* Sets *st to "nothing tried" for nrcpts recipients. */
-void queue_state_init(struct queue_state *st, size_t nrcpts);
-/*
- * Reads queue/state/<id> for a message of nrcpts recipients. 0 if read
+ * Reads queue/state/<id> (the record: mail/envelope.h) for a message of nrcpts recipients. 0 if read
  * (or absent: then the defaults); -1 if it exists but is not valid (then
  * the defaults too, and *error_r says why: the caller logs it — delivering
  * again is better than losing mail).
@@ -120,7 +57,6 @@ int queue_state_write_batch(const char *data_dir, const char *const *ids,
 			    const struct queue_state *const *sts, size_t n,
 			    char **errors_r);
 void queue_state_remove(const char *data_dir, const char *id);
-void queue_state_free(struct queue_state *st);
 
 /* The message ids in queue/<dir>, sorted (that is, by arrival); other
  * names are left out. NULL when there are none (*n_r = 0). Caller frees
