@@ -25,217 +25,48 @@
 #include "lib/log.h"
 #include "store/queue.h"
 #include "store/retention.h"
-#include "lib/cidr.h"
+#include "net/session.h"
 #include "pop3d/pop3_server.h"
 #include "smtpd/smtp_server.h"
 #include "store/userdb.h"
 #include "daemon/worker.h"
 
-static bool
-is_pop3(const struct config_listener *l)
-{
-	return l->proto == PROTO_POP3 || l->proto == PROTO_POP3S;
-}
-
 /*
- * On an implicit-TLS port the client's first octets are a ClientHello: a
- * plaintext reply would only be a TLS error there, so we just close.
+ * The protocol of each kind of listener: its session ops, and whether
+ * TLS starts with the first octet (RFC 8314). The one place where the
+ * worker meets the protocols.
  */
-static void
-refuse(const struct config_listener *l, int fd, const char *text)
+static const struct session_ops *
+listener_ops(enum listener_proto proto, bool *tls_port_r)
 {
-	if (l->proto == PROTO_SUBMISSIONS || l->proto == PROTO_POP3S) {
-		close(fd);
-		return;
-	}
-	/* best effort: the socket is fresh, the reply fits its buffer */
-	if (write(fd, text, strlen(text)) < 0) {
-		/* the client is gone already */
-	}
-	close(fd);
-}
-
-/*
- * The same three doors for every protocol, each refusal in the
- * protocol's own words: SMTP (RFC 5321 3.1: 554 or 421) or POP3 (RFC 2449
- * response codes).
- */
-bool
-worker_admit(struct worker *w, const struct config_listener *l, int fd,
-	     const struct sockaddr *sa, char ip[INET6_ADDRSTRLEN])
-{
-	const struct config *cf = w->config;
-	const char *cat = is_pop3(l) ? "pop3" : "smtp";
-	enum limits_verdict v;
-	char buf[512], net[INET6_ADDRSTRLEN + 8];
-	bool wide = false;
-	int one = 1;
-
-	sockaddr_ntop(sa, ip, INET6_ADDRSTRLEN);
-	if (cidr_list_match(&l->deny, sa) ||
-	    (l->allow.n > 0 && !cidr_list_match(&l->allow, sa))) {
-		if (is_pop3(l))
-			snprintf(buf, sizeof(buf),
-				 "-ERR [SYS/PERM] access denied\r\n");
-		else
-			snprintf(buf, sizeof(buf),
-				 "554 5.7.1 %s Error: access denied\r\n",
-				 cf->hostname);
-		log_event(LOG_INFO, cat, "reject", LF_STR("ip", ip),
-			  LF_STR("listener", l->name),
-			  LF_STR("reason", "access-list"));
-		refuse(l, fd, buf);
-		return false;
-	}
-	v = limits_connect(w->limits, &w->policy, w->slot, sa, now_ms());
-	worker_stress_check(w);
-	if (v != LIMITS_OK) {
-		if (is_pop3(l))
-			snprintf(buf, sizeof(buf), "-ERR [SYS/TEMP] %s\r\n",
-				 limits_verdict_text(v));
-		else
-			snprintf(buf, sizeof(buf),
-				 "421 4.7.0 %s Error: %s\r\n", cf->hostname,
-				 limits_verdict_text(v));
-		limits_net_text(w->limits, sa, limits_verdict_wide(v), net,
-				sizeof(net));
-		log_event(LOG_INFO, cat, "reject", LF_STR("ip", ip),
-			  LF_STR("net", net), LF_STR("listener", l->name),
-			  LF_STR("reason", "limit"),
-			  LF_STR("limit", limits_verdict_text(v)));
-		refuse(l, fd, buf);
-		return false;
-	}
-	if (limits_banned(w->limits, sa, now_ms(), NULL, &wide)) {
-		worker_release(w, sa);
-		if (is_pop3(l))
-			snprintf(buf, sizeof(buf),
-				 "-ERR [SYS/TEMP] too many failed logins "
-				 "from your address\r\n");
-		else
-			snprintf(buf, sizeof(buf),
-				 "421 4.7.0 %s Error: too many failed logins "
-				 "from your address\r\n",
-				 cf->hostname);
-		limits_net_text(w->limits, sa, wide, net, sizeof(net));
-		log_event(LOG_INFO, cat, "reject", LF_STR("ip", ip),
-			  LF_STR("net", net), LF_STR("listener", l->name),
-			  LF_STR("reason", "banned"));
-		refuse(l, fd, buf);
-		return false;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	/* replies are written whole, once per batch of commands: Nagle would
-	 * only hold them back behind the client's delayed ACK */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return true;
-}
-
-bool
-worker_auth_banned(struct worker *w, const char *cat, const char *session,
-		   const struct sockaddr *sa, const char *ip, const char *user,
-		   const char *mech)
-{
-	char net[INET6_ADDRSTRLEN + 8];
-	bool wide = false;
-
-	if (!limits_banned(w->limits, sa, now_ms(), NULL, &wide))
-		return false;
-	limits_net_text(w->limits, sa, wide, net, sizeof(net));
-	log_event(LOG_WARNING, cat, "auth", LF_STR("session", session),
-		  LF_STR("ip", ip), LF_STR("net", net),
-		  LF_STR("user", user != NULL ? user : ""),
-		  LF_STR("mech", mech != NULL ? mech : ""),
-		  LF_STR("result", "banned"));
-	return true;
-}
-
-void
-worker_auth_failure(struct worker *w, const char *cat, const char *session,
-		    const struct sockaddr *sa, const char *ip, const char *user,
-		    const char *mech, const char *why,
-		    struct limits_auth_verdict *v_r)
-{
-	char net[INET6_ADDRSTRLEN + 8];
-
-	limits_auth_failure(w->limits, &w->auth_policy, sa, user, now_ms(),
-			    v_r);
-	limits_net_text(w->limits, sa, v_r->wide, net, sizeof(net));
-	if (v_r->banned_before) {
-		/* decided after the ban began: not counted, not told */
-		log_event(LOG_WARNING, cat, "auth", LF_STR("session", session),
-			  LF_STR("ip", ip), LF_STR("net", net),
-			  LF_STR("user", user), LF_STR("mech", mech),
-			  LF_STR("result", "banned"));
-		return;
-	}
-	log_event(LOG_WARNING, cat, "auth", LF_STR("session", session),
-		  LF_STR("ip", ip), LF_STR("user", user), LF_STR("mech", mech),
-		  LF_STR("result", "fail"), LF_STR("failure", why),
-		  LF_UINT("delay_ms", v_r->delay_ms),
-		  LF_BOOL("banned", v_r->ban_started));
-	if (v_r->ban_started)
-		log_event(LOG_WARNING, cat, "ban", LF_STR("ip", ip),
-			  LF_STR("net", net),
-			  LF_STR("reason", "auth-failures"),
-			  LF_UINT("ban_s", w->auth_policy.ban_ms / 1000));
-}
-
-void
-worker_release(struct worker *w, const struct sockaddr *sa)
-{
-	limits_disconnect(w->limits, w->slot, sa);
-	worker_stress_check(w);
-}
-
-void
-worker_stress_check(struct worker *w)
-{
-	unsigned total;
-	int change;
-
-	change = limits_stress_update(w->limits, &w->policy, &total);
-	if (change > 0)
-		log_event(LOG_WARNING, "daemon", "stress-on",
-			  LF_UINT("connections", total),
-			  LF_UINT("max_connections", w->policy.max_connections),
-			  LF_UINT("threshold", w->policy.stress_on),
-			  LF_UINT("stress_timeout_s",
-				  w->config->stress_timeout));
-	else if (change < 0)
-		log_event(LOG_INFO, "daemon", "stress-off",
-			  LF_UINT("connections", total),
-			  LF_UINT("max_connections", w->policy.max_connections),
-			  LF_UINT("below", w->policy.stress_off));
-	if (limits_stress(w->limits) == w->stress)
-		return;
-	w->stress = !w->stress;
-	if (w->stress) {
-		smtp_sessions_stress(w);
-		pop3_sessions_stress(w);
+	*tls_port_r = proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S;
+	switch (proto) {
+	case PROTO_SMTP:
+	case PROTO_SUBMISSION:
+	case PROTO_SUBMISSIONS:
+		return &smtp_session_ops;
+	case PROTO_POP3:
+	case PROTO_POP3S:
+		return &pop3_session_ops;
+	default:
+		/* refused at start-up by serve; never reached */
+		return NULL;
 	}
 }
 
 static void
 stress_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct worker *w = arg;
+
 	(void)fd;
 	(void)what;
-	worker_stress_check(arg);
-}
-
-void
-worker_session_id(struct worker *w, char id[17])
-{
-	snprintf(id, 17, "%02x%014llx", w->slot & 0xff,
-		 ((unsigned long long)(++w->session_seq) ^
-		  ((unsigned long long)getpid() << 32)) &
-			 0xffffffffffffffULL);
+	session_server_stress_check(&w->srv);
 }
 
 struct accept_ctx {
 	struct worker *w;
-	const struct bound_socket *sock;
+	struct session_listener l;
 };
 
 static void
@@ -245,23 +76,11 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 	struct accept_ctx *a = arg;
 
 	(void)lev;
-	switch (a->sock->listener->proto) {
-	case PROTO_SMTP:
-	case PROTO_SUBMISSION:
-	case PROTO_SUBMISSIONS:
-		smtp_session_start(a->w, a->sock->listener, fd, sa,
-				   (socklen_t)salen);
-		break;
-	case PROTO_POP3:
-	case PROTO_POP3S:
-		pop3_session_start(a->w, a->sock->listener, fd, sa,
-				   (socklen_t)salen);
-		break;
-	default:
-		/* refused at start-up by serve; never reached */
+	if (a->l.ops == NULL) {
 		close(fd);
-		break;
+		return;
 	}
+	session_accept(&a->w->srv, &a->l, fd, sa, (socklen_t)salen);
 }
 
 static void
@@ -284,8 +103,8 @@ stop_listening(struct worker *w)
 static void
 maybe_exit(struct worker *w)
 {
-	if ((w->stopping || w->draining) && w->nsessions == 0)
-		event_base_loopexit(w->base, NULL);
+	if ((w->srv.stopping || w->draining) && w->srv.nsessions == 0)
+		event_base_loopexit(w->srv.base, NULL);
 }
 
 /*
@@ -311,17 +130,24 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	malloc_trim(0);
-	w->peak = w->nsessions;
+	w->peak = w->srv.nsessions;
 }
 
-void
-worker_session_gone(struct worker *w)
+/*
+ * A session ended (nsessions already counts it out): the worker may now
+ * be able to exit, or give memory back.
+ */
+static void
+session_gone(void *arg)
 {
+	struct worker *w = arg;
+	unsigned n = w->srv.nsessions;
+
 	/* the highest count is always seen here: it lasts until a close */
-	if (w->nsessions + 1 > w->peak)
-		w->peak = w->nsessions + 1;
+	if (n + 1 > w->peak)
+		w->peak = n + 1;
 	if (w->trim != NULL && w->peak >= TRIM_MIN_PEAK &&
-	    2 * w->nsessions <= w->peak && !evtimer_pending(w->trim, NULL)) {
+	    2 * n <= w->peak && !evtimer_pending(w->trim, NULL)) {
 		struct timeval tv = {TRIM_DELAY_MS / 1000,
 				     (TRIM_DELAY_MS % 1000) * 1000};
 
@@ -337,9 +163,9 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_info("exiting with %u session%s still open", w->nsessions,
-		 w->nsessions == 1 ? "" : "s");
-	event_base_loopexit(w->base, NULL);
+	log_info("exiting with %u session%s still open", w->srv.nsessions,
+		 w->srv.nsessions == 1 ? "" : "s");
+	event_base_loopexit(w->srv.base, NULL);
 }
 
 static void
@@ -349,13 +175,12 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct timeval tv = {0, 0};
 
 	(void)what;
-	if (sig == SIGTERM && !w->stopping) {
-		w->stopping = true;
+	if (sig == SIGTERM && !w->srv.stopping) {
+		w->srv.stopping = true;
 		tv.tv_sec = (time_t)w->config->shutdown_timeout;
 		stop_listening(w);
-		smtp_sessions_shutdown(w);
-		pop3_sessions_shutdown(w);
-	} else if (sig == SIGUSR2 && !w->draining && !w->stopping) {
+		session_server_shutdown(&w->srv);
+	} else if (sig == SIGUSR2 && !w->draining && !w->srv.stopping) {
 		w->draining = true;
 		/* sessions end by themselves; the command timeout bounds
 		 * an idle one, this bounds a slow one */
@@ -365,9 +190,73 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (w->deadline == NULL)
-		w->deadline = evtimer_new(w->base, deadline_cb, w);
+		w->deadline = evtimer_new(w->srv.base, deadline_cb, w);
 	evtimer_add(w->deadline, &tv);
 	maybe_exit(w);
+}
+
+/* The connection limits and the brute-force brakes, from the config. */
+static void
+policies_init(struct session_server *srv, const struct config *config)
+{
+	srv->policy.max_connections = config->max_connections;
+	srv->policy.max_connections_per_ip = config->max_connections_per_ip;
+	srv->policy.rate_count = config->conn_rate_count;
+	srv->policy.rate_window_ms = config->conn_rate_window * 1000;
+	srv->policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
+	if (config->stress_threshold > 0) {
+		/* at least one connection; stress ends below two thirds */
+		uint64_t on = ((uint64_t)config->max_connections *
+				   config->stress_threshold + 99) / 100;
+
+		srv->policy.stress_on = (unsigned)on;
+		if (srv->policy.stress_on == 0)
+			srv->policy.stress_on = 1;
+		srv->policy.stress_off = srv->policy.stress_on * 2 / 3;
+		if (srv->policy.stress_off == 0)
+			srv->policy.stress_off = 1;
+	}
+	srv->policy.wide_factor = config->ipv6_wide_factor;
+	srv->auth_policy.max_failures_ip = config->auth_max_failures_ip;
+	srv->auth_policy.max_failures_account =
+		config->auth_max_failures_account;
+	srv->auth_policy.window_ms = config->auth_failure_window * 1000;
+	srv->auth_policy.ban_ms = config->auth_ban_time * 1000;
+	srv->auth_policy.delay_base_ms = config->auth_delay_base_ms;
+	srv->auth_policy.delay_max_ms = config->auth_delay_max_ms;
+	srv->auth_policy.wide_factor = config->ipv6_wide_factor;
+}
+
+/* A listener on every inherited socket, each with its protocol's ops. */
+static struct accept_ctx *
+listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
+{
+	struct accept_ctx *actx;
+
+	actx = xcalloc(nsocks, sizeof(*actx));
+	w->lev = xcalloc(nsocks, sizeof(*w->lev));
+	for (size_t i = 0; i < nsocks; i++) {
+		const struct config_listener *l = socks[i].listener;
+
+		actx[i].w = w;
+		actx[i].l.ops = listener_ops(l->proto, &actx[i].l.tls_port);
+		actx[i].l.name = l->name;
+		actx[i].l.allow = &l->allow;
+		actx[i].l.deny = &l->deny;
+		actx[i].l.conf = l;
+		actx[i].l.settings = w->config;
+		/* backlog 0: the parent's listen() stands; any other value
+		 * makes libevent call listen() again (-1 means 128), which
+		 * shrinks the queue every worker shares */
+		w->lev[i] = evconnlistener_new(w->srv.base, on_accept,
+					       &actx[i], LEV_OPT_CLOSE_ON_FREE,
+					       0, socks[i].fd);
+		if (w->lev[i] == NULL)
+			fatalx("cannot listen on %s", socks[i].addr_text);
+		evconnlistener_set_error_cb(w->lev[i], on_accept_error);
+	}
+	w->nlev = nsocks;
+	return actx;
 }
 
 int
@@ -385,38 +274,17 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	memset(&w, 0, sizeof(w));
 	snprintf(name, sizeof(name), "worker/%u", slot);
 	log_set_process(name);
-	TAILQ_INIT(&w.sessions);
-	TAILQ_INIT(&w.pop3_sessions);
+	TAILQ_INIT(&w.srv.sessions);
 	w.config = config;
-	w.limits = limits;
-	w.slot = slot;
-	w.tls_ctx = tls_ctx;
+	w.srv.limits = limits;
+	w.srv.slot = slot;
+	w.srv.tls_ctx = tls_ctx;
+	w.srv.stress_timeout = config->stress_timeout;
+	w.srv.tls_handshake_timeout = config->tls_handshake_timeout;
+	w.srv.gone = session_gone;
+	w.srv.gone_arg = &w;
 	queue_id_init(slot);
-	w.policy.max_connections = config->max_connections;
-	w.policy.max_connections_per_ip = config->max_connections_per_ip;
-	w.policy.rate_count = config->conn_rate_count;
-	w.policy.rate_window_ms = config->conn_rate_window * 1000;
-	w.policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
-	if (config->stress_threshold > 0) {
-		/* at least one connection; stress ends below two thirds */
-		uint64_t on = ((uint64_t)config->max_connections *
-				   config->stress_threshold + 99) / 100;
-
-		w.policy.stress_on = (unsigned)on;
-		if (w.policy.stress_on == 0)
-			w.policy.stress_on = 1;
-		w.policy.stress_off = w.policy.stress_on * 2 / 3;
-		if (w.policy.stress_off == 0)
-			w.policy.stress_off = 1;
-	}
-	w.policy.wide_factor = config->ipv6_wide_factor;
-	w.auth_policy.max_failures_ip = config->auth_max_failures_ip;
-	w.auth_policy.max_failures_account = config->auth_max_failures_account;
-	w.auth_policy.window_ms = config->auth_failure_window * 1000;
-	w.auth_policy.ban_ms = config->auth_ban_time * 1000;
-	w.auth_policy.delay_base_ms = config->auth_delay_base_ms;
-	w.auth_policy.delay_max_ms = config->auth_delay_max_ms;
-	w.auth_policy.wide_factor = config->ipv6_wide_factor;
+	policies_init(&w.srv, config);
 	signal(SIGINT, SIG_IGN);	/* the parent decides */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -424,37 +292,22 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	 * one loop iteration into one epoll_ctl (or none) */
 	struct event_config *ecfg = event_config_new();
 	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	w.base = event_base_new_with_config(ecfg);
+	w.srv.base = event_base_new_with_config(ecfg);
 	event_config_free(ecfg);
-	if (w.base == NULL)
+	if (w.srv.base == NULL)
 		fatalx("event_base_new failed");
-	if (userdb_open(config, true, &w.db, &error) < 0)
+	if (userdb_open(config, true, &w.srv.db, &error) < 0)
 		fatalx("user database: %s", error);
-	w.committer = committer_new(w.base, config->data_dir,
-				    config->hostname);
-	if ((w.authq = authq_new(w.base, config, &error)) == NULL)
+	w.srv.committer = committer_new(w.srv.base, config->data_dir,
+					config->hostname);
+	if ((w.srv.authq = authq_new(w.srv.base, config, &error)) == NULL)
 		fatalx("user database: %s", error);
-	if ((w.trim = evtimer_new(w.base, trim_cb, &w)) == NULL)
+	if ((w.trim = evtimer_new(w.srv.base, trim_cb, &w)) == NULL)
 		fatalx("event_new failed");
 
-	actx = xcalloc(nsocks, sizeof(*actx));
-	w.lev = xcalloc(nsocks, sizeof(*w.lev));
-	for (size_t i = 0; i < nsocks; i++) {
-		actx[i].w = &w;
-		actx[i].sock = &socks[i];
-		/* backlog 0: the parent's listen() stands; any other value
-		 * makes libevent call listen() again (-1 means 128), which
-		 * shrinks the queue every worker shares */
-		w.lev[i] = evconnlistener_new(w.base, on_accept, &actx[i],
-					      LEV_OPT_CLOSE_ON_FREE, 0,
-					      socks[i].fd);
-		if (w.lev[i] == NULL)
-			fatalx("cannot listen on %s", socks[i].addr_text);
-		evconnlistener_set_error_cb(w.lev[i], on_accept_error);
-	}
-	w.nlev = nsocks;
+	actx = listen_all(&w, socks, nsocks);
 	for (size_t i = 0; i < 3; i++) {
-		sigs[i] = evsignal_new(w.base, sigv[i], signal_cb, &w);
+		sigs[i] = evsignal_new(w.srv.base, sigv[i], signal_cb, &w);
 		evsignal_add(sigs[i], NULL);
 	}
 	/* another worker's admissions can begin stress: this one learns of
@@ -462,7 +315,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	{
 		struct timeval one = {1, 0};
 
-		w.stress_timer = event_new(w.base, -1, EV_PERSIST,
+		w.stress_timer = event_new(w.srv.base, -1, EV_PERSIST,
 					   stress_timer_cb, &w);
 		evtimer_add(w.stress_timer, &one);
 	}
@@ -476,23 +329,22 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 
 	log_event(LOG_DEBUG, "daemon", "worker-start", LF_UINT("slot", slot),
 		  LF_INT("pid", getpid()));
-	event_base_dispatch(w.base);
+	event_base_dispatch(w.srv.base);
 	retention_stop(&retention);
 
 	stop_listening(&w);
 	event_free(w.stress_timer);
-	smtp_sessions_free(&w);
-	pop3_sessions_free(&w);
+	session_server_free_all(&w.srv);
 	/* what was accepted must be made durable (or fail) before exit */
-	committer_free(&w.committer);
-	authq_free(&w.authq);
+	committer_free(&w.srv.committer);
+	authq_free(&w.srv.authq);
 	for (size_t i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	if (w.deadline != NULL)
 		event_free(w.deadline);
 	event_free(w.trim);
-	event_base_free(w.base);
-	userdb_close(&w.db);
+	event_base_free(w.srv.base);
+	userdb_close(&w.srv.db);
 	free(w.lev);
 	free(actx);
 	log_event(LOG_DEBUG, "daemon", "worker-exit", LF_UINT("slot", slot));

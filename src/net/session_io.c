@@ -229,6 +229,42 @@ deadline_kind_name(enum deadline_kind kind)
 	return "none";
 }
 
+int
+line_take(struct line_reader *lr, struct evbuffer *in, size_t max, char *buf,
+	  size_t size, size_t *n_r)
+{
+	for (;;) {
+		struct evbuffer_ptr p;
+		size_t avail = evbuffer_get_length(in), n;
+
+		if (avail == 0)
+			return 0;
+		p = evbuffer_search(in, "\n", 1, NULL);
+		if (p.pos < 0) {
+			if (avail < max && !lr->skip)
+				return 0;
+			evbuffer_drain(in, avail);
+			if (lr->skip)
+				return 0;
+			lr->skip = true;
+			return -1;
+		}
+		n = (size_t)p.pos + 1;
+		if (lr->skip) {
+			evbuffer_drain(in, n);
+			lr->skip = false;
+			continue;
+		}
+		if (n > max || n > size) {
+			evbuffer_drain(in, n);
+			return -1;
+		}
+		evbuffer_remove(in, buf, n);
+		*n_r = n;
+		return 1;
+	}
+}
+
 void
 session_tls_bev_setup(struct bufferevent *bev)
 {

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct bufferevent;
+struct evbuffer;
 struct event;
 struct event_base;
 
@@ -129,5 +130,21 @@ void session_tls_bev_setup(struct bufferevent *bev);
  */
 const char *session_end_reason(struct bufferevent *bev, short what,
 			       char *err, size_t size);
+
+/*
+ * The bounded line reader. line_take() takes the next LF-ended line from
+ * in: 1 with its n octets (LF included) copied to buf (*n_r = n); 0 if
+ * more input is needed; -1 if a line longer than max (or than size) was
+ * thrown away, or the start of one that has no LF yet within max octets
+ * (its rest is then thrown away as it comes, up to its LF). After -1 the
+ * caller answers "line too long" and calls again. No copy is made of a
+ * line it throws away.
+ */
+struct line_reader {
+	bool skip;		/* discarding the rest of an over-long line */
+};
+
+int line_take(struct line_reader *lr, struct evbuffer *in, size_t max,
+	      char *buf, size_t size, size_t *n_r);
 
 #endif

@@ -49,8 +49,7 @@
 #include "pop3d/pop3_server.h"
 #include "mail/pop3_stream.h"
 #include "net/sasl.h"
-#include "net/session_io.h"
-#include "daemon/worker.h"
+#include "net/session.h"
 
 #define OUTPUT_HIGH (256 * 1024)   /* refill a stream below this */
 #define OUTPUT_LOW (64 * 1024)	   /* write callback threshold */
@@ -63,32 +62,13 @@
 enum send_kind { SEND_MSG, SEND_LIST, SEND_UIDL };
 
 struct pop3_session {
-	TAILQ_ENTRY(pop3_session) entry;
-	struct worker *w;
+	struct session ses;	/* first: the core's part ("USER" is the
+				 * auth_mech of USER/PASS) */
 	const struct config *config;
 	const struct config_listener *listener;
-	struct bufferevent *bev;
-	struct sockaddr_storage ss;
-	char ip[INET6_ADDRSTRLEN];
-	char id[17];
 	enum pop3_state state;
-	bool tls;		/* the TLS handshake is done */
-	bool tls_pending;	/* handshake running */
-	bool counted;		/* holds a slot in the limits table */
-	bool skip_line;		/* discarding the rest of an over-long line */
-	bool paused;		/* not reading while output drains */
-	bool auth_ban;		/* the last failure started a ban */
-	bool auth_challenged;	/* this AUTH exchange got a "+ " */
-	enum sasl_status auth_fail;	/* what the delayed reply says */
 	char *user;		/* USER given, PASS awaited */
-	const char *auth_mech;	/* "PLAIN", ..., or "USER" for USER/PASS */
-	struct sasl_session *sasl;
-	struct auth_job *auth_job;	/* a step out on the auth thread */
-	struct event *auth_timer;	/* delays a failed login's reply */
-	struct close_wait close_wait;	/* TLS output draining at the end */
-	struct deadline deadline;	/* for the line or the handshake */
 	char account[320];	/* normalised, once logged in */
-	bool logged_in;
 	struct mailbox mb;	/* locked and scanned while logged in */
 	size_t live;		/* messages not marked deleted */
 	uint64_t live_size;	/* their octets */
@@ -96,8 +76,6 @@ struct pop3_session {
 	unsigned retrieved;
 	uint64_t retr_octets;	/* octets of RETR responses (not TOP) */
 	bool sending_retr;	/* the stream is a RETR, not a TOP */
-	uint64_t started_ms;
-	const char *close_reason;	/* why session_close() was called */
 	/* the multi-line response being streamed (POP3_S_SENDING) */
 	enum send_kind send_kind;
 	int send_fd;
@@ -106,8 +84,11 @@ struct pop3_session {
 	struct pop3_stream stream;
 };
 
-static void session_process(struct pop3_session *s);
-static void session_close(struct pop3_session *s, const char *reason);
+static struct pop3_session *
+pop3(struct session *ses)
+{
+	return (struct pop3_session *)ses;
+}
 
 const char *
 pop3_state_name(enum pop3_state state)
@@ -132,7 +113,7 @@ reply(struct pop3_session *s, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	session_vreply(s->bev, REPLY_MAX, fmt, ap);
+	session_vreply(s->ses.bev, REPLY_MAX, fmt, ap);
 	va_end(ap);
 }
 
@@ -148,11 +129,12 @@ reply_err(struct pop3_session *s, const char *code, const char *text)
 	else
 		reply(s, "-ERR %s", text);
 	if (++s->errors >= MAX_ERRORS) {
-		log_event(LOG_INFO, "pop3", "reject", LF_STR("session", s->id),
-			  LF_STR("ip", s->ip),
+		log_event(LOG_INFO, "pop3", "reject",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("ip", s->ses.ip),
 			  LF_STR("reason", "too-many-errors"),
 			  LF_UINT("errors", s->errors));
-		session_close(s, "too-many-errors");
+		session_close(&s->ses, "too-many-errors");
 	}
 }
 
@@ -170,141 +152,66 @@ static void
 log_logout(struct pop3_session *s, const char *reason, size_t deleted,
 	   size_t failed)
 {
-	log_event(LOG_INFO, "pop3", "logout", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("user", s->account),
+	log_event(LOG_INFO, "pop3", "logout", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("user", s->account),
 		  LF_STR("reason", reason), LF_UINT("retrieved", s->retrieved),
 		  LF_UINT("deleted", deleted), LF_UINT("delete_failed", failed),
 		  LF_UINT("octets", s->retr_octets));
 }
 
+/* ops->free: the logout and disconnect lines; the core frees the rest. */
 static void
-session_free(struct pop3_session *s, const char *reason)
+pop3_free(struct session *ses, const char *reason)
 {
-	struct worker *w = s->w;
+	struct pop3_session *s = pop3(ses);
 
-	if (s->logged_in)	/* ended without QUIT: nothing deleted */
+	if (s->ses.logged_in)	/* ended without QUIT: nothing deleted */
 		log_logout(s, reason, 0, 0);
-	log_event(LOG_INFO, "pop3", "disconnect", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("reason", reason),
+	log_event(LOG_INFO, "pop3", "disconnect", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("reason", reason),
 		  LF_STR("state", pop3_state_name(s->state)),
 		  LF_UINT("errors", s->errors),
-		  LF_UINT("duration_ms", mono_ms() - s->started_ms));
+		  LF_UINT("duration_ms", mono_ms() - s->ses.started_ms));
 	send_stop(s);
 	mailbox_close(&s->mb);
-	if (s->auth_job != NULL) {
-		/* the auth queue frees the job and its SASL session */
-		s->auth_job->done = NULL;
-		s->auth_job->arg = NULL;
-		s->auth_job = NULL;
-	}
-	sasl_free(&s->sasl);
 	if (s->user != NULL) {
 		OPENSSL_cleanse(s->user, strlen(s->user));
 		free(s->user);
 	}
-	if (s->auth_timer != NULL)
-		event_free(s->auth_timer);
-	close_wait_free(&s->close_wait);
-	deadline_free(&s->deadline);
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);
-	if (s->counted)
-		worker_release(w, (struct sockaddr *)&s->ss);
-	TAILQ_REMOVE(&w->pop3_sessions, s, entry);
-	w->nsessions--;
-	free(s);
-	worker_session_gone(w);
 }
 
 /*
- * Stops reading; the session ends once the output is flushed, and its
- * logout and disconnect lines give the first reason it was closed for
- * (docs/operations.md, "Disconnect reasons").
+ * session_close(): the logout and disconnect lines give the first reason
+ * the session was closed for (docs/operations.md, "Disconnect reasons").
  */
 static void
-session_close(struct pop3_session *s, const char *reason)
+pop3_closing(struct session *ses)
 {
-	if (s->close_reason == NULL)
-		s->close_reason = reason;
+	struct pop3_session *s = pop3(ses);
+
 	send_stop(s);
 	s->state = POP3_S_CLOSING;
-	deadline_stop(&s->deadline);
-	close_wait_begin(s->bev);
 }
 
 /*
- * The write timeout catches a client that stops reading a response.
- * What the client sends is bounded by s->deadline, not by a read timeout
- * (which would start again with every byte).
+ * A command line must arrive whole within the autologout time (RFC 1939
+ * section 3), before login within login_timeout (session_wait_line()
+ * makes it shorter still while the server is under stress).
  */
-static void
-set_timeouts(struct pop3_session *s)
+static uint64_t
+pop3_line_timeout(const struct session *ses)
 {
-	struct timeval tv = {(time_t)s->config->pop3_timeout, 0};
+	const struct pop3_session *s = (const struct pop3_session *)ses;
 
-	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	return s->ses.logged_in ? s->config->pop3_timeout
+				: s->config->pop3_login_timeout;
 }
 
-/*
- * The session waits for a command line: the whole line must arrive
- * within the autologout time (RFC 1939 section 3), before login within
- * login_timeout, shorter still while the server is under stress. The
- * deadline runs from now and is not restarted by the bytes of the line.
- */
+/* RFC 1939 section 3: the autologout timer; no UPDATE */
 static void
-wait_line(struct pop3_session *s)
+pop3_timeout_reply(struct session *ses)
 {
-	uint64_t t = s->logged_in ? s->config->pop3_timeout
-				  : s->config->pop3_login_timeout;
-
-	if (s->tls_pending || s->deadline.kind == DEADLINE_LINE)
-		return;
-	if (!s->logged_in && s->w->stress && s->config->stress_timeout < t)
-		t = s->config->stress_timeout;
-	deadline_start(&s->deadline, DEADLINE_LINE, t * 1000, 0);
-}
-
-static void
-wait_tls(struct pop3_session *s)
-{
-	uint64_t t = s->config->tls_handshake_timeout;
-
-	if (s->w->stress && s->config->stress_timeout < t)
-		t = s->config->stress_timeout;
-	deadline_start(&s->deadline, DEADLINE_TLS, t * 1000, 0);
-}
-
-static void
-deadline_expired(void *arg, enum deadline_kind kind)
-{
-	struct pop3_session *s = arg;
-
-	if (s->state == POP3_S_CLOSING)
-		return;
-	log_event(LOG_INFO, "pop3", "timeout", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip),
-		  LF_STR("state", pop3_state_name(s->state)),
-		  LF_STR("wait", deadline_kind_name(kind)),
-		  LF_UINT("limit_ms", s->deadline.allow_ms));
-	if (kind == DEADLINE_TLS) {
-		/* nothing can be said in the middle of a handshake */
-		session_free(s, "timeout");
-		return;
-	}
-	/* RFC 1939 section 3: the autologout timer; no UPDATE */
-	reply(s, "-ERR Disconnected: timeout exceeded");
-	session_close(s, "timeout");
-}
-
-void
-pop3_sessions_stress(struct worker *w)
-{
-	struct pop3_session *s;
-	uint64_t ms = w->config->stress_timeout * 1000;
-
-	TAILQ_FOREACH(s, &w->pop3_sessions, entry)
-		if (!s->logged_in)
-			deadline_shorten(&s->deadline, ms);
+	reply(pop3(ses), "-ERR Disconnected: timeout exceeded");
 }
 
 /*
@@ -323,21 +230,22 @@ pop3_sessions_stress(struct worker *w)
 static void send_more(struct pop3_session *s, bool from_cb);
 
 static void
-settle(struct pop3_session *s)
+settle(struct session *ses)
 {
+	struct pop3_session *s = pop3(ses);
 	struct evbuffer *out;
 	int rounds;
 
-	if (s->state == POP3_S_CLOSING || s->tls || s->tls_pending ||
-	    bufferevent_get_underlying(s->bev) != NULL)
+	if (s->state == POP3_S_CLOSING || s->ses.tls || s->ses.tls_pending ||
+	    bufferevent_get_underlying(s->ses.bev) != NULL)
 		return;
-	out = bufferevent_get_output(s->bev);
+	out = bufferevent_get_output(s->ses.bev);
 	/* a stream the socket swallows whole is refilled here, a bounded
 	 * number of times so that other sessions get their turn */
 	for (rounds = 0; rounds < 16; rounds++) {
 		if (evbuffer_get_length(out) > 0) {
 			evbuffer_unfreeze(out, 1);
-			if (evbuffer_write(out, bufferevent_getfd(s->bev)) <
+			if (evbuffer_write(out, bufferevent_getfd(s->ses.bev)) <
 			    0) {
 				/* EAGAIN, or an error libevent will report */
 			}
@@ -351,15 +259,15 @@ settle(struct pop3_session *s)
 	if (s->state == POP3_S_CLOSING)
 		return;		/* session_close() has set up the flush */
 	if (evbuffer_get_length(out) > 0) {
-		bufferevent_enable(s->bev, EV_WRITE);
+		bufferevent_enable(s->ses.bev, EV_WRITE);
 	} else if (s->state == POP3_S_SENDING) {
 		/* out of rounds: come back through write_cb */
-		bufferevent_enable(s->bev, EV_WRITE);
-		bufferevent_trigger(s->bev, EV_WRITE,
+		bufferevent_enable(s->ses.bev, EV_WRITE);
+		bufferevent_trigger(s->ses.bev, EV_WRITE,
 				    BEV_TRIG_IGNORE_WATERMARKS |
 					    BEV_TRIG_DEFER_CALLBACKS);
 	} else {
-		bufferevent_disable(s->bev, EV_WRITE);
+		bufferevent_disable(s->ses.bev, EV_WRITE);
 	}
 }
 
@@ -374,30 +282,16 @@ idle(const struct pop3_session *s)
 static void
 maybe_shutdown(struct pop3_session *s)
 {
-	if (!s->w->stopping || !idle(s))
+	if (!s->ses.srv->stopping || !idle(s))
 		return;
 	reply(s, "-ERR [SYS/TEMP] Server shutting down");
-	session_close(s, "shutdown");
+	session_close(&s->ses, "shutdown");
 }
 
-void
-pop3_sessions_shutdown(struct worker *w)
+static void
+pop3_shutdown(struct session *ses)
 {
-	struct pop3_session *s, *next;
-
-	for (s = TAILQ_FIRST(&w->pop3_sessions); s != NULL; s = next) {
-		next = TAILQ_NEXT(s, entry);
-		maybe_shutdown(s);
-	}
-}
-
-void
-pop3_sessions_free(struct worker *w)
-{
-	struct pop3_session *s;
-
-	while ((s = TAILQ_FIRST(&w->pop3_sessions)) != NULL)
-		session_free(s, "exit");
+	maybe_shutdown(pop3(ses));
 }
 
 /* ---- capabilities --------------------------------------------------- */
@@ -407,14 +301,14 @@ pop3_sessions_free(struct worker *w)
 static bool
 login_allowed(const struct pop3_session *s)
 {
-	return s->listener->auth && (s->tls || s->listener->plaintext_auth);
+	return s->listener->auth && (s->ses.tls || s->listener->plaintext_auth);
 }
 
 static bool
 stls_offered(const struct pop3_session *s)
 {
-	return s->listener->proto == PROTO_POP3 && s->w->tls_ctx != NULL &&
-	       !s->tls;
+	return s->listener->proto == PROTO_POP3 &&
+	       s->ses.srv->tls_ctx != NULL && !s->ses.tls;
 }
 
 static void
@@ -436,7 +330,7 @@ cmd_capa(struct pop3_session *s)
 	reply(s, "RESP-CODES");
 	reply(s, "AUTH-RESP-CODE");
 	reply(s, "PIPELINING");
-	if (!s->logged_in) {
+	if (!s->ses.logged_in) {
 		if (login_allowed(s)) {
 			mechanisms(s, mechs, sizeof(mechs));
 			reply(s, "USER");
@@ -459,20 +353,18 @@ cmd_capa(struct pop3_session *s)
 
 /* ---- STLS (RFC 2595 section 4) -------------------------------------- */
 
-static void
-session_setup_bev(struct pop3_session *s);
-
 /*
  * As with SMTP STARTTLS: whatever the client pipelined after STLS is
  * thrown away, never executed after the handshake (CVE-2011-0411).
+ * session_starttls() turns writing on again, which settle() may have
+ * turned off: the filter needs it.
  */
 static void
 cmd_stls(struct pop3_session *s)
 {
-	struct bufferevent *tls_bev;
 	SSL *ssl;
 
-	if (s->tls) {
+	if (s->ses.tls) {
 		reply_err(s, NULL, "TLS already active");
 		return;
 	}
@@ -485,29 +377,15 @@ cmd_stls(struct pop3_session *s)
 		reply_err(s, NULL, "STLS not allowed after USER");
 		return;
 	}
-	if ((ssl = SSL_new(s->w->tls_ctx)) == NULL) {
+	if ((ssl = session_ssl_new(&s->ses)) == NULL) {
 		reply_err(s, "SYS/TEMP", "TLS not available");
 		return;
 	}
 	reply(s, "+OK Begin TLS negotiation");
-	/* settle() may have turned writing off; the filter needs it */
-	bufferevent_enable(s->bev, EV_WRITE);
-	evbuffer_drain(bufferevent_get_input(s->bev),
-		       evbuffer_get_length(bufferevent_get_input(s->bev)));
-	tls_bev = bufferevent_openssl_filter_new(
-		s->w->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
-		BEV_OPT_CLOSE_ON_FREE);
-	if (tls_bev == NULL) {
-		SSL_free(ssl);
+	if (session_starttls(&s->ses, ssl) < 0) {
 		reply(s, "-ERR [SYS/TEMP] TLS not available");
-		session_close(s, "tls-error");
-		return;
+		session_close(&s->ses, "tls-error");
 	}
-	session_tls_bev_setup(tls_bev);
-	s->bev = tls_bev;
-	s->tls_pending = true;
-	session_setup_bev(s);
-	wait_tls(s);
 }
 
 static void
@@ -515,21 +393,14 @@ greet(struct pop3_session *s)
 {
 	s->state = POP3_S_AUTHORIZATION;
 	reply(s, "+OK %s POP3 server ready", s->config->hostname);
-	wait_line(s);
+	session_wait_line(&s->ses);
 }
 
 static void
-tls_done(struct pop3_session *s)
+pop3_on_tls(struct session *ses)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	struct pop3_session *s = pop3(ses);
 
-	s->tls_pending = false;
-	s->tls = true;
-	deadline_stop(&s->deadline);
-	log_event(LOG_INFO, "pop3", "tls", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("version", SSL_get_version(ssl)),
-		  LF_STR("cipher", c != NULL ? SSL_CIPHER_get_name(c) : "-"));
 	if (s->state == POP3_S_TLS)
 		greet(s);	/* implicit TLS: now the greeting */
 }
@@ -568,16 +439,17 @@ login(struct pop3_session *s, const char *account)
 	free(path);
 	if (r == 1) {
 		log_event(LOG_INFO, "pop3", "login-refused",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account), LF_STR("reason", "in-use"));
 		reply_err(s, "IN-USE", "Mailbox is locked by another session");
 		return;
 	}
 	if (r < 0) {
 		log_event(LOG_ERR, "pop3", "login-refused",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account),
-			  LF_STR("reason", "lock-failed"), LF_INT("errno", errno));
+			  LF_STR("reason", "lock-failed"),
+			  LF_INT("errno", errno));
 		reply_err(s, "SYS/TEMP", "Cannot open the mailbox");
 		return;
 	}
@@ -585,7 +457,7 @@ login(struct pop3_session *s, const char *account)
 	    (uint64_t)(now - last) < s->config->pop3_login_delay) {
 		mailbox_close(&s->mb);
 		log_event(LOG_INFO, "pop3", "login-refused",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account),
 			  LF_STR("reason", "login-delay"));
 		reply_err(s, "LOGIN-DELAY", "Logged in too recently");
@@ -593,22 +465,24 @@ login(struct pop3_session *s, const char *account)
 	}
 	if (mailbox_scan(&s->mb, 0) < 0) {
 		log_event(LOG_ERR, "pop3", "login-refused",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account),
-			  LF_STR("reason", "scan-failed"), LF_INT("errno", errno));
+			  LF_STR("reason", "scan-failed"),
+			  LF_INT("errno", errno));
 		mailbox_close(&s->mb);
 		reply_err(s, "SYS/TEMP", "Cannot read the mailbox");
 		return;
 	}
 	mailbox_touch_login(&s->mb);
 	snprintf(s->account, sizeof(s->account), "%s", account);
-	s->logged_in = true;
+	s->ses.logged_in = true;
 	s->state = POP3_S_TRANSACTION;
 	recount(s);
-	log_event(LOG_INFO, "pop3", "login", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("user", account),
-		  LF_STR("mech", s->auth_mech), LF_BOOL("tls", s->tls),
-		  LF_UINT("messages", s->live), LF_UINT("octets", s->live_size));
+	log_event(LOG_INFO, "pop3", "login", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("user", account),
+		  LF_STR("mech", s->ses.auth_mech), LF_BOOL("tls", s->ses.tls),
+		  LF_UINT("messages", s->live),
+		  LF_UINT("octets", s->live_size));
 	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->live,
 	      (unsigned long long)s->live_size);
 }
@@ -619,38 +493,26 @@ static void auth_result(struct pop3_session *s, enum sasl_status st,
 			char *challenge);
 
 static void
-auth_job_done(struct auth_job *job, void *arg)
+pop3_auth_done(struct session *ses, enum sasl_status st, char *chal)
 {
-	struct pop3_session *s = arg;
-	char *chal = job->challenge;
+	struct pop3_session *s = pop3(ses);
 
-	s->auth_job = NULL;
-	s->sasl = job->sasl;
-	job->sasl = NULL;
-	job->challenge = NULL;
-	if (s->state == POP3_S_CLOSING) {
-		free(chal);
-		return;
-	}
-	auth_result(s, job->status, chal);
+	auth_result(s, st, chal);
 	if (s->state != POP3_S_AUTH_WAIT)
-		session_process(s);	/* commands pipelined behind it */
-	settle(s);
+		session_process(&s->ses); /* commands pipelined behind */
 }
 
 static void
 close_banned(struct pop3_session *s)
 {
 	reply(s, "-ERR [SYS/TEMP] too many failed logins from your address");
-	session_close(s, "banned");
+	session_close(&s->ses, "banned");
 }
 
 static bool
 auth_banned(struct pop3_session *s, const char *user)
 {
-	return worker_auth_banned(s->w, "pop3", s->id,
-				  (struct sockaddr *)&s->ss, s->ip, user,
-				  s->auth_mech);
+	return session_auth_banned(&s->ses, user, s->ses.auth_mech);
 }
 
 /*
@@ -661,88 +523,77 @@ auth_banned(struct pop3_session *s, const char *user)
 static void
 auth_submit(struct pop3_session *s, const char *line)
 {
-	struct auth_job *job;
-
-	if (auth_banned(s, sasl_authcid(s->sasl))) {
-		sasl_free(&s->sasl);
+	if (auth_banned(s, sasl_authcid(s->ses.sasl))) {
+		sasl_free(&s->ses.sasl);
 		close_banned(s);
 		return;
 	}
-	job = xcalloc(1, sizeof(*job));
-
-	job->sasl = s->sasl;
-	s->sasl = NULL;
-	job->line = line != NULL ? xstrdup(line) : NULL;
-	job->done = auth_job_done;
-	job->arg = s;
-	s->auth_job = job;
 	s->state = POP3_S_AUTH_BUSY;
-	authq_submit(s->w->authq, job);
+	session_auth_submit(&s->ses, line);
 }
 
+/* The delay after a failed login is over: its reply. */
 static void
-auth_timer_cb(evutil_socket_t fd, short what, void *arg)
+pop3_auth_delay_done(struct session *ses)
 {
-	struct pop3_session *s = arg;
+	struct pop3_session *s = pop3(ses);
 
-	(void)fd;
-	(void)what;
 	s->state = POP3_S_AUTHORIZATION;
-	if (s->auth_fail == SASL_CANCELLED)
+	if (s->ses.auth_fail == SASL_CANCELLED)
 		reply_err(s, NULL, "Authentication cancelled");
-	else if (s->auth_fail == SASL_FAIL_SYNTAX)
+	else if (s->ses.auth_fail == SASL_FAIL_SYNTAX)
 		reply_err(s, NULL, "Cannot decode the response");
 	else
 		reply_err(s, "AUTH", "Authentication failed");
-	if (s->auth_ban && s->state != POP3_S_CLOSING) {
-		session_close(s, "banned");
+	if (s->ses.auth_ban && s->state != POP3_S_CLOSING) {
+		session_close(&s->ses, "banned");
 		return;
 	}
-	session_process(s);
-	settle(s);
+	session_process(&s->ses);
 }
 
 /* As in SMTP (smtp_server.c, auth_result): the same brakes. */
 static void
 auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 {
-	const char *authcid = sasl_authcid(s->sasl);
+	const char *authcid = sasl_authcid(s->ses.sasl);
 	char account[320], user[SASL_NAME_MAX + 1];
-	struct limits_auth_verdict v;
-	struct timeval tv;
 
 	snprintf(user, sizeof(user), "%s", authcid != NULL ? authcid : "");
 	if (auth_banned(s, user)) {
 		free(chal);
-		sasl_free(&s->sasl);
+		sasl_free(&s->ses.sasl);
 		close_banned(s);
 		return;
 	}
 	if (st == SASL_CONTINUE) {
 		reply(s, "+ %s", chal != NULL ? chal : "");
 		free(chal);
-		s->auth_challenged = true;
+		s->ses.auth_challenged = true;
 		s->state = POP3_S_SASL;
 		return;
 	}
 	free(chal);
-	sasl_free(&s->sasl);
+	sasl_free(&s->ses.sasl);
 	s->state = POP3_S_AUTHORIZATION;
 	if (st == SASL_OK &&
 	    auth_normalize(user, account, sizeof(account)) < 0)
 		st = SASL_FAIL_CREDENTIALS;	/* no such name can exist */
 	switch (st) {
 	case SASL_OK:
-		limits_auth_success(s->w->limits, (struct sockaddr *)&s->ss,
-				    account, now_ms());
-		log_event(LOG_INFO, "pop3", "auth", LF_STR("session", s->id),
-			  LF_STR("ip", s->ip), LF_STR("user", user),
-			  LF_STR("mech", s->auth_mech), LF_STR("result", "ok"));
+		limits_auth_success(s->ses.srv->limits,
+				    (struct sockaddr *)&s->ses.ss, account,
+				    now_ms());
+		log_event(LOG_INFO, "pop3", "auth",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("ip", s->ses.ip), LF_STR("user", user),
+			  LF_STR("mech", s->ses.auth_mech),
+			  LF_STR("result", "ok"));
 		login(s, account);
 		return;
 	case SASL_CANCELLED:
 	case SASL_FAIL_SYNTAX:
-		if (!s->auth_challenged) {
+		if (!s->ses.auth_challenged) {
 			reply_err(s, NULL,
 				  st == SASL_CANCELLED
 					  ? "Authentication cancelled"
@@ -751,26 +602,11 @@ auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 		}
 		/* FALLTHROUGH */
 	case SASL_FAIL_CREDENTIALS:
-		worker_auth_failure(s->w, "pop3", s->id,
-				    (struct sockaddr *)&s->ss, s->ip, user,
-				    s->auth_mech,
-				    st == SASL_CANCELLED     ? "cancelled"
-				    : st == SASL_FAIL_SYNTAX ? "syntax"
-							     : "credentials",
-				    &v);
-		if (v.banned_before) {
+		if (!session_auth_failed(&s->ses, user, st)) {
 			close_banned(s);
 			return;
 		}
-		s->auth_ban = v.ban_started;
-		s->auth_fail = st;
-		tv.tv_sec = (time_t)(v.delay_ms / 1000);
-		tv.tv_usec = (suseconds_t)(v.delay_ms % 1000) * 1000;
-		if (s->auth_timer == NULL)
-			s->auth_timer = evtimer_new(s->w->base, auth_timer_cb,
-						    s);
 		s->state = POP3_S_AUTH_WAIT;
-		evtimer_add(s->auth_timer, &tv);
 		return;
 	case SASL_FAIL_TEMP:
 		reply_err(s, "SYS/TEMP", "Temporary authentication failure");
@@ -838,10 +674,10 @@ cmd_pass(struct pop3_session *s, const struct pop3_command *c)
 	free(msg);
 	OPENSSL_cleanse(s->user, ulen);
 	xfree(&s->user);
-	s->sasl = sasl_start(SASL_PLAIN, &auth_userdb_creds,
-			     authq_creds_ctx(s->w->authq),
+	s->ses.sasl = sasl_start(SASL_PLAIN, &auth_userdb_creds,
+			     authq_creds_ctx(s->ses.srv->authq),
 			     s->config->hostname);
-	if (s->sasl == NULL || b64 == NULL) {
+	if (s->ses.sasl == NULL || b64 == NULL) {
 		if (b64 != NULL) {
 			OPENSSL_cleanse(b64, strlen(b64));
 			free(b64);
@@ -849,8 +685,8 @@ cmd_pass(struct pop3_session *s, const struct pop3_command *c)
 		reply_err(s, "SYS/TEMP", "Temporary authentication failure");
 		return;
 	}
-	s->auth_mech = "USER";
-	s->auth_challenged = false;
+	s->ses.auth_mech = "USER";
+	s->ses.auth_challenged = false;
 	auth_submit(s, b64);
 	OPENSSL_cleanse(b64, strlen(b64));
 	free(b64);
@@ -881,15 +717,15 @@ cmd_auth(struct pop3_session *s, const struct pop3_command *c)
 		return;
 	if (sasl_mech_from_name(c->arg, &mech) < 0 ||
 	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
-	    (s->sasl = sasl_start(mech, &auth_userdb_creds,
-				  authq_creds_ctx(s->w->authq),
+	    (s->ses.sasl = sasl_start(mech, &auth_userdb_creds,
+				  authq_creds_ctx(s->ses.srv->authq),
 				  s->config->hostname)) == NULL) {
 		reply_err(s, NULL, "Unsupported authentication mechanism");
 		return;
 	}
 	xfree(&s->user);
-	s->auth_mech = sasl_mech_name(mech);
-	s->auth_challenged = false;
+	s->ses.auth_mech = sasl_mech_name(mech);
+	s->ses.auth_challenged = false;
 	auth_submit(s, c->arg2);
 }
 
@@ -920,7 +756,7 @@ start_send(struct pop3_session *s, enum send_kind kind)
 	s->send_idx = 0;
 	s->state = POP3_S_SENDING;
 	/* refill when the output falls below OUTPUT_LOW */
-	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW, 0);
+	bufferevent_setwatermark(s->ses.bev, EV_WRITE, OUTPUT_LOW, 0);
 }
 
 static void
@@ -962,7 +798,8 @@ cmd_retr(struct pop3_session *s, const struct pop3_command *c, bool top)
 		else
 			reply_err(s, "SYS/TEMP", "Cannot read the message");
 		log_event(LOG_WARNING, "pop3", "read-error",
-			  LF_STR("session", s->id), LF_STR("user", s->account),
+			  LF_STR("session", s->ses.id),
+			  LF_STR("user", s->account),
 			  LF_STR("message", m->uidl), LF_INT("errno", errno));
 		return;
 	}
@@ -1016,13 +853,13 @@ cmd_quit_update(struct pop3_session *s)
 	 * however quick, finds the mailbox free */
 	mailbox_close(&s->mb);
 	log_logout(s, "quit", removed, failed);
-	s->logged_in = false;
+	s->ses.logged_in = false;
 	if (failed > 0)
 		reply(s, "-ERR [SYS/TEMP] %zu messages could not be deleted",
 		      failed);
 	else
 		reply(s, "+OK Logging out, %zu messages deleted", removed);
-	session_close(s, "quit");
+	session_close(&s->ses, "quit");
 }
 
 /* ---- streaming ------------------------------------------------------ */
@@ -1047,9 +884,10 @@ send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
 		/* the +OK is out: all we can do is hang up (RFC 1939 has
 		 * no way to take a response back) */
 		log_event(LOG_ERR, "pop3", "read-error",
-			  LF_STR("session", s->id), LF_STR("user", s->account),
+			  LF_STR("session", s->ses.id),
+			  LF_STR("user", s->account),
 			  LF_INT("errno", errno));
-		session_close(s, "read-error");
+		session_close(&s->ses, "read-error");
 		return false;
 	}
 	if (r == 0) {
@@ -1060,7 +898,7 @@ send_msg_chunk(struct pop3_session *s, struct evbuffer *out)
 	}
 	if (evbuffer_reserve_space(out, (ev_ssize_t)(2 * (size_t)r), &v,
 				   1) < 1) {
-		session_close(s, "no-memory");
+		session_close(&s->ses, "no-memory");
 		return false;
 	}
 	if ((uint64_t)r > s->send_left)
@@ -1106,7 +944,7 @@ send_list_chunk(struct pop3_session *s, struct evbuffer *out)
 static void
 send_more(struct pop3_session *s, bool from_cb)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->ses.bev);
 	bool more = true;
 
 	while (more && s->state == POP3_S_SENDING &&
@@ -1118,10 +956,10 @@ send_more(struct pop3_session *s, bool from_cb)
 	}
 	if (!more && s->state == POP3_S_SENDING) {
 		s->state = POP3_S_TRANSACTION;
-		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		bufferevent_setwatermark(s->ses.bev, EV_WRITE, 0, 0);
 		maybe_shutdown(s);
 		if (from_cb)
-			session_process(s);
+			session_process(&s->ses);
 	}
 }
 
@@ -1148,7 +986,7 @@ handle_authorization(struct pop3_session *s, const struct pop3_command *c)
 		break;
 	case POP3_CMD_QUIT:
 		reply(s, "+OK Bye");
-		session_close(s, "quit");
+		session_close(&s->ses, "quit");
 		break;
 	default:
 		reply_err(s, NULL, "Not logged in (USER/PASS or AUTH first)");
@@ -1211,7 +1049,7 @@ handle_command(struct pop3_session *s, char *line, size_t len)
 
 	if (pop3_parse(line, len, &c, &error) < 0) {
 		log_event(LOG_DEBUG, "pop3", "bad-command",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("cmd", pop3_cmd_name(c.cmd)));
 		reply_err(s, NULL, error);
 		return;
@@ -1225,53 +1063,32 @@ handle_command(struct pop3_session *s, char *line, size_t len)
 }
 
 /*
- * Takes the next line (LF or CRLF ended: RFC 1939 says CRLF, but some
- * clients end lines with LF alone, and nothing in POP3 makes the
+ * ops->next_line: the next line (LF or CRLF ended: RFC 1939 says CRLF,
+ * but some clients end lines with LF alone, and nothing in POP3 makes the
  * difference dangerous). Returns 1 with the line NUL-terminated in buf, 0
  * if more input is needed, -1 if the session is closing.
  */
 static int
-next_line(struct pop3_session *s, struct evbuffer *in, char *buf,
-	  size_t size, size_t *len_r)
+pop3_next_line(struct session *ses, struct evbuffer *in, char *buf,
+	       size_t size, size_t *len_r)
 {
+	struct pop3_session *s = pop3(ses);
 	size_t max = s->state == POP3_S_SASL ? SASL_LINE_MAX + 2
 					     : POP3_LINE_MAX + 2;
+	size_t n;
+	int r;
 
 	if (max > size)
 		max = size;
 	for (;;) {
-		struct evbuffer_ptr p;
-		size_t avail = evbuffer_get_length(in), n;
-
-		if (avail == 0)
+		if ((r = line_take(&s->ses.line, in, max, buf, size, &n)) == 0)
 			return 0;
-		p = evbuffer_search(in, "\n", 1, NULL);
-		if (p.pos < 0) {
-			if (avail < max && !s->skip_line)
-				return 0;
-			evbuffer_drain(in, avail);
-			if (!s->skip_line) {
-				s->skip_line = true;
-				reply_err(s, NULL, "Line too long");
-				if (s->state == POP3_S_CLOSING)
-					return -1;
-			}
-			return 0;
-		}
-		n = (size_t)p.pos + 1;
-		if (s->skip_line) {
-			evbuffer_drain(in, n);
-			s->skip_line = false;
-			continue;
-		}
-		if (n > max) {
-			evbuffer_drain(in, n);
+		if (r < 0) {
 			reply_err(s, NULL, "Line too long");
 			if (s->state == POP3_S_CLOSING)
 				return -1;
 			continue;
 		}
-		evbuffer_remove(in, buf, n);
 		n--;
 		if (n > 0 && buf[n - 1] == '\r')
 			n--;
@@ -1288,180 +1105,122 @@ next_line(struct pop3_session *s, struct evbuffer *in, char *buf,
 	}
 }
 
-static void
-session_process(struct pop3_session *s)
+/* ops->input: lines are read in these states only. */
+static int
+pop3_input(struct session *ses, struct evbuffer *in)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	char line[SASL_LINE_MAX + 2];
-	size_t len;
-
-	if (s->tls_pending)
-		return;		/* nothing counts before the handshake */
-	for (;;) {
-		if (s->tls_pending)
-			return;	/* STLS was the last command */
-		switch (s->state) {
-		case POP3_S_AUTHORIZATION:
-		case POP3_S_TRANSACTION:
-		case POP3_S_SASL:
-			break;
-		default:
-			return;
-		}
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
-		    OUTPUT_HIGH) {
-			/* the client pipelines but does not read: wait */
-			s->paused = true;
-			bufferevent_disable(s->bev, EV_READ);
-			deadline_stop(&s->deadline);
-			return;
-		}
-		int r = next_line(s, in, line, sizeof(line), &len);
-		if (r == 0)
-			wait_line(s);
-		if (r <= 0)
-			return;
-		deadline_stop(&s->deadline);
-		if (s->state == POP3_S_SASL)
-			auth_submit(s, line);
-		else
-			handle_command(s, line, len);
-		OPENSSL_cleanse(line, len);	/* PASS, AUTH */
-		maybe_shutdown(s);
+	(void)in;
+	switch (pop3(ses)->state) {
+	case POP3_S_AUTHORIZATION:
+	case POP3_S_TRANSACTION:
+	case POP3_S_SASL:
+		return 0;
+	default:
+		return -1;
 	}
 }
 
-/* ---- callbacks ------------------------------------------------------ */
-
 static void
-read_cb(struct bufferevent *bev, void *arg)
+pop3_on_line(struct session *ses, char *line, size_t len)
 {
-	(void)bev;
-	session_process(arg);
-	settle(arg);
+	struct pop3_session *s = pop3(ses);
+
+	if (s->state == POP3_S_SASL)
+		auth_submit(s, line);
+	else
+		handle_command(s, line, len);
+	OPENSSL_cleanse(line, len);	/* PASS, AUTH */
 }
 
-/* The TLS output has drained (or never will): the end. */
-static void
-free_closed(void *arg)
+/* The output fell below OUTPUT_LOW: more of the response. */
+static bool
+pop3_drained(struct session *ses)
 {
-	struct pop3_session *s = arg;
+	struct pop3_session *s = pop3(ses);
 
-	session_free(s, s->close_reason);
-}
-
-static void
-write_cb(struct bufferevent *bev, void *arg)
-{
-	struct pop3_session *s = arg;
-
-	if (s->state == POP3_S_CLOSING) {
-		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
-				       free_closed, s))
-			session_free(s, s->close_reason);
-		return;
-	}
-	if (s->state == POP3_S_SENDING)
-		send_more(s, true);
-	else if (s->paused) {
-		s->paused = false;
-		bufferevent_enable(bev, EV_READ);
-		session_process(s);
-	}
-	settle(s);
-}
-
-static void
-event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct pop3_session *s = arg;
-	const char *reason;
-	char err[128];
-
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		tls_done(s);
-		session_process(s);
-		return;
-	}
-	reason = session_end_reason(s->bev, what, err, sizeof(err));
-	if (s->close_reason != NULL) {
-		/* we were closing anyway: that is the reason */
-		session_free(s, s->close_reason);
-		return;
-	}
-	if (strcmp(reason, "tls-error") == 0)
-		log_event(LOG_INFO, "pop3", "tls-error",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
-			  LF_STR("error", err));
-	session_free(s, reason);
+	if (s->state != POP3_S_SENDING)
+		return false;
+	send_more(s, true);
+	return true;
 }
 
 /* ---- start ---------------------------------------------------------- */
 
+/* Admission's refusals, with RFC 2449 response codes. */
 static void
-session_setup_bev(struct pop3_session *s)
+pop3_refusal(const struct session_listener *l, enum session_refusal why,
+	     const char *detail, char *buf, size_t size)
 {
-	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	set_timeouts(s);
+	(void)l;
+	switch (why) {
+	case SESSION_REFUSE_ACCESS:
+		snprintf(buf, size, "-ERR [SYS/PERM] access denied\r\n");
+		break;
+	case SESSION_REFUSE_LIMIT:
+		snprintf(buf, size, "-ERR [SYS/TEMP] %s\r\n", detail);
+		break;
+	case SESSION_REFUSE_BANNED:
+		snprintf(buf, size, "-ERR [SYS/TEMP] too many failed logins "
+				    "from your address\r\n");
+		break;
+	}
 }
 
-void
-pop3_session_start(struct worker *w, const struct config_listener *l, int fd,
-		   const struct sockaddr *sa, socklen_t salen)
+static void
+pop3_init(struct session *ses)
 {
-	struct pop3_session *s;
-	char ip[INET6_ADDRSTRLEN];
-	bool implicit = l->proto == PROTO_POP3S && w->tls_ctx != NULL;
+	struct pop3_session *s = pop3(ses);
 
-	if (!worker_admit(w, l, fd, sa, ip))
-		return;
-	s = xcalloc(1, sizeof(*s));
-	s->w = w;
-	s->config = w->config;
-	s->listener = l;
-	s->counted = true;
+	s->config = ses->listener->settings;
+	s->listener = ses->listener->conf;
+	/* the write timeout catches a client that stops reading a
+	 * response; what the client sends is bounded by deadlines */
+	s->ses.write_timeout_s = s->config->pop3_timeout;
 	s->send_fd = -1;
 	s->mb.lock_fd = -1;
-	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
-	memcpy(s->ip, ip, sizeof(s->ip));
-	worker_session_id(w, s->id);
-	s->started_ms = mono_ms();
-	deadline_init(&s->deadline, w->base, deadline_expired, s);
-	TAILQ_INSERT_TAIL(&w->pop3_sessions, s, entry);
-	w->nsessions++;
-
-	if (implicit) {
-		/* RFC 8314: TLS from the first octet, then the greeting */
-		SSL *ssl = SSL_new(w->tls_ctx);
-		s->bev = ssl == NULL ? NULL
-				     : bufferevent_openssl_socket_new(
-					       w->base, fd, ssl,
-					       BUFFEREVENT_SSL_ACCEPTING,
-					       BEV_OPT_CLOSE_ON_FREE);
-		if (s->bev == NULL && ssl != NULL)
-			SSL_free(ssl);
-		if (s->bev != NULL)
-			session_tls_bev_setup(s->bev);
-		s->tls_pending = true;
+	if (s->ses.tls_pending)
 		s->state = POP3_S_TLS;
-	} else {
-		s->bev = bufferevent_socket_new(w->base, fd,
-						BEV_OPT_CLOSE_ON_FREE);
-	}
-	if (s->bev == NULL) {
-		close(fd);
-		session_free(s, "no-memory");
-		return;
-	}
-	session_setup_bev(s);
-	log_event(LOG_INFO, "pop3", "connect", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("listener", l->name),
-		  LF_STR("tls", implicit ? "implicit" : "no"));
-	if (implicit)
-		wait_tls(s);
-	else
+}
+
+static void
+pop3_start(struct session *ses)
+{
+	struct pop3_session *s = pop3(ses);
+
+	log_event(LOG_INFO, "pop3", "connect", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip),
+		  LF_STR("listener", s->listener->name),
+		  LF_STR("tls", s->ses.tls_pending ? "implicit" : "no"));
+	if (!s->ses.tls_pending)
 		greet(s);
 }
+
+static const char *
+pop3_ops_state_name(const struct session *ses)
+{
+	return pop3_state_name(((const struct pop3_session *)ses)->state);
+}
+
+const struct session_ops pop3_session_ops = {
+	.name = "pop3",
+	.size = sizeof(struct pop3_session),
+	.input_high = INPUT_HIGH,
+	.output_high = OUTPUT_HIGH,
+	.refusal = pop3_refusal,
+	.init = pop3_init,
+	.start = pop3_start,
+	.on_tls = pop3_on_tls,
+	.input = pop3_input,
+	.next_line = pop3_next_line,
+	.on_line = pop3_on_line,
+	.line_timeout = pop3_line_timeout,
+	.timeout_reply = pop3_timeout_reply,
+	.shutdown = pop3_shutdown,
+	.closing = pop3_closing,
+	.auth_done = pop3_auth_done,
+	.auth_delay_done = pop3_auth_delay_done,
+	.drained = pop3_drained,
+	.flush = settle,
+	.state_name = pop3_ops_state_name,
+	.free = pop3_free,
+};

@@ -7,22 +7,10 @@
 #ifndef GODWIT_POP3_SERVER_H
 #define GODWIT_POP3_SERVER_H
 
-#include <sys/socket.h>
+struct session_ops;
 
-struct worker;
-struct config_listener;
-
-/* Takes over fd. Applies access lists, connection limits and bans first. */
-void pop3_session_start(struct worker *w, const struct config_listener *l,
-			int fd, const struct sockaddr *sa, socklen_t salen);
-
-/* SIGTERM: idle sessions end now (nothing deleted), the others once the
- * response they are sending is complete. */
-void pop3_sessions_shutdown(struct worker *w);
-/* Stress began: sessions not logged in get the short timeouts now. */
-void pop3_sessions_stress(struct worker *w);
-/* At exit: frees whatever sessions are left (nothing deleted). */
-void pop3_sessions_free(struct worker *w);
+/* The POP3 protocol over the session core (net/session.h). */
+extern const struct session_ops pop3_session_ops;
 
 enum pop3_state {
 	POP3_S_TLS,		/* implicit TLS: handshake before the greeting */

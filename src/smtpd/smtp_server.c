@@ -41,110 +41,29 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "lib/strset.h"
 #include "mail/mail_header.h"
 #include "store/recipient.h"
 #include "mail/smtp_data.h"
 #include "mail/smtp_parse.h"
+#include "smtpd/smtp_header.h"
+#include "smtpd/smtp_private.h"
 #include "smtpd/smtp_server.h"
 #include "net/auth.h"
 #include "net/sasl.h"
-#include "net/session_io.h"
+#include "net/session.h"
 #include "net/tls.h"
-#include "daemon/worker.h"
 
 #define HOP_LIMIT 50		/* Received: headers before we call it a loop */
 #define OUTPUT_HIGH (64 * 1024)	/* stop reading while replies pile up */
 #define INPUT_HIGH (256 * 1024)	/* libevent stops reading past this */
 #define REPLY_MAX 1024
 
-struct smtp_rcpt {
-	char *addr;		/* as given, domain normalised */
-	unsigned notify;
-	char *orcpt;
-};
-
-struct smtp_txn {
-	char sender[SMTP_PATH_MAX * 4 + 8];	/* "" for <> */
-	struct smtp_mail_args mail;
-	struct smtp_rcpt *rcpts;		/* accepted RCPTs */
-	size_t nrcpts;
-	unsigned rcpt_attempts;
-	char **mailboxes;			/* local final mailboxes */
-	size_t nmailboxes;
-	struct smtp_rcpt *remotes;		/* to queue */
-	size_t nremotes;
-
-	/* content */
-	char id[QUEUE_ID_LEN + 1];
-	struct spool *spool;
-	struct smtp_data data;
-	size_t local_hdr_len;
-	uint64_t hdr_lines;
-	uint64_t size;		/* stored size, once committed */
-	/* authenticated senders: the header is held until its end so that
-	 * Date:/Message-ID: can be added and From: checked */
-	bool holding;
-	unsigned char *hold;
-	size_t hold_len;
-	/* a refused header section: its reply and reason (static strings
-	 * but text), and what was wrong for the log (client text) */
-	int hdr_code;
-	const char *hdr_enh, *hdr_why;
-	char hdr_text[200];
-	char *hdr_detail;
-	bool too_big;
-	bool io_error;
-	bool bdat_started;
-	bool bdat_last;
-	bool bdat_bad;		/* chunk is read and thrown away */
-	uint64_t bdat_remaining;
-	int bdat_code;		/* reply for a discarded chunk */
-	const char *bdat_enh, *bdat_text;
-};
-
-struct smtp_session {
-	TAILQ_ENTRY(smtp_session) entry;
-	struct worker *w;
-	const struct config *config;
-	const struct config_listener *listener;
-	struct bufferevent *bev;
-	struct event *greet_timer;
-	struct sockaddr_storage ss;
-	char ip[INET6_ADDRSTRLEN];
-	char id[17];
-	enum smtp_state state;
-	bool esmtp;
-	char *helo;
-	bool trusted;
-	bool tls;		/* the TLS handshake is done */
-	bool implicit_tls;	/* submissions: TLS from the first octet */
-	bool authenticated;
-	char account[320];	/* normalised, once authenticated */
-	struct sasl_session *sasl;	/* AUTH in progress */
-	struct auth_job *auth_job;	/* a step out on the auth thread */
-	const char *auth_mech;
-	struct event *auth_timer;	/* delays a failed AUTH's reply */
-	struct close_wait close_wait;	/* TLS output draining at the end */
-	bool auth_ban;		/* that failure started a ban */
-	bool auth_challenged;	/* this AUTH exchange got a 334 */
-	enum sasl_status auth_fail;	/* what the delayed reply says */
-	bool tls_pending;	/* STARTTLS given, handshake running */
-	char tls_info[128];	/* for the Received header and the log */
-	bool counted;		/* holds a slot in the limits table */
-	bool skip_line;		/* discarding the rest of an over-long line */
-	bool paused;		/* not reading while output drains */
-	const char *close_reason;	/* why session_close() was called */
-	struct deadline deadline;	/* for the line, handshake or text */
-	unsigned errors;
-	unsigned messages;
-	uint64_t started_ms;
-	struct smtp_txn *txn;
-	struct delivery_job *job;	/* while SMTP_S_COMMIT */
-};
-
-static void session_process(struct smtp_session *s);
-static void session_close(struct smtp_session *s, const char *reason);
-static void header_done(struct smtp_session *s, bool complete);
+static struct smtp_session *
+smtp(struct session *ses)
+{
+	return (struct smtp_session *)ses;
+}
 
 const char *
 smtp_state_name(enum smtp_state state)
@@ -169,7 +88,7 @@ reply(struct smtp_session *s, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	session_vreply(s->bev, REPLY_MAX, fmt, ap);
+	session_vreply(s->ses.bev, REPLY_MAX, fmt, ap);
 	va_end(ap);
 }
 
@@ -182,11 +101,12 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 	if (++s->errors >= s->config->max_errors) {
 		reply(s, "421 4.7.0 %s Error: too many errors",
 		      s->config->hostname);
-		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
-			  LF_STR("ip", s->ip),
+		log_event(LOG_INFO, "smtp", "reject",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("ip", s->ses.ip),
 			  LF_STR("reason", "too-many-errors"),
 			  LF_UINT("errors", s->errors));
-		session_close(s, "too-many-errors");
+		session_close(&s->ses, "too-many-errors");
 	}
 }
 
@@ -221,6 +141,8 @@ txn_free(struct smtp_txn **tp)
 	for (size_t i = 0; t->mailboxes != NULL && i < t->nmailboxes; i++)
 		free(t->mailboxes[i]);
 	free(t->mailboxes);
+	strset_clear(&t->mailbox_set);
+	strset_clear(&t->remote_set);
 	spool_free(&t->spool);
 	free(t->hold);
 	free(t->hdr_detail);
@@ -236,27 +158,20 @@ txn_reset(struct smtp_session *s)
 		s->state = SMTP_S_READY;
 }
 
-static bool
-strv_contains(char **v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
 /* ---- session lifetime ----------------------------------------------- */
 
+/* ops->free: the disconnect line; the core frees the rest. */
 static void
-session_free(struct smtp_session *s, const char *reason)
+smtp_free(struct session *ses, const char *reason)
 {
-	struct worker *w = s->w;
+	struct smtp_session *s = smtp(ses);
 
-	log_event(LOG_INFO, "smtp", "disconnect", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("reason", reason),
+	log_event(LOG_INFO, "smtp", "disconnect", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("reason", reason),
 		  LF_STR("state", smtp_state_name(s->state)),
-		  LF_UINT("messages", s->messages), LF_UINT("errors", s->errors),
-		  LF_UINT("duration_ms", mono_ms() - s->started_ms));
+		  LF_UINT("messages", s->messages),
+		  LF_UINT("errors", s->errors),
+		  LF_UINT("duration_ms", mono_ms() - s->ses.started_ms));
 	if (s->job != NULL) {
 		/* the committer finishes the job; nobody is left to answer */
 		s->job->done = NULL;
@@ -264,165 +179,68 @@ session_free(struct smtp_session *s, const char *reason)
 		s->job = NULL;
 	}
 	txn_free(&s->txn);
-	if (s->auth_job != NULL) {
-		/* the auth queue frees the job and its SASL session */
-		s->auth_job->done = NULL;
-		s->auth_job->arg = NULL;
-		s->auth_job = NULL;
-	}
-	sasl_free(&s->sasl);
-	if (s->auth_timer != NULL)
-		event_free(s->auth_timer);
-	close_wait_free(&s->close_wait);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
-	deadline_free(&s->deadline);
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);
-	if (s->counted)
-		worker_release(w, (struct sockaddr *)&s->ss);
 	free(s->helo);
-	TAILQ_REMOVE(&w->sessions, s, entry);
-	w->nsessions--;
-	free(s);
-	worker_session_gone(w);
 }
 
-/*
- * Stops reading; the session ends once the output is flushed, and its
- * disconnect line gives the first reason it was closed for (one of the
- * words listed in docs/operations.md, "Disconnect reasons").
- */
 static void
-session_close(struct smtp_session *s, const char *reason)
+smtp_closing(struct session *ses)
 {
-	if (s->close_reason == NULL)
-		s->close_reason = reason;
-	s->state = SMTP_S_CLOSING;
-	deadline_stop(&s->deadline);
-	close_wait_begin(s->bev);
+	smtp(ses)->state = SMTP_S_CLOSING;
 }
 
-/* Not logged in, and the server under stress: the short timeout. */
 static uint64_t
-pre_auth_ms(const struct smtp_session *s, uint64_t seconds)
+smtp_line_timeout(const struct session *ses)
 {
-	if (!s->authenticated && s->w->stress &&
-	    s->config->stress_timeout < seconds)
-		seconds = s->config->stress_timeout;
-	return seconds * 1000;
-}
-
-/*
- * The session waits for a command line: its deadline runs from now
- * until the line is complete, however the bytes trickle in (it is not
- * restarted while it runs).
- */
-static void
-wait_line(struct smtp_session *s)
-{
-	if (s->tls_pending || s->deadline.kind == DEADLINE_LINE)
-		return;
-	deadline_start(&s->deadline, DEADLINE_LINE,
-		       pre_auth_ms(s, s->config->timeout_command), 0);
+	return ((const struct smtp_session *)ses)->config->timeout_command;
 }
 
 /* DATA or a BDAT chunk: the allowance, then min_data_rate. */
 static void
 wait_data(struct smtp_session *s)
 {
-	deadline_start(&s->deadline, DEADLINE_DATA,
-		       s->config->timeout_data_block * 1000,
-		       s->config->min_data_rate);
+	session_wait_data(&s->ses, s->config->timeout_data_block,
+			  s->config->min_data_rate);
 }
 
 static void
-wait_tls(struct smtp_session *s)
+smtp_timeout_reply(struct session *ses)
 {
-	deadline_start(&s->deadline, DEADLINE_TLS,
-		       pre_auth_ms(s, s->config->tls_handshake_timeout), 0);
-}
+	struct smtp_session *s = smtp(ses);
 
-static void
-deadline_expired(void *arg, enum deadline_kind kind)
-{
-	struct smtp_session *s = arg;
-
-	if (s->state == SMTP_S_CLOSING)
-		return;
-	log_event(LOG_INFO, "smtp", "timeout", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip),
-		  LF_STR("state", smtp_state_name(s->state)),
-		  LF_STR("wait", deadline_kind_name(kind)),
-		  LF_UINT("limit_ms", s->deadline.allow_ms));
-	if (kind == DEADLINE_TLS) {
-		/* nothing can be said in the middle of a handshake */
-		session_free(s, "timeout");
-		return;
-	}
 	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->config->hostname);
-	session_close(s, "timeout");
-}
-
-/* The server came under stress: shorten what the not logged in wait for. */
-void
-smtp_sessions_stress(struct worker *w)
-{
-	struct smtp_session *s;
-	uint64_t ms = w->config->stress_timeout * 1000;
-
-	TAILQ_FOREACH(s, &w->sessions, entry)
-		if (!s->authenticated)
-			deadline_shorten(&s->deadline, ms);
 }
 
 /*
- * libevent's timeouts: the write timeout catches a client that stops
- * reading our replies. A read timeout, which restarts with every read,
- * is only the idle limit between blocks of message text; everything
- * else the client must send is bounded by s->deadline instead.
+ * A read timeout, which restarts with every read, is only the idle limit
+ * between blocks of message text (session_set_timeouts()).
  */
 static void
 set_read_timeout(struct smtp_session *s, uint64_t idle_seconds)
 {
-	struct timeval r = {(time_t)idle_seconds, 0};
-	struct timeval wr = {(time_t)s->config->timeout_command, 0};
-
-	bufferevent_set_timeouts(s->bev, idle_seconds > 0 ? &r : NULL, &wr);
+	session_set_timeouts(&s->ses, idle_seconds,
+			     s->config->timeout_command);
 }
 
 /* After a command completes: honour a pending shutdown. */
 static void
 maybe_shutdown(struct smtp_session *s)
 {
-	if (!s->w->stopping || s->state == SMTP_S_CLOSING)
+	if (!s->ses.srv->stopping || s->state == SMTP_S_CLOSING)
 		return;
 	if (s->state == SMTP_S_HELO || s->state == SMTP_S_READY ||
 	    s->state == SMTP_S_GREETING) {
 		reply(s, "421 4.3.2 %s Service shutting down",
 		      s->config->hostname);
-		session_close(s, "shutdown");
+		session_close(&s->ses, "shutdown");
 	}
 }
 
-void
-smtp_sessions_shutdown(struct worker *w)
+static void
+smtp_shutdown(struct session *ses)
 {
-	struct smtp_session *s, *next;
-
-	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
-		next = TAILQ_NEXT(s, entry);
-		maybe_shutdown(s);
-	}
-}
-
-void
-smtp_sessions_free(struct worker *w)
-{
-	struct smtp_session *s;
-
-	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
-		session_free(s, "exit");
+	maybe_shutdown(smtp(ses));
 }
 
 /* ---- the greeting --------------------------------------------------- */
@@ -433,7 +251,7 @@ greet_final(struct smtp_session *s)
 	reply(s, "220 %s ESMTP godwit", s->config->hostname);
 	s->state = SMTP_S_HELO;
 	set_read_timeout(s, 0);
-	wait_line(s);
+	session_wait_line(&s->ses);
 }
 
 static void
@@ -445,11 +263,11 @@ greet_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->state != SMTP_S_GREETING)
 		return;
-	limits_greet_pass(s->w->limits, &s->w->policy,
-			  (struct sockaddr *)&s->ss, now_ms());
+	limits_greet_pass(s->ses.srv->limits, &s->ses.srv->policy,
+			  (struct sockaddr *)&s->ses.ss, now_ms());
 	greet_final(s);
 	/* anything that arrived in the same instant is handled now */
-	session_process(s);
+	session_process(&s->ses);
 }
 
 /* ---- commands ------------------------------------------------------- */
@@ -466,8 +284,8 @@ is_submission(const struct smtp_session *s)
 static bool
 auth_offered(const struct smtp_session *s)
 {
-	return s->listener->auth && !s->authenticated &&
-	       (s->tls || s->listener->plaintext_auth);
+	return s->listener->auth && !s->ses.logged_in &&
+	       (s->ses.tls || s->listener->plaintext_auth);
 }
 
 static void
@@ -488,8 +306,8 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	s->esmtp = esmtp;
 	txn_free(&s->txn);
 	s->state = SMTP_S_READY;
-	log_event(LOG_DEBUG, "smtp", "helo", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("helo", s->helo));
+	log_event(LOG_DEBUG, "smtp", "helo", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("helo", s->helo));
 	if (!esmtp) {
 		reply(s, "250 %s", cf->hostname);
 		return;
@@ -502,7 +320,7 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	reply(s, "250-DSN");
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250-CHUNKING");
-	if (s->w->tls_ctx != NULL && !s->tls)
+	if (s->ses.srv->tls_ctx != NULL && !s->ses.tls)
 		reply(s, "250-STARTTLS");
 	if (auth_offered(s))
 		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
@@ -519,7 +337,7 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 static bool
 sender_verified(const struct smtp_session *s)
 {
-	return s->authenticated || s->trusted;
+	return s->ses.logged_in || s->trusted;
 }
 
 static void
@@ -553,7 +371,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			    "Error: message size exceeds fixed limit");
 		return;
 	}
-	if (is_submission(s) && !s->authenticated) {
+	if (is_submission(s) && !s->ses.logged_in) {
 		reply_error(s, 530, "5.7.0", "Authentication required");
 		return;
 	}
@@ -566,11 +384,12 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.7", "Error: bad sender address");
 		return;
 	}
-	if (s->authenticated) {
+	if (s->ses.logged_in) {
 		/* RFC 6409 6.1: users send as themselves only */
 		int r = args.path.null ? 0
 				       : auth_sender_allowed(
-						 s->w->db, s->account, t->sender,
+						 s->ses.srv->db, s->account,
+						 t->sender,
 						 s->config->recipient_delimiter);
 		if (r != 1) {
 			if (r < 0) {
@@ -580,9 +399,11 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 				return;
 			}
 			log_event(LOG_INFO, "smtp", "reject",
-				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("session", s->ses.id),
+				  LF_STR("ip", s->ses.ip),
 				  LF_STR("user", s->account),
-				  LF_STR("from", t->sender), LF_UINT("code", 553),
+				  LF_STR("from", t->sender),
+				  LF_UINT("code", 553),
 				  LF_STR("reason", "sender-not-owned"));
 			free(t);
 			reply_error(s, 553, "5.7.1",
@@ -596,7 +417,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		/* never the whole message to an address nobody verified */
 		t->mail.ret = SMTP_RET_HDRS;
 		log_event(LOG_INFO, "smtp", "dsn-limited",
-			  LF_STR("session", s->id), LF_STR("ret", "HDRS"),
+			  LF_STR("session", s->ses.id), LF_STR("ret", "HDRS"),
 			  LF_STR("reason", "unverified-sender"));
 	}
 	s->txn = t;
@@ -604,16 +425,26 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	reply(s, "250 2.1.0 Ok");
 }
 
+/* Room for element n of v (n of them used), doubling: O(1) per element. */
+static void *
+grow(void *v, size_t n, size_t *cap_r, size_t size)
+{
+	if (n < *cap_r)
+		return v;
+	*cap_r = *cap_r == 0 ? 4 : *cap_r * 2;
+	return xreallocarray(v, *cap_r, size);
+}
+
 static void
 add_remote(struct smtp_txn *t, const char *addr, unsigned notify,
 	   const char *orcpt)
 {
-	for (size_t i = 0; i < t->nremotes; i++)
-		if (strcmp(t->remotes[i].addr, addr) == 0)
-			return;
-	t->remotes = xreallocarray(t->remotes, t->nremotes + 1,
-				   sizeof(*t->remotes));
+	if (strset_contains(&t->remote_set, addr))
+		return;
+	t->remotes = grow(t->remotes, t->nremotes, &t->remotes_cap,
+			  sizeof(*t->remotes));
 	t->remotes[t->nremotes].addr = xstrdup(addr);
+	strset_add(&t->remote_set, t->remotes[t->nremotes].addr);
 	t->remotes[t->nremotes].notify = notify;
 	t->remotes[t->nremotes].orcpt = xstrdup(orcpt);
 	t->nremotes++;
@@ -623,12 +454,62 @@ static void
 recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
 		   bool trusted, bool authenticated)
 {
-	r->db = s->w->db;
+	r->db = s->ses.srv->db;
 	r->hostname = s->config->hostname;
 	r->postmaster = s->config->postmaster;
 	r->delimiter = s->config->recipient_delimiter;
 	r->trusted = trusted;
 	r->authenticated = authenticated;
+}
+
+/* DSN NOTIFY as the sender may have it (dsn_notify_allowed()), logged. */
+static unsigned
+notify_allowed(const struct smtp_session *s, unsigned notify)
+{
+	unsigned allowed = dsn_notify_allowed(notify, sender_verified(s));
+
+	if (allowed != notify && notify != 0)
+		log_event(LOG_INFO, "smtp", "dsn-limited",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("notify", allowed & SMTP_NOTIFY_NEVER
+						   ? "NEVER"
+						   : "FAILURE"),
+			  LF_STR("reason", "unverified-sender"));
+	return allowed;
+}
+
+/*
+ * An accepted RCPT: what it resolved to joins the transaction, each
+ * local mailbox and remote address once (O(1) a look, strset.h).
+ */
+static void
+txn_add_rcpt(struct smtp_txn *t, const char *addr,
+	     const struct smtp_rcpt_args *args,
+	     const struct recipient_result *res)
+{
+	for (size_t i = 0; i < res->nmailboxes; i++) {
+		/* a success report was asked for (RFC 3461): the queue
+		 * runner delivers these and reports the delivery */
+		if ((args->notify & SMTP_NOTIFY_SUCCESS) != 0 &&
+		    !t->mail.path.null) {
+			add_remote(t, res->mailboxes[i], args->notify,
+				   args->orcpt);
+			continue;
+		}
+		if (strset_contains(&t->mailbox_set, res->mailboxes[i]))
+			continue;
+		t->mailboxes = grow(t->mailboxes, t->nmailboxes,
+				    &t->mailboxes_cap, sizeof(*t->mailboxes));
+		t->mailboxes[t->nmailboxes] = xstrdup(res->mailboxes[i]);
+		strset_add(&t->mailbox_set, t->mailboxes[t->nmailboxes++]);
+	}
+	for (size_t i = 0; i < res->nremotes; i++)
+		add_remote(t, res->remotes[i], args->notify, args->orcpt);
+	t->rcpts = grow(t->rcpts, t->nrcpts, &t->rcpts_cap, sizeof(*t->rcpts));
+	t->rcpts[t->nrcpts].addr = xstrdup(addr);
+	t->rcpts[t->nrcpts].notify = args->notify;
+	t->rcpts[t->nrcpts].orcpt = xstrdup(args->orcpt);
+	t->nrcpts++;
 }
 
 static void
@@ -670,36 +551,24 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
 		return;
 	}
-	{
-		unsigned allowed = dsn_notify_allowed(args.notify,
-						      sender_verified(s));
-		if (allowed != args.notify && args.notify != 0) {
-			log_event(LOG_INFO, "smtp", "dsn-limited",
-				  LF_STR("session", s->id),
-				  LF_STR("notify",
-					 allowed & SMTP_NOTIFY_NEVER
-					     ? "NEVER"
-					     : "FAILURE"),
-				  LF_STR("reason", "unverified-sender"));
-		}
-		args.notify = allowed;
-	}
-	recipient_ctx_init(s, &rctx, s->trusted, s->authenticated);
+	args.notify = notify_allowed(s, args.notify);
+	recipient_ctx_init(s, &rctx, s->trusted, s->ses.logged_in);
 	memset(&res, 0, sizeof(res));
 	if (recipient_resolve(&rctx, &args.path.mbox, &res) < 0 ||
 	    res.verdict == RCPT_TEMPFAIL) {
 		reply_error(s, 451, "4.3.0",
 			    "Error: temporary failure looking up recipient");
 		log_event(LOG_WARNING, "smtp", "reject",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("to", addr), LF_UINT("code", 451),
 			  LF_STR("reason", "lookup"));
 		recipient_result_free(&res);
 		return;
 	}
 	if (res.verdict == RCPT_REJECT) {
-		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
-			  LF_STR("ip", s->ip), LF_STR("from", t->sender),
+		log_event(LOG_INFO, "smtp", "reject",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("ip", s->ses.ip), LF_STR("from", t->sender),
 			  LF_STR("to", addr), LF_INT("code", res.code),
 			  LF_STR("enh", res.enh),
 			  LF_STR("reason", res.code == 554 ? "relay-denied"
@@ -708,31 +577,8 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		recipient_result_free(&res);
 		return;
 	}
-	for (size_t i = 0; i < res.nmailboxes; i++) {
-		/* a success report was asked for (RFC 3461): the queue
-		 * runner delivers these and reports the delivery */
-		if ((args.notify & SMTP_NOTIFY_SUCCESS) != 0 &&
-		    !t->mail.path.null) {
-			add_remote(t, res.mailboxes[i], args.notify,
-				   args.orcpt);
-			continue;
-		}
-		if (strv_contains(t->mailboxes, t->nmailboxes,
-				  res.mailboxes[i]))
-			continue;
-		t->mailboxes = xreallocarray(t->mailboxes, t->nmailboxes + 1,
-					     sizeof(*t->mailboxes));
-		t->mailboxes[t->nmailboxes++] = xstrdup(res.mailboxes[i]);
-	}
-	for (size_t i = 0; i < res.nremotes; i++)
-		add_remote(t, res.remotes[i], args.notify, args.orcpt);
+	txn_add_rcpt(t, addr, &args, &res);
 	recipient_result_free(&res);
-
-	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
-	t->rcpts[t->nrcpts].addr = xstrdup(addr);
-	t->rcpts[t->nrcpts].notify = args.notify;
-	t->rcpts[t->nrcpts].orcpt = xstrdup(args.orcpt);
-	t->nrcpts++;
 	reply(s, "250 2.1.5 Ok");
 }
 
@@ -761,7 +607,7 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	const char *proto;
 
 	queue_id_new(t->id);
-	t->holding = s->authenticated;
+	t->holding = s->ses.logged_in;
 	tmp_path = xasprintf("%s/queue/tmp/%s", s->config->data_dir, t->id);
 	t->spool = spool_new(tmp_path);
 	free(tmp_path);
@@ -779,16 +625,16 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	sanitize(helo, sizeof(helo), s->helo != NULL ? s->helo : "unknown");
 	/* RFC 3848 / RFC 6531 protocol names */
 	if (t->mail.smtputf8)
-		proto = s->tls ? "UTF8SMTPS" : "UTF8SMTP";
-	else if (s->esmtp && s->authenticated)
-		proto = s->tls ? "ESMTPSA" : "ESMTPA";
+		proto = s->ses.tls ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (s->esmtp && s->ses.logged_in)
+		proto = s->ses.tls ? "ESMTPSA" : "ESMTPA";
 	else if (s->esmtp)
-		proto = s->tls ? "ESMTPS" : "ESMTP";
+		proto = s->ses.tls ? "ESMTPS" : "ESMTP";
 	else
 		proto = "SMTP";
 	fprintf(f, "Received: from %s ([%s])\n\tby %s (godwit) with %s id %s",
-		helo, s->ip, s->config->hostname, proto, t->id);
-	if (s->tls)
+		helo, s->ses.ip, s->config->hostname, proto, t->id);
+	if (s->ses.tls)
 		fprintf(f, "\n\t(%s)", s->tls_info);
 	if (t->nrcpts == 1)
 		fprintf(f, "\n\tfor <%s>", t->rcpts[0].addr);
@@ -870,9 +716,11 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 		/* without a valid size we cannot find the next command */
 		reply(s, "%d %s %s", err.code, err.enh, err.text);
 		s->errors++;
-		log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
-			  LF_STR("ip", s->ip), LF_STR("reason", "bad-bdat"));
-		session_close(s, "bad-bdat");
+		log_event(LOG_INFO, "smtp", "reject",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("ip", s->ses.ip),
+			  LF_STR("reason", "bad-bdat"));
+		session_close(&s->ses, "bad-bdat");
 		return;
 	}
 	if (s->txn == NULL || !txn_has_recipients(s, &no_valid)) {
@@ -945,26 +793,23 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 	recipient_result_free(&res);
 }
 
-static void session_setup_bev(struct smtp_session *s);
-
 /*
  * RFC 3207. The 220 goes out in plaintext; anything the client sent after
  * STARTTLS in the same packet is thrown away, never executed (the
  * CVE-2011-0411 command injection); the TLS layer is put on top of the
  * socket's bufferevent; once the handshake is done the session starts
- * over (tls_done).
+ * over (smtp_on_tls).
  */
 static void
 cmd_starttls(struct smtp_session *s)
 {
-	struct bufferevent *tls_bev;
 	SSL *ssl;
 
-	if (s->w->tls_ctx == NULL) {
+	if (s->ses.srv->tls_ctx == NULL) {
 		reply_error(s, 502, "5.5.1", "Error: command not implemented");
 		return;
 	}
-	if (s->tls) {
+	if (s->ses.tls) {
 		reply_error(s, 503, "5.5.1", "Error: TLS already active");
 		return;
 	}
@@ -973,54 +818,29 @@ cmd_starttls(struct smtp_session *s)
 			    "Error: STARTTLS not allowed in a transaction");
 		return;
 	}
-	if ((ssl = SSL_new(s->w->tls_ctx)) == NULL) {
+	if ((ssl = session_ssl_new(&s->ses)) == NULL) {
 		reply_error(s, 454, "4.7.0", "TLS not available");
 		return;
 	}
 	reply(s, "220 2.0.0 Ready to start TLS");
-	evbuffer_drain(bufferevent_get_input(s->bev),
-		       evbuffer_get_length(bufferevent_get_input(s->bev)));
-	tls_bev = bufferevent_openssl_filter_new(
-		s->w->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
-		BEV_OPT_CLOSE_ON_FREE);
-	if (tls_bev == NULL) {
-		SSL_free(ssl);
+	if (session_starttls(&s->ses, ssl) < 0) {
 		reply(s, "421 4.7.0 %s TLS not available", s->config->hostname);
-		session_close(s, "tls-error");
+		session_close(&s->ses, "tls-error");
 		return;
 	}
-	session_tls_bev_setup(tls_bev);
-	s->bev = tls_bev;
-	s->tls_pending = true;
 	txn_free(&s->txn);
-	session_setup_bev(s);
-	wait_tls(s);
-}
-
-static void
-log_tls(struct smtp_session *s)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-
-	log_event(LOG_INFO, "smtp", "tls", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("version", SSL_get_version(ssl)),
-		  LF_STR("cipher", c != NULL ? SSL_CIPHER_get_name(c) : "-"));
 }
 
 /* The handshake is done: the session forgets everything from before. */
 static void
-tls_done(struct smtp_session *s)
+smtp_on_tls(struct session *ses)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	struct smtp_session *s = smtp(ses);
 
-	s->tls_pending = false;
-	s->tls = true;
-	deadline_stop(&s->deadline);
-	tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+	tls_describe(bufferevent_openssl_get_ssl(s->ses.bev), s->tls_info,
+		     sizeof(s->tls_info));
 	if (s->state == SMTP_S_TLS) {
 		/* implicit TLS: now the greeting */
-		log_tls(s);
 		greet_final(s);
 		return;
 	}
@@ -1030,7 +850,6 @@ tls_done(struct smtp_session *s)
 	txn_free(&s->txn);
 	if (s->state != SMTP_S_CLOSING)
 		s->state = SMTP_S_HELO;
-	log_tls(s);
 }
 
 /* ---- AUTH (RFC 4954) ------------------------------------------------- */
@@ -1039,40 +858,22 @@ static void auth_result(struct smtp_session *s, enum sasl_status st,
 			char *challenge);
 
 static void
-auth_job_done(struct auth_job *job, void *arg)
+smtp_auth_done(struct session *ses, enum sasl_status st, char *chal)
 {
-	struct smtp_session *s = arg;
-	char *chal = job->challenge;
+	struct smtp_session *s = smtp(ses);
 
-	s->auth_job = NULL;
-	s->sasl = job->sasl;
-	job->sasl = NULL;
-	job->challenge = NULL;
-	if (s->state == SMTP_S_CLOSING) {
-		/* timed out or shut down meanwhile: nothing more to say */
-		free(chal);
-		return;
-	}
 	s->state = SMTP_S_READY;
-	auth_result(s, job->status, chal);
+	auth_result(s, st, chal);
 	if (s->state != SMTP_S_AUTH_WAIT)
-		session_process(s);
+		session_process(&s->ses);
 }
 
 /* The step (password hashing!) runs on the worker's auth thread. */
 static void
 auth_submit(struct smtp_session *s, const char *line)
 {
-	struct auth_job *job = xcalloc(1, sizeof(*job));
-
-	job->sasl = s->sasl;
-	s->sasl = NULL;
-	job->line = line != NULL ? xstrdup(line) : NULL;
-	job->done = auth_job_done;
-	job->arg = s;
-	s->auth_job = job;
 	s->state = SMTP_S_AUTH_BUSY;
-	authq_submit(s->w->authq, job);
+	session_auth_submit(&s->ses, line);
 }
 
 static void
@@ -1080,17 +881,16 @@ close_banned(struct smtp_session *s)
 {
 	reply(s, "421 4.7.0 %s Error: too many failed logins",
 	      s->config->hostname);
-	session_close(s, "banned");
+	session_close(&s->ses, "banned");
 }
 
+/* The delay after a failed AUTH is over: its reply. */
 static void
-auth_timer_cb(evutil_socket_t fd, short what, void *arg)
+smtp_auth_delay_done(struct session *ses)
 {
-	struct smtp_session *s = arg;
+	struct smtp_session *s = smtp(ses);
 
-	(void)fd;
-	(void)what;
-	switch (s->auth_fail) {
+	switch (s->ses.auth_fail) {
 	case SASL_CANCELLED:
 		reply_error(s, 501, "5.0.0", "Authentication cancelled");
 		break;
@@ -1105,12 +905,12 @@ auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (s->state == SMTP_S_CLOSING)
 		return;
-	if (s->auth_ban) {
+	if (s->ses.auth_ban) {
 		close_banned(s);
 		return;
 	}
 	s->state = SMTP_S_READY;
-	session_process(s);
+	session_process(&s->ses);
 }
 
 static void
@@ -1125,7 +925,7 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 502, "5.5.1", "Error: command not implemented");
 		return;
 	}
-	if (s->authenticated) {
+	if (s->ses.logged_in) {
 		reply_error(s, 503, "5.5.1", "Error: already authenticated");
 		return;
 	}
@@ -1136,14 +936,13 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 				    : "Error: AUTH not allowed in a transaction");
 		return;
 	}
-	if (!s->tls && !s->listener->plaintext_auth) {
+	if (!s->ses.tls && !s->listener->plaintext_auth) {
 		reply_error(s, 538, "5.7.11",
 			    "Error: encryption required for authentication "
 			    "(STARTTLS first)");
 		return;
 	}
-	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
-			       s->ip, NULL, NULL)) {
+	if (session_auth_banned(&s->ses, NULL, NULL)) {
 		close_banned(s);
 		return;
 	}
@@ -1159,15 +958,15 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 		initial = sp + 1;
 	if (sasl_mech_from_name(mechname, &mech) < 0 ||
 	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
-	    (s->sasl = sasl_start(mech, &auth_userdb_creds,
-				  authq_creds_ctx(s->w->authq),
+	    (s->ses.sasl = sasl_start(mech, &auth_userdb_creds,
+				  authq_creds_ctx(s->ses.srv->authq),
 				  s->config->hostname)) == NULL) {
 		reply_error(s, 504, "5.5.4",
 			    "Error: unrecognized authentication type");
 		return;
 	}
-	s->auth_mech = sasl_mech_name(mech);
-	s->auth_challenged = false;
+	s->ses.auth_mech = sasl_mech_name(mech);
+	s->ses.auth_challenged = false;
 	auth_submit(s, initial);
 }
 
@@ -1178,9 +977,9 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 static void
 auth_continue(struct smtp_session *s, const char *line)
 {
-	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
-			       s->ip, sasl_authcid(s->sasl), s->auth_mech)) {
-		sasl_free(&s->sasl);
+	if (session_auth_banned(&s->ses, sasl_authcid(s->ses.sasl),
+				s->ses.auth_mech)) {
+		sasl_free(&s->ses.sasl);
 		close_banned(s);
 		return;
 	}
@@ -1199,16 +998,14 @@ auth_continue(struct smtp_session *s, const char *line)
 static void
 auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 {
-	const char *authcid = sasl_authcid(s->sasl);
+	const char *authcid = sasl_authcid(s->ses.sasl);
 	char account[320], user[SASL_NAME_MAX + 1];
-	struct limits_auth_verdict v;
 
 	/* the session's copy goes with sasl_free() below */
 	snprintf(user, sizeof(user), "%s", authcid != NULL ? authcid : "");
-	if (worker_auth_banned(s->w, "smtp", s->id, (struct sockaddr *)&s->ss,
-			       s->ip, user, s->auth_mech)) {
+	if (session_auth_banned(&s->ses, user, s->ses.auth_mech)) {
 		free(chal);
-		sasl_free(&s->sasl);
+		sasl_free(&s->ses.sasl);
 		close_banned(s);
 		return;
 	}
@@ -1216,7 +1013,7 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 	case SASL_CONTINUE:
 		reply(s, "334 %s", chal != NULL ? chal : "");
 		free(chal);
-		s->auth_challenged = true;
+		s->ses.auth_challenged = true;
 		s->state = SMTP_S_AUTH;
 		return;
 	case SASL_OK:
@@ -1226,13 +1023,16 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 			break;
 		}
 		memcpy(s->account, account, sizeof(s->account));
-		s->authenticated = true;
-		limits_auth_success(s->w->limits, (struct sockaddr *)&s->ss,
-				    account, now_ms());
-		log_event(LOG_INFO, "smtp", "auth", LF_STR("session", s->id),
-			  LF_STR("ip", s->ip), LF_STR("user", user),
-			  LF_STR("mech", s->auth_mech), LF_STR("result", "ok"));
-		sasl_free(&s->sasl);
+		s->ses.logged_in = true;
+		limits_auth_success(s->ses.srv->limits,
+				    (struct sockaddr *)&s->ses.ss, account,
+				    now_ms());
+		log_event(LOG_INFO, "smtp", "auth",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("ip", s->ses.ip), LF_STR("user", user),
+			  LF_STR("mech", s->ses.auth_mech),
+			  LF_STR("result", "ok"));
+		sasl_free(&s->ses.sasl);
 		s->state = SMTP_S_READY;
 		reply(s, "235 2.7.0 Authentication successful");
 		return;
@@ -1240,12 +1040,12 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 		break;
 	}
 	free(chal);
-	sasl_free(&s->sasl);
+	sasl_free(&s->ses.sasl);
 	s->state = SMTP_S_READY;
 	switch (st) {
 	case SASL_CANCELLED:
 	case SASL_FAIL_SYNTAX:
-		if (!s->auth_challenged) {
+		if (!s->ses.auth_challenged) {
 			if (st == SASL_CANCELLED)
 				reply_error(s, 501, "5.0.0",
 					    "Authentication cancelled");
@@ -1256,29 +1056,11 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 		}
 		/* FALLTHROUGH */
 	case SASL_FAIL_CREDENTIALS:
-		worker_auth_failure(s->w, "smtp", s->id,
-				    (struct sockaddr *)&s->ss, s->ip, user,
-				    s->auth_mech,
-				    st == SASL_CANCELLED     ? "cancelled"
-				    : st == SASL_FAIL_SYNTAX ? "syntax"
-							     : "credentials",
-				    &v);
-		if (v.banned_before) {
+		if (!session_auth_failed(&s->ses, user, st)) {
 			close_banned(s);
 			return;
 		}
-		s->auth_ban = v.ban_started;
-		s->auth_fail = st;
-		{
-			struct timeval tv = {(time_t)(v.delay_ms / 1000),
-					     (suseconds_t)(v.delay_ms % 1000) *
-						     1000};
-			if (s->auth_timer == NULL)
-				s->auth_timer = evtimer_new(
-					s->w->base, auth_timer_cb, s);
-			s->state = SMTP_S_AUTH_WAIT;
-			evtimer_add(s->auth_timer, &tv);
-		}
+		s->state = SMTP_S_AUTH_WAIT;
 		return;
 	case SASL_FAIL_TEMP:
 		reply_error(s, 454, "4.7.0",
@@ -1333,7 +1115,7 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 		break;
 	case SMTP_CMD_QUIT:
 		reply(s, "221 2.0.0 Bye");
-		session_close(s, "quit");
+		session_close(&s->ses, "quit");
 		break;
 	case SMTP_CMD_HELP:
 		reply(s, "214 2.0.0 See RFC 5321 (godwit)");
@@ -1380,8 +1162,8 @@ log_accept(struct smtp_session *s, const char *result)
 		len += n;
 	}
 	to[len] = '\0';
-	log_event(LOG_INFO, "smtp", "accept", LF_STR("session", s->id),
-		  LF_STR("queue", t->id), LF_STR("ip", s->ip),
+	log_event(LOG_INFO, "smtp", "accept", LF_STR("session", s->ses.id),
+		  LF_STR("queue", t->id), LF_STR("ip", s->ses.ip),
 		  LF_STR("helo", s->helo), LF_STR("from", t->sender),
 		  LF_STR("to", to), LF_UINT("rcpts", t->nrcpts),
 		  LF_UINT("local", t->nmailboxes),
@@ -1402,16 +1184,18 @@ commit_done(struct delivery_job *job, void *arg)
 		s->messages++;
 	} else {
 		reply(s, "451 4.3.0 Error: local error, try again later");
-		log_event(LOG_ERR, "smtp", "error", LF_STR("session", s->id),
-			  LF_STR("queue", job->id), LF_STR("ip", s->ip),
-			  LF_STR("reason", "commit"), LF_STR("msg", job->error));
+		log_event(LOG_ERR, "smtp", "error",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("queue", job->id), LF_STR("ip", s->ses.ip),
+			  LF_STR("reason", "commit"),
+			  LF_STR("msg", job->error));
 	}
 	txn_reset(s);
 	s->state = SMTP_S_READY;
 	set_read_timeout(s, 0);
 	maybe_shutdown(s);
 	if (s->state != SMTP_S_CLOSING)
-		session_process(s);
+		session_process(&s->ses);
 }
 
 static void
@@ -1423,7 +1207,7 @@ content_end(struct smtp_session *s)
 	char text[160];
 
 	if (t->holding && !t->too_big && !t->io_error)
-		header_done(s, true);	/* a message that is all header */
+		smtp_header_done(s, true); /* a message that is all header */
 	if (t->io_error) {
 		reply_error(s, 451, "4.3.0", "Error: local error");
 		why = "io-error";
@@ -1449,7 +1233,8 @@ content_end(struct smtp_session *s)
 	if (why != NULL) {
 		if (t->hdr_code != 0 && strcmp(why, t->hdr_why) == 0)
 			log_event(LOG_INFO, "smtp", "reject",
-				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("session", s->ses.id),
+				  LF_STR("ip", s->ses.ip),
 				  LF_STR("from", t->sender),
 				  LF_STR("reason", why),
 				  LF_UINT("code", t->hdr_code),
@@ -1459,7 +1244,8 @@ content_end(struct smtp_session *s)
 							    : ""));
 		else
 			log_event(LOG_INFO, "smtp", "reject",
-				  LF_STR("session", s->id), LF_STR("ip", s->ip),
+				  LF_STR("session", s->ses.id),
+				  LF_STR("ip", s->ses.ip),
 				  LF_STR("from", t->sender),
 				  LF_STR("reason", why));
 		if (s->state != SMTP_S_CLOSING) {
@@ -1484,7 +1270,7 @@ content_end(struct smtp_session *s)
 		struct queue_envelope *e = xcalloc(1, sizeof(*e));
 		memcpy(e->id, t->id, sizeof(e->id));
 		e->arrival = (int64_t)time(NULL);
-		e->client_ip = xstrdup(s->ip);
+		e->client_ip = xstrdup(s->ses.ip);
 		e->helo = xstrdup(s->helo != NULL ? s->helo : "");
 		e->sender = xstrdup(t->sender);
 		e->body = t->mail.body;
@@ -1507,7 +1293,7 @@ content_end(struct smtp_session *s)
 	s->state = SMTP_S_COMMIT;
 	/* the client waits for our reply now: no pause limit */
 	set_read_timeout(s, 0);
-	committer_submit(s->w->committer, job);
+	committer_submit(s->ses.srv->committer, job);
 }
 
 /* ---- input ---------------------------------------------------------- */
@@ -1519,244 +1305,13 @@ bare_eol(struct smtp_session *s, const char *where)
 		 "must end with <CR><LF> (RFC 5321 2.3.8)",
 	      s->config->hostname);
 	s->errors++;	/* a 5xx like any other: counted */
-	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("reason", "bare-eol"),
+	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("reason", "bare-eol"),
 		  LF_STR("where", where));
-	session_close(s, "bare-eol");
+	session_close(&s->ses, "bare-eol");
 }
 
 #define HOLD_MAX (64 * 1024)
-
-/* ---- the header of authenticated mail -------------------------------- */
-
-/* Records why the header section is refused; returns -1. */
-static int
-header_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
-	      const char *detail, const char *text)
-{
-	t->hdr_code = code;
-	t->hdr_enh = enh;
-	t->hdr_why = why;
-	snprintf(t->hdr_text, sizeof(t->hdr_text), "%s", text);
-	free(t->hdr_detail);
-	t->hdr_detail = detail != NULL ? xstrdup(detail) : NULL;
-	return -1;
-}
-
-#define HEADER_MAILBOXES_MAX 100
-
-/* 1: the user may send as addr; 0: not; -1: the user database failed. */
-static int
-sender_ok(struct smtp_session *s, const char *addr)
-{
-	return auth_sender_allowed(s->w->db, s->account, addr,
-				   s->config->recipient_delimiter);
-}
-
-/*
- * The addresses a display name or comment shows must be the mailbox's own
- * or others the user may send as: "bob@example.test" <alice@example.test>
- * reads as bob's mail in most mail readers.
- */
-static int
-display_check(struct smtp_session *s, const struct mail_mailbox *m,
-	      const char *field)
-{
-	struct smtp_txn *t = s->txn;
-	const char *texts[] = {m->display, m->comment};
-	int ret = 0;
-
-	for (size_t k = 0; k < 2 && ret == 0; k++) {
-		char **v;
-		size_t n;
-		if (texts[k] == NULL)
-			continue;
-		n = mail_display_addresses(texts[k], &v);
-		for (size_t i = 0; i < n && ret == 0; i++) {
-			int r;
-			if (strcasecmp(v[i], m->addr) == 0)
-				continue;
-			if ((r = sender_ok(s, v[i])) < 0)
-				ret = header_refuse(t, 451, "4.3.0",
-						    "userdb-error", NULL,
-						    "Error: local error");
-			else if (r == 0)
-				ret = header_refuse(
-				    t, 550, "5.7.1", "display-name-address",
-				    v[i],
-				    strcmp(field, "From") == 0
-					? "Error: a display name in header "
-					  "From: shows another address"
-					: "Error: the display name in header "
-					  "Sender: shows another address");
-		}
-		mail_strings_free(&v, n);
-	}
-	return ret;
-}
-
-/*
- * From: (a mailbox-list) or Sender: (one mailbox): every mailbox must be
- * an address the user may send as, the rule MAIL FROM follows.
- */
-static int
-mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
-		    bool sender)
-{
-	struct smtp_txn *t = s->txn;
-	struct mail_address_list l;
-	const char *err, *field = sender ? "Sender" : "From";
-	char *v = mail_header_unfold(f);
-	char text[200];
-	int ret = 0;
-
-	if (mail_address_list_parse(v, strlen(v), &l, &err) < 0) {
-		snprintf(text, sizeof(text),
-			 "Error: header %s: is not a valid address: %s", field,
-			 err);
-		free(v);
-		return header_refuse(t, 550, "5.6.0", "bad-address-header",
-				     NULL, text);
-	}
-	free(v);
-	if (l.ngroups > 0 || l.n == 0 || (sender && l.n != 1)) {
-		/* RFC 5322 3.6.2: from = mailbox-list, sender = mailbox */
-		snprintf(text, sizeof(text),
-			 sender ? "Error: header Sender: must hold exactly one "
-				  "address (RFC 5322 3.6.2)"
-				: "Error: header From: must hold one or more "
-				  "addresses and no group (RFC 5322 3.6.2)");
-		mail_address_list_free(&l);
-		return header_refuse(t, 550, "5.6.0", "bad-address-header",
-				     NULL, text);
-	}
-	if (l.n > HEADER_MAILBOXES_MAX) {
-		/* each may cost a user-database lookup */
-		snprintf(text, sizeof(text),
-			 "Error: header %s: has more than %d addresses", field,
-			 HEADER_MAILBOXES_MAX);
-		mail_address_list_free(&l);
-		return header_refuse(t, 550, "5.6.0", "bad-address-header",
-				     NULL, text);
-	}
-	for (size_t i = 0; i < l.n && ret == 0; i++) {
-		int r = sender_ok(s, l.v[i].addr);
-		if (r < 0) {
-			ret = header_refuse(t, 451, "4.3.0", "userdb-error",
-					    NULL, "Error: local error");
-		} else if (r == 0) {
-			snprintf(text, sizeof(text),
-				 "Error: header %s: not owned by the "
-				 "authenticated user", field);
-			ret = header_refuse(t, 553, "5.7.1",
-					    sender ? "header-sender-not-owned"
-						   : "from-not-owned",
-					    l.v[i].addr, text);
-		} else if (s->config->submission_refuse_address_display_name) {
-			ret = display_check(s, &l.v[i], field);
-		}
-	}
-	mail_address_list_free(&l);
-	return ret;
-}
-
-/*
- * The held header section (LF line ends) of authenticated mail: notes
- * Date: and Message-ID: in any spelling of the name, and with
- * submission.check_from applies RFC 5322 3.6 (one From:, at most one
- * Sender:, a well-formed header section) and the ownership rules.
- * Returns 0 or -1 (the refusal in t->hdr_*).
- */
-static int
-header_check(struct smtp_session *s, const unsigned char *h, size_t len)
-{
-	struct smtp_txn *t = s->txn;
-	struct mail_header_iter it;
-	struct mail_header_field f, from = {0}, sender = {0};
-	unsigned nfrom = 0, nsender = 0;
-	const char *err;
-	char text[200];
-	int r;
-
-	mail_header_iter_init(&it, h, len);
-	while ((r = mail_header_next(&it, &f, &err)) == 1) {
-		if (mail_header_name_is(&f, "From")) {
-			if (nfrom++ == 0)
-				from = f;
-		} else if (mail_header_name_is(&f, "Sender")) {
-			if (nsender++ == 0)
-				sender = f;
-		} else if (mail_header_name_is(&f, "Date")) {
-			t->data.has_date = true;
-		} else if (mail_header_name_is(&f, "Message-ID")) {
-			t->data.has_message_id = true;
-		}
-	}
-	if (!s->config->submission_check_from)
-		return 0;
-	if (r < 0) {
-		snprintf(text, sizeof(text),
-			 "Error: malformed header section at line %zu: %s",
-			 it.line, err);
-		return header_refuse(t, 550, "5.6.0", "bad-header", NULL, text);
-	}
-	if (nfrom > 1)
-		return header_refuse(t, 550, "5.6.0", "multiple-from", NULL,
-				     "Error: more than one From: header field "
-				     "(RFC 5322 3.6)");
-	if (nsender > 1)
-		return header_refuse(t, 550, "5.6.0", "multiple-sender", NULL,
-				     "Error: more than one Sender: header field "
-				     "(RFC 5322 3.6)");
-	if (nfrom == 1 && mailbox_field_check(s, &from, false) < 0)
-		return -1;
-	if (nsender == 1 && mailbox_field_check(s, &sender, true) < 0)
-		return -1;
-	return 0;
-}
-
-/*
- * The held header is complete (or too large to hold): add what RFC 6409
- * section 8 lets a submission server add, check From:, write it all out.
- */
-static void
-header_done(struct smtp_session *s, bool complete)
-{
-	struct smtp_txn *t = s->txn;
-	size_t split = t->hold_len;
-	char add[512], date[64];
-	size_t alen = 0;
-
-	t->holding = false;
-	if (complete) {
-		if (!t->data.in_header && t->data.header_end < t->hold_len)
-			split = (size_t)t->data.header_end;
-		header_check(s, t->hold, split);
-		if (!t->data.has_date) {
-			rfc5322_date(date, sizeof(date), time(NULL));
-			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
-						 "Date: %s\n", date);
-			t->hdr_lines++;
-		}
-		if (!t->data.has_message_id) {
-			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
-						 "Message-ID: <%s@%s>\n", t->id,
-						 s->config->hostname);
-			t->hdr_lines++;
-		}
-	} else if (s->config->submission_check_from) {
-		/* From: may come after what is held: no way to check it */
-		header_refuse(t, 552, "5.3.4", "header-too-big", NULL,
-			      "Error: header section exceeds 65536 octets");
-	}
-	if (spool_write(t->spool, t->hold, split) < 0 ||
-	    spool_write(t->spool, add, alen) < 0 ||
-	    spool_write(t->spool, t->hold + split, t->hold_len - split) < 0)
-		t->io_error = true;
-	free(t->hold);
-	t->hold = NULL;
-	t->hold_len = 0;
-}
 
 /* Stored-form content on its way to the spool. */
 static void
@@ -1783,17 +1338,17 @@ content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 				memcpy(t->hold + t->hold_len, p, k);
 				t->hold_len += k;
 			}
-			header_done(s, true);
+			smtp_header_done(s, true);
 			p += k;
 			n -= k;
 		} else if (t->hold_len + n > HOLD_MAX) {
-			header_done(s, false);
+			smtp_header_done(s, false);
 		} else {
 			t->hold = xreallocarray(t->hold, t->hold_len + n, 1);
 			memcpy(t->hold + t->hold_len, p, n);
 			t->hold_len += n;
 			if (!t->data.in_header)
-				header_done(s, true);
+				smtp_header_done(s, true);
 			return;
 		}
 	}
@@ -1846,13 +1401,13 @@ data_process(struct smtp_session *s, struct evbuffer *in)
 		return false;
 	content_feed(s, in, avail, &st, &used);
 	evbuffer_drain(in, used);
-	deadline_add_octets(&s->deadline, used);
+	deadline_add_octets(&s->ses.deadline, used);
 	if (st == SMTP_DATA_BARE_EOL) {
 		bare_eol(s, "data");
 		return false;
 	}
 	if (st == SMTP_DATA_END) {
-		deadline_stop(&s->deadline);
+		deadline_stop(&s->ses.deadline);
 		content_end(s);
 		return true;
 	}
@@ -1886,11 +1441,11 @@ bdat_process(struct smtp_session *s, struct evbuffer *in)
 		}
 		evbuffer_drain(in, used);
 		t->bdat_remaining -= used;
-		deadline_add_octets(&s->deadline, used);
+		deadline_add_octets(&s->ses.deadline, used);
 	}
 	if (t->bdat_remaining > 0)
 		return take > 0 && evbuffer_get_length(in) > 0;
-	deadline_stop(&s->deadline);
+	deadline_stop(&s->ses.deadline);
 
 	/* the chunk is complete */
 	if (t->bdat_bad) {
@@ -1929,52 +1484,30 @@ bdat_process(struct smtp_session *s, struct evbuffer *in)
 }
 
 /*
- * Takes the next command line. Returns 1 with the line (CRLF removed,
- * NUL-terminated) in buf, 0 if more input is needed, -1 if the session is
- * closing.
+ * ops->next_line: the next command line. Returns 1 with the line (CRLF
+ * removed, NUL-terminated) in buf, 0 if more input is needed, -1 if the
+ * session is closing.
  */
 static int
-next_line(struct smtp_session *s, struct evbuffer *in, char *buf,
-	  size_t size, size_t *len_r)
+smtp_next_line(struct session *ses, struct evbuffer *in, char *buf,
+	       size_t size, size_t *len_r)
 {
+	struct smtp_session *s = smtp(ses);
 	/* SASL responses may be longer than commands (RFC 4954 4.) */
 	size_t max = s->state == SMTP_S_AUTH ? size
 					     : s->config->max_command_line;
+	size_t n;
+	int r;
 
 	for (;;) {
-		struct evbuffer_ptr p;
-		size_t avail = evbuffer_get_length(in), n;
-
-		if (avail == 0)
+		if ((r = line_take(&s->ses.line, in, max, buf, size, &n)) == 0)
 			return 0;
-		p = evbuffer_search(in, "\n", 1, NULL);
-		if (p.pos < 0) {
-			if (avail < max && !s->skip_line)
-				return 0;
-			evbuffer_drain(in, avail);
-			if (!s->skip_line) {
-				s->skip_line = true;
-				reply_error(s, 500, "5.5.2",
-					    "Error: line too long");
-				if (s->state == SMTP_S_CLOSING)
-					return -1;
-			}
-			return 0;
-		}
-		n = (size_t)p.pos + 1;
-		if (s->skip_line) {
-			evbuffer_drain(in, n);
-			s->skip_line = false;
-			continue;
-		}
-		if (n > max || n > size) {
-			evbuffer_drain(in, n);
+		if (r < 0) {
 			reply_error(s, 500, "5.5.2", "Error: line too long");
 			if (s->state == SMTP_S_CLOSING)
 				return -1;
 			continue;
 		}
-		evbuffer_remove(in, buf, n);
 		if (n < 2 || buf[n - 2] != '\r' ||
 		    memchr(buf, '\r', n - 2) != NULL) {
 			bare_eol(s, "command");
@@ -1994,225 +1527,148 @@ next_line(struct smtp_session *s, struct evbuffer *in, char *buf,
 	}
 }
 
+/* Input before the 220: the client did not wait for the greeting. */
 static void
-session_process(struct smtp_session *s)
+early_talker(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	char line[4096 + 2];
-	size_t len;
-
-	/* nothing counts until the TLS handshake is done (tls_done) */
-	if (s->tls_pending)
-		return;
-	for (;;) {
-		if (s->tls_pending)
-			return;	/* STARTTLS was the last command */
-		switch (s->state) {
-		case SMTP_S_GREETING:
-			if (evbuffer_get_length(in) > 0) {
-				reply(s, "554 5.5.1 %s Error: you talked "
-					 "before the greeting",
-				      s->config->hostname);
-				s->errors++;
-				log_event(LOG_INFO, "smtp", "reject",
-					  LF_STR("session", s->id),
-					  LF_STR("ip", s->ip),
-					  LF_STR("reason", "early-talker"));
-				session_close(s, "early-talker");
-			}
-			return;
-		case SMTP_S_COMMIT:
-		case SMTP_S_CLOSING:
-		case SMTP_S_AUTH_WAIT:
-		case SMTP_S_AUTH_BUSY:
-		case SMTP_S_TLS:
-			return;
-		case SMTP_S_DATA:
-			if (!data_process(s, in))
-				return;
-			continue;
-		case SMTP_S_BDAT:
-			if (!bdat_process(s, in))
-				return;
-			continue;
-		default:
-			break;
-		}
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
-		    OUTPUT_HIGH) {
-			/* the client pipelines but does not read: wait */
-			s->paused = true;
-			bufferevent_disable(s->bev, EV_READ);
-			deadline_stop(&s->deadline);
-			return;
-		}
-		int r = next_line(s, in, line, sizeof(line), &len);
-		if (r == 0)
-			wait_line(s);
-		if (r <= 0)
-			return;
-		deadline_stop(&s->deadline);
-		if (s->state == SMTP_S_AUTH)
-			auth_continue(s, line);
-		else
-			handle_command(s, line, len);
-		maybe_shutdown(s);
-	}
+	reply(s, "554 5.5.1 %s Error: you talked before the greeting",
+	      s->config->hostname);
+	s->errors++;
+	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("reason", "early-talker"));
+	session_close(&s->ses, "early-talker");
 }
 
-/* ---- callbacks ------------------------------------------------------ */
-
-static void
-read_cb(struct bufferevent *bev, void *arg)
+/* ops->input: what the state does with input (session.h). */
+static int
+smtp_input(struct session *ses, struct evbuffer *in)
 {
-	(void)bev;
-	session_process(arg);
-}
+	struct smtp_session *s = smtp(ses);
 
-/* The TLS output has drained (or never will): the end. */
-static void
-free_closed(void *arg)
-{
-	struct smtp_session *s = arg;
-
-	session_free(s, s->close_reason);
-}
-
-static void
-write_cb(struct bufferevent *bev, void *arg)
-{
-	struct smtp_session *s = arg;
-
-	if (s->state == SMTP_S_CLOSING) {
-		if (close_wait_flushed(&s->close_wait, s->w->base, bev,
-				       free_closed, s))
-			session_free(s, s->close_reason);
-		return;
-	}
-	if (s->paused) {
-		s->paused = false;
-		bufferevent_enable(bev, EV_READ);
-		session_process(s);
+	switch (s->state) {
+	case SMTP_S_GREETING:
+		if (evbuffer_get_length(in) > 0)
+			early_talker(s);
+		return -1;
+	case SMTP_S_COMMIT:
+	case SMTP_S_CLOSING:
+	case SMTP_S_AUTH_WAIT:
+	case SMTP_S_AUTH_BUSY:
+	case SMTP_S_TLS:
+		return -1;
+	case SMTP_S_DATA:
+		return data_process(s, in) ? 1 : -1;
+	case SMTP_S_BDAT:
+		return bdat_process(s, in) ? 1 : -1;
+	default:
+		return 0;
 	}
 }
 
 static void
-event_cb(struct bufferevent *bev, short what, void *arg)
+smtp_on_line(struct session *ses, char *line, size_t len)
 {
-	struct smtp_session *s = arg;
-	const char *reason;
-	char err[128];
+	struct smtp_session *s = smtp(ses);
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		tls_done(s);
-		session_process(s);
-		return;
-	}
-	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_S_CLOSING &&
-	    (what & BEV_EVENT_READING)) {
-		reply(s, "421 4.4.2 %s Error: timeout exceeded",
-		      s->config->hostname);
-		log_event(LOG_INFO, "smtp", "timeout", LF_STR("session", s->id),
-			  LF_STR("ip", s->ip),
-			  LF_STR("state", smtp_state_name(s->state)),
-			  LF_STR("wait", "idle"));
-		session_close(s, "timeout");
-		return;
-	}
-	reason = session_end_reason(s->bev, what, err, sizeof(err));
-	if (s->close_reason != NULL) {
-		/* we were closing anyway: that is the reason */
-		session_free(s, s->close_reason);
-		return;
-	}
-	if (strcmp(reason, "tls-error") == 0)
-		log_event(LOG_INFO, "smtp", "tls-error",
-			  LF_STR("session", s->id), LF_STR("ip", s->ip),
-			  LF_STR("error", err));
-	session_free(s, reason);
+	if (s->state == SMTP_S_AUTH)
+		auth_continue(s, line);
+	else
+		handle_command(s, line, len);
 }
 
 /* ---- start ---------------------------------------------------------- */
 
+/* Admission's refusals (RFC 5321 3.1: 554 or 421). */
 static void
-session_setup_bev(struct smtp_session *s)
+smtp_refusal(const struct session_listener *l, enum session_refusal why,
+	     const char *detail, char *buf, size_t size)
 {
-	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	set_read_timeout(s, 0);
+	const struct config *cf = l->settings;
+	const char *host = cf->hostname;
+
+	switch (why) {
+	case SESSION_REFUSE_ACCESS:
+		snprintf(buf, size, "554 5.7.1 %s Error: access denied\r\n",
+			 host);
+		break;
+	case SESSION_REFUSE_LIMIT:
+		snprintf(buf, size, "421 4.7.0 %s Error: %s\r\n", host, detail);
+		break;
+	case SESSION_REFUSE_BANNED:
+		snprintf(buf, size,
+			 "421 4.7.0 %s Error: too many failed logins "
+			 "from your address\r\n",
+			 host);
+		break;
+	}
 }
 
-void
-smtp_session_start(struct worker *w, const struct config_listener *l, int fd,
-		   const struct sockaddr *sa, socklen_t salen)
+static void
+smtp_init(struct session *ses)
 {
-	const struct config *cf = w->config;
-	struct smtp_session *s;
-	char ip[INET6_ADDRSTRLEN];
+	struct smtp_session *s = smtp(ses);
 
-	if (!worker_admit(w, l, fd, sa, ip))
-		return;
-
-	s = xcalloc(1, sizeof(*s));
-	s->w = w;
-	s->config = cf;
-	s->listener = l;
-	s->counted = true;
-	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
-	memcpy(s->ip, ip, sizeof(s->ip));
-	worker_session_id(w, s->id);
-	s->started_ms = mono_ms();
-	deadline_init(&s->deadline, w->base, deadline_expired, s);
-	s->trusted = cidr_list_match(&cf->trusted_networks, sa);
-	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
-	w->nsessions++;
-
-	if (l->proto == PROTO_SUBMISSIONS && w->tls_ctx != NULL) {
-		/* RFC 8314: TLS from the first octet, then the greeting */
-		SSL *ssl = SSL_new(w->tls_ctx);
-		s->bev = ssl == NULL ? NULL
-				     : bufferevent_openssl_socket_new(
-					       w->base, fd, ssl,
-					       BUFFEREVENT_SSL_ACCEPTING,
-					       BEV_OPT_CLOSE_ON_FREE);
-		if (s->bev == NULL && ssl != NULL)
-			SSL_free(ssl);
-		if (s->bev != NULL)
-			session_tls_bev_setup(s->bev);
-		s->implicit_tls = true;
-		s->tls_pending = true;
+	s->config = ses->listener->settings;
+	s->listener = ses->listener->conf;
+	s->ses.write_timeout_s = s->config->timeout_command;
+	s->trusted = cidr_list_match(&s->config->trusted_networks,
+				     (struct sockaddr *)&s->ses.ss);
+	if (s->ses.tls_pending)
 		s->state = SMTP_S_TLS;
-	} else {
-		s->bev = bufferevent_socket_new(w->base, fd,
-						BEV_OPT_CLOSE_ON_FREE);
-	}
-	if (s->bev == NULL) {
-		close(fd);
-		session_free(s, "no-memory");
-		return;
-	}
-	session_setup_bev(s);
-	log_event(LOG_INFO, "smtp", "connect", LF_STR("session", s->id),
-		  LF_STR("ip", s->ip), LF_STR("listener", l->name),
-		  LF_BOOL("trusted", s->trusted));
-	if (s->state == SMTP_S_TLS) {
-		wait_tls(s);
-		return;		/* tls_done() greets */
-	}
+}
 
-	if (l->greet_pause_ms > 0 &&
-	    !limits_greet_passed(w->limits, sa, now_ms())) {
-		struct timeval tv = {(time_t)(l->greet_pause_ms / 1000),
-				     (suseconds_t)(l->greet_pause_ms % 1000) *
-					     1000};
+static void
+smtp_start(struct session *ses)
+{
+	struct smtp_session *s = smtp(ses);
+	const struct config_listener *l = s->listener;
+	uint64_t pause = l->greet_pause_ms;
+
+	log_event(LOG_INFO, "smtp", "connect", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("listener", l->name),
+		  LF_BOOL("trusted", s->trusted));
+	if (s->state == SMTP_S_TLS)
+		return;		/* smtp_on_tls() greets */
+	if (pause > 0 &&
+	    !limits_greet_passed(s->ses.srv->limits,
+				 (struct sockaddr *)&s->ses.ss, now_ms())) {
+		struct timeval tv = {(time_t)(pause / 1000),
+				     (suseconds_t)(pause % 1000) * 1000};
 		s->state = SMTP_S_GREETING;
-		reply(s, "220-%s ESMTP godwit", cf->hostname);
-		s->greet_timer = evtimer_new(w->base, greet_timer_cb, s);
+		reply(s, "220-%s ESMTP godwit", s->config->hostname);
+		s->greet_timer = evtimer_new(s->ses.srv->base, greet_timer_cb,
+					     s);
 		evtimer_add(s->greet_timer, &tv);
 		set_read_timeout(s, 0);
 		return;
 	}
 	greet_final(s);
 }
+
+static const char *
+smtp_ops_state_name(const struct session *ses)
+{
+	return smtp_state_name(((const struct smtp_session *)ses)->state);
+}
+
+const struct session_ops smtp_session_ops = {
+	.name = "smtp",
+	.size = sizeof(struct smtp_session),
+	.input_high = INPUT_HIGH,
+	.output_high = OUTPUT_HIGH,
+	.refusal = smtp_refusal,
+	.init = smtp_init,
+	.start = smtp_start,
+	.on_tls = smtp_on_tls,
+	.input = smtp_input,
+	.next_line = smtp_next_line,
+	.on_line = smtp_on_line,
+	.line_timeout = smtp_line_timeout,
+	.timeout_reply = smtp_timeout_reply,
+	.shutdown = smtp_shutdown,
+	.closing = smtp_closing,
+	.auth_done = smtp_auth_done,
+	.auth_delay_done = smtp_auth_delay_done,
+	.state_name = smtp_ops_state_name,
+	.free = smtp_free,
+};

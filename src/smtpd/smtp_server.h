@@ -5,38 +5,12 @@
 #ifndef GODWIT_SMTP_SERVER_H
 #define GODWIT_SMTP_SERVER_H
 
-#include <sys/socket.h>
+struct session_ops;
 
-struct worker;
-struct config_listener;
-
-/* Takes over fd. Applies access lists and connection limits first. */
-void smtp_session_start(struct worker *w, const struct config_listener *l,
-			int fd, const struct sockaddr *sa, socklen_t salen);
-
-/* SIGTERM: idle sessions get 421 now; the others after their transaction. */
-void smtp_sessions_shutdown(struct worker *w);
-/* Stress began: sessions not logged in get the short timeouts now. */
-void smtp_sessions_stress(struct worker *w);
-/* At exit: frees whatever sessions are left. */
-void smtp_sessions_free(struct worker *w);
-
-enum smtp_state {
-	SMTP_S_GREETING,	/* early-talker pause before the final 220 */
-	SMTP_S_HELO,		/* waiting for EHLO/HELO */
-	SMTP_S_READY,		/* no transaction */
-	SMTP_S_MAIL,		/* MAIL accepted, no RCPT yet */
-	SMTP_S_RCPT,		/* at least one RCPT command */
-	SMTP_S_DATA,		/* receiving DATA */
-	SMTP_S_BDAT,		/* receiving a BDAT chunk */
-	SMTP_S_COMMIT,		/* waiting for the durable write */
-	SMTP_S_CLOSING,		/* flushing the last reply */
-	SMTP_S_AUTH,		/* AUTH: waiting for a continuation line */
-	SMTP_S_AUTH_WAIT,	/* AUTH failed: the reply waits (brute force) */
-	SMTP_S_AUTH_BUSY,	/* a SASL step runs on the auth thread */
-	SMTP_S_TLS,		/* implicit TLS: handshake before the greeting */
-};
-
-const char *smtp_state_name(enum smtp_state state);
+/*
+ * The SMTP protocol over the session core (net/session.h): MX,
+ * submission and submissions listeners.
+ */
+extern const struct session_ops smtp_session_ops;
 
 #endif

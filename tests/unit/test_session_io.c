@@ -5,12 +5,14 @@
  * and restarting replace it; shortening brings a LINE or TLS deadline
  * forward and leaves a DATA deadline alone. Every loop has a safety
  * timer, and the bounds checked are lower bounds ("not before"), or
- * generous upper ones, never a measure of speed.
+ * generous upper ones, never a measure of speed. And the bounded line
+ * reader (line_take) on an evbuffer: no socket needed.
  */
 #include <stdbool.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "unit.h"
@@ -166,6 +168,92 @@ test_kind_names(void **state)
 	assert_string_equal(deadline_kind_name(DEADLINE_DATA), "data");
 }
 
+/* ---- the line reader ---- */
+
+static void
+add(struct evbuffer *in, const char *s)
+{
+	evbuffer_add(in, s, strlen(s));
+}
+
+/* Whole lines come out one at a time, LF included; a part waits. */
+static void
+test_line_take_lines(void **state)
+{
+	struct evbuffer *in = evbuffer_new();
+	struct line_reader lr = {0};
+	char buf[64];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(line_take(&lr, in, 32, buf, sizeof(buf), &n), 0);
+	add(in, "NOOP\r\nQUIT\r\nRS");
+	assert_int_equal(line_take(&lr, in, 32, buf, sizeof(buf), &n), 1);
+	assert_int_equal(n, 6);
+	assert_memory_equal(buf, "NOOP\r\n", 6);
+	assert_int_equal(line_take(&lr, in, 32, buf, sizeof(buf), &n), 1);
+	assert_memory_equal(buf, "QUIT\r\n", 6);
+	/* a part below the limit waits, untouched */
+	assert_int_equal(line_take(&lr, in, 32, buf, sizeof(buf), &n), 0);
+	assert_int_equal(evbuffer_get_length(in), 2);
+	add(in, "ET\n");
+	assert_int_equal(line_take(&lr, in, 32, buf, sizeof(buf), &n), 1);
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "RSET\n", 5);
+	evbuffer_free(in);
+}
+
+/* A whole line over max (or over the buffer) is thrown away, once. */
+static void
+test_line_take_too_long(void **state)
+{
+	struct evbuffer *in = evbuffer_new();
+	struct line_reader lr = {0};
+	char buf[16];
+	size_t n = 0;
+
+	(void)state;
+	add(in, "0123456789\r\nNOOP\r\n");
+	assert_int_equal(line_take(&lr, in, 8, buf, sizeof(buf), &n), -1);
+	assert_int_equal(line_take(&lr, in, 8, buf, sizeof(buf), &n), 1);
+	assert_memory_equal(buf, "NOOP\r\n", 6);
+	/* max allows it, the buffer does not */
+	add(in, "0123456789ABCDEFG\r\n");
+	assert_int_equal(line_take(&lr, in, 64, buf, sizeof(buf), &n), -1);
+	assert_int_equal(evbuffer_get_length(in), 0);
+	assert_false(lr.skip);
+	evbuffer_free(in);
+}
+
+/*
+ * The start of a line with no LF within max: thrown away at once (-1),
+ * then the rest of it as it comes, silently, up to its LF.
+ */
+static void
+test_line_take_skips_the_rest(void **state)
+{
+	struct evbuffer *in = evbuffer_new();
+	struct line_reader lr = {0};
+	char buf[64];
+	size_t n = 0;
+
+	(void)state;
+	add(in, "AAAAAAAAAA");
+	assert_int_equal(line_take(&lr, in, 8, buf, sizeof(buf), &n), -1);
+	assert_int_equal(evbuffer_get_length(in), 0);
+	assert_true(lr.skip);
+	add(in, "AAAAAAAAAAAAAAAAAAAA");
+	assert_int_equal(line_take(&lr, in, 8, buf, sizeof(buf), &n), 0);
+	assert_int_equal(evbuffer_get_length(in), 0);
+	add(in, "AA\r\nQUIT\r\n");
+	assert_int_equal(line_take(&lr, in, 8, buf, sizeof(buf), &n), 1);
+	assert_false(lr.skip);
+	assert_int_equal(n, 6);
+	assert_memory_equal(buf, "QUIT\r\n", 6);
+	assert_int_equal(line_take(&lr, in, 8, buf, sizeof(buf), &n), 0);
+	evbuffer_free(in);
+}
+
 int
 main(void)
 {
@@ -175,6 +263,9 @@ main(void)
 	    cmocka_unit_test(test_stop_and_restart),
 	    cmocka_unit_test(test_shorten),
 	    cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_line_take_lines),
+	    cmocka_unit_test(test_line_take_too_long),
+	    cmocka_unit_test(test_line_take_skips_the_rest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,252 @@
+/*
+ * The header section of authenticated mail (submission): held until its
+ * end so that Date: and Message-ID: can be added (RFC 6409 section 8) and,
+ * with submission.check_from, From: and Sender: checked against what the
+ * user may send as. See smtp_header.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "daemon/config.h"
+#include "lib/util.h"
+#include "lib/xalloc.h"
+#include "mail/mail_header.h"
+#include "net/auth.h"
+#include "smtpd/smtp_header.h"
+#include "smtpd/smtp_private.h"
+#include "store/deliver.h"
+
+/* ---- the header of authenticated mail -------------------------------- */
+
+/* Records why the header section is refused; returns -1. */
+static int
+header_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
+	      const char *detail, const char *text)
+{
+	t->hdr_code = code;
+	t->hdr_enh = enh;
+	t->hdr_why = why;
+	snprintf(t->hdr_text, sizeof(t->hdr_text), "%s", text);
+	free(t->hdr_detail);
+	t->hdr_detail = detail != NULL ? xstrdup(detail) : NULL;
+	return -1;
+}
+
+#define HEADER_MAILBOXES_MAX 100
+
+/* 1: the user may send as addr; 0: not; -1: the user database failed. */
+static int
+sender_ok(struct smtp_session *s, const char *addr)
+{
+	return auth_sender_allowed(s->ses.srv->db, s->account, addr,
+				   s->config->recipient_delimiter);
+}
+
+/*
+ * The addresses a display name or comment shows must be the mailbox's own
+ * or others the user may send as: "bob@example.test" <alice@example.test>
+ * reads as bob's mail in most mail readers.
+ */
+static int
+display_check(struct smtp_session *s, const struct mail_mailbox *m,
+	      const char *field)
+{
+	struct smtp_txn *t = s->txn;
+	const char *texts[] = {m->display, m->comment};
+	int ret = 0;
+
+	for (size_t k = 0; k < 2 && ret == 0; k++) {
+		char **v;
+		size_t n;
+		if (texts[k] == NULL)
+			continue;
+		n = mail_display_addresses(texts[k], &v);
+		for (size_t i = 0; i < n && ret == 0; i++) {
+			int r;
+			if (strcasecmp(v[i], m->addr) == 0)
+				continue;
+			if ((r = sender_ok(s, v[i])) < 0)
+				ret = header_refuse(t, 451, "4.3.0",
+						    "userdb-error", NULL,
+						    "Error: local error");
+			else if (r == 0)
+				ret = header_refuse(
+				    t, 550, "5.7.1", "display-name-address",
+				    v[i],
+				    strcmp(field, "From") == 0
+					? "Error: a display name in header "
+					  "From: shows another address"
+					: "Error: the display name in header "
+					  "Sender: shows another address");
+		}
+		mail_strings_free(&v, n);
+	}
+	return ret;
+}
+
+/*
+ * From: (a mailbox-list) or Sender: (one mailbox): every mailbox must be
+ * an address the user may send as, the rule MAIL FROM follows.
+ */
+static int
+mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
+		    bool sender)
+{
+	struct smtp_txn *t = s->txn;
+	struct mail_address_list l;
+	const char *err, *field = sender ? "Sender" : "From";
+	char *v = mail_header_unfold(f);
+	char text[200];
+	int ret = 0;
+
+	if (mail_address_list_parse(v, strlen(v), &l, &err) < 0) {
+		snprintf(text, sizeof(text),
+			 "Error: header %s: is not a valid address: %s", field,
+			 err);
+		free(v);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	free(v);
+	if (l.ngroups > 0 || l.n == 0 || (sender && l.n != 1)) {
+		/* RFC 5322 3.6.2: from = mailbox-list, sender = mailbox */
+		snprintf(text, sizeof(text),
+			 sender ? "Error: header Sender: must hold exactly one "
+				  "address (RFC 5322 3.6.2)"
+				: "Error: header From: must hold one or more "
+				  "addresses and no group (RFC 5322 3.6.2)");
+		mail_address_list_free(&l);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	if (l.n > HEADER_MAILBOXES_MAX) {
+		/* each may cost a user-database lookup */
+		snprintf(text, sizeof(text),
+			 "Error: header %s: has more than %d addresses", field,
+			 HEADER_MAILBOXES_MAX);
+		mail_address_list_free(&l);
+		return header_refuse(t, 550, "5.6.0", "bad-address-header",
+				     NULL, text);
+	}
+	for (size_t i = 0; i < l.n && ret == 0; i++) {
+		int r = sender_ok(s, l.v[i].addr);
+		if (r < 0) {
+			ret = header_refuse(t, 451, "4.3.0", "userdb-error",
+					    NULL, "Error: local error");
+		} else if (r == 0) {
+			snprintf(text, sizeof(text),
+				 "Error: header %s: not owned by the "
+				 "authenticated user", field);
+			ret = header_refuse(t, 553, "5.7.1",
+					    sender ? "header-sender-not-owned"
+						   : "from-not-owned",
+					    l.v[i].addr, text);
+		} else if (s->config->submission_refuse_address_display_name) {
+			ret = display_check(s, &l.v[i], field);
+		}
+	}
+	mail_address_list_free(&l);
+	return ret;
+}
+
+/*
+ * The held header section (LF line ends) of authenticated mail: notes
+ * Date: and Message-ID: in any spelling of the name, and with
+ * submission.check_from applies RFC 5322 3.6 (one From:, at most one
+ * Sender:, a well-formed header section) and the ownership rules.
+ * Returns 0 or -1 (the refusal in t->hdr_*).
+ */
+static int
+header_check(struct smtp_session *s, const unsigned char *h, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+	struct mail_header_iter it;
+	struct mail_header_field f, from = {0}, sender = {0};
+	unsigned nfrom = 0, nsender = 0;
+	const char *err;
+	char text[200];
+	int r;
+
+	mail_header_iter_init(&it, h, len);
+	while ((r = mail_header_next(&it, &f, &err)) == 1) {
+		if (mail_header_name_is(&f, "From")) {
+			if (nfrom++ == 0)
+				from = f;
+		} else if (mail_header_name_is(&f, "Sender")) {
+			if (nsender++ == 0)
+				sender = f;
+		} else if (mail_header_name_is(&f, "Date")) {
+			t->data.has_date = true;
+		} else if (mail_header_name_is(&f, "Message-ID")) {
+			t->data.has_message_id = true;
+		}
+	}
+	if (!s->config->submission_check_from)
+		return 0;
+	if (r < 0) {
+		snprintf(text, sizeof(text),
+			 "Error: malformed header section at line %zu: %s",
+			 it.line, err);
+		return header_refuse(t, 550, "5.6.0", "bad-header", NULL, text);
+	}
+	if (nfrom > 1)
+		return header_refuse(t, 550, "5.6.0", "multiple-from", NULL,
+				     "Error: more than one From: header field "
+				     "(RFC 5322 3.6)");
+	if (nsender > 1)
+		return header_refuse(t, 550, "5.6.0", "multiple-sender", NULL,
+				     "Error: more than one Sender: header field "
+				     "(RFC 5322 3.6)");
+	if (nfrom == 1 && mailbox_field_check(s, &from, false) < 0)
+		return -1;
+	if (nsender == 1 && mailbox_field_check(s, &sender, true) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The held header is complete (or too large to hold): add what RFC 6409
+ * section 8 lets a submission server add, check From:, write it all out.
+ */
+void
+smtp_header_done(struct smtp_session *s, bool complete)
+{
+	struct smtp_txn *t = s->txn;
+	size_t split = t->hold_len;
+	char add[512], date[64];
+	size_t alen = 0;
+
+	t->holding = false;
+	if (complete) {
+		if (!t->data.in_header && t->data.header_end < t->hold_len)
+			split = (size_t)t->data.header_end;
+		header_check(s, t->hold, split);
+		if (!t->data.has_date) {
+			rfc5322_date(date, sizeof(date), time(NULL));
+			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
+						 "Date: %s\n", date);
+			t->hdr_lines++;
+		}
+		if (!t->data.has_message_id) {
+			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
+						 "Message-ID: <%s@%s>\n", t->id,
+						 s->config->hostname);
+			t->hdr_lines++;
+		}
+	} else if (s->config->submission_check_from) {
+		/* From: may come after what is held: no way to check it */
+		header_refuse(t, 552, "5.3.4", "header-too-big", NULL,
+			      "Error: header section exceeds 65536 octets");
+	}
+	if (spool_write(t->spool, t->hold, split) < 0 ||
+	    spool_write(t->spool, add, alen) < 0 ||
+	    spool_write(t->spool, t->hold + split, t->hold_len - split) < 0)
+		t->io_error = true;
+	free(t->hold);
+	t->hold = NULL;
+	t->hold_len = 0;
+}
+

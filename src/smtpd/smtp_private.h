@@ -1,0 +1,108 @@
+/*
+ * The SMTP session's own structures, shared by the files of smtpd/
+ * (smtp_server.c, the state machine; smtp_header.c, the header checks of
+ * authenticated mail). Not for other layers.
+ */
+#ifndef GODWIT_SMTP_PRIVATE_H
+#define GODWIT_SMTP_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/strset.h"
+#include "mail/smtp_data.h"
+#include "mail/smtp_parse.h"
+#include "net/session.h"
+#include "store/queue.h"
+
+struct config;
+struct config_listener;
+struct delivery_job;
+struct event;
+struct spool;
+
+enum smtp_state {
+	SMTP_S_GREETING,	/* early-talker pause before the final 220 */
+	SMTP_S_HELO,		/* waiting for EHLO/HELO */
+	SMTP_S_READY,		/* no transaction */
+	SMTP_S_MAIL,		/* MAIL accepted, no RCPT yet */
+	SMTP_S_RCPT,		/* at least one RCPT command */
+	SMTP_S_DATA,		/* receiving DATA */
+	SMTP_S_BDAT,		/* receiving a BDAT chunk */
+	SMTP_S_COMMIT,		/* waiting for the durable write */
+	SMTP_S_CLOSING,		/* flushing the last reply */
+	SMTP_S_AUTH,		/* AUTH: waiting for a continuation line */
+	SMTP_S_AUTH_WAIT,	/* AUTH failed: the reply waits (brute force) */
+	SMTP_S_AUTH_BUSY,	/* a SASL step runs on the auth thread */
+	SMTP_S_TLS,		/* implicit TLS: handshake before the greeting */
+};
+
+const char *smtp_state_name(enum smtp_state state);
+
+struct smtp_rcpt {
+	char *addr;		/* as given, domain normalised */
+	unsigned notify;
+	char *orcpt;
+};
+
+struct smtp_txn {
+	char sender[SMTP_PATH_MAX * 4 + 8];	/* "" for <> */
+	struct smtp_mail_args mail;
+	struct smtp_rcpt *rcpts;		/* accepted RCPTs */
+	size_t nrcpts, rcpts_cap;
+	unsigned rcpt_attempts;
+	char **mailboxes;			/* local final mailboxes */
+	size_t nmailboxes, mailboxes_cap;
+	struct smtp_rcpt *remotes;		/* to queue */
+	size_t nremotes, remotes_cap;
+	/* each once: the strings of mailboxes and remotes, O(1) a look */
+	struct strset mailbox_set;
+	struct strset remote_set;
+
+	/* content */
+	char id[QUEUE_ID_LEN + 1];
+	struct spool *spool;
+	struct smtp_data data;
+	size_t local_hdr_len;
+	uint64_t hdr_lines;
+	uint64_t size;		/* stored size, once committed */
+	/* authenticated senders: the header is held until its end so that
+	 * Date:/Message-ID: can be added and From: checked */
+	bool holding;
+	unsigned char *hold;
+	size_t hold_len;
+	/* a refused header section: its reply and reason (static strings
+	 * but text), and what was wrong for the log (client text) */
+	int hdr_code;
+	const char *hdr_enh, *hdr_why;
+	char hdr_text[200];
+	char *hdr_detail;
+	bool too_big;
+	bool io_error;
+	bool bdat_started;
+	bool bdat_last;
+	bool bdat_bad;		/* chunk is read and thrown away */
+	uint64_t bdat_remaining;
+	int bdat_code;		/* reply for a discarded chunk */
+	const char *bdat_enh, *bdat_text;
+};
+
+struct smtp_session {
+	struct session ses;	/* first: the core's part */
+	const struct config *config;
+	const struct config_listener *listener;
+	struct event *greet_timer;
+	enum smtp_state state;
+	bool esmtp;
+	char *helo;
+	bool trusted;
+	char account[320];	/* normalised, once authenticated */
+	char tls_info[128];	/* for the Received header and the log */
+	unsigned errors;
+	unsigned messages;
+	struct smtp_txn *txn;
+	struct delivery_job *job;	/* while SMTP_S_COMMIT */
+};
+
+#endif
