@@ -14,18 +14,18 @@ static void
 check_config(const struct config *c)
 {
 	if (c->hostname == NULL || c->data_dir == NULL ||
-	    c->userdb_path == NULL || c->userdb_driver == NULL)
+	    c->userdb.path == NULL || c->userdb.driver == NULL)
 		abort();
-	if (c->max_command_line < 512 || c->max_command_line > 4096 ||
-	    c->max_text_line < 1000 || c->max_text_line > 65536 ||
-	    c->max_message_size < 1024 || c->max_recipients < 1 ||
-	    c->timeout_command < 1 || c->timeout_data_block < 1 ||
-	    c->timeout_data_end < 1)
+	if (c->smtp.max_command_line < 512 || c->smtp.max_command_line > 4096 ||
+	    c->smtp.max_text_line < 1000 || c->smtp.max_text_line > 65536 ||
+	    c->smtp.max_message_size < 1024 || c->smtp.max_recipients < 1 ||
+	    c->smtp.timeout_command < 1 || c->smtp.timeout_data_block < 1 ||
+	    c->smtp.timeout_data_end < 1)
 		abort();
-	if ((c->conn_rate_count == 0) != (c->conn_rate_window == 0))
+	if ((c->limits.conn_rate_count == 0) != (c->limits.conn_rate_window == 0))
 		abort();
-	if (c->recipient_delimiter != '\0' &&
-	    strchr("+-_.", c->recipient_delimiter) == NULL)
+	if (c->smtp.recipient_delimiter != '\0' &&
+	    strchr("+-_.", c->smtp.recipient_delimiter) == NULL)
 		abort();
 	if (c->nlisteners < 1)
 		abort();

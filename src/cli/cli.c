@@ -208,9 +208,10 @@ static int
 prepare_layout(const struct config *config)
 {
 	struct datadir_ids ids;
+	struct datadir_config dc;
 	char *err = NULL;
 
-	if (datadir_ids(config, &ids, &err) < 0) {
+	if (datadir_ids(config->user, &ids, &err) < 0) {
 		fprintf(stderr, "godwit: warning: %s; what this command makes "
 				"stays root's\n",
 			err);
@@ -219,7 +220,8 @@ prepare_layout(const struct config *config)
 		ids.uid = geteuid();
 		ids.gid = getegid();
 	}
-	if (datadir_prepare(config, &ids, &err) < 0)
+	config_datadir(config, &dc);
+	if (datadir_prepare(&dc, &ids, &err) < 0)
 		return cli_fail_free(&err);
 	return 0;
 }
@@ -232,7 +234,7 @@ cli_open_db(const struct config *config, bool readonly)
 
 	if (!readonly && prepare_layout(config) != 0)
 		return NULL;
-	if (userdb_open(config, readonly, &db, &err) < 0) {
+	if (userdb_open(&config->userdb, readonly, &db, &err) < 0) {
 		cli_fail_free(&err);
 		return NULL;
 	}

@@ -28,7 +28,7 @@ check_postmaster(const struct config *config)
 	struct recipient_result r;
 	char *err = NULL;
 
-	if (userdb_open(config, true, &ctx.db, &err) < 0) {
+	if (userdb_open(&config->userdb, true, &ctx.db, &err) < 0) {
 		fprintf(stderr,
 			"godwit: warning: postmaster: no user database yet "
 			"(%s): mail to postmaster@%s and <postmaster> gets "
@@ -93,7 +93,7 @@ cmd_config_check(const struct config *config, const char *path)
 	SSL_CTX *ctx = NULL;
 	char *err = NULL;
 
-	if (tls_ctx_new(config, &ctx, &err) < 0) {
+	if (tls_ctx_new(&config->tls, config->path, &ctx, &err) < 0) {
 		fprintf(stderr, "%s\n", err);
 		free(err);
 		return 1;

@@ -252,7 +252,7 @@ queue_control(const struct config *config, enum control_op cop,
 	 * that the state files written here stay the runner's to rewrite */
 	{
 		char *err = NULL;
-		if (datadir_become_daemon(config, &err) < 0) {
+		if (datadir_become_daemon(config->user, &err) < 0) {
 			fprintf(stderr, "godwit: %s\n", err);
 			free(err);
 			return 1;

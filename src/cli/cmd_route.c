@@ -72,15 +72,15 @@ int
 cmd_route(const struct config *config, int argc, char **argv)
 {
 	struct dns_resolver_config rc = {
-		.mode = config->dns_mode,
-		.forwarders = (const char *const *)config->dns_forwarders,
-		.nforwarders = config->ndns_forwarders,
-		.trust_anchor = config->dns_trust_anchor,
+		.mode = config->dns.mode,
+		.forwarders = (const char *const *)config->dns.forwarders,
+		.nforwarders = config->dns.nforwarders,
+		.trust_anchor = config->dns.trust_anchor,
 	};
 	struct dns_lookup_opts opts = {
-		.want_ipv4 = config->outbound_ipv4,
-		.want_ipv6 = config->outbound_ipv6,
-		.prefer = config->outbound_prefer_ipv4 ? DNS_PREFER_IPV4
+		.want_ipv4 = config->outbound.ipv4,
+		.want_ipv6 = config->outbound.ipv6,
+		.prefer = config->outbound.prefer_ipv4 ? DNS_PREFER_IPV4
 						       : DNS_PREFER_IPV6,
 	};
 	struct dns_route *route = NULL;

@@ -157,7 +157,7 @@ secrets_make(const struct config *config, const char *address,
 			"LOGIN work)\n",
 			prefix, address);
 	}
-	if (config->auth_cram_md5)
+	if (config->auth.cram_md5)
 		r->cram = xstrdup(password);
 	return 0;
 }

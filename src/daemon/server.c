@@ -192,7 +192,7 @@ resolve_user(struct server *sv, const struct config *config, char **error_r)
 {
 	struct datadir_ids ids;
 
-	if (datadir_ids(config, &ids, error_r) < 0)
+	if (datadir_ids(config->user, &ids, error_r) < 0)
 		return -1;
 	sv->drop = ids.drop;
 	sv->uid = ids.uid;
@@ -210,12 +210,14 @@ prepare_data_dir(struct server *sv, const struct config *config,
 {
 	struct datadir_ids ids = {.drop = sv->drop, .uid = sv->uid,
 				  .gid = sv->gid};
+	struct datadir_config dc;
 	struct userdb *db = NULL;
 	char *err = NULL;
 
-	if (datadir_prepare(config, &ids, error_r) < 0)
+	config_datadir(config, &dc);
+	if (datadir_prepare(&dc, &ids, error_r) < 0)
 		return -1;
-	if (userdb_open(config, false, &db, &err) < 0) {
+	if (userdb_open(&config->userdb, false, &db, &err) < 0) {
 		*error_r = xasprintf("user database: %s", err);
 		free(err);
 		return -1;
@@ -257,13 +259,13 @@ open_log(const struct config *config, char **error_r)
 {
 	int fd;
 
-	log_set_format(config->log_format, config->log_level);
-	if (config->log_file == NULL)
+	log_set_format(config->log.format, config->log.level);
+	if (config->log.file == NULL)
 		return 0;
-	fd = open(config->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	fd = open(config->log.file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		  0640);
 	if (fd < 0) {
-		*error_r = xasprintf("%s: %s", config->log_file,
+		*error_r = xasprintf("%s: %s", config->log.file,
 				     strerror(errno));
 		return -1;
 	}
@@ -276,9 +278,9 @@ static int
 load_tls(const struct config *config, SSL_CTX **ctx_r, char **error_r)
 {
 	*ctx_r = NULL;
-	if (config->ntls_certs == 0)
+	if (config->tls.ncerts == 0)
 		return 0;
-	return tls_ctx_new(config, ctx_r, error_r);
+	return tls_ctx_new(&config->tls, config->path, ctx_r, error_r);
 }
 
 /* ---- workers -------------------------------------------------------- */
@@ -393,7 +395,9 @@ spawn_runner(struct server *sv)
 		sv->nsocks = 0;
 		drop_privileges(sv);
 		proc_title("godwit: queue runner");
-		code = runner_main(sv->config, &sv->secrets);
+		struct runner_settings rs;
+		config_runner_settings(sv->config, &rs);
+		code = runner_main(&rs, &sv->secrets);
 		runner_secrets_clear(&sv->secrets);
 		exit(code);
 	}
@@ -562,7 +566,7 @@ kill_cb(evutil_socket_t fd, short what, void *arg)
 static void
 shutdown_start(struct server *sv)
 {
-	struct timeval tv = {(time_t)sv->config->shutdown_timeout + 5, 0};
+	struct timeval tv = {(time_t)sv->config->limits.shutdown_timeout + 5, 0};
 
 	if (sv->stopping)
 		return;
@@ -602,8 +606,8 @@ reload(struct server *sv)
 	    (nc->user == NULL) != (sv->config->user == NULL) ||
 	    (nc->user != NULL && strcmp(nc->user, sv->config->user) != 0))
 		log_warnx("data_dir and user changes take effect at restart");
-	if (nc->ipv6_prefix != sv->config->ipv6_prefix ||
-	    nc->ipv6_wide_prefix != sv->config->ipv6_wide_prefix)
+	if (nc->limits.ipv6_prefix != sv->config->limits.ipv6_prefix ||
+	    nc->limits.ipv6_wide_prefix != sv->config->limits.ipv6_wide_prefix)
 		log_warnx("limits.ipv6_prefix and limits.ipv6_wide_prefix "
 			  "changes take effect at restart");
 	SSL_CTX *tls_ctx = NULL;
@@ -638,7 +642,7 @@ reload(struct server *sv)
 	spawn_generation(sv);
 	{
 		struct runner_secrets ns;
-		if (runner_secrets_load(sv->config, &ns, &errors) < 0) {
+		if (runner_secrets_load(&sv->config->smarthost, &ns, &errors) < 0) {
 			log_warnx("smarthost credentials: %s (keeping the "
 				  "old ones)",
 				  errors);
@@ -707,7 +711,7 @@ serve_main(const char *config_path)
 	    prepare_data_dir(&sv, sv.config, &errors) < 0 ||
 	    auth_secret_load(sv.config->data_dir, &errors) < 0 ||
 	    load_tls(sv.config, &sv.tls_ctx, &errors) < 0 ||
-	    runner_secrets_load(sv.config, &sv.secrets, &errors) < 0 ||
+	    runner_secrets_load(&sv.config->smarthost, &sv.secrets, &errors) < 0 ||
 	    bind_all(sv.config, NULL, 0, &sv.socks, &sv.nsocks, &errors) < 0) {
 		fprintf(stderr, "godwit: %s\n", errors);
 		log_event(LOG_ERR, "daemon", "start-failed",
@@ -721,8 +725,8 @@ serve_main(const char *config_path)
 	signal(SIGPIPE, SIG_IGN);
 	if ((sv.limits = limits_create(
 		 LIMITS_ENTRIES,
-		 &(struct limits_grouping){sv.config->ipv6_prefix,
-					   sv.config->ipv6_wide_prefix})) ==
+		 &(struct limits_grouping){sv.config->limits.ipv6_prefix,
+					   sv.config->limits.ipv6_wide_prefix})) ==
 	    NULL)
 		fatalx("cannot create the shared limits table");
 	if ((sv.base = event_base_new()) == NULL)

@@ -177,14 +177,14 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sig == SIGTERM && !w->srv.stopping) {
 		w->srv.stopping = true;
-		tv.tv_sec = (time_t)w->config->shutdown_timeout;
+		tv.tv_sec = (time_t)w->config->limits.shutdown_timeout;
 		stop_listening(w);
 		session_server_shutdown(&w->srv);
 	} else if (sig == SIGUSR2 && !w->draining && !w->srv.stopping) {
 		w->draining = true;
 		/* sessions end by themselves; the command timeout bounds
 		 * an idle one, this bounds a slow one */
-		tv.tv_sec = (time_t)w->config->timeout_command * 2;
+		tv.tv_sec = (time_t)w->config->smtp.timeout_command * 2;
 		stop_listening(w);
 	} else {
 		return;
@@ -199,15 +199,16 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 static void
 policies_init(struct session_server *srv, const struct config *config)
 {
-	srv->policy.max_connections = config->max_connections;
-	srv->policy.max_connections_per_ip = config->max_connections_per_ip;
-	srv->policy.rate_count = config->conn_rate_count;
-	srv->policy.rate_window_ms = config->conn_rate_window * 1000;
-	srv->policy.greet_pass_ttl_ms = config->greet_pass_ttl * 1000;
-	if (config->stress_threshold > 0) {
+	srv->policy.max_connections = config->limits.max_connections;
+	srv->policy.max_connections_per_ip =
+	    config->limits.max_connections_per_ip;
+	srv->policy.rate_count = config->limits.conn_rate_count;
+	srv->policy.rate_window_ms = config->limits.conn_rate_window * 1000;
+	srv->policy.greet_pass_ttl_ms = config->limits.greet_pass_ttl * 1000;
+	if (config->limits.stress_threshold > 0) {
 		/* at least one connection; stress ends below two thirds */
-		uint64_t on = ((uint64_t)config->max_connections *
-				   config->stress_threshold + 99) / 100;
+		uint64_t on = ((uint64_t)config->limits.max_connections *
+				   config->limits.stress_threshold + 99) / 100;
 
 		srv->policy.stress_on = (unsigned)on;
 		if (srv->policy.stress_on == 0)
@@ -216,15 +217,15 @@ policies_init(struct session_server *srv, const struct config *config)
 		if (srv->policy.stress_off == 0)
 			srv->policy.stress_off = 1;
 	}
-	srv->policy.wide_factor = config->ipv6_wide_factor;
-	srv->auth_policy.max_failures_ip = config->auth_max_failures_ip;
+	srv->policy.wide_factor = config->limits.ipv6_wide_factor;
+	srv->auth_policy.max_failures_ip = config->auth.max_failures_ip;
 	srv->auth_policy.max_failures_account =
-		config->auth_max_failures_account;
-	srv->auth_policy.window_ms = config->auth_failure_window * 1000;
-	srv->auth_policy.ban_ms = config->auth_ban_time * 1000;
-	srv->auth_policy.delay_base_ms = config->auth_delay_base_ms;
-	srv->auth_policy.delay_max_ms = config->auth_delay_max_ms;
-	srv->auth_policy.wide_factor = config->ipv6_wide_factor;
+		config->auth.max_failures_account;
+	srv->auth_policy.window_ms = config->auth.failure_window * 1000;
+	srv->auth_policy.ban_ms = config->auth.ban_time * 1000;
+	srv->auth_policy.delay_base_ms = config->auth.delay_base_ms;
+	srv->auth_policy.delay_max_ms = config->auth.delay_max_ms;
+	srv->auth_policy.wide_factor = config->limits.ipv6_wide_factor;
 }
 
 /* A listener on every inherited socket, each with its protocol's ops. */
@@ -244,7 +245,9 @@ listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
 		actx[i].l.allow = &l->allow;
 		actx[i].l.deny = &l->deny;
 		actx[i].l.conf = l;
-		actx[i].l.settings = w->config;
+		actx[i].l.settings = actx[i].l.ops == &pop3_session_ops
+					 ? (const void *)&w->pop3d
+					 : (const void *)&w->smtpd;
 		/* backlog 0: the parent's listen() stands; any other value
 		 * makes libevent call listen() again (-1 means 128), which
 		 * shrinks the queue every worker shares */
@@ -276,11 +279,13 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	log_set_process(name);
 	TAILQ_INIT(&w.srv.sessions);
 	w.config = config;
+	config_smtpd_settings(config, &w.smtpd);
+	config_pop3d_settings(config, &w.pop3d);
 	w.srv.limits = limits;
 	w.srv.slot = slot;
 	w.srv.tls_ctx = tls_ctx;
-	w.srv.stress_timeout = config->stress_timeout;
-	w.srv.tls_handshake_timeout = config->tls_handshake_timeout;
+	w.srv.stress_timeout = config->limits.stress_timeout;
+	w.srv.tls_handshake_timeout = config->tls.handshake_timeout;
 	w.srv.gone = session_gone;
 	w.srv.gone_arg = &w;
 	queue_id_init(slot);
@@ -296,11 +301,12 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	event_config_free(ecfg);
 	if (w.srv.base == NULL)
 		fatalx("event_base_new failed");
-	if (userdb_open(config, true, &w.srv.db, &error) < 0)
+	if (userdb_open(&config->userdb, true, &w.srv.db, &error) < 0)
 		fatalx("user database: %s", error);
 	w.srv.committer = committer_new(w.srv.base, config->data_dir,
 					config->hostname);
-	if ((w.srv.authq = authq_new(w.srv.base, config, &error)) == NULL)
+	if ((w.srv.authq = authq_new(w.srv.base, &config->userdb, &error)) ==
+	    NULL)
 		fatalx("user database: %s", error);
 	if ((w.trim = evtimer_new(w.srv.base, trim_cb, &w)) == NULL)
 		fatalx("event_new failed");
@@ -323,7 +329,8 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	 * which the per-mailbox lock makes harmless. Started while signals
 	 * are blocked, like the other threads, so they reach the loop. */
 	if (slot == 0)
-		retention = retention_start(config);
+		retention =
+		    retention_start(&config->retention, config->data_dir);
 	/* blocked by the parent across fork(); ours to take now */
 	signals_unblock_all();
 

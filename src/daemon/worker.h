@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 
 #include "net/session.h"
+#include "pop3d/pop3_server.h"
+#include "smtpd/smtp_server.h"
 
 struct config;
 struct config_listener;
@@ -29,6 +31,8 @@ struct bound_socket {
 struct worker {
 	struct session_server srv;	/* what the sessions share */
 	const struct config *config;
+	struct smtpd_settings smtpd;	/* what the sessions read of it */
+	struct pop3d_settings pop3d;
 	bool draining;		/* reload: finish sessions, then exit */
 	struct evconnlistener **lev;
 	size_t nlev;

@@ -19,8 +19,16 @@
 #include <stddef.h>
 #include <syslog.h>
 
-#include "daemon/config.h"
 #include "lib/logfmt.h"
+
+enum log_format { LOG_FORMAT_KV, LOG_FORMAT_JSON };
+
+/* log: in the configuration */
+struct log_config {
+	enum log_format format;
+	char *file;		/* NULL = stderr */
+	int level;		/* LOG_DEBUG .. LOG_ERR (syslog.h values) */
+};
 
 void log_init(const char *progname, enum log_format format, int level);
 /* Takes over fd (sets *fd to -1); -1 keeps stderr. */

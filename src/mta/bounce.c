@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
+#include "mta/runner.h"
 #include "mta/runner_private.h"
 #include "store/deliver.h"
 #include "store/recipient.h"
@@ -139,7 +139,7 @@ dsn_text(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 static bool
 dsn_route(struct msg *m, bool failure, struct recipient_result *res)
 {
-	const struct config *cf = m->r->config;
+	const struct runner_settings *cf = m->r->config;
 	struct recipient_ctx rctx;
 	struct smtp_path path;
 	struct smtp_error perr;
@@ -159,7 +159,7 @@ dsn_route(struct msg *m, bool failure, struct recipient_result *res)
 	rctx.db = m->r->db;
 	rctx.hostname = cf->hostname;
 	rctx.postmaster = cf->postmaster;
-	rctx.delimiter = cf->recipient_delimiter;
+	rctx.delimiter = cf->smtp.recipient_delimiter;
 	rctx.trusted = true;
 	memset(res, 0, sizeof(*res));
 	recipient_resolve(&rctx, &path.mbox, res);

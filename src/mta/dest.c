@@ -13,7 +13,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "daemon/config.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mta/runner.h"
@@ -24,25 +23,25 @@ static void conn_try(struct conn *c);
 static void conn_next_job(struct conn *c);
 
 bool
-uses_smarthost(const struct config *c, const char *domain)
+uses_smarthost(const struct runner_settings *c, const char *domain)
 {
-	if (c->smarthost_host == NULL)
+	if (c->smarthost.host == NULL)
 		return false;
-	if (c->nsmarthost_domains == 0)
+	if (c->smarthost.ndomains == 0)
 		return true;
-	for (size_t i = 0; i < c->nsmarthost_domains; i++)
-		if (strcasecmp(c->smarthost_domains[i], domain) == 0)
+	for (size_t i = 0; i < c->smarthost.ndomains; i++)
+		if (strcasecmp(c->smarthost.domains[i], domain) == 0)
 			return true;
 	return false;
 }
 
 static enum tls_policy
-mx_policy(const struct config *c, const char *domain)
+mx_policy(const struct runner_settings *c, const char *domain)
 {
-	for (size_t i = 0; i < c->ntls_policies; i++)
-		if (strcasecmp(c->tls_policies[i].domain, domain) == 0)
-			return c->tls_policies[i].policy;
-	return c->outbound_tls;
+	for (size_t i = 0; i < c->outbound.ntls_policies; i++)
+		if (strcasecmp(c->outbound.tls_policies[i].domain, domain) == 0)
+			return c->outbound.tls_policies[i].policy;
+	return c->outbound.tls;
 }
 
 /* ---- destinations --------------------------------------------------- */
@@ -178,7 +177,7 @@ conn_free(struct conn *c, bool quit)
 	/* the global limit was reached and a slot is free: whoever waits
 	 * for one may go (below the limit, nobody waits) */
 	if (!r->stopping &&
-	    r->nconns + 1 == r->config->outbound_max_connections)
+	    r->nconns + 1 == r->config->outbound.max_connections)
 		dests_kick(r, d);
 }
 
@@ -279,8 +278,9 @@ conn_next_job(struct conn *c)
 static SSL_CTX *
 ssl_ctx_for(struct runner *r, bool smarthost)
 {
-	const struct config *cf = r->config;
-	const char *mx_ca = cf->outbound_ca_file, *sh_ca = cf->smarthost_ca_file;
+	const struct runner_settings *cf = r->config;
+	const char *mx_ca = cf->outbound.ca_file;
+	const char *sh_ca = cf->smarthost.ca_file;
 	bool same = (mx_ca == NULL && sh_ca == NULL) ||
 		    (mx_ca != NULL && sh_ca != NULL && strcmp(mx_ca, sh_ca) == 0);
 	SSL_CTX **slot = smarthost && !same ? &r->ssl_relay : &r->ssl_mx;
@@ -328,22 +328,22 @@ static void
 conn_params(struct runner *r, struct dest *d, const struct dns_host *h,
 	    struct smtp_client_params *p)
 {
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 
 	memset(p, 0, sizeof(*p));
 	p->helo_name = cf->hostname;
 	p->server_name = h->name;
-	p->t_connect = cf->outbound_timeout_connect;
-	p->t_greeting = cf->outbound_timeout_greeting;
-	p->t_command = cf->outbound_timeout_command;
-	p->t_data_init = cf->outbound_timeout_data_init;
-	p->t_data_block = cf->outbound_timeout_data_block;
-	p->t_data_end = cf->outbound_timeout_data_end;
+	p->t_connect = cf->outbound.timeout_connect;
+	p->t_greeting = cf->outbound.timeout_greeting;
+	p->t_command = cf->outbound.timeout_command;
+	p->t_data_init = cf->outbound.timeout_data_init;
+	p->t_data_block = cf->outbound.timeout_data_block;
+	p->t_data_end = cf->outbound.timeout_data_end;
 	if (d->smarthost) {
-		p->implicit_tls = cf->smarthost_tls == SMARTHOST_IMPLICIT;
-		p->tls = cf->smarthost_tls == SMARTHOST_NONE ? TLS_POLICY_NONE
-			 : cf->smarthost_verify		     ? TLS_POLICY_VERIFY
-							     : TLS_POLICY_ENCRYPT;
+		p->implicit_tls = cf->smarthost.tls == SMARTHOST_IMPLICIT;
+		p->tls = cf->smarthost.tls == SMARTHOST_NONE ? TLS_POLICY_NONE
+			 : cf->smarthost.verify ? TLS_POLICY_VERIFY
+						: TLS_POLICY_ENCRYPT;
 		p->auth_user = r->secrets->user;
 		p->auth_pass = r->secrets->pass;
 	} else {
@@ -357,11 +357,11 @@ conn_params(struct runner *r, struct dest *d, const struct dns_host *h,
 
 /* The port to connect to, and the source address for ss's family. */
 static void
-conn_addrs(const struct config *cf, bool smarthost,
+conn_addrs(const struct runner_settings *cf, bool smarthost,
 	   struct sockaddr_storage *ss, const struct sockaddr **src_r,
 	   socklen_t *srclen_r)
 {
-	unsigned port = smarthost ? cf->smarthost_port : cf->outbound_port;
+	unsigned port = smarthost ? cf->smarthost.port : cf->outbound.port;
 
 	if (ss->ss_family == AF_INET)
 		((struct sockaddr_in *)ss)->sin_port = htons(port);
@@ -369,12 +369,12 @@ conn_addrs(const struct config *cf, bool smarthost,
 		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
 	*src_r = NULL;
 	*srclen_r = 0;
-	if (ss->ss_family == AF_INET && cf->outbound_source4_len > 0) {
-		*src_r = (const struct sockaddr *)&cf->outbound_source4;
-		*srclen_r = cf->outbound_source4_len;
-	} else if (ss->ss_family == AF_INET6 && cf->outbound_source6_len > 0) {
-		*src_r = (const struct sockaddr *)&cf->outbound_source6;
-		*srclen_r = cf->outbound_source6_len;
+	if (ss->ss_family == AF_INET && cf->outbound.source4_len > 0) {
+		*src_r = (const struct sockaddr *)&cf->outbound.source4;
+		*srclen_r = cf->outbound.source4_len;
+	} else if (ss->ss_family == AF_INET6 && cf->outbound.source6_len > 0) {
+		*src_r = (const struct sockaddr *)&cf->outbound.source6;
+		*srclen_r = cf->outbound.source6_len;
 	}
 }
 
@@ -504,23 +504,23 @@ void
 dest_kick(struct dest *d)
 {
 	struct runner *r = d->r;
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 
 	if (r->stopping || d->q != NULL)
 		return;
 	if (d->route == NULL) {
 		struct dns_lookup_opts o;
-		const char *name = d->smarthost ? cf->smarthost_host : d->key;
-		o.want_ipv4 = cf->outbound_ipv4;
-		o.want_ipv6 = cf->outbound_ipv6;
-		o.prefer = cf->outbound_prefer_ipv4 ? DNS_PREFER_IPV4
+		const char *name = d->smarthost ? cf->smarthost.host : d->key;
+		o.want_ipv4 = cf->outbound.ipv4;
+		o.want_ipv6 = cf->outbound.ipv6;
+		o.prefer = cf->outbound.prefer_ipv4 ? DNS_PREFER_IPV4
 						    : DNS_PREFER_IPV6;
 		o.no_mx = d->smarthost;
 		d->q = dns_route_lookup(r->dns, name, &o, route_cb, d);
 		return;
 	}
 	while (d->njobs > d->nconnecting &&
-	       d->nconns < cf->outbound_max_per_domain &&
-	       r->nconns < cf->outbound_max_connections)
+	       d->nconns < cf->outbound.max_per_domain &&
+	       r->nconns < cf->outbound.max_connections)
 		conn_start(d);
 }

@@ -15,10 +15,10 @@
 
 #include <event2/event.h>
 
-#include "daemon/config.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
+#include "mta/runner.h"
 #include "mta/runner_private.h"
 #include "store/deliver.h"
 #include "store/userdb.h"
@@ -443,7 +443,7 @@ local_deliver(struct msg *m, size_t *idx, size_t n)
 static bool
 msg_open(struct msg *m, const char *from)
 {
-	const struct config *cf = m->r->config;
+	const struct runner_settings *cf = m->r->config;
 	char *path, *err = NULL;
 
 	path = xasprintf("%s/queue/active/%s", cf->data_dir, m->id);

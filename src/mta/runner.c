@@ -20,7 +20,6 @@
 
 #include <event2/event.h>
 
-#include "daemon/config.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
@@ -37,23 +36,23 @@
 /* ---- secrets -------------------------------------------------------- */
 
 int
-runner_secrets_load(const struct config *config, struct runner_secrets *s,
-		    char **error_r)
+runner_secrets_load(const struct smarthost_config *sh,
+		    struct runner_secrets *s, char **error_r)
 {
 	char line[1024], *colon, *nl;
 	FILE *f;
 
 	memset(s, 0, sizeof(*s));
-	if (config->smarthost_credentials == NULL)
+	if (sh->credentials == NULL)
 		return 0;
-	if ((f = fopen(config->smarthost_credentials, "re")) == NULL) {
-		*error_r = xasprintf("%s: %s", config->smarthost_credentials,
+	if ((f = fopen(sh->credentials, "re")) == NULL) {
+		*error_r = xasprintf("%s: %s", sh->credentials,
 				     strerror(errno));
 		return -1;
 	}
 	if (fgets(line, sizeof(line), f) == NULL) {
 		fclose(f);
-		*error_r = xasprintf("%s: empty", config->smarthost_credentials);
+		*error_r = xasprintf("%s: empty", sh->credentials);
 		return -1;
 	}
 	fclose(f);
@@ -63,7 +62,7 @@ runner_secrets_load(const struct config *config, struct runner_secrets *s,
 	    colon[1] == '\0') {
 		explicit_bzero(line, sizeof(line));
 		*error_r = xasprintf("%s: expected one line user:password",
-				     config->smarthost_credentials);
+				     sh->credentials);
 		return -1;
 	}
 	*colon = '\0';
@@ -285,7 +284,7 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 static void
 recover(struct runner *r)
 {
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	size_t n;
 	char **v = queue_ids(cf->data_dir, "active", &n);
 	bool *moved = xcalloc(n + 1, sizeof(*moved));
@@ -327,7 +326,7 @@ recover(struct runner *r)
 static int
 ctl_one(struct runner *r, enum control_op op, const char *id, bool bounce)
 {
-	const struct config *cf = r->config;
+	const struct runner_settings *cf = r->config;
 	struct msg *m;
 	int where;
 
@@ -436,20 +435,20 @@ runner_shutdown(struct runner *r)
 
 /* The user database, DNS, committer, reaper, timers and inotify. */
 static void
-runner_open(struct runner *r, const struct config *config)
+runner_open(struct runner *r, const struct runner_settings *config)
 {
 	struct dns_resolver_config dc;
 	char *error = NULL, *dir;
 
 	if ((r->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	if (userdb_open(config, true, &r->db, &error) < 0)
+	if (userdb_open(&config->userdb, true, &r->db, &error) < 0)
 		fatalx("user database: %s", error);
 	memset(&dc, 0, sizeof(dc));
-	dc.mode = config->dns_mode;
-	dc.forwarders = (const char *const *)config->dns_forwarders;
-	dc.nforwarders = config->ndns_forwarders;
-	dc.trust_anchor = config->dns_trust_anchor;
+	dc.mode = config->dns.mode;
+	dc.forwarders = (const char *const *)config->dns.forwarders;
+	dc.nforwarders = config->dns.nforwarders;
+	dc.trust_anchor = config->dns.trust_anchor;
 	if ((r->dns = dns_resolver_new(r->base, &dc, &error)) == NULL)
 		fatalx("dns: %s", error);
 	r->committer = committer_new(r->base, config->data_dir,
@@ -489,7 +488,8 @@ runner_close(struct runner *r)
 }
 
 int
-runner_main(const struct config *config, const struct runner_secrets *secrets)
+runner_main(const struct runner_settings *config,
+	    const struct runner_secrets *secrets)
 {
 	struct runner r;
 	struct event *sigs[3];
@@ -499,10 +499,10 @@ runner_main(const struct config *config, const struct runner_secrets *secrets)
 	log_set_process("runner");
 	r.config = config;
 	r.secrets = secrets;
-	r.sched.retry_min = config->queue_retry_min;
-	r.sched.retry_max = config->queue_retry_max;
-	r.sched.lifetime = config->queue_lifetime;
-	r.sched.delay_warning = config->queue_delay_warning;
+	r.sched.retry_min = config->queue.retry_min;
+	r.sched.retry_max = config->queue.retry_max;
+	r.sched.lifetime = config->queue.lifetime;
+	r.sched.delay_warning = config->queue.delay_warning;
 	TAILQ_INIT(&r.dests);
 	TAILQ_INIT(&r.msgs);
 	queue_id_init(RUNNER_SLOT);

@@ -36,8 +36,8 @@
 #define ACTIVE_MAX 10000	/* messages in memory at once; when full, */
 #define ACTIVE_LOW 7500		/* more are taken once down to this */
 
-struct config;
 struct runner;
+struct runner_settings;
 struct dest;
 
 /* What one attempt made of one recipient. */
@@ -108,7 +108,7 @@ struct dest {
 
 struct runner {
 	struct event_base *base;
-	const struct config *config;
+	const struct runner_settings *config;
 	const struct runner_secrets *secrets;
 	struct schedule_params sched;
 	struct userdb *db;
@@ -164,7 +164,7 @@ void dests_kick(struct runner *r, const struct dest *except);
 /* At shutdown: every destination, connection and job goes. */
 void dests_free(struct runner *r);
 /* The recipient's domain goes by the smarthost. */
-bool uses_smarthost(const struct config *c, const char *domain);
+bool uses_smarthost(const struct runner_settings *c, const char *domain);
 
 /* bounce.c */
 /*

@@ -16,7 +16,7 @@
  * the end-of-data reply starts with RSET.
  *
  * The content is the queue file's message part: LF line ends as stored,
- * sent with CR LF (src/pop3_stream.h does the transform; DATA adds the
+ * sent with CR LF (mail/pop3_stream.h does the transform; DATA adds the
  * stuffing and the final ".").
  *
  * Refusals made here, before anything is sent, as synthetic replies
@@ -83,8 +83,14 @@
 
 #include <openssl/ssl.h>
 
-#include "daemon/config.h"	/* enum tls_policy */
 #include "mail/smtp_parse.h"	/* enum smtp_body */
+
+/* Outbound TLS: none = never STARTTLS; may = when offered
+ * (opportunistic, RFC 3207, unauthenticated); encrypt = TLS required, the
+ * certificate is not checked; verify = TLS required and the certificate
+ * must chain to a trusted CA and name the host connected to. */
+enum tls_policy { TLS_POLICY_NONE, TLS_POLICY_MAY, TLS_POLICY_ENCRYPT,
+		  TLS_POLICY_VERIFY };
 
 struct event_base;
 

@@ -422,12 +422,12 @@ authq_done_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct authq *
-authq_new(struct event_base *base, const struct config *config,
+authq_new(struct event_base *base, const struct userdb_config *udb,
 	  char **error_r)
 {
 	struct authq *q = xcalloc(1, sizeof(*q));
 
-	if (userdb_open(config, true, &q->db, error_r) < 0) {
+	if (userdb_open(udb, true, &q->db, error_r) < 0) {
 		free(q);
 		return NULL;
 	}

@@ -6,6 +6,9 @@
 #ifndef GODWIT_AUTH_H
 #define GODWIT_AUTH_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "net/sasl.h"
 
 struct userdb;
@@ -28,7 +31,6 @@ int auth_normalize(const char *authcid, char *buf, size_t size);
 int auth_sender_allowed(struct userdb *db, const char *account,
 			const char *sender, char delimiter);
 
-#endif
 
 /*
  * The server's persistent secret: SERVER_SECRET_LEN random octets in
@@ -55,7 +57,20 @@ int auth_secret_load(const char *data_dir, char **error_r);
  */
 struct authq;
 struct event_base;
-struct config;
+struct userdb_config;
+
+/* auth: in the configuration */
+struct auth_config {
+	bool cram_md5;			/* store and offer CRAM-MD5; false */
+	unsigned max_failures_ip;	/* failures per IP in the window
+					 * before a ban; default 10 */
+	unsigned max_failures_account;	/* per account: delays grow,
+					 * default 10 */
+	uint64_t failure_window;	/* seconds failures are counted; 1h */
+	uint64_t ban_time;		/* seconds an IP is banned; 1h */
+	uint64_t delay_base_ms;		/* first failure's delay; 1000 */
+	uint64_t delay_max_ms;		/* cap of the growing delay; 15000 */
+};
 
 struct auth_job {
 	struct sasl_session *sasl;	/* owned by the job while out */
@@ -68,9 +83,12 @@ struct auth_job {
 };
 
 /* NULL with *error_r if the database cannot be opened. */
-struct authq *authq_new(struct event_base *base, const struct config *config,
+struct authq *authq_new(struct event_base *base,
+			const struct userdb_config *udb,
 			char **error_r);
 /* The credentials context for sasl_start() (the thread's database). */
 void *authq_creds_ctx(struct authq *q);
 void authq_submit(struct authq *q, struct auth_job *job);
 void authq_free(struct authq **q);
+
+#endif

@@ -38,6 +38,23 @@
 
 #define LIMITS_MAX_WORKERS 64
 
+/* limits: in the configuration */
+struct limits_config {
+	unsigned max_connections;	/* all listeners, all workers */
+	unsigned max_connections_per_ip;
+	unsigned conn_rate_count;	/* connections per IP ... */
+	uint64_t conn_rate_window;	/* ... per this many seconds; 0 = off */
+	uint64_t greet_pass_ttl;	/* seconds an IP that passed is trusted */
+	uint64_t shutdown_timeout;	/* seconds transactions get at SIGTERM */
+	unsigned stress_threshold;	/* % of max_connections open at which
+					 * stress begins; 0 = never */
+	uint64_t stress_timeout;	/* seconds: pre-login line and TLS
+					 * handshake deadline under stress */
+	unsigned ipv6_prefix;		/* an IPv6 client is this network */
+	unsigned ipv6_wide_prefix;	/* wider budget per this; 0: none */
+	unsigned ipv6_wide_factor;	/* wide budget = per-client * this */
+};
+
 struct limits;
 
 struct limits_policy {

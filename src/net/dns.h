@@ -46,6 +46,14 @@
 
 struct event_base;
 
+/* dns: in the configuration */
+struct dns_config {
+	char *mode;		/* "system" (default) or "recursive" */
+	char **forwarders;	/* "IP" or "IP@port"; replace mode */
+	size_t nforwarders;
+	char *trust_anchor;	/* NULL: no DNSSEC validation */
+};
+
 #define DNS_MAX_HOSTS 10	/* MX hosts kept per route (lowest pref.) */
 #define DNS_MAX_ADDRS 8		/* addresses kept per host and family */
 #define DNS_NAME_MAX 253	/* a domain name in text, no final dot */

@@ -36,7 +36,6 @@ struct authq;
 struct bufferevent;
 struct cidr_list;
 struct committer;
-struct config;
 struct config_listener;
 struct event;
 struct event_base;

@@ -9,6 +9,7 @@
  * session that still uses it after a reload is gone.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "daemon/config.h"
 #include "lib/xalloc.h"
 #include "net/tls.h"
 
@@ -185,11 +185,12 @@ count_ciphers(SSL_CTX *ctx, size_t *tls13_r, size_t *tls12_r)
 }
 
 static int
-setup_protocol(const struct config *config, SSL_CTX *ctx, char **error_r)
+setup_protocol(const struct tls_config *tls, const char *path, SSL_CTX *ctx,
+	       char **error_r)
 {
-	const char *cfg = config->path != NULL ? config->path : "config";
-	bool only13 = config->tls_min_version != NULL &&
-		      strcmp(config->tls_min_version, "TLSv1.3") == 0;
+	const char *cfg = path != NULL ? path : "config";
+	bool only13 = tls->min_version != NULL &&
+		      strcmp(tls->min_version, "TLSv1.3") == 0;
 	size_t n13, n12;
 	char reason[256];
 
@@ -217,27 +218,27 @@ setup_protocol(const struct config *config, SSL_CTX *ctx, char **error_r)
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
-	if (config->tls_ciphers != NULL &&
-	    SSL_CTX_set_cipher_list(ctx, config->tls_ciphers) != 1) {
+	if (tls->ciphers != NULL &&
+	    SSL_CTX_set_cipher_list(ctx, tls->ciphers) != 1) {
 		*error_r = xasprintf("%s: tls.ciphers: no cipher OpenSSL "
 				     "knows in '%s'",
-				     cfg, config->tls_ciphers);
+				     cfg, tls->ciphers);
 		ERR_clear_error();
 		return -1;
 	}
-	if (config->tls_ciphersuites != NULL &&
-	    SSL_CTX_set_ciphersuites(ctx, config->tls_ciphersuites) != 1) {
+	if (tls->ciphersuites != NULL &&
+	    SSL_CTX_set_ciphersuites(ctx, tls->ciphersuites) != 1) {
 		*error_r = xasprintf("%s: tls.ciphersuites: invalid list '%s'",
-				     cfg, config->tls_ciphersuites);
+				     cfg, tls->ciphersuites);
 		ERR_clear_error();
 		return -1;
 	}
 	count_ciphers(ctx, &n13, &n12);
-	if (config->tls_ciphersuites != NULL &&
-	    n13 != count_names(config->tls_ciphersuites)) {
+	if (tls->ciphersuites != NULL &&
+	    n13 != count_names(tls->ciphersuites)) {
 		*error_r = xasprintf("%s: tls.ciphersuites: unknown TLS 1.3 "
 				     "cipher suite in '%s'",
-				     cfg, config->tls_ciphersuites);
+				     cfg, tls->ciphersuites);
 		return -1;
 	}
 	if (n13 == 0) {
@@ -250,8 +251,8 @@ setup_protocol(const struct config *config, SSL_CTX *ctx, char **error_r)
 		*error_r = xasprintf("%s: tls.ciphers: no TLS 1.2 cipher in "
 				     "'%s'",
 				     cfg,
-				     config->tls_ciphers != NULL
-					 ? config->tls_ciphers
+				     tls->ciphers != NULL
+					 ? tls->ciphers
 					 : "");
 		return -1;
 	}
@@ -259,8 +260,8 @@ setup_protocol(const struct config *config, SSL_CTX *ctx, char **error_r)
 }
 
 static SSL_CTX *
-ctx_one(const struct config *config, const struct config_certificate *cc,
-	char **error_r)
+ctx_one(const struct tls_config *tls, const char *path,
+	const struct tls_certificate *cc, char **error_r)
 {
 	char where[4200], reason[256];
 	SSL_CTX *ctx;
@@ -268,7 +269,7 @@ ctx_one(const struct config *config, const struct config_certificate *cc,
 
 	if (cc->line > 0)
 		snprintf(where, sizeof(where), "%s:%d: ",
-			 config->path != NULL ? config->path : "config",
+			 path != NULL ? path : "config",
 			 cc->line);
 	else
 		where[0] = '\0';
@@ -277,7 +278,7 @@ ctx_one(const struct config *config, const struct config_certificate *cc,
 				     ssl_reason(reason, sizeof(reason)));
 		return NULL;
 	}
-	if (setup_protocol(config, ctx, error_r) < 0)
+	if (setup_protocol(tls, path, ctx, error_r) < 0)
 		goto fail;
 	/* The key first: a readable key is refused before anything else. */
 	if ((pkey = read_key(cc->key, where, error_r)) == NULL)
@@ -348,13 +349,14 @@ sni_cb(SSL *ssl, int *alert, void *arg)
 }
 
 int
-tls_ctx_new(const struct config *config, SSL_CTX **ctx_r, char **error_r)
+tls_ctx_new(const struct tls_config *tls, const char *path, SSL_CTX **ctx_r,
+	    char **error_r)
 {
 	struct tls_set *set;
 
 	*ctx_r = NULL;
 	*error_r = NULL;
-	if (config->ntls_certs == 0)
+	if (tls->ncerts == 0)
 		return 0;
 	if (set_index < 0 &&
 	    (set_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL,
@@ -363,9 +365,9 @@ tls_ctx_new(const struct config *config, SSL_CTX **ctx_r, char **error_r)
 		return -1;
 	}
 	set = xcalloc(1, sizeof(*set));
-	set->ctx = xcalloc(config->ntls_certs, sizeof(*set->ctx));
-	for (size_t i = 0; i < config->ntls_certs; i++) {
-		SSL_CTX *ctx = ctx_one(config, &config->tls_certs[i], error_r);
+	set->ctx = xcalloc(tls->ncerts, sizeof(*set->ctx));
+	for (size_t i = 0; i < tls->ncerts; i++) {
+		SSL_CTX *ctx = ctx_one(tls, path, &tls->certs[i], error_r);
 		if (ctx == NULL) {
 			for (size_t j = 0; j < set->n; j++)
 				SSL_CTX_free(set->ctx[j]);

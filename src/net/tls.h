@@ -8,13 +8,32 @@
 #define GODWIT_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
-#include "daemon/config.h"
+/* tls.certificates[]: the first is the default, the others are chosen by
+ * SNI against their subjectAltName/CN. */
+struct tls_certificate {
+	char *cert;		/* PEM chain: leaf first */
+	char *key;		/* PEM private key; must not be group/world
+				 * readable */
+	int line;		/* in the configuration file */
+};
+
+/* tls: in the configuration */
+struct tls_config {
+	struct tls_certificate *certs;
+	size_t ncerts;
+	char *min_version;		/* "TLSv1.2" (default) or "TLSv1.3" */
+	char *ciphers;			/* TLS 1.2 list, OpenSSL syntax */
+	char *ciphersuites;		/* TLS 1.3 list, OpenSSL syntax */
+	uint64_t handshake_timeout;	/* seconds for a whole handshake */
+};
 
 /*
- * Builds the server context for config->tls_*: TLS 1.2+ (or 1.3 only),
+ * Builds the server context for tls (path: the configuration file, for
+ * messages; NULL reads "config"): TLS 1.2+ (or 1.3 only),
  * no compression, no renegotiation, the server's cipher order, the first
  * certificate as default and the others chosen by SNI. Every certificate's
  * key must match it and its key file must be a regular file readable by
@@ -23,7 +42,8 @@
  * again on SIGHUP to reload: the old context lives on, reference-counted,
  * in the sessions that use it.
  */
-int tls_ctx_new(const struct config *config, SSL_CTX **ctx_r, char **error_r);
+int tls_ctx_new(const struct tls_config *tls, const char *path,
+		SSL_CTX **ctx_r, char **error_r);
 /* Drops the caller's reference (the SNI contexts go with the last one). */
 void tls_ctx_free(SSL_CTX **ctx);
 

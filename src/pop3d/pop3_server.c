@@ -38,7 +38,7 @@
 #include <openssl/ssl.h>
 
 #include "net/auth.h"
-#include "daemon/config.h"
+#include "net/listener.h"
 #include "store/deliver.h"
 #include "lib/base64.h"
 #include "lib/util.h"
@@ -64,7 +64,7 @@ enum send_kind { SEND_MSG, SEND_LIST, SEND_UIDL };
 struct pop3_session {
 	struct session ses;	/* first: the core's part ("USER" is the
 				 * auth_mech of USER/PASS) */
-	const struct config *config;
+	const struct pop3d_settings *config;
 	const struct config_listener *listener;
 	enum pop3_state state;
 	char *user;		/* USER given, PASS awaited */
@@ -203,8 +203,8 @@ pop3_line_timeout(const struct session *ses)
 {
 	const struct pop3_session *s = (const struct pop3_session *)ses;
 
-	return s->ses.logged_in ? s->config->pop3_timeout
-				: s->config->pop3_login_timeout;
+	return s->ses.logged_in ? s->config->pop3.timeout
+				: s->config->pop3.login_timeout;
 }
 
 /* RFC 1939 section 3: the autologout timer; no UPDATE */
@@ -315,7 +315,7 @@ static void
 mechanisms(const struct pop3_session *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "PLAIN LOGIN SCRAM-SHA-256%s",
-		 s->config->auth_cram_md5 ? " CRAM-MD5" : "");
+		 s->config->auth.cram_md5 ? " CRAM-MD5" : "");
 }
 
 /* RFC 2449: what is said depends on the state. */
@@ -339,12 +339,12 @@ cmd_capa(struct pop3_session *s)
 		if (stls_offered(s))
 			reply(s, "STLS");
 	}
-	if (s->config->pop3_login_delay > 0)
+	if (s->config->pop3.login_delay > 0)
 		reply(s, "LOGIN-DELAY %llu",
-		      (unsigned long long)s->config->pop3_login_delay);
-	if (s->config->retention_mail > 0)
+		      (unsigned long long)s->config->pop3.login_delay);
+	if (s->config->retention.mail > 0)
 		reply(s, "EXPIRE %llu",
-		      (unsigned long long)(s->config->retention_mail / 86400));
+		      (unsigned long long)(s->config->retention.mail / 86400));
 	else
 		reply(s, "EXPIRE NEVER");
 	reply(s, "IMPLEMENTATION godwit");
@@ -453,8 +453,8 @@ login(struct pop3_session *s, const char *account)
 		reply_err(s, "SYS/TEMP", "Cannot open the mailbox");
 		return;
 	}
-	if (s->config->pop3_login_delay > 0 && last > 0 && now >= last &&
-	    (uint64_t)(now - last) < s->config->pop3_login_delay) {
+	if (s->config->pop3.login_delay > 0 && last > 0 && now >= last &&
+	    (uint64_t)(now - last) < s->config->pop3.login_delay) {
 		mailbox_close(&s->mb);
 		log_event(LOG_INFO, "pop3", "login-refused",
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
@@ -716,7 +716,7 @@ cmd_auth(struct pop3_session *s, const struct pop3_command *c)
 	if (!check_login_allowed(s))
 		return;
 	if (sasl_mech_from_name(c->arg, &mech) < 0 ||
-	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
+	    (mech == SASL_CRAM_MD5 && !s->config->auth.cram_md5) ||
 	    (s->ses.sasl = sasl_start(mech, &auth_userdb_creds,
 				  authq_creds_ctx(s->ses.srv->authq),
 				  s->config->hostname)) == NULL) {
@@ -1175,7 +1175,7 @@ pop3_init(struct session *ses)
 	s->listener = ses->listener->conf;
 	/* the write timeout catches a client that stops reading a
 	 * response; what the client sends is bounded by deadlines */
-	s->ses.write_timeout_s = s->config->pop3_timeout;
+	s->ses.write_timeout_s = s->config->pop3.timeout;
 	s->send_fd = -1;
 	s->mb.lock_fd = -1;
 	if (s->ses.tls_pending)

@@ -7,6 +7,37 @@
 #ifndef GODWIT_POP3_SERVER_H
 #define GODWIT_POP3_SERVER_H
 
+#include <stdint.h>
+
+#include "net/auth.h"
+#include "net/client_limits.h"
+#include "net/tls.h"
+#include "store/retention.h"
+
+/* pop3: in the configuration */
+struct pop3d_config {
+	uint64_t timeout;	/* seconds for a command line once logged in
+				 * (autologout) */
+	uint64_t login_timeout;	/* the same before login */
+	uint64_t login_delay;	/* seconds between logins per mailbox;
+				 * 0 = none */
+};
+
+/*
+ * What a POP3 session reads of the configuration: the top-level names and
+ * copies of the sections it uses. Filled in by the worker from its
+ * configuration, which outlives it (the strings are borrowed).
+ */
+struct pop3d_settings {
+	const char *hostname;
+	const char *data_dir;
+	struct pop3d_config pop3;
+	struct auth_config auth;
+	struct limits_config limits;
+	struct tls_config tls;
+	struct retention_config retention;
+};
+
 struct session_ops;
 
 /* The POP3 protocol over the session core (net/session.h). */

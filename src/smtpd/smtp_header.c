@@ -10,7 +10,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "daemon/config.h"
+#include "net/listener.h"
+#include "smtpd/smtp_server.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/mail_header.h"
@@ -42,7 +43,7 @@ static int
 sender_ok(struct smtp_session *s, const char *addr)
 {
 	return auth_sender_allowed(s->ses.srv->db, s->account, addr,
-				   s->config->recipient_delimiter);
+				   s->config->smtp.recipient_delimiter);
 }
 
 /*
@@ -144,7 +145,7 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 					    sender ? "header-sender-not-owned"
 						   : "from-not-owned",
 					    l.v[i].addr, text);
-		} else if (s->config->submission_refuse_address_display_name) {
+		} else if (s->config->submission.refuse_address_display_name) {
 			ret = display_check(s, &l.v[i], field);
 		}
 	}
@@ -184,7 +185,7 @@ header_check(struct smtp_session *s, const unsigned char *h, size_t len)
 			t->data.has_message_id = true;
 		}
 	}
-	if (!s->config->submission_check_from)
+	if (!s->config->submission.check_from)
 		return 0;
 	if (r < 0) {
 		snprintf(text, sizeof(text),
@@ -236,7 +237,7 @@ smtp_header_done(struct smtp_session *s, bool complete)
 						 s->config->hostname);
 			t->hdr_lines++;
 		}
-	} else if (s->config->submission_check_from) {
+	} else if (s->config->submission.check_from) {
 		/* From: may come after what is held: no way to check it */
 		header_refuse(t, 552, "5.3.4", "header-too-big", NULL,
 			      "Error: header section exceeds 65536 octets");

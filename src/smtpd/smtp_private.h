@@ -16,7 +16,7 @@
 #include "net/session.h"
 #include "store/queue.h"
 
-struct config;
+struct smtpd_settings;
 struct config_listener;
 struct delivery_job;
 struct event;
@@ -90,7 +90,7 @@ struct smtp_txn {
 
 struct smtp_session {
 	struct session ses;	/* first: the core's part */
-	const struct config *config;
+	const struct smtpd_settings *config;
 	const struct config_listener *listener;
 	struct event *greet_timer;
 	enum smtp_state state;

@@ -34,7 +34,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
-#include "daemon/config.h"
+#include "net/listener.h"
 #include "store/deliver.h"
 #include "mail/dsn.h"
 #include "lib/cidr.h"
@@ -98,7 +98,7 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 	    const char *text)
 {
 	reply(s, "%d %s %s", code, enh, text);
-	if (++s->errors >= s->config->max_errors) {
+	if (++s->errors >= s->config->smtp.max_errors) {
 		reply(s, "421 4.7.0 %s Error: too many errors",
 		      s->config->hostname);
 		log_event(LOG_INFO, "smtp", "reject",
@@ -193,15 +193,15 @@ smtp_closing(struct session *ses)
 static uint64_t
 smtp_line_timeout(const struct session *ses)
 {
-	return ((const struct smtp_session *)ses)->config->timeout_command;
+	return ((const struct smtp_session *)ses)->config->smtp.timeout_command;
 }
 
 /* DATA or a BDAT chunk: the allowance, then min_data_rate. */
 static void
 wait_data(struct smtp_session *s)
 {
-	session_wait_data(&s->ses, s->config->timeout_data_block,
-			  s->config->min_data_rate);
+	session_wait_data(&s->ses, s->config->smtp.timeout_data_block,
+			  s->config->smtp.min_data_rate);
 }
 
 static void
@@ -220,7 +220,7 @@ static void
 set_read_timeout(struct smtp_session *s, uint64_t idle_seconds)
 {
 	session_set_timeouts(&s->ses, idle_seconds,
-			     s->config->timeout_command);
+			     s->config->smtp.timeout_command);
 }
 
 /* After a command completes: honour a pending shutdown. */
@@ -291,7 +291,7 @@ auth_offered(const struct smtp_session *s)
 static void
 cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 {
-	const struct config *cf = s->config;
+	const struct smtpd_settings *cf = s->config;
 
 	if (*c->arg == '\0') {
 		reply_error(s, 501, "5.5.4",
@@ -314,7 +314,8 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	}
 	reply(s, "250-%s", cf->hostname);
 	reply(s, "250-PIPELINING");
-	reply(s, "250-SIZE %llu", (unsigned long long)cf->max_message_size);
+	reply(s, "250-SIZE %llu",
+	      (unsigned long long)cf->smtp.max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	reply(s, "250-DSN");
@@ -324,7 +325,7 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 		reply(s, "250-STARTTLS");
 	if (auth_offered(s))
 		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
-		      cf->auth_cram_md5 ? " CRAM-MD5" : "");
+		      cf->auth.cram_md5 ? " CRAM-MD5" : "");
 	reply(s, "250 HELP");
 }
 
@@ -366,7 +367,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			    "Error: MAIL parameters need EHLO");
 		return;
 	}
-	if (args.has_size && args.size > s->config->max_message_size) {
+	if (args.has_size && args.size > s->config->smtp.max_message_size) {
 		reply_error(s, 552, "5.3.4",
 			    "Error: message size exceeds fixed limit");
 		return;
@@ -386,11 +387,11 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	}
 	if (s->ses.logged_in) {
 		/* RFC 6409 6.1: users send as themselves only */
-		int r = args.path.null ? 0
-				       : auth_sender_allowed(
-						 s->ses.srv->db, s->account,
-						 t->sender,
-						 s->config->recipient_delimiter);
+		int r = args.path.null
+		            ? 0
+		            : auth_sender_allowed(
+		                  s->ses.srv->db, s->account, t->sender,
+		                  s->config->smtp.recipient_delimiter);
 		if (r != 1) {
 			if (r < 0) {
 				free(t);
@@ -457,7 +458,7 @@ recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
 	r->db = s->ses.srv->db;
 	r->hostname = s->config->hostname;
 	r->postmaster = s->config->postmaster;
-	r->delimiter = s->config->recipient_delimiter;
+	r->delimiter = s->config->smtp.recipient_delimiter;
 	r->trusted = trusted;
 	r->authenticated = authenticated;
 }
@@ -541,7 +542,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 			    "Error: RCPT parameters need EHLO");
 		return;
 	}
-	if (t->nrcpts >= s->config->max_recipients) {
+	if (t->nrcpts >= s->config->smtp.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: not an error; the client sends the
 		 * rest in another transaction */
 		reply(s, "452 4.5.3 Error: too many recipients");
@@ -611,7 +612,7 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	tmp_path = xasprintf("%s/queue/tmp/%s", s->config->data_dir, t->id);
 	t->spool = spool_new(tmp_path);
 	free(tmp_path);
-	smtp_data_init(&t->data, mode, s->config->max_text_line);
+	smtp_data_init(&t->data, mode, s->config->smtp.max_text_line);
 
 	t->local_hdr_len = 0;
 	if (t->nmailboxes > 0 &&
@@ -699,7 +700,7 @@ cmd_data(struct smtp_session *s)
 		return;
 	}
 	s->state = SMTP_S_DATA;
-	set_read_timeout(s, s->config->timeout_data_block);
+	set_read_timeout(s, s->config->smtp.timeout_data_block);
 	wait_data(s);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -735,7 +736,7 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 		t->bdat_remaining = size;
 		t->bdat_last = last;
 		s->state = SMTP_S_BDAT;
-		set_read_timeout(s, s->config->timeout_data_block);
+		set_read_timeout(s, s->config->smtp.timeout_data_block);
 		wait_data(s);
 		return;
 	}
@@ -745,13 +746,14 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 			t->io_error = true;
 		t->bdat_started = true;
 	}
-	if (size > s->config->max_message_size ||
-	    spool_size(t->spool) + size > s->config->max_message_size + 4096)
+	if (size > s->config->smtp.max_message_size ||
+	    spool_size(t->spool) + size >
+	        s->config->smtp.max_message_size + 4096)
 		t->too_big = true;
 	t->bdat_remaining = size;
 	t->bdat_last = last;
 	s->state = SMTP_S_BDAT;
-	set_read_timeout(s, s->config->timeout_data_block);
+	set_read_timeout(s, s->config->smtp.timeout_data_block);
 	wait_data(s);
 }
 
@@ -765,7 +767,7 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 	char buf[SMTP_PATH_MAX + 8];
 	const char *end;
 
-	if (!s->config->vrfy) {
+	if (!s->config->smtp.vrfy) {
 		reply(s, "252 2.5.0 Cannot VRFY user, but will accept "
 			 "message and attempt delivery");
 		return;
@@ -957,7 +959,7 @@ cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 	if (sp != NULL)
 		initial = sp + 1;
 	if (sasl_mech_from_name(mechname, &mech) < 0 ||
-	    (mech == SASL_CRAM_MD5 && !s->config->auth_cram_md5) ||
+	    (mech == SASL_CRAM_MD5 && !s->config->auth.cram_md5) ||
 	    (s->ses.sasl = sasl_start(mech, &auth_userdb_creds,
 				  authq_creds_ctx(s->ses.srv->authq),
 				  s->config->hostname)) == NULL) {
@@ -1219,7 +1221,7 @@ content_end(struct smtp_session *s)
 		snprintf(text, sizeof(text),
 			 "Error: message has a line longer than %u octets "
 			 "(RFC 5321 4.5.3.1.6)",
-			 s->config->max_text_line);
+			 s->config->smtp.max_text_line);
 		reply_error(s, 550, "5.6.0", text);
 		why = "line-too-long";
 	} else if (t->hdr_code != 0) {
@@ -1321,7 +1323,7 @@ content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 
 	if (t->too_big || t->io_error || n == 0)
 		return;
-	if (t->data.size > s->config->max_message_size) {
+	if (t->data.size > s->config->smtp.max_message_size) {
 		t->too_big = true;
 		return;
 	}
@@ -1495,7 +1497,7 @@ smtp_next_line(struct session *ses, struct evbuffer *in, char *buf,
 	struct smtp_session *s = smtp(ses);
 	/* SASL responses may be longer than commands (RFC 4954 4.) */
 	size_t max = s->state == SMTP_S_AUTH ? size
-					     : s->config->max_command_line;
+					     : s->config->smtp.max_command_line;
 	size_t n;
 	int r;
 
@@ -1583,7 +1585,7 @@ static void
 smtp_refusal(const struct session_listener *l, enum session_refusal why,
 	     const char *detail, char *buf, size_t size)
 {
-	const struct config *cf = l->settings;
+	const struct smtpd_settings *cf = l->settings;
 	const char *host = cf->hostname;
 
 	switch (why) {
@@ -1610,8 +1612,8 @@ smtp_init(struct session *ses)
 
 	s->config = ses->listener->settings;
 	s->listener = ses->listener->conf;
-	s->ses.write_timeout_s = s->config->timeout_command;
-	s->trusted = cidr_list_match(&s->config->trusted_networks,
+	s->ses.write_timeout_s = s->config->smtp.timeout_command;
+	s->trusted = cidr_list_match(&s->config->smtp.trusted_networks,
 				     (struct sockaddr *)&s->ses.ss);
 	if (s->ses.tls_pending)
 		s->state = SMTP_S_TLS;

@@ -27,8 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
 #include "store/datadir.h"
+#include "store/userdb.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
@@ -70,27 +70,26 @@ static const struct entry {
 };
 
 int
-datadir_ids(const struct config *config, struct datadir_ids *ids_r,
-	    char **error_r)
+datadir_ids(const char *user, struct datadir_ids *ids_r, char **error_r)
 {
 	struct passwd *pw;
 
 	ids_r->drop = false;
 	ids_r->uid = geteuid();
 	ids_r->gid = getegid();
-	if (ids_r->uid != 0 || config->user == NULL || config->user[0] == '\0')
+	if (ids_r->uid != 0 || user == NULL || user[0] == '\0')
 		return 0;
-	if ((pw = getpwnam(config->user)) == NULL) {
+	if ((pw = getpwnam(user)) == NULL) {
 		*error_r = xasprintf("user '%s' does not exist (create it: "
 				     "useradd --system --no-create-home "
 				     "--shell /usr/sbin/nologin %s)",
-				     config->user, config->user);
+				     user, user);
 		return -1;
 	}
 	if (pw->pw_uid == 0) {
 		*error_r = xasprintf("user '%s' is root: workers must not "
 				     "run as root",
-				     config->user);
+				     user);
 		return -1;
 	}
 	ids_r->uid = pw->pw_uid;
@@ -100,17 +99,17 @@ datadir_ids(const struct config *config, struct datadir_ids *ids_r,
 }
 
 int
-datadir_become_daemon(const struct config *config, char **error_r)
+datadir_become_daemon(const char *user, char **error_r)
 {
 	struct datadir_ids ids;
 
-	if (datadir_ids(config, &ids, error_r) < 0)
+	if (datadir_ids(user, &ids, error_r) < 0)
 		return -1;
 	if (!ids.drop)
 		return 0;
 	if (setgroups(1, &ids.gid) < 0 || setgid(ids.gid) < 0 ||
 	    setuid(ids.uid) < 0) {
-		*error_r = xasprintf("cannot become user %s: %s", config->user,
+		*error_r = xasprintf("cannot become user %s: %s", user,
 				     strerror(errno));
 		return -1;
 	}
@@ -281,7 +280,7 @@ fix(int fd, const char *shown, const struct entry *e,
  * through (search permission), or it could not reach what we prepare.
  */
 static int
-reachable(const char *path, const struct config *config,
+reachable(const char *path, const struct datadir_config *config,
 	  const struct datadir_ids *ids, char **error_r)
 {
 	char *real = realpath(path, NULL), *p;
@@ -329,12 +328,12 @@ dir_of(const char *path)
 }
 
 static bool
-userdb_is_sqlite(const struct config *config)
+userdb_is_sqlite(const struct datadir_config *config)
 {
-	return config->userdb_path != NULL && config->userdb_path[0] != '\0' &&
-	       (config->userdb_driver == NULL ||
-		config->userdb_driver[0] == '\0' ||
-		strcmp(config->userdb_driver, "sqlite") == 0);
+	return config->userdb->path != NULL && config->userdb->path[0] != '\0' &&
+	       (config->userdb->driver == NULL ||
+		config->userdb->driver[0] == '\0' ||
+		strcmp(config->userdb->driver, "sqlite") == 0);
 }
 
 /*
@@ -343,7 +342,7 @@ userdb_is_sqlite(const struct config *config)
  * 0 not used by this configuration, -1 error.
  */
 static int
-locate(const struct config *config, const struct entry *e, int data_fd,
+locate(const struct datadir_config *config, const struct entry *e, int data_fd,
        int *base_r, char **rel_r, char **error_r)
 {
 	size_t dlen = strlen(config->data_dir);
@@ -357,8 +356,8 @@ locate(const struct config *config, const struct entry *e, int data_fd,
 	}
 	if (!userdb_is_sqlite(config))
 		return 0;
-	target = e->where == AT_USERDB ? xstrdup(config->userdb_path)
-				       : dir_of(config->userdb_path);
+	target = e->where == AT_USERDB ? xstrdup(config->userdb->path)
+				       : dir_of(config->userdb->path);
 	if (strncmp(target, config->data_dir, dlen) == 0 &&
 	    target[dlen] == '/') {
 		*rel_r = xstrdup(target + dlen + 1);
@@ -373,7 +372,7 @@ locate(const struct config *config, const struct entry *e, int data_fd,
 	/* elsewhere, where the administrator put it: links above the
 	 * database's directory are theirs to choose; its parents are made
 	 * 0755 as mkdir -p does */
-	dir = dir_of(config->userdb_path);
+	dir = dir_of(config->userdb->path);
 	slash = strrchr(dir, '/');
 	if (e->where == AT_USERDB)
 		*rel_r = xasprintf("%s/%s", slash != NULL ? slash + 1 : dir,
@@ -404,7 +403,7 @@ locate(const struct config *config, const struct entry *e, int data_fd,
 }
 
 int
-datadir_prepare(const struct config *config, const struct datadir_ids *ids,
+datadir_prepare(const struct datadir_config *config, const struct datadir_ids *ids,
 		char **error_r)
 {
 	const char *dd = config->data_dir;
@@ -462,8 +461,8 @@ datadir_prepare(const struct config *config, const struct datadir_ids *ids,
 		if (found == 0)
 			continue;
 		shown = e->where == AT_DATA ? xasprintf("%s/%s", dd, rel)
-		      : e->where == AT_USERDB ? xstrdup(config->userdb_path)
-					       : dir_of(config->userdb_path);
+		      : e->where == AT_USERDB ? xstrdup(config->userdb->path)
+					       : dir_of(config->userdb->path);
 		fd = open_below(base, shown, rel, e->type, &created, error_r);
 		if (fd >= 0 && fix(fd, shown, e, ids, created, error_r) < 0) {
 			close(fd);

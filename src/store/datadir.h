@@ -14,22 +14,28 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-struct config;
+struct userdb_config;
+
+/* What the layout is made from: top-level keys of the configuration. */
+struct datadir_config {
+	const char *data_dir;
+	const char *user;	/* the daemon user; NULL or "": don't drop */
+	const struct userdb_config *userdb;	/* its files are placed too */
+};
 
 /* Who the daemon's processes run as. */
 struct datadir_ids {
-	bool drop;	/* we are root and drop to config->user */
+	bool drop;	/* we are root and drop to user */
 	uid_t uid;	/* that user, or our own ids when !drop */
 	gid_t gid;
 };
 
 /*
- * Resolves config->user when running as root (drop = true); otherwise
- * the processes keep our own ids. -1 with *error_r when the user does not
- * exist or is root.
+ * Resolves user (the configured daemon user) when running as root (drop =
+ * true); otherwise the processes keep our own ids. -1 with *error_r when
+ * the user does not exist or is root.
  */
-int datadir_ids(const struct config *config, struct datadir_ids *ids_r,
-		char **error_r);
+int datadir_ids(const char *user, struct datadir_ids *ids_r, char **error_r);
 
 /*
  * Creates every directory of the layout that is missing (fsyncing its
@@ -41,14 +47,14 @@ int datadir_ids(const struct config *config, struct datadir_ids *ids_r,
  * and, when dropping, a directory above data_dir that the daemon user
  * cannot enter.
  */
-int datadir_prepare(const struct config *config, const struct datadir_ids *ids,
-		    char **error_r);
+int datadir_prepare(const struct datadir_config *config,
+		    const struct datadir_ids *ids, char **error_r);
 
 /*
  * As root with a daemon user configured: become that user (for admin
  * commands that write files the daemon must own, e.g. queue state).
  * 0 (also when there is nothing to do) or -1 with *error_r.
  */
-int datadir_become_daemon(const struct config *config, char **error_r);
+int datadir_become_daemon(const char *user, char **error_r);
 
 #endif

@@ -17,6 +17,14 @@
 
 #include "mail/envelope.h"
 
+/* queue: in the configuration (the runner's retry schedule) */
+struct queue_config {
+	uint64_t lifetime;	/* seconds until a bounce; 5d */
+	uint64_t retry_min;	/* first retry after; 5m */
+	uint64_t retry_max;	/* backoff cap; 4h */
+	uint64_t delay_warning;	/* seconds; 0 = no warnings */
+};
+
 extern const char *const queue_states[];	/* NULL-terminated dir names */
 
 /*

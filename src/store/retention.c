@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "daemon/config.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
@@ -43,16 +42,16 @@ sweep(void *arg)
 }
 
 struct retention *
-retention_start(const struct config *config)
+retention_start(const struct retention_config *rc, const char *data_dir)
 {
 	struct retention *r;
 
-	if (config->retention_mail == 0)
+	if (rc->mail == 0)
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
-	r->data_dir = xstrdup(config->data_dir);
-	r->max_age = config->retention_mail;
-	r->interval = config->retention_interval;
+	r->data_dir = xstrdup(data_dir);
+	r->max_age = rc->mail;
+	r->interval = rc->interval;
 	r->wq = workq_start_periodic("retention", r->interval, sweep, r);
 	return r;
 }

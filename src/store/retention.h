@@ -8,11 +8,19 @@
 #ifndef GODWIT_RETENTION_H
 #define GODWIT_RETENTION_H
 
-struct config;
+#include <stdint.h>
+
 struct retention;
 
-/* NULL if retention is off (retention.mail is 0). */
-struct retention *retention_start(const struct config *config);
+/* retention: in the configuration */
+struct retention_config {
+	uint64_t mail;		/* seconds mail is kept; 0 = forever */
+	uint64_t interval;	/* seconds between sweeps */
+};
+
+/* NULL if retention is off (rc->mail is 0). */
+struct retention *retention_start(const struct retention_config *rc,
+				  const char *data_dir);
 /* Stops the thread (waits for a sweep in progress) and frees. */
 void retention_stop(struct retention **r);
 

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/config.h"
 #include "lib/xalloc.h"
 #include "store/userdb.h"
 
@@ -15,10 +14,10 @@ static const struct userdb_ops *const backends[] = {
 };
 
 int
-userdb_open(const struct config *config, bool readonly, struct userdb **db_r,
-	    char **error_r)
+userdb_open(const struct userdb_config *udb, bool readonly,
+	    struct userdb **db_r, char **error_r)
 {
-	const char *driver = config->userdb_driver;
+	const char *driver = udb->driver;
 	const struct userdb_ops *ops = NULL;
 	char *path;
 	size_t i;
@@ -35,14 +34,11 @@ userdb_open(const struct config *config, bool readonly, struct userdb **db_r,
 		return -1;
 	}
 
-	/* The loader fills in the default; this keeps a hand-built config
-	 * (tests, early start-up) working too. */
-	if (config->userdb_path != NULL && *config->userdb_path != '\0')
-		path = xstrdup(config->userdb_path);
-	else if (config->data_dir != NULL && *config->data_dir != '\0')
-		path = xasprintf("%s/db/godwit.sqlite", config->data_dir);
-	else {
-		*error_r = xstrdup("no userdb path and no data_dir configured");
+	/* The loader fills in the default (<data_dir>/db/godwit.sqlite). */
+	if (udb->path != NULL && *udb->path != '\0') {
+		path = xstrdup(udb->path);
+	} else {
+		*error_r = xstrdup("no userdb path configured");
 		return -1;
 	}
 	r = ops->open(path, readonly, db_r, error_r);

@@ -21,8 +21,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct config;
 struct userdb;
+
+/* userdb: in the configuration */
+struct userdb_config {
+	char *driver;		/* "sqlite" */
+	char *path;		/* the loader's default:
+				 * <data_dir>/db/godwit.sqlite */
+};
 
 struct userdb_alias_list {
 	char **targets;		/* full addresses */
@@ -84,8 +90,8 @@ struct userdb {
 	const struct userdb_ops *ops;
 };
 
-/* Opens the backend named by config->userdb_driver. */
-int userdb_open(const struct config *config, bool readonly,
+/* Opens the backend named by udb->driver. */
+int userdb_open(const struct userdb_config *udb, bool readonly,
 		struct userdb **db_r, char **error_r);
 void userdb_close(struct userdb **db);
 void userdb_alias_list_clear(struct userdb_alias_list *l);

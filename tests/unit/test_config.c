@@ -109,131 +109,131 @@ dump(const struct config *c)
 		  c->postmaster != NULL ? c->postmaster : "(default)");
 	sb_printf(&b, "workers=%u\n", c->workers);
 	sb_printf(&b, "log.format=%s\n",
-		  c->log_format == LOG_FORMAT_KV	 ? "kv"
-		  : c->log_format == LOG_FORMAT_JSON ? "json"
+		  c->log.format == LOG_FORMAT_KV	 ? "kv"
+		  : c->log.format == LOG_FORMAT_JSON ? "json"
 						     : "?");
 	sb_printf(&b, "log.file=%s\n",
-		  c->log_file != NULL ? c->log_file : "(stderr)");
-	sb_printf(&b, "log.level=%s\n", level_name(c->log_level));
-	sb_printf(&b, "userdb.driver=%s\n", c->userdb_driver);
-	sb_printf(&b, "userdb.path=%s\n", c->userdb_path);
+		  c->log.file != NULL ? c->log.file : "(stderr)");
+	sb_printf(&b, "log.level=%s\n", level_name(c->log.level));
+	sb_printf(&b, "userdb.driver=%s\n", c->userdb.driver);
+	sb_printf(&b, "userdb.path=%s\n", c->userdb.path);
 	sb_printf(&b, "max_message_size=%llu\n",
-		  (unsigned long long)c->max_message_size);
-	sb_printf(&b, "max_recipients=%u\n", c->max_recipients);
-	sb_printf(&b, "max_errors=%u\n", c->max_errors);
-	sb_printf(&b, "max_command_line=%u\n", c->max_command_line);
-	sb_printf(&b, "max_text_line=%u\n", c->max_text_line);
-	sb_printf(&b, "vrfy=%s\n", c->vrfy ? "true" : "false");
-	if (c->recipient_delimiter == '\0')
+		  (unsigned long long)c->smtp.max_message_size);
+	sb_printf(&b, "max_recipients=%u\n", c->smtp.max_recipients);
+	sb_printf(&b, "max_errors=%u\n", c->smtp.max_errors);
+	sb_printf(&b, "max_command_line=%u\n", c->smtp.max_command_line);
+	sb_printf(&b, "max_text_line=%u\n", c->smtp.max_text_line);
+	sb_printf(&b, "vrfy=%s\n", c->smtp.vrfy ? "true" : "false");
+	if (c->smtp.recipient_delimiter == '\0')
 		sb_printf(&b, "recipient_delimiter=(none)\n");
 	else
 		sb_printf(&b, "recipient_delimiter=%c\n",
-			  c->recipient_delimiter);
+			  c->smtp.recipient_delimiter);
 	sb_printf(&b, "trusted_networks=");
-	dump_cidrs(&b, &c->trusted_networks);
+	dump_cidrs(&b, &c->smtp.trusted_networks);
 	sb_printf(&b, "\n");
 	sb_printf(&b, "timeouts=%llu/%llu/%llu\n",
-		  (unsigned long long)c->timeout_command,
-		  (unsigned long long)c->timeout_data_block,
-		  (unsigned long long)c->timeout_data_end);
+		  (unsigned long long)c->smtp.timeout_command,
+		  (unsigned long long)c->smtp.timeout_data_block,
+		  (unsigned long long)c->smtp.timeout_data_end);
 	sb_printf(&b, "min_data_rate=%llu\n",
-		  (unsigned long long)c->min_data_rate);
-	sb_printf(&b, "max_connections=%u\n", c->max_connections);
+		  (unsigned long long)c->smtp.min_data_rate);
+	sb_printf(&b, "max_connections=%u\n", c->limits.max_connections);
 	sb_printf(&b, "max_connections_per_ip=%u\n",
-		  c->max_connections_per_ip);
-	sb_printf(&b, "connection_rate=%u/%llu\n", c->conn_rate_count,
-		  (unsigned long long)c->conn_rate_window);
+		  c->limits.max_connections_per_ip);
+	sb_printf(&b, "connection_rate=%u/%llu\n", c->limits.conn_rate_count,
+		  (unsigned long long)c->limits.conn_rate_window);
 	sb_printf(&b, "greet_pass_ttl=%llu\n",
-		  (unsigned long long)c->greet_pass_ttl);
+		  (unsigned long long)c->limits.greet_pass_ttl);
 	sb_printf(&b, "shutdown_timeout=%llu\n",
-		  (unsigned long long)c->shutdown_timeout);
+		  (unsigned long long)c->limits.shutdown_timeout);
 	sb_printf(&b, "stress=threshold:%u timeout:%llu\n",
-		  c->stress_threshold, (unsigned long long)c->stress_timeout);
-	sb_printf(&b, "ipv6=/%u wide=/%u x%u\n", c->ipv6_prefix,
-		  c->ipv6_wide_prefix, c->ipv6_wide_factor);
+		  c->limits.stress_threshold, (unsigned long long)c->limits.stress_timeout);
+	sb_printf(&b, "ipv6=/%u wide=/%u x%u\n", c->limits.ipv6_prefix,
+		  c->limits.ipv6_wide_prefix, c->limits.ipv6_wide_factor);
 	sb_printf(&b, "tls.certificates=");
-	for (size_t i = 0; i < c->ntls_certs; i++)
+	for (size_t i = 0; i < c->tls.ncerts; i++)
 		sb_printf(&b, "%s%s+%s@%d", i > 0 ? "," : "",
-			  c->tls_certs[i].cert, c->tls_certs[i].key,
-			  c->tls_certs[i].line);
+			  c->tls.certs[i].cert, c->tls.certs[i].key,
+			  c->tls.certs[i].line);
 	sb_printf(&b, "\n");
-	sb_printf(&b, "tls.min_version=%s\n", c->tls_min_version);
-	sb_printf(&b, "tls.ciphers=%s\n", c->tls_ciphers);
+	sb_printf(&b, "tls.min_version=%s\n", c->tls.min_version);
+	sb_printf(&b, "tls.ciphers=%s\n", c->tls.ciphers);
 	sb_printf(&b, "tls.ciphersuites=%s\n",
-		  c->tls_ciphersuites != NULL ? c->tls_ciphersuites
+		  c->tls.ciphersuites != NULL ? c->tls.ciphersuites
 					      : "(openssl)");
 	sb_printf(&b, "tls.handshake_timeout=%llu\n",
-		  (unsigned long long)c->tls_handshake_timeout);
-	sb_printf(&b, "auth.cram_md5=%s\n", c->auth_cram_md5 ? "true" : "false");
+		  (unsigned long long)c->tls.handshake_timeout);
+	sb_printf(&b, "auth.cram_md5=%s\n", c->auth.cram_md5 ? "true" : "false");
 	sb_printf(&b, "auth.failures=%u/%u window=%llu ban=%llu\n",
-		  c->auth_max_failures_ip, c->auth_max_failures_account,
-		  (unsigned long long)c->auth_failure_window,
-		  (unsigned long long)c->auth_ban_time);
+		  c->auth.max_failures_ip, c->auth.max_failures_account,
+		  (unsigned long long)c->auth.failure_window,
+		  (unsigned long long)c->auth.ban_time);
 	sb_printf(&b, "auth.delay=%llu..%llu\n",
-		  (unsigned long long)c->auth_delay_base_ms,
-		  (unsigned long long)c->auth_delay_max_ms);
+		  (unsigned long long)c->auth.delay_base_ms,
+		  (unsigned long long)c->auth.delay_max_ms);
 	sb_printf(&b, "submission.check_from=%s\n",
-		  c->submission_check_from ? "true" : "false");
+		  c->submission.check_from ? "true" : "false");
 	sb_printf(&b, "submission.refuse_address_display_name=%s\n",
-		  c->submission_refuse_address_display_name ? "true"
+		  c->submission.refuse_address_display_name ? "true"
 							    : "false");
 	sb_printf(&b, "pop3=timeout:%llu login_delay:%llu\n",
-		  (unsigned long long)c->pop3_timeout,
-		  (unsigned long long)c->pop3_login_delay);
+		  (unsigned long long)c->pop3.timeout,
+		  (unsigned long long)c->pop3.login_delay);
 	sb_printf(&b, "pop3.login_timeout=%llu\n",
-		  (unsigned long long)c->pop3_login_timeout);
+		  (unsigned long long)c->pop3.login_timeout);
 	sb_printf(&b, "retention=mail:%llu interval:%llu\n",
-		  (unsigned long long)c->retention_mail,
-		  (unsigned long long)c->retention_interval);
-	sb_printf(&b, "dns=%s", c->dns_mode);
-	for (size_t i = 0; i < c->ndns_forwarders; i++)
-		sb_printf(&b, "%s%s", i ? "," : " fwd:", c->dns_forwarders[i]);
+		  (unsigned long long)c->retention.mail,
+		  (unsigned long long)c->retention.interval);
+	sb_printf(&b, "dns=%s", c->dns.mode);
+	for (size_t i = 0; i < c->dns.nforwarders; i++)
+		sb_printf(&b, "%s%s", i ? "," : " fwd:", c->dns.forwarders[i]);
 	sb_printf(&b, " ta:%s\n",
-		  c->dns_trust_anchor ? c->dns_trust_anchor : "-");
+		  c->dns.trust_anchor ? c->dns.trust_anchor : "-");
 	{
 		char a4[INET6_ADDRSTRLEN] = "-", a6[INET6_ADDRSTRLEN] = "-";
-		if (c->outbound_source4_len > 0)
+		if (c->outbound.source4_len > 0)
 			inet_ntop(AF_INET,
 				  &((const struct sockaddr_in *)&c
-					->outbound_source4)->sin_addr,
+					->outbound.source4)->sin_addr,
 				  a4, sizeof(a4));
-		if (c->outbound_source6_len > 0)
+		if (c->outbound.source6_len > 0)
 			inet_ntop(AF_INET6,
 				  &((const struct sockaddr_in6 *)&c
-					->outbound_source6)->sin6_addr,
+					->outbound.source6)->sin6_addr,
 				  a6, sizeof(a6));
 		sb_printf(&b,
 			  "outbound=v4:%d v6:%d prefer4:%d src:%s,%s port:%u "
 			  "tls:%d conns:%u/%u\n",
-			  c->outbound_ipv4, c->outbound_ipv6,
-			  c->outbound_prefer_ipv4, a4, a6, c->outbound_port,
-			  (int)c->outbound_tls, c->outbound_max_connections,
-			  c->outbound_max_per_domain);
+			  c->outbound.ipv4, c->outbound.ipv6,
+			  c->outbound.prefer_ipv4, a4, a6, c->outbound.port,
+			  (int)c->outbound.tls, c->outbound.max_connections,
+			  c->outbound.max_per_domain);
 	}
 	sb_printf(&b, "outbound.tls_policy=");
-	for (size_t i = 0; i < c->ntls_policies; i++)
-		sb_printf(&b, "%s%s:%d", i ? "," : "", c->tls_policies[i].domain,
-			  (int)c->tls_policies[i].policy);
+	for (size_t i = 0; i < c->outbound.ntls_policies; i++)
+		sb_printf(&b, "%s%s:%d", i ? "," : "", c->outbound.tls_policies[i].domain,
+			  (int)c->outbound.tls_policies[i].policy);
 	sb_printf(&b, "\n");
 	sb_printf(&b, "outbound.timeouts=%llu,%llu,%llu,%llu,%llu,%llu\n",
-		  (unsigned long long)c->outbound_timeout_connect,
-		  (unsigned long long)c->outbound_timeout_greeting,
-		  (unsigned long long)c->outbound_timeout_command,
-		  (unsigned long long)c->outbound_timeout_data_init,
-		  (unsigned long long)c->outbound_timeout_data_block,
-		  (unsigned long long)c->outbound_timeout_data_end);
+		  (unsigned long long)c->outbound.timeout_connect,
+		  (unsigned long long)c->outbound.timeout_greeting,
+		  (unsigned long long)c->outbound.timeout_command,
+		  (unsigned long long)c->outbound.timeout_data_init,
+		  (unsigned long long)c->outbound.timeout_data_block,
+		  (unsigned long long)c->outbound.timeout_data_end);
 	sb_printf(&b, "queue=lifetime:%llu retry:%llu..%llu warn:%llu\n",
-		  (unsigned long long)c->queue_lifetime,
-		  (unsigned long long)c->queue_retry_min,
-		  (unsigned long long)c->queue_retry_max,
-		  (unsigned long long)c->queue_delay_warning);
+		  (unsigned long long)c->queue.lifetime,
+		  (unsigned long long)c->queue.retry_min,
+		  (unsigned long long)c->queue.retry_max,
+		  (unsigned long long)c->queue.delay_warning);
 	sb_printf(&b, "smarthost=%s port:%u tls:%d verify:%d creds:%s domains:",
-		  c->smarthost_host ? c->smarthost_host : "-",
-		  c->smarthost_port, (int)c->smarthost_tls,
-		  c->smarthost_verify,
-		  c->smarthost_credentials ? c->smarthost_credentials : "-");
-	for (size_t i = 0; i < c->nsmarthost_domains; i++)
-		sb_printf(&b, "%s%s", i ? "," : "", c->smarthost_domains[i]);
+		  c->smarthost.host ? c->smarthost.host : "-",
+		  c->smarthost.port, (int)c->smarthost.tls,
+		  c->smarthost.verify,
+		  c->smarthost.credentials ? c->smarthost.credentials : "-");
+	for (size_t i = 0; i < c->smarthost.ndomains; i++)
+		sb_printf(&b, "%s%s", i ? "," : "", c->smarthost.domains[i]);
 	sb_printf(&b, "\n");
 	/* Before the listener lines, so one override covers every listener. */
 	sb_printf(&b, "listener_auth=");

@@ -91,9 +91,9 @@ setup_db(void **state)
 	if (mkdtemp(tmpdir) == NULL)
 		fail_msg("mkdtemp");
 	snprintf(path, sizeof(path), "%s/db/godwit.sqlite", tmpdir);
-	config.userdb_driver = "sqlite";
-	config.userdb_path = path;
-	must(userdb_open(&config, false, &db, &err), err);
+	config.userdb.driver = "sqlite";
+	config.userdb.path = path;
+	must(userdb_open(&config.userdb, false, &db, &err), err);
 	for (i = 0; i < sizeof(domains) / sizeof(domains[0]); i++)
 		must(db->ops->domain_add(db, domains[i], &err), err);
 	for (i = 0; i < sizeof(users) / sizeof(users[0]); i++)
@@ -119,7 +119,7 @@ setup_db(void **state)
 	userdb_close(&db);
 
 	/* The daemon's view: read-only, as a worker opens it. */
-	must(userdb_open(&config, true, &rodb, &err), err);
+	must(userdb_open(&config.userdb, true, &rodb, &err), err);
 	return 0;
 }
 

@@ -146,20 +146,20 @@ make_config(const struct cert_row *rows, size_t n, const char *min_version,
 	struct config *c = xcalloc(1, sizeof(*c));
 
 	c->path = xstrdup("t.yaml");
-	c->tls_certs = xcalloc(n > 0 ? n : 1, sizeof(*c->tls_certs));
-	c->ntls_certs = n;
+	c->tls.certs = xcalloc(n > 0 ? n : 1, sizeof(*c->tls.certs));
+	c->tls.ncerts = n;
 	for (size_t i = 0; i < n; i++) {
-		c->tls_certs[i].cert = xasprintf("%s/%s", tmpdir, rows[i].cert);
-		c->tls_certs[i].key = xasprintf("%s/%s", tmpdir, rows[i].key);
-		c->tls_certs[i].line = (int)(10 + i);
+		c->tls.certs[i].cert = xasprintf("%s/%s", tmpdir, rows[i].cert);
+		c->tls.certs[i].key = xasprintf("%s/%s", tmpdir, rows[i].key);
+		c->tls.certs[i].line = (int)(10 + i);
 	}
-	c->tls_min_version = xstrdup(min_version != NULL ? min_version
+	c->tls.min_version = xstrdup(min_version != NULL ? min_version
 							 : "TLSv1.2");
-	c->tls_ciphers = xstrdup(ciphers != NULL
+	c->tls.ciphers = xstrdup(ciphers != NULL
 				     ? ciphers
 				     : "ECDHE-ECDSA-AES128-GCM-SHA256:"
 				       "ECDHE-RSA-AES128-GCM-SHA256");
-	c->tls_ciphersuites = suites != NULL ? xstrdup(suites) : NULL;
+	c->tls.ciphersuites = suites != NULL ? xstrdup(suites) : NULL;
 	return c;
 }
 
@@ -255,7 +255,7 @@ test_load(void **state)
 		print_message("load: %s\n", tc->name);
 		c = make_config(tc->certs, tc->ncerts, tc->min_version,
 				tc->ciphers, tc->suites);
-		r = tls_ctx_new(c, &ctx, &error);
+		r = tls_ctx_new(&c->tls, c->path, &ctx, &error);
 		if (tc->error == NULL) {
 			if (r != 0)
 				print_error("unexpected: %s\n", error);
@@ -289,7 +289,7 @@ test_cert_as_key(void **state)
 	(void)state;
 	/* a.crt is 0644: refused for its mode before its content. */
 	c = make_config(&row, 1, NULL, NULL, NULL);
-	assert_int_equal(tls_ctx_new(c, &ctx, &error), -1);
+	assert_int_equal(tls_ctx_new(&c->tls, c->path, &ctx, &error), -1);
 	assert_error("t.yaml:10: key file %s/a.crt is readable by group or "
 		     "others; chmod 600 %s/a.crt",
 		     error);
@@ -303,7 +303,7 @@ test_cert_as_key(void **state)
 	EVP_PKEY_free(k);
 	const struct cert_row row2 = {"a.crt", "certonly.key"};
 	c = make_config(&row2, 1, NULL, NULL, NULL);
-	assert_int_equal(tls_ctx_new(c, &ctx, &error), -1);
+	assert_int_equal(tls_ctx_new(&c->tls, c->path, &ctx, &error), -1);
 	assert_error("t.yaml:10: key file %s/certonly.key: no PEM private "
 		     "key (*",
 		     error);
@@ -421,7 +421,7 @@ test_sni(void **state)
 	char *error;
 
 	(void)state;
-	assert_int_equal(tls_ctx_new(c, &ctx, &error), 0);
+	assert_int_equal(tls_ctx_new(&c->tls, c->path, &ctx, &error), 0);
 	for (size_t i = 0; i < sizeof(sni_cases) / sizeof(sni_cases[0]);
 	     i++) {
 		const struct sni_case *tc = &sni_cases[i];
@@ -493,7 +493,7 @@ test_versions(void **state)
 		char *error, desc[128];
 
 		print_message("version: %s\n", tc->name);
-		assert_int_equal(tls_ctx_new(c, &ctx, &error), 0);
+		assert_int_equal(tls_ctx_new(&c->tls, c->path, &ctx, &error), 0);
 		assert_int_equal(handshake(ctx, cctx, NULL, &cl, &s), tc->ok);
 		if (tc->ok) {
 			assert_string_equal(SSL_get_version(s),
@@ -526,7 +526,7 @@ test_options(void **state)
 	uint64_t opts;
 
 	(void)state;
-	assert_int_equal(tls_ctx_new(c, &ctx, &error), 0);
+	assert_int_equal(tls_ctx_new(&c->tls, c->path, &ctx, &error), 0);
 	opts = SSL_CTX_get_options(ctx);
 	assert_true(opts & SSL_OP_NO_COMPRESSION);
 	assert_true(opts & SSL_OP_NO_RENEGOTIATION);

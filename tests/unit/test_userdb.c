@@ -52,12 +52,12 @@ setup(void **state)
 	/* the mode datadir_prepare() gives data_dir: no "fixed" warning */
 	assert_int_equal(chmod(f->dir, 0750), 0);
 	snprintf(f->path, sizeof(f->path), "%s/db/godwit.sqlite", f->dir);
-	f->config.userdb_driver = "sqlite";
+	f->config.userdb.driver = "sqlite";
 	f->config.data_dir = f->dir;
 	/* as the loader fills it in: datadir_prepare() makes this file */
-	f->config.userdb_path = f->path;
+	f->config.userdb.path = f->path;
 	f->config.hostname = "mx.example.test";
-	f->config.recipient_delimiter = '+';
+	f->config.smtp.recipient_delimiter = '+';
 	*state = f;
 	return 0;
 }
@@ -78,7 +78,7 @@ open_rw(struct fixture *f)
 	struct userdb *db = NULL;
 	char *err = NULL;
 
-	if (userdb_open(&f->config, false, &db, &err) < 0)
+	if (userdb_open(&f->config.userdb, false, &db, &err) < 0)
 		fail_msg("open: %s", err);
 	return db;
 }
@@ -89,7 +89,7 @@ open_ro(struct fixture *f)
 	struct userdb *db = NULL;
 	char *err = NULL;
 
-	if (userdb_open(&f->config, true, &db, &err) < 0)
+	if (userdb_open(&f->config.userdb, true, &db, &err) < 0)
 		fail_msg("open read-only: %s", err);
 	return db;
 }
@@ -169,15 +169,15 @@ test_open_errors(void **state)
 	char *err = NULL, path[160];
 
 	/* read-only never creates */
-	assert_int_equal(userdb_open(&f->config, true, &db, &err), -1);
+	assert_int_equal(userdb_open(&f->config.userdb, true, &db, &err), -1);
 	assert_null(db);
 	assert_non_null(strstr(err, f->path));
 	free(err);
 	err = NULL;
 	assert_int_equal(access(f->path, F_OK), -1);
 
-	c.userdb_driver = "mysql";
-	assert_int_equal(userdb_open(&c, false, &db, &err), -1);
+	c.userdb.driver = "mysql";
+	assert_int_equal(userdb_open(&c.userdb, false, &db, &err), -1);
 	assert_non_null(strstr(err, "unknown userdb driver"));
 	free(err);
 	err = NULL;
@@ -186,12 +186,12 @@ test_open_errors(void **state)
 	snprintf(path, sizeof(path), "%s/other.sqlite", f->dir);
 	raw_sql(path, "CREATE TABLE t (x)");
 	c = f->config;
-	c.userdb_path = path;
-	assert_int_equal(userdb_open(&c, false, &db, &err), -1);
+	c.userdb.path = path;
+	assert_int_equal(userdb_open(&c.userdb, false, &db, &err), -1);
 	assert_non_null(strstr(err, "not a godwit user database"));
 	free(err);
 	err = NULL;
-	assert_int_equal(userdb_open(&c, true, &db, &err), -1);
+	assert_int_equal(userdb_open(&c.userdb, true, &db, &err), -1);
 	assert_non_null(strstr(err, "not a godwit user database"));
 	free(err);
 	err = NULL;
@@ -200,11 +200,11 @@ test_open_errors(void **state)
 	db = open_rw(f);
 	userdb_close(&db);
 	raw_sql(f->path, "UPDATE schema_version SET version = 3");
-	assert_int_equal(userdb_open(&f->config, true, &db, &err), -1);
+	assert_int_equal(userdb_open(&f->config.userdb, true, &db, &err), -1);
 	assert_non_null(strstr(err, "schema version 3"));
 	free(err);
 	err = NULL;
-	assert_int_equal(userdb_open(&f->config, false, &db, &err), -1);
+	assert_int_equal(userdb_open(&f->config.userdb, false, &db, &err), -1);
 	assert_non_null(strstr(err, "schema version 3"));
 	free(err);
 }
@@ -1009,7 +1009,7 @@ test_secrets_commands(void **state)
 	char *v, *first;
 
 	assert_int_equal(run_cmd(f, cmd_domain, NULL, add_domain).rc, 0);
-	f->config.auth_cram_md5 = true;
+	f->config.auth.cram_md5 = true;
 	r = run_cmd(f, cmd_user, "pencil\n", add_user);
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.err, "");
@@ -1025,7 +1025,7 @@ test_secrets_commands(void **state)
 	userdb_close(&db);
 
 	/* CRAM-MD5 turned off: the next password change drops the secret. */
-	f->config.auth_cram_md5 = false;
+	f->config.auth.cram_md5 = false;
 	r = run_cmd(f, cmd_user, "pencil\n", passwd);
 	assert_int_equal(r.rc, 0);
 	db = open_ro(f);
