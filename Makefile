@@ -27,6 +27,12 @@ LDLIBS   := $(PKG_LIBS) -lpthread
 
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined
+# The unit tests and fuzz targets set fixed SCRAM nonces and CRAM-MD5
+# challenges (net/sasl.h). Those setters are compiled only into a second
+# object of net/sasl.c that is linked into the tests and fuzz targets ahead
+# of the layer archives (so the archive's sasl.o is never pulled in); no
+# daemon binary has them.
+TEST_HOOKS := -DGODWIT_TEST_HOOKS
 
 LAYERS   := lib mail store net smtpd pop3d mta daemon cli
 MAIN     := src/cli/main.c
@@ -69,6 +75,14 @@ build/fuzz/obj/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
+build/asan/hooks/sasl.o: src/net/sasl.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $(TEST_HOOKS) -c -o $@ $<
+
+build/fuzz/hooks/sasl.o: src/net/sasl.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) $(TEST_HOOKS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
 # One archive per layer, rebuilt from scratch: `ar r` would keep objects of
 # deleted sources. main.c is not in one.
 layer_objs = $(filter-out $(1)/obj/cli/main.o,$(patsubst src/%.c,$(1)/obj/%.o,$(wildcard src/$(2)/*.c)))
@@ -88,9 +102,10 @@ build/godwit: $(MAIN) $(LIBS)
 build/asan/godwit: $(MAIN) $(ASAN_LIBS)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_LIBS) $(LDLIBS)
 
-build/asan/tests/%: tests/unit/%.c $(ASAN_LIBS) tests/unit/unit.h
+build/asan/tests/%: tests/unit/%.c build/asan/hooks/sasl.o $(ASAN_LIBS) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(ASAN_LIBS) \
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) $(TEST_HOOKS) -Itests/unit -o $@ $< \
+		build/asan/hooks/sasl.o $(ASAN_LIBS) \
 		$(LDLIBS) $$(pkg-config --libs cmocka)
 
 # The power-loss tests' recorder (tests/durability/syncrec.c), loaded into
@@ -100,10 +115,10 @@ build/tests/syncrec.so: tests/durability/syncrec.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
-build/fuzz/%: fuzz/%.c $(FUZZ_LIBS)
+build/fuzz/%: fuzz/%.c build/fuzz/hooks/sasl.o $(FUZZ_LIBS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) -fsanitize=fuzzer -o $@ $< \
-		$(FUZZ_LIBS) $(LDLIBS)
+	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) $(TEST_HOOKS) -fsanitize=fuzzer -o $@ $< \
+		build/fuzz/hooks/sasl.o $(FUZZ_LIBS) $(LDLIBS)
 
 asan: build/asan/godwit
 

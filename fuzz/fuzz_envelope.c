@@ -85,8 +85,8 @@ fuzz_envelope(const uint8_t *data, size_t size)
 	check(len2 == len && memcmp(text, text2, len) == 0);
 	free(text2);
 	free(text);
-	queue_envelope_free(&e2);
-	queue_envelope_free(&e);
+	queue_envelope_clear(&e2);
+	queue_envelope_clear(&e);
 	free(buf);
 }
 
@@ -106,7 +106,7 @@ fuzz_state(size_t nrcpts, const uint8_t *data, size_t size)
 	queue_state_init(&st, nrcpts);
 	if (queue_state_parse(buf, &st, &why) < 0) {
 		check(why != NULL && *why != '\0');
-		queue_state_free(&st);
+		queue_state_clear(&st);
 		free(buf);
 		return;
 	}
@@ -122,8 +122,8 @@ fuzz_state(size_t nrcpts, const uint8_t *data, size_t size)
 		check(strcmp(st2.errors[i], st.errors[i]) == 0);
 	}
 	free(text);
-	queue_state_free(&st2);
-	queue_state_free(&st);
+	queue_state_clear(&st2);
+	queue_state_clear(&st);
 	free(buf);
 }
 

@@ -66,7 +66,7 @@ collect(void *ctx, const char *key, size_t key_len, const unsigned char *v,
 }
 
 static void
-decoded_free(struct decoded *d)
+decoded_clear(struct decoded *d)
 {
 	for (int i = 0; i < d->n; i++)
 		free(d->val[i]);
@@ -208,7 +208,7 @@ check_format(enum logfmt_format fmt, const struct log_field *fields,
 		k++;
 	}
 	check(n == k && d.n == k);
-	decoded_free(&d);
+	decoded_clear(&d);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -35,7 +35,7 @@ check_list(const char *v, size_t len)
 					    &err) < 0 ||
 		    again.n != 1 || strcmp(again.v[0].addr, m->addr) != 0)
 			abort();
-		mail_address_list_free(&again);
+		mail_address_list_clear(&again);
 		if (m->display != NULL) {
 			n = mail_display_addresses(m->display, &addrs);
 			for (size_t k = 0; k < n; k++)
@@ -48,7 +48,7 @@ check_list(const char *v, size_t len)
 			mail_strings_free(&addrs, n);
 		}
 	}
-	mail_address_list_free(&l);
+	mail_address_list_clear(&l);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

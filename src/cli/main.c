@@ -1,5 +1,6 @@
 /*
- * godwit: one binary, subcommands.
+ * godwit: one binary, subcommands. This file only picks one: serve is
+ * daemon/server.c, the admin commands are cli/cmd_*.c (cli/cmd.h).
  *
  *	godwit [-c FILE] serve
  *	godwit [-c FILE] config check
@@ -15,92 +16,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/admin.h"
+#include "cli/cmd.h"
 #include "daemon/config.h"
-#include "net/dns.h"
-#include "lib/util.h"
-#include "lib/xalloc.h"
-#include "lib/log.h"
-#include "store/queue.h"
-#include "store/recipient.h"
 #include "daemon/server.h"
-#include "net/tls.h"
-#include "store/userdb.h"
 #include "daemon/version.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #define DEFAULT_CONFIG "/etc/godwit/godwit.yaml"
 
-/*
- * config check: where mail for postmaster@hostname and "<postmaster>"
- * goes (RFC 5321 4.5.1 requires someone to read it). A warning on
- * stderr when nobody would: the check still passes.
- */
-static void
-check_postmaster(const struct config *config)
-{
-	struct recipient_ctx ctx = {.hostname = config->hostname,
-				    .postmaster = config->postmaster};
-	struct recipient_result r;
-	char *err = NULL;
-
-	if (userdb_open(&config->userdb, true, &ctx.db, &err) < 0) {
-		fprintf(stderr,
-			"godwit: warning: postmaster: no user database yet "
-			"(%s): mail to postmaster@%s and <postmaster> gets "
-			"451 until a domain exists with a postmaster@ "
-			"alias\n",
-			err, config->hostname);
-		free(err);
-		return;
-	}
-	if (config->postmaster != NULL) {
-		/* the configured address alone, without the fallback */
-		struct recipient_ctx one = ctx;
-		one.postmaster = NULL;
-		one.hostname = NULL;
-		one.trusted = true;
-		char *text = xasprintf("<%s>", config->postmaster);
-		struct smtp_path path;
-		struct smtp_error perr;
-		const char *end;
-		memset(&r, 0, sizeof(r));
-		if (smtp_parse_path(text, false, false, true, &path, &end,
-				    &perr) == 0) {
-			recipient_resolve(&one, &path.mbox, &r);
-			if (r.verdict != RCPT_ACCEPT || r.unowned)
-				fprintf(stderr,
-					"godwit: warning: postmaster: %s "
-					"%s\n",
-					config->postmaster,
-					r.verdict == RCPT_TEMPFAIL
-					    ? "could not be looked up"
-					    : "is no user, alias or "
-					      "catch-all here");
-			recipient_result_free(&r);
-		}
-		free(text);
-	}
-	recipient_postmaster(&ctx, &r);
-	if (r.verdict != RCPT_ACCEPT)
-		fprintf(stderr,
-			"godwit: warning: postmaster: no address resolves "
-			"and there is no local domain: mail to "
-			"postmaster@%s and <postmaster> (RFC 5321 4.5.1) "
-			"gets 451: add a domain and `godwit alias add "
-			"postmaster@DOMAIN you@DOMAIN`, or set "
-			"`postmaster:`\n",
-			config->hostname);
-	else if (r.unowned)
-		fprintf(stderr,
-			"godwit: warning: postmaster: no user, alias or "
-			"catch-all receives postmaster mail: mail to "
-			"postmaster@%s and <postmaster> (RFC 5321 4.5.1) "
-			"goes to the mailbox %s, which nobody reads: `godwit "
-			"alias add %s you@...`, or set `postmaster:`\n",
-			config->hostname, r.mailboxes[0], r.mailboxes[0]);
-	recipient_result_free(&r);
-	userdb_close(&ctx.db);
-}
+/* The commands that work on a loaded configuration (cli/cmd.h). */
+static const struct {
+	const char *name;
+	int (*run)(const struct config *config, int argc, char **argv);
+} commands[] = {
+	{"domain", cmd_domain},
+	{"user", cmd_user},
+	{"alias", cmd_alias},
+	{"queue", cmd_queue},
+	{"route", cmd_route},
+};
 
 static void
 usage(FILE *f)
@@ -180,6 +115,7 @@ main(int argc, char **argv)
 	const char *path = getenv("GODWIT_CONFIG");
 	struct config *config = NULL;
 	const char *cmd;
+	size_t i;
 	int r;
 
 	if (path == NULL || *path == '\0')
@@ -220,42 +156,21 @@ main(int argc, char **argv)
 		}
 		if (load(path, &config) < 0)
 			return 1;
-		/* certificates, keys and cipher lists too, as serve loads them */
-		SSL_CTX *ctx = NULL;
-		char *err = NULL;
-		if (tls_ctx_new(&config->tls, config->path, &ctx, &err) < 0) {
-			fprintf(stderr, "%s\n", err);
-			free(err);
-			config_free(&config);
-			return 1;
-		}
-		tls_ctx_free(&ctx);
-		check_postmaster(config);
-		printf("%s: ok\n", path);
+		r = cmd_config_check(config, path);
 		config_free(&config);
-		return 0;
+		return r;
 	}
-	if (strcmp(cmd, "domain") != 0 && strcmp(cmd, "user") != 0 &&
-	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "queue") != 0 &&
-	    strcmp(cmd, "route") != 0) {
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			break;
+	if (i == sizeof(commands) / sizeof(commands[0])) {
 		fprintf(stderr, "godwit: unknown command '%s'\n\n", cmd);
 		usage(stderr);
 		return 2;
 	}
 	if (load(path, &config) < 0)
 		return 1;
-	if (strcmp(cmd, "domain") == 0)
-		r = admin_domain(config, argc, argv);
-	else if (strcmp(cmd, "user") == 0)
-		r = admin_user(config, argc, argv);
-	else if (strcmp(cmd, "alias") == 0)
-		r = admin_alias(config, argc, argv);
-	else if (strcmp(cmd, "route") == 0)
-		r = dns_route_cli(&config->dns, config->outbound.ipv4,
-				  config->outbound.ipv6,
-				  config->outbound.prefer_ipv4, argc, argv);
-	else
-		r = queue_admin(config->data_dir, config->user, argc, argv);
+	r = commands[i].run(config, argc, argv);
 	config_free(&config);
 	return r;
 }

@@ -398,7 +398,7 @@ spawn_runner(struct server *sv)
 		struct runner_settings rs;
 		config_runner_settings(sv->config, &rs);
 		code = runner_main(&rs, &sv->secrets);
-		runner_secrets_free(&sv->secrets);
+		runner_secrets_clear(&sv->secrets);
 		exit(code);
 	}
 	sv->runner_pid = pid;
@@ -648,7 +648,7 @@ reload(struct server *sv)
 				  errors);
 			free(errors);
 		} else {
-			runner_secrets_free(&sv->secrets);
+			runner_secrets_clear(&sv->secrets);
 			sv->secrets = ns;
 		}
 	}
@@ -772,7 +772,7 @@ serve_main(const char *config_path)
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);
 	tls_ctx_free(&sv.tls_ctx);
-	runner_secrets_free(&sv.secrets);
+	runner_secrets_clear(&sv.secrets);
 	config_free(&sv.config);
 	return 0;
 }

@@ -107,7 +107,7 @@ cidr_list_add(struct cidr_list *l, const struct cidr *c)
 }
 
 void
-cidr_list_free(struct cidr_list *l)
+cidr_list_clear(struct cidr_list *l)
 {
 	free(l->v);
 	l->v = NULL;

@@ -27,7 +27,7 @@ int cidr_parse(const char *s, struct cidr *r, const char **error_r);
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
 bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa);
 void cidr_list_add(struct cidr_list *l, const struct cidr *c);
-void cidr_list_free(struct cidr_list *l);
+void cidr_list_clear(struct cidr_list *l);
 
 /*
  * The address of sa as 16 bytes (IPv4 as ::ffff:a.b.c.d) for use as a key,

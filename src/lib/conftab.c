@@ -865,7 +865,7 @@ conf_free(const struct conf_section *sec, void *base)
 			xfree(FIELD(base, k, char *));
 			break;
 		case CONF_CIDRS:
-			cidr_list_free(FIELD(base, k, struct cidr_list));
+			cidr_list_clear(FIELD(base, k, struct cidr_list));
 			break;
 		case CONF_STRINGS: {
 			char ***v = FIELD(base, k, char **);

@@ -142,7 +142,7 @@ queue_rcpt_add(struct queue_envelope *e, const char *addr, unsigned notify,
 }
 
 void
-queue_envelope_free(struct queue_envelope *e)
+queue_envelope_clear(struct queue_envelope *e)
 {
 	free(e->client_ip);
 	free(e->helo);
@@ -363,7 +363,7 @@ queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *e,
 bad:
 	*error_r = xasprintf("malformed envelope line %d", lineno);
 fail:
-	queue_envelope_free(e);
+	queue_envelope_clear(e);
 	return -1;
 }
 
@@ -382,7 +382,7 @@ queue_state_init(struct queue_state *st, size_t nrcpts)
 }
 
 void
-queue_state_free(struct queue_state *st)
+queue_state_clear(struct queue_state *st)
 {
 	if (st->errors != NULL)
 		for (size_t i = 0; i < st->nrcpts; i++)

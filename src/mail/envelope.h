@@ -64,7 +64,7 @@ char *queue_envelope_format(const struct queue_envelope *e, size_t *len_r);
 int queue_envelope_parse(const char *buf, size_t len,
 			 struct queue_envelope *e, size_t *hdr_len_r,
 			 char **error_r);
-void queue_envelope_free(struct queue_envelope *e);
+void queue_envelope_clear(struct queue_envelope *e);
 void queue_rcpt_add(struct queue_envelope *e, const char *addr,
 		    unsigned notify, const char *orcpt);
 
@@ -96,7 +96,7 @@ struct queue_state {
 
 /* Sets *st to "nothing tried" for nrcpts recipients. */
 void queue_state_init(struct queue_state *st, size_t nrcpts);
-void queue_state_free(struct queue_state *st);
+void queue_state_clear(struct queue_state *st);
 /* The state file's text (caller frees). */
 char *queue_state_format(const struct queue_state *st, size_t *len_r);
 /*

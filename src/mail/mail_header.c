@@ -209,7 +209,7 @@ toks_push(struct toks *t, int type, char *text, struct sb *comment,
 }
 
 static void
-toks_free(struct toks *t)
+toks_clear(struct toks *t)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		free(t->v[i].text);
@@ -660,7 +660,7 @@ mail_address_list_parse(const char *value, size_t len,
 	memset(l_r, 0, sizeof(*l_r));
 	p.l = l_r;
 	if (tokenize(value, len, &p.t, error_r) < 0) {
-		toks_free(&p.t);
+		toks_clear(&p.t);
 		return -1;
 	}
 	for (;;) {
@@ -674,18 +674,18 @@ mail_address_list_parse(const char *value, size_t len,
 			r = fail(&p, "expected ',' between addresses");
 		break;
 	}
-	toks_free(&p.t);
+	toks_clear(&p.t);
 	free(p.comment.s);
 	if (r < 0) {
 		*error_r = p.error;
-		mail_address_list_free(l_r);
+		mail_address_list_clear(l_r);
 		return -1;
 	}
 	return 0;
 }
 
 void
-mail_address_list_free(struct mail_address_list *l)
+mail_address_list_clear(struct mail_address_list *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i].display);

@@ -91,7 +91,7 @@ struct mail_address_list {
 int mail_address_list_parse(const char *value, size_t len,
 			    struct mail_address_list *l_r,
 			    const char **error_r);
-void mail_address_list_free(struct mail_address_list *l);
+void mail_address_list_clear(struct mail_address_list *l);
 
 /*
  * Display text with its RFC 2047 encoded words decoded to their octets

@@ -170,7 +170,7 @@ dsn_route(struct msg *m, bool failure, struct recipient_result *res)
 		  LF_STR("reason", res->verdict == RCPT_REJECT
 					   ? "sender-unknown"
 					   : "lookup-failed"));
-	recipient_result_free(res);
+	recipient_result_clear(res);
 	if (res->verdict == RCPT_TEMPFAIL && failure)
 		m->dsn_failed = true;
 	return false;
@@ -249,7 +249,7 @@ dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 		return false;
 	}
 	job = dsn_job(m, text, len, &res, now);
-	recipient_result_free(&res);
+	recipient_result_clear(&res);
 	free(text);
 	if (job == NULL) {
 		if (failure)

@@ -95,8 +95,8 @@ msg_free(struct msg *m)
 	for (size_t i = 0; i < m->env.nrcpts; i++)
 		outcome_clear(&m->out[i]);
 	free(m->out);
-	queue_state_free(&m->st);
-	queue_envelope_free(&m->env);
+	queue_state_clear(&m->st);
+	queue_envelope_clear(&m->env);
 	free(m);
 	/* room again after a full house: take the next batch */
 	if (r->nmsgs == ACTIVE_LOW && (r->backlog || r->due.n > 0))
@@ -456,7 +456,7 @@ msg_open(struct msg *m, const char *from)
 		free(path);
 		queue_move(cf->data_dir, m->id, "active", "hold");
 		/* (read but not opened: no outcomes to free for it) */
-		queue_envelope_free(&m->env);
+		queue_envelope_clear(&m->env);
 		queue_state_init(&m->st, 0);
 		msg_free(m);
 		return false;

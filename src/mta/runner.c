@@ -10,7 +10,6 @@
  * durably, before the message they report on is removed.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
+#include "lib/workq.h"
 #include "mta/control.h"
 #include "mta/runner.h"
 #include "mta/runner_private.h"
@@ -73,7 +73,7 @@ runner_secrets_load(const struct smarthost_config *sh,
 }
 
 void
-runner_secrets_free(struct runner_secrets *s)
+runner_secrets_clear(struct runner_secrets *s)
 {
 	free(s->user);
 	if (s->pass != NULL) {
@@ -103,48 +103,28 @@ now_s(void)
 struct reap_item {
 	char id[QUEUE_ID_LEN + 1];
 	int fd;
-	struct reap_item *next;
 };
 
 struct reaper {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct reap_item *head, **tail;
-	bool stop;
+	struct workq *wq;	/* the reaper thread: one item at a time */
 	char *data_dir;
 };
 
-static void *
-reaper_main(void *arg)
+static void
+reaper_run(void *arg, void **items, size_t n)
 {
 	struct reaper *rp = arg;
+	struct reap_item *it = items[0];
+	char *path;
 
-	pthread_mutex_lock(&rp->lock);
-	for (;;) {
-		struct reap_item *it = rp->head;
-		if (it == NULL) {
-			if (rp->stop)
-				break;
-			pthread_cond_wait(&rp->cond, &rp->lock);
-			continue;
-		}
-		rp->head = it->next;
-		if (rp->head == NULL)
-			rp->tail = &rp->head;
-		pthread_mutex_unlock(&rp->lock);
-		char *path = xasprintf("%s/queue/active/%s", rp->data_dir,
-				       it->id);
-		unlink(path);
-		free(path);
-		queue_state_remove(rp->data_dir, it->id);
-		if (it->fd >= 0)
-			close(it->fd);
-		free(it);
-		pthread_mutex_lock(&rp->lock);
-	}
-	pthread_mutex_unlock(&rp->lock);
-	return NULL;
+	(void)n;
+	path = xasprintf("%s/queue/active/%s", rp->data_dir, it->id);
+	unlink(path);
+	free(path);
+	queue_state_remove(rp->data_dir, it->id);
+	if (it->fd >= 0)
+		close(it->fd);
+	free(it);
 }
 
 static struct reaper *
@@ -153,11 +133,7 @@ reaper_new(const char *data_dir)
 	struct reaper *rp = xcalloc(1, sizeof(*rp));
 
 	rp->data_dir = xstrdup(data_dir);
-	rp->tail = &rp->head;
-	pthread_mutex_init(&rp->lock, NULL);
-	pthread_cond_init(&rp->cond, NULL);
-	if (pthread_create(&rp->thread, NULL, reaper_main, rp) != 0)
-		fatalx("cannot start the reaper thread");
+	rp->wq = workq_start("reaper", 1, reaper_run, rp);
 	return rp;
 }
 
@@ -168,11 +144,7 @@ reaper_add(struct reaper *rp, const char *id, int fd)
 
 	memcpy(it->id, id, sizeof(it->id));
 	it->fd = fd;
-	pthread_mutex_lock(&rp->lock);
-	*rp->tail = it;
-	rp->tail = &it->next;
-	pthread_cond_signal(&rp->cond);
-	pthread_mutex_unlock(&rp->lock);
+	workq_submit(rp->wq, it);
 }
 
 /* Finishes what it has, then goes. */
@@ -183,13 +155,7 @@ reaper_free(struct reaper **rpp)
 
 	if (rp == NULL)
 		return;
-	pthread_mutex_lock(&rp->lock);
-	rp->stop = true;
-	pthread_cond_signal(&rp->cond);
-	pthread_mutex_unlock(&rp->lock);
-	pthread_join(rp->thread, NULL);
-	pthread_mutex_destroy(&rp->lock);
-	pthread_cond_destroy(&rp->cond);
+	workq_stop(&rp->wq);
 	free(rp->data_dir);
 	free(rp);
 	*rpp = NULL;
@@ -343,8 +309,8 @@ recover(struct runner *r)
 			if (queue_state_read(cf->data_dir, v[i], e.nrcpts,
 					     &st, &err) == 0)
 				when = st.next_attempt;
-			queue_state_free(&st);
-			queue_envelope_free(&e);
+			queue_state_clear(&st);
+			queue_envelope_clear(&e);
 		}
 		free(err);
 		free(path);

@@ -113,7 +113,7 @@ struct runner_secrets {
  * with *error_r (caller frees). */
 int runner_secrets_load(const struct smarthost_config *sh,
 			struct runner_secrets *s, char **error_r);
-void runner_secrets_free(struct runner_secrets *s);
+void runner_secrets_clear(struct runner_secrets *s);
 
 /* The process's main loop; returns the exit code. */
 int runner_main(const struct runner_settings *config,

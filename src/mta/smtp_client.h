@@ -16,7 +16,7 @@
  * the end-of-data reply starts with RSET.
  *
  * The content is the queue file's message part: LF line ends as stored,
- * sent with CR LF (src/pop3_stream.h does the transform; DATA adds the
+ * sent with CR LF (mail/pop3_stream.h does the transform; DATA adds the
  * stuffing and the final ".").
  *
  * Refusals made here, before anything is sent, as synthetic replies

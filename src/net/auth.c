@@ -20,11 +20,12 @@
 #include <openssl/sha.h>
 #include <time.h>
 
-#include "cli/admin.h"
 #include "net/auth.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "lib/workq.h"
+#include "store/password.h"
 #include "store/userdb.h"
 
 int
@@ -227,7 +228,7 @@ auth_sender_allowed(struct userdb *db, const char *account,
 		    strcmp(t, account) == 0)
 			r = 1;
 	}
-	userdb_alias_list_free(&l);
+	userdb_alias_list_clear(&l);
 	return r;
 }
 
@@ -358,47 +359,30 @@ struct authq {
 	struct event *ev;
 	int efd;
 	struct userdb *db;	/* used by the thread only */
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct auth_job *pending, **pending_tail;
+	struct workq *wq;	/* the auth thread: one job at a time */
+	pthread_mutex_t lock;	/* over done */
 	struct auth_job *done, **done_tail;
-	bool stop;
 };
 
-static void *
-authq_thread(void *arg)
+/* The auth thread: one step, then the job goes back to the loop. */
+static void
+authq_run(void *arg, void **items, size_t n)
 {
 	struct authq *q = arg;
+	struct auth_job *job = items[0];
 	uint64_t one = 1;
 
-	for (;;) {
-		struct auth_job *job;
+	(void)n;
+	job->challenge = NULL;
+	job->status = sasl_step(job->sasl, job->line, &job->challenge);
 
-		pthread_mutex_lock(&q->lock);
-		while (q->pending == NULL && !q->stop)
-			pthread_cond_wait(&q->cond, &q->lock);
-		if (q->pending == NULL) {
-			pthread_mutex_unlock(&q->lock);
-			return NULL;
-		}
-		job = q->pending;
-		q->pending = job->next;
-		if (q->pending == NULL)
-			q->pending_tail = &q->pending;
-		pthread_mutex_unlock(&q->lock);
-
-		job->challenge = NULL;
-		job->status = sasl_step(job->sasl, job->line, &job->challenge);
-
-		pthread_mutex_lock(&q->lock);
-		job->next = NULL;
-		*q->done_tail = job;
-		q->done_tail = &job->next;
-		pthread_mutex_unlock(&q->lock);
-		if (write(q->efd, &one, sizeof(one)) < 0) {
-			/* cannot overflow in practice */
-		}
+	pthread_mutex_lock(&q->lock);
+	job->next = NULL;
+	*q->done_tail = job;
+	q->done_tail = &job->next;
+	pthread_mutex_unlock(&q->lock);
+	if (write(q->efd, &one, sizeof(one)) < 0) {
+		/* cannot overflow in practice */
 	}
 }
 
@@ -447,17 +431,14 @@ authq_new(struct event_base *base, const struct userdb_config *udb,
 		free(q);
 		return NULL;
 	}
-	q->pending_tail = &q->pending;
 	q->done_tail = &q->done;
 	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		fatal("eventfd");
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->cond, NULL);
 	q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, authq_done_cb,
 			  q);
 	event_add(q->ev, NULL);
-	if (pthread_create(&q->thread, NULL, authq_thread, q) != 0)
-		fatalx("cannot start the auth thread");
+	q->wq = workq_start("auth", 1, authq_run, q);
 	return q;
 }
 
@@ -471,11 +452,7 @@ void
 authq_submit(struct authq *q, struct auth_job *job)
 {
 	job->next = NULL;
-	pthread_mutex_lock(&q->lock);
-	*q->pending_tail = job;
-	q->pending_tail = &job->next;
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->lock);
+	workq_submit(q->wq, job);
 }
 
 void
@@ -485,16 +462,11 @@ authq_free(struct authq **qp)
 
 	if (q == NULL)
 		return;
-	pthread_mutex_lock(&q->lock);
-	q->stop = true;
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->lock);
-	pthread_join(q->thread, NULL);
+	workq_stop(&q->wq);
 	authq_done_cb(q->efd, EV_READ, q);
 	event_free(q->ev);
 	close(q->efd);
 	pthread_mutex_destroy(&q->lock);
-	pthread_cond_destroy(&q->cond);
 	userdb_close(&q->db);
 	if (cache != NULL) {
 		OPENSSL_cleanse(cache, CACHE_SIZE * sizeof(*cache));

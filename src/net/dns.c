@@ -84,13 +84,11 @@ struct qhost {
 	bool secure4, secure6;
 };
 
-enum route_kind { ROUTE_MX, ROUTE_IMPLICIT, ROUTE_HOST, ROUTE_LITERAL };
-
-/* What dns_route_free() frees: the public route and what only the CLI
- * wants to know (route is first, so the pointers coincide). */
+/* What dns_route_free() frees: the public route and its kind, which only
+ * `godwit route` asks for (route is first, so the pointers coincide). */
 struct route_priv {
 	struct dns_route route;
-	enum route_kind kind;
+	enum dns_route_kind kind;
 };
 
 struct dns_query {
@@ -101,7 +99,7 @@ struct dns_query {
 	dns_route_cb *cb;
 	void *arg;
 
-	enum route_kind kind;
+	enum dns_route_kind kind;
 	struct qhost hosts[DNS_MAX_HOSTS];
 	size_t nhosts;
 	struct dns_sub subs[SUBS_MAX];
@@ -881,7 +879,7 @@ mx_done(struct dns_query *q, int err, const struct ub_result *res)
 		break;
 	case ANS_NODATA:
 		/* RFC 5321 5.1: no MX, the domain is its own mail host */
-		q->kind = ROUTE_IMPLICIT;
+		q->kind = DNS_ROUTE_IMPLICIT;
 		add_host(q, q->domain, 0);
 		host_lookups(q, 0);
 		break;
@@ -1001,15 +999,15 @@ permfail_reason(const struct dns_query *q, char *buf, size_t size)
 		  (h->st6 == FAM_NXDOMAIN || h->st6 == FAM_NONE);
 
 	switch (q->kind) {
-	case ROUTE_MX:
+	case DNS_ROUTE_MX:
 		bfmt(buf, size, "no address records for the MX hosts "
 			 "of %s", q->domain);
 		break;
-	case ROUTE_IMPLICIT:
+	case DNS_ROUTE_IMPLICIT:
 		bfmt(buf, size, "no MX or address records for %s",
 			 q->domain);
 		break;
-	case ROUTE_HOST:
+	case DNS_ROUTE_HOST:
 		if (nx)
 			bfmt(buf, size, "host %s does not exist "
 				 "(NXDOMAIN)", q->domain);
@@ -1017,7 +1015,7 @@ permfail_reason(const struct dns_query *q, char *buf, size_t size)
 			bfmt(buf, size, "no address records for host %s",
 				 q->domain);
 		break;
-	case ROUTE_LITERAL:
+	case DNS_ROUTE_LITERAL:
 		bfmt(buf, size, "address literal %s is of an address "
 			 "family that is not enabled", q->domain);
 		break;
@@ -1050,9 +1048,9 @@ route_build(const struct dns_query *q)
 	for (i = 0; i < q->nhosts; i++)
 		if (q->hosts[i].n4 + q->hosts[i].n6 > 0)
 			host_collect(q, &q->hosts[i], &rt->hosts[rt->nhosts++]);
-	if (q->kind == ROUTE_MX)
+	if (q->kind == DNS_ROUTE_MX)
 		rt->secure = q->mx_secure;
-	else if (q->kind != ROUTE_LITERAL && q->nhosts > 0)
+	else if (q->kind != DNS_ROUTE_LITERAL && q->nhosts > 0)
 		rt->secure = host_secure(&q->hosts[0]);
 	if (rt->nhosts > 0)
 		rt->status = DNS_OK;
@@ -1142,7 +1140,7 @@ literal_host(struct dns_query *q, const struct sockaddr_storage *ss)
 				? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
 				: (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
 
-	q->kind = ROUTE_LITERAL;
+	q->kind = DNS_ROUTE_LITERAL;
 	q->nhosts = 1;
 	if (inet_ntop(ss->ss_family, a, h->name, sizeof(h->name)) == NULL)
 		fatalx("dns: inet_ntop failed for a parsed literal");
@@ -1186,11 +1184,11 @@ dns_route_lookup(struct dns_resolver *r, const char *domain,
 	} else if (k == 1)
 		literal_host(q, &ss);
 	else if (opts->no_mx) {
-		q->kind = ROUTE_HOST;
+		q->kind = DNS_ROUTE_HOST;
 		add_host(q, q->domain, 0);
 		host_lookups(q, 0);
 	} else {
-		q->kind = ROUTE_MX;
+		q->kind = DNS_ROUTE_MX;
 		sub_start(q, SUB_MX, 0, q->domain);
 	}
 	if (q->npending == 0)
@@ -1229,130 +1227,55 @@ dns_route_free(struct dns_route **routep)
 	*routep = NULL;
 }
 
-/* ---- godwit route ----------------------------------------------------- */
+/* ---- one lookup with a loop of its own ------------------------------- */
 
-static const char usage_route_text[] =
-	"usage: godwit route [-4|-6] [-n] DOMAIN\n"
-	"  -4, -6  look up IPv4 or IPv6 addresses only\n"
-	"  -n      DOMAIN is a host (as for a smarthost): no MX lookup\n";
-
-struct cli_result {
+struct wait_result {
 	struct dns_route *route;
 	struct event_base *base;
 };
 
 static void
-cli_done(struct dns_route *route, void *arg)
+wait_done(struct dns_route *route, void *arg)
 {
-	struct cli_result *res = arg;
+	struct wait_result *res = arg;
 
 	res->route = route;
 	event_base_loopbreak(res->base);
 }
 
-static void
-cli_print(const char *domain, const struct dns_route *rt)
+enum dns_route_kind
+dns_route_kind(const struct dns_route *rt)
 {
-	const struct route_priv *p = (const struct route_priv *)rt;
-	static const char *const kinds[] = {
-		[ROUTE_MX] = "MX",
-		[ROUTE_IMPLICIT] = "no MX, implicit MX (the domain's address)",
-		[ROUTE_HOST] = "host (no MX lookup)",
-		[ROUTE_LITERAL] = "address literal",
-	};
-	char addr[INET6_ADDRSTRLEN];
-	const struct sockaddr_storage *ss;
-	size_t i, j;
-
-	switch (rt->status) {
-	case DNS_NULLMX:
-		printf("%s: null MX (RFC 7505): domain accepts no mail\n",
-		       domain);
-		return;
-	case DNS_PERMFAIL:
-		printf("%s: permanent failure: %s\n", domain, rt->error);
-		return;
-	case DNS_TEMPFAIL:
-		printf("%s: temporary failure: %s\n", domain, rt->error);
-		return;
-	case DNS_OK:
-		break;
-	}
-	printf("%s: %s%s\n", domain, kinds[p->kind],
-	       rt->secure ? " (DNSSEC secure)" : "");
-	for (i = 0; i < rt->nhosts; i++) {
-		printf("  %u %s", rt->hosts[i].pref, rt->hosts[i].name);
-		for (j = 0; j < rt->hosts[i].naddrs; j++) {
-			ss = &rt->hosts[i].addrs[j];
-			if (ss->ss_family == AF_INET)
-				inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
-					  addr, sizeof(addr));
-			else
-				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
-					  addr, sizeof(addr));
-			printf(" %s", addr);
-		}
-		printf("\n");
-	}
+	return ((const struct route_priv *)rt)->kind;
 }
 
 int
-dns_route_cli(const struct dns_config *dns, bool want_ipv4, bool want_ipv6,
-	      bool prefer_ipv4, int argc, char **argv)
+dns_route_lookup_wait(const struct dns_resolver_config *cfg,
+		      const char *domain, const struct dns_lookup_opts *opts,
+		      struct dns_route **route_r, char **error_r)
 {
-	struct dns_resolver_config rc = {
-		.mode = dns->mode,
-		.forwarders = (const char *const *)dns->forwarders,
-		.nforwarders = dns->nforwarders,
-		.trust_anchor = dns->trust_anchor,
-	};
-	struct dns_lookup_opts opts = {
-		.want_ipv4 = want_ipv4,
-		.want_ipv6 = want_ipv6,
-		.prefer = prefer_ipv4 ? DNS_PREFER_IPV4 : DNS_PREFER_IPV6,
-	};
-	struct cli_result res = { NULL, NULL };
+	struct wait_result res = {NULL, NULL};
 	struct dns_resolver *r = NULL;
-	char *err = NULL;
-	int i, code = 2;
+	int ret = -1;
 
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-4") == 0) {
-			opts.want_ipv4 = true;
-			opts.want_ipv6 = false;
-		} else if (strcmp(argv[i], "-6") == 0) {
-			opts.want_ipv4 = false;
-			opts.want_ipv6 = true;
-		} else if (strcmp(argv[i], "-n") == 0)
-			opts.no_mx = true;
-		else
-			break;
-	}
-	if (i != argc - 1) {
-		fputs(usage_route_text, stderr);
-		return 2;
-	}
+	*route_r = NULL;
 	if ((res.base = event_base_new()) == NULL) {
-		fprintf(stderr, "godwit: event_base_new failed\n");
-		return 2;
+		*error_r = xstrdup("event_base_new failed");
+		return -1;
 	}
-	if ((r = dns_resolver_new(res.base, &rc, &err)) == NULL) {
-		fprintf(stderr, "godwit: %s\n", err);
-		free(err);
+	if ((r = dns_resolver_new(res.base, cfg, error_r)) == NULL)
 		goto out;
-	}
-	(void)dns_route_lookup(r, argv[i], &opts, cli_done, &res);
+	(void)dns_route_lookup(r, domain, opts, wait_done, &res);
 	if (event_base_dispatch(res.base) < 0 || res.route == NULL) {
-		fprintf(stderr, "godwit: the event loop failed\n");
+		*error_r = xstrdup("the event loop failed");
 		goto out;
 	}
-	cli_print(argv[i], res.route);
-	code = res.route->status == DNS_OK ? 0
-	       : res.route->status == DNS_TEMPFAIL ? 2 : 1;
+	*route_r = res.route;
+	res.route = NULL;
+	ret = 0;
 out:
 	dns_route_free(&res.route);
 	dns_resolver_free(&r);
 	event_base_free(res.base);
-	fflush(stdout);
-	return code;
+	return ret;
 }

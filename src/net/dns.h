@@ -192,21 +192,24 @@ int dns_mx_rdata_parse(const unsigned char *rdata, size_t len,
 int dns_domain_parse(const char *domain, char *name, size_t size,
 		     struct sockaddr_storage *ss, socklen_t *len);
 
+/* How the hosts of a DNS_OK route were found. */
+enum dns_route_kind {
+	DNS_ROUTE_MX,		/* the domain's MX records */
+	DNS_ROUTE_IMPLICIT,	/* no MX: the domain's own address */
+	DNS_ROUTE_HOST,		/* no_mx: the name is a host */
+	DNS_ROUTE_LITERAL,	/* an address literal */
+};
+enum dns_route_kind dns_route_kind(const struct dns_route *rt);
+
 /*
- * `godwit route [-4|-6] [-n] DOMAIN` (argv[0] is "route"): looks the
- * route up with the configuration's dns: and outbound: sections (-4/-6
- * override ip_version; -n: DOMAIN is a host, no MX lookup, as for a
- * smarthost) and prints to stdout
- *	b.test: MX
- *	  10 mx1.b.test 198.18.0.12 fd00::12
- * ("no MX, implicit MX ...", "host ...", "address literal" instead of MX;
- * " (DNSSEC secure)" appended when validated), or one line
- * "b.test: null MX (RFC 7505): domain accepts no mail",
- * "b.test: permanent failure: ...", "b.test: temporary failure: ...".
- * Returns the exit code (0 found, 1 DNS_PERMFAIL/NULLMX, 2 TEMPFAIL or
- * usage).
+ * One route lookup with a resolver and an event loop of its own, for a
+ * command-line tool: waits for the answer. 0 with *route_r (free it with
+ * dns_route_free()), or -1 with *error_r (caller frees) when the resolver
+ * or the loop cannot run.
  */
-int dns_route_cli(const struct dns_config *dns, bool want_ipv4, bool want_ipv6,
-		  bool prefer_ipv4, int argc, char **argv);
+int dns_route_lookup_wait(const struct dns_resolver_config *cfg,
+			  const char *domain,
+			  const struct dns_lookup_opts *opts,
+			  struct dns_route **route_r, char **error_r);
 
 #endif

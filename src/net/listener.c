@@ -144,7 +144,7 @@ listener_clear(struct config_listener *li)
 	for (size_t j = 0; j < li->naddrs; j++)
 		free(li->addrs[j].text);
 	free(li->addrs);
-	cidr_list_free(&li->allow);
-	cidr_list_free(&li->deny);
+	cidr_list_clear(&li->allow);
+	cidr_list_clear(&li->deny);
 	memset(li, 0, sizeof(*li));
 }

@@ -67,9 +67,35 @@ static const char *const mech_names[SASL_MECH_COUNT] = {
 	[SASL_SCRAM_SHA_256] = "SCRAM-SHA-256",
 };
 
+#ifdef GODWIT_TEST_HOOKS
 /* Test-only fixed server nonce and CRAM-MD5 challenge ("" when unset). */
 static char test_nonce[TEST_NONCE_MAX + 1];
 static char test_challenge[TEST_CHALLENGE_MAX + 1];
+#endif
+
+/*
+ * The fixed server nonce and CRAM-MD5 challenge the tests set, or NULL:
+ * always NULL in the daemon, which is built without the hooks.
+ */
+static const char *
+fixed_nonce(void)
+{
+#ifdef GODWIT_TEST_HOOKS
+	if (test_nonce[0] != '\0')
+		return test_nonce;
+#endif
+	return NULL;
+}
+
+static const char *
+fixed_challenge(void)
+{
+#ifdef GODWIT_TEST_HOOKS
+	if (test_challenge[0] != '\0')
+		return test_challenge;
+#endif
+	return NULL;
+}
 
 /*
  * The key for the decoy salts of unknown SCRAM users (RFC 5802 section 9):
@@ -323,10 +349,11 @@ cram_start(struct sasl_session *s, char **challenge_r)
 {
 	unsigned char rnd[8];
 	char hex[2 * sizeof(rnd) + 1];
+	const char *fixed;
 	size_t i;
 
-	if (test_challenge[0] != '\0') {
-		s->cram_challenge = xstrdup(test_challenge);
+	if ((fixed = fixed_challenge()) != NULL) {
+		s->cram_challenge = xstrdup(fixed);
 	} else {
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 			return SASL_FAIL_TEMP;
@@ -519,7 +546,7 @@ scram_client_first(struct sasl_session *s, const char *msg, size_t n,
 	char authzid[SASL_NAME_MAX + 1], user[SASL_NAME_MAX + 1];
 	char snonce[TEST_NONCE_MAX + 1], *salt_b64;
 	unsigned char rnd[SCRAM_SNONCE_BYTES];
-	const char *p = msg, *bare, *cnonce;
+	const char *p = msg, *bare, *cnonce, *fixed;
 	bool have_authzid = false;
 	size_t len, cnlen;
 	int r;
@@ -581,8 +608,8 @@ scram_client_first(struct sasl_session *s, const char *msg, size_t n,
 		return SASL_FAIL_TEMP;
 	}
 
-	if (test_nonce[0] != '\0') {
-		memcpy(snonce, test_nonce, sizeof(snonce));
+	if ((fixed = fixed_nonce()) != NULL) {
+		memcpy(snonce, fixed, strlen(fixed) + 1);
 	} else {
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 			return SASL_FAIL_TEMP;
@@ -1049,6 +1076,7 @@ bad:
 	return -1;
 }
 
+#ifdef GODWIT_TEST_HOOKS
 int
 sasl_scram_set_test_nonce(const char *nonce)
 {
@@ -1081,3 +1109,4 @@ sasl_cram_set_test_challenge(const char *challenge)
 	memcpy(test_challenge, challenge, n + 1);
 	return 0;
 }
+#endif

@@ -255,8 +255,11 @@ int sasl_scram_generate(const char *password, struct sasl_scram_secret *r);
 char *sasl_scram_format(const struct sasl_scram_secret *sec);
 int sasl_scram_parse(const char *text, struct sasl_scram_secret *r);
 
+#ifdef GODWIT_TEST_HOOKS
 /*
- * FOR TESTS ONLY: makes every SCRAM session started afterwards use nonce
+ * FOR TESTS ONLY, and only in the builds the tests use (the Makefile
+ * defines GODWIT_TEST_HOOKS for the sanitizer and fuzz objects, never for
+ * build/godwit): makes every SCRAM session started afterwards use nonce
  * (printable ASCII, no ',', at most 128 characters) as its server nonce
  * instead of a random one, so the RFC 7677 example exchange can be
  * replayed byte for byte; NULL restores random nonces. A fixed nonce
@@ -273,5 +276,6 @@ int sasl_scram_set_test_nonce(const char *nonce);
  * restores fresh challenges. Returns 0, or -1 if challenge is unfit.
  */
 int sasl_cram_set_test_challenge(const char *challenge);
+#endif
 
 #endif

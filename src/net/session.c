@@ -254,8 +254,8 @@ session_free(struct session *s, const char *reason)
 	sasl_free(&s->sasl);
 	if (s->auth_timer != NULL)
 		event_free(s->auth_timer);
-	close_wait_free(&s->close_wait);
-	deadline_free(&s->deadline);
+	close_wait_clear(&s->close_wait);
+	deadline_clear(&s->deadline);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->counted)

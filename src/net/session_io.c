@@ -96,7 +96,7 @@ close_wait_flushed(struct close_wait *cw, struct event_base *base,
 }
 
 void
-close_wait_free(struct close_wait *cw)
+close_wait_clear(struct close_wait *cw)
 {
 	if (cw->timer != NULL)
 		event_free(cw->timer);
@@ -205,7 +205,7 @@ deadline_shorten(struct deadline *d, uint64_t allow_ms)
 }
 
 void
-deadline_free(struct deadline *d)
+deadline_clear(struct deadline *d)
 {
 	if (d->timer != NULL)
 		event_free(d->timer);

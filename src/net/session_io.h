@@ -56,7 +56,7 @@ bool close_wait_flushed(struct close_wait *cw, struct event_base *base,
 			void *arg);
 
 /* Frees the timer, if any. */
-void close_wait_free(struct close_wait *cw);
+void close_wait_clear(struct close_wait *cw);
 
 /*
  * Deadlines against slow clients (slowloris). libevent's read timeout
@@ -107,7 +107,7 @@ void deadline_add_octets(struct deadline *d, uint64_t n);
  * allow_ms from now (server under stress); DATA deadlines are left alone.
  */
 void deadline_shorten(struct deadline *d, uint64_t allow_ms);
-void deadline_free(struct deadline *d);
+void deadline_clear(struct deadline *d);
 
 /* "line", "tls-handshake", "data": for the log. */
 const char *deadline_kind_name(enum deadline_kind kind);

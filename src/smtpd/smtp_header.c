@@ -119,7 +119,7 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 				  "address (RFC 5322 3.6.2)"
 				: "Error: header From: must hold one or more "
 				  "addresses and no group (RFC 5322 3.6.2)");
-		mail_address_list_free(&l);
+		mail_address_list_clear(&l);
 		return header_refuse(t, 550, "5.6.0", "bad-address-header",
 				     NULL, text);
 	}
@@ -128,7 +128,7 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 		snprintf(text, sizeof(text),
 			 "Error: header %s: has more than %d addresses", field,
 			 HEADER_MAILBOXES_MAX);
-		mail_address_list_free(&l);
+		mail_address_list_clear(&l);
 		return header_refuse(t, 550, "5.6.0", "bad-address-header",
 				     NULL, text);
 	}
@@ -149,7 +149,7 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 			ret = display_check(s, &l.v[i], field);
 		}
 	}
-	mail_address_list_free(&l);
+	mail_address_list_clear(&l);
 	return ret;
 }
 

@@ -563,7 +563,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("to", addr), LF_UINT("code", 451),
 			  LF_STR("reason", "lookup"));
-		recipient_result_free(&res);
+		recipient_result_clear(&res);
 		return;
 	}
 	if (res.verdict == RCPT_REJECT) {
@@ -575,11 +575,11 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 			  LF_STR("reason", res.code == 554 ? "relay-denied"
 							   : "unknown-user"));
 		reply_error(s, res.code, res.enh, res.text);
-		recipient_result_free(&res);
+		recipient_result_clear(&res);
 		return;
 	}
 	txn_add_rcpt(t, addr, &args, &res);
-	recipient_result_free(&res);
+	recipient_result_clear(&res);
 	reply(s, "250 2.1.5 Ok");
 }
 
@@ -792,7 +792,7 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 	else
 		reply(s, "250 2.1.5 <%s@%s>", path.mbox.local,
 		      path.mbox.domain);
-	recipient_result_free(&res);
+	recipient_result_clear(&res);
 }
 
 /*

@@ -65,7 +65,7 @@ static const struct entry {
 	{AT_DATA, "queue/deferred", 'd', DAEMON, DAEMON, 0750},
 	{AT_DATA, "queue/hold", 'd', DAEMON, DAEMON, 0750},
 	{AT_DATA, "queue/state", 'd', DAEMON, DAEMON, 0750},
-	/* the queue runner's control socket (queue_control_path()) */
+	/* the queue runner's control socket (mta/control.h) */
 	{AT_DATA, "control", 'd', DAEMON, DAEMON, 0750},
 };
 

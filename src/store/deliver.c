@@ -38,6 +38,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "lib/workq.h"
 
 /* ---- spool ---------------------------------------------------------- */
 
@@ -193,7 +194,7 @@ delivery_job_free(struct delivery_job **jobp)
 		free(job->mailboxes[i]);
 	free(job->mailboxes);
 	if (job->env != NULL) {
-		queue_envelope_free(job->env);
+		queue_envelope_clear(job->env);
 		free(job->env);
 	}
 	free(job);
@@ -252,15 +253,12 @@ struct committer {
 	char *data_dir;
 	int data_fd;		/* for syncfs() */
 	char host[64];		/* for Maildir file names */
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct delivery_job *pending, **pending_tail;
+	struct workq *wq;	/* the committer thread: all that waits */
+	pthread_mutex_t lock;	/* over done */
 	struct delivery_job *done, **done_tail;
 	unsigned npending;	/* loop thread only */
 	unsigned seq;		/* committer thread only */
 	int pid;
-	bool stop;
 };
 
 /*
@@ -310,7 +308,7 @@ dirset_unique(struct dirset *ds)
 }
 
 static void
-dirset_free(struct dirset *ds)
+dirset_clear(struct dirset *ds)
 {
 	for (size_t i = 0; i < ds->n; i++)
 		free(ds->path[i]);
@@ -668,42 +666,35 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		free(st[j].qtmp);
 	}
 	free(st);
-	dirset_free(&ds);
-	dirset_free(&other);
-	dirset_free(&qs);
+	dirset_clear(&ds);
+	dirset_clear(&other);
+	dirset_clear(&qs);
 }
 
-static void *
-committer_thread(void *arg)
+/*
+ * The committer thread: every job that waits is one batch, linked in the
+ * order it was submitted.
+ */
+static void
+committer_run(void *arg, void **items, size_t n)
 {
 	struct committer *c = arg;
-	struct delivery_job *batch, *last;
+	struct delivery_job *batch = items[0], *last = items[n - 1];
 	uint64_t one = 1;
+	size_t i;
 
-	for (;;) {
-		pthread_mutex_lock(&c->lock);
-		while (c->pending == NULL && !c->stop)
-			pthread_cond_wait(&c->cond, &c->lock);
-		if (c->pending == NULL && c->stop) {
-			pthread_mutex_unlock(&c->lock);
-			return NULL;
-		}
-		batch = c->pending;
-		c->pending = NULL;
-		c->pending_tail = &c->pending;
-		pthread_mutex_unlock(&c->lock);
+	for (i = 0; i + 1 < n; i++)
+		((struct delivery_job *)items[i])->next = items[i + 1];
+	last->next = NULL;
 
-		commit_batch(c, batch);
+	commit_batch(c, batch);
 
-		for (last = batch; last->next != NULL; last = last->next)
-			;
-		pthread_mutex_lock(&c->lock);
-		*c->done_tail = batch;
-		c->done_tail = &last->next;
-		pthread_mutex_unlock(&c->lock);
-		if (write(c->efd, &one, sizeof(one)) < 0) {
-			/* the counter cannot overflow in practice */
-		}
+	pthread_mutex_lock(&c->lock);
+	*c->done_tail = batch;
+	c->done_tail = &last->next;
+	pthread_mutex_unlock(&c->lock);
+	if (write(c->efd, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow in practice */
 	}
 }
 
@@ -748,19 +739,16 @@ committer_new(struct event_base *base, const char *data_dir,
 				     ? '_'
 				     : hostname[i];
 	c->host[i] = '\0';
-	c->pending_tail = &c->pending;
 	c->done_tail = &c->done;
 	c->pid = (int)getpid();
 	c->data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		fatal("eventfd");
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
 	c->ev = event_new(base, c->efd, EV_READ | EV_PERSIST,
 			  committer_done_cb, c);
 	event_add(c->ev, NULL);
-	if (pthread_create(&c->thread, NULL, committer_thread, c) != 0)
-		fatalx("cannot start the committer thread");
+	c->wq = workq_start("committer", 0, committer_run, c);
 	return c;
 }
 
@@ -769,11 +757,7 @@ committer_submit(struct committer *c, struct delivery_job *job)
 {
 	job->next = NULL;
 	c->npending++;
-	pthread_mutex_lock(&c->lock);
-	*c->pending_tail = job;
-	c->pending_tail = &job->next;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
+	workq_submit(c->wq, job);
 }
 
 unsigned
@@ -789,16 +773,11 @@ committer_free(struct committer **cp)
 
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->lock);
-	c->stop = true;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	pthread_join(c->thread, NULL);
+	workq_stop(&c->wq);
 	committer_done_cb(c->efd, EV_READ, c);
 	event_free(c->ev);
 	close(c->efd);
 	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->cond);
 	if (c->data_fd >= 0)
 		close(c->data_fd);
 	free(c->data_dir);

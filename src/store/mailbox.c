@@ -363,7 +363,7 @@ mailbox_touch_login(struct mailbox *mb)
 }
 
 static void
-msgs_free(struct mailbox *mb)
+msgs_clear(struct mailbox *mb)
 {
 	for (size_t i = 0; i < mb->n; i++)
 		free(mb->msgs[i].name);
@@ -376,7 +376,7 @@ mailbox_close(struct mailbox *mb)
 {
 	if (mb->path == NULL)
 		return;		/* zeroed, or already closed */
-	msgs_free(mb);
+	msgs_clear(mb);
 	if (mb->lock_fd >= 0)
 		close(mb->lock_fd);	/* drops the flock */
 	for (unsigned s = 0; s < 2; s++)
@@ -531,7 +531,7 @@ mailbox_scan(struct mailbox *mb, size_t max_msgs)
 		errno = EINVAL;
 		return -1;
 	}
-	msgs_free(mb);
+	msgs_clear(mb);
 	for (unsigned s = 0; s < 2 && r == 0; s++)
 		r = scan_dir(&sc, mb->path, s);
 	if (r < 0) {

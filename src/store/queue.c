@@ -1,8 +1,8 @@
 /*
  * The queue on disk (see queue.h and docs/queue-format.md): ids, reading
  * queue files and state files, moving messages between the directories,
- * and the read-only queue admin commands. The records' text is
- * mail/envelope.c's.
+ * and what `godwit queue list|show` (cli/cmd_queue.c) read. The records'
+ * text is mail/envelope.c's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -11,14 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "store/datadir.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "store/queue.h"
@@ -86,7 +82,7 @@ queue_envelope_read(const char *path, struct queue_envelope *e,
 	 * ENVELOPE_MAX: the sum cannot wrap */
 	if ((uint64_t)st.st_size !=
 	    hdr_len + e->size + (sizeof(QUEUE_END) - 1)) {
-		queue_envelope_free(e);
+		queue_envelope_clear(e);
 		*error_r = xasprintf("%s: size does not match (torn file?)",
 				     path);
 		goto fail;
@@ -94,7 +90,7 @@ queue_envelope_read(const char *path, struct queue_envelope *e,
 	if (pread(fd, endbuf, sizeof(QUEUE_END) - 1,
 		  (off_t)(hdr_len + e->size)) != sizeof(QUEUE_END) - 1 ||
 	    memcmp(endbuf, QUEUE_END, sizeof(QUEUE_END) - 1) != 0) {
-		queue_envelope_free(e);
+		queue_envelope_clear(e);
 		*error_r = xasprintf("%s: end marker missing (torn file?)",
 				     path);
 		goto fail;
@@ -156,7 +152,7 @@ queue_state_read(const char *data_dir, const char *id, size_t nrcpts,
 		goto out;
 bad:
 	*error_r = xasprintf("%s: %s", path, why);
-	queue_state_free(st);
+	queue_state_clear(st);
 	queue_state_init(st, nrcpts);
 	ret = -1;
 out:
@@ -422,8 +418,8 @@ queue_file_op(const char *data_dir, const char *op, const char *id)
 				err = NULL;
 				queue_state_write(data_dir, id, &st, &err);
 			}
-			queue_state_free(&st);
-			queue_envelope_free(&e);
+			queue_state_clear(&st);
+			queue_envelope_clear(&e);
 		}
 		free(err);
 		free(path);
@@ -443,378 +439,57 @@ queue_file_op(const char *data_dir, const char *op, const char *id)
 	return -1;
 }
 
-char *
-queue_control_path(const char *data_dir)
+/* ---- what `godwit queue list|show` read ------------------------------- */
+
+char **
+queue_dir_names(const char *data_dir, const char *state, size_t *n_r)
 {
-	return xasprintf("%s/control/control.sock", data_dir);
-}
+	char *path = xasprintf("%s/queue/%s", data_dir, state);
+	DIR *dp = opendir(path);
+	struct dirent *de;
+	char **v = NULL;
+	size_t n = 0, cap = 0;
 
-/* ---- admin ---------------------------------------------------------- */
-
-/* "3d4h", "12m", "40s": a short age for the listing. */
-static const char *
-fmt_age(int64_t s)
-{
-	static char buf[32];
-
-	if (s < 0)
-		s = 0;
-	if (s >= 86400)
-		snprintf(buf, sizeof(buf), "%lldd%lldh", (long long)(s / 86400),
-			 (long long)(s % 86400 / 3600));
-	else if (s >= 3600)
-		snprintf(buf, sizeof(buf), "%lldh%lldm", (long long)(s / 3600),
-			 (long long)(s % 3600 / 60));
-	else if (s >= 60)
-		snprintf(buf, sizeof(buf), "%lldm", (long long)(s / 60));
-	else
-		snprintf(buf, sizeof(buf), "%llds", (long long)s);
-	return buf;
-}
-
-static void
-json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void
-list_one(const char *data_dir, const char *state,
-	 const struct queue_envelope *e, bool json)
-{
-	static const char *const names[] = {"pending", "done", "failed"};
-	struct queue_state st;
-	char *err = NULL;
-	int64_t now = (int64_t)time(NULL);
-
-	if (queue_state_read(data_dir, e->id, e->nrcpts, &st, &err) <
-	    0) {
-		fprintf(stderr, "godwit: %s\n", err);
-		free(err);
-	}
-	if (json) {
-		printf("{\"id\":\"%s\",\"state\":\"%s\",\"arrival\":%lld,"
-		       "\"sender\":",
-		       e->id, state, (long long)e->arrival);
-		json_str(stdout, e->sender);
-		printf(",\"size\":%llu,\"attempts\":%u,\"next_attempt\":",
-		       (unsigned long long)e->size, st.attempts);
-		if (st.attempts > 0 && strcmp(state, "deferred") == 0)
-			printf("%lld", (long long)st.next_attempt);
-		else
-			printf("null");
-		printf(",\"last_error\":");
-		if (st.last_error[0] != '\0')
-			json_str(stdout, st.last_error);
-		else
-			printf("null");
-		printf(",\"recipients\":[");
-		for (size_t i = 0; i < e->nrcpts; i++) {
-			printf("%s{\"addr\":", i ? "," : "");
-			json_str(stdout, e->rcpts[i].addr);
-			printf(",\"status\":\"%s\",\"error\":",
-			       names[st.status[i]]);
-			if (st.errors[i][0] != '\0')
-				json_str(stdout, st.errors[i]);
-			else
-				printf("null");
-			putchar('}');
-		}
-		printf("]}\n");
-	} else {
-		printf("%-16s %-8s %-8s %-8llu <%s>\n", e->id, state,
-		       fmt_age(now - e->arrival), (unsigned long long)e->size,
-		       e->sender);
-		for (size_t i = 0; i < e->nrcpts; i++) {
-			if (st.status[i] == QRS_DONE)
-				continue;
-			printf("    <%s>%s\n", e->rcpts[i].addr,
-			       st.status[i] == QRS_FAILED ? " (failed)" : "");
-			if (st.errors[i][0] != '\0')
-				printf("        %s\n", st.errors[i]);
-		}
-		if (st.attempts > 0 && strcmp(state, "deferred") == 0)
-			printf("    attempts %u, next in %s\n", st.attempts,
-			       fmt_age(st.next_attempt - now));
-	}
-	queue_state_free(&st);
-}
-
-static int
-queue_list(const char *data_dir, bool json)
-{
-	int count = 0;
-
-	if (!json)
-		printf("%-16s %-8s %-8s %-8s %s\n", "ID", "STATE", "AGE",
-		       "SIZE", "SENDER / RECIPIENTS");
-	for (const char *const *s = queue_states; *s != NULL; s++) {
-		char *dir = xasprintf("%s/queue/%s", data_dir, *s);
-		DIR *d = opendir(dir);
-		struct dirent *de;
-
-		if (d == NULL) {
-			free(dir);
-			continue;
-		}
-		while ((de = readdir(d)) != NULL) {
-			struct queue_envelope e;
-			uint64_t off;
-			char *path, *err = NULL;
-
-			if (de->d_name[0] == '.')
-				continue;
-			path = xasprintf("%s/%s", dir, de->d_name);
-			if (queue_envelope_read(path, &e, &off, &err) < 0) {
-				fprintf(stderr, "godwit: %s\n", err);
-				free(err);
-				free(path);
-				continue;
-			}
-			list_one(data_dir, *s, &e, json);
-			count++;
-			queue_envelope_free(&e);
-			free(path);
-		}
-		closedir(d);
-		free(dir);
-	}
-	if (!json)
-		printf("%d message%s in the queue\n", count,
-		       count == 1 ? "" : "s");
-	return 0;
-}
-
-static int
-queue_show(const char *data_dir, const char *id)
-{
-	if (!queue_id_valid(id)) {
-		fprintf(stderr, "godwit: %s: not a queue id\n", id);
-		return 1;
-	}
-	for (const char *const *s = queue_states; *s != NULL; s++) {
-		char *path = xasprintf("%s/queue/%s/%s", data_dir, *s,
-				       id);
-		struct queue_envelope e;
-		uint64_t off;
-		char *err = NULL;
-
-		if (access(path, F_OK) != 0) {
-			free(path);
-			continue;
-		}
-		if (queue_envelope_read(path, &e, &off, &err) < 0) {
-			fprintf(stderr, "godwit: %s\n", err);
-			free(err);
-			free(path);
-			return 1;
-		}
-		printf("id: %s\nstate: %s\narrival: %lld\nclient: %s\n"
-		       "helo: %s\nsender: <%s>\nsize: %llu\n",
-		       e.id, *s, (long long)e.arrival, e.client_ip, e.helo,
-		       e.sender, (unsigned long long)e.size);
-		for (size_t i = 0; i < e.nrcpts; i++)
-			printf("recipient: <%s>\n", e.rcpts[i].addr);
-		/* the message header */
-		FILE *f = fopen(path, "r");
-		if (f != NULL && fseeko(f, (off_t)off, SEEK_SET) == 0) {
-			char line[1024];
-			putchar('\n');
-			while (fgets(line, sizeof(line), f) != NULL &&
-			       line[0] != '\n')
-				fputs(line, stdout);
-		}
-		if (f != NULL)
-			fclose(f);
-		queue_envelope_free(&e);
-		free(path);
-		return 0;
-	}
-	fprintf(stderr, "godwit: %s: no such message in the queue\n", id);
-	return 1;
-}
-
-/*
- * Sends one command to the running daemon's queue runner. Returns its
- * answer (caller frees), or NULL with errno when nobody listens.
- */
-static char *
-control_send(const char *data_dir, const char *cmd)
-{
-	char *path = queue_control_path(data_dir), buf[512];
-	struct sockaddr_un sun;
-	size_t o = 0;
-	ssize_t n;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		free(path);
-		errno = ENAMETOOLONG;
-		return NULL;
-	}
-	memcpy(sun.sun_path, path, strlen(path));
 	free(path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	*n_r = 0;
+	if (dp == NULL)
 		return NULL;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		v[n++] = xstrdup(de->d_name);
+	}
+	closedir(dp);
+	*n_r = n;
+	return v;
+}
+
+char *
+queue_path(const char *data_dir, const char *state, const char *name)
+{
+	return xasprintf("%s/queue/%s/%s", data_dir, state, name);
+}
+
+char *
+queue_message_header(const char *path, uint64_t data_off)
+{
+	FILE *f = fopen(path, "r"), *out;
+	char line[1024], *text = NULL;
+	size_t len;
+
+	if (f == NULL)
 		return NULL;
+	if (fseeko(f, (off_t)data_off, SEEK_SET) == 0 &&
+	    (out = open_memstream(&text, &len)) != NULL) {
+		/* up to the blank line, in the pieces fgets() gives */
+		while (fgets(line, sizeof(line), f) != NULL && line[0] != '\n')
+			fputs(line, out);
+		fclose(out);
 	}
-	{
-		struct timeval tv = {30, 0};
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	}
-	if (write_full(fd, cmd, strlen(cmd)) < 0 ||
-	    write_full(fd, "\n", 1) < 0) {
-		close(fd);
-		return xstrdup("error cannot talk to the daemon");
-	}
-	while (o + 1 < sizeof(buf) &&
-	       (n = read(fd, buf + o, sizeof(buf) - 1 - o)) > 0)
-		o += (size_t)n;
-	close(fd);
-	buf[o] = '\0';
-	if (o > 0 && buf[o - 1] == '\n')
-		buf[o - 1] = '\0';
-	return xstrdup(o > 0 ? buf : "error no answer from the daemon");
-}
-
-static int
-queue_control(const char *data_dir, const char *user, const char *op,
-	      const char *target, bool bounce)
-{
-	char cmd[128], *answer;
-	int count = 0;
-
-	if (strcmp(target, "all") != 0 && !queue_id_valid(target)) {
-		fprintf(stderr, "godwit: %s: not a queue id\n", target);
-		return 1;
-	}
-	snprintf(cmd, sizeof(cmd), "%s %s%s", op, target,
-		 bounce ? " bounce" : "");
-	if ((answer = control_send(data_dir, cmd)) != NULL) {
-		int r = strncmp(answer, "ok ", 3) == 0 ? 0 : 1;
-		if (r == 0)
-			printf("%s: %s message%s\n", op, answer + 3,
-			       strcmp(answer + 3, "1") == 0 ? "" : "s");
-		else
-			fprintf(stderr, "godwit: %s\n",
-				strncmp(answer, "error ", 6) == 0 ? answer + 6
-								  : answer);
-		free(answer);
-		return r;
-	}
-	if (bounce) {
-		fprintf(stderr,
-			"godwit: delete --bounce needs the running daemon "
-			"(%s)\n",
-			strerror(errno));
-		return 1;
-	}
-	/* no daemon: the files are ours to move, as the daemon's user, so
-	 * that the state files written here stay the runner's to rewrite */
-	{
-		char *err = NULL;
-		if (datadir_become_daemon(user, &err) < 0) {
-			fprintf(stderr, "godwit: %s\n", err);
-			free(err);
-			return 1;
-		}
-	}
-	if (strcmp(target, "all") == 0) {
-		for (const char *const *s = queue_states; *s != NULL; s++) {
-			size_t n;
-			char **v = queue_ids(data_dir, *s, &n);
-			for (size_t i = 0; i < n; i++) {
-				if (queue_file_op(data_dir, op, v[i]) >
-				    0)
-					count++;
-				free(v[i]);
-			}
-			free(v);
-		}
-	} else {
-		int r = queue_file_op(data_dir, op, target);
-		if (r < 0) {
-			fprintf(stderr, "godwit: %s: %s\n", target,
-				strerror(errno));
-			return 1;
-		}
-		if (r == 0) {
-			fprintf(stderr,
-				"godwit: %s: no such message (or not one "
-				"%s applies to)\n",
-				target, op);
-			return 1;
-		}
-		count = 1;
-	}
-	printf("%s: %d message%s (daemon not running)\n", op, count,
-	       count == 1 ? "" : "s");
-	return 0;
-}
-
-static int
-queue_flush(const char *data_dir)
-{
-	char *answer = control_send(data_dir, "flush");
-
-	if (answer == NULL) {
-		fprintf(stderr,
-			"godwit: queue flush: the daemon is not running "
-			"(%s)\n",
-			strerror(errno));
-		return 1;
-	}
-	if (strncmp(answer, "ok ", 3) != 0) {
-		fprintf(stderr, "godwit: %s\n", answer);
-		free(answer);
-		return 1;
-	}
-	printf("flush: %s deferred message%s scheduled now\n", answer + 3,
-	       strcmp(answer + 3, "1") == 0 ? "" : "s");
-	free(answer);
-	return 0;
-}
-
-int
-queue_admin(const char *data_dir, const char *user, int argc, char **argv)
-{
-	if (argc == 2 && strcmp(argv[1], "list") == 0)
-		return queue_list(data_dir, false);
-	if (argc == 3 && strcmp(argv[1], "list") == 0 &&
-	    strcmp(argv[2], "--json") == 0)
-		return queue_list(data_dir, true);
-	if (argc == 3 && strcmp(argv[1], "show") == 0)
-		return queue_show(data_dir, argv[2]);
-	if (argc == 2 && strcmp(argv[1], "flush") == 0)
-		return queue_flush(data_dir);
-	if (argc == 3 && (strcmp(argv[1], "hold") == 0 ||
-			  strcmp(argv[1], "release") == 0 ||
-			  strcmp(argv[1], "delete") == 0))
-		return queue_control(data_dir, user, argv[1], argv[2], false);
-	if (argc == 4 && strcmp(argv[1], "delete") == 0 &&
-	    strcmp(argv[3], "--bounce") == 0)
-		return queue_control(data_dir, user, argv[1], argv[2], true);
-	fprintf(stderr, "usage: godwit queue list [--json]\n"
-			"       godwit queue show ID\n"
-			"       godwit queue hold ID|all\n"
-			"       godwit queue release ID|all\n"
-			"       godwit queue delete ID|all [--bounce]\n"
-			"       godwit queue flush\n");
-	return 2;
+	fclose(f);
+	return text;
 }

@@ -108,13 +108,20 @@ ssize_t queue_move_batch(const char *data_dir, const char *from,
  */
 int queue_file_op(const char *data_dir, const char *op, const char *id);
 
-/* The daemon's control socket: <data_dir>/control/control.sock (the
- * directory is the queue runner's, datadir.c) */
-char *queue_control_path(const char *data_dir);
-
-/* godwit queue list|show: argv[0] is "queue"; user is the configured
- * one the daemon runs as. Returns the exit code. */
-int queue_admin(const char *data_dir, const char *user, int argc,
-		char **argv);
+/*
+ * The names in queue/<state>/ in the order the directory lists them, every
+ * name but dot-files (`godwit queue list` reports a file that is not a
+ * message rather than hide it). NULL when there are none or the directory
+ * cannot be opened (*n_r = 0). Caller frees each and the array.
+ */
+char **queue_dir_names(const char *data_dir, const char *state, size_t *n_r);
+/* <data_dir>/queue/<state>/<name> (caller frees) */
+char *queue_path(const char *data_dir, const char *state, const char *name);
+/*
+ * The message header of the queue file at path: from data_off (what
+ * queue_envelope_read() gave) up to the blank line, which is left out.
+ * NULL if the file cannot be opened or read there (caller frees).
+ */
+char *queue_message_header(const char *path, uint64_t data_off);
 
 #endif

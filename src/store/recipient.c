@@ -59,7 +59,7 @@ strvec_add_unique(struct strvec *sv, const char *s)
 }
 
 static void
-strvec_free(struct strvec *sv)
+strvec_clear(struct strvec *sv)
 {
 	userdb_string_list_free(&sv->v, sv->n);
 	sv->n = 0;
@@ -154,12 +154,12 @@ expand_alias(struct resolve *rs, const char *key, int depth)
 	if (depth < ALIAS_DEPTH_MAX) {
 		for (i = 0; i < l.n; i++) {
 			if (resolve_target(rs, l.targets[i], depth + 1) < 0) {
-				userdb_alias_list_free(&l);
+				userdb_alias_list_clear(&l);
 				return -1;
 			}
 		}
 	}
-	userdb_alias_list_free(&l);
+	userdb_alias_list_clear(&l);
 	return 1;
 }
 
@@ -278,7 +278,7 @@ tempfail(struct recipient_result *r)
 static void
 take(struct recipient_result *to, struct recipient_result *from)
 {
-	recipient_result_free(to);
+	recipient_result_clear(to);
 	*to = *from;
 	memset(from, 0, sizeof(*from));
 }
@@ -314,7 +314,7 @@ recipient_postmaster(const struct recipient_ctx *ctx,
 				take(r, &tmp);
 				return 0;
 			}
-			recipient_result_free(&tmp);
+			recipient_result_clear(&tmp);
 		}
 		free(text);
 	}
@@ -406,7 +406,7 @@ recipient_resolve(const struct recipient_ctx *ctx,
 		     strcmp(key, domain) == 0))) {
 		/* RFC 5321 4.5.1: postmaster of this host, which is not one
 		 * of our mail domains */
-		strvec_free(&rs.seen);
+		strvec_clear(&rs.seen);
 		recipient_postmaster(ctx, r);
 		return 0;
 	} else if (ctx->trusted || ctx->authenticated) {
@@ -426,14 +426,14 @@ recipient_resolve(const struct recipient_ctx *ctx,
 	rs.mailboxes.v = rs.remotes.v = NULL;
 	rs.mailboxes.n = rs.remotes.n = 0;
 out:
-	strvec_free(&rs.mailboxes);
-	strvec_free(&rs.remotes);
-	strvec_free(&rs.seen);
+	strvec_clear(&rs.mailboxes);
+	strvec_clear(&rs.remotes);
+	strvec_clear(&rs.seen);
 	return 0;
 }
 
 void
-recipient_result_free(struct recipient_result *r)
+recipient_result_clear(struct recipient_result *r)
 {
 	userdb_string_list_free(&r->mailboxes, r->nmailboxes);
 	userdb_string_list_free(&r->remotes, r->nremotes);

@@ -61,11 +61,11 @@ struct recipient_result {
 };
 
 /* Always returns 0: the outcome, reply included, is in *r (free it with
- * recipient_result_free() whatever the verdict). */
+ * recipient_result_clear() whatever the verdict). */
 int recipient_resolve(const struct recipient_ctx *ctx,
 		      const struct smtp_mailbox *rcpt,
 		      struct recipient_result *r);
-void recipient_result_free(struct recipient_result *r);
+void recipient_result_clear(struct recipient_result *r);
 
 /*
  * Where mail for the postmaster of this host goes: ctx->postmaster

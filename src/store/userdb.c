@@ -56,7 +56,7 @@ userdb_close(struct userdb **db)
 }
 
 void
-userdb_alias_list_free(struct userdb_alias_list *l)
+userdb_alias_list_clear(struct userdb_alias_list *l)
 {
 	userdb_string_list_free(&l->targets, l->n);
 	l->n = 0;

@@ -94,7 +94,7 @@ struct userdb {
 int userdb_open(const struct userdb_config *udb, bool readonly,
 		struct userdb **db_r, char **error_r);
 void userdb_close(struct userdb **db);
-void userdb_alias_list_free(struct userdb_alias_list *l);
+void userdb_alias_list_clear(struct userdb_alias_list *l);
 void userdb_string_list_free(char ***list, size_t n);
 
 extern const struct userdb_ops userdb_sqlite_ops;

@@ -543,7 +543,7 @@ sqlite_alias_lookup(struct userdb *db, const char *source,
 	}
 	lookup_done(s, LK_ALIAS_LOOKUP);
 	if (rc < 0) {
-		userdb_alias_list_free(r);
+		userdb_alias_list_clear(r);
 		return -1;
 	}
 	return r->n > 0 ? 1 : 0;

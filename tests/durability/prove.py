@@ -34,57 +34,57 @@ DURABILITY = "test_powerloss.py::test_power_cut_delivery_queue_runner_pop3 " \
 
 # (site, file, exact text, replacement, tests to run)
 SITES = [
-    ("deliver.c phase_sync_files: fdatasync(spool file)", "src/deliver.c",
+    ("deliver.c phase_sync_files: fdatasync(spool file)", "src/store/deliver.c",
      "if (fdatasync(job->spool->fd) < 0)", "if (0)", DURABILITY),
-    ("deliver.c phase_sync_files: fdatasync(queue file)", "src/deliver.c",
+    ("deliver.c phase_sync_files: fdatasync(queue file)", "src/store/deliver.c",
      "else if (st->qfd >= 0 && fdatasync(st->qfd) < 0)", "else if (0)", DURABILITY),
-    ("deliver.c commit_batch: syncfs before the entries (group)", "src/deliver.c",
+    ("deliver.c commit_batch: syncfs before the entries (group)", "src/store/deliver.c",
      "if (syncfs(c->data_fd) < 0) {", "if (0) {", DURABILITY),
-    ("deliver.c commit_batch: syncfs after the entries (group)", "src/deliver.c",
+    ("deliver.c commit_batch: syncfs after the entries (group)", "src/store/deliver.c",
      "if (ds.n > 0 && syncfs(c->data_fd) < 0) {", "if (0) {", DURABILITY),
-    ("deliver.c commit_batch: fsync of each directory (sync_dirset ds)", "src/deliver.c",
+    ("deliver.c commit_batch: fsync of each directory (sync_dirset ds)", "src/store/deliver.c",
      "\t\tsync_dirset(&ds, st, n);", "\t\t(void)0;", DURABILITY),
-    ("deliver.c commit_batch: fsync of copies' directories (sync_dirset other)", "src/deliver.c",
+    ("deliver.c commit_batch: fsync of copies' directories (sync_dirset other)", "src/store/deliver.c",
      "\tsync_dirset(&other, st, n);", "\t(void)0;", DURABILITY),
-    ("deliver.c commit_batch: fsync(queue/incoming) in phase 5", "src/deliver.c",
+    ("deliver.c commit_batch: fsync(queue/incoming) in phase 5", "src/store/deliver.c",
      "\tsync_dirset(&qs, st, n);", "\t(void)0;", DURABILITY),
-    ("deliver.c maildir_copy: fdatasync(copy)", "src/deliver.c",
+    ("deliver.c maildir_copy: fdatasync(copy)", "src/store/deliver.c",
      "spool_copy(job->spool, 0, fd) == 0 && fdatasync(fd) == 0 &&",
      "spool_copy(job->spool, 0, fd) == 0 &&", DURABILITY),
-    ("deliver.c mkdir_durable: fsync(parent) of a new Maildir directory", "src/deliver.c",
+    ("deliver.c mkdir_durable: fsync(parent) of a new Maildir directory", "src/store/deliver.c",
      "r = fsync_dir(parent);", "r = 0;", DURABILITY),
-    ("queue.c queue_state_write_batch: fdatasync(each state file)", "src/queue.c",
+    ("queue.c queue_state_write_batch: fdatasync(each state file)", "src/store/queue.c",
      "fdatasync(fd) < 0 || rename(tmp, path) < 0) {",
      "rename(tmp, path) < 0) {", DURABILITY),
-    ("queue.c queue_state_write_batch: fsync(queue/state) of a batch", "src/queue.c",
+    ("queue.c queue_state_write_batch: fsync(queue/state) of a batch", "src/store/queue.c",
      "if (renamed > 0 && fsync_dir(dir) < 0) {", "if (0) {", DURABILITY),
     ("queue.c queue_move_batch: fsync(to) of a batch (links out of incoming/, "
-     "renames otherwise)", "src/queue.c",
+     "renames otherwise)", "src/store/queue.c",
      "if (moved > 0 && fsync_dir(dir) < 0) {", "if (0) {", DURABILITY),
     ("queue.c queue_move_batch: fsync(to) after links only (out of incoming/)",
-     "src/queue.c", "if (moved > 0 && fsync_dir(dir) < 0) {",
+     "src/store/queue.c", "if (moved > 0 && fsync_dir(dir) < 0) {",
      "if (moved > 0 && !linking && fsync_dir(dir) < 0) {", DURABILITY),
     ("queue.c queue_move_batch: fsync(to) after renames only (out of "
-     "deferred/, hold/, active/)", "src/queue.c",
+     "deferred/, hold/, active/)", "src/store/queue.c",
      "if (moved > 0 && fsync_dir(dir) < 0) {",
      "if (moved > 0 && linking && fsync_dir(dir) < 0) {", DURABILITY),
-    ("mailbox.c mailbox_commit: fsync(new/, cur/) in POP3 UPDATE", "src/mailbox.c",
+    ("mailbox.c mailbox_commit: fsync(new/, cur/) in POP3 UPDATE", "src/store/mailbox.c",
      "open_sub(mb->path, subdirs[s])) < 0 ||\n\t\t    fsync(dfd) < 0) {",
      "open_sub(mb->path, subdirs[s])) < 0) {", DURABILITY),
     # the code before this work, where a test targets its defect
-    ("OLD queue_move (plain rename, no fsync)", "src/queue.c",
+    ("OLD queue_move (plain rename, no fsync)", "src/store/queue.c",
      None, "old_queue_move", DURABILITY),
     ("OLD runner (a queue move and a state file, each with its fsync, per "
-     "message)", "src/runner.c", None, "git:57b4a1d",
+     "message)", "src/mta/runner.c", None, "git:57b4a1d",
      "test_powerloss.py::test_power_cut_batched_queue_moves"),
     ("OLD deliver.c (DIRSET_MAX: an fsync failure beyond it only logged)",
-     "src/deliver.c", None, "git:cc78af3",
+     "src/store/deliver.c", None, "git:cc78af3",
      "test_powerloss.py::test_failed_fsync_beyond_the_old_dirset_limit"),
     ("OLD deliver.c (queue file into incoming/ before the Maildirs are durable)",
-     "src/deliver.c", None, "git:cc78af3",
+     "src/store/deliver.c", None, "git:cc78af3",
      "test_powerloss.py::test_failed_directory_fsync_fails_the_message"),
     ("OLD mailbox.c (POP3 UPDATE: fsync failure only logged, +OK)",
-     "src/mailbox.c", None, "git:cc78af3",
+     "src/store/mailbox.c", None, "git:cc78af3",
      "test_powerloss.py::test_failed_fsync_in_pop3_update"),
 ]
 
@@ -95,12 +95,27 @@ OLD_QUEUE_MOVE = [
 ]
 
 
+def git_show(commit, path):
+    """path as it was at commit. A commit from before src/ had layers has
+    the file at its flat place (src/NAME.c); its includes are then named
+    by the layer each header is in now."""
+    show = ["git", "-C", str(REPO), "show"]
+    p = subprocess.run(show + [f"{commit}:{path}"], capture_output=True, text=True)
+    if p.returncode == 0:
+        return p.stdout
+    text = subprocess.run(show + [f"{commit}:src/{Path(path).name}"],
+                          check=True, capture_output=True, text=True).stdout
+    where = {h.name: f"{h.parent.name}/{h.name}" for h in (REPO / "src").glob("*/*.h")}
+    return re.sub(r'^(\s*#\s*include\s+")([^"/]+)"',
+                  lambda m: f'{m.group(1)}{where.get(m.group(2), m.group(2))}"',
+                  text, flags=re.M)
+
+
 def patch(tree, path, old, new):
     f = tree / path
     text = f.read_text()
     if new.startswith("git:"):
-        text = subprocess.run(["git", "-C", str(REPO), "show", f"{new[4:]}:{path}"],
-                              check=True, capture_output=True, text=True).stdout
+        text = git_show(new[4:], path)
     elif new == "old_queue_move":
         for o, n in OLD_QUEUE_MOVE:
             assert text.count(o) == 1, o
@@ -128,9 +143,9 @@ def scratch():
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, t / name)
     (t / "build").mkdir()
-    for name in ("obj", "libgodwit.a", "godwit"):
-        src = REPO / "build" / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, t / "build" / name)
+    for src in [REPO / "build" / "obj", REPO / "build" / "godwit"] + \
+            sorted((REPO / "build").glob("libgodwit-*.a")):
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, t / "build" / src.name)
     return t
 
 

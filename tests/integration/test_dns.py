@@ -1,5 +1,5 @@
 """
-DNS routing (src/dns.c) end to end: a real unbound serves test zones from
+DNS routing (src/net/dns.c) end to end: a real unbound serves test zones from
 local-data on 127.0.0.1, godwit's resolver forwards to it, and
 `godwit route DOMAIN` must print the route RFC 5321 section 5 and RFC 7505
 ask for.

@@ -73,8 +73,8 @@ def test_workers_drop_privileges(priv_godwit, uniq):
     assert st.st_mode & 0o007 == 0, f"message mode {st.st_mode & 0o777:o}"
 
 
-# The layout of the data directory (src/datadir.c): (path, owner, group,
-# mode); "godwit" is the daemon user, "root" root.
+# The layout of the data directory (src/store/datadir.c): (path, owner,
+# group, mode); "godwit" is the daemon user, "root" root.
 LAYOUT = [
     ("", "root", "godwit", 0o750),
     ("db", "root", "godwit", 0o750),

@@ -1,5 +1,5 @@
 /*
- * Tests for the shared connection-limit table (src/client_limits.c):
+ * Tests for the shared connection-limit table (src/net/client_limits.c):
  * table-driven scenarios of connect/disconnect/time steps with the expected
  * verdicts and counts, authentication failures with the expected delays and
  * bans, then real multi-process tests: exact counts under concurrent

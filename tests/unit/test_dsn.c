@@ -49,7 +49,7 @@ dup_n(const char *s, size_t n)
 }
 
 static void
-parsed_free(struct parsed *p)
+parsed_clear(struct parsed *p)
 {
 	free(p->top);
 	for (int i = 0; i < p->nparts; i++) {
@@ -543,7 +543,7 @@ test_rows(void **state)
 			assert_true(*l == ' ' || *l == '\t' ||
 				    (c != NULL && c < strchr(l, '\n')));
 		}
-		parsed_free(&p);
+		parsed_clear(&p);
 		free(out);
 	}
 }
@@ -596,7 +596,7 @@ test_mixed_and_subject(void **state)
 		    strstr(p.part[0].body, "<d@b.test>"));
 	assert_true(strstr(p.part[0].body, "<d@b.test>") <
 		    strstr(p.part[0].body, "<ok@b.test>"));
-	parsed_free(&p);
+	parsed_clear(&p);
 	free(out);
 }
 
@@ -622,7 +622,7 @@ test_message_ids_differ(void **state)
 		assert_non_null(ids[i]);
 		assert_true(ids[i][0] == '<' &&
 			    ids[i][strlen(ids[i]) - 1] == '>');
-		parsed_free(&p);
+		parsed_clear(&p);
 		free(out);
 	}
 	assert_string_not_equal(ids[0], ids[1]);
@@ -678,7 +678,7 @@ test_long_values(void **state)
 	for (const char *l = strstr(p.part[1].body, "Diagnostic-Code");
 	     *l == 'D' || *l == ' '; l = strchr(l, '\n') + 1)
 		assert_true(strchr(l, '\n') - l <= 78);
-	parsed_free(&p);
+	parsed_clear(&p);
 	free(out);
 }
 
@@ -708,7 +708,7 @@ test_over_full_max(void **state)
 	expect_type(&p, 2, HDRS);
 	assert_string_equal(p.part[2].body, "Subject: big\n\n");
 	assert_non_null(strstr(p.part[0].body, "(1053576 octets)"));
-	parsed_free(&p);
+	parsed_clear(&p);
 	free(out);
 
 	/* exactly DSN_FULL_MAX: whole */
@@ -718,7 +718,7 @@ test_over_full_max(void **state)
 	parse(out, len, msg, DSN_FULL_MAX, &p);
 	expect_type(&p, 2, "message/rfc822");
 	assert_int_equal(strlen(p.part[2].body), DSN_FULL_MAX + 1);
-	parsed_free(&p);
+	parsed_clear(&p);
 	free(out);
 
 	/* msglen short of msgsize (a read cut short): headers */
@@ -726,7 +726,7 @@ test_over_full_max(void **state)
 	out = dsn_format(&r, &len);
 	parse(out, len, msg, 1000, &p);
 	expect_type(&p, 2, HDRS);
-	parsed_free(&p);
+	parsed_clear(&p);
 	free(out);
 	free(msg);
 }

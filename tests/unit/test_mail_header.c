@@ -260,7 +260,7 @@ test_address_list(void **state)
 		if (l.ngroups != c->ngroups)
 			fail_msg("row %zu <%s>: %zu groups, expected %u", i,
 				 c->in, l.ngroups, c->ngroups);
-		mail_address_list_free(&l);
+		mail_address_list_clear(&l);
 	}
 }
 
@@ -277,7 +277,7 @@ test_address_list_nul(void **state)
 	assert_int_equal(mail_address_list_parse("a@x (\0)", 7, &l, &err), -1);
 	assert_int_equal(mail_address_list_parse("a@x", 3, &l, &err), 0);
 	assert_int_equal(l.n, 1);
-	mail_address_list_free(&l);
+	mail_address_list_clear(&l);
 }
 
 /* ---- display names ---------------------------------------------------- */

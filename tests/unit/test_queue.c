@@ -55,8 +55,8 @@ test_roundtrip(void **state)
 	assert_string_equal(r.rcpts[0].orcpt, "rfc822;b@example.net");
 	assert_string_equal(r.rcpts[1].orcpt, "");
 	assert_int_equal(r.size, 5);
-	queue_envelope_free(&r);
-	queue_envelope_free(&e);
+	queue_envelope_clear(&r);
+	queue_envelope_clear(&e);
 	free(text);
 }
 
@@ -134,7 +134,7 @@ test_torn(void **state)
 		if (variant == 0) {
 			assert_int_equal(rc, 0);
 			assert_int_equal(off, len);
-			queue_envelope_free(&r);
+			queue_envelope_clear(&r);
 		} else {
 			assert_int_equal(rc, -1);
 			assert_non_null(strstr(err, "torn"));
@@ -144,7 +144,7 @@ test_torn(void **state)
 	unlink(path);
 	rmdir(dir);
 	free(text);
-	queue_envelope_free(&e);
+	queue_envelope_clear(&e);
 }
 
 /*
@@ -184,7 +184,7 @@ test_size_wrap(void **state)
 	text = queue_envelope_format(&e, &len);
 	assert_int_equal(queue_envelope_parse(text, len, &r, &hlen, &err), 0);
 	assert_int_equal(r.size, QUEUE_SIZE_MAX);
-	queue_envelope_free(&r);
+	queue_envelope_clear(&r);
 	free(text);
 	e.size = QUEUE_SIZE_MAX + 1;
 	text = queue_envelope_format(&e, &len);
@@ -194,7 +194,7 @@ test_size_wrap(void **state)
 	free(text);
 	unlink(path);
 	rmdir(dir);
-	queue_envelope_free(&e);
+	queue_envelope_clear(&e);
 }
 
 static void

@@ -365,7 +365,7 @@ test_resolve_table(void **state)
 				 c->quoted ? "\"" : "", c->domain, r.code,
 				 r.enh, mb, rem, c->code, c->enh,
 				 c->mailboxes, c->remotes);
-		recipient_result_free(&r);
+		recipient_result_clear(&r);
 		assert_null(r.mailboxes);
 		assert_null(r.remotes);
 	}
@@ -383,14 +383,14 @@ test_no_delimiter(void **state)
 	recipient_resolve(&ctx, &m, &r);
 	assert_int_equal(r.verdict, RCPT_REJECT);
 	assert_int_equal(r.code, 550);
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 
 	strcpy(m.local, "dave+special");
 	recipient_resolve(&ctx, &m, &r);
 	assert_int_equal(r.verdict, RCPT_ACCEPT);
 	assert_int_equal(r.nmailboxes, 1);
 	assert_string_equal(r.mailboxes[0], "dave+special@example.test");
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 }
 
 /* Bare <postmaster> when the host name is itself a local domain. */
@@ -406,13 +406,13 @@ test_bare_postmaster_local_hostname(void **state)
 	assert_int_equal(r.verdict, RCPT_ACCEPT);
 	assert_int_equal(r.nmailboxes, 1);
 	assert_string_equal(r.mailboxes[0], "alice@example.test");
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 
 	ctx.hostname = NULL;
 	recipient_resolve(&ctx, &m, &r);
 	assert_int_equal(r.verdict, RCPT_ACCEPT);
 	assert_string_equal(r.mailboxes[0], "admin@catchall.test");
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 }
 
 /* The configured postmaster address: used when it resolves to someone,
@@ -458,7 +458,7 @@ test_configured_postmaster(void **state)
 				 r.nmailboxes ? r.mailboxes[0] : "",
 				 r.nremotes, r.nremotes ? r.remotes[0] : "");
 		assert_false(r.unowned);
-		recipient_result_free(&r);
+		recipient_result_clear(&r);
 	}
 }
 
@@ -533,14 +533,14 @@ test_postmaster_nobody(void **state)
 	assert_true(r.unowned);
 	assert_int_equal(r.nmailboxes, 1);
 	assert_string_equal(r.mailboxes[0], "postmaster@lonely.test");
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 
 	ops.domain_list = no_domain_list;
 	recipient_resolve(&ctx, &m, &r);
 	assert_int_equal(r.verdict, RCPT_TEMPFAIL);
 	assert_int_equal(r.code, 451);
 	assert_null(r.mailboxes);
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 }
 
 static void
@@ -641,7 +641,7 @@ test_db_errors_tempfail(void **state)
 	assert_int_equal(r.verdict, RCPT_ACCEPT);
 	assert_int_equal(r.nmailboxes, 1);
 	assert_int_equal(r.nremotes, 1);
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 	calls = 1000 - fail_after;
 	assert_true(calls >= 5);
 	/* ... then fail each one in turn. */
@@ -653,7 +653,7 @@ test_db_errors_tempfail(void **state)
 		assert_string_equal(r.enh, "4.3.0");
 		assert_null(r.mailboxes);
 		assert_null(r.remotes);
-		recipient_result_free(&r);
+		recipient_result_clear(&r);
 	}
 	/* Relaying for a trusted client needs the domain lookup too. */
 	fail_after = 0;
@@ -661,7 +661,7 @@ test_db_errors_tempfail(void **state)
 	strcpy(m.domain, "other.example");
 	recipient_resolve(&ctx, &m, &r);
 	assert_int_equal(r.verdict, RCPT_TEMPFAIL);
-	recipient_result_free(&r);
+	recipient_result_clear(&r);
 }
 
 int

@@ -71,7 +71,7 @@ test_line_fires_once_at_its_end(void **state)
 	/* nothing more: a second run only sees the safety timer */
 	run(&f, 200);
 	assert_int_equal(f.n, 1);
-	deadline_free(&d);
+	deadline_clear(&d);
 	event_base_free(f.base);
 }
 
@@ -93,7 +93,7 @@ test_data_credit_moves_the_end(void **state)
 	assert_int_equal(f.n, 1);
 	assert_int_equal(f.kind, DEADLINE_DATA);
 	assert_true(f.at_ms - t0 >= 350);
-	deadline_free(&d);
+	deadline_clear(&d);
 	event_base_free(f.base);
 }
 
@@ -114,7 +114,7 @@ test_stop_and_restart(void **state)
 	run(&f, 10000);
 	assert_int_equal(f.n, 1);
 	assert_int_equal(f.kind, DEADLINE_TLS);
-	deadline_free(&d);
+	deadline_clear(&d);
 	event_base_free(f.base);
 }
 
@@ -155,7 +155,7 @@ test_shorten(void **state)
 	deadline_shorten(&d, 10);
 	run(&f, 200);
 	assert_int_equal(f.n, 0);
-	deadline_free(&d);
+	deadline_clear(&d);
 	event_base_free(f.base);
 }
 

@@ -19,7 +19,8 @@
 
 #include "unit.h"
 
-#include "cli/admin.h"
+#include "cli/cmd.h"
+#include "store/password.h"
 #include "daemon/config.h"
 #include "lib/util.h"
 #include "net/sasl.h"
@@ -405,7 +406,7 @@ test_lookups_read_only(void **state)
 					strcat(buf, ",");
 				strcat(buf, l.targets[k]);
 			}
-			userdb_alias_list_free(&l);
+			userdb_alias_list_clear(&l);
 			assert_null(l.targets);
 			assert_string_equal(buf, rows[i].value);
 			break;
@@ -728,9 +729,9 @@ static void
 test_admin_commands(void **state)
 {
 	static int (*const cmds[])(const struct config *, int, char **) = {
-		[DOMAIN] = admin_domain,
-		[USER] = admin_user,
-		[ALIAS] = admin_alias,
+		[DOMAIN] = cmd_domain,
+		[USER] = cmd_user,
+		[ALIAS] = cmd_alias,
 	};
 	struct fixture *f = *state;
 	struct userdb *db;
@@ -783,9 +784,9 @@ test_password_one_line(void **state)
 	struct run r;
 	char *hash, big[1100];
 
-	r = run_cmd(f, admin_domain, NULL, add_domain);
+	r = run_cmd(f, cmd_domain, NULL, add_domain);
 	assert_int_equal(r.rc, 0);
-	r = run_cmd(f, admin_user, "first\r\nsecond\n", add_user);
+	r = run_cmd(f, cmd_user, "first\r\nsecond\n", add_user);
 	assert_int_equal(r.rc, 0);
 	db = open_ro(f);
 	assert_int_equal(db->ops->password_hash(db, "u@e.test", &hash), 1);
@@ -797,7 +798,7 @@ test_password_one_line(void **state)
 	memset(big, 'x', sizeof(big) - 2);
 	big[sizeof(big) - 2] = '\n';
 	big[sizeof(big) - 1] = '\0';
-	r = run_cmd(f, admin_user, big, passwd);
+	r = run_cmd(f, cmd_user, big, passwd);
 	assert_int_equal(r.rc, 1);
 	assert_non_null(strstr(r.err, "too long"));
 }
@@ -821,7 +822,7 @@ test_ownership(void **state)
 		return;
 	}
 	f->config.user = "nobody";
-	r = run_cmd(f, admin_domain, NULL, args);
+	r = run_cmd(f, cmd_domain, NULL, args);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(stat(f->path, &sb), 0);
 	assert_int_equal(sb.st_uid, (uid_t)0);
@@ -836,7 +837,7 @@ test_ownership(void **state)
 	/* An unknown account is a warning, not a failure. */
 	f->config.user = "no-such-user-godwit";
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	r = run_cmd(f, admin_domain, NULL, args);
+	r = run_cmd(f, cmd_domain, NULL, args);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.err, "warning: user 'no-such-user-godwit' does not exist"));
 }
@@ -1007,9 +1008,9 @@ test_secrets_commands(void **state)
 	struct run r;
 	char *v, *first;
 
-	assert_int_equal(run_cmd(f, admin_domain, NULL, add_domain).rc, 0);
+	assert_int_equal(run_cmd(f, cmd_domain, NULL, add_domain).rc, 0);
 	f->config.auth.cram_md5 = true;
-	r = run_cmd(f, admin_user, "pencil\n", add_user);
+	r = run_cmd(f, cmd_user, "pencil\n", add_user);
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.err, "");
 	db = open_ro(f);
@@ -1025,7 +1026,7 @@ test_secrets_commands(void **state)
 
 	/* CRAM-MD5 turned off: the next password change drops the secret. */
 	f->config.auth.cram_md5 = false;
-	r = run_cmd(f, admin_user, "pencil\n", passwd);
+	r = run_cmd(f, cmd_user, "pencil\n", passwd);
 	assert_int_equal(r.rc, 0);
 	db = open_ro(f);
 	assert_scram_of(db, "u@e.test", "pencil");
@@ -1038,7 +1039,7 @@ test_secrets_commands(void **state)
 	userdb_close(&db);
 
 	/* Not printable ASCII: no SCRAM secret, and a note why. */
-	r = run_cmd(f, admin_user, "p\xc3\xa4ss\n", passwd);
+	r = run_cmd(f, cmd_user, "p\xc3\xa4ss\n", passwd);
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.err, "godwit: note: the password of u@e.test is "
 				   "not printable ASCII, so it cannot be used "
@@ -1158,7 +1159,7 @@ test_import(void **state)
 	assert_non_null(longin);
 	memset(longin, 'a', 5000);
 	strcpy(longin + 5000, "\nzed2@example.test:{PLAIN}z\n");
-	assert_int_equal(run_cmd(f, admin_domain, NULL, add_domain).rc, 0);
+	assert_int_equal(run_cmd(f, cmd_domain, NULL, add_domain).rc, 0);
 
 	for (i = 0; i < sizeof(import_script) / sizeof(import_script[0]); i++) {
 		const struct import_case *c = &import_script[i];
@@ -1175,7 +1176,7 @@ test_import(void **state)
 					 0);
 			close(fd);
 		}
-		r = run_cmd(f, admin_user,
+		r = run_cmd(f, cmd_user,
 			    c->input != NULL && strcmp(c->input, "@LONG@") == 0
 				    ? longin
 				    : c->input,

@@ -1,0 +1,49 @@
+/*
+ * The admin commands, one module each (cli/cmd_*.c); cli/main.c picks one
+ * by argv[0]:
+ *
+ *	godwit config check
+ *	godwit domain add|del|list [DOMAIN]
+ *	godwit user add|del|list|passwd ADDRESS|[DOMAIN]
+ *	godwit user import FILE|- [--create-domains] [--update]
+ *	godwit alias add|del|list SOURCE [TARGET]
+ *	godwit queue list [--json]|show|hold|release|delete|flush ...
+ *	godwit route [-4|-6] [-n] DOMAIN
+ *
+ * argv[0] is the command's name ("domain"); each returns the process exit
+ * code (0 ok, 1 error with a readable message on stderr, 2 usage).
+ */
+#ifndef GODWIT_CMD_H
+#define GODWIT_CMD_H
+
+struct config;
+
+/* path: the configuration file config was loaded from, for "PATH: ok" */
+int cmd_config_check(const struct config *config, const char *path);
+int cmd_domain(const struct config *config, int argc, char **argv);
+int cmd_user(const struct config *config, int argc, char **argv);
+/* "user import ...", argv as for cmd_user */
+int cmd_user_import(const struct config *config, int argc, char **argv);
+int cmd_alias(const struct config *config, int argc, char **argv);
+/*
+ * godwit queue: list and show read the queue directories; hold, release,
+ * delete and flush ask the running daemon over its control socket (hold,
+ * release and delete move the files themselves when no daemon runs).
+ */
+int cmd_queue(const struct config *config, int argc, char **argv);
+/*
+ * `godwit route [-4|-6] [-n] DOMAIN`: looks the route up with the
+ * configuration's dns: and outbound: sections (-4/-6 override
+ * ip_version; -n: DOMAIN is a host, no MX lookup, as for a smarthost) and
+ * prints to stdout
+ *	b.test: MX
+ *	  10 mx1.b.test 198.18.0.12 fd00::12
+ * ("no MX, implicit MX ...", "host ...", "address literal" instead of MX;
+ * " (DNSSEC secure)" appended when validated), or one line
+ * "b.test: null MX (RFC 7505): domain accepts no mail",
+ * "b.test: permanent failure: ...", "b.test: temporary failure: ...".
+ * Exit code 0 found, 1 DNS_PERMFAIL/NULLMX, 2 TEMPFAIL or usage.
+ */
+int cmd_route(const struct config *config, int argc, char **argv);
+
+#endif
