@@ -449,7 +449,7 @@ test_remote_recipient_queued(void **state)
 	assert_true(off + strlen(text) <= len);
 	assert_memory_equal(body + off, text, strlen(text));
 	free(body);
-	queue_envelope_free(&e);
+	queue_envelope_clear(&e);
 	free(qf);
 	free(id);
 	assert_int_equal(count_rel(f, "queue/tmp"), 0);
