@@ -130,7 +130,7 @@ run: deps build/godwit
 
 test: deps
 	@$(MAKE) --no-print-directory build/godwit build/asan/godwit $(UNIT_BINS) $(FUZZ_BINS) build/tests/syncrec.so
-	@$(MAKE) --no-print-directory unit fuzz-smoke integration
+	@$(MAKE) --no-print-directory layers unit fuzz-smoke integration
 
 # the include rule between the layers of src/ (docs/architecture.md)
 layers:

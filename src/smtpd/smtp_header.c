@@ -11,13 +11,13 @@
 #include <time.h>
 
 #include "net/listener.h"
-#include "smtpd/smtp_server.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/mail_header.h"
 #include "net/auth.h"
 #include "smtpd/smtp_header.h"
 #include "smtpd/smtp_private.h"
+#include "smtpd/smtp_settings.h"
 #include "store/deliver.h"
 
 /* ---- the header of authenticated mail -------------------------------- */
