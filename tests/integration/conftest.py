@@ -720,13 +720,26 @@ class Godwit:
         move out of incoming/ links the new name before it unlinks the old
         one, so for a moment a message can have both."""
         subs = [sub] if sub else ["incoming", "active", "deferred", "hold"]
-        out = {}
-        for s in subs:
-            d = self.data_dir / "queue" / s
-            if d.is_dir():
-                for p in d.iterdir():
-                    if p.is_file():
-                        out.setdefault(p.name, p)
+
+        def listing():
+            out = {}
+            for s in subs:
+                d = self.data_dir / "queue" / s
+                if d.is_dir():
+                    for p in d.iterdir():
+                        if p.is_file():
+                            out.setdefault(p.name, p)
+            return out
+
+        # A runner starting up moves deferred/ back to active/, against
+        # the order listed: a file can be missed by one listing, so list
+        # until two in a row name the same messages (bounded).
+        out = listing()
+        for _ in range(50):
+            again = listing()
+            if again.keys() == out.keys():
+                break
+            out = again
         return sorted(out.values(), key=lambda p: p.name)
 
     def tmp_files(self):
