@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mta/smtp_client.h"
+#include "mail/smtp_reply.h"
 
 #define EXT_ALL 0x7ff
 
