@@ -210,37 +210,14 @@ load_listen(struct conf_loader *l, const yaml_node_t *n, const char *key,
  * A listener with an unknown protocol or a bad name is still checked key
  * by key, so that one run reports everything wrong with it.
  */
+/* listeners[i].name: given, or the protocol's; one per listener. */
 static void
-load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
-              struct config_listener *li)
+listener_name(struct conf_loader *l, const yaml_node_t *n, yaml_node_t **v,
+              const char *where, int proto, struct config_listener *li)
 {
 	const struct config_loading *st = l->ctx;
 	const struct config *c = st->config;
-	const struct conf_key *keys = config_listener_keys;
-	yaml_node_t *v[LI_COUNT];
-	char where[32], key[64], buf[CONF_SAFE_BUF];
-	int proto = -1;
-
-	snprintf(where, sizeof(where), "listeners[%zu]", idx);
-	li->line = conf_line(n);
-	if (n->type != YAML_MAPPING_NODE) {
-		conf_error(l, conf_line(n), "%s: expected a mapping", where);
-		li->name = xstrdup(where);
-		return;
-	}
-	conf_mapping(l, n, where, keys, LI_COUNT, v);
-
-	snprintf(key, sizeof(key), "%s.protocol", where);
-	if (conf_is_null(v[LI_PROTOCOL]))
-		conf_error(l, conf_line(n),
-		           "%s: missing required key 'protocol' (smtp, "
-		           "submission, submissions, pop3 or pop3s)",
-		           where);
-	else
-		proto = conf_get_enum(l, v[LI_PROTOCOL], key, proto_names,
-		                      PROTO_COUNT, keys[LI_PROTOCOL].allowed);
-	if (proto >= 0)
-		li->proto = (enum listener_proto)proto;
+	char key[64], buf[CONF_SAFE_BUF];
 
 	snprintf(key, sizeof(key), "%s.name", where);
 	if (!conf_is_null(v[LI_NAME])) {
@@ -278,6 +255,41 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	} else {
 		li->name = xstrdup(where);
 	}
+}
+
+static void
+load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
+              struct config_listener *li)
+{
+	const struct config_loading *st = l->ctx;
+	const struct config *c = st->config;
+	const struct conf_key *keys = config_listener_keys;
+	yaml_node_t *v[LI_COUNT];
+	char where[32], key[64];
+	int proto = -1;
+
+	snprintf(where, sizeof(where), "listeners[%zu]", idx);
+	li->line = conf_line(n);
+	if (n->type != YAML_MAPPING_NODE) {
+		conf_error(l, conf_line(n), "%s: expected a mapping", where);
+		li->name = xstrdup(where);
+		return;
+	}
+	conf_mapping(l, n, where, keys, LI_COUNT, v);
+
+	snprintf(key, sizeof(key), "%s.protocol", where);
+	if (conf_is_null(v[LI_PROTOCOL]))
+		conf_error(l, conf_line(n),
+		           "%s: missing required key 'protocol' (smtp, "
+		           "submission, submissions, pop3 or pop3s)",
+		           where);
+	else
+		proto = conf_get_enum(l, v[LI_PROTOCOL], key, proto_names,
+		                      PROTO_COUNT, keys[LI_PROTOCOL].allowed);
+	if (proto >= 0)
+		li->proto = (enum listener_proto)proto;
+
+	listener_name(l, n, v, where, proto, li);
 
 	snprintf(key, sizeof(key), "%s.listen", where);
 	if (!conf_is_null(v[LI_LISTEN])) {
