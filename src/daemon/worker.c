@@ -112,8 +112,8 @@ maybe_exit(struct worker *w)
  * memory to the system only from the top of the heap, and the few blocks
  * that outlive a burst (sessions still open, libevent's and OpenSSL's own)
  * pin the top where the burst left it: 600 sessions at once left a worker
- * at 40 MB with 1 MB in use (issue 11 saw rounds of abuse take workers
- * from 10 MB to 60-80 MB). malloc_trim(0) also releases the free pages in
+ * at 40 MB with 1 MB in use (rounds of abuse took workers from 10 MB
+ * to 60-80 MB). malloc_trim(0) also releases the free pages in
  * the middle of the heap. It runs a second after the open sessions have
  * fallen to half of their highest since the last trim (so at most about
  * log2(peak) times as a burst ebbs, and never under a steady load); a few

@@ -127,8 +127,8 @@ size_t dsn_header_len(const unsigned char *msg, size_t len);
 bool dsn_wanted(unsigned notify, enum dsn_action action);
 
 /*
- * What a sender nobody verified may ask for (issue 11: godwit must not
- * reflect mail at a forged MAIL FROM). A verified sender is one whose
+ * What a sender nobody verified may ask for (godwit must not reflect
+ * mail at a forged MAIL FROM). A verified sender is one whose
  * client authenticated or is in trusted_networks; for anyone else:
  *  - no success and no delay report, now or from the next hop: NOTIFY
  *    keeps only FAILURE (unset becomes FAILURE; nothing left: NEVER);

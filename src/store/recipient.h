@@ -35,7 +35,7 @@ struct recipient_ctx {
 	const char *postmaster;	/* config postmaster; NULL: the default */
 	char delimiter;		/* '+' or '\0' */
 	bool trusted;		/* client in trusted_networks */
-	bool authenticated;	/* SMTP AUTH succeeded (issue 4) */
+	bool authenticated;	/* SMTP AUTH succeeded */
 };
 
 enum recipient_verdict {

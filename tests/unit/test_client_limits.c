@@ -366,7 +366,7 @@ static const struct scenario scenarios[] = {
 	FAIL("10.0.0.1", NULL, 2000, 0)},
 	{10, 0, 60000, 5000, 1000, 8000}},
 
-/* ---- IPv6 clients grouped by prefix (issue 11 item 2) ---- */
+/* ---- IPv6 clients grouped by prefix ---- */
 {"v6: every address of a /64 is one client", 64, {0, 2, 0, 0, 0, 0}, {
 	CONN(0, "2001:db8:1:2::1", OK), CONN(1, "2001:db8:1:2::ffff", OK),
 	CONN(2, "2001:db8:1:2:abcd:ef01:2345:6789", FROM_IP),

@@ -803,7 +803,7 @@ test_wanted(void **state)
 					 t[i].notify, a, t[i].want[a]);
 }
 
-/* What an unverified sender may ask for (issue 11 item 14). */
+/* What an unverified sender may ask for. */
 static void
 test_notify_allowed(void **state)
 {
