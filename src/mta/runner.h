@@ -1,5 +1,5 @@
 /*
- * The queue runner (R3.3): one unprivileged child of the parent that
+ * The queue runner: one unprivileged child of the parent that
  * delivers what the workers put in queue/incoming to the rest of the
  * internet — by MX (net/dns.c) or through a smarthost — with the SMTP
  * client (mta/smtp_client.c), retries with backoff (mta/schedule.c), and

@@ -140,7 +140,7 @@ void mailbox_uidl(const char *name, char *out);
 int mailbox_name_size(const char *name, uint64_t *size_r);
 
 /*
- * Retention (R3.6): removes from every Maildir under <data_dir>/mail/
+ * Retention: removes from every Maildir under <data_dir>/mail/
  * (mail/<domain>/<local>/Maildir/{new,cur}) the messages whose mtime is
  * before cutoff. A mailbox whose POP3 lock is held is skipped this round
  * (the lock is taken with LOCK_NB for the duration; a missing lock file

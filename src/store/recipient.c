@@ -1,5 +1,5 @@
 /*
- * Recipient resolution and the relay rule (R2.1): the one place that
+ * Recipient resolution and the relay rule: the one place that
  * decides whether a RCPT is ours, someone else's that we may relay to, or
  * refused. See recipient.h for the rule itself.
  *

@@ -1,5 +1,5 @@
 /*
- * Recipient resolution and the relay rule (R2.1). Given a RCPT address and
+ * Recipient resolution and the relay rule. Given a RCPT address and
  * who the client is, decides: deliver locally (to these mailboxes), queue
  * for remote delivery, or refuse — with the reply to give. This is the one
  * place that decides whether godwit relays; nothing else may.

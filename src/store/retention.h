@@ -1,5 +1,5 @@
 /*
- * Retention (R3.6): a background thread that removes mail older than
+ * Retention: a background thread that removes mail older than
  * retention.mail from every mailbox, at start and then every
  * retention.interval, and logs what it did. One worker (slot 0) runs it;
  * the sweep itself is mailbox_expire(), which skips mailboxes a POP3

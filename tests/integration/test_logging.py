@@ -1,5 +1,5 @@
 """
-Logging (R4.1): one event per line, key=value by default and JSON lines
+Logging: one event per line, key=value by default and JSON lines
 when configured, with the fields a log pipeline needs: connect, each
 accepted message (queue id, client IP, HELO, sender, recipients, size,
 result), each rejection with its reason, disconnect with counters.

@@ -1,5 +1,5 @@
 """
-Never an open relay (R2.1): for a client that is neither trusted nor
+Never an open relay: for a client that is neither trusted nor
 authenticated, every classic relay trick is refused at RCPT time and
 nothing is queued; local recipients are recognised in every spelling;
 a trusted network may relay, and what it relays goes into the queue.

@@ -1,5 +1,5 @@
 """
-SMTP smuggling and bare line endings (R2.9): only <CRLF>.<CRLF> ends DATA.
+SMTP smuggling and bare line endings: only <CRLF>.<CRLF> ends DATA.
 A DATA body with a fake terminator followed by a second transaction must
 never produce a second message; bare CR and bare LF in DATA and in command
 lines are refused with a 5xx.
