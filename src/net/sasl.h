@@ -258,8 +258,8 @@ int sasl_scram_parse(const char *text, struct sasl_scram_secret *r);
 #ifdef GODWIT_TEST_HOOKS
 /*
  * FOR TESTS ONLY, and only in the builds the tests use (the Makefile
- * defines GODWIT_TEST_HOOKS for the sanitizer and fuzz objects, never for
- * build/godwit): makes every SCRAM session started afterwards use nonce
+ * compiles a second sasl.o with GODWIT_TEST_HOOKS that only the unit
+ * tests and fuzz targets link, never either daemon binary): makes every SCRAM session started afterwards use nonce
  * (printable ASCII, no ',', at most 128 characters) as its server nonce
  * instead of a random one, so the RFC 7677 example exchange can be
  * replayed byte for byte; NULL restores random nonces. A fixed nonce
