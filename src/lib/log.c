@@ -33,6 +33,8 @@ static struct {
 void
 log_init(const char *progname, enum log_format format, int level)
 {
+	if (lg.fd > 2)		/* a log file set before: not leaked */
+		close(lg.fd);
 	lg.fd = 2;
 	lg.format = format;
 	lg.level = level;

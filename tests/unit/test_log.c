@@ -474,6 +474,24 @@ test_set_fd(void **state)
 	close(p2[0]);
 }
 
+/* log_init starts over on stderr and closes a descriptor set before. */
+static void
+test_init_closes_previous_fd(void **state)
+{
+	int p[2], keep;
+	char c;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	keep = p[1];
+	log_set_fd(&p[1]);
+	log_init("test", LOG_FORMAT_KV, LOG_INFO);
+	assert_int_equal(fcntl(keep, F_GETFD), -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(read(p[0], &c, 1), 0);
+	close(p[0]);
+}
+
 int
 main(void)
 {
@@ -487,6 +505,7 @@ main(void)
 		cmocka_unit_test(test_truncation_boundary),
 		cmocka_unit_test(test_concurrent_appends_do_not_interleave),
 		cmocka_unit_test(test_set_fd),
+		cmocka_unit_test(test_init_closes_previous_fd),
 	};
 
 	log_init("test", LOG_FORMAT_KV, LOG_INFO);
