@@ -1,6 +1,6 @@
 """
 Brute-force brakes under parallel clients, and SCRAM that does not tell
-which accounts exist (issue 11, items 11 and 12).
+which accounts exist.
 
 - A failure is counted when it is decided, and a verdict that comes back
   after a parallel session began a ban is withheld (421): 20 parallel

@@ -1,5 +1,5 @@
 """
-Delivery reports and reflection (issue 11 item 14): a client that neither
+Delivery reports and reflection: a client that neither
 authenticated nor is trusted can write any MAIL FROM, so godwit must not
 send success or delay reports to that address (that would reflect mail at
 a third party), and never return the full message to it: RET=FULL becomes

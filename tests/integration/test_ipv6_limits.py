@@ -1,5 +1,5 @@
 """
-IPv6 clients are grouped by prefix (issue 11, item 2): every per-client
+IPv6 clients are grouped by prefix: every per-client
 table (connections, rate, early-talker passes, auth failures, bans) counts
 an IPv6 client's /64 (limits.ipv6_prefix), and a /48 (ipv6_wide_prefix)
 gets ipv6_wide_factor times each budget. The clients connect from several

@@ -1,5 +1,5 @@
 """
-Limits with proper replies (R2.3, R2.4, R2.9): message size (SIZE and the
+Limits with proper replies: message size (SIZE and the
 data itself), command and text line length, recipients per message, errors
 per session, idle timeouts, connections (total, per IP, per-IP rate),
 per-listener allow/deny lists and the early-talker test.
@@ -344,7 +344,7 @@ def _listen_overflows():
 
 
 def test_connection_burst_waits_in_the_backlog(make_godwit):
-    """Issue 11 item 7: a burst of connections arriving faster than the
+    """A burst of connections arriving faster than the
     workers accept waits in the listen queue instead of being dropped
     (dropped handshakes are only retried by TCP after 1, 3, 7... s, which
     made bench/idle-connections take 105 s for 10,000 connections). The

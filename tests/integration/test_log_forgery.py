@@ -1,5 +1,5 @@
 """
-Log forging (issue 11, items 1 and 15): whatever a client sends (EHLO
+Log forging: whatever a client sends (EHLO
 names, quoted local parts, RCPT addresses, SASL user names, POP3 USER
 names; quotes, '=', backslashes, control bytes, invalid UTF-8, U+0085,
 U+2028, U+2029) stays inside one value of one line. Run against the real

@@ -1,5 +1,5 @@
 """
-Outbound delivery (issue 6) between real hosts: every test builds a small
+Outbound delivery between real hosts: every test builds a small
 network of namespaces on a bridge (netlab.py) with a real DNS server
 (unbound) answering MX/A/AAAA for the test domains, a godwit in host "a"
 (domain a.test, user alice) that alice submits to from the root namespace,

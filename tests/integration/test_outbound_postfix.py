@@ -1,5 +1,5 @@
 """
-Outbound delivery (issue 6) against a real Postfix 3.7: interoperability
+Outbound delivery against a real Postfix 3.7: interoperability
 both ways and Postfix as an authenticating smarthost.
 
 Each test builds a network lab (netlab.py): hosts a (alice's godwit,

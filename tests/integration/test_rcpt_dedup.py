@@ -1,6 +1,6 @@
 """
-Duplicate recipients in one SMTP transaction are collapsed (issue 12 made
-the check O(1) per recipient): the same address given twice, an alias
+Duplicate recipients in one SMTP transaction are collapsed (found in O(1)
+per recipient): the same address given twice, an alias
 that leads to a mailbox already named, and an alias that overlaps another
 all deliver one copy per mailbox, while every RCPT is still answered 250
 and counted in the accept line's rcpts.

@@ -1,5 +1,5 @@
 """
-Slow clients (issue 11 item 13, R2.9): a client that trickles its input
+Slow clients: a client that trickles its input
 must not hold a connection longer than the configured deadlines.
 
 - a command line must be complete within smtp.timeouts.command (POP3:

@@ -1,6 +1,6 @@
 """
 Soak: identical rounds of abuse, after which the daemon's descriptors and
-memory must come back to a steady state (issue 11, item 16).
+memory must come back to a steady state.
 
 One round, from client threads at once:
   - a crowd of connections open together (SMTP in the middle of DATA,
