@@ -237,8 +237,10 @@ cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-char **
-queue_ids(const char *data_dir, const char *dir, size_t *n_r)
+/* The names in queue/<dir> that keep() accepts, in directory order. */
+static char **
+dir_names(const char *data_dir, const char *dir, bool (*keep)(const char *),
+	  size_t *n_r)
 {
 	char *path = xasprintf("%s/queue/%s", data_dir, dir);
 	DIR *dp = opendir(path);
@@ -251,7 +253,7 @@ queue_ids(const char *data_dir, const char *dir, size_t *n_r)
 	if (dp == NULL)
 		return NULL;
 	while ((de = readdir(dp)) != NULL) {
-		if (!queue_id_valid(de->d_name))
+		if (!keep(de->d_name))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 256;
@@ -260,9 +262,17 @@ queue_ids(const char *data_dir, const char *dir, size_t *n_r)
 		v[n++] = xstrdup(de->d_name);
 	}
 	closedir(dp);
-	if (n > 0)
-		qsort(v, n, sizeof(*v), cmp_names);
 	*n_r = n;
+	return v;
+}
+
+char **
+queue_ids(const char *data_dir, const char *dir, size_t *n_r)
+{
+	char **v = dir_names(data_dir, dir, queue_id_valid, n_r);
+
+	if (*n_r > 0)
+		qsort(v, *n_r, sizeof(*v), cmp_names);
 	return v;
 }
 
@@ -441,31 +451,16 @@ queue_file_op(const char *data_dir, const char *op, const char *id)
 
 /* ---- what `godwit queue list|show` read ------------------------------- */
 
+static bool
+not_dot_file(const char *name)
+{
+	return name[0] != '.';
+}
+
 char **
 queue_dir_names(const char *data_dir, const char *state, size_t *n_r)
 {
-	char *path = xasprintf("%s/queue/%s", data_dir, state);
-	DIR *dp = opendir(path);
-	struct dirent *de;
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-
-	free(path);
-	*n_r = 0;
-	if (dp == NULL)
-		return NULL;
-	while ((de = readdir(dp)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			v = xreallocarray(v, cap, sizeof(*v));
-		}
-		v[n++] = xstrdup(de->d_name);
-	}
-	closedir(dp);
-	*n_r = n;
-	return v;
+	return dir_names(data_dir, state, not_dot_file, n_r);
 }
 
 char *
