@@ -339,6 +339,32 @@ conf_get_enum(struct conf_loader *l, const yaml_node_t *n, const char *key,
 }
 
 /*
+ * A scalar that must be given, not empty and at most max characters: the
+ * value, or NULL (nothing given, or an error reported).
+ */
+static const char *
+bounded_scalar(struct conf_loader *l, const yaml_node_t *n, const char *key,
+               const char *expected, size_t max)
+{
+	const char *s;
+
+	if (conf_is_null(n))
+		return NULL;
+	if ((s = conf_scalar(l, n, key, expected)) == NULL)
+		return NULL;
+	if (*s == '\0') {
+		conf_error(l, conf_line(n), "%s: must not be empty", key);
+		return NULL;
+	}
+	if (strlen(s) > max) {
+		conf_error(l, conf_line(n), "%s: longer than %zu characters",
+		           key, max);
+		return NULL;
+	}
+	return s;
+}
+
+/*
  * A file-system path: not empty, no control characters (a newline in a
  * path is never intended and would break log lines). Replaces *r.
  */
@@ -346,21 +372,10 @@ void
 conf_get_path(struct conf_loader *l, const yaml_node_t *n, const char *key,
               char **r)
 {
-	const char *s;
+	const char *s = bounded_scalar(l, n, key, "a path", CONF_MAX_PATH);
 
-	if (conf_is_null(n))
+	if (s == NULL)
 		return;
-	if ((s = conf_scalar(l, n, key, "a path")) == NULL)
-		return;
-	if (*s == '\0') {
-		conf_error(l, conf_line(n), "%s: must not be empty", key);
-		return;
-	}
-	if (strlen(s) > CONF_MAX_PATH) {
-		conf_error(l, conf_line(n), "%s: longer than %d characters",
-		           key, CONF_MAX_PATH);
-		return;
-	}
 	for (const char *p = s; *p != '\0'; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
 			conf_error(l, conf_line(n),
@@ -475,21 +490,11 @@ static void
 get_cipher_list(struct conf_loader *l, const yaml_node_t *n, const char *key,
                 char **r)
 {
-	const char *s;
+	const char *s = bounded_scalar(l, n, key, "a cipher list",
+	                               CONF_MAX_CIPHERS);
 
-	if (conf_is_null(n))
+	if (s == NULL)
 		return;
-	if ((s = conf_scalar(l, n, key, "a cipher list")) == NULL)
-		return;
-	if (*s == '\0') {
-		conf_error(l, conf_line(n), "%s: must not be empty", key);
-		return;
-	}
-	if (strlen(s) > CONF_MAX_CIPHERS) {
-		conf_error(l, conf_line(n), "%s: longer than %d characters",
-		           key, CONF_MAX_CIPHERS);
-		return;
-	}
 	for (const char *p = s; *p != '\0'; p++) {
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
 			conf_error(l, conf_line(n),
