@@ -56,7 +56,7 @@
 #define LITERAL_MAX 64		/* "[IPv6:" + 45 + "]" fits */
 #define SUBS_MAX (1 + 2 * DNS_MAX_HOSTS)
 
-enum sub_kind { SUB_MX, SUB_A, SUB_AAAA };
+enum sub_kind { SUB_MX, SUB_A, SUB_AAAA, SUB_RAW };
 
 /* Outcome of one libunbound lookup. */
 enum answer { ANS_DATA, ANS_NODATA, ANS_NXDOMAIN, ANS_TEMP };
@@ -113,6 +113,11 @@ struct dns_query {
 	char temperr[sizeof(((struct dns_route *)0)->error)];
 
 	struct route_priv *route;	/* built by finish() */
+	/* a raw lookup (dns_lookup): one sub, its answer */
+	bool raw;
+	int rrtype;
+	dns_answer_cb *acb;
+	struct dns_answer *answer;
 	struct event *done_ev;
 	struct event *timer;
 };
@@ -567,6 +572,7 @@ query_free(struct dns_query *q)
 		event_free(q->timer);
 	if (q->route != NULL)
 		dns_route_free((struct dns_route **)&q->route);
+	dns_answer_free(&q->answer);
 	free(q);
 }
 
@@ -642,7 +648,8 @@ ub_readable(evutil_socket_t fd, short what, void *arg)
 static const char *
 type_name(enum sub_kind k)
 {
-	return k == SUB_MX ? "MX" : k == SUB_A ? "A" : "AAAA";
+	return k == SUB_MX ? "MX" : k == SUB_A ? "A" : k == SUB_AAAA ? "AAAA"
+								  : "record";
 }
 
 static const char *
@@ -749,7 +756,8 @@ sub_start(struct dns_query *q, enum sub_kind kind, size_t host,
 	struct dns_sub *sub;
 	uintptr_t h;
 	int type = kind == SUB_MX ? RR_TYPE_MX
-		   : kind == SUB_A ? RR_TYPE_A : RR_TYPE_AAAA;
+		   : kind == SUB_A ? RR_TYPE_A
+		   : kind == SUB_AAAA ? RR_TYPE_AAAA : q->rrtype;
 	int e;
 
 	if (q->nsubs >= SUBS_MAX)
@@ -784,7 +792,7 @@ sub_start(struct dns_query *q, enum sub_kind kind, size_t host,
 	q->npending++;
 	return;
 failed:
-	if (kind == SUB_MX)
+	if (kind == SUB_MX || kind == SUB_RAW)
 		set_decided(q, DNS_TEMPFAIL, "%s", q->temperr);
 	else if (kind == SUB_A)
 		q->hosts[host].st4 = FAM_TEMP;
@@ -940,6 +948,46 @@ addr_done(struct dns_sub *sub, int err, const struct ub_result *res)
 		h->secure6 = res->secure;
 }
 
+#define RAW_RECORDS_MAX 256	/* records kept per raw answer */
+
+static void
+raw_done(struct dns_query *q, int err, const struct ub_result *res)
+{
+	struct dns_answer *a = q->answer;
+	size_t i, n;
+
+	switch (classify(err, res, "record", q->domain, a->error,
+			 sizeof(a->error))) {
+	case ANS_TEMP:
+		a->status = DNS_ANS_TEMPFAIL;
+		return;
+	case ANS_NXDOMAIN:
+		a->status = DNS_ANS_NXDOMAIN;
+		return;
+	case ANS_NODATA:
+		a->status = DNS_ANS_NODATA;
+		a->secure = res->secure;
+		return;
+	case ANS_DATA:
+		break;
+	}
+	for (n = 0; res->data[n] != NULL && n < RAW_RECORDS_MAX; n++)
+		;
+	a->rr = xcalloc(n, sizeof(*a->rr));
+	a->rrlen = xcalloc(n, sizeof(*a->rrlen));
+	for (i = 0; i < n; i++) {
+		if (res->len == NULL || res->len[i] < 0)
+			continue;	/* cannot happen; skipped */
+		a->rrlen[a->nrr] = (size_t)res->len[i];
+		a->rr[a->nrr] = xmalloc(a->rrlen[a->nrr] + 1);
+		memcpy(a->rr[a->nrr], res->data[i], a->rrlen[a->nrr]);
+		a->rr[a->nrr][a->rrlen[a->nrr]] = '\0';
+		a->nrr++;
+	}
+	a->status = a->nrr > 0 ? DNS_ANS_OK : DNS_ANS_NODATA;
+	a->secure = res->secure;
+}
+
 static void
 sub_done(void *arg, int err, struct ub_result *res)
 {
@@ -958,6 +1006,8 @@ sub_done(void *arg, int err, struct ub_result *res)
 	q->npending--;
 	if (sub->kind == SUB_MX)
 		mx_done(q, err, res);
+	else if (sub->kind == SUB_RAW)
+		raw_done(q, err, res);
 	else
 		addr_done(sub, err, res);
 	ub_resolve_free(res);
@@ -1068,6 +1118,21 @@ route_build(const struct dns_query *q)
 static void
 query_finish(struct dns_query *q)
 {
+	if (q->raw) {
+		if (q->decided && q->answer->status == DNS_ANS_PENDING_) {
+			q->answer->status = DNS_ANS_TEMPFAIL;
+			bfmt(q->answer->error, sizeof(q->answer->error), "%s",
+			     q->error);
+		}
+		if (q->answer->status == DNS_ANS_PENDING_) {
+			q->answer->status = DNS_ANS_TEMPFAIL;
+			bfmt(q->answer->error, sizeof(q->answer->error), "%s",
+			     q->temperr);
+		}
+		evtimer_del(q->timer);
+		event_active(q->done_ev, EV_TIMEOUT, 0);
+		return;
+	}
 	if (q->route != NULL)
 		return;
 	q->route = route_build(q);
@@ -1079,12 +1144,22 @@ static void
 query_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
-	struct dns_route *route = &q->route->route;
+	struct dns_route *route;
 	dns_route_cb *cb = q->cb;
 	void *cbarg = q->arg;
 
 	(void)fd;
 	(void)what;
+	if (q->raw) {
+		struct dns_answer *a = q->answer;
+		dns_answer_cb *acb = q->acb;
+
+		q->answer = NULL;
+		query_free(q);
+		acb(a, cbarg);
+		return;
+	}
+	route = &q->route->route;
 	q->route = NULL;
 	query_free(q);
 	cb(route, cbarg);
@@ -1105,11 +1180,12 @@ query_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		if (!sub->pending)
 			continue;
 		bfmt(why, sizeof(why), "timed out looking up %s for %s",
-			 type_name(sub->kind), sub->kind == SUB_MX
-						       ? q->domain
-						       : q->hosts[sub->host].name);
+			 type_name(sub->kind),
+			 sub->kind == SUB_MX || sub->kind == SUB_RAW
+				 ? q->domain
+				 : q->hosts[sub->host].name);
 		note_temp(q, why);
-		if (sub->kind == SUB_MX)
+		if (sub->kind == SUB_MX || sub->kind == SUB_RAW)
 			set_decided(q, DNS_TEMPFAIL, "%s", why);
 		else if (sub->kind == SUB_A)
 			q->hosts[sub->host].st4 = FAM_TEMP;
@@ -1151,22 +1227,12 @@ literal_host(struct dns_query *q, const struct sockaddr_storage *ss)
 		h->a6[h->n6++] = *ss;
 }
 
-struct dns_query *
-dns_route_lookup(struct dns_resolver *r, const char *domain,
-		 const struct dns_lookup_opts *opts, dns_route_cb *cb,
-		 void *arg)
+static struct dns_query *
+query_new(struct dns_resolver *r, void *arg)
 {
 	struct dns_query *q = xcalloc(1, sizeof(*q));
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	char shown[80];
-	int k;
 
 	q->r = r;
-	q->opts = *opts;
-	if (!q->opts.want_ipv4 && !q->opts.want_ipv6)
-		q->opts.want_ipv4 = q->opts.want_ipv6 = true;
-	q->cb = cb;
 	q->arg = arg;
 	q->next = r->queries;
 	if (r->queries != NULL)
@@ -1176,6 +1242,24 @@ dns_route_lookup(struct dns_resolver *r, const char *domain,
 		    NULL ||
 	    (q->timer = evtimer_new(r->base, query_timeout_cb, q)) == NULL)
 		fatalx("dns: event_new failed");
+	return q;
+}
+
+struct dns_query *
+dns_route_lookup(struct dns_resolver *r, const char *domain,
+		 const struct dns_lookup_opts *opts, dns_route_cb *cb,
+		 void *arg)
+{
+	struct dns_query *q = query_new(r, arg);
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char shown[80];
+	int k;
+
+	q->opts = *opts;
+	if (!q->opts.want_ipv4 && !q->opts.want_ipv6)
+		q->opts.want_ipv4 = q->opts.want_ipv6 = true;
+	q->cb = cb;
 
 	k = dns_domain_parse(domain, q->domain, sizeof(q->domain), &ss, &sslen);
 	if (k < 0) {
@@ -1199,6 +1283,153 @@ dns_route_lookup(struct dns_resolver *r, const char *domain,
 		evtimer_add(q->timer, &tv);
 	}
 	return q;
+}
+
+bool
+dns_name_valid(const char *name)
+{
+	size_t len = strlen(name), label = 0, i;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DNS_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		/* presentation format: no escapes, no blanks, no controls */
+		if (c <= ' ' || c >= 0x7f || c == '\\' || c == '"' ||
+		    c == ';' || c == '(' || c == ')' || c == '$' || c == '@')
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
+struct dns_query *
+dns_lookup(struct dns_resolver *r, const char *name, int rrtype,
+	   unsigned timeout_ms, dns_answer_cb *cb, void *arg)
+{
+	struct dns_query *q = query_new(r, arg);
+	struct dns_answer *a = xcalloc(1, sizeof(*a));
+	char shown[80];
+
+	q->raw = true;
+	q->rrtype = rrtype;
+	q->acb = cb;
+	q->answer = a;
+	a->rrtype = rrtype;
+	a->status = DNS_ANS_PENDING_;
+	if (!dns_name_valid(name)) {
+		printable(shown, sizeof(shown), name);
+		a->status = DNS_ANS_INVALID;
+		bfmt(a->error, sizeof(a->error), "invalid domain name \"%s\"",
+		     shown);
+	} else {
+		bfmt(q->domain, sizeof(q->domain), "%s", name);
+		sub_start(q, SUB_RAW, 0, q->domain);
+	}
+	if (q->npending == 0)
+		query_finish(q);
+	else {
+		struct timeval tv = { timeout_ms / 1000,
+				      (timeout_ms % 1000) * 1000 };
+
+		evtimer_add(q->timer, &tv);
+	}
+	return q;
+}
+
+void
+dns_answer_free(struct dns_answer **ap)
+{
+	struct dns_answer *a = *ap;
+
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->nrr; i++)
+		free(a->rr[i]);
+	free(a->rr);
+	free(a->rrlen);
+	free(a);
+	*ap = NULL;
+}
+
+int
+dns_txt_rdata(const unsigned char *rdata, size_t len, char *out, size_t size,
+	      size_t *outlen_r)
+{
+	size_t i = 0, o = 0, n;
+
+	if (size == 0)
+		return -1;
+	while (i < len) {
+		n = rdata[i++];
+		if (n > len - i)
+			return -1;
+		if (o + n >= size)
+			return -1;
+		memcpy(out + o, rdata + i, n);
+		o += n;
+		i += n;
+	}
+	out[o] = '\0';
+	if (outlen_r != NULL)
+		*outlen_r = o;
+	return 0;
+}
+
+int
+dns_name_rdata_parse(const unsigned char *rdata, size_t len, char *name,
+		     size_t size)
+{
+	unsigned char buf[2 + 256];
+
+	/* the MX parser with a zero preference in front */
+	if (len > sizeof(buf) - 2)
+		return -1;
+	buf[0] = buf[1] = 0;
+	memcpy(buf + 2, rdata, len);
+	{
+		unsigned pref;
+
+		return dns_mx_rdata_parse(buf, len + 2, &pref, name, size);
+	}
+}
+
+int
+dns_reverse_name(const char *ip, char *out, size_t size)
+{
+	unsigned char a[16];
+	size_t o = 0;
+	int i;
+
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		int n = snprintf(out, size, "%u.%u.%u.%u.in-addr.arpa", a[3],
+				 a[2], a[1], a[0]);
+		return n < 0 || (size_t)n >= size ? -1 : 0;
+	}
+	if (inet_pton(AF_INET6, ip, a) != 1)
+		return -1;
+	if (size < 64 + sizeof("ip6.arpa"))
+		return -1;
+	for (i = 15; i >= 0; i--) {
+		static const char hex[] = "0123456789abcdef";
+
+		out[o++] = hex[a[i] & 0xf];
+		out[o++] = '.';
+		out[o++] = hex[a[i] >> 4];
+		out[o++] = '.';
+	}
+	memcpy(out + o, "ip6.arpa", sizeof("ip6.arpa"));
+	return 0;
 }
 
 void

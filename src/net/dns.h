@@ -212,4 +212,75 @@ int dns_route_lookup_wait(const struct dns_resolver_config *cfg,
 			  const struct dns_lookup_opts *opts,
 			  struct dns_route **route_r, char **error_r);
 
+/* ---- any one record type (SPF, DKIM, DMARC, iprev, DNSBL) ------------- */
+
+#define DNS_T_A 1
+#define DNS_T_PTR 12
+#define DNS_T_MX 15
+#define DNS_T_TXT 16
+#define DNS_T_AAAA 28
+
+enum dns_answer_status {
+	DNS_ANS_OK,		/* records of the type asked for */
+	DNS_ANS_NODATA,		/* the name exists, no such records */
+	DNS_ANS_NXDOMAIN,	/* the name does not exist */
+	DNS_ANS_TEMPFAIL,	/* SERVFAIL, timeout, bogus DNSSEC, ... */
+	DNS_ANS_INVALID,	/* the name is not a valid domain name */
+	DNS_ANS_PENDING_,	/* internal: never handed out */
+};
+
+struct dns_answer {
+	enum dns_answer_status status;
+	int rrtype;
+	/* the rdata of each record of the type asked for (CNAMEs followed
+	 * by the resolver), in the order DNS gave, each NUL-terminated after
+	 * rrlen[i] octets for convenience; at most 256 records */
+	unsigned char **rr;
+	size_t *rrlen;
+	size_t nrr;
+	bool secure;		/* DNSSEC-validated (with a trust anchor) */
+	char error[256];	/* why, for TEMPFAIL and INVALID */
+};
+
+/*
+ * Looks up the records of type rrtype for name (ASCII, presentation
+ * format, with or without a final dot; dns_name_valid() must accept it,
+ * else the answer is DNS_ANS_INVALID). cb is called exactly once, later,
+ * from the event loop, unless the query is cancelled first (then never);
+ * the answer belongs to the callee (dns_answer_free()). After timeout_ms
+ * the answer is DNS_ANS_TEMPFAIL. Names are not lower-cased.
+ */
+typedef void dns_answer_cb(struct dns_answer *answer, void *arg);
+struct dns_query *dns_lookup(struct dns_resolver *r, const char *name,
+			     int rrtype, unsigned timeout_ms,
+			     dns_answer_cb *cb, void *arg);
+void dns_answer_free(struct dns_answer **answer);
+
+/*
+ * A name that can be looked up: labels of 1-63 octets of printable ASCII
+ * other than blanks, '\\', '"', ';', '(', ')', '$' and '@' (so nothing
+ * is read as an escape or a zone-file token), at most DNS_NAME_MAX in
+ * all, one optional final dot. Underscores and other odd characters are
+ * allowed: SPF and DKIM names have them.
+ */
+bool dns_name_valid(const char *name);
+
+/*
+ * A TXT record's rdata: its character-strings joined with nothing in
+ * between (RFC 7208 3.3, RFC 6376 3.6.2.2), NUL-terminated in out (size
+ * octets). 0, or -1 if malformed or too long for out.
+ */
+int dns_txt_rdata(const unsigned char *rdata, size_t len, char *out,
+		  size_t size, size_t *outlen_r);
+
+/* A PTR (or CNAME) record's rdata: the name, lower case, no final dot,
+ * with the label rules of dns_mx_rdata_parse(). 0 or -1. */
+int dns_name_rdata_parse(const unsigned char *rdata, size_t len, char *name,
+			 size_t size);
+
+/* "192.0.2.1" -> "1.2.0.192.in-addr.arpa", an IPv6 address -> its
+ * nibbles under ip6.arpa. 0, or -1 if ip is not an address or out
+ * (at least 74 octets for IPv6) is too small. */
+int dns_reverse_name(const char *ip, char *out, size_t size);
+
 #endif

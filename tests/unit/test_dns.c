@@ -368,6 +368,24 @@ test_mx_order_default_rnd(void **state)
 	assert_true(seen[0] && seen[1] && seen[2]);
 }
 
+
+struct raw_got {
+	int calls;
+	enum dns_answer_status status;
+	char error[256];
+};
+
+static void
+raw_cb(struct dns_answer *a, void *arg)
+{
+	struct raw_got *g = arg;
+
+	g->calls++;
+	g->status = a->status;
+	snprintf(g->error, sizeof(g->error), "%s", a->error);
+	dns_answer_free(&a);
+}
+
 /* ---- the asynchronous side, without a name server --------------------- */
 
 struct got {
@@ -552,6 +570,76 @@ test_resolver_config(void **state)
 	event_base_free(base);
 }
 
+/* The helpers of raw lookups: TXT strings, reverse names, valid names. */
+static void
+test_raw_helpers(void **state)
+{
+	static const unsigned char txt[] = "\x05" "v=spf" "\x0c" "1 -all extra";
+	static const unsigned char bad[] = "\x09" "short";
+	static const unsigned char ptr[] = "\x04" "mail" "\x07" "Example" "\x03" "org" "\x00";
+	char out[64], name[DNS_NAME_MAX + 1], v6[80];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(dns_txt_rdata(txt, sizeof(txt) - 1, out, sizeof(out),
+				       &n), 0);
+	assert_string_equal(out, "v=spf1 -all extra");
+	assert_int_equal(n, 17);
+	assert_int_equal(dns_txt_rdata(bad, sizeof(bad) - 1, out, sizeof(out),
+				       &n), -1);
+	assert_int_equal(dns_txt_rdata(txt, sizeof(txt) - 1, out, 17, &n), -1);
+	assert_int_equal(dns_txt_rdata(txt, 0, out, sizeof(out), &n), 0);
+	assert_string_equal(out, "");
+
+	assert_int_equal(dns_name_rdata_parse(ptr, sizeof(ptr) - 1, name,
+					      sizeof(name)), 0);
+	assert_string_equal(name, "mail.example.org");
+	assert_int_equal(dns_name_rdata_parse(ptr, sizeof(ptr) - 2, name,
+					      sizeof(name)), -1);
+
+	assert_int_equal(dns_reverse_name("192.0.2.10", out, sizeof(out)), 0);
+	assert_string_equal(out, "10.2.0.192.in-addr.arpa");
+	assert_int_equal(dns_reverse_name("2001:db8::1", v6, sizeof(v6)), 0);
+	assert_string_equal(v6, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"
+				".0.8.b.d.0.1.0.0.2.ip6.arpa");
+	assert_int_equal(dns_reverse_name("2001:db8::1", v6, 70), -1);
+	assert_int_equal(dns_reverse_name("example.org", out, sizeof(out)), -1);
+
+	assert_true(dns_name_valid("_spf.example.org."));
+	assert_true(dns_name_valid("s1._domainkey.example.org"));
+	assert_false(dns_name_valid(""));
+	assert_false(dns_name_valid("a..b"));
+	assert_false(dns_name_valid("a b.org"));
+	assert_false(dns_name_valid("a\\065.org"));
+	assert_false(dns_name_valid("x.1234567890123456789012345678901234567890"
+				    "123456789012345678901234.org"));
+}
+
+/* An invalid name is answered DNS_ANS_INVALID, from the loop. */
+static void
+test_raw_invalid(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct dns_resolver *r = recursive_resolver(base);
+	struct raw_got g = { 0 };
+
+	(void)state;
+	assert_non_null(dns_lookup(r, "bad name.example", DNS_T_TXT, 1000,
+				   raw_cb, &g));
+	assert_int_equal(g.calls, 0);
+	assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 0);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.status, DNS_ANS_INVALID);
+	assert_non_null(strstr(g.error, "invalid domain name"));
+	/* a cancelled lookup never calls back */
+	dns_query_cancel(dns_lookup(r, "bad name.example", DNS_T_TXT, 1000,
+				    raw_cb, &g));
+	assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 0);
+	assert_int_equal(g.calls, 1);
+	dns_resolver_free(&r);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -565,6 +653,8 @@ main(void)
 		cmocka_unit_test(test_route_local),
 		cmocka_unit_test(test_route_cancel),
 		cmocka_unit_test(test_resolver_config),
+		cmocka_unit_test(test_raw_helpers),
+		cmocka_unit_test(test_raw_invalid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
