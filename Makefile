@@ -14,7 +14,7 @@
 CC       ?= cc
 FUZZ_CC  ?= clang
 PKGS     := libevent_core libevent_openssl libevent_pthreads libssl libcrypto \
-            libunbound sqlite3 libcrypt yaml-0.1
+            libunbound sqlite3 libcrypt yaml-0.1 libpsl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -34,7 +34,7 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
 # daemon binary has them.
 TEST_HOOKS := -DGODWIT_TEST_HOOKS
 
-LAYERS   := lib mail store net smtpd pop3d mta daemon cli
+LAYERS   := lib mail store net msgauth smtpd pop3d mta daemon cli
 MAIN     := src/cli/main.c
 SRCS     := $(sort $(filter-out $(MAIN),$(wildcard $(LAYERS:%=src/%/*.c))))
 HDRS     := $(wildcard $(LAYERS:%=src/%/*.h))

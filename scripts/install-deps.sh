@@ -10,7 +10,9 @@ libevent-dev libssl-dev libunbound-dev libsqlite3-dev libcrypt-dev libyaml-dev
 libcmocka-dev python3 python3-pytest swaks libio-socket-inet6-perl
 libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl curl openssl sqlite3 postfix
 iproute2 procps fetchmail unbound python3-aiosmtpd
-sasl2-bin libsasl2-modules libsasl2-modules-db"
+sasl2-bin libsasl2-modules libsasl2-modules-db
+libpsl-dev publicsuffix python3-spf python3-dnslib python3-dkim python3-nacl
+opendkim opendkim-tools opendmarc postfix-policyd-spf-python"
 
 missing=""
 for p in $PKGS; do
@@ -44,6 +46,16 @@ if [ -n "$missing" ]; then
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now unbound unbound-resolvconf >/dev/null 2>&1 || true
 	fi
+	# opendkim and opendmarc are peers the tests start themselves.
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now opendkim opendmarc >/dev/null 2>&1 || true
+	fi
+	for d in opendkim opendmarc; do
+		if [ -x /etc/init.d/$d ]; then
+			/etc/init.d/$d stop >/dev/null 2>&1 || true
+			update-rc.d $d disable >/dev/null 2>&1 || true
+		fi
+	done
 	if [ -x /etc/init.d/unbound ]; then
 		/etc/init.d/unbound stop >/dev/null 2>&1 || true
 		update-rc.d unbound disable >/dev/null 2>&1 || true
