@@ -1,0 +1,324 @@
+"""
+The mail-authentication peers that run beside a private Postfix
+(postfix_peer.py, or bench/postfix-instance): OpenDKIM and OpenDMARC as
+milters and postfix-policyd-spf-python as a policy service, all Debian
+packages. Used by tests/integration/test_auth_lab.py and by
+bench/auth-vs-postfix, so both run the same configuration.
+
+  OpenDKIM    `opendkim -f -x CONF` in the foreground, a milter on
+              inet:PORT@127.0.0.1 of the namespace it runs in. Mode "v"
+              verifies, "s" signs with a KeyTable/SigningTable made from
+              the keys given (one entry per key: several keys sign one
+              message several times). AuthservID set, so its
+              Authentication-Results header can be told from the others.
+              Its resolver forwards to the name servers given (Nameservers:
+              Debian's OpenDKIM resolves through libunbound, which would
+              otherwise recurse from the root servers). Two limits of
+              libunbound with its default settings, which OpenDKIM gives
+              no way to change safely (a ResolverConfiguration file is
+              parsed again for every message, by a parser that is not
+              thread-safe: the milter dies under concurrent load): it never
+              queries a loopback address (do-not-query-localhost), and it
+              answers names under test., invalid., onion. and home.arpa.
+              itself with NXDOMAIN (RFC 6761 default zones). So the name
+              server it asks must not be 127.0.0.1/::1, and signing domains
+              it verifies must be outside those zones (e.g. *.example).
+  OpenDMARC   `opendmarc -f -c CONF`, a milter on inet:PORT@127.0.0.1;
+              takes SPF and DKIM results from the Authentication-Results
+              headers of TrustedAuthservIDs (policyd-spf's and OpenDKIM's),
+              the organizational domain from Debian's public suffix list,
+              RejectFailures on (a p=reject failure is refused at SMTP
+              time, as godwit does).
+  policyd-spf spawned by Postfix's master (the master.cf line from
+              policyd_spf_master_cf()), with a configuration that checks
+              the MAIL FROM identity, rejects on Fail and writes an
+              Authentication-Results header with its own authserv-id.
+
+Options are those of opendkim.conf(5), opendmarc.conf(5) and
+policyd-spf.conf(5) as installed (OpenDKIM 2.11, OpenDMARC 1.4,
+spf-engine 3.0). The localhost exemptions every one of them has by default
+(InternalHosts, IgnoreHosts, skip_addresses: 127.0.0.1) are replaced by an
+address that never connects (192.0.2.1), so mail from loopback - the
+benchmark's client - is checked like any other.
+
+Each milter is a process of ours: start() waits (bounded) until it listens
+or fails with its output; stop() ends it with SIGTERM, then SIGKILL, by
+its own pid. Standard library only.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
+OPENDMARC = shutil.which("opendmarc") or "/usr/sbin/opendmarc"
+POLICYD_SPF = shutil.which("policyd-spf") or "/usr/bin/policyd-spf"
+PSL = "/usr/share/publicsuffix/public_suffix_list.dat"
+# an address no client ever has: replaces the localhost exemptions
+NOBODY_ADDR = "192.0.2.1"
+
+
+def available():
+    """(True, "") if OpenDKIM, OpenDMARC and policyd-spf are installed."""
+    for path, pkg in ((OPENDKIM, "opendkim"), (OPENDMARC, "opendmarc"),
+                      (POLICYD_SPF, "postfix-policyd-spf-python"),
+                      (PSL, "publicsuffix")):
+        if not os.path.exists(path):
+            return False, f"{path} is missing (Debian package {pkg})"
+    for user in ("opendkim", "opendmarc", "policyd-spf"):
+        try:
+            import pwd
+            pwd.getpwnam(user)
+        except KeyError:
+            return False, f"user {user} is missing (its Debian package)"
+    return True, ""
+
+
+def _chown_tree(path, user):
+    shutil.chown(path, user, user)
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            shutil.chown(os.path.join(root, n), user, user)
+
+
+class Milter:
+    """One milter process listening on 127.0.0.1:port."""
+
+    prog = None
+    user = None
+
+    def __init__(self, directory, port, exec_prefix=(), authserv_id="peer.test"):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        self.port = port
+        self.exec_prefix = [str(a) for a in exec_prefix]
+        self.authserv_id = authserv_id
+        self.conf = self.dir / f"{self.name}.conf"
+        self.out = self.dir / f"{self.name}.out"
+        self.proc = None
+
+    @property
+    def name(self):
+        return type(self).__name__.lower()
+
+    @property
+    def socket_spec(self):
+        return f"inet:{self.port}@127.0.0.1"
+
+    @property
+    def postfix_spec(self):
+        """The same socket as Postfix's smtpd_milters spells it."""
+        return f"inet:127.0.0.1:{self.port}"
+
+    def argv(self):
+        raise NotImplementedError
+
+    def start(self, timeout=20):
+        self.write()
+        self._out = open(self.out, "ab")
+        self.proc = subprocess.Popen(
+            self.exec_prefix + self.argv(), stdin=subprocess.DEVNULL,
+            stdout=self._out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self._listening():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.proc.returncode} before "
+                    f"listening on {self.port}:\n{self.output()[-3000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"{self.name} not listening on "
+                                     f"{self.port} after {timeout}s:\n"
+                                     + self.output()[-3000:])
+            time.sleep(0.02)
+        return self
+
+    def _listening(self):
+        """A LISTEN socket on 127.0.0.1:port in the process's namespace."""
+        want = "0100007F:%04X" % self.port
+        try:
+            with open(f"/proc/{self.proc.pid}/net/tcp") as f:
+                return any(l.split()[1] == want and l.split()[3] == "0A"
+                           for l in list(f)[1:])
+        except OSError:
+            return False
+
+    def output(self):
+        try:
+            return self.out.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=10):
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.kill(p.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    p.wait(timeout=timeout)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if getattr(self, "_out", None):
+            self._out.close()
+            self._out = None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class OpenDKIM(Milter):
+    """keys: [(domain, selector, private_key_pem_path)] to sign with (mode
+    "s" or "sv"); nameservers: addresses for libunbound (IP or IP@port)."""
+
+    user = "opendkim"
+
+    def __init__(self, directory, port, exec_prefix=(), authserv_id="peer.test",
+                 mode="v", keys=(), nameservers=("127.0.0.1",),
+                 internal_hosts=(NOBODY_ADDR,)):
+        super().__init__(directory, port, exec_prefix, authserv_id)
+        self.mode = mode
+        self.keys = list(keys)
+        self.nameservers = list(nameservers)
+        self.internal_hosts = list(internal_hosts)
+
+    def argv(self):
+        return [OPENDKIM, "-f", "-x", str(self.conf)]
+
+    def write(self):
+        d = self.dir
+        (d / "internal").write_text("\n".join(self.internal_hosts) + "\n")
+        lines = [
+            "# written by tests/integration/auth_peers.py",
+            f"Mode {self.mode}",
+            f"Socket {self.socket_spec}",
+            "Background false",
+            f"PidFile {d}/opendkim.pid",
+            f"UserID {self.user}",
+            "Syslog false",
+            f"AuthservID {self.authserv_id}",
+            f"Nameservers {','.join(self.nameservers)}",
+            f"InternalHosts {d}/internal",
+            "Canonicalization relaxed/relaxed",
+            "SignatureAlgorithm rsa-sha256",
+            "OversignHeaders From",
+            "AlwaysAddARHeader true",
+            "DNSTimeout 5",
+        ]
+        if self.keys:
+            kdir = d / "keys"
+            kdir.mkdir(exist_ok=True)
+            kt, st = [], []
+            for i, (domain, sel, pem) in enumerate(self.keys):
+                dst = kdir / f"{i}.pem"
+                shutil.copyfile(pem, dst)
+                os.chmod(dst, 0o600)
+                kt.append(f"k{i} {domain}:{sel}:{dst}")
+                st.append(f"*@{domain} k{i}")
+            (d / "KeyTable").write_text("\n".join(kt) + "\n")
+            (d / "SigningTable").write_text("\n".join(st) + "\n")
+            lines += [f"KeyTable file:{d}/KeyTable",
+                      f"SigningTable refile:{d}/SigningTable",
+                      "MultipleSignatures true"]
+        self.conf.write_text("\n".join(lines) + "\n")
+        _chown_tree(d, self.user)
+        shutil.chown(self.conf, "root", "root")
+        os.chmod(self.conf, 0o644)
+
+
+class OpenDMARC(Milter):
+    user = "opendmarc"
+
+    def __init__(self, directory, port, exec_prefix=(), authserv_id="peer.test",
+                 trusted=(), reject=True, ignore_hosts=(NOBODY_ADDR,)):
+        super().__init__(directory, port, exec_prefix, authserv_id)
+        self.trusted = list(trusted) or [authserv_id]
+        self.reject = reject
+        self.ignore_hosts = list(ignore_hosts)
+
+    def argv(self):
+        return [OPENDMARC, "-f", "-c", str(self.conf)]
+
+    def write(self):
+        d = self.dir
+        (d / "ignore").write_text("\n".join(self.ignore_hosts) + "\n")
+        lines = [
+            "# written by tests/integration/auth_peers.py",
+            f"Socket {self.socket_spec}",
+            "Background false",
+            f"PidFile {d}/opendmarc.pid",
+            f"UserID {self.user}",
+            "Syslog false",
+            f"AuthservID {self.authserv_id}",
+            f"TrustedAuthservIDs {','.join(self.trusted)}",
+            f"IgnoreHosts {d}/ignore",
+            f"PublicSuffixList {PSL}",
+            f"RejectFailures {'true' if self.reject else 'false'}",
+            "FailureReports false",
+            "SPFIgnoreResults false",
+            "SPFSelfValidate false",
+            "DNSTimeout 5",
+        ]
+        self.conf.write_text("\n".join(lines) + "\n")
+        _chown_tree(d, self.user)
+        shutil.chown(self.conf, "root", "root")
+        os.chmod(self.conf, 0o644)
+
+
+def write_policyd_spf_conf(path, authserv_id):
+    """A policyd-spf.conf: MAIL FROM checked, Fail rejected, HELO only
+    recorded, loopback not exempt, an Authentication-Results header."""
+    path = Path(path)
+    path.write_text(
+        "# written by tests/integration/auth_peers.py\n"
+        "debugLevel = 1\n"
+        "TestOnly = 1\n"
+        "HELO_reject = False\n"
+        "Mail_From_reject = Fail\n"
+        "PermError_reject = False\n"
+        "TempError_Defer = False\n"
+        f"skip_addresses = {NOBODY_ADDR}/32\n"
+        "Header_Type = AR\n"
+        f"Authserv_Id = {authserv_id}\n")
+    os.chmod(path, 0o644)
+    return path
+
+
+def policyd_spf_master_cf(conf):
+    """The master.cf line that spawns policyd-spf (as its man page says)."""
+    return (f"policyd-spf unix - n n - 0 spawn user=policyd-spf "
+            f"argv={POLICYD_SPF} {conf}")
+
+
+def postfix_main_cf(milters, policy=True):
+    """main.cf lines: the milters in order (OpenDKIM first, so OpenDMARC
+    sees its header) and the SPF policy check at RCPT TO."""
+    out = [
+        "smtpd_milters = " + ", ".join(m.postfix_spec for m in milters),
+        "non_smtpd_milters =",
+        "milter_default_action = tempfail",
+        "milter_protocol = 6",
+    ]
+    if policy:
+        out += [
+            "policyd-spf_time_limit = 3600",
+            "smtpd_recipient_restrictions = reject_unauth_destination, "
+            "check_policy_service unix:private/policyd-spf",
+        ]
+    return out
