@@ -352,7 +352,9 @@ class Lab:
 
     def dns(self, records, timeout=15):
         """Starts unbound in a host "dns" serving records (zone-file lines,
-        e.g. "b.test. MX 10 mx.b.test."); every name outside them is
+        e.g. "b.test. MX 10 mx.b.test.", 'a.example. TXT "v=spf1 -all"';
+        a TXT string over 255 bytes is split by txt_record()); every name
+        outside them is
         NXDOMAIN, nothing is looked up on the Internet. Points every host's
         /etc/resolv.conf (through /etc/netns/NS/) at it. Returns the host."""
         ok, why = unbound_available()
@@ -404,7 +406,9 @@ class Lab:
     def _unbound_conf(self, h, d):
         zones = {"test."}
         for r in self.dns_records:
-            if "\n" in r or '"' in r:
+            # TXT records carry their strings in double quotes; the line
+            # goes into local-data in single quotes, so it may not have any
+            if "\n" in r or "'" in r or "\\" in r:
                 raise ValueError(f"bad record {r!r}")
             owner = r.split()[0].lower()
             if not owner.endswith("."):
@@ -441,7 +445,7 @@ class Lab:
         for z in sorted(zones):
             lines.append(f'  local-zone: "{z}" static')
         for r in self.dns_records:
-            lines.append(f'  local-data: "{r}"')
+            lines.append(f"  local-data: '{r}'")
         lines += ["remote-control:", "  control-enable: no", ""]
         return "\n".join(lines)
 
@@ -578,6 +582,15 @@ def _close_all():
             lab.close()
         except Exception:
             pass
+
+
+def txt_record(owner, text):
+    """A zone-file TXT line for dns(): text split into quoted strings of
+    at most 250 bytes (a DKIM key is longer than one string may be)."""
+    if '"' in text or "'" in text or "\\" in text or "\n" in text:
+        raise ValueError(f"bad TXT text {text!r}")
+    parts = " ".join(f'"{text[i:i + 250]}"' for i in range(0, len(text), 250))
+    return f"{owner} TXT {parts}"
 
 
 def is_ip(s):

@@ -94,6 +94,23 @@ class PostfixError(AssertionError):
     pass
 
 
+def _merge_main_cf(text, extra):
+    """text with each "name = value" of extra replacing the line that
+    sets name (and its continuation lines), or appended."""
+    lines = text.splitlines()
+    for e in extra:
+        name = e.split("=", 1)[0].strip()
+        out, skip = [], False
+        for l in lines:
+            if skip and l[:1] in (" ", "\t"):
+                continue
+            skip = l.split("=", 1)[0].strip() == name and "=" in l
+            if not skip:
+                out.append(l)
+        lines = out + [e]
+    return "\n".join(lines) + "\n"
+
+
 def _run(cmd, timeout=30, check=True, input=None, env=None):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                        input=input, env=env)
@@ -114,12 +131,15 @@ class PostfixPeer:
         default: the host's IPv4 /24 and IPv6 /64 (the lab subnet) and
         loopback.
     submission: also listen on 587 and 465.
+    main_cf: main.cf lines ("name = value") that replace the default of
+        that name or add to it (milters, restrictions: auth_peers.py).
+    master_cf: more master.cf lines (a policy service).
     """
 
     def __init__(self, host, base=None, hostname="mx.p.test",
                  users=("carol@p.test", "dave@far.test"),
                  sasl_users=None, mynetworks=None, submission=True,
-                 ip6=True, keep=False):
+                 ip6=True, keep=False, main_cf=(), master_cf=()):
         if not getattr(host, "ns", None):
             # Without a namespace the listeners would open in the root
             # namespace, port 25 included: never.
@@ -135,6 +155,8 @@ class PostfixPeer:
                                else {"relayuser@p.test": "secret"})
         self.submission = submission
         self.keep = keep
+        self.main_cf_extra = list(main_cf)
+        self.master_cf_extra = list(master_cf)
         if mynetworks is None:
             mynetworks = ["127.0.0.0/8", "[::1]/128",
                           str(ipaddress.ip_interface(f"{self.ip4}/24").network)]
@@ -189,8 +211,10 @@ class PostfixPeer:
                 local, dom = u.rsplit("@", 1)
                 # the trailing "/" makes virtual(8) deliver into a Maildir
                 f.write(f"{u} {dom.lower()}/{local.lower()}/\n")
-        (self.etc / "main.cf").write_text(self._main_cf())
-        (self.etc / "master.cf").write_text(self._master_cf())
+        (self.etc / "main.cf").write_text(_merge_main_cf(
+            self._main_cf(), self.main_cf_extra))
+        (self.etc / "master.cf").write_text(
+            self._master_cf() + "".join(l + "\n" for l in self.master_cf_extra))
         # postconf parses both files: a typo fails here, not at start
         _run([POSTCONF, "-c", str(self.etc), "-n"])
         _run([POSTCONF, "-c", str(self.etc), "-M"])
