@@ -235,7 +235,11 @@ class OpenDKIM(Milter):
             (d / "SigningTable").write_text("\n".join(st) + "\n")
             lines += [f"KeyTable file:{d}/KeyTable",
                       f"SigningTable refile:{d}/SigningTable",
-                      "MultipleSignatures true"]
+                      "MultipleSignatures true",
+                      # its "safe key" check walks up to / and refuses a
+                      # key below /tmp (world-writable); the key file
+                      # itself is 0600 and the milter user's
+                      "RequireSafeKeys false"]
         self.conf.write_text("\n".join(lines) + "\n")
         _chown_tree(d, self.user)
         shutil.chown(self.conf, "root", "root")

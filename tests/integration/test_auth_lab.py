@@ -99,6 +99,14 @@ def peers():
     try:
         yield p
     finally:
+        # shown by pytest only when the test failed
+        for item in p.items:
+            if isinstance(item, postfix_peer.PostfixPeer):
+                print(f"--- Postfix in {item.ns}, mail log:\n"
+                      f"{item.log_text()[-4000:]}", file=sys.stderr)
+            else:
+                print(f"--- {item.name} output:\n{item.output()[-2000:]}",
+                      file=sys.stderr)
         for item in reversed(p.items):
             try:
                 if isinstance(item, postfix_peer.PostfixPeer):
@@ -265,6 +273,8 @@ SESSION_SCRIPT = textwrap.dedent("""\
 
 
 def session_from(host, server_ip, helo, msgs):
+    msgs = [[f, t, d.decode() if isinstance(d, bytes) else d]
+            for f, t, d in msgs]
     p = host.run(["/usr/bin/python3", "-c", SESSION_SCRIPT,
                   json.dumps([server_ip, helo, msgs])],
                  capture_output=True, text=True, timeout=60)
