@@ -445,7 +445,7 @@ def test_godwit_signed_mail_passes_dkim_and_dmarc_at_postfix(
     assert algs == ["ed25519-sha256", "rsa-sha256"], sigs
     _, dk = results_of(raw, "opendkim.c.example")
     assert sorted((m, r, p.get("header.d"), p.get("header.s"),
-                   p.get("header.a")) for m, r, p in dk) == [
+                   p.get("header.a")) for m, r, p in dk if m == "dkim") == [
         ("dkim", "pass", "g.example", "ed1", "ed25519-sha256"),
         ("dkim", "pass", "g.example", "rsa1", "rsa-sha256"),
     ], header_fields(raw, "Authentication-Results")
