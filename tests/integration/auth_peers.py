@@ -47,6 +47,7 @@ its own pid. Standard library only.
 """
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -70,7 +71,6 @@ def available():
             return False, f"{path} is missing (Debian package {pkg})"
     for user in ("opendkim", "opendmarc", "policyd-spf"):
         try:
-            import pwd
             pwd.getpwnam(user)
         except KeyError:
             return False, f"user {user} is missing (its Debian package)"
