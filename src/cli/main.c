@@ -7,6 +7,7 @@
  *	godwit [-c FILE] domain|user|alias ...
  *	godwit [-c FILE] queue list|show|hold|release|delete|flush ...
  *	godwit [-c FILE] route [-4|-6] DOMAIN
+ *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -35,6 +36,7 @@ static const struct {
 	{"alias", cmd_alias},
 	{"queue", cmd_queue},
 	{"route", cmd_route},
+	{"check", cmd_check},
 };
 
 static void
@@ -58,6 +60,9 @@ usage(FILE *f)
 		"  queue flush                    retry deferred mail now\n"
 		"  route [-4|-6] DOMAIN           where mail for DOMAIN "
 		"goes (MX, addresses)\n"
+		"  check --ip ADDR --helo NAME --mail-from ADDR [--json]\n"
+		"                                 check a message on stdin "
+		"(SPF)\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
