@@ -10,6 +10,7 @@
  *	godwit queue list [--json]|show|hold|release|delete|flush ...
  *	godwit route [-4|-6] [-n] DOMAIN
  *	godwit check --ip ADDR --helo NAME --mail-from ADDR [--json] < msg
+ *	godwit dkim keygen|sign|list ...
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -59,5 +60,13 @@ int cmd_route(const struct config *config, int argc, char **argv);
  * 1 configuration or resolver errors; 2 usage.
  */
 int cmd_check(const struct config *config, int argc, char **argv);
+/*
+ * `godwit dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519]`
+ * (without --algorithm: RSA-2048 and Ed25519, selectors S-rsa and
+ * S-ed25519, S by default gYYYYMM), `godwit dkim sign [--domain D]`
+ * (stdin to stdout, the DKIM-Signature fields on top), `godwit dkim
+ * list`. Each key prints as "S._domainkey.D. IN TXT \"v=DKIM1; ...\"".
+ */
+int cmd_dkim(const struct config *config, int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
  *	godwit [-c FILE] queue list|show|hold|release|delete|flush ...
  *	godwit [-c FILE] route [-4|-6] DOMAIN
  *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
+ *	godwit [-c FILE] dkim keygen|sign|list ...
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -37,6 +38,7 @@ static const struct {
 	{"queue", cmd_queue},
 	{"route", cmd_route},
 	{"check", cmd_check},
+	{"dkim", cmd_dkim},
 };
 
 static void
@@ -63,6 +65,7 @@ usage(FILE *f)
 		"  check --ip ADDR --helo NAME --mail-from ADDR [--json]\n"
 		"                                 check a message on stdin "
 		"(SPF)\n"
+		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
