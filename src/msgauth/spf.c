@@ -129,8 +129,7 @@ finish(struct spf_check *c, enum spf_result res, const char *why)
 		snprintf(out.reason, sizeof(out.reason), "%s", why);
 	if (res == SPF_TEMPERROR || res == SPF_PERMERROR)
 		out.mechanism[0] = '\0';
-	c->q = NULL;
-	check_free(c);
+	check_free(c);		/* cancels a lookup still out (timeout) */
 	cb(&out, arg);
 }
 
@@ -189,8 +188,7 @@ expand_target(struct spf_check *c, const char *spec)
 	const char *err;
 
 	if (spec == NULL) {
-		snprintf(c->target, sizeof(c->target), "%s",
-			 c->fr[c->depth].domain);
+		scopy(c->target, sizeof(c->target), c->fr[c->depth].domain);
 		return 0;
 	}
 	fill_vars(c, &v);
@@ -321,7 +319,11 @@ exp_start(struct spf_check *c)
 	lookup(c, ST_EXP, c->target, DNS_T_TXT);
 }
 
-/* A frame has its result: the check's, or its include term's. */
+/*
+ * A frame has its result: the check's, or its include term's (an
+ * include matches on pass only; errors and "none" inside an include
+ * have ended the check already, as temperror or permerror).
+ */
 static void
 frame_result(struct spf_check *c, enum spf_result res)
 {
@@ -337,24 +339,7 @@ frame_result(struct spf_check *c, enum spf_result res)
 	}
 	spf_record_free(&c->fr[c->depth].rec);
 	c->depth--;
-	switch (res) {
-	case SPF_PASS:
-		term_done(c, true);
-		break;
-	case SPF_FAIL:
-	case SPF_SOFTFAIL:
-	case SPF_NEUTRAL:
-		term_done(c, false);
-		break;
-	case SPF_TEMPERROR:
-		finish(c, res, c->out.reason);
-		break;
-	case SPF_NONE:
-	case SPF_PERMERROR:
-		finish(c, SPF_PERMERROR, c->out.reason[0] != '\0'
-			 ? c->out.reason : "include of a domain without SPF");
-		break;
-	}
+	term_done(c, res == SPF_PASS);
 }
 
 /* Looks up the SPF record of c->target for frame depth. */
@@ -490,8 +475,8 @@ term_void(struct spf_check *c)
 		term_done(c, false);
 }
 
-/* Counts the SPF records among TXT answers; *rec_r is the text of the
- * last (caller frees). -1: a record is malformed as a TXT rdata. */
+/* Counts the SPF records among TXT answers (rdata that does not parse
+ * is not one); *rec_r is the text of the last (caller frees). */
 static size_t
 spf_records(const struct dns_answer *a, char **rec_r, size_t *len_r)
 {

@@ -86,6 +86,7 @@ def godwit_check(conf, ip, helo, mail_from):
         input=MESSAGE, capture_output=True, timeout=30)
     assert p.returncode == 0, p.stderr.decode(errors="replace")
     assert b"ERROR: AddressSanitizer" not in p.stderr
+    assert b"ERROR: LeakSanitizer" not in p.stderr
     assert b"runtime error:" not in p.stderr
     return json.loads(p.stdout)["spf"]
 
@@ -104,3 +105,86 @@ def test_rfc7208(request, suite_dns, zonedata, test):
         if request.node.callspec.id in EXPLANATION_ANY_CASE:
             want, got = want.lower(), got.lower()
         assert got == want, spf
+
+
+# ---- godwit check itself: the header, the null sender, exit codes ------
+
+ZONE = {
+    "example.org": [{"TXT": "v=spf1 ip4:192.0.2.0/24 -all"}],
+    "mx.example.org": [{"TXT": "v=spf1 a -all"}, {"A": "198.51.100.7"}],
+}
+
+
+def run_check(conf, *args, stdin=MESSAGE):
+    return subprocess.run([GODWIT_BIN, "check", "-c", str(conf), *args],
+                          input=stdin, capture_output=True, timeout=30)
+
+
+def test_check_prints_authentication_results(suite_dns):
+    dns, conf = suite_dns
+    dns.set_zone(ZONE)
+    p = run_check(conf, "--ip", "192.0.2.9", "--helo", "mx.example.org",
+                  "--mail-from", "alice@example.org")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == (
+        f"Authentication-Results: {HOSTNAME}; spf=pass "
+        "smtp.mailfrom=alice@example.org\n")
+    p = run_check(conf, "--ip", "203.0.113.1", "--helo", "mx.example.org",
+                  "--mail-from=alice@example.org")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == (
+        f"Authentication-Results: {HOSTNAME}; spf=fail "
+        "smtp.mailfrom=alice@example.org\n")
+
+
+def test_check_null_sender_uses_helo(suite_dns):
+    dns, conf = suite_dns
+    dns.set_zone(ZONE)
+    p = run_check(conf, "--ip", "198.51.100.7", "--helo", "mx.example.org",
+                  "--mail-from", "")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == (
+        f"Authentication-Results: {HOSTNAME}; spf=pass "
+        "smtp.helo=mx.example.org\n")
+    spf = godwit_check(conf, "198.51.100.8", "mx.example.org", "")
+    assert spf == {
+        "result": "fail", "identity": "helo", "domain": "mx.example.org",
+        "sender": "postmaster@mx.example.org", "mechanism": "-all",
+        "explanation": "", "reason": "",
+    }
+
+
+def test_check_quotes_an_odd_sender(suite_dns):
+    dns, conf = suite_dns
+    dns.set_zone(ZONE)
+    p = run_check(conf, "--ip", "192.0.2.9", "--helo", "mx.example.org",
+                  "--mail-from", "odd user@example.org")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == (
+        f"Authentication-Results: {HOSTNAME}; spf=pass "
+        'smtp.mailfrom="odd user@example.org"\n')
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["--ip", "192.0.2.9", "--helo", "h.example.org"],
+    ["--ip", "not-an-ip", "--helo", "h", "--mail-from", "a@b.example"],
+    ["--ip", "192.0.2.9", "--helo", "h", "--mail-from", "a@b.example",
+     "--bogus"],
+], ids=["nothing", "no-mail-from", "bad-ip", "unknown-flag"])
+def test_check_usage_errors(suite_dns, args):
+    _, conf = suite_dns
+    p = run_check(conf, *args)
+    assert p.returncode == 2
+    assert p.stdout == b""
+    assert b"usage: godwit check" in p.stderr
+
+
+def test_check_config_error(tmp_path):
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("hostname: [not, a, name]\n")
+    p = run_check(conf, "--ip", "192.0.2.9", "--helo", "h.example.org",
+                  "--mail-from", "a@example.org")
+    assert p.returncode == 1
+    assert p.stdout == b""
+    assert p.stderr != b""
