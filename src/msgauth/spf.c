@@ -221,7 +221,9 @@ static void
 lookup(struct spf_check *c, enum step st, const char *name, int rrtype)
 {
 	c->step = st;
-	c->q = dns_lookup(c->r, name, rrtype, c->timeout_ms, answer_cb, c);
+	/* the whole-check timer is the bound; a lookup's own is later */
+	c->q = dns_lookup(c->r, name, rrtype, c->timeout_ms + 1000, answer_cb,
+			  c);
 }
 
 static int
