@@ -67,6 +67,9 @@ static const struct entry {
 	{AT_DATA, "queue/state", 'd', DAEMON, DAEMON, 0750},
 	/* the queue runner's control socket (mta/control.h) */
 	{AT_DATA, "control", 'd', DAEMON, DAEMON, 0750},
+	/* DMARC aggregate-report records, appended by the workers
+	 * (msgauth/dmarc_store.c) */
+	{AT_DATA, "dmarc", 'd', DAEMON, DAEMON, 0750},
 };
 
 int
