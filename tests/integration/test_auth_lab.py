@@ -335,9 +335,8 @@ def test_postfix_signed_mail_passes_spf_dkim_dmarc_at_godwit(
     by = {}
     for method, result, props in res:
         by.setdefault(method, []).append((result, props))
-    assert [r for r, _ in by.get("spf", [])] == ["pass"], res
-    spf_props = by["spf"][0][1]
-    assert spf_props.get("smtp.mailfrom") in ("alice@a.example", "a.example"), res
+    assert [(r, p.get("smtp.mailfrom")) for r, p in by.get("spf", [])] == \
+        [("pass", "alice@a.example")], res
     assert [(r, p.get("header.d"), p.get("header.s")) for r, p in
             by.get("dkim", [])] == [("pass", "a.example", "lab")], res
     assert [(r, p.get("header.from")) for r, p in by.get("dmarc", [])] == \
