@@ -93,6 +93,10 @@ cmd_keygen(const struct config *config, int argc, char **argv)
 		return cli_usage(usage_dkim_text);
 	if ((domain = cli_parse_domain(argv[2])) == NULL)
 		return 1;
+	if (cli_prepare_layout(config) != 0) {
+		free(domain);
+		return 1;
+	}
 	strftime(month, sizeof(month), "g%Y%m", gmtime(&now));
 	if (sel == NULL)
 		sel = month;

@@ -172,7 +172,9 @@ class Lab:
         self.base = base
         self.cfg = base / "godwit.yaml"
         self.data = base / "data"
-        self.cfg.write_text(f"hostname: mx.example.org\ndata_dir: {self.data}\n")
+        # user "": the layout stays root's (the test directory is 0700)
+        self.cfg.write_text(f"hostname: mx.example.org\n"
+                            f"data_dir: {self.data}\nuser: \"\"\n")
         self.records = {}
         self.keys = {}
 
