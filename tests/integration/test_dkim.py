@@ -10,6 +10,7 @@ godwit's verifier is driven by build/asan/tools/dkim_verify (a small C
 driver over msgauth/dkim.h: one line per signature, "RESULT d= s= a=
 bits= testing= b= reason="), which streams the body one octet at a time.
 """
+import base64
 import os
 import re
 import subprocess
@@ -267,6 +268,14 @@ def lab(tmp_path_factory):
         "test._domainkey.football.example.com": RFC8463_RSA,
         "brisbane._domainkey.example.com": RFC6376_KEY,
     })
+    # a 512-bit RSA key (RFC 8301: never valid)
+    short = lab.base / "short.pem"
+    run(["openssl", "genrsa", "-traditional", "-out", str(short), "512"])
+    lab.keys["short"] = short.read_bytes()
+    der = run(["openssl", "rsa", "-in", str(short), "-pubout", "-outform",
+               "DER"]).stdout
+    lab.records["short._domainkey.keys.test"] = \
+        "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
     # OpenDKIM's RSA key (opendkim-genkey) and an Ed25519 one
     run(["opendkim-genkey", "-b", "2048", "-d", "opendkim.test", "-s",
          "od", "-D", str(lab.base)])
@@ -570,6 +579,14 @@ def test_rsa_sha1_is_policy(lab):
     v = lab.verify(s.replace(b"Lunch", b"Dinner"))
     assert v[0].result == "policy"
     assert v[0].reason.endswith("signature did not verify")
+
+
+def test_short_rsa_key_is_policy(lab):
+    s = lab.dkimpy_sign(MESSAGE, "short", "keys.test", "short")
+    v = lab.verify(s)
+    assert [(x.result, x.reason, x.fields["bits"]) for x in v] == [
+        ("policy", "RSA key of 512 bits is too short (RFC 8301); "
+         "signature valid", "512")]
 
 
 def test_l_tag_leaving_content_unsigned_is_policy(lab):
