@@ -344,6 +344,14 @@ def test_keygen_refuses_to_overwrite(lab):
     assert b"exists: not overwritten" in p.stderr
     assert p.stdout == b""
     assert (lab.data / "dkim/example.org/s1-rsa.key").read_bytes() == before
+    # both or none: the Ed25519 key exists, so no RSA key is made either
+    lab.godwit("dkim", "keygen", "half.test", "--selector", "h-ed25519",
+               "--algorithm", "ed25519")
+    p = lab.godwit("dkim", "keygen", "half.test", "--selector", "h",
+                   check=False)
+    assert p.returncode == 1 and b"h-ed25519.key exists" in p.stderr
+    assert sorted(f.name for f in (lab.data / "dkim/half.test").iterdir()) \
+        == ["h-ed25519.key"]
 
 
 def test_usage_errors_exit_2(lab):
