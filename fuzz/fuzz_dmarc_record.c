@@ -42,9 +42,9 @@ check_text(const char *s, size_t max, bool uris)
 		return;
 	for (;;) {
 		const char *comma = strchr(item, ',');
-		const char *colon = memchr(item, ':', comma != NULL
-							  ? (size_t)(comma - item)
-							  : strlen(item));
+		const char *colon = memchr(
+		    item, ':',
+		    comma != NULL ? (size_t)(comma - item) : strlen(item));
 
 		check(colon != NULL && colon > item);
 		if (comma == NULL)
@@ -62,10 +62,10 @@ fuzz_record(const uint8_t *data, size_t size)
 	size_t n;
 
 	rc = dmarc_record_parse((const char *)data, size, &rec, why,
-				sizeof(why));
+	                        sizeof(why));
 	check(rc >= -1 && rc <= 1);
 	rc2 = dmarc_record_parse((const char *)data, size, &again, why2,
-				 sizeof(why2));
+	                         sizeof(why2));
 	check(rc2 == rc);
 	if (rc == 1) {
 		check(memcmp(&rec, &again, sizeof(rec)) == 0);
@@ -117,7 +117,7 @@ fuzz_org(const uint8_t *data, size_t size)
 	for (i = 0; i < m; i++)
 		check(!(org[i] >= 'A' && org[i] <= 'Z'));
 	if (m > 0 && org[m - 1] == '.')
-		return;	/* "a.." : one final dot went, the next one stays */
+		return; /* "a.." : one final dot went, the next one stays */
 	check(dmarc_org_domain(org, org2, sizeof(org2)) == 0);
 	check(strcmp(org, org2) == 0);
 }
