@@ -167,8 +167,12 @@ lookup_query(struct dmarc_lookup *l, const char *domain)
 	char name[DNS_NAME_MAX + 16];
 
 	copy(l->f.policy_domain, domain, sizeof(l->f.policy_domain));
-	/* too long a name is refused by dns_lookup: INVALID */
-	snprintf(name, sizeof(name), "_dmarc.%s", domain);
+	/* an empty or too long a name is refused by dns_lookup: INVALID
+	 * (and "_dmarc." alone would be a valid name) */
+	if (domain[0] == '\0')
+		name[0] = '\0';
+	else
+		snprintf(name, sizeof(name), "_dmarc.%s", domain);
 	l->q =
 	    dns_lookup(l->r, name, DNS_T_TXT, l->timeout_ms, lookup_answer, l);
 }
