@@ -304,6 +304,12 @@ sampled(enum dmarc_policy p, unsigned pct, unsigned sample)
 	return p == DMARC_P_REJECT ? DMARC_P_QUARANTINE : DMARC_P_NONE;
 }
 
+unsigned
+dmarc_sample(void)
+{
+	return arc4random_uniform(100);
+}
+
 /* DKIM: 1 an aligned pass, 0 none; *temp_r an aligned temperror. */
 static bool
 dkim_aligned(const struct dmarc_found *f, const struct dkim_sig_result *sigs,

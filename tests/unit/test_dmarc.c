@@ -313,6 +313,24 @@ test_evaluate_no_record(void **state)
 	}
 }
 
+/* dmarc_sample() stays below 100 and is not constant. */
+static void
+test_sample(void **state)
+{
+	unsigned seen[100] = { 0 }, i, distinct = 0;
+
+	(void)state;
+	for (i = 0; i < 10000; i++) {
+		unsigned s = dmarc_sample();
+
+		assert_true(s < 100);
+		seen[s]++;
+	}
+	for (i = 0; i < 100; i++)
+		distinct += seen[i] > 0;
+	assert_true(distinct > 90);
+}
+
 static void
 test_result_names(void **state)
 {
@@ -526,6 +544,7 @@ main(void)
 		cmocka_unit_test(test_aligned),
 		cmocka_unit_test(test_evaluate),
 		cmocka_unit_test(test_evaluate_no_record),
+		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_result_names),
 		cmocka_unit_test(test_record_format),
 		cmocka_unit_test(test_record_format_none),
