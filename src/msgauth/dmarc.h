@@ -40,9 +40,9 @@ const char *dmarc_result_name(enum dmarc_result r);
  * dmarc_org_domain() or by this call (meant for the parent before it
  * forks, so the workers share the pages and a missing list is reported
  * at start; the file is world-readable, so a lazy load in a worker
- * after it dropped privileges works too). -1 with *error_r (caller frees) if
- * no list can be loaded; dmarc_org_domain() then returns the domain
- * itself (every domain is its own organizational domain).
+ * after it dropped privileges works too). -1 with *error_r (caller
+ * frees) if no list can be loaded; dmarc_org_domain() then returns the
+ * domain itself (every domain is its own organizational domain).
  */
 int dmarc_psl_init(char **error_r);
 
