@@ -342,7 +342,7 @@ test_result_names(void **state)
 	assert_string_equal(dmarc_result_name(DMARC_PERMERROR), "permerror");
 }
 
-/* ---- the record line ------------------------------------------------------ */
+/* ---- the record line ------------------------------------------------- */
 
 struct fields {
 	char keys[32][32];
