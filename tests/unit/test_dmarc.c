@@ -90,7 +90,7 @@ test_aligned(void **state)
 	assert_false(dmarc_aligned("evilexample.com", "example.com", false));
 }
 
-/* ---- dmarc_evaluate ------------------------------------------------------ */
+/* ---- dmarc_evaluate ------------------------------------------------- */
 
 #define P_U DMARC_P_UNSET
 #define P_N DMARC_P_NONE
@@ -342,7 +342,7 @@ test_result_names(void **state)
 	assert_string_equal(dmarc_result_name(DMARC_PERMERROR), "permerror");
 }
 
-/* ---- the record line ------------------------------------------------- */
+/* ---- the record line ------------------------------------------------ */
 
 struct fields {
 	char keys[32][32];
