@@ -134,7 +134,7 @@ json_str(FILE *f, const char *s)
 }
 
 static void
-print_json(const struct check_args *a, const struct spf_outcome *o)
+print_json(const struct spf_outcome *o)
 {
 	static const char *const keys[] = {"domain", "sender", "mechanism",
 					   "explanation", "reason"};
@@ -142,7 +142,6 @@ print_json(const struct check_args *a, const struct spf_outcome *o)
 			      o->explanation, o->reason};
 	size_t i;
 
-	(void)a;
 	printf("{\"spf\": {\"result\": ");
 	json_str(stdout, spf_result_name(o->result));
 	printf(", \"identity\": ");
@@ -245,7 +244,7 @@ cmd_check(const struct config *config, int argc, char **argv)
 	if (run_checks(config, &a, &run) < 0)
 		return 1;
 	if (a.json)
-		print_json(&a, &run.spf);
+		print_json(&run.spf);
 	else
 		print_header(config->hostname, &a, &run.spf);
 	fflush(stdout);

@@ -119,9 +119,14 @@ CASES = {
     "www.tf.test": dict(
         status="temperror", policy_domain="tf.test", org_domain="tf.test",
         at_org="yes"),
-    "bad;name.test": dict(
-        status="permerror", policy_domain="bad;name.test",
-        org_domain="bad;name.test", reason="invalid From domain"),
+    # names the resolver refuses: an empty label, a U-label (not
+    # converted to an A-label)
+    "a..b.test": dict(
+        status="permerror", policy_domain="a..b.test",
+        org_domain="b.test", reason="invalid From domain"),
+    "b\u00fccher.test": dict(
+        status="permerror", policy_domain="b\u00fccher.test",
+        org_domain="b\u00fccher.test", reason="invalid From domain"),
     ".": dict(
         from_="", status="permerror", reason="invalid From domain"),
 }
