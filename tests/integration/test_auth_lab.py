@@ -83,7 +83,8 @@ def _missing_checks():
             return ""
         return ("this build has no SPF/DKIM/DMARC checks in smtpd and no DKIM "
                 "signing of submitted mail (the msgauth integration: config "
-                f"sections dmarc:/dkim: unknown: {p.stderr.strip()[:200]})")
+                "sections dmarc:/dkim: unknown: "
+                + " ".join(p.stderr.split())[:200] + ")")
     except OSError as e:
         return f"cannot run {GODWIT_BIN}: {e}"
     finally:
