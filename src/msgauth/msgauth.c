@@ -1,0 +1,409 @@
+/*
+ * One message's checks composed (see msgauth.h): the header split into
+ * fields for the DKIM verifier and the From domain, the lookups started
+ * as early as their input is known, the verdict once they are all in.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+#include "lib/xalloc.h"
+#include "mail/mail_header.h"
+#include "msgauth/msgauth.h"
+
+/* A header field longer than this is not given to the DKIM verifier (a
+ * signature over it fails). */
+#define FIELD_MAX (64 * 1024)
+
+struct msgauth {
+	struct event_base *base;
+	struct dns_resolver *r;
+	const struct msgauth_config *cf;
+	char *ip, *helo;
+	struct spf_check *spf;
+	struct dkim_verifier *dkim;
+	struct dmarc_lookup *dmarc;
+	struct dmarc_found found;
+	bool spf_pending, dkim_pending, dmarc_pending;
+	/* the header section, split into fields */
+	bool in_header, at_bol;
+	char *field;
+	size_t field_len, field_cap;
+	bool field_long;
+	/* the end */
+	msgauth_done_cb *cb;
+	void *arg;
+	struct event *timer;	/* twice the timeout: stop waiting */
+	struct event *later;	/* cb from the loop when nothing waits */
+	struct msgauth_results res;
+};
+
+/* ---- SPF -------------------------------------------------------------- */
+
+static void check_done(struct msgauth *m);
+
+static void
+spf_cb(const struct spf_outcome *o, void *arg)
+{
+	struct msgauth *m = arg;
+
+	m->spf = NULL;
+	m->spf_pending = false;
+	m->res.spf = *o;
+	m->res.spf_done = true;
+	check_done(m);
+}
+
+struct msgauth *
+msgauth_new(struct event_base *base, struct dns_resolver *r,
+	    const struct msgauth_config *cf, const char *ip, const char *helo)
+{
+	struct msgauth *m = xcalloc(1, sizeof(*m));
+
+	m->base = base;
+	m->r = r;
+	m->cf = cf;
+	m->ip = xstrdup(ip);
+	m->helo = xstrdup(helo != NULL ? helo : "");
+	m->in_header = m->at_bol = true;
+	m->found.status = DMARC_NONE;
+	if (cf->dkim)
+		m->dkim = dkim_verifier_new(r, time(NULL), cf->timeout_ms);
+	return m;
+}
+
+void
+msgauth_mail(struct msgauth *m, const char *mail_from)
+{
+	struct spf_request req = {
+		.ip = m->ip,
+		.helo = m->helo,
+		.mail_from = mail_from,
+		.receiver = m->cf->hostname,
+		.timeout_ms = m->cf->timeout_ms,
+	};
+
+	spf_check_cancel(m->spf);
+	m->spf = NULL;
+	m->spf_pending = false;
+	m->res.spf_done = false;
+	if (!m->cf->spf)
+		return;
+	m->spf_pending = true;
+	m->spf = spf_check_start(m->r, &req, spf_cb, m);
+}
+
+/* ---- the header ------------------------------------------------------- */
+
+/* The domain of addr, lower case, into out; false if it has none. */
+static bool
+addr_domain(const char *addr, char *out, size_t size)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (at == NULL || at[1] == '\0' || strlen(at + 1) >= size)
+		return false;
+	snprintf(out, size, "%s", at + 1);
+	ascii_lower(out);
+	return true;
+}
+
+/* A From field: its addresses' domains join what earlier ones gave. */
+static void
+from_field(struct msgauth *m, const struct mail_header_field *f)
+{
+	struct mail_address_list l;
+	const char *err;
+	char *v = mail_header_unfold(f), dom[256];
+
+	if (m->res.from == MSGAUTH_FROM_BAD)
+		goto out;
+	if (mail_address_list_parse(v, strlen(v), &l, &err) < 0) {
+		m->res.from = MSGAUTH_FROM_BAD;
+		goto out;
+	}
+	if (l.n == 0)
+		m->res.from = MSGAUTH_FROM_BAD;
+	for (size_t i = 0; i < l.n && m->res.from != MSGAUTH_FROM_BAD; i++) {
+		if (!addr_domain(l.v[i].addr, dom, sizeof(dom)))
+			m->res.from = MSGAUTH_FROM_BAD;
+		else if (m->res.from == MSGAUTH_FROM_NONE) {
+			m->res.from = MSGAUTH_FROM_ONE;
+			memcpy(m->res.from_domain, dom, sizeof(dom));
+		} else if (strcmp(dom, m->res.from_domain) != 0)
+			m->res.from = MSGAUTH_FROM_MIXED;
+	}
+	mail_address_list_clear(&l);
+out:
+	free(v);
+}
+
+/* The field collected so far is complete. */
+static void
+field_end(struct msgauth *m)
+{
+	struct mail_header_iter it;
+	struct mail_header_field f;
+	const char *err;
+
+	if (m->field_len > 0 && !m->field_long) {
+		if (m->dkim != NULL)
+			dkim_verifier_header(m->dkim, m->field, m->field_len);
+		mail_header_iter_init(&it, m->field, m->field_len);
+		if (mail_header_next(&it, &f, &err) == 1 &&
+		    mail_header_name_is(&f, "From"))
+			from_field(m, &f);
+	}
+	m->field_len = 0;
+	m->field_long = false;
+}
+
+static void
+field_add(struct msgauth *m, const char *p, size_t n)
+{
+	if (m->field_long || m->field_len + n > FIELD_MAX) {
+		m->field_long = true;
+		return;
+	}
+	if (m->field_len + n > m->field_cap) {
+		m->field_cap = m->field_len + n + 1024;
+		m->field = xreallocarray(m->field, m->field_cap, 1);
+	}
+	memcpy(m->field + m->field_len, p, n);
+	m->field_len += n;
+}
+
+static void
+dmarc_cb(const struct dmarc_found *f, void *arg)
+{
+	struct msgauth *m = arg;
+
+	m->dmarc = NULL;
+	m->dmarc_pending = false;
+	m->found = *f;
+	check_done(m);
+}
+
+/* The empty line: the header is complete; DMARC's lookup starts. */
+static void
+header_end(struct msgauth *m)
+{
+	field_end(m);
+	m->in_header = false;
+	if (m->dkim != NULL)
+		dkim_verifier_header_end(m->dkim);
+	if (m->cf->dmarc && m->res.from == MSGAUTH_FROM_ONE) {
+		m->dmarc_pending = true;
+		m->dmarc = dmarc_lookup_start(m->r, m->res.from_domain,
+					      m->cf->timeout_ms, dmarc_cb, m);
+	}
+}
+
+void
+msgauth_feed(struct msgauth *m, const char *p, size_t n)
+{
+	while (n > 0 && m->in_header) {
+		const char *lf;
+		size_t k;
+
+		if (m->at_bol) {
+			if (p[0] == '\n') {
+				header_end(m);
+				p++;
+				n--;
+				break;
+			}
+			if (p[0] != ' ' && p[0] != '\t')
+				field_end(m);
+			m->at_bol = false;
+		}
+		lf = memchr(p, '\n', n);
+		k = lf != NULL ? (size_t)(lf - p) + 1 : n;
+		field_add(m, p, k);
+		m->at_bol = lf != NULL;
+		p += k;
+		n -= k;
+	}
+	if (n > 0 && m->dkim != NULL)
+		dkim_verifier_body(m->dkim, p, n);
+}
+
+/* ---- the end ---------------------------------------------------------- */
+
+static void
+dkim_cb(void *arg)
+{
+	struct msgauth *m = arg;
+
+	m->dkim_pending = false;
+	m->res.dkim_done = true;
+	m->res.nsigs = dkim_verifier_results(m->dkim, &m->res.sigs);
+	check_done(m);
+}
+
+/* The DMARC verdict from what is in. */
+static void
+verdict(struct msgauth *m)
+{
+	struct msgauth_results *r = &m->res;
+	struct dmarc_verdict *v = &r->dmarc;
+	enum spf_result spf = r->spf_done ? r->spf.result : SPF_NONE;
+
+	if (!m->cf->dmarc)
+		return;
+	r->dmarc_done = true;
+	memset(v, 0, sizeof(*v));
+	switch (r->from) {
+	case MSGAUTH_FROM_NONE:
+		v->result = DMARC_NONE;
+		snprintf(v->reason, sizeof(v->reason), "no From field");
+		return;
+	case MSGAUTH_FROM_MIXED:
+		v->result = DMARC_PERMERROR;
+		snprintf(v->reason, sizeof(v->reason),
+			 "From addresses in several domains");
+		return;
+	case MSGAUTH_FROM_BAD:
+		v->result = DMARC_PERMERROR;
+		snprintf(v->reason, sizeof(v->reason),
+			 "From field without a usable address");
+		return;
+	case MSGAUTH_FROM_ONE:
+		break;
+	}
+	r->sp = m->found.status == DMARC_PASS ? m->found.rec.sp
+					      : DMARC_P_UNSET;
+	dmarc_evaluate(&m->found, spf,
+		       r->spf_done ? r->spf.domain : "", r->sigs, r->nsigs,
+		       arc4random_uniform(100), v);
+}
+
+static void
+report(struct msgauth *m)
+{
+	msgauth_done_cb *cb = m->cb;
+
+	m->cb = NULL;
+	if (m->timer != NULL)
+		evtimer_del(m->timer);
+	verdict(m);
+	cb(m, m->arg);
+}
+
+static void
+check_done(struct msgauth *m)
+{
+	if (m->cb == NULL || m->spf_pending || m->dkim_pending ||
+	    m->dmarc_pending)
+		return;
+	report(m);
+}
+
+static void
+later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	check_done(arg);
+}
+
+/* Twice the timeout: what has not answered counts as temperror. */
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct msgauth *m = arg;
+
+	(void)fd;
+	(void)what;
+	if (m->spf_pending) {
+		spf_check_cancel(m->spf);
+		m->spf = NULL;
+		m->spf_pending = false;
+		memset(&m->res.spf, 0, sizeof(m->res.spf));
+		m->res.spf.result = SPF_TEMPERROR;
+		m->res.spf.identity = "mailfrom";
+		snprintf(m->res.spf.reason, sizeof(m->res.spf.reason),
+			 "timed out");
+		m->res.spf_done = true;
+	}
+	if (m->dkim_pending) {
+		/* no results without the verifier's callback */
+		dkim_verifier_free(&m->dkim);
+		m->dkim_pending = false;
+	}
+	if (m->dmarc_pending) {
+		dmarc_lookup_cancel(m->dmarc);
+		m->dmarc = NULL;
+		m->dmarc_pending = false;
+		m->found.status = DMARC_TEMPERROR;
+		snprintf(m->found.reason, sizeof(m->found.reason),
+			 "timed out");
+	}
+	if (m->cb != NULL)
+		report(m);
+}
+
+void
+msgauth_finish(struct msgauth *m, msgauth_done_cb *cb, void *arg)
+{
+	unsigned ms = m->cf->timeout_ms * 2 + 1000;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	if (m->in_header)
+		header_end(m);
+	m->cb = cb;
+	m->arg = arg;
+	if (m->dkim != NULL) {
+		m->dkim_pending = true;
+		dkim_verifier_finish(m->dkim, dkim_cb, m);
+	}
+	m->timer = evtimer_new(m->base, timer_cb, m);
+	evtimer_add(m->timer, &tv);
+	m->later = event_new(m->base, -1, 0, later_cb, m);
+	event_active(m->later, 0, 0);
+}
+
+const struct msgauth_results *
+msgauth_results(const struct msgauth *m)
+{
+	return &m->res;
+}
+
+const char *
+msgauth_authserv_id(const struct msgauth *m)
+{
+	return m->cf->authserv_id;
+}
+
+bool
+msgauth_dkim_on(const struct msgauth *m)
+{
+	return m->cf->dkim;
+}
+
+void
+msgauth_free(struct msgauth **mp)
+{
+	struct msgauth *m = *mp;
+
+	if (m == NULL)
+		return;
+	spf_check_cancel(m->spf);
+	dkim_verifier_free(&m->dkim);
+	if (m->dmarc != NULL)
+		dmarc_lookup_cancel(m->dmarc);
+	if (m->timer != NULL)
+		event_free(m->timer);
+	if (m->later != NULL)
+		event_free(m->later);
+	free(m->field);
+	free(m->ip);
+	free(m->helo);
+	free(m);
+	*mp = NULL;
+}
