@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "lib/cidr.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
@@ -19,6 +20,26 @@
 /* A header field longer than this is not given to the DKIM verifier (a
  * signature over it fails). */
 #define FIELD_MAX (64 * 1024)
+
+/*
+ * The header section split into whole fields as the content streams in
+ * (a field is complete when the next line does not start with a blank),
+ * and the From field's domains noted. Shared by the verifying side and
+ * the signing side.
+ */
+struct hsplit {
+	bool in_header, at_bol;
+	char *field;
+	size_t field_len, field_cap;
+	bool field_long;
+	enum msgauth_from from;
+	char from_domain[256];
+	/* the verifier or the signer */
+	void (*on_field)(void *arg, const char *f, size_t n);
+	void (*on_end)(void *arg);
+	void (*on_body)(void *arg, const char *p, size_t n);
+	void *arg;
+};
 
 struct msgauth {
 	struct event_base *base;
@@ -30,11 +51,7 @@ struct msgauth {
 	struct dmarc_lookup *dmarc;
 	struct dmarc_found found;
 	bool spf_pending, dkim_pending, dmarc_pending;
-	/* the header section, split into fields */
-	bool in_header, at_bol;
-	char *field;
-	size_t field_len, field_cap;
-	bool field_long;
+	struct hsplit hs;	/* the header section, split into fields */
 	/* the end */
 	msgauth_done_cb *cb;
 	void *arg;
@@ -59,6 +76,187 @@ spf_cb(const struct spf_outcome *o, void *arg)
 	check_done(m);
 }
 
+/* ---- the header ------------------------------------------------------- */
+
+/* The domain of addr, lower case, into out; false if it has none. */
+static bool
+addr_domain(const char *addr, char *out, size_t size)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (at == NULL || at[1] == '\0' || strlen(at + 1) >= size)
+		return false;
+	snprintf(out, size, "%s", at + 1);
+	ascii_lower(out);
+	return true;
+}
+
+/* A From field: its addresses' domains join what earlier ones gave. */
+static void
+from_field(struct hsplit *h, const struct mail_header_field *f)
+{
+	struct mail_address_list l;
+	const char *err;
+	char *v = mail_header_unfold(f), dom[256];
+
+	if (h->from == MSGAUTH_FROM_BAD)
+		goto out;
+	if (mail_address_list_parse(v, strlen(v), &l, &err) < 0) {
+		h->from = MSGAUTH_FROM_BAD;
+		goto out;
+	}
+	if (l.n == 0)
+		h->from = MSGAUTH_FROM_BAD;
+	for (size_t i = 0; i < l.n && h->from != MSGAUTH_FROM_BAD; i++) {
+		if (!addr_domain(l.v[i].addr, dom, sizeof(dom)))
+			h->from = MSGAUTH_FROM_BAD;
+		else if (h->from == MSGAUTH_FROM_NONE) {
+			h->from = MSGAUTH_FROM_ONE;
+			memcpy(h->from_domain, dom, sizeof(dom));
+		} else if (strcmp(dom, h->from_domain) != 0)
+			h->from = MSGAUTH_FROM_MIXED;
+	}
+	mail_address_list_clear(&l);
+out:
+	free(v);
+}
+
+static void
+hsplit_init(struct hsplit *h, void *arg)
+{
+	h->in_header = h->at_bol = true;
+	h->arg = arg;
+}
+
+/* The field collected so far is complete. */
+static void
+field_end(struct hsplit *h)
+{
+	struct mail_header_iter it;
+	struct mail_header_field f;
+	const char *err;
+
+	if (h->field_len > 0 && !h->field_long) {
+		h->on_field(h->arg, h->field, h->field_len);
+		mail_header_iter_init(&it, h->field, h->field_len);
+		if (mail_header_next(&it, &f, &err) == 1 &&
+		    mail_header_name_is(&f, "From"))
+			from_field(h, &f);
+	}
+	h->field_len = 0;
+	h->field_long = false;
+}
+
+static void
+field_add(struct hsplit *h, const char *p, size_t n)
+{
+	if (h->field_long || h->field_len + n > FIELD_MAX) {
+		h->field_long = true;
+		return;
+	}
+	if (h->field_len + n > h->field_cap) {
+		h->field_cap = h->field_len + n + 1024;
+		h->field = xreallocarray(h->field, h->field_cap, 1);
+	}
+	memcpy(h->field + h->field_len, p, n);
+	h->field_len += n;
+}
+
+/* The end of the header section (the empty line, or the end of data). */
+static void
+hsplit_header_end(struct hsplit *h)
+{
+	if (!h->in_header)
+		return;
+	field_end(h);
+	h->in_header = false;
+	h->on_end(h->arg);
+}
+
+static void
+hsplit_feed(struct hsplit *h, const char *p, size_t n)
+{
+	while (n > 0 && h->in_header) {
+		const char *lf;
+		size_t k;
+
+		if (h->at_bol) {
+			if (p[0] == '\n') {
+				hsplit_header_end(h);
+				p++;
+				n--;
+				break;
+			}
+			if (p[0] != ' ' && p[0] != '\t')
+				field_end(h);
+			h->at_bol = false;
+		}
+		lf = memchr(p, '\n', n);
+		k = lf != NULL ? (size_t)(lf - p) + 1 : n;
+		field_add(h, p, k);
+		h->at_bol = lf != NULL;
+		p += k;
+		n -= k;
+	}
+	if (n > 0)
+		h->on_body(h->arg, p, n);
+}
+
+/* ---- verifying ---------------------------------------------------------- */
+
+static void
+dmarc_cb(const struct dmarc_found *f, void *arg)
+{
+	struct msgauth *m = arg;
+
+	m->dmarc = NULL;
+	m->dmarc_pending = false;
+	m->found = *f;
+	check_done(m);
+}
+
+static void
+verify_field(void *arg, const char *f, size_t n)
+{
+	struct msgauth *m = arg;
+
+	if (m->dkim != NULL)
+		dkim_verifier_header(m->dkim, f, n);
+}
+
+/* The header is complete; DMARC's lookup starts. */
+static void
+verify_header_end(void *arg)
+{
+	struct msgauth *m = arg;
+
+	m->res.from = m->hs.from;
+	memcpy(m->res.from_domain, m->hs.from_domain,
+	       sizeof(m->res.from_domain));
+	if (m->dkim != NULL)
+		dkim_verifier_header_end(m->dkim);
+	if (m->cf->dmarc && m->res.from == MSGAUTH_FROM_ONE) {
+		m->dmarc_pending = true;
+		m->dmarc = dmarc_lookup_start(m->r, m->res.from_domain,
+					      m->cf->timeout_ms, dmarc_cb, m);
+	}
+}
+
+static void
+verify_body(void *arg, const char *p, size_t n)
+{
+	struct msgauth *m = arg;
+
+	if (m->dkim != NULL)
+		dkim_verifier_body(m->dkim, p, n);
+}
+
+void
+msgauth_feed(struct msgauth *m, const char *p, size_t n)
+{
+	hsplit_feed(&m->hs, p, n);
+}
+
 struct msgauth *
 msgauth_new(struct event_base *base, struct dns_resolver *r,
 	    const struct msgauth_config *cf, const char *ip, const char *helo)
@@ -70,7 +268,10 @@ msgauth_new(struct event_base *base, struct dns_resolver *r,
 	m->cf = cf;
 	m->ip = xstrdup(ip);
 	m->helo = xstrdup(helo != NULL ? helo : "");
-	m->in_header = m->at_bol = true;
+	hsplit_init(&m->hs, m);
+	m->hs.on_field = verify_field;
+	m->hs.on_end = verify_header_end;
+	m->hs.on_body = verify_body;
 	m->found.status = DMARC_NONE;
 	if (cf->dkim)
 		m->dkim = dkim_verifier_new(r, time(NULL), cf->timeout_ms);
@@ -96,141 +297,6 @@ msgauth_mail(struct msgauth *m, const char *mail_from)
 		return;
 	m->spf_pending = true;
 	m->spf = spf_check_start(m->r, &req, spf_cb, m);
-}
-
-/* ---- the header ------------------------------------------------------- */
-
-/* The domain of addr, lower case, into out; false if it has none. */
-static bool
-addr_domain(const char *addr, char *out, size_t size)
-{
-	const char *at = strrchr(addr, '@');
-
-	if (at == NULL || at[1] == '\0' || strlen(at + 1) >= size)
-		return false;
-	snprintf(out, size, "%s", at + 1);
-	ascii_lower(out);
-	return true;
-}
-
-/* A From field: its addresses' domains join what earlier ones gave. */
-static void
-from_field(struct msgauth *m, const struct mail_header_field *f)
-{
-	struct mail_address_list l;
-	const char *err;
-	char *v = mail_header_unfold(f), dom[256];
-
-	if (m->res.from == MSGAUTH_FROM_BAD)
-		goto out;
-	if (mail_address_list_parse(v, strlen(v), &l, &err) < 0) {
-		m->res.from = MSGAUTH_FROM_BAD;
-		goto out;
-	}
-	if (l.n == 0)
-		m->res.from = MSGAUTH_FROM_BAD;
-	for (size_t i = 0; i < l.n && m->res.from != MSGAUTH_FROM_BAD; i++) {
-		if (!addr_domain(l.v[i].addr, dom, sizeof(dom)))
-			m->res.from = MSGAUTH_FROM_BAD;
-		else if (m->res.from == MSGAUTH_FROM_NONE) {
-			m->res.from = MSGAUTH_FROM_ONE;
-			memcpy(m->res.from_domain, dom, sizeof(dom));
-		} else if (strcmp(dom, m->res.from_domain) != 0)
-			m->res.from = MSGAUTH_FROM_MIXED;
-	}
-	mail_address_list_clear(&l);
-out:
-	free(v);
-}
-
-/* The field collected so far is complete. */
-static void
-field_end(struct msgauth *m)
-{
-	struct mail_header_iter it;
-	struct mail_header_field f;
-	const char *err;
-
-	if (m->field_len > 0 && !m->field_long) {
-		if (m->dkim != NULL)
-			dkim_verifier_header(m->dkim, m->field, m->field_len);
-		mail_header_iter_init(&it, m->field, m->field_len);
-		if (mail_header_next(&it, &f, &err) == 1 &&
-		    mail_header_name_is(&f, "From"))
-			from_field(m, &f);
-	}
-	m->field_len = 0;
-	m->field_long = false;
-}
-
-static void
-field_add(struct msgauth *m, const char *p, size_t n)
-{
-	if (m->field_long || m->field_len + n > FIELD_MAX) {
-		m->field_long = true;
-		return;
-	}
-	if (m->field_len + n > m->field_cap) {
-		m->field_cap = m->field_len + n + 1024;
-		m->field = xreallocarray(m->field, m->field_cap, 1);
-	}
-	memcpy(m->field + m->field_len, p, n);
-	m->field_len += n;
-}
-
-static void
-dmarc_cb(const struct dmarc_found *f, void *arg)
-{
-	struct msgauth *m = arg;
-
-	m->dmarc = NULL;
-	m->dmarc_pending = false;
-	m->found = *f;
-	check_done(m);
-}
-
-/* The empty line: the header is complete; DMARC's lookup starts. */
-static void
-header_end(struct msgauth *m)
-{
-	field_end(m);
-	m->in_header = false;
-	if (m->dkim != NULL)
-		dkim_verifier_header_end(m->dkim);
-	if (m->cf->dmarc && m->res.from == MSGAUTH_FROM_ONE) {
-		m->dmarc_pending = true;
-		m->dmarc = dmarc_lookup_start(m->r, m->res.from_domain,
-					      m->cf->timeout_ms, dmarc_cb, m);
-	}
-}
-
-void
-msgauth_feed(struct msgauth *m, const char *p, size_t n)
-{
-	while (n > 0 && m->in_header) {
-		const char *lf;
-		size_t k;
-
-		if (m->at_bol) {
-			if (p[0] == '\n') {
-				header_end(m);
-				p++;
-				n--;
-				break;
-			}
-			if (p[0] != ' ' && p[0] != '\t')
-				field_end(m);
-			m->at_bol = false;
-		}
-		lf = memchr(p, '\n', n);
-		k = lf != NULL ? (size_t)(lf - p) + 1 : n;
-		field_add(m, p, k);
-		m->at_bol = lf != NULL;
-		p += k;
-		n -= k;
-	}
-	if (n > 0 && m->dkim != NULL)
-		dkim_verifier_body(m->dkim, p, n);
 }
 
 /* ---- the end ---------------------------------------------------------- */
@@ -354,8 +420,7 @@ msgauth_finish(struct msgauth *m, msgauth_done_cb *cb, void *arg)
 	unsigned ms = m->cf->timeout_ms * 2 + 1000;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
-	if (m->in_header)
-		header_end(m);
+	hsplit_header_end(&m->hs);
 	m->cb = cb;
 	m->arg = arg;
 	if (m->dkim != NULL) {
@@ -401,9 +466,159 @@ msgauth_free(struct msgauth **mp)
 		event_free(m->timer);
 	if (m->later != NULL)
 		event_free(m->later);
-	free(m->field);
+	free(m->hs.field);
 	free(m->ip);
 	free(m->helo);
 	free(m);
 	*mp = NULL;
+}
+
+/* domain is d or below it */
+static bool
+domain_within(const char *domain, const char *d)
+{
+	size_t n = strlen(domain), k = strlen(d);
+
+	if (n == k)
+		return strcasecmp(domain, d) == 0;
+	return n > k && domain[n - k - 1] == '.' &&
+	       strcasecmp(domain + n - k, d) == 0;
+}
+
+bool
+checks_allowed(const struct checks_config *c, const struct sockaddr *sa,
+	       const char *from_domain)
+{
+	for (size_t i = 0; i < c->nallow; i++) {
+		struct cidr net;
+		const char *err;
+
+		if (cidr_parse(c->allow[i], &net, &err) == 0) {
+			if (sa != NULL && cidr_match(&net, sa))
+				return true;
+		} else if (from_domain != NULL && *from_domain != '\0' &&
+			   domain_within(from_domain, c->allow[i])) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- signing ------------------------------------------------------------ */
+
+struct msgauth_signing {
+	struct hsplit hs;
+	struct dkim_signer *signer;
+};
+
+static void
+sign_field(void *arg, const char *f, size_t n)
+{
+	struct msgauth_signing *g = arg;
+
+	dkim_signer_header(g->signer, f, n);
+}
+
+static void
+sign_header_end(void *arg)
+{
+	struct msgauth_signing *g = arg;
+
+	dkim_signer_header_end(g->signer);
+}
+
+static void
+sign_body(void *arg, const char *p, size_t n)
+{
+	struct msgauth_signing *g = arg;
+
+	dkim_signer_body(g->signer, p, n);
+}
+
+struct msgauth_signing *
+msgauth_signing_new(time_t now)
+{
+	struct msgauth_signing *g = xcalloc(1, sizeof(*g));
+
+	g->signer = dkim_signer_new(now);
+	hsplit_init(&g->hs, g);
+	g->hs.on_field = sign_field;
+	g->hs.on_end = sign_header_end;
+	g->hs.on_body = sign_body;
+	return g;
+}
+
+void
+msgauth_signing_feed(struct msgauth_signing *g, const char *p, size_t n)
+{
+	hsplit_feed(&g->hs, p, n);
+}
+
+char *
+msgauth_signing_finish(struct msgauth_signing *g,
+		       const struct dkim_keyring *kr, char *domain,
+		       char **error_r)
+{
+	const struct dkim_key *const *keys;
+	size_t n = 0;
+
+	*error_r = NULL;
+	hsplit_header_end(&g->hs);
+	domain[0] = '\0';
+	if (g->hs.from != MSGAUTH_FROM_ONE)
+		return NULL;
+	memcpy(domain, g->hs.from_domain, sizeof(g->hs.from_domain));
+	if (kr == NULL ||
+	    (keys = dkim_keyring_find(kr, g->hs.from_domain, &n)) == NULL ||
+	    n == 0)
+		return NULL;
+	return dkim_signer_finish(g->signer, keys, n, error_r);
+}
+
+void
+msgauth_signing_free(struct msgauth_signing **gp)
+{
+	struct msgauth_signing *g = *gp;
+
+	if (g == NULL)
+		return;
+	dkim_signer_free(&g->signer);
+	free(g->hs.field);
+	free(g);
+	*gp = NULL;
+}
+
+static void
+no_field(void *arg, const char *f, size_t n)
+{
+	(void)arg;
+	(void)f;
+	(void)n;
+}
+
+static void
+no_end(void *arg)
+{
+	(void)arg;
+}
+
+char *
+msgauth_sign_message(const char *msg, size_t len,
+		     const struct dkim_keyring *kr, char **error_r)
+{
+	struct hsplit h = {.on_field = no_field, .on_end = no_end,
+			   .on_body = no_field};
+	const struct dkim_key *const *keys;
+	size_t n = 0;
+
+	*error_r = NULL;
+	hsplit_init(&h, NULL);
+	hsplit_feed(&h, msg, len);
+	hsplit_header_end(&h);
+	free(h.field);
+	if (kr == NULL || h.from != MSGAUTH_FROM_ONE ||
+	    (keys = dkim_keyring_find(kr, h.from_domain, &n)) == NULL ||
+	    n == 0)
+		return NULL;
+	return dkim_sign_message(msg, len, keys, n, time(NULL), error_r);
 }

@@ -17,6 +17,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "msgauth/dkim.h"
 #include "msgauth/dmarc.h"
@@ -25,6 +28,33 @@
 
 struct dns_resolver;
 struct event_base;
+
+/* What is done with mail that fails DMARC under a policy. */
+enum msgauth_action {
+	MSGAUTH_ACT_NONE,	/* delivered as if it had passed */
+	MSGAUTH_ACT_QUARANTINE,	/* delivered into .Junk */
+	MSGAUTH_ACT_REJECT,	/* 550 5.7.1 at the end of the data */
+};
+
+/* checks:, spf:, dkim: and dmarc: in the configuration */
+struct checks_config {
+	char *authserv_id;	/* checks.authserv_id; default hostname */
+	uint64_t timeout;	/* checks.timeout: seconds, each lookup */
+	bool spf;		/* spf.enabled */
+	bool dkim_verify;	/* dkim.verify */
+	bool dkim_sign;		/* dkim.sign: submitted mail and bounces */
+	bool dmarc;		/* dmarc.enabled */
+	int reject_action;	/* enum msgauth_action, for p=reject */
+	int quarantine_action;	/* enum msgauth_action, for p=quarantine */
+	char **allow;		/* dmarc.allow: domains, addresses,
+				 * networks exempt from enforcement */
+	size_t nallow;
+};
+
+/* Whether the client sa, or the From domain (or a domain above it), is
+ * in dmarc.allow. from_domain may be NULL. */
+bool checks_allowed(const struct checks_config *c, const struct sockaddr *sa,
+		    const char *from_domain);
 
 struct msgauth_config {
 	const char *authserv_id;	/* ours, in Authentication-Results */
@@ -100,5 +130,30 @@ void msgauth_log(const struct msgauth *m, const char *session,
 
 /* Cancels what is pending (cb is then never called). */
 void msgauth_free(struct msgauth **m);
+
+/* ---- signing (submitted mail, bounces) -------------------------------- */
+
+/*
+ * Submitted mail is signed as it is written: the final header fields
+ * (with what the submission server added) and the body are fed in their
+ * stored form; at the end the keys of the From domain (or of the
+ * nearest domain above it with keys) sign. A message whose From field
+ * has no single domain with keys is not signed.
+ */
+struct msgauth_signing;
+struct msgauth_signing *msgauth_signing_new(time_t now);
+void msgauth_signing_feed(struct msgauth_signing *g, const char *p,
+			  size_t n);
+/* The DKIM-Signature fields to put at the top (caller frees), or NULL:
+ * no keys (*error_r NULL), or signing failed (*error_r, caller frees).
+ * domain (256 octets) gets the From domain, "" if none. */
+char *msgauth_signing_finish(struct msgauth_signing *g,
+			     const struct dkim_keyring *kr, char *domain,
+			     char **error_r);
+void msgauth_signing_free(struct msgauth_signing **g);
+
+/* A whole message at once (bounces), as msgauth_signing_finish(). */
+char *msgauth_sign_message(const char *msg, size_t len,
+			   const struct dkim_keyring *kr, char **error_r);
 
 #endif
