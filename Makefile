@@ -115,6 +115,12 @@ build/tests/syncrec.so: tests/durability/syncrec.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
+# The DKIM verifier's test driver (tests/tools/dkim_verify.c), used by
+# tests/integration/test_dkim.py; never linked into godwit.
+build/asan/tools/dkim_verify: tests/tools/dkim_verify.c $(ASAN_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_LIBS) $(LDLIBS)
+
 build/fuzz/%: fuzz/%.c build/fuzz/hooks/sasl.o $(FUZZ_LIBS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) $(TEST_HOOKS) -fsanitize=fuzzer -o $@ $< \

@@ -9,6 +9,7 @@
  *	godwit alias add|del|list SOURCE [TARGET]
  *	godwit queue list [--json]|show|hold|release|delete|flush ...
  *	godwit route [-4|-6] [-n] DOMAIN
+ *	godwit dkim keygen|sign|list ...
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -45,5 +46,13 @@ int cmd_queue(const struct config *config, int argc, char **argv);
  * Exit code 0 found, 1 DNS_PERMFAIL/NULLMX, 2 TEMPFAIL or usage.
  */
 int cmd_route(const struct config *config, int argc, char **argv);
+/*
+ * `godwit dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519]`
+ * (without --algorithm: RSA-2048 and Ed25519, selectors S-rsa and
+ * S-ed25519, S by default gYYYYMM), `godwit dkim sign [--domain D]`
+ * (stdin to stdout, the DKIM-Signature fields on top), `godwit dkim
+ * list`. Each key prints as "S._domainkey.D. IN TXT \"v=DKIM1; ...\"".
+ */
+int cmd_dkim(const struct config *config, int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
  *	godwit [-c FILE] domain|user|alias ...
  *	godwit [-c FILE] queue list|show|hold|release|delete|flush ...
  *	godwit [-c FILE] route [-4|-6] DOMAIN
+ *	godwit [-c FILE] dkim keygen|sign|list ...
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -35,6 +36,7 @@ static const struct {
 	{"alias", cmd_alias},
 	{"queue", cmd_queue},
 	{"route", cmd_route},
+	{"dkim", cmd_dkim},
 };
 
 static void
@@ -58,6 +60,7 @@ usage(FILE *f)
 		"  queue flush                    retry deferred mail now\n"
 		"  route [-4|-6] DOMAIN           where mail for DOMAIN "
 		"goes (MX, addresses)\n"
+		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",

@@ -105,6 +105,20 @@ size_t dkim_keyring_all(const struct dkim_keyring *kr,
 			const struct dkim_key *const **keys_r);
 void dkim_keyring_free(struct dkim_keyring **kr);
 
+/*
+ * Makes a key (RSA-2048 or Ed25519) and writes it to
+ * dir/<domain>/<selector>.key (mode 0600; the directories made 0700),
+ * never over an existing file. 0 with *key_r (free it with
+ * dkim_key_free()), or -1 with *error_r (caller frees).
+ */
+int dkim_key_create(const char *dir, const char *domain,
+		    const char *selector, enum dkim_alg alg,
+		    struct dkim_key **key_r, char **error_r);
+void dkim_key_free(struct dkim_key **k);
+/* The key record to publish at <selector>._domainkey.<domain>:
+ * "v=DKIM1; k=rsa; p=..." (caller frees). */
+char *dkim_key_record(const struct dkim_key *k);
+
 /* ---- signing ---------------------------------------------------------- */
 
 struct dkim_signer;

@@ -535,6 +535,12 @@ dns_resolver_new(struct event_base *base,
 	return r;
 }
 
+struct event_base *
+dns_resolver_base(const struct dns_resolver *r)
+{
+	return r->base;
+}
+
 /* Forgets a query's pending lookups; with cancel, tells libunbound too. */
 static void
 query_drop_subs(struct dns_query *q, bool cancel)

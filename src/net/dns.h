@@ -126,6 +126,9 @@ struct dns_resolver *dns_resolver_new(struct event_base *base,
 				      char **error_r);
 /* Cancels every outstanding query (their callbacks are not called). */
 void dns_resolver_free(struct dns_resolver **r);
+/* The event loop the resolver runs in (for callers that must defer a
+ * callback to it, e.g. when no lookup was needed). */
+struct event_base *dns_resolver_base(const struct dns_resolver *r);
 
 /*
  * cb is called exactly once, later, from the event loop (never from

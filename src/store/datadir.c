@@ -67,6 +67,8 @@ static const struct entry {
 	{AT_DATA, "queue/state", 'd', DAEMON, DAEMON, 0750},
 	/* the queue runner's control socket (mta/control.h) */
 	{AT_DATA, "control", 'd', DAEMON, DAEMON, 0750},
+	/* DKIM signing keys (msgauth/dkim.h), read by the parent as root */
+	{AT_DATA, "dkim", 'd', ROOT, ROOT, 0700},
 };
 
 int

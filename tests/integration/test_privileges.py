@@ -89,6 +89,7 @@ LAYOUT = [
     ("queue/hold", "godwit", "godwit", 0o750),
     ("queue/state", "godwit", "godwit", 0o750),
     ("control", "godwit", "godwit", 0o750),
+    ("dkim", "root", "root", 0o700),
 ]
 
 
