@@ -121,6 +121,10 @@ bool msgauth_dkim_on(const struct msgauth *m);
  */
 char *msgauth_ar_header(const struct msgauth *m,
 			const struct iprev_outcome *iprev, const char *ip);
+/* The same from results alone (`godwit check`, tests). */
+char *msgauth_ar_format(const struct msgauth_results *r,
+			const char *authserv_id, bool dkim_on,
+			const struct iprev_outcome *iprev, const char *ip);
 
 /* The log line of the verdicts (fac=msgauth event=result); action is
  * what was done ("accept", "quarantine", "reject", "defer"). */

@@ -143,7 +143,15 @@ char *
 msgauth_ar_header(const struct msgauth *m, const struct iprev_outcome *iprev,
 		  const char *ip)
 {
-	const struct msgauth_results *r = msgauth_results(m);
+	return msgauth_ar_format(msgauth_results(m), msgauth_authserv_id(m),
+				 msgauth_dkim_on(m), iprev, ip);
+}
+
+char *
+msgauth_ar_format(const struct msgauth_results *r, const char *authserv_id,
+		  bool dkim_on, const struct iprev_outcome *iprev,
+		  const char *ip)
+{
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -151,12 +159,12 @@ msgauth_ar_header(const struct msgauth *m, const struct iprev_outcome *iprev,
 	if (f == NULL)
 		fatal("open_memstream");
 	fputs("Authentication-Results: ", f);
-	put_value(f, msgauth_authserv_id(m));
+	put_value(f, authserv_id);
 	if (iprev != NULL)
 		put_iprev(f, iprev, ip);
 	if (r->spf_done)
 		put_spf(f, r);
-	if (msgauth_dkim_on(m))
+	if (dkim_on)
 		put_dkim(f, r);
 	if (r->dmarc_done)
 		put_dmarc(f, r);
