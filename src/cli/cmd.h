@@ -9,6 +9,7 @@
  *	godwit alias add|del|list SOURCE [TARGET]
  *	godwit queue list [--json]|show|hold|release|delete|flush ...
  *	godwit route [-4|-6] [-n] DOMAIN
+ *	godwit check --ip ADDR --helo NAME --mail-from ADDR [--json] < msg
  *	godwit dkim keygen|sign|list ...
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
@@ -46,6 +47,19 @@ int cmd_queue(const struct config *config, int argc, char **argv);
  * Exit code 0 found, 1 DNS_PERMFAIL/NULLMX, 2 TEMPFAIL or usage.
  */
 int cmd_route(const struct config *config, int argc, char **argv);
+/*
+ * `godwit check --ip ADDR --helo NAME --mail-from ADDR [--json] < message`:
+ * runs the checks the server runs on a message (SPF so far, msgauth/)
+ * with the configuration's dns: section and prints the
+ * Authentication-Results header it would add
+ *	Authentication-Results: HOST; spf=pass smtp.mailfrom=a@b.test
+ * (smtp.helo=NAME when the null sender makes HELO the identity), or with
+ * --json one object {"spf": {"result", "identity", "domain", "sender",
+ * "mechanism", "explanation", "reason"}}. The message on stdin is read
+ * to its end. Exit code 0 when the checks ran, whatever their verdict;
+ * 1 configuration or resolver errors; 2 usage.
+ */
+int cmd_check(const struct config *config, int argc, char **argv);
 /*
  * `godwit dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519]`
  * (without --algorithm: RSA-2048 and Ed25519, selectors S-rsa and

@@ -7,6 +7,7 @@
  *	godwit [-c FILE] domain|user|alias ...
  *	godwit [-c FILE] queue list|show|hold|release|delete|flush ...
  *	godwit [-c FILE] route [-4|-6] DOMAIN
+ *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit [-c FILE] dkim keygen|sign|list ...
  *	godwit version
  *
@@ -36,6 +37,7 @@ static const struct {
 	{"alias", cmd_alias},
 	{"queue", cmd_queue},
 	{"route", cmd_route},
+	{"check", cmd_check},
 	{"dkim", cmd_dkim},
 };
 
@@ -60,6 +62,9 @@ usage(FILE *f)
 		"  queue flush                    retry deferred mail now\n"
 		"  route [-4|-6] DOMAIN           where mail for DOMAIN "
 		"goes (MX, addresses)\n"
+		"  check --ip ADDR --helo NAME --mail-from ADDR [--json]\n"
+		"                                 check a message on stdin "
+		"(SPF)\n"
 		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
 		"  version                        print the version\n"
 		"\n"

@@ -28,7 +28,8 @@ struct dmarc_record {
 	unsigned pct;		/* 0-100, default 100 */
 	char rua[DMARC_URI_MAX];	/* as given, "" if none */
 	char ruf[DMARC_URI_MAX];
-	char fo[16];
+	char fo[16];		/* as given if valid (lower case, no blanks),
+				 * default "0" */
 	unsigned ri;		/* default 86400 */
 };
 
@@ -37,7 +38,13 @@ struct dmarc_record {
  * DMARC record; 0 if the text is not a DMARC record at all (does not
  * start with "v=DMARC1", to be ignored like any other TXT record); -1
  * with a readable reason in why (size octets) if it starts like one but
- * is invalid. Unknown tags are ignored (RFC 7489 6.3).
+ * is invalid. Unknown tags are ignored (RFC 7489 6.3). "v" must come
+ * first with the value exactly "DMARC1"; other tag names and values are
+ * case-insensitive, blanks around ';' and '=' are allowed. A missing or
+ * invalid p= (or an invalid sp=) is valid as p=none when rua= holds a
+ * valid URI (RFC 7489 6.6.3), else -1. An invalid value of any other
+ * tag is ignored (the tag's default applies). rua= and ruf= keep the
+ * URIs as given, comma-separated, as many whole ones as fit.
  */
 int dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *rec,
 		       char *why, size_t size);

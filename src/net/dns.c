@@ -440,13 +440,27 @@ ctx_create(const struct dns_resolver *r, char **error_r)
 	 * NXDOMAIN). When we forward, the resolver forwarded to is the one
 	 * that decides about test.: a lab or a site may serve mail domains
 	 * there. A transparent local zone without data replaces the
-	 * default one and lets every query through. (localhost., invalid.,
-	 * onion. and the private reverse zones keep libunbound's answers.)
+	 * default one and lets every query through. The same holds for the
+	 * reverse zones of private and documentation addresses (RFC 1918,
+	 * ULA, 2001:db8::/32): SPF's ptr, %{p} and iprev of a client on such
+	 * a network must ask the resolver forwarded to, which may know them
+	 * (unblock-lan-zones; insecure-lan-zones so that a trust anchor does
+	 * not make them bogus). localhost., invalid., onion. and the
+	 * loopback reverse zones keep libunbound's answers.
 	 */
 	if (e == 0 && (r->nforwarders > 0 || strcmp(r->mode, "system") == 0)) {
 		what = "option local-zone";
 		arg = "test. transparent";
 		e = ub_ctx_set_option(ctx, "local-zone:", arg);
+		if (e == 0) {
+			what = "option unblock-lan-zones";
+			arg = "yes";
+			e = ub_ctx_set_option(ctx, "unblock-lan-zones:", arg);
+		}
+		if (e == 0) {
+			what = "option insecure-lan-zones";
+			e = ub_ctx_set_option(ctx, "insecure-lan-zones:", arg);
+		}
 	}
 	if (e == 0 && r->trust_anchor != NULL) {
 		what = "trust anchor";

@@ -69,6 +69,9 @@ static const struct entry {
 	{AT_DATA, "control", 'd', DAEMON, DAEMON, 0750},
 	/* DKIM signing keys (msgauth/dkim.h), read by the parent as root */
 	{AT_DATA, "dkim", 'd', ROOT, ROOT, 0700},
+	/* DMARC aggregate-report records, appended by the workers
+	 * (msgauth/dmarc_store.c) */
+	{AT_DATA, "dmarc", 'd', DAEMON, DAEMON, 0750},
 };
 
 int

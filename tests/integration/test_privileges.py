@@ -90,6 +90,7 @@ LAYOUT = [
     ("queue/state", "godwit", "godwit", 0o750),
     ("control", "godwit", "godwit", 0o750),
     ("dkim", "root", "root", 0o700),
+    ("dmarc", "godwit", "godwit", 0o750),
 ]
 
 
