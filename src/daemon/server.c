@@ -44,6 +44,7 @@
 #include "daemon/version.h"
 #include "daemon/worker.h"
 #include "msgauth/dkim.h"
+#include "msgauth/dmarc.h"
 
 #define LIMITS_ENTRIES 16384
 
@@ -276,6 +277,20 @@ open_log(const struct config *config, char **error_r)
 }
 
 /* Certificates and keys are read here, by root, before any fork. */
+/* The Public Suffix List for DMARC, loaded once here so that every
+ * child shares it; without one DMARC still runs (each domain its own
+ * organizational domain), with a warning. */
+static void
+load_psl(const struct config *config)
+{
+	char *error = NULL;
+
+	if (config->checks.dmarc && dmarc_psl_init(&error) < 0) {
+		log_warnx("%s", error);
+		free(error);
+	}
+}
+
 /* The DKIM signing keys under <data_dir>/dkim, read as root like the TLS
  * keys (dkim.sign false: none). A key that cannot be used is an error
  * naming its file. */
@@ -759,6 +774,7 @@ serve_main(const char *config_path)
 		return 1;
 	}
 	clean_queue_tmp(sv.config);
+	load_psl(sv.config);
 	signal(SIGPIPE, SIG_IGN);
 	if ((sv.limits = limits_create(
 		 LIMITS_ENTRIES,

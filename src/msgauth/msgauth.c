@@ -46,6 +46,7 @@ struct msgauth {
 	struct dns_resolver *r;
 	const struct msgauth_config *cf;
 	char *ip, *helo;
+	char *mail_from;
 	struct spf_check *spf;
 	struct dkim_verifier *dkim;
 	struct dmarc_lookup *dmarc;
@@ -293,6 +294,8 @@ msgauth_mail(struct msgauth *m, const char *mail_from)
 	m->spf = NULL;
 	m->spf_pending = false;
 	m->res.spf_done = false;
+	free(m->mail_from);
+	m->mail_from = xstrdup(mail_from);
 	if (!m->cf->spf)
 		return;
 	m->spf_pending = true;
@@ -342,6 +345,7 @@ verdict(struct msgauth *m)
 	case MSGAUTH_FROM_ONE:
 		break;
 	}
+	r->found = m->found;
 	r->sp = m->found.status == DMARC_PASS ? m->found.rec.sp
 					      : DMARC_P_UNSET;
 	dmarc_evaluate(&m->found, spf,
@@ -439,6 +443,30 @@ msgauth_results(const struct msgauth *m)
 	return &m->res;
 }
 
+int
+msgauth_record(const struct msgauth *m, const char *data_dir,
+	       char **error_r)
+{
+	const struct msgauth_results *r = &m->res;
+	const char *at = m->mail_from != NULL ? strrchr(m->mail_from, '@')
+					      : NULL;
+	struct dmarc_record_info info = {
+		.time = (long long)time(NULL),
+		.ip = m->ip,
+		.envelope_from = at != NULL ? at + 1 : "",
+		.spf = r->spf_done ? r->spf.result : SPF_NONE,
+		.spf_domain = r->spf_done ? r->spf.domain : "",
+		.sigs = r->sigs,
+		.nsigs = r->nsigs,
+	};
+
+	*error_r = NULL;
+	if (!r->dmarc_done || r->found.status != DMARC_PASS)
+		return 0;
+	return dmarc_record_append(data_dir, &r->dmarc, &r->found, &info,
+				   error_r);
+}
+
 const char *
 msgauth_authserv_id(const struct msgauth *m)
 {
@@ -467,6 +495,7 @@ msgauth_free(struct msgauth **mp)
 	if (m->later != NULL)
 		event_free(m->later);
 	free(m->hs.field);
+	free(m->mail_from);
 	free(m->ip);
 	free(m->helo);
 	free(m);

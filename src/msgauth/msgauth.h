@@ -85,6 +85,7 @@ struct msgauth_results {
 	bool dmarc_done;		/* dmarc and a verdict was reached */
 	struct dmarc_verdict dmarc;
 	enum dmarc_policy sp;		/* sp= as published (for the A-R) */
+	struct dmarc_found found;	/* the policy lookup's answer */
 };
 
 struct msgauth;
@@ -125,6 +126,14 @@ char *msgauth_ar_header(const struct msgauth *m,
 char *msgauth_ar_format(const struct msgauth_results *r,
 			const char *authserv_id, bool dkim_on,
 			const struct iprev_outcome *iprev, const char *ip);
+
+/*
+ * One line for the DMARC aggregate reports (dmarc_record_append()), for
+ * a message whose From domain publishes a DMARC record. 0 (also when
+ * there is nothing to record), or -1 with *error_r (caller frees).
+ */
+int msgauth_record(const struct msgauth *m, const char *data_dir,
+		   char **error_r);
 
 /* The log line of the verdicts (fac=msgauth event=result); action is
  * what was done ("accept", "quarantine", "reject", "defer"). */

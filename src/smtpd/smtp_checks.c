@@ -375,6 +375,20 @@ accept_job(struct smtp_session *s, enum enforce e, const char *why)
 	smtp_commit(s, job);
 }
 
+/* The line for DMARC's aggregate reports. */
+static void
+record(struct smtp_session *s)
+{
+	char *err = NULL;
+
+	if (msgauth_record(s->txn->auth, s->config->data_dir, &err) < 0) {
+		log_event(LOG_ERR, "msgauth", "record-failed",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("queue", s->txn->id), LF_STR("error", err));
+		free(err);
+	}
+}
+
 static void
 verdict(struct smtp_session *s)
 {
@@ -384,6 +398,7 @@ verdict(struct smtp_session *s)
 	char why[300], text[400];
 
 	policy_text(r, e, why, sizeof(why));
+	record(s);
 	msgauth_log(t->auth, s->ses.id, t->id, s->ses.ip,
 		    s->iprev_done ? &s->iprev_out : NULL, enforce_names[e]);
 	if (e == ENF_REJECT || e == ENF_DEFER)

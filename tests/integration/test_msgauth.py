@@ -233,6 +233,10 @@ def test_reject_policy_refused(world, uniq):
     assert world.find_messages(uniq) == []
     assert re.search(r"fac=smtp event=reject .*reason=dmarc code=550",
                      world.log_text())
+    # one line for the aggregate reports
+    records = world.data_dir / "dmarc" / "records.log"
+    assert [l for l in records.read_text().splitlines()
+            if "reject.test" in l], records.read_text()
 
 
 def test_forged_from_of_our_domain_refused(world, uniq):
