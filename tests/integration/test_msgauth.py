@@ -9,6 +9,7 @@ DKIM-signs what its users send and its bounces (verified by dkimpy).
 """
 
 import base64
+import json
 import poplib
 import re
 import smtplib
@@ -355,3 +356,34 @@ def test_bounce_signed(world, uniq):
         lines.pop(0)
     d = dkim.DKIM(crlf(b"\n".join(lines)))
     assert d.verify(idx=0, dnsfunc=_dnsfunc(world.dkim_records))
+
+
+def test_check_command_runs_the_server_checks(world):
+    """`godwit check` with the daemon's configuration: the same checks,
+    the same field, and the per-method results as JSON."""
+    msg = message("check", "a@signed.test")
+    msg = dkim.sign(msg, b"s1", b"signed.test", world.signed_key) + msg
+    args = ("check", "--ip", "127.0.0.1", "--helo", "client.sender.test",
+            "--mail-from", "a@signed.test")
+    p = world.run(*args, "--json", input=msg.decode(), check=True)
+    j = json.loads(p.stdout)
+    assert j["dkim"] == [{"result": "pass", "domain": "signed.test",
+                          "selector": "s1", "algorithm": "rsa-sha256",
+                          "reason": ""}], j
+    assert j["spf"]["result"] == "fail" and j["spf"]["domain"] == \
+        "signed.test", j
+    assert {k: j["dmarc"][k] for k in ("result", "policy", "from_domain",
+                                       "spf_aligned", "dkim_aligned")} == \
+        {"result": "pass", "policy": "reject", "from_domain": "signed.test",
+         "spf_aligned": False, "dkim_aligned": True}, j
+    assert j["iprev"]["result"] == "pass" and \
+        j["iprev"]["name"] == "localhost", j
+    ar = j["authentication_results"]
+    assert ar.startswith(f"Authentication-Results: {AUTHSERV};\n\tiprev=pass")
+    assert "\tdkim=pass header.d=signed.test header.s=s1" in ar, ar
+    # the plain form prints that field
+    p = world.run(*args, input=msg.decode(), check=True)
+    assert p.stdout.startswith(f"Authentication-Results: {AUTHSERV};\n"), \
+        p.stdout
+    assert "\tdmarc=pass (p=reject sp=reject dis=none) " \
+        "header.from=signed.test\n" in p.stdout, p.stdout
