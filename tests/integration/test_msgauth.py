@@ -10,6 +10,7 @@ DKIM-signs what its users send and its bounces (verified by dkimpy).
 
 import base64
 import json
+import os
 import poplib
 import re
 import smtplib
@@ -18,7 +19,8 @@ import subprocess
 import dkim
 import pytest
 
-from conftest import PASSWORD, Godwit, _finish, free_port, wait_for
+from conftest import (GODWIT_BIN, PASSWORD, Godwit, _finish, free_port,
+                      wait_for)
 from smtpclient import RawSMTP, crlf, dot_stuff
 from test_dns import start_unbound, stop_unbound
 
@@ -387,3 +389,18 @@ def test_check_command_runs_the_server_checks(world):
         p.stdout
     assert "\tdmarc=pass (p=reject sp=reject dis=none) " \
         "header.from=signed.test\n" in p.stdout, p.stdout
+
+
+def test_unusable_dkim_key_stops_the_start(make_godwit):
+    """The parent loads the signing keys as root before it forks: a key
+    file that is no key is an error naming the file, and nothing starts."""
+    g = make_godwit(start=False)
+    d = g.data_dir / "dkim" / "example.test"
+    d.mkdir(parents=True)
+    (d / "broken.key").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n"
+                                  "-----END PRIVATE KEY-----\n")
+    os.chmod(d / "broken.key", 0o600)
+    p = subprocess.run([GODWIT_BIN, "-c", str(g.cfg_path), "serve"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, p.stderr
+    assert "DKIM keys:" in p.stderr and "broken.key" in p.stderr, p.stderr
