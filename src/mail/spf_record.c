@@ -110,7 +110,7 @@ macro_parse(const char *s, size_t len, enum spf_macro_ctx ctx, struct macro *m,
 		m->reverse = true;
 		i++;
 	}
-	for (; i < len && strchr(".-+,/_=", s[i]) != NULL && s[i] != '\0'; i++)
+	for (; i < len && s[i] != '\0' && strchr(".-+,/_=", s[i]) != NULL; i++)
 		if (strchr(m->delims, s[i]) == NULL && nd < 7)
 			m->delims[nd++] = s[i];
 	if (i >= len || s[i] != '}') {

@@ -35,7 +35,7 @@ struct spf_request {
 	const char *helo;	/* HELO/EHLO argument as given ("" if none) */
 	const char *mail_from;	/* reverse-path without <>, "" = null */
 	const char *receiver;	/* our host name, for %{r} */
-	unsigned timeout_ms;	/* whole check; then temperror */
+	unsigned timeout_ms;	/* whole check; then temperror (0: 20 s) */
 };
 
 struct spf_outcome {

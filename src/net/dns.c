@@ -26,6 +26,7 @@
  * or reused slot and is dropped.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -116,6 +117,7 @@ struct dns_query {
 	/* a raw lookup (dns_lookup): one sub, its answer */
 	bool raw;
 	int rrtype;
+	char qname[4 * (DNS_NAME_MAX + 1) + 1];	/* raw: escaped name */
 	dns_answer_cb *acb;
 	struct dns_answer *answer;
 	struct event *done_ev;
@@ -1323,14 +1325,35 @@ dns_name_valid(const char *name)
 			label = 0;
 			continue;
 		}
-		/* presentation format: no escapes, no blanks, no controls */
-		if (c <= ' ' || c >= 0x7f || c == '\\' || c == '"' ||
-		    c == ';' || c == '(' || c == ')' || c == '$' || c == '@')
+		/* printable ASCII; dns_lookup() escapes all but letters,
+		 * digits, '-' and '_' */
+		if (c < ' ' || c >= 0x7f)
 			return false;
 		if (++label > 63)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * A valid name in the presentation format libunbound reads: every octet
+ * but letters, digits, '-', '_' and the dots between labels as \DDD, so
+ * a label with blanks, '%' or '\\' (SPF macros make such names) means
+ * exactly its octets.
+ */
+static void
+presentation(const char *name, char *out, size_t size)
+{
+	size_t o = 0;
+	const unsigned char *p = (const unsigned char *)name;
+
+	for (; *p != '\0' && o + 5 < size; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.')
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\%03u", *p);
+	}
+	out[o] = '\0';
 }
 
 struct dns_query *
@@ -1354,7 +1377,8 @@ dns_lookup(struct dns_resolver *r, const char *name, int rrtype,
 		     shown);
 	} else {
 		bfmt(q->domain, sizeof(q->domain), "%s", name);
-		sub_start(q, SUB_RAW, 0, q->domain);
+		presentation(name, q->qname, sizeof(q->qname));
+		sub_start(q, SUB_RAW, 0, q->qname);
 	}
 	if (q->npending == 0)
 		query_finish(q);

@@ -261,10 +261,10 @@ void dns_answer_free(struct dns_answer **answer);
 
 /*
  * A name that can be looked up: labels of 1-63 octets of printable ASCII
- * other than blanks, '\\', '"', ';', '(', ')', '$' and '@' (so nothing
- * is read as an escape or a zone-file token), at most DNS_NAME_MAX in
- * all, one optional final dot. Underscores and other odd characters are
- * allowed: SPF and DKIM names have them.
+ * (blanks included: SPF macros can make such names, and DNS labels may
+ * hold any octet), at most DNS_NAME_MAX in all, one optional final dot.
+ * dns_lookup() escapes every octet but letters, digits, '-' and '_', so
+ * nothing in a name is read as an escape or a zone-file token.
  */
 bool dns_name_valid(const char *name);
 

@@ -44,6 +44,10 @@ def _strings(v):
 
 
 def _norm(name):
+    """A name as the zone's keys spell it: a DNSLabel by its octets (str()
+    would escape a blank as \\032), lower case, no final dot."""
+    if isinstance(name, DNSLabel):
+        name = ".".join(l.decode("latin-1") for l in name.label)
     return str(name).rstrip(".").lower()
 
 

@@ -28,13 +28,7 @@ HOSTNAME = "receiver.example.net"
 MESSAGE = b"From: a@example.com\r\nSubject: suite\r\n\r\nbody\r\n"
 
 # Suite tests godwit does not pass, with the reason: {id: reason}.
-XFAIL = {
-    "macro-expansion-rules/macro-mania-in-domain":
-        "a:macro%%percent%_%_space%-url-space.example.com expands to a name "
-        "with blanks, which net/dns refuses to look up (dns_name_valid: "
-        "presentation-format names without blanks), so the a lookup is "
-        "void and -all gives fail",
-}
+XFAIL = {}
 # The suite writes %{i} of an IPv6 address with upper-case nibbles; RFC
 # 7208 7.4's own example has lower case (what godwit prints), and DNS
 # names are case-insensitive: for these the explanation is compared
