@@ -84,6 +84,7 @@ def world(tmp_path_factory, cert):
         "dns": {"resolver": [f"127.0.0.1@{dns_port}"]},
         "checks": {"timeout": "3s"},
         "dmarc": {"allow": ["allowed.test"]},
+        "smtp": {"trusted_networks": ["127.0.0.4/32"]},
         "tls": {"certificates": [{"cert": str(cert[0]),
                                   "key": str(cert[1])}]},
     })
@@ -293,6 +294,16 @@ def test_allow_list_exempt(world, uniq):
     got = wait_for(lambda: stored(world, uniq), 10, what="the message")
     # checked and recorded all the same
     assert "dmarc=fail" in "".join(ar_fields(got[0]))
+
+
+def test_trusted_network_not_checked(world, uniq):
+    """A client in smtp.trusted_networks is one of ours: not checked, so
+    reject.test's policy does not apply and no A-R field is added."""
+    r = send(world, "a@reject.test", message(uniq, "a@reject.test"),
+             source="127.0.0.4")
+    assert r.code == 250, r
+    got = wait_for(lambda: stored(world, uniq), 10, what="the message")
+    assert ar_fields(got[0]) == [], got[0]
 
 
 def test_iprev_fail_unknown_in_received(world, uniq):
