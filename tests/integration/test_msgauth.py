@@ -415,3 +415,31 @@ def test_unusable_dkim_key_stops_the_start(make_godwit):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1, p.stderr
     assert "DKIM keys:" in p.stderr and "broken.key" in p.stderr, p.stderr
+
+
+def test_bdat_checked_and_filtered(world, uniq):
+    """BDAT takes the same path: forged fields removed across chunks, the
+    checks fed, the verdict enforced at the last chunk."""
+    msg = message(uniq, "a@pass.test",
+                  ["Authentication-Results: mx.example.test; dmarc=pass"])
+    cut = msg.index(b"example.test; dmarc") + 3
+    with RawSMTP("127.0.0.1", world.port, timeout=30) as c:
+        assert c.reply().code == 220
+        c.ehlo("client.sender.test")
+        assert c.cmd("MAIL FROM:<a@pass.test>").code == 250
+        assert c.cmd(f"RCPT TO:<{ALICE}>").code == 250
+        c.send(b"BDAT %d\r\n" % cut + msg[:cut])
+        assert c.reply().code == 250
+        c.send(b"BDAT %d LAST\r\n" % (len(msg) - cut) + msg[cut:])
+        r = c.reply(timeout=30)
+        assert r.code == 250, r
+        assert c.cmd("MAIL FROM:<a@reject.test>").code == 250
+        assert c.cmd(f"RCPT TO:<{ALICE}>").code == 250
+        bad = message(uniq + "-r", "a@reject.test")
+        c.send(b"BDAT %d LAST\r\n" % len(bad) + bad)
+        r = c.reply(timeout=30)
+        assert (r.code, r.text[:5]) == (550, "5.7.1"), r
+    got = wait_for(lambda: stored(world, uniq), 10, what="the message")
+    ar = ar_fields(got[0])
+    assert len(ar) == 1 and "dmarc=pass (p=reject" in ar[0], ar
+    assert world.find_messages(uniq + "-r") == []
