@@ -135,7 +135,7 @@ run: deps build/godwit
 	exec ./build/godwit serve -c run/godwit.yaml
 
 test: deps
-	@$(MAKE) --no-print-directory build/godwit build/asan/godwit $(UNIT_BINS) $(FUZZ_BINS) build/tests/syncrec.so
+	@$(MAKE) --no-print-directory build/godwit build/asan/godwit $(UNIT_BINS) $(FUZZ_BINS) build/tests/syncrec.so build/asan/tools/dkim_verify
 	@$(MAKE) --no-print-directory layers unit fuzz-smoke integration
 
 # the include rule between the layers of src/ (docs/architecture.md)
@@ -158,7 +158,7 @@ fuzz: $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory fuzz-smoke FUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS)
 
 # test_soak.py measures memory on the normal build (GODWIT_PLAIN_BIN)
-integration: build/asan/godwit build/godwit build/tests/syncrec.so
+integration: build/asan/godwit build/godwit build/tests/syncrec.so build/asan/tools/dkim_verify
 	GODWIT_BIN=$(CURDIR)/build/asan/godwit \
 	GODWIT_PLAIN_BIN=$(CURDIR)/build/godwit \
 		$(PYTEST) -q tests/integration $(PYTEST_ARGS)

@@ -204,8 +204,8 @@ cli_parse_address(const char *arg, bool catchall, bool ours, bool lower_local)
  * may create (and its directory) are root's, readable by the daemon
  * user's group, whichever of the two runs first.
  */
-static int
-prepare_layout(const struct config *config)
+int
+cli_prepare_layout(const struct config *config)
 {
 	struct datadir_ids ids;
 	struct datadir_config dc;
@@ -232,7 +232,7 @@ cli_open_db(const struct config *config, bool readonly)
 	struct userdb *db;
 	char *err = NULL;
 
-	if (!readonly && prepare_layout(config) != 0)
+	if (!readonly && cli_prepare_layout(config) != 0)
 		return NULL;
 	if (userdb_open(&config->userdb, readonly, &db, &err) < 0) {
 		cli_fail_free(&err);

@@ -41,6 +41,12 @@ char *cli_parse_address(const char *arg, bool catchall, bool ours,
 			bool lower_local);
 
 /*
+ * Before a command writes to the data directory: the whole layout, as
+ * `godwit serve` makes it (store/datadir.h). 0, or 1 after printing why.
+ */
+int cli_prepare_layout(const struct config *config);
+
+/*
  * The user database, read-only or (after making the data directory's
  * layout as `godwit serve` does) for writing; NULL after printing why.
  */

@@ -4,6 +4,7 @@
  * present is a key godwit signs with; to retire a selector, remove its
  * file and reload.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,26 @@ keygen_one(const struct config *config, const char *domain,
 	return 0;
 }
 
+/* Both keys or none: refuse before making the first if the second exists. */
+static int
+both_free(const struct config *config, const char *domain, const char *sel)
+{
+	static const char *const sfx[] = {"rsa", "ed25519"};
+
+	for (size_t i = 0; i < 2; i++) {
+		char *path = xasprintf("%s/dkim/%s/%s-%s.key", config->data_dir,
+				       domain, sel, sfx[i]);
+		bool exists = access(path, F_OK) == 0;
+		if (exists)
+			cli_fail("%s exists: not overwritten (remove it first "
+				 "to replace the key)", path);
+		free(path);
+		if (exists)
+			return 1;
+	}
+	return 0;
+}
+
 static int
 cmd_keygen(const struct config *config, int argc, char **argv)
 {
@@ -93,6 +114,10 @@ cmd_keygen(const struct config *config, int argc, char **argv)
 		return cli_usage(usage_dkim_text);
 	if ((domain = cli_parse_domain(argv[2])) == NULL)
 		return 1;
+	if (cli_prepare_layout(config) != 0) {
+		free(domain);
+		return 1;
+	}
 	strftime(month, sizeof(month), "g%Y%m", gmtime(&now));
 	if (sel == NULL)
 		sel = month;
@@ -100,7 +125,7 @@ cmd_keygen(const struct config *config, int argc, char **argv)
 		r = keygen_one(config, domain, sel,
 			       strcmp(alg, "rsa") == 0 ? DKIM_RSA_SHA256 :
 			       DKIM_ED25519_SHA256);
-	else {
+	else if ((r = both_free(config, domain, sel)) == 0) {
 		snprintf(selbuf, sizeof(selbuf), "%s-rsa", sel);
 		r = keygen_one(config, domain, selbuf, DKIM_RSA_SHA256);
 		snprintf(selbuf, sizeof(selbuf), "%s-ed25519", sel);

@@ -47,9 +47,10 @@ header_relaxed(const char *f, size_t len, bool crlf, char *out)
 			continue;
 		out[o++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 	}
-	out[o++] = ':';
-	if (i < len)
+	if (i < len) {
+		out[o++] = ':';
 		i++;
+	}
 	for (; i < len; i++) {
 		char c = f[i];
 		if (c == '\n' || (c == '\r' && i + 1 < len && f[i + 1] == '\n'))

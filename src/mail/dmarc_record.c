@@ -11,8 +11,9 @@
  *  - A missing or invalid p=, or an invalid sp=: when rua= holds at least
  *    one syntactically valid URI the record counts as p=none (6.6.3, the
  *    sp= given is then dropped too), otherwise the record is invalid.
- *  - An invalid value of an optional tag (adkim, aspf, pct, fo, rf, ri,
- *    ruf) is ignored, as if the tag were absent (its default applies):
+ *  - An invalid value of an optional tag (adkim, aspf, pct, fo, rf, ri)
+ *    is ignored, as if the tag were absent (its default applies), and
+ *    so is an item of rua= or ruf= that is not a URI:
  *    the RFC gives no rule, and a typo in an optional tag should not
  *    cost a domain its whole policy. pct must be an integer 0-100.
  *  - A tag given twice: the first one counts.
@@ -196,11 +197,12 @@ uri_valid(struct span u)
 }
 
 /*
- * rua= or ruf=: a comma-separated list of DMARC URIs. Copies the value,
- * blanks around each URI dropped, into out as "uri,uri" while whole URIs
- * fit (those that do not are left out: bounded, never cut). Returns the
- * number of valid URIs kept; -1 if any item is not a valid URI (then
- * out is "").
+ * rua= or ruf=: a comma-separated list of DMARC URIs. Copies the valid
+ * ones, blanks around each dropped, into out as "uri,uri" while whole
+ * URIs fit (those that do not are left out: bounded, never cut); an item
+ * that is not a valid URI is left out too (6.6.3 speaks of "at least one
+ * syntactically valid reporting URI"). Returns the number of valid URIs
+ * (kept or not).
  */
 static int
 uri_list(struct span v, char *out, size_t size)
@@ -208,26 +210,24 @@ uri_list(struct span v, char *out, size_t size)
 	const char *p = v.p, *end = v.p + v.n, *c;
 	size_t len = 0;
 	struct span u;
-	int kept = 0;
+	int valid = 0;
 
 	out[0] = '\0';
 	for (;;) {
 		c = memchr(p, ',', (size_t)(end - p));
 		u = trim(p, (size_t)((c != NULL ? c : end) - p));
-		if (!uri_valid(u)) {
-			out[0] = '\0';
-			return -1;
-		}
-		if (len + (len > 0) + u.n < size) {
-			if (len > 0)
-				out[len++] = ',';
-			memcpy(out + len, u.p, u.n);
-			len += u.n;
-			out[len] = '\0';
-			kept++;
+		if (uri_valid(u)) {
+			valid++;
+			if (len + (len > 0) + u.n < size) {
+				if (len > 0)
+					out[len++] = ',';
+				memcpy(out + len, u.p, u.n);
+				len += u.n;
+				out[len] = '\0';
+			}
 		}
 		if (c == NULL)
-			return kept;
+			return valid;
 		p = c + 1;
 	}
 }

@@ -44,7 +44,8 @@ struct dmarc_record {
  * invalid p= (or an invalid sp=) is valid as p=none when rua= holds a
  * valid URI (RFC 7489 6.6.3), else -1. An invalid value of any other
  * tag is ignored (the tag's default applies). rua= and ruf= keep the
- * URIs as given, comma-separated, as many whole ones as fit.
+ * valid URIs as given, comma-separated, as many whole ones as fit
+ * (items that are not URIs are left out).
  */
 int dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *rec,
 		       char *why, size_t size);

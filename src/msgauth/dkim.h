@@ -45,6 +45,23 @@ struct dkim_sig_result {
 
 /* ---- verifying -------------------------------------------------------- */
 
+/*
+ * The results, and the reasons that come with them:
+ *  pass (reason "");
+ *  fail: "body hash mismatch", "signature did not verify", "key
+ *	revoked", "signature expired" (x= is past; no key is looked up),
+ *	"l= is longer than the body";
+ *  policy: rsa-sha1 (RFC 8301), an RSA key of less than 1024 bits, an
+ *	l= that leaves part of the body unsigned; the reason ends in
+ *	"signature valid" or "signature did not verify";
+ *  neutral: the field does not parse (the parser's reason);
+ *  temperror: "key lookup failed: ..." (SERVFAIL, timeout);
+ *  permerror: "no key" (NXDOMAIN, NODATA), a key record that does not
+ *	parse or is not for email, k= or h= not allowing a=, t=s with an
+ *	i= below d=, an unusable p=, "too many signatures".
+ * Up to 4 * DKIM_MAX_SIGS fields get a result; later ones are ignored.
+ */
+
 struct dkim_verifier;
 
 /* now: the time x= and t= are judged against. timeout_ms bounds each

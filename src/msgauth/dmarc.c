@@ -167,8 +167,12 @@ lookup_query(struct dmarc_lookup *l, const char *domain)
 	char name[DNS_NAME_MAX + 16];
 
 	copy(l->f.policy_domain, domain, sizeof(l->f.policy_domain));
-	/* too long a name is refused by dns_lookup: INVALID */
-	snprintf(name, sizeof(name), "_dmarc.%s", domain);
+	/* an empty or too long a name is refused by dns_lookup: INVALID
+	 * (and "_dmarc." alone would be a valid name) */
+	if (domain[0] == '\0')
+		name[0] = '\0';
+	else
+		snprintf(name, sizeof(name), "_dmarc.%s", domain);
 	l->q =
 	    dns_lookup(l->r, name, DNS_T_TXT, l->timeout_ms, lookup_answer, l);
 }
@@ -298,6 +302,12 @@ sampled(enum dmarc_policy p, unsigned pct, unsigned sample)
 		return p;
 	/* not sampled: the next less strict policy (6.3 "pct") */
 	return p == DMARC_P_REJECT ? DMARC_P_QUARANTINE : DMARC_P_NONE;
+}
+
+unsigned
+dmarc_sample(void)
+{
+	return arc4random_uniform(100);
 }
 
 /* DKIM: 1 an aligned pass, 0 none; *temp_r an aligned temperror. */

@@ -37,10 +37,12 @@ const char *dmarc_result_name(enum dmarc_result r);
  * reads /usr/share/publicsuffix/public_suffix_list.dafsa (package
  * publicsuffix; the newer of that file and the copy built into libpsl
  * from the same package). Loaded once per process, at the first
- * dmarc_org_domain() or by this call (the daemon calls it before it
- * forks, so the workers share it). -1 with *error_r (caller frees) if
- * no list can be loaded; dmarc_org_domain() then returns the domain
- * itself (every domain is its own organizational domain).
+ * dmarc_org_domain() or by this call (meant for the parent before it
+ * forks, so the workers share the pages and a missing list is reported
+ * at start; the file is world-readable, so a lazy load in a worker
+ * after it dropped privileges works too). -1 with *error_r (caller
+ * frees) if no list can be loaded; dmarc_org_domain() then returns the
+ * domain itself (every domain is its own organizational domain).
  */
 int dmarc_psl_init(char **error_r);
 
@@ -129,6 +131,9 @@ struct dmarc_verdict {
 void dmarc_evaluate(const struct dmarc_found *f, enum spf_result spf,
 		    const char *spf_domain, const struct dkim_sig_result *sigs,
 		    size_t nsigs, unsigned sample, struct dmarc_verdict *v);
+
+/* A sample for dmarc_evaluate(): uniform in [0, 100) (arc4random). */
+unsigned dmarc_sample(void);
 
 /* ---- the aggregate-report record store -------------------------------- */
 

@@ -20,7 +20,7 @@
 #include "lib/logfmt.h"
 #include "lib/xalloc.h"
 
-#define LINE_MAX_ 8192
+#define RECORD_LINE_MAX 8192
 #define RECORDS_VERSION 1
 #define DKIM_FIELD_MAX (DKIM_MAX_SIGS * 540)
 
@@ -179,7 +179,7 @@ dmarc_record_append(const char *data_dir, const struct dmarc_verdict *v,
                     const struct dmarc_found *f,
                     const struct dmarc_record_info *info, char **error_r)
 {
-	char path[4096], line[LINE_MAX_];
+	char path[4096], line[RECORD_LINE_MAX];
 	size_t len;
 	ssize_t w;
 	int fd;

@@ -16,6 +16,9 @@
 #include "mail/dkim_sig.h"
 #include "mail/dkim_tags.h"
 #include "msgauth/dkim.h"
+#include "net/dns.h"
+
+#include <event2/event.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -393,6 +396,79 @@ test_keys_sign(void **state)
 	}
 }
 
+/* ---- the verifier without DNS ------------------------------------------ */
+
+static int called;
+
+static void
+count_cb(void *arg)
+{
+	called++;
+	event_base_loopbreak(arg);
+}
+
+/* No signature, a malformed one, an expired one: no key is looked up,
+ * and cb still runs from the loop, never inside finish. */
+static void
+test_verifier_without_lookups(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct dns_resolver_config cfg = {0};
+	const char *fwd[] = {"127.0.0.1@9"};
+	const struct dkim_sig_result *res;
+	struct dns_resolver *r;
+	struct dkim_verifier *v;
+	char *err = NULL;
+	const char *bad = "DKIM-Signature: v=1; a=rsa-sha256; d=e.test; "
+	    "s=s; h=to; bh=AAAA; b=AAAA\n";
+	const char *old = "dkim-signature:v=1; a=ed25519-sha256; d=E.test;\n"
+	    " s=sel; h=from; bh=AAAA; b=AAAAAAAAAAAA; t=10; x=20\n";
+
+	(void)state;
+	cfg.forwarders = fwd;
+	cfg.nforwarders = 1;
+	assert_non_null(base);
+	assert_non_null(r = dns_resolver_new(base, &cfg, &err));
+	v = dkim_verifier_new(r, 1000, 1000);
+	dkim_verifier_finish(v, count_cb, base);
+	assert_int_equal(called, 0);
+	event_base_dispatch(base);
+	assert_int_equal(called, 1);
+	assert_int_equal(dkim_verifier_results(v, &res), 0);
+	dkim_verifier_free(&v);
+
+	v = dkim_verifier_new(r, 1000, 1000);
+	dkim_verifier_header(v, bad, strlen(bad));
+	dkim_verifier_header(v, old, strlen(old));
+	dkim_verifier_header(v, "From: a@e.test\n", 15);
+	dkim_verifier_body(v, "hi\n", 3);
+	dkim_verifier_finish(v, count_cb, base);
+	assert_int_equal(called, 1);
+	event_base_dispatch(base);
+	assert_int_equal(called, 2);
+	assert_int_equal(dkim_verifier_results(v, &res), 2);
+	assert_int_equal(res[0].result, DKIM_NEUTRAL);
+	assert_string_equal(res[0].reason,
+			    "missing or bad h= (it must name From)");
+	assert_string_equal(res[0].domain, "e.test");
+	assert_int_equal(res[1].result, DKIM_FAIL);
+	assert_string_equal(res[1].reason, "signature expired");
+	assert_string_equal(res[1].domain, "e.test");
+	assert_string_equal(res[1].algorithm, "ed25519-sha256");
+	assert_string_equal(res[1].b_prefix, "AAAAAAAA");
+	assert_string_equal(dkim_result_name(res[1].result), "fail");
+	dkim_verifier_free(&v);
+
+	/* freed before the loop runs: cb never called */
+	v = dkim_verifier_new(r, 1000, 1000);
+	dkim_verifier_finish(v, count_cb, base);
+	dkim_verifier_free(&v);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_int_equal(called, 2);
+	dns_resolver_free(&r);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -406,6 +482,7 @@ main(void)
 		cmocka_unit_test(test_canon_body),
 		cmocka_unit_test(test_canon_limit),
 		cmocka_unit_test(test_keys_sign),
+		cmocka_unit_test(test_verifier_without_lookups),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

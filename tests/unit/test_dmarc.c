@@ -90,7 +90,7 @@ test_aligned(void **state)
 	assert_false(dmarc_aligned("evilexample.com", "example.com", false));
 }
 
-/* ---- dmarc_evaluate ------------------------------------------------------ */
+/* ---- dmarc_evaluate ------------------------------------------------- */
 
 #define P_U DMARC_P_UNSET
 #define P_N DMARC_P_NONE
@@ -313,6 +313,24 @@ test_evaluate_no_record(void **state)
 	}
 }
 
+/* dmarc_sample() stays below 100 and is not constant. */
+static void
+test_sample(void **state)
+{
+	unsigned seen[100] = { 0 }, i, distinct = 0;
+
+	(void)state;
+	for (i = 0; i < 10000; i++) {
+		unsigned s = dmarc_sample();
+
+		assert_true(s < 100);
+		seen[s]++;
+	}
+	for (i = 0; i < 100; i++)
+		distinct += seen[i] > 0;
+	assert_true(distinct > 90);
+}
+
 static void
 test_result_names(void **state)
 {
@@ -324,7 +342,7 @@ test_result_names(void **state)
 	assert_string_equal(dmarc_result_name(DMARC_PERMERROR), "permerror");
 }
 
-/* ---- the record line ------------------------------------------------------ */
+/* ---- the record line ------------------------------------------------ */
 
 struct fields {
 	char keys[32][32];
@@ -526,6 +544,7 @@ main(void)
 		cmocka_unit_test(test_aligned),
 		cmocka_unit_test(test_evaluate),
 		cmocka_unit_test(test_evaluate_no_record),
+		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_result_names),
 		cmocka_unit_test(test_record_format),
 		cmocka_unit_test(test_record_format_none),

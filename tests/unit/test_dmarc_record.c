@@ -83,18 +83,22 @@ static const struct row {
 	{ "v=DMARC1; p=reject; ri=4294967296", 1, R, U, false, false, 100,
 	  86400, "", "", "0", NULL },
 	/* rua/ruf lists: kept as given, blanks around URIs dropped, size
-	 * limits; a bad URI makes the list empty */
+	 * limits; items that are not valid URIs are left out */
 	{ "v=DMARC1; p=none; rua=mailto:a@example.com!10m , "
 	  "https://r.example.net/x",
 	  1, NO, U, false, false, 100, 86400,
 	  "mailto:a@example.com!10m,https://r.example.net/x", "", "0", NULL },
 	{ "v=DMARC1; p=none; rua=mailto:a@example.com,bad uri", 1, NO, U,
-	  false, false, 100, 86400, "", "", "0", NULL },
+	  false, false, 100, 86400, "mailto:a@example.com", "", "0", NULL },
 	{ "v=DMARC1; p=none; rua=mailto:a@example.com!x", 1, NO, U, false,
 	  false, 100, 86400, "", "", "0", NULL },
+	{ "v=DMARC1; p=none; ruf=,:x,mailto:f@example.com,,1:y, ", 1, NO, U,
+	  false, false, 100, 86400, "", "mailto:f@example.com", "0", NULL },
 	/* p= missing or invalid: p=none when rua= has a valid URI (6.6.3) */
 	{ "v=DMARC1; rua=mailto:r@example.com", 1, NO, U, false, false, 100,
 	  86400, "mailto:r@example.com", "", "0", NULL },
+	{ "v=DMARC1; p=bogus; rua=nope,mailto:r@example.com", 1, NO, U, false,
+	  false, 100, 86400, "mailto:r@example.com", "", "0", NULL },
 	{ "v=DMARC1; p=bogus; sp=reject; rua=mailto:r@example.com", 1, NO, U,
 	  false, false, 100, 86400, "mailto:r@example.com", "", "0", NULL },
 	{ "v=DMARC1; p=reject; sp=bogus; rua=mailto:r@example.com", 1, NO, U,
