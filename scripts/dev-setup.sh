@@ -39,6 +39,11 @@ log:
 limits:
   max_connections_per_ip: 50
   connection_rate: 600/60s
+# SPF, DKIM, DMARC and iprev on the mx listener (docs/operations.md):
+# short DNS bounds, so that without a usable resolver the checks end in
+# temperror at once and mail is still accepted
+checks:
+  timeout: 3s
 tls:
   certificates:
     - cert: $run/tls/cert.pem

@@ -1,9 +1,11 @@
 /*
  * godwit check [-c FILE] --ip ADDR --helo NAME --mail-from ADDR [--json]
- * < message: the checks the server runs on a message received from ADDR,
- * with the configured resolver, printed as the Authentication-Results
- * header godwit would add, or with --json as one JSON object of the
- * per-method results (cli/cmd.h). The message is read to its end.
+ * < message: the checks the server runs on a message received from ADDR
+ * on port 25 (msgauth: iprev, SPF, DKIM, DMARC), with the configured
+ * resolver and the checks: settings, printed as the Authentication-Results
+ * field godwit would add, or with --json as one JSON object of the
+ * per-method results (cli/cmd.h). The message (CRLF or LF line ends) is
+ * read to its end and fed to the checks as the server stores it.
  */
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -14,10 +16,9 @@
 
 #include "cli/cmd.h"
 #include "daemon/config.h"
-#include "msgauth/spf.h"
+#include "msgauth/iprev.h"
+#include "msgauth/msgauth.h"
 #include "net/dns.h"
-
-#define CHECK_TIMEOUT_MS 20000
 
 static const char usage_check_text[] =
 	"usage: godwit check [-c FILE] --ip ADDR --helo NAME "
@@ -34,8 +35,9 @@ struct check_args {
 
 struct check_run {
 	struct event_base *base;
-	struct spf_outcome spf;
-	bool done;
+	struct msgauth *m;
+	bool auth_done, iprev_done;
+	struct iprev_outcome iprev;
 };
 
 /* "--name VALUE" or "--name=VALUE" at argv[*i]; NULL if not this one. */
@@ -96,24 +98,54 @@ check_ip(const char *ip)
 	return -1;
 }
 
-/* Reads the message to its end: the SPF check does not use it. */
+/* The message from stdin, its line ends made LF (the stored form). */
 static void
-drain_stdin(void)
+feed_stdin(struct msgauth *m)
 {
-	char buf[65536];
+	char buf[65536], out[65536];
+	bool cr = false;
+	size_t n;
 
-	while (fread(buf, 1, sizeof(buf), stdin) > 0)
-		;
+	while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0) {
+		size_t o = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (cr && buf[i] != '\n')
+				out[o++] = '\r';
+			cr = buf[i] == '\r';
+			if (!cr)
+				out[o++] = buf[i];
+		}
+		msgauth_feed(m, out, o);
+	}
+	if (cr)
+		msgauth_feed(m, "\r", 1);
 }
 
 static void
-spf_done(const struct spf_outcome *o, void *arg)
+maybe_stop(struct check_run *run)
+{
+	if (run->auth_done && run->iprev_done)
+		event_base_loopbreak(run->base);
+}
+
+static void
+auth_done(struct msgauth *m, void *arg)
 {
 	struct check_run *run = arg;
 
-	run->spf = *o;
-	run->done = true;
-	event_base_loopbreak(run->base);
+	(void)m;
+	run->auth_done = true;
+	maybe_stop(run);
+}
+
+static void
+iprev_done(const struct iprev_outcome *o, void *arg)
+{
+	struct check_run *run = arg;
+
+	run->iprev = *o;
+	run->iprev_done = true;
+	maybe_stop(run);
 }
 
 static void
@@ -134,57 +166,79 @@ json_str(FILE *f, const char *s)
 }
 
 static void
-print_json(const struct spf_outcome *o)
+json_kv(const char *key, const char *val, bool first)
 {
-	static const char *const keys[] = {"domain", "sender", "mechanism",
-					   "explanation", "reason"};
-	const char *vals[] = {o->domain, o->sender, o->mechanism,
-			      o->explanation, o->reason};
-	size_t i;
-
-	printf("{\"spf\": {\"result\": ");
-	json_str(stdout, spf_result_name(o->result));
-	printf(", \"identity\": ");
-	json_str(stdout, o->identity);
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		printf(", \"%s\": ", keys[i]);
-		json_str(stdout, vals[i]);
-	}
-	printf("}}\n");
-}
-
-/* A property value (RFC 8601 2.2): as is if plain, else quoted. */
-static void
-print_pvalue(const char *s)
-{
-	const char *p;
-
-	for (p = s; *p != '\0'; p++)
-		if (*p <= ' ' || *p >= 0x7f || strchr("\"\\()<>,;:[]", *p))
-			break;
-	if (*p == '\0' && *s != '\0') {
-		fputs(s, stdout);
-		return;
-	}
-	putchar('"');
-	for (p = s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			putchar('\\');
-		putchar((unsigned char)*p < ' ' ? '?' : *p);
-	}
-	putchar('"');
+	printf("%s\"%s\": ", first ? "" : ", ", key);
+	json_str(stdout, val);
 }
 
 static void
-print_header(const char *host, const struct check_args *a,
-	     const struct spf_outcome *o)
+json_spf(const struct spf_outcome *o)
 {
-	bool helo = strcmp(o->identity, "helo") == 0;
+	printf("\"spf\": {");
+	json_kv("result", spf_result_name(o->result), true);
+	json_kv("identity", o->identity != NULL ? o->identity : "", false);
+	json_kv("domain", o->domain, false);
+	json_kv("sender", o->sender, false);
+	json_kv("mechanism", o->mechanism, false);
+	json_kv("explanation", o->explanation, false);
+	json_kv("reason", o->reason, false);
+	printf("}");
+}
 
-	printf("Authentication-Results: %s; spf=%s %s=", host,
-	       spf_result_name(o->result), helo ? "smtp.helo" : "smtp.mailfrom");
-	print_pvalue(helo ? a->helo : o->sender);
-	putchar('\n');
+static void
+json_dkim(const struct msgauth_results *r)
+{
+	printf(", \"dkim\": [");
+	for (size_t i = 0; r->dkim_done && i < r->nsigs; i++) {
+		const struct dkim_sig_result *g = &r->sigs[i];
+		printf("%s{", i > 0 ? ", " : "");
+		json_kv("result", dkim_result_name(g->result), true);
+		json_kv("domain", g->domain, false);
+		json_kv("selector", g->selector, false);
+		json_kv("algorithm", g->algorithm, false);
+		json_kv("reason", g->reason, false);
+		printf("}");
+	}
+	printf("]");
+}
+
+static void
+json_dmarc(const struct msgauth_results *r)
+{
+	const struct dmarc_verdict *v = &r->dmarc;
+
+	printf(", \"dmarc\": {");
+	json_kv("result", dmarc_result_name(v->result), true);
+	json_kv("policy", dmarc_policy_name(v->policy), false);
+	json_kv("disposition", dmarc_policy_name(v->disposition), false);
+	json_kv("from_domain", r->from == MSGAUTH_FROM_ONE ? r->from_domain
+							    : "",
+		false);
+	json_kv("policy_domain", v->policy_domain, false);
+	printf(", \"spf_aligned\": %s, \"dkim_aligned\": %s",
+	       v->spf_aligned ? "true" : "false",
+	       v->dkim_aligned ? "true" : "false");
+	json_kv("reason", v->reason, false);
+	printf("}");
+}
+
+static void
+print_json(const struct check_run *run, const char *ar)
+{
+	const struct msgauth_results *r = msgauth_results(run->m);
+
+	printf("{");
+	json_spf(&r->spf);
+	json_dkim(r);
+	json_dmarc(r);
+	printf(", \"iprev\": {");
+	json_kv("result", iprev_result_name(run->iprev.result), true);
+	json_kv("name", run->iprev.name, false);
+	json_kv("reason", run->iprev.reason, false);
+	printf("}");
+	json_kv("authentication_results", ar, false);
+	printf("}\n");
 }
 
 /* Runs the checks in a loop of their own: 0, or -1 on a resolver error. */
@@ -198,15 +252,18 @@ run_checks(const struct config *config, const struct check_args *a,
 		.nforwarders = config->dns.nforwarders,
 		.trust_anchor = config->dns.trust_anchor,
 	};
-	struct spf_request req = {
-		.ip = a->ip,
-		.helo = a->helo,
-		.mail_from = a->mail_from,
-		.receiver = config->hostname,
-		.timeout_ms = CHECK_TIMEOUT_MS,
+	/* all of them, whatever the configuration turns off: the command
+	 * is asked for the results */
+	struct msgauth_config mc = {
+		.authserv_id = config->checks.authserv_id,
+		.hostname = config->hostname,
+		.timeout_ms = (unsigned)config->checks.timeout * 1000,
+		.spf = true,
+		.dkim = true,
+		.dmarc = true,
 	};
 	struct dns_resolver *r;
-	char *err = NULL;
+	char *err = NULL, *ar;
 	int ret = 0;
 
 	if ((run->base = event_base_new()) == NULL) {
@@ -219,11 +276,24 @@ run_checks(const struct config *config, const struct check_args *a,
 		event_base_free(run->base);
 		return -1;
 	}
-	(void)spf_check_start(r, &req, spf_done, run);
-	if (event_base_dispatch(run->base) < 0 || !run->done) {
+	(void)iprev_start(r, a->ip, mc.timeout_ms, iprev_done, run);
+	run->m = msgauth_new(run->base, r, &mc, a->ip, a->helo);
+	msgauth_mail(run->m, a->mail_from);
+	feed_stdin(run->m);
+	msgauth_finish(run->m, auth_done, run);
+	if (event_base_dispatch(run->base) < 0 || !run->auth_done ||
+	    !run->iprev_done) {
 		fprintf(stderr, "godwit check: the event loop failed\n");
 		ret = -1;
+	} else {
+		ar = msgauth_ar_header(run->m, &run->iprev, a->ip);
+		if (a->json)
+			print_json(run, ar);
+		else
+			fputs(ar, stdout);
+		free(ar);
 	}
+	msgauth_free(&run->m);
 	dns_resolver_free(&r);
 	event_base_free(run->base);
 	return ret;
@@ -239,14 +309,9 @@ cmd_check(const struct config *config, int argc, char **argv)
 		fputs(usage_check_text, stderr);
 		return 2;
 	}
-	drain_stdin();
 	memset(&run, 0, sizeof(run));
 	if (run_checks(config, &a, &run) < 0)
 		return 1;
-	if (a.json)
-		print_json(&run.spf);
-	else
-		print_header(config->hostname, &a, &run.spf);
 	fflush(stdout);
 	return 0;
 }

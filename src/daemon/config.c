@@ -14,6 +14,7 @@
 
 #include "daemon/config.h"
 #include "daemon/config_load.h"
+#include "lib/cidr.h"
 #include "lib/conftab.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
@@ -36,6 +37,7 @@ _Static_assert(sizeof(enum log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum tls_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum smarthost_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum listener_proto) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum msgauth_action) == sizeof(int), "enum size");
 
 /* ---- value checks and load functions ---------------------------------- */
 
@@ -235,6 +237,43 @@ load_user(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	}
 	free(c->user);
 	c->user = xstrdup(s);
+}
+
+/* checks.authserv_id: a host name (an RFC 8601 value, written bare) */
+static void
+load_authserv_id(struct conf_loader *l, const yaml_node_t *n,
+                 const char *key, void *base)
+{
+	struct checks_config *cc = base;
+	const char *s, *error;
+	char buf[CONF_SAFE_BUF];
+
+	if (conf_is_null(n))
+		return;
+	if ((s = conf_scalar(l, n, key, "a domain name")) == NULL)
+		return;
+	if ((error = config_check_hostname(s)) != NULL) {
+		conf_error(l, conf_line(n), "%s: '%s' is not a domain name (%s)",
+		           key, conf_safe(buf, s), error);
+		return;
+	}
+	free(cc->authserv_id);
+	cc->authserv_id = xstrdup(s);
+	ascii_lower(cc->authserv_id);
+}
+
+/* dmarc.allow: a domain, an address or a network */
+static const char *
+check_allow_item(const char *s)
+{
+	struct cidr c;
+	const char *error;
+
+	if (cidr_parse(s, &c, &error) == 0)
+		return NULL;
+	if (strchr(s, ':') != NULL || strchr(s, '/') != NULL)
+		return error;
+	return config_check_hostname(s);
 }
 
 /* ---- tables ------------------------------------------------------------ */
@@ -548,6 +587,45 @@ static const struct conf_key smarthost_keys[] = {
      .doc = "only mail to these; default: all outbound mail"},
 };
 
+/* checks:, spf:, dkim:, dmarc: one struct (msgauth.h) */
+static const struct conf_key checks_keys[] = {
+    {"authserv_id", CONF_STRING, F(checks_config, authserv_id),
+     .load = load_authserv_id,
+     .doc = "ours in Authentication-Results; default: hostname"},
+    {"timeout", CONF_DURATION, F(checks_config, timeout),
+     SPAN(1, 300, "1s..5m", 20),
+     .doc = "for each DNS lookup of SPF, DKIM, DMARC and iprev"},
+};
+static const struct conf_key spf_keys[] = {
+    {"enabled", CONF_BOOL, F(checks_config, spf), .def = 1,
+     .doc = "check SPF on port 25 (Authentication-Results, DMARC)"},
+};
+static const struct conf_key dkim_keys[] = {
+    {"verify", CONF_BOOL, F(checks_config, dkim_verify), .def = 1,
+     .doc = "verify DKIM signatures on port 25"},
+    {"sign", CONF_BOOL, F(checks_config, dkim_sign), .def = 1,
+     .doc = "sign submitted mail and bounces with <data_dir>/dkim keys"},
+};
+static const char *const reject_actions[] = {"none", "quarantine", "reject"};
+static const char *const quarantine_actions[] = {"none", "quarantine"};
+static const struct conf_key dmarc_keys[] = {
+    {"enabled", CONF_BOOL, F(checks_config, dmarc), .def = 1,
+     .doc = "evaluate and enforce DMARC on port 25"},
+    {"reject_action", CONF_ENUM, F(checks_config, reject_action),
+     .def = MSGAUTH_ACT_REJECT,
+     WORDS(reject_actions, "reject, quarantine or none"),
+     .doc = "for failing mail of a p=reject domain"},
+    {"quarantine_action", CONF_ENUM, F(checks_config, quarantine_action),
+     .def = MSGAUTH_ACT_QUARANTINE,
+     WORDS(quarantine_actions, "quarantine or none"),
+     .doc = "for failing mail of a p=quarantine domain"},
+    {"allow", CONF_STRINGS, F(checks_config, allow),
+     .offset_n = offsetof(struct checks_config, nallow),
+     .allowed = "domains, addresses or networks", .lower = true,
+     .check = check_allow_item,
+     .doc = "senders (From domains, client networks) never enforced"},
+};
+
 static const struct conf_section log_section = SECTION("log", log_keys, NULL);
 static const struct conf_section userdb_section =
     SECTION("userdb", userdb_keys, NULL);
@@ -571,6 +649,13 @@ static const struct conf_section queue_section =
     SECTION("queue", queue_keys, check_queue);
 static const struct conf_section smarthost_section =
     SECTION("smarthost", smarthost_keys, check_smarthost);
+static const struct conf_section checks_section =
+    SECTION("checks", checks_keys, NULL);
+static const struct conf_section spf_section = SECTION("spf", spf_keys, NULL);
+static const struct conf_section dkim_section =
+    SECTION("dkim", dkim_keys, NULL);
+static const struct conf_section dmarc_section =
+    SECTION("dmarc", dmarc_keys, NULL);
 
 /* After every key: the defaults that follow from others. */
 static void
@@ -589,6 +674,8 @@ check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
 		c->data_dir[--len] = '\0';
 	if (c->userdb.path == NULL)
 		c->userdb.path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
+	if (c->checks.authserv_id == NULL && c->hostname != NULL)
+		c->checks.authserv_id = xstrdup(c->hostname);
 }
 
 #define SUB(n, s, f)                                                           \
@@ -622,6 +709,10 @@ static const struct conf_key root_keys[] = {
     SUB("outbound", outbound_section, outbound),
     SUB("queue", queue_section, queue),
     SUB("smarthost", smarthost_section, smarthost),
+    SUB("checks", checks_section, checks),
+    SUB("spf", spf_section, checks),
+    SUB("dkim", dkim_section, checks),
+    SUB("dmarc", dmarc_section, checks),
     {"listeners", CONF_NONE, .load = config_load_listeners,
      .doc = "[{name, protocol, listen, ...}]; default: an MX on port 25"},
 };
@@ -751,6 +842,7 @@ config_smtpd_settings(const struct config *c, struct smtpd_settings *r)
 	r->auth = c->auth;
 	r->limits = c->limits;
 	r->tls = c->tls;
+	r->checks = c->checks;
 }
 
 void
@@ -777,4 +869,5 @@ config_runner_settings(const struct config *c, struct runner_settings *r)
 	r->outbound = c->outbound;
 	r->queue = c->queue;
 	r->smarthost = c->smarthost;
+	r->dkim_sign = c->checks.dkim_sign;
 }

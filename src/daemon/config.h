@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "lib/log.h"
+#include "msgauth/msgauth.h"
 #include "mta/runner.h"
 #include "net/auth.h"
 #include "net/client_limits.h"
@@ -55,6 +56,7 @@ struct config {
 	struct outbound_config outbound;
 	struct queue_config queue;
 	struct smarthost_config smarthost;
+	struct checks_config checks;	/* checks:, spf:, dkim:, dmarc: */
 };
 
 /*

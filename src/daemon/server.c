@@ -43,6 +43,8 @@
 #include "store/userdb.h"
 #include "daemon/version.h"
 #include "daemon/worker.h"
+#include "msgauth/dkim.h"
+#include "msgauth/dmarc.h"
 
 #define LIMITS_ENTRIES 16384
 
@@ -62,6 +64,7 @@ struct server {
 	size_t nsocks;
 	struct limits *limits;
 	SSL_CTX *tls_ctx;		/* loaded here, as root; NULL: no TLS */
+	struct dkim_keyring *keyring;	/* DKIM signing keys, as root */
 	struct child children[LIMITS_MAX_WORKERS];
 	bool slot_used[LIMITS_MAX_WORKERS];
 	bool stopping;
@@ -274,6 +277,43 @@ open_log(const struct config *config, char **error_r)
 }
 
 /* Certificates and keys are read here, by root, before any fork. */
+/* The Public Suffix List for DMARC, loaded once here so that every
+ * child shares it; without one DMARC still runs (each domain its own
+ * organizational domain), with a warning. */
+static void
+load_psl(const struct config *config)
+{
+	char *error = NULL;
+
+	if (config->checks.dmarc && dmarc_psl_init(&error) < 0) {
+		log_warnx("%s", error);
+		free(error);
+	}
+}
+
+/* The DKIM signing keys under <data_dir>/dkim, read as root like the TLS
+ * keys (dkim.sign false: none). A key that cannot be used is an error
+ * naming its file. */
+static int
+load_keyring(const struct config *config, struct dkim_keyring **kr_r,
+	     char **error_r)
+{
+	char *dir, *error = NULL;
+	int r;
+
+	*kr_r = NULL;
+	if (!config->checks.dkim_sign)
+		return 0;
+	dir = xasprintf("%s/dkim", config->data_dir);
+	r = dkim_keyring_load(dir, kr_r, &error);
+	free(dir);
+	if (r < 0) {
+		*error_r = xasprintf("DKIM keys: %s", error);
+		free(error);
+	}
+	return r;
+}
+
 static int
 load_tls(const struct config *config, SSL_CTX **ctx_r, char **error_r)
 {
@@ -369,7 +409,7 @@ spawn(struct server *sv, unsigned slot)
 		drop_privileges(sv);
 		/* exit(), not _exit(): so LeakSanitizer checks workers too */
 		exit(worker_main(sv->config, sv->socks, sv->nsocks,
-				 sv->limits, sv->tls_ctx, slot));
+				 sv->limits, sv->tls_ctx, sv->keyring, slot));
 	}
 	sv->children[slot].pid = pid;
 	sv->children[slot].slot = slot;
@@ -397,6 +437,7 @@ spawn_runner(struct server *sv)
 		proc_title("godwit: queue runner");
 		struct runner_settings rs;
 		config_runner_settings(sv->config, &rs);
+		rs.keyring = sv->keyring;
 		code = runner_main(&rs, &sv->secrets);
 		runner_secrets_clear(&sv->secrets);
 		exit(code);
@@ -615,9 +656,16 @@ reload(struct server *sv)
 		reload_refused(&nc, errors);
 		return;
 	}
+	struct dkim_keyring *keyring = NULL;
+	if (load_keyring(nc, &keyring, &errors) < 0) {
+		tls_ctx_free(&tls_ctx);
+		reload_refused(&nc, errors);
+		return;
+	}
 	if (bind_all(nc, sv->socks, sv->nsocks, &socks, &nsocks, &errors) <
 	    0) {
 		tls_ctx_free(&tls_ctx);
+		dkim_keyring_free(&keyring);
 		reload_refused(&nc, errors);
 		return;
 	}
@@ -638,6 +686,8 @@ reload(struct server *sv)
 	/* running workers keep their own copy; new ones get the new one */
 	tls_ctx_free(&sv->tls_ctx);
 	sv->tls_ctx = tls_ctx;
+	dkim_keyring_free(&sv->keyring);
+	sv->keyring = keyring;
 	sv->gen++;
 	spawn_generation(sv);
 	{
@@ -711,6 +761,7 @@ serve_main(const char *config_path)
 	    prepare_data_dir(&sv, sv.config, &errors) < 0 ||
 	    auth_secret_load(sv.config->data_dir, &errors) < 0 ||
 	    load_tls(sv.config, &sv.tls_ctx, &errors) < 0 ||
+	    load_keyring(sv.config, &sv.keyring, &errors) < 0 ||
 	    runner_secrets_load(&sv.config->smarthost, &sv.secrets, &errors) < 0 ||
 	    bind_all(sv.config, NULL, 0, &sv.socks, &sv.nsocks, &errors) < 0) {
 		fprintf(stderr, "godwit: %s\n", errors);
@@ -718,10 +769,12 @@ serve_main(const char *config_path)
 			  LF_STR("msg", "see stderr"));
 		free(errors);
 		tls_ctx_free(&sv.tls_ctx);
+		dkim_keyring_free(&sv.keyring);
 		config_free(&sv.config);
 		return 1;
 	}
 	clean_queue_tmp(sv.config);
+	load_psl(sv.config);
 	signal(SIGPIPE, SIG_IGN);
 	if ((sv.limits = limits_create(
 		 LIMITS_ENTRIES,
@@ -772,6 +825,7 @@ serve_main(const char *config_path)
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);
 	tls_ctx_free(&sv.tls_ctx);
+	dkim_keyring_free(&sv.keyring);
 	runner_secrets_clear(&sv.secrets);
 	config_free(&sv.config);
 	return 0;

@@ -30,6 +30,7 @@
 #include "smtpd/smtp_server.h"
 #include "store/userdb.h"
 #include "daemon/worker.h"
+#include "net/dns.h"
 
 /*
  * The protocol of each kind of listener: its session ops, and whether
@@ -228,6 +229,37 @@ policies_init(struct session_server *srv, const struct config *config)
 	srv->auth_policy.wide_factor = config->limits.ipv6_wide_factor;
 }
 
+/* What the SMTP sessions need for mail authentication: the checks'
+ * settings, the signing keys, a resolver when any check is on. */
+static void
+checks_init(struct worker *w, const struct config *config,
+	    const struct dkim_keyring *keyring)
+{
+	const struct checks_config *cc = &config->checks;
+	struct dns_resolver_config dc = {
+		.mode = config->dns.mode,
+		.forwarders = (const char *const *)config->dns.forwarders,
+		.nforwarders = config->dns.nforwarders,
+		.trust_anchor = config->dns.trust_anchor,
+	};
+	char *error = NULL;
+
+	w->smtpd.keyring = keyring;
+	w->smtpd.msgauth = (struct msgauth_config){
+		.authserv_id = cc->authserv_id,
+		.hostname = config->hostname,
+		.timeout_ms = (unsigned)cc->timeout * 1000,
+		.spf = cc->spf,
+		.dkim = cc->dkim_verify,
+		.dmarc = cc->dmarc,
+	};
+	if (!cc->spf && !cc->dkim_verify && !cc->dmarc)
+		return;
+	if ((w->resolver = dns_resolver_new(w->srv.base, &dc, &error)) == NULL)
+		fatalx("dns: %s", error);
+	w->smtpd.resolver = w->resolver;
+}
+
 /* A listener on every inherited socket, each with its protocol's ops. */
 static struct accept_ctx *
 listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
@@ -265,7 +297,7 @@ listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
 int
 worker_main(const struct config *config, const struct bound_socket *socks,
 	    size_t nsocks, struct limits *limits, struct ssl_ctx_st *tls_ctx,
-	    unsigned slot)
+	    const struct dkim_keyring *keyring, unsigned slot)
 {
 	struct worker w;
 	struct retention *retention = NULL;
@@ -303,6 +335,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 		fatalx("event_base_new failed");
 	if (userdb_open(&config->userdb, true, &w.srv.db, &error) < 0)
 		fatalx("user database: %s", error);
+	checks_init(&w, config, keyring);
 	w.srv.committer = committer_new(w.srv.base, config->data_dir,
 					config->hostname);
 	if ((w.srv.authq = authq_new(w.srv.base, &config->userdb, &error)) ==
@@ -342,6 +375,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	stop_listening(&w);
 	event_free(w.stress_timer);
 	session_server_free_all(&w.srv);
+	dns_resolver_free(&w.resolver);
 	/* what was accepted must be made durable (or fail) before exit */
 	committer_free(&w.srv.committer);
 	authq_free(&w.srv.authq);

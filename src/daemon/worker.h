@@ -18,6 +18,8 @@
 
 struct config;
 struct config_listener;
+struct dkim_keyring;
+struct dns_resolver;
 struct listen_addr;
 
 /* A bound listening socket and the listener it belongs to. */
@@ -40,11 +42,13 @@ struct worker {
 	struct event *deadline;	/* bounds a stop or a drain */
 	struct event *stress_timer;	/* looks at the shared state */
 	struct event *trim;	/* gives memory back after a burst */
+	struct dns_resolver *resolver;	/* the checks' (port 25), or NULL */
 };
 
 /* Runs the worker; returns the process exit code. */
+/* keyring: the DKIM signing keys the parent loaded, or NULL. */
 int worker_main(const struct config *config, const struct bound_socket *socks,
 		size_t nsocks, struct limits *limits, struct ssl_ctx_st *tls_ctx,
-		unsigned slot);
+		const struct dkim_keyring *keyring, unsigned slot);
 
 #endif

@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
+#include "msgauth/msgauth.h"
 #include "mta/runner.h"
 #include "mta/runner_private.h"
 #include "store/deliver.h"
@@ -197,6 +198,31 @@ dsn_envelope(struct msg *m, const char *id, const char *text, size_t len,
 	return e;
 }
 
+/* DKIM-Signature fields for the report, by its From domain's keys
+ * (dkim.sign), into the job's prefix. */
+static void
+dsn_sign(struct msg *m, struct delivery_job *job, const char *text,
+	 size_t len)
+{
+	const struct runner_settings *cf = m->r->config;
+	char *err = NULL, *sig;
+
+	if (!cf->dkim_sign || cf->keyring == NULL)
+		return;
+	sig = msgauth_sign_message(text, len, cf->keyring, &err);
+	if (sig == NULL) {
+		if (err != NULL)
+			log_event(LOG_ERR, "delivery", "dkim-sign-failed",
+				  LF_STR("id", m->id),
+				  LF_STR("dsn_id", job->id),
+				  LF_STR("error", err));
+		free(err);
+		return;
+	}
+	job->prefix = sig;
+	job->prefix_len = strlen(sig);
+}
+
 /* The committer's job for the report: spooled, with where it goes
  * (taken from *res). NULL if it could not be spooled. */
 static struct delivery_job *
@@ -228,6 +254,7 @@ dsn_job(struct msg *m, const char *text, size_t len,
 		return NULL;
 	}
 	job->vsize = spool_size(job->spool) + lines + count_lf(text, len);
+	dsn_sign(m, job, text, len);
 	if (res->nremotes > 0)
 		job->env = dsn_envelope(m, job->id, text, len, res, now);
 	return job;

@@ -29,6 +29,8 @@
 #ifndef GODWIT_RUNNER_H
 #define GODWIT_RUNNER_H
 
+struct dkim_keyring;
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +103,8 @@ struct runner_settings {
 	struct outbound_config outbound;
 	struct queue_config queue;
 	struct smarthost_config smarthost;
+	bool dkim_sign;			/* dkim.sign: reports are signed */
+	const struct dkim_keyring *keyring;	/* the parent's, or NULL */
 };
 
 /* Smarthost credentials, read by the parent (root) before the fork. */

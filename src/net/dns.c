@@ -43,6 +43,7 @@
 #include "net/dns.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 #define RR_TYPE_A 1
 #define RR_TYPE_MX 15
@@ -101,7 +102,7 @@ struct dns_query {
 	void *arg;
 
 	enum dns_route_kind kind;
-	struct qhost hosts[DNS_MAX_HOSTS];
+	struct qhost *hosts;	/* route lookups: DNS_MAX_HOSTS of them */
 	size_t nhosts;
 	struct dns_sub subs[SUBS_MAX];
 	size_t nsubs, npending;
@@ -129,8 +130,11 @@ struct slot {
 	uint32_t gen;
 };
 
+struct dns_cache;
+
 struct dns_resolver {
 	struct event_base *base;
+	struct dns_cache *cache;	/* answers of dns_lookup(), or NULL */
 	struct ub_ctx *ctx;	/* NULL after a failed rebuild */
 	bool started;		/* ctx's worker thread runs */
 	struct event *ev;
@@ -406,6 +410,191 @@ slot_find(struct dns_resolver *r, uintptr_t h)
 	return r->slots[i].sub;
 }
 
+/* ---- the answer cache of dns_lookup() --------------------------------
+ *
+ * libunbound keeps a cache too, but every lookup, even one it answers
+ * from there, goes through its worker thread and back over a pipe: two
+ * context switches and a dozen system calls. The same few names (a
+ * sender domain's SPF, DKIM key and DMARC records) come up message after
+ * message, so the answers are kept here as well, per resolver, for their
+ * TTL (at most CACHE_TTL_MAX), least recently used out first. Temporary
+ * failures are never kept.
+ */
+
+#define CACHE_MAX 4096		/* answers kept per resolver */
+#define CACHE_BUCKETS 8192	/* a power of two */
+#define CACHE_TTL_MAX 3600	/* seconds */
+
+struct centry {
+	struct centry *hnext;		/* hash chain */
+	struct centry *prev, *next;	/* most recently used first */
+	uint64_t expire;		/* mono_ms() */
+	uint32_t hash;
+	int rrtype;
+	struct dns_answer *answer;
+	char name[DNS_NAME_MAX + 2];	/* lower case, no final dot */
+};
+
+struct dns_cache {
+	struct centry *buckets[CACHE_BUCKETS];
+	struct centry *head, *tail;
+	size_t n;
+};
+
+static void
+cache_key(const char *name, char *key, size_t size)
+{
+	size_t i;
+
+	for (i = 0; name[i] != '\0' && i + 1 < size; i++)
+		key[i] = (char)tolower((unsigned char)name[i]);
+	if (i > 0 && key[i - 1] == '.')
+		i--;
+	key[i] = '\0';
+}
+
+static uint32_t
+cache_hash(const char *key, int rrtype)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)rrtype;	/* FNV-1a */
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h;
+}
+
+static struct dns_answer *
+answer_copy(const struct dns_answer *a)
+{
+	struct dns_answer *c = xcalloc(1, sizeof(*c));
+	size_t i;
+
+	*c = *a;
+	c->rr = NULL;
+	c->rrlen = NULL;
+	if (a->nrr > 0) {
+		c->rr = xcalloc(a->nrr, sizeof(*c->rr));
+		c->rrlen = xcalloc(a->nrr, sizeof(*c->rrlen));
+	}
+	for (i = 0; i < a->nrr; i++) {
+		c->rrlen[i] = a->rrlen[i];
+		c->rr[i] = xmalloc(a->rrlen[i] + 1);
+		memcpy(c->rr[i], a->rr[i], a->rrlen[i] + 1);
+	}
+	return c;
+}
+
+static void
+centry_unlink(struct dns_cache *c, struct centry *e)
+{
+	struct centry **pp = &c->buckets[e->hash & (CACHE_BUCKETS - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+	c->n--;
+	dns_answer_free(&e->answer);
+	free(e);
+}
+
+static void
+cache_free(struct dns_cache **cp)
+{
+	struct dns_cache *c = *cp;
+
+	if (c == NULL)
+		return;
+	while (c->head != NULL)
+		centry_unlink(c, c->head);
+	free(c);
+	*cp = NULL;
+}
+
+/* A copy of the kept answer for name and type, or NULL. */
+static struct dns_answer *
+cache_get(struct dns_resolver *r, const char *name, int rrtype)
+{
+	struct dns_cache *c = r->cache;
+	char key[DNS_NAME_MAX + 2];
+	struct centry *e;
+	uint32_t h;
+
+	if (c == NULL)
+		return NULL;
+	cache_key(name, key, sizeof(key));
+	h = cache_hash(key, rrtype);
+	for (e = c->buckets[h & (CACHE_BUCKETS - 1)]; e != NULL; e = e->hnext)
+		if (e->hash == h && e->rrtype == rrtype &&
+		    strcmp(e->name, key) == 0)
+			break;
+	if (e == NULL)
+		return NULL;
+	if (e->expire <= mono_ms()) {
+		centry_unlink(c, e);
+		return NULL;
+	}
+	if (e != c->head) {	/* to the front */
+		e->prev->next = e->next;
+		if (e->next != NULL)
+			e->next->prev = e->prev;
+		else
+			c->tail = e->prev;
+		e->prev = NULL;
+		e->next = c->head;
+		c->head->prev = e;
+		c->head = e;
+	}
+	return answer_copy(e->answer);
+}
+
+static void
+cache_put(struct dns_resolver *r, const char *name, int rrtype,
+	  const struct dns_answer *a, int ttl)
+{
+	struct dns_cache *c;
+	struct centry *e;
+	struct dns_answer *old;
+
+	if (ttl <= 0 || (a->status != DNS_ANS_OK &&
+			 a->status != DNS_ANS_NODATA &&
+			 a->status != DNS_ANS_NXDOMAIN))
+		return;
+	if (r->cache == NULL)
+		r->cache = xcalloc(1, sizeof(*r->cache));
+	c = r->cache;
+	if ((old = cache_get(r, name, rrtype)) != NULL) {
+		/* there already (two lookups raced): keep the first */
+		dns_answer_free(&old);
+		return;
+	}
+	if (c->n >= CACHE_MAX)
+		centry_unlink(c, c->tail);
+	e = xcalloc(1, sizeof(*e));
+	cache_key(name, e->name, sizeof(e->name));
+	e->rrtype = rrtype;
+	e->hash = cache_hash(e->name, rrtype);
+	e->expire = mono_ms() +
+		    (uint64_t)(ttl < CACHE_TTL_MAX ? ttl : CACHE_TTL_MAX) * 1000;
+	e->answer = answer_copy(a);
+	e->hnext = c->buckets[e->hash & (CACHE_BUCKETS - 1)];
+	c->buckets[e->hash & (CACHE_BUCKETS - 1)] = e;
+	e->next = c->head;
+	if (c->head != NULL)
+		c->head->prev = e;
+	c->head = e;
+	if (c->tail == NULL)
+		c->tail = e;
+	c->n++;
+}
+
 /* ---- the resolver ----------------------------------------------------- */
 
 static void
@@ -595,6 +784,7 @@ query_free(struct dns_query *q)
 	if (q->route != NULL)
 		dns_route_free((struct dns_route **)&q->route);
 	dns_answer_free(&q->answer);
+	free(q->hosts);
 	free(q);
 }
 
@@ -608,6 +798,7 @@ dns_resolver_free(struct dns_resolver **rp)
 		return;
 	while (r->queries != NULL)
 		query_free(r->queries);
+	cache_free(&r->cache);
 	resolver_stop(r);
 	free(r->slots);
 	free(r->freelist);
@@ -1010,6 +1201,15 @@ raw_done(struct dns_query *q, int err, const struct ub_result *res)
 	a->secure = res->secure;
 }
 
+/* raw_done() and, for answers that came, the cache. */
+static void
+raw_answer(struct dns_query *q, int err, const struct ub_result *res)
+{
+	raw_done(q, err, res);
+	if (err == 0 && res != NULL)
+		cache_put(q->r, q->domain, q->rrtype, q->answer, res->ttl);
+}
+
 static void
 sub_done(void *arg, int err, struct ub_result *res)
 {
@@ -1029,7 +1229,7 @@ sub_done(void *arg, int err, struct ub_result *res)
 	if (sub->kind == SUB_MX)
 		mx_done(q, err, res);
 	else if (sub->kind == SUB_RAW)
-		raw_done(q, err, res);
+		raw_answer(q, err, res);
 	else
 		addr_done(sub, err, res);
 	ub_resolve_free(res);
@@ -1278,6 +1478,7 @@ dns_route_lookup(struct dns_resolver *r, const char *domain,
 	char shown[80];
 	int k;
 
+	q->hosts = xcalloc(DNS_MAX_HOSTS, sizeof(*q->hosts));
 	q->opts = *opts;
 	if (!q->opts.want_ipv4 && !q->opts.want_ipv6)
 		q->opts.want_ipv4 = q->opts.want_ipv6 = true;
@@ -1361,7 +1562,7 @@ dns_lookup(struct dns_resolver *r, const char *name, int rrtype,
 	   unsigned timeout_ms, dns_answer_cb *cb, void *arg)
 {
 	struct dns_query *q = query_new(r, arg);
-	struct dns_answer *a = xcalloc(1, sizeof(*a));
+	struct dns_answer *a = xcalloc(1, sizeof(*a)), *cached;
 	char shown[80];
 
 	q->raw = true;
@@ -1375,6 +1576,9 @@ dns_lookup(struct dns_resolver *r, const char *name, int rrtype,
 		a->status = DNS_ANS_INVALID;
 		bfmt(a->error, sizeof(a->error), "invalid domain name \"%s\"",
 		     shown);
+	} else if ((cached = cache_get(r, name, rrtype)) != NULL) {
+		dns_answer_free(&q->answer);
+		q->answer = cached;
 	} else {
 		bfmt(q->domain, sizeof(q->domain), "%s", name);
 		presentation(name, q->qname, sizeof(q->qname));

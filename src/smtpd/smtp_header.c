@@ -15,6 +15,7 @@
 #include "lib/xalloc.h"
 #include "mail/mail_header.h"
 #include "net/auth.h"
+#include "smtpd/smtp_checks.h"
 #include "smtpd/smtp_header.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_settings.h"
@@ -242,9 +243,9 @@ smtp_header_done(struct smtp_session *s, bool complete)
 		header_refuse(t, 552, "5.3.4", "header-too-big", NULL,
 			      "Error: header section exceeds 65536 octets");
 	}
-	if (spool_write(t->spool, t->hold, split) < 0 ||
-	    spool_write(t->spool, add, alen) < 0 ||
-	    spool_write(t->spool, t->hold + split, t->hold_len - split) < 0)
+	if (checks_write(s, t->hold, split) < 0 ||
+	    checks_write(s, add, alen) < 0 ||
+	    checks_write(s, t->hold + split, t->hold_len - split) < 0)
 		t->io_error = true;
 	free(t->hold);
 	t->hold = NULL;

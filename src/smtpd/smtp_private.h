@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "lib/strset.h"
+#include "msgauth/iprev.h"
 #include "mail/smtp_data.h"
 #include "mail/smtp_parse.h"
 #include "net/session.h"
@@ -18,8 +19,11 @@
 
 struct smtpd_settings;
 struct config_listener;
+struct ar_filter;
 struct delivery_job;
 struct event;
+struct msgauth;
+struct msgauth_signing;
 struct spool;
 
 enum smtp_state {
@@ -36,6 +40,7 @@ enum smtp_state {
 	SMTP_S_AUTH_WAIT,	/* AUTH failed: the reply waits (brute force) */
 	SMTP_S_AUTH_BUSY,	/* a SASL step runs on the auth thread */
 	SMTP_S_TLS,		/* implicit TLS: handshake before the greeting */
+	SMTP_S_CHECK,		/* end of data: waiting for SPF/DKIM/DMARC */
 };
 
 const char *smtp_state_name(enum smtp_state state);
@@ -86,6 +91,13 @@ struct smtp_txn {
 	uint64_t bdat_remaining;
 	int bdat_code;		/* reply for a discarded chunk */
 	const char *bdat_enh, *bdat_text;
+
+	/* mail authentication (smtp_checks.c) */
+	struct msgauth *auth;		/* port 25: this message's checks */
+	struct ar_filter *arf;		/* port 25: forged A-R removed */
+	struct msgauth_signing *signing; /* submitted: DKIM-signed */
+	struct delivery_job *held_job;	/* waits for the checks' verdict */
+	bool wait_iprev;		/* the checks are in, iprev is not */
 };
 
 struct smtp_session {
@@ -103,6 +115,18 @@ struct smtp_session {
 	unsigned messages;
 	struct smtp_txn *txn;
 	struct delivery_job *job;	/* while SMTP_S_COMMIT */
+	/* iprev, started at connect on port 25 (smtp_checks.c) */
+	struct iprev_check *iprev;
+	bool iprev_done;
+	struct iprev_outcome iprev_out;
 };
+
+/* smtp_server.c, for smtp_checks.c */
+void smtp_reply_error(struct smtp_session *s, int code, const char *enh,
+		      const char *text);
+/* Hands the message to the committer; the reply comes when it is done. */
+void smtp_commit(struct smtp_session *s, struct delivery_job *job);
+/* A message was refused at its end: the transaction is over. */
+void smtp_txn_refused(struct smtp_session *s);
 
 #endif

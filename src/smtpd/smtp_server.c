@@ -42,10 +42,12 @@
 #include "lib/xalloc.h"
 #include "lib/log.h"
 #include "lib/strset.h"
+#include "mail/ar_filter.h"
 #include "mail/mail_header.h"
 #include "store/recipient.h"
 #include "mail/smtp_data.h"
 #include "mail/smtp_parse.h"
+#include "smtpd/smtp_checks.h"
 #include "smtpd/smtp_header.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_server.h"
@@ -71,6 +73,7 @@ smtp_state_name(enum smtp_state state)
 	static const char *const names[] = {
 		"GREETING", "HELO", "READY", "MAIL", "RCPT",
 		"DATA", "BDAT", "COMMIT", "CLOSING", "AUTH", "AUTH_WAIT", "AUTH_BUSY", "TLS",
+		"CHECK",
 	};
 	if ((size_t)state < sizeof(names) / sizeof(names[0]))
 		return names[state];
@@ -110,6 +113,13 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 	}
 }
 
+void
+smtp_reply_error(struct smtp_session *s, int code, const char *enh,
+		 const char *text)
+{
+	reply_error(s, code, enh, text);
+}
+
 static void
 reply_parse_error(struct smtp_session *s, const struct smtp_error *e)
 {
@@ -143,6 +153,7 @@ txn_free(struct smtp_txn **tp)
 	free(t->mailboxes);
 	strset_clear(&t->mailbox_set);
 	strset_clear(&t->remote_set);
+	checks_txn_free(t);
 	spool_free(&t->spool);
 	free(t->hold);
 	free(t->hdr_detail);
@@ -179,6 +190,7 @@ smtp_free(struct session *ses, const char *reason)
 		s->job = NULL;
 	}
 	txn_free(&s->txn);
+	checks_session_free(s);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
 	free(s->helo);
@@ -423,6 +435,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	}
 	s->txn = t;
 	s->state = SMTP_S_MAIL;
+	checks_mail(s);
 	reply(s, "250 2.1.0 Ok");
 }
 
@@ -583,29 +596,15 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	reply(s, "250 2.1.5 Ok");
 }
 
-/* Printable ASCII only, for the Received: header. */
-static void
-sanitize(char *dst, size_t size, const char *src)
-{
-	size_t o = 0;
-
-	for (; *src != '\0' && o + 1 < size; src++)
-		dst[o++] = (*src > ' ' && *src < 0x7f && *src != '(' &&
-			    *src != ')')
-				   ? *src
-				   : '_';
-	dst[o] = '\0';
-}
-
-/* Creates the spool and writes the trace header fields. */
+/* Creates the spool and writes the trace header fields (on port 25 the
+ * Received field waits for the prefix: smtp_checks.c). */
 static int
 content_start(struct smtp_session *s, enum smtp_data_mode mode)
 {
 	struct smtp_txn *t = s->txn;
-	char *tmp_path, date[64], helo[256], *hdr = NULL;
+	char *tmp_path, *hdr;
 	size_t len = 0;
-	FILE *f;
-	const char *proto;
+	int r;
 
 	queue_id_new(t->id);
 	t->holding = s->ses.logged_in;
@@ -613,6 +612,7 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	t->spool = spool_new(tmp_path);
 	free(tmp_path);
 	smtp_data_init(&t->data, mode, s->config->smtp.max_text_line);
+	checks_content_start(s);
 
 	t->local_hdr_len = 0;
 	if (t->nmailboxes > 0 &&
@@ -620,34 +620,13 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 			       t->nmailboxes == 1 ? t->mailboxes[0] : NULL,
 			       &t->local_hdr_len, &t->hdr_lines) < 0)
 		return -1;
-	if ((f = open_memstream(&hdr, &len)) == NULL)
-		return -1;
-	rfc5322_date(date, sizeof(date), time(NULL));
-	sanitize(helo, sizeof(helo), s->helo != NULL ? s->helo : "unknown");
-	/* RFC 3848 / RFC 6531 protocol names */
-	if (t->mail.smtputf8)
-		proto = s->ses.tls ? "UTF8SMTPS" : "UTF8SMTP";
-	else if (s->esmtp && s->ses.logged_in)
-		proto = s->ses.tls ? "ESMTPSA" : "ESMTPA";
-	else if (s->esmtp)
-		proto = s->ses.tls ? "ESMTPS" : "ESMTP";
-	else
-		proto = "SMTP";
-	fprintf(f, "Received: from %s ([%s])\n\tby %s (godwit) with %s id %s",
-		helo, s->ses.ip, s->config->hostname, proto, t->id);
-	if (s->ses.tls)
-		fprintf(f, "\n\t(%s)", s->tls_info);
-	if (t->nrcpts == 1)
-		fprintf(f, "\n\tfor <%s>", t->rcpts[0].addr);
-	fprintf(f, ";\n\t%s\n", date);
-	if (fclose(f) != 0) {
-		free(hdr);
-		return -1;
-	}
+	if (checks_received_late(s))
+		return 0;
+	hdr = checks_received(s, &len);
 	for (size_t i = 0; i < len; i++)
 		if (hdr[i] == '\n')
 			t->hdr_lines++;
-	int r = spool_write(t->spool, hdr, len);
+	r = spool_write(t->spool, hdr, len);
 	free(hdr);
 	return r;
 }
@@ -1192,6 +1171,14 @@ commit_done(struct delivery_job *job, void *arg)
 			  LF_STR("reason", "commit"),
 			  LF_STR("msg", job->error));
 	}
+	smtp_txn_refused(s);
+}
+
+void
+smtp_txn_refused(struct smtp_session *s)
+{
+	if (s->state == SMTP_S_CLOSING)
+		return;
 	txn_reset(s);
 	s->state = SMTP_S_READY;
 	set_read_timeout(s, 0);
@@ -1200,14 +1187,72 @@ commit_done(struct delivery_job *job, void *arg)
 		session_process(&s->ses);
 }
 
+void
+smtp_commit(struct smtp_session *s, struct delivery_job *job)
+{
+	job->done = commit_done;
+	job->arg = s;
+	s->job = job;
+	/* input that arrives meanwhile waits in the buffer (bounded by the
+	 * read high-watermark) until the reply is out */
+	s->state = SMTP_S_COMMIT;
+	/* the client waits for our reply now: no pause limit */
+	set_read_timeout(s, 0);
+	committer_submit(s->ses.srv->committer, job);
+}
+
+/* The message's checks found nothing wrong: the delivery job. */
+static struct delivery_job *
+job_make(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct delivery_job *job = xcalloc(1, sizeof(*job));
+
+	memcpy(job->id, t->id, sizeof(job->id));
+	t->size = spool_size(t->spool);
+	job->spool = t->spool;
+	t->spool = NULL;
+	job->local_hdr_len = t->local_hdr_len;
+	job->vsize = spool_size(job->spool) + t->data.lines -
+		     checks_filtered_lines(s) + t->hdr_lines;
+	job->mailboxes = t->mailboxes;
+	job->nmailboxes = t->nmailboxes;
+	t->mailboxes = NULL;
+	/* keep the count for the log line */
+	if (t->nremotes > 0) {
+		struct queue_envelope *e = xcalloc(1, sizeof(*e));
+		memcpy(e->id, t->id, sizeof(e->id));
+		e->arrival = (int64_t)time(NULL);
+		e->client_ip = xstrdup(s->ses.ip);
+		e->helo = xstrdup(s->helo != NULL ? s->helo : "");
+		e->sender = xstrdup(t->sender);
+		e->body = t->mail.body;
+		e->smtputf8 = t->mail.smtputf8;
+		e->ret = xstrdup(t->mail.ret == SMTP_RET_FULL   ? "FULL"
+				 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
+								: "");
+		e->envid = xstrdup(t->mail.envid);
+		for (size_t i = 0; i < t->nremotes; i++)
+			queue_rcpt_add(e, t->remotes[i].addr,
+				       t->remotes[i].notify,
+				       t->remotes[i].orcpt);
+		job->env = e;
+	}
+	return job;
+}
+
+static void content_out(struct smtp_session *s, const unsigned char *p,
+			size_t n);
+
 static void
 content_end(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
-	struct delivery_job *job;
 	const char *why = NULL;
 	char text[160];
+	unsigned char rest[AR_FILTER_HOLD];
 
+	content_out(s, rest, checks_filter_end(s, rest));
 	if (t->holding && !t->too_big && !t->io_error)
 		smtp_header_done(s, true); /* a message that is all header */
 	if (t->io_error) {
@@ -1257,45 +1302,7 @@ content_end(struct smtp_session *s)
 		return;
 	}
 
-	job = xcalloc(1, sizeof(*job));
-	memcpy(job->id, t->id, sizeof(job->id));
-	t->size = spool_size(t->spool);
-	job->spool = t->spool;
-	t->spool = NULL;
-	job->local_hdr_len = t->local_hdr_len;
-	job->vsize = spool_size(job->spool) + t->data.lines + t->hdr_lines;
-	job->mailboxes = t->mailboxes;
-	job->nmailboxes = t->nmailboxes;
-	t->mailboxes = NULL;
-	/* keep the count for the log line */
-	if (t->nremotes > 0) {
-		struct queue_envelope *e = xcalloc(1, sizeof(*e));
-		memcpy(e->id, t->id, sizeof(e->id));
-		e->arrival = (int64_t)time(NULL);
-		e->client_ip = xstrdup(s->ses.ip);
-		e->helo = xstrdup(s->helo != NULL ? s->helo : "");
-		e->sender = xstrdup(t->sender);
-		e->body = t->mail.body;
-		e->smtputf8 = t->mail.smtputf8;
-		e->ret = xstrdup(t->mail.ret == SMTP_RET_FULL   ? "FULL"
-				 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
-								: "");
-		e->envid = xstrdup(t->mail.envid);
-		for (size_t i = 0; i < t->nremotes; i++)
-			queue_rcpt_add(e, t->remotes[i].addr,
-				       t->remotes[i].notify,
-				       t->remotes[i].orcpt);
-		job->env = e;
-	}
-	job->done = commit_done;
-	job->arg = s;
-	s->job = job;
-	/* input that arrives meanwhile waits in the buffer (bounded by the
-	 * read high-watermark) until the reply is out */
-	s->state = SMTP_S_COMMIT;
-	/* the client waits for our reply now: no pause limit */
-	set_read_timeout(s, 0);
-	committer_submit(s->ses.srv->committer, job);
+	checks_end(s, job_make(s));
 }
 
 /* ---- input ---------------------------------------------------------- */
@@ -1354,7 +1361,7 @@ content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 			return;
 		}
 	}
-	if (spool_write(t->spool, p, n) < 0)
+	if (checks_write(s, p, n) < 0)
 		t->io_error = true;
 }
 
@@ -1365,7 +1372,7 @@ content_feed(struct smtp_session *s, struct evbuffer *in, size_t max,
 {
 	struct smtp_txn *t = s->txn;
 	struct evbuffer_iovec v[8];
-	unsigned char out[16384];
+	unsigned char out[16384], filtered[sizeof(out) + AR_FILTER_HOLD];
 	size_t used = 0;
 	enum smtp_data_status st = SMTP_DATA_MORE;
 	int n = evbuffer_peek(in, (ev_ssize_t)max, NULL, v, 8);
@@ -1382,7 +1389,8 @@ content_feed(struct smtp_session *s, struct evbuffer *in, size_t max,
 			size_t chunk = left < sizeof(out) ? left : sizeof(out);
 			size_t olen, c;
 			st = smtp_data_feed(&t->data, p, chunk, out, &olen, &c);
-			content_out(s, out, olen);
+			content_out(s, filtered,
+				    checks_filter(s, out, olen, filtered));
 			p += c;
 			left -= c;
 			used += c;
@@ -1468,7 +1476,7 @@ bdat_process(struct smtp_session *s, struct evbuffer *in)
 		return true;
 	}
 	if (!t->too_big && !t->io_error) {
-		unsigned char out[2];
+		unsigned char out[2], filtered[2 + AR_FILTER_HOLD];
 		size_t olen;
 		if (smtp_data_finish(&t->data, out, &olen) ==
 		    SMTP_DATA_BARE_EOL) {
@@ -1478,7 +1486,7 @@ bdat_process(struct smtp_session *s, struct evbuffer *in)
 				    "Error: bare <CR> at the end of message");
 			return true;
 		}
-		content_out(s, out, olen);
+		content_out(s, filtered, checks_filter(s, out, olen, filtered));
 	}
 	s->state = SMTP_S_RCPT;
 	content_end(s);
@@ -1553,6 +1561,7 @@ smtp_input(struct session *ses, struct evbuffer *in)
 			early_talker(s);
 		return -1;
 	case SMTP_S_COMMIT:
+	case SMTP_S_CHECK:
 	case SMTP_S_CLOSING:
 	case SMTP_S_AUTH_WAIT:
 	case SMTP_S_AUTH_BUSY:
@@ -1629,6 +1638,7 @@ smtp_start(struct session *ses)
 	log_event(LOG_INFO, "smtp", "connect", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip), LF_STR("listener", l->name),
 		  LF_BOOL("trusted", s->trusted));
+	checks_connect(s);
 	if (s->state == SMTP_S_TLS)
 		return;		/* smtp_on_tls() greets */
 	if (pause > 0 &&

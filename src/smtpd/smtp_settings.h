@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lib/cidr.h"
+#include "msgauth/msgauth.h"
 #include "net/auth.h"
 #include "net/client_limits.h"
 #include "net/tls.h"
@@ -53,6 +54,11 @@ struct smtpd_settings {
 	struct auth_config auth;
 	struct limits_config limits;
 	struct tls_config tls;
+	struct checks_config checks;
+	/* filled by the worker: */
+	struct msgauth_config msgauth;	/* what each message's checks get */
+	const struct dkim_keyring *keyring;	/* signing keys, or NULL */
+	struct dns_resolver *resolver;	/* the worker's */
 };
 
 #endif

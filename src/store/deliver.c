@@ -157,27 +157,85 @@ spool_flush(struct spool *sp)
 	return 0;
 }
 
-/* Copies the spool from offset `from` into fd. */
+/* Copies the spool's octets [from, to) into fd (to past the end: all). */
 static int
-spool_copy(struct spool *sp, uint64_t from, int fd)
+spool_copy_range(struct spool *sp, uint64_t from, uint64_t to, int fd)
 {
 	unsigned char buf[65536];
 	off_t off = (off_t)from;
 
+	if (to > sp->size)
+		to = sp->size;
+	if (from >= to)
+		return 0;
 	if (sp->fd < 0)
-		return write_full(fd, sp->mem + from, sp->mem_len - from);
-	for (;;) {
-		ssize_t n = pread(sp->fd, buf, sizeof(buf), off);
+		return write_full(fd, sp->mem + from, (size_t)(to - from));
+	while ((uint64_t)off < to) {
+		size_t want = to - (uint64_t)off < sizeof(buf)
+				      ? (size_t)(to - (uint64_t)off)
+				      : sizeof(buf);
+		ssize_t n = pread(sp->fd, buf, want, off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
+		if (n <= 0)
 			return -1;
-		if (n == 0)
-			return 0;
 		if (write_full(fd, buf, (size_t)n) < 0)
 			return -1;
 		off += n;
 	}
+	return 0;
+}
+
+/* Copies the spool from offset `from` into fd. */
+static int
+spool_copy(struct spool *sp, uint64_t from, int fd)
+{
+	return spool_copy_range(sp, from, UINT64_MAX, fd);
+}
+
+/*
+ * Inserts data at offset off (the prefix, after the local header). In
+ * memory it moves in place; a spilled spool is rewritten into a new file
+ * renamed over the old one: the one extra copy that a message larger
+ * than SPOOL_MEM_MAX with a prefix costs. Committer thread.
+ */
+static int
+spool_insert(struct spool *sp, uint64_t off, const void *data, size_t len)
+{
+	char *tmp;
+	int fd;
+
+	if (len == 0)
+		return 0;
+	if (sp->fd < 0) {
+		if (sp->mem_len + len > sp->mem_cap) {
+			sp->mem_cap = sp->mem_len + len;
+			sp->mem = xreallocarray(sp->mem, sp->mem_cap, 1);
+		}
+		memmove(sp->mem + off + len, sp->mem + off,
+			sp->mem_len - (size_t)off);
+		memcpy(sp->mem + off, data, len);
+		sp->mem_len += len;
+		sp->size += len;
+		return 0;
+	}
+	tmp = xasprintf("%s.p", sp->path);
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0 || spool_copy_range(sp, 0, off, fd) < 0 ||
+	    write_full(fd, data, len) < 0 || spool_copy(sp, off, fd) < 0 ||
+	    rename(tmp, sp->path) < 0) {
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	close(sp->fd);
+	sp->fd = fd;
+	sp->size += len;
+	return 0;
 }
 
 /* ---- jobs ----------------------------------------------------------- */
@@ -190,6 +248,7 @@ delivery_job_free(struct delivery_job **jobp)
 	if (job == NULL)
 		return;
 	spool_free(&job->spool);
+	free(job->prefix);
 	for (size_t i = 0; i < job->nmailboxes; i++)
 		free(job->mailboxes[i]);
 	free(job->mailboxes);
@@ -360,6 +419,45 @@ maildir_create(const char *maildir)
 	return r;
 }
 
+/* An empty file, durably (the folder's "maildirfolder" marker). */
+static int
+touch_durable(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	int fd, r = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0)
+		r = errno == EEXIST ? 0 : -1;
+	else if (fsync(fd) < 0 || close(fd) < 0 || fsync_dir(dir) < 0)
+		r = -1;
+	free(path);
+	return r;
+}
+
+int
+maildir_folder_create(const char *maildir, const char *folder)
+{
+	char *dir = xasprintf("%s/%s", maildir, folder);
+	static const char *const subs[] = {"tmp", "new", "cur"};
+	int r = 0;
+
+	if (access(maildir, F_OK) != 0 && maildir_create(maildir) < 0)
+		r = -1;
+	if (r == 0 && mkdir_durable(dir) < 0)
+		r = -1;
+	for (size_t i = 0; r == 0 && i < 3; i++) {
+		char *sub = xasprintf("%s/%s", dir, subs[i]);
+		if (mkdir_durable(sub) < 0)
+			r = -1;
+		free(sub);
+	}
+	if (r == 0 && touch_durable(dir, "maildirfolder") < 0)
+		r = -1;
+	free(dir);
+	return r;
+}
+
 /* Copies the spool into maildir/tmp, fsyncs, renames into new/. */
 static int
 maildir_copy(struct committer *c, struct delivery_job *job,
@@ -416,6 +514,16 @@ phase_write(struct committer *c, struct job_state *st)
 
 	(void)c;
 	st->qfd = -1;
+	if (job->prefix_len > 0) {
+		if (spool_insert(sp, job->local_hdr_len, job->prefix,
+				 job->prefix_len) < 0) {
+			job_fail(job, "spool", sp->path);
+			return;
+		}
+		job->vsize += job->prefix_len;
+		for (size_t i = 0; i < job->prefix_len; i++)
+			job->vsize += job->prefix[i] == '\n';
+	}
 	if (spool_flush(sp) < 0) {
 		job_fail(job, "spool", sp->path);
 		return;
@@ -483,7 +591,7 @@ phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
 
 	for (size_t i = 0; i < job->nmailboxes && job->result == 0; i++) {
 		char *maildir = maildir_path(c->data_dir, job->mailboxes[i]);
-		char *newdir, *dst;
+		char *box, *newdir, *dst;
 		int r;
 
 		if (maildir == NULL) {
@@ -491,17 +599,23 @@ phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
 			job_fail(job, "mailbox", job->mailboxes[i]);
 			break;
 		}
-		newdir = xasprintf("%s/new", maildir);
+		box = job->quarantine
+			  ? xasprintf("%s/%s", maildir, MAILDIR_JUNK)
+			  : xstrdup(maildir);
+		newdir = xasprintf("%s/new", box);
 		dst = xasprintf("%s/%s", newdir, name);
 		r = link(sp->path, dst);
-		if (r < 0 && errno == ENOENT && maildir_create(maildir) == 0)
+		if (r < 0 && errno == ENOENT &&
+		    (job->quarantine
+			 ? maildir_folder_create(maildir, MAILDIR_JUNK)
+			 : maildir_create(maildir)) == 0)
 			r = link(sp->path, dst);
 		if (r == 0) {
 			made_add(st, dst);
 			dirset_add(ds, newdir);
 		} else if (errno == EXDEV || errno == EMLINK ||
 			   errno == EPERM) {
-			if (maildir_copy(c, job, maildir, name) == 0) {
+			if (maildir_copy(c, job, box, name) == 0) {
 				made_add(st, dst);
 				dirset_add(other, newdir);
 			} else {
@@ -513,6 +627,7 @@ phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
 			free(dst);
 		}
 		free(newdir);
+		free(box);
 		free(maildir);
 	}
 out:

@@ -47,7 +47,19 @@ struct delivery_job {
 	struct spool *spool;		/* owned by the job */
 	char id[QUEUE_ID_LEN + 1];
 	size_t local_hdr_len;		/* leading octets only local copies get */
-	uint64_t vsize;			/* size with CRLF line ends (W=) */
+	uint64_t vsize;			/* size with CRLF line ends (W=), the
+					 * prefix not counted: the committer
+					 * adds it */
+	/*
+	 * Header fields known only at the end of the data
+	 * (Authentication-Results, DKIM-Signature, a quarantine note): the
+	 * committer puts them after the local header of local copies and
+	 * first in queue copies, so the session never rewrites the spool.
+	 * LF line ends; NULL for none; owned.
+	 */
+	char *prefix;
+	size_t prefix_len;
+	bool quarantine;		/* local copies into the .Junk folder */
 	char **mailboxes;		/* "local@domain", owned */
 	size_t nmailboxes;
 	struct queue_envelope *env;	/* remote recipients, or NULL; owned */
@@ -85,5 +97,16 @@ char *maildir_path(const char *data_dir, const char *mailbox);
 /* Creates <maildir>/{tmp,new,cur} and the parents, durably (mode 0750).
  * 0, or -1 with errno. */
 int maildir_create(const char *maildir);
+
+/* The Maildir++ folder where quarantined mail goes (IMAP shows it as
+ * Junk; POP3 reads only the inbox). */
+#define MAILDIR_JUNK ".Junk"
+
+/*
+ * Creates the Maildir++ folder <maildir>/<folder> (".Junk"): the Maildir
+ * if missing, the folder's {tmp,new,cur} and its empty "maildirfolder"
+ * file, all durably. 0, or -1 with errno.
+ */
+int maildir_folder_create(const char *maildir, const char *folder);
 
 #endif

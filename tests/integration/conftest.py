@@ -261,6 +261,54 @@ def copy_tree_owned(src, dst):
         os.lchown(Path(dst) / s.relative_to(src), st.st_uid, st.st_gid)
 
 
+_refuser = {}
+
+
+def refusing_dns_port():
+    """The port of a real unbound on 127.0.0.1 that answers REFUSED to
+    every query, started once per test run. It is every test daemon's
+    resolver unless a test names another: each lookup (the queue
+    runner's routes, the SPF/DKIM/DMARC checks on port 25) fails at once
+    and temporarily, as with no usable DNS, and never leaves the machine.
+    (A forwarder where nothing listens fails the same way, but only after
+    libunbound's retries: seconds per lookup.)"""
+    if "port" in _refuser:
+        return _refuser["port"]
+    d = Path(tempfile.mkdtemp(prefix="godwit-refuser-"))
+    port = free_port()
+    conf = d / "unbound.conf"
+    conf.write_text("\n".join([
+        "server:", "  interface: 127.0.0.1", f"  port: {port}",
+        "  do-daemonize: no", '  username: ""', '  chroot: ""',
+        f'  directory: "{d}"', f'  pidfile: "{d / "unbound.pid"}"',
+        "  use-syslog: no", f'  logfile: "{d / "unbound.log"}"',
+        "  num-threads: 1", '  module-config: "iterator"',
+        "  access-control: 127.0.0.0/8 allow",
+        # "." and the RFC 6761 zone unbound otherwise answers itself
+        # (NXDOMAIN): the tests' mail domains are under test.
+        '  local-zone: "." always_refuse',
+        '  local-zone: "test." always_refuse',
+        "remote-control:", "  control-enable: no", ""]))
+    proc = subprocess.Popen(["/usr/sbin/unbound", "-d", "-c", str(conf)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    probe = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01x\x00\x00\x01\x00\x01"
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(0.2)
+            try:
+                u.sendto(probe, ("127.0.0.1", port))
+                if u.recv(512)[:2] == probe[:2]:
+                    break
+            except OSError:
+                pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError("the refusing unbound did not start")
+    _refuser.update(port=port, proc=proc, dir=d)
+    return port
+
+
 def default_config(data_dir, port):
     return {
         "hostname": HOSTNAME,
@@ -273,10 +321,11 @@ def default_config(data_dir, port):
             "max_recipients": 100,
             "trusted_networks": [],
         },
-        # the queue runner must never ask a resolver outside the test: a
-        # forwarder on loopback where nothing listens makes every lookup
-        # fail (temporarily), so remote mail stays deferred in the queue
-        "dns": {"resolver": ["127.0.0.1@9"]},
+        # the daemon must never ask a resolver outside the test: one on
+        # loopback that refuses everything makes every lookup fail
+        # (temporarily) at once, so remote mail stays deferred in the
+        # queue and the checks on port 25 end in temperror/none
+        "dns": {"resolver": [f"127.0.0.1@{refusing_dns_port()}"]},
         "limits": {
             "max_connections": 1000,
             "max_connections_per_ip": 200,
@@ -785,6 +834,10 @@ def pytest_collection_modifyitems(config, items):
 def pytest_unconfigure(config):
     for d in _userdb_templates.values():
         shutil.rmtree(d, ignore_errors=True)
+    if "proc" in _refuser:
+        _refuser["proc"].terminate()
+        _refuser["proc"].wait(timeout=10)
+        shutil.rmtree(_refuser["dir"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -94,7 +94,8 @@ def _rdata(t, v):
 
 
 class SuiteResolver(BaseResolver):
-    def __init__(self):
+    def __init__(self, ttl=TTL):
+        self.ttl = ttl
         self.zone = {}
         self.lock = threading.Lock()
 
@@ -106,9 +107,9 @@ class SuiteResolver(BaseResolver):
     def _soa(self, qname):
         labels = _norm(qname).split(".")
         owner = ".".join(labels[-2:]) + "."
-        return RR(owner, QTYPE.SOA, ttl=TTL,
+        return RR(owner, QTYPE.SOA, ttl=self.ttl,
                   rdata=SOA("ns." + owner, "hostmaster." + owner,
-                            (1, 3600, 600, 86400, TTL)))
+                            (1, 3600, 600, 86400, self.ttl)))
 
     def _lookup(self, zone, name, qtype):
         """(rcode, [RR]) for one name, no CNAME following."""
@@ -124,7 +125,7 @@ class SuiteResolver(BaseResolver):
             rtype, rdata = _rdata(t, v)
             if rtype == qtype or (rtype == QTYPE.CNAME and qtype != QTYPE.CNAME):
                 seen = True
-                answers.append(RR(name, rtype, ttl=TTL, rdata=rdata))
+                answers.append(RR(name, rtype, ttl=self.ttl, rdata=rdata))
         return RCODE.NOERROR, answers
 
     def resolve(self, request, handler):
@@ -157,9 +158,9 @@ class SuiteResolver(BaseResolver):
 class SuiteDNS:
     """Both servers on 127.0.0.1:port; set_zone() switches the scenario."""
 
-    def __init__(self, port):
+    def __init__(self, port, ttl=TTL):
         self.port = port
-        self.resolver = SuiteResolver()
+        self.resolver = SuiteResolver(ttl)
         self.servers = [
             DNSServer(self.resolver, port=port, address="127.0.0.1",
                       tcp=tcp, logger=_Quiet())

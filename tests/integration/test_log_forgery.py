@@ -417,6 +417,7 @@ KNOWN_EVENTS = {
     "login-refused", "bad-command", "sweep", "sent", "deferred",
     "bounced", "dsn", "error", "read-error", "fsync-failed",
     "syncfs-failed", "dsn-limited", "fixed", "stress-on", "stress-off",
+    "result", "record-failed", "dkim-sign", "dkim-sign-failed",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",
@@ -430,4 +431,6 @@ KNOWN_KEYS = {
     "net", "failure", "ban_s", "notify", "ret", "owner_was", "mode_was",
     "owner", "mode", "header_addr", "wait", "limit_ms", "connections",
     "max_connections", "threshold", "stress_timeout_s", "below",
+    "iprev", "spf", "spf_domain", "dkim", "dmarc", "from_domain", "policy",
+    "dmarc_reason", "domain", "signed",
 }

@@ -279,7 +279,7 @@ def test_postfix_delivers_to_godwit_mx(world, uniq):
     assert b"Subject: postfix interop " + uniq.encode() in raw
     # godwit's Received header names Postfix's host as the client
     head = raw.split(b"\n\n", 1)[0].decode("utf-8", "replace")
-    assert re.search(r"^Received: from mx\.p\.test \(\[[0-9a-f.:]+\]\)\s+"
+    assert re.search(r"^Received: from mx\.p\.test \(\S+ \[[0-9a-f.:]+\]\)\s+"
                      r"by mx\.b\.test \(godwit\) with ESMTPS ", head, re.M), head
     assert w.p.ip4 in head or w.p.ip6 in head, head
     # Postfix: relayed through godwit b's MX found in the lab DNS, over TLS

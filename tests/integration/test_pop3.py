@@ -106,12 +106,14 @@ def retr_bytes(p, n):
 
 
 def strip_trace(stored):
-    """godwit prepends Return-Path, Delivered-To and Received: what
-    follows them is what the client sent, byte for byte."""
+    """godwit prepends Return-Path, Delivered-To, Authentication-Results
+    and Received: what follows them is what the client sent, byte for
+    byte."""
     lines = stored.split(b"\r\n")
     i = 0
     while i < len(lines) and (lines[i].startswith((b"Return-Path:",
                                                    b"Delivered-To:",
+                                                   b"Authentication-Results:",
                                                    b"Received:"))
                               or lines[i][:1] in (b" ", b"\t")):
         i += 1

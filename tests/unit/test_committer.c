@@ -592,6 +592,152 @@ test_shutdown_finishes_pending_jobs(void **state)
 	assert_int_equal(count_rel(f, "queue/tmp"), 0);
 }
 
+static const char prefix_text[] = "Authentication-Results: mx.example.test;\n"
+				  "\tspf=pass smtp.mailfrom=example.org\n";
+
+static size_t
+count_lf(const char *s, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += s[i] == '\n';
+	return k;
+}
+
+/*
+ * The prefix goes after the local header of the local copy and first in
+ * the queue copy; S= and W= count it. body_len picks an in-memory spool
+ * or one spilled to a file (past SPOOL_MEM_MAX).
+ */
+static void
+prefix_case(struct fixture *f, size_t body_len)
+{
+	static const char *const to[] = {"alice@example.test", NULL};
+	const char *hdr = "Return-Path: <sender@example.org>\n";
+	char *text = xmalloc(body_len + 1), *pfx = xstrdup(prefix_text);
+	char *path, *body, *want, *qf, *id, *tag, *err = NULL;
+	struct queue_envelope e;
+	size_t len;
+	uint64_t off;
+
+	memcpy(text, "Subject: p\n\n", 12);
+	for (size_t i = 12; i < body_len; i++)
+		text[i] = (i % 70 == 69) ? '\n' : 'a' + (char)(i % 26);
+	text[body_len - 1] = '\n';
+	text[body_len] = '\0';
+	struct delivery_job *job =
+	    make_job(f, 0, hdr, text, to, "far@remote.example");
+	job->vsize = spool_size(job->spool) + count_lf(hdr, strlen(hdr)) +
+		     count_lf(text, body_len);
+	job->prefix = pfx;
+	job->prefix_len = strlen(pfx);
+	id = xstrdup(job->id);
+	committer_submit(f->c, job);
+	run_until(f, 1);
+	assert_int_equal(f->result[0], 0);
+
+	assert_int_equal(find_in(f, "alice@example.test", "Subject: p", &path),
+			 1);
+	body = slurp(path, &len);
+	want = xasprintf("%s%s%s", hdr, prefix_text, text);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(body, want, len);
+	tag = xasprintf(",S=%zu,W=%zu", len, len + count_lf(want, len));
+	if (strstr(path, tag) == NULL)
+		fail_msg("%s: not %s", path, tag);
+	free(tag);
+	free(body);
+	free(path);
+
+	qf = xasprintf("%s/queue/incoming/%s", f->dir, id);
+	memset(&e, 0, sizeof(e));
+	if (queue_envelope_read(qf, &e, &off, &err) < 0)
+		fail_msg("%s: %s", qf, err);
+	assert_int_equal(e.size, strlen(want) - strlen(hdr));
+	body = slurp(qf, &len);
+	assert_true(off + e.size <= len);
+	assert_memory_equal(body + off, want + strlen(hdr), e.size);
+	free(body);
+	queue_envelope_clear(&e);
+	free(qf);
+	free(want);
+	free(text);
+	free(id);
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+}
+
+static void
+test_prefix_in_memory(void **state)
+{
+	prefix_case(*state, 200);
+}
+
+static void
+test_prefix_spilled(void **state)
+{
+	struct fixture *f = *state;
+
+	prefix_case(f, SPOOL_MEM_MAX + 5000);
+}
+
+/*
+ * A quarantined message goes into the .Junk folder of every mailbox,
+ * made on first use as a Maildir++ folder (with its maildirfolder
+ * marker), and not into new/.
+ */
+static void
+test_quarantine_into_junk(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"alice@example.test",
+					 "bob@example.test", NULL};
+	struct delivery_job *job;
+	char *md, *p, **v;
+	size_t n;
+	struct stat st;
+
+	job = make_job(f, 0, "", "Subject: junk\n\nspam\n", to, NULL);
+	job->quarantine = true;
+	committer_submit(f->c, job);
+	run_until(f, 1);
+	assert_int_equal(f->result[0], 0);
+	for (int i = 0; i < 2; i++) {
+		md = maildir_path(f->dir, to[i]);
+		p = xasprintf("%s/.Junk/new", md);
+		v = list_dir(p, &n);
+		assert_int_equal(n, 1);
+		free_list(v, n);
+		free(p);
+		for (int k = 0; k < 2; k++) {
+			p = xasprintf("%s/.Junk/%s", md,
+				      k == 0 ? "tmp" : "cur");
+			assert_int_equal(stat(p, &st), 0);
+			assert_true(S_ISDIR(st.st_mode));
+			free(p);
+		}
+		p = xasprintf("%s/.Junk/maildirfolder", md);
+		assert_int_equal(stat(p, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		free(p);
+		free(md);
+		assert_int_equal(find_in(f, to[i], "spam", NULL), 0);
+	}
+	/* a second one finds the folder made */
+	job = make_job(f, 1, "", "Subject: junk2\n\nspam2\n", to, NULL);
+	job->quarantine = true;
+	committer_submit(f->c, job);
+	run_until(f, 2);
+	assert_int_equal(f->result[1], 0);
+	md = maildir_path(f->dir, to[0]);
+	p = xasprintf("%s/.Junk/new", md);
+	v = list_dir(p, &n);
+	assert_int_equal(n, 2);
+	free_list(v, n);
+	free(p);
+	free(md);
+}
+
 /* Shutdown with nothing to do returns at once, twice is harmless. */
 static void
 test_shutdown_idle(void **state)
@@ -626,6 +772,12 @@ main(void)
 		    test_shutdown_finishes_pending_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_idle, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_in_memory, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_spilled, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine_into_junk,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
