@@ -10,7 +10,9 @@ CNAMEs and split TXT strings.
 The lookups run through the real code, in the event loop, over libunbound:
 build/asan/tests/test_dmarc_lookup (a cmocka binary, skipped in `make
 unit` without a name server) is given the server and the From domains and
-prints one JSON object per domain with what it found.
+prints one JSON object per domain with what it found. The verdict
+(alignment with SPF, sp= against p=, temperror) is then checked through
+the real command, `godwit check --json`, against the same server.
 """
 
 import json
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GODWIT_BIN, REPO, free_port
+from conftest import GODWIT_BIN, REPO, SANITIZER_MARKERS, Godwit, free_port
 from test_dns import start_unbound, stop_unbound
 
 DRIVER = Path(GODWIT_BIN).resolve().parent / "tests" / "test_dmarc_lookup"
@@ -53,10 +55,19 @@ RECORDS = [
     'nothing.test. TXT "v=DMARC1; p=reject"',
     # the second step fails temporarily
     'www.tf.test. A 192.0.2.1',
+    # SPF for `godwit check`
+    'bounce.example.co.uk. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    'mixed.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    'mail.mixed.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    'other.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    # every query of spftf.test is refused but its DMARC record
+    '_dmarc.spftf.test. TXT "v=DMARC1; p=reject"',
 ]
 ZONES = {
     "refused.test.": "always_refuse",
     "_dmarc.tf.test.": "always_refuse",
+    "spftf.test.": "always_refuse",
+    "_dmarc.spftf.test.": "static",
 }
 
 # From domain -> the fields the lookup must give (those not named must be
@@ -209,3 +220,66 @@ def test_cancel_and_unreachable(dns):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "[       OK ] test_cancel" in p.stdout, p.stdout
     assert "[       OK ] test_unreachable" in p.stdout, p.stdout
+
+
+# `godwit check`: (MAIL FROM, From domain, the dmarc object's fields)
+CHECKS = [
+    # relaxed aspf: the MAIL FROM domain below the org domain aligns;
+    # the policy found at the org domain: sp= for a subdomain
+    ("x@bounce.example.co.uk", "a.b.example.co.uk",
+     dict(result="pass", policy="quarantine", disposition="none",
+          policy_domain="example.co.uk", spf_aligned=True)),
+    ("x@bounce.example.co.uk", "example.co.uk",
+     dict(result="pass", policy="reject", disposition="none",
+          policy_domain="example.co.uk", spf_aligned=True)),
+    # SPF passes for another organizational domain: fail, sp=quarantine
+    ("x@other.test", "a.b.example.co.uk",
+     dict(result="fail", policy="quarantine", policy_domain="example.co.uk",
+          spf_aligned=False)),
+    # strict aspf: a subdomain does not align, the domain itself does
+    ("x@mail.mixed.test", "mixed.test",
+     dict(result="fail", policy="quarantine", disposition="quarantine",
+          policy_domain="mixed.test", spf_aligned=False)),
+    ("x@mixed.test", "mixed.test",
+     dict(result="pass", policy="quarantine", disposition="none",
+          policy_domain="mixed.test", spf_aligned=True)),
+    # SPF of an aligned domain fails temporarily under p=reject: temperror
+    # with what a fail would get (the server answers 451)
+    ("x@spftf.test", "spftf.test",
+     dict(result="temperror", policy="reject", disposition="reject",
+          policy_domain="spftf.test", spf_aligned=False)),
+    # the policy lookup fails temporarily at the org domain
+    ("x@other.test", "www.tf.test",
+     dict(result="temperror", policy="", disposition="none")),
+    # no policy
+    ("x@other.test", "x.y.nothing.test",
+     dict(result="none", policy="", disposition="none")),
+]
+
+
+@pytest.fixture(scope="module")
+def checker(dns, tmp_path_factory):
+    """A configuration whose resolver is the test's unbound (no daemon
+    runs: `godwit check` reads the configuration)."""
+    g = Godwit(tmp_path_factory.mktemp("check") / "g", {
+        "dns": {"resolver": [dns]},
+        "checks": {"timeout": "3s"},
+    })
+    g.write_config()
+    return g
+
+
+@pytest.mark.parametrize("mail_from,from_domain,want", CHECKS,
+                         ids=[f"{c[0]}-{c[1]}" for c in CHECKS])
+def test_check_verdict(checker, mail_from, from_domain, want):
+    """The verdict `godwit check --json` reports, SPF alone aligning."""
+    msg = (f"From: <someone@{from_domain}>\r\nTo: <a@example.test>\r\n"
+           f"Subject: dmarc\r\n\r\nbody\r\n")
+    p = checker.run("check", "--ip", "127.0.0.1", "--helo",
+                    "client.example.net", "--mail-from", mail_from,
+                    "--json", input=msg, check=True)
+    assert not any(m in p.stderr for m in SANITIZER_MARKERS), p.stderr
+    d = json.loads(p.stdout)["dmarc"]
+    assert d["from_domain"] == from_domain, d
+    got = {k: d[k] for k in want}
+    assert got == want, d
