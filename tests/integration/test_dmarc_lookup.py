@@ -11,15 +11,18 @@ The lookups run through the real code, in the event loop, over libunbound:
 build/asan/tests/test_dmarc_lookup (a cmocka binary, skipped in `make
 unit` without a name server) is given the server and the From domains and
 prints one JSON object per domain with what it found. The verdict
-(alignment with SPF, sp= against p=, temperror) is then checked through
-the real command, `godwit check --json`, against the same server.
+(relaxed and strict alignment of SPF and of DKIM signatures made by
+dkimpy, sp= against p=, temperror) is then checked through the real
+command, `godwit check --json`, against the same server.
 """
 
+import base64
 import json
 import os
 import subprocess
 from pathlib import Path
 
+import dkim
 import pytest
 
 from conftest import GODWIT_BIN, REPO, SANITIZER_MARKERS, Godwit, free_port
@@ -146,11 +149,32 @@ FIELDS = ("from", "status", "policy_domain", "org_domain", "at_org", "p",
           "sp", "pct", "adkim", "aspf", "rua", "reason")
 
 
+# DKIM keys of these domains (selector s1), one key for all
+KEY_DOMAINS = ("example.co.uk", "a.b.example.co.uk")
+
+
 @pytest.fixture(scope="module")
-def dns(tmp_path_factory):
+def rsa_key(tmp_path_factory):
+    """A 1024-bit RSA key (PEM bytes) and its DKIM p= value."""
+    key = tmp_path_factory.mktemp("key") / "k.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout",
+                          "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return key.read_bytes(), base64.b64encode(der).decode()
+
+
+@pytest.fixture(scope="module")
+def dns(tmp_path_factory, rsa_key):
+    p = rsa_key[1]
+    keys = []
+    for d in KEY_DOMAINS:
+        strings = " ".join(f'"{p[i:i + 200]}"' for i in range(0, len(p), 200))
+        keys.append(f's1._domainkey.{d}. TXT "v=DKIM1; k=rsa; p=" {strings}')
     port = free_port()
-    proc = start_unbound(tmp_path_factory.mktemp("unbound"), port, RECORDS,
-                         zones=ZONES)
+    proc = start_unbound(tmp_path_factory.mktemp("unbound"), port,
+                         RECORDS + keys, zones=ZONES)
     yield f"127.0.0.1@{port}"
     stop_unbound(proc)
 
@@ -283,3 +307,27 @@ def test_check_verdict(checker, mail_from, from_domain, want):
     assert d["from_domain"] == from_domain, d
     got = {k: d[k] for k in want}
     assert got == want, d
+
+
+@pytest.mark.parametrize("d,aligned", [("a.b.example.co.uk", True),
+                                       ("example.co.uk", False)])
+def test_check_dkim_strict(checker, rsa_key, d, aligned):
+    """adkim=s at example.co.uk: for From a.b.example.co.uk only a
+    signature with exactly that d= aligns; SPF passes for another domain,
+    so the verdict is DKIM's (sp=quarantine when it fails)."""
+    msg = ("From: <someone@a.b.example.co.uk>\r\nTo: <a@example.test>\r\n"
+           "Subject: dmarc dkim\r\n\r\nbody\r\n").encode()
+    msg = dkim.sign(msg, b"s1", d.encode(), rsa_key[0],
+                    include_headers=[b"from", b"to", b"subject"]) + msg
+    p = checker.run("check", "--ip", "127.0.0.1", "--helo",
+                    "client.example.net", "--mail-from", "x@other.test",
+                    "--json", input=msg.decode(), check=True)
+    assert not any(m in p.stderr for m in SANITIZER_MARKERS), p.stderr
+    j = json.loads(p.stdout)
+    assert [(s["result"], s["domain"]) for s in j["dkim"]] == \
+        [("pass", d)], j["dkim"]
+    got = {k: j["dmarc"][k] for k in ("result", "policy", "dkim_aligned",
+                                      "spf_aligned")}
+    assert got == {"result": "pass" if aligned else "fail",
+                   "policy": "quarantine", "dkim_aligned": aligned,
+                   "spf_aligned": False}, j["dmarc"]
