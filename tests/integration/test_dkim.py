@@ -1,16 +1,20 @@
 """
 DKIM (RFC 6376, RFC 8463, RFC 8301) with real peers: godwit's signatures
 (`godwit dkim sign`, RSA and Ed25519) checked by dkimpy and by OpenDKIM;
-mail signed by dkimpy and by OpenDKIM checked by godwit's verifier; the
-RFC 6376 and RFC 8463 example messages; the key-record rules (t=y, t=s,
-revoked keys, k= and h= mismatches, x= expiry, rsa-sha1, l=). Keys are
+mail signed by dkimpy and by OpenDKIM checked by godwit; the RFC 6376 and
+RFC 8463 example messages; the key-record rules (t=y, t=s, revoked keys,
+k= and h= mismatches, x= expiry, rsa-sha1, short keys, l=). Keys are
 served by a real unbound on loopback (test_dns.start_unbound).
 
-godwit's verifier is driven by build/asan/tools/dkim_verify (a small C
-driver over msgauth/dkim.h: one line per signature, "RESULT d= s= a=
-bits= testing= b= reason="), which streams the body one octet at a time.
+godwit verifies through `godwit check --json` (the server's checks, with
+dns.resolver pointed at the unbound). What that command does not show
+(key bits, t=y, another "now" for x=, other chunkings of the body) comes
+from build/asan/tools/dkim_verify, a small C driver over msgauth/dkim.h
+that prints one line per signature ("RESULT d= s= a= bits= testing= b=
+reason=") and streams the body one octet at a time unless told otherwise.
 """
 import base64
+import json
 import os
 import re
 import subprocess
@@ -155,7 +159,15 @@ def crlf(msg):
 
 
 class Verdict:
-    def __init__(self, line):
+    """One signature's result: from a driver line, or from an entry of
+    `godwit check --json`'s "dkim" list (fields d, s, a only)."""
+    def __init__(self, line=None, entry=None):
+        if entry is not None:
+            self.result, self.reason = entry["result"], entry["reason"]
+            self.fields = {"d": entry["domain"], "s": entry["selector"],
+                           "a": entry["algorithm"]}
+            self.line = json.dumps(entry)
+            return
         self.line = line
         self.result, rest = line.split(" ", 1)
         self.reason = rest.split(" reason=", 1)[1]
@@ -173,9 +185,12 @@ class Lab:
         self.base = base
         self.cfg = base / "godwit.yaml"
         self.data = base / "data"
+        self.port = free_port()
         # user "": the layout stays root's (the test directory is 0700)
-        self.cfg.write_text(f"hostname: mx.example.org\n"
-                            f"data_dir: {self.data}\nuser: \"\"\n")
+        self.cfg.write_text(
+            f"hostname: mx.example.org\ndata_dir: {self.data}\nuser: \"\"\n"
+            f"dns:\n  resolver: [\"127.0.0.1@{self.port}\"]\n"
+            f"checks:\n  timeout: 3s\n")
         self.records = {}
         self.keys = {}
 
@@ -183,8 +198,26 @@ class Lab:
         return run([GODWIT_BIN, "-c", str(self.cfg), *args], input=input,
                    check=check)
 
-    def verify(self, msg, now=None, chunk=None):
-        """godwit's verdicts, one per signature."""
+    def verify(self, msg):
+        """godwit's verdicts, one per signature, from `godwit check`; the
+        same as the driver's."""
+        p = self.godwit("check", "--json", "--ip", "127.0.0.1", "--helo",
+                        "mx.example.org", "--mail-from", "", input=crlf(msg))
+        j = json.loads(p.stdout)
+        got = [Verdict(entry=e) for e in j["dkim"]]
+        ar = j["authentication_results"]
+        if not got:
+            assert "\tdkim=none" in ar, ar
+        for v in got:
+            assert f"dkim={v.result}" in ar and \
+                f"header.d={v.fields['d']}" in ar, ar
+        streamed = self.verify_stream(msg)
+        assert [(v.result, v.reason) for v in got] == \
+            [(v.result, v.reason) for v in streamed], (got, streamed)
+        return got
+
+    def verify_stream(self, msg, now=None, chunk=None):
+        """The driver's verdicts (with bits= and testing=)."""
         args = [DRIVER, f"127.0.0.1@{self.port}"]
         if now is not None or chunk is not None:
             args.append(str(now if now is not None else int(time.time())))
@@ -286,7 +319,6 @@ def lab(tmp_path_factory):
                      "--algorithm", "ed25519")
     lab.records.update(txt_records(out.stdout.decode()))
 
-    lab.port = free_port()
     lines = [zone_line(n, r) for n, r in lab.records.items()]
     lab.unbound = start_unbound(lab.base / "unbound", lab.port, lines,
                                 zones={"refused.test.": "always_refuse"})
@@ -444,6 +476,7 @@ def test_godwit_signatures_verify_with_godwit(lab):
     v = lab.verify(godwit_signed(lab))
     assert results(v) == ["pass", "pass"], v
     assert [x.fields["a"] for x in v] == ["rsa-sha256", "ed25519-sha256"]
+    v = lab.verify_stream(godwit_signed(lab))
     assert [x.fields["bits"] for x in v] == ["2048", "256"]
     assert [x.fields["s"] for x in v] == ["s1-rsa", "s1-ed25519"]
 
@@ -475,8 +508,8 @@ def test_dkimpy_signatures_verify(lab, canon):
     assert results(v) == ["pass", "pass"], v
     assert [x.fields["a"] for x in v] == ["ed25519-sha256", "rsa-sha256"]
     # the body arriving in other chunkings gives the same verdicts
-    assert results(lab.verify(both, chunk=7)) == ["pass", "pass"]
-    assert results(lab.verify(both, chunk=100000)) == ["pass", "pass"]
+    assert results(lab.verify_stream(both, chunk=7)) == ["pass", "pass"]
+    assert results(lab.verify_stream(both, chunk=100000)) == ["pass", "pass"]
 
 
 def test_opendkim_signatures_verify(lab):
@@ -524,6 +557,7 @@ def test_rfc8463_example_verifies(lab):
     v = lab.verify(RFC8463_MESSAGE)
     assert results(v) == ["pass", "pass"], v
     assert [x.fields["a"] for x in v] == ["ed25519-sha256", "rsa-sha256"]
+    v = lab.verify_stream(RFC8463_MESSAGE)
     assert [x.fields["bits"] for x in v] == ["256", "1024"]
     v = lab.verify(RFC8463_MESSAGE.replace("dinner", "lunch"))
     assert results(v) == ["fail", "fail"]
@@ -538,9 +572,10 @@ def test_rfc6376_example_and_its_erratum(lab):
     assert [(x.result, x.reason) for x in v] == [
         ("fail", "body hash mismatch")]
     fixed = RFC6376_MESSAGE.replace("game.  Are", "game. Are")
-    v = lab.verify(fixed)
+    v = lab.verify_stream(fixed)
     assert results(v) == ["pass"], v
     assert v[0].fields["d"] == "example.com" and v[0].fields["bits"] == "1024"
+    assert results(lab.verify(fixed)) == ["pass"]
     # and a header change still breaks it (c=simple: even white space)
     v = lab.verify(fixed.replace("Subject: Is", "Subject:  Is"))
     assert [(x.result, x.reason) for x in v] == [
@@ -554,9 +589,11 @@ def keys_signed(lab, selector, **kw):
 
 
 def test_key_record_rules(lab):
-    v = lab.verify(keys_signed(lab, "ty"))
+    assert results(lab.verify(keys_signed(lab, "ty"))) == ["pass"]
+    v = lab.verify_stream(keys_signed(lab, "ty"))
     assert results(v) == ["pass"] and v[0].fields["testing"] == "1"
-    assert lab.verify(keys_signed(lab, "plain"))[0].fields["testing"] == "0"
+    v = lab.verify_stream(keys_signed(lab, "plain"))
+    assert v[0].fields["testing"] == "0"
     # t=s: i= must be d= itself, not a subdomain
     assert results(lab.verify(keys_signed(lab, "ts"))) == ["pass"]
     v = lab.verify(keys_signed(lab, "ts", identity=b"joe@sub.keys.test"))
@@ -591,7 +628,8 @@ def test_rsa_sha1_is_policy(lab):
 
 def test_short_rsa_key_is_policy(lab):
     s = lab.dkimpy_sign(MESSAGE, "short", "keys.test", "short")
-    v = lab.verify(s)
+    assert results(lab.verify(s)) == ["policy"]
+    v = lab.verify_stream(s)
     assert [(x.result, x.reason, x.fields["bits"]) for x in v] == [
         ("policy", "RSA key of 512 bits is too short (RFC 8301); "
          "signature valid", "512")]
@@ -613,8 +651,8 @@ def test_x_expiry(lab):
     t = int(re.search(rb"t=(\d+)", s).group(1))
     x = int(re.search(rb"x=(\d+)", s).group(1))
     assert x == t + 600
-    assert results(lab.verify(s, now=t + 10)) == ["pass"]
-    v = lab.verify(s, now=x + 1)
+    assert results(lab.verify_stream(s, now=t + 10)) == ["pass"]
+    v = lab.verify_stream(s, now=x + 1)
     assert [(r.result, r.reason) for r in v] == [("fail", "signature expired")]
 
 
@@ -635,6 +673,6 @@ def test_malformed_and_too_many_signatures(lab):
 
 
 def test_no_signature_is_none(lab):
-    assert [v.line for v in lab.verify(MESSAGE)] == []
+    assert [v.line for v in lab.verify(MESSAGE)] == []   # and dkim=none
     out = run([DRIVER, f"127.0.0.1@{lab.port}"], input=crlf(MESSAGE))
     assert out.stdout == b"none\n"

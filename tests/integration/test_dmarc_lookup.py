@@ -10,17 +10,22 @@ CNAMEs and split TXT strings.
 The lookups run through the real code, in the event loop, over libunbound:
 build/asan/tests/test_dmarc_lookup (a cmocka binary, skipped in `make
 unit` without a name server) is given the server and the From domains and
-prints one JSON object per domain with what it found.
+prints one JSON object per domain with what it found. The verdict
+(relaxed and strict alignment of SPF and of DKIM signatures made by
+dkimpy, sp= against p=, temperror) is then checked through the real
+command, `godwit check --json`, against the same server.
 """
 
+import base64
 import json
 import os
 import subprocess
 from pathlib import Path
 
+import dkim
 import pytest
 
-from conftest import GODWIT_BIN, REPO, free_port
+from conftest import GODWIT_BIN, REPO, SANITIZER_MARKERS, Godwit, free_port
 from test_dns import start_unbound, stop_unbound
 
 DRIVER = Path(GODWIT_BIN).resolve().parent / "tests" / "test_dmarc_lookup"
@@ -53,10 +58,19 @@ RECORDS = [
     'nothing.test. TXT "v=DMARC1; p=reject"',
     # the second step fails temporarily
     'www.tf.test. A 192.0.2.1',
+    # SPF for `godwit check`
+    'bounce.example.co.uk. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    'mixed.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    'mail.mixed.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    'other.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    # every query of spftf.test is refused but its DMARC record
+    '_dmarc.spftf.test. TXT "v=DMARC1; p=reject"',
 ]
 ZONES = {
     "refused.test.": "always_refuse",
     "_dmarc.tf.test.": "always_refuse",
+    "spftf.test.": "always_refuse",
+    "_dmarc.spftf.test.": "static",
 }
 
 # From domain -> the fields the lookup must give (those not named must be
@@ -135,11 +149,32 @@ FIELDS = ("from", "status", "policy_domain", "org_domain", "at_org", "p",
           "sp", "pct", "adkim", "aspf", "rua", "reason")
 
 
+# DKIM keys of these domains (selector s1), one key for all
+KEY_DOMAINS = ("example.co.uk", "a.b.example.co.uk")
+
+
 @pytest.fixture(scope="module")
-def dns(tmp_path_factory):
+def rsa_key(tmp_path_factory):
+    """A 1024-bit RSA key (PEM bytes) and its DKIM p= value."""
+    key = tmp_path_factory.mktemp("key") / "k.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout",
+                          "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return key.read_bytes(), base64.b64encode(der).decode()
+
+
+@pytest.fixture(scope="module")
+def dns(tmp_path_factory, rsa_key):
+    p = rsa_key[1]
+    keys = []
+    for d in KEY_DOMAINS:
+        strings = " ".join(f'"{p[i:i + 200]}"' for i in range(0, len(p), 200))
+        keys.append(f's1._domainkey.{d}. TXT "v=DKIM1; k=rsa; p=" {strings}')
     port = free_port()
-    proc = start_unbound(tmp_path_factory.mktemp("unbound"), port, RECORDS,
-                         zones=ZONES)
+    proc = start_unbound(tmp_path_factory.mktemp("unbound"), port,
+                         RECORDS + keys, zones=ZONES)
     yield f"127.0.0.1@{port}"
     stop_unbound(proc)
 
@@ -209,3 +244,90 @@ def test_cancel_and_unreachable(dns):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "[       OK ] test_cancel" in p.stdout, p.stdout
     assert "[       OK ] test_unreachable" in p.stdout, p.stdout
+
+
+# `godwit check`: (MAIL FROM, From domain, the dmarc object's fields)
+CHECKS = [
+    # relaxed aspf: the MAIL FROM domain below the org domain aligns;
+    # the policy found at the org domain: sp= for a subdomain
+    ("x@bounce.example.co.uk", "a.b.example.co.uk",
+     dict(result="pass", policy="quarantine", disposition="none",
+          policy_domain="example.co.uk", spf_aligned=True)),
+    ("x@bounce.example.co.uk", "example.co.uk",
+     dict(result="pass", policy="reject", disposition="none",
+          policy_domain="example.co.uk", spf_aligned=True)),
+    # SPF passes for another organizational domain: fail, sp=quarantine
+    ("x@other.test", "a.b.example.co.uk",
+     dict(result="fail", policy="quarantine", policy_domain="example.co.uk",
+          spf_aligned=False)),
+    # strict aspf: a subdomain does not align, the domain itself does
+    ("x@mail.mixed.test", "mixed.test",
+     dict(result="fail", policy="quarantine", disposition="quarantine",
+          policy_domain="mixed.test", spf_aligned=False)),
+    ("x@mixed.test", "mixed.test",
+     dict(result="pass", policy="quarantine", disposition="none",
+          policy_domain="mixed.test", spf_aligned=True)),
+    # SPF of an aligned domain fails temporarily under p=reject: temperror
+    # with what a fail would get (the server answers 451)
+    ("x@spftf.test", "spftf.test",
+     dict(result="temperror", policy="reject", disposition="reject",
+          policy_domain="spftf.test", spf_aligned=False)),
+    # the policy lookup fails temporarily at the org domain
+    ("x@other.test", "www.tf.test",
+     dict(result="temperror", policy="", disposition="none")),
+    # no policy
+    ("x@other.test", "x.y.nothing.test",
+     dict(result="none", policy="", disposition="none")),
+]
+
+
+@pytest.fixture(scope="module")
+def checker(dns, tmp_path_factory):
+    """A configuration whose resolver is the test's unbound (no daemon
+    runs: `godwit check` reads the configuration)."""
+    g = Godwit(tmp_path_factory.mktemp("check") / "g", {
+        "dns": {"resolver": [dns]},
+        "checks": {"timeout": "3s"},
+    })
+    g.write_config()
+    return g
+
+
+@pytest.mark.parametrize("mail_from,from_domain,want", CHECKS,
+                         ids=[f"{c[0]}-{c[1]}" for c in CHECKS])
+def test_check_verdict(checker, mail_from, from_domain, want):
+    """The verdict `godwit check --json` reports, SPF alone aligning."""
+    msg = (f"From: <someone@{from_domain}>\r\nTo: <a@example.test>\r\n"
+           f"Subject: dmarc\r\n\r\nbody\r\n")
+    p = checker.run("check", "--ip", "127.0.0.1", "--helo",
+                    "client.example.net", "--mail-from", mail_from,
+                    "--json", input=msg, check=True)
+    assert not any(m in p.stderr for m in SANITIZER_MARKERS), p.stderr
+    d = json.loads(p.stdout)["dmarc"]
+    assert d["from_domain"] == from_domain, d
+    got = {k: d[k] for k in want}
+    assert got == want, d
+
+
+@pytest.mark.parametrize("d,aligned", [("a.b.example.co.uk", True),
+                                       ("example.co.uk", False)])
+def test_check_dkim_strict(checker, rsa_key, d, aligned):
+    """adkim=s at example.co.uk: for From a.b.example.co.uk only a
+    signature with exactly that d= aligns; SPF passes for another domain,
+    so the verdict is DKIM's (sp=quarantine when it fails)."""
+    msg = ("From: <someone@a.b.example.co.uk>\r\nTo: <a@example.test>\r\n"
+           "Subject: dmarc dkim\r\n\r\nbody\r\n").encode()
+    msg = dkim.sign(msg, b"s1", d.encode(), rsa_key[0],
+                    include_headers=[b"from", b"to", b"subject"]) + msg
+    p = checker.run("check", "--ip", "127.0.0.1", "--helo",
+                    "client.example.net", "--mail-from", "x@other.test",
+                    "--json", input=msg.decode(), check=True)
+    assert not any(m in p.stderr for m in SANITIZER_MARKERS), p.stderr
+    j = json.loads(p.stdout)
+    assert [(s["result"], s["domain"]) for s in j["dkim"]] == \
+        [("pass", d)], j["dkim"]
+    got = {k: j["dmarc"][k] for k in ("result", "policy", "dkim_aligned",
+                                      "spf_aligned")}
+    assert got == {"result": "pass" if aligned else "fail",
+                   "policy": "quarantine", "dkim_aligned": aligned,
+                   "spf_aligned": False}, j["dmarc"]
