@@ -45,13 +45,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import (GODWIT_BIN, PASSWORD, client_tls_context,
-                      default_config, to_yaml, wait_for)
+from conftest import PASSWORD, client_tls_context, wait_for
 from smtpclient import crlf
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -62,39 +60,6 @@ import postfix_peer  # noqa: E402
 WAIT = 30  # seconds for any one delivery
 DKIM_PORT, DMARC_PORT = 8891, 8893
 RETRY = {"retry_min": "1s", "retry_max": "2s", "lifetime": "2m"}
-
-
-def _missing_checks():
-    """Why this build cannot pass these tests, or "": the checks in the
-    SMTP server (Authentication-Results, DMARC enforcement) and DKIM
-    signing of submitted mail come with their config sections (dmarc:,
-    dkim:); a build whose `config check` does not know them has neither."""
-    d = Path(tempfile.mkdtemp(prefix="godwit-authprobe-"))
-    try:
-        cfg = default_config(d / "data", 2525)
-        cfg["user"] = ""
-        cfg["dmarc"] = {"enabled": True, "reject_action": "reject"}
-        cfg["dkim"] = {"verify": True, "sign": True}
-        (d / "godwit.yaml").write_text(to_yaml(cfg) + "\n")
-        p = subprocess.run([GODWIT_BIN, "-c", str(d / "godwit.yaml"),
-                            "config", "check"], capture_output=True,
-                           text=True, timeout=60)
-        if p.returncode == 0:
-            return ""
-        return ("this build has no SPF/DKIM/DMARC checks in smtpd and no DKIM "
-                "signing of submitted mail (the msgauth integration: config "
-                "sections dmarc:/dkim: unknown: "
-                + " ".join(p.stderr.split())[:200] + ")")
-    except OSError as e:
-        return f"cannot run {GODWIT_BIN}: {e}"
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-MISSING = _missing_checks()
-# strict: once the integration is in the build, an XPASS fails, so the
-# condition cannot hide a real failure
-needs_checks = pytest.mark.xfail(bool(MISSING), reason=MISSING, strict=True)
 
 
 def _postfix_available():
@@ -326,7 +291,6 @@ def message(frm, to, marker, extra=""):
 # --------------------------------------------- Postfix+OpenDKIM -> godwit ---
 
 
-@needs_checks
 def test_postfix_signed_mail_passes_spf_dkim_dmarc_at_godwit(
         lab, peers, make_godwit, uniq):
     a, b = lab.host("a"), lab.host("b")
@@ -381,7 +345,6 @@ def test_postfix_signed_mail_passes_spf_dkim_dmarc_at_godwit(
 # ------------------------------------------------- forged From: refused ---
 
 
-@needs_checks
 def test_forged_from_of_p_reject_domain_is_refused_at_end_of_data(
         lab, make_godwit, uniq):
     a, b, x = lab.host("a"), lab.host("b"), lab.host("x")
@@ -429,7 +392,6 @@ def keygen(g, domain, selector, algorithm):
     return netlab.txt_record(owner, text)
 
 
-@needs_checks
 def test_godwit_signed_mail_passes_dkim_and_dmarc_at_postfix(
         lab, peers, make_godwit, cert, uniq):
     g, c = lab.host("g"), lab.host("c")
