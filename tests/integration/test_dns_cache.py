@@ -11,19 +11,18 @@ import time
 
 import pytest
 
-from conftest import Godwit, _finish, free_port, wait_for
+from conftest import Godwit, _finish, free_port, godwit_base, wait_for
 from spf_dns_server import SuiteDNS
 from test_msgauth import ar_fields, message, send, stored
 
 
 @pytest.fixture(scope="module")
-def dns_daemon(tmp_path_factory):
+def dns_daemon(godwit_root):
     """A DNS server answering with TTL 1 s, and a godwit that uses it."""
-    tmp = tmp_path_factory.mktemp("dnscache")
     port = free_port()
     dns = SuiteDNS(port, ttl=1)
     dns.start()
-    g = Godwit(tmp / "g", {
+    g = Godwit(godwit_base(godwit_root, "dnscache"), {
         "dns": {"resolver": [f"127.0.0.1@{port}"]},
         "checks": {"timeout": "3s"},
     })

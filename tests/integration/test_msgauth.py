@@ -20,7 +20,7 @@ import dkim
 import pytest
 
 from conftest import (GODWIT_BIN, PASSWORD, Godwit, _finish, free_port,
-                      wait_for)
+                      godwit_base, wait_for)
 from smtpclient import RawSMTP, crlf, dot_stuff
 from test_dns import start_unbound, stop_unbound
 
@@ -72,7 +72,7 @@ def _records(p_value, godwit_keys):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, cert):
+def world(tmp_path_factory, cert, godwit_root):
     """unbound with the scenarios' records and one godwit that uses it,
     with submission and POP3 on loopback (plaintext logins) and DKIM keys
     for example.test made by `godwit dkim keygen`."""
@@ -80,7 +80,7 @@ def world(tmp_path_factory, cert):
     priv, p_value = _rsa_key(tmp)
     dns_port = free_port()
     sub_port, pop_port = free_port(), free_port()
-    g = Godwit(tmp / "g", {
+    g = Godwit(godwit_base(godwit_root, "msgauth"), {
         "dns": {"resolver": [f"127.0.0.1@{dns_port}"]},
         "checks": {"timeout": "3s"},
         "dmarc": {"allow": ["allowed.test"]},

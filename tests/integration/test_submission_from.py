@@ -14,20 +14,20 @@ import smtplib
 import pytest
 
 from conftest import (PASSWORD, Godwit, _finish, client_tls_context as ctx,
-                      free_port)
+                      free_port, godwit_base)
 from smtpclient import RawSMTP, crlf
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 
 
-def _make(tmp_path_factory, cert, name, extra=None):
+def _make(godwit_root, cert, name, extra=None):
     crt, key = cert
     port = free_port()
     over = {"tls": {"certificates": [{"cert": str(crt), "key": str(key)}]}}
     if extra:
         over.update(extra)
-    g = Godwit(tmp_path_factory.mktemp(name), over)
+    g = Godwit(godwit_base(godwit_root, name), over)
     g.config["listeners"].append(
         {"name": "submission", "protocol": "submission",
          "listen": [f"127.0.0.1:{port}"]})
@@ -38,9 +38,9 @@ def _make(tmp_path_factory, cert, name, extra=None):
 
 
 @pytest.fixture(scope="module")
-def sub(tmp_path_factory, cert):
+def sub(godwit_root, cert):
     """One godwit with a submission listener and the default policy."""
-    g = _make(tmp_path_factory, cert, "subfrom")
+    g = _make(godwit_root, cert, "subfrom")
     yield g
     problems = _finish(g)
     if problems:
@@ -172,8 +172,8 @@ def test_display_name_in_sender(sub, uniq):
             550, "5.7.1", "display-name-address")
 
 
-def test_display_name_policy_off(tmp_path_factory, cert, uniq):
-    g = _make(tmp_path_factory, cert, "subfrom-off",
+def test_display_name_policy_off(godwit_root, cert, uniq):
+    g = _make(godwit_root, cert, "subfrom-off",
               {"submission": {"refuse_address_display_name": False}})
     try:
         code, err = submit(g, f"From: \"{BOB}\" <{ALICE}>\n", uniq)
