@@ -391,7 +391,7 @@ dkim_verifier_body(struct dkim_verifier *v, const char *p, size_t n)
 
 /* The public key of a key record, of the type k= names. */
 static EVP_PKEY *
-key_pkey(const struct dkim_keyrec *k)
+key_decode(const struct dkim_keyrec *k)
 {
 	const unsigned char *p = k->p;
 
@@ -406,6 +406,55 @@ key_pkey(const struct dkim_keyrec *k)
 	}
 	if (pk != NULL && EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA)
 		EVP_PKEY_free(pk), pk = NULL;
+	return pk;
+}
+
+/*
+ * Decoded public keys, by their p= octets and type: decoding an RSA key
+ * (OpenSSL 3's decoder) costs several times what verifying with it does,
+ * and the same senders' keys come back message after message. A few
+ * dozen, least recently used out; only the loop thread verifies.
+ */
+#define PKEY_CACHE 64
+
+static struct pkey_slot {
+	unsigned char *der;
+	size_t len;
+	int type;
+	EVP_PKEY *pk;
+	uint64_t used;
+} pkey_cache[PKEY_CACHE];
+static uint64_t pkey_clock;
+
+static EVP_PKEY *
+key_pkey(const struct dkim_keyrec *k)
+{
+	struct pkey_slot *e, *victim = &pkey_cache[0];
+	EVP_PKEY *pk;
+	size_t i;
+
+	for (i = 0; i < PKEY_CACHE; i++) {
+		e = &pkey_cache[i];
+		if (e->pk != NULL && e->type == (int)k->key_type &&
+		    e->len == k->p_len && memcmp(e->der, k->p, e->len) == 0) {
+			e->used = ++pkey_clock;
+			return EVP_PKEY_up_ref(e->pk) == 1 ? e->pk : NULL;
+		}
+		if (e->used < victim->used)
+			victim = e;
+	}
+	if ((pk = key_decode(k)) == NULL)
+		return NULL;
+	if (EVP_PKEY_up_ref(pk) != 1)
+		return pk;
+	EVP_PKEY_free(victim->pk);
+	free(victim->der);
+	victim->der = xmalloc(k->p_len > 0 ? k->p_len : 1);
+	memcpy(victim->der, k->p, k->p_len);
+	victim->len = k->p_len;
+	victim->type = (int)k->key_type;
+	victim->pk = pk;
+	victim->used = ++pkey_clock;
 	return pk;
 }
 

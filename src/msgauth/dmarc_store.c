@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +175,53 @@ dmarc_record_format(const struct dmarc_verdict *v, const struct dmarc_found *f,
 	return o.len;
 }
 
+/*
+ * The records file stays open in each process: opening it for every
+ * message cost more than the line. Once a second at most, the path is
+ * looked at again, so a file rotated away (renamed or removed) is left
+ * for a new one within a second.
+ */
+static struct {
+	int fd;
+	char path[4096];
+	dev_t dev;
+	ino_t ino;
+	time_t checked;
+} rec = { .fd = -1 };
+
+static int
+records_fd(const char *path, char **error_r)
+{
+	struct stat st;
+	time_t now = time(NULL);
+
+	if (rec.fd >= 0 && strcmp(rec.path, path) == 0) {
+		if (now == rec.checked)
+			return rec.fd;
+		rec.checked = now;
+		if (stat(path, &st) == 0 && st.st_dev == rec.dev &&
+		    st.st_ino == rec.ino)
+			return rec.fd;
+	}
+	if (rec.fd >= 0)
+		close(rec.fd);
+	rec.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+				    O_NOFOLLOW | O_NOCTTY, 0640);
+	if (rec.fd < 0 || fstat(rec.fd, &st) < 0) {
+		*error_r =
+		    xasprintf("dmarc records: %s: %s", path, strerror(errno));
+		if (rec.fd >= 0)
+			close(rec.fd);
+		rec.fd = -1;
+		return -1;
+	}
+	snprintf(rec.path, sizeof(rec.path), "%s", path);
+	rec.dev = st.st_dev;
+	rec.ino = st.st_ino;
+	rec.checked = now;
+	return rec.fd;
+}
+
 int
 dmarc_record_append(const char *data_dir, const struct dmarc_verdict *v,
                     const struct dmarc_found *f,
@@ -193,25 +241,14 @@ dmarc_record_append(const char *data_dir, const struct dmarc_verdict *v,
 		*error_r = xasprintf("dmarc records: line does not fit");
 		return -1;
 	}
-	fd = open(path,
-	          O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-	              O_NOCTTY,
-	          0640);
-	if (fd < 0) {
-		*error_r =
-		    xasprintf("dmarc records: %s: %s", path, strerror(errno));
+	if ((fd = records_fd(path, error_r)) < 0)
 		return -1;
-	}
 	w = write(fd, line, len);
 	if (w != (ssize_t)len) {
 		*error_r = xasprintf("dmarc records: %s: %s", path,
 		                     w < 0 ? strerror(errno) : "short write");
-		close(fd);
-		return -1;
-	}
-	if (close(fd) < 0) {
-		*error_r =
-		    xasprintf("dmarc records: %s: %s", path, strerror(errno));
+		close(rec.fd);
+		rec.fd = -1;
 		return -1;
 	}
 	return 0;

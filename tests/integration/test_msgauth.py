@@ -443,3 +443,27 @@ def test_bdat_checked_and_filtered(world, uniq):
     ar = ar_fields(got[0])
     assert len(ar) == 1 and "dmarc=pass (p=reject" in ar[0], ar
     assert world.find_messages(uniq + "-r") == []
+
+
+def test_records_file_rotated_away(world, uniq):
+    """The DMARC records file stays open in the workers; one renamed away
+    (log rotation) is followed by a new one within a second or so."""
+    records = world.data_dir / "dmarc" / "records.log"
+
+    def lines():
+        return records.read_text().count("\n") if records.exists() else 0
+    before = lines()
+    assert send(world, "a@pass.test", message(uniq, "a@pass.test")).code \
+        == 250
+    wait_for(lambda: lines() > before, 10, what="a line for the message")
+    os.rename(records, records.with_suffix(".log.1"))
+    n = [0]
+
+    def again():
+        n[0] += 1
+        assert send(world, "a@pass.test",
+                    message(f"{uniq}-{n[0]}", "a@pass.test")).code == 250
+        return lines() > 0
+    wait_for(again, 15, interval=0.5, what="a line in a new records.log")
+    assert "header_from=pass.test" in records.read_text()
+    assert records.stat().st_mode & 0o777 == 0o640
