@@ -12,6 +12,7 @@
 #define GODWIT_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 
 struct config;
@@ -57,6 +58,13 @@ void cli_print_list(char ***list, size_t n);
 /* "user list [DOMAIN]" and "alias list [DOMAIN]". */
 int cli_list_command(const struct config *config, int argc, char **argv,
 		     const char *usage_text, bool aliases);
+
+/*
+ * s as a JSON string, quotes included: '"' and '\\' escaped, control
+ * characters and octets that are not valid UTF-8 as \u00XX (so the
+ * output is always valid JSON), valid UTF-8 as it is.
+ */
+void cli_json_str(FILE *f, const char *s);
 
 /* `godwit user`'s usage, which `godwit user import` prints too. */
 extern const char cli_usage_user[];

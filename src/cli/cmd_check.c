@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/cmd.h"
 #include "daemon/config.h"
 #include "msgauth/iprev.h"
@@ -149,27 +150,10 @@ iprev_done(const struct iprev_outcome *o, void *arg)
 }
 
 static void
-json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void
 json_kv(const char *key, const char *val, bool first)
 {
 	printf("%s\"%s\": ", first ? "" : ", ", key);
-	json_str(stdout, val);
+	cli_json_str(stdout, val);
 }
 
 static void

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "cli/cmd.h"
 #include "daemon/config.h"
 #include "lib/util.h"
@@ -44,22 +45,6 @@ fmt_age(int64_t s)
 }
 
 static void
-json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void
 list_one(const struct config *config, const char *state,
 	 const struct queue_envelope *e, bool json)
 {
@@ -77,7 +62,7 @@ list_one(const struct config *config, const char *state,
 		printf("{\"id\":\"%s\",\"state\":\"%s\",\"arrival\":%lld,"
 		       "\"sender\":",
 		       e->id, state, (long long)e->arrival);
-		json_str(stdout, e->sender);
+		cli_json_str(stdout, e->sender);
 		printf(",\"size\":%llu,\"attempts\":%u,\"next_attempt\":",
 		       (unsigned long long)e->size, st.attempts);
 		if (st.attempts > 0 && strcmp(state, "deferred") == 0)
@@ -86,17 +71,17 @@ list_one(const struct config *config, const char *state,
 			printf("null");
 		printf(",\"last_error\":");
 		if (st.last_error[0] != '\0')
-			json_str(stdout, st.last_error);
+			cli_json_str(stdout, st.last_error);
 		else
 			printf("null");
 		printf(",\"recipients\":[");
 		for (size_t i = 0; i < e->nrcpts; i++) {
 			printf("%s{\"addr\":", i ? "," : "");
-			json_str(stdout, e->rcpts[i].addr);
+			cli_json_str(stdout, e->rcpts[i].addr);
 			printf(",\"status\":\"%s\",\"error\":",
 			       names[st.status[i]]);
 			if (st.errors[i][0] != '\0')
-				json_str(stdout, st.errors[i]);
+				cli_json_str(stdout, st.errors[i]);
 			else
 				printf("null");
 			putchar('}');

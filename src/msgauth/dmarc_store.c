@@ -25,39 +25,6 @@
 #define RECORDS_VERSION 1
 #define DKIM_FIELD_MAX (DKIM_MAX_SIGS * 540)
 
-/*
- * The result names, as RFC 8601 spells them. Kept here rather than
- * calling spf_result_name() and dkim_result_name(): the record format
- * must not change when those change, and this file links without them.
- */
-static const char *
-spf_name(enum spf_result r)
-{
-	static const char *const names[] = {
-		[SPF_NONE] = "none",	       [SPF_NEUTRAL] = "neutral",
-		[SPF_PASS] = "pass",	       [SPF_FAIL] = "fail",
-		[SPF_SOFTFAIL] = "softfail",   [SPF_TEMPERROR] = "temperror",
-		[SPF_PERMERROR] = "permerror",
-	};
-
-	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r]
-							      : "none";
-}
-
-static const char *
-dkim_name(enum dkim_result r)
-{
-	static const char *const names[] = {
-		[DKIM_NONE] = "none",		[DKIM_PASS] = "pass",
-		[DKIM_FAIL] = "fail",		[DKIM_POLICY] = "policy",
-		[DKIM_NEUTRAL] = "neutral",	[DKIM_TEMPERROR] = "temperror",
-		[DKIM_PERMERROR] = "permerror",
-	};
-
-	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r]
-							      : "none";
-}
-
 /* Copies s with ',' and ':' (separators in the dkim field) made '?'. */
 static size_t
 dkim_part(char *out, size_t size, const char *s)
@@ -89,7 +56,7 @@ dkim_field(const struct dmarc_record_info *info, char *out, size_t size)
 			out[n++] = ':';
 		n += dkim_part(out + n, size - n, s->selector);
 		n += (size_t)snprintf(out + n, size - n, ":%s",
-		                      dkim_name(s->result));
+		                      dkim_result_name(s->result));
 		if (n >= size)
 			n = size - 1;
 	}
@@ -133,7 +100,7 @@ record_fields(const struct dmarc_verdict *v, const struct dmarc_found *f,
 	fl[n++] = fstr("dmarc", dmarc_result_name(v->result));
 	fl[n++] = fstr("dkim", dkim);
 	fl[n++] = fstr("spf_domain", info->spf_domain);
-	fl[n++] = fstr("spf", spf_name(info->spf));
+	fl[n++] = fstr("spf", spf_result_name(info->spf));
 	fl[n] = (struct log_field){.key = NULL};
 }
 

@@ -9,6 +9,7 @@ live in smtpclient.py. Every wait is bounded in time and every socket has a
 timeout, so a hung daemon makes a test fail, never hang.
 """
 
+import base64
 import copy
 import faulthandler
 import os
@@ -984,3 +985,14 @@ def uniq(request):
     """A marker unique to this test, to find its messages."""
     name = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-40:]
     return f"{name}-{time.monotonic_ns()}"
+
+
+def rsa_dkim_key(path, bits=1024):
+    """An RSA key made by openssl at path: (PEM bytes, its DKIM p= value,
+    the base64 of the DER public key)."""
+    subprocess.run(["openssl", "genrsa", "-out", str(path), str(bits)],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(path), "-pubout",
+                          "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return Path(path).read_bytes(), base64.b64encode(der).decode()

@@ -16,7 +16,6 @@ dkimpy, sp= against p=, temperror) is then checked through the real
 command, `godwit check --json`, against the same server.
 """
 
-import base64
 import json
 import os
 import subprocess
@@ -25,7 +24,8 @@ from pathlib import Path
 import dkim
 import pytest
 
-from conftest import GODWIT_BIN, REPO, SANITIZER_MARKERS, Godwit, free_port
+from conftest import (GODWIT_BIN, REPO, SANITIZER_MARKERS, Godwit, free_port,
+                      rsa_dkim_key)
 from test_dns import start_unbound, stop_unbound
 
 DRIVER = Path(GODWIT_BIN).resolve().parent / "tests" / "test_dmarc_lookup"
@@ -156,13 +156,7 @@ KEY_DOMAINS = ("example.co.uk", "a.b.example.co.uk")
 @pytest.fixture(scope="module")
 def rsa_key(tmp_path_factory):
     """A 1024-bit RSA key (PEM bytes) and its DKIM p= value."""
-    key = tmp_path_factory.mktemp("key") / "k.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"],
-                   check=True, capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout",
-                          "-outform", "DER"], check=True,
-                         capture_output=True).stdout
-    return key.read_bytes(), base64.b64encode(der).decode()
+    return rsa_dkim_key(tmp_path_factory.mktemp("key") / "k.pem")
 
 
 @pytest.fixture(scope="module")

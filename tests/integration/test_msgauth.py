@@ -8,7 +8,6 @@ own authserv-id, exempts the allow list and authenticated senders, and
 DKIM-signs what its users send and its bounces (verified by dkimpy).
 """
 
-import base64
 import json
 import os
 import poplib
@@ -20,24 +19,13 @@ import dkim
 import pytest
 
 from conftest import (GODWIT_BIN, PASSWORD, Godwit, _finish, free_port,
-                      godwit_base, wait_for)
+                      godwit_base, rsa_dkim_key, wait_for)
 from smtpclient import RawSMTP, crlf, dot_stuff
 from test_dns import start_unbound, stop_unbound
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 AUTHSERV = "mx.example.test"
-
-
-def _rsa_key(tmp):
-    """A 1024-bit RSA key (PEM bytes) and its DKIM p= value."""
-    key = tmp / "signed.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"],
-                   check=True, capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout",
-                          "-outform", "DER"], check=True,
-                         capture_output=True).stdout
-    return key.read_bytes(), base64.b64encode(der).decode()
 
 
 def _txt(owner, text):
@@ -77,7 +65,7 @@ def world(tmp_path_factory, cert, godwit_root):
     with submission and POP3 on loopback (plaintext logins) and DKIM keys
     for example.test made by `godwit dkim keygen`."""
     tmp = tmp_path_factory.mktemp("msgauth")
-    priv, p_value = _rsa_key(tmp)
+    priv, p_value = rsa_dkim_key(tmp / "signed.pem")
     dns_port = free_port()
     sub_port, pop_port = free_port(), free_port()
     g = Godwit(godwit_base(godwit_root, "msgauth"), {

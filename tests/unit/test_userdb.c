@@ -19,6 +19,7 @@
 
 #include "unit.h"
 
+#include "cli/cli.h"
 #include "cli/cmd.h"
 #include "store/password.h"
 #include "daemon/config.h"
@@ -1223,6 +1224,40 @@ test_import(void **state)
 	userdb_close(&db);
 }
 
+/* cli_json_str: always valid JSON; UTF-8 kept, anything else escaped. */
+static void
+test_json_str(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain", "\"plain\"" },
+		{ "q\"b\\", "\"q\\\"b\\\\\"" },
+		{ "t\tn\n\x7f", "\"t\\u0009n\\u000a\\u007f\"" },
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xa6",
+		  "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xa6\"" },
+		{ "bad\xff\xc3(", "\"bad\\u00ff\\u00c3(\"" },
+		{ "\xc0\xaf\xed\xa0\x80", /* overlong, a surrogate */
+		  "\"\\u00c0\\u00af\\u00ed\\u00a0\\u0080\"" },
+		{ "cut\xe2\x82", "\"cut\\u00e2\\u0082\"" },
+	};
+	char *buf;
+	size_t len, i;
+	FILE *f;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		buf = NULL;
+		f = open_memstream(&buf, &len);
+		assert_non_null(f);
+		cli_json_str(f, cases[i].in);
+		fclose(f);
+		if (strcmp(buf, cases[i].out) != 0)
+			fail_msg("case %zu: got %s", i, buf);
+		free(buf);
+	}
+}
+
 int
 main(void)
 {
@@ -1248,6 +1283,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_secrets_commands, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
+		cmocka_unit_test(test_json_str),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
