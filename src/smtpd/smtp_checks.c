@@ -132,10 +132,12 @@ checks_received(struct smtp_session *s, size_t *len_r)
 		fatal("open_memstream");
 	rfc5322_date(date, sizeof(date), time(NULL));
 	sanitize(helo, sizeof(helo), s->helo != NULL ? s->helo : "unknown");
+	/* the confirmed name, "unknown" when iprev found none, nothing when
+	 * the session was not checked (submission, trusted networks) */
 	sanitize(name, sizeof(name),
-		 s->iprev_done && s->iprev_out.result == IPREV_PASS
-			 ? s->iprev_out.name
-			 : "unknown");
+		 !s->iprev_done				   ? ""
+		 : s->iprev_out.result == IPREV_PASS ? s->iprev_out.name
+						     : "unknown");
 	/* RFC 3848 / RFC 6531 protocol names */
 	if (t->mail.smtputf8)
 		proto = s->ses.tls ? "UTF8SMTPS" : "UTF8SMTP";
@@ -145,8 +147,9 @@ checks_received(struct smtp_session *s, size_t *len_r)
 		proto = s->ses.tls ? "ESMTPS" : "ESMTP";
 	else
 		proto = "SMTP";
-	fprintf(f, "Received: from %s (%s [%s])\n\tby %s (godwit) with %s id %s",
-		helo, name, s->ses.ip, s->config->hostname, proto, t->id);
+	fprintf(f, "Received: from %s (%s%s[%s])\n\tby %s (godwit) with %s id %s",
+		helo, name, name[0] != '\0' ? " " : "", s->ses.ip,
+		s->config->hostname, proto, t->id);
 	if (s->ses.tls)
 		fprintf(f, "\n\t(%s)", s->tls_info);
 	if (t->nrcpts == 1)

@@ -332,6 +332,9 @@ def test_submitted_mail_signed_and_exempt(world, uniq):
     got = wait_for(lambda: world.find_messages(uniq), 10, what="the message")
     raw = got[0].read_bytes()
     assert b"Authentication-Results" not in raw
+    # no iprev for an unchecked session: the bare address, as before
+    assert re.search(rb"^Received: from \S+ \(\[127\.0\.0\.1\]\)$", raw,
+                     re.M), raw[:2000]
     sigs = re.findall(rb"^DKIM-Signature:", raw, re.M)
     assert len(sigs) == 2, raw[:2000]
     # the stored copy starts with godwit's local trace fields
