@@ -164,6 +164,22 @@ load_domain(struct dkim_keyring *kr, const char *dir, const char *domain,
 	return r;
 }
 
+/* A directory entry that is a directory (not following symlinks). */
+static bool
+is_dir(const char *dir, const struct dirent *de)
+{
+	struct stat st;
+	char *path;
+	bool r;
+
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_DIR;
+	path = xasprintf("%s/%s", dir, de->d_name);
+	r = lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	free(path);
+	return r;
+}
+
 static int
 key_cmp(const void *a, const void *b)
 {
@@ -198,8 +214,8 @@ dkim_keyring_load(const char *dir, struct dkim_keyring **kr_r,
 		return -1;
 	}
 	while (r == 0 && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
+		if (de->d_name[0] == '.' || !is_dir(dir, de))
+			continue;	/* a stray file is not a domain */
 		if (!name_ok(de->d_name)) {
 			*error_r = xasprintf("dkim keys %s/%s: not a lower-case "
 					     "domain name", dir, de->d_name);

@@ -6,6 +6,8 @@
  * msgauth/dkim, a key made, loaded, and used to sign.
  */
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -368,6 +370,22 @@ test_keys_sign(void **state)
 					 DKIM_RSA_SHA256, &k, &err), -1);
 	assert_non_null(strstr(err, "exists"));
 	free(err);
+	/* a stray file beside the domains is no domain; a directory that
+	 * cannot be a domain stops the load */
+	{
+		char path[64];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/README", dir);
+		assert_non_null(f = fopen(path, "w"));
+		fclose(f);
+		snprintf(path, sizeof(path), "%s/Bad.Dir", dir);
+		assert_int_equal(mkdir(path, 0700), 0);
+		assert_int_equal(dkim_keyring_load(dir, &kr, &err), -1);
+		assert_non_null(strstr(err, "not a lower-case domain name"));
+		free(err);
+		assert_int_equal(rmdir(path), 0);
+	}
 	assert_int_equal(dkim_keyring_load(dir, &kr, &err), 0);
 	keys = dkim_keyring_find(kr, "sub.example.org", &n);
 	assert_int_equal(n, 2);
