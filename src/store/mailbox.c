@@ -764,6 +764,24 @@ expire_sub(int mdfd, const char *sub, time_t cutoff,
 	closedir(d);
 }
 
+/* The Maildir++ folder .Junk (quarantined mail), when there is one:
+ * its new/ and cur/ expire like the inbox's. */
+static void
+expire_junk(int mdfd, time_t cutoff, struct mailbox_expire_stats *st)
+{
+	int jfd = openat(mdfd, MAILDIR_JUNK,
+			 O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (jfd < 0) {
+		if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+			st->errors++;
+		return;
+	}
+	for (unsigned s = 0; s < 2; s++)
+		expire_sub(jfd, subdirs[s], cutoff, st);
+	close(jfd);
+}
+
 /* One Maildir: lock it like a POP3 login would, or skip it. */
 static void
 expire_maildir(int mdfd, time_t cutoff, struct mailbox_expire_stats *st)
@@ -787,6 +805,7 @@ expire_maildir(int mdfd, time_t cutoff, struct mailbox_expire_stats *st)
 	}
 	for (unsigned s = 0; s < 2; s++)
 		expire_sub(mdfd, subdirs[s], cutoff, st);
+	expire_junk(mdfd, cutoff, st);
 	close(fd);
 }
 

@@ -818,6 +818,18 @@ test_expire(void **state)
 	puts_file(path, "cur/9.before:2,S", "abc\n");
 	set_mtime(path, "cur/9.before:2,S", cutoff - 1);
 
+	/* alice's .Junk folder: old quarantined mail goes too */
+	mk(path, ".Junk");
+	{
+		char junk[600];
+
+		snprintf(junk, sizeof(junk), "%s/.Junk", path);
+		maildir(junk);
+		put(junk, "new/10.oldjunk", "0123456789", 10);
+		set_mtime(junk, "new/10.oldjunk", old);
+		puts_file(junk, "cur/11.freshjunk:2,S", "x\n");
+	}
+
 	/* bob: in a POP3 session */
 	snprintf(path, sizeof(path), "%s/%s", data, bobmd);
 	puts_file(path, "new/1.old", "x\n");
@@ -847,8 +859,8 @@ test_expire(void **state)
 	assert_int_equal(mailbox_expire(data, cutoff, &st), 0);
 	assert_int_equal(st.mailboxes, 3);
 	assert_int_equal(st.skipped, 1);
-	assert_int_equal(st.removed, 4);
-	assert_int_equal(st.bytes, 100 + 50 + 4 + 8);
+	assert_int_equal(st.removed, 5);
+	assert_int_equal(st.bytes, 100 + 50 + 4 + 8 + 10);
 	assert_int_equal(st.errors, 0);
 
 	snprintf(path, sizeof(path), "%s/%s", data, alice);
@@ -862,6 +874,8 @@ test_expire(void **state)
 	assert_true(exists(path, "old-other-file"));
 	assert_true(exists(path, "new/6.olddir"));
 	assert_true(exists(path, "new/7.oldlink"));
+	assert_false(exists(path, ".Junk/new/10.oldjunk"));
+	assert_true(exists(path, ".Junk/cur/11.freshjunk:2,S"));
 	assert_true(exists(f->dir, "outside"));
 	snprintf(path, sizeof(path), "%s/%s", data, bobmd);
 	assert_true(exists(path, "new/1.old"));
