@@ -143,8 +143,7 @@ int mailbox_name_size(const char *name, uint64_t *size_r);
  * Retention: removes from every Maildir under <data_dir>/mail/
  * (mail/<domain>/<local>/Maildir/{new,cur}, and the same below its
  * Maildir++ folder .Junk, where quarantined mail goes) the messages whose
- * mtime is
- * before cutoff. A mailbox whose POP3 lock is held is skipped this round
+ * mtime is before cutoff. A mailbox whose POP3 lock is held is skipped this round
  * (the lock is taken with LOCK_NB for the duration; a missing lock file
  * is created, with mtime 0, so that no login slips in meanwhile). Touches
  * nothing else: not tmp/, not other files, not names starting with '.'.
