@@ -345,7 +345,10 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
  * Whether the MAIL FROM of this session's mail is someone's own: the
  * client authenticated, or is in trusted_networks. Success and delay
  * reports, and returning the full message, are only for such senders
- * (dsn_notify_allowed()); an SPF pass will count here once SPF exists.
+ * (dsn_notify_allowed()). An SPF pass does not count: it says the client
+ * may send for the domain, not that the mail is the sender's. (This also
+ * keeps checked mail away from the runner's local delivery, which knows
+ * nothing of quarantine: only unchecked senders can get a success report.)
  */
 static bool
 sender_verified(const struct smtp_session *s)
