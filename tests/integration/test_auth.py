@@ -7,7 +7,6 @@ Brute-force brakes: growing delays, then a ban.
 import base64
 import os
 import smtplib
-import ssl
 import subprocess
 import time
 

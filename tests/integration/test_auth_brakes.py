@@ -17,10 +17,8 @@ which accounts exist.
 
 import base64
 import os
-import re
 import socket
 import threading
-import time
 
 import pytest
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_port
 
 UNBOUND = os.environ.get("UNBOUND_BIN", "/usr/sbin/unbound")
 

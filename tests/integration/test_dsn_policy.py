@@ -9,7 +9,6 @@ headers only, even on a failure bounce. Failure bounces themselves stay
 
 import smtplib
 
-import pytest
 
 from conftest import PASSWORD, client_tls_context, free_port, wait_for
 from test_queue_runner import (assert_delivered_direct, queue_json, reports,

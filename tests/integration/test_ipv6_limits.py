@@ -11,7 +11,6 @@ import ipaddress
 import secrets
 import socket
 import subprocess
-import time
 
 import pytest
 

@@ -19,8 +19,8 @@ import socket
 
 import pytest
 
-from conftest import PASSWORD, free_port
-from smtpclient import RawSMTP, make_message, transaction
+from conftest import free_port
+from smtpclient import make_message, transaction
 
 PLANT = "6.6.6.6"
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -238,7 +238,7 @@ POP3_NAMES = [
     f'user"ip={PLANT}',
     f'a=b\\"ip={PLANT}',
     f"ls\u2028ip={PLANT}",
-    f"ps\u2029event=accept",
+    "ps\u2029event=accept",
     f"nel\u0085ip={PLANT}",
     f'{{"ip":"{PLANT}"}}',
 ]

@@ -13,7 +13,7 @@ import stat
 
 import pytest
 
-from conftest import DELETE, daemon_user, free_port, wait_for
+from conftest import daemon_user, free_port, wait_for
 from smtpclient import make_message
 
 

@@ -13,9 +13,7 @@ import email.policy
 import json
 import os
 import signal
-import smtplib
 import subprocess
-import time
 
 import pytest
 

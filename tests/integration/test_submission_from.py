@@ -200,8 +200,8 @@ def test_display_name_policy_off(godwit_root, cert, uniq):
     f"From:\n\t{ALICE}\n  (comment)\n",
     f"From : {ALICE}\n",                               # obsolete, hers
     f"From: {ALICE} (Alice)\n",
-    f"From: Postmaster <postmaster@example.test>\n",   # an alias to her
-    f"From: <ALICE+news@Example.Test>\n",              # sub-address
+    "From: Postmaster <postmaster@example.test>\n",   # an alias to her
+    "From: <ALICE+news@Example.Test>\n",              # sub-address
     f"From: Alice <{ALICE}>, Team <team@example.test>\n",
     f"From: Alice <{ALICE}>\nSender: {ALICE}\n",
     f"From: \"Team\" <team@example.test>\nSender: Alice <{ALICE}>\n",

@@ -5,14 +5,13 @@ The certificate is made by the test with the openssl command.
 """
 
 import os
-import socket
 import ssl
 import subprocess
 
 import pytest
 
 from conftest import wait_for
-from smtpclient import RawSMTP, crlf
+from smtpclient import crlf
 
 HOST = "mx.example.test"
 
