@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "msgauth/dmarc.h"
+#include "lib/log.h"
 #include "lib/logfmt.h"
 #include "lib/xalloc.h"
 
@@ -63,13 +64,6 @@ dkim_field(const struct dmarc_record_info *info, char *out, size_t size)
 	out[n] = '\0';
 }
 
-static struct log_field
-fstr(const char *key, const char *val)
-{
-	return (struct log_field){
-	    .key = key, .type = LOG_FIELD_STR, .v.s = val};
-}
-
 /* The fields of one line, in order, into fl (FIELDS_N + 1 entries). */
 #define FIELDS_N 16
 static void
@@ -78,30 +72,30 @@ record_fields(const struct dmarc_verdict *v, const struct dmarc_found *f,
               const char *dkim, struct log_field *fl)
 {
 	bool rec = f->status == DMARC_PASS;
-	size_t n = 0;
+	const struct log_field pct = rec
+	    ? (struct log_field)LF_UINT("pct", f->rec.pct)
+	    : (struct log_field)LF_STR("pct", "");
+	const struct log_field all[FIELDS_N + 1] = {
+	    LF_UINT("v", RECORDS_VERSION),
+	    LF_STR("time", when),
+	    LF_STR("ip", info->ip),
+	    LF_STR("header_from", v->from_domain),
+	    LF_STR("envelope_from", info->envelope_from),
+	    LF_STR("policy_domain", v->policy_domain),
+	    LF_STR("p", rec ? dmarc_policy_name(f->rec.p) : ""),
+	    LF_STR("sp", rec ? dmarc_policy_name(f->rec.sp) : ""),
+	    pct,
+	    LF_STR("adkim", !rec ? "" : f->rec.adkim_strict ? "s" : "r"),
+	    LF_STR("aspf", !rec ? "" : f->rec.aspf_strict ? "s" : "r"),
+	    LF_STR("disposition", dmarc_policy_name(v->disposition)),
+	    LF_STR("dmarc", dmarc_result_name(v->result)),
+	    LF_STR("dkim", dkim),
+	    LF_STR("spf_domain", info->spf_domain),
+	    LF_STR("spf", spf_result_name(info->spf)),
+	    {.key = NULL},
+	};
 
-	fl[n++] = (struct log_field){
-	    .key = "v", .type = LOG_FIELD_UINT, .v.u = RECORDS_VERSION};
-	fl[n++] = fstr("time", when);
-	fl[n++] = fstr("ip", info->ip);
-	fl[n++] = fstr("header_from", v->from_domain);
-	fl[n++] = fstr("envelope_from", info->envelope_from);
-	fl[n++] = fstr("policy_domain", v->policy_domain);
-	fl[n++] = fstr("p", rec ? dmarc_policy_name(f->rec.p) : "");
-	fl[n++] = fstr("sp", rec ? dmarc_policy_name(f->rec.sp) : "");
-	if (rec)
-		fl[n++] = (struct log_field){
-		    .key = "pct", .type = LOG_FIELD_UINT, .v.u = f->rec.pct};
-	else
-		fl[n++] = fstr("pct", "");
-	fl[n++] = fstr("adkim", !rec ? "" : f->rec.adkim_strict ? "s" : "r");
-	fl[n++] = fstr("aspf", !rec ? "" : f->rec.aspf_strict ? "s" : "r");
-	fl[n++] = fstr("disposition", dmarc_policy_name(v->disposition));
-	fl[n++] = fstr("dmarc", dmarc_result_name(v->result));
-	fl[n++] = fstr("dkim", dkim);
-	fl[n++] = fstr("spf_domain", info->spf_domain);
-	fl[n++] = fstr("spf", spf_result_name(info->spf));
-	fl[n] = (struct log_field){.key = NULL};
+	memcpy(fl, all, sizeof(all));
 }
 
 size_t

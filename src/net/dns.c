@@ -518,29 +518,36 @@ cache_free(struct dns_cache **cp)
 	*cp = NULL;
 }
 
-/* A copy of the kept answer for name and type, or NULL. */
-static struct dns_answer *
-cache_get(struct dns_resolver *r, const char *name, int rrtype)
+/* The entry for name and type, or NULL (an expired one is dropped). */
+static struct centry *
+cache_find(struct dns_cache *c, const char *name, int rrtype)
 {
-	struct dns_cache *c = r->cache;
 	char key[DNS_NAME_MAX + 2];
 	struct centry *e;
 	uint32_t h;
 
-	if (c == NULL)
-		return NULL;
 	cache_key(name, key, sizeof(key));
 	h = cache_hash(key, rrtype);
 	for (e = c->buckets[h & (CACHE_BUCKETS - 1)]; e != NULL; e = e->hnext)
 		if (e->hash == h && e->rrtype == rrtype &&
 		    strcmp(e->name, key) == 0)
 			break;
-	if (e == NULL)
-		return NULL;
-	if (e->expire <= mono_ms()) {
+	if (e != NULL && e->expire <= mono_ms()) {
 		centry_unlink(c, e);
-		return NULL;
+		e = NULL;
 	}
+	return e;
+}
+
+/* A copy of the kept answer for name and type, or NULL. */
+static struct dns_answer *
+cache_get(struct dns_resolver *r, const char *name, int rrtype)
+{
+	struct dns_cache *c = r->cache;
+	struct centry *e;
+
+	if (c == NULL || (e = cache_find(c, name, rrtype)) == NULL)
+		return NULL;
 	if (e != c->head) {	/* to the front */
 		e->prev->next = e->next;
 		if (e->next != NULL)
@@ -561,7 +568,6 @@ cache_put(struct dns_resolver *r, const char *name, int rrtype,
 {
 	struct dns_cache *c;
 	struct centry *e;
-	struct dns_answer *old;
 
 	if (ttl <= 0 || (a->status != DNS_ANS_OK &&
 			 a->status != DNS_ANS_NODATA &&
@@ -570,11 +576,8 @@ cache_put(struct dns_resolver *r, const char *name, int rrtype,
 	if (r->cache == NULL)
 		r->cache = xcalloc(1, sizeof(*r->cache));
 	c = r->cache;
-	if ((old = cache_get(r, name, rrtype)) != NULL) {
-		/* there already (two lookups raced): keep the first */
-		dns_answer_free(&old);
-		return;
-	}
+	if (cache_find(c, name, rrtype) != NULL)
+		return;		/* there already (two lookups raced) */
 	if (c->n >= CACHE_MAX)
 		centry_unlink(c, c->tail);
 	e = xcalloc(1, sizeof(*e));
