@@ -14,7 +14,7 @@
 CC       ?= cc
 FUZZ_CC  ?= clang
 PKGS     := libevent_core libevent_openssl libevent_pthreads libssl libcrypto \
-            libunbound sqlite3 libcrypt yaml-0.1 libpsl
+            libunbound sqlite3 libcrypt yaml-0.1 libpsl gmime-3.0 libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -23,7 +23,8 @@ WARN     := -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
             -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lpthread
+# libmagic ships no .pc file
+LDLIBS   := $(PKG_LIBS) -lmagic -lpthread
 
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined
@@ -34,7 +35,7 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
 # daemon binary has them.
 TEST_HOOKS := -DGODWIT_TEST_HOOKS
 
-LAYERS   := lib mail store net msgauth smtpd pop3d mta daemon cli
+LAYERS   := lib mail store net msgauth filter smtpd pop3d mta daemon cli
 MAIN     := src/cli/main.c
 SRCS     := $(sort $(filter-out $(MAIN),$(wildcard $(LAYERS:%=src/%/*.c))))
 HDRS     := $(wildcard $(LAYERS:%=src/%/*.h))

@@ -12,7 +12,9 @@ libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl
 iproute2 procps fetchmail unbound python3-aiosmtpd
 sasl2-bin libsasl2-modules libsasl2-modules-db
 libpsl-dev publicsuffix python3-spf python3-dnslib python3-dkim python3-nacl
-opendkim opendkim-tools opendmarc postfix-policyd-spf-python"
+opendkim opendkim-tools opendmarc postfix-policyd-spf-python
+libgmime-3.0-dev libmagic-dev libarchive-dev clamav-daemon clamav-milter clamdscan
+rspamd python3-milter libmilter-dev zip p7zip-full"
 
 missing=""
 for p in $PKGS; do
@@ -46,11 +48,14 @@ if [ -n "$missing" ]; then
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now unbound unbound-resolvconf >/dev/null 2>&1 || true
 	fi
-	# opendkim and opendmarc are peers the tests start themselves.
+	# opendkim, opendmarc, clamd, clamav-milter, freshclam and rspamd are
+	# peers the tests start themselves (clamd with the test's own signature
+	# database: no download from the internet).
 	if command -v systemctl >/dev/null 2>&1; then
-		systemctl disable --now opendkim opendmarc >/dev/null 2>&1 || true
+		systemctl disable --now opendkim opendmarc clamav-daemon \
+			clamav-freshclam clamav-milter rspamd >/dev/null 2>&1 || true
 	fi
-	for d in opendkim opendmarc; do
+	for d in opendkim opendmarc clamav-daemon clamav-freshclam clamav-milter rspamd; do
 		if [ -x /etc/init.d/$d ]; then
 			/etc/init.d/$d stop >/dev/null 2>&1 || true
 			update-rc.d $d disable >/dev/null 2>&1 || true

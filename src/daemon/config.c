@@ -278,15 +278,6 @@ check_allow_item(const char *s)
 
 /* ---- tables ------------------------------------------------------------ */
 
-#define F(s, f) .offset = offsetof(struct s, f)
-#define UINT(lo, hi, d) .min = (lo), .max = (hi), .def = (d)
-#define SPAN(lo, hi, r, d) .min = (lo), .max = (hi), .range = (r), .def = (d)
-#define WORDS(a, text) .names = (a), .nnames = CONF_NKEYS(a), .allowed = (text)
-#define SECTION(n, keys, chk)                                                  \
-	{                                                                      \
-		(n), (keys), CONF_NKEYS(keys), (chk)                           \
-	}
-
 static const char *const log_formats[] = {"kv", "json"};
 static const char *const log_levels[] = {"debug", "info", "warning", "error"};
 static const int log_level_values[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING,
@@ -713,6 +704,7 @@ static const struct conf_key root_keys[] = {
     SUB("spf", spf_section, checks),
     SUB("dkim", dkim_section, checks),
     SUB("dmarc", dmarc_section, checks),
+    SUB("filter", config_filter_section, filter),
     {"listeners", CONF_NONE, .load = config_load_listeners,
      .doc = "[{name, protocol, listen, ...}]; default: an MX on port 25"},
 };
@@ -843,6 +835,7 @@ config_smtpd_settings(const struct config *c, struct smtpd_settings *r)
 	r->limits = c->limits;
 	r->tls = c->tls;
 	r->checks = c->checks;
+	r->filter = &c->filter;
 }
 
 void

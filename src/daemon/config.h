@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "filter/filter.h"
 #include "lib/log.h"
 #include "msgauth/msgauth.h"
 #include "mta/runner.h"
@@ -57,6 +58,7 @@ struct config {
 	struct queue_config queue;
 	struct smarthost_config smarthost;
 	struct checks_config checks;	/* checks:, spf:, dkim:, dmarc: */
+	struct filter_config filter;	/* filter: */
 };
 
 /*

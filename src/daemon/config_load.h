@@ -14,6 +14,16 @@
 
 struct config;
 
+/* Shorthands of the tables (config.c, config_filter.c). */
+#define F(s, f) .offset = offsetof(struct s, f)
+#define UINT(lo, hi, d) .min = (lo), .max = (hi), .def = (d)
+#define SPAN(lo, hi, r, d) .min = (lo), .max = (hi), .range = (r), .def = (d)
+#define WORDS(a, text) .names = (a), .nnames = CONF_NKEYS(a), .allowed = (text)
+#define SECTION(n, keys, chk)                                                  \
+	{                                                                      \
+		(n), (keys), CONF_NKEYS(keys), (chk)                           \
+	}
+
 /* conf_loader.ctx while a file is loaded */
 struct config_loading {
 	struct config *config;
@@ -57,6 +67,9 @@ void config_load_relay_port(struct conf_loader *l, const yaml_node_t *n,
                             const char *key, void *base);
 void config_load_credentials(struct conf_loader *l, const yaml_node_t *n,
                              const char *key, void *base);
+
+/* filter: (config_filter.c); base is struct filter_config */
+extern const struct conf_section config_filter_section;
 
 extern const struct conf_key config_listener_keys[];
 extern const size_t config_nlistener_keys;

@@ -18,6 +18,7 @@
 #include "msgauth/msgauth.h"
 #include "net/listener.h"
 #include "smtpd/smtp_checks.h"
+#include "smtpd/smtp_filter.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_settings.h"
 #include "store/deliver.h"
@@ -267,7 +268,7 @@ checks_end(struct smtp_session *s, struct delivery_job *job)
 	if (t->signing != NULL)
 		sign_job(s, job);
 	if (t->auth == NULL) {
-		smtp_commit(s, job);
+		sf_end(s, job);
 		return;
 	}
 	t->held_job = job;
@@ -375,7 +376,7 @@ accept_job(struct smtp_session *s, enum enforce e, const char *why)
 					  : sizeof(note) - 1);
 		job->quarantine = true;
 	}
-	smtp_commit(s, job);
+	sf_end(s, job);
 }
 
 /* The line for DMARC's aggregate reports. */

@@ -15,6 +15,8 @@
 #include "mail/smtp_data.h"
 #include "mail/smtp_parse.h"
 #include "net/session.h"
+#include "smtpd/smtp_filter.h"
+#include "store/recipient.h"
 #include "store/queue.h"
 
 struct smtpd_settings;
@@ -25,6 +27,12 @@ struct event;
 struct msgauth;
 struct msgauth_signing;
 struct spool;
+struct sf_attach;
+struct sf_clamd;
+struct sf_dnsbl;
+struct sf_grey;
+struct sf_milter_txn;
+struct sf_milters;
 
 enum smtp_state {
 	SMTP_S_GREETING,	/* early-talker pause before the final 220 */
@@ -41,6 +49,7 @@ enum smtp_state {
 	SMTP_S_AUTH_BUSY,	/* a SASL step runs on the auth thread */
 	SMTP_S_TLS,		/* implicit TLS: handshake before the greeting */
 	SMTP_S_CHECK,		/* end of data: waiting for SPF/DKIM/DMARC */
+	SMTP_S_FILTER,		/* a command waits for a filter (sf_run) */
 };
 
 const char *smtp_state_name(enum smtp_state state);
@@ -98,6 +107,20 @@ struct smtp_txn {
 	struct msgauth_signing *signing; /* submitted: DKIM-signed */
 	struct delivery_job *held_job;	/* waits for the checks' verdict */
 	bool wait_iprev;		/* the checks are in, iprev is not */
+
+	/* filters (smtp_filter.h): each step file's own state */
+	struct sf_grey *grey;		/* smtp_dnsbl.c */
+	struct sf_attach *attach;	/* smtp_attach.c */
+	struct sf_clamd *clamd;		/* smtp_clamd.c */
+	struct sf_milter_txn *milter;	/* smtp_milter.c */
+	bool discard;			/* a filter said discard */
+};
+
+/* A RCPT that waits for the RCPT stage's verdict. */
+struct smtp_pending_rcpt {
+	char addr[SMTP_PATH_MAX * 4 + 8];
+	struct smtp_rcpt_args args;
+	struct recipient_result res;
 };
 
 struct smtp_session {
@@ -119,9 +142,23 @@ struct smtp_session {
 	struct iprev_check *iprev;
 	bool iprev_done;
 	struct iprev_outcome iprev_out;
+	/* filters (smtp_filter.c): the stage that runs */
+	struct {
+		enum sf_stage stage;
+		unsigned step;
+		sf_done_fn *done;
+		bool waiting;		/* in SMTP_S_FILTER */
+		enum smtp_state saved;	/* the state it interrupted */
+		const char *rcpt;	/* SF_RCPT: the address */
+	} sf;
+	struct smtp_pending_rcpt prcpt;	/* SF_RCPT: the command's */
+	struct sf_dnsbl *dnsbl;		/* smtp_dnsbl.c */
+	struct sf_milters *milters;	/* smtp_milter.c */
 };
 
-/* smtp_server.c, for smtp_checks.c */
+/* smtp_server.c, for smtp_checks.c and smtp_filter.c */
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void smtp_reply_error(struct smtp_session *s, int code, const char *enh,
 		      const char *text);
 /* Hands the message to the committer; the reply comes when it is done. */

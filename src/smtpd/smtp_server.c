@@ -48,6 +48,7 @@
 #include "mail/smtp_data.h"
 #include "mail/smtp_parse.h"
 #include "smtpd/smtp_checks.h"
+#include "smtpd/smtp_filter.h"
 #include "smtpd/smtp_header.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_server.h"
@@ -73,7 +74,7 @@ smtp_state_name(enum smtp_state state)
 	static const char *const names[] = {
 		"GREETING", "HELO", "READY", "MAIL", "RCPT",
 		"DATA", "BDAT", "COMMIT", "CLOSING", "AUTH", "AUTH_WAIT", "AUTH_BUSY", "TLS",
-		"CHECK",
+		"CHECK", "FILTER",
 	};
 	if ((size_t)state < sizeof(names) / sizeof(names[0]))
 		return names[state];
@@ -111,6 +112,16 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 			  LF_UINT("errors", s->errors));
 		session_close(&s->ses, "too-many-errors");
 	}
+}
+
+void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s->ses.bev, REPLY_MAX, fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -154,6 +165,7 @@ txn_free(struct smtp_txn **tp)
 	strset_clear(&t->mailbox_set);
 	strset_clear(&t->remote_set);
 	checks_txn_free(t);
+	sf_txn_free(t);
 	spool_free(&t->spool);
 	free(t->hold);
 	free(t->hdr_detail);
@@ -191,6 +203,9 @@ smtp_free(struct session *ses, const char *reason)
 	}
 	txn_free(&s->txn);
 	checks_session_free(s);
+	sf_session_free(s);
+	if (s->sf.rcpt != NULL)
+		recipient_result_clear(&s->prcpt.res);
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
 	free(s->helo);
@@ -257,13 +272,26 @@ smtp_shutdown(struct session *ses)
 
 /* ---- the greeting --------------------------------------------------- */
 
+/* The connect stage's verdict: the final 220, or a refusal and close. */
 static void
-greet_final(struct smtp_session *s)
+greet_done(struct smtp_session *s, const struct sf_verdict *v)
 {
+	if (v->action == SF_REJECT || v->action == SF_TEMPFAIL) {
+		sf_reply(s, v);
+		session_close(&s->ses, v->reason != NULL ? v->reason
+							 : "filter");
+		return;
+	}
 	reply(s, "220 %s ESMTP godwit", s->config->hostname);
 	s->state = SMTP_S_HELO;
 	set_read_timeout(s, 0);
 	session_wait_line(&s->ses);
+}
+
+static void
+greet_final(struct smtp_session *s)
+{
+	sf_run(s, SF_CONNECT, greet_done);
 }
 
 static void
@@ -300,11 +328,11 @@ auth_offered(const struct smtp_session *s)
 	       (s->ses.tls || s->listener->plaintext_auth);
 }
 
+static void helo_done(struct smtp_session *s, const struct sf_verdict *v);
+
 static void
 cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 {
-	const struct smtpd_settings *cf = s->config;
-
 	if (*c->arg == '\0') {
 		reply_error(s, 501, "5.5.4",
 			    esmtp ? "Syntax: EHLO hostname"
@@ -320,6 +348,24 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 	s->state = SMTP_S_READY;
 	log_event(LOG_DEBUG, "smtp", "helo", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip), LF_STR("helo", s->helo));
+	sf_run(s, SF_HELO, helo_done);
+}
+
+/* The HELO stage's verdict: the capabilities, or the refusal (and the
+ * client must say HELO again). */
+static void
+helo_done(struct smtp_session *s, const struct sf_verdict *v)
+{
+	const struct smtpd_settings *cf = s->config;
+	bool esmtp = s->esmtp;
+
+	if (v->action == SF_REJECT || v->action == SF_TEMPFAIL) {
+		sf_reply(s, v);
+		free(s->helo);
+		s->helo = NULL;
+		s->state = SMTP_S_HELO;
+		return;
+	}
 	if (!esmtp) {
 		reply(s, "250 %s", cf->hostname);
 		return;
@@ -354,6 +400,20 @@ static bool
 sender_verified(const struct smtp_session *s)
 {
 	return s->ses.logged_in || s->trusted;
+}
+
+/* The MAIL stage's verdict. */
+static void
+mail_done(struct smtp_session *s, const struct sf_verdict *v)
+{
+	if (v->action == SF_REJECT || v->action == SF_TEMPFAIL) {
+		sf_reply(s, v);
+		txn_free(&s->txn);
+		return;
+	}
+	s->state = SMTP_S_MAIL;
+	checks_mail(s);
+	reply(s, "250 2.1.0 Ok");
 }
 
 static void
@@ -437,9 +497,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			  LF_STR("reason", "unverified-sender"));
 	}
 	s->txn = t;
-	s->state = SMTP_S_MAIL;
-	checks_mail(s);
-	reply(s, "250 2.1.0 Ok");
+	sf_run(s, SF_MAIL, mail_done);
 }
 
 /* Room for element n of v (n of them used), doubling: O(1) per element. */
@@ -529,6 +587,22 @@ txn_add_rcpt(struct smtp_txn *t, const char *addr,
 	t->nrcpts++;
 }
 
+/* The RCPT stage's verdict on s->prcpt. */
+static void
+rcpt_done(struct smtp_session *s, const struct sf_verdict *v)
+{
+	struct smtp_pending_rcpt *p = &s->prcpt;
+
+	if (v->action == SF_REJECT || v->action == SF_TEMPFAIL)
+		sf_reply(s, v);
+	else {
+		txn_add_rcpt(s->txn, p->addr, &p->args, &p->res);
+		reply(s, "250 2.1.5 Ok");
+	}
+	s->sf.rcpt = NULL;
+	recipient_result_clear(&p->res);
+}
+
 static void
 cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
@@ -594,9 +668,11 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		recipient_result_clear(&res);
 		return;
 	}
-	txn_add_rcpt(t, addr, &args, &res);
-	recipient_result_clear(&res);
-	reply(s, "250 2.1.5 Ok");
+	snprintf(s->prcpt.addr, sizeof(s->prcpt.addr), "%s", addr);
+	s->prcpt.args = args;
+	s->prcpt.res = res;
+	s->sf.rcpt = s->prcpt.addr;
+	sf_run(s, SF_RCPT, rcpt_done);
 }
 
 /* Creates the spool and writes the trace header fields (on port 25 the
@@ -649,6 +725,8 @@ txn_has_recipients(struct smtp_session *s, bool *no_valid_r)
 	return true;
 }
 
+static void data_done(struct smtp_session *s, const struct sf_verdict *v);
+
 static void
 cmd_data(struct smtp_session *s)
 {
@@ -674,6 +752,18 @@ cmd_data(struct smtp_session *s)
 	if (s->txn->mail.body == SMTP_BODY_BINARYMIME) {
 		reply_error(s, 503, "5.5.1",
 			    "Error: BINARYMIME requires BDAT");
+		return;
+	}
+	sf_run(s, SF_DATA, data_done);
+}
+
+/* The DATA stage's verdict: the 354, or the refusal (the transaction
+ * stays: the client may RSET). */
+static void
+data_done(struct smtp_session *s, const struct sf_verdict *v)
+{
+	if (v->action == SF_REJECT || v->action == SF_TEMPFAIL) {
+		sf_reply(s, v);
 		return;
 	}
 	if (content_start(s, SMTP_DATA_DOT) < 0) {
@@ -1565,6 +1655,7 @@ smtp_input(struct session *ses, struct evbuffer *in)
 		return -1;
 	case SMTP_S_COMMIT:
 	case SMTP_S_CHECK:
+	case SMTP_S_FILTER:
 	case SMTP_S_CLOSING:
 	case SMTP_S_AUTH_WAIT:
 	case SMTP_S_AUTH_BUSY:
@@ -1642,6 +1733,7 @@ smtp_start(struct session *ses)
 		  LF_STR("ip", s->ses.ip), LF_STR("listener", l->name),
 		  LF_BOOL("trusted", s->trusted));
 	checks_connect(s);
+	sf_connect_early(s);
 	if (s->state == SMTP_S_TLS)
 		return;		/* smtp_on_tls() greets */
 	if (pause > 0 &&

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "filter/filter.h"
 #include "lib/cidr.h"
 #include "msgauth/msgauth.h"
 #include "net/auth.h"
@@ -55,6 +56,7 @@ struct smtpd_settings {
 	struct limits_config limits;
 	struct tls_config tls;
 	struct checks_config checks;
+	const struct filter_config *filter;	/* filter: (borrowed) */
 	/* filled by the worker: */
 	struct msgauth_config msgauth;	/* what each message's checks get */
 	const struct dkim_keyring *keyring;	/* signing keys, or NULL */

@@ -144,6 +144,24 @@ spool_free(struct spool **spp)
 	*spp = NULL;
 }
 
+ssize_t
+spool_read(const struct spool *sp, uint64_t off, void *buf, size_t n)
+{
+	if (off >= sp->size)
+		return 0;
+	if (n > sp->size - off)
+		n = (size_t)(sp->size - off);
+	if (sp->fd < 0) {
+		memcpy(buf, sp->mem + off, n);
+		return (ssize_t)n;
+	}
+	for (;;) {
+		ssize_t r = pread(sp->fd, buf, n, (off_t)off);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
+
 /* Writes what is still in memory to the spool file (no sync yet). */
 static int
 spool_flush(struct spool *sp)

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "store/queue.h"
 
@@ -31,6 +32,12 @@ struct spool *spool_new(const char *tmp_path);
 /* Appends; -1 with errno on an I/O error (then the message must fail). */
 int spool_write(struct spool *sp, const void *data, size_t len);
 uint64_t spool_size(const struct spool *sp);
+/*
+ * Up to n octets from offset off (the filters read the message back at
+ * its end): the count (0 at the end), or -1 with errno. Loop thread only,
+ * while no write runs.
+ */
+ssize_t spool_read(const struct spool *sp, uint64_t off, void *buf, size_t n);
 /*
  * The header lines only the local copies of a message get, written to the
  * spool: Return-Path (RFC 5321 4.4) and, when the copy is for one mailbox
