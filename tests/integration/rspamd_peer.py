@@ -1,0 +1,307 @@
+"""
+A real rspamd (Debian's `rspamd` 3.4) as a milter peer, for
+tests/integration/test_rspamd.py and bench/filter-vs-postfix.
+
+`rspamd -f -c DIR/rspamd.conf -u _rspamd -g _rspamd` in the foreground,
+as a process of ours in a session of its own, with a configuration written
+here from scratch (Debian's /etc/rspamd is not read): one proxy worker in
+milter mode on 127.0.0.1:PORT that scans itself (`self_scan`), and nothing
+else that could leave the machine or wait on a service:
+
+  - no Redis (no greylist, ratelimit, bayes, history or neural modules:
+    a Lua plugin that has no section in the configuration is not loaded),
+    no fuzzy_check, no RBL/SPF/DKIM/DMARC modules (`filters = ""`), no
+    maps fetched over HTTP;
+  - its resolver is the name server given (the suite's refusing unbound,
+    conftest.refusing_dns_port()), so any lookup fails at once, locally;
+  - the public suffix list it compiles at every start (9,600 suffixes,
+    ~11 s of hyperscan on a small VM) is replaced by a file of a few
+    test TLDs: start-up takes about a second.
+
+The rules (RULES_LUA) are the test's own, plus rspamd's built-in GTUBE:
+
+  actions   reject = 15, add_header = 6, greylist = 4 (ACTIONS)
+  GTUBE     the GTUBE string in a text part: rspamd's reject action
+            (a pre-result, whatever the score), its milter reply
+            "554 5.7.1 Gtube pattern"
+  JUNK_TOKEN in the Subject: symbol GODWIT_TEST_JUNK, score 10 (between
+            add_header and reject): the add header action, for which the
+            proxy sets `X-Spam: Yes` (its spam_header) and accepts
+  GREY_TOKEN in the Subject: symbol GODWIT_TEST_GREY, score 5 (the
+            greylist action); a postfilter then does what rspamd's
+            greylist module does on first sight (that module needs Redis):
+            it turns the greylist action into a soft reject, which the
+            proxy answers "451 4.7.1 Try again later"
+  milter_headers with extended_spam_headers (X-Spamd-Result,
+            X-Rspamd-Server, X-Rspamd-Queue-Id, X-Spam-Level,
+            X-Spam-Status) for every message, loopback ones included
+            (skip_local = false).
+
+Each instance has its own directory (owned by _rspamd, which the workers
+run as), log file (`log_text()`) and control socket. Standard library only.
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
+RSPAMD_USER = "_rspamd"
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+JUNK_TOKEN = "GODWIT-RSPAMD-JUNK-TOKEN"
+GREY_TOKEN = "GODWIT-RSPAMD-GREY-TOKEN"
+JUNK_SCORE = 10.0
+GREY_SCORE = 5.0
+ACTIONS = {"reject": 15, "add_header": 6, "greylist": 4}
+SPAM_HEADER = "X-Spam"  # the proxy's spam_header, "Yes" on add_header
+# the milter's replies: GTUBE's carries its pre-result message, a reject
+# by score the proxy's reject_message
+GTUBE_REPLY = "554 5.7.1 Gtube pattern"
+REJECT_REPLY = "554 5.7.1 Spam message rejected"
+SOFT_REPLY = "451 4.7.1 Try again later"
+
+# The few TLDs rspamd's URL detector needs here (see the head comment).
+TLDS = "com\nnet\norg\ntest\nexample\ninvalid\nlocalhost\n"
+
+RULES_LUA = f"""\
+-- godwit's rspamd test rules (tests/integration/rspamd_peer.py)
+local function subject_has(task, token)
+  local s = task:get_header('Subject')
+  return s ~= nil and s:find(token, 1, true) ~= nil
+end
+
+rspamd_config.GODWIT_TEST_JUNK = {{
+  callback = function(task) return subject_has(task, '{JUNK_TOKEN}') end,
+  score = {JUNK_SCORE},
+  description = 'godwit test: a score between add_header and reject',
+  group = 'godwit_test',
+}}
+
+rspamd_config.GODWIT_TEST_GREY = {{
+  callback = function(task) return subject_has(task, '{GREY_TOKEN}') end,
+  score = {GREY_SCORE},
+  description = 'godwit test: a score in the greylist band',
+  group = 'godwit_test',
+}}
+
+-- What the greylist module does on first sight of a message whose
+-- action is greylist (it needs Redis to remember the triplet): a soft
+-- reject, which the milter proxy answers with 451 4.7.1.
+rspamd_config:register_symbol({{
+  name = 'GODWIT_TEST_GREYLIST_SET',
+  type = 'postfilter',
+  priority = 5,
+  callback = function(task)
+    local action = task:get_metric_action()
+    if action == 'greylist' then
+      task:set_pre_result('soft reject', 'Try again later', 'godwit_test')
+    end
+  end,
+}})
+"""
+
+
+def available():
+    """(True, "") if rspamd is installed and its user exists."""
+    if not os.path.exists(RSPAMD):
+        return False, f"{RSPAMD} is missing (Debian package rspamd)"
+    try:
+        pwd.getpwnam(RSPAMD_USER)
+    except KeyError:
+        return False, f"user {RSPAMD_USER} is missing (Debian package rspamd)"
+    return True, ""
+
+
+def _chown_tree(path, user):
+    shutil.chown(path, user, user)
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            shutil.chown(os.path.join(root, n), user, user)
+
+
+def _ucl_str(s):
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class RspamdPeer:
+    """One rspamd with a milter proxy on 127.0.0.1:port.
+
+    dns: "IP:PORT" of the name server rspamd may ask (give a refusing
+    one); extra_conf: more UCL appended to rspamd.conf; workers: the
+    proxy's `count` (processes scanning in parallel)."""
+
+    def __init__(self, directory, port, dns, extra_conf="", workers=1,
+                 log_level="info"):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        self.port = port
+        self.dns = dns
+        self.extra_conf = extra_conf
+        self.workers = workers
+        self.log_level = log_level
+        self.conf = self.dir / "rspamd.conf"
+        self.log = self.dir / "rspamd.log"
+        self.out = self.dir / "rspamd.out"
+        self.proc = None
+        self._out = None
+
+    @property
+    def socket_spec(self):
+        """godwit's filter.milters socket."""
+        return f"inet:127.0.0.1:{self.port}"
+
+    @property
+    def postfix_spec(self):
+        return f"inet:127.0.0.1:{self.port}"
+
+    def write(self):
+        d = self.dir
+        (d / "tlds.dat").write_text(TLDS)
+        (d / "rules.lua").write_text(RULES_LUA)
+        acts = "".join(f"  {k} = {v};\n" for k, v in ACTIONS.items())
+        self.conf.write_text(f"""\
+# written by tests/integration/rspamd_peer.py
+options {{
+  pidfile = {_ucl_str(d / "rspamd.pid")};
+  filters = "";
+  hs_cache_dir = {_ucl_str(d)};
+  cache_file = {_ucl_str(d / "symbols.cache")};
+  dynamic_conf = {_ucl_str(d / "dynamic")};
+  history_file = {_ucl_str(d / "history")};
+  stats_file = {_ucl_str(d / "stats.ucl")};
+  control_socket = {_ucl_str(str(d / "rspamd.sock") + " mode=0600")};
+  url_tld = {_ucl_str(d / "tlds.dat")};
+  local_addrs = [];
+  dns {{ nameserver = [{_ucl_str(self.dns)}]; timeout = 1s; retransmits = 1; }}
+  task_timeout = 8s;
+  allow_raw_input = true;
+  check_all_filters = false;
+}}
+logging {{
+  type = "file";
+  filename = {_ucl_str(self.log)};
+  level = {_ucl_str(self.log_level)};
+}}
+actions {{
+{acts}}}
+worker "rspamd_proxy" {{
+  milter = yes;
+  bind_socket = "127.0.0.1:{self.port}";
+  timeout = 120s;
+  count = {self.workers};
+  spam_header = {_ucl_str(SPAM_HEADER)};
+  reject_message = "Spam message rejected";
+  upstream "local" {{ default = yes; self_scan = yes; }}
+}}
+modules {{ path = "${{PLUGINSDIR}}"; }}
+milter_headers {{
+  skip_local = false;
+  skip_authenticated = false;
+  extended_spam_headers = true;
+  use = ["x-spamd-result", "x-spam-status", "x-spam-level"];
+}}
+lua = {_ucl_str(d / "rules.lua")};
+{self.extra_conf}
+""")
+        if os.geteuid() == 0:
+            _chown_tree(d, RSPAMD_USER)
+
+    def argv(self):
+        a = [RSPAMD, "-f", "-c", str(self.conf)]
+        if os.geteuid() == 0:
+            a += ["-u", RSPAMD_USER, "-g", RSPAMD_USER]
+        return a
+
+    def start(self, timeout=60):
+        """Starts rspamd and waits (bounded) until its proxy listens."""
+        self.write()
+        self._out = open(self.out, "ab")
+        self.proc = subprocess.Popen(
+            self.argv(), stdin=subprocess.DEVNULL, stdout=self._out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.listening():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"rspamd exited with {self.proc.returncode} before "
+                    f"listening on {self.port}:\n{self.output()[-3000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"rspamd not listening on {self.port} "
+                                     f"after {timeout}s:\n"
+                                     + self.output()[-3000:])
+            time.sleep(0.02)
+        return self
+
+    def listening(self):
+        """A LISTEN socket on 127.0.0.1:port in rspamd's namespace, and a
+        proxy worker forked to serve it (the main process binds first)."""
+        want = "0100007F:%04X" % self.port
+        try:
+            with open(f"/proc/{self.proc.pid}/net/tcp") as f:
+                up = any(l.split()[1] == want and l.split()[3] == "0A"
+                         for l in list(f)[1:])
+        except OSError:
+            return False
+        return up and "starting rspamd_proxy process" in self.log_text()
+
+    def output(self):
+        """stdout/stderr and the log file (start-up errors go to the
+        first, everything after the configuration is read to the second)."""
+        out = ""
+        for p in (self.out, self.log):
+            try:
+                out += p.read_text(errors="replace")
+            except OSError:
+                pass
+        return out
+
+    def log_text(self):
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=15):
+        """SIGTERM to the main process (it ends its workers), then
+        SIGKILL to the session it leads if anything is left."""
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+                p.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        if self._out:
+            self._out.close()
+            self._out = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
