@@ -1,0 +1,310 @@
+"""
+A real clamd and clamav-milter (Debian's clamav-daemon and clamav-milter,
+ClamAV 1.4) as test and benchmark peers, each a process of ours with its
+own configuration: no freshclam, no system socket, no database from
+/var/lib/clamav. Shared by tests/integration/test_clamav_milter.py and
+bench/filter-vs-postfix (and meant for test_clamd.py too: one copy).
+
+  Clamd         `clamd -c DIR/clamd.conf` in the foreground (as root it
+                drops to the clamav user). Its database directory holds
+                only the test's signatures (write_test_db()): an .ndb body
+                signature for SAMPLE, a string no real file carries, and an
+                .hdb hash signature for the EICAR test file. It listens on
+                TCP 127.0.0.1:port and on a UNIX socket in DIR
+                (`unix_path`), so either kind of client can be tested.
+                Loading a two-signature database takes well under a second.
+  ClamavMilter  `clamav-milter -c DIR/clamav-milter.conf` in the
+                foreground, a milter on inet:PORT@127.0.0.1 that asks the
+                given Clamd over TCP. OnInfected Reject with RejectMsg
+                REJECT_MSG ("%v" is the virus name), so the MTA's reply is
+                "550 5.7.1 Virus found: Godwit.Test.Sample.UNOFFICIAL"
+                (Postfix and godwit send a milter's own reply code);
+                OnFail Defer (clamd down: the MTA's tempfail); AddHeader
+                Replace (X-Virus-Scanned / X-Virus-Status on clean mail).
+
+Each start() waits, bounded, until the process listens (or fails with its
+output); stop() ends it with SIGTERM, then SIGKILL, by its own pid.
+Standard library only.
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
+CLAMAV_MILTER = shutil.which("clamav-milter") or "/usr/sbin/clamav-milter"
+CLAMAV_USER = "clamav"
+
+# A test sample: any file or message part holding these bytes is
+# "infected" for our database. Chosen so no real mail carries it.
+SAMPLE = b"godwit-clamd-test-sample:7f3c9a1e-0b4d-4c55-9e7a-6a2f51d0c8b3"
+SAMPLE_SIG = "Godwit.Test.Sample"
+SAMPLE_VIRUS = SAMPLE_SIG + ".UNOFFICIAL"  # as clamd names an .ndb match
+# The EICAR test file (the anti-virus industry's harmless test string).
+EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE"
+         b"!$H+H*")
+EICAR_SIG = "Godwit.Test.Eicar"
+EICAR_VIRUS = EICAR_SIG + ".UNOFFICIAL"
+REJECT_MSG = "Virus found: %v"
+
+
+def available():
+    """(True, "") if clamd and clamav-milter are installed."""
+    for path, pkg in ((CLAMD, "clamav-daemon"),
+                      (CLAMAV_MILTER, "clamav-milter")):
+        if not os.path.exists(path):
+            return False, f"{path} is missing (Debian package {pkg})"
+    try:
+        pwd.getpwnam(CLAMAV_USER)
+    except KeyError:
+        return False, f"user {CLAMAV_USER} is missing (Debian package clamav-base)"
+    return True, ""
+
+
+def write_test_db(dbdir):
+    """The test signature database in dbdir: SAMPLE by content (.ndb,
+    anywhere in any file type), EICAR by its MD5 and size (.hdb)."""
+    import hashlib
+    dbdir = Path(dbdir)
+    dbdir.mkdir(parents=True, exist_ok=True)
+    (dbdir / "godwit-test.ndb").write_text(
+        f"{SAMPLE_SIG}:0:*:{SAMPLE.hex()}\n")
+    (dbdir / "godwit-test.hdb").write_text(
+        f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_SIG}\n")
+
+
+def _chown_tree(path, user):
+    shutil.chown(path, user, user)
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            shutil.chown(os.path.join(root, n), user, user)
+
+
+def _listening_tcp(pid, port):
+    want = "0100007F:%04X" % port
+    try:
+        with open(f"/proc/{pid}/net/tcp") as f:
+            return any(l.split()[1] == want and l.split()[3] == "0A"
+                       for l in list(f)[1:])
+    except OSError:
+        return False
+
+
+class _Proc:
+    """One foreground daemon of ours: start() (bounded wait for ready()),
+    stop(), output()."""
+
+    name = "daemon"
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        self.conf = self.dir / f"{self.name}.conf"
+        self.log = self.dir / f"{self.name}.log"
+        self.out = self.dir / f"{self.name}.out"
+        self.proc = None
+        self._out = None
+
+    def write(self):
+        raise NotImplementedError
+
+    def argv(self):
+        raise NotImplementedError
+
+    def ready(self):
+        raise NotImplementedError
+
+    def start(self, timeout=60):
+        self.write()
+        if os.geteuid() == 0:
+            _chown_tree(self.dir, CLAMAV_USER)
+        self._out = open(self.out, "ab")
+        self.proc = subprocess.Popen(
+            self.argv(), stdin=subprocess.DEVNULL, stdout=self._out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.proc.returncode} before "
+                    f"it was ready:\n{self.output()[-3000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"{self.name} not ready after "
+                                     f"{timeout}s:\n{self.output()[-3000:]}")
+            time.sleep(0.02)
+        return self
+
+    def output(self):
+        out = ""
+        for p in (self.out, self.log):
+            try:
+                out += p.read_text(errors="replace")
+            except OSError:
+                pass
+        return out
+
+    def stop(self, timeout=15):
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.kill(p.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    p.wait(timeout=timeout)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self._out:
+            self._out.close()
+            self._out = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Clamd(_Proc):
+    """clamd on 127.0.0.1:port and DIR/clamd.sock with the test database
+    (or the signature files in db_files: {name: text}, replacing it).
+    threads: MaxThreads (scans in parallel)."""
+
+    name = "clamd"
+
+    def __init__(self, directory, port, db_files=None, threads=4):
+        super().__init__(directory)
+        self.port = port
+        self.db = self.dir / "db"
+        self.db_files = db_files
+        self.threads = threads
+        self.unix_path = self.dir / "clamd.sock"
+
+    @property
+    def tcp_spec(self):
+        """clamav-milter's ClamdSocket."""
+        return f"tcp:127.0.0.1:{self.port}"
+
+    def write(self):
+        if self.db_files is None:
+            write_test_db(self.db)
+        else:
+            self.db.mkdir(parents=True, exist_ok=True)
+            for n, text in self.db_files.items():
+                (self.db / n).write_text(text)
+        user = f"User {CLAMAV_USER}\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"""\
+# written by tests/integration/clamd_peer.py
+Foreground yes
+{user}DatabaseDirectory {self.db}
+TemporaryDirectory {self.dir}
+LocalSocket {self.unix_path}
+LocalSocketMode 666
+FixStaleSocket yes
+TCPSocket {self.port}
+TCPAddr 127.0.0.1
+LogFile {self.log}
+LogTime yes
+LogClean no
+LogVerbose no
+ExtendedDetectionInfo yes
+MaxThreads {self.threads}
+MaxQueue 200
+MaxConnectionQueueLength 200
+ReadTimeout 30
+CommandReadTimeout 10
+IdleTimeout 30
+SelfCheck 0
+StreamMaxLength 25M
+OfficialDatabaseOnly no
+Bytecode no
+""")
+
+    def argv(self):
+        return [CLAMD, "-c", str(self.conf)]
+
+    def ready(self):
+        return (_listening_tcp(self.proc.pid, self.port)
+                and self.unix_path.exists())
+
+    def scan(self, data, timeout=10):
+        """INSTREAM over TCP: clamd's answer, e.g. 'stream: OK'."""
+        import socket
+        import struct
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=timeout) as s:
+            s.sendall(b"zINSTREAM\0" + struct.pack(">I", len(data)) + data
+                      + struct.pack(">I", 0))
+            buf = b""
+            while not buf.endswith(b"\0"):
+                b = s.recv(4096)
+                if not b:
+                    break
+                buf += b
+        return buf.rstrip(b"\0").decode(errors="replace")
+
+
+class ClamavMilter(_Proc):
+    """clamav-milter on inet:port@127.0.0.1, asking clamd (a Clamd)."""
+
+    name = "clamav-milter"
+
+    def __init__(self, directory, port, clamd, on_infected="Reject",
+                 reject_msg=REJECT_MSG):
+        super().__init__(directory)
+        self.port = port
+        self.clamd = clamd
+        self.on_infected = on_infected
+        self.reject_msg = reject_msg
+
+    @property
+    def socket_spec(self):
+        """godwit's filter.milters socket."""
+        return f"inet:127.0.0.1:{self.port}"
+
+    @property
+    def postfix_spec(self):
+        return f"inet:127.0.0.1:{self.port}"
+
+    def write(self):
+        user = f"User {CLAMAV_USER}\n" if os.geteuid() == 0 else ""
+        reject = f"RejectMsg {self.reject_msg}\n" if self.reject_msg else ""
+        self.conf.write_text(f"""\
+# written by tests/integration/clamd_peer.py
+MilterSocket inet:{self.port}@127.0.0.1
+Foreground yes
+{user}ClamdSocket {self.clamd.tcp_spec}
+OnClean Accept
+OnInfected {self.on_infected}
+OnFail Defer
+{reject}AddHeader Replace
+ReadTimeout 30
+MaxFileSize 25M
+TemporaryDirectory {self.dir}
+LogFile {self.log}
+LogTime yes
+LogInfected Basic
+LogClean Off
+""")
+
+    def argv(self):
+        return [CLAMAV_MILTER, "-c", str(self.conf)]
+
+    def ready(self):
+        return _listening_tcp(self.proc.pid, self.port)
