@@ -249,7 +249,26 @@ lua = {_ucl_str(d / "rules.lua")};
                          for l in list(f)[1:])
         except OSError:
             return False
-        return up and "starting rspamd_proxy process" in self.log_text()
+        return up and bool(self.proxy_pids())
+
+    def proxy_pids(self):
+        """The proxy worker processes (children of the main process)."""
+        out = []
+        try:
+            kids = set()
+            for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+                with open(f"/proc/{self.proc.pid}/task/{tid}/children") as f:
+                    kids.update(int(x) for x in f.read().split())
+        except OSError:
+            return out
+        for k in sorted(kids):
+            try:
+                with open(f"/proc/{k}/cmdline", "rb") as f:
+                    if f.read().startswith(b"rspamd: rspamd_proxy process"):
+                        out.append(k)
+            except OSError:
+                pass
+        return out
 
     def output(self):
         """stdout/stderr and the log file (start-up errors go to the
