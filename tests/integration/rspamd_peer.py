@@ -133,16 +133,18 @@ class RspamdPeer:
 
     dns: "IP:PORT" of the name server rspamd may ask (give a refusing
     one); extra_conf: more UCL appended to rspamd.conf; workers: the
-    proxy's `count` (processes scanning in parallel)."""
+    proxy's `count` (processes scanning in parallel); extra_lua: more
+    rules, appended to RULES_LUA."""
 
     def __init__(self, directory, port, dns, extra_conf="", workers=1,
-                 log_level="info"):
+                 log_level="info", extra_lua=""):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
         self.port = port
         self.dns = dns
         self.extra_conf = extra_conf
+        self.extra_lua = extra_lua
         self.workers = workers
         self.log_level = log_level
         self.conf = self.dir / "rspamd.conf"
@@ -163,7 +165,7 @@ class RspamdPeer:
     def write(self):
         d = self.dir
         (d / "tlds.dat").write_text(TLDS)
-        (d / "rules.lua").write_text(RULES_LUA)
+        (d / "rules.lua").write_text(RULES_LUA + self.extra_lua)
         acts = "".join(f"  {k} = {v};\n" for k, v in ACTIONS.items())
         self.conf.write_text(f"""\
 # written by tests/integration/rspamd_peer.py
