@@ -1,6 +1,7 @@
 /*
  * DNS block and allow lists for the client address: see dnsbl.h.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +31,31 @@ struct dnsbl_check {
 	void *arg;
 };
 
+/* An IPv4-mapped IPv6 address ("::ffff:192.0.2.1", as a dual-stack
+ * socket sees an IPv4 client) is looked up as the IPv4 address. */
+static const char *
+unmapped(const char *ip, char *buf, size_t size)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0,
+						 0, 0, 0, 0, 0xff, 0xff};
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET6, ip, a) != 1 ||
+	    memcmp(a, mapped, sizeof(mapped)) != 0 ||
+	    inet_ntop(AF_INET, a + 12, buf, (socklen_t)size) == NULL)
+		return ip;
+	return buf;
+}
+
 int
 dnsbl_query_name(const char *ip, const char *zone, char *out, size_t size)
 {
-	char rev[80];
+	char rev[80], v4[INET_ADDRSTRLEN];
 	size_t n;
 	int len;
 
-	if (dns_reverse_name(ip, rev, sizeof(rev)) < 0)
+	if (dns_reverse_name(unmapped(ip, v4, sizeof(v4)), rev, sizeof(rev)) <
+	    0)
 		return -1;
 	n = strlen(rev);
 	/* the reversed part alone, without in-addr.arpa / ip6.arpa */
@@ -159,7 +177,8 @@ a_cb(struct dns_answer *a, void *arg)
 		 a->status == DNS_ANS_INVALID)
 		zr->failed = true;
 	dns_answer_free(&a);
-	if (zr->listed && (zr->allow || zr->weight != 0)) {
+	/* the reason is only for a refusal's reply */
+	if (zr->listed && !zr->allow && zr->weight > 0) {
 		c->pending++;
 		z->qtxt = dns_lookup(c->r, z->name, DNS_T_TXT,
 				     (unsigned)c->cf->timeout_ms, txt_cb, z);

@@ -257,3 +257,15 @@ def test_state_bounded(godwit_root, uniq):
         assert_greylisted(attempt(g, src, f"c0-{uniq}@s.test")[0])
     finally:
         finish(g)
+
+
+def test_delay_must_fit_in_window(grey, tmp_path):
+    text = grey.cfg_path.read_text()
+    bad = text.replace(f"window: {WINDOW}s", "window: 1s")
+    assert bad != text
+    path = tmp_path / "bad.yaml"
+    path.write_text(bad)
+    p = grey.run("config", "check", "-c", str(path), global_cfg=False)
+    assert p.returncode != 0
+    assert "filter.greylist: delay must be shorter than window" in \
+        p.stdout + p.stderr

@@ -200,6 +200,13 @@ test_query_names(void **state)
 					  sizeof(out)), 0);
 	assert_string_equal(out, "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0."
 				 "1.0.0.0.8.b.d.0.1.0.0.2.ugly.example.com");
+	assert_int_equal(dnsbl_query_name("::ffff:192.0.2.99", "bl.test", out,
+					  sizeof(out)), 0);
+	assert_string_equal(out, "99.2.0.192.bl.test");
+	assert_int_equal(dnsbl_query_name("::1", "bl.test", out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+				 "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.bl.test");
 	assert_int_equal(dnsbl_query_name("not an ip", "bl.test", out,
 					  sizeof(out)), -1);
 	assert_int_equal(dnsbl_query_name("127.0.0.2", "bl.test", out, 10),
