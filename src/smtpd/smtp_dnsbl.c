@@ -260,11 +260,13 @@ dnsbl_header(struct smtp_session *s, struct delivery_job *job)
 		fatal("open_memstream");
 	authserv = s->txn->auth != NULL ? msgauth_authserv_id(s->txn->auth)
 					: NULL;
+	/* RFC 8904: policy.ip is the first answer (codes has them all) */
 	if (r->allowed && authserv != NULL)
 		fprintf(f,
 			"Authentication-Results: %s;\n\tdnswl=pass "
-			"dns.zone=%s policy.ip=%.15s\n",
-			authserv, r->named->zone, r->named->codes);
+			"dns.zone=%s policy.ip=%.*s\n",
+			authserv, r->named->zone,
+			(int)strcspn(r->named->codes, ","), r->named->codes);
 	dnsbl_fields(f, r, s->config->filter->dnsbl.threshold);
 	fclose(f);
 	prefix_append(job, text, len);
