@@ -252,7 +252,7 @@ walk_uuencoded(struct walk *w, const unsigned char *text, size_t len,
 	unsigned char *data;
 	bool truncated;
 
-	if (memmem(text, len, "begin ", 6) == NULL)
+	if (len == 0 || memmem(text, len, "begin ", 6) == NULL)
 		return;
 	while (!walk_stopped(w) &&
 	       uu_next(text, len, &pos, name, sizeof(name), &data, &n,

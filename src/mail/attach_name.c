@@ -119,8 +119,10 @@ attach_name_check(const char *name, const char *const *exts, size_t nexts,
 		len--;
 	if ((ext = extension(base, len, &stem, &ext_len)) == NULL)
 		return ATTACH_NAME_OK;
-	if (!ext_blocked(ext, ext_len, exts, nexts, ext_r))
+	if (!ext_blocked(ext, ext_len, exts, nexts, ext_r)) {
+		ext_r[0] = '\0';
 		return ATTACH_NAME_OK;
+	}
 	return has_inner_extension(base, stem) ? ATTACH_NAME_DOUBLE
 					       : ATTACH_NAME_BLOCKED;
 }
