@@ -43,7 +43,9 @@ BODY_SAMPLE = "GODWIT-CLAMD-TEST-SAMPLE-5b1e0c7d9a"
 ATTACH_SIG = "Godwit.Test.Attachment"
 # a binary blob only its hash signature names
 ATTACHMENT = bytes((i * 37 + 11) % 256 for i in range(3000)) + b"godwit"
-STREAM_MAX = 64 * 1024
+# clamd's StreamMaxLength: above the spool's memory part (256K), so the
+# whole-message cases read the spool file back too
+STREAM_MAX = 1536 * 1024
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CLAMD),
                                 reason="clamav-daemon is not installed")
@@ -174,9 +176,10 @@ class HangingClamd:
 # --------------------------------------------------------------- godwit ---
 
 
-def make(godwit_root, cert, name, clamd_cfg, submission=False):
+def make(godwit_root, cert, name, clamd_cfg, submission=False, extra=None):
     """A godwit with filter.clamd enabled and clamd_cfg merged in."""
     over = {"filter": {"clamd": dict({"enabled": True}, **clamd_cfg)}}
+    over.update(extra or {})
     if submission:
         crt, key = cert
         over["tls"] = {"certificates": [{"cert": str(crt), "key": str(key)}]}
@@ -214,7 +217,10 @@ def unix_godwit(godwit_root, cert, clamd):
     """One godwit on clamd's UNIX socket, port 25 and submission."""
     g = make(godwit_root, cert, "clamd_unix",
              {"socket": f"unix:{clamd.sock}", "timeout": "20s"},
-             submission=True)
+             submission=True,
+             extra={"smtp": {"max_message_size": "4M",
+                             "max_recipients": 100,
+                             "trusted_networks": []}})
     yield g
     problems = _finish(g)
     if problems:
@@ -325,6 +331,47 @@ def test_session_goes_on_after_a_virus(unix_godwit, uniq):
     assert_not_stored(g, uniq + "-bad")
 
 
+def big_body(octets, tail):
+    """About octets of text lines, then tail."""
+    line = "z" * 75 + "\n"
+    return line * (octets // len(line)) + tail
+
+
+def test_large_message_scanned_whole(unix_godwit, uniq):
+    """A message past the spool's memory part goes to clamd whole, in
+    chunks: the signature on its last line is found, and a clean one of
+    the same size is stored intact."""
+    g = unix_godwit
+    r = send(g, make_message(uniq, body=big_body(1200 * 1024,
+                                                 f"{BODY_SAMPLE}\n")))
+    assert (r.code, r.enh) == (554, "5.7.1"), r
+    assert_not_stored(g, uniq)
+    body = big_body(1200 * 1024, f"end {uniq}-ok\n")
+    r = send(g, make_message(uniq + "-ok", body=body))
+    assert r.code == 250, r
+    data = stored_with(g, f"{uniq}-ok", "X-Godwit-Virus-Scan: clean (clamd)")
+    assert data.endswith(body.encode())
+    line = scan_lines(g, queue_id(r))[0]
+    assert "result=clean" in line, line
+
+
+def test_bdat_virus_refused(unix_godwit, uniq):
+    g = unix_godwit
+    msg = make_message(uniq, body=f"{BODY_SAMPLE}\n")
+    with g.raw() as c:
+        assert c.cmd("EHLO client.test").code == 250
+        assert c.cmd("MAIL FROM:<sender@example.org>").code == 250
+        assert c.cmd(f"RCPT TO:<{ALICE}>").code == 250
+        half = len(msg) // 2
+        c.send(f"BDAT {half}\r\n".encode() + msg[:half])
+        assert c.reply().code == 250
+        c.send(f"BDAT {len(msg) - half} LAST\r\n".encode() + msg[half:])
+        r = c.reply()
+    assert (r.code, r.enh) == (554, "5.7.1"), r
+    assert r.text.endswith(f"virus found: {BODY_SIG}.UNOFFICIAL"), r
+    assert_not_stored(g, uniq)
+
+
 def submit(g, message):
     s = smtplib.SMTP("127.0.0.1", g.sub_port, local_hostname="client.test",
                      timeout=30)
@@ -355,8 +402,8 @@ def test_stream_max_length_is_a_clamd_error(unix_godwit, uniq):
     """Over clamd's StreamMaxLength (and under max_size) clamd ends the
     stream with its ERROR: a clamd failure, 451 by default."""
     g = unix_godwit
-    body = (("x" * 75 + "\n") * (2 * STREAM_MAX // 76)) + uniq + "\n"
-    r = send(g, make_message(uniq, body=body))
+    r = send(g, make_message(uniq, body=big_body(STREAM_MAX + 64 * 1024,
+                                                 uniq + "\n")))
     assert (r.code, r.enh) == (451, "4.7.1"), r
     assert_not_stored(g, uniq)
     line = wait_for(lambda: [l for l in scan_lines(g)
