@@ -46,6 +46,12 @@ ATTACHMENT = bytes((i * 37 + 11) % 256 for i in range(3000)) + b"godwit"
 # clamd's StreamMaxLength: above the spool's memory part (256K), so the
 # whole-message cases read the spool file back too
 STREAM_MAX = 1536 * 1024
+# the EICAR test file (68 octets), put together here so that this source
+# file is not itself a match for scanners; its hash signature is ClamAV's
+# own (Win.Test.EICAR_HDB-1), under our name
+EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS"
+         + "-TEST-FILE!$H+H*").encode()
+EICAR_SIG = "Godwit.Test.EICAR"
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CLAMD),
                                 reason="clamav-daemon is not installed")
@@ -67,7 +73,8 @@ class Clamd:
             f"{BODY_SIG}:0:*:{BODY_SAMPLE.encode().hex()}\n")
         (db / "godwit.hdb").write_text(
             f"{hashlib.md5(ATTACHMENT).hexdigest()}:{len(ATTACHMENT)}:"
-            f"{ATTACH_SIG}\n")
+            f"{ATTACH_SIG}\n"
+            f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_SIG}\n")
         self.conf = self.dir / "clamd.conf"
         self.conf.write_text("\n".join([
             f"LocalSocket {self.sock}",
@@ -312,6 +319,23 @@ def test_virus_in_attachment_refused(unix_godwit, uniq):
     r = send(g, attachment_message(uniq))
     assert (r.code, r.enh) == (554, "5.7.1"), r
     assert r.text.endswith(f"virus found: {ATTACH_SIG}.UNOFFICIAL"), r
+    assert_not_stored(g, uniq)
+
+
+def test_eicar_with_swaks(unix_godwit, godwit_root, uniq):
+    """The check of the documentation: EICAR attached by swaks."""
+    g = unix_godwit
+    assert hashlib.md5(EICAR).hexdigest() == "44d88612fea8a8f36de82e1278abb02f"
+    f = godwit_base(godwit_root, "eicar") / "eicar.com"
+    f.write_bytes(EICAR)
+    p = subprocess.run(
+        ["swaks", "--server", "127.0.0.1", "--port", str(g.port),
+         "--helo", "client.test", "--from", "sender@example.org",
+         "--to", ALICE, "--header", f"Subject: {uniq}", "--attach", str(f)],
+        capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0, p.stdout
+    assert (f"<** 554 5.7.1 Message refused: virus found: "
+            f"{EICAR_SIG}.UNOFFICIAL") in p.stdout, p.stdout
     assert_not_stored(g, uniq)
 
 
