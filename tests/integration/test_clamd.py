@@ -396,6 +396,29 @@ def test_bdat_virus_refused(unix_godwit, uniq):
     assert_not_stored(g, uniq)
 
 
+def test_pipelined_transactions_wait_for_the_scan(unix_godwit, uniq):
+    """RFC 2920: what the client pipelined behind the final dot waits
+    while clamd scans, and is answered in order after the verdict."""
+    g = unix_godwit
+    bad = make_message(uniq + "-bad", body=f"{BODY_SAMPLE}\n")
+    good = make_message(uniq + "-good")
+    with g.raw() as c:
+        assert c.cmd("EHLO client.test").code == 250
+        c.send(f"MAIL FROM:<sender@example.org>\r\nRCPT TO:<{ALICE}>\r\n"
+               "DATA\r\n")
+        assert [r.code for r in c.replies(3)] == [250, 250, 354]
+        c.send(bad + b".\r\nMAIL FROM:<sender@example.org>\r\n"
+               + f"RCPT TO:<{ALICE}>\r\nDATA\r\n".encode())
+        rs = c.replies(4)
+        assert [(r.code, r.enh) for r in rs] == [
+            (554, "5.7.1"), (250, "2.1.0"), (250, "2.1.5"), (354, None)], rs
+        c.send(good + b".\r\nQUIT\r\n")
+        rs = c.replies(2)
+        assert [r.code for r in rs] == [250, 221], rs
+    stored_with(g, uniq + "-good", "X-Godwit-Virus-Scan: clean (clamd)")
+    assert_not_stored(g, uniq + "-bad")
+
+
 def submit(g, message):
     s = smtplib.SMTP("127.0.0.1", g.sub_port, local_hostname="client.test",
                      timeout=30)
@@ -463,17 +486,25 @@ def stale_socket(path):
     return path
 
 
-def test_clamd_down_tempfails(started, godwit_root, uniq):
-    sock = stale_socket(godwit_base(godwit_root, "dead") / "dead.sock")
+@pytest.mark.parametrize("how,error", [
+    ("stale", "Connection refused"),          # killed: its socket file left
+    ("missing", "No such file or directory"),  # stopped: the file removed
+])
+def test_clamd_down_tempfails(started, godwit_root, uniq, how, error):
+    sock = godwit_base(godwit_root, "dead") / "dead.sock"
+    if how == "stale":
+        stale_socket(sock)
     g = started("clamd_down", {"socket": f"unix:{sock}"})
     t0 = time.monotonic()
     r = send(g, make_message(uniq))
     assert (r.code, r.enh) == (451, "4.7.1"), r
+    assert r.text == "4.7.1 Virus scanner unavailable, try again later", r
     assert time.monotonic() - t0 < 10
     assert_not_stored(g, uniq)
     line = scan_lines(g)[-1]
     assert "result=error" in line and "action=tempfail" in line, line
-    assert 'error="connecting: Connection refused"' in line, line
+    assert f'error="connecting: {error}"' in line, line
+    assert "reason=clamd" in g.log_text()
 
 
 def test_clamd_down_accept(started, uniq):
