@@ -127,18 +127,51 @@ static const struct conf_section attachments_section =
 
 static const char *const on_error_names[] = {"tempfail", "accept"};
 
+/* "unix:/path" or "inet:host:port", parsed once here (clamd.h). */
+static void
+load_clamd_socket(struct conf_loader *l, const yaml_node_t *n,
+		  const char *key, void *base)
+{
+	struct clamd_config *c = base;
+	struct clamd_addr a;
+	char buf[CONF_SAFE_BUF];
+	const char *s, *error;
+
+	if (conf_is_null(n))
+		s = c->socket;	/* the default */
+	else if ((s = conf_scalar(l, n, key, "unix:/path or inet:host:port")) ==
+		 NULL)
+		return;
+	if (clamd_socket_parse(s, &a, &error) < 0) {
+		conf_error(l, conf_line(n), "%s: '%s': %s", key,
+			   conf_safe(buf, s), error);
+		return;
+	}
+	c->addr = a;
+	if (s != c->socket) {
+		free(c->socket);
+		c->socket = xstrdup(s);
+	}
+}
+
 static const struct conf_key clamd_keys[] = {
     {"enabled", CONF_BOOL, F(clamd_config, enabled), .def = 0,
-     .doc = "scan every message with clamd"},
+     .doc = "scan every message with clamd (554 5.7.1 naming a virus)"},
     {"socket", CONF_STRING, F(clamd_config, socket),
-     .def_str = "unix:/run/clamav/clamd.ctl",
-     .doc = "clamd's socket: unix:/path or inet:host:port"},
+     .def_str = "unix:/run/clamav/clamd.ctl", .load = load_clamd_socket,
+     .doc = "clamd's socket: unix:/path or inet:host:port (an IP address; "
+            "IPv6 in brackets)"},
     {"timeout", CONF_DURATION, F(clamd_config, timeout),
-     SPAN(1, 600, "1s..10m", 60), .doc = "for the whole scan"},
+     SPAN(1, 600, "1s..10m", 60),
+     .doc = "for the whole scan: connecting, sending, clamd's verdict"},
     {"on_error", CONF_ENUM, F(clamd_config, on_error),
-     WORDS(on_error_names, "tempfail, accept"), .def = 0,
-     .doc = "clamd down or too slow: tempfail (451 4.7.1) or accept "
+     WORDS(on_error_names, "tempfail, accept"), .def = CLAMD_ON_ERROR_TEMPFAIL,
+     .doc = "clamd down, too slow or failing: tempfail (451 4.7.1) or accept "
             "(with a header saying it was not scanned)"},
+    {"max_size", CONF_SIZE, F(clamd_config, max_size),
+     SPAN(1024, (uint64_t)4 << 30, "1K..4G", 25 * 1024 * 1024),
+     .doc = "larger messages are accepted unscanned (with a header saying "
+            "so); keep clamd's StreamMaxLength at least this"},
 };
 static const struct conf_section clamd_section =
     SECTION("filter.clamd", clamd_keys, NULL);
