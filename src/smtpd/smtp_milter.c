@@ -68,6 +68,7 @@ struct sf_milters {
 	enum mphase phase;
 	size_t hdr_i;		/* end: the next header field */
 	uint64_t body_off;	/* end: where the body chunks are */
+	const char *error;	/* STEP_FAIL's reason (static text) */
 	struct milter_buf buf;
 };
 
@@ -373,15 +374,13 @@ enum step { STEP_NEXT, STEP_WAIT, STEP_FAIL };
 static void on_reply(void *arg, const struct milter_reply *r, bool final,
 		     const char *error);
 
-static const char *step_error;	/* STEP_FAIL's reason (static text) */
-
 static enum step
 send_buf(struct milter_state *m, bool want)
 {
 	if (milter_conn_send(m->conn, &m->ms->buf, want) < 0) {
-		step_error = milter_conn_error(m->conn) != NULL
-				 ? milter_conn_error(m->conn)
-				 : "send failed";
+		m->ms->error = milter_conn_error(m->conn) != NULL
+				   ? milter_conn_error(m->conn)
+				   : "send failed";
 		return STEP_FAIL;
 	}
 	return want ? STEP_WAIT : STEP_NEXT;
@@ -400,7 +399,7 @@ step_connect(struct milter_state *m)
 
 	if (ms->phase == MP_START) {
 		m->conn = milter_conn_new(s->ses.srv->base, m->cf, on_reply, m,
-					  &step_error);
+					  &ms->error);
 		if (m->conn == NULL)
 			return STEP_FAIL;
 		milter_put_optneg(&ms->buf, MILTER_ACT_ALL, MILTER_P_OFFER);
@@ -520,7 +519,7 @@ step_body(struct milter_state *m, struct sf_milter_txn *mt)
 		free(chunk);
 		ms->phase = MP_EOB;
 		if (n < 0) {
-			step_error = "cannot read the message";
+			ms->error = "cannot read the message";
 			return STEP_FAIL;
 		}
 		return STEP_NEXT;
@@ -638,7 +637,7 @@ run(struct sf_milters *ms, struct sf_verdict *v)
 					    : step_cmd(m);
 		if (r == STEP_WAIT)
 			return false;
-		if (r == STEP_FAIL && milter_failed(m, step_error, v))
+		if (r == STEP_FAIL && milter_failed(m, ms->error, v))
 			return true;
 	}
 	if (ms->stage == SF_END && end_apply(ms, v))

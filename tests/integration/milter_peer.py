@@ -32,6 +32,9 @@ import Milter
 
 SOCKET, MODEFILE, LOGFILE = sys.argv[1:4]
 NAME = sys.argv[4] if len(sys.argv) > 4 else "m1"
+# "noreply": the milter sends no reply to CONNECT, HELO, headers and body
+# chunks (libmilter's SMFIP_NR_* bits), and wants no EOH
+STYLE = sys.argv[5] if len(sys.argv) > 5 else ""
 
 MACROS = ["j", "{daemon_name}", "{daemon_addr}", "v", "_", "{client_addr}",
           "{client_name}", "{client_port}", "{client_ptr}", "i",
@@ -172,9 +175,31 @@ class TestMilter(Milter.Base):
         return Milter.CONTINUE
 
 
+class NoReplyMilter(TestMilter):
+    @Milter.noreply
+    def connect(self, hostname, family, hostaddr):
+        return TestMilter.connect(self, hostname, family, hostaddr)
+
+    @Milter.noreply
+    def hello(self, hostname):
+        return TestMilter.hello(self, hostname)
+
+    @Milter.noreply
+    def header(self, name, value):
+        return TestMilter.header(self, name, value)
+
+    @Milter.noreply
+    def body(self, chunk):
+        return TestMilter.body(self, chunk)
+
+    @Milter.nocallback
+    def eoh(self):
+        return Milter.CONTINUE
+
+
 def main():
     os.umask(0)
-    Milter.factory = TestMilter
+    Milter.factory = NoReplyMilter if STYLE == "noreply" else TestMilter
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.CHGBODY |
                      Milter.ADDRCPT | Milter.ADDRCPT_PAR | Milter.DELRCPT |
                      Milter.CHGFROM | Milter.QUARANTINE)
