@@ -11,6 +11,8 @@
 #include "daemon/config_load.h"
 #include "filter/filter.h"
 #include "lib/conftab.h"
+#include "lib/xalloc.h"
+#include "mail/attach_name.h"
 #include "mail/dnsbl_spec.h"
 
 #define DAY 86400
@@ -62,9 +64,61 @@ static const struct conf_section greylist_section =
 
 /* ---- filter.attachments ------------------------------------------------- */
 
+static const char *const encrypted_names[] = {"refuse", "allow"};
+
+static const char *
+check_extension(const char *s)
+{
+	return attach_ext_valid(s[0] == '.' ? s + 1 : s);
+}
+
+/* Absent: the default list (mail/attach_name.c); [] blocks no
+ * extension. An item may be written with its dot. */
+static void
+load_blocked_extensions(struct conf_loader *l, const yaml_node_t *n,
+			const char *key, void *base)
+{
+	struct attach_config *c = base;
+
+	if (conf_is_null(n)) {
+		c->blocked_extensions =
+		    xcalloc(attach_ndefault_extensions, sizeof(char *));
+		for (size_t i = 0; i < attach_ndefault_extensions; i++)
+			c->blocked_extensions[i] =
+			    xstrdup(attach_default_extensions[i]);
+		c->nblocked_extensions = attach_ndefault_extensions;
+		return;
+	}
+	conf_get_strings(l, n, key, "extensions", check_extension, true,
+			 &c->blocked_extensions, &c->nblocked_extensions);
+	for (size_t i = 0; i < c->nblocked_extensions; i++) {
+		char *e = c->blocked_extensions[i];
+
+		if (e[0] == '.')
+			memmove(e, e + 1, strlen(e));
+	}
+}
+
 static const struct conf_key attachments_keys[] = {
     {"enabled", CONF_BOOL, F(attach_config, enabled), .def = 1,
      .doc = "refuse dangerous attachments (554 5.7.1 naming the file)"},
+    {"blocked_extensions", CONF_STRINGS,
+     F(attach_config, blocked_extensions),
+     .offset_n = offsetof(struct attach_config, nblocked_extensions),
+     .load = load_blocked_extensions,
+     .doc = "file extensions refused (default: Gmail's list)"},
+    {"encrypted_archives", CONF_ENUM, F(attach_config, encrypted_archives),
+     WORDS(encrypted_names, "refuse, allow"), .def = 0,
+     .doc = "password-protected archives: refuse (their content cannot be "
+            "checked) or allow"},
+    {"max_depth", CONF_UINT, F(attach_config, max_depth), UINT(1, 100, 20),
+     .doc = "multiparts, messages and archives nested, at most"},
+    {"max_parts", CONF_UINT, F(attach_config, max_parts),
+     UINT(10, 100000, 1000),
+     .doc = "MIME parts and archive members in a message, at most"},
+    {"max_decoded_size", CONF_SIZE, F(attach_config, max_decoded_size),
+     SPAN(1024 * 1024, 4ULL << 30, "1M..4G", 100ULL << 20),
+     .doc = "octets decoded and unpacked to check a message, at most"},
 };
 static const struct conf_section attachments_section =
     SECTION("filter.attachments", attachments_keys, NULL);
