@@ -361,6 +361,11 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	if ((w.srv.authq = authq_new(w.srv.base, &config->userdb, &error)) ==
 	    NULL)
 		fatalx("user database: %s", error);
+	if (config->filter.attachments.enabled &&
+	    (w.smtpd.attachq = attachq_new(w.srv.base,
+					   &config->filter.attachments,
+					   &error)) == NULL)
+		fatalx("filter.attachments: %s", error);
 	if ((w.trim = evtimer_new(w.srv.base, trim_cb, &w)) == NULL)
 		fatalx("event_new failed");
 
@@ -400,6 +405,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	/* what was accepted must be made durable (or fail) before exit */
 	committer_free(&w.srv.committer);
 	authq_free(&w.srv.authq);
+	attachq_free(&w.smtpd.attachq);
 	for (size_t i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	if (w.deadline != NULL)

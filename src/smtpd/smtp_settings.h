@@ -62,6 +62,8 @@ struct smtpd_settings {
 	const struct dkim_keyring *keyring;	/* signing keys, or NULL */
 	struct dns_resolver *resolver;	/* the worker's */
 	struct greylist *greylist;	/* the worker's handle, or NULL */
+	struct attachq *attachq;	/* the attachment walk's thread, or
+					 * NULL (filter.attachments off) */
 };
 
 #endif
