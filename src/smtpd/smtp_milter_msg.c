@@ -9,7 +9,8 @@
  * fields, the body. Recipients are edited in the job directly.
  *
  * Limits: a header section of at most HDR_MAX octets and HDR_FIELDS_MAX
- * fields; a replacement body of at most the configured message size.
+ * fields, before and after the milters; a replacement body of at most
+ * the configured message size; RCPTS_MAX recipients.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #define HDR_FIELDS_MAX 10000
 #define HDR_VALUE_MAX 8192
 #define HDR_NAME_MAX 100
+#define RCPTS_MAX 1000	/* a message's recipients after ADDRCPT */
 
 /* ---- reading the header ---------------------------------------------- */
 
@@ -143,6 +145,7 @@ milter_msg_load(struct sf_milter_txn *mt, struct delivery_job *job)
 		: 0;
 	if (r == 0)
 		r = fields_parse(mt, text, len);
+	mt->hdr_bytes = job->prefix_len + len;
 	free(text);
 	mt->loaded = r == 0;
 	return r;
@@ -294,10 +297,12 @@ header_action(struct sf_milter_txn *mt, const struct milter_config *cf,
 	}
 	if (mt->nh >= HDR_FIELDS_MAX ||
 	    (value = value_clean(r->value,
-				 protocol & MILTER_P_HDR_LEADSPC)) == NULL) {
+				 protocol & MILTER_P_HDR_LEADSPC)) == NULL ||
+	    mt->hdr_bytes + strlen(value) + strlen(r->name) > HDR_MAX) {
 		*error_r = "header field too long or too many";
 		return -1;
 	}
+	mt->hdr_bytes += strlen(value) + strlen(r->name) + 2;
 	if (r->type != MR_CHGHEADER || r->value[0] != '\0')
 		mt->junk |= junk_match(cf, r->name, value);
 	if (r->type == MR_ADDHEADER)
@@ -453,6 +458,9 @@ rcpt_add(struct smtp_session *s, struct delivery_job *job, const char *a)
 {
 	struct recipient_result res;
 
+	if (job->nmailboxes + (job->env != NULL ? job->env->nrcpts : 0) >=
+	    RCPTS_MAX)
+		return -1;
 	if (resolve(s, a, &res) < 0)
 		return -1;
 	for (size_t i = 0; i < res.nmailboxes; i++) {

@@ -30,6 +30,7 @@ struct sf_milter_txn {
 	bool loaded;		/* the header is read from the message */
 	struct mhdr *h;
 	size_t nh, caph;
+	size_t hdr_bytes;	/* of the fields, bounded */
 	bool blank;		/* the message has a body separator */
 	uint64_t body_off;	/* the body in job->spool */
 	struct spool *newbody;	/* a milter's replacement (LF), or NULL */
