@@ -659,7 +659,9 @@ log_verdict(const struct milter_state *m, const struct milter_reply *r)
 {
 	struct sf_milters *ms = m->ms;
 
-	log_event(LOG_INFO, "milter", "reply", LF_STR("session", ms->s->ses.id),
+	/* an accept is the usual answer: only refusals are news */
+	log_event(r->type == MR_ACCEPT ? LOG_DEBUG : LOG_INFO, "milter",
+		  "reply", LF_STR("session", ms->s->ses.id),
 		  LF_STR("milter", m->cf->name),
 		  LF_STR("stage", stage_name(ms->stage)),
 		  LF_STR("reply", milter_reply_name(r->type)),
