@@ -548,6 +548,30 @@ chgfrom(struct sf_milter_txn *mt, const struct milter_reply *r)
 	return 0;
 }
 
+/* QUARANTINE: held, with a field saying by whom and why (the reason
+ * made printable ASCII, cut). */
+static int
+quarantine(struct sf_milter_txn *mt, const struct milter_config *cf,
+	   const char *reason)
+{
+	char why[160];
+	size_t n = 0;
+
+	for (const char *p = reason; *p != '\0' && n + 1 < sizeof(why); p++)
+		why[n++] = (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e
+				   ? '?'
+				   : *p;
+	why[n] = '\0';
+	if (!mt->hold && mt->nh < HDR_FIELDS_MAX) {
+		field_insert(mt, 0, xstrdup("X-Godwit-Quarantine"),
+			     xasprintf(" held by milter %s: %s", cf->name,
+				       why));
+		mt->changed = true;
+	}
+	mt->hold = true;
+	return 0;
+}
+
 /* ---- a modification --------------------------------------------------- */
 
 static uint32_t
@@ -605,8 +629,7 @@ milter_msg_modify(struct smtp_session *s, struct sf_milter_txn *mt,
 		*error_r = "bad sender";
 		return chgfrom(mt, r);
 	case MR_QUARANTINE:
-		mt->hold = true;
-		return 0;
+		return quarantine(mt, cf, r->addr);
 	default:
 		return -1;
 	}

@@ -27,13 +27,18 @@ TIMEOUT = 2  # seconds: the milters' timeout in these tests
 class Peer:
     """A milter_peer.py process: socket, mode file and log file."""
 
-    def __init__(self, base, name="m1", unix=False, style=""):
+    def __init__(self, base, name="m1", unix=False, style="", ipv6=False):
         self.base = Path(base)
         self.name = name
         self.style = style
+        self.ipv6 = ipv6
         self.mode_path = self.base / f"{name}.mode.json"
         self.log_path = self.base / f"{name}.log"
-        if unix:
+        if ipv6:
+            self.port = free_port()
+            self.listen = f"inet6:{self.port}@[::1]"
+            self.socket = f"inet6:[::1]:{self.port}"
+        elif unix:
             self.path = self.base / f"{name}.sock"
             self.listen = f"unix:{self.path}"
             self.socket = f"unix:{self.path}"
@@ -59,6 +64,8 @@ class Peer:
             raise AssertionError(f"milter {self.name} exited")
         if self.socket.startswith("unix:"):
             addr, fam = str(self.path), socket.AF_UNIX
+        elif self.ipv6:
+            addr, fam = ("::1", self.port), socket.AF_INET6
         else:
             addr, fam = ("127.0.0.1", self.port), socket.AF_INET
         with socket.socket(fam, socket.SOCK_STREAM) as s:
@@ -413,7 +420,9 @@ def test_quarantine_hold_release(gp, uniq):
             ["alice@example.test", "bob@example.test"]]
     assert len(mine) == 1, held
     qid = mine[0]["id"]
-    assert uniq.encode() in g.run("queue", "show", qid, check=True).stdout.encode()
+    shown = g.run("queue", "show", qid, check=True).stdout
+    assert uniq in shown
+    assert "X-Godwit-Quarantine: held by milter m1: looks bad" in shown, shown
     g.admin("queue", "release", qid)
     g.admin("queue", "flush")
     wait_for(lambda: stored(g, uniq) and stored(g, uniq, "bob@example.test"),
@@ -600,9 +609,9 @@ def test_unix_socket_down(make_godwit, base, uniq):
 
 
 def test_two_milters_in_order(make_godwit, base, uniq):
-    """m1 (TCP) then m2 (UNIX socket): m2 sees what m1 added; a reject by
-    m1 means m2 is not asked."""
-    m1 = Peer(base, "m1")
+    """m1 (TCP over IPv6) then m2 (UNIX socket): m2 sees what m1 added; a
+    reject by m1 means m2 is not asked."""
+    m1 = Peer(base, "m1", ipv6=True)
     m2 = Peer(base, "m2", unix=True)
     try:
         g = make_godwit({"filter": {"milters": [milter_cfg(m1),
