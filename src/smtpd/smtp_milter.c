@@ -735,6 +735,9 @@ final_reply(struct milter_state *m, const struct milter_reply *r)
 		negotiated(m, r);
 		return;
 	}
+	/* whatever it says, its end of message ends its transaction */
+	if (ms->stage == SF_END && (int)ms->phase == MP_EOB_WAIT)
+		m->in_txn = false;
 	if (r->type == MR_OPTNEG) {
 		if (milter_failed(m, "unexpected negotiation", &v)) {
 			sf_resume(ms->s, &v);

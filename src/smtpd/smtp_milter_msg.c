@@ -158,7 +158,7 @@ milter_msg_body(struct sf_milter_txn *mt, struct delivery_job *job,
 	const struct spool *sp = mt->newbody != NULL ? mt->newbody
 						     : job->spool;
 	uint64_t base = mt->newbody != NULL ? 0 : mt->body_off;
-	unsigned char raw[16384];
+	unsigned char raw[32768];
 	size_t o = 0;
 	ssize_t n;
 
