@@ -69,6 +69,7 @@ struct sf_milters {
 	size_t hdr_i;		/* end: the next header field */
 	uint64_t body_off;	/* end: where the body chunks are */
 	const char *error;	/* STEP_FAIL's reason (static text) */
+	bool discard_all;	/* discard at connect or HELO: every message */
 	struct milter_buf buf;
 };
 
@@ -690,6 +691,13 @@ reply_verdict(struct milter_state *m, const struct milter_reply *r,
 		memset(v, 0, sizeof(*v));
 		v->action = SF_DISCARD;
 		v->reason = "milter";
+		/* before a transaction: each one of the session (Postfix) */
+		if (ms->stage < SF_MAIL) {
+			ms->discard_all = true;
+			v->action = SF_CONTINUE;
+			log_verdict(m, r);
+			return false;
+		}
 		for (size_t i = 0; i < ms->n; i++)
 			ms->m[i].off_txn = true;
 		break;
@@ -809,6 +817,14 @@ stage(struct smtp_session *s, enum sf_stage st, struct sf_verdict *v)
 	ms->stage = st;
 	ms->cur = 0;
 	ms->phase = MP_START;
+	if (st == SF_MAIL && ms->discard_all) {
+		for (size_t i = 0; i < ms->n; i++)
+			ms->m[i].off_txn = true;
+		memset(v, 0, sizeof(*v));
+		v->action = SF_DISCARD;
+		v->reason = "milter";
+		return true;
+	}
 	return run(ms, v);
 }
 

@@ -7,10 +7,8 @@ callbacks and macros the milter saw from its log file.
 """
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -167,67 +165,6 @@ def test_accept_passes_message(gp, uniq):
         assert cb in cbs, (cb, cbs)
 
 
-@pytest.mark.parametrize("stage", ["mail", "rcpt", "data", "eom"])
-def test_reject_at_stage(gp, uniq, stage):
-    g, peer = gp
-    peer.set_mode({"stage": stage, "action": "reject"})
-    with g.raw() as c:
-        c.ehlo()
-        r = c.cmd("MAIL FROM:<s@example.org>")
-        if stage == "mail":
-            assert r.code == 550 and "5.7.1" in r.text, r
-            return
-        assert r.code == 250, r
-        r = c.cmd("RCPT TO:<alice@example.test>")
-        if stage == "rcpt":
-            assert r.code == 550 and "5.7.1" in r.text, r
-            return
-        assert r.code == 250, r
-        r = c.cmd("DATA")
-        if stage == "data":
-            assert r.code == 550, r
-            return
-        assert r.code == 354, r
-        c.send(make_message(uniq) + b".\r\n")
-        r = c.reply()
-        assert r.code == 550 and "5.7.1" in r.text, r
-    assert not stored(g, uniq)
-
-
-@pytest.mark.parametrize("stage", ["mail", "rcpt", "eom"])
-def test_tempfail_at_stage(gp, uniq, stage):
-    g, peer = gp
-    peer.set_mode({"stage": stage, "action": "tempfail"})
-    with g.raw() as c:
-        c.ehlo()
-        r = c.cmd("MAIL FROM:<s@example.org>")
-        if stage == "mail":
-            assert r.code == 451 and "4.7.1" in r.text, r
-            return
-        r = c.cmd("RCPT TO:<alice@example.test>")
-        if stage == "rcpt":
-            assert r.code == 451 and "4.7.1" in r.text, r
-            return
-        assert c.cmd("DATA").code == 354
-        c.send(make_message(uniq) + b".\r\n")
-        r = c.reply()
-        assert r.code == 451 and "4.7.1" in r.text, r
-    assert not stored(g, uniq)
-
-
-def test_reject_at_connect_and_helo(gp):
-    g, peer = gp
-    peer.set_mode({"stage": "connect", "action": "reject"})
-    c = g.raw(greet=False)
-    r = c.reply()
-    assert r.code == 554, r
-    c.close()
-    peer.set_mode({"stage": "helo", "action": "tempfail"})
-    with g.raw() as c:
-        r = c.cmd("EHLO client.test")
-        assert r.code == 451, r
-
-
 def test_replycode_multiline(gp, uniq):
     g, peer = gp
     peer.set_mode({"stage": "eom", "action": "replycode",
@@ -266,15 +203,6 @@ def test_rcpt_reject_only_one(gp, uniq):
     assert not stored(g, uniq, "bob@example.test")
 
 
-def test_discard(gp, uniq):
-    g, peer = gp
-    peer.set_mode({"stage": "eom", "action": "discard"})
-    r = send(g, uniq)
-    assert r.code == 250, r
-    wait_for(lambda: "discard" in g.log_text(), 5, what="discard logged")
-    assert not stored(g, uniq)
-
-
 def test_discard_at_rcpt(gp, uniq):
     g, peer = gp
     peer.set_mode({"stage": "rcpt", "action": "discard"})
@@ -285,13 +213,73 @@ def test_discard_at_rcpt(gp, uniq):
     assert not peer.seen("eom")
 
 
-def test_accept_skips_rest_of_message(gp, uniq):
+STAGES = ["connect", "helo", "mail", "rcpt", "data", "header", "eoh", "body",
+          "eom"]
+# where the client sees a refusal of each stage
+REFUSED_AT = {"connect": "greeting", "helo": "EHLO", "mail": "MAIL",
+              "rcpt": "RCPT", "data": "DATA", "header": "end", "eoh": "end",
+              "body": "end", "eom": "end"}
+
+
+def run_session(g, uniq):
+    """A whole session, step by step: the step that was refused (None if
+    none was) and the last reply."""
+    c = g.raw(greet=False)
+    try:
+        r = c.reply()
+        if r.code != 220:
+            return "greeting", r
+        steps = [("EHLO", "EHLO client.test", 250),
+                 ("MAIL", "MAIL FROM:<s@example.org>", 250),
+                 ("RCPT", "RCPT TO:<alice@example.test>", 250),
+                 ("DATA", "DATA", 354)]
+        for name, line, want in steps:
+            r = c.cmd(line)
+            if r.code != want:
+                return name, r
+        c.send(make_message(uniq) + b".\r\n")
+        r = c.reply()
+        return ("end" if r.code != 250 else None), r
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("action", ["continue", "accept", "reject",
+                                    "tempfail", "discard"])
+@pytest.mark.parametrize("stage", STAGES)
+def test_action_at_stage(gp, uniq, stage, action):
+    """Each action at each stage: where the refusal comes and with which
+    code, whether the message is stored, what the milter saw after."""
     g, peer = gp
-    peer.set_mode({"stage": "mail", "action": "accept"})
-    r = send(g, uniq)
+    peer.set_mode({"stage": stage, "action": action})
+    where, r = run_session(g, uniq)
+    cbs = [e["cb"] for e in peer.events()]
+    if action in ("reject", "tempfail"):
+        assert where == REFUSED_AT[stage], (where, r)
+        if action == "reject":
+            assert r.code == (554 if stage == "connect" else 550), r
+            assert r.enh == "5.7.1", r
+        else:
+            assert r.code == 451 and r.enh == "4.7.1", r
+        assert not stored(g, uniq)
+        return
+    assert where is None, (where, r)
     assert r.code == 250, r
-    assert stored(g, uniq)
-    assert not peer.seen("rcpt") and not peer.seen("eom")
+    if action == "discard" and stage not in ("connect", "helo"):
+        wait_for(lambda: "event=discard" in g.log_text(), 5,
+                 what="discard logged")
+        assert not stored(g, uniq)
+    elif action == "discard":
+        # before a transaction: every message of the session
+        assert not stored(g, uniq)
+    else:
+        assert stored(g, uniq)
+    if action == "accept":
+        # nothing more for this milter in this message (or session)
+        after = cbs[cbs.index(stage) + 1:]
+        assert not [cb for cb in after if cb in STAGES], cbs
+    if action == "continue":
+        assert "eom" in cbs, cbs
 
 
 # ---- modifications ---------------------------------------------------------
