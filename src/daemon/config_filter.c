@@ -12,6 +12,8 @@
 #include "filter/filter.h"
 #include "lib/conftab.h"
 #include "lib/xalloc.h"
+#include "mail/attach_name.h"
+#include "mail/dnsbl_spec.h"
 
 #define DAY 86400
 
@@ -21,14 +23,15 @@ static const struct conf_key greylist_keys[] = {
     {"enabled", CONF_BOOL, F(greylist_config, enabled), .def = 0,
      .doc = "greylist mail on port 25 (451 4.7.1 on first sight)"},
     {"delay", CONF_DURATION, F(greylist_config, delay),
-     SPAN(0, DAY, "0s..1d", 300),
+     SPAN(1, DAY, "1s..1d", 300),
      .doc = "how long a first sight waits before its retry is accepted"},
     {"window", CONF_DURATION, F(greylist_config, window),
-     SPAN(60, 30 * DAY, "1m..30d", 2 * DAY),
+     SPAN(1, 30 * DAY, "1s..30d", 2 * DAY),
      .doc = "how long a first sight waits for its retry"},
     {"expire", CONF_DURATION, F(greylist_config, expire),
-     SPAN(DAY, 365 * DAY, "1d..365d", 35 * DAY),
-     .doc = "how long a passed triplet and an allowed client are kept"},
+     SPAN(1, 365 * DAY, "1s..365d", 35 * DAY),
+     .doc = "how long a passed triplet and an allowed client are kept "
+            "after their last use"},
     {"auto_allow", CONF_UINT, F(greylist_config, auto_allow),
      UINT(0, 1000, 5),
      .doc = "deliveries after which a client is no longer greylisted; "
@@ -38,15 +41,84 @@ static const struct conf_key greylist_keys[] = {
      .lower = true, .allowed = "domains",
      .doc = "mail with dkim=pass or spf=pass from these domains is never "
             "greylisted"},
+    {"max_entries", CONF_UINT, F(greylist_config, max_entries),
+     UINT(100, 10000000, 100000),
+     .doc = "triplets (and client networks) kept at most; the least "
+            "recently used go first"},
 };
+/* The delay must fit in the window, or no retry could ever pass. */
+static void
+greylist_section_check(struct conf_loader *l, const yaml_node_t *map,
+               yaml_node_t *const *v, void *base)
+{
+	const struct greylist_config *g = base;
+
+	(void)v;
+	if (g->delay >= g->window)
+		conf_error(l, conf_line(map),
+		           "filter.greylist: delay must be shorter than window");
+}
+
 static const struct conf_section greylist_section =
-    SECTION("filter.greylist", greylist_keys, NULL);
+    SECTION("filter.greylist", greylist_keys, greylist_section_check);
 
 /* ---- filter.attachments ------------------------------------------------- */
+
+static const char *const encrypted_names[] = {"refuse", "allow"};
+
+static const char *
+check_extension(const char *s)
+{
+	return attach_ext_valid(s[0] == '.' ? s + 1 : s);
+}
+
+/* Absent: the default list (mail/attach_name.c); [] blocks no
+ * extension. An item may be written with its dot. */
+static void
+load_blocked_extensions(struct conf_loader *l, const yaml_node_t *n,
+			const char *key, void *base)
+{
+	struct attach_config *c = base;
+
+	if (conf_is_null(n)) {
+		c->blocked_extensions =
+		    xcalloc(attach_ndefault_extensions, sizeof(char *));
+		for (size_t i = 0; i < attach_ndefault_extensions; i++)
+			c->blocked_extensions[i] =
+			    xstrdup(attach_default_extensions[i]);
+		c->nblocked_extensions = attach_ndefault_extensions;
+		return;
+	}
+	conf_get_strings(l, n, key, "extensions", check_extension, true,
+			 &c->blocked_extensions, &c->nblocked_extensions);
+	for (size_t i = 0; i < c->nblocked_extensions; i++) {
+		char *e = c->blocked_extensions[i];
+
+		if (e[0] == '.')
+			memmove(e, e + 1, strlen(e));
+	}
+}
 
 static const struct conf_key attachments_keys[] = {
     {"enabled", CONF_BOOL, F(attach_config, enabled), .def = 1,
      .doc = "refuse dangerous attachments (554 5.7.1 naming the file)"},
+    {"blocked_extensions", CONF_STRINGS,
+     F(attach_config, blocked_extensions),
+     .offset_n = offsetof(struct attach_config, nblocked_extensions),
+     .load = load_blocked_extensions,
+     .doc = "file extensions refused (default: Gmail's list)"},
+    {"encrypted_archives", CONF_ENUM, F(attach_config, encrypted_archives),
+     WORDS(encrypted_names, "refuse, allow"), .def = 0,
+     .doc = "password-protected archives: refuse (their content cannot be "
+            "checked) or allow"},
+    {"max_depth", CONF_UINT, F(attach_config, max_depth), UINT(1, 100, 20),
+     .doc = "multiparts, messages and archives nested, at most"},
+    {"max_parts", CONF_UINT, F(attach_config, max_parts),
+     UINT(10, 100000, 1000),
+     .doc = "MIME parts and archive members in a message, at most"},
+    {"max_decoded_size", CONF_SIZE, F(attach_config, max_decoded_size),
+     SPAN(1024 * 1024, 4ULL << 30, "1M..4G", 100ULL << 20),
+     .doc = "octets decoded and unpacked to check a message, at most"},
 };
 static const struct conf_section attachments_section =
     SECTION("filter.attachments", attachments_keys, NULL);
@@ -114,15 +186,18 @@ static const struct conf_section clamd_section =
 static const struct conf_key filter_keys[] = {
     {"dnsbl", CONF_STRINGS, F(filter_config, dnsbl.dnsbl),
      .offset_n = offsetof(struct filter_config, dnsbl.ndnsbl),
-     .allowed = "blocklist specs",
+     .allowed = "blocklist specs", .check = dnsbl_spec_check,
      .doc = "DNS blocklists: zone[=codes][*weight], postscreen style"},
     {"dnswl", CONF_STRINGS, F(filter_config, dnsbl.dnswl),
      .offset_n = offsetof(struct filter_config, dnsbl.ndnswl),
-     .allowed = "allow list specs",
+     .allowed = "allow list specs", .check = dnsbl_spec_check_allow,
      .doc = "DNS allow lists: a listed client skips the blocklists"},
     {"dnsbl_threshold", CONF_UINT, F(filter_config, dnsbl.threshold),
      UINT(1, 1000, 1),
      .doc = "the blocklist score that refuses a client"},
+    {"dnsbl_timeout", CONF_DURATION_MS, F(filter_config, dnsbl.timeout_ms),
+     SPAN(100, 60000, "100ms..60s", 5000),
+     .doc = "each blocklist lookup (A, then TXT for a listing)"},
     FSUB("greylist", greylist_section, greylist),
     FSUB("attachments", attachments_section, attachments),
     FSUB("clamd", clamd_section, clamd),

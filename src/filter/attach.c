@@ -1,0 +1,452 @@
+/*
+ * The attachment walk (attach.h): the message parsed by GMime, every
+ * leaf part decoded (base64, quoted-printable, uuencode) and checked by
+ * its names (Content-Disposition filename and Content-Type name, RFC
+ * 2231 and RFC 2047 decoded by GMime) and by its content (libmagic);
+ * text parts searched for uuencoded files; archives handed to
+ * attach_archive.c. Before GMime sees the message, a count of its lines
+ * bounds what GMime would build (see prescan()).
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gmime/gmime.h>
+#include <magic.h>
+
+#include "filter/attach.h"
+#include "filter/attach_private.h"
+#include "lib/xalloc.h"
+#include "mail/attach_name.h"
+
+/* libmagic is given this much of a file at most */
+#define SNIFF_MAX (1024 * 1024)
+/* a file is sniffed when this much of its start is not plain text */
+#define TEXT_PROBE 4096
+
+/* ---- the verdict ------------------------------------------------------- */
+
+bool
+walk_stopped(const struct walk *w)
+{
+	return w->r->status != ATTACH_OK;
+}
+
+void
+walk_refuse(struct walk *w, const char *inner, const char *reason,
+	    const char *fmt, ...)
+{
+	char what[96], in[ATTACH_NAME_SHOW + 1];
+	struct attach_result *r = w->r;
+	va_list ap;
+
+	if (walk_stopped(w))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	r->status = ATTACH_REFUSED;
+	r->reason = reason;
+	r->code = 554;
+	r->enh = "5.7.1";
+	if (inner != NULL)
+		attach_name_clean(inner, in);
+	if (w->top[0] != '\0' && inner != NULL)
+		snprintf(r->text, sizeof(r->text),
+			 "Message refused: attachment \"%s\" holds \"%s\", %s",
+			 w->top, in, what);
+	else if (w->top[0] != '\0')
+		snprintf(r->text, sizeof(r->text),
+			 "Message refused: attachment \"%s\" is %s", w->top,
+			 what);
+	else if (inner != NULL)
+		snprintf(r->text, sizeof(r->text),
+			 "Message refused: a part of the message holds \"%s\", "
+			 "%s",
+			 in, what);
+	else
+		snprintf(r->text, sizeof(r->text),
+			 "Message refused: a part of the message is %s", what);
+}
+
+void
+walk_limit(struct walk *w, const char *which)
+{
+	struct attach_result *r = w->r;
+	bool size = strcmp(which, "decoded size") == 0;
+
+	if (walk_stopped(w))
+		return;
+	r->status = ATTACH_LIMIT;
+	r->reason = size ? "attach-limit-size"
+			 : strcmp(which, "nesting depth") == 0
+			       ? "attach-limit-depth"
+			       : "attach-limit-parts";
+	r->code = size ? 552 : 554;
+	r->enh = size ? "5.3.4" : "5.7.1";
+	snprintf(r->text, sizeof(r->text),
+		 "Message refused: too complex to check its attachments "
+		 "(%s over the limit)",
+		 which);
+}
+
+bool
+walk_count(struct walk *w, unsigned depth)
+{
+	if (walk_stopped(w))
+		return false;
+	if (depth > w->cfg->max_depth) {
+		walk_limit(w, "nesting depth");
+		return false;
+	}
+	if (++w->r->parts > w->cfg->max_parts) {
+		walk_limit(w, "part count");
+		return false;
+	}
+	return true;
+}
+
+bool
+walk_decoded(struct walk *w, size_t n)
+{
+	if (walk_stopped(w))
+		return false;
+	w->r->decoded += n;
+	if (w->r->decoded > w->cfg->max_decoded_size) {
+		walk_limit(w, "decoded size");
+		return false;
+	}
+	return true;
+}
+
+/* ---- the rules ---------------------------------------------------------- */
+
+void
+walk_check_name(struct walk *w, const char *name, bool inner)
+{
+	char ext[ATTACH_EXT_MAX + 1];
+	const char *in = inner ? name : NULL;
+
+	switch (attach_name_check(name,
+				  (const char *const *)w->cfg->blocked_extensions,
+				  w->cfg->nblocked_extensions, ext)) {
+	case ATTACH_NAME_OK:
+		break;
+	case ATTACH_NAME_BLOCKED:
+		walk_refuse(w, in, "blocked-extension",
+			    "a blocked file type (.%s)", ext);
+		break;
+	case ATTACH_NAME_DOUBLE:
+		walk_refuse(w, in, "double-extension",
+			    "a blocked file type (.%s)", ext);
+		break;
+	case ATTACH_NAME_HIDDEN:
+		walk_refuse(w, in, "hidden-extension",
+			    "a file whose name hides its type");
+		break;
+	}
+}
+
+static const char *const exec_types[] = {
+    "application/x-dosexec",
+    "application/x-msdownload",
+    "application/vnd.microsoft.portable-executable",
+    "application/x-executable",
+    "application/x-pie-executable",
+    "application/x-sharedlib",
+    "application/x-mach-binary",
+    "application/x-msi",
+    "application/x-ms-shortcut",
+};
+
+static const char *const archive_types[] = {
+    "application/zip",	      "application/x-rar",
+    "application/vnd.rar",    "application/x-7z-compressed",
+    "application/x-tar",      "application/gzip",
+    "application/x-gzip",     "application/x-bzip2",
+    "application/x-xz",	      "application/x-lzma",
+    "application/zstd",	      "application/x-zstd",
+    "application/x-lzip",     "application/x-compress",
+    "application/x-cpio",     "application/x-archive",
+    "application/vnd.ms-cab-compressed", "application/x-iso9660-image",
+    "application/java-archive", "application/x-lzh-compressed",
+    "application/x-xar",
+};
+
+static bool
+in_list(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+attach_is_archive_type(const char *mime)
+{
+	return in_list(mime, archive_types,
+		       sizeof(archive_types) / sizeof(archive_types[0]));
+}
+
+/* Plain text (no control octets at its start, no binary signature) is
+ * not given to libmagic: no executable or archive is plain text. */
+static bool
+looks_binary(const unsigned char *p, size_t len)
+{
+	size_t n = len < TEXT_PROBE ? len : TEXT_PROBE;
+
+	if (len >= 2 && (memcmp(p, "MZ", 2) == 0 || memcmp(p, "PK", 2) == 0))
+		return true;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' &&
+		    c != '\f' && c != '\v' && c != 0x1b)
+			return true;
+		if (c == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+const char *
+walk_sniff(struct walk *w, const unsigned char *data, size_t len)
+{
+	const char *mime;
+
+	if (len == 0 || !looks_binary(data, len))
+		return "";
+	mime = magic_buffer(w->sc->magic, data, len < SNIFF_MAX ? len
+							       : SNIFF_MAX);
+	return mime != NULL ? mime : "";
+}
+
+void
+walk_check_content(struct walk *w, const char *inner,
+		   const unsigned char *data, size_t len, unsigned depth)
+{
+	const char *mime = walk_sniff(w, data, len);
+
+	if (in_list(mime, exec_types,
+		    sizeof(exec_types) / sizeof(exec_types[0])))
+		walk_refuse(w, inner, "executable", "an executable (%s)",
+			    mime);
+	else if (attach_is_archive_type(mime))
+		walk_archive(w, inner, data, len, depth + 1);
+}
+
+/* ---- the MIME walk ------------------------------------------------------ */
+
+static void walk_object(struct walk *w, GMimeObject *o, unsigned depth);
+
+/* uuencoded files in a text part: each is an attachment of its own. */
+static void
+walk_uuencoded(struct walk *w, const unsigned char *text, size_t len,
+	       unsigned depth)
+{
+	size_t pos = 0, n;
+	char name[256];
+	unsigned char *data;
+	bool truncated;
+
+	if (len == 0 || memmem(text, len, "begin ", 6) == NULL)
+		return;
+	while (!walk_stopped(w) &&
+	       uu_next(text, len, &pos, name, sizeof(name), &data, &n,
+		       SIZE_MAX, &truncated)) {
+		attach_name_clean(name, w->top);
+		if (walk_count(w, depth + 1)) {
+			walk_check_name(w, name, false);
+			walk_check_content(w, NULL, data, n, depth + 1);
+		}
+		free(data);
+	}
+}
+
+/* The part's content decoded, or NULL (nothing, or past the limit). */
+static GByteArray *
+decode(struct walk *w, GMimePart *part)
+{
+	GMimeDataWrapper *dw = g_mime_part_get_content(part);
+	GMimeStream *raw, *mem;
+	GByteArray *arr;
+	gint64 enc_len;
+
+	if (dw == NULL || (raw = g_mime_data_wrapper_get_stream(dw)) == NULL)
+		return NULL;
+	/* decoding never makes more octets than it reads */
+	enc_len = g_mime_stream_length(raw);
+	if (enc_len > 0 && w->r->decoded + (uint64_t)enc_len >
+			       w->cfg->max_decoded_size &&
+	    !walk_decoded(w, (size_t)enc_len))
+		return NULL;
+	arr = g_byte_array_new();
+	mem = g_mime_stream_mem_new_with_byte_array(arr);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+	g_mime_data_wrapper_write_to_stream(dw, mem);
+	g_object_unref(mem);
+	if (!walk_decoded(w, arr->len)) {
+		g_byte_array_free(arr, TRUE);
+		return NULL;
+	}
+	return arr;
+}
+
+static void
+walk_part(struct walk *w, GMimePart *part, unsigned depth)
+{
+	GMimeObject *o = GMIME_OBJECT(part);
+	const char *fname, *cname;
+	GMimeContentType *ct = g_mime_object_get_content_type(o);
+	GByteArray *arr;
+
+	fname = g_mime_object_get_content_disposition_parameter(o, "filename");
+	cname = g_mime_object_get_content_type_parameter(o, "name");
+	attach_name_clean(fname != NULL ? fname : cname != NULL ? cname : "",
+			  w->top);
+	if (fname != NULL)
+		walk_check_name(w, fname, false);
+	if (cname != NULL)
+		walk_check_name(w, cname, false);
+	if (walk_stopped(w) || (arr = decode(w, part)) == NULL)
+		return;
+	walk_check_content(w, NULL, arr->data, arr->len, depth);
+	if (!walk_stopped(w) &&
+	    (ct == NULL || g_mime_content_type_is_type(ct, "text", "*")))
+		walk_uuencoded(w, arr->data, arr->len, depth);
+	g_byte_array_free(arr, TRUE);
+}
+
+static void
+walk_object(struct walk *w, GMimeObject *o, unsigned depth)
+{
+	if (o == NULL || !walk_count(w, depth))
+		return;
+	if (GMIME_IS_MULTIPART(o)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(o);
+		int n = g_mime_multipart_get_count(mp);
+
+		for (int i = 0; i < n && !walk_stopped(w); i++)
+			walk_object(w, g_mime_multipart_get_part(mp, i),
+				    depth + 1);
+	} else if (GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *m =
+		    g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+
+		if (m != NULL)
+			walk_object(w, g_mime_message_get_mime_part(m),
+				    depth + 1);
+	} else if (GMIME_IS_PART(o)) {
+		walk_part(w, GMIME_PART(o), depth);
+	}
+}
+
+/*
+ * GMime builds the whole tree at once, recursing into every multipart
+ * and message/rfc822 part, with no limit of its own. What it can build is
+ * bounded by lines: a multipart or message part needs a Content-Type
+ * field (a line starting "Content-Type"), a part of a multipart a
+ * delimiter line (starting "--"). Counted before GMime runs, these keep
+ * its recursion and its part objects within the limits (the delimiter
+ * count is generous: other lines start with "--" too).
+ */
+static bool
+prescan(struct walk *w, const unsigned char *msg, size_t len)
+{
+	size_t types = 0, dashes = 0;
+	const unsigned char *p = msg, *end = msg + len;
+
+	while (p < end) {
+		const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (n >= 12 && strncasecmp((const char *)p, "content-type", 12) == 0)
+			types++;
+		else if (n >= 2 && p[0] == '-' && p[1] == '-')
+			dashes++;
+		p += n + 1;
+	}
+	if (types > w->cfg->max_parts) {
+		walk_limit(w, "part count");
+		return false;
+	}
+	if (dashes > 4 * (size_t)w->cfg->max_parts + 16) {
+		walk_limit(w, "part count");
+		return false;
+	}
+	return true;
+}
+
+void
+attach_scan(struct attach_scanner *sc, const struct attach_config *cfg,
+	    const unsigned char *msg, size_t len, struct attach_result *r)
+{
+	struct walk w = {.sc = sc, .cfg = cfg, .r = r};
+	GMimeStream *st;
+	GMimeParser *parser;
+	GMimeMessage *m;
+
+	memset(r, 0, sizeof(*r));
+	r->status = ATTACH_OK;
+	if (!prescan(&w, msg, len))
+		return;
+	st = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
+	parser = g_mime_parser_new_with_stream(st);
+	g_object_unref(st);
+	m = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	if (m == NULL)
+		return;
+	walk_object(&w, g_mime_message_get_mime_part(m), 0);
+	g_object_unref(m);
+}
+
+/* ---- the scanner -------------------------------------------------------- */
+
+static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
+
+static void
+gmime_start(void)
+{
+	g_mime_init();
+}
+
+struct attach_scanner *
+attach_scanner_new(char **error_r)
+{
+	struct attach_scanner *sc;
+	magic_t m;
+	size_t bytes = SNIFF_MAX;
+
+	pthread_once(&gmime_once, gmime_start);
+	m = magic_open(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS |
+		       MAGIC_NO_CHECK_ENCODING | MAGIC_ERROR);
+	if (m == NULL) {
+		*error_r = xstrdup("libmagic: magic_open failed");
+		return NULL;
+	}
+	if (magic_load(m, NULL) < 0) {
+		*error_r = xasprintf("libmagic: %s", magic_error(m));
+		magic_close(m);
+		return NULL;
+	}
+	magic_setparam(m, MAGIC_PARAM_BYTES_MAX, &bytes);
+	sc = xcalloc(1, sizeof(*sc));
+	sc->magic = m;
+	return sc;
+}
+
+void
+attach_scanner_free(struct attach_scanner **scp)
+{
+	struct attach_scanner *sc = *scp;
+
+	if (sc == NULL)
+		return;
+	magic_close(sc->magic);
+	free(sc);
+	*scp = NULL;
+}

@@ -1,0 +1,131 @@
+/*
+ * The attachment walk's thread (attach.h): jobs submitted from the loop,
+ * walked one at a time with the thread's own libmagic cookie, handed
+ * back through an eventfd (the shape of net/auth.c's thread).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "filter/attach.h"
+#include "lib/log.h"
+#include "lib/workq.h"
+#include "lib/xalloc.h"
+
+struct attachq {
+	const struct attach_config *cfg;
+	struct attach_scanner *sc;	/* the thread's only */
+	struct event *ev;
+	int efd;
+	struct workq *wq;
+	pthread_mutex_t lock;		/* over done */
+	struct attach_job *done, **done_tail;
+};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+attachq_run(void *arg, void **items, size_t n)
+{
+	struct attachq *q = arg;
+	struct attach_job *job = items[0];
+	uint64_t one = 1, t0 = now_us();
+
+	(void)n;
+	attach_scan(q->sc, q->cfg, job->msg, job->len, &job->result);
+	job->elapsed_us = now_us() - t0;
+	free(job->msg);
+	job->msg = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	job->next = NULL;
+	*q->done_tail = job;
+	q->done_tail = &job->next;
+	pthread_mutex_unlock(&q->lock);
+	if (write(q->efd, &one, sizeof(one)) < 0) {
+		/* an eventfd counter cannot overflow in practice */
+	}
+}
+
+static void
+attachq_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct attachq *q = arg;
+	struct attach_job *list, *job;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("attach eventfd");
+	pthread_mutex_lock(&q->lock);
+	list = q->done;
+	q->done = NULL;
+	q->done_tail = &q->done;
+	pthread_mutex_unlock(&q->lock);
+	while ((job = list) != NULL) {
+		list = job->next;
+		if (job->done != NULL)
+			job->done(job, job->arg);
+		free(job->msg);
+		free(job);
+	}
+}
+
+struct attachq *
+attachq_new(struct event_base *base, const struct attach_config *cfg,
+	    char **error_r)
+{
+	struct attachq *q = xcalloc(1, sizeof(*q));
+
+	if ((q->sc = attach_scanner_new(error_r)) == NULL) {
+		free(q);
+		return NULL;
+	}
+	q->cfg = cfg;
+	q->done_tail = &q->done;
+	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		fatal("eventfd");
+	pthread_mutex_init(&q->lock, NULL);
+	q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, attachq_done_cb,
+			  q);
+	event_add(q->ev, NULL);
+	q->wq = workq_start("attach", 1, attachq_run, q);
+	return q;
+}
+
+void
+attachq_submit(struct attachq *q, struct attach_job *job)
+{
+	job->next = NULL;
+	workq_submit(q->wq, job);
+}
+
+void
+attachq_free(struct attachq **qp)
+{
+	struct attachq *q = *qp;
+
+	if (q == NULL)
+		return;
+	workq_stop(&q->wq);
+	attachq_done_cb(q->efd, EV_READ, q);
+	event_free(q->ev);
+	close(q->efd);
+	pthread_mutex_destroy(&q->lock);
+	attach_scanner_free(&q->sc);
+	free(q);
+	*qp = NULL;
+}
