@@ -176,6 +176,171 @@ static const struct conf_key clamd_keys[] = {
 static const struct conf_section clamd_section =
     SECTION("filter.clamd", clamd_keys, NULL);
 
+/* ---- filter.milters ------------------------------------------------------ */
+
+#define MILTERS_MAX 16
+
+enum {
+	MI_NAME,
+	MI_SOCKET,
+	MI_ON_ERROR,
+	MI_TIMEOUT,
+	MI_JUNK_HEADER,
+	MI_COUNT
+};
+
+static const struct conf_key milter_keys[] = {
+    [MI_NAME] = {"name", CONF_STRING, F(milter_config, name),
+                 .doc = "required, unique; in logs as milter=NAME"},
+    [MI_SOCKET] = {"socket", CONF_STRING, F(milter_config, socket),
+                   .doc = "required: unix:/path, inet:host:port or "
+                          "inet6:host:port"},
+    [MI_ON_ERROR] = {"on_error", CONF_ENUM, F(milter_config, on_error),
+                     WORDS(on_error_names, "tempfail, accept"), .def = 0,
+                     .doc = "milter down, too slow or broken: tempfail "
+                            "(451 4.7.1) or accept (skip it)"},
+    [MI_TIMEOUT] = {"timeout", CONF_DURATION, F(milter_config, timeout),
+                    SPAN(1, 600, "1s..10m", 30),
+                    .doc = "connect and each reply"},
+    [MI_JUNK_HEADER] = {"junk_header", CONF_STRING,
+                        F(milter_config, junk_header),
+                        .doc = "\"Name: value\" the milter adds to spam: "
+                               "the message goes to .Junk"},
+};
+
+/* "Name: value": a field name (printable, no colon), then a value. */
+static bool
+junk_header_valid(const char *s)
+{
+	const char *colon = strchr(s, ':');
+
+	if (colon == NULL || colon == s || strlen(s) > 200)
+		return false;
+	for (const char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e ||
+		    (p < colon && *p == ' '))
+			return false;
+	return true;
+}
+
+static void
+milter_strings(struct conf_loader *l, yaml_node_t *const *v,
+               const char *where, struct milter_config *m)
+{
+	char key[64];
+	const char *s, *err;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	snprintf(key, sizeof(key), "%s.name", where);
+	if (conf_is_null(v[MI_NAME]))
+		conf_error(l, m->line, "%s: missing required key 'name'", where);
+	else if ((s = conf_scalar(l, v[MI_NAME], key, "a name")) != NULL) {
+		if (!config_check_token(s, 32))
+			conf_error(l, conf_line(v[MI_NAME]),
+			           "%s: not a valid name (1 to 32 letters, "
+			           "digits, '-', '_' or '.')", key);
+		else
+			m->name = xstrdup(s);
+	}
+	snprintf(key, sizeof(key), "%s.socket", where);
+	if (conf_is_null(v[MI_SOCKET]))
+		conf_error(l, m->line, "%s: missing required key 'socket'",
+		           where);
+	else if ((s = conf_scalar(l, v[MI_SOCKET], key, "a socket")) != NULL) {
+		if (milter_socket_parse(s, &ss, &len, &err) < 0)
+			conf_error(l, conf_line(v[MI_SOCKET]), "%s: %s", key,
+			           err);
+		else
+			m->socket = xstrdup(s);
+	}
+	snprintf(key, sizeof(key), "%s.junk_header", where);
+	if (!conf_is_null(v[MI_JUNK_HEADER]) &&
+	    (s = conf_scalar(l, v[MI_JUNK_HEADER], key, "Name: value")) !=
+	        NULL) {
+		if (!junk_header_valid(s))
+			conf_error(l, conf_line(v[MI_JUNK_HEADER]),
+			           "%s: expected \"Name: value\"", key);
+		else
+			m->junk_header = xstrdup(s);
+	}
+}
+
+static void
+load_milter(struct conf_loader *l, const yaml_node_t *n, size_t idx,
+            struct filter_config *fc)
+{
+	struct milter_config *m = &fc->milters[fc->nmilters++];
+	yaml_node_t *v[MI_COUNT];
+	char where[40], key[64];
+
+	snprintf(where, sizeof(where), "filter.milters[%zu]", idx);
+	m->line = conf_line(n);
+	m->timeout = milter_keys[MI_TIMEOUT].def;
+	m->on_error = MILTER_ON_ERROR_TEMPFAIL;
+	if (n->type != YAML_MAPPING_NODE) {
+		conf_error(l, m->line, "%s: expected a mapping", where);
+		return;
+	}
+	conf_mapping(l, n, where, milter_keys, MI_COUNT, v);
+	milter_strings(l, v, where, m);
+	snprintf(key, sizeof(key), "%s.on_error", where);
+	conf_load_key(l, v[MI_ON_ERROR], key, &milter_keys[MI_ON_ERROR], m);
+	snprintf(key, sizeof(key), "%s.timeout", where);
+	conf_load_key(l, v[MI_TIMEOUT], key, &milter_keys[MI_TIMEOUT], m);
+	for (size_t i = 0; m->name != NULL && i + 1 < fc->nmilters; i++)
+		if (fc->milters[i].name != NULL &&
+		    strcmp(fc->milters[i].name, m->name) == 0)
+			conf_error(l, conf_line(v[MI_NAME]),
+			           "%s.name: '%s' is already the name of "
+			           "filter.milters[%zu]",
+			           where, m->name, i);
+}
+
+static void
+load_milters(struct conf_loader *l, const yaml_node_t *n, const char *key,
+             void *base)
+{
+	struct filter_config *fc = base;
+	size_t count;
+
+	(void)key;
+	if (conf_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		conf_error(l, conf_line(n),
+		           "filter.milters: expected a list of milters");
+		return;
+	}
+	count = conf_seq_len(n);
+	if (count > MILTERS_MAX) {
+		conf_error(l, conf_line(n), "filter.milters: more than %d",
+		           MILTERS_MAX);
+		return;
+	}
+	if (count == 0)
+		return;
+	fc->milters = xcalloc(count, sizeof(*fc->milters));
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *item = conf_seq_item(l, n, i);
+
+		if (item != NULL)
+			load_milter(l, item, i, fc);
+	}
+}
+
+void
+config_filter_free(struct filter_config *fc)
+{
+	for (size_t i = 0; i < fc->nmilters; i++) {
+		free(fc->milters[i].name);
+		free(fc->milters[i].socket);
+		free(fc->milters[i].junk_header);
+	}
+	xfree(&fc->milters);
+	fc->nmilters = 0;
+}
+
 /* ---- filter: ------------------------------------------------------------ */
 
 #define FSUB(n, s, f)                                                          \
@@ -201,6 +366,9 @@ static const struct conf_key filter_keys[] = {
     FSUB("greylist", greylist_section, greylist),
     FSUB("attachments", attachments_section, attachments),
     FSUB("clamd", clamd_section, clamd),
+    {"milters", CONF_NONE, .load = load_milters,
+     .doc = "milters in order: [{name, socket, on_error, timeout, "
+            "junk_header}]"},
 };
 const struct conf_section config_filter_section =
     SECTION("filter", filter_keys, NULL);
