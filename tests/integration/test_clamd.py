@@ -586,9 +586,10 @@ def test_tcp_socket(started, clamd, uniq, host):
     ("inet:127.0.0.1", "expected inet:host:port"),
     ("inet:127.0.0.1:0", "the port must be a number"),
     ("inet:127.0.0.1:65536", "the port must be a number"),
-    ("inet:localhost:3310", "no names"),
+    ("inet:mail.example.test:3310", "no names"),
+    ("inet6:127.0.0.1:3310", "the host must be an IPv6 address"),
     ("inet:[::1:3310", "expected inet:[IPv6]:port"),
-    ("inet::3310", "the host must be an IPv4 or IPv6 address"),
+    ("inet::3310", "the host must be an IP address or localhost"),
 ])
 def test_config_check_bad_socket(godwit_root, sock, why):
     g = Godwit(godwit_base(godwit_root, "clamd_cfg"))
@@ -611,7 +612,8 @@ def test_config_check_bad_socket(godwit_root, sock, why):
 def test_config_check_good_sockets(godwit_root):
     g = Godwit(godwit_base(godwit_root, "clamd_cfg_ok"))
     for sock in ("unix:/run/clamav/clamd.ctl", "inet:127.0.0.1:3310",
-                 "inet:[::1]:3310", "inet:::1:3310"):
+                 "inet:[::1]:3310", "inet:::1:3310", "inet:localhost:3310",
+                 "inet6:[::1]:3310", "inet6:localhost:3310"):
         g.update_config({"filter": {"clamd": {"enabled": True,
                                               "socket": sock}}})
         p = g.run("config", "check")
