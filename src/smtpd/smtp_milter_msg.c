@@ -47,7 +47,25 @@ field_insert(struct sf_milter_txn *mt, size_t at, char *name, char *value)
 	mt->nh++;
 }
 
-/* Splits LF-ended header lines into fields (folded lines joined). */
+/* The end of the field that starts at p: its last line's LF (or end). */
+static const char *
+field_end(const char *p, const char *end)
+{
+	for (;;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if (eol == NULL || eol + 1 >= end ||
+		    (eol[1] != ' ' && eol[1] != '\t'))
+			return eol != NULL ? eol : end;
+		p = eol + 1;
+	}
+}
+
+/*
+ * Splits LF-ended header lines into fields, each with its folded lines
+ * (linear: a field is cut out once, never grown line by line). -2 when
+ * there are more than HDR_FIELDS_MAX.
+ */
 static int
 fields_parse(struct sf_milter_txn *mt, const char *text, size_t len)
 {
@@ -55,32 +73,24 @@ fields_parse(struct sf_milter_txn *mt, const char *text, size_t len)
 
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *colon;
-		size_t n;
+		const char *colon, *fend;
 
 		if (eol == NULL)
 			eol = end;
-		n = (size_t)(eol - p);
-		if ((*p == ' ' || *p == '\t') && mt->nh > 0 &&
-		    mt->h[mt->nh - 1].value != NULL) {
-			struct mhdr *h = &mt->h[mt->nh - 1];
-			char *v = xasprintf("%s\n%.*s", h->value, (int)n, p);
-
-			free(h->value);
-			h->value = v;
-		} else {
-			if (mt->nh >= HDR_FIELDS_MAX)
-				return -1;
-			colon = memchr(p, ':', n);
-			if (colon != NULL)
-				field_insert(mt, mt->nh,
-					     xstrndup(p, (size_t)(colon - p)),
-					     xstrndup(colon + 1,
-						      (size_t)(eol - colon - 1)));
-			else
-				field_insert(mt, mt->nh, xstrndup(p, n), NULL);
+		if (mt->nh >= HDR_FIELDS_MAX)
+			return -2;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL || *p == ' ' || *p == '\t') {
+			/* not a field: the line is kept as it is */
+			field_insert(mt, mt->nh, xstrndup(p, (size_t)(eol - p)),
+				     NULL);
+			p = eol + 1;
+			continue;
 		}
-		p = eol + 1;
+		fend = field_end(p, end);
+		field_insert(mt, mt->nh, xstrndup(p, (size_t)(colon - p)),
+			     xstrndup(colon + 1, (size_t)(fend - colon - 1)));
+		p = fend + 1;
 	}
 	return 0;
 }
@@ -102,7 +112,7 @@ spool_header(struct sf_milter_txn *mt, struct delivery_job *job,
 
 		if (len >= HDR_MAX) {
 			free(text);
-			return -1;
+			return -2;
 		}
 		text = xreallocarray(text, len + 65536 + 1, 1);
 		n = spool_read(job->spool, off + len, text + len, 65536);
@@ -138,8 +148,8 @@ milter_msg_load(struct sf_milter_txn *mt, struct delivery_job *job)
 
 	if (mt->loaded)
 		return 0;
-	if (spool_header(mt, job, &text, &len) < 0)
-		return -1;
+	if ((r = spool_header(mt, job, &text, &len)) < 0)
+		return r;
 	r = job->prefix_len > 0
 		? fields_parse(mt, job->prefix, job->prefix_len)
 		: 0;

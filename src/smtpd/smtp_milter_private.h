@@ -44,8 +44,8 @@ struct sf_milter_txn {
 
 /*
  * Reads the header of the held message (job->prefix, then the spool's
- * header from local_hdr_len): 0, or -1 (an I/O error, or a header over
- * the limit).
+ * header from local_hdr_len): 0, -1 on an I/O error, -2 when the header
+ * is over the limits.
  */
 int milter_msg_load(struct sf_milter_txn *mt, struct delivery_job *job);
 /* Up to MILTER_CHUNK octets of the body from *off, CRLF line ends: the

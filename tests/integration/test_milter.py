@@ -651,6 +651,32 @@ def test_no_reply_steps(make_godwit, base, uniq):
         peer.stop()
 
 
+def test_header_limits(make_godwit, base, uniq):
+    """A field longer than a milter packet: the milter gets its start, the
+    message keeps it whole; a header over the milters' 1 MiB is refused
+    for good (552 5.3.4), not retried."""
+    peer = Peer(base)
+    try:
+        g = make_godwit({"smtp": {"max_message_size": "4M"},
+                         "filter": {"milters": [milter_cfg(peer)]}})
+        folded = "X-Long: start\n" + "".join(
+            f" fold{i:06d}\n" for i in range(8000))
+        r = send(g, uniq, extra=[folded.rstrip("\n")])
+        assert r.code == 250, r
+        # the milter gets what libmilter takes (a packet of 64 KiB at
+        # most), the message keeps all of it
+        seen = [e for e in peer.seen("header") if e["args"]["name"] == "X-Long"]
+        v = seen[0]["args"]["value"]
+        assert v.startswith("start\n fold000000") and 60000 < len(v) < 65536
+        msg = stored(g, uniq)[0]
+        assert folded.encode() in msg
+        big = [f"X-Big-{i}: " + "y" * 900 for i in range(1200)]
+        r = send(g, uniq + "-big", extra=big)
+        assert r.code == 552 and r.enh == "5.3.4", r
+    finally:
+        peer.stop()
+
+
 # ---- configuration -----------------------------------------------------------
 
 
