@@ -651,6 +651,47 @@ def test_no_reply_steps(make_godwit, base, uniq):
         peer.stop()
 
 
+def test_macros_submission(make_godwit, base, cert, uniq):
+    """On submission, after STARTTLS and AUTH: the TLS and AUTH macros,
+    and the listener's name in {daemon_name}."""
+    import smtplib
+    from conftest import PASSWORD, client_tls_context
+    peer = Peer(base)
+    try:
+        crt, key = cert
+        port = free_port()
+        g = make_godwit({"tls": {"certificates": [{"cert": str(crt),
+                                                   "key": str(key)}]},
+                         "filter": {"milters": [milter_cfg(peer)]}},
+                        start=False)
+        g.config["listeners"].append(
+            {"name": "sub", "protocol": "submission",
+             "listen": [f"127.0.0.1:{port}"]})
+        g.write_config()
+        g.start()
+        s = smtplib.SMTP("127.0.0.1", port, local_hostname="client.test",
+                         timeout=30)
+        s.starttls(context=client_tls_context())
+        s.login("alice@example.test", PASSWORD)
+        s.sendmail("alice@example.test", ["bob@example.test"],
+                   make_message(uniq, sender="alice@example.test",
+                                to="bob@example.test"))
+        s.quit()
+        assert stored(g, uniq, "bob@example.test")
+        conn = peer.seen("connect")[-1]["macros"]
+        assert conn["{daemon_name}"] == "sub"
+        assert conn["{daemon_addr}"] == "127.0.0.1"
+        helo = peer.seen("helo")[-1]["macros"]
+        assert helo["{tls_version}"].startswith("TLSv1."), helo
+        assert helo["{cipher}"] and int(helo["{cipher_bits}"]) >= 128, helo
+        mail = peer.seen("mail")[-1]["macros"]
+        assert mail["{auth_authen}"] == "alice@example.test", mail
+        assert mail["{auth_type}"] in ("PLAIN", "LOGIN", "SCRAM-SHA-256",
+                                       "CRAM-MD5"), mail
+    finally:
+        peer.stop()
+
+
 def test_header_limits(make_godwit, base, uniq):
     """A field longer than a milter packet: the milter gets its start, the
     message keeps it whole; a header over the milters' 1 MiB is refused
