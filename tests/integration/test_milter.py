@@ -718,6 +718,107 @@ def test_header_limits(make_godwit, base, uniq):
         peer.stop()
 
 
+class BrokenMilter:
+    """A milter that breaks the protocol, which no libmilter does: a
+    socket server on a thread that negotiates (actions 0: no
+    modifications) and answers each command with continue, except the
+    command `at`, answered with the raw bytes `reply`."""
+
+    def __init__(self, at, reply):
+        import threading
+        self.at, self.reply = at, reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def packet(data):
+        return len(data).to_bytes(4, "big") + data
+
+    def serve(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            with c:
+                c.settimeout(10)
+                try:
+                    self.session(c)
+                except OSError:
+                    pass
+
+    def session(self, c):
+        buf = b""
+        while not self.stop:
+            while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                more = c.recv(65536)
+                if not more:
+                    return
+                buf += more
+            n = int.from_bytes(buf[:4], "big")
+            cmd, buf = buf[4:5], buf[4 + n:]
+            if cmd == b"O":
+                c.sendall(self.packet(b"O" + (6).to_bytes(4, "big") +
+                                      bytes(8)))
+            elif cmd == self.at:
+                c.sendall(self.reply)
+            elif cmd in b"CHMRTLNBE":
+                c.sendall(self.packet(b"c"))
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("at,reply,why", [
+    (b"M", b"\xff\xff\xff\xff", "packet too large"),
+    (b"M", BrokenMilter.packet(b"y250 fine\0"), "replycode"),
+    (b"M", BrokenMilter.packet(b"y550 4.7.1 mixed\0"), "replycode"),
+    (b"R", BrokenMilter.packet(b"hX-Early\0v\0"), "modification before"),
+    (b"E", BrokenMilter.packet(b"hX-Not-Allowed\0v\0") +
+     BrokenMilter.packet(b"c"), "not negotiated"),
+    (b"M", BrokenMilter.packet(b"c") + BrokenMilter.packet(b"c"),
+     "nobody asked"),
+    (b"M", BrokenMilter.packet(b"Z"), "unknown reply"),
+])
+def test_broken_milter(make_godwit, uniq, at, reply, why):
+    """A milter that breaks the protocol is a failed milter: 451 4.7.1
+    under on_error tempfail, logged with what was wrong."""
+    bm = BrokenMilter(at, reply)
+    try:
+        g = make_godwit({"filter": {"milters": [
+            {"name": "broken", "socket": f"inet:127.0.0.1:{bm.port}",
+             "timeout": f"{TIMEOUT}s"}]}})
+        with g.raw() as c:
+            c.ehlo()
+            r = c.cmd("MAIL FROM:<s@example.org>")
+            if at == b"M" and why != "nobody asked":
+                assert r.code == 451 and r.enh == "4.7.1", r
+            else:
+                assert r.code == 250, r
+                r = c.cmd("RCPT TO:<alice@example.test>")
+                if at == b"R" or why == "nobody asked":
+                    assert r.code == 451 and r.enh == "4.7.1", r
+                else:
+                    assert r.code == 250, r
+                    assert c.cmd("DATA").code == 354
+                    c.send(make_message(uniq) + b".\r\n")
+                    r = c.reply()
+                    assert r.code == 451 and r.enh == "4.7.1", r
+        assert not stored(g, uniq)
+        wait_for(lambda: "milter=broken" in g.log_text() and
+                 why in g.log_text(), 5, what=f"the error logged ({why})")
+    finally:
+        bm.close()
+
+
 # ---- configuration -----------------------------------------------------------
 
 
