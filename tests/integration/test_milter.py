@@ -260,7 +260,9 @@ def test_action_at_stage(gp, uniq, stage, action):
             assert r.code == (554 if stage == "connect" else 550), r
             assert r.enh == "5.7.1", r
         else:
-            assert r.code == 451 and r.enh == "4.7.1", r
+            # RFC 5321 3.8: a temporary refusal of the greeting is 421
+            assert r.code == (421 if stage == "connect" else 451), r
+            assert r.enh == "4.7.1", r
         assert not stored(g, uniq)
         return
     assert where is None, (where, r)
