@@ -11,6 +11,9 @@ on each of rspamd's actions:
   a clean message    no action               250, INBOX
   rspamd down        the milter's on_error (tempfail: 451 4.7.1; accept)
 
+and rspamd sees what its rules need: godwit's queue id (the `i` macro),
+the client address, the envelope sender and recipients (its task log).
+
 The reply codes are rspamd's own (its milter replycode), passed on by
 godwit. Delivered messages carry rspamd's milter_headers (X-Spamd-Result
 with the symbols, X-Spam-Status with the score, X-Spam-Level). One rspamd
@@ -213,3 +216,24 @@ def test_rspamd_down(make_godwit, uniq, on_error):
     assert field(head, "X-Spam") == [], head
     assert re.search(r"fac=milter event=error .*milter=rspamd .*action=accept",
                      g.log_text()), g.log_text()
+
+
+def test_rspamd_sees_the_envelope(world, rspamd, uniq):
+    """godwit's milter macros and envelope reach rspamd: its task log
+    names godwit's queue id ({i}), the client address, the sender and the
+    recipient, and the stored message carries that queue id back in
+    X-Rspamd-Queue-Id."""
+    r = send(world, message(uniq, "envelope"))
+    assert r.code == 250, r
+    m = re.search(r"queued as (\S+)", r.text)
+    assert m, r
+    qid = m.group(1)
+    line = wait_for(lambda: [l for l in rspamd.log_text().splitlines()
+                             if "rspamd_task_write_log" in l
+                             and f"<{uniq}@client.test>" in l], 10,
+                    what="rspamd's log line of the message")[0]
+    for want in (f"qid: <{qid}>", "ip: 127.0.0.1",
+                 "from: <sender@client.test>", f"rcpts: <{ALICE}>"):
+        assert want in line, line
+    got = wait_for(lambda: stored(world, uniq), 10, what="the message")
+    assert field(head_of(got[0]), "X-Rspamd-Queue-Id") == [qid]
