@@ -191,8 +191,8 @@ attach_is_archive_type(const char *mime)
 		       sizeof(archive_types) / sizeof(archive_types[0]));
 }
 
-/* Plain text (no control octets at its start, no binary signature) is
- * not given to libmagic: no executable or archive is plain text. */
+/* Control octets (or a binary signature) in the first TEXT_PROBE: not
+ * plain text. */
 static bool
 looks_binary(const unsigned char *p, size_t len)
 {
@@ -212,12 +212,66 @@ looks_binary(const unsigned char *p, size_t len)
 	return false;
 }
 
+/* The signatures of what the rules look for: executables (PE/MZ, ELF,
+ * Mach-O, MSI and other compound files, Windows shortcuts) and archives.
+ * libmagic, which is slow, decides only for data that starts like one of
+ * them: what does not is neither for libmagic either. */
+static const struct {
+	size_t off;
+	size_t len;
+	const char *sig;
+} signatures[] = {
+    {0, 2, "MZ"},
+    {0, 4, "\x7f" "ELF"},
+    {0, 4, "\xfe\xed\xfa\xce"},
+    {0, 4, "\xfe\xed\xfa\xcf"},
+    {0, 4, "\xce\xfa\xed\xfe"},
+    {0, 4, "\xcf\xfa\xed\xfe"},
+    {0, 4, "\xca\xfe\xba\xbe"},
+    {0, 8, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"},
+    {0, 8, "L\0\0\0\x01\x14\x02\0"},
+    {0, 2, "PK"},
+    {0, 4, "Rar!"},
+    {0, 6, "7z\xbc\xaf\x27\x1c"},
+    {0, 2, "\x1f\x8b"},
+    {0, 2, "\x1f\x9d"},
+    {0, 3, "BZh"},
+    {0, 6, "\xfd" "7zXZ\0"},
+    {0, 3, "\x5d\0\0"},
+    {0, 4, "\x28\xb5\x2f\xfd"},
+    {0, 4, "LZIP"},
+    {0, 4, "xar!"},
+    {0, 4, "MSCF"},
+    {0, 7, "!<arch>"},
+    {0, 5, "07070"},
+    {0, 2, "\xc7\x71"},
+    {0, 2, "\x71\xc7"},
+    {2, 3, "-lh"},
+    {257, 5, "ustar"},
+    {32769, 5, "CD001"},
+    {34817, 5, "CD001"},
+    {36865, 5, "CD001"},
+};
+
+static bool
+has_signature(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < sizeof(signatures) / sizeof(signatures[0]);
+	     i++) {
+		size_t off = signatures[i].off, n = signatures[i].len;
+
+		if (len >= off + n && memcmp(p + off, signatures[i].sig, n) == 0)
+			return true;
+	}
+	return false;
+}
+
 const char *
 walk_sniff(struct walk *w, const unsigned char *data, size_t len)
 {
 	const char *mime;
 
-	if (len == 0 || !looks_binary(data, len))
+	if (len == 0 || !has_signature(data, len))
 		return "";
 	mime = magic_buffer(w->sc->magic, data, len < SNIFF_MAX ? len
 							       : SNIFF_MAX);
@@ -344,39 +398,104 @@ walk_object(struct walk *w, GMimeObject *o, unsigned depth)
 	}
 }
 
+/* Does line[0..n) hold word (lower case), in any case? */
+static bool
+ci_has(const unsigned char *line, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+
+	for (size_t i = 0; i + w <= n; i++)
+		if (strncasecmp((const char *)line + i, word, w) == 0)
+			return true;
+	return false;
+}
+
+static bool
+starts(const unsigned char *line, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+
+	return n >= w && (line[0] | 0x20) == word[0] &&
+	       strncasecmp((const char *)line, word, w) == 0;
+}
+
+struct prescan {
+	size_t types;		/* lines starting "Content-Type" */
+	size_t dashes;		/* lines starting "--" */
+	bool text_plain;	/* a Content-Type field said text/plain */
+	bool files;		/* something that may be or hold a file */
+	enum { FIELD_OTHER, FIELD_TYPE, FIELD_CTE } field;
+};
+
+/* One line: the counts, and what makes a message more than plain text. */
+static void
+prescan_line(struct prescan *ps, const unsigned char *p, size_t n)
+{
+	bool cont = n > 0 && (p[0] == ' ' || p[0] == '\t');
+
+	if (!cont)
+		ps->field = FIELD_OTHER;
+	/* raw binary in a body is looked at too */
+	if (!ps->files && looks_binary(p, n))
+		ps->files = true;
+	if (starts(p, n, "content-type")) {
+		ps->types++;
+		ps->field = FIELD_TYPE;
+	} else if (starts(p, n, "content-transfer-encoding")) {
+		ps->field = FIELD_CTE;
+	} else if (starts(p, n, "content-disposition") ||
+		   starts(p, n, "begin ")) {
+		ps->files = true;
+	} else if (n >= 2 && p[0] == '-' && p[1] == '-') {
+		ps->dashes++;
+	}
+	if (ps->field == FIELD_TYPE) {
+		if (ci_has(p, n, "text/plain"))
+			ps->text_plain = true;
+		if (ci_has(p, n, "name") || ci_has(p, n, "multipart") ||
+		    ci_has(p, n, "message"))
+			ps->files = true;
+	} else if (ps->field == FIELD_CTE &&
+		   (ci_has(p, n, "base64") || ci_has(p, n, "uu"))) {
+		ps->files = true;
+	}
+}
+
 /*
- * GMime builds the whole tree at once, recursing into every multipart
- * and message/rfc822 part, with no limit of its own. What it can build is
- * bounded by lines: a multipart or message part needs a Content-Type
- * field (a line starting "Content-Type"), a part of a multipart a
- * delimiter line (starting "--"). Counted before GMime runs, these keep
+ * Before GMime. GMime builds the whole tree at once, recursing into
+ * every multipart and message/rfc822 part, with no limit of its own.
+ * What it can build is bounded by lines: a multipart or message part
+ * needs a Content-Type field (a line starting "Content-Type"), a part of
+ * a multipart a delimiter line (starting "--"). Counted first, these keep
  * its recursion and its part objects within the limits (the delimiter
  * count is generous: other lines start with "--" too).
+ *
+ * The same pass finds plain text: one text/plain part at most, without a
+ * name, a disposition, base64 or uuencode, a "begin " line or a control
+ * octet. No file
+ * can be in such a message, and the walk (GMime's parse is most of its
+ * cost) is skipped: *plain_r.
  */
 static bool
-prescan(struct walk *w, const unsigned char *msg, size_t len)
+prescan(struct walk *w, const unsigned char *msg, size_t len, bool *plain_r)
 {
-	size_t types = 0, dashes = 0;
+	struct prescan ps = {0};
 	const unsigned char *p = msg, *end = msg + len;
 
 	while (p < end) {
 		const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
 
-		if (n >= 12 && strncasecmp((const char *)p, "content-type", 12) == 0)
-			types++;
-		else if (n >= 2 && p[0] == '-' && p[1] == '-')
-			dashes++;
+		prescan_line(&ps, p, n > 0 && p[n - 1] == '\r' ? n - 1 : n);
 		p += n + 1;
 	}
-	if (types > w->cfg->max_parts) {
+	if (ps.types > w->cfg->max_parts ||
+	    ps.dashes > 4 * (size_t)w->cfg->max_parts + 16) {
 		walk_limit(w, "part count");
 		return false;
 	}
-	if (dashes > 4 * (size_t)w->cfg->max_parts + 16) {
-		walk_limit(w, "part count");
-		return false;
-	}
+	*plain_r = !ps.files && (ps.types == 0 ||
+				 (ps.types == 1 && ps.text_plain));
 	return true;
 }
 
@@ -387,21 +506,29 @@ attach_scan(struct attach_scanner *sc, const struct attach_config *cfg,
 	struct walk w = {.sc = sc, .cfg = cfg, .r = r};
 	GMimeStream *st;
 	GMimeParser *parser;
-	GMimeMessage *m;
+	GMimeObject *top;
+	bool plain;
 
 	memset(r, 0, sizeof(*r));
 	r->status = ATTACH_OK;
-	if (!prescan(&w, msg, len))
+
+	if (!prescan(&w, msg, len, &plain))
 		return;
+	if (plain) {
+		r->parts = 1;
+		return;
+	}
 	st = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
 	parser = g_mime_parser_new_with_stream(st);
 	g_object_unref(st);
-	m = g_mime_parser_construct_message(parser, NULL);
+	/* the top part, not a GMimeMessage: its address fields are not
+	 * parsed (a third of the cost of a small message) */
+	top = g_mime_parser_construct_part(parser, NULL);
 	g_object_unref(parser);
-	if (m == NULL)
+	if (top == NULL)
 		return;
-	walk_object(&w, g_mime_message_get_mime_part(m), 0);
-	g_object_unref(m);
+	walk_object(&w, top, 0);
+	g_object_unref(top);
 }
 
 /* ---- the scanner -------------------------------------------------------- */

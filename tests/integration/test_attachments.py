@@ -14,7 +14,7 @@ import smtplib
 import pytest
 
 from attach_samples import (
-    deep_multipart, elf_bytes, gz_bytes, many_parts, nested_rfc822,
+    deep_multipart, deep_rfc822, elf_bytes, gz_bytes, many_parts, nested_rfc822,
     pdf_bytes, pe_bytes, png_bytes, raw_attachment, seven_zip, tar_gz_bytes,
     text_message, uuencoded_text, with_attachment, x_uuencode_part,
     zip_bytes, SENDER,
@@ -355,6 +355,17 @@ def test_limits_depth_and_parts(g, uniq):
     assert_refused(g, many_parts(TO, uniq + "-parts", 1500),
                    REFUSED + "too complex to check its attachments (part "
                    "count over the limit)", uniq + "-parts")
+    # as deep as the part count lets through to GMime, which recurses
+    assert_refused(g, deep_rfc822(TO, uniq + "-822", 990),
+                   REFUSED + "too complex to check its attachments (nesting "
+                   "depth over the limit)", uniq + "-822")
+    assert_refused(g, deep_multipart(TO, uniq + "-mp", 990),
+                   REFUSED + "too complex to check its attachments (nesting "
+                   "depth over the limit)", uniq + "-mp")
+    # past the part count, GMime never sees it
+    assert_refused(g, deep_rfc822(TO, uniq + "-822b", 5000),
+                   REFUSED + "too complex to check its attachments (part "
+                   "count over the limit)", uniq + "-822b")
     assert_accepted(g, deep_multipart(TO, uniq + "-ok", 15), uniq + "-ok")
     assert_accepted(g, many_parts(TO, uniq + "-ok2", 500), uniq + "-ok2")
 
