@@ -797,6 +797,7 @@ config_free(struct config **configp)
 	if (c == NULL)
 		return;
 	conf_free(&root_section, c);
+	config_filter_free(&c->filter);
 	free(c->path);
 	for (size_t i = 0; i < c->nlisteners; i++)
 		listener_clear(&c->listeners[i]);

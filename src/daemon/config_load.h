@@ -70,6 +70,9 @@ void config_load_credentials(struct conf_loader *l, const yaml_node_t *n,
 
 /* filter: (config_filter.c); base is struct filter_config */
 extern const struct conf_section config_filter_section;
+struct filter_config;
+/* What the filter: tables cannot free themselves (filter.milters). */
+void config_filter_free(struct filter_config *fc);
 
 extern const struct conf_key config_listener_keys[];
 extern const size_t config_nlistener_keys;

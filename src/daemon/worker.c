@@ -253,11 +253,30 @@ checks_init(struct worker *w, const struct config *config,
 		.dkim = cc->dkim_verify,
 		.dmarc = cc->dmarc,
 	};
-	if (!cc->spf && !cc->dkim_verify && !cc->dmarc)
+	/* the DNS block and allow lists need it too */
+	if (!cc->spf && !cc->dkim_verify && !cc->dmarc &&
+	    config->filter.dnsbl.ndnsbl + config->filter.dnsbl.ndnswl == 0)
 		return;
 	if ((w->resolver = dns_resolver_new(w->srv.base, &dc, &error)) == NULL)
 		fatalx("dns: %s", error);
 	w->smtpd.resolver = w->resolver;
+}
+
+/* Greylisting's database, shared by the workers. A database that cannot
+ * be opened stops the worker: greylisting was asked for. */
+static void
+greylist_init(struct worker *w, const struct config *config)
+{
+	char *path, *error = NULL;
+
+	if (!config->filter.greylist.enabled)
+		return;
+	path = xasprintf("%s/filter/greylist.sqlite", config->data_dir);
+	w->greylist = greylist_open(path, &config->filter.greylist, &error);
+	free(path);
+	if (w->greylist == NULL)
+		fatalx("greylist: %s", error);
+	w->smtpd.greylist = w->greylist;
 }
 
 /* A listener on every inherited socket, each with its protocol's ops. */
@@ -336,6 +355,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	if (userdb_open(&config->userdb, true, &w.srv.db, &error) < 0)
 		fatalx("user database: %s", error);
 	checks_init(&w, config, keyring);
+	greylist_init(&w, config);
 	w.srv.committer = committer_new(w.srv.base, config->data_dir,
 					config->hostname);
 	if ((w.srv.authq = authq_new(w.srv.base, &config->userdb, &error)) ==
@@ -381,6 +401,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	event_free(w.stress_timer);
 	session_server_free_all(&w.srv);
 	dns_resolver_free(&w.resolver);
+	greylist_close(&w.greylist);
 	/* what was accepted must be made durable (or fail) before exit */
 	committer_free(&w.srv.committer);
 	authq_free(&w.srv.authq);

@@ -43,6 +43,7 @@ struct worker {
 	struct event *stress_timer;	/* looks at the shared state */
 	struct event *trim;	/* gives memory back after a burst */
 	struct dns_resolver *resolver;	/* the checks' (port 25), or NULL */
+	struct greylist *greylist;	/* filter.greylist's state, or NULL */
 };
 
 /* Runs the worker; returns the process exit code. */

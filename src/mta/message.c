@@ -345,8 +345,10 @@ defer_flush(struct runner *r)
 
 /*
  * Recipients in local domains reach the queue only when the client asked
- * for a success report (NOTIFY=SUCCESS, RFC 3461): they are delivered to
- * their Maildirs here, by the committer, and reported as "delivered".
+ * for a success report (NOTIFY=SUCCESS, RFC 3461), or with a message a
+ * milter quarantined (held, then released): they are delivered to their
+ * Maildirs here, by the committer, and reported as "delivered" (a report
+ * only to those who asked).
  */
 struct local_job {
 	struct msg *m;
@@ -523,9 +525,7 @@ msg_load(struct runner *r, const char *id, const char *from,
 
 		if (m->st.status[i] != QRS_PENDING)
 			continue;
-		if (m->env.sender[0] != '\0' &&
-		    (m->env.rcpts[i].notify & SMTP_NOTIFY_SUCCESS) != 0 &&
-		    userdb_domain_exists(r->db, dom) == 1) {
+		if (userdb_domain_exists(r->db, dom) == 1) {
 			if (local == NULL)
 				local = xcalloc(m->env.nrcpts, sizeof(*local));
 			local[nlocal++] = i;

@@ -1,20 +1,188 @@
 /*
- * clamd in the SMTP session (smtp_filter.h). Placeholder step until the
- * clamd helper lands.
+ * clamd in the SMTP session (smtp_filter.h): at the end of the data,
+ * every message (port 25 and submission alike) is streamed to clamd as
+ * it will be stored: the held job's prefix (Authentication-Results,
+ * Received, DKIM-Signature...) and then its spool after the local
+ * header, LF line ends.
+ *
+ *	clean		accepted, "X-Godwit-Virus-Scan: clean (clamd)"
+ *	a virus		554 5.7.1 Message refused: virus found: NAME
+ *	clamd failed	on_error tempfail: 451 4.7.1; accept: accepted,
+ *			"X-Godwit-Virus-Scan: not scanned (clamd
+ *			unavailable)"
+ *	too large	(over filter.clamd.max_size) accepted unscanned,
+ *			"X-Godwit-Virus-Scan: not scanned (message too
+ *			large)": a permanent condition must not be
+ *			answered with a temporary failure
+ *
+ * Every scan is logged: fac=filter event=clamd.
  */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "filter/clamd.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
 #include "smtpd/smtp_filter.h"
 #include "smtpd/smtp_private.h"
+#include "smtpd/smtp_settings.h"
+#include "store/deliver.h"
+
+#define SCAN_HEADER "X-Godwit-Virus-Scan: "
+
+struct sf_clamd {
+	struct smtp_session *s;
+	struct clamd_scan *scan;
+};
+
+static const struct clamd_config *
+clamd_conf(const struct smtp_session *s)
+{
+	const struct filter_config *f = s->config->filter;
+
+	return f != NULL && f->clamd.enabled ? &f->clamd : NULL;
+}
+
+/* The octets clamd gets: the prefix, then the spool past the local
+ * header. */
+static uint64_t
+message_size(const struct delivery_job *job)
+{
+	return job->prefix_len + spool_size(job->spool) - job->local_hdr_len;
+}
+
+static ssize_t
+read_message(void *arg, uint64_t off, void *buf, size_t n)
+{
+	const struct delivery_job *job = arg;
+
+	if (off < job->prefix_len) {
+		size_t k = job->prefix_len - (size_t)off;
+
+		if (k > n)
+			k = n;
+		memcpy(buf, job->prefix + off, k);
+		return (ssize_t)k;
+	}
+	return spool_read(job->spool,
+			  job->local_hdr_len + (off - job->prefix_len), buf, n);
+}
+
+/* "X-Godwit-Virus-Scan: <what>\n" at the end of the job's prefix. */
+static void
+add_header(struct delivery_job *job, const char *what)
+{
+	size_t hlen = strlen(SCAN_HEADER), wlen = strlen(what);
+	size_t len = hlen + wlen + 1;
+
+	job->prefix = xreallocarray(job->prefix, job->prefix_len + len + 1, 1);
+	memcpy(job->prefix + job->prefix_len, SCAN_HEADER, hlen);
+	memcpy(job->prefix + job->prefix_len + hlen, what, wlen);
+	job->prefix_len += len;
+	job->prefix[job->prefix_len - 1] = '\n';
+	job->prefix[job->prefix_len] = '\0';
+}
+
+static void
+log_scan(const struct smtp_session *s, const char *result,
+	 const struct clamd_result *r, uint64_t size, const char *action,
+	 const char *reason)
+{
+	log_event(LOG_INFO, "filter", "clamd", LF_STR("session", s->ses.id),
+		  LF_STR("queue", s->txn->id), LF_STR("result", result),
+		  LF_STR_IF(reason != NULL, "reason", reason),
+		  LF_STR_IF(r != NULL && r->status == CLAMD_VIRUS, "virus",
+			    r != NULL ? r->name : ""),
+		  LF_STR_IF(r != NULL && r->error[0] != '\0', "error",
+			    r != NULL ? r->error : ""),
+		  LF_UINT("size", size), LF_UINT("ms", r != NULL ? r->ms : 0),
+		  LF_STR("action", action));
+}
+
+/* The scan's verdict into v; the header of accepted mail. */
+static void
+decide(struct smtp_session *s, const struct clamd_result *r,
+       struct sf_verdict *v)
+{
+	const struct clamd_config *c = &s->config->filter->clamd;
+	struct delivery_job *job = s->txn->held_job;
+	const char *action = "accept";
+
+	switch (r->status) {
+	case CLAMD_CLEAN:
+		add_header(job, "clean (clamd)");
+		break;
+	case CLAMD_VIRUS:
+		sf_verdict_set(v, 554, "5.7.1", "virus",
+			       "Message refused: virus found: %s", r->name);
+		action = "reject";
+		break;
+	case CLAMD_FAILED:
+		if (c->on_error == CLAMD_ON_ERROR_ACCEPT) {
+			add_header(job, "not scanned (clamd unavailable)");
+			break;
+		}
+		sf_verdict_set(v, 451, "4.7.1", "clamd",
+			       "Virus scanner unavailable, try again later");
+		action = "tempfail";
+		break;
+	case CLAMD_LOCAL:
+		sf_verdict_set(v, 451, "4.3.0", "clamd",
+			       "Local error in processing, try again later");
+		action = "tempfail";
+		break;
+	}
+	log_scan(s, clamd_status_name(r->status), r, message_size(job),
+		 action, NULL);
+}
+
+static void
+scan_done(const struct clamd_result *r, void *arg)
+{
+	struct sf_clamd *c = arg;
+	struct smtp_session *s = c->s;
+	struct sf_verdict v;
+
+	/* the scan is gone; so is this, before the session moves on */
+	s->txn->clamd = NULL;
+	free(c);
+	memset(&v, 0, sizeof(v));
+	v.action = SF_CONTINUE;
+	decide(s, r, &v);
+	sf_resume(s, &v);
+}
 
 bool
 sf_clamd_end(struct smtp_session *s, struct sf_verdict *v)
 {
-	(void)s;
+	const struct clamd_config *cc = clamd_conf(s);
+	struct delivery_job *job = s->txn->held_job;
+	struct sf_clamd *c;
+
 	(void)v;
-	return true;
+	if (cc == NULL || job == NULL)
+		return true;
+	if (message_size(job) > cc->max_size) {
+		add_header(job, "not scanned (message too large)");
+		log_scan(s, "skipped", NULL, message_size(job), "accept",
+			 "larger than max_size");
+		return true;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->s = s;
+	s->txn->clamd = c;
+	c->scan = clamd_scan_start(s->ses.srv->base, cc, read_message, job,
+				   scan_done, c);
+	return false;
 }
 
 void
 sf_clamd_txn_free(struct smtp_txn *t)
 {
-	(void)t;
+	if (t->clamd == NULL)
+		return;
+	clamd_scan_cancel(&t->clamd->scan);
+	free(t->clamd);
+	t->clamd = NULL;
 }

@@ -61,6 +61,7 @@ struct smtpd_settings {
 	struct msgauth_config msgauth;	/* what each message's checks get */
 	const struct dkim_keyring *keyring;	/* signing keys, or NULL */
 	struct dns_resolver *resolver;	/* the worker's */
+	struct greylist *greylist;	/* the worker's handle, or NULL */
 	struct attachq *attachq;	/* the attachment walk's thread, or
 					 * NULL (filter.attachments off) */
 };

@@ -72,6 +72,9 @@ static const struct entry {
 	/* DMARC aggregate-report records, appended by the workers
 	 * (msgauth/dmarc_store.c) */
 	{AT_DATA, "dmarc", 'd', DAEMON, DAEMON, 0750},
+	/* the filters' shared state: greylisting's SQLite database
+	 * (filter/greylist.h), written by every worker */
+	{AT_DATA, "filter", 'd', DAEMON, DAEMON, 0750},
 };
 
 int

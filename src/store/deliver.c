@@ -662,7 +662,8 @@ out:
 
 /*
  * Phase 5, once everything else of the job is durable: its queue file
- * into incoming/ (into qs: to be synced), or removed if the job failed.
+ * into incoming/, or hold/ for a held job (into qs: to be synced), or
+ * removed if the job failed.
  */
 static void
 phase_queue(struct committer *c, struct job_state *st, struct dirset *qs)
@@ -673,9 +674,11 @@ phase_queue(struct committer *c, struct job_state *st, struct dirset *qs)
 	if (st->qtmp == NULL)
 		return;
 	if (job->result == 0) {
-		dst = xasprintf("%s/queue/incoming/%s", c->data_dir, job->id);
+		const char *state = job->hold ? "hold" : "incoming";
+
+		dst = xasprintf("%s/queue/%s/%s", c->data_dir, state, job->id);
 		if (rename(st->qtmp, dst) == 0) {
-			qdir = xasprintf("%s/queue/incoming", c->data_dir);
+			qdir = xasprintf("%s/queue/%s", c->data_dir, state);
 			made_add(st, dst);
 			dirset_add(qs, qdir);
 			free(qdir);

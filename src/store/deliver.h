@@ -67,6 +67,10 @@ struct delivery_job {
 	char *prefix;
 	size_t prefix_len;
 	bool quarantine;		/* local copies into the .Junk folder */
+	/* the queue file goes to queue/hold/ instead of incoming/ (a
+	 * milter's quarantine: every recipient is in env, local ones too;
+	 * `godwit queue release` lets the runner deliver it) */
+	bool hold;
 	char **mailboxes;		/* "local@domain", owned */
 	size_t nmailboxes;
 	struct queue_envelope *env;	/* remote recipients, or NULL; owned */

@@ -91,6 +91,7 @@ LAYOUT = [
     ("control", "godwit", "godwit", 0o750),
     ("dkim", "root", "root", 0o700),
     ("dmarc", "godwit", "godwit", 0o750),
+    ("filter", "godwit", "godwit", 0o750),
 ]
 
 

@@ -1,0 +1,364 @@
+/*
+ * The milter client's connection: see milter.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "filter/milter.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+
+struct milter_conn {
+	const struct milter_config *cf;
+	struct bufferevent *bev;
+	struct event *timer;
+	milter_reply_fn *cb;
+	void *arg;
+	const char *error;	/* the connection failed: why */
+	bool waiting;		/* for a final reply */
+	bool in_cb;
+	bool free_later;	/* milter_conn_free() from the callback */
+};
+
+/* ---- the socket ------------------------------------------------------- */
+
+static int
+parse_port(const char *s, uint16_t *port_r)
+{
+	unsigned long v = 0;
+
+	if (*s == '\0' || strlen(s) > 5)
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -1;
+	*port_r = (uint16_t)v;
+	return 0;
+}
+
+static int
+parse_inet(const char *hp, bool v6, struct sockaddr_storage *ss,
+	   socklen_t *len_r, const char **error_r)
+{
+	char host[128];
+	const char *colon = strrchr(hp, ':');
+	size_t hl;
+	uint16_t port;
+
+	*error_r = "expected inet:host:port (numeric host or localhost)";
+	if (colon == NULL || parse_port(colon + 1, &port) < 0)
+		return -1;
+	hl = (size_t)(colon - hp);
+	if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') {
+		hp++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, hp, hl);
+	host[hl] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "%s", v6 ? "::1" : "127.0.0.1");
+	if (!v6) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return -1;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		*len_r = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -1;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*len_r = sizeof(*sin6);
+	}
+	return 0;
+}
+
+int
+milter_socket_parse(const char *spec, struct sockaddr_storage *ss,
+		    socklen_t *len_r, const char **error_r)
+{
+	if (strncmp(spec, "unix:", 5) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+		const char *path = spec + 5;
+
+		if (path[0] != '/' || strlen(path) >= sizeof(sun->sun_path)) {
+			*error_r = "expected unix:/absolute/path (at most 107 "
+				   "characters)";
+			return -1;
+		}
+		memset(ss, 0, sizeof(*ss));
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, path, strlen(path) + 1);
+		*len_r = sizeof(*sun);
+		return 0;
+	}
+	if (strncmp(spec, "inet:", 5) == 0)
+		return parse_inet(spec + 5, false, ss, len_r, error_r);
+	if (strncmp(spec, "inet6:", 6) == 0)
+		return parse_inet(spec + 6, true, ss, len_r, error_r);
+	*error_r = "expected unix:/path, inet:host:port or inet6:host:port";
+	return -1;
+}
+
+/* ---- the connection --------------------------------------------------- */
+
+static void conn_destroy(struct milter_conn *c);
+
+/* Calls the callback; false if the connection was freed meanwhile. */
+static bool
+deliver(struct milter_conn *c, const struct milter_reply *r, bool final,
+	const char *error)
+{
+	c->in_cb = true;
+	c->cb(c->arg, r, final, error);
+	c->in_cb = false;
+	if (c->free_later) {
+		conn_destroy(c);
+		return false;
+	}
+	return true;
+}
+
+static void
+fail(struct milter_conn *c, const char *error)
+{
+	if (c->error != NULL)
+		return;
+	c->error = error;
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	c->bev = NULL;
+	evtimer_del(c->timer);
+	if (c->waiting) {
+		c->waiting = false;
+		deliver(c, NULL, true, error);
+	}
+}
+
+static bool
+is_final(int type)
+{
+	switch (type) {
+	case MR_ACCEPT: case MR_CONTINUE: case MR_DISCARD: case MR_REJECT:
+	case MR_TEMPFAIL: case MR_REPLYCODE: case MR_SKIP: case MR_OPTNEG:
+		return true;
+	}
+	return false;
+}
+
+static void
+arm_timer(struct milter_conn *c)
+{
+	struct timeval tv = {.tv_sec = (time_t)c->cf->timeout};
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* One reply; false if the connection is gone. */
+static bool
+on_reply(struct milter_conn *c, const struct milter_reply *r)
+{
+	if (!c->waiting) {
+		fail(c, "reply nobody asked for");
+		return false;
+	}
+	switch (r->type) {
+	case MR_PROGRESS:
+		arm_timer(c);
+		return true;
+	case MR_SHUTDOWN: case MR_CONN_FAIL:
+		fail(c, "milter closed the session");
+		return false;
+	default:
+		break;
+	}
+	if (is_final(r->type)) {
+		c->waiting = false;
+		evtimer_del(c->timer);
+		return deliver(c, r, true, NULL);
+	}
+	return deliver(c, r, false, NULL);
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	struct milter_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	for (;;) {
+		size_t len = evbuffer_get_length(in), used = 0;
+		size_t want = len < 4 + MILTER_REPLY_MAX ? len
+							 : 4 + MILTER_REPLY_MAX;
+		const unsigned char *p;
+		struct milter_reply r;
+		const char *err = NULL;
+		int rc;
+
+		if (len == 0)
+			return;
+		p = evbuffer_pullup(in, (ssize_t)want);
+		rc = milter_reply_parse(p, want, &r, &used, &err);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			log_event(LOG_WARNING, "milter", "bad-reply",
+				  LF_STR("milter", c->cf->name),
+				  LF_STR("error", err));
+			fail(c, err);
+			return;
+		}
+		if (!on_reply(c, &r))
+			return;
+		if (c->bev == NULL)
+			return;
+		evbuffer_drain(in, used);
+	}
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct milter_conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_EOF)
+		fail(c, "milter closed the connection");
+	else if (what & BEV_EVENT_ERROR)
+		fail(c, errno == ECONNREFUSED ? "connection refused"
+		     : errno == ENOENT	      ? "no such socket"
+					      : "connection error");
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct milter_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	fail(c, "timeout");
+}
+
+struct milter_conn *
+milter_conn_new(struct event_base *base, const struct milter_config *cf,
+		milter_reply_fn *cb, void *arg, const char **error_r)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct milter_conn *c;
+
+	if (milter_socket_parse(cf->socket, &ss, &len, error_r) < 0)
+		return NULL;
+	c = xcalloc(1, sizeof(*c));
+	c->cf = cf;
+	c->cb = cb;
+	c->arg = arg;
+	c->timer = evtimer_new(base, timer_cb, c);
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->timer == NULL || c->bev == NULL)
+		fatal("milter: out of memory");
+	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss,
+				       (int)len) < 0) {
+		/* reported at the first request, never from here */
+		c->error = errno == ENOENT ? "no such socket"
+					   : "connection refused";
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		return c;
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	return c;
+}
+
+int
+milter_conn_send(struct milter_conn *c, struct milter_buf *b,
+		 bool want_reply)
+{
+	if (c->error != NULL || c->waiting) {
+		b->len = 0;
+		return -1;
+	}
+	if (bufferevent_write(c->bev, b->data, b->len) < 0) {
+		b->len = 0;
+		c->error = "write failed";
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		return -1;
+	}
+	b->len = 0;
+	/* a milter that does not read shows at the next request's wait */
+	if (want_reply) {
+		c->waiting = true;
+		arm_timer(c);
+	}
+	return 0;
+}
+
+bool
+milter_conn_busy(const struct milter_conn *c)
+{
+	return c->waiting;
+}
+
+const char *
+milter_conn_error(const struct milter_conn *c)
+{
+	return c->error;
+}
+
+static void
+conn_destroy(struct milter_conn *c)
+{
+	static const unsigned char quit[5] = {0, 0, 0, 1, MC_QUIT};
+
+	if (c->bev != NULL) {
+		evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+		/* a polite end when nothing is pending; never waits */
+		if (!c->waiting && fd >= 0 &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			(void)send(fd, quit, sizeof(quit),
+				   MSG_DONTWAIT | MSG_NOSIGNAL);
+		bufferevent_free(c->bev);
+	}
+	event_free(c->timer);
+	free(c);
+}
+
+void
+milter_conn_free(struct milter_conn **cp)
+{
+	struct milter_conn *c = *cp;
+
+	*cp = NULL;
+	if (c == NULL)
+		return;
+	if (c->in_cb) {
+		c->free_later = true;
+		return;
+	}
+	conn_destroy(c);
+}
