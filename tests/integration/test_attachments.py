@@ -449,3 +449,33 @@ def test_config_check_reports_bad_extension(make_godwit):
     assert f"{g.cfg_path}:{bad}: filter.attachments.blocked_extensions: " \
         "'bad ext'" in out, out
     assert f"{g.cfg_path}:{enc}: filter.attachments.encrypted_archives" in out, out
+
+
+def test_client_leaves_during_the_walk(make_godwit, uniq):
+    """The session goes while its message is walked: the thread's answer
+    finds no one (ASan watches), and the next message is walked and
+    delivered. One worker, so both go through the same thread, in order."""
+    # no mail authentication: the end of the data goes straight to the
+    # filters, while the client is still there
+    g = make_godwit({"workers": 1, "log": {"level": "debug"},
+                     "spf": {"enabled": False}, "dkim": {"verify": False},
+                     "dmarc": {"enabled": False}})
+    # slow to walk: hundreds of nested archives, each sniffed and listed
+    z = zip_bytes({f"d{i}.zip": zip_bytes({f"n{i}.txt": b"x"})
+                   for i in range(400)})
+    msg = crlf(with_attachment(TO, uniq, "many.zip", z))
+    c = g.raw()
+    c.ehlo()
+    assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+    assert c.cmd(f"RCPT TO:<{TO}>").code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(msg + b".\r\n")
+    c.close()
+    after = uniq + "-after"
+    assert_accepted(g, with_attachment(TO, after, "docs.zip",
+                                       zip_bytes({"a.txt": b"x"})), after)
+    assert g.find_messages(f"Subject: {uniq}\n".encode()) == []
+    assert g.running()
+    # it left while the walk ran (else this test tested nothing)
+    assert re.search(r"event=disconnect .*reason=eof state=FILTER",
+                     g.log_text()), g.log_text()
