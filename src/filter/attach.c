@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <gmime/gmime.h>
 #include <magic.h>
@@ -349,6 +350,26 @@ decode(struct walk *w, GMimePart *part)
 	return arr;
 }
 
+static bool
+eml_name(const char *name)
+{
+	size_t n = name != NULL ? strlen(name) : 0;
+
+	return n >= 4 && strcasecmp(name + n - 4, ".eml") == 0;
+}
+
+/* A leaf that holds a message: message/rfc822 (or global, news) sent
+ * encoded, which GMime leaves a leaf, or a file named *.eml. */
+static bool
+embedded_message(GMimeContentType *ct, const char *fname, const char *cname)
+{
+	return (ct != NULL && g_mime_content_type_is_type(ct, "message", "*")) ||
+	       eml_name(fname) || eml_name(cname);
+}
+
+static void walk_message(struct walk *w, const unsigned char *msg,
+			 size_t len, unsigned depth);
+
 static void
 walk_part(struct walk *w, GMimePart *part, unsigned depth)
 {
@@ -371,6 +392,9 @@ walk_part(struct walk *w, GMimePart *part, unsigned depth)
 	if (!walk_stopped(w) &&
 	    (ct == NULL || g_mime_content_type_is_type(ct, "text", "*")))
 		walk_uuencoded(w, arr->data, arr->len, depth);
+	/* a message a client opens as one: its attachments too */
+	if (!walk_stopped(w) && embedded_message(ct, fname, cname))
+		walk_message(w, arr->data, arr->len, depth + 1);
 	g_byte_array_free(arr, TRUE);
 }
 
@@ -499,25 +523,19 @@ prescan(struct walk *w, const unsigned char *msg, size_t len, bool *plain_r)
 	return true;
 }
 
-void
-attach_scan(struct attach_scanner *sc, const struct attach_config *cfg,
-	    const unsigned char *msg, size_t len, struct attach_result *r)
+/* A message (the whole one, or one attached encoded or as a .eml file):
+ * the line count, then GMime's tree walked. */
+static void
+walk_message(struct walk *w, const unsigned char *msg, size_t len,
+	     unsigned depth)
 {
-	struct walk w = {.sc = sc, .cfg = cfg, .r = r};
 	GMimeStream *st;
 	GMimeParser *parser;
 	GMimeObject *top;
 	bool plain;
 
-	memset(r, 0, sizeof(*r));
-	r->status = ATTACH_OK;
-
-	if (!prescan(&w, msg, len, &plain))
+	if (!prescan(w, msg, len, &plain) || plain)
 		return;
-	if (plain) {
-		r->parts = 1;
-		return;
-	}
 	st = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
 	parser = g_mime_parser_new_with_stream(st);
 	g_object_unref(st);
@@ -527,8 +545,21 @@ attach_scan(struct attach_scanner *sc, const struct attach_config *cfg,
 	g_object_unref(parser);
 	if (top == NULL)
 		return;
-	walk_object(&w, top, 0);
+	walk_object(w, top, depth);
 	g_object_unref(top);
+}
+
+void
+attach_scan(struct attach_scanner *sc, const struct attach_config *cfg,
+	    const unsigned char *msg, size_t len, struct attach_result *r)
+{
+	struct walk w = {.sc = sc, .cfg = cfg, .r = r};
+
+	memset(r, 0, sizeof(*r));
+	r->status = ATTACH_OK;
+	walk_message(&w, msg, len, 0);
+	if (r->parts == 0 && r->status == ATTACH_OK)
+		r->parts = 1;	/* plain text, not walked */
 }
 
 /* ---- the scanner -------------------------------------------------------- */

@@ -322,6 +322,17 @@ def test_nested_message_holding_blocked_file(g, uniq):
                    "(.exe)", uniq + "-2")
 
 
+@pytest.mark.parametrize("ctype", ["message/rfc822", "application/octet-stream"])
+def test_encoded_message_holding_blocked_file(g, uniq, ctype):
+    """A message attached base64-encoded (GMime leaves it a leaf) or as a
+    .eml file: a mail client opens it, and its attachments with it."""
+    inner = with_attachment(TO, "inner", "evil.exe", b"x")
+    m = raw_attachment(TO, uniq, "Content-Disposition: attachment; "
+                       "filename=fwd.eml", inner, f"Content-Type: {ctype}")
+    assert_refused(g, m, REFUSED + 'attachment "evil.exe" is a blocked file '
+                   "type (.exe)", uniq)
+
+
 def test_nested_message_accepted(g, uniq):
     inner = with_attachment(TO, "inner", "fine.pdf", pdf_bytes(),
                             "application/pdf")
