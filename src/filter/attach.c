@@ -496,9 +496,8 @@ prescan_line(struct prescan *ps, const unsigned char *p, size_t n)
  *
  * The same pass finds plain text: one text/plain part at most, without a
  * name, a disposition, base64 or uuencode, a "begin " line or a control
- * octet. No file
- * can be in such a message, and the walk (GMime's parse is most of its
- * cost) is skipped: *plain_r.
+ * octet. No file can be in such a message, and the walk (GMime's parse
+ * is most of its cost) is skipped: *plain_r.
  */
 static bool
 prescan(struct walk *w, const unsigned char *msg, size_t len, bool *plain_r)
@@ -534,7 +533,7 @@ walk_message(struct walk *w, const unsigned char *msg, size_t len,
 	GMimeObject *top;
 	bool plain;
 
-	if (!prescan(w, msg, len, &plain) || plain)
+	if (len == 0 || !prescan(w, msg, len, &plain) || plain)
 		return;
 	st = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
 	parser = g_mime_parser_new_with_stream(st);
