@@ -490,3 +490,31 @@ def test_client_leaves_during_the_walk(make_godwit, uniq):
     # it left while the walk ran (else this test tested nothing)
     assert re.search(r"event=disconnect .*reason=eof state=FILTER",
                      g.log_text()), g.log_text()
+
+
+def test_bdat(g, uniq):
+    """BDAT in two chunks: the walk sees the whole message."""
+    msg = crlf(with_attachment(TO, uniq, "invoice.pdf.exe", b"x"))
+    half = len(msg) // 2
+    c = g.raw()
+    try:
+        c.ehlo()
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert c.cmd(f"RCPT TO:<{TO}>").code == 250
+        c.send(f"BDAT {half}\r\n".encode() + msg[:half])
+        assert c.reply().code == 250
+        c.send(f"BDAT {len(msg) - half} LAST\r\n".encode() + msg[half:])
+        r = c.reply()
+        assert (r.code, r.enh) == (554, "5.7.1"), r
+        assert r.text.endswith('attachment "invoice.pdf.exe" is a blocked '
+                               "file type (.exe)"), r
+        # the session goes on: the next message is delivered
+        ok = crlf(text_message(TO, uniq[::-1], "fine\n"))
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert c.cmd(f"RCPT TO:<{TO}>").code == 250
+        c.send(f"BDAT {len(ok)} LAST\r\n".encode() + ok)
+        assert c.reply().code == 250
+    finally:
+        c.close()
+    wait_for(lambda: g.find_messages(uniq[::-1]), 10, what="the next message")
+    assert g.find_messages(uniq) == []
