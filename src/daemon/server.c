@@ -46,6 +46,7 @@
 #include "msgauth/dkim.h"
 #include "msgauth/dmarc.h"
 
+#define SERVER_MAX_GROUPS 64	/* of the daemon user, supplementary too */
 #define LIMITS_ENTRIES 16384
 
 struct child {
@@ -73,6 +74,10 @@ struct server {
 	uid_t uid;
 	gid_t gid;
 	bool drop;
+	/* the user's groups in /etc/group (clamav, to reach clamd's
+	 * socket...), looked up once as root */
+	gid_t groups[SERVER_MAX_GROUPS];
+	int ngroups;
 	/* the queue runner: one, replaced when it dies and at reload */
 	pid_t runner_pid;
 	uint64_t runner_started_ms;
@@ -200,6 +205,14 @@ resolve_user(struct server *sv, const struct config *config, char **error_r)
 	sv->drop = ids.drop;
 	sv->uid = ids.uid;
 	sv->gid = ids.gid;
+	sv->groups[0] = ids.gid;
+	sv->ngroups = SERVER_MAX_GROUPS;
+	if (ids.drop && getgrouplist(config->user, ids.gid, sv->groups,
+				     &sv->ngroups) < 0) {
+		*error_r = xasprintf("user %s is in more than %d groups",
+				     config->user, SERVER_MAX_GROUPS);
+		return -1;
+	}
 	return 0;
 }
 
@@ -342,7 +355,8 @@ drop_privileges(struct server *sv)
 {
 	if (!sv->drop)
 		return;
-	if (setgroups(1, &sv->gid) < 0 || setgid(sv->gid) < 0 ||
+	if (setgroups((size_t)sv->ngroups, sv->groups) < 0 ||
+	    setgid(sv->gid) < 0 ||
 	    setuid(sv->uid) < 0)
 		fatal("cannot drop privileges to %s", sv->config->user);
 	if (setuid(0) == 0)

@@ -97,14 +97,19 @@ parse_port(const char *s, unsigned *port_r)
 	return v == 0 ? -1 : 0;
 }
 
-/* host (IPv4 or IPv6, no brackets) and port into a. */
+/* host (IPv4 or IPv6, no brackets; family AF_INET6 for IPv6 only) and
+ * port into a. */
 static int
-inet_addr_set(const char *host, unsigned port, struct clamd_addr *a)
+inet_addr_set(const char *host, int family, unsigned port,
+	      struct clamd_addr *a)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
 
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+	if (strcmp(host, "localhost") == 0)
+		host = family == AF_INET6 ? "::1" : "127.0.0.1";
+	if (family != AF_INET6 &&
+	    inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons((uint16_t)port);
 		a->len = sizeof(*sin);
@@ -121,7 +126,8 @@ inet_addr_set(const char *host, unsigned port, struct clamd_addr *a)
 }
 
 static int
-parse_inet(const char *s, struct clamd_addr *a, const char **error_r)
+parse_inet(const char *s, int family, struct clamd_addr *a,
+	   const char **error_r)
 {
 	char host[INET6_ADDRSTRLEN];
 	const char *end, *port;
@@ -148,14 +154,17 @@ parse_inet(const char *s, struct clamd_addr *a, const char **error_r)
 		return -1;
 	}
 	if (end == s || (size_t)(end - s) >= sizeof(host)) {
-		*error_r = "the host must be an IPv4 or IPv6 address";
+		*error_r = "the host must be an IP address or localhost";
 		return -1;
 	}
 	memcpy(host, s, (size_t)(end - s));
 	host[end - s] = '\0';
-	if (inet_addr_set(host, p, a) < 0) {
-		*error_r = "the host must be an IPv4 or IPv6 address "
-			   "(no names)";
+	if (inet_addr_set(host, family, p, a) < 0) {
+		*error_r = family == AF_INET6
+				   ? "the host must be an IPv6 address or "
+				     "localhost (no names)"
+				   : "the host must be an IP address or "
+				     "localhost (no names)";
 		return -1;
 	}
 	return 0;
@@ -169,7 +178,9 @@ clamd_socket_parse(const char *spec, struct clamd_addr *a,
 	if (strncmp(spec, "unix:", 5) == 0)
 		return parse_unix(spec + 5, a, error_r);
 	if (strncmp(spec, "inet:", 5) == 0)
-		return parse_inet(spec + 5, a, error_r);
+		return parse_inet(spec + 5, AF_UNSPEC, a, error_r);
+	if (strncmp(spec, "inet6:", 6) == 0)
+		return parse_inet(spec + 6, AF_INET6, a, error_r);
 	*error_r = "expected unix:/path or inet:host:port";
 	return -1;
 }

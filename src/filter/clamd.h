@@ -41,10 +41,12 @@ struct clamd_config {
 };
 
 /*
- * Parses a socket: "unix:/absolute/path" or "inet:HOST:PORT" with HOST an
- * IPv4 address or an IPv6 one, bracketed or not ("inet:[::1]:3310",
- * "inet:::1:3310"); no host names, which would need a lookup. 0, or -1
- * with *error_r saying what is wrong.
+ * Parses a socket: "unix:/absolute/path", or "inet:HOST:PORT" with HOST an
+ * IPv4 or IPv6 address, bracketed or not ("inet:[::1]:3310",
+ * "inet:::1:3310"), or localhost (127.0.0.1); "inet6:HOST:PORT" is the
+ * same for IPv6 only (localhost: ::1), as filter.milters writes it. No
+ * other names, which would need a lookup. 0, or -1 with *error_r saying
+ * what is wrong.
  */
 int clamd_socket_parse(const char *spec, struct clamd_addr *a,
 		       const char **error_r);

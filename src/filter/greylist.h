@@ -3,7 +3,7 @@
  * 451 4.7.1 on first sight, accepted after a delay within a window,
  * clients that pass remembered.
  *
- * The state is one SQLite database, <data_dir>/db/greylist.sqlite, in WAL
+ * The state is one SQLite database, <data_dir>/filter/greylist.sqlite, in WAL
  * mode with a short busy timeout, shared by every worker process. Each
  * check is one short local transaction (a few statements on indexed
  * rows), run on the worker's loop: it stays well under a millisecond on

@@ -105,6 +105,10 @@ ar_field_authserv_id(const char *line, size_t len, bool complete, char *id,
 	return read_id(line, len, i, complete, id, size);
 }
 
+/* The fields only godwit writes (X-Godwit-DNSBL, -Virus-Scan,
+ * -Quarantine...): from outside they are forged. */
+#define OURS_PREFIX "X-Godwit-"
+
 /* The held start of a field line is complete (or the hold is full):
  * drop the field or let it pass. */
 static size_t
@@ -116,7 +120,10 @@ decide(struct ar_filter *f, bool complete, char *out)
 	size_t n = f->hold_len;
 
 	f->holding = false;
-	f->dropping = r < 0 || (r == 1 && strcasecmp(id, f->id) == 0);
+	f->dropping = r < 0 || (r == 1 && strcasecmp(id, f->id) == 0) ||
+		      (n >= sizeof(OURS_PREFIX) - 1 &&
+		       strncasecmp(f->hold, OURS_PREFIX,
+				   sizeof(OURS_PREFIX) - 1) == 0);
 	f->hold_len = 0;
 	if (f->dropping) {
 		f->dropped_fields++;

@@ -4,7 +4,9 @@
  * a sender cannot hand our users verdicts we never gave. Fields of other
  * authserv-ids pass. Conservative: an Authentication-Results field whose
  * authserv-id cannot be read on its first line (folded onto the next
- * line, cut off by the hold limit, malformed) is removed as well.
+ * line, cut off by the hold limit, malformed) is removed as well. So is
+ * every field named X-Godwit-* (the filters' verdicts, godwit's own:
+ * X-Godwit-DNSBL, X-Godwit-Virus-Scan, X-Godwit-Quarantine).
  *
  * A streaming filter over the stored form (LF line ends), in chunks of
  * any size, with bounded state: the start of each header field line is

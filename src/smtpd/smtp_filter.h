@@ -28,39 +28,9 @@
 
 #include <stdbool.h>
 
+#include "smtpd/smtp_private.h"	/* the stage and verdict types */
+
 struct delivery_job;
-struct smtp_session;
-struct smtp_txn;
-
-enum sf_stage {
-	SF_CONNECT,
-	SF_HELO,
-	SF_MAIL,
-	SF_RCPT,
-	SF_DATA,
-	SF_END,
-	SF_NSTAGES
-};
-
-enum sf_action {
-	SF_CONTINUE,	/* the next step */
-	SF_REJECT,	/* code (5xx), enh and text */
-	SF_TEMPFAIL,	/* code (4xx), enh and text */
-	SF_DISCARD,	/* the message is accepted and dropped (milters) */
-};
-
-#define SF_TEXT_MAX 512
-
-struct sf_verdict {
-	enum sf_action action;
-	int code;
-	char enh[16];
-	/* the reply text; '\n' separates the lines of a multi-line reply
-	 * (each gets the code and enh). Printable ASCII only: the steps
-	 * clean what they take from a filter. */
-	char text[SF_TEXT_MAX];
-	const char *reason;	/* for the log: "dnsbl", "greylist", ... */
-};
 
 /* Sets v to a refusal (action from code: 4xx tempfail, 5xx reject). */
 void sf_verdict_set(struct sf_verdict *v, int code, const char *enh,
@@ -78,7 +48,6 @@ void sf_connect_early(struct smtp_session *s);
  * session was in is restored first, and the input held meanwhile is
  * processed after done returns).
  */
-typedef void sf_done_fn(struct smtp_session *s, const struct sf_verdict *v);
 void sf_run(struct smtp_session *s, enum sf_stage stage, sf_done_fn *done);
 
 /* The current RCPT of the RCPT stage (the address as normalised). */

@@ -15,7 +15,6 @@
 #include "mail/smtp_data.h"
 #include "mail/smtp_parse.h"
 #include "net/session.h"
-#include "smtpd/smtp_filter.h"
 #include "store/recipient.h"
 #include "store/queue.h"
 
@@ -53,6 +52,41 @@ enum smtp_state {
 };
 
 const char *smtp_state_name(enum smtp_state state);
+
+/* ---- the filters' stages (smtp_filter.h) ---- */
+
+enum sf_stage {
+	SF_CONNECT,
+	SF_HELO,
+	SF_MAIL,
+	SF_RCPT,
+	SF_DATA,
+	SF_END,
+	SF_NSTAGES
+};
+
+enum sf_action {
+	SF_CONTINUE,	/* the next step */
+	SF_REJECT,	/* code (5xx), enh and text */
+	SF_TEMPFAIL,	/* code (4xx), enh and text */
+	SF_DISCARD,	/* the message is accepted and dropped (milters) */
+};
+
+#define SF_TEXT_MAX 512
+
+struct sf_verdict {
+	enum sf_action action;
+	int code;
+	char enh[16];
+	/* the reply text; '\n' separates the lines of a multi-line reply
+	 * (each gets the code and enh). Printable ASCII only: the steps
+	 * clean what they take from a filter. */
+	char text[SF_TEXT_MAX];
+	const char *reason;	/* for the log: "dnsbl", "greylist", ... */
+};
+
+struct smtp_session;
+typedef void sf_done_fn(struct smtp_session *s, const struct sf_verdict *v);
 
 struct smtp_rcpt {
 	char *addr;		/* as given, domain normalised */

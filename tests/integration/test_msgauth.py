@@ -217,6 +217,23 @@ def test_forged_authentication_results_removed(world, uniq):
     assert b"dmarc=pass\n" not in got[0]
 
 
+def test_forged_godwit_fields_removed(world, uniq):
+    """The filters' own fields (X-Godwit-*) arriving from outside are
+    forged verdicts: removed on port 25, other X- fields kept."""
+    forged = ["X-Godwit-Virus-Scan: clean (clamd)",
+              "x-godwit-dnsbl: allowed by\n\tlist.example",
+              "X-Godwit-Quarantine: no",
+              "X-Godwitness: kept"]
+    r = send(world, "a@pass.test", message(uniq, "a@pass.test", forged))
+    assert r.code == 250, r
+    got = wait_for(lambda: stored(world, uniq), 10, what="the message")[0]
+    assert b"X-Godwitness: kept\n" in got, got
+    low = got.lower()
+    assert b"x-godwit-virus-scan" not in low and \
+        b"x-godwit-dnsbl" not in low and b"list.example" not in low and \
+        b"x-godwit-quarantine" not in low, got
+
+
 def test_reject_policy_refused(world, uniq):
     r = send(world, "a@reject.test", message(uniq, "a@reject.test"))
     assert r.code == 550, r

@@ -7,9 +7,11 @@ Needs root and the `godwit` user (scripts/install-deps.sh creates it).
 
 import json
 import os
+import grp
 import pwd
 import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -71,6 +73,28 @@ def test_workers_drop_privileges(priv_godwit, uniq):
     st = files[0].stat()
     assert st.st_uid == pw.pw_uid, f"message owned by uid {st.st_uid}"
     assert st.st_mode & 0o007 == 0, f"message mode {st.st_mode & 0o777:o}"
+
+
+def test_workers_keep_the_users_groups(make_godwit):
+    """The groups /etc/group gives the daemon user stay (an administrator
+    adds godwit to clamav's group so it reaches clamd's socket); nothing
+    else does."""
+    pw = _need_drop()
+    name = f"gwit{os.getpid() % 100000}"
+    subprocess.run(["groupadd", "--system", name], check=True)
+    try:
+        subprocess.run(["usermod", "-a", "-G", name, "godwit"], check=True)
+        gid = grp.getgrnam(name).gr_gid
+        g = make_godwit()
+        kids = wait_for(lambda: len(g.children()) >= 2 and all(
+            _ids(p)[0][0] == pw.pw_uid for p in g.children()) and
+            g.children(), 5, what="workers to drop privileges")
+        for pid in kids:
+            groups = set(_ids(pid)[2])
+            assert groups == {pw.pw_gid, gid}, \
+                f"worker {pid}: groups {groups}, want {pw.pw_gid} and {gid}"
+    finally:
+        subprocess.run(["groupdel", name], check=False)
 
 
 # The layout of the data directory (src/store/datadir.c): (path, owner,

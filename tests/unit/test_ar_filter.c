@@ -49,6 +49,10 @@ static const struct {
 	 " mx.example.test\n\nb\n",
 	 "Authentication-Results-X: mx.example.test\nX-Authentication-Results:"
 	 " mx.example.test\n\nb\n"},
+	/* godwit's own fields, forged: removed, folded lines too, any case */
+	{"X-Godwit-Virus-Scan: clean (clamd)\nx-godwit-dnsbl: allowed\n\tby z\n"
+	 "X-Godwit: 1\nX-GodwitX: 2\n\nX-Godwit-Quarantine: body\n",
+	 "X-Godwit: 1\nX-GodwitX: 2\n\nX-Godwit-Quarantine: body\n"},
 	/* in the body nothing is touched */
 	{"S: 1\n\nAuthentication-Results: mx.example.test; none\n",
 	 "S: 1\n\nAuthentication-Results: mx.example.test; none\n"},
