@@ -531,21 +531,31 @@ walk_message(struct walk *w, const unsigned char *msg, size_t len,
 	GMimeStream *st;
 	GMimeParser *parser;
 	GMimeObject *top;
+	GByteArray *arr;
 	bool plain;
 
+	if (len > G_MAXUINT) {
+		walk_limit(w, "decoded size");	/* past a GByteArray */
+		return;
+	}
 	if (len == 0 || !prescan(w, msg, len, &plain) || plain)
 		return;
-	st = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
+	/* GMime reads msg in place: the array is never written, and is
+	 * let go without its data */
+	arr = g_byte_array_new_take((guint8 *)(uintptr_t)msg, len);
+	st = g_mime_stream_mem_new_with_byte_array(arr);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(st), FALSE);
 	parser = g_mime_parser_new_with_stream(st);
 	g_object_unref(st);
 	/* the top part, not a GMimeMessage: its address fields are not
 	 * parsed (a third of the cost of a small message) */
 	top = g_mime_parser_construct_part(parser, NULL);
 	g_object_unref(parser);
-	if (top == NULL)
-		return;
-	walk_object(w, top, depth);
-	g_object_unref(top);
+	if (top != NULL) {
+		walk_object(w, top, depth);
+		g_object_unref(top);
+	}
+	g_byte_array_free(arr, FALSE);
 }
 
 void

@@ -14,6 +14,7 @@ import smtplib
 import pytest
 
 from attach_samples import (
+    application, base_message,
     deep_multipart, deep_rfc822, elf_bytes, gz_bytes, many_parts, nested_rfc822,
     pdf_bytes, pe_bytes, png_bytes, raw_attachment, seven_zip, tar_gz_bytes,
     text_message, uuencoded_text, with_attachment, x_uuencode_part,
@@ -518,3 +519,20 @@ def test_bdat(g, uniq):
         c.close()
     wait_for(lambda: g.find_messages(uniq[::-1]), 10, what="the next message")
     assert g.find_messages(uniq) == []
+
+
+def test_large_message_from_the_spool_file(g, uniq):
+    """Past 256 KiB the spool is a file, which the walk's thread maps:
+    the rules see all of it, the last part too."""
+    import os
+
+    big = pdf_bytes() + os.urandom(600 << 10)
+    m = base_message(TO, uniq)
+    m.attach(application(big, "pdf", "big.pdf"))
+    m.attach(application(pe_bytes(), "octet-stream", "tail.dat"))
+    assert len(m.as_bytes()) > 800 << 10
+    assert_refused(g, m.as_bytes(), REFUSED + 'attachment "tail.dat" is an '
+                   "executable (", uniq, prefix=True)
+    ok = base_message(TO, uniq + "-ok")
+    ok.attach(application(big, "pdf", "big.pdf"))
+    assert_accepted(g, ok.as_bytes(), uniq + "-ok")
