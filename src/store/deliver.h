@@ -40,9 +40,10 @@ uint64_t spool_size(const struct spool *sp);
 ssize_t spool_read(const struct spool *sp, uint64_t off, void *buf, size_t n);
 /*
  * A descriptor of its own on the spool's file, for a thread that reads
- * the message (pread) while the loop goes on; it stays readable if the
- * spool is freed meanwhile. -1 when the spool is in memory only (or dup
- * failed): then spool_read() it on the loop.
+ * the message while the loop goes on; it stays readable if the spool is
+ * freed meanwhile. It shares the file offset the spool's writes use: read
+ * it with pread() or mmap(), never read() or lseek(). -1 when the spool
+ * is in memory only (or dup failed): then spool_read() it on the loop.
  */
 int spool_dup_fd(const struct spool *sp);
 /*
