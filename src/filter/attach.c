@@ -313,7 +313,7 @@ walk_uuencoded(struct walk *w, const unsigned char *text, size_t len,
 	       uu_next(text, len, &pos, name, sizeof(name), &data, &n,
 		       SIZE_MAX, &truncated)) {
 		attach_name_clean(name, w->top);
-		if (walk_count(w, depth + 1)) {
+		if (walk_count(w, depth + 1) && walk_decoded(w, n)) {
 			walk_check_name(w, name, false);
 			walk_check_content(w, NULL, data, n, depth + 1);
 		}
