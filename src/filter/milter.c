@@ -14,7 +14,12 @@
 
 #include "filter/milter.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "lib/xalloc.h"
+
+/* A milter that says "progress" gets at most this many timeouts for one
+ * reply. */
+#define PROGRESS_MAX 10
 
 struct milter_conn {
 	const struct milter_config *cf;
@@ -24,6 +29,7 @@ struct milter_conn {
 	void *arg;
 	const char *error;	/* the connection failed: why */
 	bool waiting;		/* for a final reply */
+	uint64_t asked_ms;	/* when the awaited request went out */
 	bool in_cb;
 	bool free_later;	/* milter_conn_free() from the callback */
 };
@@ -183,6 +189,12 @@ on_reply(struct milter_conn *c, const struct milter_reply *r)
 	}
 	switch (r->type) {
 	case MR_PROGRESS:
+		/* more time, but not without end */
+		if (mono_ms() - c->asked_ms > PROGRESS_MAX * 1000 *
+						  c->cf->timeout) {
+			fail(c, "progress without end");
+			return false;
+		}
 		arm_timer(c);
 		return true;
 	case MR_SHUTDOWN: case MR_CONN_FAIL:
@@ -312,6 +324,7 @@ milter_conn_send(struct milter_conn *c, struct milter_buf *b,
 	/* a milter that does not read shows at the next request's wait */
 	if (want_reply) {
 		c->waiting = true;
+		c->asked_ms = mono_ms();
 		arm_timer(c);
 	}
 	return 0;

@@ -146,7 +146,7 @@ sf_reply(struct smtp_session *s, const struct sf_verdict *v)
 	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip),
 		  LF_STR("from", t != NULL ? t->sender : ""),
-		  LF_STR("to", s->sf.rcpt != NULL ? s->sf.rcpt : ""),
+		  LF_STR_IF(s->sf.rcpt != NULL, "to", s->sf.rcpt),
 		  LF_STR("reason", v->reason != NULL ? v->reason : "filter"),
 		  LF_UINT("code", (unsigned)v->code), LF_STR("enh", v->enh),
 		  LF_STR("text", v->text));

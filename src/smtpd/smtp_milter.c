@@ -69,6 +69,7 @@ struct sf_milters {
 	size_t hdr_i;		/* end: the next header field */
 	uint64_t body_off;	/* end: where the body chunks are */
 	const char *error;	/* STEP_FAIL's reason (static text) */
+	bool discard_all;	/* discard at connect or HELO: every message */
 	struct milter_buf buf;
 };
 
@@ -489,16 +490,35 @@ step_cmd(struct milter_state *m)
 
 #define MP_EOB_WAIT (MP_EOB + 1)
 
-/* A header field's value as the milter wants it (without the leading
- * space unless it negotiated HDR_LEADSPC). */
-static const char *
-hdr_value(const struct milter_state *m, const struct mhdr *h)
+/* The longest header field a milter is sent: libmilter drops a
+ * connection whose packet is over 64 KiB (its default). */
+#define HDR_SENT_MAX (MILTER_CHUNK - 512)
+
+/*
+ * The HEADER packet of field h: its value as the milter wants it
+ * (without the leading space unless it negotiated HDR_LEADSPC), cut to
+ * HDR_SENT_MAX (the stored message keeps all of it, as Postfix keeps
+ * what its header_size_limit lets through).
+ */
+static void
+put_header(struct milter_state *m, const struct mhdr *h)
 {
 	const char *v = h->value;
+	size_t n;
+	char *cut;
 
 	if (!(m->protocol & MILTER_P_HDR_LEADSPC))
 		v += strspn(v, " \t");
-	return v;
+	n = strlen(v);
+	if (n + strlen(h->name) <= HDR_SENT_MAX) {
+		milter_put_header(&m->ms->buf, h->name, v);
+		return;
+	}
+	n = strlen(h->name) < HDR_SENT_MAX ? HDR_SENT_MAX - strlen(h->name)
+					   : 0;
+	cut = xstrndup(v, n);
+	milter_put_header(&m->ms->buf, h->name, cut);
+	free(cut);
 }
 
 static enum step
@@ -556,9 +576,7 @@ step_end(struct milter_state *m)
 				ms->hdr_i++;
 				break;
 			}
-			milter_put_header(&ms->buf, mt->h[ms->hdr_i].name,
-					  hdr_value(m, &mt->h[ms->hdr_i]));
-			ms->hdr_i++;
+			put_header(m, &mt->h[ms->hdr_i++]);
 			r = send_buf(m, !(p & MILTER_P_NR_HDR));
 			break;
 		case MP_EOH:
@@ -659,7 +677,9 @@ log_verdict(const struct milter_state *m, const struct milter_reply *r)
 {
 	struct sf_milters *ms = m->ms;
 
-	log_event(LOG_INFO, "milter", "reply", LF_STR("session", ms->s->ses.id),
+	/* an accept is the usual answer: only refusals are news */
+	log_event(r->type == MR_ACCEPT ? LOG_DEBUG : LOG_INFO, "milter",
+		  "reply", LF_STR("session", ms->s->ses.id),
 		  LF_STR("milter", m->cf->name),
 		  LF_STR("stage", stage_name(ms->stage)),
 		  LF_STR("reply", milter_reply_name(r->type)),
@@ -688,6 +708,13 @@ reply_verdict(struct milter_state *m, const struct milter_reply *r,
 		memset(v, 0, sizeof(*v));
 		v->action = SF_DISCARD;
 		v->reason = "milter";
+		/* before a transaction: each one of the session (Postfix) */
+		if (ms->stage < SF_MAIL) {
+			ms->discard_all = true;
+			v->action = SF_CONTINUE;
+			log_verdict(m, r);
+			return false;
+		}
 		for (size_t i = 0; i < ms->n; i++)
 			ms->m[i].off_txn = true;
 		break;
@@ -733,6 +760,9 @@ final_reply(struct milter_state *m, const struct milter_reply *r)
 		negotiated(m, r);
 		return;
 	}
+	/* whatever it says, its end of message ends its transaction */
+	if (ms->stage == SF_END && (int)ms->phase == MP_EOB_WAIT)
+		m->in_txn = false;
 	if (r->type == MR_OPTNEG) {
 		if (milter_failed(m, "unexpected negotiation", &v)) {
 			sf_resume(ms->s, &v);
@@ -804,6 +834,14 @@ stage(struct smtp_session *s, enum sf_stage st, struct sf_verdict *v)
 	ms->stage = st;
 	ms->cur = 0;
 	ms->phase = MP_START;
+	if (st == SF_MAIL && ms->discard_all) {
+		for (size_t i = 0; i < ms->n; i++)
+			ms->m[i].off_txn = true;
+		memset(v, 0, sizeof(*v));
+		v->action = SF_DISCARD;
+		v->reason = "milter";
+		return true;
+	}
 	return run(ms, v);
 }
 
@@ -877,7 +915,14 @@ sf_milter_end(struct smtp_session *s, struct sf_verdict *v)
 		t->milter = xcalloc(1, sizeof(*t->milter));
 		t->milter->ms = ms;
 	}
-	if (milter_msg_load(t->milter, t->held_job) < 0) {
+	switch (milter_msg_load(t->milter, t->held_job)) {
+	case 0:
+		break;
+	case -2:
+		sf_verdict_set(v, 552, "5.3.4", "milter-limit", "%s",
+			       "Error: message header too large");
+		return true;
+	default:
 		sf_verdict_set(v, 451, "4.3.0", "milter", "%s",
 			       "Error: local error");
 		return true;

@@ -9,7 +9,8 @@
  * fields, the body. Recipients are edited in the job directly.
  *
  * Limits: a header section of at most HDR_MAX octets and HDR_FIELDS_MAX
- * fields; a replacement body of at most the configured message size.
+ * fields, before and after the milters; a replacement body of at most
+ * the configured message size; RCPTS_MAX recipients.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #define HDR_FIELDS_MAX 10000
 #define HDR_VALUE_MAX 8192
 #define HDR_NAME_MAX 100
+#define RCPTS_MAX 1000	/* a message's recipients after ADDRCPT */
 
 /* ---- reading the header ---------------------------------------------- */
 
@@ -45,7 +47,25 @@ field_insert(struct sf_milter_txn *mt, size_t at, char *name, char *value)
 	mt->nh++;
 }
 
-/* Splits LF-ended header lines into fields (folded lines joined). */
+/* The end of the field that starts at p: its last line's LF (or end). */
+static const char *
+field_end(const char *p, const char *end)
+{
+	for (;;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if (eol == NULL || eol + 1 >= end ||
+		    (eol[1] != ' ' && eol[1] != '\t'))
+			return eol != NULL ? eol : end;
+		p = eol + 1;
+	}
+}
+
+/*
+ * Splits LF-ended header lines into fields, each with its folded lines
+ * (linear: a field is cut out once, never grown line by line). -2 when
+ * there are more than HDR_FIELDS_MAX.
+ */
 static int
 fields_parse(struct sf_milter_txn *mt, const char *text, size_t len)
 {
@@ -53,32 +73,24 @@ fields_parse(struct sf_milter_txn *mt, const char *text, size_t len)
 
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *colon;
-		size_t n;
+		const char *colon, *fend;
 
 		if (eol == NULL)
 			eol = end;
-		n = (size_t)(eol - p);
-		if ((*p == ' ' || *p == '\t') && mt->nh > 0 &&
-		    mt->h[mt->nh - 1].value != NULL) {
-			struct mhdr *h = &mt->h[mt->nh - 1];
-			char *v = xasprintf("%s\n%.*s", h->value, (int)n, p);
-
-			free(h->value);
-			h->value = v;
-		} else {
-			if (mt->nh >= HDR_FIELDS_MAX)
-				return -1;
-			colon = memchr(p, ':', n);
-			if (colon != NULL)
-				field_insert(mt, mt->nh,
-					     xstrndup(p, (size_t)(colon - p)),
-					     xstrndup(colon + 1,
-						      (size_t)(eol - colon - 1)));
-			else
-				field_insert(mt, mt->nh, xstrndup(p, n), NULL);
+		if (mt->nh >= HDR_FIELDS_MAX)
+			return -2;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL || *p == ' ' || *p == '\t') {
+			/* not a field: the line is kept as it is */
+			field_insert(mt, mt->nh, xstrndup(p, (size_t)(eol - p)),
+				     NULL);
+			p = eol + 1;
+			continue;
 		}
-		p = eol + 1;
+		fend = field_end(p, end);
+		field_insert(mt, mt->nh, xstrndup(p, (size_t)(colon - p)),
+			     xstrndup(colon + 1, (size_t)(fend - colon - 1)));
+		p = fend + 1;
 	}
 	return 0;
 }
@@ -100,7 +112,7 @@ spool_header(struct sf_milter_txn *mt, struct delivery_job *job,
 
 		if (len >= HDR_MAX) {
 			free(text);
-			return -1;
+			return -2;
 		}
 		text = xreallocarray(text, len + 65536 + 1, 1);
 		n = spool_read(job->spool, off + len, text + len, 65536);
@@ -136,13 +148,14 @@ milter_msg_load(struct sf_milter_txn *mt, struct delivery_job *job)
 
 	if (mt->loaded)
 		return 0;
-	if (spool_header(mt, job, &text, &len) < 0)
-		return -1;
+	if ((r = spool_header(mt, job, &text, &len)) < 0)
+		return r;
 	r = job->prefix_len > 0
 		? fields_parse(mt, job->prefix, job->prefix_len)
 		: 0;
 	if (r == 0)
 		r = fields_parse(mt, text, len);
+	mt->hdr_bytes = job->prefix_len + len;
 	free(text);
 	mt->loaded = r == 0;
 	return r;
@@ -155,7 +168,7 @@ milter_msg_body(struct sf_milter_txn *mt, struct delivery_job *job,
 	const struct spool *sp = mt->newbody != NULL ? mt->newbody
 						     : job->spool;
 	uint64_t base = mt->newbody != NULL ? 0 : mt->body_off;
-	unsigned char raw[16384];
+	unsigned char raw[32768];
 	size_t o = 0;
 	ssize_t n;
 
@@ -294,10 +307,12 @@ header_action(struct sf_milter_txn *mt, const struct milter_config *cf,
 	}
 	if (mt->nh >= HDR_FIELDS_MAX ||
 	    (value = value_clean(r->value,
-				 protocol & MILTER_P_HDR_LEADSPC)) == NULL) {
+				 protocol & MILTER_P_HDR_LEADSPC)) == NULL ||
+	    mt->hdr_bytes + strlen(value) + strlen(r->name) > HDR_MAX) {
 		*error_r = "header field too long or too many";
 		return -1;
 	}
+	mt->hdr_bytes += strlen(value) + strlen(r->name) + 2;
 	if (r->type != MR_CHGHEADER || r->value[0] != '\0')
 		mt->junk |= junk_match(cf, r->name, value);
 	if (r->type == MR_ADDHEADER)
@@ -453,6 +468,9 @@ rcpt_add(struct smtp_session *s, struct delivery_job *job, const char *a)
 {
 	struct recipient_result res;
 
+	if (job->nmailboxes + (job->env != NULL ? job->env->nrcpts : 0) >=
+	    RCPTS_MAX)
+		return -1;
 	if (resolve(s, a, &res) < 0)
 		return -1;
 	for (size_t i = 0; i < res.nmailboxes; i++) {
@@ -540,6 +558,30 @@ chgfrom(struct sf_milter_txn *mt, const struct milter_reply *r)
 	return 0;
 }
 
+/* QUARANTINE: held, with a field saying by whom and why (the reason
+ * made printable ASCII, cut). */
+static int
+quarantine(struct sf_milter_txn *mt, const struct milter_config *cf,
+	   const char *reason)
+{
+	char why[160];
+	size_t n = 0;
+
+	for (const char *p = reason; *p != '\0' && n + 1 < sizeof(why); p++)
+		why[n++] = (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e
+				   ? '?'
+				   : *p;
+	why[n] = '\0';
+	if (!mt->hold && mt->nh < HDR_FIELDS_MAX) {
+		field_insert(mt, 0, xstrdup("X-Godwit-Quarantine"),
+			     xasprintf(" held by milter %s: %s", cf->name,
+				       why));
+		mt->changed = true;
+	}
+	mt->hold = true;
+	return 0;
+}
+
 /* ---- a modification --------------------------------------------------- */
 
 static uint32_t
@@ -597,8 +639,7 @@ milter_msg_modify(struct smtp_session *s, struct sf_milter_txn *mt,
 		*error_r = "bad sender";
 		return chgfrom(mt, r);
 	case MR_QUARANTINE:
-		mt->hold = true;
-		return 0;
+		return quarantine(mt, cf, r->addr);
 	default:
 		return -1;
 	}

@@ -30,6 +30,7 @@ struct sf_milter_txn {
 	bool loaded;		/* the header is read from the message */
 	struct mhdr *h;
 	size_t nh, caph;
+	size_t hdr_bytes;	/* of the fields, bounded */
 	bool blank;		/* the message has a body separator */
 	uint64_t body_off;	/* the body in job->spool */
 	struct spool *newbody;	/* a milter's replacement (LF), or NULL */
@@ -43,8 +44,8 @@ struct sf_milter_txn {
 
 /*
  * Reads the header of the held message (job->prefix, then the spool's
- * header from local_hdr_len): 0, or -1 (an I/O error, or a header over
- * the limit).
+ * header from local_hdr_len): 0, -1 on an I/O error, -2 when the header
+ * is over the limits.
  */
 int milter_msg_load(struct sf_milter_txn *mt, struct delivery_job *job);
 /* Up to MILTER_CHUNK octets of the body from *off, CRLF line ends: the

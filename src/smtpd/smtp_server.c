@@ -272,12 +272,18 @@ smtp_shutdown(struct session *ses)
 
 /* ---- the greeting --------------------------------------------------- */
 
-/* The connect stage's verdict: the final 220, or a refusal and close. */
+/* The connect stage's verdict: the final 220, or a refusal and close
+ * (RFC 5321 3.8: a temporary one is 421 there, whatever the filter
+ * said). */
 static void
 greet_done(struct smtp_session *s, const struct sf_verdict *v)
 {
 	if (v->action == SF_REJECT || v->action == SF_TEMPFAIL) {
-		sf_reply(s, v);
+		struct sf_verdict r = *v;
+
+		if (r.action == SF_TEMPFAIL)
+			r.code = 421;
+		sf_reply(s, &r);
 		session_close(&s->ses, v->reason != NULL ? v->reason
 							 : "filter");
 		return;

@@ -7,10 +7,8 @@ callbacks and macros the milter saw from its log file.
 """
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,13 +25,18 @@ TIMEOUT = 2  # seconds: the milters' timeout in these tests
 class Peer:
     """A milter_peer.py process: socket, mode file and log file."""
 
-    def __init__(self, base, name="m1", unix=False, style=""):
+    def __init__(self, base, name="m1", unix=False, style="", ipv6=False):
         self.base = Path(base)
         self.name = name
         self.style = style
+        self.ipv6 = ipv6
         self.mode_path = self.base / f"{name}.mode.json"
         self.log_path = self.base / f"{name}.log"
-        if unix:
+        if ipv6:
+            self.port = free_port()
+            self.listen = f"inet6:{self.port}@[::1]"
+            self.socket = f"inet6:[::1]:{self.port}"
+        elif unix:
             self.path = self.base / f"{name}.sock"
             self.listen = f"unix:{self.path}"
             self.socket = f"unix:{self.path}"
@@ -59,6 +62,8 @@ class Peer:
             raise AssertionError(f"milter {self.name} exited")
         if self.socket.startswith("unix:"):
             addr, fam = str(self.path), socket.AF_UNIX
+        elif self.ipv6:
+            addr, fam = ("::1", self.port), socket.AF_INET6
         else:
             addr, fam = ("127.0.0.1", self.port), socket.AF_INET
         with socket.socket(fam, socket.SOCK_STREAM) as s:
@@ -160,67 +165,6 @@ def test_accept_passes_message(gp, uniq):
         assert cb in cbs, (cb, cbs)
 
 
-@pytest.mark.parametrize("stage", ["mail", "rcpt", "data", "eom"])
-def test_reject_at_stage(gp, uniq, stage):
-    g, peer = gp
-    peer.set_mode({"stage": stage, "action": "reject"})
-    with g.raw() as c:
-        c.ehlo()
-        r = c.cmd("MAIL FROM:<s@example.org>")
-        if stage == "mail":
-            assert r.code == 550 and "5.7.1" in r.text, r
-            return
-        assert r.code == 250, r
-        r = c.cmd("RCPT TO:<alice@example.test>")
-        if stage == "rcpt":
-            assert r.code == 550 and "5.7.1" in r.text, r
-            return
-        assert r.code == 250, r
-        r = c.cmd("DATA")
-        if stage == "data":
-            assert r.code == 550, r
-            return
-        assert r.code == 354, r
-        c.send(make_message(uniq) + b".\r\n")
-        r = c.reply()
-        assert r.code == 550 and "5.7.1" in r.text, r
-    assert not stored(g, uniq)
-
-
-@pytest.mark.parametrize("stage", ["mail", "rcpt", "eom"])
-def test_tempfail_at_stage(gp, uniq, stage):
-    g, peer = gp
-    peer.set_mode({"stage": stage, "action": "tempfail"})
-    with g.raw() as c:
-        c.ehlo()
-        r = c.cmd("MAIL FROM:<s@example.org>")
-        if stage == "mail":
-            assert r.code == 451 and "4.7.1" in r.text, r
-            return
-        r = c.cmd("RCPT TO:<alice@example.test>")
-        if stage == "rcpt":
-            assert r.code == 451 and "4.7.1" in r.text, r
-            return
-        assert c.cmd("DATA").code == 354
-        c.send(make_message(uniq) + b".\r\n")
-        r = c.reply()
-        assert r.code == 451 and "4.7.1" in r.text, r
-    assert not stored(g, uniq)
-
-
-def test_reject_at_connect_and_helo(gp):
-    g, peer = gp
-    peer.set_mode({"stage": "connect", "action": "reject"})
-    c = g.raw(greet=False)
-    r = c.reply()
-    assert r.code == 554, r
-    c.close()
-    peer.set_mode({"stage": "helo", "action": "tempfail"})
-    with g.raw() as c:
-        r = c.cmd("EHLO client.test")
-        assert r.code == 451, r
-
-
 def test_replycode_multiline(gp, uniq):
     g, peer = gp
     peer.set_mode({"stage": "eom", "action": "replycode",
@@ -259,15 +203,6 @@ def test_rcpt_reject_only_one(gp, uniq):
     assert not stored(g, uniq, "bob@example.test")
 
 
-def test_discard(gp, uniq):
-    g, peer = gp
-    peer.set_mode({"stage": "eom", "action": "discard"})
-    r = send(g, uniq)
-    assert r.code == 250, r
-    wait_for(lambda: "discard" in g.log_text(), 5, what="discard logged")
-    assert not stored(g, uniq)
-
-
 def test_discard_at_rcpt(gp, uniq):
     g, peer = gp
     peer.set_mode({"stage": "rcpt", "action": "discard"})
@@ -278,13 +213,75 @@ def test_discard_at_rcpt(gp, uniq):
     assert not peer.seen("eom")
 
 
-def test_accept_skips_rest_of_message(gp, uniq):
+STAGES = ["connect", "helo", "mail", "rcpt", "data", "header", "eoh", "body",
+          "eom"]
+# where the client sees a refusal of each stage
+REFUSED_AT = {"connect": "greeting", "helo": "EHLO", "mail": "MAIL",
+              "rcpt": "RCPT", "data": "DATA", "header": "end", "eoh": "end",
+              "body": "end", "eom": "end"}
+
+
+def run_session(g, uniq):
+    """A whole session, step by step: the step that was refused (None if
+    none was) and the last reply."""
+    c = g.raw(greet=False)
+    try:
+        r = c.reply()
+        if r.code != 220:
+            return "greeting", r
+        steps = [("EHLO", "EHLO client.test", 250),
+                 ("MAIL", "MAIL FROM:<s@example.org>", 250),
+                 ("RCPT", "RCPT TO:<alice@example.test>", 250),
+                 ("DATA", "DATA", 354)]
+        for name, line, want in steps:
+            r = c.cmd(line)
+            if r.code != want:
+                return name, r
+        c.send(make_message(uniq) + b".\r\n")
+        r = c.reply()
+        return ("end" if r.code != 250 else None), r
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("action", ["continue", "accept", "reject",
+                                    "tempfail", "discard"])
+@pytest.mark.parametrize("stage", STAGES)
+def test_action_at_stage(gp, uniq, stage, action):
+    """Each action at each stage: where the refusal comes and with which
+    code, whether the message is stored, what the milter saw after."""
     g, peer = gp
-    peer.set_mode({"stage": "mail", "action": "accept"})
-    r = send(g, uniq)
+    peer.set_mode({"stage": stage, "action": action})
+    where, r = run_session(g, uniq)
+    cbs = [e["cb"] for e in peer.events()]
+    if action in ("reject", "tempfail"):
+        assert where == REFUSED_AT[stage], (where, r)
+        if action == "reject":
+            assert r.code == (554 if stage == "connect" else 550), r
+            assert r.enh == "5.7.1", r
+        else:
+            # RFC 5321 3.8: a temporary refusal of the greeting is 421
+            assert r.code == (421 if stage == "connect" else 451), r
+            assert r.enh == "4.7.1", r
+        assert not stored(g, uniq)
+        return
+    assert where is None, (where, r)
     assert r.code == 250, r
-    assert stored(g, uniq)
-    assert not peer.seen("rcpt") and not peer.seen("eom")
+    if action == "discard" and stage not in ("connect", "helo"):
+        wait_for(lambda: "event=discard" in g.log_text(), 5,
+                 what="discard logged")
+        assert not stored(g, uniq)
+    elif action == "discard":
+        # before a transaction: every message of the session
+        assert not stored(g, uniq)
+    else:
+        assert stored(g, uniq)
+    if action == "accept":
+        # nothing more for this milter in this message (or session)
+        after = cbs[cbs.index(stage) + 1:]
+        assert not [cb for cb in after if cb in STAGES], cbs
+    if action == "continue":
+        assert "eom" in cbs, cbs
 
 
 # ---- modifications ---------------------------------------------------------
@@ -413,7 +410,9 @@ def test_quarantine_hold_release(gp, uniq):
             ["alice@example.test", "bob@example.test"]]
     assert len(mine) == 1, held
     qid = mine[0]["id"]
-    assert uniq.encode() in g.run("queue", "show", qid, check=True).stdout.encode()
+    shown = g.run("queue", "show", qid, check=True).stdout
+    assert uniq in shown
+    assert "X-Godwit-Quarantine: held by milter m1: looks bad" in shown, shown
     g.admin("queue", "release", qid)
     g.admin("queue", "flush")
     wait_for(lambda: stored(g, uniq) and stored(g, uniq, "bob@example.test"),
@@ -600,9 +599,9 @@ def test_unix_socket_down(make_godwit, base, uniq):
 
 
 def test_two_milters_in_order(make_godwit, base, uniq):
-    """m1 (TCP) then m2 (UNIX socket): m2 sees what m1 added; a reject by
-    m1 means m2 is not asked."""
-    m1 = Peer(base, "m1")
+    """m1 (TCP over IPv6) then m2 (UNIX socket): m2 sees what m1 added; a
+    reject by m1 means m2 is not asked."""
+    m1 = Peer(base, "m1", ipv6=True)
     m2 = Peer(base, "m2", unix=True)
     try:
         g = make_godwit({"filter": {"milters": [milter_cfg(m1),
@@ -652,6 +651,174 @@ def test_no_reply_steps(make_godwit, base, uniq):
         assert send(g, uniq + "-2").code == 550
     finally:
         peer.stop()
+
+
+def test_macros_submission(make_godwit, base, cert, uniq):
+    """On submission, after STARTTLS and AUTH: the TLS and AUTH macros,
+    and the listener's name in {daemon_name}."""
+    import smtplib
+    from conftest import PASSWORD, client_tls_context
+    peer = Peer(base)
+    try:
+        crt, key = cert
+        port = free_port()
+        g = make_godwit({"tls": {"certificates": [{"cert": str(crt),
+                                                   "key": str(key)}]},
+                         "filter": {"milters": [milter_cfg(peer)]}},
+                        start=False)
+        g.config["listeners"].append(
+            {"name": "sub", "protocol": "submission",
+             "listen": [f"127.0.0.1:{port}"]})
+        g.write_config()
+        g.start()
+        s = smtplib.SMTP("127.0.0.1", port, local_hostname="client.test",
+                         timeout=30)
+        s.starttls(context=client_tls_context())
+        s.login("alice@example.test", PASSWORD)
+        s.sendmail("alice@example.test", ["bob@example.test"],
+                   make_message(uniq, sender="alice@example.test",
+                                to="bob@example.test"))
+        s.quit()
+        assert stored(g, uniq, "bob@example.test")
+        conn = peer.seen("connect")[-1]["macros"]
+        assert conn["{daemon_name}"] == "sub"
+        assert conn["{daemon_addr}"] == "127.0.0.1"
+        helo = peer.seen("helo")[-1]["macros"]
+        assert helo["{tls_version}"].startswith("TLSv1."), helo
+        assert helo["{cipher}"] and int(helo["{cipher_bits}"]) >= 128, helo
+        mail = peer.seen("mail")[-1]["macros"]
+        assert mail["{auth_authen}"] == "alice@example.test", mail
+        assert mail["{auth_type}"] in ("PLAIN", "LOGIN", "SCRAM-SHA-256",
+                                       "CRAM-MD5"), mail
+    finally:
+        peer.stop()
+
+
+def test_header_limits(make_godwit, base, uniq):
+    """A field longer than a milter packet: the milter gets its start, the
+    message keeps it whole; a header over the milters' 1 MiB is refused
+    for good (552 5.3.4), not retried."""
+    peer = Peer(base)
+    try:
+        g = make_godwit({"smtp": {"max_message_size": "4M"},
+                         "filter": {"milters": [milter_cfg(peer)]}})
+        folded = "X-Long: start\n" + "".join(
+            f" fold{i:06d}\n" for i in range(8000))
+        r = send(g, uniq, extra=[folded.rstrip("\n")])
+        assert r.code == 250, r
+        # the milter gets what libmilter takes (a packet of 64 KiB at
+        # most), the message keeps all of it
+        seen = [e for e in peer.seen("header") if e["args"]["name"] == "X-Long"]
+        v = seen[0]["args"]["value"]
+        assert v.startswith("start\n fold000000") and 60000 < len(v) < 65536
+        msg = stored(g, uniq)[0]
+        assert folded.encode() in msg
+        big = [f"X-Big-{i}: " + "y" * 900 for i in range(1200)]
+        r = send(g, uniq + "-big", extra=big)
+        assert r.code == 552 and r.enh == "5.3.4", r
+    finally:
+        peer.stop()
+
+
+class BrokenMilter:
+    """A milter that breaks the protocol, which no libmilter does: a
+    socket server on a thread that negotiates (actions 0: no
+    modifications) and answers each command with continue, except the
+    command `at`, answered with the raw bytes `reply`."""
+
+    def __init__(self, at, reply):
+        import threading
+        self.at, self.reply = at, reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def packet(data):
+        return len(data).to_bytes(4, "big") + data
+
+    def serve(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            with c:
+                c.settimeout(10)
+                try:
+                    self.session(c)
+                except OSError:
+                    pass
+
+    def session(self, c):
+        buf = b""
+        while not self.stop:
+            while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                more = c.recv(65536)
+                if not more:
+                    return
+                buf += more
+            n = int.from_bytes(buf[:4], "big")
+            cmd, buf = buf[4:5], buf[4 + n:]
+            if cmd == b"O":
+                c.sendall(self.packet(b"O" + (6).to_bytes(4, "big") +
+                                      bytes(8)))
+            elif cmd == self.at:
+                c.sendall(self.reply)
+            elif cmd in b"CHMRTLNBE":
+                c.sendall(self.packet(b"c"))
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("at,reply,why", [
+    (b"M", b"\xff\xff\xff\xff", "packet too large"),
+    (b"M", BrokenMilter.packet(b"y250 fine\0"), "replycode"),
+    (b"M", BrokenMilter.packet(b"y550 4.7.1 mixed\0"), "replycode"),
+    (b"R", BrokenMilter.packet(b"hX-Early\0v\0"), "modification before"),
+    (b"E", BrokenMilter.packet(b"hX-Not-Allowed\0v\0") +
+     BrokenMilter.packet(b"c"), "not negotiated"),
+    (b"M", BrokenMilter.packet(b"c") + BrokenMilter.packet(b"c"),
+     "nobody asked"),
+    (b"M", BrokenMilter.packet(b"Z"), "unknown reply"),
+])
+def test_broken_milter(make_godwit, uniq, at, reply, why):
+    """A milter that breaks the protocol is a failed milter: 451 4.7.1
+    under on_error tempfail, logged with what was wrong."""
+    bm = BrokenMilter(at, reply)
+    try:
+        g = make_godwit({"filter": {"milters": [
+            {"name": "broken", "socket": f"inet:127.0.0.1:{bm.port}",
+             "timeout": f"{TIMEOUT}s"}]}})
+        with g.raw() as c:
+            c.ehlo()
+            r = c.cmd("MAIL FROM:<s@example.org>")
+            if at == b"M" and why != "nobody asked":
+                assert r.code == 451 and r.enh == "4.7.1", r
+            else:
+                assert r.code == 250, r
+                r = c.cmd("RCPT TO:<alice@example.test>")
+                if at == b"R" or why == "nobody asked":
+                    assert r.code == 451 and r.enh == "4.7.1", r
+                else:
+                    assert r.code == 250, r
+                    assert c.cmd("DATA").code == 354
+                    c.send(make_message(uniq) + b".\r\n")
+                    r = c.reply()
+                    assert r.code == 451 and r.enh == "4.7.1", r
+        assert not stored(g, uniq)
+        wait_for(lambda: "milter=broken" in g.log_text() and
+                 why in g.log_text(), 5, what=f"the error logged ({why})")
+    finally:
+        bm.close()
 
 
 # ---- configuration -----------------------------------------------------------
