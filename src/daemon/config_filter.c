@@ -133,7 +133,7 @@ load_clamd_socket(struct conf_loader *l, const yaml_node_t *n,
 		  const char *key, void *base)
 {
 	struct clamd_config *c = base;
-	struct clamd_addr a;
+	struct filter_addr a;
 	char buf[CONF_SAFE_BUF];
 	const char *s, *error;
 
@@ -142,7 +142,7 @@ load_clamd_socket(struct conf_loader *l, const yaml_node_t *n,
 	else if ((s = conf_scalar(l, n, key, "unix:/path or inet:host:port")) ==
 		 NULL)
 		return;
-	if (clamd_socket_parse(s, &a, &error) < 0) {
+	if (filter_socket_parse(s, &a, &error) < 0) {
 		conf_error(l, conf_line(n), "%s: '%s': %s", key,
 			   conf_safe(buf, s), error);
 		return;
@@ -229,8 +229,6 @@ milter_strings(struct conf_loader *l, yaml_node_t *const *v,
 {
 	char key[64];
 	const char *s, *err;
-	struct sockaddr_storage ss;
-	socklen_t len;
 
 	snprintf(key, sizeof(key), "%s.name", where);
 	if (conf_is_null(v[MI_NAME]))
@@ -248,7 +246,7 @@ milter_strings(struct conf_loader *l, yaml_node_t *const *v,
 		conf_error(l, m->line, "%s: missing required key 'socket'",
 		           where);
 	else if ((s = conf_scalar(l, v[MI_SOCKET], key, "a socket")) != NULL) {
-		if (milter_socket_parse(s, &ss, &len, &err) < 0)
+		if (filter_socket_parse(s, &m->addr, &err) < 0)
 			conf_error(l, conf_line(v[MI_SOCKET]), "%s: %s", key,
 			           err);
 		else

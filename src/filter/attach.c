@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <gmime/gmime.h>
 #include <magic.h>
@@ -191,8 +192,8 @@ attach_is_archive_type(const char *mime)
 		       sizeof(archive_types) / sizeof(archive_types[0]));
 }
 
-/* Plain text (no control octets at its start, no binary signature) is
- * not given to libmagic: no executable or archive is plain text. */
+/* Control octets (or a binary signature) in the first TEXT_PROBE: not
+ * plain text. */
 static bool
 looks_binary(const unsigned char *p, size_t len)
 {
@@ -212,12 +213,66 @@ looks_binary(const unsigned char *p, size_t len)
 	return false;
 }
 
+/* The signatures of what the rules look for: executables (PE/MZ, ELF,
+ * Mach-O, MSI and other compound files, Windows shortcuts) and archives.
+ * libmagic, which is slow, decides only for data that starts like one of
+ * them: what does not is neither for libmagic either. */
+static const struct {
+	size_t off;
+	size_t len;
+	const char *sig;
+} signatures[] = {
+    {0, 2, "MZ"},
+    {0, 4, "\x7f" "ELF"},
+    {0, 4, "\xfe\xed\xfa\xce"},
+    {0, 4, "\xfe\xed\xfa\xcf"},
+    {0, 4, "\xce\xfa\xed\xfe"},
+    {0, 4, "\xcf\xfa\xed\xfe"},
+    {0, 4, "\xca\xfe\xba\xbe"},
+    {0, 8, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"},
+    {0, 8, "L\0\0\0\x01\x14\x02\0"},
+    {0, 2, "PK"},
+    {0, 4, "Rar!"},
+    {0, 6, "7z\xbc\xaf\x27\x1c"},
+    {0, 2, "\x1f\x8b"},
+    {0, 2, "\x1f\x9d"},
+    {0, 3, "BZh"},
+    {0, 6, "\xfd" "7zXZ\0"},
+    {0, 3, "\x5d\0\0"},
+    {0, 4, "\x28\xb5\x2f\xfd"},
+    {0, 4, "LZIP"},
+    {0, 4, "xar!"},
+    {0, 4, "MSCF"},
+    {0, 7, "!<arch>"},
+    {0, 5, "07070"},
+    {0, 2, "\xc7\x71"},
+    {0, 2, "\x71\xc7"},
+    {2, 3, "-lh"},
+    {257, 5, "ustar"},
+    {32769, 5, "CD001"},
+    {34817, 5, "CD001"},
+    {36865, 5, "CD001"},
+};
+
+static bool
+has_signature(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < sizeof(signatures) / sizeof(signatures[0]);
+	     i++) {
+		size_t off = signatures[i].off, n = signatures[i].len;
+
+		if (len >= off + n && memcmp(p + off, signatures[i].sig, n) == 0)
+			return true;
+	}
+	return false;
+}
+
 const char *
 walk_sniff(struct walk *w, const unsigned char *data, size_t len)
 {
 	const char *mime;
 
-	if (len == 0 || !looks_binary(data, len))
+	if (len == 0 || !has_signature(data, len))
 		return "";
 	mime = magic_buffer(w->sc->magic, data, len < SNIFF_MAX ? len
 							       : SNIFF_MAX);
@@ -258,7 +313,7 @@ walk_uuencoded(struct walk *w, const unsigned char *text, size_t len,
 	       uu_next(text, len, &pos, name, sizeof(name), &data, &n,
 		       SIZE_MAX, &truncated)) {
 		attach_name_clean(name, w->top);
-		if (walk_count(w, depth + 1)) {
+		if (walk_count(w, depth + 1) && walk_decoded(w, n)) {
 			walk_check_name(w, name, false);
 			walk_check_content(w, NULL, data, n, depth + 1);
 		}
@@ -295,6 +350,26 @@ decode(struct walk *w, GMimePart *part)
 	return arr;
 }
 
+static bool
+eml_name(const char *name)
+{
+	size_t n = name != NULL ? strlen(name) : 0;
+
+	return n >= 4 && strcasecmp(name + n - 4, ".eml") == 0;
+}
+
+/* A leaf that holds a message: message/rfc822 (or global, news) sent
+ * encoded, which GMime leaves a leaf, or a file named *.eml. */
+static bool
+embedded_message(GMimeContentType *ct, const char *fname, const char *cname)
+{
+	return (ct != NULL && g_mime_content_type_is_type(ct, "message", "*")) ||
+	       eml_name(fname) || eml_name(cname);
+}
+
+static void walk_message(struct walk *w, const unsigned char *msg,
+			 size_t len, unsigned depth);
+
 static void
 walk_part(struct walk *w, GMimePart *part, unsigned depth)
 {
@@ -317,6 +392,9 @@ walk_part(struct walk *w, GMimePart *part, unsigned depth)
 	if (!walk_stopped(w) &&
 	    (ct == NULL || g_mime_content_type_is_type(ct, "text", "*")))
 		walk_uuencoded(w, arr->data, arr->len, depth);
+	/* a message a client opens as one: its attachments too */
+	if (!walk_stopped(w) && embedded_message(ct, fname, cname))
+		walk_message(w, arr->data, arr->len, depth + 1);
 	g_byte_array_free(arr, TRUE);
 }
 
@@ -344,40 +422,140 @@ walk_object(struct walk *w, GMimeObject *o, unsigned depth)
 	}
 }
 
+/* Does line[0..n) hold word (lower case), in any case? */
+static bool
+ci_has(const unsigned char *line, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+
+	for (size_t i = 0; i + w <= n; i++)
+		if (strncasecmp((const char *)line + i, word, w) == 0)
+			return true;
+	return false;
+}
+
+static bool
+starts(const unsigned char *line, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+
+	return n >= w && (line[0] | 0x20) == word[0] &&
+	       strncasecmp((const char *)line, word, w) == 0;
+}
+
+struct prescan {
+	size_t types;		/* lines starting "Content-Type" */
+	size_t dashes;		/* lines starting "--" */
+	bool text_plain;	/* a Content-Type field said text/plain */
+	bool files;		/* something that may be or hold a file */
+	enum { FIELD_OTHER, FIELD_TYPE, FIELD_CTE } field;
+};
+
+/* One line: the counts, and what makes a message more than plain text. */
+static void
+prescan_line(struct prescan *ps, const unsigned char *p, size_t n)
+{
+	bool cont = n > 0 && (p[0] == ' ' || p[0] == '\t');
+
+	if (!cont)
+		ps->field = FIELD_OTHER;
+	/* raw binary in a body is looked at too */
+	if (!ps->files && looks_binary(p, n))
+		ps->files = true;
+	if (starts(p, n, "content-type")) {
+		ps->types++;
+		ps->field = FIELD_TYPE;
+	} else if (starts(p, n, "content-transfer-encoding")) {
+		ps->field = FIELD_CTE;
+	} else if (starts(p, n, "content-disposition") ||
+		   starts(p, n, "begin ")) {
+		ps->files = true;
+	} else if (n >= 2 && p[0] == '-' && p[1] == '-') {
+		ps->dashes++;
+	}
+	if (ps->field == FIELD_TYPE) {
+		if (ci_has(p, n, "text/plain"))
+			ps->text_plain = true;
+		if (ci_has(p, n, "name") || ci_has(p, n, "multipart") ||
+		    ci_has(p, n, "message"))
+			ps->files = true;
+	} else if (ps->field == FIELD_CTE &&
+		   (ci_has(p, n, "base64") || ci_has(p, n, "uu"))) {
+		ps->files = true;
+	}
+}
+
 /*
- * GMime builds the whole tree at once, recursing into every multipart
- * and message/rfc822 part, with no limit of its own. What it can build is
- * bounded by lines: a multipart or message part needs a Content-Type
- * field (a line starting "Content-Type"), a part of a multipart a
- * delimiter line (starting "--"). Counted before GMime runs, these keep
+ * Before GMime. GMime builds the whole tree at once, recursing into
+ * every multipart and message/rfc822 part, with no limit of its own.
+ * What it can build is bounded by lines: a multipart or message part
+ * needs a Content-Type field (a line starting "Content-Type"), a part of
+ * a multipart a delimiter line (starting "--"). Counted first, these keep
  * its recursion and its part objects within the limits (the delimiter
  * count is generous: other lines start with "--" too).
+ *
+ * The same pass finds plain text: one text/plain part at most, without a
+ * name, a disposition, base64 or uuencode, a "begin " line or a control
+ * octet. No file can be in such a message, and the walk (GMime's parse
+ * is most of its cost) is skipped: *plain_r.
  */
 static bool
-prescan(struct walk *w, const unsigned char *msg, size_t len)
+prescan(struct walk *w, const unsigned char *msg, size_t len, bool *plain_r)
 {
-	size_t types = 0, dashes = 0;
+	struct prescan ps = {0};
 	const unsigned char *p = msg, *end = msg + len;
 
 	while (p < end) {
 		const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
 
-		if (n >= 12 && strncasecmp((const char *)p, "content-type", 12) == 0)
-			types++;
-		else if (n >= 2 && p[0] == '-' && p[1] == '-')
-			dashes++;
+		prescan_line(&ps, p, n > 0 && p[n - 1] == '\r' ? n - 1 : n);
 		p += n + 1;
 	}
-	if (types > w->cfg->max_parts) {
+	if (ps.types > w->cfg->max_parts ||
+	    ps.dashes > 4 * (size_t)w->cfg->max_parts + 16) {
 		walk_limit(w, "part count");
 		return false;
 	}
-	if (dashes > 4 * (size_t)w->cfg->max_parts + 16) {
-		walk_limit(w, "part count");
-		return false;
-	}
+	*plain_r = !ps.files && (ps.types == 0 ||
+				 (ps.types == 1 && ps.text_plain));
 	return true;
+}
+
+/* A message (the whole one, or one attached encoded or as a .eml file):
+ * the line count, then GMime's tree walked. */
+static void
+walk_message(struct walk *w, const unsigned char *msg, size_t len,
+	     unsigned depth)
+{
+	GMimeStream *st;
+	GMimeParser *parser;
+	GMimeObject *top;
+	GByteArray *arr;
+	bool plain;
+
+	if (len > G_MAXUINT) {
+		walk_limit(w, "decoded size");	/* past a GByteArray */
+		return;
+	}
+	if (len == 0 || !prescan(w, msg, len, &plain) || plain)
+		return;
+	/* GMime reads msg in place: the array is never written, and is
+	 * let go without its data */
+	arr = g_byte_array_new_take((guint8 *)(uintptr_t)msg, len);
+	st = g_mime_stream_mem_new_with_byte_array(arr);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(st), FALSE);
+	parser = g_mime_parser_new_with_stream(st);
+	g_object_unref(st);
+	/* the top part, not a GMimeMessage: its address fields are not
+	 * parsed (a third of the cost of a small message) */
+	top = g_mime_parser_construct_part(parser, NULL);
+	g_object_unref(parser);
+	if (top != NULL) {
+		walk_object(w, top, depth);
+		g_object_unref(top);
+	}
+	g_byte_array_free(arr, FALSE);
 }
 
 void
@@ -385,23 +563,12 @@ attach_scan(struct attach_scanner *sc, const struct attach_config *cfg,
 	    const unsigned char *msg, size_t len, struct attach_result *r)
 {
 	struct walk w = {.sc = sc, .cfg = cfg, .r = r};
-	GMimeStream *st;
-	GMimeParser *parser;
-	GMimeMessage *m;
 
 	memset(r, 0, sizeof(*r));
 	r->status = ATTACH_OK;
-	if (!prescan(&w, msg, len))
-		return;
-	st = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
-	parser = g_mime_parser_new_with_stream(st);
-	g_object_unref(st);
-	m = g_mime_parser_construct_message(parser, NULL);
-	g_object_unref(parser);
-	if (m == NULL)
-		return;
-	walk_object(&w, g_mime_message_get_mime_part(m), 0);
-	g_object_unref(m);
+	walk_message(&w, msg, len, 0);
+	if (r->parts == 0 && r->status == ATTACH_OK)
+		r->parts = 1;	/* plain text, not walked */
 }
 
 /* ---- the scanner -------------------------------------------------------- */

@@ -42,6 +42,7 @@ enum attach_status {
 	ATTACH_OK,
 	ATTACH_REFUSED,		/* a file broke a rule */
 	ATTACH_LIMIT,		/* a limit was reached: refused unchecked */
+	ATTACH_ERROR,		/* the message could not be read: 451 */
 };
 
 #define ATTACH_TEXT_MAX 384
@@ -49,8 +50,9 @@ enum attach_status {
 struct attach_result {
 	enum attach_status status;
 	const char *reason;	/* for the log: "blocked-extension", ... */
-	int code;		/* 554 (a rule, depth, parts) or 552 (size) */
-	const char *enh;	/* "5.7.1", "5.3.4" */
+	int code;		/* 554 (a rule, depth, parts), 552 (size),
+				 * 451 (error) */
+	const char *enh;	/* "5.7.1", "5.3.4", "4.3.0" */
 	char text[ATTACH_TEXT_MAX];	/* the reply text, printable ASCII */
 	unsigned parts;		/* parts and members looked at */
 	uint64_t decoded;	/* octets decoded */
@@ -70,8 +72,11 @@ void attach_scan(struct attach_scanner *sc, const struct attach_config *cfg,
 /* ---- the thread ----------------------------------------------------------- */
 
 struct attach_job {
-	/* in: the message, owned by the job */
+	/* in: the message, owned by the job: len octets at msg, or (msg
+	 * NULL) from offset off of the file fd, which the thread maps */
 	unsigned char *msg;
+	int fd;
+	uint64_t off;
 	size_t len;
 	/* out */
 	struct attach_result result;

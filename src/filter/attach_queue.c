@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +39,38 @@ now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* A message in a file: mapped (the page cache, not a copy), walked. */
+static void
+scan_file(struct attachq *q, struct attach_job *job)
+{
+	struct attach_result *r = &job->result;
+	size_t size = (size_t)job->off + job->len;
+	void *map;
+
+	map = job->len == 0 ? MAP_FAILED
+			    : mmap(NULL, size, PROT_READ, MAP_PRIVATE,
+				   job->fd, 0);
+	close(job->fd);
+	job->fd = -1;
+	if (map == MAP_FAILED) {
+		memset(r, 0, sizeof(*r));
+		r->status = job->len == 0 ? ATTACH_OK : ATTACH_ERROR;
+		if (r->status == ATTACH_ERROR) {
+			r->reason = "attach-io";
+			r->code = 451;
+			r->enh = "4.3.0";
+			snprintf(r->text, sizeof(r->text),
+				 "Requested action aborted: local error in "
+				 "processing");
+			log_warn("attach: mmap");
+		}
+		return;
+	}
+	attach_scan(q->sc, q->cfg, (const unsigned char *)map + job->off,
+		    job->len, r);
+	munmap(map, size);
+}
+
 static void
 attachq_run(void *arg, void **items, size_t n)
 {
@@ -45,7 +79,10 @@ attachq_run(void *arg, void **items, size_t n)
 	uint64_t one = 1, t0 = now_us();
 
 	(void)n;
-	attach_scan(q->sc, q->cfg, job->msg, job->len, &job->result);
+	if (job->msg == NULL && job->fd >= 0)
+		scan_file(q, job);
+	else
+		attach_scan(q->sc, q->cfg, job->msg, job->len, &job->result);
 	job->elapsed_us = now_us() - t0;
 	free(job->msg);
 	job->msg = NULL;
@@ -80,6 +117,8 @@ attachq_done_cb(evutil_socket_t fd, short what, void *arg)
 		if (job->done != NULL)
 			job->done(job, job->arg);
 		free(job->msg);
+		if (job->fd >= 0)
+			close(job->fd);
 		free(job);
 	}
 }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "filter/filter_socket.h"
 #include "mail/clamd_reply.h"
 
 struct event_base;
@@ -24,32 +25,15 @@ enum clamd_on_error {
 	CLAMD_ON_ERROR_ACCEPT,		/* accepted, with a header saying so */
 };
 
-/* clamd's address, from "unix:/path" or "inet:host:port". */
-struct clamd_addr {
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
-
 /* filter.clamd */
 struct clamd_config {
 	bool enabled;
 	char *socket;		/* "unix:/path" or "inet:host:port" */
-	struct clamd_addr addr;	/* socket, parsed when loaded */
+	struct filter_addr addr;	/* socket, parsed when loaded */
 	uint64_t timeout;	/* seconds, for the whole scan */
 	int on_error;		/* enum clamd_on_error */
 	uint64_t max_size;	/* octets; larger messages are not scanned */
 };
-
-/*
- * Parses a socket: "unix:/absolute/path", or "inet:HOST:PORT" with HOST an
- * IPv4 or IPv6 address, bracketed or not ("inet:[::1]:3310",
- * "inet:::1:3310"), or localhost (127.0.0.1); "inet6:HOST:PORT" is the
- * same for IPv6 only (localhost: ::1), as filter.milters writes it. No
- * other names, which would need a lookup. 0, or -1 with *error_r saying
- * what is wrong.
- */
-int clamd_socket_parse(const char *spec, struct clamd_addr *a,
-		       const char **error_r);
 
 enum clamd_status {
 	CLAMD_CLEAN,	/* clamd found nothing */

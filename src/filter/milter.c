@@ -34,97 +34,6 @@ struct milter_conn {
 	bool free_later;	/* milter_conn_free() from the callback */
 };
 
-/* ---- the socket ------------------------------------------------------- */
-
-static int
-parse_port(const char *s, uint16_t *port_r)
-{
-	unsigned long v = 0;
-
-	if (*s == '\0' || strlen(s) > 5)
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (unsigned long)(*s - '0');
-	}
-	if (v == 0 || v > 65535)
-		return -1;
-	*port_r = (uint16_t)v;
-	return 0;
-}
-
-static int
-parse_inet(const char *hp, bool v6, struct sockaddr_storage *ss,
-	   socklen_t *len_r, const char **error_r)
-{
-	char host[128];
-	const char *colon = strrchr(hp, ':');
-	size_t hl;
-	uint16_t port;
-
-	*error_r = "expected inet:host:port (numeric host or localhost)";
-	if (colon == NULL || parse_port(colon + 1, &port) < 0)
-		return -1;
-	hl = (size_t)(colon - hp);
-	if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') {
-		hp++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -1;
-	memcpy(host, hp, hl);
-	host[hl] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "%s", v6 ? "::1" : "127.0.0.1");
-	if (!v6) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-			return -1;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		*len_r = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-			return -1;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		*len_r = sizeof(*sin6);
-	}
-	return 0;
-}
-
-int
-milter_socket_parse(const char *spec, struct sockaddr_storage *ss,
-		    socklen_t *len_r, const char **error_r)
-{
-	if (strncmp(spec, "unix:", 5) == 0) {
-		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
-		const char *path = spec + 5;
-
-		if (path[0] != '/' || strlen(path) >= sizeof(sun->sun_path)) {
-			*error_r = "expected unix:/absolute/path (at most 107 "
-				   "characters)";
-			return -1;
-		}
-		memset(ss, 0, sizeof(*ss));
-		sun->sun_family = AF_UNIX;
-		memcpy(sun->sun_path, path, strlen(path) + 1);
-		*len_r = sizeof(*sun);
-		return 0;
-	}
-	if (strncmp(spec, "inet:", 5) == 0)
-		return parse_inet(spec + 5, false, ss, len_r, error_r);
-	if (strncmp(spec, "inet6:", 6) == 0)
-		return parse_inet(spec + 6, true, ss, len_r, error_r);
-	*error_r = "expected unix:/path, inet:host:port or inet6:host:port";
-	return -1;
-}
-
 /* ---- the connection --------------------------------------------------- */
 
 static void conn_destroy(struct milter_conn *c);
@@ -275,15 +184,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 
 struct milter_conn *
 milter_conn_new(struct event_base *base, const struct milter_config *cf,
-		milter_reply_fn *cb, void *arg, const char **error_r)
+		milter_reply_fn *cb, void *arg)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	struct milter_conn *c;
+	struct milter_conn *c = xcalloc(1, sizeof(*c));
 
-	if (milter_socket_parse(cf->socket, &ss, &len, error_r) < 0)
-		return NULL;
-	c = xcalloc(1, sizeof(*c));
 	c->cf = cf;
 	c->cb = cb;
 	c->arg = arg;
@@ -292,8 +196,9 @@ milter_conn_new(struct event_base *base, const struct milter_config *cf,
 	if (c->timer == NULL || c->bev == NULL)
 		fatal("milter: out of memory");
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss,
-				       (int)len) < 0) {
+	if (bufferevent_socket_connect(c->bev,
+				       (const struct sockaddr *)&cf->addr.ss,
+				       (int)cf->addr.len) < 0) {
 		/* reported at the first request, never from here */
 		c->error = errno == ENOENT ? "no such socket"
 					   : "connection refused";
@@ -301,6 +206,7 @@ milter_conn_new(struct event_base *base, const struct milter_config *cf,
 		c->bev = NULL;
 		return c;
 	}
+	filter_socket_nodelay(bufferevent_getfd(c->bev), &cf->addr.ss);
 	bufferevent_enable(c->bev, EV_READ);
 	return c;
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "filter/filter_socket.h"
 #include "mail/milter_proto.h"
 
 struct event_base;
@@ -32,6 +33,7 @@ struct milter_config {
 	char *name;
 	char *socket;		/* "unix:/path", "inet:host:port",
 				 * "inet6:host:port" */
+	struct filter_addr addr;	/* socket, parsed when loaded */
 	int on_error;		/* enum milter_on_error */
 	uint64_t timeout;	/* seconds, connect and each reply */
 	/* "Name: value": a message to which this milter adds this header
@@ -40,13 +42,6 @@ struct milter_config {
 	int line;		/* in the configuration file */
 };
 
-/*
- * The socket address of spec ("unix:/path", "inet:127.0.0.1:11332",
- * "inet6:[::1]:11332", "inet:localhost:11332"; hosts are numeric or
- * localhost: no DNS lookups). 0, or -1 with *error_r (static text).
- */
-int milter_socket_parse(const char *spec, struct sockaddr_storage *ss,
-			socklen_t *len_r, const char **error_r);
 
 struct milter_conn;
 
@@ -59,12 +54,11 @@ struct milter_conn;
 typedef void milter_reply_fn(void *arg, const struct milter_reply *r,
 			     bool final, const char *error);
 
-/* Starts connecting (the result comes with the first request's reply);
- * NULL with *error_r if the socket cannot even be created. */
+/* Starts connecting to cf->addr (the result comes with the first
+ * request's reply). */
 struct milter_conn *milter_conn_new(struct event_base *base,
 				    const struct milter_config *cf,
-				    milter_reply_fn *cb, void *arg,
-				    const char **error_r);
+				    milter_reply_fn *cb, void *arg);
 
 /*
  * Sends the packets of b (b is emptied). With want_reply, cb follows

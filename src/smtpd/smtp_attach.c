@@ -1,13 +1,15 @@
 /*
  * The attachment rules in the SMTP session (smtp_filter.h), at the end
  * of the data, for every message (port 25, submission, trusted
- * clients): the message is copied out of the spool on the loop (the
- * octets stored after the local header; the prefix holds only our own
- * trace fields) and walked on the worker's attachment thread
- * (filter/attach.h); its verdict comes back through sf_resume().
+ * clients): the message (the octets stored after the local header; the
+ * prefix holds only our own trace fields) is walked on the worker's
+ * attachment thread (filter/attach.h), which maps the spool's file or
+ * gets a copy of a spool still in memory; the verdict comes back
+ * through sf_resume().
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "filter/attach.h"
 #include "lib/log.h"
@@ -33,9 +35,10 @@ attach_done(struct attach_job *job, void *arg)
 	log_event(r->status == ATTACH_OK ? LOG_DEBUG : LOG_INFO, "smtp",
 		  "attachments", LF_STR("session", s->ses.id),
 		  LF_STR("queue", t->id),
-		  LF_STR("result", r->status == ATTACH_OK ? "pass"
-				   : r->status == ATTACH_LIMIT ? "limit"
-							       : "refused"),
+		  LF_STR("result", r->status == ATTACH_OK      ? "pass"
+				   : r->status == ATTACH_LIMIT	 ? "limit"
+				   : r->status == ATTACH_ERROR ? "error"
+								 : "refused"),
 		  LF_STR_IF(r->reason != NULL, "reason", r->reason), LF_UINT("parts", r->parts),
 		  LF_UINT("decoded", r->decoded),
 		  LF_UINT("us", job->elapsed_us));
@@ -72,25 +75,45 @@ copy_message(const struct delivery_job *dj, size_t *len_r)
 	return buf;
 }
 
+/* The job for the stored message after the local header: a spool in a
+ * file is mapped by the thread, one in memory (256 KiB at most) copied
+ * here. NULL if the spool cannot be read. */
+static struct attach_job *
+job_new(const struct delivery_job *dj)
+{
+	struct attach_job *job = xcalloc(1, sizeof(*job));
+	uint64_t size = spool_size(dj->spool);
+
+	job->off = dj->local_hdr_len;
+	job->fd = spool_dup_fd(dj->spool);
+	if (job->fd >= 0 && size >= job->off && size - job->off < SIZE_MAX) {
+		job->len = (size_t)(size - job->off);
+		return job;
+	}
+	if (job->fd >= 0)
+		close(job->fd);
+	job->fd = -1;
+	if ((job->msg = copy_message(dj, &job->len)) == NULL) {
+		free(job);
+		return NULL;
+	}
+	return job;
+}
+
 bool
 sf_attach_end(struct smtp_session *s, struct sf_verdict *v)
 {
 	struct smtp_txn *t = s->txn;
 	struct attach_job *job;
-	unsigned char *msg;
-	size_t len = 0;
 
 	if (s->config->attachq == NULL || t == NULL || t->held_job == NULL)
 		return true;
-	if ((msg = copy_message(t->held_job, &len)) == NULL) {
+	if ((job = job_new(t->held_job)) == NULL) {
 		sf_verdict_set(v, 451, "4.3.0", "attach-io",
 			       "Requested action aborted: local error in "
 			       "processing");
 		return true;
 	}
-	job = xcalloc(1, sizeof(*job));
-	job->msg = msg;
-	job->len = len;
 	job->done = attach_done;
 	job->arg = s;
 	if (t->attach == NULL)

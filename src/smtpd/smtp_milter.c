@@ -399,10 +399,7 @@ step_connect(struct milter_state *m)
 					       : 'U';
 
 	if (ms->phase == MP_START) {
-		m->conn = milter_conn_new(s->ses.srv->base, m->cf, on_reply, m,
-					  &ms->error);
-		if (m->conn == NULL)
-			return STEP_FAIL;
+		m->conn = milter_conn_new(s->ses.srv->base, m->cf, on_reply, m);
 		milter_put_optneg(&ms->buf, MILTER_ACT_ALL, MILTER_P_OFFER);
 		ms->phase = MP_OPTNEG;
 		return send_buf(m, true);

@@ -162,6 +162,12 @@ spool_read(const struct spool *sp, uint64_t off, void *buf, size_t n)
 	}
 }
 
+int
+spool_dup_fd(const struct spool *sp)
+{
+	return sp->fd < 0 ? -1 : fcntl(sp->fd, F_DUPFD_CLOEXEC, 0);
+}
+
 /* Writes what is still in memory to the spool file (no sync yet). */
 static int
 spool_flush(struct spool *sp)

@@ -39,6 +39,14 @@ uint64_t spool_size(const struct spool *sp);
  */
 ssize_t spool_read(const struct spool *sp, uint64_t off, void *buf, size_t n);
 /*
+ * A descriptor of its own on the spool's file, for a thread that reads
+ * the message while the loop goes on; it stays readable if the spool is
+ * freed meanwhile. It shares the file offset the spool's writes use: read
+ * it with pread() or mmap(), never read() or lseek(). -1 when the spool
+ * is in memory only (or dup failed): then spool_read() it on the loop.
+ */
+int spool_dup_fd(const struct spool *sp);
+/*
  * The header lines only the local copies of a message get, written to the
  * spool: Return-Path (RFC 5321 4.4) and, when the copy is for one mailbox
  * (mailbox not NULL), Delivered-To. *len_r is their length (the

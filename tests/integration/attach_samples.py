@@ -228,6 +228,15 @@ def deep_multipart(to, subject, depth):
     return (head + body).encode()
 
 
+def deep_rfc822(to, subject, depth):
+    """depth message/rfc822 parts nested in each other."""
+    head = f"From: {SENDER}\nTo: {to}\nSubject: {subject}\nMIME-Version: 1.0\n"
+    body = "Content-Type: text/plain\n\ndeep\n"
+    for _ in range(depth):
+        body = "Content-Type: message/rfc822\n\n" + body
+    return (head + body).encode()
+
+
 def many_parts(to, subject, n):
     head = (f"From: {SENDER}\nTo: {to}\nSubject: {subject}\nMIME-Version: 1.0\n"
             "Content-Type: multipart/mixed; boundary=\"B\"\n\n")

@@ -14,7 +14,8 @@ import smtplib
 import pytest
 
 from attach_samples import (
-    deep_multipart, elf_bytes, gz_bytes, many_parts, nested_rfc822,
+    application, base_message,
+    deep_multipart, deep_rfc822, elf_bytes, gz_bytes, many_parts, nested_rfc822,
     pdf_bytes, pe_bytes, png_bytes, raw_attachment, seven_zip, tar_gz_bytes,
     text_message, uuencoded_text, with_attachment, x_uuencode_part,
     zip_bytes, SENDER,
@@ -322,6 +323,17 @@ def test_nested_message_holding_blocked_file(g, uniq):
                    "(.exe)", uniq + "-2")
 
 
+@pytest.mark.parametrize("ctype", ["message/rfc822", "application/octet-stream"])
+def test_encoded_message_holding_blocked_file(g, uniq, ctype):
+    """A message attached base64-encoded (GMime leaves it a leaf) or as a
+    .eml file: a mail client opens it, and its attachments with it."""
+    inner = with_attachment(TO, "inner", "evil.exe", b"x")
+    m = raw_attachment(TO, uniq, "Content-Disposition: attachment; "
+                       "filename=fwd.eml", inner, f"Content-Type: {ctype}")
+    assert_refused(g, m, REFUSED + 'attachment "evil.exe" is a blocked file '
+                   "type (.exe)", uniq)
+
+
 def test_nested_message_accepted(g, uniq):
     inner = with_attachment(TO, "inner", "fine.pdf", pdf_bytes(),
                             "application/pdf")
@@ -355,6 +367,17 @@ def test_limits_depth_and_parts(g, uniq):
     assert_refused(g, many_parts(TO, uniq + "-parts", 1500),
                    REFUSED + "too complex to check its attachments (part "
                    "count over the limit)", uniq + "-parts")
+    # as deep as the part count lets through to GMime, which recurses
+    assert_refused(g, deep_rfc822(TO, uniq + "-822", 990),
+                   REFUSED + "too complex to check its attachments (nesting "
+                   "depth over the limit)", uniq + "-822")
+    assert_refused(g, deep_multipart(TO, uniq + "-mp", 990),
+                   REFUSED + "too complex to check its attachments (nesting "
+                   "depth over the limit)", uniq + "-mp")
+    # past the part count, GMime never sees it
+    assert_refused(g, deep_rfc822(TO, uniq + "-822b", 5000),
+                   REFUSED + "too complex to check its attachments (part "
+                   "count over the limit)", uniq + "-822b")
     assert_accepted(g, deep_multipart(TO, uniq + "-ok", 15), uniq + "-ok")
     assert_accepted(g, many_parts(TO, uniq + "-ok2", 500), uniq + "-ok2")
 
@@ -438,3 +461,78 @@ def test_config_check_reports_bad_extension(make_godwit):
     assert f"{g.cfg_path}:{bad}: filter.attachments.blocked_extensions: " \
         "'bad ext'" in out, out
     assert f"{g.cfg_path}:{enc}: filter.attachments.encrypted_archives" in out, out
+
+
+def test_client_leaves_during_the_walk(make_godwit, uniq):
+    """The session goes while its message is walked: the thread's answer
+    finds no one (ASan watches), and the next message is walked and
+    delivered. One worker, so both go through the same thread, in order."""
+    # no mail authentication: the end of the data goes straight to the
+    # filters, while the client is still there
+    g = make_godwit({"workers": 1, "log": {"level": "debug"},
+                     "spf": {"enabled": False}, "dkim": {"verify": False},
+                     "dmarc": {"enabled": False}})
+    # slow to walk: hundreds of nested archives, each sniffed and listed
+    z = zip_bytes({f"d{i}.zip": zip_bytes({f"n{i}.txt": b"x"})
+                   for i in range(400)})
+    msg = crlf(with_attachment(TO, uniq, "many.zip", z))
+    c = g.raw()
+    c.ehlo()
+    assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+    assert c.cmd(f"RCPT TO:<{TO}>").code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(msg + b".\r\n")
+    c.close()
+    after = uniq + "-after"
+    assert_accepted(g, with_attachment(TO, after, "docs.zip",
+                                       zip_bytes({"a.txt": b"x"})), after)
+    assert g.find_messages(f"Subject: {uniq}\n".encode()) == []
+    assert g.running()
+    # it left while the walk ran (else this test tested nothing)
+    assert re.search(r"event=disconnect .*reason=eof state=FILTER",
+                     g.log_text()), g.log_text()
+
+
+def test_bdat(g, uniq):
+    """BDAT in two chunks: the walk sees the whole message."""
+    msg = crlf(with_attachment(TO, uniq, "invoice.pdf.exe", b"x"))
+    half = len(msg) // 2
+    c = g.raw()
+    try:
+        c.ehlo()
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert c.cmd(f"RCPT TO:<{TO}>").code == 250
+        c.send(f"BDAT {half}\r\n".encode() + msg[:half])
+        assert c.reply().code == 250
+        c.send(f"BDAT {len(msg) - half} LAST\r\n".encode() + msg[half:])
+        r = c.reply()
+        assert (r.code, r.enh) == (554, "5.7.1"), r
+        assert r.text.endswith('attachment "invoice.pdf.exe" is a blocked '
+                               "file type (.exe)"), r
+        # the session goes on: the next message is delivered
+        ok = crlf(text_message(TO, uniq[::-1], "fine\n"))
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert c.cmd(f"RCPT TO:<{TO}>").code == 250
+        c.send(f"BDAT {len(ok)} LAST\r\n".encode() + ok)
+        assert c.reply().code == 250
+    finally:
+        c.close()
+    wait_for(lambda: g.find_messages(uniq[::-1]), 10, what="the next message")
+    assert g.find_messages(uniq) == []
+
+
+def test_large_message_from_the_spool_file(g, uniq):
+    """Past 256 KiB the spool is a file, which the walk's thread maps:
+    the rules see all of it, the last part too."""
+    import os
+
+    big = pdf_bytes() + os.urandom(600 << 10)
+    m = base_message(TO, uniq)
+    m.attach(application(big, "pdf", "big.pdf"))
+    m.attach(application(pe_bytes(), "octet-stream", "tail.dat"))
+    assert len(m.as_bytes()) > 800 << 10
+    assert_refused(g, m.as_bytes(), REFUSED + 'attachment "tail.dat" is an '
+                   "executable (", uniq, prefix=True)
+    ok = base_message(TO, uniq + "-ok")
+    ok.attach(application(big, "pdf", "big.pdf"))
+    assert_accepted(g, ok.as_bytes(), uniq + "-ok")

@@ -826,7 +826,7 @@ def test_broken_milter(make_godwit, uniq, at, reply, why):
 
 @pytest.mark.parametrize("item,needle,message", [
     ("{name: a, socket: 'tcp:1.2.3.4:1'}", "tcp:", "socket"),
-    ("{name: a, socket: 'inet:example.org:25'}", "example.org", "numeric"),
+    ("{name: a, socket: 'inet:example.org:25'}", "example.org", "an IP address or localhost (no names)"),
     ("{name: a, socket: 'inet:127.0.0.1:99999'}", "99999", "socket"),
     ("{name: a}", "{name: a}", "missing required key 'socket'"),
     ("{socket: 'unix:/x'}", "unix:/x", "missing required key 'name'"),

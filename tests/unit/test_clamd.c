@@ -185,10 +185,10 @@ static const struct sock_row {
 static void
 check_sock_row(const struct sock_row *row)
 {
-	struct clamd_addr a;
+	struct filter_addr a;
 	const char *why = NULL;
 	char buf[INET6_ADDRSTRLEN];
-	int rc = clamd_socket_parse(row->in, &a, &why);
+	int rc = filter_socket_parse(row->in, &a, &why);
 
 	if (row->family == 0) {
 		if (rc != -1 || why == NULL || strstr(why, row->why) == NULL)
@@ -225,17 +225,17 @@ static void
 test_socket_table(void **state)
 {
 	char longpath[200] = "unix:/";
-	struct clamd_addr a;
+	struct filter_addr a;
 	const char *why;
 
 	(void)state;
 	for (size_t i = 0; i < N(sock_rows); i++)
 		check_sock_row(&sock_rows[i]);
 	memset(longpath + 6, 'p', 107);
-	assert_int_equal(clamd_socket_parse(longpath, &a, &why), -1);
+	assert_int_equal(filter_socket_parse(longpath, &a, &why), -1);
 	assert_non_null(strstr(why, "too long"));
 	longpath[6 + 106] = '\0';	/* 107 octets with the '/' */
-	assert_int_equal(clamd_socket_parse(longpath, &a, &why), 0);
+	assert_int_equal(filter_socket_parse(longpath, &a, &why), 0);
 }
 
 /* ---- the client against a fake clamd ------------------------------------ */
@@ -473,7 +473,7 @@ scan(struct fake *f, const char *spec, uint64_t timeout, struct source *src,
 		snprintf(buf, sizeof(buf), "unix:%s", f->path);
 		spec = buf;
 	}
-	assert_int_equal(clamd_socket_parse(spec, &c.addr, &why), 0);
+	assert_int_equal(filter_socket_parse(spec, &c.addr, &why), 0);
 	memset(o, 0, sizeof(*o));
 	sc = clamd_scan_start(base, &c, source_read, src, on_done, o);
 	assert_non_null(sc);
@@ -693,7 +693,7 @@ test_cancel(void **state)
 	(void)state;
 	fake_start(&f, FAKE_SILENT, NULL, 0, 0);
 	snprintf(spec, sizeof(spec), "unix:%s", f.path);
-	assert_int_equal(clamd_socket_parse(spec, &c.addr, &why), 0);
+	assert_int_equal(filter_socket_parse(spec, &c.addr, &why), 0);
 	sc = clamd_scan_start(base, &c, source_read, &src, on_done, &o);
 	event_base_loop(base, EVLOOP_ONCE);
 	clamd_scan_cancel(&sc);
