@@ -214,15 +214,6 @@ checks_txn_free(struct smtp_txn *t)
 
 /* ---- the end of the data ------------------------------------------------ */
 
-static void
-prefix_add(struct delivery_job *job, const char *text, size_t len)
-{
-	job->prefix = xreallocarray(job->prefix, job->prefix_len + len + 1, 1);
-	memcpy(job->prefix + job->prefix_len, text, len);
-	job->prefix_len += len;
-	job->prefix[job->prefix_len] = '\0';
-}
-
 /* Submitted mail: the DKIM-Signature fields of the From domain's keys. */
 static void
 sign_job(struct smtp_session *s, struct delivery_job *job)
@@ -233,7 +224,7 @@ sign_job(struct smtp_session *s, struct delivery_job *job)
 					   domain, &err);
 
 	if (sig != NULL) {
-		prefix_add(job, sig, strlen(sig));
+		delivery_job_prefix_add(job, sig, strlen(sig));
 		free(sig);
 	} else if (err != NULL) {
 		log_event(LOG_ERR, "smtp", "dkim-sign-failed",
@@ -362,16 +353,16 @@ accept_job(struct smtp_session *s, enum enforce e, const char *why)
 	size_t len;
 
 	t->held_job = NULL;
-	prefix_add(job, ar, strlen(ar));
+	delivery_job_prefix_add(job, ar, strlen(ar));
 	free(ar);
 	rcv = checks_received(s, &len);
-	prefix_add(job, rcv, len);
+	delivery_job_prefix_add(job, rcv, len);
 	free(rcv);
 	if (e == ENF_QUARANTINE) {
 		char note[300];
 		int n = snprintf(note, sizeof(note),
 				 "X-Godwit-Quarantine: %s\n", why);
-		prefix_add(job, note, (size_t)n < sizeof(note)
+		delivery_job_prefix_add(job, note, (size_t)n < sizeof(note)
 					  ? (size_t)n
 					  : sizeof(note) - 1);
 		job->quarantine = true;

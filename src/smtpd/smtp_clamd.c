@@ -73,15 +73,12 @@ read_message(void *arg, uint64_t off, void *buf, size_t n)
 static void
 add_header(struct delivery_job *job, const char *what)
 {
-	size_t hlen = strlen(SCAN_HEADER), wlen = strlen(what);
-	size_t len = hlen + wlen + 1;
+	char line[256];
+	int n = snprintf(line, sizeof(line), "%s%s\n", SCAN_HEADER, what);
 
-	job->prefix = xreallocarray(job->prefix, job->prefix_len + len + 1, 1);
-	memcpy(job->prefix + job->prefix_len, SCAN_HEADER, hlen);
-	memcpy(job->prefix + job->prefix_len + hlen, what, wlen);
-	job->prefix_len += len;
-	job->prefix[job->prefix_len - 1] = '\n';
-	job->prefix[job->prefix_len] = '\0';
+	delivery_job_prefix_add(job, line, (size_t)n < sizeof(line)
+						   ? (size_t)n
+						   : sizeof(line) - 1);
 }
 
 static void

@@ -203,16 +203,6 @@ sf_dnsbl_session_free(struct smtp_session *s)
 	s->dnsbl = NULL;
 }
 
-/* Appends text to the job's prefix (the header fields on top). */
-static void
-prefix_append(struct delivery_job *job, const char *text, size_t len)
-{
-	job->prefix = xreallocarray(job->prefix, job->prefix_len + len + 1, 1);
-	memcpy(job->prefix + job->prefix_len, text, len);
-	job->prefix_len += len;
-	job->prefix[job->prefix_len] = '\0';
-}
-
 /* Each listing that counted on a line of its own. */
 static void
 dnsbl_fields(FILE *f, const struct dnsbl_result *r, unsigned threshold)
@@ -269,7 +259,7 @@ dnsbl_header(struct smtp_session *s, struct delivery_job *job)
 			(int)strcspn(r->named->codes, ","), r->named->codes);
 	dnsbl_fields(f, r, s->config->filter->dnsbl.threshold);
 	fclose(f);
-	prefix_append(job, text, len);
+	delivery_job_prefix_add(job, text, len);
 	free(text);
 }
 

@@ -400,24 +400,9 @@ addr_parse(const char *a, bool null_ok, struct smtp_path *path)
 static struct queue_envelope *
 env_get(struct smtp_session *s, struct delivery_job *job)
 {
-	struct smtp_txn *t = s->txn;
-	struct queue_envelope *e = job->env;
-
-	if (e != NULL)
-		return e;
-	e = job->env = xcalloc(1, sizeof(*e));
-	memcpy(e->id, t->id, sizeof(e->id));
-	e->arrival = (int64_t)time(NULL);
-	e->client_ip = xstrdup(s->ses.ip);
-	e->helo = xstrdup(s->helo != NULL ? s->helo : "");
-	e->sender = xstrdup(t->sender);
-	e->body = t->mail.body;
-	e->smtputf8 = t->mail.smtputf8;
-	e->ret = xstrdup(t->mail.ret == SMTP_RET_FULL   ? "FULL"
-			 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
-							: "");
-	e->envid = xstrdup(t->mail.envid);
-	return e;
+	if (job->env == NULL)
+		job->env = smtp_envelope_new(s);
+	return job->env;
 }
 
 static bool

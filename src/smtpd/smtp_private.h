@@ -197,6 +197,8 @@ void smtp_reply_error(struct smtp_session *s, int code, const char *enh,
 		      const char *text);
 /* Hands the message to the committer; the reply comes when it is done. */
 void smtp_commit(struct smtp_session *s, struct delivery_job *job);
+/* The queue envelope of the transaction, without recipients. */
+struct queue_envelope *smtp_envelope_new(const struct smtp_session *s);
 /* A message was refused at its end: the transaction is over. */
 void smtp_txn_refused(struct smtp_session *s);
 

@@ -1300,6 +1300,26 @@ smtp_commit(struct smtp_session *s, struct delivery_job *job)
 	committer_submit(s->ses.srv->committer, job);
 }
 
+struct queue_envelope *
+smtp_envelope_new(const struct smtp_session *s)
+{
+	const struct smtp_txn *t = s->txn;
+	struct queue_envelope *e = xcalloc(1, sizeof(*e));
+
+	memcpy(e->id, t->id, sizeof(e->id));
+	e->arrival = (int64_t)time(NULL);
+	e->client_ip = xstrdup(s->ses.ip);
+	e->helo = xstrdup(s->helo != NULL ? s->helo : "");
+	e->sender = xstrdup(t->sender);
+	e->body = t->mail.body;
+	e->smtputf8 = t->mail.smtputf8;
+	e->ret = xstrdup(t->mail.ret == SMTP_RET_FULL   ? "FULL"
+			 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
+							: "");
+	e->envid = xstrdup(t->mail.envid);
+	return e;
+}
+
 /* The message's checks found nothing wrong: the delivery job. */
 static struct delivery_job *
 job_make(struct smtp_session *s)
@@ -1319,18 +1339,8 @@ job_make(struct smtp_session *s)
 	t->mailboxes = NULL;
 	/* keep the count for the log line */
 	if (t->nremotes > 0) {
-		struct queue_envelope *e = xcalloc(1, sizeof(*e));
-		memcpy(e->id, t->id, sizeof(e->id));
-		e->arrival = (int64_t)time(NULL);
-		e->client_ip = xstrdup(s->ses.ip);
-		e->helo = xstrdup(s->helo != NULL ? s->helo : "");
-		e->sender = xstrdup(t->sender);
-		e->body = t->mail.body;
-		e->smtputf8 = t->mail.smtputf8;
-		e->ret = xstrdup(t->mail.ret == SMTP_RET_FULL   ? "FULL"
-				 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
-								: "");
-		e->envid = xstrdup(t->mail.envid);
+		struct queue_envelope *e = smtp_envelope_new(s);
+
 		for (size_t i = 0; i < t->nremotes; i++)
 			queue_rcpt_add(e, t->remotes[i].addr,
 				       t->remotes[i].notify,

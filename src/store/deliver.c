@@ -265,6 +265,16 @@ spool_insert(struct spool *sp, uint64_t off, const void *data, size_t len)
 /* ---- jobs ----------------------------------------------------------- */
 
 void
+delivery_job_prefix_add(struct delivery_job *job, const char *text,
+			size_t len)
+{
+	job->prefix = xreallocarray(job->prefix, job->prefix_len + len + 1, 1);
+	memcpy(job->prefix + job->prefix_len, text, len);
+	job->prefix_len += len;
+	job->prefix[job->prefix_len] = '\0';
+}
+
+void
 delivery_job_free(struct delivery_job **jobp)
 {
 	struct delivery_job *job = *jobp;

@@ -104,6 +104,10 @@ unsigned committer_pending(const struct committer *c);
 /* Waits for the thread to finish what it has, then frees. */
 void committer_free(struct committer **c);
 
+/* Appends len octets of text (header fields, LF line ends) to the
+ * job's prefix. */
+void delivery_job_prefix_add(struct delivery_job *job, const char *text,
+			     size_t len);
 void delivery_job_free(struct delivery_job **job);
 
 /*
