@@ -122,6 +122,12 @@ build/asan/tools/dkim_verify: tests/tools/dkim_verify.c $(ASAN_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_LIBS) $(LDLIBS)
 
+# The attachment walk's micro benchmark (bench/attach_walk.c, run by
+# bench/attach-walk); never linked into godwit.
+build/bench/attach_walk: bench/attach_walk.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
 build/fuzz/%: fuzz/%.c build/fuzz/hooks/sasl.o $(FUZZ_LIBS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -O1 $(SAN) $(TEST_HOOKS) -fsanitize=fuzzer -o $@ $< \

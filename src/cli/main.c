@@ -128,6 +128,11 @@ main(int argc, char **argv)
 
 	if (path == NULL || *path == '\0')
 		path = DEFAULT_CONFIG;
+	/* godwit writes UTC times only, but libraries call localtime()
+	 * (libarchive, for each zip member the attachment walk lists); with
+	 * TZ unset glibc stats /etc/localtime at every call. Set here, while
+	 * there is one thread, it is read once. */
+	setenv("TZ", ":/etc/localtime", 0);
 	proc_title_init(argc, argv);
 	argc--;
 	argv++;

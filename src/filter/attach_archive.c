@@ -18,6 +18,9 @@
 #include "filter/attach_private.h"
 #include "lib/xalloc.h"
 
+/* the start of a member that tells whether it has a signature (the
+ * last ones are an ISO image's, at 36865) */
+#define MEMBER_HEAD (40 * 1024)
 /* the start of a member given to libmagic */
 #define MEMBER_SNIFF (256 * 1024)
 #define CHUNK (64 * 1024)
@@ -60,7 +63,13 @@ read_on(struct walk *w, struct archive *a, unsigned char **buf, size_t *len,
 	return 0;
 }
 
-/* A member's content: sniffed; an archive inside is listed. */
+/*
+ * A member's content: its first MEMBER_HEAD octets decide whether it may
+ * be an executable or an archive (walk_has_signature()); only then is
+ * more of it read (MEMBER_SNIFF for libmagic, all of it for an archive
+ * inside, which is listed in turn). A member that starts like neither is
+ * not decompressed further.
+ */
 static void
 member_content(struct walk *w, struct archive *a, struct archive_entry *e,
 	       const char *name, unsigned depth)
@@ -70,14 +79,16 @@ member_content(struct walk *w, struct archive *a, struct archive_entry *e,
 	const char *mime;
 	int rc;
 
-	rc = read_on(w, a, &buf, &len, &cap, MEMBER_SNIFF);
+	rc = read_on(w, a, &buf, &len, &cap, MEMBER_HEAD);
+	if (rc == 0 && walk_has_signature(buf, len))
+		rc = read_on(w, a, &buf, &len, &cap, MEMBER_SNIFF);
 	if (rc < 0 && !walk_stopped(w) && archive_entry_is_encrypted(e))
 		encrypted(w, name);
 	if (walk_stopped(w) || len == 0)
 		goto out;
 	mime = walk_sniff(w, buf, len);
 	if (!attach_is_archive_type(mime)) {
-		walk_check_content(w, name, buf, len, depth);
+		walk_check_sniffed(w, name, mime, buf, len, depth);
 		goto out;
 	}
 	/* a nested archive is listed from all of it */
@@ -145,9 +156,18 @@ walk_archive(struct walk *w, const char *self, const unsigned char *data,
 	if (!walk_count(w, depth))
 		return;
 	a = archive_read_new();
-	archive_read_support_filter_all(a);
-	archive_read_support_format_all(a);
-	archive_read_support_format_raw(a);
+	if (len >= 4 && (memcmp(data, "PK\x03\x04", 4) == 0 ||
+			 memcmp(data, "PK\x05\x06", 4) == 0)) {
+		/* a zip: its readers only (the seekable one, which reads
+		 * the central directory, and the streaming one), as
+		 * libarchive would pick among all; setting up every
+		 * format and filter costs more than listing a small zip */
+		archive_read_support_format_zip(a);
+	} else {
+		archive_read_support_filter_all(a);
+		archive_read_support_format_all(a);
+		archive_read_support_format_raw(a);
+	}
 	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK)
 		goto damaged;
 	while (!walk_stopped(w)) {

@@ -49,9 +49,16 @@ void walk_check_name(struct walk *w, const char *name, bool inner);
 void walk_check_content(struct walk *w, const char *inner,
 			const unsigned char *data, size_t len,
 			unsigned depth);
-/* libmagic's MIME type of data, or "" when it looks like plain text. */
+/* The same, with data's type already known (walk_sniff()). */
+void walk_check_sniffed(struct walk *w, const char *inner, const char *mime,
+			const unsigned char *data, size_t len,
+			unsigned depth);
+/* data's MIME type (libmagic's, or the signature's where that decides),
+ * or "" when it starts like no executable or archive. */
 const char *walk_sniff(struct walk *w, const unsigned char *data,
 		       size_t len);
+/* Does data start like an executable or an archive? */
+bool walk_has_signature(const unsigned char *p, size_t len);
 bool attach_is_archive_type(const char *mime);
 
 /* attach_archive.c: the members of the archive data[0..len). */

@@ -245,6 +245,31 @@ def test_zip_holding_disguised_executable(g, uniq):
                    "executable (", uniq, prefix=True)
 
 
+def office_zip(extra):
+    """A zip that libmagic calls a Word document (its first members are
+    the OOXML manifest and relations), with more members."""
+    members = {"[Content_Types].xml": b'<?xml version="1.0"?><Types/>',
+               "_rels/.rels": b'<?xml version="1.0"?><Relationships/>',
+               "word/document.xml": b'<?xml version="1.0"?><w:document/>',
+               "docProps/core.xml": b'<?xml version="1.0"?><cp:core/>'}
+    members.update(extra)
+    return zip_bytes(members)
+
+
+def test_office_document_is_listed_as_a_zip(g, uniq):
+    # the zip signature decides, not libmagic's "a Word document": a docx
+    # holding a blocked file is refused, a plain one passes
+    docx = "application/vnd.openxmlformats-officedocument." \
+        "wordprocessingml.document"
+    assert_refused(g, with_attachment(
+        TO, uniq, "report.docx", office_zip({"word/setup.exe": b"MZ"}), docx),
+        REFUSED + 'attachment "report.docx" holds "word/setup.exe", a '
+        "blocked file type (.exe)", uniq)
+    u = uniq + "-plain"
+    assert_accepted(g, with_attachment(TO, u, "report.docx", office_zip({}),
+                                       docx), u)
+
+
 def test_archive_formats_holding_executables(g, uniq):
     cases = [
         ("a.tar.gz", tar_gz_bytes({"bin/tool": elf_bytes()}),
