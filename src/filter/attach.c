@@ -2,10 +2,16 @@
  * The attachment walk (attach.h): the message parsed by GMime, every
  * leaf part decoded (base64, quoted-printable, uuencode) and checked by
  * its names (Content-Disposition filename and Content-Type name, RFC
- * 2231 and RFC 2047 decoded by GMime) and by its content (libmagic);
- * text parts searched for uuencoded files; archives handed to
- * attach_archive.c. Before GMime sees the message, a count of its lines
- * bounds what GMime would build (see prescan()).
+ * 2231 and RFC 2047 decoded by GMime) and by its content; text parts
+ * searched for uuencoded files; archives handed to attach_archive.c.
+ * Before GMime sees the message, a count of its lines bounds what GMime
+ * would build (see prescan()).
+ *
+ * Content: data that starts with no executable's or archive's signature
+ * is neither; a PE, an ELF executable and a zip are decided by their
+ * headers; libmagic decides the rest (see decided()). Parts sent 7bit,
+ * 8bit or binary are looked at in place, base64 and quoted-printable
+ * decoded in one step (decode()).
  */
 #include <pthread.h>
 #include <stdarg.h>

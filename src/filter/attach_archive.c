@@ -2,9 +2,11 @@
  * Archives in the attachment walk (attach_private.h): the members of a
  * zip, rar, 7z, tar, cpio, cab, iso... listed with libarchive (and a
  * lone compressed file, .gz .bz2 .xz, read as its one member), each
- * checked by the name rules and, from its first octets, by libmagic; a
- * member that is itself an archive is read whole (within the decoded
- * size limit) and listed in turn, within the nesting depth. Encrypted
+ * checked by the name rules and, from its first octets, by content (the
+ * rest of a member is not decompressed unless it starts like an
+ * executable or an archive); a member that is itself an archive is read
+ * whole (within the decoded size limit) and listed in turn, within the
+ * nesting depth. A zip is opened with the zip readers only. Encrypted
  * members follow filter.attachments.encrypted_archives; an archive
  * libarchive cannot read is refused, as it cannot be checked.
  */
