@@ -30,6 +30,12 @@
 
 /* libmagic is given this much of a file at most */
 #define SNIFF_MAX (1024 * 1024)
+/* a part that is neither text nor a message is decoded this far, then
+ * further only if it starts like an executable or an archive (past the
+ * last signature: an ISO image's, at 36865); in steps of DECODE_STEP
+ * encoded octets */
+#define PART_HEAD (40 * 1024)
+#define DECODE_STEP (16 * 1024)
 /* a file is sniffed when this much of its start is not plain text */
 #define TEXT_PROBE 4096
 
@@ -428,14 +434,21 @@ raw_octets(GMimeStream *raw, const unsigned char **p_r, size_t *len_r)
 	return true;
 }
 
-/* Identity encodings are used in place; base64 and quoted-printable are
- * decoded in one step into a buffer. false: left to GMime's streams. */
+/*
+ * Identity encodings are used in place; base64 and quoted-printable are
+ * decoded in steps into one buffer (decoding never makes more octets
+ * than it reads). Unless the whole is wanted, decoding stops after
+ * PART_HEAD octets that start with no signature: such a file is neither
+ * an executable nor an archive, whatever follows. false: left to GMime's
+ * streams.
+ */
 static bool
-decode_direct(GMimeContentEncoding enc, GMimeStream *raw, struct decoded *d)
+decode_direct(GMimeContentEncoding enc, GMimeStream *raw, bool whole,
+	      struct decoded *d)
 {
 	GMimeEncoding st;
 	const unsigned char *p;
-	size_t len, n;
+	size_t len, n = 0, pos = 0, k;
 
 	if (!raw_octets(raw, &p, &len))
 		return false;
@@ -454,17 +467,26 @@ decode_direct(GMimeContentEncoding enc, GMimeStream *raw, struct decoded *d)
 		return false;
 	}
 	g_mime_encoding_init_decode(&st, enc);
-	d->buf = xmalloc(g_mime_encoding_outlen(&st, len) + 16);
-	n = g_mime_encoding_step(&st, (const char *)p, len, (char *)d->buf);
+	k = g_mime_encoding_outlen(&st, len);
+	d->buf = xmalloc((k > len ? k : len) + 16);
+	while (!whole && pos < len && n < PART_HEAD) {
+		k = len - pos < DECODE_STEP ? len - pos : DECODE_STEP;
+		n += g_mime_encoding_step(&st, (const char *)p + pos, k,
+					  (char *)d->buf + n);
+		pos += k;
+	}
+	if ((whole || walk_has_signature(d->buf, n)) && pos < len)
+		n += g_mime_encoding_step(&st, (const char *)p + pos,
+					  len - pos, (char *)d->buf + n);
 	d->data = d->buf;
 	d->len = n;
 	return true;
 }
 
-/* The part's content decoded into *d; false: nothing, or past the
- * limit. */
+/* The part's content decoded into *d (its start only, if whole is
+ * false and the start decides); false: nothing, or past the limit. */
 static bool
-decode(struct walk *w, GMimePart *part, struct decoded *d)
+decode(struct walk *w, GMimePart *part, bool whole, struct decoded *d)
 {
 	GMimeDataWrapper *dw = g_mime_part_get_content(part);
 	GMimeStream *raw, *mem;
@@ -479,7 +501,8 @@ decode(struct walk *w, GMimePart *part, struct decoded *d)
 			       w->cfg->max_decoded_size &&
 	    !walk_decoded(w, (size_t)enc_len))
 		return false;
-	if (!decode_direct(g_mime_data_wrapper_get_encoding(dw), raw, d)) {
+	if (!decode_direct(g_mime_data_wrapper_get_encoding(dw), raw, whole,
+			   d)) {
 		d->arr = g_byte_array_new();
 		mem = g_mime_stream_mem_new_with_byte_array(d->arr);
 		g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
@@ -522,6 +545,7 @@ walk_part(struct walk *w, GMimePart *part, unsigned depth)
 	const char *fname, *cname;
 	GMimeContentType *ct = g_mime_object_get_content_type(o);
 	struct decoded d;
+	bool text, message;
 
 	fname = g_mime_object_get_content_disposition_parameter(o, "filename");
 	cname = g_mime_object_get_content_type_parameter(o, "name");
@@ -531,14 +555,15 @@ walk_part(struct walk *w, GMimePart *part, unsigned depth)
 		walk_check_name(w, fname, false);
 	if (cname != NULL)
 		walk_check_name(w, cname, false);
-	if (walk_stopped(w) || !decode(w, part, &d))
+	text = ct == NULL || g_mime_content_type_is_type(ct, "text", "*");
+	message = embedded_message(ct, fname, cname);
+	if (walk_stopped(w) || !decode(w, part, text || message, &d))
 		return;
 	walk_check_content(w, NULL, d.data, d.len, depth);
-	if (!walk_stopped(w) &&
-	    (ct == NULL || g_mime_content_type_is_type(ct, "text", "*")))
+	if (!walk_stopped(w) && text)
 		walk_uuencoded(w, d.data, d.len, depth);
 	/* a message a client opens as one: its attachments too */
-	if (!walk_stopped(w) && embedded_message(ct, fname, cname))
+	if (!walk_stopped(w) && message)
 		walk_message(w, d.data, d.len, depth + 1);
 	decoded_free(&d);
 }

@@ -561,3 +561,22 @@ def test_large_message_from_the_spool_file(g, uniq):
     ok = base_message(TO, uniq + "-ok")
     ok.attach(application(big, "pdf", "big.pdf"))
     assert_accepted(g, ok.as_bytes(), uniq + "-ok")
+
+
+def test_large_parts_decoded_past_their_start(g, uniq):
+    """A part that is neither text nor a message is decoded as far as its
+    first 40 KiB, and on only when that start is an executable's or an
+    archive's: a large executable and a large zip are still seen whole."""
+    import os
+
+    pad = os.urandom(200 << 10)
+    m = base_message(TO, uniq)
+    m.attach(application(pe_bytes() + pad, "octet-stream", "data.bin"))
+    assert_refused(g, m.as_bytes(), REFUSED + 'attachment "data.bin" is an '
+                   "executable (", uniq, prefix=True)
+    u = uniq + "-zip"
+    z = zip_bytes({"a.pdf": pdf_bytes() + pad, "z/last.exe": b"x"})
+    m = base_message(TO, u)
+    m.attach(application(z, "zip", "big.zip"))
+    assert_refused(g, m.as_bytes(), REFUSED + 'attachment "big.zip" holds '
+                   '"z/last.exe", a blocked file type (.exe)', u)
