@@ -1,5 +1,5 @@
 /*
- * The attachment walk alone (filter/attach.h), for bench/attach-walk: each
+ * The attachment walk alone (filter/attach.h), a micro benchmark: each
  * message file given is walked N times on this thread with the default
  * rules and limits, and the CPU time per walk printed (the median of R
  * rounds), with the verdict of the first walk. No daemon, no thread
@@ -87,6 +87,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cfg.nblocked_extensions = attach_ndefault_extensions;
+	setenv("TZ", ":/etc/localtime", 0);	/* as godwit does at start */
 	if ((sc = attach_scanner_new(&error)) == NULL) {
 		fprintf(stderr, "%s\n", error);
 		return 1;

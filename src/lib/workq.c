@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,6 +100,7 @@ static struct workq *
 start(const char *name, struct workq *q, void *(*main_fn)(void *))
 {
 	pthread_condattr_t ca;
+	char comm[16];
 
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -107,6 +109,9 @@ start(const char *name, struct workq *q, void *(*main_fn)(void *))
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&q->thread, NULL, main_fn, q) != 0)
 		fatalx("cannot start the %s thread", name);
+	/* its name in /proc/PID/task/TID/comm, top -H, perf (15 octets) */
+	snprintf(comm, sizeof(comm), "%s", name);
+	pthread_setname_np(q->thread, comm);
 	return q;
 }
 
