@@ -39,7 +39,8 @@ attach_done(struct attach_job *job, void *arg)
 				   : r->status == ATTACH_LIMIT	 ? "limit"
 				   : r->status == ATTACH_ERROR ? "error"
 								 : "refused"),
-		  LF_STR_IF(r->reason != NULL, "reason", r->reason), LF_UINT("parts", r->parts),
+		  LF_STR_IF(r->reason != NULL, "reason", r->reason),
+		  LF_UINT("parts", r->parts),
 		  LF_UINT("decoded", r->decoded),
 		  LF_UINT("us", job->elapsed_us));
 	memset(&v, 0, sizeof(v));

@@ -418,6 +418,7 @@ KNOWN_EVENTS = {
     "bounced", "dsn", "error", "read-error", "fsync-failed",
     "syncfs-failed", "dsn-limited", "fixed", "stress-on", "stress-off",
     "result", "record-failed", "dkim-sign", "dkim-sign-failed",
+    "attachments",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",
@@ -432,5 +433,5 @@ KNOWN_KEYS = {
     "owner", "mode", "header_addr", "wait", "limit_ms", "connections",
     "max_connections", "threshold", "stress_timeout_s", "below",
     "iprev", "spf", "spf_domain", "dkim", "dmarc", "from_domain", "policy",
-    "dmarc_reason", "domain", "signed",
+    "dmarc_reason", "domain", "signed", "parts", "decoded", "us",
 }
