@@ -3,16 +3,18 @@ A real clamd and clamav-milter (Debian's clamav-daemon and clamav-milter,
 ClamAV 1.4) as test and benchmark peers, each a process of ours with its
 own configuration: no freshclam, no system socket, no database from
 /var/lib/clamav. Shared by tests/integration/test_clamav_milter.py and
-bench/filter-vs-postfix (and meant for test_clamd.py too: one copy).
+tests/integration/test_clamd.py and bench/filter-vs-postfix.
 
   Clamd         `clamd -c DIR/clamd.conf` in the foreground (as root it
                 drops to the clamav user). Its database directory holds
                 only the test's signatures (write_test_db()): an .ndb body
                 signature for SAMPLE, a string no real file carries, and an
-                .hdb hash signature for the EICAR test file. It listens on
-                TCP 127.0.0.1:port and on a UNIX socket in DIR
-                (`unix_path`), so either kind of client can be tested.
-                Loading a two-signature database takes well under a second.
+                .hdb hash signature for the EICAR test file (plus the
+                caller's own hash signatures: `hashes`). It listens on
+                TCP 127.0.0.1:port (and ::1 with ipv6=True) and on a UNIX
+                socket in DIR (`unix_path`), so either kind of client can
+                be tested; `stream_max` is its StreamMaxLength. Loading a
+                small database takes well under a second.
   ClamavMilter  `clamav-milter -c DIR/clamav-milter.conf` in the
                 foreground, a milter on inet:PORT@127.0.0.1 that asks the
                 given Clamd over TCP. OnInfected Reject with RejectMsg
@@ -22,9 +24,11 @@ bench/filter-vs-postfix (and meant for test_clamd.py too: one copy).
                 OnFail Defer (clamd down: the MTA's tempfail); AddHeader
                 Replace (X-Virus-Scanned / X-Virus-Status on clean mail).
 
-Each start() waits, bounded, until the process listens (or fails with its
-output); stop() ends it by its own pid: clamd with SIGTERM (then SIGKILL),
-clamav-milter with SIGKILL (on SIGTERM libmilter waits 5 s).
+Each start() waits, bounded, until the process listens (clamd: answers
+PING) or fails with its output; stop() ends it by its own pid: clamd with
+SIGTERM (then SIGKILL; it removes its UNIX socket file), clamav-milter with
+SIGKILL (on SIGTERM libmilter waits 5 s); kill() is SIGKILL at once (clamd
+leaves its socket file behind, as a crashed clamd does).
 Standard library only.
 """
 
@@ -32,6 +36,8 @@ import os
 import pwd
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -66,16 +72,18 @@ def available():
     return True, ""
 
 
-def write_test_db(dbdir):
+def write_test_db(dbdir, hashes=()):
     """The test signature database in dbdir: SAMPLE by content (.ndb,
-    anywhere in any file type), EICAR by its MD5 and size (.hdb)."""
+    anywhere in any file type), EICAR and each (name, bytes) of hashes by
+    its MD5 and size (.hdb; clamd reports NAME.UNOFFICIAL)."""
     import hashlib
     dbdir = Path(dbdir)
     dbdir.mkdir(parents=True, exist_ok=True)
     (dbdir / "godwit-test.ndb").write_text(
         f"{SAMPLE_SIG}:0:*:{SAMPLE.hex()}\n")
-    (dbdir / "godwit-test.hdb").write_text(
-        f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_SIG}\n")
+    (dbdir / "godwit-test.hdb").write_text("".join(
+        f"{hashlib.md5(data).hexdigest()}:{len(data)}:{name}\n"
+        for name, data in ((EICAR_SIG, EICAR),) + tuple(hashes)))
 
 
 def _chown_tree(path, user):
@@ -169,6 +177,13 @@ class _Proc:
             self._out.close()
             self._out = None
 
+    def kill(self):
+        """SIGKILL, as a crash: no clean-up of its own."""
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        self.stop()
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -183,18 +198,24 @@ class _Proc:
 
 
 class Clamd(_Proc):
-    """clamd on 127.0.0.1:port and DIR/clamd.sock with the test database
-    (or the signature files in db_files: {name: text}, replacing it).
-    threads: MaxThreads (scans in parallel)."""
+    """clamd on 127.0.0.1:port (and [::1]:port with ipv6) and
+    DIR/clamd.sock with the test database plus hashes ((name, bytes): more
+    hash signatures), or the signature files in db_files ({name: text})
+    instead. threads: MaxThreads (scans in parallel); stream_max:
+    StreamMaxLength (clamd's own size, e.g. "25M" or "1536K")."""
 
     name = "clamd"
 
-    def __init__(self, directory, port, db_files=None, threads=4):
+    def __init__(self, directory, port, db_files=None, threads=4, hashes=(),
+                 stream_max="25M", ipv6=False):
         super().__init__(directory)
         self.port = port
         self.db = self.dir / "db"
         self.db_files = db_files
+        self.hashes = tuple(hashes)
         self.threads = threads
+        self.stream_max = stream_max
+        self.ipv6 = ipv6
         self.unix_path = self.dir / "clamd.sock"
 
     @property
@@ -204,7 +225,7 @@ class Clamd(_Proc):
 
     def write(self):
         if self.db_files is None:
-            write_test_db(self.db)
+            write_test_db(self.db, self.hashes)
         else:
             self.db.mkdir(parents=True, exist_ok=True)
             for n, text in self.db_files.items():
@@ -220,7 +241,7 @@ LocalSocketMode 666
 FixStaleSocket yes
 TCPSocket {self.port}
 TCPAddr 127.0.0.1
-LogFile {self.log}
+{"TCPAddr ::1" + chr(10) if self.ipv6 else ""}LogFile {self.log}
 LogTime yes
 LogClean no
 LogVerbose no
@@ -232,7 +253,7 @@ ReadTimeout 30
 CommandReadTimeout 10
 IdleTimeout 30
 SelfCheck 0
-StreamMaxLength 25M
+StreamMaxLength {self.stream_max}
 OfficialDatabaseOnly no
 Bytecode no
 """)
@@ -242,23 +263,32 @@ Bytecode no
 
     def ready(self):
         return (_listening_tcp(self.proc.pid, self.port)
-                and self.unix_path.exists())
+                and self.unix_path.exists() and self.ping())
 
-    def scan(self, data, timeout=10):
-        """INSTREAM over TCP: clamd's answer, e.g. 'stream: OK'."""
-        import socket
-        import struct
-        with socket.create_connection(("127.0.0.1", self.port),
-                                      timeout=timeout) as s:
-            s.sendall(b"zINSTREAM\0" + struct.pack(">I", len(data)) + data
-                      + struct.pack(">I", 0))
+    def _ask(self, request, timeout):
+        """One z-command over the UNIX socket: the answer, NUL removed."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.unix_path))
+            s.sendall(request)
             buf = b""
-            while not buf.endswith(b"\0"):
+            while not buf.endswith(b"\0") and len(buf) < 4096:
                 b = s.recv(4096)
                 if not b:
                     break
                 buf += b
         return buf.rstrip(b"\0").decode(errors="replace")
+
+    def ping(self):
+        try:
+            return self._ask(b"zPING\0", 2) == "PONG"
+        except OSError:
+            return False
+
+    def scan(self, data, timeout=10):
+        """INSTREAM: clamd's answer, e.g. 'stream: OK'."""
+        return self._ask(b"zINSTREAM\0" + struct.pack(">I", len(data))
+                         + data + struct.pack(">I", 0), timeout)
 
 
 class ClamavMilter(_Proc):
