@@ -10,11 +10,12 @@ small StreamMaxLength for the limit case.
 The cases: clean mail delivered with its X-Godwit-Virus-Scan field; a
 virus refused with 554 5.7.1 naming the signature and stored nowhere, on
 port 25 and on submission; clamd down (killed, its socket file left;
-stopped; a closed TCP port) answered 451 4.7.1, or accepted with the not-scanned field under
-on_error: accept; a clamd that accepts and never answers giving 451 once
+stopped; a closed TCP port) answered 451 4.7.1, or accepted with the
+not-scanned field under on_error: accept; a clamd that accepts and never answers giving 451 once
 the timeout is over (and the scan cancelled when the client leaves
-first); a message over clamd's StreamMaxLength (clamd's ERROR) and one
-over filter.clamd.max_size (not sent); the TCP socket forms; `godwit
+first); the stream is the message as the client sent it; a message
+over clamd's StreamMaxLength (clamd's ERROR) and one over
+filter.clamd.max_size (not sent); the TCP socket forms; `godwit
 config check` naming the line of a bad socket.
 """
 
@@ -69,12 +70,16 @@ def clamd(godwit_root):
     c.stop()
 
 
-class HangingClamd:
-    """A UNIX socket that accepts, reads everything and never answers;
-    counts the connections it saw closed by the other side."""
+class FakeClamd:
+    """A UNIX socket that accepts and reads everything; with reply, it
+    answers that (NUL added) once a zINSTREAM stream has ended, else never
+    answers. Counts the connections it saw closed by the other side;
+    streams: the message octets of each ended stream."""
 
-    def __init__(self, path):
+    def __init__(self, path, reply=None):
         self.path = str(path)
+        self.reply = reply
+        self.streams = []
         self.lsock = socket.socket(socket.AF_UNIX)
         self.lsock.bind(self.path)
         os.chmod(self.path, 0o666)
@@ -86,19 +91,41 @@ class HangingClamd:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    @staticmethod
+    def stream(buf):
+        """The message of a whole zINSTREAM request in buf, else None."""
+        cmd = b"zINSTREAM\0"
+        if not buf.startswith(cmd):
+            return None
+        i, data = len(cmd), b""
+        while i + 4 <= len(buf):
+            n = int.from_bytes(buf[i:i + 4], "big")
+            if n == 0:
+                return data
+            data += buf[i + 4:i + 4 + n]
+            i += 4 + n
+        return None
+
     def _serve(self, conn):
         conn.settimeout(0.2)
+        buf = b""
         with conn:
             while not self.stopping.is_set():
                 try:
-                    if not conn.recv(65536):
-                        self.closed += 1
-                        return
+                    b = conn.recv(65536)
                 except socket.timeout:
                     continue
                 except OSError:
+                    b = b""
+                if not b:
                     self.closed += 1
                     return
+                buf += b
+                data = self.stream(buf) if self.reply else None
+                if data is not None:
+                    self.streams.append(data)
+                    conn.sendall(self.reply.encode() + b"\0")
+                    buf = b""
 
     def _run(self):
         while not self.stopping.is_set():
@@ -441,7 +468,7 @@ def test_clamd_down_accept(started, uniq):
 
 def test_hanging_clamd_times_out(started, godwit_root, uniq):
     d = godwit_base(godwit_root, "hang")
-    hang = HangingClamd(d / "hang.sock")
+    hang = FakeClamd(d / "hang.sock")
     try:
         g = started({"socket": f"unix:{hang.path}",
                                    "timeout": "2s"})
@@ -476,6 +503,38 @@ def test_hanging_clamd_times_out(started, godwit_root, uniq):
         assert len(scan_lines(g)) == 1
     finally:
         hang.stop()
+
+
+@pytest.mark.parametrize("checks", [True, False])
+def test_stream_is_the_message_as_sent(make_godwit, godwit_root, uniq,
+                                       checks):
+    """clamd gets the message as the client sent it (LF line ends) under
+    one constant field: none of godwit's own fields, whose queue ids and
+    times would make every stream unique and defeat clamd's cache of clean
+    results. The same message twice is the same stream. With the checks
+    on, godwit's Received is in the prefix; off, in the spool."""
+    fake = FakeClamd(godwit_base(godwit_root, "rec") / "rec.sock",
+                     reply="stream: OK")
+    over = clamd_overrides({"socket": f"unix:{fake.path}"})
+    if not checks:
+        over.update({"spf": {"enabled": False}, "dkim": {"verify": False},
+                     "dmarc": {"enabled": False}})
+    try:
+        g = make_godwit(over)
+        msg = make_message(uniq)
+        for _ in range(2):
+            assert send(g, msg).code == 250
+        wait_for(lambda: len(fake.streams) == 2, 5, what="two streams")
+    finally:
+        fake.stop()
+    assert fake.streams[0] == fake.streams[1]
+    assert fake.streams[0] == (b"Received: by godwit\n"
+                               + msg.replace(b"\r\n", b"\n")), \
+        fake.streams[0][:500]
+    stored = wait_for(lambda: len(g.find_messages(uniq)) == 2
+                      and g.find_messages(uniq), 10, what="both messages")
+    for p in stored:
+        assert b"\nX-Godwit-Virus-Scan: clean (clamd)\n" in p.read_bytes()
 
 
 # ------------------------------------------------------------------ TCP ---
