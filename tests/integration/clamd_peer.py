@@ -24,12 +24,12 @@ tests/integration/test_clamd.py and bench/filter-vs-postfix.
                 OnFail Defer (clamd down: the MTA's tempfail); AddHeader
                 Replace (X-Virus-Scanned / X-Virus-Status on clean mail).
 
-Each start() waits, bounded, until the process listens (clamd: answers
-PING) or fails with its output; stop() ends it by its own pid: clamd with
-SIGTERM (then SIGKILL; it removes its UNIX socket file), clamav-milter with
-SIGKILL (on SIGTERM libmilter waits 5 s); kill() is SIGKILL at once (clamd
-leaves its socket file behind, as a crashed clamd does).
-Standard library only.
+Both are peer_proc.Peer: start() waits, bounded, until the process
+listens (clamd: answers PING) or fails with its output; stop() ends it by
+its own pid: clamd with SIGTERM (then SIGKILL; it removes its UNIX socket
+file), clamav-milter with SIGKILL (on SIGTERM libmilter waits 5 s); kill()
+is SIGKILL at once (clamd leaves its socket file behind, as a crashed
+clamd does). Standard library only.
 """
 
 import os
@@ -38,9 +38,9 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
-import time
 from pathlib import Path
+
+from peer_proc import MilterPeer, Peer, listening_tcp
 
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 CLAMAV_MILTER = shutil.which("clamav-milter") or "/usr/sbin/clamav-milter"
@@ -86,118 +86,7 @@ def write_test_db(dbdir, hashes=()):
         for name, data in ((EICAR_SIG, EICAR),) + tuple(hashes)))
 
 
-def _chown_tree(path, user):
-    shutil.chown(path, user, user)
-    for root, dirs, files in os.walk(path):
-        for n in dirs + files:
-            shutil.chown(os.path.join(root, n), user, user)
-
-
-def _listening_tcp(pid, port):
-    want = "0100007F:%04X" % port
-    try:
-        with open(f"/proc/{pid}/net/tcp") as f:
-            return any(l.split()[1] == want and l.split()[3] == "0A"
-                       for l in list(f)[1:])
-    except OSError:
-        return False
-
-
-class _Proc:
-    """One foreground daemon of ours: start() (bounded wait for ready()),
-    stop(), output()."""
-
-    name = "daemon"
-
-    def __init__(self, directory):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o755)
-        self.conf = self.dir / f"{self.name}.conf"
-        self.log = self.dir / f"{self.name}.log"
-        self.out = self.dir / f"{self.name}.out"
-        self.proc = None
-        self._out = None
-
-    def write(self):
-        raise NotImplementedError
-
-    def argv(self):
-        raise NotImplementedError
-
-    def ready(self):
-        raise NotImplementedError
-
-    def start(self, timeout=60):
-        self.write()
-        if os.geteuid() == 0:
-            _chown_tree(self.dir, CLAMAV_USER)
-        self._out = open(self.out, "ab")
-        self.proc = subprocess.Popen(
-            self.argv(), stdin=subprocess.DEVNULL, stdout=self._out,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"{self.name} exited with {self.proc.returncode} before "
-                    f"it was ready:\n{self.output()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"{self.name} not ready after "
-                                     f"{timeout}s:\n{self.output()[-3000:]}")
-            time.sleep(0.02)
-        return self
-
-    def output(self):
-        out = ""
-        for p in (self.out, self.log):
-            try:
-                out += p.read_text(errors="replace")
-            except OSError:
-                pass
-        return out
-
-    def stop(self, timeout=15):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.kill(p.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    p.wait(timeout=timeout)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if self._out:
-            self._out.close()
-            self._out = None
-
-    def kill(self):
-        """SIGKILL, as a crash: no clean-up of its own."""
-        if self.running():
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
-        self.stop()
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-class Clamd(_Proc):
+class Clamd(Peer):
     """clamd on 127.0.0.1:port (and [::1]:port with ipv6) and
     DIR/clamd.sock with the test database plus hashes ((name, bytes): more
     hash signatures), or the signature files in db_files ({name: text})
@@ -205,6 +94,7 @@ class Clamd(_Proc):
     StreamMaxLength (clamd's own size, e.g. "25M" or "1536K")."""
 
     name = "clamd"
+    user = CLAMAV_USER
 
     def __init__(self, directory, port, db_files=None, threads=4, hashes=(),
                  stream_max="25M", ipv6=False):
@@ -262,7 +152,7 @@ Bytecode no
         return [CLAMD, "-c", str(self.conf)]
 
     def ready(self):
-        return (_listening_tcp(self.proc.pid, self.port)
+        return (listening_tcp(self.proc.pid, self.port)
                 and self.unix_path.exists() and self.ping())
 
     def _ask(self, request, timeout):
@@ -291,27 +181,18 @@ Bytecode no
                          + data + struct.pack(">I", 0), timeout)
 
 
-class ClamavMilter(_Proc):
+class ClamavMilter(MilterPeer):
     """clamav-milter on inet:port@127.0.0.1, asking clamd (a Clamd)."""
 
     name = "clamav-milter"
+    user = CLAMAV_USER
 
     def __init__(self, directory, port, clamd, on_infected="Reject",
                  reject_msg=REJECT_MSG):
-        super().__init__(directory)
-        self.port = port
+        super().__init__(directory, port)
         self.clamd = clamd
         self.on_infected = on_infected
         self.reject_msg = reject_msg
-
-    @property
-    def socket_spec(self):
-        """godwit's filter.milters socket."""
-        return f"inet:127.0.0.1:{self.port}"
-
-    @property
-    def postfix_spec(self):
-        return f"inet:127.0.0.1:{self.port}"
 
     def write(self):
         user = f"User {CLAMAV_USER}\n" if os.geteuid() == 0 else ""
@@ -349,4 +230,4 @@ LogClean Off
         super().stop(timeout)
 
     def ready(self):
-        return _listening_tcp(self.proc.pid, self.port)
+        return listening_tcp(self.proc.pid, self.port)
