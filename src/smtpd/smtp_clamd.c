@@ -5,13 +5,13 @@
  * LEAD: without godwit's own fields (Received, Authentication-Results,
  * DKIM-Signature: the prefix, and the Received at the spool's start).
  * Those hold a queue id and a time, unique to every message, and clamd
- * caches clean results by a hash of the whole stream: with them no two
- * streams were ever the same, and a message sent again (another
- * transaction, a retry, a campaign) was scanned again in full; clamd
- * spent 2.5 times the CPU per message that clamav-milter (whose stream
- * is what the client sent) cost it. LEAD stays because clamd recognises
- * a mail by its first line: a message starting with an unknown field and
- * no MIME-Version was scanned as text, its attachments not decoded.
+ * caches clean results by a hash of the whole stream: with them a
+ * message sent again (another transaction, a retry, a campaign) was
+ * scanned again in full, at twice the CPU of the cache hit it is behind
+ * clamav-milter, whose stream is also what the client sent
+ * (bench/RESULTS.md). LEAD stays because clamd recognises a mail by its
+ * first line: a message starting with an unknown field and no
+ * MIME-Version was scanned as text, its attachments not decoded.
  *
  *	clean		accepted, "X-Godwit-Virus-Scan: clean (clamd)"
  *	a virus		554 5.7.1 Message refused: virus found: NAME
