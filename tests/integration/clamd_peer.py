@@ -33,14 +33,13 @@ clamd does). Standard library only.
 """
 
 import os
-import pwd
 import shutil
 import signal
 import socket
 import struct
 from pathlib import Path
 
-from peer_proc import MilterPeer, Peer, listening_tcp
+from peer_proc import MilterPeer, Peer, installed, listening_tcp
 
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 CLAMAV_MILTER = shutil.which("clamav-milter") or "/usr/sbin/clamav-milter"
@@ -61,15 +60,9 @@ REJECT_MSG = "Virus found: %v"
 
 def available():
     """(True, "") if clamd and clamav-milter are installed."""
-    for path, pkg in ((CLAMD, "clamav-daemon"),
-                      (CLAMAV_MILTER, "clamav-milter")):
-        if not os.path.exists(path):
-            return False, f"{path} is missing (Debian package {pkg})"
-    try:
-        pwd.getpwnam(CLAMAV_USER)
-    except KeyError:
-        return False, f"user {CLAMAV_USER} is missing (Debian package clamav-base)"
-    return True, ""
+    return installed([(CLAMD, "clamav-daemon"),
+                      (CLAMAV_MILTER, "clamav-milter")],
+                     [(CLAMAV_USER, "clamav-base")])
 
 
 def write_test_db(dbdir, hashes=()):
@@ -229,5 +222,3 @@ LogClean Off
             self.proc.wait(timeout=timeout)
         super().stop(timeout)
 
-    def ready(self):
-        return listening_tcp(self.proc.pid, self.port)

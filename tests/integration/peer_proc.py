@@ -1,17 +1,32 @@
 """
 The common part of the test peers that are daemons of ours
-(clamd_peer.py, rspamd_peer.py): a process started in the foreground in
+(clamd_peer.py, rspamd_peer.py, auth_peers.py): a process started in the foreground in
 a session of its own, with its configuration, output and log in one
 directory, waited for (bounded) until it serves, ended by its own pid.
 Standard library only.
 """
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
+
+
+def installed(programs, users=()):
+    """(True, "") if every path of programs and every user of users, each
+    given with its Debian package, is there; else (False, what is not)."""
+    for path, pkg in programs:
+        if not os.path.exists(path):
+            return False, f"{path} is missing (Debian package {pkg})"
+    for user, pkg in users:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return False, f"user {user} is missing (Debian package {pkg})"
+    return True, ""
 
 
 def chown_tree(path, user):
@@ -35,17 +50,19 @@ def listening_tcp(pid, port):
 
 class Peer:
     """One foreground daemon of ours, in a session of its own, in
-    DIR: a subclass gives write() (its configuration), argv() and ready()
-    (it serves), and may set user (as root, DIR is chowned to it before
-    the start: the daemon drops to it). start() (bounded wait for
-    ready()), stop() (SIGTERM, then SIGKILL), kill(), output() (its
-    stdout/stderr, then its log file)."""
+    DIR, run through exec_prefix (e.g. `ip netns exec NS`): a subclass
+    gives write() (its configuration), argv() and ready() (it serves),
+    and may set user (as root, own() gives DIR to it after write(): the
+    daemon drops to it). start() (bounded wait for ready()), stop()
+    (SIGTERM, then SIGKILL), kill(), output() (its stdout/stderr, then its
+    log file)."""
 
     name = "daemon"
     user = None
 
-    def __init__(self, directory):
+    def __init__(self, directory, exec_prefix=()):
         self.dir = Path(directory)
+        self.exec_prefix = [str(a) for a in exec_prefix]
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
         self.conf = self.dir / f"{self.name}.conf"
@@ -63,13 +80,16 @@ class Peer:
     def ready(self):
         raise NotImplementedError
 
-    def start(self, timeout=60):
-        self.write()
+    def own(self):
         if os.geteuid() == 0 and self.user is not None:
             chown_tree(self.dir, self.user)
+
+    def start(self, timeout=60):
+        self.write()
+        self.own()
         self._out = open(self.out, "ab")
         self.proc = subprocess.Popen(
-            self.argv(), stdin=subprocess.DEVNULL, stdout=self._out,
+            self.exec_prefix + self.argv(), stdin=subprocess.DEVNULL, stdout=self._out,
             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not self.ready():
@@ -133,11 +153,14 @@ class Peer:
 
 
 class MilterPeer(Peer):
-    """A Peer that is a milter on 127.0.0.1:port."""
+    """A Peer that is a milter on 127.0.0.1:port; ready once it listens."""
 
-    def __init__(self, directory, port):
-        super().__init__(directory)
+    def __init__(self, directory, port, exec_prefix=()):
+        super().__init__(directory, exec_prefix)
         self.port = port
+
+    def ready(self):
+        return listening_tcp(self.proc.pid, self.port)
 
     @property
     def socket_spec(self):

@@ -42,12 +42,10 @@ run as), log file (`log_text()`) and control socket. Standard library only.
 """
 
 import os
-import pwd
 import shutil
 import signal
-import subprocess
 
-from peer_proc import MilterPeer, listening_tcp
+from peer_proc import MilterPeer, installed, listening_tcp
 
 RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
 RSPAMD_USER = "_rspamd"
@@ -108,13 +106,7 @@ rspamd_config:register_symbol({{
 
 def available():
     """(True, "") if rspamd is installed and its user exists."""
-    if not os.path.exists(RSPAMD):
-        return False, f"{RSPAMD} is missing (Debian package rspamd)"
-    try:
-        pwd.getpwnam(RSPAMD_USER)
-    except KeyError:
-        return False, f"user {RSPAMD_USER} is missing (Debian package rspamd)"
-    return True, ""
+    return installed([(RSPAMD, "rspamd")], [(RSPAMD_USER, "rspamd")])
 
 
 def _ucl_str(s):
@@ -232,27 +224,11 @@ lua = {_ucl_str(d / "rules.lua")};
             return ""
 
     def stop(self, timeout=15):
-        """SIGTERM to the main process (it ends its workers), then
-        SIGKILL to the session it leads if anything is left."""
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
+        """Peer's stop (SIGTERM to the main process: it ends its workers),
+        then SIGKILL to the session it leads if anything is left."""
+        super().stop(timeout)
+        if self.proc is not None:
             try:
-                os.kill(p.pid, signal.SIGTERM)
-                p.wait(timeout=timeout)
-            except ProcessLookupError:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        if self._out:
-            self._out.close()
-            self._out = None
