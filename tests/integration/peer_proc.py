@@ -1,9 +1,9 @@
 """
 The common part of the test peers that are daemons of ours
-(clamd_peer.py, rspamd_peer.py, auth_peers.py): a process started in the foreground in
-a session of its own, with its configuration, output and log in one
-directory, waited for (bounded) until it serves, ended by its own pid.
-Standard library only.
+(clamd_peer.py, rspamd_peer.py, auth_peers.py): a process started in
+the foreground in a session of its own, with its configuration, output
+and log in one directory, waited for (bounded) until it serves, ended by
+its own pid. Standard library only.
 """
 
 import os
