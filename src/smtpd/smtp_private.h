@@ -113,6 +113,8 @@ struct smtp_txn {
 	struct spool *spool;
 	struct smtp_data data;
 	size_t local_hdr_len;
+	size_t rcvd_len;	/* the Received field after it, 0 when that
+				 * waits for the prefix */
 	uint64_t hdr_lines;
 	uint64_t size;		/* stored size, once committed */
 	/* authenticated senders: the header is held until its end so that

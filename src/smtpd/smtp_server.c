@@ -700,6 +700,7 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	checks_content_start(s);
 
 	t->local_hdr_len = 0;
+	t->rcvd_len = 0;
 	if (t->nmailboxes > 0 &&
 	    spool_local_header(t->spool, t->sender,
 			       t->nmailboxes == 1 ? t->mailboxes[0] : NULL,
@@ -711,6 +712,7 @@ content_start(struct smtp_session *s, enum smtp_data_mode mode)
 	for (size_t i = 0; i < len; i++)
 		if (hdr[i] == '\n')
 			t->hdr_lines++;
+	t->rcvd_len = len;
 	r = spool_write(t->spool, hdr, len);
 	free(hdr);
 	return r;

@@ -47,12 +47,10 @@ its own pid. Standard library only.
 """
 
 import os
-import pwd
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
+
+from peer_proc import MilterPeer, chown_tree, installed
 
 OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
 OPENDMARC = shutil.which("opendmarc") or "/usr/sbin/opendmarc"
@@ -64,129 +62,38 @@ NOBODY_ADDR = "192.0.2.1"
 
 def available():
     """(True, "") if OpenDKIM, OpenDMARC and policyd-spf are installed."""
-    for path, pkg in ((OPENDKIM, "opendkim"), (OPENDMARC, "opendmarc"),
-                      (POLICYD_SPF, "postfix-policyd-spf-python"),
-                      (PSL, "publicsuffix")):
-        if not os.path.exists(path):
-            return False, f"{path} is missing (Debian package {pkg})"
-    for user in ("opendkim", "opendmarc", "policyd-spf"):
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            return False, f"user {user} is missing (its Debian package)"
-    return True, ""
+    return installed(
+        [(OPENDKIM, "opendkim"), (OPENDMARC, "opendmarc"),
+         (POLICYD_SPF, "postfix-policyd-spf-python"), (PSL, "publicsuffix")],
+        [("opendkim", "opendkim"), ("opendmarc", "opendmarc"),
+         ("policyd-spf", "postfix-policyd-spf-python")])
 
 
-def _chown_tree(path, user):
-    shutil.chown(path, user, user)
-    for root, dirs, files in os.walk(path):
-        for n in dirs + files:
-            shutil.chown(os.path.join(root, n), user, user)
-
-
-class Milter:
-    """One milter process listening on 127.0.0.1:port."""
-
-    prog = None
-    user = None
+class Milter(MilterPeer):
+    """One milter process listening on 127.0.0.1:port (of the namespace
+    exec_prefix runs it in)."""
 
     def __init__(self, directory, port, exec_prefix=(), authserv_id="peer.test"):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o755)
-        self.port = port
-        self.exec_prefix = [str(a) for a in exec_prefix]
+        super().__init__(directory, port, exec_prefix)
         self.authserv_id = authserv_id
-        self.conf = self.dir / f"{self.name}.conf"
-        self.out = self.dir / f"{self.name}.out"
-        self.proc = None
 
     @property
-    def name(self):
-        return type(self).__name__.lower()
-
-    @property
-    def socket_spec(self):
+    def listen_spec(self):
+        """Its own Socket setting."""
         return f"inet:{self.port}@127.0.0.1"
 
-    @property
-    def postfix_spec(self):
-        """The same socket as Postfix's smtpd_milters spells it."""
-        return f"inet:127.0.0.1:{self.port}"
-
-    def argv(self):
-        raise NotImplementedError
-
-    def start(self, timeout=20):
-        self.write()
-        self._out = open(self.out, "ab")
-        self.proc = subprocess.Popen(
-            self.exec_prefix + self.argv(), stdin=subprocess.DEVNULL,
-            stdout=self._out, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self._listening():
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"{self.name} exited with {self.proc.returncode} before "
-                    f"listening on {self.port}:\n{self.output()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"{self.name} not listening on "
-                                     f"{self.port} after {timeout}s:\n"
-                                     + self.output()[-3000:])
-            time.sleep(0.02)
-        return self
-
-    def _listening(self):
-        """A LISTEN socket on 127.0.0.1:port in the process's namespace."""
-        want = "0100007F:%04X" % self.port
-        try:
-            with open(f"/proc/{self.proc.pid}/net/tcp") as f:
-                return any(l.split()[1] == want and l.split()[3] == "0A"
-                           for l in list(f)[1:])
-        except OSError:
-            return False
-
-    def output(self):
-        try:
-            return self.out.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout=10):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.kill(p.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    p.wait(timeout=timeout)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if getattr(self, "_out", None):
-            self._out.close()
-            self._out = None
-
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def own(self):
+        """Its directory to its user, the configuration root's (0644)."""
+        chown_tree(self.dir, self.user)
+        shutil.chown(self.conf, "root", "root")
+        os.chmod(self.conf, 0o644)
 
 
 class OpenDKIM(Milter):
     """keys: [(domain, selector, private_key_pem_path)] to sign with (mode
     "s" or "sv"); nameservers: addresses for libunbound (IP or IP@port)."""
 
+    name = "opendkim"
     user = "opendkim"
 
     def __init__(self, directory, port, exec_prefix=(), authserv_id="peer.test",
@@ -207,7 +114,7 @@ class OpenDKIM(Milter):
         lines = [
             "# written by tests/integration/auth_peers.py",
             f"Mode {self.mode}",
-            f"Socket {self.socket_spec}",
+            f"Socket {self.listen_spec}",
             "Background false",
             f"PidFile {d}/opendkim.pid",
             f"UserID {self.user}",
@@ -241,12 +148,10 @@ class OpenDKIM(Milter):
                       # itself is 0600 and the milter user's
                       "RequireSafeKeys false"]
         self.conf.write_text("\n".join(lines) + "\n")
-        _chown_tree(d, self.user)
-        shutil.chown(self.conf, "root", "root")
-        os.chmod(self.conf, 0o644)
 
 
 class OpenDMARC(Milter):
+    name = "opendmarc"
     user = "opendmarc"
 
     def __init__(self, directory, port, exec_prefix=(), authserv_id="peer.test",
@@ -264,7 +169,7 @@ class OpenDMARC(Milter):
         (d / "ignore").write_text("\n".join(self.ignore_hosts) + "\n")
         lines = [
             "# written by tests/integration/auth_peers.py",
-            f"Socket {self.socket_spec}",
+            f"Socket {self.listen_spec}",
             "Background false",
             f"PidFile {d}/opendmarc.pid",
             f"UserID {self.user}",
@@ -280,9 +185,6 @@ class OpenDMARC(Milter):
             "DNSTimeout 5",
         ]
         self.conf.write_text("\n".join(lines) + "\n")
-        _chown_tree(d, self.user)
-        shutil.chown(self.conf, "root", "root")
-        os.chmod(self.conf, 0o644)
 
 
 def write_policyd_spf_conf(path, authserv_id):

@@ -3,16 +3,18 @@ A real clamd and clamav-milter (Debian's clamav-daemon and clamav-milter,
 ClamAV 1.4) as test and benchmark peers, each a process of ours with its
 own configuration: no freshclam, no system socket, no database from
 /var/lib/clamav. Shared by tests/integration/test_clamav_milter.py and
-bench/filter-vs-postfix (and meant for test_clamd.py too: one copy).
+tests/integration/test_clamd.py and bench/filter-vs-postfix.
 
   Clamd         `clamd -c DIR/clamd.conf` in the foreground (as root it
                 drops to the clamav user). Its database directory holds
                 only the test's signatures (write_test_db()): an .ndb body
                 signature for SAMPLE, a string no real file carries, and an
-                .hdb hash signature for the EICAR test file. It listens on
-                TCP 127.0.0.1:port and on a UNIX socket in DIR
-                (`unix_path`), so either kind of client can be tested.
-                Loading a two-signature database takes well under a second.
+                .hdb hash signature for the EICAR test file (plus the
+                caller's own hash signatures: `hashes`). It listens on
+                TCP 127.0.0.1:port (and ::1 with ipv6=True) and on a UNIX
+                socket in DIR (`unix_path`), so either kind of client can
+                be tested; `stream_max` is its StreamMaxLength. Loading a
+                small database takes well under a second.
   ClamavMilter  `clamav-milter -c DIR/clamav-milter.conf` in the
                 foreground, a milter on inet:PORT@127.0.0.1 that asks the
                 given Clamd over TCP. OnInfected Reject with RejectMsg
@@ -22,19 +24,22 @@ bench/filter-vs-postfix (and meant for test_clamd.py too: one copy).
                 OnFail Defer (clamd down: the MTA's tempfail); AddHeader
                 Replace (X-Virus-Scanned / X-Virus-Status on clean mail).
 
-Each start() waits, bounded, until the process listens (or fails with its
-output); stop() ends it by its own pid: clamd with SIGTERM (then SIGKILL),
-clamav-milter with SIGKILL (on SIGTERM libmilter waits 5 s).
-Standard library only.
+Both are peer_proc.Peer: start() waits, bounded, until the process
+listens (clamd: answers PING) or fails with its output; stop() ends it by
+its own pid: clamd with SIGTERM (then SIGKILL; it removes its UNIX socket
+file), clamav-milter with SIGKILL (on SIGTERM libmilter waits 5 s); kill()
+is SIGKILL at once (clamd leaves its socket file behind, as a crashed
+clamd does). Standard library only.
 """
 
 import os
-import pwd
 import shutil
 import signal
-import subprocess
-import time
+import socket
+import struct
 from pathlib import Path
+
+from peer_proc import MilterPeer, Peer, installed, listening_tcp
 
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 CLAMAV_MILTER = shutil.which("clamav-milter") or "/usr/sbin/clamav-milter"
@@ -55,146 +60,45 @@ REJECT_MSG = "Virus found: %v"
 
 def available():
     """(True, "") if clamd and clamav-milter are installed."""
-    for path, pkg in ((CLAMD, "clamav-daemon"),
-                      (CLAMAV_MILTER, "clamav-milter")):
-        if not os.path.exists(path):
-            return False, f"{path} is missing (Debian package {pkg})"
-    try:
-        pwd.getpwnam(CLAMAV_USER)
-    except KeyError:
-        return False, f"user {CLAMAV_USER} is missing (Debian package clamav-base)"
-    return True, ""
+    return installed([(CLAMD, "clamav-daemon"),
+                      (CLAMAV_MILTER, "clamav-milter")],
+                     [(CLAMAV_USER, "clamav-base")])
 
 
-def write_test_db(dbdir):
+def write_test_db(dbdir, hashes=()):
     """The test signature database in dbdir: SAMPLE by content (.ndb,
-    anywhere in any file type), EICAR by its MD5 and size (.hdb)."""
+    anywhere in any file type), EICAR and each (name, bytes) of hashes by
+    its MD5 and size (.hdb; clamd reports NAME.UNOFFICIAL)."""
     import hashlib
     dbdir = Path(dbdir)
     dbdir.mkdir(parents=True, exist_ok=True)
     (dbdir / "godwit-test.ndb").write_text(
         f"{SAMPLE_SIG}:0:*:{SAMPLE.hex()}\n")
-    (dbdir / "godwit-test.hdb").write_text(
-        f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_SIG}\n")
+    (dbdir / "godwit-test.hdb").write_text("".join(
+        f"{hashlib.md5(data).hexdigest()}:{len(data)}:{name}\n"
+        for name, data in ((EICAR_SIG, EICAR),) + tuple(hashes)))
 
 
-def _chown_tree(path, user):
-    shutil.chown(path, user, user)
-    for root, dirs, files in os.walk(path):
-        for n in dirs + files:
-            shutil.chown(os.path.join(root, n), user, user)
-
-
-def _listening_tcp(pid, port):
-    want = "0100007F:%04X" % port
-    try:
-        with open(f"/proc/{pid}/net/tcp") as f:
-            return any(l.split()[1] == want and l.split()[3] == "0A"
-                       for l in list(f)[1:])
-    except OSError:
-        return False
-
-
-class _Proc:
-    """One foreground daemon of ours: start() (bounded wait for ready()),
-    stop(), output()."""
-
-    name = "daemon"
-
-    def __init__(self, directory):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o755)
-        self.conf = self.dir / f"{self.name}.conf"
-        self.log = self.dir / f"{self.name}.log"
-        self.out = self.dir / f"{self.name}.out"
-        self.proc = None
-        self._out = None
-
-    def write(self):
-        raise NotImplementedError
-
-    def argv(self):
-        raise NotImplementedError
-
-    def ready(self):
-        raise NotImplementedError
-
-    def start(self, timeout=60):
-        self.write()
-        if os.geteuid() == 0:
-            _chown_tree(self.dir, CLAMAV_USER)
-        self._out = open(self.out, "ab")
-        self.proc = subprocess.Popen(
-            self.argv(), stdin=subprocess.DEVNULL, stdout=self._out,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"{self.name} exited with {self.proc.returncode} before "
-                    f"it was ready:\n{self.output()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"{self.name} not ready after "
-                                     f"{timeout}s:\n{self.output()[-3000:]}")
-            time.sleep(0.02)
-        return self
-
-    def output(self):
-        out = ""
-        for p in (self.out, self.log):
-            try:
-                out += p.read_text(errors="replace")
-            except OSError:
-                pass
-        return out
-
-    def stop(self, timeout=15):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.kill(p.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    p.wait(timeout=timeout)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if self._out:
-            self._out.close()
-            self._out = None
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-class Clamd(_Proc):
-    """clamd on 127.0.0.1:port and DIR/clamd.sock with the test database
-    (or the signature files in db_files: {name: text}, replacing it).
-    threads: MaxThreads (scans in parallel)."""
+class Clamd(Peer):
+    """clamd on 127.0.0.1:port (and [::1]:port with ipv6) and
+    DIR/clamd.sock with the test database plus hashes ((name, bytes): more
+    hash signatures), or the signature files in db_files ({name: text})
+    instead. threads: MaxThreads (scans in parallel); stream_max:
+    StreamMaxLength (clamd's own size, e.g. "25M" or "1536K")."""
 
     name = "clamd"
+    user = CLAMAV_USER
 
-    def __init__(self, directory, port, db_files=None, threads=4):
+    def __init__(self, directory, port, db_files=None, threads=4, hashes=(),
+                 stream_max="25M", ipv6=False):
         super().__init__(directory)
         self.port = port
         self.db = self.dir / "db"
         self.db_files = db_files
+        self.hashes = tuple(hashes)
         self.threads = threads
+        self.stream_max = stream_max
+        self.ipv6 = ipv6
         self.unix_path = self.dir / "clamd.sock"
 
     @property
@@ -204,7 +108,7 @@ class Clamd(_Proc):
 
     def write(self):
         if self.db_files is None:
-            write_test_db(self.db)
+            write_test_db(self.db, self.hashes)
         else:
             self.db.mkdir(parents=True, exist_ok=True)
             for n, text in self.db_files.items():
@@ -220,7 +124,7 @@ LocalSocketMode 666
 FixStaleSocket yes
 TCPSocket {self.port}
 TCPAddr 127.0.0.1
-LogFile {self.log}
+{"TCPAddr ::1" + chr(10) if self.ipv6 else ""}LogFile {self.log}
 LogTime yes
 LogClean no
 LogVerbose no
@@ -232,7 +136,7 @@ ReadTimeout 30
 CommandReadTimeout 10
 IdleTimeout 30
 SelfCheck 0
-StreamMaxLength 25M
+StreamMaxLength {self.stream_max}
 OfficialDatabaseOnly no
 Bytecode no
 """)
@@ -241,47 +145,47 @@ Bytecode no
         return [CLAMD, "-c", str(self.conf)]
 
     def ready(self):
-        return (_listening_tcp(self.proc.pid, self.port)
-                and self.unix_path.exists())
+        return (listening_tcp(self.proc.pid, self.port)
+                and self.unix_path.exists() and self.ping())
 
-    def scan(self, data, timeout=10):
-        """INSTREAM over TCP: clamd's answer, e.g. 'stream: OK'."""
-        import socket
-        import struct
-        with socket.create_connection(("127.0.0.1", self.port),
-                                      timeout=timeout) as s:
-            s.sendall(b"zINSTREAM\0" + struct.pack(">I", len(data)) + data
-                      + struct.pack(">I", 0))
+    def _ask(self, request, timeout):
+        """One z-command over the UNIX socket: the answer, NUL removed."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.unix_path))
+            s.sendall(request)
             buf = b""
-            while not buf.endswith(b"\0"):
+            while not buf.endswith(b"\0") and len(buf) < 4096:
                 b = s.recv(4096)
                 if not b:
                     break
                 buf += b
         return buf.rstrip(b"\0").decode(errors="replace")
 
+    def ping(self):
+        try:
+            return self._ask(b"zPING\0", 2) == "PONG"
+        except OSError:
+            return False
 
-class ClamavMilter(_Proc):
+    def scan(self, data, timeout=10):
+        """INSTREAM: clamd's answer, e.g. 'stream: OK'."""
+        return self._ask(b"zINSTREAM\0" + struct.pack(">I", len(data))
+                         + data + struct.pack(">I", 0), timeout)
+
+
+class ClamavMilter(MilterPeer):
     """clamav-milter on inet:port@127.0.0.1, asking clamd (a Clamd)."""
 
     name = "clamav-milter"
+    user = CLAMAV_USER
 
     def __init__(self, directory, port, clamd, on_infected="Reject",
                  reject_msg=REJECT_MSG):
-        super().__init__(directory)
-        self.port = port
+        super().__init__(directory, port)
         self.clamd = clamd
         self.on_infected = on_infected
         self.reject_msg = reject_msg
-
-    @property
-    def socket_spec(self):
-        """godwit's filter.milters socket."""
-        return f"inet:127.0.0.1:{self.port}"
-
-    @property
-    def postfix_spec(self):
-        return f"inet:127.0.0.1:{self.port}"
 
     def write(self):
         user = f"User {CLAMAV_USER}\n" if os.geteuid() == 0 else ""
@@ -318,5 +222,3 @@ LogClean Off
             self.proc.wait(timeout=timeout)
         super().stop(timeout)
 
-    def ready(self):
-        return _listening_tcp(self.proc.pid, self.port)

@@ -42,12 +42,10 @@ run as), log file (`log_text()`) and control socket. Standard library only.
 """
 
 import os
-import pwd
 import shutil
 import signal
-import subprocess
-import time
-from pathlib import Path
+
+from peer_proc import MilterPeer, installed, listening_tcp
 
 RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
 RSPAMD_USER = "_rspamd"
@@ -108,27 +106,14 @@ rspamd_config:register_symbol({{
 
 def available():
     """(True, "") if rspamd is installed and its user exists."""
-    if not os.path.exists(RSPAMD):
-        return False, f"{RSPAMD} is missing (Debian package rspamd)"
-    try:
-        pwd.getpwnam(RSPAMD_USER)
-    except KeyError:
-        return False, f"user {RSPAMD_USER} is missing (Debian package rspamd)"
-    return True, ""
-
-
-def _chown_tree(path, user):
-    shutil.chown(path, user, user)
-    for root, dirs, files in os.walk(path):
-        for n in dirs + files:
-            shutil.chown(os.path.join(root, n), user, user)
+    return installed([(RSPAMD, "rspamd")], [(RSPAMD_USER, "rspamd")])
 
 
 def _ucl_str(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class RspamdPeer:
+class RspamdPeer(MilterPeer):
     """One rspamd with a milter proxy on 127.0.0.1:port.
 
     dns: "IP:PORT" of the name server rspamd may ask (give a refusing
@@ -136,31 +121,17 @@ class RspamdPeer:
     proxy's `count` (processes scanning in parallel); extra_lua: more
     rules, appended to RULES_LUA."""
 
+    name = "rspamd"
+    user = RSPAMD_USER
+
     def __init__(self, directory, port, dns, extra_conf="", workers=1,
                  log_level="info", extra_lua=""):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o755)
-        self.port = port
+        super().__init__(directory, port)
         self.dns = dns
         self.extra_conf = extra_conf
         self.extra_lua = extra_lua
         self.workers = workers
         self.log_level = log_level
-        self.conf = self.dir / "rspamd.conf"
-        self.log = self.dir / "rspamd.log"
-        self.out = self.dir / "rspamd.out"
-        self.proc = None
-        self._out = None
-
-    @property
-    def socket_spec(self):
-        """godwit's filter.milters socket."""
-        return f"inet:127.0.0.1:{self.port}"
-
-    @property
-    def postfix_spec(self):
-        return f"inet:127.0.0.1:{self.port}"
 
     def write(self):
         d = self.dir
@@ -211,8 +182,6 @@ milter_headers {{
 lua = {_ucl_str(d / "rules.lua")};
 {self.extra_conf}
 """)
-        if os.geteuid() == 0:
-            _chown_tree(d, RSPAMD_USER)
 
     def argv(self):
         a = [RSPAMD, "-f", "-c", str(self.conf)]
@@ -220,38 +189,14 @@ lua = {_ucl_str(d / "rules.lua")};
             a += ["-u", RSPAMD_USER, "-g", RSPAMD_USER]
         return a
 
-    def start(self, timeout=60):
-        """Starts rspamd and waits (bounded) until its proxy listens."""
-        self.write()
-        self._out = open(self.out, "ab")
-        self.proc = subprocess.Popen(
-            self.argv(), stdin=subprocess.DEVNULL, stdout=self._out,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self.listening():
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"rspamd exited with {self.proc.returncode} before "
-                    f"listening on {self.port}:\n{self.output()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"rspamd not listening on {self.port} "
-                                     f"after {timeout}s:\n"
-                                     + self.output()[-3000:])
-            time.sleep(0.02)
-        return self
+    def ready(self):
+        return self.listening()
 
     def listening(self):
         """A LISTEN socket on 127.0.0.1:port in rspamd's namespace, and a
         proxy worker forked to serve it (the main process binds first)."""
-        want = "0100007F:%04X" % self.port
-        try:
-            with open(f"/proc/{self.proc.pid}/net/tcp") as f:
-                up = any(l.split()[1] == want and l.split()[3] == "0A"
-                         for l in list(f)[1:])
-        except OSError:
-            return False
-        return up and bool(self.proxy_pids())
+        return (listening_tcp(self.proc.pid, self.port)
+                and bool(self.proxy_pids()))
 
     def proxy_pids(self):
         """The proxy worker processes (children of the main process)."""
@@ -272,17 +217,6 @@ lua = {_ucl_str(d / "rules.lua")};
                 pass
         return out
 
-    def output(self):
-        """stdout/stderr and the log file (start-up errors go to the
-        first, everything after the configuration is read to the second)."""
-        out = ""
-        for p in (self.out, self.log):
-            try:
-                out += p.read_text(errors="replace")
-            except OSError:
-                pass
-        return out
-
     def log_text(self):
         try:
             return self.log.read_text(errors="replace")
@@ -290,39 +224,11 @@ lua = {_ucl_str(d / "rules.lua")};
             return ""
 
     def stop(self, timeout=15):
-        """SIGTERM to the main process (it ends its workers), then
-        SIGKILL to the session it leads if anything is left."""
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
+        """Peer's stop (SIGTERM to the main process: it ends its workers),
+        then SIGKILL to the session it leads if anything is left."""
+        super().stop(timeout)
+        if self.proc is not None:
             try:
-                os.kill(p.pid, signal.SIGTERM)
-                p.wait(timeout=timeout)
-            except ProcessLookupError:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        if self._out:
-            self._out.close()
-            self._out = None
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()

@@ -1,20 +1,21 @@
 """
 clamd (filter.clamd) end to end: a real clamd (Debian's clamav-daemon,
-/usr/sbin/clamd) started once for the module in the foreground with a
-clamd.conf and a signature database written here (no freshclam, no
-internet): an .ndb body signature for a marker string and an .hdb hash
-signature for a binary attachment (found only if clamd decodes the MIME
-part godwit streamed). It listens on a UNIX socket, on 127.0.0.1 and on
-::1, with a small StreamMaxLength for the limit case.
+started by clamd_peer.py, once for the module) with the test signature
+database (no freshclam, no internet): clamd_peer's .ndb body signature for
+its SAMPLE string, its EICAR hash, and here an .hdb hash signature for a
+binary attachment (found only if clamd decodes the MIME part godwit
+streamed). It listens on a UNIX socket, on 127.0.0.1 and on ::1, with a
+small StreamMaxLength for the limit case.
 
 The cases: clean mail delivered with its X-Godwit-Virus-Scan field; a
 virus refused with 554 5.7.1 naming the signature and stored nowhere, on
-port 25 and on submission; clamd down (a stale socket, a closed TCP port)
-answered 451 4.7.1, or accepted with the not-scanned field under
-on_error: accept; a clamd that accepts and never answers giving 451 once
+port 25 and on submission; clamd down (killed, its socket file left;
+stopped; a closed TCP port) answered 451 4.7.1, or accepted with the
+not-scanned field under on_error: accept; a clamd that accepts and never answers giving 451 once
 the timeout is over (and the scan cancelled when the client leaves
-first); a message over clamd's StreamMaxLength (clamd's ERROR) and one
-over filter.clamd.max_size (not sent); the TCP socket forms; `godwit
+first); the stream is the message as the client sent it; a message
+over clamd's StreamMaxLength (clamd's ERROR) and one over
+filter.clamd.max_size (not sent); the TCP socket forms; `godwit
 config check` naming the line of a bad socket.
 """
 
@@ -26,7 +27,6 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -34,109 +34,52 @@ from conftest import (PASSWORD, Godwit, _finish, client_tls_context,
                       free_port, godwit_base, wait_for)
 from smtpclient import crlf, make_message, transaction
 
-CLAMD = "/usr/sbin/clamd"
+import clamd_peer
+
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 
-BODY_SIG = "Godwit.Test.Body"
-BODY_SAMPLE = "GODWIT-CLAMD-TEST-SAMPLE-5b1e0c7d9a"
+BODY_SIG = clamd_peer.SAMPLE_SIG
+BODY_SAMPLE = clamd_peer.SAMPLE.decode()
 ATTACH_SIG = "Godwit.Test.Attachment"
 # a binary blob only its hash signature names
 ATTACHMENT = bytes((i * 37 + 11) % 256 for i in range(3000)) + b"godwit"
 # clamd's StreamMaxLength: above the spool's memory part (256K), so the
 # whole-message cases read the spool file back too
 STREAM_MAX = 1536 * 1024
-# the EICAR test file (68 octets), put together here so that this source
-# file is not itself a match for scanners; its hash signature is ClamAV's
-# own (Win.Test.EICAR_HDB-1), under our name
-EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS"
-         + "-TEST-FILE!$H+H*").encode()
-EICAR_SIG = "Godwit.Test.EICAR"
-
-pytestmark = pytest.mark.skipif(not os.path.exists(CLAMD),
-                                reason="clamav-daemon is not installed")
+EICAR = clamd_peer.EICAR
+EICAR_SIG = clamd_peer.EICAR_SIG
 
 
-# ---------------------------------------------------------------- clamd ---
-
-
-class Clamd:
-    """A clamd of our own: its directory, sockets and process."""
-
-    def __init__(self, base):
-        self.dir = Path(base)
-        self.sock = self.dir / "clamd.sock"
-        self.port = free_port()
-        db = self.dir / "db"
-        db.mkdir()
-        (db / "godwit.ndb").write_text(
-            f"{BODY_SIG}:0:*:{BODY_SAMPLE.encode().hex()}\n")
-        (db / "godwit.hdb").write_text(
-            f"{hashlib.md5(ATTACHMENT).hexdigest()}:{len(ATTACHMENT)}:"
-            f"{ATTACH_SIG}\n"
-            f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_SIG}\n")
-        self.conf = self.dir / "clamd.conf"
-        self.conf.write_text("\n".join([
-            f"LocalSocket {self.sock}",
-            "LocalSocketMode 666",   # the daemon runs as godwit
-            "FixStaleSocket yes",
-            f"TCPSocket {self.port}",
-            "TCPAddr 127.0.0.1",
-            "TCPAddr ::1",
-            f"DatabaseDirectory {db}",
-            f"PidFile {self.dir / 'clamd.pid'}",
-            f"LogFile {self.dir / 'clamd.log'}",
-            f"TemporaryDirectory {self.dir}",
-            "Foreground yes",
-            "User root",
-            f"StreamMaxLength {STREAM_MAX // 1024}K",
-            "MaxThreads 4",
-            "SelfCheck 0",
-            ""]))
-        self.out = open(self.dir / "clamd.out", "wb")
-        self.proc = subprocess.Popen([CLAMD, "-c", str(self.conf)],
-                                     stdout=self.out, stderr=self.out)
-        wait_for(self.ready, 60, interval=0.1, what="clamd to answer PING")
-
-    def ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"clamd exited {self.proc.returncode}:\n"
-                + (self.dir / "clamd.out").read_text(errors="replace")[-3000:])
-        if not self.sock.exists():
-            return False
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(2)
-                s.connect(str(self.sock))
-                s.sendall(b"zPING\0")
-                return s.recv(16) == b"PONG\0"
-        except OSError:
-            return False
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=15)
-        self.out.close()
+def start_clamd(godwit_root, name):
+    """A clamd of clamd_peer's with the test database plus ATTACHMENT's
+    hash, on its UNIX socket, 127.0.0.1 and ::1."""
+    ok, why = clamd_peer.available()
+    if not ok:
+        pytest.skip(why)
+    return clamd_peer.Clamd(godwit_base(godwit_root, name), free_port(),
+                            hashes=[(ATTACH_SIG, ATTACHMENT)],
+                            stream_max=f"{STREAM_MAX // 1024}K",
+                            ipv6=True).start()
 
 
 @pytest.fixture(scope="module")
 def clamd(godwit_root):
-    c = Clamd(godwit_base(godwit_root, "clamd"))
+    c = start_clamd(godwit_root, "clamd")
     yield c
     c.stop()
 
 
-class HangingClamd:
-    """A UNIX socket that accepts, reads everything and never answers;
-    counts the connections it saw closed by the other side."""
+class FakeClamd:
+    """A UNIX socket that accepts and reads everything; with reply, it
+    answers that (NUL added) once a zINSTREAM stream has ended, else never
+    answers. Counts the connections it saw closed by the other side;
+    streams: the message octets of each ended stream."""
 
-    def __init__(self, path):
+    def __init__(self, path, reply=None):
         self.path = str(path)
+        self.reply = reply
+        self.streams = []
         self.lsock = socket.socket(socket.AF_UNIX)
         self.lsock.bind(self.path)
         os.chmod(self.path, 0o666)
@@ -148,19 +91,41 @@ class HangingClamd:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    @staticmethod
+    def stream(buf):
+        """The message of a whole zINSTREAM request in buf, else None."""
+        cmd = b"zINSTREAM\0"
+        if not buf.startswith(cmd):
+            return None
+        i, data = len(cmd), b""
+        while i + 4 <= len(buf):
+            n = int.from_bytes(buf[i:i + 4], "big")
+            if n == 0:
+                return data
+            data += buf[i + 4:i + 4 + n]
+            i += 4 + n
+        return None
+
     def _serve(self, conn):
         conn.settimeout(0.2)
+        buf = b""
         with conn:
             while not self.stopping.is_set():
                 try:
-                    if not conn.recv(65536):
-                        self.closed += 1
-                        return
+                    b = conn.recv(65536)
                 except socket.timeout:
                     continue
                 except OSError:
+                    b = b""
+                if not b:
                     self.closed += 1
                     return
+                buf += b
+                data = self.stream(buf) if self.reply else None
+                if data is not None:
+                    self.streams.append(data)
+                    conn.sendall(self.reply.encode() + b"\0")
+                    buf = b""
 
     def _run(self):
         while not self.stopping.is_set():
@@ -183,51 +148,34 @@ class HangingClamd:
 # --------------------------------------------------------------- godwit ---
 
 
-def make(godwit_root, cert, name, clamd_cfg, submission=False, extra=None):
-    """A godwit with filter.clamd enabled and clamd_cfg merged in."""
-    over = {"filter": {"clamd": dict({"enabled": True}, **clamd_cfg)}}
-    over.update(extra or {})
-    if submission:
-        crt, key = cert
-        over["tls"] = {"certificates": [{"cert": str(crt), "key": str(key)}]}
-    g = Godwit(godwit_base(godwit_root, name), over)
-    if submission:
-        g.sub_port = free_port()
-        g.config["listeners"].append(
-            {"name": "submission", "protocol": "submission",
-             "listen": [f"127.0.0.1:{g.sub_port}"]})
-        g.write_config()
-    g.start()
-    return g
+def clamd_overrides(clamd_cfg):
+    """filter.clamd enabled, with clamd_cfg merged in."""
+    return {"filter": {"clamd": dict({"enabled": True}, **clamd_cfg)}}
 
 
 @pytest.fixture
-def started(godwit_root, cert):
-    """Factory of godwits stopped (and checked) at the end of the test."""
-    made = []
-
-    def factory(name, clamd_cfg, submission=False):
-        g = make(godwit_root, cert, name, clamd_cfg, submission)
-        made.append(g)
-        return g
-
-    yield factory
-    problems = []
-    for g in made:
-        problems.extend(_finish(g))
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+def started(make_godwit):
+    """Factory of godwits with clamd_overrides(clamd_cfg) (conftest's
+    make_godwit: stopped and checked at the end of the test)."""
+    return lambda clamd_cfg: make_godwit(clamd_overrides(clamd_cfg))
 
 
 @pytest.fixture(scope="module")
 def unix_godwit(godwit_root, cert, clamd):
     """One godwit on clamd's UNIX socket, port 25 and submission."""
-    g = make(godwit_root, cert, "clamd_unix",
-             {"socket": f"unix:{clamd.sock}", "timeout": "20s"},
-             submission=True,
-             extra={"smtp": {"max_message_size": "4M",
-                             "max_recipients": 100,
-                             "trusted_networks": []}})
+    crt, key = cert
+    over = clamd_overrides({"socket": f"unix:{clamd.unix_path}",
+                            "timeout": "20s"})
+    over["tls"] = {"certificates": [{"cert": str(crt), "key": str(key)}]}
+    over["smtp"] = {"max_message_size": "4M", "max_recipients": 100,
+                    "trusted_networks": []}
+    g = Godwit(godwit_base(godwit_root, "clamd_unix"), over)
+    g.sub_port = free_port()
+    g.config["listeners"].append(
+        {"name": "submission", "protocol": "submission",
+         "listen": [f"127.0.0.1:{g.sub_port}"]})
+    g.write_config()
+    g.start()
     yield g
     problems = _finish(g)
     if problems:
@@ -462,7 +410,7 @@ def test_stream_max_length_is_a_clamd_error(unix_godwit, uniq):
 
 
 def test_over_max_size_accepted_unscanned(started, clamd, uniq):
-    g = started("clamd_max", {"socket": f"unix:{clamd.sock}",
+    g = started({"socket": f"unix:{clamd.unix_path}",
                               "max_size": "2K"})
     body = ("y" * 60 + "\n") * 60 + f"{BODY_SAMPLE}\n{uniq}\n"
     r = send(g, make_message(uniq, body=body))
@@ -479,30 +427,27 @@ def test_over_max_size_accepted_unscanned(started, clamd, uniq):
 # ---------------------------------------------------- clamd unavailable ---
 
 
-def stale_socket(path):
-    """A UNIX socket file nothing listens on (what a dead clamd leaves)."""
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(str(path))
-    s.close()
-    os.chmod(path, 0o666)   # refused, not forbidden, to the daemon user
-    return path
-
-
 @pytest.mark.parametrize("how,error", [
-    ("stale", "Connection refused"),          # killed: its socket file left
-    ("missing", "No such file or directory"),  # stopped: the file removed
+    ("kill", "Connection refused"),          # crashed: its socket file left
+    ("stop", "No such file or directory"),   # stopped: the file removed
 ])
 def test_clamd_down_tempfails(started, godwit_root, uniq, how, error):
-    sock = godwit_base(godwit_root, "dead") / "dead.sock"
-    if how == "stale":
-        stale_socket(sock)
-    g = started("clamd_down", {"socket": f"unix:{sock}"})
+    """A clamd that scanned the previous message goes away: the next one
+    is answered 451 at once."""
+    c = start_clamd(godwit_root, "clamd_" + how)
+    try:
+        g = started({"socket": f"unix:{c.unix_path}"})
+        assert send(g, make_message(uniq + "-up")).code == 250
+        getattr(c, how)()
+    finally:
+        c.stop()
+    assert c.unix_path.exists() == (how == "kill")
     t0 = time.monotonic()
-    r = send(g, make_message(uniq))
+    r = send(g, make_message(uniq + "-down"))
     assert (r.code, r.enh) == (451, "4.7.1"), r
     assert r.text == "4.7.1 Virus scanner unavailable, try again later", r
     assert time.monotonic() - t0 < 10
-    assert_not_stored(g, uniq)
+    assert_not_stored(g, uniq + "-down")
     line = scan_lines(g)[-1]
     assert "result=error" in line and "action=tempfail" in line, line
     assert f'error="connecting: {error}"' in line, line
@@ -511,7 +456,7 @@ def test_clamd_down_tempfails(started, godwit_root, uniq, how, error):
 
 def test_clamd_down_accept(started, uniq):
     port = free_port()   # nothing listens there
-    g = started("clamd_down_acc", {"socket": f"inet:127.0.0.1:{port}",
+    g = started({"socket": f"inet:127.0.0.1:{port}",
                                    "on_error": "accept"})
     r = send(g, make_message(uniq))
     assert (r.code, r.enh) == (250, "2.0.0"), r
@@ -523,9 +468,9 @@ def test_clamd_down_accept(started, uniq):
 
 def test_hanging_clamd_times_out(started, godwit_root, uniq):
     d = godwit_base(godwit_root, "hang")
-    hang = HangingClamd(d / "hang.sock")
+    hang = FakeClamd(d / "hang.sock")
     try:
-        g = started("clamd_hang", {"socket": f"unix:{hang.path}",
+        g = started({"socket": f"unix:{hang.path}",
                                    "timeout": "2s"})
         t0 = time.monotonic()
         r = send(g, make_message(uniq))
@@ -560,12 +505,44 @@ def test_hanging_clamd_times_out(started, godwit_root, uniq):
         hang.stop()
 
 
+@pytest.mark.parametrize("checks", [True, False])
+def test_stream_is_the_message_as_sent(make_godwit, godwit_root, uniq,
+                                       checks):
+    """clamd gets the message as the client sent it (LF line ends) under
+    one constant field: none of godwit's own fields, whose queue ids and
+    times would make every stream unique and defeat clamd's cache of clean
+    results. The same message twice is the same stream. With the checks
+    on, godwit's Received is in the prefix; off, in the spool."""
+    fake = FakeClamd(godwit_base(godwit_root, "rec") / "rec.sock",
+                     reply="stream: OK")
+    over = clamd_overrides({"socket": f"unix:{fake.path}"})
+    if not checks:
+        over.update({"spf": {"enabled": False}, "dkim": {"verify": False},
+                     "dmarc": {"enabled": False}})
+    try:
+        g = make_godwit(over)
+        msg = make_message(uniq)
+        for _ in range(2):
+            assert send(g, msg).code == 250
+        wait_for(lambda: len(fake.streams) == 2, 5, what="two streams")
+    finally:
+        fake.stop()
+    assert fake.streams[0] == fake.streams[1]
+    assert fake.streams[0] == (b"Received: by godwit\n"
+                               + msg.replace(b"\r\n", b"\n")), \
+        fake.streams[0][:500]
+    stored = wait_for(lambda: len(g.find_messages(uniq)) == 2
+                      and g.find_messages(uniq), 10, what="both messages")
+    for p in stored:
+        assert b"\nX-Godwit-Virus-Scan: clean (clamd)\n" in p.read_bytes()
+
+
 # ------------------------------------------------------------------ TCP ---
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
 def test_tcp_socket(started, clamd, uniq, host):
-    g = started("clamd_tcp", {"socket": f"inet:{host}:{clamd.port}"})
+    g = started({"socket": f"inet:{host}:{clamd.port}"})
     r = send(g, make_message(uniq + "-bad", body=f"{BODY_SAMPLE}\n"))
     assert (r.code, r.enh) == (554, "5.7.1"), r
     assert r.text.endswith(f"virus found: {BODY_SIG}.UNOFFICIAL"), r

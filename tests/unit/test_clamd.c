@@ -248,14 +248,20 @@ enum fake_mode {
 	FAKE_STALL,	/* read nothing until the client goes */
 };
 
+/* What a fake clamd does: its mode, its reply (len octets) and, for
+ * FAKE_EARLY, after how many octets of the message it answers. */
+struct script {
+	enum fake_mode mode;
+	const char *reply;
+	size_t len;
+	size_t after;
+};
+
 struct fake {
 	char path[108];
 	int lfd;
 	pthread_t th;
-	enum fake_mode mode;
-	const char *reply;
-	size_t reply_len;
-	size_t after;
+	struct script s;
 	/* what it saw */
 	bool cmd_ok, framing_ok, terminated, client_closed;
 	size_t max_chunk;
@@ -314,7 +320,7 @@ fake_stream(struct fake *f, int fd)
 	while (f->framing_ok) {
 		size_t n;
 
-		if (f->mode == FAKE_EARLY && f->got_len >= f->after)
+		if (f->s.mode == FAKE_EARLY && f->got_len >= f->s.after)
 			return;
 		if (read_full(fd, len, 4) < 0) {
 			f->framing_ok = false;
@@ -347,35 +353,31 @@ fake_run(void *arg)
 		return NULL;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){5, 0},
 		   sizeof(struct timeval));
-	if (f->mode != FAKE_STALL)
+	if (f->s.mode != FAKE_STALL)
 		fake_stream(f, fd);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (f->mode == FAKE_STALL) {
+	if (f->s.mode == FAKE_STALL) {
 		f->client_closed = wait_hangup(fd);
-	} else if (f->mode == FAKE_SILENT) {
+	} else if (f->s.mode == FAKE_SILENT) {
 		f->client_closed = wait_close(fd);
-	} else if (f->mode == FAKE_PIECES) {
-		for (size_t i = 0; i < f->reply_len; i++)
-			if (send(fd, f->reply + i, 1, MSG_NOSIGNAL) != 1)
+	} else if (f->s.mode == FAKE_PIECES) {
+		for (size_t i = 0; i < f->s.len; i++)
+			if (send(fd, f->s.reply + i, 1, MSG_NOSIGNAL) != 1)
 				break;
-	} else if (f->reply_len > 0) {
-		send(fd, f->reply, f->reply_len, MSG_NOSIGNAL);
+	} else if (f->s.len > 0) {
+		send(fd, f->s.reply, f->s.len, MSG_NOSIGNAL);
 	}
 	close(fd);
 	return NULL;
 }
 
 static void
-fake_start(struct fake *f, enum fake_mode mode, const char *reply,
-	   size_t reply_len, size_t after)
+fake_start(struct fake *f, const struct script *sc)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
 	memset(f, 0, sizeof(*f));
-	f->mode = mode;
-	f->after = after;
-	f->reply = reply;
-	f->reply_len = reply_len;
+	f->s = *sc;
 	snprintf(f->path, sizeof(f->path), "/tmp/godwit-clamd-%d.sock",
 		 (int)getpid());
 	unlink(f->path);
@@ -483,6 +485,18 @@ scan(struct fake *f, const char *spec, uint64_t timeout, struct source *src,
 	event_base_free(base);
 }
 
+/* A fake clamd playing sc, one scan of src against it (timeout in
+ * seconds), the fake's end: o the outcome, f what the fake saw; with
+ * framing, what it got checked against src. */
+static void
+fake_scan(struct fake *f, struct script sc, uint64_t timeout,
+	  struct source *src, bool framing, struct outcome *o)
+{
+	fake_start(f, &sc);
+	scan(f, NULL, timeout, src, o);
+	fake_stop(f, framing ? src : NULL);
+}
+
 static void
 test_clean_and_framing(void **state)
 {
@@ -492,16 +506,14 @@ test_clean_and_framing(void **state)
 	struct fake f;
 
 	(void)state;
-	fake_start(&f, FAKE_ANSWER, ok, sizeof(ok), 0);
-	scan(&f, NULL, 10, &src, &o);
-	fake_stop(&f, &src);
+	fake_scan(&f, (struct script){FAKE_ANSWER, ok, sizeof(ok), 0}, 10,
+		  &src, true, &o);
 	assert_int_equal(o.r.status, CLAMD_CLEAN);
 	assert_int_equal(o.r.sent, src.size);
 	/* an empty message is one zero-length chunk */
 	src = (struct source){.size = 0};
-	fake_start(&f, FAKE_ANSWER, ok, sizeof(ok), 0);
-	scan(&f, NULL, 10, &src, &o);
-	fake_stop(&f, &src);
+	fake_scan(&f, (struct script){FAKE_ANSWER, ok, sizeof(ok), 0}, 10,
+		  &src, true, &o);
 	assert_int_equal(o.r.status, CLAMD_CLEAN);
 }
 
@@ -514,9 +526,8 @@ test_virus_in_pieces(void **state)
 	struct fake f;
 
 	(void)state;
-	fake_start(&f, FAKE_PIECES, found, sizeof(found), 0);
-	scan(&f, NULL, 10, &src, &o);
-	fake_stop(&f, &src);
+	fake_scan(&f, (struct script){FAKE_PIECES, found, sizeof(found), 0},
+		  10, &src, true, &o);
 	assert_int_equal(o.r.status, CLAMD_VIRUS);
 	assert_string_equal(o.r.name, "Win.Test.EICAR_HDB-1");
 }
@@ -530,29 +541,28 @@ test_reply_without_nul(void **state)
 	struct fake f;
 
 	(void)state;
-	fake_start(&f, FAKE_ANSWER, "stream: X FOUND", 15, 0);
-	scan(&f, NULL, 10, &src, &o);
-	fake_stop(&f, NULL);
+	fake_scan(&f, (struct script){FAKE_ANSWER, "stream: X FOUND", 15, 0},
+		  10, &src, false, &o);
 	assert_int_equal(o.r.status, CLAMD_VIRUS);
 	assert_string_equal(o.r.name, "X");
 }
 
+#define EARLY (100 * 1000)	/* FAKE_EARLY's answer, into the message */
+
 static const struct fail_row {
-	enum fake_mode mode;
-	const char *reply;
-	size_t len;
+	struct script sc;
 	const char *error;	/* in the result's error */
 } fail_rows[] = {
-	{FAKE_ANSWER, "hello", 6, "garbled reply: \"hello\""},
-	{FAKE_ANSWER, "stream: OK\nstream: X FOUND", 27, "garbled"},
-	{FAKE_ANSWER, "", 0, "closed without a reply"},
-	{FAKE_ANSWER, "INSTREAM size limit exceeded. ERROR", 36,
+	{{FAKE_ANSWER, "hello", 6, 0}, "garbled reply: \"hello\""},
+	{{FAKE_ANSWER, "stream: OK\nstream: X FOUND", 27, 0}, "garbled"},
+	{{FAKE_ANSWER, "", 0, 0}, "closed without a reply"},
+	{{FAKE_ANSWER, "INSTREAM size limit exceeded. ERROR", 36, 0},
 	 "clamd: INSTREAM size limit exceeded. ERROR"},
-	{FAKE_PIECES, "stream: Can't allocate memory ERROR", 36,
+	{{FAKE_PIECES, "stream: Can't allocate memory ERROR", 36, 0},
 	 "clamd: stream: Can't allocate memory ERROR"},
-	{FAKE_EARLY, "INSTREAM size limit exceeded. ERROR", 36,
+	{{FAKE_EARLY, "INSTREAM size limit exceeded. ERROR", 36, EARLY},
 	 "INSTREAM size limit exceeded"},
-	{FAKE_EARLY, "stream: OK", 11, "OK before the end"},
+	{{FAKE_EARLY, "stream: OK", 11, EARLY}, "OK before the end"},
 };
 
 static void
@@ -567,9 +577,7 @@ test_failures(void **state)
 		const struct fail_row *row = &fail_rows[i];
 
 		src = (struct source){.size = 300 * 1000};
-		fake_start(&f, row->mode, row->reply, row->len, 100 * 1000);
-		scan(&f, NULL, 10, &src, &o);
-		fake_stop(&f, NULL);
+		fake_scan(&f, row->sc, 10, &src, false, &o);
 		if (o.r.status != CLAMD_FAILED ||
 		    strstr(o.r.error, row->error) == NULL)
 			fail_msg("row %zu: %s \"%s\", wanted \"%s\"", i,
@@ -589,9 +597,8 @@ test_reply_too_long(void **state)
 
 	(void)state;
 	memset(big, 'A', 5000);
-	fake_start(&f, FAKE_ANSWER, big, 5000, 0);
-	scan(&f, NULL, 10, &src, &o);
-	fake_stop(&f, NULL);
+	fake_scan(&f, (struct script){FAKE_ANSWER, big, 5000, 0}, 10, &src,
+		  false, &o);
 	free(big);
 	assert_int_equal(o.r.status, CLAMD_FAILED);
 	assert_non_null(strstr(o.r.error, "longer than"));
@@ -607,9 +614,7 @@ test_timeouts(void **state)
 	struct fake f;
 
 	(void)state;
-	fake_start(&f, FAKE_SILENT, NULL, 0, 0);
-	scan(&f, NULL, 1, &src, &o);
-	fake_stop(&f, NULL);
+	fake_scan(&f, (struct script){FAKE_SILENT}, 1, &src, false, &o);
 	assert_int_equal(o.r.status, CLAMD_FAILED);
 	assert_string_equal(o.r.error,
 			    "timed out after 1s waiting for the reply");
@@ -617,9 +622,7 @@ test_timeouts(void **state)
 	assert_true(f.client_closed);
 
 	src = (struct source){.size = 64 * 1000 * 1000};
-	fake_start(&f, FAKE_STALL, NULL, 0, 0);
-	scan(&f, NULL, 1, &src, &o);
-	fake_stop(&f, NULL);
+	fake_scan(&f, (struct script){FAKE_STALL}, 1, &src, false, &o);
 	assert_int_equal(o.r.status, CLAMD_FAILED);
 	assert_string_equal(o.r.error,
 			    "timed out after 1s sending the message");
@@ -669,9 +672,7 @@ test_source_error(void **state)
 	struct fake f;
 
 	(void)state;
-	fake_start(&f, FAKE_SILENT, NULL, 0, 0);
-	scan(&f, NULL, 10, &src, &o);
-	fake_stop(&f, NULL);
+	fake_scan(&f, (struct script){FAKE_SILENT}, 10, &src, false, &o);
 	assert_int_equal(o.r.status, CLAMD_LOCAL);
 	assert_string_equal(o.r.error,
 			    "reading the message: Input/output error");
@@ -691,7 +692,7 @@ test_cancel(void **state)
 	struct fake f;
 
 	(void)state;
-	fake_start(&f, FAKE_SILENT, NULL, 0, 0);
+	fake_start(&f, &(struct script){FAKE_SILENT});
 	snprintf(spec, sizeof(spec), "unix:%s", f.path);
 	assert_int_equal(filter_socket_parse(spec, &c.addr, &why), 0);
 	sc = clamd_scan_start(base, &c, source_read, &src, on_done, &o);
