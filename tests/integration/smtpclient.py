@@ -250,3 +250,16 @@ def transaction(c, sender, rcpts, message, mail_params=""):
         message += b"\r\n"
     c.send(dot_stuff(message) + b".\r\n")
     return c.reply()
+
+
+def send_one(port, sender, rcpts, message, helo="client.test", source=None,
+             timeout=30):
+    """One session on 127.0.0.1:port: the greeting, EHLO, one
+    transaction (sender and rcpts accepted), QUIT. The reply to the final
+    dot."""
+    with RawSMTP("127.0.0.1", port, timeout=timeout, source=source) as c:
+        assert c.reply().code == 220
+        assert c.ehlo(helo).code == 250
+        r = transaction(c, sender, rcpts, message)
+        c.cmd("QUIT")
+        return r

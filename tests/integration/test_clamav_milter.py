@@ -22,7 +22,7 @@ import pytest
 
 import clamd_peer
 from conftest import Godwit, _finish, free_port, godwit_base, wait_for
-from smtpclient import RawSMTP, crlf, dot_stuff
+from smtpclient import crlf, send_one
 
 ALICE = "alice@example.test"
 
@@ -93,16 +93,7 @@ def message(marker, body="", attachment=None):
 
 
 def send(g, msg, rcpt=ALICE):
-    with RawSMTP("127.0.0.1", g.port, timeout=60) as c:
-        assert c.reply().code == 220
-        assert c.ehlo("client.test").code == 250
-        assert c.cmd("MAIL FROM:<sender@client.test>").code == 250
-        assert c.cmd(f"RCPT TO:<{rcpt}>").code == 250
-        assert c.cmd("DATA").code == 354
-        c.send(dot_stuff(msg) + b".\r\n")
-        r = c.reply(timeout=60)
-        c.cmd("QUIT")
-        return r
+    return send_one(g.port, "sender@client.test", [rcpt], msg, timeout=60)
 
 
 def stored(g, marker):

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import (GODWIT_BIN, PASSWORD, Godwit, _finish, free_port,
                       godwit_base, rsa_dkim_key, wait_for)
-from smtpclient import RawSMTP, crlf, dot_stuff
+from smtpclient import RawSMTP, crlf, send_one
 from test_dns import start_unbound, stop_unbound
 
 ALICE = "alice@example.test"
@@ -118,16 +118,8 @@ def message(marker, from_addr, extra=()):
 
 def send(g, mail_from, msg, rcpt=ALICE, source=None):
     """One transaction on port 25; the reply to the final dot."""
-    with RawSMTP("127.0.0.1", g.port, timeout=30, source=source) as c:
-        assert c.reply().code == 220
-        assert c.ehlo("client.sender.test").code == 250
-        assert c.cmd(f"MAIL FROM:<{mail_from}>").code == 250
-        assert c.cmd(f"RCPT TO:<{rcpt}>").code == 250
-        assert c.cmd("DATA").code == 354
-        c.send(dot_stuff(msg) + b".\r\n")
-        r = c.reply(timeout=30)
-        c.cmd("QUIT")
-        return r
+    return send_one(g.port, mail_from, [rcpt], msg, helo="client.sender.test",
+                    source=source)
 
 
 def stored(g, marker, folder="new"):

@@ -28,7 +28,7 @@ import pytest
 import rspamd_peer
 from conftest import (Godwit, _finish, free_port, godwit_base,
                       refusing_dns_port, wait_for)
-from smtpclient import RawSMTP, crlf, dot_stuff
+from smtpclient import RawSMTP, crlf, send_one
 
 ALICE = "alice@example.test"
 REJECT_TOKEN = "GODWIT-RSPAMD-REJECT-TOKEN"
@@ -87,16 +87,7 @@ def message(marker, subject="", body=""):
 
 def send(g, msg, rcpt=ALICE):
     """One transaction on port 25; the reply to the final dot."""
-    with RawSMTP("127.0.0.1", g.port, timeout=60) as c:
-        assert c.reply().code == 220
-        assert c.ehlo("client.test").code == 250
-        assert c.cmd("MAIL FROM:<sender@client.test>").code == 250
-        assert c.cmd(f"RCPT TO:<{rcpt}>").code == 250
-        assert c.cmd("DATA").code == 354
-        c.send(dot_stuff(msg) + b".\r\n")
-        r = c.reply(timeout=60)
-        c.cmd("QUIT")
-        return r
+    return send_one(g.port, "sender@client.test", [rcpt], msg, timeout=60)
 
 
 def stored(g, marker, folder="new"):
