@@ -1,33 +1,26 @@
 /*
  * The attachment walk's thread (attach.h): jobs submitted from the loop,
  * walked one at a time with the thread's own libmagic cookie, handed
- * back through an eventfd (the shape of net/auth.c's thread).
+ * back to the loop through a loopq (lib/loopq.h).
  */
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include "filter/attach.h"
 #include "lib/log.h"
+#include "lib/loopq.h"
 #include "lib/workq.h"
 #include "lib/xalloc.h"
 
 struct attachq {
 	const struct attach_config *cfg;
 	struct attach_scanner *sc;	/* the thread's only */
-	struct event *ev;
-	int efd;
 	struct workq *wq;
-	pthread_mutex_t lock;		/* over done */
-	struct attach_job *done, **done_tail;
+	struct loopq *back;		/* walked jobs, to the loop */
 };
 
 static uint64_t
@@ -76,7 +69,7 @@ attachq_run(void *arg, void **items, size_t n)
 {
 	struct attachq *q = arg;
 	struct attach_job *job = items[0];
-	uint64_t one = 1, t0 = now_us();
+	uint64_t t0 = now_us();
 
 	(void)n;
 	if (job->msg == NULL && job->fd >= 0)
@@ -86,41 +79,22 @@ attachq_run(void *arg, void **items, size_t n)
 	job->elapsed_us = now_us() - t0;
 	free(job->msg);
 	job->msg = NULL;
-
-	pthread_mutex_lock(&q->lock);
-	job->next = NULL;
-	*q->done_tail = job;
-	q->done_tail = &job->next;
-	pthread_mutex_unlock(&q->lock);
-	if (write(q->efd, &one, sizeof(one)) < 0) {
-		/* an eventfd counter cannot overflow in practice */
-	}
+	loopq_put(q->back, items, 1);
 }
 
+/* Loop thread: a walked job's verdict to its session. */
 static void
-attachq_done_cb(evutil_socket_t fd, short what, void *arg)
+attachq_deliver(void *arg, void *item)
 {
-	struct attachq *q = arg;
-	struct attach_job *list, *job;
-	uint64_t n;
+	struct attach_job *job = item;
 
-	(void)what;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn("attach eventfd");
-	pthread_mutex_lock(&q->lock);
-	list = q->done;
-	q->done = NULL;
-	q->done_tail = &q->done;
-	pthread_mutex_unlock(&q->lock);
-	while ((job = list) != NULL) {
-		list = job->next;
-		if (job->done != NULL)
-			job->done(job, job->arg);
-		free(job->msg);
-		if (job->fd >= 0)
-			close(job->fd);
-		free(job);
-	}
+	(void)arg;
+	if (job->done != NULL)
+		job->done(job, job->arg);
+	free(job->msg);
+	if (job->fd >= 0)
+		close(job->fd);
+	free(job);
 }
 
 struct attachq *
@@ -134,13 +108,7 @@ attachq_new(struct event_base *base, const struct attach_config *cfg,
 		return NULL;
 	}
 	q->cfg = cfg;
-	q->done_tail = &q->done;
-	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		fatal("eventfd");
-	pthread_mutex_init(&q->lock, NULL);
-	q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, attachq_done_cb,
-			  q);
-	event_add(q->ev, NULL);
+	q->back = loopq_new(base, attachq_deliver, q);
 	q->wq = workq_start("attach", 1, attachq_run, q);
 	return q;
 }
@@ -160,10 +128,7 @@ attachq_free(struct attachq **qp)
 	if (q == NULL)
 		return;
 	workq_stop(&q->wq);
-	attachq_done_cb(q->efd, EV_READ, q);
-	event_free(q->ev);
-	close(q->efd);
-	pthread_mutex_destroy(&q->lock);
+	loopq_free(&q->back);
 	attach_scanner_free(&q->sc);
 	free(q);
 	*qp = NULL;

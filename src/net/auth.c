@@ -1,18 +1,15 @@
 /* SASL credentials from the user database, and the sender policy. */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -24,6 +21,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "lib/loopq.h"
 #include "lib/workq.h"
 #include "store/password.h"
 #include "store/userdb.h"
@@ -356,12 +354,9 @@ out:
 /* ---- the auth thread -------------------------------------------------- */
 
 struct authq {
-	struct event *ev;
-	int efd;
 	struct userdb *db;	/* used by the thread only */
 	struct workq *wq;	/* the auth thread: one job at a time */
-	pthread_mutex_t lock;	/* over done */
-	struct auth_job *done, **done_tail;
+	struct loopq *back;	/* finished steps, to the loop */
 };
 
 /* The auth thread: one step, then the job goes back to the loop. */
@@ -370,20 +365,11 @@ authq_run(void *arg, void **items, size_t n)
 {
 	struct authq *q = arg;
 	struct auth_job *job = items[0];
-	uint64_t one = 1;
 
 	(void)n;
 	job->challenge = NULL;
 	job->status = sasl_step(job->sasl, job->line, &job->challenge);
-
-	pthread_mutex_lock(&q->lock);
-	job->next = NULL;
-	*q->done_tail = job;
-	q->done_tail = &job->next;
-	pthread_mutex_unlock(&q->lock);
-	if (write(q->efd, &one, sizeof(one)) < 0) {
-		/* cannot overflow in practice */
-	}
+	loopq_put(q->back, items, 1);
 }
 
 static void
@@ -398,27 +384,16 @@ job_free(struct auth_job *job)
 	free(job);
 }
 
+/* Loop thread: a finished step to its session. */
 static void
-authq_done_cb(evutil_socket_t fd, short what, void *arg)
+authq_deliver(void *arg, void *item)
 {
-	struct authq *q = arg;
-	struct auth_job *list, *job;
-	uint64_t n;
+	struct auth_job *job = item;
 
-	(void)what;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn("auth eventfd");
-	pthread_mutex_lock(&q->lock);
-	list = q->done;
-	q->done = NULL;
-	q->done_tail = &q->done;
-	pthread_mutex_unlock(&q->lock);
-	while ((job = list) != NULL) {
-		list = job->next;
-		if (job->done != NULL)
-			job->done(job, job->arg);	/* takes sasl, challenge */
-		job_free(job);
-	}
+	(void)arg;
+	if (job->done != NULL)
+		job->done(job, job->arg);	/* takes sasl, challenge */
+	job_free(job);
 }
 
 struct authq *
@@ -431,13 +406,7 @@ authq_new(struct event_base *base, const struct userdb_config *udb,
 		free(q);
 		return NULL;
 	}
-	q->done_tail = &q->done;
-	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		fatal("eventfd");
-	pthread_mutex_init(&q->lock, NULL);
-	q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, authq_done_cb,
-			  q);
-	event_add(q->ev, NULL);
+	q->back = loopq_new(base, authq_deliver, q);
 	q->wq = workq_start("auth", 1, authq_run, q);
 	return q;
 }
@@ -463,10 +432,7 @@ authq_free(struct authq **qp)
 	if (q == NULL)
 		return;
 	workq_stop(&q->wq);
-	authq_done_cb(q->efd, EV_READ, q);
-	event_free(q->ev);
-	close(q->efd);
-	pthread_mutex_destroy(&q->lock);
+	loopq_free(&q->back);
 	userdb_close(&q->db);
 	if (cache != NULL) {
 		OPENSSL_cleanse(cache, CACHE_SIZE * sizeof(*cache));

@@ -81,7 +81,7 @@ read_message(void *arg, uint64_t off, void *buf, size_t n)
 
 		if (k > n)
 			k = n;
-		memcpy(buf, LEAD + off, k);
+		memcpy(buf, &LEAD[off], k);
 		return (ssize_t)k;
 	}
 	return spool_read(c->spool, c->start + (off - LEAD_LEN), buf, n);

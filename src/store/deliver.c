@@ -23,21 +23,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 
 #include "store/deliver.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
+#include "lib/loopq.h"
 #include "lib/workq.h"
 
 /* ---- spool ---------------------------------------------------------- */
@@ -341,14 +339,11 @@ maildir_path(const char *data_dir, const char *mailbox)
 
 struct committer {
 	struct event_base *base;
-	struct event *ev;
-	int efd;
 	char *data_dir;
 	int data_fd;		/* for syncfs() */
 	char host[64];		/* for Maildir file names */
 	struct workq *wq;	/* the committer thread: all that waits */
-	pthread_mutex_t lock;	/* over done */
-	struct delivery_job *done, **done_tail;
+	struct loopq *back;	/* committed jobs, to the loop */
 	unsigned npending;	/* loop thread only */
 	unsigned seq;		/* committer thread only */
 	int pid;
@@ -831,49 +826,28 @@ static void
 committer_run(void *arg, void **items, size_t n)
 {
 	struct committer *c = arg;
-	struct delivery_job *batch = items[0], *last = items[n - 1];
-	uint64_t one = 1;
 	size_t i;
 
 	for (i = 0; i + 1 < n; i++)
 		((struct delivery_job *)items[i])->next = items[i + 1];
-	last->next = NULL;
+	((struct delivery_job *)items[n - 1])->next = NULL;
 
-	commit_batch(c, batch);
-
-	pthread_mutex_lock(&c->lock);
-	*c->done_tail = batch;
-	c->done_tail = &last->next;
-	pthread_mutex_unlock(&c->lock);
-	if (write(c->efd, &one, sizeof(one)) < 0) {
-		/* the counter cannot overflow in practice */
-	}
+	commit_batch(c, items[0]);
+	loopq_put(c->back, items, n);
 }
 
-/* Loop thread: run the completions. */
+/* Loop thread: a committed job's completion. */
 static void
-committer_done_cb(evutil_socket_t fd, short what, void *arg)
+committer_deliver(void *arg, void *item)
 {
 	struct committer *c = arg;
-	struct delivery_job *list, *job;
-	uint64_t n;
+	struct delivery_job *job = item;
 
-	(void)what;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn("committer eventfd");
-	pthread_mutex_lock(&c->lock);
-	list = c->done;
-	c->done = NULL;
-	c->done_tail = &c->done;
-	pthread_mutex_unlock(&c->lock);
-	while ((job = list) != NULL) {
-		list = job->next;
-		job->next = NULL;
-		c->npending--;
-		if (job->done != NULL)
-			job->done(job, job->arg);
-		delivery_job_free(&job);
-	}
+	job->next = NULL;
+	c->npending--;
+	if (job->done != NULL)
+		job->done(job, job->arg);
+	delivery_job_free(&job);
 }
 
 struct committer *
@@ -891,15 +865,9 @@ committer_new(struct event_base *base, const char *data_dir,
 				     ? '_'
 				     : hostname[i];
 	c->host[i] = '\0';
-	c->done_tail = &c->done;
 	c->pid = (int)getpid();
 	c->data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		fatal("eventfd");
-	pthread_mutex_init(&c->lock, NULL);
-	c->ev = event_new(base, c->efd, EV_READ | EV_PERSIST,
-			  committer_done_cb, c);
-	event_add(c->ev, NULL);
+	c->back = loopq_new(base, committer_deliver, c);
 	c->wq = workq_start("committer", 0, committer_run, c);
 	return c;
 }
@@ -926,10 +894,7 @@ committer_free(struct committer **cp)
 	if (c == NULL)
 		return;
 	workq_stop(&c->wq);
-	committer_done_cb(c->efd, EV_READ, c);
-	event_free(c->ev);
-	close(c->efd);
-	pthread_mutex_destroy(&c->lock);
+	loopq_free(&c->back);
 	if (c->data_fd >= 0)
 		close(c->data_fd);
 	free(c->data_dir);
