@@ -313,6 +313,56 @@ listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
 	return actx;
 }
 
+/*
+ * What a worker opens before its loop runs: the user database, the
+ * checks' resolver and keys, greylisting, and its threads (committer,
+ * auth, the attachment walk), and the heap trim's timer.
+ */
+static void
+worker_open(struct worker *w, const struct config *config,
+	    const struct dkim_keyring *keyring)
+{
+	char *error = NULL;
+
+	if (userdb_open(&config->userdb, true, &w->srv.db, &error) < 0)
+		fatalx("user database: %s", error);
+	checks_init(w, config, keyring);
+	greylist_init(w, config);
+	w->srv.committer = committer_new(w->srv.base, config->data_dir,
+					 config->hostname);
+	if ((w->srv.authq = authq_new(w->srv.base, &config->userdb,
+				      &error)) == NULL)
+		fatalx("user database: %s", error);
+	if (config->filter.attachments.enabled &&
+	    (w->smtpd.attachq = attachq_new(w->srv.base,
+					    &config->filter.attachments,
+					    &error)) == NULL)
+		fatalx("filter.attachments: %s", error);
+	if ((w->trim = evtimer_new(w->srv.base, trim_cb, w)) == NULL)
+		fatalx("event_new failed");
+}
+
+/* After the loop: sessions, listeners, threads and the rest closed. */
+static void
+worker_close(struct worker *w)
+{
+	stop_listening(w);
+	event_free(w->stress_timer);
+	session_server_free_all(&w->srv);
+	dns_resolver_free(&w->resolver);
+	greylist_close(&w->greylist);
+	/* what was accepted must be made durable (or fail) before exit */
+	committer_free(&w->srv.committer);
+	authq_free(&w->srv.authq);
+	attachq_free(&w->smtpd.attachq);
+	if (w->deadline != NULL)
+		event_free(w->deadline);
+	event_free(w->trim);
+	event_base_free(w->srv.base);
+	userdb_close(&w->srv.db);
+	free(w->lev);
+}
+
 int
 worker_main(const struct config *config, const struct bound_socket *socks,
 	    size_t nsocks, struct limits *limits, struct ssl_ctx_st *tls_ctx,
@@ -322,7 +372,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	struct retention *retention = NULL;
 	struct event *sigs[3];
 	struct accept_ctx *actx;
-	char name[32], *error = NULL;
+	char name[32];
 	int sigv[3] = {SIGTERM, SIGUSR2, SIGHUP};
 
 	memset(&w, 0, sizeof(w));
@@ -352,22 +402,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	event_config_free(ecfg);
 	if (w.srv.base == NULL)
 		fatalx("event_base_new failed");
-	if (userdb_open(&config->userdb, true, &w.srv.db, &error) < 0)
-		fatalx("user database: %s", error);
-	checks_init(&w, config, keyring);
-	greylist_init(&w, config);
-	w.srv.committer = committer_new(w.srv.base, config->data_dir,
-					config->hostname);
-	if ((w.srv.authq = authq_new(w.srv.base, &config->userdb, &error)) ==
-	    NULL)
-		fatalx("user database: %s", error);
-	if (config->filter.attachments.enabled &&
-	    (w.smtpd.attachq = attachq_new(w.srv.base,
-					   &config->filter.attachments,
-					   &error)) == NULL)
-		fatalx("filter.attachments: %s", error);
-	if ((w.trim = evtimer_new(w.srv.base, trim_cb, &w)) == NULL)
-		fatalx("event_new failed");
+	worker_open(&w, config, keyring);
 
 	actx = listen_all(&w, socks, nsocks);
 	for (size_t i = 0; i < 3; i++) {
@@ -397,23 +432,9 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	event_base_dispatch(w.srv.base);
 	retention_stop(&retention);
 
-	stop_listening(&w);
-	event_free(w.stress_timer);
-	session_server_free_all(&w.srv);
-	dns_resolver_free(&w.resolver);
-	greylist_close(&w.greylist);
-	/* what was accepted must be made durable (or fail) before exit */
-	committer_free(&w.srv.committer);
-	authq_free(&w.srv.authq);
-	attachq_free(&w.smtpd.attachq);
 	for (size_t i = 0; i < 3; i++)
 		event_free(sigs[i]);
-	if (w.deadline != NULL)
-		event_free(w.deadline);
-	event_free(w.trim);
-	event_base_free(w.srv.base);
-	userdb_close(&w.srv.db);
-	free(w.lev);
+	worker_close(&w);
 	free(actx);
 	log_event(LOG_DEBUG, "daemon", "worker-exit", LF_UINT("slot", slot));
 	return 0;
