@@ -249,6 +249,6 @@ smtp_header_done(struct smtp_session *s, bool complete)
 		t->io_error = true;
 	free(t->hold);
 	t->hold = NULL;
-	t->hold_len = 0;
+	t->hold_len = t->hold_cap = 0;
 }
 

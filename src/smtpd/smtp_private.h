@@ -121,7 +121,7 @@ struct smtp_txn {
 	 * Date:/Message-ID: can be added and From: checked */
 	bool holding;
 	unsigned char *hold;
-	size_t hold_len;
+	size_t hold_len, hold_cap;
 	/* a refused header section: its reply and reason (static strings
 	 * but text), and what was wrong for the log (client text) */
 	int hdr_code;

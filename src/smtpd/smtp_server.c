@@ -1434,6 +1434,22 @@ bare_eol(struct smtp_session *s, const char *where)
 #define HOLD_MAX (64 * 1024)
 
 /* Stored-form content on its way to the spool. */
+/* The held header grows by doubling: it comes a line at a time. */
+static void
+hold_append(struct smtp_txn *t, const unsigned char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (t->hold_len + n > t->hold_cap) {
+		t->hold_cap = t->hold_len + n > 2 * t->hold_cap
+				      ? t->hold_len + n
+				      : 2 * t->hold_cap;
+		t->hold = xreallocarray(t->hold, t->hold_cap, 1);
+	}
+	memcpy(t->hold + t->hold_len, p, n);
+	t->hold_len += n;
+}
+
 static void
 content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 {
@@ -1452,21 +1468,15 @@ content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 			/* the header ends in this piece, within the limit:
 			 * hold it to its end, write the rest */
 			size_t k = (size_t)t->data.header_end - t->hold_len;
-			if (k > 0) {
-				t->hold = xreallocarray(t->hold,
-							t->hold_len + k, 1);
-				memcpy(t->hold + t->hold_len, p, k);
-				t->hold_len += k;
-			}
+
+			hold_append(t, p, k);
 			smtp_header_done(s, true);
 			p += k;
 			n -= k;
 		} else if (t->hold_len + n > HOLD_MAX) {
 			smtp_header_done(s, false);
 		} else {
-			t->hold = xreallocarray(t->hold, t->hold_len + n, 1);
-			memcpy(t->hold + t->hold_len, p, n);
-			t->hold_len += n;
+			hold_append(t, p, n);
 			if (!t->data.in_header)
 				smtp_header_done(s, true);
 			return;
