@@ -93,6 +93,19 @@ parse_size(const char *s, uint64_t *bytes_r, const char **error_r)
 	return 0;
 }
 
+void
+ascii_printable(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && i + 1 < size; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	dst[i] = '\0';
+}
+
 int
 strlcpy_checked(char *dst, const char *src, size_t size)
 {

@@ -27,6 +27,10 @@ int hex_digit(int c);
 
 /* Copies with truncation check: returns -1 if src does not fit. */
 int strlcpy_checked(char *dst, const char *src, size_t size);
+/* src[0..len) into dst (size > 0), each octet outside printable ASCII
+ * (0x20-0x7e) as '?', cut at size - 1 octets, NUL-terminated. For text
+ * from another process going into a reply, a header or a log. */
+void ascii_printable(char *dst, size_t size, const char *src, size_t len);
 
 /* Wall-clock time in milliseconds and a monotonic clock in milliseconds. */
 uint64_t now_ms(void);

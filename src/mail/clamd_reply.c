@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "lib/util.h"
 #include "mail/clamd_reply.h"
 
 #define PREFIX "stream: "
@@ -21,20 +22,6 @@ name_char(unsigned char c)
 	       (c != '\0' && strchr("._-:+/()[]!#@=,", c) != NULL);
 }
 
-/* buf[0..len) made printable into dst, cut at size - 1. */
-static void
-printable(char *dst, size_t size, const char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len && i + 1 < size; i++) {
-		unsigned char c = (unsigned char)buf[i];
-
-		dst[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-	}
-	dst[i] = '\0';
-}
-
 static bool
 ends_with(const char *buf, size_t len, const char *suffix, size_t slen)
 {
@@ -45,7 +32,7 @@ static void
 bad(struct clamd_reply *r, const char *buf, size_t len)
 {
 	r->kind = CLAMD_REPLY_BAD;
-	printable(r->text, sizeof(r->text), buf, len);
+	ascii_printable(r->text, sizeof(r->text), buf, len);
 }
 
 /* "NAME" of "stream: NAME FOUND": one word, cleaned and cut. */
@@ -82,7 +69,7 @@ clamd_reply_parse(const char *buf, size_t len, struct clamd_reply *r)
 	}
 	if (ends_with(buf, len, ERROR, ERROR_LEN)) {
 		r->kind = CLAMD_REPLY_ERROR;
-		printable(r->text, sizeof(r->text), buf, len - ERROR_LEN);
+		ascii_printable(r->text, sizeof(r->text), buf, len - ERROR_LEN);
 		return;
 	}
 	if (len < PREFIX_LEN || memcmp(buf, PREFIX, PREFIX_LEN) != 0) {

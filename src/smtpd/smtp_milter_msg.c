@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
 #include "smtpd/smtp_milter_private.h"
@@ -550,13 +551,8 @@ quarantine(struct sf_milter_txn *mt, const struct milter_config *cf,
 	   const char *reason)
 {
 	char why[160];
-	size_t n = 0;
 
-	for (const char *p = reason; *p != '\0' && n + 1 < sizeof(why); p++)
-		why[n++] = (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e
-				   ? '?'
-				   : *p;
-	why[n] = '\0';
+	ascii_printable(why, sizeof(why), reason, strlen(reason));
 	if (!mt->hold && mt->nh < HDR_FIELDS_MAX) {
 		field_insert(mt, 0, xstrdup("X-Godwit-Quarantine"),
 			     xasprintf(" held by milter %s: %s", cf->name,
