@@ -73,6 +73,19 @@ finish(struct smtp_session *s, const struct sf_verdict *v)
 		session_process(&s->ses);
 }
 
+/* Whether v ends the stage. A discard before the end of the data marks
+ * the transaction (its message is dropped at the end) and goes on. */
+static bool
+ends_stage(struct smtp_session *s, const struct sf_verdict *v)
+{
+	if (v->action == SF_DISCARD && s->sf.stage != SF_END &&
+	    s->txn != NULL) {
+		s->txn->discard = true;
+		return false;
+	}
+	return v->action != SF_CONTINUE;
+}
+
 /* From step s->sf.step on; v is the answer of the step that waited. */
 static void
 advance(struct smtp_session *s, const struct sf_verdict *v)
@@ -81,10 +94,7 @@ advance(struct smtp_session *s, const struct sf_verdict *v)
 
 	if (v != NULL) {
 		s->sf.step++;
-		if (v->action == SF_DISCARD && s->sf.stage != SF_END &&
-		    s->txn != NULL)
-			s->txn->discard = true;
-		else if (v->action != SF_CONTINUE) {
+		if (ends_stage(s, v)) {
 			finish(s, v);
 			return;
 		}
@@ -108,12 +118,7 @@ advance(struct smtp_session *s, const struct sf_verdict *v)
 			return;
 		}
 		s->sf.step++;
-		if (cur.action == SF_DISCARD && s->sf.stage != SF_END &&
-		    s->txn != NULL) {
-			s->txn->discard = true;
-			continue;
-		}
-		if (cur.action != SF_CONTINUE)
+		if (ends_stage(s, &cur))
 			break;
 	}
 	finish(s, &cur);

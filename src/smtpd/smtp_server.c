@@ -83,27 +83,15 @@ smtp_state_name(enum smtp_state state)
 
 /* ---- replies -------------------------------------------------------- */
 
-static void reply(struct smtp_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-reply(struct smtp_session *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	session_vreply(s->ses.bev, REPLY_MAX, fmt, ap);
-	va_end(ap);
-}
 
 /* A 4xx/5xx reply to a command counts as an error; too many and we hang up. */
 static void
 reply_error(struct smtp_session *s, int code, const char *enh,
 	    const char *text)
 {
-	reply(s, "%d %s %s", code, enh, text);
+	smtp_reply(s, "%d %s %s", code, enh, text);
 	if (++s->errors >= s->config->smtp.max_errors) {
-		reply(s, "421 4.7.0 %s Error: too many errors",
+		smtp_reply(s, "421 4.7.0 %s Error: too many errors",
 		      s->config->hostname);
 		log_event(LOG_INFO, "smtp", "reject",
 			  LF_STR("session", s->ses.id),
@@ -236,7 +224,8 @@ smtp_timeout_reply(struct session *ses)
 {
 	struct smtp_session *s = smtp(ses);
 
-	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->config->hostname);
+	smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		   s->config->hostname);
 }
 
 /*
@@ -258,7 +247,7 @@ maybe_shutdown(struct smtp_session *s)
 		return;
 	if (s->state == SMTP_S_HELO || s->state == SMTP_S_READY ||
 	    s->state == SMTP_S_GREETING) {
-		reply(s, "421 4.3.2 %s Service shutting down",
+		smtp_reply(s, "421 4.3.2 %s Service shutting down",
 		      s->config->hostname);
 		session_close(&s->ses, "shutdown");
 	}
@@ -288,7 +277,7 @@ greet_done(struct smtp_session *s, const struct sf_verdict *v)
 							 : "filter");
 		return;
 	}
-	reply(s, "220 %s ESMTP godwit", s->config->hostname);
+	smtp_reply(s, "220 %s ESMTP godwit", s->config->hostname);
 	s->state = SMTP_S_HELO;
 	set_read_timeout(s, 0);
 	session_wait_line(&s->ses);
@@ -373,24 +362,24 @@ helo_done(struct smtp_session *s, const struct sf_verdict *v)
 		return;
 	}
 	if (!esmtp) {
-		reply(s, "250 %s", cf->hostname);
+		smtp_reply(s, "250 %s", cf->hostname);
 		return;
 	}
-	reply(s, "250-%s", cf->hostname);
-	reply(s, "250-PIPELINING");
-	reply(s, "250-SIZE %llu",
+	smtp_reply(s, "250-%s", cf->hostname);
+	smtp_reply(s, "250-PIPELINING");
+	smtp_reply(s, "250-SIZE %llu",
 	      (unsigned long long)cf->smtp.max_message_size);
-	reply(s, "250-8BITMIME");
-	reply(s, "250-ENHANCEDSTATUSCODES");
-	reply(s, "250-DSN");
-	reply(s, "250-SMTPUTF8");
-	reply(s, "250-CHUNKING");
+	smtp_reply(s, "250-8BITMIME");
+	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtp_reply(s, "250-DSN");
+	smtp_reply(s, "250-SMTPUTF8");
+	smtp_reply(s, "250-CHUNKING");
 	if (s->ses.srv->tls_ctx != NULL && !s->ses.tls)
-		reply(s, "250-STARTTLS");
+		smtp_reply(s, "250-STARTTLS");
 	if (auth_offered(s))
-		reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
+		smtp_reply(s, "250-AUTH PLAIN LOGIN SCRAM-SHA-256%s",
 		      cf->auth.cram_md5 ? " CRAM-MD5" : "");
-	reply(s, "250 HELP");
+	smtp_reply(s, "250 HELP");
 }
 
 /*
@@ -419,7 +408,7 @@ mail_done(struct smtp_session *s, const struct sf_verdict *v)
 	}
 	s->state = SMTP_S_MAIL;
 	checks_mail(s);
-	reply(s, "250 2.1.0 Ok");
+	smtp_reply(s, "250 2.1.0 Ok");
 }
 
 static void
@@ -603,7 +592,7 @@ rcpt_done(struct smtp_session *s, const struct sf_verdict *v)
 		sf_reply(s, v);
 	else {
 		txn_add_rcpt(s->txn, p->addr, &p->args, &p->res);
-		reply(s, "250 2.1.5 Ok");
+		smtp_reply(s, "250 2.1.5 Ok");
 	}
 	s->sf.rcpt = NULL;
 	recipient_result_clear(&p->res);
@@ -641,7 +630,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	if (t->nrcpts >= s->config->smtp.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: not an error; the client sends the
 		 * rest in another transaction */
-		reply(s, "452 4.5.3 Error: too many recipients");
+		smtp_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	if (smtp_mailbox_format(&args.path.mbox, addr, sizeof(addr)) < 0) {
@@ -782,7 +771,7 @@ data_done(struct smtp_session *s, const struct sf_verdict *v)
 	s->state = SMTP_S_DATA;
 	set_read_timeout(s, s->config->smtp.timeout_data_block);
 	wait_data(s);
-	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
 static void
@@ -795,7 +784,7 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 
 	if (smtp_parse_bdat(c->arg, &size, &last, &err) < 0) {
 		/* without a valid size we cannot find the next command */
-		reply(s, "%d %s %s", err.code, err.enh, err.text);
+		smtp_reply(s, "%d %s %s", err.code, err.enh, err.text);
 		s->errors++;
 		log_event(LOG_INFO, "smtp", "reject",
 			  LF_STR("session", s->ses.id),
@@ -848,7 +837,7 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 	const char *end;
 
 	if (!s->config->smtp.vrfy) {
-		reply(s, "252 2.5.0 Cannot VRFY user, but will accept "
+		smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept "
 			 "message and attempt delivery");
 		return;
 	}
@@ -870,7 +859,7 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 	else if (res.verdict == RCPT_REJECT)
 		reply_error(s, res.code, res.enh, res.text);
 	else
-		reply(s, "250 2.1.5 <%s@%s>", path.mbox.local,
+		smtp_reply(s, "250 2.1.5 <%s@%s>", path.mbox.local,
 		      path.mbox.domain);
 	recipient_result_clear(&res);
 }
@@ -904,9 +893,10 @@ cmd_starttls(struct smtp_session *s)
 		reply_error(s, 454, "4.7.0", "TLS not available");
 		return;
 	}
-	reply(s, "220 2.0.0 Ready to start TLS");
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
 	if (session_starttls(&s->ses, ssl) < 0) {
-		reply(s, "421 4.7.0 %s TLS not available", s->config->hostname);
+		smtp_reply(s, "421 4.7.0 %s TLS not available",
+			   s->config->hostname);
 		session_close(&s->ses, "tls-error");
 		return;
 	}
@@ -961,7 +951,7 @@ auth_submit(struct smtp_session *s, const char *line)
 static void
 close_banned(struct smtp_session *s)
 {
-	reply(s, "421 4.7.0 %s Error: too many failed logins",
+	smtp_reply(s, "421 4.7.0 %s Error: too many failed logins",
 	      s->config->hostname);
 	session_close(&s->ses, "banned");
 }
@@ -1093,7 +1083,7 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 	}
 	switch (st) {
 	case SASL_CONTINUE:
-		reply(s, "334 %s", chal != NULL ? chal : "");
+		smtp_reply(s, "334 %s", chal != NULL ? chal : "");
 		free(chal);
 		s->ses.auth_challenged = true;
 		s->state = SMTP_S_AUTH;
@@ -1116,7 +1106,7 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 			  LF_STR("result", "ok"));
 		sasl_free(&s->ses.sasl);
 		s->state = SMTP_S_READY;
-		reply(s, "235 2.7.0 Authentication successful");
+		smtp_reply(s, "235 2.7.0 Authentication successful");
 		return;
 	default:
 		break;
@@ -1190,17 +1180,17 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 		break;
 	case SMTP_CMD_RSET:
 		txn_reset(s);
-		reply(s, "250 2.0.0 Ok");
+		smtp_reply(s, "250 2.0.0 Ok");
 		break;
 	case SMTP_CMD_NOOP:
-		reply(s, "250 2.0.0 Ok");
+		smtp_reply(s, "250 2.0.0 Ok");
 		break;
 	case SMTP_CMD_QUIT:
-		reply(s, "221 2.0.0 Bye");
+		smtp_reply(s, "221 2.0.0 Bye");
 		session_close(&s->ses, "quit");
 		break;
 	case SMTP_CMD_HELP:
-		reply(s, "214 2.0.0 See RFC 5321 (godwit)");
+		smtp_reply(s, "214 2.0.0 See RFC 5321 (godwit)");
 		break;
 	case SMTP_CMD_VRFY:
 		cmd_vrfy(s, &c);
@@ -1261,11 +1251,11 @@ commit_done(struct delivery_job *job, void *arg)
 
 	s->job = NULL;
 	if (job->result == 0) {
-		reply(s, "250 2.0.0 Ok: queued as %s", job->id);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", job->id);
 		log_accept(s, s->txn->nremotes > 0 ? "queued" : "delivered");
 		s->messages++;
 	} else {
-		reply(s, "451 4.3.0 Error: local error, try again later");
+		smtp_reply(s, "451 4.3.0 Error: local error, try again later");
 		log_event(LOG_ERR, "smtp", "error",
 			  LF_STR("session", s->ses.id),
 			  LF_STR("queue", job->id), LF_STR("ip", s->ses.ip),
@@ -1421,7 +1411,7 @@ content_end(struct smtp_session *s)
 static void
 bare_eol(struct smtp_session *s, const char *where)
 {
-	reply(s, "521 5.5.2 %s Error: bare <CR> or <LF> received; lines "
+	smtp_reply(s, "521 5.5.2 %s Error: bare <CR> or <LF> received; lines "
 		 "must end with <CR><LF> (RFC 5321 2.3.8)",
 	      s->config->hostname);
 	s->errors++;	/* a 5xx like any other: counted */
@@ -1592,7 +1582,7 @@ bdat_process(struct smtp_session *s, struct evbuffer *in)
 	if (!t->bdat_last) {
 		s->state = SMTP_S_RCPT;
 		set_read_timeout(s, 0);
-		reply(s, "250 2.0.0 Ok: %llu octets",
+		smtp_reply(s, "250 2.0.0 Ok: %llu octets",
 		      (unsigned long long)spool_size(t->spool));
 		return true;
 	}
@@ -1662,7 +1652,7 @@ smtp_next_line(struct session *ses, struct evbuffer *in, char *buf,
 static void
 early_talker(struct smtp_session *s)
 {
-	reply(s, "554 5.5.1 %s Error: you talked before the greeting",
+	smtp_reply(s, "554 5.5.1 %s Error: you talked before the greeting",
 	      s->config->hostname);
 	s->errors++;
 	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
@@ -1770,7 +1760,7 @@ smtp_start(struct session *ses)
 		struct timeval tv = {(time_t)(pause / 1000),
 				     (suseconds_t)(pause % 1000) * 1000};
 		s->state = SMTP_S_GREETING;
-		reply(s, "220-%s ESMTP godwit", s->config->hostname);
+		smtp_reply(s, "220-%s ESMTP godwit", s->config->hostname);
 		s->greet_timer = evtimer_new(s->ses.srv->base, greet_timer_cb,
 					     s);
 		evtimer_add(s->greet_timer, &tv);
