@@ -10,6 +10,7 @@ timeout, so a hung daemon makes a test fail, never hang.
 """
 
 import base64
+import contextlib
 import copy
 import faulthandler
 import os
@@ -874,6 +875,19 @@ def _finish(g):
     if getattr(g, "leftover_workers", False):
         problems.append("processes of godwit's group outlived the parent")
     return problems
+
+
+@contextlib.contextmanager
+def serving(g):
+    """g started for the with-block (a module fixture's life), then
+    stopped; what _finish() finds wrong fails the test."""
+    try:
+        g.start()
+        yield g
+    finally:
+        problems = _finish(g)
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="session")

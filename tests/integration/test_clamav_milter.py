@@ -21,7 +21,7 @@ import re
 import pytest
 
 import clamd_peer
-from conftest import Godwit, _finish, free_port, godwit_base, wait_for
+from conftest import Godwit, serving, free_port, godwit_base, wait_for
 from smtpclient import crlf, send_one
 
 ALICE = "alice@example.test"
@@ -61,13 +61,8 @@ def clamav_milter(godwit_root, clamd):
 def world(godwit_root, clamav_milter):
     g = Godwit(godwit_base(godwit_root, "clamav_godwit"),
                overrides(clamav_milter.socket_spec))
-    try:
-        g.start()
+    with serving(g):
         yield g
-    finally:
-        problems = _finish(g)
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 def message(marker, body="", attachment=None):

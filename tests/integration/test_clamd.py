@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from conftest import (PASSWORD, Godwit, _finish, client_tls_context,
+from conftest import (PASSWORD, Godwit, serving, client_tls_context,
                       free_port, godwit_base, wait_for)
 from smtpclient import crlf, make_message, transaction
 
@@ -175,11 +175,8 @@ def unix_godwit(godwit_root, cert, clamd):
         {"name": "submission", "protocol": "submission",
          "listen": [f"127.0.0.1:{g.sub_port}"]})
     g.write_config()
-    g.start()
-    yield g
-    problems = _finish(g)
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    with serving(g):
+        yield g
 
 
 def send(g, message, rcpt=ALICE, family=4):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Godwit, _finish, free_port, godwit_base, wait_for
+from conftest import Godwit, serving, free_port, godwit_base, wait_for
 from spf_dns_server import SuiteDNS
 from test_msgauth import ar_fields, message, send, stored
 
@@ -28,13 +28,10 @@ def dns_daemon(godwit_root):
     })
     g.dns = dns
     try:
-        g.start()
-        yield g
+        with serving(g):
+            yield g
     finally:
-        problems = _finish(g)
         dns.stop()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 def spf_of(g, sender, marker):

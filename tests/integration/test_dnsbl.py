@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, Godwit, _finish, free_port, godwit_base, wait_for
+from conftest import PASSWORD, Godwit, serving, free_port, godwit_base, wait_for
 from smtpclient import RawSMTP, crlf, dot_stuff
 from spf_dns_server import SuiteDNS
 
@@ -101,13 +101,10 @@ def world(godwit_root):
     g.listener("mx").update({"auth": True, "plaintext_auth": True})
     g.write_config()
     try:
-        g.start()
-        yield g
+        with serving(g):
+            yield g
     finally:
-        problems = _finish(g)
         dns.stop()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 def session(g, source, family=4):

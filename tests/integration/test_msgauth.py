@@ -18,7 +18,7 @@ import subprocess
 import dkim
 import pytest
 
-from conftest import (GODWIT_BIN, PASSWORD, Godwit, _finish, free_port,
+from conftest import (GODWIT_BIN, PASSWORD, Godwit, serving, free_port,
                       godwit_base, rsa_dkim_key, wait_for)
 from smtpclient import RawSMTP, crlf, send_one
 from test_dns import start_unbound, stop_unbound
@@ -100,13 +100,10 @@ def world(tmp_path_factory, cert, godwit_root):
     g.signed_key = priv
     g.dkim_records = keys
     try:
-        g.start()
-        yield g
+        with serving(g):
+            yield g
     finally:
-        problems = _finish(g)
         stop_unbound(ub)
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 def message(marker, from_addr, extra=()):

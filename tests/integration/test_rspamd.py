@@ -26,7 +26,7 @@ import re
 import pytest
 
 import rspamd_peer
-from conftest import (Godwit, _finish, free_port, godwit_base,
+from conftest import (Godwit, serving, free_port, godwit_base,
                       refusing_dns_port, wait_for)
 from smtpclient import RawSMTP, crlf, send_one
 
@@ -68,13 +68,8 @@ def rspamd(godwit_root):
 def world(godwit_root, rspamd):
     g = Godwit(godwit_base(godwit_root, "rspamd_godwit"),
                {"filter": {"milters": [milter(rspamd.socket_spec)]}})
-    try:
-        g.start()
+    with serving(g):
         yield g
-    finally:
-        problems = _finish(g)
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 def message(marker, subject="", body=""):
