@@ -184,7 +184,6 @@ static int
 spool_copy_range(struct spool *sp, uint64_t from, uint64_t to, int fd)
 {
 	unsigned char buf[65536];
-	off_t off = (off_t)from;
 
 	if (to > sp->size)
 		to = sp->size;
@@ -192,18 +191,14 @@ spool_copy_range(struct spool *sp, uint64_t from, uint64_t to, int fd)
 		return 0;
 	if (sp->fd < 0)
 		return write_full(fd, sp->mem + from, (size_t)(to - from));
-	while ((uint64_t)off < to) {
-		size_t want = to - (uint64_t)off < sizeof(buf)
-				      ? (size_t)(to - (uint64_t)off)
-				      : sizeof(buf);
-		ssize_t n = pread(sp->fd, buf, want, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
+	while (from < to) {
+		size_t want = to - from < sizeof(buf) ? (size_t)(to - from)
+						      : sizeof(buf);
+		ssize_t n = spool_read(sp, from, buf, want);
+
+		if (n <= 0 || write_full(fd, buf, (size_t)n) < 0)
 			return -1;
-		if (write_full(fd, buf, (size_t)n) < 0)
-			return -1;
-		off += n;
+		from += (uint64_t)n;
 	}
 	return 0;
 }
