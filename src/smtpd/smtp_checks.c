@@ -16,18 +16,11 @@
 #include "lib/xalloc.h"
 #include "mail/ar_filter.h"
 #include "msgauth/msgauth.h"
-#include "net/listener.h"
 #include "smtpd/smtp_checks.h"
 #include "smtpd/smtp_filter.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_settings.h"
 #include "store/deliver.h"
-
-static bool
-on_mx(const struct smtp_session *s)
-{
-	return s->listener->proto == PROTO_SMTP;
-}
 
 static bool
 checks_on(const struct smtpd_settings *cf)
@@ -73,7 +66,7 @@ checks_connect(struct smtp_session *s)
 {
 	const struct smtpd_settings *cf = s->config;
 
-	if (!on_mx(s) || s->trusted || !checks_on(cf))
+	if (!smtp_on_mx(s) || s->trusted || !checks_on(cf))
 		return;
 	s->iprev = iprev_start(cf->resolver, s->ses.ip, cf->msgauth.timeout_ms,
 			       iprev_cb, s);
@@ -94,7 +87,7 @@ checks_mail(struct smtp_session *s)
 	const struct smtpd_settings *cf = s->config;
 	struct smtp_txn *t = s->txn;
 
-	if (!on_mx(s) || s->ses.logged_in || s->trusted || !checks_on(cf))
+	if (!smtp_on_mx(s) || s->ses.logged_in || s->trusted || !checks_on(cf))
 		return;
 	t->auth = msgauth_new(s->ses.srv->base, cf->resolver, &cf->msgauth,
 			      s->ses.ip, s->helo);
@@ -107,7 +100,7 @@ checks_content_start(struct smtp_session *s)
 	const struct smtpd_settings *cf = s->config;
 	struct smtp_txn *t = s->txn;
 
-	if (on_mx(s) && !t->holding) {
+	if (smtp_on_mx(s) && !t->holding) {
 		t->arf = xmalloc(sizeof(*t->arf));
 		ar_filter_init(t->arf, cf->checks.authserv_id);
 	}

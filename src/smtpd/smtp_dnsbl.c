@@ -33,7 +33,6 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "msgauth/msgauth.h"
-#include "net/listener.h"
 #include "smtpd/smtp_filter.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_settings.h"
@@ -50,12 +49,6 @@ struct sf_grey {
 	bool passed;		/* a triplet passed: counts a delivery */
 	bool deferred;		/* a triplet waits: decided at the end */
 };
-
-static bool
-on_mx(const struct smtp_session *s)
-{
-	return s->listener->proto == PROTO_SMTP;
-}
 
 /* ---- blocklists ------------------------------------------------------- */
 
@@ -153,7 +146,7 @@ sf_dnsbl_connect(struct smtp_session *s)
 	const struct smtpd_settings *cf = s->config;
 	struct sf_dnsbl *d;
 
-	if (!on_mx(s) || s->trusted || cf->filter == NULL ||
+	if (!smtp_on_mx(s) || s->trusted || cf->filter == NULL ||
 	    cf->resolver == NULL)
 		return;
 	d = xcalloc(1, sizeof(*d));
@@ -346,7 +339,7 @@ sf_greylist_rcpt(struct smtp_session *s, struct sf_verdict *v)
 	char sender[sizeof(t->sender)], rcpt[SMTP_PATH_MAX * 4 + 8];
 	uint64_t wait = 0;
 
-	if (cf->greylist == NULL || cf->filter == NULL || !on_mx(s) ||
+	if (cf->greylist == NULL || cf->filter == NULL || !smtp_on_mx(s) ||
 	    s->ses.logged_in || s->trusted)
 		return true;
 	gc = &cf->filter->greylist;

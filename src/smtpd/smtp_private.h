@@ -199,6 +199,9 @@ void smtp_reply_error(struct smtp_session *s, int code, const char *enh,
 		      const char *text);
 /* Hands the message to the committer; the reply comes when it is done. */
 void smtp_commit(struct smtp_session *s, struct delivery_job *job);
+/* The session is on an MX listener (port 25): the checks and the DNS
+ * lists apply. */
+bool smtp_on_mx(const struct smtp_session *s);
 /* The queue envelope of the transaction, without recipients. */
 struct queue_envelope *smtp_envelope_new(const struct smtp_session *s);
 /* A message was refused at its end: the transaction is over. */

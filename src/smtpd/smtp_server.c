@@ -307,6 +307,12 @@ greet_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- commands ------------------------------------------------------- */
 
+bool
+smtp_on_mx(const struct smtp_session *s)
+{
+	return s->listener->proto == PROTO_SMTP;
+}
+
 static bool
 is_submission(const struct smtp_session *s)
 {
