@@ -14,7 +14,8 @@ sasl2-bin libsasl2-modules libsasl2-modules-db
 libpsl-dev publicsuffix python3-spf python3-dnslib python3-dkim python3-nacl
 opendkim opendkim-tools opendmarc postfix-policyd-spf-python
 libgmime-3.0-dev libmagic-dev libarchive-dev clamav-daemon clamav-milter clamdscan
-rspamd python3-milter libmilter-dev zip p7zip-full"
+rspamd python3-milter libmilter-dev zip p7zip-full
+prometheus nftables iptables ufw firewalld nsd mb2md mutt"
 
 missing=""
 for p in $PKGS; do
@@ -35,8 +36,19 @@ if [ -n "$missing" ]; then
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
+	# No service a package brings may start while it installs: firewalld
+	# would filter the test namespaces' veth links, nsd and prometheus
+	# would take ports. invoke-rc.d asks policy-rc.d (101: not allowed);
+	# one the machine already has is left as it is.
+	own_policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		own_policy=1
+	fi
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	[ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
 	# A package's postinst may have started postfix: we never want it running.
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now postfix >/dev/null 2>&1 || true
@@ -53,9 +65,14 @@ if [ -n "$missing" ]; then
 	# database: no download from the internet).
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now opendkim opendmarc clamav-daemon \
-			clamav-freshclam clamav-milter rspamd >/dev/null 2>&1 || true
+			clamav-freshclam clamav-milter rspamd prometheus nsd firewalld \
+			ufw >/dev/null 2>&1 || true
 	fi
-	for d in opendkim opendmarc clamav-daemon clamav-freshclam clamav-milter rspamd; do
+	# The tools of the operations tests (promtool, nft, iptables-restore,
+	# nsd-checkzone, firewall-offline-cmd, mb2md) need none of their
+	# services running.
+	for d in opendkim opendmarc clamav-daemon clamav-freshclam clamav-milter rspamd \
+		prometheus nsd firewalld ufw; do
 		if [ -x /etc/init.d/$d ]; then
 			/etc/init.d/$d stop >/dev/null 2>&1 || true
 			update-rc.d $d disable >/dev/null 2>&1 || true
