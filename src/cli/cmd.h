@@ -69,4 +69,20 @@ int cmd_check(const struct config *config, int argc, char **argv);
  */
 int cmd_dkim(const struct config *config, int argc, char **argv);
 
+/*
+ * `godwit audit verify [--expect HASH]` (exit 1 naming the first broken
+ * line as FILE:LINE, or when no line has HASH), `godwit audit head`
+ * (prints the hash of the last line), `godwit audit rotate` (audit.log
+ * to audit.log.YYYY-MM-DD now; as root).
+ */
+int cmd_audit(const struct config *config, int argc, char **argv);
+/*
+ * After a command ran with exit code r: when it is one that changes
+ * something (domain, user, alias add/del..., queue hold/release/delete/
+ * flush, dkim keygen) and did not fail on its usage, its line in the
+ * audit log. Returns r, or 1 when the line could not be written.
+ */
+int cmd_audit_record(const struct config *config, int argc, char **argv,
+		     int r);
+
 #endif

@@ -9,6 +9,7 @@
  *	godwit [-c FILE] route [-4|-6] DOMAIN
  *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit [-c FILE] dkim keygen|sign|list ...
+ *	godwit [-c FILE] audit verify [--expect HASH]|head|rotate
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -39,6 +40,7 @@ static const struct {
 	{"route", cmd_route},
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
+	{"audit", cmd_audit},
 };
 
 static void
@@ -66,6 +68,8 @@ usage(FILE *f)
 		"                                 check a message on stdin "
 		"(SPF)\n"
 		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
+		"  audit verify [--expect HASH] | head | rotate\n"
+		"                                 the hash-chained audit log\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
@@ -184,6 +188,7 @@ main(int argc, char **argv)
 	if (load(path, &config) < 0)
 		return 1;
 	r = commands[i].run(config, argc, argv);
+	r = cmd_audit_record(config, argc, argv, r);
 	config_free(&config);
 	return r;
 }

@@ -617,7 +617,14 @@ static const struct conf_key dmarc_keys[] = {
      .doc = "senders (From domains, client networks) never enforced"},
 };
 
+static const struct conf_key audit_keys[] = {
+    {"enabled", CONF_BOOL, F(audit_config, enabled), .def = 1,
+     .doc = "a line per accepted message in log/audit.log"},
+};
+
 static const struct conf_section log_section = SECTION("log", log_keys, NULL);
+static const struct conf_section audit_section =
+    SECTION("audit", audit_keys, NULL);
 static const struct conf_section userdb_section =
     SECTION("userdb", userdb_keys, NULL);
 static const struct conf_section smtp_section =
@@ -705,6 +712,7 @@ static const struct conf_key root_keys[] = {
     SUB("dkim", dkim_section, checks),
     SUB("dmarc", dmarc_section, checks),
     SUB("filter", config_filter_section, filter),
+    SUB("audit", audit_section, audit),
     {"listeners", CONF_NONE, .load = config_load_listeners,
      .doc = "[{name, protocol, listen, ...}]; default: an MX on port 25"},
 };
@@ -864,4 +872,5 @@ config_runner_settings(const struct config *c, struct runner_settings *r)
 	r->queue = c->queue;
 	r->smarthost = c->smarthost;
 	r->dkim_sign = c->checks.dkim_sign;
+	r->audit = c->audit.enabled;
 }

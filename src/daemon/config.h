@@ -23,6 +23,7 @@
 #include "net/tls.h"
 #include "pop3d/pop3_server.h"
 #include "smtpd/smtp_server.h"
+#include "store/audit.h"
 #include "store/datadir.h"
 #include "store/queue.h"
 #include "store/retention.h"
@@ -59,6 +60,7 @@ struct config {
 	struct smarthost_config smarthost;
 	struct checks_config checks;	/* checks:, spf:, dkim:, dmarc: */
 	struct filter_config filter;	/* filter: */
+	struct audit_config audit;
 };
 
 /*

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "net/auth.h"
+#include "daemon/audit_tick.h"
 #include "daemon/config.h"
 #include "store/datadir.h"
 #include "lib/util.h"
@@ -83,6 +84,7 @@ struct server {
 	uint64_t runner_started_ms;
 	bool runner_restart;		/* reload: start anew when it exits */
 	struct runner_secrets secrets;	/* read as root, before the fork */
+	struct audit_tick *audit;	/* NULL when audit.enabled is off */
 };
 
 /* ---- sockets -------------------------------------------------------- */
@@ -636,9 +638,12 @@ shutdown_start(struct server *sv)
 
 /* A new configuration that cannot be used: say why, keep the old one. */
 static void
-reload_refused(struct config **nc, char *errors)
+reload_refused(struct server *sv, struct config **nc, char *errors)
 {
 	log_event(LOG_ERR, "daemon", "reload-refused", LF_STR("errors", errors));
+	if (sv->config->audit.enabled)
+		audit_tick_reload(sv->config->data_dir, sv->config->path,
+				  "refused");
 	free(errors);
 	config_free(nc);
 }
@@ -654,7 +659,7 @@ reload(struct server *sv)
 	if (sv->stopping)
 		return;
 	if (config_load(sv->config->path, &nc, &errors) < 0) {
-		reload_refused(&nc, errors);
+		reload_refused(sv, &nc, errors);
 		return;
 	}
 	if (strcmp(nc->data_dir, sv->config->data_dir) != 0 ||
@@ -667,20 +672,20 @@ reload(struct server *sv)
 			  "changes take effect at restart");
 	SSL_CTX *tls_ctx = NULL;
 	if (load_tls(nc, &tls_ctx, &errors) < 0) {
-		reload_refused(&nc, errors);
+		reload_refused(sv, &nc, errors);
 		return;
 	}
 	struct dkim_keyring *keyring = NULL;
 	if (load_keyring(nc, &keyring, &errors) < 0) {
 		tls_ctx_free(&tls_ctx);
-		reload_refused(&nc, errors);
+		reload_refused(sv, &nc, errors);
 		return;
 	}
 	if (bind_all(nc, sv->socks, sv->nsocks, &socks, &nsocks, &errors) <
 	    0) {
 		tls_ctx_free(&tls_ctx);
 		dkim_keyring_free(&keyring);
-		reload_refused(&nc, errors);
+		reload_refused(sv, &nc, errors);
 		return;
 	}
 	/* keep the running data_dir and user: see the warning above */
@@ -728,6 +733,8 @@ reload(struct server *sv)
 	log_event(LOG_INFO, "daemon", "reloaded",
 		  LF_STR("config", sv->config->path),
 		  LF_UINT("workers", nworkers(sv->config)));
+	if (sv->config->audit.enabled)
+		audit_tick_reload(sv->config->data_dir, sv->config->path, "ok");
 }
 
 static void
@@ -826,6 +833,10 @@ serve_main(const char *config_path)
 			  LF_UINT("workers", nworkers(sv.config)),
 			  LF_STR("listen", addrs));
 	}
+	if (sv.config->audit.enabled)
+		sv.audit = audit_tick_new(sv.base, sv.config->data_dir,
+					  sv.drop ? sv.uid : (uid_t)-1,
+					  sv.drop ? sv.gid : (gid_t)-1);
 	spawn_generation(&sv);
 	spawn_runner(&sv);
 	event_base_dispatch(sv.base);
@@ -835,6 +846,7 @@ serve_main(const char *config_path)
 		event_free(sigs[i]);
 	event_free(sv.kill_timer);
 	event_free(sv.respawn_timer);
+	audit_tick_free(&sv.audit);
 	event_base_free(sv.base);
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);

@@ -330,6 +330,7 @@ worker_open(struct worker *w, const struct config *config,
 	greylist_init(w, config);
 	w->srv.committer = committer_new(w->srv.base, config->data_dir,
 					 config->hostname);
+	committer_set_audit(w->srv.committer, config->audit.enabled);
 	if ((w->srv.authq = authq_new(w->srv.base, &config->userdb,
 				      &error)) == NULL)
 		fatalx("user database: %s", error);

@@ -453,6 +453,7 @@ runner_open(struct runner *r, const struct runner_settings *config)
 		fatalx("dns: %s", error);
 	r->committer = committer_new(r->base, config->data_dir,
 				     config->hostname);
+	committer_set_audit(r->committer, config->audit);
 	r->reaper = reaper_new(config->data_dir);
 	r->timer = evtimer_new(r->base, timer_cb, r);
 	r->defer_ev = event_new(r->base, -1, 0, defer_cb, r);

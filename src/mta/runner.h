@@ -104,6 +104,7 @@ struct runner_settings {
 	struct queue_config queue;
 	struct smarthost_config smarthost;
 	bool dkim_sign;			/* dkim.sign: reports are signed */
+	bool audit;			/* audit.enabled (store/audit.h) */
 	const struct dkim_keyring *keyring;	/* the parent's, or NULL */
 };
 

@@ -1284,9 +1284,30 @@ smtp_txn_refused(struct smtp_session *s)
 		session_process(&s->ses);
 }
 
+/* Who sent it, for the audit line (after the filters, which may have
+ * changed the envelope's sender). */
+static struct delivery_origin *
+job_origin(const struct smtp_session *s, const struct delivery_job *job)
+{
+	const struct smtp_txn *t = s->txn;
+	struct delivery_origin *o = xcalloc(1, sizeof(*o));
+
+	o->ip = xstrdup(s->ses.ip);
+	if (s->ses.logged_in && s->account[0] != '\0')
+		o->user = xstrdup(s->account);
+	o->sender = xstrdup(job->env != NULL ? job->env->sender : t->sender);
+	o->rcpts = xcalloc(t->nrcpts + 1, sizeof(*o->rcpts));
+	for (size_t i = 0; i < t->nrcpts; i++)
+		o->rcpts[i] = xstrdup(t->rcpts[i].addr);
+	o->nrcpts = t->nrcpts;
+	return o;
+}
+
 void
 smtp_commit(struct smtp_session *s, struct delivery_job *job)
 {
+	if (job->origin == NULL)
+		job->origin = job_origin(s, job);
 	job->done = commit_done;
 	job->arg = s;
 	s->job = job;

@@ -54,8 +54,12 @@ static const struct entry {
 	 * SQLite takes an empty file as an empty database */
 	{AT_USERDB_DIR, NULL, 'd', ROOT, DAEMON, 0750},
 	{AT_USERDB, NULL, 'f', ROOT, DAEMON, 0640},
-	/* log files are opened by the parent, as root */
-	{AT_DATA, "log", 'd', ROOT, ROOT, 0750},
+	/* log files are opened by the parent, as root; the daemon's group
+	 * may enter, to append to audit.log, but not make or rename files */
+	{AT_DATA, "log", 'd', ROOT, DAEMON, 0750},
+	/* the audit log (store/audit.h): appended by every committer, so
+	 * the daemon's; rotated (a new file in log/) only by root */
+	{AT_DATA, "log/audit.log", 'f', DAEMON, DAEMON, 0640},
 	/* Maildirs below it are made by the workers as they deliver */
 	{AT_DATA, "mail", 'd', DAEMON, DAEMON, 0750},
 	{AT_DATA, "queue", 'd', DAEMON, DAEMON, 0750},

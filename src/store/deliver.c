@@ -31,7 +31,10 @@
 #include <unistd.h>
 
 
+#include <openssl/evp.h>
+
 #include "store/deliver.h"
+#include "store/audit.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
@@ -283,8 +286,26 @@ delivery_job_free(struct delivery_job **jobp)
 		queue_envelope_clear(job->env);
 		free(job->env);
 	}
+	delivery_origin_free(&job->origin);
 	free(job);
 	*jobp = NULL;
+}
+
+void
+delivery_origin_free(struct delivery_origin **op)
+{
+	struct delivery_origin *o = *op;
+
+	if (o == NULL)
+		return;
+	free(o->ip);
+	free(o->user);
+	free(o->sender);
+	for (size_t i = 0; i < o->nrcpts; i++)
+		free(o->rcpts[i]);
+	free(o->rcpts);
+	free(o);
+	*op = NULL;
 }
 
 /* ---- paths ---------------------------------------------------------- */
@@ -342,6 +363,8 @@ struct committer {
 	unsigned npending;	/* loop thread only */
 	unsigned seq;		/* committer thread only */
 	int pid;
+	bool audit;		/* set before the first job */
+	struct audit_log *al;	/* committer thread only */
 };
 
 /*
@@ -519,11 +542,51 @@ job_fail(struct delivery_job *job, const char *what, const char *path)
 /* What the committer knows about one job while it works on a batch. */
 struct job_state {
 	struct delivery_job *job;
+	/* the stored message for the audit line: the Maildir file (the
+	 * whole spool), or without local recipients the message in the
+	 * queue file (the spool past the local header) */
+	char sha256[HASHCHAIN_HEX_LEN + 1];
+	uint64_t stored_size;
+	bool audited;		/* its line is in the audit log */
 	char *qtmp;		/* queue/tmp/<id>.q, or NULL */
 	int qfd;
 	char **made;		/* entries created: removed again on failure */
 	size_t nmade;
 };
+
+/* The SHA-256 of what the audit line speaks for (job_state.sha256). */
+static int
+stored_hash(struct job_state *st)
+{
+	struct delivery_job *job = st->job;
+	uint64_t off = job->nmailboxes > 0 ? 0 : job->local_hdr_len;
+	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int r = -1;
+
+	st->stored_size = spool_size(job->spool) - off;
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		goto out;
+	for (;;) {
+		ssize_t n = spool_read(job->spool, off, buf, sizeof(buf));
+
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
+			goto out;
+		off += (uint64_t)n;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) == 1) {
+		hashchain_hex(md, mdlen, st->sha256);
+		r = 0;
+	}
+out:
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
 
 /*
  * Phase 1: everything that must be durable before any directory entry
@@ -549,6 +612,10 @@ phase_write(struct committer *c, struct job_state *st)
 			job->vsize += job->prefix[i] == '\n';
 	}
 	if (spool_flush(sp) < 0) {
+		job_fail(job, "spool", sp->path);
+		return;
+	}
+	if (c->audit && stored_hash(st) < 0) {
 		job_fail(job, "spool", sp->path);
 		return;
 	}
@@ -731,6 +798,117 @@ sync_dirset(struct dirset *ds, struct job_state *st, size_t n)
 	}
 }
 
+/* ---- the audit lines ------------------------------------------------ */
+
+/* The audit record of a committed job (store/audit.h). */
+static char *
+audit_record(const struct job_state *st)
+{
+	const struct delivery_job *job = st->job;
+	const struct delivery_origin *o = job->origin;
+	struct audit_rec r;
+	char **remotes = NULL;
+	size_t nremotes = job->env != NULL ? job->env->nrcpts : 0;
+
+	audit_rec_begin(&r, "message");
+	audit_rec_str(&r, "queue", job->id);
+	audit_rec_str(&r, "origin", o != NULL ? "smtp" : "godwit");
+	if (o != NULL) {
+		audit_rec_str(&r, "ip", o->ip);
+		if (o->user != NULL)
+			audit_rec_str(&r, "user", o->user);
+		audit_rec_str(&r, "sender", o->sender);
+		audit_rec_strv(&r, "rcpts", o->rcpts, o->nrcpts);
+	} else if (job->env != NULL) {
+		audit_rec_str(&r, "sender", job->env->sender);
+	}
+	audit_rec_strv(&r, "mailboxes", job->mailboxes, job->nmailboxes);
+	remotes = xcalloc(nremotes + 1, sizeof(*remotes));
+	for (size_t i = 0; i < nremotes; i++)
+		remotes[i] = job->env->rcpts[i].addr;
+	audit_rec_strv(&r, "remote", remotes, nremotes);
+	free(remotes);
+	if (job->quarantine)
+		audit_rec_bool(&r, "quarantine", true);
+	if (job->hold)
+		audit_rec_bool(&r, "hold", true);
+	audit_rec_uint(&r, "size", st->stored_size);
+	audit_rec_str(&r, "sha256", st->sha256);
+	return audit_rec_end(&r);
+}
+
+/* Appends recs; a failure fails the jobs of ids (all or nothing). */
+static int
+audit_put(struct committer *c, char **recs, size_t n)
+{
+	char *error = NULL;
+
+	if (c->al == NULL)
+		c->al = audit_log_new(c->data_dir);
+	if (audit_log_append(c->al, recs, n, NULL, &error) == 0)
+		return 0;
+	log_event(LOG_ERR, "store", "audit-failed", LF_STR("error", error));
+	free(error);
+	return -1;
+}
+
+/*
+ * Between phases 4 and 5: one line per job that is durable so far, all
+ * in one append and fdatasync. If that fails the jobs fail, and their
+ * entries go (the queue files are not in incoming/ yet).
+ */
+static void
+phase_audit(struct committer *c, struct job_state *st, size_t n)
+{
+	char **recs = xcalloc(n, sizeof(*recs));
+	size_t k = 0, j;
+
+	for (j = 0; j < n; j++)
+		if (st[j].job->result == 0)
+			recs[k++] = audit_record(&st[j]);
+	if (k > 0 && audit_put(c, recs, k) < 0) {
+		for (j = 0; j < n; j++) {
+			struct delivery_job *job = st[j].job;
+			if (job->result == 0) {
+				job->result = -1;
+				snprintf(job->error, sizeof(job->error),
+					 "the audit log could not be written");
+			}
+		}
+	} else {
+		for (j = 0; j < n; j++)
+			st[j].audited = st[j].job->result == 0;
+	}
+	for (j = 0; j < k; j++)
+		free(recs[j]);
+	free(recs);
+}
+
+/* After phase 5: a job whose line is written but that failed after all
+ * (its queue file could not be placed) gets a "failed" line. */
+static void
+audit_undo(struct committer *c, struct job_state *st, size_t n)
+{
+	char **recs = xcalloc(n, sizeof(*recs));
+	size_t k = 0;
+
+	for (size_t j = 0; j < n; j++) {
+		struct audit_rec r;
+
+		if (!st[j].audited || st[j].job->result == 0)
+			continue;
+		audit_rec_begin(&r, "failed");
+		audit_rec_str(&r, "queue", st[j].job->id);
+		audit_rec_str(&r, "error", st[j].job->error);
+		recs[k++] = audit_rec_end(&r);
+	}
+	if (k > 0)
+		(void)audit_put(c, recs, k);
+	for (size_t j = 0; j < k; j++)
+		free(recs[j]);
+	free(recs);
+}
+
 /*
  * A batch is committed in five phases: write (1), make the files durable
  * (2), create the Maildir entries (3), make them durable (4), then the
@@ -793,10 +971,14 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		sync_dirset(&ds, st, n);
 	}
 	sync_dirset(&other, st, n);
+	if (c->audit)
+		phase_audit(c, st, n);
 	for (j = 0; j < n; j++)
 		phase_queue(c, &st[j], &qs);
 	dirset_unique(&qs);
 	sync_dirset(&qs, st, n);
+	if (c->audit)
+		audit_undo(c, st, n);
 
 	for (j = 0; j < n; j++) {
 		for (size_t k = 0; k < st[j].nmade; k++) {
@@ -861,10 +1043,17 @@ committer_new(struct event_base *base, const char *data_dir,
 				     : hostname[i];
 	c->host[i] = '\0';
 	c->pid = (int)getpid();
+	c->audit = true;
 	c->data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	c->back = loopq_new(base, committer_deliver, c);
 	c->wq = workq_start("committer", 0, committer_run, c);
 	return c;
+}
+
+void
+committer_set_audit(struct committer *c, bool enabled)
+{
+	c->audit = enabled;
 }
 
 void
@@ -890,6 +1079,7 @@ committer_free(struct committer **cp)
 		return;
 	workq_stop(&c->wq);
 	loopq_free(&c->back);
+	audit_log_free(&c->al);
 	if (c->data_fd >= 0)
 		close(c->data_fd);
 	free(c->data_dir);

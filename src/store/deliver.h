@@ -57,6 +57,20 @@ int spool_local_header(struct spool *sp, const char *sender,
 		       const char *mailbox, size_t *len_r, uint64_t *lines_r);
 void spool_free(struct spool **sp);
 
+/*
+ * Who a message came from, for its line in the audit log (store/audit.h).
+ * Owned by its job; strings owned.
+ */
+struct delivery_origin {
+	char *ip;		/* the client */
+	char *user;		/* the authenticated account, or NULL */
+	char *sender;		/* MAIL FROM ("" for the null sender) */
+	char **rcpts;		/* RCPT TO, as accepted */
+	size_t nrcpts;
+};
+
+void delivery_origin_free(struct delivery_origin **o);
+
 struct delivery_job {
 	/* in */
 	struct spool *spool;		/* owned by the job */
@@ -82,6 +96,9 @@ struct delivery_job {
 	char **mailboxes;		/* "local@domain", owned */
 	size_t nmailboxes;
 	struct queue_envelope *env;	/* remote recipients, or NULL; owned */
+	/* for the audit line; NULL for mail godwit made (reports, the
+	 * runner's local copies): the line then says "origin":"godwit" */
+	struct delivery_origin *origin;
 	/* out */
 	int result;			/* 0 or -1 */
 	char error[160];
@@ -99,6 +116,13 @@ struct committer *committer_new(struct event_base *base, const char *data_dir,
 /* Takes over job; job->done runs later on the loop thread, then the job is
  * freed. */
 void committer_submit(struct committer *c, struct delivery_job *job);
+/*
+ * Whether each committed batch gets its lines in the audit log
+ * (audit.enabled; on by default): appended and fdatasync'd after the
+ * Maildir entries are durable and before the queue files appear in
+ * incoming/, so that a failed append takes the whole job back (451).
+ */
+void committer_set_audit(struct committer *c, bool enabled);
 /* Jobs submitted but not yet completed. */
 unsigned committer_pending(const struct committer *c);
 /* Waits for the thread to finish what it has, then frees. */
