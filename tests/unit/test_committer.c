@@ -21,6 +21,8 @@
 
 #include "unit.h"
 #include "lib/xalloc.h"
+#include "lib/hashchain.h"
+#include "store/audit.h"
 #include "store/deliver.h"
 #include "store/queue.h"
 
@@ -96,6 +98,7 @@ setup(void **state)
 	mkdir_rel(f, "queue/tmp");
 	mkdir_rel(f, "queue/incoming");
 	mkdir_rel(f, "mail");
+	mkdir_rel(f, "log");
 	f->base = event_base_new();
 	assert_non_null(f->base);
 	f->c = committer_new(f->base, f->dir, "mx.example.test");
@@ -739,6 +742,120 @@ test_quarantine_into_junk(void **state)
 }
 
 /* Shutdown with nothing to do returns at once, twice is harmless. */
+/* ---- the audit log ---------------------------------------------------- */
+
+/* The value of "key":"..." in a line (a plain value: no escapes). */
+static char *
+field(const char *line, const char *key)
+{
+	char *pat = xasprintf("\"%s\":\"", key);
+	const char *p = strstr(line, pat), *q;
+
+	assert_non_null(p);
+	p += strlen(pat);
+	q = strchr(p, '"');
+	assert_non_null(q);
+	free(pat);
+	return xstrndup(p, (size_t)(q - p));
+}
+
+/*
+ * A batch: a line per committed job, each linked to the one before, with
+ * the SHA-256 of the Maildir file (local) or of the message in the queue
+ * file (remote only, without the local header).
+ */
+static void
+test_audit_lines(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"alice@example.test", NULL};
+	const char *hdr = "Return-Path: <s@example.org>\n";
+	char *path, *log = path_of(f, "log/audit.log"), *text, *line, *save;
+	char want[HASHCHAIN_HEX_LEN + 1], *got;
+	struct hashchain_walk w;
+	const char *why = NULL;
+	size_t len, n = 0;
+
+	committer_submit(f->c, make_job(f, 0, hdr, "a-local\n", to, NULL));
+	committer_submit(f->c, make_job(f, 1, hdr, "b-remote\n", NULL,
+					"r@remote.test"));
+	run_until(f, 2);
+	assert_int_equal(f->result[0], 0);
+	assert_int_equal(f->result[1], 0);
+	text = slurp(log, &len);
+	hashchain_walk_init(&w);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save), n++) {
+		assert_int_equal(hashchain_walk_line(&w, line, strlen(line),
+						     &why), 0);
+		got = field(line, "sha256");
+		if (n == 0) {
+			size_t blen;
+			char *body;
+
+			assert_int_equal(find_in(f, "alice@example.test",
+						 "a-local", &path), 1);
+			body = slurp(path, &blen);
+			hashchain_sha256_hex(body, blen, want);
+			free(body);
+			free(path);
+			assert_non_null(strstr(line, "\"mailboxes\":["
+						     "\"alice@example.test\"]"));
+		} else {
+			hashchain_sha256_hex("b-remote\n", 9, want);
+			assert_non_null(strstr(line, "\"remote\":["
+						     "\"r@remote.test\"]"));
+			assert_non_null(strstr(line, "\"sender\":"
+						     "\"sender@example.org\""));
+		}
+		assert_string_equal(got, want);
+		assert_non_null(strstr(line, "\"origin\":\"godwit\""));
+		free(got);
+	}
+	assert_int_equal(n, 2);
+	assert_string_equal(w.first_prev, HASHCHAIN_GENESIS);
+	free(text);
+	free(log);
+}
+
+/* The audit log cannot be written: every job of the batch fails, and
+ * nothing of it stays in the Maildirs or the queue. */
+static void
+test_audit_failure_fails_the_batch(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"alice@example.test", NULL};
+
+	mkdir_rel(f, "log/audit.log");	/* a directory: open() fails */
+	committer_submit(f->c, make_job(f, 0, "", "x-local\n", to, NULL));
+	committer_submit(f->c, make_job(f, 1, "", "x-both\n", to,
+					"r@remote.test"));
+	run_until(f, 2);
+	assert_int_equal(f->result[0], -1);
+	assert_int_equal(f->result[1], -1);
+	assert_string_equal(f->error[0], "the audit log could not be written");
+	assert_int_equal(find_in(f, "alice@example.test", "x-", NULL), 0);
+	assert_int_equal(count_rel(f, "queue/incoming"), 0);
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+}
+
+/* audit.enabled off: no line, and no file needed. */
+static void
+test_audit_off(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"alice@example.test", NULL};
+	char *log = path_of(f, "log/audit.log");
+	struct stat st;
+
+	committer_set_audit(f->c, false);
+	committer_submit(f->c, make_job(f, 0, "", "quiet\n", to, NULL));
+	run_until(f, 1);
+	assert_int_equal(f->result[0], 0);
+	assert_int_equal(stat(log, &st), -1);
+	free(log);
+}
+
 static void
 test_shutdown_idle(void **state)
 {
@@ -770,6 +887,12 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_shutdown_finishes_pending_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_lines, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_audit_failure_fails_the_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_off, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_idle, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_in_memory, setup,
