@@ -134,10 +134,28 @@ is_changing(int argc, char **argv)
 	return false;
 }
 
-int
-cmd_audit_record(const struct config *config, int argc, char **argv, int r)
+/*
+ * Whether there is an audit.log to append to. When there is none, the
+ * layout is made first (as root: owned by the daemon user); not always,
+ * because a command may have become the daemon user already (`queue
+ * hold` without a running daemon), which cannot set owners.
+ */
+static bool
+audit_log_exists(const struct config *config)
 {
-	char action[64], *object, *err = NULL;
+	char *path = xasprintf("%s/%s/%s", config->data_dir, AUDIT_DIR,
+			       AUDIT_FILE);
+	bool r = access(path, F_OK) == 0;
+
+	free(path);
+	return r;
+}
+
+int
+cmd_audit_record(const struct config *config, int argc, char **argv, int r,
+		 uid_t uid)
+{
+	char action[64], actor[64], *object, *err = NULL;
 	size_t len = 1, at = 0;
 
 	if (r == 2 || !config->audit.enabled || !is_changing(argc, argv))
@@ -155,8 +173,9 @@ cmd_audit_record(const struct config *config, int argc, char **argv, int r)
 		at += (size_t)snprintf(object + at, len - at, "%s%s",
 				       at > 0 ? " " : "", argv[i]);
 	}
-	if (cli_prepare_layout(config) != 0 ||
-	    audit_admin(config->data_dir, audit_actor(), (long)getuid(),
+	if ((!audit_log_exists(config) && cli_prepare_layout(config) != 0) ||
+	    audit_admin(config->data_dir, audit_actor(uid, actor, sizeof(actor)),
+			(long)uid,
 			action, object, r == 0 ? "ok" : "failed", &err) < 0) {
 		if (err != NULL)
 			cli_fail("audit log: %s (the command itself ran)", err);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cmd.h"
 #include "daemon/config.h"
@@ -128,6 +129,7 @@ main(int argc, char **argv)
 	struct config *config = NULL;
 	const char *cmd;
 	size_t i;
+	uid_t invoker;
 	int r;
 
 	if (path == NULL || *path == '\0')
@@ -187,8 +189,9 @@ main(int argc, char **argv)
 	}
 	if (load(path, &config) < 0)
 		return 1;
+	invoker = getuid();
 	r = commands[i].run(config, argc, argv);
-	r = cmd_audit_record(config, argc, argv, r);
+	r = cmd_audit_record(config, argc, argv, r, invoker);
 	config_free(&config);
 	return r;
 }

@@ -438,15 +438,14 @@ audit_append_one(const char *data_dir, const char *rec, char **error_r)
 }
 
 const char *
-audit_actor(void)
+audit_actor(uid_t uid, char *buf, size_t size)
 {
-	static char buf[64];
-	struct passwd *pw = getpwuid(getuid());
+	struct passwd *pw = getpwuid(uid);
 
-	if (pw != NULL && strlen(pw->pw_name) < sizeof(buf))
-		snprintf(buf, sizeof(buf), "%s", pw->pw_name);
+	if (pw != NULL && strlen(pw->pw_name) < size)
+		snprintf(buf, size, "%s", pw->pw_name);
 	else
-		snprintf(buf, sizeof(buf), "%lu", (unsigned long)getuid());
+		snprintf(buf, size, "%lu", (unsigned long)uid);
 	return buf;
 }
 

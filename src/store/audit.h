@@ -96,9 +96,9 @@ int audit_append_one(const char *data_dir, const char *rec, char **error_r);
 int audit_admin(const char *data_dir, const char *actor, long uid,
 		const char *action, const char *object, const char *result,
 		char **error_r);
-/* The actor of this process: the login name of the real uid, else the
- * number (a static buffer). */
-const char *audit_actor(void);
+/* The name of uid for "actor": its login name, else the number (into
+ * buf). */
+const char *audit_actor(uid_t uid, char *buf, size_t size);
 
 /*
  * The hash of the last line of the chain (audit.log; the genesis hash

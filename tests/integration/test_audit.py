@@ -192,13 +192,29 @@ def test_admin_actions_and_reload_are_recorded(godwit):
     assert ("user-del", "nobody@other.test", "failed") in got
     assert ("queue-hold", "NOSUCHID", "failed") in got
     assert got[-1] == ("config-reload", str(g.cfg_path), "ok")
-    mine = [r for r in admin if r["action"] == "domain-add"][-1]
-    assert mine["actor"] == pwd.getpwuid(os.getuid()).pw_name
-    assert mine["uid"] == os.getuid()
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for r in admin[:-1]:
+        assert (r["actor"], r["uid"]) == (me, os.getuid()), r
+    assert admin[-1]["actor"] == "signal" and "uid" not in admin[-1]
     # a usage error changed nothing and is not recorded
     n = len(lines_of(audit_path(g)))
     assert g.run("domain", "add").returncode == 2
     assert len(lines_of(audit_path(g))) == n
+    assert verify(g).returncode == 0
+
+
+def test_queue_action_without_daemon_names_who_ran_it(make_godwit):
+    """`queue hold` with no daemon running moves the file itself as the
+    daemon user; its line still names root, who ran it."""
+    g = make_godwit({"smtp": {"trusted_networks": ["127.0.0.0/8"]}})
+    qid = send(g, "a@example.test", ["x@remote.test"], "Subject: q\r\n\r\nq\r\n")
+    g.stop()
+    p = g.run("queue", "hold", qid)
+    assert p.returncode == 0, p.stderr
+    rec = records(g)[-1]
+    assert (rec["action"], rec["object"], rec["result"]) == (
+        "queue-hold", qid, "ok")
+    assert rec["uid"] == os.getuid()
     assert verify(g).returncode == 0
 
 

@@ -103,7 +103,9 @@ LAYOUT = [
     ("", "root", "godwit", 0o750),
     ("db", "root", "godwit", 0o750),
     ("db/godwit.sqlite", "root", "godwit", 0o640),
-    ("log", "root", "root", 0o750),
+    # the daemon's group may enter log/ to append to its audit.log
+    ("log", "root", "godwit", 0o750),
+    ("log/audit.log", "godwit", "godwit", 0o640),
     ("mail", "godwit", "godwit", 0o750),
     ("queue", "godwit", "godwit", 0o750),
     ("queue/tmp", "godwit", "godwit", 0o750),
