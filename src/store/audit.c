@@ -388,7 +388,8 @@ chain_lines(char *const *recs, size_t n, char head[HASHCHAIN_HEX_LEN + 1],
 
 int
 audit_log_append(struct audit_log *al, char *const *recs, size_t n,
-		 char head_r[HASHCHAIN_HEX_LEN + 1], char **error_r)
+		 unsigned flags, char head_r[HASHCHAIN_HEX_LEN + 1],
+		 char **error_r)
 {
 	char head[HASHCHAIN_HEX_LEN + 1];
 	struct stat sb;
@@ -404,7 +405,8 @@ audit_log_append(struct audit_log *al, char *const *recs, size_t n,
 		goto out;
 	memcpy(head, al->head, sizeof(head));
 	text = chain_lines(recs, n, head, &len);
-	if (write_full(al->fd, text, len) < 0 || fdatasync(al->fd) < 0) {
+	if (write_full(al->fd, text, len) < 0 ||
+	    ((flags & AUDIT_NOSYNC) == 0 && fdatasync(al->fd) < 0)) {
 		*error_r = xasprintf("%s: %s", al->path, strerror(errno));
 		/* nothing of the batch stays: the next line must link to
 		 * the last line that is there */
@@ -432,7 +434,7 @@ audit_append_one(const char *data_dir, const char *rec, char **error_r)
 	char *const recs[] = {(char *)rec};
 	int r;
 
-	r = audit_log_append(al, recs, 1, NULL, error_r);
+	r = audit_log_append(al, recs, 1, 0, NULL, error_r);
 	audit_log_free(&al);
 	return r;
 }

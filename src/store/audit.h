@@ -76,12 +76,17 @@ struct audit_log;
 /* Nothing is opened until the first append. */
 struct audit_log *audit_log_new(const char *data_dir);
 /*
- * Appends n records (from audit_rec_end) as n chained lines, durably,
- * under the lock. head_r (or NULL): the new head. 0, or -1 with *error_r
- * (nothing of the batch is left in the file then).
+ * Appends n records (from audit_rec_end) as n chained lines under the
+ * lock, durably (fdatasync) unless flags has AUDIT_NOSYNC: the caller
+ * then makes the file durable itself (the committer's syncfs, which
+ * covers it when it is on the same file system). head_r (or NULL): the
+ * new head. 0, or -1 with *error_r (nothing of the batch is left in the
+ * file then).
  */
+#define AUDIT_NOSYNC 0x1
 int audit_log_append(struct audit_log *al, char *const *recs, size_t n,
-		     char head_r[HASHCHAIN_HEX_LEN + 1], char **error_r);
+		     unsigned flags, char head_r[HASHCHAIN_HEX_LEN + 1],
+		     char **error_r);
 void audit_log_free(struct audit_log **al);
 
 /* One record, opening and closing the file (the admin commands). */

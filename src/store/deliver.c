@@ -9,7 +9,12 @@
  *   3. the spool file is hard-linked into each local mailbox's
  *      Maildir/new/ (a durable copy where a link is impossible, e.g. another
  *      file system), and the spool file unlinked;
- *   4. the directories that got entries are made durable;
+ *   4. the directories that got entries are made durable, and the
+ *      message's line is in the audit log (store/audit.h), durably: one
+ *      append for the batch, synced with its own fdatasync or, in a
+ *      batch that syncs with syncfs(), written just before that syncfs
+ *      (so a line may exist for a message a crash kept from its 250,
+ *      never the other way round);
  *   5. the queue file is renamed into queue/incoming/ and that directory
  *      made durable. Last, because the queue runner takes a file from
  *      incoming/ the moment it appears: a job that failed in step 4 could
@@ -364,6 +369,7 @@ struct committer {
 	unsigned seq;		/* committer thread only */
 	int pid;
 	bool audit;		/* set before the first job */
+	bool audit_same_fs;	/* log/ is on data_dir's file system */
 	struct audit_log *al;	/* committer thread only */
 };
 
@@ -837,15 +843,15 @@ audit_record(const struct job_state *st)
 	return audit_rec_end(&r);
 }
 
-/* Appends recs; a failure fails the jobs of ids (all or nothing). */
+/* Appends recs (flags: audit_log_append's). */
 static int
-audit_put(struct committer *c, char **recs, size_t n)
+audit_put(struct committer *c, char **recs, size_t n, unsigned flags)
 {
 	char *error = NULL;
 
 	if (c->al == NULL)
 		c->al = audit_log_new(c->data_dir);
-	if (audit_log_append(c->al, recs, n, NULL, &error) == 0)
+	if (audit_log_append(c->al, recs, n, flags, NULL, &error) == 0)
 		return 0;
 	log_event(LOG_ERR, "store", "audit-failed", LF_STR("error", error));
 	free(error);
@@ -853,12 +859,16 @@ audit_put(struct committer *c, char **recs, size_t n)
 }
 
 /*
- * Between phases 4 and 5: one line per job that is durable so far, all
- * in one append and fdatasync. If that fails the jobs fail, and their
- * entries go (the queue files are not in incoming/ yet).
+ * Before phase 5: one line per job that has not failed so far, all in
+ * one append and fdatasync (flags 0), or, in a grouped batch, one append
+ * just before phase 4's syncfs, which makes the lines durable with the
+ * Maildir entries (AUDIT_NOSYNC; a job that fails in phase 4 then gets a
+ * "failed" line). If the append fails the jobs fail, and their entries
+ * go (the queue files are not in incoming/ yet).
  */
 static void
-phase_audit(struct committer *c, struct job_state *st, size_t n)
+phase_audit(struct committer *c, struct job_state *st, size_t n,
+	    unsigned flags)
 {
 	char **recs = xcalloc(n, sizeof(*recs));
 	size_t k = 0, j;
@@ -866,7 +876,7 @@ phase_audit(struct committer *c, struct job_state *st, size_t n)
 	for (j = 0; j < n; j++)
 		if (st[j].job->result == 0)
 			recs[k++] = audit_record(&st[j]);
-	if (k > 0 && audit_put(c, recs, k) < 0) {
+	if (k > 0 && audit_put(c, recs, k, flags) < 0) {
 		for (j = 0; j < n; j++) {
 			struct delivery_job *job = st[j].job;
 			if (job->result == 0) {
@@ -903,7 +913,7 @@ audit_undo(struct committer *c, struct job_state *st, size_t n)
 		recs[k++] = audit_rec_end(&r);
 	}
 	if (k > 0)
-		(void)audit_put(c, recs, k);
+		(void)audit_put(c, recs, k, 0);
 	for (size_t j = 0; j < k; j++)
 		free(recs[j]);
 	free(recs);
@@ -927,7 +937,7 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 	struct delivery_job *job;
 	struct job_state *st;
 	size_t n = 0, j;
-	bool grouped;
+	bool grouped, audited;
 
 	for (job = batch; job != NULL; job = job->next)
 		n++;
@@ -958,6 +968,10 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		phase_place(c, &st[j], &ds, &other);
 	dirset_unique(&ds);
 	dirset_unique(&other);
+	/* the audit lines ride on phase 4's syncfs when it covers them */
+	audited = grouped && ds.n > 0 && c->audit && c->audit_same_fs;
+	if (audited)
+		phase_audit(c, st, n, AUDIT_NOSYNC);
 	if (grouped) {
 		if (ds.n > 0 && syncfs(c->data_fd) < 0) {
 			int saved = errno;
@@ -971,8 +985,8 @@ commit_batch(struct committer *c, struct delivery_job *batch)
 		sync_dirset(&ds, st, n);
 	}
 	sync_dirset(&other, st, n);
-	if (c->audit)
-		phase_audit(c, st, n);
+	if (c->audit && !audited)
+		phase_audit(c, st, n, 0);
 	for (j = 0; j < n; j++)
 		phase_queue(c, &st[j], &qs);
 	dirset_unique(&qs);
@@ -1027,6 +1041,20 @@ committer_deliver(void *arg, void *item)
 	delivery_job_free(&job);
 }
 
+/* Whether <data_dir>/log is on the file system that syncfs(data_fd)
+ * flushes. */
+static bool
+same_fs(int data_fd, const char *data_dir)
+{
+	char *log = xasprintf("%s/%s", data_dir, AUDIT_DIR);
+	struct stat a, b;
+	bool r = data_fd >= 0 && fstat(data_fd, &a) == 0 &&
+		 stat(log, &b) == 0 && a.st_dev == b.st_dev;
+
+	free(log);
+	return r;
+}
+
 struct committer *
 committer_new(struct event_base *base, const char *data_dir,
 	      const char *hostname)
@@ -1045,6 +1073,7 @@ committer_new(struct event_base *base, const char *data_dir,
 	c->pid = (int)getpid();
 	c->audit = true;
 	c->data_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	c->audit_same_fs = same_fs(c->data_fd, data_dir);
 	c->back = loopq_new(base, committer_deliver, c);
 	c->wq = workq_start("committer", 0, committer_run, c);
 	return c;

@@ -247,7 +247,7 @@ append_n(const char *dir, int who, int n)
 		audit_rec_uint(&r, "who", (uint64_t)who);
 		audit_rec_uint(&r, "i", (uint64_t)i);
 		rec = audit_rec_end(&r);
-		if (audit_log_append(al, &rec, 1, NULL, &err) < 0)
+		if (audit_log_append(al, &rec, 1, 0, NULL, &err) < 0)
 			_exit(1);
 		free(rec);
 	}
