@@ -636,6 +636,18 @@ shutdown_start(struct server *sv)
 		event_base_loopexit(sv->base, NULL);
 }
 
+/* The audit log's tick (daemon/audit_tick.h), as audit.enabled says. */
+static void
+audit_start(struct server *sv)
+{
+	if (!sv->config->audit.enabled)
+		audit_tick_free(&sv->audit);
+	else if (sv->audit == NULL)
+		sv->audit = audit_tick_new(sv->base, sv->config->data_dir,
+					   sv->drop ? sv->uid : (uid_t)-1,
+					   sv->drop ? sv->gid : (gid_t)-1);
+}
+
 /* A new configuration that cannot be used: say why, keep the old one. */
 static void
 reload_refused(struct server *sv, struct config **nc, char *errors)
@@ -735,6 +747,7 @@ reload(struct server *sv)
 		  LF_UINT("workers", nworkers(sv->config)));
 	if (sv->config->audit.enabled)
 		audit_tick_reload(sv->config->data_dir, sv->config->path, "ok");
+	audit_start(sv);
 }
 
 static void
@@ -833,10 +846,7 @@ serve_main(const char *config_path)
 			  LF_UINT("workers", nworkers(sv.config)),
 			  LF_STR("listen", addrs));
 	}
-	if (sv.config->audit.enabled)
-		sv.audit = audit_tick_new(sv.base, sv.config->data_dir,
-					  sv.drop ? sv.uid : (uid_t)-1,
-					  sv.drop ? sv.gid : (gid_t)-1);
+	audit_start(&sv);
 	spawn_generation(&sv);
 	spawn_runner(&sv);
 	event_base_dispatch(sv.base);
