@@ -348,3 +348,27 @@ def test_rotation_keeps_the_chain(godwit):
     p = verify(g)
     assert p.returncode == 0, p.stderr
     assert "older files removed" in p.stdout
+
+
+def test_start_rotates_a_log_of_an_earlier_day(make_godwit):
+    """The parent rotates at the first tick of a new day, and at start
+    when audit.log was last written on an earlier day (a server that was
+    down over midnight): named after that day, the chain kept."""
+    g = make_godwit(start=False)
+    path = audit_path(g)
+    old_head = check_links(lines_of(path))
+    yesterday = time.time() - 86400
+    os.utime(path, (yesterday, yesterday))
+    day = time.strftime("%Y-%m-%d", time.localtime(yesterday))
+    g.start()
+    rotated = audit_path(g, f"audit.log.{day}")
+    wait_for(rotated.exists, 10, what=f"{rotated.name}")
+    assert hashlib.sha256(lines_of(rotated)[-1]).hexdigest() == old_head
+    first = records(g)[0]
+    assert (first["type"], first["prev"], first["previous"]) == (
+        "rotate", old_head, f"audit.log.{day}")
+    assert re.search(r"event=audit-rotated file=audit\.log\." + day,
+                     g.log_text())
+    p = verify(g)
+    assert p.returncode == 0, p.stderr
+    assert "in 2 files" in p.stdout
