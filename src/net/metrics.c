@@ -46,7 +46,8 @@ static const char *const rej_labels[METRICS_REJ_COUNT] = {
 static const char *const queue_labels[METRICS_Q_COUNT] = {
     "incoming", "active", "deferred", "hold"};
 static const char *const dnsr_labels[METRICS_DNS_RESULT_COUNT] = {
-    "ok", "nodata", "nxdomain", "servfail", "bogus", "error", "timeout"};
+    "ok",    "nodata", "nxdomain", "servfail", "refused",
+    "rcode", "bogus",  "error",	   "timeout"};
 
 /* Upper bounds of the histograms' buckets, in ms and in us. */
 static const uint64_t delivery_le_ms[] = {

@@ -76,7 +76,9 @@ enum metrics_dns_result {
 	METRICS_DNS_OK,		/* an answer with data */
 	METRICS_DNS_NODATA,	/* NOERROR, no record of the type */
 	METRICS_DNS_NXDOMAIN,
-	METRICS_DNS_SERVFAIL,	/* any other rcode */
+	METRICS_DNS_SERVFAIL,
+	METRICS_DNS_REFUSED,
+	METRICS_DNS_RCODE,	/* any other error rcode */
 	METRICS_DNS_BOGUS,	/* DNSSEC validation failed */
 	METRICS_DNS_ERROR,	/* libunbound's own error */
 	METRICS_DNS_TIMEOUT,	/* no answer in the caller's time */

@@ -7,9 +7,13 @@ answers only GET/HEAD /metrics to the networks it allows.
 """
 
 import http.client
+import json
+import os
 import poplib
 import re
+import signal
 import smtplib
+import socket
 import subprocess
 
 import pytest
@@ -214,7 +218,6 @@ def test_config_check_public_address(make_godwit):
 
 
 def test_head_sends_no_body(mg):
-    import socket
     with socket.create_connection(("127.0.0.1", mg.metrics_port),
                                   timeout=10) as s:
         s.sendall(b"HEAD /metrics HTTP/1.0\r\n\r\n")
@@ -258,3 +261,111 @@ def test_every_reason_has_a_category():
     assert {"relay-denied", "dnsbl", "virus", "executable",
             "multiple-from"} <= found, found
     assert found - table == set()
+
+
+# ------------------------------------------------------ the queue runner ---
+
+SINK = "/usr/sbin/smtp-sink"
+
+
+def with_metrics(g):
+    g.metrics_port = free_port()
+    g.config["listeners"].append(
+        {"name": "metrics", "protocol": "metrics",
+         "listen": [f"127.0.0.1:{g.metrics_port}"]})
+    g.write_config()
+    return g
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def sink(tmp_path):
+    """Postfix's smtp-sink on a free loopback port: (port, directory)."""
+    if not os.path.exists(SINK):
+        pytest.skip("smtp-sink (postfix) is not installed")
+    port = free_port()
+    d = tmp_path / "sink"
+    d.mkdir()
+    p = subprocess.Popen([SINK, "-u", "root", "-d", str(d / "m"),
+                          f"127.0.0.1:{port}", "50"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: port_open(port), 10, what="smtp-sink listening")
+    yield port, d
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def test_runner_counts_reach_a_worker_scrape(make_godwit, sink):
+    """The runner delivers through a smarthost (smtp-sink); a worker
+    serves the scrape that shows it. A worker killed with -9 is counted
+    as a restart, and nothing counted before is lost, nor across a
+    reload."""
+    port, d = sink
+    g = make_godwit({
+        "smtp": {"trusted_networks": ["127.0.0.0/8", "::1/128"]},
+        "smarthost": {"host": "[127.0.0.1]", "port": port, "tls": "none",
+                      "verify": False},
+    }, start=False)
+    with_metrics(g).start()
+    key = 'godwit_messages_total{result="delivered"}'
+    with g.smtp() as s:
+        s.sendmail(ALICE, ["r@remote.example", "s@remote.example"],
+                   b"Subject: out\r\n\r\nx\r\n")
+    wait_for(lambda: value(g, key) == 2, 20, what="2 delivered")
+    assert value(g, "godwit_delivery_duration_seconds_count") == 2
+    assert value(g, 'godwit_messages_total{result="accepted"}') == 1
+    assert len(os.listdir(d)) == 1
+
+    [w] = g.children()[:1]
+    os.kill(w, signal.SIGKILL)
+    g.expect_crash = True
+    restarts = 'godwit_worker_restarts_total{process="worker"}'
+    wait_for(lambda: value(g, restarts) == 1, 15, what="a restart counted")
+    assert value(g, key) == 2
+    g.reload()
+    wait_for(lambda: "event=reloaded" in g.log_text(), 15, what="reload")
+    assert value(g, key) == 2
+    assert value(g, restarts) == 1  # a reload is no restart
+    code, out = promtool_check(scrape(g)[2])
+    assert code == 0, out
+
+
+def test_deferred_bounced_dns_and_queue_gauge(make_godwit):
+    """Without a usable resolver (the tests' refusing one) remote mail is
+    deferred; the MX lookups are counted, the queue gauge sees the message
+    in deferred/ and then in hold/, and a delete --bounce counts a
+    bounce."""
+    g = make_godwit({
+        "smtp": {"trusted_networks": ["127.0.0.0/8", "::1/128"]},
+        "queue": {"retry_min": "1h"},
+    }, start=False)
+    with_metrics(g).start()
+    with g.smtp() as s:
+        s.sendmail(ALICE, ["r@remote.example"],
+                   b"Subject: deferred\r\n\r\nx\r\n")
+    wait_for(lambda: value(g, 'godwit_messages_total{result="deferred"}')
+             == 1, 30, what="a deferral counted")
+    text = scrape(g)[2]
+    mx = sum(v for k, v in samples(text).items()
+             if k.startswith('godwit_dns_lookups_total{type="MX"'))
+    assert mx >= 1, text
+    assert samples(text)["godwit_dns_lookup_duration_seconds_count"] >= mx
+    wait_for(lambda: value(g, 'godwit_queue_messages{state="deferred"}')
+             == 1, 15, what="the gauge of deferred/")
+    [m] = [json.loads(l) for l in g.run("queue", "list", "--json",
+                                        check=True).stdout.splitlines()]
+    g.admin("queue", "hold", m["id"])
+    wait_for(lambda: value(g, 'godwit_queue_messages{state="hold"}') == 1
+             and value(g, 'godwit_queue_messages{state="deferred"}') == 0,
+             15, what="the gauge of hold/")
+    g.admin("queue", "delete", m["id"], "--bounce")
+    wait_for(lambda: value(g, 'godwit_messages_total{result="bounced"}')
+             == 1, 20, what="a bounce counted")
+    assert value(g, "godwit_delivery_duration_seconds_count") == 1
