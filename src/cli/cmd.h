@@ -77,5 +77,15 @@ int cmd_dkim(const struct config *config, int argc, char **argv);
  * database cannot be read or there is no domain, 2 usage.
  */
 int cmd_dns(const struct config *config, int argc, char **argv);
+/*
+ * `godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR]
+ * [--data-dir DIR]` (no configuration loaded: it writes one): the
+ * configuration, a self-signed certificate, the DKIM keys, the domain,
+ * the admin with a generated password printed once, postmaster@ as its
+ * alias, the systemd unit (installed for /etc/godwit, else printed),
+ * then the DNS records and the next steps. What exists is kept and
+ * named. Exit code 0, 1 error, 2 usage.
+ */
+int cmd_quickstart(int argc, char **argv);
 
 #endif
