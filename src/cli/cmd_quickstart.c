@@ -419,6 +419,10 @@ cmd_quickstart(int argc, char **argv)
 		fprintf(stderr, "godwit: warning: %s keeps data_dir %s (not "
 				"%s)\n", q.config_path, q.config->data_dir,
 			q.data_dir);
+	if (r == 0 && strcmp(q.config->hostname, q.hostname) != 0)
+		fprintf(stderr, "godwit: warning: %s keeps hostname %s (not "
+				"%s)\n", q.config_path, q.config->hostname,
+			q.hostname);
 	if (r == 0)
 		row("data", "%s", q.config->data_dir);
 	if (r == 0 && (r = cli_prepare_layout(q.config)) == 0 &&
