@@ -345,6 +345,36 @@ def test_dns_zone(setup, tmp_path):
     assert "set the PTR of each public address of this machine" in zone
 
 
+def test_dns_every_domain(setup):
+    """Without DOMAIN: one block per local domain; a domain without keys
+    gets the hint to make them instead of DKIM records."""
+    base, _ = setup
+    cfg = str(base / "etc" / "godwit.yaml")
+
+    def godwit(*args):
+        return subprocess.run([GODWIT_BIN, "-c", cfg, *args],
+                              capture_output=True, text=True, timeout=60,
+                              env=daemon_env())
+
+    assert godwit("domain", "add", "example.org").returncode == 0
+    try:
+        p = godwit("dns")
+        assert p.returncode == 0, p.stderr
+        blocks = p.stdout.split("\n\n")
+        assert len(blocks) == 2
+        org = next(b for b in blocks if "example.org. 3600 IN MX" in b)
+        assert "; DKIM: no key for example.org yet: make one with " \
+               "godwit dkim keygen example.org" in org
+        assert "_domainkey" not in org
+        assert f"example.org. 3600 IN MX 10 {HOST}." in org
+    finally:
+        assert godwit("domain", "del", "example.org").returncode == 0
+    p = godwit("dns", "not a domain")
+    assert p.returncode == 1 and p.stdout == ""
+    p = godwit("dns", "a.example", "b.example")
+    assert p.returncode == 2 and p.stderr.startswith("usage: godwit dns")
+
+
 def test_refusals(godwit_root):
     base = godwit_base(godwit_root, "quickstart_bad")
     dirs = ["--config-dir", str(base / "etc"), "--data-dir",
