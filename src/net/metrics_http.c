@@ -72,6 +72,7 @@ admitted(struct metrics_http *mh, struct evhttp_request *req)
 		  LF_STR("listener", mh->l->name),
 		  LF_STR("reason", "access-list"));
 	metrics_connection(mh->l->index, METRICS_CONN_ACCESS_DENIED);
+	metrics_reject("access-list");
 	return false;
 }
 

@@ -263,6 +263,27 @@ def test_every_reason_has_a_category():
     assert found - table == set()
 
 
+def test_every_refusal_log_is_counted():
+    """Each log_event of a refusal (event reject or login-refused) is
+    followed by its metrics_reject() in the same statement block: a new
+    refusal site that forgets it fails here."""
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[2]
+    sites, missing = 0, []
+    for f in (root / "src").rglob("*.c"):
+        lines = f.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if "log_event(" not in line or not re.search(
+                    r'"(reject|login-refused)",', line + " ".join(
+                        lines[i + 1:i + 2])):
+                continue
+            sites += 1
+            if not any("metrics_reject(" in l for l in lines[i:i + 20]):
+                missing.append(f"{f.relative_to(root)}:{i + 1}")
+    assert sites >= 20, sites
+    assert missing == []
+
+
 # ------------------------------------------------------ the queue runner ---
 
 SINK = "/usr/sbin/smtp-sink"
