@@ -179,19 +179,36 @@ def test_http_errors(mg):
 
 
 def test_allow_list_refuses(make_godwit):
+    """Three metrics listeners: one allowing another network, one
+    allowing loopback but denying 127.0.0.1, one allowing loopback."""
     g = make_godwit(start=False)
-    g.metrics_port = free_port()
-    g.config["listeners"].append(
+    g.metrics_port, deny_port, ok_port = free_port(), free_port(), free_port()
+    g.config["listeners"] += [
         {"name": "metrics", "protocol": "metrics",
          "listen": [f"127.0.0.1:{g.metrics_port}"],
-         "allow": ["192.0.2.0/24"]})
+         "allow": ["192.0.2.0/24"]},
+        {"name": "metrics-deny", "protocol": "metrics",
+         "listen": [f"127.0.0.1:{deny_port}"],
+         "allow": ["127.0.0.0/8"], "deny": ["127.0.0.1/32"]},
+        {"name": "metrics-ok", "protocol": "metrics",
+         "listen": [f"127.0.0.1:{ok_port}"], "allow": ["127.0.0.0/8"]},
+    ]
     g.write_config()
     g.start()
     status, _, body = scrape(g)
     assert status == 403
     assert "godwit_" not in body
-    wait_for(lambda: "reason=access-list" in g.log_text(), 10,
-             what="the refusal logged")
+    status, _, body = scrape(g, port=deny_port)
+    assert status == 403 and "godwit_" not in body
+    status, _, body = scrape(g, port=ok_port)
+    assert status == 200
+    s = samples(body)
+    assert s['godwit_connections_total{listener="metrics",'
+             'protocol="metrics",result="access_denied"}'] == 1
+    assert s['godwit_connections_total{listener="metrics-deny",'
+             'protocol="metrics",result="access_denied"}'] == 1
+    wait_for(lambda: g.log_text().count("reason=access-list") == 2, 10,
+             what="the refusals logged")
 
 
 def test_config_check_public_address(make_godwit):
