@@ -11,6 +11,7 @@
  *	godwit route [-4|-6] [-n] DOMAIN
  *	godwit check --ip ADDR --helo NAME --mail-from ADDR [--json] < msg
  *	godwit dkim keygen|sign|list ...
+ *	godwit firewall [--format nftables|iptables|ufw|firewalld]
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -68,5 +69,11 @@ int cmd_check(const struct config *config, int argc, char **argv);
  * list`. Each key prints as "S._domainkey.D. IN TXT \"v=DKIM1; ...\"".
  */
 int cmd_dkim(const struct config *config, int argc, char **argv);
+/*
+ * `godwit firewall [--format nftables|iptables|ufw|firewalld] [-4|-6]
+ * [--rate N] [--burst N]`: the listeners' packet filter rules on stdout
+ * (ops/firewall.h). Exit code 0, 1 when stdout fails, 2 usage.
+ */
+int cmd_firewall(const struct config *config, int argc, char **argv);
 
 #endif

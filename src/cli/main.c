@@ -9,6 +9,7 @@
  *	godwit [-c FILE] route [-4|-6] DOMAIN
  *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit [-c FILE] dkim keygen|sign|list ...
+ *	godwit [-c FILE] firewall [--format nftables|iptables|ufw|firewalld]
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -39,6 +40,7 @@ static const struct {
 	{"route", cmd_route},
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
+	{"firewall", cmd_firewall},
 };
 
 static void
@@ -66,6 +68,8 @@ usage(FILE *f)
 		"                                 check a message on stdin "
 		"(SPF)\n"
 		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
+		"  firewall [--format F]          packet filter rules for "
+		"the listeners\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
