@@ -12,6 +12,7 @@
  *	godwit check --ip ADDR --helo NAME --mail-from ADDR [--json] < msg
  *	godwit dkim keygen|sign|list ...
  *	godwit firewall [--format nftables|iptables|ufw|firewalld]
+ *	godwit doctor [--timeout S] [--outbound-target ADDR:PORT] ...
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -75,5 +76,12 @@ int cmd_dkim(const struct config *config, int argc, char **argv);
  * (ops/firewall.h). Exit code 0, 1 when stdout fails, 2 usage.
  */
 int cmd_firewall(const struct config *config, int argc, char **argv);
+/*
+ * `godwit doctor [--timeout S] [--outbound-target ADDR:PORT]
+ * [--outbound-domain D] [--probe-domain D]`: the self-check
+ * (ops/doctor.h), lines "OK|WARN|FAIL CHECK TEXT" on stdout. Exit code 0
+ * without a FAIL, 1 with one, 2 usage.
+ */
+int cmd_doctor(const struct config *config, int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
  *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit [-c FILE] dkim keygen|sign|list ...
  *	godwit [-c FILE] firewall [--format nftables|iptables|ufw|firewalld]
+ *	godwit [-c FILE] doctor [--timeout S] ...
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -41,6 +42,7 @@ static const struct {
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
 	{"firewall", cmd_firewall},
+	{"doctor", cmd_doctor},
 };
 
 static void
@@ -70,6 +72,8 @@ usage(FILE *f)
 		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
 		"  firewall [--format F]          packet filter rules for "
 		"the listeners\n"
+		"  doctor [--timeout S]           check the server: ports, "
+		"TLS, relay, DNS, queue\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
