@@ -212,3 +212,135 @@ def test_usage(make_godwit):
     g = make_godwit(start=False)
     assert g.run("doctor", "--timeout", "x").returncode == 2
     assert g.run("doctor", "--bogus").returncode == 2
+
+
+def zone_of(text):
+    """`godwit dns` output -> spf_dns_server zone data {name: [{T: v}]}."""
+    zone = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        name, ttl, cls, rtype, rdata = line.split(None, 4)
+        assert cls == "IN", line
+        if rtype == "MX":
+            pref, host = rdata.split()
+            value = [int(pref), host]
+        elif rtype == "TXT":
+            value = re.findall(r'"((?:[^"\\]|\\.)*)"', rdata)
+        else:
+            value = rdata
+        zone.setdefault(name.rstrip("."), []).append({rtype: value})
+    return zone
+
+
+@pytest.fixture
+def dns_server():
+    from spf_dns_server import SuiteDNS
+    s = SuiteDNS(free_port())
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_published_records(make_godwit, cert, dns_server):
+    g = healthy(make_godwit, cert, {
+        "dns": {"resolver": [f"127.0.0.1@{dns_server.port}"]}})
+    g.admin("dkim", "keygen", "example.test", "--selector", "doc")
+    out = g.admin("dns", "example.test").stdout
+    zone = zone_of(out)
+    dns_server.set_zone(zone)
+    code, lines = doctor(g, code=0)
+    assert fails(lines) == []
+    dns = [(s, t) for s, c, t in lines if c == "dns"]
+    assert ("OK", f"MX of example.test.: {HOSTNAME}") in dns, dns
+    for what, name in [("v=spf1", "example.test."),
+                       ("v=DMARC1", "_dmarc.example.test."),
+                       ("v=TLSRPTv1", "_smtp._tls.example.test."),
+                       ("v=DKIM1", "doc-rsa._domainkey.example.test."),
+                       ("v=DKIM1", "doc-ed25519._domainkey.example.test.")]:
+        assert ("OK", f"{what} {name} as `godwit dns` says") in dns, dns
+
+    # a DKIM key that is not ours, no MX, two SPF records: FAILs
+    bad = {k: list(v) for k, v in zone.items()}
+    bad["doc-rsa._domainkey.example.test"] = [{"TXT": ["v=DKIM1; k=rsa; p=AAAA"]}]
+    bad["example.test"] = [r for r in bad["example.test"] if "MX" not in r]
+    bad["example.test"].append({"TXT": ["v=spf1 a -all"]})
+    dns_server.set_zone(bad)
+    code, lines = doctor(g, code=1)
+    f = fails(lines, "dns")
+    assert any(t.startswith("DKIM doc-rsa._domainkey.example.test.: the "
+                            "published key is not the key") for t in f), f
+    assert any(t.startswith(f"MX of example.test. does not name {HOSTNAME}")
+               for t in f), f
+    assert any(t.startswith("2 v=spf1 records at example.test.") for t in f), f
+    # a DMARC policy of one's own is the administrator's choice: a warning
+    own = {k: list(v) for k, v in zone.items()}
+    own["_dmarc.example.test"] = [{"TXT": ["v=DMARC1; p=reject"]}]
+    dns_server.set_zone(own)
+    code, lines = doctor(g, code=0)
+    assert has(lines, "WARN", "dns", r'^v=DMARC1 at _dmarc\.example\.test\. '
+               r'is "v=DMARC1; p=reject"')
+
+
+def test_offline_dns_warns(make_godwit, cert):
+    """The default test resolver refuses everything: the DNS checks warn,
+    none fails."""
+    g = healthy(make_godwit, cert)
+    g.admin("dkim", "keygen", "example.test", "--selector", "doc")
+    code, lines = doctor(g, code=0)
+    assert has(lines, "WARN", "dns", r"^no DNS answer for example\.test .*"
+               r"offline\?")
+    assert not any(c == "dns" and s == "OK" for s, c, t in lines)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    import netlab
+    for ok, why in (netlab.netns_available(), netlab.unbound_available()):
+        if not ok:
+            pytest.skip(f"network lab unavailable: {why}")
+    with netlab.Lab(workdir=tmp_path / "lab") as l:
+        yield l
+
+
+def reverse4(ip):
+    return ".".join(reversed(ip.split("."))) + ".in-addr.arpa."
+
+
+def test_public_address_ptr_and_blocklist(lab, make_godwit, cert):
+    """In a namespace of the lab, a wildcard MX: the doctor connects on
+    loopback and on the host's own addresses, and checks the PTR of its
+    address (198.18.0.0/15, not a private range) forward-confirmed and
+    its listing on a blocklist, all through a real unbound."""
+    a = lab.host("a")
+    g = make_godwit({"filter": {"dnsbl": ["bl.test"]}, **tls_config(cert)},
+                    start=False, netns=a)
+    zone = [l for l in g.admin("dns", "example.test").stdout.splitlines()
+            if l.strip() and not l.startswith(";")]
+    rev = reverse4(a.ip4)
+    records = zone + [
+        f"{HOSTNAME}. A {a.ip4}",
+        f"{rev} PTR {HOSTNAME}.",
+        f"{rev.replace('.in-addr.arpa.', '.bl.test.')} A 127.0.0.2",
+    ]
+    dns = lab.dns([r.replace(" 3600 IN ", " ") for r in records])
+    g.update_config({"dns": {"resolver": [dns.ip4]}})
+    g.start()
+    p = g.run("doctor", "--timeout", TIMEOUT, "--outbound-target",
+              "127.0.0.1:25", timeout=120)
+    out = p.stdout
+    if os.environ.get("DOCTOR_SHOW"):
+        print(out)
+    assert p.returncode == 1, out
+    assert re.search(r"^OK +listener +mx \(smtp\) 127\.0\.0\.1:25: 220 ", out, re.M), out
+    assert re.search(rf"^OK +listener +mx \(smtp\) {re.escape(a.ip4)}:25: 220 ",
+                     out, re.M), out
+    assert re.search(rf"^OK +listener +mx \(smtp\) \[{re.escape(a.ip6)}\]:25: 220 ",
+                     out, re.M), out
+    assert re.search(rf"^OK +dns +PTR of {re.escape(a.ip4)} is {HOSTNAME}, "
+                     r"forward-confirmed$", out, re.M), out
+    assert re.search(r"^OK +dns +MX of example\.test\.: ", out, re.M), out
+    fails_ = [l for l in out.splitlines() if l.startswith("FAIL")]
+    assert fails_ == [f"FAIL blocklist {a.ip4} is LISTED on bl.test "
+                      "(127.0.0.2): mail from it is refused; find out why "
+                      "on the list's site and ask for removal"], out
