@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "daemon/config.h"
+#include "lib/cidr.h"
 #include "lib/xalloc.h"
 #include "ops/doctor.h"
 #include "ops/doctor_private.h"

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "daemon/config.h"
+#include "lib/cidr.h"
 #include "ops/doctor_private.h"
 
 #define HOST_ADDRS_MAX 8	/* a wildcard listener: addresses tried */
@@ -426,7 +427,7 @@ relay_accepted(struct doctor *d, struct relay_probe *p, const char *from,
 	char s[80];
 	bool priv;
 
-	doctor_addr_text(src, s, sizeof(s));
+	sockaddr_ntop(src, s, sizeof(s));
 	p->accepted++;
 	if (form >= 1 && form <= 3 && p->catchall)
 		doctor_say(d, DOCTOR_OK, "relay",

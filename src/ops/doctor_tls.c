@@ -75,8 +75,9 @@ check_dates(struct doctor *d, const char *path, X509 *leaf)
 	}
 	ASN1_TIME_diff(&days, &secs, NULL, na);
 	if (days < (int)d->o.cert_days)
-		doctor_say(d, DOCTOR_WARN, "tls", "%s: expires in %d days "
-			   "(%s): renew it now", path, days, until);
+		doctor_say(d, DOCTOR_WARN, "tls", "%s: expires in %d day%s "
+			   "(%s): renew it now", path, days,
+			   days == 1 ? "" : "s", until);
 	else
 		doctor_say(d, DOCTOR_OK, "tls", "%s: valid until %s (%d "
 			   "days)", path, until, days);

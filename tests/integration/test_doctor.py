@@ -84,7 +84,7 @@ def test_healthy_server_offline_dns(make_godwit, cert):
                rf"^submissions \(submissions\) \[::1\]:{sport} TLS: 220 ")
     # the certificate: self-signed and 2 days left are warnings only
     assert has(lines, "OK", "tls", re.escape(f"a certificate names {HOSTNAME}"))
-    assert has(lines, "WARN", "tls", r"expires in [01] days")
+    assert has(lines, "WARN", "tls", r"expires in [01] days? ")
     assert has(lines, "WARN", "tls", r"not issued by a CA")
     # not a relay, by the configuration and by trying
     assert has(lines, "OK", "relay", r"trusted_networks is empty")
@@ -94,7 +94,6 @@ def test_healthy_server_offline_dns(make_godwit, cert):
     assert has(lines, "OK", "queue", r"^deferred: empty")
     # the probes sent no mail: nothing queued, nothing delivered
     assert g.queue_files() == []
-    assert "event=relay" not in g.log_text() or True
 
 
 def test_open_relay_fails(make_godwit, cert):
@@ -108,7 +107,7 @@ def test_open_relay_fails(make_godwit, cert):
                "range" in t for t in relay), lines
     # ... and the running server: RCPT to outside accepted over IPv4
     assert any(re.search(r"OPEN RELAY: RCPT TO:<doctor-probe@example\.com> "
-                         r"accepted from 127\.0\.0\.1:\d+ with MAIL "
+                         r"accepted from 127\.0\.0\.1 with MAIL "
                          r"FROM:<doctor@example\.test>", t) for t in relay), lines
     assert any("MAIL FROM:<doctor@example.com>" in t for t in relay), lines
     assert g.queue_files() == [], "the probe must never send DATA"
