@@ -21,10 +21,10 @@ from conftest import HOSTNAME, free_port
 TIMEOUT = "2"
 
 
-def doctor(g, *args, code=None):
+def doctor(g, *args, code=None, outbound=True):
     """Runs the doctor; returns (exit code, [(status, check, text)])."""
-    p = g.run("doctor", "--timeout", TIMEOUT, "--outbound-target",
-              f"127.0.0.1:{g.port}", *args, timeout=120)
+    target = ["--outbound-target", f"127.0.0.1:{g.port}"] if outbound else []
+    p = g.run("doctor", "--timeout", TIMEOUT, *target, *args, timeout=120)
     assert p.stderr == "", p.stderr
     lines = []
     for l in p.stdout.splitlines():
@@ -290,6 +290,40 @@ def test_offline_dns_warns(make_godwit, cert):
     assert has(lines, "WARN", "dns", r"^no DNS answer for example\.test .*"
                r"offline\?")
     assert not any(c == "dns" and s == "OK" for s, c, t in lines)
+    # without a target, outbound port 25 is tried on an MX found in DNS
+    code, lines = doctor(g, code=0, outbound=False)
+    assert has(lines, "WARN", "outbound", r"^no DNS answer for the MX of "
+               r"gmail\.com: outgoing port 25 not tested")
+    # a smarthost takes its place
+    g.update_config({"smarthost": {"host": "[127.0.0.1]", "port": g.port,
+                                   "tls": "none"}})
+    code, lines = doctor(g, code=0, outbound=False)
+    assert has(lines, "OK", "outbound", rf"^mail leaves through smarthost "
+               rf"\[127\.0\.0\.1\] port {g.port}$")
+
+
+def test_stuck_queue_fails(make_godwit):
+    """Deferred mail older than queue.lifetime (the runner should have
+    bounced it): FAIL; younger than half of it: OK. Read from the
+    queue ids, which carry their birth time."""
+    g = make_godwit({"queue": {"lifetime": "1d"}}, start=False)
+    deferred = g.data_dir / "queue" / "deferred"
+    deferred.mkdir(parents=True, exist_ok=True)
+    old = int((time.time() - 3 * 86400) * 1000)
+    qid = f"{old:011x}00001"
+    (deferred / qid).write_bytes(b"")
+    code, lines = doctor(g, code=1)
+    assert has(lines, "FAIL", "queue", rf"^deferred: 1 messages, the oldest "
+               rf"\({qid}\) 2592\d\d s old: mail is not delivered")
+    # the daemon is not running: its listener is down too
+    assert has(lines, "FAIL", "listener", r"cannot connect: Connection refused")
+    (deferred / qid).unlink()
+    young = int((time.time() - 60) * 1000)
+    (deferred / f"{young:011x}00001").write_bytes(b"")
+    code, lines = doctor(g)
+    assert has(lines, "OK", "queue", r"^deferred: 1 messages, the oldest "
+               r"\d+ s old$")
+    assert not fails(lines, "queue")
 
 
 @pytest.fixture
