@@ -186,6 +186,38 @@ check_ptr(struct doctor *d, const char *ip)
 	dns_answer_free(&f);
 }
 
+/* Whether v is a listing for any spec of c's filter.dnsbl on zone (one
+ * zone may be written several times, with different answer codes). */
+static bool
+listed_by(const struct doctor *d, const char *zone, const unsigned char v[4])
+{
+	const struct dnsbl_config *bl = &d->c->filter.dnsbl;
+	struct dnsbl_spec sp;
+	const char *err;
+	size_t j;
+
+	for (j = 0; j < bl->ndnsbl; j++)
+		if (dnsbl_spec_parse(bl->dnsbl[j], &sp, &err) == 0 &&
+		    strcmp(sp.zone, zone) == 0 && dnsbl_spec_match(&sp, v))
+			return true;
+	return false;
+}
+
+/* Whether spec j's zone was named by an earlier spec. */
+static bool
+zone_seen(const struct dnsbl_config *bl, size_t j, const char *zone)
+{
+	struct dnsbl_spec sp;
+	const char *err;
+	size_t k;
+
+	for (k = 0; k < j; k++)
+		if (dnsbl_spec_parse(bl->dnsbl[k], &sp, &err) == 0 &&
+		    strcmp(sp.zone, zone) == 0)
+			return true;
+	return false;
+}
+
 static void
 check_listed(struct doctor *d, const struct dnsbl_spec *sp, const char *ip)
 {
@@ -209,7 +241,7 @@ check_listed(struct doctor *d, const struct dnsbl_spec *sp, const char *ip)
 				   "the queries of this resolver (answer "
 				   "127.255.255.%u): use a resolver of your "
 				   "own, not a public one", sp->zone, v[3]);
-		else if (dnsbl_spec_match(sp, v))
+		else if (listed_by(d, sp->zone, v))
 			doctor_say(d, DOCTOR_FAIL, "blocklist", "%s is LISTED "
 				   "on %s (127.%u.%u.%u): mail from it is "
 				   "refused; find out why on the list's site "
@@ -292,7 +324,8 @@ doctor_dns(struct doctor *d)
 		doctor_say(d, DOCTOR_OK, "blocklist", "no blocklist "
 			   "configured (filter.dnsbl): none checked");
 	for (j = 0; j < bl->ndnsbl; j++) {
-		if (dnsbl_spec_parse(bl->dnsbl[j], &sp, &err) < 0)
+		if (dnsbl_spec_parse(bl->dnsbl[j], &sp, &err) < 0 ||
+		    zone_seen(bl, j, sp.zone))
 			continue;
 		for (i = 0; i < n; i++)
 			check_listed(d, &sp, ips[i]);

@@ -448,8 +448,9 @@ relay_accepted(struct doctor *d, struct relay_probe *p, const char *from,
 			   rcpt, s, from, reply);
 }
 
-/* One session: MAIL FROM:<from>, then every recipient form; RSET, QUIT. */
-static void
+/* One session: MAIL FROM:<from>, then every recipient form; RSET, QUIT.
+ * -1 when there was no server to talk to. */
+static int
 relay_session(struct doctor *d, struct relay_probe *p,
 	      const struct config_listener *li, const struct sockaddr *sa,
 	      socklen_t len, const char *from)
@@ -469,7 +470,7 @@ relay_session(struct doctor *d, struct relay_probe *p,
 			   "no greeting (%s)", p->where,
 			   c.fd < 0 ? err : "see the listener check");
 		dconn_close(&c);
-		return;
+		return -1;
 	}
 	snprintf(line, sizeof(line), "EHLO %s", d->c->hostname);
 	code = dconn_send(&c, line) == 0 ? dconn_reply(&c, line, 600) : -1;
@@ -480,7 +481,7 @@ relay_session(struct doctor *d, struct relay_probe *p,
 			   "MAIL FROM:<%s> not run: EHLO or MAIL refused",
 			   p->where, from);
 		dconn_close(&c);
-		return;
+		return 0;
 	}
 	for (i = 0; i < RELAY_FORMS; i++) {
 		relay_rcpt(i, p->ours, d->o.probe_domain, rcpt, sizeof(rcpt));
@@ -503,6 +504,7 @@ relay_session(struct doctor *d, struct relay_probe *p,
 	    dconn_send(&c, "QUIT") == 0)
 		(void)dconn_reply(&c, line, sizeof(line));
 	dconn_close(&c);
+	return 0;
 }
 
 void
@@ -532,9 +534,10 @@ doctor_relay_probe(struct doctor *d)
 	doctor_addr_text((struct sockaddr *)&ss, where, sizeof(where));
 	p.where = where;
 	snprintf(from, sizeof(from), "doctor@%s", p.ours);
-	relay_session(d, &p, li, (struct sockaddr *)&ss, len, from);
+	if (relay_session(d, &p, li, (struct sockaddr *)&ss, len, from) < 0)
+		return;
 	snprintf(from, sizeof(from), "doctor@%s", d->o.probe_domain);
-	relay_session(d, &p, li, (struct sockaddr *)&ss, len, from);
+	(void)relay_session(d, &p, li, (struct sockaddr *)&ss, len, from);
 	if (p.accepted == 0 && p.refused > 0)
 		doctor_say(d, DOCTOR_OK, "relay",
 			   "%s: the %u classic relay tricks (user@outside, "
