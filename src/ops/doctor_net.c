@@ -232,7 +232,12 @@ probe_one(struct doctor *d, const struct config_listener *li,
 		doctor_say(d, DOCTOR_FAIL, "listener", "%s (%s) %s: %s",
 			   li->name, listener_proto_name(li->proto), where,
 			   err);
-	} else if (want == NULL) {
+		dconn_close(&c);
+		return;
+	}
+	if (tls)
+		doctor_tls_served(d, where, c.ssl);
+	if (want == NULL) {
 		doctor_say(d, DOCTOR_OK, "listener", "%s (%s) %s: connected",
 			   li->name, listener_proto_name(li->proto), where);
 	} else if (dconn_line(&c, line, sizeof(line)) < 0 ||

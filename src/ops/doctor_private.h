@@ -102,6 +102,9 @@ void doctor_listeners(struct doctor *d);		/* doctor_net.c */
 void doctor_relay_probe(struct doctor *d);		/* doctor_net.c */
 void doctor_outbound(struct doctor *d);			/* doctor_net.c */
 void doctor_tls(struct doctor *d);			/* doctor_tls.c */
+/* The certificate a listener at where served on ssl: expired (FAIL),
+ * or not one of tls.certificates (WARN: not reloaded). */
+void doctor_tls_served(struct doctor *d, const char *where, SSL *ssl);
 void doctor_dns(struct doctor *d);			/* doctor_dns.c */
 /* The published records of every local domain against `godwit dns`;
  * sets dns_offline when the first lookup gets no answer. */

@@ -149,3 +149,41 @@ doctor_tls(struct doctor *d)
 			   "host name %s: clients that verify refuse it; get "
 			   "one for %s (its subjectAltName)", host, host);
 }
+
+/* Whether x is the leaf of one of tls.certificates. */
+static bool
+configured(const struct doctor *d, X509 *x)
+{
+	const struct tls_config *t = &d->c->tls;
+	STACK_OF(X509) *chain;
+	bool same = false;
+	size_t i;
+
+	for (i = 0; i < t->ncerts && !same; i++) {
+		if ((chain = read_chain(t->certs[i].cert)) == NULL)
+			continue;
+		same = X509_cmp(sk_X509_value(chain, 0), x) == 0;
+		sk_X509_pop_free(chain, X509_free);
+	}
+	return same;
+}
+
+void
+doctor_tls_served(struct doctor *d, const char *where, SSL *ssl)
+{
+	X509 *x = SSL_get1_peer_certificate(ssl);
+	char until[64];
+
+	if (x == NULL)
+		return;
+	if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
+		time_text(X509_get0_notAfter(x), until, sizeof(until));
+		doctor_say(d, DOCTOR_FAIL, "tls", "%s serves a certificate "
+			   "that EXPIRED on %s: renew it and reload", where,
+			   until);
+	} else if (!configured(d, x))
+		doctor_say(d, DOCTOR_WARN, "tls", "%s serves a certificate "
+			   "that is not the one in tls.certificates: renewed "
+			   "without a reload? (systemctl reload godwit)", where);
+	X509_free(x);
+}

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import HOSTNAME, free_port
+from conftest import HOSTNAME, free_port, wait_for
 
 TIMEOUT = "2"
 
@@ -158,6 +158,9 @@ def test_expired_certificate_fails(make_godwit, cert, tmp_path):
     code, lines = doctor(g, code=1)
     assert has(lines, "FAIL", "tls", rf"^{re.escape(str(crt))}: EXPIRED on "
                r"\d{4}-\d\d-\d\d")
+    # and the running server serves it, on 465 (implicit TLS)
+    assert has(lines, "FAIL", "tls", r"^\[::1\]:\d+ serves a certificate "
+               r"that EXPIRED on ")
     # a certificate for another name fails too
     crt2, key2 = make_cert(tmp_path / "other", -1, 90, cn="other.example")
     g.update_config(tls_config((crt2, key2)))
@@ -165,6 +168,16 @@ def test_expired_certificate_fails(make_godwit, cert, tmp_path):
     assert has(lines, "FAIL", "tls", rf"no certificate names the host name "
                rf"{re.escape(HOSTNAME)}")
     assert has(lines, "OK", "tls", r"valid until .* \((89|90) days\)")
+    # the daemon was not reloaded: it still serves the old one
+    assert has(lines, "FAIL", "tls", r"^127\.0\.0\.1:\d+ serves a "
+               r"certificate that EXPIRED")
+    g.reload()
+
+    def served_new():
+        _, lines = doctor(g)
+        return not fails(lines, "listener") and not any(
+            "serves a certificate" in t for s, c, t in lines)
+    wait_for(served_new, 20, interval=0.5, what="the new certificate served")
 
 
 def test_listener_down_fails(make_godwit, cert):
