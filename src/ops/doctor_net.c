@@ -197,6 +197,67 @@ greeting_of(enum listener_proto p, bool *tls_r)
 	}
 }
 
+/* After an SMTP greeting: EHLO, then STARTTLS when offered, and the
+ * certificate served through it (doctor_tls_served()). */
+static void
+probe_starttls(struct doctor *d, struct dconn *c, const char *where)
+{
+	char line[512], err[256];
+	bool offered = false;
+	unsigned i;
+
+	snprintf(line, sizeof(line), "EHLO %s", d->c->hostname);
+	if (dconn_send(c, line) < 0)
+		return;
+	for (i = 0; i < 100; i++) {
+		if (dconn_line(c, line, sizeof(line)) < 0 ||
+		    strncmp(line, "250", 3) != 0)
+			return;
+		offered |= strcasecmp(line + 4, "STARTTLS") == 0;
+		if (line[3] != '-')
+			break;
+	}
+	if (!offered) {
+		doctor_say(d, DOCTOR_WARN, "tls", "%s: no STARTTLS offered, "
+			   "although tls.certificates is set: mail arrives in "
+			   "the clear; see the server's log", where);
+		return;
+	}
+	if (dconn_send(c, "STARTTLS") < 0 ||
+	    dconn_reply(c, line, sizeof(line)) != 220) {
+		doctor_say(d, DOCTOR_WARN, "tls", "%s: STARTTLS refused", where);
+		return;
+	}
+	c->len = 0;	/* nothing said before the handshake counts */
+	if (dconn_tls(c, d->c->hostname, err, sizeof(err)) < 0) {
+		doctor_say(d, DOCTOR_FAIL, "tls", "%s: STARTTLS: %s", where,
+			   err);
+		return;
+	}
+	doctor_tls_served(d, where, c->ssl);
+}
+
+/* The greeting line came: the rest of a multi-line one read, then the
+ * STARTTLS check on SMTP listeners when the server has certificates. */
+static void
+greeted(struct doctor *d, const struct config_listener *li, struct dconn *c,
+	const char *where, char *line, bool tls)
+{
+	char more[512];
+	bool smtp = li->proto == PROTO_SMTP || li->proto == PROTO_SUBMISSION;
+
+	if (strlen(line) > 60)
+		strcpy(line + 57, "...");
+	doctor_say(d, DOCTOR_OK, "listener", "%s (%s) %s%s: %s", li->name,
+		   listener_proto_name(li->proto), where, tls ? " TLS" : "",
+		   line);
+	if (!smtp || d->c->tls.ncerts == 0)
+		return;
+	if (line[3] == '-' && dconn_reply(c, more, sizeof(more)) != 220)
+		return;
+	probe_starttls(d, c, where);
+}
+
 /* Connects to sa as a client of li and reads the greeting. */
 static void
 probe_one(struct doctor *d, const struct config_listener *li,
@@ -247,12 +308,7 @@ probe_one(struct doctor *d, const struct config_listener *li,
 			   "within %u ms; see the server's log", li->name,
 			   listener_proto_name(li->proto), where, want, t);
 	} else {
-		line[strcspn(line, "\r\n")] = '\0';
-		if (strlen(line) > 60)
-			strcpy(line + 57, "...");
-		doctor_say(d, DOCTOR_OK, "listener", "%s (%s) %s%s: %s",
-			   li->name, listener_proto_name(li->proto), where,
-			   tls ? " TLS" : "", line);
+		greeted(d, li, &c, where, line, tls);
 	}
 	if (want != NULL)
 		(void)dconn_send(&c, "QUIT");

@@ -86,6 +86,9 @@ def test_healthy_server_offline_dns(make_godwit, cert):
     assert has(lines, "OK", "tls", re.escape(f"a certificate names {HOSTNAME}"))
     assert has(lines, "WARN", "tls", r"expires in [01] days? ")
     assert has(lines, "WARN", "tls", r"not issued by a CA")
+    # STARTTLS on the MX and TLS on 465 serve the configured certificate
+    assert not any("STARTTLS" in t or "serves a certificate" in t
+                   for s, c, t in lines), lines
     # not a relay, by the configuration and by trying
     assert has(lines, "OK", "relay", r"trusted_networks is empty")
     assert has(lines, "OK", "relay", r"the 10 classic relay tricks .* were all refused")
@@ -158,9 +161,12 @@ def test_expired_certificate_fails(make_godwit, cert, tmp_path):
     code, lines = doctor(g, code=1)
     assert has(lines, "FAIL", "tls", rf"^{re.escape(str(crt))}: EXPIRED on "
                r"\d{4}-\d\d-\d\d")
-    # and the running server serves it, on 465 (implicit TLS)
+    # and the running server serves it, on 465 (implicit TLS) and through
+    # STARTTLS on the MX
     assert has(lines, "FAIL", "tls", r"^\[::1\]:\d+ serves a certificate "
                r"that EXPIRED on ")
+    assert has(lines, "FAIL", "tls", rf"^\[::1\]:{g.port} serves a "
+               r"certificate that EXPIRED on ")
     # a certificate for another name fails too
     crt2, key2 = make_cert(tmp_path / "other", -1, 90, cn="other.example")
     g.update_config(tls_config((crt2, key2)))
