@@ -3,6 +3,7 @@
  * [--outbound-domain DOMAIN] [--probe-domain DOMAIN]: the self-check
  * (ops/doctor.h), one line per finding on stdout, exit 1 on any FAIL.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,9 @@ cmd_doctor(const struct config *config, int argc, char **argv)
 			return 2;
 		}
 	}
+	/* a server that closes while the doctor writes (TLS included) is a
+	 * finding, not the end of the doctor */
+	signal(SIGPIPE, SIG_IGN);
 	fails = doctor_run(config, &o, print_line, NULL);
 	if (fails > 0)
 		printf("%u check%s FAILED\n", fails, fails == 1 ? "" : "s");

@@ -101,7 +101,7 @@ dconn_send(struct dconn *c, const char *line)
 		return -1;
 	if (c->ssl != NULL)
 		return SSL_write(c->ssl, buf, n) == n ? 0 : -1;
-	return write(c->fd, buf, (size_t)n) == n ? 0 : -1;
+	return send(c->fd, buf, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
 }
 
 static ssize_t
