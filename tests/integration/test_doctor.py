@@ -396,3 +396,37 @@ def test_public_address_ptr_and_blocklist(lab, make_godwit, cert):
     assert fails_ == [f"FAIL blocklist {a.ip4} is LISTED on bl.test "
                       "(127.0.0.2): mail from it is refused; find out why "
                       "on the list's site and ask for removal"], out
+
+
+def test_catchall_forwarding_out(make_godwit, cert):
+    """A catch-all that forwards outside: a warning; the odd local parts
+    of the relay probe (%-hack, bang path, quoted) are taken by it and
+    delivered here, which is not relaying."""
+    g = make_godwit(tls_config(cert), aliases={
+        "postmaster@example.test": ["alice@example.test"],
+        "@example.test": ["someone@elsewhere.example"]})
+    code, lines = doctor(g, code=0)
+    assert has(lines, "WARN", "relay", r"^catch-all @example\.test forwards "
+               r"to someone@elsewhere\.example, outside")
+    assert has(lines, "OK", "relay", r"RCPT TO:<doctor-probe%example\.com@"
+               r"example\.test> taken by the catch-all")
+    assert not fails(lines, "relay")
+    assert g.queue_files() == []
+
+
+def test_plaintext_auth_on_public_address(make_godwit, cert):
+    """Configuration only (the daemon is not started): plaintext_auth on
+    a listener bound to a public address fails, on loopback it is OK."""
+    g = make_godwit(tls_config(cert), start=False)
+    g.config["listeners"] += [
+        {"name": "sub-public", "protocol": "submission",
+         "listen": ["203.0.113.9:2587"], "plaintext_auth": True},
+        {"name": "sub-local", "protocol": "submission",
+         "listen": [f"127.0.0.1:{free_port()}"], "plaintext_auth": True},
+    ]
+    g.write_config()
+    code, lines = doctor(g, code=1)
+    assert has(lines, "FAIL", "relay", r"^listener sub-public: plaintext_auth "
+               r"on a public address")
+    assert has(lines, "OK", "relay", r"^listener sub-local: plaintext_auth "
+               r"only on private addresses")
