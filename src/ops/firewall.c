@@ -3,6 +3,8 @@
  * rules (ops/firewall.h). First a plan, one opening per listener address
  * that is not loopback, then one writer per format over it, each in the
  * same order: deny list, rate limit (MX only), allow list, accept.
+ * Listener names go into comments and shell words as they are: the
+ * configuration allows only 1 to 32 letters, digits, '-', '_' and '.'.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -93,6 +95,15 @@ open_from(const struct config_listener *li, const struct listen_addr *la,
 	} else
 		return false;
 	return true;
+}
+
+/* A comment line (prefix "#" or "\t\t#") when no listener needs a rule. */
+static void
+none_needed(FILE *f, const struct fw_plan *p, const char *indent)
+{
+	if (p->n == 0)
+		fprintf(f, "%s# no listener needs a rule: all are on "
+			"loopback\n", indent);
 }
 
 static void
@@ -226,6 +237,7 @@ write_nft(FILE *f, const struct fw_plan *p)
 	      "\t\ttype filter hook input priority filter - 10; "
 	      "policy accept;\n",
 	      f);
+	none_needed(f, p, "\t\t");
 	for (i = 0; i < p->n; i++)
 		nft_open(f, p, &p->v[i]);
 	fputs("\t}\n}\n", f);
@@ -284,6 +296,7 @@ write_ipt_family(FILE *f, const struct fw_plan *p, int family)
 		"*filter\n:GODWIT - [0:0]\n",
 		family == AF_INET ? "IPv4" : "IPv6", p->path, cmd, cmd,
 		p->rate, family == AF_INET ? "" : " (its /64)", p->burst);
+	none_needed(f, p, "");
 	for (i = 0; i < p->n; i++)
 		if (p->v[i].family == family)
 			ipt_open(f, p, &p->v[i]);
@@ -359,6 +372,7 @@ write_ufw(FILE *f, const struct fw_plan *p)
 		"# per source on the MX ports (limit).\n"
 		"set -e\n",
 		p->path);
+	none_needed(f, p, "");
 	for (i = 0; i < p->n; i++)
 		ufw_open(f, &p->v[i]);
 }
@@ -427,6 +441,7 @@ write_firewalld(FILE *f, const struct fw_plan *p)
 		"(limits.connection_rate).\n"
 		"set -e\n",
 		p->path, p->rate);
+	none_needed(f, p, "");
 	for (i = 0; i < p->n; i++)
 		fwd_open(f, p, &p->v[i]);
 	fputs("firewall-cmd --reload\n", f);
