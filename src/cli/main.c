@@ -9,6 +9,10 @@
  *	godwit [-c FILE] route [-4|-6] DOMAIN
  *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit [-c FILE] dkim keygen|sign|list ...
+ *	godwit [-c FILE] dns [DOMAIN]
+ *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir D] [--data-dir D]
+ *	godwit [-c FILE] firewall [--format nftables|iptables|ufw|firewalld]
+ *	godwit [-c FILE] doctor [--timeout S] ...
  *	godwit [-c FILE] audit verify [--expect HASH]|head|rotate
  *	godwit version
  *
@@ -41,6 +45,9 @@ static const struct {
 	{"route", cmd_route},
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
+	{"dns", cmd_dns},
+	{"firewall", cmd_firewall},
+	{"doctor", cmd_doctor},
 	{"audit", cmd_audit},
 };
 
@@ -69,6 +76,15 @@ usage(FILE *f)
 		"                                 check a message on stdin "
 		"(SPF)\n"
 		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
+		"  dns [DOMAIN]                   the DNS records to publish\n"
+		"  quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR] "
+		"[--data-dir DIR]\n"
+		"                                 set up a production "
+		"server\n"
+		"  firewall [--format F]          packet filter rules for "
+		"the listeners\n"
+		"  doctor [--timeout S]           check the server: ports, "
+		"TLS, relay, DNS, queue\n"
 		"  audit verify [--expect HASH] | head | rotate\n"
 		"                                 the hash-chained audit log\n"
 		"  version                        print the version\n"
@@ -167,6 +183,8 @@ main(int argc, char **argv)
 		}
 		return serve_main(path);
 	}
+	if (strcmp(cmd, "quickstart") == 0)
+		return cmd_quickstart(argc, argv);
 	if (strcmp(cmd, "config") == 0) {
 		if (argc != 2 || strcmp(argv[1], "check") != 0) {
 			fprintf(stderr, "usage: godwit config check "
