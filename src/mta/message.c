@@ -414,6 +414,22 @@ local_spool(struct msg *m, struct delivery_job *job, uint64_t *lines_r)
 	return true;
 }
 
+/* Who sent it, for the audit line (store/deliver.h). */
+static struct delivery_origin *
+local_origin(const struct msg *m, const size_t *idx, size_t n)
+{
+	struct delivery_origin *o = xcalloc(1, sizeof(*o));
+
+	o->from_queue = true;
+	o->ip = xstrdup(m->env.client_ip != NULL ? m->env.client_ip : "");
+	o->sender = xstrdup(m->env.sender != NULL ? m->env.sender : "");
+	o->rcpts = xcalloc(n + 1, sizeof(*o->rcpts));
+	for (size_t i = 0; i < n; i++)
+		o->rcpts[i] = xstrdup(m->env.rcpts[idx[i]].addr);
+	o->nrcpts = n;
+	return o;
+}
+
 static void
 local_deliver(struct msg *m, size_t *idx, size_t n)
 {
@@ -438,6 +454,7 @@ local_deliver(struct msg *m, size_t *idx, size_t n)
 	for (size_t i = 0; i < n; i++)
 		job->mailboxes[i] = xstrdup(m->env.rcpts[idx[i]].addr);
 	job->nmailboxes = n;
+	job->origin = local_origin(m, idx, n);
 	lj->m = m;
 	lj->idx = idx;
 	lj->n = n;

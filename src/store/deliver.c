@@ -818,15 +818,19 @@ audit_record(const struct job_state *st)
 
 	audit_rec_begin(&r, "message");
 	audit_rec_str(&r, "queue", job->id);
-	audit_rec_str(&r, "origin", o != NULL ? "smtp" : "godwit");
+	audit_rec_str(&r, "origin", o == NULL	  ? "godwit"
+				    : o->from_queue ? "queue"
+						    : "smtp");
 	if (o != NULL) {
 		audit_rec_str(&r, "ip", o->ip);
 		if (o->user != NULL)
 			audit_rec_str(&r, "user", o->user);
 		audit_rec_str(&r, "sender", o->sender);
 		audit_rec_strv(&r, "rcpts", o->rcpts, o->nrcpts);
-	} else if (job->env != NULL) {
-		audit_rec_str(&r, "sender", job->env->sender);
+	} else {
+		/* a report: the null sender, unless it has an envelope */
+		audit_rec_str(&r, "sender",
+			      job->env != NULL ? job->env->sender : "");
 	}
 	audit_rec_strv(&r, "mailboxes", job->mailboxes, job->nmailboxes);
 	remotes = xcalloc(nremotes + 1, sizeof(*remotes));

@@ -62,6 +62,9 @@ void spool_free(struct spool **sp);
  * Owned by its job; strings owned.
  */
 struct delivery_origin {
+	/* false: a client's message at its end of data ("origin":"smtp");
+	 * true: one the runner delivers locally from the queue ("queue") */
+	bool from_queue;
 	char *ip;		/* the client */
 	char *user;		/* the authenticated account, or NULL */
 	char *sender;		/* MAIL FROM ("" for the null sender) */
@@ -96,8 +99,8 @@ struct delivery_job {
 	char **mailboxes;		/* "local@domain", owned */
 	size_t nmailboxes;
 	struct queue_envelope *env;	/* remote recipients, or NULL; owned */
-	/* for the audit line; NULL for mail godwit made (reports, the
-	 * runner's local copies): the line then says "origin":"godwit" */
+	/* for the audit line; NULL for mail godwit made (reports): the
+	 * line then says "origin":"godwit" */
 	struct delivery_origin *origin;
 	/* out */
 	int result;			/* 0 or -1 */

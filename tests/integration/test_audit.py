@@ -157,6 +157,46 @@ def test_submission_line_names_the_user(make_godwit, cert, uniq):
     assert rec["sha256"] == hashlib.sha256(data).hexdigest()
 
 
+def test_queued_local_delivery_and_its_report(make_godwit, uniq):
+    """A local recipient who asked for a success report goes through the
+    queue: its line at acceptance lists it as queued; the runner's local
+    delivery has a line of its own ("origin":"queue", the hash of the
+    Maildir file), and so has the report it sends ("origin":"godwit").
+    (A trusted client: reports are promised only to verified senders.)"""
+    g = make_godwit({"smtp": {"trusted_networks": ["127.0.0.0/8"]}})
+    s = g.smtp()
+    try:
+        s.ehlo()
+        assert s.mail("x@remote.test")[0] == 250
+        assert s.rcpt("alice@example.test", ["NOTIFY=SUCCESS"])[0] == 250
+        code, msg = s.data(f"Subject: {uniq}\r\n\r\nhi\r\n")
+        assert code == 250, msg
+    finally:
+        s.quit()
+    qid = re.search(rb"queued as (\S+)", msg).group(1).decode()
+    g.wait_messages("alice@example.test", 1)
+
+    def lines():
+        recs = [r for r in records(g) if r["type"] == "message"]
+        mine = [r for r in recs if r["queue"] == qid]
+        report = [r for r in recs if r["origin"] == "godwit"]
+        return (mine, report) if len(mine) == 2 and report else None
+
+    mine, report = wait_for(lines, 15, what="the queue's and report's lines")
+    assert mine[0]["origin"] == "smtp"
+    assert mine[0]["remote"] == ["alice@example.test"]
+    assert mine[0]["mailboxes"] == []
+    local = mine[1]
+    assert local["origin"] == "queue"
+    assert (local["ip"], local["sender"]) == ("127.0.0.1", "x@remote.test")
+    assert local["mailboxes"] == ["alice@example.test"]
+    data = g.find_messages(uniq)[0].read_bytes()
+    assert local["sha256"] == hashlib.sha256(data).hexdigest()
+    assert report[0]["sender"] == ""
+    assert report[0]["remote"] == ["x@remote.test"]
+    assert verify(g).returncode == 0
+
+
 def test_disabled_writes_no_message_line(make_godwit, uniq):
     g = make_godwit({"audit": {"enabled": False}})
     before = audit_path(g).read_bytes()
