@@ -65,6 +65,21 @@ log_set_process(const char *name)
 	snprintf(lg.process, sizeof(lg.process), "%s", name);
 }
 
+int
+log_write_raw(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(lg.fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 static void
 out_append(struct logfmt_out *o, const char *s)
 {
