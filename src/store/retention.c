@@ -86,7 +86,7 @@ retention_log_name(const char *name, size_t *base_len_r, time_t *day_r)
 	struct tm tm = {0};
 
 	/* "X.log." + "YYYY-MM-DD" */
-	if (n < 6 + 10 + 1)
+	if (n < 6 + 10)
 		return -1;
 	b = n - 11;
 	d = name + b + 1;
