@@ -20,6 +20,7 @@ the daemon started as root, its workers and runner dropped to `godwit`.
 """
 
 import datetime
+import json
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ import time
 
 from conftest import wait_for
 from smtpclient import make_message, transaction
+from test_log_schema import doc_tables, logfmt
 
 LINE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=\S+ "
                      r"proc=\S+ fac=\S+ event=\S+( .*)?$")
@@ -114,6 +116,25 @@ def test_file_log_and_sigusr1_reopen(make_godwit, uniq):
     assert [l for l in new if "event=stopped" in l]
     # nothing went to stderr but what precedes the file's opening
     assert "event=accept" not in g.log_text()
+    # what Loki's and Logstash's logfmt readers take, every line
+    _, keys = doc_tables()
+    for line in old + new:
+        pairs = logfmt(line)
+        assert {k for k, _ in pairs[1:]} <= set(keys), line
+
+
+def test_json_file_lines(make_godwit, uniq):
+    """log.format json into a file: every line one JSON object of the
+    documented keys, as Filebeat's ndjson parser reads it."""
+    g = make_godwit({"log": {"file": "mail.log", "format": "json"}})
+    log = g.data_dir / "log" / "mail.log"
+    send(g, uniq)
+    g.stop()
+    _, keys = doc_tables()
+    objs = [json.loads(l) for l in log.read_text().splitlines()]
+    assert objs and all(set(o) <= set(keys) for o in objs)
+    acc = [o for o in objs if o["event"] == "accept" and uniq in o["from"]]
+    assert len(acc) == 1 and isinstance(acc[0]["size"], int), acc
 
 
 def local_midnight_after(t):
