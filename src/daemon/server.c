@@ -385,6 +385,7 @@ fork_child(struct server *sv)
 		return -1;
 	}
 	if (pid == 0) {
+		logfile_child(sv->logfile);
 		/* the parent's event base (and its signal handling) is not
 		 * ours to use: the child makes its own. event_reinit first
 		 * gives this copy its own epoll instance; freeing it without
@@ -397,7 +398,6 @@ fork_child(struct server *sv)
 		/* the parent's to handle; a stray one (kill -USR1 on a
 		 * child's pid) must not end the child */
 		signal(SIGUSR1, SIG_IGN);
-		logfile_child(sv->logfile);
 	}
 	return pid;
 }

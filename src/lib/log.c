@@ -159,8 +159,14 @@ log_emit(int level, const char *facility, const char *event,
 	if (fmt == LOGFMT_JSON)
 		out_append(&o, "}");
 	out_append(&o, "\n");
-	if (write(lg.fd, line, o.len) < 0) {
-		/* nowhere left to complain */
+	if (write(lg.fd, line, o.len) < 0 && errno == EPIPE && lg.fd > 2) {
+		/* a child whose parent (the reader of its log pipe) is gone:
+		 * its lines go to standard error rather than nowhere. The
+		 * pipe is not closed: another thread may be writing to it */
+		lg.fd = 2;
+		if (write(lg.fd, line, o.len) < 0) {
+			/* nowhere left to complain */
+		}
 	}
 }
 
