@@ -37,6 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -58,13 +61,14 @@
 
 struct logfile {
 	int pipe_r, pipe_w;
+	int reopen_fd;		/* eventfd: a child's SIGUSR1 for the parent */
 	char *path;		/* NULL: standard error */
 	char *log_dir;		/* <data_dir>/log */
 	enum log_rotate rotate;
 	uint64_t max_age;	/* retention.logs, s; 0: forever */
 	char day[16];		/* YYYY-MM-DD of the current file's lines */
 	long offset;		/* the test hook above */
-	struct event *ev, *tick;
+	struct event *ev, *tick, *reopen_ev;
 	size_t len;
 	char buf[RELAY_BUF];
 };
@@ -130,6 +134,16 @@ relay(struct logfile *lf)
 }
 
 static void
+reopen_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) == sizeof(n))
+		logfile_reopen(arg);
+}
+
+static void
 relay_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -169,6 +183,13 @@ logfile_open(const struct config *config, struct logfile **lf_r,
 	}
 	lf->pipe_r = p[0];
 	lf->pipe_w = p[1];
+	if ((lf->reopen_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		*error_r = xasprintf("eventfd: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		free(lf);
+		return -1;
+	}
 	fcntl(lf->pipe_r, F_SETFL, O_NONBLOCK);
 	(void)fcntl(lf->pipe_w, F_SETPIPE_SZ, PIPE_SIZE);
 	lf->log_dir = xasprintf("%s/log", config->data_dir);
@@ -208,14 +229,41 @@ logfile_configure(struct logfile *lf, const struct config *config,
 	return 0;
 }
 
+/*
+ * A child cannot signal the parent (root), so its SIGUSR1 handler writes
+ * to an eventfd the parent watches. Only write(): async-signal-safe, and
+ * the counter never blocks (EFD_NONBLOCK; it cannot overflow in practice).
+ */
+static int child_reopen_fd = -1;
+
+static void
+child_usr1(int sig)
+{
+	uint64_t one = 1;
+	int saved = errno;
+
+	(void)sig;
+	if (write(child_reopen_fd, &one, sizeof(one)) < 0) {
+		/* the parent is gone: nothing to reopen */
+	}
+	errno = saved;
+}
+
 void
 logfile_child(struct logfile *lf)
 {
 	int fd = lf->pipe_w;
+	struct sigaction sa;
 
 	close(lf->pipe_r);
 	lf->pipe_r = -1;
 	log_set_fd(&fd);	/* and closes the inherited file */
+	child_reopen_fd = lf->reopen_fd;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = child_usr1;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
 }
 
 static int
@@ -352,6 +400,9 @@ logfile_attach(struct logfile *lf, struct event_base *base)
 	lf->ev = event_new(base, lf->pipe_r, EV_READ | EV_PERSIST, relay_cb,
 			   lf);
 	event_add(lf->ev, NULL);
+	lf->reopen_ev = event_new(base, lf->reopen_fd, EV_READ | EV_PERSIST,
+				  reopen_cb, lf);
+	event_add(lf->reopen_ev, NULL);
 	lf->tick = evtimer_new(base, tick_cb, lf);
 	if (!new_day(lf))
 		sweep(lf);
@@ -371,6 +422,9 @@ logfile_close(struct logfile **lfp)
 		event_free(lf->ev);
 	if (lf->tick != NULL)
 		event_free(lf->tick);
+	if (lf->reopen_ev != NULL)
+		event_free(lf->reopen_ev);
+	close(lf->reopen_fd);
 	if (lf->pipe_r >= 0)
 		close(lf->pipe_r);
 	close(lf->pipe_w);

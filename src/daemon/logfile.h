@@ -15,7 +15,8 @@ struct logfile;
 int logfile_open(const struct config *config, struct logfile **lf_r,
 		 char **error_r);
 /* In a child just forked: from now on its lines go into the pipe and it
- * holds no descriptor of the file. */
+ * holds no descriptor of the file; a SIGUSR1 it gets (`kill -USR1` on
+ * whichever godwit pid a script found) is passed on to the parent. */
 void logfile_child(struct logfile *lf);
 /* The parent's loop: the children's lines, the midnight tick (rotation,
  * then retention.logs); both run once now. */

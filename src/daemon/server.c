@@ -12,6 +12,7 @@
  *   SIGCHLD         a worker that died unexpectedly is replaced
  *   SIGUSR1         log.file is reopened by its name (logfile.h); the
  *                   children write through the parent and need no telling
+ *                   (one sent to a child is passed on to the parent)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -385,7 +386,6 @@ fork_child(struct server *sv)
 		return -1;
 	}
 	if (pid == 0) {
-		logfile_child(sv->logfile);
 		/* the parent's event base (and its signal handling) is not
 		 * ours to use: the child makes its own. event_reinit first
 		 * gives this copy its own epoll instance; freeing it without
@@ -395,9 +395,9 @@ fork_child(struct server *sv)
 		event_base_free(sv->base);
 		sv->base = NULL;
 		signal(SIGCHLD, SIG_DFL);
-		/* the parent's to handle; a stray one (kill -USR1 on a
-		 * child's pid) must not end the child */
-		signal(SIGUSR1, SIG_IGN);
+		/* after event_base_free(), which put back the handlers the
+		 * parent's base had taken over (SIGUSR1's among them) */
+		logfile_child(sv->logfile);
 	}
 	return pid;
 }

@@ -8,7 +8,8 @@ the daemon started as root, its workers and runner dropped to `godwit`.
 - An outside logrotate (`mv mail.log mail.log.1`, then SIGUSR1 to the
   parent): the lines before the signal stay in the moved file, those after
   go to a fresh mail.log, none is lost, none is written twice, none is cut.
-  A stray SIGUSR1 to a child does not end it.
+  A SIGUSR1 sent to a child (`pidof -s` may name one) does not end it and
+  reaches the parent.
 - Daily rotation at local midnight: GODWIT_TEST_LOG_CLOCK_OFFSET (a test
   hook, read by daemon/logfile.c only) shifts the clock that decides the
   day, so that midnight comes a few seconds after the start; the real
@@ -104,25 +105,31 @@ def test_file_log_and_sigusr1_reopen(make_godwit, uniq):
     wait_for(lambda: accepts(lines_of(log), f"{uniq}-c"), 10,
              what="mail c logged in the fresh file")
 
-    # a stray SIGUSR1 to a worker is ignored, not fatal
+    # the signal sent to a worker (whichever pid `pidof -s` gives) is
+    # passed on to the parent, and the worker lives on
+    moved2 = g.data_dir / "log" / "mail.log.2"
+    os.rename(log, moved2)
     worker = g.children()[0]
     os.kill(worker, signal.SIGUSR1)
+    wait_for(lambda: any("event=reopened" in l for l in lines_of(log)), 10,
+             what="mail.log reopened on a worker's SIGUSR1")
     send(g, f"{uniq}-d")
     wait_for(lambda: accepts(lines_of(log), f"{uniq}-d"), 10,
              what="mail d logged")
     assert worker in g.children()
     g.stop()
 
-    old, new = lines_of(moved, True), lines_of(log, True)
-    for m, where in (("a", old), ("b", old), ("c", new), ("d", new)):
-        assert len(accepts(old + new, f"{uniq}-{m}")) == 1, m
+    old, mid, new = (lines_of(moved, True), lines_of(moved2, True),
+                     lines_of(log, True))
+    for m, where in (("a", old), ("b", old), ("c", mid), ("d", new)):
+        assert len(accepts(old + mid + new, f"{uniq}-{m}")) == 1, m
         assert len(accepts(where, f"{uniq}-{m}")) == 1, m
     assert [l for l in new if "event=stopped" in l]
     # nothing went to stderr but what precedes the file's opening
     assert "event=accept" not in g.log_text()
     # what Loki's and Logstash's logfmt readers take, every line
     _, keys = doc_tables()
-    for line in old + new:
+    for line in old + mid + new:
         pairs = logfmt(line)
         assert {k for k, _ in pairs[1:]} <= set(keys), line
 
