@@ -4,6 +4,7 @@
  * processes appending to the same file never interleave.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@
  * out whole and the line says truncated=yes.
  */
 #define LOG_LINE_MAX 4096
+/* the children's lines reach the parent through a pipe (daemon/logfile.c):
+ * a longer line could be split and interleaved there */
+_Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a log line must fit PIPE_BUF");
 
 static struct {
 	int fd;
