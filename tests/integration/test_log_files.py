@@ -253,3 +253,19 @@ def test_reload_moves_the_log(make_godwit, uniq):
     la, lb = lines_of(a, True), lines_of(b, True)
     assert len(accepts(la, f"{uniq}-a")) == 1 and not accepts(lb, f"{uniq}-a")
     assert len(accepts(lb, f"{uniq}-b")) == 1 and not accepts(la, f"{uniq}-b")
+
+
+def test_orphaned_worker_logs_to_stderr(make_godwit, uniq):
+    """The parent killed (-9): a worker still serving finds the log
+    pipe without a reader (EPIPE) and writes its lines to standard error
+    rather than nowhere."""
+    g = make_godwit({"log": {"file": "mail.log"}, "workers": 1})
+    log = g.data_dir / "log" / "mail.log"
+    wait_for(lambda: g.children(), 10, what="the worker")
+    os.kill(g.pid, signal.SIGKILL)
+    g.proc.wait(timeout=10)
+    send(g, uniq)
+    wait_for(lambda: accepts(g.log_text().splitlines(), uniq), 10,
+             what="the accept line on stderr")
+    g.kill9()
+    assert not accepts(lines_of(log, True), uniq)
