@@ -14,6 +14,8 @@ the daemon started as root, its workers and runner dropped to `godwit`.
   hook, read by daemon/logfile.c only) shifts the clock that decides the
   day, so that midnight comes a few seconds after the start; the real
   timer then renames mail.log to mail.log.<the day that ended>.
+- A reload naming another log.file moves the log; a worker orphaned by
+  kill -9 of the parent writes to standard error (EPIPE) instead.
 - retention.logs: rotated log and audit files whose day ended longer ago
   are removed at start (and after each midnight); current files, younger
   ones, other names and the newest rotated audit file while audit.log is
@@ -90,6 +92,8 @@ def test_file_log_and_sigusr1_reopen(make_godwit, uniq):
         holds_fd_to(p, log) for p in g.children() + [g.runner_pid()]), 10,
         what="no child holding log/mail.log")
     assert holds_fd_to(g.pid, log)
+    for pid in g.children() + [g.runner_pid()]:     # dropped to godwit
+        assert os.stat(f"/proc/{pid}").st_uid != 0, pid
 
     send(g, f"{uniq}-a")
     wait_for(lambda: accepts(lines_of(log), f"{uniq}-a"), 10,
