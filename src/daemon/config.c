@@ -431,12 +431,71 @@ static const struct conf_key auth_keys[] = {
      SPAN(0, 300000, "0..5m", 15000), .doc = "the growing delay's cap"},
 };
 
+/*
+ * Sending limits: far above a person (Google Workspace lets a user send
+ * 2,000 messages a day; a person rarely sends 50 in an hour) and reached
+ * by a spam run within minutes. Postfix has no such limit of its own
+ * (policyd-rate-limit and postfwd add one).
+ */
+static const struct conf_key submission_limit_keys[] = {
+    {"messages_per_hour", CONF_UINT,
+     F(submission_config, limits.messages_per_hour), UINT(0, 10000000, 200),
+     .doc = "per account (MAIL commands); 0: unlimited"},
+    {"recipients_per_hour", CONF_UINT,
+     F(submission_config, limits.recipients_per_hour),
+     UINT(0, 10000000, 500), .doc = "per account (RCPT); 0: unlimited"},
+    {"messages_per_day", CONF_UINT,
+     F(submission_config, limits.messages_per_day), UINT(0, 10000000, 1000),
+     .doc = "per account; 0: unlimited"},
+    {"recipients_per_day", CONF_UINT,
+     F(submission_config, limits.recipients_per_day),
+     UINT(0, 10000000, 2000), .doc = "per account; 0: unlimited"},
+};
+static const struct conf_section submission_limits =
+    SECTION("submission.limits", submission_limit_keys, NULL);
+
 static const struct conf_key submission_keys[] = {
+    {"limits", CONF_SECTION, .sub = &submission_limits},
     {"check_from", CONF_BOOL, F(submission_config, check_from), .def = 1,
      .doc = "header From: must be an address of the user"},
     {"refuse_address_display_name", CONF_BOOL,
      F(submission_config, refuse_address_display_name), .def = 1,
      .doc = "with check_from: no display name showing another address"},
+};
+
+static const struct conf_key alerts_keys[] = {
+    {"enabled", CONF_BOOL, F(alerts_config, enabled), .def = 1,
+     .doc = "alert lines, the mail to postmaster, alerts.command"},
+    {"command", CONF_PATH, F(alerts_config, command),
+     .doc = "run by /bin/sh as the daemon user, the alert as JSON on "
+            "stdin; default: none"},
+    {"command_timeout", CONF_DURATION, F(alerts_config, command_timeout),
+     SPAN(1, 600, "1s..10m", 10), .doc = "then the command is killed"},
+    {"interval", CONF_DURATION, F(alerts_config, interval),
+     SPAN(60, 7 * DAY, "1m..7d", 3600),
+     .doc = "one mail (and command) per kind and subject per interval"},
+    {"auth_failures_ip", CONF_UINT, F(alerts_config, auth_failures_ip),
+     UINT(0, 1000000, 10),
+     .doc = "failed logins per client in auth.failure_window (or a ban); "
+            "0: off"},
+    {"auth_failures_account", CONF_UINT,
+     F(alerts_config, auth_failures_account), UINT(0, 1000000, 20),
+     .doc = "failed logins per account in auth.failure_window; 0: off"},
+    {"auth_failing_ips", CONF_UINT, F(alerts_config, auth_failing_ips),
+     UINT(0, 1000000, 50),
+     .doc = "addresses failing in one auth.failure_window; 0: off"},
+    {"queue_size", CONF_UINT, F(alerts_config, queue_size),
+     UINT(0, 100000000, 1000),
+     .doc = "messages in the outbound queue; 0: off"},
+    {"bounces_per_hour", CONF_UINT, F(alerts_config, bounces_per_hour),
+     UINT(0, 100000000, 100), .doc = "recipients bounced; 0: off"},
+    {"cert_expiry", CONF_DURATION, F(alerts_config, cert_expiry),
+     SPAN(0, 365 * DAY, "0..365d", 14 * DAY),
+     .doc = "a certificate expiring within this (checked daily); 0: off"},
+    {"crash_loop", CONF_UINT, F(alerts_config, crash_loop),
+     UINT(0, 1000, 5), .doc = "worker deaths within crash_window; 0: off"},
+    {"crash_window", CONF_DURATION, F(alerts_config, crash_window),
+     SPAN(1, DAY, "1s..1d", 600), .doc = "see crash_loop"},
 };
 
 static const struct conf_key pop3_keys[] = {
@@ -629,6 +688,8 @@ static const struct conf_section auth_section =
     SECTION("auth", auth_keys, check_auth);
 static const struct conf_section submission_section =
     SECTION("submission", submission_keys, NULL);
+static const struct conf_section alerts_section =
+    SECTION("alerts", alerts_keys, NULL);
 static const struct conf_section pop3_section =
     SECTION("pop3", pop3_keys, NULL);
 static const struct conf_section retention_section =
@@ -694,6 +755,7 @@ static const struct conf_key root_keys[] = {
     SUB("tls", tls_section, tls),
     SUB("auth", auth_section, auth),
     SUB("submission", submission_section, submission),
+    SUB("alerts", alerts_section, alerts),
     SUB("pop3", pop3_section, pop3),
     SUB("retention", retention_section, retention),
     SUB("dns", dns_section, dns),

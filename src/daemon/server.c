@@ -29,6 +29,7 @@
 
 #include <event2/event.h>
 
+#include "daemon/alerts.h"
 #include "net/auth.h"
 #include "daemon/config.h"
 #include "store/datadir.h"
@@ -83,6 +84,7 @@ struct server {
 	uint64_t runner_started_ms;
 	bool runner_restart;		/* reload: start anew when it exits */
 	struct runner_secrets secrets;	/* read as root, before the fork */
+	struct alerts *alerts;		/* the channel, mail and command */
 };
 
 /* ---- sockets -------------------------------------------------------- */
@@ -420,6 +422,7 @@ spawn(struct server *sv, unsigned slot)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		alerts_in_child(sv->alerts);
 		drop_privileges(sv);
 		/* exit(), not _exit(): so LeakSanitizer checks workers too */
 		exit(worker_main(sv->config, sv->socks, sv->nsocks,
@@ -447,6 +450,7 @@ spawn_runner(struct server *sv)
 		close_socks(sv->socks, sv->nsocks);
 		sv->socks = NULL;
 		sv->nsocks = 0;
+		alerts_in_child(sv->alerts);
 		drop_privileges(sv);
 		proc_title("godwit: queue runner");
 		struct runner_settings rs;
@@ -541,6 +545,8 @@ reap(struct server *sv)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct child *c = NULL;
+		if (alerts_reaped(sv->alerts, pid, status))
+			continue;
 		if (pid == sv->runner_pid) {
 			sv->runner_pid = 0;
 			if (sv->stopping)
@@ -586,6 +592,7 @@ reap(struct server *sv)
 				  LF_UINT("slot", c->slot), LF_INT("pid", pid),
 				  LF_INT("status", WEXITSTATUS(status)));
 		(void)clean;
+		alerts_worker_died(sv->alerts);
 		/* a worker that dies right after it started would make us
 		 * spin: wait a second before replacing it */
 		if (mono_ms() - c->started_ms < 1000)
@@ -697,6 +704,7 @@ reload(struct server *sv)
 	sv->nsocks = nsocks;
 	config_free(&sv->config);
 	sv->config = nc;
+	alerts_set_config(sv->alerts, sv->config);
 	/* running workers keep their own copy; new ones get the new one */
 	tls_ctx_free(&sv->tls_ctx);
 	sv->tls_ctx = tls_ctx;
@@ -802,6 +810,11 @@ serve_main(const char *config_path)
 		sigs[i] = evsignal_new(sv.base, sigv[i], signal_cb, &sv);
 		evsignal_add(sigs[i], NULL);
 	}
+	sv.alerts = alerts_new(sv.base, sv.config,
+			       &(struct alerts_ids){sv.drop, sv.uid, sv.gid,
+						    sv.groups, sv.ngroups});
+	if (sv.alerts == NULL)
+		fatal("cannot create the alert channel");
 	sv.kill_timer = evtimer_new(sv.base, kill_cb, &sv);
 	sv.respawn_timer = evtimer_new(sv.base, respawn_cb, &sv);
 	signals_unblock_all();
@@ -835,6 +848,7 @@ serve_main(const char *config_path)
 		event_free(sigs[i]);
 	event_free(sv.kill_timer);
 	event_free(sv.respawn_timer);
+	alerts_free(&sv.alerts);
 	event_base_free(sv.base);
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);

@@ -39,6 +39,7 @@ struct submission_config {
 	bool check_from;	/* header From: must be the user's */
 	/* with check_from: no display name showing another address */
 	bool refuse_address_display_name;
+	struct limits_send_policy limits;	/* submission.limits */
 };
 
 /*
