@@ -926,4 +926,5 @@ config_runner_settings(const struct config *c, struct runner_settings *r)
 	r->queue = c->queue;
 	r->smarthost = c->smarthost;
 	r->dkim_sign = c->checks.dkim_sign;
+	r->alerts = c->alerts;
 }

@@ -456,6 +456,7 @@ spawn_runner(struct server *sv)
 		struct runner_settings rs;
 		config_runner_settings(sv->config, &rs);
 		rs.keyring = sv->keyring;
+		rs.limits = sv->limits;
 		code = runner_main(&rs, &sv->secrets);
 		runner_secrets_clear(&sv->secrets);
 		exit(code);

@@ -1321,6 +1321,7 @@ smtp_envelope_new(const struct smtp_session *s)
 			 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
 							: "");
 	e->envid = xstrdup(t->mail.envid);
+	e->auth = xstrdup(s->ses.logged_in ? s->account : "");
 	return e;
 }
 

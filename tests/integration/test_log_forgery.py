@@ -418,7 +418,7 @@ KNOWN_EVENTS = {
     "bounced", "dsn", "error", "read-error", "fsync-failed",
     "syncfs-failed", "dsn-limited", "fixed", "stress-on", "stress-off",
     "result", "record-failed", "dkim-sign", "dkim-sign-failed",
-    "attachments", "alert",
+    "attachments", "alert", "held",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",

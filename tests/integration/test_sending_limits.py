@@ -10,7 +10,7 @@ import pytest
 
 from conftest import (DOMAIN, PASSWORD, free_port, wait_for)
 
-REMOTE = "someone@remote.invalid"	# the refusing resolver defers it
+REMOTE = "someone@far.example.net"  # the refusing resolver defers it
 
 
 @pytest.fixture
@@ -109,3 +109,55 @@ def test_recipients_per_hour_451_at_rcpt(limited, uniq):
     assert c.mail(bob)[0] == 451
     c.quit()
     assert "reason=sending-limit limit=recipients-per-hour" in g.log_text()
+
+
+def queue_ids(g, sub):
+    return sorted(p.name for p in (g.data_dir / "queue" / sub).iterdir()
+                  if not p.name.startswith("."))
+
+
+def auth_of(g, sub, qid):
+    head = (g.data_dir / "queue" / sub / qid).read_bytes().split(b"\n\n")[0]
+    m = re.search(rb"^auth (\S+)$", head, re.M)
+    return m.group(1).decode() if m else None
+
+
+def test_queued_mail_held_others_unaffected(limited, uniq):
+    """Mail of alice still in the queue (deferred: the test's resolver
+    refuses every lookup) moves to hold/ when she goes over her limit;
+    bob's stays deferred; `godwit queue release` lets hers go."""
+    g = limited({"messages_per_hour": 2})
+    alice, bob = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
+    ca, cb = login(g, "alice"), login(g, "bob")
+    for i in range(2):
+        assert send(ca, alice, [REMOTE], f"{uniq}-a{i}") == (250, None)
+    assert send(cb, bob, [REMOTE], f"{uniq}-b") == (250, None)
+    wait_for(lambda: len(queue_ids(g, "deferred")) == 3, 30,
+             what="three deferred messages")
+    mine = [q for q in queue_ids(g, "deferred")
+            if auth_of(g, "deferred", q) == alice]
+    assert len(mine) == 2
+    assert code_of(ca.mail(alice)) == 451
+    wait_for(lambda: queue_ids(g, "hold") == mine, 30,
+             what="alice's mail in hold/")
+    # bob's is not held and he still sends
+    assert [auth_of(g, "deferred", q) for q in queue_ids(g, "deferred")] \
+        == [bob]
+    assert send(cb, bob, [REMOTE], f"{uniq}-b2") == (250, None)
+    ca.quit()
+    cb.quit()
+    log = g.log_text()
+    for q in mine:
+        assert re.search(rf"event=held id={q} user=alice@example\.test "
+                         rf"reason=sending-limit", log), log
+    # released by the administrator: it goes back to the queue and is
+    # not held again
+    g.admin("queue", "release", mine[0])
+    wait_for(lambda: mine[0] not in queue_ids(g, "hold") and
+             mine[0] in queue_ids(g, "deferred"), 30,
+             what="the released message deferred again")
+    assert queue_ids(g, "hold") == mine[1:]
+
+
+def code_of(reply):
+    return reply[0]
