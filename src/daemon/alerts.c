@@ -475,10 +475,12 @@ alerts_new(struct event_base *base, const struct config *config,
 	return al;
 }
 
+/* The new certificates are looked at now, not a day later. */
 void
 alerts_set_config(struct alerts *al, const struct config *config)
 {
 	al->config = config;
+	check_certs(al);
 }
 
 void

@@ -34,7 +34,8 @@ struct alerts_ids {
 struct alerts *alerts_new(struct event_base *base,
 			  const struct config *config,
 			  const struct alerts_ids *ids);
-/* After a reload: the new configuration (alerts keeps no copy). */
+/* After a reload: the new configuration (alerts keeps no copy); its
+ * certificates are checked at once. */
 void alerts_set_config(struct alerts *al, const struct config *config);
 /* In a child just forked: its alerts go to the parent's channel, whose
  * reading end it closes (nothing else of al is the child's to use). */

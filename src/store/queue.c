@@ -519,15 +519,16 @@ queue_inject(const char *data_dir, struct queue_envelope *e, const char *msg,
 	char *dir = xasprintf("%s/queue/incoming", data_dir);
 	int fd, r = -1;
 
-	/* a link, not a rename: it never replaces a file of the same id */
+	/* renamed (the runner's inotify waits for IN_MOVED_TO), but never
+	 * over a file of the same id */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0 || inject_write(fd, e, msg, len, uid, gid) < 0 ||
-	    link(tmp, dst) < 0) {
+	    renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
 		*error_r = xasprintf("%s: %s", fd < 0 ? tmp : dst,
 				     strerror(errno));
 		if (fd >= 0)
 			unlink(tmp);
-	} else if (unlink(tmp), fsync_dir(dir) < 0) {
+	} else if (fsync_dir(dir) < 0) {
 		*error_r = xasprintf("%s: %s", dir, strerror(errno));
 		unlink(dst);
 	} else {
