@@ -11,6 +11,8 @@
  *	godwit route [-4|-6] [-n] DOMAIN
  *	godwit check --ip ADDR --helo NAME --mail-from ADDR [--json] < msg
  *	godwit dkim keygen|sign|list ...
+ *	godwit dns [DOMAIN]
+ *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR] [--data-dir DIR]
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -68,5 +70,22 @@ int cmd_check(const struct config *config, int argc, char **argv);
  * list`. Each key prints as "S._domainkey.D. IN TXT \"v=DKIM1; ...\"".
  */
 int cmd_dkim(const struct config *config, int argc, char **argv);
+/*
+ * `godwit dns [DOMAIN]`: the records to publish for DOMAIN, or for every
+ * local domain (a blank line between two), in zone-file syntax
+ * (ops/dns_records.h). Exit code 0, 1 when the DKIM keys or the user
+ * database cannot be read or there is no domain, 2 usage.
+ */
+int cmd_dns(const struct config *config, int argc, char **argv);
+/*
+ * `godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR]
+ * [--data-dir DIR]` (no configuration loaded: it writes one): the
+ * configuration, a self-signed certificate, the DKIM keys, the domain,
+ * the admin with a generated password printed once, postmaster@ as its
+ * alias, the systemd unit (installed for /etc/godwit, else printed),
+ * then the DNS records and the next steps. What exists is kept and
+ * named. Exit code 0, 1 error, 2 usage.
+ */
+int cmd_quickstart(int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@
  *	godwit [-c FILE] route [-4|-6] DOMAIN
  *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit [-c FILE] dkim keygen|sign|list ...
+ *	godwit [-c FILE] dns [DOMAIN]
+ *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir D] [--data-dir D]
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -39,6 +41,7 @@ static const struct {
 	{"route", cmd_route},
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
+	{"dns", cmd_dns},
 };
 
 static void
@@ -66,6 +69,11 @@ usage(FILE *f)
 		"                                 check a message on stdin "
 		"(SPF)\n"
 		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
+		"  dns [DOMAIN]                   the DNS records to publish\n"
+		"  quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR] "
+		"[--data-dir DIR]\n"
+		"                                 set up a production "
+		"server\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
@@ -161,6 +169,8 @@ main(int argc, char **argv)
 		}
 		return serve_main(path);
 	}
+	if (strcmp(cmd, "quickstart") == 0)
+		return cmd_quickstart(argc, argv);
 	if (strcmp(cmd, "config") == 0) {
 		if (argc != 2 || strcmp(argv[1], "check") != 0) {
 			fprintf(stderr, "usage: godwit config check "
