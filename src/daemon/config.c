@@ -431,6 +431,99 @@ static const struct conf_key auth_keys[] = {
      SPAN(0, 300000, "0..5m", 15000), .doc = "the growing delay's cap"},
 };
 
+static const struct conf_key account_limit_keys[] = {
+    {"messages_per_hour", CONF_UINT, F(limits_send_policy, messages_per_hour),
+     UINT(0, 10000000, 0)},
+    {"recipients_per_hour", CONF_UINT,
+     F(limits_send_policy, recipients_per_hour), UINT(0, 10000000, 0)},
+    {"messages_per_day", CONF_UINT, F(limits_send_policy, messages_per_day),
+     UINT(0, 10000000, 0)},
+    {"recipients_per_day", CONF_UINT,
+     F(limits_send_policy, recipients_per_day), UINT(0, 10000000, 0)},
+};
+
+/* A login name as the sessions keep it: printable, no space, an '@'. */
+static bool
+account_name_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len < 3 || len > 319 || strchr(s, '@') == NULL)
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s > '~')
+			return false;
+	return true;
+}
+
+/* One account of submission.limits.accounts: NULL if it is not one. */
+static char *
+limit_account(struct conf_loader *l, const struct submission_config *sc,
+              const yaml_node_t *k, const char *key)
+{
+	char buf[CONF_SAFE_BUF], *a;
+	const char *s;
+
+	if ((s = conf_scalar(l, k, key, "an account")) == NULL)
+		return NULL;
+	if (!account_name_ok(s)) {
+		conf_error(l, conf_line(k), "%s: '%s' is not an account "
+		           "(local@domain)", key, conf_safe(buf, s));
+		return NULL;
+	}
+	a = xstrdup(s);
+	ascii_lower(a);
+	for (size_t i = 0; i < sc->naccount_limits; i++)
+		if (strcmp(sc->account_limits[i].account, a) == 0) {
+			conf_error(l, conf_line(k), "%s: '%s' given twice",
+			           key, a);
+			xfree(&a);
+			break;
+		}
+	return a;
+}
+
+/*
+ * submission.limits.accounts: {ACCOUNT: {messages_per_hour: N, ...}};
+ * loaded after the general limits, which the keys not given keep.
+ */
+static void
+load_account_limits(struct conf_loader *l, const yaml_node_t *n,
+                    const char *key, void *base)
+{
+	static const struct conf_section sec = SECTION(
+	    "submission.limits.accounts.ACCOUNT", account_limit_keys, NULL);
+	struct submission_config *sc = base;
+	size_t count;
+
+	if (n == NULL || conf_is_null(n))
+		return;
+	if (n->type != YAML_MAPPING_NODE) {
+		conf_error(l, conf_line(n),
+		           "%s: expected a mapping of account: limits", key);
+		return;
+	}
+	count = (size_t)(n->data.mapping.pairs.top -
+	                 n->data.mapping.pairs.start);
+	sc->account_limits = xcalloc(count + 1, sizeof(*sc->account_limits));
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+	     p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = conf_node(l, p->key);
+		yaml_node_t *val = conf_node(l, p->value);
+		struct submission_account_limits *al =
+		    &sc->account_limits[sc->naccount_limits];
+		char *a;
+
+		if (k == NULL || val == NULL ||
+		    (a = limit_account(l, sc, k, key)) == NULL)
+			continue;
+		al->account = a;
+		al->limits = sc->limits;
+		conf_load_section(l, val, &sec, &al->limits);
+		sc->naccount_limits++;
+	}
+}
+
 /*
  * Sending limits: far above a person (Google Workspace lets a user send
  * 2,000 messages a day; a person rarely sends 50 in an hour) and reached
@@ -450,6 +543,9 @@ static const struct conf_key submission_limit_keys[] = {
     {"recipients_per_day", CONF_UINT,
      F(submission_config, limits.recipients_per_day),
      UINT(0, 10000000, 2000), .doc = "per account; 0: unlimited"},
+    /* after the four: an account's own limits start from them */
+    {"accounts", CONF_NONE, .load = load_account_limits,
+     .doc = "{account: {messages_per_hour: N, ...}}: limits of its own"},
 };
 static const struct conf_section submission_limits =
     SECTION("submission.limits", submission_limit_keys, NULL);
@@ -860,6 +956,9 @@ config_free(struct config **configp)
 		return;
 	conf_free(&root_section, c);
 	config_filter_free(&c->filter);
+	for (size_t i = 0; i < c->submission.naccount_limits; i++)
+		free(c->submission.account_limits[i].account);
+	free(c->submission.account_limits);
 	free(c->path);
 	for (size_t i = 0; i < c->nlisteners; i++)
 		listener_clear(&c->listeners[i]);

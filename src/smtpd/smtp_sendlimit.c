@@ -9,6 +9,7 @@
  * while the block lasts (mta/message.c).
  */
 #include <stdio.h>
+#include <strings.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -16,6 +17,15 @@
 #include "net/client_limits.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_settings.h"
+
+const struct limits_send_policy *
+submission_limits_for(const struct submission_config *sc, const char *account)
+{
+	for (size_t i = 0; i < sc->naccount_limits; i++)
+		if (strcasecmp(sc->account_limits[i].account, account) == 0)
+			return &sc->account_limits[i].limits;
+	return &sc->limits;
+}
 
 bool
 smtp_send_allowed(struct smtp_session *s, bool message, const char *addr)
@@ -26,7 +36,9 @@ smtp_send_allowed(struct smtp_session *s, bool message, const char *addr)
 
 	if (!s->ses.logged_in || s->account[0] == '\0')
 		return true;
-	v = limits_send(s->ses.srv->limits, &s->config->submission.limits,
+	v = limits_send(s->ses.srv->limits,
+			submission_limits_for(&s->config->submission,
+					      s->account),
 			s->account, message, now_ms(), &r);
 	if (v == LIMITS_SEND_OK)
 		return true;

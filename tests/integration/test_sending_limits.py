@@ -111,6 +111,22 @@ def test_recipients_per_hour_451_at_rcpt(limited, uniq):
     assert "reason=sending-limit limit=recipients-per-hour" in g.log_text()
 
 
+def test_account_with_limits_of_its_own(limited, uniq):
+    g = limited({"messages_per_hour": 1, "accounts": {
+        "Bob@Example.test": {"messages_per_hour": 3}}})
+    alice, bob = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
+    ca, cb = login(g, "alice"), login(g, "bob")
+    assert send(ca, alice, [bob], f"{uniq}-a") == (250, None)
+    assert ca.mail(alice)[0] == 451
+    for i in range(3):
+        assert send(cb, bob, [alice], f"{uniq}-b{i}") == (250, None)
+    assert cb.mail(bob)[0] == 451
+    ca.quit()
+    cb.quit()
+    assert re.search(r"user=bob@example\.test .*reason=sending-limit "
+                     r"limit=messages-per-hour count=3 max=3", g.log_text())
+
+
 def queue_ids(g, sub):
     return sorted(p.name for p in (g.data_dir / "queue" / sub).iterdir()
                   if not p.name.startswith("."))
