@@ -195,3 +195,36 @@ def test_worker_crash_loop(alerting):
              what="the crash-loop mail")
     lines = alert_lines(g, "crash-loop")
     assert len(lines) == 1 and "subject=workers count=2 max=2" in lines[0]
+
+
+def submit(g, user, rcpts, subject):
+    c = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=30)
+    c.ehlo("client.example.test")
+    c.login(f"{user}@{DOMAIN}", PASSWORD)
+    frm = f"{user}@{DOMAIN}"
+    c.sendmail(frm, rcpts, f"From: <{frm}>\r\nSubject: {subject}\r\n\r\n"
+               f"{subject}\r\n")
+    c.quit()
+
+
+def test_queue_size_and_bounces(alerting, uniq):
+    """Two messages deferred (the test's resolver refuses every lookup):
+    the queue-size alert; two recipients bounced at once (.invalid has
+    no DNS at all): the bounces alert. Each once, though the queue stays
+    that large."""
+    g = alerting({"queue_size": 2, "bounces_per_hour": 2})
+    for i in range(3):
+        submit(g, "bob", [f"r{i}@far.example.net"], f"{uniq}-d{i}")
+    wait_for(lambda: alert_lines(g, "queue-size"), 30,
+             what="the queue-size alert")
+    submit(g, "bob", ["x@nowhere.invalid", "y@nowhere.invalid"],
+           f"{uniq}-b")
+    wait_for(lambda: alert_mails(g, "bounces") and
+             alert_mails(g, "queue-size"), 30, what="both mails")
+    q = alert_lines(g, "queue-size")
+    # checked every second: the third message may be in by then
+    assert len(q) == 1 and re.search(r"subject=outbound count=[23] max=2 ",
+                                     q[0]), q
+    b = alert_lines(g, "bounces")
+    assert len(b) == 1 and "subject=outbound count=2 max=2" in b[0]
+    assert "window_s=3600" in b[0]
