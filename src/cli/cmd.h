@@ -13,6 +13,8 @@
  *	godwit dkim keygen|sign|list ...
  *	godwit dns [DOMAIN]
  *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR] [--data-dir DIR]
+ *	godwit firewall [--format nftables|iptables|ufw|firewalld]
+ *	godwit doctor [--timeout S] [--outbound-target ADDR:PORT] ...
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -87,5 +89,18 @@ int cmd_dns(const struct config *config, int argc, char **argv);
  * named. Exit code 0, 1 error, 2 usage.
  */
 int cmd_quickstart(int argc, char **argv);
+/*
+ * `godwit firewall [--format nftables|iptables|ufw|firewalld] [-4|-6]
+ * [--rate N] [--burst N]`: the listeners' packet filter rules on stdout
+ * (ops/firewall.h). Exit code 0, 1 when stdout fails, 2 usage.
+ */
+int cmd_firewall(const struct config *config, int argc, char **argv);
+/*
+ * `godwit doctor [--timeout S] [--outbound-target ADDR:PORT]
+ * [--outbound-domain D] [--probe-domain D]`: the self-check
+ * (ops/doctor.h), lines "OK|WARN|FAIL CHECK TEXT" on stdout. Exit code 0
+ * without a FAIL, 1 with one, 2 usage.
+ */
+int cmd_doctor(const struct config *config, int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@
  *	godwit [-c FILE] dkim keygen|sign|list ...
  *	godwit [-c FILE] dns [DOMAIN]
  *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir D] [--data-dir D]
+ *	godwit [-c FILE] firewall [--format nftables|iptables|ufw|firewalld]
+ *	godwit [-c FILE] doctor [--timeout S] ...
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -42,6 +44,8 @@ static const struct {
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
 	{"dns", cmd_dns},
+	{"firewall", cmd_firewall},
+	{"doctor", cmd_doctor},
 };
 
 static void
@@ -74,6 +78,10 @@ usage(FILE *f)
 		"[--data-dir DIR]\n"
 		"                                 set up a production "
 		"server\n"
+		"  firewall [--format F]          packet filter rules for "
+		"the listeners\n"
+		"  doctor [--timeout S]           check the server: ports, "
+		"TLS, relay, DNS, queue\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",

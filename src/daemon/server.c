@@ -36,6 +36,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "net/client_limits.h"
+#include "net/metrics.h"
 #include "lib/log.h"
 #include "store/queue.h"
 #include "mta/runner.h"
@@ -65,6 +66,7 @@ struct server {
 	struct bound_socket *socks;
 	size_t nsocks;
 	struct limits *limits;
+	struct metrics *metrics;	/* shared with every child */
 	SSL_CTX *tls_ctx;		/* loaded here, as root; NULL: no TLS */
 	struct dkim_keyring *keyring;	/* DKIM signing keys, as root */
 	struct child children[LIMITS_MAX_WORKERS];
@@ -563,6 +565,8 @@ reap(struct server *sv)
 						 WIFSIGNALED(status)
 							 ? WTERMSIG(status)
 							 : 0));
+			if (!sv->runner_restart)
+				metrics_restart(true);
 			if (!sv->runner_restart &&
 			    mono_ms() - sv->runner_started_ms < 1000)
 				respawn_later = true;
@@ -594,6 +598,7 @@ reap(struct server *sv)
 				  LF_INT("status", WEXITSTATUS(status)));
 		(void)clean;
 		alerts_worker_died(sv->alerts);
+		metrics_restart(false);
 		/* a worker that dies right after it started would make us
 		 * spin: wait a second before replacing it */
 		if (mono_ms() - c->started_ms < 1000)
@@ -805,6 +810,11 @@ serve_main(const char *config_path)
 					   sv.config->limits.ipv6_wide_prefix})) ==
 	    NULL)
 		fatalx("cannot create the shared limits table");
+	/* made once: counters outlive reloads and restarted children
+	 * (each child inherits the pointer that metrics_use sets) */
+	if ((sv.metrics = metrics_create()) == NULL)
+		fatalx("cannot create the shared metrics");
+	metrics_use(sv.metrics);
 	if ((sv.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	for (size_t i = 0; i < 4; i++) {
@@ -853,6 +863,7 @@ serve_main(const char *config_path)
 	event_base_free(sv.base);
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);
+	metrics_destroy(&sv.metrics);
 	tls_ctx_free(&sv.tls_ctx);
 	dkim_keyring_free(&sv.keyring);
 	runner_secrets_clear(&sv.secrets);
