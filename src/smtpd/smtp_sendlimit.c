@@ -15,6 +15,7 @@
 #include "lib/util.h"
 #include "net/alert.h"
 #include "net/client_limits.h"
+#include "net/metrics.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_settings.h"
 
@@ -49,6 +50,7 @@ smtp_send_allowed(struct smtp_session *s, bool message, const char *addr)
 		  LF_STR("reason", "sending-limit"),
 		  LF_STR("limit", limits_send_verdict_text(v)),
 		  LF_UINT("count", r.count), LF_UINT("max", r.limit));
+	metrics_reject("sending-limit");
 	if (r.block_started && s->ses.srv->alerts.enabled)
 		alert_raise_kind(ALERT_SENDING_LIMIT, s->account, r.count,
 				 r.limit,
