@@ -228,3 +228,21 @@ def test_queue_size_and_bounces(alerting, uniq):
     b = alert_lines(g, "bounces")
     assert len(b) == 1 and "subject=outbound count=2 max=2" in b[0]
     assert "window_s=3600" in b[0]
+
+
+def test_slow_command_is_killed_and_blocks_nothing(alerting, uniq):
+    """A command that never ends is killed after command_timeout; mail
+    flows meanwhile (the parent never waits for it)."""
+    g = alerting({"cert_expiry": "14d", "command": "exec sleep 300",
+                  "command_timeout": "2s"})
+    wait_for(lambda: alert_lines(g, "cert-expiry"), 30,
+             what="the cert-expiry alert")
+    # while the command sleeps, a message goes through and the alert
+    # mail is delivered
+    submit(g, "bob", [POSTMASTER], f"{uniq}-during")
+    wait_for(lambda: any(uniq.encode() in m for m in
+                         g.maildir_messages(POSTMASTER)) and
+             alert_mails(g, "cert-expiry"), 30, what="both mails")
+    wait_for(lambda: "error=\"timed out: killed\"" in g.log_text() and
+             re.search(r"action=command pid=\d+ status=-1 signal=9",
+                       g.log_text()), 30, what="the command killed")
