@@ -166,6 +166,9 @@ def test_queued_mail_held_others_unaffected(limited, uniq):
     for q in mine:
         assert re.search(rf"event=held id={q} user=alice@example\.test "
                          rf"reason=sending-limit", log), log
+    # what the administrator sees of it
+    shown = g.admin("queue", "show", mine[0]).stdout
+    assert "state: hold\n" in shown and "user: alice@example.test\n" in shown
     # released by the administrator: it goes back to the queue and is
     # not held again
     g.admin("queue", "release", mine[0])
