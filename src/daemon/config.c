@@ -137,6 +137,20 @@ load_retention_mail(struct conf_loader *l, const yaml_node_t *n,
 		           "%s: must be 0 (keep forever) or at least 1d", key);
 }
 
+/* The same rule for log and audit files (retention.logs) */
+static void
+load_retention_logs(struct conf_loader *l, const yaml_node_t *n,
+                    const char *key, void *base)
+{
+	struct retention_config *rc = base;
+
+	conf_get_duration(l, n, key, 0, 100ULL * 366 * DAY,
+	                  "0, or 1d..100 years", &rc->logs);
+	if (rc->logs > 0 && rc->logs < DAY)
+		conf_error(l, conf_line(n),
+		           "%s: must be 0 (keep forever) or at least 1d", key);
+}
+
 static void
 load_hostname(struct conf_loader *l, const yaml_node_t *n, const char *key,
               void *base)
@@ -278,7 +292,27 @@ check_allow_item(const char *s)
 
 /* ---- tables ------------------------------------------------------------ */
 
+/* A bare name ("mail.log") is a file in <data_dir>/log/ (check_root
+ * makes it absolute); anything else is a path as it stands. */
+static void
+load_log_file(struct conf_loader *l, const yaml_node_t *n, const char *key,
+              void *base)
+{
+	struct log_config *lc = base;
+
+	conf_get_path(l, n, key, &lc->file);
+	if (lc->file == NULL || lc->file[0] == '/')
+		return;
+	if (strchr(lc->file, '/') != NULL || strcmp(lc->file, ".") == 0 ||
+	    strcmp(lc->file, "..") == 0 || lc->file[0] == '\0')
+		conf_error(l, conf_line(n),
+		           "%s: an absolute path, or a file name in "
+		           "<data_dir>/log/ (no '/')",
+		           key);
+}
+
 static const char *const log_formats[] = {"kv", "json"};
+static const char *const log_rotations[] = {"daily", "none"};
 static const char *const log_levels[] = {"debug", "info", "warning", "error"};
 static const int log_level_values[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING,
                                        LOG_ERR};
@@ -286,11 +320,16 @@ static const struct conf_key log_keys[] = {
     {"format", CONF_ENUM, F(log_config, format), .def = LOG_FORMAT_KV,
      WORDS(log_formats, "kv, json"),
      .doc = "kv (key=value lines) or json (one object per line)"},
-    {"file", CONF_PATH, F(log_config, file),
-     .doc = "append to this file; default: stderr"},
+    {"file", CONF_PATH, F(log_config, file), .load = load_log_file,
+     .doc = "append to this file (a bare name: in <data_dir>/log/); "
+            "default: stderr"},
     {"level", CONF_ENUM, F(log_config, level), .def = LOG_INFO,
      WORDS(log_levels, "debug, info, warning, error"),
      .values = log_level_values, .doc = "the least severe logged"},
+    {"rotate", CONF_ENUM, F(log_config, rotate), .def = LOG_ROTATE_DAILY,
+     WORDS(log_rotations, "daily, none"),
+     .doc = "daily: file -> file.YYYY-MM-DD at local midnight; "
+            "none: an outside logrotate (SIGUSR1 reopens)"},
 };
 
 static const char *const userdb_drivers[] = {"sqlite"};
@@ -612,6 +651,9 @@ static const struct conf_key retention_keys[] = {
      .doc = "how long mail is kept in mailboxes; 0: forever"},
     {"interval", CONF_DURATION, F(retention_config, interval),
      SPAN(60, 7 * DAY, "1m..1w", 3600), .doc = "between sweeps"},
+    {"logs", CONF_DURATION, F(retention_config, logs), .def = 60 * DAY,
+     .load = load_retention_logs,
+     .doc = "how long rotated log and audit files are kept; 0: forever"},
 };
 
 static const struct conf_key dns_keys[] = {
@@ -822,6 +864,11 @@ check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
 		c->data_dir[--len] = '\0';
 	if (c->userdb.path == NULL)
 		c->userdb.path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
+	if (c->log.file != NULL && c->log.file[0] != '/') {
+		char *abs = xasprintf("%s/log/%s", c->data_dir, c->log.file);
+		free(c->log.file);
+		c->log.file = abs;
+	}
 	if (c->checks.authserv_id == NULL && c->hostname != NULL)
 		c->checks.authserv_id = xstrdup(c->hostname);
 }
