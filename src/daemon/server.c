@@ -32,6 +32,7 @@
 
 #include <event2/event.h>
 
+#include "daemon/alerts.h"
 #include "net/auth.h"
 #include "daemon/config.h"
 #include "daemon/logfile.h"
@@ -89,6 +90,7 @@ struct server {
 	uint64_t runner_started_ms;
 	bool runner_restart;		/* reload: start anew when it exits */
 	struct runner_secrets secrets;	/* read as root, before the fork */
+	struct alerts *alerts;		/* the channel, mail and command */
 	struct logfile *logfile;	/* every process's lines go through it */
 };
 
@@ -412,6 +414,7 @@ spawn(struct server *sv, unsigned slot)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		alerts_in_child(sv->alerts);
 		drop_privileges(sv);
 		/* exit(), not _exit(): so LeakSanitizer checks workers too */
 		exit(worker_main(sv->config, sv->socks, sv->nsocks,
@@ -439,11 +442,13 @@ spawn_runner(struct server *sv)
 		close_socks(sv->socks, sv->nsocks);
 		sv->socks = NULL;
 		sv->nsocks = 0;
+		alerts_in_child(sv->alerts);
 		drop_privileges(sv);
 		proc_title("godwit: queue runner");
 		struct runner_settings rs;
 		config_runner_settings(sv->config, &rs);
 		rs.keyring = sv->keyring;
+		rs.limits = sv->limits;
 		code = runner_main(&rs, &sv->secrets);
 		runner_secrets_clear(&sv->secrets);
 		exit(code);
@@ -533,6 +538,8 @@ reap(struct server *sv)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct child *c = NULL;
+		if (alerts_reaped(sv->alerts, pid, status))
+			continue;
 		if (pid == sv->runner_pid) {
 			sv->runner_pid = 0;
 			if (sv->stopping)
@@ -580,6 +587,7 @@ reap(struct server *sv)
 				  LF_UINT("slot", c->slot), LF_INT("pid", pid),
 				  LF_INT("status", WEXITSTATUS(status)));
 		(void)clean;
+		alerts_worker_died(sv->alerts);
 		metrics_restart(false);
 		/* a worker that dies right after it started would make us
 		 * spin: wait a second before replacing it */
@@ -692,6 +700,7 @@ reload(struct server *sv)
 	sv->nsocks = nsocks;
 	config_free(&sv->config);
 	sv->config = nc;
+	alerts_set_config(sv->alerts, sv->config);
 	/* running workers keep their own copy; new ones get the new one */
 	tls_ctx_free(&sv->tls_ctx);
 	sv->tls_ctx = tls_ctx;
@@ -806,6 +815,11 @@ serve_main(const char *config_path)
 		sigs[i] = evsignal_new(sv.base, sigv[i], signal_cb, &sv);
 		evsignal_add(sigs[i], NULL);
 	}
+	sv.alerts = alerts_new(sv.base, sv.config,
+			       &(struct alerts_ids){sv.drop, sv.uid, sv.gid,
+						    sv.groups, sv.ngroups});
+	if (sv.alerts == NULL)
+		fatal("cannot create the alert channel");
 	sv.kill_timer = evtimer_new(sv.base, kill_cb, &sv);
 	sv.respawn_timer = evtimer_new(sv.base, respawn_cb, &sv);
 	logfile_attach(sv.logfile, sv.base);
@@ -841,6 +855,7 @@ serve_main(const char *config_path)
 		event_free(sigs[i]);
 	event_free(sv.kill_timer);
 	event_free(sv.respawn_timer);
+	alerts_free(&sv.alerts);
 	event_base_free(sv.base);
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);

@@ -420,6 +420,7 @@ KNOWN_EVENTS = {
     "result", "record-failed", "dkim-sign", "dkim-sign-failed",
     "attachments", "logs-sweep", "log-removed", "log-remove-failed",
     "rotated", "rotate-failed", "reopened", "reopen-failed",
+    "alert", "held",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",
@@ -436,4 +437,5 @@ KNOWN_KEYS = {
     "iprev", "spf", "spf_domain", "dkim", "dmarc", "from_domain", "policy",
     "dmarc_reason", "domain", "signed", "parts", "decoded", "us",
     "max_age_days", "files", "removed", "kept",
+    "kind", "subject", "count", "max", "window_s", "notified",
 }
