@@ -418,7 +418,9 @@ KNOWN_EVENTS = {
     "bounced", "dsn", "error", "read-error", "fsync-failed",
     "syncfs-failed", "dsn-limited", "fixed", "stress-on", "stress-off",
     "result", "record-failed", "dkim-sign", "dkim-sign-failed",
-    "attachments", "audit-head", "audit-rotated", "audit-failed",
+    "attachments", "logs-sweep", "log-removed", "log-remove-failed",
+    "rotated", "rotate-failed", "reopened", "reopen-failed",
+    "alert", "held", "audit-head", "audit-rotated", "audit-failed",
     "audit-torn-tail", "audit-rotate-failed", "audit-head-failed",
 }
 KNOWN_KEYS = {
@@ -435,5 +437,7 @@ KNOWN_KEYS = {
     "max_connections", "threshold", "stress_timeout_s", "below",
     "iprev", "spf", "spf_domain", "dkim", "dmarc", "from_domain", "policy",
     "dmarc_reason", "domain", "signed", "parts", "decoded", "us",
+    "max_age_days", "files", "removed", "kept",
+    "kind", "subject", "count", "max", "window_s", "notified",
     "head", "file", "dropped",
 }
