@@ -11,6 +11,9 @@
  *	godwit route [-4|-6] [-n] DOMAIN
  *	godwit check --ip ADDR --helo NAME --mail-from ADDR [--json] < msg
  *	godwit dkim keygen|sign|list ...
+ *	godwit backup FILE
+ *	godwit restore FILE --data-dir DIR [-c CONFIG] [--user U] [--force]
+ *	godwit mailbox import|export ADDRESS ...
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -68,5 +71,20 @@ int cmd_check(const struct config *config, int argc, char **argv);
  * list`. Each key prints as "S._domainkey.D. IN TXT \"v=DKIM1; ...\"".
  */
 int cmd_dkim(const struct config *config, int argc, char **argv);
+
+/*
+ * `godwit backup FILE` (ops/backup.h): the archive, then one line
+ * "backup FILE: N files (B bytes), D directories, K databases" and notes
+ * (messages found again after a move, files gone, files the
+ * configuration names outside its directory that are not included).
+ */
+int cmd_backup(const struct config *config, int argc, char **argv);
+/*
+ * `godwit restore FILE --data-dir DIR [-c CONFIG] [--user NAME]
+ * [--force]`: needs no loaded configuration; the archived one is written
+ * to config_path (the -c file, else $GODWIT_CONFIG, else the default),
+ * refused if it exists, as a non-empty DIR is, unless --force.
+ */
+int cmd_restore(const char *config_path, int argc, char **argv);
 
 #endif

@@ -9,6 +9,9 @@
  *	godwit [-c FILE] route [-4|-6] DOMAIN
  *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit [-c FILE] dkim keygen|sign|list ...
+ *	godwit [-c FILE] backup FILE
+ *	godwit [-c CONFIG] restore FILE --data-dir DIR [--user U] [--force]
+ *	godwit [-c FILE] mailbox import|export ADDRESS ...
  *	godwit version
  *
  * "-c FILE" may also follow the subcommand (godwit serve -c FILE). The
@@ -39,6 +42,7 @@ static const struct {
 	{"route", cmd_route},
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
+	{"backup", cmd_backup},
 };
 
 static void
@@ -66,6 +70,11 @@ usage(FILE *f)
 		"                                 check a message on stdin "
 		"(SPF)\n"
 		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
+		"  backup FILE                    configuration, users, keys, "
+		"queue, mail\n"
+		"  restore FILE --data-dir DIR [--force]\n"
+		"                                 unpack a backup (config to "
+		"-c FILE)\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
@@ -161,6 +170,8 @@ main(int argc, char **argv)
 		}
 		return serve_main(path);
 	}
+	if (strcmp(cmd, "restore") == 0)
+		return cmd_restore(path, argc, argv);
 	if (strcmp(cmd, "config") == 0) {
 		if (argc != 2 || strcmp(argv[1], "check") != 0) {
 			fprintf(stderr, "usage: godwit config check "
