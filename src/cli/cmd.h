@@ -86,5 +86,12 @@ int cmd_backup(const struct config *config, int argc, char **argv);
  * refused if it exists, as a non-empty DIR is, unless --force.
  */
 int cmd_restore(const char *config_path, int argc, char **argv);
+/*
+ * `godwit mailbox import ADDRESS --mbox FILE | --maildir DIR` and
+ * `godwit mailbox export ADDRESS --mbox FILE` (ops/mailbox_io.h), for an
+ * existing user; prints "imported N messages (B bytes) into MAILDIR" or
+ * "exported N messages from MAILDIR to FILE".
+ */
+int cmd_mailbox(const struct config *config, int argc, char **argv);
 
 #endif

@@ -43,6 +43,7 @@ static const struct {
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
 	{"backup", cmd_backup},
+	{"mailbox", cmd_mailbox},
 };
 
 static void
@@ -75,6 +76,10 @@ usage(FILE *f)
 		"  restore FILE --data-dir DIR [--force]\n"
 		"                                 unpack a backup (config to "
 		"-c FILE)\n"
+		"  mailbox import ADDRESS --mbox FILE | --maildir DIR\n"
+		"  mailbox export ADDRESS --mbox FILE\n"
+		"                                 a user's mail in and out "
+		"(mboxrd)\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",
