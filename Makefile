@@ -13,7 +13,7 @@
 
 CC       ?= cc
 FUZZ_CC  ?= clang
-PKGS     := libevent_core libevent_openssl libevent_pthreads libssl libcrypto \
+PKGS     := libevent_core libevent_extra libevent_openssl libevent_pthreads libssl libcrypto \
             libunbound sqlite3 libcrypt yaml-0.1 libpsl gmime-3.0 libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

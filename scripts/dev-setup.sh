@@ -76,6 +76,16 @@ if head -1 "$cfg" | grep -q 'written by scripts/dev-setup.sh' &&
 YAML
 fi
 
+# The same for the Prometheus metrics listener (loopback only).
+if head -1 "$cfg" | grep -q 'written by scripts/dev-setup.sh' &&
+	! grep -q 'protocol: metrics' "$cfg"; then
+	cat >>"$cfg" <<YAML
+  - name: metrics
+    protocol: metrics
+    listen: ["127.0.0.1:2980", "[::1]:2980"]
+YAML
+fi
+
 # A self-signed certificate for the TLS listeners.
 if [ ! -f "$run/tls/cert.pem" ]; then
 	mkdir -p "$run/tls"
@@ -115,6 +125,7 @@ services=$(
 	has smtp && echo "  MX (SMTP)  127.0.0.1:2525 and [::1]:2525  (STARTTLS offered)"
 	has submission && echo "  submission 127.0.0.1:2587 (STARTTLS, then AUTH) and 2465 (implicit TLS)"
 	has pop3 && echo "  POP3       127.0.0.1:2110 (STLS, then login) and 2995 (implicit TLS)"
+	has metrics && echo "  metrics    http://127.0.0.1:2980/metrics and http://[::1]:2980/metrics (Prometheus)"
 	true
 )
 
@@ -142,6 +153,7 @@ $services
   Collect the mail over POP3 (implicit TLS, self-signed certificate):
     curl -k --user demo@example.test:"$(cat "$run/demo-password")" pop3s://127.0.0.1:2995/
     curl -k --user demo@example.test:"$(cat "$run/demo-password")" pop3s://127.0.0.1:2995/1
+$(has metrics && printf '\n  Counters for Prometheus (checked with promtool):\n    curl -s http://127.0.0.1:2980/metrics | promtool check metrics\n')
 
   Stop with Ctrl-C. Logs follow, one event per line.
 

@@ -11,6 +11,10 @@
  *	godwit route [-4|-6] [-n] DOMAIN
  *	godwit check --ip ADDR --helo NAME --mail-from ADDR [--json] < msg
  *	godwit dkim keygen|sign|list ...
+ *	godwit dns [DOMAIN]
+ *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR] [--data-dir DIR]
+ *	godwit firewall [--format nftables|iptables|ufw|firewalld]
+ *	godwit doctor [--timeout S] [--outbound-target ADDR:PORT] ...
  *	godwit backup FILE
  *	godwit restore FILE --data-dir DIR [-c CONFIG] [--user U] [--force]
  *	godwit mailbox import|export ADDRESS ...
@@ -71,6 +75,36 @@ int cmd_check(const struct config *config, int argc, char **argv);
  * list`. Each key prints as "S._domainkey.D. IN TXT \"v=DKIM1; ...\"".
  */
 int cmd_dkim(const struct config *config, int argc, char **argv);
+/*
+ * `godwit dns [DOMAIN]`: the records to publish for DOMAIN, or for every
+ * local domain (a blank line between two), in zone-file syntax
+ * (ops/dns_records.h). Exit code 0, 1 when the DKIM keys or the user
+ * database cannot be read or there is no domain, 2 usage.
+ */
+int cmd_dns(const struct config *config, int argc, char **argv);
+/*
+ * `godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR]
+ * [--data-dir DIR]` (no configuration loaded: it writes one): the
+ * configuration, a self-signed certificate, the DKIM keys, the domain,
+ * the admin with a generated password printed once, postmaster@ as its
+ * alias, the systemd unit (installed for /etc/godwit, else printed),
+ * then the DNS records and the next steps. What exists is kept and
+ * named. Exit code 0, 1 error, 2 usage.
+ */
+int cmd_quickstart(int argc, char **argv);
+/*
+ * `godwit firewall [--format nftables|iptables|ufw|firewalld] [-4|-6]
+ * [--rate N] [--burst N]`: the listeners' packet filter rules on stdout
+ * (ops/firewall.h). Exit code 0, 1 when stdout fails, 2 usage.
+ */
+int cmd_firewall(const struct config *config, int argc, char **argv);
+/*
+ * `godwit doctor [--timeout S] [--outbound-target ADDR:PORT]
+ * [--outbound-domain D] [--probe-domain D]`: the self-check
+ * (ops/doctor.h), lines "OK|WARN|FAIL CHECK TEXT" on stdout. Exit code 0
+ * without a FAIL, 1 with one, 2 usage.
+ */
+int cmd_doctor(const struct config *config, int argc, char **argv);
 
 /*
  * `godwit backup FILE` (ops/backup.h): the archive, then one line

@@ -17,6 +17,7 @@
 #include "lib/xalloc.h"
 #include "mail/mail_header.h"
 #include "msgauth/dkim.h"
+#include "ops/dns_records.h"
 
 #define SIGN_MAX_MESSAGE (64u * 1024 * 1024)
 
@@ -36,13 +37,10 @@ keys_dir(const struct config *config)
 static void
 print_record(const struct dkim_key *k)
 {
-	char *rec = dkim_key_record(k);
-	size_t n = strlen(rec);
+	char *rec = dkim_key_record(k), *txt = dns_txt_strings(rec);
 
-	printf("%s._domainkey.%s. IN TXT", k->selector, k->domain);
-	for (size_t i = 0; i < n; i += 255)
-		printf(" \"%.*s\"", (int)(n - i < 255 ? n - i : 255), rec + i);
-	printf("\n");
+	printf("%s._domainkey.%s. IN TXT %s\n", k->selector, k->domain, txt);
+	free(txt);
 	free(rec);
 }
 

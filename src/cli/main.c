@@ -9,6 +9,10 @@
  *	godwit [-c FILE] route [-4|-6] DOMAIN
  *	godwit [-c FILE] check --ip ADDR --helo NAME --mail-from ADDR [--json]
  *	godwit [-c FILE] dkim keygen|sign|list ...
+ *	godwit [-c FILE] dns [DOMAIN]
+ *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir D] [--data-dir D]
+ *	godwit [-c FILE] firewall [--format nftables|iptables|ufw|firewalld]
+ *	godwit [-c FILE] doctor [--timeout S] ...
  *	godwit [-c FILE] backup FILE
  *	godwit [-c CONFIG] restore FILE --data-dir DIR [--user U] [--force]
  *	godwit [-c FILE] mailbox import|export ADDRESS ...
@@ -42,6 +46,9 @@ static const struct {
 	{"route", cmd_route},
 	{"check", cmd_check},
 	{"dkim", cmd_dkim},
+	{"dns", cmd_dns},
+	{"firewall", cmd_firewall},
+	{"doctor", cmd_doctor},
 	{"backup", cmd_backup},
 	{"mailbox", cmd_mailbox},
 };
@@ -71,6 +78,15 @@ usage(FILE *f)
 		"                                 check a message on stdin "
 		"(SPF)\n"
 		"  dkim keygen DOMAIN | sign | list  DKIM signing keys\n"
+		"  dns [DOMAIN]                   the DNS records to publish\n"
+		"  quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR] "
+		"[--data-dir DIR]\n"
+		"                                 set up a production "
+		"server\n"
+		"  firewall [--format F]          packet filter rules for "
+		"the listeners\n"
+		"  doctor [--timeout S]           check the server: ports, "
+		"TLS, relay, DNS, queue\n"
 		"  backup FILE                    configuration, users, keys, "
 		"queue, mail\n"
 		"  restore FILE --data-dir DIR [--force]\n"
@@ -175,6 +191,8 @@ main(int argc, char **argv)
 		}
 		return serve_main(path);
 	}
+	if (strcmp(cmd, "quickstart") == 0)
+		return cmd_quickstart(argc, argv);
 	if (strcmp(cmd, "restore") == 0)
 		return cmd_restore(path, argc, argv);
 	if (strcmp(cmd, "config") == 0) {

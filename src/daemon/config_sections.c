@@ -26,10 +26,10 @@
 #define CONFIG_MAX_ADDRS 64
 #define CONFIG_MAX_NAME 32
 #define CONFIG_MAX_CERTS 64
-#define PROTO_COUNT 5
+#define PROTO_COUNT 6
 
 static const char *const proto_names[PROTO_COUNT] = {
-    "smtp", "submission", "submissions", "pop3", "pop3s"};
+    "smtp", "submission", "submissions", "pop3", "pop3s", "metrics"};
 
 #define LI_FIELD(f) .offset = offsetof(struct config_listener, f)
 
@@ -52,11 +52,13 @@ const struct conf_key config_listener_keys[] = {
                         "protocol"},
     [LI_PROTOCOL] = {"protocol", CONF_ENUM, LI_FIELD(proto),
                      .names = proto_names, .nnames = PROTO_COUNT,
-                     .allowed = "smtp, submission, submissions, pop3, pop3s",
+                     .allowed = "smtp, submission, submissions, pop3, pop3s, "
+                                "metrics",
                      .doc = "required"},
     [LI_LISTEN] = {"listen", CONF_NONE,
                    .doc = "an address or a list: \"[::]:25\", \"0.0.0.0:25\"; "
-                          "default: the protocol's port on all addresses"},
+                          "default: the protocol's port on all addresses "
+                          "(metrics: 127.0.0.1:9925 and [::1]:9925)"},
     [LI_ALLOW] = {"allow", CONF_CIDRS, LI_FIELD(allow),
                   .doc = "networks that may connect; empty: all"},
     [LI_DENY] = {"deny", CONF_CIDRS, LI_FIELD(deny),
@@ -109,15 +111,17 @@ add_addr(struct config_listener *li, const char *text)
 	li->naddrs++;
 }
 
+/* All addresses; metrics only on loopback (it answers anybody there). */
 static void
 default_addrs(struct config_listener *li)
 {
 	char buf[32];
 	unsigned port = listener_proto_port(li->proto);
+	bool lo = li->proto == PROTO_METRICS;
 
-	snprintf(buf, sizeof(buf), "0.0.0.0:%u", port);
+	snprintf(buf, sizeof(buf), "%s:%u", lo ? "127.0.0.1" : "0.0.0.0", port);
 	add_addr(li, buf);
-	snprintf(buf, sizeof(buf), "[::]:%u", port);
+	snprintf(buf, sizeof(buf), "[%s]:%u", lo ? "::1" : "::", port);
 	add_addr(li, buf);
 }
 
@@ -257,6 +261,51 @@ listener_name(struct conf_loader *l, const yaml_node_t *n, yaml_node_t **v,
 	}
 }
 
+/* Whether a is on the loopback network (127/8, ::1). */
+static bool
+addr_loopback(const struct listen_addr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&a->ss;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	return IN6_IS_ADDR_LOOPBACK(
+	    &((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+/*
+ * A metrics listener speaks HTTP without TLS or logins: the keys of the
+ * mail protocols are refused, and an address beyond loopback needs an
+ * allow list (the counters tell a stranger how much mail flows, which
+ * rules refuse it, and when the server is busy).
+ */
+static void
+check_metrics_listener(struct conf_loader *l, yaml_node_t **v,
+                       const char *where, const struct config_listener *li)
+{
+	static const int keys[] = {LI_GREET_PAUSE, LI_AUTH, LI_PLAINTEXT_AUTH};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!conf_is_null(v[keys[i]]))
+			conf_error(l, conf_line(v[keys[i]]),
+			           "%s.%s: not a key of protocol metrics",
+			           where, config_listener_keys[keys[i]].name);
+	if (li->allow.n > 0)
+		return;
+	for (size_t i = 0; i < li->naddrs; i++) {
+		if (addr_loopback(&li->addrs[i]))
+			continue;
+		conf_error(l,
+		           conf_is_null(v[LI_LISTEN]) ? li->line
+		                                      : conf_line(v[LI_LISTEN]),
+		           "%s.listen: '%s' is not a loopback address: a "
+		           "metrics listener there needs an allow: list of the "
+		           "networks that may scrape it",
+		           where, li->addrs[i].text);
+		return;
+	}
+}
+
 static void
 load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
               struct config_listener *li)
@@ -270,6 +319,7 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 
 	snprintf(where, sizeof(where), "listeners[%zu]", idx);
 	li->line = conf_line(n);
+	li->index = (unsigned)idx;
 	if (n->type != YAML_MAPPING_NODE) {
 		conf_error(l, conf_line(n), "%s: expected a mapping", where);
 		li->name = xstrdup(where);
@@ -281,7 +331,7 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	if (conf_is_null(v[LI_PROTOCOL]))
 		conf_error(l, conf_line(n),
 		           "%s: missing required key 'protocol' (smtp, "
-		           "submission, submissions, pop3 or pop3s)",
+		           "submission, submissions, pop3, pop3s or metrics)",
 		           where);
 	else
 		proto = conf_get_enum(l, v[LI_PROTOCOL], key, proto_names,
@@ -305,6 +355,11 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	conf_load_key(l, v[LI_ALLOW], key, &keys[LI_ALLOW], li);
 	snprintf(key, sizeof(key), "%s.deny", where);
 	conf_load_key(l, v[LI_DENY], key, &keys[LI_DENY], li);
+
+	if (proto == PROTO_METRICS) {
+		check_metrics_listener(l, v, where, li);
+		return;
+	}
 
 	/*
 	 * The early-talker test waits for the client to speak out of turn;

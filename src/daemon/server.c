@@ -35,6 +35,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "net/client_limits.h"
+#include "net/metrics.h"
 #include "lib/log.h"
 #include "store/queue.h"
 #include "mta/runner.h"
@@ -64,6 +65,7 @@ struct server {
 	struct bound_socket *socks;
 	size_t nsocks;
 	struct limits *limits;
+	struct metrics *metrics;	/* shared with every child */
 	SSL_CTX *tls_ctx;		/* loaded here, as root; NULL: no TLS */
 	struct dkim_keyring *keyring;	/* DKIM signing keys, as root */
 	struct child children[LIMITS_MAX_WORKERS];
@@ -556,6 +558,8 @@ reap(struct server *sv)
 						 WIFSIGNALED(status)
 							 ? WTERMSIG(status)
 							 : 0));
+			if (!sv->runner_restart)
+				metrics_restart(true);
 			if (!sv->runner_restart &&
 			    mono_ms() - sv->runner_started_ms < 1000)
 				respawn_later = true;
@@ -586,6 +590,7 @@ reap(struct server *sv)
 				  LF_UINT("slot", c->slot), LF_INT("pid", pid),
 				  LF_INT("status", WEXITSTATUS(status)));
 		(void)clean;
+		metrics_restart(false);
 		/* a worker that dies right after it started would make us
 		 * spin: wait a second before replacing it */
 		if (mono_ms() - c->started_ms < 1000)
@@ -796,6 +801,11 @@ serve_main(const char *config_path)
 					   sv.config->limits.ipv6_wide_prefix})) ==
 	    NULL)
 		fatalx("cannot create the shared limits table");
+	/* made once: counters outlive reloads and restarted children
+	 * (each child inherits the pointer that metrics_use sets) */
+	if ((sv.metrics = metrics_create()) == NULL)
+		fatalx("cannot create the shared metrics");
+	metrics_use(sv.metrics);
 	if ((sv.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	for (size_t i = 0; i < 4; i++) {
@@ -838,6 +848,7 @@ serve_main(const char *config_path)
 	event_base_free(sv.base);
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);
+	metrics_destroy(&sv.metrics);
 	tls_ctx_free(&sv.tls_ctx);
 	dkim_keyring_free(&sv.keyring);
 	runner_secrets_clear(&sv.secrets);

@@ -31,6 +31,7 @@
 #include "store/userdb.h"
 #include "daemon/worker.h"
 #include "net/dns.h"
+#include "net/metrics_http.h"
 
 /*
  * The protocol of each kind of listener: its session ops, and whether
@@ -49,6 +50,7 @@ listener_ops(enum listener_proto proto, bool *tls_port_r)
 	case PROTO_POP3:
 	case PROTO_POP3S:
 		return &pop3_session_ops;
+	case PROTO_METRICS:	/* HTTP: net/metrics_http, no session */
 	default:
 		/* refused at start-up by serve; never reached */
 		return NULL;
@@ -96,8 +98,11 @@ on_accept_error(struct evconnlistener *lev, void *arg)
 static void
 stop_listening(struct worker *w)
 {
-	for (size_t i = 0; i < w->nlev; i++)
-		evconnlistener_free(w->lev[i]);
+	for (size_t i = 0; i < w->nlev; i++) {
+		if (w->lev[i] != NULL)
+			evconnlistener_free(w->lev[i]);
+		metrics_http_stop(w->mhttp[i]);
+	}
 	w->nlev = 0;
 }
 
@@ -287,12 +292,25 @@ listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
 
 	actx = xcalloc(nsocks, sizeof(*actx));
 	w->lev = xcalloc(nsocks, sizeof(*w->lev));
+	w->mhttp = xcalloc(nsocks, sizeof(*w->mhttp));
+	w->nmhttp = nsocks;
 	for (size_t i = 0; i < nsocks; i++) {
 		const struct config_listener *l = socks[i].listener;
+		const char *error;
 
 		actx[i].w = w;
+		if (l->proto == PROTO_METRICS) {
+			w->mhttp[i] = metrics_http_new(
+			    w->srv.base, socks[i].fd, l, w->config->listeners,
+			    w->config->nlisteners, &error);
+			if (w->mhttp[i] == NULL)
+				fatalx("cannot serve metrics on %s: %s",
+				       socks[i].addr_text, error);
+			continue;
+		}
 		actx[i].l.ops = listener_ops(l->proto, &actx[i].l.tls_port);
 		actx[i].l.name = l->name;
+		actx[i].l.index = l->index;
 		actx[i].l.allow = &l->allow;
 		actx[i].l.deny = &l->deny;
 		actx[i].l.conf = l;
@@ -358,9 +376,12 @@ worker_close(struct worker *w)
 	if (w->deadline != NULL)
 		event_free(w->deadline);
 	event_free(w->trim);
+	for (size_t i = 0; i < w->nmhttp; i++)
+		metrics_http_free(&w->mhttp[i]);
 	event_base_free(w->srv.base);
 	userdb_close(&w->srv.db);
 	free(w->lev);
+	free(w->mhttp);
 }
 
 int

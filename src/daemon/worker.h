@@ -36,8 +36,10 @@ struct worker {
 	struct smtpd_settings smtpd;	/* what the sessions read of it */
 	struct pop3d_settings pop3d;
 	bool draining;		/* reload: finish sessions, then exit */
-	struct evconnlistener **lev;
+	struct evconnlistener **lev;	/* NULL for a metrics socket */
 	size_t nlev;
+	struct metrics_http **mhttp;	/* one per metrics socket, or NULL */
+	size_t nmhttp;
 	unsigned peak;		/* most sessions open since the last trim */
 	struct event *deadline;	/* bounds a stop or a drain */
 	struct event *stress_timer;	/* looks at the shared state */

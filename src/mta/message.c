@@ -16,10 +16,12 @@
 #include <event2/event.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
 #include "mta/runner.h"
 #include "mta/runner_private.h"
+#include "net/metrics.h"
 #include "store/deliver.h"
 #include "store/userdb.h"
 
@@ -122,6 +124,18 @@ struct round {
 	size_t nf, ns, nd;
 };
 
+/* A recipient's final fate: counted, with the time since arrival. */
+static void
+count_final(const struct msg *m, enum metrics_msg what)
+{
+	uint64_t now = now_ms(), at = m->env.arrival > 0
+					   ? (uint64_t)m->env.arrival * 1000
+					   : now;
+
+	metrics_message(what, 1);
+	metrics_delivery_latency(now > at ? now - at : 0);
+}
+
 /* Logs what this round made of recipient i, and notes the report due. */
 static void
 round_rcpt(struct msg *m, size_t i, bool expired, int64_t now,
@@ -139,16 +153,19 @@ round_rcpt(struct msg *m, size_t i, bool expired, int64_t now,
 		break;
 	case FATE_SENT:
 		log_outcome(m, i, "sent");
+		count_final(m, METRICS_MSG_DELIVERED);
 		if (!null_sender && (notify & SMTP_NOTIFY_SUCCESS) != 0)
 			rd->succ[rd->ns++] = i;
 		break;
 	case FATE_BOUNCED:
 		log_outcome(m, i, "bounced");
+		count_final(m, METRICS_MSG_BOUNCED);
 		if (!null_sender && dsn_wanted(notify, DSN_FAILED))
 			rd->fail[rd->nf++] = i;
 		break;
 	case FATE_DEFERRED:
 		log_outcome(m, i, "deferred");
+		metrics_message(METRICS_MSG_DEFERRED, 1);
 		if (!null_sender &&
 		    schedule_warn_due(&m->r->sched, m->env.arrival, now,
 				      m->st.warned) &&

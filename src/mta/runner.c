@@ -9,6 +9,7 @@
  * written by a committer thread like the workers' (store/deliver.c),
  * durably, before the message they report on is removed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include "mta/runner.h"
 #include "mta/runner_private.h"
 #include "net/dns.h"
+#include "net/metrics.h"
 #include "store/deliver.h"
 #include "store/userdb.h"
 
@@ -159,6 +161,83 @@ reaper_free(struct reaper **rpp)
 	free(rp->data_dir);
 	free(rp);
 	*rpp = NULL;
+}
+
+/* ---- the queue's size, for the metrics ------------------------------ */
+
+/*
+ * Every few seconds a thread counts the files of incoming/, active/,
+ * deferred/ and hold/ into the queue gauge. Counting the directories is
+ * exact whatever moved them (the workers, `godwit queue`, a crash), and
+ * off the loop a queue of a hundred thousand files costs no delivery any
+ * time.
+ */
+#define GAUGE_INTERVAL_S 5
+
+struct gauge {
+	struct workq *wq;
+	char *data_dir;
+};
+
+static uint64_t
+count_dir(const char *data_dir, const char *sub)
+{
+	char *path = xasprintf("%s/queue/%s", data_dir, sub);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	uint64_t n = 0;
+
+	free(path);
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (queue_id_valid(de->d_name))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+gauge_tick(void *arg)
+{
+	static const struct {
+		const char *dir;
+		enum metrics_queue_state state;
+	} dirs[] = {
+	    {"incoming", METRICS_Q_INCOMING},
+	    {"active", METRICS_Q_ACTIVE},
+	    {"deferred", METRICS_Q_DEFERRED},
+	    {"hold", METRICS_Q_HOLD},
+	};
+	struct gauge *g = arg;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		metrics_queue_set(dirs[i].state,
+				  count_dir(g->data_dir, dirs[i].dir));
+}
+
+static struct gauge *
+gauge_start(const char *data_dir)
+{
+	struct gauge *g = xcalloc(1, sizeof(*g));
+
+	g->data_dir = xstrdup(data_dir);
+	g->wq = workq_start_periodic("queue-gauge", GAUGE_INTERVAL_S,
+				     gauge_tick, g);
+	return g;
+}
+
+static void
+gauge_stop(struct gauge **gp)
+{
+	struct gauge *g = *gp;
+
+	if (g == NULL)
+		return;
+	workq_stop(&g->wq);
+	free(g->data_dir);
+	free(g);
+	*gp = NULL;
 }
 
 /* ---- scheduling --------------------------------------------------- */
@@ -431,6 +510,7 @@ runner_shutdown(struct runner *r)
 	while ((m = TAILQ_FIRST(&r->msgs)) != NULL)
 		msg_free(m);
 	reaper_free(&r->reaper);
+	gauge_stop(&r->gauge);
 }
 
 /* The user database, DNS, committer, reaper, timers and inotify. */
@@ -454,6 +534,8 @@ runner_open(struct runner *r, const struct runner_settings *config)
 	r->committer = committer_new(r->base, config->data_dir,
 				     config->hostname);
 	r->reaper = reaper_new(config->data_dir);
+	if (metrics_current() != NULL)
+		r->gauge = gauge_start(config->data_dir);
 	r->timer = evtimer_new(r->base, timer_cb, r);
 	r->defer_ev = event_new(r->base, -1, 0, defer_cb, r);
 

@@ -114,6 +114,7 @@ struct runner {
 	struct userdb *db;
 	struct committer *committer;
 	struct reaper *reaper;
+	struct gauge *gauge;	/* the queue's size for the metrics, or NULL */
 	struct dns_resolver *dns;
 	SSL_CTX *ssl_mx;
 	SSL_CTX *ssl_relay;

@@ -42,6 +42,7 @@
 #include "mail/pop3_stream.h"
 #include "mta/smtp_client.h"
 #include "mail/smtp_parse.h"
+#include "net/metrics.h"
 #include "net/tls.h"
 
 #define INPUT_HIGH (64 * 1024)	/* read watermark: lines are drained */
@@ -647,6 +648,7 @@ tls_done(struct smtp_client *c)
 	char buf[sizeof(c->tls_desc) + 8];
 	const char *d = tls_describe(ssl, buf, sizeof(buf));
 
+	metrics_tls(true, SSL_get_version(ssl));
 	c->tls = true;
 	c->verified = c->p.tls == TLS_POLICY_VERIFY &&
 		      SSL_get_verify_result(ssl) == X509_V_OK;

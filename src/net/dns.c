@@ -35,12 +35,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <unbound.h>
 
 #include "net/dns.h"
+#include "net/metrics.h"
 #include "lib/xalloc.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -75,6 +77,8 @@ struct dns_sub {
 	int async_id;
 	uint32_t slot;
 	bool pending;
+	int rrtype;		/* for the metrics: what was asked, when */
+	uint64_t started_us;
 };
 
 struct qhost {
@@ -162,6 +166,38 @@ static struct dns_resolver *processing;
 
 static void query_finish(struct dns_query *q);
 static void sub_done(void *arg, int err, struct ub_result *res);
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* One answer from libunbound, counted by type, result and time. */
+static void
+sub_count(const struct dns_sub *sub, int err, const struct ub_result *res)
+{
+	enum metrics_dns_result mr;
+
+	if (err != 0 || res == NULL)
+		mr = METRICS_DNS_ERROR;
+	else if (res->bogus)
+		mr = METRICS_DNS_BOGUS;
+	else if (res->rcode == RCODE_NXDOMAIN || res->nxdomain)
+		mr = METRICS_DNS_NXDOMAIN;
+	else if (res->rcode == 2)
+		mr = METRICS_DNS_SERVFAIL;
+	else if (res->rcode == 5)
+		mr = METRICS_DNS_REFUSED;
+	else if (res->rcode != 0)
+		mr = METRICS_DNS_RCODE;
+	else
+		mr = res->havedata ? METRICS_DNS_OK : METRICS_DNS_NODATA;
+	metrics_dns(sub->rrtype, mr, mono_us() - sub->started_us);
+}
 
 /*
  * snprintf for messages, where cutting a long name short is the right
@@ -1005,6 +1041,8 @@ sub_start(struct dns_query *q, enum sub_kind kind, size_t host,
 		goto failed;
 	}
 	sub->pending = true;
+	sub->rrtype = type;
+	sub->started_us = mono_us();
 	q->npending++;
 	return;
 failed:
@@ -1226,6 +1264,7 @@ sub_done(void *arg, int err, struct ub_result *res)
 		return;
 	}
 	q = sub->q;
+	sub_count(sub, err, res);
 	slot_release(r, sub->slot);
 	sub->pending = false;
 	q->npending--;
@@ -1404,6 +1443,8 @@ query_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		sub = &q->subs[i];
 		if (!sub->pending)
 			continue;
+		metrics_dns(sub->rrtype, METRICS_DNS_TIMEOUT,
+			    mono_us() - sub->started_us);
 		bfmt(why, sizeof(why), "timed out looking up %s for %s",
 			 type_name(sub->kind),
 			 sub->kind == SUB_MX || sub->kind == SUB_RAW

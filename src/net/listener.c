@@ -107,6 +107,8 @@ listener_proto_name(enum listener_proto proto)
 		return "pop3";
 	case PROTO_POP3S:
 		return "pop3s";
+	case PROTO_METRICS:
+		return "metrics";
 	}
 	return "unknown";
 }
@@ -114,7 +116,7 @@ listener_proto_name(enum listener_proto proto)
 unsigned
 listener_proto_port(enum listener_proto proto)
 {
-	static const unsigned ports[] = {25, 587, 465, 110, 995};
+	static const unsigned ports[] = {25, 587, 465, 110, 995, 9925};
 
 	return (unsigned)proto < sizeof(ports) / sizeof(ports[0]) ? ports[proto]
 	                                                          : 0;

@@ -19,6 +19,7 @@ enum listener_proto {
 	PROTO_SUBMISSIONS, /* 465: implicit TLS, AUTH required */
 	PROTO_POP3,        /* 110 */
 	PROTO_POP3S,       /* 995 */
+	PROTO_METRICS,     /* Prometheus over HTTP/1.1 (net/metrics_http) */
 };
 
 struct listen_addr {
@@ -39,11 +40,13 @@ struct config_listener {
 	bool plaintext_auth; /* allow AUTH/USER without TLS (e.g. loopback);
 	                      * default false */
 	int line;            /* where it was defined, for messages */
+	unsigned index;      /* its place in the list (metrics' label) */
 };
 
-/* "smtp", "submission", "submissions", "pop3", "pop3s" */
+/* "smtp", "submission", "submissions", "pop3", "pop3s", "metrics" */
 const char *listener_proto_name(enum listener_proto proto);
-/* The protocol's well-known port: 25, 587, 465, 110, 995. */
+/* The protocol's well-known port: 25, 587, 465, 110, 995; metrics: 9925
+ * (ours: Prometheus has no port for godwit). */
 unsigned listener_proto_port(enum listener_proto proto);
 
 /*

@@ -19,6 +19,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "net/auth.h"
+#include "net/metrics.h"
 #include "net/session.h"
 
 /* ---- admission ---------------------------------------------------- */
@@ -69,6 +70,8 @@ refused_by_limits(struct session_server *srv, const struct session_listener *l,
 			  LF_STR("net", net), LF_STR("listener", l->name),
 			  LF_STR("reason", "limit"),
 			  LF_STR("limit", limits_verdict_text(v)));
+		metrics_connection(l->index, METRICS_CONN_LIMIT);
+		metrics_reject("limit");
 		refuse(l, fd, buf);
 		return true;
 	}
@@ -80,6 +83,8 @@ refused_by_limits(struct session_server *srv, const struct session_listener *l,
 		log_event(LOG_INFO, cat, "reject", LF_STR("ip", ip),
 			  LF_STR("net", net), LF_STR("listener", l->name),
 			  LF_STR("reason", "banned"));
+		metrics_connection(l->index, METRICS_CONN_BANNED);
+		metrics_reject("banned");
 		refuse(l, fd, buf);
 		return true;
 	}
@@ -106,11 +111,14 @@ admit(struct session_server *srv, const struct session_listener *l, int fd,
 		log_event(LOG_INFO, l->ops->name, "reject", LF_STR("ip", ip),
 			  LF_STR("listener", l->name),
 			  LF_STR("reason", "access-list"));
+		metrics_connection(l->index, METRICS_CONN_ACCESS_DENIED);
+		metrics_reject("access-list");
 		refuse(l, fd, buf);
 		return false;
 	}
 	if (refused_by_limits(srv, l, fd, sa, ip))
 		return false;
+	metrics_connection(l->index, METRICS_CONN_ACCEPTED);
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	/* replies are written whole, once per batch of commands: Nagle would
 	 * only hold them back behind the client's delayed ACK */
@@ -396,6 +404,7 @@ tls_done(struct session *s)
 	s->tls_pending = false;
 	s->tls = true;
 	deadline_stop(&s->deadline);
+	metrics_tls(false, SSL_get_version(ssl));
 	log_event(LOG_INFO, s->ops->name, "tls", LF_STR("session", s->id),
 		  LF_STR("ip", s->ip), LF_STR("version", SSL_get_version(ssl)),
 		  LF_STR("cipher", c != NULL ? SSL_CIPHER_get_name(c) : "-"));
@@ -619,6 +628,8 @@ auth_failure(struct session *s, const char *user, const char *why,
 
 	limits_auth_failure(srv->limits, &srv->auth_policy, sa, user,
 			    now_ms(), v_r);
+	metrics_auth(mech, false);
+	metrics_reject("auth-failures");
 	limits_net_text(srv->limits, sa, v_r->wide, net, sizeof(net));
 	if (v_r->banned_before) {
 		/* decided after the ban began: not counted, not told */

@@ -130,6 +130,7 @@ struct session_ops {
 struct session_listener {
 	const struct session_ops *ops;
 	const char *name;
+	unsigned index;		/* the listener's place (metrics' label) */
 	const struct cidr_list *allow;	/* empty: everyone */
 	const struct cidr_list *deny;
 	bool tls_port;		/* TLS from the first octet (RFC 8314) */

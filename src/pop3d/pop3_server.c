@@ -39,6 +39,7 @@
 
 #include "net/auth.h"
 #include "net/listener.h"
+#include "net/metrics.h"
 #include "store/deliver.h"
 #include "lib/base64.h"
 #include "lib/util.h"
@@ -134,6 +135,7 @@ reply_err(struct pop3_session *s, const char *code, const char *text)
 			  LF_STR("ip", s->ses.ip),
 			  LF_STR("reason", "too-many-errors"),
 			  LF_UINT("errors", s->errors));
+		metrics_reject("too-many-errors");
 		session_close(&s->ses, "too-many-errors");
 	}
 }
@@ -441,6 +443,7 @@ login(struct pop3_session *s, const char *account)
 		log_event(LOG_INFO, "pop3", "login-refused",
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account), LF_STR("reason", "in-use"));
+		metrics_reject("in-use");
 		reply_err(s, "IN-USE", "Mailbox is locked by another session");
 		return;
 	}
@@ -450,6 +453,7 @@ login(struct pop3_session *s, const char *account)
 			  LF_STR("user", account),
 			  LF_STR("reason", "lock-failed"),
 			  LF_INT("errno", errno));
+		metrics_reject("lock-failed");
 		reply_err(s, "SYS/TEMP", "Cannot open the mailbox");
 		return;
 	}
@@ -460,6 +464,7 @@ login(struct pop3_session *s, const char *account)
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account),
 			  LF_STR("reason", "login-delay"));
+		metrics_reject("login-delay");
 		reply_err(s, "LOGIN-DELAY", "Logged in too recently");
 		return;
 	}
@@ -469,6 +474,7 @@ login(struct pop3_session *s, const char *account)
 			  LF_STR("user", account),
 			  LF_STR("reason", "scan-failed"),
 			  LF_INT("errno", errno));
+		metrics_reject("scan-failed");
 		mailbox_close(&s->mb);
 		reply_err(s, "SYS/TEMP", "Cannot read the mailbox");
 		return;
@@ -589,6 +595,7 @@ auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 			  LF_STR("ip", s->ses.ip), LF_STR("user", user),
 			  LF_STR("mech", s->ses.auth_mech),
 			  LF_STR("result", "ok"));
+		metrics_auth(s->ses.auth_mech, true);
 		login(s, account);
 		return;
 	case SASL_CANCELLED:

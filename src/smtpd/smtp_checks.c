@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
+#include "net/metrics.h"
 #include "mail/ar_filter.h"
 #include "msgauth/msgauth.h"
 #include "smtpd/smtp_checks.h"
@@ -389,13 +390,15 @@ verdict(struct smtp_session *s)
 	record(s);
 	msgauth_log(t->auth, s->ses.id, t->id, s->ses.ip,
 		    s->iprev_done ? &s->iprev_out : NULL, enforce_names[e]);
-	if (e == ENF_REJECT || e == ENF_DEFER)
+	if (e == ENF_REJECT || e == ENF_DEFER) {
 		log_event(LOG_INFO, "smtp", "reject",
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("from", t->sender),
 			  LF_STR("reason", e == ENF_REJECT ? "dmarc"
 							   : "dmarc-temperror"),
 			  LF_UINT("code", e == ENF_REJECT ? 550 : 451));
+		metrics_reject(e == ENF_REJECT ? "dmarc" : "dmarc-temperror");
+	}
 	switch (e) {
 	case ENF_REJECT:
 		snprintf(text, sizeof(text), "Message rejected: %s", why);

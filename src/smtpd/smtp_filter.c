@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "net/metrics.h"
 #include "smtpd/smtp_filter.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_settings.h"
@@ -155,6 +156,7 @@ sf_reply(struct smtp_session *s, const struct sf_verdict *v)
 		  LF_STR("reason", v->reason != NULL ? v->reason : "filter"),
 		  LF_UINT("code", (unsigned)v->code), LF_STR("enh", v->enh),
 		  LF_STR("text", v->text));
+	metrics_reject(v->reason != NULL ? v->reason : "filter");
 	while ((nl = strchr(p, '\n')) != NULL) {
 		smtp_reply(s, "%d-%s %.*s", v->code, v->enh, (int)(nl - p), p);
 		p = nl + 1;

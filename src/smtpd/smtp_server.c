@@ -35,6 +35,7 @@
 #include <openssl/ssl.h>
 
 #include "net/listener.h"
+#include "net/metrics.h"
 #include "store/deliver.h"
 #include "mail/dsn.h"
 #include "lib/cidr.h"
@@ -98,6 +99,7 @@ reply_error(struct smtp_session *s, int code, const char *enh,
 			  LF_STR("ip", s->ses.ip),
 			  LF_STR("reason", "too-many-errors"),
 			  LF_UINT("errors", s->errors));
+		metrics_reject("too-many-errors");
 		session_close(&s->ses, "too-many-errors");
 	}
 }
@@ -482,6 +484,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 				  LF_STR("from", t->sender),
 				  LF_UINT("code", 553),
 				  LF_STR("reason", "sender-not-owned"));
+			metrics_reject("sender-not-owned");
 			free(t);
 			reply_error(s, 553, "5.7.1",
 				    "Error: sender address not owned by the "
@@ -654,6 +657,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("to", addr), LF_UINT("code", 451),
 			  LF_STR("reason", "lookup"));
+		metrics_reject("lookup");
 		recipient_result_clear(&res);
 		return;
 	}
@@ -665,6 +669,8 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 			  LF_STR("enh", res.enh),
 			  LF_STR("reason", res.code == 554 ? "relay-denied"
 							   : "unknown-user"));
+		metrics_reject(res.code == 554 ? "relay-denied"
+					       : "unknown-user");
 		reply_error(s, res.code, res.enh, res.text);
 		recipient_result_clear(&res);
 		return;
@@ -796,6 +802,7 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 			  LF_STR("session", s->ses.id),
 			  LF_STR("ip", s->ses.ip),
 			  LF_STR("reason", "bad-bdat"));
+		metrics_reject("bad-bdat");
 		session_close(&s->ses, "bad-bdat");
 		return;
 	}
@@ -1110,6 +1117,7 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 			  LF_STR("ip", s->ses.ip), LF_STR("user", user),
 			  LF_STR("mech", s->ses.auth_mech),
 			  LF_STR("result", "ok"));
+		metrics_auth(s->ses.auth_mech, true);
 		sasl_free(&s->ses.sasl);
 		s->state = SMTP_S_READY;
 		smtp_reply(s, "235 2.7.0 Authentication successful");
@@ -1259,6 +1267,8 @@ commit_done(struct delivery_job *job, void *arg)
 	if (job->result == 0) {
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", job->id);
 		log_accept(s, s->txn->nremotes > 0 ? "queued" : "delivered");
+		metrics_message(METRICS_MSG_ACCEPTED, 1);
+		metrics_message(METRICS_MSG_DELIVERED, s->txn->nmailboxes);
 		s->messages++;
 	} else {
 		smtp_reply(s, "451 4.3.0 Error: local error, try again later");
@@ -1402,6 +1412,7 @@ content_end(struct smtp_session *s)
 				  LF_STR("ip", s->ses.ip),
 				  LF_STR("from", t->sender),
 				  LF_STR("reason", why));
+		metrics_reject(why);
 		if (s->state != SMTP_S_CLOSING) {
 			txn_reset(s);
 			set_read_timeout(s, 0);
@@ -1424,6 +1435,7 @@ bare_eol(struct smtp_session *s, const char *where)
 	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip), LF_STR("reason", "bare-eol"),
 		  LF_STR("where", where));
+	metrics_reject("bare-eol");
 	session_close(&s->ses, "bare-eol");
 }
 
@@ -1663,6 +1675,7 @@ early_talker(struct smtp_session *s)
 	s->errors++;
 	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip), LF_STR("reason", "early-talker"));
+	metrics_reject("early-talker");
 	session_close(&s->ses, "early-talker");
 }
 

@@ -1056,10 +1056,16 @@ static const struct invalid_case invalid_cases[] = {
 	 "out for the default)"},
 	{H "listeners:\n  - name: mx\n",
 	 "t.yaml:3: listeners[0]: missing required key 'protocol' (smtp, "
-	 "submission, submissions, pop3 or pop3s)"},
+	 "submission, submissions, pop3, pop3s or metrics)"},
 	{H "listeners:\n  - protocol: imap\n",
 	 "t.yaml:3: listeners[0].protocol: 'imap' is not one of smtp, "
-	 "submission, submissions, pop3, pop3s"},
+	 "submission, submissions, pop3, pop3s, metrics"},
+	{H "listeners:\n  - protocol: metrics\n    listen: \"[::]:9925\"\n",
+	 "t.yaml:4: listeners[0].listen: '[::]:9925' is not a loopback "
+	 "address: a metrics listener there needs an allow: list of the "
+	 "networks that may scrape it"},
+	{H "listeners:\n  - protocol: metrics\n    auth: true\n",
+	 "t.yaml:4: listeners[0].auth: not a key of protocol metrics"},
 	{H "listeners:\n  - protocol: smtp\n    name: \"m x\"\n",
 	 "t.yaml:4: listeners[0].name: 'm x' must be 1 to 32 letters, digits, "
 	 "'-', '_' or '.'"},
@@ -1282,7 +1288,7 @@ static const struct invalid_case invalid_cases[] = {
 	 "t.yaml:4: unknown key 'bogus' in smtp\n"
 	 "t.yaml:5: smtp.max_command_line: '100' is out of range (512..4096)\n"
 	 "t.yaml:7: listeners[0].protocol: 'ftp' is not one of smtp, "
-	 "submission, submissions, pop3, pop3s\n"
+	 "submission, submissions, pop3, pop3s, metrics\n"
 	 "t.yaml:8: listeners[0].listen: '0.0.0.0': missing ':PORT' after "
 	 "the address"},
 };
@@ -1701,7 +1707,8 @@ test_proto_names(void **state)
 	} cases[] = {
 		{PROTO_SMTP, "smtp"},		{PROTO_SUBMISSION, "submission"},
 		{PROTO_SUBMISSIONS, "submissions"}, {PROTO_POP3, "pop3"},
-		{PROTO_POP3S, "pop3s"},		{(enum listener_proto)99, "unknown"},
+		{PROTO_POP3S, "pop3s"},		{PROTO_METRICS, "metrics"},
+		{(enum listener_proto)99, "unknown"},
 	};
 
 	(void)state;
