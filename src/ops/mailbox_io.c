@@ -33,6 +33,9 @@ struct imp {
 	char *error;
 };
 
+static int imp_fail(struct imp *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static int
 imp_fail(struct imp *m, const char *fmt, ...)
 {

@@ -22,6 +22,7 @@
 #include "daemon/config.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
+#include "mail/backup_manifest.h"
 #include "ops/backup.h"
 #include "ops/restore_private.h"
 #include "store/datadir.h"
@@ -67,30 +68,10 @@ rs_set_clear(struct rs_set *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* A path of ours: relative, no "." or ".." component, no control
- * character, below one of the archive's top names. */
 bool
 rs_path_ok(const char *p)
 {
-	const char *c = p;
-
-	if (strcmp(p, "MANIFEST") == 0 || strcmp(p, "data") == 0)
-		return true;
-	if (strncmp(p, "data/", 5) != 0 && strncmp(p, "config/", 7) != 0 &&
-	    strncmp(p, "userdb/", 7) != 0)
-		return false;
-	for (const unsigned char *q = (const unsigned char *)p; *q; q++)
-		if (*q < 0x20 || *q == 0x7f || *q == '\\')
-			return false;
-	while (c != NULL) {
-		const char *slash = strchr(c, '/');
-		size_t n = slash != NULL ? (size_t)(slash - c) : strlen(c);
-		if (n == 0 || (n == 1 && c[0] == '.') ||
-		    (n == 2 && c[0] == '.' && c[1] == '.'))
-			return false;
-		c = slash != NULL ? slash + 1 : NULL;
-	}
-	return true;
+	return manifest_path_ok(p);
 }
 
 void

@@ -18,43 +18,25 @@
 #include "daemon/config.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
+#include "mail/backup_manifest.h"
 #include "ops/backup.h"
 #include "ops/restore_private.h"
 #include "store/datadir.h"
 
-/* "F <hash> <size> <mode> <path>" or "D <mode> <path>" into rec. */
+/* An entry line into rec (mail/backup_manifest.h). */
 static bool
-parse_entry(char *line, struct rs_rec *rec)
+parse_entry(const char *line, struct rs_rec *rec)
 {
-	char *p = line + 2, *end;
-	unsigned long long v;
+	struct manifest_entry e;
 
 	memset(rec, 0, sizeof(*rec));
-	rec->type = line[0];
-	if ((line[0] != 'F' && line[0] != 'D') || line[1] != ' ')
+	if (!manifest_entry_parse(line, &e))
 		return false;
-	if (rec->type == 'F') {
-		if (strspn(p, "0123456789abcdef") != 64 || p[64] != ' ')
-			return false;
-		memcpy(rec->hash, p, 64);
-		rec->hash[64] = '\0';
-		p += 65;
-		if (*p < '0' || *p > '9')
-			return false;
-		errno = 0;
-		v = strtoull(p, &end, 10);
-		if (errno != 0 || *end != ' ')
-			return false;
-		rec->size = v;
-		p = end + 1;
-	}
-	if (strspn(p, "01234567") != 4 || p[4] != ' ')
-		return false;
-	rec->mode = (unsigned)strtoul(p, NULL, 8);
-	p += 5;
-	if (!rs_path_ok(p) || strcmp(p, "MANIFEST") == 0)
-		return false;
-	rec->path = xstrdup(p);
+	rec->type = e.type;
+	rec->mode = e.mode;
+	rec->size = e.size;
+	memcpy(rec->hash, e.hash, sizeof(rec->hash));
+	rec->path = xstrdup(e.path);
 	return true;
 }
 
