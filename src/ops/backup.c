@@ -470,15 +470,38 @@ bk_run(struct bk *b, const struct config *config)
 	return r;
 }
 
+/* The archive must not be written below data_dir: the walk would take
+ * its own half-written file along. */
+static bool
+below_data_dir(const char *data_dir, const char *path)
+{
+	char *copy = xstrdup(path), *dir = realpath(dirname(copy), NULL);
+	char *dd = realpath(data_dir, NULL);
+	size_t n = dd != NULL ? strlen(dd) : 0;
+	bool below = dir != NULL && dd != NULL && strncmp(dir, dd, n) == 0 &&
+		     (dir[n] == '\0' || dir[n] == '/');
+
+	free(copy);
+	free(dir);
+	free(dd);
+	return below;
+}
+
 int
 backup_create(const struct config *config, const char *path,
 	      struct backup_stats *st, char **error_r)
 {
 	struct bk b = {.data_dir = config->data_dir, .st = st};
-	char *tmp = xasprintf("%s.tmp", path);
+	char *tmp;
 	int fd = -1, r = -1;
 
 	memset(st, 0, sizeof(*st));
+	if (below_data_dir(config->data_dir, path)) {
+		*error_r = xasprintf("%s: inside data_dir %s: write the backup "
+				     "elsewhere", path, config->data_dir);
+		return -1;
+	}
+	tmp = xasprintf("%s.tmp", path);
 	bk_userdb(&b, config);
 	if (bk_open(&b, tmp, &fd) == 0) {
 		fprintf(b.manifest, "%s\n", BACKUP_MAGIC);

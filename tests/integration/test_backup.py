@@ -247,6 +247,11 @@ def test_restore_refuses_a_used_target(make_godwit, cert, tmp_path):
     r = restore(g, archive, target, "--force")
     assert r.returncode == 0, r.stderr
     assert (target / "db" / "godwit.sqlite").is_file()
+    # never into data_dir itself (it would copy its own half-written file)
+    r = g.run("backup", g.data_dir / "mail" / "b.tar.gz")
+    assert r.returncode == 1
+    assert "inside data_dir" in r.stderr
+    assert not (g.data_dir / "mail" / "b.tar.gz.tmp").exists()
     # a second time: the configuration is there now
     r = restore(g, archive, target, "--force")
     assert r.returncode == 0, r.stderr
