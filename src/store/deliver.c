@@ -485,7 +485,7 @@ maildir_folder_create(const char *maildir, const char *folder)
 /*
  * The one way a message file enters a Maildir when it is not a hard link
  * of the spool: written whole to <maildir>/tmp/<name> by fill(), made
- * durable (fdatasync), its mtime set when mtime > 0, then renamed to
+ * durable (fdatasync; fsync when mtime > 0 sets its mtime), then renamed to
  * new/<name>, or to cur/<name>:<info> when info is not NULL. The
  * directory's fsync is the caller's (one per batch). 0, or -1 with errno;
  * nothing is left in tmp/ on failure.
@@ -502,8 +502,11 @@ maildir_put(const char *maildir, const char *name, const char *info,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd >= 0) {
 		struct timespec ts[2] = {{(time_t)mtime, 0}, {(time_t)mtime, 0}};
-		if (fill(fd, arg) == 0 && fdatasync(fd) == 0 &&
-		    (mtime <= 0 || futimens(fd, ts) == 0) &&
+		/* an mtime given is kept: fsync, which fdatasync is not for
+		 * a time stamp */
+		if (fill(fd, arg) == 0 &&
+		    (mtime <= 0 ? fdatasync(fd)
+				: futimens(fd, ts) < 0 ? -1 : fsync(fd)) == 0 &&
 		    rename(tmp, dst) == 0)
 			r = 0;
 		saved = errno;
