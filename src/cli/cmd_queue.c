@@ -171,6 +171,8 @@ queue_show(const struct config *config, const char *id)
 	       "helo: %s\nsender: <%s>\nsize: %llu\n",
 	       e.id, queue_states[i], (long long)e.arrival, e.client_ip,
 	       e.helo, e.sender, (unsigned long long)e.size);
+	if (e.auth != NULL && e.auth[0] != '\0')
+		printf("user: %s\n", e.auth);
 	for (size_t j = 0; j < e.nrcpts; j++)
 		printf("recipient: <%s>\n", e.rcpts[j].addr);
 	if ((header = queue_message_header(path, off)) != NULL) {

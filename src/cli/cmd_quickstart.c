@@ -23,6 +23,7 @@
 #include "lib/xalloc.h"
 #include "msgauth/dkim.h"
 #include "ops/dns_records.h"
+#include "ops/firewall.h"
 #include "ops/quickstart.h"
 #include "store/userdb.h"
 
@@ -360,11 +361,18 @@ print_dns(struct qs *q)
 static void
 print_next(struct qs *q, bool unit_printed)
 {
-	printf("\n2. Open the firewall for the listeners (IPv4 and IPv6): "
-	       "the rules come from\n"
-	       "     godwit%s firewall --format nftables   "
-	       "(or iptables, ufw, firewalld)\n",
-	       q->cflag);
+	struct fw_options fw = {.format = FW_NFTABLES};
+
+	printf("\n2. Open the firewall for the listeners (IPv4 and IPv6). "
+	       "The nftables rules\n   (Debian's firewall) are below; "
+	       "load them with\n"
+	       "     godwit%s firewall > %s/firewall.nft && "
+	       "nft -f %s/firewall.nft\n"
+	       "   and include that file from /etc/nftables.conf to keep "
+	       "them at boot\n   (godwit firewall --format iptables, ufw or "
+	       "firewalld prints the others):\n\n",
+	       q->cflag, q->config_dir, q->config_dir);
+	firewall_write(q->config, &fw, stdout);
 	printf("\n3. Start godwit:\n");
 	if (unit_printed)
 		printf("     save the unit above as %s/%s, then\n",

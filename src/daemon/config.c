@@ -137,6 +137,20 @@ load_retention_mail(struct conf_loader *l, const yaml_node_t *n,
 		           "%s: must be 0 (keep forever) or at least 1d", key);
 }
 
+/* The same rule for log and audit files (retention.logs) */
+static void
+load_retention_logs(struct conf_loader *l, const yaml_node_t *n,
+                    const char *key, void *base)
+{
+	struct retention_config *rc = base;
+
+	conf_get_duration(l, n, key, 0, 100ULL * 366 * DAY,
+	                  "0, or 1d..100 years", &rc->logs);
+	if (rc->logs > 0 && rc->logs < DAY)
+		conf_error(l, conf_line(n),
+		           "%s: must be 0 (keep forever) or at least 1d", key);
+}
+
 static void
 load_hostname(struct conf_loader *l, const yaml_node_t *n, const char *key,
               void *base)
@@ -278,7 +292,27 @@ check_allow_item(const char *s)
 
 /* ---- tables ------------------------------------------------------------ */
 
+/* A bare name ("mail.log") is a file in <data_dir>/log/ (check_root
+ * makes it absolute); anything else is a path as it stands. */
+static void
+load_log_file(struct conf_loader *l, const yaml_node_t *n, const char *key,
+              void *base)
+{
+	struct log_config *lc = base;
+
+	conf_get_path(l, n, key, &lc->file);
+	if (lc->file == NULL || lc->file[0] == '/')
+		return;
+	if (strchr(lc->file, '/') != NULL || strcmp(lc->file, ".") == 0 ||
+	    strcmp(lc->file, "..") == 0 || lc->file[0] == '\0')
+		conf_error(l, conf_line(n),
+		           "%s: an absolute path, or a file name in "
+		           "<data_dir>/log/ (no '/')",
+		           key);
+}
+
 static const char *const log_formats[] = {"kv", "json"};
+static const char *const log_rotations[] = {"daily", "none"};
 static const char *const log_levels[] = {"debug", "info", "warning", "error"};
 static const int log_level_values[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING,
                                        LOG_ERR};
@@ -286,11 +320,16 @@ static const struct conf_key log_keys[] = {
     {"format", CONF_ENUM, F(log_config, format), .def = LOG_FORMAT_KV,
      WORDS(log_formats, "kv, json"),
      .doc = "kv (key=value lines) or json (one object per line)"},
-    {"file", CONF_PATH, F(log_config, file),
-     .doc = "append to this file; default: stderr"},
+    {"file", CONF_PATH, F(log_config, file), .load = load_log_file,
+     .doc = "append to this file (a bare name: in <data_dir>/log/); "
+            "default: stderr"},
     {"level", CONF_ENUM, F(log_config, level), .def = LOG_INFO,
      WORDS(log_levels, "debug, info, warning, error"),
      .values = log_level_values, .doc = "the least severe logged"},
+    {"rotate", CONF_ENUM, F(log_config, rotate), .def = LOG_ROTATE_DAILY,
+     WORDS(log_rotations, "daily, none"),
+     .doc = "daily: file -> file.YYYY-MM-DD at local midnight; "
+            "none: an outside logrotate (SIGUSR1 reopens)"},
 };
 
 static const char *const userdb_drivers[] = {"sqlite"};
@@ -431,12 +470,167 @@ static const struct conf_key auth_keys[] = {
      SPAN(0, 300000, "0..5m", 15000), .doc = "the growing delay's cap"},
 };
 
+static const struct conf_key account_limit_keys[] = {
+    {"messages_per_hour", CONF_UINT, F(limits_send_policy, messages_per_hour),
+     UINT(0, 10000000, 0)},
+    {"recipients_per_hour", CONF_UINT,
+     F(limits_send_policy, recipients_per_hour), UINT(0, 10000000, 0)},
+    {"messages_per_day", CONF_UINT, F(limits_send_policy, messages_per_day),
+     UINT(0, 10000000, 0)},
+    {"recipients_per_day", CONF_UINT,
+     F(limits_send_policy, recipients_per_day), UINT(0, 10000000, 0)},
+};
+
+/* A login name as the sessions keep it: printable, no space, an '@'. */
+static bool
+account_name_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len < 3 || len > 319 || strchr(s, '@') == NULL)
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s > '~')
+			return false;
+	return true;
+}
+
+/* One account of submission.limits.accounts: NULL if it is not one. */
+static char *
+limit_account(struct conf_loader *l, const struct submission_config *sc,
+              const yaml_node_t *k, const char *key)
+{
+	char buf[CONF_SAFE_BUF], *a;
+	const char *s;
+
+	if ((s = conf_scalar(l, k, key, "an account")) == NULL)
+		return NULL;
+	if (!account_name_ok(s)) {
+		conf_error(l, conf_line(k), "%s: '%s' is not an account "
+		           "(local@domain)", key, conf_safe(buf, s));
+		return NULL;
+	}
+	a = xstrdup(s);
+	ascii_lower(a);
+	for (size_t i = 0; i < sc->naccount_limits; i++)
+		if (strcmp(sc->account_limits[i].account, a) == 0) {
+			conf_error(l, conf_line(k), "%s: '%s' given twice",
+			           key, a);
+			xfree(&a);
+			break;
+		}
+	return a;
+}
+
+/*
+ * submission.limits.accounts: {ACCOUNT: {messages_per_hour: N, ...}};
+ * loaded after the general limits, which the keys not given keep.
+ */
+static void
+load_account_limits(struct conf_loader *l, const yaml_node_t *n,
+                    const char *key, void *base)
+{
+	static const struct conf_section sec = SECTION(
+	    "submission.limits.accounts.ACCOUNT", account_limit_keys, NULL);
+	struct submission_config *sc = base;
+	size_t count;
+
+	if (n == NULL || conf_is_null(n))
+		return;
+	if (n->type != YAML_MAPPING_NODE) {
+		conf_error(l, conf_line(n),
+		           "%s: expected a mapping of account: limits", key);
+		return;
+	}
+	count = (size_t)(n->data.mapping.pairs.top -
+	                 n->data.mapping.pairs.start);
+	sc->account_limits = xcalloc(count + 1, sizeof(*sc->account_limits));
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+	     p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = conf_node(l, p->key);
+		yaml_node_t *val = conf_node(l, p->value);
+		struct submission_account_limits *al =
+		    &sc->account_limits[sc->naccount_limits];
+		char *a;
+
+		if (k == NULL || val == NULL ||
+		    (a = limit_account(l, sc, k, key)) == NULL)
+			continue;
+		al->account = a;
+		al->limits = sc->limits;
+		conf_load_section(l, val, &sec, &al->limits);
+		sc->naccount_limits++;
+	}
+}
+
+/*
+ * Sending limits: far above a person (Google Workspace lets a user send
+ * 2,000 messages a day; a person rarely sends 50 in an hour) and reached
+ * by a spam run within minutes. Postfix has no such limit of its own
+ * (policyd-rate-limit and postfwd add one).
+ */
+static const struct conf_key submission_limit_keys[] = {
+    {"messages_per_hour", CONF_UINT,
+     F(submission_config, limits.messages_per_hour), UINT(0, 10000000, 200),
+     .doc = "per account (MAIL commands); 0: unlimited"},
+    {"recipients_per_hour", CONF_UINT,
+     F(submission_config, limits.recipients_per_hour),
+     UINT(0, 10000000, 500), .doc = "per account (RCPT); 0: unlimited"},
+    {"messages_per_day", CONF_UINT,
+     F(submission_config, limits.messages_per_day), UINT(0, 10000000, 1000),
+     .doc = "per account; 0: unlimited"},
+    {"recipients_per_day", CONF_UINT,
+     F(submission_config, limits.recipients_per_day),
+     UINT(0, 10000000, 2000), .doc = "per account; 0: unlimited"},
+    /* after the four: an account's own limits start from them */
+    {"accounts", CONF_NONE, .load = load_account_limits,
+     .doc = "{account: {messages_per_hour: N, ...}}: limits of its own"},
+};
+static const struct conf_section submission_limits =
+    SECTION("submission.limits", submission_limit_keys, NULL);
+
 static const struct conf_key submission_keys[] = {
+    {"limits", CONF_SECTION, .sub = &submission_limits},
     {"check_from", CONF_BOOL, F(submission_config, check_from), .def = 1,
      .doc = "header From: must be an address of the user"},
     {"refuse_address_display_name", CONF_BOOL,
      F(submission_config, refuse_address_display_name), .def = 1,
      .doc = "with check_from: no display name showing another address"},
+};
+
+static const struct conf_key alerts_keys[] = {
+    {"enabled", CONF_BOOL, F(alerts_config, enabled), .def = 1,
+     .doc = "alert lines, the mail to postmaster, alerts.command"},
+    {"command", CONF_PATH, F(alerts_config, command),
+     .doc = "run by /bin/sh as the daemon user, the alert as JSON on "
+            "stdin; default: none"},
+    {"command_timeout", CONF_DURATION, F(alerts_config, command_timeout),
+     SPAN(1, 600, "1s..10m", 10), .doc = "then the command is killed"},
+    {"interval", CONF_DURATION, F(alerts_config, interval),
+     SPAN(60, 7 * DAY, "1m..7d", 3600),
+     .doc = "one mail (and command) per kind and subject per interval"},
+    {"auth_failures_ip", CONF_UINT, F(alerts_config, auth_failures_ip),
+     UINT(0, 1000000, 10),
+     .doc = "failed logins per client in auth.failure_window (or a ban); "
+            "0: off"},
+    {"auth_failures_account", CONF_UINT,
+     F(alerts_config, auth_failures_account), UINT(0, 1000000, 20),
+     .doc = "failed logins per account in auth.failure_window; 0: off"},
+    {"auth_failing_ips", CONF_UINT, F(alerts_config, auth_failing_ips),
+     UINT(0, 1000000, 50),
+     .doc = "addresses failing in one auth.failure_window; 0: off"},
+    {"queue_size", CONF_UINT, F(alerts_config, queue_size),
+     UINT(0, 100000000, 1000),
+     .doc = "messages in the outbound queue; 0: off"},
+    {"bounces_per_hour", CONF_UINT, F(alerts_config, bounces_per_hour),
+     UINT(0, 100000000, 100), .doc = "recipients bounced; 0: off"},
+    {"cert_expiry", CONF_DURATION, F(alerts_config, cert_expiry),
+     SPAN(0, 365 * DAY, "0..365d", 14 * DAY),
+     .doc = "a certificate expiring within this (checked daily); 0: off"},
+    {"crash_loop", CONF_UINT, F(alerts_config, crash_loop),
+     UINT(0, 1000, 5), .doc = "worker deaths within crash_window; 0: off"},
+    {"crash_window", CONF_DURATION, F(alerts_config, crash_window),
+     SPAN(1, DAY, "1s..1d", 600), .doc = "see crash_loop"},
 };
 
 static const struct conf_key pop3_keys[] = {
@@ -457,6 +651,9 @@ static const struct conf_key retention_keys[] = {
      .doc = "how long mail is kept in mailboxes; 0: forever"},
     {"interval", CONF_DURATION, F(retention_config, interval),
      SPAN(60, 7 * DAY, "1m..1w", 3600), .doc = "between sweeps"},
+    {"logs", CONF_DURATION, F(retention_config, logs), .def = 60 * DAY,
+     .load = load_retention_logs,
+     .doc = "how long rotated log and audit files are kept; 0: forever"},
 };
 
 static const struct conf_key dns_keys[] = {
@@ -629,6 +826,8 @@ static const struct conf_section auth_section =
     SECTION("auth", auth_keys, check_auth);
 static const struct conf_section submission_section =
     SECTION("submission", submission_keys, NULL);
+static const struct conf_section alerts_section =
+    SECTION("alerts", alerts_keys, NULL);
 static const struct conf_section pop3_section =
     SECTION("pop3", pop3_keys, NULL);
 static const struct conf_section retention_section =
@@ -665,6 +864,11 @@ check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
 		c->data_dir[--len] = '\0';
 	if (c->userdb.path == NULL)
 		c->userdb.path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
+	if (c->log.file != NULL && c->log.file[0] != '/') {
+		char *abs = xasprintf("%s/log/%s", c->data_dir, c->log.file);
+		free(c->log.file);
+		c->log.file = abs;
+	}
 	if (c->checks.authserv_id == NULL && c->hostname != NULL)
 		c->checks.authserv_id = xstrdup(c->hostname);
 }
@@ -694,6 +898,7 @@ static const struct conf_key root_keys[] = {
     SUB("tls", tls_section, tls),
     SUB("auth", auth_section, auth),
     SUB("submission", submission_section, submission),
+    SUB("alerts", alerts_section, alerts),
     SUB("pop3", pop3_section, pop3),
     SUB("retention", retention_section, retention),
     SUB("dns", dns_section, dns),
@@ -798,6 +1003,9 @@ config_free(struct config **configp)
 		return;
 	conf_free(&root_section, c);
 	config_filter_free(&c->filter);
+	for (size_t i = 0; i < c->submission.naccount_limits; i++)
+		free(c->submission.account_limits[i].account);
+	free(c->submission.account_limits);
 	free(c->path);
 	for (size_t i = 0; i < c->nlisteners; i++)
 		listener_clear(&c->listeners[i]);
@@ -864,4 +1072,5 @@ config_runner_settings(const struct config *c, struct runner_settings *r)
 	r->queue = c->queue;
 	r->smarthost = c->smarthost;
 	r->dkim_sign = c->checks.dkim_sign;
+	r->alerts = c->alerts;
 }

@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "msgauth/msgauth.h"
 #include "mta/runner.h"
+#include "net/alert.h"
 #include "net/auth.h"
 #include "net/client_limits.h"
 #include "net/dns.h"
@@ -51,6 +52,7 @@ struct config {
 	struct tls_config tls;
 	struct auth_config auth;
 	struct submission_config submission;
+	struct alerts_config alerts;
 	struct pop3d_config pop3;
 	struct retention_config retention;
 	struct dns_config dns;

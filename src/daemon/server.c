@@ -10,6 +10,9 @@
  *                   new workers (reusing the sockets that stay), and the old
  *                   workers drain: no connection is dropped
  *   SIGCHLD         a worker that died unexpectedly is replaced
+ *   SIGUSR1         log.file is reopened by its name (logfile.h); the
+ *                   children write through the parent and need no telling
+ *                   (one sent to a child is passed on to the parent)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,8 +32,10 @@
 
 #include <event2/event.h>
 
+#include "daemon/alerts.h"
 #include "net/auth.h"
 #include "daemon/config.h"
+#include "daemon/logfile.h"
 #include "store/datadir.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
@@ -85,6 +90,8 @@ struct server {
 	uint64_t runner_started_ms;
 	bool runner_restart;		/* reload: start anew when it exits */
 	struct runner_secrets secrets;	/* read as root, before the fork */
+	struct alerts *alerts;		/* the channel, mail and command */
+	struct logfile *logfile;	/* every process's lines go through it */
 };
 
 /* ---- sockets -------------------------------------------------------- */
@@ -272,25 +279,6 @@ clean_queue_tmp(const struct config *config)
 	free(dir);
 }
 
-static int
-open_log(const struct config *config, char **error_r)
-{
-	int fd;
-
-	log_set_format(config->log.format, config->log.level);
-	if (config->log.file == NULL)
-		return 0;
-	fd = open(config->log.file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-		  0640);
-	if (fd < 0) {
-		*error_r = xasprintf("%s: %s", config->log.file,
-				     strerror(errno));
-		return -1;
-	}
-	log_set_fd(&fd);
-	return 0;
-}
-
 /* Certificates and keys are read here, by root, before any fork. */
 /* The Public Suffix List for DMARC, loaded once here so that every
  * child shares it; without one DMARC still runs (each domain its own
@@ -377,6 +365,7 @@ signals_block(sigset_t *old)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, old);
 }
 
@@ -410,6 +399,9 @@ fork_child(struct server *sv)
 		event_base_free(sv->base);
 		sv->base = NULL;
 		signal(SIGCHLD, SIG_DFL);
+		/* after event_base_free(), which put back the handlers the
+		 * parent's base had taken over (SIGUSR1's among them) */
+		logfile_child(sv->logfile);
 	}
 	return pid;
 }
@@ -422,6 +414,7 @@ spawn(struct server *sv, unsigned slot)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		alerts_in_child(sv->alerts);
 		drop_privileges(sv);
 		/* exit(), not _exit(): so LeakSanitizer checks workers too */
 		exit(worker_main(sv->config, sv->socks, sv->nsocks,
@@ -449,11 +442,13 @@ spawn_runner(struct server *sv)
 		close_socks(sv->socks, sv->nsocks);
 		sv->socks = NULL;
 		sv->nsocks = 0;
+		alerts_in_child(sv->alerts);
 		drop_privileges(sv);
 		proc_title("godwit: queue runner");
 		struct runner_settings rs;
 		config_runner_settings(sv->config, &rs);
 		rs.keyring = sv->keyring;
+		rs.limits = sv->limits;
 		code = runner_main(&rs, &sv->secrets);
 		runner_secrets_clear(&sv->secrets);
 		exit(code);
@@ -543,6 +538,8 @@ reap(struct server *sv)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct child *c = NULL;
+		if (alerts_reaped(sv->alerts, pid, status))
+			continue;
 		if (pid == sv->runner_pid) {
 			sv->runner_pid = 0;
 			if (sv->stopping)
@@ -590,6 +587,7 @@ reap(struct server *sv)
 				  LF_UINT("slot", c->slot), LF_INT("pid", pid),
 				  LF_INT("status", WEXITSTATUS(status)));
 		(void)clean;
+		alerts_worker_died(sv->alerts);
 		metrics_restart(false);
 		/* a worker that dies right after it started would make us
 		 * spin: wait a second before replacing it */
@@ -691,7 +689,7 @@ reload(struct server *sv)
 	/* keep the running data_dir and user: see the warning above */
 	free(nc->data_dir);
 	nc->data_dir = xstrdup(sv->config->data_dir);
-	if (open_log(nc, &errors) < 0) {
+	if (logfile_configure(sv->logfile, nc, &errors) < 0) {
 		log_warnx("log file: %s (keeping the old one)", errors);
 		free(errors);
 	}
@@ -702,6 +700,7 @@ reload(struct server *sv)
 	sv->nsocks = nsocks;
 	config_free(&sv->config);
 	sv->config = nc;
+	alerts_set_config(sv->alerts, sv->config);
 	/* running workers keep their own copy; new ones get the new one */
 	tls_ctx_free(&sv->tls_ctx);
 	sv->tls_ctx = tls_ctx;
@@ -752,6 +751,9 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGCHLD:
 		reap(sv);
 		break;
+	case SIGUSR1:
+		logfile_reopen(sv->logfile);
+		break;
 	}
 }
 
@@ -761,8 +763,8 @@ int
 serve_main(const char *config_path)
 {
 	struct server sv;
-	struct event *sigs[4];
-	int sigv[4] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+	struct event *sigs[5];
+	int sigv[5] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1};
 	char *errors = NULL;
 
 	memset(&sv, 0, sizeof(sv));
@@ -776,8 +778,8 @@ serve_main(const char *config_path)
 		return 1;
 	}
 	if (resolve_user(&sv, sv.config, &errors) < 0 ||
-	    open_log(sv.config, &errors) < 0 ||
 	    prepare_data_dir(&sv, sv.config, &errors) < 0 ||
+	    logfile_open(sv.config, &sv.logfile, &errors) < 0 ||
 	    auth_secret_load(sv.config->data_dir, &errors) < 0 ||
 	    load_tls(sv.config, &sv.tls_ctx, &errors) < 0 ||
 	    load_keyring(sv.config, &sv.keyring, &errors) < 0 ||
@@ -790,6 +792,7 @@ serve_main(const char *config_path)
 		tls_ctx_free(&sv.tls_ctx);
 		dkim_keyring_free(&sv.keyring);
 		config_free(&sv.config);
+		logfile_close(&sv.logfile);
 		return 1;
 	}
 	clean_queue_tmp(sv.config);
@@ -808,12 +811,18 @@ serve_main(const char *config_path)
 	metrics_use(sv.metrics);
 	if ((sv.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 5; i++) {
 		sigs[i] = evsignal_new(sv.base, sigv[i], signal_cb, &sv);
 		evsignal_add(sigs[i], NULL);
 	}
+	sv.alerts = alerts_new(sv.base, sv.config,
+			       &(struct alerts_ids){sv.drop, sv.uid, sv.gid,
+						    sv.groups, sv.ngroups});
+	if (sv.alerts == NULL)
+		fatal("cannot create the alert channel");
 	sv.kill_timer = evtimer_new(sv.base, kill_cb, &sv);
 	sv.respawn_timer = evtimer_new(sv.base, respawn_cb, &sv);
+	logfile_attach(sv.logfile, sv.base);
 	signals_unblock_all();
 
 	{
@@ -840,11 +849,13 @@ serve_main(const char *config_path)
 	spawn_runner(&sv);
 	event_base_dispatch(sv.base);
 
+	logfile_close(&sv.logfile);	/* the children's last lines */
 	log_event(LOG_INFO, "daemon", "stopped", LF_INT("pid", getpid()));
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 5; i++)
 		event_free(sigs[i]);
 	event_free(sv.kill_timer);
 	event_free(sv.respawn_timer);
+	alerts_free(&sv.alerts);
 	event_base_free(sv.base);
 	close_socks(sv.socks, sv.nsocks);
 	limits_destroy(&sv.limits);

@@ -232,6 +232,7 @@ policies_init(struct session_server *srv, const struct config *config)
 	srv->auth_policy.delay_base_ms = config->auth.delay_base_ms;
 	srv->auth_policy.delay_max_ms = config->auth.delay_max_ms;
 	srv->auth_policy.wide_factor = config->limits.ipv6_wide_factor;
+	srv->alerts = config->alerts;	/* its strings stay the config's */
 }
 
 /* What the SMTP sessions need for mail authentication: the checks'

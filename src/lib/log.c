@@ -4,6 +4,7 @@
  * processes appending to the same file never interleave.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@
  * out whole and the line says truncated=yes.
  */
 #define LOG_LINE_MAX 4096
+/* the children's lines reach the parent through a pipe (daemon/logfile.c):
+ * a longer line could be split and interleaved there */
+_Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a log line must fit PIPE_BUF");
 
 static struct {
 	int fd;
@@ -63,6 +67,21 @@ void
 log_set_process(const char *name)
 {
 	snprintf(lg.process, sizeof(lg.process), "%s", name);
+}
+
+int
+log_write_raw(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(lg.fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }
 
 static void
@@ -144,8 +163,14 @@ log_emit(int level, const char *facility, const char *event,
 	if (fmt == LOGFMT_JSON)
 		out_append(&o, "}");
 	out_append(&o, "\n");
-	if (write(lg.fd, line, o.len) < 0) {
-		/* nowhere left to complain */
+	if (write(lg.fd, line, o.len) < 0 && errno == EPIPE && lg.fd > 2) {
+		/* a child whose parent (the reader of its log pipe) is gone:
+		 * its lines go to standard error rather than nowhere. The
+		 * pipe is not closed: another thread may be writing to it */
+		lg.fd = 2;
+		if (write(lg.fd, line, o.len) < 0) {
+			/* nowhere left to complain */
+		}
 	}
 }
 

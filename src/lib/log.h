@@ -22,12 +22,14 @@
 #include "lib/logfmt.h"
 
 enum log_format { LOG_FORMAT_KV, LOG_FORMAT_JSON };
+enum log_rotate { LOG_ROTATE_DAILY, LOG_ROTATE_NONE };
 
 /* log: in the configuration */
 struct log_config {
 	enum log_format format;
-	char *file;		/* NULL = stderr */
+	char *file;		/* NULL = stderr; made absolute at load */
 	int level;		/* LOG_DEBUG .. LOG_ERR (syslog.h values) */
+	enum log_rotate rotate;	/* of file, by godwit at local midnight */
 };
 
 void log_init(const char *progname, enum log_format format, int level);
@@ -35,6 +37,9 @@ void log_init(const char *progname, enum log_format format, int level);
 void log_set_fd(int *fd);
 void log_set_format(enum log_format format, int level);
 void log_set_process(const char *name);	/* "parent", "worker/3" */
+/* Whole lines formatted elsewhere (the children's, relayed by the
+ * parent: daemon/logfile.h), written as they are; 0, or -1 with errno. */
+int log_write_raw(const char *p, size_t n);
 
 /* One field each; keys are literals of [a-z0-9_]. An event has at least
  * one field. */

@@ -113,6 +113,10 @@ queue_envelope_format(const struct queue_envelope *e, size_t *len_r)
 	xtext_put(f, e->ret);
 	fputs("\nenvid ", f);
 	xtext_put(f, e->envid);
+	if (e->auth != NULL && e->auth[0] != '\0') {
+		fputs("\nauth ", f);
+		xtext_put(f, e->auth);
+	}
 	fputc('\n', f);
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		fputs("rcpt ", f);
@@ -149,6 +153,7 @@ queue_envelope_clear(struct queue_envelope *e)
 	free(e->sender);
 	free(e->ret);
 	free(e->envid);
+	free(e->auth);
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		free(e->rcpts[i].addr);
 		free(e->rcpts[i].orcpt);
@@ -282,6 +287,8 @@ env_field(struct env_parse *ps, const char *k, size_t klen, const char *v,
 		return env_string(&e->ret, v, vlen);
 	if (KEY("envid"))
 		return env_string(&e->envid, v, vlen);
+	if (KEY("auth"))
+		return env_string(&e->auth, v, vlen);
 	if (KEY("rcpt"))
 		return env_rcpt(e, v, vlen);
 	if (KEY("size")) {
@@ -310,7 +317,8 @@ static bool
 env_complete(struct env_parse *ps)
 {
 	struct queue_envelope *e = ps->e;
-	char **opt[] = {&e->client_ip, &e->helo, &e->ret, &e->envid};
+	char **opt[] = {&e->client_ip, &e->helo, &e->ret, &e->envid,
+			&e->auth};
 
 	if (!ps->have_magic || !ps->have_size || e->id[0] == '\0' ||
 	    e->sender == NULL || e->nrcpts == 0)

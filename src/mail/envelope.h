@@ -43,6 +43,8 @@ struct queue_envelope {
 	bool smtputf8;
 	char *ret;		/* "", "FULL", "HDRS" */
 	char *envid;
+	char *auth;		/* the authenticated user who sent it, or ""
+				 * (written only when there is one) */
 	struct queue_rcpt *rcpts;
 	size_t nrcpts;
 	uint64_t size;		/* octets of message following the envelope,

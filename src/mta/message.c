@@ -159,6 +159,7 @@ round_rcpt(struct msg *m, size_t i, bool expired, int64_t now,
 		break;
 	case FATE_BOUNCED:
 		log_outcome(m, i, "bounced");
+		watch_bounced(m->r);
 		count_final(m, METRICS_MSG_BOUNCED);
 		if (!null_sender && dsn_wanted(notify, DSN_FAILED))
 			rd->fail[rd->nf++] = i;
@@ -532,7 +533,7 @@ msg_load(struct runner *r, const char *id, const char *from,
 	memcpy(m->id, id, sizeof(m->id));
 	TAILQ_INSERT_TAIL(&r->msgs, m, entry);
 	r->nmsgs++;
-	if (!msg_open(m, from))
+	if (!msg_open(m, from) || watch_hold(m, from))
 		return;
 	m->jobs = 1;	/* held while the jobs are made */
 	m->delete_req = m->delete_bounce = delete_bounce;

@@ -601,8 +601,10 @@ runner_main(const struct runner_settings *config,
 	recover(&r);
 	pickup_incoming(&r);
 	timer_arm(&r);
+	watch_start(&r);
 	event_base_dispatch(r.base);
 
+	watch_stop(&r);
 	runner_shutdown(&r);
 	for (size_t i = 0; i < 3; i++)
 		event_free(sigs[i]);

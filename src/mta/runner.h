@@ -37,6 +37,7 @@ struct dkim_keyring;
 #include <sys/socket.h>
 
 #include "mta/smtp_client.h"
+#include "net/alert.h"
 #include "net/dns.h"
 #include "store/queue.h"
 #include "store/userdb.h"
@@ -105,6 +106,8 @@ struct runner_settings {
 	struct smarthost_config smarthost;
 	bool dkim_sign;			/* dkim.sign: reports are signed */
 	const struct dkim_keyring *keyring;	/* the parent's, or NULL */
+	struct limits *limits;		/* the shared table: sending blocks */
+	struct alerts_config alerts;	/* queue-size, bounces */
 };
 
 /* Smarthost credentials, read by the parent (root) before the fork. */

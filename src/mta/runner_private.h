@@ -131,8 +131,18 @@ struct runner {
 	struct msg **defer;	/* deferred, to leave active/ together */
 	size_t ndefer, defer_cap;
 	struct event *defer_ev;
+	struct watch *watch;	/* watch.c */
 	bool stopping;
 };
+
+/* watch.c: sending-limit holds, queue-size and bounces alerts */
+void watch_start(struct runner *r);
+void watch_stop(struct runner *r);
+/* m just loaded from incoming/: if its account is over its sending
+ * limit, it goes to hold/ and is freed (true). */
+bool watch_hold(struct msg *m, const char *from);
+/* A recipient bounced (the bounces alert). */
+void watch_bounced(struct runner *r);
 
 /* runner.c */
 int64_t now_s(void);

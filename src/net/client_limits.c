@@ -33,6 +33,7 @@ enum entry_kind {
 	KIND_IP = 1,	  /* key: client_key(), IPv4 as ::ffff:a.b.c.d */
 	KIND_ACCOUNT = 2, /* key: account_key() */
 	KIND_WIDE = 3,	  /* key: wide_key(), an IPv6 client's wide network */
+	KIND_SENDER = 4,  /* key: account_key(); sending counts */
 };
 
 struct limits_entry {
@@ -44,6 +45,10 @@ struct limits_entry {
 	uint64_t ban_until_ms;	 /* KIND_IP, KIND_WIDE: refused until */
 	uint32_t window_count;   /* attempts counted in the current window */
 	uint32_t auth_failures;  /* failures in the current auth window */
+	/* KIND_SENDER: fixed windows of an hour and a day, and a block */
+	uint64_t send_hour_end_ms, send_day_end_ms, send_block_until_ms;
+	uint32_t send_count[LIMITS_SEND_NCOUNTS]; /* enum limits_send_verdict - 1 */
+	uint8_t send_block_reason; /* enum limits_send_verdict */
 	bool in_use;
 	uint8_t kind; /* enum entry_kind */
 	uint16_t conns[LIMITS_MAX_WORKERS]; /* open connections per worker */
@@ -64,6 +69,10 @@ struct limits {
 	unsigned v6_wide_prefix; /* wide_key(); 0: none */
 	uint32_t totals[LIMITS_MAX_WORKERS];
 	uint32_t stress;	     /* written under mu, read atomically */
+	/* authentication failures of the whole server, for the alerts */
+	uint64_t auth_all_end_ms;    /* the window's end */
+	uint32_t auth_all_ips;	     /* addresses that began failing in it */
+	uint32_t send_gen;	     /* + 1 at every sending block; atomic */
 	struct limits_entry entries[];
 };
 
@@ -385,7 +394,8 @@ ban_active(const struct limits_entry *e, uint64_t now)
 static bool
 entry_pinned(const struct limits_entry *e, uint64_t now)
 {
-	return entry_connections(e) != 0 || ban_active(e, now);
+	return entry_connections(e) != 0 || ban_active(e, now) ||
+	       now < e->send_block_until_ms;
 }
 
 /*
@@ -402,7 +412,8 @@ entry_stale(const struct limits_entry *e, const struct limits_policy *p,
 	                     : e->window_count == 0;
 
 	return now >= e->greet_until_ms && rate_done &&
-	       (e->auth_failures == 0 || now >= e->auth_window_end_ms);
+	       (e->auth_failures == 0 || now >= e->auth_window_end_ms) &&
+	       now >= e->send_day_end_ms;
 }
 
 /*
@@ -796,6 +807,24 @@ count_and_ban(struct limits_entry *e, const struct limits_auth_policy *p,
 }
 
 /*
+ * The server's count of addresses whose failures began in its window (one
+ * window of window_ms for the whole server, like an address's): many
+ * addresses each failing a little is a spread guess that no ban sees.
+ */
+static void
+count_failing_ip(struct limits *l, const struct limits_auth_policy *p,
+                 uint64_t now)
+{
+	if (now >= l->auth_all_end_ms ||
+	    l->auth_all_end_ms - now > p->window_ms) {
+		l->auth_all_ips = 0;
+		l->auth_all_end_ms = add_sat(now, p->window_ms);
+	}
+	if (l->auth_all_ips < UINT32_MAX)
+		l->auth_all_ips++;
+}
+
+/*
  * A key the table has no room for (its set is full of connections and
  * bans) is not let off: its failure gets the longest delay. Only a table
  * under heavy pressure does this, and then a slow answer to a mistyped
@@ -841,7 +870,11 @@ limits_auth_failure(struct limits *l, const struct limits_auth_policy *p,
 		n = count_and_ban(ie, &pol, pol.max_failures_ip, now_ms,
 		                  &v.ban_started);
 		v.delay_ms = growing_delay(&pol, n);
+		v.ip_failures = n;
+		if (n == 1)
+			count_failing_ip(l, &pol, now_ms);
 	}
+	v.failing_ips = l->auth_all_ips;
 	if (we != NULL) {
 		count_and_ban(we, &pol,
 		              scaled(pol.max_failures_ip, pol.wide_factor),
@@ -858,6 +891,7 @@ limits_auth_failure(struct limits *l, const struct limits_auth_policy *p,
 		} else {
 			ae->last_used_ms = now_ms;
 			n = count_failure(ae, &pol, now_ms);
+			v.account_failures = n;
 			d = n >= pol.max_failures_account
 			        ? pol.delay_max_ms
 			        : growing_delay(&pol, n);
@@ -922,6 +956,158 @@ limits_auth_success(struct limits *l, const struct sockaddr *ip,
 	if ((e = lookup(set, KIND_ACCOUNT, key)) != NULL)
 		memset(e, 0, sizeof(*e));
 	limits_unlock(l);
+}
+
+/* ---- sending limits ---------------------------------------------------- */
+
+/* The counter a verdict names, and its limit in p. */
+static uint64_t
+send_limit(const struct limits_send_policy *p, enum limits_send_verdict v)
+{
+	switch (v) {
+	case LIMITS_SEND_MESSAGES_HOUR:
+		return p->messages_per_hour;
+	case LIMITS_SEND_RECIPIENTS_HOUR:
+		return p->recipients_per_hour;
+	case LIMITS_SEND_MESSAGES_DAY:
+		return p->messages_per_day;
+	case LIMITS_SEND_RECIPIENTS_DAY:
+		return p->recipients_per_day;
+	case LIMITS_SEND_OK:
+		break;
+	}
+	return 0;
+}
+
+/* New fixed windows for those that ended (or a clock gone backwards). */
+static void
+send_windows(struct limits_entry *e, uint64_t now)
+{
+	if (now >= e->send_hour_end_ms ||
+	    e->send_hour_end_ms - now > LIMITS_HOUR_MS) {
+		e->send_hour_end_ms = add_sat(now, LIMITS_HOUR_MS);
+		e->send_count[LIMITS_SEND_MESSAGES_HOUR - 1] = 0;
+		e->send_count[LIMITS_SEND_RECIPIENTS_HOUR - 1] = 0;
+	}
+	if (now >= e->send_day_end_ms ||
+	    e->send_day_end_ms - now > LIMITS_DAY_MS) {
+		e->send_day_end_ms = add_sat(now, LIMITS_DAY_MS);
+		e->send_count[LIMITS_SEND_MESSAGES_DAY - 1] = 0;
+		e->send_count[LIMITS_SEND_RECIPIENTS_DAY - 1] = 0;
+	}
+}
+
+/*
+ * Takes one message or recipient from e's budgets, or finds the one that
+ * is spent: the hour's before the day's, so the block ends as soon as
+ * the tighter window does.
+ */
+static enum limits_send_verdict
+send_take(struct limits_entry *e, const struct limits_send_policy *p,
+          bool message)
+{
+	enum limits_send_verdict hour = message ? LIMITS_SEND_MESSAGES_HOUR
+	                                        : LIMITS_SEND_RECIPIENTS_HOUR;
+	enum limits_send_verdict day = message ? LIMITS_SEND_MESSAGES_DAY
+	                                       : LIMITS_SEND_RECIPIENTS_DAY;
+	uint64_t lh = send_limit(p, hour), ld = send_limit(p, day);
+
+	if (lh != 0 && e->send_count[hour - 1] >= lh)
+		return hour;
+	if (ld != 0 && e->send_count[day - 1] >= ld)
+		return day;
+	if (e->send_count[hour - 1] < UINT32_MAX)
+		e->send_count[hour - 1]++;
+	if (e->send_count[day - 1] < UINT32_MAX)
+		e->send_count[day - 1]++;
+	return LIMITS_SEND_OK;
+}
+
+enum limits_send_verdict
+limits_send(struct limits *l, const struct limits_send_policy *p,
+            const char *account, bool message, uint64_t now_ms,
+            struct limits_send_result *r_r)
+{
+	const struct limits_send_policy pol = *p;
+	struct limits_send_result r = {0};
+	struct limits_entry *set, *e;
+	enum limits_send_verdict v;
+	uint8_t key[16];
+
+	if (!account_key(l, account, key)) {
+		*r_r = r;
+		return LIMITS_SEND_OK;
+	}
+	set = set_of(l, key);
+	limits_lock(l);
+	e = find_or_claim(set, NULL, KIND_SENDER, key, now_ms, NULL);
+	if (e == NULL) {
+		v = LIMITS_SEND_OK; /* untracked: a full table lets it by */
+		goto out;
+	}
+	e->last_used_ms = now_ms;
+	send_windows(e, now_ms);
+	if (now_ms < e->send_block_until_ms) {
+		v = (enum limits_send_verdict)e->send_block_reason;
+	} else if ((v = send_take(e, &pol, message)) != LIMITS_SEND_OK) {
+		bool hour = v == LIMITS_SEND_MESSAGES_HOUR ||
+		            v == LIMITS_SEND_RECIPIENTS_HOUR;
+		e->send_block_until_ms = hour ? e->send_hour_end_ms
+		                              : e->send_day_end_ms;
+		e->send_block_reason = (uint8_t)v;
+		r.block_started = true;
+		__atomic_add_fetch(&l->send_gen, 1, __ATOMIC_RELAXED);
+	}
+	if (v != LIMITS_SEND_OK) {
+		r.count = e->send_count[v - 1];
+		r.limit = send_limit(&pol, v);
+		r.until_ms = e->send_block_until_ms;
+	}
+out:
+	limits_unlock(l);
+	*r_r = r;
+	return v;
+}
+
+bool
+limits_send_blocked(struct limits *l, const char *account, uint64_t now_ms)
+{
+	struct limits_entry *set, *e;
+	uint8_t key[16];
+	bool blocked = false;
+
+	if (!account_key(l, account, key))
+		return false;
+	set = set_of(l, key);
+	limits_lock(l);
+	if ((e = lookup(set, KIND_SENDER, key)) != NULL)
+		blocked = now_ms < e->send_block_until_ms;
+	limits_unlock(l);
+	return blocked;
+}
+
+uint32_t
+limits_send_generation(struct limits *l)
+{
+	return __atomic_load_n(&l->send_gen, __ATOMIC_RELAXED);
+}
+
+const char *
+limits_send_verdict_text(enum limits_send_verdict v)
+{
+	switch (v) {
+	case LIMITS_SEND_OK:
+		return "ok";
+	case LIMITS_SEND_MESSAGES_HOUR:
+		return "messages-per-hour";
+	case LIMITS_SEND_RECIPIENTS_HOUR:
+		return "recipients-per-hour";
+	case LIMITS_SEND_MESSAGES_DAY:
+		return "messages-per-day";
+	case LIMITS_SEND_RECIPIENTS_DAY:
+		return "recipients-per-day";
+	}
+	return "sending-limit";
 }
 
 int

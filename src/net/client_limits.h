@@ -37,6 +37,9 @@
 #include <sys/socket.h>
 
 #define LIMITS_MAX_WORKERS 64
+#define LIMITS_SEND_NCOUNTS 4
+#define LIMITS_HOUR_MS ((uint64_t)3600 * 1000)
+#define LIMITS_DAY_MS (24 * LIMITS_HOUR_MS)
 
 /* limits: in the configuration */
 struct limits_config {
@@ -194,6 +197,13 @@ struct limits_auth_verdict {
 	bool banned_before; /* a ban was already active: not counted */
 	bool ban_started;   /* this failure started a ban */
 	bool wide;	    /* the ban (either kind) is on the wide network */
+	/* for the alerts: the counts in their windows after this failure
+	 * (0: not counted); the ip count is the one a ban then uses up */
+	uint32_t ip_failures;
+	uint32_t account_failures;
+	/* addresses whose failures began in the server's current window
+	 * (window_ms, one for the whole server) */
+	uint32_t failing_ips;
 };
 
 /*
@@ -232,5 +242,60 @@ void limits_auth_success(struct limits *l, const struct sockaddr *ip,
  */
 bool limits_account_key(struct limits *l, const char *account,
 			uint8_t key_r[16]);
+
+/*
+ * Sending limits of submission (R4.3): messages and recipients per
+ * authenticated account, per hour and per day, counted by every worker
+ * in entries of their own kind (keyed like an account's failures). Each
+ * window is fixed: it starts with the first message or recipient after
+ * the last one ended. A MAIL takes a message from both budgets and a
+ * RCPT a recipient, the moment they are answered, so parallel sessions
+ * cannot overshoot; what a transaction took is not given back when it
+ * is abandoned later (an attempt is sending enough).
+ *
+ * The first refusal blocks the account until the window that ran out
+ * ends: every MAIL and RCPT of it is refused meanwhile, and
+ * limits_send_blocked() says so (the queue runner holds its queued
+ * mail). A blocked entry is never replaced. 0 limits are unlimited.
+ */
+struct limits_send_policy {
+	unsigned messages_per_hour;
+	unsigned recipients_per_hour;
+	unsigned messages_per_day;
+	unsigned recipients_per_day;
+};
+
+enum limits_send_verdict {
+	LIMITS_SEND_OK = 0,
+	LIMITS_SEND_MESSAGES_HOUR,
+	LIMITS_SEND_RECIPIENTS_HOUR,
+	LIMITS_SEND_MESSAGES_DAY,
+	LIMITS_SEND_RECIPIENTS_DAY,
+};
+
+struct limits_send_result {
+	bool block_started;	/* this call began the block */
+	uint64_t count, limit;	/* of the budget that is spent */
+	uint64_t until_ms;	/* the block ends then */
+};
+
+/*
+ * One message (message true) or recipient of account at now_ms: taken,
+ * LIMITS_SEND_OK, or refused with the budget that is spent. An account
+ * the full table cannot track is let by. NULL or "" accounts always pass.
+ */
+enum limits_send_verdict limits_send(struct limits *l,
+				     const struct limits_send_policy *p,
+				     const char *account, bool message,
+				     uint64_t now_ms,
+				     struct limits_send_result *r_r);
+/* Whether account is blocked at now_ms. */
+bool limits_send_blocked(struct limits *l, const char *account,
+			 uint64_t now_ms);
+/* Moves on every time a block begins: the runner then looks for mail of
+ * blocked accounts in its queue. */
+uint32_t limits_send_generation(struct limits *l);
+/* "messages-per-hour", ... (a log field value) */
+const char *limits_send_verdict_text(enum limits_send_verdict v);
 
 #endif

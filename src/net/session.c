@@ -616,6 +616,41 @@ auth_timer_cb(evutil_socket_t fd, short what, void *arg)
 	session_flush(s);
 }
 
+/*
+ * The alerts of a counted failure: each fires once, when its count
+ * reaches the threshold (a ban that comes first also fires the
+ * address's), so a burst raises one alert and not one per guess.
+ */
+static void
+auth_alerts(struct session *s, const char *user,
+	    const struct limits_auth_verdict *v)
+{
+	const struct alerts_config *a = &s->srv->alerts;
+	uint64_t win = s->srv->auth_policy.window_ms / 1000;
+	const struct sockaddr *sa = (struct sockaddr *)&s->ss;
+	char net[INET6_ADDRSTRLEN + 8];
+
+	if (!a->enabled)
+		return;
+	limits_net_text(s->srv->limits, sa, v->wide && v->ban_started, net,
+			sizeof(net));
+	if (a->auth_failures_ip != 0 &&
+	    (v->ip_failures == a->auth_failures_ip ||
+	     (v->ban_started && v->ip_failures < a->auth_failures_ip)))
+		alert_raise_kind(ALERT_AUTH_FAILURES_IP,
+				 net[0] != '\0' ? net : s->ip,
+				 v->ip_failures, a->auth_failures_ip, win);
+	if (a->auth_failures_account != 0 && user != NULL &&
+	    v->account_failures == a->auth_failures_account)
+		alert_raise_kind(ALERT_AUTH_FAILURES_ACCOUNT, user,
+				 v->account_failures,
+				 a->auth_failures_account, win);
+	if (a->auth_failing_ips != 0 && v->ip_failures == 1 &&
+	    v->failing_ips == a->auth_failing_ips)
+		alert_raise_kind(ALERT_AUTH_FAILURES_SPREAD, "all-addresses",
+				 v->failing_ips, a->auth_failing_ips, win);
+}
+
 /* Counts a failure the moment it is decided, and logs it and its ban. */
 static void
 auth_failure(struct session *s, const char *user, const char *why,
@@ -644,6 +679,7 @@ auth_failure(struct session *s, const char *user, const char *why,
 		  LF_STR("mech", mech), LF_STR("result", "fail"),
 		  LF_STR("failure", why), LF_UINT("delay_ms", v_r->delay_ms),
 		  LF_BOOL("banned", v_r->ban_started));
+	auth_alerts(s, user, v_r);
 	if (v_r->ban_started)
 		log_event(LOG_WARNING, cat, "ban", LF_STR("ip", s->ip),
 			  LF_STR("net", net),

@@ -25,6 +25,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "net/alert.h"
 #include "net/client_limits.h"
 #include "net/sasl.h"
 #include "net/session_io.h"
@@ -53,6 +54,7 @@ struct session_server {
 	struct limits *limits;
 	struct limits_policy policy;
 	struct limits_auth_policy auth_policy;
+	struct alerts_config alerts;	/* the auth failure thresholds */
 	struct committer *committer;
 	struct authq *authq;		/* SASL steps off the loop */
 	struct ssl_ctx_st *tls_ctx;	/* SSL_CTX, or NULL: no certificate */

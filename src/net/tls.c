@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -422,4 +423,30 @@ tls_describe(SSL *ssl, char *buf, size_t size)
 		return NULL;
 	}
 	return buf;
+}
+
+int
+tls_cert_not_after(const char *path, int64_t *t_r, char **error_r)
+{
+	FILE *f = fopen(path, "re");
+	X509 *x = NULL;
+	struct tm tm;
+	int ok = 0;
+
+	if (f != NULL) {
+		x = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (x != NULL)
+		ok = ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm);
+	X509_free(x);
+	if (!ok) {
+		*error_r = xasprintf("%s: %s", path,
+				     f == NULL ? strerror(errno)
+					       : "no certificate in it");
+		ERR_clear_error();
+		return -1;
+	}
+	*t_r = (int64_t)timegm(&tm);
+	return 0;
 }

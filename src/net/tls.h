@@ -55,4 +55,10 @@ void tls_ctx_free(SSL_CTX **ctx);
  */
 const char *tls_describe(SSL *ssl, char *buf, size_t size);
 
+/*
+ * The notAfter of the first certificate in the PEM file at path, in unix
+ * seconds (the cert-expiry alert). 0, or -1 with *error_r (caller frees).
+ */
+int tls_cert_not_after(const char *path, int64_t *t_r, char **error_r);
+
 #endif

@@ -207,4 +207,10 @@ struct queue_envelope *smtp_envelope_new(const struct smtp_session *s);
 /* A message was refused at its end: the transaction is over. */
 void smtp_txn_refused(struct smtp_session *s);
 
+/* smtp_sendlimit.c: takes a message (MAIL of addr) or a recipient (RCPT
+ * of addr) from an authenticated user's sending budget; false when it
+ * is spent, with the 451 4.7.1 sent and the refusal logged. */
+bool smtp_send_allowed(struct smtp_session *s, bool message,
+		       const char *addr);
+
 #endif

@@ -500,6 +500,10 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			  LF_STR("session", s->ses.id), LF_STR("ret", "HDRS"),
 			  LF_STR("reason", "unverified-sender"));
 	}
+	if (!smtp_send_allowed(s, true, t->sender)) {
+		free(t);
+		return;
+	}
 	s->txn = t;
 	sf_run(s, SF_MAIL, mail_done);
 }
@@ -646,6 +650,8 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
 		return;
 	}
+	if (!smtp_send_allowed(s, false, addr))
+		return;
 	args.notify = notify_allowed(s, args.notify);
 	recipient_ctx_init(s, &rctx, s->trusted, s->ses.logged_in);
 	memset(&res, 0, sizeof(res));
@@ -1325,6 +1331,7 @@ smtp_envelope_new(const struct smtp_session *s)
 			 : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
 							: "");
 	e->envid = xstrdup(t->mail.envid);
+	e->auth = xstrdup(s->ses.logged_in ? s->account : "");
 	return e;
 }
 

@@ -39,7 +39,22 @@ struct submission_config {
 	bool check_from;	/* header From: must be the user's */
 	/* with check_from: no display name showing another address */
 	bool refuse_address_display_name;
+	struct limits_send_policy limits;	/* submission.limits */
+	/* submission.limits.accounts: the accounts with limits of their
+	 * own (lower-cased; keys not given are the general ones) */
+	struct submission_account_limits *account_limits;
+	size_t naccount_limits;
 };
+
+struct submission_account_limits {
+	char *account;
+	struct limits_send_policy limits;
+};
+
+/* The limits of account: its own, or the general ones. */
+const struct limits_send_policy *
+submission_limits_for(const struct submission_config *sc,
+		      const char *account);
 
 /*
  * What an SMTP session reads of the configuration: the top-level names

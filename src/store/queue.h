@@ -109,6 +109,17 @@ ssize_t queue_move_batch(const char *data_dir, const char *from,
 int queue_file_op(const char *data_dir, const char *op, const char *id);
 
 /*
+ * A message made here (an alert to postmaster) into queue/incoming/ like
+ * any accepted one: e's text, msg (LF line ends), the end marker, into
+ * queue/tmp/<e->id> (O_EXCL), owned by uid:gid when they are not -1,
+ * fdatasync'd, renamed into incoming/ and the directory fsync'd. e->size
+ * is set. 0, or -1 with *error_r (caller frees); nothing is left behind.
+ */
+int queue_inject(const char *data_dir, struct queue_envelope *e,
+		 const char *msg, size_t len, uid_t uid, gid_t gid,
+		 char **error_r);
+
+/*
  * The names in queue/<state>/ in the order the directory lists them, every
  * name but dot-files (`godwit queue list` reports a file that is not a
  * message rather than hide it). NULL when there are none or the directory

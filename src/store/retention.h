@@ -8,7 +8,9 @@
 #ifndef GODWIT_RETENTION_H
 #define GODWIT_RETENTION_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 struct retention;
 
@@ -16,7 +18,29 @@ struct retention;
 struct retention_config {
 	uint64_t mail;		/* seconds mail is kept; 0 = forever */
 	uint64_t interval;	/* seconds between sweeps */
+	uint64_t logs;		/* seconds rotated log files are kept; 0 */
 };
+
+/*
+ * Rotated log and audit files (retention.logs): in dir, every
+ * `NAME.log.YYYY-MM-DD` whose day ended more than max_age seconds before
+ * now is removed (only = "mail.log": only that NAME.log's). A current
+ * file (no date) never matches. The newest `audit.log.DATE` is kept
+ * while `audit.log` is missing or empty: it holds the head of the audit
+ * chain. Run by the parent, which owns log/ (daemon/logfile.c); logs one
+ * fac=retention event=log-removed per file and event=logs-sweep.
+ */
+struct retention_logs_stats {
+	unsigned files;		/* rotated files seen */
+	unsigned removed;
+	unsigned errors;
+	bool kept_head;		/* an old audit file kept for the chain */
+};
+int retention_remove_logs(const char *dir, const char *only, time_t now,
+			  uint64_t max_age, struct retention_logs_stats *st);
+/* "NAME.log.YYYY-MM-DD" -> the length of "NAME.log" and the day (local
+ * midnight that begins it); -1 for any other name. */
+int retention_log_name(const char *name, size_t *base_len_r, time_t *day_r);
 
 /* NULL if retention is off (rc->mail is 0). */
 struct retention *retention_start(const struct retention_config *rc,

@@ -337,6 +337,14 @@ def default_config(data_dir, port):
             # test_sigterm_right_after_start checks that none is missed
             "shutdown_timeout": "2s",
         },
+        # alerts mail postmaster (alice) and the test certificates
+        # expire in days: only the tests of alerts and sending limits
+        # (test_alerts.py, test_sending_limits.py) turn them on, so no
+        # other test finds a mail it did not send
+        "alerts": {"enabled": False},
+        "submission": {"limits": {
+            "messages_per_hour": 0, "recipients_per_hour": 0,
+            "messages_per_day": 0, "recipients_per_day": 0}},
         "listeners": [
             {
                 "name": "mx",

@@ -418,7 +418,9 @@ KNOWN_EVENTS = {
     "bounced", "dsn", "error", "read-error", "fsync-failed",
     "syncfs-failed", "dsn-limited", "fixed", "stress-on", "stress-off",
     "result", "record-failed", "dkim-sign", "dkim-sign-failed",
-    "attachments",
+    "attachments", "logs-sweep", "log-removed", "log-remove-failed",
+    "rotated", "rotate-failed", "reopened", "reopen-failed",
+    "alert", "held",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",
@@ -434,4 +436,6 @@ KNOWN_KEYS = {
     "max_connections", "threshold", "stress_timeout_s", "below",
     "iprev", "spf", "spf_domain", "dkim", "dmarc", "from_domain", "policy",
     "dmarc_reason", "domain", "signed", "parts", "decoded", "us",
+    "max_age_days", "files", "removed", "kept",
+    "kind", "subject", "count", "max", "window_s", "notified",
 }

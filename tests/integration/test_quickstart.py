@@ -150,7 +150,18 @@ def test_first_run(setup):
     assert f"{etc}/godwit.yaml: ok" in out
     # the DNS records and the next steps
     assert f"{DOMAIN}. 3600 IN MX 10 {HOST}." in out
-    assert "firewall --format nftables" in out
+    assert "firewall --format iptables" in out
+    # the firewall rules themselves, which nft accepts as they are printed
+    m = re.search(r"^#!/usr/sbin/nft -f\n(.*?^\}\n)", out, re.M | re.S)
+    assert m, out
+    rules = m.group(0)
+    for port in (25, 587, 465, 110, 995):
+        assert f"dport {port} " in rules, (port, rules)
+    nft = base / "quickstart.nft"
+    nft.write_text(rules)
+    r = subprocess.run(["nft", "-c", "-f", str(nft)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr + rules
     assert "systemctl daemon-reload && systemctl enable --now godwit" in out
     # not the system's configuration directory: printed, not installed
     assert "not installed" in out

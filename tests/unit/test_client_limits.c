@@ -633,6 +633,53 @@ test_verdict_text(void **state)
 }
 
 /* The n-th failure's delay, min(base * 2^(n-1), max), never wraps. */
+/*
+ * The counts a failure reports for the alerts: per address, per account,
+ * and the addresses that began failing in the server's window.
+ */
+static void
+test_auth_counts_for_alerts(void **state)
+{
+	static const struct {
+		const char *addr, *account;
+		uint64_t at;
+		uint32_t ip, acc, ips;
+		bool ban;
+	} steps[] = {
+	    {"192.0.2.1", "x@t", 0, 1, 1, 1, false},
+	    {"192.0.2.1", "x@t", 10, 2, 2, 1, false},
+	    {"192.0.2.2", "x@t", 20, 1, 3, 2, false},
+	    {"192.0.2.3", "y@t", 30, 1, 1, 3, false},
+	    {"192.0.2.1", "X@T", 40, 3, 4, 3, true}, /* the ban uses it up */
+	    {"192.0.2.2", NULL, 50, 2, 0, 3, false},
+	    /* the server's window (and each address's) ends */
+	    {"192.0.2.2", "x@t", 60 + 3600000, 1, 1, 1, false},
+	};
+	const struct limits_auth_policy p = {
+	    .max_failures_ip = 3, .max_failures_account = 100,
+	    .window_ms = 3600000, .ban_ms = 1000, .delay_max_ms = 10};
+	struct limits *l = limits_create(64, NULL);
+	struct sockaddr_storage ss;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct limits_auth_verdict v;
+
+		limits_auth_failure(l, &p, make_addr(steps[i].addr, &ss),
+				    steps[i].account, 1000 + steps[i].at, &v);
+		if (v.ip_failures != steps[i].ip ||
+		    v.account_failures != steps[i].acc ||
+		    v.failing_ips != steps[i].ips ||
+		    v.ban_started != steps[i].ban) {
+			print_error("step %zu: ip %u acc %u ips %u ban %d\n",
+				    i, v.ip_failures, v.account_failures,
+				    v.failing_ips, v.ban_started);
+			fail();
+		}
+	}
+	limits_destroy(&l);
+}
+
 static void
 test_auth_delay_saturates(void **state)
 {
@@ -1354,6 +1401,7 @@ main(void)
 	    cmocka_unit_test(test_scenarios),
 	    cmocka_unit_test(test_verdict_text),
 	    cmocka_unit_test(test_auth_delay_saturates),
+	    cmocka_unit_test(test_auth_counts_for_alerts),
 	    cmocka_unit_test(test_net_text_and_grouping),
 	    cmocka_unit_test(test_account_key_never_collides),
 	    cmocka_unit_test(test_table_capacity),

@@ -115,6 +115,8 @@ dump(const struct config *c)
 	sb_printf(&b, "log.file=%s\n",
 		  c->log.file != NULL ? c->log.file : "(stderr)");
 	sb_printf(&b, "log.level=%s\n", level_name(c->log.level));
+	sb_printf(&b, "log.rotate=%s\n",
+		  c->log.rotate == LOG_ROTATE_DAILY ? "daily" : "none");
 	sb_printf(&b, "userdb.driver=%s\n", c->userdb.driver);
 	sb_printf(&b, "userdb.path=%s\n", c->userdb.path);
 	sb_printf(&b, "max_message_size=%llu\n",
@@ -182,9 +184,10 @@ dump(const struct config *c)
 		  (unsigned long long)c->pop3.login_delay);
 	sb_printf(&b, "pop3.login_timeout=%llu\n",
 		  (unsigned long long)c->pop3.login_timeout);
-	sb_printf(&b, "retention=mail:%llu interval:%llu\n",
+	sb_printf(&b, "retention=mail:%llu interval:%llu logs:%llu\n",
 		  (unsigned long long)c->retention.mail,
-		  (unsigned long long)c->retention.interval);
+		  (unsigned long long)c->retention.interval,
+		  (unsigned long long)c->retention.logs);
 	sb_printf(&b, "dns=%s", c->dns.mode);
 	for (size_t i = 0; i < c->dns.nforwarders; i++)
 		sb_printf(&b, "%s%s", i ? "," : " fwd:", c->dns.forwarders[i]);
@@ -278,6 +281,7 @@ static const char *const defaults[] = {
 	"log.format=kv",
 	"log.file=(stderr)",
 	"log.level=info",
+	"log.rotate=daily",
 	"userdb.driver=sqlite",
 	"userdb.path=/var/lib/godwit/db/godwit.sqlite",
 	"max_message_size=26214400",
@@ -311,7 +315,7 @@ static const char *const defaults[] = {
 	"submission.refuse_address_display_name=true",
 	"pop3=timeout:600 login_delay:0",
 	"pop3.login_timeout=600",
-	"retention=mail:0 interval:3600",
+	"retention=mail:0 interval:3600 logs:5184000",
 	"dns=system ta:-",
 	"outbound=v4:1 v6:1 prefer4:0 src:-,- port:25 tls:1 conns:100/20",
 	"outbound.tls_policy=",
@@ -463,7 +467,7 @@ static const struct valid_case valid_cases[] = {
 	 "hostname: mail.example.com\npop3: {timeout: 1h, login_delay: 5m}\n"
 	 "retention:\n  mail: 180d\n  interval: 30m\n",
 	 {"pop3=timeout:3600 login_delay:300",
-	  "retention=mail:15552000 interval:1800", NULL}},
+	  "retention=mail:15552000 interval:1800 logs:5184000", NULL}},
 	{"outbound delivery",
 	 "hostname: mail.example.com\n"
 	 "dns: {resolver: [\"198.18.0.53\", \"fd00::53@5353\"]}\n"
@@ -526,7 +530,13 @@ static const struct valid_case valid_cases[] = {
 	 "hostname: mail.example.com\npop3: {timeout: 10m, login_delay: 1d}\n"
 	 "retention: {mail: 1d, interval: 1m}\n",
 	 {"pop3=timeout:600 login_delay:86400",
-	  "retention=mail:86400 interval:60", NULL}},
+	  "retention=mail:86400 interval:60 logs:5184000", NULL}},
+	{"log.file: a bare name is a file in <data_dir>/log/",
+	 "hostname: mail.example.com\ndata_dir: /srv/g/\n"
+	 "log: {file: mail.log, rotate: none}\nretention: {logs: 0}\n",
+	 {"data_dir=/srv/g", "userdb.path=/srv/g/db/godwit.sqlite",
+	  "log.file=/srv/g/log/mail.log", "log.rotate=none",
+	  "retention=mail:0 interval:3600 logs:0", NULL}},
 	{"postmaster: an address; its domain lower-cased",
 	 "hostname: mail.example.com\npostmaster: Hostmaster@Example.COM\n",
 	 {"postmaster=Hostmaster@example.com", NULL}},
@@ -1177,6 +1187,12 @@ static const struct invalid_case invalid_cases[] = {
 	{H "retention:\n  mail: 12h\n  interval: 30s\n",
 	 "t.yaml:3: retention.mail: must be 0 (keep forever) or at least 1d\n"
 	 "t.yaml:4: retention.interval: '30s' is out of range (1m..1w)"},
+	{H "log: {file: sub/mail.log, rotate: weekly}\n"
+	   "retention: {logs: 12h}\n",
+	 "t.yaml:2: log.file: an absolute path, or a file name in "
+	 "<data_dir>/log/ (no '/')\n"
+	 "t.yaml:2: log.rotate: 'weekly' is not one of daily, none\n"
+	 "t.yaml:3: retention.logs: must be 0 (keep forever) or at least 1d"},
 	{H "retention: {mail: forever}\n",
 	 "t.yaml:2: retention.mail: invalid duration (use e.g. 30s, 5m, 2h, 7d)"},
 	{H "dns: {resolver: [\"198.18.0.300\", \"::1@0\"], trust_anchor: "

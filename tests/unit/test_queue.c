@@ -22,6 +22,7 @@ fill(struct queue_envelope *e)
 	e->smtputf8 = true;
 	e->ret = strdup("");
 	e->envid = strdup("");
+	e->auth = strdup("al ice@example.test");
 	queue_rcpt_add(e, "b\xc3\xbc@example.net", 6, "rfc822;b@example.net");
 	queue_rcpt_add(e, "c@example.org", 0, "");
 	e->size = 5;
@@ -49,6 +50,7 @@ test_roundtrip(void **state)
 	assert_string_equal(r.sender, "");
 	assert_int_equal(r.body, SMTP_BODY_8BITMIME);
 	assert_true(r.smtputf8);
+	assert_string_equal(r.auth, "al ice@example.test");
 	assert_int_equal(r.nrcpts, 2);
 	assert_string_equal(r.rcpts[0].addr, "b\xc3\xbc@example.net");
 	assert_int_equal(r.rcpts[0].notify, 6);
@@ -56,8 +58,59 @@ test_roundtrip(void **state)
 	assert_string_equal(r.rcpts[1].orcpt, "");
 	assert_int_equal(r.size, 5);
 	queue_envelope_clear(&r);
+	free(text);
+	/* without a user no auth line is written, and it reads as "" */
+	free(e.auth);
+	e.auth = NULL;
+	text = queue_envelope_format(&e, &len);
+	assert_null(strstr(text, "\nauth "));
+	assert_int_equal(queue_envelope_parse(text, len, &r, &hlen, &err), 0);
+	assert_string_equal(r.auth, "");
+	queue_envelope_clear(&r);
 	queue_envelope_clear(&e);
 	free(text);
+}
+
+/* A message made by the daemon itself (an alert): a complete queue file
+ * in incoming/, nothing left in tmp/. */
+static void
+test_inject(void **state)
+{
+	char dir[] = "/tmp/godwit-test-inject-XXXXXX", path[256];
+	struct queue_envelope e, r;
+	const char *msg = "Subject: x\n\nbody\n";
+	char *err = NULL, **names;
+	uint64_t off;
+	size_t n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/queue/tmp", dir);
+	assert_int_equal(mkdir_p(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/queue/incoming", dir);
+	assert_int_equal(mkdir_p(path, 0700), 0);
+	fill(&e);
+	assert_int_equal(queue_inject(dir, &e, msg, strlen(msg), (uid_t)-1,
+				      (gid_t)-1, &err), 0);
+	snprintf(path, sizeof(path), "%s/queue/incoming/%s", dir, e.id);
+	assert_int_equal(queue_envelope_read(path, &r, &off, &err), 0);
+	assert_int_equal(r.size, strlen(msg));
+	assert_int_equal(r.nrcpts, 2);
+	queue_envelope_clear(&r);
+	assert_null(queue_dir_names(dir, "tmp", &n));
+	assert_int_equal(n, 0);
+	/* the same id again: refused, the first left alone */
+	assert_int_equal(queue_inject(dir, &e, msg, 3, (uid_t)-1, (gid_t)-1,
+				      &err), -1);
+	assert_non_null(err);
+	free(err);
+	names = queue_dir_names(dir, "incoming", &n);
+	assert_int_equal(n, 1);
+	free(names[0]);
+	free(names);
+	queue_envelope_clear(&e);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
 }
 
 struct bad_case {
@@ -305,6 +358,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_inject),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_torn),
 		cmocka_unit_test(test_size_wrap),
