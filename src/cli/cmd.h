@@ -15,6 +15,9 @@
  *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir DIR] [--data-dir DIR]
  *	godwit firewall [--format nftables|iptables|ufw|firewalld]
  *	godwit doctor [--timeout S] [--outbound-target ADDR:PORT] ...
+ *	godwit backup FILE
+ *	godwit restore FILE --data-dir DIR [-c CONFIG] [--user U] [--force]
+ *	godwit mailbox import|export ADDRESS ...
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -106,6 +109,27 @@ int cmd_firewall(const struct config *config, int argc, char **argv);
 int cmd_doctor(const struct config *config, int argc, char **argv);
 
 /*
+ * `godwit backup FILE` (ops/backup.h): the archive, then one line
+ * "backup FILE: N files (B bytes), D directories, K databases" and notes
+ * (messages found again after a move, files gone, files the
+ * configuration names outside its directory that are not included).
+ */
+int cmd_backup(const struct config *config, int argc, char **argv);
+/*
+ * `godwit restore FILE --data-dir DIR [-c CONFIG] [--user NAME]
+ * [--force]`: needs no loaded configuration; the archived one is written
+ * to config_path (the -c file, else $GODWIT_CONFIG, else the default),
+ * refused if it exists, as a non-empty DIR is, unless --force.
+ */
+int cmd_restore(const char *config_path, int argc, char **argv);
+/*
+ * `godwit mailbox import ADDRESS --mbox FILE | --maildir DIR` and
+ * `godwit mailbox export ADDRESS --mbox FILE` (ops/mailbox_io.h), for an
+ * existing user; prints "imported N messages (B bytes) into MAILDIR" or
+ * "exported N messages from MAILDIR to FILE".
+ */
+int cmd_mailbox(const struct config *config, int argc, char **argv);
+/*
  * `godwit audit verify [--expect HASH]` (exit 1 naming the first broken
  * line as FILE:LINE, or when no line has HASH), `godwit audit head`
  * (prints the hash of the last line), `godwit audit rotate` (audit.log
@@ -115,7 +139,7 @@ int cmd_audit(const struct config *config, int argc, char **argv);
 /*
  * After a command ran with exit code r: when it is one that changes
  * something (domain, user, alias add/del..., queue hold/release/delete/
- * flush, dkim keygen) and did not fail on its usage, its line in the
+ * flush, dkim keygen, mailbox import) and did not fail on its usage, its line in the
  * audit log, naming uid (who ran it, taken before the command, which
  * may have switched to the daemon user) as the actor. Returns r, or 1
  * when the line could not be written.

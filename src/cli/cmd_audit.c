@@ -119,7 +119,7 @@ static const char *const changing[][2] = {
     {"user", "del"},	 {"user", "passwd"},  {"user", "import"},
     {"alias", "add"},	 {"alias", "del"},    {"queue", "hold"},
     {"queue", "release"}, {"queue", "delete"}, {"queue", "flush"},
-    {"dkim", "keygen"},
+    {"dkim", "keygen"},	 {"mailbox", "import"},
 };
 
 static bool

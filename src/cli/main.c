@@ -13,6 +13,9 @@
  *	godwit quickstart HOSTNAME ADMIN_ADDRESS [--config-dir D] [--data-dir D]
  *	godwit [-c FILE] firewall [--format nftables|iptables|ufw|firewalld]
  *	godwit [-c FILE] doctor [--timeout S] ...
+ *	godwit [-c FILE] backup FILE
+ *	godwit [-c CONFIG] restore FILE --data-dir DIR [--user U] [--force]
+ *	godwit [-c FILE] mailbox import|export ADDRESS ...
  *	godwit [-c FILE] audit verify [--expect HASH]|head|rotate
  *	godwit version
  *
@@ -48,6 +51,8 @@ static const struct {
 	{"dns", cmd_dns},
 	{"firewall", cmd_firewall},
 	{"doctor", cmd_doctor},
+	{"backup", cmd_backup},
+	{"mailbox", cmd_mailbox},
 	{"audit", cmd_audit},
 };
 
@@ -85,6 +90,15 @@ usage(FILE *f)
 		"the listeners\n"
 		"  doctor [--timeout S]           check the server: ports, "
 		"TLS, relay, DNS, queue\n"
+		"  backup FILE                    configuration, users, keys, "
+		"queue, mail\n"
+		"  restore FILE --data-dir DIR [--force]\n"
+		"                                 unpack a backup (config to "
+		"-c FILE)\n"
+		"  mailbox import ADDRESS --mbox FILE | --maildir DIR\n"
+		"  mailbox export ADDRESS --mbox FILE\n"
+		"                                 a user's mail in and out "
+		"(mboxrd)\n"
 		"  audit verify [--expect HASH] | head | rotate\n"
 		"                                 the hash-chained audit log\n"
 		"  version                        print the version\n"
@@ -185,6 +199,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "quickstart") == 0)
 		return cmd_quickstart(argc, argv);
+	if (strcmp(cmd, "restore") == 0)
+		return cmd_restore(path, argc, argv);
 	if (strcmp(cmd, "config") == 0) {
 		if (argc != 2 || strcmp(argv[1], "check") != 0) {
 			fprintf(stderr, "usage: godwit config check "

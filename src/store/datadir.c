@@ -414,6 +414,60 @@ locate(const struct datadir_config *config, const struct entry *e, int data_fd,
 	return 1;
 }
 
+/* e's path relative to data_dir, or NULL when it is not below it. */
+static char *
+entry_rel(const struct datadir_config *config, const struct entry *e)
+{
+	size_t dlen = strlen(config->data_dir);
+	char *target, *r = NULL;
+
+	if (e->where == AT_DATA)
+		return xstrdup(e->path);
+	if (!userdb_is_sqlite(config))
+		return NULL;
+	target = e->where == AT_USERDB ? xstrdup(config->userdb->path)
+				       : dir_of(config->userdb->path);
+	if (strncmp(target, config->data_dir, dlen) == 0 &&
+	    target[dlen] == '/')
+		r = xstrdup(target + dlen + 1);
+	free(target);
+	return r;
+}
+
+void
+datadir_owner(const struct datadir_config *config,
+	      const struct datadir_ids *ids, const char *rel, uid_t *uid_r,
+	      gid_t *gid_r)
+{
+	const struct entry *best = &layout[0];
+	size_t best_len = 0;
+
+	*uid_r = ids->uid;
+	*gid_r = ids->gid;
+	if (!ids->drop)
+		return;
+	for (size_t i = 1; i < sizeof(layout) / sizeof(layout[0]); i++) {
+		char *er = entry_rel(config, &layout[i]);
+		size_t n = er != NULL ? strlen(er) : 0;
+
+		if (er != NULL && n > best_len && strncmp(rel, er, n) == 0 &&
+		    (rel[n] == '\0' || rel[n] == '/')) {
+			best = &layout[i];
+			best_len = n;
+		}
+		free(er);
+	}
+	if (best == &layout[0] && rel[0] != '\0') {
+		/* a file of data_dir's own (server-secret) is made by the
+		 * parent as root, for root */
+		*uid_r = 0;
+		*gid_r = 0;
+		return;
+	}
+	*uid_r = best->owner == ROOT ? 0 : ids->uid;
+	*gid_r = best->group == ROOT ? 0 : ids->gid;
+}
+
 int
 datadir_prepare(const struct datadir_config *config, const struct datadir_ids *ids,
 		char **error_r)

@@ -51,6 +51,17 @@ int datadir_prepare(const struct datadir_config *config,
 		    const struct datadir_ids *ids, char **error_r);
 
 /*
+ * Who should own rel, a path below data_dir ("" is data_dir itself), or
+ * an entry in it: the owner and group of the deepest entry of the table
+ * that holds it (the daemon user's directories' files are the daemon
+ * user's, root's are root's; the user database file is its own entry).
+ * Our own ids when !ids->drop. For a restore (ops/backup.h).
+ */
+void datadir_owner(const struct datadir_config *config,
+		   const struct datadir_ids *ids, const char *rel,
+		   uid_t *uid_r, gid_t *gid_r);
+
+/*
  * As root with a daemon user configured: become that user (for admin
  * commands that write files the daemon must own, e.g. queue state).
  * 0 (also when there is nothing to do) or -1 with *error_r.

@@ -511,28 +511,107 @@ maildir_folder_create(const char *maildir, const char *folder)
 	return r;
 }
 
+/*
+ * The one way a message file enters a Maildir when it is not a hard link
+ * of the spool: written whole to <maildir>/tmp/<name> by fill(), made
+ * durable (fdatasync; fsync when mtime > 0 sets its mtime), then renamed to
+ * new/<name>, or to cur/<name>:<info> when info is not NULL. The
+ * directory's fsync is the caller's (one per batch). 0, or -1 with errno;
+ * nothing is left in tmp/ on failure.
+ */
+static int
+maildir_put(const char *maildir, const char *name, const char *info,
+	    int64_t mtime, int (*fill)(int fd, void *arg), void *arg)
+{
+	char *tmp = xasprintf("%s/tmp/%s", maildir, name);
+	char *dst = info != NULL ? xasprintf("%s/cur/%s:%s", maildir, name, info)
+				 : xasprintf("%s/new/%s", maildir, name);
+	int fd, r = -1, saved = 0;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		struct timespec ts[2] = {{(time_t)mtime, 0}, {(time_t)mtime, 0}};
+		/* an mtime given is kept: fsync, which fdatasync is not for
+		 * a time stamp */
+		if (fill(fd, arg) == 0 &&
+		    (mtime <= 0 ? fdatasync(fd)
+				: futimens(fd, ts) < 0 ? -1 : fsync(fd)) == 0 &&
+		    rename(tmp, dst) == 0)
+			r = 0;
+		saved = errno;
+		close(fd);
+		if (r < 0)
+			unlink(tmp);
+	} else
+		saved = errno;
+	free(tmp);
+	free(dst);
+	errno = saved;
+	return r;
+}
+
+static int
+fill_spool(int fd, void *arg)
+{
+	return spool_copy(arg, 0, fd);
+}
+
 /* Copies the spool into maildir/tmp, fsyncs, renames into new/. */
 static int
 maildir_copy(struct committer *c, struct delivery_job *job,
 	     const char *maildir, const char *name)
 {
-	char *tmp = xasprintf("%s/tmp/%s", maildir, name);
-	char *dst = xasprintf("%s/new/%s", maildir, name);
-	int fd, r = -1;
-
 	(void)c;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-	if (fd >= 0) {
-		if (spool_copy(job->spool, 0, fd) == 0 && fdatasync(fd) == 0 &&
-		    rename(tmp, dst) == 0)
-			r = 0;
-		close(fd);
-		if (r < 0)
-			unlink(tmp);
-	}
-	free(tmp);
-	free(dst);
-	return r;
+	return maildir_put(maildir, name, NULL, 0, fill_spool, job->spool);
+}
+
+void
+maildir_name(char *buf, size_t size, const char *host, int pid,
+	     const char *id, unsigned seq, uint64_t octets, uint64_t vsize)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	snprintf(buf, size, "%lld.M%06ldP%dQ%s_%u.%s,S=%llu,W=%llu",
+		 (long long)tv.tv_sec, (long)tv.tv_usec, pid, id, seq, host,
+		 (unsigned long long)octets, (unsigned long long)vsize);
+}
+
+struct fill_mem {
+	const void *data;
+	size_t len;
+};
+
+static int
+fill_mem(int fd, void *arg)
+{
+	struct fill_mem *m = arg;
+
+	return write_full(fd, m->data, m->len);
+}
+
+int
+maildir_store(const char *maildir, const char *host, const void *data,
+	      size_t len, const char *info, int64_t mtime)
+{
+	static unsigned seq;
+	char id[QUEUE_ID_LEN + 1], name[256], h[64];
+	struct fill_mem m = {data, len};
+	uint64_t vsize = len;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		vsize += ((const char *)data)[i] == '\n' &&
+			 (i == 0 || ((const char *)data)[i - 1] != '\r');
+	for (i = 0; host[i] != '\0' && i < sizeof(h) - 1; i++)
+		h[i] = host[i] == '/' || host[i] == ':' ? '_' : host[i];
+	h[i] = '\0';
+	queue_id_new(id);
+	maildir_name(name, sizeof(name), h, (int)getpid(), id, seq++, len,
+		     vsize);
+	if (access(maildir, F_OK) != 0 && maildir_create(maildir) < 0)
+		return -1;
+	return maildir_put(maildir, name, info, mtime, fill_mem, &m);
 }
 
 static void
@@ -676,15 +755,11 @@ phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
 	struct delivery_job *job = st->job;
 	struct spool *sp = job->spool;
 	char name[256];
-	struct timeval tv;
 
 	if (job->result < 0)
 		goto out;
-	gettimeofday(&tv, NULL);
-	snprintf(name, sizeof(name), "%lld.M%06ldP%dQ%s_%u.%s,S=%llu,W=%llu",
-		 (long long)tv.tv_sec, (long)tv.tv_usec, c->pid, job->id,
-		 c->seq++, c->host, (unsigned long long)sp->size,
-		 (unsigned long long)job->vsize);
+	maildir_name(name, sizeof(name), c->host, c->pid, job->id, c->seq++,
+		     sp->size, job->vsize);
 
 	for (size_t i = 0; i < job->nmailboxes && job->result == 0; i++) {
 		char *maildir = maildir_path(c->data_dir, job->mailboxes[i]);

@@ -148,6 +148,26 @@ char *maildir_path(const char *data_dir, const char *mailbox);
  * 0, or -1 with errno. */
 int maildir_create(const char *maildir);
 
+/*
+ * A Maildir file name as godwit's deliveries make them:
+ * "<sec>.M<usec>P<pid>Q<id>_<seq>.<host>,S=<octets>,W=<vsize>" (the
+ * time now; host without '/' or ':').
+ */
+void maildir_name(char *buf, size_t size, const char *host, int pid,
+		  const char *id, unsigned seq, uint64_t octets,
+		  uint64_t vsize);
+
+/*
+ * One message (len octets, as they are: no Return-Path is added) into
+ * maildir, created if missing, through the same write as the committer's
+ * copies: tmp/, fdatasync, mtime (when > 0), rename into new/ — or into
+ * cur/ as "<name>:<info>" when info is not NULL ("2,S": seen). The
+ * directory is not fsynced: call fsync_dir() on new/ and cur/ once after
+ * a batch. For `godwit mailbox import`. 0, or -1 with errno.
+ */
+int maildir_store(const char *maildir, const char *host, const void *data,
+		  size_t len, const char *info, int64_t mtime);
+
 /* The Maildir++ folder where quarantined mail goes (IMAP shows it as
  * Junk; POP3 reads only the inbox). */
 #define MAILDIR_JUNK ".Junk"
