@@ -139,10 +139,10 @@ int cmd_audit(const struct config *config, int argc, char **argv);
 /*
  * After a command ran with exit code r: when it is one that changes
  * something (domain, user, alias add/del..., queue hold/release/delete/
- * flush, dkim keygen, mailbox import) and did not fail on its usage, its line in the
- * audit log, naming uid (who ran it, taken before the command, which
- * may have switched to the daemon user) as the actor. Returns r, or 1
- * when the line could not be written.
+ * flush, dkim keygen, mailbox import) and did not fail on its usage,
+ * its line in the audit log, naming uid (who ran it, taken before the
+ * command, which may have switched to the daemon user) as the actor.
+ * Returns r, or 1 when the line could not be written.
  */
 int cmd_audit_record(const struct config *config, int argc, char **argv,
 		     int r, uid_t uid);
