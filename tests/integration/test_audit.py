@@ -197,6 +197,35 @@ def test_queued_local_delivery_and_its_report(make_godwit, uniq):
     assert verify(g).returncode == 0
 
 
+def test_no_250_without_its_line(godwit, uniq):
+    """When the audit log cannot be written the message is not accepted:
+    451 4.3.0 and nothing in the Maildir (the client will retry); once it
+    can be written again, mail flows and the chain is whole."""
+    g = godwit
+    path = audit_path(g)
+    aside = audit_path(g, "aside")
+    os.rename(path, aside)
+    os.mkdir(path)  # a directory where audit.log belongs: open() fails
+    try:
+        s = g.smtp()
+        s.ehlo()
+        assert s.mail("x@remote.test")[0] == 250
+        assert s.rcpt("alice@example.test")[0] == 250
+        code, msg = s.data(f"Subject: {uniq}-refused\r\n\r\nhi\r\n")
+        s.quit()
+        assert code == 451 and msg.startswith(b"4.3.0"), (code, msg)
+        assert g.find_messages(f"{uniq}-refused") == []
+        assert "fac=store event=audit-failed" in g.log_text()
+    finally:
+        os.rmdir(path)
+        os.rename(aside, path)
+    qid = send(g, "x@remote.test", ["alice@example.test"],
+               f"Subject: {uniq}-ok\r\n\r\nhi\r\n")
+    message_line(g, qid)
+    assert len(g.find_messages(f"{uniq}-ok")) == 1
+    assert verify(g).returncode == 0
+
+
 def test_disabled_writes_no_message_line(make_godwit, uniq):
     g = make_godwit({"audit": {"enabled": False}})
     before = audit_path(g).read_bytes()
