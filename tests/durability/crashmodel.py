@@ -42,6 +42,10 @@ Checks (each a list of violations in Report):
   state     when the queue runner renames queue/active/ID to deferred/ or
             hold/, queue/state/ID is durable (entry and data) and the one
             it last wrote.
+  audit     once the trace holds audit-log lines (syncrec's audit=ID on a
+            write), at each 250 for ID: a write that carried ID's line is
+            durable (the file's data synced after it, and no failed sync
+            since).
 """
 
 import os
@@ -148,6 +152,7 @@ class Model:
         self.placements = defaultdict(list)   # message id -> [(home, dir, name, File)]
         self.unlinked = []                    # (Dir, name, File) in Maildirs
         self.promises = []                    # [mid, home, File, line of the 250]
+        self.audit = defaultdict(list)        # message id -> [(File, version)]
         self.line = 0
 
     # -- the file system ---------------------------------------------------
@@ -226,7 +231,11 @@ class Model:
         self.file(int(a[0]), int(a[1])).live += 1
 
     def op_write(self, a):
-        self.file(int(a[0]), int(a[1])).live += 1
+        f = self.file(int(a[0]), int(a[1]))
+        f.live += 1
+        for field in a[2:]:
+            if field.startswith("audit="):
+                self.audit[field[6:]].append((f, f.live))
 
     def _fsync(self, a):
         rc, dev, ino, isdir, path = int(a[0]), int(a[1]), int(a[2]), a[3] == "1", dec(a[4])
@@ -355,9 +364,23 @@ class Model:
                 and os.path.basename(d.path) in ("deferred", "hold")):
             self._check_state(home, name)
 
+    def _check_audit(self, mid):
+        if not self.audit:
+            return      # no audit log in this trace
+        lines = self.audit.get(mid)
+        if not lines:
+            self.report.bad("audit", f"line {self.line}: 250 for {mid}, "
+                            "which has no line in the audit log")
+        elif not any(not f.lost and f.durable >= v for f, v in lines):
+            self.report.bad("audit", f"line {self.line}: 250 for {mid} "
+                            "while its audit line is not durable")
+        else:
+            self.report.counts["ack-audit"] += 1
+
     def _check_ack(self, mid):
         r = self.report
         r.counts["ack"] += 1
+        self._check_audit(mid)
         placed = self.placements.get(mid, [])
         r.acks[mid] = [(home, name) for home, _, name, _ in placed]
         if not placed:

@@ -35,7 +35,10 @@
  * percent-encoded, so a field never holds a space or a line end):
  *   PID TID create DEV INO PATH        a new regular file
  *   PID TID trunc DEV INO PATH         an existing file opened O_TRUNC
- *   PID TID write DEV INO              data written to a regular file
+ *   PID TID write DEV INO [audit=ID...] data written to a regular file;
+ *                                 audit=ID for each audit-log line of a
+ *                                 message in the data (store/audit.h:
+ *                                 "type":"message","queue":"ID")
  *   PID TID fsync|fdatasync RC DEV INO ISDIR PATH
  *   PID TID syncfs RC DEV
  *   PID TID sync
@@ -251,6 +254,31 @@ rec_open(int fd, const char *path, bool created)
 	rec_end(&r);
 }
 
+#define AUDIT_MARK "\"type\":\"message\",\"queue\":\""
+#define AUDIT_IDS_MAX 256
+
+/* The queue ids of the audit lines in one buffer, as " audit=ID". */
+static void
+put_audit_ids(struct rec *r, const char *p, size_t n, unsigned *count)
+{
+	const size_t ml = sizeof(AUDIT_MARK) - 1;
+	const char *end = p + n, *m;
+
+	while (*count < AUDIT_IDS_MAX &&
+	       (m = memmem(p, (size_t)(end - p), AUDIT_MARK, ml)) != NULL) {
+		const char *id = m + ml, *q = id;
+
+		while (q < end && q - id < 32 &&
+		       ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f')))
+			q++;
+		if (q > id) {
+			put_fmt(r, " audit=%.*s", (int)(q - id), id);
+			(*count)++;
+		}
+		p = q;
+	}
+}
+
 /* A write of n octets to fd: data for a regular file, a reply on a
  * socket. */
 static void
@@ -266,6 +294,10 @@ rec_write(int fd, const struct iovec *iov, int iovcnt)
 			return;
 		put_fmt(&r, " %llu %llu", (unsigned long long)sb.st_dev,
 			(unsigned long long)sb.st_ino);
+		unsigned ids = 0;
+		for (int i = 0; i < iovcnt; i++)
+			put_audit_ids(&r, iov[i].iov_base, iov[i].iov_len,
+				      &ids);
 		rec_end(&r);
 	} else if (S_ISSOCK(sb.st_mode)) {
 		char data[REPLY_MAX];

@@ -14,7 +14,8 @@ on a file system that keeps, at a power cut, only what was made durable,
 and checks each promise the daemon makes against it:
   - each SMTP "250 ... queued as ID": every Maildir copy and the queue
     file of ID survive (data and directory entries, and every directory
-    made on the way, e.g. a new user's Maildir);
+    made on the way, e.g. a new user's Maildir), and so does ID's line in
+    the audit log (log/audit.log);
   - each POP3 "+OK" to QUIT: every deleted message stays deleted;
   - each move of a message from queue/active/ to deferred/: its state
     file (attempts, next try, errors) survives, as last written;
@@ -257,6 +258,26 @@ def test_model_catches_a_missing_sync(drop, check_name):
     assert r.violations[check_name], r.summary()
 
 
+AUDITED = GOOD_DELIVERY.replace(
+    "reply ", "create 1 20 /d/log/audit.log\nwrite 1 20 audit=X\n"
+    "fdatasync 0 1 20 0 /d/log/audit.log\nreply ")
+
+
+def test_model_audit_line_before_the_250():
+    r = model(AUDITED)
+    assert not r.all_violations(), r.summary()
+    assert r.counts["ack-audit"] == 1
+    # not synced, or another message's line only: caught
+    r = model(AUDITED.replace("fdatasync 0 1 20 0 /d/log/audit.log\n", ""))
+    assert r.violations["audit"], r.summary()
+    r = model(AUDITED.replace("audit=X", "audit=Y"))
+    assert r.violations["audit"], r.summary()
+    # a syncfs after the write covers it
+    r = model(AUDITED.replace("fdatasync 0 1 20 0 /d/log/audit.log",
+                              "syncfs 0 1"))
+    assert not r.violations["audit"], r.summary()
+
+
 def test_model_syncfs_and_failed_fsync():
     # syncfs before the link and after it: durable
     r = model("""
@@ -359,6 +380,8 @@ def test_power_cut_delivery_queue_runner_pop3(make_godwit, tmp_path):
     assert homes(r, d) == {alice_md, bob_md, queue}
     assert homes(r, e) == {queue}
     assert all(homes(r, i) for i in grouped)
+    # every 250 had its audit line durable (store/audit.h)
+    assert r.counts["ack-audit"] == r.counts["ack"] > 0, r.summary()
     # the paths were all taken (else the test proves nothing)
     assert r.counts["syncfs"] >= 2, r.summary()           # group commit
     assert r.counts["mkdir"] >= 1, r.summary()            # bob's Maildir
