@@ -8,9 +8,10 @@
  *   - a rotation or a SIGUSR1 reopen happens in one process, between two
  *     whole lines: no child keeps writing to a renamed file, none needs
  *     telling, and a child being forked at that moment cannot miss it;
- *   - the file stays root's (log/ is root:root 0750): a compromised
- *     worker can add lines, as before, but can no longer truncate or
- *     rewrite what is there through its own descriptor;
+ *   - the file stays root's (log/ is root:godwit 0750: the daemon user
+ *     may only append to audit.log there): a compromised worker can add
+ *     lines, as before, but can no longer truncate or rewrite what is
+ *     there through its own descriptor;
  *   - log.file may be anywhere root can write (/var/log/godwit/...),
  *     since the unprivileged children never open it by name.
  *
