@@ -74,10 +74,23 @@ struct logfile {
 	char buf[RELAY_BUF];
 };
 
+/* The shifted clock, from the one source arm() uses too: time(NULL)
+ * reads the kernel's coarse clock, which can still say 23:59:59 a tick
+ * after gettimeofday() says midnight. */
+static struct timespec
+clock_now_ts(const struct logfile *lf)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += lf->offset;
+	return ts;
+}
+
 static time_t
 clock_now(const struct logfile *lf)
 {
-	return time(NULL) + lf->offset;
+	return clock_now_ts(lf).tv_sec;
 }
 
 static void
@@ -342,25 +355,47 @@ sweep(struct logfile *lf)
 		  LF_STR_IF(r < 0, "result", "cannot-open-log-dir"));
 }
 
-/* Until the next local midnight (of the shifted clock), at most
- * TICK_MAX. */
+/* The local midnight that ends lf->day; -1 when it cannot be told. */
+static time_t
+day_end(const struct logfile *lf)
+{
+	struct tm tm;
+	int y, m, d;
+
+	if (sscanf(lf->day, "%4d-%2d-%2d", &y, &m, &d) != 3)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d + 1;
+	tm.tm_isdst = -1;
+	return mktime(&tm);
+}
+
+/* Until the midnight that ends the current file's day (of the shifted
+ * clock), at most TICK_MAX. Aimed at that day's end, not at the next
+ * midnight after now: a timer that fires a little early, or a clock that
+ * says midnight passed while new_day() still saw the old day, brings the
+ * next tick in a millisecond, never TICK_MAX late. */
 static void
 arm(struct logfile *lf)
 {
-	struct timeval now, tv;
-	struct tm tm;
-	time_t t;
+	struct timespec now = clock_now_ts(lf);
+	struct timeval tv;
+	time_t end = day_end(lf);
 	long long us;
 
-	gettimeofday(&now, NULL);
-	t = now.tv_sec + lf->offset;
-	localtime_r(&t, &tm);
-	tm.tm_mday++;
-	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	tm.tm_isdst = -1;
-	us = (long long)(mktime(&tm) - t) * 1000000 - now.tv_usec;
+	if (end == (time_t)-1)
+		us = (long long)TICK_MAX * 1000000;
+	else
+		us = (long long)(end - now.tv_sec) * 1000000 -
+		     now.tv_nsec / 1000;
 	if (us > (long long)TICK_MAX * 1000000)
 		us = (long long)TICK_MAX * 1000000;
+	/* long past, the day unchanged: a midnight the zone skips (its
+	 * clocks go from 23:59 to 01:00): look again each second */
+	if (us < -1000000)
+		us = 1000000;
 	if (us < 1000)
 		us = 1000;
 	tv.tv_sec = (time_t)(us / 1000000);
