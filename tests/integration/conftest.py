@@ -992,6 +992,21 @@ def cert(tmp_path_factory):
     return crt, key
 
 
+def cert_days_left(crt, t0, t1):
+    """The whole days (rounded down, as godwit counts them) from a
+    time(NULL) between t0 and t1 (time.time() before and after the
+    godwit step that read the clock) to crt's notAfter: one value, or two
+    when the step straddled a boundary. The session's `cert` read within
+    the second it was made has 2 whole days left, a second later 1."""
+    import ssl
+
+    p = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in",
+                        str(crt)], capture_output=True, text=True,
+                       check=True, timeout=30)
+    na = ssl.cert_time_to_seconds(p.stdout.strip().split("=", 1)[1])
+    return sorted({(na - int(t)) // 86400 for t in (t0, t1)})
+
+
 def client_tls_context():
     """A client context that accepts the test's self-signed certificate."""
     import ssl

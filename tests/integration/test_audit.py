@@ -375,8 +375,20 @@ def test_expect_fails_when_the_tail_is_cut(filled):
 # ------------------------------------------------------------- rotation ---
 
 
-def test_rotation_keeps_the_chain(godwit):
-    g = godwit
+def clear_of_midnight(margin=60):
+    """Waits (bounded) until local midnight is more than MARGIN s away:
+    a test that names rotated files after today, with a daemon whose
+    hourly tick rotates at midnight, must see one day from start to end."""
+    def clear():
+        t = time.localtime()
+        left = 86400 - (t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)
+        return left > margin
+    wait_for(clear, margin + 5, interval=0.5, what="midnight to pass")
+
+
+def test_rotation_keeps_the_chain(make_godwit):
+    clear_of_midnight()
+    g = make_godwit()
     send(g, "a@remote.test", ["alice@example.test"], "Subject: 1\r\n\r\n1\r\n")
     old_head = head(g)
     p = g.run("audit", "rotate", check=True)

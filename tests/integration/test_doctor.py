@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import HOSTNAME, free_port, wait_for
+from conftest import HOSTNAME, cert_days_left, free_port, wait_for
 
 TIMEOUT = "2"
 
@@ -48,21 +48,6 @@ def fails(lines, check=None):
 def has(lines, status, check, pattern):
     return any(s == status and c == check and re.search(pattern, t)
                for s, c, t in lines)
-
-
-def days_left(crt, t0, t1):
-    """What the doctor may say of crt's days left when it ran between t0
-    and t1 (time.time()): whole days from its time(NULL) to notAfter,
-    rounded down. One value, or two when a day boundary of the
-    certificate fell inside the run (or the run was in the very second
-    the certificate was made: then 2 whole days are left, not 1)."""
-    import ssl
-
-    p = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in",
-                        str(crt)], capture_output=True, text=True,
-                       check=True, timeout=30)
-    na = ssl.cert_time_to_seconds(p.stdout.strip().split("=", 1)[1])
-    return sorted({(na - int(t)) // 86400 for t in (t0, t1)})
 
 
 def day_words(n):
@@ -108,7 +93,7 @@ def test_healthy_server_offline_dns(make_godwit, cert):
     assert any(has(lines, "WARN", "tls", rf"^{re.escape(str(cert[0]))}: "
                    rf"expires in {day_words(n)} \(\d{{4}}-\d\d-\d\d \d\d:\d\d "
                    r"UTC\): renew it now$")
-               for n in days_left(cert[0], t0, t1)), lines
+               for n in cert_days_left(cert[0], t0, t1)), lines
     assert has(lines, "WARN", "tls", r"not issued by a CA")
     # STARTTLS on the MX and TLS on 465 serve the configured certificate
     assert not any("STARTTLS" in t or "serves a certificate" in t
@@ -200,7 +185,7 @@ def test_expired_certificate_fails(make_godwit, cert, tmp_path):
     assert has(lines, "FAIL", "tls", rf"no certificate names the host name "
                rf"{re.escape(HOSTNAME)}")
     assert any(has(lines, "OK", "tls", rf"valid until .* \({n} days\)$")
-               for n in days_left(crt2, t0, t1)), lines
+               for n in cert_days_left(crt2, t0, t1)), lines
     # the daemon was not reloaded: it still serves the old one
     assert has(lines, "FAIL", "tls", r"^127\.0\.0\.1:\d+ serves a "
                r"certificate that EXPIRED")
