@@ -222,6 +222,17 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def clear_of_midnight(margin=60):
+    """Waits (bounded) until local midnight is more than MARGIN s away,
+    for a test that names rotated files after today while a daemon may
+    rotate at midnight: from its start to its end it sees one day."""
+    def clear():
+        t = time.localtime()
+        left = 86400 - (t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)
+        return left > margin
+    wait_for(clear, margin + 5, interval=0.5, what="midnight to pass")
+
+
 # -------------------------------------------------------------- daemon ---
 
 

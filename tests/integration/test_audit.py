@@ -18,9 +18,16 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, daemon_user, wait_for
+from conftest import PASSWORD, clear_of_midnight, daemon_user, wait_for
 
 GENESIS = "0" * 64
+
+
+@pytest.fixture(autouse=True)
+def _one_day():
+    """Every test here reads a file the daemon rotates at local midnight
+    (and names files after today): none starts in the minute before it."""
+    clear_of_midnight()
 
 
 def audit_path(g, name="audit.log"):
@@ -375,20 +382,8 @@ def test_expect_fails_when_the_tail_is_cut(filled):
 # ------------------------------------------------------------- rotation ---
 
 
-def clear_of_midnight(margin=60):
-    """Waits (bounded) until local midnight is more than MARGIN s away:
-    a test that names rotated files after today, with a daemon whose
-    hourly tick rotates at midnight, must see one day from start to end."""
-    def clear():
-        t = time.localtime()
-        left = 86400 - (t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)
-        return left > margin
-    wait_for(clear, margin + 5, interval=0.5, what="midnight to pass")
-
-
-def test_rotation_keeps_the_chain(make_godwit):
-    clear_of_midnight()
-    g = make_godwit()
+def test_rotation_keeps_the_chain(godwit):
+    g = godwit
     send(g, "a@remote.test", ["alice@example.test"], "Subject: 1\r\n\r\n1\r\n")
     old_head = head(g)
     p = g.run("audit", "rotate", check=True)

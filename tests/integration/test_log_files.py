@@ -29,12 +29,21 @@ import re
 import signal
 import time
 
-from conftest import wait_for
+import pytest
+
+from conftest import clear_of_midnight, wait_for
 from smtpclient import make_message, transaction
 from test_log_schema import doc_tables, logfmt
 
 LINE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=\S+ "
                      r"proc=\S+ fac=\S+ event=\S+( .*)?$")
+
+
+@pytest.fixture(autouse=True)
+def _one_day():
+    """Every test here reads a file the daemon rotates at local midnight
+    (and names files after today): none starts in the minute before it."""
+    clear_of_midnight()
 
 
 def lines_of(path, strict=False):
