@@ -209,6 +209,19 @@ dkim_keys(struct qs *q)
 	return r;
 }
 
+/* The audit line of one addition, as the command doing it alone would
+ * write it (user-add ADDRESS, ...). r: the addition's result. */
+static int
+audited(struct qs *q, const char *action, const char *object, int r)
+{
+	if (!q->config->audit.enabled)
+		return r;
+	if (cmd_audit_admin(q->config->data_dir, getuid(), action, object,
+			    r == 0) != 0)
+		return 1;
+	return r;
+}
+
 /* The admin's account with a new password, printed once. */
 static int
 admin_account(struct qs *q, struct userdb *db)
@@ -236,8 +249,8 @@ admin_account(struct qs *q, struct userdb *db)
 	r = store_new_user(db, q->admin, &sc, &err);
 	secrets_clear(&sc);
 	if (r < 0)
-		r = cli_fail_free(&err);
-	else {
+		r = audited(q, "user-add", q->admin, cli_fail_free(&err));
+	else if ((r = audited(q, "user-add", q->admin, 0)) == 0) {
 		row("admin", "%s (added)", q->admin);
 		row("password", "%s", pw);
 		row("", "(shown this once: only its hash is stored; "
@@ -253,7 +266,7 @@ admin_account(struct qs *q, struct userdb *db)
 static int
 postmaster(struct qs *q, struct userdb *db)
 {
-	char *pm = xasprintf("postmaster@%s", q->domain), *err = NULL;
+	char *pm = xasprintf("postmaster@%s", q->domain), *err = NULL, *obj;
 	struct userdb_alias_list l = {0};
 	int r = 0, a, u;
 
@@ -268,10 +281,15 @@ postmaster(struct qs *q, struct userdb *db)
 	else if (l.n > 0 || u > 0)
 		row("postmaster", "%s (kept: it is already a%s)", pm,
 		    u > 0 ? " user" : "n alias");
-	else if (db->ops->alias_add(db, pm, q->admin, &err) < 0)
-		r = cli_fail_free(&err);
-	else
-		row("postmaster", "%s -> %s (alias added)", pm, q->admin);
+	else {
+		obj = xasprintf("%s %s", pm, q->admin);
+		if (db->ops->alias_add(db, pm, q->admin, &err) < 0)
+			r = audited(q, "alias-add", obj, cli_fail_free(&err));
+		else if ((r = audited(q, "alias-add", obj, 0)) == 0)
+			row("postmaster", "%s -> %s (alias added)", pm,
+			    q->admin);
+		free(obj);
+	}
 	userdb_alias_list_clear(&l);
 	free(pm);
 	return r;
@@ -292,11 +310,9 @@ accounts(struct qs *q)
 		row("domain", "%s (kept)", q->domain);
 		r = 0;
 	} else if (db->ops->domain_add(db, q->domain, &err) < 0)
-		r = cli_fail_free(&err);
-	else {
+		r = audited(q, "domain-add", q->domain, cli_fail_free(&err));
+	else if ((r = audited(q, "domain-add", q->domain, 0)) == 0)
 		row("domain", "%s (added)", q->domain);
-		r = 0;
-	}
 	if (r == 0)
 		r = admin_account(q, db);
 	if (r == 0)
