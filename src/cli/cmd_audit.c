@@ -160,11 +160,9 @@ int
 cmd_audit_admin(const char *data_dir, uid_t uid, const char *action,
 		const char *object, bool ok)
 {
-	char actor[64], *err = NULL;
+	char *err = NULL;
 
-	if (audit_admin(data_dir, audit_actor(uid, actor, sizeof(actor)),
-			(long)uid, action, object, ok ? "ok" : "failed",
-			&err) < 0) {
+	if (audit_admin_uid(data_dir, uid, action, object, ok, &err) < 0) {
 		cli_fail("audit log: %s (the command itself ran)", err);
 		free(err);
 		return 1;

@@ -459,13 +459,12 @@ static int
 audited(const struct config *config, uid_t uid, const char *action,
 	const char *object, int r, char **error_r)
 {
-	char actor[64], *err = NULL;
+	char *err = NULL;
 
 	if (!config->audit.enabled)
 		return r;
-	if (audit_admin(config->data_dir, audit_actor(uid, actor, sizeof(actor)),
-			(long)uid, action, object, r == 0 ? "ok" : "failed",
-			&err) < 0) {
+	if (audit_admin_uid(config->data_dir, uid, action, object, r == 0,
+			    &err) < 0) {
 		if (*error_r == NULL)
 			*error_r = xasprintf("audit log: %s (the %s was done)",
 					     err, action);
