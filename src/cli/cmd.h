@@ -25,6 +25,7 @@
 #ifndef GODWIT_CMD_H
 #define GODWIT_CMD_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 struct config;
@@ -139,12 +140,21 @@ int cmd_audit(const struct config *config, int argc, char **argv);
 /*
  * After a command ran with exit code r: when it is one that changes
  * something (domain, user, alias add/del..., queue hold/release/delete/
- * flush, dkim keygen, mailbox import) and did not fail on its usage,
+ * flush, dkim keygen, mailbox import) or reads users' mail (mailbox
+ * export, backup) and did not fail on its usage,
  * its line in the audit log, naming uid (who ran it, taken before the
  * command, which may have switched to the daemon user) as the actor.
  * Returns r, or 1 when the line could not be written.
  */
 int cmd_audit_record(const struct config *config, int argc, char **argv,
 		     int r, uid_t uid);
+/*
+ * One admin line in data_dir's audit log (whose layout exists), actor
+ * uid, result "ok" or "failed": for the commands that run outside
+ * main.c's table (quickstart's additions, restore). 0, or 1 after
+ * printing why it could not be written.
+ */
+int cmd_audit_admin(const char *data_dir, uid_t uid, const char *action,
+		    const char *object, bool ok);
 
 #endif

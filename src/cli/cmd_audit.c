@@ -113,25 +113,30 @@ cmd_audit(const struct config *config, int argc, char **argv)
 	return cli_usage(usage_audit);
 }
 
-/* The commands that change something: "command verb". */
-static const char *const changing[][2] = {
+/*
+ * The commands recorded: the ones that change something, and the ones
+ * that read users' mail ("command verb"; verb NULL: a command without
+ * one, its action is the command's name).
+ */
+static const char *const recorded[][2] = {
     {"domain", "add"},	 {"domain", "del"},   {"user", "add"},
     {"user", "del"},	 {"user", "passwd"},  {"user", "import"},
     {"alias", "add"},	 {"alias", "del"},    {"queue", "hold"},
     {"queue", "release"}, {"queue", "delete"}, {"queue", "flush"},
-    {"dkim", "keygen"},	 {"mailbox", "import"},
+    {"dkim", "keygen"},	 {"mailbox", "import"}, {"mailbox", "export"},
+    {"backup", NULL},
 };
 
-static bool
-is_changing(int argc, char **argv)
+/* The index of argv's row in recorded[], or -1. */
+static int
+recorded_row(int argc, char **argv)
 {
-	if (argc < 2)
-		return false;
-	for (size_t i = 0; i < sizeof(changing) / sizeof(changing[0]); i++)
-		if (strcmp(argv[0], changing[i][0]) == 0 &&
-		    strcmp(argv[1], changing[i][1]) == 0)
-			return true;
-	return false;
+	for (size_t i = 0; i < sizeof(recorded) / sizeof(recorded[0]); i++)
+		if (argc >= 1 && strcmp(argv[0], recorded[i][0]) == 0 &&
+		    (recorded[i][1] == NULL ||
+		     (argc >= 2 && strcmp(argv[1], recorded[i][1]) == 0)))
+			return (int)i;
+	return -1;
 }
 
 /*
@@ -152,36 +157,54 @@ audit_log_exists(const struct config *config)
 }
 
 int
+cmd_audit_admin(const char *data_dir, uid_t uid, const char *action,
+		const char *object, bool ok)
+{
+	char *err = NULL;
+
+	if (audit_admin_uid(data_dir, uid, action, object, ok, &err) < 0) {
+		cli_fail("audit log: %s (the command itself ran)", err);
+		free(err);
+		return 1;
+	}
+	return 0;
+}
+
+int
 cmd_audit_record(const struct config *config, int argc, char **argv, int r,
 		 uid_t uid)
 {
-	char action[64], actor[64], *object, *err = NULL;
+	char action[64], *object;
 	size_t len = 1, at = 0;
+	int row, first;
 
-	if (r == 2 || !config->audit.enabled || !is_changing(argc, argv))
+	if (r == 2 || !config->audit.enabled ||
+	    (row = recorded_row(argc, argv)) < 0)
 		return r;
-	snprintf(action, sizeof(action), "%s-%s", argv[0], argv[1]);
+	if (recorded[row][1] == NULL) {
+		snprintf(action, sizeof(action), "%s", argv[0]);
+		first = 1;
+	} else {
+		snprintf(action, sizeof(action), "%s-%s", argv[0], argv[1]);
+		first = 2;
+	}
 	/* the object: the arguments that are not options (no secret is
 	 * ever an argument: passwords come on stdin) */
-	for (int i = 2; i < argc; i++)
+	for (int i = first; i < argc; i++)
 		len += strlen(argv[i]) + 1;
 	object = xmalloc(len);
 	object[0] = '\0';
-	for (int i = 2; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		if (argv[i][0] == '-')
 			continue;
 		at += (size_t)snprintf(object + at, len - at, "%s%s",
 				       at > 0 ? " " : "", argv[i]);
 	}
-	if ((!audit_log_exists(config) && cli_prepare_layout(config) != 0) ||
-	    audit_admin(config->data_dir, audit_actor(uid, actor, sizeof(actor)),
-			(long)uid,
-			action, object, r == 0 ? "ok" : "failed", &err) < 0) {
-		if (err != NULL)
-			cli_fail("audit log: %s (the command itself ran)", err);
-		free(err);
+	if (!audit_log_exists(config) && cli_prepare_layout(config) != 0)
 		r = 1;
-	}
+	else if (cmd_audit_admin(config->data_dir, uid, action, object,
+				 r == 0) != 0)
+		r = 1;
 	free(object);
 	return r;
 }

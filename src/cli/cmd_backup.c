@@ -105,8 +105,17 @@ cmd_restore(const char *config_path, int argc, char **argv)
 	r = backup_restore(&o, &res, &err);
 	if (r < 0)
 		r = cli_fail_free(&err);
-	else
+	else {
 		restore_report(&o, &res);
+		/* the restored chain shows the restore (a failed one left
+		 * no tree to write into) */
+		if (res.audit) {
+			char *archive = absolute(o.archive);
+			r = cmd_audit_admin(dir, getuid(), "restore", archive,
+					    true);
+			free(archive);
+		}
+	}
 	restore_result_clear(&res);
 	free(dir);
 	free(conf);

@@ -14,7 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/cmd.h"
-#include "cli/secrets.h"
+#include "ops/secrets.h"
 #include "lib/xalloc.h"
 #include "store/userdb.h"
 

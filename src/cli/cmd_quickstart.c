@@ -18,14 +18,12 @@
 
 #include "cli/cli.h"
 #include "cli/cmd.h"
-#include "cli/secrets.h"
 #include "daemon/config.h"
 #include "lib/xalloc.h"
 #include "msgauth/dkim.h"
 #include "ops/dns_records.h"
 #include "ops/firewall.h"
 #include "ops/quickstart.h"
-#include "store/userdb.h"
 
 #define DAEMON_USER "godwit"
 
@@ -209,100 +207,45 @@ dkim_keys(struct qs *q)
 	return r;
 }
 
-/* The admin's account with a new password, printed once. */
-static int
-admin_account(struct qs *q, struct userdb *db)
+/* The rows of what quickstart_accounts found or did. */
+static void
+accounts_rows(const struct qs *q, const struct quickstart_accounts *a)
 {
-	struct secrets sc;
-	const char *why = NULL;
-	char *pw, *err = NULL;
-	int r = db->ops->user_exists(db, q->admin);
-
-	if (r < 0)
-		return cli_fail("%s: database lookup failed", q->admin);
-	if (r > 0) {
+	if (a->domain != QS_NOT_REACHED)
+		row("domain", "%s (%s)", q->domain,
+		    a->domain == QS_ADDED ? "added" : "kept");
+	if (a->admin == QS_KEPT)
 		row("admin", "%s (kept, password unchanged: godwit%s user "
 			     "passwd %s sets a new one)",
 		    q->admin, q->cflag, q->admin);
-		return 0;
-	}
-	pw = quickstart_password();
-	r = secrets_make(q->config, q->admin, pw, "", &sc, &why);
-	if (r < 0) {
-		explicit_bzero(pw, strlen(pw));
-		free(pw);
-		return cli_fail("%s: %s", q->admin, why);
-	}
-	r = store_new_user(db, q->admin, &sc, &err);
-	secrets_clear(&sc);
-	if (r < 0)
-		r = cli_fail_free(&err);
-	else {
+	else if (a->admin == QS_ADDED) {
 		row("admin", "%s (added)", q->admin);
-		row("password", "%s", pw);
+		row("password", "%s", a->password);
 		row("", "(shown this once: only its hash is stored; "
 			"godwit%s user passwd %s changes it)",
 		    q->cflag, q->admin);
 	}
-	explicit_bzero(pw, strlen(pw));
-	free(pw);
-	return r;
+	if (a->pm == QS_PM_USER || a->pm == QS_PM_ALIAS)
+		row("postmaster", "%s (kept: it is already a%s)",
+		    a->postmaster, a->pm == QS_PM_USER ? " user" : "n alias");
+	else if (a->pm == QS_PM_ADDED)
+		row("postmaster", "%s -> %s (alias added)", a->postmaster,
+		    q->admin);
 }
 
-/* postmaster@DOMAIN as an alias of the admin, unless it is someone. */
-static int
-postmaster(struct qs *q, struct userdb *db)
-{
-	char *pm = xasprintf("postmaster@%s", q->domain), *err = NULL;
-	struct userdb_alias_list l = {0};
-	int r = 0, a, u;
-
-	if (strcmp(pm, q->admin) == 0) {
-		free(pm);
-		return 0;
-	}
-	a = db->ops->alias_lookup(db, pm, &l);
-	u = db->ops->user_exists(db, pm);
-	if (a < 0 || u < 0)
-		r = cli_fail("%s: database lookup failed", pm);
-	else if (l.n > 0 || u > 0)
-		row("postmaster", "%s (kept: it is already a%s)", pm,
-		    u > 0 ? " user" : "n alias");
-	else if (db->ops->alias_add(db, pm, q->admin, &err) < 0)
-		r = cli_fail_free(&err);
-	else
-		row("postmaster", "%s -> %s (alias added)", pm, q->admin);
-	userdb_alias_list_clear(&l);
-	free(pm);
-	return r;
-}
-
+/* The domain, the admin with a new password, printed once, and
+ * postmaster@ (ops/quickstart.h). */
 static int
 accounts(struct qs *q)
 {
-	struct userdb *db;
+	struct quickstart_accounts a;
 	char *err = NULL;
 	int r;
 
-	if ((db = cli_open_db(q->config, false)) == NULL)
-		return 1;
-	if ((r = db->ops->domain_exists(db, q->domain)) < 0)
-		r = cli_fail("%s: database lookup failed", q->domain);
-	else if (r > 0) {
-		row("domain", "%s (kept)", q->domain);
-		r = 0;
-	} else if (db->ops->domain_add(db, q->domain, &err) < 0)
-		r = cli_fail_free(&err);
-	else {
-		row("domain", "%s (added)", q->domain);
-		r = 0;
-	}
-	if (r == 0)
-		r = admin_account(q, db);
-	if (r == 0)
-		r = postmaster(q, db);
-	userdb_close(&db);
-	return r;
+	r = quickstart_accounts(q->config, q->admin, getuid(), &a, &err);
+	accounts_rows(q, &a);
+	quickstart_accounts_clear(&a);
+	return r < 0 ? cli_fail_free(&err) : 0;
 }
 
 /*

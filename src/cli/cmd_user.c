@@ -9,7 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/cmd.h"
-#include "cli/secrets.h"
+#include "ops/secrets.h"
 #include "daemon/config.h"
 #include "lib/xalloc.h"
 #include "store/userdb.h"

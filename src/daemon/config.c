@@ -123,18 +123,26 @@ load_connection_rate(struct conf_loader *l, const yaml_node_t *n,
 	lim->conn_rate_window = window;
 }
 
-/* 0 keeps mail forever; anything shorter than a day is a typo */
+/* 0 keeps forever; anything shorter than a day is a typo */
+static void
+load_retention_days(struct conf_loader *l, const yaml_node_t *n,
+                    const char *key, uint64_t *d)
+{
+	conf_get_duration(l, n, key, 0, 100ULL * 366 * DAY,
+	                  "0, or 1d..100 years", d);
+	if (*d > 0 && *d < DAY)
+		conf_error(l, conf_line(n),
+		           "%s: must be 0 (keep forever) or at least 1d", key);
+}
+
+/* retention.mail */
 static void
 load_retention_mail(struct conf_loader *l, const yaml_node_t *n,
                     const char *key, void *base)
 {
 	struct retention_config *rc = base;
 
-	conf_get_duration(l, n, key, 0, 100ULL * 366 * DAY,
-	                  "0, or 1d..100 years", &rc->mail);
-	if (rc->mail > 0 && rc->mail < DAY)
-		conf_error(l, conf_line(n),
-		           "%s: must be 0 (keep forever) or at least 1d", key);
+	load_retention_days(l, n, key, &rc->mail);
 }
 
 /* The same rule for log and audit files (retention.logs) */
@@ -144,11 +152,7 @@ load_retention_logs(struct conf_loader *l, const yaml_node_t *n,
 {
 	struct retention_config *rc = base;
 
-	conf_get_duration(l, n, key, 0, 100ULL * 366 * DAY,
-	                  "0, or 1d..100 years", &rc->logs);
-	if (rc->logs > 0 && rc->logs < DAY)
-		conf_error(l, conf_line(n),
-		           "%s: must be 0 (keep forever) or at least 1d", key);
+	load_retention_days(l, n, key, &rc->logs);
 }
 
 static void

@@ -306,26 +306,15 @@ check_metrics_listener(struct conf_loader *l, yaml_node_t **v,
 	}
 }
 
-static void
-load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
-              struct config_listener *li)
+/* listeners[i].protocol (required): the protocol's index, or -1. */
+static int
+listener_protocol(struct conf_loader *l, const yaml_node_t *n,
+                  yaml_node_t **v, const char *where,
+                  struct config_listener *li)
 {
-	const struct config_loading *st = l->ctx;
-	const struct config *c = st->config;
 	const struct conf_key *keys = config_listener_keys;
-	yaml_node_t *v[LI_COUNT];
-	char where[32], key[64];
+	char key[64];
 	int proto = -1;
-
-	snprintf(where, sizeof(where), "listeners[%zu]", idx);
-	li->line = conf_line(n);
-	li->index = (unsigned)idx;
-	if (n->type != YAML_MAPPING_NODE) {
-		conf_error(l, conf_line(n), "%s: expected a mapping", where);
-		li->name = xstrdup(where);
-		return;
-	}
-	conf_mapping(l, n, where, keys, LI_COUNT, v);
 
 	snprintf(key, sizeof(key), "%s.protocol", where);
 	if (conf_is_null(v[LI_PROTOCOL]))
@@ -338,7 +327,56 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 		                      PROTO_COUNT, keys[LI_PROTOCOL].allowed);
 	if (proto >= 0)
 		li->proto = (enum listener_proto)proto;
+	return proto;
+}
 
+/* listeners[i].greet_pause, whose default depends on the protocol. */
+static void
+load_greet_pause(struct conf_loader *l, yaml_node_t **v,
+                 const char *where, int proto, struct config_listener *li)
+{
+	const struct conf_key *keys = config_listener_keys;
+	char key[64];
+
+	/*
+	 * The early-talker test waits for the client to speak out of turn;
+	 * with implicit TLS the client always speaks first (its TLS hello),
+	 * so a pause there would fail every honest client.
+	 */
+	li->greet_pause_ms = proto == PROTO_SMTP ? 1000 : 0;
+	snprintf(key, sizeof(key), "%s.greet_pause", where);
+	/* 0 to 60 s: a longer pause outlasts the patience of real senders. */
+	conf_load_key(l, v[LI_GREET_PAUSE], key, &keys[LI_GREET_PAUSE], li);
+	if (li->greet_pause_ms > 0 &&
+	    (proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S))
+		conf_error(l, conf_line(v[LI_GREET_PAUSE]),
+		           "%s: must be 0 for protocol %s (with implicit TLS "
+		           "the client speaks first)",
+		           key, listener_proto_name(li->proto));
+}
+
+static void
+load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
+              struct config_listener *li)
+{
+	const struct config_loading *st = l->ctx;
+	const struct config *c = st->config;
+	const struct conf_key *keys = config_listener_keys;
+	yaml_node_t *v[LI_COUNT];
+	char where[32], key[64];
+	int proto;
+
+	snprintf(where, sizeof(where), "listeners[%zu]", idx);
+	li->line = conf_line(n);
+	li->index = (unsigned)idx;
+	if (n->type != YAML_MAPPING_NODE) {
+		conf_error(l, conf_line(n), "%s: expected a mapping", where);
+		li->name = xstrdup(where);
+		return;
+	}
+	conf_mapping(l, n, where, keys, LI_COUNT, v);
+
+	proto = listener_protocol(l, n, v, where, li);
 	listener_name(l, n, v, where, proto, li);
 
 	snprintf(key, sizeof(key), "%s.listen", where);
@@ -361,21 +399,7 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 		return;
 	}
 
-	/*
-	 * The early-talker test waits for the client to speak out of turn;
-	 * with implicit TLS the client always speaks first (its TLS hello),
-	 * so a pause there would fail every honest client.
-	 */
-	li->greet_pause_ms = proto == PROTO_SMTP ? 1000 : 0;
-	snprintf(key, sizeof(key), "%s.greet_pause", where);
-	/* 0 to 60 s: a longer pause outlasts the patience of real senders. */
-	conf_load_key(l, v[LI_GREET_PAUSE], key, &keys[LI_GREET_PAUSE], li);
-	if (li->greet_pause_ms > 0 &&
-	    (proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S))
-		conf_error(l, conf_line(v[LI_GREET_PAUSE]),
-		           "%s: must be 0 for protocol %s (with implicit TLS "
-		           "the client speaks first)",
-		           key, listener_proto_name(li->proto));
+	load_greet_pause(l, v, where, proto, li);
 
 	/* Users log in on submission and POP3; servers on 25 do not. */
 	li->auth = proto >= 0 && proto != PROTO_SMTP;

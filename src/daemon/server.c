@@ -663,6 +663,37 @@ reload_refused(struct server *sv, struct config **nc, char *errors)
 	config_free(nc);
 }
 
+/* What a reload does not change, said. */
+static void
+warn_restart_only(const struct config *old, const struct config *nc)
+{
+	if (strcmp(nc->data_dir, old->data_dir) != 0 ||
+	    (nc->user == NULL) != (old->user == NULL) ||
+	    (nc->user != NULL && strcmp(nc->user, old->user) != 0))
+		log_warnx("data_dir and user changes take effect at restart");
+	if (nc->limits.ipv6_prefix != old->limits.ipv6_prefix ||
+	    nc->limits.ipv6_wide_prefix != old->limits.ipv6_wide_prefix)
+		log_warnx("limits.ipv6_prefix and limits.ipv6_wide_prefix "
+			  "changes take effect at restart");
+}
+
+/* The smarthost credentials again; the old ones kept when they fail. */
+static void
+reload_secrets(struct server *sv)
+{
+	struct runner_secrets ns;
+	char *errors = NULL;
+
+	if (runner_secrets_load(&sv->config->smarthost, &ns, &errors) < 0) {
+		log_warnx("smarthost credentials: %s (keeping the old ones)",
+			  errors);
+		free(errors);
+	} else {
+		runner_secrets_clear(&sv->secrets);
+		sv->secrets = ns;
+	}
+}
+
 static void
 reload(struct server *sv)
 {
@@ -677,14 +708,7 @@ reload(struct server *sv)
 		reload_refused(sv, &nc, errors);
 		return;
 	}
-	if (strcmp(nc->data_dir, sv->config->data_dir) != 0 ||
-	    (nc->user == NULL) != (sv->config->user == NULL) ||
-	    (nc->user != NULL && strcmp(nc->user, sv->config->user) != 0))
-		log_warnx("data_dir and user changes take effect at restart");
-	if (nc->limits.ipv6_prefix != sv->config->limits.ipv6_prefix ||
-	    nc->limits.ipv6_wide_prefix != sv->config->limits.ipv6_wide_prefix)
-		log_warnx("limits.ipv6_prefix and limits.ipv6_wide_prefix "
-			  "changes take effect at restart");
+	warn_restart_only(sv->config, nc);
 	SSL_CTX *tls_ctx = NULL;
 	if (load_tls(nc, &tls_ctx, &errors) < 0) {
 		reload_refused(sv, &nc, errors);
@@ -725,18 +749,7 @@ reload(struct server *sv)
 	sv->keyring = keyring;
 	sv->gen++;
 	spawn_generation(sv);
-	{
-		struct runner_secrets ns;
-		if (runner_secrets_load(&sv->config->smarthost, &ns, &errors) < 0) {
-			log_warnx("smarthost credentials: %s (keeping the "
-				  "old ones)",
-				  errors);
-			free(errors);
-		} else {
-			runner_secrets_clear(&sv->secrets);
-			sv->secrets = ns;
-		}
-	}
+	reload_secrets(sv);
 	/* one runner at a time: the new one starts when the old is gone */
 	if (sv->runner_pid > 0) {
 		sv->runner_restart = true;
@@ -779,6 +792,46 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- main ----------------------------------------------------------- */
 
+/* The tables every process shares, made before the first fork. */
+static void
+make_shared(struct server *sv)
+{
+	if ((sv->limits = limits_create(
+		     LIMITS_ENTRIES,
+		     &(struct limits_grouping){
+			 sv->config->limits.ipv6_prefix,
+			 sv->config->limits.ipv6_wide_prefix})) == NULL)
+		fatalx("cannot create the shared limits table");
+	/* made once: counters outlive reloads and restarted children
+	 * (each child inherits the pointer that metrics_use sets) */
+	if ((sv->metrics = metrics_create()) == NULL)
+		fatalx("cannot create the shared metrics");
+	metrics_use(sv->metrics);
+}
+
+/* event=start, with every listening address. */
+static void
+log_start(const struct server *sv)
+{
+	char addrs[1024];
+	size_t o = 0;
+
+	addrs[0] = '\0';
+	for (size_t i = 0; i < sv->nsocks && o < sizeof(addrs); i++) {
+		int n = snprintf(addrs + o, sizeof(addrs) - o, "%s%s/%s",
+				 i ? "," : "", sv->socks[i].listener->name,
+				 sv->socks[i].addr_text);
+		if (n < 0 || (size_t)n >= sizeof(addrs) - o)
+			break;
+		o += (size_t)n;
+	}
+	log_event(LOG_INFO, "daemon", "start",
+		  LF_STR("version", GODWIT_VERSION), LF_INT("pid", getpid()),
+		  LF_STR("hostname", sv->config->hostname),
+		  LF_UINT("workers", nworkers(sv->config)),
+		  LF_STR("listen", addrs));
+}
+
 int
 serve_main(const char *config_path)
 {
@@ -818,17 +871,7 @@ serve_main(const char *config_path)
 	clean_queue_tmp(sv.config);
 	load_psl(sv.config);
 	signal(SIGPIPE, SIG_IGN);
-	if ((sv.limits = limits_create(
-		 LIMITS_ENTRIES,
-		 &(struct limits_grouping){sv.config->limits.ipv6_prefix,
-					   sv.config->limits.ipv6_wide_prefix})) ==
-	    NULL)
-		fatalx("cannot create the shared limits table");
-	/* made once: counters outlive reloads and restarted children
-	 * (each child inherits the pointer that metrics_use sets) */
-	if ((sv.metrics = metrics_create()) == NULL)
-		fatalx("cannot create the shared metrics");
-	metrics_use(sv.metrics);
+	make_shared(&sv);
 	if ((sv.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	for (size_t i = 0; i < 5; i++) {
@@ -845,26 +888,7 @@ serve_main(const char *config_path)
 	logfile_attach(sv.logfile, sv.base);
 	signals_unblock_all();
 
-	{
-		char addrs[1024];
-		size_t o = 0;
-		addrs[0] = '\0';
-		for (size_t i = 0; i < sv.nsocks && o < sizeof(addrs); i++) {
-			int n = snprintf(addrs + o, sizeof(addrs) - o, "%s%s/%s",
-					 i ? "," : "",
-					 sv.socks[i].listener->name,
-					 sv.socks[i].addr_text);
-			if (n < 0 || (size_t)n >= sizeof(addrs) - o)
-				break;
-			o += (size_t)n;
-		}
-		log_event(LOG_INFO, "daemon", "start",
-			  LF_STR("version", GODWIT_VERSION),
-			  LF_INT("pid", getpid()),
-			  LF_STR("hostname", sv.config->hostname),
-			  LF_UINT("workers", nworkers(sv.config)),
-			  LF_STR("listen", addrs));
-	}
+	log_start(&sv);
 	audit_start(&sv);
 	spawn_generation(&sv);
 	spawn_runner(&sv);

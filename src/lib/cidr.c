@@ -107,6 +107,15 @@ cidr_list_add(struct cidr_list *l, const struct cidr *c)
 }
 
 void
+cidr_text(const struct cidr *c, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(c->family, c->addr, a, sizeof(a));
+	snprintf(buf, size, "%s/%u", a, c->prefix);
+}
+
+void
 cidr_list_clear(struct cidr_list *l)
 {
 	free(l->v);

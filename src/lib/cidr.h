@@ -28,6 +28,8 @@ bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
 bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa);
 void cidr_list_add(struct cidr_list *l, const struct cidr *c);
 void cidr_list_clear(struct cidr_list *l);
+/* c in text: "192.0.2.0/24", "2001:db8::/32" (prefix always shown). */
+void cidr_text(const struct cidr *c, char *buf, size_t size);
 
 /*
  * The address of sa as 16 bytes (IPv4 as ::ffff:a.b.c.d) for use as a key,

@@ -29,6 +29,7 @@
 #include <sqlite3.h>
 
 #include "daemon/config.h"
+#include "lib/hashchain.h"
 #include "lib/log.h"
 #include "lib/strset.h"
 #include "lib/util.h"
@@ -110,18 +111,6 @@ bk_add_dir(struct bk *b, const char *apath, mode_t mode, time_t mtime)
 }
 
 static void
-hex(const unsigned char *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static void
 bk_manifest_file(struct bk *b, const char *apath, EVP_MD_CTX *md,
 		 uint64_t size, mode_t mode)
 {
@@ -130,7 +119,7 @@ bk_manifest_file(struct bk *b, const char *apath, EVP_MD_CTX *md,
 	char h[2 * EVP_MAX_MD_SIZE + 1];
 
 	EVP_DigestFinal_ex(md, d, &dlen);
-	hex(d, dlen, h);
+	hashchain_hex(d, dlen, h);
 	fprintf(b->manifest, "F %s %llu %04o %s\n", h, (unsigned long long)size,
 		(unsigned)(mode & 07777), apath);
 	b->st->files++;

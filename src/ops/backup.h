@@ -96,6 +96,7 @@ struct restore_result {
 	char *config_path;	/* where the configuration went */
 	char *old_data_dir;	/* data_dir as the archive has it */
 	char *userdb_path;	/* where the user database went, or NULL */
+	bool audit;		/* the configuration has audit.enabled */
 };
 
 /*

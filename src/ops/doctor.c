@@ -49,15 +49,6 @@ doctor_say(struct doctor *d, enum doctor_status st, const char *check,
 	d->fn(st, check, text, d->arg);
 }
 
-uint64_t
-doctor_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void
 doctor_addr_text(const struct sockaddr *sa, char *buf, size_t size)
 {
@@ -124,15 +115,6 @@ doctor_addr_private(const struct sockaddr *sa)
 }
 
 static void
-cidr_str(const struct cidr *c, char *buf, size_t size)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(c->family, c->addr, a, sizeof(a));
-	snprintf(buf, size, "%s/%u", a, c->prefix);
-}
-
-static void
 check_trusted(struct doctor *d)
 {
 	const struct cidr_list *t = &d->c->smtp.trusted_networks;
@@ -148,7 +130,7 @@ check_trusted(struct doctor *d)
 	for (i = 0; i < t->n; i++) {
 		const struct cidr *c = &t->v[i];
 		unsigned wide = c->family == AF_INET ? 16 : 32;
-		cidr_str(c, net, sizeof(net));
+		cidr_text(c, net, sizeof(net));
 		if (doctor_net_private(c))
 			doctor_say(d, DOCTOR_OK, "relay",
 				   "smtp.trusted_networks: %s is a private "

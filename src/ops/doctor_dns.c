@@ -17,6 +17,7 @@
 
 #include "daemon/config.h"
 #include "filter/dnsbl.h"
+#include "lib/util.h"
 #include "mail/dnsbl_spec.h"
 #include "net/dns.h"
 #include "ops/doctor_private.h"
@@ -66,13 +67,13 @@ doctor_lookup(struct doctor *d, const char *name, int rrtype)
 {
 	struct wait w = {NULL, false};
 	struct dns_query *q;
-	uint64_t end = doctor_now_ms() + d->o.timeout_ms + 1000;
+	uint64_t end = mono_ms() + d->o.timeout_ms + 1000;
 	unsigned i;
 
 	if (!resolver(d))
 		return NULL;
 	q = dns_lookup(d->dns, name, rrtype, d->o.timeout_ms, got, &w);
-	for (i = 0; !w.done && i < 100000 && doctor_now_ms() < end; i++)
+	for (i = 0; !w.done && i < 100000 && mono_ms() < end; i++)
 		if (event_base_loop(d->dns_base, EVLOOP_ONCE) < 0)
 			break;
 	if (!w.done) {

@@ -23,6 +23,7 @@
 
 #include "daemon/config.h"
 #include "lib/cidr.h"
+#include "lib/util.h"
 #include "ops/doctor_private.h"
 
 #define HOST_ADDRS_MAX 8	/* a wildcard listener: addresses tried */
@@ -38,7 +39,7 @@ dconn_open(struct dconn *c, const struct sockaddr *sa, socklen_t len,
 
 	memset(c, 0, sizeof(*c));
 	c->timeout_ms = timeout_ms;
-	c->deadline_ms = doctor_now_ms() + 4 * (uint64_t)timeout_ms;
+	c->deadline_ms = mono_ms() + 4 * (uint64_t)timeout_ms;
 	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
 			SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
@@ -110,7 +111,7 @@ dconn_read(struct dconn *c)
 	ssize_t n;
 	int k;
 
-	if (doctor_now_ms() > c->deadline_ms || c->len >= sizeof(c->buf))
+	if (mono_ms() > c->deadline_ms || c->len >= sizeof(c->buf))
 		return -1;
 	if (c->ssl != NULL) {
 		k = SSL_read(c->ssl, c->buf + c->len,

@@ -63,9 +63,6 @@ int dconn_line(struct dconn *c, char *line, size_t size);
 int dconn_reply(struct dconn *c, char *text, size_t size);
 void dconn_close(struct dconn *c);
 
-/* Monotonic milliseconds. */
-uint64_t doctor_now_ms(void);
-
 /* sa's address in text, with the port: "127.0.0.1:25", "[::1]:25". */
 void doctor_addr_text(const struct sockaddr *sa, char *buf, size_t size);
 /* Whether sa is loopback, private (RFC 1918, ULA), link-local or CGNAT:

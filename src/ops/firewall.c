@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemon/config.h"
+#include "lib/cidr.h"
 #include "lib/xalloc.h"
 #include "ops/firewall.h"
 
@@ -123,15 +124,6 @@ plan_make(const struct config *c, const struct fw_options *o,
 			if (open_from(&c->listeners[i],
 				      &c->listeners[i].addrs[j], &p->v[p->n]))
 				p->n++;
-}
-
-static void
-cidr_text(const struct cidr *c, char *buf, size_t size)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(c->family, c->addr, a, sizeof(a));
-	snprintf(buf, size, "%s/%u", a, c->prefix);
 }
 
 /* How many networks of l are of family. */

@@ -1,7 +1,8 @@
 /*
  * The files `godwit quickstart` writes (ops/quickstart.h): the
  * configuration, the systemd unit, a self-signed certificate, and the
- * admin's generated password.
+ * admin's generated password; and its accounts: the domain, the admin
+ * and the postmaster alias, each addition with its audit line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,9 +21,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "daemon/config.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "ops/quickstart.h"
+#include "ops/secrets.h"
+#include "store/audit.h"
+#include "store/userdb.h"
 
 #define CERT_DAYS 825
 
@@ -433,4 +438,167 @@ quickstart_password(void)
 	pw[n] = '\0';
 	explicit_bzero(buf, sizeof(buf));
 	return pw;
+}
+
+/* ---- the accounts ----------------------------------------------------- */
+
+struct quickstart_ctx {
+	const struct config *config;
+	const char *admin, *domain;
+	uid_t uid;
+	struct quickstart_accounts *res;
+};
+
+/*
+ * The audit line of one addition, as the command doing it alone would
+ * write it (user-add ADDRESS, ...); r: the addition's result, returned
+ * unless the line cannot be written (-1, *error_r then says so, unless
+ * the addition's own error is there already).
+ */
+static int
+audited(const struct config *config, uid_t uid, const char *action,
+	const char *object, int r, char **error_r)
+{
+	char *err = NULL;
+
+	if (!config->audit.enabled)
+		return r;
+	if (audit_admin_uid(config->data_dir, uid, action, object, r == 0,
+			    &err) < 0) {
+		if (*error_r == NULL)
+			*error_r = xasprintf("audit log: %s (the %s was done)",
+					     err, action);
+		free(err);
+		return -1;
+	}
+	return r;
+}
+
+static int
+qs_domain(struct quickstart_ctx *q, struct userdb *db, char **error_r)
+{
+	int r = db->ops->domain_exists(db, q->domain);
+
+	if (r < 0) {
+		*error_r = xasprintf("%s: database lookup failed", q->domain);
+		return -1;
+	}
+	if (r > 0) {
+		q->res->domain = QS_KEPT;
+		return 0;
+	}
+	if (db->ops->domain_add(db, q->domain, error_r) < 0)
+		return audited(q->config, q->uid, "domain-add", q->domain, -1,
+			       error_r);
+	q->res->domain = QS_ADDED;
+	return audited(q->config, q->uid, "domain-add", q->domain, 0,
+		       error_r);
+}
+
+static int
+qs_admin(struct quickstart_ctx *q, struct userdb *db, char **error_r)
+{
+	struct secrets sc;
+	const char *why = NULL;
+	char *pw;
+	int r = db->ops->user_exists(db, q->admin);
+
+	if (r < 0) {
+		*error_r = xasprintf("%s: database lookup failed", q->admin);
+		return -1;
+	}
+	if (r > 0) {
+		q->res->admin = QS_KEPT;
+		return 0;
+	}
+	pw = quickstart_password();
+	if (secrets_make(q->config, q->admin, pw, "", &sc, &why) < 0) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+		*error_r = xasprintf("%s: %s", q->admin, why);
+		return -1;
+	}
+	r = store_new_user(db, q->admin, &sc, error_r) < 0 ? -1 : 0;
+	secrets_clear(&sc);
+	if (r == 0) {
+		/* kept even when its audit line fails: it must be shown */
+		q->res->admin = QS_ADDED;
+		q->res->password = pw;
+	} else {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+	}
+	return audited(q->config, q->uid, "user-add", q->admin, r, error_r);
+}
+
+static int
+qs_postmaster(struct quickstart_ctx *q, struct userdb *db, char **error_r)
+{
+	struct quickstart_accounts *res = q->res;
+	struct userdb_alias_list l = {0};
+	char *obj;
+	bool aliased;
+	int r, a, u;
+
+	if (strcmp(res->postmaster, q->admin) == 0) {
+		res->pm = QS_PM_ADMIN;
+		return 0;
+	}
+	a = db->ops->alias_lookup(db, res->postmaster, &l);
+	u = db->ops->user_exists(db, res->postmaster);
+	aliased = l.n > 0;
+	userdb_alias_list_clear(&l);
+	if (a < 0 || u < 0) {
+		*error_r = xasprintf("%s: database lookup failed",
+				     res->postmaster);
+		return -1;
+	}
+	if (u > 0 || aliased) {
+		res->pm = u > 0 ? QS_PM_USER : QS_PM_ALIAS;
+		return 0;
+	}
+	r = db->ops->alias_add(db, res->postmaster, q->admin, error_r) < 0
+		    ? -1 : 0;
+	if (r == 0)
+		res->pm = QS_PM_ADDED;
+	obj = xasprintf("%s %s", res->postmaster, q->admin);
+	r = audited(q->config, q->uid, "alias-add", obj, r, error_r);
+	free(obj);
+	return r;
+}
+
+int
+quickstart_accounts(const struct config *config, const char *admin,
+		    uid_t uid, struct quickstart_accounts *res,
+		    char **error_r)
+{
+	struct quickstart_ctx q = {
+		.config = config, .admin = admin, .uid = uid, .res = res,
+		.domain = strrchr(admin, '@') + 1,
+	};
+	struct userdb *db;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	*error_r = NULL;
+	res->postmaster = xasprintf("postmaster@%s", q.domain);
+	if (userdb_open(&config->userdb, false, &db, error_r) < 0)
+		return -1;
+	r = qs_domain(&q, db, error_r);
+	if (r == 0)
+		r = qs_admin(&q, db, error_r);
+	if (r == 0)
+		r = qs_postmaster(&q, db, error_r);
+	userdb_close(&db);
+	return r;
+}
+
+void
+quickstart_accounts_clear(struct quickstart_accounts *res)
+{
+	if (res->password != NULL)
+		explicit_bzero(res->password, strlen(res->password));
+	free(res->password);
+	free(res->postmaster);
+	memset(res, 0, sizeof(*res));
 }

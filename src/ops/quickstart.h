@@ -1,8 +1,9 @@
 /*
  * What `godwit quickstart` writes (cli/cmd_quickstart.c runs the steps):
  * the production configuration, a self-signed certificate to start with,
- * the hardened systemd unit, a generated password. Every file is made
- * new (O_EXCL): an existing one is kept, never overwritten.
+ * the hardened systemd unit, a generated password, the first accounts.
+ * Every file is made new (O_EXCL): an existing one is kept, never
+ * overwritten; an existing account likewise.
  */
 #ifndef GODWIT_QUICKSTART_H
 #define GODWIT_QUICKSTART_H
@@ -59,5 +60,38 @@ int quickstart_self_signed(const char *hostname, const char *cert,
 /* A new random password: 24 characters of [A-Za-z0-9] (about 142
  * bits), from getrandom (caller frees). */
 char *quickstart_password(void);
+
+struct config;
+
+enum quickstart_state { QS_NOT_REACHED, QS_KEPT, QS_ADDED };
+enum quickstart_pm {
+	QS_PM_NOT_REACHED,
+	QS_PM_ADMIN,		/* the admin is postmaster@ itself */
+	QS_PM_USER,		/* kept: it is a user */
+	QS_PM_ALIAS,		/* kept: it is an alias */
+	QS_PM_ADDED,		/* added as an alias of the admin */
+};
+
+/* What quickstart_accounts found or did, also when it failed midway. */
+struct quickstart_accounts {
+	enum quickstart_state domain, admin;
+	char *password;		/* the admin's new password: QS_ADDED */
+	char *postmaster;	/* postmaster@DOMAIN */
+	enum quickstart_pm pm;
+};
+
+/*
+ * The accounts of admin (a normalised address) in config's user
+ * database, whose layout exists: its domain, the admin user with a new
+ * password (quickstart_password) and postmaster@ the domain as an alias
+ * of the admin, each made unless it exists. Every addition writes its
+ * audit line (domain-add, user-add, alias-add; actor uid) when
+ * audit.enabled. 0, or -1 with *error_r; *res is filled in either way
+ * (quickstart_accounts_clear).
+ */
+int quickstart_accounts(const struct config *config, const char *admin,
+			uid_t uid, struct quickstart_accounts *res,
+			char **error_r);
+void quickstart_accounts_clear(struct quickstart_accounts *res);
 
 #endif

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "daemon/config.h"
+#include "lib/hashchain.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/backup_manifest.h"
@@ -72,18 +73,6 @@ bool
 rs_path_ok(const char *p)
 {
 	return manifest_path_ok(p);
-}
-
-void
-rs_hex(const unsigned char *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = '\0';
 }
 
 struct archive *
@@ -151,7 +140,7 @@ rs_data(struct archive *a, const char *name, int fd, bool keep, size_t max,
 		r = rs_fail(error_r, "%s: %s", name, archive_error_string(a));
 	EVP_DigestFinal_ex(md, d, &dlen);
 	EVP_MD_CTX_free(md);
-	rs_hex(d, dlen, hex);
+	hashchain_hex(d, dlen, hex);
 	if (f != NULL)
 		fclose(f);
 	*len_r = (size_t)total;

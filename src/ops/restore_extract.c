@@ -170,6 +170,7 @@ rs_from_config(struct rs_ctx *c, char **error_r)
 	}
 	c->user = xstrdup(c->o->user != NULL ? c->o->user
 			  : cf->user != NULL ? cf->user : "");
+	c->res->audit = cf->audit.enabled;
 	c->userdb_driver = cf->userdb.driver != NULL
 				   ? xstrdup(cf->userdb.driver) : NULL;
 	if (cf->userdb.path != NULL &&

@@ -76,7 +76,6 @@ int rs_fail(char **error_r, const char *fmt, ...)
 bool rs_path_ok(const char *p);
 struct rs_rec *rs_find(struct rs_set *s, const char *path);
 void rs_set_clear(struct rs_set *s);
-void rs_hex(const unsigned char *d, size_t n, char *out);
 /* the entry's name without a trailing '/' (caller frees), or NULL */
 char *rs_name(struct archive_entry *e);
 struct archive *rs_open(const char *path, char **error_r);

@@ -419,6 +419,36 @@ mail_done(struct smtp_session *s, const struct sf_verdict *v)
 	smtp_reply(s, "250 2.1.0 Ok");
 }
 
+/*
+ * RFC 6409 6.1: a logged-in user sends as themselves only. false after
+ * the refusal (553, or 451 when the database failed) was sent.
+ */
+static bool
+sender_owned(struct smtp_session *s, const struct smtp_txn *t)
+{
+	int r = t->mail.path.null
+	            ? 0
+	            : auth_sender_allowed(s->ses.srv->db, s->account,
+	                                  t->sender,
+	                                  s->config->smtp.recipient_delimiter);
+
+	if (r == 1)
+		return true;
+	if (r < 0) {
+		reply_error(s, 451, "4.3.0", "Error: temporary failure");
+		return false;
+	}
+	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
+		  LF_STR("ip", s->ses.ip), LF_STR("user", s->account),
+		  LF_STR("from", t->sender), LF_UINT("code", 553),
+		  LF_STR("reason", "sender-not-owned"));
+	metrics_reject("sender-not-owned");
+	reply_error(s, 553, "5.7.1",
+		    "Error: sender address not owned by the authenticated "
+		    "user");
+	return false;
+}
+
 static void
 cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 {
@@ -463,34 +493,9 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.7", "Error: bad sender address");
 		return;
 	}
-	if (s->ses.logged_in) {
-		/* RFC 6409 6.1: users send as themselves only */
-		int r = args.path.null
-		            ? 0
-		            : auth_sender_allowed(
-		                  s->ses.srv->db, s->account, t->sender,
-		                  s->config->smtp.recipient_delimiter);
-		if (r != 1) {
-			if (r < 0) {
-				free(t);
-				reply_error(s, 451, "4.3.0",
-					    "Error: temporary failure");
-				return;
-			}
-			log_event(LOG_INFO, "smtp", "reject",
-				  LF_STR("session", s->ses.id),
-				  LF_STR("ip", s->ses.ip),
-				  LF_STR("user", s->account),
-				  LF_STR("from", t->sender),
-				  LF_UINT("code", 553),
-				  LF_STR("reason", "sender-not-owned"));
-			metrics_reject("sender-not-owned");
-			free(t);
-			reply_error(s, 553, "5.7.1",
-				    "Error: sender address not owned by the "
-				    "authenticated user");
-			return;
-		}
+	if (s->ses.logged_in && !sender_owned(s, t)) {
+		free(t);
+		return;
 	}
 	if (t->mail.ret == SMTP_RET_FULL &&
 	    !dsn_ret_full_allowed(sender_verified(s))) {

@@ -452,6 +452,17 @@ audit_actor(uid_t uid, char *buf, size_t size)
 }
 
 int
+audit_admin_uid(const char *data_dir, uid_t uid, const char *action,
+		const char *object, bool ok, char **error_r)
+{
+	char actor[64];
+
+	return audit_admin(data_dir, audit_actor(uid, actor, sizeof(actor)),
+			   (long)uid, action, object, ok ? "ok" : "failed",
+			   error_r);
+}
+
+int
 audit_admin(const char *data_dir, const char *actor, long uid,
 	    const char *action, const char *object, const char *result,
 	    char **error_r)

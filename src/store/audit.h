@@ -101,6 +101,10 @@ int audit_append_one(const char *data_dir, const char *rec, char **error_r);
 int audit_admin(const char *data_dir, const char *actor, long uid,
 		const char *action, const char *object, const char *result,
 		char **error_r);
+/* audit_admin by a user: actor uid's name (audit_actor), result "ok"
+ * or "failed". */
+int audit_admin_uid(const char *data_dir, uid_t uid, const char *action,
+		    const char *object, bool ok, char **error_r);
 /* The name of uid for "actor": its login name, else the number (into
  * buf). */
 const char *audit_actor(uid_t uid, char *buf, size_t size);

@@ -143,6 +143,37 @@ def deep_merge(base, over):
     return out
 
 
+# ---------------------------------------------------------- smtp-sink ---
+
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def sink(tmp_path):
+    """Postfix's smtp-sink on a free loopback port, dumping each message
+    into a directory: (port, directory)."""
+    if not os.path.exists(SMTP_SINK):
+        pytest.skip("smtp-sink (postfix) is not installed")
+    port = free_port()
+    d = tmp_path / "sink"
+    d.mkdir()
+    p = subprocess.Popen([SMTP_SINK, "-u", "root", "-d", str(d / "m"),
+                          f"127.0.0.1:{port}", "50"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: port_open(port), 10, what="smtp-sink listening")
+    yield port, d
+    p.terminate()
+    p.wait(timeout=10)
+
+
 # --------------------------------------------------------------- ports ---
 
 _used_ports = set()

@@ -279,6 +279,44 @@ def test_admin_actions_and_reload_are_recorded(godwit):
     assert verify(g).returncode == 0
 
 
+def test_reading_mail_and_restoring_are_recorded(godwit):
+    """`mailbox export` and `backup` read users' mail: each has its line.
+    A restore appends its own line to the restored chain."""
+    g = godwit
+    send(g, "x@remote.test", ["alice@example.test"], "Subject: r\r\n\r\nr\r\n")
+    mbox = g.base / "alice.mbox"
+    p = g.run("mailbox", "export", "alice@example.test", "--mbox", mbox)
+    assert p.returncode == 0, p.stderr
+    rec = records(g)[-1]
+    assert (rec["action"], rec["object"], rec["result"]) == (
+        "mailbox-export", f"alice@example.test {mbox}", "ok")
+    p = g.run("mailbox", "export", "nobody@example.test", "--mbox", mbox)
+    assert p.returncode == 1
+    rec = records(g)[-1]
+    assert (rec["action"], rec["result"]) == ("mailbox-export", "failed")
+    archive = g.base / "audit-backup.tar.gz"
+    p = g.run("backup", archive)
+    assert p.returncode == 0, p.stderr
+    rec = records(g)[-1]
+    assert (rec["action"], rec["object"], rec["result"]) == (
+        "backup", str(archive), "ok")
+    assert rec["actor"] == pwd.getpwuid(os.getuid()).pw_name
+    # the archive has the chain up to the line before the backup's own
+    backed = lines_of(audit_path(g))[:-1]
+    target = g.base / "restored-data"
+    p = g.run("restore", archive, "--data-dir", target, "-c",
+              g.base / "restored.yaml", global_cfg=False)
+    assert p.returncode == 0, p.stderr
+    restored = lines_of(target / "log" / "audit.log")
+    assert restored[:-1] == backed
+    last = json.loads(restored[-1])
+    assert (last["type"], last["action"], last["object"],
+            last["result"]) == ("admin", "restore", str(archive), "ok")
+    check_links(restored)
+    assert last["prev"] == hashlib.sha256(backed[-1]).hexdigest()
+    assert verify(g).returncode == 0
+
+
 def test_queue_action_without_daemon_names_who_ran_it(make_godwit):
     """`queue hold` with no daemon running moves the file itself as the
     daemon user; its line still names root, who ran it."""
@@ -440,7 +478,11 @@ def test_start_rotates_a_log_of_an_earlier_day(make_godwit):
     rotated = audit_path(g, f"audit.log.{day}")
     wait_for(rotated.exists, 10, what=f"{rotated.name}")
     assert hashlib.sha256(lines_of(rotated)[-1]).hexdigest() == old_head
-    first = records(g)[0]
+    # the rotated name is linked first, the new audit.log renamed in
+    # after it: wait for that one too
+    first = wait_for(lambda: next((r for r in records(g)[:1]
+                                   if r["type"] == "rotate"), None),
+                     10, what="the new audit.log")
     assert (first["type"], first["prev"], first["previous"]) == (
         "rotate", old_head, f"audit.log.{day}")
     assert re.search(r"event=audit-rotated file=audit\.log\." + day,

@@ -303,9 +303,6 @@ def test_every_refusal_log_is_counted():
 
 # ------------------------------------------------------ the queue runner ---
 
-SINK = "/usr/sbin/smtp-sink"
-
-
 def with_metrics(g):
     g.metrics_port = free_port()
     g.config["listeners"].append(
@@ -313,31 +310,6 @@ def with_metrics(g):
          "listen": [f"127.0.0.1:{g.metrics_port}"]})
     g.write_config()
     return g
-
-
-def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def sink(tmp_path):
-    """Postfix's smtp-sink on a free loopback port: (port, directory)."""
-    if not os.path.exists(SINK):
-        pytest.skip("smtp-sink (postfix) is not installed")
-    port = free_port()
-    d = tmp_path / "sink"
-    d.mkdir()
-    p = subprocess.Popen([SINK, "-u", "root", "-d", str(d / "m"),
-                          f"127.0.0.1:{port}", "50"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for(lambda: port_open(port), 10, what="smtp-sink listening")
-    yield port, d
-    p.terminate()
-    p.wait(timeout=10)
 
 
 def test_runner_counts_reach_a_worker_scrape(make_godwit, sink):

@@ -19,8 +19,6 @@ import pytest
 
 from conftest import free_port, wait_for
 
-SINK = "/usr/sbin/smtp-sink"
-
 
 def queue_json(g):
     r = g.run("queue", "list", "--json", check=True)
@@ -58,33 +56,6 @@ def status_fields(report):
             return [dict(b.items()) for b in blocks[1:]], dict(
                 blocks[0].items())
     raise AssertionError("no message/delivery-status part")
-
-
-@pytest.fixture
-def sink(tmp_path):
-    """Postfix's smtp-sink on a free loopback port, dumping each message
-    into a directory: (port, directory)."""
-    if not os.path.exists(SINK):
-        pytest.skip("smtp-sink (postfix) is not installed")
-    port = free_port()
-    d = tmp_path / "sink"
-    d.mkdir()
-    p = subprocess.Popen([SINK, "-u", "root", "-d", str(d / "m"),
-                          f"127.0.0.1:{port}", "50"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for(lambda: _port_open(port), 10, what="smtp-sink listening")
-    yield port, d
-    p.terminate()
-    p.wait(timeout=10)
-
-
-def _port_open(port):
-    import socket
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def relay_config(port):

@@ -17,6 +17,7 @@ the machine.
 """
 
 import hashlib
+import json
 import os
 import poplib
 import pwd
@@ -147,6 +148,15 @@ def test_first_run(setup):
         if p.is_file():
             assert pw.encode() not in p.read_bytes(), p
     assert f"postmaster@{DOMAIN} -> {ADMIN_NORM} (alias added)" in out
+    # the three additions are in the audit log, as the commands alone
+    # would have written them
+    recs = [json.loads(l) for l in
+            (data / "log" / "audit.log").read_text().splitlines()]
+    assert [(r["type"], r["action"], r["object"], r["result"])
+            for r in recs] == [
+        ("admin", "domain-add", DOMAIN, "ok"),
+        ("admin", "user-add", ADMIN_NORM, "ok"),
+        ("admin", "alias-add", f"postmaster@{DOMAIN} {ADMIN_NORM}", "ok")]
     assert f"{etc}/godwit.yaml: ok" in out
     # the DNS records and the next steps
     assert f"{DOMAIN}. 3600 IN MX 10 {HOST}." in out

@@ -2,7 +2,8 @@
  * Unit tests for ops/quickstart: the configuration text loads (with the
  * self-signed certificate it names) and says what it should; files are
  * written once and then kept; a half pair of certificate files is
- * refused; the password's alphabet and length; the unit's hardening.
+ * refused; the password's alphabet and length; the unit's hardening;
+ * the accounts made once, with their audit lines.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,96 @@ test_unit(void **state)
 	free(u);
 }
 
+/* The accounts: made once with their audit lines, then kept; an admin
+ * who is postmaster@ gets no alias. */
+static void
+test_accounts(void **state)
+{
+	char dir[] = "/tmp/test_quickstart.XXXXXX", *err = NULL, *cmd, *yaml;
+	char *path, *log;
+	struct quickstart_accounts a;
+	struct config *c = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	yaml = xasprintf("hostname: mail.example.com\ndata_dir: %s\n", dir);
+	if (config_load_buffer("q.yaml", yaml, strlen(yaml), &c, &err) < 0)
+		fail_msg("%s", err);
+	path = xasprintf("%s/db", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	free(path);
+	path = xasprintf("%s/log", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	free(path);
+
+	assert_int_equal(quickstart_accounts(c, "admin@example.com", 0, &a,
+					     &err), 0);
+	assert_int_equal(a.domain, QS_ADDED);
+	assert_int_equal(a.admin, QS_ADDED);
+	assert_int_equal(strlen(a.password), 24);
+	assert_int_equal(a.pm, QS_PM_ADDED);
+	assert_string_equal(a.postmaster, "postmaster@example.com");
+	quickstart_accounts_clear(&a);
+	path = xasprintf("%s/log/audit.log", dir);
+	log = slurp(path);
+	assert_non_null(strstr(log, "\"action\":\"domain-add\",\"object\":"
+				    "\"example.com\",\"result\":\"ok\""));
+	assert_non_null(strstr(log, "\"action\":\"user-add\",\"object\":"
+				    "\"admin@example.com\""));
+	assert_non_null(strstr(log, "\"action\":\"alias-add\",\"object\":"
+				    "\"postmaster@example.com "
+				    "admin@example.com\""));
+	free(log);
+
+	/* a second time: everything kept, no line added */
+	log = slurp(path);
+	assert_int_equal(quickstart_accounts(c, "admin@example.com", 0, &a,
+					     &err), 0);
+	assert_int_equal(a.domain, QS_KEPT);
+	assert_int_equal(a.admin, QS_KEPT);
+	assert_null(a.password);
+	assert_int_equal(a.pm, QS_PM_ALIAS);
+	quickstart_accounts_clear(&a);
+	/* postmaster@ as the admin: nothing to alias */
+	assert_int_equal(quickstart_accounts(c, "postmaster@example.org", 0,
+					     &a, &err), 0);
+	assert_int_equal(a.domain, QS_ADDED);
+	assert_int_equal(a.admin, QS_ADDED);
+	assert_int_equal(a.pm, QS_PM_ADMIN);
+	quickstart_accounts_clear(&a);
+	{
+		char *now = slurp(path);
+		/* only the domain's and the user's lines were added */
+		assert_true(strncmp(now, log, strlen(log)) == 0);
+		assert_non_null(strstr(now + strlen(log),
+				       "\"object\":\"postmaster@example.org\""));
+		assert_null(strstr(now + strlen(log), "alias-add"));
+		free(now);
+	}
+	/* an address that is an alias cannot become the admin: the
+	 * failed addition is recorded as such */
+	assert_int_equal(quickstart_accounts(c, "postmaster@example.com", 0,
+					     &a, &err), -1);
+	assert_non_null(err);
+	xfree(&err);
+	assert_int_equal(a.admin, QS_NOT_REACHED);
+	quickstart_accounts_clear(&a);
+	{
+		char *now = slurp(path);
+		assert_non_null(strstr(now, "\"action\":\"user-add\",\"object\":"
+					    "\"postmaster@example.com\",\"result\":"
+					    "\"failed\""));
+		free(now);
+	}
+	free(log);
+	free(path);
+	config_free(&c);
+	free(yaml);
+	cmd = xasprintf("rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
 int
 main(void)
 {
@@ -169,6 +260,7 @@ main(void)
 		cmocka_unit_test(test_write_new),
 		cmocka_unit_test(test_password),
 		cmocka_unit_test(test_unit),
+		cmocka_unit_test(test_accounts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * Passwords for the admin commands (cli/secrets.h): read without echo or
+ * Passwords for the admin commands (ops/secrets.h): read without echo or
  * from standard input, and turned into every form the user database
  * keeps.
  */
@@ -11,11 +11,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/secrets.h"
 #include "daemon/config.h"
 #include "lib/xalloc.h"
 #include "net/sasl.h"
+#include "ops/secrets.h"
 #include "store/password.h"
 #include "store/userdb.h"
 
@@ -191,8 +190,11 @@ new_password_secrets(const struct config *config, const char *address,
 	}
 	ret = secrets_make(config, address, pw, "godwit: ", r, &err);
 out:
-	if (ret < 0)
-		cli_fail("%s", err != NULL ? err : "cannot read the password");
+	if (ret < 0) {
+		fflush(stdout);
+		fprintf(stderr, "godwit: %s\n",
+			err != NULL ? err : "cannot read the password");
+	}
 	explicit_bzero(pw, PASSWORD_MAX + 2);
 	free(pw);
 	if (again != NULL) {
