@@ -3,7 +3,10 @@
  * lines into one pipe made before the first fork (each line is one
  * write() of at most PIPE_BUF bytes: lines of several writers never mix
  * in a pipe), and the parent copies whole lines to standard error or to
- * log.file. Why the children do not hold the file, as they did:
+ * log.file. (With no log.file the children write to standard error
+ * themselves, as the parent does: nothing there to rotate or protect,
+ * and each line is written before the reply that follows it.) Why the
+ * children do not hold the file, as they did:
  *
  *   - a rotation or a SIGUSR1 reopen happens in one process, between two
  *     whole lines: no child keeps writing to a renamed file, none needs
@@ -271,6 +274,15 @@ logfile_child(struct logfile *lf)
 
 	close(lf->pipe_r);
 	lf->pipe_r = -1;
+	if (lf->path == NULL) {
+		/* standard error (journald): no file to rotate or to keep
+		 * from the child, so it writes there itself, and a line is
+		 * there before the reply that follows it (as the tests and
+		 * an operator watching the journal expect) */
+		close(lf->pipe_w);
+		lf->pipe_w = -1;
+		fd = 2;
+	}
 	log_set_fd(&fd);	/* and closes the inherited file */
 	child_reopen_fd = lf->reopen_fd;
 	memset(&sa, 0, sizeof(sa));
