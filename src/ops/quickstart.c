@@ -80,7 +80,12 @@ static const char config_listeners[] =
 	"    listen: [\"0.0.0.0:110\", \"[::]:110\"]\n"
 	"  - name: pop3s\n"
 	"    protocol: pop3s\n"
-	"    listen: [\"0.0.0.0:995\", \"[::]:995\"]\n";
+	"    listen: [\"0.0.0.0:995\", \"[::]:995\"]\n"
+	"  # Prometheus metrics (GET /metrics), on loopback only; another\n"
+	"  # address needs an allow: list of the networks that may scrape\n"
+	"  - name: metrics\n"
+	"    protocol: metrics\n"
+	"    listen: [\"127.0.0.1:9925\", \"[::1]:9925\"]\n";
 
 /* The blocklists refuse queries from shared resolvers: godwit resolves
  * by itself (docs/filtering.md, "Use your own resolver"). */

@@ -25,6 +25,7 @@ import re
 import shutil
 import smtplib
 import ssl
+import urllib.request
 import subprocess
 from pathlib import Path
 
@@ -231,6 +232,10 @@ def serve_config(base, ports):
     for port in PORTS:
         text = text.replace(f'["0.0.0.0:{port}", "[::]:{port}"]',
                             f'["127.0.0.1:{ports[port]}", "[::1]:{ports[port]}"]')
+    # the loopback metrics listener, on a free port too
+    assert '["127.0.0.1:9925", "[::1]:9925"]' in text
+    text = text.replace('["127.0.0.1:9925", "[::1]:9925"]',
+                        f'["127.0.0.1:{ports["metrics"]}"]')
     text = text.replace("resolver: recursive",
                         f'resolver: ["127.0.0.1@{refusing_dns_port()}"]')
     text = re.sub(r"^  trust_anchor: .*\n", "", text, flags=re.M)
@@ -244,6 +249,7 @@ def test_serve_submit_and_collect(setup):
     base, out = setup
     pw = password_of(out)
     ports = {p: free_port() for p in PORTS}
+    ports["metrics"] = free_port()
     cfg = serve_config(base, ports)
     caps = ",".join("+" + c for c in unit_capabilities(unit_of(out)))
     setpriv = shutil.which("setpriv")
@@ -276,6 +282,10 @@ def test_serve_submit_and_collect(setup):
                 f"From: {ADMIN_NORM}\r\nTo: postmaster@{DOMAIN}\r\n"
                 "Subject: quickstart\r\n\r\nhello from quickstart\r\n")
             assert refused == {}
+        # the metrics listener quickstart wrote counts it
+        url = f"http://127.0.0.1:{ports['metrics']}/metrics"
+        page = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert 'godwit_messages_total{result="accepted"} 1\n' in page, page
         md = base / "data" / "mail" / DOMAIN / "admin" / "Maildir" / "new"
         files = wait_for(lambda: md.is_dir() and list(md.iterdir()), 20,
                          what="the message in the admin's Maildir")

@@ -59,7 +59,10 @@ test_config(void **state)
 		fail_msg("%s\n%s", errors, text);
 	assert_string_equal(c->hostname, "mail.example.com");
 	assert_string_equal(c->data_dir, dir);
-	assert_int_equal(c->nlisteners, 5);
+	/* the five mail listeners, then metrics on loopback */
+	assert_int_equal(c->nlisteners, 6);
+	assert_int_equal(c->listeners[5].proto, PROTO_METRICS);
+	assert_string_equal(c->listeners[5].addrs[0].text, "127.0.0.1:9925");
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		assert_int_equal(c->listeners[i].naddrs, 2);
 		assert_string_equal(strrchr(c->listeners[i].addrs[0].text, ':')
