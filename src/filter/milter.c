@@ -216,17 +216,17 @@ milter_conn_send(struct milter_conn *c, struct milter_buf *b,
 		 bool want_reply)
 {
 	if (c->error != NULL || c->waiting) {
-		b->len = 0;
+		strbuf_reset(&b->out);
 		return -1;
 	}
-	if (bufferevent_write(c->bev, b->data, b->len) < 0) {
-		b->len = 0;
+	if (bufferevent_write(c->bev, b->out.s, b->out.len) < 0) {
+		strbuf_reset(&b->out);
 		c->error = "write failed";
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 		return -1;
 	}
-	b->len = 0;
+	strbuf_reset(&b->out);
 	/* a milter that does not read shows at the next request's wait */
 	if (want_reply) {
 		c->waiting = true;

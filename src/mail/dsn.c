@@ -17,6 +17,7 @@
 #include <sys/random.h>
 
 #include "mail/dsn.h"
+#include "lib/strbuf.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
@@ -30,57 +31,10 @@
 #define BOUNDARY_MAX 70		/* RFC 2046 */
 #define DATE_MAX 64
 
-/* A growable output buffer; the message is bounded by its inputs. */
-struct obuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-ob_add(struct obuf *b, const void *s, size_t n)
-{
-	size_t cap;
-
-	if (n > SIZE_MAX - b->len - 1)
-		abort();
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n + 1)
-			cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-		b->p = xreallocarray(b->p, cap, 1);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-ob_str(struct obuf *b, const char *s)
-{
-	ob_add(b, s, strlen(s));
-}
-
-static void __attribute__((format(printf, 2, 3)))
-ob_printf(struct obuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		abort();
-	ob_add(b, s, (size_t)r);
-	free(s);
-}
-
 static bool
-ob_ends_nl(const struct obuf *b)
+ob_ends_nl(const struct strbuf *b)
 {
-	return b->len > 0 && b->p[b->len - 1] == '\n';
+	return b->len > 0 && b->s[b->len - 1] == '\n';
 }
 
 static bool
@@ -198,7 +152,7 @@ token(const char *s, size_t max)
  * header field, an indent for text.
  */
 static void
-fold(struct obuf *b, size_t col, const char *text, const char *cont)
+fold(struct strbuf *b, size_t col, const char *text, const char *cont)
 {
 	const char *p = text, *sp;
 	size_t w;
@@ -209,40 +163,40 @@ fold(struct obuf *b, size_t col, const char *text, const char *cont)
 		w = sp ? (size_t)(sp - p) : strlen(p);
 		if (!first) {
 			if (col + 1 + w > FOLD_COL) {
-				ob_str(b, "\n");
-				ob_str(b, cont);
+				strbuf_addstr(b, "\n");
+				strbuf_addstr(b, cont);
 				col = strlen(cont);
 			} else {
-				ob_str(b, " ");
+				strbuf_addstr(b, " ");
 				col++;
 			}
 		}
-		ob_add(b, p, w);
+		strbuf_add(b, p, w);
 		col += w;
 		first = false;
 		p += w;
 		if (*p == ' ')
 			p++;
 	}
-	ob_str(b, "\n");
+	strbuf_addstr(b, "\n");
 }
 
 /* "Name: value" folded; value is clean. */
 static void
-field(struct obuf *b, const char *name, const char *value)
+field(struct strbuf *b, const char *name, const char *value)
 {
-	ob_str(b, name);
-	ob_str(b, ": ");
+	strbuf_addstr(b, name);
+	strbuf_addstr(b, ": ");
 	fold(b, strlen(name) + 2, value, " ");
 }
 
 static void
-date_field(struct obuf *b, const char *name, int64_t t)
+date_field(struct strbuf *b, const char *name, int64_t t)
 {
 	char date[DATE_MAX];
 
 	rfc5322_date(date, sizeof(date), t);
-	ob_printf(b, "%s: %s\n", name, date);
+	strbuf_addf(b, "%s: %s\n", name, date);
 }
 
 static const char *
@@ -373,31 +327,31 @@ ctx_init(struct ctx *c, const struct dsn_report *r)
 
 /* "<addr>: host mx said: 550 ..." as a wrapped paragraph. */
 static void
-text_rcpt(struct obuf *b, const struct ctx *c, const struct dsn_rcpt *rc)
+text_rcpt(struct strbuf *b, const struct ctx *c, const struct dsn_rcpt *rc)
 {
 	char *addr = clean(rc->addr, ADDR_MAX, c->utf8_text);
 	char *mta = clean(rc->remote_mta, HOST_MAX, false);
 	char *diag = clean(rc->diagnostic, DIAG_MAX, c->utf8_text);
-	struct obuf line = {0};
+	struct strbuf line = {0};
 
-	ob_printf(&line, "<%s>:", addr);
+	strbuf_addf(&line, "<%s>:", addr);
 	if (*mta != '\0' && *diag != '\0')
-		ob_printf(&line, " host %s said: %s", mta, diag);
+		strbuf_addf(&line, " host %s said: %s", mta, diag);
 	else if (*diag != '\0')
-		ob_printf(&line, " %s", diag);
+		strbuf_addf(&line, " %s", diag);
 	else if (*mta != '\0')
-		ob_printf(&line, " status %s, host %s", status_of(rc), mta);
+		strbuf_addf(&line, " status %s, host %s", status_of(rc), mta);
 	else
-		ob_printf(&line, " status %s", status_of(rc));
-	fold(b, 0, line.p, "    ");
-	free(line.p);
+		strbuf_addf(&line, " status %s", status_of(rc));
+	fold(b, 0, line.s, "    ");
+	strbuf_free(&line);
 	free(addr);
 	free(mta);
 	free(diag);
 }
 
 static void
-text_intro(struct obuf *b, const struct ctx *c, enum dsn_action a)
+text_intro(struct strbuf *b, const struct ctx *c, enum dsn_action a)
 {
 	const struct dsn_report *r = c->r;
 	char date[DATE_MAX];
@@ -405,48 +359,49 @@ text_intro(struct obuf *b, const struct ctx *c, enum dsn_action a)
 
 	switch (a) {
 	case DSN_FAILED:
-		ob_str(b, "I'm sorry to have to inform you that your message "
-			  "could not\nbe delivered to one or more recipients. "
-			  "The reasons follow.\n");
+		strbuf_addstr(b, "I'm sorry to have to inform you that your "
+				 "message could not\nbe delivered to one or "
+				 "more recipients. The reasons follow.\n");
 		break;
 	case DSN_DELAYED:
 		for (size_t i = 0; i < r->nrcpts; i++)
 			if (action_of(&r->rcpts[i]) == DSN_DELAYED &&
 			    r->rcpts[i].retry_until > until)
 				until = r->rcpts[i].retry_until;
-		ob_str(b, "This is a warning only: you do not need to send "
-			  "your message again.\n\nYour message could not yet "
-			  "be delivered to the recipients below.\n");
+		strbuf_addstr(b, "This is a warning only: you do not need to "
+				 "send your message again.\n\nYour message "
+				 "could not yet be delivered to the recipients "
+				 "below.\n");
 		if (until > 0) {
 			rfc5322_date(date, sizeof(date), until);
-			ob_printf(b, "It is still being retried, and will be "
-				     "until\n%s.\n", date);
+			strbuf_addf(b, "It is still being retried, and will be "
+				       "until\n%s.\n", date);
 		} else
-			ob_str(b, "It is still being retried.\n");
+			strbuf_addstr(b, "It is still being retried.\n");
 		break;
 	case DSN_DELIVERED:
-		ob_str(b, "Your message was successfully delivered to the "
-			  "destination(s) listed\nbelow.\n");
+		strbuf_addstr(b, "Your message was successfully delivered to "
+				 "the destination(s) listed\nbelow.\n");
 		break;
 	case DSN_RELAYED:
-		ob_str(b, "Your message was passed on to a mail system that "
-			  "does not send delivery\nreports, for the "
-			  "destination(s) listed below. You may hear nothing "
-			  "more\nabout it.\n");
+		strbuf_addstr(b, "Your message was passed on to a mail system "
+				 "that does not send delivery\nreports, for "
+				 "the destination(s) listed below. You may "
+				 "hear nothing more\nabout it.\n");
 		break;
 	}
-	ob_str(b, "\n");
+	strbuf_addstr(b, "\n");
 }
 
 static void
-build_text(struct obuf *b, const struct ctx *c)
+build_text(struct strbuf *b, const struct ctx *c)
 {
 	static const enum dsn_action order[] = {DSN_FAILED, DSN_DELAYED,
 						DSN_DELIVERED, DSN_RELAYED};
 	const struct dsn_report *r = c->r;
 	bool seen;
 
-	ob_printf(b, "This is the mail system at host %s.\n\n", c->host);
+	strbuf_addf(b, "This is the mail system at host %s.\n\n", c->host);
 	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
 		seen = false;
 		for (size_t i = 0; i < r->nrcpts; i++) {
@@ -458,60 +413,60 @@ build_text(struct obuf *b, const struct ctx *c)
 			text_rcpt(b, c, &r->rcpts[i]);
 		}
 		if (seen)
-			ob_str(b, "\n");
+			strbuf_addstr(b, "\n");
 	}
 	if (c->msglen > 0 && c->too_large)
-		ob_printf(b, "Your message was too large to return whole "
-			     "(%llu octets);\nonly its header section is "
-			     "attached.\n\n",
-			  (unsigned long long)r->msgsize);
+		strbuf_addf(b, "Your message was too large to return whole "
+			       "(%llu octets);\nonly its header section is "
+			       "attached.\n\n",
+			    (unsigned long long)r->msgsize);
 	else if (c->msglen > 0 && c->full)
-		ob_str(b, "Your message is attached.\n\n");
+		strbuf_addstr(b, "Your message is attached.\n\n");
 	else if (c->msglen > 0)
-		ob_str(b, "The header section of your message is "
-			  "attached.\n\n");
-	ob_printf(b, "If you need help, write to postmaster@%s and include "
-		     "this report.\n", c->host);
+		strbuf_addstr(b, "The header section of your message is "
+				 "attached.\n\n");
+	strbuf_addf(b, "If you need help, write to postmaster@%s and include "
+		       "this report.\n", c->host);
 }
 
 static void
-ds_rcpt(struct obuf *b, const struct ctx *c, const struct dsn_rcpt *rc)
+ds_rcpt(struct strbuf *b, const struct ctx *c, const struct dsn_rcpt *rc)
 {
 	char *addr = clean(rc->addr, ADDR_MAX, c->global);
 	char *orcpt = clean(rc->orcpt, ADDR_MAX, c->global);
 	char *mta = clean(rc->remote_mta, HOST_MAX, false);
 	char *diag = clean(rc->diagnostic, DIAG_MAX, c->global);
 	enum dsn_action a = action_of(rc);
-	struct obuf v = {0};
+	struct strbuf v = {0};
 
-	ob_str(b, "\n");
+	strbuf_addstr(b, "\n");
 	if (*orcpt != '\0') {
 		/* the type is the sender's; one is needed all the same */
-		ob_printf(&v, "%s%s", strchr(orcpt, ';') ? "" : "rfc822; ",
-			  orcpt);
-		field(b, "Original-Recipient", v.p);
-		v.len = 0;
+		strbuf_addf(&v, "%s%s", strchr(orcpt, ';') ? "" : "rfc822; ",
+			    orcpt);
+		field(b, "Original-Recipient", v.s);
+		strbuf_reset(&v);
 	}
-	ob_printf(&v, "%s; %s", str_8bit(addr) ? "utf-8" : "rfc822", addr);
-	field(b, "Final-Recipient", v.p);
-	ob_printf(b, "Action: %s\nStatus: %s\n", action_name(a),
-		  status_of(rc));
+	strbuf_addf(&v, "%s; %s", str_8bit(addr) ? "utf-8" : "rfc822", addr);
+	field(b, "Final-Recipient", v.s);
+	strbuf_addf(b, "Action: %s\nStatus: %s\n", action_name(a),
+		    status_of(rc));
 	if (*mta != '\0') {
-		v.len = 0;
-		ob_printf(&v, "dns; %s", mta);
-		field(b, "Remote-MTA", v.p);
+		strbuf_reset(&v);
+		strbuf_addf(&v, "dns; %s", mta);
+		field(b, "Remote-MTA", v.s);
 	}
 	if (*diag != '\0') {
-		v.len = 0;
-		ob_printf(&v, "%s; %s", is_smtp_reply(diag) ? "smtp" : "X-godwit",
-			  diag);
-		field(b, "Diagnostic-Code", v.p);
+		strbuf_reset(&v);
+		strbuf_addf(&v, "%s; %s",
+			    is_smtp_reply(diag) ? "smtp" : "X-godwit", diag);
+		field(b, "Diagnostic-Code", v.s);
 	}
 	if (rc->last_attempt > 0)
 		date_field(b, "Last-Attempt-Date", rc->last_attempt);
 	if (a == DSN_DELAYED && rc->retry_until > 0)
 		date_field(b, "Will-Retry-Until", rc->retry_until);
-	free(v.p);
+	strbuf_free(&v);
 	free(addr);
 	free(orcpt);
 	free(mta);
@@ -520,7 +475,7 @@ ds_rcpt(struct obuf *b, const struct ctx *c, const struct dsn_rcpt *rc)
 
 /* message/delivery-status: the per-message fields in RFC 3464 order. */
 static void
-build_status(struct obuf *b, const struct ctx *c)
+build_status(struct strbuf *b, const struct ctx *c)
 {
 	const struct dsn_report *r = c->r;
 	char *envid;
@@ -531,7 +486,7 @@ build_status(struct obuf *b, const struct ctx *c)
 			field(b, "Original-Envelope-Id", envid);
 		free(envid);
 	}
-	ob_printf(b, "Reporting-MTA: dns; %s\n", c->host);
+	strbuf_addf(b, "Reporting-MTA: dns; %s\n", c->host);
 	if (r->arrival > 0)
 		date_field(b, "Arrival-Date", r->arrival);
 	for (size_t i = 0; i < r->nrcpts; i++)
@@ -540,21 +495,21 @@ build_status(struct obuf *b, const struct ctx *c)
 
 /* Copies msg with CRLF made LF (a bare CR is the original's content). */
 static void
-copy_lf(struct obuf *b, const unsigned char *msg, size_t len)
+copy_lf(struct strbuf *b, const unsigned char *msg, size_t len)
 {
 	size_t i = 0, start = 0;
 
 	for (; i < len; i++) {
 		if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n') {
-			ob_add(b, msg + start, i - start);
+			strbuf_add(b, msg + start, i - start);
 			start = i + 1;
 		}
 	}
-	ob_add(b, msg + start, len - start);
+	strbuf_add(b, msg + start, len - start);
 }
 
 static void
-build_original(struct obuf *b, const struct ctx *c)
+build_original(struct strbuf *b, const struct ctx *c)
 {
 	size_t n = c->full ? c->msglen
 			   : dsn_header_len(c->r->msg, c->msglen);
@@ -563,9 +518,9 @@ build_original(struct obuf *b, const struct ctx *c)
 }
 
 static bool
-contains(const struct obuf *b, const char *s)
+contains(const struct strbuf *b, const char *s)
 {
-	return b->len > 0 && memmem(b->p, b->len, s, strlen(s)) != NULL;
+	return b->len > 0 && memmem(b->s, b->len, s, strlen(s)) != NULL;
 }
 
 /*
@@ -574,7 +529,7 @@ contains(const struct obuf *b, const char *s)
  * report of ours), a random one follows, which an attacker cannot plant.
  */
 static char *
-make_boundary(const struct ctx *c, const struct obuf *parts, size_t nparts)
+make_boundary(const struct ctx *c, const struct strbuf *parts, size_t nparts)
 {
 	char *qid = token(c->r->queue_id, QID_MAX), *bd = NULL;
 	unsigned long long rnd;
@@ -618,28 +573,28 @@ subject_of(const struct dsn_report *r)
 }
 
 static void
-part_header(struct obuf *b, const char *bd, const char *desc,
+part_header(struct strbuf *b, const char *bd, const char *desc,
 	    const char *type, bool eight)
 {
-	ob_printf(b, "\n--%s\nContent-Description: %s\nContent-Type: %s\n",
-		  bd, desc, type);
+	strbuf_addf(b, "\n--%s\nContent-Description: %s\nContent-Type: %s\n",
+		    bd, desc, type);
 	if (eight)
-		ob_str(b, "Content-Transfer-Encoding: 8bit\n");
-	ob_str(b, "\n");
+		strbuf_addstr(b, "Content-Transfer-Encoding: 8bit\n");
+	strbuf_addstr(b, "\n");
 }
 
 static void
-put_part(struct obuf *out, const struct obuf *p)
+put_part(struct strbuf *out, const struct strbuf *p)
 {
-	ob_add(out, p->p, p->len);
+	strbuf_add(out, p->s, p->len);
 	if (!ob_ends_nl(p))
-		ob_str(out, "\n");
+		strbuf_addstr(out, "\n");
 }
 
 char *
 dsn_format(const struct dsn_report *r, size_t *len_r)
 {
-	struct obuf out = {0}, parts[3] = {{0}};
+	struct strbuf out = {0}, parts[3] = {{0}};
 	struct ctx c;
 	char *bd, *sender, *qid, date[DATE_MAX];
 	bool eight[3], has3;
@@ -652,29 +607,30 @@ dsn_format(const struct dsn_report *r, size_t *len_r)
 	if (has3)
 		build_original(&parts[2], &c);
 	for (int i = 0; i < 3; i++)
-		eight[i] = has_8bit(parts[i].p, parts[i].len);
+		eight[i] = has_8bit(parts[i].s, parts[i].len);
 	bd = make_boundary(&c, parts, 3);
 
 	sender = clean(r->sender, ADDR_MAX, true);
 	qid = token(r->queue_id, QID_MAX);
-	ob_printf(&out, "From: Mail Delivery System <MAILER-DAEMON@%s>\n",
-		  c.host);
-	ob_printf(&out, "To: <%s>\n", sender);
-	ob_printf(&out, "Subject: %s\n", subject_of(r));
+	strbuf_addf(&out, "From: Mail Delivery System <MAILER-DAEMON@%s>\n",
+		    c.host);
+	strbuf_addf(&out, "To: <%s>\n", sender);
+	strbuf_addf(&out, "Subject: %s\n", subject_of(r));
 	rfc5322_date(date, sizeof(date), r->now);
-	ob_printf(&out, "Date: %s\n", date);
+	strbuf_addf(&out, "Date: %s\n", date);
 	/* the action makes a delay warning and a bounce differ */
-	ob_printf(&out, "Message-ID: <%s.dsn-%s.%lld@%s>\n", qid,
-		  action_name(r->nrcpts > 0 ? action_of(&r->rcpts[0])
-					    : DSN_FAILED),
-		  (long long)r->now, c.host);
-	ob_str(&out, "Auto-Submitted: auto-replied\nMIME-Version: 1.0\n");
-	ob_printf(&out, "Content-Type: multipart/report; "
-			"report-type=delivery-status;\n\tboundary=\"%s\"\n",
-		  bd);
+	strbuf_addf(&out, "Message-ID: <%s.dsn-%s.%lld@%s>\n", qid,
+		    action_name(r->nrcpts > 0 ? action_of(&r->rcpts[0])
+					      : DSN_FAILED),
+		    (long long)r->now, c.host);
+	strbuf_addstr(&out, "Auto-Submitted: auto-replied\n"
+			    "MIME-Version: 1.0\n");
+	strbuf_addf(&out, "Content-Type: multipart/report; "
+			  "report-type=delivery-status;\n\tboundary=\"%s\"\n",
+		    bd);
 	if (eight[0] || eight[1] || eight[2])
-		ob_str(&out, "Content-Transfer-Encoding: 8bit\n");
-	ob_str(&out, "\nThis is a MIME-encapsulated message.\n");
+		strbuf_addstr(&out, "Content-Transfer-Encoding: 8bit\n");
+	strbuf_addstr(&out, "\nThis is a MIME-encapsulated message.\n");
 
 	part_header(&out, bd, "Notification",
 		    c.utf8_text ? "text/plain; charset=utf-8"
@@ -698,16 +654,16 @@ dsn_format(const struct dsn_report *r, size_t *len_r)
 		part_header(&out, bd, desc3, type3, eight[2]);
 		put_part(&out, &parts[2]);
 	}
-	ob_printf(&out, "\n--%s--\n", bd);
+	strbuf_addf(&out, "\n--%s--\n", bd);
 
 	for (int i = 0; i < 3; i++)
-		free(parts[i].p);
+		strbuf_free(&parts[i]);
 	free(c.host);
 	free(bd);
 	free(sender);
 	free(qid);
 	*len_r = out.len;
-	return out.p;
+	return strbuf_steal(&out);
 }
 
 size_t

@@ -8,47 +8,9 @@
 
 #include "lib/util.h"
 #include "lib/base64.h"
+#include "lib/strbuf.h"
 #include "lib/xalloc.h"
 #include "mail/mail_header.h"
-
-/* ---- a growable string ------------------------------------------------ */
-
-struct sb {
-	char *s;
-	size_t n, cap;
-};
-
-static void
-sb_addn(struct sb *b, const char *p, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 32;
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		b->s = xreallocarray(b->s, cap, 1);
-		b->cap = cap;
-	}
-	memcpy(b->s + b->n, p, n);
-	b->n += n;
-	b->s[b->n] = '\0';
-}
-
-static void
-sb_addc(struct sb *b, char c)
-{
-	sb_addn(b, &c, 1);
-}
-
-/* The string (never NULL), owned by the caller; b is emptied. */
-static char *
-sb_take(struct sb *b)
-{
-	char *s = b->s != NULL ? b->s : xstrdup("");
-
-	b->s = NULL;
-	b->n = b->cap = 0;
-	return s;
-}
 
 /* ---- header fields ---------------------------------------------------- */
 
@@ -194,7 +156,7 @@ struct toks {
 };
 
 static void
-toks_push(struct toks *t, int type, char *text, struct sb *comment,
+toks_push(struct toks *t, int type, char *text, struct strbuf *comment,
 	  bool space)
 {
 	if (t->n == t->cap) {
@@ -203,7 +165,7 @@ toks_push(struct toks *t, int type, char *text, struct sb *comment,
 	}
 	t->v[t->n].type = type;
 	t->v[t->n].text = text;
-	t->v[t->n].comment = comment->n > 0 ? sb_take(comment) : NULL;
+	t->v[t->n].comment = comment->len > 0 ? strbuf_steal(comment) : NULL;
 	t->v[t->n].space_before = space;
 	t->n++;
 }
@@ -238,7 +200,7 @@ is_fws(char c)
 static int
 tokenize(const char *s, size_t len, struct toks *t, const char **error_r)
 {
-	struct sb comment = {0}, b = {0};
+	struct strbuf comment = {0}, b = {0};
 	bool space = false;
 	size_t i = 0;
 
@@ -256,12 +218,12 @@ tokenize(const char *s, size_t len, struct toks *t, const char **error_r)
 		} else if (c == '(') {
 			/* RFC 5322 3.2.2: comments nest; quoted-pair inside */
 			int depth = 1;
-			if (comment.n > 0)
-				sb_addc(&comment, ' ');
+			if (comment.len > 0)
+				strbuf_addc(&comment, ' ');
 			for (i++; i < len && depth > 0; i++) {
 				char ch = s[i];
 				if (ch == '\\' && i + 1 < len) {
-					sb_addc(&comment, s[++i]);
+					strbuf_addc(&comment, s[++i]);
 					continue;
 				}
 				if (ch == '(')
@@ -271,7 +233,7 @@ tokenize(const char *s, size_t len, struct toks *t, const char **error_r)
 				if (ch == '\0')
 					goto bad_char;
 				if (ch != '\r' && ch != '\n')
-					sb_addc(&comment, ch);
+					strbuf_addc(&comment, ch);
 			}
 			if (depth > 0) {
 				*error_r = "unterminated comment";
@@ -291,38 +253,40 @@ tokenize(const char *s, size_t len, struct toks *t, const char **error_r)
 				} else if (s[i] == '\0') {
 					goto bad_char;
 				}
-				sb_addc(&b, s[i]);
+				strbuf_addc(&b, s[i]);
 			}
 			if (i >= len) {
 				*error_r = "unterminated quoted string";
 				goto fail;
 			}
 			i++;
-			toks_push(t, T_QUOTED, sb_take(&b), &comment, space);
+			toks_push(t, T_QUOTED, strbuf_steal(&b), &comment,
+				  space);
 			space = false;
 		} else if (c == '[') {
 			/* domain-literal: dtext, FWS dropped */
-			sb_addc(&b, '[');
+			strbuf_addc(&b, '[');
 			for (i++; i < len && s[i] != ']'; i++) {
 				unsigned char d = (unsigned char)s[i];
 				if (is_fws((char)d))
 					continue;
 				if (d < 33 || d == 0x7f || d == '[' ||
 				    d == '\\') {
-					free(sb_take(&b));
+					strbuf_free(&b);
 					*error_r = "invalid domain literal";
 					goto fail;
 				}
-				sb_addc(&b, (char)d);
+				strbuf_addc(&b, (char)d);
 			}
 			if (i >= len) {
-				free(sb_take(&b));
+				strbuf_free(&b);
 				*error_r = "unterminated domain literal";
 				goto fail;
 			}
-			sb_addc(&b, ']');
+			strbuf_addc(&b, ']');
 			i++;
-			toks_push(t, T_LITERAL, sb_take(&b), &comment, space);
+			toks_push(t, T_LITERAL, strbuf_steal(&b), &comment,
+				  space);
 			space = false;
 		} else if (strchr("<>@,;:.", c) != NULL && c != '\0') {
 			toks_push(t, c, NULL, &comment, space);
@@ -342,7 +306,7 @@ tokenize(const char *s, size_t len, struct toks *t, const char **error_r)
 bad_char:
 	*error_r = "invalid character in an address";
 fail:
-	free(sb_take(&comment));
+	strbuf_free(&comment);
 	free(b.s);
 	return -1;
 }
@@ -352,7 +316,7 @@ fail:
 struct parser {
 	struct toks t;
 	size_t i;
-	struct sb comment;	/* of the element being parsed */
+	struct strbuf comment;	/* of the element being parsed */
 	struct mail_address_list *l;
 	const char *error;
 };
@@ -369,9 +333,9 @@ take(struct parser *p)
 	struct tok *k = &p->t.v[p->i];
 
 	if (k->comment != NULL) {
-		if (p->comment.n > 0)
-			sb_addc(&p->comment, ' ');
-		sb_addn(&p->comment, k->comment, strlen(k->comment));
+		if (p->comment.len > 0)
+			strbuf_addc(&p->comment, ' ');
+		strbuf_addstr(&p->comment, k->comment);
 	}
 	if (k->type != T_END)
 		p->i++;
@@ -406,18 +370,18 @@ words(struct parser *p, size_t *a_r, size_t *b_r)
 static char *
 phrase_text(const struct parser *p, size_t a, size_t b)
 {
-	struct sb s = {0};
+	struct strbuf s = {0};
 
 	for (size_t k = a; k < b; k++) {
 		const struct tok *t = &p->t.v[k];
 		if (k > a && t->space_before)
-			sb_addc(&s, ' ');
+			strbuf_addc(&s, ' ');
 		if (t->type == '.')
-			sb_addc(&s, '.');
+			strbuf_addc(&s, '.');
 		else
-			sb_addn(&s, t->text, strlen(t->text));
+			strbuf_addstr(&s, t->text);
 	}
-	return sb_take(&s);
+	return strbuf_steal(&s);
 }
 
 /* dot-atom-text: atext runs joined by single dots */
@@ -448,9 +412,9 @@ is_dot_atom(const char *s)
  * RFC 5321 4.1.2's equivalent form, else one quoted string.
  */
 static int
-local_part(struct parser *p, size_t a, size_t b, struct sb *s)
+local_part(struct parser *p, size_t a, size_t b, struct strbuf *s)
 {
-	struct sb raw = {0};
+	struct strbuf raw = {0};
 	char *r;
 
 	if (a == b)
@@ -464,28 +428,28 @@ local_part(struct parser *p, size_t a, size_t b, struct sb *s)
 			return fail(p, "invalid local part");
 		}
 		if (t->type == '.')
-			sb_addc(&raw, '.');
+			strbuf_addc(&raw, '.');
 		else
-			sb_addn(&raw, t->text, strlen(t->text));
+			strbuf_addstr(&raw, t->text);
 	}
 	if ((b - a) % 2 == 0) {		/* ends in a dot */
 		free(raw.s);
 		return fail(p, "invalid local part");
 	}
-	r = sb_take(&raw);
+	r = strbuf_steal(&raw);
 	if (is_dot_atom(r)) {
-		sb_addn(s, r, strlen(r));
+		strbuf_addstr(s, r);
 	} else {
-		sb_addc(s, '"');
+		strbuf_addc(s, '"');
 		for (const char *c = r; *c != '\0'; c++) {
 			/* a CR or LF came from a quoted-pair (obs-qp):
 			 * bare, it would read as folding and vanish */
 			if (*c == '"' || *c == '\\' || *c == '\r' ||
 			    *c == '\n')
-				sb_addc(s, '\\');
-			sb_addc(s, *c);
+				strbuf_addc(s, '\\');
+			strbuf_addc(s, *c);
 		}
-		sb_addc(s, '"');
+		strbuf_addc(s, '"');
 	}
 	free(r);
 	return 0;
@@ -493,11 +457,11 @@ local_part(struct parser *p, size_t a, size_t b, struct sb *s)
 
 /* domain = dot-atom / domain-literal / obs-domain */
 static int
-domain(struct parser *p, struct sb *s)
+domain(struct parser *p, struct strbuf *s)
 {
 	if (peek(p) == T_LITERAL) {
 		const char *d = take(p)->text;
-		sb_addn(s, d, strlen(d));
+		strbuf_addstr(s, d);
 		return 0;
 	}
 	for (;;) {
@@ -505,11 +469,11 @@ domain(struct parser *p, struct sb *s)
 		if (peek(p) != T_ATOM)
 			return fail(p, "invalid domain");
 		t = take(p);
-		sb_addn(s, t->text, strlen(t->text));
+		strbuf_addstr(s, t->text);
 		if (peek(p) != '.')
 			return 0;
 		take(p);
-		sb_addc(s, '.');
+		strbuf_addc(s, '.');
 	}
 }
 
@@ -522,29 +486,29 @@ mailbox_add(struct parser *p, char *display, char *addr, const char *group)
 
 	/* a comment after the address belongs to it too */
 	if (next->comment != NULL) {
-		if (p->comment.n > 0)
-			sb_addc(&p->comment, ' ');
-		sb_addn(&p->comment, next->comment, strlen(next->comment));
+		if (p->comment.len > 0)
+			strbuf_addc(&p->comment, ' ');
+		strbuf_addstr(&p->comment, next->comment);
 	}
 	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
 	m = &l->v[l->n++];
 	m->display = display;
 	m->addr = addr;
-	m->comment = p->comment.n > 0 ? sb_take(&p->comment) : NULL;
+	m->comment = p->comment.len > 0 ? strbuf_steal(&p->comment) : NULL;
 	m->group = group != NULL ? xstrdup(group) : NULL;
-	p->comment.n = 0;
+	strbuf_reset(&p->comment);
 }
 
 /* angle-addr / obs-angle-addr (with a source route, which is dropped) */
 static int
-angle_addr(struct parser *p, struct sb *addr)
+angle_addr(struct parser *p, struct strbuf *addr)
 {
 	size_t a, b;
 
 	take(p);		/* '<' */
 	if (peek(p) == '@' || peek(p) == ',') {
 		/* obs-route = obs-domain-list ":" */
-		struct sb route = {0};
+		struct strbuf route = {0};
 		int r = 0;
 		for (;;) {
 			while (peek(p) == ',')
@@ -570,7 +534,7 @@ angle_addr(struct parser *p, struct sb *addr)
 	if (peek(p) != '@')
 		return fail(p, "an address without '@'");
 	take(p);
-	sb_addc(addr, '@');
+	strbuf_addc(addr, '@');
 	if (domain(p, addr) < 0)
 		return -1;
 	if (peek(p) != '>')
@@ -586,11 +550,11 @@ angle_addr(struct parser *p, struct sb *addr)
 static int
 element(struct parser *p, const char *group)
 {
-	struct sb addr = {0};
+	struct strbuf addr = {0};
 	size_t a, b;
 	int next;
 
-	p->comment.n = 0;
+	strbuf_reset(&p->comment);
 	words(p, &a, &b);
 	next = peek(p);
 	if (next == '<') {
@@ -600,7 +564,7 @@ element(struct parser *p, const char *group)
 			free(addr.s);
 			return -1;
 		}
-		mailbox_add(p, display, sb_take(&addr), group);
+		mailbox_add(p, display, strbuf_steal(&addr), group);
 		return 0;
 	}
 	if (next == '@' && a < b) {
@@ -609,12 +573,12 @@ element(struct parser *p, const char *group)
 			return -1;
 		}
 		take(p);
-		sb_addc(&addr, '@');
+		strbuf_addc(&addr, '@');
 		if (domain(p, &addr) < 0) {
 			free(addr.s);
 			return -1;
 		}
-		mailbox_add(p, NULL, sb_take(&addr), group);
+		mailbox_add(p, NULL, strbuf_steal(&addr), group);
 		return 0;
 	}
 	if (next == ':' && a < b && group == NULL) {
@@ -713,10 +677,10 @@ mail_address_list_clear(struct mail_address_list *l)
  * the end of the string.
  */
 static int
-encoded_word(const char *s, const char *lim, struct sb *out, size_t *len_r)
+encoded_word(const char *s, const char *lim, struct strbuf *out, size_t *len_r)
 {
 	const char *cs, *enc, *text, *end;
-	struct sb d = {0};
+	struct strbuf d = {0};
 	size_t room = (size_t)(lim - s) < EW_MAX ? (size_t)(lim - s) : EW_MAX;
 
 	if (room < 8 || s[0] != '=' || s[1] != '?')
@@ -742,31 +706,31 @@ encoded_word(const char *s, const char *lim, struct sb *out, size_t *len_r)
 			free(buf);
 			return -1;
 		}
-		sb_addn(&d, buf, (size_t)r);
+		strbuf_add(&d, buf, (size_t)r);
 		free(buf);
 	} else if (enc[1] == 'Q' || enc[1] == 'q') {
 		for (const char *c = text; c < end; c++) {
 			int h, l;
 			if (*c == '_') {
-				sb_addc(&d, ' ');
+				strbuf_addc(&d, ' ');
 			} else if (*c == '=' && c + 2 < end &&
 				   (h = hex_digit(c[1])) >= 0 &&
 				   (l = hex_digit(c[2])) >= 0) {
-				sb_addc(&d, (char)(h * 16 + l));
+				strbuf_addc(&d, (char)(h * 16 + l));
 				c += 2;
 			} else {
-				sb_addc(&d, *c);
+				strbuf_addc(&d, *c);
 			}
 		}
 	} else {
 		return -1;
 	}
 	/* control octets (NUL included) read as space */
-	for (size_t i = 0; i < d.n; i++)
+	for (size_t i = 0; i < d.len; i++)
 		if ((unsigned char)d.s[i] < 0x20 || d.s[i] == 0x7f)
 			d.s[i] = ' ';
-	if (d.n > 0)
-		sb_addn(out, d.s, d.n);
+	if (d.len > 0)
+		strbuf_add(out, d.s, d.len);
 	free(d.s);
 	*len_r = (size_t)(end + 2 - s);
 	return 0;
@@ -776,11 +740,11 @@ char *
 mail_display_decode(const char *s)
 {
 	const char *lim = s + strlen(s);
-	struct sb out = {0};
-	size_t after_word = (size_t)-1;	/* out.n after the last one */
+	struct strbuf out = {0};
+	size_t after_word = (size_t)-1;	/* out.len after the last one */
 
 	while (*s != '\0') {
-		size_t n, before = out.n;
+		size_t n, before = out.len;
 		if (s[0] == '=' && s[1] == '?' &&
 		    encoded_word(s, lim, &out, &n) == 0) {
 			/* RFC 2047 6.2: white space between two encoded
@@ -792,18 +756,19 @@ mail_display_decode(const char *s)
 						ws = false;
 				if (ws) {
 					memmove(out.s + after_word,
-						out.s + before, out.n - before);
-					out.n -= before - after_word;
-					out.s[out.n] = '\0';
+						out.s + before,
+						out.len - before);
+					out.len -= before - after_word;
+					out.s[out.len] = '\0';
 				}
 			}
-			after_word = out.n;
+			after_word = out.len;
 			s += n;
 			continue;
 		}
-		sb_addc(&out, *s++);
+		strbuf_addc(&out, *s++);
 	}
-	return sb_take(&out);
+	return strbuf_steal(&out);
 }
 
 static bool

@@ -15,33 +15,13 @@
 void
 milter_buf_clear(struct milter_buf *b)
 {
-	free(b->data);
-	memset(b, 0, sizeof(*b));
-}
-
-static void
-grow(struct milter_buf *b, size_t more)
-{
-	size_t cap;
-
-	if (more > SIZE_MAX / 2 - b->len)
-		fatal("milter_buf: too large");
-	if (b->len + more <= b->cap)
-		return;
-	cap = b->cap < 256 ? 256 : b->cap;
-	while (cap < b->len + more)
-		cap *= 2;
-	b->data = xreallocarray(b->data, cap, 1);
-	b->cap = cap;
+	strbuf_free(&b->out);
 }
 
 static void
 put(struct milter_buf *b, const void *p, size_t n)
 {
-	grow(b, n);
-	if (n > 0)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
+	strbuf_add(&b->out, p, n);
 }
 
 static void
@@ -62,7 +42,7 @@ put_str(struct milter_buf *b, const char *s)
 static size_t
 begin(struct milter_buf *b, enum milter_cmd cmd)
 {
-	size_t at = b->len;
+	size_t at = b->out.len;
 	unsigned char c = (unsigned char)cmd;
 
 	put_u32(b, 0);
@@ -73,8 +53,8 @@ begin(struct milter_buf *b, enum milter_cmd cmd)
 static void
 end(struct milter_buf *b, size_t at)
 {
-	size_t n = b->len - at - 4;
-	unsigned char *o = b->data + at;
+	size_t n = b->out.len - at - 4;
+	unsigned char *o = (unsigned char *)b->out.s + at;
 
 	if (n > UINT32_MAX)
 		fatal("milter packet too large");

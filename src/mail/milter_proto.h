@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/strbuf.h"
+
 #define MILTER_VERSION 6
 /* Body chunks and replbody pieces are at most this long (libmilter's
  * MILTER_CHUNK_SIZE). */
@@ -116,8 +118,7 @@ enum milter_macro_stage {
 
 /* A growable packet buffer (the encoder appends whole packets). */
 struct milter_buf {
-	unsigned char *data;
-	size_t len, cap;
+	struct strbuf out;	/* the packets, ready to write */
 };
 
 void milter_buf_clear(struct milter_buf *b);	/* frees */

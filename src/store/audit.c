@@ -32,21 +32,6 @@
  * and a last field or two are left over. */
 #define REC_MAX (AUDIT_LINE_MAX - 2 * FIELD_MAX)
 
-static void
-rec_put(struct audit_rec *r, const char *p, size_t n)
-{
-	if (r->len + n + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 512;
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		r->buf = xreallocarray(r->buf, cap, 1);
-		r->cap = cap;
-	}
-	memcpy(r->buf + r->len, p, n);
-	r->len += n;
-	r->buf[r->len] = '\0';
-}
-
 /* One field through the encoder: ,"key":value */
 static void
 rec_field(struct audit_rec *r, const struct log_field *f)
@@ -57,7 +42,7 @@ rec_field(struct audit_rec *r, const struct log_field *f)
 
 	buf[0] = '\0';
 	logfmt_fields(&o, LOGFMT_JSON, fs);
-	rec_put(r, buf, o.len);
+	strbuf_add(&r->b, buf, o.len);
 }
 
 void
@@ -109,8 +94,8 @@ audit_rec_bool(struct audit_rec *r, const char *key, bool val)
 	logfmt_fields(&o, LOGFMT_JSON, f);
 	if (o.len > 0)
 		o.len--;	/* the 0 */
-	rec_put(r, buf, o.len);
-	rec_put(r, val ? "true" : "false", val ? 4 : 5);
+	strbuf_add(&r->b, buf, o.len);
+	strbuf_add(&r->b, val ? "true" : "false", val ? 4 : 5);
 }
 
 void
@@ -120,23 +105,23 @@ audit_rec_strv(struct audit_rec *r, const char *key, char *const *v, size_t n)
 	size_t i;
 
 	audit_rec_uint(r, key, 0);
-	r->len--;		/* the 0 becomes the array */
-	rec_put(r, "[", 1);
+	r->b.len--;		/* the 0 becomes the array */
+	strbuf_addc(&r->b, '[');
 	for (i = 0; i < n; i++) {
 		struct logfmt_out o = {buf, 0, sizeof(buf), false};
 		const struct log_field f = {
 		    .key = "v", .type = LOG_FIELD_STR, .v.s = v[i]};
 
 		logfmt_value(&o, LOGFMT_JSON, &f);
-		if (r->len + o.len + 2 > REC_MAX) {
+		if (r->b.len + o.len + 2 > REC_MAX) {
 			r->cut = true;
 			break;
 		}
 		if (i > 0)
-			rec_put(r, ",", 1);
-		rec_put(r, buf, o.len);
+			strbuf_addc(&r->b, ',');
+		strbuf_add(&r->b, buf, o.len);
 	}
-	rec_put(r, "]", 1);
+	strbuf_addc(&r->b, ']');
 }
 
 char *
@@ -146,7 +131,7 @@ audit_rec_end(struct audit_rec *r)
 
 	if (r->cut)
 		audit_rec_bool(r, "cut", true);
-	s = r->buf != NULL ? r->buf : xstrdup("");
+	s = strbuf_steal(&r->b);
 	memset(r, 0, sizeof(*r));
 	return s;
 }
@@ -154,7 +139,7 @@ audit_rec_end(struct audit_rec *r)
 void
 audit_rec_clear(struct audit_rec *r)
 {
-	free(r->buf);
+	strbuf_free(&r->b);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -369,21 +354,21 @@ static char *
 chain_lines(char *const *recs, size_t n, char head[HASHCHAIN_HEX_LEN + 1],
 	    size_t *len_r)
 {
-	struct audit_rec out = {.buf = NULL};
+	struct strbuf out = {0};
 
 	for (size_t i = 0; i < n; i++) {
 		size_t start = out.len;
 
-		rec_put(&out, HASHCHAIN_PREFIX, HASHCHAIN_PREFIX_LEN);
-		rec_put(&out, head, HASHCHAIN_HEX_LEN);
-		rec_put(&out, "\"", 1);
-		rec_put(&out, recs[i], strlen(recs[i]));
-		rec_put(&out, "}", 1);
-		hashchain_sha256_hex(out.buf + start, out.len - start, head);
-		rec_put(&out, "\n", 1);
+		strbuf_add(&out, HASHCHAIN_PREFIX, HASHCHAIN_PREFIX_LEN);
+		strbuf_add(&out, head, HASHCHAIN_HEX_LEN);
+		strbuf_addc(&out, '"');
+		strbuf_addstr(&out, recs[i]);
+		strbuf_addc(&out, '}');
+		hashchain_sha256_hex(out.s + start, out.len - start, head);
+		strbuf_addc(&out, '\n');
 	}
 	*len_r = out.len;
-	return out.buf;
+	return out.s;
 }
 
 int

@@ -34,6 +34,7 @@
 #include <sys/types.h>
 
 #include "lib/hashchain.h"
+#include "lib/strbuf.h"
 
 #define AUDIT_DIR "log"
 #define AUDIT_FILE "audit.log"
@@ -50,8 +51,7 @@ struct audit_config {
 
 /* The fields of one line after "prev", built one at a time. */
 struct audit_rec {
-	char *buf;
-	size_t len, cap;
+	struct strbuf b;	/* the record so far */
 	bool cut;		/* an array was cut to keep the line bounded */
 };
 

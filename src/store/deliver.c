@@ -44,6 +44,7 @@
 #include "lib/xalloc.h"
 #include "lib/log.h"
 #include "lib/loopq.h"
+#include "lib/strbuf.h"
 #include "lib/workq.h"
 
 /* ---- spool ---------------------------------------------------------- */
@@ -51,8 +52,7 @@
 struct spool {
 	char *path;
 	int fd;			/* -1 until spilled */
-	unsigned char *mem;
-	size_t mem_len, mem_cap;
+	struct strbuf mem;	/* the octets until spilled */
 	uint64_t size;
 };
 
@@ -78,27 +78,17 @@ spool_write(struct spool *sp, const void *data, size_t len)
 {
 	if (len == 0)
 		return 0;
-	if (sp->fd < 0 && sp->mem_len + len <= SPOOL_MEM_MAX) {
-		if (sp->mem_len + len > sp->mem_cap) {
-			size_t cap = sp->mem_cap ? sp->mem_cap : 4096;
-			while (cap < sp->mem_len + len)
-				cap *= 2;
-			sp->mem = xreallocarray(sp->mem, cap, 1);
-			sp->mem_cap = cap;
-		}
-		memcpy(sp->mem + sp->mem_len, data, len);
-		sp->mem_len += len;
+	if (sp->fd < 0 && sp->mem.len + len <= SPOOL_MEM_MAX) {
+		strbuf_add(&sp->mem, data, len);
 		sp->size += len;
 		return 0;
 	}
 	if (sp->fd < 0) {
 		/* spill: the file takes everything from here on */
 		if (spool_open(sp) < 0 ||
-		    write_full(sp->fd, sp->mem, sp->mem_len) < 0)
+		    write_full(sp->fd, sp->mem.s, sp->mem.len) < 0)
 			return -1;
-		free(sp->mem);
-		sp->mem = NULL;
-		sp->mem_len = sp->mem_cap = 0;
+		strbuf_free(&sp->mem);
 	}
 	if (write_full(sp->fd, data, len) < 0)
 		return -1;
@@ -144,7 +134,7 @@ spool_free(struct spool **spp)
 		close(sp->fd);
 		unlink(sp->path);
 	}
-	free(sp->mem);
+	strbuf_free(&sp->mem);
 	free(sp->path);
 	free(sp);
 	*spp = NULL;
@@ -158,7 +148,7 @@ spool_read(const struct spool *sp, uint64_t off, void *buf, size_t n)
 	if (n > sp->size - off)
 		n = (size_t)(sp->size - off);
 	if (sp->fd < 0) {
-		memcpy(buf, sp->mem + off, n);
+		memcpy(buf, sp->mem.s + off, n);
 		return (ssize_t)n;
 	}
 	for (;;) {
@@ -181,7 +171,7 @@ spool_flush(struct spool *sp)
 	if (sp->fd < 0) {
 		if (spool_open(sp) < 0)
 			return -1;
-		if (write_full(sp->fd, sp->mem, sp->mem_len) < 0)
+		if (write_full(sp->fd, sp->mem.s, sp->mem.len) < 0)
 			return -1;
 	}
 	return 0;
@@ -198,7 +188,7 @@ spool_copy_range(struct spool *sp, uint64_t from, uint64_t to, int fd)
 	if (from >= to)
 		return 0;
 	if (sp->fd < 0)
-		return write_full(fd, sp->mem + from, (size_t)(to - from));
+		return write_full(fd, sp->mem.s + from, (size_t)(to - from));
 	while (from < to) {
 		size_t want = to - from < sizeof(buf) ? (size_t)(to - from)
 						      : sizeof(buf);
@@ -233,14 +223,12 @@ spool_insert(struct spool *sp, uint64_t off, const void *data, size_t len)
 	if (len == 0)
 		return 0;
 	if (sp->fd < 0) {
-		if (sp->mem_len + len > sp->mem_cap) {
-			sp->mem_cap = sp->mem_len + len;
-			sp->mem = xreallocarray(sp->mem, sp->mem_cap, 1);
-		}
-		memmove(sp->mem + off + len, sp->mem + off,
-			sp->mem_len - (size_t)off);
-		memcpy(sp->mem + off, data, len);
-		sp->mem_len += len;
+		strbuf_grow(&sp->mem, len);
+		memmove(sp->mem.s + off + len, sp->mem.s + off,
+			sp->mem.len - (size_t)off);
+		memcpy(sp->mem.s + off, data, len);
+		sp->mem.len += len;
+		sp->mem.s[sp->mem.len] = '\0';
 		sp->size += len;
 		return 0;
 	}

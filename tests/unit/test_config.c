@@ -15,37 +15,10 @@
 #include "unit.h"
 
 #include "daemon/config.h"
+#include "lib/strbuf.h"
 #include "lib/xalloc.h"
 
 /* ---- a config as text: one "key=value" line per field ---------------- */
-
-struct strbuf {
-	char *s;
-	size_t len, size;
-};
-
-static void sb_printf(struct strbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-sb_printf(struct strbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	assert_true(n >= 0);
-	if (b->len + (size_t)n + 1 > b->size) {
-		b->size = (b->len + (size_t)n + 1) * 2;
-		b->s = xreallocarray(b->s, b->size, 1);
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, b->size - b->len, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
 
 static void
 dump_cidrs(struct strbuf *b, const struct cidr_list *l)
@@ -55,8 +28,8 @@ dump_cidrs(struct strbuf *b, const struct cidr_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		assert_non_null(inet_ntop(l->v[i].family, l->v[i].addr, addr,
 					  sizeof(addr)));
-		sb_printf(b, "%s%s/%u", i > 0 ? "," : "", addr,
-			  l->v[i].prefix);
+		strbuf_addf(b, "%s%s/%u", i > 0 ? "," : "", addr,
+			    l->v[i].prefix);
 	}
 }
 
@@ -101,98 +74,101 @@ dump(const struct config *c)
 {
 	struct strbuf b = {0};
 
-	sb_printf(&b, "path=%s\n", c->path);
-	sb_printf(&b, "hostname=%s\n", c->hostname);
-	sb_printf(&b, "data_dir=%s\n", c->data_dir);
-	sb_printf(&b, "user=%s\n", c->user != NULL ? c->user : "(none)");
-	sb_printf(&b, "postmaster=%s\n",
-		  c->postmaster != NULL ? c->postmaster : "(default)");
-	sb_printf(&b, "workers=%u\n", c->workers);
-	sb_printf(&b, "log.format=%s\n",
-		  c->log.format == LOG_FORMAT_KV	 ? "kv"
-		  : c->log.format == LOG_FORMAT_JSON ? "json"
-						     : "?");
-	sb_printf(&b, "log.file=%s\n",
-		  c->log.file != NULL ? c->log.file : "(stderr)");
-	sb_printf(&b, "log.level=%s\n", level_name(c->log.level));
-	sb_printf(&b, "log.rotate=%s\n",
-		  c->log.rotate == LOG_ROTATE_DAILY ? "daily" : "none");
-	sb_printf(&b, "userdb.driver=%s\n", c->userdb.driver);
-	sb_printf(&b, "userdb.path=%s\n", c->userdb.path);
-	sb_printf(&b, "max_message_size=%llu\n",
-		  (unsigned long long)c->smtp.max_message_size);
-	sb_printf(&b, "max_recipients=%u\n", c->smtp.max_recipients);
-	sb_printf(&b, "max_errors=%u\n", c->smtp.max_errors);
-	sb_printf(&b, "max_command_line=%u\n", c->smtp.max_command_line);
-	sb_printf(&b, "max_text_line=%u\n", c->smtp.max_text_line);
-	sb_printf(&b, "vrfy=%s\n", c->smtp.vrfy ? "true" : "false");
+	strbuf_addf(&b, "path=%s\n", c->path);
+	strbuf_addf(&b, "hostname=%s\n", c->hostname);
+	strbuf_addf(&b, "data_dir=%s\n", c->data_dir);
+	strbuf_addf(&b, "user=%s\n", c->user != NULL ? c->user : "(none)");
+	strbuf_addf(&b, "postmaster=%s\n",
+		    c->postmaster != NULL ? c->postmaster : "(default)");
+	strbuf_addf(&b, "workers=%u\n", c->workers);
+	strbuf_addf(&b, "log.format=%s\n",
+		    c->log.format == LOG_FORMAT_KV	 ? "kv"
+		    : c->log.format == LOG_FORMAT_JSON ? "json"
+						       : "?");
+	strbuf_addf(&b, "log.file=%s\n",
+		    c->log.file != NULL ? c->log.file : "(stderr)");
+	strbuf_addf(&b, "log.level=%s\n", level_name(c->log.level));
+	strbuf_addf(&b, "log.rotate=%s\n",
+		    c->log.rotate == LOG_ROTATE_DAILY ? "daily" : "none");
+	strbuf_addf(&b, "userdb.driver=%s\n", c->userdb.driver);
+	strbuf_addf(&b, "userdb.path=%s\n", c->userdb.path);
+	strbuf_addf(&b, "max_message_size=%llu\n",
+		    (unsigned long long)c->smtp.max_message_size);
+	strbuf_addf(&b, "max_recipients=%u\n", c->smtp.max_recipients);
+	strbuf_addf(&b, "max_errors=%u\n", c->smtp.max_errors);
+	strbuf_addf(&b, "max_command_line=%u\n", c->smtp.max_command_line);
+	strbuf_addf(&b, "max_text_line=%u\n", c->smtp.max_text_line);
+	strbuf_addf(&b, "vrfy=%s\n", c->smtp.vrfy ? "true" : "false");
 	if (c->smtp.recipient_delimiter == '\0')
-		sb_printf(&b, "recipient_delimiter=(none)\n");
+		strbuf_addf(&b, "recipient_delimiter=(none)\n");
 	else
-		sb_printf(&b, "recipient_delimiter=%c\n",
-			  c->smtp.recipient_delimiter);
-	sb_printf(&b, "trusted_networks=");
+		strbuf_addf(&b, "recipient_delimiter=%c\n",
+			    c->smtp.recipient_delimiter);
+	strbuf_addf(&b, "trusted_networks=");
 	dump_cidrs(&b, &c->smtp.trusted_networks);
-	sb_printf(&b, "\n");
-	sb_printf(&b, "timeouts=%llu/%llu/%llu\n",
-		  (unsigned long long)c->smtp.timeout_command,
-		  (unsigned long long)c->smtp.timeout_data_block,
-		  (unsigned long long)c->smtp.timeout_data_end);
-	sb_printf(&b, "min_data_rate=%llu\n",
-		  (unsigned long long)c->smtp.min_data_rate);
-	sb_printf(&b, "max_connections=%u\n", c->limits.max_connections);
-	sb_printf(&b, "max_connections_per_ip=%u\n",
-		  c->limits.max_connections_per_ip);
-	sb_printf(&b, "connection_rate=%u/%llu\n", c->limits.conn_rate_count,
-		  (unsigned long long)c->limits.conn_rate_window);
-	sb_printf(&b, "greet_pass_ttl=%llu\n",
-		  (unsigned long long)c->limits.greet_pass_ttl);
-	sb_printf(&b, "shutdown_timeout=%llu\n",
-		  (unsigned long long)c->limits.shutdown_timeout);
-	sb_printf(&b, "stress=threshold:%u timeout:%llu\n",
-		  c->limits.stress_threshold, (unsigned long long)c->limits.stress_timeout);
-	sb_printf(&b, "ipv6=/%u wide=/%u x%u\n", c->limits.ipv6_prefix,
-		  c->limits.ipv6_wide_prefix, c->limits.ipv6_wide_factor);
-	sb_printf(&b, "tls.certificates=");
+	strbuf_addf(&b, "\n");
+	strbuf_addf(&b, "timeouts=%llu/%llu/%llu\n",
+		    (unsigned long long)c->smtp.timeout_command,
+		    (unsigned long long)c->smtp.timeout_data_block,
+		    (unsigned long long)c->smtp.timeout_data_end);
+	strbuf_addf(&b, "min_data_rate=%llu\n",
+		    (unsigned long long)c->smtp.min_data_rate);
+	strbuf_addf(&b, "max_connections=%u\n", c->limits.max_connections);
+	strbuf_addf(&b, "max_connections_per_ip=%u\n",
+		    c->limits.max_connections_per_ip);
+	strbuf_addf(&b, "connection_rate=%u/%llu\n", c->limits.conn_rate_count,
+		    (unsigned long long)c->limits.conn_rate_window);
+	strbuf_addf(&b, "greet_pass_ttl=%llu\n",
+		    (unsigned long long)c->limits.greet_pass_ttl);
+	strbuf_addf(&b, "shutdown_timeout=%llu\n",
+		    (unsigned long long)c->limits.shutdown_timeout);
+	strbuf_addf(&b, "stress=threshold:%u timeout:%llu\n",
+		    c->limits.stress_threshold,
+		    (unsigned long long)c->limits.stress_timeout);
+	strbuf_addf(&b, "ipv6=/%u wide=/%u x%u\n", c->limits.ipv6_prefix,
+		    c->limits.ipv6_wide_prefix, c->limits.ipv6_wide_factor);
+	strbuf_addf(&b, "tls.certificates=");
 	for (size_t i = 0; i < c->tls.ncerts; i++)
-		sb_printf(&b, "%s%s+%s@%d", i > 0 ? "," : "",
-			  c->tls.certs[i].cert, c->tls.certs[i].key,
-			  c->tls.certs[i].line);
-	sb_printf(&b, "\n");
-	sb_printf(&b, "tls.min_version=%s\n", c->tls.min_version);
-	sb_printf(&b, "tls.ciphers=%s\n", c->tls.ciphers);
-	sb_printf(&b, "tls.ciphersuites=%s\n",
-		  c->tls.ciphersuites != NULL ? c->tls.ciphersuites
-					      : "(openssl)");
-	sb_printf(&b, "tls.handshake_timeout=%llu\n",
-		  (unsigned long long)c->tls.handshake_timeout);
-	sb_printf(&b, "auth.cram_md5=%s\n", c->auth.cram_md5 ? "true" : "false");
-	sb_printf(&b, "auth.failures=%u/%u window=%llu ban=%llu\n",
-		  c->auth.max_failures_ip, c->auth.max_failures_account,
-		  (unsigned long long)c->auth.failure_window,
-		  (unsigned long long)c->auth.ban_time);
-	sb_printf(&b, "auth.delay=%llu..%llu\n",
-		  (unsigned long long)c->auth.delay_base_ms,
-		  (unsigned long long)c->auth.delay_max_ms);
-	sb_printf(&b, "submission.check_from=%s\n",
-		  c->submission.check_from ? "true" : "false");
-	sb_printf(&b, "submission.refuse_address_display_name=%s\n",
-		  c->submission.refuse_address_display_name ? "true"
-							    : "false");
-	sb_printf(&b, "pop3=timeout:%llu login_delay:%llu\n",
-		  (unsigned long long)c->pop3.timeout,
-		  (unsigned long long)c->pop3.login_delay);
-	sb_printf(&b, "pop3.login_timeout=%llu\n",
-		  (unsigned long long)c->pop3.login_timeout);
-	sb_printf(&b, "retention=mail:%llu interval:%llu logs:%llu\n",
-		  (unsigned long long)c->retention.mail,
-		  (unsigned long long)c->retention.interval,
-		  (unsigned long long)c->retention.logs);
-	sb_printf(&b, "dns=%s", c->dns.mode);
+		strbuf_addf(&b, "%s%s+%s@%d", i > 0 ? "," : "",
+			    c->tls.certs[i].cert, c->tls.certs[i].key,
+			    c->tls.certs[i].line);
+	strbuf_addf(&b, "\n");
+	strbuf_addf(&b, "tls.min_version=%s\n", c->tls.min_version);
+	strbuf_addf(&b, "tls.ciphers=%s\n", c->tls.ciphers);
+	strbuf_addf(&b, "tls.ciphersuites=%s\n",
+		    c->tls.ciphersuites != NULL ? c->tls.ciphersuites
+						: "(openssl)");
+	strbuf_addf(&b, "tls.handshake_timeout=%llu\n",
+		    (unsigned long long)c->tls.handshake_timeout);
+	strbuf_addf(&b, "auth.cram_md5=%s\n",
+		    c->auth.cram_md5 ? "true" : "false");
+	strbuf_addf(&b, "auth.failures=%u/%u window=%llu ban=%llu\n",
+		    c->auth.max_failures_ip, c->auth.max_failures_account,
+		    (unsigned long long)c->auth.failure_window,
+		    (unsigned long long)c->auth.ban_time);
+	strbuf_addf(&b, "auth.delay=%llu..%llu\n",
+		    (unsigned long long)c->auth.delay_base_ms,
+		    (unsigned long long)c->auth.delay_max_ms);
+	strbuf_addf(&b, "submission.check_from=%s\n",
+		    c->submission.check_from ? "true" : "false");
+	strbuf_addf(&b, "submission.refuse_address_display_name=%s\n",
+		    c->submission.refuse_address_display_name ? "true"
+							      : "false");
+	strbuf_addf(&b, "pop3=timeout:%llu login_delay:%llu\n",
+		    (unsigned long long)c->pop3.timeout,
+		    (unsigned long long)c->pop3.login_delay);
+	strbuf_addf(&b, "pop3.login_timeout=%llu\n",
+		    (unsigned long long)c->pop3.login_timeout);
+	strbuf_addf(&b, "retention=mail:%llu interval:%llu logs:%llu\n",
+		    (unsigned long long)c->retention.mail,
+		    (unsigned long long)c->retention.interval,
+		    (unsigned long long)c->retention.logs);
+	strbuf_addf(&b, "dns=%s", c->dns.mode);
 	for (size_t i = 0; i < c->dns.nforwarders; i++)
-		sb_printf(&b, "%s%s", i ? "," : " fwd:", c->dns.forwarders[i]);
-	sb_printf(&b, " ta:%s\n",
-		  c->dns.trust_anchor ? c->dns.trust_anchor : "-");
+		strbuf_addf(&b, "%s%s", i ? "," : " fwd:",
+			    c->dns.forwarders[i]);
+	strbuf_addf(&b, " ta:%s\n",
+		    c->dns.trust_anchor ? c->dns.trust_anchor : "-");
 	{
 		char a4[INET6_ADDRSTRLEN] = "-", a6[INET6_ADDRSTRLEN] = "-";
 		if (c->outbound.source4_len > 0)
@@ -205,67 +181,70 @@ dump(const struct config *c)
 				  &((const struct sockaddr_in6 *)&c
 					->outbound.source6)->sin6_addr,
 				  a6, sizeof(a6));
-		sb_printf(&b,
-			  "outbound=v4:%d v6:%d prefer4:%d src:%s,%s port:%u "
-			  "tls:%d conns:%u/%u\n",
-			  c->outbound.ipv4, c->outbound.ipv6,
-			  c->outbound.prefer_ipv4, a4, a6, c->outbound.port,
-			  (int)c->outbound.tls, c->outbound.max_connections,
-			  c->outbound.max_per_domain);
+		strbuf_addf(&b,
+			    "outbound=v4:%d v6:%d prefer4:%d src:%s,%s port:%u "
+			    "tls:%d conns:%u/%u\n",
+			    c->outbound.ipv4, c->outbound.ipv6,
+			    c->outbound.prefer_ipv4, a4, a6, c->outbound.port,
+			    (int)c->outbound.tls, c->outbound.max_connections,
+			    c->outbound.max_per_domain);
 	}
-	sb_printf(&b, "outbound.tls_policy=");
+	strbuf_addf(&b, "outbound.tls_policy=");
 	for (size_t i = 0; i < c->outbound.ntls_policies; i++)
-		sb_printf(&b, "%s%s:%d", i ? "," : "", c->outbound.tls_policies[i].domain,
-			  (int)c->outbound.tls_policies[i].policy);
-	sb_printf(&b, "\n");
-	sb_printf(&b, "outbound.timeouts=%llu,%llu,%llu,%llu,%llu,%llu\n",
-		  (unsigned long long)c->outbound.timeout_connect,
-		  (unsigned long long)c->outbound.timeout_greeting,
-		  (unsigned long long)c->outbound.timeout_command,
-		  (unsigned long long)c->outbound.timeout_data_init,
-		  (unsigned long long)c->outbound.timeout_data_block,
-		  (unsigned long long)c->outbound.timeout_data_end);
-	sb_printf(&b, "queue=lifetime:%llu retry:%llu..%llu warn:%llu\n",
-		  (unsigned long long)c->queue.lifetime,
-		  (unsigned long long)c->queue.retry_min,
-		  (unsigned long long)c->queue.retry_max,
-		  (unsigned long long)c->queue.delay_warning);
-	sb_printf(&b, "smarthost=%s port:%u tls:%d verify:%d creds:%s domains:",
-		  c->smarthost.host ? c->smarthost.host : "-",
-		  c->smarthost.port, (int)c->smarthost.tls,
-		  c->smarthost.verify,
-		  c->smarthost.credentials ? c->smarthost.credentials : "-");
+		strbuf_addf(&b, "%s%s:%d", i ? "," : "",
+			    c->outbound.tls_policies[i].domain,
+			    (int)c->outbound.tls_policies[i].policy);
+	strbuf_addf(&b, "\n");
+	strbuf_addf(&b, "outbound.timeouts=%llu,%llu,%llu,%llu,%llu,%llu\n",
+		    (unsigned long long)c->outbound.timeout_connect,
+		    (unsigned long long)c->outbound.timeout_greeting,
+		    (unsigned long long)c->outbound.timeout_command,
+		    (unsigned long long)c->outbound.timeout_data_init,
+		    (unsigned long long)c->outbound.timeout_data_block,
+		    (unsigned long long)c->outbound.timeout_data_end);
+	strbuf_addf(&b, "queue=lifetime:%llu retry:%llu..%llu warn:%llu\n",
+		    (unsigned long long)c->queue.lifetime,
+		    (unsigned long long)c->queue.retry_min,
+		    (unsigned long long)c->queue.retry_max,
+		    (unsigned long long)c->queue.delay_warning);
+	strbuf_addf(&b,
+		    "smarthost=%s port:%u tls:%d verify:%d creds:%s domains:",
+		    c->smarthost.host ? c->smarthost.host : "-",
+		    c->smarthost.port, (int)c->smarthost.tls,
+		    c->smarthost.verify,
+		    c->smarthost.credentials ? c->smarthost.credentials : "-");
 	for (size_t i = 0; i < c->smarthost.ndomains; i++)
-		sb_printf(&b, "%s%s", i ? "," : "", c->smarthost.domains[i]);
-	sb_printf(&b, "\n");
+		strbuf_addf(&b, "%s%s", i ? "," : "", c->smarthost.domains[i]);
+	strbuf_addf(&b, "\n");
 	/* Before the listener lines, so one override covers every listener. */
-	sb_printf(&b, "listener_auth=");
+	strbuf_addf(&b, "listener_auth=");
 	for (size_t i = 0; i < c->nlisteners; i++)
-		sb_printf(&b, "%s%s:%s%s", i > 0 ? "," : "",
-			  c->listeners[i].name,
-			  c->listeners[i].auth ? "auth" : "noauth",
-			  c->listeners[i].plaintext_auth ? "+plain" : "");
-	sb_printf(&b, "\n");
-	sb_printf(&b, "nlisteners=%zu\n", c->nlisteners);
+		strbuf_addf(&b, "%s%s:%s%s", i > 0 ? "," : "",
+			    c->listeners[i].name,
+			    c->listeners[i].auth ? "auth" : "noauth",
+			    c->listeners[i].plaintext_auth ? "+plain" : "");
+	strbuf_addf(&b, "\n");
+	strbuf_addf(&b, "nlisteners=%zu\n", c->nlisteners);
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		const struct config_listener *li = &c->listeners[i];
-		sb_printf(&b, "listener[%zu]=%s %s line=%d pause=%llu listen=",
-			  i, li->name, listener_proto_name(li->proto),
-			  li->line, (unsigned long long)li->greet_pause_ms);
+		strbuf_addf(&b,
+			    "listener[%zu]=%s %s line=%d pause=%llu listen=",
+			    i, li->name, listener_proto_name(li->proto),
+			    li->line, (unsigned long long)li->greet_pause_ms);
 		for (size_t j = 0; j < li->naddrs; j++) {
 			char r[80];
 			render_addr(&li->addrs[j], r, sizeof(r));
 			assert_non_null(li->addrs[j].text);
-			sb_printf(&b, "%s%s", j > 0 ? "," : "",
-				  li->addrs[j].text);
+			strbuf_addf(&b, "%s%s", j > 0 ? "," : "",
+				    li->addrs[j].text);
 			if (strcmp(r, li->addrs[j].text) != 0)
-				sb_printf(&b, "(%s)", r);
+				strbuf_addf(&b, "(%s)", r);
 		}
-		sb_printf(&b, " allow=");
+		strbuf_addf(&b, " allow=");
 		dump_cidrs(&b, &li->allow);
-		sb_printf(&b, " deny=");
+		strbuf_addf(&b, " deny=");
 		dump_cidrs(&b, &li->deny);
-		sb_printf(&b, "\n");
+		strbuf_addf(&b, "\n");
 	}
 	return b.s;
 }
@@ -354,11 +333,11 @@ expected_dump(const char *const *overrides)
 				break;
 			}
 		}
-		sb_printf(&b, "%s\n", line);
+		strbuf_addf(&b, "%s\n", line);
 	}
 	for (size_t j = 0; j < n; j++)
 		if (!used[j])
-			sb_printf(&b, "%s\n", overrides[j]);
+			strbuf_addf(&b, "%s\n", overrides[j]);
 	return b.s;
 }
 
@@ -1348,9 +1327,9 @@ test_error_cap(void **state)
 	size_t lines = 1;
 
 	(void)state;
-	sb_printf(&b, H);
+	strbuf_addf(&b, H);
 	for (int i = 0; i < 70; i++)
-		sb_printf(&b, "k%d: 1\n", i);
+		strbuf_addf(&b, "k%d: 1\n", i);
 	assert_int_equal(config_load_buffer("t.yaml", b.s, b.len, &c, &errors),
 			 -1);
 	assert_null(c);
@@ -1441,10 +1420,11 @@ test_bounds(void **state)
 	(void)state;
 	for (int n = 64; n <= 65; n++) {
 		b = (struct strbuf){0};
-		sb_printf(&b, H "listeners:\n");
+		strbuf_addf(&b, H "listeners:\n");
 		for (int i = 0; i < n; i++)
-			sb_printf(&b, "  - {name: l%d, protocol: smtp, listen: "
-				  "\"127.0.0.1:%d\"}\n", i, 1000 + i);
+			strbuf_addf(&b, "  - {name: l%d, protocol: smtp, "
+				    "listen: \"127.0.0.1:%d\"}\n", i,
+				    1000 + i);
 		int r = config_load_buffer("t.yaml", b.s, b.len, &c, &errors);
 		if (n == 64) {
 			assert_int_equal(r, 0);
@@ -1464,9 +1444,10 @@ test_bounds(void **state)
 
 	for (int n = 64; n <= 65; n++) {
 		b = (struct strbuf){0};
-		sb_printf(&b, H "listeners:\n  - protocol: smtp\n    listen:\n");
+		strbuf_addf(&b, H "listeners:\n  - protocol: smtp\n"
+				  "    listen:\n");
 		for (int i = 0; i < n; i++)
-			sb_printf(&b, "      - \"[::1]:%d\"\n", 2000 + i);
+			strbuf_addf(&b, "      - \"[::1]:%d\"\n", 2000 + i);
 		int r = config_load_buffer("t.yaml", b.s, b.len, &c, &errors);
 		if (n == 64) {
 			assert_int_equal(r, 0);
@@ -1483,10 +1464,10 @@ test_bounds(void **state)
 
 	for (size_t n = 4095; n <= 4096; n++) {
 		b = (struct strbuf){0};
-		sb_printf(&b, H "data_dir: /");
+		strbuf_addf(&b, H "data_dir: /");
 		for (size_t i = 1; i < n; i++)
-			sb_printf(&b, "d");
-		sb_printf(&b, "\n");
+			strbuf_addf(&b, "d");
+		strbuf_addf(&b, "\n");
 		int r = config_load_buffer("t.yaml", b.s, b.len, &c, &errors);
 		if (n == 4095) {
 			assert_int_equal(r, 0);

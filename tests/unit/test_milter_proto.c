@@ -15,9 +15,9 @@
 static void
 expect(struct milter_buf *b, const void *want, size_t n)
 {
-	assert_int_equal(b->len, n);
-	assert_memory_equal(b->data, want, n);
-	b->len = 0;
+	assert_int_equal(b->out.len, n);
+	assert_memory_equal(b->out.s, want, n);
+	strbuf_reset(&b->out);
 }
 
 static void
@@ -55,15 +55,15 @@ test_encode(void **state)
 	expect(&b, "\0\0\0\x1f" "DCj\0mx\0{client_addr}\0" "192.0.2.1\0", 35);
 	memset(big, 'x', sizeof(big));
 	milter_put_body(&b, big, sizeof(big));
-	assert_int_equal(b.len, 5 + MILTER_CHUNK);
-	assert_memory_equal(b.data, "\0\1\0\0B", 5);
+	assert_int_equal(b.out.len, 5 + MILTER_CHUNK);
+	assert_memory_equal(b.out.s, "\0\1\0\0B", 5);
 	/* packets append */
-	b.len = 0;
+	strbuf_reset(&b.out);
 	milter_put_simple(&b, MC_ABORT);
 	milter_put_simple(&b, MC_QUIT);
 	expect(&b, "\0\0\0\1A\0\0\0\1Q", 10);
 	milter_buf_clear(&b);
-	assert_null(b.data);
+	assert_null(b.out.s);
 }
 
 /* ---- the parser ------------------------------------------------------- */
