@@ -467,6 +467,17 @@ class Godwit:
                 return l
         raise KeyError(name)
 
+    def add_submission(self):
+        """Appends a submission listener on a free loopback port that
+        takes AUTH PLAIN/LOGIN without TLS; sets and returns
+        self.sub_port. Takes effect at the next write_config()."""
+        self.sub_port = free_port()
+        self.config["listeners"].append(
+            {"name": "submission", "protocol": "submission",
+             "plaintext_auth": True,
+             "listen": [f"127.0.0.1:{self.sub_port}"]})
+        return self.sub_port
+
     # -- admin commands --------------------------------------------------
 
     def run(self, *args, input=None, timeout=30, check=False, global_cfg=True):

@@ -8,13 +8,11 @@ import os
 import re
 import signal
 import smtplib
-import socket
 import time
 
 import pytest
 
-from conftest import (DOMAIN, PASSWORD, cert_days_left, daemon_user,
-                      free_port, wait_for)
+from conftest import DOMAIN, PASSWORD, cert_days_left, wait_for
 
 POSTMASTER = f"alice@{DOMAIN}"		# postmaster@ is an alias of alice
 
@@ -40,11 +38,7 @@ def alerting(make_godwit, cert):
         os.chmod(g.drop, 0o777)
         if a["command"] == "true":
             g.config["alerts"]["command"] = f"cat > {g.drop}/alert.$$.json"
-        g.sub_port = free_port()
-        g.config["listeners"].append(
-            {"name": "submission", "protocol": "submission",
-             "plaintext_auth": True,
-             "listen": [f"127.0.0.1:{g.sub_port}"]})
+        g.add_submission()
         g.write_config()
         g.start()
         return g

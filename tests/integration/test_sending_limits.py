@@ -8,7 +8,7 @@ import smtplib
 
 import pytest
 
-from conftest import (DOMAIN, PASSWORD, free_port, wait_for)
+from conftest import (DOMAIN, PASSWORD, wait_for)
 
 REMOTE = "someone@far.example.net"  # the refusing resolver defers it
 
@@ -24,11 +24,7 @@ def limited(make_godwit, cert):
                            **(alerts or {})),
             "tls": {"certificates": [{"cert": str(crt), "key": str(key)}]},
         }, start=False)
-        g.sub_port = free_port()
-        g.config["listeners"].append(
-            {"name": "submission", "protocol": "submission",
-             "plaintext_auth": True,
-             "listen": [f"127.0.0.1:{g.sub_port}"]})
+        g.add_submission()
         g.write_config()
         g.start()
         return g
