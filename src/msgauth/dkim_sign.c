@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "lib/base64.h"
+#include "lib/strbuf.h"
 #include "lib/xalloc.h"
 #include "mail/dkim_canon.h"
 #include "msgauth/dkim.h"
@@ -80,21 +81,14 @@ dkim_signer_body(struct dkim_signer *s, const char *p, size_t n)
 /* ---- the field -------------------------------------------------------- */
 
 struct fold {
-	char *buf;
-	size_t len, cap;
-	size_t col;
+	struct strbuf b;	/* the field so far */
+	size_t col;		/* of its last line */
 };
 
 static void
 fold_raw(struct fold *f, const char *s, size_t n)
 {
-	if (n + 1 > f->cap - f->len) {
-		f->cap = (f->len + n + 1) * 2;
-		f->buf = xreallocarray(f->buf, f->cap, 1);
-	}
-	memcpy(f->buf + f->len, s, n);
-	f->len += n;
-	f->buf[f->len] = '\0';
+	strbuf_add(&f->b, s, n);
 	for (size_t i = 0; i < n; i++)
 		f->col = s[i] == '\n' ? 0 : f->col + 1;
 }
@@ -230,21 +224,21 @@ sign_one(struct dkim_signer *s, const struct dkim_key *k, const char *bh,
 	for (size_t i = 0; i < nnames; i++)
 		hn[i] = names[i];
 	field_head(&f, k, s->now, names, nnames, bh);
-	in = dkim_header_input(&s->hdrs, hn, nnames, DKIM_CANON_RELAXED, f.buf,
-			       f.len, &len);
+	in = dkim_header_input(&s->hdrs, hn, nnames, DKIM_CANON_RELAXED, f.b.s,
+			       f.b.len, &len);
 	if (EVP_PKEY_get_size(k->pkey) > (int)sizeof(sig) ||
 	    sign_data(k, in, len, sig, &siglen) < 0) {
 		*error_r = xasprintf("dkim: signing with %s failed", k->path);
 		free(in);
-		free(f.buf);
+		strbuf_free(&f.b);
 		return -1;
 	}
 	free(in);
 	b64 = base64_encode_alloc(sig, siglen);
 	fold_b64(&f, b64);
-	fold_raw(out, f.buf, f.len);
+	fold_raw(out, f.b.s, f.b.len);
 	free(b64);
-	free(f.buf);
+	strbuf_free(&f.b);
 	return 0;
 }
 
@@ -273,12 +267,12 @@ dkim_signer_finish(struct dkim_signer *s, const struct dkim_key *const *keys,
 				continue;
 			if (sign_one(s, keys[i], bh, &out, error_r) < 0) {
 				free(bh);
-				free(out.buf);
+				strbuf_free(&out.b);
 				return NULL;
 			}
 		}
 	free(bh);
-	return out.buf;
+	return out.b.s;
 }
 
 void
