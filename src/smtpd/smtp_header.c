@@ -217,15 +217,15 @@ void
 smtp_header_done(struct smtp_session *s, bool complete)
 {
 	struct smtp_txn *t = s->txn;
-	size_t split = t->hold_len;
+	size_t split = t->hold.len;
 	char add[512], date[64];
 	size_t alen = 0;
 
 	t->holding = false;
 	if (complete) {
-		if (!t->data.in_header && t->data.header_end < t->hold_len)
+		if (!t->data.in_header && t->data.header_end < t->hold.len)
 			split = (size_t)t->data.header_end;
-		header_check(s, t->hold, split);
+		header_check(s, (const unsigned char *)t->hold.s, split);
 		if (!t->data.has_date) {
 			rfc5322_date(date, sizeof(date), time(NULL));
 			alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
@@ -243,12 +243,10 @@ smtp_header_done(struct smtp_session *s, bool complete)
 		header_refuse(t, 552, "5.3.4", "header-too-big", NULL,
 			      "Error: header section exceeds 65536 octets");
 	}
-	if (checks_write(s, t->hold, split) < 0 ||
+	if (checks_write(s, t->hold.s, split) < 0 ||
 	    checks_write(s, add, alen) < 0 ||
-	    checks_write(s, t->hold + split, t->hold_len - split) < 0)
+	    checks_write(s, t->hold.s + split, t->hold.len - split) < 0)
 		t->io_error = true;
-	free(t->hold);
-	t->hold = NULL;
-	t->hold_len = t->hold_cap = 0;
+	strbuf_free(&t->hold);
 }
 

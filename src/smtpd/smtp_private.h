@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/strbuf.h"
 #include "lib/strset.h"
 #include "msgauth/iprev.h"
 #include "mail/smtp_data.h"
@@ -120,8 +121,7 @@ struct smtp_txn {
 	/* authenticated senders: the header is held until its end so that
 	 * Date:/Message-ID: can be added and From: checked */
 	bool holding;
-	unsigned char *hold;
-	size_t hold_len, hold_cap;
+	struct strbuf hold;
 	/* a refused header section: its reply and reason (static strings
 	 * but text), and what was wrong for the log (client text) */
 	int hdr_code;

@@ -157,7 +157,7 @@ txn_free(struct smtp_txn **tp)
 	checks_txn_free(t);
 	sf_txn_free(t);
 	spool_free(&t->spool);
-	free(t->hold);
+	strbuf_free(&t->hold);
 	free(t->hdr_detail);
 	free(t);
 	*tp = NULL;
@@ -1474,23 +1474,8 @@ bare_eol(struct smtp_session *s, const char *where)
 
 #define HOLD_MAX (64 * 1024)
 
-/* Stored-form content on its way to the spool. */
-/* The held header grows by doubling: it comes a line at a time. */
-static void
-hold_append(struct smtp_txn *t, const unsigned char *p, size_t n)
-{
-	if (n == 0)
-		return;
-	if (t->hold_len + n > t->hold_cap) {
-		t->hold_cap = t->hold_len + n > 2 * t->hold_cap
-				      ? t->hold_len + n
-				      : 2 * t->hold_cap;
-		t->hold = xreallocarray(t->hold, t->hold_cap, 1);
-	}
-	memcpy(t->hold + t->hold_len, p, n);
-	t->hold_len += n;
-}
-
+/* Stored-form content on its way to the spool (or, while the header is
+ * held, into t->hold). */
 static void
 content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 {
@@ -1503,21 +1488,21 @@ content_out(struct smtp_session *s, const unsigned char *p, size_t n)
 		return;
 	}
 	if (t->holding) {
-		if (t->hold_len + n > HOLD_MAX && !t->data.in_header &&
-		    t->data.header_end >= t->hold_len &&
+		if (t->hold.len + n > HOLD_MAX && !t->data.in_header &&
+		    t->data.header_end >= t->hold.len &&
 		    t->data.header_end <= HOLD_MAX) {
 			/* the header ends in this piece, within the limit:
 			 * hold it to its end, write the rest */
-			size_t k = (size_t)t->data.header_end - t->hold_len;
+			size_t k = (size_t)t->data.header_end - t->hold.len;
 
-			hold_append(t, p, k);
+			strbuf_add(&t->hold, p, k);
 			smtp_header_done(s, true);
 			p += k;
 			n -= k;
-		} else if (t->hold_len + n > HOLD_MAX) {
+		} else if (t->hold.len + n > HOLD_MAX) {
 			smtp_header_done(s, false);
 		} else {
-			hold_append(t, p, n);
+			strbuf_add(&t->hold, p, n);
 			if (!t->data.in_header)
 				smtp_header_done(s, true);
 			return;
