@@ -17,6 +17,7 @@
 #include "store/audit.h"
 #include "store/datadir.h"
 #include "lib/hashchain.h"
+#include "lib/util.h"
 #include "lib/xalloc.h"
 
 static const char usage_audit[] =
@@ -86,7 +87,7 @@ audit_rotate_cmd(const struct config *config)
 		uid = ids.uid;
 		gid = ids.gid;
 	}
-	audit_date((int64_t)time(NULL), date, sizeof(date));
+	local_date((int64_t)time(NULL), date, sizeof(date));
 	if (audit_rotate(config->data_dir, date, uid, gid, &name, &err) < 0)
 		return cli_fail_free(&err);
 	if (name == NULL)

@@ -13,6 +13,7 @@
 #include "daemon/audit_tick.h"
 #include "store/audit.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "lib/xalloc.h"
 
 struct audit_tick {
@@ -28,7 +29,7 @@ rotate_if_new_day(struct audit_tick *t)
 {
 	char today[16], *name = NULL, *err = NULL;
 
-	audit_date((int64_t)time(NULL), today, sizeof(today));
+	local_date((int64_t)time(NULL), today, sizeof(today));
 	if (strcmp(today, t->day) == 0)
 		return;
 	if (audit_rotate(t->data_dir, t->day, t->uid, t->gid, &name,
@@ -94,7 +95,7 @@ audit_tick_new(struct event_base *base, const char *data_dir, uid_t uid,
 	t->gid = gid;
 	/* the day of the last line: a server that was down over midnight
 	 * rotates now */
-	audit_date(stat(path, &sb) == 0 && sb.st_size > 0
+	local_date(stat(path, &sb) == 0 && sb.st_size > 0
 		       ? (int64_t)sb.st_mtime
 		       : (int64_t)time(NULL),
 		   t->day, sizeof(t->day));

@@ -54,6 +54,7 @@
 #include "daemon/config.h"
 #include "daemon/logfile.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "lib/xalloc.h"
 #include "store/retention.h"
 
@@ -94,15 +95,6 @@ static time_t
 clock_now(const struct logfile *lf)
 {
 	return clock_now_ts(lf).tv_sec;
-}
-
-static void
-day_of(time_t t, char out[16])
-{
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	strftime(out, 16, "%Y-%m-%d", &tm);
 }
 
 /* O_NOFOLLOW and a regular file: root never appends through a link. */
@@ -175,9 +167,9 @@ file_day(struct logfile *lf, int fd)
 	struct stat st;
 
 	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0)
-		day_of(st.st_mtime + lf->offset, lf->day);
+		local_date(st.st_mtime + lf->offset, lf->day, sizeof(lf->day));
 	else
-		day_of(clock_now(lf), lf->day);
+		local_date(clock_now(lf), lf->day, sizeof(lf->day));
 }
 
 int
@@ -421,7 +413,7 @@ new_day(struct logfile *lf)
 {
 	char today[16];
 
-	day_of(clock_now(lf), today);
+	local_date(clock_now(lf), today, sizeof(today));
 	if (strcmp(today, lf->day) == 0)
 		return false;
 	if (lf->path != NULL && lf->rotate == LOG_ROTATE_DAILY)

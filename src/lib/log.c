@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 
 /*
  * The longest line, newline included: PIPE_BUF, so that one write() to a
@@ -121,21 +122,15 @@ void
 log_emit(int level, const char *facility, const char *event,
 	 const struct log_field *fields)
 {
-	char line[LOG_LINE_MAX], ts[48];
+	char line[LOG_LINE_MAX], ts[UTC_TIMESTAMP_SIZE];
 	struct logfmt_out o = {line, 0, sizeof(line) - LINE_RESERVE, false};
 	enum logfmt_format fmt =
 		lg.format == LOG_FORMAT_JSON ? LOGFMT_JSON : LOGFMT_KV;
-	struct timeval tv;
-	struct tm tm;
 	bool whole;
 
 	if (level > lg.level)
 		return;
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000) % 1000);
+	utc_timestamp_ms(ts, sizeof(ts));
 	const struct log_field head[] = {
 		LF_STR("level", level_name(level)),
 		LF_STR("proc", lg.process),

@@ -36,6 +36,13 @@ void ascii_printable(char *dst, size_t size, const char *src, size_t len);
 uint64_t now_ms(void);
 uint64_t mono_ms(void);
 
+/* Now, UTC, with milliseconds: "2026-11-23T06:48:48.463Z" (the log's and
+ * the audit log's timestamps); buf of UTC_TIMESTAMP_SIZE or more. */
+#define UTC_TIMESTAMP_SIZE 48
+void utc_timestamp_ms(char *buf, size_t size);
+/* The local date of t, "2026-12-06" (rotated log file names); buf of 11
+ * or more. */
+void local_date(int64_t t, char *buf, size_t size);
 /* RFC 5322 date-time for headers: "Mon, 23 Nov 2026 06:29:00 +0000". */
 void rfc5322_date(char *buf, size_t size, int64_t t);
 

@@ -48,16 +48,10 @@ rec_field(struct audit_rec *r, const struct log_field *f)
 void
 audit_rec_begin(struct audit_rec *r, const char *type)
 {
-	char ts[48];
-	struct timeval tv;
-	struct tm tm;
+	char ts[UTC_TIMESTAMP_SIZE];
 
 	memset(r, 0, sizeof(*r));
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000) % 1000);
+	utc_timestamp_ms(ts, sizeof(ts));
 	audit_rec_str(r, "time", ts);
 	audit_rec_str(r, "type", type);
 }
@@ -494,17 +488,6 @@ audit_head(const char *data_dir, char head_r[HASHCHAIN_HEX_LEN + 1],
 }
 
 /* ---- rotation ------------------------------------------------------- */
-
-void
-audit_date(int64_t t, char *buf, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	localtime_r(&tt, &tm);
-	snprintf(buf, size, "%04d-%02d-%02d", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday);
-}
 
 /*
  * The current file's second name, audit.log.DATE[.N]: a hard link, so

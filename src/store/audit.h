@@ -128,8 +128,6 @@ int audit_head(const char *data_dir, char head_r[HASHCHAIN_HEX_LEN + 1],
 int audit_rotate(const char *data_dir, const char *date, uid_t uid,
 		 gid_t gid, char **name_r, char **error_r);
 
-/* The local date of t as "YYYY-MM-DD" (buf of 11 or more). */
-void audit_date(int64_t t, char *buf, size_t size);
 
 /*
  * The files of the chain, oldest first: the rotated ones
