@@ -15,7 +15,7 @@ libpsl-dev publicsuffix python3-spf python3-dnslib python3-dkim python3-nacl
 opendkim opendkim-tools opendmarc postfix-policyd-spf-python
 libgmime-3.0-dev libmagic-dev libarchive-dev clamav-daemon clamav-milter clamdscan
 rspamd python3-milter libmilter-dev zip p7zip-full
-prometheus nftables iptables ufw firewalld nsd mb2md mutt"
+prometheus nftables iptables ufw firewalld nsd mb2md"
 
 missing=""
 for p in $PKGS; do
