@@ -35,7 +35,7 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
 # daemon binary has them.
 TEST_HOOKS := -DGODWIT_TEST_HOOKS
 
-LAYERS   := lib mail store net msgauth filter smtpd pop3d mta daemon ops cli
+LAYERS   := lib mail store net msgauth filter smtpd pop3d imapd mta daemon ops cli
 MAIN     := src/cli/main.c
 SRCS     := $(sort $(filter-out $(MAIN),$(wildcard $(LAYERS:%=src/%/*.c))))
 HDRS     := $(wildcard $(LAYERS:%=src/%/*.h))

@@ -15,7 +15,8 @@ libpsl-dev publicsuffix python3-spf python3-dnslib python3-dkim python3-nacl
 opendkim opendkim-tools opendmarc postfix-policyd-spf-python
 libgmime-3.0-dev libmagic-dev libarchive-dev clamav-daemon clamav-milter clamdscan
 rspamd python3-milter libmilter-dev zip p7zip-full
-prometheus nftables iptables ufw firewalld nsd mb2md"
+prometheus nftables iptables ufw firewalld nsd mb2md
+dovecot-core dovecot-imapd isync offlineimap3 neomutt tmux"
 
 missing=""
 for p in $PKGS; do
@@ -65,7 +66,7 @@ if [ -n "$missing" ]; then
 	# database: no download from the internet).
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now opendkim opendmarc clamav-daemon \
-			clamav-freshclam clamav-milter rspamd prometheus nsd firewalld \
+			clamav-freshclam clamav-milter rspamd prometheus nsd firewalld dovecot \
 			ufw >/dev/null 2>&1 || true
 	fi
 	# The tools of the operations tests (promtool, nft, iptables-restore,
