@@ -193,7 +193,7 @@ def test_list_special_use_multiple_patterns_and_status(g):
                 for x in list_lines(u)} == {"INBOX", a, "Junk"}
         u, t = c.cmd(f'LIST "" "{a}" RETURN (STATUS (MESSAGES UNSEEN SIZE))')
         assert status_of(t) == "OK"
-        assert list_lines(u) and u[1].startswith(f"* STATUS {a} ("), u
+        assert list_lines(u) and re.match(rf'\* STATUS "?{a}"? \(', u[1]), u
         st = dict(re.findall(r"(\w+) (\d+)", u[1].split("(", 1)[1]))
         assert st["MESSAGES"] == "2" and st["UNSEEN"] == "0"
         assert int(st["SIZE"]) > 0
@@ -454,7 +454,9 @@ def test_changes_reported_after_commands_not_during_store(g):
         u, t = c1.cmd("NOOP")
         assert status_of(t) == "OK"
         assert "* 2 EXPUNGE" in u, u
-        assert "* 3 EXISTS" in u, u
+        # the new message may be announced during the STORE (before the
+        # EXPUNGE, as 4) or at the NOOP (after it, as 3)
+        assert "* 4 EXISTS" in us or "* 3 EXISTS" in u, (us, u)
         # the flag change of old message 3 (2 after the EXPUNGE) shows
         # up during the STORE or at the NOOP
         flagged = [x for x in us if x.startswith("* 3 FETCH")] + \
