@@ -7,7 +7,8 @@
  * A selected session holds one watch entry on its folder; a change sets
  * s->changed, and a session in IDLE is told at once (EXISTS, EXPUNGE,
  * FETCH FLAGS). An IDLE session costs its entry and nothing else: no
- * timer, no thread. If the entry cannot be added (the inotify limits),
+ * timer, no thread. The same watch spares the other commands a scan
+ * of the folder when nothing changed (imap_watch_pending()). If the entry cannot be added (the inotify limits),
  * IDLE polls the folder every IDLE_POLL_S seconds instead.
  */
 #include <stdlib.h>
@@ -93,10 +94,30 @@ imap_watch_start(struct imap_session *s)
 		return;
 	s->watch = maildir_watch_add(watch, imap_folder_path(s->folder),
 				     folder_changed, s);
+	/* a change between the folder's scan and now: the next sync looks */
+	s->changed = true;
 	if (s->watch != NULL)
 		watch_users++;
 	else
 		watch_release();
+}
+
+bool
+imap_watch_pending(struct imap_session *s)
+{
+	static bool dispatching;
+
+	if (s->watch == NULL)
+		return true;
+	/* inotify queues an event when the change is made: reading what
+	 * is queued now shows every change made before this command, also
+	 * those the event loop has not dispatched yet */
+	if (!dispatching) {
+		dispatching = true;
+		maildir_watch_dispatch(watch);
+		dispatching = false;
+	}
+	return s->changed;
 }
 
 void

@@ -157,12 +157,15 @@ imap_sync_report(struct imap_session *s, bool expunges)
 	const struct imap_msg *m;
 	size_t i;
 
-	if (f == NULL)
+	if (f == NULL || !imap_watch_pending(s))
 		return;
 	memset(&ch, 0, sizeof(ch));
 	if (imap_folder_sync(f, expunges, &ch) < 0)
 		return;
+	/* vanished messages kept in the view wait for the next sync */
 	s->changed = false;
+	for (i = 0; !expunges && i < f->n && !s->changed; i++)
+		s->changed = f->msgs[i].gone;
 	imap_write_expunges(s, &ch);
 	if (ch.keywords_changed)
 		imap_write_folder_flags(s);

@@ -72,5 +72,8 @@ void imap_flagset_free(struct imap_flagset *fs);
  * SELECT, stopped when the folder is closed. */
 void imap_watch_start(struct imap_session *s);
 void imap_watch_stop(struct imap_session *s);
+/* Whether the folder may have changed since the last sync (true when
+ * there is no watch): the watch's queued events are read first. */
+bool imap_watch_pending(struct imap_session *s);
 
 #endif

@@ -5,6 +5,7 @@ session in IDLE, a flag change in another IMAP session as FETCH FLAGS, a
 POP3 DELE+QUIT as EXPUNGE. Every wait is bounded.
 """
 
+import os
 import poplib
 import re
 import time
@@ -149,3 +150,28 @@ def test_idle_after_folder_reselected(g):
         seen = wait_line(c, lambda ln: re.fullmatch(r"\* \d+ EXISTS", ln))
         assert seen[-1] == "* 3 EXISTS", seen
         done(c, tag)
+
+
+def test_files_changed_by_hand_show_up_at_once(g):
+    """Another Maildir tool writing, renaming and removing files: the
+    next command reports it, without waiting for the event loop."""
+    with raw(g) as c:
+        append_ok(c, "INBOX", message("kept"))
+        u, _ = c.cmd('SELECT "INBOX"')
+        assert "* 1 EXISTS" in u
+        md = g.maildir(ALICE)
+        (md / "new" / "1700000000.M1P1.tool").write_bytes(
+            message("dropped").replace(b"\r\n", b"\n"))
+        g.hand_over_mail()
+        u, _ = c.cmd("NOOP")
+        assert "* 2 EXISTS" in u, u
+        (cur,) = [p for p in (md / "cur").iterdir()
+                  if b"Subject: kept" in p.read_bytes()]
+        base = cur.name.split(":2,")[0]
+        os.rename(cur, md / "cur" / (base + ":2,FS"))
+        u, _ = c.cmd("NOOP")
+        fetch = [x for x in u if x.startswith("* 1 FETCH")]
+        assert fetch and "\\Flagged" in fetch[0], u
+        os.unlink(md / "cur" / (base + ":2,FS"))
+        u, _ = c.cmd("NOOP")
+        assert u == ["* 1 EXPUNGE"], u
