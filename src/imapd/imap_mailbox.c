@@ -422,9 +422,10 @@ cmd_rename(struct imap_session *s, const struct imap_command *c)
 		strbuf_free(&from);
 		return;
 	}
-	if (strcmp(to.s, "INBOX") == 0)
-		r = -1, errno = EEXIST;
-	else
+	if (strcmp(to.s, "INBOX") == 0) {
+		r = -1;
+		errno = EEXIST;
+	} else
 		r = imap_store_rename(s->store, from.s, to.s);
 	strbuf_free(&from);
 	strbuf_free(&to);
