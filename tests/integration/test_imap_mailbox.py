@@ -505,3 +505,31 @@ def test_append_large_streamed(g):
         assert f.read_bytes() == msg.replace(b"\r\n", b"\n")
         u, _ = c.cmd(f'STATUS "{a}" (MESSAGES SIZE)')
         assert f"SIZE {len(msg)}" in u[0], u
+
+
+def test_rename_inbox_moves_its_messages(g):
+    a = fresh("OldInbox")
+    with raw(g) as c:
+        c.append("INBOX", message(fresh("in")))
+        u, _ = c.cmd('STATUS "INBOX" (MESSAGES)')
+        n = int(re.search(r"MESSAGES (\d+)", u[0]).group(1))
+        assert n >= 1
+        _, t = c.cmd(f'RENAME "INBOX" "{a}"')
+        assert status_of(t) == "OK", t
+        u, _ = c.cmd(f'STATUS "{a}" (MESSAGES)')
+        assert f"MESSAGES {n}" in u[0], u
+        u, _ = c.cmd('STATUS "INBOX" (MESSAGES)')
+        assert "MESSAGES 0" in u[0], u
+
+
+def test_list_with_reference(g):
+    a = fresh("Ref")
+    with raw(g) as c:
+        c.cmd(f'CREATE "{a}/one"')
+        c.cmd(f'CREATE "{a}/two/deep"')
+        u, t = c.cmd(f'LIST "{a}/" "%"')
+        assert status_of(t) == "OK"
+        names = sorted(re.search(r'"/" "?([^"]*)"?$', x).group(1)
+                       for x in list_lines(u))
+        assert names == [f"{a}/one", f"{a}/two"], u
+        assert "\\HasChildren" in list_entry(u, f"{a}/two")
