@@ -2,7 +2,7 @@
  * The IMAP mailbox commands: the command table, the selected folder
  * (SELECT EXAMINE CLOSE UNSELECT EXPUNGE and what a sync reports), the
  * folder commands (CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE STATUS
- * NAMESPACE). LIST and LSUB are in imap_list.c, APPEND in imap_append.c,
+ * NAMESPACE), and CHECK of IMAP4rev1. LIST and LSUB are in imap_list.c, APPEND in imap_append.c,
  * IDLE and the change watch in imap_idle.c, STORE COPY MOVE in
  * imap_msgops.c.
  */
@@ -342,6 +342,19 @@ cmd_expunge(struct imap_session *s, const struct imap_command *c)
 	imap_done(s, "OK", NULL, "EXPUNGE completed");
 }
 
+/* CHECK (IMAP4rev1 only; RFC 9051 dropped it): nothing to flush, every
+ * change is on disk already; a NOOP. */
+static void
+cmd_check(struct imap_session *s, const struct imap_command *c)
+{
+	if (c->nargs != 0) {
+		imap_done(s, "BAD", NULL, "CHECK takes no arguments");
+		return;
+	}
+	imap_sync_report(s, true);
+	imap_done(s, "OK", NULL, "CHECK completed");
+}
+
 /* ---- folders -------------------------------------------------------- */
 
 /* The one mailbox argument of CREATE DELETE SUBSCRIBE UNSUBSCRIBE, or a
@@ -559,6 +572,7 @@ const struct imap_cmd_def imap_mailbox_cmds[] = {
 	{ "STATUS", cmd_status, IMAP_IN_LOGGED, false },
 	{ "APPEND", imap_cmd_append, IMAP_IN_LOGGED, false },
 	{ "IDLE", imap_cmd_idle, IMAP_IN_LOGGED, false },
+	{ "CHECK", cmd_check, IMAP_IN_SELECTED, false },
 	{ "CLOSE", cmd_close, IMAP_IN_SELECTED, false },
 	{ "UNSELECT", cmd_close, IMAP_IN_SELECTED, false },
 	{ "EXPUNGE", cmd_expunge, IMAP_IN_SELECTED, true },

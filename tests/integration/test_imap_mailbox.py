@@ -433,7 +433,13 @@ def test_expunge_close_unselect(g):
         u, t = c.cmd("CLOSE")
         assert status_of(t) == "OK" and not u, u
         assert len(files_in(folder_dir(g, a))) == 1
+        c.cmd(f'SELECT "{a}"')
+        _, t = c.cmd("CHECK")
+        assert status_of(t) == "OK", t
+        _, t = c.cmd("UNSELECT")
         _, t = c.cmd("EXPUNGE")
+        assert status_of(t) == "BAD", "no folder selected"
+        _, t = c.cmd("CHECK")
         assert status_of(t) == "BAD", "no folder selected"
 
 
