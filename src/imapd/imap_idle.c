@@ -79,7 +79,8 @@ folder_changed(void *arg)
 	struct imap_session *s = arg;
 
 	s->changed = true;
-	if (s->line_hook == idle_line && s->folder != NULL) {
+	if (s->line_hook == idle_line && s->folder != NULL &&
+	    !s->ses.closing) {
 		imap_sync_report(s, true);
 		session_flush(&s->ses);
 	}
