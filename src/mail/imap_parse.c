@@ -8,9 +8,12 @@
  * line ends without a literal the whole command is there and is turned
  * into arguments by a small recursive-descent tokenizer over the pieces.
  *
- * Memory: the pieces' text and the arguments live in an arena that is
- * bounded by limits.total_max and freed when the next command starts;
- * one line outside literals is at most limits.line_max octets. After an
+ * Memory: the command's text (its lines and in-memory literals) is at
+ * most limits.total_max octets, a literal that would not fit is streamed
+ * instead; the parsed arguments live in an arena bounded by total_max
+ * too, freed when the next command starts; one line outside literals is
+ * at most limits.line_max octets. A text buffer grown past TEXT_KEEP by
+ * a big command is given back then (an idle session stays small). After an
  * error the rest of the command is skipped, including the octets of a
  * non-synchronizing literal that ends a skipped line (a synchronizing
  * one never comes: its continuation request is not sent).
@@ -25,6 +28,7 @@
 #define LITERAL_DIGITS 20	/* of the size in "{n}" */
 #define TAIL_MAX 32		/* the end of a skipped line we remember */
 #define ARENA_BLOCK 4096
+#define TEXT_KEEP 4096		/* text buffer kept between commands */
 
 enum pstate {
 	P_LINE,		/* reading a line */
@@ -170,6 +174,11 @@ static void
 clear_command(struct imap_parser *p)
 {
 	arena_free(p);
+	if (p->text_cap > TEXT_KEEP) {
+		free(p->text);
+		p->text = NULL;
+		p->text_cap = 0;
+	}
 	p->text_len = 0;
 	p->line_start = 0;
 	p->npieces = 0;
@@ -387,10 +396,10 @@ line_done(struct imap_parser *p, const struct imap_command **cmd_r)
 	bool sync, lit8;
 	int r;
 
-	if (memchr(s, '\0', len) != NULL)
-		return fail_line(p, "NUL in a command", s, len);
 	if (!p->tag_known)
 		learn_tag(p, s, len, &end);
+	if (memchr(s, '\0', len) != NULL)
+		return fail_line(p, "NUL in a command", s, len);
 	r = literal_marker(s, len, &size, &sync, &lit8, &start);
 	if (r < 0)
 		return fail(p, "Invalid literal", P_LINE);
@@ -636,8 +645,11 @@ static bool
 argv_push(struct imap_parser *p, struct argv *a, const struct imap_arg *arg)
 {
 	if (a->n == a->cap) {
-		size_t cap = a->cap == 0 ? 8 : a->cap * 2;
-		if (cap * sizeof(*a->v) > p->lim.total_max)
+		size_t cap = a->cap == 0 ? 8 : a->cap * 2,
+		       most = p->lim.total_max / sizeof(*a->v);
+		if (cap > most)
+			cap = most;
+		if (cap <= a->n)
 			return false;
 		a->v = xreallocarray(a->v, cap, sizeof(*a->v));
 		a->cap = cap;
