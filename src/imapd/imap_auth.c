@@ -11,9 +11,11 @@
  * are refused before TLS unless the listener allows plaintext
  * (LOGINDISABLED, RFC 9051 section 6.2.3).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <openssl/crypto.h>
@@ -122,7 +124,33 @@ cmd_starttls(struct imap_session *s, const struct imap_command *c)
 void
 imap_user_release(struct imap_core *c)
 {
+	if (!c->counted_user)
+		return;
+	limits_user_disconnect(c->s.ses.srv->limits, c->s.ses.srv->slot,
+			       c->s.account);
 	c->counted_user = false;
+}
+
+/* imap.max_connections_per_user: one more session for account? */
+static bool
+user_slot(struct imap_core *c, const char *account)
+{
+	uint64_t max = c->s.config->imap.max_connections_per_user;
+	unsigned n;
+
+	if (limits_user_connect(c->s.ses.srv->limits, c->s.ses.srv->slot,
+				account, (unsigned)max, now_ms(), &n)) {
+		c->counted_user = true;
+		return true;
+	}
+	log_event(LOG_INFO, "imap", "reject", LF_STR("session", c->s.ses.id),
+		  LF_STR("ip", c->s.ses.ip), LF_STR("user", account),
+		  LF_STR("reason", "user-connections"), LF_UINT("count", n),
+		  LF_UINT("max", max));
+	metrics_reject("user-connections");
+	imap_done(&c->s, "NO", "LIMIT",
+		  "Too many sessions for this account (%u)", n);
+	return false;
 }
 
 /* The password was right: the account's mail. */
@@ -132,16 +160,32 @@ login(struct imap_core *c, const char *account)
 	struct imap_session *s = &c->s;
 	char caps[512];
 
+	if (!user_slot(c, account))
+		return;
+	snprintf(s->account, sizeof(s->account), "%s", account);
 	s->maildir = maildir_path(s->config->data_dir, account);
 	if (s->maildir == NULL) {
 		log_event(LOG_ERR, "imap", "login-refused",
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account), LF_STR("reason", "no-mailbox"));
 		metrics_reject("no-mailbox");
+		imap_user_release(c);
 		imap_done(s, "NO", "UNAVAILABLE", "No mailbox for this account");
 		return;
 	}
-	snprintf(s->account, sizeof(s->account), "%s", account);
+	/* an account that never got mail has no Maildir yet */
+	if (access(s->maildir, F_OK) != 0 && maildir_create(s->maildir) < 0) {
+		log_event(LOG_ERR, "imap", "login-refused",
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
+			  LF_STR("user", account),
+			  LF_STR("reason", "maildir-failed"),
+			  LF_INT("errno", errno));
+		metrics_reject("maildir-failed");
+		xfree(&s->maildir);
+		imap_user_release(c);
+		imap_done(s, "NO", "SERVERBUG", "Cannot open the mailbox");
+		return;
+	}
 	s->ses.logged_in = true;
 	s->state = IMAP_S_AUTH;
 	log_event(LOG_INFO, "imap", "login", LF_STR("session", s->ses.id),

@@ -305,6 +305,7 @@ on_continue(struct imap_core *c)
 	const struct imap_command *p = imap_parser_partial(c->s.parser);
 	uint64_t size = imap_parser_stream_size(c->s.parser);
 	char tag[IMAP_TAG_MAX + 1];
+	bool named = p->name[0] != '\0';
 
 	if (literal_ok(c, p, size) && !c->refused) {
 		evbuffer_add_printf(imap_out(&c->s), "+ Ready for literal data\r\n");
@@ -313,10 +314,10 @@ on_continue(struct imap_core *c)
 	}
 	snprintf(tag, sizeof(tag), "%s", p->tag[0] != '\0' ? p->tag : "*");
 	literal_refused(c, size, true);
-	imap_parser_reset(c->s.parser);
+	imap_parser_reset(c->s.parser);	/* p is gone */
 	imap_close_streamed(c);
 	c->refused = false;
-	if (strcmp(tag, "*") == 0 || p->name[0] == '\0') {
+	if (strcmp(tag, "*") == 0 || !named) {
 		imap_bad(c, tag, NULL, "Invalid command");
 		return;
 	}

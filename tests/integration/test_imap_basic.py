@@ -232,3 +232,278 @@ def test_imaplib_starttls_and_imaps(imap):
         imaps(g).login(ALICE, "wrong")
     assert "AUTHENTICATIONFAILED" in str(e.value)
     assert "fac=imap event=tls" in g.log_text()
+
+
+# ---------------------------------------------------- AUTHENTICATE -------
+
+def scram_client(c, tag, user=ALICE, password=PASSWORD, ir=True):
+    """SCRAM-SHA-256 (RFC 5802, 7677) written here; returns the tagged
+    reply after the server's signature was checked."""
+    cnonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = f"n={user},r={cnonce}"
+    first = base64.b64encode(("n,," + first_bare).encode()).decode()
+    if ir:
+        c.send(f"{tag} AUTHENTICATE SCRAM-SHA-256 {first}\r\n")
+    else:
+        c.send(f"{tag} AUTHENTICATE SCRAM-SHA-256\r\n")
+        assert c.line() == "+ "
+        c.send(first + "\r\n")
+    r = c.line()
+    assert r.startswith("+ "), r
+    server_first = base64.b64decode(r[2:]).decode()
+    attrs = dict(a.split("=", 1) for a in server_first.split(","))
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(),
+                                 base64.b64decode(attrs["s"]), int(attrs["i"]))
+    ckey = hmac.new(salted, b"Client Key", "sha256").digest()
+    final_nop = f"c=biws,r={attrs['r']}"
+    auth_msg = f"{first_bare},{server_first},{final_nop}".encode()
+    sig = hmac.new(hashlib.sha256(ckey).digest(), auth_msg, "sha256").digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(ckey, sig)))
+    c.send(base64.b64encode(f"{final_nop},p={proof.decode()}".encode())
+           .decode() + "\r\n")
+    r = c.line()
+    if not r.startswith("+ "):
+        return r
+    skey = hmac.new(salted, b"Server Key", "sha256").digest()
+    want = b"v=" + base64.b64encode(hmac.new(skey, auth_msg, "sha256").digest())
+    assert base64.b64decode(r[2:]) == want
+    c.send("\r\n")
+    return c.line()
+
+
+def test_authenticate_plain_and_scram(imap):
+    g = imap()
+    plain = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+    # SASL-IR (RFC 4959)
+    c = raw(g)
+    _, r = c.cmd("a", f"AUTHENTICATE PLAIN {plain}")
+    assert r.startswith("a OK [CAPABILITY IMAP4rev1 IMAP4rev2 "), r
+    c.close()
+    # without: "+ " then the response
+    c = raw(g)
+    c.send("a AUTHENTICATE plain\r\n")
+    assert c.line() == "+ "
+    c.send(plain + "\r\n")
+    assert c.line().startswith("a OK ")
+    c.close()
+    # "*" cancels: BAD, and the session goes on
+    c = raw(g)
+    c.send("a AUTHENTICATE PLAIN\r\n")
+    assert c.line() == "+ "
+    c.send("*\r\n")
+    assert c.line() == "a BAD Authentication cancelled"
+    _, r = c.cmd("b", "AUTHENTICATE NOSUCH")
+    assert r.startswith("b NO [CANNOT] "), r
+    _, r = c.cmd("c", "AUTHENTICATE CRAM-MD5")
+    assert r.startswith("c NO [CANNOT] "), r
+    # a wrong password
+    bad = base64.b64encode(f"\0{ALICE}\0nope".encode()).decode()
+    _, r = c.cmd("d", f"AUTHENTICATE PLAIN {bad}")
+    assert r == "d NO [AUTHENTICATIONFAILED] Authentication failed", r
+    # SCRAM, with and without the initial response
+    assert scram_client(c, "e").startswith("e OK [CAPABILITY ")
+    c.close()
+    c = raw(g)
+    assert scram_client(c, "f", ir=False).startswith("f OK ")
+    _, r = c.cmd("g", "AUTHENTICATE PLAIN")
+    assert r.startswith("g BAD"), r      # not in the authenticated state
+    c.close()
+    c = raw(g)
+    assert scram_client(c, "h", password="wrong").startswith(
+        "h NO [AUTHENTICATIONFAILED]")
+    c.close()
+    # imaplib's AUTHENTICATE (it sends the response after "+ ")
+    m = imaps(g)
+    typ, _ = m.authenticate(
+        "PLAIN", lambda _: f"\0{ALICE}\0{PASSWORD}".encode())
+    assert typ == "OK"
+    m.logout()
+    log = g.log_text()
+    assert "fac=imap event=auth" in log
+    assert "mech=SCRAM-SHA-256 result=ok" in log
+    assert re.search(r"fac=imap event=login .*mech=PLAIN", log)
+
+
+def test_login_failures_delay_then_ban(imap):
+    g = imap()
+    c = raw(g)
+    times = []
+    for i in range(3):
+        t0 = time.monotonic()
+        _, r = c.cmd(f"a{i}", f"LOGIN {ALICE} wrong")
+        times.append(time.monotonic() - t0)
+        assert r == f"a{i} NO [AUTHENTICATIONFAILED] Authentication failed"
+    assert times[0] >= 0.08 and times[2] >= 0.35, times
+    t0 = time.monotonic()
+    _, r = c.cmd("a4", f"LOGIN {ALICE} wrong")      # the 4th: banned
+    assert r.startswith("a4 NO [AUTHENTICATIONFAILED]"), r
+    assert c.closed()
+    c = RawIMAP("127.0.0.1", g.imap_port)
+    r = c.line()
+    assert r == ("* BYE [UNAVAILABLE] Too many failed logins from your "
+                 "address"), r
+    assert "fac=imap event=ban" in g.log_text()
+
+    def unbanned():
+        c = RawIMAP("127.0.0.1", g.imap_port)
+        try:
+            r = c.line()
+        finally:
+            c.sock.close()
+        if r.startswith("* OK "):
+            return time.monotonic() - t0
+        assert r.startswith("* BYE [UNAVAILABLE]"), r
+        return False
+    elapsed = wait_for(unbanned, t0 + 4.5 - time.monotonic(), interval=0.1,
+                       what="the ban to end")
+    assert elapsed >= 2.9, f"the 3 s ban ended after {elapsed:.2f}s"
+    c = raw(g)
+    c.login()
+    c.close()
+
+
+# ---------------------------------------------------------- literals -----
+
+def test_literals(imap):
+    g = imap({"imap": {"max_append": "1M"}})
+    c = raw(g)
+    # synchronizing: "+ " before each literal
+    c.send("a LOGIN {%d}\r\n" % len(ALICE))
+    assert c.line().startswith("+ ")
+    c.send(ALICE + " {%d}\r\n" % len(PASSWORD))
+    assert c.line().startswith("+ ")
+    c.send(PASSWORD + "\r\n")
+    assert c.line().startswith("a OK ")
+    c.close()
+    # LITERAL+: none, all in one write
+    c = raw(g)
+    c.send("b LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\nc NOOP\r\n"
+           % (len(ALICE), ALICE, len(PASSWORD), PASSWORD))
+    assert c.line().startswith("b OK ")
+    assert c.line() == "c OK NOOP completed"
+    # a literal over imap.max_append is refused before it is sent
+    _, r = c.cmd("d", "APPEND INBOX {2000000}")
+    assert r == "d NO [TOOBIG] Literal too big", r
+    # LITERAL+ over it: the octets are read and thrown away, then BAD
+    c.send("e APPEND INBOX {1100000+}\r\n")
+    c.send(b"x" * 1100000 + b"\r\n")
+    assert c.until("e")[1] == "e BAD [TOOBIG] Literal too big"
+    # a big one within the bound goes through a file: the session goes on
+    c.send("f APPEND INBOX {300000+}\r\n")
+    c.send(b"From: a@b\r\n\r\n" + b"y" * (300000 - 14) + b"\r\n")
+    _, r = c.until("f")
+    assert not r.startswith("f BAD [TOOBIG]"), r
+    # any other command gets at most 64 KiB
+    _, r = c.cmd("g", "LOGIN {70000}")
+    assert r == "g NO [TOOBIG] Literal too big", r
+    _, r = c.cmd("h", "NOOP")
+    assert r == "h OK NOOP completed"
+    c.close()
+    log = g.log_text()
+    assert re.search(r"fac=imap event=literal-refused .*cmd=APPEND "
+                     r"octets=2000000 sync=yes", log)
+    assert "octets=1100000 sync=no" in log
+    # nothing is left behind in the Maildir's tmp/
+    tmp = g.maildir(ALICE) / "tmp"
+    assert not tmp.exists() or not list(tmp.iterdir())
+
+
+# ------------------------------------------------- errors, timeouts ------
+
+def test_bad_lines_and_too_many(imap):
+    g = imap()
+    c = raw(g)
+    _, r = c.cmd("a", "FROBNICATE")
+    assert r == "a BAD Unknown command"
+    _, r = c.cmd("b", 'LOGIN "unterminated')
+    assert r == "b BAD Invalid quoted string"
+    c.send("*\r\n")
+    assert c.line() == "* BAD Invalid tag"
+    _, r = c.cmd("d", "ENABLE IMAP4rev2")
+    assert r == "d BAD Not logged in"
+    c.send("e LOGIN " + "x" * 70000 + "\r\n")
+    assert c.line() == "e BAD Line too long"
+    _, r = c.cmd("f", "NOOP")
+    assert r == "f OK NOOP completed"
+    for i in range(4):
+        _, r = c.cmd(f"g{i}", "BOGUS")
+    c.send("h BOGUS\r\n")
+    assert c.line() == "h BAD Unknown command"
+    assert c.line() == "* BYE Too many invalid commands"
+    assert c.closed()
+    log = g.log_text()
+    assert re.search(r"fac=imap event=reject .*reason=too-many-errors "
+                     r"errors=10", log)
+    assert re.search(r"fac=imap event=disconnect .*reason=too-many-errors",
+                     log)
+
+
+def test_autologout_before_login(imap):
+    g = imap({"imap": {"login_timeout": "1s"}})
+    c = raw(g)
+    t0 = time.monotonic()
+    c.send("a NOOP\r\n")
+    assert c.line() == "a OK NOOP completed"
+    c.send("b NO")           # half a command does not restart the timer
+    assert c.line() == "* BYE Autologout; idle for too long"
+    assert 0.8 <= time.monotonic() - t0 < 5
+    assert c.closed()
+    log = g.log_text()
+    assert re.search(r"fac=imap event=timeout .*state=NOT_AUTHENTICATED "
+                     r"wait=line limit_ms=1000", log)
+
+
+def test_per_user_connection_limit(imap):
+    g = imap({"imap": {"max_connections_per_user": 2}})
+    a, b = raw(g), raw(g)
+    a.login()
+    b.login()
+    c = raw(g)
+    _, r = c.cmd("L", f'LOGIN {ALICE.upper()} "{PASSWORD}"')
+    assert r == "L NO [LIMIT] Too many sessions for this account (2)", r
+    other = raw(g)              # another account is not affected
+    other.login(BOB)
+    a.cmd("Z", "LOGOUT")
+    assert a.closed()
+
+    def in_again():
+        _, r = c.cmd("L", f'LOGIN {ALICE} "{PASSWORD}"')
+        return r.startswith("L OK")
+    wait_for(in_again, 5, interval=0.1, what="the slot to be given back")
+    log = g.log_text()
+    assert re.search(r"fac=imap event=reject .*user=alice@example.test "
+                     r"reason=user-connections count=2 max=2", log)
+
+
+# ------------------------------------------------- ENABLE, ID, LOGOUT ----
+
+def test_enable_id_logout(imap):
+    g = imap()
+    c = raw(g)
+    u, r = c.cmd("a", 'ID ("name" "test client" "version" "1.0\\"x")')
+    assert u == ['* ID ("name" "godwit" "vendor" "godwit")']
+    assert r == "a OK ID completed"
+    u, r = c.cmd("b", "ID NIL")
+    assert r == "b OK ID completed"
+    _, r = c.cmd("c", "ID (\"name\")")
+    assert r.startswith("c BAD"), r
+    c.login()
+    u, r = c.cmd("d", "ENABLE IMAP4rev2 UTF8=ACCEPT X-UNKNOWN")
+    assert u == ["* ENABLED IMAP4rev2"] and r == "d OK ENABLE completed"
+    u, r = c.cmd("e", "ENABLE UTF8=ACCEPT IMAP4rev2")
+    assert u == ["* ENABLED"], u      # already on: not listed again
+    u, r = c.cmd("f", "NOOP")
+    assert r == "f OK NOOP completed"
+    u, r = c.cmd("g", "LOGOUT")
+    assert u == ["* BYE Logging out"] and r == "g OK LOGOUT completed"
+    assert c.closed()
+    log = g.log_text()
+    assert re.search(r'fac=imap event=id .*client="test client" '
+                     r'client_version=1.0"x', log) or \
+        re.search(r'fac=imap event=id .*client="test client"', log)
+    # imaplib: rev1 client, ENABLE and logout
+    m = imaps(g)
+    m.login(ALICE, PASSWORD)
+    typ, data = m._simple_command("ENABLE", "UTF8=ACCEPT")
+    assert typ == "OK"
+    assert m.logout()[0] == "BYE"
