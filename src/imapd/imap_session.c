@@ -154,6 +154,8 @@ imap_done(struct imap_session *s, const char *status, const char *code,
 		status_line(s, s->cmd->tag, status, code, text);
 	if (s->cont != NULL)
 		bufferevent_setwatermark(s->ses.bev, EV_WRITE, 0, 0);
+	if (s->ses.sasl != NULL && s->ses.auth_job == NULL)
+		sasl_free(&s->ses.sasl);	/* an exchange cut short */
 	s->cmd = NULL;
 	s->cont = NULL;
 	s->line_hook = NULL;
@@ -541,6 +543,25 @@ feed(struct imap_core *c, struct evbuffer *in)
 	return 1;
 }
 
+/*
+ * The rest of an over-long line read for line_hook, whose command ended
+ * on it: thrown away, then the parser reads again.
+ */
+static int
+skip_rest(struct session *ses, struct evbuffer *in)
+{
+	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+
+	if (p.pos < 0) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		session_wait_line(ses);
+		return -1;
+	}
+	evbuffer_drain(in, (size_t)p.pos + 1);
+	ses->line.skip = false;
+	return 1;
+}
+
 /* ops->input: the parser reads, unless a command runs. */
 static int
 imap_input(struct session *ses, struct evbuffer *in)
@@ -553,6 +574,8 @@ imap_input(struct session *ses, struct evbuffer *in)
 		return -1;
 	if (c->streaming)
 		return stream_in(c, in);
+	if (ses->line.skip && s->cmd == NULL)
+		return skip_rest(ses, in);
 	if (s->cmd != NULL)
 		return s->line_hook != NULL ? 0 : -1;
 	return feed(c, in);
@@ -570,9 +593,17 @@ imap_next_line(struct session *ses, struct evbuffer *in, char *buf,
 	if ((r = line_take(&ses->line, in, size, buf, size, &n)) == 0)
 		return 0;
 	if (r < 0) {
+		c->in_loop = true;
 		if (c->s.cmd != NULL)
 			imap_done(&c->s, "BAD", NULL, "Line too long");
-		return ses->closing ? -1 : 0;
+		c->in_loop = false;
+		/* what follows is the parser's again (skip_rest() first):
+		 * a read callback soon, for input already there */
+		if (!ses->closing && evbuffer_get_length(in) > 0)
+			bufferevent_trigger(ses->bev, EV_READ,
+					    BEV_TRIG_IGNORE_WATERMARKS |
+						BEV_TRIG_DEFER_CALLBACKS);
+		return -1;
 	}
 	n--;
 	if (n > 0 && buf[n - 1] == '\r')
@@ -625,10 +656,14 @@ imap_timeout_reply(struct session *ses)
 	imap_untagged(&core(ses)->s, "BYE Autologout; idle for too long");
 }
 
+/* Waiting for the client: no command, or one that waits for a line
+ * (IDLE, an AUTHENTICATE response), not for the auth thread. */
 static bool
 idle(const struct imap_core *c)
 {
-	return c->s.cmd == NULL && !c->streaming &&
+	return (c->s.cmd == NULL ||
+		(c->s.line_hook != NULL && c->s.ses.auth_job == NULL)) &&
+	       !c->streaming &&
 	       (c->s.state == IMAP_S_NOTAUTH || c->s.state == IMAP_S_AUTH ||
 		c->s.state == IMAP_S_SELECTED);
 }

@@ -507,3 +507,21 @@ def test_enable_id_logout(imap):
     typ, data = m._simple_command("ENABLE", "UTF8=ACCEPT")
     assert typ == "OK"
     assert m.logout()[0] == "BYE"
+
+
+def test_authenticate_response_too_long(imap):
+    g = imap()
+    c = raw(g)
+    c.send("a AUTHENTICATE PLAIN\r\n")
+    assert c.line() == "+ "
+    c.send("A" * 5000 + "\r\nb NOOP\r\n")    # b was pipelined behind it
+    assert c.line() == "a BAD Line too long"
+    assert c.line() == "b OK NOOP completed"
+    c.send("c AUTHENTICATE PLAIN\r\n")
+    assert c.line() == "+ "
+    c.send("A" * 70000)                      # no end of line in sight
+    assert c.line() == "c BAD Line too long"
+    c.send("A" * 10 + "\r\nd NOOP\r\n")
+    assert c.line() == "d OK NOOP completed"
+    c.login()
+    c.close()
