@@ -346,12 +346,40 @@ parse_v1(const char *s, size_t n, struct strbuf *name)
 	return true;
 }
 
+/* Each '/'-separated level of name into lvl as modified UTF-7, out
+ * appended with TAB between levels; false if one cannot be written (not
+ * UTF-8, empty, or longer than DOVECOT_NAME_MAX encoded). */
+static bool
+subs_encode(const char *name, struct strbuf *out)
+{
+	struct strbuf lvl = {0};
+	const char *s = name, *slash;
+	bool ok = true;
+
+	do {
+		slash = strchr(s, '/');
+		size_t k = slash != NULL ? (size_t)(slash - s) : strlen(s);
+		strbuf_reset(&lvl);
+		if (k == 0 || imap_utf8_to_utf7(s, k, &lvl) < 0 ||
+		    lvl.len > DOVECOT_NAME_MAX) {
+			ok = false;
+			break;
+		}
+		/* modified UTF-7 is printable ASCII: nothing to tab-escape */
+		strbuf_add(out, lvl.s, lvl.len);
+		strbuf_addc(out, slash != NULL ? '\t' : '\n');
+		s = slash != NULL ? slash + 1 : s;
+	} while (slash != NULL);
+	strbuf_free(&lvl);
+	return ok;
+}
+
 void
 dovecot_subs_parse(const char *buf, size_t len, char ***names_r, size_t *n_r)
 {
 	static const char v2[] = "V\t2\n\n";
 	const char *p = buf, *end = buf + len, *line;
-	struct strbuf name = {0};
+	struct strbuf name = {0}, enc = {0};
 	bool is_v2 = false;
 	size_t n, cnt = 0, cap = 0;
 	char **names = NULL;
@@ -365,6 +393,10 @@ dovecot_subs_parse(const char *buf, size_t len, char ***names_r, size_t *n_r)
 		if (n == 0 || !(is_v2 ? parse_v2(line, n, &name)
 				      : parse_v1(line, n, &name)))
 			continue;
+		/* a name that could not be written back is no folder */
+		strbuf_reset(&enc);
+		if (!subs_encode(name.s, &enc))
+			continue;
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
 			names = xreallocarray(names, cap, sizeof(*names));
@@ -372,6 +404,7 @@ dovecot_subs_parse(const char *buf, size_t len, char ***names_r, size_t *n_r)
 		names[cnt++] = xstrdup(name.s);
 	}
 	strbuf_free(&name);
+	strbuf_free(&enc);
 	*names_r = names;
 	*n_r = cnt;
 }
@@ -379,27 +412,9 @@ dovecot_subs_parse(const char *buf, size_t len, char ***names_r, size_t *n_r)
 int
 dovecot_subs_write(char *const *names, size_t n, struct strbuf *out)
 {
-	struct strbuf lvl = {0};
-	int r = 0;
-
 	strbuf_addstr(out, "V\t2\n\n");
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		const char *s = names[i], *slash;
-		do {
-			slash = strchr(s, '/');
-			size_t k = slash != NULL ? (size_t)(slash - s) : strlen(s);
-			strbuf_reset(&lvl);
-			if (imap_utf8_to_utf7(s, k, &lvl) < 0) {
-				r = -1;
-				break;
-			}
-			/* modified UTF-7 is printable ASCII: nothing to
-			 * tab-escape */
-			strbuf_add(out, lvl.s, lvl.len);
-			strbuf_addc(out, slash != NULL ? '\t' : '\n');
-			s = slash != NULL ? slash + 1 : s;
-		} while (slash != NULL);
-	}
-	strbuf_free(&lvl);
-	return r;
+	for (size_t i = 0; i < n; i++)
+		if (!subs_encode(names[i], out))
+			return -1;
+	return 0;
 }

@@ -2,6 +2,8 @@
  * Modified UTF-7 (RFC 3501 section 5.1.3) to and from UTF-8: see
  * imap_utf7.h. Printable US-ASCII stands for itself ('&' as "&-"); other
  * characters are UTF-16, base64 with ',' for '/', between '&' and '-'.
+ * Control characters (C0, DEL) are refused both ways: no mailbox name
+ * holds one, and a NUL would cut a C string.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -122,7 +124,7 @@ imap_utf8_to_utf7(const char *in, size_t len, struct strbuf *out)
 			p++;
 			continue;
 		}
-		if ((c = utf8_next(&p, end)) < 0) {
+		if ((c = utf8_next(&p, end)) < 0 || c < 0x20 || c == 0x7f) {
 			out->len = start;
 			if (out->s != NULL)
 				out->s[start] = '\0';
@@ -181,8 +183,9 @@ decode_run(const unsigned char *in, size_t n, struct strbuf *out)
 			hi = u;
 		else if (u >= 0xdc00 && u <= 0xdfff)
 			return -1;
-		else if (u < 0x80 && direct((unsigned char)u))
-			return -1;	/* must have been written directly */
+		else if (u < 0x80)
+			return -1;	/* printable: written directly; a
+					 * control character: no name has one */
 		else
 			utf8_put(out, u);
 	}

@@ -324,8 +324,10 @@ uidlist_merge(struct dovecot_uidlist *ul, const struct scan *sc,
 	struct scan both = {0};
 	both.n = sc->n + sc2->n;
 	both.e = xcalloc(both.n + 1, sizeof(*both.e));
-	memcpy(both.e, sc->e, sc->n * sizeof(*sc->e));
-	memcpy(both.e + sc->n, sc2->e, sc2->n * sizeof(*sc2->e));
+	if (sc->n > 0)
+		memcpy(both.e, sc->e, sc->n * sizeof(*sc->e));
+	if (sc2->n > 0)
+		memcpy(both.e + sc->n, sc2->e, sc2->n * sizeof(*sc2->e));
 	struct dovecot_uidlist tmp = {0};
 	for (i = 0; i < both.n; i++)
 		dovecot_uidlist_add(&tmp, i + 1, scan_base(&both.e[i]), NULL);
