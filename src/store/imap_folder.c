@@ -114,6 +114,53 @@ cmp_uid(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
+static const struct imap_folder *sort_view;
+
+static int
+cmp_view_base(const void *a, const void *b)
+{
+	const struct imap_msg *x = &sort_view->msgs[*(const size_t *)a];
+	const struct imap_msg *y = &sort_view->msgs[*(const size_t *)b];
+	size_t xl = msg_baselen(x), yl = msg_baselen(y);
+	int c = memcmp(x->name + 4, y->name + 4, xl < yl ? xl : yl);
+
+	return c != 0 ? c : xl < yl ? -1 : xl > yl;
+}
+
+/* UIDs from the view for the files it knows (by base name): how many of
+ * sc got one. When that is all, the uidlist need not be read. */
+static size_t
+known_uids(struct imap_folder *f, struct scan *sc)
+{
+	size_t *ix, i = 0, j = 0, found = 0;
+
+	if (f->n == 0 || sc->n == 0)
+		return 0;
+	ix = xcalloc(f->n, sizeof(*ix));
+	for (size_t k = 0; k < f->n; k++)
+		ix[k] = k;
+	sort_view = f;
+	qsort(ix, f->n, sizeof(*ix), cmp_view_base);
+	while (i < sc->n && j < f->n) {
+		const struct imap_msg *m = &f->msgs[ix[j]];
+		size_t ml = msg_baselen(m), el = sc->e[i].baselen;
+		int c = memcmp(scan_base(&sc->e[i]), m->name + 4,
+			       el < ml ? el : ml);
+		if (c == 0)
+			c = el < ml ? -1 : el > ml;
+		if (c == 0) {
+			sc->e[i++].uid = m->uid;
+			j++;
+			found++;
+		} else if (c < 0)
+			i++;
+		else
+			j++;
+	}
+	free(ix);
+	return found;
+}
+
 /* The scan with UIDs, ordered by UID, those without one dropped. */
 static int
 scan_by_uid(struct imap_folder *f, struct scan *sc, bool assign)
@@ -122,7 +169,10 @@ scan_by_uid(struct imap_folder *f, struct scan *sc, bool assign)
 
 	if (scan_dir(f->priv->dir, sc) < 0)
 		return -1;
-	if (scan_uids(f->priv->dir, sc, assign) < 0) {
+	if (sc->n > 0 && known_uids(f, sc) == sc->n) {
+		sc->uidvalidity = f->uidvalidity;	/* nothing new */
+		sc->uidnext = f->uidnext;
+	} else if (scan_uids(f->priv->dir, sc, assign) < 0) {
 		if (!assign) {
 			scan_free(sc);
 			return -1;
@@ -342,6 +392,10 @@ imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags,
 		return -1;
 	}
 	m = &f->msgs[i];
+	if (f->readonly) {
+		errno = EPERM;
+		return -1;
+	}
 	if (m->gone) {
 		errno = ENOENT;
 		return -1;
@@ -423,6 +477,10 @@ expunge_one(struct imap_folder *f, struct imap_msg *m, bool *dirs)
 			return false;
 		if (relocate(f, m) < 0)
 			return true;	/* gone already: expunged too */
+		/* renamed by another session: still \Deleted? */
+		name_flags(m->name, &m->flags, &m->keywords);
+		if (!(m->flags & IMAP_F_DELETED))
+			return false;
 	}
 	return false;
 }

@@ -626,6 +626,38 @@ imap_store_delete(struct imap_store *st, const char *name)
 static int
 rename_inbox(struct imap_store *st, const char *to);
 
+/* ".from.x" → ".to.x" for every child (listed first: no renaming while
+ * the directory is read). */
+static void
+rename_children(struct imap_store *st, const char *from, const char *to)
+{
+	size_t fl = strlen(from), n = 0, cap = 0;
+	DIR *d = opendir(st->root);
+	struct dirent *de;
+	char **kids = NULL;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, from, fl) != 0 || de->d_name[fl] != '.')
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			kids = xreallocarray(kids, cap, sizeof(*kids));
+		}
+		kids[n++] = xstrdup(de->d_name + fl);
+	}
+	if (d != NULL)
+		closedir(d);
+	for (size_t i = 0; i < n; i++) {
+		char *a = xasprintf("%s/%s%s", st->root, from, kids[i]);
+		char *b = xasprintf("%s/%s%s", st->root, to, kids[i]);
+		(void)rename(a, b);
+		free(a);
+		free(b);
+		free(kids[i]);
+	}
+	free(kids);
+}
+
 int
 imap_store_rename(struct imap_store *st, const char *from, const char *to)
 {
@@ -641,6 +673,10 @@ imap_store_rename(struct imap_store *st, const char *from, const char *to)
 	}
 	if ((fd_ = disk_name(from)) == NULL || (td = disk_name(to)) == NULL)
 		goto out;
+	if (strncmp(td, fd_, strlen(fd_)) == 0 && td[strlen(fd_)] == '.') {
+		errno = EINVAL;		/* under itself */
+		goto out;
+	}
 	char *fp = xasprintf("%s/%s", st->root, fd_);
 	char *tp = xasprintf("%s/%s", st->root, td);
 	if (lstat(tp, &sb) == 0)
@@ -650,23 +686,7 @@ imap_store_rename(struct imap_store *st, const char *from, const char *to)
 	free(fp);
 	free(tp);
 	if (r == 0) {
-		/* the children: ".from.x" → ".to.x" */
-		size_t fl = strlen(fd_);
-		DIR *d = opendir(st->root);
-		struct dirent *de;
-		while (d != NULL && (de = readdir(d)) != NULL) {
-			if (strncmp(de->d_name, fd_, fl) != 0 ||
-			    de->d_name[fl] != '.')
-				continue;
-			char *a = xasprintf("%s/%s", st->root, de->d_name);
-			char *b = xasprintf("%s/%s%s", st->root, td,
-					    de->d_name + fl);
-			(void)rename(a, b);
-			free(a);
-			free(b);
-		}
-		if (d != NULL)
-			closedir(d);
+		rename_children(st, fd_, td);
 		(void)fsync_dir(st->root);
 	}
 out:

@@ -348,8 +348,40 @@ test_expunge_and_concurrent(void **state)
 	assert_int_equal(imap_folder_open(f->st, "INBOX", true, &a), 0);
 	assert_int_equal(imap_folder_expunge(a, NULL, &ch), -1);
 	assert_int_equal(errno, EPERM);
+	assert_int_equal(imap_folder_set_flags(a, 0, IMAP_F_SEEN, 0), -1);
+	assert_int_equal(errno, EPERM);
 	imap_changes_free(&ch);
 	imap_folder_close(a);
+}
+
+static void
+test_expunge_rechecks(void **state)
+{
+	struct fx *f = *state;
+	struct imap_folder *a, *b;
+	struct imap_changes ch;
+
+	put(f->md, "cur/1.M.h:2,T", "m\n");
+	put(f->md, "cur/2.M.h:2,T", "m\n");
+	assert_int_equal(imap_folder_open(f->st, "INBOX", false, &a), 0);
+	assert_int_equal(imap_folder_open(f->st, "INBOX", false, &b), 0);
+	/* b takes \Deleted off message 1; a has not synced */
+	assert_int_equal(imap_folder_set_flags(b, 0, IMAP_F_SEEN, 0), 0);
+	assert_int_equal(imap_folder_expunge(a, NULL, &ch), 0);
+	assert_int_equal(ch.nexpunged, 1);
+	assert_int_equal(ch.expunged[0], 2);
+	assert_true(exists(f->md, "cur/1.M.h:2,S"));
+	assert_int_equal(a->n, 1);
+	assert_int_equal(a->msgs[0].flags, IMAP_F_SEEN);
+	imap_changes_free(&ch);
+	/* b learns of the expunge at its next sync */
+	assert_int_equal(imap_folder_sync(b, true, &ch), 0);
+	assert_int_equal(ch.nexpunged, 1);
+	assert_int_equal(ch.expunged[0], 2);
+	assert_int_equal(b->n, 1);
+	imap_changes_free(&ch);
+	imap_folder_close(a);
+	imap_folder_close(b);
 }
 
 static void
@@ -438,6 +470,8 @@ test_rename_delete(void **state)
 	assert_int_equal(imap_store_rename(f->st, "P", "Q"), 0);
 	assert_true(exists(f->md, ".Q.C/cur"));
 	assert_false(exists(f->md, ".P"));
+	assert_int_equal(imap_store_rename(f->st, "Q", "Q/C/D"), -1);
+	assert_int_equal(errno, EINVAL);	/* under itself */
 	assert_int_equal(imap_store_rename(f->st, "Q", "Old"), -1);
 	assert_int_equal(errno, EEXIST);
 	assert_int_equal(imap_store_rename(f->st, "Nope", "X"), -1);
@@ -566,6 +600,7 @@ main(void)
 		T(test_dovecot_uidlist),
 		T(test_flags_and_keywords),
 		T(test_expunge_and_concurrent),
+		T(test_expunge_rechecks),
 		T(test_append_copy),
 		T(test_rename_delete),
 		T(test_subscriptions),
