@@ -191,7 +191,8 @@ scan_by_uid(struct imap_folder *f, struct scan *sc, bool assign)
 		sc->e[j++] = sc->e[i];
 	}
 	sc->n = j;
-	qsort(sc->e, sc->n, sizeof(*sc->e), cmp_uid);
+	if (sc->n > 1)
+		qsort(sc->e, sc->n, sizeof(*sc->e), cmp_uid);
 	return 0;
 }
 

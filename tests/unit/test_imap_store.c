@@ -116,6 +116,21 @@ test_open_list(void **state)
 	struct imap_folder_info *l;
 	size_t n;
 
+	struct imap_folder *fo;
+	struct imap_changes ch;
+
+	/* an empty INBOX: selected, synced, expunged */
+	assert_int_equal(imap_folder_open(f->st, "INBOX", false, &fo), 0);
+	assert_int_equal(fo->n, 0);
+	assert_int_equal(fo->uidnext, 1);
+	assert_true(fo->uidvalidity > 0);
+	assert_int_equal(imap_folder_sync(fo, true, &ch), 0);
+	imap_changes_free(&ch);
+	assert_int_equal(imap_folder_expunge(fo, NULL, &ch), 0);
+	imap_changes_free(&ch);
+	imap_folder_close(fo);
+	assert_int_equal(imap_folder_open(f->st, "Nope", false, &fo), -1);
+	assert_int_equal(errno, ENOENT);
 	assert_true(exists(f->md, ".Sent/cur"));
 	assert_true(exists(f->md, ".Junk/maildirfolder"));
 	assert_string_equal(slurp(f->md, "subscriptions"),
