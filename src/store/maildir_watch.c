@@ -41,6 +41,7 @@ struct maildir_watch {
 	struct wd_ref *wds;
 	size_t nwds, capwds;
 	bool dispatching;
+	bool free_pending;	/* maildir_watch_free() from a callback */
 };
 
 struct maildir_watch *
@@ -167,6 +168,9 @@ maildir_watch_dispatch(struct maildir_watch *w)
 	ssize_t k;
 	int rounds = 0;
 
+	if (w->dispatching)
+		return;		/* called again from a callback: the outer
+				 * dispatch calls the marked ones */
 	while (rounds++ < 64 && (k = read(w->fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + k;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
@@ -175,7 +179,7 @@ maildir_watch_dispatch(struct maildir_watch *w)
 		}
 	}
 	w->dispatching = true;
-	for (e = w->entries; e; e = e->next)
+	for (e = w->entries; e && !w->free_pending; e = e->next)
 		if (e->fire && !e->dead) {
 			e->fire = false;
 			e->cb(e->arg);
@@ -186,6 +190,8 @@ maildir_watch_dispatch(struct maildir_watch *w)
 		if (e->dead)
 			entry_unlink(w, e);
 	}
+	if (w->free_pending)
+		maildir_watch_free(w);
 }
 
 void
@@ -195,6 +201,11 @@ maildir_watch_free(struct maildir_watch *w)
 
 	if (w == NULL)
 		return;
+	if (w->dispatching) {
+		/* from a callback: freed when the dispatch ends */
+		w->free_pending = true;
+		return;
+	}
 	for (e = w->entries; e; e = next) {
 		next = e->next;
 		free(e);

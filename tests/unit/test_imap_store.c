@@ -605,6 +605,50 @@ test_watch(void **state)
 	maildir_watch_free(w);
 }
 
+struct reent {
+	struct maildir_watch *w;
+	struct maildir_watch_entry *other;
+	int calls;
+};
+
+/* removes the other entry, dispatches again, frees the watch */
+static void
+cb_reent(void *arg)
+{
+	struct reent *r = arg;
+
+	r->calls++;
+	if (r->other != NULL)
+		maildir_watch_remove(r->w, r->other);
+	r->other = NULL;
+	maildir_watch_dispatch(r->w);
+	maildir_watch_free(r->w);
+}
+
+static void
+test_watch_reentry(void **state)
+{
+	struct fx *f = *state;
+	struct reent a = {0}, b = {0};
+	struct pollfd pfd;
+
+	a.w = b.w = maildir_watch_new();
+	assert_non_null(a.w);
+	assert_non_null(maildir_watch_add(a.w, f->md, cb_reent, &a));
+	b.other = NULL;
+	a.other = maildir_watch_add(a.w, f->md, cb_reent, &b);
+	assert_non_null(a.other);
+	put(f->md, "new/1.M.h", "a\n");
+	pfd.fd = maildir_watch_fd(a.w);
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	/* the first callback removes the second and frees the watch: the
+	 * second is not called, the watch is gone after the dispatch (ASan
+	 * sees any use after that) */
+	maildir_watch_dispatch(a.w);
+	assert_int_equal(a.calls + b.calls, 1);
+}
+
 int
 main(void)
 {
@@ -622,6 +666,7 @@ main(void)
 		T(test_stale_lock),
 		cmocka_unit_test(test_list_match),
 		T(test_watch),
+		T(test_watch_reentry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
