@@ -345,7 +345,7 @@ on_stream(struct imap_core *c)
 		return;
 	}
 	if ((c->stream_fd = stream_file(c)) < 0)
-		c->refused = true;
+		c->refused = c->spool_failed = true;
 	else
 		c->fds[c->nfds++] = c->stream_fd;
 }
@@ -366,8 +366,8 @@ stream_in(struct imap_core *c, struct evbuffer *in)
 		log_event(LOG_ERR, "imap", "literal-error",
 			  LF_STR("session", c->s.ses.id),
 			  LF_STR("user", c->s.account), LF_INT("errno", errno));
-		c->refused = true;
-		c->stream_fd = -1;
+		c->refused = c->spool_failed = true;
+		c->stream_fd = -1;	/* closed with the command's fds */
 	}
 	evbuffer_drain(in, n);
 	c->stream_left -= n;
@@ -441,9 +441,11 @@ dispatch(struct imap_core *c, const struct imap_command *cmd)
 	if ((d->states & state_bit(s->state)) == 0) {
 		imap_close_streamed(c);
 		imap_bad(c, cmd->tag, NULL,
-			 s->state == IMAP_S_NOTAUTH ? "Not logged in"
-			 : s->state == IMAP_S_AUTH  ? "No mailbox selected"
-						    : "Not allowed now");
+			 s->state == IMAP_S_NOTAUTH	 ? "Not logged in"
+			 : d->states == IMAP_IN_NOTAUTH ? "Already logged in"
+			 : d->states == IMAP_IN_SELECTED
+			     ? "No mailbox selected"
+			     : "Not allowed now");
 		return;
 	}
 	c->commands++;
@@ -460,6 +462,13 @@ static void
 on_command(struct imap_core *c, const struct imap_command *cmd)
 {
 	deadline_stop(&c->s.ses.deadline);
+	if (c->spool_failed) {
+		c->spool_failed = c->refused = false;
+		imap_close_streamed(c);
+		status_line(&c->s, cmd->tag, "NO", "UNAVAILABLE",
+			    "Cannot store the literal now");
+		return;
+	}
 	if (c->refused) {
 		c->refused = false;
 		imap_close_streamed(c);
@@ -477,7 +486,7 @@ on_error(struct imap_core *c)
 
 	deadline_stop(&c->s.ses.deadline);
 	imap_close_streamed(c);
-	c->refused = false;
+	c->refused = c->spool_failed = false;
 	d = p->name[0] != '\0' ? find_command(p->name) : NULL;
 	log_event(LOG_DEBUG, "imap", "bad-command",
 		  LF_STR("session", c->s.ses.id), LF_STR("ip", c->s.ses.ip),
