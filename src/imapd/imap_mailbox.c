@@ -5,6 +5,7 @@
  * calls (owned by MAILBOX) in their simplest form.
  */
 #include "imapd/imap_private.h"
+#include "store/imap_store.h"
 
 const struct imap_cmd_def imap_mailbox_cmds[] = {
 	{NULL, NULL, 0, false},
@@ -26,4 +27,13 @@ imap_write_flags(struct imap_session *s, struct evbuffer *out,
 	(void)s;
 	(void)out;
 	(void)m;
+}
+
+/* MAILBOX owns it: closes what is selected (no change watch here). */
+void
+imap_mailbox_end(struct imap_session *s)
+{
+	if (s->folder != NULL)
+		imap_folder_close(s->folder);
+	s->folder = NULL;
 }

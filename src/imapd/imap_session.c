@@ -43,6 +43,8 @@
 #include "lib/xalloc.h"
 #include "net/metrics.h"
 #include "net/session.h"
+#include "store/imap_store.h"
+#include "mail/imap_utf7.h"
 
 #define INPUT_HIGH (64 * 1024)	   /* libevent stops reading past this */
 #define OUTPUT_LOW (64 * 1024)	   /* cont runs below this */
@@ -718,6 +720,9 @@ imap_free(struct session *ses, const char *reason)
 		  LF_UINT("duration_ms", mono_ms() - ses->started_ms));
 	imap_user_release(c);
 	imap_close_streamed(c);
+	imap_mailbox_end(s);
+	if (s->store != NULL)
+		imap_store_close(s->store);
 	imap_parser_free(s->parser);
 	free(s->saved);
 	free(s->maildir);
@@ -850,24 +855,53 @@ void
 imap_write_mailbox(struct imap_session *s, struct evbuffer *out,
 		   const char *name)
 {
-	(void)s;
-	imap_write_string(out, name, strlen(name));
+	struct strbuf b = {0};
+
+	/* a name that is not valid UTF-8 is sent as it is */
+	if (s->utf8 || imap_utf8_to_utf7(name, strlen(name), &b) < 0)
+		imap_write_string(out, name, strlen(name));
+	else
+		imap_write_string(out, b.s != NULL ? b.s : "", b.len);
+	strbuf_free(&b);
 }
 
+/*
+ * The client's name: UTF-8 once it enabled IMAP4rev2 or UTF8=ACCEPT,
+ * modified UTF-7 before (RFC 3501 5.1.3; RFC 9051 allows it still, so a
+ * rev2 client's '&' name is decoded when it is valid UTF-7).
+ */
 bool
 imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a,
 		 struct strbuf *out)
 {
+	struct strbuf b = {0};
 	const char *str;
 	size_t len;
+	bool ok;
 
-	(void)s;
 	if (!imap_arg_astring(a, &str, &len) || len == 0 ||
 	    memchr(str, '\0', len) != NULL || !name_ok(str, len))
 		return false;
-	if (len == 5 && strncasecmp(str, "INBOX", 5) == 0)
+	if (len == 5 && strncasecmp(str, "INBOX", 5) == 0) {
 		strbuf_addstr(out, "INBOX");
-	else
-		strbuf_add(out, str, len);
-	return true;
+		return true;
+	}
+	if (memchr(str, '&', len) == NULL) {
+		ok = true;
+		for (size_t i = 0; !s->utf8 && i < len; i++)
+			if ((unsigned char)str[i] >= 0x80)
+				ok = false;	/* 8-bit: rev1 sends UTF-7 */
+		if (ok)
+			strbuf_add(out, str, len);
+		return ok;
+	}
+	ok = imap_utf7_to_utf8(str, len, &b) == 0;
+	if (ok)
+		strbuf_add(out, b.s != NULL ? b.s : "", b.len);
+	else if (s->utf8) {
+		strbuf_add(out, str, len);	/* a UTF-8 name with '&' */
+		ok = true;
+	}
+	strbuf_free(&b);
+	return ok;
 }
