@@ -173,27 +173,33 @@ imap_done(struct imap_session *s, const char *status, const char *code,
 
 /* ---- strings -------------------------------------------------------- */
 
+static bool name_ok(const char *s, size_t len);
+
+/* Fit for a quoted string; UTF-8 too when utf8 (RFC 9051, RFC 6855). */
 static bool
-quotable(const char *str, size_t len)
+quotable(const char *str, size_t len, bool utf8)
 {
+	bool eight = false;
+
 	if (len > QUOTED_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)str[i];
-		if (ch < 0x20 || ch >= 0x7f)
+		if (ch < 0x20 || ch == 0x7f)
 			return false;
+		eight |= ch >= 0x80;
 	}
-	return true;
+	return !eight || (utf8 && name_ok(str, len));
 }
 
-void
-imap_write_string(struct evbuffer *out, const char *str, size_t len)
+static void
+write_string(struct evbuffer *out, const char *str, size_t len, bool utf8)
 {
 	if (str == NULL) {
 		evbuffer_add(out, "NIL", 3);
 		return;
 	}
-	if (!quotable(str, len)) {
+	if (!quotable(str, len, utf8)) {
 		evbuffer_add_printf(out, "{%zu}\r\n", len);
 		evbuffer_add(out, str, len);
 		return;
@@ -208,6 +214,12 @@ imap_write_string(struct evbuffer *out, const char *str, size_t len)
 		}
 	}
 	evbuffer_add(out, "\"", 1);
+}
+
+void
+imap_write_string(struct evbuffer *out, const char *str, size_t len)
+{
+	write_string(out, str, len, false);
 }
 
 /* ---- capabilities --------------------------------------------------- */
@@ -859,9 +871,9 @@ imap_write_mailbox(struct imap_session *s, struct evbuffer *out,
 
 	/* a name that is not valid UTF-8 is sent as it is */
 	if (s->utf8 || imap_utf8_to_utf7(name, strlen(name), &b) < 0)
-		imap_write_string(out, name, strlen(name));
+		write_string(out, name, strlen(name), s->utf8);
 	else
-		imap_write_string(out, b.s != NULL ? b.s : "", b.len);
+		write_string(out, b.s != NULL ? b.s : "", b.len, false);
 	strbuf_free(&b);
 }
 
