@@ -371,8 +371,12 @@ stream_in(struct imap_core *c, struct evbuffer *in)
 	struct evbuffer_iovec v;
 	size_t n;
 
-	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-		return -1;	/* the command's deadline still runs */
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) {
+		/* the command's deadline runs on (started if it was not:
+		 * the command's line may have come in one read) */
+		session_wait_line(&c->s.ses);
+		return -1;
+	}
 	n = v.iov_len;
 	if (n > c->stream_left)
 		n = (size_t)c->stream_left;
