@@ -408,10 +408,11 @@ cmd_delete(struct imap_session *s, const struct imap_command *c)
 		imap_done(s, "NO", "CANNOT", "INBOX cannot be deleted");
 		return;
 	}
+	/* the selected folder is closed first, as Dovecot does: the
+	 * session is then not in SELECTED state any more */
 	if (s->folder != NULL && strcmp(s->folder->name, name.s) == 0) {
-		strbuf_free(&name);
-		imap_done(s, "NO", "INUSE", "the mailbox is selected");
-		return;
+		unselect(s);
+		s->state = IMAP_S_AUTH;
 	}
 	r = imap_store_delete(s->store, name.s);
 	strbuf_free(&name);

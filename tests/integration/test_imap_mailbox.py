@@ -138,6 +138,14 @@ def test_create_delete_rename(g):
         assert not folder_dir(g, f"{a}-renamed").exists()
         _, t = c.cmd(f'DELETE "{a}-renamed"')
         assert (status_of(t), code_of(t)) == ("NO", "NONEXISTENT"), t
+        c.cmd(f'SELECT "{a}-slash"')
+        _, t = c.cmd(f'DELETE "{a}-slash"')
+        assert status_of(t) == "OK", t
+        assert not folder_dir(g, f"{a}-slash").exists()
+        _, t = c.cmd("NOOP")
+        assert status_of(t) == "OK", t
+        _, t = c.cmd("CLOSE")
+        assert status_of(t) == "BAD", "the deleted folder is not selected"
         _, t = c.cmd('DELETE "INBOX"')
         assert status_of(t) == "NO", t
         _, t = c.cmd("CREATE")
