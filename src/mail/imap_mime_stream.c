@@ -104,6 +104,19 @@ section_text(const char **p, const char *e, struct imap_section *sec)
 	return true;
 }
 
+/* A header name as an atom if it is one, else quoted. */
+static void
+echo_name(struct strbuf *t, const char *name)
+{
+	for (const char *c = name; *c != '\0'; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f ||
+		    strchr("(){%*\"\\]", *c) != NULL) {
+			imap_mime_quote(t, name, strlen(name));
+			return;
+		}
+	strbuf_addstr(t, name);
+}
+
 static void
 echo_text(struct imap_section *sec)
 {
@@ -123,8 +136,7 @@ echo_text(struct imap_section *sec)
 		for (size_t i = 0; i < sec->nnames; i++) {
 			if (i > 0)
 				strbuf_addc(&t, ' ');
-			imap_mime_quote(&t, sec->names[i],
-					strlen(sec->names[i]));
+			echo_name(&t, sec->names[i]);
 		}
 		strbuf_addc(&t, ')');
 	}

@@ -11,7 +11,7 @@
 /* Search keys written as one string, split into args: words become
  * atoms, "..." strings, (...) lists. */
 struct args {
-	struct imap_arg v[64];
+	struct imap_arg v[256];
 	size_t n;
 	char text[2048];
 };
@@ -76,7 +76,7 @@ parse(const char *s, struct imap_search_node **t)
 	const char *error;
 	int r;
 
-	a.n = split(&s, a.v, 64, &out);
+	a.n = split(&s, a.v, 256, &out);
 	r = imap_search_parse(a.v, a.n, t, &error);
 	free_args(a.v, a.n);
 	return r;
