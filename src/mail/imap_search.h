@@ -6,7 +6,8 @@
  * dates, sequence numbers and UIDs are answered without it).
  *
  * Text keys (BCC BODY CC FROM HEADER SUBJECT TEXT TO) match a substring,
- * ignoring ASCII case, of the decoded text: header values with their RFC
+ * ignoring case (ASCII, Latin-1 and basic Cyrillic letters), of the
+ * decoded text: header values with their RFC
  * 2047 encoded words decoded and converted to UTF-8, bodies with their
  * transfer encoding undone and their charset converted to UTF-8 (iconv),
  * streamed through a bounded window. BODY searches the text parts (of

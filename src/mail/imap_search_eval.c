@@ -6,7 +6,6 @@
  * Body text is decoded and converted to UTF-8 as it streams through a
  * window the length of the needle.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <iconv.h>
 #include <stdlib.h>
@@ -28,31 +27,41 @@ struct eval {
 
 /* ---- a case-insensitive substring over a stream ------------------ */
 
+/*
+ * Case is folded octet by octet, so lengths never change: ASCII, the
+ * Latin-1 capitals (U+00C0..U+00DE but U+00D7) and the Cyrillic capitals
+ * U+0410..U+041F, each to its small letter. prev is the octet before.
+ */
+static unsigned char
+fold(unsigned char prev, unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return (unsigned char)(c + 0x20);
+	if (prev == 0xc3 && c >= 0x80 && c <= 0x9e && c != 0x97)
+		return (unsigned char)(c + 0x20);
+	if (prev == 0xd0 && c >= 0x90 && c <= 0x9f)
+		return (unsigned char)(c + 0x20);
+	return c;
+}
+
 struct matcher {
-	const char *needle;	/* lower case */
+	char *needle;		/* folded */
 	size_t nlen;
-	char *win;
+	unsigned char *win;	/* folded */
 	size_t wlen;
+	unsigned char prev;
 	bool found;
 };
 
 static bool
-match_at(const char *h, const char *needle, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (tolower((unsigned char)h[i]) != (unsigned char)needle[i])
-			return false;
-	return true;
-}
-
-static bool
-contains(const char *h, size_t hlen, const char *needle, size_t nlen)
+contains(const unsigned char *h, size_t hlen, const char *needle,
+	 size_t nlen)
 {
 	if (nlen == 0)
 		return true;
 	for (size_t i = 0; i + nlen <= hlen; i++)
-		if (tolower((unsigned char)h[i]) == (unsigned char)needle[0] &&
-		    match_at(h + i, needle, nlen))
+		if (h[i] == (unsigned char)needle[0] &&
+		    memcmp(h + i, needle, nlen) == 0)
 			return true;
 	return false;
 }
@@ -61,10 +70,14 @@ static void
 feed(struct matcher *m, const char *p, size_t n)
 {
 	while (n > 0 && !m->found) {
-		size_t room = 8192, take = n < room ? n : room;
+		size_t take = n < 8192 ? n : 8192;
 
-		memcpy(m->win + m->wlen, p, take);
-		m->wlen += take;
+		for (size_t i = 0; i < take; i++) {
+			unsigned char c = (unsigned char)p[i];
+
+			m->win[m->wlen++] = fold(m->prev, c);
+			m->prev = c;
+		}
 		p += take;
 		n -= take;
 		if (contains(m->win, m->wlen, m->needle, m->nlen)) {
@@ -208,11 +221,25 @@ hdr_field(void *arg, const char *name, size_t nlen, const char *v,
 static void
 matcher_init(struct matcher *m, const char *needle)
 {
-	m->needle = needle;
+	unsigned char prev = 0;
+
 	m->nlen = strlen(needle);
+	m->needle = xmalloc(m->nlen + 1);
+	for (size_t i = 0; i <= m->nlen; i++) {
+		m->needle[i] = (char)fold(prev, (unsigned char)needle[i]);
+		prev = (unsigned char)needle[i];
+	}
 	m->win = xmalloc(8192 + m->nlen);
 	m->wlen = 0;
+	m->prev = 0;
 	m->found = false;
+}
+
+static void
+matcher_free(struct matcher *m)
+{
+	free(m->needle);
+	free(m->win);
 }
 
 /* HEADER field str (field NULL: any field, for TEXT). */
@@ -225,7 +252,7 @@ header_has(struct eval *e, const char *field, const char *str)
 	matcher_init(&m, str);
 	imap_mime_fields(e->hdr.s, e->hdr.len, hdr_field, &h);
 	strbuf_free(&h.dec);
-	free(m.win);
+	matcher_free(&m);
 	/* an empty string matches every message that has the field */
 	return field != NULL && str[0] == '\0' ? h.seen : m.found;
 }
@@ -286,7 +313,7 @@ body_has(struct eval *e, const char *str)
 		return 1;
 	matcher_init(&m, str);
 	r = body_walk(e, e->mime->root, &m);
-	free(m.win);
+	matcher_free(&m);
 	return r < 0 ? -1 : m.found;
 }
 
