@@ -7,7 +7,8 @@
  * every part's offsets are ordered and inside the message, in both forms;
  * the CRLF size is at least the stored size; a streamed range yields
  * exactly its CRLF length (partials: what is left of it, at most len);
- * the decoded size equals what the decoding stream yields.
+ * the decoded size equals what the decoding stream yields; the header
+ * alone (imap_mime_parse_header()) gives the same ENVELOPE.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -87,7 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mem mem;
 	struct imap_mime_src src = {mem_read, &mem, 0};
-	struct imap_mime *m;
+	struct imap_mime *m, *h;
 	struct imap_section sec;
 	struct imap_mime_range r;
 	struct strbuf b = {0};
@@ -107,6 +108,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	imap_mime_bodystructure(m, true, &b);
 	imap_mime_bodystructure(m, false, &b);
 	imap_mime_envelope(m, &b);
+	/* the header alone gives the same ENVELOPE and header range */
+	check(imap_mime_parse_header(&src, &h) == 0);
+	check(strcmp(h->root->envelope, m->root->envelope) == 0);
+	check(h->root->body == m->root->body);
+	imap_mime_free(&h);
 	check(imap_section_parse(spec, strlen(spec), false, &sec) == 0);
 	if (imap_mime_section(m, &sec, &r) == 0) {
 		if (sec.kind == IMAP_SEC_FIELDS ||

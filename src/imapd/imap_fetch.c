@@ -44,6 +44,7 @@ struct fetch {
 	struct fitem items[FETCH_ITEMS_MAX];
 	size_t nitems;
 	bool content;		/* an item reads the file */
+	bool header_only;	/* ... but only the message's header */
 	bool want_flags;
 	size_t *idx;
 	size_t n, pos;		/* messages, the one being written */
@@ -160,6 +161,24 @@ section_item(struct fetch *f, const char *w, size_t len)
 		return true;
 	}
 	return false;
+}
+
+/* Whether every item that reads the file needs only the header. */
+static bool
+header_items_only(const struct fetch *f)
+{
+	for (size_t i = 0; i < f->nitems; i++) {
+		const struct fitem *it = &f->items[i];
+
+		if (it->kind == FI_BODY || it->kind == FI_BODYSTRUCTURE ||
+		    it->kind == FI_BINARY || it->kind == FI_BINARY_SIZE)
+			return false;
+		if (it->kind == FI_SECTION &&
+		    (it->sec.npart > 0 || it->sec.kind == IMAP_SEC_ALL ||
+		     it->sec.kind == IMAP_SEC_TEXT))
+			return false;
+	}
+	return true;
 }
 
 static bool
@@ -281,7 +300,8 @@ open_msg(struct imap_session *s, struct fetch *f, size_t i)
 	f->src.read = fd_read;
 	f->src.arg = &f->fd;
 	f->src.size = fsize;
-	if (imap_mime_parse(&f->src, &f->mime) < 0) {
+	if ((f->header_only ? imap_mime_parse_header(&f->src, &f->mime) :
+	     imap_mime_parse(&f->src, &f->mime)) < 0) {
 		close_msg(f);
 		return false;
 	}
@@ -555,6 +575,7 @@ cmd_fetch(struct imap_session *s, const struct imap_command *c)
 		imap_done(s, "BAD", NULL, "Invalid FETCH items");
 		return;
 	}
+	f->header_only = header_items_only(f);
 	if (!imap_set_resolve(s, &c->args[0], c->uid, &f->idx, &f->n, &err)) {
 		fetch_free(f);
 		imap_done(s, "BAD", NULL, "%s", err);

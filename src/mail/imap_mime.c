@@ -372,6 +372,37 @@ walk_entity(struct walk *w, struct imap_mime_part *p, size_t depth,
 }
 
 int
+imap_mime_parse_header(const struct imap_mime_src *src,
+		       struct imap_mime **m_r)
+{
+	struct walk *w = xcalloc(1, sizeof(*w));
+	struct imap_mime *m = xcalloc(1, sizeof(*m));
+	struct strbuf hdr = {0}, e = {0};
+	char boundary[BOUNDARY_MAX + 1];
+	int ret = 0;
+
+	w->r.src = src;
+	w->m = m;
+	m->root = new_part(w);
+	m->header_only = true;
+	read_header(w, m->root, &hdr);
+	imap_mime_part_fields(m->root, hdr.s != NULL ? hdr.s : "", hdr.len,
+			      false, boundary, sizeof(boundary));
+	imap_mime_render_envelope(hdr.s != NULL ? hdr.s : "", hdr.len, &e);
+	m->root->envelope = strbuf_steal(&e);
+	m->root->end = m->root->body;
+	m->root->cend = m->root->cbody;
+	strbuf_free(&hdr);
+	if (w->r.failed)
+		ret = -1;
+	free(w);
+	if (ret < 0)
+		imap_mime_free(&m);
+	*m_r = m;
+	return ret;
+}
+
+int
 imap_mime_parse(const struct imap_mime_src *src, struct imap_mime **m_r)
 {
 	struct walk *w = xcalloc(1, sizeof(*w));

@@ -82,10 +82,16 @@ struct imap_mime {
 	struct imap_mime_part *root;
 	size_t nparts;
 	uint64_t csize;		/* the CRLF size of the whole message */
+	bool header_only;	/* imap_mime_parse_header(): the root's
+				 * header alone is known */
 };
 
 /* Parses the structure: 0, or -1 if the callback failed. */
 int imap_mime_parse(const struct imap_mime_src *src, struct imap_mime **m_r);
+/* Only the message's header (ENVELOPE, [HEADER], [HEADER.FIELDS]): the
+ * body is not read; other sections do not resolve. */
+int imap_mime_parse_header(const struct imap_mime_src *src,
+			   struct imap_mime **m_r);
 void imap_mime_free(struct imap_mime **m);
 
 /* BODYSTRUCTURE (extended) or BODY (not) of the message, appended. */

@@ -220,6 +220,10 @@ imap_mime_section(const struct imap_mime *m, const struct imap_section *sec,
 {
 	const struct imap_mime_part *e = m->root, *msg = m->root;
 
+	if (m->header_only &&
+	    (sec->npart > 0 || sec->kind == IMAP_SEC_ALL ||
+	     sec->kind == IMAP_SEC_TEXT))
+		return -1;
 	for (size_t i = 0; i < sec->npart; i++) {
 		uint32_t n = sec->part[i];
 

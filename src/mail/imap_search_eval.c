@@ -165,7 +165,7 @@ load(struct eval *e)
 	e->loaded = true;
 	if (src == NULL)
 		return false;
-	if (imap_mime_parse(src, &e->mime) < 0) {
+	if (imap_mime_parse_header(src, &e->mime) < 0) {
 		e->failed = true;
 		return false;
 	}
@@ -311,6 +311,13 @@ body_has(struct eval *e, const char *str)
 
 	if (str[0] == '\0')
 		return 1;
+	if (e->mime->header_only) {	/* the whole structure, now */
+		imap_mime_free(&e->mime);
+		if (imap_mime_parse(e->msg->src, &e->mime) < 0) {
+			e->failed = true;
+			return -1;
+		}
+	}
 	matcher_init(&m, str);
 	r = body_walk(e, e->mime->root, &m);
 	matcher_free(&m);
