@@ -157,9 +157,9 @@ write_esearch(struct imap_session *s, const struct imap_command *c,
 	struct evbuffer *out = imap_out(s);
 	struct strbuf set = { 0 };
 
-	evbuffer_add_printf(out, "* ESEARCH (TAG ");
-	imap_write_string(out, c->tag, strlen(c->tag));
-	evbuffer_add_printf(out, ")%s", c->uid ? " UID" : "");
+	/* a tag is atom characters: quoted as it is */
+	evbuffer_add_printf(out, "* ESEARCH (TAG \"%s\")%s", c->tag,
+			    c->uid ? " UID" : "");
 	if (n > 0 && (mask & RET_MIN))
 		evbuffer_add_printf(out, " MIN %u", v[0]);
 	if (n > 0 && (mask & RET_MAX))
