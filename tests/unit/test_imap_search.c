@@ -127,6 +127,13 @@ static const char message[] =
     "--b--\n";
 
 static int
+lookup(void *arg, const char *name)
+{
+	(void)arg;
+	return strcmp(name, "work") == 0 ? 1 : -1;
+}
+
+static int
 eval(const char *keys)
 {
 	static struct mem mem;
@@ -151,10 +158,7 @@ eval(const char *keys)
 	msg.internaldate = 1057128757;	/* 2003-07-02 06:52:37 UTC */
 	msg.src = &src;
 	assert_int_equal(parse(keys, &t), IMAP_SEARCH_OK);
-	for (size_t i = 0; i < t->nkids; i++)
-		if (t->kids[i].type == IMAP_SK_KEYWORD)
-			t->kids[i].keyword =
-			    strcmp(t->kids[i].str, "work") == 0 ? 1 : -1;
+	imap_search_keywords(t, lookup, NULL);
 	r = imap_search_eval(t, &ctx, &msg);
 	imap_search_free(&t);
 	return r;
