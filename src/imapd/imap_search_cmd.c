@@ -216,6 +216,8 @@ imap_cmd_search(struct imap_session *s, const struct imap_command *c)
 		first = 2;
 	}
 	r = imap_search_parse(c->args + first, c->nargs - first, &t, &err);
+	if (r != IMAP_SEARCH_OK && (mask & RET_SAVE))
+		s->nsaved = 0;	/* a failed SAVE leaves "$" empty */
 	if (r == IMAP_SEARCH_BADCHARSET) {
 		imap_done(s, "NO", "BADCHARSET (UTF-8 US-ASCII)",
 			  "Unsupported charset");
