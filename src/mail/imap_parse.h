@@ -104,7 +104,8 @@ enum imap_parse_result imap_parse(struct imap_parser *p, const char *buf,
 				  size_t len, size_t *used_r,
 				  const struct imap_command **cmd_r);
 
-/* After STREAM: the literal's size. */
+/* After STREAM, or CONTINUE (to refuse it before "+ Ready": answer and
+ * imap_parser_reset()): the literal's size. */
 uint64_t imap_parser_stream_size(const struct imap_parser *p);
 /* After STREAM: the octets were consumed (fd: the caller's handle, kept
  * in the IMAP_ARG_STREAMED arg; -1 if they were discarded). */
