@@ -6,11 +6,12 @@
 #ifndef GODWIT_IMAP_MIME_PRIVATE_H
 #define GODWIT_IMAP_MIME_PRIVATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mail/imap_mime.h"
-
+struct imap_mime_part;
+struct imap_mime_src;
 struct strbuf;
 
 /* Content-Type and the other Content-* fields of hdr into p (defaults
