@@ -77,6 +77,9 @@ MULTI = (
     b"--outer--\n"
     b"epilogue\n")
 
+UUE = (b"Subject: uu\nContent-Type: text/plain\n"
+       b"Content-Transfer-Encoding: x-uuencode\n\nbegin 644 x\n`\nend\n")
+
 LARGE_LINE = b"0123456789abcdefghijklmnopqrstuvwxyz" * 2 + b"\n"
 
 
@@ -157,7 +160,7 @@ def g(request, godwit_root):
     gw.write_config()
     MESSAGES[2] = large()
     place(gw, ALICE, MESSAGES)
-    place(gw, BOB, [SIMPLE, MULTI, SIMPLE])
+    place(gw, BOB, [SIMPLE, MULTI, SIMPLE, UUE])
     gw.start()
     yield gw
     problems = _finish(gw)
@@ -308,6 +311,16 @@ def test_binary(g):
         assert d[0] == (b"2 (BINARY[3]<1> ~{2}", b"\x01\x02")
         d = fetch(c, "1", "(BINARY.PEEK[])")
         assert d[0][1] == crlf(SIMPLE)
+    finally:
+        c.logout()
+    c = login(g, BOB, examine=True)
+    try:
+        typ, data = c._simple_command("FETCH", "4", "(BINARY.PEEK[1])")
+        assert typ == "NO"
+        assert data[-1].startswith(b"[UNKNOWN-CTE]"), data
+        # BODY[] of the same part is the octets as they are
+        d = fetch(c, "4", "(BODY.PEEK[1])")
+        assert literal(d) == b"begin 644 x\r\n`\r\nend\r\n"
     finally:
         c.logout()
 
