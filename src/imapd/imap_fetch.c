@@ -45,6 +45,7 @@ struct fetch {
 	size_t nitems;
 	bool content;		/* an item reads the file */
 	bool header_only;	/* ... but only the message's header */
+	bool whole_only;	/* ... or only the whole message: no walk */
 	bool want_flags;
 	size_t *idx;
 	size_t n, pos;		/* messages, the one being written */
@@ -161,6 +162,25 @@ section_item(struct fetch *f, const char *w, size_t len)
 		return true;
 	}
 	return false;
+}
+
+/* Whether every item that reads the file wants the whole message
+ * (BODY[], RFC822, BINARY[]): then the file is streamed without a walk,
+ * its CRLF size taken from the store (RFC822.SIZE). */
+static bool
+whole_items_only(const struct fetch *f)
+{
+	for (size_t i = 0; i < f->nitems; i++) {
+		const struct fitem *it = &f->items[i];
+
+		if (it->kind == FI_ENVELOPE || it->kind == FI_BODY ||
+		    it->kind == FI_BODYSTRUCTURE)
+			return false;
+		if (it->kind >= FI_SECTION &&
+		    (it->sec.npart > 0 || it->sec.kind != IMAP_SEC_ALL))
+			return false;
+	}
+	return true;
 }
 
 /* Whether every item that reads the file needs only the header. */
@@ -300,6 +320,8 @@ open_msg(struct imap_session *s, struct fetch *f, size_t i)
 	f->src.read = fd_read;
 	f->src.arg = &f->fd;
 	f->src.size = fsize;
+	if (f->whole_only)
+		return true;
 	if ((f->header_only ? imap_mime_parse_header(&f->src, &f->mime) :
 	     imap_mime_parse(&f->src, &f->mime)) < 0) {
 		close_msg(f);
@@ -354,7 +376,11 @@ write_section(struct imap_session *s, struct fetch *f, struct fitem *it)
 	bool binary = it->kind != FI_SECTION;
 
 	write_section_name(out, it);
-	if (imap_mime_section(f->mime, &it->sec, &r) < 0) {
+	if (f->mime == NULL) {	/* whole_only: the file as it is */
+		r = (struct imap_mime_range){ 0, f->src.size, 0,
+		    s->folder->msgs[f->idx[f->pos]].size, IMAP_CTE_IDENTITY,
+		    false };
+	} else if (imap_mime_section(f->mime, &it->sec, &r) < 0) {
 		evbuffer_add_printf(out, "NIL");
 		return;
 	}
@@ -576,6 +602,7 @@ cmd_fetch(struct imap_session *s, const struct imap_command *c)
 		return;
 	}
 	f->header_only = header_items_only(f);
+	f->whole_only = !f->header_only && whole_items_only(f);
 	if (!imap_set_resolve(s, &c->args[0], c->uid, &f->idx, &f->n, &err)) {
 		fetch_free(f);
 		imap_done(s, "BAD", NULL, "%s", err);
