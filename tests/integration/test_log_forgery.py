@@ -439,5 +439,5 @@ KNOWN_KEYS = {
     "dmarc_reason", "domain", "signed", "parts", "decoded", "us",
     "max_age_days", "files", "removed", "kept",
     "kind", "subject", "count", "max", "window_s", "notified",
-    "head", "file", "dropped",
+    "head", "file", "dropped", "sent_copy",
 }
