@@ -371,9 +371,12 @@ greeted(struct doctor *d, const struct config_listener *li, struct dconn *c,
 {
 	char more[512], shown[64];
 	bool smtp = li->proto == PROTO_SMTP || li->proto == PROTO_SUBMISSION;
+	size_t n = strnlen(line, sizeof(shown) - 1);
 
-	snprintf(shown, sizeof(shown), "%s", line);
-	if (strlen(line) > 60)
+	/* cut at 60 characters, as the report's lines are */
+	memcpy(shown, line, n);
+	shown[n] = '\0';
+	if (n > 60)
 		strcpy(shown + 57, "...");
 	doctor_say(d, DOCTOR_OK, "listener", "%s (%s) %s%s: %s", li->name,
 		   listener_proto_name(li->proto), where, tls ? " TLS" : "",
