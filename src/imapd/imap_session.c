@@ -80,16 +80,19 @@ imap_out(struct imap_session *s)
 	return bufferevent_get_output(s->ses.bev);
 }
 
+/* Not cut to a length: an untagged line is data (FLAGS, SEARCH, ...),
+ * bounded by what the caller formats. */
 void
 imap_untagged(struct imap_session *s, const char *fmt, ...)
 {
-	char buf[REPLY_MAX];
+	struct evbuffer *out = imap_out(s);
 	va_list ap;
 
+	evbuffer_add(out, "* ", 2);
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
-	evbuffer_add_printf(imap_out(s), "* %s\r\n", buf);
+	evbuffer_add(out, "\r\n", 2);
 }
 
 /* "tag status [code] text" CRLF, cut to REPLY_MAX. */
