@@ -62,6 +62,12 @@ class Dovecot:
     system service, /etc/dovecot never read."""
 
     name = "dovecot"
+    # Dovecot counts a connection whose remote and local addresses are
+    # the same as secure and takes a password in clear on it (127.0.0.1
+    # to 127.0.0.1); one to 127.0.0.2 comes from 127.0.0.1, is not
+    # secure, and gets LOGINDISABLED, as on a real network (and as from
+    # godwit's imap listener on any address)
+    plain_host = "127.0.0.2"
 
     def __init__(self, base, cert):
         self.dir = Path(base)
@@ -95,8 +101,8 @@ state_dir = {d}/state
 log_path = {d}/log/dovecot.log
 info_log_path = {d}/log/dovecot.log
 protocols = imap
-listen = 127.0.0.1
-ssl = yes
+listen = 127.0.0.1, 127.0.0.2
+ssl = required
 ssl_cert = <{self.crt}
 ssl_key = <{self.key}
 disable_plaintext_auth = yes
@@ -119,7 +125,7 @@ namespace inbox {{
 {boxes}}}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {self.imap_port}
   }}
   inet_listener imaps {{
@@ -211,6 +217,7 @@ class GodwitImap:
     port, the way mail reaches a mailbox."""
 
     name = "godwit"
+    plain_host = "127.0.0.1"
 
     def __init__(self, make_godwit, cert):
         crt, key = cert
@@ -548,3 +555,349 @@ def test_mbsync_both_ways(server, work, uniq):
     want = {f"{tag} 1", f"{tag} 4"}
     assert set(mailbox_state(server)) == want, explain(server, out)
     assert set(local_state(local / "INBOX")) == want, out
+
+
+# -------------------------------------------------------- offlineimap ---
+
+OFFLINEIMAPRC = """\
+# offlineimap3: one account, the remote IMAP server over implicit TLS,
+# INBOX only, into a local Maildir tree.
+[general]
+accounts = test
+metadata = {work}/offlineimap-meta
+maxsyncaccounts = 1
+
+[Account test]
+localrepository = local
+remoterepository = remote
+
+[Repository local]
+type = Maildir
+localfolders = {work}/oimap
+
+[Repository remote]
+type = IMAP
+remotehost = {host}
+remoteport = {port}
+ssl = yes
+# the only trusted certificate: the test's own (verified, host name too)
+sslcacertfile = {cafile}
+remoteuser = {user}
+remotepass = {password}
+folderfilter = lambda folder: folder == "INBOX"
+"""
+
+
+def test_offlineimap_pull_and_push(server, work, uniq):
+    """offlineimap: a mailbox pulled with its flags, then a local flag
+    change and a local new message pushed to the server."""
+    exe = shutil.which("offlineimap")
+    assert exe, "offlineimap is not installed (offlineimap3)"
+    tag = "oimap-" + uniq[-12:]
+    seed(server, tag, 3)
+    store(server, f"{tag} 2", "+FLAGS", "(\\Flagged)")
+    rc = work / "offlineimaprc"
+    rc.write_text(OFFLINEIMAPRC.format(work=work, host=HOST,
+                                       port=server.imaps_port,
+                                       cafile=server.cafile, user=ALICE,
+                                       password=PASSWORD))
+
+    def sync(what):
+        code, out = run_client([exe, "-c", str(rc), "-o", "-u", "basic"],
+                               work, what)
+        assert code == 0 and "ERROR" not in out, \
+            f"{what}: offlineimap exited {code}" + explain(server, out)
+        return out
+
+    out = sync("offlineimap pull")
+    md = work / "oimap" / "INBOX"
+    loc = local_state(md)
+    assert set(loc) == {f"{tag} {i}" for i in (1, 2, 3)}, \
+        f"{loc}" + explain(server, out)
+    assert "F" in loc[f"{tag} 2"][1] and "F" not in loc[f"{tag} 1"][1], loc
+    assert loc[f"{tag} 3"][0].read_bytes().replace(b"\r\n", b"\n").endswith(
+        f"Body of message 3 of {tag}.\nSecond line.\n".encode())
+
+    set_local_flags(loc[f"{tag} 1"][0], "S")
+    add_local(md, message(tag, 4), f"{int(time.time())}_0.local4.test")
+    out = sync("offlineimap push")
+    st = mailbox_state(server)
+    assert set(st) == {f"{tag} {i}" for i in (1, 2, 3, 4)}, \
+        f"{st}" + explain(server, out)
+    assert "\\Seen" in st[f"{tag} 1"][1], st
+    assert "\\Flagged" in st[f"{tag} 2"][1], st
+    assert not st[f"{tag} 3"][1] & {"\\Seen", "\\Flagged"}, st
+    # the uploaded message came back with its server UID: local and
+    # server agree, nothing is fetched twice
+    out = sync("offlineimap again")
+    assert set(local_state(md)) == set(st), out
+    assert mailbox_state(server) == st, explain(server, out)
+
+
+# --------------------------------------------------------------- curl ---
+
+def curl(srv, work, url, *extra, what="curl"):
+    """curl with the test certificate as its only CA; (code, stdout)."""
+    exe = shutil.which("curl")
+    assert exe, "curl is not installed"
+    return run_client([exe, "-sS", "--max-time", "20", "--cacert",
+                       srv.cafile, "-u", f"{ALICE}:{PASSWORD}", *extra,
+                       url], work, what)
+
+
+def test_curl_imap_and_imaps(server, work, uniq):
+    """curl imap:// with STARTTLS (--ssl-reqd) and imaps://: LIST, a
+    message by UID, SEARCH, a custom UID STORE; imap:// without TLS
+    cannot log in (LOGINDISABLED)."""
+    tag = "curl-" + uniq[-12:]
+    msgs = seed(server, tag, 3)
+    st = mailbox_state(server)
+    imap = f"imap://{HOST}:{server.imap_port}"
+    imaps = f"imaps://{HOST}:{server.imaps_port}"
+
+    for base, extra in ((imap, ["--ssl-reqd"]), (imaps, [])):
+        code, out = curl(server, work, base + "/", *extra, what="curl list")
+        assert code == 0, f"curl LIST exited {code}" + explain(server, out)
+        names = re.findall(r'^\* LIST \([^)]*\) (?:"/"|NIL) "?([^"\r\n]+)"?\r?$',
+                           out, re.M)
+        assert "INBOX" in names, out
+        assert {"Sent", "Drafts", "Junk", "Trash"} <= set(names), out
+
+        uid = st[f"{tag} 2"][0]
+        code, out = curl(server, work, f"{base}/INBOX;UID={uid}", *extra,
+                         what="curl fetch")
+        assert code == 0, f"curl UID FETCH exited {code}" + explain(server, out)
+        assert out.encode() == server_body(server, uid), out
+        assert out.encode().replace(b"\r\n", b"\n").endswith(
+            msgs[1].split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")), out
+
+        code, out = curl(server, work,
+                         f"{base}/INBOX?SUBJECT%20%22{tag}%203%22", *extra,
+                         what="curl search")
+        assert code == 0, f"curl SEARCH exited {code}" + explain(server, out)
+        seq3 = sorted(st, key=lambda s: st[s][0]).index(f"{tag} 3") + 1
+        assert re.search(rf"^\* SEARCH {seq3}\r?$", out, re.M), out
+
+    # a custom command in the selected mailbox: curl SELECTs, then sends it
+    uid1 = st[f"{tag} 1"][0]
+    code, out = curl(server, work, f"{imaps}/INBOX", "-X",
+                     f"UID STORE {uid1} +FLAGS (\\Flagged)", what="curl store")
+    assert code == 0, f"curl UID STORE exited {code}" + explain(server, out)
+    assert "\\Flagged" in mailbox_state(server)[f"{tag} 1"][1]
+
+    # no STARTTLS: the password must not go out in clear; the server
+    # says LOGINDISABLED and curl's LOGIN fails (67: login denied)
+    code, out = curl(server, work,
+                     f"imap://{server.plain_host}:{server.imap_port}/",
+                     what="curl plain")
+    assert code == 67, f"curl without TLS exited {code}" + explain(server, out)
+
+
+# ---------------------------------------------------------- fetchmail ---
+
+def test_fetchmail_imap(server, work, uniq):
+    """fetchmail over IMAP with STARTTLS: every message fetched through
+    an MDA, then deleted and expunged on the server."""
+    exe = shutil.which("fetchmail")
+    assert exe, "fetchmail is not installed"
+    tag = "fetchmail-" + uniq[-12:]
+    msgs = seed(server, tag, 3)
+    store(server, f"{tag} 2", "+FLAGS", "(\\Seen)")
+    out_dir = work / "fetched"
+    out_dir.mkdir()
+    rc = work / "fetchmailrc"
+    # one file per message: the MDA's shell pid names it
+    rc.write_text("\n".join([
+        "set no syslog",
+        "set no bouncemail",
+        f"poll {HOST} protocol IMAP service {server.imap_port} timeout 30",
+        f'  user "{ALICE}" there with password "{PASSWORD}" is root here',
+        # STARTTLS required; the test certificate the only trust anchor
+        f"  sslproto tls1.2+ sslcertck sslcertfile {server.cafile}",
+        "  no keep fetchall",
+        f'  mda "cat > {out_dir}/m.$$"',
+        ""]))
+    os.chmod(rc, 0o600)
+    code, out = run_client(
+        [exe, "--fetchmailrc", str(rc), "--nodetach", "--nosyslog", "-v",
+         "--idfile", str(work / "fetchids"), "--pidfile",
+         str(work / "fetchmail.pid")], work, "fetchmail",
+        env_extra={"FETCHMAILHOME": str(work)})
+    assert code == 0, f"fetchmail exited {code}" + explain(server, out)
+    got = sorted(p.read_bytes() for p in out_dir.iterdir())
+    assert len(got) == 3, out
+    for m in msgs:
+        body = m.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
+        assert sum(g.replace(b"\r\n", b"\n").endswith(body) for g in got) == 1
+    assert mailbox_state(server) == {}, explain(server, out)
+
+
+# ------------------------------------------------------ neomutt/tmux ---
+
+class Tmux:
+    """A tmux server of our own (its socket in the test's directory,
+    -f /dev/null: no user config) running one command in a 200x50
+    window. Every tmux call has a timeout, every wait a deadline; close()
+    kills the server (and with it the client) whatever happened."""
+
+    def __init__(self, work, cmd, env):
+        self.sock = str(work / "tmux.sock")
+        self.env = env
+        self.pid = None
+        self._tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", "t",
+                   cmd)
+        self.pid = int(self._tmux("display-message", "-p", "-t", "t",
+                                  "#{pid}").strip())
+
+    def _tmux(self, *args, timeout=10):
+        p = subprocess.run(["tmux", "-S", self.sock, "-f", "/dev/null",
+                            *args], env=self.env, capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=timeout)
+        assert p.returncode == 0, f"tmux {args[0]}: {p.stderr!r}"
+        return p.stdout.decode(errors="replace")
+
+    def keys(self, *keys):
+        self._tmux("send-keys", "-t", "t", *keys)
+
+    def text(self, s):
+        """Types s literally (-l: no key names)."""
+        self._tmux("send-keys", "-t", "t", "-l", s)
+
+    def screen(self):
+        return self._tmux("capture-pane", "-p", "-t", "t")
+
+    def wait(self, pattern, timeout=15, what=None):
+        """Waits for pattern (a regex) on the screen; returns the match."""
+        last = [""]
+
+        def seen():
+            last[0] = self.screen()
+            return re.search(pattern, last[0], re.M)
+        try:
+            return wait_for(seen, timeout, interval=0.1,
+                            what=what or repr(pattern))
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the screen:\n{last[0]}") from None
+
+    def close(self):
+        try:
+            subprocess.run(["tmux", "-S", self.sock, "kill-server"],
+                           env=self.env, capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+MUTTRC = """\
+# neomutt over implicit TLS; the user name is in the URL, the password
+# here (no prompt)
+set folder = "imaps://{user_url}@{host}:{port}/"
+set spoolfile = "+INBOX"
+set imap_user = "{user}"
+set imap_pass = "{password}"
+# the trusted certificates: just the test's (GnuTLS; the host name is
+# checked too, ssl_verify_host stays yes)
+set certificate_file = "{work}/certificates"
+set ssl_force_tls = yes
+set header_cache = ""
+set message_cachedir = ""
+set tmpdir = "{work}"
+set record = ""
+set sort = unsorted
+set index_format = "%4C %Z %s"
+set arrow_cursor = yes
+set help = no
+set mark_old = no
+set delete = yes
+set quit = yes
+set move = no
+set wait_key = no
+set beep = no
+set confirmappend = no
+set imap_check_subscribed = no
+set mail_check = 60
+set timeout = 60
+"""
+
+
+def test_neomutt_in_tmux(server, work, uniq):
+    """neomutt driven through tmux: opens imaps://, lists the messages,
+    opens one, flags it, deletes another, syncs ($) and quits; the
+    server sees the flag and the expunge."""
+    exe = shutil.which("neomutt") or shutil.which("mutt")
+    assert exe, "neomutt is not installed"
+    assert shutil.which("tmux"), "tmux is not installed"
+    tag = "mutt-" + uniq[-12:]
+    seed(server, tag, 3)
+    shutil.copy(server.cafile, work / "certificates")
+    rc = work / "muttrc"
+    rc.write_text(MUTTRC.format(user_url=ALICE.replace("@", "%40"),
+                                host=HOST, port=server.imaps_port,
+                                user=ALICE, password=PASSWORD, work=work))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TERM": "xterm",
+           "LC_ALL": "C.UTF-8", "TMUX_TMPDIR": str(work)}
+    # the shell after neomutt shows its exit code and keeps the pane for
+    # capture-pane; the sleep is bounded and tmux is killed anyway
+    cmd = (f"TERM=screen {exe} -n -F {rc}; "
+           "echo NEOMUTT-EXITED-$?; sleep 120")
+    t = Tmux(work, cmd, env)
+    try:
+        # the index, every message listed
+        for i in (1, 2, 3):
+            t.wait(rf"^.{{0,8}}\d+ .{{0,4}} *{re.escape(tag)} {i}\s*$",
+                   what=f"message {i} in the index")
+        # open message 1 (search for it: the cursor lands on it)
+        t.keys("/")
+        t.wait(r"^Search for:", what="the search prompt")
+        t.keys("C-u")       # the last pattern is offered: kill it
+        t.wait(r"^Search for: *$", what="an empty search prompt")
+        t.text(f"~s '{tag} 1'")
+        t.keys("Enter")
+        t.wait(rf"^->.* {re.escape(tag)} 1\s*$", what="cursor on message 1")
+        t.keys("Enter")
+        t.wait(rf"Body of message 1 of {re.escape(tag)}\.",
+               what="message 1 in the pager")
+        t.keys("q")
+        t.wait(rf"^->.* {re.escape(tag)} 1\s*$", what="back in the index")
+        # flag it (the cursor moves on: resolve)
+        t.keys("F")
+        t.wait(rf"^.{{0,8}}\d+ .{{0,2}}!.* {re.escape(tag)} 1\s*$",
+               what="message 1 flagged")
+        # delete message 2
+        t.keys("/")
+        t.wait(r"^Search for:", what="the search prompt")
+        t.keys("C-u")       # the last pattern is offered: kill it
+        t.wait(r"^Search for: *$", what="an empty search prompt")
+        t.text(f"~s '{tag} 2'")
+        t.keys("Enter")
+        t.wait(rf"^->.* {re.escape(tag)} 2\s*$", what="cursor on message 2")
+        t.keys("d")
+        t.wait(rf"^.{{0,8}}\d+ .{{0,2}}D.* {re.escape(tag)} 2\s*$",
+               what="message 2 marked deleted")
+        # sync: the flags go to the server, message 2 is expunged
+        t.keys("$")
+        want = {f"{tag} 1", f"{tag} 3"}
+
+        def synced():
+            st = mailbox_state(server)
+            return set(st) == want and \
+                {"\\Seen", "\\Flagged"} <= st[f"{tag} 1"][1] and st
+        try:
+            st = wait_for(synced, 15, interval=0.3, what="the sync")
+        except AssertionError:
+            raise AssertionError(
+                f"server state {mailbox_state(server)}; the screen:\n"
+                + t.screen() + explain(server, "")) from None
+        assert not st[f"{tag} 3"][1] & {"\\Seen", "\\Flagged"}, st
+        t.wait(rf"^.{{0,8}}\d+ .{{0,4}} *{re.escape(tag)} 3\s*$",
+               what="message 3 still listed")
+        t.keys("q")
+        t.wait(r"NEOMUTT-EXITED-0", what="neomutt to exit 0")
+    finally:
+        (work / "screen.txt").write_text(t.screen() if t.pid else "")
+        t.close()
