@@ -28,6 +28,7 @@ own (a private socket) that is killed in a finally.
 
 import imaplib
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -706,12 +707,13 @@ def test_fetchmail_imap(server, work, uniq):
     out_dir = work / "fetched"
     out_dir.mkdir()
     rc = work / "fetchmailrc"
+    local = pwd.getpwuid(os.getuid()).pw_name
     # one file per message: the MDA's shell pid names it
     rc.write_text("\n".join([
         "set no syslog",
         "set no bouncemail",
         f"poll {HOST} protocol IMAP service {server.imap_port} timeout 30",
-        f'  user "{ALICE}" there with password "{PASSWORD}" is root here',
+        f'  user "{ALICE}" there with password "{PASSWORD}" is {local} here',
         # STARTTLS required; the test certificate the only trust anchor
         f"  sslproto tls1.2+ sslcertck sslcertfile {server.cafile}",
         "  no keep fetchall",
@@ -743,11 +745,12 @@ class Tmux:
     def __init__(self, work, cmd, env):
         self.sock = str(work / "tmux.sock")
         self.env = env
-        self.pid = None
+        self.pid = self.pane_pid = None
         self._tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", "t",
                    cmd)
-        self.pid = int(self._tmux("display-message", "-p", "-t", "t",
-                                  "#{pid}").strip())
+        ids = self._tmux("display-message", "-p", "-t", "t",
+                         "#{pid} #{pane_pid}").split()
+        self.pid, self.pane_pid = int(ids[0]), int(ids[1])
 
     def _tmux(self, *args, timeout=10):
         p = subprocess.run(["tmux", "-S", self.sock, "-f", "/dev/null",
@@ -780,17 +783,21 @@ class Tmux:
             raise AssertionError(f"{e}; the screen:\n{last[0]}") from None
 
     def close(self):
+        """The pane's shell and the client first (their process group:
+        sh -c runs them without job control; the shell sleeps, so the
+        group is still ours), then the tmux server."""
+        if self.pane_pid is not None:
+            try:
+                os.killpg(self.pane_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             subprocess.run(["tmux", "-S", self.sock, "kill-server"],
                            env=self.env, capture_output=True,
                            stdin=subprocess.DEVNULL, timeout=10)
         except subprocess.TimeoutExpired:
-            pass
-        if self.pid is not None:
-            try:
+            if self.pid is not None:
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 MUTTRC = """\
