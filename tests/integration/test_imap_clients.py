@@ -485,9 +485,9 @@ CopyArrivalDate yes
 
 
 def test_mbsync_both_ways(server, work, uniq):
-    """mbsync: server -> local with flags and folders; local flag change
-    and new message -> server; a second sync changes nothing; deletions
-    go both ways."""
+    """mbsync: server -> local with flags and folders; a local flag
+    change, new message and new folder -> server; a second sync changes
+    nothing; deletions go both ways."""
     exe = shutil.which("mbsync")
     assert exe, "mbsync is not installed (isync, scripts/install-deps.sh)"
     tag = "mbsync-" + uniq[-12:]
@@ -530,10 +530,15 @@ def test_mbsync_both_ways(server, work, uniq):
         assert p.read_bytes().replace(b"\r\n", b"\n").endswith(
             f"Body of message {n} of {tag}.\nSecond line.\n".encode()), p
 
-    # 2. local -> server: a flag and a new message
+    # 2. local -> server: a flag, a new message, a new folder
     set_local_flags(loc[f"{tag} 1"][0], "S")
     add_local(local / "INBOX", message(tag, 4), f"{int(time.time())}.local4.test")
+    for sub in ("cur", "new", "tmp"):
+        (local / "Archive" / sub).mkdir(parents=True)
+    add_local(local / "Archive", message(tag, 5), f"{int(time.time())}.local5.test")
     out = sync("mbsync push")
+    assert set(mailbox_state(server, "Archive")) == {f"{tag} 5"}, \
+        explain(server, out)
     st = mailbox_state(server)
     assert set(st) == {f"{tag} {i}" for i in (1, 2, 3, 4)}, \
         f"{st}" + explain(server, out)
@@ -548,6 +553,7 @@ def test_mbsync_both_ways(server, work, uniq):
     assert {s: (p.name, f) for s, (p, f)
             in local_state(local / "INBOX").items()} == loc_before, out
     assert set(mailbox_state(server, "Work")) == {f"{tag} 9"}
+    assert set(mailbox_state(server, "Archive")) == {f"{tag} 5"}
 
     # 4. deletions: 3 expunged on the server, 2 trashed locally
     expunge(server, f"{tag} 3")
@@ -827,15 +833,17 @@ set wait_key = no
 set beep = no
 set confirmappend = no
 set imap_check_subscribed = no
-set mail_check = 60
-set timeout = 60
+set imap_idle = yes
+set mail_check = 2
+set timeout = 2
 """
 
 
 def test_neomutt_in_tmux(server, work, uniq):
     """neomutt driven through tmux: opens imaps://, lists the messages,
-    opens one, flags it, deletes another, syncs ($) and quits; the
-    server sees the flag and the expunge."""
+    opens one, flags it, deletes another, syncs ($); the server sees the
+    flag and the expunge; a message delivered then shows up in the
+    index; quits."""
     exe = shutil.which("neomutt") or shutil.which("mutt")
     assert exe, "neomutt is not installed"
     assert shutil.which("tmux"), "tmux is not installed"
@@ -903,6 +911,11 @@ def test_neomutt_in_tmux(server, work, uniq):
         assert not st[f"{tag} 3"][1] & {"\\Seen", "\\Flagged"}, st
         t.wait(rf"^.{{0,8}}\d+ .{{0,4}} *{re.escape(tag)} 3\s*$",
                what="message 3 still listed")
+        # new mail shows up in the open mailbox (IDLE, or the check
+        # every mail_check seconds)
+        server.deliver(message(tag, 4))
+        t.wait(rf"^.{{0,8}}\d+ .{{0,4}} *{re.escape(tag)} 4\s*$",
+               what="new message 4 in the index")
         t.keys("q")
         t.wait(r"NEOMUTT-EXITED-0", what="neomutt to exit 0")
     finally:
