@@ -255,11 +255,12 @@ class GodwitImap:
         FETCH's FETCH), or None once all are there."""
         c = imap_login(self)
         try:
-            for piece, cmd in (("MAILBOX (SELECT)", ("SELECT", "INBOX")),
-                               ("FETCH (UID FETCH)",
-                                ("UID", "FETCH", "1:*", "(FLAGS)"))):
+            for piece, cmd in (
+                    ("MAILBOX (SELECT)", lambda: c.select("INBOX")),
+                    ("FETCH (UID FETCH)",
+                     lambda: c.uid("FETCH", "1:*", "(FLAGS)"))):
                 try:
-                    c._simple_command(*cmd)
+                    cmd()
                 except imaplib.IMAP4.error as e:
                     if "Unknown command" in str(e):
                         return piece
