@@ -454,14 +454,15 @@ def explain(srv, out):
 # ------------------------------------------------------------- mbsync ---
 
 MBSYNCRC = """\
-# isync 1.4: the far side is the IMAP server over implicit TLS, the
-# near side a local Maildir++-free tree (SubFolders Verbatim).
+# isync 1.4: the far side is the IMAP server over implicit TLS (IMAPS)
+# or STARTTLS, the near side a local tree of Maildirs (SubFolders
+# Verbatim).
 IMAPAccount srv
 Host {host}
 Port {port}
 User {user}
 Pass "{password}"
-SSLType IMAPS
+SSLType {ssltype}
 # the only trusted certificate: the test's own (verified, host name too)
 CertificateFile {cafile}
 
@@ -486,8 +487,8 @@ CopyArrivalDate yes
 
 def test_mbsync_both_ways(server, work, uniq):
     """mbsync: server -> local with flags and folders; a local flag
-    change, new message and new folder -> server; a second sync changes
-    nothing; deletions go both ways."""
+    change, new message and new folder -> server; a second sync (over
+    STARTTLS) changes nothing; deletions go both ways."""
     exe = shutil.which("mbsync")
     assert exe, "mbsync is not installed (isync, scripts/install-deps.sh)"
     tag = "mbsync-" + uniq[-12:]
@@ -506,11 +507,12 @@ def test_mbsync_both_ways(server, work, uniq):
     local.mkdir()
     rc = work / "mbsyncrc"
     rc.write_text(MBSYNCRC.format(host=HOST, port=server.imaps_port,
-                                  user=ALICE, password=PASSWORD,
-                                  cafile=server.cafile, local=local))
+                                  ssltype="IMAPS", user=ALICE,
+                                  password=PASSWORD, cafile=server.cafile,
+                                  local=local))
 
-    def sync(what):
-        code, out = run_client([exe, "-c", str(rc), "-a"], work, what)
+    def sync(what, config=rc):
+        code, out = run_client([exe, "-c", str(config), "-a"], work, what)
         assert code == 0, f"{what}: mbsync exited {code}" + explain(server, out)
         return out
 
@@ -546,9 +548,15 @@ def test_mbsync_both_ways(server, work, uniq):
     assert "\\Flagged" in st[f"{tag} 2"][1], st
     assert "\\Seen" in st[f"{tag} 3"][1], st
 
-    # 3. nothing changed: a sync is a no-op on both sides
+    # 3. nothing changed: a sync is a no-op on both sides; this one goes
+    # over port 143 with STARTTLS (the same server, the same state)
+    rc143 = work / "mbsyncrc-starttls"
+    rc143.write_text(MBSYNCRC.format(host=HOST, port=server.imap_port,
+                                     ssltype="STARTTLS", user=ALICE,
+                                     password=PASSWORD,
+                                     cafile=server.cafile, local=local))
     loc_before = {s: (p.name, f) for s, (p, f) in local_state(local / "INBOX").items()}
-    out = sync("mbsync noop")
+    out = sync("mbsync noop", rc143)
     assert mailbox_state(server) == st, explain(server, out)
     assert {s: (p.name, f) for s, (p, f)
             in local_state(local / "INBOX").items()} == loc_before, out
@@ -752,11 +760,15 @@ class Tmux:
         self.sock = str(work / "tmux.sock")
         self.env = env
         self.pid = self.pane_pid = None
-        self._tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", "t",
-                   cmd)
-        ids = self._tmux("display-message", "-p", "-t", "t",
-                         "#{pid} #{pane_pid}").split()
-        self.pid, self.pane_pid = int(ids[0]), int(ids[1])
+        try:
+            self._tmux("new-session", "-d", "-x", "200", "-y", "50", "-s",
+                       "t", cmd)
+            ids = self._tmux("display-message", "-p", "-t", "t",
+                             "#{pid} #{pane_pid}").split()
+            self.pid, self.pane_pid = int(ids[0]), int(ids[1])
+        except BaseException:
+            self.close()
+            raise
 
     def _tmux(self, *args, timeout=10):
         p = subprocess.run(["tmux", "-S", self.sock, "-f", "/dev/null",
@@ -841,9 +853,9 @@ set timeout = 2
 
 def test_neomutt_in_tmux(server, work, uniq):
     """neomutt driven through tmux: opens imaps://, lists the messages,
-    opens one, flags it, deletes another, syncs ($); the server sees the
-    flag and the expunge; a message delivered then shows up in the
-    index; quits."""
+    opens one, flags it, deletes another, syncs ($): the server sees the
+    flag and the expunge; saves one to =Trash and syncs: it moved; a
+    message delivered then shows up in the index; quits."""
     exe = shutil.which("neomutt") or shutil.which("mutt")
     assert exe, "neomutt is not installed"
     assert shutil.which("tmux"), "tmux is not installed"
@@ -862,62 +874,82 @@ def test_neomutt_in_tmux(server, work, uniq):
            "echo NEOMUTT-EXITED-$?; sleep 120")
     t = Tmux(work, cmd, env)
     try:
-        # the index, every message listed
-        for i in (1, 2, 3):
-            t.wait(rf"^.{{0,8}}\d+ .{{0,4}} *{re.escape(tag)} {i}\s*$",
-                   what=f"message {i} in the index")
-        # open message 1 (search for it: the cursor lands on it)
-        t.keys("/")
-        t.wait(r"^Search for:", what="the search prompt")
-        t.keys("C-u")       # the last pattern is offered: kill it
-        t.wait(r"^Search for: *$", what="an empty search prompt")
-        t.text(f"~s '{tag} 1'")
-        t.keys("Enter")
-        t.wait(rf"^->.* {re.escape(tag)} 1\s*$", what="cursor on message 1")
-        t.keys("Enter")
-        t.wait(rf"Body of message 1 of {re.escape(tag)}\.",
-               what="message 1 in the pager")
-        t.keys("q")
-        t.wait(rf"^->.* {re.escape(tag)} 1\s*$", what="back in the index")
-        # flag it (the cursor moves on: resolve)
-        t.keys("F")
-        t.wait(rf"^.{{0,8}}\d+ .{{0,2}}!.* {re.escape(tag)} 1\s*$",
-               what="message 1 flagged")
-        # delete message 2
-        t.keys("/")
-        t.wait(r"^Search for:", what="the search prompt")
-        t.keys("C-u")       # the last pattern is offered: kill it
-        t.wait(r"^Search for: *$", what="an empty search prompt")
-        t.text(f"~s '{tag} 2'")
-        t.keys("Enter")
-        t.wait(rf"^->.* {re.escape(tag)} 2\s*$", what="cursor on message 2")
-        t.keys("d")
-        t.wait(rf"^.{{0,8}}\d+ .{{0,2}}D.* {re.escape(tag)} 2\s*$",
-               what="message 2 marked deleted")
-        # sync: the flags go to the server, message 2 is expunged
-        t.keys("$")
-        want = {f"{tag} 1", f"{tag} 3"}
-
-        def synced():
-            st = mailbox_state(server)
-            return set(st) == want and \
-                {"\\Seen", "\\Flagged"} <= st[f"{tag} 1"][1] and st
+        _drive_neomutt(t, server, tag)
+    finally:
         try:
-            st = wait_for(synced, 15, interval=0.3, what="the sync")
+            (work / "screen.txt").write_text(t.screen())
+        except (AssertionError, subprocess.TimeoutExpired):
+            pass
+        t.close()
+
+
+def _drive_neomutt(t, server, tag):
+    def line(i, mark=""):
+        """A regex for message i's index line (the cursor anywhere),
+        with mark among its status flags."""
+        return (rf"^.{{0,8}}\d+ .{{0,3}}{mark}.{{0,3}}"
+                rf" *{re.escape(tag)} {i}\s*$")
+
+    def goto(i):
+        """Searches message i: the cursor ("->") lands on it."""
+        t.keys("/")
+        t.wait(r"^Search for:", what="the search prompt")
+        t.keys("C-u")       # the last pattern is offered: kill it
+        t.wait(r"^Search for: *$", what="an empty search prompt")
+        t.text(f"~s '{tag} {i}'")
+        t.keys("Enter")
+        t.wait(rf"^->.* {re.escape(tag)} {i}\s*$", what=f"cursor on {i}")
+
+    def server_has(inbox, more=lambda st: True, box_trash=None):
+        def ok():
+            st = mailbox_state(server)
+            if set(st) != inbox or not more(st):
+                return False
+            return box_trash is None or \
+                set(mailbox_state(server, "Trash")) == box_trash
+        try:
+            wait_for(ok, 15, interval=0.3, what="the server to follow")
         except AssertionError:
             raise AssertionError(
-                f"server state {mailbox_state(server)}; the screen:\n"
+                f"server INBOX {mailbox_state(server)}, Trash "
+                f"{mailbox_state(server, 'Trash')}; the screen:\n"
                 + t.screen() + explain(server, "")) from None
-        assert not st[f"{tag} 3"][1] & {"\\Seen", "\\Flagged"}, st
-        t.wait(rf"^.{{0,8}}\d+ .{{0,4}} *{re.escape(tag)} 3\s*$",
-               what="message 3 still listed")
-        # new mail shows up in the open mailbox (IDLE, or the check
-        # every mail_check seconds)
-        server.deliver(message(tag, 4))
-        t.wait(rf"^.{{0,8}}\d+ .{{0,4}} *{re.escape(tag)} 4\s*$",
-               what="new message 4 in the index")
-        t.keys("q")
-        t.wait(r"NEOMUTT-EXITED-0", what="neomutt to exit 0")
-    finally:
-        (work / "screen.txt").write_text(t.screen() if t.pid else "")
-        t.close()
+        return mailbox_state(server)
+
+    # the index, every message listed
+    for i in (1, 2, 3):
+        t.wait(line(i), what=f"message {i} in the index")
+    # open message 1, back to the index, flag it
+    goto(1)
+    t.keys("Enter")
+    t.wait(rf"Body of message 1 of {re.escape(tag)}\.",
+           what="message 1 in the pager")
+    t.keys("q")
+    t.wait(rf"^->.* {re.escape(tag)} 1\s*$", what="back in the index")
+    t.keys("F")                 # the cursor moves on (resolve)
+    t.wait(line(1, "!"), what="message 1 flagged")
+    # delete message 2, sync: flags set, message 2 expunged
+    goto(2)
+    t.keys("d")
+    t.wait(line(2, "D"), what="message 2 marked deleted")
+    t.keys("$")
+    st = server_has({f"{tag} 1", f"{tag} 3"},
+                    lambda st: {"\\Seen", "\\Flagged"} <= st[f"{tag} 1"][1])
+    assert not st[f"{tag} 3"][1] & {"\\Seen", "\\Flagged"}, st
+    t.wait(line(3), what="message 3 still listed")
+    # save message 3 to =Trash (COPY or MOVE), sync: gone from INBOX
+    goto(3)
+    t.keys("s")
+    t.wait(r"^Save to mailbox", what="the save prompt")
+    t.keys("C-u")
+    t.text("=Trash")
+    t.keys("Enter")
+    t.wait(line(3, "D"), what="message 3 saved (and marked deleted)")
+    t.keys("$")
+    server_has({f"{tag} 1"}, box_trash={f"{tag} 3"})
+    # new mail shows up in the open mailbox (IDLE, or the check every
+    # mail_check seconds)
+    server.deliver(message(tag, 4))
+    t.wait(line(4), what="new message 4 in the index")
+    t.keys("q")
+    t.wait(r"NEOMUTT-EXITED-0", what="neomutt to exit 0")
