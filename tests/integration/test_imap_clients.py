@@ -662,8 +662,8 @@ def curl(srv, work, url, *extra, what="curl"):
 
 def test_curl_imap_and_imaps(server, work, uniq):
     """curl imap:// with STARTTLS (--ssl-reqd) and imaps://: LIST, a
-    message by UID, SEARCH, a custom UID STORE; imap:// without TLS
-    cannot log in (LOGINDISABLED)."""
+    message by UID, SEARCH, a custom UID STORE, an upload (APPEND),
+    STATUS; imap:// without TLS cannot log in (LOGINDISABLED)."""
     tag = "curl-" + uniq[-12:]
     msgs = seed(server, tag, 3)
     st = mailbox_state(server)
@@ -699,6 +699,27 @@ def test_curl_imap_and_imaps(server, work, uniq):
                      f"UID STORE {uid1} +FLAGS (\\Flagged)", what="curl store")
     assert code == 0, f"curl UID STORE exited {code}" + explain(server, out)
     assert "\\Flagged" in mailbox_state(server)[f"{tag} 1"][1]
+
+    # an upload: curl sends APPEND INBOX (\\Seen) {n}, a synchronizing
+    # literal (it waits for "+")
+    up = work / "upload.eml"
+    up.write_bytes(message(tag, 7))
+    code, out = curl(server, work, f"{imaps}/INBOX", "-T", str(up),
+                     what="curl append")
+    assert code == 0, f"curl APPEND exited {code}" + explain(server, out)
+    st2 = mailbox_state(server)
+    assert set(st2) == set(st) | {f"{tag} 7"}, st2
+    assert server_body(server, st2[f"{tag} 7"][0]) == message(tag, 7)
+
+    # a custom command without a mailbox: STATUS
+    code, out = curl(server, work, f"{imaps}/", "-X",
+                     "STATUS INBOX (MESSAGES UIDNEXT)", what="curl status")
+    assert code == 0, f"curl STATUS exited {code}" + explain(server, out)
+    m = re.search(r'^\* STATUS "?INBOX"? \((.*)\)\r?$', out, re.M)
+    assert m, out
+    items = dict(zip(m.group(1).split()[::2], m.group(1).split()[1::2]))
+    assert items.get("MESSAGES") == "4", out
+    assert int(items.get("UIDNEXT", 0)) > st2[f"{tag} 7"][0], out
 
     # no STARTTLS: the password must not go out in clear; the server
     # says LOGINDISABLED and curl's LOGIN fails (67: login denied)
