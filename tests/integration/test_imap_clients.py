@@ -700,7 +700,7 @@ def test_curl_imap_and_imaps(server, work, uniq):
     assert code == 0, f"curl UID STORE exited {code}" + explain(server, out)
     assert "\\Flagged" in mailbox_state(server)[f"{tag} 1"][1]
 
-    # an upload: curl sends APPEND INBOX (\\Seen) {n}, a synchronizing
+    # an upload: curl sends APPEND INBOX (\Seen) {n}, a synchronizing
     # literal (it waits for "+")
     up = work / "upload.eml"
     up.write_bytes(message(tag, 7))
