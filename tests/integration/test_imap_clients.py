@@ -974,3 +974,46 @@ def _drive_neomutt(t, server, tag):
     t.wait(line(4), what="new message 4 in the index")
     t.keys("q")
     t.wait(r"NEOMUTT-EXITED-0", what="neomutt to exit 0")
+
+
+def test_mbsync_many_pipelined(server, work, uniq):
+    """mbsync pulls 120 messages (it pipelines its UID FETCHes, no
+    PipelineDepth limit by default), then pushes 40 local ones
+    (pipelined APPENDs): every message arrives once, byte for byte."""
+    exe = shutil.which("mbsync")
+    assert exe, "mbsync is not installed (isync, scripts/install-deps.sh)"
+    tag = "many-" + uniq[-12:]
+    sent = {f"{tag} {i}": message(tag, i, f"Body {i}.\r\n" + "x" * (i * 91)
+                                  + "\r\n") for i in range(120)}
+    c = imap_login(server)
+    try:
+        for m in sent.values():
+            _ok(c.append("INBOX", None, None, m), "APPEND")
+    finally:
+        c.logout()
+    local = work / "mail"
+    local.mkdir()
+    rc = work / "mbsyncrc"
+    rc.write_text(MBSYNCRC.format(host=HOST, port=server.imaps_port,
+                                  ssltype="IMAPS", user=ALICE,
+                                  password=PASSWORD, cafile=server.cafile,
+                                  local=local).replace("Patterns *",
+                                                       "Patterns INBOX"))
+    code, out = run_client([exe, "-c", str(rc), "-a"], work, "mbsync pull")
+    assert code == 0, f"mbsync exited {code}" + explain(server, out)
+    loc = local_state(local / "INBOX")
+    assert set(loc) == set(sent), explain(server, out)
+    for s, (p, _) in loc.items():
+        # mbsync adds its X-TUID: header (the copy's temporary id)
+        got = re.sub(rb"(?m)^X-TUID: [^\n]*\n", b"", p.read_bytes())
+        assert got.replace(b"\r\n", b"\n") == \
+            sent[s].replace(b"\r\n", b"\n"), s
+
+    for i in range(120, 160):
+        add_local(local / "INBOX", message(tag, i), f"{i}.local.test")
+    code, out = run_client([exe, "-c", str(rc), "-a"], work, "mbsync push")
+    assert code == 0, f"mbsync exited {code}" + explain(server, out)
+    st = mailbox_state(server)
+    assert set(st) == set(sent) | {f"{tag} {i}" for i in range(120, 160)}, \
+        explain(server, out)
+    assert len({uid for uid, _ in st.values()}) == 160
