@@ -8,7 +8,8 @@
  * wall runs from the common start to the last thread's last reply.
  *
  * Usage: imap_login -p PORT -c CLIENTS -s SECONDS -u PREFIX -w PASSWORD
- *                   [-m MAX_PER_CLIENT] [-d DOMAIN] [-t OP_TIMEOUT]
+ *                   [-m MAX_PER_CLIENT] [-d DOMAIN] [-t OP_TIMEOUT] [-n]
+ * -n: no SELECT (connect, LOGIN, LOGOUT).
  * Users: PREFIX01@DOMAIN ... (thread i is user i+1, two digits at least).
  * Every socket operation has a timeout (-t, 30 s); every loop is bounded
  * by time and count.
@@ -30,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int port, clients = 20, seconds = 10, op_timeout = 30;
+static int port, clients = 20, seconds = 10, op_timeout = 30, do_select = 1;
 static long max_per = 100000000;
 static const char *prefix = "login", *password = "", *domain = "example.test";
 static double t_start, t_end;
@@ -144,8 +145,8 @@ static int session(struct worker *w, char *why, size_t wl)
 	if (send_all(c.fd, cmd, (size_t)n) < 0 ||
 	    wait_tagged(&c, "a", why, wl) < 0)
 		goto out;
-	if (send_all(c.fd, "b SELECT INBOX\r\n", 16) < 0 ||
-	    wait_tagged(&c, "b", why, wl) < 0)
+	if (do_select && (send_all(c.fd, "b SELECT INBOX\r\n", 16) < 0 ||
+	    wait_tagged(&c, "b", why, wl) < 0))
 		goto out;
 	if (send_all(c.fd, "c LOGOUT\r\n", 10) < 0 ||
 	    wait_tagged(&c, "c", why, wl) < 0)
@@ -188,7 +189,7 @@ int main(int argc, char **argv)
 {
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:c:s:u:w:m:d:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:c:s:u:w:m:d:t:n")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'c': clients = atoi(optarg); break;
@@ -198,10 +199,11 @@ int main(int argc, char **argv)
 		case 'm': max_per = atol(optarg); break;
 		case 'd': domain = optarg; break;
 		case 't': op_timeout = atoi(optarg); break;
+		case 'n': do_select = 0; break;
 		default:
 			fprintf(stderr, "usage: imap_login -p PORT -c CLIENTS "
 			    "-s SECONDS -u PREFIX -w PASSWORD [-m MAX] [-d DOMAIN] "
-			    "[-t TIMEOUT]\n");
+			    "[-t TIMEOUT] [-n]\n");
 			return 2;
 		}
 	}
