@@ -86,6 +86,19 @@ if head -1 "$cfg" | grep -q 'written by scripts/dev-setup.sh' &&
 YAML
 fi
 
+# The same for IMAP (STARTTLS on 2143, implicit TLS on 2993).
+if head -1 "$cfg" | grep -q 'written by scripts/dev-setup.sh' &&
+	! grep -q 'protocol: imap' "$cfg"; then
+	cat >>"$cfg" <<YAML
+  - name: imap
+    protocol: imap
+    listen: ["127.0.0.1:2143", "[::1]:2143"]
+  - name: imaps
+    protocol: imaps
+    listen: ["127.0.0.1:2993", "[::1]:2993"]
+YAML
+fi
+
 # A self-signed certificate for the TLS listeners.
 if [ ! -f "$run/tls/cert.pem" ]; then
 	mkdir -p "$run/tls"
@@ -125,6 +138,7 @@ services=$(
 	has smtp && echo "  MX (SMTP)  127.0.0.1:2525 and [::1]:2525  (STARTTLS offered)"
 	has submission && echo "  submission 127.0.0.1:2587 (STARTTLS, then AUTH) and 2465 (implicit TLS)"
 	has pop3 && echo "  POP3       127.0.0.1:2110 (STLS, then login) and 2995 (implicit TLS)"
+	has imap && echo "  IMAP       127.0.0.1:2143 (STARTTLS, then login) and 2993 (implicit TLS)"
 	has metrics && echo "  metrics    http://127.0.0.1:2980/metrics and http://[::1]:2980/metrics (Prometheus)"
 	true
 )

@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "cli/cmd.h"
 #include "daemon/config.h"
+#include "lib/strset.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mta/control.h"
@@ -106,10 +107,19 @@ list_one(const struct config *config, const char *state,
 	queue_state_clear(&st);
 }
 
+/*
+ * Each state directory is read in turn while the daemon moves files
+ * between them (active to deferred after an attempt, deferred to active
+ * for the next): a message that moved after its old directory was read
+ * and before its new one is seen twice. The listing is a snapshot, each
+ * message once, in the state it was first seen in.
+ */
 static int
 queue_list(const struct config *config, bool json)
 {
-	int count = 0;
+	struct strset seen = {0};
+	char **ids = NULL;
+	size_t nids = 0;
 
 	if (!json)
 		printf("%-16s %-8s %-8s %-8s %s\n", "ID", "STATE", "AGE",
@@ -128,8 +138,13 @@ queue_list(const struct config *config, bool json)
 				fprintf(stderr, "godwit: %s\n", err);
 				free(err);
 			} else {
-				list_one(config, *s, &e, json);
-				count++;
+				if (!strset_contains(&seen, e.id)) {
+					ids = xreallocarray(ids, nids + 1,
+							    sizeof(*ids));
+					ids[nids] = xstrdup(e.id);
+					strset_add(&seen, ids[nids++]);
+					list_one(config, *s, &e, json);
+				}
 				queue_envelope_clear(&e);
 			}
 			free(path);
@@ -138,8 +153,12 @@ queue_list(const struct config *config, bool json)
 		free(names);
 	}
 	if (!json)
-		printf("%d message%s in the queue\n", count,
-		       count == 1 ? "" : "s");
+		printf("%zu message%s in the queue\n", nids,
+		       nids == 1 ? "" : "s");
+	strset_clear(&seen);
+	for (size_t i = 0; i < nids; i++)
+		free(ids[i]);
+	free(ids);
 	return 0;
 }
 

@@ -649,6 +649,21 @@ static const struct conf_key pop3_keys[] = {
      SPAN(1, DAY, "1s..1d", 600), .doc = "for a command before login"},
 };
 
+static const struct conf_key imap_keys[] = {
+    /* RFC 9051 section 5.4: an autologout timer of at least 30 minutes */
+    {"timeout", CONF_DURATION, F(imapd_config, timeout),
+     SPAN(1800, DAY, "30m..1d", 1800),
+     .doc = "for a command once logged in (autologout)"},
+    {"login_timeout", CONF_DURATION, F(imapd_config, login_timeout),
+     SPAN(1, DAY, "1s..1d", 60), .doc = "for a command before login"},
+    {"max_connections_per_user", CONF_UINT,
+     F(imapd_config, max_connections_per_user), UINT(0, 100000, 20),
+     .doc = "IMAP sessions one account may hold at once; 0: no limit"},
+    {"max_append", CONF_SIZE, F(imapd_config, max_append),
+     SPAN(1024, (uint64_t)4 << 30, "1K..4G", 50 * 1024 * 1024),
+     .doc = "octets of one APPEND message"},
+};
+
 static const struct conf_key retention_keys[] = {
     {"mail", CONF_DURATION, F(retention_config, mail),
      .load = load_retention_mail,
@@ -841,6 +856,8 @@ static const struct conf_section alerts_section =
     SECTION("alerts", alerts_keys, NULL);
 static const struct conf_section pop3_section =
     SECTION("pop3", pop3_keys, NULL);
+static const struct conf_section imap_section =
+    SECTION("imap", imap_keys, NULL);
 static const struct conf_section retention_section =
     SECTION("retention", retention_keys, NULL);
 static const struct conf_section dns_section = SECTION("dns", dns_keys, NULL);
@@ -911,6 +928,7 @@ static const struct conf_key root_keys[] = {
     SUB("submission", submission_section, submission),
     SUB("alerts", alerts_section, alerts),
     SUB("pop3", pop3_section, pop3),
+    SUB("imap", imap_section, imap),
     SUB("retention", retention_section, retention),
     SUB("dns", dns_section, dns),
     SUB("outbound", outbound_section, outbound),
@@ -1069,6 +1087,17 @@ config_pop3d_settings(const struct config *c, struct pop3d_settings *r)
 	r->limits = c->limits;
 	r->tls = c->tls;
 	r->retention = c->retention;
+}
+
+void
+config_imapd_settings(const struct config *c, struct imapd_settings *r)
+{
+	r->hostname = c->hostname;
+	r->data_dir = c->data_dir;
+	r->imap = c->imap;
+	r->auth = c->auth;
+	r->limits = c->limits;
+	r->tls = c->tls;
 }
 
 void

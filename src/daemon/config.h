@@ -22,6 +22,7 @@
 #include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "imapd/imap_server.h"
 #include "pop3d/pop3_server.h"
 #include "smtpd/smtp_server.h"
 #include "store/audit.h"
@@ -55,6 +56,7 @@ struct config {
 	struct submission_config submission;
 	struct alerts_config alerts;
 	struct pop3d_config pop3;
+	struct imapd_config imap;
 	struct retention_config retention;
 	struct dns_config dns;
 	struct outbound_config outbound;
@@ -88,6 +90,7 @@ void config_keys(void (*fn)(const char *key, const char *doc, void *arg),
 void config_datadir(const struct config *c, struct datadir_config *r);
 void config_smtpd_settings(const struct config *c, struct smtpd_settings *r);
 void config_pop3d_settings(const struct config *c, struct pop3d_settings *r);
+void config_imapd_settings(const struct config *c, struct imapd_settings *r);
 void config_runner_settings(const struct config *c,
 			    struct runner_settings *r);
 

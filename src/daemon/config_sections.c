@@ -26,10 +26,11 @@
 #define CONFIG_MAX_ADDRS 64
 #define CONFIG_MAX_NAME 32
 #define CONFIG_MAX_CERTS 64
-#define PROTO_COUNT 6
+#define PROTO_COUNT 8
 
 static const char *const proto_names[PROTO_COUNT] = {
-    "smtp", "submission", "submissions", "pop3", "pop3s", "metrics"};
+    "smtp", "submission", "submissions", "pop3", "pop3s", "metrics", "imap",
+    "imaps"};
 
 #define LI_FIELD(f) .offset = offsetof(struct config_listener, f)
 
@@ -53,7 +54,7 @@ const struct conf_key config_listener_keys[] = {
     [LI_PROTOCOL] = {"protocol", CONF_ENUM, LI_FIELD(proto),
                      .names = proto_names, .nnames = PROTO_COUNT,
                      .allowed = "smtp, submission, submissions, pop3, pop3s, "
-                                "metrics",
+                                "metrics, imap, imaps",
                      .doc = "required"},
     [LI_LISTEN] = {"listen", CONF_NONE,
                    .doc = "an address or a list: \"[::]:25\", \"0.0.0.0:25\"; "
@@ -320,7 +321,8 @@ listener_protocol(struct conf_loader *l, const yaml_node_t *n,
 	if (conf_is_null(v[LI_PROTOCOL]))
 		conf_error(l, conf_line(n),
 		           "%s: missing required key 'protocol' (smtp, "
-		           "submission, submissions, pop3, pop3s or metrics)",
+		           "submission, submissions, pop3, pop3s, imap, imaps or "
+		           "metrics)",
 		           where);
 	else
 		proto = conf_get_enum(l, v[LI_PROTOCOL], key, proto_names,
@@ -348,7 +350,8 @@ load_greet_pause(struct conf_loader *l, yaml_node_t **v,
 	/* 0 to 60 s: a longer pause outlasts the patience of real senders. */
 	conf_load_key(l, v[LI_GREET_PAUSE], key, &keys[LI_GREET_PAUSE], li);
 	if (li->greet_pause_ms > 0 &&
-	    (proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S))
+	    (proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S ||
+	     proto == PROTO_IMAPS))
 		conf_error(l, conf_line(v[LI_GREET_PAUSE]),
 		           "%s: must be 0 for protocol %s (with implicit TLS "
 		           "the client speaks first)",
@@ -401,7 +404,8 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 
 	load_greet_pause(l, v, where, proto, li);
 
-	/* Users log in on submission and POP3; servers on 25 do not. */
+	/* Users log in on submission, POP3 and IMAP; servers on 25 do
+	 * not. */
 	li->auth = proto >= 0 && proto != PROTO_SMTP;
 	snprintf(key, sizeof(key), "%s.auth", where);
 	conf_load_key(l, v[LI_AUTH], key, &keys[LI_AUTH], li);
@@ -415,7 +419,7 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	 * must not take a password before STARTTLS (RFC 8314 3.3).
 	 */
 	if ((proto == PROTO_SUBMISSION || proto == PROTO_SUBMISSIONS ||
-	     proto == PROTO_POP3S) &&
+	     proto == PROTO_POP3S || proto == PROTO_IMAPS) &&
 	    c->tls.ncerts == 0 && !st->tls_certs_given)
 		conf_error(l, li->line,
 		           "%s: protocol %s requires a TLS certificate "

@@ -26,6 +26,7 @@
 #include "store/queue.h"
 #include "store/retention.h"
 #include "net/session.h"
+#include "imapd/imap_server.h"
 #include "pop3d/pop3_server.h"
 #include "smtpd/smtp_server.h"
 #include "store/userdb.h"
@@ -41,7 +42,8 @@
 static const struct session_ops *
 listener_ops(enum listener_proto proto, bool *tls_port_r)
 {
-	*tls_port_r = proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S;
+	*tls_port_r = proto == PROTO_SUBMISSIONS || proto == PROTO_POP3S ||
+		      proto == PROTO_IMAPS;
 	switch (proto) {
 	case PROTO_SMTP:
 	case PROTO_SUBMISSION:
@@ -50,11 +52,25 @@ listener_ops(enum listener_proto proto, bool *tls_port_r)
 	case PROTO_POP3:
 	case PROTO_POP3S:
 		return &pop3_session_ops;
+	case PROTO_IMAP:
+	case PROTO_IMAPS:
+		return &imap_session_ops;
 	case PROTO_METRICS:	/* HTTP: net/metrics_http, no session */
 	default:
 		/* refused at start-up by serve; never reached */
 		return NULL;
 	}
+}
+
+/* What the listener's protocol reads of the configuration. */
+static const void *
+listener_settings(const struct worker *w, const struct session_ops *ops)
+{
+	if (ops == &pop3_session_ops)
+		return &w->pop3d;
+	if (ops == &imap_session_ops)
+		return &w->imapd;
+	return &w->smtpd;
 }
 
 static void
@@ -315,9 +331,7 @@ listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
 		actx[i].l.allow = &l->allow;
 		actx[i].l.deny = &l->deny;
 		actx[i].l.conf = l;
-		actx[i].l.settings = actx[i].l.ops == &pop3_session_ops
-					 ? (const void *)&w->pop3d
-					 : (const void *)&w->smtpd;
+		actx[i].l.settings = listener_settings(w, actx[i].l.ops);
 		/* backlog 0: the parent's listen() stands; any other value
 		 * makes libevent call listen() again (-1 means 128), which
 		 * shrinks the queue every worker shares */
@@ -405,6 +419,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	w.config = config;
 	config_smtpd_settings(config, &w.smtpd);
 	config_pop3d_settings(config, &w.pop3d);
+	config_imapd_settings(config, &w.imapd);
 	w.srv.limits = limits;
 	w.srv.slot = slot;
 	w.srv.tls_ctx = tls_ctx;

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "net/session.h"
+#include "imapd/imap_server.h"
 #include "pop3d/pop3_server.h"
 #include "smtpd/smtp_server.h"
 
@@ -35,6 +36,7 @@ struct worker {
 	const struct config *config;
 	struct smtpd_settings smtpd;	/* what the sessions read of it */
 	struct pop3d_settings pop3d;
+	struct imapd_settings imapd;
 	bool draining;		/* reload: finish sessions, then exit */
 	struct evconnlistener **lev;	/* NULL for a metrics socket */
 	size_t nlev;

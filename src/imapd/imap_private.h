@@ -1,6 +1,6 @@
 /*
  * What the files of the IMAP session share: the session struct, the
- * command tables, and the reply helpers. imap_server.c is the core
+ * command tables, and the reply helpers. imap_session.c is the core
  * (connection, parser, dispatch, replies, CAPABILITY NOOP LOGOUT
  * STARTTLS AUTHENTICATE LOGIN ENABLE ID); imap_mailbox.c the mailbox
  * commands (SELECT EXAMINE CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE
@@ -92,7 +92,7 @@ extern const struct imap_cmd_def imap_core_cmds[];
 extern const struct imap_cmd_def imap_mailbox_cmds[];
 extern const struct imap_cmd_def imap_fetch_cmds[];
 
-/* ---- the core (imap_server.c) -------------------------------------- */
+/* ---- the core (imap_session.c) ------------------------------------- */
 
 /* the output buffer, to build a long response in place */
 struct evbuffer *imap_out(struct imap_session *s);

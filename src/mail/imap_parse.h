@@ -104,7 +104,8 @@ enum imap_parse_result imap_parse(struct imap_parser *p, const char *buf,
 				  size_t len, size_t *used_r,
 				  const struct imap_command **cmd_r);
 
-/* After STREAM: the literal's size. */
+/* After STREAM, or CONTINUE (to refuse it before "+ Ready": answer and
+ * imap_parser_reset()): the literal's size. */
 uint64_t imap_parser_stream_size(const struct imap_parser *p);
 /* After STREAM: the octets were consumed (fd: the caller's handle, kept
  * in the IMAP_ARG_STREAMED arg; -1 if they were discarded). */
@@ -118,7 +119,8 @@ const char *imap_parser_error(const struct imap_parser *p);
 void imap_parser_reset(struct imap_parser *p);
 
 /* Helpers for the commands' own argument checks. */
-/* An astring (atom, quoted string or literal): true and *s/*len. */
+/* An astring (atom, quoted string or literal): true, and its text in
+ * *s and *len. */
 bool imap_arg_astring(const struct imap_arg *a, const char **s, size_t *len);
 /* An atom equal to word, any case. */
 bool imap_arg_atom_is(const struct imap_arg *a, const char *word);

@@ -34,6 +34,7 @@ enum entry_kind {
 	KIND_ACCOUNT = 2, /* key: account_key() */
 	KIND_WIDE = 3,	  /* key: wide_key(), an IPv6 client's wide network */
 	KIND_SENDER = 4,  /* key: account_key(); sending counts */
+	KIND_USER = 5,	  /* key: account_key(); IMAP sessions (conns) */
 };
 
 struct limits_entry {
@@ -1084,6 +1085,51 @@ limits_send_blocked(struct limits *l, const char *account, uint64_t now_ms)
 		blocked = now_ms < e->send_block_until_ms;
 	limits_unlock(l);
 	return blocked;
+}
+
+/* ---- sessions per account ---------------------------------------------- */
+
+bool
+limits_user_connect(struct limits *l, unsigned worker, const char *account,
+                    unsigned max, uint64_t now_ms, unsigned *count_r)
+{
+	struct limits_entry *set, *e;
+	uint8_t key[16];
+	bool ok = true;
+
+	check_worker(worker);
+	*count_r = 0;
+	if (!account_key(l, account, key))
+		return true;
+	set = set_of(l, key);
+	limits_lock(l);
+	e = find_or_claim(set, NULL, KIND_USER, key, now_ms, NULL);
+	if (e != NULL) {	/* untracked: a full table lets it in */
+		e->last_used_ms = now_ms;
+		*count_r = entry_connections(e);
+		if (max != 0 && *count_r >= max)
+			ok = false;
+		else
+			count_connection(e, worker);
+	}
+	limits_unlock(l);
+	return ok;
+}
+
+void
+limits_user_disconnect(struct limits *l, unsigned worker, const char *account)
+{
+	struct limits_entry *set, *e;
+	uint8_t key[16];
+
+	check_worker(worker);
+	if (!account_key(l, account, key))
+		return;
+	set = set_of(l, key);
+	limits_lock(l);
+	if ((e = lookup(set, KIND_USER, key)) != NULL && e->conns[worker] > 0)
+		e->conns[worker]--;
+	limits_unlock(l);
 }
 
 uint32_t

@@ -292,6 +292,21 @@ enum limits_send_verdict limits_send(struct limits *l,
 /* Whether account is blocked at now_ms. */
 bool limits_send_blocked(struct limits *l, const char *account,
 			 uint64_t now_ms);
+/*
+ * Sessions logged in per account (IMAP's max_connections_per_user),
+ * counted per worker like connections (so a dead worker's are forgotten
+ * by limits_worker_reset()) in entries of their own kind, keyed like an
+ * account's failures; an entry with sessions is never replaced. One more
+ * for account unless it already holds max (0: no limit): true if taken;
+ * *count_r is how many it held before. An account the full table cannot
+ * track is let in. Each one taken is given back by
+ * limits_user_disconnect().
+ */
+bool limits_user_connect(struct limits *l, unsigned worker,
+			 const char *account, unsigned max, uint64_t now_ms,
+			 unsigned *count_r);
+void limits_user_disconnect(struct limits *l, unsigned worker,
+			    const char *account);
 /* Moves on every time a block begins: the runner then looks for mail of
  * blocked accounts in its queue. */
 uint32_t limits_send_generation(struct limits *l);

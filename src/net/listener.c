@@ -109,6 +109,10 @@ listener_proto_name(enum listener_proto proto)
 		return "pop3s";
 	case PROTO_METRICS:
 		return "metrics";
+	case PROTO_IMAP:
+		return "imap";
+	case PROTO_IMAPS:
+		return "imaps";
 	}
 	return "unknown";
 }
@@ -116,7 +120,7 @@ listener_proto_name(enum listener_proto proto)
 unsigned
 listener_proto_port(enum listener_proto proto)
 {
-	static const unsigned ports[] = {25, 587, 465, 110, 995, 9925};
+	static const unsigned ports[] = {25, 587, 465, 110, 995, 9925, 143, 993};
 
 	return (unsigned)proto < sizeof(ports) / sizeof(ports[0]) ? ports[proto]
 	                                                          : 0;

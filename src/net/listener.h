@@ -20,6 +20,8 @@ enum listener_proto {
 	PROTO_POP3,        /* 110 */
 	PROTO_POP3S,       /* 995 */
 	PROTO_METRICS,     /* Prometheus over HTTP/1.1 (net/metrics_http) */
+	PROTO_IMAP,        /* 143: STARTTLS (RFC 9051) */
+	PROTO_IMAPS,       /* 993: implicit TLS (RFC 8314) */
 };
 
 struct listen_addr {
@@ -36,16 +38,18 @@ struct config_listener {
 	struct cidr_list allow; /* empty: everybody (minus deny) */
 	struct cidr_list deny;
 	uint64_t greet_pause_ms; /* early-talker test; 0 = off */
-	bool auth;           /* offer AUTH (default: submission(s), pop3(s)) */
+	bool auth;           /* offer AUTH (default: submission(s), pop3(s),
+	                      * imap(s)) */
 	bool plaintext_auth; /* allow AUTH/USER without TLS (e.g. loopback);
 	                      * default false */
 	int line;            /* where it was defined, for messages */
 	unsigned index;      /* its place in the list (metrics' label) */
 };
 
-/* "smtp", "submission", "submissions", "pop3", "pop3s", "metrics" */
+/* "smtp", "submission", "submissions", "pop3", "pop3s", "metrics", "imap",
+ * "imaps" */
 const char *listener_proto_name(enum listener_proto proto);
-/* The protocol's well-known port: 25, 587, 465, 110, 995; metrics: 9925
+/* The protocol's well-known port: 25, 587, 465, 110, 995, 143, 993; metrics: 9925
  * (ours: Prometheus has no port for godwit). */
 unsigned listener_proto_port(enum listener_proto proto);
 

@@ -27,7 +27,9 @@ struct maildir_watch_entry *maildir_watch_add(struct maildir_watch *w,
 void maildir_watch_remove(struct maildir_watch *w,
 			  struct maildir_watch_entry *e);
 /* Reads the pending events and calls the callbacks (each at most once
- * per dispatch). */
+ * per dispatch). A callback may remove any entry (a removed one is not
+ * called) or free the watch (done when the dispatch ends); a dispatch
+ * from inside a callback does nothing. */
 void maildir_watch_dispatch(struct maildir_watch *w);
 
 #endif

@@ -422,6 +422,7 @@ KNOWN_EVENTS = {
     "rotated", "rotate-failed", "reopened", "reopen-failed",
     "alert", "held", "audit-head", "audit-rotated", "audit-failed",
     "audit-torn-tail", "audit-rotate-failed", "audit-head-failed",
+    "id", "literal-refused", "literal-error",
 }
 KNOWN_KEYS = {
     "ts", "level", "proc", "fac", "event", "session", "ip", "listener",
@@ -440,4 +441,5 @@ KNOWN_KEYS = {
     "max_age_days", "files", "removed", "kept",
     "kind", "subject", "count", "max", "window_s", "notified",
     "head", "file", "dropped",
+    "commands", "client", "client_version", "sync",
 }

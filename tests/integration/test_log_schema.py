@@ -69,7 +69,8 @@ def dynamic_names():
     """What the non-literal facilities and events can be, read from the
     code that makes them."""
     ops = set()
-    for f in list((SRC / "smtpd").glob("*.c")) + list((SRC / "pop3d").glob("*.c")):
+    for f in [f for d in ("smtpd", "pop3d", "imapd")
+              for f in (SRC / d).glob("*.c")]:
         ops |= set(re.findall(r'^\t\.name = "([a-z0-9]+)",', f.read_text(), re.M))
     outcome = set(re.findall(r'log_outcome\(m, i, "([a-z]+)"\)',
                              (SRC / "mta" / "message.c").read_text()))

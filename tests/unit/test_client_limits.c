@@ -1328,6 +1328,42 @@ proc_state(pid_t pid)
  * mutex hands over with EOWNERDEAD). Repeated until that has happened a few
  * times, so the test cannot pass without exercising the recovery.
  */
+/* IMAP sessions per account: counted per worker, any case of the name,
+ * given back, forgotten with a dead worker. */
+static void
+test_user_sessions(void **state)
+{
+	struct limits *l = limits_create(64, NULL);
+	unsigned n;
+
+	(void)state;
+	assert_non_null(l);
+	assert_true(limits_user_connect(l, 0, "a@x.test", 2, 1000, &n));
+	assert_int_equal(n, 0);
+	assert_true(limits_user_connect(l, 1, "A@X.test", 2, 1000, &n));
+	assert_int_equal(n, 1);
+	assert_false(limits_user_connect(l, 0, "a@x.test", 2, 1000, &n));
+	assert_int_equal(n, 2);
+	/* another account, and no limit */
+	assert_true(limits_user_connect(l, 0, "b@x.test", 2, 1000, &n));
+	assert_true(limits_user_connect(l, 0, "a@x.test", 0, 1000, &n));
+	limits_user_disconnect(l, 0, "a@x.test");
+	limits_user_disconnect(l, 0, "a@x.test");
+	assert_true(limits_user_connect(l, 0, "a@x.test", 2, 1000, &n));
+	assert_int_equal(n, 1);
+	/* the worker that died held one of them */
+	limits_worker_reset(l, 1);
+	assert_true(limits_user_connect(l, 0, "a@x.test", 2, 1000, &n));
+	assert_int_equal(n, 1);
+	/* never below zero; no account, no count */
+	for (int i = 0; i < 5; i++)
+		limits_user_disconnect(l, 0, "a@x.test");
+	assert_true(limits_user_connect(l, 0, "a@x.test", 1, 1000, &n));
+	assert_int_equal(n, 0);
+	assert_true(limits_user_connect(l, 0, "", 1, 1000, &n));
+	limits_destroy(&l);
+}
+
 static void
 test_worker_killed_holding_mutex(void **state)
 {
@@ -1409,6 +1445,7 @@ main(void)
 	    cmocka_unit_test(test_concurrent_limits_hold),
 	    cmocka_unit_test(test_concurrent_auth_ban_at_threshold),
 	    cmocka_unit_test(test_worker_killed_holding_mutex),
+	    cmocka_unit_test(test_user_sessions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

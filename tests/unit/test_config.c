@@ -637,10 +637,12 @@ static const struct valid_case valid_cases[] = {
 	 "  - protocol: submission\n"
 	 "  - protocol: submissions\n"
 	 "  - protocol: pop3\n"
-	 "  - protocol: pop3s\n" CERT,
-	 {"nlisteners=5", CERT_DUMP "8",
+	 "  - protocol: pop3s\n"
+	 "  - protocol: imap\n"
+	 "  - protocol: imaps\n" CERT,
+	 {"nlisteners=7", CERT_DUMP "10",
 	  "listener_auth=smtp:noauth,submission:auth,submissions:auth,"
-	  "pop3:auth,pop3s:auth",
+	  "pop3:auth,pop3s:auth,imap:auth,imaps:auth",
 	  ("listener[0]=smtp smtp line=3 pause=1000 listen=0.0.0.0:25,[::]:25 "
 	  "allow= deny="),
 	  ("listener[1]=submission submission line=4 pause=0 "
@@ -650,6 +652,10 @@ static const struct valid_case valid_cases[] = {
 	  ("listener[3]=pop3 pop3 line=6 pause=0 listen=0.0.0.0:110,[::]:110 "
 	  "allow= deny="),
 	  ("listener[4]=pop3s pop3s line=7 pause=0 listen=0.0.0.0:995,[::]:995 "
+	  "allow= deny="),
+	  ("listener[5]=imap imap line=8 pause=0 listen=0.0.0.0:143,[::]:143 "
+	  "allow= deny="),
+	  ("listener[6]=imaps imaps line=9 pause=0 listen=0.0.0.0:993,[::]:993 "
 	  "allow= deny="),
 	  NULL}},
 	{"listeners: single string, loopback, allow and deny, pauses",
@@ -1045,10 +1051,15 @@ static const struct invalid_case invalid_cases[] = {
 	 "out for the default)"},
 	{H "listeners:\n  - name: mx\n",
 	 "t.yaml:3: listeners[0]: missing required key 'protocol' (smtp, "
-	 "submission, submissions, pop3, pop3s or metrics)"},
-	{H "listeners:\n  - protocol: imap\n",
-	 "t.yaml:3: listeners[0].protocol: 'imap' is not one of smtp, "
-	 "submission, submissions, pop3, pop3s, metrics"},
+	 "submission, submissions, pop3, pop3s, imap, imaps or metrics)"},
+	{H "listeners:\n  - protocol: imap4\n",
+	 "t.yaml:3: listeners[0].protocol: 'imap4' is not one of smtp, "
+	 "submission, submissions, pop3, pop3s, metrics, imap, imaps"},
+	{H "listeners:\n  - protocol: imaps\n",
+	 "t.yaml:3: listeners[0]: protocol imaps requires a TLS certificate "
+	 "(tls.certificates)"},
+	{H "imap:\n  timeout: 10m\n",
+	 "t.yaml:3: imap.timeout: '10m' is out of range (30m..1d)"},
 	{H "listeners:\n  - protocol: metrics\n    listen: \"[::]:9925\"\n",
 	 "t.yaml:4: listeners[0].listen: '[::]:9925' is not a loopback "
 	 "address: a metrics listener there needs an allow: list of the "
@@ -1283,7 +1294,7 @@ static const struct invalid_case invalid_cases[] = {
 	 "t.yaml:4: unknown key 'bogus' in smtp\n"
 	 "t.yaml:5: smtp.max_command_line: '100' is out of range (512..4096)\n"
 	 "t.yaml:7: listeners[0].protocol: 'ftp' is not one of smtp, "
-	 "submission, submissions, pop3, pop3s, metrics\n"
+	 "submission, submissions, pop3, pop3s, metrics, imap, imaps\n"
 	 "t.yaml:8: listeners[0].listen: '0.0.0.0': missing ':PORT' after "
 	 "the address"},
 };
@@ -1705,6 +1716,7 @@ test_proto_names(void **state)
 		{PROTO_SMTP, "smtp"},		{PROTO_SUBMISSION, "submission"},
 		{PROTO_SUBMISSIONS, "submissions"}, {PROTO_POP3, "pop3"},
 		{PROTO_POP3S, "pop3s"},		{PROTO_METRICS, "metrics"},
+		{PROTO_IMAP, "imap"},		{PROTO_IMAPS, "imaps"},
 		{(enum listener_proto)99, "unknown"},
 	};
 
