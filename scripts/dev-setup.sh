@@ -167,6 +167,7 @@ $services
   Collect the mail over POP3 (implicit TLS, self-signed certificate):
     curl -k --user demo@example.test:"$(cat "$run/demo-password")" pop3s://127.0.0.1:2995/
     curl -k --user demo@example.test:"$(cat "$run/demo-password")" pop3s://127.0.0.1:2995/1
+$(has imap && printf '\n  Read it over IMAP (implicit TLS; or imap://127.0.0.1:2143 with --ssl-reqd):\n    curl -k --user demo@example.test:"%s" imaps://127.0.0.1:2993/INBOX\n    curl -k --user demo@example.test:"%s" "imaps://127.0.0.1:2993/INBOX;UID=1"\n' "$(cat "$run/demo-password")" "$(cat "$run/demo-password")")
 $(has metrics && printf '\n  Counters for Prometheus (checked with promtool):\n    curl -s http://127.0.0.1:2980/metrics | promtool check metrics\n')
 
   Stop with Ctrl-C. Logs follow, one event per line.

@@ -600,6 +600,9 @@ static const struct conf_key submission_keys[] = {
     {"refuse_address_display_name", CONF_BOOL,
      F(submission_config, refuse_address_display_name), .def = 1,
      .doc = "with check_from: no display name showing another address"},
+    {"save_sent", CONF_BOOL, F(submission_config, save_sent), .def = 0,
+     .doc = "a copy of each message an authenticated user sends in "
+            "their Sent folder"},
 };
 
 static const struct conf_key alerts_keys[] = {

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <openssl/crypto.h>
@@ -31,6 +30,7 @@
 #include "net/sasl.h"
 #include "net/session.h"
 #include "store/deliver.h"
+#include "store/imap_store.h"
 
 #define ID_FIELDS_MAX 30	/* RFC 2971 section 3.3 */
 #define ID_LOG_MAX 64		/* of a client's name and version */
@@ -173,8 +173,9 @@ login(struct imap_core *c, const char *account)
 		imap_done(s, "NO", "UNAVAILABLE", "No mailbox for this account");
 		return;
 	}
-	/* an account that never got mail has no Maildir yet */
-	if (access(s->maildir, F_OK) != 0 && maildir_create(s->maildir) < 0) {
+	/* an account that never got mail has no Maildir yet: made here,
+	 * with the special-use folders */
+	if (imap_store_open(s->maildir, &s->store) < 0) {
 		log_event(LOG_ERR, "imap", "login-refused",
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
 			  LF_STR("user", account),

@@ -24,6 +24,7 @@ struct imap_core {
 	bool in_loop;		/* inside the input loop: no recursion */
 	bool parse_again;	/* after CONTINUE: the parser may STREAM */
 	bool refused;		/* a literal of this command was refused */
+	bool spool_failed;	/* ... because its file could not be made */
 	bool counted_user;	/* holds a slot of the per-user limit */
 	/* the streamed literal being received */
 	bool streaming;

@@ -130,5 +130,9 @@ void imap_sync_report(struct imap_session *s, bool expunges);
 /* "(\Seen \Flagged kw ...)" of message m of the selected folder */
 void imap_write_flags(struct imap_session *s, struct evbuffer *out,
 		      const struct imap_msg *m);
+/* The session ends (or logs out) with a folder selected: closes it and
+ * stops its change watch. The core calls it from its free; harmless
+ * when nothing is selected. */
+void imap_mailbox_end(struct imap_session *s);
 
 #endif

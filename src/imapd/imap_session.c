@@ -43,6 +43,8 @@
 #include "lib/xalloc.h"
 #include "net/metrics.h"
 #include "net/session.h"
+#include "store/imap_store.h"
+#include "mail/imap_utf7.h"
 
 #define INPUT_HIGH (64 * 1024)	   /* libevent stops reading past this */
 #define OUTPUT_LOW (64 * 1024)	   /* cont runs below this */
@@ -78,16 +80,19 @@ imap_out(struct imap_session *s)
 	return bufferevent_get_output(s->ses.bev);
 }
 
+/* Not cut to a length: an untagged line is data (FLAGS, SEARCH, ...),
+ * bounded by what the caller formats. */
 void
 imap_untagged(struct imap_session *s, const char *fmt, ...)
 {
-	char buf[REPLY_MAX];
+	struct evbuffer *out = imap_out(s);
 	va_list ap;
 
+	evbuffer_add(out, "* ", 2);
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
-	evbuffer_add_printf(imap_out(s), "* %s\r\n", buf);
+	evbuffer_add(out, "\r\n", 2);
 }
 
 /* "tag status [code] text" CRLF, cut to REPLY_MAX. */
@@ -171,27 +176,33 @@ imap_done(struct imap_session *s, const char *status, const char *code,
 
 /* ---- strings -------------------------------------------------------- */
 
+static bool name_ok(const char *s, size_t len);
+
+/* Fit for a quoted string; UTF-8 too when utf8 (RFC 9051, RFC 6855). */
 static bool
-quotable(const char *str, size_t len)
+quotable(const char *str, size_t len, bool utf8)
 {
+	bool eight = false;
+
 	if (len > QUOTED_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)str[i];
-		if (ch < 0x20 || ch >= 0x7f)
+		if (ch < 0x20 || ch == 0x7f)
 			return false;
+		eight |= ch >= 0x80;
 	}
-	return true;
+	return !eight || (utf8 && name_ok(str, len));
 }
 
-void
-imap_write_string(struct evbuffer *out, const char *str, size_t len)
+static void
+write_string(struct evbuffer *out, const char *str, size_t len, bool utf8)
 {
 	if (str == NULL) {
 		evbuffer_add(out, "NIL", 3);
 		return;
 	}
-	if (!quotable(str, len)) {
+	if (!quotable(str, len, utf8)) {
 		evbuffer_add_printf(out, "{%zu}\r\n", len);
 		evbuffer_add(out, str, len);
 		return;
@@ -206,6 +217,12 @@ imap_write_string(struct evbuffer *out, const char *str, size_t len)
 		}
 	}
 	evbuffer_add(out, "\"", 1);
+}
+
+void
+imap_write_string(struct evbuffer *out, const char *str, size_t len)
+{
+	write_string(out, str, len, false);
 }
 
 /* ---- capabilities --------------------------------------------------- */
@@ -345,7 +362,7 @@ on_stream(struct imap_core *c)
 		return;
 	}
 	if ((c->stream_fd = stream_file(c)) < 0)
-		c->refused = true;
+		c->refused = c->spool_failed = true;
 	else
 		c->fds[c->nfds++] = c->stream_fd;
 }
@@ -357,8 +374,12 @@ stream_in(struct imap_core *c, struct evbuffer *in)
 	struct evbuffer_iovec v;
 	size_t n;
 
-	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-		return -1;	/* the command's deadline still runs */
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) {
+		/* the command's deadline runs on (started if it was not:
+		 * the command's line may have come in one read) */
+		session_wait_line(&c->s.ses);
+		return -1;
+	}
 	n = v.iov_len;
 	if (n > c->stream_left)
 		n = (size_t)c->stream_left;
@@ -366,8 +387,8 @@ stream_in(struct imap_core *c, struct evbuffer *in)
 		log_event(LOG_ERR, "imap", "literal-error",
 			  LF_STR("session", c->s.ses.id),
 			  LF_STR("user", c->s.account), LF_INT("errno", errno));
-		c->refused = true;
-		c->stream_fd = -1;
+		c->refused = c->spool_failed = true;
+		c->stream_fd = -1;	/* closed with the command's fds */
 	}
 	evbuffer_drain(in, n);
 	c->stream_left -= n;
@@ -441,9 +462,11 @@ dispatch(struct imap_core *c, const struct imap_command *cmd)
 	if ((d->states & state_bit(s->state)) == 0) {
 		imap_close_streamed(c);
 		imap_bad(c, cmd->tag, NULL,
-			 s->state == IMAP_S_NOTAUTH ? "Not logged in"
-			 : s->state == IMAP_S_AUTH  ? "No mailbox selected"
-						    : "Not allowed now");
+			 s->state == IMAP_S_NOTAUTH	 ? "Not logged in"
+			 : d->states == IMAP_IN_NOTAUTH ? "Already logged in"
+			 : d->states == IMAP_IN_SELECTED
+			     ? "No mailbox selected"
+			     : "Not allowed now");
 		return;
 	}
 	c->commands++;
@@ -460,6 +483,13 @@ static void
 on_command(struct imap_core *c, const struct imap_command *cmd)
 {
 	deadline_stop(&c->s.ses.deadline);
+	if (c->spool_failed) {
+		c->spool_failed = c->refused = false;
+		imap_close_streamed(c);
+		status_line(&c->s, cmd->tag, "NO", "UNAVAILABLE",
+			    "Cannot store the literal now");
+		return;
+	}
 	if (c->refused) {
 		c->refused = false;
 		imap_close_streamed(c);
@@ -477,7 +507,7 @@ on_error(struct imap_core *c)
 
 	deadline_stop(&c->s.ses.deadline);
 	imap_close_streamed(c);
-	c->refused = false;
+	c->refused = c->spool_failed = false;
 	d = p->name[0] != '\0' ? find_command(p->name) : NULL;
 	log_event(LOG_DEBUG, "imap", "bad-command",
 		  LF_STR("session", c->s.ses.id), LF_STR("ip", c->s.ses.ip),
@@ -709,6 +739,9 @@ imap_free(struct session *ses, const char *reason)
 		  LF_UINT("duration_ms", mono_ms() - ses->started_ms));
 	imap_user_release(c);
 	imap_close_streamed(c);
+	imap_mailbox_end(s);
+	if (s->store != NULL)
+		imap_store_close(s->store);
 	imap_parser_free(s->parser);
 	free(s->saved);
 	free(s->maildir);
@@ -841,24 +874,53 @@ void
 imap_write_mailbox(struct imap_session *s, struct evbuffer *out,
 		   const char *name)
 {
-	(void)s;
-	imap_write_string(out, name, strlen(name));
+	struct strbuf b = {0};
+
+	/* a name that is not valid UTF-8 is sent as it is */
+	if (s->utf8 || imap_utf8_to_utf7(name, strlen(name), &b) < 0)
+		write_string(out, name, strlen(name), s->utf8);
+	else
+		write_string(out, b.s != NULL ? b.s : "", b.len, false);
+	strbuf_free(&b);
 }
 
+/*
+ * The client's name: UTF-8 once it enabled IMAP4rev2 or UTF8=ACCEPT,
+ * modified UTF-7 before (RFC 3501 5.1.3; RFC 9051 allows it still, so a
+ * rev2 client's '&' name is decoded when it is valid UTF-7).
+ */
 bool
 imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a,
 		 struct strbuf *out)
 {
+	struct strbuf b = {0};
 	const char *str;
 	size_t len;
+	bool ok;
 
-	(void)s;
 	if (!imap_arg_astring(a, &str, &len) || len == 0 ||
 	    memchr(str, '\0', len) != NULL || !name_ok(str, len))
 		return false;
-	if (len == 5 && strncasecmp(str, "INBOX", 5) == 0)
+	if (len == 5 && strncasecmp(str, "INBOX", 5) == 0) {
 		strbuf_addstr(out, "INBOX");
-	else
-		strbuf_add(out, str, len);
-	return true;
+		return true;
+	}
+	if (memchr(str, '&', len) == NULL) {
+		ok = true;
+		for (size_t i = 0; !s->utf8 && i < len; i++)
+			if ((unsigned char)str[i] >= 0x80)
+				ok = false;	/* 8-bit: rev1 sends UTF-7 */
+		if (ok)
+			strbuf_add(out, str, len);
+		return ok;
+	}
+	ok = imap_utf7_to_utf8(str, len, &b) == 0;
+	if (ok)
+		strbuf_add(out, b.s != NULL ? b.s : "", b.len);
+	else if (s->utf8) {
+		strbuf_add(out, str, len);	/* a UTF-8 name with '&' */
+		ok = true;
+	}
+	strbuf_free(&b);
+	return ok;
 }

@@ -343,12 +343,13 @@ literal_marker(const char *s, size_t len, uint64_t *size_r, bool *sync_r,
 		i--;
 		digits++;
 	}
+	/* "x}" is an atom; a malformed "{...}" is the tokenizer's error */
 	if (i == 0 || s[i - 1] != '{' || digits == 0 ||
 	    digits > LITERAL_DIGITS)
-		return -1;
+		return 0;
 	for (size_t k = i; k < i + digits; k++) {
 		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
+			return 0;
 		v = v * 10 + (uint64_t)(s[k] - '0');
 	}
 	i--;

@@ -279,6 +279,7 @@ static const struct {
     {"limit", METRICS_REJ_RATE_LIMIT},
     {"sending-limit", METRICS_REJ_RATE_LIMIT},
     {"login-delay", METRICS_REJ_RATE_LIMIT},
+    {"user-connections", METRICS_REJ_RATE_LIMIT},
     {"banned", METRICS_REJ_AUTH_FAILURE},
     {"auth-failures", METRICS_REJ_AUTH_FAILURE},
 };

@@ -161,6 +161,22 @@ listener_public(const struct config_listener *li)
 	return false;
 }
 
+/* The implicit-TLS port clients of li's protocol can use instead. */
+static unsigned
+tls_port_for(const struct config_listener *li)
+{
+	switch (li->proto) {
+	case PROTO_POP3:
+	case PROTO_POP3S:
+		return listener_proto_port(PROTO_POP3S);
+	case PROTO_IMAP:
+	case PROTO_IMAPS:
+		return listener_proto_port(PROTO_IMAPS);
+	default:
+		return listener_proto_port(PROTO_SUBMISSIONS);
+	}
+}
+
 static void
 check_plaintext_auth(struct doctor *d)
 {
@@ -176,7 +192,8 @@ check_plaintext_auth(struct doctor *d)
 				   "address: passwords cross the network in "
 				   "the clear and can be stolen to relay; "
 				   "remove plaintext_auth (clients use "
-				   "STARTTLS or port 465)", li->name);
+				   "STARTTLS or port %u)", li->name,
+				   tls_port_for(li));
 		else
 			doctor_say(d, DOCTOR_OK, "relay",
 				   "listener %s: plaintext_auth only on "

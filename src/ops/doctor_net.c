@@ -184,7 +184,8 @@ dconn_close(struct dconn *c)
 static const char *
 greeting_of(enum listener_proto p, bool *tls_r)
 {
-	*tls_r = p == PROTO_SUBMISSIONS || p == PROTO_POP3S;
+	*tls_r = p == PROTO_SUBMISSIONS || p == PROTO_POP3S ||
+		 p == PROTO_IMAPS;
 	switch (p) {
 	case PROTO_SMTP:
 	case PROTO_SUBMISSION:
@@ -193,9 +194,138 @@ greeting_of(enum listener_proto p, bool *tls_r)
 	case PROTO_POP3:
 	case PROTO_POP3S:
 		return "+OK";
+	case PROTO_IMAP:
+	case PROTO_IMAPS:
+		return "* OK";
 	default:
 		return NULL;
 	}
+}
+
+/* How the doctor says goodbye to a protocol it greeted. */
+static const char *
+bye_of(enum listener_proto p)
+{
+	return p == PROTO_IMAP || p == PROTO_IMAPS ? "d9 LOGOUT" : "QUIT";
+}
+
+/* Whether the words of line (split at spaces and brackets) include tok,
+ * without case: a capability in an IMAP response. */
+static bool
+has_word(const char *line, const char *tok)
+{
+	size_t n = strlen(tok);
+
+	for (const char *p = line; *p != '\0'; p++) {
+		if (p != line && p[-1] != ' ' && p[-1] != '[')
+			continue;
+		if (strncasecmp(p, tok, n) == 0 &&
+		    (p[n] == '\0' || p[n] == ' ' || p[n] == ']'))
+			return true;
+	}
+	return false;
+}
+
+/* The handshake after a STARTTLS (or STLS) the server said yes to, and
+ * the certificate it serves. */
+static void
+starttls_done(struct doctor *d, struct dconn *c, const char *where)
+{
+	char err[256];
+
+	c->len = 0;	/* nothing said before the handshake counts */
+	if (dconn_tls(c, d->c->hostname, err, sizeof(err)) < 0) {
+		doctor_say(d, DOCTOR_FAIL, "tls", "%s: STARTTLS: %s", where,
+			   err);
+		return;
+	}
+	doctor_tls_served(d, where, c->ssl);
+}
+
+static void
+no_starttls(struct doctor *d, const char *where, const char *what)
+{
+	doctor_say(d, DOCTOR_WARN, "tls", "%s: no %s offered, although "
+		   "tls.certificates is set: passwords cannot be sent; see "
+		   "the server's log", where, what);
+}
+
+/*
+ * Reads an IMAP command's response up to its tagged line (tag "dN "):
+ * whether an untagged CAPABILITY line named STARTTLS (*starttls_r, may
+ * be NULL), and whether the tagged status is OK.
+ */
+static bool
+imap_response(struct dconn *c, const char *tag, bool *starttls_r)
+{
+	char line[1024];
+	size_t n = strlen(tag);
+
+	for (unsigned i = 0; i < 50; i++) {
+		if (dconn_line(c, line, sizeof(line)) < 0)
+			return false;
+		if (starttls_r != NULL &&
+		    strncasecmp(line, "* CAPABILITY ", 13) == 0)
+			*starttls_r |= has_word(line, "STARTTLS");
+		if (strncmp(line, tag, n) == 0 && line[n] == ' ')
+			return strncasecmp(line + n + 1, "OK", 2) == 0;
+	}
+	return false;
+}
+
+/* After an IMAP greeting on 143: STARTTLS among the capabilities (the
+ * greeting's [CAPABILITY …] or a CAPABILITY command), then the handshake
+ * and the certificate served through it. */
+static void
+probe_imap_starttls(struct doctor *d, struct dconn *c, const char *where,
+		    const char *greeting)
+{
+	bool offered = has_word(greeting, "STARTTLS");
+
+	if (!offered && (dconn_send(c, "d1 CAPABILITY") < 0 ||
+			 !imap_response(c, "d1", &offered)))
+		return;
+	if (!offered) {
+		no_starttls(d, where, "STARTTLS");
+		return;
+	}
+	if (dconn_send(c, "d2 STARTTLS") < 0 || !imap_response(c, "d2", NULL)) {
+		doctor_say(d, DOCTOR_WARN, "tls", "%s: STARTTLS refused", where);
+		return;
+	}
+	starttls_done(d, c, where);
+}
+
+/* After a POP3 greeting on 110: STLS in CAPA (RFC 2595), then as IMAP. */
+static void
+probe_pop3_stls(struct doctor *d, struct dconn *c, const char *where)
+{
+	char line[512];
+	bool offered = false;
+	unsigned i;
+
+	if (dconn_send(c, "CAPA") < 0 || dconn_line(c, line, sizeof(line)) < 0 ||
+	    strncmp(line, "+OK", 3) != 0)
+		return;
+	for (i = 0; i < 100; i++) {
+		if (dconn_line(c, line, sizeof(line)) < 0)
+			return;
+		if (strcmp(line, ".") == 0)
+			break;
+		offered |= strcasecmp(line, "STLS") == 0;
+	}
+	if (i == 100)
+		return;
+	if (!offered) {
+		no_starttls(d, where, "STLS");
+		return;
+	}
+	if (dconn_send(c, "STLS") < 0 || dconn_line(c, line, sizeof(line)) < 0 ||
+	    strncmp(line, "+OK", 3) != 0) {
+		doctor_say(d, DOCTOR_WARN, "tls", "%s: STLS refused", where);
+		return;
+	}
+	starttls_done(d, c, where);
 }
 
 /* After an SMTP greeting: EHLO, then STARTTLS when offered, and the
@@ -203,7 +333,7 @@ greeting_of(enum listener_proto p, bool *tls_r)
 static void
 probe_starttls(struct doctor *d, struct dconn *c, const char *where)
 {
-	char line[512], err[256];
+	char line[512];
 	bool offered = false;
 	unsigned i;
 
@@ -229,30 +359,39 @@ probe_starttls(struct doctor *d, struct dconn *c, const char *where)
 		doctor_say(d, DOCTOR_WARN, "tls", "%s: STARTTLS refused", where);
 		return;
 	}
-	c->len = 0;	/* nothing said before the handshake counts */
-	if (dconn_tls(c, d->c->hostname, err, sizeof(err)) < 0) {
-		doctor_say(d, DOCTOR_FAIL, "tls", "%s: STARTTLS: %s", where,
-			   err);
-		return;
-	}
-	doctor_tls_served(d, where, c->ssl);
+	starttls_done(d, c, where);
 }
 
 /* The greeting line came: the rest of a multi-line one read, then the
- * STARTTLS check on SMTP listeners when the server has certificates. */
+ * STARTTLS (STLS) check on the listeners that offer it when the server
+ * has certificates. */
 static void
 greeted(struct doctor *d, const struct config_listener *li, struct dconn *c,
 	const char *where, char *line, bool tls)
 {
-	char more[512];
+	char more[512], shown[64];
 	bool smtp = li->proto == PROTO_SMTP || li->proto == PROTO_SUBMISSION;
+	size_t n = strnlen(line, sizeof(shown) - 1);
 
-	if (strlen(line) > 60)
-		strcpy(line + 57, "...");
+	/* cut at 60 characters, as the report's lines are */
+	memcpy(shown, line, n);
+	shown[n] = '\0';
+	if (n > 60)
+		strcpy(shown + 57, "...");
 	doctor_say(d, DOCTOR_OK, "listener", "%s (%s) %s%s: %s", li->name,
 		   listener_proto_name(li->proto), where, tls ? " TLS" : "",
-		   line);
-	if (!smtp || d->c->tls.ncerts == 0)
+		   shown);
+	if (tls || d->c->tls.ncerts == 0)
+		return;
+	if (li->proto == PROTO_IMAP) {
+		probe_imap_starttls(d, c, where, line);
+		return;
+	}
+	if (li->proto == PROTO_POP3) {
+		probe_pop3_stls(d, c, where);
+		return;
+	}
+	if (!smtp)
 		return;
 	if (line[3] == '-' && dconn_reply(c, more, sizeof(more)) != 220)
 		return;
@@ -312,7 +451,7 @@ probe_one(struct doctor *d, const struct config_listener *li,
 		greeted(d, li, &c, where, line, tls);
 	}
 	if (want != NULL)
-		(void)dconn_send(&c, "QUIT");
+		(void)dconn_send(&c, bye_of(li->proto));
 	dconn_close(&c);
 }
 

@@ -50,8 +50,8 @@ static const char config_head[] =
 
 static const char config_tls[] =
 	"# TLS: a self-signed certificate made by quickstart, so that STARTTLS,\n"
-	"# submission and POP3 work at once. Mail servers accept it on port 25;\n"
-	"# mail clients warn about it. To switch to Let's Encrypt:\n"
+	"# submission, POP3 and IMAP work at once. Mail servers accept it on\n"
+	"# port 25; mail clients warn about it. To switch to Let's Encrypt:\n"
 	"#   certbot certonly --standalone -d %s   (port 80 open for the check)\n"
 	"# then replace the two paths below by\n"
 	"#   cert: /etc/letsencrypt/live/%s/fullchain.pem\n"
@@ -81,6 +81,12 @@ static const char config_listeners[] =
 	"  - name: pop3s\n"
 	"    protocol: pop3s\n"
 	"    listen: [\"0.0.0.0:995\", \"[::]:995\"]\n"
+	"  - name: imap\n"
+	"    protocol: imap\n"
+	"    listen: [\"0.0.0.0:143\", \"[::]:143\"]\n"
+	"  - name: imaps\n"
+	"    protocol: imaps\n"
+	"    listen: [\"0.0.0.0:993\", \"[::]:993\"]\n"
 	"  # Prometheus metrics (GET /metrics), on loopback only; another\n"
 	"  # address needs an allow: list of the networks that may scrape\n"
 	"  - name: metrics\n"

@@ -1239,7 +1239,7 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 /* ---- finishing a message -------------------------------------------- */
 
 static void
-log_accept(struct smtp_session *s, const char *result)
+log_accept(struct smtp_session *s, const char *result, const char *sent)
 {
 	struct smtp_txn *t = s->txn;
 	size_t len = 0, n;
@@ -1265,7 +1265,8 @@ log_accept(struct smtp_session *s, const char *result)
 		  LF_STR("to", to), LF_UINT("rcpts", t->nrcpts),
 		  LF_UINT("local", t->nmailboxes),
 		  LF_UINT("remote", t->nremotes), LF_UINT("size", t->size),
-		  LF_STR("result", result));
+		  LF_STR("result", result),
+		  LF_STR_IF(sent != NULL, "sent_copy", sent));
 	free(to);
 }
 
@@ -1277,7 +1278,8 @@ commit_done(struct delivery_job *job, void *arg)
 	s->job = NULL;
 	if (job->result == 0) {
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", job->id);
-		log_accept(s, s->txn->nremotes > 0 ? "queued" : "delivered");
+		log_accept(s, s->txn->nremotes > 0 ? "queued" : "delivered",
+			   job->sent_mailbox);
 		metrics_message(METRICS_MSG_ACCEPTED, 1);
 		metrics_message(METRICS_MSG_DELIVERED, s->txn->nmailboxes);
 		s->messages++;
@@ -1378,6 +1380,11 @@ job_make(struct smtp_session *s)
 	job->mailboxes = t->mailboxes;
 	job->nmailboxes = t->nmailboxes;
 	t->mailboxes = NULL;
+	/* submission.save_sent: the account as it authenticated, whatever
+	 * the envelope sender (one of its addresses or aliases) */
+	if (s->config->submission.save_sent && s->ses.logged_in &&
+	    s->account[0] != '\0')
+		job->sent_mailbox = xstrdup(s->account);
 	/* keep the count for the log line */
 	if (t->nremotes > 0) {
 		struct queue_envelope *e = smtp_envelope_new(s);

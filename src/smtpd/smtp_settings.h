@@ -39,6 +39,8 @@ struct submission_config {
 	bool check_from;	/* header From: must be the user's */
 	/* with check_from: no display name showing another address */
 	bool refuse_address_display_name;
+	/* a copy of an authenticated user's message in their Sent folder */
+	bool save_sent;
 	struct limits_send_policy limits;	/* submission.limits */
 	/* submission.limits.accounts: the accounts with limits of their
 	 * own (lower-cased; keys not given are the general ones) */

@@ -275,6 +275,7 @@ delivery_job_free(struct delivery_job **jobp)
 	for (size_t i = 0; i < job->nmailboxes; i++)
 		free(job->mailboxes[i]);
 	free(job->mailboxes);
+	free(job->sent_mailbox);
 	if (job->env != NULL) {
 		queue_envelope_clear(job->env);
 		free(job->env);
@@ -730,6 +731,112 @@ made_add(struct job_state *st, char *path)
 	st->made[st->nmade++] = path;
 }
 
+struct fill_range {
+	struct spool *sp;
+	uint64_t from;
+};
+
+static int
+fill_spool_from(int fd, void *arg)
+{
+	struct fill_range *fr = arg;
+
+	return spool_copy(fr->sp, fr->from, fd);
+}
+
+/* The lines of the spool's first len octets (the local header's). */
+static uint64_t
+spool_lines(struct spool *sp, uint64_t len)
+{
+	char buf[4096];
+	uint64_t off = 0, lines = 0;
+
+	while (off < len) {
+		size_t want = len - off < sizeof(buf) ? (size_t)(len - off)
+						      : sizeof(buf);
+		ssize_t n = spool_read(sp, off, buf, want);
+
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[i] == '\n';
+		off += (uint64_t)n;
+	}
+	return lines;
+}
+
+/*
+ * The Sent copy into box (<maildir>/.Sent) as cur/<name>:2,S (dst): a
+ * hard link of the spool when it has no local header (*linked_r), else
+ * (or where a link is impossible) a copy of the spool from hdr through
+ * maildir_put(). 0, or -1 with errno.
+ */
+static int
+sent_put(struct spool *sp, uint64_t hdr, const char *box, const char *name,
+	 const char *dst, bool *linked_r)
+{
+	struct fill_range fr = {sp, hdr};
+
+	*linked_r = false;
+	if (hdr == 0) {
+		if (link(sp->path, dst) == 0) {
+			*linked_r = true;
+			return 0;
+		}
+		if (errno != EXDEV && errno != EMLINK && errno != EPERM)
+			return -1;
+	}
+	return maildir_put(box, name, "2,S", 0, fill_spool_from, &fr);
+}
+
+/*
+ * Phase 3 for job->sent_mailbox (submission.save_sent): the message as
+ * it goes out (what the queue file holds: the spool past the local
+ * header, the prefix included) into the sender's .Sent/cur/ with \Seen,
+ * the folder created if missing. An entry like the others: its directory
+ * in ds (a link: phase 4's sync covers it) or other (a copy), removed if
+ * the job fails; a failure fails the job (451: nothing half done).
+ */
+static void
+place_sent(struct committer *c, struct job_state *st, struct dirset *ds,
+	   struct dirset *other)
+{
+	struct delivery_job *job = st->job;
+	struct spool *sp = job->spool;
+	uint64_t hdr = job->local_hdr_len, cut, vsize;
+	char *maildir = maildir_path(c->data_dir, job->sent_mailbox);
+	char name[256], *box, *curdir, *dst;
+	bool linked;
+	int r;
+
+	if (maildir == NULL) {
+		errno = EINVAL;
+		job_fail(job, "sent folder of", job->sent_mailbox);
+		return;
+	}
+	cut = hdr + spool_lines(sp, hdr);
+	vsize = job->vsize > cut ? job->vsize - cut : 0;
+	maildir_name(name, sizeof(name), c->host, c->pid, job->id, c->seq++,
+		     sp->size - hdr, vsize);
+	box = xasprintf("%s/%s", maildir, MAILDIR_SENT);
+	curdir = xasprintf("%s/cur", box);
+	dst = xasprintf("%s/%s:2,S", curdir, name);
+	r = sent_put(sp, hdr, box, name, dst, &linked);
+	if (r < 0 && errno == ENOENT &&
+	    maildir_folder_create(maildir, MAILDIR_SENT) == 0)
+		r = sent_put(sp, hdr, box, name, dst, &linked);
+	if (r == 0) {
+		made_add(st, dst);
+		dirset_add(linked ? ds : other, curdir);
+	} else {
+		job_fail(job, "save to", dst);
+		free(dst);
+	}
+	free(curdir);
+	free(box);
+	free(maildir);
+}
+
 /*
  * Phase 3: the entries: a hard link into each Maildir/new/ (a durable copy
  * where a link is impossible). The directories go into ds (to be synced in
@@ -790,6 +897,8 @@ phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
 		free(box);
 		free(maildir);
 	}
+	if (job->result == 0 && job->sent_mailbox != NULL)
+		place_sent(c, st, ds, other);
 out:
 	/* the spool's tmp name is not needed either way */
 	if (st->qfd >= 0)
@@ -896,6 +1005,8 @@ audit_record(const struct job_state *st)
 			      job->env != NULL ? job->env->sender : "");
 	}
 	audit_rec_strv(&r, "mailboxes", job->mailboxes, job->nmailboxes);
+	if (job->sent_mailbox != NULL)
+		audit_rec_str(&r, "sent", job->sent_mailbox);
 	remotes = xcalloc(nremotes + 1, sizeof(*remotes));
 	for (size_t i = 0; i < nremotes; i++)
 		remotes[i] = job->env->rcpts[i].addr;

@@ -98,6 +98,14 @@ struct delivery_job {
 	bool hold;
 	char **mailboxes;		/* "local@domain", owned */
 	size_t nmailboxes;
+	/*
+	 * The account ("local@domain") whose Sent folder gets a copy of the
+	 * message as it goes out (submission.save_sent): the spool past the
+	 * local header, into <maildir>/.Sent/cur/ flagged \Seen (":2,S"),
+	 * the folder created if missing; made durable and taken back with
+	 * the other entries. NULL for none; owned.
+	 */
+	char *sent_mailbox;
 	struct queue_envelope *env;	/* remote recipients, or NULL; owned */
 	/* for the audit line; NULL for mail godwit made (reports): the
 	 * line then says "origin":"godwit" */
@@ -171,6 +179,10 @@ int maildir_store(const char *maildir, const char *host, const void *data,
 /* The Maildir++ folder where quarantined mail goes (IMAP shows it as
  * Junk; POP3 reads only the inbox). */
 #define MAILDIR_JUNK ".Junk"
+
+/* The Maildir++ folder where a copy of submitted mail goes
+ * (submission.save_sent; IMAP shows it as \Sent). */
+#define MAILDIR_SENT ".Sent"
 
 /*
  * Creates the Maildir++ folder <maildir>/<folder> (".Junk"): the Maildir

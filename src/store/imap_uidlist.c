@@ -51,7 +51,7 @@ dotlock_take(const char *path)
 			break;
 		}
 		sleep_ms(wait);
-		wait = wait < 50 ? wait * 2 : 50;
+		wait = wait < 20 ? wait * 2 : 20;
 	}
 	free(lock);
 	return fd;

@@ -198,6 +198,61 @@ def test_expired_certificate_fails(make_godwit, cert, tmp_path):
     wait_for(served_new, 20, interval=0.5, what="the new certificate served")
 
 
+def with_imap(make_godwit, cert, extra=None):
+    """healthy() plus IMAP on 143-style (STARTTLS) and 993-style
+    (implicit TLS) listeners and a POP3 one with STLS, on both
+    loopbacks."""
+    over = tls_config(cert)
+    if extra:
+        over.update(extra)
+    g = make_godwit(over, start=False)
+    g.imap_port, g.imaps_port, g.pop3_port = (free_port(), free_port(),
+                                              free_port())
+    g.config["listeners"] += [
+        {"name": "imap", "protocol": "imap",
+         "listen": [f"127.0.0.1:{g.imap_port}", f"[::1]:{g.imap_port}"]},
+        {"name": "imaps", "protocol": "imaps",
+         "listen": [f"127.0.0.1:{g.imaps_port}", f"[::1]:{g.imaps_port}"]},
+        {"name": "pop3", "protocol": "pop3",
+         "listen": [f"127.0.0.1:{g.pop3_port}"]},
+    ]
+    g.write_config()
+    g.start()
+    return g
+
+
+def test_imap_listeners(make_godwit, cert):
+    """IMAP greets "* OK" (TLS first on imaps); STARTTLS is offered on
+    imap and serves the configured certificate: no tls line for it."""
+    g = with_imap(make_godwit, cert)
+    code, lines = doctor(g, code=0)
+    for host in (r"127\.0\.0\.1", r"\[::1\]"):
+        assert has(lines, "OK", "listener",
+                   rf"^imap \(imap\) {host}:{g.imap_port}: \* OK")
+        assert has(lines, "OK", "listener",
+                   rf"^imaps \(imaps\) {host}:{g.imaps_port} TLS: \* OK")
+    assert has(lines, "OK", "listener",
+               rf"^pop3 \(pop3\) 127\.0\.0\.1:{g.pop3_port}: \+OK")
+    assert not any(c == "tls" and (str(g.imap_port) in t or
+                                   str(g.imaps_port) in t or
+                                   str(g.pop3_port) in t)
+                   for s, c, t in lines), lines
+
+
+def test_imap_starttls_serves_expired(make_godwit, cert, tmp_path):
+    """An expired certificate is found through STARTTLS on imap, STLS
+    on pop3, and on imaps, each by its address: the probes reached TLS."""
+    crt, key = make_cert(tmp_path / "expired", -30, -1)
+    g = with_imap(make_godwit, cert, tls_config((crt, key)))
+    code, lines = doctor(g, code=1)
+    for port in (g.imap_port, g.imaps_port):
+        for host in (r"127\.0\.0\.1", r"\[::1\]"):
+            assert has(lines, "FAIL", "tls", rf"^{host}:{port} serves a "
+                       r"certificate that EXPIRED on "), (port, lines)
+    assert has(lines, "FAIL", "tls", rf"^127\.0\.0\.1:{g.pop3_port} serves "
+               r"a certificate that EXPIRED on ")
+
+
 def test_listener_down_fails(make_godwit, cert):
     g = healthy(make_godwit, cert)
     down = free_port()

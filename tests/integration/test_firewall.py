@@ -25,6 +25,15 @@ LISTENERS = [
      "allow": ["203.0.113.0/24"]},
     {"name": "local", "protocol": "pop3s",
      "listen": ["127.0.0.1:995", "[::1]:995"]},
+    # IMAP: STARTTLS on every address, implicit TLS on the public ones
+    # minus a denied network, and a loopback-only one
+    {"name": "imap", "protocol": "imap",
+     "listen": ["0.0.0.0:143", "[::]:143"]},
+    {"name": "imaps", "protocol": "imaps",
+     "listen": ["198.51.100.7:993", "[2001:db8::7]:993"],
+     "deny": ["198.51.100.0/28"]},
+    {"name": "imap-local", "protocol": "imap",
+     "listen": ["127.0.0.1:2143", "[::1]:2143"], "plaintext_auth": True},
 ]
 
 
@@ -89,9 +98,20 @@ def test_nftables_accepted_by_nft(fw, tmp_path):
             "{ 2001:db8:1::/48 } drop") in rules
     assert "ip6 daddr 2001:db8::7 tcp dport 110 drop" in rules
     assert "ip6 daddr 2001:db8::7 tcp dport 110 accept" not in rules
+    # IMAP: 143 open to both families, 993 on its addresses after its
+    # deny list, and as POP3 no rate rule (the daemon's own brakes: auth
+    # delays and bans); the loopback one needs none
+    assert "meta nfproto ipv4 tcp dport 143 accept" in rules
+    assert "meta nfproto ipv6 tcp dport 143 accept" in rules
+    assert rules.index("ip daddr 198.51.100.7 tcp dport 993 ip saddr "
+                       "{ 198.51.100.0/28 } drop") < \
+        rules.index("ip daddr 198.51.100.7 tcp dport 993 accept")
+    assert "ip6 daddr 2001:db8::7 tcp dport 993 accept" in rules
+    assert not any("dport 993" in r and "ip6 saddr" in r for r in rules)
+    assert "# imaps (imaps) 198.51.100.7:993" in out
     # only the MX is rate-limited; loopback listeners need no rule
     assert all("limit" not in r for r in rules if "dport 25 " not in r)
-    assert not any(re.search(r"dport (2525|995)\b", r) for r in rules)
+    assert not any(re.search(r"dport (2525|995|2143)\b", r) for r in rules)
     # nft must be able to say no: a broken rule is refused
     f.write_text(out.replace("dport 25 accept", "dport 25 acept"))
     p = subprocess.run(["nft", "-c", "-f", str(f)], capture_output=True,
@@ -128,7 +148,17 @@ def test_iptables_restore_accepts(fw, family):
         f"\"godwit submission\" -s {allow} -j ACCEPT",
         f"-A GODWIT -d {addr} -p tcp --dport 587 -m comment --comment "
         f"\"godwit submission\" -j DROP"]
-    assert not any("--dport 2525" in r or "--dport 995" in r for r in rules)
+    assert not any("--dport 2525" in r or "--dport 995" in r or
+                   "--dport 2143" in r for r in rules)
+    imap = [r for r in rules if "--dport 143" in r or "--dport 993" in r]
+    want = ["-A GODWIT -p tcp --dport 143 -m comment --comment "
+            "\"godwit imap\" -j ACCEPT"]
+    if family == "-4":
+        want += [f"-A GODWIT -d {addr} -p tcp --dport 993 -m comment "
+                 "--comment \"godwit imaps\" -s 198.51.100.0/28 -j DROP"]
+    want += [f"-A GODWIT -d {addr} -p tcp --dport 993 -m comment "
+             "--comment \"godwit imaps\" -j ACCEPT"]
+    assert imap == want, imap
     # both parts by default, split where ip6tables-restore's begins
     both = firewall(fw, "--format", "iptables")
     assert "\n# ip6tables-restore\n" in both
@@ -149,6 +179,15 @@ def test_ufw_dry_run(fw, tmp_path):
             "587 comment 'godwit submission'") in lines
     assert not any("port 110" in l and "2001:db8::7" in l for l in lines)
     assert not any("limit" in l for l in lines if "port 25 " not in l)
+    assert ("ufw allow proto tcp from 0.0.0.0/0 to 0.0.0.0/0 port 143 "
+            "comment 'godwit imap'") in lines
+    assert ("ufw allow proto tcp from ::/0 to ::/0 port 143 "
+            "comment 'godwit imap'") in lines
+    assert ("ufw prepend deny proto tcp from 198.51.100.0/28 to "
+            "198.51.100.7 port 993 comment 'godwit imaps'") in lines
+    assert ("ufw allow proto tcp from ::/0 to 2001:db8::7 port 993 "
+            "comment 'godwit imaps'") in lines
+    assert not any("port 2143" in l for l in lines)
     # every command through ufw --dry-run, over a copy of /etc/ufw in a
     # mount namespace of its own
     script = tmp_path / "ufw.sh"
@@ -193,6 +232,9 @@ def test_firewalld_offline(fw, tmp_path):
     assert zone.count("<rule ") == len(lines) - 1
     assert '<limit value="60/m"/>' in zone
     assert '<destination address="2001:db8::7"/>' in zone
+    assert 'port="143"' in zone and 'port="993"' in zone
+    assert not any("limit" in l for l in lines
+                   if 'port="143"' in l or 'port="993"' in l)
     assert 'port="110"' in zone and "2001:db8::7\"/>\n    <port port=\"110\"" \
         not in zone
 

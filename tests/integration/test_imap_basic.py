@@ -306,7 +306,7 @@ def test_authenticate_plain_and_scram(imap):
     c = raw(g)
     assert scram_client(c, "f", ir=False).startswith("f OK ")
     _, r = c.cmd("g", "AUTHENTICATE PLAIN")
-    assert r.startswith("g BAD"), r      # not in the authenticated state
+    assert r == "g BAD Already logged in", r
     c.close()
     c = raw(g)
     assert scram_client(c, "h", password="wrong").startswith(
@@ -525,3 +525,16 @@ def test_authenticate_response_too_long(imap):
     assert c.line() == "d OK NOOP completed"
     c.login()
     c.close()
+
+
+def test_sigterm_says_bye(imap):
+    g = imap()
+    a, b = raw(g), raw(g)
+    a.login()
+    b.send("x AUTHENTICATE PLAIN\r\n")       # waiting for its response
+    assert b.line() == "+ "
+    g.stop()
+    assert a.line() == "* BYE Server shutting down"
+    assert b.line() == "* BYE Server shutting down"
+    assert a.closed() and b.closed()
+    assert re.search(r"fac=imap event=logout .*reason=shutdown", g.log_text())

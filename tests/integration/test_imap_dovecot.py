@@ -356,9 +356,16 @@ def godwit_client(g):
     return c
 
 
-def need(c, r, what):
-    typ, data = r
-    if typ != "OK" and b"nknown" in b" ".join(
+def need(c, call, what):
+    """call() (an imaplib command) answered OK; a skip naming the missing
+    piece when godwit does not know the command yet."""
+    try:
+        typ, data = call()
+    except imaplib.IMAP4.error as e:
+        if "nknown command" in str(e):
+            pytest.skip(f"godwit IMAP {what} not on this branch yet: {e}")
+        raise
+    if typ != "OK" and b"nknown command" in b" ".join(
             d for d in data if isinstance(d, bytes)):
         pytest.skip(f"godwit IMAP {what} not on this branch yet: {data}")
     assert typ == "OK", (what, typ, data)
@@ -378,19 +385,19 @@ def test_dovecot_maildir_served_by_godwit(make_godwit, dovecot_for):
     dc.stop()
 
     c = godwit_client(g)
-    need(c, c.select("INBOX"), "SELECT (MAILBOX)")
+    need(c, lambda: c.select("INBOX"), "SELECT (MAILBOX)")
     assert int(c.untagged_responses["UIDVALIDITY"][0]) == \
         seen["inbox"]["UIDVALIDITY"]
-    need(c, c.uid("FETCH", "1:*", "(FLAGS)"), "UID FETCH (FETCH)")
+    need(c, lambda: c.uid("FETCH", "1:*", "(FLAGS)"), "UID FETCH (FETCH)")
     assert uid_flags(c) == seen["flags"]
     assert status(c, '"Archiv/&AMQ-lter"')["UIDVALIDITY"] == \
         seen["archiv"]["UIDVALIDITY"]
-    lsub = b" ".join(need(c, c.lsub('""', "*"), "LSUB (MAILBOX)"))
+    lsub = b" ".join(need(c, lambda: c.lsub('""', "*"), "LSUB (MAILBOX)"))
     assert b"Archiv/&AMQ-lter" in lsub
     # back: godwit flags uid 1 and appends; Dovecot sees godwit's UIDs
-    need(c, c.uid("STORE", "1", "+FLAGS", r"(\Flagged $Label1)"),
+    need(c, lambda: c.uid("STORE", "1", "+FLAGS", r"(\Flagged $Label1)"),
          "UID STORE (MAILBOX)")
-    need(c, c.append("INBOX", r"(\Seen work)", None,
+    need(c, lambda: c.append("INBOX", r"(\Seen work)", None,
                      MSG.format(subj="g-append").encode()), "APPEND (MAILBOX)")
     godwit_view = uid_flags(c)
     c.logout()
@@ -415,13 +422,13 @@ def test_godwit_maildir_opened_by_dovecot(make_godwit, dovecot_for):
                        MSG.format(subj=f"g{i}"))
     g.wait_messages(USER, 3)
     c = godwit_client(g)
-    need(c, c.select("INBOX"), "SELECT (MAILBOX)")
+    need(c, lambda: c.select("INBOX"), "SELECT (MAILBOX)")
     uv = int(c.untagged_responses["UIDVALIDITY"][0])
-    need(c, c.uid("STORE", "2", "+FLAGS", r"(\Seen \Flagged $Label1)"),
+    need(c, lambda: c.uid("STORE", "2", "+FLAGS", r"(\Seen \Flagged $Label1)"),
          "UID STORE (MAILBOX)")
-    need(c, c.uid("STORE", "3", "+FLAGS", r"(\Deleted)"), "UID STORE")
-    need(c, c.expunge(), "EXPUNGE (MAILBOX)")
-    need(c, c.uid("FETCH", "1:*", "(FLAGS)"), "UID FETCH (FETCH)")
+    need(c, lambda: c.uid("STORE", "3", "+FLAGS", r"(\Deleted)"), "UID STORE")
+    need(c, lambda: c.expunge(), "EXPUNGE (MAILBOX)")
+    need(c, lambda: c.uid("FETCH", "1:*", "(FLAGS)"), "UID FETCH (FETCH)")
     godwit_view = uid_flags(c)
     c.logout()
     assert set(godwit_view) == {1, 2}

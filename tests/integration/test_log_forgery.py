@@ -440,6 +440,6 @@ KNOWN_KEYS = {
     "dmarc_reason", "domain", "signed", "parts", "decoded", "us",
     "max_age_days", "files", "removed", "kept",
     "kind", "subject", "count", "max", "window_s", "notified",
-    "head", "file", "dropped",
+    "head", "file", "dropped", "sent_copy",
     "commands", "client", "client_version", "sync",
 }

@@ -6,7 +6,8 @@ the daemon starts on it as root (under exactly the systemd unit's
 capability bounding set and no_new_privs, as the unit runs it) and drops
 to the daemon user; the admin logs in over submission with the password
 quickstart printed and mails postmaster@, which lands in the admin's
-Maildir; POP3 over TLS gives it back; the unit passes `systemd-analyze
+Maildir; POP3 over TLS gives it back, and IMAP logs in on 993 and on 143
+after STARTTLS; the unit passes `systemd-analyze
 verify`; and `godwit dns`'s output loads in nsd-checkzone and parses
 with dnslib into the records the configuration asks for.
 
@@ -17,6 +18,7 @@ the machine.
 """
 
 import hashlib
+import imaplib
 import json
 import os
 import poplib
@@ -40,7 +42,7 @@ ADMIN = "Admin@Example.NET"
 ADMIN_NORM = "admin@example.net"
 DOMAIN = "example.net"
 PORTS = {25: "mx", 587: "submission", 465: "submissions", 110: "pop3",
-         995: "pop3s"}
+         995: "pop3s", 143: "imap", 993: "imaps"}
 
 
 def quickstart(base, *extra):
@@ -166,7 +168,7 @@ def test_first_run(setup):
     m = re.search(r"^#!/usr/sbin/nft -f\n(.*?^\}\n)", out, re.M | re.S)
     assert m, out
     rules = m.group(0)
-    for port in (25, 587, 465, 110, 995):
+    for port in (25, 587, 465, 110, 995, 143, 993):
         assert f"dport {port} " in rules, (port, rules)
     nft = base / "quickstart.nft"
     nft.write_text(rules)
@@ -304,6 +306,22 @@ def test_serve_submit_and_collect(setup):
             assert p.stat()[0] == 1
         finally:
             p.quit()
+        # and IMAP logs in with it, over TLS on 993 and after STARTTLS on
+        # 143 (where LOGIN is disabled before it)
+        m = imaplib.IMAP4_SSL("127.0.0.1", ports[993], ssl_context=ctx,
+                              timeout=30)
+        try:
+            assert m.login(ADMIN_NORM, pw)[0] == "OK"
+        finally:
+            m.logout()
+        m = imaplib.IMAP4("127.0.0.1", ports[143], timeout=30)
+        try:
+            assert "LOGINDISABLED" in m.capabilities
+            assert "STARTTLS" in m.capabilities
+            m.starttls(ssl_context=ctx)
+            assert m.login(ADMIN_NORM, pw)[0] == "OK"
+        finally:
+            m.logout()
         # a reload signals the workers, which run as another user: the
         # parent needs CAP_KILL for it (and for the stop below)
         g.reload()

@@ -741,6 +741,148 @@ test_quarantine_into_junk(void **state)
 	free(md);
 }
 
+/*
+ * submission.save_sent: the sender's .Sent/cur/<name>:2,S holds the
+ * message as the queue file does (no local header, the prefix first),
+ * with S= and W= of that copy; with a local header it is a copy, without
+ * one a hard link of the spool. body_len: in memory or spilled; two jobs
+ * in a batch take the syncfs path.
+ */
+static void
+sent_case(struct fixture *f, size_t body_len)
+{
+	static const char *const to[] = {"bob@example.test", NULL};
+	const char *hdr = "Return-Path: <alice@example.test>\n"
+			  "Delivered-To: bob@example.test\n";
+	char *text = xmalloc(body_len + 1), *md, *dir, *path, *body, *tag;
+	char *want;
+	struct delivery_job *job[2];
+	struct stat st;
+	size_t len;
+
+	memcpy(text, "Subject: s\n\n", 12);
+	for (size_t i = 12; i < body_len; i++)
+		text[i] = (i % 70 == 69) ? '\n' : 'a' + (char)(i % 26);
+	text[body_len - 1] = '\n';
+	text[body_len] = '\0';
+	/* 0: local and remote recipients (a local header); 1: remote only */
+	job[0] = make_job(f, 0, hdr, text, to, "far@remote.example");
+	job[1] = make_job(f, 1, "", text, NULL, "far@remote.example");
+	for (int i = 0; i < 2; i++) {
+		job[i]->vsize = spool_size(job[i]->spool) +
+				count_lf(i == 0 ? hdr : "", i == 0 ? strlen(hdr)
+								  : 0) +
+				count_lf(text, body_len);
+		job[i]->prefix = xstrdup(prefix_text);
+		job[i]->prefix_len = strlen(prefix_text);
+		job[i]->sent_mailbox = xstrdup("alice@example.test");
+		committer_submit(f->c, job[i]);
+	}
+	run_until(f, 2);
+	assert_int_equal(f->result[0], 0);
+	assert_int_equal(f->result[1], 0);
+	want = xasprintf("%s%s", prefix_text, text);
+	md = maildir_path(f->dir, "alice@example.test");
+	dir = xasprintf("%s/.Sent/cur", md);
+	{
+		size_t n;
+		char **v = list_dir(dir, &n);
+
+		assert_int_equal(n, 2);
+		for (size_t i = 0; i < n; i++) {
+			path = xasprintf("%s/%s", dir, v[i]);
+			body = slurp(path, &len);
+			assert_int_equal(len, strlen(want));
+			assert_memory_equal(body, want, len);
+			tag = xasprintf(",S=%zu,W=%zu:2,S", len,
+					len + count_lf(want, len));
+			if (strstr(path, tag) == NULL ||
+			    strcmp(path + strlen(path) - strlen(tag), tag) != 0)
+				fail_msg("%s: not %s", path, tag);
+			assert_int_equal(stat(path, &st), 0);
+			assert_int_equal(st.st_nlink, 1);
+			free(tag);
+			free(body);
+			free(path);
+		}
+		free_list(v, n);
+	}
+	free(dir);
+	/* a Maildir++ folder; nothing in new/, tmp/ or alice's inbox */
+	for (int k = 0; k < 2; k++) {
+		size_t n;
+		char **v;
+
+		dir = xasprintf("%s/.Sent/%s", md, k == 0 ? "new" : "tmp");
+		v = list_dir(dir, &n);
+		assert_int_equal(n, 0);
+		free_list(v, n);
+		assert_int_equal(stat(dir, &st), 0);
+		free(dir);
+	}
+	path = xasprintf("%s/.Sent/maildirfolder", md);
+	assert_int_equal(stat(path, &st), 0);
+	free(path);
+	assert_int_equal(find_in(f, "alice@example.test", "Subject: s", NULL),
+			 0);
+	/* bob's copy as always */
+	assert_int_equal(find_in(f, to[0], "Subject: s", &path), 1);
+	body = slurp(path, &len);
+	assert_int_equal(len, strlen(hdr) + strlen(want));
+	assert_memory_equal(body, hdr, strlen(hdr));
+	free(body);
+	free(path);
+	free(md);
+	free(want);
+	free(text);
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+	assert_int_equal(count_rel(f, "queue/incoming"), 2);
+}
+
+static void
+test_sent_copy_in_memory(void **state)
+{
+	sent_case(*state, 300);
+}
+
+static void
+test_sent_copy_spilled(void **state)
+{
+	sent_case(*state, SPOOL_MEM_MAX + 3000);
+}
+
+/* A Sent folder that cannot be made fails the job, and its other
+ * entries go: bob's copy and the queue file. */
+static void
+test_sent_copy_failure_takes_all_back(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const to[] = {"bob@example.test", NULL};
+	struct delivery_job *job;
+	char *md, *p;
+	int fd;
+
+	md = maildir_path(f->dir, "alice@example.test");
+	assert_int_equal(maildir_create(md), 0);
+	p = xasprintf("%s/.Sent", md);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	close(fd);
+	job = make_job(f, 0, "Return-Path: <alice@example.test>\n",
+		       "Subject: f\n\nx\n", to, "far@remote.example");
+	job->sent_mailbox = xstrdup("alice@example.test");
+	committer_submit(f->c, job);
+	run_until(f, 1);
+	assert_int_equal(f->result[0], -1);
+	if (strstr(f->error[0], "save to ") == NULL)
+		fail_msg("error: %s", f->error[0]);
+	assert_int_equal(find_in(f, to[0], "Subject: f", NULL), 0);
+	assert_int_equal(count_rel(f, "queue/incoming"), 0);
+	assert_int_equal(count_rel(f, "queue/tmp"), 0);
+	free(p);
+	free(md);
+}
+
 /* Shutdown with nothing to do returns at once, twice is harmless. */
 /* ---- the audit log ---------------------------------------------------- */
 
@@ -901,6 +1043,12 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine_into_junk,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sent_copy_in_memory,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sent_copy_spilled, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sent_copy_failure_takes_all_back, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -187,6 +187,9 @@ static const struct parse_case cases[] = {
     C("literal not at the end of the line", "t X {3}abc\r\n",
       "Et:Invalid literal"),
     C("literal marker without digits", "t X {}\r\n", "Et:Invalid literal"),
+    C("literal size too big", "t X {123456789012345678901}\r\n",
+      "Et:Invalid literal"),
+    C("an atom ending in }", "t LOGIN a} b}\r\n", "[t LOGIN A:a} A:b}]"),
     C("space missing after )", "t X (a)b\r\n", "Et:Missing space"),
     C("line too long, then the next",
       "t X aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"

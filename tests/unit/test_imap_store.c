@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -547,6 +548,52 @@ test_stale_lock(void **state)
 	imap_folder_close(a);
 }
 
+/* Four processes deliver and sync at once: every file gets one UID, the
+ * same in every view, none given twice. */
+static void
+test_concurrent_uids(void **state)
+{
+	struct fx *f = *state;
+	enum { PROCS = 4, ROUNDS = 15 };
+	struct imap_folder *a;
+	pid_t pids[PROCS];
+
+	for (int p = 0; p < PROCS; p++) {
+		if ((pids[p] = fork()) == 0) {
+			struct imap_store *st;
+			int bad = imap_store_open(f->md, &st) < 0;
+			for (int r = 0; r < ROUNDS && !bad; r++) {
+				char rel[64];
+				struct imap_folder *v;
+				snprintf(rel, sizeof(rel), "new/%d.P%d.h", r, p);
+				put(f->md, rel, "x\n");
+				if (imap_folder_open(st, "INBOX", r % 2, &v) < 0)
+					bad = 1;
+				else {
+					for (size_t i = 1; i < v->n; i++)
+						bad |= v->msgs[i].uid <=
+						       v->msgs[i - 1].uid;
+					imap_folder_close(v);
+				}
+			}
+			imap_store_close(st);
+			_exit(bad);
+		}
+		assert_true(pids[p] > 0);
+	}
+	for (int p = 0; p < PROCS; p++) {
+		int status;
+		assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	assert_int_equal(imap_folder_open(f->st, "INBOX", true, &a), 0);
+	assert_int_equal(a->n, PROCS * ROUNDS);
+	assert_int_equal(a->uidnext, a->msgs[a->n - 1].uid + 1);
+	assert_true(a->uidnext <= PROCS * ROUNDS + 1);	/* none wasted */
+	assert_false(exists(f->md, "dovecot-uidlist.lock"));
+	imap_folder_close(a);
+}
+
 static void
 test_list_match(void **state)
 {
@@ -664,6 +711,7 @@ main(void)
 		T(test_rename_delete),
 		T(test_subscriptions),
 		T(test_stale_lock),
+		T(test_concurrent_uids),
 		cmocka_unit_test(test_list_match),
 		T(test_watch),
 		T(test_watch_reentry),

@@ -77,6 +77,10 @@ static const struct {
     {"multiple-sender", "other"},
     {"display-name-address", "other"},
     {"userdb-error", "other"},
+    /* imapd: at login */
+    {"user-connections", "rate_limit"},
+    {"no-mailbox", "other"},
+    {"maildir-failed", "other"},
 };
 
 static void

@@ -59,10 +59,17 @@ test_config(void **state)
 		fail_msg("%s\n%s", errors, text);
 	assert_string_equal(c->hostname, "mail.example.com");
 	assert_string_equal(c->data_dir, dir);
-	/* the five mail listeners, then metrics on loopback */
-	assert_int_equal(c->nlisteners, 6);
-	assert_int_equal(c->listeners[5].proto, PROTO_METRICS);
-	assert_string_equal(c->listeners[5].addrs[0].text, "127.0.0.1:9925");
+	/* the seven mail listeners (IMAP on 143 and 993 last), then
+	 * metrics on loopback */
+	assert_int_equal(c->nlisteners, 8);
+	assert_int_equal(c->listeners[5].proto, PROTO_IMAP);
+	assert_string_equal(c->listeners[5].addrs[0].text, "0.0.0.0:143");
+	assert_string_equal(c->listeners[5].addrs[1].text, "[::]:143");
+	assert_int_equal(c->listeners[6].proto, PROTO_IMAPS);
+	assert_string_equal(c->listeners[6].addrs[0].text, "0.0.0.0:993");
+	assert_string_equal(c->listeners[6].name, "imaps");
+	assert_int_equal(c->listeners[7].proto, PROTO_METRICS);
+	assert_string_equal(c->listeners[7].addrs[0].text, "127.0.0.1:9925");
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		assert_int_equal(c->listeners[i].naddrs, 2);
 		assert_string_equal(strrchr(c->listeners[i].addrs[0].text, ':')
