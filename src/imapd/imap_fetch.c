@@ -56,6 +56,7 @@ struct fetch {
 	struct imap_mime_src src;
 	struct imap_mime *mime;
 	struct imap_mime_stream *st;	/* a literal being streamed */
+	bool padding;		/* ... and its file ended early */
 	bool gone;		/* a message could not be read */
 	bool unknown_cte;
 };
@@ -254,6 +255,7 @@ close_msg(struct fetch *f)
 {
 	free(f->st);
 	f->st = NULL;
+	f->padding = false;
 	imap_mime_free(&f->mime);
 	if (f->fd >= 0)
 		close(f->fd);
@@ -407,6 +409,10 @@ write_section(struct imap_session *s, struct fetch *f, struct fitem *it)
 		return;
 	}
 	total = r.cend - r.coff;
+	/* the whole message is RFC822.SIZE octets, whichever way it is
+	 * asked for */
+	if (it->sec.npart == 0 && it->sec.kind == IMAP_SEC_ALL)
+		total = s->folder->msgs[f->idx[f->pos]].size;
 	if (binary && r.cte != IMAP_CTE_IDENTITY &&
 	    imap_mime_decoded_size(&f->src, &r, &total) < 0)
 		total = 0;
@@ -426,8 +432,12 @@ write_section(struct imap_session *s, struct fetch *f, struct fitem *it)
 			      it->sec.partial ? it->sec.start : 0, len);
 }
 
-/* Streams the current literal while the buffer allows; true when done.
- * A file that shrank under us is padded so the literal stays whole. */
+/*
+ * Streams the current literal while the buffer allows; true when done.
+ * A file that gives less than was announced (it shrank under us, or its
+ * last line has no end that RFC822.SIZE counted) is padded, CR LF for
+ * the two octets of a missing line end, so the literal stays whole.
+ */
 static bool
 pump(struct imap_session *s, struct fetch *f)
 {
@@ -435,24 +445,30 @@ pump(struct imap_session *s, struct fetch *f)
 	char buf[CHUNK];
 
 	while (evbuffer_get_length(out) < IMAP_OUTPUT_HIGH) {
-		ssize_t n = imap_mime_stream_read(f->st, buf, sizeof(buf));
+		ssize_t n = 0;
+		size_t k;
 
-		if (n <= 0) {
-			uint64_t left = f->st->left;
-
-			memset(buf, ' ', sizeof(buf));
-			while (left > 0) {
-				size_t k = left < sizeof(buf) ? left :
-				    sizeof(buf);
-
-				evbuffer_add(out, buf, k);
-				left -= k;
-			}
+		if (!f->padding)
+			n = imap_mime_stream_read(f->st, buf, sizeof(buf));
+		if (n > 0) {
+			evbuffer_add(out, buf, (size_t)n);
+			continue;
+		}
+		f->padding = true;
+		if (f->st->left == 0) {
 			free(f->st);
 			f->st = NULL;
+			f->padding = false;
 			return true;
 		}
-		evbuffer_add(out, buf, (size_t)n);
+		k = f->st->left < sizeof(buf) ? (size_t)f->st->left :
+		    sizeof(buf);
+		if (f->st->left == 2)
+			memcpy(buf, "\r\n", 2);
+		else
+			memset(buf, ' ', k);
+		evbuffer_add(out, buf, k);
+		f->st->left -= k;
 	}
 	return false;
 }

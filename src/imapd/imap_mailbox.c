@@ -408,10 +408,11 @@ cmd_delete(struct imap_session *s, const struct imap_command *c)
 		imap_done(s, "NO", "CANNOT", "INBOX cannot be deleted");
 		return;
 	}
+	/* the selected folder is closed first, as Dovecot does: the
+	 * session is then not in SELECTED state any more */
 	if (s->folder != NULL && strcmp(s->folder->name, name.s) == 0) {
-		strbuf_free(&name);
-		imap_done(s, "NO", "INUSE", "the mailbox is selected");
-		return;
+		unselect(s);
+		s->state = IMAP_S_AUTH;
 	}
 	r = imap_store_delete(s->store, name.s);
 	strbuf_free(&name);
@@ -421,6 +422,32 @@ cmd_delete(struct imap_session *s, const struct imap_command *c)
 	}
 	imap_sync_report(s, true);
 	imap_done(s, "OK", NULL, "DELETE completed");
+}
+
+/* The selected folder (or one of its parents) was renamed: the session
+ * follows it to its new directory (the same files, the same UIDs). */
+static void
+follow_rename(struct imap_session *s, const char *from, const char *to)
+{
+	struct imap_folder *f;
+	size_t len = strlen(from);
+	char *name;
+
+	if (s->folder == NULL || strcmp(from, "INBOX") == 0 ||
+	    strncmp(s->folder->name, from, len) != 0 ||
+	    (s->folder->name[len] != '\0' && s->folder->name[len] != '/'))
+		return;
+	name = xasprintf("%s%s", to, s->folder->name + len);
+	if (imap_folder_open(s->store, name, s->folder->readonly, &f) < 0)
+		f = NULL;
+	free(name);
+	unselect(s);
+	s->state = IMAP_S_AUTH;
+	if (f == NULL)
+		return;
+	s->folder = f;
+	s->state = IMAP_S_SELECTED;
+	imap_watch_start(s);
 }
 
 static void
@@ -438,8 +465,8 @@ cmd_rename(struct imap_session *s, const struct imap_command *c)
 	if (strcmp(to.s, "INBOX") == 0) {
 		r = -1;
 		errno = EEXIST;
-	} else
-		r = imap_store_rename(s->store, from.s, to.s);
+	} else if ((r = imap_store_rename(s->store, from.s, to.s)) == 0)
+		follow_rename(s, from.s, to.s);
 	strbuf_free(&from);
 	strbuf_free(&to);
 	if (r < 0) {

@@ -80,6 +80,8 @@ MULTI = (
 UUE = (b"Subject: uu\nContent-Type: text/plain\n"
        b"Content-Transfer-Encoding: x-uuencode\n\nbegin 644 x\n`\nend\n")
 
+NOEOL = b"Subject: noeol\n\nno line end"
+
 LARGE_LINE = b"0123456789abcdefghijklmnopqrstuvwxyz" * 2 + b"\n"
 
 
@@ -141,8 +143,10 @@ def place(g, user, msgs):
     for sub in ("cur", "new", "tmp"):
         os.makedirs(md / sub, exist_ok=True)
     for i, m in enumerate(msgs):
-        name = (f"{1000000000 + i}.M{i}P1.test,S={len(m)},"
-                f"W={len(crlf(m))}:2,")
+        # W= as godwit and POP3 count it: a last line without its end
+        # gets one
+        w = len(crlf(m)) + (0 if m.endswith(b"\n") else 2)
+        name = f"{1000000000 + i}.M{i}P1.test,S={len(m)},W={w}:2,"
         p = md / "cur" / name
         p.write_bytes(m)
         os.utime(p, (MTIME, MTIME))
@@ -160,7 +164,7 @@ def g(request, godwit_root):
     gw.write_config()
     MESSAGES[2] = large()
     place(gw, ALICE, MESSAGES)
-    place(gw, BOB, [SIMPLE, MULTI, SIMPLE, UUE])
+    place(gw, BOB, [SIMPLE, MULTI, SIMPLE, UUE, NOEOL])
     gw.start()
     yield gw
     problems = _finish(gw)
@@ -466,3 +470,19 @@ def test_slow_reader_costs_a_bounded_buffer(g):
         assert f.readline().startswith(b"c OK")
     finally:
         s.close()
+
+
+def test_last_line_without_end(g):
+    """BODY[] is RFC822.SIZE octets however it is asked for: a stored
+    message whose last line has no end gets CR LF, as POP3 sends it."""
+    want = crlf(NOEOL) + b"\r\n"
+    c = login(g, BOB, examine=True)
+    try:
+        d = fetch(c, "5", "(RFC822.SIZE)")
+        assert d[0] == b"5 (RFC822.SIZE %d)" % len(want)
+        assert literal(fetch(c, "5", "(BODY.PEEK[])")) == want
+        d = fetch(c, "5", "(ENVELOPE BODY.PEEK[])")
+        assert literal(d) == want
+        assert literal(fetch(c, "5", "(BODY.PEEK[TEXT])")) == b"no line end"
+    finally:
+        c.logout()

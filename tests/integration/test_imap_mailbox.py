@@ -18,8 +18,8 @@ import re
 import pytest
 
 from conftest import PASSWORD, Godwit, _finish, free_port, godwit_base
-from imap_mbox_util import (ALICE, BOB, Raw, code_of, deliver, message, raw,
-                            status_of)
+from imap_mbox_util import (ALICE, BOB, Raw, append_ok, code_of, deliver,
+                            message, raw, status_of)
 
 _names = itertools.count(1)
 
@@ -138,6 +138,14 @@ def test_create_delete_rename(g):
         assert not folder_dir(g, f"{a}-renamed").exists()
         _, t = c.cmd(f'DELETE "{a}-renamed"')
         assert (status_of(t), code_of(t)) == ("NO", "NONEXISTENT"), t
+        c.cmd(f'SELECT "{a}-slash"')
+        _, t = c.cmd(f'DELETE "{a}-slash"')
+        assert status_of(t) == "OK", t
+        assert not folder_dir(g, f"{a}-slash").exists()
+        _, t = c.cmd("NOOP")
+        assert status_of(t) == "OK", t
+        _, t = c.cmd("CLOSE")
+        assert status_of(t) == "BAD", "the deleted folder is not selected"
         _, t = c.cmd('DELETE "INBOX"')
         assert status_of(t) == "NO", t
         _, t = c.cmd("CREATE")
@@ -539,3 +547,19 @@ def test_list_with_reference(g):
                        for x in list_lines(u))
         assert names == [f"{a}/one", f"{a}/two"], u
         assert "\\HasChildren" in list_entry(u, f"{a}/two")
+
+
+def test_rename_selected_folder(g):
+    a = fresh("RenSel")
+    with raw(g) as c, raw(g) as other:
+        with_msgs(c, a, 2)
+        c.cmd(f'SELECT "{a}"')
+        _, t = c.cmd(f'RENAME "{a}" "{a}-new"')
+        assert status_of(t) == "OK", t
+        append_ok(other, f"{a}-new", message("after rename"))
+        u, t = c.cmd("NOOP")
+        assert status_of(t) == "OK" and "* 3 EXISTS" in u, u
+        u, t = c.cmd("STORE 3 +FLAGS (\\Seen)")
+        assert status_of(t) == "OK", t
+        assert any(n.endswith(":2,S")
+                   for n in files_in(folder_dir(g, f"{a}-new"))), u

@@ -7,6 +7,7 @@ message as it goes out (no Return-Path, no Delivered-To), off by
 default. Real smtplib with AUTH on the submission listener.
 """
 
+import imaplib
 import json
 import re
 import smtplib
@@ -14,7 +15,8 @@ import stat
 
 import pytest
 
-from conftest import PASSWORD, serving, Godwit, godwit_base, wait_for
+from conftest import (PASSWORD, serving, Godwit, free_port, godwit_base,
+                      wait_for)
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -90,6 +92,10 @@ def on(godwit_root, cert):
     g = Godwit(godwit_base(godwit_root, "save_sent_on"),
                overrides(cert, True))
     g.add_submission()
+    g.imap_port = free_port()
+    g.config["listeners"].append(
+        {"name": "imap", "protocol": "imap", "plaintext_auth": True,
+         "listen": [f"127.0.0.1:{g.imap_port}"]})
     g.write_config()
     with serving(g):
         yield g
@@ -200,3 +206,24 @@ def test_off_by_default(make_godwit, cert, uniq):
     assert "sent_copy" not in line
     assert not sent_dir(g).exists()
     assert len(g.find_messages(uniq)) == 1   # bob's
+
+
+def test_imap_shows_it_in_sent_seen(on, uniq):
+    """The copy is what an IMAP client sees in Sent (\\Sent), read."""
+    code, _ = submit(on, [REMOTE], uniq)
+    assert code == 250
+    m = imaplib.IMAP4("127.0.0.1", on.imap_port, timeout=30)
+    try:
+        assert m.login(ALICE, PASSWORD)[0] == "OK"
+        typ, lines = m.list('""', "Sent")
+        assert typ == "OK" and len(lines) == 1, lines
+        assert b"\\Sent" in lines[0], lines
+        typ, _ = m.select("Sent", readonly=True)
+        assert typ == "OK"
+        typ, data = m.search(None, "SUBJECT", f'"{uniq}"')
+        assert typ == "OK" and len(data[0].split()) == 1, data
+        n = data[0].split()[0]
+        typ, data = m.fetch(n, "(FLAGS)")
+        assert typ == "OK" and b"\\Seen" in data[0], data
+    finally:
+        m.logout()

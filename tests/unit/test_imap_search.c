@@ -189,6 +189,8 @@ test_keys(void **state)
 		{"FROM alice", 1}, {"FROM ALICE@EXAMPLE", 1}, {"FROM bob", 0},
 		{"TO bob", 1}, {"CC carol", 1}, {"BCC carol", 0},
 		{"SUBJECT \"caf\xc3\xa9 MEET\"", 1}, {"SUBJECT =?iso", 0},
+		{"SUBJECT \"CAF\xc3\x89\"", 1}, {"BODY \"NA\xc3\x8fVE\"", 1},
+		{"SUBJECT \"caf\xc3\xa8\"", 0},
 		{"HEADER X-Tag blue", 1}, {"HEADER X-Tag \"\"", 1},
 		{"HEADER X-Other \"\"", 0}, {"HEADER x-tag red", 0},
 		{"BODY \"na\xc3\xafve\"", 1}, {"BODY \"about godwits\"", 1},
