@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "imapd/imap_fetch_private.h"
+#include "imapd/imap_hcache_io.h"
 #include "imapd/imap_private.h"
 #include "lib/strbuf.h"
 #include "lib/xalloc.h"
@@ -86,7 +87,65 @@ return_opts(const struct imap_arg *a, unsigned *mask)
 	return true;
 }
 
-/* Evaluates the tree over the folder: the matching indexes. */
+/*
+ * One message with only its header needed: from the folder's header
+ * cache, or read from the file (and added to the cache). 1 if it
+ * matches, 0 if not, -1 on an evaluation error.
+ */
+static int
+eval_header(struct imap_folder *f, size_t i, struct imap_hcache_io *hc,
+	    const struct imap_search_node *t,
+	    const struct imap_search_ctx *ctx, struct imap_search_msg *sm)
+{
+	const struct imap_hcache_ent *e = imap_hcache_get(hc,
+							  f->msgs[i].name);
+	struct imap_mime_src src = { fd_read, NULL, 0 };
+	struct strbuf hdr = {0};
+	int fd, r;
+
+	if (e != NULL) {
+		sm->hdr = e->hdr;
+		sm->hdrlen = e->hlen;
+		return imap_search_eval(t, ctx, sm);
+	}
+	if ((fd = imap_folder_open_msg(f, i, &src.size)) < 0)
+		return imap_search_eval(t, ctx, sm);	/* no content */
+	src.arg = &fd;
+	sm->src = &src;
+	if (imap_search_read_header(&src, &hdr) == 0) {
+		imap_hcache_put(hc, f->msgs[i].name, hdr.s, hdr.len);
+		sm->hdr = hdr.s;
+		sm->hdrlen = hdr.len;
+	}
+	r = imap_search_eval(t, ctx, sm);
+	close(fd);
+	strbuf_free(&hdr);
+	return r;
+}
+
+static int
+eval_one(struct imap_folder *f, size_t i, bool content,
+	 struct imap_hcache_io *hc, const struct imap_search_node *t,
+	 const struct imap_search_ctx *ctx, struct imap_search_msg *sm)
+{
+	struct imap_mime_src src = { fd_read, NULL, 0 };
+	int fd = -1, r;
+
+	if (hc != NULL && !f->msgs[i].gone)
+		return eval_header(f, i, hc, t, ctx, sm);
+	if (content && !f->msgs[i].gone &&
+	    (fd = imap_folder_open_msg(f, i, &src.size)) >= 0) {
+		src.arg = &fd;
+		sm->src = &src;
+	}
+	r = imap_search_eval(t, ctx, sm);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Evaluates the tree over the folder: the matching indexes. Header-only
+ * searches go through the folder's header cache. */
 static int
 run(struct imap_session *s, const struct imap_search_node *t,
     size_t **idx_r, size_t *n_r)
@@ -97,32 +156,30 @@ run(struct imap_session *s, const struct imap_search_node *t,
 		s->saved, s->nsaved,
 	};
 	bool content = imap_search_needs_content(t);
+	struct imap_hcache_io hc;
+	bool cached = content && !imap_search_needs_body(t);
 	size_t *idx = xreallocarray(NULL, f->n > 0 ? f->n : 1, sizeof(*idx));
 	size_t n = 0;
+	int r = 0;
 
-	for (size_t i = 0; i < f->n; i++) {
+	if (cached)
+		imap_hcache_load(&hc, imap_folder_path(f));
+	for (size_t i = 0; i < f->n && r >= 0; i++) {
 		const struct imap_msg *m = &f->msgs[i];
 		struct imap_search_msg sm = {
 			(uint32_t)(i + 1), m->uid, m->flags, m->keywords,
-			m->recent, m->size, m->internaldate, NULL,
+			m->recent, m->size, m->internaldate, NULL, NULL, 0,
 		};
-		struct imap_mime_src src = { fd_read, NULL, 0 };
-		int fd = -1, r;
 
-		if (content && !m->gone &&
-		    (fd = imap_folder_open_msg(f, i, &src.size)) >= 0) {
-			src.arg = &fd;
-			sm.src = &src;
-		}
-		r = imap_search_eval(t, &ctx, &sm);
-		if (fd >= 0)
-			close(fd);
-		if (r < 0) {
-			free(idx);
-			return -1;
-		}
+		r = eval_one(f, i, content, cached ? &hc : NULL, t, &ctx, &sm);
 		if (r > 0)
 			idx[n++] = i;
+	}
+	if (cached)
+		imap_hcache_finish(&hc);
+	if (r < 0) {
+		free(idx);
+		return -1;
 	}
 	*idx_r = idx;
 	*n_r = n;

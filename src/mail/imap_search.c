@@ -459,6 +459,17 @@ imap_search_keywords(struct imap_search_node *t,
 }
 
 bool
+imap_search_needs_body(const struct imap_search_node *t)
+{
+	if (t->type == IMAP_SK_BODY || t->type == IMAP_SK_TEXT)
+		return true;
+	for (size_t i = 0; i < t->nkids; i++)
+		if (imap_search_needs_body(&t->kids[i]))
+			return true;
+	return false;
+}
+
+bool
 imap_search_needs_content(const struct imap_search_node *t)
 {
 	if (t->type == IMAP_SK_HEADER || t->type == IMAP_SK_BODY ||

@@ -29,6 +29,7 @@
 
 struct imap_arg;
 struct imap_mime_src;
+struct strbuf;
 
 /* system flags as bits: the values of store/imap_store.h's IMAP_F_* */
 #define IMAP_SEARCH_F_ANSWERED 0x01u
@@ -100,6 +101,8 @@ void imap_search_keywords(struct imap_search_node *tree,
 			  void *arg);
 /* Whether the tree needs the message's content (header or body). */
 bool imap_search_needs_content(const struct imap_search_node *tree);
+/* Whether it needs the body (BODY, TEXT): a header alone will not do. */
+bool imap_search_needs_body(const struct imap_search_node *tree);
 
 struct imap_search_ctx {
 	uint32_t max_seq, max_uid;	/* what '*' stands for */
@@ -116,12 +119,22 @@ struct imap_search_msg {
 	time_t internaldate;
 	/* the content, or NULL (a text key does not match) */
 	const struct imap_mime_src *src;
+	/* if not NULL: the message's header as imap_search_read_header()
+	 * gives it (e.g. from a header cache); header keys use it and do
+	 * not read src */
+	const char *hdr;
+	size_t hdrlen;
 };
 
 /* 1 if msg matches, 0 if not, -1 on a read error. */
 int imap_search_eval(const struct imap_search_node *tree,
 		     const struct imap_search_ctx *ctx,
 		     const struct imap_search_msg *msg);
+
+/* The header the header keys search: its first IMAP_MIME_HEADER_MAX
+ * octets, into out (reset first, NUL-terminated). -1 on a read error. */
+int imap_search_read_header(const struct imap_mime_src *src,
+			    struct strbuf *out);
 
 /* "1-Feb-1994" as yyyymmdd; -1 if it is not a date. */
 long imap_search_date(const char *s, size_t len);

@@ -154,39 +154,53 @@ conv_close(struct conv *c)
 
 /* ---- content ---------------------------------------------------- */
 
+int
+imap_search_read_header(const struct imap_mime_src *src, struct strbuf *out)
+{
+	struct imap_mime *mime = NULL;
+	uint64_t n;
+
+	strbuf_reset(out);
+	if (imap_mime_parse_header(src, &mime) < 0)
+		return -1;
+	n = mime->root->body - mime->root->hdr;
+	imap_mime_free(&mime);
+	if (n > IMAP_MIME_HEADER_MAX)
+		n = IMAP_MIME_HEADER_MAX;
+	strbuf_grow(out, (size_t)n);
+	while (out->len < n) {
+		ssize_t k = src->read(src->arg, out->len, out->s + out->len,
+				      (size_t)n - out->len);
+
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			break;
+		out->len += (size_t)k;
+	}
+	out->s[out->len] = '\0';
+	return 0;
+}
+
 static bool
 load(struct eval *e)
 {
-	const struct imap_mime_src *src = e->msg->src;
-	uint64_t n;
+	const struct imap_search_msg *m = e->msg;
 
 	if (e->loaded)
-		return !e->failed && src != NULL;
+		return !e->failed && (m->src != NULL || m->hdr != NULL);
 	e->loaded = true;
-	if (src == NULL)
+	if (m->hdr != NULL) {	/* given: the header keys need no file */
+		strbuf_reset(&e->hdr);
+		strbuf_add(&e->hdr, m->hdr, m->hdrlen);
+		return true;
+	}
+	if (m->src == NULL)
 		return false;
-	if (imap_mime_parse_header(src, &e->mime) < 0) {
+	if (imap_search_read_header(m->src, &e->hdr) < 0) {
 		e->failed = true;
 		return false;
 	}
-	n = e->mime->root->body - e->mime->root->hdr;
-	if (n > IMAP_MIME_HEADER_MAX)
-		n = IMAP_MIME_HEADER_MAX;
-	strbuf_grow(&e->hdr, (size_t)n);
-	while (e->hdr.len < n) {
-		ssize_t k = src->read(src->arg, e->hdr.len,
-				      e->hdr.s + e->hdr.len, (size_t)n -
-				      e->hdr.len);
-
-		if (k < 0) {
-			e->failed = true;
-			return false;
-		}
-		if (k == 0)
-			break;
-		e->hdr.len += (size_t)k;
-	}
-	e->hdr.s[e->hdr.len] = '\0';
 	return true;
 }
 
@@ -311,8 +325,9 @@ body_has(struct eval *e, const char *str)
 
 	if (str[0] == '\0')
 		return 1;
-	if (e->mime->header_only) {	/* the whole structure, now */
-		imap_mime_free(&e->mime);
+	if (e->msg->src == NULL)	/* a header given, no content */
+		return 0;
+	if (e->mime == NULL) {	/* the whole structure, now */
 		if (imap_mime_parse(e->msg->src, &e->mime) < 0) {
 			e->failed = true;
 			return -1;

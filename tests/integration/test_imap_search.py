@@ -269,3 +269,93 @@ def test_searchres(g):
         assert search(c, "$") == []
     finally:
         c.logout()
+
+
+# ---- the header cache (godwit-cache) ----------------------------------
+
+def _fnv(data, h=2166136261):
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h
+
+
+def hc_record(name, hdr, bad_sum=False):
+    lens = len(name).to_bytes(2, "little") + len(hdr).to_bytes(4, "little")
+    s = _fnv(lens + name + hdr) ^ (1 if bad_sum else 0)
+    return b"GWH1" + lens + s.to_bytes(4, "little") + name + hdr
+
+
+def hc_msg(subject, frm):
+    return (f"From: {frm}\r\nTo: x@example.test\r\nSubject: {subject}\r\n"
+            f"Date: Mon, 7 Dec 2026 10:00:00 +0000\r\n\r\nbody {subject}\r\n"
+            ).encode()
+
+
+def test_header_cache(g):
+    md = g.maildir(ALICE) / ".Hc"
+    cache = md / "godwit-cache"
+    c = login(g)
+    try:
+        assert c.create("Hc")[0] == "OK"
+        for subj, frm in (("alpha one", "ann@a.test"),
+                          ("beta two", "ben@b.test"),
+                          ("gamma three", "gil@c.test")):
+            assert c.append("Hc", None, None, hc_msg(subj, frm))[0] == "OK"
+        assert c.select("Hc")[0] == "OK"
+        # the first header search reads the files and fills the cache
+        assert search(c, "SUBJECT beta") == [2]
+        assert search(c, "FROM gil") == [3]
+    finally:
+        c.logout()
+    data = cache.read_bytes()
+    assert data.count(b"GWH1") == 3
+    names = sorted(os.listdir(md / "cur"))
+    base = [n.split(":")[0].encode() for n in names]
+    st = os.stat(md)
+
+    def put(blob):
+        cache.write_bytes(blob)
+        os.chown(cache, st.st_uid, st.st_gid)
+
+    # a second session answers from the cache: a valid record that
+    # says otherwise than the file is believed (the proof it is read)
+    fake = b"Subject: zeta cached\r\nFrom: ann@a.test\r\n"
+    put(hc_record(base[0], fake))
+    c = login(g)
+    try:
+        assert c.select("Hc")[0] == "OK"
+        assert search(c, "SUBJECT zeta") == [1]
+        assert search(c, "SUBJECT beta") == [2]
+    finally:
+        c.logout()
+    # garbage, a record with a bad sum, impossible lengths and a torn
+    # record: each skipped, the files read, the right answers
+    lie = b"Subject: omega lie\r\n"
+    put(os.urandom(64) + hc_record(base[1], lie, bad_sum=True) +
+        b"GWH1\xff\xff\xff\xff\xff\xff\0\0\0\0" + b"\0" * 40 +
+        b"GWH1" + b"\x05\0\x00\x00\x01\x00" + b"1234" +
+        hc_record(base[2], lie)[:-5])
+    c = login(g)
+    try:
+        assert c.select("Hc")[0] == "OK"
+        assert search(c, "SUBJECT omega") == []
+        assert search(c, "SUBJECT beta") == [2]
+        assert search(c, "SUBJECT gamma") == [3]
+        assert search(c, "SUBJECT alpha", "FROM ann") == [1]
+        # expunge the first, deliver a fourth
+        c.store("1", "+FLAGS", "(\\Deleted)")
+        assert c.expunge()[0] == "OK"
+        assert c.append("Hc", None, None,
+                        hc_msg("delta four", "dan@d.test"))[0] == "OK"
+    finally:
+        c.logout()
+    c = login(g)
+    try:
+        assert c.select("Hc")[0] == "OK"
+        assert search(c, "SUBJECT alpha") == []
+        assert search(c, "SUBJECT delta") == [3]
+        assert search(c, "OR FROM ben FROM dan") == [1, 3]
+        assert search(c, "SENTON 7-Dec-2026 SUBJECT gamma") == [2]
+        assert search(c, "BODY delta") == [3]
+    finally:
+        c.logout()
