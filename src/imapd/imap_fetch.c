@@ -489,7 +489,7 @@ write_item(struct imap_session *s, struct fetch *f, struct fitem *it,
 		imap_write_flags(s, out, m);
 		break;
 	case FI_INTERNALDATE:
-		write_date(out, m->internaldate);
+		write_date(out, imap_folder_internaldate(s->folder, i));
 		break;
 	case FI_SIZE:
 		evbuffer_add_printf(out, "RFC822.SIZE %llu",

@@ -158,6 +158,7 @@ run(struct imap_session *s, const struct imap_search_node *t,
 	bool content = imap_search_needs_content(t);
 	struct imap_hcache_io hc;
 	bool cached = content && !imap_search_needs_body(t);
+	bool dates = imap_search_needs_date(t);
 	size_t *idx = xreallocarray(NULL, f->n > 0 ? f->n : 1, sizeof(*idx));
 	size_t n = 0;
 	int r = 0;
@@ -168,8 +169,11 @@ run(struct imap_session *s, const struct imap_search_node *t,
 		const struct imap_msg *m = &f->msgs[i];
 		struct imap_search_msg sm = {
 			(uint32_t)(i + 1), m->uid, m->flags, m->keywords,
-			m->recent, m->size, m->internaldate, NULL, NULL, 0,
+			m->recent, m->size, 0, NULL, NULL, 0,
 		};
+
+		if (dates)	/* a stat: only when a key needs it */
+			sm.internaldate = imap_folder_internaldate(f, i);
 
 		r = eval_one(f, i, content, cached ? &hc : NULL, t, &ctx, &sm);
 		if (r > 0)

@@ -459,6 +459,17 @@ imap_search_keywords(struct imap_search_node *t,
 }
 
 bool
+imap_search_needs_date(const struct imap_search_node *t)
+{
+	if (t->type >= IMAP_SK_BEFORE && t->type <= IMAP_SK_SENTSINCE)
+		return true;
+	for (size_t i = 0; i < t->nkids; i++)
+		if (imap_search_needs_date(&t->kids[i]))
+			return true;
+	return false;
+}
+
+bool
 imap_search_needs_body(const struct imap_search_node *t)
 {
 	if (t->type == IMAP_SK_BODY || t->type == IMAP_SK_TEXT)

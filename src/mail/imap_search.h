@@ -101,6 +101,9 @@ void imap_search_keywords(struct imap_search_node *tree,
 			  void *arg);
 /* Whether the tree needs the message's content (header or body). */
 bool imap_search_needs_content(const struct imap_search_node *tree);
+/* Whether it needs the INTERNALDATE (BEFORE ON SINCE, and SENT* for a
+ * message whose Date: is missing or bad). */
+bool imap_search_needs_date(const struct imap_search_node *tree);
 /* Whether it needs the body (BODY, TEXT): a header alone will not do. */
 bool imap_search_needs_body(const struct imap_search_node *tree);
 

@@ -93,17 +93,13 @@ take_new(struct imap_folder *f, struct imap_msg *m)
 static void
 msg_fill(struct imap_folder *f, struct imap_msg *m, struct scan_ent *e)
 {
-	char *path = xasprintf("%s/%s", f->priv->dir, e->name);
-	struct stat sb;
-
 	memset(m, 0, sizeof(*m));
 	m->uid = e->uid;
 	m->name = e->name;
 	e->name = xstrdup("");
 	name_flags(m->name, &m->flags, &m->keywords);
-	m->internaldate = stat(path, &sb) == 0 ? sb.st_mtime : 0;
+	m->internaldate = IMAP_DATE_UNKNOWN;	/* a stat when asked for */
 	m->size = file_vsize(f->priv->dir, m->name);
-	free(path);
 }
 
 static int
@@ -523,6 +519,31 @@ imap_folder_expunge(struct imap_folder *f, const struct imap_seqset *uids,
 		free(d);
 	}
 	return r;
+}
+
+time_t
+imap_folder_internaldate(struct imap_folder *f, size_t i)
+{
+	struct imap_msg *m;
+	struct stat sb;
+	int r = -1;
+
+	if (i >= f->n)
+		return 0;
+	m = &f->msgs[i];
+	if (m->internaldate != IMAP_DATE_UNKNOWN)
+		return m->internaldate;
+	for (int tries = 0; tries < 3 && r < 0; tries++) {
+		char *path = xasprintf("%s/%s", f->priv->dir, m->name);
+
+		r = stat(path, &sb);
+		free(path);
+		if (r < 0 && (errno != ENOENT || relocate(f, m) < 0))
+			break;
+	}
+	m->internaldate = r == 0 && sb.st_mtime != IMAP_DATE_UNKNOWN ?
+	    sb.st_mtime : 0;
+	return m->internaldate;
 }
 
 int

@@ -16,7 +16,9 @@
  * (D F P R S T: \Draft \Flagged $Forwarded(P) \Answered(R) \Seen
  * \Deleted(T)), keywords as the letters a..z, each an index into the
  * folder's dovecot-keywords file ("<index> <name>" lines): at most 26
- * keywords per folder, as in Dovecot. INTERNALDATE is the file's mtime.
+ * keywords per folder, as in Dovecot. INTERNALDATE is the file's mtime,
+ * looked up (a stat) only when asked for (imap_folder_internaldate()):
+ * reading a folder costs no per-message system call.
  * RFC822.SIZE is the size with CRLF line ends: ",W=<n>" in the name
  * when present (store/mailbox.h mailbox_name_size()), else computed once.
  *
@@ -27,6 +29,13 @@
  * (a dotlock taken as Dovecot takes it; a stale one is broken after
  * Dovecot's timeout), the file rewritten by rename. \Recent (IMAP4rev1
  * only) is given to the messages a session moves from new/ to cur/.
+ *
+ * Header cache: <folder>/godwit-cache (mail/imap_hcache.h), written and
+ * read by imapd's SEARCH, not by this store: each message's raw header
+ * keyed by its base name, appended in whole checksummed records and
+ * compacted by tmp + rename. Only a cache: deleting it, or any damage to
+ * it, costs time (the files are read again), never a wrong answer. A
+ * folder's DELETE removes it with the rest.
  *
  * Errors: -1 with errno; ENOENT (no such folder), EEXIST, EINVAL (a bad
  * name), EPERM (INBOX cannot be deleted; a special-use one can), ENOSPC
@@ -129,8 +138,11 @@ struct imap_msg {
 				 * may be sent (imap_folder_sync()) */
 	char *name;		/* "cur/<file>" or "new/<file>", as last seen */
 	uint64_t size;		/* RFC822.SIZE */
-	time_t internaldate;
+	time_t internaldate;	/* IMAP_DATE_UNKNOWN until
+				 * imap_folder_internaldate() looked */
 };
+
+#define IMAP_DATE_UNKNOWN ((time_t)-1)
 
 struct imap_folder {
 	char *name;		/* UTF-8, as selected */
@@ -193,6 +205,10 @@ int imap_folder_expunge(struct imap_folder *f, const struct imap_seqset *uids,
 int imap_folder_copy(struct imap_folder *f, const size_t *idx, size_t n,
 		     const char *dest, uint32_t *uidvalidity_r,
 		     uint32_t *uids_r);
+
+/* Message i's INTERNALDATE (its file's mtime): the file is stat()ed at
+ * the first call, not when the folder is read; 0 if it has vanished. */
+time_t imap_folder_internaldate(struct imap_folder *f, size_t i);
 
 /* Opens message i read-only: the fd, and *fsize_r its size on disk. */
 int imap_folder_open_msg(struct imap_folder *f, size_t i, uint64_t *fsize_r);

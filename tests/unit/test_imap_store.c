@@ -431,6 +431,8 @@ test_append_copy(void **state)
 	assert_int_equal(a->uidvalidity, uv);
 	assert_int_equal(a->msgs[0].flags, IMAP_F_SEEN);
 	assert_int_equal(a->msgs[0].keywords, 3);
+	assert_int_equal(a->msgs[0].internaldate, IMAP_DATE_UNKNOWN);
+	assert_int_equal(imap_folder_internaldate(a, 0), 1600000000);
 	assert_int_equal(a->msgs[0].internaldate, 1600000000);
 	assert_int_equal(a->msgs[0].size, sizeof(msg) - 1);
 	uint64_t fsz;
@@ -452,7 +454,7 @@ test_append_copy(void **state)
 	assert_int_equal(t->nkeywords, 2);
 	assert_int_equal(t->msgs[0].keywords, 3);
 	assert_string_equal(t->keywords[0], "$Important");
-	assert_int_equal(t->msgs[0].internaldate, 1600000000);
+	assert_int_equal(imap_folder_internaldate(t, 0), 1600000000);
 	assert_int_equal(imap_folder_copy(a, idx, 2, "Nope", &uv, uids), -1);
 	assert_int_equal(errno, ENOENT);
 	imap_folder_close(t);
