@@ -290,6 +290,36 @@ keyword_index(const char *dir, char *names[IMAP_KEYWORDS_MAX],
 static int
 subs_change(struct imap_store *st, const char *name, bool on);
 
+/*
+ * The special-use folders: each one missing is created and subscribed.
+ * While there is no subscriptions file yet (no IMAP session has run on
+ * this Maildir) the ones that already exist are subscribed too: a .Sent
+ * made by submission's save_sent or a .Junk by quarantine before the
+ * first login must not stay hidden from clients that list subscribed
+ * folders only (Dovecot's autosubscribe does the same).
+ */
+static void
+specials_ensure(struct imap_store *st)
+{
+	char *subs = xasprintf("%s/" SUBS_FILE, st->root);
+	bool first = access(subs, F_OK) != 0 && errno == ENOENT;
+
+	free(subs);
+	for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
+		char *d = xasprintf("%s/.%s", st->root, specials[i].name);
+		bool sub = first;
+
+		if (access(d, F_OK) != 0) {
+			char *f = xasprintf(".%s", specials[i].name);
+			sub = maildir_folder_create(st->root, f) == 0;
+			free(f);
+		}
+		if (sub)
+			(void)subs_change(st, specials[i].name, true);
+		free(d);
+	}
+}
+
 int
 imap_store_open(const char *maildir, struct imap_store **st_r)
 {
@@ -305,16 +335,7 @@ imap_store_open(const char *maildir, struct imap_store **st_r)
 	for (i = 0; st->host[i] != '\0'; i++)
 		if (st->host[i] == '/' || st->host[i] == ':')
 			st->host[i] = '_';
-	for (i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
-		char *d = xasprintf("%s/.%s", maildir, specials[i].name);
-		if (access(d, F_OK) != 0) {
-			char *f = xasprintf(".%s", specials[i].name);
-			if (maildir_folder_create(maildir, f) == 0)
-				(void)subs_change(st, specials[i].name, true);
-			free(f);
-		}
-		free(d);
-	}
+	specials_ensure(st);
 	*st_r = st;
 	return 0;
 }

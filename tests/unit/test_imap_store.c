@@ -20,6 +20,7 @@
 #include "unit.h"
 #include "mail/imap_seq.h"
 #include "store/imap_store.h"
+#include "store/deliver.h"
 #include "store/maildir_watch.h"
 
 struct fx {
@@ -503,6 +504,35 @@ test_rename_delete(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
+/*
+ * Special-use folders made before the first IMAP login (a .Sent by
+ * submission's save_sent, a .Junk by quarantine) are subscribed when the
+ * subscriptions file does not exist yet; once it does, a folder the user
+ * unsubscribed stays unsubscribed.
+ */
+static void
+test_autosubscribe(void **state)
+{
+	struct fx *f = *state;
+	struct imap_store *st;
+	char md[400];
+
+	snprintf(md, sizeof(md), "%s/Other", f->dir);
+	assert_int_equal(maildir_create(md), 0);
+	assert_int_equal(maildir_folder_create(md, ".Sent"), 0);
+	assert_int_equal(maildir_folder_create(md, ".Junk"), 0);
+	assert_false(exists(md, "subscriptions"));
+	assert_int_equal(imap_store_open(md, &st), 0);
+	assert_string_equal(slurp(md, "subscriptions"),
+			    "V\t2\n\nSent\nDrafts\nJunk\nTrash\n");
+	assert_int_equal(imap_store_subscribe(st, "Sent", false), 0);
+	imap_store_close(st);
+	assert_int_equal(imap_store_open(md, &st), 0);
+	assert_string_equal(slurp(md, "subscriptions"),
+			    "V\t2\n\nDrafts\nJunk\nTrash\n");
+	imap_store_close(st);
+}
+
 static void
 test_subscriptions(void **state)
 {
@@ -710,6 +740,7 @@ main(void)
 		T(test_append_copy),
 		T(test_rename_delete),
 		T(test_subscriptions),
+		T(test_autosubscribe),
 		T(test_stale_lock),
 		T(test_concurrent_uids),
 		cmocka_unit_test(test_list_match),
