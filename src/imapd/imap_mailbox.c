@@ -53,6 +53,9 @@ imap_store_fail(struct imap_session *s, int err, bool trycreate,
 	case EFBIG:
 		code = "TOOBIG";
 		break;
+	case EAGAIN:	/* the uidlist lock is busy (store/imap_uidlist.c) */
+		code = "INUSE";
+		break;
 	default:
 		code = "SERVERBUG";
 		break;

@@ -178,8 +178,10 @@ scan_by_uid(struct imap_folder *f, struct scan *sc, bool assign)
 			return -1;
 		}
 		/* no lock: what has a UID is still shown */
-		if (scan_uids(f->priv->dir, sc, false) < 0) {
+		if (scan_uids(f->priv->dir, sc, false) < 0 ||
+		    sc->uidvalidity == 0) {
 			scan_free(sc);
+			errno = EAGAIN;
 			return -1;
 		}
 	}

@@ -25,12 +25,15 @@
  * lines), so a mailbox Dovecot served keeps its UIDs here and back. New
  * files get UIDs in base-name order under <folder>/dovecot-uidlist.lock
  * (a dotlock taken as Dovecot takes it; a stale one is broken after
- * Dovecot's timeout), the file rewritten by rename. \Recent (IMAP4rev1
+ * Dovecot's timeout; a live one is waited for DOTLOCK_WAIT_MS at most,
+ * as the wait blocks the worker: a sync then goes on with the UIDs it
+ * knows, the new files appear at the next one), the file rewritten by
+ * rename. \Recent (IMAP4rev1
  * only) is given to the messages a session moves from new/ to cur/.
  *
  * Errors: -1 with errno; ENOENT (no such folder), EEXIST, EINVAL (a bad
  * name), EPERM (INBOX cannot be deleted; a special-use one can), ENOSPC
- * (no keyword slot left), EIO.
+ * (no keyword slot left), EAGAIN (the uidlist lock is busy), EIO.
  */
 #ifndef GODWIT_IMAP_STORE_H
 #define GODWIT_IMAP_STORE_H

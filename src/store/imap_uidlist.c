@@ -437,7 +437,13 @@ scan_uids(const char *dir, struct scan *sc, bool assign)
 	dovecot_uidlist_free(&ul);
 	if (!assign || (r == 0 && missing == 0))
 		return 0;
-	return assign_locked(dir, sc);
+	if (assign_locked(dir, sc) < 0) {
+		if (errno != EAGAIN || r == 1)
+			return -1;	/* busy with no uidlist: no UIDVALIDITY */
+		/* the lock is busy: what has a UID is known (mapped above);
+		 * the rest gets one at the next check */
+	}
+	return 0;
 }
 
 int

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "lib/util.h"
 #include "mail/imap_seq.h"
 #include "store/imap_store.h"
 #include "store/deliver.h"
@@ -578,6 +579,51 @@ test_stale_lock(void **state)
 	imap_folder_close(a);
 }
 
+/* A live lock (another process's, fresh) is waited for briefly: the sync
+ * and STATUS go on with the UIDs known, an APPEND fails with EAGAIN, and
+ * the new mail appears at the first sync after the lock is gone. With no
+ * uidlist yet there is no UIDVALIDITY to show: EAGAIN. */
+static void
+test_busy_lock(void **state)
+{
+	struct fx *f = *state;
+	struct imap_folder *a, *a2;
+	struct imap_status s;
+	struct imap_changes ch;
+	uint32_t uv, uid;
+	uint64_t t0;
+	char p[1024];
+
+	put(f->md, "new/1.M.h", "a\n");
+	assert_int_equal(imap_folder_open(f->st, "INBOX", false, &a), 0);
+	assert_int_equal(a->n, 1);
+	put(f->md, "dovecot-uidlist.lock", "");
+	put(f->md, "new/2.M.h", "b\n");
+	t0 = mono_ms();
+	assert_int_equal(imap_folder_sync(a, true, &ch), 0);
+	assert_false(ch.new_messages);
+	imap_changes_free(&ch);
+	assert_int_equal(a->n, 1);
+	assert_int_equal(imap_store_status(f->st, "INBOX", &s), 0);
+	assert_int_equal(s.messages, 1);
+	assert_int_equal(imap_store_append(f->st, "INBOX", -1, "c\r\n", 3, 0,
+					   NULL, 0, 0, &uv, &uid), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(mono_ms() - t0 < 3000);	/* three waits, not 15 s */
+	put(f->md, ".Sent/dovecot-uidlist.lock", "");
+	assert_int_equal(imap_folder_open(f->st, "Sent", false, &a2), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(exists(f->md, "dovecot-uidlist.lock"));	/* not broken */
+	snprintf(p, sizeof(p), "%s/dovecot-uidlist.lock", f->md);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(imap_folder_sync(a, true, &ch), 0);
+	assert_true(ch.new_messages);
+	imap_changes_free(&ch);
+	assert_int_equal(a->n, 2);
+	assert_int_equal(a->msgs[1].uid, 2);
+	imap_folder_close(a);
+}
+
 /* Four processes deliver and sync at once: every file gets one UID, the
  * same in every view, none given twice. */
 static void
@@ -742,6 +788,7 @@ main(void)
 		T(test_subscriptions),
 		T(test_autosubscribe),
 		T(test_stale_lock),
+		T(test_busy_lock),
 		T(test_concurrent_uids),
 		cmocka_unit_test(test_list_match),
 		T(test_watch),
