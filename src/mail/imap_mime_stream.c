@@ -594,6 +594,30 @@ imap_mime_decoded_size(const struct imap_mime_src *src,
 	return n < 0 ? -1 : 0;
 }
 
+uint64_t
+imap_mime_whole_size(const struct imap_mime_src *src, uint64_t claimed)
+{
+	struct imap_mime_range r = { 0, src->size, 0, 0, IMAP_CTE_IDENTITY,
+				     false };
+	struct imap_mime_stream *st;
+	unsigned char buf[8192];
+	uint64_t size = 0;
+	ssize_t n;
+
+	if (claimed >= src->size && claimed - src->size <= src->size + 2)
+		return claimed;
+	st = xmalloc(sizeof(*st));
+	imap_mime_stream_init(st, src, &r, false, 0, UINT64_MAX);
+	while ((n = imap_mime_stream_read(st, buf, sizeof(buf))) > 0)
+		size += (uint64_t)n;
+	free(st);
+	/* a last line without its end gets one, as POP3 sends it */
+	if (src->size > 0 && src->read(src->arg, src->size - 1, buf, 1) == 1 &&
+	    buf[0] != '\n')
+		size += 2;
+	return size;
+}
+
 /* ---- RFC 2047 --------------------------------------------------- */
 
 /* s[0..n) in charset to UTF-8, appended; as it is if iconv cannot. */
