@@ -16,6 +16,7 @@
 #include "lib/xalloc.h"
 #include "mail/imap_seq.h"
 #include "store/imap_store_private.h"
+#include "store/mailbox.h"
 
 struct imap_folder_private {
 	struct imap_store *st;
@@ -531,7 +532,6 @@ int
 imap_folder_open_msg(struct imap_folder *f, size_t i, uint64_t *fsize_r)
 {
 	struct imap_msg *m;
-	struct stat sb;
 	int fd = -1;
 
 	if (i >= f->n) {
@@ -541,20 +541,11 @@ imap_folder_open_msg(struct imap_folder *f, size_t i, uint64_t *fsize_r)
 	m = &f->msgs[i];
 	for (int tries = 0; tries < 3 && fd < 0; tries++) {
 		char *path = xasprintf("%s/%s", f->priv->dir, m->name);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		fd = maildir_msg_open(AT_FDCWD, path, fsize_r);
 		free(path);
 		if (fd < 0 && (errno != ENOENT || relocate(f, m) < 0))
 			return -1;
 	}
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		errno = ENOENT;
-		return -1;
-	}
-	if (fsize_r != NULL)
-		*fsize_r = (uint64_t)sb.st_size;
 	return fd;
 }
 
