@@ -214,18 +214,10 @@ imap_folder_open(struct imap_store *st, const char *name, bool readonly,
 {
 	struct imap_folder *f;
 	struct imap_changes ch;
-	char *dir = folder_dir(st, name), *cur;
+	char *dir = folder_dir_existing(st, name);
 
 	if (dir == NULL)
 		return -1;
-	cur = xasprintf("%s/cur", dir);
-	if (access(cur, F_OK) != 0) {
-		free(cur);
-		free(dir);
-		errno = ENOENT;
-		return -1;
-	}
-	free(cur);
 	f = xcalloc(1, sizeof(*f));
 	f->priv = xcalloc(1, sizeof(*f->priv));
 	f->priv->st = st;
@@ -447,23 +439,6 @@ imap_folder_keyword(struct imap_folder *f, const char *name, bool create)
 	return r;
 }
 
-static bool
-seqset_has(const struct imap_seqset *set, uint32_t v, uint32_t star)
-{
-	for (size_t i = 0; i < set->n; i++) {
-		uint32_t lo = set->r[i].lo == IMAP_SEQ_STAR ? star : set->r[i].lo;
-		uint32_t hi = set->r[i].hi == IMAP_SEQ_STAR ? star : set->r[i].hi;
-		if (lo > hi) {
-			uint32_t t = lo;
-			lo = hi;
-			hi = t;
-		}
-		if (v >= lo && v <= hi)
-			return true;
-	}
-	return false;
-}
-
 /* Unlinks message m (found again by base if it moved): true if it is
  * no longer there. */
 static bool
@@ -507,7 +482,7 @@ imap_folder_expunge(struct imap_folder *f, const struct imap_seqset *uids,
 	for (i = j = 0; i < f->n; i++) {
 		struct imap_msg *m = &f->msgs[i];
 		if ((m->flags & IMAP_F_DELETED) &&
-		    (uids == NULL || seqset_has(uids, m->uid, star)) &&
+		    (uids == NULL || imap_seqset_contains(uids, m->uid, star)) &&
 		    (m->gone || expunge_one(f, m, dirs))) {
 			ch->expunged[ch->nexpunged] =
 			    (uint32_t)(i + 1 - ch->nexpunged);
@@ -614,21 +589,13 @@ int
 imap_folder_copy(struct imap_folder *f, const size_t *idx, size_t n,
 		 const char *dest, uint32_t *uidvalidity_r, uint32_t *uids_r)
 {
-	char *dir = folder_dir(f->priv->st, dest), *cur, *dkw[IMAP_KEYWORDS_MAX];
-	char **tmp, **names;
+	char *dir = folder_dir_existing(f->priv->st, dest);
+	char *dkw[IMAP_KEYWORDS_MAX], **tmp, **names;
 	size_t i, done = 0;
 	int r = 0, saved;
 
 	if (dir == NULL)
 		return -1;
-	cur = xasprintf("%s/cur", dir);
-	if (access(cur, F_OK) != 0) {
-		free(cur);
-		free(dir);
-		errno = ENOENT;
-		return -1;
-	}
-	free(cur);
 	keywords_read(dir, dkw);
 	tmp = xcalloc(n + 1, sizeof(*tmp));
 	names = xcalloc(n + 1, sizeof(*names));

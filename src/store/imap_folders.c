@@ -132,6 +132,23 @@ folder_dir(const struct imap_store *st, const char *name)
 	return r;
 }
 
+char *
+folder_dir_existing(const struct imap_store *st, const char *name)
+{
+	char *dir = folder_dir(st, name), *cur;
+
+	if (dir == NULL)
+		return NULL;
+	cur = xasprintf("%s/cur", dir);
+	if (access(cur, F_OK) != 0) {
+		free(dir);
+		dir = NULL;
+		errno = ENOENT;
+	}
+	free(cur);
+	return dir;
+}
+
 /* ---- flags in names ------------------------------------------------ */
 
 void
@@ -775,7 +792,7 @@ int
 imap_store_status(struct imap_store *st, const char *name,
 		  struct imap_status *status)
 {
-	char *dir = folder_dir(st, name), *cur;
+	char *dir = folder_dir_existing(st, name);
 	struct scan sc;
 	unsigned flags;
 	uint32_t kw;
@@ -783,14 +800,6 @@ imap_store_status(struct imap_store *st, const char *name,
 	memset(status, 0, sizeof(*status));
 	if (dir == NULL)
 		return -1;
-	cur = xasprintf("%s/cur", dir);
-	if (access(cur, F_OK) != 0) {
-		free(cur);
-		free(dir);
-		errno = ENOENT;
-		return -1;
-	}
-	free(cur);
 	if (scan_dir(dir, &sc) < 0 || scan_uids(dir, &sc, true) < 0) {
 		int saved = errno;
 		scan_free(&sc);
@@ -896,7 +905,7 @@ imap_store_append(struct imap_store *st, const char *name, int fd,
 		  const char *const *keywords, size_t nkeywords,
 		  time_t internaldate, uint32_t *uidvalidity_r, uint32_t *uid_r)
 {
-	char *dir = folder_dir(st, name), *tmp = NULL, *fname = NULL;
+	char *dir = folder_dir_existing(st, name), *tmp = NULL, *fname = NULL;
 	char base[256];
 	uint64_t octets, vsize;
 	uint32_t kw;
@@ -904,13 +913,6 @@ imap_store_append(struct imap_store *st, const char *name, int fd,
 
 	if (dir == NULL)
 		return -1;
-	char *cur = xasprintf("%s/cur", dir);
-	if (access(cur, F_OK) != 0) {
-		errno = ENOENT;
-		free(cur);
-		goto out;
-	}
-	free(cur);
 	if (keyword_bits(dir, keywords, nkeywords, &kw) < 0)
 		goto out;
 	store_new_base(st, base, sizeof(base), 0, 0);

@@ -73,6 +73,8 @@ int uidlist_place(const char *dir, char *const *tmp, char *const *names,
 /* ---- imap_folders.c ---- */
 /* The directory of folder name (UTF-8), or NULL and EINVAL. */
 char *folder_dir(const struct imap_store *st, const char *name);
+/* The same, of a folder that exists (has cur/): else NULL and ENOENT. */
+char *folder_dir_existing(const struct imap_store *st, const char *name);
 enum imap_special folder_special(const char *name);
 /* Flags and keyword bits from a file name's ":2," part. */
 void name_flags(const char *name, unsigned *flags_r, uint32_t *kw_r);
