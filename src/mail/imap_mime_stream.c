@@ -1,8 +1,9 @@
 /*
  * imap_mime.h's sections: the section specs of FETCH parsed, resolved to
  * ranges of the message, HEADER.FIELDS filtered, ranges streamed in CRLF
- * form with base64 / quoted-printable decoding (BINARY, RFC 3516), and
- * RFC 2047 encoded words decoded to UTF-8.
+ * form with base64 / quoted-printable decoding (BINARY, RFC 3516), the
+ * whole message's size checked against the one its file name claims,
+ * and RFC 2047 encoded words decoded to UTF-8.
  */
 #include <errno.h>
 #include <iconv.h>

@@ -1,7 +1,9 @@
 /*
- * The user's folders: names to Maildir++ directories and back, LIST,
- * CREATE, DELETE, RENAME, subscriptions, STATUS, APPEND; flag letters in
- * file names; the dovecot-keywords file. See imap_store.h.
+ * The user's folders: names to Maildir++ directories and back, the
+ * special-use folders (created, and subscribed until the user has a
+ * subscriptions file), LIST, CREATE, DELETE, RENAME, subscriptions,
+ * STATUS, APPEND; flag letters in file names; the dovecot-keywords file.
+ * See imap_store.h.
  */
 #include <dirent.h>
 #include <errno.h>

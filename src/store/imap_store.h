@@ -85,7 +85,8 @@ struct imap_status {
 struct imap_store;
 
 /* Opens the user's Maildir (creating it and the special-use folders if
- * missing). */
+ * missing; those are subscribed when created, and all of them while the
+ * Maildir has no subscriptions file yet). */
 int imap_store_open(const char *maildir, struct imap_store **st_r);
 void imap_store_close(struct imap_store *st);
 
