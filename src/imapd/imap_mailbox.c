@@ -166,7 +166,7 @@ imap_sync_report(struct imap_session *s, bool expunges)
 	if (imap_folder_sync(f, expunges, &ch) < 0)
 		return;
 	/* vanished messages kept in the view wait for the next sync */
-	s->changed = false;
+	s->changed = ch.incomplete;	/* new files without a UID yet */
 	for (i = 0; !expunges && i < f->n && !s->changed; i++)
 		s->changed = f->msgs[i].gone;
 	imap_write_expunges(s, &ch);

@@ -22,6 +22,7 @@ struct imap_folder_private {
 	struct imap_store *st;
 	char *dir;
 	char *kw[IMAP_KEYWORDS_MAX];
+	bool uidless;		/* the last scan left files without a UID */
 };
 
 static size_t
@@ -193,6 +194,8 @@ scan_by_uid(struct imap_folder *f, struct scan *sc, bool assign)
 		}
 		sc->e[j++] = sc->e[i];
 	}
+	if (assign)
+		f->priv->uidless = j < sc->n;
 	sc->n = j;
 	if (sc->n > 1)
 		qsort(sc->e, sc->n, sizeof(*sc->e), cmp_uid);
@@ -329,6 +332,7 @@ imap_folder_sync(struct imap_folder *f, bool expunges, struct imap_changes *ch)
 	memset(ch, 0, sizeof(*ch));
 	if (scan_by_uid(f, &sc, true) < 0)
 		return -1;
+	ch->incomplete = f->priv->uidless;
 	for (i = 0; i < f->n; i++)
 		missing += find_uid(&sc, f->msgs[i].uid) == NULL;
 	/* a rename during readdir can hide a file: look twice */

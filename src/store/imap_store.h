@@ -159,6 +159,8 @@ struct imap_changes {
 	size_t exists;		/* n after the sync */
 	bool new_messages;	/* n grew: "* n EXISTS" */
 	bool keywords_changed;	/* the keyword list grew: "* FLAGS" */
+	bool incomplete;	/* files left without a UID (the uidlist lock
+				 * was busy): sync again at the next chance */
 };
 
 int imap_folder_open(struct imap_store *st, const char *name, bool readonly,
