@@ -469,7 +469,8 @@ id_log(struct imap_session *s, const struct imap_arg *list, size_t n)
 	size_t klen, vlen;
 
 	for (size_t i = 0; i + 1 < n; i += 2) {
-		if (!imap_arg_astring(&list[i], &k, &klen) ||
+		if (list[i + 1].type == IMAP_ARG_NIL ||
+		    !imap_arg_astring(&list[i], &k, &klen) ||
 		    !imap_arg_astring(&list[i + 1], &v, &vlen))
 			continue;
 		if (klen == 4 && strncasecmp(k, "name", 4) == 0)

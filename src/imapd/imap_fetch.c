@@ -607,7 +607,12 @@ cmd_fetch(struct imap_session *s, const struct imap_command *c)
 	struct fetch *f;
 	const char *err;
 
-	if (c->nargs < 2 || c->nargs > 3) {
+	if (c->nargs == 3) {
+		/* CHANGEDSINCE, VANISHED, PARTIAL: none advertised */
+		imap_done(s, "BAD", NULL, "FETCH modifiers are not supported");
+		return;
+	}
+	if (c->nargs != 2) {
 		imap_done(s, "BAD", NULL, "FETCH needs a set and items");
 		return;
 	}

@@ -453,6 +453,64 @@ follow_rename(struct imap_session *s, const char *from, const char *to)
 	imap_watch_start(s);
 }
 
+/* Whether name is from itself or one of its inferiors ("from/..."). */
+static bool
+under(const char *name, const char *from)
+{
+	size_t len = strlen(from);
+
+	return strncmp(name, from, len) == 0 &&
+	       (name[len] == '\0' || name[len] == '/');
+}
+
+/*
+ * RENAME of a name that is only a parent (\Noselect: Maildir++ has no
+ * directory for it) renames its inferiors (RFC 9051 6.3.6), as Dovecot
+ * does: each existing one takes its own children along, so a child
+ * already moved with its parent (ENOENT) is not an error. 0, or -1 and
+ * errno (ENOENT when there is nothing under from).
+ */
+static int
+rename_inferiors(struct imap_session *s, const char *from, const char *to)
+{
+	struct imap_folder_info *list;
+	size_t n, len = strlen(from), moved = 0;
+	int r = 0;
+
+	if (under(to, from)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (imap_store_list(s->store, &list, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (under(list[i].name, to) &&
+		    !(list[i].attrs & IMAP_FA_NONEXISTENT)) {
+			errno = EEXIST;
+			r = -1;
+		}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const char *nm = list[i].name;
+		char *t;
+
+		if (!under(nm, from) || nm[len] == '\0' ||
+		    (list[i].attrs & (IMAP_FA_NOSELECT | IMAP_FA_NONEXISTENT)))
+			continue;
+		t = xasprintf("%s%s", to, nm + len);
+		if (imap_store_rename(s->store, nm, t) == 0)
+			moved++;
+		else if (errno != ENOENT)
+			r = -1;
+		free(t);
+	}
+	imap_store_list_free(list, n);
+	if (r == 0 && moved == 0) {
+		errno = ENOENT;
+		r = -1;
+	}
+	return r;
+}
+
 static void
 cmd_rename(struct imap_session *s, const struct imap_command *c)
 {
@@ -468,8 +526,13 @@ cmd_rename(struct imap_session *s, const struct imap_command *c)
 	if (strcmp(to.s, "INBOX") == 0) {
 		r = -1;
 		errno = EEXIST;
-	} else if ((r = imap_store_rename(s->store, from.s, to.s)) == 0)
-		follow_rename(s, from.s, to.s);
+	} else {
+		r = imap_store_rename(s->store, from.s, to.s);
+		if (r < 0 && errno == ENOENT && strcmp(from.s, "INBOX") != 0)
+			r = rename_inferiors(s, from.s, to.s);
+		if (r == 0)
+			follow_rename(s, from.s, to.s);
+	}
 	strbuf_free(&from);
 	strbuf_free(&to);
 	if (r < 0) {

@@ -924,8 +924,10 @@ tokenize(struct imap_parser *p, const struct imap_command **cmd_r)
 bool
 imap_arg_astring(const struct imap_arg *a, const char **s, size_t *len)
 {
+	/* the grammar's astring is 1*ASTRING-CHAR / string: the atom NIL
+	 * is the three letters where an astring is expected */
 	if (a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_STRING &&
-	    a->type != IMAP_ARG_LITERAL)
+	    a->type != IMAP_ARG_LITERAL && a->type != IMAP_ARG_NIL)
 		return false;
 	if (a->type == IMAP_ARG_ATOM && memchr(a->str, '[', a->len) != NULL)
 		return false;

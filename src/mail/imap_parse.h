@@ -119,8 +119,8 @@ const char *imap_parser_error(const struct imap_parser *p);
 void imap_parser_reset(struct imap_parser *p);
 
 /* Helpers for the commands' own argument checks. */
-/* An astring (atom, quoted string or literal): true, and its text in
- * *s and *len. */
+/* An astring (atom, quoted string or literal; the atom NIL counts, as
+ * the grammar says): true, and its text in *s and *len. */
 bool imap_arg_astring(const struct imap_arg *a, const char **s, size_t *len);
 /* An atom equal to word, any case. */
 bool imap_arg_atom_is(const struct imap_arg *a, const char *word);

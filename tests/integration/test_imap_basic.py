@@ -538,3 +538,27 @@ def test_sigterm_says_bye(imap):
     assert b.line() == "* BYE Server shutting down"
     assert a.closed() and b.closed()
     assert re.search(r"fac=imap event=logout .*reason=shutdown", g.log_text())
+
+
+def test_nil_is_an_astring(imap):
+    """astring = 1*ASTRING-CHAR / string (RFC 9051 section 9): the atom
+    NIL where a name is expected is the name "NIL", not a syntax error
+    (Dovecot alike); in ID's list it still means no value."""
+    g = imap()
+    c = raw(g)
+    _, r = c.cmd("a", "LOGIN NIL NIL")
+    assert r == "a NO [AUTHENTICATIONFAILED] Authentication failed", r
+    _, r = c.cmd("b", 'ID ("name" NIL "version" "2")')
+    assert r == "b OK ID completed", r
+    c.login()
+    u, r = c.cmd("c", 'LIST "" NIL')
+    assert r == "c OK LIST completed" and u == [], (u, r)
+    _, r = c.cmd("d", "SELECT nil")
+    assert r.startswith("d NO [NONEXISTENT] "), r
+    _, r = c.cmd("e", "CREATE NIL")
+    assert r == "e OK CREATE completed", r
+    u, r = c.cmd("f", 'LIST "" NIL')
+    assert u == ['* LIST (\\HasNoChildren) "/" "NIL"'], u
+    c.close()
+    assert "client_version=2" in g.log_text() or \
+        re.search(r"event=id .*client_version=2", g.log_text())

@@ -522,3 +522,22 @@ def test_w_that_lies(g):
         assert literal(d) == want
     finally:
         c.logout()
+
+
+def test_fetch_modifiers_refused(g):
+    """FETCH's modifiers (RFC 4466: CHANGEDSINCE of CONDSTORE, VANISHED,
+    PARTIAL) belong to extensions godwit does not advertise: BAD, not
+    silently ignored (CHANGEDSINCE was answered with every message)."""
+    c = login(g)
+    try:
+        for mod in ("(CHANGEDSINCE 1)", "(FOO)"):
+            with pytest.raises(imaplib.IMAP4.error,
+                               match="BAD.*FETCH modifiers are not"):
+                c._simple_command("FETCH", "1", "(UID)", mod)
+            with pytest.raises(imaplib.IMAP4.error,
+                               match="BAD.*FETCH modifiers are not"):
+                c._simple_command("UID", "FETCH", "1:*", "(FLAGS)", mod)
+        d = fetch(c, "1", "(UID)")
+        assert d[0].startswith(b"1 (UID "), d
+    finally:
+        c.logout()

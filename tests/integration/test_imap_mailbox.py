@@ -563,3 +563,36 @@ def test_rename_selected_folder(g):
         assert status_of(t) == "OK", t
         assert any(n.endswith(":2,S")
                    for n in files_in(folder_dir(g, f"{a}-new"))), u
+
+
+def test_rename_noselect_parent_moves_inferiors(g):
+    """RFC 9051 6.3.6: renaming a name renames its inferiors too, also
+    when the name itself is only a \\Noselect parent (Maildir++ keeps no
+    directory for it) — as Dovecot does; it was NO [NONEXISTENT]."""
+    a, b = fresh("Par"), fresh("Moved")
+    with raw(g) as c:
+        _, t = c.cmd(f'CREATE "{a}/Mid/Leaf"')
+        assert status_of(t) == "OK", t
+        _, t = c.cmd(f'CREATE "{a}/Other"')
+        assert status_of(t) == "OK", t
+        _, t = c.cmd(f'APPEND "{a}/Mid/Leaf" {{12+}}\r\nSubject: x\r\n')
+        assert status_of(t) == "OK", t
+        u, _ = c.cmd(f'LIST "" "{a}*"')
+        assert "\\Noselect" in list_entry(u, a), u
+        _, t = c.cmd(f'RENAME "{a}" "{b}"')
+        assert t.endswith("OK RENAME completed"), t
+        u, _ = c.cmd(f'LIST "" "{a}*"')
+        assert list_lines(u) == [], u
+        u, _ = c.cmd(f'LIST "" "{b}*"')
+        assert "\\Noselect" in list_entry(u, b), u
+        assert "\\Noselect" in list_entry(u, f"{b}/Mid"), u
+        assert list_entry(u, f"{b}/Mid/Leaf") == {"\\HasNoChildren"}, u
+        assert list_entry(u, f"{b}/Other") == {"\\HasNoChildren"}, u
+        assert len(files_in(folder_dir(g, f"{b}/Mid/Leaf"))) == 1
+        # onto an existing name, under itself, or nothing there at all
+        _, t = c.cmd(f'RENAME "{b}/Mid" "{b}/Other"')
+        assert (status_of(t), code_of(t)) == ("NO", "ALREADYEXISTS"), t
+        _, t = c.cmd(f'RENAME "{b}" "{b}/Sub"')
+        assert status_of(t) == "NO", t
+        _, t = c.cmd(f'RENAME "{a}" "{b}2"')
+        assert (status_of(t), code_of(t)) == ("NO", "NONEXISTENT"), t

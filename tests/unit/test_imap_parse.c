@@ -302,6 +302,7 @@ test_helpers(void **state)
 	struct imap_arg atom = {.type = IMAP_ARG_ATOM, .str = "Inbox", .len = 5};
 	struct imap_arg sect = {.type = IMAP_ARG_ATOM, .str = "B[]", .len = 3};
 	struct imap_arg list = {.type = IMAP_ARG_LIST};
+	struct imap_arg nil = {.type = IMAP_ARG_NIL, .str = "nil", .len = 3};
 	const char *s;
 	size_t len;
 
@@ -310,6 +311,10 @@ test_helpers(void **state)
 	assert_int_equal(len, 5);
 	assert_false(imap_arg_astring(&sect, &s, &len));
 	assert_false(imap_arg_astring(&list, &s, &len));
+	/* astring = 1*ASTRING-CHAR / string: NIL is a name like any other */
+	assert_true(imap_arg_astring(&nil, &s, &len));
+	assert_int_equal(len, 3);
+	assert_string_equal(s, "nil");
 	assert_true(imap_arg_atom_is(&atom, "INBOX"));
 	assert_false(imap_arg_atom_is(&atom, "INBO"));
 }
