@@ -412,7 +412,8 @@ write_section(struct imap_session *s, struct fetch *f, struct fitem *it)
 	/* the whole message is RFC822.SIZE octets, whichever way it is
 	 * asked for */
 	if (it->sec.npart == 0 && it->sec.kind == IMAP_SEC_ALL)
-		total = s->folder->msgs[f->idx[f->pos]].size;
+		total = imap_mime_whole_size(&f->src,
+		    s->folder->msgs[f->idx[f->pos]].size);
 	if (binary && r.cte != IMAP_CTE_IDENTITY &&
 	    imap_mime_decoded_size(&f->src, &r, &total) < 0)
 		total = 0;

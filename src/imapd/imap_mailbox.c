@@ -53,6 +53,9 @@ imap_store_fail(struct imap_session *s, int err, bool trycreate,
 	case EFBIG:
 		code = "TOOBIG";
 		break;
+	case EAGAIN:	/* the uidlist lock is busy (store/imap_uidlist.c) */
+		code = "INUSE";
+		break;
 	default:
 		code = "SERVERBUG";
 		break;
@@ -163,7 +166,7 @@ imap_sync_report(struct imap_session *s, bool expunges)
 	if (imap_folder_sync(f, expunges, &ch) < 0)
 		return;
 	/* vanished messages kept in the view wait for the next sync */
-	s->changed = false;
+	s->changed = ch.incomplete;	/* new files without a UID yet */
 	for (i = 0; !expunges && i < f->n && !s->changed; i++)
 		s->changed = f->msgs[i].gone;
 	imap_write_expunges(s, &ch);

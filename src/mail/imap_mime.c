@@ -371,19 +371,39 @@ walk_entity(struct walk *w, struct imap_mime_part *p, size_t depth,
 	return walk_leaf(w, p);
 }
 
+/* The start and the end of both parses: a walk over src with its root. */
+static struct walk *
+parse_start(const struct imap_mime_src *src)
+{
+	struct walk *w = xcalloc(1, sizeof(*w));
+
+	w->r.src = src;
+	w->m = xcalloc(1, sizeof(*w->m));
+	w->m->root = new_part(w);
+	return w;
+}
+
+static int
+parse_end(struct walk *w, struct imap_mime *m, struct imap_mime **m_r)
+{
+	int ret = w->r.failed ? -1 : 0;
+
+	free(w);
+	if (ret < 0)
+		imap_mime_free(&m);
+	*m_r = m;
+	return ret;
+}
+
 int
 imap_mime_parse_header(const struct imap_mime_src *src,
 		       struct imap_mime **m_r)
 {
-	struct walk *w = xcalloc(1, sizeof(*w));
-	struct imap_mime *m = xcalloc(1, sizeof(*m));
+	struct walk *w = parse_start(src);
+	struct imap_mime *m = w->m;
 	struct strbuf hdr = {0}, e = {0};
 	char boundary[BOUNDARY_MAX + 1];
-	int ret = 0;
 
-	w->r.src = src;
-	w->m = m;
-	m->root = new_part(w);
 	m->header_only = true;
 	read_header(w, m->root, &hdr);
 	imap_mime_part_fields(m->root, hdr.s != NULL ? hdr.s : "", hdr.len,
@@ -393,25 +413,15 @@ imap_mime_parse_header(const struct imap_mime_src *src,
 	m->root->end = m->root->body;
 	m->root->cend = m->root->cbody;
 	strbuf_free(&hdr);
-	if (w->r.failed)
-		ret = -1;
-	free(w);
-	if (ret < 0)
-		imap_mime_free(&m);
-	*m_r = m;
-	return ret;
+	return parse_end(w, m, m_r);
 }
 
 int
 imap_mime_parse(const struct imap_mime_src *src, struct imap_mime **m_r)
 {
-	struct walk *w = xcalloc(1, sizeof(*w));
-	struct imap_mime *m = xcalloc(1, sizeof(*m));
-	int ret = 0;
+	struct walk *w = parse_start(src);
+	struct imap_mime *m = w->m;
 
-	w->r.src = src;
-	w->m = m;
-	m->root = new_part(w);
 	walk_entity(w, m->root, 0, false, true);
 	/* the root ends at the end of input, whatever ended its body */
 	while (next_line(&w->r))
@@ -419,13 +429,7 @@ imap_mime_parse(const struct imap_mime_src *src, struct imap_mime **m_r)
 	m->root->end = w->r.pos;
 	m->root->cend = w->r.cpos;
 	m->csize = w->r.cpos;
-	if (w->r.failed)
-		ret = -1;
-	free(w);
-	if (ret < 0)
-		imap_mime_free(&m);
-	*m_r = m;
-	return ret;
+	return parse_end(w, m, m_r);
 }
 
 static void

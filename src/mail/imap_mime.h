@@ -186,6 +186,16 @@ void imap_mime_stream_init(struct imap_mime_stream *st,
 /* Up to n octets into buf: the count, 0 at the end, -1 on a read error. */
 ssize_t imap_mime_stream_read(struct imap_mime_stream *st, void *buf,
 			      size_t n);
+/*
+ * The size of the whole message with CRLF line ends (RFC822.SIZE, BODY[])
+ * given the one the store claims (",W=" in the file name, which another
+ * program may have got wrong): kept when the stored form allows it (at
+ * least its size, at most twice it plus the CR LF a last line without
+ * its end gets), else counted from src. A wrong claim within those bounds
+ * makes the literal padded or cut, never unbounded or out of step.
+ */
+uint64_t imap_mime_whole_size(const struct imap_mime_src *src,
+			      uint64_t claimed);
 /* The decoded size of r (BINARY.SIZE): 0, or -1 on a read error. */
 int imap_mime_decoded_size(const struct imap_mime_src *src,
 			   const struct imap_mime_range *r, uint64_t *size_r);

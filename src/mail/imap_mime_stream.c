@@ -1,8 +1,9 @@
 /*
  * imap_mime.h's sections: the section specs of FETCH parsed, resolved to
  * ranges of the message, HEADER.FIELDS filtered, ranges streamed in CRLF
- * form with base64 / quoted-printable decoding (BINARY, RFC 3516), and
- * RFC 2047 encoded words decoded to UTF-8.
+ * form with base64 / quoted-printable decoding (BINARY, RFC 3516), the
+ * whole message's size checked against the one its file name claims,
+ * and RFC 2047 encoded words decoded to UTF-8.
  */
 #include <errno.h>
 #include <iconv.h>
@@ -14,6 +15,7 @@
 #include "lib/xalloc.h"
 #include "mail/imap_mime.h"
 #include "mail/imap_mime_private.h"
+#include "mail/mail_header.h"
 
 /* ---- section specs ---------------------------------------------- */
 
@@ -594,6 +596,30 @@ imap_mime_decoded_size(const struct imap_mime_src *src,
 	return n < 0 ? -1 : 0;
 }
 
+uint64_t
+imap_mime_whole_size(const struct imap_mime_src *src, uint64_t claimed)
+{
+	struct imap_mime_range r = { 0, src->size, 0, 0, IMAP_CTE_IDENTITY,
+				     false };
+	struct imap_mime_stream *st;
+	unsigned char buf[8192];
+	uint64_t size = 0;
+	ssize_t n;
+
+	if (claimed >= src->size && claimed - src->size <= src->size + 2)
+		return claimed;
+	st = xmalloc(sizeof(*st));
+	imap_mime_stream_init(st, src, &r, false, 0, UINT64_MAX);
+	while ((n = imap_mime_stream_read(st, buf, sizeof(buf))) > 0)
+		size += (uint64_t)n;
+	free(st);
+	/* a last line without its end gets one, as POP3 sends it */
+	if (src->size > 0 && src->read(src->arg, src->size - 1, buf, 1) == 1 &&
+	    buf[0] != '\n')
+		size += 2;
+	return size;
+}
+
 /* ---- RFC 2047 --------------------------------------------------- */
 
 /* s[0..n) in charset to UTF-8, appended; as it is if iconv cannot. */
@@ -627,72 +653,19 @@ to_utf8(const char *charset, const char *s, size_t n, struct strbuf *out)
 }
 
 /* One "=?cs?e?text?=" at s: its length, the decoded text into out, or 0
- * if it is not an encoded word. */
+ * if it is not an encoded word (mail/mail_header.h, tolerant). */
 static size_t
 encoded_word(const char *s, const char *lim, struct strbuf *out)
 {
-	const char *cs = s + 2, *q1, *q2, *end;
 	char charset[64];
 	struct strbuf raw = {0};
-	bool b;
+	size_t n = mail_encoded_word(s, lim, false, charset, sizeof(charset),
+				     &raw);
 
-	if ((q1 = memchr(cs, '?', (size_t)(lim - cs))) == NULL ||
-	    q1 + 3 >= lim || q1[2] != '?' || (size_t)(q1 - cs) >= 64 ||
-	    q1 == cs)
-		return 0;
-	b = q1[1] == 'B' || q1[1] == 'b';
-	if (!b && q1[1] != 'Q' && q1[1] != 'q')
-		return 0;
-	q2 = q1 + 3;
-	for (end = q2; end + 1 < lim && !(end[0] == '?' && end[1] == '=');
-	     end++)
-		if (*end == ' ' || *end == '\t')
-			return 0;
-	if (end + 1 >= lim)
-		return 0;
-	memcpy(charset, cs, (size_t)(q1 - cs));
-	charset[q1 - cs] = '\0';
-	if (strchr(charset, '*') != NULL)
-		*strchr(charset, '*') = '\0';	/* RFC 2231 language */
-	if (b) {
-		uint32_t acc = 0;
-		int na = 0;
-
-		for (const char *p = q2; p < end; p++) {
-			int v = b64val((unsigned char)*p);
-
-			if (v < 0)
-				continue;
-			acc = (acc << 6) | (uint32_t)v;
-			if (++na == 4) {
-				strbuf_addc(&raw, (char)(acc >> 16));
-				strbuf_addc(&raw, (char)(acc >> 8));
-				strbuf_addc(&raw, (char)acc);
-				na = 0;
-			}
-		}
-		if (na == 2)
-			strbuf_addc(&raw, (char)(acc >> 4));
-		else if (na == 3) {
-			strbuf_addc(&raw, (char)(acc >> 10));
-			strbuf_addc(&raw, (char)(acc >> 2));
-		}
-	} else
-		for (const char *p = q2; p < end; p++) {
-			if (*p == '_')
-				strbuf_addc(&raw, ' ');
-			else if (*p == '=' && p + 2 < end &&
-				 hexval((unsigned char)p[1]) >= 0 &&
-				 hexval((unsigned char)p[2]) >= 0) {
-				strbuf_addc(&raw, (char)(hexval((unsigned char)
-				    p[1]) * 16 + hexval((unsigned char)p[2])));
-				p += 2;
-			} else
-				strbuf_addc(&raw, *p);
-		}
-	to_utf8(charset, raw.s != NULL ? raw.s : "", raw.len, out);
+	if (n > 0)
+		to_utf8(charset, raw.s != NULL ? raw.s : "", raw.len, out);
 	strbuf_free(&raw);
-	return (size_t)(end + 2 - s);
+	return n;
 }
 
 void

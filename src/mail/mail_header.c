@@ -671,58 +671,108 @@ mail_address_list_clear(struct mail_address_list *l)
  */
 #define EW_MAX 1024
 
-/*
- * An encoded word at s (RFC 2047 2: "=?" charset "?" B|Q "?" text "?="),
- * decoded into out; its length in *len_r. -1 if it is not one. lim is
- * the end of the string.
- */
-static int
-encoded_word(const char *s, const char *lim, struct strbuf *out, size_t *len_r)
+/* Base64 as mail readers take it: octets outside the alphabet skipped,
+ * a last group of 2 or 3 giving 1 or 2 octets. */
+static void
+base64_tolerant(const char *s, const char *end, struct strbuf *out)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint32_t acc = 0;
+	int na = 0;
+
+	for (; s < end; s++) {
+		const char *v = *s != '\0' ? strchr(abc, *s) : NULL;
+
+		if (v == NULL)
+			continue;
+		acc = (acc << 6) | (uint32_t)(v - abc);
+		if (++na == 4) {
+			strbuf_addc(out, (char)(acc >> 16));
+			strbuf_addc(out, (char)(acc >> 8));
+			strbuf_addc(out, (char)acc);
+			na = 0;
+		}
+	}
+	if (na == 2)
+		strbuf_addc(out, (char)(acc >> 4));
+	else if (na == 3) {
+		strbuf_addc(out, (char)(acc >> 10));
+		strbuf_addc(out, (char)(acc >> 2));
+	}
+}
+
+size_t
+mail_encoded_word(const char *s, const char *lim, bool strict,
+		  char *charset, size_t csize, struct strbuf *out)
 {
 	const char *cs, *enc, *text, *end;
-	struct strbuf d = {0};
 	size_t room = (size_t)(lim - s) < EW_MAX ? (size_t)(lim - s) : EW_MAX;
 
 	if (room < 8 || s[0] != '=' || s[1] != '?')
-		return -1;
+		return 0;
 	cs = s + 2;
 	enc = memchr(cs, '?', room - 2);
 	if (enc == NULL || enc == cs || enc + 3 > s + room || enc[2] != '?' ||
-	    strchr("BbQq", enc[1]) == NULL || enc[1] == '\0')
-		return -1;
+	    enc[1] == '\0' || strchr("BbQq", enc[1]) == NULL)
+		return 0;
 	text = enc + 3;
 	end = memmem(text, (size_t)(s + room - text), "?=", 2);
 	if (end == NULL)
-		return -1;
+		return 0;
 	for (const char *c = cs; c < end; c++)
 		if (*c == ' ' || *c == '\t')
-			return -1;
-	if (enc[1] == 'B' || enc[1] == 'b') {
+			return 0;
+	if (charset != NULL) {
+		size_t n = strcspn(cs, "*?");	/* RFC 2231 language cut */
+
+		if ((size_t)(enc - cs) >= csize)
+			return 0;
+		memcpy(charset, cs, n);
+		charset[n] = '\0';
+	}
+	if ((enc[1] == 'B' || enc[1] == 'b') && !strict)
+		base64_tolerant(text, end, out);
+	else if (enc[1] == 'B' || enc[1] == 'b') {
 		size_t n = (size_t)(end - text);
 		char *buf = xmalloc(base64_decoded_max(n) + 1);
 		ssize_t r = base64_decode(text, n, buf,
 					  base64_decoded_max(n) + 1);
-		if (r < 0) {
-			free(buf);
-			return -1;
-		}
-		strbuf_add(&d, buf, (size_t)r);
+		if (r >= 0)
+			strbuf_add(out, buf, (size_t)r);
 		free(buf);
-	} else if (enc[1] == 'Q' || enc[1] == 'q') {
+		if (r < 0)
+			return 0;
+	} else
 		for (const char *c = text; c < end; c++) {
 			int h, l;
 			if (*c == '_') {
-				strbuf_addc(&d, ' ');
+				strbuf_addc(out, ' ');
 			} else if (*c == '=' && c + 2 < end &&
 				   (h = hex_digit(c[1])) >= 0 &&
 				   (l = hex_digit(c[2])) >= 0) {
-				strbuf_addc(&d, (char)(h * 16 + l));
+				strbuf_addc(out, (char)(h * 16 + l));
 				c += 2;
 			} else {
-				strbuf_addc(&d, *c);
+				strbuf_addc(out, *c);
 			}
 		}
-	} else {
+	return (size_t)(end + 2 - s);
+}
+
+/*
+ * An encoded word at s, decoded into out (strictly: bad base64 is no
+ * word), control octets read as space; its length in *len_r. -1 if it
+ * is not one. lim is the end of the string.
+ */
+static int
+encoded_word(const char *s, const char *lim, struct strbuf *out, size_t *len_r)
+{
+	struct strbuf d = {0};
+	size_t n = mail_encoded_word(s, lim, true, NULL, 0, &d);
+
+	if (n == 0) {
+		strbuf_free(&d);
 		return -1;
 	}
 	/* control octets (NUL included) read as space */
@@ -731,8 +781,8 @@ encoded_word(const char *s, const char *lim, struct strbuf *out, size_t *len_r)
 			d.s[i] = ' ';
 	if (d.len > 0)
 		strbuf_add(out, d.s, d.len);
-	free(d.s);
-	*len_r = (size_t)(end + 2 - s);
+	strbuf_free(&d);
+	*len_r = n;
 	return 0;
 }
 

@@ -100,6 +100,20 @@ void mail_address_list_clear(struct mail_address_list *l);
  */
 char *mail_display_decode(const char *s);
 
+struct strbuf;
+/*
+ * One RFC 2047 encoded word at s ("=?" charset "?" B|Q "?" text "?=", no
+ * white space, at most 1024 octets looked at, so that decoding a string
+ * stays linear), lim the string's end: its length, 0 if there is none.
+ * The text's octets are appended to out (the charset not converted); the
+ * charset, cut at an RFC 2231 '*', into charset[csize] unless NULL (a
+ * longer name is no word). strict: bad base64 is no word (the display
+ * checks above rely on it); else octets outside the alphabet are
+ * skipped, as mail readers do (IMAP's ENVELOPE and SEARCH).
+ */
+size_t mail_encoded_word(const char *s, const char *lim, bool strict,
+			 char *charset, size_t csize, struct strbuf *out);
+
 /*
  * The e-mail addresses that a display name or comment shows to a reader,
  * once its encoded words are decoded: "bob@example.test" in

@@ -16,11 +16,13 @@
 #include "lib/xalloc.h"
 #include "mail/imap_seq.h"
 #include "store/imap_store_private.h"
+#include "store/mailbox.h"
 
 struct imap_folder_private {
 	struct imap_store *st;
 	char *dir;
 	char *kw[IMAP_KEYWORDS_MAX];
+	bool uidless;		/* the last scan left files without a UID */
 };
 
 static size_t
@@ -174,8 +176,10 @@ scan_by_uid(struct imap_folder *f, struct scan *sc, bool assign)
 			return -1;
 		}
 		/* no lock: what has a UID is still shown */
-		if (scan_uids(f->priv->dir, sc, false) < 0) {
+		if (scan_uids(f->priv->dir, sc, false) < 0 ||
+		    sc->uidvalidity == 0) {
 			scan_free(sc);
+			errno = EAGAIN;
 			return -1;
 		}
 	}
@@ -186,6 +190,8 @@ scan_by_uid(struct imap_folder *f, struct scan *sc, bool assign)
 		}
 		sc->e[j++] = sc->e[i];
 	}
+	if (assign)
+		f->priv->uidless = j < sc->n;
 	sc->n = j;
 	if (sc->n > 1)
 		qsort(sc->e, sc->n, sizeof(*sc->e), cmp_uid);
@@ -207,18 +213,10 @@ imap_folder_open(struct imap_store *st, const char *name, bool readonly,
 {
 	struct imap_folder *f;
 	struct imap_changes ch;
-	char *dir = folder_dir(st, name), *cur;
+	char *dir = folder_dir_existing(st, name);
 
 	if (dir == NULL)
 		return -1;
-	cur = xasprintf("%s/cur", dir);
-	if (access(cur, F_OK) != 0) {
-		free(cur);
-		free(dir);
-		errno = ENOENT;
-		return -1;
-	}
-	free(cur);
 	f = xcalloc(1, sizeof(*f));
 	f->priv = xcalloc(1, sizeof(*f->priv));
 	f->priv->st = st;
@@ -330,6 +328,7 @@ imap_folder_sync(struct imap_folder *f, bool expunges, struct imap_changes *ch)
 	memset(ch, 0, sizeof(*ch));
 	if (scan_by_uid(f, &sc, true) < 0)
 		return -1;
+	ch->incomplete = f->priv->uidless;
 	for (i = 0; i < f->n; i++)
 		missing += find_uid(&sc, f->msgs[i].uid) == NULL;
 	/* a rename during readdir can hide a file: look twice */
@@ -440,23 +439,6 @@ imap_folder_keyword(struct imap_folder *f, const char *name, bool create)
 	return r;
 }
 
-static bool
-seqset_has(const struct imap_seqset *set, uint32_t v, uint32_t star)
-{
-	for (size_t i = 0; i < set->n; i++) {
-		uint32_t lo = set->r[i].lo == IMAP_SEQ_STAR ? star : set->r[i].lo;
-		uint32_t hi = set->r[i].hi == IMAP_SEQ_STAR ? star : set->r[i].hi;
-		if (lo > hi) {
-			uint32_t t = lo;
-			lo = hi;
-			hi = t;
-		}
-		if (v >= lo && v <= hi)
-			return true;
-	}
-	return false;
-}
-
 /* Unlinks message m (found again by base if it moved): true if it is
  * no longer there. */
 static bool
@@ -500,7 +482,7 @@ imap_folder_expunge(struct imap_folder *f, const struct imap_seqset *uids,
 	for (i = j = 0; i < f->n; i++) {
 		struct imap_msg *m = &f->msgs[i];
 		if ((m->flags & IMAP_F_DELETED) &&
-		    (uids == NULL || seqset_has(uids, m->uid, star)) &&
+		    (uids == NULL || imap_seqset_contains(uids, m->uid, star)) &&
 		    (m->gone || expunge_one(f, m, dirs))) {
 			ch->expunged[ch->nexpunged] =
 			    (uint32_t)(i + 1 - ch->nexpunged);
@@ -550,7 +532,6 @@ int
 imap_folder_open_msg(struct imap_folder *f, size_t i, uint64_t *fsize_r)
 {
 	struct imap_msg *m;
-	struct stat sb;
 	int fd = -1;
 
 	if (i >= f->n) {
@@ -560,20 +541,11 @@ imap_folder_open_msg(struct imap_folder *f, size_t i, uint64_t *fsize_r)
 	m = &f->msgs[i];
 	for (int tries = 0; tries < 3 && fd < 0; tries++) {
 		char *path = xasprintf("%s/%s", f->priv->dir, m->name);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		fd = maildir_msg_open(AT_FDCWD, path, fsize_r);
 		free(path);
 		if (fd < 0 && (errno != ENOENT || relocate(f, m) < 0))
 			return -1;
 	}
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		errno = ENOENT;
-		return -1;
-	}
-	if (fsize_r != NULL)
-		*fsize_r = (uint64_t)sb.st_size;
 	return fd;
 }
 
@@ -642,21 +614,13 @@ int
 imap_folder_copy(struct imap_folder *f, const size_t *idx, size_t n,
 		 const char *dest, uint32_t *uidvalidity_r, uint32_t *uids_r)
 {
-	char *dir = folder_dir(f->priv->st, dest), *cur, *dkw[IMAP_KEYWORDS_MAX];
-	char **tmp, **names;
+	char *dir = folder_dir_existing(f->priv->st, dest);
+	char *dkw[IMAP_KEYWORDS_MAX], **tmp, **names;
 	size_t i, done = 0;
 	int r = 0, saved;
 
 	if (dir == NULL)
 		return -1;
-	cur = xasprintf("%s/cur", dir);
-	if (access(cur, F_OK) != 0) {
-		free(cur);
-		free(dir);
-		errno = ENOENT;
-		return -1;
-	}
-	free(cur);
 	keywords_read(dir, dkw);
 	tmp = xcalloc(n + 1, sizeof(*tmp));
 	names = xcalloc(n + 1, sizeof(*names));

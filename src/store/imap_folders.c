@@ -1,7 +1,9 @@
 /*
- * The user's folders: names to Maildir++ directories and back, LIST,
- * CREATE, DELETE, RENAME, subscriptions, STATUS, APPEND; flag letters in
- * file names; the dovecot-keywords file. See imap_store.h.
+ * The user's folders: names to Maildir++ directories and back, the
+ * special-use folders (created, and subscribed until the user has a
+ * subscriptions file), LIST, CREATE, DELETE, RENAME, subscriptions,
+ * STATUS, APPEND; flag letters in file names; the dovecot-keywords file.
+ * See imap_store.h.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -130,6 +132,23 @@ folder_dir(const struct imap_store *st, const char *name)
 	r = xasprintf("%s/%s", st->root, d);
 	free(d);
 	return r;
+}
+
+char *
+folder_dir_existing(const struct imap_store *st, const char *name)
+{
+	char *dir = folder_dir(st, name), *cur;
+
+	if (dir == NULL)
+		return NULL;
+	cur = xasprintf("%s/cur", dir);
+	if (access(cur, F_OK) != 0) {
+		free(dir);
+		dir = NULL;
+		errno = ENOENT;
+	}
+	free(cur);
+	return dir;
 }
 
 /* ---- flags in names ------------------------------------------------ */
@@ -290,6 +309,36 @@ keyword_index(const char *dir, char *names[IMAP_KEYWORDS_MAX],
 static int
 subs_change(struct imap_store *st, const char *name, bool on);
 
+/*
+ * The special-use folders: each one missing is created and subscribed.
+ * While there is no subscriptions file yet (no IMAP session has run on
+ * this Maildir) the ones that already exist are subscribed too: a .Sent
+ * made by submission's save_sent or a .Junk by quarantine before the
+ * first login must not stay hidden from clients that list subscribed
+ * folders only (Dovecot's autosubscribe does the same).
+ */
+static void
+specials_ensure(struct imap_store *st)
+{
+	char *subs = xasprintf("%s/" SUBS_FILE, st->root);
+	bool first = access(subs, F_OK) != 0 && errno == ENOENT;
+
+	free(subs);
+	for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
+		char *d = xasprintf("%s/.%s", st->root, specials[i].name);
+		bool sub = first;
+
+		if (access(d, F_OK) != 0) {
+			char *f = xasprintf(".%s", specials[i].name);
+			sub = maildir_folder_create(st->root, f) == 0;
+			free(f);
+		}
+		if (sub)
+			(void)subs_change(st, specials[i].name, true);
+		free(d);
+	}
+}
+
 int
 imap_store_open(const char *maildir, struct imap_store **st_r)
 {
@@ -305,16 +354,7 @@ imap_store_open(const char *maildir, struct imap_store **st_r)
 	for (i = 0; st->host[i] != '\0'; i++)
 		if (st->host[i] == '/' || st->host[i] == ':')
 			st->host[i] = '_';
-	for (i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
-		char *d = xasprintf("%s/.%s", maildir, specials[i].name);
-		if (access(d, F_OK) != 0) {
-			char *f = xasprintf(".%s", specials[i].name);
-			if (maildir_folder_create(maildir, f) == 0)
-				(void)subs_change(st, specials[i].name, true);
-			free(f);
-		}
-		free(d);
-	}
+	specials_ensure(st);
 	*st_r = st;
 	return 0;
 }
@@ -754,7 +794,7 @@ int
 imap_store_status(struct imap_store *st, const char *name,
 		  struct imap_status *status)
 {
-	char *dir = folder_dir(st, name), *cur;
+	char *dir = folder_dir_existing(st, name);
 	struct scan sc;
 	unsigned flags;
 	uint32_t kw;
@@ -762,14 +802,6 @@ imap_store_status(struct imap_store *st, const char *name,
 	memset(status, 0, sizeof(*status));
 	if (dir == NULL)
 		return -1;
-	cur = xasprintf("%s/cur", dir);
-	if (access(cur, F_OK) != 0) {
-		free(cur);
-		free(dir);
-		errno = ENOENT;
-		return -1;
-	}
-	free(cur);
 	if (scan_dir(dir, &sc) < 0 || scan_uids(dir, &sc, true) < 0) {
 		int saved = errno;
 		scan_free(&sc);
@@ -875,7 +907,7 @@ imap_store_append(struct imap_store *st, const char *name, int fd,
 		  const char *const *keywords, size_t nkeywords,
 		  time_t internaldate, uint32_t *uidvalidity_r, uint32_t *uid_r)
 {
-	char *dir = folder_dir(st, name), *tmp = NULL, *fname = NULL;
+	char *dir = folder_dir_existing(st, name), *tmp = NULL, *fname = NULL;
 	char base[256];
 	uint64_t octets, vsize;
 	uint32_t kw;
@@ -883,13 +915,6 @@ imap_store_append(struct imap_store *st, const char *name, int fd,
 
 	if (dir == NULL)
 		return -1;
-	char *cur = xasprintf("%s/cur", dir);
-	if (access(cur, F_OK) != 0) {
-		errno = ENOENT;
-		free(cur);
-		goto out;
-	}
-	free(cur);
 	if (keyword_bits(dir, keywords, nkeywords, &kw) < 0)
 		goto out;
 	store_new_base(st, base, sizeof(base), 0, 0);

@@ -27,7 +27,10 @@
  * lines), so a mailbox Dovecot served keeps its UIDs here and back. New
  * files get UIDs in base-name order under <folder>/dovecot-uidlist.lock
  * (a dotlock taken as Dovecot takes it; a stale one is broken after
- * Dovecot's timeout), the file rewritten by rename. \Recent (IMAP4rev1
+ * Dovecot's timeout; a live one is waited for DOTLOCK_WAIT_MS at most,
+ * as the wait blocks the worker: a sync then goes on with the UIDs it
+ * knows, the new files appear at the next one), the file rewritten by
+ * rename. \Recent (IMAP4rev1
  * only) is given to the messages a session moves from new/ to cur/.
  *
  * Header cache: <folder>/godwit-cache (mail/imap_hcache.h), written and
@@ -39,7 +42,7 @@
  *
  * Errors: -1 with errno; ENOENT (no such folder), EEXIST, EINVAL (a bad
  * name), EPERM (INBOX cannot be deleted; a special-use one can), ENOSPC
- * (no keyword slot left), EIO.
+ * (no keyword slot left), EAGAIN (the uidlist lock is busy), EIO.
  */
 #ifndef GODWIT_IMAP_STORE_H
 #define GODWIT_IMAP_STORE_H
@@ -91,7 +94,8 @@ struct imap_status {
 struct imap_store;
 
 /* Opens the user's Maildir (creating it and the special-use folders if
- * missing). */
+ * missing; those are subscribed when created, and all of them while the
+ * Maildir has no subscriptions file yet). */
 int imap_store_open(const char *maildir, struct imap_store **st_r);
 void imap_store_close(struct imap_store *st);
 
@@ -167,6 +171,8 @@ struct imap_changes {
 	size_t exists;		/* n after the sync */
 	bool new_messages;	/* n grew: "* n EXISTS" */
 	bool keywords_changed;	/* the keyword list grew: "* FLAGS" */
+	bool incomplete;	/* files left without a UID (the uidlist lock
+				 * was busy): sync again at the next chance */
 };
 
 int imap_folder_open(struct imap_store *st, const char *name, bool readonly,

@@ -18,7 +18,12 @@
 #define KEYWORDS_FILE "dovecot-keywords"
 #define SUBS_FILE "subscriptions"
 #define DOTLOCK_STALE_SECS 120	/* Dovecot's, for dovecot-uidlist.lock */
-#define DOTLOCK_WAIT_MS 5000
+/* A live lock is waited for this long at most: the wait blocks the
+ * worker's event loop, and every session on it. A sync that cannot take
+ * the lock goes on with the UIDs it knows (the new mail gets its UID at
+ * the next check); a write (APPEND, COPY, keywords, subscriptions) fails
+ * with EAGAIN. */
+#define DOTLOCK_WAIT_MS 200
 #define STORE_FILE_MAX (64u * 1024 * 1024)	/* uidlist etc. read bound */
 
 struct imap_store {
@@ -54,7 +59,9 @@ int scan_dir(const char *dir, struct scan *sc);
 void scan_free(struct scan *sc);
 const char *scan_base(const struct scan_ent *e);
 /* Fills the UIDs of sc from the folder's uidlist; with assign, new files
- * get UIDs under the lock (and a missing uidlist is created). */
+ * get UIDs under the lock (and a missing uidlist is created). When the
+ * lock is busy (DOTLOCK_WAIT_MS) the new files keep UID 0 and it returns
+ * 0, unless there is no usable uidlist yet (-1, EAGAIN). */
 int scan_uids(const char *dir, struct scan *sc, bool assign);
 /*
  * Under the lock: renames each tmp[i] (a path) to dir/cur/<names[i]>
@@ -66,6 +73,8 @@ int uidlist_place(const char *dir, char *const *tmp, char *const *names,
 /* ---- imap_folders.c ---- */
 /* The directory of folder name (UTF-8), or NULL and EINVAL. */
 char *folder_dir(const struct imap_store *st, const char *name);
+/* The same, of a folder that exists (has cur/): else NULL and ENOENT. */
+char *folder_dir_existing(const struct imap_store *st, const char *name);
 enum imap_special folder_special(const char *name);
 /* Flags and keyword bits from a file name's ":2," part. */
 void name_flags(const char *name, unsigned *flags_r, uint32_t *kw_r);

@@ -2,8 +2,11 @@
  * dovecot-uidlist as Dovecot keeps it: the dotlock "<file>.lock" (created
  * with O_EXCL; the new contents written into it and renamed over the
  * file, as Dovecot's file_dotlock_replace() does; broken when older than
- * Dovecot's 2 minutes), the scan of new/ and cur/ by base name, and UID
- * assignment in base-name order under that lock.
+ * Dovecot's 2 minutes; a live one waited for DOTLOCK_WAIT_MS at most, as
+ * the wait blocks the worker), the scan of new/ and cur/ by base name,
+ * and UID assignment in base-name order under that lock (when it stays
+ * busy, the UIDs already known are used and new files wait for the next
+ * sync).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -437,7 +440,13 @@ scan_uids(const char *dir, struct scan *sc, bool assign)
 	dovecot_uidlist_free(&ul);
 	if (!assign || (r == 0 && missing == 0))
 		return 0;
-	return assign_locked(dir, sc);
+	if (assign_locked(dir, sc) < 0) {
+		if (errno != EAGAIN || r == 1)
+			return -1;	/* busy with no uidlist: no UIDVALIDITY */
+		/* the lock is busy: what has a UID is known (mapped above);
+		 * the rest gets one at the next check */
+	}
+	return 0;
 }
 
 int

@@ -137,10 +137,11 @@ entry_is_reg(int dfd, const struct dirent *de)
 /*
  * Opens a message file read-only. O_NONBLOCK keeps a FIFO swapped in
  * after readdir() from blocking us (it has no effect on regular files);
- * anything but a regular file is refused as if it were gone.
+ * anything but a regular file is refused as if it were gone. Shared with
+ * the IMAP store (store/imap_folder.c).
  */
-static int
-open_msg(int dfd, const char *file, uint64_t *fsize_r)
+int
+maildir_msg_open(int dfd, const char *file, uint64_t *fsize_r)
 {
 	struct stat st;
 	int fd;
@@ -170,7 +171,7 @@ compute_size(int dfd, const char *file, unsigned char *buf, uint64_t *size_r)
 	ssize_t r;
 	int fd, saved;
 
-	if ((fd = open_msg(dfd, file, NULL)) < 0)
+	if ((fd = maildir_msg_open(dfd, file, NULL)) < 0)
 		return -1;
 	pop3_size_init(&sz);
 	for (;;) {
@@ -584,7 +585,7 @@ open_at_name(struct mailbox *mb, size_t i, bool cached, uint64_t *fsize_r)
 			errno = ENOENT;
 		return -1;
 	}
-	fd = open_msg(dfd, name + SUB_LEN, fsize_r);
+	fd = maildir_msg_open(dfd, name + SUB_LEN, fsize_r);
 	saved = errno;
 	if (cached && mb->dfd[sub] < 0)
 		mb->dfd[sub] = dfd;

@@ -106,6 +106,10 @@ int mailbox_scan(struct mailbox *mb, size_t max_msgs);
  * directories new/ and cur/ stay open in mb (dfd) until mailbox_close().
  */
 int mailbox_open(struct mailbox *mb, size_t i, uint64_t *fsize_r);
+/* Opens message file (relative to dfd, or AT_FDCWD) read-only, without
+ * following a symlink or blocking on a FIFO: anything but a regular file
+ * is ENOENT, as if gone. *fsize_r (if not NULL) receives its size. */
+int maildir_msg_open(int dfd, const char *file, uint64_t *fsize_r);
 
 /*
  * UPDATE state (RFC 1939 section 6): unlinks every deleted message (found

@@ -153,6 +153,21 @@ def place(g, user, msgs):
     g.hand_over_mail()
 
 
+# ",W=" that lies (another program named the files): far too large, below
+# the stored size, and two within what the stored form allows
+W_LIES = [10**12, 3, len(crlf(SIMPLE)) + 5, len(SIMPLE)]
+
+
+def place_w(g, user, first, msgs):
+    """Writes (message, W) pairs into user's cur/, numbered from first."""
+    md = g.maildir(user)
+    for i, (m, w) in enumerate(msgs, first):
+        p = md / "cur" / f"{1000000000 + i}.M{i}P1.test,S={len(m)},W={w}:2,"
+        p.write_bytes(m)
+        os.utime(p, (MTIME, MTIME))
+    g.hand_over_mail()
+
+
 @pytest.fixture(scope="module")
 def g(request, godwit_root):
     gw = Godwit(godwit_base(godwit_root, "imap_fetch"))
@@ -165,6 +180,7 @@ def g(request, godwit_root):
     MESSAGES[2] = large()
     place(gw, ALICE, MESSAGES)
     place(gw, BOB, [SIMPLE, MULTI, SIMPLE, UUE, NOEOL])
+    place_w(gw, BOB, 5, [(SIMPLE, w) for w in W_LIES])
     gw.start()
     yield gw
     problems = _finish(gw)
@@ -484,6 +500,26 @@ def test_last_line_without_end(g):
         d = fetch(c, "5", "(ENVELOPE BODY.PEEK[])")
         assert literal(d) == want
         assert literal(fetch(c, "5", "(BODY.PEEK[TEXT])")) == b"no line end"
+    finally:
+        c.logout()
+
+
+def test_w_that_lies(g):
+    """BODY[] of a file whose ",W=" is wrong: a claim the stored form
+    cannot have is counted from the file (the message, whole); one within
+    its bounds pads with spaces or cuts. The literal is always exactly
+    the announced size: the next command still gets its answer."""
+    want = crlf(SIMPLE)
+    expect = [want, want, want + b" " * 5, want[:len(SIMPLE)]]
+    c = login(g, BOB, examine=True)
+    try:
+        for i, e in enumerate(expect, 6):
+            for items in ("(BODY.PEEK[])", "(ENVELOPE BODY.PEEK[])"):
+                assert literal(fetch(c, str(i), items)) == e, (i, items)
+                typ, _ = c.noop()
+                assert typ == "OK"
+        d = fetch(c, "1", "(BODY.PEEK[])")
+        assert literal(d) == want
     finally:
         c.logout()
 

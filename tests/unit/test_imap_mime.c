@@ -280,6 +280,29 @@ test_sizes(void **state)
 	imap_mime_free(&m);
 }
 
+/* ",W=" that another program got wrong: kept within what the stored
+ * form allows, else counted (a last line without its end counts its
+ * CR LF) */
+static void
+test_whole_size(void **state)
+{
+	struct imap_mime *m = parse("a\nbb\n", 0);
+
+	(void)state;
+	imap_mime_free(&m);
+	assert_int_equal(imap_mime_whole_size(&src, 7), 7);	/* right */
+	assert_int_equal(imap_mime_whole_size(&src, 5), 5);	/* bounds */
+	assert_int_equal(imap_mime_whole_size(&src, 12), 12);
+	assert_int_equal(imap_mime_whole_size(&src, 4), 7);	/* counted */
+	assert_int_equal(imap_mime_whole_size(&src, 13), 7);
+	assert_int_equal(imap_mime_whole_size(&src, UINT64_MAX), 7);
+	m = parse("a\r\nno end", 3);
+	imap_mime_free(&m);
+	assert_int_equal(imap_mime_whole_size(&src, 0), 11);
+	mem.len = src.size = 0;
+	assert_int_equal(imap_mime_whole_size(&src, 9), 0);
+}
+
 static void
 test_section_parse(void **state)
 {
@@ -370,6 +393,7 @@ main(void)
 		cmocka_unit_test(test_simple),
 		cmocka_unit_test(test_multipart),
 		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_whole_size),
 		cmocka_unit_test(test_section_parse),
 		cmocka_unit_test(test_words),
 		cmocka_unit_test(test_deep),

@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "lib/util.h"
 #include "mail/imap_seq.h"
 #include "store/imap_store.h"
+#include "store/deliver.h"
 #include "store/maildir_watch.h"
 
 struct fx {
@@ -505,6 +507,35 @@ test_rename_delete(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
+/*
+ * Special-use folders made before the first IMAP login (a .Sent by
+ * submission's save_sent, a .Junk by quarantine) are subscribed when the
+ * subscriptions file does not exist yet; once it does, a folder the user
+ * unsubscribed stays unsubscribed.
+ */
+static void
+test_autosubscribe(void **state)
+{
+	struct fx *f = *state;
+	struct imap_store *st;
+	char md[400];
+
+	snprintf(md, sizeof(md), "%s/Other", f->dir);
+	assert_int_equal(maildir_create(md), 0);
+	assert_int_equal(maildir_folder_create(md, ".Sent"), 0);
+	assert_int_equal(maildir_folder_create(md, ".Junk"), 0);
+	assert_false(exists(md, "subscriptions"));
+	assert_int_equal(imap_store_open(md, &st), 0);
+	assert_string_equal(slurp(md, "subscriptions"),
+			    "V\t2\n\nSent\nDrafts\nJunk\nTrash\n");
+	assert_int_equal(imap_store_subscribe(st, "Sent", false), 0);
+	imap_store_close(st);
+	assert_int_equal(imap_store_open(md, &st), 0);
+	assert_string_equal(slurp(md, "subscriptions"),
+			    "V\t2\n\nDrafts\nJunk\nTrash\n");
+	imap_store_close(st);
+}
+
 static void
 test_subscriptions(void **state)
 {
@@ -547,6 +578,53 @@ test_stale_lock(void **state)
 	assert_int_equal(imap_folder_open(f->st, "INBOX", false, &a), 0);
 	assert_int_equal(a->n, 1);
 	assert_false(exists(f->md, "dovecot-uidlist.lock"));
+	imap_folder_close(a);
+}
+
+/* A live lock (another process's, fresh) is waited for briefly: the sync
+ * and STATUS go on with the UIDs known, an APPEND fails with EAGAIN, and
+ * the new mail appears at the first sync after the lock is gone. With no
+ * uidlist yet there is no UIDVALIDITY to show: EAGAIN. */
+static void
+test_busy_lock(void **state)
+{
+	struct fx *f = *state;
+	struct imap_folder *a, *a2;
+	struct imap_status s;
+	struct imap_changes ch;
+	uint32_t uv, uid;
+	uint64_t t0;
+	char p[1024];
+
+	put(f->md, "new/1.M.h", "a\n");
+	assert_int_equal(imap_folder_open(f->st, "INBOX", false, &a), 0);
+	assert_int_equal(a->n, 1);
+	put(f->md, "dovecot-uidlist.lock", "");
+	put(f->md, "new/2.M.h", "b\n");
+	t0 = mono_ms();
+	assert_int_equal(imap_folder_sync(a, true, &ch), 0);
+	assert_false(ch.new_messages);
+	assert_true(ch.incomplete);	/* imapd syncs again next time */
+	imap_changes_free(&ch);
+	assert_int_equal(a->n, 1);
+	assert_int_equal(imap_store_status(f->st, "INBOX", &s), 0);
+	assert_int_equal(s.messages, 1);
+	assert_int_equal(imap_store_append(f->st, "INBOX", -1, "c\r\n", 3, 0,
+					   NULL, 0, 0, &uv, &uid), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(mono_ms() - t0 < 3000);	/* three waits, not 15 s */
+	put(f->md, ".Sent/dovecot-uidlist.lock", "");
+	assert_int_equal(imap_folder_open(f->st, "Sent", false, &a2), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(exists(f->md, "dovecot-uidlist.lock"));	/* not broken */
+	snprintf(p, sizeof(p), "%s/dovecot-uidlist.lock", f->md);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(imap_folder_sync(a, true, &ch), 0);
+	assert_true(ch.new_messages);
+	assert_false(ch.incomplete);
+	imap_changes_free(&ch);
+	assert_int_equal(a->n, 2);
+	assert_int_equal(a->msgs[1].uid, 2);
 	imap_folder_close(a);
 }
 
@@ -712,7 +790,9 @@ main(void)
 		T(test_append_copy),
 		T(test_rename_delete),
 		T(test_subscriptions),
+		T(test_autosubscribe),
 		T(test_stale_lock),
+		T(test_busy_lock),
 		T(test_concurrent_uids),
 		cmocka_unit_test(test_list_match),
 		T(test_watch),

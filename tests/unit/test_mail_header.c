@@ -11,6 +11,7 @@
 
 #include "unit.h"
 
+#include "lib/strbuf.h"
 #include "mail/mail_header.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -365,6 +366,42 @@ test_display_addresses(void **state)
 	}
 }
 
+/* The one encoded-word decoder, strict (display checks) and tolerant
+ * (IMAP): bad base64 is no word only when strict; the charset is cut at
+ * an RFC 2231 '*'; a word longer than the bound is no word. */
+static void
+test_encoded_word(void **state)
+{
+	const char *w = "=?ISO-8859-1*fr?B?Y!2Fm?= x", *lim = w + strlen(w);
+	struct strbuf out = {0};
+	char cs[64], *big;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(mail_encoded_word(w, lim, true, NULL, 0, &out), 0);
+	assert_int_equal(mail_encoded_word(w, lim, false, cs, sizeof(cs),
+					   &out), strlen(w) - 2);
+	assert_string_equal(cs, "ISO-8859-1");
+	assert_int_equal(out.len, 3);
+	assert_memory_equal(out.s, "caf", 3);
+	strbuf_reset(&out);
+	w = "=?utf-8?q?a_b=3D?=";
+	assert_int_equal(mail_encoded_word(w, w + strlen(w), true, cs, 4,
+					   &out), 0);	/* charset too long */
+	assert_int_equal(mail_encoded_word(w, w + strlen(w), true, NULL, 0,
+					   &out), strlen(w));
+	assert_memory_equal(out.s, "a b=", 4);
+	big = calloc(1, 1200);
+	assert_non_null(big);
+	memcpy(big, "=?a?q?", 6);
+	memset(big + 6, 'x', 1100);
+	memcpy(big + 1106, "?=", 2);
+	n = mail_encoded_word(big, big + 1108, false, NULL, 0, &out);
+	assert_int_equal(n, 0);
+	free(big);
+	strbuf_free(&out);
+}
+
 int
 main(void)
 {
@@ -374,6 +411,7 @@ main(void)
 	    cmocka_unit_test(test_address_list),
 	    cmocka_unit_test(test_address_list_nul),
 	    cmocka_unit_test(test_display_decode),
+	    cmocka_unit_test(test_encoded_word),
 	    cmocka_unit_test(test_display_addresses),
 	};
 
