@@ -256,6 +256,35 @@ matcher_free(struct matcher *m)
 	free(m->win);
 }
 
+/*
+ * Whether the header, its line ends taken out, holds str: without an
+ * encoded word ("=?") a field's decoded value is its raw value with the
+ * line ends taken out, so if this says no, no field holds str (a quick
+ * answer for most messages of a search that uses a header cache).
+ */
+static bool
+raw_may_have(const struct eval *e, const char *str)
+{
+	struct matcher m;
+	const char *p = e->hdr.s, *lim = e->hdr.s + e->hdr.len;
+	bool found;
+
+	if (memmem(e->hdr.s, e->hdr.len, "=?", 2) != NULL)
+		return true;
+	matcher_init(&m, str);
+	while (p < lim && !m.found) {
+		const char *q = p;
+
+		while (q < lim && *q != '\r' && *q != '\n')
+			q++;
+		feed(&m, p, (size_t)(q - p));
+		p = q < lim ? q + 1 : q;
+	}
+	found = m.found;
+	matcher_free(&m);
+	return found;
+}
+
 /* HEADER field str (field NULL: any field, for TEXT). */
 static bool
 header_has(struct eval *e, const char *field, const char *str)
@@ -263,6 +292,8 @@ header_has(struct eval *e, const char *field, const char *str)
 	struct matcher m;
 	struct hdr_match h = {field, &m, false, {0}};
 
+	if (field != NULL && str[0] != '\0' && !raw_may_have(e, str))
+		return false;
 	matcher_init(&m, str);
 	imap_mime_fields(e->hdr.s, e->hdr.len, hdr_field, &h);
 	strbuf_free(&h.dec);
