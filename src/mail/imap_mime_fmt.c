@@ -410,14 +410,87 @@ empty_group(struct strbuf *out, const char *v)
 	strbuf_free(&name);
 }
 
+/* v[*b, *e) without blanks, line ends and the brackets around it */
+static void
+trim_addr(const char *v, size_t *b, size_t *e)
+{
+	while (*b < *e && (is_wsp(v[*b]) || v[*b] == '\r' || v[*b] == '\n' ||
+			   v[*b] == '<' || v[*b] == '"'))
+		(*b)++;
+	while (*e > *b && (is_wsp(v[*e - 1]) || v[*e - 1] == '\r' ||
+			   v[*e - 1] == '\n' || v[*e - 1] == '>' ||
+			   v[*e - 1] == '"'))
+		(*e)--;
+}
+
+/* One piece of a refused field: the address in its last <...> if any. */
+static void
+write_raw_one(struct strbuf *out, const char *v, size_t b, size_t e)
+{
+	const char *lt = memrchr(v + b, '<', e - b), *at;
+
+	if (lt != NULL)
+		b = (size_t)(lt - v);
+	trim_addr(v, &b, &e);
+	if (b == e)
+		return;
+	at = memrchr(v + b, '@', e - b);
+	strbuf_addstr(out, "(NIL NIL ");
+	if (at != NULL && at > v + b && at + 1 < v + e) {
+		imap_mime_quote(out, v + b, (size_t)(at - (v + b)));
+		strbuf_addc(out, ' ');
+		imap_mime_quote(out, at + 1, (size_t)(v + e - (at + 1)));
+	} else {
+		imap_mime_quote(out, v + b, e - b);
+		strbuf_addstr(out, " \"MISSING_DOMAIN\"");
+	}
+	strbuf_addc(out, ')');
+}
+
+/*
+ * A field the address parser refuses ("From: nobody", a stray bracket):
+ * each comma-separated piece (commas in quotes do not count) as an
+ * address made of its text, so that the client still sees who it was:
+ * the part before the last '@' as the mailbox, the rest as the host or,
+ * without an '@', "MISSING_DOMAIN" (as Dovecot answers). NIL only for a
+ * field with nothing in it.
+ */
+static void
+write_raw_addr(struct strbuf *out, const char *v)
+{
+	size_t len = strlen(v), start = 0, mark = out->len;
+	bool quoted = false;
+
+	strbuf_addc(out, '(');
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && v[i] == '"')
+			quoted = !quoted;
+		if (i == len || (v[i] == ',' && !quoted)) {
+			write_raw_one(out, v, start, i);
+			start = i + 1;
+		}
+	}
+	if (out->len == mark + 1) {
+		out->len = mark;
+		out->s[mark] = '\0';
+		strbuf_addstr(out, "NIL");
+		return;
+	}
+	strbuf_addc(out, ')');
+}
+
 static void
 write_addrs(struct strbuf *out, const char *v)
 {
 	struct mail_address_list l;
 	const char *error, *group = NULL;
 
-	if (v == NULL || mail_address_list_parse(v, strlen(v), &l, &error) < 0) {
+	if (v == NULL) {
 		strbuf_addstr(out, "NIL");
+		return;
+	}
+	if (mail_address_list_parse(v, strlen(v), &l, &error) < 0) {
+		write_raw_addr(out, v);
 		return;
 	}
 	if (l.n == 0) {

@@ -310,6 +310,25 @@ uidlist_init_new(struct dovecot_uidlist *ul)
 		fclose(f);
 }
 
+/* Under the lock: records for sc's files that have none, in base order. */
+static void
+add_new(struct dovecot_uidlist *ul, struct scan *sc)
+{
+	if (map_uids(sc, ul) == 0)
+		return;
+	for (size_t i = 0; i < sc->n; i++) {
+		struct scan_ent *e = &sc->e[i];
+		char *b;
+
+		if (e->uid != 0 || ul->uidnext == UINT32_MAX)
+			continue;
+		b = xstrndup(scan_base(e), e->baselen);
+		e->uid = ul->uidnext++;
+		dovecot_uidlist_add(ul, e->uid, b, NULL);
+		free(b);
+	}
+}
+
 /* Under the lock: records for sc2's files that have none (base order),
  * records of files in neither sc nor sc2 dropped. */
 static void
@@ -345,18 +364,7 @@ uidlist_merge(struct dovecot_uidlist *ul, const struct scan *sc,
 	free(ix.r);
 	dovecot_uidlist_free(&tmp);
 	free(both.e);
-	/* new ones, in base order */
-	if (map_uids(sc2, &nu) > 0)
-		for (i = 0; i < sc2->n; i++) {
-			struct scan_ent *e = &sc2->e[i];
-			char *b;
-			if (e->uid != 0 || nu.uidnext == UINT32_MAX)
-				continue;
-			b = xstrndup(scan_base(e), e->baselen);
-			e->uid = nu.uidnext++;
-			dovecot_uidlist_add(&nu, e->uid, b, NULL);
-			free(b);
-		}
+	add_new(&nu, sc2);
 	dovecot_uidlist_free(ul);
 	*ul = nu;
 }
@@ -454,6 +462,7 @@ uidlist_place(const char *dir, char *const *tmp, char *const *names,
 	      size_t n, uint32_t *uidvalidity_r, uint32_t *uids_r)
 {
 	struct dovecot_uidlist ul;
+	struct scan sc;
 	char *path = xasprintf("%s/" UIDLIST_FILE, dir), *dst;
 	size_t i, done = 0;
 	int fd, r = 0, saved;
@@ -461,6 +470,13 @@ uidlist_place(const char *dir, char *const *tmp, char *const *names,
 	if (uidlist_lock_read(dir, &ul, &fd) < 0) {
 		free(path);
 		return -1;
+	}
+	/* files already here without a UID (delivered since the last
+	 * look) get theirs first, so UIDs keep the order of arrival; none
+	 * is dropped here (that takes two scans, see uidlist_merge) */
+	if (scan_dir(dir, &sc) == 0) {
+		add_new(&ul, &sc);
+		scan_free(&sc);
 	}
 	if (ul.uidnext > UINT32_MAX - n - 1) {
 		errno = ENOSPC;

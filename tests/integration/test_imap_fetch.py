@@ -541,3 +541,29 @@ def test_fetch_modifiers_refused(g):
         assert d[0].startswith(b"1 (UID "), d
     finally:
         c.logout()
+
+
+def test_envelope_of_addresses_the_parser_refuses(g):
+    """A From: without a domain ("nobody") or with a stray bracket keeps
+    its text in the ENVELOPE (mailbox, and host or "MISSING_DOMAIN", as
+    Dovecot answers) instead of NIL; Sender and Reply-To follow From."""
+    c = imaplib.IMAP4("127.0.0.1", g.imap_port, timeout=60)
+    c.login(ALICE, PASSWORD)
+    try:
+        assert c.create("Odd")[0] == "OK"
+        for m in (b"From: nobody\r\nTo: a@b.example, <broken\r\n"
+                  b"Subject: x\r\n\r\nbody\r\n",
+                  b"From: <who@where.example\r\nSubject: y\r\n\r\nb\r\n"):
+            assert c.append("Odd", None, None, m)[0] == "OK"
+        assert c.select("Odd", readonly=True)[0] == "OK"
+        env = fetch(c, "1", "(ENVELOPE)")[0]
+        nobody = b'((NIL NIL "nobody" "MISSING_DOMAIN"))'
+        assert env.count(nobody) == 3, env          # from, sender, reply-to
+        to = b'((NIL NIL "a" "b.example")(NIL NIL "broken" "MISSING_DOMAIN"))'
+        assert to in env, env
+        env = fetch(c, "2", "(ENVELOPE)")[0]
+        assert env.count(b'((NIL NIL "who" "where.example"))') == 3, env
+        c.unselect()
+        assert c.delete("Odd")[0] == "OK"
+    finally:
+        c.logout()

@@ -217,6 +217,32 @@ test_uid_assignment(void **state)
 	imap_folder_close(ro);
 }
 
+/* APPEND into a folder never looked at: the files already there get
+ * their UIDs first (arrival order), the appended message the next. */
+static void
+test_append_after_unseen_mail(void **state)
+{
+	struct fx *f = *state;
+	struct imap_folder *fo;
+	uint32_t uv, uid;
+
+	put(f->md, "new/1000.M1P1.h", "old\n");
+	put(f->md, "cur/1001.M1P1.h:2,S", "older\n");
+	assert_int_equal(imap_store_append(f->st, "INBOX", -1, "n\r\n", 3, 0,
+					   NULL, 0, 0, &uv, &uid),
+			 0);
+	assert_int_equal(uid, 3);
+	assert_int_equal(imap_folder_open(f->st, "INBOX", true, &fo), 0);
+	assert_int_equal(fo->n, 3);
+	assert_int_equal(fo->uidvalidity, uv);
+	assert_string_equal(fo->msgs[0].name, "new/1000.M1P1.h");
+	assert_int_equal(fo->msgs[0].uid, 1);
+	assert_int_equal(fo->msgs[1].uid, 2);
+	assert_int_equal(fo->msgs[2].uid, 3);
+	assert_int_equal(fo->uidnext, 4);
+	imap_folder_close(fo);
+}
+
 static void
 test_dovecot_uidlist(void **state)
 {
@@ -783,6 +809,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_open_list),
 		T(test_uid_assignment),
+		T(test_append_after_unseen_mail),
 		T(test_dovecot_uidlist),
 		T(test_flags_and_keywords),
 		T(test_expunge_and_concurrent),
