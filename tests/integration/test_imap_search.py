@@ -357,5 +357,18 @@ def test_header_cache(g):
         assert search(c, "OR FROM ben FROM dan") == [1, 3]
         assert search(c, "SENTON 7-Dec-2026 SUBJECT gamma") == [2]
         assert search(c, "BODY delta") == [3]
+        # a folded Subject: the line end is not part of the value
+        folded = (b"From: fay@f.test\r\nSubject: folded\r\n line here\r\n"
+                  b"\r\nbody\r\n")
+        assert c.append("Hc", None, None, folded)[0] == "OK"
+        assert c.noop()[0] == "OK"
+        assert search(c, 'SUBJECT "folded line here"') == [4]
+    finally:
+        c.logout()
+    c = login(g)
+    try:
+        assert c.select("Hc")[0] == "OK"
+        assert search(c, 'SUBJECT "folded line here"') == [4]
+        assert search(c, 'SUBJECT "folded  line"') == []
     finally:
         c.logout()
