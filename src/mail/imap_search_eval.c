@@ -262,6 +262,47 @@ matcher_free(struct matcher *m)
  * line ends taken out, so if this says no, no field holds str (a quick
  * answer for most messages of a search that uses a header cache).
  */
+static unsigned char
+lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 0x20) : c;
+}
+
+/* An ASCII needle (folded: lower case): a plain scan, CR and LF skipped
+ * (fold() is lower() on ASCII and gives no ASCII octet otherwise). */
+static bool
+ascii_has(const char *h, size_t hl, const char *n, size_t nl)
+{
+	for (size_t i = 0; i < hl; i++) {
+		size_t j = i, k = 0;
+
+		if (lower((unsigned char)h[i]) != (unsigned char)n[0])
+			continue;
+		while (k < nl && j < hl) {
+			if (h[j] == '\r' || h[j] == '\n') {
+				j++;
+				continue;
+			}
+			if (lower((unsigned char)h[j]) != (unsigned char)n[k])
+				break;
+			j++;
+			k++;
+		}
+		if (k == nl)
+			return true;
+	}
+	return false;
+}
+
+static bool
+is_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
 static bool
 raw_may_have(const struct eval *e, const char *str)
 {
@@ -271,6 +312,16 @@ raw_may_have(const struct eval *e, const char *str)
 
 	if (memmem(e->hdr.s, e->hdr.len, "=?", 2) != NULL)
 		return true;
+	if (is_ascii(str)) {
+		char n[IMAP_SEARCH_STRING_MAX + 1];
+		size_t nl = strlen(str);
+
+		if (nl > IMAP_SEARCH_STRING_MAX)
+			return true;
+		for (size_t i = 0; i <= nl; i++)
+			n[i] = (char)lower((unsigned char)str[i]);
+		return ascii_has(e->hdr.s, e->hdr.len, n, nl);
+	}
 	matcher_init(&m, str);
 	while (p < lim && !m.found) {
 		const char *q = p;
