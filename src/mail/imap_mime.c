@@ -15,6 +15,7 @@
 
 #define LINE_PREFIX 4096	/* of a line, kept for headers/boundaries */
 #define BOUNDARY_MAX 200
+#define READ_BUF 65536	/* the read buffer: malloc'd, never cleared */
 
 struct line {
 	uint64_t start, cstart;	/* offsets of the line */
@@ -26,7 +27,7 @@ struct line {
 
 struct reader {
 	const struct imap_mime_src *src;
-	unsigned char buf[65536];
+	unsigned char *buf;	/* READ_BUF octets; only [0, buflen) read */
 	uint64_t bufoff;
 	size_t buflen, idx;
 	uint64_t pos, cpos;	/* the next line */
@@ -57,7 +58,7 @@ fill(struct reader *r)
 		r->eof = true;
 		return false;
 	}
-	n = r->src->read(r->src->arg, r->bufoff, r->buf, sizeof(r->buf));
+	n = r->src->read(r->src->arg, r->bufoff, r->buf, READ_BUF);
 	if (n < 0)
 		r->failed = true;
 	if (n <= 0) {
@@ -378,6 +379,7 @@ parse_start(const struct imap_mime_src *src)
 	struct walk *w = xcalloc(1, sizeof(*w));
 
 	w->r.src = src;
+	w->r.buf = xmalloc(READ_BUF);	/* not cleared: fill() writes first */
 	w->m = xcalloc(1, sizeof(*w->m));
 	w->m->root = new_part(w);
 	return w;
@@ -388,6 +390,7 @@ parse_end(struct walk *w, struct imap_mime *m, struct imap_mime **m_r)
 {
 	int ret = w->r.failed ? -1 : 0;
 
+	free(w->r.buf);
 	free(w);
 	if (ret < 0)
 		imap_mime_free(&m);

@@ -60,9 +60,13 @@ imap_mime_fields(const char *hdr, size_t len, imap_mime_field_fn *fn,
 		if (ne == ls)
 			continue;
 		strbuf_reset(&v);
-		for (size_t i = colon + 1; i < e; i++)
-			if (hdr[i] != '\n' && hdr[i] != '\r')
-				strbuf_addc(&v, hdr[i]);
+		for (size_t i = colon + 1, j; i < e; i = j + 1) {
+			/* a run up to the next CR or LF, appended at once */
+			for (j = i; j < e && hdr[j] != '\n' && hdr[j] != '\r';
+			     j++)
+				;
+			strbuf_add(&v, hdr + i, j - i);
+		}
 		size_t vs = 0, ve = v.len;
 
 		while (vs < ve && is_wsp(v.s[vs]))
