@@ -167,6 +167,35 @@ def place_w(g, user, first, msgs):
         os.utime(p, (MTIME, MTIME))
     g.hand_over_mail()
 
+# header-only FETCH (folder .Hdr of BOB): (message, its header as sent)
+HDR_PAD = b"".join(b"X-Pad-%04d: %s\n" % (i, b"p" * 60)
+                   for i in range(1200))		# ~ 86 KiB
+HDR_MSGS = [
+    (b"Subject: fold\nX-Long: one\n two\n\tthree\nFrom: a@b.test\n\nbody\n",
+     b"Subject: fold\r\nX-Long: one\r\n two\r\n\tthree\r\n"
+     b"From: a@b.test\r\n\r\n"),
+    (b"Subject: nobody\nFrom: a@b.test\n\n",
+     b"Subject: nobody\r\nFrom: a@b.test\r\n\r\n"),
+    (b"\nonly a body\n", b"\r\n"),
+    (b"Subject: big\n" + HDR_PAD + b"\nbody\n",
+     crlf(b"Subject: big\n" + HDR_PAD + b"\n")),
+    # no empty line: the header is the whole file, sent as it is stored
+    (b"Subject: noend\nX-Last: no line end",
+     b"Subject: noend\r\nX-Last: no line end"),
+]
+
+
+def place_hdr(g):
+    md = g.maildir(BOB) / ".Hdr"
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(md / sub, exist_ok=True)
+    for i, (m, _) in enumerate(HDR_MSGS):
+        w = len(crlf(m)) + (0 if m.endswith(b"\n") else 2)
+        p = md / "cur" / f"{1000000000 + i}.H{i}P1.test,S={len(m)},W={w}:2,"
+        p.write_bytes(m)
+        os.utime(p, (MTIME, MTIME))
+    g.hand_over_mail()
+
 
 @pytest.fixture(scope="module")
 def g(request, godwit_root):
@@ -181,6 +210,7 @@ def g(request, godwit_root):
     place(gw, ALICE, MESSAGES)
     place(gw, BOB, [SIMPLE, MULTI, SIMPLE, UUE, NOEOL])
     place_w(gw, BOB, 5, [(SIMPLE, w) for w in W_LIES])
+    place_hdr(gw)
     gw.start()
     yield gw
     problems = _finish(gw)
@@ -565,5 +595,56 @@ def test_envelope_of_addresses_the_parser_refuses(g):
         assert env.count(b'((NIL NIL "who" "where.example"))') == 3, env
         c.unselect()
         assert c.delete("Odd")[0] == "OK"
+    finally:
+        c.logout()
+
+
+def _hdr_answers(c, n):
+    """BODY.PEEK[HEADER] of message n by the header-only path and by the
+    full structure walk (BODYSTRUCTURE asked too), and RFC822.HEADER."""
+    one = literal(fetch(c, str(n), "(BODY.PEEK[HEADER])"))
+    walk = [x[1] for x in fetch(c, str(n), "(BODYSTRUCTURE BODY.PEEK[HEADER])")
+            if isinstance(x, tuple)]
+    assert len(walk) == 1
+    rfc = literal(fetch(c, str(n), "(RFC822.HEADER)"))
+    return one, walk[0], rfc
+
+
+def test_header_only_fetch(g):
+    """A header-only FETCH sends the header in its CRLF form, byte for
+    byte what the full structure walk sends: folded lines, no body, an
+    empty header, a header over 64 KiB, a last line without its end;
+    the same after a header search has filled the header cache."""
+    def check(c):
+        got = []
+        for n, (m, want) in enumerate(HDR_MSGS, 1):
+            one, walk, rfc = _hdr_answers(c, n)
+            assert one == walk == rfc, n
+            assert one == want, n
+            f = literal(fetch(c, str(n), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+            fw = [x[1] for x in fetch(
+                c, str(n), "(BODY BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                if isinstance(x, tuple)]
+            assert [f] == fw, n
+            got.append(one)
+        return got
+
+    c = login(g, BOB, examine=True)
+    try:
+        assert c.select("Hdr", readonly=True)[0] == "OK"
+        before = check(c)
+        # a header search fills godwit-cache; the answers stay the same
+        typ, d = c.search(None, "SUBJECT", "nobody")
+        assert typ == "OK" and d == [b"2"]
+    finally:
+        c.logout()
+    assert (g.maildir(BOB) / ".Hdr" / "godwit-cache").exists()
+    c = login(g, BOB, examine=True)
+    try:
+        assert c.select("Hdr", readonly=True)[0] == "OK"
+        assert check(c) == before
+        d = fetch(c, "1:*", "(BODY.PEEK[HEADER])")
+        lits = [x[1] for x in d if isinstance(x, tuple)]
+        assert lits == before
     finally:
         c.logout()
