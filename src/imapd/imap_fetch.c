@@ -46,6 +46,7 @@ struct fetch {
 	bool content;		/* an item reads the file */
 	bool header_only;	/* ... but only the message's header */
 	bool whole_only;	/* ... or only the whole message: no walk */
+	bool envelope;		/* ENVELOPE is asked for */
 	bool want_flags;
 	size_t *idx;
 	size_t n, pos;		/* messages, the one being written */
@@ -324,8 +325,9 @@ open_msg(struct imap_session *s, struct fetch *f, size_t i)
 	f->src.size = fsize;
 	if (f->whole_only)
 		return true;
-	if ((f->header_only ? imap_mime_parse_header(&f->src, &f->mime) :
-	     imap_mime_parse(&f->src, &f->mime)) < 0) {
+	if ((!f->header_only ? imap_mime_parse(&f->src, &f->mime) :
+	     f->envelope ? imap_mime_parse_header(&f->src, &f->mime) :
+	     imap_mime_parse_header_noenv(&f->src, &f->mime)) < 0) {
 		close_msg(f);
 		return false;
 	}
@@ -624,6 +626,9 @@ cmd_fetch(struct imap_session *s, const struct imap_command *c)
 		return;
 	}
 	f->header_only = header_items_only(f);
+	for (size_t i = 0; i < f->nitems; i++)
+		if (f->items[i].kind == FI_ENVELOPE)
+			f->envelope = true;
 	f->whole_only = !f->header_only && whole_items_only(f);
 	if (!imap_set_resolve(s, &c->args[0], c->uid, &f->idx, &f->n, &err)) {
 		fetch_free(f);

@@ -398,9 +398,9 @@ parse_end(struct walk *w, struct imap_mime *m, struct imap_mime **m_r)
 	return ret;
 }
 
-int
-imap_mime_parse_header(const struct imap_mime_src *src,
-		       struct imap_mime **m_r)
+static int
+parse_header(const struct imap_mime_src *src, bool envelope,
+	     struct imap_mime **m_r)
 {
 	struct walk *w = parse_start(src);
 	struct imap_mime *m = w->m;
@@ -411,12 +411,29 @@ imap_mime_parse_header(const struct imap_mime_src *src,
 	read_header(w, m->root, &hdr);
 	imap_mime_part_fields(m->root, hdr.s != NULL ? hdr.s : "", hdr.len,
 			      false, boundary, sizeof(boundary));
-	imap_mime_render_envelope(hdr.s != NULL ? hdr.s : "", hdr.len, &e);
-	m->root->envelope = strbuf_steal(&e);
+	if (envelope) {
+		imap_mime_render_envelope(hdr.s != NULL ? hdr.s : "", hdr.len,
+					  &e);
+		m->root->envelope = strbuf_steal(&e);
+	}
 	m->root->end = m->root->body;
 	m->root->cend = m->root->cbody;
 	strbuf_free(&hdr);
 	return parse_end(w, m, m_r);
+}
+
+int
+imap_mime_parse_header(const struct imap_mime_src *src,
+		       struct imap_mime **m_r)
+{
+	return parse_header(src, true, m_r);
+}
+
+int
+imap_mime_parse_header_noenv(const struct imap_mime_src *src,
+			     struct imap_mime **m_r)
+{
+	return parse_header(src, false, m_r);
 }
 
 int

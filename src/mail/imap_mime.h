@@ -92,6 +92,10 @@ int imap_mime_parse(const struct imap_mime_src *src, struct imap_mime **m_r);
  * body is not read; other sections do not resolve. */
 int imap_mime_parse_header(const struct imap_mime_src *src,
 			   struct imap_mime **m_r);
+/* The same without the ENVELOPE (root->envelope stays NULL): for [HEADER]
+ * and [HEADER.FIELDS] alone, and the header's length. */
+int imap_mime_parse_header_noenv(const struct imap_mime_src *src,
+				 struct imap_mime **m_r);
 void imap_mime_free(struct imap_mime **m);
 
 /* BODYSTRUCTURE (extended) or BODY (not) of the message, appended. */

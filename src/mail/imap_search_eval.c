@@ -161,7 +161,7 @@ imap_search_read_header(const struct imap_mime_src *src, struct strbuf *out)
 	uint64_t n;
 
 	strbuf_reset(out);
-	if (imap_mime_parse_header(src, &mime) < 0)
+	if (imap_mime_parse_header_noenv(src, &mime) < 0)
 		return -1;
 	n = mime->root->body - mime->root->hdr;
 	imap_mime_free(&mime);

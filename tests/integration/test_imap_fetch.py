@@ -617,15 +617,17 @@ def test_header_only_fetch(g):
     the same after a header search has filled the header cache."""
     def check(c):
         got = []
-        for n, (m, want) in enumerate(HDR_MSGS, 1):
+        for n, (_, want) in enumerate(HDR_MSGS, 1):
             one, walk, rfc = _hdr_answers(c, n)
             assert one == walk == rfc, n
             assert one == want, n
-            f = literal(fetch(c, str(n), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
-            fw = [x[1] for x in fetch(
-                c, str(n), "(BODY BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-                if isinstance(x, tuple)]
-            assert [f] == fw, n
+            item = "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"
+            f = literal(fetch(c, str(n), f"({item})"))
+            fw = [x[1] for x in fetch(c, str(n), f"(BODY {item})")
+                  if isinstance(x, tuple)]
+            fe = [x[1] for x in fetch(c, str(n), f"(ENVELOPE {item})")
+                  if isinstance(x, tuple)]
+            assert [f] == fw == fe, n
             got.append(one)
         return got
 
