@@ -113,6 +113,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(strcmp(h->root->envelope, m->root->envelope) == 0);
 	check(h->root->body == m->root->body);
 	imap_mime_free(&h);
+	/* ... and without the ENVELOPE, the same header range */
+	check(imap_mime_parse_header_noenv(&src, &h) == 0);
+	check(h->root->envelope == NULL);
+	check(h->root->body == m->root->body);
+	check(h->root->cbody == m->root->cbody);
+	imap_mime_free(&h);
 	check(imap_section_parse(spec, strlen(spec), false, &sec) == 0);
 	if (imap_mime_section(m, &sec, &r) == 0) {
 		if (sec.kind == IMAP_SEC_FIELDS ||
