@@ -139,9 +139,18 @@ def test_remote_only_is_the_queued_message(on, uniq):
     assert len(files) == 1
     data = files[0].read_bytes()
     check_name(files[0], data)
-    queued = wait_for(lambda: [q.read_bytes() for q in on.queue_files()
-                               if uniq.encode() in q.read_bytes()], 10,
-                      what="the queue file")
+    def queued_now():
+        # the runner moves the file (active/ to deferred/) as we read
+        found = []
+        for q in on.queue_files():
+            try:
+                b = q.read_bytes()
+            except FileNotFoundError:
+                return None
+            if uniq.encode() in b:
+                found.append(b)
+        return found
+    queued = wait_for(queued_now, 10, what="the queue file")
     assert len(queued) == 1 and data in queued[0]
     assert data.startswith(b"Received: ")
 
