@@ -62,8 +62,9 @@ struct fetch {
 	bool unknown_cte;
 };
 
-static ssize_t
-fd_read(void *arg, uint64_t off, void *buf, size_t n)
+/* imap_fetch_private.h */
+ssize_t
+imap_fd_read(void *arg, uint64_t off, void *buf, size_t n)
 {
 	int fd = *(int *)arg;
 	ssize_t r;
@@ -320,7 +321,7 @@ open_msg(struct imap_session *s, struct fetch *f, size_t i)
 	f->fd = imap_folder_open_msg(s->folder, i, &fsize);
 	if (f->fd < 0)
 		return false;
-	f->src.read = fd_read;
+	f->src.read = imap_fd_read;
 	f->src.arg = &f->fd;
 	f->src.size = fsize;
 	if (f->whole_only)

@@ -7,7 +7,6 @@
  * IMAP4rev2 sessions get ESEARCH, rev1 ones SEARCH unless RETURN is
  * given.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -38,18 +37,6 @@ _Static_assert(IMAP_SEARCH_F_ANSWERED == IMAP_F_ANSWERED &&
 #define RET_ALL 0x04u
 #define RET_COUNT 0x08u
 #define RET_SAVE 0x10u
-
-static ssize_t
-fd_read(void *arg, uint64_t off, void *buf, size_t n)
-{
-	int fd = *(int *)arg;
-	ssize_t r;
-
-	do
-		r = pread(fd, buf, n, (off_t)off);
-	while (r < 0 && errno == EINTR);
-	return r;
-}
 
 static int
 keyword_index(void *arg, const char *name)
@@ -99,7 +86,7 @@ eval_header(struct imap_folder *f, size_t i, struct imap_hcache_io *hc,
 {
 	const struct imap_hcache_ent *e = imap_hcache_get(hc,
 							  f->msgs[i].name);
-	struct imap_mime_src src = { fd_read, NULL, 0 };
+	struct imap_mime_src src = { imap_fd_read, NULL, 0 };
 	struct strbuf hdr = {0};
 	int fd, r;
 
@@ -128,7 +115,7 @@ eval_one(struct imap_folder *f, size_t i, bool content,
 	 struct imap_hcache_io *hc, const struct imap_search_node *t,
 	 const struct imap_search_ctx *ctx, struct imap_search_msg *sm)
 {
-	struct imap_mime_src src = { fd_read, NULL, 0 };
+	struct imap_mime_src src = { imap_fd_read, NULL, 0 };
 	int fd = -1, r;
 
 	if (hc != NULL && !f->msgs[i].gone)
