@@ -14,7 +14,8 @@
 CC       ?= cc
 FUZZ_CC  ?= clang
 PKGS     := libevent_core libevent_extra libevent_openssl libevent_pthreads libssl libcrypto \
-            libunbound sqlite3 libcrypt yaml-0.1 libpsl gmime-3.0 libarchive
+            libunbound sqlite3 libcrypt yaml-0.1 libpsl gmime-3.0 libarchive \
+            libpq libmariadb hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -152,14 +153,10 @@ layers:
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-# A short run of every fuzz target, starting from its seed corpus.
+# A short run of every fuzz target, starting from its seed corpus, one per
+# CPU at a time (scripts/fuzz-smoke.sh).
 fuzz-smoke: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
-		mkdir -p build/fuzz/corpus/$$n; \
-		echo "== $$n ($${FUZZ_SMOKE_SECONDS:-10}s)"; \
-		$$f -max_total_time=$${FUZZ_SMOKE_SECONDS:-10} -max_len=4096 \
-			-print_final_stats=0 build/fuzz/corpus/$$n $$( [ -d fuzz/corpus/$$n ] && echo fuzz/corpus/$$n ) \
-			2>build/fuzz/$$n.log || { tail -50 build/fuzz/$$n.log; exit 1; }; done
+	@./scripts/fuzz-smoke.sh $${FUZZ_SMOKE_SECONDS:-10} $(FUZZ_BINS)
 
 fuzz: $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory fuzz-smoke FUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS)

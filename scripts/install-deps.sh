@@ -16,7 +16,9 @@ opendkim opendkim-tools opendmarc postfix-policyd-spf-python
 libgmime-3.0-dev libmagic-dev libarchive-dev clamav-daemon clamav-milter clamdscan
 rspamd python3-milter libmilter-dev zip p7zip-full
 prometheus nftables iptables ufw firewalld nsd mb2md
-dovecot-core dovecot-imapd isync offlineimap3 neomutt tmux"
+dovecot-core dovecot-imapd isync offlineimap3 neomutt tmux
+libpq-dev postgresql-15 libmariadb-dev mariadb-server mariadb-client
+libhiredis-dev redis-server redis-tools haproxy"
 
 missing=""
 for p in $PKGS; do
@@ -67,13 +69,13 @@ if [ -n "$missing" ]; then
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now opendkim opendmarc clamav-daemon \
 			clamav-freshclam clamav-milter rspamd prometheus nsd firewalld dovecot \
-			ufw >/dev/null 2>&1 || true
+			ufw postgresql mariadb redis-server haproxy >/dev/null 2>&1 || true
 	fi
 	# The tools of the operations tests (promtool, nft, iptables-restore,
 	# nsd-checkzone, firewall-offline-cmd, mb2md) need none of their
 	# services running.
 	for d in opendkim opendmarc clamav-daemon clamav-freshclam clamav-milter rspamd \
-		prometheus nsd firewalld ufw; do
+		prometheus nsd firewalld ufw postgresql mariadb redis-server haproxy; do
 		if [ -x /etc/init.d/$d ]; then
 			/etc/init.d/$d stop >/dev/null 2>&1 || true
 			update-rc.d $d disable >/dev/null 2>&1 || true
