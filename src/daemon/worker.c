@@ -25,6 +25,7 @@
 #include "lib/log.h"
 #include "store/queue.h"
 #include "store/retention.h"
+#include "net/lookupq.h"
 #include "net/session.h"
 #include "imapd/imap_server.h"
 #include "pop3d/pop3_server.h"
@@ -357,7 +358,8 @@ worker_open(struct worker *w, const struct config *config,
 {
 	char *error = NULL;
 
-	if (userdb_open(&config->userdb, true, &w->srv.db, &error) < 0)
+	if ((w->srv.lookupq = lookupq_new(w->srv.base, &config->userdb,
+					  &error)) == NULL)
 		fatalx("user database: %s", error);
 	checks_init(w, config, keyring);
 	greylist_init(w, config);
@@ -388,6 +390,7 @@ worker_close(struct worker *w)
 	/* what was accepted must be made durable (or fail) before exit */
 	committer_free(&w->srv.committer);
 	authq_free(&w->srv.authq);
+	lookupq_free(&w->srv.lookupq);
 	attachq_free(&w->smtpd.attachq);
 	if (w->deadline != NULL)
 		event_free(w->deadline);
@@ -395,7 +398,6 @@ worker_close(struct worker *w)
 	for (size_t i = 0; i < w->nmhttp; i++)
 		metrics_http_free(&w->mhttp[i]);
 	event_base_free(w->srv.base);
-	userdb_close(&w->srv.db);
 	free(w->lev);
 	free(w->mhttp);
 }

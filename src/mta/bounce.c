@@ -17,6 +17,7 @@
 #include "mta/runner.h"
 #include "mta/runner_private.h"
 #include "store/deliver.h"
+#include "net/lookupq.h"
 #include "store/recipient.h"
 
 struct dsn_ctx {
@@ -135,35 +136,12 @@ dsn_text(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 
 /*
  * Where the report goes: the sender's mailboxes or remote addresses, in
- * *res. false (logged, and a lost failure report marked) if nowhere.
+ * res (the user database's answer). false (logged, and a lost failure
+ * report marked) if nowhere.
  */
 static bool
 dsn_route(struct msg *m, bool failure, struct recipient_result *res)
 {
-	const struct runner_settings *cf = m->r->config;
-	struct recipient_ctx rctx;
-	struct smtp_path path;
-	struct smtp_error perr;
-	const char *end;
-	char *ptext = xasprintf("<%s>", m->env.sender);
-	bool ok = smtp_parse_path(ptext, false, false, true, &path, &end,
-				  &perr) == 0 &&
-		  *end == '\0';
-
-	free(ptext);
-	if (!ok) {
-		log_event(LOG_WARNING, "delivery", "dsn-dropped",
-			  LF_STR("id", m->id), LF_STR("reason", "bad-sender"));
-		return false;
-	}
-	memset(&rctx, 0, sizeof(rctx));
-	rctx.db = m->r->db;
-	rctx.hostname = cf->hostname;
-	rctx.postmaster = cf->postmaster;
-	rctx.delimiter = cf->smtp.recipient_delimiter;
-	rctx.trusted = true;
-	memset(res, 0, sizeof(*res));
-	recipient_resolve(&rctx, &path.mbox, res);
 	if (res->verdict == RCPT_ACCEPT)
 		return true;
 	log_event(LOG_WARNING, "delivery", "dsn-dropped", LF_STR("id", m->id),
@@ -171,7 +149,6 @@ dsn_route(struct msg *m, bool failure, struct recipient_result *res)
 		  LF_STR("reason", res->verdict == RCPT_REJECT
 					   ? "sender-unknown"
 					   : "lookup-failed"));
-	recipient_result_clear(res);
 	if (res->verdict == RCPT_TEMPFAIL && failure)
 		m->dsn_failed = true;
 	return false;
@@ -260,40 +237,101 @@ dsn_job(struct msg *m, const char *text, size_t len,
 	return job;
 }
 
+/* A report whose route the user database is looking up. */
+struct dsn_pending {
+	struct msg *m;
+	enum dsn_action action;
+	bool failure;
+	int64_t now;
+	char *text;
+	size_t len;
+};
+
+static void
+dsn_pending_free(void *arg)
+{
+	struct dsn_pending *p = arg;
+
+	free(p->text);
+	free(p);
+}
+
+/* The route is known: the report to the committer. */
+static void
+dsn_routed(struct lookup_job *lj, void *arg)
+{
+	struct rcpt_lookup *l = (struct rcpt_lookup *)lj;
+	struct dsn_pending *p = arg;
+	struct msg *m = p->m;
+	struct delivery_job *job = NULL;
+	struct dsn_ctx *ctx;
+
+	msg_lookup_done(m, lj);
+	if (dsn_route(m, p->failure, &l->res[0])) {
+		job = dsn_job(m, p->text, p->len, &l->res[0], p->now);
+		if (job == NULL && p->failure)
+			m->dsn_failed = true;
+	}
+	if (job == NULL) {
+		if (--m->dsns == 0)
+			msg_round_done(m);
+		return;
+	}
+	log_event(LOG_INFO, "delivery", "dsn", LF_STR("id", m->id),
+		  LF_STR("dsn_id", job->id),
+		  LF_STR("action", p->action == DSN_FAILED    ? "failed"
+				   : p->action == DSN_DELAYED ? "delayed"
+							      : "delivered"));
+	if (p->action == DSN_DELAYED)
+		m->st.warned = true;
+	ctx = xcalloc(1, sizeof(*ctx));
+	ctx->m = m;
+	ctx->failure = p->failure;
+	job->done = dsn_done;
+	job->arg = ctx;
+	/* m->dsns counted it already: dsn_done takes it off */
+	committer_submit(m->r->committer, job);
+}
+
 bool
 dsn_send(struct msg *m, enum dsn_action action, const size_t *idx, size_t n,
 	 bool failure)
 {
-	struct recipient_result res;
-	struct delivery_job *job;
-	struct dsn_ctx *ctx;
-	int64_t now = now_s();
-	size_t len;
-	char *text = dsn_text(m, action, idx, n, now, &len);
+	const struct runner_settings *cf = m->r->config;
+	struct recipient_ctx rctx;
+	struct smtp_path path;
+	struct smtp_error perr;
+	struct dsn_pending *p;
+	struct rcpt_lookup *l;
+	const char *end;
+	char *ptext = xasprintf("<%s>", m->env.sender);
+	bool ok = smtp_parse_path(ptext, false, false, true, &path, &end,
+				  &perr) == 0 &&
+		  *end == '\0';
 
-	if (!dsn_route(m, failure, &res)) {
-		free(text);
+	free(ptext);
+	if (!ok) {
+		log_event(LOG_WARNING, "delivery", "dsn-dropped",
+			  LF_STR("id", m->id), LF_STR("reason", "bad-sender"));
 		return false;
 	}
-	job = dsn_job(m, text, len, &res, now);
-	recipient_result_clear(&res);
-	free(text);
-	if (job == NULL) {
-		if (failure)
-			m->dsn_failed = true;
-		return false;
-	}
-	log_event(LOG_INFO, "delivery", "dsn", LF_STR("id", m->id),
-		  LF_STR("dsn_id", job->id),
-		  LF_STR("action", action == DSN_FAILED	   ? "failed"
-				   : action == DSN_DELAYED ? "delayed"
-							   : "delivered"));
-	ctx = xcalloc(1, sizeof(*ctx));
-	ctx->m = m;
-	ctx->failure = failure;
-	job->done = dsn_done;
-	job->arg = ctx;
+	p = xcalloc(1, sizeof(*p));
+	p->m = m;
+	p->action = action;
+	p->failure = failure;
+	p->now = now_s();
+	p->text = dsn_text(m, action, idx, n, p->now, &p->len);
+	memset(&rctx, 0, sizeof(rctx));
+	rctx.hostname = cf->hostname;
+	rctx.postmaster = cf->postmaster;
+	rctx.delimiter = cf->smtp.recipient_delimiter;
+	rctx.trusted = true;
+	l = rcpt_lookup_new(&rctx, &path.mbox, 1);
+	l->data = p;
+	l->data_free = dsn_pending_free;
+	l->job.done = dsn_routed;
+	l->job.arg = p;
 	m->dsns++;
-	committer_submit(m->r->committer, job);
+	msg_lookup(m, &l->job);
 	return true;
 }

@@ -23,7 +23,7 @@
 #include "mta/runner_private.h"
 #include "net/metrics.h"
 #include "store/deliver.h"
-#include "store/userdb.h"
+#include "net/lookupq.h"
 
 /* ---- outcomes ------------------------------------------------------- */
 
@@ -86,10 +86,35 @@ active_msg(struct runner *r, const char *id)
 }
 
 void
+msg_lookup(struct msg *m, struct lookup_job *job)
+{
+	for (size_t i = 0; i < MSG_LOOKUPS_MAX; i++) {
+		if (m->lookups[i] == NULL) {
+			m->lookups[i] = job;
+			lookupq_submit(m->r->lookupq, job);
+			return;
+		}
+	}
+	fatalx("msg_lookup: too many lookups out for one message");
+}
+
+void
+msg_lookup_done(struct msg *m, struct lookup_job *job)
+{
+	for (size_t i = 0; i < MSG_LOOKUPS_MAX; i++)
+		if (m->lookups[i] == job)
+			m->lookups[i] = NULL;
+}
+
+void
 msg_free(struct msg *m)
 {
 	struct runner *r = m->r;
 
+	/* the lookup queue frees what is still out */
+	for (size_t i = 0; i < MSG_LOOKUPS_MAX; i++)
+		if (m->lookups[i] != NULL)
+			lookup_job_cancel(m->lookups[i]);
 	TAILQ_REMOVE(&r->msgs, m, entry);
 	r->nmsgs--;
 	if (m->fd >= 0)
@@ -196,8 +221,9 @@ round_report(struct msg *m, bool expired, int64_t now)
 		dsn_send(m, DSN_FAILED, rd.fail, rd.nf, true);
 	if (rd.ns > 0)
 		dsn_send(m, DSN_DELIVERED, rd.succ, rd.ns, false);
-	if (rd.nd > 0 && dsn_send(m, DSN_DELAYED, rd.dly, rd.nd, false))
-		m->st.warned = true;
+	/* a delay report that goes out sets m->st.warned (bounce.c) */
+	if (rd.nd > 0)
+		dsn_send(m, DSN_DELAYED, rd.dly, rd.nd, false);
 	m->dsns--;
 	free(rd.fail);
 	free(rd.succ);
@@ -537,13 +563,77 @@ msg_job_add(struct msg *m, size_t i, const char *dom)
 	j->idx[j->n++] = i;
 }
 
-/* Loads a message just moved to active/ and queues its jobs. */
+static const char *
+rcpt_domain(const struct msg *m, size_t i)
+{
+	const char *at = strrchr(m->env.rcpts[i].addr, '@');
+
+	return at != NULL ? at + 1 : "";
+}
+
+/*
+ * Which pending recipients are local (the user database answered l, in
+ * the order of the pending ones; NULL: none asked): local delivery,
+ * jobs by destination for the others; a database error leaves the
+ * recipient for the next round (451 4.3.0).
+ */
+static void
+msg_route(struct msg *m, const struct domain_lookup *l)
+{
+	struct runner *r = m->r;
+	size_t *local = NULL, nlocal = 0, k = 0;
+
+	for (size_t i = 0; i < m->env.nrcpts && l != NULL; i++) {
+		int is_local;
+
+		if (m->st.status[i] != QRS_PENDING)
+			continue;
+		is_local = k < l->n ? l->r[k++] : -1;
+		if (is_local < 0) {
+			outcome_set(&m->out[i], 451, "4.3.0",
+				    "temporary failure looking up the "
+				    "recipient's domain",
+				    NULL);
+			continue;
+		}
+		if (is_local == 1) {
+			if (local == NULL)
+				local = xcalloc(m->env.nrcpts, sizeof(*local));
+			local[nlocal++] = i;
+			continue;
+		}
+		msg_job_add(m, i, rcpt_domain(m, i));
+	}
+	if (nlocal > 0)
+		local_deliver(m, local, nlocal);
+	/* then start them (a kick may fail jobs at once, even free d) */
+	dests_kick(r, NULL);
+	if (--m->jobs == 0)
+		msg_round_done(m);
+}
+
+static void
+msg_domains_done(struct lookup_job *job, void *arg)
+{
+	struct msg *m = arg;
+
+	msg_lookup_done(m, job);
+	msg_route(m, (struct domain_lookup *)job);
+}
+
+/*
+ * Loads a message just moved to active/ and queues its jobs, once the
+ * user database (on the lookup thread) has said which recipients'
+ * domains are ours.
+ */
 static void
 msg_load(struct runner *r, const char *id, const char *from,
 	 bool delete_bounce)
 {
 	struct msg *m = xcalloc(1, sizeof(*m));
-	size_t *local = NULL, nlocal = 0;
+	struct domain_lookup *l;
+	const char **doms;
+	size_t n = 0;
 
 	m->r = r;
 	m->fd = -1;
@@ -554,26 +644,20 @@ msg_load(struct runner *r, const char *id, const char *from,
 		return;
 	m->jobs = 1;	/* held while the jobs are made */
 	m->delete_req = m->delete_bounce = delete_bounce;
-	for (size_t i = 0; i < m->env.nrcpts && !delete_bounce; i++) {
-		const char *at = strrchr(m->env.rcpts[i].addr, '@');
-		const char *dom = at != NULL ? at + 1 : "";
-
-		if (m->st.status[i] != QRS_PENDING)
-			continue;
-		if (userdb_domain_exists(r->db, dom) == 1) {
-			if (local == NULL)
-				local = xcalloc(m->env.nrcpts, sizeof(*local));
-			local[nlocal++] = i;
-			continue;
-		}
-		msg_job_add(m, i, dom);
+	doms = xcalloc(m->env.nrcpts + 1, sizeof(*doms));
+	for (size_t i = 0; i < m->env.nrcpts && !delete_bounce; i++)
+		if (m->st.status[i] == QRS_PENDING)
+			doms[n++] = rcpt_domain(m, i);
+	if (n == 0) {
+		free(doms);
+		msg_route(m, NULL);
+		return;
 	}
-	if (nlocal > 0)
-		local_deliver(m, local, nlocal);
-	/* then start them (a kick may fail jobs at once, even free d) */
-	dests_kick(r, NULL);
-	if (--m->jobs == 0)
-		msg_round_done(m);
+	l = domain_lookup_new(doms, n);
+	free(doms);
+	l->job.done = msg_domains_done;
+	l->job.arg = m;
+	msg_lookup(m, &l->job);
 }
 
 /*

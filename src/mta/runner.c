@@ -31,7 +31,7 @@
 #include "net/dns.h"
 #include "net/metrics.h"
 #include "store/deliver.h"
-#include "store/userdb.h"
+#include "net/lookupq.h"
 
 #define RUNNER_SLOT 63		/* queue id slot: workers use 0..31 */
 
@@ -522,7 +522,8 @@ runner_open(struct runner *r, const struct runner_settings *config)
 
 	if ((r->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	if (userdb_open(&config->userdb, true, &r->db, &error) < 0)
+	if ((r->lookupq = lookupq_new(r->base, &config->userdb, &error)) ==
+	    NULL)
 		fatalx("user database: %s", error);
 	memset(&dc, 0, sizeof(dc));
 	dc.mode = config->dns.mode;
@@ -565,7 +566,7 @@ runner_close(struct runner *r)
 	dns_resolver_free(&r->dns);
 	SSL_CTX_free(r->ssl_mx);
 	SSL_CTX_free(r->ssl_relay);
-	userdb_close(&r->db);
+	lookupq_free(&r->lookupq);
 	due_list_clear(&r->due);
 	event_base_free(r->base);
 }

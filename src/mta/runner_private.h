@@ -36,6 +36,8 @@
 #define ACTIVE_MAX 10000	/* messages in memory at once; when full, */
 #define ACTIVE_LOW 7500		/* more are taken once down to this */
 
+struct lookup_job;
+struct lookupq;
 struct runner;
 struct runner_settings;
 struct dest;
@@ -50,6 +52,8 @@ struct outcome {
 	bool relayed;		/* the peer does not do DSN */
 	char *tls;		/* "TLSv1.3 with cipher ...", or NULL */
 };
+
+#define MSG_LOOKUPS_MAX 4	/* the load, and one per kind of report */
 
 struct msg {
 	struct runner *r;
@@ -66,6 +70,9 @@ struct msg {
 	bool delete_req;
 	bool delete_bounce;
 	bool reported;		/* the reports of this round are out */
+	/* user-database lookups out for it (its domains, its reports'
+	 * routes): cancelled if it goes first */
+	struct lookup_job *lookups[MSG_LOOKUPS_MAX];
 	TAILQ_ENTRY(msg) entry;
 };
 
@@ -111,7 +118,7 @@ struct runner {
 	const struct runner_settings *config;
 	const struct runner_secrets *secrets;
 	struct schedule_params sched;
-	struct userdb *db;
+	struct lookupq *lookupq;	/* the user database, off the loop */
 	struct committer *committer;
 	struct reaper *reaper;
 	struct gauge *gauge;	/* the queue's size for the metrics, or NULL */
@@ -157,6 +164,10 @@ void outcome_clear(struct outcome *o);
 void msgs_activate(struct runner *r, const char *const *ids, size_t n,
 		   const char *from, bool delete_bounce);
 void msg_free(struct msg *m);
+/* job goes to the lookup thread for m (job->done and arg are set);
+ * msg_lookup_done() in done. */
+void msg_lookup(struct msg *m, struct lookup_job *job);
+void msg_lookup_done(struct msg *m, struct lookup_job *job);
 /* Every job of this round is done: report, then keep or drop m. */
 void msg_round_done(struct msg *m);
 /* One job's recipients have their outcomes. */
@@ -181,7 +192,9 @@ bool uses_smarthost(const struct runner_settings *c, const char *domain);
 /*
  * Builds a report on the recipients idx[] of m and hands it to the
  * committer: into the sender's Maildir if the sender is local, into the
- * queue (null sender) if not. Returns false if nothing was submitted.
+ * queue (null sender) if not, once the user database has said which
+ * (the lookup thread; m->dsns counts it meanwhile). Returns false if
+ * nothing was submitted.
  */
 bool dsn_send(struct msg *m, enum dsn_action action, const size_t *idx,
 	      size_t n, bool failure);

@@ -35,6 +35,7 @@
 
 struct authq;
 struct bufferevent;
+struct lookupq;
 struct cidr_list;
 struct committer;
 struct config_listener;
@@ -45,18 +46,17 @@ struct session;
 struct session_listener;
 struct ssl_ctx_st;
 struct ssl_st;
-struct userdb;
 
 /* What a worker shares with its sessions. The worker owns and fills it. */
 struct session_server {
 	struct event_base *base;
-	struct userdb *db;
 	struct limits *limits;
 	struct limits_policy policy;
 	struct limits_auth_policy auth_policy;
 	struct alerts_config alerts;	/* the auth failure thresholds */
 	struct committer *committer;
 	struct authq *authq;		/* SASL steps off the loop */
+	struct lookupq *lookupq;	/* user-database lookups off it */
 	struct ssl_ctx_st *tls_ctx;	/* SSL_CTX, or NULL: no certificate */
 	unsigned slot;
 	uint64_t stress_timeout;	/* seconds, for the not logged in */

@@ -3,6 +3,16 @@
  * end so that Date: and Message-ID: can be added (RFC 6409 section 8) and,
  * with submission.check_from, From: and Sender: checked against what the
  * user may send as. See smtp_header.h.
+ *
+ * Whether the user may send as an address is a user-database question,
+ * and the database is asked off the loop (net/lookupq.h). The header is
+ * complete in the middle of the data, where the session cannot stop to
+ * wait without holding the client's stream; so the checks are only
+ * noted there, in the order they apply (t->hchecks), and asked in one
+ * lookup at the end of the data (smtp_header_lookup()), where the client
+ * waits for the reply anyway. Their refusal is answered at the end of the
+ * data as before; the header is written out at once, as the other
+ * checks' refusals also throw the spooled message away.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +24,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/mail_header.h"
-#include "net/auth.h"
+#include "net/lookupq.h"
 #include "smtpd/smtp_checks.h"
 #include "smtpd/smtp_header.h"
 #include "smtpd/smtp_private.h"
@@ -39,12 +49,85 @@ header_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
 
 #define HEADER_MAILBOXES_MAX 100
 
-/* 1: the user may send as addr; 0: not; -1: the user database failed. */
-static int
-sender_ok(struct smtp_session *s, const char *addr)
+/*
+ * Notes a check: addr must be the user's to send as, else the refusal
+ * (addr NULL: the refusal, at this place in the order, without a
+ * lookup).
+ */
+static void
+check_add(struct smtp_txn *t, const char *addr, int code, const char *enh,
+	  const char *why, const char *detail, const char *text)
 {
-	return auth_sender_allowed(s->ses.srv->db, s->account, addr,
-				   s->config->smtp.recipient_delimiter);
+	struct smtp_hdr_check *c;
+
+	t->hchecks = xreallocarray(t->hchecks, t->nhchecks + 1,
+				   sizeof(*t->hchecks));
+	c = &t->hchecks[t->nhchecks++];
+	memset(c, 0, sizeof(*c));
+	c->addr = addr != NULL ? xstrdup(addr) : NULL;
+	c->code = code;
+	c->enh = enh;
+	c->why = why;
+	c->detail = detail != NULL ? xstrdup(detail) : NULL;
+	snprintf(c->text, sizeof(c->text), "%s", text);
+}
+
+/* A field's refusal found without the database: at once if no lookup
+ * comes before it, else in its place after them. Returns -1. */
+static int
+field_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
+	     const char *text)
+{
+	if (t->nhchecks == 0)
+		return header_refuse(t, code, enh, why, NULL, text);
+	check_add(t, NULL, code, enh, why, NULL, text);
+	return -1;
+}
+
+void
+smtp_header_checks_free(struct smtp_txn *t)
+{
+	for (size_t i = 0; i < t->nhchecks; i++) {
+		free(t->hchecks[i].addr);
+		free(t->hchecks[i].detail);
+	}
+	xfree(&t->hchecks);
+	t->nhchecks = 0;
+}
+
+struct lookup_job *
+smtp_header_lookup(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct sender_lookup *l;
+	const char **addrs;
+
+	if (t->nhchecks == 0 || t->hdr_code != 0)
+		return NULL;
+	addrs = xcalloc(t->nhchecks, sizeof(*addrs));
+	for (size_t i = 0; i < t->nhchecks; i++)
+		addrs[i] = t->hchecks[i].addr;
+	l = sender_lookup_new(s->account, s->config->smtp.recipient_delimiter,
+			      addrs, t->nhchecks);
+	free(addrs);
+	return &l->job;
+}
+
+void
+smtp_header_looked_up(struct smtp_session *s, struct lookup_job *job)
+{
+	struct sender_lookup *l = (struct sender_lookup *)job;
+	struct smtp_txn *t = s->txn;
+	const struct smtp_hdr_check *c;
+
+	if (l->failed >= t->nhchecks)
+		return;		/* all the user's */
+	c = &t->hchecks[l->failed];
+	if (c->addr != NULL && l->r < 0)
+		header_refuse(t, 451, "4.3.0", "userdb-error", NULL,
+			      "Error: local error");
+	else
+		header_refuse(t, c->code, c->enh, c->why, c->detail, c->text);
 }
 
 /*
@@ -58,35 +141,28 @@ display_check(struct smtp_session *s, const struct mail_mailbox *m,
 {
 	struct smtp_txn *t = s->txn;
 	const char *texts[] = {m->display, m->comment};
-	int ret = 0;
 
-	for (size_t k = 0; k < 2 && ret == 0; k++) {
+	(void)s;
+	for (size_t k = 0; k < 2; k++) {
 		char **v;
 		size_t n;
 		if (texts[k] == NULL)
 			continue;
 		n = mail_display_addresses(texts[k], &v);
-		for (size_t i = 0; i < n && ret == 0; i++) {
-			int r;
+		for (size_t i = 0; i < n; i++) {
 			if (strcasecmp(v[i], m->addr) == 0)
 				continue;
-			if ((r = sender_ok(s, v[i])) < 0)
-				ret = header_refuse(t, 451, "4.3.0",
-						    "userdb-error", NULL,
-						    "Error: local error");
-			else if (r == 0)
-				ret = header_refuse(
-				    t, 550, "5.7.1", "display-name-address",
-				    v[i],
-				    strcmp(field, "From") == 0
-					? "Error: a display name in header "
-					  "From: shows another address"
-					: "Error: the display name in header "
-					  "Sender: shows another address");
+			check_add(t, v[i], 550, "5.7.1",
+				  "display-name-address", v[i],
+				  strcmp(field, "From") == 0
+				      ? "Error: a display name in header "
+					"From: shows another address"
+				      : "Error: the display name in header "
+					"Sender: shows another address");
 		}
 		mail_strings_free(&v, n);
 	}
-	return ret;
+	return 0;
 }
 
 /*
@@ -102,15 +178,14 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 	const char *err, *field = sender ? "Sender" : "From";
 	char *v = mail_header_unfold(f);
 	char text[200];
-	int ret = 0;
 
 	if (mail_address_list_parse(v, strlen(v), &l, &err) < 0) {
 		snprintf(text, sizeof(text),
 			 "Error: header %s: is not a valid address: %s", field,
 			 err);
 		free(v);
-		return header_refuse(t, 550, "5.6.0", "bad-address-header",
-				     NULL, text);
+		return field_refuse(t, 550, "5.6.0", "bad-address-header",
+				    text);
 	}
 	free(v);
 	if (l.ngroups > 0 || l.n == 0 || (sender && l.n != 1)) {
@@ -121,8 +196,8 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 				: "Error: header From: must hold one or more "
 				  "addresses and no group (RFC 5322 3.6.2)");
 		mail_address_list_clear(&l);
-		return header_refuse(t, 550, "5.6.0", "bad-address-header",
-				     NULL, text);
+		return field_refuse(t, 550, "5.6.0", "bad-address-header",
+				    text);
 	}
 	if (l.n > HEADER_MAILBOXES_MAX) {
 		/* each may cost a user-database lookup */
@@ -130,36 +205,30 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 			 "Error: header %s: has more than %d addresses", field,
 			 HEADER_MAILBOXES_MAX);
 		mail_address_list_clear(&l);
-		return header_refuse(t, 550, "5.6.0", "bad-address-header",
-				     NULL, text);
+		return field_refuse(t, 550, "5.6.0", "bad-address-header",
+				    text);
 	}
-	for (size_t i = 0; i < l.n && ret == 0; i++) {
-		int r = sender_ok(s, l.v[i].addr);
-		if (r < 0) {
-			ret = header_refuse(t, 451, "4.3.0", "userdb-error",
-					    NULL, "Error: local error");
-		} else if (r == 0) {
-			snprintf(text, sizeof(text),
-				 "Error: header %s: not owned by the "
-				 "authenticated user", field);
-			ret = header_refuse(t, 553, "5.7.1",
-					    sender ? "header-sender-not-owned"
-						   : "from-not-owned",
-					    l.v[i].addr, text);
-		} else if (s->config->submission.refuse_address_display_name) {
-			ret = display_check(s, &l.v[i], field);
-		}
+	snprintf(text, sizeof(text),
+		 "Error: header %s: not owned by the authenticated user",
+		 field);
+	for (size_t i = 0; i < l.n; i++) {
+		check_add(t, l.v[i].addr, 553, "5.7.1",
+			  sender ? "header-sender-not-owned" : "from-not-owned",
+			  l.v[i].addr, text);
+		if (s->config->submission.refuse_address_display_name)
+			display_check(s, &l.v[i], field);
 	}
 	mail_address_list_clear(&l);
-	return ret;
+	return 0;
 }
 
 /*
  * The held header section (LF line ends) of authenticated mail: notes
  * Date: and Message-ID: in any spelling of the name, and with
  * submission.check_from applies RFC 5322 3.6 (one From:, at most one
- * Sender:, a well-formed header section) and the ownership rules.
- * Returns 0 or -1 (the refusal in t->hdr_*).
+ * Sender:, a well-formed header section) and notes the ownership
+ * checks (t->hchecks). Returns 0, or -1 with a refusal in t->hdr_* or
+ * noted after the lookups before it.
  */
 static int
 header_check(struct smtp_session *s, const unsigned char *h, size_t len)

@@ -28,6 +28,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "net/listener.h"
+#include "net/lookupq.h"
 #include "smtpd/smtp_filter.h"
 #include "smtpd/smtp_milter_private.h"
 #include "smtpd/smtp_private.h"
@@ -610,22 +611,67 @@ skipped(const struct milter_state *m, enum sf_stage stage)
 	       (m->conn == NULL && stage != SF_CONNECT);
 }
 
-/* All milters are through the end: the changes into the job. */
+/* The changes into the job (the recipients are in already). */
+static void
+end_finish(struct sf_milters *ms, struct sf_verdict *v)
+{
+	struct smtp_txn *t = ms->s->txn;
+
+	if (milter_msg_apply(ms->s, t->milter, t->held_job) < 0)
+		sf_verdict_set(v, 451, "4.3.0", "milter", "%s",
+			       "Error: local error");
+}
+
+/* The user database resolved the recipients the milters edited. */
+static void
+rcpts_resolved(struct lookup_job *job, void *arg)
+{
+	struct sf_milters *ms = arg;
+	struct smtp_session *s = ms->s;
+	struct sf_verdict v;
+
+	s->txn->milter->lookup = NULL;
+	if (s->state == SMTP_S_CLOSING)
+		return;
+	memset(&v, 0, sizeof(v));
+	v.action = SF_CONTINUE;
+	if (milter_msg_rcpts(s, s->txn->milter, job) < 0) {
+		log_event(LOG_WARNING, "milter", "rcpt-lookup-failed",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("queue", s->txn->id));
+		sf_verdict_set(&v, 451, "4.3.0", "lookup", "%s",
+			       "Error: temporary failure looking up "
+			       "recipient");
+	} else
+		end_finish(ms, &v);
+	sf_resume(s, &v);
+	session_flush(&s->ses);
+}
+
+/*
+ * All milters are through the end: the changes into the job. False
+ * while the recipients they edited are being resolved (rcpts_resolved
+ * resumes the stage).
+ */
 static bool
 end_apply(struct sf_milters *ms, struct sf_verdict *v)
 {
 	struct smtp_txn *t = ms->s->txn;
+	struct lookup_job *job;
 
 	for (size_t i = 0; i < ms->n; i++)
 		ms->m[i].in_txn = false;
 	if (t->milter == NULL || !t->milter->loaded)
-		return false;
-	if (milter_msg_apply(ms->s, t->milter, t->held_job) < 0) {
-		sf_verdict_set(v, 451, "4.3.0", "milter", "%s",
-			       "Error: local error");
 		return true;
+	if ((job = milter_msg_rcpt_lookup(ms->s, t->milter)) != NULL) {
+		job->done = rcpts_resolved;
+		job->arg = ms;
+		t->milter->lookup = job;
+		lookupq_submit(ms->s->ses.srv->lookupq, job);
+		return false;
 	}
-	return false;
+	end_finish(ms, v);
+	return true;
 }
 
 /*
@@ -655,8 +701,8 @@ run(struct sf_milters *ms, struct sf_verdict *v)
 		if (r == STEP_FAIL && milter_failed(m, ms->error, v))
 			return true;
 	}
-	if (ms->stage == SF_END && end_apply(ms, v))
-		return true;
+	if (ms->stage == SF_END)
+		return end_apply(ms, v);
 	return true;
 }
 

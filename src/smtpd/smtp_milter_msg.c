@@ -21,6 +21,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
+#include "net/lookupq.h"
 #include "smtpd/smtp_milter_private.h"
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_settings.h"
@@ -424,53 +425,63 @@ has_remote(const struct delivery_job *job, const char *a)
 	return false;
 }
 
-/* Resolves a (the milter is trusted: remote addresses are queued);
- * 0 with *res, or -1 (refused or a lookup error). */
-static int
-resolve(struct smtp_session *s, const char *a, struct recipient_result *res)
+/* A milter's recipient as a mailbox; a zeroed one (refused by the
+ * resolution: no local part) when it is not valid. */
+static void
+edit_mailbox(const struct mrcpt_edit *e, struct smtp_mailbox *mbox)
 {
 	struct smtp_path path;
+
+	memset(mbox, 0, sizeof(*mbox));
+	if (addr_parse(e->addr, false, &path))
+		*mbox = path.mbox;
+}
+
+struct lookup_job *
+milter_msg_rcpt_lookup(struct smtp_session *s, struct sf_milter_txn *mt)
+{
+	/* the milter is trusted: remote addresses are queued */
 	struct recipient_ctx ctx = {
-	    .db = s->ses.srv->db,
 	    .hostname = s->config->hostname,
 	    .postmaster = s->config->postmaster,
 	    .delimiter = s->config->smtp.recipient_delimiter,
 	    .trusted = true,
 	};
+	struct smtp_mailbox *mbox;
+	struct rcpt_lookup *l;
 
-	memset(res, 0, sizeof(*res));
-	if (!addr_parse(a, false, &path))
-		return -1;
-	if (recipient_resolve(&ctx, &path.mbox, res) < 0 ||
-	    res->verdict != RCPT_ACCEPT) {
-		recipient_result_clear(res);
-		return -1;
-	}
-	return 0;
+	if (mt->nedits == 0)
+		return NULL;
+	mbox = xcalloc(mt->nedits, sizeof(*mbox));
+	for (size_t i = 0; i < mt->nedits; i++)
+		edit_mailbox(&mt->edits[i], &mbox[i]);
+	l = rcpt_lookup_new(&ctx, mbox, mt->nedits);
+	free(mbox);
+	return &l->job;
 }
 
+/* ADDRCPT: what the address resolved to joins the job. */
 static int
-rcpt_add(struct smtp_session *s, struct delivery_job *job, const char *a)
+rcpt_add(struct smtp_session *s, struct delivery_job *job,
+	 const struct recipient_result *res)
 {
-	struct recipient_result res;
-
 	if (job->nmailboxes + (job->env != NULL ? job->env->nrcpts : 0) >=
 	    RCPTS_MAX)
 		return -1;
-	if (resolve(s, a, &res) < 0)
+	if (res->verdict != RCPT_ACCEPT)
 		return -1;
-	for (size_t i = 0; i < res.nmailboxes; i++) {
-		if (has_mailbox(job, res.mailboxes[i]))
+	for (size_t i = 0; i < res->nmailboxes; i++) {
+		if (has_mailbox(job, res->mailboxes[i]))
 			continue;
 		job->mailboxes = xreallocarray(job->mailboxes,
 					       job->nmailboxes + 1,
 					       sizeof(*job->mailboxes));
-		job->mailboxes[job->nmailboxes++] = xstrdup(res.mailboxes[i]);
+		job->mailboxes[job->nmailboxes++] =
+		    xstrdup(res->mailboxes[i]);
 	}
-	for (size_t i = 0; i < res.nremotes; i++)
-		if (!has_remote(job, res.remotes[i]))
-			queue_rcpt_add(env_get(s, job), res.remotes[i], 0, "");
-	recipient_result_clear(&res);
+	for (size_t i = 0; i < res->nremotes; i++)
+		if (!has_remote(job, res->remotes[i]))
+			queue_rcpt_add(env_get(s, job), res->remotes[i], 0, "");
 	return 0;
 }
 
@@ -504,25 +515,69 @@ remove_remote(struct delivery_job *job, const char *a)
 }
 
 /* DELRCPT: the address and what it resolves to leave the job. */
-static int
-rcpt_del(struct smtp_session *s, struct delivery_job *job, const char *a)
+static void
+rcpt_del(struct delivery_job *job, const char *a,
+	 const struct recipient_result *res)
 {
-	struct recipient_result res;
 	struct smtp_path path;
 	char buf[SMTP_PATH_MAX * 4 + 8];
 
-	if (!addr_parse(a, false, &path) ||
-	    smtp_mailbox_format(&path.mbox, buf, sizeof(buf)) < 0)
-		return -1;
-	remove_mailbox(job, buf);
-	remove_remote(job, buf);
-	if (resolve(s, a, &res) == 0) {
-		for (size_t i = 0; i < res.nmailboxes; i++)
-			remove_mailbox(job, res.mailboxes[i]);
-		for (size_t i = 0; i < res.nremotes; i++)
-			remove_remote(job, res.remotes[i]);
-		recipient_result_clear(&res);
+	if (addr_parse(a, false, &path) &&
+	    smtp_mailbox_format(&path.mbox, buf, sizeof(buf)) == 0) {
+		remove_mailbox(job, buf);
+		remove_remote(job, buf);
 	}
+	if (res->verdict != RCPT_ACCEPT)
+		return;
+	for (size_t i = 0; i < res->nmailboxes; i++)
+		remove_mailbox(job, res->mailboxes[i]);
+	for (size_t i = 0; i < res->nremotes; i++)
+		remove_remote(job, res->remotes[i]);
+}
+
+int
+milter_msg_rcpts(struct smtp_session *s, struct sf_milter_txn *mt,
+		 struct lookup_job *job)
+{
+	struct rcpt_lookup *l = (struct rcpt_lookup *)job;
+	struct delivery_job *dj = s->txn->held_job;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (l->res[i].verdict == RCPT_TEMPFAIL)
+			return -1;
+	for (size_t i = 0; i < l->n && i < mt->nedits; i++) {
+		const struct mrcpt_edit *e = &mt->edits[i];
+
+		if (!e->add) {
+			rcpt_del(dj, e->addr, &l->res[i]);
+			continue;
+		}
+		/* one we cannot deliver to is left out, not the message */
+		if (rcpt_add(s, dj, &l->res[i]) < 0)
+			log_event(LOG_WARNING, "milter", "addrcpt-refused",
+				  LF_STR("session", s->ses.id),
+				  LF_STR("milter", e->milter),
+				  LF_STR("addr", e->addr));
+	}
+	return 0;
+}
+
+/* Notes an ADDRCPT or DELRCPT for the end (milter_msg_rcpt_lookup). */
+static int
+edit_add(struct sf_milter_txn *mt, const struct milter_config *cf, bool add,
+	 const char *a)
+{
+	struct mrcpt_edit *e;
+
+	if (mt->nedits >= RCPTS_MAX)
+		return -1;
+	mt->edits = xreallocarray(mt->edits, mt->nedits + 1,
+				  sizeof(*mt->edits));
+	e = &mt->edits[mt->nedits++];
+	e->add = add;
+	e->addr = xstrdup(a);
+	e->milter = cf->name;
+	mt->changed = true;
 	return 0;
 }
 
@@ -587,7 +642,6 @@ milter_msg_modify(struct smtp_session *s, struct sf_milter_txn *mt,
 		  uint32_t protocol, const struct milter_reply *r,
 		  const char **error_r)
 {
-	struct delivery_job *job = s->txn->held_job;
 	uint32_t need = action_needed(r->type);
 
 	*error_r = "action not negotiated";
@@ -605,17 +659,24 @@ milter_msg_modify(struct smtp_session *s, struct sf_milter_txn *mt,
 		return replbody(s, mt, r, error_r);
 	case MR_ADDRCPT: case MR_ADDRCPT_PAR:
 		/* one we cannot deliver to is left out, not the message */
-		if (rcpt_add(s, job, r->addr) < 0)
+		if (edit_add(mt, cf, true, r->addr) < 0)
 			log_event(LOG_WARNING, "milter", "addrcpt-refused",
 				  LF_STR("session", s->ses.id),
 				  LF_STR("milter", cf->name),
 				  LF_STR("addr", r->addr));
 		mt->changed = true;
 		return 0;
-	case MR_DELRCPT:
+	case MR_DELRCPT: {
+		struct smtp_path path;
+		char buf[SMTP_PATH_MAX * 4 + 8];
+
 		*error_r = "bad recipient";
 		mt->changed = true;
-		return rcpt_del(s, job, r->addr);
+		if (!addr_parse(r->addr, false, &path) ||
+		    smtp_mailbox_format(&path.mbox, buf, sizeof(buf)) < 0)
+			return -1;
+		return edit_add(mt, cf, false, r->addr) < 0 ? -1 : 0;
+	}
 	case MR_CHGFROM:
 		*error_r = "bad sender";
 		return chgfrom(mt, r);
@@ -751,5 +812,14 @@ milter_msg_clear(struct sf_milter_txn *mt)
 	mt->nh = mt->caph = 0;
 	spool_free(&mt->newbody);
 	xfree(&mt->sender);
+	for (size_t i = 0; i < mt->nedits; i++)
+		free(mt->edits[i].addr);
+	xfree(&mt->edits);
+	mt->nedits = 0;
+	if (mt->lookup != NULL) {
+		/* the lookup queue frees it */
+		lookup_job_cancel(mt->lookup);
+		mt->lookup = NULL;
+	}
 	mt->loaded = false;
 }

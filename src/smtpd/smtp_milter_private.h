@@ -14,6 +14,7 @@
 #include "filter/milter.h"
 
 struct delivery_job;
+struct lookup_job;
 struct smtp_session;
 struct spool;
 
@@ -22,6 +23,13 @@ struct spool;
 struct mhdr {
 	char *name;
 	char *value;	/* NULL: a line without a colon, kept as it was */
+};
+
+/* an ADDRCPT or DELRCPT, resolved at the end (user database) */
+struct mrcpt_edit {
+	bool add;
+	char *addr;	/* as the milter sent it */
+	const char *milter;	/* its name (configuration) */
 };
 
 /* the transaction's part (smtp_private.h: t->milter) */
@@ -40,6 +48,9 @@ struct sf_milter_txn {
 	char *sender;		/* CHGFROM's, or NULL */
 	bool hold;		/* QUARANTINE */
 	bool junk;		/* a junk_header was added */
+	struct mrcpt_edit *edits;	/* recipients, in the milters' order */
+	size_t nedits;
+	struct lookup_job *lookup;	/* their resolution, while out */
 };
 
 /*
@@ -61,6 +72,17 @@ int milter_msg_modify(struct smtp_session *s, struct sf_milter_txn *mt,
 		      const struct milter_config *cf, uint32_t actions,
 		      uint32_t protocol, const struct milter_reply *r,
 		      const char **error_r);
+/*
+ * The recipients the milters added or removed are resolved off the loop
+ * (net/lookupq.h) once every milter is through: the job to submit, or
+ * NULL when there are none. Its answer goes to milter_msg_rcpts(),
+ * which edits the job in the milters' order: 0, or -1 when the database
+ * failed (the message is refused for now: 451).
+ */
+struct lookup_job *milter_msg_rcpt_lookup(struct smtp_session *s,
+					  struct sf_milter_txn *mt);
+int milter_msg_rcpts(struct smtp_session *s, struct sf_milter_txn *mt,
+		     struct lookup_job *job);
 /* A milter's end of message reply came: its REPLBODY, if any, is whole. */
 void milter_msg_eom(struct sf_milter_txn *mt);
 /* Applies the changes to the job (spool, envelope, hold, .Junk): 0, or

@@ -24,6 +24,7 @@ struct config_listener;
 struct ar_filter;
 struct delivery_job;
 struct event;
+struct lookup_job;
 struct msgauth;
 struct msgauth_signing;
 struct spool;
@@ -50,6 +51,7 @@ enum smtp_state {
 	SMTP_S_TLS,		/* implicit TLS: handshake before the greeting */
 	SMTP_S_CHECK,		/* end of data: waiting for SPF/DKIM/DMARC */
 	SMTP_S_FILTER,		/* a command waits for a filter (sf_run) */
+	SMTP_S_LOOKUP,		/* a command waits for the user database */
 };
 
 const char *smtp_state_name(enum smtp_state state);
@@ -128,6 +130,11 @@ struct smtp_txn {
 	const char *hdr_enh, *hdr_why;
 	char hdr_text[200];
 	char *hdr_detail;
+	/* authenticated senders: the From:/Sender: ownership checks that
+	 * need the user database, asked at the end of the data
+	 * (smtp_header.c) */
+	struct smtp_hdr_check *hchecks;
+	size_t nhchecks;
 	bool too_big;
 	bool io_error;
 	bool bdat_started;
@@ -150,6 +157,20 @@ struct smtp_txn {
 	struct sf_clamd *clamd;		/* smtp_clamd.c */
 	struct sf_milter_txn *milter;	/* smtp_milter.c */
 	bool discard;			/* a filter said discard */
+};
+
+/*
+ * One ownership check of the header: addr must be an address the user
+ * may send as, else the refusal; with addr NULL the refusal stands at
+ * this place without a lookup (a later field's syntax error comes after
+ * an earlier field's lookups, as the checks run in order).
+ */
+struct smtp_hdr_check {
+	char *addr;
+	int code;
+	const char *enh, *why;
+	char *detail;
+	char text[200];
 };
 
 /* A RCPT that waits for the RCPT stage's verdict. */
@@ -188,6 +209,11 @@ struct smtp_session {
 		const char *rcpt;	/* SF_RCPT: the address */
 	} sf;
 	struct smtp_pending_rcpt prcpt;	/* SF_RCPT: the command's */
+	/* a command waits for the user database (SMTP_S_LOOKUP) */
+	struct lookup_job *lookup;	/* out on the lookup thread */
+	void (*lookup_fn)(struct smtp_session *s, struct lookup_job *job);
+	enum smtp_state lookup_saved;	/* the state it interrupted */
+	struct smtp_txn *lookup_txn;	/* MAIL's, until its sender check */
 	struct sf_dnsbl *dnsbl;		/* smtp_dnsbl.c */
 	struct sf_milters *milters;	/* smtp_milter.c */
 };
@@ -206,6 +232,16 @@ bool smtp_on_mx(const struct smtp_session *s);
 struct queue_envelope *smtp_envelope_new(const struct smtp_session *s);
 /* A message was refused at its end: the transaction is over. */
 void smtp_txn_refused(struct smtp_session *s);
+/*
+ * Sends job to the worker's lookup thread: the session reads nothing
+ * (pipelined commands wait in order) until fn(s, job) runs on the loop
+ * with the answer, in the state the session was in; then the input held
+ * meanwhile is processed. A session that closes meanwhile gets no fn;
+ * one that goes away cancels the job (lookupq.h).
+ */
+typedef void smtp_lookup_fn(struct smtp_session *s, struct lookup_job *job);
+void smtp_lookup(struct smtp_session *s, struct lookup_job *job,
+		 smtp_lookup_fn *fn);
 
 /* smtp_sendlimit.c: takes a message (MAIL of addr) or a recipient (RCPT
  * of addr) from an authenticated user's sending budget; false when it

@@ -54,6 +54,7 @@
 #include "smtpd/smtp_private.h"
 #include "smtpd/smtp_server.h"
 #include "net/auth.h"
+#include "net/lookupq.h"
 #include "net/sasl.h"
 #include "net/session.h"
 #include "net/tls.h"
@@ -75,7 +76,7 @@ smtp_state_name(enum smtp_state state)
 	static const char *const names[] = {
 		"GREETING", "HELO", "READY", "MAIL", "RCPT",
 		"DATA", "BDAT", "COMMIT", "CLOSING", "AUTH", "AUTH_WAIT", "AUTH_BUSY", "TLS",
-		"CHECK", "FILTER",
+		"CHECK", "FILTER", "LOOKUP",
 	};
 	if ((size_t)state < sizeof(names) / sizeof(names[0]))
 		return names[state];
@@ -159,6 +160,7 @@ txn_free(struct smtp_txn **tp)
 	spool_free(&t->spool);
 	strbuf_free(&t->hold);
 	free(t->hdr_detail);
+	smtp_header_checks_free(t);
 	free(t);
 	*tp = NULL;
 }
@@ -191,6 +193,12 @@ smtp_free(struct session *ses, const char *reason)
 		s->job->arg = NULL;
 		s->job = NULL;
 	}
+	if (s->lookup != NULL) {
+		/* the lookup queue frees the job */
+		lookup_job_cancel(s->lookup);
+		s->lookup = NULL;
+	}
+	txn_free(&s->lookup_txn);
 	txn_free(&s->txn);
 	checks_session_free(s);
 	sf_session_free(s);
@@ -259,6 +267,43 @@ static void
 smtp_shutdown(struct session *ses)
 {
 	maybe_shutdown(smtp(ses));
+}
+
+/* ---- the user database ---------------------------------------------- */
+
+static void
+lookup_done(struct lookup_job *job, void *arg)
+{
+	struct smtp_session *s = arg;
+	smtp_lookup_fn *fn = s->lookup_fn;
+
+	s->lookup = NULL;
+	s->lookup_fn = NULL;
+	if (s->state == SMTP_S_CLOSING)
+		return;	/* timed out or hung up meanwhile: nothing to say */
+	s->state = s->lookup_saved;
+	fn(s, job);
+	maybe_shutdown(s);
+	/* what the client pipelined meanwhile */
+	if (s->state != SMTP_S_CLOSING)
+		session_process(&s->ses);
+	session_flush(&s->ses);
+}
+
+void
+smtp_lookup(struct smtp_session *s, struct lookup_job *job,
+	    smtp_lookup_fn *fn)
+{
+	job->done = lookup_done;
+	job->arg = s;
+	s->lookup = job;
+	s->lookup_fn = fn;
+	s->lookup_saved = s->state;
+	s->state = SMTP_S_LOOKUP;
+	/* the client waits for our reply: no idle limit (a message's end
+	 * waits here too) */
+	session_set_timeouts(&s->ses, 0, s->config->smtp.timeout_command);
+	lookupq_submit(s->ses.srv->lookupq, job);
 }
 
 /* ---- the greeting --------------------------------------------------- */
@@ -420,21 +465,21 @@ mail_done(struct smtp_session *s, const struct sf_verdict *v)
 }
 
 /*
- * RFC 6409 6.1: a logged-in user sends as themselves only. false after
- * the refusal (553, or 451 when the database failed) was sent.
+ * RFC 6409 6.1: a logged-in user sends as themselves only. r is
+ * auth_sender_allowed()'s answer: false after the refusal (553, or 451
+ * when the database failed) was sent.
  */
 static bool
-sender_owned(struct smtp_session *s, const struct smtp_txn *t)
+sender_owned(struct smtp_session *s, const struct smtp_txn *t, int r)
 {
-	int r = t->mail.path.null
-	            ? 0
-	            : auth_sender_allowed(s->ses.srv->db, s->account,
-	                                  t->sender,
-	                                  s->config->smtp.recipient_delimiter);
-
 	if (r == 1)
 		return true;
 	if (r < 0) {
+		log_event(LOG_WARNING, "smtp", "reject",
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
+			  LF_STR("user", s->account), LF_STR("from", t->sender),
+			  LF_UINT("code", 451), LF_STR("reason", "lookup"));
+		metrics_reject("lookup");
 		reply_error(s, 451, "4.3.0", "Error: temporary failure");
 		return false;
 	}
@@ -447,6 +492,41 @@ sender_owned(struct smtp_session *s, const struct smtp_txn *t)
 		    "Error: sender address not owned by the authenticated "
 		    "user");
 	return false;
+}
+
+/* MAIL once the sender is known to be the user's (or needs no check). */
+static void
+mail_continue(struct smtp_session *s, struct smtp_txn *t)
+{
+	if (t->mail.ret == SMTP_RET_FULL &&
+	    !dsn_ret_full_allowed(sender_verified(s))) {
+		/* never the whole message to an address nobody verified */
+		t->mail.ret = SMTP_RET_HDRS;
+		log_event(LOG_INFO, "smtp", "dsn-limited",
+			  LF_STR("session", s->ses.id), LF_STR("ret", "HDRS"),
+			  LF_STR("reason", "unverified-sender"));
+	}
+	if (!smtp_send_allowed(s, true, t->sender)) {
+		free(t);
+		return;
+	}
+	s->txn = t;
+	sf_run(s, SF_MAIL, mail_done);
+}
+
+/* The user database answered MAIL's sender check. */
+static void
+mail_sender_checked(struct smtp_session *s, struct lookup_job *job)
+{
+	struct sender_lookup *l = (struct sender_lookup *)job;
+	struct smtp_txn *t = s->lookup_txn;
+
+	s->lookup_txn = NULL;
+	if (!sender_owned(s, t, l->r)) {
+		free(t);
+		return;
+	}
+	mail_continue(s, t);
 }
 
 static void
@@ -493,24 +573,22 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.7", "Error: bad sender address");
 		return;
 	}
-	if (s->ses.logged_in && !sender_owned(s, t)) {
+	if (s->ses.logged_in && t->mail.path.null) {
+		/* the null sender is nobody's own */
+		sender_owned(s, t, 0);
 		free(t);
 		return;
 	}
-	if (t->mail.ret == SMTP_RET_FULL &&
-	    !dsn_ret_full_allowed(sender_verified(s))) {
-		/* never the whole message to an address nobody verified */
-		t->mail.ret = SMTP_RET_HDRS;
-		log_event(LOG_INFO, "smtp", "dsn-limited",
-			  LF_STR("session", s->ses.id), LF_STR("ret", "HDRS"),
-			  LF_STR("reason", "unverified-sender"));
-	}
-	if (!smtp_send_allowed(s, true, t->sender)) {
-		free(t);
+	if (s->ses.logged_in) {
+		const char *addr = t->sender;
+		struct sender_lookup *l = sender_lookup_new(
+		    s->account, s->config->smtp.recipient_delimiter, &addr, 1);
+
+		s->lookup_txn = t;
+		smtp_lookup(s, &l->job, mail_sender_checked);
 		return;
 	}
-	s->txn = t;
-	sf_run(s, SF_MAIL, mail_done);
+	mail_continue(s, t);
 }
 
 /* Room for element n of v (n of them used), doubling: O(1) per element. */
@@ -542,7 +620,7 @@ static void
 recipient_ctx_init(const struct smtp_session *s, struct recipient_ctx *r,
 		   bool trusted, bool authenticated)
 {
-	r->db = s->ses.srv->db;
+	r->db = NULL;	/* the lookup thread's */
 	r->hostname = s->config->hostname;
 	r->postmaster = s->config->postmaster;
 	r->delimiter = s->config->smtp.recipient_delimiter;
@@ -616,11 +694,48 @@ rcpt_done(struct smtp_session *s, const struct sf_verdict *v)
 	recipient_result_clear(&p->res);
 }
 
+/* The user database's answer to RCPT (s->prcpt). */
+static void
+rcpt_resolved(struct smtp_session *s, struct lookup_job *job)
+{
+	struct recipient_result *res = &((struct rcpt_lookup *)job)->res[0];
+	const char *addr = s->prcpt.addr;
+
+	if (res->verdict == RCPT_TEMPFAIL) {
+		reply_error(s, 451, "4.3.0",
+			    "Error: temporary failure looking up recipient");
+		log_event(LOG_WARNING, "smtp", "reject",
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
+			  LF_STR("to", addr), LF_UINT("code", 451),
+			  LF_STR("reason", "lookup"));
+		metrics_reject("lookup");
+		return;
+	}
+	if (res->verdict == RCPT_REJECT) {
+		log_event(LOG_INFO, "smtp", "reject",
+			  LF_STR("session", s->ses.id),
+			  LF_STR("ip", s->ses.ip),
+			  LF_STR("from", s->txn->sender), LF_STR("to", addr),
+			  LF_INT("code", res->code), LF_STR("enh", res->enh),
+			  LF_STR("reason", res->code == 554 ? "relay-denied"
+							    : "unknown-user"));
+		metrics_reject(res->code == 554 ? "relay-denied"
+						: "unknown-user");
+		reply_error(s, res->code, res->enh, res->text);
+		return;
+	}
+	/* the session takes the result; the job's free finds it empty */
+	s->prcpt.res = *res;
+	memset(res, 0, sizeof(*res));
+	s->sf.rcpt = s->prcpt.addr;
+	sf_run(s, SF_RCPT, rcpt_done);
+}
+
 static void
 cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct smtp_txn *t = s->txn;
-	struct recipient_result res;
+	struct rcpt_lookup *l;
 	struct recipient_ctx rctx;
 	struct smtp_rcpt_args args;
 	struct smtp_error err;
@@ -659,38 +774,10 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	args.notify = notify_allowed(s, args.notify);
 	recipient_ctx_init(s, &rctx, s->trusted, s->ses.logged_in);
-	memset(&res, 0, sizeof(res));
-	if (recipient_resolve(&rctx, &args.path.mbox, &res) < 0 ||
-	    res.verdict == RCPT_TEMPFAIL) {
-		reply_error(s, 451, "4.3.0",
-			    "Error: temporary failure looking up recipient");
-		log_event(LOG_WARNING, "smtp", "reject",
-			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
-			  LF_STR("to", addr), LF_UINT("code", 451),
-			  LF_STR("reason", "lookup"));
-		metrics_reject("lookup");
-		recipient_result_clear(&res);
-		return;
-	}
-	if (res.verdict == RCPT_REJECT) {
-		log_event(LOG_INFO, "smtp", "reject",
-			  LF_STR("session", s->ses.id),
-			  LF_STR("ip", s->ses.ip), LF_STR("from", t->sender),
-			  LF_STR("to", addr), LF_INT("code", res.code),
-			  LF_STR("enh", res.enh),
-			  LF_STR("reason", res.code == 554 ? "relay-denied"
-							   : "unknown-user"));
-		metrics_reject(res.code == 554 ? "relay-denied"
-					       : "unknown-user");
-		reply_error(s, res.code, res.enh, res.text);
-		recipient_result_clear(&res);
-		return;
-	}
 	snprintf(s->prcpt.addr, sizeof(s->prcpt.addr), "%s", addr);
 	s->prcpt.args = args;
-	s->prcpt.res = res;
-	s->sf.rcpt = s->prcpt.addr;
-	sf_run(s, SF_RCPT, rcpt_done);
+	l = rcpt_lookup_new(&rctx, &args.path.mbox, 1);
+	smtp_lookup(s, &l->job, rcpt_resolved);
 }
 
 /* Creates the spool and writes the trace header fields (on port 25 the
@@ -850,13 +937,34 @@ cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 	wait_data(s);
 }
 
+/* The user database's answer to VRFY. */
+static void
+vrfy_resolved(struct smtp_session *s, struct lookup_job *job)
+{
+	struct rcpt_lookup *l = (struct rcpt_lookup *)job;
+	const struct recipient_result *res = &l->res[0];
+
+	if (res->verdict == RCPT_TEMPFAIL) {
+		log_event(LOG_WARNING, "smtp", "reject",
+			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),
+			  LF_STR("command", "VRFY"), LF_UINT("code", 451),
+			  LF_STR("reason", "lookup"));
+		metrics_reject("lookup");
+		reply_error(s, 451, "4.3.0", "Error: temporary failure");
+	} else if (res->verdict == RCPT_REJECT)
+		reply_error(s, res->code, res->enh, res->text);
+	else
+		smtp_reply(s, "250 2.1.5 <%s@%s>", l->mbox[0].local,
+			   l->mbox[0].domain);
+}
+
 static void
 cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct smtp_path path;
 	struct smtp_error err;
 	struct recipient_ctx rctx;
-	struct recipient_result res;
+	struct rcpt_lookup *l;
 	char buf[SMTP_PATH_MAX + 8];
 	const char *end;
 
@@ -876,16 +984,8 @@ cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	recipient_ctx_init(s, &rctx, false, false);
-	memset(&res, 0, sizeof(res));
-	if (recipient_resolve(&rctx, &path.mbox, &res) < 0 ||
-	    res.verdict == RCPT_TEMPFAIL)
-		reply_error(s, 451, "4.3.0", "Error: temporary failure");
-	else if (res.verdict == RCPT_REJECT)
-		reply_error(s, res.code, res.enh, res.text);
-	else
-		smtp_reply(s, "250 2.1.5 <%s@%s>", path.mbox.local,
-		      path.mbox.domain);
-	recipient_result_clear(&res);
+	l = rcpt_lookup_new(&rctx, &path.mbox, 1);
+	smtp_lookup(s, &l->job, vrfy_resolved);
 }
 
 /*
@@ -1400,18 +1500,43 @@ job_make(struct smtp_session *s)
 
 static void content_out(struct smtp_session *s, const unsigned char *p,
 			size_t n);
+static void content_end_checked(struct smtp_session *s,
+				struct lookup_job *job);
 
+/*
+ * The end of the data. The header's ownership checks (smtp_header.c)
+ * need the user database: they were noted when the header was complete
+ * and are asked here, where the message is whole and the client waits
+ * for one reply anyway, instead of pausing the stream in the middle.
+ */
 static void
 content_end(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
-	const char *why = NULL;
-	char text[160];
 	unsigned char rest[AR_FILTER_HOLD];
+	struct lookup_job *job;
 
 	content_out(s, rest, checks_filter_end(s, rest));
 	if (t->holding && !t->too_big && !t->io_error)
 		smtp_header_done(s, true); /* a message that is all header */
+	if (!t->io_error && !t->too_big && !t->data.long_line &&
+	    (job = smtp_header_lookup(s)) != NULL) {
+		smtp_lookup(s, job, content_end_checked);
+		return;
+	}
+	content_end_checked(s, NULL);
+}
+
+/* The end of the data, the header's checks answered (job, or NULL). */
+static void
+content_end_checked(struct smtp_session *s, struct lookup_job *job)
+{
+	struct smtp_txn *t = s->txn;
+	const char *why = NULL;
+	char text[160];
+
+	if (job != NULL)
+		smtp_header_looked_up(s, job);
 	if (t->io_error) {
 		reply_error(s, 451, "4.3.0", "Error: local error");
 		why = "io-error";
@@ -1718,6 +1843,7 @@ smtp_input(struct session *ses, struct evbuffer *in)
 	case SMTP_S_COMMIT:
 	case SMTP_S_CHECK:
 	case SMTP_S_FILTER:
+	case SMTP_S_LOOKUP:
 	case SMTP_S_CLOSING:
 	case SMTP_S_AUTH_WAIT:
 	case SMTP_S_AUTH_BUSY:
