@@ -26,7 +26,7 @@
 #include "store/userdb.h"
 
 #define ALERTS_SEEN 256		/* kinds+subjects remembered for the rate */
-#define ALERTS_COMMANDS 4	/* commands running at once */
+#define ALERTS_COMMANDS 4	/* commands (and mails) running at once */
 #define ALERTS_CRASHES 1024	/* worker deaths remembered */
 #define ALERTS_QUEUE_SLOT 62	/* queue id slot: workers 0..31, runner 63 */
 #define ALERTS_JSON_MAX 2048
@@ -39,6 +39,7 @@ struct seen {
 
 struct command {
 	pid_t pid;
+	bool mail;		/* the mail to postmaster, not alerts.command */
 	struct event *timer;
 	struct alerts *al;
 };
@@ -258,29 +259,75 @@ command_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->pid <= 0)
 		return;
-	log_event(LOG_WARNING, "alert", "error", LF_STR("action", "command"),
+	log_event(LOG_WARNING, "alert", "error",
+		  LF_STR("action", c->mail ? "mail" : "command"),
 		  LF_INT("pid", c->pid), LF_STR("error", "timed out: killed"));
 	kill(c->pid, SIGKILL);
+}
+
+/* A free slot for a child, or NULL (logged). */
+static struct command *
+command_slot(struct alerts *al, const char *action)
+{
+	for (size_t i = 0; i < ALERTS_COMMANDS; i++)
+		if (al->cmds[i].pid == 0)
+			return &al->cmds[i];
+	log_event(LOG_WARNING, "alert", "error", LF_STR("action", action),
+		  LF_STR("error", "too many still running"));
+	return NULL;
+}
+
+/* A child is running in slot c: its time limit starts. */
+static void
+command_watch(struct alerts *al, struct command *c, pid_t pid, bool mail)
+{
+	struct timeval tv = {(time_t)al->config->alerts.command_timeout, 0};
+
+	c->pid = pid;
+	c->mail = mail;
+	c->al = al;
+	if (c->timer == NULL)
+		c->timer = evtimer_new(al->base, command_timeout_cb, c);
+	evtimer_add(c->timer, &tv);
+}
+
+/*
+ * The mail to postmaster is made in a child process: where it goes is a
+ * user-database question (a round trip to a network database, seconds
+ * while it is down), and the parent's loop also carries every child's
+ * log lines, which must never wait for it. A child rather than a
+ * thread: the parent forks workers, and a fork while a thread holds a
+ * database library's lock would leave the new worker stuck on it.
+ */
+static void
+alert_mail_start(struct alerts *al, const struct alert *a, const char *json)
+{
+	struct command *c = command_slot(al, "mail");
+	pid_t pid;
+
+	if (c == NULL)
+		return;
+	if ((pid = fork()) == 0) {
+		alert_mail(al, a, json);
+		_exit(0);
+	}
+	if (pid < 0) {
+		log_warn("alert mail: fork");
+		return;
+	}
+	command_watch(al, c, pid, true);
 }
 
 static void
 alert_command(struct alerts *al, const char *json, size_t len)
 {
 	const struct alerts_config *ac = &al->config->alerts;
-	struct timeval tv = {(time_t)ac->command_timeout, 0};
-	struct command *c = NULL;
+	struct command *c = command_slot(al, "command");
 	int p[2];
 	pid_t pid;
 
-	for (size_t i = 0; i < ALERTS_COMMANDS && c == NULL; i++)
-		if (al->cmds[i].pid == 0)
-			c = &al->cmds[i];
-	if (c == NULL) {
-		log_event(LOG_WARNING, "alert", "error",
-			  LF_STR("action", "command"),
-			  LF_STR("error", "too many still running"));
+	if (c == NULL)
 		return;
-	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		log_warn("alerts.command: pipe");
 		return;
@@ -299,11 +346,7 @@ alert_command(struct alerts *al, const char *json, size_t len)
 	if (write_full(p[1], json, len) < 0)
 		log_warn("alerts.command: write");
 	close(p[1]);
-	c->pid = pid;
-	c->al = al;
-	if (c->timer == NULL)
-		c->timer = evtimer_new(al->base, command_timeout_cb, c);
-	evtimer_add(c->timer, &tv);
+	command_watch(al, c, pid, false);
 }
 
 bool
@@ -318,7 +361,7 @@ alerts_reaped(struct alerts *al, pid_t pid, int status)
 		evtimer_del(c->timer);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			log_event(LOG_WARNING, "alert", "error",
-				  LF_STR("action", "command"),
+				  LF_STR("action", c->mail ? "mail" : "command"),
 				  LF_INT("pid", pid),
 				  LF_INT("status", WIFEXITED(status)
 						       ? WEXITSTATUS(status)
@@ -358,7 +401,7 @@ alert_handle(const struct alert *a, void *arg)
 		log_warnx("alert too long for its JSON");
 		return;
 	}
-	alert_mail(al, a, json);
+	alert_mail_start(al, a, json);
 	if (ac->command != NULL)
 		alert_command(al, json, len);
 }

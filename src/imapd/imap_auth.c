@@ -299,6 +299,8 @@ imap_auth_done(struct session *ses, enum sasl_status st, char *chal)
 		/* else the reply waits (imap_auth_delay_done) */
 		return;
 	case SASL_FAIL_TEMP:
+		session_auth_tempfail(ses, user);
+		/* FALLTHROUGH */
 	default:
 		imap_done(&c->s, "NO", "UNAVAILABLE",
 			  "Temporary authentication failure");

@@ -687,6 +687,17 @@ auth_failure(struct session *s, const char *user, const char *why,
 			  LF_UINT("ban_s", srv->auth_policy.ban_ms / 1000));
 }
 
+void
+session_auth_tempfail(struct session *s, const char *user)
+{
+	log_event(LOG_WARNING, s->ops->name, "auth", LF_STR("session", s->id),
+		  LF_STR("ip", s->ip), LF_STR("user", user != NULL ? user : ""),
+		  LF_STR("mech", s->auth_mech != NULL ? s->auth_mech : ""),
+		  LF_STR("result", "tempfail"),
+		  LF_STR("reason", "userdb-error"));
+	metrics_reject("userdb-error");
+}
+
 bool
 session_auth_failed(struct session *s, const char *user, enum sasl_status st)
 {

@@ -241,5 +241,9 @@ void session_auth_submit(struct session *s, const char *line);
  */
 bool session_auth_failed(struct session *s, const char *user,
 			 enum sasl_status st);
+/* The user database failed during a login (SASL_FAIL_TEMP): logged
+ * (result=tempfail reason=userdb-error); the protocol answers its
+ * temporary failure. Not counted as a failed login. */
+void session_auth_tempfail(struct session *s, const char *user);
 
 #endif

@@ -616,6 +616,7 @@ auth_result(struct pop3_session *s, enum sasl_status st, char *chal)
 		s->state = POP3_S_AUTH_WAIT;
 		return;
 	case SASL_FAIL_TEMP:
+		session_auth_tempfail(&s->ses, user);
 		reply_err(s, "SYS/TEMP", "Temporary authentication failure");
 		return;
 	default:

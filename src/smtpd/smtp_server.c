@@ -1260,6 +1260,7 @@ auth_result(struct smtp_session *s, enum sasl_status st, char *chal)
 		s->state = SMTP_S_AUTH_WAIT;
 		return;
 	case SASL_FAIL_TEMP:
+		session_auth_tempfail(&s->ses, user);
 		reply_error(s, 454, "4.7.0",
 			    "Temporary authentication failure");
 		return;
