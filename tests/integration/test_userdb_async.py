@@ -13,13 +13,15 @@ its lookup is out is freed safely when the answer comes (ASan watches).
 
 import base64
 import contextlib
+import imaplib
+import poplib
 import select
 import sqlite3
 import time
 
 import pytest
 
-from conftest import PASSWORD, Godwit, _finish, godwit_base, wait_for
+from conftest import PASSWORD, Godwit, _finish, free_port, godwit_base
 from smtpclient import RawSMTP
 
 ALICE = "alice@example.test"
@@ -37,6 +39,12 @@ def g(godwit_root, cert):
                  "tls": {"certificates": [{"cert": str(crt),
                                            "key": str(key)}]}})
     gw.add_submission()
+    gw.pop3_port, gw.imap_port = free_port(), free_port()
+    gw.config["listeners"] += [
+        {"name": "pop3", "protocol": "pop3", "plaintext_auth": True,
+         "listen": [f"127.0.0.1:{gw.pop3_port}"]},
+        {"name": "imap", "protocol": "imap", "plaintext_auth": True,
+         "listen": [f"127.0.0.1:{gw.imap_port}"]}]
     gw.write_config()
     gw.start()
     yield gw
@@ -175,3 +183,36 @@ def test_submission_sender_and_from_locked(g):
     assert r.code == 250, r
     c.cmd("QUIT")
     c.close()
+
+
+def test_logins_locked_are_temporary(g):
+    """A login while the database fails: the protocol's temporary answer,
+    logged as such and not counted as a failed login; then it works."""
+    off = g.log_size()
+    with locked(g):
+        c = RawSMTP("127.0.0.1", g.sub_port, timeout=30)
+        assert c.reply().code == 220
+        c.ehlo()
+        tok = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+        r = c.cmd(f"AUTH PLAIN {tok}", timeout=BUSY_S + 20)
+        assert r.code == 454 and "4.7.0" in r.text, r
+        p = poplib.POP3("127.0.0.1", g.pop3_port, timeout=BUSY_S + 20)
+        p.user(ALICE)
+        with pytest.raises(poplib.error_proto) as e:
+            p.pass_(PASSWORD)
+        assert b"[SYS/TEMP]" in e.value.args[0], e.value
+        m = imaplib.IMAP4("127.0.0.1", g.imap_port, timeout=BUSY_S + 20)
+        with pytest.raises(imaplib.IMAP4.error) as e:
+            m.login(ALICE, PASSWORD)
+        assert "UNAVAILABLE" in str(e.value), e.value
+    assert c.cmd(f"AUTH PLAIN {tok}").code == 235
+    c.cmd("QUIT")
+    c.close()
+    p.user(ALICE)
+    p.pass_(PASSWORD)
+    p.quit()
+    m.login(ALICE, PASSWORD)
+    m.logout()
+    log = g.log_since(off)
+    assert log.count("result=tempfail") >= 3, log
+    assert "result=fail" not in log, log
