@@ -308,6 +308,12 @@ alert_mail_start(struct alerts *al, const struct alert *a, const char *json)
 	if (c == NULL)
 		return;
 	if ((pid = fork()) == 0) {
+		/* the parent's handlers write to the loop's signal pipe,
+		 * which this child shares: none of them here */
+		static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1,
+					   SIGUSR2, SIGCHLD};
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+			signal(sigs[i], SIG_DFL);
 		alert_mail(al, a, json);
 		_exit(0);
 	}

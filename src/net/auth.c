@@ -194,12 +194,9 @@ const struct sasl_creds auth_userdb_creds = {
 };
 
 int
-auth_sender_allowed(struct userdb *db, const char *account,
-		    const char *sender, char delimiter)
+auth_sender_own(const char *account, const char *sender, char delimiter)
 {
 	char addr[320], *at, *plus;
-	struct userdb_alias_list l = {0};
-	int r;
 
 	if (auth_normalize(sender, addr, sizeof(addr)) < 0)
 		return 0;
@@ -215,6 +212,20 @@ auth_sender_allowed(struct userdb *db, const char *account,
 		if (strcmp(base, account) == 0)
 			return 1;
 	}
+	return -1;
+}
+
+int
+auth_sender_allowed(struct userdb *db, const char *account,
+		    const char *sender, char delimiter)
+{
+	char addr[320];
+	struct userdb_alias_list l = {0};
+	int r;
+
+	if ((r = auth_sender_own(account, sender, delimiter)) >= 0)
+		return r;
+	auth_normalize(sender, addr, sizeof(addr));
 	/* an alias that delivers to the account */
 	r = userdb_alias_lookup(db, addr, &l);
 	if (r <= 0)

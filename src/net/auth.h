@@ -30,6 +30,12 @@ int auth_normalize(const char *authcid, char *buf, size_t size);
  */
 int auth_sender_allowed(struct userdb *db, const char *account,
 			const char *sender, char delimiter);
+/*
+ * What auth_sender_allowed() decides without the database: 1 the
+ * account itself (or with a "+tag"), 0 not an address at all, -1 only
+ * the database can tell (an alias?). Lets the loop skip a lookup.
+ */
+int auth_sender_own(const char *account, const char *sender, char delimiter);
 
 
 /*

@@ -32,7 +32,9 @@ lookupq_run(void *arg, void **items, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct lookup_job *job = items[i];
 
-		job->run(job, q->db);
+		if (!atomic_load_explicit(&job->cancelled,
+					  memory_order_relaxed))
+			job->run(job, q->db);
 	}
 	loopq_put(q->back, items, n);
 }
@@ -74,6 +76,7 @@ lookup_job_cancel(struct lookup_job *job)
 {
 	job->done = NULL;
 	job->arg = NULL;
+	atomic_store_explicit(&job->cancelled, true, memory_order_relaxed);
 }
 
 void

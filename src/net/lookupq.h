@@ -14,7 +14,8 @@
  *	lookup_job_cancel(job);		// I go away first: the queue frees it
  *
  * A job is the queue's from submit on: after done (or in its place, when
- * the asker cancelled) the queue calls job->free. Cancelling is for the
+ * the asker cancelled) the queue calls job->free; a job cancelled before
+ * its turn is not run (a client that hung up costs no query). Cancelling is for the
  * loop thread only, the one that runs done. A database error is an
  * answer like any other (-1 from the userdb op, RCPT_TEMPFAIL): the
  * asker turns it into its temporary reply.
@@ -22,6 +23,7 @@
 #ifndef GODWIT_LOOKUPQ_H
 #define GODWIT_LOOKUPQ_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -41,6 +43,8 @@ struct lookup_job {
 	void *arg;
 	/* on the loop thread, after done or in its place */
 	void (*free)(struct lookup_job *job);
+	/* set by lookup_job_cancel(): the thread need not ask at all */
+	atomic_bool cancelled;
 };
 
 /* NULL with *error_r if the database cannot be opened. */

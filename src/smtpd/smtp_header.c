@@ -24,6 +24,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/mail_header.h"
+#include "net/auth.h"
 #include "net/lookupq.h"
 #include "smtpd/smtp_checks.h"
 #include "smtpd/smtp_header.h"
@@ -55,11 +56,16 @@ header_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
  * lookup).
  */
 static void
-check_add(struct smtp_txn *t, const char *addr, int code, const char *enh,
-	  const char *why, const char *detail, const char *text)
+check_add(struct smtp_session *s, const char *addr, int code,
+	  const char *enh, const char *why, const char *detail,
+	  const char *text)
 {
+	struct smtp_txn *t = s->txn;
 	struct smtp_hdr_check *c;
 
+	if (addr != NULL && auth_sender_own(s->account, addr,
+					    s->config->smtp.recipient_delimiter) == 1)
+		return;		/* the user's own: nothing to ask */
 	t->hchecks = xreallocarray(t->hchecks, t->nhchecks + 1,
 				   sizeof(*t->hchecks));
 	c = &t->hchecks[t->nhchecks++];
@@ -75,12 +81,14 @@ check_add(struct smtp_txn *t, const char *addr, int code, const char *enh,
 /* A field's refusal found without the database: at once if no lookup
  * comes before it, else in its place after them. Returns -1. */
 static int
-field_refuse(struct smtp_txn *t, int code, const char *enh, const char *why,
-	     const char *text)
+field_refuse(struct smtp_session *s, int code, const char *enh,
+	     const char *why, const char *text)
 {
+	struct smtp_txn *t = s->txn;
+
 	if (t->nhchecks == 0)
 		return header_refuse(t, code, enh, why, NULL, text);
-	check_add(t, NULL, code, enh, why, NULL, text);
+	check_add(s, NULL, code, enh, why, NULL, text);
 	return -1;
 }
 
@@ -139,10 +147,8 @@ static int
 display_check(struct smtp_session *s, const struct mail_mailbox *m,
 	      const char *field)
 {
-	struct smtp_txn *t = s->txn;
 	const char *texts[] = {m->display, m->comment};
 
-	(void)s;
 	for (size_t k = 0; k < 2; k++) {
 		char **v;
 		size_t n;
@@ -152,7 +158,7 @@ display_check(struct smtp_session *s, const struct mail_mailbox *m,
 		for (size_t i = 0; i < n; i++) {
 			if (strcasecmp(v[i], m->addr) == 0)
 				continue;
-			check_add(t, v[i], 550, "5.7.1",
+			check_add(s, v[i], 550, "5.7.1",
 				  "display-name-address", v[i],
 				  strcmp(field, "From") == 0
 				      ? "Error: a display name in header "
@@ -173,7 +179,6 @@ static int
 mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 		    bool sender)
 {
-	struct smtp_txn *t = s->txn;
 	struct mail_address_list l;
 	const char *err, *field = sender ? "Sender" : "From";
 	char *v = mail_header_unfold(f);
@@ -184,7 +189,7 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 			 "Error: header %s: is not a valid address: %s", field,
 			 err);
 		free(v);
-		return field_refuse(t, 550, "5.6.0", "bad-address-header",
+		return field_refuse(s, 550, "5.6.0", "bad-address-header",
 				    text);
 	}
 	free(v);
@@ -196,7 +201,7 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 				: "Error: header From: must hold one or more "
 				  "addresses and no group (RFC 5322 3.6.2)");
 		mail_address_list_clear(&l);
-		return field_refuse(t, 550, "5.6.0", "bad-address-header",
+		return field_refuse(s, 550, "5.6.0", "bad-address-header",
 				    text);
 	}
 	if (l.n > HEADER_MAILBOXES_MAX) {
@@ -205,14 +210,14 @@ mailbox_field_check(struct smtp_session *s, const struct mail_header_field *f,
 			 "Error: header %s: has more than %d addresses", field,
 			 HEADER_MAILBOXES_MAX);
 		mail_address_list_clear(&l);
-		return field_refuse(t, 550, "5.6.0", "bad-address-header",
+		return field_refuse(s, 550, "5.6.0", "bad-address-header",
 				    text);
 	}
 	snprintf(text, sizeof(text),
 		 "Error: header %s: not owned by the authenticated user",
 		 field);
 	for (size_t i = 0; i < l.n; i++) {
-		check_add(t, l.v[i].addr, 553, "5.7.1",
+		check_add(s, l.v[i].addr, 553, "5.7.1",
 			  sender ? "header-sender-not-owned" : "from-not-owned",
 			  l.v[i].addr, text);
 		if (s->config->submission.refuse_address_display_name)

@@ -198,7 +198,7 @@ smtp_free(struct session *ses, const char *reason)
 		lookup_job_cancel(s->lookup);
 		s->lookup = NULL;
 	}
-	txn_free(&s->lookup_txn);
+	xfree(&s->lookup_txn);	/* MAIL's, made of nothing more */
 	txn_free(&s->txn);
 	checks_session_free(s);
 	sf_session_free(s);
@@ -535,6 +535,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	struct smtp_mail_args args;
 	struct smtp_error err;
 	struct smtp_txn *t;
+	int own;
 
 	if (s->state == SMTP_S_HELO) {
 		reply_error(s, 503, "5.5.1", "Error: send HELO/EHLO first");
@@ -573,13 +574,18 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.7", "Error: bad sender address");
 		return;
 	}
-	if (s->ses.logged_in && t->mail.path.null) {
-		/* the null sender is nobody's own */
+	own = !s->ses.logged_in ? 1
+	      : t->mail.path.null
+		  ? 0	/* the null sender is nobody's own */
+		  : auth_sender_own(s->account, t->sender,
+				    s->config->smtp.recipient_delimiter);
+	if (own == 0) {
 		sender_owned(s, t, 0);
 		free(t);
 		return;
 	}
-	if (s->ses.logged_in) {
+	if (own < 0) {
+		/* an alias of the user's? the database knows */
 		const char *addr = t->sender;
 		struct sender_lookup *l = sender_lookup_new(
 		    s->account, s->config->smtp.recipient_delimiter, &addr, 1);
