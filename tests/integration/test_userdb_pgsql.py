@@ -314,6 +314,14 @@ def test_move_from_sqlite_and_serve_from_postgresql(make_godwit, pg, pgdb,
     log = g.log_text()
     assert "fac=userdb event=disconnected" in log
     assert "fac=userdb event=reconnected" in log
+    # a restart while godwit is idle costs no failed lookup: a stale
+    # connection is replaced at once (both workers, both protocols)
+    time.sleep(1.1)
+    pg.stop()
+    pg.start()
+    for _ in range(4):
+        assert rcpt(g, BOB)[0] == 250
+    assert pop3_login(g).startswith(b"+OK")
 
 
 def _pop3_ok(g):
