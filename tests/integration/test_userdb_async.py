@@ -14,15 +14,20 @@ its lookup is out is freed safely when the answer comes (ASan watches).
 import base64
 import contextlib
 import imaplib
+import os
 import poplib
 import select
+import shutil
+import signal
 import sqlite3
+import tempfile
 import time
 
 import pytest
 
 from conftest import PASSWORD, Godwit, _finish, free_port, godwit_base
 from smtpclient import RawSMTP
+import pg_peer
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -216,3 +221,86 @@ def test_logins_locked_are_temporary(g):
     log = g.log_since(off)
     assert log.count("result=tempfail") >= 3, log
     assert "result=fail" not in log, log
+
+
+# ---- a real PostgreSQL that stops answering ---------------------------------
+
+def _cluster_pids(peer):
+    """The postmaster and its children (backends, helpers)."""
+    main = int((peer.datadir / "postmaster.pid").read_text().split()[0])
+    pids = [main]
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        # the parent pid is the 2nd field after the ")" of the name
+        if int(stat.rsplit(")", 1)[1].split()[1]) == main:
+            pids.append(int(d))
+    return pids
+
+
+@contextlib.contextmanager
+def frozen(peer):
+    """Every process of the cluster stopped (SIGSTOP): connections stay
+    open, queries get no answer until SIGCONT."""
+    pids = _cluster_pids(peer)
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+
+
+def test_postgresql_stalled_does_not_stall_the_worker(make_godwit):
+    """PostgreSQL stops answering in the middle of a session: the RCPTs
+    wait (in order, with the NOOP behind them), the same worker serves
+    other sessions meanwhile, and the answers come when it is back."""
+    why = pg_peer.available()
+    if why is not None:
+        pytest.skip(why)
+    base = tempfile.mkdtemp(prefix="godwit-pg-")
+    os.chmod(base, 0o755)
+    peer = pg_peer.PgPeer(os.path.join(base, "cluster")).start()
+    try:
+        db = peer.createdb("t_async")
+        g = make_godwit({"workers": 1}, start=False, users=(),
+                        aliases=None)
+        g.config["userdb"] = {"backend": "postgresql", "dsn": peer.dsn(db),
+                              "connect_timeout": "2s"}
+        g.write_config()
+        g.run("db", "init", check=True)
+        g.admin("domain", "add", "example.test")
+        g.admin("user", "add", ALICE, "--password-stdin",
+                input=PASSWORD + "\n")
+        g.start()
+        a = g.raw(timeout=30)
+        a.ehlo()
+        assert a.cmd("MAIL FROM:<s@example.org>").code == 250
+        assert a.cmd("RCPT TO:<alice@example.test>").code == 250
+        b = g.raw(timeout=30)
+        b.ehlo()
+        with frozen(peer):
+            a.send("RCPT TO:<alice@example.test>\r\n"
+                   "RCPT TO:<nobody@example.test>\r\nNOOP\r\n")
+            assert b.cmd("NOOP").code == 250
+            c = g.raw(timeout=30)
+            c.ehlo()
+            assert c.cmd("NOOP").code == 250
+            c.cmd("QUIT")
+            c.close()
+            time.sleep(0.5)
+            assert not pending(a), "a RCPT was answered by a frozen server"
+        replies = a.replies(3, timeout=30)
+        assert [r.code for r in replies] == [250, 550, 250], replies
+        a.cmd("QUIT")
+        a.close()
+        b.cmd("QUIT")
+        b.close()
+    finally:
+        peer.destroy()
+        shutil.rmtree(base, ignore_errors=True)
