@@ -1,7 +1,7 @@
 /*
  * The lookup thread: see lookupq.h. A workq runs the jobs in the order
- * they came, a few at a time, and a loopq hands each batch back to the
- * loop with one wake-up.
+ * they came, a few taken at a time, and a loopq hands each answer back
+ * to the loop as soon as it is there.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,7 @@
 #include "net/lookupq.h"
 #include "store/userdb.h"
 
-/* Jobs taken per turn of the thread: one wake-up of the loop for them,
- * and still answers that come back while a slow one is out. */
+/* Jobs taken from the queue per turn of the thread (one lock). */
 #define LOOKUP_BATCH 8
 
 struct lookupq {
@@ -35,8 +34,10 @@ lookupq_run(void *arg, void **items, size_t n)
 		if (!atomic_load_explicit(&job->cancelled,
 					  memory_order_relaxed))
 			job->run(job, q->db);
+		/* each answer at once: one slow lookup must not hold back
+		 * the ones answered before it (the loop coalesces wake-ups) */
+		loopq_put(q->back, &items[i], 1);
 	}
-	loopq_put(q->back, items, n);
 }
 
 static void
