@@ -133,12 +133,24 @@ userdb_query_compile(const char *text, struct userdb_query_stmt *st,
 				}
 				if (*p == q)
 					break;
+				if (*p == '%' && p[1] == '%') {
+					out[o++] = '%';
+					p += 2;
+					continue;
+				}
 				if (*p == '%' && placeholder_value(p[1], &v) == 0) {
 					*error_r = xasprintf(
 					    "%%%c inside a quoted string with "
 					    "other text: write '%%%c' alone (or "
 					    "bare), and build the string in SQL",
 					    p[1], p[1]);
+					goto fail;
+				}
+				if (*p == '%') {
+					*error_r = xasprintf(
+					    "unknown placeholder %%%c in a "
+					    "quoted string (write %%%% for a %%)",
+					    p[1] == '\0' ? ' ' : p[1]);
 					goto fail;
 				}
 				out[o++] = *p++;

@@ -7,9 +7,10 @@
  *
  * In a query the lookup key is written as Postfix writes it: %s the whole
  * address (or the domain, in the domain query), %u the local part, %d the
- * domain, %% a '%'. Each is turned into a bound parameter ($1..$n), never
- * spliced into the text: '%u' in quotes (the way Postfix and Dovecot
- * queries quote them) is the same parameter as a bare %u.
+ * domain, %% a '%' (in quoted strings too, as in Postfix: a LIKE
+ * pattern is written '%%x'). Each is turned into a bound parameter
+ * ($1..$n), never spliced into the text: '%u' in quotes (the way Postfix
+ * and Dovecot queries quote them) is the same parameter as a bare %u.
  */
 #ifndef GODWIT_USERDB_QUERY_H
 #define GODWIT_USERDB_QUERY_H

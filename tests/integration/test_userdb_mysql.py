@@ -44,9 +44,9 @@ BOB = f"bob@{DOMAIN}"
 # ------------------------------------------------------------- fixtures ---
 
 @pytest.fixture(scope="module")
-def maria(tmp_path_factory):
-    base = tmp_path_factory.mktemp("mariadb")
-    db = mariadb_peer.MariaDB(base / "m")
+def maria(godwit_root):
+    # below a directory the mysql user can enter (pytest's is 0700)
+    db = mariadb_peer.MariaDB(godwit_base(godwit_root, "mariadb") / "m")
     db.start()
     yield db
     db.cleanup()
@@ -78,9 +78,12 @@ def with_listeners(g):
     g.write_config()
 
 
-def make_sql_godwit(root, name, userdb, **kw):
+def make_sql_godwit(root, name, cert, userdb, **kw):
+    crt, key = cert
     g = SqlGodwit(godwit_base(root, name),
                   {"userdb": userdb,
+                   "tls": {"certificates": [{"cert": str(crt),
+                                             "key": str(key)}]},
                    "auth": {"delay_base": "10ms", "delay_max": "20ms",
                             "max_failures_ip": 1000}}, **kw)
     with_listeners(g)
@@ -186,8 +189,8 @@ def pop3_scram(g, user, password):
 
 # ---------------------------------------------- godwit's own schema ---
 
-def test_own_schema_on_mysql(maria, godwit_root):
-    g = make_sql_godwit(godwit_root, "own_mysql",
+def test_own_schema_on_mysql(maria, godwit_root, cert):
+    g = make_sql_godwit(godwit_root, "own_mysql", cert,
                         {"backend": "mysql", "dsn": maria.dsn})
     try:
         g.start()
@@ -293,7 +296,7 @@ def sql_str(s):
 
 
 @pytest.fixture(scope="module")
-def pfa(maria, godwit_root):
+def pfa(maria, godwit_root, cert):
     """MariaDB database `postfixadmin` with alice ({BLF-CRYPT}), bob
     ({SHA512-CRYPT}), an inactive carol, alice's and bob's self-aliases
     (as PostfixAdmin makes them), team@ -> "alice, bob" and a catch-all
@@ -327,7 +330,7 @@ def pfa(maria, godwit_root):
         root=True)
     dsn = maria.dsn.replace(f"dbname={maria.database}",
                             "dbname=postfixadmin")
-    g = make_sql_godwit(godwit_root, "pfa",
+    g = make_sql_godwit(godwit_root, "pfa", cert,
                         {"backend": "mysql", "dsn": dsn,
                          "queries": PFA_QUERIES},
                         users=(), aliases={})
