@@ -19,6 +19,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
+#include "store/userdb_query.h"
 
 /*
  * The TLS 1.2 default: forward secrecy (ECDHE) and AEAD ciphers only, in
