@@ -430,3 +430,65 @@ def test_pfa_database_down_then_back(pfa, maria):
     assert pop3_login(pfa, BOB, PASSWORD)[0] >= 0
     assert pfa.running()
     assert "event=query-failed" in pfa.log_text()
+
+
+# ------------------------------- the same queries over PostgreSQL ---
+
+PFA_SCHEMA_PG = """
+CREATE TABLE domain (
+  domain VARCHAR(255) PRIMARY KEY,
+  description VARCHAR(255) NOT NULL DEFAULT '',
+  backupmx BOOLEAN NOT NULL DEFAULT false,
+  active BOOLEAN NOT NULL DEFAULT true);
+CREATE TABLE mailbox (
+  username VARCHAR(255) PRIMARY KEY,
+  password VARCHAR(255) NOT NULL,
+  maildir VARCHAR(255) NOT NULL,
+  local_part VARCHAR(255) NOT NULL,
+  domain VARCHAR(255) NOT NULL,
+  active BOOLEAN NOT NULL DEFAULT true);
+CREATE TABLE alias (
+  address VARCHAR(255) PRIMARY KEY,
+  goto TEXT NOT NULL,
+  domain VARCHAR(255) NOT NULL,
+  active BOOLEAN NOT NULL DEFAULT true);
+"""
+
+
+def test_pfa_on_postgresql(godwit_root, cert):
+    """userdb.queries is the same over backend postgresql (PostfixAdmin's
+    PostgreSQL schema has booleans: active = '1' still reads them)."""
+    import pg_peer
+    why = pg_peer.available()
+    if why is not None:
+        pytest.skip(why)
+    pg = pg_peer.PgPeer(godwit_base(godwit_root, "pg") / "pg")
+    pg.start()
+    g = None
+    try:
+        pg.createdb("pfa")
+        pg.psql("pfa", PFA_SCHEMA_PG +
+                f"INSERT INTO domain (domain) VALUES ('{DOMAIN}');"
+                "INSERT INTO mailbox (username, password, maildir, "
+                f"local_part, domain) VALUES ('{ALICE}', "
+                f"{sql_str(doveadm_pw('SHA512-CRYPT', PASSWORD))}, "
+                f"'{DOMAIN}/alice/', 'alice', '{DOMAIN}');"
+                "INSERT INTO alias (address, goto, domain) VALUES "
+                f"('team@{DOMAIN}', 'alice@{DOMAIN},bob@{DOMAIN}', "
+                f"'{DOMAIN}');")
+        g = make_sql_godwit(godwit_root, "pfa_pg", cert,
+                            {"backend": "postgresql", "dsn": pg.dsn("pfa"),
+                             "queries": PFA_QUERIES},
+                            users=(), aliases={})
+        g.start()
+        assert rcpt(g, ALICE)[0] == 250
+        assert rcpt(g, f"team@{DOMAIN}")[0] == 250
+        assert rcpt(g, f"nobody@{DOMAIN}")[0] == 550
+        assert pop3_login(g, ALICE, PASSWORD)[0] >= 0
+        p = g.run("user", "add", f"dave@{DOMAIN}", "--password-stdin",
+                  input=PASSWORD + "\n")
+        assert p.returncode != 0 and "read-only" in p.stderr, p.stderr
+    finally:
+        if g is not None:
+            finish(g)
+        pg.destroy()
