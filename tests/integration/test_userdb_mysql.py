@@ -191,12 +191,21 @@ def pop3_scram(g, user, password):
 
 def test_own_schema_on_mysql(maria, godwit_root, cert):
     g = make_sql_godwit(godwit_root, "own_mysql", cert,
-                        {"backend": "mysql", "dsn": maria.dsn})
+                        {"backend": "mysql",
+                         "dsn": maria.dsn + " connect_timeout=3"})
     try:
         g.start()
         # what the admin commands wrote is in MariaDB's tables
         out = g.admin("user", "list", DOMAIN).stdout
         assert ALICE in out and BOB in out
+        # the same database through the server's Unix socket (the admin
+        # commands run as root; the socket's directory is mysql's)
+        sock_cfg = g.base / "socket.yaml"
+        sock_cfg.write_text(g.cfg_path.read_text().replace(
+            maria.dsn, maria.socket_dsn()))
+        assert maria.socket_dsn() in sock_cfg.read_text()
+        p = g.run("-c", sock_cfg, "user", "list", DOMAIN, global_cfg=False)
+        assert p.returncode == 0 and ALICE in p.stdout, p.stderr
         assert rcpt(g, ALICE)[0] == 250
         assert rcpt(g, f"team@{DOMAIN}")[0] == 250
         code, msg = rcpt(g, f"nobody@{DOMAIN}")
