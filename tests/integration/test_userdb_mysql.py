@@ -64,6 +64,13 @@ class SqlGodwit(Godwit):
         self._make_userdb(users, aliases)
 
 
+class BareSqlGodwit(SqlGodwit):
+    """Only `godwit db init`: the users come later (db import)."""
+
+    def _setup_userdb(self, users, aliases):
+        self.admin("db", "init")
+
+
 def with_listeners(g):
     """Plaintext POP3, IMAP and submission listeners (AUTH without TLS)
     on free loopback ports."""
@@ -78,9 +85,9 @@ def with_listeners(g):
     g.write_config()
 
 
-def make_sql_godwit(root, name, cert, userdb, **kw):
+def make_sql_godwit(root, name, cert, userdb, cls=SqlGodwit, **kw):
     crt, key = cert
-    g = SqlGodwit(godwit_base(root, name),
+    g = cls(godwit_base(root, name),
                   {"userdb": userdb,
                    "tls": {"certificates": [{"cert": str(crt),
                                              "key": str(key)}]},
@@ -226,6 +233,32 @@ def test_own_schema_on_mysql(maria, godwit_root, cert):
         assert rcpt(g, f"carol@{DOMAIN}")[0] == 550
     finally:
         finish(g)
+
+
+def test_sqlite_export_import_to_mysql(maria, godwit_root, cert):
+    """godwit db export on SQLite, db import on MariaDB: the users log in
+    with their passwords, SCRAM included, and the aliases resolve."""
+    src = Godwit(godwit_base(godwit_root, "sqlite_src"))
+    dump = src.base / "users.dump"
+    src.admin("db", "export", dump)
+    maria.sql("CREATE DATABASE imported CHARACTER SET utf8mb4 "
+              "COLLATE utf8mb4_bin;"
+              f"GRANT ALL ON imported.* TO '{maria.user}'@'%';"
+              f"GRANT ALL ON imported.* TO '{maria.user}'@'localhost';",
+              root=True)
+    g = make_sql_godwit(godwit_root, "imported", cert,
+                        {"backend": "mysql", "dsn": maria.dsn.replace(
+                            f"dbname={maria.database}", "dbname=imported")},
+                        cls=BareSqlGodwit)
+    try:
+        g.admin("db", "import", dump)
+        g.start()
+        assert rcpt(g, f"team@{DOMAIN}")[0] == 250
+        assert pop3_login(g, BOB, PASSWORD)[0] >= 0
+        assert pop3_scram(g, ALICE, PASSWORD).startswith("+OK")
+    finally:
+        finish(g)
+        finish(src)
 
 
 # ---------------------------------------- a PostfixAdmin-style schema ---
@@ -430,6 +463,11 @@ def test_pfa_database_down_then_back(pfa, maria):
         assert (code, msg[:5]) == (451, b"4.3.0"), (code, msg)
         r = pop3_error(pfa, BOB, PASSWORD)
         assert r.startswith("-ERR [SYS/TEMP]"), r
+        with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+            imap_login(pfa, ALICE, PASSWORD)
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            smtp_auth(pfa, BOB, PASSWORD)
+        assert e.value.smtp_code == 454, e.value
     finally:
         maria.start()
     # served again, without restarting godwit (a reconnect after a
