@@ -453,6 +453,16 @@ def test_pfa_config_check(pfa, tmp_path):
     line = next(i for i, l in enumerate(bad.splitlines(), 1) if "%x" in l)
     assert f"{f}:{line}" in p.stderr + p.stdout, p.stderr + p.stdout
     assert "userdb.queries.domain" in p.stderr + p.stdout
+    # valid as a query, refused by the server: the admin commands (which
+    # run each query once at the start) say which and why
+    bad = cfg.replace("SELECT maildir FROM mailbox", "SELECT maildir FROM "
+                      "mailboxes", 1)
+    assert bad != cfg
+    f.write_text(bad)
+    p = pfa.run("-c", str(f), "domain", "list", global_cfg=False)
+    assert p.returncode != 0
+    assert "userdb.queries.user" in p.stderr and "mailboxes" in p.stderr, \
+        p.stderr
 
 
 def test_pfa_database_down_then_back(pfa, maria):
@@ -485,7 +495,9 @@ def test_pfa_database_down_then_back(pfa, maria):
             return False
     wait_for(pop3_ok, 15, interval=0.3, what="POP3 login again")
     assert pfa.running()
-    assert "event=query-failed" in pfa.log_text()
+    log = pfa.log_text()
+    assert "fac=userdb event=disconnected backend=mysql" in log
+    assert "fac=userdb event=reconnected backend=mysql" in log
 
 
 # ------------------------------- the same queries over PostgreSQL ---
