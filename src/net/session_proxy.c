@@ -54,8 +54,10 @@ static void
 wait_fail(struct proxy_wait *w, int level, const char *reason,
 	  const char *error)
 {
-	log_event(level, w->l->ops->name, "reject", LF_STR("ip", w->ip),
-		  LF_STR("listener", w->l->name), LF_STR("reason", reason),
+	const struct session_listener *l = w->l;
+
+	log_event(level, l->ops->name, "reject", LF_STR("ip", w->ip),
+		  LF_STR("listener", l->name), LF_STR("reason", reason),
 		  LF_STR_IF(error != NULL, "error", error),
 		  LF_UINT("received", w->have));
 	metrics_reject(reason);
