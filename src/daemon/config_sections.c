@@ -387,11 +387,12 @@ load_proxy(struct conf_loader *l, yaml_node_t **v, const char *where,
 	              li);
 	snprintf(key, sizeof(key), "%s.proxy_trusted_networks", where);
 	conf_load_key(l, v[LI_PROXY_TRUSTED], key, &keys[LI_PROXY_TRUSTED], li);
-	if (li->proxy_protocol && li->proxy_trusted.n == 0)
-		conf_error(l,
-		           conf_is_null(v[LI_PROXY_TRUSTED])
-		               ? conf_line(v[LI_PROXY_PROTOCOL])
-		               : conf_line(v[LI_PROXY_TRUSTED]),
+	/* (a list given with bad entries only has its errors already) */
+	if (li->proxy_protocol &&
+	    (conf_is_null(v[LI_PROXY_TRUSTED]) ||
+	     (v[LI_PROXY_TRUSTED]->type == YAML_SEQUENCE_NODE &&
+	      conf_seq_len(v[LI_PROXY_TRUSTED]) == 0)))
+		conf_error(l, conf_line(v[LI_PROXY_PROTOCOL]),
 		           "%s: proxy_protocol needs a non-empty "
 		           "proxy_trusted_networks: the balancers' networks",
 		           key);
