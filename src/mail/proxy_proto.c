@@ -11,6 +11,10 @@
 static const unsigned char v2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
 					 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 
+const unsigned char proxy_v2_local[PROXY_V2_FIXED] = {
+    0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51,
+    0x55, 0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00};
+
 /* Version 2's family octet (high nibble) and transport (low nibble). */
 enum {
 	V2_AF_UNSPEC = 0,
@@ -166,7 +170,8 @@ parse_v1(const unsigned char *p, size_t n, struct proxy_info *r,
 	 size_t *need_r, const char **error_r)
 {
 	static const char prefix[] = "PROXY ";
-	size_t plen = sizeof(prefix) - 1, lim = n < PROXY_V1_MAX ? n : PROXY_V1_MAX;
+	size_t plen = sizeof(prefix) - 1;
+	size_t lim = n < PROXY_V1_MAX ? n : PROXY_V1_MAX;
 
 	if (memcmp(p, prefix, n < plen ? n : plen) != 0) {
 		*error_r = "not a PROXY header";

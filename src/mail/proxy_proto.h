@@ -73,6 +73,12 @@ struct proxy_info {
 };
 
 /*
+ * A version 2 LOCAL header (no address): what a balancer's health check
+ * sends, and what `godwit doctor` sends to a proxy_protocol listener.
+ */
+extern const unsigned char proxy_v2_local[PROXY_V2_FIXED];
+
+/*
  * The header at the start of p[0..n): its length (> 0) with *r filled;
  * 0 if more octets are needed (*need_r: at least how many in all); -1 if
  * it is not a valid PROXY header (*error_r: a short static text).

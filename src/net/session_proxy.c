@@ -159,11 +159,12 @@ session_proxy_accept(struct session_server *srv,
 	char ip[INET6_ADDRSTRLEN];
 
 	sockaddr_ntop(sa, ip, sizeof(ip));
-	if (l->proxy_trusted == NULL || !cidr_list_match(l->proxy_trusted, sa)) {
+	if (l->proxy_trusted == NULL ||
+	    !cidr_list_match(l->proxy_trusted, sa)) {
 		/* not a balancer of ours: a client must not name its own
 		 * address, and nothing is said (it would not be read as
 		 * either protocol) */
-		log_event(LOG_WARNING, l->ops->name, "reject", LF_STR("ip", ip),
+		log_event(LOG_INFO, l->ops->name, "reject", LF_STR("ip", ip),
 			  LF_STR("listener", l->name),
 			  LF_STR("reason", "proxy-untrusted"));
 		metrics_connection(l->index, METRICS_CONN_ACCESS_DENIED);
@@ -174,7 +175,8 @@ session_proxy_accept(struct session_server *srv,
 	if (srv->policy.max_connections > 0 &&
 	    srv->nproxy_waits >= srv->policy.max_connections) {
 		log_event(LOG_WARNING, l->ops->name, "reject", LF_STR("ip", ip),
-			  LF_STR("listener", l->name), LF_STR("reason", "limit"),
+			  LF_STR("listener", l->name),
+			  LF_STR("reason", "limit"),
 			  LF_STR("limit", "proxy-pending"));
 		metrics_connection(l->index, METRICS_CONN_LIMIT);
 		metrics_reject("limit");

@@ -419,3 +419,34 @@ def test_config_check_needs_trusted_networks(tmp_path, godwit_root):
     g.write_config()
     r = g.run("config", "check")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------- doctor ---
+
+def test_doctor_speaks_as_a_health_check(lab):
+    """`godwit doctor` sends a PROXY LOCAL header to the listeners whose
+    proxy_trusted_networks hold its address, and says why it skips the
+    others."""
+    g = lab
+    p = g.run("doctor", "--timeout", "2", "--outbound-target",
+              f"127.0.0.1:{g.ports['mx']}", timeout=120)
+    out = p.stdout
+    for name, proto, greet in (("mx", "smtp", "220"),
+                               ("subs", "submissions", "220"),
+                               ("pop3", "pop3", r"\+OK"),
+                               ("imaps", "imaps", r"\* OK")):
+        assert re.search(rf"^OK +listener +{name} \({proto}\) 127\.0\.0\.1:"
+                         rf"{g.ports[name]}( TLS)?: {greet}", out, re.M), out
+    assert not re.search(r"^FAIL +(listener|relay) ", out, re.M), out
+
+    cfg = g.cfg_path.read_text().replace('"127.0.0.1/32"', '"10.9.9.9/32"')
+    assert "10.9.9.9/32" in cfg
+    other = g.base / "untrusted.yaml"
+    other.write_text(cfg)
+    p = g.run("-c", str(other), "doctor", "--timeout", "2",
+              "--outbound-target", f"127.0.0.1:{g.ports['mx']}",
+              global_cfg=False, timeout=120)
+    assert re.search(r"^WARN +listener +pop3 \(pop3\) 127\.0\.0\.1:\d+: not "
+                     r"tried: proxy_protocol is on", p.stdout, re.M), p.stdout
+    assert re.search(r"^WARN +relay +127\.0\.0\.1:\d+: relay probe not run: "
+                     r"proxy_protocol is on", p.stdout, re.M), p.stdout

@@ -21,7 +21,8 @@ struct pp_case {
 };
 
 /* Version 2 TCP4 192.0.2.1:5000 -> 198.51.100.7:25 */
-#define V2_TCP4 SIG "\x21\x11\x00\x0c\xc0\x00\x02\x01\xc6\x33\x64\x07\x13\x88\x00\x19"
+#define V2_TCP4                                                                \
+	SIG "\x21\x11\x00\x0c\xc0\x00\x02\x01\xc6\x33\x64\x07\x13\x88\x00\x19"
 /* Version 2 TCP6 2001:db8::1:4000 -> 2001:db8::2:993 */
 #define V2_TCP6                                                                \
 	SIG "\x21\x21\x00\x24"                                                 \
