@@ -172,6 +172,43 @@ def test_shared_mail_dir(make_godwit, shared_mail):
     assert len(uid_subjects(a)) == total - 2
 
 
+def test_idle_check_without_inotify(make_godwit, shared_mail, monkeypatch):
+    """B's inotify is blinded (GODWIT_TEST_BLIND_WATCH), as on NFS where
+    another node's changes raise no event: the imap.idle_check_interval
+    check alone brings A's deliveries to B's IDLE and to its next
+    command."""
+    a = node(make_godwit, shared_mail)
+    monkeypatch.setenv("GODWIT_TEST_BLIND_WATCH", "1")
+    b = node(make_godwit, shared_mail)
+    monkeypatch.delenv("GODWIT_TEST_BLIND_WATCH")
+    with raw(b) as c:
+        u, t = c.cmd('SELECT "INBOX"')
+        assert "* 0 EXISTS" in u, u
+        tag = c.tag()
+        c.send(f"{tag} IDLE\r\n")
+        assert c.line() == "+ idling"
+        deliver(a, ALICE, message("blind-1"))
+        deadline = time.monotonic() + PUSH_TIMEOUT
+        seen = []
+        while "* 1 EXISTS" not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no EXISTS on B: {seen}"
+            seen.append(c.line(timeout=left))
+        c.send("DONE\r\n")
+        _, tagged = c.until(tag)
+        assert status_of(tagged) == "OK", tagged
+        # between commands: seen once the interval has passed
+        deliver(a, ALICE, message("blind-2"))
+        deadline = time.monotonic() + PUSH_TIMEOUT
+        while True:
+            u, t = c.cmd("NOOP")
+            assert status_of(t) == "OK", t
+            if "* 2 EXISTS" in u:
+                break
+            assert time.monotonic() < deadline, u
+            time.sleep(0.3)
+
+
 # ---- queue adopt --------------------------------------------------------
 
 
