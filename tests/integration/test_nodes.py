@@ -299,6 +299,8 @@ def test_queue_adopt(make_godwit, shared_mail):
     assert list((b.data_dir / "queue" / "adopt").iterdir()) == []
     lst = b.run("queue", "list", check=True).stdout
     assert held in lst
+    audit = (b.data_dir / "log" / "audit.log").read_text()
+    assert '"action":"queue-adopt"' in audit, audit[-2000:]
 
     # again: nothing to do but report the torn file
     p = b.run("queue", "adopt", a.data_dir)
