@@ -171,6 +171,11 @@ def test_shared_mail_dir(make_godwit, shared_mail):
     pb.quit()
     assert len(uid_subjects(a)) == total - 2
 
+    # a node's backup leaves the shared store out, and says so
+    out = a.base / "backup.tar"
+    p = a.run("backup", out, check=True)
+    assert f"not included: mail_dir {shared_mail}" in p.stdout, p.stdout
+
 
 def test_idle_check_without_inotify(make_godwit, shared_mail, monkeypatch):
     """B's inotify is blinded (GODWIT_TEST_BLIND_WATCH), as on NFS where
