@@ -341,6 +341,23 @@ def test_queue_adopt(make_godwit, shared_mail):
     assert queue_ids(a, "incoming") == []
     assert list(adopt.iterdir()) == []
 
+    # a copy staged but never recorded (a crash before the record) is
+    # thrown away and made again: delivered once
+    qid = "1" * 11 + "00004"
+    data = queue_file_text(qid, BOB, message("adopt-unrecorded", to=BOB))
+    place(a, "incoming", qid, data)
+    stale = adopt / f"{qid}.{qid}.q"
+    stale.write_bytes(data[:40])
+    pw = pwd.getpwnam(b.config["user"])
+    os.chown(stale, pw.pw_uid, pw.pw_gid)
+    p = b.run("queue", "adopt", a.data_dir, check=True)
+    assert "1 moved, 0 finished" in p.stdout, p.stdout
+    wait_for(lambda: b.find_messages("adopt-unrecorded"), 20,
+             what="the unrecorded message delivered")
+    time.sleep(1)
+    assert len(b.find_messages("adopt-unrecorded")) == 1
+    assert list(adopt.iterdir()) == []
+
     # a queue that is ours, or no queue at all, is refused
     p = b.run("queue", "adopt", b.data_dir)
     assert p.returncode == 1 and "our own queue" in p.stderr, p.stderr
