@@ -135,7 +135,7 @@ out:
 	return r;
 }
 
-/* ---- export --------------------------------------------------------------- */
+/* ---- export -------------------------------------------------------------- */
 
 /* Writes out and empties b (a line or a few: the secrets in it are
  * wiped from memory as soon as they are written). */
@@ -261,7 +261,7 @@ out:
 	return r;
 }
 
-/* ---- import --------------------------------------------------------------- */
+/* ---- import -------------------------------------------------------------- */
 
 struct dump {
 	struct userdump_rec *v;

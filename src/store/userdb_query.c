@@ -448,7 +448,7 @@ uq_run(struct userdb_q *u, enum uq_which which, const char *address,
 		/* A broken connection is logged once (disconnected); a
 		 * query the server refuses, each time. */
 		if (kind != SQLDRV_ERR_CONN)
-			log_event(LOG_WARNING, "userdb", "query-failed",
+			log_event(LOG_ERR, "userdb", "query-failed",
 				  LF_STR("query", uq_names[which]),
 				  LF_STR("backend", u->drv->name),
 				  LF_STR("error", err != NULL ? err : "?"));
