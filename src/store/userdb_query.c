@@ -405,12 +405,13 @@ uq_run(struct userdb_q *u, enum uq_which which, const char *address,
 				     uq_names[which]);
 		return -1;
 	}
+	/* Longer than any address: nobody's (never a truncated key). */
+	if (strlen(address) > ADDRESS_MAX)
+		return 0;
 	at = strrchr(address, '@');
 	if (at != NULL) {
 		size_t n = (size_t)(at - address);
 
-		if (n > ADDRESS_MAX)
-			n = ADDRESS_MAX;
 		memcpy(local, address, n);
 		local[n] = '\0';
 		domain = at + 1;
@@ -650,10 +651,11 @@ refuse(char **error_r)
 	return -1;
 }
 
+/* domain add|del, user del */
 static int
-uq_domain_add(struct userdb *db, const char *domain, char **error_r)
+uq_refuse_name(struct userdb *db, const char *name, char **error_r)
 {
-	(void)db, (void)domain;
+	(void)db, (void)name;
 	return refuse(error_r);
 }
 
@@ -673,6 +675,7 @@ uq_user_set_secrets(struct userdb *db, const char *address, const char *hash,
 	return refuse(error_r);
 }
 
+/* alias add|del */
 static int
 uq_alias_change(struct userdb *db, const char *source, const char *target,
 		char **error_r)
@@ -747,11 +750,11 @@ const struct userdb_ops userdb_query_ops = {
 	.password_hash = uq_password_hash,
 	.scram_secret = uq_no_secret,
 	.cram_secret = uq_no_secret,
-	.domain_add = uq_domain_add,
-	.domain_del = uq_domain_add,
+	.domain_add = uq_refuse_name,
+	.domain_del = uq_refuse_name,
 	.domain_list = uq_domain_list,
 	.user_add = uq_user_add,
-	.user_del = uq_domain_add,
+	.user_del = uq_refuse_name,
 	.user_set_secrets = uq_user_set_secrets,
 	.user_list = uq_list_unavailable,
 	.alias_add = uq_alias_change,
