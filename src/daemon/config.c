@@ -19,6 +19,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
+#include "store/userdb_query.h"
 
 /*
  * The TLS 1.2 default: forward secrecy (ECDHE) and AEAD ciphers only, in
@@ -364,7 +365,7 @@ load_userdb_dsn(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	u->dsn = xstrdup(s);
 }
 
-/* v: backend driver path dsn connect_timeout */
+/* v: backend driver path dsn connect_timeout queries */
 static void
 check_userdb(struct conf_loader *l, const yaml_node_t *map,
              yaml_node_t *const *v, void *base)
@@ -372,6 +373,7 @@ check_userdb(struct conf_loader *l, const yaml_node_t *map,
 	struct userdb_config *u = base;
 	bool network;
 
+	(void)map;
 	if (v[0] != NULL && v[1] != NULL)
 		conf_error(l, conf_line(v[1]),
 		           "userdb.driver: the old spelling of userdb.backend; "
@@ -382,7 +384,7 @@ check_userdb(struct conf_loader *l, const yaml_node_t *map,
 	}
 	network = u->backend != NULL && strcmp(u->backend, "sqlite") != 0;
 	if (network && u->dsn == NULL && v[3] == NULL)
-		conf_error(l, conf_line(v[0] != NULL ? v[0] : v[1] != NULL ? v[1] : map),
+		conf_error(l, conf_line(v[0] != NULL ? v[0] : v[1]),
 		           "userdb: backend %s needs dsn (e.g. \"host=db "
 		           "dbname=godwit user=godwit password=...\")",
 		           u->backend);
@@ -394,7 +396,79 @@ check_userdb(struct conf_loader *l, const yaml_node_t *map,
 		conf_error(l, conf_line(v[3]),
 		           "userdb.dsn: only for backend postgresql or mysql "
 		           "(sqlite uses path)");
+	if (!network && v[5] != NULL && userdb_queries_set(&u->queries))
+		conf_error(l, conf_line(v[5]),
+		           "userdb.queries: only for backend postgresql or "
+		           "mysql");
 }
+
+/* userdb.queries.*: one SELECT each, placeholders %s %u %d (bound, never
+ * spliced): compiled now so that a mistake has its file:line */
+static void
+load_userdb_query(struct conf_loader *l, const yaml_node_t *n, const char *key,
+                  void *base)
+{
+	struct userdb_queries *q = base;
+	struct userdb_query_stmt st;
+	const char *s, *name = strrchr(key, '.') + 1;
+	char **slot, *err;
+
+	if (conf_is_null(n))
+		return;
+	if ((s = conf_scalar(l, n, key, "an SQL SELECT")) == NULL)
+		return;
+	if (userdb_query_compile(s, &st, &err) < 0) {
+		conf_error(l, conf_line(n), "%s: %s", key, err);
+		free(err);
+		return;
+	}
+	userdb_query_stmt_clear(&st);
+	slot = strcmp(name, "domain") == 0     ? &q->domain
+	       : strcmp(name, "user") == 0     ? &q->user
+	       : strcmp(name, "password") == 0 ? &q->password
+	       : strcmp(name, "alias") == 0    ? &q->alias
+	                                       : &q->domains;
+	free(*slot);
+	*slot = xstrdup(s);
+}
+
+/* v: domain user password alias domains */
+static void
+check_userdb_queries(struct conf_loader *l, const yaml_node_t *map,
+                     yaml_node_t *const *v, void *base)
+{
+	static const char *const need[] = {"domain", "user", "password"};
+
+	(void)base;
+	if (map == NULL || (v[0] == NULL && v[1] == NULL && v[2] == NULL &&
+	                    v[3] == NULL && v[4] == NULL))
+		return;
+	for (size_t i = 0; i < 3; i++)
+		if (v[i] == NULL)
+			conf_error(l, conf_line(map),
+			           "userdb.queries: %s is missing (domain, user "
+			           "and password are needed; alias and domains "
+			           "are optional)",
+			           need[i]);
+}
+
+static const struct conf_key userdb_query_keys[] = {
+    {"domain", CONF_STRING, F(userdb_queries, domain),
+     .load = load_userdb_query, .doc = "a row when %s is one of our domains"},
+    {"user", CONF_STRING, F(userdb_queries, user), .load = load_userdb_query,
+     .doc = "a row when the mailbox %s exists"},
+    {"password", CONF_STRING, F(userdb_queries, password),
+     .load = load_userdb_query,
+     .doc = "one column: the crypt hash of %s ({SCHEME} prefixes of the "
+            "crypt family understood)"},
+    {"alias", CONF_STRING, F(userdb_queries, alias), .load = load_userdb_query,
+     .doc = "rows of targets of %s (each a comma-separated list)"},
+    {"domains", CONF_STRING, F(userdb_queries, domains),
+     .load = load_userdb_query,
+     .doc = "every domain (for domain list, doctor and dns)"},
+};
+static const struct conf_section userdb_queries_section =
+    SECTION("userdb.queries", userdb_query_keys, check_userdb_queries);
 
 static const char *const userdb_backends[] = {"sqlite", "postgresql",
                                               "mysql"};
@@ -413,6 +487,9 @@ static const struct conf_key userdb_keys[] = {
     {"connect_timeout", CONF_DURATION, F(userdb_config, connect_timeout),
      SPAN(1, 300, "1s..5m", 5),
      .doc = "network backends: for the connect and for each statement"},
+    {"queries", CONF_SECTION, F(userdb_config, queries),
+     .sub = &userdb_queries_section,
+     .doc = "read-only: your own schema, through these SELECTs"},
 };
 
 static const struct conf_key smtp_timeout_keys[] = {
@@ -736,6 +813,11 @@ static const struct conf_key imap_keys[] = {
     {"max_append", CONF_SIZE, F(imapd_config, max_append),
      SPAN(1024, (uint64_t)4 << 30, "1K..4G", 50 * 1024 * 1024),
      .doc = "octets of one APPEND message"},
+    {"idle_check_interval", CONF_DURATION,
+     F(imapd_config, idle_check_interval), SPAN(0, 3600, "0..1h", 30),
+     .doc = "how often a selected folder is checked (stat of new/, cur/ "
+            "and the uidlist) for changes inotify cannot see: other nodes' "
+            "on a shared mail_dir; 0: never"},
 };
 
 static const struct conf_key retention_keys[] = {
@@ -949,6 +1031,48 @@ static const struct conf_section dkim_section =
 static const struct conf_section dmarc_section =
     SECTION("dmarc", dmarc_keys, NULL);
 
+/* root_keys' index of mail_dir, for check_root() */
+#define ROOT_MAIL_DIR 3
+
+/*
+ * mail_dir may be anywhere (a shared store) but not data_dir itself, a
+ * directory above it, or one of data_dir's own directories: Maildirs
+ * there would mix with the queue or the keys.
+ */
+static void
+check_mail_dir(struct conf_loader *l, const yaml_node_t *n,
+	       const struct config *c)
+{
+	static const char *const own[] = {"queue", "db",    "log",   "control",
+					   "dkim",  "dmarc", "filter"};
+	const char *m = c->mail_dir, *d = c->data_dir;
+	size_t ml = strlen(m), dl = strlen(d);
+
+	/* (the default follows data_dir, relative in a dev set-up) */
+	if (m[0] != '/' && !conf_is_null(n)) {
+		conf_error(l, conf_line(n),
+			   "mail_dir: %s is not an absolute path", m);
+		return;
+	}
+	if (strcmp(m, d) == 0 ||
+	    (strncmp(d, m, ml) == 0 && (d[ml] == '/' || strcmp(m, "/") == 0))) {
+		conf_error(l, conf_line(n),
+			   "mail_dir: %s is data_dir or above it: give the "
+			   "Maildirs a directory of their own", m);
+		return;
+	}
+	if (strncmp(m, d, dl) != 0 || m[dl] != '/')
+		return;
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		size_t k = strlen(own[i]);
+		if (strncmp(m + dl + 1, own[i], k) == 0 &&
+		    (m[dl + 1 + k] == '\0' || m[dl + 1 + k] == '/'))
+			conf_error(l, conf_line(n),
+				   "mail_dir: %s is inside data_dir's %s/",
+				   m, own[i]);
+	}
+}
+
 /* After every key: the defaults that follow from others. */
 static void
 check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
@@ -957,13 +1081,17 @@ check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
 	struct config *c = base;
 	size_t len;
 
-	(void)l;
 	(void)map;
-	(void)v;
 	/* "/var/lib/godwit/" and "/var/lib/godwit" are one directory. */
 	len = strlen(c->data_dir);
 	while (len > 1 && c->data_dir[len - 1] == '/')
 		c->data_dir[--len] = '\0';
+	if (c->mail_dir == NULL)
+		c->mail_dir = xasprintf("%s/mail", c->data_dir);
+	len = strlen(c->mail_dir);
+	while (len > 1 && c->mail_dir[len - 1] == '/')
+		c->mail_dir[--len] = '\0';
+	check_mail_dir(l, v[ROOT_MAIL_DIR], c);
 	if (c->userdb.path == NULL)
 		c->userdb.path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
 	if (c->log.file != NULL && c->log.file[0] != '/') {
@@ -989,6 +1117,9 @@ static const struct conf_key root_keys[] = {
             "hostname"},
     {"data_dir", CONF_PATH, F(config, data_dir), .def_str = "/var/lib/godwit",
      .doc = "db/, queue/, mail/, log/"},
+    [ROOT_MAIL_DIR] = {"mail_dir", CONF_PATH, F(config, mail_dir),
+     .doc = "the Maildirs (<mail_dir>/<domain>/<local>/Maildir); may be "
+            "shared by several nodes; default: <data_dir>/mail"},
     {"user", CONF_STRING, F(config, user), .def_str = "godwit",
      .load = load_user, .doc = "drop to this user when started as root"},
     {"workers", CONF_UINT, F(config, workers), UINT(0, 1024, 0),
@@ -1132,6 +1263,7 @@ void
 config_datadir(const struct config *c, struct datadir_config *r)
 {
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->user = c->user;
 	r->userdb = &c->userdb;
 }
@@ -1156,6 +1288,7 @@ config_pop3d_settings(const struct config *c, struct pop3d_settings *r)
 {
 	r->hostname = c->hostname;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->pop3 = c->pop3;
 	r->auth = c->auth;
 	r->limits = c->limits;
@@ -1168,6 +1301,7 @@ config_imapd_settings(const struct config *c, struct imapd_settings *r)
 {
 	r->hostname = c->hostname;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->imap = c->imap;
 	r->auth = c->auth;
 	r->limits = c->limits;
@@ -1180,6 +1314,7 @@ config_runner_settings(const struct config *c, struct runner_settings *r)
 	r->hostname = c->hostname;
 	r->postmaster = c->postmaster;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->smtp.recipient_delimiter = c->smtp.recipient_delimiter;
 	r->userdb = c->userdb;
 	r->dns = c->dns;

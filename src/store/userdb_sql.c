@@ -163,6 +163,7 @@ struct userdb_sql {
 	unsigned timeout;
 	struct sqldrv_conn *c;
 	time_t last_attempt; /* of a connect */
+	time_t last_query_log; /* of a "query-failed" line */
 	bool down;	     /* "disconnected" logged, not yet "reconnected" */
 	bool in_txn;
 	bool txn_lost;	     /* the connection dropped inside a transaction:
@@ -303,6 +304,19 @@ again:
 			free(err);
 			err = NULL;
 			goto again;
+		}
+	}
+	if (kind != SQLDRV_ERR_CONN && error_r == NULL && err != NULL) {
+		/* a lookup's error reaches no one else (the session only
+		 * answers 451): say it here, at most once a minute, e.g. a
+		 * database without the schema (godwit db init) */
+		time_t now = time(NULL);
+
+		if (now - s->last_query_log >= 60 || now < s->last_query_log) {
+			s->last_query_log = now;
+			log_event(LOG_ERR, "userdb", "query-failed",
+				  LF_STR("backend", s->drv->name),
+				  LF_STR("error", err));
 		}
 	}
 	set_error(error_r, err != NULL ? err : xstrdup("query failed"));

@@ -399,3 +399,19 @@ def test_db_commands_on_sqlite(make_godwit, tmp_path):
     g.start()
     assert rcpt(g, ALICE)[0] == 250
     assert rcpt(g, "postmaster@example.test")[0] == 250
+
+
+def test_daemon_on_a_database_without_schema(make_godwit, pg, pgdb):
+    """A daemon pointed at an empty database answers 451 and says why in
+    its log; `godwit db init` and the admin commands fix it live."""
+    g = make_godwit(start=False, users=(), aliases=None)
+    use_pg(g, pg, pgdb)
+    g.start()
+    code, msg = rcpt(g, ALICE)
+    assert code == 451 and msg.startswith(b"4.3.0"), (code, msg)
+    wait_for(lambda: "fac=userdb event=query-failed" in g.log_text(), 10,
+             what="the query error in the log")
+    g.run("db", "init", check=True)
+    g.admin("domain", "add", "example.test")
+    g.admin("user", "add", ALICE, "--password-stdin", input=PASSWORD + "\n")
+    assert rcpt(g, ALICE)[0] == 250
