@@ -25,7 +25,8 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, Godwit, _finish, free_port, godwit_base
+from conftest import (PASSWORD, Godwit, _finish, free_port, godwit_base,
+                      wait_for)
 from smtpclient import RawSMTP
 import pg_peer
 
@@ -221,6 +222,33 @@ def test_logins_locked_are_temporary(g):
     log = g.log_since(off)
     assert log.count("result=tempfail") >= 3, log
     assert "result=fail" not in log, log
+
+
+def test_runner_defers_when_the_database_fails(g):
+    """The queue runner asks the database on its own lookup thread: a
+    message it loads while the database fails is deferred (451 4.3.0),
+    not sent to the local domain's MX; flushed later, it is delivered."""
+    c = login(g)
+    assert c.cmd("MAIL FROM:<alice@example.test>").code == 250
+    # a success report asked for: the runner delivers this one
+    assert c.cmd("RCPT TO:<bob@example.test> NOTIFY=SUCCESS").code == 250
+    assert c.cmd("DATA").code == 354
+    off = g.log_size()
+    with locked(g):
+        c.send("From: <alice@example.test>\r\nSubject: runner\r\n\r\n"
+               "runner-lookup\r\n.\r\n")
+        r = c.reply(timeout=20)
+        assert r.code == 250, r
+        wait_for(lambda: "event=deferred" in g.log_since(off), 4 * BUSY_S + 20,
+                 what="the runner to defer the message")
+    log = g.log_since(off)
+    assert "bob@example.test" in log and "4.3.0" in log, log
+    c.cmd("QUIT")
+    c.close()
+    g.run("queue", "flush", check=True)
+    wait_for(lambda: any(b"runner-lookup" in p.read_bytes()
+                         for p in g.maildir_files(BOB)),
+             30, what="the deferred message delivered")
 
 
 # ---- a real PostgreSQL that stops answering ---------------------------------
