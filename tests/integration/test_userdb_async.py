@@ -9,6 +9,9 @@ session on the same (single) worker gets its replies, the locked session
 gets 451 4.3.0 for each pipelined RCPT in order, and once the lock is
 gone the same session is served again. A session that hangs up while
 its lookup is out is freed safely when the answer comes (ASan watches).
+MAIL, the header From:, AUTH/POP3/IMAP logins and the queue runner get
+their temporary answers the same way; and a real PostgreSQL frozen with
+SIGSTOP (pg_peer.py) stalls only the session that waits for it.
 """
 
 import base64
