@@ -106,5 +106,18 @@ static const struct conf_key redis_keys[] = {
             "local answer stands"},
 };
 
+/* CONF_DURATION_MS has no lower bound of its own: 0 would time every
+ * command out at once. v: address password database prefix timeout */
+static void
+check_redis(struct conf_loader *l, const yaml_node_t *map,
+	    yaml_node_t *const *v, void *base)
+{
+	const struct redis_config *r = base;
+
+	if (r->timeout_ms == 0)
+		conf_error(l, conf_line(v[4] != NULL ? v[4] : map),
+			   "redis.timeout: must be at least 1ms");
+}
+
 const struct conf_section config_redis_section =
-    SECTION("redis", redis_keys, NULL);
+    SECTION("redis", redis_keys, check_redis);

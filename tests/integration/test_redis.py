@@ -312,3 +312,31 @@ def redis_keys_soon(r, pattern, timeout=5):
             return k
         time.sleep(0.1)
     return []
+
+
+def test_config_check_names_bad_redis_keys(make_godwit):
+    g = make_godwit(start=False)
+    good = g.cfg_path.read_text()
+    for bad, needle in [
+            ('redis:\n  address: "127.0.0.1"\n', "address"),
+            ('redis:\n  address: "[::1]6379"\n', "address"),
+            ('redis:\n  address: "127.0.0.1:6379"\n  prefix: "a b"\n',
+             "prefix"),
+            ('redis:\n  address: "127.0.0.1:6379"\n  timeout: 0\n',
+             "timeout"),
+            ('redis:\n  address: "127.0.0.1:6379"\n  database: 5000\n',
+             "database"),
+            ('redis:\n  adress: "127.0.0.1:6379"\n', "adress")]:
+        text = good + bad
+        g.write_config(raw=text)
+        # the redis: lines are last; the needle's last line is theirs
+        line = max(i for i, l in enumerate(text.splitlines(), 1)
+                   if needle in l)
+        p = g.run("config", "check")
+        out = p.stdout + p.stderr
+        assert p.returncode == 1, out
+        assert f"{g.cfg_path}:{line}: " in out, (bad, out)
+    g.write_config(raw=good + 'redis:\n  address: "/run/redis.sock"\n'
+                   '  prefix: "mx1:"\n  timeout: 100ms\n')
+    p = g.run("config", "check")
+    assert p.returncode == 0, p.stdout + p.stderr
