@@ -8,6 +8,8 @@ data directory, both `redis:` to the same server.
   with a TTL under the prefix, failures of an account are counted under
   a keyed hash (the name never appears in Redis), and an IPv6 client is
   counted as its /64 and its /48.
+- A client's connection rate holds across the nodes (one connection
+  late: the block is published when the cluster's count goes past).
 - An account's sending limit holds across the nodes.
 - Greylisting: a first try on A is refused, the retry after the delay on
   B is accepted.
@@ -201,6 +203,20 @@ def test_ipv6_client_counted_as_its_networks(redis, pair):
     assert f"{a.prefix}ban:ip:::/64" in redis.keys(f"{a.prefix}ban:*")
     # IPv4 is another client
     assert smtp_greeting(a).startswith("220")
+
+
+def test_connection_rate_across_nodes(redis, pair):
+    a, b = pair(redis, {"limits": {"connection_rate": "4/60s"}})
+    for g in (a, b, a, b):
+        assert smtp_greeting(g).startswith("220")
+    # the fifth goes past the cluster's rate: admitted where it lands
+    # (B has seen two), and the block reaches both nodes
+    smtp_greeting(b)
+    wait_for(lambda: smtp_greeting(a).startswith("421"), 10,
+             what="the rate block on A")
+    assert "rate" in smtp_greeting(b)
+    assert redis.keys(f"{a.prefix}rate:ip:*") == [
+        f"{a.prefix}rate:ip:127.0.0.1/32"]
 
 
 def login(g):
