@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,8 @@
 #define ALERTS_QUEUE_SLOT 62	/* queue id slot: workers 0..31, runner 63 */
 #define ALERTS_JSON_MAX 2048
 
+struct shared_ask;
+
 struct seen {
 	uint32_t kind;
 	char subject[ALERT_SUBJECT_MAX];
@@ -56,6 +59,7 @@ struct alerts {
 	struct seen seen[ALERTS_SEEN];
 	struct command cmds[ALERTS_COMMANDS];
 	struct redis *redis;	/* redis: the nodes' shared rate limit */
+	TAILQ_HEAD(, shared_ask) asks;	/* waiting for Redis's answer */
 	uint64_t crashes[ALERTS_CRASHES];	/* a ring of mono_ms() */
 	unsigned ncrashes, crash_next;
 };
@@ -365,8 +369,10 @@ alert_decided(struct alerts *al, const struct alert *a, bool limited,
 }
 
 struct shared_ask {
+	TAILQ_ENTRY(shared_ask) entry;
 	struct alerts *al;
 	struct alert a;
+	struct redis_req *req;
 };
 
 /* SET NX's answer: OK, this node mails; nil, another one did. */
@@ -375,6 +381,7 @@ shared_answer(struct redisReply *reply, void *arg)
 {
 	struct shared_ask *q = arg;
 
+	TAILQ_REMOVE(&q->al->asks, q, entry);
 	alert_decided(q->al, &q->a,
 		      reply != NULL && reply->type == REDIS_REPLY_NIL,
 		      "rate-limited-cluster");
@@ -409,11 +416,12 @@ ask_shared(struct alerts *al, const struct alert *a)
 	argv[3] = "NX";
 	argv[4] = "PX";
 	argv[5] = px;
-	if (redis_command(al->redis, shared_answer, q, 6, argv, NULL) ==
-	    NULL) {
+	if ((q->req = redis_command(al->redis, shared_answer, q, 6, argv,
+				    NULL)) == NULL) {
 		free(q);
 		return false;
 	}
+	TAILQ_INSERT_TAIL(&al->asks, q, entry);
 	return true;
 }
 
@@ -541,17 +549,41 @@ alerts_new(struct event_base *base, const struct config *config,
 	event_add(al->rd, NULL);
 	alert_sink_fn(alert_handle, al);
 	/* down until connected; the alerts are never held for it */
+	TAILQ_INIT(&al->asks);
 	al->redis = redis_new(base, &config->redis, "parent");
 	al->cert_timer = evtimer_new(base, cert_timer_cb, al);
 	evtimer_add(al->cert_timer, &now);
 	return al;
 }
 
-/* The new certificates are looked at now, not a day later. */
+/* The alerts still waiting for Redis: decided here alone (mailed). */
+static void
+asks_flush(struct alerts *al, bool decide)
+{
+	struct shared_ask *q;
+
+	while ((q = TAILQ_FIRST(&al->asks)) != NULL) {
+		TAILQ_REMOVE(&al->asks, q, entry);
+		redis_cancel(&q->req);
+		if (decide)
+			alert_decided(al, &q->a, false, NULL);
+		free(q);
+	}
+}
+
+/* The new certificates are looked at now, not a day later; a changed
+ * redis: section gets a new client. */
 void
 alerts_set_config(struct alerts *al, const struct config *config)
 {
+	/* the old configuration is freed already: the client has its own
+	 * copy of its settings */
 	al->config = config;
+	if (!redis_same_config(al->redis, &config->redis)) {
+		asks_flush(al, true);
+		redis_free(&al->redis);
+		al->redis = redis_new(al->base, &config->redis, "parent");
+	}
 	check_certs(al);
 }
 
@@ -562,9 +594,10 @@ alerts_in_child(struct alerts *al)
 		close(al->fds[0]);
 	al->fds[0] = -1;
 	alert_sink_fd(al->fds[1]);
-	/* al->redis is the parent's and is left alone: fork_child() gave
-	 * the base its events live in to nobody, and a child never handles
-	 * alerts (its sink is the channel) */
+	/* al->redis is the parent's: only its sockets are closed here
+	 * (fork_child() gave the base its events live in to nobody, and a
+	 * child never handles alerts: its sink is the channel) */
+	redis_forget_in_child(al->redis);
 }
 
 void
@@ -578,6 +611,7 @@ alerts_free(struct alerts **alp)
 	for (size_t i = 0; i < ALERTS_COMMANDS; i++)
 		if (al->cmds[i].timer != NULL)
 			event_free(al->cmds[i].timer);
+	asks_flush(al, false);
 	redis_free(&al->redis);
 	event_free(al->rd);
 	event_free(al->cert_timer);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -545,6 +546,37 @@ redis_free(struct redis **rp)
 	free(r->who);
 	free(r->server);
 	free(r);
+}
+
+void
+redis_forget_in_child(struct redis *r)
+{
+	if (r == NULL)
+		return;
+	if (r->cmd != NULL && r->cmd->c.fd >= 0)
+		close(r->cmd->c.fd);
+	if (r->sub != NULL && r->sub->c.fd >= 0)
+		close(r->sub->c.fd);
+	r->state = ST_DOWN;
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+bool
+redis_same_config(const struct redis *r, const struct redis_config *cf)
+{
+	if (r == NULL)
+		return cf->address == NULL || cf->address[0] == '\0';
+	return same_str(r->server, cf->address) &&
+	       same_str(r->password, cf->password) &&
+	       same_str(r->prefix, cf->prefix != NULL ? cf->prefix
+						      : "godwit:") &&
+	       r->database == cf->database &&
+	       r->timeout_ms == (cf->timeout_ms > 0 ? cf->timeout_ms : 250);
 }
 
 bool

@@ -72,8 +72,17 @@ struct redis *redis_new(struct event_base *base, const struct redis_config *cf,
 			const char *who);
 /* Outstanding callbacks are dropped without being called. */
 void redis_free(struct redis **r);
+/*
+ * In a child after fork(): closes this process's copies of the parent's
+ * sockets (so a connection the parent drops really ends, and nobody
+ * holds a subscription nobody reads) and leaves everything else alone;
+ * the child must not use r afterwards.
+ */
+void redis_forget_in_child(struct redis *r);
 
 bool redis_up(const struct redis *r);
+/* Whether r (NULL: none) was made from settings equal to cf's. */
+bool redis_same_config(const struct redis *r, const struct redis_config *cf);
 /* The configured prefix (never NULL). */
 const char *redis_prefix(const struct redis *r);
 
