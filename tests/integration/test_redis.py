@@ -72,7 +72,8 @@ def pair(make_godwit, cert):
                                           "key": str(key)}]},
             }
             for k, v in (over or {}).items():
-                cfg[k] = dict(cfg.get(k, {}), **v)
+                cfg[k] = dict(cfg.get(k, {}), **v) if isinstance(v, dict) \
+                    else v
             g = make_godwit(cfg, start=False)
             g.sub_port, g.pop3_port = free_port(), free_port()
             g.config["listeners"] += [
@@ -253,6 +254,24 @@ def test_sending_limit_across_nodes(redis, pair):
     assert re.search(r"reason=sending-limit limit=messages-per-hour",
                      b.log_text())
     assert redis.keys(f"{a.prefix}send:block:*")
+
+
+def test_slow_redis_the_local_table_answers(redis, pair):
+    """CLIENT PAUSE stalls every command: MAIL and RCPT wait at most
+    redis.timeout each, then the local table decides; the timeouts
+    drop the connection (event=down) and it comes back by itself."""
+    # one worker: the three timeouts in a row happen in one process
+    a, b = pair(redis, {"submission": {"limits": {"messages_per_hour": 50}},
+                        "workers": 1})
+    off = a.log_size()
+    assert redis.cli("CLIENT", "PAUSE", "4000", "ALL") == ["OK"]
+    assert send_one(a, "slow") == 250
+    assert smtp_wrong(a).startswith("535")
+    assert send_one(a, "slow2") == 250
+    wait_for(lambda: "fac=redis event=down" in a.log_since(off), 15,
+             what="event=down after the timeouts")
+    wait_up(a, off, 30)
+    assert send_one(a, "again") == 250
 
 
 def grey_attempt(g, source, sender):
