@@ -390,20 +390,22 @@ shared_answer(struct redisReply *reply, void *arg)
 
 /*
  * Redis up: the interval is also held cluster-wide (SET NX PX on
- * <prefix>alert:<kind>:<subject>), so two nodes do not both mail the
+ * <prefix>alert:<kind>:<hash of the subject>), so two nodes do not both mail the
  * same alert; no answer, this node's own rate limit stands.
  */
 static bool
 ask_shared(struct alerts *al, const struct alert *a)
 {
-	char key[REDIS_KEY_MAX], px[24], kind[24];
+	char key[REDIS_KEY_MAX], px[24], kind[48], subj[REDIS_ACCOUNT_HEX];
 	struct shared_ask *q;
 	const char *argv[6];
 
 	if (!redis_up(al->redis))
 		return false;
+	/* the subject may be an account: hashed like every account name */
 	snprintf(kind, sizeof(kind), "alert:%s:", alert_kind_name(a->kind));
-	if (!redis_key(al->redis, key, sizeof(key), kind, a->subject))
+	if (!redis_account_hash(al->redis, a->subject, subj) ||
+	    !redis_key(al->redis, key, sizeof(key), kind, subj))
 		return false;
 	snprintf(px, sizeof(px), "%llu",
 		 (unsigned long long)al->config->alerts.interval * 1000);

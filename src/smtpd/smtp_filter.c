@@ -39,6 +39,7 @@ sf_verdict_set(struct sf_verdict *v, int code, const char *enh,
 
 	v->action = code >= 500 ? SF_REJECT : SF_TEMPFAIL;
 	v->code = code;
+	v->logged = false;
 	snprintf(v->enh, sizeof(v->enh), "%s", enh);
 	v->reason = reason;
 	va_start(ap, fmt);

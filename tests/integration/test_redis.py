@@ -13,6 +13,7 @@ data directory, both `redis:` to the same server.
 - An account's sending limit holds across the nodes.
 - Greylisting: a first try on A is refused, the retry after the delay on
   B is accepted.
+- An alert seen on both nodes is mailed by one.
 - Redis stopped: both nodes log it loudly (fac=redis event=down) and go
   on from their local tables (logins, mail, greylisting); Redis back:
   event=up, and state is shared again.
@@ -218,6 +219,26 @@ def test_connection_rate_across_nodes(redis, pair):
     assert "rate" in smtp_greeting(b)
     assert redis.keys(f"{a.prefix}rate:ip:*") == [
         f"{a.prefix}rate:ip:127.0.0.1/32"]
+
+
+def test_alert_mailed_by_one_node_only(redis, pair):
+    """Both nodes see the same address fail twice (alerts.auth_failures_ip
+    2): the node that comes first mails, the other one logs
+    notified=no reason=rate-limited-cluster."""
+    a, b = pair(redis, {"auth": {"max_failures_ip": 50},
+                        "alerts": {"auth_failures_ip": 2}})
+    for _ in range(2):
+        assert smtp_wrong(a).startswith("535")
+    wait_for(lambda: "kind=auth-failures-ip" in a.log_text(), 10,
+             what="the alert on A")
+    assert re.search(r"kind=auth-failures-ip .*notified=yes", a.log_text())
+    for _ in range(2):
+        assert smtp_wrong(b).startswith("535")
+    wait_for(lambda: "kind=auth-failures-ip" in b.log_text(), 10,
+             what="the alert on B")
+    assert re.search(r"kind=auth-failures-ip .*notified=no "
+                     r"reason=rate-limited-cluster", b.log_text())
+    assert len(redis.keys(f"{a.prefix}alert:auth-failures-ip:*")) == 1
 
 
 def login(g):
