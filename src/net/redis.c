@@ -29,6 +29,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "net/alert.h"
+#include "net/metrics.h"
 #include "net/redis.h"
 
 #define BACKOFF_MIN_MS 500
@@ -184,6 +185,7 @@ log_down(struct redis *r, const char *reason)
 	if (r->logged_down)
 		return;
 	r->logged_down = true;
+	metrics_redis(false);
 	log_event(LOG_ERR, "redis", "down", LF_STR("server", r->server),
 		  LF_STR("reason", reason));
 	/* the parent's rate limit makes it one per interval, whoever saw it */
@@ -261,6 +263,7 @@ maybe_up(struct redis *r)
 		  "redis", "up", LF_STR("server", r->server));
 	r->ever_up = true;
 	r->logged_down = false;
+	metrics_redis(true);
 	if (r->up_fn != NULL)
 		r->up_fn(r->up_arg);
 }
