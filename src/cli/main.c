@@ -54,6 +54,7 @@ static const struct {
 	{"backup", cmd_backup},
 	{"mailbox", cmd_mailbox},
 	{"audit", cmd_audit},
+	{"db", cmd_db},
 };
 
 static void
@@ -75,6 +76,8 @@ usage(FILE *f)
 		"  queue delete ID|all [--bounce] remove mail (and tell "
 		"the sender)\n"
 		"  queue flush                    retry deferred mail now\n"
+		"  queue adopt DIR                take over a lost node's "
+		"queue\n"
 		"  route [-4|-6] DOMAIN           where mail for DOMAIN "
 		"goes (MX, addresses)\n"
 		"  check --ip ADDR --helo NAME --mail-from ADDR [--json]\n"
@@ -101,6 +104,10 @@ usage(FILE *f)
 		"(mboxrd)\n"
 		"  audit verify [--expect HASH] | head | rotate\n"
 		"                                 the hash-chained audit log\n"
+		"  db init | migrate              the user database's schema\n"
+		"  db export [FILE] | import [FILE] [--replace]\n"
+		"                                 dump and load users, "
+		"domains, aliases\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",

@@ -336,12 +336,84 @@ static const struct conf_key log_keys[] = {
             "none: an outside logrotate (SIGUSR1 reopens)"},
 };
 
-static const char *const userdb_drivers[] = {"sqlite"};
+/* userdb.dsn: a connection string, kept as written (no control
+ * characters: it goes into logs of connect failures) */
+static void
+load_userdb_dsn(struct conf_loader *l, const yaml_node_t *n, const char *key,
+                void *base)
+{
+	struct userdb_config *u = base;
+	const char *s;
+
+	if (conf_is_null(n))
+		return;
+	if ((s = conf_scalar(l, n, key, "a connection string")) == NULL)
+		return;
+	for (const char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			conf_error(l, conf_line(n),
+			           "%s: control character in the connection "
+			           "string", key);
+			return;
+		}
+	if (strlen(s) > 4096) {
+		conf_error(l, conf_line(n), "%s: longer than 4096 bytes", key);
+		return;
+	}
+	free(u->dsn);
+	u->dsn = xstrdup(s);
+}
+
+/* v: backend driver path dsn connect_timeout */
+static void
+check_userdb(struct conf_loader *l, const yaml_node_t *map,
+             yaml_node_t *const *v, void *base)
+{
+	struct userdb_config *u = base;
+	bool network;
+
+	(void)map;
+	if (v[0] != NULL && v[1] != NULL)
+		conf_error(l, conf_line(v[1]),
+		           "userdb.driver: the old spelling of userdb.backend; "
+		           "set only backend");
+	else if (v[1] != NULL && u->driver != NULL) {
+		free(u->backend);
+		u->backend = xstrdup(u->driver);
+	}
+	network = u->backend != NULL && strcmp(u->backend, "sqlite") != 0;
+	if (network && u->dsn == NULL && v[3] == NULL)
+		conf_error(l, conf_line(v[0] != NULL ? v[0] : v[1]),
+		           "userdb: backend %s needs dsn (e.g. \"host=db "
+		           "dbname=godwit user=godwit password=...\")",
+		           u->backend);
+	if (network && v[2] != NULL)
+		conf_error(l, conf_line(v[2]),
+		           "userdb.path: only for backend sqlite (%s uses dsn)",
+		           u->backend);
+	if (!network && v[3] != NULL)
+		conf_error(l, conf_line(v[3]),
+		           "userdb.dsn: only for backend postgresql or mysql "
+		           "(sqlite uses path)");
+}
+
+static const char *const userdb_backends[] = {"sqlite", "postgresql",
+                                              "mysql"};
 static const struct conf_key userdb_keys[] = {
-    {"driver", CONF_ENUM_STR, F(userdb_config, driver), .def_str = "sqlite",
-     WORDS(userdb_drivers, "sqlite"), .doc = "the user database's backend"},
+    {"backend", CONF_ENUM_STR, F(userdb_config, backend), .def_str = "sqlite",
+     WORDS(userdb_backends, "sqlite, postgresql or mysql"),
+     .doc = "the user database's backend"},
+    {"driver", CONF_ENUM_STR, F(userdb_config, driver),
+     WORDS(userdb_backends, "sqlite, postgresql or mysql"),
+     .doc = "the old spelling of backend"},
     {"path", CONF_PATH, F(userdb_config, path),
-     .doc = "default: <data_dir>/db/godwit.sqlite"},
+     .doc = "sqlite; default: <data_dir>/db/godwit.sqlite"},
+    {"dsn", CONF_STRING, F(userdb_config, dsn), .load = load_userdb_dsn,
+     .doc = "postgresql, mysql: \"host=... dbname=... user=... "
+            "password=...\" (or a postgresql:// URI)"},
+    {"connect_timeout", CONF_DURATION, F(userdb_config, connect_timeout),
+     SPAN(1, 300, "1s..5m", 5),
+     .doc = "network backends: for the connect and for each statement"},
 };
 
 static const struct conf_key smtp_timeout_keys[] = {
@@ -665,6 +737,11 @@ static const struct conf_key imap_keys[] = {
     {"max_append", CONF_SIZE, F(imapd_config, max_append),
      SPAN(1024, (uint64_t)4 << 30, "1K..4G", 50 * 1024 * 1024),
      .doc = "octets of one APPEND message"},
+    {"idle_check_interval", CONF_DURATION,
+     F(imapd_config, idle_check_interval), SPAN(0, 3600, "0..1h", 30),
+     .doc = "how often a selected folder is checked (stat of new/, cur/ "
+            "and the uidlist) for changes inotify cannot see: other nodes' "
+            "on a shared mail_dir; 0: never"},
 };
 
 static const struct conf_key retention_keys[] = {
@@ -845,7 +922,7 @@ static const struct conf_section log_section = SECTION("log", log_keys, NULL);
 static const struct conf_section audit_section =
     SECTION("audit", audit_keys, NULL);
 static const struct conf_section userdb_section =
-    SECTION("userdb", userdb_keys, NULL);
+    SECTION("userdb", userdb_keys, check_userdb);
 static const struct conf_section smtp_section =
     SECTION("smtp", smtp_keys, NULL);
 static const struct conf_section limits_section =
@@ -878,6 +955,48 @@ static const struct conf_section dkim_section =
 static const struct conf_section dmarc_section =
     SECTION("dmarc", dmarc_keys, NULL);
 
+/* root_keys' index of mail_dir, for check_root() */
+#define ROOT_MAIL_DIR 3
+
+/*
+ * mail_dir may be anywhere (a shared store) but not data_dir itself, a
+ * directory above it, or one of data_dir's own directories: Maildirs
+ * there would mix with the queue or the keys.
+ */
+static void
+check_mail_dir(struct conf_loader *l, const yaml_node_t *n,
+	       const struct config *c)
+{
+	static const char *const own[] = {"queue", "db",    "log",   "control",
+					   "dkim",  "dmarc", "filter"};
+	const char *m = c->mail_dir, *d = c->data_dir;
+	size_t ml = strlen(m), dl = strlen(d);
+
+	/* (the default follows data_dir, relative in a dev set-up) */
+	if (m[0] != '/' && !conf_is_null(n)) {
+		conf_error(l, conf_line(n),
+			   "mail_dir: %s is not an absolute path", m);
+		return;
+	}
+	if (strcmp(m, d) == 0 ||
+	    (strncmp(d, m, ml) == 0 && (d[ml] == '/' || strcmp(m, "/") == 0))) {
+		conf_error(l, conf_line(n),
+			   "mail_dir: %s is data_dir or above it: give the "
+			   "Maildirs a directory of their own", m);
+		return;
+	}
+	if (strncmp(m, d, dl) != 0 || m[dl] != '/')
+		return;
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		size_t k = strlen(own[i]);
+		if (strncmp(m + dl + 1, own[i], k) == 0 &&
+		    (m[dl + 1 + k] == '\0' || m[dl + 1 + k] == '/'))
+			conf_error(l, conf_line(n),
+				   "mail_dir: %s is inside data_dir's %s/",
+				   m, own[i]);
+	}
+}
+
 /* After every key: the defaults that follow from others. */
 static void
 check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
@@ -886,13 +1005,17 @@ check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
 	struct config *c = base;
 	size_t len;
 
-	(void)l;
 	(void)map;
-	(void)v;
 	/* "/var/lib/godwit/" and "/var/lib/godwit" are one directory. */
 	len = strlen(c->data_dir);
 	while (len > 1 && c->data_dir[len - 1] == '/')
 		c->data_dir[--len] = '\0';
+	if (c->mail_dir == NULL)
+		c->mail_dir = xasprintf("%s/mail", c->data_dir);
+	len = strlen(c->mail_dir);
+	while (len > 1 && c->mail_dir[len - 1] == '/')
+		c->mail_dir[--len] = '\0';
+	check_mail_dir(l, v[ROOT_MAIL_DIR], c);
 	if (c->userdb.path == NULL)
 		c->userdb.path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
 	if (c->log.file != NULL && c->log.file[0] != '/') {
@@ -918,6 +1041,9 @@ static const struct conf_key root_keys[] = {
             "hostname"},
     {"data_dir", CONF_PATH, F(config, data_dir), .def_str = "/var/lib/godwit",
      .doc = "db/, queue/, mail/, log/"},
+    [ROOT_MAIL_DIR] = {"mail_dir", CONF_PATH, F(config, mail_dir),
+     .doc = "the Maildirs (<mail_dir>/<domain>/<local>/Maildir); may be "
+            "shared by several nodes; default: <data_dir>/mail"},
     {"user", CONF_STRING, F(config, user), .def_str = "godwit",
      .load = load_user, .doc = "drop to this user when started as root"},
     {"workers", CONF_UINT, F(config, workers), UINT(0, 1024, 0),
@@ -1062,6 +1188,7 @@ void
 config_datadir(const struct config *c, struct datadir_config *r)
 {
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->user = c->user;
 	r->userdb = &c->userdb;
 }
@@ -1086,6 +1213,7 @@ config_pop3d_settings(const struct config *c, struct pop3d_settings *r)
 {
 	r->hostname = c->hostname;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->pop3 = c->pop3;
 	r->auth = c->auth;
 	r->limits = c->limits;
@@ -1098,6 +1226,7 @@ config_imapd_settings(const struct config *c, struct imapd_settings *r)
 {
 	r->hostname = c->hostname;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->imap = c->imap;
 	r->auth = c->auth;
 	r->limits = c->limits;
@@ -1110,6 +1239,7 @@ config_runner_settings(const struct config *c, struct runner_settings *r)
 	r->hostname = c->hostname;
 	r->postmaster = c->postmaster;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->smtp.recipient_delimiter = c->smtp.recipient_delimiter;
 	r->userdb = c->userdb;
 	r->dns = c->dns;

@@ -429,7 +429,7 @@ recount(struct pop3_session *s)
 static void
 login(struct pop3_session *s, const char *account)
 {
-	char *path = maildir_path(s->config->data_dir, account);
+	char *path = maildir_path(s->config->mail_dir, account);
 	time_t last = 0, now = time(NULL);
 	int r;
 
@@ -1197,6 +1197,7 @@ pop3_start(struct session *ses)
 	log_event(LOG_INFO, "pop3", "connect", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip),
 		  LF_STR("listener", s->listener->name),
+		  LF_STR_IF(s->ses.proxy[0] != '\0', "proxy", s->ses.proxy),
 		  LF_STR("tls", s->ses.tls_pending ? "implicit" : "no"));
 	if (!s->ses.tls_pending)
 		greet(s);
