@@ -191,6 +191,20 @@ def test_failures_across_nodes_ban_on_both(redis, pair):
                if not k.endswith("hashkey")), keys
 
 
+def test_node_started_later_loads_the_live_bans(redis, pair):
+    a, b = pair(redis, {"auth": {"max_failures_ip": 2}})
+    smtp_wrong(a)
+    smtp_wrong(a)
+    wait_for(lambda: smtp_greeting(b).startswith("421"), 10,
+             what="the ban on B")
+    # two more nodes of the same cluster, started after the ban: they
+    # read it at connect (event=bans-loaded)
+    c, _ = pair(redis, {"auth": {"max_failures_ip": 2}}, prefix_=a.prefix)
+    assert re.search(r"event=bans-loaded bans=1", c.log_text())
+    assert smtp_greeting(c).startswith("421 4.7.0")
+    assert pop3_greeting(c).startswith("-ERR")
+
+
 def test_ipv6_client_counted_as_its_networks(redis, pair):
     a, b = pair(redis, {"auth": {"max_failures_ip": 2},
                         "limits": {"ipv6_prefix": 64,
