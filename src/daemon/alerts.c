@@ -552,7 +552,7 @@ alerts_new(struct event_base *base, const struct config *config,
 	alert_sink_fn(alert_handle, al);
 	/* down until connected; the alerts are never held for it */
 	TAILQ_INIT(&al->asks);
-	al->redis = redis_new(base, &config->redis, "parent");
+	al->redis = redis_new(base, &config->redis);
 	al->cert_timer = evtimer_new(base, cert_timer_cb, al);
 	evtimer_add(al->cert_timer, &now);
 	return al;
@@ -584,7 +584,7 @@ alerts_set_config(struct alerts *al, const struct config *config)
 	if (!redis_same_config(al->redis, &config->redis)) {
 		asks_flush(al, true);
 		redis_free(&al->redis);
-		al->redis = redis_new(al->base, &config->redis, "parent");
+		al->redis = redis_new(al->base, &config->redis);
 	}
 	check_certs(al);
 }

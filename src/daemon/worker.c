@@ -372,7 +372,7 @@ worker_open(struct worker *w, const struct config *config,
 	checks_init(w, config, keyring);
 	greylist_init(w, config);
 	/* down until connected: the local tables answer meanwhile */
-	if ((w->redis = redis_new(w->srv.base, &config->redis, "worker")) !=
+	if ((w->redis = redis_new(w->srv.base, &config->redis)) !=
 	    NULL)
 		w->srv.rlimits = rlimits_new(w->redis, w->srv.limits);
 	w->srv.committer = committer_new(w->srv.base, config->data_dir,

@@ -61,8 +61,8 @@ struct redis {
 	unsigned database;
 	char *prefix;
 	uint64_t timeout_ms;
-	char *who;
 	char *server;		/* the address, for the logs */
+	char why[160];		/* a drop's reason with hiredis's words */
 
 	enum redis_state state;
 	bool ever_up;		/* for the level of the first up line */
@@ -363,7 +363,9 @@ on_connect(const redisAsyncContext *c, int status)
 			r->cmd = NULL;
 		else
 			r->sub = NULL;
-		drop_later(r, c->errstr[0] != '\0' ? "connect" : "connect");
+		snprintf(r->why, sizeof(r->why), "connect: %s",
+			 c->errstr[0] != '\0' ? c->errstr : "failed");
+		drop_later(r, r->why);
 		return;
 	}
 	if (c == r->sub) {
@@ -389,7 +391,6 @@ on_disconnect(const redisAsyncContext *c, int status)
 {
 	struct redis *r = c->data;
 
-	(void)status;
 	if (r == NULL || (c != r->cmd && c != r->sub))
 		return;
 	/* hiredis frees it after this callback */
@@ -397,7 +398,10 @@ on_disconnect(const redisAsyncContext *c, int status)
 		r->cmd = NULL;
 	else
 		r->sub = NULL;
-	drop_later(r, "connection lost");
+	snprintf(r->why, sizeof(r->why), "connection lost%s%s",
+		 status != REDIS_OK && c->errstr[0] != '\0' ? ": " : "",
+		 status != REDIS_OK ? c->errstr : "");
+	drop_later(r, r->why);
 }
 
 static redisAsyncContext *
@@ -462,8 +466,7 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- life --------------------------------------------------------------- */
 
 struct redis *
-redis_new(struct event_base *base, const struct redis_config *cf,
-	  const char *who)
+redis_new(struct event_base *base, const struct redis_config *cf)
 {
 	struct redis *r;
 	char host[256];
@@ -489,7 +492,6 @@ redis_new(struct event_base *base, const struct redis_config *cf,
 	r->database = cf->database;
 	r->prefix = xstrdup(cf->prefix != NULL ? cf->prefix : "godwit:");
 	r->timeout_ms = cf->timeout_ms > 0 ? cf->timeout_ms : 250;
-	r->who = xstrdup(who);
 	r->server = xstrdup(cf->address);
 	r->backoff_ms = BACKOFF_MIN_MS;
 	TAILQ_INIT(&r->reqs);
@@ -546,7 +548,6 @@ redis_free(struct redis **rp)
 	free(r->password);
 	free(r->host);
 	free(r->prefix);
-	free(r->who);
 	free(r->server);
 	free(r);
 }

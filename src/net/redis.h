@@ -67,9 +67,9 @@ typedef void redis_up_fn(void *arg);
 int redis_address_parse(const char *address, char *host, size_t hostsize,
 			int *port_r, bool *unix_r, const char **error_r);
 
-/* NULL when cf has no address. who: the process, for the logs. */
-struct redis *redis_new(struct event_base *base, const struct redis_config *cf,
-			const char *who);
+/* NULL when cf has no address; down until its first connect is done. */
+struct redis *redis_new(struct event_base *base,
+			const struct redis_config *cf);
 /* Outstanding callbacks are dropped without being called. */
 void redis_free(struct redis **r);
 /*

@@ -68,27 +68,29 @@ static const char auth_script[] =
     "return res\n";
 
 /*
- * KEYS: client count, wide count. ARGV: window ms, client limit, wide
- * limit, channel, client net, wide net, has wide. The attempt that goes
- * one past a limit publishes the block for the window's time left.
+ * KEYS: client count, wide count, client block, wide block. ARGV: window
+ * ms, client limit, wide limit, channel, client net, wide net, has wide.
+ * The first attempt past a limit in the window sets the block key (NX,
+ * for the window's time left) and publishes the block: once, even when
+ * some counts were lost on the way (a node that dropped its connection).
  */
 static const char rate_script[] =
-    "local function one(k, lim, wide, net)\n"
+    "local function one(k, b, lim, wide, net)\n"
     "  local n = redis.call('INCR', k)\n"
     "  if n == 1 then redis.call('PEXPIRE', k, ARGV[1]) end\n"
-    "  if lim > 0 and n == lim + 1 then\n"
+    "  if lim > 0 and n > lim then\n"
     "    local t = redis.call('PTTL', k)\n"
-    "    if t > 0 then\n"
+    "    if t > 0 and redis.call('SET', b, '1', 'PX', t, 'NX') then\n"
     "      redis.call('PUBLISH', ARGV[4], 'rate ' .. wide .. ' ' .. t .. "
     "' ' .. net)\n"
     "    end\n"
     "  end\n"
     "  return n\n"
     "end\n"
-    "local a = one(KEYS[1], tonumber(ARGV[2]), '0', ARGV[5])\n"
+    "local a = one(KEYS[1], KEYS[3], tonumber(ARGV[2]), '0', ARGV[5])\n"
     "local b = 0\n"
-    "if ARGV[7] == '1' then b = one(KEYS[2], tonumber(ARGV[3]), '1', "
-    "ARGV[6]) end\n"
+    "if ARGV[7] == '1' then b = one(KEYS[2], KEYS[4], tonumber(ARGV[3]), "
+    "'1', ARGV[6]) end\n"
     "return {a, b}\n";
 
 /*
@@ -396,9 +398,9 @@ void
 rlimits_connect(struct redis_limits *rl, const struct limits_policy *p,
 		const struct sockaddr *sa)
 {
-	char k[2][REDIS_KEY_MAX], net[NET_TEXT_MAX], wnet[NET_TEXT_MAX];
+	char k[4][REDIS_KEY_MAX], net[NET_TEXT_MAX], wnet[NET_TEXT_MAX];
 	char win[24], lim[24], wlim[24], chan[REDIS_KEY_MAX];
-	const char *argv[3 + 2 + 7];
+	const char *argv[3 + 4 + 7];
 	bool has_wide;
 	int i = 0;
 
@@ -411,6 +413,8 @@ rlimits_connect(struct redis_limits *rl, const struct limits_policy *p,
 	has_wide = p->wide_factor != 0 && wnet[0] != '\0';
 	if (!redis_key(rl->r, k[0], sizeof(k[0]), "rate:ip:", net) ||
 	    !redis_key(rl->r, k[1], sizeof(k[1]), "rate:net:", wnet) ||
+	    !redis_key(rl->r, k[2], sizeof(k[2]), "rateblock:ip:", net) ||
+	    !redis_key(rl->r, k[3], sizeof(k[3]), "rateblock:net:", wnet) ||
 	    !redis_key(rl->r, chan, sizeof(chan), "events", ""))
 		return;
 	snprintf(win, sizeof(win), "%llu",
@@ -421,9 +425,9 @@ rlimits_connect(struct redis_limits *rl, const struct limits_policy *p,
 		 (unsigned long long)scaled(p->rate_count, p->wide_factor));
 	argv[i++] = "EVAL";
 	argv[i++] = rate_script;
-	argv[i++] = "2";
-	argv[i++] = k[0];
-	argv[i++] = k[1];
+	argv[i++] = "4";
+	for (int j = 0; j < 4; j++)
+		argv[i++] = k[j];
 	argv[i++] = win;
 	argv[i++] = lim;
 	argv[i++] = wlim;

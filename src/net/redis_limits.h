@@ -23,7 +23,8 @@
  *
  * Key layout under the prefix: authfail:ip:<net>, authfail:net:<net>,
  * authfail:acct:<hash>, ban:ip:<net>, ban:net:<net>, rate:ip:<net>,
- * rate:net:<net>, send:{mh,rh,md,rd}:<hash>, send:block:<hash>, with
+ * rate:net:<net>, rateblock:ip:<net>, rateblock:net:<net>,
+ * send:{mh,rh,md,rd}:<hash>, send:block:<hash>, with
  * <net> as limits_net_text() writes it ("192.0.2.7/32",
  * "2001:db8:1:2::/64").
  */
