@@ -45,19 +45,42 @@ open_db(const struct config *config, bool readonly)
 	return cli_open_db(config, readonly);
 }
 
-static void
-print_done(char ***done, size_t n)
+/* False, said on stderr, for a database whose schema is not godwit's. */
+static bool
+manages_schema(const struct userdb *db)
 {
+	if (db->ops->migrate != NULL)
+		return true;
+	cli_fail("this user database is read-only (userdb.queries "
+		 "is set): godwit does not manage its schema");
+	return false;
+}
+
+/*
+ * Runs the migrations still to do, prints one line for each, and reads
+ * the version it reached: 0, *n_r steps and *version_r; or -1 with *err.
+ */
+static int
+migrate_and_list(struct userdb *db, size_t *n_r, int *version_r, char **err)
+{
+	char **done = NULL;
+	size_t n = 0;
+	int latest = 0;
+
+	if (db->ops->migrate(db, &done, &n, err) < 0)
+		return -1;
 	for (size_t i = 0; i < n; i++)
-		printf("%s\n", (*done)[i]);
-	userdb_string_list_free(done, n);
+		printf("%s\n", done[i]);
+	userdb_string_list_free(&done, n);
+	*n_r = n;
+	return db->ops->schema_version(db, version_r, &latest, err);
 }
 
 static int
 db_init(const struct config *config)
 {
 	struct userdb *db;
-	char *err = NULL, **done = NULL;
+	char *err = NULL;
 	size_t n = 0;
 	int v = 0, latest = 0, r = 1;
 	struct stat sb;
@@ -77,11 +100,8 @@ db_init(const struct config *config)
 	}
 	if ((db = open_db(config, false)) == NULL)
 		return 1;
-	if (db->ops->migrate == NULL) {
-		cli_fail("this user database is read-only (userdb.queries "
-			 "is set): godwit does not manage its schema");
+	if (!manages_schema(db))
 		goto out;
-	}
 	if (db->ops->schema_version(db, &v, &latest, &err) < 0)
 		goto out;
 	if (v > 0 && !is_sqlite(config)) {
@@ -90,10 +110,7 @@ db_init(const struct config *config)
 				v);
 		goto out;
 	}
-	if (db->ops->migrate(db, &done, &n, &err) < 0)
-		goto out;
-	print_done(&done, n);
-	if (db->ops->schema_version(db, &v, &latest, &err) < 0)
+	if (migrate_and_list(db, &n, &v, &err) < 0)
 		goto out;
 	printf("schema version %d created (%s)\n", v,
 	       db->ops->name);
@@ -109,21 +126,15 @@ static int
 db_migrate(const struct config *config)
 {
 	struct userdb *db;
-	char *err = NULL, **done = NULL;
+	char *err = NULL;
 	size_t n = 0;
-	int v = 0, latest = 0, r = 1;
+	int v = 0, r = 1;
 
 	if ((db = open_db(config, false)) == NULL)
 		return 1;
-	if (db->ops->migrate == NULL) {
-		cli_fail("this user database is read-only (userdb.queries "
-			 "is set): godwit does not manage its schema");
+	if (!manages_schema(db))
 		goto out;
-	}
-	if (db->ops->migrate(db, &done, &n, &err) < 0)
-		goto out;
-	print_done(&done, n);
-	if (db->ops->schema_version(db, &v, &latest, &err) < 0)
+	if (migrate_and_list(db, &n, &v, &err) < 0)
 		goto out;
 	printf("schema version %d%s (%s)\n", v,
 	       n == 0 ? ": up to date, nothing to do" : "", db->ops->name);
@@ -269,6 +280,13 @@ struct dump {
 	unsigned long counts[3];
 };
 
+/* The slot of a domain, user or alias record in the counts[3] arrays. */
+static int
+kind_index(enum userdump_kind kind)
+{
+	return kind == USERDUMP_DOMAIN ? 0 : kind == USERDUMP_USER ? 1 : 2;
+}
+
 static void
 dump_free(struct dump *d)
 {
@@ -383,9 +401,7 @@ read_dump(FILE *f, const char *name, struct dump *d)
 			userdump_rec_clear(&rec);
 			goto out;
 		}
-		seen[rec.kind == USERDUMP_DOMAIN ? 0
-		     : rec.kind == USERDUMP_USER ? 1
-						 : 2]++;
+		seen[kind_index(rec.kind)]++;
 		d->v = xreallocarray(d->v, d->n + 1, sizeof(*d->v));
 		d->v[d->n++] = rec;
 	}
@@ -493,9 +509,7 @@ db_import(const struct config *config, const char *path, bool replace)
 	if (db->ops->transaction(db, USERDB_BEGIN, &err) < 0)
 		goto out;
 	for (size_t i = 0; i < d.n; i++) {
-		int k = d.v[i].kind == USERDUMP_DOMAIN ? 0
-			: d.v[i].kind == USERDUMP_USER ? 1
-						       : 2;
+		int k = kind_index(d.v[i].kind);
 
 		if ((e = import_one(db, &d.v[i], replace, &err)) < 0) {
 			char *m = xasprintf("%s (%s %zu of the dump); nothing "
