@@ -1015,9 +1015,9 @@ limits_auth_success(struct limits *l, const struct sockaddr *ip,
 
 /* ---- sending limits ---------------------------------------------------- */
 
-/* The counter a verdict names, and its limit in p. */
-static uint64_t
-send_limit(const struct limits_send_policy *p, enum limits_send_verdict v)
+uint64_t
+limits_send_limit(const struct limits_send_policy *p,
+		  enum limits_send_verdict v)
 {
 	switch (v) {
 	case LIMITS_SEND_MESSAGES_HOUR:
@@ -1065,7 +1065,8 @@ send_take(struct limits_entry *e, const struct limits_send_policy *p,
 	                                        : LIMITS_SEND_RECIPIENTS_HOUR;
 	enum limits_send_verdict day = message ? LIMITS_SEND_MESSAGES_DAY
 	                                       : LIMITS_SEND_RECIPIENTS_DAY;
-	uint64_t lh = send_limit(p, hour), ld = send_limit(p, day);
+	uint64_t lh = limits_send_limit(p, hour),
+		 ld = limits_send_limit(p, day);
 
 	if (lh != 0 && e->send_count[hour - 1] >= lh)
 		return hour;
@@ -1115,7 +1116,7 @@ limits_send(struct limits *l, const struct limits_send_policy *p,
 	}
 	if (v != LIMITS_SEND_OK) {
 		r.count = e->send_count[v - 1];
-		r.limit = send_limit(&pol, v);
+		r.limit = limits_send_limit(&pol, v);
 		r.until_ms = e->send_block_until_ms;
 	}
 out:

@@ -330,5 +330,9 @@ void limits_user_disconnect(struct limits *l, unsigned worker,
 uint32_t limits_send_generation(struct limits *l);
 /* "messages-per-hour", ... (a log field value) */
 const char *limits_send_verdict_text(enum limits_send_verdict v);
+/* The limit in p of the budget verdict v names (0 for LIMITS_SEND_OK);
+ * also for a verdict Redis gave (net/redis_limits.h). */
+uint64_t limits_send_limit(const struct limits_send_policy *p,
+			   enum limits_send_verdict v);
 
 #endif

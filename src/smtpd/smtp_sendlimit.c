@@ -92,24 +92,6 @@ local_verdict(struct smtp_session *s, bool message, struct sf_verdict *sv)
 		refuse(s, message, v, &r, sv);
 }
 
-static uint64_t
-limit_of(const struct limits_send_policy *p, enum limits_send_verdict v)
-{
-	switch (v) {
-	case LIMITS_SEND_MESSAGES_HOUR:
-		return p->messages_per_hour;
-	case LIMITS_SEND_RECIPIENTS_HOUR:
-		return p->recipients_per_hour;
-	case LIMITS_SEND_MESSAGES_DAY:
-		return p->messages_per_day;
-	case LIMITS_SEND_RECIPIENTS_DAY:
-		return p->recipients_per_day;
-	case LIMITS_SEND_OK:
-		break;
-	}
-	return 0;
-}
-
 static void
 redis_answer(struct redisReply *reply, void *arg)
 {
@@ -129,7 +111,7 @@ redis_answer(struct redisReply *reply, void *arg)
 				  now + a.ttl_ms, now);
 		r.block_started = a.block_started;
 		r.count = a.count;
-		r.limit = limit_of(policy(s), a.verdict);
+		r.limit = limits_send_limit(policy(s), a.verdict);
 		r.until_ms = now + a.ttl_ms;
 		refuse(s, message, a.verdict, &r, &v);
 	}
