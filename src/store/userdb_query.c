@@ -76,90 +76,122 @@ emit_param(struct userdb_query_stmt *st, char *out, size_t *o,
 	return 0;
 }
 
-int
-userdb_query_compile(const char *text, struct userdb_query_stmt *st,
-		     char **error_r)
+/* A query of at most USERDB_QUERY_MAX_LEN bytes, no control character
+ * but white space, beginning with SELECT or WITH: 0, or -1 with *error_r. */
+static int
+check_text(const char *text, size_t len, char **error_r)
 {
-	size_t len = strlen(text), o = 0, i;
-	const char *p = text, *w;
-	enum userdb_query_value v;
-	char *out;
+	const char *w = text;
 
-	memset(st, 0, sizeof(*st));
 	if (len > USERDB_QUERY_MAX_LEN) {
 		*error_r = xasprintf("longer than %d bytes",
 				     USERDB_QUERY_MAX_LEN);
 		return -1;
 	}
-	for (i = 0; i < len; i++)
+	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)text[i] < 0x20 && text[i] != '\t' &&
 		    text[i] != '\n' && text[i] != '\r') {
 			*error_r = xstrdup("control character in the query");
 			return -1;
 		}
-	w = text;
 	while (isspace((unsigned char)*w))
 		w++;
 	if (strncasecmp(w, "SELECT", 6) != 0 && strncasecmp(w, "WITH", 4) != 0) {
 		*error_r = xstrdup("a query is one SELECT statement");
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Copies the quoted string at *pp (its quote first) to out + *o_r, up to
+ * and with its closing quote: a backslash escapes the next character, a
+ * doubled quote stays, %% becomes %; any other % (a placeholder among
+ * other text) is refused. 0 with *pp and *o_r past it, or -1 with
+ * *error_r. Never writes more than it reads.
+ */
+static int
+copy_quoted(const char **pp, char *out, size_t *o_r, char **error_r)
+{
+	const char *p = *pp;
+	char q = *p;
+	size_t o = *o_r;
+	enum userdb_query_value v;
+
+	out[o++] = *p++;
+	while (*p != '\0') {
+		if (*p == '\\' && p[1] != '\0') {
+			out[o++] = *p++;
+			out[o++] = *p++;
+			continue;
+		}
+		if (*p == q && p[1] == q) {
+			out[o++] = *p++;
+			out[o++] = *p++;
+			continue;
+		}
+		if (*p == q)
+			break;
+		if (*p == '%' && p[1] == '%') {
+			out[o++] = '%';
+			p += 2;
+			continue;
+		}
+		if (*p == '%' && placeholder_value(p[1], &v) == 0) {
+			*error_r = xasprintf("%%%c inside a quoted string with "
+					     "other text: write '%%%c' alone "
+					     "(or bare), and build the string "
+					     "in SQL",
+					     p[1], p[1]);
+			return -1;
+		}
+		if (*p == '%') {
+			*error_r = xasprintf("unknown placeholder %%%c in a "
+					     "quoted string (write %%%% for a "
+					     "%%)",
+					     p[1] == '\0' ? ' ' : p[1]);
+			return -1;
+		}
+		out[o++] = *p++;
+	}
+	if (*p == '\0') {
+		*error_r = xstrdup("unterminated quote");
+		return -1;
+	}
+	out[o++] = *p++;
+	*pp = p;
+	*o_r = o;
+	return 0;
+}
+
+int
+userdb_query_compile(const char *text, struct userdb_query_stmt *st,
+		     char **error_r)
+{
+	size_t len = strlen(text), o = 0;
+	const char *p = text;
+	enum userdb_query_value v;
+	char *out;
+
+	memset(st, 0, sizeof(*st));
+	if (check_text(text, len, error_r) < 0)
+		return -1;
 	/* The output is never longer: '%u' -> $1, %u -> $1, %% -> %. */
 	out = xmalloc(len + 1);
 	while (*p != '\0') {
 		if (*p == '\'' || *p == '"') {
-			char q = *p;
 			const char *e = p + 1;
 
 			/* '%u' alone in quotes: the parameter, unquoted */
-			if (e[0] == '%' && e[1] != '\0' && e[2] == q &&
+			if (e[0] == '%' && e[1] != '\0' && e[2] == *p &&
 			    placeholder_value(e[1], &v) == 0) {
 				if (emit_param(st, out, &o, v) < 0)
 					goto too_many;
 				p = e + 3;
 				continue;
 			}
-			out[o++] = *p++;
-			while (*p != '\0') {
-				if (*p == '\\' && p[1] != '\0') {
-					out[o++] = *p++;
-					out[o++] = *p++;
-					continue;
-				}
-				if (*p == q && p[1] == q) {
-					out[o++] = *p++;
-					out[o++] = *p++;
-					continue;
-				}
-				if (*p == q)
-					break;
-				if (*p == '%' && p[1] == '%') {
-					out[o++] = '%';
-					p += 2;
-					continue;
-				}
-				if (*p == '%' && placeholder_value(p[1], &v) == 0) {
-					*error_r = xasprintf(
-					    "%%%c inside a quoted string with "
-					    "other text: write '%%%c' alone (or "
-					    "bare), and build the string in SQL",
-					    p[1], p[1]);
-					goto fail;
-				}
-				if (*p == '%') {
-					*error_r = xasprintf(
-					    "unknown placeholder %%%c in a "
-					    "quoted string (write %%%% for a %%)",
-					    p[1] == '\0' ? ' ' : p[1]);
-					goto fail;
-				}
-				out[o++] = *p++;
-			}
-			if (*p == '\0') {
-				*error_r = xstrdup("unterminated quote");
+			if (copy_quoted(&p, out, &o, error_r) < 0)
 				goto fail;
-			}
-			out[o++] = *p++;
 		} else if (*p == '%') {
 			if (p[1] == '%') {
 				out[o++] = '%';
