@@ -625,6 +625,73 @@ result_bufs_init(struct result_bufs *rb, MYSQL_RES *meta)
 		rb->bind[i].error = &rb->err[i];
 	}
 }
+/* The binds of e's placeholders, in its order (e->map), over params:
+ * pb and plen have e->nmap slots; the values are not copied. */
+static void
+bind_params(const struct stmt_cache_entry *e, const char *const *params,
+	    MYSQL_BIND *pb, unsigned long *plen)
+{
+	for (size_t i = 0; i < e->nmap; i++) {
+		const char *v = params[e->map[i]];
+
+		if (v == NULL) {
+			pb[i].buffer_type = MYSQL_TYPE_NULL;
+			continue;
+		}
+		plen[i] = strlen(v);
+		pb[i].buffer_type = MYSQL_TYPE_STRING;
+		pb[i].buffer = (void *)(uintptr_t)v;
+		pb[i].buffer_length = plen[i];
+		pb[i].length = &plen[i];
+	}
+}
+
+/*
+ * The values of the row just fetched into rb->vals, NUL-terminated (NULL
+ * for SQL NULL); a column longer than its buffer is fetched again into a
+ * larger one (up to VALUE_MAX), and the result bound again. 0, or -1
+ * with *kind_r and *error_r.
+ */
+static int
+row_values(MYSQL_STMT *st, struct result_bufs *rb, enum sqldrv_error *kind_r,
+	   char **error_r)
+{
+	bool rebind = false;
+
+	for (size_t i = 0; i < rb->n; i++) {
+		if (rb->isnull[i]) {
+			rb->vals[i] = NULL;
+			continue;
+		}
+		if (rb->len[i] >= rb->size[i]) {
+			if (rb->len[i] >= VALUE_MAX) {
+				*kind_r = SQLDRV_ERR_QUERY;
+				*error_r = xstrdup("mysql: a value over 16 "
+						   "MiB");
+				return -1;
+			}
+			free(rb->buf[i]);
+			rb->size[i] = rb->len[i] + 1;
+			rb->buf[i] = xmalloc(rb->size[i]);
+			rb->bind[i].buffer = rb->buf[i];
+			rb->bind[i].buffer_length = rb->size[i];
+			if (mysql_stmt_fetch_column(st, &rb->bind[i],
+						    (unsigned)i, 0) != 0) {
+				fail_stmt(st, kind_r, error_r);
+				return -1;
+			}
+			rebind = true;
+		}
+		rb->buf[i][rb->len[i]] = '\0';
+		rb->vals[i] = rb->buf[i];
+	}
+	if (rebind && mysql_stmt_bind_result(st, rb->bind) != 0) {
+		fail_stmt(st, kind_r, error_r);
+		return -1;
+	}
+	return 0;
+}
+
 
 static long
 exec_prepared(struct sqldrv_conn *c, const char *sql,
@@ -648,19 +715,7 @@ exec_prepared(struct sqldrv_conn *c, const char *sql,
 	if (e->nmap > 0) {
 		pb = xcalloc(e->nmap, sizeof(*pb));
 		plen = xcalloc(e->nmap, sizeof(*plen));
-		for (i = 0; i < e->nmap; i++) {
-			const char *v = params[e->map[i]];
-
-			if (v == NULL) {
-				pb[i].buffer_type = MYSQL_TYPE_NULL;
-				continue;
-			}
-			plen[i] = strlen(v);
-			pb[i].buffer_type = MYSQL_TYPE_STRING;
-			pb[i].buffer = (void *)(uintptr_t)v;
-			pb[i].buffer_length = plen[i];
-			pb[i].length = &plen[i];
-		}
+		bind_params(e, params, pb, plen);
 		if (mysql_stmt_bind_param(st, pb) != 0) {
 			fail_stmt(st, kind_r, error_r);
 			goto out;
@@ -692,41 +747,9 @@ exec_prepared(struct sqldrv_conn *c, const char *sql,
 		goto out;
 	}
 	while ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED) {
-		bool rebind = false;
-
 		count++;
-		for (i = 0; i < rb.n; i++) {
-			if (rb.isnull[i]) {
-				rb.vals[i] = NULL;
-				continue;
-			}
-			if (rb.len[i] >= rb.size[i]) {
-				if (rb.len[i] >= VALUE_MAX) {
-					*kind_r = SQLDRV_ERR_QUERY;
-					*error_r = xstrdup("mysql: a value "
-							   "over 16 MiB");
-					goto out;
-				}
-				free(rb.buf[i]);
-				rb.size[i] = rb.len[i] + 1;
-				rb.buf[i] = xmalloc(rb.size[i]);
-				rb.bind[i].buffer = rb.buf[i];
-				rb.bind[i].buffer_length = rb.size[i];
-				if (mysql_stmt_fetch_column(st, &rb.bind[i],
-							    (unsigned)i,
-							    0) != 0) {
-					fail_stmt(st, kind_r, error_r);
-					goto out;
-				}
-				rebind = true;
-			}
-			rb.buf[i][rb.len[i]] = '\0';
-			rb.vals[i] = rb.buf[i];
-		}
-		if (rebind && mysql_stmt_bind_result(st, rb.bind) != 0) {
-			fail_stmt(st, kind_r, error_r);
+		if (row_values(st, &rb, kind_r, error_r) < 0)
 			goto out;
-		}
 		if (!stopped && row != NULL &&
 		    row(arg, rb.vals, rb.n) < 0)
 			stopped = true;
