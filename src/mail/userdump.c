@@ -166,6 +166,43 @@ fields_free(struct field *f, size_t n)
 		free(f[i].s);
 }
 
+/*
+ * The value at c into f: a string, a number (decimal digits, no leading
+ * zero, below 10^13) or null. 0, or -1 with *error_r.
+ */
+static int
+parse_value(struct cursor *c, struct field *f, const char **error_r)
+{
+	if (c->p < c->end && *c->p == '"')
+		return parse_string(c, &f->s, error_r);
+	if (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+		unsigned long v = 0;
+
+		if (*c->p == '0' && c->end - c->p > 1 && c->p[1] >= '0' &&
+		    c->p[1] <= '9') {
+			*error_r = "leading zero";
+			return -1;
+		}
+		while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+			if (v > 999999999999UL) {
+				*error_r = "number too large";
+				return -1;
+			}
+			v = v * 10 + (unsigned long)(*c->p++ - '0');
+		}
+		f->is_num = true;
+		f->num = v;
+		return 0;
+	}
+	if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
+		c->p += 4;
+		f->is_null = true;
+		return 0;
+	}
+	*error_r = "expected a string, a number or null";
+	return -1;
+}
+
 static int
 parse_object(struct cursor *c, struct field *f, size_t *n_r,
 	     const char **error_r)
@@ -217,33 +254,8 @@ parse_object(struct cursor *c, struct field *f, size_t *n_r,
 		}
 		c->p++;
 		skip_ws(c);
-		if (c->p < c->end && *c->p == '"') {
-			if (parse_string(c, &f[n].s, error_r) < 0)
-				goto fail;
-		} else if (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-			unsigned long v = 0;
-
-			if (*c->p == '0' && c->end - c->p > 1 &&
-			    c->p[1] >= '0' && c->p[1] <= '9') {
-				*error_r = "leading zero";
-				goto fail;
-			}
-			while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-				if (v > 999999999999UL) {
-					*error_r = "number too large";
-					goto fail;
-				}
-				v = v * 10 + (unsigned long)(*c->p++ - '0');
-			}
-			f[n].is_num = true;
-			f[n].num = v;
-		} else if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
-			c->p += 4;
-			f[n].is_null = true;
-		} else {
-			*error_r = "expected a string, a number or null";
+		if (parse_value(c, &f[n], error_r) < 0)
 			goto fail;
-		}
 		n++;
 		skip_ws(c);
 		if (c->p < c->end && *c->p == ',') {
