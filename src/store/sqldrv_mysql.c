@@ -72,6 +72,71 @@ sqldrv_mysql_dsn_free(struct sqldrv_mysql_dsn *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/*
+ * The value at *pp into val (room for cap bytes and a NUL): bare up to
+ * white space, or '...' with \' and \\ (a backslash escapes the next
+ * character in both). 0 with *pp past it, or -1 with *error_r.
+ */
+static int
+dsn_value(const char **pp, char *val, size_t cap, char **error_r)
+{
+	const char *p = *pp;
+	size_t vlen = 0;
+
+	if (*p == '\'') {
+		p++;
+		while (*p != '\'' && *p != '\0') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			if (vlen < cap)
+				val[vlen++] = *p;
+			p++;
+		}
+		if (*p != '\'') {
+			*error_r = xstrdup("dsn: unterminated quote");
+			return -1;
+		}
+		p++;
+	} else {
+		while (*p != '\0' && *p != ' ' && *p != '\t' && *p != '\n') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			if (vlen < cap)
+				val[vlen++] = *p;
+			p++;
+		}
+	}
+	val[vlen] = '\0';
+	*pp = p;
+	return 0;
+}
+
+/* Where the text value of key goes in d; NULL for port, connect_timeout
+ * and unknown keys. */
+static char **
+dsn_slot(struct sqldrv_mysql_dsn *d, const char *key)
+{
+	if (strcmp(key, "host") == 0 || strcmp(key, "hostaddr") == 0)
+		return &d->host;
+	if (strcmp(key, "user") == 0)
+		return &d->user;
+	if (strcmp(key, "password") == 0)
+		return &d->password;
+	if (strcmp(key, "dbname") == 0 || strcmp(key, "database") == 0)
+		return &d->dbname;
+	if (strcmp(key, "unix_socket") == 0 || strcmp(key, "socket") == 0)
+		return &d->unix_socket;
+	if (strcmp(key, "sslmode") == 0)
+		return &d->sslmode;
+	if (strcmp(key, "sslrootcert") == 0)
+		return &d->sslrootcert;
+	if (strcmp(key, "sslcert") == 0)
+		return &d->sslcert;
+	if (strcmp(key, "sslkey") == 0)
+		return &d->sslkey;
+	return NULL;
+}
+
 int
 sqldrv_mysql_parse_dsn(const char *dsn, struct sqldrv_mysql_dsn *d_r,
 		       char **error_r)
@@ -79,7 +144,7 @@ sqldrv_mysql_parse_dsn(const char *dsn, struct sqldrv_mysql_dsn *d_r,
 	struct sqldrv_mysql_dsn d = {0};
 	const char *p = dsn;
 	char key[32], *val;
-	size_t klen, vlen, cap;
+	size_t klen;
 	int r = -1;
 
 	if (strlen(dsn) > DSN_MAX) {
@@ -104,55 +169,9 @@ sqldrv_mysql_parse_dsn(const char *dsn, struct sqldrv_mysql_dsn *d_r,
 		p += klen + 1;
 		while (*p == ' ' || *p == '\t')
 			p++;
-		/* value: bare up to white space, or '...' with \' and \\ */
-		vlen = 0;
-		cap = strlen(dsn);
-		if (*p == '\'') {
-			p++;
-			while (*p != '\'' && *p != '\0') {
-				if (*p == '\\' && p[1] != '\0')
-					p++;
-				if (vlen < cap)
-					val[vlen++] = *p;
-				p++;
-			}
-			if (*p != '\'') {
-				*error_r = xstrdup("dsn: unterminated quote");
-				goto out;
-			}
-			p++;
-		} else {
-			while (*p != '\0' && *p != ' ' && *p != '\t' &&
-			       *p != '\n') {
-				if (*p == '\\' && p[1] != '\0')
-					p++;
-				if (vlen < cap)
-					val[vlen++] = *p;
-				p++;
-			}
-		}
-		val[vlen] = '\0';
-
-		if (strcmp(key, "host") == 0 || strcmp(key, "hostaddr") == 0)
-			slot = &d.host;
-		else if (strcmp(key, "user") == 0)
-			slot = &d.user;
-		else if (strcmp(key, "password") == 0)
-			slot = &d.password;
-		else if (strcmp(key, "dbname") == 0 ||
-			 strcmp(key, "database") == 0)
-			slot = &d.dbname;
-		else if (strcmp(key, "unix_socket") == 0 ||
-			 strcmp(key, "socket") == 0)
-			slot = &d.unix_socket;
-		else if (strcmp(key, "sslmode") == 0)
-			slot = &d.sslmode;
-		else if (strcmp(key, "sslrootcert") == 0)
-			slot = &d.sslrootcert;
-		else if (strcmp(key, "sslcert") == 0)
-			slot = &d.sslcert;
-		else if (strcmp(key, "sslkey") == 0)
-			slot = &d.sslkey;
+		if (dsn_value(&p, val, strlen(dsn), error_r) < 0)
+			goto out;
+		slot = dsn_slot(&d, key);
 		if (strcmp(key, "port") == 0 ||
 		    strcmp(key, "connect_timeout") == 0) {
 			bool port = key[0] == 'p';
