@@ -5,7 +5,8 @@ init|migrate|export|import`, the admin commands, and the daemon with
 `userdb: {backend: postgresql}` — RCPT, POP3 (poplib), IMAP (imaplib),
 SMTP AUTH PLAIN and SCRAM-SHA-256 (smtplib), users moved from SQLite by
 export/import — and what happens when PostgreSQL goes away and comes back
-while the daemon runs, or is down when it starts.
+while the daemon runs, or is down when it starts, and logins served by
+auth.cache_ttl while it is stopped.
 """
 
 import base64
