@@ -10,9 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <hiredis/hiredis.h>
 
 #include "daemon/alerts.h"
 #include "daemon/config.h"
@@ -20,6 +23,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "net/alert.h"
+#include "net/redis.h"
 #include "net/tls.h"
 #include "store/queue.h"
 #include "store/recipient.h"
@@ -30,6 +34,8 @@
 #define ALERTS_CRASHES 1024	/* worker deaths remembered */
 #define ALERTS_QUEUE_SLOT 62	/* queue id slot: workers 0..31, runner 63 */
 #define ALERTS_JSON_MAX 2048
+
+struct shared_ask;
 
 struct seen {
 	uint32_t kind;
@@ -53,6 +59,8 @@ struct alerts {
 	struct event *cert_timer;
 	struct seen seen[ALERTS_SEEN];
 	struct command cmds[ALERTS_COMMANDS];
+	struct redis *redis;	/* redis: the nodes' shared rate limit */
+	TAILQ_HEAD(, shared_ask) asks;	/* waiting for Redis's answer */
 	uint64_t crashes[ALERTS_CRASHES];	/* a ring of mono_ms() */
 	unsigned ncrashes, crash_next;
 };
@@ -382,24 +390,21 @@ alerts_reaped(struct alerts *al, pid_t pid, int status)
 
 /* ---- one alert ----------------------------------------------------------- */
 
+/* The rate limit said yes or no: the log line, then the mail. */
 static void
-alert_handle(const struct alert *a, void *arg)
+alert_decided(struct alerts *al, const struct alert *a, bool limited,
+	      const char *why)
 {
-	struct alerts *al = arg;
 	const struct alerts_config *ac = &al->config->alerts;
 	char json[ALERTS_JSON_MAX];
 	size_t len;
-	bool limited;
 
-	if (!ac->enabled)
-		return;
-	limited = rate_limited(al, a, mono_ms());
 	log_event(LOG_WARNING, "alert", "alert",
 		  LF_STR("kind", alert_kind_name(a->kind)),
 		  LF_STR("subject", a->subject), LF_UINT("count", a->count),
 		  LF_UINT("max", a->limit), LF_UINT("window_s", a->window_s),
 		  LF_STR("notified", limited ? "no" : "yes"),
-		  LF_STR_IF(limited, "reason", "rate-limited"));
+		  LF_STR_IF(limited, "reason", why));
 	if (limited)
 		return;
 	len = alert_json(al, a, json, sizeof(json));
@@ -410,6 +415,81 @@ alert_handle(const struct alert *a, void *arg)
 	alert_mail_start(al, a, json);
 	if (ac->command != NULL)
 		alert_command(al, json, len);
+}
+
+struct shared_ask {
+	TAILQ_ENTRY(shared_ask) entry;
+	struct alerts *al;
+	struct alert a;
+	struct redis_req *req;
+};
+
+/* SET NX's answer: OK, this node mails; nil, another one did. */
+static void
+shared_answer(struct redisReply *reply, void *arg)
+{
+	struct shared_ask *q = arg;
+
+	TAILQ_REMOVE(&q->al->asks, q, entry);
+	alert_decided(q->al, &q->a,
+		      reply != NULL && reply->type == REDIS_REPLY_NIL,
+		      "rate-limited-cluster");
+	free(q);
+}
+
+/*
+ * Redis up: the interval is also held cluster-wide (SET NX PX on
+ * <prefix>alert:<kind>:<hash of the subject>), so two nodes do not both mail the
+ * same alert; no answer, this node's own rate limit stands.
+ */
+static bool
+ask_shared(struct alerts *al, const struct alert *a)
+{
+	char key[REDIS_KEY_MAX], px[24], kind[48], subj[REDIS_ACCOUNT_HEX];
+	struct shared_ask *q;
+	const char *argv[6];
+
+	if (!redis_up(al->redis))
+		return false;
+	/* the subject may be an account: hashed like every account name */
+	snprintf(kind, sizeof(kind), "alert:%s:", alert_kind_name(a->kind));
+	if (!redis_account_hash(al->redis, a->subject, subj) ||
+	    !redis_key(al->redis, key, sizeof(key), kind, subj))
+		return false;
+	snprintf(px, sizeof(px), "%llu",
+		 (unsigned long long)al->config->alerts.interval * 1000);
+	q = xcalloc(1, sizeof(*q));
+	q->al = al;
+	q->a = *a;
+	argv[0] = "SET";
+	argv[1] = key;
+	argv[2] = "1";
+	argv[3] = "NX";
+	argv[4] = "PX";
+	argv[5] = px;
+	if ((q->req = redis_command(al->redis, shared_answer, q, 6, argv,
+				    NULL)) == NULL) {
+		free(q);
+		return false;
+	}
+	TAILQ_INSERT_TAIL(&al->asks, q, entry);
+	return true;
+}
+
+static void
+alert_handle(const struct alert *a, void *arg)
+{
+	struct alerts *al = arg;
+	const struct alerts_config *ac = &al->config->alerts;
+
+	if (!ac->enabled)
+		return;
+	if (rate_limited(al, a, mono_ms())) {
+		alert_decided(al, a, true, "rate-limited");
+		return;
+	}
+	if (!ask_shared(al, a))
+		alert_decided(al, a, false, NULL);
 }
 
 static void
@@ -519,16 +599,42 @@ alerts_new(struct event_base *base, const struct config *config,
 			   al);
 	event_add(al->rd, NULL);
 	alert_sink_fn(alert_handle, al);
+	/* down until connected; the alerts are never held for it */
+	TAILQ_INIT(&al->asks);
+	al->redis = redis_new(base, &config->redis);
 	al->cert_timer = evtimer_new(base, cert_timer_cb, al);
 	evtimer_add(al->cert_timer, &now);
 	return al;
 }
 
-/* The new certificates are looked at now, not a day later. */
+/* The alerts still waiting for Redis: decided here alone (mailed). */
+static void
+asks_flush(struct alerts *al, bool decide)
+{
+	struct shared_ask *q;
+
+	while ((q = TAILQ_FIRST(&al->asks)) != NULL) {
+		TAILQ_REMOVE(&al->asks, q, entry);
+		redis_cancel(&q->req);
+		if (decide)
+			alert_decided(al, &q->a, false, NULL);
+		free(q);
+	}
+}
+
+/* The new certificates are looked at now, not a day later; a changed
+ * redis: section gets a new client. */
 void
 alerts_set_config(struct alerts *al, const struct config *config)
 {
+	/* the old configuration is freed already: the client has its own
+	 * copy of its settings */
 	al->config = config;
+	if (!redis_same_config(al->redis, &config->redis)) {
+		asks_flush(al, true);
+		redis_free(&al->redis);
+		al->redis = redis_new(al->base, &config->redis);
+	}
 	check_certs(al);
 }
 
@@ -539,6 +645,10 @@ alerts_in_child(struct alerts *al)
 		close(al->fds[0]);
 	al->fds[0] = -1;
 	alert_sink_fd(al->fds[1]);
+	/* al->redis is the parent's: only its sockets are closed here
+	 * (fork_child() gave the base its events live in to nobody, and a
+	 * child never handles alerts: its sink is the channel) */
+	redis_forget_in_child(al->redis);
 }
 
 void
@@ -552,6 +662,8 @@ alerts_free(struct alerts **alp)
 	for (size_t i = 0; i < ALERTS_COMMANDS; i++)
 		if (al->cmds[i].timer != NULL)
 			event_free(al->cmds[i].timer);
+	asks_flush(al, false);
+	redis_free(&al->redis);
 	event_free(al->rd);
 	event_free(al->cert_timer);
 	if (al->fds[0] >= 0)

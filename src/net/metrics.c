@@ -76,6 +76,7 @@ struct metrics {
 	uint64_t queue[METRICS_Q_COUNT];
 	uint64_t dns[DNST_COUNT][METRICS_DNS_RESULT_COUNT];
 	uint64_t restarts[2];		/* [runner] */
+	uint64_t redis[2];		/* [up]: transitions of the clients */
 	HIST(DELIVERY_NB) delivery;	/* ms */
 	HIST(DNS_NB) dns_time;		/* us */
 };
@@ -247,6 +248,13 @@ metrics_restart(bool runner)
 		add(&current->restarts[runner ? 1 : 0], 1);
 }
 
+void
+metrics_redis(bool up)
+{
+	if (current != NULL)
+		add(&current->redis[up ? 1 : 0], 1);
+}
+
 /* ---- reasons -------------------------------------------------------- */
 
 /*
@@ -303,6 +311,8 @@ metrics_reject_name(enum metrics_reject r)
 }
 
 /* ---- render --------------------------------------------------------- */
+
+static const char *const redis_to[2] = {"down", "up"};
 
 static void
 head(struct evbuffer *out, const char *name, const char *type,
@@ -439,4 +449,8 @@ metrics_render(const struct metrics *m, const struct config_listener *ls,
 	     "Workers and queue runners that died and were replaced.");
 	render_vec(out, "godwit_worker_restarts_total", "process", procs,
 		   m->restarts, 2);
+	head(out, "godwit_redis_transitions_total", "counter",
+	     "Redis clients (one per process) that went down or came up.");
+	render_vec(out, "godwit_redis_transitions_total", "to", redis_to,
+		   m->redis, 2);
 }

@@ -113,6 +113,8 @@ void metrics_delivery_latency(uint64_t ms);
 void metrics_dns(int rrtype, enum metrics_dns_result result, uint64_t us);
 /* A worker (or the runner) that died and is replaced. */
 void metrics_restart(bool runner);
+/* A Redis client went down (false) or came up (true). */
+void metrics_redis(bool up);
 
 /* Pure: the category of a refusal's reason string (unknown: OTHER). */
 enum metrics_reject metrics_reject_category(const char *reason);

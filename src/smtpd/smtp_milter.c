@@ -280,6 +280,7 @@ replycode_verdict(const char *text, int code, struct sf_verdict *v)
 
 	v->action = code >= 500 ? SF_REJECT : SF_TEMPFAIL;
 	v->code = code;
+	v->logged = false;
 	snprintf(v->enh, sizeof(v->enh), "%s", code >= 500 ? "5.7.1" : "4.7.1");
 	v->text[0] = '\0';
 	for (bool first = true; *p != '\0'; first = false) {

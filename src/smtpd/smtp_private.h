@@ -32,6 +32,7 @@ struct sf_attach;
 struct sf_clamd;
 struct sf_dnsbl;
 struct sf_grey;
+struct redis_req;
 struct sf_milter_txn;
 struct sf_milters;
 
@@ -86,6 +87,7 @@ struct sf_verdict {
 	 * clean what they take from a filter. */
 	char text[SF_TEXT_MAX];
 	const char *reason;	/* for the log: "dnsbl", "greylist", ... */
+	bool logged;		/* the step logged it: sf_reply only answers */
 };
 
 struct smtp_session;
@@ -216,6 +218,8 @@ struct smtp_session {
 	struct smtp_txn *lookup_txn;	/* MAIL's, until its sender check */
 	struct sf_dnsbl *dnsbl;		/* smtp_dnsbl.c */
 	struct sf_milters *milters;	/* smtp_milter.c */
+	struct redis_req *send_req;	/* smtp_sendlimit.c: Redis asked */
+	bool send_message;		/* ... about a message (or a RCPT) */
 };
 
 /* smtp_server.c, for smtp_checks.c and smtp_filter.c */
@@ -243,10 +247,5 @@ typedef void smtp_lookup_fn(struct smtp_session *s, struct lookup_job *job);
 void smtp_lookup(struct smtp_session *s, struct lookup_job *job,
 		 smtp_lookup_fn *fn);
 
-/* smtp_sendlimit.c: takes a message (MAIL of addr) or a recipient (RCPT
- * of addr) from an authenticated user's sending budget; false when it
- * is spent, with the 451 4.7.1 sent and the refusal logged. */
-bool smtp_send_allowed(struct smtp_session *s, bool message,
-		       const char *addr);
 
 #endif

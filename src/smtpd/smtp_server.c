@@ -506,10 +506,6 @@ mail_continue(struct smtp_session *s, struct smtp_txn *t)
 			  LF_STR("session", s->ses.id), LF_STR("ret", "HDRS"),
 			  LF_STR("reason", "unverified-sender"));
 	}
-	if (!smtp_send_allowed(s, true, t->sender)) {
-		free(t);
-		return;
-	}
 	s->txn = t;
 	sf_run(s, SF_MAIL, mail_done);
 }
@@ -776,8 +772,6 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
 		return;
 	}
-	if (!smtp_send_allowed(s, false, addr))
-		return;
 	args.notify = notify_allowed(s, args.notify);
 	recipient_ctx_init(s, &rctx, s->trusted, s->ses.logged_in);
 	snprintf(s->prcpt.addr, sizeof(s->prcpt.addr), "%s", addr);
