@@ -124,10 +124,47 @@ def _end(proc, sig, timeout):
         proc.wait(timeout=10)
 
 
+class LocalHost:
+    """The root namespace's loopback as a "host" for the engines (the
+    benchmarks run there): 127.0.0.1, plain subprocess calls."""
+
+    ip4 = "127.0.0.1"
+
+    def __init__(self):
+        self.procs = []
+
+    def run(self, argv, **kw):
+        kw.setdefault("timeout", 30)
+        return subprocess.run([str(a) for a in argv], **kw)
+
+    def popen(self, argv, **kw):
+        kw.setdefault("start_new_session", True)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen([str(a) for a in argv], **kw)
+        self.procs.append(p)
+        return p
+
+    def listening(self, port, pid):
+        for name in ("tcp", "tcp6"):
+            try:
+                with open(f"/proc/{pid}/net/{name}") as f:
+                    next(f)
+                    for line in f:
+                        parts = line.split()
+                        if (len(parts) > 3 and parts[3] == "0A" and
+                                int(parts[1].rsplit(":", 1)[1], 16) == port):
+                            return True
+            except (OSError, StopIteration):
+                pass
+        return False
+
+
 class _Engine:
     port = 0
 
-    def __init__(self, host, base):
+    def __init__(self, host, base, port=None):
+        if port:
+            self.port = port
         self.host = host
         self.ip4 = host.ip4
         self.base = Path(base)
@@ -169,8 +206,9 @@ class LabPostgres(_Engine):
 
     port = 5432
 
-    def __init__(self, host, base, settings=None, db="godwit", user="godwit"):
-        super().__init__(host, base)
+    def __init__(self, host, base, settings=None, db="godwit", user="godwit",
+                 port=None):
+        super().__init__(host, base, port)
         self.data = self.base / "data"
         self.sock = self.base / "sock"
         self.log = self.base / "postgres.log"
@@ -250,8 +288,8 @@ class LabMariaDB(_Engine):
 
     port = 3306
 
-    def __init__(self, host, base, db="godwit", user="godwit"):
-        super().__init__(host, base)
+    def __init__(self, host, base, db="godwit", user="godwit", port=None):
+        super().__init__(host, base, port)
         self.data = self.base / "data"
         self.sock = self.base / "mysqld.sock"
         self.log = self.base / "mariadb.log"
@@ -318,8 +356,8 @@ class LabRedis(_Engine):
 
     port = 6379
 
-    def __init__(self, host, base, password=True):
-        super().__init__(host, base)
+    def __init__(self, host, base, password=True, port=None):
+        super().__init__(host, base, port)
         self.conf = self.base / "redis.conf"
         self.log = self.base / "redis.log"
         self.password = ("rd-" + secrets.token_hex(8)) if password else None
