@@ -117,9 +117,13 @@ FEATURES = _features() if os.path.exists(GODWIT_BIN) else {}
 
 
 def need(*names):
+    """Skips the test unless this build has the features. GODWIT_LAB_FORCE
+    (names, comma-separated) runs it all the same: a scenario without its
+    feature must then fail (it shows the test can tell)."""
+    force = os.environ.get("GODWIT_LAB_FORCE", "").split(",")
     for n in names:
         ok, why = FEATURES.get(n, (False, "godwit is not built"))
-        if not ok:
+        if not ok and n not in force:
             pytest.skip(f"ISSUE 17 FEATURE MISSING: {why}")
 
 
@@ -317,10 +321,12 @@ class World:
             if qid in qid_mid:
                 sent[qid_mid[qid]] = qid
             relays[relay] = relays.get(relay, 0) + 1
+        # "lost connection with H while sending end of data -- message may
+        # be sent more than once" (or "conversation with H timed out
+        # while ..."): RFC 1047's window, the server may have it
         maybe_twice = {qid_mid.get(q) for q in re.findall(
-            r"postfix/smtp\[\d+\]: ([0-9A-Za-z]+): lost connection with \S+ "
-            r"while sending end of data -- message may be sent more than once",
-            text)}
+            r"postfix/smtp\[\d+\]: ([0-9A-Za-z]+): [^\n]*"
+            r"message may be sent more than once", text)}
         maybe_twice.discard(None)
         return sent, maybe_twice, relays
 
