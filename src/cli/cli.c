@@ -238,6 +238,14 @@ cli_open_db(const struct config *config, bool readonly)
 		cli_fail_free(&err);
 		return NULL;
 	}
+	/* a network backend connects lazily: here, for a clear error */
+	if (userdb_ping(db, &err) < 0) {
+		cli_fail("user database (%s): %s", config->userdb.backend,
+			 err);
+		free(err);
+		userdb_close(&db);
+		return NULL;
+	}
 	return db;
 }
 

@@ -18,6 +18,7 @@
  *	godwit backup FILE
  *	godwit restore FILE --data-dir DIR [-c CONFIG] [--user U] [--force]
  *	godwit mailbox import|export ADDRESS ...
+ *	godwit db init|migrate|export [FILE]|import [FILE] [--replace]
  *
  * argv[0] is the command's name ("domain"); each returns the process exit
  * code (0 ok, 1 error with a readable message on stderr, 2 usage).
@@ -37,6 +38,12 @@ int cmd_user(const struct config *config, int argc, char **argv);
 /* "user import ...", argv as for cmd_user */
 int cmd_user_import(const struct config *config, int argc, char **argv);
 int cmd_alias(const struct config *config, int argc, char **argv);
+/*
+ * godwit db init (the schema in an empty database), migrate (what is
+ * missing), export [FILE] (a dump, mail/userdump.h, to stdout without
+ * FILE or with -), import [FILE] [--replace] (a dump, in one transaction).
+ */
+int cmd_db(const struct config *config, int argc, char **argv);
 /*
  * godwit queue: list and show read the queue directories; hold, release,
  * delete and flush ask the running daemon over its control socket (hold,

@@ -28,7 +28,9 @@ check_postmaster(const struct config *config)
 	struct recipient_result r;
 	char *err = NULL;
 
-	if (userdb_open(&config->userdb, true, &ctx.db, &err) < 0) {
+	if (userdb_open(&config->userdb, true, &ctx.db, &err) < 0 ||
+	    userdb_ping(ctx.db, &err) < 0) {
+		userdb_close(&ctx.db);
 		fprintf(stderr,
 			"godwit: warning: postmaster: no user database yet "
 			"(%s): mail to postmaster@%s and <postmaster> gets "

@@ -54,6 +54,7 @@ static const struct {
 	{"backup", cmd_backup},
 	{"mailbox", cmd_mailbox},
 	{"audit", cmd_audit},
+	{"db", cmd_db},
 };
 
 static void
@@ -101,6 +102,10 @@ usage(FILE *f)
 		"(mboxrd)\n"
 		"  audit verify [--expect HASH] | head | rotate\n"
 		"                                 the hash-chained audit log\n"
+		"  db init | migrate              the user database's schema\n"
+		"  db export [FILE] | import [FILE] [--replace]\n"
+		"                                 dump and load users, "
+		"domains, aliases\n"
 		"  version                        print the version\n"
 		"\n"
 		"The configuration is FILE, else $GODWIT_CONFIG, else %s.\n",

@@ -336,12 +336,83 @@ static const struct conf_key log_keys[] = {
             "none: an outside logrotate (SIGUSR1 reopens)"},
 };
 
-static const char *const userdb_drivers[] = {"sqlite"};
+/* userdb.dsn: a connection string, kept as written (no control
+ * characters: it goes into logs of connect failures) */
+static void
+load_userdb_dsn(struct conf_loader *l, const yaml_node_t *n, const char *key,
+                void *base)
+{
+	struct userdb_config *u = base;
+	const char *s;
+
+	if (conf_is_null(n))
+		return;
+	if ((s = conf_scalar(l, n, key, "a connection string")) == NULL)
+		return;
+	for (const char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			conf_error(l, conf_line(n),
+			           "%s: control character in the connection "
+			           "string", key);
+			return;
+		}
+	if (strlen(s) > 4096) {
+		conf_error(l, conf_line(n), "%s: longer than 4096 bytes", key);
+		return;
+	}
+	free(u->dsn);
+	u->dsn = xstrdup(s);
+}
+
+/* v: backend driver path dsn connect_timeout */
+static void
+check_userdb(struct conf_loader *l, const yaml_node_t *map,
+             yaml_node_t *const *v, void *base)
+{
+	struct userdb_config *u = base;
+	bool network;
+
+	if (v[0] != NULL && v[1] != NULL)
+		conf_error(l, conf_line(v[1]),
+		           "userdb.driver: the old spelling of userdb.backend; "
+		           "set only backend");
+	else if (v[1] != NULL && u->driver != NULL) {
+		free(u->backend);
+		u->backend = xstrdup(u->driver);
+	}
+	network = u->backend != NULL && strcmp(u->backend, "sqlite") != 0;
+	if (network && u->dsn == NULL && v[3] == NULL)
+		conf_error(l, conf_line(v[0] != NULL ? v[0] : v[1] != NULL ? v[1] : map),
+		           "userdb: backend %s needs dsn (e.g. \"host=db "
+		           "dbname=godwit user=godwit password=...\")",
+		           u->backend);
+	if (network && v[2] != NULL)
+		conf_error(l, conf_line(v[2]),
+		           "userdb.path: only for backend sqlite (%s uses dsn)",
+		           u->backend);
+	if (!network && v[3] != NULL)
+		conf_error(l, conf_line(v[3]),
+		           "userdb.dsn: only for backend postgresql or mysql "
+		           "(sqlite uses path)");
+}
+
+static const char *const userdb_backends[] = {"sqlite", "postgresql",
+                                              "mysql"};
 static const struct conf_key userdb_keys[] = {
-    {"driver", CONF_ENUM_STR, F(userdb_config, driver), .def_str = "sqlite",
-     WORDS(userdb_drivers, "sqlite"), .doc = "the user database's backend"},
+    {"backend", CONF_ENUM_STR, F(userdb_config, backend), .def_str = "sqlite",
+     WORDS(userdb_backends, "sqlite, postgresql or mysql"),
+     .doc = "the user database's backend"},
+    {"driver", CONF_ENUM_STR, F(userdb_config, driver),
+     WORDS(userdb_backends, "sqlite, postgresql or mysql"),
+     .doc = "the old spelling of backend"},
     {"path", CONF_PATH, F(userdb_config, path),
-     .doc = "default: <data_dir>/db/godwit.sqlite"},
+     .doc = "sqlite; default: <data_dir>/db/godwit.sqlite"},
+    {"dsn", CONF_STRING, F(userdb_config, dsn), .load = load_userdb_dsn,
+     .doc = "postgresql, mysql: \"host=... dbname=... user=... "
+            "password=...\" (or a postgresql:// URI)"},
+    {"connect_timeout", CONF_DURATION, F(userdb_config, connect_timeout),
+     SPAN(1, 300, "1s..5m", 5),
+     .doc = "network backends: for the connect and for each statement"},
 };
 
 static const struct conf_key smtp_timeout_keys[] = {
@@ -845,7 +916,7 @@ static const struct conf_section log_section = SECTION("log", log_keys, NULL);
 static const struct conf_section audit_section =
     SECTION("audit", audit_keys, NULL);
 static const struct conf_section userdb_section =
-    SECTION("userdb", userdb_keys, NULL);
+    SECTION("userdb", userdb_keys, check_userdb);
 static const struct conf_section smtp_section =
     SECTION("smtp", smtp_keys, NULL);
 static const struct conf_section limits_section =

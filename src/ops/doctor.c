@@ -247,6 +247,7 @@ load_domains(struct doctor *d)
 	size_t i;
 
 	if (userdb_open(&d->c->userdb, true, &db, &err) < 0 ||
+	    userdb_ping(db, &err) < 0 ||
 	    db->ops->domain_list(db, &d->domains, &d->ndomains, &err) < 0) {
 		doctor_say(d, DOCTOR_FAIL, "userdb",
 			   "cannot read the user database: %s",

@@ -171,8 +171,8 @@ rs_from_config(struct rs_ctx *c, char **error_r)
 	c->user = xstrdup(c->o->user != NULL ? c->o->user
 			  : cf->user != NULL ? cf->user : "");
 	c->res->audit = cf->audit.enabled;
-	c->userdb_driver = cf->userdb.driver != NULL
-				   ? xstrdup(cf->userdb.driver) : NULL;
+	c->userdb_driver = cf->userdb.backend != NULL
+				   ? xstrdup(cf->userdb.backend) : NULL;
 	if (cf->userdb.path != NULL &&
 	    strncmp(cf->userdb.path, c->info.data_dir, dlen) == 0 &&
 	    cf->userdb.path[dlen] == '/')
@@ -203,7 +203,7 @@ rs_prepare(struct rs_ctx *c, char **error_r)
 	c->res->config_path = xstrdup(o->config_out);
 	if (c->userdb_rel != NULL)
 		c->userdb_path = xasprintf("%s/%s", o->data_dir, c->userdb_rel);
-	c->udb.driver = c->userdb_driver;
+	c->udb.backend = c->userdb_driver;
 	c->udb.path = c->userdb_path;
 	c->dcfg.data_dir = o->data_dir;
 	c->dcfg.user = c->user;

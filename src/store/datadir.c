@@ -343,9 +343,9 @@ static bool
 userdb_is_sqlite(const struct datadir_config *config)
 {
 	return config->userdb->path != NULL && config->userdb->path[0] != '\0' &&
-	       (config->userdb->driver == NULL ||
-		config->userdb->driver[0] == '\0' ||
-		strcmp(config->userdb->driver, "sqlite") == 0);
+	       (config->userdb->backend == NULL ||
+		config->userdb->backend[0] == '\0' ||
+		strcmp(config->userdb->backend, "sqlite") == 0);
 }
 
 /*

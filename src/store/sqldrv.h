@@ -62,4 +62,7 @@ struct sqldrv_ops {
 extern const struct sqldrv_ops sqldrv_pgsql_ops;
 extern const struct sqldrv_ops sqldrv_mysql_ops;
 
+/* The driver of a userdb backend name ("postgresql", "mysql"), or NULL. */
+const struct sqldrv_ops *sqldrv_find(const char *name);
+
 #endif

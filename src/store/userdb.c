@@ -1,7 +1,7 @@
 /*
  * The user database front door: picks the backend named in the
  * configuration and frees what lookups hand back. Callers never name a
- * backend themselves, so adding PostgreSQL later touches only this file.
+ * backend themselves.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,39 +11,35 @@
 
 static const struct userdb_ops *const backends[] = {
 	&userdb_sqlite_ops,
+	&userdb_pgsql_ops,
+	&userdb_mysql_ops,
 };
 
 int
 userdb_open(const struct userdb_config *udb, bool readonly,
 	    struct userdb **db_r, char **error_r)
 {
-	const char *driver = udb->driver;
+	const char *backend = udb->backend;
 	const struct userdb_ops *ops = NULL;
-	char *path;
 	size_t i;
-	int r;
 
 	*db_r = NULL;
-	if (driver == NULL || *driver == '\0')
-		driver = "sqlite";
+	if (backend == NULL || *backend == '\0')
+		backend = "sqlite";
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		if (strcmp(backends[i]->name, driver) == 0)
+		if (strcmp(backends[i]->name, backend) == 0)
 			ops = backends[i];
 	if (ops == NULL) {
-		*error_r = xasprintf("unknown userdb driver \"%s\"", driver);
+		*error_r = xasprintf("unknown userdb backend \"%s\"", backend);
 		return -1;
 	}
+	return ops->open(udb, readonly, db_r, error_r);
+}
 
-	/* The loader fills in the default (<data_dir>/db/godwit.sqlite). */
-	if (udb->path != NULL && *udb->path != '\0') {
-		path = xstrdup(udb->path);
-	} else {
-		*error_r = xstrdup("no userdb path configured");
-		return -1;
-	}
-	r = ops->open(path, readonly, db_r, error_r);
-	free(path);
-	return r;
+int
+userdb_ping(struct userdb *db, char **error_r)
+{
+	return db->ops->ping != NULL ? db->ops->ping(db, error_r) : 0;
 }
 
 void

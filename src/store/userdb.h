@@ -1,7 +1,8 @@
 /*
  * The user database: domains, users (with password hashes) and aliases.
- * Callers see only this interface; each backend (userdb_sqlite.c now,
- * PostgreSQL later) fills in a struct userdb_ops.
+ * Callers see only this interface; each backend (userdb_sqlite.c, and
+ * userdb_sql.c for PostgreSQL and MySQL/MariaDB) fills in a struct
+ * userdb_ops.
  *
  * Addresses passed in are already normalised: domain lower-case ASCII,
  * local part lower-cased (ASCII letters only). A catch-all alias has an
@@ -20,14 +21,26 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct userdb;
 
 /* userdb: in the configuration */
 struct userdb_config {
-	char *driver;		/* "sqlite" */
-	char *path;		/* the loader's default:
+	char *backend;		/* "sqlite", "postgresql", "mysql" */
+	char *driver;		/* the old spelling of backend, as loaded
+				 * (the loader copies it to backend) */
+	char *path;		/* sqlite; the loader's default:
 				 * <data_dir>/db/godwit.sqlite */
+	char *dsn;		/* postgresql, mysql: the connection string */
+	uint64_t connect_timeout; /* seconds, for the connect and each
+				   * statement of a network backend */
+};
+
+enum userdb_txn {
+	USERDB_BEGIN,
+	USERDB_COMMIT,
+	USERDB_ROLLBACK,
 };
 
 struct userdb_alias_list {
@@ -37,9 +50,16 @@ struct userdb_alias_list {
 
 struct userdb_ops {
 	const char *name;
-	int (*open)(const char *path, bool readonly, struct userdb **db_r,
-		    char **error_r);
+	/*
+	 * A network backend connects lazily, at the first operation, so
+	 * that a daemon starts while its database server is down (lookups
+	 * then fail with -1 until it is back); ping connects now.
+	 */
+	int (*open)(const struct userdb_config *udb, bool readonly,
+		    struct userdb **db_r, char **error_r);
 	void (*close)(struct userdb *db);
+	/* Connects (if not yet) and checks the schema: 0 or -1. */
+	int (*ping)(struct userdb *db, char **error_r);
 
 	int (*domain_exists)(struct userdb *db, const char *domain);
 	int (*user_exists)(struct userdb *db, const char *address);
@@ -84,20 +104,40 @@ struct userdb_ops {
 	/* each entry "source target" */
 	int (*alias_list)(struct userdb *db, const char *domain,
 			  char ***aliases_r, size_t *n_r, char **error_r);
+
+	/*
+	 * godwit db: the schema version found (0: no schema yet) and the
+	 * latest this godwit knows; migrate runs the missing migrations in
+	 * order, each in a transaction where the engine allows, and lists
+	 * what it ran ("1: domains, users, aliases").
+	 */
+	int (*schema_version)(struct userdb *db, int *version_r, int *latest_r,
+			      char **error_r);
+	int (*migrate)(struct userdb *db, char ***done_r, size_t *n_r,
+		       char **error_r);
+	/* One transaction around admin operations (godwit db import). */
+	int (*transaction)(struct userdb *db, enum userdb_txn what,
+			   char **error_r);
 };
 
 struct userdb {
 	const struct userdb_ops *ops;
 };
 
-/* Opens the backend named by udb->driver. */
+/* Opens the backend named by udb->backend. */
 int userdb_open(const struct userdb_config *udb, bool readonly,
 		struct userdb **db_r, char **error_r);
 void userdb_close(struct userdb **db);
 void userdb_alias_list_clear(struct userdb_alias_list *l);
 void userdb_string_list_free(char ***list, size_t n);
 
+/* Connects a network backend now (the admin commands want a clear error
+ * rather than a failed lookup); a no-op for SQLite. */
+int userdb_ping(struct userdb *db, char **error_r);
+
 extern const struct userdb_ops userdb_sqlite_ops;
+extern const struct userdb_ops userdb_pgsql_ops;
+extern const struct userdb_ops userdb_mysql_ops;
 
 /* Convenience wrappers that call through ops. */
 static inline int

@@ -106,6 +106,9 @@ struct userdb_sqlite {
 	char *path;
 	bool readonly;
 	int version;		/* of the file: 1 only when read-only */
+	int opened_version;	/* before an upgrade by this open; 0: the
+				 * schema was created by it */
+	bool in_txn;		/* inside transaction(USERDB_BEGIN) */
 	sqlite3_stmt *lookup[LK_COUNT];
 };
 
@@ -322,6 +325,7 @@ init_schema(struct userdb_sqlite *s, char **error_r)
 		s->version = SCHEMA_VERSION;
 	} else if (check_version(s, error_r) < 0)
 		goto fail;
+	s->opened_version = ours == 0 ? 0 : s->version;
 	if (s->version == 1) {
 		if (exec_sql(s, upgrade_v1_sql, error_r) < 0)
 			goto fail;
@@ -414,14 +418,20 @@ sqlite_close(struct userdb *db)
 }
 
 static int
-sqlite_open(const char *path, bool readonly, struct userdb **db_r,
-	    char **error_r)
+sqlite_open(const struct userdb_config *udb, bool readonly,
+	    struct userdb **db_r, char **error_r)
 {
+	const char *path = udb->path;
 	struct userdb_sqlite *s;
 	int flags;
 	size_t i;
 
 	*db_r = NULL;
+	/* The loader fills in the default (<data_dir>/db/godwit.sqlite). */
+	if (path == NULL || *path == '\0') {
+		*error_r = xstrdup("no userdb path configured");
+		return -1;
+	}
 	if (!readonly &&
 	    (make_parent_dir(path, error_r) < 0 || create_file(path, error_r) < 0))
 		return -1;
@@ -623,7 +633,7 @@ sqlite_domain_del(struct userdb *db, const char *domain, char **error_r)
 	long long users, aliases;
 	int changes = 0;
 
-	if (exec_sql(s, "BEGIN IMMEDIATE", error_r) < 0)
+	if (!s->in_txn && exec_sql(s, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
 	if ((users = count(s, "SELECT count(*) FROM users WHERE domain = ?1",
 			   domain, error_r)) < 0 ||
@@ -647,11 +657,13 @@ sqlite_domain_del(struct userdb *db, const char *domain, char **error_r)
 		*error_r = xasprintf("domain %s does not exist", domain);
 		goto fail;
 	}
-	if (exec_sql(s, "COMMIT", error_r) < 0)
+	if (!s->in_txn && exec_sql(s, "COMMIT", error_r) < 0)
 		goto fail;
 	return 0;
 fail:
-	sqlite3_exec(s->h, "ROLLBACK", NULL, NULL, NULL);
+	/* inside the caller's transaction, the caller rolls back */
+	if (!s->in_txn)
+		sqlite3_exec(s->h, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
 
@@ -867,6 +879,68 @@ sqlite_alias_list(struct userdb *db, const char *domain, char ***aliases_r,
 		    domain, aliases_r, n_r, error_r);
 }
 
+/*
+ * The file's schema is created or upgraded by every read-write open
+ * (init_schema), so by the time godwit db asks, it is current: the
+ * version found and what this open did are reported.
+ */
+static int
+sqlite_schema_version(struct userdb *db, int *version_r, int *latest_r,
+		      char **error_r)
+{
+	(void)error_r;
+	*version_r = to_sqlite(db)->version;
+	*latest_r = SCHEMA_VERSION;
+	return 0;
+}
+
+static int
+sqlite_migrate(struct userdb *db, char ***done_r, size_t *n_r,
+	       char **error_r)
+{
+	struct userdb_sqlite *s = to_sqlite(db);
+
+	*done_r = NULL;
+	*n_r = 0;
+	if (s->readonly) {
+		*error_r = xasprintf("%s: opened read-only", s->path);
+		return -1;
+	}
+	if (s->opened_version == s->version)
+		return 0;
+	*done_r = xcalloc(1, sizeof(**done_r));
+	(*done_r)[0] = s->opened_version == 0
+			       ? xasprintf("created schema version %d",
+					   s->version)
+			       : xasprintf("upgraded schema version %d to %d",
+					   s->opened_version, s->version);
+	*n_r = 1;
+	s->opened_version = s->version;
+	return 0;
+}
+
+static int
+sqlite_transaction(struct userdb *db, enum userdb_txn what, char **error_r)
+{
+	struct userdb_sqlite *s = to_sqlite(db);
+	static const char *const sql[] = {
+		[USERDB_BEGIN] = "BEGIN IMMEDIATE",
+		[USERDB_COMMIT] = "COMMIT",
+		[USERDB_ROLLBACK] = "ROLLBACK",
+	};
+	int r;
+
+	/* read-only: a deferred transaction, a consistent snapshot */
+	r = exec_sql(s, what == USERDB_BEGIN && s->readonly ? "BEGIN"
+							     : sql[what],
+		     error_r);
+	if (what == USERDB_BEGIN)
+		s->in_txn = r == 0;
+	else
+		s->in_txn = false;
+	return r;
+}
+
 const struct userdb_ops userdb_sqlite_ops = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -887,4 +961,7 @@ const struct userdb_ops userdb_sqlite_ops = {
 	.alias_add = sqlite_alias_add,
 	.alias_del = sqlite_alias_del,
 	.alias_list = sqlite_alias_list,
+	.schema_version = sqlite_schema_version,
+	.migrate = sqlite_migrate,
+	.transaction = sqlite_transaction,
 };
