@@ -14,12 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "daemon/alerts.h"
 #include "daemon/config.h"
 #include "lib/logfmt.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "net/alert.h"
+#include "net/redis.h"
 #include "net/tls.h"
 #include "store/queue.h"
 #include "store/recipient.h"
@@ -52,6 +55,7 @@ struct alerts {
 	struct event *cert_timer;
 	struct seen seen[ALERTS_SEEN];
 	struct command cmds[ALERTS_COMMANDS];
+	struct redis *redis;	/* redis: the nodes' shared rate limit */
 	uint64_t crashes[ALERTS_CRASHES];	/* a ring of mono_ms() */
 	unsigned ncrashes, crash_next;
 };
@@ -333,24 +337,21 @@ alerts_reaped(struct alerts *al, pid_t pid, int status)
 
 /* ---- one alert ----------------------------------------------------------- */
 
+/* The rate limit said yes or no: the log line, then the mail. */
 static void
-alert_handle(const struct alert *a, void *arg)
+alert_decided(struct alerts *al, const struct alert *a, bool limited,
+	      const char *why)
 {
-	struct alerts *al = arg;
 	const struct alerts_config *ac = &al->config->alerts;
 	char json[ALERTS_JSON_MAX];
 	size_t len;
-	bool limited;
 
-	if (!ac->enabled)
-		return;
-	limited = rate_limited(al, a, mono_ms());
 	log_event(LOG_WARNING, "alert", "alert",
 		  LF_STR("kind", alert_kind_name(a->kind)),
 		  LF_STR("subject", a->subject), LF_UINT("count", a->count),
 		  LF_UINT("max", a->limit), LF_UINT("window_s", a->window_s),
 		  LF_STR("notified", limited ? "no" : "yes"),
-		  LF_STR_IF(limited, "reason", "rate-limited"));
+		  LF_STR_IF(limited, "reason", why));
 	if (limited)
 		return;
 	len = alert_json(al, a, json, sizeof(json));
@@ -361,6 +362,75 @@ alert_handle(const struct alert *a, void *arg)
 	alert_mail(al, a, json);
 	if (ac->command != NULL)
 		alert_command(al, json, len);
+}
+
+struct shared_ask {
+	struct alerts *al;
+	struct alert a;
+};
+
+/* SET NX's answer: OK, this node mails; nil, another one did. */
+static void
+shared_answer(struct redisReply *reply, void *arg)
+{
+	struct shared_ask *q = arg;
+
+	alert_decided(q->al, &q->a,
+		      reply != NULL && reply->type == REDIS_REPLY_NIL,
+		      "rate-limited-cluster");
+	free(q);
+}
+
+/*
+ * Redis up: the interval is also held cluster-wide (SET NX PX on
+ * <prefix>alert:<kind>:<subject>), so two nodes do not both mail the
+ * same alert; no answer, this node's own rate limit stands.
+ */
+static bool
+ask_shared(struct alerts *al, const struct alert *a)
+{
+	char key[REDIS_KEY_MAX], px[24], kind[24];
+	struct shared_ask *q;
+	const char *argv[6];
+
+	if (!redis_up(al->redis))
+		return false;
+	snprintf(kind, sizeof(kind), "alert:%s:", alert_kind_name(a->kind));
+	if (!redis_key(al->redis, key, sizeof(key), kind, a->subject))
+		return false;
+	snprintf(px, sizeof(px), "%llu",
+		 (unsigned long long)al->config->alerts.interval * 1000);
+	q = xcalloc(1, sizeof(*q));
+	q->al = al;
+	q->a = *a;
+	argv[0] = "SET";
+	argv[1] = key;
+	argv[2] = "1";
+	argv[3] = "NX";
+	argv[4] = "PX";
+	argv[5] = px;
+	if (redis_command(al->redis, shared_answer, q, 6, argv, NULL) ==
+	    NULL) {
+		free(q);
+		return false;
+	}
+	return true;
+}
+
+static void
+alert_handle(const struct alert *a, void *arg)
+{
+	struct alerts *al = arg;
+	const struct alerts_config *ac = &al->config->alerts;
+
+	if (!ac->enabled)
+		return;
+	if (rate_limited(al, a, mono_ms())) {
+		alert_decided(al, a, true, "rate-limited");
+		return;
+	}
+	if (!ask_shared(al, a))
+		alert_decided(al, a, false, NULL);
 }
 
 static void
@@ -470,6 +540,8 @@ alerts_new(struct event_base *base, const struct config *config,
 			   al);
 	event_add(al->rd, NULL);
 	alert_sink_fn(alert_handle, al);
+	/* down until connected; the alerts are never held for it */
+	al->redis = redis_new(base, &config->redis, "parent");
 	al->cert_timer = evtimer_new(base, cert_timer_cb, al);
 	evtimer_add(al->cert_timer, &now);
 	return al;
@@ -490,6 +562,9 @@ alerts_in_child(struct alerts *al)
 		close(al->fds[0]);
 	al->fds[0] = -1;
 	alert_sink_fd(al->fds[1]);
+	/* the parent's: its events live in the parent's epoll instance, so
+	 * the child only forgets it (freeing would unregister them there) */
+	al->redis = NULL;
 }
 
 void
@@ -503,6 +578,7 @@ alerts_free(struct alerts **alp)
 	for (size_t i = 0; i < ALERTS_COMMANDS; i++)
 		if (al->cmds[i].timer != NULL)
 			event_free(al->cmds[i].timer);
+	redis_free(&al->redis);
 	event_free(al->rd);
 	event_free(al->cert_timer);
 	if (al->fds[0] >= 0)

@@ -1013,6 +1013,7 @@ static const struct conf_key root_keys[] = {
     SUB("dkim", dkim_section, checks),
     SUB("dmarc", dmarc_section, checks),
     SUB("filter", config_filter_section, filter),
+    SUB("redis", config_redis_section, redis),
     SUB("audit", audit_section, audit),
     {"listeners", CONF_NONE, .load = config_load_listeners,
      .doc = "[{name, protocol, listen, ...}]; default: an MX on port 25"},

@@ -21,6 +21,7 @@
 #include "net/client_limits.h"
 #include "net/dns.h"
 #include "net/listener.h"
+#include "net/redis.h"
 #include "net/tls.h"
 #include "imapd/imap_server.h"
 #include "pop3d/pop3_server.h"
@@ -65,6 +66,7 @@ struct config {
 	struct checks_config checks;	/* checks:, spf:, dkim:, dmarc: */
 	struct filter_config filter;	/* filter: */
 	struct audit_config audit;
+	struct redis_config redis;	/* redis: shared limits, off */
 };
 
 /*

@@ -70,6 +70,7 @@ void config_load_credentials(struct conf_loader *l, const yaml_node_t *n,
 
 /* filter: (config_filter.c); base is struct filter_config */
 extern const struct conf_section config_filter_section;
+extern const struct conf_section config_redis_section;
 struct filter_config;
 /* What the filter: tables cannot free themselves (filter.milters). */
 void config_filter_free(struct filter_config *fc);

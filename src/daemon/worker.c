@@ -32,6 +32,8 @@
 #include "store/userdb.h"
 #include "daemon/worker.h"
 #include "net/dns.h"
+#include "net/redis.h"
+#include "net/redis_limits.h"
 #include "net/metrics_http.h"
 
 /*
@@ -361,6 +363,10 @@ worker_open(struct worker *w, const struct config *config,
 		fatalx("user database: %s", error);
 	checks_init(w, config, keyring);
 	greylist_init(w, config);
+	/* down until connected: the local tables answer meanwhile */
+	if ((w->redis = redis_new(w->srv.base, &config->redis, "worker")) !=
+	    NULL)
+		w->srv.rlimits = rlimits_new(w->redis, w->srv.limits);
 	w->srv.committer = committer_new(w->srv.base, config->data_dir,
 					 config->hostname);
 	committer_set_audit(w->srv.committer, config->audit.enabled);
@@ -385,6 +391,8 @@ worker_close(struct worker *w)
 	session_server_free_all(&w->srv);
 	dns_resolver_free(&w->resolver);
 	greylist_close(&w->greylist);
+	rlimits_free(&w->srv.rlimits);
+	redis_free(&w->redis);
 	/* what was accepted must be made durable (or fail) before exit */
 	committer_free(&w->srv.committer);
 	authq_free(&w->srv.authq);

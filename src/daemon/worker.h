@@ -48,6 +48,7 @@ struct worker {
 	struct event *trim;	/* gives memory back after a burst */
 	struct dns_resolver *resolver;	/* the checks' (port 25), or NULL */
 	struct greylist *greylist;	/* filter.greylist's state, or NULL */
+	struct redis *redis;		/* the cluster's Redis, or NULL */
 };
 
 /* Runs the worker; returns the process exit code. */

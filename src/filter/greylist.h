@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "net/redis.h"
+
 /* filter.greylist */
 struct greylist_config {
 	bool enabled;		/* off by default */
@@ -65,6 +67,24 @@ enum greylist_verdict greylist_check(struct greylist *g, const char *net,
 				     time_t now, uint64_t *wait_r);
 /* A message was accepted through passed triplets of net. */
 void greylist_delivered(struct greylist *g, const char *net, time_t now);
+
+/*
+ * The same in Redis when redis: is configured (greylist_redis.c): the
+ * check is asked with greylist_redis_check (NULL: Redis cannot answer
+ * now, use greylist_check) and its reply read by greylist_redis_verdict
+ * (false: no usable answer, use greylist_check). A delivery is counted
+ * there by greylist_redis_delivered (false: count it locally).
+ */
+struct redis_req *greylist_redis_check(struct redis *r,
+				       const struct greylist_config *cf,
+				       const char *net, const char *sender,
+				       const char *rcpt, redis_reply_fn *fn,
+				       void *arg);
+bool greylist_redis_verdict(const struct redisReply *reply,
+			    enum greylist_verdict *v_r, uint64_t *wait_r);
+bool greylist_redis_delivered(struct redis *r,
+			      const struct greylist_config *cf,
+			      const char *net);
 
 /* "192.0.2.0/24" or "2001:db8:1:2::/64" for an address in text; -1 if it
  * is not one. IPv4-mapped IPv6 addresses count as IPv4. */

@@ -40,6 +40,10 @@ static const struct {
     [ALERT_CRASH_LOOP] = {"crash-loop",
 			  "Worker processes keep dying: see the log's "
 			  "worker-died lines."},
+    [ALERT_REDIS_DOWN] = {"redis-down",
+			  "Redis cannot be reached: limits, bans and "
+			  "greylisting are per node until it is back; see "
+			  "the log's fac=redis lines."},
 };
 
 const char *

@@ -44,6 +44,7 @@ struct limits_entry {
 	uint64_t greet_until_ms; /* early-talker pass valid while now < this */
 	uint64_t auth_window_end_ms; /* failures count until then */
 	uint64_t ban_until_ms;	 /* KIND_IP, KIND_WIDE: refused until */
+	uint64_t rate_block_until_ms; /* another node saw the rate spent */
 	uint32_t window_count;   /* attempts counted in the current window */
 	uint32_t auth_failures;  /* failures in the current auth window */
 	/* KIND_SENDER: fixed windows of an hour and a day, and a block */
@@ -396,7 +397,7 @@ static bool
 entry_pinned(const struct limits_entry *e, uint64_t now)
 {
 	return entry_connections(e) != 0 || ban_active(e, now) ||
-	       now < e->send_block_until_ms;
+	       now < e->send_block_until_ms || now < e->rate_block_until_ms;
 }
 
 /*
@@ -561,6 +562,14 @@ limits_connect(struct limits *l, const struct limits_policy *p, unsigned worker,
 			v = LIMITS_TOO_MANY_FROM_NET;
 			goto out;
 		}
+	}
+	if (e != NULL && now_ms < e->rate_block_until_ms) {
+		v = LIMITS_RATE;
+		goto out;
+	}
+	if (we != NULL && now_ms < we->rate_block_until_ms) {
+		v = LIMITS_RATE_NET;
+		goto out;
 	}
 	if (pol.rate_count != 0) {
 		/* both windows count the attempt, whichever refuses it */
@@ -937,6 +946,51 @@ limits_banned(struct limits *l, const struct sockaddr *ip, uint64_t now_ms,
 	return true;
 }
 
+/* The entry of sa's client or wide network, claimed under the mutex. */
+static struct limits_entry *
+install_entry(struct limits *l, const struct sockaddr *sa, bool wide,
+	      uint64_t now_ms)
+{
+	uint8_t key[16];
+
+	if (wide ? !wide_key(l, sa, key) : !client_key(l, sa, key))
+		return NULL;
+	return find_or_claim(set_of(l, key), NULL, wide ? KIND_WIDE : KIND_IP,
+			     key, now_ms, NULL);
+}
+
+void
+limits_ban_install(struct limits *l, const struct sockaddr *sa, bool wide,
+		   uint64_t until_ms, uint64_t now_ms)
+{
+	struct limits_entry *e;
+
+	limits_lock(l);
+	if ((e = install_entry(l, sa, wide, now_ms)) != NULL) {
+		e->last_used_ms = now_ms;
+		if (until_ms > e->ban_until_ms) {
+			e->ban_until_ms = until_ms;
+			e->auth_failures = 0;
+		}
+	}
+	limits_unlock(l);
+}
+
+void
+limits_rate_block(struct limits *l, const struct sockaddr *sa, bool wide,
+		  uint64_t until_ms, uint64_t now_ms)
+{
+	struct limits_entry *e;
+
+	limits_lock(l);
+	if ((e = install_entry(l, sa, wide, now_ms)) != NULL) {
+		e->last_used_ms = now_ms;
+		if (until_ms > e->rate_block_until_ms)
+			e->rate_block_until_ms = until_ms;
+	}
+	limits_unlock(l);
+}
+
 /*
  * An account entry holds nothing but its failures, so clearing them frees
  * the slot.
@@ -1068,6 +1122,33 @@ out:
 	limits_unlock(l);
 	*r_r = r;
 	return v;
+}
+
+void
+limits_send_block(struct limits *l, const char *account,
+		  enum limits_send_verdict reason, uint64_t until_ms,
+		  uint64_t now_ms)
+{
+	struct limits_entry *e;
+	uint8_t key[16];
+
+	if (reason == LIMITS_SEND_OK || !account_key(l, account, key))
+		return;
+	limits_lock(l);
+	e = find_or_claim(set_of(l, key), NULL, KIND_SENDER, key, now_ms,
+			  NULL);
+	if (e != NULL) {
+		e->last_used_ms = now_ms;
+		send_windows(e, now_ms);
+		if (until_ms > e->send_block_until_ms) {
+			if (now_ms >= e->send_block_until_ms)
+				__atomic_add_fetch(&l->send_gen, 1,
+						   __ATOMIC_RELAXED);
+			e->send_block_until_ms = until_ms;
+			e->send_block_reason = (uint8_t)reason;
+		}
+	}
+	limits_unlock(l);
 }
 
 bool

@@ -230,6 +230,21 @@ bool limits_banned(struct limits *l, const struct sockaddr *ip,
 		   uint64_t now_ms, uint64_t *until_ms_r, bool *wide_r);
 
 /*
+ * State another node decided (net/redis_limits.h), installed here so the
+ * connect-time admission and the checks above see it without a round
+ * trip. A ban on sa's client (or with wide its wide network) until
+ * until_ms, as if its failures had reached the limit here (an active
+ * ban is only lengthened); a connection-rate block of the same key
+ * (connections refused with LIMITS_RATE or LIMITS_RATE_NET until then);
+ * a sending block of account (every MAIL and RCPT refused with reason
+ * until then). Each is dropped when the table has no room for it.
+ */
+void limits_ban_install(struct limits *l, const struct sockaddr *sa,
+			bool wide, uint64_t until_ms, uint64_t now_ms);
+void limits_rate_block(struct limits *l, const struct sockaddr *sa, bool wide,
+		       uint64_t until_ms, uint64_t now_ms);
+
+/*
  * A successful authentication: forgets the account's failures. ip's count
  * is deliberately left alone (see above).
  */
@@ -289,6 +304,9 @@ enum limits_send_verdict limits_send(struct limits *l,
 				     const char *account, bool message,
 				     uint64_t now_ms,
 				     struct limits_send_result *r_r);
+void limits_send_block(struct limits *l, const char *account,
+		       enum limits_send_verdict reason, uint64_t until_ms,
+		       uint64_t now_ms);
 /* Whether account is blocked at now_ms. */
 bool limits_send_blocked(struct limits *l, const char *account,
 			 uint64_t now_ms);

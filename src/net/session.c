@@ -61,6 +61,9 @@ refused_by_limits(struct session_server *srv, const struct session_listener *l,
 
 	v = limits_connect(srv->limits, &srv->policy, srv->slot, sa, now_ms());
 	session_server_stress_check(srv);
+	/* what the local rate counted, the cluster counts too */
+	if (v == LIMITS_OK || v == LIMITS_RATE || v == LIMITS_RATE_NET)
+		rlimits_connect(srv->rlimits, &srv->policy, sa);
 	if (v != LIMITS_OK) {
 		l->ops->refusal(l, SESSION_REFUSE_LIMIT,
 				limits_verdict_text(v), buf, sizeof(buf));
@@ -663,6 +666,8 @@ auth_failure(struct session *s, const char *user, const char *why,
 
 	limits_auth_failure(srv->limits, &srv->auth_policy, sa, user,
 			    now_ms(), v_r);
+	if (!v_r->banned_before)
+		rlimits_auth_failure(srv->rlimits, &srv->auth_policy, sa, user);
 	metrics_auth(mech, false);
 	metrics_reject("auth-failures");
 	limits_net_text(srv->limits, sa, v_r->wide, net, sizeof(net));

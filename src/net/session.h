@@ -27,6 +27,7 @@
 
 #include "net/alert.h"
 #include "net/client_limits.h"
+#include "net/redis_limits.h"
 #include "net/sasl.h"
 #include "net/session_io.h"
 
@@ -52,6 +53,7 @@ struct session_server {
 	struct event_base *base;
 	struct userdb *db;
 	struct limits *limits;
+	struct redis_limits *rlimits;	/* the cluster's share, or NULL */
 	struct limits_policy policy;
 	struct limits_auth_policy auth_policy;
 	struct alerts_config alerts;	/* the auth failure thresholds */

@@ -29,6 +29,7 @@
 
 #include "filter/dnsbl.h"
 #include "filter/greylist.h"
+#include "net/redis_limits.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/xalloc.h"
@@ -48,6 +49,9 @@ struct sf_grey {
 	char net[64];		/* the client network of the triplets */
 	bool passed;		/* a triplet passed: counts a delivery */
 	bool deferred;		/* a triplet waits: decided at the end */
+	struct redis_req *req;	/* the check asked of Redis */
+	char sender[SMTP_PATH_MAX * 4 + 8];	/* of that check, lower */
+	char rcpt[SMTP_PATH_MAX * 4 + 8];
 };
 
 /* ---- blocklists ------------------------------------------------------- */
@@ -329,14 +333,59 @@ grey_refuse(struct sf_verdict *v)
 		       "Greylisted, please try again later");
 }
 
+/* The triplet's verdict applied: a refusal in v, or nothing. */
+static void
+grey_apply(struct smtp_session *s, enum greylist_verdict gv, uint64_t wait,
+	   struct sf_verdict *v)
+{
+	const struct greylist_config *gc = &s->config->filter->greylist;
+	struct smtp_txn *t = s->txn;
+
+	if (gv == GREYLIST_PASS)
+		t->grey->passed = true;
+	if (gv != GREYLIST_WAIT)
+		return;
+	if (may_skip_later(s, gc)) {
+		t->grey->deferred = true;
+		grey_log(s, "wait-end", wait);
+		return;
+	}
+	grey_log(s, "wait", wait);
+	grey_refuse(v);
+}
+
+static struct redis *
+grey_redis(const struct smtp_session *s)
+{
+	return rlimits_redis(s->ses.srv->rlimits);
+}
+
+/* Redis's answer; none (down, slow): the local database decides. */
+static void
+grey_redis_answer(struct redisReply *reply, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct sf_grey *g = s->txn->grey;
+	struct sf_verdict v = {.action = SF_CONTINUE};
+	enum greylist_verdict gv;
+	uint64_t wait = 0;
+
+	g->req = NULL;
+	if (!greylist_redis_verdict(reply, &gv, &wait))
+		gv = greylist_check(s->config->greylist, g->net, g->sender,
+				    g->rcpt, time(NULL), &wait);
+	grey_apply(s, gv, wait, &v);
+	sf_resume(s, &v);
+}
+
 bool
 sf_greylist_rcpt(struct smtp_session *s, struct sf_verdict *v)
 {
 	const struct smtpd_settings *cf = s->config;
 	const struct greylist_config *gc;
 	struct smtp_txn *t = s->txn;
+	struct sf_grey *g;
 	enum greylist_verdict gv;
-	char sender[sizeof(t->sender)], rcpt[SMTP_PATH_MAX * 4 + 8];
 	uint64_t wait = 0;
 
 	if (cf->greylist == NULL || cf->filter == NULL || !smtp_on_mx(s) ||
@@ -352,23 +401,18 @@ sf_greylist_rcpt(struct smtp_session *s, struct sf_verdict *v)
 			snprintf(t->grey->net, sizeof(t->grey->net), "%s",
 				 s->ses.ip);
 	}
-	snprintf(sender, sizeof(sender), "%s", t->sender);
-	snprintf(rcpt, sizeof(rcpt), "%s", sf_rcpt(s));
-	ascii_lower(sender);
-	ascii_lower(rcpt);
-	gv = greylist_check(cf->greylist, t->grey->net, sender, rcpt,
+	g = t->grey;
+	snprintf(g->sender, sizeof(g->sender), "%s", t->sender);
+	snprintf(g->rcpt, sizeof(g->rcpt), "%s", sf_rcpt(s));
+	ascii_lower(g->sender);
+	ascii_lower(g->rcpt);
+	g->req = greylist_redis_check(grey_redis(s), gc, g->net, g->sender,
+				      g->rcpt, grey_redis_answer, s);
+	if (g->req != NULL)
+		return false;
+	gv = greylist_check(cf->greylist, g->net, g->sender, g->rcpt,
 			    time(NULL), &wait);
-	if (gv == GREYLIST_PASS)
-		t->grey->passed = true;
-	if (gv != GREYLIST_WAIT)
-		return true;
-	if (may_skip_later(s, gc)) {
-		t->grey->deferred = true;
-		grey_log(s, "wait-end", wait);
-		return true;
-	}
-	grey_log(s, "wait", wait);
-	grey_refuse(v);
+	grey_apply(s, gv, wait, v);
 	return true;
 }
 
@@ -396,7 +440,8 @@ sf_greylist_end(struct smtp_session *s, struct sf_verdict *v)
 			grey_refuse(v);
 		return true;
 	}
-	if (g->passed)
+	if (g->passed &&
+	    !greylist_redis_delivered(grey_redis(s), gc, g->net))
 		greylist_delivered(s->config->greylist, g->net, time(NULL));
 	return true;
 }
@@ -404,6 +449,8 @@ sf_greylist_end(struct smtp_session *s, struct sf_verdict *v)
 void
 sf_greylist_txn_free(struct smtp_txn *t)
 {
+	if (t->grey != NULL)
+		redis_cancel(&t->grey->req);
 	free(t->grey);
 	t->grey = NULL;
 }

@@ -16,9 +16,11 @@
 /* Each stage's steps, in the order they run. */
 static sf_step_fn *const connect_steps[] = {sf_milter_connect, NULL};
 static sf_step_fn *const helo_steps[] = {sf_milter_helo, NULL};
-static sf_step_fn *const mail_steps[] = {sf_milter_mail, NULL};
-static sf_step_fn *const rcpt_steps[] = {sf_dnsbl_rcpt, sf_greylist_rcpt,
-					 sf_milter_rcpt, NULL};
+static sf_step_fn *const mail_steps[] = {sf_sendlimit_mail, sf_milter_mail,
+					 NULL};
+static sf_step_fn *const rcpt_steps[] = {sf_sendlimit_rcpt, sf_dnsbl_rcpt,
+					 sf_greylist_rcpt, sf_milter_rcpt,
+					 NULL};
 static sf_step_fn *const data_steps[] = {sf_milter_data, NULL};
 static sf_step_fn *const end_steps[] = {sf_greylist_end, sf_attach_end,
 					sf_clamd_end, sf_milter_end, NULL};
@@ -149,6 +151,8 @@ sf_reply(struct smtp_session *s, const struct sf_verdict *v)
 	const char *p = v->text, *nl;
 	struct smtp_txn *t = s->txn;
 
+	if (v->logged)
+		goto reply;
 	log_event(LOG_INFO, "smtp", "reject", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip),
 		  LF_STR("from", t != NULL ? t->sender : ""),
@@ -157,6 +161,7 @@ sf_reply(struct smtp_session *s, const struct sf_verdict *v)
 		  LF_UINT("code", (unsigned)v->code), LF_STR("enh", v->enh),
 		  LF_STR("text", v->text));
 	metrics_reject(v->reason != NULL ? v->reason : "filter");
+reply:
 	while ((nl = strchr(p, '\n')) != NULL) {
 		smtp_reply(s, "%d-%s %.*s", v->code, v->enh, (int)(nl - p), p);
 		p = nl + 1;
@@ -208,6 +213,7 @@ sf_end(struct smtp_session *s, struct delivery_job *job)
 void
 sf_session_free(struct smtp_session *s)
 {
+	sf_sendlimit_session_free(s);
 	sf_dnsbl_session_free(s);
 	sf_milter_session_free(s);
 }

@@ -5,9 +5,9 @@
  *	connect	DNSBL lookups start (sf_connect_early, never waits);
  *		before the final 220: the milters' connect
  *	HELO	milters
- *	MAIL	milters
- *	RCPT	the blocklist verdict (postmaster exempt), greylisting,
- *		milters
+ *	MAIL	the sending limits, milters
+ *	RCPT	the sending limits, the blocklist verdict (postmaster
+ *		exempt), greylisting, milters
  *	DATA	the milters' DATA
  *	end	after the DMARC verdict, before the durable write: the
  *		attachment walk, clamd, the milters' headers, body and eom
@@ -72,6 +72,11 @@ void sf_txn_free(struct smtp_txn *t);
 void sf_resume(struct smtp_session *s, const struct sf_verdict *v);
 
 typedef bool sf_step_fn(struct smtp_session *s, struct sf_verdict *v);
+
+/* smtp_sendlimit.c: the sending limits of authenticated users */
+bool sf_sendlimit_mail(struct smtp_session *s, struct sf_verdict *v);
+bool sf_sendlimit_rcpt(struct smtp_session *s, struct sf_verdict *v);
+void sf_sendlimit_session_free(struct smtp_session *s);
 
 /* smtp_dnsbl.c: blocklists and greylisting */
 void sf_dnsbl_connect(struct smtp_session *s);

@@ -31,6 +31,7 @@ struct sf_attach;
 struct sf_clamd;
 struct sf_dnsbl;
 struct sf_grey;
+struct redis_req;
 struct sf_milter_txn;
 struct sf_milters;
 
@@ -84,6 +85,7 @@ struct sf_verdict {
 	 * clean what they take from a filter. */
 	char text[SF_TEXT_MAX];
 	const char *reason;	/* for the log: "dnsbl", "greylist", ... */
+	bool logged;		/* the step logged it: sf_reply only answers */
 };
 
 struct smtp_session;
@@ -190,6 +192,8 @@ struct smtp_session {
 	struct smtp_pending_rcpt prcpt;	/* SF_RCPT: the command's */
 	struct sf_dnsbl *dnsbl;		/* smtp_dnsbl.c */
 	struct sf_milters *milters;	/* smtp_milter.c */
+	struct redis_req *send_req;	/* smtp_sendlimit.c: Redis asked */
+	bool send_message;		/* ... about a message (or a RCPT) */
 };
 
 /* smtp_server.c, for smtp_checks.c and smtp_filter.c */
@@ -207,10 +211,5 @@ struct queue_envelope *smtp_envelope_new(const struct smtp_session *s);
 /* A message was refused at its end: the transaction is over. */
 void smtp_txn_refused(struct smtp_session *s);
 
-/* smtp_sendlimit.c: takes a message (MAIL of addr) or a recipient (RCPT
- * of addr) from an authenticated user's sending budget; false when it
- * is spent, with the 451 4.7.1 sent and the refusal logged. */
-bool smtp_send_allowed(struct smtp_session *s, bool message,
-		       const char *addr);
 
 #endif

@@ -505,10 +505,6 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			  LF_STR("session", s->ses.id), LF_STR("ret", "HDRS"),
 			  LF_STR("reason", "unverified-sender"));
 	}
-	if (!smtp_send_allowed(s, true, t->sender)) {
-		free(t);
-		return;
-	}
 	s->txn = t;
 	sf_run(s, SF_MAIL, mail_done);
 }
@@ -655,8 +651,6 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, 501, "5.1.3", "Error: bad recipient address");
 		return;
 	}
-	if (!smtp_send_allowed(s, false, addr))
-		return;
 	args.notify = notify_allowed(s, args.notify);
 	recipient_ctx_init(s, &rctx, s->trusted, s->ses.logged_in);
 	memset(&res, 0, sizeof(res));
