@@ -126,7 +126,7 @@ static const char *const recorded[][2] = {
     {"queue", "release"}, {"queue", "delete"}, {"queue", "flush"},
     {"dkim", "keygen"},	 {"mailbox", "import"}, {"mailbox", "export"},
     {"backup", NULL},	 {"db", "init"},      {"db", "migrate"},
-    {"db", "import"},	 {"db", "export"},
+    {"db", "import"},	 {"db", "export"},    {"queue", "adopt"},
 };
 
 /* The index of argv's row in recorded[], or -1. */

@@ -43,6 +43,16 @@ cmd_backup(const struct config *config, int argc, char **argv)
 		printf("  not included (outside the configuration's "
 		       "directory): %s\n",
 		       st.outside[i]);
+	{
+		/* a mail_dir elsewhere (a store shared by several nodes) is
+		 * backed up where it lives, not by each node */
+		size_t dl = strlen(config->data_dir);
+		if (strncmp(config->mail_dir, config->data_dir, dl) != 0 ||
+		    config->mail_dir[dl] != '/')
+			printf("  not included: mail_dir %s (outside data_dir: "
+			       "back it up on its own)\n",
+			       config->mail_dir);
+	}
 	backup_stats_clear(&st);
 	return 0;
 }

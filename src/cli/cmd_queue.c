@@ -23,6 +23,7 @@
 #include "mta/control.h"
 #include "store/datadir.h"
 #include "store/queue.h"
+#include "store/queue_adopt.h"
 
 /* "3d4h", "12m", "40s": a short age for the listing. */
 static const char *
@@ -321,6 +322,61 @@ queue_flush(const struct config *config)
 	return 0;
 }
 
+/* queue_id_init() slot of `queue adopt`'s new ids: workers use 0..31,
+ * alerts 62, the runner 63 */
+#define ADOPT_QUEUE_SLOT 61
+
+static void
+adopt_say(void *arg, enum queue_adopt_what what, const char *src_state,
+	  const char *src_id, const char *id, const char *state,
+	  const char *why)
+{
+	(void)arg;
+	switch (what) {
+	case ADOPT_MOVED:
+	case ADOPT_FINISHED:
+		printf("%s %s/%s -> %s/%s\n",
+		       what == ADOPT_MOVED ? "adopted" : "finished", src_state,
+		       src_id, state, id);
+		break;
+	case ADOPT_TORN:
+		printf("torn %s/%s: %s (left in place)\n", src_state, src_id,
+		       why);
+		break;
+	case ADOPT_FAILED:
+		printf("failed %s/%s: %s (run adopt again)\n", src_state,
+		       src_id, why);
+		break;
+	}
+}
+
+/*
+ * Another node's queue into ours (store/queue_adopt.h), as the daemon's
+ * user so that the files are the runner's; the running daemon's runner
+ * sees them arrive in incoming/ (inotify), as it sees accepted mail.
+ */
+static int
+queue_adopt_cmd(const struct config *config, const char *dir)
+{
+	struct queue_adopt_stats st;
+	char *err = NULL;
+
+	if (cli_prepare_layout(config) != 0)
+		return 1;
+	queue_id_init(ADOPT_QUEUE_SLOT);
+	if (datadir_become_daemon(config->user, &err) < 0 ||
+	    queue_adopt(config->data_dir, dir, adopt_say, NULL, &st, &err) <
+		0) {
+		fprintf(stderr, "godwit: queue adopt: %s\n", err);
+		free(err);
+		return 1;
+	}
+	printf("adopt %s: %zu moved, %zu finished, %zu torn (left), %zu "
+	       "failed\n",
+	       dir, st.moved, st.finished, st.torn, st.failed);
+	return st.torn > 0 || st.failed > 0 ? 1 : 0;
+}
+
 int
 cmd_queue(const struct config *config, int argc, char **argv)
 {
@@ -333,6 +389,8 @@ cmd_queue(const struct config *config, int argc, char **argv)
 		return queue_show(config, argv[2]);
 	if (argc == 2 && strcmp(argv[1], "flush") == 0)
 		return queue_flush(config);
+	if (argc == 3 && strcmp(argv[1], "adopt") == 0)
+		return queue_adopt_cmd(config, argv[2]);
 	if (argc == 3 && strcmp(argv[1], "hold") == 0)
 		return queue_control(config, CONTROL_HOLD, argv[2], false);
 	if (argc == 3 && strcmp(argv[1], "release") == 0)
@@ -347,6 +405,7 @@ cmd_queue(const struct config *config, int argc, char **argv)
 			"       godwit queue hold ID|all\n"
 			"       godwit queue release ID|all\n"
 			"       godwit queue delete ID|all [--bounce]\n"
-			"       godwit queue flush\n");
+			"       godwit queue flush\n"
+			"       godwit queue adopt DIR\n");
 	return 2;
 }

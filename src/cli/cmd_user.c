@@ -121,9 +121,9 @@ cmd_user(const struct config *config, int argc, char **argv)
 		if (db->ops->user_del(db, address, &err) < 0)
 			goto out;
 		/* Mail is not thrown away by a typo in a user name. */
-		printf("deleted user %s (the mailbox under %s/mail/ is kept)\n",
+		printf("deleted user %s (the mailbox under %s/ is kept)\n",
 		       address,
-		       config->data_dir != NULL ? config->data_dir : ".");
+		       config->mail_dir != NULL ? config->mail_dir : "mail");
 		r = 0;
 	} else
 		return cli_usage(cli_usage_user);

@@ -76,6 +76,8 @@ usage(FILE *f)
 		"  queue delete ID|all [--bounce] remove mail (and tell "
 		"the sender)\n"
 		"  queue flush                    retry deferred mail now\n"
+		"  queue adopt DIR                take over a lost node's "
+		"queue\n"
 		"  route [-4|-6] DOMAIN           where mail for DOMAIN "
 		"goes (MX, addresses)\n"
 		"  check --ip ADDR --helo NAME --mail-from ADDR [--json]\n"

@@ -736,6 +736,11 @@ static const struct conf_key imap_keys[] = {
     {"max_append", CONF_SIZE, F(imapd_config, max_append),
      SPAN(1024, (uint64_t)4 << 30, "1K..4G", 50 * 1024 * 1024),
      .doc = "octets of one APPEND message"},
+    {"idle_check_interval", CONF_DURATION,
+     F(imapd_config, idle_check_interval), SPAN(0, 3600, "0..1h", 30),
+     .doc = "how often a selected folder is checked (stat of new/, cur/ "
+            "and the uidlist) for changes inotify cannot see: other nodes' "
+            "on a shared mail_dir; 0: never"},
 };
 
 static const struct conf_key retention_keys[] = {
@@ -949,6 +954,42 @@ static const struct conf_section dkim_section =
 static const struct conf_section dmarc_section =
     SECTION("dmarc", dmarc_keys, NULL);
 
+/* root_keys' index of mail_dir, for check_root() */
+#define ROOT_MAIL_DIR 3
+
+/*
+ * mail_dir may be anywhere (a shared store) but not data_dir itself, a
+ * directory above it, or one of data_dir's own directories: Maildirs
+ * there would mix with the queue or the keys.
+ */
+static void
+check_mail_dir(struct conf_loader *l, const yaml_node_t *n,
+	       const struct config *c)
+{
+	static const char *const own[] = {"queue", "db",    "log",   "control",
+					   "dkim",  "dmarc", "filter"};
+	const char *m = c->mail_dir, *d = c->data_dir;
+	size_t ml = strlen(m), dl = strlen(d);
+
+	if (strcmp(m, d) == 0 ||
+	    (strncmp(d, m, ml) == 0 && (d[ml] == '/' || strcmp(m, "/") == 0))) {
+		conf_error(l, conf_line(n),
+			   "mail_dir: %s is data_dir or above it: give the "
+			   "Maildirs a directory of their own", m);
+		return;
+	}
+	if (strncmp(m, d, dl) != 0 || m[dl] != '/')
+		return;
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		size_t k = strlen(own[i]);
+		if (strncmp(m + dl + 1, own[i], k) == 0 &&
+		    (m[dl + 1 + k] == '\0' || m[dl + 1 + k] == '/'))
+			conf_error(l, conf_line(n),
+				   "mail_dir: %s is inside data_dir's %s/",
+				   m, own[i]);
+	}
+}
+
 /* After every key: the defaults that follow from others. */
 static void
 check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
@@ -957,13 +998,17 @@ check_root(struct conf_loader *l, const yaml_node_t *map, yaml_node_t *const *v,
 	struct config *c = base;
 	size_t len;
 
-	(void)l;
 	(void)map;
-	(void)v;
 	/* "/var/lib/godwit/" and "/var/lib/godwit" are one directory. */
 	len = strlen(c->data_dir);
 	while (len > 1 && c->data_dir[len - 1] == '/')
 		c->data_dir[--len] = '\0';
+	if (c->mail_dir == NULL)
+		c->mail_dir = xasprintf("%s/mail", c->data_dir);
+	len = strlen(c->mail_dir);
+	while (len > 1 && c->mail_dir[len - 1] == '/')
+		c->mail_dir[--len] = '\0';
+	check_mail_dir(l, v[ROOT_MAIL_DIR], c);
 	if (c->userdb.path == NULL)
 		c->userdb.path = xasprintf("%s/db/godwit.sqlite", c->data_dir);
 	if (c->log.file != NULL && c->log.file[0] != '/') {
@@ -989,6 +1034,9 @@ static const struct conf_key root_keys[] = {
             "hostname"},
     {"data_dir", CONF_PATH, F(config, data_dir), .def_str = "/var/lib/godwit",
      .doc = "db/, queue/, mail/, log/"},
+    [ROOT_MAIL_DIR] = {"mail_dir", CONF_PATH, F(config, mail_dir),
+     .doc = "the Maildirs (<mail_dir>/<domain>/<local>/Maildir); may be "
+            "shared by several nodes; default: <data_dir>/mail"},
     {"user", CONF_STRING, F(config, user), .def_str = "godwit",
      .load = load_user, .doc = "drop to this user when started as root"},
     {"workers", CONF_UINT, F(config, workers), UINT(0, 1024, 0),
@@ -1133,6 +1181,7 @@ void
 config_datadir(const struct config *c, struct datadir_config *r)
 {
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->user = c->user;
 	r->userdb = &c->userdb;
 }
@@ -1157,6 +1206,7 @@ config_pop3d_settings(const struct config *c, struct pop3d_settings *r)
 {
 	r->hostname = c->hostname;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->pop3 = c->pop3;
 	r->auth = c->auth;
 	r->limits = c->limits;
@@ -1169,6 +1219,7 @@ config_imapd_settings(const struct config *c, struct imapd_settings *r)
 {
 	r->hostname = c->hostname;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->imap = c->imap;
 	r->auth = c->auth;
 	r->limits = c->limits;
@@ -1181,6 +1232,7 @@ config_runner_settings(const struct config *c, struct runner_settings *r)
 	r->hostname = c->hostname;
 	r->postmaster = c->postmaster;
 	r->data_dir = c->data_dir;
+	r->mail_dir = c->mail_dir;
 	r->smtp.recipient_delimiter = c->smtp.recipient_delimiter;
 	r->userdb = c->userdb;
 	r->dns = c->dns;

@@ -42,7 +42,8 @@ struct config {
 
 	char *hostname;		/* greeting, Received, Message-ID */
 	char *postmaster;	/* postmaster of hostname; NULL = default */
-	char *data_dir;		/* db/, queue/, mail/, log/ live below */
+	char *data_dir;		/* db/, queue/, log/ live below */
+	char *mail_dir;		/* the Maildirs; default <data_dir>/mail */
 	char *user;		/* drop to this user when root; NULL = don't */
 	unsigned workers;	/* 0 = one per core */
 

@@ -668,9 +668,11 @@ static void
 warn_restart_only(const struct config *old, const struct config *nc)
 {
 	if (strcmp(nc->data_dir, old->data_dir) != 0 ||
+	    strcmp(nc->mail_dir, old->mail_dir) != 0 ||
 	    (nc->user == NULL) != (old->user == NULL) ||
 	    (nc->user != NULL && strcmp(nc->user, old->user) != 0))
-		log_warnx("data_dir and user changes take effect at restart");
+		log_warnx("data_dir, mail_dir and user changes take effect "
+			  "at restart");
 	if (nc->limits.ipv6_prefix != old->limits.ipv6_prefix ||
 	    nc->limits.ipv6_wide_prefix != old->limits.ipv6_wide_prefix)
 		log_warnx("limits.ipv6_prefix and limits.ipv6_wide_prefix "
@@ -730,6 +732,8 @@ reload(struct server *sv)
 	/* keep the running data_dir and user: see the warning above */
 	free(nc->data_dir);
 	nc->data_dir = xstrdup(sv->config->data_dir);
+	free(nc->mail_dir);
+	nc->mail_dir = xstrdup(sv->config->mail_dir);
 	if (logfile_configure(sv->logfile, nc, &errors) < 0) {
 		log_warnx("log file: %s (keeping the old one)", errors);
 		free(errors);

@@ -368,7 +368,7 @@ worker_open(struct worker *w, const struct config *config,
 	    NULL)
 		w->srv.rlimits = rlimits_new(w->redis, w->srv.limits);
 	w->srv.committer = committer_new(w->srv.base, config->data_dir,
-					 config->hostname);
+					 config->mail_dir, config->hostname);
 	committer_set_audit(w->srv.committer, config->audit.enabled);
 	if ((w->srv.authq = authq_new(w->srv.base, &config->userdb,
 				      &error)) == NULL)
@@ -469,7 +469,7 @@ worker_main(const struct config *config, const struct bound_socket *socks,
 	 * are blocked, like the other threads, so they reach the loop. */
 	if (slot == 0)
 		retention =
-		    retention_start(&config->retention, config->data_dir);
+		    retention_start(&config->retention, config->mail_dir);
 	/* blocked by the parent across fork(); ours to take now */
 	signals_unblock_all();
 

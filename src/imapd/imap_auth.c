@@ -163,7 +163,7 @@ login(struct imap_core *c, const char *account)
 	if (!user_slot(c, account))
 		return;
 	snprintf(s->account, sizeof(s->account), "%s", account);
-	s->maildir = maildir_path(s->config->data_dir, account);
+	s->maildir = maildir_path(s->config->mail_dir, account);
 	if (s->maildir == NULL) {
 		log_event(LOG_ERR, "imap", "login-refused",
 			  LF_STR("session", s->ses.id), LF_STR("ip", s->ses.ip),

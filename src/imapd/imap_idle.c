@@ -10,16 +10,28 @@
  * timer, no thread. The same watch spares the other commands a scan
  * of the folder when nothing changed (imap_watch_pending()). If the entry cannot be added (the inotify limits),
  * IDLE polls the folder every IDLE_POLL_S seconds instead.
+ *
+ * inotify sees the changes made through this machine's kernel only: on
+ * a mail_dir shared over NFS another node's delivery or expunge raises no
+ * event here. So every imap.idle_check_interval seconds (Dovecot's
+ * mailbox_idle_check_interval) a session in IDLE, and a command after
+ * that long, also stat()s the folder's new/, cur/ and dovecot-uidlist
+ * and rescans when any of them changed (mtime, size or inode): what
+ * other nodes did arrives within the interval (plus the NFS client's
+ * attribute cache time, acdirmin).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "imapd/imap_mbox.h"
 #include "imapd/imap_private.h"
+#include "lib/util.h"
 #include "lib/xalloc.h"
 #include "net/session.h"
 #include "store/imap_store.h"
@@ -72,6 +84,49 @@ watch_get(struct event_base *base)
 
 static void idle_line(struct imap_session *s, char *line, size_t len);
 
+/* The folder's signature: mtime, size and inode of new/, cur/ and
+ * dovecot-uidlist (a missing one reads as zeros). */
+static void
+folder_sig(const char *folder, uint64_t sig[9])
+{
+	static const char *const names[] = {"new", "cur", "dovecot-uidlist"};
+	char path[4096];
+
+	for (size_t i = 0; i < 3; i++) {
+		struct stat sb;
+		int n = snprintf(path, sizeof(path), "%s/%s", folder, names[i]);
+
+		memset(&sb, 0, sizeof(sb));
+		if (n > 0 && (size_t)n < sizeof(path))
+			(void)stat(path, &sb);
+		sig[3 * i] = (uint64_t)sb.st_mtim.tv_sec * 1000000000u +
+			     (uint64_t)sb.st_mtim.tv_nsec;
+		sig[3 * i + 1] = (uint64_t)sb.st_size;
+		sig[3 * i + 2] = (uint64_t)sb.st_ino;
+	}
+}
+
+/* The periodic check: once the interval has passed (always when force),
+ * a changed signature marks the session changed. */
+static void
+check_sig(struct imap_session *s, bool force)
+{
+	uint64_t every = s->config->imap.idle_check_interval * 1000, now;
+	uint64_t sig[9];
+
+	if (every == 0 || s->folder == NULL)
+		return;
+	now = mono_ms();
+	if (!force && now - s->sig_checked_ms < every)
+		return;
+	s->sig_checked_ms = now;
+	folder_sig(imap_folder_path(s->folder), sig);
+	if (memcmp(sig, s->sig, sizeof(sig)) != 0) {
+		memcpy(s->sig, sig, sizeof(sig));
+		s->changed = true;
+	}
+}
+
 /* Tells a session in IDLE at once; the others at their next command. */
 static void
 folder_changed(void *arg)
@@ -97,6 +152,8 @@ imap_watch_start(struct imap_session *s)
 				     folder_changed, s);
 	/* a change between the folder's scan and now: the next sync looks */
 	s->changed = true;
+	folder_sig(imap_folder_path(s->folder), s->sig);
+	s->sig_checked_ms = mono_ms();
 	if (s->watch != NULL)
 		watch_users++;
 	else
@@ -110,6 +167,7 @@ imap_watch_pending(struct imap_session *s)
 
 	if (s->watch == NULL)
 		return true;
+	check_sig(s, false);
 	/* inotify queues an event when the change is made: reading what
 	 * is queued now shows every change made before this command, also
 	 * those the event loop has not dispatched yet */
@@ -135,7 +193,9 @@ imap_watch_stop(struct imap_session *s)
 /* ---- IDLE ------------------------------------------------------------ */
 
 struct idle_state {
-	struct event *poll;	/* only without a watch */
+	struct event *poll;	/* without a watch: the folder, every
+				 * IDLE_POLL_S; with one: its signature, every
+				 * idle_check_interval */
 };
 
 static void
@@ -158,6 +218,8 @@ idle_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (s->watch != NULL)
+		check_sig(s, true);
 	imap_sync_report(s, true);
 	session_flush(&s->ses);
 }
@@ -186,7 +248,11 @@ imap_cmd_idle(struct imap_session *s, const struct imap_command *c)
 	s->cmd_state = st;
 	s->line_hook = idle_line;
 	s->cleanup = idle_cleanup;
-	if (s->folder != NULL && s->watch == NULL) {
+	if (s->folder != NULL && s->watch != NULL &&
+	    s->config->imap.idle_check_interval > 0)
+		tv.tv_sec = (time_t)s->config->imap.idle_check_interval;
+	if (s->folder != NULL &&
+	    (s->watch == NULL || s->config->imap.idle_check_interval > 0)) {
 		st->poll = event_new(s->ses.srv->base, -1, EV_PERSIST,
 				     idle_poll, s);
 		if (st->poll != NULL)

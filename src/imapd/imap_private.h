@@ -73,6 +73,10 @@ struct imap_session {
 	/* change notification for the selected folder */
 	struct maildir_watch_entry *watch;
 	bool changed;		/* a change was notified since the last sync */
+	/* what the folder looked like at the last periodic check (changes
+	 * by other nodes, which inotify does not see): imap_idle.c */
+	uint64_t sig[9];	/* mtime (ns), size, inode of each */
+	uint64_t sig_checked_ms;
 	/* SEARCHRES (RFC 5182): the last SEARCH ... SAVE, as UIDs */
 	uint32_t *saved;
 	size_t nsaved;

@@ -19,6 +19,7 @@ struct imapd_config {
 	uint64_t login_timeout;	/* seconds, before login */
 	uint64_t max_connections_per_user;	/* 0: no limit */
 	uint64_t max_append;	/* octets of one APPEND message */
+	uint64_t idle_check_interval;	/* seconds; 0: inotify alone */
 };
 
 /*
@@ -28,6 +29,7 @@ struct imapd_config {
 struct imapd_settings {
 	const char *hostname;
 	const char *data_dir;
+	const char *mail_dir;	/* the Maildirs (config.h) */
 	struct imapd_config imap;
 	struct auth_config auth;
 	struct limits_config limits;

@@ -532,7 +532,7 @@ runner_open(struct runner *r, const struct runner_settings *config)
 	if ((r->dns = dns_resolver_new(r->base, &dc, &error)) == NULL)
 		fatalx("dns: %s", error);
 	r->committer = committer_new(r->base, config->data_dir,
-				     config->hostname);
+				     config->mail_dir, config->hostname);
 	committer_set_audit(r->committer, config->audit);
 	r->reaper = reaper_new(config->data_dir);
 	if (metrics_current() != NULL)

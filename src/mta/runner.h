@@ -96,6 +96,7 @@ struct runner_settings {
 	const char *hostname;
 	const char *postmaster;		/* NULL = postmaster@hostname */
 	const char *data_dir;
+	const char *mail_dir;	/* the Maildirs (config.h) */
 	struct {
 		char recipient_delimiter;	/* the one key of smtp: */
 	} smtp;

@@ -317,6 +317,8 @@ bk_data(struct bk *b, const struct config *config)
 		return bk_fail(b, "%s: %s", bk_data_dir(b),
 			       errno != 0 ? strerror(errno) : "not a directory");
 	r = bk_queue(b);
+	/* mail_dir below data_dir, at its default place; elsewhere (a
+	 * shared store) it is not this node's to copy: cmd_backup says so */
 	if (r == 0)
 		r = walk(b, "mail", 1);
 	if (r == 0)

@@ -112,7 +112,7 @@ imp_begin(struct imp *m, const struct config *config, const char *address,
 		m->error = err;
 		return -1;
 	}
-	if ((m->maildir = maildir_path(config->data_dir, address)) == NULL)
+	if ((m->maildir = maildir_path(config->mail_dir, address)) == NULL)
 		return imp_fail(m, "%s: not an address", address);
 	st->maildir = xstrdup(m->maildir);
 	return 0;
@@ -455,7 +455,7 @@ mailbox_export_mbox(const struct config *config, const char *address,
 		    const char *file, struct mailbox_io_stats *st,
 		    char **error_r)
 {
-	char *maildir = maildir_path(config->data_dir, address), **names;
+	char *maildir = maildir_path(config->mail_dir, address), **names;
 	char *tmp = xasprintf("%s.tmp", file);
 	size_t n = 0;
 	FILE *f = NULL;

@@ -429,7 +429,7 @@ recount(struct pop3_session *s)
 static void
 login(struct pop3_session *s, const char *account)
 {
-	char *path = maildir_path(s->config->data_dir, account);
+	char *path = maildir_path(s->config->mail_dir, account);
 	time_t last = 0, now = time(NULL);
 	int r;
 

@@ -31,6 +31,7 @@ struct pop3d_config {
 struct pop3d_settings {
 	const char *hostname;
 	const char *data_dir;
+	const char *mail_dir;	/* the Maildirs (config.h) */
 	struct pop3d_config pop3;
 	struct auth_config auth;
 	struct limits_config limits;

@@ -38,6 +38,7 @@ enum where {
 	AT_DATA,	/* path below data_dir ("" is data_dir itself) */
 	AT_USERDB_DIR,	/* the directory of the SQLite user database */
 	AT_USERDB,	/* the SQLite user database file */
+	AT_MAIL,	/* mail_dir: below data_dir or anywhere else */
 };
 
 static const struct entry {
@@ -60,8 +61,10 @@ static const struct entry {
 	/* the audit log (store/audit.h): appended by every committer, so
 	 * the daemon's; rotated (a new file in log/) only by root */
 	{AT_DATA, "log/audit.log", 'f', DAEMON, DAEMON, 0640},
-	/* Maildirs below it are made by the workers as they deliver */
-	{AT_DATA, "mail", 'd', DAEMON, DAEMON, 0750},
+	/* Maildirs below it are made by the workers as they deliver; on a
+	 * store shared by several nodes, each node's daemon user must have
+	 * the same uid (a root-squashed NFS export refuses root's chown) */
+	{AT_MAIL, NULL, 'd', DAEMON, DAEMON, 0750},
 	{AT_DATA, "queue", 'd', DAEMON, DAEMON, 0750},
 	{AT_DATA, "queue/tmp", 'd', DAEMON, DAEMON, 0750},
 	{AT_DATA, "queue/incoming", 'd', DAEMON, DAEMON, 0750},
@@ -69,6 +72,9 @@ static const struct entry {
 	{AT_DATA, "queue/deferred", 'd', DAEMON, DAEMON, 0750},
 	{AT_DATA, "queue/hold", 'd', DAEMON, DAEMON, 0750},
 	{AT_DATA, "queue/state", 'd', DAEMON, DAEMON, 0750},
+	/* `godwit queue adopt`'s staged copies and records
+	 * (store/queue_adopt.h) */
+	{AT_DATA, "queue/adopt", 'd', DAEMON, DAEMON, 0750},
 	/* the queue runner's control socket (mta/control.h) */
 	{AT_DATA, "control", 'd', DAEMON, DAEMON, 0750},
 	/* DKIM signing keys (msgauth/dkim.h), read by the parent as root */
@@ -348,6 +354,30 @@ userdb_is_sqlite(const struct datadir_config *config)
 		strcmp(config->userdb->backend, "sqlite") == 0);
 }
 
+/* mail_dir as configured; <data_dir>/mail when the caller left it out. */
+static char *
+mail_dir_of(const struct datadir_config *config)
+{
+	return config->mail_dir != NULL && config->mail_dir[0] != '\0'
+		   ? xstrdup(config->mail_dir)
+		   : xasprintf("%s/mail", config->data_dir);
+}
+
+/* The path e stands for (a new string): NULL for an AT_DATA entry or an
+ * entry this configuration does not use. */
+static char *
+entry_target(const struct datadir_config *config, const struct entry *e)
+{
+	if (e->where == AT_DATA)
+		return NULL;
+	if (e->where == AT_MAIL)
+		return mail_dir_of(config);
+	if (!userdb_is_sqlite(config))
+		return NULL;
+	return e->where == AT_USERDB ? xstrdup(config->userdb->path)
+				     : dir_of(config->userdb->path);
+}
+
 /*
  * Where e is: a directory descriptor to open it below (*base_r, closed
  * by the caller unless it is data_fd) and the relative path. 1 found,
@@ -366,10 +396,8 @@ locate(const struct datadir_config *config, const struct entry *e, int data_fd,
 		*rel_r = xstrdup(e->path);
 		return 1;
 	}
-	if (!userdb_is_sqlite(config))
+	if ((target = entry_target(config, e)) == NULL)
 		return 0;
-	target = e->where == AT_USERDB ? xstrdup(config->userdb->path)
-				       : dir_of(config->userdb->path);
 	if (strncmp(target, config->data_dir, dlen) == 0 &&
 	    target[dlen] == '/') {
 		*rel_r = xstrdup(target + dlen + 1);
@@ -382,9 +410,10 @@ locate(const struct datadir_config *config, const struct entry *e, int data_fd,
 		return 0;
 	}
 	/* elsewhere, where the administrator put it: links above the
-	 * database's directory are theirs to choose; its parents are made
-	 * 0755 as mkdir -p does */
-	dir = dir_of(config->userdb->path);
+	 * database's directory (or mail_dir) are theirs to choose; its
+	 * parents are made 0755 as mkdir -p does */
+	dir = e->where == AT_MAIL ? xstrdup(target)
+				  : dir_of(config->userdb->path);
 	slash = strrchr(dir, '/');
 	if (e->where == AT_USERDB)
 		*rel_r = xasprintf("%s/%s", slash != NULL ? slash + 1 : dir,
@@ -423,10 +452,8 @@ entry_rel(const struct datadir_config *config, const struct entry *e)
 
 	if (e->where == AT_DATA)
 		return xstrdup(e->path);
-	if (!userdb_is_sqlite(config))
+	if ((target = entry_target(config, e)) == NULL)
 		return NULL;
-	target = e->where == AT_USERDB ? xstrdup(config->userdb->path)
-				       : dir_of(config->userdb->path);
 	if (strncmp(target, config->data_dir, dlen) == 0 &&
 	    target[dlen] == '/')
 		r = xstrdup(target + dlen + 1);
@@ -527,14 +554,15 @@ datadir_prepare(const struct datadir_config *config, const struct datadir_ids *i
 		if (found == 0)
 			continue;
 		shown = e->where == AT_DATA ? xasprintf("%s/%s", dd, rel)
-		      : e->where == AT_USERDB ? xstrdup(config->userdb->path)
-					       : dir_of(config->userdb->path);
+					    : entry_target(config, e);
 		fd = open_below(base, shown, rel, e->type, &created, error_r);
 		if (fd >= 0 && fix(fd, shown, e, ids, created, error_r) < 0) {
 			close(fd);
 			fd = -1;
 		}
-		if (fd >= 0 && e->where == AT_USERDB_DIR && base != data_fd &&
+		if (fd >= 0 &&
+		    (e->where == AT_USERDB_DIR || e->where == AT_MAIL) &&
+		    base != data_fd &&
 		    ids->drop && reachable(shown, config, ids, error_r) < 0) {
 			close(fd);
 			fd = -1;

@@ -19,6 +19,7 @@ struct userdb_config;
 /* What the layout is made from: top-level keys of the configuration. */
 struct datadir_config {
 	const char *data_dir;
+	const char *mail_dir;	/* the Maildirs (config.h) */
 	const char *user;	/* the daemon user; NULL or "": don't drop */
 	const struct userdb_config *userdb;	/* its files are placed too */
 };

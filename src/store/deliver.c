@@ -318,7 +318,7 @@ path_component(FILE *f, const char *s, size_t len)
 }
 
 char *
-maildir_path(const char *data_dir, const char *mailbox)
+maildir_path(const char *mail_dir, const char *mailbox)
 {
 	const char *at = strrchr(mailbox, '@');
 	char *buf = NULL;
@@ -329,7 +329,7 @@ maildir_path(const char *data_dir, const char *mailbox)
 		return NULL;
 	if ((f = open_memstream(&buf, &len)) == NULL)
 		return NULL;
-	fprintf(f, "%s/mail/", data_dir);
+	fprintf(f, "%s/", mail_dir);
 	path_component(f, at + 1, strlen(at + 1));
 	fputc('/', f);
 	path_component(f, mailbox, (size_t)(at - mailbox));
@@ -350,6 +350,7 @@ maildir_path(const char *data_dir, const char *mailbox)
 struct committer {
 	struct event_base *base;
 	char *data_dir;
+	char *mail_dir;		/* maildir_path() */
 	int data_fd;		/* for syncfs() */
 	char host[64];		/* for Maildir file names */
 	struct workq *wq;	/* the committer thread: all that waits */
@@ -442,7 +443,7 @@ maildir_create(const char *maildir)
 	int r = 0;
 	static const char *const subs[] = {"tmp", "new", "cur"};
 
-	/* parents from the top: data_dir/mail/<domain>/<local>/Maildir */
+	/* parents from the top: mail_dir/<domain>/<local>/Maildir */
 	for (s = strchr(p + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
 		*s = '\0';
 		if (access(p, F_OK) != 0 && mkdir_durable(p) < 0)
@@ -804,7 +805,7 @@ place_sent(struct committer *c, struct job_state *st, struct dirset *ds,
 	struct delivery_job *job = st->job;
 	struct spool *sp = job->spool;
 	uint64_t hdr = job->local_hdr_len, cut, vsize;
-	char *maildir = maildir_path(c->data_dir, job->sent_mailbox);
+	char *maildir = maildir_path(c->mail_dir, job->sent_mailbox);
 	char name[256], *box, *curdir, *dst;
 	bool linked;
 	int r;
@@ -857,7 +858,7 @@ phase_place(struct committer *c, struct job_state *st, struct dirset *ds,
 		     sp->size, job->vsize);
 
 	for (size_t i = 0; i < job->nmailboxes && job->result == 0; i++) {
-		char *maildir = maildir_path(c->data_dir, job->mailboxes[i]);
+		char *maildir = maildir_path(c->mail_dir, job->mailboxes[i]);
 		char *box, *newdir, *dst;
 		int r;
 
@@ -1235,13 +1236,14 @@ same_fs(int data_fd, const char *data_dir)
 
 struct committer *
 committer_new(struct event_base *base, const char *data_dir,
-	      const char *hostname)
+	      const char *mail_dir, const char *hostname)
 {
 	struct committer *c = xcalloc(1, sizeof(*c));
 	size_t i;
 
 	c->base = base;
 	c->data_dir = xstrdup(data_dir);
+	c->mail_dir = xstrdup(mail_dir);
 	/* Maildir names must not contain '/' or ':' */
 	for (i = 0; hostname[i] != '\0' && i < sizeof(c->host) - 1; i++)
 		c->host[i] = (hostname[i] == '/' || hostname[i] == ':')
@@ -1290,6 +1292,7 @@ committer_free(struct committer **cp)
 	if (c->data_fd >= 0)
 		close(c->data_fd);
 	free(c->data_dir);
+	free(c->mail_dir);
 	free(c);
 	*cp = NULL;
 }

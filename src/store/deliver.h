@@ -122,8 +122,10 @@ struct delivery_job {
 
 struct committer;
 
+/* Queue files go below data_dir/queue, Maildirs below mail_dir (which
+ * may be another file system: a shared store, see maildir_path()). */
 struct committer *committer_new(struct event_base *base, const char *data_dir,
-				const char *hostname);
+				const char *mail_dir, const char *hostname);
 /* Takes over job; job->done runs later on the loop thread, then the job is
  * freed. */
 void committer_submit(struct committer *c, struct delivery_job *job);
@@ -146,11 +148,13 @@ void delivery_job_prefix_add(struct delivery_job *job, const char *text,
 void delivery_job_free(struct delivery_job **job);
 
 /*
- * <data_dir>/mail/<domain>/<local>/Maildir for a mailbox "local@domain";
+ * <mail_dir>/<domain>/<local>/Maildir for a mailbox "local@domain";
+ * mail_dir is the configuration's (default <data_dir>/mail) and may be a
+ * store shared by several nodes;
  * characters that could escape the directory ('/', a leading '.', control
  * characters, '%') are %XX-encoded. NULL if the mailbox has no '@'.
  */
-char *maildir_path(const char *data_dir, const char *mailbox);
+char *maildir_path(const char *mail_dir, const char *mailbox);
 
 /* Creates <maildir>/{tmp,new,cur} and the parents, durably (mode 0750).
  * 0, or -1 with errno. */

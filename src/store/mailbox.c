@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -296,12 +295,24 @@ lock_open(int mdfd, bool *created_r)
 	return fd;
 }
 
-/* flock(LOCK_EX | LOCK_NB): 0, 1 if held elsewhere, -1 on error. */
+/*
+ * A write lock on the whole file, without waiting: 0, 1 if held
+ * elsewhere, -1 on error. An open file description lock (F_OFD_SETLK):
+ * owned by this open file like flock(), so two sessions of one worker
+ * exclude each other, and dropped when it is closed (or the process
+ * dies); unlike flock() it is a byte-range lock, which NFS (v4, and v3
+ * with lockd) takes to the server, so sessions on several nodes sharing
+ * one mail_dir exclude each other the same way as on one machine. (Linux
+ * emulates flock() on NFS with such a lock too, but then it conflicts
+ * with fcntl locks there and not locally: one semantics is better.)
+ */
 static int
 lock_try(int fd)
 {
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+
+	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno == EAGAIN || errno == EACCES)
 			return 1;
 		if (errno != EINTR)
 			return -1;
@@ -379,7 +390,7 @@ mailbox_close(struct mailbox *mb)
 		return;		/* zeroed, or already closed */
 	msgs_clear(mb);
 	if (mb->lock_fd >= 0)
-		close(mb->lock_fd);	/* drops the flock */
+		close(mb->lock_fd);	/* drops the lock */
 	for (unsigned s = 0; s < 2; s++)
 		if (mb->dfd[s] >= 0)
 			close(mb->dfd[s]);
@@ -864,19 +875,19 @@ expire_domain(int dfd, time_t cutoff, struct mailbox_expire_stats *st)
 }
 
 int
-mailbox_expire(const char *data_dir, time_t cutoff,
+mailbox_expire(const char *mail_dir, time_t cutoff,
 	       struct mailbox_expire_stats *st)
 {
 	char path[PATH_MAX];
 	int fd, n;
 
 	memset(st, 0, sizeof(*st));
-	n = snprintf(path, sizeof(path), "%s/mail", data_dir);
+	n = snprintf(path, sizeof(path), "%s", mail_dir);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	/* mail/ itself may be a symlink the administrator made */
+	/* mail_dir itself may be a symlink the administrator made */
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : -1;
 	each_child_dir(fd, st, expire_domain, cutoff);

@@ -10,11 +10,16 @@
  * cannot be read (ELOOP).
  *
  * Lock: one POP3 session per mailbox (RFC 1939 section 8: "[IN-USE]").
- * mailbox_lock() takes flock(LOCK_EX | LOCK_NB) on <maildir>/godwit-pop3.lock
- * (created 0640 if missing; the Maildir is created if missing). flock locks
+ * mailbox_lock() takes a non-blocking whole-file write lock (an open file
+ * description lock, fcntl F_OFD_SETLK) on <maildir>/godwit-pop3.lock
+ * (created 0640 if missing; the Maildir is created if missing). Such locks
  * belong to the open file description, so two sessions of the same
  * process exclude each other as two processes do, and the kernel drops
  * the lock when the process dies: a crashed worker leaves nothing stale.
+ * On a mail_dir shared over NFS (v4, or v3 with lockd) the lock is the
+ * server's, so sessions on different nodes exclude each other too; a
+ * node that dies loses its locks when its lease (v4) or its lockd
+ * state (v3, at its reboot) runs out.
  * The lock file's mtime is the time of the last successful login
  * (mailbox_touch_login()), which [LOGIN-DELAY] uses; a lock file is
  * created with mtime 0 ("never"), so that one made by retention, or by a
@@ -65,7 +70,7 @@ struct mailbox_msg {
 
 struct mailbox {
 	char *path;		/* the Maildir */
-	int lock_fd;		/* holds the flock; -1 when unlocked */
+	int lock_fd;		/* holds the lock; -1 when unlocked */
 	int dfd[2];		/* new/ and cur/, opened by mailbox_open */
 	struct mailbox_msg *msgs;
 	size_t n;
@@ -144,15 +149,15 @@ void mailbox_uidl(const char *name, char *out);
 int mailbox_name_size(const char *name, uint64_t *size_r);
 
 /*
- * Retention: removes from every Maildir under <data_dir>/mail/
- * (mail/<domain>/<local>/Maildir/{new,cur}, and the same below its
+ * Retention: removes from every Maildir under mail_dir
+ * (<mail_dir>/<domain>/<local>/Maildir/{new,cur}, and the same below its
  * Maildir++ folder .Junk, where quarantined mail goes) the messages whose
  * mtime is before cutoff. A mailbox whose POP3 lock is held is skipped this round
  * (the lock is taken with LOCK_NB for the duration; a missing lock file
  * is created, with mtime 0, so that no login slips in meanwhile). Touches
  * nothing else: not tmp/, not other files, not names starting with '.'.
- * <data_dir>/mail itself may be a symlink; nothing below it is followed.
- * Fills *st; returns 0, or -1 if <data_dir>/mail cannot be opened (a
+ * mail_dir itself may be a symlink; nothing below it is followed.
+ * Fills *st; returns 0, or -1 if mail_dir cannot be opened (a
  * missing one is not an error: nothing to do).
  */
 struct mailbox_expire_stats {
@@ -162,7 +167,7 @@ struct mailbox_expire_stats {
 	uint64_t bytes;		/* their file sizes */
 	size_t errors;		/* open/lock/unlink/readdir/fsync failures */
 };
-int mailbox_expire(const char *data_dir, time_t cutoff,
+int mailbox_expire(const char *mail_dir, time_t cutoff,
 		   struct mailbox_expire_stats *st);
 
 #endif

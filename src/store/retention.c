@@ -23,7 +23,7 @@
 
 struct retention {
 	struct workq *wq;	/* sweep() now and every interval */
-	char *data_dir;
+	char *mail_dir;
 	uint64_t max_age;	/* seconds */
 	uint64_t interval;	/* seconds */
 };
@@ -37,7 +37,7 @@ sweep(void *arg)
 	uint64_t t0 = mono_ms();
 	int rc;
 
-	rc = mailbox_expire(r->data_dir, cutoff, &st);
+	rc = mailbox_expire(r->mail_dir, cutoff, &st);
 	log_event(rc < 0 || st.errors > 0 ? LOG_WARNING : LOG_INFO,
 		  "retention", "sweep", LF_UINT("max_age_days", r->max_age / 86400),
 		  LF_UINT("mailboxes", st.mailboxes),
@@ -49,14 +49,14 @@ sweep(void *arg)
 }
 
 struct retention *
-retention_start(const struct retention_config *rc, const char *data_dir)
+retention_start(const struct retention_config *rc, const char *mail_dir)
 {
 	struct retention *r;
 
 	if (rc->mail == 0)
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
-	r->data_dir = xstrdup(data_dir);
+	r->mail_dir = xstrdup(mail_dir);
 	r->max_age = rc->mail;
 	r->interval = rc->interval;
 	r->wq = workq_start_periodic("retention", r->interval, sweep, r);
@@ -71,7 +71,7 @@ retention_stop(struct retention **rp)
 	if (r == NULL)
 		return;
 	workq_stop(&r->wq);
-	free(r->data_dir);
+	free(r->mail_dir);
 	free(r);
 	*rp = NULL;
 }

@@ -43,9 +43,10 @@ int retention_remove_logs(const char *dir, const char *only, time_t now,
  * midnight that begins it); -1 for any other name. */
 int retention_log_name(const char *name, size_t *base_len_r, time_t *day_r);
 
-/* NULL if retention is off (rc->mail is 0). */
+/* Sweeps the Maildirs below mail_dir (mailbox_expire()). NULL if
+ * retention is off (rc->mail is 0). */
 struct retention *retention_start(const struct retention_config *rc,
-				  const char *data_dir);
+				  const char *mail_dir);
 /* Stops the thread (waits for a sweep in progress) and frees. */
 void retention_stop(struct retention **r);
 

@@ -779,9 +779,14 @@ class Godwit:
 
     # -- storage ---------------------------------------------------------
 
+    @property
+    def mail_root(self):
+        """Where the Maildirs are: mail_dir, default <data_dir>/mail."""
+        return Path(self.config.get("mail_dir") or self.data_dir / "mail")
+
     def maildir(self, address):
         local, domain = address.rsplit("@", 1)
-        return self.data_dir / "mail" / domain.lower() / local.lower() / "Maildir"
+        return self.mail_root / domain.lower() / local.lower() / "Maildir"
 
     def hand_over_mail(self):
         """Gives everything under mail/ to the daemon user: mail a test
@@ -789,7 +794,7 @@ class Godwit:
         an import running as that user would have written (files root
         made are not the daemon's to lock, rename or delete)."""
         user = self.config.get("user") or ""
-        root = self.data_dir / "mail"
+        root = self.mail_root
         if not user or not root.is_dir():
             return
         pw = pwd.getpwnam(user)
@@ -810,7 +815,7 @@ class Godwit:
         return [p.read_bytes() for p in self.maildir_files(address)]
 
     def all_maildir_files(self):
-        root = self.data_dir / "mail"
+        root = self.mail_root
         if not root.is_dir():
             return []
         return sorted(
@@ -857,7 +862,7 @@ class Godwit:
     def tmp_files(self):
         """Files left in queue/tmp and every Maildir's tmp/."""
         out = self.queue_files("tmp")
-        root = self.data_dir / "mail"
+        root = self.mail_root
         if root.is_dir():
             out += sorted(p for p in root.glob("*/*/Maildir/tmp/*") if p.is_file())
         return out

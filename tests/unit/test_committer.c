@@ -30,6 +30,7 @@
 
 struct fixture {
 	char dir[64];
+	char mail[80];
 	struct event_base *base;
 	struct committer *c;
 	unsigned seq;
@@ -101,7 +102,8 @@ setup(void **state)
 	mkdir_rel(f, "log");
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	f->c = committer_new(f->base, f->dir, "mx.example.test");
+	snprintf(f->mail, sizeof(f->mail), "%s/mail", f->dir);
+	f->c = committer_new(f->base, f->dir, f->mail, "mx.example.test");
 	assert_non_null(f->c);
 	*state = f;
 	return 0;
@@ -271,7 +273,7 @@ static size_t
 find_in(const struct fixture *f, const char *mailbox, const char *text,
 	char **path_r)
 {
-	char *md = maildir_path(f->dir, mailbox), *newdir;
+	char *md = maildir_path(f->mail, mailbox), *newdir;
 	char **v;
 	size_t n, found = 0;
 
@@ -320,7 +322,7 @@ test_one_local_message(void **state)
 	assert_string_equal(f->error[0], "");
 
 	/* the Maildir was made, with its three directories */
-	md = maildir_path(f->dir, "alice@example.test");
+	md = maildir_path(f->mail, "alice@example.test");
 	for (int i = 0; i < 3; i++) {
 		sub = xasprintf("%s/%s", md, (const char *[]){"tmp", "new",
 							       "cur"}[i]);
@@ -403,7 +405,7 @@ test_batch_of_jobs(void **state)
 		free(pa);
 	}
 	/* every message under its own name */
-	char *md = maildir_path(f->dir, "alice@example.test");
+	char *md = maildir_path(f->mail, "alice@example.test");
 	char *newdir = xasprintf("%s/new", md);
 	size_t k;
 	char **v = list_dir(newdir, &k);
@@ -706,7 +708,7 @@ test_quarantine_into_junk(void **state)
 	run_until(f, 1);
 	assert_int_equal(f->result[0], 0);
 	for (int i = 0; i < 2; i++) {
-		md = maildir_path(f->dir, to[i]);
+		md = maildir_path(f->mail, to[i]);
 		p = xasprintf("%s/.Junk/new", md);
 		v = list_dir(p, &n);
 		assert_int_equal(n, 1);
@@ -732,7 +734,7 @@ test_quarantine_into_junk(void **state)
 	committer_submit(f->c, job);
 	run_until(f, 2);
 	assert_int_equal(f->result[1], 0);
-	md = maildir_path(f->dir, to[0]);
+	md = maildir_path(f->mail, to[0]);
 	p = xasprintf("%s/.Junk/new", md);
 	v = list_dir(p, &n);
 	assert_int_equal(n, 2);
@@ -782,7 +784,7 @@ sent_case(struct fixture *f, size_t body_len)
 	assert_int_equal(f->result[0], 0);
 	assert_int_equal(f->result[1], 0);
 	want = xasprintf("%s%s", prefix_text, text);
-	md = maildir_path(f->dir, "alice@example.test");
+	md = maildir_path(f->mail, "alice@example.test");
 	dir = xasprintf("%s/.Sent/cur", md);
 	{
 		size_t n;
@@ -862,7 +864,7 @@ test_sent_copy_failure_takes_all_back(void **state)
 	char *md, *p;
 	int fd;
 
-	md = maildir_path(f->dir, "alice@example.test");
+	md = maildir_path(f->mail, "alice@example.test");
 	assert_int_equal(maildir_create(md), 0);
 	p = xasprintf("%s/.Sent", md);
 	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0640);

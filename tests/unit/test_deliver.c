@@ -28,7 +28,7 @@ test_maildir_path(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *p = maildir_path("/d", cases[i].mailbox);
+		char *p = maildir_path("/d/mail", cases[i].mailbox);
 		if (cases[i].path == NULL) {
 			if (p != NULL)
 				fail_msg("%s: got %s", cases[i].mailbox, p);

@@ -758,7 +758,7 @@ test_expire(void **state)
 	struct fx *f = *state;
 	struct mailbox_expire_stats st;
 	struct mailbox bob;
-	char data[300], path[512], target[512];
+	char data[300], mail[320], path[512], target[512];
 	time_t now = time(NULL), old = now - 10 * DAY;
 	time_t cutoff = now - DAY, last = 1;
 	static const char *const alice = "mail/example.test/alice/Maildir";
@@ -767,10 +767,11 @@ test_expire(void **state)
 
 	snprintf(data, sizeof(data), "%s/data", f->dir);
 	assert_int_equal(mkdir(data, 0750), 0);
+	snprintf(mail, sizeof(mail), "%s/mail", data);
 
 	/* no mail/ yet: nothing to do, and nothing created */
 	memset(&st, 0x5a, sizeof(st));
-	assert_int_equal(mailbox_expire(data, cutoff, &st), 0);
+	assert_int_equal(mailbox_expire(mail, cutoff, &st), 0);
 	assert_int_equal(st.mailboxes + st.skipped + st.removed + st.errors, 0);
 	assert_int_equal(st.bytes, 0);
 	assert_false(exists(data, "mail"));
@@ -856,7 +857,7 @@ test_expire(void **state)
 	puts_file(data, "mail/stray", "x\n");
 	puts_file(data, "mail/example.test/stray", "x\n");
 
-	assert_int_equal(mailbox_expire(data, cutoff, &st), 0);
+	assert_int_equal(mailbox_expire(mail, cutoff, &st), 0);
 	assert_int_equal(st.mailboxes, 3);
 	assert_int_equal(st.skipped, 1);
 	assert_int_equal(st.removed, 5);
@@ -893,7 +894,7 @@ test_expire(void **state)
 
 	/* bob's session ends: his turn next round */
 	mailbox_close(&bob);
-	assert_int_equal(mailbox_expire(data, cutoff, &st), 0);
+	assert_int_equal(mailbox_expire(mail, cutoff, &st), 0);
 	assert_int_equal(st.mailboxes, 3);
 	assert_int_equal(st.skipped, 0);
 	assert_int_equal(st.removed, 1);
@@ -905,6 +906,7 @@ test_expire(void **state)
 	snprintf(path, sizeof(path), "%s/data2", f->dir);
 	assert_int_equal(mkdir(path, 0750), 0);
 	puts_file(path, "mail", "x");
+	strncat(path, "/mail", sizeof(path) - strlen(path) - 1);
 	assert_int_equal(mailbox_expire(path, cutoff, &st), -1);
 	assert_int_equal(errno, ENOTDIR);
 }
