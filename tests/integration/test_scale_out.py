@@ -75,8 +75,10 @@ def _features():
         cfg.write_text(
             f"hostname: mx.s.test\ndata_dir: {d / 'data'}\n"
             f"mail_dir: {d / 'mail'}\n"
-            "userdb:\n  backend: postgresql\n  dsn: \"host=198.18.0.1\"\n"
-            "redis:\n  address: \"198.18.0.1:6379\"\n"
+            # nothing listens on port 1: a check that connects fails fast
+            "userdb:\n  backend: postgresql\n"
+            "  dsn: \"host=127.0.0.1 port=1 connect_timeout=1\"\n"
+            "redis:\n  address: \"127.0.0.1:1\"\n"
             "listeners:\n  - name: mx\n    protocol: smtp\n"
             "    listen: [\"127.0.0.1:2525\"]\n")
         p = subprocess.run([GODWIT_BIN, "-c", str(cfg), "config", "check"],
@@ -95,7 +97,10 @@ def _features():
         shutil.rmtree(d, ignore_errors=True)
 
     def rejected(text, *words):
-        return any(re.search(rf"{w}", text) for w in words)
+        # only the check's own complaints, "FILE:LINE: ...", count
+        lines = [l for l in text.splitlines()
+                 if re.match(rf"{re.escape(str(cfg))}:\d+: ", l)]
+        return any(re.search(w, l) for w in words for l in lines)
 
     f = {}
     pg_bad = rejected(err, r"'backend'", r"'dsn'", r"postgresql")
@@ -472,9 +477,10 @@ for ip in a["guess_on"]:
         try:
             c.pass_("wrong-" + ip)
             out["guesses"].append([ip, "+OK ?!"])
-        except poplib.error_proto as e:
-            out["guesses"].append([ip, e.args[0].decode(errors="replace")])
-        c.close()
+        finally:
+            c.close()
+    except poplib.error_proto as e:  # a -ERR, at the greeting (banned) or PASS
+        out["guesses"].append([ip, e.args[0].decode(errors="replace")])
     except (OSError, EOFError) as e:
         out["guesses"].append([ip, "conn: " + str(e)])
 for ip in a["check_on"]:
@@ -640,7 +646,11 @@ def test_postgres_restart_mid_load(world):
     w.wait_postfix_empty(timeout=60)
     w.check_once(first + during, "PostgreSQL restart")
     assert [n.pid for n in w.nodes] == pids and all(n.running() for n in w.nodes)
-    assert pop3_login(w.node_b.host4, fresh[1]) is None
+    # B's workers reconnect on their own (a rate-limited retry)
+    last = []
+    wait_for(lambda: last.append(pop3_login(w.node_b.host4, fresh[1])) or
+             last[-1] is None, 20, interval=0.5,
+             what=f"a login on B after PostgreSQL came back (last: {last[-1:]})")
 
 
 def test_redis_stopped_falls_back_then_shares_again(world):
@@ -661,7 +671,8 @@ def test_redis_stopped_falls_back_then_shares_again(world):
 
     # shared again: a triplet first seen on A passes on B (bounded retries
     # while the nodes reconnect)
-    deadline = time.monotonic() + 30
+    # (each process reconnects with a backoff doubling from 0.5 s)
+    deadline = time.monotonic() + 40
     while True:
         sender, to = f"back{time.monotonic_ns()}@p.test", f"alice@{DOMAIN}"
         c1, _ = _greylist_try(w, w.a.ip4, sender, to)
@@ -670,7 +681,7 @@ def test_redis_stopped_falls_back_then_shares_again(world):
         if c1 == 451 and c2 == 250:
             break
         assert time.monotonic() < deadline, (
-            f"greylisting not shared again 30s after Redis came back: {c1} {c2} {m2}")
+            f"greylisting not shared again 40s after Redis came back: {c1} {c2} {m2}")
 
 
 def test_sqlite_to_postgresql_migration(world, lab_nodes):
@@ -710,7 +721,11 @@ def test_mysql_users_log_in_on_both_nodes(world, lab_nodes):
                                       w.engines_base / "my").start()
     a = lab_nodes({"userdb": {"backend": "mysql", "dsn": w.my.dsn}})
     b = lab_nodes({"userdb": {"backend": "mysql", "dsn": w.my.dsn}})
-    a.admin("db", "init")
+    p = a.admin("db", "init", check=False)
+    if "not built yet" in p.stderr:
+        pytest.skip("ISSUE 17 FEATURE MISSING: the MySQL driver is a stand-in "
+                    "in this build")
+    assert p.returncode == 0, p.stderr
     a.admin("domain", "add", "example.test")
     a.admin("user", "add", "maria@example.test", "--password-stdin",
             input=PASSWORD + "\n")
@@ -729,26 +744,23 @@ def test_queue_of_a_lost_node_adopted_by_b(world):
     if not a.running():
         a.start()
     # mail for carol@p.test (Postfix) relayed by A for a trusted client
-    # (the root namespace), while A cannot reach Postfix
-    w.a.set_link(False)
+    # (the root namespace) while Postfix is down: it waits in A's queue
+    w.pf.stop()
     mids = []
     try:
-        # A's link is down: the mail goes in through A's own loopback
-        for i in range(5):
-            mid, data = w.message("carol@p.test", "adopt")
-            p = subprocess.run(
-                w.a.exec_prefix() + [sys.executable, "-c",
-                                     "import smtplib,sys;"
-                                     "s=smtplib.SMTP('127.0.0.1',25,timeout=10);"
-                                     "s.sendmail('x@s.test',['carol@p.test'],sys.stdin.buffer.read());"
-                                     "s.quit()"],
-                input=data, capture_output=True, timeout=30)
-            assert p.returncode == 0, p.stderr
-            mids.append(mid)
+        s = smtplib.SMTP(w.a.ip4, 25, local_hostname="adopt.test", timeout=30)
+        try:
+            for i in range(5):
+                mid, data = w.message("carol@p.test", "adopt")
+                refused = s.sendmail(f"x@{DOMAIN}", ["carol@p.test"], data)
+                assert not refused, refused
+                mids.append(mid)
+        finally:
+            s.quit()
         wait_for(lambda: len(a.queue_files()) >= 5, 10, what="5 queued on A")
         a.kill9()
     finally:
-        w.a.set_link(True)
+        w.pf.start()
     p = b.run("queue", "adopt", str(a.data_dir), check=False)
     if p.returncode != 0:
         p = b.run("queue", "adopt", str(a.data_dir / "queue"), check=True)
