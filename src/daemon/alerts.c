@@ -562,9 +562,9 @@ alerts_in_child(struct alerts *al)
 		close(al->fds[0]);
 	al->fds[0] = -1;
 	alert_sink_fd(al->fds[1]);
-	/* the parent's: its events live in the parent's epoll instance, so
-	 * the child only forgets it (freeing would unregister them there) */
-	al->redis = NULL;
+	/* al->redis is the parent's and is left alone: fork_child() gave
+	 * the base its events live in to nobody, and a child never handles
+	 * alerts (its sink is the channel) */
 }
 
 void

@@ -60,6 +60,7 @@ struct redis {
 	char *prefix;
 	uint64_t timeout_ms;
 	char *who;
+	char *server;		/* the address, for the logs */
 
 	enum redis_state state;
 	bool ever_up;		/* for the level of the first up line */
@@ -182,11 +183,10 @@ log_down(struct redis *r, const char *reason)
 	if (r->logged_down)
 		return;
 	r->logged_down = true;
-	log_event(LOG_ERR, "redis", "down", LF_STR("process", r->who),
-		  LF_STR("reason", reason),
-		  LF_STR("fallback", "local tables"));
+	log_event(LOG_ERR, "redis", "down", LF_STR("server", r->server),
+		  LF_STR("reason", reason));
 	/* the parent's rate limit makes it one per interval, whoever saw it */
-	alert_raise_kind(ALERT_REDIS_DOWN, r->host, 1, 0, 0);
+	alert_raise_kind(ALERT_REDIS_DOWN, r->server, 1, 0, 0);
 }
 
 static void
@@ -257,9 +257,7 @@ maybe_up(struct redis *r)
 	r->backoff_ms = BACKOFF_MIN_MS;
 	evtimer_del(r->retry);
 	log_event(r->ever_up || r->logged_down ? LOG_WARNING : LOG_INFO,
-		  "redis", "up", LF_STR("process", r->who),
-		  LF_STR("address", r->unix_sock ? r->host : r->host),
-		  LF_INT("port", r->port));
+		  "redis", "up", LF_STR("server", r->server));
 	r->ever_up = true;
 	r->logged_down = false;
 	if (r->up_fn != NULL)
@@ -284,8 +282,7 @@ handshake_cb(redisAsyncContext *c, void *reply, void *priv)
 	if (r == NULL || (c != r->cmd && c != r->sub))
 		return;
 	if (!reply_ok(rp)) {
-		log_event(LOG_ERR, "redis", "error", LF_STR("process", r->who),
-			  LF_STR("command", step),
+		log_event(LOG_ERR, "redis", "error", LF_STR("command", step),
 			  LF_STR("error", rp != NULL && rp->str != NULL
 					      ? rp->str
 					      : "no reply"));
@@ -475,8 +472,8 @@ redis_new(struct event_base *base, const struct redis_config *cf,
 	if (redis_address_parse(cf->address, host, sizeof(host), &port,
 				&unix_sock, &error) < 0) {
 		/* the configuration check refused it already */
-		log_event(LOG_ERR, "redis", "down", LF_STR("process", who),
-			  LF_STR("reason", error));
+		log_event(LOG_ERR, "redis", "down",
+			  LF_STR("server", cf->address), LF_STR("reason", error));
 		return NULL;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -489,6 +486,7 @@ redis_new(struct event_base *base, const struct redis_config *cf,
 	r->prefix = xstrdup(cf->prefix != NULL ? cf->prefix : "godwit:");
 	r->timeout_ms = cf->timeout_ms > 0 ? cf->timeout_ms : 250;
 	r->who = xstrdup(who);
+	r->server = xstrdup(cf->address);
 	r->backoff_ms = BACKOFF_MIN_MS;
 	TAILQ_INIT(&r->reqs);
 	r->retry = evtimer_new(base, retry_cb, r);
@@ -545,6 +543,7 @@ redis_free(struct redis **rp)
 	free(r->host);
 	free(r->prefix);
 	free(r->who);
+	free(r->server);
 	free(r);
 }
 
@@ -608,7 +607,7 @@ req_reply_cb(redisAsyncContext *c, void *reply, void *priv)
 			r->timeouts = 0;
 		if (rp != NULL && rp->type == REDIS_REPLY_ERROR)
 			log_event(LOG_WARNING, "redis", "error",
-				  LF_STR("process", r->who),
+				  LF_STR("command", "reply"),
 				  LF_STR("error", rp->str != NULL ? rp->str
 								  : ""));
 	}

@@ -227,6 +227,7 @@ on_message(const char *msg, size_t len, void *arg)
 
 	if (rlimits_parse_message(msg, len, &ban, &wide, &ttl, &ss) < 0) {
 		log_event(LOG_WARNING, "redis", "error",
+			  LF_STR("command", "message"),
 			  LF_STR("error", "malformed message on the channel"));
 		return;
 	}
