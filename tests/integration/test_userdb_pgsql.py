@@ -296,6 +296,14 @@ def test_move_from_sqlite_and_serve_from_postgresql(make_godwit, pg, pgdb,
     with pytest.raises(poplib.error_proto) as e:
         pop3_login(g)
     assert b"[SYS/TEMP]" in e.value.args[0], e.value.args
+    time.sleep(1.1)
+    with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+        plain_login(g)
+    assert e.value.smtp_code == 454, e.value
+    time.sleep(1.1)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        imap_login(g)
+    assert "UNAVAILABLE" in str(e.value), e.value
     assert g.running()
     # ... and comes back: no restart of godwit needed
     pg.start()

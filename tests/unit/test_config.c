@@ -90,7 +90,7 @@ dump(const struct config *c)
 	strbuf_addf(&b, "log.level=%s\n", level_name(c->log.level));
 	strbuf_addf(&b, "log.rotate=%s\n",
 		    c->log.rotate == LOG_ROTATE_DAILY ? "daily" : "none");
-	strbuf_addf(&b, "userdb.driver=%s\n", c->userdb.driver);
+	strbuf_addf(&b, "userdb.backend=%s\n", c->userdb.backend);
 	strbuf_addf(&b, "userdb.path=%s\n", c->userdb.path);
 	strbuf_addf(&b, "max_message_size=%llu\n",
 		    (unsigned long long)c->smtp.max_message_size);
@@ -261,7 +261,7 @@ static const char *const defaults[] = {
 	"log.file=(stderr)",
 	"log.level=info",
 	"log.rotate=daily",
-	"userdb.driver=sqlite",
+	"userdb.backend=sqlite",
 	"userdb.path=/var/lib/godwit/db/godwit.sqlite",
 	"max_message_size=26214400",
 	"max_recipients=100",
@@ -866,7 +866,7 @@ static const struct invalid_case invalid_cases[] = {
 	{H "smtp:\n  timeouts:\n    idle: 5m\n",
 	 "t.yaml:4: unknown key 'idle' in smtp.timeouts"},
 	{H "log: {colour: red}\n", "t.yaml:2: unknown key 'colour' in log"},
-	{H "userdb: {dsn: x}\n", "t.yaml:2: unknown key 'dsn' in userdb"},
+	{H "userdb: {host: x}\n", "t.yaml:2: unknown key 'host' in userdb"},
 	{H "limits: {max_conn: 5}\n",
 	 "t.yaml:2: unknown key 'max_conn' in limits"},
 	{H "listeners:\n  - protocol: smtp\n    port: 25\n",
@@ -1011,8 +1011,23 @@ static const struct invalid_case invalid_cases[] = {
 	{H "log: {level: notice}\n",
 	 "t.yaml:2: log.level: 'notice' is not one of debug, info, warning, "
 	 "error"},
+	{H "userdb: {driver: oracle}\n",
+	 "t.yaml:2: userdb.driver: 'oracle' is not one of sqlite, postgresql "
+	 "or mysql"},
 	{H "userdb: {driver: postgresql}\n",
-	 "t.yaml:2: userdb.driver: 'postgresql' is not one of sqlite"},
+	 "t.yaml:2: userdb: backend postgresql needs dsn (e.g. \"host=db "
+	 "dbname=godwit user=godwit password=...\")"},
+	{H "userdb:\n  backend: mysql\n  dsn: \"host=db\"\n"
+	   "  path: /x.sqlite\n",
+	 "t.yaml:5: userdb.path: only for backend sqlite (mysql uses dsn)"},
+	{H "userdb:\n  path: /x.sqlite\n  dsn: \"host=db\"\n",
+	 "t.yaml:4: userdb.dsn: only for backend postgresql or mysql (sqlite "
+	 "uses path)"},
+	{H "userdb:\n  backend: sqlite\n  driver: sqlite\n",
+	 "t.yaml:4: userdb.driver: the old spelling of userdb.backend; set "
+	 "only backend"},
+	{H "userdb:\n  backend: postgresql\n  dsn: \"a\\tb\"\n",
+	 "t.yaml:4: userdb.dsn: control character in the connection string"},
 	{H "smtp: {recipient_delimiter: \"++\"}\n",
 	 "t.yaml:2: smtp.recipient_delimiter: '++' is not one of \"+\", "
 	 "\"-\", \"_\", \".\" or \"\""},

@@ -91,7 +91,7 @@ setup_db(void **state)
 	if (mkdtemp(tmpdir) == NULL)
 		fail_msg("mkdtemp");
 	snprintf(path, sizeof(path), "%s/db/godwit.sqlite", tmpdir);
-	config.userdb.driver = "sqlite";
+	config.userdb.backend = "sqlite";
 	config.userdb.path = path;
 	must(userdb_open(&config.userdb, false, &db, &err), err);
 	for (i = 0; i < sizeof(domains) / sizeof(domains[0]); i++)

@@ -177,11 +177,28 @@ test_open_errors(void **state)
 	err = NULL;
 	assert_int_equal(access(f->path, F_OK), -1);
 
-	c.userdb.driver = "mysql";
+	c.userdb.backend = "oracle";
 	assert_int_equal(userdb_open(&c.userdb, false, &db, &err), -1);
-	assert_non_null(strstr(err, "unknown userdb driver"));
+	assert_non_null(strstr(err, "unknown userdb backend"));
 	free(err);
 	err = NULL;
+	/* a network backend needs a dsn; with one, it opens without
+	 * connecting (the server is asked at the first operation) */
+	c.userdb.backend = "postgresql";
+	assert_int_equal(userdb_open(&c.userdb, true, &db, &err), -1);
+	assert_non_null(strstr(err, "needs dsn"));
+	free(err);
+	err = NULL;
+	c.userdb.dsn = "host=/nonexistent-dir dbname=x connect_timeout=1";
+	assert_int_equal(userdb_open(&c.userdb, true, &db, &err), 0);
+	assert_int_equal(userdb_domain_exists(db, "example.test"), -1);
+	assert_int_equal(userdb_ping(db, &err), -1);
+	assert_non_null(err);
+	free(err);
+	err = NULL;
+	userdb_close(&db);
+	c.userdb.dsn = NULL;
+	c.userdb.backend = NULL;
 
 	/* someone else's SQLite file is not touched */
 	snprintf(path, sizeof(path), "%s/other.sqlite", f->dir);
