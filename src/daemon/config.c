@@ -971,6 +971,12 @@ check_mail_dir(struct conf_loader *l, const yaml_node_t *n,
 	const char *m = c->mail_dir, *d = c->data_dir;
 	size_t ml = strlen(m), dl = strlen(d);
 
+	/* (the default follows data_dir, relative in a dev set-up) */
+	if (m[0] != '/' && !conf_is_null(n)) {
+		conf_error(l, conf_line(n),
+			   "mail_dir: %s is not an absolute path", m);
+		return;
+	}
 	if (strcmp(m, d) == 0 ||
 	    (strncmp(d, m, ml) == 0 && (d[ml] == '/' || strcmp(m, "/") == 0))) {
 		conf_error(l, conf_line(n),

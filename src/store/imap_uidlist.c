@@ -7,6 +7,15 @@
  * and UID assignment in base-name order under that lock (when it stays
  * busy, the UIDs already known are used and new files wait for the next
  * sync).
+ *
+ * On a mail_dir shared by several nodes over NFS: O_EXCL creation is
+ * atomic there (NFSv3 and later), and so is the rename; a lock's age is
+ * measured against the file system's clock (a probe file touched "now",
+ * which on NFS the server stamps, as it stamped the lock), so nodes with
+ * skewed clocks do not break each other's live locks; and a stale lock is
+ * first renamed aside and removed only if it is still the one judged
+ * stale, so two nodes breaking it at once cannot remove a fresh lock
+ * that a third has just taken.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,12 +40,70 @@ sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A name for this process's own files beside lock: ".<what>.<host>.<pid>"
+ * appended (unique across nodes sharing the directory). */
+static char *
+own_name(const char *lock, const char *what)
+{
+	char host[64];
+	size_t i;
+
+	if (gethostname(host, sizeof(host)) < 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	for (i = 0; host[i] != '\0'; i++)
+		if (host[i] == '/')
+			host[i] = '_';
+	return xasprintf("%s.%s.%s.%d", lock, what, host, (int)getpid());
+}
+
+/* Now by the clock that stamps files in lock's directory: on NFS the
+ * server's (a timestamp set to "now" is set by the server); the local
+ * clock when no probe can be made. */
+static time_t
+fs_now(const char *lock)
+{
+	char *probe = own_name(lock, "now");
+	time_t now = time(NULL);
+	struct stat sb;
+	int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+				 O_NOFOLLOW, 0600);
+
+	if (fd >= 0) {
+		if (futimens(fd, NULL) == 0 && fstat(fd, &sb) == 0)
+			now = sb.st_mtime;
+		close(fd);
+		(void)unlink(probe);
+	}
+	free(probe);
+	return now;
+}
+
+/* Removes lock, judged stale as sb, unless another took its place
+ * meanwhile: renamed aside first, and given back if it is not sb's. */
+static void
+break_stale(const char *lock, const struct stat *sb)
+{
+	char *aside = own_name(lock, "stale");
+	struct stat sa;
+
+	if (rename(lock, aside) == 0) {
+		if (lstat(aside, &sa) == 0 &&
+		    (sa.st_ino != sb->st_ino || sa.st_dev != sb->st_dev ||
+		     sa.st_mtime != sb->st_mtime))
+			(void)link(aside, lock);	/* a live one: back */
+		(void)unlink(aside);
+	}
+	free(aside);
+}
+
 int
 dotlock_take(const char *path)
 {
 	char *lock = xasprintf("%s.lock", path);
 	uint64_t start = mono_ms();
 	struct stat sb;
+	time_t now = 0;
 	long wait = 2;
 	int fd;
 
@@ -44,9 +111,11 @@ dotlock_take(const char *path)
 		fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 		if (fd >= 0 || errno != EEXIST)
 			break;
+		if (now == 0)
+			now = fs_now(lock);
 		if (stat(lock, &sb) == 0 &&
-		    sb.st_mtime + DOTLOCK_STALE_SECS < time(NULL)) {
-			(void)unlink(lock);	/* stale: its owner died */
+		    sb.st_mtime + DOTLOCK_STALE_SECS < now) {
+			break_stale(lock, &sb);	/* its owner died */
 			continue;
 		}
 		if (mono_ms() - start > DOTLOCK_WAIT_MS) {
