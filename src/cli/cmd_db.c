@@ -77,8 +77,8 @@ db_init(const struct config *config)
 	if ((db = open_db(config, false)) == NULL)
 		return 1;
 	if (db->ops->migrate == NULL) {
-		cli_fail("this user database is read-only: "
-			 "godwit does not manage its schema");
+		cli_fail("this user database is read-only (userdb.queries "
+			 "is set): godwit does not manage its schema");
 		goto out;
 	}
 	if (db->ops->schema_version(db, &v, &latest, &err) < 0)
@@ -115,8 +115,8 @@ db_migrate(const struct config *config)
 	if ((db = open_db(config, false)) == NULL)
 		return 1;
 	if (db->ops->migrate == NULL) {
-		cli_fail("this user database is read-only: "
-			 "godwit does not manage its schema");
+		cli_fail("this user database is read-only (userdb.queries "
+			 "is set): godwit does not manage its schema");
 		goto out;
 	}
 	if (db->ops->migrate(db, &done, &n, &err) < 0)
@@ -466,7 +466,8 @@ db_import(const struct config *config, const char *path, bool replace)
 	if ((db = open_db(config, false)) == NULL)
 		goto out;
 	if (db->ops->transaction == NULL) {
-		cli_fail("this user database is read-only");
+		cli_fail("this user database is read-only (userdb.queries "
+			 "is set): godwit does not write to it");
 		goto out;
 	}
 	if (db->ops->transaction(db, USERDB_BEGIN, &err) < 0)

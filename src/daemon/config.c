@@ -364,7 +364,7 @@ load_userdb_dsn(struct conf_loader *l, const yaml_node_t *n, const char *key,
 	u->dsn = xstrdup(s);
 }
 
-/* v: backend driver path dsn connect_timeout */
+/* v: backend driver path dsn connect_timeout queries */
 static void
 check_userdb(struct conf_loader *l, const yaml_node_t *map,
              yaml_node_t *const *v, void *base)
@@ -394,7 +394,79 @@ check_userdb(struct conf_loader *l, const yaml_node_t *map,
 		conf_error(l, conf_line(v[3]),
 		           "userdb.dsn: only for backend postgresql or mysql "
 		           "(sqlite uses path)");
+	if (!network && v[5] != NULL && userdb_queries_set(&u->queries))
+		conf_error(l, conf_line(v[5]),
+		           "userdb.queries: only for backend postgresql or "
+		           "mysql");
 }
+
+/* userdb.queries.*: one SELECT each, placeholders %s %u %d (bound, never
+ * spliced): compiled now so that a mistake has its file:line */
+static void
+load_userdb_query(struct conf_loader *l, const yaml_node_t *n, const char *key,
+                  void *base)
+{
+	struct userdb_queries *q = base;
+	struct userdb_query_stmt st;
+	const char *s, *name = strrchr(key, '.') + 1;
+	char **slot, *err;
+
+	if (conf_is_null(n))
+		return;
+	if ((s = conf_scalar(l, n, key, "an SQL SELECT")) == NULL)
+		return;
+	if (userdb_query_compile(s, &st, &err) < 0) {
+		conf_error(l, conf_line(n), "%s: %s", key, err);
+		free(err);
+		return;
+	}
+	userdb_query_stmt_clear(&st);
+	slot = strcmp(name, "domain") == 0     ? &q->domain
+	       : strcmp(name, "user") == 0     ? &q->user
+	       : strcmp(name, "password") == 0 ? &q->password
+	       : strcmp(name, "alias") == 0    ? &q->alias
+	                                       : &q->domains;
+	free(*slot);
+	*slot = xstrdup(s);
+}
+
+/* v: domain user password alias domains */
+static void
+check_userdb_queries(struct conf_loader *l, const yaml_node_t *map,
+                     yaml_node_t *const *v, void *base)
+{
+	static const char *const need[] = {"domain", "user", "password"};
+
+	(void)base;
+	if (map == NULL || (v[0] == NULL && v[1] == NULL && v[2] == NULL &&
+	                    v[3] == NULL && v[4] == NULL))
+		return;
+	for (size_t i = 0; i < 3; i++)
+		if (v[i] == NULL)
+			conf_error(l, conf_line(map),
+			           "userdb.queries: %s is missing (domain, user "
+			           "and password are needed; alias and domains "
+			           "are optional)",
+			           need[i]);
+}
+
+static const struct conf_key userdb_query_keys[] = {
+    {"domain", CONF_STRING, F(userdb_queries, domain),
+     .load = load_userdb_query, .doc = "a row when %s is one of our domains"},
+    {"user", CONF_STRING, F(userdb_queries, user), .load = load_userdb_query,
+     .doc = "a row when the mailbox %s exists"},
+    {"password", CONF_STRING, F(userdb_queries, password),
+     .load = load_userdb_query,
+     .doc = "one column: the crypt hash of %s ({SCHEME} prefixes of the "
+            "crypt family understood)"},
+    {"alias", CONF_STRING, F(userdb_queries, alias), .load = load_userdb_query,
+     .doc = "rows of targets of %s (each a comma-separated list)"},
+    {"domains", CONF_STRING, F(userdb_queries, domains),
+     .load = load_userdb_query,
+     .doc = "every domain (for domain list, doctor and dns)"},
+};
+static const struct conf_section userdb_queries_section =
+    SECTION("userdb.queries", userdb_query_keys, check_userdb_queries);
 
 static const char *const userdb_backends[] = {"sqlite", "postgresql",
                                               "mysql"};
@@ -413,6 +485,9 @@ static const struct conf_key userdb_keys[] = {
     {"connect_timeout", CONF_DURATION, F(userdb_config, connect_timeout),
      SPAN(1, 300, "1s..5m", 5),
      .doc = "network backends: for the connect and for each statement"},
+    {"queries", CONF_SECTION, F(userdb_config, queries),
+     .sub = &userdb_queries_section,
+     .doc = "read-only: your own schema, through these SELECTs"},
 };
 
 static const struct conf_key smtp_timeout_keys[] = {

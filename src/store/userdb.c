@@ -26,6 +26,9 @@ userdb_open(const struct userdb_config *udb, bool readonly,
 	*db_r = NULL;
 	if (backend == NULL || *backend == '\0')
 		backend = "sqlite";
+	/* Your own schema, read through the configured queries. */
+	if (userdb_queries_set(&udb->queries))
+		return userdb_query_ops.open(udb, readonly, db_r, error_r);
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
 		if (strcmp(backends[i]->name, backend) == 0)
 			ops = backends[i];

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/userdb_query.h"
+
 struct userdb;
 
 /* userdb: in the configuration */
@@ -35,6 +37,8 @@ struct userdb_config {
 	char *dsn;		/* postgresql, mysql: the connection string */
 	uint64_t connect_timeout; /* seconds, for the connect and each
 				   * statement of a network backend */
+	/* set: read-only, your own schema (store/userdb_query.c) */
+	struct userdb_queries queries;
 };
 
 enum userdb_txn {
@@ -138,6 +142,7 @@ int userdb_ping(struct userdb *db, char **error_r);
 extern const struct userdb_ops userdb_sqlite_ops;
 extern const struct userdb_ops userdb_pgsql_ops;
 extern const struct userdb_ops userdb_mysql_ops;
+extern const struct userdb_ops userdb_query_ops;
 
 /* Convenience wrappers that call through ops. */
 static inline int
