@@ -299,8 +299,10 @@ class LabMariaDB(_Engine):
 
     @property
     def dsn(self):
+        # (the MySQL driver's dsn has no connect_timeout: userdb's own
+        # connect_timeout key sets it)
         return (f"host={self.ip4} port={self.port} dbname={self.db} "
-                f"user={self.user} password={self.password} connect_timeout=3")
+                f"user={self.user} password={self.password}")
 
     def _install(self):
         self.data.mkdir(exist_ok=True)
