@@ -9,10 +9,10 @@
  *  - what parses, written again by the writer, parses to the same record.
  */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/strbuf.h"
 #include "mail/userdump.h"
 
 static void
@@ -44,9 +44,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct userdump_rec r, r2;
 	const char *err = NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
+	struct strbuf b = {0};
 
 	if (userdump_parse_line((const char *)data, size, &r, &err) != 0) {
 		if (err == NULL || strlen(err) > 80 || r.name != NULL ||
@@ -54,39 +52,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	f = open_memstream(&buf, &len);
-	if (f == NULL)
-		abort();
 	switch (r.kind) {
 	case USERDUMP_HEADER:
-		fprintf(f, "{\"format\":\"%s\",\"version\":%lu}\n",
-			USERDUMP_FORMAT, r.version);
+		strbuf_addf(&b, "{\"format\":\"%s\",\"version\":%lu}\n",
+			    USERDUMP_FORMAT, r.version);
 		break;
 	case USERDUMP_DOMAIN:
 		check_str(r.name, size, 1);
-		userdump_write_domain(f, r.name);
+		userdump_write_domain(&b, r.name);
 		break;
 	case USERDUMP_USER:
 		check_str(r.address, size, 1);
 		check_str(r.hash, size, 1);
 		check_str(r.scram, size, 0);
 		check_str(r.cram, size, 0);
-		userdump_write_user(f, r.address, r.hash, r.scram, r.cram);
+		userdump_write_user(&b, r.address, r.hash, r.scram, r.cram);
 		break;
 	case USERDUMP_ALIAS:
 		check_str(r.source, size, 1);
 		check_str(r.target, size, 1);
-		userdump_write_alias(f, r.source, r.target);
+		userdump_write_alias(&b, r.source, r.target);
 		break;
 	case USERDUMP_END:
-		userdump_write_end(f, r.domains, r.users, r.aliases);
+		userdump_write_end(&b, r.domains, r.users, r.aliases);
 		break;
 	default:
 		abort();
 	}
-	fclose(f);
-	if (len == 0 || buf[len - 1] != '\n' ||
-	    userdump_parse_line(buf, len - 1, &r2, &err) != 0)
+	if (b.len == 0 || b.s[b.len - 1] != '\n' ||
+	    userdump_parse_line(b.s, b.len - 1, &r2, &err) != 0)
 		abort();
 	if (r2.kind != r.kind || r2.version != r.version ||
 	    r2.domains != r.domains || r2.users != r.users ||
@@ -97,6 +91,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	userdump_rec_clear(&r2);
 	userdump_rec_clear(&r);
-	free(buf);
+	strbuf_free(&b);
 	return 0;
 }

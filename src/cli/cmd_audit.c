@@ -125,8 +125,8 @@ static const char *const recorded[][2] = {
     {"alias", "add"},	 {"alias", "del"},    {"queue", "hold"},
     {"queue", "release"}, {"queue", "delete"}, {"queue", "flush"},
     {"dkim", "keygen"},	 {"mailbox", "import"}, {"mailbox", "export"},
-    {"backup", NULL},	 {"db", "init"},      {"db", "migrate"},
-    {"db", "import"},	 {"db", "export"},    {"queue", "adopt"},
+    {"backup", NULL},	 {"queue", "adopt"},  {"db", "init"},
+    {"db", "migrate"},	 {"db", "import"},    {"db", "export"},
 };
 
 /* The index of argv's row in recorded[], or -1. */

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "cli/cmd.h"
 #include "daemon/config.h"
+#include "lib/strbuf.h"
 #include "lib/xalloc.h"
 #include "mail/userdump.h"
 #include "store/userdb.h"
@@ -134,11 +135,24 @@ out:
 	return r;
 }
 
-/* ---- export --------------------------------------------------------------- */
+/* ---- export -------------------------------------------------------------- */
+
+/* Writes out and empties b (a line or a few: the secrets in it are
+ * wiped from memory as soon as they are written). */
+static void
+flush_lines(FILE *f, struct strbuf *b)
+{
+	if (b->len > 0)
+		fwrite(b->s, 1, b->len, f);
+	if (b->s != NULL)
+		explicit_bzero(b->s, b->len);
+	strbuf_reset(b);
+}
 
 static int
 export_all(struct userdb *db, FILE *f, unsigned long counts[3], char **err)
 {
+	struct strbuf b = {0};
 	char **domains = NULL, **users = NULL, **aliases = NULL;
 	size_t nd = 0, nu = 0, na = 0, i;
 	int r = -1;
@@ -147,9 +161,11 @@ export_all(struct userdb *db, FILE *f, unsigned long counts[3], char **err)
 	    db->ops->user_list(db, NULL, &users, &nu, err) < 0 ||
 	    db->ops->alias_list(db, NULL, &aliases, &na, err) < 0)
 		goto out;
-	userdump_write_header(f);
-	for (i = 0; i < nd; i++)
-		userdump_write_domain(f, domains[i]);
+	userdump_write_header(&b);
+	for (i = 0; i < nd; i++) {
+		userdump_write_domain(&b, domains[i]);
+		flush_lines(f, &b);
+	}
 	for (i = 0; i < nu; i++) {
 		char *hash = NULL, *scram = NULL, *cram = NULL;
 		int h = db->ops->password_hash(db, users[i], &hash);
@@ -161,7 +177,8 @@ export_all(struct userdb *db, FILE *f, unsigned long counts[3], char **err)
 			free(hash), free(scram), free(cram);
 			goto out;
 		}
-		userdump_write_user(f, users[i], hash, scram, cram);
+		userdump_write_user(&b, users[i], hash, scram, cram);
+		flush_lines(f, &b);
 		if (scram != NULL)
 			explicit_bzero(scram, strlen(scram));
 		if (cram != NULL)
@@ -174,12 +191,15 @@ export_all(struct userdb *db, FILE *f, unsigned long counts[3], char **err)
 		if (sp == NULL)
 			continue;
 		*sp = '\0';
-		userdump_write_alias(f, aliases[i], sp + 1);
+		userdump_write_alias(&b, aliases[i], sp + 1);
+		flush_lines(f, &b);
 	}
-	userdump_write_end(f, nd, nu, na);
+	userdump_write_end(&b, nd, nu, na);
+	flush_lines(f, &b);
 	counts[0] = nd, counts[1] = nu, counts[2] = na;
 	r = 0;
 out:
+	strbuf_free(&b);
 	userdb_string_list_free(&domains, nd);
 	userdb_string_list_free(&users, nu);
 	userdb_string_list_free(&aliases, na);
@@ -241,7 +261,7 @@ out:
 	return r;
 }
 
-/* ---- import --------------------------------------------------------------- */
+/* ---- import -------------------------------------------------------------- */
 
 struct dump {
 	struct userdump_rec *v;

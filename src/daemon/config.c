@@ -19,6 +19,7 @@
 #include "lib/util.h"
 #include "lib/xalloc.h"
 #include "mail/smtp_parse.h"
+#include "store/userdb_query.h"
 
 /*
  * The TLS 1.2 default: forward secrecy (ECDHE) and AEAD ciphers only, in
@@ -372,6 +373,7 @@ check_userdb(struct conf_loader *l, const yaml_node_t *map,
 	struct userdb_config *u = base;
 	bool network;
 
+	(void)map;
 	if (v[0] != NULL && v[1] != NULL)
 		conf_error(l, conf_line(v[1]),
 		           "userdb.driver: the old spelling of userdb.backend; "
@@ -382,7 +384,7 @@ check_userdb(struct conf_loader *l, const yaml_node_t *map,
 	}
 	network = u->backend != NULL && strcmp(u->backend, "sqlite") != 0;
 	if (network && u->dsn == NULL && v[3] == NULL)
-		conf_error(l, conf_line(v[0] != NULL ? v[0] : v[1] != NULL ? v[1] : map),
+		conf_error(l, conf_line(v[0] != NULL ? v[0] : v[1]),
 		           "userdb: backend %s needs dsn (e.g. \"host=db "
 		           "dbname=godwit user=godwit password=...\")",
 		           u->backend);

@@ -43,6 +43,8 @@ enum {
 	LI_GREET_PAUSE,
 	LI_AUTH,
 	LI_PLAINTEXT_AUTH,
+	LI_PROXY_PROTOCOL,
+	LI_PROXY_TRUSTED,
 	LI_COUNT
 };
 
@@ -74,6 +76,14 @@ const struct conf_key config_listener_keys[] = {
     [LI_PLAINTEXT_AUTH] =
         {"plaintext_auth", CONF_BOOL, LI_FIELD(plaintext_auth),
          .doc = "allow passwords without TLS (e.g. on loopback)"},
+    [LI_PROXY_PROTOCOL] =
+        {"proxy_protocol", CONF_BOOL, LI_FIELD(proxy_protocol),
+         .doc = "a PROXY protocol header (v1 or v2) from a TCP balancer "
+                "comes first; default false"},
+    [LI_PROXY_TRUSTED] =
+        {"proxy_trusted_networks", CONF_CIDRS, LI_FIELD(proxy_trusted),
+         .doc = "the balancers that may send it; required with "
+                "proxy_protocol"},
 };
 const size_t config_nlistener_keys = LI_COUNT;
 
@@ -284,7 +294,8 @@ static void
 check_metrics_listener(struct conf_loader *l, yaml_node_t **v,
                        const char *where, const struct config_listener *li)
 {
-	static const int keys[] = {LI_GREET_PAUSE, LI_AUTH, LI_PLAINTEXT_AUTH};
+	static const int keys[] = {LI_GREET_PAUSE, LI_AUTH, LI_PLAINTEXT_AUTH,
+	                           LI_PROXY_PROTOCOL, LI_PROXY_TRUSTED};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (!conf_is_null(v[keys[i]]))
@@ -358,6 +369,35 @@ load_greet_pause(struct conf_loader *l, yaml_node_t **v,
 		           key, listener_proto_name(li->proto));
 }
 
+/*
+ * listeners[i].proxy_protocol and proxy_trusted_networks. Without a list
+ * of the balancers anyone could name any address as theirs and walk past
+ * every per-client limit, ban and access list: the list is required.
+ */
+static void
+load_proxy(struct conf_loader *l, yaml_node_t **v, const char *where,
+           struct config_listener *li)
+{
+	const struct conf_key *keys = config_listener_keys;
+	char key[64];
+
+	li->proxy_protocol = false;
+	snprintf(key, sizeof(key), "%s.proxy_protocol", where);
+	conf_load_key(l, v[LI_PROXY_PROTOCOL], key, &keys[LI_PROXY_PROTOCOL],
+	              li);
+	snprintf(key, sizeof(key), "%s.proxy_trusted_networks", where);
+	conf_load_key(l, v[LI_PROXY_TRUSTED], key, &keys[LI_PROXY_TRUSTED], li);
+	/* (a list given with bad entries only has its errors already) */
+	if (li->proxy_protocol &&
+	    (conf_is_null(v[LI_PROXY_TRUSTED]) ||
+	     (v[LI_PROXY_TRUSTED]->type == YAML_SEQUENCE_NODE &&
+	      conf_seq_len(v[LI_PROXY_TRUSTED]) == 0)))
+		conf_error(l, conf_line(v[LI_PROXY_PROTOCOL]),
+		           "%s: proxy_protocol needs a non-empty "
+		           "proxy_trusted_networks: the balancers' networks",
+		           key);
+}
+
 static void
 load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
               struct config_listener *li)
@@ -413,6 +453,7 @@ load_listener(struct conf_loader *l, const yaml_node_t *n, size_t idx,
 	snprintf(key, sizeof(key), "%s.plaintext_auth", where);
 	conf_load_key(l, v[LI_PLAINTEXT_AUTH], key, &keys[LI_PLAINTEXT_AUTH],
 	              li);
+	load_proxy(l, v, where, li);
 
 	/*
 	 * Implicit TLS cannot start without a certificate, and submission

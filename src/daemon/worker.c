@@ -35,6 +35,7 @@
 #include "net/redis.h"
 #include "net/redis_limits.h"
 #include "net/metrics_http.h"
+#include "net/session_proxy.h"
 
 /*
  * The protocol of each kind of listener: its session ops, and whether
@@ -101,7 +102,11 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 		close(fd);
 		return;
 	}
-	session_accept(&a->w->srv, &a->l, fd, sa, (socklen_t)salen);
+	if (a->l.proxy)
+		session_proxy_accept(&a->w->srv, &a->l, fd, sa,
+				     (socklen_t)salen);
+	else
+		session_accept(&a->w->srv, &a->l, fd, sa, (socklen_t)salen);
 }
 
 static void
@@ -203,6 +208,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		w->srv.stopping = true;
 		tv.tv_sec = (time_t)w->config->limits.shutdown_timeout;
 		stop_listening(w);
+		session_proxy_free_all(&w->srv);
 		session_server_shutdown(&w->srv);
 	} else if (sig == SIGUSR2 && !w->draining && !w->srv.stopping) {
 		w->draining = true;
@@ -332,6 +338,8 @@ listen_all(struct worker *w, const struct bound_socket *socks, size_t nsocks)
 		actx[i].l.index = l->index;
 		actx[i].l.allow = &l->allow;
 		actx[i].l.deny = &l->deny;
+		actx[i].l.proxy = l->proxy_protocol;
+		actx[i].l.proxy_trusted = &l->proxy_trusted;
 		actx[i].l.conf = l;
 		actx[i].l.settings = listener_settings(w, actx[i].l.ops);
 		/* backlog 0: the parent's listen() stands; any other value
@@ -388,6 +396,7 @@ worker_close(struct worker *w)
 {
 	stop_listening(w);
 	event_free(w->stress_timer);
+	session_proxy_free_all(&w->srv);
 	session_server_free_all(&w->srv);
 	dns_resolver_free(&w->resolver);
 	greylist_close(&w->greylist);

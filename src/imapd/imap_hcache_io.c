@@ -4,7 +4,9 @@
  * and processes need no lock: appends are whole records in one write(2)
  * with O_APPEND, and a record torn or interleaved anyway fails its sum
  * and is skipped; a compaction racing with an append may drop that
- * append's records (they are re-read from the messages next time).
+ * append's records (they are re-read from the messages next time). On a
+ * mail_dir shared over NFS, O_APPEND from two nodes is not atomic and one
+ * node's records may overwrite another's: the sums catch that too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,8 +124,17 @@ static void
 compact(struct imap_hcache_io *h)
 {
 	struct strbuf out = {0};
-	char *tmp = xasprintf("%s.tmp.%ld", h->path, (long)getpid());
+	char host[64], *tmp;
 	int fd;
+
+	/* host and pid: unique among the nodes sharing the mail_dir */
+	if (gethostname(host, sizeof(host)) < 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	for (char *p = host; *p != '\0'; p++)
+		if (*p == '/')
+			*p = '_';
+	tmp = xasprintf("%s.tmp.%s.%ld", h->path, host, (long)getpid());
 
 	for (size_t i = 0; i < h->c.n; i++)
 		if (h->c.v[i].used)

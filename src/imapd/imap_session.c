@@ -832,6 +832,7 @@ imap_start(struct session *ses)
 
 	log_event(LOG_INFO, "imap", "connect", LF_STR("session", ses->id),
 		  LF_STR("ip", ses->ip), LF_STR("listener", c->listener->name),
+		  LF_STR_IF(ses->proxy[0] != '\0', "proxy", ses->proxy),
 		  LF_STR("tls", ses->tls_pending ? "implicit" : "no"));
 	if (!ses->tls_pending)
 		greet(c);

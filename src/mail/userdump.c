@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/strbuf.h"
 #include "lib/xalloc.h"
 #include "mail/userdump.h"
 
@@ -423,71 +424,72 @@ userdump_rec_clear(struct userdump_rec *r)
 /* Quotes, backslashes and control characters escaped; other bytes as
  * they are (the values are UTF-8 already). */
 static void
-put_str(FILE *f, const char *s)
+put_str(struct strbuf *b, const char *s)
 {
-	fputc('"', f);
+	strbuf_addc(b, '"');
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "\\u%04x", *p);
+		if (*p == '"' || *p == '\\') {
+			strbuf_addc(b, '\\');
+			strbuf_addc(b, (char)*p);
+		} else if (*p < 0x20 || *p == 0x7f)
+			strbuf_addf(b, "\\u%04x", *p);
 		else
-			fputc(*p, f);
+			strbuf_addc(b, (char)*p);
 	}
-	fputc('"', f);
+	strbuf_addc(b, '"');
 }
 
 static void
-put_kv(FILE *f, const char *key, const char *s)
+put_kv(struct strbuf *b, const char *key, const char *s)
 {
-	fprintf(f, ",\"%s\":", key);
-	put_str(f, s);
+	strbuf_addf(b, ",\"%s\":", key);
+	put_str(b, s);
 }
 
 void
-userdump_write_header(FILE *f)
+userdump_write_header(struct strbuf *b)
 {
-	fprintf(f, "{\"format\":\"%s\",\"version\":%d}\n", USERDUMP_FORMAT,
-		USERDUMP_VERSION);
+	strbuf_addf(b, "{\"format\":\"%s\",\"version\":%d}\n",
+		    USERDUMP_FORMAT, USERDUMP_VERSION);
 }
 
 void
-userdump_write_domain(FILE *f, const char *name)
+userdump_write_domain(struct strbuf *b, const char *name)
 {
-	fputs("{\"type\":\"domain\"", f);
-	put_kv(f, "name", name);
-	fputs("}\n", f);
+	strbuf_addstr(b, "{\"type\":\"domain\"");
+	put_kv(b, "name", name);
+	strbuf_addstr(b, "}\n");
 }
 
 void
-userdump_write_user(FILE *f, const char *address, const char *hash,
+userdump_write_user(struct strbuf *b, const char *address, const char *hash,
 		    const char *scram, const char *cram)
 {
-	fputs("{\"type\":\"user\"", f);
-	put_kv(f, "address", address);
-	put_kv(f, "hash", hash);
+	strbuf_addstr(b, "{\"type\":\"user\"");
+	put_kv(b, "address", address);
+	put_kv(b, "hash", hash);
 	if (scram != NULL)
-		put_kv(f, "scram", scram);
+		put_kv(b, "scram", scram);
 	if (cram != NULL)
-		put_kv(f, "cram", cram);
-	fputs("}\n", f);
+		put_kv(b, "cram", cram);
+	strbuf_addstr(b, "}\n");
 }
 
 void
-userdump_write_alias(FILE *f, const char *source, const char *target)
+userdump_write_alias(struct strbuf *b, const char *source, const char *target)
 {
-	fputs("{\"type\":\"alias\"", f);
-	put_kv(f, "source", source);
-	put_kv(f, "target", target);
-	fputs("}\n", f);
+	strbuf_addstr(b, "{\"type\":\"alias\"");
+	put_kv(b, "source", source);
+	put_kv(b, "target", target);
+	strbuf_addstr(b, "}\n");
 }
 
 void
-userdump_write_end(FILE *f, unsigned long domains, unsigned long users,
-		   unsigned long aliases)
+userdump_write_end(struct strbuf *b, unsigned long domains,
+		   unsigned long users, unsigned long aliases)
 {
-	fprintf(f,
-		"{\"type\":\"end\",\"domains\":%lu,\"users\":%lu,"
-		"\"aliases\":%lu}\n",
-		domains, users, aliases);
+	strbuf_addf(b,
+		    "{\"type\":\"end\",\"domains\":%lu,\"users\":%lu,"
+		    "\"aliases\":%lu}\n",
+		    domains, users, aliases);
 }

@@ -20,7 +20,8 @@
 #define GODWIT_USERDUMP_H
 
 #include <stddef.h>
-#include <stdio.h>
+
+struct strbuf;
 
 #define USERDUMP_FORMAT "godwit-userdb"
 #define USERDUMP_VERSION 1
@@ -52,13 +53,14 @@ int userdump_parse_line(const char *line, size_t len, struct userdump_rec *r,
 			const char **error_r);
 void userdump_rec_clear(struct userdump_rec *r);
 
-/* Writers: one line each, newline included. */
-void userdump_write_header(FILE *f);
-void userdump_write_domain(FILE *f, const char *name);
-void userdump_write_user(FILE *f, const char *address, const char *hash,
-			 const char *scram, const char *cram);
-void userdump_write_alias(FILE *f, const char *source, const char *target);
-void userdump_write_end(FILE *f, unsigned long domains, unsigned long users,
-			unsigned long aliases);
+/* Writers: each appends one line, newline included, to b. */
+void userdump_write_header(struct strbuf *b);
+void userdump_write_domain(struct strbuf *b, const char *name);
+void userdump_write_user(struct strbuf *b, const char *address,
+			 const char *hash, const char *scram, const char *cram);
+void userdump_write_alias(struct strbuf *b, const char *source,
+			  const char *target);
+void userdump_write_end(struct strbuf *b, unsigned long domains,
+			unsigned long users, unsigned long aliases);
 
 #endif

@@ -152,5 +152,6 @@ listener_clear(struct config_listener *li)
 	free(li->addrs);
 	cidr_list_clear(&li->allow);
 	cidr_list_clear(&li->deny);
+	cidr_list_clear(&li->proxy_trusted);
 	memset(li, 0, sizeof(*li));
 }

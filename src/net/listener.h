@@ -42,6 +42,10 @@ struct config_listener {
 	                      * imap(s)) */
 	bool plaintext_auth; /* allow AUTH/USER without TLS (e.g. loopback);
 	                      * default false */
+	bool proxy_protocol; /* a PROXY header (v1 or v2) from a balancer
+	                      * comes first (net/session_proxy.h) */
+	struct cidr_list proxy_trusted; /* proxy_trusted_networks: the
+	                                 * balancers; required with it */
 	int line;            /* where it was defined, for messages */
 	unsigned index;      /* its place in the list (metrics' label) */
 };

@@ -517,6 +517,15 @@ void
 session_accept(struct session_server *srv, const struct session_listener *l,
 	       int fd, const struct sockaddr *sa, socklen_t salen)
 {
+	session_accept_proxied(srv, l, fd, sa, salen, NULL);
+}
+
+void
+session_accept_proxied(struct session_server *srv,
+		       const struct session_listener *l, int fd,
+		       const struct sockaddr *sa, socklen_t salen,
+		       const char *proxy_ip)
+{
 	struct session *s;
 	char ip[INET6_ADDRSTRLEN];
 
@@ -529,6 +538,8 @@ session_accept(struct session_server *srv, const struct session_listener *l,
 	s->counted = true;
 	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
 	memcpy(s->ip, ip, sizeof(s->ip));
+	if (proxy_ip != NULL)
+		snprintf(s->proxy, sizeof(s->proxy), "%s", proxy_ip);
 	session_id(srv, s->id);
 	s->started_ms = mono_ms();
 	s->tls_pending = l->tls_port && srv->tls_ctx != NULL;

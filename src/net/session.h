@@ -67,6 +67,10 @@ struct session_server {
 	bool stress;		/* sessions given the stress timeouts */
 	TAILQ_HEAD(, session) sessions;
 	unsigned nsessions;
+	/* PROXY protocol connections before their header (session_proxy.h);
+	 * not sessions yet */
+	LIST_HEAD(, proxy_wait) proxy_waits;
+	unsigned nproxy_waits;
 	unsigned long long session_seq;
 	/* a session ended (nsessions already counts it out) */
 	void (*gone)(void *arg);
@@ -138,6 +142,8 @@ struct session_listener {
 	const struct cidr_list *allow;	/* empty: everyone */
 	const struct cidr_list *deny;
 	bool tls_port;		/* TLS from the first octet (RFC 8314) */
+	bool proxy;		/* a PROXY protocol header comes first */
+	const struct cidr_list *proxy_trusted;	/* who may send it */
 	/* the protocol's own: the listener's and what it reads of the
 	 * configuration (the core never looks inside them) */
 	const struct config_listener *conf;
@@ -152,6 +158,7 @@ struct session {
 	struct bufferevent *bev;
 	struct sockaddr_storage ss;
 	char ip[INET6_ADDRSTRLEN];
+	char proxy[INET6_ADDRSTRLEN];	/* the balancer's address, or "" */
 	char id[17];
 	bool tls;		/* the TLS handshake is done */
 	bool tls_pending;	/* handshake running */
@@ -182,6 +189,14 @@ struct session {
 void session_accept(struct session_server *srv,
 		    const struct session_listener *l, int fd,
 		    const struct sockaddr *sa, socklen_t salen);
+/*
+ * The same, once a PROXY protocol header has named the client (sa):
+ * proxy_ip is the balancer's address, for the connect line.
+ */
+void session_accept_proxied(struct session_server *srv,
+			    const struct session_listener *l, int fd,
+			    const struct sockaddr *sa, socklen_t salen,
+			    const char *proxy_ip);
 
 /* Stops reading; the session ends once the output is flushed. */
 void session_close(struct session *s, const char *reason);

@@ -5,6 +5,7 @@
  * doctor_net.c, the certificates in doctor_tls.c, DNS in doctor_dns.c.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -310,6 +311,30 @@ check_queue_dir(struct doctor *d, const char *state, uint64_t warn,
 	free(ids);
 }
 
+/* queue/adopt/ holds something only while `godwit queue adopt` runs,
+ * or after one was interrupted (store/queue_adopt.h). */
+static void
+check_adopt(struct doctor *d)
+{
+	char *dir = xasprintf("%s/queue/adopt", d->c->data_dir);
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (dp != NULL) {
+		while ((de = readdir(dp)) != NULL)
+			n += de->d_name[0] != '.';
+		closedir(dp);
+	}
+	if (n > 0)
+		doctor_say(d, DOCTOR_WARN, "queue",
+			   "adopt: %zu staged entries in %s: a `godwit queue "
+			   "adopt` was interrupted (or runs now): run it "
+			   "again with the same directory",
+			   n, dir);
+	free(dir);
+}
+
 static void
 check_queue(struct doctor *d)
 {
@@ -327,6 +352,7 @@ check_queue(struct doctor *d)
 	check_queue_dir(d, "deferred", life / 2, life + 3600,
 			"mail is not delivered: `godwit queue show ID` "
 			"says why (DNS, blocked port 25, a refusing peer)");
+	check_adopt(d);
 }
 
 unsigned

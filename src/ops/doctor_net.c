@@ -24,6 +24,7 @@
 #include "daemon/config.h"
 #include "lib/cidr.h"
 #include "lib/util.h"
+#include "mail/proxy_proto.h"
 #include "ops/doctor_private.h"
 
 #define HOST_ADDRS_MAX 8	/* a wildcard listener: addresses tried */
@@ -398,6 +399,33 @@ greeted(struct doctor *d, const struct config_listener *li, struct dconn *c,
 	probe_starttls(d, c, where);
 }
 
+/*
+ * A proxy_protocol listener (net/session_proxy.h) takes only its
+ * balancers: the doctor may speak to it as a balancer's health check
+ * does (a PROXY v2 LOCAL header, then the protocol from its own address)
+ * if the address it connects from is among proxy_trusted_networks.
+ */
+static bool
+proxy_refuses(const struct config_listener *li, const struct sockaddr *src)
+{
+	return li->proxy_protocol && !cidr_list_match(&li->proxy_trusted, src);
+}
+
+/* After the connect: the LOCAL header on a proxy_protocol listener. */
+static int
+proxy_hello(const struct config_listener *li, struct dconn *c, char *err,
+	    size_t errsize)
+{
+	if (!li->proxy_protocol)
+		return 0;
+	if (send(c->fd, proxy_v2_local, sizeof(proxy_v2_local),
+		 MSG_NOSIGNAL) == (ssize_t)sizeof(proxy_v2_local))
+		return 0;
+	snprintf(err, errsize, "sending the PROXY header: %s",
+		 strerror(errno));
+	return -1;
+}
+
 /* Connects to sa as a client of li and reads the greeting. */
 static void
 probe_one(struct doctor *d, const struct config_listener *li,
@@ -421,7 +449,17 @@ probe_one(struct doctor *d, const struct config_listener *li,
 			   listener_proto_name(li->proto), where);
 		return;
 	}
-	if (dconn_open(&c, sa, len, t, err, sizeof(err)) < 0) {
+	if (proxy_refuses(li, sa)) {
+		doctor_say(d, DOCTOR_WARN, "listener",
+			   "%s (%s) %s: not tried: proxy_protocol is on and "
+			   "this host is not in proxy_trusted_networks; check "
+			   "it through the balancer", li->name,
+			   listener_proto_name(li->proto), where);
+		return;
+	}
+	if (dconn_open(&c, sa, len, t, err, sizeof(err)) < 0 ||
+	    proxy_hello(li, &c, err, sizeof(err)) < 0) {
+		dconn_close(&c);
 		doctor_say(d, DOCTOR_FAIL, "listener",
 			   "%s (%s) %s: cannot connect: %s; is `godwit "
 			   "serve` running, and does a firewall let it in?",
@@ -665,6 +703,7 @@ relay_session(struct doctor *d, struct relay_probe *p,
 
 	if (dconn_open(&c, sa, len, d->o.timeout_ms +
 		       (unsigned)li->greet_pause_ms, err, sizeof(err)) < 0 ||
+	    proxy_hello(li, &c, err, sizeof(err)) < 0 ||
 	    getsockname(c.fd, (struct sockaddr *)&src, &slen) < 0 ||
 	    dconn_reply(&c, line, sizeof(line)) != 220) {
 		doctor_say(d, DOCTOR_WARN, "relay", "%s: relay probe not run: "
@@ -734,6 +773,12 @@ doctor_relay_probe(struct doctor *d)
 	target_of(&li->addrs[0], &ss, &len, &wild);
 	doctor_addr_text((struct sockaddr *)&ss, where, sizeof(where));
 	p.where = where;
+	if (proxy_refuses(li, (struct sockaddr *)&ss)) {
+		doctor_say(d, DOCTOR_WARN, "relay", "%s: relay probe not run: "
+			   "proxy_protocol is on and this host is not in "
+			   "proxy_trusted_networks", where);
+		return;
+	}
 	snprintf(from, sizeof(from), "doctor@%s", p.ours);
 	if (relay_session(d, &p, li, (struct sockaddr *)&ss, len, from) < 0)
 		return;

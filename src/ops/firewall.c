@@ -25,6 +25,10 @@ struct fw_open {
 	char addr[INET6_ADDRSTRLEN];
 	unsigned port;
 	bool limit;			/* MX: rate-limit new connections */
+	/* who may connect: the listener's lists, or behind a balancer
+	 * (proxy_protocol) the balancers alone */
+	const struct cidr_list *allow;
+	const struct cidr_list *deny;
 };
 
 struct fw_plan {
@@ -81,6 +85,21 @@ open_from(const struct config_listener *li, const struct listen_addr *la,
 	r->text = la->text;
 	r->family = la->ss.ss_family;
 	r->limit = li->proto == PROTO_SMTP;
+	r->allow = &li->allow;
+	r->deny = &li->deny;
+	if (li->proxy_protocol) {
+		/*
+		 * Every packet comes from a balancer: the listener's
+		 * allow/deny name clients, which the daemon checks once the
+		 * PROXY header has named them, and a per-source rate limit
+		 * would throttle all clients together.
+		 */
+		static const struct cidr_list none;
+
+		r->allow = &li->proxy_trusted;
+		r->deny = &none;
+		r->limit = false;
+	}
 	if (r->family == AF_INET) {
 		if ((ntohl(s4->sin_addr.s_addr) >> 24) == 127)
 			return false;
@@ -171,18 +190,18 @@ nft_open(FILE *f, const struct fw_plan *p, const struct fw_open *o)
 			 o->addr, o->port);
 	fprintf(f, "\t\t# %s (%s) %s\n", li->name,
 		listener_proto_name(li->proto), o->text);
-	if (cidr_count(&li->deny, o->family) > 0) {
+	if (cidr_count(o->deny, o->family) > 0) {
 		fprintf(f, "\t\t%s %s saddr ", m, ip);
-		nft_set(f, &li->deny, o->family);
+		nft_set(f, o->deny, o->family);
 		fputs(" drop\n", f);
 	}
-	if (li->allow.n > 0 && cidr_count(&li->allow, o->family) == 0) {
+	if (o->allow->n > 0 && cidr_count(o->allow, o->family) == 0) {
 		fprintf(f, "\t\t%s drop\n", m);
 		return;
 	}
-	if (li->allow.n > 0) {
+	if (o->allow->n > 0) {
 		fprintf(f, "\t\t%s %s saddr != ", m, ip);
-		nft_set(f, &li->allow, o->family);
+		nft_set(f, o->allow, o->family);
 		fputs(" drop\n", f);
 	}
 	if (o->limit)
@@ -247,10 +266,10 @@ ipt_open(FILE *f, const struct fw_plan *p, const struct fw_open *o)
 		 o->any ? "" : " -d ", o->any ? "" : o->addr,
 		 o->any ? "" : (o->family == AF_INET ? "/32" : "/128"),
 		 o->port, li->name);
-	for (i = 0; i < li->deny.n; i++) {
-		if (li->deny.v[i].family != o->family)
+	for (i = 0; i < o->deny->n; i++) {
+		if (o->deny->v[i].family != o->family)
 			continue;
-		cidr_text(&li->deny.v[i], net, sizeof(net));
+		cidr_text(&o->deny->v[i], net, sizeof(net));
 		fprintf(f, "%s -s %s -j DROP\n", m, net);
 	}
 	if (o->limit)
@@ -262,13 +281,13 @@ ipt_open(FILE *f, const struct fw_plan *p, const struct fw_open *o)
 			"300000 -j DROP\n",
 			m, o->family == AF_INET ? 4 : 6,
 			o->family == AF_INET ? 32 : 64, p->rate, p->burst);
-	for (i = 0; i < li->allow.n; i++) {
-		if (li->allow.v[i].family != o->family)
+	for (i = 0; i < o->allow->n; i++) {
+		if (o->allow->v[i].family != o->family)
 			continue;
-		cidr_text(&li->allow.v[i], net, sizeof(net));
+		cidr_text(&o->allow->v[i], net, sizeof(net));
 		fprintf(f, "%s -s %s -j ACCEPT\n", m, net);
 	}
-	fprintf(f, "%s -j %s\n", m, li->allow.n > 0 ? "DROP" : "ACCEPT");
+	fprintf(f, "%s -j %s\n", m, o->allow->n > 0 ? "DROP" : "ACCEPT");
 }
 
 static void
@@ -325,28 +344,28 @@ ufw_open(FILE *f, const struct fw_open *o)
 
 	fprintf(f, "# %s (%s) %s\n", li->name,
 		listener_proto_name(li->proto), o->text);
-	for (i = 0; i < li->deny.n; i++) {
-		if (li->deny.v[i].family != o->family)
+	for (i = 0; i < o->deny->n; i++) {
+		if (o->deny->v[i].family != o->family)
 			continue;
-		cidr_text(&li->deny.v[i], net, sizeof(net));
+		cidr_text(&o->deny->v[i], net, sizeof(net));
 		fprintf(f, "ufw prepend deny proto tcp from %s to %s port %u "
 			"comment 'godwit %s'\n", net, ufw_to(o), o->port,
 			li->name);
 	}
-	for (i = 0; i < li->allow.n; i++) {
-		if (li->allow.v[i].family != o->family)
+	for (i = 0; i < o->allow->n; i++) {
+		if (o->allow->v[i].family != o->family)
 			continue;
-		cidr_text(&li->allow.v[i], net, sizeof(net));
+		cidr_text(&o->allow->v[i], net, sizeof(net));
 		fprintf(f, "ufw %s proto tcp from %s to %s port %u "
 			"comment 'godwit %s'\n", verb, net, ufw_to(o), o->port,
 			li->name);
 	}
-	if (li->allow.n == 0)
+	if (o->allow->n == 0)
 		fprintf(f, "ufw %s proto tcp from %s to %s port %u "
 			"comment 'godwit %s'\n", verb,
 			o->family == AF_INET ? "0.0.0.0/0" : "::/0", ufw_to(o),
 			o->port, li->name);
-	else if (cidr_count(&li->allow, o->family) == 0)
+	else if (cidr_count(o->allow, o->family) == 0)
 		fputs("# no network of this family in allow: stays closed\n",
 		      f);
 }
@@ -397,21 +416,21 @@ fwd_open(FILE *f, const struct fw_plan *p, const struct fw_open *o)
 			 p->rate);
 	else
 		snprintf(accept, sizeof(accept), "accept");
-	for (i = 0; i < li->deny.n; i++) {
-		if (li->deny.v[i].family != o->family)
+	for (i = 0; i < o->deny->n; i++) {
+		if (o->deny->v[i].family != o->family)
 			continue;
-		cidr_text(&li->deny.v[i], net, sizeof(net));
+		cidr_text(&o->deny->v[i], net, sizeof(net));
 		fwd_rule(f, o, " priority=\"-10\"", net, "drop");
 	}
-	for (i = 0; i < li->allow.n; i++) {
-		if (li->allow.v[i].family != o->family)
+	for (i = 0; i < o->allow->n; i++) {
+		if (o->allow->v[i].family != o->family)
 			continue;
-		cidr_text(&li->allow.v[i], net, sizeof(net));
+		cidr_text(&o->allow->v[i], net, sizeof(net));
 		fwd_rule(f, o, "", net, accept);
 	}
-	if (li->allow.n == 0)
+	if (o->allow->n == 0)
 		fwd_rule(f, o, "", NULL, accept);
-	else if (cidr_count(&li->allow, o->family) == 0)
+	else if (cidr_count(o->allow, o->family) == 0)
 		fputs("# no network of this family in allow: stays closed\n",
 		      f);
 }

@@ -1197,6 +1197,7 @@ pop3_start(struct session *ses)
 	log_event(LOG_INFO, "pop3", "connect", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip),
 		  LF_STR("listener", s->listener->name),
+		  LF_STR_IF(s->ses.proxy[0] != '\0', "proxy", s->ses.proxy),
 		  LF_STR("tls", s->ses.tls_pending ? "implicit" : "no"));
 	if (!s->ses.tls_pending)
 		greet(s);

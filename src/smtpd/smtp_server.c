@@ -1787,6 +1787,7 @@ smtp_start(struct session *ses)
 
 	log_event(LOG_INFO, "smtp", "connect", LF_STR("session", s->ses.id),
 		  LF_STR("ip", s->ses.ip), LF_STR("listener", l->name),
+		  LF_STR_IF(s->ses.proxy[0] != '\0', "proxy", s->ses.proxy),
 		  LF_BOOL("trusted", s->trusted));
 	checks_connect(s);
 	sf_connect_early(s);

@@ -649,8 +649,10 @@ imap_store_delete(struct imap_store *st, const char *name)
 	}
 	if ((dir = folder_dir(st, name)) == NULL)
 		return -1;
-	/* out of sight first (".." names are no folder), then removed */
-	trash = xasprintf("%s/..deleted.%d.%u", st->root, (int)getpid(), seq++);
+	/* out of sight first (".." names are no folder), then removed; the
+	 * name unique among the nodes sharing the mail_dir */
+	trash = xasprintf("%s/..deleted.%s.%d.%u", st->root, st->host,
+			  (int)getpid(), seq++);
 	r = rename(dir, trash);
 	if (r == 0) {
 		for (size_t i = 0; i < 3; i++)

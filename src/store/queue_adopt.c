@@ -3,7 +3,7 @@
  * source message S (id i, taken here as id L), each durable before the
  * next:
  *   1. P = queue/adopt/<i>.<L>.q, S's file (with L in its envelope when
- *      L is not i), and its state file as <i>.<L>.s;
+ *      L is not i), and its state file as <i>.<L>.s; adopt/ fsynced;
  *   2. T = queue/adopt/<i>.<L>.t, S's SHA-256, then adopt/ fsynced;
  *   3. the commit: .s to queue/state/L, P to queue/incoming/L (or
  *      hold/L), each directory fsynced;
@@ -442,7 +442,10 @@ adopt_one(struct adopt *a, const char *sstate, const char *src_id)
 				queue_id_new(id);
 			while (!id_free(a, id));
 		tpath = xasprintf("%s/%s.%s.t", a->adopt_dir, src_id, id);
+		/* P's name durable before T's: a record must never
+		 * outlive a copy that was not made */
 		if (stage(a, spath, src_id, id, &e, off) < 0 ||
+		    fsync_dir(a->adopt_dir) < 0 ||
 		    write_small(tpath, hex, HASH_HEX) < 0 ||
 		    fsync_dir(a->adopt_dir) < 0) {
 			report(a, ADOPT_FAILED, sstate, src_id, NULL, NULL,

@@ -153,24 +153,33 @@ sqldrv_mysql_parse_dsn(const char *dsn, struct sqldrv_mysql_dsn *d_r,
 			slot = &d.sslcert;
 		else if (strcmp(key, "sslkey") == 0)
 			slot = &d.sslkey;
-		if (strcmp(key, "port") == 0) {
+		if (strcmp(key, "port") == 0 ||
+		    strcmp(key, "connect_timeout") == 0) {
+			bool port = key[0] == 'p';
 			char *end;
 			unsigned long n;
 
 			errno = 0;
 			n = strtoul(val, &end, 10);
 			if (errno != 0 || end == val || *end != '\0' ||
-			    n == 0 || n > 65535) {
-				*error_r = xstrdup("dsn: port must be "
-						   "1..65535");
+			    n == 0 || n > (port ? 65535 : 3600)) {
+				*error_r = xstrdup(port ? "dsn: port must be "
+							  "1..65535"
+							: "dsn: connect_timeout "
+							  "must be 1..3600 "
+							  "(seconds)");
 				goto out;
 			}
-			d.port = (unsigned)n;
+			if (port)
+				d.port = (unsigned)n;
+			else
+				d.connect_timeout = (unsigned)n;
 		} else if (slot == NULL) {
 			*error_r = xasprintf("dsn: unknown key \"%s\" (host, "
 					     "port, user, password, dbname, "
-					     "unix_socket, sslmode, "
-					     "sslrootcert, sslcert, sslkey)",
+					     "unix_socket, connect_timeout, "
+					     "sslmode, sslrootcert, sslcert, "
+					     "sslkey)",
 					     key);
 			goto out;
 		} else {
@@ -350,7 +359,7 @@ mysql_connect(const char *dsn, unsigned timeout_s, struct sqldrv_conn **c_r,
 {
 	struct sqldrv_mysql_dsn d;
 	struct sqldrv_conn *c;
-	unsigned t = timeout_s != 0 ? timeout_s : MYSQL_DEFAULT_TIMEOUT;
+	unsigned t = timeout_s != 0 ? timeout_s : MYSQL_DEFAULT_TIMEOUT, ct = t;
 	my_bool off = 0, on = 1;
 	const char *host;
 	MYSQL *m;
@@ -368,7 +377,9 @@ mysql_connect(const char *dsn, unsigned timeout_s, struct sqldrv_conn **c_r,
 		*error_r = xstrdup("mysql: out of memory");
 		return -1;
 	}
-	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &t);
+	if (d.connect_timeout != 0)
+		ct = d.connect_timeout;
+	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
 	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &t);
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &t);
 	mysql_options(m, MYSQL_OPT_RECONNECT, &off);

@@ -11,10 +11,13 @@ struct sqldrv_mysql_dsn {
 	char *host, *user, *password, *dbname, *unix_socket;
 	char *sslmode, *sslrootcert, *sslcert, *sslkey;
 	unsigned port;		/* 0: the default */
+	unsigned connect_timeout; /* seconds; 0: the caller's timeout */
 };
 
 /*
- * "host=... port=... user=... password='it''s' dbname=... unix_socket=..."
+ * "host=... port=... user=... password='it\'s' dbname=... unix_socket=...
+ * connect_timeout=3" (the keys of libpq's that make sense here, plus
+ * unix_socket and sslmode/sslrootcert/sslcert/sslkey)
  * (values bare or in single quotes, \ escapes the next character).
  * 0, or -1 with *error_r (caller frees); the password is wiped on free.
  */

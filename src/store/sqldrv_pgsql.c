@@ -9,6 +9,9 @@
  * socket (a pulled cable, a frozen VM) is noticed by TCP keepalives and
  * tcp_user_timeout, which libpq passes to the socket; all from timeout_s.
  * Values the DSN sets itself win: they come after ours in the conninfo.
+ * statement_timeout is a SET after the connect rather than an "options"
+ * startup parameter, which poolers such as PgBouncer refuse; a DSN that
+ * names statement_timeout keeps its own.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -41,7 +44,7 @@ static int
 pgsql_connect(const char *dsn, unsigned timeout_s, struct sqldrv_conn **c_r,
 	      char **error_r)
 {
-	char timeout[16], options[96], user_timeout[24];
+	char timeout[16], user_timeout[24], set[64];
 	const char *keys[10], *vals[10];
 	struct sqldrv_conn *c;
 	size_t n = 0;
@@ -50,12 +53,8 @@ pgsql_connect(const char *dsn, unsigned timeout_s, struct sqldrv_conn **c_r,
 	if (timeout_s == 0)
 		timeout_s = 5;
 	snprintf(timeout, sizeof(timeout), "%u", timeout_s);
-	/* statement_timeout in ms: a little more than the connect's */
-	snprintf(options, sizeof(options), "-c statement_timeout=%u",
-		 timeout_s * 1000);
 	snprintf(user_timeout, sizeof(user_timeout), "%u", timeout_s * 1000);
 	keys[n] = "connect_timeout", vals[n++] = timeout;
-	keys[n] = "options", vals[n++] = options;
 	keys[n] = "keepalives", vals[n++] = "1";
 	keys[n] = "keepalives_idle", vals[n++] = "30";
 	keys[n] = "keepalives_interval", vals[n++] = "5";
@@ -79,6 +78,22 @@ pgsql_connect(const char *dsn, unsigned timeout_s, struct sqldrv_conn **c_r,
 	}
 	/* our SQL compares text byte by byte; keep the client's view plain */
 	PQsetClientEncoding(c->pg, "UTF8");
+	if (strstr(dsn, "statement_timeout") == NULL) {
+		PGresult *res;
+
+		snprintf(set, sizeof(set), "SET statement_timeout = %u",
+			 timeout_s * 1000);
+		res = PQexec(c->pg, set);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			*error_r = pg_message("postgresql: statement_timeout",
+					      PQerrorMessage(c->pg));
+			PQclear(res);
+			PQfinish(c->pg);
+			free(c);
+			return -1;
+		}
+		PQclear(res);
+	}
 	*c_r = c;
 	return 0;
 }

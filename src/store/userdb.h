@@ -23,9 +23,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/userdb_query.h"
-
 struct userdb;
+
+/* userdb.queries: in the configuration; NULL: not set */
+struct userdb_queries {
+	char *domain;	/* a row when the domain is ours */
+	char *user;	/* a row when the mailbox exists (and is active) */
+	char *password;	/* first column of the first row: the crypt hash,
+			 * with or without a Dovecot {SCHEME} prefix */
+	char *alias;	/* the targets: each row's first column, a
+			 * comma-separated list (PostfixAdmin's goto) */
+	char *domains;	/* optional: every domain, for doctor and dns */
+};
+
+/* True when any query is set: the read-only mode is on. */
+static inline int
+userdb_queries_set(const struct userdb_queries *q)
+{
+	return q->domain != NULL || q->user != NULL || q->password != NULL ||
+	       q->alias != NULL || q->domains != NULL;
+}
 
 /* userdb: in the configuration */
 struct userdb_config {
@@ -37,7 +54,7 @@ struct userdb_config {
 	char *dsn;		/* postgresql, mysql: the connection string */
 	uint64_t connect_timeout; /* seconds, for the connect and each
 				   * statement of a network backend */
-	/* set: read-only, your own schema (store/userdb_query.c) */
+	/* set: read-only, your own schema (store/userdb_query.h) */
 	struct userdb_queries queries;
 };
 

@@ -255,6 +255,7 @@ struct userdb_q {
 	unsigned timeout_s;
 	struct sqldrv_conn *conn;
 	time_t next_connect;
+	bool down;	/* "disconnected" logged, "reconnected" not yet */
 	struct userdb_query_stmt q[UQ_N];
 	bool has[UQ_N];
 };
@@ -327,6 +328,16 @@ uq_open(const struct userdb_config *udb, bool readonly, struct userdb **db_r,
 	return 0;
 }
 
+static void
+went_down(struct userdb_q *u, const char *error)
+{
+	if (u->down)
+		return;
+	u->down = true;
+	log_event(LOG_WARNING, "userdb", "disconnected",
+		  LF_STR("backend", u->drv->name), LF_STR("error", error));
+}
+
 static int
 uq_connect(struct userdb_q *u, char **error_r)
 {
@@ -342,9 +353,31 @@ uq_connect(struct userdb_q *u, char **error_r)
 	if (u->drv->connect(u->dsn, u->timeout_s, &u->conn, error_r) < 0) {
 		u->conn = NULL;
 		u->next_connect = now + RECONNECT_PAUSE_S;
+		went_down(u, *error_r);
 		return -1;
 	}
+	if (u->down) {
+		u->down = false;
+		log_event(LOG_INFO, "userdb", "reconnected",
+			  LF_STR("backend", u->drv->name));
+	}
 	return 0;
+}
+
+/* Counts the rows handed out: a statement is retried only before any. */
+struct counted {
+	sqldrv_row_fn *fn;
+	void *arg;
+	size_t rows;
+};
+
+static int
+counted_row(void *arg, const char *const *vals, size_t nvals)
+{
+	struct counted *c = arg;
+
+	c->rows++;
+	return c->fn != NULL ? c->fn(c->arg, vals, nvals) : 0;
 }
 
 /*
@@ -360,7 +393,8 @@ uq_run(struct userdb_q *u, enum uq_which which, const char *address,
 	const char *params[USERDB_QUERY_MAX_PARAMS];
 	char local[ADDRESS_MAX + 1];
 	const char *domain, *at;
-	enum sqldrv_error kind;
+	struct counted cr = {row, arg, 0};
+	enum sqldrv_error kind = SQLDRV_ERR_QUERY;
 	char *err = NULL;
 	long r = -1;
 	int attempt;
@@ -371,12 +405,13 @@ uq_run(struct userdb_q *u, enum uq_which which, const char *address,
 				     uq_names[which]);
 		return -1;
 	}
+	/* Longer than any address: nobody's (never a truncated key). */
+	if (strlen(address) > ADDRESS_MAX)
+		return 0;
 	at = strrchr(address, '@');
 	if (at != NULL) {
 		size_t n = (size_t)(at - address);
 
-		if (n > ADDRESS_MAX)
-			n = ADDRESS_MAX;
 		memcpy(local, address, n);
 		local[n] = '\0';
 		domain = at + 1;
@@ -393,23 +428,31 @@ uq_run(struct userdb_q *u, enum uq_which which, const char *address,
 
 		free(err);
 		err = NULL;
-		if (uq_connect(u, &err) < 0)
+		if (uq_connect(u, &err) < 0) {
+			kind = SQLDRV_ERR_CONN;
 			break;
-		r = u->drv->exec(u->conn, st->sql, params, st->nvals, row, arg,
-				 &kind, &err);
+		}
+		r = u->drv->exec(u->conn, st->sql, params, st->nvals,
+				 counted_row, &cr, &kind, &err);
 		if (r >= 0 || kind != SQLDRV_ERR_CONN)
 			break;
+		went_down(u, err);
 		u->drv->close(u->conn);
 		u->conn = NULL;
-		/* A connection made just now that fails is not retried. */
-		if (!had_conn)
+		/* A stale connection (the server restarted while it was
+		 * idle) is replaced once, if no row was handed out; one
+		 * made just now that fails is not. */
+		if (!had_conn || cr.rows > 0)
 			break;
 	}
 	if (r < 0) {
-		log_event(LOG_WARNING, "userdb", "query-failed",
-			  LF_STR("query", uq_names[which]),
-			  LF_STR("backend", u->drv->name),
-			  LF_STR("error", err != NULL ? err : "?"));
+		/* A broken connection is logged once (disconnected); a
+		 * query the server refuses, each time. */
+		if (kind != SQLDRV_ERR_CONN)
+			log_event(LOG_ERR, "userdb", "query-failed",
+				  LF_STR("query", uq_names[which]),
+				  LF_STR("backend", u->drv->name),
+				  LF_STR("error", err != NULL ? err : "?"));
 		*error_r = err != NULL ? err : xstrdup("query failed");
 		return -1;
 	}
@@ -587,8 +630,14 @@ uq_ping(struct userdb *db, char **error_r)
 					  ? "example.invalid"
 					  : "postmaster@example.invalid";
 
-		if (u->has[i] && uq_run(u, i, key, NULL, NULL, error_r) < 0)
+		char *err = NULL;
+
+		if (u->has[i] && uq_run(u, i, key, NULL, NULL, &err) < 0) {
+			*error_r = xasprintf("userdb.queries.%s: %s",
+					     uq_names[i], err);
+			free(err);
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -602,10 +651,11 @@ refuse(char **error_r)
 	return -1;
 }
 
+/* domain add|del, user del */
 static int
-uq_domain_add(struct userdb *db, const char *domain, char **error_r)
+uq_refuse_name(struct userdb *db, const char *name, char **error_r)
 {
-	(void)db, (void)domain;
+	(void)db, (void)name;
 	return refuse(error_r);
 }
 
@@ -625,6 +675,7 @@ uq_user_set_secrets(struct userdb *db, const char *address, const char *hash,
 	return refuse(error_r);
 }
 
+/* alias add|del */
 static int
 uq_alias_change(struct userdb *db, const char *source, const char *target,
 		char **error_r)
@@ -699,11 +750,11 @@ const struct userdb_ops userdb_query_ops = {
 	.password_hash = uq_password_hash,
 	.scram_secret = uq_no_secret,
 	.cram_secret = uq_no_secret,
-	.domain_add = uq_domain_add,
-	.domain_del = uq_domain_add,
+	.domain_add = uq_refuse_name,
+	.domain_del = uq_refuse_name,
 	.domain_list = uq_domain_list,
 	.user_add = uq_user_add,
-	.user_del = uq_domain_add,
+	.user_del = uq_refuse_name,
 	.user_set_secrets = uq_user_set_secrets,
 	.user_list = uq_list_unavailable,
 	.alias_add = uq_alias_change,

@@ -17,16 +17,7 @@
 
 #include <stddef.h>
 
-/* userdb.queries: in the configuration; NULL: not set */
-struct userdb_queries {
-	char *domain;	/* a row when the domain is ours */
-	char *user;	/* a row when the mailbox exists (and is active) */
-	char *password;	/* first column of the first row: the crypt hash,
-			 * with or without a Dovecot {SCHEME} prefix */
-	char *alias;	/* the targets: each row's first column, a
-			 * comma-separated list (PostfixAdmin's goto) */
-	char *domains;	/* optional: every domain, for doctor and dns */
-};
+/* struct userdb_queries (the configuration) is in store/userdb.h */
 
 enum userdb_query_value {
 	UQV_ADDRESS,	/* %s */
@@ -53,14 +44,6 @@ struct userdb_query_stmt {
 int userdb_query_compile(const char *text, struct userdb_query_stmt *st,
 			 char **error_r);
 void userdb_query_stmt_clear(struct userdb_query_stmt *st);
-
-/* True when any query is set: the read-only mode is on. */
-static inline int
-userdb_queries_set(const struct userdb_queries *q)
-{
-	return q->domain != NULL || q->user != NULL || q->password != NULL ||
-	       q->alias != NULL || q->domains != NULL;
-}
 
 /*
  * A stored password as libcrypt checks it: a Dovecot scheme prefix of the

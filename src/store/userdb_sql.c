@@ -163,8 +163,11 @@ struct userdb_sql {
 	unsigned timeout;
 	struct sqldrv_conn *c;
 	time_t last_attempt; /* of a connect */
+	time_t last_query_log; /* of a "query-failed" line */
 	bool down;	     /* "disconnected" logged, not yet "reconnected" */
 	bool in_txn;
+	bool txn_lost;	     /* the connection dropped inside a transaction:
+			      * every statement fails until the rollback */
 };
 
 static struct userdb_sql *
@@ -241,40 +244,79 @@ drop_conn(struct userdb_sql *s, const char *error)
 	went_down(s, error);
 	s->drv->close(s->c);
 	s->c = NULL;
+	if (s->in_txn)
+		s->txn_lost = true;
 	s->in_txn = false;
+}
+
+/* Counts the rows handed to the caller's callback. */
+struct counted {
+	sqldrv_row_fn *fn;
+	void *arg;
+	size_t rows;
+};
+
+static int
+counted_row(void *arg, const char *const *vals, size_t nvals)
+{
+	struct counted *c = arg;
+
+	c->rows++;
+	return c->fn(c->arg, vals, nvals);
 }
 
 /*
  * One statement: the row count, or -1 with *error_r (error_r may be NULL).
- * A connection found lost is dropped; a SELECT outside a transaction is
- * then tried once more on a new one.
+ * A connection found lost is dropped; a SELECT outside a transaction that
+ * had handed out no row yet is then tried once more on a new one.
  */
 static long
 q(struct userdb_sql *s, const char *sql, const char *const *params,
   size_t nparams, sqldrv_row_fn *row, void *arg, char **error_r)
 {
 	enum sqldrv_error kind = SQLDRV_ERR_QUERY;
+	struct counted cnt = {row, arg, 0};
 	bool retried = false;
 	char *err = NULL;
 	long n;
 
+	if (s->txn_lost) {
+		/* not on a new connection, outside the transaction */
+		set_error(error_r, xasprintf("%s: the connection was lost "
+					     "during a transaction",
+					     s->drv->name));
+		return -1;
+	}
 again:
 	if (get_conn(s, error_r) < 0)
 		return -1;
-	n = s->drv->exec(s->c, sql, params, nparams, row, arg, &kind, &err);
+	n = s->drv->exec(s->c, sql, params, nparams,
+			 row != NULL ? counted_row : NULL, &cnt, &kind, &err);
 	if (n >= 0)
 		return n;
 	if (kind == SQLDRV_ERR_CONN) {
-		bool select = strncmp(sql, "SELECT", 6) == 0;
+		bool in_txn = s->in_txn;
 
 		drop_conn(s, err);
-		if (select && !retried && row == NULL && !s->in_txn) {
-			/* rows already handed out cannot be taken back,
-			 * so only a statement without a callback */
+		if (strncmp(sql, "SELECT", 6) == 0 && !retried && !in_txn &&
+		    cnt.rows == 0) {
 			retried = true;
 			free(err);
 			err = NULL;
 			goto again;
+		}
+	}
+	if (kind != SQLDRV_ERR_CONN && error_r == NULL && err != NULL) {
+		/* a lookup's error reaches no one else (the session only
+		 * answers 451): say it here, at most once a minute, e.g. a
+		 * database without the schema (godwit db init) */
+		time_t now = time(NULL);
+
+		if (now - s->last_query_log >= 60 || now < s->last_query_log) {
+			s->last_query_log = now;
+			log_event(LOG_ERR, "userdb", "query-failed",
+				  LF_STR("backend", s->drv->name),
+				  LF_STR("error", err));
 		}
 	}
 	set_error(error_r, err != NULL ? err : xstrdup("query failed"));
@@ -457,9 +499,10 @@ sql_ping(struct userdb *db, char **error_r)
 static void
 rollback(struct userdb_sql *s)
 {
-	if (s->c != NULL)
+	if (s->c != NULL && !s->txn_lost)
 		q(s, s->d->rollback, NULL, 0, NULL, NULL, NULL);
 	s->in_txn = false;
+	s->txn_lost = false;
 }
 
 /* The tables of migration 1 without godwit_schema: someone else's. */
@@ -558,6 +601,7 @@ sql_transaction(struct userdb *db, enum userdb_txn what, char **error_r)
 	case USERDB_COMMIT:
 		r = run(s, s->d->commit, NULL, 0, NULL, error_r);
 		s->in_txn = false;
+		s->txn_lost = false;
 		return r;
 	case USERDB_ROLLBACK:
 	default:
@@ -672,6 +716,7 @@ txn_end(struct userdb_sql *s, bool own, int r, char **error_r)
 	}
 	r = run(s, s->d->commit, NULL, 0, NULL, error_r);
 	s->in_txn = false;
+	s->txn_lost = false;
 	return r;
 }
 

@@ -171,6 +171,48 @@ def test_shared_mail_dir(make_godwit, shared_mail):
     pb.quit()
     assert len(uid_subjects(a)) == total - 2
 
+    # a node's backup leaves the shared store out, and says so
+    out = a.base / "backup.tar"
+    p = a.run("backup", out, check=True)
+    assert f"not included: mail_dir {shared_mail}" in p.stdout, p.stdout
+
+
+def test_idle_check_without_inotify(make_godwit, shared_mail, monkeypatch):
+    """B's inotify is blinded (GODWIT_TEST_BLIND_WATCH), as on NFS where
+    another node's changes raise no event: the imap.idle_check_interval
+    check alone brings A's deliveries to B's IDLE and to its next
+    command."""
+    a = node(make_godwit, shared_mail)
+    monkeypatch.setenv("GODWIT_TEST_BLIND_WATCH", "1")
+    b = node(make_godwit, shared_mail)
+    monkeypatch.delenv("GODWIT_TEST_BLIND_WATCH")
+    with raw(b) as c:
+        u, t = c.cmd('SELECT "INBOX"')
+        assert "* 0 EXISTS" in u, u
+        tag = c.tag()
+        c.send(f"{tag} IDLE\r\n")
+        assert c.line() == "+ idling"
+        deliver(a, ALICE, message("blind-1"))
+        deadline = time.monotonic() + PUSH_TIMEOUT
+        seen = []
+        while "* 1 EXISTS" not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no EXISTS on B: {seen}"
+            seen.append(c.line(timeout=left))
+        c.send("DONE\r\n")
+        _, tagged = c.until(tag)
+        assert status_of(tagged) == "OK", tagged
+        # between commands: seen once the interval has passed
+        deliver(a, ALICE, message("blind-2"))
+        deadline = time.monotonic() + PUSH_TIMEOUT
+        while True:
+            u, t = c.cmd("NOOP")
+            assert status_of(t) == "OK", t
+            if "* 2 EXISTS" in u:
+                break
+            assert time.monotonic() < deadline, u
+            time.sleep(0.3)
+
 
 # ---- queue adopt --------------------------------------------------------
 
@@ -262,6 +304,8 @@ def test_queue_adopt(make_godwit, shared_mail):
     assert list((b.data_dir / "queue" / "adopt").iterdir()) == []
     lst = b.run("queue", "list", check=True).stdout
     assert held in lst
+    audit = (b.data_dir / "log" / "audit.log").read_text()
+    assert '"action":"queue-adopt"' in audit, audit[-2000:]
 
     # again: nothing to do but report the torn file
     p = b.run("queue", "adopt", a.data_dir)
@@ -295,6 +339,23 @@ def test_queue_adopt(make_godwit, shared_mail):
     assert b.find_messages("adopt-crash-after") == []
     assert len(b.find_messages("adopt-crash-before")) == 1
     assert queue_ids(a, "incoming") == []
+    assert list(adopt.iterdir()) == []
+
+    # a copy staged but never recorded (a crash before the record) is
+    # thrown away and made again: delivered once
+    qid = "1" * 11 + "00004"
+    data = queue_file_text(qid, BOB, message("adopt-unrecorded", to=BOB))
+    place(a, "incoming", qid, data)
+    stale = adopt / f"{qid}.{qid}.q"
+    stale.write_bytes(data[:40])
+    pw = pwd.getpwnam(b.config["user"])
+    os.chown(stale, pw.pw_uid, pw.pw_gid)
+    p = b.run("queue", "adopt", a.data_dir, check=True)
+    assert "1 moved, 0 finished" in p.stdout, p.stdout
+    wait_for(lambda: b.find_messages("adopt-unrecorded"), 20,
+             what="the unrecorded message delivered")
+    time.sleep(1)
+    assert len(b.find_messages("adopt-unrecorded")) == 1
     assert list(adopt.iterdir()) == []
 
     # a queue that is ours, or no queue at all, is refused

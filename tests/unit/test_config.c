@@ -1132,6 +1132,24 @@ static const struct invalid_case invalid_cases[] = {
 	{H "listeners:\n  - protocol: pop3s\n    greet_pause: 10ms\n" CERT,
 	 "t.yaml:4: listeners[0].greet_pause: must be 0 for protocol pop3s "
 	 "(with implicit TLS the client speaks first)"},
+	/* the PROXY protocol needs its balancers named */
+	{H "listeners:\n  - protocol: smtp\n    proxy_protocol: true\n",
+	 "t.yaml:4: listeners[0].proxy_trusted_networks: proxy_protocol needs "
+	 "a non-empty proxy_trusted_networks: the balancers' networks"},
+	{H "listeners:\n  - protocol: imap\n    proxy_protocol: yes\n"
+	   "    proxy_trusted_networks: []\n",
+	 "t.yaml:4: listeners[0].proxy_trusted_networks: proxy_protocol needs "
+	 "a non-empty proxy_trusted_networks: the balancers' networks"},
+	{H "listeners:\n  - protocol: smtp\n    proxy_protocol: true\n"
+	   "    proxy_trusted_networks: [10.0.0.300/32]\n",
+	 "t.yaml:5: listeners[0].proxy_trusted_networks: '10.0.0.300/32': not "
+	 "an IPv4 or IPv6 address"},
+	{H "listeners:\n  - protocol: metrics\n    proxy_protocol: true\n"
+	   "    proxy_trusted_networks: [10.0.0.1]\n",
+	 "t.yaml:4: listeners[0].proxy_protocol: not a key of protocol "
+	 "metrics\n"
+	 "t.yaml:5: listeners[0].proxy_trusted_networks: not a key of "
+	 "protocol metrics"},
 	/* tls, auth, submission, and what listeners need of them. */
 	{H "listeners:\n  - protocol: smtp\n  - protocol: submission\n"
 	   "  - protocol: submissions\n  - protocol: pop3\n"

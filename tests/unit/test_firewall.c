@@ -186,6 +186,42 @@ test_rate_and_names(void **state)
 	config_free(&c);
 }
 
+/*
+ * Behind a balancer (proxy_protocol) only the balancers reach the port:
+ * the listener's allow/deny name clients (the daemon checks them after
+ * the PROXY header), and no per-source rate limit throttles the
+ * balancer.
+ */
+static void
+test_proxy_listener(void **state)
+{
+	static const char y[] =
+		"hostname: mx.example.com\n"
+		"listeners:\n"
+		"  - name: mx\n"
+		"    protocol: smtp\n"
+		"    listen: [\"0.0.0.0:25\"]\n"
+		"    deny: [192.0.2.0/24]\n"
+		"    allow: [198.51.100.0/24]\n"
+		"    proxy_protocol: true\n"
+		"    proxy_trusted_networks: [10.0.0.10/32, \"fd00::10/128\"]\n";
+	struct config *c = load(y);
+	char *nft = rules(c, FW_NFTABLES, 0);
+	char *ipt = rules(c, FW_IPTABLES, AF_INET);
+
+	(void)state;
+	assert_non_null(strstr(nft, "ip saddr != { 10.0.0.10/32 } drop"));
+	assert_null(strstr(nft, "192.0.2.0"));
+	assert_null(strstr(nft, "198.51.100.0"));
+	assert_null(strstr(nft, "limit rate"));
+	assert_before(ipt, "-s 10.0.0.10/32 -j ACCEPT", "-j DROP");
+	assert_null(strstr(ipt, "hashlimit"));
+	assert_null(strstr(ipt, "192.0.2.0"));
+	free(nft);
+	free(ipt);
+	config_free(&c);
+}
+
 int
 main(void)
 {
@@ -194,6 +230,7 @@ main(void)
 		cmocka_unit_test(test_iptables),
 		cmocka_unit_test(test_ufw_firewalld),
 		cmocka_unit_test(test_rate_and_names),
+		cmocka_unit_test(test_proxy_listener),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,7 +31,9 @@ test_dsn(void **state)
 
 	assert_int_equal(sqldrv_mysql_parse_dsn(
 			     "unix_socket=/run/mysqld/mysqld.sock database=x "
-			     "sslmode=require", &d, &err), 0);
+			     "sslmode=require connect_timeout=3", &d, &err),
+			 0);
+	assert_int_equal(d.connect_timeout, 3);
 	assert_string_equal(d.unix_socket, "/run/mysqld/mysqld.sock");
 	assert_string_equal(d.dbname, "x");
 	assert_string_equal(d.sslmode, "require");
@@ -43,6 +45,7 @@ test_dsn(void **state)
 	static const char *const bad[] = {
 		"hots=x", "port=0", "port=65536", "port=12a", "host",
 		"=x", "password='open", "sslmode=sometimes",
+		"connect_timeout=0", "connect_timeout=x",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = NULL;

@@ -9,6 +9,7 @@
 
 #include "unit.h"
 
+#include "lib/strbuf.h"
 #include "mail/userdump.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -178,21 +179,20 @@ test_round_trip(void **state)
 {
 	/* control characters are refused both ways: none here */
 	static const char odd[] = "q\"u\\o/t e\xc3\xa9@x.test";
-	char *buf = NULL, *line, *save = NULL;
-	size_t len = 0;
+	struct strbuf b = {0};
+	char *buf, *line, *save = NULL;
 	struct userdump_rec r;
 	const char *err;
-	FILE *f = open_memstream(&buf, &len);
 	int n = 0;
 
 	(void)state;
-	userdump_write_header(f);
-	userdump_write_domain(f, "x.test");
-	userdump_write_user(f, odd, "$y$h", "SCRAM-SHA-256$4096:a$b:c", NULL);
-	userdump_write_user(f, "b@x.test", "h", NULL, "cram");
-	userdump_write_alias(f, "@x.test", odd);
-	userdump_write_end(f, 1, 2, 1);
-	fclose(f);
+	userdump_write_header(&b);
+	userdump_write_domain(&b, "x.test");
+	userdump_write_user(&b, odd, "$y$h", "SCRAM-SHA-256$4096:a$b:c", NULL);
+	userdump_write_user(&b, "b@x.test", "h", NULL, "cram");
+	userdump_write_alias(&b, "@x.test", odd);
+	userdump_write_end(&b, 1, 2, 1);
+	buf = strbuf_steal(&b);
 	for (line = strtok_r(buf, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save), n++) {
 		if (userdump_parse_line(line, strlen(line), &r, &err) != 0)
