@@ -16,10 +16,10 @@ check_config(const struct config *c)
 	if (c->hostname == NULL || c->data_dir == NULL ||
 	    c->userdb.backend == NULL)
 		abort();
-	/* sqlite has a file and no dsn; the network backends the reverse */
+	/* sqlite has a file and no dsn; the network backends a dsn */
 	if (strcmp(c->userdb.backend, "sqlite") == 0
 		? c->userdb.path == NULL || c->userdb.dsn != NULL
-		: c->userdb.dsn == NULL || c->userdb.path != NULL)
+		: c->userdb.dsn == NULL)
 		abort();
 	if (c->smtp.max_command_line < 512 || c->smtp.max_command_line > 4096 ||
 	    c->smtp.max_text_line < 1000 || c->smtp.max_text_line > 65536 ||

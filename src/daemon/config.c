@@ -620,6 +620,9 @@ static const struct conf_key auth_keys[] = {
      SPAN(0, 60000, "0..60s", 1000), .doc = "the first failure's delay"},
     {"delay_max", CONF_DURATION_MS, F(auth_config, delay_max_ms),
      SPAN(0, 300000, "0..5m", 15000), .doc = "the growing delay's cap"},
+    {"cache_ttl", CONF_DURATION, F(auth_config, cache_ttl),
+     SPAN(0, 3600, "0..1h", 30),
+     .doc = "a confirmed password logs in again without a database lookup"},
 };
 
 static const struct conf_key account_limit_keys[] = {

@@ -380,6 +380,7 @@ worker_open(struct worker *w, const struct config *config,
 	w->srv.committer = committer_new(w->srv.base, config->data_dir,
 					 config->mail_dir, config->hostname);
 	committer_set_audit(w->srv.committer, config->audit.enabled);
+	auth_cache_set_ttl(config->auth.cache_ttl);
 	if ((w->srv.authq = authq_new(w->srv.base, &config->userdb,
 				      &error)) == NULL)
 		fatalx("user database: %s", error);

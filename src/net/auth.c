@@ -60,6 +60,15 @@ dummy_hash(void)
  * An entry holds HMAC-SHA-256 of the password under a random per-process
  * key and SHA-256 of the stored hash (a password change makes it stale).
  * Failures are never cached: every wrong password pays the full hash.
+ *
+ * Two times per entry. `expires` (an hour after the hash was computed):
+ * while the database still returns the same hash, a matching password
+ * skips the hash. `confirmed_ms` (the last time the database returned that
+ * hash): within auth.cache_ttl of it, a matching password skips the
+ * database lookup too, so a password change or a deleted user reaches
+ * this node up to cache_ttl late (0: always ask the database). A password
+ * that does not match always goes to the database, and a database that
+ * is down does not stop a login still within cache_ttl.
  * Only the auth thread touches the cache.
  */
 #define CACHE_SIZE 1024
@@ -69,11 +78,21 @@ struct cache_entry {
 	char account[320];
 	unsigned char hash_digest[32];
 	unsigned char pw_mac[32];
-	time_t expires;
+	time_t expires;		/* the hash may be skipped until then */
+	uint64_t confirmed_ms;	/* last seen in the database (mono_ms) */
 };
 
 static struct cache_entry *cache;
 static unsigned char cache_key[32];
+static uint64_t cache_lookup_ttl_ms;	/* auth.cache_ttl; set before the
+					 * thread starts */
+
+void
+auth_cache_set_ttl(uint64_t seconds)
+{
+	cache_lookup_ttl_ms =
+	    (seconds > CACHE_TTL_S ? CACHE_TTL_S : seconds) * 1000;
+}
 
 static unsigned
 cache_slot(const char *account)
@@ -86,30 +105,57 @@ cache_slot(const char *account)
 }
 
 static void
-cache_macs(const char *hash, const char *password, unsigned char digest[32],
-	   unsigned char mac[32])
+cache_mac(const char *password, unsigned char mac[32])
 {
 	unsigned int len = 32;
 
-	SHA256((const unsigned char *)hash, strlen(hash), digest);
 	HMAC(EVP_sha256(), cache_key, sizeof(cache_key),
 	     (const unsigned char *)password, strlen(password), mac, &len);
 }
 
+/* The account's entry, or NULL. */
+static struct cache_entry *
+cache_find(const char *account)
+{
+	struct cache_entry *e;
+
+	if (cache == NULL)
+		return NULL;
+	e = &cache[cache_slot(account)];
+	return strcmp(e->account, account) == 0 ? e : NULL;
+}
+
+/* Within cache_ttl of the database's last word, and the same password? */
+static bool
+cache_fresh(const char *account, const char *password)
+{
+	struct cache_entry *e = cache_find(account);
+	unsigned char mac[32];
+	uint64_t now = mono_ms();
+
+	if (e == NULL || e->expires < time(NULL) || now < e->confirmed_ms ||
+	    now - e->confirmed_ms >= cache_lookup_ttl_ms)
+		return false;
+	cache_mac(password, mac);
+	return CRYPTO_memcmp(mac, e->pw_mac, 32) == 0;
+}
+
+/* The database returned `hash`: may the hash computation be skipped? */
 static bool
 cache_hit(const char *account, const char *hash, const char *password)
 {
-	struct cache_entry *e;
+	struct cache_entry *e = cache_find(account);
 	unsigned char digest[32], mac[32];
 
-	if (cache == NULL)
+	if (e == NULL || e->expires < time(NULL))
 		return false;
-	e = &cache[cache_slot(account)];
-	if (e->expires < time(NULL) || strcmp(e->account, account) != 0)
+	SHA256((const unsigned char *)hash, strlen(hash), digest);
+	cache_mac(password, mac);
+	if (CRYPTO_memcmp(digest, e->hash_digest, 32) != 0 ||
+	    CRYPTO_memcmp(mac, e->pw_mac, 32) != 0)
 		return false;
-	cache_macs(hash, password, digest, mac);
-	return CRYPTO_memcmp(digest, e->hash_digest, 32) == 0 &&
-	       CRYPTO_memcmp(mac, e->pw_mac, 32) == 0;
+	e->confirmed_ms = mono_ms();
+	return true;
 }
 
 static void
@@ -124,8 +170,20 @@ cache_store(const char *account, const char *hash, const char *password)
 	}
 	e = &cache[cache_slot(account)];
 	snprintf(e->account, sizeof(e->account), "%s", account);
-	cache_macs(hash, password, e->hash_digest, e->pw_mac);
+	SHA256((const unsigned char *)hash, strlen(hash), e->hash_digest);
+	cache_mac(password, e->pw_mac);
+	e->confirmed_ms = mono_ms();
 	e->expires = time(NULL) + CACHE_TTL_S;
+}
+
+/* The database says the account is gone: so is its entry. */
+static void
+cache_forget(const char *account)
+{
+	struct cache_entry *e = cache_find(account);
+
+	if (e != NULL)
+		OPENSSL_cleanse(e, sizeof(*e));
 }
 
 static int
@@ -135,13 +193,19 @@ verify_password(void *ctx, const char *user, const char *password)
 	char account[320], *hash = NULL;
 	int r;
 
-	r = auth_normalize(user, account, sizeof(account)) < 0
+	if (auth_normalize(user, account, sizeof(account)) < 0)
+		account[0] = '\0';
+	else if (cache_fresh(account, password))
+		return 1;
+	r = account[0] == '\0'
 		    ? 0
 		    : db->ops->password_hash(db, account, &hash);
 	if (r < 0)
 		return -1;
 	if (r == 0 || hash == NULL) {
 		/* unknown: the same cost as a known user */
+		if (account[0] != '\0')
+			cache_forget(account);
 		if (dummy_hash() != NULL)
 			password_verify(password, dummy_hash());
 		free(hash);

@@ -76,7 +76,16 @@ struct auth_config {
 	uint64_t ban_time;		/* seconds an IP is banned; 1h */
 	uint64_t delay_base_ms;		/* first failure's delay; 1000 */
 	uint64_t delay_max_ms;		/* cap of the growing delay; 15000 */
+	uint64_t cache_ttl;		/* seconds a confirmed password skips
+					 * the database; 30, 0 = never */
 };
+
+/*
+ * auth.cache_ttl for this process's password cache (net/auth.c): within
+ * that many seconds of the database confirming an account's hash, the
+ * same password logs in without a lookup. Call before authq_new().
+ */
+void auth_cache_set_ttl(uint64_t seconds);
 
 struct auth_job {
 	struct sasl_session *sasl;	/* owned by the job while out */

@@ -389,25 +389,30 @@ def test_authenticated_relay_on_port_25(sub):
     assert len(g.queue_files()) == 1
 
 
+def _smtp_login(g, pw):
+    s = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=20)
+    s.starttls(context=ctx())
+    try:
+        s.login("alice@example.test", pw)
+        return True
+    except smtplib.SMTPAuthenticationError:
+        return False
+    finally:
+        s.close()
+
+
 def test_auth_cache_never_admits_a_wrong_or_old_password(sub):
     """Successful logins are cached (one yescrypt per hour per user); the
-    cache must still refuse a wrong password, and forget the old password
-    when it is changed."""
+    cache must still refuse a wrong password, and with auth.cache_ttl 0
+    (every login asks the database) forget the old password at once when
+    it is changed."""
     # smtplib's login() tries every mechanism: each wrong password counts
     # twice, so this test needs room below the ban threshold
     g = sub({"auth": {"delay_base": "50ms", "delay_max": "100ms",
-                      "max_failures_ip": 20}})
+                      "max_failures_ip": 20, "cache_ttl": 0}})
 
     def login(pw):
-        s = smtplib.SMTP("127.0.0.1", g.sub_port, timeout=20)
-        s.starttls(context=ctx())
-        try:
-            s.login("alice@example.test", pw)
-            return True
-        except smtplib.SMTPAuthenticationError:
-            return False
-        finally:
-            s.close()
+        return _smtp_login(g, pw)
 
     assert login(PASSWORD)
     assert login(PASSWORD)                  # from the cache
@@ -416,6 +421,37 @@ def test_auth_cache_never_admits_a_wrong_or_old_password(sub):
           input="a brand new password\n", check=True)
     assert not login(PASSWORD)              # the old one is gone
     assert login("a brand new password")
+
+
+def test_auth_cache_ttl_bounds_an_old_password(sub):
+    """auth.cache_ttl: a password the database confirmed logs in again
+    without a lookup for that long, so a password change reaches the
+    node at most cache_ttl late; past it the old password fails, the new
+    one works. A wrong password is never served from the cache."""
+    ttl = 2.0
+    g = sub({"workers": 1,
+             "auth": {"delay_base": "50ms", "delay_max": "100ms",
+                      "max_failures_ip": 20, "cache_ttl": "2s"}})
+    assert _smtp_login(g, PASSWORD)
+    confirmed = time.monotonic()
+    assert not _smtp_login(g, PASSWORD + "x")
+    g.run("user", "passwd", "alice@example.test", "--password-stdin",
+          input="a brand new password\n", check=True)
+    # the new password is not the cached one: asked, and right
+    assert _smtp_login(g, "a brand new password")
+    # that login replaced the entry: the old password goes to the
+    # database at once
+    assert not _smtp_login(g, PASSWORD)
+    # again, this time nobody logs in with the new password first
+    g.run("user", "passwd", "alice@example.test", "--password-stdin",
+          input=PASSWORD + "\n", check=True)
+    assert _smtp_login(g, PASSWORD)
+    confirmed = time.monotonic()
+    g.run("user", "passwd", "alice@example.test", "--password-stdin",
+          input="a third password\n", check=True)
+    time.sleep(max(0.0, confirmed + ttl + 0.2 - time.monotonic()))
+    assert not _smtp_login(g, PASSWORD)
+    assert _smtp_login(g, "a third password")
 
 
 def test_plain_empty_password_is_a_failed_login(sub):

@@ -45,6 +45,8 @@ def g(godwit_root, cert):
     crt, key = cert
     gw = Godwit(godwit_base(godwit_root, "udbasync"),
                 {"workers": 1, "smtp": {"vrfy": True},
+                 # every login asks the database, which these tests lock
+                 "auth": {"cache_ttl": 0},
                  "tls": {"certificates": [{"cert": str(crt),
                                            "key": str(key)}]}})
     gw.add_submission()

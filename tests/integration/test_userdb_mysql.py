@@ -91,8 +91,11 @@ def make_sql_godwit(root, name, cert, userdb, cls=SqlGodwit, **kw):
                   {"userdb": userdb,
                    "tls": {"certificates": [{"cert": str(crt),
                                              "key": str(key)}]},
+                   # cache_ttl 0: every login asks the database, which
+                   # these tests stop
                    "auth": {"delay_base": "10ms", "delay_max": "20ms",
-                            "max_failures_ip": 1000}}, **kw)
+                            "max_failures_ip": 1000, "cache_ttl": 0}},
+                  **kw)
     with_listeners(g)
     return g
 

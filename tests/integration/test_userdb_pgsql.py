@@ -5,7 +5,8 @@ init|migrate|export|import`, the admin commands, and the daemon with
 `userdb: {backend: postgresql}` — RCPT, POP3 (poplib), IMAP (imaplib),
 SMTP AUTH PLAIN and SCRAM-SHA-256 (smtplib), users moved from SQLite by
 export/import — and what happens when PostgreSQL goes away and comes back
-while the daemon runs, or is down when it starts.
+while the daemon runs, or is down when it starts, and logins served by
+auth.cache_ttl while it is stopped.
 """
 
 import base64
@@ -275,6 +276,9 @@ def test_move_from_sqlite_and_serve_from_postgresql(make_godwit, pg, pgdb,
     r = g.run("db", "import", "--replace", torn)
     assert r.returncode == 1 and "no end line" in r.stderr
 
+    # every login asks the database (test_auth_cache_ttl_while_... shows
+    # the cache)
+    g.config.setdefault("auth", {})["cache_ttl"] = 0
     with_listeners(g, cert)
     g.start()
     assert rcpt(g, ALICE)[0] == 250
@@ -368,6 +372,43 @@ def test_daemon_starts_while_postgresql_is_down(make_godwit, pg, pgdb,
              what="RCPT to work once PostgreSQL is up")
     wait_for(lambda: _pop3_ok(g), 15, interval=0.3, what="POP3 login")
     wait_for(lambda: _scram_ok(g), 15, interval=0.3, what="SCRAM login")
+
+
+def test_auth_cache_ttl_while_postgresql_is_down(make_godwit, pg, pgdb,
+                                                cert):
+    """auth.cache_ttl: within it after a login PostgreSQL confirmed, the
+    same password logs in again (POP3 USER/PASS, IMAP LOGIN) while
+    PostgreSQL is stopped; past it, or with another password, the
+    temporary failure as without a cache."""
+    ttl = 5.0
+    g = make_godwit(start=False, users=(), aliases=None)
+    use_pg(g, pg, pgdb)
+    g.run("db", "init", check=True)
+    g.admin("domain", "add", "example.test")
+    g.admin("user", "add", ALICE, "--password-stdin", input=PASSWORD + "\n")
+    g.config["workers"] = 1     # one worker: one cache
+    g.config["auth"] = {"cache_ttl": "5s", "delay_base": "10ms",
+                        "delay_max": "20ms"}
+    with_listeners(g, cert)
+    g.start()
+    assert pop3_login(g).startswith(b"+OK")
+    confirmed = time.monotonic()
+    pg.stop()
+    try:
+        assert time.monotonic() - confirmed < ttl - 1, "pg.stop too slow"
+        assert pop3_login(g).startswith(b"+OK")
+        assert imap_login(g)[0] == "OK"
+        # not the cached password: the database, which is down
+        with pytest.raises(poplib.error_proto) as e:
+            pop3_login(g, password="wrong")
+        assert b"[SYS/TEMP]" in e.value.args[0], e.value.args
+        time.sleep(max(0.0, confirmed + ttl + 0.2 - time.monotonic()))
+        with pytest.raises(poplib.error_proto) as e:
+            pop3_login(g)
+        assert b"[SYS/TEMP]" in e.value.args[0], e.value.args
+    finally:
+        pg.start()
+    wait_for(lambda: _pop3_ok(g), 15, interval=0.3, what="POP3 login")
 
 
 def test_db_commands_on_sqlite(make_godwit, tmp_path):
