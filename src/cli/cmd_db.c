@@ -38,13 +38,6 @@ is_sqlite(const struct config *config)
 	return b == NULL || strcmp(b, "sqlite") == 0;
 }
 
-/* Opened, connected (a network backend connects lazily otherwise). */
-static struct userdb *
-open_db(const struct config *config, bool readonly)
-{
-	return cli_open_db(config, readonly);
-}
-
 /* False, said on stderr, for a database whose schema is not godwit's. */
 static bool
 manages_schema(const struct userdb *db)
@@ -69,9 +62,7 @@ migrate_and_list(struct userdb *db, size_t *n_r, int *version_r, char **err)
 
 	if (db->ops->migrate(db, &done, &n, err) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		printf("%s\n", done[i]);
-	userdb_string_list_free(&done, n);
+	cli_print_list(&done, n);
 	*n_r = n;
 	return db->ops->schema_version(db, version_r, &latest, err);
 }
@@ -88,7 +79,7 @@ db_init(const struct config *config)
 	if (is_sqlite(config) && stat(config->userdb.path, &sb) == 0 &&
 	    sb.st_size > 0) {
 		/* any read-write open would upgrade it: look first */
-		if ((db = open_db(config, true)) == NULL)
+		if ((db = cli_open_db(config, true)) == NULL)
 			return 1;
 		if (db->ops->schema_version(db, &v, &latest, &err) == 0)
 			err = xasprintf("%s already has a godwit schema "
@@ -98,7 +89,7 @@ db_init(const struct config *config)
 		userdb_close(&db);
 		return cli_fail_free(&err);
 	}
-	if ((db = open_db(config, false)) == NULL)
+	if ((db = cli_open_db(config, false)) == NULL)
 		return 1;
 	if (!manages_schema(db))
 		goto out;
@@ -130,7 +121,7 @@ db_migrate(const struct config *config)
 	size_t n = 0;
 	int v = 0, r = 1;
 
-	if ((db = open_db(config, false)) == NULL)
+	if ((db = cli_open_db(config, false)) == NULL)
 		return 1;
 	if (!manages_schema(db))
 		goto out;
@@ -227,7 +218,7 @@ db_export(const struct config *config, const char *path)
 	int fd = -1, r = 1;
 	bool txn = false;
 
-	if ((db = open_db(config, true)) == NULL)
+	if ((db = cli_open_db(config, true)) == NULL)
 		return 1;
 	if (path != NULL) {
 		/* the secrets in it are the keys to every mailbox */
@@ -499,7 +490,7 @@ db_import(const struct config *config, const char *path, bool replace)
 		fclose(f);
 	if (e < 0)
 		goto out;
-	if ((db = open_db(config, false)) == NULL)
+	if ((db = cli_open_db(config, false)) == NULL)
 		goto out;
 	if (db->ops->transaction == NULL) {
 		cli_fail("this user database is read-only (userdb.queries "
