@@ -161,11 +161,21 @@ fuzz-smoke: $(FUZZ_BINS)
 fuzz: $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory fuzz-smoke FUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS)
 
-# test_soak.py measures memory on the normal build (GODWIT_PLAIN_BIN)
+# test_soak.py measures memory on the normal build (GODWIT_PLAIN_BIN).
+# The tests mostly wait (on daemons, peers, timers), so they run in
+# PYTEST_JOBS processes (pytest-xdist), a whole file per process. Their
+# directories go below a 0755 directory of our own: the daemon user must
+# reach them, and pytest sets its own /tmp/pytest-of-root back to 0700
+# whenever a session starts. Kept when a test failed, removed otherwise.
+PYTEST_JOBS ?= 2
 integration: build/asan/godwit build/godwit build/tests/syncrec.so build/asan/tools/dkim_verify
+	@base=$$(mktemp -d /tmp/godwit-it-XXXXXX) && chmod 755 $$base && \
 	GODWIT_BIN=$(CURDIR)/build/asan/godwit \
 	GODWIT_PLAIN_BIN=$(CURDIR)/build/godwit \
-		$(PYTEST) -q tests/integration $(PYTEST_ARGS)
+		$(PYTEST) -q -p no:cacheprovider -n $(PYTEST_JOBS) --dist loadfile \
+		--basetemp=$$base tests/integration $(PYTEST_ARGS); \
+	rc=$$?; if [ $$rc -eq 0 ]; then rm -rf $$base; \
+	else echo "integration: test directories kept in $$base"; fi; exit $$rc
 
 format:
 	clang-format -i $(SRCS) $(MAIN) $(HDRS) $(UNIT_SRCS) $(FUZZ_SRCS)

@@ -7,7 +7,7 @@ set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libevent-dev libssl-dev libunbound-dev libsqlite3-dev libcrypt-dev libyaml-dev
-libcmocka-dev python3 python3-pytest swaks libio-socket-inet6-perl
+libcmocka-dev python3 python3-pytest python3-pytest-xdist swaks libio-socket-inet6-perl
 libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl curl openssl sqlite3 postfix
 iproute2 procps fetchmail unbound python3-aiosmtpd
 sasl2-bin libsasl2-modules libsasl2-modules-db
